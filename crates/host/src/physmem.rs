@@ -1,0 +1,263 @@
+//! Physical memory: guest RAM is one host memfd, sized by `mem=`, backed
+//! lazily by the host (untouched pages cost nothing), mapped once into
+//! ruml's own address space. The kernel reads and writes guest memory
+//! through that mapping; stub processes map frames of the same file with
+//! MAP_SHARED|MAP_FIXED, so both see the same bytes.
+//!
+//! Frames are allocated in runs (so a whole VMA range can be mapped with one
+//! host mmap) and reference counted (copy-on-write sharing, page cache).
+//! A frame whose count drops to zero has its backing punched out of the
+//! memfd: the host gets the memory back and the next owner reads zeros.
+//!
+//! Locking: the free-run map is behind one mutex taken only to allocate or
+//! free; reference counts are atomics.
+
+use std::collections::BTreeMap;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use crate::sys::check;
+use crate::HostError;
+
+pub const PAGE_SIZE: u64 = 4096;
+
+/// A page frame number: the frame's byte offset in physmem is `pfn * 4096`.
+pub type Pfn = u64;
+
+/// Guest RAM. See the module documentation.
+pub struct PhysMem {
+    fd: RawFd,
+    base: *mut u8,
+    pages: u64,
+    refs: Box<[AtomicU32]>,
+    /// Free runs: start pfn → length in pages.
+    free: Mutex<BTreeMap<Pfn, u64>>,
+}
+
+// SAFETY: `base` points at a MAP_SHARED mapping that lives as long as the
+// PhysMem; all access goes through raw-pointer copies.
+unsafe impl Send for PhysMem {}
+// SAFETY: see above; the allocator state is behind a Mutex and atomics.
+unsafe impl Sync for PhysMem {}
+
+impl PhysMem {
+    /// Creates guest RAM of `bytes` (rounded up to pages).
+    pub fn new(bytes: u64) -> Result<PhysMem, HostError> {
+        let pages = bytes.div_ceil(PAGE_SIZE).max(16);
+        let name = c"ruml-physmem";
+        // SAFETY: a valid C string and flags.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(HostError::last(
+                "memfd_create for guest memory (ruml needs Linux >= 3.17 with memfd)",
+            ));
+        }
+        // SAFETY: fd is ours.
+        check(unsafe { libc::ftruncate(fd, (pages * PAGE_SIZE) as i64) } as i64, "sizing physmem")?;
+        // SAFETY: mapping a file we own, whole, shared; no fixed address.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                (pages * PAGE_SIZE) as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(HostError::last("mapping physmem into ruml"));
+        }
+        let refs = (0..pages).map(|_| AtomicU32::new(0)).collect();
+        let mut free = BTreeMap::new();
+        free.insert(0, pages);
+        Ok(PhysMem { fd, base: base.cast(), pages, refs, free: Mutex::new(free) })
+    }
+
+    /// The memfd, for stub processes to map frames from.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    pub fn total_pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// Pages not allocated to anyone.
+    pub fn free_pages(&self) -> u64 {
+        self.lock_free().values().sum()
+    }
+
+    fn lock_free(&self) -> std::sync::MutexGuard<'_, BTreeMap<Pfn, u64>> {
+        self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Allocates a run of between 1 and `want` zeroed frames, each with a
+    /// reference count of 1: the first free run that holds all of `want`,
+    /// else the largest there is. None when physmem is full.
+    pub fn alloc_run(&self, want: u64) -> Option<(Pfn, u64)> {
+        let want = want.max(1);
+        let mut free = self.lock_free();
+        let pick = free
+            .iter()
+            .find(|(_, &len)| len >= want)
+            .or_else(|| free.iter().max_by_key(|(_, &len)| len))
+            .map(|(&s, &l)| (s, l))?;
+        let (start, len) = pick;
+        free.remove(&start);
+        let got = len.min(want);
+        if len > got {
+            free.insert(start + got, len - got);
+        }
+        drop(free);
+        for pfn in start..start + got {
+            self.refs[pfn as usize].store(1, Ordering::Relaxed);
+        }
+        Some((start, got))
+    }
+
+    /// Allocates one zeroed frame with a reference count of 1.
+    pub fn alloc(&self) -> Option<Pfn> {
+        self.alloc_run(1).map(|(p, _)| p)
+    }
+
+    /// Takes another reference to an allocated frame.
+    pub fn get(&self, pfn: Pfn) {
+        self.refs[pfn as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The number of references to a frame.
+    pub fn refcount(&self, pfn: Pfn) -> u32 {
+        self.refs[pfn as usize].load(Ordering::Acquire)
+    }
+
+    /// Drops a reference; the last one frees the frame.
+    pub fn put(&self, pfn: Pfn) {
+        self.put_many(&[pfn]);
+    }
+
+    /// Drops one reference to each frame; frees those that reach zero,
+    /// punching their backing out of the memfd in runs.
+    pub fn put_many(&self, pfns: &[Pfn]) {
+        let mut dead: Vec<Pfn> = Vec::new();
+        for &pfn in pfns {
+            let Some(r) = self.refs.get(pfn as usize) else { continue };
+            if r.fetch_sub(1, Ordering::AcqRel) == 1 {
+                dead.push(pfn);
+            }
+        }
+        if dead.is_empty() {
+            return;
+        }
+        dead.sort_unstable();
+        let mut runs: Vec<(Pfn, u64)> = Vec::new();
+        for pfn in dead {
+            match runs.last_mut() {
+                Some((s, l)) if *s + *l == pfn => *l += 1,
+                _ => runs.push((pfn, 1)),
+            }
+        }
+        for &(start, len) in &runs {
+            // SAFETY: punching a range of our own memfd; it reads as zeros after.
+            let r = unsafe {
+                libc::fallocate(
+                    self.fd,
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    (start * PAGE_SIZE) as i64,
+                    (len * PAGE_SIZE) as i64,
+                )
+            };
+            if r < 0 {
+                // No hole punching (an odd host): zero by hand instead.
+                // SAFETY: the run lies inside physmem and nobody holds it.
+                unsafe { std::ptr::write_bytes(self.page_ptr(start), 0, (len * PAGE_SIZE) as usize) };
+            }
+        }
+        let mut free = self.lock_free();
+        for (start, len) in runs {
+            let (mut s, mut l) = (start, len);
+            if let Some((&ps, &pl)) = free.range(..s).next_back() {
+                if ps + pl == s {
+                    free.remove(&ps);
+                    s = ps;
+                    l += pl;
+                }
+            }
+            if let Some(&nl) = free.get(&(s + l)) {
+                free.remove(&(s + l));
+                l += nl;
+            }
+            free.insert(s, l);
+        }
+    }
+
+    /// The kernel's pointer to a frame. Guest threads may write the same
+    /// memory concurrently; callers copy with raw pointer operations only.
+    pub fn page_ptr(&self, pfn: Pfn) -> *mut u8 {
+        assert!(pfn < self.pages, "pfn {pfn} outside physmem");
+        // SAFETY: inside the mapping, checked above.
+        unsafe { self.base.add((pfn * PAGE_SIZE) as usize) }
+    }
+
+    /// Copies bytes out of a frame, starting at `off` within it.
+    pub fn read(&self, pfn: Pfn, off: usize, buf: &mut [u8]) {
+        assert!(off + buf.len() <= PAGE_SIZE as usize);
+        // SAFETY: the range lies in one frame of the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(self.page_ptr(pfn).add(off), buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// Copies bytes into a frame, starting at `off` within it.
+    pub fn write(&self, pfn: Pfn, off: usize, data: &[u8]) {
+        assert!(off + data.len() <= PAGE_SIZE as usize);
+        // SAFETY: the range lies in one frame of the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.page_ptr(pfn).add(off), data.len()) }
+    }
+
+    /// Copies one whole frame into another (copy-on-write).
+    pub fn copy_page(&self, from: Pfn, to: Pfn) {
+        // SAFETY: two distinct frames inside the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(self.page_ptr(from), self.page_ptr(to), PAGE_SIZE as usize) }
+    }
+
+    /// Zeroes part of a frame.
+    pub fn zero(&self, pfn: Pfn, off: usize, len: usize) {
+        assert!(off + len <= PAGE_SIZE as usize);
+        // SAFETY: the range lies in one frame of the mapping.
+        unsafe { std::ptr::write_bytes(self.page_ptr(pfn).add(off), 0, len) }
+    }
+}
+
+impl Drop for PhysMem {
+    fn drop(&mut self) {
+        // SAFETY: unmapping and closing what new() made.
+        unsafe {
+            libc::munmap(self.base.cast(), (self.pages * PAGE_SIZE) as usize);
+            libc::close(self.fd);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_free_coalesce_and_zero() {
+        let pm = PhysMem::new(64 * PAGE_SIZE).unwrap();
+        let (a, n) = pm.alloc_run(8).unwrap();
+        assert_eq!(n, 8);
+        pm.write(a, 0, b"dirty");
+        pm.get(a);
+        pm.put(a);
+        assert_eq!(pm.refcount(a), 1);
+        let all: Vec<Pfn> = (a..a + 8).collect();
+        pm.put_many(&all);
+        assert_eq!(pm.free_pages(), 64);
+        let (b, n) = pm.alloc_run(64).unwrap();
+        assert_eq!((b, n), (0, 64));
+        let mut buf = [1u8; 5];
+        pm.read(a, 0, &mut buf);
+        assert_eq!(buf, [0; 5], "a freed frame comes back zeroed");
+    }
+}

@@ -1,0 +1,160 @@
+//! The stub: the only code in a guest address space that is not the
+//! guest's. It is a handful of instructions, written here in assembly and
+//! copied into a tiny ELF that each stub process executes, so the process
+//! image holds nothing of ruml (no binary, heap, stack or libraries).
+//!
+//! Layout at the top of the guest address space (above the guest's
+//! TASK_SIZE, so the guest can never map, unmap or protect it):
+//!
+//! - `STUB_CODE`: one read+execute page: the ELF header and the code.
+//! - `STUB_DATA`: one page of physmem, read+write, where the kernel writes
+//!   batches of map/unmap/protect requests and reads their results.
+//!
+//! Entry points in the code:
+//! - `entry`: `int3` — stops the fresh process for its tracer.
+//! - `syscall1`: `syscall; int3` — one system call from registers.
+//! - `batch`: runs the requests in the data page until a terminator or the
+//!   first error, then `int3`.
+//!
+//! Under ptrace the guest runs with PTRACE_SYSEMU, so a guest that jumps
+//! into this code executes only emulated system calls: the stub's host
+//! system calls happen only when the kernel itself resumes it with
+//! PTRACE_CONT at one of these entry points.
+
+use std::sync::OnceLock;
+
+/// Where the stub's code page is mapped in every stub process.
+pub const STUB_CODE: u64 = 0x7fff_f000_0000;
+/// Where the stub's data page (one physmem frame) is mapped.
+pub const STUB_DATA: u64 = STUB_CODE + 0x1000;
+/// The end of the stub's area.
+pub const STUB_END: u64 = STUB_CODE + 0x2000;
+/// The highest address a guest may use, plus one (the guest's TASK_SIZE).
+pub const GUEST_TOP: u64 = STUB_CODE;
+/// The host file descriptor of physmem inside every stub process.
+pub const STUB_PHYSMEM_FD: i32 = 3;
+
+/// Offset of the code within the code page (after the ELF headers).
+const CODE_OFFSET: u64 = 0x100;
+
+/// One request of a batch: a system call number and six arguments; the
+/// stub writes the result. `nr == u64::MAX` ends the batch.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StubRequest {
+    pub nr: u64,
+    pub args: [u64; 6],
+    pub result: u64,
+}
+
+/// How many requests fit in the data page (one slot is kept for the end).
+pub const BATCH_MAX: usize = (4096 / std::mem::size_of::<StubRequest>()) - 1;
+
+std::arch::global_asm!(
+    ".pushsection .rodata.ruml_stub,\"a\"",
+    ".globl ruml_stub_code_start",
+    "ruml_stub_code_start:",
+    "ruml_stub_entry:",
+    "    int3",
+    "ruml_stub_syscall1:",
+    "    syscall",
+    "    int3",
+    "ruml_stub_batch:",
+    "    movabs rbx, {data}",
+    "2:",
+    "    mov rax, [rbx]",
+    "    cmp rax, -1",
+    "    je 3f",
+    "    mov rdi, [rbx + 8]",
+    "    mov rsi, [rbx + 16]",
+    "    mov rdx, [rbx + 24]",
+    "    mov r10, [rbx + 32]",
+    "    mov r8, [rbx + 40]",
+    "    mov r9, [rbx + 48]",
+    "    syscall",
+    "    mov [rbx + 56], rax",
+    "    cmp rax, -4095",
+    "    jae 3f",
+    "    add rbx, 64",
+    "    jmp 2b",
+    "3:",
+    "    int3",
+    ".globl ruml_stub_code_end",
+    "ruml_stub_code_end:",
+    ".popsection",
+    data = const STUB_DATA,
+);
+
+extern "C" {
+    static ruml_stub_code_start: u8;
+    static ruml_stub_code_end: u8;
+}
+
+/// Addresses of the stub's entry points in a stub process.
+pub const ENTRY: u64 = STUB_CODE + CODE_OFFSET;
+pub const SYSCALL1: u64 = ENTRY + 1;
+pub const BATCH: u64 = ENTRY + 4;
+
+fn code_bytes() -> &'static [u8] {
+    // SAFETY: both symbols are in the same section defined above.
+    unsafe {
+        let s = &raw const ruml_stub_code_start;
+        let e = &raw const ruml_stub_code_end;
+        std::slice::from_raw_parts(s, e as usize - s as usize)
+    }
+}
+
+/// The stub's ELF image: one PT_LOAD page, read+execute, at STUB_CODE.
+pub fn elf_image() -> &'static [u8] {
+    static IMAGE: OnceLock<Vec<u8>> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let code = code_bytes();
+        let mut img = vec![0u8; 4096];
+        // ELF header.
+        img[0..4].copy_from_slice(b"\x7fELF");
+        img[4] = 2; // ELFCLASS64
+        img[5] = 1; // little endian
+        img[6] = 1; // EV_CURRENT
+        put16(&mut img, 16, 2); // ET_EXEC
+        put16(&mut img, 18, 62); // EM_X86_64
+        put32(&mut img, 20, 1);
+        put64(&mut img, 24, ENTRY);
+        put64(&mut img, 32, 64); // e_phoff
+        put16(&mut img, 52, 64); // e_ehsize
+        put16(&mut img, 54, 56); // e_phentsize
+        put16(&mut img, 56, 1); // e_phnum
+        // Program header: PT_LOAD R+X, the whole page.
+        let ph = 64;
+        put32(&mut img, ph, 1);
+        put32(&mut img, ph + 4, 5);
+        put64(&mut img, ph + 8, 0);
+        put64(&mut img, ph + 16, STUB_CODE);
+        put64(&mut img, ph + 24, STUB_CODE);
+        put64(&mut img, ph + 32, 4096);
+        put64(&mut img, ph + 40, 4096);
+        put64(&mut img, ph + 48, 4096);
+        img[CODE_OFFSET as usize..CODE_OFFSET as usize + code.len()].copy_from_slice(code);
+        img
+    })
+}
+
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn code_fits_and_starts_with_int3() {
+        let c = super::code_bytes();
+        assert_eq!(c[0], 0xcc);
+        assert_eq!(&c[1..4], &[0x0f, 0x05, 0xcc]);
+        assert!(c.len() < 4096 - super::CODE_OFFSET as usize);
+    }
+}

@@ -1,0 +1,74 @@
+//! Boot: physical memory, host checks, the root filesystem, init.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ruml_host::PhysMem;
+
+use crate::task::{self, exit, ExitStatus, Task};
+
+/// What the command line asked for.
+pub struct BootConfig {
+    /// Guest RAM in bytes (`mem=`).
+    pub mem: u64,
+    /// Host directory of the root filesystem (`root=`/`hostfs=`).
+    pub root: PathBuf,
+    /// init's path inside the guest and its argv and environment.
+    pub init: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    pub quiet: bool,
+}
+
+/// Boots the instance and runs init to its end. Returns ruml's exit
+/// status: init's exit code, or 128 + the signal that killed it.
+pub fn boot(cfg: BootConfig) -> Result<i32, String> {
+    crate::log::start(cfg.quiet);
+    crate::log::info(&format!(
+        "Linux version {} (ruml {}) {}",
+        task::syscalls::UTS_RELEASE,
+        env!("CARGO_PKG_VERSION"),
+        task::syscalls::UTS_VERSION
+    ));
+    crate::log::info(&format!("Kernel command line: root={} init={}", cfg.root.display(), String::from_utf8_lossy(&cfg.init)));
+    let phys = Arc::new(PhysMem::new(cfg.mem).map_err(|e| format!("cannot create guest memory: {e}"))?);
+    crate::log::info(&format!("Memory: {}K available (physmem is a memfd, backed lazily)", phys.total_pages() * 4));
+    ruml_host::checks::run(&phys, &|l| crate::log::info(l)).map_err(|e| e.to_string())?;
+    crate::log::info("Execution backend: ptrace (PTRACE_SYSEMU, skas0-style stub processes)");
+    let k = crate::init_kernel(crate::Kernel {
+        page_cache: crate::mm::pagecache::PageCache::new(phys.clone()),
+        phys,
+        tasks: task::TaskTable::new(),
+        hostname: std::sync::Mutex::new(b"ruml".to_vec()),
+    });
+    let fs = crate::fs::boot(&crate::fs::FsConfig { root: cfg.root.clone(), read_only: true })
+        .map_err(|e| format!("cannot mount the root filesystem {}: {e}", cfg.root.display()))?;
+    crate::log::info(&format!("VFS: Mounted root (hostfs filesystem, {}) readonly.", cfg.root.display()));
+    let files = crate::fs::console_fdtable().map_err(|e| format!("cannot open the console: {e}"))?;
+    let pid = {
+        let tree = k.tasks.lock();
+        k.tasks.alloc_pid(&tree)
+    };
+    let mm = crate::mm::Mm::new(k.phys.clone(), crate::mm::TASK_SIZE / 2);
+    let init = Task::new(pid, mm, files, fs, Default::default());
+    task::syscalls::register_init(&init);
+    crate::log::info(&format!("Run {} as init process", String::from_utf8_lossy(&cfg.init)));
+    let regs = crate::exec::exec(&init, &cfg.init, cfg.argv, cfg.envp)
+        .map_err(|e| format!("cannot execute init {}: {e}", String::from_utf8_lossy(&cfg.init)))?;
+    let t = init.clone();
+    std::thread::Builder::new()
+        .name("init".into())
+        .spawn(move || task::run(t, regs, None))
+        .map_err(|e| format!("cannot start init's thread: {e}"))?;
+    let mut halt = exit::HALT.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if let Some(st) = *halt {
+            crate::log::info(&format!("init exited: {st:?}; halting"));
+            return Ok(match st {
+                ExitStatus::Exited(c) => c & 0xff,
+                ExitStatus::Killed { signo, .. } => 128 + signo,
+            });
+        }
+        halt = exit::HALTED.wait(halt).unwrap_or_else(|p| p.into_inner());
+    }
+}

@@ -1,0 +1,247 @@
+//! Open file descriptions.
+//!
+//! An [`OpenFile`] is what open(2) creates and dup/fork share: the path it
+//! was opened at, its operations, its status flags and its position.
+//! Locking: `flags` is atomic (F_SETFL); `pos` is a Mutex held across one
+//! read/write/getdents of a seekable file, so concurrent users of a shared
+//! description each see a consistent position. Streams never take it.
+//! An OpenFile lives as long as any descriptor (or mapping, or exec in
+//! progress) holds its `Arc`; dropping the last reference releases the
+//! underlying object (a host descriptor, a pipe end).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::types::{oflags::*, DirSink, FileType, Stat};
+use crate::fs::vfs::{FileOps, Path};
+
+/// An open file description; see the module doc.
+pub struct OpenFile {
+    pub path: Path,
+    ops: Option<Arc<dyn FileOps>>,
+    flags: AtomicU32,
+    pos: Mutex<u64>,
+}
+
+/// What descriptors hold.
+pub type FileRef = Arc<OpenFile>;
+
+/// The largest count one read or write transfers (Linux's MAX_RW_COUNT).
+pub const MAX_RW_COUNT: usize = 0x7fff_f000;
+
+impl OpenFile {
+    /// A file opened with `flags` (open(2) flags; open-only ones dropped).
+    /// `ops` is None for O_PATH descriptors.
+    pub fn new(path: Path, ops: Option<Arc<dyn FileOps>>, flags: u32) -> FileRef {
+        let kept = (flags & !OPEN_ONLY) | O_LARGEFILE;
+        Arc::new(OpenFile { path, ops, flags: AtomicU32::new(kept), pos: Mutex::new(0) })
+    }
+
+    /// Status flags and access mode, as F_GETFL reports them.
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// F_SETFL: changes only the flags Linux lets it change.
+    pub fn set_status_flags(&self, new: u32) {
+        let _ = self.flags.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+            Some((old & !SETFL_MASK) | (new & SETFL_MASK))
+        });
+    }
+
+    /// FIONBIO.
+    pub fn set_nonblocking(&self, on: bool) {
+        if on {
+            self.flags.fetch_or(O_NONBLOCK, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!O_NONBLOCK, Ordering::Relaxed);
+        }
+    }
+
+    pub fn nonblocking(&self) -> bool {
+        self.flags() & O_NONBLOCK != 0
+    }
+
+    /// An O_PATH descriptor: no I/O at all.
+    pub fn is_path_only(&self) -> bool {
+        self.ops.is_none()
+    }
+
+    /// Opened for reading.
+    pub fn can_read(&self) -> bool {
+        self.ops.is_some() && matches!(self.flags() & O_ACCMODE, O_RDONLY | O_RDWR)
+    }
+
+    /// Opened for writing.
+    pub fn can_write(&self) -> bool {
+        self.ops.is_some() && matches!(self.flags() & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+
+    pub fn file_type(&self) -> FileType {
+        self.path.inode().file_type()
+    }
+
+    /// The operations; EBADF for O_PATH descriptors.
+    pub fn ops(&self) -> KResult<&Arc<dyn FileOps>> {
+        self.ops.as_ref().ok_or(crate::errno!(EBADF))
+    }
+
+    fn lock_pos(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.pos.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current position.
+    pub fn pos(&self) -> u64 {
+        *self.lock_pos()
+    }
+
+    /// read(2): at the file position (advancing it) for seekable files.
+    pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {
+        if !self.can_read() {
+            return error!(EBADF);
+        }
+        if self.file_type() == FileType::Directory {
+            return error!(EISDIR);
+        }
+        let ops = self.ops()?;
+        if !ops.seekable() {
+            return ops.read(self, 0, buf);
+        }
+        let mut pos = self.lock_pos();
+        let n = ops.read(self, *pos, buf)?;
+        *pos += n as u64;
+        Ok(n)
+    }
+
+    /// pread semantics: at `off`, position untouched (exec and mmap use it
+    /// too, so it does not require read access mode beyond a real file).
+    pub fn read_at(&self, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        if self.file_type() == FileType::Directory {
+            return error!(EISDIR);
+        }
+        let ops = self.ops()?;
+        if !ops.seekable() {
+            return error!(ESPIPE);
+        }
+        if off > i64::MAX as u64 {
+            return error!(EINVAL);
+        }
+        ops.read(self, off, buf)
+    }
+
+    /// write(2): at the position (or the end, with O_APPEND).
+    pub fn write(&self, buf: &[u8]) -> KResult<usize> {
+        if !self.can_write() {
+            return error!(EBADF);
+        }
+        let ops = self.ops()?;
+        if !ops.seekable() {
+            return ops.write(self, 0, buf);
+        }
+        let mut pos = self.lock_pos();
+        if self.flags() & O_APPEND != 0 {
+            *pos = ops.size()?;
+        }
+        let n = ops.write(self, *pos, buf)?;
+        *pos += n as u64;
+        Ok(n)
+    }
+
+    /// pwrite(2). (Linux quirk kept: with O_APPEND, pwrite appends.)
+    pub fn write_at(&self, off: u64, buf: &[u8]) -> KResult<usize> {
+        if !self.can_write() {
+            return error!(EBADF);
+        }
+        let ops = self.ops()?;
+        if !ops.seekable() {
+            return error!(ESPIPE);
+        }
+        if off > i64::MAX as u64 {
+            return error!(EINVAL);
+        }
+        let off = if self.flags() & O_APPEND != 0 { ops.size()? } else { off };
+        ops.write(self, off, buf)
+    }
+
+    /// lseek(2).
+    pub fn seek(&self, off: i64, whence: u32) -> KResult<u64> {
+        let ops = self.ops()?;
+        if !ops.seekable() {
+            return error!(ESPIPE);
+        }
+        if whence > 4 {
+            return error!(EINVAL);
+        }
+        let mut pos = self.lock_pos();
+        if let Some(r) = ops.llseek(*pos, off, whence) {
+            let new = r?;
+            *pos = new;
+            return Ok(new);
+        }
+        let size = || -> KResult<i64> { Ok(ops.size()?.min(i64::MAX as u64) as i64) };
+        let new: i64 = match whence {
+            0 => off,
+            1 => (*pos as i64).checked_add(off).ok_or(crate::errno!(EOVERFLOW))?,
+            2 => size()?.checked_add(off).ok_or(crate::errno!(EOVERFLOW))?,
+            3 => {
+                // SEEK_DATA: everything is data.
+                let s = size()?;
+                if off < 0 || off >= s {
+                    return error!(ENXIO);
+                }
+                off
+            }
+            _ => {
+                // SEEK_HOLE: the only hole is at the end.
+                let s = size()?;
+                if off < 0 || off >= s {
+                    return error!(ENXIO);
+                }
+                s
+            }
+        };
+        if new < 0 {
+            return error!(EINVAL);
+        }
+        *pos = new as u64;
+        Ok(new as u64)
+    }
+
+    /// getdents64 / getdents: entries from the position on.
+    pub fn getdents(&self, sink: &mut DirSink) -> KResult<()> {
+        let ops = self.ops()?;
+        if self.file_type() != FileType::Directory {
+            return error!(ENOTDIR);
+        }
+        let mut pos = self.lock_pos();
+        let mut p = *pos;
+        let r = ops.getdents(self, &mut p, sink);
+        *pos = p;
+        r
+    }
+
+    /// fstat: the open file's attributes.
+    pub fn stat(&self) -> KResult<Stat> {
+        if let Some(ops) = &self.ops {
+            if let Some(st) = ops.stat() {
+                return st;
+            }
+        }
+        self.path.inode().stat()
+    }
+
+    /// The file's size (exec, mmap).
+    pub fn size(&self) -> KResult<u64> {
+        match &self.ops {
+            Some(ops) if self.file_type() == FileType::Regular => ops.size(),
+            _ => Ok(self.stat()?.size),
+        }
+    }
+
+    /// (dev, ino) identity for the page cache; ENODEV if not mmappable.
+    pub fn mmap_key(&self) -> KResult<(u64, u64)> {
+        self.ops()?.mmap_key()
+    }
+}

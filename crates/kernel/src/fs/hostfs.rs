@@ -1,0 +1,371 @@
+//! hostfs: a host directory as a filesystem, confined beneath its root.
+//!
+//! Each inode stores its path *relative to the hostfs root*, made only of
+//! names the kernel's own walk looked up (so no symlink and no `..` in it),
+//! plus the host stat from when it was looked up. Every host operation goes
+//! through [`ruml_host::hostfile::HostRoot`], which opens beneath the root
+//! with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS: a component swapped for a
+//! symlink on the host fails instead of escaping. Symlinks are read, never
+//! followed, by the host: the kernel walk resolves their targets against
+//! the guest's root.
+//!
+//! Directories on host pseudo filesystems (procfs, sysfs, ...) look empty.
+//! Host device nodes, FIFOs and sockets show in listings and stat but can
+//! not be opened (EACCES / ENXIO). No host descriptor is kept per inode;
+//! an open file holds one.
+
+use std::path::Path as HostPath;
+use std::sync::Arc;
+
+use ruml_host::hostfile::{HostFile, HostRoot, HostStat, OpenMode};
+
+use crate::errno::{Errno, KResult};
+use crate::error;
+use crate::fs::file::OpenFile;
+use crate::fs::types::{encode_dev, oflags::*, DirSink, FileType, Stat, StatFs, ST_RDONLY};
+use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey};
+
+fn host_err(e: i32) -> Errno {
+    let e = Errno::from_host(e);
+    if crate::errno::trace_enabled() {
+        eprintln!("ruml: hostfs: host errno {e:?}");
+    }
+    e
+}
+
+/// One hostfs instance.
+pub struct HostFs {
+    root: HostRoot,
+    read_only: bool,
+}
+
+impl HostFs {
+    /// Opens host directory `dir` as a hostfs; returns its root inode.
+    pub fn new(dir: &HostPath, read_only: bool) -> KResult<Arc<HostInode>> {
+        let root = HostRoot::new(dir).map_err(host_err)?;
+        let fs = Arc::new(HostFs { root, read_only });
+        let st = fs.root.lookup(b"").map_err(host_err)?;
+        if !st.is_dir() {
+            return error!(ENOTDIR);
+        }
+        Ok(Arc::new(HostInode { fs, rel: Vec::new(), st }))
+    }
+}
+
+/// A hostfs inode; see the module doc.
+pub struct HostInode {
+    fs: Arc<HostFs>,
+    /// Relative to the hostfs root; empty for the root.
+    rel: Vec<u8>,
+    /// The host's stat at lookup time (type and identity never change).
+    st: HostStat,
+}
+
+fn to_stat(st: &HostStat) -> Stat {
+    Stat {
+        dev: (st.dev_major, st.dev_minor),
+        ino: st.ino,
+        mode: st.mode,
+        nlink: st.nlink as u64,
+        uid: st.uid,
+        gid: st.gid,
+        rdev: (st.rdev_major, st.rdev_minor),
+        size: st.size,
+        blksize: st.blksize,
+        blocks: st.blocks,
+        atime: st.atime,
+        mtime: st.mtime,
+        ctime: st.ctime,
+        btime: st.btime,
+        attributes: st.attributes,
+        attributes_mask: st.attributes_mask,
+    }
+}
+
+impl HostInode {
+    fn child_rel(&self, name: &[u8]) -> Vec<u8> {
+        let mut rel = self.rel.clone();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(name);
+        rel
+    }
+
+    fn expect(&self) -> (u32, u32, u64) {
+        (self.st.dev_major, self.st.dev_minor, self.st.ino)
+    }
+
+    fn check_name(name: &[u8]) -> KResult<()> {
+        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+            return error!(EINVAL);
+        }
+        Ok(())
+    }
+
+    fn writable(&self) -> KResult<()> {
+        if self.fs.read_only {
+            return error!(EROFS);
+        }
+        if self.st.pseudo {
+            return error!(EACCES);
+        }
+        Ok(())
+    }
+}
+
+impl Inode for HostInode {
+    fn file_type(&self) -> FileType {
+        FileType::from_mode(self.st.mode)
+    }
+
+    fn key(&self) -> InodeKey {
+        (encode_dev(self.st.dev_major, self.st.dev_minor), self.st.ino)
+    }
+
+    fn stat(&self) -> KResult<Stat> {
+        // Fresh from the host: sizes and times change under us.
+        match self.fs.root.lookup(&self.rel) {
+            Ok(st) if (st.dev_major, st.dev_minor, st.ino) == self.expect() => Ok(to_stat(&st)),
+            // Replaced or removed on the host since: what we knew.
+            _ => Ok(to_stat(&self.st)),
+        }
+    }
+
+    fn statfs(&self) -> KResult<StatFs> {
+        let s = self.fs.root.statfs(&self.rel).map_err(host_err)?;
+        let mut flags = s.flags;
+        if self.fs.read_only {
+            flags |= ST_RDONLY;
+        }
+        Ok(StatFs {
+            f_type: s.f_type,
+            bsize: s.bsize,
+            blocks: s.blocks,
+            bfree: s.bfree,
+            bavail: s.bavail,
+            files: s.files,
+            ffree: s.ffree,
+            fsid: s.fsid,
+            namelen: s.namelen,
+            frsize: s.frsize,
+            flags,
+        })
+    }
+
+    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        if !self.st.is_dir() {
+            return error!(ENOTDIR);
+        }
+        Self::check_name(name).map_err(|_| crate::errno!(ENOENT))?;
+        if self.st.pseudo {
+            return error!(ENOENT);
+        }
+        let rel = self.child_rel(name);
+        let st = self.fs.root.lookup(&rel).map_err(host_err)?;
+        Ok(Arc::new(HostInode { fs: self.fs.clone(), rel, st }))
+    }
+
+    fn readlink(&self, _caller: &Caller<'_>) -> KResult<Vec<u8>> {
+        if self.file_type() != FileType::Symlink {
+            return error!(EINVAL);
+        }
+        self.fs.root.readlink(&self.rel).map_err(host_err)
+    }
+
+    fn open(&self, flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        match self.file_type() {
+            FileType::Regular => {
+                let mode = match flags & O_ACCMODE {
+                    O_WRONLY => OpenMode::Write,
+                    O_RDWR => OpenMode::ReadWrite,
+                    _ => OpenMode::Read,
+                };
+                if mode != OpenMode::Read || flags & O_TRUNC != 0 {
+                    self.writable()?;
+                }
+                let trunc = flags & O_TRUNC != 0 && mode != OpenMode::Read;
+                let file = self.fs.root.open(&self.rel, mode, trunc, self.expect()).map_err(host_err)?;
+                Ok(Arc::new(HostRegFile { file, key: self.key() }))
+            }
+            FileType::Directory => {
+                if self.st.pseudo {
+                    return Ok(Arc::new(HostDirFile { file: None, st: self.st }));
+                }
+                let file = self.fs.root.open(&self.rel, OpenMode::Read, false, self.expect()).map_err(host_err)?;
+                Ok(Arc::new(HostDirFile { file: Some(file), st: self.st }))
+            }
+            FileType::Symlink => error!(ELOOP),
+            // Host device nodes are never opened.
+            FileType::CharDevice | FileType::BlockDevice => error!(EACCES),
+            FileType::Fifo | FileType::Socket => error!(ENXIO),
+        }
+    }
+
+    fn create(&self, name: &[u8], mode: u32, flags: u32) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
+        Self::check_name(name)?;
+        self.writable()?;
+        let om = match flags & O_ACCMODE {
+            O_WRONLY => OpenMode::Write,
+            O_RDWR => OpenMode::ReadWrite,
+            _ => OpenMode::Read,
+        };
+        let file = self.fs.root.create(&self.rel, name, mode, om).map_err(host_err)?;
+        let mut st = file.stat().map_err(host_err)?;
+        st.pseudo = false;
+        let inode = Arc::new(HostInode { fs: self.fs.clone(), rel: self.child_rel(name), st });
+        let key = inode.key();
+        Ok((inode, Arc::new(HostRegFile { file, key })))
+    }
+
+    fn mkdir(&self, name: &[u8], mode: u32) -> KResult<()> {
+        Self::check_name(name)?;
+        self.writable()?;
+        self.fs.root.mkdir(&self.rel, name, mode).map_err(host_err)
+    }
+
+    fn unlink(&self, name: &[u8]) -> KResult<()> {
+        Self::check_name(name)?;
+        self.writable()?;
+        self.fs.root.unlink(&self.rel, name, false).map_err(host_err)
+    }
+
+    fn rmdir(&self, name: &[u8]) -> KResult<()> {
+        Self::check_name(name)?;
+        self.writable()?;
+        self.fs.root.unlink(&self.rel, name, true).map_err(host_err)
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8]) -> KResult<()> {
+        Self::check_name(name)?;
+        self.writable()?;
+        self.fs.root.symlink(&self.rel, name, target).map_err(host_err)
+    }
+
+    fn rename(&self, name: &[u8], new_dir: &dyn Inode, new_name: &[u8], flags: u32) -> KResult<()> {
+        Self::check_name(name)?;
+        Self::check_name(new_name)?;
+        self.writable()?;
+        let Some(nd) = new_dir.as_any().downcast_ref::<HostInode>() else {
+            return error!(EXDEV);
+        };
+        if !Arc::ptr_eq(&self.fs, &nd.fs) {
+            return error!(EXDEV);
+        }
+        nd.writable()?;
+        self.fs.root.rename(&self.rel, name, &nd.rel, new_name, flags).map_err(host_err)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// An open hostfs regular file.
+struct HostRegFile {
+    file: HostFile,
+    key: InodeKey,
+}
+
+impl FileOps for HostRegFile {
+    fn read(&self, _f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.file.pread(off, buf).map_err(host_err)
+    }
+    fn write(&self, _f: &OpenFile, off: u64, buf: &[u8]) -> KResult<usize> {
+        self.file.pwrite(off, buf).map_err(host_err)
+    }
+    fn size(&self) -> KResult<u64> {
+        Ok(self.file.stat().map_err(host_err)?.size)
+    }
+    fn stat(&self) -> Option<KResult<Stat>> {
+        Some(self.file.stat().map(|s| to_stat(&s)).map_err(host_err))
+    }
+    fn truncate(&self, len: u64) -> KResult<()> {
+        self.file.truncate(len).map_err(host_err)
+    }
+    fn sync(&self, data_only: bool) -> KResult<()> {
+        self.file.sync(data_only).map_err(host_err)
+    }
+    fn mmap_key(&self) -> KResult<(u64, u64)> {
+        Ok(self.key)
+    }
+    fn bytes_available(&self) -> Option<KResult<usize>> {
+        None
+    }
+}
+
+/// An open hostfs directory: positions are the host's cookies.
+/// `file` is None for directories on host pseudo filesystems, which list
+/// only "." and "..".
+struct HostDirFile {
+    file: Option<HostFile>,
+    st: HostStat,
+}
+
+impl FileOps for HostDirFile {
+    fn read(&self, _f: &OpenFile, _off: u64, _buf: &mut [u8]) -> KResult<usize> {
+        error!(EISDIR)
+    }
+    fn llseek(&self, pos: u64, off: i64, whence: u32) -> Option<KResult<u64>> {
+        match &self.file {
+            Some(f) => Some(f.lseek(off, whence as i32).map_err(host_err)),
+            None => Some(match whence {
+                0 if off >= 0 => Ok(off as u64),
+                1 => (pos as i64).checked_add(off).filter(|&n| n >= 0).map(|n| n as u64).ok_or(crate::errno!(EINVAL)),
+                _ => error!(EINVAL),
+            }),
+        }
+    }
+    fn stat(&self) -> Option<KResult<Stat>> {
+        self.file.as_ref().map(|f| f.stat().map(|s| to_stat(&s)).map_err(host_err))
+    }
+    fn getdents(&self, _f: &OpenFile, pos: &mut u64, sink: &mut DirSink) -> KResult<()> {
+        let Some(file) = &self.file else {
+            // A host pseudo filesystem: "." and ".." only.
+            let names: [&[u8]; 2] = [b".", b".."];
+            while (*pos as usize) < names.len() {
+                if !sink.push(self.st.ino, *pos as i64 + 1, FileType::Directory.dirent_type(), names[*pos as usize]) {
+                    break;
+                }
+                *pos += 1;
+            }
+            if sink.is_empty() && (*pos as usize) < names.len() {
+                return error!(EINVAL);
+            }
+            return Ok(());
+        };
+        // The host's records have the same size as ours: ask for exactly
+        // what fits and copy them in order.
+        let mut hbuf = vec![0u8; sink.remaining()];
+        let n = file.getdents64(&mut hbuf).map_err(host_err)?;
+        let mut at = 0usize;
+        let mut last_off: Option<i64> = None;
+        while at + 19 <= n {
+            let rec = &hbuf[at..n];
+            let ino = u64::from_ne_bytes(rec[0..8].try_into().unwrap_or_default());
+            let off = i64::from_ne_bytes(rec[8..16].try_into().unwrap_or_default());
+            let reclen = u16::from_ne_bytes(rec[16..18].try_into().unwrap_or_default()) as usize;
+            if reclen < 20 || reclen > rec.len() {
+                break;
+            }
+            let d_type = rec[18];
+            let name_area = &rec[19..reclen];
+            let nlen = name_area.iter().position(|&b| b == 0).unwrap_or(name_area.len());
+            if !sink.push(ino, off, d_type, &name_area[..nlen]) {
+                // Cannot happen (same sizes); rewind the host to the entry.
+                if let Some(o) = last_off {
+                    let _ = file.lseek(o, 0);
+                } else {
+                    return error!(EINVAL);
+                }
+                break;
+            }
+            last_off = Some(off);
+            at += reclen;
+        }
+        if let Some(o) = last_off {
+            *pos = o as u64;
+        }
+        Ok(())
+    }
+}

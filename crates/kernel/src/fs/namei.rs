@@ -1,0 +1,201 @@
+//! The kernel-side path walk, component by component, as Linux's namei:
+//! symlinks (at most 40 followed per walk, else ELOOP), `..` never above
+//! the caller's root, mount points crossed both ways, trailing-slash rules,
+//! ENAMETOOLONG for paths of 4096 bytes or more and names over 255.
+//!
+//! Absolute symlink targets resolve against the walker's root (the guest's
+//! root), never the host's: filesystems only ever see single names.
+
+use std::collections::VecDeque;
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::types::FileType;
+use crate::fs::vfs::{Caller, Dentry, Link, Namespace, Path};
+
+/// PATH_MAX, counting the NUL: a path of 4096 bytes or more is too long.
+pub const PATH_MAX: usize = 4096;
+/// NAME_MAX.
+pub const NAME_MAX: usize = 255;
+/// Symlinks one walk may follow (Linux's MAXSYMLINKS).
+pub const MAX_SYMLINKS: usize = 40;
+
+/// One component still to walk. `slash`: a slash followed it, so it must
+/// be a directory (and a symlink there is followed).
+struct Comp {
+    name: Vec<u8>,
+    slash: bool,
+}
+
+fn split(path: &[u8]) -> (bool, Vec<Comp>) {
+    let abs = path.first() == Some(&b'/');
+    let mut comps = Vec::new();
+    let mut it = path.split(|&b| b == b'/').peekable();
+    while let Some(part) = it.next() {
+        if part.is_empty() {
+            if let Some(last) = comps.last_mut() {
+                let c: &mut Comp = last;
+                c.slash = true;
+            }
+            continue;
+        }
+        let followed = it.peek().is_some();
+        comps.push(Comp { name: part.to_vec(), slash: followed });
+    }
+    (abs, comps)
+}
+
+/// Walks paths for one caller: its namespace and root.
+pub struct Walker<'a> {
+    pub ns: &'a Namespace,
+    pub root: Path,
+    pub caller: Caller<'a>,
+}
+
+impl Walker<'_> {
+    /// The parent of `p` for `..`: stays at the root, climbs out of mounts.
+    pub fn parent(&self, p: &Path) -> Path {
+        let mut cur = p.clone();
+        loop {
+            if cur.same_object(&self.root) {
+                return cur;
+            }
+            if cur.is_mount_root() {
+                match &cur.mnt.mountpoint {
+                    Some(mp) => {
+                        cur = mp.clone();
+                        continue;
+                    }
+                    None => return cur,
+                }
+            }
+            break;
+        }
+        let up = match &cur.dentry.parent {
+            Some(parent) => Path { mnt: cur.mnt.clone(), dentry: parent.clone() },
+            None => cur,
+        };
+        self.ns.traverse_mounts(up)
+    }
+
+    /// Looks up one name in directory `dir`, crossing onto anything mounted
+    /// on the result.
+    pub fn lookup_one(&self, dir: &Path, name: &[u8]) -> KResult<Path> {
+        if dir.inode().file_type() != FileType::Directory {
+            return error!(ENOTDIR);
+        }
+        match name {
+            b"." => return Ok(dir.clone()),
+            b".." => return Ok(self.parent(dir)),
+            _ => {}
+        }
+        if name.len() > NAME_MAX {
+            return error!(ENAMETOOLONG);
+        }
+        let inode = dir.inode().lookup(name, &self.caller)?;
+        let child = Path { mnt: dir.mnt.clone(), dentry: Dentry::child(&dir.dentry, name, inode) };
+        Ok(self.ns.traverse_mounts(child))
+    }
+
+    /// Resolves `path` from `start` (used when it is relative). `follow`:
+    /// follow a symlink in the final component (a trailing slash always
+    /// does).
+    pub fn walk(&self, start: &Path, path: &[u8], follow: bool) -> KResult<Path> {
+        if path.is_empty() {
+            return error!(ENOENT);
+        }
+        if path.len() >= PATH_MAX {
+            return error!(ENAMETOOLONG);
+        }
+        let (abs, comps) = split(path);
+        let mut cur = if abs { self.root.clone() } else { start.clone() };
+        let mut queue: VecDeque<Comp> = comps.into();
+        let mut links = 0usize;
+        let mut must_be_dir = path.last() == Some(&b'/');
+        while let Some(c) = queue.pop_front() {
+            let last = queue.is_empty();
+            if last {
+                must_be_dir = c.slash;
+            }
+            let child = self.lookup_one(&cur, &c.name)?;
+            let is_link = child.inode().file_type() == FileType::Symlink;
+            if !is_link || (last && !follow && !c.slash) {
+                cur = child;
+                continue;
+            }
+            links += 1;
+            if links > MAX_SYMLINKS {
+                return error!(ELOOP);
+            }
+            match child.inode().get_link(&self.caller)? {
+                Link::Jump(p) => {
+                    cur = p;
+                }
+                Link::Text(target) => {
+                    if target.is_empty() {
+                        return error!(ENOENT);
+                    }
+                    if target.len() >= PATH_MAX {
+                        return error!(ENAMETOOLONG);
+                    }
+                    let (tabs, mut tcomps) = split(&target);
+                    if tabs {
+                        cur = self.root.clone();
+                    }
+                    if let Some(l) = tcomps.last_mut() {
+                        l.slash |= c.slash;
+                    } else if last {
+                        // The target is "/" (or "//"): we are at a directory.
+                        must_be_dir = false;
+                    }
+                    for tc in tcomps.into_iter().rev() {
+                        queue.push_front(tc);
+                    }
+                }
+            }
+        }
+        if must_be_dir && cur.inode().file_type() != FileType::Directory {
+            return error!(ENOTDIR);
+        }
+        Ok(cur)
+    }
+
+    /// Resolves all but the last component of `path`, for calls that
+    /// create or remove a name: (directory, last name, trailing slash).
+    /// The last name may be "." or ".." (the caller decides what that
+    /// means); for "/" it is ".".
+    pub fn walk_parent(&self, start: &Path, path: &[u8]) -> KResult<(Path, Vec<u8>, bool)> {
+        if path.is_empty() {
+            return error!(ENOENT);
+        }
+        if path.len() >= PATH_MAX {
+            return error!(ENAMETOOLONG);
+        }
+        let trimmed_len = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+        let trailing = trimmed_len < path.len();
+        if trimmed_len == 0 {
+            // "/" or "///".
+            return Ok((self.root.clone(), b".".to_vec(), false));
+        }
+        let trimmed = &path[..trimmed_len];
+        let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+            Some(i) => {
+                let prefix = &trimmed[..i];
+                let dir = if prefix.iter().all(|&b| b == b'/') {
+                    self.root.clone()
+                } else {
+                    self.walk(start, prefix, true)?
+                };
+                (dir, trimmed[i + 1..].to_vec())
+            }
+            None => (start.clone(), trimmed.to_vec()),
+        };
+        if dir.inode().file_type() != FileType::Directory {
+            return error!(ENOTDIR);
+        }
+        if name.len() > NAME_MAX {
+            return error!(ENAMETOOLONG);
+        }
+        Ok((dir, name, trailing))
+    }
+}

@@ -1,0 +1,261 @@
+//! Pipes: a 64 KiB buffer between reader and writer ends.
+//!
+//! A [`Pipe`] is one Mutex-protected ring plus two Condvars (readable,
+//! writable). Each open end ([`PipeEnd`]) counts itself in `readers` /
+//! `writers` while alive; dropping the last writer gives readers EOF,
+//! dropping the last reader gives writers EPIPE. Writes of at most
+//! PIPE_BUF (4096) bytes are atomic: they wait until all of it fits.
+//! Blocking waits block the calling host thread.
+//! TODO(signals): waits are not yet interruptible by guest signals (EINTR /
+//! restart), and EPIPE should also raise SIGPIPE — see
+//! `syscalls::write_result`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::file::{FileRef, OpenFile};
+use crate::fs::types::{encode_dev, oflags::*, FileType, Stat, StatFs, S_IFDIR, S_IFIFO};
+use crate::fs::vfs::{anon_dev, Caller, Dentry, FileOps, Inode, InodeKey, Mount, Path};
+
+/// The default capacity (Linux: 16 pages).
+pub const PIPE_SIZE: usize = 65536;
+/// Writes up to this size are atomic.
+pub const PIPE_BUF: usize = 4096;
+const PIPEFS_MAGIC: i64 = 0x5049_5045;
+
+struct State {
+    buf: VecDeque<u8>,
+    readers: usize,
+    writers: usize,
+}
+
+/// A pipe; see the module doc.
+pub struct Pipe {
+    state: Mutex<State>,
+    readable: Condvar,
+    writable: Condvar,
+}
+
+impl Pipe {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait<'a>(cv: &Condvar, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        cv.wait(g).unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut st = self.lock();
+        loop {
+            if !st.buf.is_empty() {
+                let n = buf.len().min(st.buf.len());
+                for (d, s) in buf.iter_mut().zip(st.buf.drain(..n)) {
+                    *d = s;
+                }
+                drop(st);
+                self.writable.notify_all();
+                return Ok(n);
+            }
+            if st.writers == 0 {
+                return Ok(0);
+            }
+            if nonblock {
+                return error!(EAGAIN);
+            }
+            st = Self::wait(&self.readable, st);
+        }
+    }
+
+    fn write(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let mut st = self.lock();
+        let mut done = 0usize;
+        loop {
+            if st.readers == 0 {
+                return if done > 0 { Ok(done) } else { error!(EPIPE) };
+            }
+            let free = PIPE_SIZE - st.buf.len();
+            let left = data.len() - done;
+            let atomic = data.len() <= PIPE_BUF;
+            if free > 0 && (!atomic || free >= left) {
+                let n = free.min(left);
+                st.buf.extend(&data[done..done + n]);
+                done += n;
+                self.readable.notify_all();
+                if done == data.len() {
+                    return Ok(done);
+                }
+            }
+            if nonblock {
+                return if done > 0 { Ok(done) } else { error!(EAGAIN) };
+            }
+            st = Self::wait(&self.writable, st);
+        }
+    }
+
+    fn available(&self) -> usize {
+        self.lock().buf.len()
+    }
+}
+
+/// One end of a pipe (or both, for an O_RDWR reopen through /proc).
+pub struct PipeEnd {
+    pipe: Arc<Pipe>,
+    read: bool,
+    write: bool,
+}
+
+impl PipeEnd {
+    fn new(pipe: &Arc<Pipe>, read: bool, write: bool) -> Arc<PipeEnd> {
+        {
+            let mut st = pipe.lock();
+            if read {
+                st.readers += 1;
+            }
+            if write {
+                st.writers += 1;
+            }
+        }
+        Arc::new(PipeEnd { pipe: pipe.clone(), read, write })
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        {
+            let mut st = self.pipe.lock();
+            if self.read {
+                st.readers -= 1;
+            }
+            if self.write {
+                st.writers -= 1;
+            }
+        }
+        self.pipe.readable.notify_all();
+        self.pipe.writable.notify_all();
+    }
+}
+
+impl FileOps for PipeEnd {
+    fn read(&self, f: &OpenFile, _off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.pipe.read(buf, f.nonblocking())
+    }
+    fn write(&self, f: &OpenFile, _off: u64, buf: &[u8]) -> KResult<usize> {
+        self.pipe.write(buf, f.nonblocking())
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+    fn bytes_available(&self) -> Option<KResult<usize>> {
+        Some(Ok(self.pipe.available()))
+    }
+}
+
+/// The inode of a pipe on the internal pipefs (fstat, /proc/self/fd).
+struct PipeInode {
+    pipe: Arc<Pipe>,
+    ino: u64,
+    dev: (u32, u32),
+    time: (i64, u32),
+}
+
+impl Inode for PipeInode {
+    fn file_type(&self) -> FileType {
+        FileType::Fifo
+    }
+    fn key(&self) -> InodeKey {
+        (encode_dev(self.dev.0, self.dev.1), self.ino)
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(Stat {
+            dev: self.dev,
+            ino: self.ino,
+            mode: S_IFIFO | 0o600,
+            nlink: 1,
+            blksize: 4096,
+            atime: self.time,
+            mtime: self.time,
+            ctime: self.time,
+            ..Default::default()
+        })
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(StatFs::pseudo(PIPEFS_MAGIC))
+    }
+    /// Reopening through /proc/self/fd/N: a new end of the same pipe.
+    fn open(&self, flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        let (r, w) = match flags & O_ACCMODE {
+            O_RDONLY => (true, false),
+            O_WRONLY => (false, true),
+            _ => (true, true),
+        };
+        Ok(PipeEnd::new(&self.pipe, r, w))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The root of pipefs (never visible: pipefs is not mounted anywhere).
+struct PipeFsRoot {
+    dev: (u32, u32),
+}
+
+impl Inode for PipeFsRoot {
+    fn file_type(&self) -> FileType {
+        FileType::Directory
+    }
+    fn key(&self) -> InodeKey {
+        (encode_dev(self.dev.0, self.dev.1), 1)
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(Stat { dev: self.dev, ino: 1, mode: S_IFDIR | 0o700, nlink: 2, blksize: 4096, ..Default::default() })
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(StatFs::pseudo(PIPEFS_MAGIC))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn pipefs() -> &'static (Arc<Mount>, (u32, u32)) {
+    static PIPEFS: OnceLock<(Arc<Mount>, (u32, u32))> = OnceLock::new();
+    PIPEFS.get_or_init(|| {
+        let dev = anon_dev();
+        (Mount::new("pipefs", Arc::new(PipeFsRoot { dev }), None, false, true), dev)
+    })
+}
+
+fn now() -> (i64, u32) {
+    ruml_host::clock::gettime(0).map(|(s, n)| (s, n as u32)).unwrap_or((0, 0))
+}
+
+/// pipe2(2)'s work: a new pipe's (read end, write end). `flags` may hold
+/// O_NONBLOCK (O_CLOEXEC is the descriptor's business).
+pub fn new_pipe(flags: u32) -> (FileRef, FileRef) {
+    static NEXT_INO: AtomicU64 = AtomicU64::new(1000);
+    let (mnt, dev) = pipefs();
+    let pipe = Arc::new(Pipe {
+        state: Mutex::new(State { buf: VecDeque::new(), readers: 0, writers: 0 }),
+        readable: Condvar::new(),
+        writable: Condvar::new(),
+    });
+    let ino = NEXT_INO.fetch_add(1, Ordering::Relaxed);
+    let inode = Arc::new(PipeInode { pipe: pipe.clone(), ino, dev: *dev, time: now() });
+    let name = format!("pipe:[{ino}]").into_bytes();
+    let path = Path { mnt: mnt.clone(), dentry: Dentry::child(&mnt.root, &name, inode) };
+    let status = flags & O_NONBLOCK;
+    let r = OpenFile::new(path.clone(), Some(PipeEnd::new(&pipe, true, false)), O_RDONLY | status);
+    let w = OpenFile::new(path, Some(PipeEnd::new(&pipe, false, true)), O_WRONLY | status);
+    (r, w)
+}

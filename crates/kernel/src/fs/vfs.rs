@@ -1,0 +1,346 @@
+//! The VFS core: inodes and their operations, dentries, mounts, paths.
+//!
+//! Lifetimes and locking:
+//! - An [`Inode`] is a filesystem's object, shared by `Arc`. Filesystems
+//!   keep whatever interior locking they need; the VFS holds no lock while
+//!   calling into one.
+//! - A [`Dentry`] names an inode inside its filesystem: a name and a strong
+//!   reference to its parent dentry. Dentries are immutable and made fresh
+//!   by each lookup (there is no dentry cache yet); a chain of them is the
+//!   physical path of a directory, so `..` is the parent pointer, never a
+//!   string operation.
+//! - A [`Mount`] is an instance of a filesystem attached at a [`Path`]
+//!   (mount + dentry) of its parent mount. Mounts are immutable once
+//!   created; the [`Namespace`] (the instance's mount table) holds them in
+//!   an `RwLock<Vec<_>>`, read on every mount-point crossing.
+//! - A [`Path`] (mount, dentry) is what the walk produces, what cwd and root
+//!   are, and what every open file remembers (for /proc/self/fd, getcwd).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::file::OpenFile;
+use crate::fs::types::{DirSink, FileType, Stat, StatFs};
+use crate::task::Task;
+
+/// An inode's identity for mount points and the page cache:
+/// (st_dev as encoded, st_ino).
+pub type InodeKey = (u64, u64);
+
+/// Who is asking: procfs answers differ per caller (`/proc/self`).
+#[derive(Clone, Copy)]
+pub struct Caller<'a> {
+    /// The caller's thread-group id (its pid).
+    pub tgid: i32,
+    /// The calling task, when there is one (not in unit tests or at boot).
+    pub task: Option<&'a Task>,
+}
+
+impl<'a> Caller<'a> {
+    pub fn of(task: &'a Task) -> Caller<'a> {
+        Caller { tgid: task.tgid(), task: Some(task) }
+    }
+    /// The kernel itself (boot, tests): pid 0, no task.
+    pub fn kernel() -> Caller<'static> {
+        Caller { tgid: 0, task: None }
+    }
+}
+
+/// What following a symlink gives.
+pub enum Link {
+    /// An ordinary symlink: text to walk, relative to the link's directory.
+    Text(Vec<u8>),
+    /// A "magic" link (/proc/self/fd/N, /proc/self/cwd): jumps straight to
+    /// an object, whatever its name.
+    Jump(Path),
+}
+
+/// Inode operations. Every default returns what Linux returns when a
+/// filesystem lacks the operation, so each filesystem implements only what
+/// it supports.
+pub trait Inode: Send + Sync + 'static {
+    /// The inode's type (cheap; fixed for the inode's life).
+    fn file_type(&self) -> FileType;
+    /// (encoded dev, ino).
+    fn key(&self) -> InodeKey;
+    /// Current attributes.
+    fn stat(&self) -> KResult<Stat>;
+    /// statfs of the filesystem holding this inode.
+    fn statfs(&self) -> KResult<StatFs>;
+
+    /// Looks up `name` (never empty, ".", ".." or containing '/') in this
+    /// directory.
+    fn lookup(&self, _name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        error!(ENOTDIR)
+    }
+    /// readlink(2): the link text (for magic links, the object's path).
+    fn readlink(&self, _caller: &Caller<'_>) -> KResult<Vec<u8>> {
+        error!(EINVAL)
+    }
+    /// What the path walk follows.
+    fn get_link(&self, caller: &Caller<'_>) -> KResult<Link> {
+        self.readlink(caller).map(Link::Text)
+    }
+    /// Opens the inode (`flags` are the open(2) flags). Called only after
+    /// the VFS checked type, access mode and read-only mounts. `path` is
+    /// where it was reached (for files that want to know their name).
+    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        error!(ENXIO)
+    }
+
+    /// Creates a regular file `name` in this directory and opens it.
+    fn create(&self, _name: &[u8], _mode: u32, _flags: u32) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
+        error!(EACCES)
+    }
+    /// mkdir `name`.
+    fn mkdir(&self, _name: &[u8], _mode: u32) -> KResult<()> {
+        error!(EPERM)
+    }
+    /// unlink `name` (a non-directory).
+    fn unlink(&self, _name: &[u8]) -> KResult<()> {
+        error!(EPERM)
+    }
+    /// rmdir `name`.
+    fn rmdir(&self, _name: &[u8]) -> KResult<()> {
+        error!(EPERM)
+    }
+    /// symlink `name` -> `target`.
+    fn symlink(&self, _name: &[u8], _target: &[u8]) -> KResult<()> {
+        error!(EPERM)
+    }
+    /// rename `name` in this directory to `new_name` in `new_dir` (same
+    /// filesystem: the VFS checked the mounts).
+    fn rename(&self, _name: &[u8], _new_dir: &dyn Inode, _new_name: &[u8], _flags: u32) -> KResult<()> {
+        error!(EPERM)
+    }
+    /// For rename: downcasting support.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Operations of an open file description. Defaults are Linux's answers
+/// for a file that does not support the operation.
+pub trait FileOps: Send + Sync + 'static {
+    /// Reads at `off` (ignored by streams). Ok(0) is end of file.
+    fn read(&self, _f: &OpenFile, _off: u64, _buf: &mut [u8]) -> KResult<usize> {
+        error!(EINVAL)
+    }
+    /// Writes at `off` (ignored by streams).
+    fn write(&self, _f: &OpenFile, _off: u64, _buf: &[u8]) -> KResult<usize> {
+        error!(EINVAL)
+    }
+    /// Whether the file has a position (regular files, directories,
+    /// /dev/null); streams (pipes, terminals) give ESPIPE for lseek and
+    /// pread.
+    fn seekable(&self) -> bool {
+        true
+    }
+    /// The size, for SEEK_END.
+    fn size(&self) -> KResult<u64> {
+        Ok(0)
+    }
+    /// lseek for files whose positions are not plain byte offsets
+    /// (directories on hostfs); `None` lets the VFS do the usual arithmetic.
+    fn llseek(&self, _pos: u64, _off: i64, _whence: u32) -> Option<KResult<u64>> {
+        None
+    }
+    /// Attributes of the open file, if fresher than the inode's.
+    fn stat(&self) -> Option<KResult<Stat>> {
+        None
+    }
+    /// Appends directory entries from position `*pos`, advancing it.
+    fn getdents(&self, _f: &OpenFile, _pos: &mut u64, _sink: &mut DirSink) -> KResult<()> {
+        error!(ENOTDIR)
+    }
+    /// A device- or file-specific ioctl; the VFS handled the generic ones.
+    fn ioctl(&self, _f: &OpenFile, _cmd: u32, _arg: u64, _mm: &crate::mm::Mm) -> KResult<u64> {
+        error!(ENOTTY)
+    }
+    /// Bytes ready to read (FIONREAD), for files that know.
+    fn bytes_available(&self) -> Option<KResult<usize>> {
+        None
+    }
+    /// ftruncate.
+    fn truncate(&self, _len: u64) -> KResult<()> {
+        error!(EINVAL)
+    }
+    /// fsync / fdatasync.
+    fn sync(&self, _data_only: bool) -> KResult<()> {
+        error!(EINVAL)
+    }
+    /// (dev, ino) for the page cache; ENODEV if it cannot be mmapped.
+    fn mmap_key(&self) -> KResult<(u64, u64)> {
+        error!(ENODEV)
+    }
+}
+
+/// A name for an inode within its filesystem; see the module doc.
+pub struct Dentry {
+    pub name: Vec<u8>,
+    pub parent: Option<Arc<Dentry>>,
+    pub inode: Arc<dyn Inode>,
+}
+
+impl Dentry {
+    pub fn root(inode: Arc<dyn Inode>) -> Arc<Dentry> {
+        Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode })
+    }
+    pub fn child(parent: &Arc<Dentry>, name: &[u8], inode: Arc<dyn Inode>) -> Arc<Dentry> {
+        Arc::new(Dentry { name: name.to_vec(), parent: Some(parent.clone()), inode })
+    }
+}
+
+static NEXT_MOUNT_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_ANON_DEV: AtomicU32 = AtomicU32::new(0x100);
+
+/// An anonymous device number (major 0) for a memory filesystem, as
+/// Linux's get_anon_bdev gives.
+pub fn anon_dev() -> (u32, u32) {
+    (0, NEXT_ANON_DEV.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A mounted filesystem instance; see the module doc.
+pub struct Mount {
+    pub id: u64,
+    /// Filesystem type name ("hostfs", "devtmpfs", "proc", ...).
+    pub fstype: &'static str,
+    pub root: Arc<Dentry>,
+    /// Where it is attached; None for the namespace root and for internal
+    /// mounts (pipefs).
+    pub mountpoint: Option<Path>,
+    pub read_only: bool,
+    /// Not attached anywhere: paths on it print as their dentry name
+    /// ("pipe:[1234]").
+    pub internal: bool,
+}
+
+impl Mount {
+    pub fn new(fstype: &'static str, root: Arc<dyn Inode>, mountpoint: Option<Path>, read_only: bool, internal: bool) -> Arc<Mount> {
+        Arc::new(Mount {
+            id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
+            fstype,
+            root: Dentry::root(root),
+            mountpoint,
+            read_only,
+            internal,
+        })
+    }
+}
+
+/// A location: a dentry within a mount.
+#[derive(Clone)]
+pub struct Path {
+    pub mnt: Arc<Mount>,
+    pub dentry: Arc<Dentry>,
+}
+
+impl Path {
+    pub fn inode(&self) -> &Arc<dyn Inode> {
+        &self.dentry.inode
+    }
+    pub fn is_mount_root(&self) -> bool {
+        Arc::ptr_eq(&self.dentry, &self.mnt.root)
+    }
+    /// Same mount and same dentry object.
+    pub fn same(&self, other: &Path) -> bool {
+        Arc::ptr_eq(&self.mnt, &other.mnt) && Arc::ptr_eq(&self.dentry, &other.dentry)
+    }
+    /// Same mount and same inode (dentries differ between lookups).
+    pub fn same_object(&self, other: &Path) -> bool {
+        Arc::ptr_eq(&self.mnt, &other.mnt) && self.dentry.inode.key() == other.dentry.inode.key()
+    }
+    /// The root of this path's mount.
+    pub fn mount_root(mnt: &Arc<Mount>) -> Path {
+        Path { mnt: mnt.clone(), dentry: mnt.root.clone() }
+    }
+}
+
+/// The mount table of one ruml instance.
+pub struct Namespace {
+    mounts: RwLock<Vec<Arc<Mount>>>,
+    root: Arc<Mount>,
+}
+
+impl Namespace {
+    pub fn new(root: Arc<Mount>) -> Arc<Namespace> {
+        Arc::new(Namespace { mounts: RwLock::new(vec![root.clone()]), root })
+    }
+
+    /// The root mount.
+    pub fn root(&self) -> Path {
+        Path::mount_root(&self.root)
+    }
+
+    /// Mounts `root` (a filesystem's root inode) on `at`.
+    pub fn mount(&self, fstype: &'static str, root: Arc<dyn Inode>, at: &Path, read_only: bool) -> Arc<Mount> {
+        let m = Mount::new(fstype, root, Some(at.clone()), read_only, false);
+        self.mounts.write().unwrap_or_else(|p| p.into_inner()).push(m.clone());
+        m
+    }
+
+    /// The mount attached on `p`, if any (the most recent one).
+    pub fn mounted_on(&self, p: &Path) -> Option<Arc<Mount>> {
+        let key = p.dentry.inode.key();
+        let mounts = self.mounts.read().unwrap_or_else(|p| p.into_inner());
+        mounts
+            .iter()
+            .rev()
+            .find(|m| m.mountpoint.as_ref().is_some_and(|mp| Arc::ptr_eq(&mp.mnt, &p.mnt) && mp.dentry.inode.key() == key))
+            .cloned()
+    }
+
+    /// Follows mounts stacked on `p` down to the topmost one's root.
+    pub fn traverse_mounts(&self, mut p: Path) -> Path {
+        while let Some(m) = self.mounted_on(&p) {
+            p = Path::mount_root(&m);
+        }
+        p
+    }
+
+    /// All mounts, in mount order (for /proc/mounts).
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        self.mounts.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The path of `p` as seen from `root` (getcwd, /proc/self/fd). A path
+/// not below `root` is printed from its namespace root; paths on internal
+/// mounts print as their dentry name.
+pub fn d_path(p: &Path, root: &Path) -> Vec<u8> {
+    if p.mnt.internal {
+        return p.dentry.name.clone();
+    }
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut cur = p.clone();
+    loop {
+        if cur.same_object(root) {
+            break;
+        }
+        if cur.is_mount_root() {
+            match &cur.mnt.mountpoint {
+                Some(mp) => {
+                    cur = mp.clone();
+                    continue;
+                }
+                None => break,
+            }
+        }
+        match &cur.dentry.parent {
+            Some(parent) => {
+                parts.push(cur.dentry.name.clone());
+                cur = Path { mnt: cur.mnt.clone(), dentry: parent.clone() };
+            }
+            None => break,
+        }
+    }
+    if parts.is_empty() {
+        return b"/".to_vec();
+    }
+    let mut out = Vec::new();
+    for part in parts.iter().rev() {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    out
+}

@@ -1,0 +1,46 @@
+//! The kernel log: dmesg-style lines with a timestamp since boot, on the
+//! host's stderr, hidden by `quiet` (warnings still show).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+static BOOT: OnceLock<Instant> = OnceLock::new();
+
+/// Marks the start of boot; timestamps count from here.
+pub fn start(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+    BOOT.get_or_init(Instant::now);
+}
+
+fn stamp() -> String {
+    let t = BOOT.get_or_init(Instant::now).elapsed();
+    format!("[{:5}.{:06}]", t.as_secs(), t.subsec_micros())
+}
+
+/// A boot-log line, as dmesg prints it; hidden by `quiet`.
+pub fn info(msg: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("{} {}", stamp(), msg);
+    }
+}
+
+/// A line the user should see even with `quiet`: a guest killed by a
+/// kernel-side problem, an unimplemented call.
+pub fn kprint(msg: &str) {
+    if !QUIET.load(Ordering::Relaxed) || std::env::var_os("RUML_VERBOSE").is_some() {
+        eprintln!("{} {}", stamp(), msg);
+    }
+}
+
+/// A line always shown: the guest or the instance lost something.
+pub fn warn(msg: &str) {
+    eprintln!("{} ruml: {}", stamp(), msg);
+}
+
+/// `RUML_STRACE=1`: log every system call and its result.
+pub fn strace_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("RUML_STRACE").is_some())
+}

@@ -1,0 +1,521 @@
+//! The memory manager: each guest address space is an [`Mm`] — its VMAs,
+//! its page table (guest page → physmem frame), and the queue of changes
+//! the host's stub process must make before the guest next runs.
+//!
+//! Policy: anonymous areas are mapped ahead in whole runs of frames, so
+//! first touches are served by the host without a trap; file areas are
+//! filled from the page cache a chunk at a time on the first fault.
+//! Private pages shared after fork (or with the page cache) are mapped
+//! read-only and copied on the first write fault.
+//!
+//! Locking: one mutex per Mm over VMAs, page table and queue. The kernel
+//! never holds it while blocking.
+
+pub mod pagecache;
+pub mod syscalls;
+pub mod vma;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ruml_host::{PhysMem, Pfn};
+
+use crate::abi::Pod;
+use crate::errno::KResult;
+use crate::error;
+use vma::{Backing, Vma, VmaMap, PROT_EXEC, PROT_READ, PROT_WRITE};
+
+pub const PAGE: u64 = 4096;
+/// The guest's TASK_SIZE: everything above belongs to the stub.
+pub const TASK_SIZE: u64 = ruml_host::stub::GUEST_TOP;
+/// The lowest address mmap hands out (vm.mmap_min_addr).
+pub const MMAP_MIN: u64 = 0x10000;
+/// Anonymous areas up to this size are mapped ahead whole.
+const MAP_AHEAD_MAX: u64 = 16 << 20;
+/// Pages filled at once on a fault in a lazily filled area.
+const FAULT_CHUNK_PAGES: u64 = 32;
+/// How far a stack may grow (RLIMIT_STACK's default).
+pub const STACK_LIMIT: u64 = 8 << 20;
+
+pub fn page_down(a: u64) -> u64 {
+    a & !(PAGE - 1)
+}
+pub fn page_up(a: u64) -> Option<u64> {
+    a.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
+}
+
+/// A change the stub process must make, queued in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostOp {
+    Map { addr: u64, len: u64, prot: u32, pfn: Pfn },
+    Unmap { addr: u64, len: u64 },
+    Protect { addr: u64, len: u64, prot: u32 },
+}
+
+/// One page-table entry.
+#[derive(Clone, Copy, Debug)]
+struct Pte {
+    pfn: Pfn,
+    /// Shared with another address space or the page cache: mapped
+    /// read-only until a write copies it.
+    cow: bool,
+}
+
+/// The outcome of a fault the kernel could not resolve: the signal the
+/// guest gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultSignal {
+    pub signo: i32,
+    pub code: i32,
+    pub addr: u64,
+}
+
+pub const SEGV_MAPERR: i32 = 1;
+pub const SEGV_ACCERR: i32 = 2;
+pub const BUS_ADRERR: i32 = 2;
+
+struct MmInner {
+    vmas: VmaMap,
+    ptes: BTreeMap<u64, Pte>,
+    ops: Vec<HostOp>,
+    brk_start: u64,
+    brk: u64,
+    mmap_base: u64,
+    /// Where argv and envp strings start and end (for /proc/PID/cmdline).
+    pub arg_range: (u64, u64),
+    pub env_range: (u64, u64),
+}
+
+/// A guest address space. See the module documentation.
+pub struct Mm {
+    phys: Arc<PhysMem>,
+    inner: Mutex<MmInner>,
+}
+
+/// How the kernel touches a page on the guest's behalf.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    /// The kernel itself (exec): ignores the VMA's protection.
+    Force,
+}
+
+fn host_prot(vma_prot: u32, cow: bool) -> u32 {
+    let mut p = vma_prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+    if cow {
+        p &= !PROT_WRITE;
+    }
+    p
+}
+
+impl Mm {
+    pub fn new(phys: Arc<PhysMem>, mmap_base: u64) -> Arc<Mm> {
+        Arc::new(Mm {
+            phys,
+            inner: Mutex::new(MmInner {
+                vmas: VmaMap::default(),
+                ptes: BTreeMap::new(),
+                ops: Vec::new(),
+                brk_start: 0,
+                brk: 0,
+                mmap_base,
+                arg_range: (0, 0),
+                env_range: (0, 0),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MmInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn phys(&self) -> &Arc<PhysMem> {
+        &self.phys
+    }
+
+    /// Takes the queued host changes, to apply to the stub before running.
+    pub fn take_host_ops(&self) -> Vec<HostOp> {
+        std::mem::take(&mut self.lock().ops)
+    }
+
+    /// A copy-on-write copy for fork: same VMAs; private pages shared
+    /// read-only by both until one writes; shared pages shared.
+    pub fn fork(&self) -> Arc<Mm> {
+        let mut p = self.lock();
+        let mut child_ptes = BTreeMap::new();
+        let mut child_ops = Vec::new();
+        let mut parent_protect: Vec<(u64, u32)> = Vec::new();
+        let vmas = p.vmas.clone();
+        for v in vmas.iter() {
+            for (&vpn, pte) in p.ptes.range_mut(v.start / PAGE..v.end / PAGE) {
+                self.phys.get(pte.pfn);
+                let cow = !v.shared;
+                if cow && !pte.cow && v.prot & PROT_WRITE != 0 {
+                    parent_protect.push((vpn, host_prot(v.prot, true)));
+                }
+                if cow {
+                    pte.cow = true;
+                }
+                child_ptes.insert(vpn, Pte { pfn: pte.pfn, cow: pte.cow });
+                child_ops.push(HostOp::Map { addr: vpn * PAGE, len: PAGE, prot: host_prot(v.prot, pte.cow), pfn: pte.pfn });
+            }
+        }
+        for (vpn, prot) in parent_protect {
+            p.ops.push(HostOp::Protect { addr: vpn * PAGE, len: PAGE, prot });
+        }
+        Arc::new(Mm {
+            phys: self.phys.clone(),
+            inner: Mutex::new(MmInner {
+                vmas,
+                ptes: child_ptes,
+                ops: child_ops,
+                brk_start: p.brk_start,
+                brk: p.brk,
+                mmap_base: p.mmap_base,
+                arg_range: p.arg_range,
+                env_range: p.env_range,
+            }),
+        })
+    }
+
+    /// Records where the initial stack's strings lie.
+    pub fn set_arg_env(&self, args: (u64, u64), env: (u64, u64)) {
+        let mut m = self.lock();
+        m.arg_range = args;
+        m.env_range = env;
+    }
+
+    pub fn arg_env(&self) -> ((u64, u64), (u64, u64)) {
+        let m = self.lock();
+        (m.arg_range, m.env_range)
+    }
+
+    /// Sets up the heap after exec.
+    pub fn set_brk_start(&self, at: u64) {
+        let mut m = self.lock();
+        m.brk_start = at;
+        m.brk = at;
+    }
+
+    /// Maps an area: `addr` is where (already chosen and free), the
+    /// backing and protection as given. Anonymous areas are mapped ahead.
+    pub fn map_area(&self, vma: Vma) -> KResult<()> {
+        let mut m = self.lock();
+        self.map_area_locked(&mut m, vma)
+    }
+
+    fn map_area_locked(&self, m: &mut MmInner, vma: Vma) -> KResult<()> {
+        let (start, end, prot) = (vma.start, vma.end, vma.prot);
+        let anon = matches!(vma.backing, Backing::Anon);
+        m.vmas.insert(vma);
+        if anon && prot != 0 && end - start <= MAP_AHEAD_MAX {
+            self.populate(m, start, end)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every mapping in `[start, end)`: VMAs, pages, host mappings.
+    fn unmap_locked(&self, m: &mut MmInner, start: u64, end: u64) {
+        let removed = m.vmas.remove_range(start, end);
+        if removed.is_empty() {
+            return;
+        }
+        let vpns: Vec<u64> = m.ptes.range(start / PAGE..end / PAGE).map(|(&k, _)| k).collect();
+        let mut frames = Vec::with_capacity(vpns.len());
+        for vpn in vpns {
+            if let Some(p) = m.ptes.remove(&vpn) {
+                frames.push(p.pfn);
+            }
+        }
+        for v in &removed {
+            m.ops.push(HostOp::Unmap { addr: v.start, len: v.len() });
+        }
+        self.phys.put_many(&frames);
+    }
+
+    /// Fills `[start, end)` (inside one VMA) with frames where it has none.
+    fn populate(&self, m: &mut MmInner, start: u64, end: u64) -> KResult<()> {
+        let Some(vma) = m.vmas.find(start).cloned() else { return error!(EFAULT) };
+        let end = end.min(vma.end);
+        match &vma.backing {
+            Backing::Anon => {
+                let mut at = start;
+                while at < end {
+                    if m.ptes.contains_key(&(at / PAGE)) {
+                        at += PAGE;
+                        continue;
+                    }
+                    // The run of missing pages from here.
+                    let mut run_end = at + PAGE;
+                    while run_end < end && !m.ptes.contains_key(&(run_end / PAGE)) {
+                        run_end += PAGE;
+                    }
+                    let Some((pfn, n)) = self.phys.alloc_run((run_end - at) / PAGE) else {
+                        crate::log::warn("out of guest memory (raise mem=)");
+                        return error!(ENOMEM);
+                    };
+                    for i in 0..n {
+                        m.ptes.insert(at / PAGE + i, Pte { pfn: pfn + i, cow: false });
+                    }
+                    m.ops.push(HostOp::Map { addr: at, len: n * PAGE, prot: host_prot(vma.prot, false), pfn });
+                    at += n * PAGE;
+                }
+            }
+            Backing::File { file, pgoff, key, size } => {
+                let cache = &crate::kernel().page_cache;
+                let mut at = start;
+                while at < end {
+                    let vpn = at / PAGE;
+                    if m.ptes.contains_key(&vpn) {
+                        at += PAGE;
+                        continue;
+                    }
+                    let file_page = pgoff + (at - vma.start) / PAGE;
+                    if file_page * PAGE >= *size {
+                        break; // beyond EOF: SIGBUS on access
+                    }
+                    let pfn = cache.get_page(file, *key, file_page)?;
+                    if vma.shared {
+                        m.ptes.insert(vpn, Pte { pfn, cow: false });
+                        m.ops.push(HostOp::Map { addr: at, len: PAGE, prot: host_prot(vma.prot, false), pfn });
+                    } else {
+                        m.ptes.insert(vpn, Pte { pfn, cow: true });
+                        m.ops.push(HostOp::Map { addr: at, len: PAGE, prot: host_prot(vma.prot, true), pfn });
+                    }
+                    at += PAGE;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the page at `vpn` a private, writable frame.
+    fn break_cow(&self, m: &mut MmInner, vpn: u64, vma_prot: u32) -> KResult<Pfn> {
+        let Some(pte) = m.ptes.get(&vpn).copied() else { return error!(EFAULT) };
+        if !pte.cow {
+            return Ok(pte.pfn);
+        }
+        let pfn = if self.phys.refcount(pte.pfn) == 1 {
+            pte.pfn
+        } else {
+            let Some(new) = self.phys.alloc() else {
+                crate::log::warn("out of guest memory (raise mem=)");
+                return error!(ENOMEM);
+            };
+            self.phys.copy_page(pte.pfn, new);
+            self.phys.put(pte.pfn);
+            new
+        };
+        m.ptes.insert(vpn, Pte { pfn, cow: false });
+        if pfn == pte.pfn {
+            m.ops.push(HostOp::Protect { addr: vpn * PAGE, len: PAGE, prot: host_prot(vma_prot, false) });
+        } else {
+            m.ops.push(HostOp::Map { addr: vpn * PAGE, len: PAGE, prot: host_prot(vma_prot, false), pfn });
+        }
+        Ok(pfn)
+    }
+
+    /// Grows a stack VMA down to cover `addr`, if one lies just above.
+    fn grow_stack(&self, m: &mut MmInner, addr: u64) -> bool {
+        let Some(v) = m.vmas.next_after(addr).cloned() else { return false };
+        if !v.growsdown || v.start <= addr {
+            return false;
+        }
+        let new_start = page_down(addr);
+        if v.end - new_start > STACK_LIMIT || m.vmas.overlaps(new_start, v.start) {
+            return false;
+        }
+        let mut nv = v.clone();
+        nv.start = new_start;
+        nv.end = v.start;
+        m.vmas.insert(nv);
+        true
+    }
+
+    /// The frame behind one guest page, as a guest access would find it:
+    /// filled if missing, copied if a write hits a shared page.
+    fn touch(&self, m: &mut MmInner, addr: u64, access: Access) -> KResult<Pfn> {
+        let vpn = addr / PAGE;
+        if m.vmas.find(addr).is_none() && !self.grow_stack(m, addr) {
+            return error!(EFAULT);
+        }
+        let Some(vma) = m.vmas.find(addr).cloned() else { return error!(EFAULT) };
+        let ok = match access {
+            Access::Read => vma.prot & PROT_READ != 0,
+            Access::Write => vma.prot & PROT_WRITE != 0,
+            Access::Force => true,
+        };
+        if !ok {
+            return error!(EFAULT);
+        }
+        if !m.ptes.contains_key(&vpn) {
+            let (lo, hi) = self.fault_window(&vma, addr);
+            self.populate(m, lo, hi)?;
+        }
+        let Some(pte) = m.ptes.get(&vpn).copied() else { return error!(EFAULT) };
+        if access != Access::Read && pte.cow {
+            return self.break_cow(m, vpn, vma.prot);
+        }
+        Ok(pte.pfn)
+    }
+
+    /// The range to fill around a fault at `addr`.
+    fn fault_window(&self, vma: &Vma, addr: u64) -> (u64, u64) {
+        let chunk = FAULT_CHUNK_PAGES * PAGE;
+        let lo = (addr & !(chunk - 1)).max(vma.start);
+        let hi = ((addr & !(chunk - 1)) + chunk).min(vma.end);
+        (lo, hi)
+    }
+
+    /// Resolves a guest fault at `addr` (from a SIGSEGV the host reported),
+    /// or says which signal the guest gets.
+    pub fn handle_fault(&self, addr: u64, host_code: i32) -> Result<(), FaultSignal> {
+        let mut m = self.lock();
+        let segv = |code| FaultSignal { signo: 11, code, addr };
+        if addr >= TASK_SIZE {
+            return Err(segv(SEGV_MAPERR));
+        }
+        if m.vmas.find(addr).is_none() && !self.grow_stack(&mut m, addr) {
+            return Err(segv(SEGV_MAPERR));
+        }
+        let Some(vma) = m.vmas.find(addr).cloned() else { return Err(segv(SEGV_MAPERR)) };
+        if vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
+            return Err(segv(SEGV_ACCERR));
+        }
+        let vpn = addr / PAGE;
+        match m.ptes.get(&vpn).copied() {
+            None => {
+                if let Backing::File { pgoff, size, .. } = &vma.backing {
+                    let file_page = pgoff + (addr - vma.start) / PAGE;
+                    if file_page * PAGE >= *size {
+                        return Err(FaultSignal { signo: 7, code: BUS_ADRERR, addr });
+                    }
+                }
+                let (lo, hi) = self.fault_window(&vma, addr);
+                self.populate(&mut m, lo, hi).map_err(|_| FaultSignal { signo: 7, code: BUS_ADRERR, addr })?;
+                Ok(())
+            }
+            // A present page faulted: a write to a shared page is the only
+            // access we can fix; anything else violates the protection.
+            Some(pte) if pte.cow && vma.prot & PROT_WRITE != 0 && host_code == SEGV_ACCERR => {
+                self.break_cow(&mut m, vpn, vma.prot).map_err(|_| FaultSignal { signo: 7, code: BUS_ADRERR, addr })?;
+                Ok(())
+            }
+            Some(_) => Err(segv(SEGV_ACCERR)),
+        }
+    }
+
+    fn copy_user(&self, addr: u64, len: usize, access: Access, mut f: impl FnMut(Pfn, usize, usize, usize)) -> KResult<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len as u64).ok_or(crate::errno!(EFAULT))?;
+        if end > TASK_SIZE {
+            return error!(EFAULT);
+        }
+        let mut m = self.lock();
+        let mut at = addr;
+        let mut done = 0usize;
+        while at < end {
+            let pfn = self.touch(&mut m, at, access)?;
+            let off = (at % PAGE) as usize;
+            let n = ((PAGE as usize) - off).min((end - at) as usize);
+            f(pfn, off, done, n);
+            at += n as u64;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies guest memory into `buf`; EFAULT if any of it is unreadable.
+    pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> KResult<()> {
+        let phys = self.phys.clone();
+        self.copy_user(addr, buf.len(), Access::Read, |pfn, off, done, n| phys.read(pfn, off, &mut buf[done..done + n]))
+    }
+
+    /// Copies `data` into guest memory; EFAULT if any of it is unwritable.
+    pub fn write_bytes(&self, addr: u64, data: &[u8]) -> KResult<()> {
+        let phys = self.phys.clone();
+        self.copy_user(addr, data.len(), Access::Write, |pfn, off, done, n| phys.write(pfn, off, &data[done..done + n]))
+    }
+
+    /// Writes guest memory regardless of protection (exec's loader).
+    pub fn write_bytes_force(&self, addr: u64, data: &[u8]) -> KResult<()> {
+        let phys = self.phys.clone();
+        self.copy_user(addr, data.len(), Access::Force, |pfn, off, done, n| phys.write(pfn, off, &data[done..done + n]))
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes (without the
+    /// NUL); ENAMETOOLONG if none ends within `max`.
+    pub fn read_cstring(&self, addr: u64, max: usize) -> KResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        loop {
+            let n = (PAGE - at % PAGE) as usize;
+            let mut chunk = vec![0u8; n];
+            self.read_bytes(at, &mut chunk)?;
+            if let Some(i) = chunk.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&chunk[..i]);
+                if out.len() > max {
+                    return error!(ENAMETOOLONG);
+                }
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk);
+            if out.len() > max {
+                return error!(ENAMETOOLONG);
+            }
+            at += n as u64;
+        }
+    }
+
+    pub fn read_val<T: Pod>(&self, addr: u64) -> KResult<T> {
+        let mut b = vec![0u8; std::mem::size_of::<T>()];
+        self.read_bytes(addr, &mut b)?;
+        Ok(T::from_bytes(&b))
+    }
+
+    pub fn write_val<T: Pod>(&self, addr: u64, v: &T) -> KResult<()> {
+        self.write_bytes(addr, v.as_bytes())
+    }
+
+    /// Lines of /proc/PID/maps.
+    pub fn maps_text(&self) -> String {
+        let m = self.lock();
+        let mut s = String::new();
+        for v in m.vmas.iter() {
+            let p = |bit, c| if v.prot & bit != 0 { c } else { '-' };
+            let (off, dev, ino) = match &v.backing {
+                Backing::File { pgoff, key, .. } => (pgoff * PAGE, key.0, key.1),
+                Backing::Anon => (0, 0, 0),
+            };
+            s.push_str(&format!(
+                "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {}",
+                v.start,
+                v.end,
+                p(PROT_READ, 'r'),
+                p(PROT_WRITE, 'w'),
+                p(PROT_EXEC, 'x'),
+                if v.shared { 's' } else { 'p' },
+                off,
+                (dev >> 8) & 0xfff,
+                dev & 0xff,
+                ino
+            ));
+            if let Some(n) = v.name {
+                s.push_str(&format!("{:>width$}{}", "", n, width = 26usize.saturating_sub(ino.to_string().len())));
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+impl Drop for Mm {
+    fn drop(&mut self) {
+        let m = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
+        let frames: Vec<Pfn> = m.ptes.values().map(|p| p.pfn).collect();
+        self.phys.put_many(&frames);
+    }
+}

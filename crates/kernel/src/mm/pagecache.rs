@@ -1,0 +1,67 @@
+//! The page cache: file pages in physmem, shared by every mapping of the
+//! same file page (read-only, copy-on-write for private writers), so a
+//! library mapped by a hundred processes is in memory once.
+//!
+//! Keyed by the file's (dev, ino) and page index; the cache holds one
+//! reference to each frame. Locking: one mutex over the map, held while a
+//! missing page is read in (so two faults never read the same page twice).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ruml_host::{PhysMem, Pfn};
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::FileRef;
+
+pub struct PageCache {
+    phys: Arc<PhysMem>,
+    pages: Mutex<HashMap<((u64, u64), u64), Pfn>>,
+}
+
+impl PageCache {
+    pub fn new(phys: Arc<PhysMem>) -> PageCache {
+        PageCache { phys, pages: Mutex::new(HashMap::new()) }
+    }
+
+    /// The frame holding page `index` of the file, with a reference for the
+    /// caller. Bytes past the end of the file read as zero.
+    pub fn get_page(&self, file: &FileRef, key: (u64, u64), index: u64) -> KResult<Pfn> {
+        let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&pfn) = pages.get(&(key, index)) {
+            self.phys.get(pfn);
+            return Ok(pfn);
+        }
+        let mut buf = vec![0u8; 4096];
+        let mut got = 0;
+        while got < buf.len() {
+            let n = file.read_at(index * 4096 + got as u64, &mut buf[got..])?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        let Some(pfn) = self.phys.alloc() else {
+            crate::log::warn("out of guest memory for the page cache (raise mem=)");
+            return error!(ENOMEM);
+        };
+        self.phys.write(pfn, 0, &buf);
+        pages.insert((key, index), pfn);
+        self.phys.get(pfn);
+        Ok(pfn)
+    }
+
+    /// Drops the pages of a file (it changed or went away).
+    pub fn invalidate(&self, key: (u64, u64)) {
+        let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<_> = pages.keys().filter(|(k, _)| *k == key).copied().collect();
+        let mut frames = Vec::new();
+        for k in gone {
+            if let Some(p) = pages.remove(&k) {
+                frames.push(p);
+            }
+        }
+        self.phys.put_many(&frames);
+    }
+}

@@ -1,0 +1,489 @@
+//! Memory system calls: brk, mmap, munmap, mprotect, mremap, madvise,
+//! msync, mincore, mlock family.
+
+use crate::errno::KResult;
+use crate::error;
+use crate::syscall_table;
+use crate::syscalls::{Fd, SyscallContext, UserAddr};
+
+use super::vma::{Backing, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
+use super::{page_down, page_up, Mm, MmInner, MMAP_MIN, PAGE, TASK_SIZE};
+
+const MAP_SHARED: u32 = 0x01;
+const MAP_PRIVATE: u32 = 0x02;
+const MAP_SHARED_VALIDATE: u32 = 0x03;
+const MAP_TYPE: u32 = 0x0f;
+const MAP_FIXED: u32 = 0x10;
+const MAP_ANONYMOUS: u32 = 0x20;
+const MAP_GROWSDOWN: u32 = 0x100;
+const MAP_DENYWRITE: u32 = 0x800;
+const MAP_EXECUTABLE: u32 = 0x1000;
+const MAP_LOCKED: u32 = 0x2000;
+const MAP_NORESERVE: u32 = 0x4000;
+const MAP_POPULATE: u32 = 0x8000;
+const MAP_NONBLOCK: u32 = 0x10000;
+const MAP_STACK: u32 = 0x20000;
+const MAP_HUGETLB: u32 = 0x40000;
+const MAP_SYNC: u32 = 0x80000;
+const MAP_FIXED_NOREPLACE: u32 = 0x100000;
+const MAP_UNINITIALIZED: u32 = 0x4000000;
+
+const MREMAP_MAYMOVE: u32 = 1;
+const MREMAP_FIXED: u32 = 2;
+const MREMAP_DONTUNMAP: u32 = 4;
+
+syscall_table! { pub fn mm_table;
+    BRK => sys_brk(addr: u64),
+    MMAP => sys_mmap(addr: u64, len: u64, prot: u32, flags: u32, fd: Fd, off: u64),
+    MUNMAP => sys_munmap(addr: u64, len: u64),
+    MPROTECT => sys_mprotect(addr: u64, len: u64, prot: u32),
+    MREMAP => sys_mremap(old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64),
+    MADVISE => sys_madvise(addr: u64, len: u64, advice: i32),
+    MSYNC => sys_msync(addr: u64, len: u64, flags: i32),
+    MINCORE => sys_mincore(addr: u64, len: u64, vec: UserAddr),
+    MLOCK => sys_mlock(addr: u64, len: u64),
+    MUNLOCK => sys_mlock(addr: u64, len: u64),
+    MLOCKALL => sys_mlockall(flags: i32),
+    MUNLOCKALL => sys_munlockall(),
+}
+
+impl Mm {
+    /// brk(2): moves the end of the heap; returns the new (or old) end.
+    pub fn brk(&self, addr: u64) -> u64 {
+        let mut m = self.lock();
+        let (start, cur) = (m.brk_start, m.brk);
+        if addr < start || addr >= TASK_SIZE {
+            return cur;
+        }
+        let (Some(old_top), Some(new_top)) = (page_up(cur), page_up(addr)) else { return cur };
+        if new_top > old_top {
+            if m.vmas.overlaps(old_top, new_top) {
+                return cur;
+            }
+            let vma = Vma {
+                start: old_top,
+                end: new_top,
+                prot: PROT_READ | PROT_WRITE,
+                shared: false,
+                growsdown: false,
+                backing: Backing::Anon,
+                name: Some("[heap]"),
+            };
+            if self.map_area_locked(&mut m, vma).is_err() {
+                self.unmap_locked(&mut m, old_top, new_top);
+                return cur;
+            }
+        } else if new_top < old_top {
+            self.unmap_locked(&mut m, new_top, old_top);
+        }
+        m.brk = addr;
+        addr
+    }
+
+    /// Picks where a new area of `len` bytes goes: the hint if free, else
+    /// the highest free range below mmap_base.
+    fn choose_addr(m: &MmInner, hint: u64, len: u64) -> KResult<u64> {
+        if hint != 0 {
+            let h = page_down(hint).max(MMAP_MIN);
+            if h.checked_add(len).is_some_and(|e| e <= TASK_SIZE) && !m.vmas.overlaps(h, h + len) {
+                return Ok(h);
+            }
+        }
+        m.vmas
+            .find_free_top_down(len, MMAP_MIN, m.mmap_base)
+            .or_else(|| m.vmas.find_free_top_down(len, MMAP_MIN, TASK_SIZE))
+            .ok_or(crate::errno!(ENOMEM))
+    }
+
+    /// mmap(2) once the file (if any) is resolved.
+    pub fn mmap(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        file: Option<(crate::fs::FileRef, u64)>,
+    ) -> KResult<u64> {
+        let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;
+        let shared = flags & MAP_TYPE != MAP_PRIVATE;
+        let backing = match file {
+            None => Backing::Anon,
+            Some((f, off)) => {
+                let key = f.mmap_key()?;
+                let size = f.size()?;
+                Backing::File { file: f, pgoff: off / PAGE, key, size }
+            }
+        };
+        let mut m = self.lock();
+        let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
+            if addr % PAGE != 0 {
+                return error!(EINVAL);
+            }
+            if addr < MMAP_MIN || addr.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
+                return if flags & MAP_FIXED_NOREPLACE != 0 { error!(EEXIST) } else { error!(EPERM) };
+            }
+            if m.vmas.overlaps(addr, addr + len) {
+                if flags & MAP_FIXED_NOREPLACE != 0 {
+                    return error!(EEXIST);
+                }
+                self.unmap_locked(&mut m, addr, addr + len);
+            }
+            addr
+        } else {
+            Self::choose_addr(&m, addr, len)?
+        };
+        let vma = Vma {
+            start,
+            end: start + len,
+            prot,
+            shared,
+            growsdown: flags & MAP_GROWSDOWN != 0,
+            backing,
+            name: None,
+        };
+        if let Err(e) = self.map_area_locked(&mut m, vma) {
+            self.unmap_locked(&mut m, start, start + len);
+            return Err(e);
+        }
+        if flags & MAP_POPULATE != 0 && prot != 0 {
+            let _ = self.populate(&mut m, start, start + len);
+        }
+        Ok(start)
+    }
+
+    pub fn munmap(&self, addr: u64, len: u64) -> KResult<()> {
+        if addr % PAGE != 0 || len == 0 {
+            return error!(EINVAL);
+        }
+        let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
+        let end = addr.checked_add(len).ok_or(crate::errno!(EINVAL))?;
+        if end > TASK_SIZE {
+            return error!(EINVAL);
+        }
+        let mut m = self.lock();
+        self.unmap_locked(&mut m, addr, end);
+        Ok(())
+    }
+
+    pub fn mprotect(&self, addr: u64, len: u64, prot: u32) -> KResult<()> {
+        if addr % PAGE != 0 {
+            return error!(EINVAL);
+        }
+        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | 0x0100_0000 | 0x0200_0000) != 0 {
+            return error!(EINVAL);
+        }
+        let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
+        let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len).ok_or(crate::errno!(ENOMEM))?;
+        let mut m = self.lock();
+        if !m.vmas.covers(addr, end) {
+            return error!(ENOMEM);
+        }
+        // Writable shared file mappings need a file opened for writing.
+        if prot & PROT_WRITE != 0 {
+            for v in m.vmas.iter().filter(|v| v.start < end && v.end > addr) {
+                if let (true, Backing::File { file, .. }) = (v.shared, &v.backing) {
+                    if !file.can_write() {
+                        return error!(EACCES);
+                    }
+                }
+            }
+        }
+        m.vmas.update_range(addr, end, |v| v.prot = prot);
+        let ptes: Vec<(u64, bool)> = m.ptes.range(addr / PAGE..end / PAGE).map(|(&k, p)| (k, p.cow)).collect();
+        let mut populate_from: Option<u64> = None;
+        for (vpn, cow) in ptes {
+            m.ops.push(super::HostOp::Protect { addr: vpn * PAGE, len: PAGE, prot: super::host_prot(prot, cow) });
+        }
+        // Anonymous areas that just became accessible are mapped ahead.
+        if prot != 0 && len <= super::MAP_AHEAD_MAX {
+            if let Some(v) = m.vmas.find(addr) {
+                if matches!(v.backing, Backing::Anon) {
+                    populate_from = Some(addr);
+                }
+            }
+        }
+        if let Some(a) = populate_from {
+            let mut at = a;
+            while at < end {
+                let Some(v) = m.vmas.find(at).cloned() else { break };
+                if matches!(v.backing, Backing::Anon) {
+                    self.populate(&mut m, at, v.end.min(end))?;
+                }
+                at = v.end;
+            }
+        }
+        Ok(())
+    }
+
+    /// mremap(2), by copy of the page-table entries (no data is copied).
+    pub fn mremap(&self, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
+        if old % PAGE != 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+            return error!(EINVAL);
+        }
+        if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+            return error!(EINVAL);
+        }
+        if flags & MREMAP_DONTUNMAP != 0 {
+            return error!(EINVAL);
+        }
+        let old_len = page_up(old_len).ok_or(crate::errno!(EINVAL))?;
+        let new_len = page_up(new_len).ok_or(crate::errno!(EINVAL))?;
+        if new_len == 0 || old_len == 0 {
+            return error!(EINVAL);
+        }
+        let mut m = self.lock();
+        let Some(vma) = m.vmas.find(old).cloned() else { return error!(EFAULT) };
+        if old + old_len > vma.end {
+            return error!(EFAULT);
+        }
+        if flags & MREMAP_FIXED == 0 {
+            if new_len <= old_len {
+                self.unmap_locked(&mut m, old + new_len, old + old_len);
+                return Ok(old);
+            }
+            // Grow in place if the space after is free.
+            let grow_end = old.checked_add(new_len).ok_or(crate::errno!(ENOMEM))?;
+            if old + old_len == vma.end && grow_end <= TASK_SIZE && !m.vmas.overlaps(old + old_len, grow_end) {
+                let mut ext = vma.clone();
+                ext.start = old + old_len;
+                ext.end = grow_end;
+                if let Backing::File { pgoff, .. } = &mut ext.backing {
+                    *pgoff += (ext.start - vma.start) / PAGE;
+                }
+                ext.name = vma.name;
+                self.map_area_locked(&mut m, ext)?;
+                return Ok(old);
+            }
+            if flags & MREMAP_MAYMOVE == 0 {
+                return error!(ENOMEM);
+            }
+        }
+        // Move: a new area, the old pages transferred, the old area gone.
+        let dest = if flags & MREMAP_FIXED != 0 {
+            if new_addr % PAGE != 0 || new_addr < MMAP_MIN || new_addr.checked_add(new_len).is_none_or(|e| e > TASK_SIZE) {
+                return error!(EINVAL);
+            }
+            if new_addr < old + old_len && old < new_addr + new_len {
+                return error!(EINVAL);
+            }
+            self.unmap_locked(&mut m, new_addr, new_addr + new_len);
+            new_addr
+        } else {
+            Self::choose_addr(&m, 0, new_len)?
+        };
+        let mut nv = vma.clone();
+        nv.start = dest;
+        nv.end = dest + new_len;
+        if let Backing::File { pgoff, .. } = &mut nv.backing {
+            *pgoff += (old - vma.start) / PAGE;
+        }
+        let keep = old_len.min(new_len);
+        let moved: Vec<(u64, super::Pte)> = m.ptes.range(old / PAGE..(old + keep) / PAGE).map(|(&k, &p)| (k, p)).collect();
+        for (vpn, p) in &moved {
+            self.phys.get(p.pfn);
+            let nvpn = vpn - old / PAGE + dest / PAGE;
+            m.ptes.insert(nvpn, *p);
+        }
+        m.vmas.insert(nv.clone());
+        for (vpn, p) in &moved {
+            let nvpn = vpn - old / PAGE + dest / PAGE;
+            m.ops.push(super::HostOp::Map { addr: nvpn * PAGE, len: PAGE, prot: super::host_prot(nv.prot, p.cow), pfn: p.pfn });
+        }
+        self.unmap_locked(&mut m, old, old + old_len);
+        if matches!(nv.backing, Backing::Anon) && new_len > keep && new_len - keep <= super::MAP_AHEAD_MAX {
+            self.populate(&mut m, dest + keep, dest + new_len)?;
+        }
+        Ok(dest)
+    }
+
+    /// madvise(MADV_DONTNEED) on private anonymous memory: fresh zero pages.
+    pub fn discard(&self, addr: u64, end: u64) -> KResult<()> {
+        let mut m = self.lock();
+        if !m.vmas.covers(addr, end) {
+            return error!(ENOMEM);
+        }
+        let vpns: Vec<u64> = m.ptes.range(addr / PAGE..end / PAGE).map(|(&k, _)| k).collect();
+        let mut frames = Vec::new();
+        let mut at = addr;
+        while at < end {
+            let Some(v) = m.vmas.find(at).cloned() else { break };
+            let e = v.end.min(end);
+            if v.shared && matches!(v.backing, Backing::Anon) {
+                at = e;
+                continue;
+            }
+            for &vpn in vpns.iter().filter(|&&p| p >= at / PAGE && p < e / PAGE) {
+                if let Some(p) = m.ptes.remove(&vpn) {
+                    frames.push(p.pfn);
+                }
+            }
+            m.ops.push(super::HostOp::Unmap { addr: at, len: e - at });
+            if matches!(v.backing, Backing::Anon) && v.prot != 0 && e - at <= super::MAP_AHEAD_MAX {
+                self.populate(&mut m, at, e)?;
+            }
+            at = e;
+        }
+        self.phys.put_many(&frames);
+        Ok(())
+    }
+
+    /// Whether each page of `[addr, addr+len)` is resident, for mincore.
+    pub fn residency(&self, addr: u64, len: u64) -> KResult<Vec<u8>> {
+        let m = self.lock();
+        let end = addr + len;
+        if !m.vmas.covers(addr, end) {
+            return error!(ENOMEM);
+        }
+        Ok((addr / PAGE..end / PAGE).map(|vpn| m.ptes.contains_key(&vpn) as u8).collect())
+    }
+
+    pub fn is_mapped(&self, addr: u64, end: u64) -> bool {
+        self.lock().vmas.covers(addr, end)
+    }
+}
+
+fn sys_brk(ctx: &mut SyscallContext<'_>, addr: u64) -> KResult<u64> {
+    Ok(ctx.mm().brk(addr))
+}
+
+fn sys_mmap(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, prot: u32, flags: u32, fd: Fd, off: u64) -> KResult<u64> {
+    const KNOWN: u32 = MAP_TYPE
+        | MAP_FIXED
+        | MAP_ANONYMOUS
+        | MAP_GROWSDOWN
+        | MAP_DENYWRITE
+        | MAP_EXECUTABLE
+        | MAP_LOCKED
+        | MAP_NORESERVE
+        | MAP_POPULATE
+        | MAP_NONBLOCK
+        | MAP_STACK
+        | MAP_HUGETLB
+        | MAP_SYNC
+        | MAP_FIXED_NOREPLACE
+        | MAP_UNINITIALIZED
+        | 0xfc00_0000; // huge page size bits
+    if len == 0 || off % PAGE != 0 {
+        return error!(EINVAL);
+    }
+    let typ = flags & MAP_TYPE;
+    if typ != MAP_SHARED && typ != MAP_PRIVATE && typ != MAP_SHARED_VALIDATE {
+        return error!(EINVAL);
+    }
+    if typ == MAP_SHARED_VALIDATE && flags & !KNOWN != 0 {
+        return error!(EOPNOTSUPP);
+    }
+    if flags & MAP_HUGETLB != 0 {
+        return error!(EINVAL);
+    }
+    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        return error!(EINVAL);
+    }
+    if page_up(len).is_none_or(|l| l > TASK_SIZE) {
+        return error!(ENOMEM);
+    }
+    let file = if flags & MAP_ANONYMOUS != 0 {
+        None
+    } else {
+        let f = crate::fs::fd_get(ctx.task, fd.0)?;
+        if !f.can_read() {
+            return error!(EACCES);
+        }
+        if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.can_write() {
+            return error!(EACCES);
+        }
+        if off.checked_add(len).is_none() {
+            return error!(EOVERFLOW);
+        }
+        Some((f, off))
+    };
+    ctx.mm().mmap(addr, len, prot, flags, file)
+}
+
+fn sys_munmap(ctx: &mut SyscallContext<'_>, addr: u64, len: u64) -> KResult<u64> {
+    ctx.mm().munmap(addr, len).map(|_| 0)
+}
+
+fn sys_mprotect(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, prot: u32) -> KResult<u64> {
+    ctx.mm().mprotect(addr, len, prot).map(|_| 0)
+}
+
+fn sys_mremap(ctx: &mut SyscallContext<'_>, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
+    ctx.mm().mremap(old, old_len, new_len, flags, new_addr)
+}
+
+fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -> KResult<u64> {
+    const MADV_DONTNEED: i32 = 4;
+    const MADV_FREE: i32 = 8;
+    const MADV_REMOVE: i32 = 9;
+    if addr % PAGE != 0 {
+        return error!(EINVAL);
+    }
+    let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
+    let end = addr.checked_add(len).ok_or(crate::errno!(EINVAL))?;
+    match advice {
+        MADV_DONTNEED | MADV_FREE => ctx.mm().discard(addr, end).map(|_| 0),
+        MADV_REMOVE => error!(EOPNOTSUPP),
+        // Hints about access patterns, hugepages, merging, dumping, forking:
+        // accepted; they change no result a program can observe here.
+        0..=3 | 10..=21 | 100..=101 => {
+            if !ctx.mm().is_mapped(addr, end) && len != 0 {
+                return error!(ENOMEM);
+            }
+            Ok(0)
+        }
+        _ => error!(EINVAL),
+    }
+}
+
+fn sys_msync(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: i32) -> KResult<u64> {
+    const MS_ASYNC: i32 = 1;
+    const MS_INVALIDATE: i32 = 2;
+    const MS_SYNC: i32 = 4;
+    if addr % PAGE != 0 || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
+        return error!(EINVAL);
+    }
+    let end = addr.checked_add(page_up(len).ok_or(crate::errno!(ENOMEM))?).ok_or(crate::errno!(ENOMEM))?;
+    // Private and read-only file mappings have nothing to write back; a
+    // shared writable file mapping is only possible on writable
+    // filesystems (not yet mounted), so there is nothing to sync.
+    if !ctx.mm().is_mapped(addr, end) {
+        return error!(ENOMEM);
+    }
+    Ok(0)
+}
+
+fn sys_mincore(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, vec: UserAddr) -> KResult<u64> {
+    if addr % PAGE != 0 {
+        return error!(EINVAL);
+    }
+    let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;
+    let v = ctx.mm().residency(addr, len)?;
+    ctx.mm().write_bytes(vec.0, &v)?;
+    Ok(0)
+}
+
+fn sys_mlock(ctx: &mut SyscallContext<'_>, addr: u64, len: u64) -> KResult<u64> {
+    // Guest memory is never swapped by ruml: every page is locked already.
+    let start = page_down(addr);
+    let end = page_up(addr.checked_add(len).ok_or(crate::errno!(EINVAL))?).ok_or(crate::errno!(EINVAL))?;
+    if !ctx.mm().is_mapped(start, end) && end > start {
+        return error!(ENOMEM);
+    }
+    Ok(0)
+}
+
+fn sys_mlockall(_ctx: &mut SyscallContext<'_>, flags: i32) -> KResult<u64> {
+    if flags == 0 || flags & !7 != 0 {
+        return error!(EINVAL);
+    }
+    Ok(0)
+}
+
+fn sys_munlockall(_ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    Ok(0)
+}

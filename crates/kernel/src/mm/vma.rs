@@ -1,0 +1,204 @@
+//! Virtual memory areas: the guest's view of its address space, a range
+//! map keyed by start address. /proc/PID/maps is drawn from these, so the
+//! stub's pages never appear.
+
+use std::collections::BTreeMap;
+
+use crate::fs::FileRef;
+
+pub const PROT_READ: u32 = 1;
+pub const PROT_WRITE: u32 = 2;
+pub const PROT_EXEC: u32 = 4;
+
+/// What fills a VMA's pages.
+#[derive(Clone)]
+pub enum Backing {
+    /// Zero-filled memory.
+    Anon,
+    /// A file: page `i` of the VMA is page `pgoff + i` of the file.
+    File { file: FileRef, pgoff: u64, key: (u64, u64), size: u64 },
+}
+
+/// One area: `[start, end)`, page aligned.
+#[derive(Clone)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub prot: u32,
+    /// MAP_SHARED: writes are seen by every mapper (and, for files, reach
+    /// the file). Private areas are copy-on-write after fork.
+    pub shared: bool,
+    /// A stack that grows down on faults below it.
+    pub growsdown: bool,
+    pub backing: Backing,
+    /// A name for /proc/PID/maps: "[heap]", "[stack]".
+    pub name: Option<&'static str>,
+}
+
+impl Vma {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// The part of this VMA from `at` on (for splitting).
+    fn tail_from(&self, at: u64) -> Vma {
+        let mut t = self.clone();
+        t.start = at;
+        if let Backing::File { pgoff, .. } = &mut t.backing {
+            *pgoff += (at - self.start) / 4096;
+        }
+        t
+    }
+
+    /// Whether `next`, starting at our end, could be one area with us.
+    fn mergeable(&self, next: &Vma) -> bool {
+        if self.end != next.start
+            || self.prot != next.prot
+            || self.shared != next.shared
+            || self.growsdown != next.growsdown
+            || self.name != next.name
+        {
+            return false;
+        }
+        match (&self.backing, &next.backing) {
+            (Backing::Anon, Backing::Anon) => true,
+            (Backing::File { key: k1, pgoff: p1, .. }, Backing::File { key: k2, pgoff: p2, .. }) => {
+                k1 == k2 && p1 + self.len() / 4096 == *p2
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The set of VMAs of one address space.
+#[derive(Clone, Default)]
+pub struct VmaMap {
+    map: BTreeMap<u64, Vma>,
+}
+
+impl VmaMap {
+    /// The VMA containing `addr`.
+    pub fn find(&self, addr: u64) -> Option<&Vma> {
+        self.map.range(..=addr).next_back().map(|(_, v)| v).filter(|v| addr < v.end)
+    }
+
+    pub fn find_mut(&mut self, addr: u64) -> Option<&mut Vma> {
+        self.map.range_mut(..=addr).next_back().map(|(_, v)| v).filter(|v| addr < v.end)
+    }
+
+    /// The first VMA that ends after `addr`.
+    pub fn next_after(&self, addr: u64) -> Option<&Vma> {
+        if let Some(v) = self.find(addr) {
+            return Some(v);
+        }
+        self.map.range(addr..).next().map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Vma> {
+        self.map.values()
+    }
+
+    /// Whether any VMA overlaps `[start, end)`.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.next_after(start).is_some_and(|v| v.start < end)
+    }
+
+    /// Whether `[start, end)` is covered by VMAs without holes.
+    pub fn covers(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        while at < end {
+            match self.find(at) {
+                Some(v) => at = v.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Splits the VMA containing `at` (if any, and not at its start) in two.
+    pub fn split_at(&mut self, at: u64) {
+        let Some(v) = self.find_mut(at) else { return };
+        if v.start == at {
+            return;
+        }
+        let tail = v.tail_from(at);
+        v.end = at;
+        self.map.insert(at, tail);
+    }
+
+    /// Removes and returns the VMAs within `[start, end)`, splitting the
+    /// ones that straddle its edges.
+    pub fn remove_range(&mut self, start: u64, end: u64) -> Vec<Vma> {
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.map.range(start..end).map(|(&k, _)| k).collect();
+        keys.into_iter().filter_map(|k| self.map.remove(&k)).collect()
+    }
+
+    /// Inserts a VMA (the range must be free) and merges it with equal
+    /// neighbours.
+    pub fn insert(&mut self, vma: Vma) {
+        let start = vma.start;
+        self.map.insert(start, vma);
+        self.merge_around(start);
+    }
+
+    /// Applies `f` to every VMA within `[start, end)`, splitting at the edges.
+    pub fn update_range(&mut self, start: u64, end: u64, mut f: impl FnMut(&mut Vma)) {
+        self.split_at(start);
+        self.split_at(end);
+        let keys: Vec<u64> = self.map.range(start..end).map(|(&k, _)| k).collect();
+        for k in &keys {
+            if let Some(v) = self.map.get_mut(k) {
+                f(v);
+            }
+        }
+        for k in keys {
+            self.merge_around(k);
+        }
+    }
+
+    fn merge_around(&mut self, start: u64) {
+        // Merge with the next.
+        let Some(cur) = self.map.get(&start).cloned() else { return };
+        if let Some(next) = self.map.get(&cur.end).cloned() {
+            if cur.mergeable(&next) {
+                self.map.remove(&next.start);
+                if let Some(c) = self.map.get_mut(&start) {
+                    c.end = next.end;
+                }
+            }
+        }
+        // Merge with the previous.
+        let Some(cur) = self.map.get(&start).cloned() else { return };
+        if let Some((&pk, prev)) = self.map.range(..start).next_back() {
+            if prev.mergeable(&cur) {
+                let end = cur.end;
+                self.map.remove(&start);
+                if let Some(p) = self.map.get_mut(&pk) {
+                    p.end = end;
+                }
+            }
+        }
+    }
+
+    /// Finds a free range of `len` bytes, highest first, below `top` and
+    /// at or above `bottom`.
+    pub fn find_free_top_down(&self, len: u64, bottom: u64, top: u64) -> Option<u64> {
+        let mut hi = top;
+        for v in self.map.values().rev() {
+            if v.start >= hi {
+                continue;
+            }
+            let gap_lo = v.end.max(bottom);
+            if v.end <= hi && hi >= gap_lo + len {
+                return Some(hi - len);
+            }
+            hi = hi.min(v.start);
+            if hi < bottom + len {
+                return None;
+            }
+        }
+        (hi >= bottom + len).then(|| hi - len)
+    }
+}

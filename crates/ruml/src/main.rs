@@ -1,0 +1,126 @@
+//! `ruml [PARAMS] [-- CMD ARGS...]`: boots a ruml instance. PARAMS are
+//! UML-style kernel parameters; CMD, if given, is init.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use ruml_kernel::boot::{boot, BootConfig};
+
+const USAGE: &str = "usage: ruml [PARAMS] [-- CMD ARGS...]
+
+PARAMS (UML-style kernel parameters):
+  mem=SIZE            guest RAM, e.g. 512M, 2G (default 1G)
+  root=DIR            host directory used as the read-only root (default /)
+  hostfs=DIR          the same, UML's spelling
+  rootfstype=hostfs   the root filesystem type (only hostfs)
+  init=PATH           init program inside the guest (default /bin/sh)
+  mode=ptrace         execution backend (only ptrace so far)
+  quiet               no boot log
+With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
+ruml exits with its status (128+N if a signal N killed it).";
+
+fn parse_size(s: &str) -> Option<u64> {
+    let (num, mul) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => {
+            let m = match &s[i..] {
+                "K" | "k" | "KB" | "KiB" => 1u64 << 10,
+                "M" | "m" | "MB" | "MiB" => 1 << 20,
+                "G" | "g" | "GB" | "GiB" => 1 << 30,
+                _ => return None,
+            };
+            (&s[..i], m)
+        }
+        None => (s, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// Finds CMD as a shell would: a name without '/' is looked up in PATH
+/// inside the guest root.
+fn resolve_cmd(root: &Path, cmd: &OsString) -> Vec<u8> {
+    let b = cmd.as_bytes();
+    if b.contains(&b'/') {
+        return b.to_vec();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in path.as_bytes().split(|&c| c == b':') {
+        if !dir.starts_with(b"/") {
+            continue;
+        }
+        let mut cand = dir.to_vec();
+        cand.push(b'/');
+        cand.extend_from_slice(b);
+        let host = root.join(Path::new(std::ffi::OsStr::from_bytes(&cand[1..])));
+        if host.is_file() {
+            return cand;
+        }
+    }
+    b.to_vec()
+}
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let split = args.iter().position(|a| a == "--");
+    let (params, cmd) = match split {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (&args[..], &[][..]),
+    };
+    let mut mem = 1u64 << 30;
+    let mut root = PathBuf::from("/");
+    let mut init: Option<Vec<u8>> = None;
+    let mut quiet = false;
+    for p in params {
+        let s = p.to_string_lossy();
+        let (k, v) = s.split_once('=').map(|(k, v)| (k, Some(v))).unwrap_or((&s, None));
+        match (k, v) {
+            ("mem", Some(v)) => match parse_size(v) {
+                Some(m) if m >= 16 << 20 => mem = m,
+                _ => die(&format!("bad mem={v}: give a size of at least 16M, like mem=512M")),
+            },
+            ("root" | "hostfs", Some(v)) => root = PathBuf::from(v),
+            ("rootfstype", Some("hostfs")) => {}
+            ("rootfstype", Some(v)) => die(&format!("rootfstype={v} is not supported: only hostfs")),
+            ("init", Some(v)) => init = Some(v.as_bytes().to_vec()),
+            ("mode", Some("ptrace")) => {}
+            ("mode", Some(v)) => die(&format!("mode={v} is not available: this ruml has the ptrace backend only")),
+            ("quiet", None) => quiet = true,
+            ("-h" | "--help" | "help", None) => {
+                println!("{USAGE}");
+                return;
+            }
+            _ => die(&format!("unknown parameter '{s}'\n{USAGE}")),
+        }
+    }
+    if !root.is_dir() {
+        die(&format!("root {} is not a directory", root.display()));
+    }
+    let (init_path, argv, envp) = if !cmd.is_empty() {
+        let path = resolve_cmd(&root, &cmd[0]);
+        let argv: Vec<Vec<u8>> = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let envp: Vec<Vec<u8>> = std::env::vars_os()
+            .map(|(k, v)| {
+                let mut e = k.into_vec();
+                e.push(b'=');
+                e.extend(v.into_vec());
+                e
+            })
+            .collect();
+        (path, argv, envp)
+    } else {
+        let path = init.clone().unwrap_or_else(|| b"/bin/sh".to_vec());
+        let envp = vec![b"HOME=/".to_vec(), b"TERM=linux".to_vec(), b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec()];
+        (path.clone(), vec![path], envp)
+    };
+    let cfg = BootConfig { mem, root, init: init.unwrap_or(init_path.clone()).to_vec(), argv, envp, quiet };
+    let cfg = BootConfig { init: if cmd.is_empty() { cfg.init } else { init_path }, ..cfg };
+    match boot(cfg) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => die(&e),
+    }
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("ruml: {msg}");
+    std::process::exit(1);
+}

@@ -1,0 +1,67 @@
+//! The host's own programs (dynamic, from Debian's userland) give the same
+//! output under ruml as natively: the guest's root is the host's `/`.
+
+mod common;
+
+use common::{assert_same, assert_same_with, run_native, run_ruml, test_env};
+
+fn same(prog: &str, args: &[&str]) {
+    let env = test_env();
+    let native = run_native(prog, args, &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    let ruml = run_ruml(prog, args, &env);
+    assert_same(&native, &ruml);
+}
+
+/// `ls -la /` without the `total` line and the lines of the mount points
+/// ruml mounts its own filesystems on (dev, proc, sys).
+fn without_mount_points(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.starts_with("total "))
+        .filter(|l| {
+            let name = l.split_whitespace().nth(8).unwrap_or("");
+            !matches!(name, "dev" | "proc" | "sys")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn ls_la_root() {
+    let env = test_env();
+    let native = run_native("/bin/ls", &["-la", "/"], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(
+        native.stdout.contains(" usr"),
+        "native ls -la / lacks usr:\n{native}"
+    );
+    let ruml = run_ruml("/bin/ls", &["-la", "/"], &env);
+    assert_same_with(&native, &ruml, without_mount_points);
+}
+
+#[test]
+fn cat_os_release() {
+    same("/bin/cat", &["/etc/os-release"]);
+}
+
+#[test]
+fn env_passes_environment_through() {
+    let mut env = test_env();
+    env.push(("X_SPACES".into(), "a b  c".into()));
+    env.push(("X_EMPTY".into(), String::new()));
+    env.push(("X_EQUALS".into(), "k=v=w".into()));
+    let native = run_native("/usr/bin/env", &[] as &[&str], &env);
+    assert!(native.stdout.contains("X_SPACES=a b  c\n"), "{native}");
+    let ruml = run_ruml("/usr/bin/env", &[] as &[&str], &env);
+    assert_same(&native, &ruml);
+}
+
+#[test]
+fn sh_pipeline() {
+    let env = test_env();
+    let args = ["-c", "for i in 1 2 3; do echo $i; done | wc -l"];
+    let native = run_native("/bin/sh", &args, &env);
+    assert_eq!(native.stdout.trim(), "3", "{native}");
+    let ruml = run_ruml("/bin/sh", &args, &env);
+    assert_same(&native, &ruml);
+}
