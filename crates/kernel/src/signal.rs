@@ -76,11 +76,16 @@ pub struct Queued {
     pub forced: bool,
 }
 
-#[derive(Default)]
 pub struct SigInner {
     pub actions: [KSigAction; 64],
     pub blocked: u64,
     pub pending: Vec<Queued>,
+}
+
+impl Default for SigInner {
+    fn default() -> Self {
+        SigInner { actions: [KSigAction::default(); 64], blocked: 0, pending: Vec::new() }
+    }
 }
 
 /// A task's signal state.

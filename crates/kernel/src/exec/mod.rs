@@ -320,10 +320,8 @@ fn load_elf(mm: &Mm, file: &FileRef, pie_base: Option<u64>) -> KResult<Loaded> {
 }
 
 fn hwcap() -> (u64, u64) {
-    // SAFETY: cpuid is always available on x86_64.
-    let l1 = unsafe { std::arch::x86_64::__cpuid(1) };
-    // SAFETY: as above.
-    let l7 = unsafe { std::arch::x86_64::__cpuid_count(7, 0) };
+    let l1 = std::arch::x86_64::__cpuid(1);
+    let l7 = std::arch::x86_64::__cpuid_count(7, 0);
     (l1.edx as u64, if l7.ebx & 1 != 0 { 2 } else { 0 })
 }
 
@@ -350,29 +348,29 @@ fn build_stack(
         name: Some("[stack]"),
     })?;
     let mut sp = top - 8;
-    let mut push_str = |s: &[u8]| -> KResult<u64> {
-        sp -= s.len() as u64 + 1;
+    let push_str = |sp: &mut u64, s: &[u8]| -> KResult<u64> {
+        *sp -= s.len() as u64 + 1;
         let mut b = s.to_vec();
         b.push(0);
-        mm.write_bytes(sp, &b)?;
-        Ok(sp)
+        mm.write_bytes(*sp, &b)?;
+        Ok(*sp)
     };
-    let execfn_addr = push_str(execfn)?;
+    let execfn_addr = push_str(&mut sp, execfn)?;
     let env_end = sp;
     let mut env_ptrs: Vec<u64> = Vec::new();
     for e in envp.iter().rev() {
-        env_ptrs.push(push_str(e)?);
+        env_ptrs.push(push_str(&mut sp, e)?);
     }
     env_ptrs.reverse();
     let arg_end = sp;
     let mut arg_ptrs: Vec<u64> = Vec::new();
     for a in argv.iter().rev() {
-        arg_ptrs.push(push_str(a)?);
+        arg_ptrs.push(push_str(&mut sp, a)?);
     }
     arg_ptrs.reverse();
     let arg_start = sp;
     let env_start = env_ptrs.first().copied().unwrap_or(env_end);
-    let platform = push_str(b"x86_64")?;
+    let platform = push_str(&mut sp, b"x86_64")?;
     let mut rnd = [0u8; 16];
     ruml_host::clock::random_bytes(&mut rnd);
     sp = (sp - 16) & !15;

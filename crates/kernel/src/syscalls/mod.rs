@@ -4,6 +4,7 @@
 //! consults them in turn. Handlers take typed arguments and return
 //! `KResult<u64>`; `Err(e)` becomes `-e` in rax.
 
+pub mod docs;
 pub mod names;
 
 use std::collections::HashSet;

@@ -297,7 +297,7 @@ fn sys_waitid(ctx: &mut SyscallContext<'_>, idtype: i32, id: i32, info: UserAddr
     if !info.is_null() {
         let mut si = [0u8; 128];
         if let Some((pid, st)) = got {
-            let (code, val) = match st {
+            let (code, val): (i32, i32) = match st {
                 ExitStatus::Exited(c) => (1, c),
                 ExitStatus::Killed { signo, core: true } => (3, signo),
                 ExitStatus::Killed { signo, .. } => (2, signo),

@@ -1,0 +1,219 @@
+//! The filesystem subsystem: a VFS with a kernel-side path walk, the
+//! filesystems (hostfs, devfs, procfs, an empty sysfs, pipefs), descriptor
+//! tables, the console, and the file system calls.
+//!
+//! Layout:
+//! - [`vfs`]: inode and file-operation traits, dentries, mounts, paths.
+//! - [`namei`]: the path walk.
+//! - [`file`], [`fdtable`]: open file descriptions, descriptor tables,
+//!   and [`FsContext`] (root, cwd, umask).
+//! - [`hostfs`], [`devfs`], [`procfs`], [`pipe`], [`console`], [`simple`].
+//! - [`syscalls`]: the handlers (`fs_table`).
+//! - [`types`]: ABI structs and flag values.
+
+pub mod console;
+pub mod devfs;
+pub mod fdtable;
+pub mod file;
+pub mod hostfs;
+pub mod namei;
+pub mod pipe;
+pub mod procfs;
+pub mod simple;
+pub mod syscalls;
+pub mod types;
+pub mod vfs;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub use fdtable::{FdTable, FsContext};
+pub use file::{FileRef, OpenFile};
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::types::{oflags::*, FileType};
+use crate::fs::vfs::{Caller, Mount, Namespace, Path};
+use crate::task::Task;
+
+/// How to build the root filesystem.
+#[derive(Clone, Debug)]
+pub struct FsConfig {
+    /// Host directory for the root hostfs.
+    pub root: PathBuf,
+    /// Mount it read-only (writes give EROFS).
+    pub read_only: bool,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig { root: PathBuf::from("/"), read_only: true }
+    }
+}
+
+/// sysfs's magic, for the empty /sys.
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+/// Where init's console descriptors point: /dev/console of the last
+/// booted namespace.
+static CONSOLE_PATH: Mutex<Option<Path>> = Mutex::new(None);
+
+/// Builds the mount table: the root hostfs, devfs on /dev, procfs on
+/// /proc, an empty read-only /sys. Returns init's root/cwd context.
+pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
+    let root_inode = hostfs::HostFs::new(&cfg.root, cfg.read_only)?;
+    let root_mnt = Mount::new("hostfs", root_inode, None, cfg.read_only, false);
+    let ns = Namespace::new(root_mnt);
+    let walker = namei::Walker { ns: &ns, root: ns.root(), caller: Caller::kernel() };
+    let root = ns.root();
+    let mounts: [(&str, &'static str, Arc<dyn vfs::Inode>, bool); 3] = [
+        ("dev", "devtmpfs", devfs::new_devfs(), false),
+        ("proc", "proc", procfs::new_procfs(), false),
+        ("sys", "sysfs", devfs::new_empty_fs(SYSFS_MAGIC), true),
+    ];
+    for (dir, fstype, inode, ro) in mounts {
+        match walker.walk(&root, dir.as_bytes(), false) {
+            Ok(p) if p.inode().file_type() == FileType::Directory => {
+                ns.mount(fstype, inode, &p, ro);
+            }
+            _ => crate::log::warn(&format!("root filesystem has no /{dir} directory: {fstype} not mounted")),
+        }
+    }
+    if let Ok(p) = walker.walk(&root, b"/dev/console", false) {
+        *CONSOLE_PATH.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
+    }
+    Ok(FsContext::new(ns))
+}
+
+/// init's descriptors 0, 1, 2 on /dev/console: 0 reads host fd 0, 1 writes
+/// host fd 1, 2 writes host fd 2 (each with its own host terminal for
+/// ioctls, so the guest's isatty matches the host's).
+pub fn console_fdtable() -> KResult<Arc<FdTable>> {
+    let path = match CONSOLE_PATH.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        Some(p) => p,
+        None => {
+            // Not booted (or no /dev): a private devfs, named as usual.
+            let mnt = Mount::new("devtmpfs", devfs::new_devfs(), None, false, true);
+            let inode = mnt.root.inode.lookup(b"console", &Caller::kernel())?;
+            Path { mnt: mnt.clone(), dentry: vfs::Dentry::child(&mnt.root, b"/dev/console", inode) }
+        }
+    };
+    let table = FdTable::new();
+    for fd in 0..3 {
+        let file = OpenFile::new(path.clone(), Some(console::Console::for_std_fd(fd)), O_RDWR);
+        table.install_at(fd, file, false)?;
+    }
+    Ok(table)
+}
+
+/// A walker for `task`.
+pub fn walker_for<'a>(fs: &'a FsContext, task: &'a Task) -> namei::Walker<'a> {
+    namei::Walker { ns: &fs.ns, root: fs.root(), caller: Caller::of(task) }
+}
+
+/// Opens `path` (relative to the task's cwd, symlinks followed) for
+/// execve: a regular file with an execute bit, opened read-only.
+pub fn open_exec(task: &Task, path: &[u8]) -> KResult<FileRef> {
+    let fs = task.fs();
+    let w = walker_for(&fs, task);
+    let p = w.walk(&fs.cwd(), path, true)?;
+    exec_check(&p)?;
+    let ops = p.inode().open(O_RDONLY, &w.caller)?;
+    Ok(OpenFile::new(p, Some(ops), O_RDONLY))
+}
+
+/// execve's permission check: a regular file with some x bit.
+pub fn exec_check(p: &Path) -> KResult<()> {
+    if p.inode().file_type() != FileType::Regular {
+        return error!(EACCES);
+    }
+    if p.inode().stat()?.mode & 0o111 == 0 {
+        return error!(EACCES);
+    }
+    Ok(())
+}
+
+/// The open file under `fd` of `task`; EBADF.
+pub fn fd_get(task: &Task, fd: i32) -> KResult<FileRef> {
+    task.files().get(fd)
+}
+
+/// Opens `path` from `start` as open(2) does, for `fs`'s caller.
+/// `mode` is the creation mode before the umask.
+pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8], flags: u32, mode: u32) -> KResult<FileRef> {
+    let acc = flags & O_ACCMODE;
+    if flags & O_PATH != 0 {
+        let keep = flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        let p = w.walk(start, path, keep & O_NOFOLLOW == 0)?;
+        if keep & O_DIRECTORY != 0 && p.inode().file_type() != FileType::Directory {
+            return error!(ENOTDIR);
+        }
+        return Ok(OpenFile::new(p, None, O_PATH));
+    }
+    if flags & O_TMPFILE == O_TMPFILE {
+        let p = w.walk(start, path, true)?;
+        if p.inode().file_type() != FileType::Directory {
+            return error!(ENOTDIR);
+        }
+        if acc == O_RDONLY {
+            return error!(EINVAL);
+        }
+        if p.mnt.read_only {
+            return error!(EROFS);
+        }
+        return error!(EOPNOTSUPP);
+    }
+    let follow = flags & O_NOFOLLOW == 0;
+    let p = if flags & O_CREAT != 0 {
+        let (dir, name, trailing) = w.walk_parent(start, path)?;
+        if trailing || name == b"." || name == b".." {
+            return error!(EISDIR);
+        }
+        match w.lookup_one(&dir, &name) {
+            Ok(p) => {
+                if flags & O_EXCL != 0 {
+                    return error!(EEXIST);
+                }
+                if p.inode().file_type() == FileType::Symlink {
+                    if !follow {
+                        return error!(ELOOP);
+                    }
+                    w.walk(&dir, &name, true)?
+                } else {
+                    p
+                }
+            }
+            Err(e) if e == crate::errno::Errno::ENOENT => {
+                if dir.mnt.read_only {
+                    return error!(EROFS);
+                }
+                let perm = mode & 0o7777 & !fs.umask();
+                let (inode, ops) = dir.inode().create(&name, perm, flags)?;
+                let p = Path { mnt: dir.mnt.clone(), dentry: vfs::Dentry::child(&dir.dentry, &name, inode) };
+                return Ok(OpenFile::new(p, Some(ops), flags));
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        w.walk(start, path, follow)?
+    };
+    let t = p.inode().file_type();
+    if t == FileType::Symlink {
+        return error!(ELOOP);
+    }
+    if flags & O_DIRECTORY != 0 && t != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    let wants_write = acc == O_WRONLY || acc == O_RDWR || flags & O_TRUNC != 0;
+    if t == FileType::Directory && (acc == O_WRONLY || acc == O_RDWR || flags & O_CREAT != 0) {
+        return error!(EISDIR);
+    }
+    if wants_write && matches!(t, FileType::Regular | FileType::Directory) && p.mnt.read_only {
+        return error!(EROFS);
+    }
+    let ops = p.inode().open(flags, &w.caller)?;
+    Ok(OpenFile::new(p, Some(ops), flags))
+}

@@ -1,0 +1,73 @@
+//! docs/syscalls.md is generated from the table, so it cannot drift: the
+//! test below fails when the file differs from what the table says, and
+//! `RUML_UPDATE_DOCS=1 cargo test -p ruml-kernel syscalls_md` rewrites it.
+
+use super::{lookup, names::SYSCALL_NAMES};
+
+/// Implemented calls that do less than Linux, and what is missing.
+pub const PARTIAL: &[(&str, &str)] = &[
+    ("clone", "new processes only; CLONE_THREAD/CLONE_SIGHAND give ENOSYS until threads land; CLONE_VM without CLONE_THREAD copies memory (vfork semantics)"),
+    ("vfork", "the child gets a copy-on-write copy of memory; the parent waits for exec or exit"),
+    ("wait4", "rusage reads as zero; no stopped/continued reports yet"),
+    ("waitid", "rusage reads as zero; WSTOPPED/WCONTINUED find nothing yet"),
+    ("rt_sigaction", "no SA_ONSTACK alternate stacks yet"),
+    ("prlimit64", "limits read as Linux's defaults; changing one gives EPERM"),
+    ("setrlimit", "changing a limit gives EPERM"),
+    ("set_robust_list", "recorded only: robust futexes matter once threads land"),
+    ("prctl", "PR_SET_NAME, PR_GET_NAME, PR_GET/SET_DUMPABLE only; others EINVAL"),
+    ("arch_prctl", "ARCH_SET/GET_FS, ARCH_SET/GET_GS, ARCH_GET_CPUID"),
+    ("clock_gettime", "process/thread CPU-time clocks read the monotonic clock"),
+    ("madvise", "DONTNEED/FREE discard pages; other advice is accepted and has no effect"),
+    ("msync", "nothing to write back: shared writable file mappings need a writable filesystem"),
+    ("mlock", "guest memory is never paged by ruml; the call checks the range only"),
+    ("munlock", "as mlock"),
+    ("mlockall", "as mlock"),
+    ("munlockall", "as mlock"),
+    ("execveat", "relative paths with a directory descriptor give ENOSYS"),
+    ("tgkill", "one thread per process"),
+];
+
+/// The markdown text of docs/syscalls.md.
+pub fn syscalls_md() -> String {
+    let mut s = String::from(
+        "# System calls\n\nEvery x86_64 system call and its state in ruml. Generated from the kernel's \
+         table by `RUML_UPDATE_DOCS=1 cargo test -p ruml-kernel syscalls_md`; a test fails when \
+         this file is stale.\n\n- `implemented`: does what Linux does.\n- `partial`: implemented, \
+         with the limits in the notes.\n- `ENOSYS`: not implemented; the call returns ENOSYS \
+         (logged once per number).\n\n| NR | name | state | notes |\n|---:|---|---|---|\n",
+    );
+    for &(nr, name) in SYSCALL_NAMES {
+        let (state, note) = match (lookup(nr as u64), PARTIAL.iter().find(|(n, _)| *n == name)) {
+            (Some(_), Some((_, note))) => ("partial", *note),
+            (Some(_), None) => ("implemented", ""),
+            (None, _) => ("ENOSYS", ""),
+        };
+        s.push_str(&format!("| {nr} | {name} | {state} | {note} |\n"));
+    }
+    let n = super::implemented().len();
+    s.push_str(&format!("\n{n} of {} system calls are implemented.\n", SYSCALL_NAMES.len()));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn syscalls_md_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/syscalls.md");
+        let want = super::syscalls_md();
+        if std::env::var_os("RUML_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(have == want, "docs/syscalls.md is stale: run RUML_UPDATE_DOCS=1 cargo test -p ruml-kernel syscalls_md");
+    }
+
+    #[test]
+    fn partial_names_exist_and_are_implemented() {
+        for (name, _) in super::PARTIAL {
+            let nr = super::SYSCALL_NAMES.iter().find(|(_, n)| n == name).map(|(nr, _)| *nr);
+            let nr = nr.unwrap_or_else(|| panic!("{name} is no syscall"));
+            assert!(super::lookup(nr as u64).is_some(), "{name} listed as partial but not implemented");
+        }
+    }
+}
