@@ -9,6 +9,9 @@ use crate::regs::Registers;
 use crate::stub;
 use crate::HostError;
 
+/// One boot check: exercises a feature on a stub.
+type Check = fn(&AddressSpace) -> Result<(), HostError>;
+
 fn ptrace(req: libc::c_uint, pid: libc::pid_t, addr: usize, data: usize) -> libc::c_long {
     // SAFETY: integer arguments or pointers to live locals.
     unsafe { libc::ptrace(req, pid, addr, data) }
@@ -108,7 +111,7 @@ pub fn run(phys: &Arc<PhysMem>, log: &dyn Fn(&str)) -> Result<(), HostError> {
         )
     })?;
     log("Checking that a clean stub process can be started...OK");
-    let steps: [(&str, fn(&AddressSpace) -> Result<(), HostError>); 2] = [
+    let steps: [(&str, Check); 2] = [
         ("Checking that ptrace can change system call numbers...", check_change_syscall),
         ("Checking syscall emulation for ptrace...", check_sysemu),
     ];

@@ -230,7 +230,7 @@ fn fstatfs_fd(fd: i32) -> Result<HostStatFs, i32> {
         fsid,
         namelen: s.f_namelen,
         frsize: s.f_frsize,
-        flags: s.f_flags,
+        flags: 0, // libc's statfs lacks f_flags; mount flags come from the mount table
     })
 }
 

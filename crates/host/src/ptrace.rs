@@ -383,26 +383,24 @@ impl AddressSpace {
         }
         self.setregs(regs)?;
         check(ptrace(libc::PTRACE_SYSEMU, self.pid, 0, 0), "PTRACE_SYSEMU")?;
-        loop {
-            let st = wait_stop(self.pid)?;
-            let sig = libc::WSTOPSIG(st);
-            if sig == (libc::SIGTRAP | 0x80) {
-                self.getregs(regs)?;
-                return Ok(Trap::Syscall);
-            }
-            let mut si: libc::siginfo_t = unsafe_zeroed();
-            check(ptrace(libc::PTRACE_GETSIGINFO, self.pid, 0, &mut si as *mut _ as usize), "PTRACE_GETSIGINFO")?;
+        let st = wait_stop(self.pid)?;
+        let sig = libc::WSTOPSIG(st);
+        if sig == (libc::SIGTRAP | 0x80) {
             self.getregs(regs)?;
-            if sig == KICK_SIGNAL || si.si_code <= 0 {
-                // Our kick, or a signal some host process sent the stub:
-                // never delivered; the guest's kernel decides what happens.
-                self.kicked.store(false, Ordering::SeqCst);
-                return Ok(Trap::Interrupted);
-            }
-            // SAFETY: for kernel-generated fault signals si_addr is valid.
-            let addr = unsafe { si.si_addr() } as u64;
-            return Ok(Trap::Signal(SignalInfo { signo: sig, code: si.si_code, addr }));
+            return Ok(Trap::Syscall);
         }
+        let mut si: libc::siginfo_t = unsafe_zeroed();
+        check(ptrace(libc::PTRACE_GETSIGINFO, self.pid, 0, &mut si as *mut _ as usize), "PTRACE_GETSIGINFO")?;
+        self.getregs(regs)?;
+        if sig == KICK_SIGNAL || si.si_code <= 0 {
+            // Our kick, or a signal some host process sent the stub:
+            // never delivered; the guest's kernel decides what happens.
+            self.kicked.store(false, Ordering::SeqCst);
+            return Ok(Trap::Interrupted);
+        }
+        // SAFETY: for kernel-generated fault signals si_addr is valid.
+        let addr = unsafe { si.si_addr() } as u64;
+        Ok(Trap::Signal(SignalInfo { signo: sig, code: si.si_code, addr }))
     }
 
     /// The guest thread's x87/SSE/AVX state.

@@ -19,6 +19,11 @@ fn stamp() -> String {
     format!("[{:5}.{:06}]", t.as_secs(), t.subsec_micros())
 }
 
+/// Time since boot.
+pub fn since_boot() -> std::time::Duration {
+    BOOT.get_or_init(Instant::now).elapsed()
+}
+
 /// A boot-log line, as dmesg prints it; hidden by `quiet`.
 pub fn info(msg: &str) {
     if !QUIET.load(Ordering::Relaxed) {

@@ -142,6 +142,7 @@ pub fn send(task: &crate::task::Task, q: Queued) {
         s.pending.push(q);
     }
     task.interrupt();
+    task.waker.poke();
     crate::kernel().tasks.changed.notify_all();
 }
 

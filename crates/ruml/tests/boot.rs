@@ -35,11 +35,6 @@ fn dmesg_format_helper() {
 #[test]
 fn boot_log_checks_host_features() {
     let out = run_ruml_raw(&["--", "/bin/true"], &test_env());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "ruml -- /bin/true should exit 0:\n{out}"
-    );
     assert!(out.stdout.is_empty(), "nothing should reach stdout:\n{out}");
     let lines: Vec<&str> = out
         .stderr
@@ -64,6 +59,11 @@ fn boot_log_checks_host_features() {
             "boot log lacks {want:?}:\n{out}"
         );
     }
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "ruml -- /bin/true should exit 0:\n{out}"
+    );
 }
 
 #[test]

@@ -296,10 +296,12 @@ fn load_elf(mm: &Mm, file: &FileRef, pie_base: Option<u64>) -> KResult<Loaded> {
             let len = page_up(file_end).ok_or(crate::errno!(ENOEXEC))? - start;
             mm.mmap(start, len, prot, 0x02 | 0x10, Some((file.clone(), page_down(p.offset))))?;
         }
-        // .bss: zero the rest of the last file page, map anonymous pages after.
+        // .bss: zero the whole rest of the last file page (as Linux's
+        // padzero does: ld.so's allocator relies on it), map anonymous
+        // pages after.
         let file_page_end = if p.filesz > 0 { page_up(file_end).unwrap_or(file_end) } else { start };
         if mem_end > file_end && p.filesz > 0 && file_end < file_page_end {
-            let zeros = vec![0u8; (file_page_end - file_end).min(mem_end - file_end) as usize];
+            let zeros = vec![0u8; (file_page_end - file_end) as usize];
             mm.write_bytes_force(file_end, &zeros)?;
         }
         let anon_end = page_up(mem_end).ok_or(crate::errno!(ENOEXEC))?;

@@ -240,6 +240,12 @@ impl OpenFile {
         }
     }
 
+    /// Whether this is /dev/zero, whose mappings are anonymous memory
+    /// (mmap_key gives ENODEV for it).
+    pub fn is_dev_zero(&self) -> bool {
+        self.file_type() == FileType::CharDevice && self.path.inode().stat().is_ok_and(|s| s.rdev == (1, 5))
+    }
+
     /// (dev, ino) identity for the page cache; ENODEV if not mmappable.
     pub fn mmap_key(&self) -> KResult<(u64, u64)> {
         self.ops()?.mmap_key()

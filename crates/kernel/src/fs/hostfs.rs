@@ -41,7 +41,7 @@ pub struct HostFs {
 
 impl HostFs {
     /// Opens host directory `dir` as a hostfs; returns its root inode.
-    pub fn new(dir: &HostPath, read_only: bool) -> KResult<Arc<HostInode>> {
+    pub fn open_root(dir: &HostPath, read_only: bool) -> KResult<Arc<HostInode>> {
         let root = HostRoot::new(dir).map_err(host_err)?;
         let fs = Arc::new(HostFs { root, read_only });
         let st = fs.root.lookup(b"").map_err(host_err)?;

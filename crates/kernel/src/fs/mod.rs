@@ -23,6 +23,7 @@ pub mod simple;
 pub mod syscalls;
 pub mod types;
 pub mod vfs;
+pub mod xattr;
 
 #[cfg(test)]
 mod tests;
@@ -64,7 +65,7 @@ static CONSOLE_PATH: Mutex<Option<Path>> = Mutex::new(None);
 /// Builds the mount table: the root hostfs, devfs on /dev, procfs on
 /// /proc, an empty read-only /sys. Returns init's root/cwd context.
 pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
-    let root_inode = hostfs::HostFs::new(&cfg.root, cfg.read_only)?;
+    let root_inode = hostfs::HostFs::open_root(&cfg.root, cfg.read_only)?;
     let root_mnt = Mount::new("hostfs", root_inode, None, cfg.read_only, false);
     let ns = Namespace::new(root_mnt);
     let walker = namei::Walker { ns: &ns, root: ns.root(), caller: Caller::kernel() };
@@ -186,7 +187,7 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
                     p
                 }
             }
-            Err(e) if e == crate::errno::Errno::ENOENT => {
+            Err(crate::errno::Errno::ENOENT) => {
                 if dir.mnt.read_only {
                     return error!(EROFS);
                 }

@@ -428,6 +428,33 @@ impl Mm {
         Ok(())
     }
 
+    /// How many bytes from `addr` (up to `len`) the guest could write (or,
+    /// with `write` false, read), without touching them: a read(2) checks
+    /// this first so that a bad buffer does not consume data.
+    pub fn accessible_len(&self, addr: u64, len: usize, write: bool) -> usize {
+        let m = self.lock();
+        let need = if write { PROT_WRITE } else { PROT_READ };
+        let end = addr.saturating_add(len as u64).min(TASK_SIZE);
+        let mut at = addr;
+        while at < end {
+            let v = match m.vmas.find(at) {
+                Some(v) => v.clone(),
+                None => {
+                    // Stack growth happens on touch: count what may grow.
+                    match m.vmas.next_after(at) {
+                        Some(v) if v.growsdown && v.end - page_down(at) <= STACK_LIMIT => v.clone(),
+                        _ => break,
+                    }
+                }
+            };
+            if v.prot & need == 0 {
+                break;
+            }
+            at = v.end.min(end);
+        }
+        (at.saturating_sub(addr)) as usize
+    }
+
     /// Copies guest memory into `buf`; EFAULT if any of it is unreadable.
     pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> KResult<()> {
         let phys = self.phys.clone();

@@ -25,6 +25,19 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("munlockall", "as mlock"),
     ("execveat", "relative paths with a directory descriptor give ENOSYS"),
     ("tgkill", "one thread per process"),
+    ("sysinfo", "load averages read as zero"),
+    ("getxattr", "no filesystem stores extended attributes yet: EOPNOTSUPP"),
+    ("lgetxattr", "as getxattr"),
+    ("fgetxattr", "as getxattr"),
+    ("listxattr", "lists none"),
+    ("llistxattr", "lists none"),
+    ("flistxattr", "lists none"),
+    ("setxattr", "EROFS on read-only mounts, else EOPNOTSUPP"),
+    ("lsetxattr", "as setxattr"),
+    ("fsetxattr", "as setxattr"),
+    ("removexattr", "as setxattr"),
+    ("lremovexattr", "as setxattr"),
+    ("fremovexattr", "as setxattr"),
 ];
 
 /// The markdown text of docs/syscalls.md.

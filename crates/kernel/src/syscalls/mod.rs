@@ -135,9 +135,12 @@ const TABLES: &[fn(u64) -> Option<(RawHandler, &'static str)>] = &[
     crate::task::syscalls::task_table,
     crate::mm::syscalls::mm_table,
     crate::fs::syscalls::fs_table,
+    crate::fs::xattr::xattr_table,
     crate::exec::exec_table,
     crate::time::time_table,
+    crate::time::sysinfo_table,
     crate::signal::signal_table,
+    crate::task::futex::futex_table,
 ];
 
 /// The handler for a system-call number, if ruml implements it.

@@ -8,7 +8,9 @@
 //! free of lock-order problems.
 
 pub mod exit;
+pub mod futex;
 pub mod syscalls;
+pub mod wait;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -105,6 +107,8 @@ pub struct Task {
     pub clear_child_tid: Mutex<u64>,
     /// vfork: told when this child execs or exits.
     pub vfork_done: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    /// Poked when something this task may sleep on changes.
+    pub waker: wait::Waker,
 }
 
 impl Task {
@@ -120,6 +124,7 @@ impl Task {
             exe: Mutex::new(Vec::new()),
             clear_child_tid: Mutex::new(0),
             vfork_done: Mutex::new(None),
+            waker: wait::Waker::default(),
         })
     }
 
@@ -259,6 +264,9 @@ pub fn run(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>) {
                 }
             }
             Trap::Signal(info) => {
+                if crate::log::strace_enabled() {
+                    eprintln!("[{}] --- host signal {} code {} addr {:#x} at rip {:#x}", r.task.tid, info.signo, info.code, info.addr, r.regs.rip);
+                }
                 if info.signo == 11 {
                     // The same address faulting again and again means the
                     // kernel could not fix it: the guest gets SIGSEGV.
@@ -269,6 +277,9 @@ pub fn run(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>) {
                         mm.handle_fault(info.addr, info.code)
                     };
                     if let Err(sig) = result {
+                        if crate::log::strace_enabled() {
+                            eprintln!("[{}] unresolved fault; maps:\n{}", r.task.tid, mm.maps_text());
+                        }
                         last_fault = (0, 0);
                         crate::signal::force_fault(&r.task, sig.signo, sig.code, sig.addr);
                     }

@@ -132,3 +132,38 @@ fn sys_clock_nanosleep(ctx: &mut SyscallContext<'_>, clock: i32, flags: i32, req
         }
     }
 }
+
+crate::abi_struct! {
+    /// `struct sysinfo` (x86_64: 112 bytes).
+    pub struct SysInfo {
+        pub uptime: i64, pub loads: [u64; 3], pub totalram: u64, pub freeram: u64, pub sharedram: u64,
+        pub bufferram: u64, pub totalswap: u64, pub freeswap: u64, pub procs: u16, pub pad: u16,
+        pub pad2: u32, pub totalhigh: u64, pub freehigh: u64, pub mem_unit: u32, pub pad3: u32,
+    }
+}
+
+syscall_table! { pub fn sysinfo_table;
+    SYSINFO => sys_sysinfo(info: UserAddr),
+}
+
+/// The instance's uptime: time since boot.
+pub fn uptime() -> Duration {
+    crate::log::since_boot()
+}
+
+fn sys_sysinfo(ctx: &mut SyscallContext<'_>, info: UserAddr) -> KResult<u64> {
+    let k = crate::kernel();
+    let procs = k.tasks.lock().values().filter(|n| n.zombie.is_none()).count();
+    let si = SysInfo {
+        uptime: uptime().as_secs() as i64,
+        // Load averages need run-queue accounting (the process-model issue).
+        loads: [0; 3],
+        totalram: k.phys.total_pages() * 4096,
+        freeram: k.phys.free_pages() * 4096,
+        procs: procs.min(u16::MAX as usize) as u16,
+        mem_unit: 1,
+        ..Default::default()
+    };
+    ctx.mm().write_val(info.0, &si)?;
+    Ok(0)
+}

@@ -1,0 +1,1208 @@
+//! The file system calls. Every guest pointer goes through the memory
+//! manager (EFAULT), every flag word is validated as Linux does, and no
+//! guest input can panic the kernel.
+
+use std::sync::Arc;
+
+use crate::errno::{Errno, KResult};
+use crate::fs::file::{FileRef, MAX_RW_COUNT};
+use crate::fs::namei::{Walker, PATH_MAX};
+use crate::fs::types::{atflags::*, oflags::*, *};
+use crate::fs::vfs::{d_path, Path};
+use crate::fs::{open_at, walker_for, FsContext};
+use crate::syscalls::{Fd, SyscallContext, UserAddr};
+use crate::{errno, error, syscall_table};
+
+syscall_table! { pub fn fs_table;
+    READ => sys_read(fd: Fd, buf: UserAddr, count: usize),
+    WRITE => sys_write(fd: Fd, buf: UserAddr, count: usize),
+    PREAD64 => sys_pread64(fd: Fd, buf: UserAddr, count: usize, off: i64),
+    PWRITE64 => sys_pwrite64(fd: Fd, buf: UserAddr, count: usize, off: i64),
+    READV => sys_readv(fd: Fd, iov: UserAddr, iovcnt: i32),
+    WRITEV => sys_writev(fd: Fd, iov: UserAddr, iovcnt: i32),
+    PREADV => sys_preadv(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64),
+    PWRITEV => sys_pwritev(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64),
+    PREADV2 => sys_preadv2(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32),
+    PWRITEV2 => sys_pwritev2(fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32),
+    LSEEK => sys_lseek(fd: Fd, off: i64, whence: u32),
+    OPEN => sys_open(path: UserAddr, flags: u32, mode: u32),
+    OPENAT => sys_openat(dirfd: Fd, path: UserAddr, flags: u32, mode: u32),
+    CREAT => sys_creat(path: UserAddr, mode: u32),
+    CLOSE => sys_close(fd: Fd),
+    CLOSE_RANGE => sys_close_range(first: u32, last: u32, flags: u32),
+    DUP => sys_dup(fd: Fd),
+    DUP2 => sys_dup2(old: Fd, new: Fd),
+    DUP3 => sys_dup3(old: Fd, new: Fd, flags: u32),
+    FCNTL => sys_fcntl(fd: Fd, cmd: i32, arg: u64),
+    IOCTL => sys_ioctl(fd: Fd, cmd: u32, arg: u64),
+    STAT => sys_stat(path: UserAddr, buf: UserAddr),
+    LSTAT => sys_lstat(path: UserAddr, buf: UserAddr),
+    FSTAT => sys_fstat(fd: Fd, buf: UserAddr),
+    NEWFSTATAT => sys_newfstatat(dirfd: Fd, path: UserAddr, buf: UserAddr, flags: u32),
+    STATX => sys_statx(dirfd: Fd, path: UserAddr, flags: u32, mask: u32, buf: UserAddr),
+    GETDENTS64 => sys_getdents64(fd: Fd, buf: UserAddr, count: u32),
+    GETDENTS => sys_getdents(fd: Fd, buf: UserAddr, count: u32),
+    READLINK => sys_readlink(path: UserAddr, buf: UserAddr, size: i32),
+    READLINKAT => sys_readlinkat(dirfd: Fd, path: UserAddr, buf: UserAddr, size: i32),
+    ACCESS => sys_access(path: UserAddr, mode: u32),
+    FACCESSAT => sys_faccessat(dirfd: Fd, path: UserAddr, mode: u32),
+    FACCESSAT2 => sys_faccessat2(dirfd: Fd, path: UserAddr, mode: u32, flags: u32),
+    GETCWD => sys_getcwd(buf: UserAddr, size: usize),
+    CHDIR => sys_chdir(path: UserAddr),
+    FCHDIR => sys_fchdir(fd: Fd),
+    CHROOT => sys_chroot(path: UserAddr),
+    PIPE => sys_pipe(fds: UserAddr),
+    PIPE2 => sys_pipe2(fds: UserAddr, flags: u32),
+    STATFS => sys_statfs(path: UserAddr, buf: UserAddr),
+    FSTATFS => sys_fstatfs(fd: Fd, buf: UserAddr),
+    UMASK => sys_umask(mask: u32),
+    FSYNC => sys_fsync(fd: Fd),
+    FDATASYNC => sys_fdatasync(fd: Fd),
+    SYNC => sys_sync(),
+    SYNCFS => sys_syncfs(fd: Fd),
+    FTRUNCATE => sys_ftruncate(fd: Fd, len: i64),
+    TRUNCATE => sys_truncate(path: UserAddr, len: i64),
+    MKDIR => sys_mkdir(path: UserAddr, mode: u32),
+    MKDIRAT => sys_mkdirat(dirfd: Fd, path: UserAddr, mode: u32),
+    RMDIR => sys_rmdir(path: UserAddr),
+    UNLINK => sys_unlink(path: UserAddr),
+    UNLINKAT => sys_unlinkat(dirfd: Fd, path: UserAddr, flags: u32),
+    SYMLINK => sys_symlink(target: UserAddr, path: UserAddr),
+    SYMLINKAT => sys_symlinkat(target: UserAddr, dirfd: Fd, path: UserAddr),
+    RENAME => sys_rename(old: UserAddr, new: UserAddr),
+    RENAMEAT => sys_renameat(olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr),
+    RENAMEAT2 => sys_renameat2(olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32),
+    LINK => sys_link(old: UserAddr, new: UserAddr),
+    LINKAT => sys_linkat(olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32),
+    MKNOD => sys_mknod(path: UserAddr, mode: u32, dev: u64),
+    MKNODAT => sys_mknodat(dirfd: Fd, path: UserAddr, mode: u32, dev: u64),
+    CHMOD => sys_chmod(path: UserAddr, mode: u32),
+    FCHMOD => sys_fchmod(fd: Fd, mode: u32),
+    FCHMODAT => sys_fchmodat(dirfd: Fd, path: UserAddr, mode: u32),
+    CHOWN => sys_chown(path: UserAddr, uid: u32, gid: u32),
+    LCHOWN => sys_lchown(path: UserAddr, uid: u32, gid: u32),
+    FCHOWN => sys_fchown(fd: Fd, uid: u32, gid: u32),
+    FCHOWNAT => sys_fchownat(dirfd: Fd, path: UserAddr, uid: u32, gid: u32, flags: u32),
+    UTIMENSAT => sys_utimensat(dirfd: Fd, path: UserAddr, times: UserAddr, flags: u32),
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// Bytes moved per step of a large read or write.
+const CHUNK: usize = 256 * 1024;
+/// UIO_MAXIOV.
+const IOV_MAX: i32 = 1024;
+
+fn read_path(ctx: &SyscallContext<'_>, addr: UserAddr) -> KResult<Vec<u8>> {
+    ctx.mm().read_cstring(addr.0, PATH_MAX)
+}
+
+/// Where a relative path starts for `dirfd`: cwd or the directory it names.
+fn start_dir(ctx: &SyscallContext<'_>, fs: &FsContext, dirfd: Fd, path: &[u8]) -> KResult<Path> {
+    if path.first() == Some(&b'/') || dirfd.0 == AT_FDCWD {
+        return Ok(fs.cwd());
+    }
+    let f = ctx.files().get(dirfd.0)?;
+    if !path.is_empty() && f.file_type() != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    Ok(f.path.clone())
+}
+
+/// Resolves (dirfd, path); `empty_ok` is AT_EMPTY_PATH.
+pub(crate) fn resolve(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, follow: bool, empty_ok: bool) -> KResult<Path> {
+    let fs = ctx.fs();
+    if empty_ok && path.is_null() {
+        return start_dir(ctx, &fs, dirfd, b"");
+    }
+    let p = read_path(ctx, path)?;
+    if p.is_empty() {
+        if empty_ok {
+            return start_dir(ctx, &fs, dirfd, b"");
+        }
+        return error!(ENOENT);
+    }
+    let start = start_dir(ctx, &fs, dirfd, &p)?;
+    let w = walker_for(&fs, ctx.task);
+    w.walk(&start, &p, follow)
+}
+
+/// Resolves the parent of (dirfd, path): (dir, last name, trailing slash).
+fn resolve_parent(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr) -> KResult<(Path, Vec<u8>, bool)> {
+    let fs = ctx.fs();
+    let p = read_path(ctx, path)?;
+    if p.is_empty() {
+        return error!(ENOENT);
+    }
+    let start = start_dir(ctx, &fs, dirfd, &p)?;
+    let w = walker_for(&fs, ctx.task);
+    w.walk_parent(&start, &p)
+}
+
+fn get_file(ctx: &SyscallContext<'_>, fd: Fd) -> KResult<FileRef> {
+    ctx.files().get(fd.0)
+}
+
+/// A file usable for I/O (not O_PATH).
+fn get_io_file(ctx: &SyscallContext<'_>, fd: Fd) -> KResult<FileRef> {
+    let f = get_file(ctx, fd)?;
+    if f.is_path_only() {
+        return error!(EBADF);
+    }
+    Ok(f)
+}
+
+/// What a write's EPIPE means for the caller.
+fn write_result(r: KResult<usize>) -> KResult<u64> {
+    match r {
+        Err(Errno::EPIPE) => {
+            // TODO(signals): raise SIGPIPE on the calling thread here.
+            Err(Errno::EPIPE)
+        }
+        other => other.map(|n| n as u64),
+    }
+}
+
+/// Guest segments of a read or write.
+type Segs = Vec<(u64, usize)>;
+
+fn read_iovecs(ctx: &SyscallContext<'_>, iov: UserAddr, iovcnt: i32) -> KResult<Segs> {
+    if !(0..=IOV_MAX).contains(&iovcnt) {
+        return error!(EINVAL);
+    }
+    let mm = ctx.mm();
+    let mut raw = vec![0u8; iovcnt as usize * 16];
+    mm.read_bytes(iov.0, &mut raw)?;
+    let mut segs = Vec::with_capacity(iovcnt as usize);
+    let mut total: u64 = 0;
+    for c in raw.chunks_exact(16) {
+        let base = u64::from_ne_bytes(c[0..8].try_into().unwrap_or_default());
+        let len = u64::from_ne_bytes(c[8..16].try_into().unwrap_or_default());
+        if len > isize::MAX as u64 {
+            return error!(EINVAL);
+        }
+        total = total.checked_add(len).filter(|&t| t <= isize::MAX as u64).ok_or(errno!(EINVAL))?;
+        // Linux truncates the total to MAX_RW_COUNT.
+        let room = (MAX_RW_COUNT as u64).saturating_sub(total - len);
+        let len = len.min(room) as usize;
+        if len > 0 {
+            segs.push((base, len));
+        }
+    }
+    Ok(segs)
+}
+
+/// Copies `data` into the segments starting `skip` bytes in.
+fn scatter(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize, mut data: &[u8]) -> KResult<()> {
+    for &(base, len) in segs {
+        if data.is_empty() {
+            break;
+        }
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let n = (len - skip).min(data.len());
+        mm.write_bytes(base + skip as u64, &data[..n])?;
+        data = &data[n..];
+        skip = 0;
+    }
+    Ok(())
+}
+
+/// Copies up to `buf.len()` bytes from the segments starting `skip` in.
+fn gather(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize, buf: &mut [u8]) -> KResult<()> {
+    let mut out = 0usize;
+    for &(base, len) in segs {
+        if out == buf.len() {
+            break;
+        }
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let n = (len - skip).min(buf.len() - out);
+        mm.read_bytes(base + skip as u64, &mut buf[out..out + n])?;
+        out += n;
+        skip = 0;
+    }
+    Ok(())
+}
+
+/// The body of read/pread/readv/preadv: `off` None = the file position.
+fn do_read(ctx: &SyscallContext<'_>, f: &FileRef, segs: &[(u64, usize)], off: Option<u64>) -> KResult<u64> {
+    if !f.can_read() {
+        return error!(EBADF);
+    }
+    if f.file_type() == FileType::Directory {
+        return error!(EISDIR);
+    }
+    let mut total: usize = segs.iter().map(|s| s.1).sum::<usize>().min(MAX_RW_COUNT);
+    let stream = !f.ops()?.seekable();
+    if off.is_some() && stream {
+        return error!(ESPIPE);
+    }
+    let mm = ctx.mm();
+    // Read no more than the buffers can take, so that a bad buffer
+    // neither consumes data nor moves the file position.
+    let mut ok = 0usize;
+    for &(a, l) in segs {
+        let n = mm.accessible_len(a, l, true);
+        ok += n;
+        if n < l {
+            break;
+        }
+    }
+    if ok == 0 && total > 0 {
+        return error!(EFAULT);
+    }
+    total = total.min(ok);
+    let mut done = 0usize;
+    loop {
+        let want = (total - done).min(CHUNK);
+        if want == 0 && done > 0 {
+            break;
+        }
+        let mut buf = vec![0u8; want];
+        let r = match off {
+            Some(o) => f.read_at(o + done as u64, &mut buf),
+            None => f.read(&mut buf),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        if let Err(e) = scatter(&mm, segs, done, &buf[..n]) {
+            if done == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        done += n;
+        if n < want || stream || want == 0 {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+/// The body of write/pwrite/writev/pwritev.
+fn do_write(ctx: &SyscallContext<'_>, f: &FileRef, segs: &[(u64, usize)], off: Option<u64>) -> KResult<u64> {
+    if !f.can_write() {
+        return error!(EBADF);
+    }
+    let total: usize = segs.iter().map(|s| s.1).sum::<usize>().min(MAX_RW_COUNT);
+    if off.is_some() && !f.ops()?.seekable() {
+        return error!(ESPIPE);
+    }
+    let mm = ctx.mm();
+    let mut done = 0usize;
+    loop {
+        let want = (total - done).min(CHUNK);
+        if want == 0 && done > 0 {
+            break;
+        }
+        let mut buf = vec![0u8; want];
+        if let Err(e) = gather(&mm, segs, done, &mut buf) {
+            if done == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        let r = match off {
+            Some(o) => f.write_at(o + done as u64, &buf),
+            None => f.write(&buf),
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) if done == 0 => return write_result(Err(e)),
+            Err(_) => break,
+        };
+        done += n;
+        if n < want || want == 0 {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+fn pos_from(pos_l: u64, pos_h: u64) -> i64 {
+    // x86_64 passes the whole offset in pos_l; pos_h is ignored, as Linux.
+    let _ = pos_h;
+    pos_l as i64
+}
+
+// ---------------------------------------------------------------------------
+// read / write
+
+fn sys_read(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: usize) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    do_read(ctx, &f, &[(buf.0, count.min(MAX_RW_COUNT))], None)
+}
+
+fn sys_write(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: usize) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    do_write(ctx, &f, &[(buf.0, count.min(MAX_RW_COUNT))], None)
+}
+
+fn sys_pread64(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: usize, off: i64) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    if off < 0 {
+        return error!(EINVAL);
+    }
+    do_read(ctx, &f, &[(buf.0, count.min(MAX_RW_COUNT))], Some(off as u64))
+}
+
+fn sys_pwrite64(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: usize, off: i64) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    if off < 0 {
+        return error!(EINVAL);
+    }
+    do_write(ctx, &f, &[(buf.0, count.min(MAX_RW_COUNT))], Some(off as u64))
+}
+
+fn sys_readv(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    let segs = read_iovecs(ctx, iov, iovcnt)?;
+    do_read(ctx, &f, &segs, None)
+}
+
+fn sys_writev(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    let segs = read_iovecs(ctx, iov, iovcnt)?;
+    do_write(ctx, &f, &segs, None)
+}
+
+fn sys_preadv(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64) -> KResult<u64> {
+    let off = pos_from(pos_l, pos_h);
+    let f = get_io_file(ctx, fd)?;
+    if off < 0 {
+        return error!(EINVAL);
+    }
+    let segs = read_iovecs(ctx, iov, iovcnt)?;
+    do_read(ctx, &f, &segs, Some(off as u64))
+}
+
+fn sys_pwritev(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64) -> KResult<u64> {
+    let off = pos_from(pos_l, pos_h);
+    let f = get_io_file(ctx, fd)?;
+    if off < 0 {
+        return error!(EINVAL);
+    }
+    let segs = read_iovecs(ctx, iov, iovcnt)?;
+    do_write(ctx, &f, &segs, Some(off as u64))
+}
+
+/// RWF_* flags preadv2/pwritev2 accept: HIPRI, DSYNC, SYNC, NOWAIT, APPEND,
+/// NOAPPEND, ATOMIC, DONTCACHE. Only HIPRI/DSYNC/SYNC are meaningful here
+/// (no-ops on our files); the rest give EOPNOTSUPP.
+const RWF_SUPPORTED: u32 = 0x1 | 0x2 | 0x4;
+
+fn sys_preadv2(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) -> KResult<u64> {
+    if flags & !RWF_SUPPORTED != 0 {
+        return error!(EOPNOTSUPP);
+    }
+    let off = pos_from(pos_l, pos_h);
+    let f = get_io_file(ctx, fd)?;
+    let segs = read_iovecs(ctx, iov, iovcnt)?;
+    match off {
+        -1 => do_read(ctx, &f, &segs, None),
+        o if o < 0 => error!(EINVAL),
+        o => do_read(ctx, &f, &segs, Some(o as u64)),
+    }
+}
+
+fn sys_pwritev2(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) -> KResult<u64> {
+    if flags & !RWF_SUPPORTED != 0 {
+        return error!(EOPNOTSUPP);
+    }
+    let off = pos_from(pos_l, pos_h);
+    let f = get_io_file(ctx, fd)?;
+    let segs = read_iovecs(ctx, iov, iovcnt)?;
+    match off {
+        -1 => do_write(ctx, &f, &segs, None),
+        o if o < 0 => error!(EINVAL),
+        o => do_write(ctx, &f, &segs, Some(o as u64)),
+    }
+}
+
+fn sys_lseek(ctx: &mut SyscallContext<'_>, fd: Fd, off: i64, whence: u32) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    f.seek(off, whence)
+}
+
+// ---------------------------------------------------------------------------
+// open / close / dup
+
+fn do_openat(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32, mode: u32) -> KResult<u64> {
+    let p = read_path(ctx, path)?;
+    let fs = ctx.fs();
+    if p.is_empty() {
+        return error!(ENOENT);
+    }
+    let start = start_dir(ctx, &fs, dirfd, &p)?;
+    let w = walker_for(&fs, ctx.task);
+    let file = open_at(&w, &fs, &start, &p, flags, mode)?;
+    let fd = ctx.files().alloc(file, flags & O_CLOEXEC != 0)?;
+    Ok(fd as u64)
+}
+
+fn sys_open(ctx: &mut SyscallContext<'_>, path: UserAddr, flags: u32, mode: u32) -> KResult<u64> {
+    do_openat(ctx, Fd(AT_FDCWD), path, flags, mode)
+}
+
+fn sys_openat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32, mode: u32) -> KResult<u64> {
+    do_openat(ctx, dirfd, path, flags, mode)
+}
+
+fn sys_creat(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32) -> KResult<u64> {
+    do_openat(ctx, Fd(AT_FDCWD), path, O_CREAT | O_WRONLY | O_TRUNC, mode)
+}
+
+fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
+    ctx.files().close(fd.0)?;
+    Ok(0)
+}
+
+const CLOSE_RANGE_UNSHARE: u32 = 2;
+const CLOSE_RANGE_CLOEXEC: u32 = 4;
+
+fn sys_close_range(ctx: &mut SyscallContext<'_>, first: u32, last: u32, flags: u32) -> KResult<u64> {
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return error!(EINVAL);
+    }
+    // TODO(task): CLOSE_RANGE_UNSHARE should unshare a table shared with
+    // other threads first; until the task module can swap tables, the
+    // shared table is changed.
+    ctx.files().close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    Ok(0)
+}
+
+fn sys_dup(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
+    let files = ctx.files();
+    let f = files.get(fd.0)?;
+    Ok(files.alloc(f, false)? as u64)
+}
+
+fn sys_dup2(ctx: &mut SyscallContext<'_>, old: Fd, new: Fd) -> KResult<u64> {
+    let files = ctx.files();
+    let f = files.get(old.0)?;
+    if old.0 == new.0 {
+        return Ok(new.0 as u64);
+    }
+    files.install_at(new.0, f, false)?;
+    Ok(new.0 as u64)
+}
+
+fn sys_dup3(ctx: &mut SyscallContext<'_>, old: Fd, new: Fd, flags: u32) -> KResult<u64> {
+    if flags & !O_CLOEXEC != 0 {
+        return error!(EINVAL);
+    }
+    if old.0 == new.0 {
+        return error!(EINVAL);
+    }
+    let files = ctx.files();
+    let f = files.get(old.0)?;
+    files.install_at(new.0, f, flags & O_CLOEXEC != 0)?;
+    Ok(new.0 as u64)
+}
+
+const F_DUPFD: i32 = 0;
+const F_GETFD: i32 = 1;
+const F_SETFD: i32 = 2;
+const F_GETFL: i32 = 3;
+const F_SETFL: i32 = 4;
+const F_DUPFD_CLOEXEC: i32 = 1030;
+const F_GETPIPE_SZ: i32 = 1032;
+const FD_CLOEXEC: u64 = 1;
+
+fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResult<u64> {
+    let files = ctx.files();
+    let f = files.get(fd.0)?;
+    match cmd {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = arg as i32;
+            if min < 0 {
+                return error!(EINVAL);
+            }
+            Ok(files.alloc_from(min as usize, f, cmd == F_DUPFD_CLOEXEC)? as u64)
+        }
+        F_GETFD => Ok(if files.get_cloexec(fd.0)? { FD_CLOEXEC } else { 0 }),
+        F_SETFD => {
+            files.set_cloexec(fd.0, arg & FD_CLOEXEC != 0)?;
+            Ok(0)
+        }
+        F_GETFL => Ok(f.flags() as u64),
+        F_SETFL => {
+            if f.is_path_only() {
+                return error!(EBADF);
+            }
+            let new = arg as u32;
+            // O_APPEND cannot be cleared on an append-only file (none yet);
+            // O_ASYNC needs signal-driven I/O, which ruml lacks.
+            if new & O_ASYNC != 0 {
+                return error!(EINVAL);
+            }
+            f.set_status_flags(new);
+            Ok(0)
+        }
+        F_GETPIPE_SZ => {
+            if f.file_type() == FileType::Fifo && f.path.mnt.fstype == "pipefs" {
+                Ok(crate::fs::pipe::PIPE_SIZE as u64)
+            } else {
+                error!(EBADF)
+            }
+        }
+        // TODO: record locks (F_GETLK/F_SETLK/F_SETLKW, OFD locks), leases,
+        // F_SETPIPE_SZ, seals.
+        _ => error!(EINVAL),
+    }
+}
+
+const FIONREAD: u32 = 0x541B;
+const FIONBIO: u32 = 0x5421;
+const FIONCLEX: u32 = 0x5450;
+const FIOCLEX: u32 = 0x5451;
+
+fn sys_ioctl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: u32, arg: u64) -> KResult<u64> {
+    let files = ctx.files();
+    let f = files.get(fd.0)?;
+    if f.is_path_only() {
+        return error!(EBADF);
+    }
+    match cmd {
+        FIOCLEX | FIONCLEX => {
+            files.set_cloexec(fd.0, cmd == FIOCLEX)?;
+            Ok(0)
+        }
+        FIONBIO => {
+            let on: i32 = ctx.mm().read_val(arg)?;
+            f.set_nonblocking(on != 0);
+            Ok(0)
+        }
+        FIONREAD => {
+            let n = match f.ops()?.bytes_available() {
+                Some(r) => r?,
+                None if f.file_type() == FileType::Regular => f.size()?.saturating_sub(f.pos()) as usize,
+                None => return error!(ENOTTY),
+            };
+            let n = n.min(i32::MAX as usize) as i32;
+            ctx.mm().write_val(arg, &n)?;
+            Ok(0)
+        }
+        _ => {
+            let mm = ctx.mm();
+            f.ops()?.ioctl(&f, cmd, arg, &mm)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// stat
+
+fn write_stat(ctx: &SyscallContext<'_>, buf: UserAddr, st: &Stat) -> KResult<u64> {
+    ctx.mm().write_val(buf.0, &StatAbi::from_stat(st))?;
+    Ok(0)
+}
+
+/// The attributes at a path (for an O_PATH descriptor or a walk result).
+fn path_stat(p: &Path) -> KResult<Stat> {
+    p.inode().stat()
+}
+
+fn sys_stat(ctx: &mut SyscallContext<'_>, path: UserAddr, buf: UserAddr) -> KResult<u64> {
+    let p = resolve(ctx, Fd(AT_FDCWD), path, true, false)?;
+    write_stat(ctx, buf, &path_stat(&p)?)
+}
+
+fn sys_lstat(ctx: &mut SyscallContext<'_>, path: UserAddr, buf: UserAddr) -> KResult<u64> {
+    let p = resolve(ctx, Fd(AT_FDCWD), path, false, false)?;
+    write_stat(ctx, buf, &path_stat(&p)?)
+}
+
+fn sys_fstat(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr) -> KResult<u64> {
+    let f = get_file(ctx, fd)?;
+    write_stat(ctx, buf, &f.stat()?)
+}
+
+/// Stat for (dirfd, path, flags) with AT_EMPTY_PATH meaning "the fd".
+fn stat_at(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32) -> KResult<(Stat, u64)> {
+    let empty_ok = flags & AT_EMPTY_PATH != 0;
+    let is_empty = empty_ok && (path.is_null() || read_path(ctx, path)?.is_empty());
+    if is_empty {
+        if dirfd.0 == AT_FDCWD {
+            let cwd = ctx.fs().cwd();
+            return Ok((path_stat(&cwd)?, cwd.mnt.id));
+        }
+        let f = get_file(ctx, dirfd)?;
+        return Ok((f.stat()?, f.path.mnt.id));
+    }
+    let p = resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, false)?;
+    Ok((path_stat(&p)?, p.mnt.id))
+}
+
+fn sys_newfstatat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, buf: UserAddr, flags: u32) -> KResult<u64> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH) != 0 {
+        return error!(EINVAL);
+    }
+    let (st, _) = stat_at(ctx, dirfd, path, flags)?;
+    write_stat(ctx, buf, &st)
+}
+
+fn sys_statx(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32, mask: u32, buf: UserAddr) -> KResult<u64> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE) != 0
+        || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
+        || mask & STATX_RESERVED != 0
+    {
+        return error!(EINVAL);
+    }
+    let (st, mnt_id) = stat_at(ctx, dirfd, path, flags)?;
+    ctx.mm().write_val(buf.0, &StatxAbi::from_stat(&st, mnt_id))?;
+    Ok(0)
+}
+
+fn do_getdents(ctx: &SyscallContext<'_>, fd: Fd, buf: UserAddr, count: u32, old: bool) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    if f.file_type() != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    let cap = (count as usize).min(1 << 20);
+    let mut sink = DirSink::new(cap, old);
+    f.getdents(&mut sink)?;
+    ctx.mm().write_bytes(buf.0, &sink.buf)?;
+    Ok(sink.buf.len() as u64)
+}
+
+fn sys_getdents64(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: u32) -> KResult<u64> {
+    do_getdents(ctx, fd, buf, count, false)
+}
+
+fn sys_getdents(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: u32) -> KResult<u64> {
+    do_getdents(ctx, fd, buf, count, true)
+}
+
+fn do_readlink(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, buf: UserAddr, size: i32) -> KResult<u64> {
+    if size <= 0 {
+        return error!(EINVAL);
+    }
+    let p = read_path(ctx, path)?;
+    let target = if p.is_empty() {
+        // readlinkat(fd, "") reads the symlink an O_PATH fd refers to.
+        if dirfd.0 == AT_FDCWD {
+            return error!(ENOENT);
+        }
+        get_file(ctx, dirfd)?.path.clone()
+    } else {
+        let fs = ctx.fs();
+        let start = start_dir(ctx, &fs, dirfd, &p)?;
+        walker_for(&fs, ctx.task).walk(&start, &p, false)?
+    };
+    if target.inode().file_type() != FileType::Symlink {
+        return if p.is_empty() { error!(ENOENT) } else { error!(EINVAL) };
+    }
+    let caller = crate::fs::vfs::Caller::of(ctx.task);
+    let text = target.inode().readlink(&caller)?;
+    let n = text.len().min(size as usize);
+    ctx.mm().write_bytes(buf.0, &text[..n])?;
+    Ok(n as u64)
+}
+
+fn sys_readlink(ctx: &mut SyscallContext<'_>, path: UserAddr, buf: UserAddr, size: i32) -> KResult<u64> {
+    do_readlink(ctx, Fd(AT_FDCWD), path, buf, size)
+}
+
+fn sys_readlinkat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, buf: UserAddr, size: i32) -> KResult<u64> {
+    do_readlink(ctx, dirfd, path, buf, size)
+}
+
+const R_OK: u32 = 4;
+const W_OK: u32 = 2;
+const X_OK: u32 = 1;
+
+fn do_access(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, flags: u32) -> KResult<u64> {
+    if mode & !(R_OK | W_OK | X_OK) != 0 {
+        return error!(EINVAL);
+    }
+    if flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return error!(EINVAL);
+    }
+    let p = resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    // The guest runs as root: read and write are always granted, execute
+    // needs some x bit (or a directory), and writes to read-only mounts
+    // give EROFS.
+    let t = p.inode().file_type();
+    if mode & W_OK != 0 && p.mnt.read_only && matches!(t, FileType::Regular | FileType::Directory | FileType::Symlink) {
+        return error!(EROFS);
+    }
+    if mode & X_OK != 0 && t != FileType::Directory && p.inode().stat()?.mode & 0o111 == 0 {
+        return error!(EACCES);
+    }
+    Ok(0)
+}
+
+fn sys_access(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32) -> KResult<u64> {
+    do_access(ctx, Fd(AT_FDCWD), path, mode, 0)
+}
+
+fn sys_faccessat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> KResult<u64> {
+    do_access(ctx, dirfd, path, mode, 0)
+}
+
+fn sys_faccessat2(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, flags: u32) -> KResult<u64> {
+    do_access(ctx, dirfd, path, mode, flags)
+}
+
+// ---------------------------------------------------------------------------
+// cwd, root, umask
+
+/// getcwd's text for `fs`: the cwd from the root, or "(unreachable)/..."
+/// when the cwd is outside it.
+pub fn cwd_string(fs: &FsContext) -> Vec<u8> {
+    let root = fs.root();
+    let cwd = fs.cwd();
+    let mut s = d_path(&cwd, &root);
+    if !reaches(&cwd, &root) {
+        let mut u = b"(unreachable)".to_vec();
+        u.append(&mut s);
+        s = u;
+    }
+    s
+}
+
+/// Whether `root` is an ancestor of (or is) `p`.
+fn reaches(p: &Path, root: &Path) -> bool {
+    let mut cur = p.clone();
+    loop {
+        if cur.same_object(root) {
+            return true;
+        }
+        if cur.is_mount_root() {
+            match &cur.mnt.mountpoint {
+                Some(mp) => cur = mp.clone(),
+                None => return false,
+            }
+            continue;
+        }
+        match &cur.dentry.parent {
+            Some(parent) => cur = Path { mnt: cur.mnt.clone(), dentry: parent.clone() },
+            None => return false,
+        }
+    }
+}
+
+fn sys_getcwd(ctx: &mut SyscallContext<'_>, buf: UserAddr, size: usize) -> KResult<u64> {
+    let mut s = cwd_string(&ctx.fs());
+    s.push(0);
+    if s.len() > size {
+        return error!(ERANGE);
+    }
+    ctx.mm().write_bytes(buf.0, &s)?;
+    Ok(s.len() as u64)
+}
+
+fn sys_chdir(ctx: &mut SyscallContext<'_>, path: UserAddr) -> KResult<u64> {
+    let p = resolve(ctx, Fd(AT_FDCWD), path, true, false)?;
+    if p.inode().file_type() != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    ctx.fs().set_cwd(p);
+    Ok(0)
+}
+
+fn sys_fchdir(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
+    let f = get_file(ctx, fd)?;
+    if f.file_type() != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    ctx.fs().set_cwd(f.path.clone());
+    Ok(0)
+}
+
+fn sys_chroot(ctx: &mut SyscallContext<'_>, path: UserAddr) -> KResult<u64> {
+    let p = resolve(ctx, Fd(AT_FDCWD), path, true, false)?;
+    if p.inode().file_type() != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    ctx.fs().set_root(p);
+    Ok(0)
+}
+
+fn sys_umask(ctx: &mut SyscallContext<'_>, mask: u32) -> KResult<u64> {
+    Ok(ctx.fs().swap_umask(mask) as u64)
+}
+
+// ---------------------------------------------------------------------------
+// pipes
+
+fn sys_pipe(ctx: &mut SyscallContext<'_>, fds: UserAddr) -> KResult<u64> {
+    sys_pipe2(ctx, fds, 0)
+}
+
+fn sys_pipe2(ctx: &mut SyscallContext<'_>, fds: UserAddr, flags: u32) -> KResult<u64> {
+    // O_DIRECT (packet mode) and O_NOTIFICATION_PIPE are not supported.
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return error!(EINVAL);
+    }
+    let (r, w) = crate::fs::pipe::new_pipe(flags);
+    let files = ctx.files();
+    let (rfd, wfd) = files.alloc_pair(r, w, flags & O_CLOEXEC != 0)?;
+    if let Err(e) = ctx.mm().write_val(fds.0, &[rfd, wfd]) {
+        let _ = files.close(rfd);
+        let _ = files.close(wfd);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------
+// statfs, sync, truncate
+
+fn sys_statfs(ctx: &mut SyscallContext<'_>, path: UserAddr, buf: UserAddr) -> KResult<u64> {
+    let p = resolve(ctx, Fd(AT_FDCWD), path, true, false)?;
+    let s = p.inode().statfs()?;
+    ctx.mm().write_val(buf.0, &StatFsAbi::from_statfs(&mount_flags(&p, s)))?;
+    Ok(0)
+}
+
+fn sys_fstatfs(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr) -> KResult<u64> {
+    let f = get_file(ctx, fd)?;
+    let s = f.path.inode().statfs()?;
+    ctx.mm().write_val(buf.0, &StatFsAbi::from_statfs(&mount_flags(&f.path, s)))?;
+    Ok(0)
+}
+
+fn mount_flags(p: &Path, mut s: StatFs) -> StatFs {
+    s.flags |= ST_VALID;
+    if p.mnt.read_only {
+        s.flags |= ST_RDONLY;
+    }
+    s
+}
+
+fn sys_fsync(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
+    get_io_file(ctx, fd)?.ops()?.sync(false)?;
+    Ok(0)
+}
+
+fn sys_fdatasync(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
+    get_io_file(ctx, fd)?.ops()?.sync(true)?;
+    Ok(0)
+}
+
+/// sync(2): hostfs writes go straight to the host; nothing is cached.
+fn sys_sync(_ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    Ok(0)
+}
+
+fn sys_syncfs(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
+    get_file(ctx, fd)?;
+    Ok(0)
+}
+
+fn sys_ftruncate(ctx: &mut SyscallContext<'_>, fd: Fd, len: i64) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    if len < 0 {
+        return error!(EINVAL);
+    }
+    if f.file_type() != FileType::Regular || !f.can_write() {
+        return error!(EINVAL);
+    }
+    f.ops()?.truncate(len as u64)?;
+    Ok(0)
+}
+
+fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResult<u64> {
+    if len < 0 {
+        return error!(EINVAL);
+    }
+    let p = resolve(ctx, Fd(AT_FDCWD), path, true, false)?;
+    match p.inode().file_type() {
+        FileType::Directory => return error!(EISDIR),
+        FileType::Regular => {}
+        _ => return error!(EINVAL),
+    }
+    if p.mnt.read_only {
+        return error!(EROFS);
+    }
+    let caller = crate::fs::vfs::Caller::of(ctx.task);
+    p.inode().open(O_WRONLY, &caller)?.truncate(len as u64)?;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------
+// Namespace changes: mkdir, unlink, rename, symlink, ...
+
+/// The directory and name for a call that creates `path`; EEXIST if it
+/// exists (checked before EROFS, as Linux), EROFS on read-only mounts.
+fn create_target(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr) -> KResult<(Path, Vec<u8>, bool)> {
+    let (dir, name, trailing) = resolve_parent(ctx, dirfd, path)?;
+    let fs = ctx.fs();
+    let w: Walker<'_> = walker_for(&fs, ctx.task);
+    if name == b"." || name == b".." {
+        return error!(EEXIST);
+    }
+    match w.lookup_one(&dir, &name) {
+        Ok(_) => return error!(EEXIST),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e),
+    }
+    if dir.mnt.read_only {
+        return error!(EROFS);
+    }
+    Ok((dir, name, trailing))
+}
+
+fn do_mkdir(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> KResult<u64> {
+    let (dir, name, _) = create_target(ctx, dirfd, path)?;
+    let perm = mode & 0o7777 & !ctx.fs().umask();
+    dir.inode().mkdir(&name, perm)?;
+    Ok(0)
+}
+
+fn sys_mkdir(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32) -> KResult<u64> {
+    do_mkdir(ctx, Fd(AT_FDCWD), path, mode)
+}
+
+fn sys_mkdirat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> KResult<u64> {
+    do_mkdir(ctx, dirfd, path, mode)
+}
+
+fn do_mknod(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> KResult<u64> {
+    match mode & S_IFMT {
+        0 | S_IFREG => {}
+        S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK => {}
+        S_IFDIR => return error!(EPERM),
+        _ => return error!(EINVAL),
+    }
+    let (dir, name, _) = create_target(ctx, dirfd, path)?;
+    if mode & S_IFMT == 0 || mode & S_IFMT == S_IFREG {
+        let perm = mode & 0o7777 & !ctx.fs().umask();
+        dir.inode().create(&name, perm, O_RDONLY)?;
+        return Ok(0);
+    }
+    // TODO: device nodes, FIFOs and sockets need filesystems that can hold
+    // them (tmpfs); hostfs never creates them on the host.
+    error!(EPERM)
+}
+
+fn sys_mknod(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32, _dev: u64) -> KResult<u64> {
+    do_mknod(ctx, Fd(AT_FDCWD), path, mode)
+}
+
+fn sys_mknodat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, _dev: u64) -> KResult<u64> {
+    do_mknod(ctx, dirfd, path, mode)
+}
+
+/// unlink / rmdir.
+fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -> KResult<u64> {
+    let (dir, name, trailing) = resolve_parent(ctx, dirfd, path)?;
+    if rmdir {
+        match name.as_slice() {
+            b"." => return error!(EINVAL),
+            b".." => return error!(ENOTEMPTY),
+            _ => {}
+        }
+    } else if name == b"." || name == b".." {
+        return error!(EISDIR);
+    }
+    if dir.mnt.read_only {
+        return error!(EROFS);
+    }
+    let fs = ctx.fs();
+    let w = walker_for(&fs, ctx.task);
+    let victim = w.lookup_one(&dir, &name)?;
+    if !Arc::ptr_eq(&victim.mnt, &dir.mnt) {
+        return error!(EBUSY);
+    }
+    let t = victim.inode().file_type();
+    if rmdir {
+        if t != FileType::Directory {
+            return error!(ENOTDIR);
+        }
+        dir.inode().rmdir(&name)?;
+    } else {
+        if t == FileType::Directory {
+            return error!(EISDIR);
+        }
+        if trailing {
+            return error!(ENOTDIR);
+        }
+        dir.inode().unlink(&name)?;
+    }
+    Ok(0)
+}
+
+fn sys_rmdir(ctx: &mut SyscallContext<'_>, path: UserAddr) -> KResult<u64> {
+    do_remove(ctx, Fd(AT_FDCWD), path, true)
+}
+
+fn sys_unlink(ctx: &mut SyscallContext<'_>, path: UserAddr) -> KResult<u64> {
+    do_remove(ctx, Fd(AT_FDCWD), path, false)
+}
+
+fn sys_unlinkat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32) -> KResult<u64> {
+    if flags & !AT_REMOVEDIR != 0 {
+        return error!(EINVAL);
+    }
+    do_remove(ctx, dirfd, path, flags & AT_REMOVEDIR != 0)
+}
+
+fn do_symlink(ctx: &SyscallContext<'_>, target: UserAddr, dirfd: Fd, path: UserAddr) -> KResult<u64> {
+    let t = read_path(ctx, target)?;
+    if t.is_empty() {
+        return error!(ENOENT);
+    }
+    let (dir, name, _) = create_target(ctx, dirfd, path)?;
+    dir.inode().symlink(&name, &t)?;
+    Ok(0)
+}
+
+fn sys_symlink(ctx: &mut SyscallContext<'_>, target: UserAddr, path: UserAddr) -> KResult<u64> {
+    do_symlink(ctx, target, Fd(AT_FDCWD), path)
+}
+
+fn sys_symlinkat(ctx: &mut SyscallContext<'_>, target: UserAddr, dirfd: Fd, path: UserAddr) -> KResult<u64> {
+    do_symlink(ctx, target, dirfd, path)
+}
+
+const RENAME_NOREPLACE: u32 = 1;
+const RENAME_EXCHANGE: u32 = 2;
+const RENAME_WHITEOUT: u32 = 4;
+
+fn do_rename(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32) -> KResult<u64> {
+    if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0 {
+        return error!(EINVAL);
+    }
+    if flags & RENAME_EXCHANGE != 0 && flags & (RENAME_NOREPLACE | RENAME_WHITEOUT) != 0 {
+        return error!(EINVAL);
+    }
+    let (od, oname, _) = resolve_parent(ctx, olddir, old)?;
+    let (nd, nname, _) = resolve_parent(ctx, newdir, new)?;
+    for n in [&oname, &nname] {
+        if n.as_slice() == b"." || n.as_slice() == b".." {
+            return error!(EBUSY);
+        }
+    }
+    if !Arc::ptr_eq(&od.mnt, &nd.mnt) {
+        return error!(EXDEV);
+    }
+    if od.mnt.read_only {
+        return error!(EROFS);
+    }
+    let fs = ctx.fs();
+    let w = walker_for(&fs, ctx.task);
+    w.lookup_one(&od, &oname)?;
+    od.inode().rename(&oname, nd.inode().as_ref(), &nname, flags)?;
+    Ok(0)
+}
+
+fn sys_rename(ctx: &mut SyscallContext<'_>, old: UserAddr, new: UserAddr) -> KResult<u64> {
+    do_rename(ctx, Fd(AT_FDCWD), old, Fd(AT_FDCWD), new, 0)
+}
+
+fn sys_renameat(ctx: &mut SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr) -> KResult<u64> {
+    do_rename(ctx, olddir, old, newdir, new, 0)
+}
+
+fn sys_renameat2(ctx: &mut SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32) -> KResult<u64> {
+    do_rename(ctx, olddir, old, newdir, new, flags)
+}
+
+fn do_link(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32) -> KResult<u64> {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return error!(EINVAL);
+    }
+    let src = resolve(ctx, olddir, old, flags & AT_SYMLINK_FOLLOW != 0, flags & AT_EMPTY_PATH != 0)?;
+    if src.inode().file_type() == FileType::Directory {
+        return error!(EPERM);
+    }
+    let (dir, _, _) = create_target(ctx, newdir, new)?;
+    if !Arc::ptr_eq(&src.mnt, &dir.mnt) {
+        return error!(EXDEV);
+    }
+    // TODO: hard links on writable hostfs.
+    error!(EPERM)
+}
+
+fn sys_link(ctx: &mut SyscallContext<'_>, old: UserAddr, new: UserAddr) -> KResult<u64> {
+    do_link(ctx, Fd(AT_FDCWD), old, Fd(AT_FDCWD), new, 0)
+}
+
+fn sys_linkat(ctx: &mut SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32) -> KResult<u64> {
+    do_link(ctx, olddir, old, newdir, new, flags)
+}
+
+/// chmod/chown/utimensat: the target must exist; read-only mounts give
+/// EROFS. Attribute changes on writable hostfs are not implemented yet
+/// (EPERM). Device nodes and FIFOs on a read-only mount also give EROFS.
+fn attr_change(p: &Path) -> KResult<u64> {
+    if p.mnt.read_only {
+        return error!(EROFS);
+    }
+    // TODO: attribute changes on writable filesystems.
+    error!(EPERM)
+}
+
+fn sys_chmod(ctx: &mut SyscallContext<'_>, path: UserAddr, _mode: u32) -> KResult<u64> {
+    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, true, false)?)
+}
+
+fn sys_fchmod(ctx: &mut SyscallContext<'_>, fd: Fd, _mode: u32) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    attr_change(&f.path)
+}
+
+fn sys_fchmodat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, _mode: u32) -> KResult<u64> {
+    attr_change(&resolve(ctx, dirfd, path, true, false)?)
+}
+
+fn sys_chown(ctx: &mut SyscallContext<'_>, path: UserAddr, _uid: u32, _gid: u32) -> KResult<u64> {
+    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, true, false)?)
+}
+
+fn sys_lchown(ctx: &mut SyscallContext<'_>, path: UserAddr, _uid: u32, _gid: u32) -> KResult<u64> {
+    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, false, false)?)
+}
+
+fn sys_fchown(ctx: &mut SyscallContext<'_>, fd: Fd, _uid: u32, _gid: u32) -> KResult<u64> {
+    let f = get_io_file(ctx, fd)?;
+    attr_change(&f.path)
+}
+
+fn sys_fchownat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, _uid: u32, _gid: u32, flags: u32) -> KResult<u64> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return error!(EINVAL);
+    }
+    attr_change(&resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?)
+}
+
+fn sys_utimensat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, times: UserAddr, flags: u32) -> KResult<u64> {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return error!(EINVAL);
+    }
+    if !times.is_null() {
+        let ts: [i64; 4] = ctx.mm().read_val(times.0)?;
+        const UTIME_NOW: i64 = (1 << 30) - 1;
+        const UTIME_OMIT: i64 = (1 << 30) - 2;
+        for nsec in [ts[1], ts[3]] {
+            if nsec != UTIME_NOW && nsec != UTIME_OMIT && !(0..1_000_000_000).contains(&nsec) {
+                return error!(EINVAL);
+            }
+        }
+        if ts[1] == UTIME_OMIT && ts[3] == UTIME_OMIT {
+            return Ok(0);
+        }
+    }
+    // utimensat(fd, NULL, ...) is futimens.
+    let p = if path.is_null() {
+        if dirfd.0 == AT_FDCWD {
+            return error!(EFAULT);
+        }
+        get_file(ctx, dirfd)?.path.clone()
+    } else {
+        resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?
+    };
+    attr_change(&p)
+}

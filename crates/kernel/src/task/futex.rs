@@ -1,0 +1,218 @@
+//! Futexes: WAIT/WAKE (with bitsets), REQUEUE/CMP_REQUEUE, WAKE_OP,
+//! relative and absolute timeouts.
+//!
+//! Keys are (address space, address): every mapping a futex can be shared
+//! through across processes (MAP_SHARED) comes with the filesystems
+//! issue, which will key those by physical frame.
+//!
+//! Locking: one table mutex, held while the waited-on word is compared
+//! (so a wake cannot slip between compare and sleep); guest memory is
+//! read under it (mm locks nest inside, never the reverse).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::errno::KResult;
+use crate::error;
+use crate::syscall_table;
+use crate::syscalls::{SyscallContext, UserAddr};
+
+use super::Task;
+
+type Key = (usize, u64);
+
+struct Waiter {
+    task: Arc<Task>,
+    bitset: u32,
+    woken: Mutex<bool>,
+}
+
+#[derive(Default)]
+struct Table {
+    queues: HashMap<Key, Vec<Arc<Waiter>>>,
+}
+
+static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+
+fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
+    let mut t = TABLE.lock().unwrap_or_else(|p| p.into_inner());
+    f(t.get_or_insert_with(Table::default))
+}
+
+fn key(ctx: &SyscallContext<'_>, addr: u64) -> KResult<Key> {
+    if addr % 4 != 0 {
+        return error!(EINVAL);
+    }
+    Ok((Arc::as_ptr(&ctx.mm()) as usize, addr))
+}
+
+const FUTEX_WAIT: i32 = 0;
+const FUTEX_WAKE: i32 = 1;
+const FUTEX_REQUEUE: i32 = 3;
+const FUTEX_CMP_REQUEUE: i32 = 4;
+const FUTEX_WAKE_OP: i32 = 5;
+const FUTEX_WAIT_BITSET: i32 = 9;
+const FUTEX_WAKE_BITSET: i32 = 10;
+const FUTEX_PRIVATE_FLAG: i32 = 128;
+const FUTEX_CLOCK_REALTIME: i32 = 256;
+
+syscall_table! { pub fn futex_table;
+    FUTEX => sys_futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32),
+}
+
+fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32) -> KResult<u64> {
+    let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
+        return error!(ENOSYS);
+    }
+    match cmd {
+        FUTEX_WAIT | FUTEX_WAIT_BITSET => {
+            let bitset = if cmd == FUTEX_WAIT { u32::MAX } else { val3 };
+            if bitset == 0 {
+                return error!(EINVAL);
+            }
+            let deadline = if timeout.is_null() {
+                None
+            } else {
+                let t: [i64; 2] = ctx.mm().read_val(timeout.0)?;
+                if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+                    return error!(EINVAL);
+                }
+                let d = Duration::new(t[0] as u64, t[1] as u32);
+                Some(if cmd == FUTEX_WAIT {
+                    Instant::now() + d
+                } else {
+                    // Absolute, on CLOCK_MONOTONIC or CLOCK_REALTIME.
+                    let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 };
+                    let (s, n) = ruml_host::clock::gettime(clock).map_err(|_| crate::errno!(EINVAL))?;
+                    let now = Duration::new(s.max(0) as u64, n as u32);
+                    Instant::now() + d.saturating_sub(now)
+                })
+            };
+            futex_wait(ctx, uaddr.0, val, bitset, deadline).map(|_| 0)
+        }
+        FUTEX_WAKE | FUTEX_WAKE_BITSET => {
+            let bitset = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
+            if bitset == 0 {
+                return error!(EINVAL);
+            }
+            let k = key(ctx, uaddr.0)?;
+            Ok(with_table(|t| wake(t, k, val as usize, bitset)) as u64)
+        }
+        FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
+            let k1 = key(ctx, uaddr.0)?;
+            let k2 = key(ctx, uaddr2.0)?;
+            let max_requeue = timeout.0 as usize; // val2 travels in the timeout slot
+            let mm = ctx.mm();
+            with_table(|t| {
+                if cmd == FUTEX_CMP_REQUEUE {
+                    let cur: u32 = mm.read_val(uaddr.0)?;
+                    if cur != val3 {
+                        return error!(EAGAIN);
+                    }
+                }
+                let woken = wake(t, k1, val as usize, u32::MAX);
+                let mut moved = 0;
+                if let Some(mut q) = t.queues.remove(&k1) {
+                    let n = q.len().min(max_requeue);
+                    let rest = q.split_off(n);
+                    moved = q.len();
+                    t.queues.entry(k2).or_default().extend(q);
+                    if !rest.is_empty() {
+                        t.queues.insert(k1, rest);
+                    }
+                }
+                Ok((woken + moved) as u64)
+            })
+        }
+        FUTEX_WAKE_OP => {
+            let k1 = key(ctx, uaddr.0)?;
+            let k2 = key(ctx, uaddr2.0)?;
+            let val2 = timeout.0 as usize;
+            let mm = ctx.mm();
+            with_table(|t| {
+                let old: u32 = mm.read_val(uaddr2.0)?;
+                let opc = (val3 >> 28) & 7;
+                let cmp = (val3 >> 24) & 15;
+                let mut oparg = (val3 >> 12) & 0xfff;
+                let cmparg = val3 & 0xfff;
+                if val3 & (8 << 28) != 0 {
+                    oparg = 1u32.checked_shl(oparg).unwrap_or(0);
+                }
+                let new = match opc {
+                    0 => oparg,
+                    1 => old.wrapping_add(oparg),
+                    2 => old | oparg,
+                    3 => old & !oparg,
+                    4 => old ^ oparg,
+                    _ => return error!(ENOSYS),
+                };
+                mm.write_val(uaddr2.0, &new)?;
+                let mut n = wake(t, k1, val as usize, u32::MAX);
+                let hit = match cmp {
+                    0 => old == cmparg,
+                    1 => old != cmparg,
+                    2 => old < cmparg,
+                    3 => old <= cmparg,
+                    4 => old > cmparg,
+                    5 => old >= cmparg,
+                    _ => return error!(ENOSYS),
+                };
+                if hit {
+                    n += wake(t, k2, val2, u32::MAX);
+                }
+                Ok(n as u64)
+            })
+        }
+        // PI futexes come with the process-model issue.
+        _ => error!(ENOSYS),
+    }
+}
+
+fn wake(t: &mut Table, k: Key, max: usize, bitset: u32) -> usize {
+    let Some(q) = t.queues.get_mut(&k) else { return 0 };
+    let mut n = 0;
+    q.retain(|w| {
+        if n < max && w.bitset & bitset != 0 {
+            *w.woken.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            w.task.waker.poke();
+            n += 1;
+            false
+        } else {
+            true
+        }
+    });
+    if q.is_empty() {
+        t.queues.remove(&k);
+    }
+    n
+}
+
+fn futex_wait(ctx: &SyscallContext<'_>, addr: u64, val: u32, bitset: u32, deadline: Option<Instant>) -> KResult<()> {
+    let k = key(ctx, addr)?;
+    let mm = ctx.mm();
+    let waiter = Arc::new(Waiter { task: ctx.task.clone(), bitset, woken: Mutex::new(false) });
+    with_table(|t| {
+        let cur: u32 = mm.read_val(addr)?;
+        if cur != val {
+            return error!(EAGAIN);
+        }
+        t.queues.entry(k).or_default().push(waiter.clone());
+        Ok(())
+    })?;
+    let r = ctx.task.wait_until(deadline, || *waiter.woken.lock().unwrap_or_else(|p| p.into_inner()));
+    if r.is_err() {
+        // Leave the queue, unless a wake raced us (then it counts).
+        let woken = with_table(|t| {
+            if let Some(q) = t.queues.get_mut(&k) {
+                q.retain(|w| !Arc::ptr_eq(w, &waiter));
+            }
+            *waiter.woken.lock().unwrap_or_else(|p| p.into_inner())
+        });
+        if woken {
+            return Ok(());
+        }
+    }
+    r
+}
