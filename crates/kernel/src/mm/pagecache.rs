@@ -15,9 +15,12 @@ use crate::errno::KResult;
 use crate::error;
 use crate::fs::FileRef;
 
+/// (file's (dev, ino), page index).
+type PageKey = ((u64, u64), u64);
+
 pub struct PageCache {
     phys: Arc<PhysMem>,
-    pages: Mutex<HashMap<((u64, u64), u64), Pfn>>,
+    pages: Mutex<HashMap<PageKey, Pfn>>,
 }
 
 impl PageCache {

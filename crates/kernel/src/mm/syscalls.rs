@@ -116,7 +116,7 @@ impl Mm {
         };
         let mut m = self.lock();
         let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
-            if addr % PAGE != 0 {
+            if !addr.is_multiple_of(PAGE) {
                 return error!(EINVAL);
             }
             if addr < MMAP_MIN || addr.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
@@ -152,7 +152,7 @@ impl Mm {
     }
 
     pub fn munmap(&self, addr: u64, len: u64) -> KResult<()> {
-        if addr % PAGE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE) || len == 0 {
             return error!(EINVAL);
         }
         let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
@@ -166,7 +166,7 @@ impl Mm {
     }
 
     pub fn mprotect(&self, addr: u64, len: u64, prot: u32) -> KResult<()> {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return error!(EINVAL);
         }
         if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | 0x0100_0000 | 0x0200_0000) != 0 {
@@ -221,7 +221,7 @@ impl Mm {
 
     /// mremap(2), by copy of the page-table entries (no data is copied).
     pub fn mremap(&self, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
-        if old % PAGE != 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+        if !old.is_multiple_of(PAGE) || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
             return error!(EINVAL);
         }
         if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
@@ -264,7 +264,7 @@ impl Mm {
         }
         // Move: a new area, the old pages transferred, the old area gone.
         let dest = if flags & MREMAP_FIXED != 0 {
-            if new_addr % PAGE != 0 || new_addr < MMAP_MIN || new_addr.checked_add(new_len).is_none_or(|e| e > TASK_SIZE) {
+            if !new_addr.is_multiple_of(PAGE) || new_addr < MMAP_MIN || new_addr.checked_add(new_len).is_none_or(|e| e > TASK_SIZE) {
                 return error!(EINVAL);
             }
             if new_addr < old + old_len && old < new_addr + new_len {
@@ -367,7 +367,7 @@ fn sys_mmap(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, prot: u32, flags:
         | MAP_FIXED_NOREPLACE
         | MAP_UNINITIALIZED
         | 0xfc00_0000; // huge page size bits
-    if len == 0 || off % PAGE != 0 {
+    if len == 0 || !off.is_multiple_of(PAGE) {
         return error!(EINVAL);
     }
     let typ = flags & MAP_TYPE;
@@ -420,7 +420,7 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     const MADV_DONTNEED: i32 = 4;
     const MADV_FREE: i32 = 8;
     const MADV_REMOVE: i32 = 9;
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return error!(EINVAL);
     }
     let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
@@ -444,7 +444,7 @@ fn sys_msync(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: i32) -> K
     const MS_ASYNC: i32 = 1;
     const MS_INVALIDATE: i32 = 2;
     const MS_SYNC: i32 = 4;
-    if addr % PAGE != 0 || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
+    if !addr.is_multiple_of(PAGE) || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
         return error!(EINVAL);
     }
     let end = addr.checked_add(page_up(len).ok_or(crate::errno!(ENOMEM))?).ok_or(crate::errno!(ENOMEM))?;
@@ -458,7 +458,7 @@ fn sys_msync(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: i32) -> K
 }
 
 fn sys_mincore(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, vec: UserAddr) -> KResult<u64> {
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return error!(EINVAL);
     }
     let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;

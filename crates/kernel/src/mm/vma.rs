@@ -40,6 +40,10 @@ impl Vma {
         self.end - self.start
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+
     /// The part of this VMA from `at` on (for splitting).
     fn tail_from(&self, at: u64) -> Vma {
         let mut t = self.clone();

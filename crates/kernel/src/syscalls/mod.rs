@@ -25,7 +25,7 @@ impl UserAddr {
     pub fn is_null(self) -> bool {
         self.0 == 0
     }
-    pub fn add(self, n: u64) -> UserAddr {
+    pub fn offset(self, n: u64) -> UserAddr {
         UserAddr(self.0.wrapping_add(n))
     }
 }
@@ -131,7 +131,10 @@ macro_rules! syscall_table {
 }
 
 /// The subsystem tables, consulted in order.
-const TABLES: &[fn(u64) -> Option<(RawHandler, &'static str)>] = &[
+/// A subsystem's table: the handler and its name for a number.
+type Table = fn(u64) -> Option<(RawHandler, &'static str)>;
+
+const TABLES: &[Table] = &[
     crate::task::syscalls::task_table,
     crate::mm::syscalls::mm_table,
     crate::fs::syscalls::fs_table,

@@ -41,7 +41,7 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 }
 
 fn key(ctx: &SyscallContext<'_>, addr: u64) -> KResult<Key> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return error!(EINVAL);
     }
     Ok((Arc::as_ptr(&ctx.mm()) as usize, addr))

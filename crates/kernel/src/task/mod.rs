@@ -171,7 +171,7 @@ pub enum After {
     Exit,
     /// fork/clone made a child: copy our FPU state to it and start it;
     /// with `vfork`, wait until it execs or exits.
-    Spawn { child: Arc<Task>, regs: Registers, vfork: Option<std::sync::mpsc::Receiver<()>> },
+    Spawn { child: Arc<Task>, regs: Box<Registers>, vfork: Option<std::sync::mpsc::Receiver<()>> },
     /// rt_sigreturn restored registers (and maybe FPU state).
     Sigreturn { fpu: Option<ruml_host::FpuState> },
 }

@@ -147,7 +147,7 @@ fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr
     } else {
         None
     };
-    ctx.after = Some(After::Spawn { child, regs, vfork });
+    ctx.after = Some(After::Spawn { child, regs: Box::new(regs), vfork });
     Ok(pid as u64)
 }
 
@@ -169,7 +169,7 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
             let fpu = r.aspace.as_ref().and_then(|a| a.get_fpu().ok());
             let name = format!("task-{}", child.tid);
             let c2 = child.clone();
-            let spawned = std::thread::Builder::new().name(name).spawn(move || super::run(c2, regs, fpu));
+            let spawned = std::thread::Builder::new().name(name).spawn(move || super::run(c2, *regs, fpu));
             if let Err(e) = spawned {
                 crate::log::warn(&format!("cannot start a host thread for pid {}: {e}", child.tid));
                 exit_process(&child, ExitStatus::Killed { signo: 9, core: false });
