@@ -61,18 +61,21 @@ fn sys_execveat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, argv: U
     }
     let mm = ctx.mm();
     let path = mm.read_cstring(path.0, 4095)?;
-    if dirfd.0 != -100 && !path.starts_with(b"/") {
-        // Relative to a directory descriptor: needs the fs layer's
-        // *at() resolution, which exec does not use yet.
-        return error!(ENOSYS);
-    }
-    if path.is_empty() {
-        return error!(ENOENT);
-    }
+    let file = crate::fs::open_exec_at(ctx.task, dirfd.0, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    // The name the new program sees as AT_EXECFN, as Linux makes it.
+    let name = if path.is_empty() {
+        format!("/dev/fd/{}", dirfd.0).into_bytes()
+    } else if path.starts_with(b"/") || dirfd.0 == -100 {
+        path.clone()
+    } else {
+        let mut n = format!("/dev/fd/{}/", dirfd.0).into_bytes();
+        n.extend_from_slice(&path);
+        n
+    };
     let mut total = 0;
     let argv = read_string_array(&mm, argv, &mut total)?;
     let envp = read_string_array(&mm, envp, &mut total)?;
-    let regs = exec(ctx.task, &path, argv, envp)?;
+    let regs = exec_file(ctx.task, file, &name, argv, envp)?;
     *ctx.regs = regs;
     ctx.after = Some(After::Exec);
     Ok(0)
@@ -80,9 +83,14 @@ fn sys_execveat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, argv: U
 
 /// Replaces the task's program. On success the task has a new mm and the
 /// returned registers start the program; the old mm is gone.
-pub fn exec(task: &Arc<Task>, path: &[u8], mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Registers> {
+pub fn exec(task: &Arc<Task>, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Registers> {
+    let file = crate::fs::open_exec(task, path)?;
+    exec_file(task, file, path, argv, envp)
+}
+
+/// exec of an opened program; `path` is its name (AT_EXECFN, argv of `#!`).
+pub fn exec_file(task: &Arc<Task>, mut file: FileRef, path: &[u8], mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Registers> {
     let mut path = path.to_vec();
-    let mut file = crate::fs::open_exec(task, &path)?;
     let execfn = path.clone();
     // #! scripts, nested up to 4 deep as Linux allows.
     for depth in 0.. {
@@ -138,7 +146,7 @@ pub fn exec(task: &Arc<Task>, path: &[u8], mut argv: Vec<Vec<u8>>, envp: Vec<Vec
     task.signals.reset_for_exec();
     let comm: Vec<u8> = path.rsplit(|&c| c == b'/').next().unwrap_or(&path).iter().take(15).copied().collect();
     *task.comm.lock().unwrap_or_else(|p| p.into_inner()) = comm;
-    *task.exe.lock().unwrap_or_else(|p| p.into_inner()) = path;
+    *task.exe.lock().unwrap_or_else(|p| p.into_inner()) = Some(file.path.clone());
     if let Some(tx) = task.vfork_done.lock().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = tx.send(());
     }

@@ -126,6 +126,34 @@ pub fn open_exec(task: &Task, path: &[u8]) -> KResult<FileRef> {
     Ok(OpenFile::new(p, Some(ops), O_RDONLY))
 }
 
+/// Opens a program for execveat(2): `path` relative to `dirfd` (AT_FDCWD
+/// = the cwd); an empty path with `empty_path` means the file `dirfd`
+/// itself (fexecve).
+pub fn open_exec_at(task: &Task, dirfd: i32, path: &[u8], follow: bool, empty_path: bool) -> KResult<FileRef> {
+    let fs = task.fs();
+    let w = walker_for(&fs, task);
+    let p = if path.is_empty() {
+        if !empty_path {
+            return error!(ENOENT);
+        }
+        fd_get(task, dirfd)?.path.clone()
+    } else {
+        let start = if path.starts_with(b"/") || dirfd == -100 {
+            fs.cwd()
+        } else {
+            let f = fd_get(task, dirfd)?;
+            if f.path.inode().file_type() != FileType::Directory {
+                return error!(ENOTDIR);
+            }
+            f.path.clone()
+        };
+        w.walk(&start, path, follow)?
+    };
+    exec_check(&p)?;
+    let ops = p.inode().open(O_RDONLY, &w.caller)?;
+    Ok(OpenFile::new(p, Some(ops), O_RDONLY))
+}
+
 /// execve's permission check: a regular file with some x bit.
 pub fn exec_check(p: &Path) -> KResult<()> {
     if p.inode().file_type() != FileType::Regular {

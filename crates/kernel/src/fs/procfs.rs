@@ -133,6 +133,7 @@ impl Inode for PidDir {
             b"fd" => Ok(Arc::new(FdDir { meta: meta_for(&self.meta, pid_ino(self.tgid, 2)), tgid: self.tgid })),
             b"cwd" => Ok(Arc::new(TaskLink { meta: meta_for(&self.meta, pid_ino(self.tgid, 3)), tgid: self.tgid, what: What::Cwd })),
             b"root" => Ok(Arc::new(TaskLink { meta: meta_for(&self.meta, pid_ino(self.tgid, 4)), tgid: self.tgid, what: What::Root })),
+            b"exe" => Ok(Arc::new(TaskLink { meta: meta_for(&self.meta, pid_ino(self.tgid, 5)), tgid: self.tgid, what: What::Exe })),
             _ => error!(ENOENT),
         }
     }
@@ -143,6 +144,7 @@ impl Inode for PidDir {
             (self.meta.ino, d, b".".to_vec()),
             (1, d, b"..".to_vec()),
             (pid_ino(self.tgid, 3), l, b"cwd".to_vec()),
+            (pid_ino(self.tgid, 5), l, b"exe".to_vec()),
             (pid_ino(self.tgid, 2), d, b"fd".to_vec()),
             (pid_ino(self.tgid, 4), l, b"root".to_vec()),
         ];
@@ -202,6 +204,7 @@ enum What {
     Fd(i32),
     Cwd,
     Root,
+    Exe,
 }
 
 /// A magic link: /proc/<pid>/fd/N, cwd, root.
@@ -222,6 +225,7 @@ impl TaskLink {
             What::Fd(fd) => task.files().get(fd).map_err(|_| crate::errno!(ENOENT))?.path.clone(),
             What::Cwd => fs.cwd(),
             What::Root => root.clone(),
+            What::Exe => task.exe.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or(crate::errno!(ENOENT))?,
         };
         Ok((p, root))
     }

@@ -154,10 +154,10 @@ fn get_io_file(ctx: &SyscallContext<'_>, fd: Fd) -> KResult<FileRef> {
 }
 
 /// What a write's EPIPE means for the caller.
-fn write_result(r: KResult<usize>) -> KResult<u64> {
+fn write_result(ctx: &SyscallContext<'_>, r: KResult<usize>) -> KResult<u64> {
     match r {
         Err(Errno::EPIPE) => {
-            // TODO(signals): raise SIGPIPE on the calling thread here.
+            crate::signal::send_sigpipe(ctx.task);
             Err(Errno::EPIPE)
         }
         other => other.map(|n| n as u64),
@@ -317,7 +317,7 @@ fn do_write(ctx: &SyscallContext<'_>, f: &FileRef, segs: &[(u64, usize)], off: O
         };
         let n = match r {
             Ok(n) => n,
-            Err(e) if done == 0 => return write_result(Err(e)),
+            Err(e) if done == 0 => return write_result(ctx, Err(e)),
             Err(_) => break,
         };
         done += n;

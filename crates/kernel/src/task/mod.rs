@@ -102,8 +102,8 @@ pub struct Task {
     /// Stops the guest when another task posts work (a signal).
     pub interrupter: Mutex<Option<Interrupter>>,
     pub comm: Mutex<Vec<u8>>,
-    /// The program's path for /proc/PID/exe.
-    pub exe: Mutex<Vec<u8>>,
+    /// The program, for /proc/PID/exe.
+    pub exe: Mutex<Option<crate::fs::vfs::Path>>,
     pub clear_child_tid: Mutex<u64>,
     /// vfork: told when this child execs or exits.
     pub vfork_done: Mutex<Option<std::sync::mpsc::Sender<()>>>,
@@ -121,7 +121,7 @@ impl Task {
             signals,
             interrupter: Mutex::new(None),
             comm: Mutex::new(Vec::new()),
-            exe: Mutex::new(Vec::new()),
+            exe: Mutex::new(None),
             clear_child_tid: Mutex::new(0),
             vfork_done: Mutex::new(None),
             waker: wait::Waker::default(),
@@ -215,6 +215,16 @@ impl TaskRunner {
 /// The task loop: runs the task until it exits. Returns when the task is
 /// gone (its process reaped or left a zombie for its parent).
 pub fn run(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>) {
+    let t = task.clone();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_task(task, regs, fpu)));
+    if result.is_err() {
+        // A kernel bug hit while serving this task: it dies, nothing else.
+        crate::log::warn(&format!("pid {}: kernel bug while serving it (panic above); killing it", t.tid));
+        exit::exit_process(&t, ExitStatus::Killed { signo: 9, core: false });
+    }
+}
+
+fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>) {
     let mut r = TaskRunner { task, regs, aspace: None, next: Next::Continue, fpu };
     if let Err(e) = r.new_address_space() {
         crate::log::warn(&format!("pid {}: cannot start its address space: {e}", r.task.tid));
