@@ -4,13 +4,13 @@
 use std::sync::Arc;
 
 use crate::physmem::PhysMem;
-use crate::ptrace::AddressSpace;
+use crate::ptrace::{AddressSpace, Context};
 use crate::regs::Registers;
 use crate::stub;
 use crate::HostError;
 
 /// One boot check: exercises a feature on a stub.
-type Check = fn(&AddressSpace) -> Result<(), HostError>;
+type Check = fn(&Context) -> Result<(), HostError>;
 
 fn ptrace(req: libc::c_uint, pid: libc::pid_t, addr: usize, data: usize) -> libc::c_long {
     // SAFETY: integer arguments or pointers to live locals.
@@ -46,10 +46,10 @@ fn set_regs(pid: libc::pid_t, r: &Registers) -> Result<(), HostError> {
 
 /// PTRACE_SYSCALL stops at entry; the check turns getppid into getpid and
 /// expects the stub's own pid back.
-fn check_change_syscall(aspace: &AddressSpace) -> Result<(), HostError> {
+fn check_change_syscall(aspace: &Context) -> Result<(), HostError> {
     let pid = aspace.raw_pid();
     let mut r = regs_of(pid)?;
-    r.rip = stub::SYSCALL1;
+    r.rip = stub::syscall1();
     r.rax = libc::SYS_getppid as u64;
     set_regs(pid, &r)?;
     if ptrace(libc::PTRACE_SYSCALL, pid, 0, 0) < 0 {
@@ -72,10 +72,10 @@ fn check_change_syscall(aspace: &AddressSpace) -> Result<(), HostError> {
 
 /// PTRACE_SYSEMU must stop at a system call without running it: the check
 /// emulates exit_group and expects the stub alive at its next int3.
-fn check_sysemu(aspace: &AddressSpace) -> Result<(), HostError> {
+fn check_sysemu(aspace: &Context) -> Result<(), HostError> {
     let pid = aspace.raw_pid();
     let mut r = regs_of(pid)?;
-    r.rip = stub::SYSCALL1;
+    r.rip = stub::syscall1();
     r.rax = libc::SYS_exit_group as u64;
     r.rdi = 99;
     set_regs(pid, &r)?;
@@ -101,7 +101,7 @@ fn check_sysemu(aspace: &AddressSpace) -> Result<(), HostError> {
 /// Runs the checks, printing each line with `log`. Returns the first
 /// failure with advice.
 pub fn run(phys: &Arc<PhysMem>, log: &dyn Fn(&str)) -> Result<(), HostError> {
-    let aspace = AddressSpace::new(phys).map_err(|e| {
+    let (_space, aspace) = AddressSpace::new(phys).map_err(|e| {
         HostError::new(
             format!(
                 "cannot start a stub process ({e}). ruml needs ptrace: run it outside seccomp \

@@ -112,3 +112,166 @@ pub fn bytes_available(fd: i32) -> Result<i32, i32> {
     ioctl_ptr(fd, libc::FIONREAD, (&mut n as *mut libc::c_int).cast())?;
     Ok(n)
 }
+
+// ---------------------------------------------------------------------------
+// Raw mode: the guest's line discipline does the terminal's work.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Once;
+
+/// Whether host fd 0 is in raw mode (and ORIG holds what to restore).
+static RAW: AtomicBool = AtomicBool::new(false);
+/// The termios of host fd 0 before raw mode, and the raw one (for SIGCONT).
+static mut ORIG: libc::termios = unsafe { std::mem::zeroed() };
+static mut RAW_TERMIOS: libc::termios = unsafe { std::mem::zeroed() };
+static SETUP: Once = Once::new();
+/// Self-pipe written by the SIGWINCH handler: [read end, write end].
+static WAKE_R: AtomicI32 = AtomicI32::new(-1);
+static WAKE_W: AtomicI32 = AtomicI32::new(-1);
+
+/// Puts host fd 0 in raw mode (cfmakeraw: no host echo, no host signals
+/// from ^C/^Z, no output processing) if it is a terminal, and arranges
+/// that the original settings come back on every exit path of ruml:
+/// normal exit and `std::process::exit` (atexit), a panic that ends
+/// ruml (it exits through the same path), and SIGTERM, SIGHUP, SIGINT,
+/// SIGQUIT, SIGABRT, SIGSEGV, SIGBUS to ruml (handlers that restore and
+/// re-raise). SIGCONT re-applies raw mode; SIGWINCH is reported by
+/// [`wait_event`]. Idempotent; false if fd 0 is not a terminal.
+pub fn enter_raw_mode() -> bool {
+    if !isatty(0) {
+        return false;
+    }
+    let mut ok = RAW.load(Ordering::SeqCst);
+    SETUP.call_once(|| {
+        // SAFETY: single-threaded setup under Once; the statics are written
+        // before RAW is set and only read after.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return;
+            }
+            ORIG = t;
+            let mut r = t;
+            libc::cfmakeraw(&mut r);
+            r.c_cc[libc::VMIN] = 1;
+            r.c_cc[libc::VTIME] = 0;
+            RAW_TERMIOS = r;
+            let mut fds = [0i32; 2];
+            if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) == 0 {
+                WAKE_R.store(fds[0], Ordering::SeqCst);
+                WAKE_W.store(fds[1], Ordering::SeqCst);
+            }
+            libc::atexit(restore_at_exit);
+            for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGABRT, libc::SIGSEGV, libc::SIGBUS] {
+                install(sig, fatal_handler as extern "C" fn(i32) as usize);
+            }
+            install(libc::SIGCONT, cont_handler as extern "C" fn(i32) as usize);
+            install(libc::SIGWINCH, winch_handler as extern "C" fn(i32) as usize);
+            if libc::tcsetattr(0, libc::TCSADRAIN, std::ptr::addr_of!(RAW_TERMIOS)) == 0 {
+                RAW.store(true, Ordering::SeqCst);
+                ok = true;
+            }
+        }
+    });
+    ok || RAW.load(Ordering::SeqCst)
+}
+
+/// Installs `handler` for `sig` unless something else already handles it.
+unsafe fn install(sig: i32, handler: usize) {
+    let mut old: libc::sigaction = std::mem::zeroed();
+    if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 || old.sa_sigaction != libc::SIG_DFL {
+        return;
+    }
+    let mut sa: libc::sigaction = std::mem::zeroed();
+    sa.sa_sigaction = handler;
+    sa.sa_flags = libc::SA_RESTART;
+    libc::sigemptyset(&mut sa.sa_mask);
+    libc::sigaction(sig, &sa, std::ptr::null_mut());
+}
+
+/// Whether ruml put the host terminal in raw mode.
+pub fn is_raw() -> bool {
+    RAW.load(Ordering::SeqCst)
+}
+
+/// Gives host fd 0 its original settings back (async-signal-safe).
+pub fn restore() {
+    if RAW.swap(false, Ordering::SeqCst) {
+        // SAFETY: ORIG was written before RAW was set.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSADRAIN, std::ptr::addr_of!(ORIG));
+        }
+    }
+}
+
+extern "C" fn restore_at_exit() {
+    restore();
+}
+
+extern "C" fn fatal_handler(sig: i32) {
+    restore();
+    // SAFETY: async-signal-safe calls; the default action ends ruml once
+    // the handler returns (the signal is blocked until then).
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+extern "C" fn cont_handler(_sig: i32) {
+    // Back from a host stop: the host shell may have reset the terminal.
+    if RAW.load(Ordering::SeqCst) {
+        // SAFETY: RAW_TERMIOS was written before RAW was set.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSADRAIN, std::ptr::addr_of!(RAW_TERMIOS));
+        }
+    }
+}
+
+extern "C" fn winch_handler(_sig: i32) {
+    let w = WAKE_W.load(Ordering::SeqCst);
+    if w >= 0 {
+        // SAFETY: a one-byte write to our own non-blocking pipe.
+        unsafe {
+            libc::write(w, b"w".as_ptr().cast(), 1);
+        }
+    }
+}
+
+/// What [`wait_event`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Host fd 0 has input (or end of file / an error: read to find out).
+    Input,
+    /// The host terminal's window size changed.
+    WindowChanged,
+}
+
+/// Blocks until host fd 0 is readable or the host window size changed.
+pub fn wait_event() -> Event {
+    let wr = WAKE_R.load(Ordering::SeqCst);
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: wr, events: libc::POLLIN, revents: 0 },
+        ];
+        let n = if wr >= 0 { 2 } else { 1 };
+        // SAFETY: fds is valid for n entries.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), n, -1) };
+        if r < 0 {
+            if crate::sys::errno() == libc::EINTR {
+                continue;
+            }
+            return Event::Input;
+        }
+        if n == 2 && fds[1].revents != 0 {
+            let mut b = [0u8; 64];
+            // SAFETY: draining our own non-blocking pipe.
+            while unsafe { libc::read(wr, b.as_mut_ptr().cast(), b.len()) } > 0 {}
+            return Event::WindowChanged;
+        }
+        if fds[0].revents != 0 {
+            return Event::Input;
+        }
+    }
+}

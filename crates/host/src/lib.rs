@@ -22,11 +22,12 @@ pub mod physmem;
 pub mod ptrace;
 pub mod regs;
 pub mod stub;
+mod spawn;
 mod sys;
 
 pub use error::HostError;
 pub use physmem::{PhysMem, Pfn, PAGE_SIZE};
-pub use ptrace::{AddressSpace, Interrupter};
+pub use ptrace::{AddressSpace, Context, Interrupter, NewThread};
 pub use regs::{FpuState, Registers};
 
 /// Protection bits for [`AddressSpace::map`], as PROT_* in Linux.

@@ -1,18 +1,20 @@
-//! The ptrace backend (skas0-style): one stub process per guest address
-//! space, traced by the host thread of the guest task that runs in it.
-//! System calls are caught with PTRACE_SYSEMU (the host never executes
-//! them), faults arrive as signal-delivery stops, and address-space
-//! changes run as batches of host calls in the stub, started by the tracer
-//! at the stub's fixed entry points.
+//! The ptrace backend (skas0-style). Each guest address space is a stub
+//! process ([`AddressSpace`]); each guest thread in it is a stub thread
+//! ([`Context`]) traced by the host thread of that guest task. System
+//! calls are caught with PTRACE_SYSEMU (the host never executes them),
+//! faults arrive as signal-delivery stops, and address-space changes run
+//! as batches of host calls in the stub, started by a tracer at the
+//! stub's fixed entry points.
 //!
-//! Threading: ptrace requests must come from the tracing thread, so an
-//! [`AddressSpace`] is used only by the host thread that created it
-//! (`!Sync`); other threads reach it through an [`Interrupter`].
+//! Threading: ptrace requests must come from the tracing thread, so a
+//! [`Context`] is `!Send` and stays on the host thread that made it.
+//! [`AddressSpace`] is shared (Send + Sync); its queue of changes is
+//! flushed by whichever of its contexts runs next.
 
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
@@ -21,10 +23,19 @@ use crate::sys::{check, errno, retry};
 use crate::{HostError, SignalInfo, Trap};
 
 /// The host signal an [`Interrupter`] sends to kick a guest out of its
-/// code; it never reaches the stub (the tracer suppresses it).
+/// code; it never reaches the stub (the tracer suppresses it, and stub
+/// threads ignore it).
 const KICK_SIGNAL: i32 = libc::SIGUSR2;
 
 const NT_X86_XSTATE: libc::c_int = 0x202;
+
+/// Flags of the clone that makes a stub thread.
+const STUB_THREAD_FLAGS: u64 = (libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM) as u64;
 
 /// One queued address-space change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,28 +45,67 @@ enum Op {
     Protect { addr: u64, len: u64, prot: u32 },
 }
 
-/// A guest address space: a stub process (see [`crate::stub`]), its queued
-/// changes, and its one guest thread's execution context.
-///
-/// Lifetime: the stub process lives as long as this value; dropping it
-/// kills and reaps the process. If ruml dies, PTRACE_O_EXITKILL and
-/// PR_SET_PDEATHSIG kill the stub too.
-pub struct AddressSpace {
+/// The stub process behind an address space. Dropping the last reference
+/// kills and reaps it.
+struct StubProcess {
     pid: libc::pid_t,
-    pidfd: Arc<OwnedFd>,
+    pidfd: OwnedFd,
     phys: Arc<PhysMem>,
     data_pfn: Pfn,
-    ops: Vec<Op>,
+    /// Queued changes; held while a batch runs, so a second flusher waits
+    /// until the first one's changes are in place.
+    ops: Mutex<Vec<Op>>,
+}
+
+impl Drop for StubProcess {
+    fn drop(&mut self) {
+        // SAFETY: killing and reaping our own stub through its pidfd.
+        unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32);
+            let mut st = 0;
+            loop {
+                let r = libc::waitpid(self.pid, &mut st, libc::__WALL);
+                if r < 0 && errno() == libc::EINTR {
+                    continue;
+                }
+                if r < 0 || libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
+                    break;
+                }
+            }
+        }
+        self.phys.put(self.data_pfn);
+    }
+}
+
+/// A guest address space: a stub process (see [`crate::stub`]) and its
+/// queued changes. Cheap to clone; shared by all threads of the space.
+#[derive(Clone)]
+pub struct AddressSpace {
+    proc: Arc<StubProcess>,
+}
+
+/// A stub thread running one guest thread, traced by the current host
+/// thread. Dropping it ends the stub thread (not the process).
+pub struct Context {
+    tid: libc::pid_t,
+    aspace: AddressSpace,
     kicked: Arc<AtomicBool>,
-    /// Makes the type !Sync and !Send: ptrace is per tracing thread.
+    /// Makes the type !Send and !Sync: ptrace is per tracing thread.
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
-/// A handle that other host threads use to stop a running guest, so its
-/// task can notice a signal or other work.
+/// A stub thread made by [`Context::new_thread`], waiting for the host
+/// thread that will trace it ([`Context::adopt`]).
+pub struct NewThread {
+    tid: libc::pid_t,
+}
+
+/// A handle that other host threads use to stop a running guest thread,
+/// so its task can notice a signal or other work.
 #[derive(Clone)]
 pub struct Interrupter {
-    pidfd: Arc<OwnedFd>,
+    pid: libc::pid_t,
+    tid: libc::pid_t,
     kicked: Arc<AtomicBool>,
 }
 
@@ -64,10 +114,10 @@ impl Interrupter {
     /// is running guest code, else at its next run.
     pub fn interrupt(&self) {
         self.kicked.store(true, Ordering::SeqCst);
-        // SAFETY: sending a signal through our own pidfd; a dead process
-        // just gives ESRCH.
+        // SAFETY: a signal to one thread of our own stub; a thread that is
+        // gone gives ESRCH, and the stub ignores the signal untraced.
         unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), KICK_SIGNAL, 0usize, 0u32);
+            libc::syscall(libc::SYS_tgkill, self.pid, self.tid, KICK_SIGNAL);
         }
     }
 }
@@ -96,90 +146,126 @@ fn ptrace(req: libc::c_uint, pid: libc::pid_t, addr: usize, data: usize) -> libc
     unsafe { libc::ptrace(req, pid, addr, data) }
 }
 
-fn wait_stop(pid: libc::pid_t) -> Result<i32, HostError> {
+fn wait_stop(tid: libc::pid_t) -> Result<i32, HostError> {
     let mut status = 0;
     // SAFETY: status is a valid out-pointer.
-    let r = retry(|| unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } as libc::c_long);
+    let r = retry(|| unsafe { libc::waitpid(tid, &mut status, libc::__WALL) } as libc::c_long);
     if r < 0 {
-        return Err(HostError::last("waitpid on a stub process"));
+        return Err(HostError::last("waitpid on a stub thread"));
     }
     if libc::WIFEXITED(status) {
-        return Err(HostError::new(format!("stub process exited with status {}", libc::WEXITSTATUS(status)), 0));
+        return Err(HostError::new(format!("stub thread exited with status {}", libc::WEXITSTATUS(status)), 0));
     }
     if libc::WIFSIGNALED(status) {
-        return Err(HostError::new(format!("stub process killed by host signal {}", libc::WTERMSIG(status)), 0));
+        return Err(HostError::new(format!("stub thread killed by host signal {}", libc::WTERMSIG(status)), 0));
     }
     Ok(status)
 }
 
+fn kill_and_reap(pid: libc::pid_t) {
+    // SAFETY: our own child, not yet reaped.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
+    }
+}
+
 impl AddressSpace {
-    /// Starts a clean stub process: only the stub's code page, its data
-    /// page and physmem's descriptor.
-    pub fn new(phys: &Arc<PhysMem>) -> Result<AddressSpace, HostError> {
+    /// Starts a clean stub process (only the stub's code and data pages
+    /// and physmem's descriptor) and returns it with the context of its
+    /// first thread, traced by the calling host thread.
+    pub fn new(phys: &Arc<PhysMem>) -> Result<(AddressSpace, Context), HostError> {
         let elf_fd = stub_elf_fd()?;
-        let phys_fd = phys.fd();
-        // SAFETY: getpid never fails.
-        let parent = unsafe { libc::getpid() };
-        let argv: [*const libc::c_char; 2] = [c"ruml-stub".as_ptr(), std::ptr::null()];
-        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-        // SAFETY: the child calls only async-signal-safe system calls on
-        // memory prepared before the fork, then execs or exits.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(HostError::last("fork for a stub process"));
-        }
-        if pid == 0 {
-            // SAFETY: async-signal-safe calls only; see above.
-            unsafe { stub_child(parent, phys_fd, elf_fd, &argv, &envp) }
-        }
+        let forked = crate::spawn::fork_child(phys.fd(), elf_fd)?;
+        let pid = forked.pid;
+        // SAFETY: the write end of the go pipe is ours.
+        let go = unsafe { OwnedFd::from_raw_fd(forked.go) };
         // SAFETY: pidfd_open on our own child.
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         if pidfd < 0 {
             let e = HostError::last("pidfd_open (ruml needs Linux >= 5.3)");
-            // SAFETY: killing and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
-            }
+            kill_and_reap(pid);
             return Err(e);
         }
         // SAFETY: a fresh fd we own.
-        let pidfd = Arc::new(unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) });
-        let data_pfn = match phys.alloc() {
-            Some(p) => p,
-            None => {
-                // SAFETY: killing and reaping our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
-                }
-                return Err(HostError::new("out of guest memory for a stub data page", libc::ENOMEM));
-            }
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+        let Some(data_pfn) = phys.alloc() else {
+            kill_and_reap(pid);
+            return Err(HostError::new("out of guest memory for a stub data page", libc::ENOMEM));
         };
-        let mut aspace = AddressSpace {
-            pid,
-            pidfd,
-            phys: phys.clone(),
-            data_pfn,
-            ops: Vec::new(),
-            kicked: Arc::new(AtomicBool::new(false)),
-            _not_send: std::marker::PhantomData,
+        let aspace = AddressSpace {
+            proc: Arc::new(StubProcess { pid, pidfd, phys: phys.clone(), data_pfn, ops: Mutex::new(Vec::new()) }),
         };
-        aspace.attach()?;
-        Ok(aspace)
+        let mut ctx = Context { tid: pid, aspace: aspace.clone(), kicked: Arc::new(AtomicBool::new(false)), _not_send: std::marker::PhantomData };
+        ctx.attach_process(go)?;
+        Ok((aspace, ctx))
     }
 
-    /// Follows the child from its SIGSTOP through exec to the stub's first
-    /// `int3`, then clears out everything the host put in the new image.
-    fn attach(&mut self) -> Result<(), HostError> {
-        let pid = self.pid;
-        let st = wait_stop(pid)?;
-        if libc::WSTOPSIG(st) != libc::SIGSTOP {
-            return Err(HostError::new(format!("stub stopped with signal {} before exec", libc::WSTOPSIG(st)), 0));
+    /// The host pid of the stub process (for tests and diagnostics).
+    pub fn host_pid(&self) -> i32 {
+        self.proc.pid
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Op>> {
+        self.proc.ops.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues mapping `len` bytes at `addr` to the physmem frames starting
+    /// at `pfn`, with `prot` ([`crate::prot`]).
+    pub fn map(&self, addr: u64, len: u64, prot: u32, pfn: Pfn) {
+        let mut ops = self.queue();
+        if let Some(Op::Map { addr: a, len: l, prot: p, pfn: f }) = ops.last_mut() {
+            if *a + *l == addr && *p == prot && *f + *l / PAGE_SIZE == pfn {
+                *l += len;
+                return;
+            }
         }
+        ops.push(Op::Map { addr, len, prot, pfn });
+    }
+
+    /// Queues removing any mapping in `[addr, addr+len)`.
+    pub fn unmap(&self, addr: u64, len: u64) {
+        let mut ops = self.queue();
+        if let Some(Op::Unmap { addr: a, len: l }) = ops.last_mut() {
+            if *a + *l == addr {
+                *l += len;
+                return;
+            }
+        }
+        ops.push(Op::Unmap { addr, len });
+    }
+
+    /// Queues changing the protection of `[addr, addr+len)`.
+    pub fn protect(&self, addr: u64, len: u64, prot: u32) {
+        let mut ops = self.queue();
+        if let Some(Op::Protect { addr: a, len: l, prot: p }) = ops.last_mut() {
+            if *a + *l == addr && *p == prot {
+                *l += len;
+                return;
+            }
+        }
+        ops.push(Op::Protect { addr, len, prot });
+    }
+}
+
+impl Context {
+    /// Seizes the forked child, lets it exec the stub image, and clears
+    /// out everything the host put in the new image.
+    fn attach_process(&mut self, go: OwnedFd) -> Result<(), HostError> {
+        let pid = self.tid;
         let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACEEXEC;
-        check(ptrace(libc::PTRACE_SETOPTIONS, pid, 0, opts as usize), "PTRACE_SETOPTIONS (EXITKILL needs Linux >= 3.8)")?;
-        check(ptrace(libc::PTRACE_CONT, pid, 0, 0), "PTRACE_CONT")?;
+        if ptrace(libc::PTRACE_SEIZE, pid, 0, opts as usize) < 0 {
+            let e = HostError::last("PTRACE_SEIZE of a new stub (ruml needs ptrace; check seccomp and yama settings)");
+            kill_and_reap(pid);
+            return Err(e);
+        }
+        // SAFETY: one byte to our own pipe.
+        let w = unsafe { libc::write(go.as_raw_fd(), b"g".as_ptr().cast(), 1) };
+        drop(go);
+        if w != 1 {
+            kill_and_reap(pid);
+            return Err(HostError::last("releasing a new stub"));
+        }
         let st = wait_stop(pid)?;
         if st >> 8 != (libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8)) {
             return Err(HostError::new(format!("stub did not exec (status {st:#x})"), 0));
@@ -210,10 +296,10 @@ impl AddressSpace {
             [
                 STUB_DATA,
                 PAGE_SIZE,
-                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                libc::PROT_READ as u64,
                 (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
                 STUB_PHYSMEM_FD as u64,
-                self.data_pfn * PAGE_SIZE,
+                self.aspace.proc.data_pfn * PAGE_SIZE,
             ],
         )?;
         if r < 0 {
@@ -222,104 +308,73 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// The host pid of the stub process (for tests and diagnostics).
-    pub fn host_pid(&self) -> i32 {
-        self.pid
+    /// The address space this thread runs in.
+    pub fn address_space(&self) -> &AddressSpace {
+        &self.aspace
+    }
+
+    /// The host tid of the stub thread.
+    pub fn host_tid(&self) -> i32 {
+        self.tid
     }
 
     /// A handle for other threads to interrupt the running guest.
     pub fn interrupter(&self) -> Interrupter {
-        Interrupter { pidfd: self.pidfd.clone(), kicked: self.kicked.clone() }
+        Interrupter { pid: self.aspace.proc.pid, tid: self.tid, kicked: self.kicked.clone() }
     }
 
     fn getregs(&self, regs: &mut Registers) -> Result<(), HostError> {
-        check(ptrace(libc::PTRACE_GETREGS, self.pid, 0, regs as *mut Registers as usize), "PTRACE_GETREGS")?;
+        check(ptrace(libc::PTRACE_GETREGS, self.tid, 0, regs as *mut Registers as usize), "PTRACE_GETREGS")?;
         Ok(())
     }
 
     fn setregs(&self, regs: &Registers) -> Result<(), HostError> {
-        check(ptrace(libc::PTRACE_SETREGS, self.pid, 0, regs as *const Registers as usize), "PTRACE_SETREGS")?;
+        check(ptrace(libc::PTRACE_SETREGS, self.tid, 0, regs as *const Registers as usize), "PTRACE_SETREGS")?;
         Ok(())
     }
 
-    /// Resumes the stub with PTRACE_CONT at `rip` and waits for its `int3`.
+    /// Resumes the stub thread with PTRACE_CONT and waits for its `int3`.
     /// A kick that arrives meanwhile is remembered for the next run.
     fn run_stub(&mut self, regs: &mut Registers) -> Result<(), HostError> {
+        regs.orig_rax = u64::MAX;
         self.setregs(regs)?;
-        let mut sig = 0usize;
         loop {
-            check(ptrace(libc::PTRACE_CONT, self.pid, 0, sig), "PTRACE_CONT")?;
-            let st = wait_stop(self.pid)?;
+            check(ptrace(libc::PTRACE_CONT, self.tid, 0, 0), "PTRACE_CONT")?;
+            let st = wait_stop(self.tid)?;
             match libc::WSTOPSIG(st) {
                 libc::SIGTRAP => break,
-                s if s == KICK_SIGNAL => {
-                    self.kicked.store(true, Ordering::SeqCst);
-                    sig = 0;
-                }
+                s if s == KICK_SIGNAL => self.kicked.store(true, Ordering::SeqCst),
                 s @ (libc::SIGSEGV | libc::SIGBUS | libc::SIGILL) => {
                     return Err(HostError::new(format!("the stub faulted (signal {s}) at {:#x}", regs.rip), 0));
                 }
-                _ => sig = 0,
+                _ => {}
             }
         }
         self.getregs(regs)
     }
 
-    /// Executes one host system call inside the stub (used to set it up).
+    /// Executes one host system call inside the stub thread.
     fn host_syscall(&mut self, nr: u64, a: [u64; 6]) -> Result<i64, HostError> {
         let mut regs = Registers::default();
         self.getregs(&mut regs)?;
-        regs.rip = stub::SYSCALL1;
+        regs.rip = stub::syscall1();
         regs.rax = nr;
-        regs.orig_rax = u64::MAX;
         (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9) = (a[0], a[1], a[2], a[3], a[4], a[5]);
         self.run_stub(&mut regs)?;
         Ok(regs.rax as i64)
     }
 
-    /// Queues mapping `len` bytes at `addr` to the physmem frames starting
-    /// at `pfn`, with `prot` ([`crate::prot`]).
-    pub fn map(&mut self, addr: u64, len: u64, prot: u32, pfn: Pfn) {
-        if let Some(Op::Map { addr: a, len: l, prot: p, pfn: f }) = self.ops.last_mut() {
-            if *a + *l == addr && *p == prot && *f + *l / PAGE_SIZE == pfn {
-                *l += len;
-                return;
-            }
-        }
-        self.ops.push(Op::Map { addr, len, prot, pfn });
-    }
-
-    /// Queues removing any mapping in `[addr, addr+len)`.
-    pub fn unmap(&mut self, addr: u64, len: u64) {
-        if let Some(Op::Unmap { addr: a, len: l }) = self.ops.last_mut() {
-            if *a + *l == addr {
-                *l += len;
-                return;
-            }
-        }
-        self.ops.push(Op::Unmap { addr, len });
-    }
-
-    /// Queues changing the protection of `[addr, addr+len)`.
-    pub fn protect(&mut self, addr: u64, len: u64, prot: u32) {
-        if let Some(Op::Protect { addr: a, len: l, prot: p }) = self.ops.last_mut() {
-            if *a + *l == addr && *p == prot {
-                *l += len;
-                return;
-            }
-        }
-        self.ops.push(Op::Protect { addr, len, prot });
-    }
-
-    /// Carries out the queued changes, up to BATCH_MAX per stub run.
+    /// Carries out the address space's queued changes, up to BATCH_MAX
+    /// per stub run, in this thread.
     pub fn flush(&mut self) -> Result<(), HostError> {
-        if self.ops.is_empty() {
+        let proc = self.aspace.proc.clone();
+        let mut queue = proc.ops.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.is_empty() {
             return Ok(());
         }
-        let ops = std::mem::take(&mut self.ops);
+        let ops = std::mem::take(&mut *queue);
         let mut regs = Registers::default();
         self.getregs(&mut regs)?;
-        let saved = regs;
         for chunk in ops.chunks(BATCH_MAX) {
             let mut reqs: Vec<StubRequest> = chunk
                 .iter()
@@ -359,9 +414,8 @@ impl AddressSpace {
                     v
                 })
                 .collect();
-            self.phys.write(self.data_pfn, 0, &bytes);
-            regs.rip = stub::BATCH;
-            regs.orig_rax = u64::MAX;
+            proc.phys.write(proc.data_pfn, 0, &bytes);
+            regs.rip = stub::batch();
             self.run_stub(&mut regs)?;
             // rbx points at the request the batch stopped on.
             let idx = ((regs.rbx - STUB_DATA) / 64) as usize;
@@ -370,7 +424,6 @@ impl AddressSpace {
                 return Err(HostError::new(format!("stub request {:?} failed", chunk[idx]), (-res) as i32));
             }
         }
-        self.setregs(&saved)?;
         Ok(())
     }
 
@@ -381,17 +434,23 @@ impl AddressSpace {
         if self.kicked.swap(false, Ordering::SeqCst) {
             return Ok(Trap::Interrupted);
         }
+        // No system call in progress: the host must not restart anything.
+        regs.orig_rax = u64::MAX;
         self.setregs(regs)?;
-        check(ptrace(libc::PTRACE_SYSEMU, self.pid, 0, 0), "PTRACE_SYSEMU")?;
-        let st = wait_stop(self.pid)?;
+        check(ptrace(libc::PTRACE_SYSEMU, self.tid, 0, 0), "PTRACE_SYSEMU")?;
+        let st = wait_stop(self.tid)?;
         let sig = libc::WSTOPSIG(st);
         if sig == (libc::SIGTRAP | 0x80) {
             self.getregs(regs)?;
             return Ok(Trap::Syscall);
         }
-        let mut si: libc::siginfo_t = unsafe_zeroed();
-        check(ptrace(libc::PTRACE_GETSIGINFO, self.pid, 0, &mut si as *mut _ as usize), "PTRACE_GETSIGINFO")?;
         self.getregs(regs)?;
+        if st >> 16 != 0 {
+            // A ptrace event stop (e.g. PTRACE_INTERRUPT): nothing for the guest.
+            return Ok(Trap::Interrupted);
+        }
+        let mut si: libc::siginfo_t = unsafe_zeroed();
+        check(ptrace(libc::PTRACE_GETSIGINFO, self.tid, 0, &mut si as *mut _ as usize), "PTRACE_GETSIGINFO")?;
         if sig == KICK_SIGNAL || si.si_code <= 0 {
             // Our kick, or a signal some host process sent the stub:
             // never delivered; the guest's kernel decides what happens.
@@ -403,12 +462,46 @@ impl AddressSpace {
         Ok(Trap::Signal(SignalInfo { signo: sig, code: si.si_code, addr }))
     }
 
+    /// Makes a new stub thread in this address space; it waits until a
+    /// host thread adopts it.
+    pub fn new_thread(&mut self) -> Result<NewThread, HostError> {
+        let mut regs = Registers::default();
+        self.getregs(&mut regs)?;
+        regs.rip = stub::clone_site();
+        regs.rax = libc::SYS_clone as u64;
+        (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8) = (STUB_THREAD_FLAGS, 0, 0, 0, 0);
+        self.run_stub(&mut regs)?;
+        let tid = regs.rax as i64;
+        if tid <= 0 {
+            return Err(HostError::new("creating a stub thread", (-tid) as i32));
+        }
+        Ok(NewThread { tid: tid as libc::pid_t })
+    }
+
+    /// Takes over a stub thread made by [`Context::new_thread`]: the
+    /// calling host thread becomes its tracer.
+    pub fn adopt(aspace: &AddressSpace, t: NewThread) -> Result<Context, HostError> {
+        let tid = t.tid;
+        let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD;
+        check(ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize), "PTRACE_SEIZE of a stub thread")?;
+        check(ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0), "PTRACE_INTERRUPT")?;
+        loop {
+            let st = wait_stop(tid)?;
+            if st >> 16 == libc::PTRACE_EVENT_STOP {
+                break;
+            }
+            // A signal stop first (none is expected): suppress it.
+            check(ptrace(libc::PTRACE_CONT, tid, 0, 0), "PTRACE_CONT")?;
+        }
+        Ok(Context { tid, aspace: aspace.clone(), kicked: Arc::new(AtomicBool::new(false)), _not_send: std::marker::PhantomData })
+    }
+
     /// The guest thread's x87/SSE/AVX state.
     pub fn get_fpu(&self) -> Result<FpuState, HostError> {
         let mut buf = vec![0u8; 16384];
         let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
         check(
-            ptrace(libc::PTRACE_GETREGSET, self.pid, NT_X86_XSTATE as usize, &mut iov as *mut _ as usize),
+            ptrace(libc::PTRACE_GETREGSET, self.tid, NT_X86_XSTATE as usize, &mut iov as *mut _ as usize),
             "PTRACE_GETREGSET NT_X86_XSTATE",
         )?;
         buf.truncate(iov.iov_len);
@@ -420,78 +513,45 @@ impl AddressSpace {
         let mut buf = fpu.0.clone();
         let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
         check(
-            ptrace(libc::PTRACE_SETREGSET, self.pid, NT_X86_XSTATE as usize, &mut iov as *mut _ as usize),
+            ptrace(libc::PTRACE_SETREGSET, self.tid, NT_X86_XSTATE as usize, &mut iov as *mut _ as usize),
             "PTRACE_SETREGSET NT_X86_XSTATE",
         )?;
         Ok(())
     }
 
-    /// Used by the boot checks: raw access for a test sequence.
+    /// Used by the boot checks: the traced thread.
     pub(crate) fn raw_pid(&self) -> libc::pid_t {
-        self.pid
+        self.tid
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        // End just this stub thread; the process goes with its last
+        // AddressSpace reference.
+        if Arc::strong_count(&self.aspace.proc) > 1 {
+            let mut regs = Registers::default();
+            if self.getregs(&mut regs).is_ok() {
+                regs.rip = stub::syscall1();
+                regs.rax = libc::SYS_exit as u64;
+                regs.rdi = 0;
+                regs.orig_rax = u64::MAX;
+                if self.setregs(&regs).is_ok() && ptrace(libc::PTRACE_CONT, self.tid, 0, 0) >= 0 {
+                    let mut st = 0;
+                    // SAFETY: st is a valid out-pointer; waiting for our tracee.
+                    while unsafe { libc::waitpid(self.tid, &mut st, libc::__WALL) } > 0 {
+                        if libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
+                            break;
+                        }
+                        ptrace(libc::PTRACE_CONT, self.tid, 0, 0);
+                    }
+                }
+            }
+        }
     }
 }
 
 fn unsafe_zeroed<T>() -> T {
     // SAFETY: only used for plain C structs (siginfo_t).
     unsafe { std::mem::zeroed() }
-}
-
-impl Drop for AddressSpace {
-    fn drop(&mut self) {
-        // SAFETY: killing and reaping our own child through its pidfd.
-        unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32);
-            let mut st = 0;
-            while libc::waitpid(self.pid, &mut st, libc::__WALL) < 0 && errno() == libc::EINTR {}
-        }
-        self.phys.put(self.data_pfn);
-    }
-}
-
-/// The child side of [`AddressSpace::new`]: drop everything of ruml and
-/// exec the stub image under the parent's trace.
-///
-/// # Safety
-/// Must be called only in a freshly forked child; uses only
-/// async-signal-safe system calls and never returns.
-unsafe fn stub_child(
-    parent: libc::pid_t,
-    phys_fd: RawFd,
-    elf_fd: RawFd,
-    argv: &[*const libc::c_char; 2],
-    envp: &[*const libc::c_char; 1],
-) -> ! {
-    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    if libc::getppid() != parent {
-        libc::_exit(1);
-    }
-    // Out of ruml's session: terminal signals never reach a stub.
-    libc::setsid();
-    // A fixed layout: the host's stack and vDSO stay clear of the stub.
-    libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
-    // Move physmem to its fixed number and the image just above it, then
-    // close everything else, the console included.
-    let p = libc::fcntl(phys_fd, libc::F_DUPFD_CLOEXEC, 100);
-    let e = libc::fcntl(elf_fd, libc::F_DUPFD_CLOEXEC, 100);
-    if p < 0 || e < 0 || libc::dup2(p, STUB_PHYSMEM_FD) < 0 || libc::dup3(e, STUB_PHYSMEM_FD + 1, libc::O_CLOEXEC) < 0 {
-        libc::_exit(2);
-    }
-    libc::close(0);
-    libc::close(1);
-    libc::close(2);
-    libc::syscall(libc::SYS_close_range, STUB_PHYSMEM_FD + 2, u32::MAX, 0);
-    if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) < 0 {
-        libc::_exit(3);
-    }
-    libc::kill(libc::getpid(), libc::SIGSTOP);
-    libc::syscall(
-        libc::SYS_execveat,
-        STUB_PHYSMEM_FD + 1,
-        c"".as_ptr(),
-        argv.as_ptr(),
-        envp.as_ptr(),
-        libc::AT_EMPTY_PATH,
-    );
-    libc::_exit(4)
 }

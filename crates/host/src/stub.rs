@@ -7,14 +7,16 @@
 //! TASK_SIZE, so the guest can never map, unmap or protect it):
 //!
 //! - `STUB_CODE`: one read+execute page: the ELF header and the code.
-//! - `STUB_DATA`: one page of physmem, read+write, where the kernel writes
-//!   batches of map/unmap/protect requests and reads their results.
+//! - `STUB_DATA`: one page of physmem, mapped read-only in the stub, where
+//!   the kernel writes batches of map/unmap/protect requests (through its
+//!   own mapping of physmem).
 //!
 //! Entry points in the code:
 //! - `entry`: `int3` — stops the fresh process for its tracer.
 //! - `syscall1`: `syscall; int3` — one system call from registers.
 //! - `batch`: runs the requests in the data page until a terminator or the
 //!   first error, then `int3`.
+//! - `clone`: creates a stub thread that waits in pause() for its tracer.
 //!
 //! Under ptrace the guest runs with PTRACE_SYSEMU, so a guest that jumps
 //! into this code executes only emulated system calls: the stub's host
@@ -54,11 +56,19 @@ std::arch::global_asm!(
     ".pushsection .rodata.ruml_stub,\"a\"",
     ".globl ruml_stub_code_start",
     "ruml_stub_code_start:",
-    "ruml_stub_entry:",
+    // entry: the fresh process stops here for its tracer.
     "    int3",
+    // syscall1: one system call from registers.
+    ".globl ruml_stub_syscall1",
     "ruml_stub_syscall1:",
     "    syscall",
     "    int3",
+    // batch: the requests in the data page, until the end marker or the
+    // first error; rbx then points at the request it stopped on and rax
+    // holds that request's result. The data page is read-only here: the
+    // stub never writes it, so guest threads (which share the address
+    // space) cannot either.
+    ".globl ruml_stub_batch",
     "ruml_stub_batch:",
     "    movabs rbx, {data}",
     "2:",
@@ -72,12 +82,24 @@ std::arch::global_asm!(
     "    mov r8, [rbx + 40]",
     "    mov r9, [rbx + 48]",
     "    syscall",
-    "    mov [rbx + 56], rax",
     "    cmp rax, -4095",
     "    jae 3f",
     "    add rbx, 64",
     "    jmp 2b",
     "3:",
+    "    int3",
+    // clone: a new stub thread. The parent traps back to its tracer; the
+    // child (rax = 0) waits in pause() until its own tracer seizes it.
+    ".globl ruml_stub_clone",
+    "ruml_stub_clone:",
+    "    syscall",
+    "    test rax, rax",
+    "    jnz 5f",
+    "4:",
+    "    mov eax, 34",
+    "    syscall",
+    "    jmp 4b",
+    "5:",
     "    int3",
     ".globl ruml_stub_code_end",
     "ruml_stub_code_end:",
@@ -87,13 +109,34 @@ std::arch::global_asm!(
 
 extern "C" {
     static ruml_stub_code_start: u8;
+    static ruml_stub_syscall1: u8;
+    static ruml_stub_batch: u8;
+    static ruml_stub_clone: u8;
     static ruml_stub_code_end: u8;
 }
 
-/// Addresses of the stub's entry points in a stub process.
+fn offset_of(sym: *const u8) -> u64 {
+    let start = &raw const ruml_stub_code_start as u64;
+    sym as u64 - start
+}
+
+/// Address of the entry point (`int3`) in a stub process.
 pub const ENTRY: u64 = STUB_CODE + CODE_OFFSET;
-pub const SYSCALL1: u64 = ENTRY + 1;
-pub const BATCH: u64 = ENTRY + 4;
+
+/// Address of `syscall; int3`.
+pub fn syscall1() -> u64 {
+    ENTRY + offset_of(&raw const ruml_stub_syscall1)
+}
+
+/// Address of the batch runner.
+pub fn batch() -> u64 {
+    ENTRY + offset_of(&raw const ruml_stub_batch)
+}
+
+/// Address of the thread-creating clone site.
+pub fn clone_site() -> u64 {
+    ENTRY + offset_of(&raw const ruml_stub_clone)
+}
 
 fn code_bytes() -> &'static [u8] {
     // SAFETY: both symbols are in the same section defined above.

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use ruml_host::{prot, AddressSpace, PhysMem, Registers, Trap};
+use ruml_host::{prot, AddressSpace, Context, PhysMem, Registers, Trap};
 
 const CODE: u64 = 0x40_0000;
 const DATA: u64 = 0x40_1000;
 
-fn setup() -> (Arc<PhysMem>, AddressSpace, u64, u64) {
+fn setup() -> (Arc<PhysMem>, AddressSpace, Context, u64) {
     let phys = Arc::new(PhysMem::new(64 << 20).unwrap());
-    let mut a = AddressSpace::new(&phys).unwrap();
+    let (a, c) = AddressSpace::new(&phys).unwrap();
     let code = phys.alloc().unwrap();
     let data = phys.alloc().unwrap();
     #[rustfmt::skip]
@@ -26,7 +26,8 @@ fn setup() -> (Arc<PhysMem>, AddressSpace, u64, u64) {
     phys.write(code, 0, prog);
     a.map(CODE, 4096, prot::READ | prot::EXEC, code);
     a.map(DATA, 4096, prot::READ | prot::WRITE, data);
-    (phys, a, code, data)
+    let _ = code;
+    (phys, a, c, data)
 }
 
 fn start_regs() -> Registers {
@@ -35,7 +36,7 @@ fn start_regs() -> Registers {
 
 #[test]
 fn syscalls_trap_writes_land_faults_report() {
-    let (phys, mut a, _code, data) = setup();
+    let (phys, _a, mut a, data) = setup();
     let mut regs = start_regs();
     assert_eq!(a.run(&mut regs).unwrap(), Trap::Syscall);
     assert_eq!(regs.orig_rax, 39);
@@ -56,8 +57,8 @@ fn syscalls_trap_writes_land_faults_report() {
 
 #[test]
 fn unmap_and_protect_take_effect() {
-    let (_phys, mut a, _code, _data) = setup();
-    a.protect(DATA, 4096, prot::READ);
+    let (_phys, space, mut a, _data) = setup();
+    space.protect(DATA, 4096, prot::READ);
     let mut regs = start_regs();
     assert_eq!(a.run(&mut regs).unwrap(), Trap::Syscall);
     match a.run(&mut regs).unwrap() {
@@ -68,7 +69,7 @@ fn unmap_and_protect_take_effect() {
         }
         t => panic!("expected a fault, got {t:?}"),
     }
-    a.unmap(DATA, 4096);
+    space.unmap(DATA, 4096);
     match a.run(&mut regs).unwrap() {
         Trap::Signal(si) => assert_eq!(si.code, 1, "SEGV_MAPERR once unmapped"),
         t => panic!("expected a fault, got {t:?}"),
@@ -78,10 +79,10 @@ fn unmap_and_protect_take_effect() {
 #[test]
 fn interrupter_stops_a_spinning_guest() {
     let phys = Arc::new(PhysMem::new(64 << 20).unwrap());
-    let mut a = AddressSpace::new(&phys).unwrap();
+    let (space, mut a) = AddressSpace::new(&phys).unwrap();
     let code = phys.alloc().unwrap();
     phys.write(code, 0, &[0xeb, 0xfe]); // jmp .
-    a.map(CODE, 4096, prot::READ | prot::EXEC, code);
+    space.map(CODE, 4096, prot::READ | prot::EXEC, code);
     let i = a.interrupter();
     let t = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -96,7 +97,7 @@ fn interrupter_stops_a_spinning_guest() {
 #[test]
 fn stub_holds_nothing_of_ruml() {
     let phys = Arc::new(PhysMem::new(64 << 20).unwrap());
-    let a = AddressSpace::new(&phys).unwrap();
+    let (a, _ctx) = AddressSpace::new(&phys).unwrap();
     let pid = a.host_pid();
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let lines: Vec<&str> = maps.lines().collect();
@@ -105,4 +106,29 @@ fn stub_holds_nothing_of_ruml() {
     assert!(!maps.contains("[heap]") && !maps.contains("[stack]") && !maps.contains("[vdso]"), "{maps}");
     let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().collect();
     assert_eq!(fds.len(), 1, "only physmem's descriptor");
+}
+
+#[test]
+fn threads_share_the_address_space_and_end_alone() {
+    let (phys, space, mut main, data) = setup();
+    let nt = main.new_thread().unwrap();
+    let space2 = space.clone();
+    let t = std::thread::spawn(move || {
+        let mut c = Context::adopt(&space2, nt).unwrap();
+        let mut regs = start_regs();
+        assert_eq!(c.run(&mut regs).unwrap(), Trap::Syscall);
+        assert_eq!(c.run(&mut regs).unwrap(), Trap::Syscall);
+        c.host_tid()
+    });
+    let tid = t.join().unwrap();
+    assert_ne!(tid, space.host_pid());
+    let mut word = [0u8; 4];
+    phys.read(data, 0, &mut word);
+    assert_eq!(u32::from_le_bytes(word), 42, "the second thread wrote shared memory");
+    // The main thread still runs after the other one ended.
+    let mut regs = start_regs();
+    assert_eq!(main.run(&mut regs).unwrap(), Trap::Syscall);
+    let pid = space.host_pid();
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    assert_eq!(threads, 1, "the adopted thread's exit left the process alone");
 }

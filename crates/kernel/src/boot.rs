@@ -50,7 +50,8 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         k.tasks.alloc_pid(&tree)
     };
     let mm = crate::mm::Mm::new(k.phys.clone(), crate::mm::TASK_SIZE / 2);
-    let init = Task::new(pid, mm, files, fs, Default::default());
+    let group = task::ThreadGroup::new(pid, Default::default());
+    let init = Task::new(pid, group, mm, files, fs, Default::default());
     task::syscalls::register_init(&init);
     crate::log::info(&format!("Run {} as init process", String::from_utf8_lossy(&cfg.init)));
     let regs = crate::exec::exec(&init, &cfg.init, cfg.argv, cfg.envp)
@@ -58,7 +59,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
     let t = init.clone();
     std::thread::Builder::new()
         .name("init".into())
-        .spawn(move || task::run(t, regs, None))
+        .spawn(move || task::run(t, regs, None, task::Start::NewProcess))
         .map_err(|e| format!("cannot start init's thread: {e}"))?;
     let mut halt = exit::HALT.lock().unwrap_or_else(|p| p.into_inner());
     loop {

@@ -9,7 +9,7 @@ use std::fmt;
 /// the dispatcher turns `Err(e)` into `-e` in rax.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(i32)]
-#[allow(clippy::upper_case_acronyms)]
+#[allow(clippy::upper_case_acronyms, non_camel_case_types)]
 pub enum Errno {
     /// Operation not permitted
     EPERM = 1,
@@ -273,6 +273,16 @@ pub enum Errno {
     ERFKILL = 132,
     /// Memory page has hardware error
     EHWPOISON = 133,
+    /// Kernel-internal (never seen by a guest): a blocking call was
+    /// interrupted by a signal; restart it if the handler has SA_RESTART
+    /// (or there is no handler), else EINTR.
+    ERESTARTSYS = 512,
+    /// Kernel-internal: restart the call whatever the handler says.
+    ERESTARTNOINTR = 513,
+    /// Kernel-internal: restart only if no handler runs, else EINTR.
+    ERESTARTNOHAND = 514,
+    /// Kernel-internal: restart through restart_syscall (nanosleep).
+    ERESTART_RESTARTBLOCK = 516,
 }
 
 impl Errno {
@@ -424,6 +434,10 @@ impl Errno {
             Errno::ENOTRECOVERABLE => "ENOTRECOVERABLE",
             Errno::ERFKILL => "ERFKILL",
             Errno::EHWPOISON => "EHWPOISON",
+            Errno::ERESTARTSYS => "ERESTARTSYS",
+            Errno::ERESTARTNOINTR => "ERESTARTNOINTR",
+            Errno::ERESTARTNOHAND => "ERESTARTNOHAND",
+            Errno::ERESTART_RESTARTBLOCK => "ERESTART_RESTARTBLOCK",
         }
     }
 
@@ -562,6 +576,10 @@ impl Errno {
             131 => Errno::ENOTRECOVERABLE,
             132 => Errno::ERFKILL,
             133 => Errno::EHWPOISON,
+            512 => Errno::ERESTARTSYS,
+            513 => Errno::ERESTARTNOINTR,
+            514 => Errno::ERESTARTNOHAND,
+            516 => Errno::ERESTART_RESTARTBLOCK,
             _ => return None,
         })
     }

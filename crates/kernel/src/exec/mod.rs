@@ -140,10 +140,13 @@ pub fn exec_file(task: &Arc<Task>, mut file: FileRef, path: &[u8], mut argv: Vec
     };
     mm.set_brk_start(page_up(main.end).ok_or(crate::errno!(ENOEXEC))?);
     let sp = build_stack(&mm, &layout, &main, base, &argv, &envp, &execfn)?;
-    // Point of no return: the new program replaces the old.
+    // Point of no return: the new program replaces the old, and the
+    // other threads of the process end.
+    de_thread(task);
     task.set_mm(mm);
     task.files().close_on_exec();
-    task.signals.reset_for_exec();
+    task.group.sig().reset_for_exec();
+    task.signals.lock().altstack = crate::signal::StackT { flags: 2, ..Default::default() };
     let comm: Vec<u8> = path.rsplit(|&c| c == b'/').next().unwrap_or(&path).iter().take(15).copied().collect();
     *task.comm.lock().unwrap_or_else(|p| p.into_inner()) = comm;
     *task.exe.lock().unwrap_or_else(|p| p.into_inner()) = Some(file.path.clone());
@@ -151,6 +154,29 @@ pub fn exec_file(task: &Arc<Task>, mut file: FileRef, path: &[u8], mut argv: Vec
         let _ = tx.send(());
     }
     Ok(Registers { rip: entry, rsp: sp, cs: 0x33, ss: 0x2b, eflags: 0x202, orig_rax: u64::MAX, ..Default::default() })
+}
+
+/// Ends every other thread of the exec'ing process; the exec'ing thread
+/// takes over the process's pid, as Linux's de_thread.
+fn de_thread(task: &Arc<Task>) {
+    let group = task.group.clone();
+    if group.threads().len() > 1 {
+        {
+            let mut g = group.sig();
+            if g.exit.is_none() {
+                g.exec_leader = Some(task.tid());
+            }
+        }
+        group.kick_all();
+        task.sleep_until_poked(|| group.threads().len() <= 1 || group.sig().exit.is_some());
+        group.sig().exec_leader = None;
+    }
+    if task.tid() != task.tgid() {
+        let k = crate::kernel();
+        k.tasks.unregister_thread(task.tid());
+        task.set_tid(task.tgid());
+        k.tasks.register_thread(task);
+    }
 }
 
 fn read_full(f: &FileRef, off: u64, buf: &mut [u8]) -> KResult<usize> {

@@ -78,6 +78,8 @@ struct MmInner {
     vmas: VmaMap,
     ptes: BTreeMap<u64, Pte>,
     ops: Vec<HostOp>,
+    /// Frames to release once the queued host changes no longer map them.
+    frees: Vec<Pfn>,
     brk_start: u64,
     brk: u64,
     mmap_base: u64,
@@ -90,6 +92,11 @@ struct MmInner {
 pub struct Mm {
     phys: Arc<PhysMem>,
     inner: Mutex<MmInner>,
+    /// The stub process, once the first thread has started it.
+    host: Mutex<Option<ruml_host::AddressSpace>>,
+    /// Held while queued changes are applied, so that no thread of this
+    /// space runs before the changes another thread took are in place.
+    pub flush_lock: Mutex<()>,
 }
 
 /// How the kernel touches a page on the guest's behalf.
@@ -117,13 +124,26 @@ impl Mm {
                 vmas: VmaMap::default(),
                 ptes: BTreeMap::new(),
                 ops: Vec::new(),
+                frees: Vec::new(),
                 brk_start: 0,
                 brk: 0,
                 mmap_base,
                 arg_range: (0, 0),
                 env_range: (0, 0),
             }),
+            host: Mutex::new(None),
+            flush_lock: Mutex::new(()),
         })
+    }
+
+    /// The stub process of this space, if started.
+    pub fn host(&self) -> Option<ruml_host::AddressSpace> {
+        self.host.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records the stub process started for this space.
+    pub fn set_host(&self, a: ruml_host::AddressSpace) {
+        *self.host.lock().unwrap_or_else(|p| p.into_inner()) = Some(a);
     }
 
     fn lock(&self) -> MutexGuard<'_, MmInner> {
@@ -134,9 +154,11 @@ impl Mm {
         &self.phys
     }
 
-    /// Takes the queued host changes, to apply to the stub before running.
-    pub fn take_host_ops(&self) -> Vec<HostOp> {
-        std::mem::take(&mut self.lock().ops)
+    /// Takes the queued host changes, to apply to the stub before running,
+    /// and the frames to release once they are applied.
+    pub fn take_host_ops(&self) -> (Vec<HostOp>, Vec<Pfn>) {
+        let mut m = self.lock();
+        (std::mem::take(&mut m.ops), std::mem::take(&mut m.frees))
     }
 
     /// A copy-on-write copy for fork: same VMAs; private pages shared
@@ -170,12 +192,15 @@ impl Mm {
                 vmas,
                 ptes: child_ptes,
                 ops: child_ops,
+                frees: Vec::new(),
                 brk_start: p.brk_start,
                 brk: p.brk,
                 mmap_base: p.mmap_base,
                 arg_range: p.arg_range,
                 env_range: p.env_range,
             }),
+            host: Mutex::new(None),
+            flush_lock: Mutex::new(()),
         })
     }
 
@@ -231,7 +256,7 @@ impl Mm {
         for v in &removed {
             m.ops.push(HostOp::Unmap { addr: v.start, len: v.len() });
         }
-        self.phys.put_many(&frames);
+        m.frees.extend(frames);
     }
 
     /// Fills `[start, end)` (inside one VMA) with frames where it has none.
@@ -304,7 +329,7 @@ impl Mm {
                 return error!(ENOMEM);
             };
             self.phys.copy_page(pte.pfn, new);
-            self.phys.put(pte.pfn);
+            m.frees.push(pte.pfn);
             new
         };
         m.ptes.insert(vpn, Pte { pfn, cow: false });
@@ -402,6 +427,11 @@ impl Mm {
                 self.break_cow(&mut m, vpn, vma.prot).map_err(|_| FaultSignal { signo: 7, code: BUS_ADRERR, addr })?;
                 Ok(())
             }
+            // Present here but not (yet) in the host: another thread's
+            // changes were still being applied. Retry; the task loop gives
+            // up after a few repeats.
+            Some(_) if host_code == SEGV_MAPERR => Ok(()),
+            Some(pte) if !pte.cow && vma.prot & PROT_WRITE != 0 && host_code == SEGV_ACCERR => Ok(()),
             Some(_) => Err(segv(SEGV_ACCERR)),
         }
     }
@@ -542,7 +572,8 @@ impl Mm {
 impl Drop for Mm {
     fn drop(&mut self) {
         let m = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
-        let frames: Vec<Pfn> = m.ptes.values().map(|p| p.pfn).collect();
+        let mut frames: Vec<Pfn> = m.ptes.values().map(|p| p.pfn).collect();
+        frames.append(&mut m.frees);
         self.phys.put_many(&frames);
     }
 }

@@ -327,7 +327,7 @@ impl Mm {
             }
             at = e;
         }
-        self.phys.put_many(&frames);
+        m.frees.extend(frames);
         Ok(())
     }
 

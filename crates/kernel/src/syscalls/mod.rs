@@ -170,7 +170,7 @@ pub fn dispatch(ctx: &mut SyscallContext<'_>) {
     };
     if crate::log::strace_enabled() {
         let name = names::syscall_name(nr).unwrap_or("?");
-        eprintln!("[{}] {}({:#x}, {:#x}, {:#x}) = {:?}", ctx.task.tid, name, args[0], args[1], args[2], result.map(|v| v as i64));
+        eprintln!("[{}] {}({:#x}, {:#x}, {:#x}) = {:?}", ctx.task.tid(), name, args[0], args[1], args[2], result.map(|v| v as i64));
     }
     ctx.regs.rax = match result {
         Ok(v) => v,

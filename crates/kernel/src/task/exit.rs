@@ -1,10 +1,11 @@
-//! Process exit: release resources, become a zombie, reparent children to
-//! init, tell the parent (SIGCHLD, wake waiters). When init exits, the
-//! instance halts with init's status.
+//! Thread and process exit: release resources, wake a CLONE_CHILD_CLEARTID
+//! joiner, mark robust futexes of a dead owner; the last thread makes the
+//! process a zombie, reparents its children, and tells the parent
+//! (SIGCHLD, wake its waiters). When init exits, the instance halts.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
-use super::{ExitStatus, Task};
+use super::{ExitStatus, Task, ThreadGroup};
 use crate::signal::{self, Queued, SIGCHLD};
 
 /// Init's status once it has exited; `boot` waits on it.
@@ -15,53 +16,148 @@ const CLD_EXITED: i32 = 1;
 const CLD_KILLED: i32 = 2;
 const CLD_DUMPED: i32 = 3;
 
-/// Ends the task's process with `status`. Idempotent.
-pub fn exit_process(task: &Task, status: ExitStatus) {
-    let pid = task.tgid();
-    // CLONE_CHILD_CLEARTID: zero the word and wake a futex waiter.
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// Marks the robust futexes the dying thread holds (set_robust_list).
+fn release_robust_list(task: &Arc<Task>) {
+    let (head, len) = *task.robust_list.lock().unwrap_or_else(|p| p.into_inner());
+    if head == 0 || len != 24 {
+        return;
+    }
+    let mm = task.mm();
+    let Ok(h) = mm.read_val::<[u64; 3]>(head) else { return };
+    let (mut entry, offset, pending) = (h[0], h[1] as i64, h[2]);
+    let tid = task.tid() as u32;
+    let handle = |e: u64| {
+        let word = e.wrapping_add(offset as u64);
+        if let Ok(v) = mm.read_val::<u32>(word) {
+            if v & FUTEX_TID_MASK == tid {
+                let _ = mm.write_val(word, &((v & FUTEX_WAITERS) | FUTEX_OWNER_DIED));
+                if v & FUTEX_WAITERS != 0 {
+                    super::futex::wake_address(&mm, word, 1);
+                }
+            }
+        }
+    };
+    // Linux walks at most ROBUST_LIST_LIMIT entries.
+    for _ in 0..2048 {
+        if entry == head || entry == 0 {
+            break;
+        }
+        let next = mm.read_val::<u64>(entry & !1).unwrap_or(0);
+        if entry != pending {
+            handle(entry & !1);
+        }
+        entry = next;
+    }
+    if pending != 0 {
+        handle(pending & !1);
+    }
+}
+
+/// Ends one thread. The last thread of its process ends the process with
+/// the group's exit status (or `Exited(0)`).
+pub fn exit_thread(task: &Arc<Task>) {
+    // Idempotent: a thread leaves its group once.
+    let last = {
+        let mut threads = task.group.threads.lock().unwrap_or_else(|p| p.into_inner());
+        let before = threads.len();
+        threads.retain(|t| !Arc::ptr_eq(t, task));
+        if threads.len() == before {
+            return;
+        }
+        // An exec waiting for the others to go is told.
+        for t in threads.iter() {
+            t.waker.poke();
+        }
+        threads.is_empty()
+    };
+    release_robust_list(task);
     let ctid = std::mem::take(&mut *task.clear_child_tid.lock().unwrap_or_else(|p| p.into_inner()));
     if ctid != 0 {
-        let _ = task.mm().write_val(ctid, &0u32);
+        let mm = task.mm();
+        if mm.write_val(ctid, &0u32).is_ok() {
+            super::futex::wake_address(&mm, ctid, 1);
+        }
     }
-    task.files().close_all();
     if let Some(tx) = task.vfork_done.lock().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = tx.send(());
     }
+    crate::kernel().tasks.unregister_thread(task.tid());
+    // Drop this thread's hold on the descriptor table: the last holder
+    // closes the files (pipe ends see EOF, and so on).
+    task.set_files(crate::fs::FdTable::new());
+    if last {
+        let status = task.group.sig().exit.unwrap_or(ExitStatus::Exited(0));
+        exit_process(&task.group, status);
+    }
+}
+
+/// The process `group` has no threads left: make it a zombie.
+fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus) {
+    let pid = group.tgid();
     let k = crate::kernel();
-    let parent = {
+    let (parent, reaped, was_leader) = {
         let mut tree = k.tasks.lock();
         let Some(node) = tree.get_mut(&pid) else { return };
         if node.zombie.is_some() {
             return;
         }
         node.zombie = Some(status);
-        node.task = None;
+        node.group = None;
         let children = std::mem::take(&mut node.children);
         let ppid = node.ppid;
-        // Orphans go to init; zombies among them are reaped by init's wait.
+        let was_leader = node.sid == pid;
+        // Orphans go to the nearest subreaper ancestor, else init.
+        let mut reaper = 1;
+        let mut a = ppid;
+        while let Some(n) = tree.get(&a) {
+            if n.subreaper && n.zombie.is_none() {
+                reaper = a;
+                break;
+            }
+            a = n.ppid;
+        }
+        if pid == 1 {
+            reaper = 0;
+        }
         for c in &children {
             if let Some(cn) = tree.get_mut(c) {
-                cn.ppid = 1;
+                cn.ppid = reaper;
             }
         }
-        if pid != 1 {
-            if let Some(init) = tree.get_mut(&1) {
-                init.children.extend(children);
+        if let Some(r) = tree.get_mut(&reaper) {
+            r.children.extend(children);
+        }
+        let parent = tree.get(&ppid).and_then(|n| n.group.clone());
+        // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) never sees
+        // zombies: the child is reaped at once.
+        let autoreap = parent.as_ref().is_some_and(|p| signal::ignores_children(p));
+        if autoreap {
+            tree.remove(&pid);
+            if let Some(pn) = tree.get_mut(&ppid) {
+                pn.children.retain(|c| *c != pid);
             }
         }
-        tree.get(&ppid).and_then(|n| n.task.clone())
+        (parent, autoreap, was_leader)
     };
     if pid == 1 {
         *HALT.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
         HALTED.notify_all();
     }
+    let _ = was_leader;
     if let Some(p) = parent {
-        let (code, val) = match status {
-            ExitStatus::Exited(c) => (CLD_EXITED, c),
-            ExitStatus::Killed { signo, core: true } => (CLD_DUMPED, signo),
-            ExitStatus::Killed { signo, .. } => (CLD_KILLED, signo),
-        };
-        signal::send(&p, Queued { signo: SIGCHLD, code, a: pid as u64, b: val as u64, forced: false });
+        if !reaped {
+            let (code, val) = match status {
+                ExitStatus::Exited(c) => (CLD_EXITED, c),
+                ExitStatus::Killed { signo, core: true } => (CLD_DUMPED, signo),
+                ExitStatus::Killed { signo, .. } => (CLD_KILLED, signo),
+            };
+            signal::send_group(&p, Queued { signo: SIGCHLD, code, a: pid as u64, b: val as u64, forced: false });
+        }
+        // Its waiters recheck (wait4 may now find a zombie, or ECHILD).
+        p.kick_all();
     }
-    k.tasks.changed.notify_all();
 }

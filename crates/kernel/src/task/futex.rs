@@ -170,6 +170,13 @@ fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, t
     }
 }
 
+/// Wakes up to `n` waiters on `addr` in `mm` (thread exit's
+/// CLONE_CHILD_CLEARTID, robust futexes).
+pub fn wake_address(mm: &Arc<crate::mm::Mm>, addr: u64, n: usize) -> usize {
+    let k = (Arc::as_ptr(mm) as usize, addr);
+    with_table(|t| wake(t, k, n, u32::MAX))
+}
+
 fn wake(t: &mut Table, k: Key, max: usize, bitset: u32) -> usize {
     let Some(q) = t.queues.get_mut(&k) else { return 0 };
     let mut n = 0;

@@ -1,25 +1,30 @@
-//! Tasks and processes. A [`Task`] is a guest thread, run by one host
-//! thread ([`run`]) that loops: resume the guest → trap → handle → deliver
-//! signals. A [`Process`] is a thread group (for now one task each).
+//! Tasks, thread groups and the process tree.
 //!
-//! The process tree (parents, children, zombies) lives in one
-//! [`TaskTable`] behind one mutex with one condition variable: exits and
-//! waits are rare next to system calls, and one lock keeps them simple and
-//! free of lock-order problems.
+//! A [`Task`] is a guest thread, run by one host thread ([`run`]) that
+//! loops: resume the guest → trap → handle → deliver signals. Tasks of one
+//! process share a [`ThreadGroup`] (dispositions, process-wide pending
+//! signals, job-control stop, group exit). Guest threads run in parallel
+//! on all host cores: nothing global is taken on the system-call path.
+//!
+//! The process tree (parents, children, zombies, process groups and
+//! sessions) lives in one [`TaskTable`] behind one mutex: exits and waits
+//! are rare next to system calls, and one lock keeps them free of
+//! lock-order problems. Lock order: tree → group signals → task signals.
 
 pub mod exit;
 pub mod futex;
 pub mod syscalls;
 pub mod wait;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use ruml_host::{AddressSpace, HostError, Interrupter, Registers, Trap};
+use ruml_host::{AddressSpace, Context, HostError, Interrupter, NewThread, Registers, Trap};
 
 use crate::fs::{FdTable, FsContext};
 use crate::mm::{HostOp, Mm};
-use crate::signal::SignalState;
+use crate::signal::{GroupSignals, SignalState};
 use crate::syscalls::SyscallContext;
 
 /// How a process ended, as wait reports it.
@@ -39,6 +44,41 @@ impl ExitStatus {
     }
 }
 
+/// A process: the threads that share a pid, their signal dispositions
+/// and process-wide signal state.
+pub struct ThreadGroup {
+    tgid: i32,
+    /// Live threads. Locked after the tree, before any task's signals.
+    pub threads: Mutex<Vec<Arc<Task>>>,
+    pub sig: Mutex<GroupSignals>,
+}
+
+impl ThreadGroup {
+    pub fn new(tgid: i32, sig: GroupSignals) -> Arc<ThreadGroup> {
+        Arc::new(ThreadGroup { tgid, threads: Mutex::new(Vec::new()), sig: Mutex::new(sig) })
+    }
+
+    pub fn tgid(&self) -> i32 {
+        self.tgid
+    }
+
+    pub fn threads(&self) -> Vec<Arc<Task>> {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn sig(&self) -> MutexGuard<'_, GroupSignals> {
+        self.sig.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes every thread: out of guest code, out of sleeps.
+    pub fn kick_all(&self) {
+        for t in self.threads() {
+            t.interrupt();
+            t.waker.poke();
+        }
+    }
+}
+
 /// One node of the process tree.
 pub struct ProcNode {
     pub ppid: i32,
@@ -47,40 +87,74 @@ pub struct ProcNode {
     pub children: Vec<i32>,
     /// Set when the process has exited and waits to be reaped.
     pub zombie: Option<ExitStatus>,
-    pub task: Option<Arc<Task>>,
+    pub group: Option<Arc<ThreadGroup>>,
+    /// A stop not yet reported to wait (WUNTRACED): the stop signal.
+    pub stop_report: Option<i32>,
+    /// A continue not yet reported to wait (WCONTINUED).
+    pub cont_report: bool,
+    /// PR_SET_CHILD_SUBREAPER.
+    pub subreaper: bool,
 }
 
-/// All processes, by pid.
+/// A process's ids, for the terminal layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcIds {
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+}
+
+/// All processes by pid, and all threads by tid.
 pub struct TaskTable {
     pub tree: Mutex<BTreeMap<i32, ProcNode>>,
-    /// Signalled whenever a process exits (waiters recheck).
-    pub changed: Condvar,
+    threads: Mutex<HashMap<i32, Weak<Task>>>,
     next_pid: Mutex<i32>,
 }
 
 impl TaskTable {
     pub fn new() -> TaskTable {
-        TaskTable { tree: Mutex::new(BTreeMap::new()), changed: Condvar::new(), next_pid: Mutex::new(1) }
+        TaskTable { tree: Mutex::new(BTreeMap::new()), threads: Mutex::new(HashMap::new()), next_pid: Mutex::new(1) }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, BTreeMap<i32, ProcNode>> {
         self.tree.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A fresh pid (cycling below pid_max, skipping live ones).
+    /// A fresh id for a process or thread (cycling below pid_max,
+    /// skipping ids in use by a process, a zombie or a thread).
     pub fn alloc_pid(&self, tree: &BTreeMap<i32, ProcNode>) -> i32 {
+        let threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
         let mut n = self.next_pid.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let pid = *n;
             *n = if *n >= 4_194_303 { 2 } else { *n + 1 };
-            if !tree.contains_key(&pid) {
+            if !tree.contains_key(&pid) && !threads.contains_key(&pid) {
                 return pid;
             }
         }
     }
 
+    pub fn register_thread(&self, t: &Arc<Task>) {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner()).insert(t.tid(), Arc::downgrade(t));
+    }
+
+    pub fn unregister_thread(&self, tid: i32) {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner()).remove(&tid);
+    }
+
+    /// The live thread with this tid.
+    pub fn thread(&self, tid: i32) -> Option<Arc<Task>> {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner()).get(&tid).and_then(|w| w.upgrade())
+    }
+
+    /// The live process with this pid.
+    pub fn group(&self, pid: i32) -> Option<Arc<ThreadGroup>> {
+        self.lock().get(&pid).filter(|n| n.zombie.is_none()).and_then(|n| n.group.clone())
+    }
+
+    /// Some live thread of process `pid` (for /proc and kill checks).
     pub fn get(&self, pid: i32) -> Option<Arc<Task>> {
-        self.lock().get(&pid).and_then(|n| n.task.clone())
+        self.group(pid).and_then(|g| g.threads().into_iter().next())
     }
 }
 
@@ -90,11 +164,34 @@ impl Default for TaskTable {
     }
 }
 
+/// The ids of process `tgid`.
+pub fn process_ids(tgid: i32) -> Option<ProcIds> {
+    let tree = crate::kernel().tasks.lock();
+    tree.get(&tgid).map(|n| ProcIds { ppid: n.ppid, pgid: n.pgid, sid: n.sid })
+}
+
+/// Whether a live process of session `sid` is in process group `pgid`.
+pub fn pgrp_in_session(pgid: i32, sid: i32) -> bool {
+    let tree = crate::kernel().tasks.lock();
+    tree.values().any(|n| n.zombie.is_none() && n.pgid == pgid && n.sid == sid)
+}
+
+/// Whether process group `pgid` is orphaned: no member has a parent in
+/// another group of the same session (POSIX; job control stops are then
+/// not allowed to stick).
+pub fn is_orphaned_pgrp(pgid: i32) -> bool {
+    let tree = crate::kernel().tasks.lock();
+    !tree.values().filter(|n| n.zombie.is_none() && n.pgid == pgid).any(|n| {
+        tree.get(&n.ppid).is_some_and(|p| p.zombie.is_none() && p.pgid != pgid && p.sid == n.sid)
+    })
+}
+
 /// A guest thread. Fields that a system call of the task itself replaces
 /// (mm at exec, files and fs at unshare) sit behind their own mutexes,
 /// held only to clone the Arc.
 pub struct Task {
-    pub tid: i32,
+    tid: AtomicI32,
+    pub group: Arc<ThreadGroup>,
     mm: Mutex<Arc<Mm>>,
     files: Mutex<Arc<FdTable>>,
     fs: Mutex<Arc<FsContext>>,
@@ -105,16 +202,21 @@ pub struct Task {
     /// The program, for /proc/PID/exe.
     pub exe: Mutex<Option<crate::fs::vfs::Path>>,
     pub clear_child_tid: Mutex<u64>,
+    /// set_robust_list: (head, len).
+    pub robust_list: Mutex<(u64, u64)>,
     /// vfork: told when this child execs or exits.
     pub vfork_done: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     /// Poked when something this task may sleep on changes.
     pub waker: wait::Waker,
+    /// Where an interrupted nanosleep resumes (restart_syscall).
+    pub restart_deadline: Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl Task {
-    pub fn new(tid: i32, mm: Arc<Mm>, files: Arc<FdTable>, fs: Arc<FsContext>, signals: SignalState) -> Arc<Task> {
-        Arc::new(Task {
-            tid,
+    pub fn new(tid: i32, group: Arc<ThreadGroup>, mm: Arc<Mm>, files: Arc<FdTable>, fs: Arc<FsContext>, signals: SignalState) -> Arc<Task> {
+        let t = Arc::new(Task {
+            tid: AtomicI32::new(tid),
+            group,
             mm: Mutex::new(mm),
             files: Mutex::new(files),
             fs: Mutex::new(fs),
@@ -123,14 +225,29 @@ impl Task {
             comm: Mutex::new(Vec::new()),
             exe: Mutex::new(None),
             clear_child_tid: Mutex::new(0),
+            robust_list: Mutex::new((0, 0)),
             vfork_done: Mutex::new(None),
             waker: wait::Waker::default(),
-        })
+            restart_deadline: Mutex::new(None),
+        });
+        t.group.threads.lock().unwrap_or_else(|p| p.into_inner()).push(t.clone());
+        crate::kernel().tasks.register_thread(&t);
+        t
     }
 
-    /// The thread-group id (the process's pid); one task per process for now.
+    /// The thread id.
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    /// exec from a non-leader thread takes over the process's pid.
+    pub(crate) fn set_tid(&self, tid: i32) {
+        self.tid.store(tid, Ordering::Relaxed);
+    }
+
+    /// The thread-group id (the process's pid).
     pub fn tgid(&self) -> i32 {
-        self.tid
+        self.group.tgid()
     }
 
     pub fn mm(&self) -> Arc<Mm> {
@@ -141,6 +258,9 @@ impl Task {
     }
     pub fn files(&self) -> Arc<FdTable> {
         self.files.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    pub fn set_files(&self, f: Arc<FdTable>) {
+        *self.files.lock().unwrap_or_else(|p| p.into_inner()) = f;
     }
     pub fn fs(&self) -> Arc<FsContext> {
         self.fs.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -176,20 +296,37 @@ pub enum After {
     Sigreturn { fpu: Option<ruml_host::FpuState> },
 }
 
+/// How a new task's host context comes to be.
+pub enum Start {
+    /// A stub process of its own (init, fork, after exec).
+    NewProcess,
+    /// A thread in its mm's stub process, made by the parent's context.
+    Thread(NewThread),
+}
+
 /// Per-task state that only the task's own host thread touches.
 pub struct TaskRunner {
     pub task: Arc<Task>,
     pub regs: Registers,
-    pub aspace: Option<AddressSpace>,
+    pub ctx: Option<Context>,
     /// Set by a handler (exec, exit) for the loop.
     pub next: Next,
     /// FPU state to load into a new stub (fork copies the parent's).
     pub fpu: Option<ruml_host::FpuState>,
+    /// The last trap was a system call whose result may ask for a restart.
+    pub in_syscall: bool,
 }
 
 impl TaskRunner {
-    fn apply_ops(&mut self, ops: Vec<HostOp>) {
-        let Some(a) = self.aspace.as_mut() else { return };
+    /// Applies the mm's queued changes to the stub and releases the frames
+    /// they unmapped. Under the mm's flush lock: no thread of the space
+    /// runs until the changes it may depend on are in place.
+    pub fn sync_host(&mut self) -> Result<(), HostError> {
+        let mm = self.task.mm();
+        let Some(ctx) = self.ctx.as_mut() else { return Ok(()) };
+        let _g = mm.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (ops, frees) = mm.take_host_ops();
+        let a = ctx.address_space();
         for op in ops {
             match op {
                 HostOp::Map { addr, len, prot, pfn } => a.map(addr, len, prot, pfn),
@@ -197,67 +334,89 @@ impl TaskRunner {
                 HostOp::Protect { addr, len, prot } => a.protect(addr, len, prot),
             }
         }
+        let r = ctx.flush();
+        mm.phys().put_many(&frees);
+        r
     }
 
-    /// Starts the stub for the task's current mm.
-    fn new_address_space(&mut self) -> Result<(), HostError> {
-        self.aspace = None;
-        let a = AddressSpace::new(&crate::kernel().phys)?;
+    /// Starts the host context for the task's current mm.
+    fn start_context(&mut self, start: Start) -> Result<(), HostError> {
+        self.ctx = None;
+        let mm = self.task.mm();
+        let ctx = match start {
+            Start::Thread(nt) => {
+                let Some(a) = mm.host() else { return Err(HostError::new("thread of an address space with no stub", 0)) };
+                Context::adopt(&a, nt)?
+            }
+            Start::NewProcess => {
+                let (a, ctx) = AddressSpace::new(&crate::kernel().phys)?;
+                mm.set_host(a);
+                ctx
+            }
+        };
         if let Some(f) = self.fpu.take() {
-            a.set_fpu(&f)?;
+            ctx.set_fpu(&f)?;
         }
-        *self.task.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = Some(a.interrupter());
-        self.aspace = Some(a);
+        *self.task.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.interrupter());
+        self.ctx = Some(ctx);
         Ok(())
     }
 }
 
-/// The task loop: runs the task until it exits. Returns when the task is
-/// gone (its process reaped or left a zombie for its parent).
-pub fn run(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>) {
+/// The task loop: runs the task until it exits. A kernel bug (panic) while
+/// serving it kills this task's process only.
+pub fn run(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, start: Start) {
     let t = task.clone();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_task(task, regs, fpu)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_task(task, regs, fpu, start)));
     if result.is_err() {
-        // A kernel bug hit while serving this task: it dies, nothing else.
-        crate::log::warn(&format!("pid {}: kernel bug while serving it (panic above); killing it", t.tid));
-        exit::exit_process(&t, ExitStatus::Killed { signo: 9, core: false });
+        crate::log::warn(&format!("pid {}: kernel bug while serving it (panic above); killing it", t.tid()));
+        crate::signal::group_exit(&t.group, ExitStatus::Killed { signo: 9, core: false });
+        exit::exit_thread(&t);
     }
 }
 
-fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>) {
-    let mut r = TaskRunner { task, regs, aspace: None, next: Next::Continue, fpu };
-    if let Err(e) = r.new_address_space() {
-        crate::log::warn(&format!("pid {}: cannot start its address space: {e}", r.task.tid));
-        exit::exit_process(&r.task, ExitStatus::Killed { signo: 9, core: false });
-        return;
+fn fatal_host_error(r: &TaskRunner, e: &HostError) {
+    crate::log::warn(&format!("pid {}: its stub failed: {e}; killing the process", r.task.tid()));
+    crate::signal::group_exit(&r.task.group, ExitStatus::Killed { signo: 9, core: false });
+}
+
+fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, start: Start) {
+    let mut r = TaskRunner { task, regs, ctx: None, next: Next::Continue, fpu, in_syscall: false };
+    if let Err(e) = r.start_context(start) {
+        fatal_host_error(&r, &e);
     }
     let mut last_fault = (0u64, 0u32);
-    let _ = &mut last_fault;
     loop {
         if crate::signal::deliver_pending(&mut r) {
             break;
         }
-        let mm = r.task.mm();
-        let ops = mm.take_host_ops();
-        r.apply_ops(ops);
-        let Some(aspace) = r.aspace.as_mut() else { break };
-        let trap = match aspace.run(&mut r.regs) {
+        if let Err(e) = r.sync_host() {
+            fatal_host_error(&r, &e);
+            continue;
+        }
+        let Some(ctx) = r.ctx.as_mut() else {
+            // No context (it failed to start): only a group exit is left.
+            crate::signal::group_exit(&r.task.group, ExitStatus::Killed { signo: 9, core: false });
+            continue;
+        };
+        let trap = match ctx.run(&mut r.regs) {
             Ok(t) => t,
             Err(e) => {
-                crate::log::warn(&format!("pid {}: its stub process failed: {e}; killing it", r.task.tid));
-                exit::exit_process(&r.task, ExitStatus::Killed { signo: 9, core: false });
-                break;
+                fatal_host_error(&r, &e);
+                continue;
             }
         };
+        r.in_syscall = false;
         match trap {
             Trap::Syscall => {
                 last_fault = (0, 0);
                 let task = r.task.clone();
                 let mut regs = r.regs;
-                let mut ctx = SyscallContext { task: &task, regs: &mut regs, after: None };
-                crate::syscalls::dispatch(&mut ctx);
-                let after = ctx.after.take();
+                let mut sctx = SyscallContext { task: &task, regs: &mut regs, after: None };
+                crate::syscalls::dispatch(&mut sctx);
+                let after = sctx.after.take();
                 r.regs = regs;
+                r.in_syscall = true;
                 if let Some(after) = after {
                     r.next = syscalls::after_syscall(&mut r, after);
                 }
@@ -265,22 +424,21 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>) 
                     Next::Continue => {}
                     Next::Exit => break,
                     Next::NewAddressSpace => {
-                        if let Err(e) = r.new_address_space() {
-                            crate::log::warn(&format!("pid {}: cannot start its address space: {e}", r.task.tid));
-                            exit::exit_process(&r.task, ExitStatus::Killed { signo: 9, core: false });
-                            break;
+                        if let Err(e) = r.start_context(Start::NewProcess) {
+                            fatal_host_error(&r, &e);
                         }
                     }
                 }
             }
             Trap::Signal(info) => {
                 if crate::log::strace_enabled() {
-                    eprintln!("[{}] --- host signal {} code {} addr {:#x} at rip {:#x}", r.task.tid, info.signo, info.code, info.addr, r.regs.rip);
+                    eprintln!("[{}] --- host signal {} code {} addr {:#x} at rip {:#x}", r.task.tid(), info.signo, info.code, info.addr, r.regs.rip);
                 }
                 if info.signo == 11 {
                     // The same address faulting again and again means the
                     // kernel could not fix it: the guest gets SIGSEGV.
                     last_fault = if last_fault.0 == info.addr { (info.addr, last_fault.1 + 1) } else { (info.addr, 1) };
+                    let mm = r.task.mm();
                     let result = if last_fault.1 > 4 {
                         Err(crate::mm::FaultSignal { signo: 11, code: crate::mm::SEGV_ACCERR, addr: info.addr })
                     } else {
@@ -288,7 +446,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>) 
                     };
                     if let Err(sig) = result {
                         if crate::log::strace_enabled() {
-                            eprintln!("[{}] unresolved fault; maps:\n{}", r.task.tid, mm.maps_text());
+                            eprintln!("[{}] unresolved fault; maps:\n{}", r.task.tid(), mm.maps_text());
                         }
                         last_fault = (0, 0);
                         crate::signal::force_fault(&r.task, sig.signo, sig.code, sig.addr);
@@ -301,5 +459,6 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>) 
             Trap::Interrupted => {}
         }
     }
-    r.aspace = None;
+    // The stub thread ends before this host thread (its tracer) does.
+    r.ctx = None;
 }

@@ -9,8 +9,8 @@ use crate::signal::SIGCHLD;
 use crate::syscall_table;
 use crate::syscalls::{SyscallContext, UserAddr};
 
-use super::exit::exit_process;
-use super::{After, ExitStatus, Next, ProcNode, Task, TaskRunner};
+use super::exit::exit_thread;
+use super::{After, ExitStatus, Next, ProcNode, Start, Task, TaskRunner, ThreadGroup};
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
@@ -33,11 +33,12 @@ syscall_table! { pub fn task_table;
     VFORK => sys_vfork(),
     CLONE => sys_clone(flags: u64, stack: u64, ptid: UserAddr, ctid: UserAddr, tls: u64),
     EXIT => sys_exit(code: i32),
-    EXIT_GROUP => sys_exit(code: i32),
+    EXIT_GROUP => sys_exit_group(code: i32),
     WAIT4 => sys_wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr),
     WAITID => sys_waitid(idtype: i32, id: i32, info: UserAddr, options: i32, rusage: UserAddr),
     SET_TID_ADDRESS => sys_set_tid_address(addr: UserAddr),
     SET_ROBUST_LIST => sys_set_robust_list(head: UserAddr, len: usize),
+    GET_ROBUST_LIST => sys_get_robust_list(tid: i32, head: UserAddr, len: UserAddr),
     GETUID => sys_zero_id(),
     GETEUID => sys_zero_id(),
     GETGID => sys_zero_id(),
@@ -66,7 +67,7 @@ fn sys_getpid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
 }
 
 fn sys_gettid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(ctx.task.tid as u64)
+    Ok(ctx.task.tid() as u64)
 }
 
 fn sys_getppid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
@@ -86,22 +87,27 @@ fn sys_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAdd
     do_clone(ctx, flags, stack, ptid, ctid, tls)
 }
 
-/// fork, vfork and clone of a new process. Threads (CLONE_THREAD) come
-/// with the process-model issue. CLONE_VM without CLONE_THREAD (vfork,
-/// posix_spawn) gives the child a copy-on-write copy of the memory, as
-/// POSIX allows for vfork; the parent still waits for exec or exit.
+/// fork, vfork, clone: new processes and new threads. CLONE_VM shares
+/// the address space (the new task gets a stub thread in the same stub
+/// process); without it the child gets a copy-on-write copy.
 fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr, ctid: UserAddr, tls: u64) -> KResult<u64> {
-    if flags & (CLONE_THREAD | CLONE_SIGHAND) != 0 {
-        if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
-            return error!(EINVAL);
-        }
-        return error!(ENOSYS);
+    const KNOWN: u64 = 0xff | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | 0x2000 /* PTRACE */
+        | CLONE_VFORK | CLONE_PARENT | CLONE_THREAD | 0x20000 /* NEWNS */ | 0x40000 /* SYSVSEM */ | CLONE_SETTLS
+        | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | 0x400000 /* DETACHED */ | 0x800000 /* UNTRACED */
+        | CLONE_CHILD_SETTID | 0x8000000 /* NEWUTS... */;
+    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+        return error!(EINVAL);
+    }
+    if flags & !KNOWN != 0 && flags & !KNOWN & 0x7e02_0000 != 0 {
+        // Namespaces (CLONE_NEWNS, NEWUSER, NEWPID, NEWNET, ...).
+        return error!(EINVAL);
     }
     if flags & CLONE_PIDFD != 0 {
-        return error!(ENOSYS);
+        return error!(EINVAL);
     }
+    let thread = flags & CLONE_THREAD != 0;
     let parent = ctx.task;
-    let mm = ctx.mm().fork();
+    let mm = if flags & CLONE_VM != 0 { ctx.mm() } else { ctx.mm().fork() };
     let files = if flags & CLONE_FILES != 0 { ctx.files() } else { ctx.files().fork_copy() };
     let fs = if flags & CLONE_FS != 0 { ctx.fs() } else { ctx.fs().fork_copy() };
     let k = crate::kernel();
@@ -109,20 +115,34 @@ fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr
         let mut tree = k.tasks.lock();
         let pid = k.tasks.alloc_pid(&tree);
         let me = parent.tgid();
-        let (ppid, pgid, sid) = match tree.get(&me) {
-            Some(n) => (if flags & CLONE_PARENT != 0 { n.ppid } else { me }, n.pgid, n.sid),
-            None => (me, me, me),
+        let group = if thread {
+            let g = parent.group.clone();
+            if g.sig().exit.is_some() {
+                return error!(EINTR);
+            }
+            g
+        } else {
+            let sig = parent.group.sig().fork_copy();
+            let g = ThreadGroup::new(pid, sig);
+            let (ppid, pgid, sid) = match tree.get(&me) {
+                Some(n) => (if flags & CLONE_PARENT != 0 { n.ppid } else { me }, n.pgid, n.sid),
+                None => (me, me, me),
+            };
+            tree.insert(
+                pid,
+                ProcNode { ppid, pgid, sid, children: Vec::new(), zombie: None, group: Some(g.clone()), stop_report: None, cont_report: false, subreaper: false },
+            );
+            if let Some(p) = tree.get_mut(&ppid) {
+                p.children.push(pid);
+            }
+            g
         };
-        let child = Task::new(pid, mm, files, fs, parent.signals.fork_copy());
+        let child = Task::new(pid, group, mm, files, fs, parent.signals.fork_copy(thread));
         *child.comm.lock().unwrap_or_else(|p| p.into_inner()) = parent.comm.lock().unwrap_or_else(|p| p.into_inner()).clone();
         *child.exe.lock().unwrap_or_else(|p| p.into_inner()) = parent.exe.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        tree.insert(pid, ProcNode { ppid, pgid, sid, children: Vec::new(), zombie: None, task: Some(child.clone()) });
-        if let Some(p) = tree.get_mut(&ppid) {
-            p.children.push(pid);
-        }
         child
     };
-    let pid = child.tid;
+    let pid = child.tid();
     let mut regs = *ctx.regs;
     regs.rax = 0;
     if stack != 0 {
@@ -157,7 +177,8 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
         After::Exec => Next::NewAddressSpace,
         After::Exit => Next::Exit,
         After::Sigreturn { fpu } => {
-            if let (Some(f), Some(a)) = (fpu, r.aspace.as_ref()) {
+            r.in_syscall = false;
+            if let (Some(f), Some(a)) = (fpu, r.ctx.as_ref()) {
                 // A corrupt saved state from the guest: Linux sends SIGSEGV.
                 if a.set_fpu(&f).is_err() {
                     crate::signal::force_fault(&r.task, crate::signal::SIGSEGV, 0x80, 0);
@@ -166,13 +187,34 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
             Next::Continue
         }
         After::Spawn { child, regs, vfork } => {
-            let fpu = r.aspace.as_ref().and_then(|a| a.get_fpu().ok());
-            let name = format!("task-{}", child.tid);
+            let fpu = r.ctx.as_ref().and_then(|a| a.get_fpu().ok());
+            let shares_mm = Arc::ptr_eq(&child.mm(), &r.task.mm());
+            // A fork's copy-on-write protections are in place before the
+            // child can run; a thread needs a stub thread of our process.
+            let start = if shares_mm {
+                match r.ctx.as_mut().map(|c| c.new_thread()) {
+                    Some(Ok(nt)) => Start::Thread(nt),
+                    Some(Err(e)) => {
+                        crate::log::warn(&format!("cannot create a stub thread for task {}: {e}", child.tid()));
+                        fail_child(&child);
+                        r.regs.rax = crate::errno::Errno::EAGAIN.as_return();
+                        return Next::Continue;
+                    }
+                    None => Start::NewProcess,
+                }
+            } else {
+                if let Err(e) = r.sync_host() {
+                    crate::log::warn(&format!("pid {}: cannot protect memory for fork: {e}", r.task.tid()));
+                }
+                Start::NewProcess
+            };
+            let name = format!("task-{}", child.tid());
             let c2 = child.clone();
-            let spawned = std::thread::Builder::new().name(name).spawn(move || super::run(c2, *regs, fpu));
+            let spawned = std::thread::Builder::new().name(name).spawn(move || super::run(c2, *regs, fpu, start));
             if let Err(e) = spawned {
-                crate::log::warn(&format!("cannot start a host thread for pid {}: {e}", child.tid));
-                exit_process(&child, ExitStatus::Killed { signo: 9, core: false });
+                crate::log::warn(&format!("cannot start a host thread for task {}: {e}", child.tid()));
+                fail_child(&child);
+                r.regs.rax = crate::errno::Errno::EAGAIN.as_return();
                 return Next::Continue;
             }
             if let Some(rx) = vfork {
@@ -183,8 +225,30 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
     }
 }
 
+/// A child that could not be started leaves no trace but a reaped exit.
+fn fail_child(child: &Arc<Task>) {
+    if child.tid() == child.tgid() {
+        crate::signal::group_exit(&child.group, ExitStatus::Killed { signo: 9, core: false });
+    }
+    exit_thread(child);
+}
+
 fn sys_exit(ctx: &mut SyscallContext<'_>, code: i32) -> KResult<u64> {
-    exit_process(ctx.task, ExitStatus::Exited(code & 0xff));
+    {
+        // The last thread's exit code is the process's.
+        let mut g = ctx.task.group.sig();
+        if g.exit.is_none() && ctx.task.group.threads().len() == 1 {
+            g.exit = Some(ExitStatus::Exited(code & 0xff));
+        }
+    }
+    exit_thread(ctx.task);
+    ctx.after = Some(After::Exit);
+    Ok(0)
+}
+
+fn sys_exit_group(ctx: &mut SyscallContext<'_>, code: i32) -> KResult<u64> {
+    crate::signal::group_exit(&ctx.task.group, ExitStatus::Exited(code & 0xff));
+    exit_thread(ctx.task);
     ctx.after = Some(After::Exit);
     Ok(0)
 }
@@ -206,12 +270,33 @@ enum WaitFor {
     Group(i32),
 }
 
-/// Waits for a child to exit; returns (pid, status) or None for WNOHANG.
-fn wait_child(ctx: &SyscallContext<'_>, which: WaitFor, options: i32, reap: bool) -> KResult<Option<(i32, ExitStatus)>> {
+/// What a wait found.
+#[derive(Clone, Copy)]
+enum Found {
+    Exited(ExitStatus),
+    Stopped(i32),
+    Continued,
+}
+
+impl Found {
+    fn wait_status(self) -> i32 {
+        match self {
+            Found::Exited(st) => st.wait_status(),
+            Found::Stopped(sig) => (sig << 8) | 0x7f,
+            Found::Continued => 0xffff,
+        }
+    }
+}
+
+/// Waits for a child to change state; returns (pid, what) or None for
+/// WNOHANG. `exited`/`stopped`/`continued` select the changes wanted.
+fn wait_child(ctx: &SyscallContext<'_>, which: WaitFor, options: i32, exited: bool) -> KResult<Option<(i32, Found)>> {
     let k = crate::kernel();
     let me = ctx.task.tgid();
-    let mut tree = k.tasks.lock();
-    loop {
+    let consume = options & WNOWAIT == 0;
+    let mut result: KResult<Option<(i32, Found)>> = Ok(None);
+    let mut scan = || -> bool {
+        let mut tree = k.tasks.lock();
         let my_pgid = tree.get(&me).map(|n| n.pgid).unwrap_or(0);
         let kids: Vec<i32> = tree.get(&me).map(|n| n.children.clone()).unwrap_or_default();
         let matching: Vec<i32> = kids
@@ -224,29 +309,43 @@ fn wait_child(ctx: &SyscallContext<'_>, which: WaitFor, options: i32, reap: bool
             })
             .collect();
         if matching.is_empty() {
-            return error!(ECHILD);
+            result = error!(ECHILD);
+            return true;
         }
-        if let Some((pid, st)) = matching.iter().find_map(|c| tree.get(c).and_then(|n| n.zombie).map(|z| (*c, z))) {
-            if reap {
-                tree.remove(&pid);
-                if let Some(n) = tree.get_mut(&me) {
-                    n.children.retain(|c| *c != pid);
+        for c in &matching {
+            let Some(n) = tree.get_mut(c) else { continue };
+            if let (true, Some(z)) = (exited, n.zombie) {
+                if consume {
+                    tree.remove(c);
+                    if let Some(me_n) = tree.get_mut(&me) {
+                        me_n.children.retain(|x| x != c);
+                    }
+                }
+                result = Ok(Some((*c, Found::Exited(z))));
+                return true;
+            }
+            if options & WUNTRACED != 0 {
+                if let Some(sig) = n.stop_report {
+                    if consume {
+                        n.stop_report = None;
+                    }
+                    result = Ok(Some((*c, Found::Stopped(sig))));
+                    return true;
                 }
             }
-            return Ok(Some((pid, st)));
+            if options & WCONTINUED != 0 && n.cont_report {
+                if consume {
+                    n.cont_report = false;
+                }
+                result = Ok(Some((*c, Found::Continued)));
+                return true;
+            }
         }
-        if options & WNOHANG != 0 {
-            return Ok(None);
-        }
-        if ctx.task.signals.has_deliverable() {
-            return error!(EINTR);
-        }
-        tree = k
-            .tasks
-            .changed
-            .wait_timeout(tree, std::time::Duration::from_millis(200))
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
+        options & WNOHANG != 0
+    };
+    match ctx.task.wait_until(None, &mut scan) {
+        Ok(()) => result,
+        Err(_) => error!(ERESTARTSYS),
     }
 }
 
@@ -263,13 +362,13 @@ fn sys_wait4(ctx: &mut SyscallContext<'_>, pid: i32, status: UserAddr, options: 
     };
     match wait_child(ctx, which, options, true)? {
         None => Ok(0),
-        Some((p, st)) => {
+        Some((p, found)) => {
             if !status.is_null() {
-                ctx.mm().write_val(status.0, &st.wait_status())?;
+                ctx.mm().write_val(status.0, &found.wait_status())?;
             }
             if !rusage.is_null() {
-                // Per-task CPU accounting comes with the process-model
-                // issue; until then a child's usage reads as zero.
+                // Per-process CPU accounting is not kept yet: a child's
+                // usage reads as zero.
                 ctx.mm().write_bytes(rusage.0, &[0u8; 144])?;
             }
             Ok(p as u64)
@@ -289,18 +388,16 @@ fn sys_waitid(ctx: &mut SyscallContext<'_>, idtype: i32, id: i32, info: UserAddr
         2 if id >= 0 => WaitFor::Group(id),
         _ => return error!(EINVAL),
     };
-    if options & WEXITED == 0 {
-        // Only stopped/continued children asked for; none stop yet.
-        return if options & WNOHANG != 0 { Ok(0) } else { error!(ECHILD) };
-    }
-    let got = wait_child(ctx, which, options, options & WNOWAIT == 0)?;
+    let got = wait_child(ctx, which, options, options & WEXITED != 0)?;
     if !info.is_null() {
         let mut si = [0u8; 128];
-        if let Some((pid, st)) = got {
-            let (code, val): (i32, i32) = match st {
-                ExitStatus::Exited(c) => (1, c),
-                ExitStatus::Killed { signo, core: true } => (3, signo),
-                ExitStatus::Killed { signo, .. } => (2, signo),
+        if let Some((pid, found)) = got {
+            let (code, val): (i32, i32) = match found {
+                Found::Exited(ExitStatus::Exited(c)) => (1, c),
+                Found::Exited(ExitStatus::Killed { signo, core: true }) => (3, signo),
+                Found::Exited(ExitStatus::Killed { signo, .. }) => (2, signo),
+                Found::Stopped(sig) => (5, sig),
+                Found::Continued => (6, crate::signal::SIGCONT),
             };
             si[0..4].copy_from_slice(&SIGCHLD.to_le_bytes());
             si[8..12].copy_from_slice(&code.to_le_bytes());
@@ -317,16 +414,22 @@ fn sys_waitid(ctx: &mut SyscallContext<'_>, idtype: i32, id: i32, info: UserAddr
 
 fn sys_set_tid_address(ctx: &mut SyscallContext<'_>, addr: UserAddr) -> KResult<u64> {
     *ctx.task.clear_child_tid.lock().unwrap_or_else(|p| p.into_inner()) = addr.0;
-    Ok(ctx.task.tid as u64)
+    Ok(ctx.task.tid() as u64)
 }
 
-fn sys_set_robust_list(_ctx: &mut SyscallContext<'_>, _head: UserAddr, len: usize) -> KResult<u64> {
+fn sys_set_robust_list(ctx: &mut SyscallContext<'_>, head: UserAddr, len: usize) -> KResult<u64> {
     if len != 24 {
         return error!(EINVAL);
     }
-    // The list matters when a thread dies holding a robust mutex, which
-    // needs threads (the process-model issue); single-threaded processes
-    // have nobody to wake.
+    *ctx.task.robust_list.lock().unwrap_or_else(|p| p.into_inner()) = (head.0, len as u64);
+    Ok(0)
+}
+
+fn sys_get_robust_list(ctx: &mut SyscallContext<'_>, tid: i32, head: UserAddr, len: UserAddr) -> KResult<u64> {
+    let t = if tid == 0 { ctx.task.clone() } else { crate::kernel().tasks.thread(tid).ok_or(crate::errno!(ESRCH))? };
+    let (h, l) = *t.robust_list.lock().unwrap_or_else(|p| p.into_inner());
+    ctx.mm().write_val(head.0, &h)?;
+    ctx.mm().write_val(len.0, &l)?;
     Ok(0)
 }
 
@@ -549,8 +652,12 @@ fn sys_getrandom(ctx: &mut SyscallContext<'_>, buf: UserAddr, len: usize, flags:
     Ok(b.len() as u64)
 }
 
-/// Registers a new process node with no parent (init).
+/// Registers init's process node (no parent).
 pub fn register_init(task: &Arc<Task>) {
     let mut tree = crate::kernel().tasks.lock();
-    tree.insert(task.tid, ProcNode { ppid: 0, pgid: task.tid, sid: task.tid, children: Vec::new(), zombie: None, task: Some(task.clone()) });
+    let pid = task.tgid();
+    tree.insert(
+        pid,
+        ProcNode { ppid: 0, pgid: pid, sid: pid, children: Vec::new(), zombie: None, group: Some(task.group.clone()), stop_report: None, cont_report: false, subreaper: false },
+    );
 }

@@ -35,7 +35,7 @@ impl super::Task {
             if ready() {
                 return Ok(());
             }
-            if self.signals.has_deliverable() {
+            if self.signal_pending() {
                 return Err(Errno::EINTR);
             }
             let mut p = self.waker.poked.lock().unwrap_or_else(|p| p.into_inner());
@@ -51,6 +51,60 @@ impl super::Task {
                         p = self.waker.cv.wait_timeout(p, d - now).unwrap_or_else(|e| e.into_inner()).0;
                     }
                 }
+            }
+        }
+    }
+}
+
+impl super::Task {
+    /// Sleeps until `ready()` says yes, ignoring signals (a stopped task
+    /// waiting for SIGCONT). `ready` is rechecked after every poke.
+    pub fn sleep_until_poked(&self, mut ready: impl FnMut() -> bool) {
+        loop {
+            {
+                let mut p = self.waker.poked.lock().unwrap_or_else(|p| p.into_inner());
+                *p = false;
+            }
+            if ready() {
+                return;
+            }
+            let mut p = self.waker.poked.lock().unwrap_or_else(|p| p.into_inner());
+            while !*p {
+                p = self.waker.cv.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+}
+
+/// A queue of tasks sleeping until something changes (a pipe gets data, a
+/// tty gets input). Wakers are weak: a task that died is skipped.
+#[derive(Default)]
+pub struct WaitQueue {
+    waiters: Mutex<Vec<std::sync::Weak<super::Task>>>,
+}
+
+impl WaitQueue {
+    pub fn new() -> WaitQueue {
+        WaitQueue::default()
+    }
+
+    /// Sleeps until `cond()` is true (Ok), a signal is pending
+    /// (ERESTARTSYS: the signal code makes it EINTR or a restart), or the
+    /// deadline passes (ETIMEDOUT). `cond` is rechecked after every wake.
+    pub fn wait(&self, task: &std::sync::Arc<super::Task>, deadline: Option<Instant>, cond: impl FnMut() -> bool) -> KResult<()> {
+        let me = std::sync::Arc::downgrade(task);
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).push(me.clone());
+        let r = task.wait_until(deadline, cond);
+        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).retain(|w| !w.ptr_eq(&me) && w.strong_count() > 0);
+        r.map_err(|e| if e == Errno::EINTR { Errno::ERESTARTSYS } else { e })
+    }
+
+    /// Wakes every sleeper to recheck its condition.
+    pub fn wake_all(&self) {
+        let ws = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        for w in ws.iter() {
+            if let Some(t) = w.upgrade() {
+                t.waker.poke();
             }
         }
     }

@@ -85,7 +85,7 @@ fn sleep_until(ctx: &SyscallContext<'_>, deadline: std::time::Instant) -> Option
         if now >= deadline {
             return None;
         }
-        if ctx.task.signals.has_deliverable() {
+        if ctx.task.signal_pending() {
             return Some(deadline - now);
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
