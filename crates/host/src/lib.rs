@@ -16,6 +16,7 @@
 pub mod checks;
 pub mod clock;
 pub mod console;
+pub mod cputime;
 mod error;
 pub mod hostfile;
 pub mod physmem;

@@ -50,7 +50,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         k.tasks.alloc_pid(&tree)
     };
     let mm = crate::mm::Mm::new(k.phys.clone(), crate::mm::TASK_SIZE / 2);
-    let group = task::ThreadGroup::new(pid, Default::default());
+    let group = task::ThreadGroup::new(pid, Default::default(), task::syscalls::default_limits());
     let init = Task::new(pid, group, mm, files, fs, Default::default());
     task::syscalls::register_init(&init);
     crate::log::info(&format!("Run {} as init process", String::from_utf8_lossy(&cfg.init)));

@@ -124,11 +124,15 @@ pub struct GroupSignals {
     pub stopped: Option<i32>,
     /// An execve in this thread is ending all the others.
     pub exec_leader: Option<i32>,
+    /// PR_SET_NO_NEW_PRIVS (inherited, never cleared).
+    pub no_new_privs: bool,
+    /// The process's nice value (setpriority).
+    pub nice: i32,
 }
 
 impl Default for GroupSignals {
     fn default() -> Self {
-        GroupSignals { actions: [KSigAction::default(); 64], shared: Vec::new(), exit: None, stopped: None, exec_leader: None }
+        GroupSignals { actions: [KSigAction::default(); 64], shared: Vec::new(), exit: None, stopped: None, exec_leader: None, no_new_privs: false, nice: 0 }
     }
 }
 
@@ -144,7 +148,7 @@ impl GroupSignals {
 
     /// fork: the same dispositions, nothing pending.
     pub fn fork_copy(&self) -> GroupSignals {
-        GroupSignals { actions: self.actions, ..Default::default() }
+        GroupSignals { actions: self.actions, no_new_privs: self.no_new_privs, nice: self.nice, ..Default::default() }
     }
 
     fn is_ignored(&self, sig: i32) -> bool {

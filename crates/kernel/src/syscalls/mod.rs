@@ -144,6 +144,8 @@ const TABLES: &[Table] = &[
     crate::time::sysinfo_table,
     crate::signal::signal_table,
     crate::task::futex::futex_table,
+    crate::task::usage::usage_table,
+    crate::time::timers::timers_table,
 ];
 
 /// The handler for a system-call number, if ruml implements it.

@@ -91,15 +91,17 @@ pub fn exit_thread(task: &Arc<Task>) {
     task.set_files(crate::fs::FdTable::new());
     if last {
         let status = task.group.sig().exit.unwrap_or(ExitStatus::Exited(0));
-        exit_process(&task.group, status);
+        // Read while the stub still exists (this thread's context holds it).
+        let usage = super::usage::final_times(&task.group);
+        exit_process(&task.group, status, usage);
     }
 }
 
 /// The process `group` has no threads left: make it a zombie.
-fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus) {
+fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usage::Times) {
     let pid = group.tgid();
     let k = crate::kernel();
-    let (parent, reaped, was_leader) = {
+    let (parent, reaped, was_leader, deathsig) = {
         let mut tree = k.tasks.lock();
         let Some(node) = tree.get_mut(&pid) else { return };
         if node.zombie.is_some() {
@@ -107,6 +109,7 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus) {
         }
         node.zombie = Some(status);
         node.group = None;
+        node.usage = usage;
         let children = std::mem::take(&mut node.children);
         let ppid = node.ppid;
         let was_leader = node.sid == pid;
@@ -123,9 +126,13 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus) {
         if pid == 1 {
             reaper = 0;
         }
+        let mut deathsig = Vec::new();
         for c in &children {
             if let Some(cn) = tree.get_mut(c) {
                 cn.ppid = reaper;
+                if let Some(g) = cn.group.clone() {
+                    deathsig.push(g);
+                }
             }
         }
         if let Some(r) = tree.get_mut(&reaper) {
@@ -140,14 +147,30 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus) {
             if let Some(pn) = tree.get_mut(&ppid) {
                 pn.children.retain(|c| *c != pid);
             }
+            if let Some(pg) = &parent {
+                let mut u = pg.usage.lock().unwrap_or_else(|p| p.into_inner());
+                u.children = u.children + usage;
+            }
         }
-        (parent, autoreap, was_leader)
+        (parent, autoreap, was_leader, deathsig)
     };
+    let (parent, reaped, was_leader, deathsig) = (parent, reaped, was_leader, deathsig);
+    // PR_SET_PDEATHSIG: children that asked are told their parent died.
+    for g in deathsig {
+        for t in g.threads() {
+            let sig = t.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
+            if sig > 0 {
+                signal::send_thread(&t, Queued { signo: sig, code: signal::SI_USER, a: pid as u64, b: 0, forced: false });
+            }
+        }
+    }
     if pid == 1 {
         *HALT.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
         HALTED.notify_all();
     }
-    let _ = was_leader;
+    if was_leader {
+        crate::fs::tty::session_leader_exited(pid);
+    }
     if let Some(p) = parent {
         if !reaped {
             let (code, val) = match status {

@@ -14,6 +14,7 @@
 pub mod exit;
 pub mod futex;
 pub mod syscalls;
+pub mod usage;
 pub mod wait;
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,11 +52,29 @@ pub struct ThreadGroup {
     /// Live threads. Locked after the tree, before any task's signals.
     pub threads: Mutex<Vec<Arc<Task>>>,
     pub sig: Mutex<GroupSignals>,
+    /// CPU time of stubs that are gone, and of reaped children.
+    pub usage: Mutex<usage::UsageAcc>,
+    /// Resource limits: [soft, hard] per RLIMIT_*.
+    pub limits: Mutex<[[u64; 2]; 16]>,
+    /// POSIX timers and ITIMER_REAL (see time::timers).
+    pub timers: Mutex<crate::time::timers::ProcessTimers>,
 }
 
 impl ThreadGroup {
-    pub fn new(tgid: i32, sig: GroupSignals) -> Arc<ThreadGroup> {
-        Arc::new(ThreadGroup { tgid, threads: Mutex::new(Vec::new()), sig: Mutex::new(sig) })
+    pub fn new(tgid: i32, sig: GroupSignals, limits: [[u64; 2]; 16]) -> Arc<ThreadGroup> {
+        Arc::new(ThreadGroup {
+            tgid,
+            threads: Mutex::new(Vec::new()),
+            sig: Mutex::new(sig),
+            usage: Mutex::new(Default::default()),
+            limits: Mutex::new(limits),
+            timers: Mutex::new(Default::default()),
+        })
+    }
+
+    /// A resource limit: [soft, hard].
+    pub fn limit(&self, res: usize) -> [u64; 2] {
+        self.limits.lock().unwrap_or_else(|p| p.into_inner()).get(res).copied().unwrap_or([u64::MAX; 2])
     }
 
     pub fn tgid(&self) -> i32 {
@@ -94,6 +113,8 @@ pub struct ProcNode {
     pub cont_report: bool,
     /// PR_SET_CHILD_SUBREAPER.
     pub subreaper: bool,
+    /// CPU time of the process and its reaped children, once a zombie.
+    pub usage: usage::Times,
 }
 
 /// A process's ids, for the terminal layer.
@@ -210,6 +231,14 @@ pub struct Task {
     pub waker: wait::Waker,
     /// Where an interrupted nanosleep resumes (restart_syscall).
     pub restart_deadline: Mutex<Option<(std::time::Instant, u64)>>,
+    /// The stub (process, thread) this task runs in, for CPU accounting.
+    pub host_ids: Mutex<Option<(i32, i32)>>,
+    /// PR_SET_PDEATHSIG: the signal to get when the parent dies.
+    pub pdeathsig: AtomicI32,
+    /// sched_setaffinity's mask (CPUs 0..63), as the guest set it.
+    pub affinity: Mutex<u64>,
+    /// sched_setscheduler's (policy, priority).
+    pub sched: Mutex<(i32, i32)>,
 }
 
 impl Task {
@@ -229,6 +258,10 @@ impl Task {
             vfork_done: Mutex::new(None),
             waker: wait::Waker::default(),
             restart_deadline: Mutex::new(None),
+            host_ids: Mutex::new(None),
+            pdeathsig: AtomicI32::new(0),
+            affinity: Mutex::new(u64::MAX >> (64 - std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 64))),
+            sched: Mutex::new((0, 0)),
         });
         t.group.threads.lock().unwrap_or_else(|p| p.into_inner()).push(t.clone());
         crate::kernel().tasks.register_thread(&t);
@@ -358,6 +391,7 @@ impl TaskRunner {
             ctx.set_fpu(&f)?;
         }
         *self.task.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.interrupter());
+        *self.task.host_ids.lock().unwrap_or_else(|p| p.into_inner()) = Some((ctx.address_space().host_pid(), ctx.host_tid()));
         self.ctx = Some(ctx);
         Ok(())
     }

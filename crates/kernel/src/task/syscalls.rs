@@ -59,6 +59,17 @@ syscall_table! { pub fn task_table;
     ARCH_PRCTL => sys_arch_prctl(code: i32, addr: u64),
     PRCTL => sys_prctl(option: i32, a2: u64, a3: u64, a4: u64, a5: u64),
     SCHED_YIELD => sys_sched_yield(),
+    SCHED_GETAFFINITY => sys_sched_getaffinity(pid: i32, len: usize, mask: UserAddr),
+    SCHED_SETAFFINITY => sys_sched_setaffinity(pid: i32, len: usize, mask: UserAddr),
+    SCHED_GETSCHEDULER => sys_sched_getscheduler(pid: i32),
+    SCHED_SETSCHEDULER => sys_sched_setscheduler(pid: i32, policy: i32, param: UserAddr),
+    SCHED_GETPARAM => sys_sched_getparam(pid: i32, param: UserAddr),
+    SCHED_SETPARAM => sys_sched_setparam(pid: i32, param: UserAddr),
+    SCHED_GET_PRIORITY_MAX => sys_sched_get_priority_max(policy: i32),
+    SCHED_GET_PRIORITY_MIN => sys_sched_get_priority_min(policy: i32),
+    SCHED_RR_GET_INTERVAL => sys_sched_rr_get_interval(pid: i32, ts: UserAddr),
+    GETPRIORITY => sys_getpriority(which: i32, who: i32),
+    SETPRIORITY => sys_setpriority(which: i32, who: i32, prio: i32),
     GETRANDOM => sys_getrandom(buf: UserAddr, len: usize, flags: u32),
 }
 
@@ -123,14 +134,15 @@ fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr
             g
         } else {
             let sig = parent.group.sig().fork_copy();
-            let g = ThreadGroup::new(pid, sig);
+            let limits = *parent.group.limits.lock().unwrap_or_else(|p| p.into_inner());
+            let g = ThreadGroup::new(pid, sig, limits);
             let (ppid, pgid, sid) = match tree.get(&me) {
                 Some(n) => (if flags & CLONE_PARENT != 0 { n.ppid } else { me }, n.pgid, n.sid),
                 None => (me, me, me),
             };
             tree.insert(
                 pid,
-                ProcNode { ppid, pgid, sid, children: Vec::new(), zombie: None, group: Some(g.clone()), stop_report: None, cont_report: false, subreaper: false },
+                ProcNode { ppid, pgid, sid, children: Vec::new(), zombie: None, group: Some(g.clone()), stop_report: None, cont_report: false, subreaper: false, usage: Default::default() },
             );
             if let Some(p) = tree.get_mut(&ppid) {
                 p.children.push(pid);
@@ -174,7 +186,13 @@ fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr
 /// Carries out what a system call left for the task loop.
 pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
     match after {
-        After::Exec => Next::NewAddressSpace,
+        After::Exec => {
+            if let Some(c) = r.ctx.as_ref() {
+                super::usage::retire_stub(&r.task.group, c.address_space().host_pid());
+            }
+            crate::time::timers::exec_reset(&r.task.group);
+            Next::NewAddressSpace
+        }
         After::Exit => Next::Exit,
         After::Sigreturn { fpu } => {
             r.in_syscall = false;
@@ -290,7 +308,13 @@ impl Found {
 
 /// Waits for a child to change state; returns (pid, what) or None for
 /// WNOHANG. `exited`/`stopped`/`continued` select the changes wanted.
-fn wait_child(ctx: &SyscallContext<'_>, which: WaitFor, options: i32, exited: bool) -> KResult<Option<(i32, Found)>> {
+fn wait_child(
+    ctx: &SyscallContext<'_>,
+    which: WaitFor,
+    options: i32,
+    exited: bool,
+    reaped_usage: &mut super::usage::Times,
+) -> KResult<Option<(i32, Found)>> {
     let k = crate::kernel();
     let me = ctx.task.tgid();
     let consume = options & WNOWAIT == 0;
@@ -315,12 +339,16 @@ fn wait_child(ctx: &SyscallContext<'_>, which: WaitFor, options: i32, exited: bo
         for c in &matching {
             let Some(n) = tree.get_mut(c) else { continue };
             if let (true, Some(z)) = (exited, n.zombie) {
+                let usage = n.usage;
                 if consume {
                     tree.remove(c);
                     if let Some(me_n) = tree.get_mut(&me) {
                         me_n.children.retain(|x| x != c);
                     }
+                    let mut u = ctx.task.group.usage.lock().unwrap_or_else(|p| p.into_inner());
+                    u.children = u.children + usage;
                 }
+                *reaped_usage = usage;
                 result = Ok(Some((*c, Found::Exited(z))));
                 return true;
             }
@@ -360,16 +388,15 @@ fn sys_wait4(ctx: &mut SyscallContext<'_>, pid: i32, status: UserAddr, options: 
         i32::MIN => return error!(ESRCH),
         p => WaitFor::Group(-p),
     };
-    match wait_child(ctx, which, options, true)? {
+    let mut usage = Default::default();
+    match wait_child(ctx, which, options, true, &mut usage)? {
         None => Ok(0),
         Some((p, found)) => {
             if !status.is_null() {
                 ctx.mm().write_val(status.0, &found.wait_status())?;
             }
             if !rusage.is_null() {
-                // Per-process CPU accounting is not kept yet: a child's
-                // usage reads as zero.
-                ctx.mm().write_bytes(rusage.0, &[0u8; 144])?;
+                ctx.mm().write_bytes(rusage.0, &super::usage::rusage_bytes(usage))?;
             }
             Ok(p as u64)
         }
@@ -388,7 +415,8 @@ fn sys_waitid(ctx: &mut SyscallContext<'_>, idtype: i32, id: i32, info: UserAddr
         2 if id >= 0 => WaitFor::Group(id),
         _ => return error!(EINVAL),
     };
-    let got = wait_child(ctx, which, options, options & WEXITED != 0)?;
+    let mut usage = Default::default();
+    let got = wait_child(ctx, which, options, options & WEXITED != 0, &mut usage)?;
     if !info.is_null() {
         let mut si = [0u8; 128];
         if let Some((pid, found)) = got {
@@ -407,7 +435,7 @@ fn sys_waitid(ctx: &mut SyscallContext<'_>, idtype: i32, id: i32, info: UserAddr
         ctx.mm().write_bytes(info.0, &si)?;
     }
     if !rusage.is_null() {
-        ctx.mm().write_bytes(rusage.0, &[0u8; 144])?;
+        ctx.mm().write_bytes(rusage.0, &super::usage::rusage_bytes(usage))?;
     }
     Ok(0)
 }
@@ -536,6 +564,19 @@ fn sys_sethostname(ctx: &mut SyscallContext<'_>, name: UserAddr, len: usize) -> 
 
 const RLIM_INFINITY: u64 = u64::MAX;
 const RLIMIT_NLIMITS: u32 = 16;
+const RLIMIT_NOFILE: u32 = 7;
+/// fs.nr_open's default.
+const NR_OPEN: u64 = 1_048_576;
+
+/// Every limit at its default.
+pub fn default_limits() -> [[u64; 2]; 16] {
+    let mut l = [[0u64; 2]; 16];
+    for (i, v) in l.iter_mut().enumerate() {
+        let (c, m) = default_rlimit(i as u32);
+        *v = [c, m];
+    }
+    l
+}
 
 /// Default limits, as a stock Linux gives a login shell.
 fn default_rlimit(res: u32) -> (u64, u64) {
@@ -556,23 +597,40 @@ fn sys_prlimit64(ctx: &mut SyscallContext<'_>, pid: i32, res: u32, new: UserAddr
     if res >= RLIMIT_NLIMITS {
         return error!(EINVAL);
     }
-    if pid != 0 && pid != ctx.task.tgid() && crate::kernel().tasks.get(pid).is_none() {
-        return error!(ESRCH);
-    }
-    if !new.is_null() {
-        let v: [u64; 2] = ctx.mm().read_val(new.0)?;
+    let group = if pid == 0 || pid == ctx.task.tgid() {
+        ctx.task.group.clone()
+    } else {
+        crate::kernel().tasks.group(pid).ok_or(crate::errno!(ESRCH))?
+    };
+    let newv: Option<[u64; 2]> = if new.is_null() { None } else { Some(ctx.mm().read_val(new.0)?) };
+    if let Some(v) = newv {
         if v[0] > v[1] {
             return error!(EINVAL);
         }
-        // Enforcing limits comes with the process-model issue; refusing
-        // here is honest where accepting would not be.
-        if v != <[u64; 2]>::from(default_rlimit(res)) {
+        // RLIMIT_NOFILE can't exceed fs.nr_open.
+        if res == RLIMIT_NOFILE && v[1] > NR_OPEN && v[1] != RLIM_INFINITY {
             return error!(EPERM);
         }
     }
+    let prev = {
+        let mut l = group.limits.lock().unwrap_or_else(|p| p.into_inner());
+        let prev = l[res as usize];
+        if let Some(v) = newv {
+            // The guest is root (CAP_SYS_RESOURCE): raising the hard limit is allowed.
+            l[res as usize] = v;
+        }
+        prev
+    };
+    if let Some(v) = newv {
+        if res == RLIMIT_NOFILE {
+            let n = v[0].min(NR_OPEN) as usize;
+            for t in group.threads() {
+                t.files().set_limit(n);
+            }
+        }
+    }
     if !old.is_null() {
-        let (c, m) = default_rlimit(res);
-        ctx.mm().write_val(old.0, &[c, m])?;
+        ctx.mm().write_val(old.0, &prev)?;
     }
     Ok(0)
 }
@@ -613,8 +671,14 @@ fn sys_arch_prctl(ctx: &mut SyscallContext<'_>, code: i32, addr: u64) -> KResult
 fn sys_prctl(ctx: &mut SyscallContext<'_>, option: i32, a2: u64, _a3: u64, _a4: u64, _a5: u64) -> KResult<u64> {
     const PR_SET_NAME: i32 = 15;
     const PR_GET_NAME: i32 = 16;
+    const PR_SET_PDEATHSIG: i32 = 1;
+    const PR_GET_PDEATHSIG: i32 = 2;
     const PR_GET_DUMPABLE: i32 = 3;
     const PR_SET_DUMPABLE: i32 = 4;
+    const PR_SET_CHILD_SUBREAPER: i32 = 36;
+    const PR_GET_CHILD_SUBREAPER: i32 = 37;
+    const PR_SET_NO_NEW_PRIVS: i32 = 38;
+    const PR_GET_NO_NEW_PRIVS: i32 = 39;
     match option {
         PR_SET_NAME => {
             let mut b = vec![0u8; 16];
@@ -632,6 +696,38 @@ fn sys_prctl(ctx: &mut SyscallContext<'_>, option: i32, a2: u64, _a3: u64, _a4: 
         }
         PR_GET_DUMPABLE => Ok(1),
         PR_SET_DUMPABLE if a2 <= 1 => Ok(0),
+        PR_SET_PDEATHSIG => {
+            if a2 > 64 {
+                return error!(EINVAL);
+            }
+            ctx.task.pdeathsig.store(a2 as i32, std::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
+        PR_GET_PDEATHSIG => {
+            let v = ctx.task.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
+            ctx.mm().write_val(a2, &v)?;
+            Ok(0)
+        }
+        PR_SET_CHILD_SUBREAPER => {
+            let mut tree = crate::kernel().tasks.lock();
+            if let Some(n) = tree.get_mut(&ctx.task.tgid()) {
+                n.subreaper = a2 != 0;
+            }
+            Ok(0)
+        }
+        PR_GET_CHILD_SUBREAPER => {
+            let v = crate::kernel().tasks.lock().get(&ctx.task.tgid()).is_some_and(|n| n.subreaper) as i32;
+            ctx.mm().write_val(a2, &v)?;
+            Ok(0)
+        }
+        PR_SET_NO_NEW_PRIVS => {
+            if a2 != 1 || _a3 != 0 || _a4 != 0 || _a5 != 0 {
+                return error!(EINVAL);
+            }
+            ctx.task.group.sig().no_new_privs = true;
+            Ok(0)
+        }
+        PR_GET_NO_NEW_PRIVS => Ok(ctx.task.group.sig().no_new_privs as u64),
         _ => error!(EINVAL),
     }
 }
@@ -658,6 +754,162 @@ pub fn register_init(task: &Arc<Task>) {
     let pid = task.tgid();
     tree.insert(
         pid,
-        ProcNode { ppid: 0, pgid: pid, sid: pid, children: Vec::new(), zombie: None, group: Some(task.group.clone()), stop_report: None, cont_report: false, subreaper: false },
+        ProcNode { ppid: 0, pgid: pid, sid: pid, children: Vec::new(), zombie: None, group: Some(task.group.clone()), stop_report: None, cont_report: false, subreaper: false, usage: Default::default() },
     );
+}
+
+fn target_thread(ctx: &SyscallContext<'_>, pid: i32) -> KResult<Arc<Task>> {
+    if pid < 0 {
+        return error!(EINVAL);
+    }
+    if pid == 0 {
+        return Ok(ctx.task.clone());
+    }
+    crate::kernel().tasks.thread(pid).ok_or(crate::errno!(ESRCH))
+}
+
+fn host_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(1024)
+}
+
+fn sys_sched_getaffinity(ctx: &mut SyscallContext<'_>, pid: i32, len: usize, mask: UserAddr) -> KResult<u64> {
+    let t = target_thread(ctx, pid)?;
+    let ncpu = host_cpus();
+    let need = ncpu.div_ceil(64) * 8;
+    if len < need || !len.is_multiple_of(8) {
+        return error!(EINVAL);
+    }
+    let m = *t.affinity.lock().unwrap_or_else(|p| p.into_inner());
+    let mut b = vec![0u8; need];
+    for cpu in 0..ncpu.min(64) {
+        if m & (1 << cpu) != 0 {
+            b[cpu / 8] |= 1 << (cpu % 8);
+        }
+    }
+    ctx.mm().write_bytes(mask.0, &b)?;
+    Ok(need as u64)
+}
+
+fn sys_sched_setaffinity(ctx: &mut SyscallContext<'_>, pid: i32, len: usize, mask: UserAddr) -> KResult<u64> {
+    let t = target_thread(ctx, pid)?;
+    let mut b = vec![0u8; len.min(128)];
+    ctx.mm().read_bytes(mask.0, &mut b)?;
+    let ncpu = host_cpus().min(64);
+    let mut m = 0u64;
+    for cpu in 0..ncpu {
+        if b.get(cpu / 8).is_some_and(|x| x & (1 << (cpu % 8)) != 0) {
+            m |= 1 << cpu;
+        }
+    }
+    if m == 0 {
+        return error!(EINVAL);
+    }
+    *t.affinity.lock().unwrap_or_else(|p| p.into_inner()) = m;
+    Ok(0)
+}
+
+const SCHED_OTHER: i32 = 0;
+const SCHED_FIFO: i32 = 1;
+const SCHED_RR: i32 = 2;
+const SCHED_BATCH: i32 = 3;
+const SCHED_IDLE: i32 = 5;
+
+fn sys_sched_getscheduler(ctx: &mut SyscallContext<'_>, pid: i32) -> KResult<u64> {
+    let t = target_thread(ctx, pid)?;
+    let (policy, _) = *t.sched.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(policy as u64)
+}
+
+fn check_policy(policy: i32, prio: i32) -> KResult<()> {
+    match policy & !0x4000_0000 {
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE if prio == 0 => Ok(()),
+        SCHED_FIFO | SCHED_RR if (1..=99).contains(&prio) => Ok(()),
+        _ => error!(EINVAL),
+    }
+}
+
+fn sys_sched_setscheduler(ctx: &mut SyscallContext<'_>, pid: i32, policy: i32, param: UserAddr) -> KResult<u64> {
+    let t = target_thread(ctx, pid)?;
+    let prio: i32 = ctx.mm().read_val(param.0)?;
+    check_policy(policy, prio)?;
+    *t.sched.lock().unwrap_or_else(|p| p.into_inner()) = (policy & !0x4000_0000, prio);
+    Ok(0)
+}
+
+fn sys_sched_getparam(ctx: &mut SyscallContext<'_>, pid: i32, param: UserAddr) -> KResult<u64> {
+    let t = target_thread(ctx, pid)?;
+    let (_, prio) = *t.sched.lock().unwrap_or_else(|p| p.into_inner());
+    ctx.mm().write_val(param.0, &prio)?;
+    Ok(0)
+}
+
+fn sys_sched_setparam(ctx: &mut SyscallContext<'_>, pid: i32, param: UserAddr) -> KResult<u64> {
+    let t = target_thread(ctx, pid)?;
+    let prio: i32 = ctx.mm().read_val(param.0)?;
+    let mut s = t.sched.lock().unwrap_or_else(|p| p.into_inner());
+    check_policy(s.0, prio)?;
+    s.1 = prio;
+    Ok(0)
+}
+
+fn sys_sched_get_priority_max(_ctx: &mut SyscallContext<'_>, policy: i32) -> KResult<u64> {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok(99),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        _ => error!(EINVAL),
+    }
+}
+
+fn sys_sched_get_priority_min(_ctx: &mut SyscallContext<'_>, policy: i32) -> KResult<u64> {
+    match policy {
+        SCHED_FIFO | SCHED_RR => Ok(1),
+        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
+        _ => error!(EINVAL),
+    }
+}
+
+fn sys_sched_rr_get_interval(ctx: &mut SyscallContext<'_>, pid: i32, ts: UserAddr) -> KResult<u64> {
+    let t = target_thread(ctx, pid)?;
+    let (policy, _) = *t.sched.lock().unwrap_or_else(|p| p.into_inner());
+    let v: [i64; 2] = if policy == SCHED_FIFO { [0, 0] } else { [0, 100_000_000] };
+    ctx.mm().write_val(ts.0, &v)?;
+    Ok(0)
+}
+
+/// The processes a getpriority/setpriority `which`/`who` names.
+fn prio_targets(ctx: &SyscallContext<'_>, which: i32, who: i32) -> KResult<Vec<Arc<ThreadGroup>>> {
+    let tree = crate::kernel().tasks.lock();
+    let me = ctx.task.tgid();
+    let v: Vec<Arc<ThreadGroup>> = match which {
+        0 => {
+            let pid = if who == 0 { me } else { who };
+            tree.get(&pid).and_then(|n| n.group.clone()).into_iter().collect()
+        }
+        1 => {
+            let pg = if who == 0 { tree.get(&me).map(|n| n.pgid).unwrap_or(me) } else { who };
+            tree.values().filter(|n| n.pgid == pg).filter_map(|n| n.group.clone()).collect()
+        }
+        // Every process belongs to uid 0.
+        2 if who == 0 => tree.values().filter_map(|n| n.group.clone()).collect(),
+        2 => Vec::new(),
+        _ => return error!(EINVAL),
+    };
+    if v.is_empty() {
+        return error!(ESRCH);
+    }
+    Ok(v)
+}
+
+fn sys_getpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32) -> KResult<u64> {
+    let best = prio_targets(ctx, which, who)?.iter().map(|g| g.sig().nice).min().unwrap_or(0);
+    // The raw system call returns 20 - nice (1..40).
+    Ok((20 - best) as u64)
+}
+
+fn sys_setpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32, prio: i32) -> KResult<u64> {
+    let nice = prio.clamp(-20, 19);
+    for g in prio_targets(ctx, which, who)? {
+        g.sig().nice = nice;
+    }
+    Ok(0)
 }

@@ -1,4 +1,6 @@
-//! Time: clocks, sleeps, gettimeofday, time, times.
+//! Time: clocks, sleeps, gettimeofday, time; interval timers in `timers`.
+
+pub mod timers;
 
 use std::time::Duration;
 
@@ -18,32 +20,51 @@ syscall_table! { pub fn time_table;
     TIME => sys_time(t: UserAddr),
     NANOSLEEP => sys_nanosleep(req: UserAddr, rem: UserAddr),
     CLOCK_NANOSLEEP => sys_clock_nanosleep(clock: i32, flags: i32, req: UserAddr, rem: UserAddr),
+    RESTART_SYSCALL => sys_restart_syscall(),
 }
 
-/// Clocks a guest may read: REALTIME, MONOTONIC, PROCESS/THREAD_CPUTIME
-/// (of ruml for now), MONOTONIC_RAW, REALTIME_COARSE, MONOTONIC_COARSE,
-/// BOOTTIME; per-process CPU clocks (negative ids) are not supported.
+/// Clocks a guest may read: REALTIME, MONOTONIC, MONOTONIC_RAW,
+/// REALTIME_COARSE, MONOTONIC_COARSE, BOOTTIME from the host;
+/// PROCESS_CPUTIME_ID and THREAD_CPUTIME_ID from the stubs' accounting.
 fn check_clock(clock: i32) -> KResult<i32> {
     match clock {
-        0 | 1 | 4 | 5 | 6 | 7 => Ok(clock),
-        2 | 3 => Ok(1), // CPU-time clocks: accounting comes with the process-model issue
+        0..=7 => Ok(clock),
         _ => error!(EINVAL),
     }
 }
 
+fn now_for(ctx: &SyscallContext<'_>, clock: i32) -> KResult<Timespec> {
+    let d = match check_clock(clock)? {
+        2 => crate::task::usage::group_cpu(&ctx.task.group),
+        3 => {
+            let t = crate::task::usage::thread_times(ctx.task);
+            t.user + t.sys
+        }
+        c => return now(c),
+    };
+    Ok(Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() as i64 })
+}
+
 fn now(clock: i32) -> KResult<Timespec> {
-    let (sec, nsec) = ruml_host::clock::gettime(check_clock(clock)?).map_err(|_| crate::errno!(EINVAL))?;
+    let c = check_clock(clock)?;
+    if c == 2 || c == 3 {
+        return error!(EINVAL);
+    }
+    let (sec, nsec) = ruml_host::clock::gettime(c).map_err(|_| crate::errno!(EINVAL))?;
     Ok(Timespec { sec, nsec })
 }
 
 fn sys_clock_gettime(ctx: &mut SyscallContext<'_>, clock: i32, tp: UserAddr) -> KResult<u64> {
-    let t = now(clock)?;
+    let t = now_for(ctx, clock)?;
     ctx.mm().write_val(tp.0, &t)?;
     Ok(0)
 }
 
 fn sys_clock_getres(ctx: &mut SyscallContext<'_>, clock: i32, tp: UserAddr) -> KResult<u64> {
-    let (sec, nsec) = ruml_host::clock::getres(check_clock(clock)?).map_err(|_| crate::errno!(EINVAL))?;
+    let (sec, nsec) = match check_clock(clock)? {
+        2 | 3 => (0, 1),
+        c => ruml_host::clock::getres(c).map_err(|_| crate::errno!(EINVAL))?,
+    };
     if !tp.is_null() {
         ctx.mm().write_val(tp.0, &Timespec { sec, nsec })?;
     }
@@ -77,31 +98,47 @@ fn read_timespec(ctx: &SyscallContext<'_>, a: UserAddr) -> KResult<Duration> {
     Ok(Duration::new(t.sec as u64, t.nsec as u32))
 }
 
-/// Sleeps until `deadline` on the monotonic clock, waking early for a
-/// signal: returns the time left if interrupted.
+/// Sleeps until `deadline`, waking early for a signal: returns the time
+/// left if interrupted.
 fn sleep_until(ctx: &SyscallContext<'_>, deadline: std::time::Instant) -> Option<Duration> {
-    loop {
-        let now = std::time::Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        if ctx.task.signal_pending() {
-            return Some(deadline - now);
-        }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(20)));
+    match ctx.task.wait_until(Some(deadline), || false) {
+        Err(crate::errno::Errno::ETIMEDOUT) | Ok(()) => None,
+        Err(_) => Some(deadline.saturating_duration_since(std::time::Instant::now())),
     }
+}
+
+fn write_rem(ctx: &SyscallContext<'_>, rem: UserAddr, left: Duration) -> KResult<()> {
+    if rem.is_null() {
+        return Ok(());
+    }
+    ctx.mm().write_val(rem.0, &Timespec { sec: left.as_secs() as i64, nsec: left.subsec_nanos() as i64 })
+}
+
+/// An interrupted relative sleep: EINTR (with the time left) if a handler
+/// runs, else it resumes through restart_syscall for the time left.
+fn interrupted(ctx: &SyscallContext<'_>, deadline: std::time::Instant, rem: UserAddr) -> KResult<u64> {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    write_rem(ctx, rem, left)?;
+    *ctx.task.restart_deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some((deadline, rem.0));
+    error!(ERESTART_RESTARTBLOCK)
 }
 
 fn sys_nanosleep(ctx: &mut SyscallContext<'_>, req: UserAddr, rem: UserAddr) -> KResult<u64> {
     let d = read_timespec(ctx, req)?;
-    match sleep_until(ctx, std::time::Instant::now() + d) {
+    let deadline = std::time::Instant::now() + d;
+    match sleep_until(ctx, deadline) {
         None => Ok(0),
-        Some(left) => {
-            if !rem.is_null() {
-                ctx.mm().write_val(rem.0, &Timespec { sec: left.as_secs() as i64, nsec: left.subsec_nanos() as i64 })?;
-            }
-            error!(EINTR)
-        }
+        Some(_) => interrupted(ctx, deadline, rem),
+    }
+}
+
+fn sys_restart_syscall(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    let Some((deadline, rem)) = ctx.task.restart_deadline.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return error!(EINTR);
+    };
+    match sleep_until(ctx, deadline) {
+        None => Ok(0),
+        Some(_) => interrupted(ctx, deadline, UserAddr(rem)),
     }
 }
 
@@ -110,26 +147,27 @@ fn sys_clock_nanosleep(ctx: &mut SyscallContext<'_>, clock: i32, flags: i32, req
     if flags & !TIMER_ABSTIME != 0 {
         return error!(EINVAL);
     }
-    if matches!(clock, 2 | 3) {
-        return error!(EOPNOTSUPP);
+    match clock {
+        3 => return error!(EINVAL),
+        2 => return error!(EOPNOTSUPP),
+        _ => {}
     }
     check_clock(clock)?;
     let d = read_timespec(ctx, req)?;
-    let wait = if flags & TIMER_ABSTIME != 0 {
+    if flags & TIMER_ABSTIME != 0 {
         let n = now(clock)?;
         let now_d = Duration::new(n.sec.max(0) as u64, n.nsec as u32);
-        d.saturating_sub(now_d)
-    } else {
-        d
-    };
-    match sleep_until(ctx, std::time::Instant::now() + wait) {
+        let deadline = std::time::Instant::now() + d.saturating_sub(now_d);
+        // Absolute sleeps simply restart with the same arguments.
+        return match sleep_until(ctx, deadline) {
+            None => Ok(0),
+            Some(_) => error!(ERESTARTNOHAND),
+        };
+    }
+    let deadline = std::time::Instant::now() + d;
+    match sleep_until(ctx, deadline) {
         None => Ok(0),
-        Some(left) => {
-            if !rem.is_null() && flags & TIMER_ABSTIME == 0 {
-                ctx.mm().write_val(rem.0, &Timespec { sec: left.as_secs() as i64, nsec: left.subsec_nanos() as i64 })?;
-            }
-            error!(EINTR)
-        }
+        Some(_) => interrupted(ctx, deadline, rem),
     }
 }
 

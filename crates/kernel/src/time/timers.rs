@@ -1,0 +1,398 @@
+//! Interval timers: alarm, setitimer/getitimer (ITIMER_REAL), and POSIX
+//! timers (timer_create and friends with SIGEV_SIGNAL, SIGEV_THREAD_ID,
+//! SIGEV_NONE). One host thread sleeps until the earliest deadline of all
+//! timers of the instance, so idle timers cost nothing.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use crate::errno::KResult;
+use crate::error;
+use crate::signal::{self, Queued};
+use crate::syscall_table;
+use crate::syscalls::{SyscallContext, UserAddr};
+use crate::task::ThreadGroup;
+
+const SIGALRM: i32 = 14;
+const SI_TIMER: i32 = -2;
+const SIGEV_SIGNAL: i32 = 0;
+const SIGEV_NONE: i32 = 1;
+const SIGEV_THREAD_ID: i32 = 4;
+const TIMER_ABSTIME: i32 = 1;
+
+/// One timer of a process.
+pub struct Timer {
+    id: i32,
+    group: Weak<ThreadGroup>,
+    /// SIGEV_THREAD_ID: the thread to signal.
+    thread: Option<i32>,
+    signo: i32,
+    notify: i32,
+    sigval: u64,
+    /// ITIMER_REAL reports as the kernel (SI_KERNEL), POSIX timers as SI_TIMER.
+    code: i32,
+    state: Mutex<TimerState>,
+}
+
+#[derive(Default)]
+struct TimerState {
+    deadline: Option<Instant>,
+    interval: Duration,
+    overrun: i32,
+    last_overrun: i32,
+    /// Bumped at every (re)arm: stale heap entries are skipped.
+    generation: u64,
+}
+
+/// A process's timers.
+#[derive(Default)]
+pub struct ProcessTimers {
+    next_id: i32,
+    posix: HashMap<i32, Arc<Timer>>,
+    real: Option<Arc<Timer>>,
+}
+
+type Entry = Reverse<(Instant, u64, usize)>;
+
+/// Deadlines in order, and the timers they belong to.
+type Schedule = (BinaryHeap<Entry>, HashMap<usize, Weak<Timer>>);
+
+struct Wheel {
+    heap: Mutex<Schedule>,
+    cv: Condvar,
+}
+
+fn wheel() -> &'static Wheel {
+    static W: OnceLock<&'static Wheel> = OnceLock::new();
+    W.get_or_init(|| {
+        let w: &'static Wheel = Box::leak(Box::new(Wheel { heap: Mutex::new((BinaryHeap::new(), HashMap::new())), cv: Condvar::new() }));
+        let spawned = std::thread::Builder::new().name("timers".into()).spawn(move || run_wheel(w));
+        if let Err(e) = spawned {
+            crate::log::warn(&format!("cannot start the timer thread: {e}"));
+        }
+        w
+    })
+}
+
+fn run_wheel(w: &'static Wheel) {
+    let mut g = w.heap.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, generation, key))) = g.0.peek().copied() {
+            if at > now {
+                break;
+            }
+            g.0.pop();
+            if let Some(t) = g.1.get(&key).and_then(|w| w.upgrade()) {
+                due.push((t, generation));
+            }
+        }
+        if !due.is_empty() {
+            drop(g);
+            for (t, generation) in due {
+                fire(&t, generation);
+            }
+            g = w.heap.lock().unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        g = match g.0.peek().copied() {
+            Some(Reverse((at, _, _))) => w.cv.wait_timeout(g, at.saturating_duration_since(now)).unwrap_or_else(|p| p.into_inner()).0,
+            None => w.cv.wait(g).unwrap_or_else(|p| p.into_inner()),
+        };
+    }
+}
+
+fn schedule(t: &Arc<Timer>, at: Instant, generation: u64) {
+    let w = wheel();
+    let mut g = w.heap.lock().unwrap_or_else(|p| p.into_inner());
+    let key = Arc::as_ptr(t) as usize;
+    g.1.retain(|_, w| w.strong_count() > 0);
+    g.1.insert(key, Arc::downgrade(t));
+    g.0.push(Reverse((at, generation, key)));
+    w.cv.notify_all();
+}
+
+fn fire(t: &Arc<Timer>, generation: u64) {
+    let (send, overrun) = {
+        let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.generation != generation || s.deadline.is_none() {
+            return;
+        }
+        if s.interval.is_zero() {
+            s.deadline = None;
+        } else {
+            let next = s.deadline.unwrap_or_else(Instant::now) + s.interval;
+            s.deadline = Some(next);
+            schedule(t, next, generation);
+        }
+        let Some(g) = t.group.upgrade() else { return };
+        // Still pending from the last expiry: count an overrun instead.
+        let pending = g.sig().shared.iter().any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id)
+            || g.threads().iter().any(|th| th.signals.lock().pending.iter().any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id));
+        if pending {
+            s.overrun = s.overrun.saturating_add(1);
+            (false, 0)
+        } else {
+            s.last_overrun = s.overrun;
+            let o = s.overrun;
+            s.overrun = 0;
+            (t.notify != SIGEV_NONE, o)
+        }
+    };
+    if !send {
+        return;
+    }
+    let Some(g) = t.group.upgrade() else { return };
+    let q = Queued {
+        signo: t.signo,
+        code: t.code,
+        a: if t.code == SI_TIMER { (t.id as u32 as u64) | ((overrun as u32 as u64) << 32) } else { 0 },
+        b: t.sigval,
+        forced: false,
+    };
+    match t.thread.and_then(|tid| crate::kernel().tasks.thread(tid)).filter(|th| Arc::ptr_eq(&th.group, &g)) {
+        Some(th) => signal::send_thread(&th, q),
+        None => signal::send_group(&g, q),
+    }
+}
+
+impl Timer {
+    /// Arms (value > 0) or disarms the timer; returns the old (remaining,
+    /// interval).
+    fn set(self: &Arc<Timer>, value: Option<Instant>, interval: Duration) -> (Duration, Duration) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let old = (s.deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or_default(), s.interval);
+        s.generation += 1;
+        s.deadline = value;
+        s.interval = interval;
+        s.overrun = 0;
+        if let Some(at) = value {
+            schedule(self, at, s.generation);
+        }
+        old
+    }
+
+    fn get(&self) -> (Duration, Duration) {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (s.deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1))).unwrap_or_default(), s.interval)
+    }
+}
+
+fn real_timer(group: &Arc<ThreadGroup>) -> Arc<Timer> {
+    let mut t = group.timers.lock().unwrap_or_else(|p| p.into_inner());
+    t.real
+        .get_or_insert_with(|| {
+            Arc::new(Timer {
+                id: 0,
+                group: Arc::downgrade(group),
+                thread: None,
+                signo: SIGALRM,
+                notify: SIGEV_SIGNAL,
+                sigval: 0,
+                code: signal::SI_KERNEL,
+                state: Mutex::new(TimerState::default()),
+            })
+        })
+        .clone()
+}
+
+/// fork: timers are not inherited; exec keeps them (Linux keeps
+/// ITIMER_REAL and deletes POSIX timers).
+pub fn exec_reset(group: &ThreadGroup) {
+    let mut t = group.timers.lock().unwrap_or_else(|p| p.into_inner());
+    for timer in t.posix.values() {
+        timer.state.lock().unwrap_or_else(|p| p.into_inner()).generation += 1;
+    }
+    t.posix.clear();
+}
+
+syscall_table! { pub fn timers_table;
+    ALARM => sys_alarm(secs: u32),
+    SETITIMER => sys_setitimer(which: i32, new: UserAddr, old: UserAddr),
+    GETITIMER => sys_getitimer(which: i32, cur: UserAddr),
+    TIMER_CREATE => sys_timer_create(clock: i32, sev: UserAddr, id: UserAddr),
+    TIMER_SETTIME => sys_timer_settime(id: i32, flags: i32, new: UserAddr, old: UserAddr),
+    TIMER_GETTIME => sys_timer_gettime(id: i32, cur: UserAddr),
+    TIMER_GETOVERRUN => sys_timer_getoverrun(id: i32),
+    TIMER_DELETE => sys_timer_delete(id: i32),
+}
+
+fn sys_alarm(ctx: &mut SyscallContext<'_>, secs: u32) -> KResult<u64> {
+    let t = real_timer(&ctx.task.group);
+    let value = (secs > 0).then(|| Instant::now() + Duration::from_secs(secs as u64));
+    let (left, _) = t.set(value, Duration::ZERO);
+    // Rounded, and never 0 for a pending alarm.
+    let s = left.as_secs() + u64::from(left.subsec_micros() >= 500_000);
+    Ok(if left.is_zero() { 0 } else { s.max(1) })
+}
+
+fn read_timeval_pair(ctx: &SyscallContext<'_>, a: UserAddr) -> KResult<(Duration, Duration)> {
+    let v: [i64; 4] = ctx.mm().read_val(a.0)?;
+    let d = |s: i64, us: i64| -> KResult<Duration> {
+        if s < 0 || !(0..1_000_000).contains(&us) {
+            return error!(EINVAL);
+        }
+        Ok(Duration::new(s as u64, us as u32 * 1000))
+    };
+    Ok((d(v[0], v[1])?, d(v[2], v[3])?))
+}
+
+fn timeval_pair(interval: Duration, value: Duration) -> [i64; 4] {
+    let tv = |d: Duration| {
+        // A value still running never reads as zero.
+        let us = d.subsec_nanos().div_ceil(1000) as i64;
+        if us == 1_000_000 {
+            [d.as_secs() as i64 + 1, 0]
+        } else {
+            [d.as_secs() as i64, us]
+        }
+    };
+    let i = tv(interval);
+    let v = tv(value);
+    [i[0], i[1], v[0], v[1]]
+}
+
+fn sys_setitimer(ctx: &mut SyscallContext<'_>, which: i32, new: UserAddr, old: UserAddr) -> KResult<u64> {
+    if which != 0 {
+        // ITIMER_VIRTUAL and ITIMER_PROF count guest CPU time, which the
+        // host does not report as it passes.
+        return error!(EINVAL);
+    }
+    let t = real_timer(&ctx.task.group);
+    let prev = if new.is_null() {
+        t.get()
+    } else {
+        let (interval, value) = read_timeval_pair(ctx, new)?;
+        t.set((!value.is_zero()).then(|| Instant::now() + value), interval)
+    };
+    if !old.is_null() {
+        ctx.mm().write_val(old.0, &timeval_pair(prev.1, prev.0))?;
+    }
+    Ok(0)
+}
+
+fn sys_getitimer(ctx: &mut SyscallContext<'_>, which: i32, cur: UserAddr) -> KResult<u64> {
+    if which != 0 {
+        return error!(EINVAL);
+    }
+    let (left, interval) = real_timer(&ctx.task.group).get();
+    ctx.mm().write_val(cur.0, &timeval_pair(interval, left))?;
+    Ok(0)
+}
+
+fn sys_timer_create(ctx: &mut SyscallContext<'_>, clock: i32, sev: UserAddr, id: UserAddr) -> KResult<u64> {
+    if !matches!(clock, 0 | 1 | 7 | 8 | 9) {
+        // CPU-time clocks for timers are not supported.
+        return error!(EINVAL);
+    }
+    let (sigval, signo, notify, tid) = if sev.is_null() {
+        (None, SIGALRM, SIGEV_SIGNAL, 0)
+    } else {
+        let raw: [u8; 20] = ctx.mm().read_val(sev.0)?;
+        let sigval = u64::from_le_bytes(raw[0..8].try_into().unwrap_or([0; 8]));
+        let signo = i32::from_le_bytes(raw[8..12].try_into().unwrap_or([0; 4]));
+        let notify = i32::from_le_bytes(raw[12..16].try_into().unwrap_or([0; 4]));
+        let tid = i32::from_le_bytes(raw[16..20].try_into().unwrap_or([0; 4]));
+        (Some(sigval), signo, notify, tid)
+    };
+    match notify {
+        SIGEV_NONE => {}
+        SIGEV_SIGNAL | SIGEV_THREAD_ID => {
+            if !(1..=signal::NSIG).contains(&signo) {
+                return error!(EINVAL);
+            }
+        }
+        _ => return error!(EINVAL),
+    }
+    let thread = if notify == SIGEV_THREAD_ID {
+        let t = crate::kernel().tasks.thread(tid).filter(|t| Arc::ptr_eq(&t.group, &ctx.task.group));
+        Some(t.ok_or(crate::errno!(EINVAL))?.tid())
+    } else {
+        None
+    };
+    let group = ctx.task.group.clone();
+    let new_id = {
+        let mut ts = group.timers.lock().unwrap_or_else(|p| p.into_inner());
+        if ts.posix.len() >= 4096 {
+            return error!(EAGAIN);
+        }
+        let mut n = ts.next_id;
+        while ts.posix.contains_key(&n) {
+            n = n.wrapping_add(1).max(0);
+        }
+        ts.next_id = n.wrapping_add(1).max(0);
+        let timer = Arc::new(Timer {
+            id: n,
+            group: Arc::downgrade(&group),
+            thread,
+            signo,
+            notify,
+            sigval: sigval.unwrap_or(n as u64),
+            code: SI_TIMER,
+            state: Mutex::new(TimerState::default()),
+        });
+        ts.posix.insert(n, timer);
+        n
+    };
+    if let Err(e) = ctx.mm().write_val(id.0, &new_id) {
+        group.timers.lock().unwrap_or_else(|p| p.into_inner()).posix.remove(&new_id);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn timer_of(ctx: &SyscallContext<'_>, id: i32) -> KResult<Arc<Timer>> {
+    ctx.task.group.timers.lock().unwrap_or_else(|p| p.into_inner()).posix.get(&id).cloned().ok_or(crate::errno!(EINVAL))
+}
+
+fn write_itimerspec(ctx: &SyscallContext<'_>, at: UserAddr, v: (Duration, Duration)) -> KResult<()> {
+    let (left, interval) = v;
+    ctx.mm().write_val(at.0, &[interval.as_secs() as i64, interval.subsec_nanos() as i64, left.as_secs() as i64, left.subsec_nanos() as i64])
+}
+
+fn sys_timer_settime(ctx: &mut SyscallContext<'_>, id: i32, flags: i32, new: UserAddr, old: UserAddr) -> KResult<u64> {
+    let t = timer_of(ctx, id)?;
+    let v: [i64; 4] = ctx.mm().read_val(new.0)?;
+    for (s, ns) in [(v[0], v[1]), (v[2], v[3])] {
+        if s < 0 || !(0..1_000_000_000).contains(&ns) {
+            return error!(EINVAL);
+        }
+    }
+    let interval = Duration::new(v[0] as u64, v[1] as u32);
+    let value = Duration::new(v[2] as u64, v[3] as u32);
+    let at = if value.is_zero() {
+        None
+    } else if flags & TIMER_ABSTIME != 0 {
+        let (s, n) = ruml_host::clock::gettime(0).map_err(|_| crate::errno!(EINVAL))?;
+        let now = Duration::new(s.max(0) as u64, n as u32);
+        Some(Instant::now() + value.saturating_sub(now))
+    } else {
+        Some(Instant::now() + value)
+    };
+    let prev = t.set(at, interval);
+    if !old.is_null() {
+        write_itimerspec(ctx, old, prev)?;
+    }
+    Ok(0)
+}
+
+fn sys_timer_gettime(ctx: &mut SyscallContext<'_>, id: i32, cur: UserAddr) -> KResult<u64> {
+    let t = timer_of(ctx, id)?;
+    write_itimerspec(ctx, cur, t.get())?;
+    Ok(0)
+}
+
+fn sys_timer_getoverrun(ctx: &mut SyscallContext<'_>, id: i32) -> KResult<u64> {
+    let t = timer_of(ctx, id)?;
+    let o = t.state.lock().unwrap_or_else(|p| p.into_inner()).last_overrun;
+    Ok(o.max(0) as u64)
+}
+
+fn sys_timer_delete(ctx: &mut SyscallContext<'_>, id: i32) -> KResult<u64> {
+    let t = ctx.task.group.timers.lock().unwrap_or_else(|p| p.into_inner()).posix.remove(&id).ok_or(crate::errno!(EINVAL))?;
+    t.state.lock().unwrap_or_else(|p| p.into_inner()).generation += 1;
+    Ok(0)
+}
