@@ -48,3 +48,8 @@ pub fn host_nodename() -> String {
     let bytes: Vec<u8> = u.nodename.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// The host's /proc/cpuinfo: the processors the guest runs on.
+pub fn host_cpuinfo() -> String {
+    std::fs::read_to_string("/proc/cpuinfo").unwrap_or_else(|_| "processor\t: 0\n\n".to_string())
+}

@@ -1,26 +1,28 @@
-//! A minimal procfs at /proc: `self` (-> the caller's pid) and the caller's
-//! own `/proc/<pid>/` with `fd/` (magic links to its open files), `cwd` and
-//! `root`. Other pids and the system files (/proc/mounts, meminfo, ...)
-//! are later work (issue 4). Inodes are made per lookup and answer for the
-//! calling task; a /proc/<pid> of another process gives ENOENT for now.
-//! Immutable; no locking of its own.
+//! procfs at /proc: `self`, `thread-self`, a directory per process
+//! (stat, status, statm, cmdline, comm, environ, maps, smaps, limits,
+//! mounts, mountinfo, fd/, fdinfo/, task/, exe, cwd, root) and the system
+//! files (cpuinfo, meminfo, stat, uptime, loadavg, mounts, filesystems,
+//! version, sys/kernel/*, sys/vm/overcommit_memory).
+//!
+//! Files are generated whole when opened (a snapshot, as Linux's
+//! seq_file gives for small files). Inodes are made per lookup and hold
+//! only a pid; no locking of their own.
 
 use std::sync::Arc;
 
 use crate::errno::KResult;
 use crate::error;
+use crate::fs::file::OpenFile;
 use crate::fs::simple::{now, Meta, SynthDir};
-use crate::fs::types::{FileType, Stat, StatFs, S_IFDIR, S_IFLNK};
+use crate::fs::types::{FileType, Stat, StatFs, S_IFDIR, S_IFLNK, S_IFREG};
 use crate::fs::vfs::{anon_dev, d_path, Caller, FileOps, Inode, InodeKey, Link};
+use crate::task::{Task, ThreadGroup};
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const HZ: u64 = 100;
 
-fn meta_for(base: &Meta, ino: u64) -> Meta {
-    base.with_ino(ino)
-}
-
-fn pid_ino(tgid: i32, sub: u64) -> u64 {
-    ((tgid as u32 as u64) << 16) | sub
+fn pid_ino(pid: i32, sub: u64) -> u64 {
+    ((pid as u32 as u64) << 16) | sub
 }
 
 /// Builds a procfs root.
@@ -28,15 +30,70 @@ pub fn new_procfs() -> Arc<dyn Inode> {
     Arc::new(ProcRoot { meta: Meta { dev: anon_dev(), ino: 1, magic: PROC_SUPER_MAGIC, time: now(), read_only: false } })
 }
 
+fn parse_num(name: &[u8]) -> Option<i32> {
+    if name.is_empty() || name.len() > 10 || (name[0] == b'0' && name.len() > 1) || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(name).ok()?.parse().ok()
+}
+
+fn live_group(pid: i32) -> Option<Arc<ThreadGroup>> {
+    crate::kernel_booted().then(|| crate::kernel().tasks.group(pid)).flatten()
+}
+
+fn thread_of(pid: i32, tid: i32) -> Option<Arc<Task>> {
+    let t = crate::kernel().tasks.thread(tid)?;
+    (t.tgid() == pid).then_some(t)
+}
+
+fn leader(pid: i32) -> Option<Arc<Task>> {
+    let g = live_group(pid)?;
+    let threads = g.threads();
+    threads.iter().find(|t| t.tid() == pid).cloned().or_else(|| threads.into_iter().next())
+}
+
+/// Every process's pid, in order.
+fn all_pids() -> Vec<i32> {
+    if !crate::kernel_booted() {
+        return Vec::new();
+    }
+    crate::kernel().tasks.lock().iter().filter(|(_, n)| n.zombie.is_none()).map(|(&p, _)| p).collect()
+}
+
 struct ProcRoot {
     meta: Meta,
 }
 
-fn parse_pid(name: &[u8]) -> Option<i32> {
-    if name.is_empty() || name.len() > 10 || name[0] == b'0' || !name.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(name).ok()?.parse().ok()
+/// What a generated file shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gen {
+    Stat(i32, i32),
+    Status(i32, i32),
+    Statm(i32),
+    Cmdline(i32),
+    Comm(i32, i32),
+    Environ(i32),
+    Maps(i32),
+    Smaps(i32),
+    Limits(i32),
+    Mounts(i32),
+    MountInfo(i32),
+    FdInfo(i32, i32),
+    Cgroup,
+    OomScoreAdj,
+    CpuInfo,
+    MemInfo,
+    SysStat,
+    Uptime,
+    LoadAvg,
+    Filesystems,
+    Version,
+    Hostname,
+    OsType,
+    OsRelease,
+    PidMax,
+    Overcommit,
+    Text(&'static str),
 }
 
 impl Inode for ProcRoot {
@@ -52,24 +109,50 @@ impl Inode for ProcRoot {
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
     }
-    fn lookup(&self, name: &[u8], caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
-        if name == b"self" {
-            return Ok(Arc::new(ProcSelf { meta: meta_for(&self.meta, 2) }));
-        }
-        match parse_pid(name) {
-            Some(pid) if pid == caller.tgid && caller.task.is_some() => {
-                Ok(Arc::new(PidDir { meta: meta_for(&self.meta, pid_ino(pid, 1)), tgid: pid }))
-            }
-            _ => error!(ENOENT),
+    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        let m = |ino| self.meta.with_ino(ino);
+        let file = |ino, g| -> KResult<Arc<dyn Inode>> { Ok(Arc::new(GenFile { meta: m(ino), gen: g, perm: 0o444 })) };
+        match name {
+            b"self" => Ok(Arc::new(SelfLink { meta: m(2), thread: false })),
+            b"thread-self" => Ok(Arc::new(SelfLink { meta: m(3), thread: true })),
+            b"cpuinfo" => file(10, Gen::CpuInfo),
+            b"meminfo" => file(11, Gen::MemInfo),
+            b"stat" => file(12, Gen::SysStat),
+            b"uptime" => file(13, Gen::Uptime),
+            b"loadavg" => file(14, Gen::LoadAvg),
+            b"filesystems" => file(15, Gen::Filesystems),
+            b"version" => file(16, Gen::Version),
+            b"mounts" => Ok(Arc::new(SelfRelLink { meta: m(17), rest: b"mounts" })),
+            b"sys" => Ok(Arc::new(SysDir { meta: m(20), node: SysNode::Root })),
+            _ => match parse_num(name) {
+                Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir { meta: m(pid_ino(pid, 1)), pid, tid: None })),
+                _ => error!(ENOENT),
+            },
         }
     }
-    fn open(&self, _flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         let d = FileType::Directory.dirent_type();
+        let r = FileType::Regular.dirent_type();
+        let l = FileType::Symlink.dirent_type();
         let mut entries = vec![(1, d, b".".to_vec()), (1, d, b"..".to_vec())];
-        if caller.task.is_some() {
-            entries.push((pid_ino(caller.tgid, 1), d, caller.tgid.to_string().into_bytes()));
+        for (ino, t, n) in [
+            (10, r, "cpuinfo"),
+            (16, r, "filesystems"),
+            (14, r, "loadavg"),
+            (11, r, "meminfo"),
+            (17, l, "mounts"),
+            (2, l, "self"),
+            (12, r, "stat"),
+            (20, d, "sys"),
+            (3, l, "thread-self"),
+            (13, r, "uptime"),
+            (16, r, "version"),
+        ] {
+            entries.push((ino, t, n.as_bytes().to_vec()));
         }
-        entries.push((2, FileType::Symlink.dirent_type(), b"self".to_vec()));
+        for pid in all_pids() {
+            entries.push((pid_ino(pid, 1), d, pid.to_string().into_bytes()));
+        }
         Ok(Arc::new(SynthDir { entries }))
     }
     fn as_any(&self) -> &dyn std::any::Any {
@@ -77,12 +160,13 @@ impl Inode for ProcRoot {
     }
 }
 
-/// /proc/self.
-struct ProcSelf {
+/// /proc/self (-> pid) and /proc/thread-self (-> pid/task/tid).
+struct SelfLink {
     meta: Meta,
+    thread: bool,
 }
 
-impl Inode for ProcSelf {
+impl Inode for SelfLink {
     fn file_type(&self) -> FileType {
         FileType::Symlink
     }
@@ -96,23 +180,145 @@ impl Inode for ProcSelf {
         Ok(self.meta.statfs())
     }
     fn readlink(&self, caller: &Caller<'_>) -> KResult<Vec<u8>> {
-        if caller.task.is_none() {
-            return error!(ENOENT);
-        }
-        Ok(caller.tgid.to_string().into_bytes())
+        let Some(task) = caller.task else { return error!(ENOENT) };
+        Ok(if self.thread { format!("{}/task/{}", caller.tgid, task.tid()) } else { caller.tgid.to_string() }.into_bytes())
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
 }
 
-/// /proc/<pid>.
-struct PidDir {
+/// /proc/mounts -> self/mounts.
+struct SelfRelLink {
     meta: Meta,
-    tgid: i32,
+    rest: &'static [u8],
 }
 
+impl Inode for SelfRelLink {
+    fn file_type(&self) -> FileType {
+        FileType::Symlink
+    }
+    fn key(&self) -> InodeKey {
+        self.meta.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(self.meta.stat(S_IFLNK | 0o777, 1, 0))
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(self.meta.statfs())
+    }
+    fn readlink(&self, _caller: &Caller<'_>) -> KResult<Vec<u8>> {
+        let mut v = b"self/".to_vec();
+        v.extend_from_slice(self.rest);
+        Ok(v)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// /proc/<pid> and /proc/<pid>/task/<tid>.
+struct PidDir {
+    meta: Meta,
+    pid: i32,
+    tid: Option<i32>,
+}
+
+const PID_FILES: &[(&str, u64)] = &[
+    ("cgroup", 30),
+    ("cmdline", 31),
+    ("comm", 32),
+    ("cwd", 3),
+    ("environ", 33),
+    ("exe", 5),
+    ("fd", 2),
+    ("fdinfo", 6),
+    ("limits", 34),
+    ("maps", 35),
+    ("mountinfo", 36),
+    ("mounts", 37),
+    ("oom_score_adj", 38),
+    ("root", 4),
+    ("smaps", 39),
+    ("stat", 40),
+    ("statm", 41),
+    ("status", 42),
+    ("task", 7),
+];
+
 impl Inode for PidDir {
+    fn file_type(&self) -> FileType {
+        FileType::Directory
+    }
+    fn key(&self) -> InodeKey {
+        self.meta.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(self.meta.stat(S_IFDIR | 0o555, 9, 0))
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(self.meta.statfs())
+    }
+    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        let (pid, tid) = (self.pid, self.tid.unwrap_or(self.pid));
+        if live_group(pid).is_none() {
+            return error!(ENOENT);
+        }
+        let base = if self.tid.is_some() { pid_ino(tid, 0x8000) } else { pid_ino(pid, 0) };
+        let ino = |sub: u64| self.meta.with_ino(base + sub);
+        let file = |sub, g, perm| -> KResult<Arc<dyn Inode>> { Ok(Arc::new(GenFile { meta: ino(sub), gen: g, perm })) };
+        let link = |sub, what| -> KResult<Arc<dyn Inode>> { Ok(Arc::new(TaskLink { meta: ino(sub), pid, what })) };
+        match name {
+            b"fd" => Ok(Arc::new(FdDir { meta: ino(2), pid, info: false })),
+            b"fdinfo" => Ok(Arc::new(FdDir { meta: ino(6), pid, info: true })),
+            b"cwd" => link(3, What::Cwd),
+            b"root" => link(4, What::Root),
+            b"exe" => link(5, What::Exe),
+            b"task" if self.tid.is_none() => Ok(Arc::new(TaskDir { meta: ino(7), pid })),
+            b"cgroup" => file(30, Gen::Cgroup, 0o444),
+            b"cmdline" => file(31, Gen::Cmdline(pid), 0o444),
+            b"comm" => file(32, Gen::Comm(pid, tid), 0o644),
+            b"environ" => file(33, Gen::Environ(pid), 0o400),
+            b"limits" => file(34, Gen::Limits(pid), 0o444),
+            b"maps" => file(35, Gen::Maps(pid), 0o444),
+            b"mountinfo" => file(36, Gen::MountInfo(pid), 0o444),
+            b"mounts" => file(37, Gen::Mounts(pid), 0o444),
+            b"oom_score_adj" => file(38, Gen::OomScoreAdj, 0o644),
+            b"smaps" => file(39, Gen::Smaps(pid), 0o444),
+            b"stat" => file(40, Gen::Stat(pid, tid), 0o444),
+            b"statm" => file(41, Gen::Statm(pid), 0o444),
+            b"status" => file(42, Gen::Status(pid, tid), 0o444),
+            _ => error!(ENOENT),
+        }
+    }
+    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        let base = if let Some(t) = self.tid { pid_ino(t, 0x8000) } else { pid_ino(self.pid, 0) };
+        let mut entries = vec![(self.meta.ino, FileType::Directory.dirent_type(), b".".to_vec()), (1, FileType::Directory.dirent_type(), b"..".to_vec())];
+        for &(n, sub) in PID_FILES {
+            if n == "task" && self.tid.is_some() {
+                continue;
+            }
+            let t = match n {
+                "cwd" | "exe" | "root" => FileType::Symlink,
+                "fd" | "fdinfo" | "task" => FileType::Directory,
+                _ => FileType::Regular,
+            };
+            entries.push((base + sub, t.dirent_type(), n.as_bytes().to_vec()));
+        }
+        Ok(Arc::new(SynthDir { entries }))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// /proc/<pid>/task.
+struct TaskDir {
+    meta: Meta,
+    pid: i32,
+}
+
+impl Inode for TaskDir {
     fn file_type(&self) -> FileType {
         FileType::Directory
     }
@@ -125,29 +331,19 @@ impl Inode for PidDir {
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
     }
-    fn lookup(&self, name: &[u8], caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
-        if caller.tgid != self.tgid {
-            return error!(ENOENT);
-        }
-        match name {
-            b"fd" => Ok(Arc::new(FdDir { meta: meta_for(&self.meta, pid_ino(self.tgid, 2)), tgid: self.tgid })),
-            b"cwd" => Ok(Arc::new(TaskLink { meta: meta_for(&self.meta, pid_ino(self.tgid, 3)), tgid: self.tgid, what: What::Cwd })),
-            b"root" => Ok(Arc::new(TaskLink { meta: meta_for(&self.meta, pid_ino(self.tgid, 4)), tgid: self.tgid, what: What::Root })),
-            b"exe" => Ok(Arc::new(TaskLink { meta: meta_for(&self.meta, pid_ino(self.tgid, 5)), tgid: self.tgid, what: What::Exe })),
-            _ => error!(ENOENT),
-        }
+    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        let tid = parse_num(name).ok_or(crate::errno!(ENOENT))?;
+        thread_of(self.pid, tid).ok_or(crate::errno!(ENOENT))?;
+        Ok(Arc::new(PidDir { meta: self.meta.with_ino(pid_ino(tid, 0x8001)), pid: self.pid, tid: Some(tid) }))
     }
     fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         let d = FileType::Directory.dirent_type();
-        let l = FileType::Symlink.dirent_type();
-        let entries = vec![
-            (self.meta.ino, d, b".".to_vec()),
-            (1, d, b"..".to_vec()),
-            (pid_ino(self.tgid, 3), l, b"cwd".to_vec()),
-            (pid_ino(self.tgid, 5), l, b"exe".to_vec()),
-            (pid_ino(self.tgid, 2), d, b"fd".to_vec()),
-            (pid_ino(self.tgid, 4), l, b"root".to_vec()),
-        ];
+        let mut entries = vec![(self.meta.ino, d, b".".to_vec()), (pid_ino(self.pid, 1), d, b"..".to_vec())];
+        let mut tids: Vec<i32> = live_group(self.pid).map(|g| g.threads().iter().map(|t| t.tid()).collect()).unwrap_or_default();
+        tids.sort_unstable();
+        for t in tids {
+            entries.push((pid_ino(t, 0x8001), d, t.to_string().into_bytes()));
+        }
         Ok(Arc::new(SynthDir { entries }))
     }
     fn as_any(&self) -> &dyn std::any::Any {
@@ -155,10 +351,11 @@ impl Inode for PidDir {
     }
 }
 
-/// /proc/<pid>/fd.
+/// /proc/<pid>/fd and /proc/<pid>/fdinfo.
 struct FdDir {
     meta: Meta,
-    tgid: i32,
+    pid: i32,
+    info: bool,
 }
 
 impl Inode for FdDir {
@@ -169,28 +366,29 @@ impl Inode for FdDir {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFDIR | 0o500, 2, 0))
+        Ok(self.meta.stat(S_IFDIR | if self.info { 0o555 } else { 0o500 }, 2, 0))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
     }
-    fn lookup(&self, name: &[u8], caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
-        let Some(task) = caller.task.filter(|_| caller.tgid == self.tgid) else {
-            return error!(ENOENT);
-        };
-        let fd = match name {
-            b"0" => 0,
-            _ => parse_pid(name).ok_or(crate::errno!(ENOENT))?,
-        };
+    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        let task = leader(self.pid).ok_or(crate::errno!(ENOENT))?;
+        let fd = parse_num(name).ok_or(crate::errno!(ENOENT))?;
         task.files().get(fd).map_err(|_| crate::errno!(ENOENT))?;
-        Ok(Arc::new(TaskLink { meta: meta_for(&self.meta, pid_ino(self.tgid, 0x100) + fd as u64), tgid: self.tgid, what: What::Fd(fd) }))
+        let ino = self.meta.ino + 0x100 + fd as u64;
+        if self.info {
+            Ok(Arc::new(GenFile { meta: self.meta.with_ino(ino), gen: Gen::FdInfo(self.pid, fd), perm: 0o444 }))
+        } else {
+            Ok(Arc::new(TaskLink { meta: self.meta.with_ino(ino), pid: self.pid, what: What::Fd(fd) }))
+        }
     }
-    fn open(&self, _flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         let d = FileType::Directory.dirent_type();
-        let mut entries = vec![(self.meta.ino, d, b".".to_vec()), (pid_ino(self.tgid, 1), d, b"..".to_vec())];
-        if let Some(task) = caller.task.filter(|_| caller.tgid == self.tgid) {
+        let mut entries = vec![(self.meta.ino, d, b".".to_vec()), (pid_ino(self.pid, 1), d, b"..".to_vec())];
+        if let Some(task) = leader(self.pid) {
+            let t = if self.info { FileType::Regular } else { FileType::Symlink };
             for fd in task.files().fds() {
-                entries.push((pid_ino(self.tgid, 0x100) + fd as u64, FileType::Symlink.dirent_type(), fd.to_string().into_bytes()));
+                entries.push((self.meta.ino + 0x100 + fd as u64, t.dirent_type(), fd.to_string().into_bytes()));
             }
         }
         Ok(Arc::new(SynthDir { entries }))
@@ -207,26 +405,25 @@ enum What {
     Exe,
 }
 
-/// A magic link: /proc/<pid>/fd/N, cwd, root.
+/// A magic link: /proc/<pid>/fd/N, cwd, root, exe.
 struct TaskLink {
     meta: Meta,
-    tgid: i32,
+    pid: i32,
     what: What,
 }
 
 impl TaskLink {
     fn target(&self, caller: &Caller<'_>) -> KResult<(crate::fs::vfs::Path, crate::fs::vfs::Path)> {
-        let Some(task) = caller.task.filter(|_| caller.tgid == self.tgid) else {
-            return error!(ENOENT);
-        };
+        let task = leader(self.pid).ok_or(crate::errno!(ENOENT))?;
         let fs = task.fs();
-        let root = fs.root();
         let p = match self.what {
             What::Fd(fd) => task.files().get(fd).map_err(|_| crate::errno!(ENOENT))?.path.clone(),
             What::Cwd => fs.cwd(),
-            What::Root => root.clone(),
+            What::Root => fs.root(),
             What::Exe => task.exe.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or(crate::errno!(ENOENT))?,
         };
+        // Paths print relative to the reader's root.
+        let root = caller.task.map(|t| t.fs().root()).unwrap_or_else(|| fs.root());
         Ok((p, root))
     }
 }
@@ -255,4 +452,407 @@ impl Inode for TaskLink {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+/// /proc/sys and below.
+#[derive(Clone, Copy)]
+enum SysNode {
+    Root,
+    Kernel,
+    Vm,
+}
+
+struct SysDir {
+    meta: Meta,
+    node: SysNode,
+}
+
+impl SysDir {
+    fn children(&self) -> Vec<(&'static str, u64, Option<Gen>)> {
+        match self.node {
+            SysNode::Root => vec![("kernel", 21, None), ("vm", 22, None)],
+            SysNode::Kernel => vec![
+                ("hostname", 50, Some(Gen::Hostname)),
+                ("ngroups_max", 54, Some(Gen::Text("65536\n"))),
+                ("osrelease", 51, Some(Gen::OsRelease)),
+                ("ostype", 52, Some(Gen::OsType)),
+                ("pid_max", 53, Some(Gen::PidMax)),
+                ("threads-max", 55, Some(Gen::Text("126863\n"))),
+            ],
+            SysNode::Vm => vec![("overcommit_memory", 60, Some(Gen::Overcommit))],
+        }
+    }
+}
+
+impl Inode for SysDir {
+    fn file_type(&self) -> FileType {
+        FileType::Directory
+    }
+    fn key(&self) -> InodeKey {
+        self.meta.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(self.meta.stat(S_IFDIR | 0o555, 2, 0))
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(self.meta.statfs())
+    }
+    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        let (_, ino, g) = self.children().into_iter().find(|(n, _, _)| n.as_bytes() == name).ok_or(crate::errno!(ENOENT))?;
+        Ok(match (g, name) {
+            (Some(g), _) => Arc::new(GenFile { meta: self.meta.with_ino(ino), gen: g, perm: 0o444 }),
+            (None, b"kernel") => Arc::new(SysDir { meta: self.meta.with_ino(ino), node: SysNode::Kernel }),
+            (None, _) => Arc::new(SysDir { meta: self.meta.with_ino(ino), node: SysNode::Vm }),
+        })
+    }
+    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        let d = FileType::Directory.dirent_type();
+        let mut entries = vec![(self.meta.ino, d, b".".to_vec()), (1, d, b"..".to_vec())];
+        for (n, ino, g) in self.children() {
+            let t = if g.is_some() { FileType::Regular } else { FileType::Directory };
+            entries.push((ino, t.dirent_type(), n.as_bytes().to_vec()));
+        }
+        Ok(Arc::new(SynthDir { entries }))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// A generated file.
+struct GenFile {
+    meta: Meta,
+    gen: Gen,
+    perm: u32,
+}
+
+impl Inode for GenFile {
+    fn file_type(&self) -> FileType {
+        FileType::Regular
+    }
+    fn key(&self) -> InodeKey {
+        self.meta.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(self.meta.stat(S_IFREG | self.perm, 1, 0))
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(self.meta.statfs())
+    }
+    fn open(&self, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        if flags & 3 != 0 {
+            return error!(EACCES);
+        }
+        Ok(Arc::new(Snapshot { data: render(self.gen, caller)? }))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The text of an opened generated file.
+struct Snapshot {
+    data: Vec<u8>,
+}
+
+impl FileOps for Snapshot {
+    fn read(&self, _f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        let off = off.min(self.data.len() as u64) as usize;
+        let n = buf.len().min(self.data.len() - off);
+        buf[..n].copy_from_slice(&self.data[off..off + n]);
+        Ok(n)
+    }
+}
+
+fn ticks(d: std::time::Duration) -> u64 {
+    (d.as_millis() as u64) * HZ / 1000
+}
+
+fn state_char(group: &ThreadGroup) -> (char, &'static str) {
+    if group.sig().stopped.is_some() {
+        ('T', "T (stopped)")
+    } else {
+        ('S', "S (sleeping)")
+    }
+}
+
+fn read_guest_range(task: &Task, range: (u64, u64)) -> Vec<u8> {
+    let (a, b) = range;
+    if b <= a || b - a > 1 << 20 {
+        return Vec::new();
+    }
+    let mut v = vec![0u8; (b - a) as usize];
+    if task.mm().read_bytes(a, &mut v).is_err() {
+        return Vec::new();
+    }
+    v
+}
+
+fn mount_lines(task: &Task, info: bool) -> String {
+    let fs = task.fs();
+    let root = fs.root();
+    let mut s = String::new();
+    for m in fs.ns.mounts() {
+        if m.internal {
+            continue;
+        }
+        let at = match &m.mountpoint {
+            Some(p) => String::from_utf8_lossy(&d_path(p, &root)).into_owned(),
+            None => "/".to_string(),
+        };
+        let opts = if m.read_only { "ro" } else { "rw" };
+        let source = match m.fstype {
+            "hostfs" => "none",
+            "devtmpfs" => "udev",
+            "devpts" => "devpts",
+            other => other,
+        };
+        if info {
+            let parent = m.mountpoint.as_ref().map(|p| p.mnt.id).unwrap_or(m.id);
+            s.push_str(&format!("{} {} 0:{} / {} {},relatime - {} {} {}\n", m.id, parent, m.id + 20, at, opts, m.fstype, source, opts));
+        } else {
+            s.push_str(&format!("{source} {at} {} {opts},relatime 0 0\n", m.fstype));
+        }
+    }
+    s
+}
+
+fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
+    let k = || crate::kernel();
+    let task_of = |pid: i32| leader(pid).ok_or(crate::errno!(ESRCH));
+    let text = match gen {
+        Gen::Stat(pid, tid) => {
+            let g = live_group(pid).ok_or(crate::errno!(ESRCH))?;
+            let t = thread_of(pid, tid).or_else(|| leader(pid)).ok_or(crate::errno!(ESRCH))?;
+            let ids = crate::task::process_ids(pid).ok_or(crate::errno!(ESRCH))?;
+            let comm = String::from_utf8_lossy(&t.comm.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+            let st = t.mm().stats();
+            let me = crate::task::usage::group_times(&g);
+            let ch = g.usage.lock().unwrap_or_else(|p| p.into_inner()).children;
+            let (c, _) = state_char(&g);
+            let nthreads = g.threads().len();
+            let start = ticks(g.started);
+            let (blocked, pend) = {
+                let s = t.signals.lock();
+                (s.blocked, s.pending.iter().fold(0u64, |m, q| m | crate::signal::bit(q.signo)))
+            };
+            let (ign, cat) = {
+                let gs = g.sig();
+                let mut ign = 0u64;
+                let mut cat = 0u64;
+                for (i, a) in gs.actions.iter().enumerate() {
+                    match a.handler {
+                        0 => {}
+                        1 => ign |= 1 << i,
+                        _ => cat |= 1 << i,
+                    }
+                }
+                (ign, cat)
+            };
+            let nice = g.sig().nice;
+            format!(
+                "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 {} {} {} {} {} {} {} 0 {} {} {} 18446744073709551615 {} {} {} 0 0 {} {} {} {} 0 0 0 17 0 0 0 0 0 0 {} {} {} {} {} {} {} 0\n",
+                tid, comm, c, ids.ppid, ids.pgid, ids.sid,
+                ticks(me.user), ticks(me.sys), ticks(ch.user), ticks(ch.sys), 20 + nice, nice, nthreads, start,
+                st.vsize, st.rss_pages, st.code.0, st.code.1, st.stack.1, pend, blocked, ign, cat,
+                0, 0, st.brk_start, st.arg.0, st.arg.1, st.env.0, st.env.1
+            )
+        }
+        Gen::Status(pid, tid) => {
+            let g = live_group(pid).ok_or(crate::errno!(ESRCH))?;
+            let t = thread_of(pid, tid).or_else(|| leader(pid)).ok_or(crate::errno!(ESRCH))?;
+            let ids = crate::task::process_ids(pid).ok_or(crate::errno!(ESRCH))?;
+            let comm = String::from_utf8_lossy(&t.comm.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+            let st = t.mm().stats();
+            let (_, state) = state_char(&g);
+            let (blocked, pend) = {
+                let s = t.signals.lock();
+                (s.blocked, s.pending.iter().fold(0u64, |m, q| m | crate::signal::bit(q.signo)))
+            };
+            let (shd, ign, cat, nnp) = {
+                let gs = g.sig();
+                let shd = gs.shared.iter().fold(0u64, |m, q| m | crate::signal::bit(q.signo));
+                let mut ign = 0u64;
+                let mut cat = 0u64;
+                for (i, a) in gs.actions.iter().enumerate() {
+                    match a.handler {
+                        0 => {}
+                        1 => ign |= 1 << i,
+                        _ => cat |= 1 << i,
+                    }
+                }
+                (shd, ign, cat, gs.no_new_privs)
+            };
+            let umask = t.fs().umask();
+            let kb = |b: u64| b / 1024;
+            let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            format!(
+                "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t0\n\
+                 Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t{}\nGroups:\t0 \nNStgid:\t{pid}\nNSpid:\t{tid}\nNSpgid:\t{}\nNSsid:\t{}\n\
+                 VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
+                 RssAnon:\t{:8} kB\nRssFile:\t       0 kB\nRssShmem:\t       0 kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
+                 VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\nThreads:\t{}\nSigQ:\t0/63432\nSigPnd:\t{pend:016x}\n\
+                 ShdPnd:\t{shd:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cat:016x}\nCapInh:\t0000000000000000\n\
+                 CapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\n\
+                 NoNewPrivs:\t{}\nSeccomp:\t0\nSeccomp_filters:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\n\
+                 Cpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+                ids.ppid,
+                t.files().limit().max(64),
+                ids.pgid,
+                ids.sid,
+                kb(st.vsize),
+                kb(st.vsize),
+                kb(st.rss_pages * 4096),
+                kb(st.rss_pages * 4096),
+                kb(st.rss_pages * 4096),
+                kb(st.brk.saturating_sub(st.brk_start)),
+                kb(st.stack.1 - st.stack.0),
+                kb(st.code.1 - st.code.0),
+                g.threads().len(),
+                nnp as u8,
+                (1u64 << ncpu.min(63)) - 1,
+                ncpu - 1
+            )
+        }
+        Gen::Statm(pid) => {
+            let st = task_of(pid)?.mm().stats();
+            format!("{} {} 0 {} 0 {} 0\n", st.vsize / 4096, st.rss_pages, (st.code.1 - st.code.0) / 4096, st.brk.saturating_sub(st.brk_start) / 4096)
+        }
+        Gen::Cmdline(pid) => {
+            let t = task_of(pid)?;
+            return Ok(read_guest_range(&t, t.mm().stats().arg));
+        }
+        Gen::Environ(pid) => {
+            let t = task_of(pid)?;
+            return Ok(read_guest_range(&t, t.mm().stats().env));
+        }
+        Gen::Comm(pid, tid) => {
+            let t = thread_of(pid, tid).or_else(|| leader(pid)).ok_or(crate::errno!(ESRCH))?;
+            let mut c = t.comm.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            c.push(b'\n');
+            return Ok(c);
+        }
+        Gen::Maps(pid) | Gen::Smaps(pid) => {
+            let t = task_of(pid)?;
+            let root = caller.task.map(|c| c.fs().root()).unwrap_or_else(|| t.fs().root());
+            let mm = t.mm();
+            let files = mm.area_files();
+            let maps = mm.maps_text_with(|start| files.iter().find(|(s, _)| *s == start).map(|(_, f)| d_path(&f.path, &root)));
+            if matches!(gen, Gen::Maps(_)) {
+                maps
+            } else {
+                let mut s = String::new();
+                for line in maps.lines() {
+                    let size = line
+                        .split_whitespace()
+                        .next()
+                        .and_then(|r| r.split_once('-'))
+                        .and_then(|(a, b)| Some(u64::from_str_radix(b, 16).ok()? - u64::from_str_radix(a, 16).ok()?))
+                        .unwrap_or(0);
+                    s.push_str(line);
+                    s.push('\n');
+                    s.push_str(&format!(
+                        "Size:           {:8} kB\nKernelPageSize:        4 kB\nMMUPageSize:           4 kB\nRss:            {:8} kB\nPss:            {:8} kB\n",
+                        size / 1024,
+                        size / 1024,
+                        size / 1024
+                    ));
+                }
+                s
+            }
+        }
+        Gen::Limits(pid) => {
+            let g = live_group(pid).ok_or(crate::errno!(ESRCH))?;
+            let names = [
+                ("Max cpu time", "seconds"),
+                ("Max file size", "bytes"),
+                ("Max data size", "bytes"),
+                ("Max stack size", "bytes"),
+                ("Max core file size", "bytes"),
+                ("Max resident set", "bytes"),
+                ("Max processes", "processes"),
+                ("Max open files", "files"),
+                ("Max locked memory", "bytes"),
+                ("Max address space", "bytes"),
+                ("Max file locks", "locks"),
+                ("Max pending signals", "signals"),
+                ("Max msgqueue size", "bytes"),
+                ("Max nice priority", ""),
+                ("Max realtime priority", ""),
+                ("Max realtime timeout", "us"),
+            ];
+            let mut s = format!("{:<25} {:<20} {:<20} {:<10}\n", "Limit", "Soft Limit", "Hard Limit", "Units");
+            for (i, (n, u)) in names.iter().enumerate() {
+                let [soft, hard] = g.limit(i);
+                let f = |v: u64| if v == u64::MAX { "unlimited".to_string() } else { v.to_string() };
+                s.push_str(&format!("{:<25} {:<20} {:<20} {:<10}\n", n, f(soft), f(hard), u));
+            }
+            s
+        }
+        Gen::Mounts(pid) => mount_lines(&*task_of(pid)?, false),
+        Gen::MountInfo(pid) => mount_lines(&*task_of(pid)?, true),
+        Gen::FdInfo(pid, fd) => {
+            let f = task_of(pid)?.files().get(fd).map_err(|_| crate::errno!(ENOENT))?;
+            format!("pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{}\nino:\t{}\n", f.pos(), f.flags(), f.path.mnt.id, f.path.inode().key().1)
+        }
+        Gen::Cgroup => "0::/\n".to_string(),
+        Gen::OomScoreAdj => "0\n".to_string(),
+        Gen::CpuInfo => ruml_host::clock::host_cpuinfo(),
+        Gen::MemInfo => {
+            let total = k().phys.total_pages() * 4;
+            let free = k().phys.free_pages() * 4;
+            format!(
+                "MemTotal:       {total:8} kB\nMemFree:        {free:8} kB\nMemAvailable:   {free:8} kB\nBuffers:               0 kB\nCached:                0 kB\n\
+                 SwapCached:            0 kB\nActive:                0 kB\nInactive:              0 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n\
+                 Dirty:                 0 kB\nShmem:                 0 kB\nSlab:                  0 kB\nCommitLimit:    {total:8} kB\nCommitted_AS:   {:8} kB\n",
+                total - free
+            )
+        }
+        Gen::SysStat => {
+            let up = crate::log::since_boot();
+            let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u64;
+            let (mut user, mut sys) = (0u64, 0u64);
+            let groups: Vec<_> = k().tasks.lock().values().filter_map(|n| n.group.clone()).collect();
+            for g in &groups {
+                let t = crate::task::usage::group_times(g);
+                user += ticks(t.user);
+                sys += ticks(t.sys);
+            }
+            let idle = (ticks(up) * ncpu).saturating_sub(user + sys);
+            let (bs, _) = ruml_host::clock::gettime(0).unwrap_or((0, 0));
+            let btime = bs - up.as_secs() as i64;
+            let mut s = format!("cpu  {user} 0 {sys} {idle} 0 0 0 0 0 0\n");
+            for i in 0..ncpu {
+                s.push_str(&format!("cpu{i} {} 0 {} {} 0 0 0 0 0 0\n", user / ncpu, sys / ncpu, idle / ncpu));
+            }
+            s.push_str(&format!("intr 0\nctxt 0\nbtime {btime}\nprocesses {}\nprocs_running 1\nprocs_blocked 0\nsoftirq 0\n", groups.len()));
+            s
+        }
+        Gen::Uptime => {
+            let up = crate::log::since_boot().as_secs_f64();
+            format!("{up:.2} {:.2}\n", up * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64)
+        }
+        Gen::LoadAvg => {
+            let n = all_pids().len();
+            let last = all_pids().last().copied().unwrap_or(1);
+            format!("0.00 0.00 0.00 1/{n} {last}\n")
+        }
+        Gen::Filesystems => "nodev\tsysfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tpipefs\nnodev\thostfs\n".to_string(),
+        Gen::Version => format!(
+            "Linux version {} (ruml@ruml) (rustc) {}\n",
+            crate::task::syscalls::UTS_RELEASE,
+            crate::task::syscalls::UTS_VERSION
+        ),
+        Gen::Hostname => {
+            let mut h = k().hostname.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            h.push(b'\n');
+            return Ok(h);
+        }
+        Gen::OsType => "Linux\n".to_string(),
+        Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
+        Gen::PidMax => "4194304\n".to_string(),
+        Gen::Overcommit => "0\n".to_string(),
+        Gen::Text(t) => t.to_string(),
+    };
+    Ok(text.into_bytes())
 }

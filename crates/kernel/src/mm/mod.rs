@@ -61,6 +61,19 @@ struct Pte {
     cow: bool,
 }
 
+/// Sizes of an address space, for /proc.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmStats {
+    pub vsize: u64,
+    pub rss_pages: u64,
+    pub brk_start: u64,
+    pub brk: u64,
+    pub stack: (u64, u64),
+    pub code: (u64, u64),
+    pub arg: (u64, u64),
+    pub env: (u64, u64),
+}
+
 /// The outcome of a fault the kernel could not resolve: the signal the
 /// guest gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -537,8 +550,35 @@ impl Mm {
         self.write_bytes(addr, v.as_bytes())
     }
 
+    /// Sizes for /proc: (virtual size, resident pages, heap start, heap end,
+    /// stack top).
+    pub fn stats(&self) -> MmStats {
+        let m = self.lock();
+        let vsize = m.vmas.iter().map(|v| v.len()).sum();
+        let stack = m.vmas.iter().find(|v| v.name == Some("[stack]")).map(|v| (v.start, v.end)).unwrap_or((0, 0));
+        let code = m.vmas.iter().find(|v| v.prot & PROT_EXEC != 0).map(|v| (v.start, v.end)).unwrap_or((0, 0));
+        MmStats { vsize, rss_pages: m.ptes.len() as u64, brk_start: m.brk_start, brk: m.brk, stack, code, arg: m.arg_range, env: m.env_range }
+    }
+
+    /// The file of each file-backed area, for /proc/PID/maps paths.
+    pub fn area_files(&self) -> Vec<(u64, crate::fs::FileRef)> {
+        let m = self.lock();
+        m.vmas
+            .iter()
+            .filter_map(|v| match &v.backing {
+                Backing::File { file, .. } => Some((v.start, file.clone())),
+                Backing::Anon => None,
+            })
+            .collect()
+    }
+
     /// Lines of /proc/PID/maps.
     pub fn maps_text(&self) -> String {
+        self.maps_text_with(|_| None)
+    }
+
+    /// Lines of /proc/PID/maps, naming file areas with `name(start)`.
+    pub fn maps_text_with(&self, name: impl Fn(u64) -> Option<Vec<u8>>) -> String {
         let m = self.lock();
         let mut s = String::new();
         for v in m.vmas.iter() {
@@ -547,8 +587,8 @@ impl Mm {
                 Backing::File { pgoff, key, .. } => (pgoff * PAGE, key.0, key.1),
                 Backing::Anon => (0, 0, 0),
             };
-            s.push_str(&format!(
-                "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {}",
+            let mut line = format!(
+                "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {} ",
                 v.start,
                 v.end,
                 p(PROT_READ, 'r'),
@@ -557,12 +597,25 @@ impl Mm {
                 if v.shared { 's' } else { 'p' },
                 off,
                 (dev >> 8) & 0xfff,
-                dev & 0xff,
+                (dev & 0xff) | ((dev >> 12) & 0xfff00),
                 ino
-            ));
-            if let Some(n) = v.name {
-                s.push_str(&format!("{:>width$}{}", "", n, width = 26usize.saturating_sub(ino.to_string().len())));
+            );
+            let label = match (&v.backing, v.name) {
+                (Backing::File { .. }, _) => name(v.start).map(|n| String::from_utf8_lossy(&n).into_owned()),
+                (_, Some(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            match label {
+                Some(n) => {
+                    // As Linux's seq_pad: the name starts at column 73.
+                    while line.len() < 73 {
+                        line.push(' ');
+                    }
+                    line.push_str(&n);
+                }
+                None => {}
             }
+            s.push_str(&line);
             s.push('\n');
         }
         s

@@ -58,6 +58,8 @@ pub struct ThreadGroup {
     pub limits: Mutex<[[u64; 2]; 16]>,
     /// POSIX timers and ITIMER_REAL (see time::timers).
     pub timers: Mutex<crate::time::timers::ProcessTimers>,
+    /// When the process started, as time since boot (/proc/PID/stat).
+    pub started: std::time::Duration,
 }
 
 impl ThreadGroup {
@@ -69,6 +71,7 @@ impl ThreadGroup {
             usage: Mutex::new(Default::default()),
             limits: Mutex::new(limits),
             timers: Mutex::new(Default::default()),
+            started: crate::log::since_boot(),
         })
     }
 
