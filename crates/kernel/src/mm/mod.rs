@@ -498,6 +498,23 @@ impl Mm {
         (at.saturating_sub(addr)) as usize
     }
 
+    /// The futex key of `addr`: shared mappings are keyed by the physical
+    /// frame (so processes sharing the memory meet), everything else by
+    /// (address space, address).
+    pub fn futex_key(&self, addr: u64, private: bool) -> KResult<(usize, u64)> {
+        let me = self as *const Mm as usize;
+        if private {
+            return Ok((me, addr));
+        }
+        let mut m = self.lock();
+        let shared = m.vmas.find(addr).is_some_and(|v| v.shared);
+        if !shared {
+            return Ok((me, addr));
+        }
+        let pfn = self.touch(&mut m, addr, Access::Read)?;
+        Ok((usize::MAX, pfn * PAGE + addr % PAGE))
+    }
+
     /// Copies guest memory into `buf`; EFAULT if any of it is unreadable.
     pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> KResult<()> {
         let phys = self.phys.clone();

@@ -393,6 +393,10 @@ fn sys_mmap(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, prot: u32, flags:
         if !f.can_read() {
             return error!(EACCES);
         }
+        if f.is_dev_zero() {
+            // /dev/zero maps as anonymous memory (shared or private).
+            return ctx.mm().mmap(addr, len, prot, flags | MAP_ANONYMOUS, None);
+        }
         if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.can_write() {
             return error!(EACCES);
         }

@@ -1,9 +1,9 @@
 //! Futexes: WAIT/WAKE (with bitsets), REQUEUE/CMP_REQUEUE, WAKE_OP,
 //! relative and absolute timeouts.
 //!
-//! Keys are (address space, address): every mapping a futex can be shared
-//! through across processes (MAP_SHARED) comes with the filesystems
-//! issue, which will key those by physical frame.
+//! Keys are (address space, address) for private futexes and private
+//! memory; futexes in shared mappings are keyed by physical frame, so
+//! processes that share the memory meet.
 //!
 //! Locking: one table mutex, held while the waited-on word is compared
 //! (so a wake cannot slip between compare and sleep); guest memory is
@@ -40,11 +40,11 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     f(t.get_or_insert_with(Table::default))
 }
 
-fn key(ctx: &SyscallContext<'_>, addr: u64) -> KResult<Key> {
+fn key(ctx: &SyscallContext<'_>, addr: u64, private: bool) -> KResult<Key> {
     if !addr.is_multiple_of(4) {
         return error!(EINVAL);
     }
-    Ok((Arc::as_ptr(&ctx.mm()) as usize, addr))
+    ctx.mm().futex_key(addr, private)
 }
 
 const FUTEX_WAIT: i32 = 0;
@@ -63,6 +63,7 @@ syscall_table! { pub fn futex_table;
 
 fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32) -> KResult<u64> {
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
     if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
         return error!(ENOSYS);
     }
@@ -90,19 +91,19 @@ fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, t
                     Instant::now() + d.saturating_sub(now)
                 })
             };
-            futex_wait(ctx, uaddr.0, val, bitset, deadline).map(|_| 0)
+            futex_wait(ctx, uaddr.0, private, val, bitset, deadline).map(|_| 0)
         }
         FUTEX_WAKE | FUTEX_WAKE_BITSET => {
             let bitset = if cmd == FUTEX_WAKE { u32::MAX } else { val3 };
             if bitset == 0 {
                 return error!(EINVAL);
             }
-            let k = key(ctx, uaddr.0)?;
+            let k = key(ctx, uaddr.0, private)?;
             Ok(with_table(|t| wake(t, k, val as usize, bitset)) as u64)
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
-            let k1 = key(ctx, uaddr.0)?;
-            let k2 = key(ctx, uaddr2.0)?;
+            let k1 = key(ctx, uaddr.0, private)?;
+            let k2 = key(ctx, uaddr2.0, private)?;
             let max_requeue = timeout.0 as usize; // val2 travels in the timeout slot
             let mm = ctx.mm();
             with_table(|t| {
@@ -127,8 +128,8 @@ fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, t
             })
         }
         FUTEX_WAKE_OP => {
-            let k1 = key(ctx, uaddr.0)?;
-            let k2 = key(ctx, uaddr2.0)?;
+            let k1 = key(ctx, uaddr.0, private)?;
+            let k2 = key(ctx, uaddr2.0, private)?;
             let val2 = timeout.0 as usize;
             let mm = ctx.mm();
             with_table(|t| {
@@ -173,8 +174,14 @@ fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, t
 /// Wakes up to `n` waiters on `addr` in `mm` (thread exit's
 /// CLONE_CHILD_CLEARTID, robust futexes).
 pub fn wake_address(mm: &Arc<crate::mm::Mm>, addr: u64, n: usize) -> usize {
-    let k = (Arc::as_ptr(mm) as usize, addr);
-    with_table(|t| wake(t, k, n, u32::MAX))
+    // Both the private and the shared key: the waiter may use either.
+    let mut woken = with_table(|t| wake(t, (Arc::as_ptr(mm) as usize, addr), n, u32::MAX));
+    if let Ok(k) = mm.futex_key(addr, false) {
+        if woken < n && k.0 == usize::MAX {
+            woken += with_table(|t| wake(t, k, n - woken, u32::MAX));
+        }
+    }
+    woken
 }
 
 fn wake(t: &mut Table, k: Key, max: usize, bitset: u32) -> usize {
@@ -196,8 +203,8 @@ fn wake(t: &mut Table, k: Key, max: usize, bitset: u32) -> usize {
     n
 }
 
-fn futex_wait(ctx: &SyscallContext<'_>, addr: u64, val: u32, bitset: u32, deadline: Option<Instant>) -> KResult<()> {
-    let k = key(ctx, addr)?;
+fn futex_wait(ctx: &SyscallContext<'_>, addr: u64, private: bool, val: u32, bitset: u32, deadline: Option<Instant>) -> KResult<()> {
+    let k = key(ctx, addr, private)?;
     let mm = ctx.mm();
     let waiter = Arc::new(Waiter { task: ctx.task.clone(), bitset, woken: Mutex::new(false) });
     with_table(|t| {
