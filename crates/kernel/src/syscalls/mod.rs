@@ -139,6 +139,7 @@ const TABLES: &[Table] = &[
     crate::mm::syscalls::mm_table,
     crate::fs::syscalls::fs_table,
     crate::fs::xattr::xattr_table,
+    crate::fs::advise::advise_table,
     crate::exec::exec_table,
     crate::time::time_table,
     crate::time::sysinfo_table,

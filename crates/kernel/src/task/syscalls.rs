@@ -32,6 +32,7 @@ syscall_table! { pub fn task_table;
     FORK => sys_fork(),
     VFORK => sys_vfork(),
     CLONE => sys_clone(flags: u64, stack: u64, ptid: UserAddr, ctid: UserAddr, tls: u64),
+    CLONE3 => sys_clone3(args: UserAddr, size: usize),
     EXIT => sys_exit(code: i32),
     EXIT_GROUP => sys_exit_group(code: i32),
     WAIT4 => sys_wait4(pid: i32, status: UserAddr, options: i32, rusage: UserAddr),
@@ -96,6 +97,32 @@ fn sys_vfork(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
 
 fn sys_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr, ctid: UserAddr, tls: u64) -> KResult<u64> {
     do_clone(ctx, flags, stack, ptid, ctid, tls)
+}
+
+/// clone3: the same as clone, with its arguments in a struct.
+fn sys_clone3(ctx: &mut SyscallContext<'_>, args: UserAddr, size: usize) -> KResult<u64> {
+    const CLONE_ARGS_SIZE_VER0: usize = 64;
+    if !(CLONE_ARGS_SIZE_VER0..=4096).contains(&size) {
+        return error!(EINVAL);
+    }
+    let mut raw = vec![0u8; size];
+    ctx.mm().read_bytes(args.0, &mut raw)?;
+    // Unknown trailing fields must be zero (E2BIG otherwise).
+    if size > 88 && raw[88..].iter().any(|&b| b != 0) {
+        return error!(E2BIG);
+    }
+    let f = |i: usize| raw.get(i * 8..i * 8 + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0);
+    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) = (f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7));
+    let (set_tid, set_tid_size) = (f(8), f(9));
+    let _ = pidfd;
+    if exit_signal > 64 || flags & 0xff != 0 || set_tid != 0 || set_tid_size != 0 {
+        return error!(EINVAL);
+    }
+    if (stack == 0) != (stack_size == 0) {
+        return error!(EINVAL);
+    }
+    let sp = if stack == 0 { 0 } else { stack.checked_add(stack_size).ok_or(crate::errno!(EINVAL))? };
+    do_clone(ctx, flags | exit_signal, sp, UserAddr(parent_tid), UserAddr(child_tid), tls)
 }
 
 /// fork, vfork, clone: new processes and new threads. CLONE_VM shares
