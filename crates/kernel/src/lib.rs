@@ -30,6 +30,12 @@ pub struct Kernel {
 
 static KERNEL: OnceLock<Kernel> = OnceLock::new();
 
+/// Whether boot created the kernel instance (unit tests run without one).
+/// (Added for the tty work: job-control lookups are no-ops before boot.)
+pub fn kernel_booted() -> bool {
+    KERNEL.get().is_some()
+}
+
 /// The kernel instance; boot creates it before any task runs.
 pub fn kernel() -> &'static Kernel {
     KERNEL.get().expect("kernel used before boot")

@@ -24,10 +24,20 @@ pub fn since_boot() -> std::time::Duration {
     BOOT.get_or_init(Instant::now).elapsed()
 }
 
+/// The end of a log line: with the host terminal in raw mode, a bare
+/// newline would not return to column 0.
+fn eol() -> &'static str {
+    if ruml_host::console::is_raw() {
+        "\r\n"
+    } else {
+        "\n"
+    }
+}
+
 /// A boot-log line, as dmesg prints it; hidden by `quiet`.
 pub fn info(msg: &str) {
     if !QUIET.load(Ordering::Relaxed) {
-        eprintln!("{} {}", stamp(), msg);
+        eprint!("{} {}{}", stamp(), msg, eol());
     }
 }
 
@@ -35,13 +45,13 @@ pub fn info(msg: &str) {
 /// kernel-side problem, an unimplemented call.
 pub fn kprint(msg: &str) {
     if !QUIET.load(Ordering::Relaxed) || std::env::var_os("RUML_VERBOSE").is_some() {
-        eprintln!("{} {}", stamp(), msg);
+        eprint!("{} {}{}", stamp(), msg, eol());
     }
 }
 
 /// A line always shown: the guest or the instance lost something.
 pub fn warn(msg: &str) {
-    eprintln!("{} ruml: {}", stamp(), msg);
+    eprint!("{} ruml: {}{}", stamp(), msg, eol());
 }
 
 /// `RUML_STRACE=1`: log every system call and its result.

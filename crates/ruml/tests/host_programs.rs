@@ -14,7 +14,9 @@ fn same(prog: &str, args: &[&str]) {
 }
 
 /// `ls -la /` without the `total` line and the lines of the mount points
-/// ruml mounts its own filesystems on (dev, proc, sys).
+/// ruml mounts its own filesystems on (dev, proc, sys), with runs of
+/// spaces collapsed: those lines' link counts and sizes set ls's column
+/// widths for every line.
 fn without_mount_points(s: &str) -> String {
     s.lines()
         .filter(|l| !l.starts_with("total "))
@@ -22,7 +24,7 @@ fn without_mount_points(s: &str) -> String {
             let name = l.split_whitespace().nth(8).unwrap_or("");
             !matches!(name, "dev" | "proc" | "sys")
         })
-        .map(|l| format!("{l}\n"))
+        .map(|l| format!("{}\n", l.split_whitespace().collect::<Vec<_>>().join(" ")))
         .collect()
 }
 

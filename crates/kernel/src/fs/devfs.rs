@@ -1,6 +1,7 @@
-//! devfs, mounted at /dev: null, zero, full, random, urandom, tty,
-//! console, the stdin/stdout/stderr/fd symlinks into /proc/self/fd, and an
-//! empty pts/ (pseudo-terminals are later work).
+//! devfs, mounted at /dev: null, zero, full, random, urandom, tty (the
+//! caller's controlling terminal), console, ptmx (a new pseudo-terminal
+//! each open), the stdin/stdout/stderr/fd symlinks into /proc/self/fd,
+//! /dev/ptmx, and pts/ (where boot mounts devpts).
 //!
 //! Devices are global objects: every devfs instance shares them. Nodes are
 //! immutable; /dev is writable only in the sense that devices accept
@@ -10,7 +11,6 @@ use std::sync::Arc;
 
 use crate::errno::KResult;
 use crate::error;
-use crate::fs::console::Console;
 use crate::fs::file::OpenFile;
 use crate::fs::simple::{now, Meta, StaticDir, StaticLink};
 use crate::fs::types::{FileType, Stat, StatFs, S_IFCHR};
@@ -74,9 +74,10 @@ impl Inode for DevNode {
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
     }
-    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+    fn open(&self, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         Ok(match self.dev {
-            Dev::Tty | Dev::Console => Console::opened(),
+            Dev::Tty => crate::fs::console::open_ctty(caller.tgid, flags)?,
+            Dev::Console => crate::fs::console::opened(),
             d => Arc::new(MemDev(d)),
         })
     }
@@ -143,6 +144,7 @@ pub fn new_devfs() -> Arc<dyn Inode> {
     ] {
         children.push((name.as_bytes().to_vec(), Arc::new(StaticLink { meta: next(), target: target.as_bytes().to_vec() })));
     }
+    children.push((b"ptmx".to_vec(), Arc::new(crate::fs::pty::PtmxNode { meta: next(), perm: 0o666 })));
     children.push((b"pts".to_vec(), Arc::new(StaticDir { meta: next(), perm: 0o755, children: Vec::new() })));
     children.sort_by(|a, b| a.0.cmp(&b.0));
     Arc::new(StaticDir { meta, perm: 0o755, children })

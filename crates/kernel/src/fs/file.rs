@@ -16,6 +16,7 @@ use crate::errno::KResult;
 use crate::error;
 use crate::fs::types::{oflags::*, DirSink, FileType, Stat};
 use crate::fs::vfs::{FileOps, Path};
+use crate::task::Task;
 
 /// An open file description; see the module doc.
 pub struct OpenFile {
@@ -97,8 +98,14 @@ impl OpenFile {
         *self.lock_pos()
     }
 
-    /// read(2): at the file position (advancing it) for seekable files.
+    /// read(2) by the kernel itself; see [`OpenFile::read_as`].
     pub fn read(&self, buf: &mut [u8]) -> KResult<usize> {
+        self.read_as(buf, None)
+    }
+
+    /// read(2) by `task`: at the file position (advancing it) for
+    /// seekable files; streams block as the task (interruptibly).
+    pub fn read_as(&self, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
         if !self.can_read() {
             return error!(EBADF);
         }
@@ -107,10 +114,10 @@ impl OpenFile {
         }
         let ops = self.ops()?;
         if !ops.seekable() {
-            return ops.read(self, 0, buf);
+            return ops.read_as(self, 0, buf, task);
         }
         let mut pos = self.lock_pos();
-        let n = ops.read(self, *pos, buf)?;
+        let n = ops.read_as(self, *pos, buf, task)?;
         *pos += n as u64;
         Ok(n)
     }
@@ -131,20 +138,25 @@ impl OpenFile {
         ops.read(self, off, buf)
     }
 
-    /// write(2): at the position (or the end, with O_APPEND).
+    /// write(2) by the kernel itself; see [`OpenFile::write_as`].
     pub fn write(&self, buf: &[u8]) -> KResult<usize> {
+        self.write_as(buf, None)
+    }
+
+    /// write(2) by `task`: at the position (or the end, with O_APPEND).
+    pub fn write_as(&self, buf: &[u8], task: Option<&Arc<Task>>) -> KResult<usize> {
         if !self.can_write() {
             return error!(EBADF);
         }
         let ops = self.ops()?;
         if !ops.seekable() {
-            return ops.write(self, 0, buf);
+            return ops.write_as(self, 0, buf, task);
         }
         let mut pos = self.lock_pos();
         if self.flags() & O_APPEND != 0 {
             *pos = ops.size()?;
         }
-        let n = ops.write(self, *pos, buf)?;
+        let n = ops.write_as(self, *pos, buf, task)?;
         *pos += n as u64;
         Ok(n)
     }

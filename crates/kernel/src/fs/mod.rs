@@ -8,9 +8,12 @@
 //! - [`file`], [`fdtable`]: open file descriptions, descriptor tables,
 //!   and [`FsContext`] (root, cwd, umask).
 //! - [`hostfs`], [`devfs`], [`procfs`], [`pipe`], [`console`], [`simple`].
+//! - [`tty`] (terminals and their line discipline), [`pty`] (/dev/ptmx,
+//!   devpts), [`poll`] (poll/select and the wait queues files sleep on).
 //! - [`syscalls`]: the handlers (`fs_table`).
 //! - [`types`]: ABI structs and flag values.
 
+pub mod advise;
 pub mod console;
 pub mod devfs;
 pub mod fdtable;
@@ -18,9 +21,14 @@ pub mod file;
 pub mod hostfs;
 pub mod namei;
 pub mod pipe;
+pub mod poll;
 pub mod procfs;
+pub mod pty;
 pub mod simple;
 pub mod syscalls;
+pub mod sysfs;
+pub mod tmpfs;
+pub mod tty;
 pub mod types;
 pub mod vfs;
 pub mod xattr;
@@ -55,8 +63,6 @@ impl Default for FsConfig {
     }
 }
 
-/// sysfs's magic, for the empty /sys.
-const SYSFS_MAGIC: i64 = 0x6265_6572;
 
 /// Where init's console descriptors point: /dev/console of the last
 /// booted namespace.
@@ -73,7 +79,7 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
     let mounts: [(&str, &'static str, Arc<dyn vfs::Inode>, bool); 3] = [
         ("dev", "devtmpfs", devfs::new_devfs(), false),
         ("proc", "proc", procfs::new_procfs(), false),
-        ("sys", "sysfs", devfs::new_empty_fs(SYSFS_MAGIC), true),
+        ("sys", "sysfs", sysfs::new_sysfs(), true),
     ];
     for (dir, fstype, inode, ro) in mounts {
         match walker.walk(&root, dir.as_bytes(), false) {
@@ -83,6 +89,11 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
             _ => crate::log::warn(&format!("root filesystem has no /{dir} directory: {fstype} not mounted")),
         }
     }
+    if let Ok(p) = walker.walk(&root, b"/dev/pts", false) {
+        if p.inode().file_type() == FileType::Directory {
+            ns.mount("devpts", pty::new_devpts(), &p, false);
+        }
+    }
     if let Ok(p) = walker.walk(&root, b"/dev/console", false) {
         *CONSOLE_PATH.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
     }
@@ -90,8 +101,10 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
 }
 
 /// init's descriptors 0, 1, 2 on /dev/console: 0 reads host fd 0, 1 writes
-/// host fd 1, 2 writes host fd 2 (each with its own host terminal for
-/// ioctls, so the guest's isatty matches the host's).
+/// host fd 1, 2 writes host fd 2; each is a terminal for the guest exactly
+/// when the host descriptor is one. The first call chooses the console's
+/// mode: with host fd 0 a terminal, ruml puts it in raw mode (restored on
+/// exit) and the guest's line discipline takes over (see [`console`]).
 pub fn console_fdtable() -> KResult<Arc<FdTable>> {
     let path = match CONSOLE_PATH.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         Some(p) => p,
@@ -104,7 +117,7 @@ pub fn console_fdtable() -> KResult<Arc<FdTable>> {
     };
     let table = FdTable::new();
     for fd in 0..3 {
-        let file = OpenFile::new(path.clone(), Some(console::Console::for_std_fd(fd)), O_RDWR);
+        let file = OpenFile::new(path.clone(), Some(console::for_std_fd(fd)), O_RDWR);
         table.install_at(fd, file, false)?;
     }
     Ok(table)

@@ -1,20 +1,21 @@
 //! Pipes: a 64 KiB buffer between reader and writer ends.
 //!
-//! A [`Pipe`] is one Mutex-protected ring plus two Condvars (readable,
-//! writable). Each open end ([`PipeEnd`]) counts itself in `readers` /
-//! `writers` while alive; dropping the last writer gives readers EOF,
-//! dropping the last reader gives writers EPIPE. Writes of at most
-//! PIPE_BUF (4096) bytes are atomic: they wait until all of it fits.
-//! Blocking waits block the calling host thread.
-//! TODO(signals): waits are not yet interruptible by guest signals (EINTR /
-//! restart), and EPIPE should also raise SIGPIPE — see
-//! `syscalls::write_result`.
+//! A [`Pipe`] is one Mutex-protected ring plus one [`Waiters`] queue,
+//! woken on every change (data, room, an end closing). Each open end
+//! ([`PipeEnd`]) counts itself in `readers` / `writers` while alive;
+//! dropping the last writer gives readers EOF, dropping the last reader
+//! gives writers EPIPE (SIGPIPE: `syscalls::write_result`). Writes of at
+//! most PIPE_BUF (4096) bytes are atomic: they wait until all of it fits.
+//! Blocking waits sleep on the queue as the calling task, so a signal
+//! interrupts them: ERESTARTSYS if nothing moved, else the partial count.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::errno::KResult;
+use crate::fs::poll::{self, PollEvents, Waiters};
+use crate::task::Task;
 use crate::error;
 use crate::fs::file::{FileRef, OpenFile};
 use crate::fs::types::{encode_dev, oflags::*, FileType, Stat, StatFs, S_IFDIR, S_IFIFO};
@@ -35,8 +36,7 @@ struct State {
 /// A pipe; see the module doc.
 pub struct Pipe {
     state: Mutex<State>,
-    readable: Condvar,
-    writable: Condvar,
+    waiters: Waiters,
 }
 
 impl Pipe {
@@ -44,62 +44,97 @@ impl Pipe {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn wait<'a>(cv: &Condvar, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        cv.wait(g).unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn read(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
+    fn read(&self, buf: &mut [u8], nonblock: bool, task: Option<&Arc<Task>>) -> KResult<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut st = self.lock();
         loop {
-            if !st.buf.is_empty() {
-                let n = buf.len().min(st.buf.len());
-                for (d, s) in buf.iter_mut().zip(st.buf.drain(..n)) {
-                    *d = s;
+            {
+                let mut st = self.lock();
+                if !st.buf.is_empty() {
+                    let n = buf.len().min(st.buf.len());
+                    for (d, s) in buf.iter_mut().zip(st.buf.drain(..n)) {
+                        *d = s;
+                    }
+                    drop(st);
+                    self.waiters.wake_all();
+                    return Ok(n);
                 }
-                drop(st);
-                self.writable.notify_all();
-                return Ok(n);
+                if st.writers == 0 {
+                    return Ok(0);
+                }
+                if nonblock {
+                    return error!(EAGAIN);
+                }
             }
-            if st.writers == 0 {
-                return Ok(0);
-            }
-            if nonblock {
-                return error!(EAGAIN);
-            }
-            st = Self::wait(&self.readable, st);
+            self.waiters.wait(task, None, || {
+                let st = self.lock();
+                !st.buf.is_empty() || st.writers == 0
+            })?;
         }
     }
 
-    fn write(&self, data: &[u8], nonblock: bool) -> KResult<usize> {
+    fn write(&self, data: &[u8], nonblock: bool, task: Option<&Arc<Task>>) -> KResult<usize> {
         if data.is_empty() {
             return Ok(0);
         }
-        let mut st = self.lock();
+        let atomic = data.len() <= PIPE_BUF;
         let mut done = 0usize;
         loop {
-            if st.readers == 0 {
-                return if done > 0 { Ok(done) } else { error!(EPIPE) };
-            }
-            let free = PIPE_SIZE - st.buf.len();
-            let left = data.len() - done;
-            let atomic = data.len() <= PIPE_BUF;
-            if free > 0 && (!atomic || free >= left) {
-                let n = free.min(left);
-                st.buf.extend(&data[done..done + n]);
-                done += n;
-                self.readable.notify_all();
-                if done == data.len() {
-                    return Ok(done);
+            {
+                let mut st = self.lock();
+                if st.readers == 0 {
+                    return if done > 0 { Ok(done) } else { error!(EPIPE) };
+                }
+                let free = PIPE_SIZE - st.buf.len();
+                let left = data.len() - done;
+                if free > 0 && (!atomic || free >= left) {
+                    let n = free.min(left);
+                    st.buf.extend(&data[done..done + n]);
+                    done += n;
+                    drop(st);
+                    self.waiters.wake_all();
+                    if done == data.len() {
+                        return Ok(done);
+                    }
+                    continue;
+                }
+                if nonblock {
+                    return if done > 0 { Ok(done) } else { error!(EAGAIN) };
                 }
             }
-            if nonblock {
-                return if done > 0 { Ok(done) } else { error!(EAGAIN) };
+            let need = if atomic { data.len() - done } else { 1 };
+            let r = self.waiters.wait(task, None, || {
+                let st = self.lock();
+                st.readers == 0 || PIPE_SIZE - st.buf.len() >= need
+            });
+            if let Err(e) = r {
+                return if done > 0 { Ok(done) } else { Err(e) };
             }
-            st = Self::wait(&self.writable, st);
         }
+    }
+
+    /// Readiness of an end that reads and/or writes.
+    fn poll(&self, read: bool, write: bool) -> PollEvents {
+        let st = self.lock();
+        let mut ev = 0;
+        if read {
+            if !st.buf.is_empty() {
+                ev |= poll::READABLE;
+            }
+            if st.writers == 0 {
+                ev |= poll::POLLHUP;
+            }
+        }
+        if write {
+            if PIPE_SIZE - st.buf.len() >= PIPE_BUF {
+                ev |= poll::WRITABLE;
+            }
+            if st.readers == 0 {
+                ev |= poll::POLLERR;
+            }
+        }
+        ev
     }
 
     fn available(&self) -> usize {
@@ -140,17 +175,22 @@ impl Drop for PipeEnd {
                 st.writers -= 1;
             }
         }
-        self.pipe.readable.notify_all();
-        self.pipe.writable.notify_all();
+        self.pipe.waiters.wake_all();
     }
 }
 
 impl FileOps for PipeEnd {
-    fn read(&self, f: &OpenFile, _off: u64, buf: &mut [u8]) -> KResult<usize> {
-        self.pipe.read(buf, f.nonblocking())
+    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+        self.pipe.read(buf, f.nonblocking(), task)
     }
-    fn write(&self, f: &OpenFile, _off: u64, buf: &[u8]) -> KResult<usize> {
-        self.pipe.write(buf, f.nonblocking())
+    fn write_as(&self, f: &OpenFile, _off: u64, buf: &[u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+        self.pipe.write(buf, f.nonblocking(), task)
+    }
+    fn poll(&self, _f: &OpenFile) -> PollEvents {
+        self.pipe.poll(self.read, self.write)
+    }
+    fn waiters(&self) -> Option<&Waiters> {
+        Some(&self.pipe.waiters)
     }
     fn seekable(&self) -> bool {
         false
@@ -247,8 +287,7 @@ pub fn new_pipe(flags: u32) -> (FileRef, FileRef) {
     let (mnt, dev) = pipefs();
     let pipe = Arc::new(Pipe {
         state: Mutex::new(State { buf: VecDeque::new(), readers: 0, writers: 0 }),
-        readable: Condvar::new(),
-        writable: Condvar::new(),
+        waiters: Waiters::new(),
     });
     let ino = NEXT_INO.fetch_add(1, Ordering::Relaxed);
     let inode = Arc::new(PipeInode { pipe: pipe.clone(), ino, dev: *dev, time: now() });

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::errno::{Errno, KResult};
 use crate::fs::file::{FileRef, MAX_RW_COUNT};
 use crate::fs::namei::{Walker, PATH_MAX};
+use crate::fs::poll::{sys_poll, sys_ppoll, sys_pselect6, sys_select};
 use crate::fs::types::{atflags::*, oflags::*, *};
 use crate::fs::vfs::{d_path, Path};
 use crate::fs::{open_at, walker_for, FsContext};
@@ -84,6 +85,10 @@ syscall_table! { pub fn fs_table;
     FCHOWN => sys_fchown(fd: Fd, uid: u32, gid: u32),
     FCHOWNAT => sys_fchownat(dirfd: Fd, path: UserAddr, uid: u32, gid: u32, flags: u32),
     UTIMENSAT => sys_utimensat(dirfd: Fd, path: UserAddr, times: UserAddr, flags: u32),
+    POLL => sys_poll(ufds: UserAddr, nfds: u32, timeout: i32),
+    PPOLL => sys_ppoll(ufds: UserAddr, nfds: u32, tsp: UserAddr, mask: UserAddr, masksize: usize),
+    SELECT => sys_select(nfds: i32, inp: UserAddr, outp: UserAddr, exp: UserAddr, tvp: UserAddr),
+    PSELECT6 => sys_pselect6(nfds: i32, inp: UserAddr, outp: UserAddr, exp: UserAddr, tsp: UserAddr, sig: UserAddr),
 }
 
 // ---------------------------------------------------------------------------
@@ -267,7 +272,7 @@ fn do_read(ctx: &SyscallContext<'_>, f: &FileRef, segs: &[(u64, usize)], off: Op
         let mut buf = vec![0u8; want];
         let r = match off {
             Some(o) => f.read_at(o + done as u64, &mut buf),
-            None => f.read(&mut buf),
+            None => f.read_as(&mut buf, Some(ctx.task)),
         };
         let n = match r {
             Ok(n) => n,
@@ -313,7 +318,7 @@ fn do_write(ctx: &SyscallContext<'_>, f: &FileRef, segs: &[(u64, usize)], off: O
         }
         let r = match off {
             Some(o) => f.write_at(o + done as u64, &buf),
-            None => f.write(&buf),
+            None => f.write_as(&buf, Some(ctx.task)),
         };
         let n = match r {
             Ok(n) => n,
@@ -592,10 +597,7 @@ fn sys_ioctl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: u32, arg: u64) -> KResul
             ctx.mm().write_val(arg, &n)?;
             Ok(0)
         }
-        _ => {
-            let mm = ctx.mm();
-            f.ops()?.ioctl(&f, cmd, arg, &mm)
-        }
+        _ => f.ops()?.ioctl(&f, cmd, arg, ctx),
     }
 }
 

@@ -186,9 +186,10 @@ fn mounts_crossed_both_ways() {
     // /proc/self without a task: nothing to point at.
     assert_eq!(walk(&fs, "/proc/self", true).err(), Some(Errno::ENOENT));
     assert_eq!(walk(&fs, "/proc/self", false).unwrap().inode().file_type(), FileType::Symlink);
-    // /sys is an empty read-only directory.
+    // /sys is a read-only sysfs with the CPU topology.
     assert_eq!(walk(&fs, "/sys", true).unwrap().mnt.fstype, "sysfs");
-    assert_eq!(walk(&fs, "/sys/kernel", true).err(), Some(Errno::ENOENT));
+    assert_eq!(read_all(&open(&fs, "/sys/devices/system/cpu/online", O_RDONLY).unwrap()).first(), Some(&b'0'));
+    assert_eq!(walk(&fs, "/sys/nonexistent", true).err(), Some(Errno::ENOENT));
 }
 
 #[test]

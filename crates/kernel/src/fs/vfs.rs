@@ -115,8 +115,56 @@ pub trait Inode: Send + Sync + 'static {
     fn rename(&self, _name: &[u8], _new_dir: &dyn Inode, _new_name: &[u8], _flags: u32) -> KResult<()> {
         error!(EPERM)
     }
+    /// link(2): a new name `name` in this directory for `target` (same
+    /// mount: the VFS checked; another filesystem's inode gives EXDEV).
+    fn link(&self, _name: &[u8], _target: &dyn Inode) -> KResult<()> {
+        error!(EPERM)
+    }
+    /// mknod(2): a device node, FIFO or socket `name` (`mode` holds the
+    /// type and permission bits; `rdev` is (major, minor)).
+    fn mknod(&self, _name: &[u8], _mode: u32, _rdev: (u32, u32)) -> KResult<()> {
+        error!(EPERM)
+    }
+    /// chmod, chown, utimensat, truncate: applies what `attr` sets (the
+    /// ctime is updated as Linux does).
+    fn setattr(&self, _attr: &SetAttr) -> KResult<()> {
+        error!(EPERM)
+    }
     /// For rename: downcasting support.
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// A time in a [`SetAttr`]: the current time or a given one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetTime {
+    Now,
+    At(i64, u32),
+}
+
+impl SetTime {
+    /// The time this means, with `now` the current time.
+    pub fn resolve(self, now: (i64, u32)) -> (i64, u32) {
+        match self {
+            SetTime::Now => now,
+            SetTime::At(s, n) => (s, n),
+        }
+    }
+}
+
+/// What [`Inode::setattr`] changes; None leaves a field alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// Permission bits (07777).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// truncate(2) to this size (regular files).
+    pub size: Option<u64>,
+    pub atime: Option<SetTime>,
+    pub mtime: Option<SetTime>,
+    /// chown(2) of a non-directory: clear S_ISUID, and S_ISGID when the
+    /// group may execute (Linux does this even for root).
+    pub kill_suid: bool,
 }
 
 /// Operations of an open file description. Defaults are Linux's answers
@@ -129,6 +177,27 @@ pub trait FileOps: Send + Sync + 'static {
     /// Writes at `off` (ignored by streams).
     fn write(&self, _f: &OpenFile, _off: u64, _buf: &[u8]) -> KResult<usize> {
         error!(EINVAL)
+    }
+    /// read on behalf of `task` (None: the kernel). Files that block
+    /// (pipes, terminals) implement this and sleep on their
+    /// [`Waiters`](crate::fs::poll::Waiters) as the task, so that a signal
+    /// interrupts them (ERESTARTSYS); the default is [`FileOps::read`].
+    fn read_as(&self, f: &OpenFile, off: u64, buf: &mut [u8], _task: Option<&Arc<Task>>) -> KResult<usize> {
+        self.read(f, off, buf)
+    }
+    /// write on behalf of `task`; see [`FileOps::read_as`].
+    fn write_as(&self, f: &OpenFile, off: u64, buf: &[u8], _task: Option<&Arc<Task>>) -> KResult<usize> {
+        self.write(f, off, buf)
+    }
+    /// Readiness for poll/select (`POLL*` bits). The default is a file
+    /// that never blocks.
+    fn poll(&self, _f: &OpenFile) -> crate::fs::poll::PollEvents {
+        crate::fs::poll::DEFAULT_POLLMASK
+    }
+    /// The queue woken whenever [`FileOps::poll`]'s answer may change
+    /// (None: it never does).
+    fn waiters(&self) -> Option<&crate::fs::poll::Waiters> {
+        None
     }
     /// Whether the file has a position (regular files, directories,
     /// /dev/null); streams (pipes, terminals) give ESPIPE for lseek and
@@ -154,7 +223,7 @@ pub trait FileOps: Send + Sync + 'static {
         error!(ENOTDIR)
     }
     /// A device- or file-specific ioctl; the VFS handled the generic ones.
-    fn ioctl(&self, _f: &OpenFile, _cmd: u32, _arg: u64, _mm: &crate::mm::Mm) -> KResult<u64> {
+    fn ioctl(&self, _f: &OpenFile, _cmd: u32, _arg: u64, _ctx: &crate::syscalls::SyscallContext<'_>) -> KResult<u64> {
         error!(ENOTTY)
     }
     /// Bytes ready to read (FIONREAD), for files that know.
@@ -172,6 +241,20 @@ pub trait FileOps: Send + Sync + 'static {
     /// (dev, ino) for the page cache; ENODEV if it cannot be mmapped.
     fn mmap_key(&self) -> KResult<(u64, u64)> {
         error!(ENODEV)
+    }
+    /// fallocate(2) (`mode` is FALLOC_FL_*; the VFS checked `off`/`len`).
+    fn fallocate(&self, _mode: u32, _off: u64, _len: u64) -> KResult<()> {
+        error!(EOPNOTSUPP)
+    }
+    /// For memory-backed files (tmpfs): the physmem frame holding page
+    /// `index` of the file, with one reference taken for the caller (drop
+    /// it with `phys.put`). `None`: the file is not memory-backed (use the
+    /// page cache). A hole gives a newly allocated zeroed frame (counted
+    /// against the filesystem; ENOSPC when full) if `create`, else ENOENT;
+    /// a page wholly past the end of the file gives ENXIO (SIGBUS for a
+    /// fault). Writes through the frame are the file's data.
+    fn page_frame(&self, _index: u64, _create: bool) -> Option<KResult<ruml_host::Pfn>> {
+        None
     }
 }
 

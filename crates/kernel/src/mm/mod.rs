@@ -622,15 +622,12 @@ impl Mm {
                 (_, Some(n)) => Some(n.to_string()),
                 _ => None,
             };
-            match label {
-                Some(n) => {
-                    // As Linux's seq_pad: the name starts at column 73.
-                    while line.len() < 73 {
-                        line.push(' ');
-                    }
-                    line.push_str(&n);
+            if let Some(n) = label {
+                // As Linux's seq_pad: the name starts at column 73.
+                while line.len() < 73 {
+                    line.push(' ');
                 }
-                None => {}
+                line.push_str(&n);
             }
             s.push_str(&line);
             s.push('\n');

@@ -25,6 +25,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("munlockall", "as mlock"),
     ("execveat", "relative paths with a directory descriptor give ENOSYS"),
     ("tgkill", "one thread per process"),
+    ("ioctl", "FIONREAD, FIONBIO, FIOCLEX/FIONCLEX and the terminal ioctls (termios, window size, job control, ptys); no TIOCPKT packet mode, no TIOCSCTTY stealing"),
     ("sysinfo", "load averages read as zero"),
     ("getxattr", "no filesystem stores extended attributes yet: EOPNOTSUPP"),
     ("lgetxattr", "as getxattr"),
