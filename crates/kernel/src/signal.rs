@@ -326,8 +326,11 @@ pub fn force_fault(task: &Task, signo: i32, code: i32, addr: u64) {
     s.pending.insert(0, Queued { signo, code, a: addr, b: 0, forced: true });
 }
 
-fn default_is_core(sig: i32) -> bool {
-    matches!(sig, SIGQUIT | SIGILL | SIGTRAP | SIGABRT | SIGBUS | SIGFPE | SIGSEGV | SIGXCPU | SIGXFSZ | SIGSYS)
+/// Whether the status of a process killed by `sig` says "core dumped".
+/// ruml writes no core files, and Linux sets the bit only when it did
+/// write one (with RLIMIT_CORE at its default of 0 it writes none).
+fn default_is_core(_sig: i32) -> bool {
+    false
 }
 
 /// Tells the parent that the process stopped (`Some(sig)`) or continued.
@@ -398,7 +401,10 @@ fn dequeue(task: &Task) -> Option<(Queued, KSigAction)> {
     } else {
         return None;
     };
-    Some((q, g.actions[(q.signo - 1) as usize]))
+    let action = g.actions[(q.signo - 1) as usize];
+    drop(s);
+    drop(g);
+    Some((crate::time::timers::on_dequeue(&task.group, q), action))
 }
 
 /// Delivers what is pending and unblocked: exits, stops, default actions,
@@ -467,6 +473,20 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
 
 const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
+
+/// The XSAVE image of a freshly initialized FPU, shaped like `cur`.
+fn init_fpu_state(cur: &ruml_host::FpuState) -> ruml_host::FpuState {
+    let mut b = vec![0u8; cur.0.len()];
+    if b.len() >= 576 {
+        b[0..2].copy_from_slice(&0x037fu16.to_le_bytes()); // FCW
+        b[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
+        b[28..32].copy_from_slice(&cur.0[28..32]); // MXCSR_MASK
+        b[464..512].copy_from_slice(&cur.0[464..512]); // software-reserved
+        // XSTATE_BV: x87 and SSE hold the values above; the rest is init.
+        b[512..520].copy_from_slice(&3u64.to_le_bytes());
+    }
+    ruml_host::FpuState(b)
+}
 
 fn on_altstack(ss: &StackT, sp: u64) -> bool {
     ss.flags & SS_DISABLE == 0 && ss.size > 0 && sp > ss.sp && sp - ss.sp <= ss.size
@@ -567,6 +587,11 @@ fn setup_frame(r: &mut TaskRunner, q: &Queued, act: &KSigAction) -> KResult<()> 
     }
     if act.flags & SA_RESETHAND != 0 {
         r.task.group.sig().actions[(q.signo - 1) as usize] = KSigAction::default();
+    }
+    // The handler starts with a clean FPU/SSE state (Linux's
+    // fpu__clear_user_states): the interrupted state is in the frame.
+    if let (Some(f), Some(c)) = (&fpu, r.ctx.as_ref()) {
+        let _ = c.set_fpu(&init_fpu_state(f));
     }
     r.regs.rsp = sp;
     r.regs.rip = act.handler;
@@ -773,6 +798,7 @@ fn sys_rt_sigtimedwait(ctx: &mut SyscallContext<'_>, set: UserAddr, info: UserAd
         }
     }
     let Some(q) = got else { return error!(EAGAIN) };
+    let q = crate::time::timers::on_dequeue(&ctx.task.group, q);
     if !info.is_null() {
         ctx.mm().write_bytes(info.0, &q.siginfo())?;
     }

@@ -143,6 +143,9 @@ pub fn exec_file(task: &Arc<Task>, mut file: FileRef, path: &[u8], mut argv: Vec
     // Point of no return: the new program replaces the old, and the
     // other threads of the process end.
     de_thread(task);
+    // Robust futexes held by the old image are released (exec_mm_release).
+    crate::task::exit::release_robust_list(task);
+    *task.robust_list.lock().unwrap_or_else(|p| p.into_inner()) = (0, 0);
     task.set_mm(mm);
     task.files().close_on_exec();
     task.group.sig().reset_for_exec();

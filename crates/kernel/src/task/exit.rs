@@ -21,7 +21,7 @@ const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 
 /// Marks the robust futexes the dying thread holds (set_robust_list).
-fn release_robust_list(task: &Arc<Task>) {
+pub(crate) fn release_robust_list(task: &Arc<Task>) {
     let (head, len) = *task.robust_list.lock().unwrap_or_else(|p| p.into_inner());
     if head == 0 || len != 24 {
         return;

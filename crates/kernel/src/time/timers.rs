@@ -33,6 +33,8 @@ pub struct Timer {
     sigval: u64,
     /// ITIMER_REAL reports as the kernel (SI_KERNEL), POSIX timers as SI_TIMER.
     code: i32,
+    /// The clock absolute times are read on.
+    clock: i32,
     state: Mutex<TimerState>,
 }
 
@@ -129,17 +131,15 @@ fn fire(t: &Arc<Timer>, generation: u64) {
             schedule(t, next, generation);
         }
         let Some(g) = t.group.upgrade() else { return };
-        // Still pending from the last expiry: count an overrun instead.
+        // Still pending from the last expiry: count an overrun instead
+        // (reported when the signal is taken, see on_dequeue).
         let pending = g.sig().shared.iter().any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id)
             || g.threads().iter().any(|th| th.signals.lock().pending.iter().any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id));
         if pending {
             s.overrun = s.overrun.saturating_add(1);
             (false, 0)
         } else {
-            s.last_overrun = s.overrun;
-            let o = s.overrun;
-            s.overrun = 0;
-            (t.notify != SIGEV_NONE, o)
+            (t.notify != SIGEV_NONE, 0)
         }
     };
     if !send {
@@ -181,6 +181,24 @@ impl Timer {
     }
 }
 
+/// A timer signal is being taken: it carries the expiries missed while
+/// it was queued (si_overrun), which timer_getoverrun then reports.
+pub fn on_dequeue(group: &ThreadGroup, mut q: Queued) -> Queued {
+    if q.code != SI_TIMER {
+        return q;
+    }
+    let id = q.a as u32 as i32;
+    let timer = group.timers.lock().unwrap_or_else(|p| p.into_inner()).posix.get(&id).cloned();
+    if let Some(t) = timer {
+        let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
+        let o = s.overrun;
+        s.last_overrun = o;
+        s.overrun = 0;
+        q.a = (id as u32 as u64) | ((o as u32 as u64) << 32);
+    }
+    q
+}
+
 fn real_timer(group: &Arc<ThreadGroup>) -> Arc<Timer> {
     let mut t = group.timers.lock().unwrap_or_else(|p| p.into_inner());
     t.real
@@ -193,6 +211,7 @@ fn real_timer(group: &Arc<ThreadGroup>) -> Arc<Timer> {
                 notify: SIGEV_SIGNAL,
                 sigval: 0,
                 code: signal::SI_KERNEL,
+                clock: 1,
                 state: Mutex::new(TimerState::default()),
             })
         })
@@ -332,6 +351,7 @@ fn sys_timer_create(ctx: &mut SyscallContext<'_>, clock: i32, sev: UserAddr, id:
             notify,
             sigval: sigval.unwrap_or(n as u64),
             code: SI_TIMER,
+            clock: if clock == 0 || clock == 8 { 0 } else { 1 },
             state: Mutex::new(TimerState::default()),
         });
         ts.posix.insert(n, timer);
@@ -366,7 +386,7 @@ fn sys_timer_settime(ctx: &mut SyscallContext<'_>, id: i32, flags: i32, new: Use
     let at = if value.is_zero() {
         None
     } else if flags & TIMER_ABSTIME != 0 {
-        let (s, n) = ruml_host::clock::gettime(0).map_err(|_| crate::errno!(EINVAL))?;
+        let (s, n) = ruml_host::clock::gettime(t.clock).map_err(|_| crate::errno!(EINVAL))?;
         let now = Duration::new(s.max(0) as u64, n as u32);
         Some(Instant::now() + value.saturating_sub(now))
     } else {
