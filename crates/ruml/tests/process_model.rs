@@ -1,0 +1,240 @@
+//! The Linux process model (issue 3): threads, futexes, robust mutexes,
+//! signals and threads, alternate signal stacks, SA_RESTART, FPU state
+//! across signal handlers, zombies and subreapers, vfork/posix_spawn,
+//! execve from a thread, job control, timers, CPU-time accounting and exit
+//! statuses. Every program in tests/guest prints a deterministic report and
+//! exits 0 natively; the differential oracle requires ruml to agree.
+
+mod common;
+
+use common::{differential, Flavour, Output};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// `cpu_time` needs both host cores to itself for its second of spinning;
+/// the other tests in this binary hold this lock shared, it holds it
+/// exclusively.
+static CPU: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    CPU.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    CPU.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `name` natively and under ruml, requires the same output, and that
+/// the native run itself succeeded with every check "ok" (so the oracle
+/// compares something meaningful).
+fn check(name: &str, flavour: Flavour, args: &[&str]) -> (Output, Output) {
+    let _g = shared();
+    let (native, ruml) = differential(name, flavour, args);
+    assert_native_ok(&native);
+    (native, ruml)
+}
+
+fn assert_native_ok(native: &Output) {
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(
+        native.stdout.ends_with("result: OK\n"),
+        "native run did not end with `result: OK`:\n{native}"
+    );
+    assert!(
+        !native.stdout.contains("FAIL"),
+        "native run reports a failed check:\n{native}"
+    );
+}
+
+fn assert_has(out: &Output, want: &str) {
+    assert!(out.stdout.contains(want), "output lacks {want:?}:\n{out}");
+}
+
+// --- 1. pthread stress ------------------------------------------------------
+
+#[test]
+fn pthread_stress_static() {
+    let (native, _) = check("pthread_stress", Flavour::Static, &[]);
+    assert_has(&native, "mutex counter total: 80000");
+    assert_has(
+        &native,
+        "barrier rounds: 200, serial threads: 200, errors: 0",
+    );
+}
+
+#[test]
+fn pthread_stress_dynamic() {
+    check("pthread_stress", Flavour::Dynamic, &[]);
+}
+
+// --- 2. robust mutexes ------------------------------------------------------
+
+#[test]
+fn robust_mutex_static() {
+    let (native, _) = check("robust_mutex", Flavour::Static, &[]);
+    assert_has(&native, "lock after owner thread died: EOWNERDEAD");
+    assert_has(&native, "parent blocked in lock woke with: EOWNERDEAD");
+}
+
+#[test]
+fn robust_mutex_dynamic() {
+    check("robust_mutex", Flavour::Dynamic, &[]);
+}
+
+// --- 3. signals and threads -------------------------------------------------
+
+#[test]
+fn signal_threads_static() {
+    let (native, _) = check("signal_threads", Flavour::Static, &[]);
+    assert_has(&native, "kill() handled by the only unblocking thread: ok");
+    assert_has(&native, "sigwait in a thread got SIGHUP: ok");
+}
+
+#[test]
+fn signal_threads_dynamic() {
+    check("signal_threads", Flavour::Dynamic, &[]);
+}
+
+// --- 4. nested handlers on an alternate stack -------------------------------
+
+#[test]
+fn sigaltstack_nested_static() {
+    let (native, _) = check("sigaltstack_nested", Flavour::Static, &[]);
+    assert_has(&native, "SIGUSR1 handler runs on the altstack: ok");
+    assert_has(&native, "SA_NODEFER recursion depth: 3");
+}
+
+// --- 5. SA_RESTART vs EINTR -------------------------------------------------
+
+#[test]
+fn sa_restart_static() {
+    let (native, _) = check("sa_restart", Flavour::Static, &[]);
+    assert_has(&native, "read without SA_RESTART: -1 errno=EINTR alarms=1");
+    assert_has(
+        &native,
+        "read with SA_RESTART (child writes): 5 \"hello\" alarms=1",
+    );
+}
+
+// --- 6. sigreturn restores the FPU state -------------------------------------
+
+#[test]
+fn fpu_sigreturn_static() {
+    let (native, _) = check("fpu_sigreturn", Flavour::Static, &[]);
+    assert_has(&native, "xmm0-14 intact after sigreturn: ok");
+    assert_has(&native, "rounding mode (FE_UPWARD) survives: ok");
+}
+
+#[test]
+fn fpu_sigreturn_dynamic() {
+    check("fpu_sigreturn", Flavour::Dynamic, &[]);
+}
+
+// --- 7. zombies and subreapers ----------------------------------------------
+
+#[test]
+fn zombie_subreaper_static() {
+    let (native, _) = check("zombie_subreaper", Flavour::Static, &[]);
+    assert_has(&native, "reparented to subreaper: yes");
+    assert_has(
+        &native,
+        "waitpid(WNOHANG) reaps the zombie with status 7: ok",
+    );
+}
+
+// --- 8. vfork + exec, posix_spawn --------------------------------------------
+
+#[test]
+fn vfork_spawn_static() {
+    let (native, _) = check("vfork_spawn", Flavour::Static, &[]);
+    assert_has(&native, "vfork+exec missing path: exit 127: ok");
+    assert_has(&native, "posix_spawn missing file: ENOENT");
+}
+
+#[test]
+fn vfork_spawn_dynamic() {
+    check("vfork_spawn", Flavour::Dynamic, &[]);
+}
+
+// --- 9. execve from a second thread -----------------------------------------
+
+#[test]
+fn exec_thread_static() {
+    let (native, _) = check("exec_thread", Flavour::Static, &[]);
+    assert_has(&native, "pid kept: yes");
+    assert_has(&native, "runs as the thread-group leader: yes");
+}
+
+#[test]
+fn exec_thread_dynamic() {
+    check("exec_thread", Flavour::Dynamic, &[]);
+}
+
+// --- 10. stop / continue ----------------------------------------------------
+
+#[test]
+fn stop_cont_static() {
+    let (native, _) = check("stop_cont", Flavour::Static, &[]);
+    assert_has(&native, "SIGCHLD #0: CLD_STOPPED status=19 from child: yes");
+    assert_has(
+        &native,
+        "SIGCHLD #1: CLD_CONTINUED status=18 from child: yes",
+    );
+    assert_has(&native, "SIGCHLD #4: CLD_KILLED status=15 from child: yes");
+}
+
+// --- 11. timers -------------------------------------------------------------
+
+#[test]
+fn timers_static() {
+    let (native, _) = check("timers", Flavour::Static, &[]);
+    assert_has(&native, "SIGEV_SIGNAL: count=1 code=SI_TIMER value=42");
+    assert_has(&native, "nanosleep interrupted: EINTR, rem>0: yes");
+}
+
+// --- 12. futex operations ---------------------------------------------------
+
+#[test]
+fn futex_ops_static() {
+    let (native, _) = check("futex_ops", Flavour::Static, &[]);
+    assert_has(&native, "WAKE all of the rest: 3");
+    assert_has(&native, "WAIT_BITSET absolute REALTIME: ETIMEDOUT");
+}
+
+// --- 13. CPU time of parallel threads ---------------------------------------
+
+/// Not differential only: besides agreeing with the native run, ruml's own
+/// run must show two threads' worth of CPU time in one second of wall time
+/// (guest threads run in parallel on the host's cores and are accounted).
+#[test]
+fn cpu_time_static() {
+    let _g = exclusive();
+    let guest = common::build_guest("cpu_time", Flavour::Static);
+    let env = common::test_env();
+    let none: &[&str] = &[];
+    let native = common::run_native(&guest.path, none, &env);
+    assert_native_ok(&native);
+    assert_has(&native, "cpu > wall: yes");
+    let ruml = common::run_ruml(&guest.path, none, &env);
+    assert_has(&ruml, "cpu > wall: yes");
+    common::assert_same(&native, &ruml);
+}
+
+// --- 14. exit statuses ------------------------------------------------------
+
+#[test]
+fn exit_status_static() {
+    let (native, _) = check("exit_status", Flavour::Static, &[]);
+    assert_has(
+        &native,
+        "SIGKILL                      raw=0009 WIFSIGNALED sig=9",
+    );
+    assert_has(
+        &native,
+        "exit(255)                    raw=ff00 WIFEXITED status=255",
+    );
+}
+
+#[test]
+fn exit_status_dynamic() {
+    check("exit_status", Flavour::Dynamic, &[]);
+}
