@@ -486,6 +486,150 @@ impl HostRoot {
             Ok(())
         }
     }
+
+    /// A hostfs root for the directory `rel` beneath this one: symlinks on
+    /// the way resolve as if this root were `/` (RESOLVE_IN_ROOT), so the
+    /// new root is never outside this one. (A guest `mount -t hostfs`.)
+    pub fn sub_root(&self, rel: &[u8]) -> Result<HostRoot, i32> {
+        if rel.contains(&0) {
+            return Err(libc::EINVAL);
+        }
+        let trimmed: Vec<u8> = {
+            let t: &[u8] = rel;
+            let start = t.iter().position(|&b| b != b'/').unwrap_or(t.len());
+            t[start..].to_vec()
+        };
+        let rel: &[u8] = if trimmed.is_empty() { b"." } else { &trimmed };
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        if !NO_OPENAT2.load(Ordering::Relaxed) {
+            const RESOLVE_IN_ROOT: u64 = 0x10;
+            let c = cstr(rel)?;
+            let how = OpenHow { flags: flags as u32 as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+            let r = crate::sys::retry(|| {
+                // SAFETY: c and how are valid for the call.
+                unsafe {
+                    libc::syscall(SYS_OPENAT2, self.fd.as_raw_fd(), c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+                }
+            });
+            match owned(r) {
+                Err(libc::ENOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+                other => return other.map(|fd| HostRoot { fd }),
+            }
+        }
+        // Without openat2: no symlinks at all on the way.
+        self.open_walk(rel, flags | libc::O_NOFOLLOW).map(|fd| HostRoot { fd })
+    }
+
+    /// chmod of `rel` (not a symlink: EOPNOTSUPP, as Linux for lchmod).
+    pub fn chmod(&self, rel: &[u8], perm: u32) -> Result<(), i32> {
+        let fd = self.open_beneath(rel, libc::O_PATH)?;
+        let st = statx_fd(fd.as_raw_fd())?;
+        if st.file_type() == libc::S_IFLNK {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let p = fd_path(&fd)?;
+        // SAFETY: p is NUL-terminated; it names exactly the inode we opened.
+        let r = unsafe { libc::chmod(p.as_ptr(), (perm & 0o7777) as libc::mode_t) };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// chown of `rel` (None leaves an id alone). When the host refuses
+    /// (ruml is not root there), a change to the ids the file already has
+    /// succeeds and any other gives EPERM: see docs/filesystems.md.
+    pub fn chown(&self, rel: &[u8], uid: Option<u32>, gid: Option<u32>) -> Result<(), i32> {
+        let fd = self.open_beneath(rel, libc::O_PATH)?;
+        let empty = b"\0";
+        let u = uid.unwrap_or(u32::MAX);
+        let g = gid.unwrap_or(u32::MAX);
+        // SAFETY: empty is NUL-terminated; AT_EMPTY_PATH acts on fd itself.
+        let r = unsafe { libc::fchownat(fd.as_raw_fd(), empty.as_ptr().cast(), u, g, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = errno();
+        if e != libc::EPERM {
+            return Err(e);
+        }
+        let st = statx_fd(fd.as_raw_fd())?;
+        if uid.is_none_or(|u| u == st.uid) && gid.is_none_or(|g| g == st.gid) {
+            Ok(())
+        } else {
+            Err(libc::EPERM)
+        }
+    }
+
+    /// utimensat of `rel`: `times` are (atime, mtime) as (sec, nsec) with
+    /// nsec possibly UTIME_NOW / UTIME_OMIT.
+    pub fn utimens(&self, rel: &[u8], times: [(i64, i64); 2]) -> Result<(), i32> {
+        let fd = self.open_beneath(rel, libc::O_PATH)?;
+        let ts = [
+            libc::timespec { tv_sec: times[0].0, tv_nsec: times[0].1 },
+            libc::timespec { tv_sec: times[1].0, tv_nsec: times[1].1 },
+        ];
+        let empty = b"\0";
+        // SAFETY: empty is NUL-terminated, ts holds two timespecs.
+        let r = unsafe { libc::utimensat(fd.as_raw_fd(), empty.as_ptr().cast(), ts.as_ptr(), libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = errno();
+        if e != libc::EINVAL && e != libc::ENOENT {
+            return Err(e);
+        }
+        // Older hosts lack AT_EMPTY_PATH here: go through /proc/self/fd
+        // (never for a symlink, which that would follow).
+        let st = statx_fd(fd.as_raw_fd())?;
+        if st.file_type() == libc::S_IFLNK {
+            return Err(libc::EOPNOTSUPP);
+        }
+        let p = fd_path(&fd)?;
+        // SAFETY: p is NUL-terminated, ts holds two timespecs.
+        let r = unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), ts.as_ptr(), 0) };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// link: a new name `new_dir/new_name` for `old_dir/old_name` (never
+    /// following a symlink).
+    pub fn link(&self, old_dir: &[u8], old_name: &[u8], new_dir: &[u8], new_name: &[u8]) -> Result<(), i32> {
+        check_name(old_name)?;
+        check_name(new_name)?;
+        let od = self.open_beneath(old_dir, libc::O_PATH | libc::O_DIRECTORY)?;
+        let nd = self.open_beneath(new_dir, libc::O_PATH | libc::O_DIRECTORY)?;
+        let oc = cstr(old_name)?;
+        let nc = cstr(new_name)?;
+        // SAFETY: names are NUL-terminated.
+        let r = unsafe { libc::linkat(od.as_raw_fd(), oc.as_ptr(), nd.as_raw_fd(), nc.as_ptr(), 0) };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// syncfs of the filesystem holding the root.
+    pub fn syncfs(&self) -> Result<(), i32> {
+        let fd = self.open_beneath(b"", libc::O_RDONLY | libc::O_DIRECTORY)?;
+        // SAFETY: plain call on our descriptor.
+        let r = unsafe { libc::syncfs(fd.as_raw_fd()) };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// "/proc/self/fd/N" for one of our descriptors.
+fn fd_path(fd: &OwnedFd) -> Result<CString, i32> {
+    cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())
 }
 
 fn check_name(name: &[u8]) -> Result<(), i32> {
@@ -558,6 +702,20 @@ impl HostFile {
                 libc::fsync(self.fd.as_raw_fd())
             }
         };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// fallocate(2).
+    pub fn fallocate(&self, mode: u32, off: u64, len: u64) -> Result<(), i32> {
+        if off > i64::MAX as u64 || len > i64::MAX as u64 {
+            return Err(libc::EINVAL);
+        }
+        // SAFETY: plain call on our descriptor.
+        let r = crate::sys::retry(|| unsafe { libc::fallocate(self.fd.as_raw_fd(), mode as i32, off as i64, len as i64) as libc::c_long });
         if r < 0 {
             Err(errno())
         } else {

@@ -18,6 +18,11 @@ pub struct BootConfig {
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
     pub quiet: bool,
+    /// The root filesystem: overlay (default) or plain hostfs
+    /// (`rootfstype=hostfs`, read-only).
+    pub root_mode: crate::fs::RootMode,
+    /// `mount=HOSTDIR:GUESTDIR`: read-write hostfs mounts made at boot.
+    pub host_mounts: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// Boots the instance and runs init to its end. Returns ruml's exit
@@ -41,9 +46,25 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         tasks: task::TaskTable::new(),
         hostname: std::sync::Mutex::new(b"ruml".to_vec()),
     });
-    let fs = crate::fs::boot(&crate::fs::FsConfig { root: cfg.root.clone(), read_only: true })
-        .map_err(|e| format!("cannot mount the root filesystem {}: {e}", cfg.root.display()))?;
-    crate::log::info(&format!("VFS: Mounted root (hostfs filesystem, {}) readonly.", cfg.root.display()));
+    let fs_cfg = crate::fs::FsConfig {
+        root: cfg.root.clone(),
+        read_only: true,
+        mode: cfg.root_mode,
+        host_mounts: cfg.host_mounts.clone(),
+    };
+    let fs = crate::fs::boot(&fs_cfg).map_err(|e| format!("cannot mount the root filesystem {}: {e}", cfg.root.display()))?;
+    match cfg.root_mode {
+        crate::fs::RootMode::Overlay => crate::log::info(&format!(
+            "VFS: Mounted root (overlay filesystem: {} read-only under a tmpfs upper layer) read-write.",
+            cfg.root.display()
+        )),
+        crate::fs::RootMode::HostFs => {
+            crate::log::info(&format!("VFS: Mounted root (hostfs filesystem, {}) readonly.", cfg.root.display()))
+        }
+    }
+    for (host, guest) in &cfg.host_mounts {
+        crate::log::info(&format!("VFS: Mounted hostfs {} on {} read-write.", host.display(), String::from_utf8_lossy(guest)));
+    }
     let files = crate::fs::console_fdtable().map_err(|e| format!("cannot open the console: {e}"))?;
     let pid = {
         let tree = k.tasks.lock();

@@ -6,6 +6,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use ruml_kernel::boot::{boot, BootConfig};
+use ruml_kernel::fs::RootMode;
 
 const USAGE: &str = "usage: ruml [PARAMS] [-- CMD ARGS...]
 
@@ -13,7 +14,10 @@ PARAMS (UML-style kernel parameters):
   mem=SIZE            guest RAM, e.g. 512M, 2G (default 1G)
   root=DIR            host directory used as the read-only root (default /)
   hostfs=DIR          the same, UML's spelling
-  rootfstype=hostfs   the root filesystem type (only hostfs)
+  rootfstype=hostfs   the root is the host directory itself, read-only
+                      (default: an overlay, the host directory read-only
+                      under a private in-memory upper layer)
+  mount=HOST:GUEST    mount host directory HOST read-write at GUEST
   init=PATH           init program inside the guest (default /bin/sh)
   mode=ptrace         execution backend (only ptrace so far)
   quiet               no boot log
@@ -70,6 +74,8 @@ fn main() {
     let mut root = PathBuf::from("/");
     let mut init: Option<Vec<u8>> = None;
     let mut quiet = false;
+    let mut root_mode = RootMode::Overlay;
+    let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for p in params {
         let s = p.to_string_lossy();
         let (k, v) = s.split_once('=').map(|(k, v)| (k, Some(v))).unwrap_or((&s, None));
@@ -79,8 +85,19 @@ fn main() {
                 _ => die(&format!("bad mem={v}: give a size of at least 16M, like mem=512M")),
             },
             ("root" | "hostfs", Some(v)) => root = PathBuf::from(v),
-            ("rootfstype", Some("hostfs")) => {}
-            ("rootfstype", Some(v)) => die(&format!("rootfstype={v} is not supported: only hostfs")),
+            ("rootfstype", Some("hostfs")) => root_mode = RootMode::HostFs,
+            ("rootfstype", Some("overlay")) => root_mode = RootMode::Overlay,
+            ("rootfstype", Some(v)) => die(&format!("rootfstype={v} is not supported: hostfs or overlay")),
+            ("mount", Some(v)) => match v.split_once(':') {
+                Some((h, g)) if !h.is_empty() && g.starts_with('/') => {
+                    let h = PathBuf::from(h);
+                    if !h.is_dir() {
+                        die(&format!("mount={v}: {} is not a directory", h.display()));
+                    }
+                    host_mounts.push((h, g.as_bytes().to_vec()));
+                }
+                _ => die(&format!("bad mount={v}: give HOSTDIR:/GUESTDIR")),
+            },
             ("init", Some(v)) => init = Some(v.as_bytes().to_vec()),
             ("mode", Some("ptrace")) => {}
             ("mode", Some(v)) => die(&format!("mode={v} is not available: this ruml has the ptrace backend only")),
@@ -112,7 +129,16 @@ fn main() {
         let envp = vec![b"HOME=/".to_vec(), b"TERM=linux".to_vec(), b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec()];
         (path.clone(), vec![path], envp)
     };
-    let cfg = BootConfig { mem, root, init: init.unwrap_or(init_path.clone()).to_vec(), argv, envp, quiet };
+    let cfg = BootConfig {
+        mem,
+        root,
+        init: init.unwrap_or(init_path.clone()).to_vec(),
+        argv,
+        envp,
+        quiet,
+        root_mode,
+        host_mounts,
+    };
     let cfg = BootConfig { init: if cmd.is_empty() { cfg.init } else { init_path }, ..cfg };
     match boot(cfg) {
         Ok(code) => std::process::exit(code),

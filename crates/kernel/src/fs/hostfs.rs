@@ -23,7 +23,7 @@ use crate::errno::{Errno, KResult};
 use crate::error;
 use crate::fs::file::OpenFile;
 use crate::fs::types::{encode_dev, oflags::*, DirSink, FileType, Stat, StatFs, ST_RDONLY};
-use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey};
+use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey, SetAttr, SetTime};
 
 fn host_err(e: i32) -> Errno {
     let e = Errno::from_host(e);
@@ -47,6 +47,23 @@ impl HostFs {
         let st = fs.root.lookup(b"").map_err(host_err)?;
         if !st.is_dir() {
             return error!(ENOTDIR);
+        }
+        Ok(Arc::new(HostInode { fs, rel: Vec::new(), st }))
+    }
+
+    /// A guest `mount -t hostfs -o DIR`: the host directory `dir`,
+    /// resolved beneath `prefix` (the root's host directory, as UML's
+    /// `hostfs=`), confined beneath itself from then on.
+    pub fn open_sub_root(prefix: &HostPath, dir: &[u8], read_only: bool) -> KResult<Arc<HostInode>> {
+        let base = HostRoot::new(prefix).map_err(host_err)?;
+        let root = base.sub_root(dir).map_err(host_err)?;
+        let fs = Arc::new(HostFs { root, read_only });
+        let st = fs.root.lookup(b"").map_err(host_err)?;
+        if !st.is_dir() {
+            return error!(ENOTDIR);
+        }
+        if st.pseudo {
+            return error!(EACCES);
         }
         Ok(Arc::new(HostInode { fs, rel: Vec::new(), st }))
     }
@@ -256,6 +273,68 @@ impl Inode for HostInode {
         self.fs.root.rename(&self.rel, name, &nd.rel, new_name, flags).map_err(host_err)
     }
 
+    fn link(&self, name: &[u8], target: &dyn Inode) -> KResult<()> {
+        Self::check_name(name)?;
+        self.writable()?;
+        let Some(t) = target.as_any().downcast_ref::<HostInode>() else {
+            return error!(EXDEV);
+        };
+        if !Arc::ptr_eq(&self.fs, &t.fs) {
+            return error!(EXDEV);
+        }
+        if t.st.is_dir() || t.rel.is_empty() {
+            return error!(EPERM);
+        }
+        let (tdir, tname) = match t.rel.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&t.rel[..i], &t.rel[i + 1..]),
+            None => (&b""[..], &t.rel[..]),
+        };
+        self.fs.root.link(tdir, tname, &self.rel, name).map_err(host_err)
+    }
+
+    /// Device nodes, FIFOs and sockets are never made on the host.
+    fn mknod(&self, name: &[u8], _mode: u32, _rdev: (u32, u32)) -> KResult<()> {
+        Self::check_name(name)?;
+        self.writable()?;
+        error!(EPERM)
+    }
+
+    fn setattr(&self, a: &SetAttr) -> KResult<()> {
+        if self.fs.read_only {
+            return error!(EROFS);
+        }
+        if self.st.pseudo {
+            return error!(EACCES);
+        }
+        let root = &self.fs.root;
+        if let Some(len) = a.size {
+            match self.file_type() {
+                FileType::Regular => {}
+                FileType::Directory => return error!(EISDIR),
+                _ => return error!(EINVAL),
+            }
+            let f = root.open(&self.rel, OpenMode::Write, false, self.expect()).map_err(host_err)?;
+            f.truncate(len).map_err(host_err)?;
+        }
+        if a.uid.is_some() || a.gid.is_some() || a.kill_suid {
+            root.chown(&self.rel, a.uid, a.gid).map_err(host_err)?;
+        }
+        if let Some(m) = a.mode {
+            root.chmod(&self.rel, m).map_err(host_err)?;
+        }
+        if a.atime.is_some() || a.mtime.is_some() {
+            const UTIME_NOW: i64 = (1 << 30) - 1;
+            const UTIME_OMIT: i64 = (1 << 30) - 2;
+            let conv = |t: Option<SetTime>| match t {
+                None => (0, UTIME_OMIT),
+                Some(SetTime::Now) => (0, UTIME_NOW),
+                Some(SetTime::At(s, n)) => (s, n as i64),
+            };
+            root.utimens(&self.rel, [conv(a.atime), conv(a.mtime)]).map_err(host_err)?;
+        }
+        Ok(())
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -288,6 +367,9 @@ impl FileOps for HostRegFile {
     }
     fn mmap_key(&self) -> KResult<(u64, u64)> {
         Ok(self.key)
+    }
+    fn fallocate(&self, mode: u32, off: u64, len: u64) -> KResult<()> {
+        self.file.fallocate(mode, off, len).map_err(host_err)
     }
     fn bytes_available(&self) -> Option<KResult<usize>> {
         None

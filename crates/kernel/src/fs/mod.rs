@@ -14,12 +14,15 @@
 //! - [`types`]: ABI structs and flag values.
 
 pub mod advise;
+pub mod anon;
 pub mod console;
 pub mod devfs;
+pub mod epoll;
 pub mod fdtable;
 pub mod file;
 pub mod hostfs;
 pub mod namei;
+pub mod overlay;
 pub mod pipe;
 pub mod poll;
 pub mod procfs;
@@ -48,21 +51,47 @@ use crate::fs::types::{oflags::*, FileType};
 use crate::fs::vfs::{Caller, Mount, Namespace, Path};
 use crate::task::Task;
 
+/// What the root filesystem is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RootMode {
+    /// The host directory read-only under a private tmpfs upper layer
+    /// (the default: a writable sandbox; the host never changes).
+    #[default]
+    Overlay,
+    /// The host directory itself through hostfs (`rootfstype=hostfs`),
+    /// read-only unless `read_only` is false.
+    HostFs,
+}
+
 /// How to build the root filesystem.
 #[derive(Clone, Debug)]
 pub struct FsConfig {
-    /// Host directory for the root hostfs.
+    /// Host directory of the root (the overlay's lower layer, or the
+    /// hostfs root). Guest `mount -t hostfs` directories resolve beneath
+    /// it, as under UML's `hostfs=`.
     pub root: PathBuf,
-    /// Mount it read-only (writes give EROFS).
+    /// For [`RootMode::HostFs`]: mount it read-only (writes give EROFS).
     pub read_only: bool,
+    pub mode: RootMode,
+    /// `mount=HOSTDIR:GUESTDIR`: host directories mounted read-write
+    /// (hostfs, confined beneath HOSTDIR) at boot.
+    pub host_mounts: Vec<(PathBuf, Vec<u8>)>,
 }
 
 impl Default for FsConfig {
     fn default() -> Self {
-        FsConfig { root: PathBuf::from("/"), read_only: true }
+        FsConfig { root: PathBuf::from("/"), read_only: true, mode: RootMode::Overlay, host_mounts: Vec::new() }
     }
 }
 
+/// The host directory guest hostfs mounts resolve beneath.
+static HOSTFS_PREFIX: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The host directory a guest `mount -t hostfs -o DIR` resolves DIR
+/// beneath (the root's host directory).
+pub fn hostfs_prefix() -> PathBuf {
+    HOSTFS_PREFIX.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| PathBuf::from("/"))
+}
 
 /// Where init's console descriptors point: /dev/console of the last
 /// booted namespace.
@@ -71,8 +100,14 @@ static CONSOLE_PATH: Mutex<Option<Path>> = Mutex::new(None);
 /// Builds the mount table: the root hostfs, devfs on /dev, procfs on
 /// /proc, an empty read-only /sys. Returns init's root/cwd context.
 pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
-    let root_inode = hostfs::HostFs::open_root(&cfg.root, cfg.read_only)?;
-    let root_mnt = Mount::new("hostfs", root_inode, None, cfg.read_only, false);
+    *HOSTFS_PREFIX.lock().unwrap_or_else(|p| p.into_inner()) = Some(cfg.root.clone());
+    let overlay = cfg.mode == RootMode::Overlay;
+    let lower = hostfs::HostFs::open_root(&cfg.root, overlay || cfg.read_only)?;
+    let root_mnt = if overlay {
+        Mount::new("overlay", overlay::new_overlay(lower), None, false, false)
+    } else {
+        Mount::new("hostfs", lower, None, cfg.read_only, false)
+    };
     let ns = Namespace::new(root_mnt);
     let walker = namei::Walker { ns: &ns, root: ns.root(), caller: Caller::kernel() };
     let root = ns.root();
@@ -94,10 +129,53 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
             ns.mount("devpts", pty::new_devpts(), &p, false);
         }
     }
+    // tmpfs on /dev/shm when the tree has it. (Not on /run: the guest
+    // shares the host's /etc, whose symlinks point into the host's /run,
+    // e.g. /etc/resolv.conf; the overlay makes /run writable anyway.)
+    if overlay {
+        if let Ok(p) = walker.walk(&root, b"/dev/shm", false) {
+            if p.inode().file_type() == FileType::Directory {
+                let opts = tmpfs::TmpfsOptions::defaults(&tmpfs::physmem());
+                ns.mount("tmpfs", tmpfs::TmpFs::new_root(opts), &p, false);
+            }
+        }
+    }
+    for (host, guest) in &cfg.host_mounts {
+        let inode = hostfs::HostFs::open_root(host, false)?;
+        let p = match walker.walk(&root, guest, true) {
+            Ok(p) => p,
+            Err(crate::errno::Errno::ENOENT) => mkdir_p(&walker, &root, guest)?,
+            Err(e) => return Err(e),
+        };
+        if p.inode().file_type() != FileType::Directory {
+            return error!(ENOTDIR);
+        }
+        ns.mount("hostfs", inode, &p, false);
+    }
     if let Ok(p) = walker.walk(&root, b"/dev/console", false) {
         *CONSOLE_PATH.lock().unwrap_or_else(|p| p.into_inner()) = Some(p);
     }
     Ok(FsContext::new(ns))
+}
+
+/// Makes the directory `path` and any missing parents (boot-time mount
+/// points); returns it.
+fn mkdir_p(w: &namei::Walker<'_>, root: &Path, path: &[u8]) -> KResult<Path> {
+    let mut cur = root.clone();
+    for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        cur = match w.walk(&cur, comp, true) {
+            Ok(p) => p,
+            Err(crate::errno::Errno::ENOENT) => {
+                if cur.mnt.read_only() {
+                    return error!(EROFS);
+                }
+                cur.inode().mkdir(comp, 0o755)?;
+                w.walk(&cur, comp, true)?
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(cur)
 }
 
 /// init's descriptors 0, 1, 2 on /dev/console: 0 reads host fd 0, 1 writes
@@ -203,7 +281,7 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
         if acc == O_RDONLY {
             return error!(EINVAL);
         }
-        if p.mnt.read_only {
+        if p.mnt.read_only() {
             return error!(EROFS);
         }
         return error!(EOPNOTSUPP);
@@ -229,7 +307,7 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
                 }
             }
             Err(crate::errno::Errno::ENOENT) => {
-                if dir.mnt.read_only {
+                if dir.mnt.read_only() {
                     return error!(EROFS);
                 }
                 let perm = mode & 0o7777 & !fs.umask();
@@ -253,7 +331,7 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
     if t == FileType::Directory && (acc == O_WRONLY || acc == O_RDWR || flags & O_CREAT != 0) {
         return error!(EISDIR);
     }
-    if wants_write && matches!(t, FileType::Regular | FileType::Directory) && p.mnt.read_only {
+    if wants_write && matches!(t, FileType::Regular | FileType::Directory) && p.mnt.read_only() {
         return error!(EROFS);
     }
     let ops = p.inode().open(flags, &w.caller)?;

@@ -48,6 +48,9 @@ pub const WRITABLE: u32 = POLLOUT | POLLWRNORM;
 pub struct Waiters {
     wq: WaitQueue,
     pollers: Mutex<Vec<Weak<Task>>>,
+    /// Counts wake-ups: edge-triggered epoll reports a file again only
+    /// after something happened to it.
+    events: std::sync::atomic::AtomicU64,
 }
 
 impl Waiters {
@@ -74,8 +77,14 @@ impl Waiters {
         }
     }
 
+    /// How many times the object has changed (wake_all calls).
+    pub fn generation(&self) -> u64 {
+        self.events.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Wakes every sleeper and poller to recheck its condition.
     pub fn wake_all(&self) {
+        self.events.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.wq.wake_all();
         let ps = self.pollers.lock().unwrap_or_else(|p| p.into_inner());
         for p in ps.iter() {
@@ -85,11 +94,11 @@ impl Waiters {
         }
     }
 
-    fn add_poller(&self, task: &Arc<Task>) {
+    pub(crate) fn add_poller(&self, task: &Arc<Task>) {
         self.pollers.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(task));
     }
 
-    fn remove_poller(&self, task: &Arc<Task>) {
+    pub(crate) fn remove_poller(&self, task: &Arc<Task>) {
         let me = Arc::downgrade(task);
         let mut ps = self.pollers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(i) = ps.iter().position(|w| w.ptr_eq(&me)) {

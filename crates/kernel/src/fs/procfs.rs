@@ -600,7 +600,7 @@ fn mount_lines(task: &Task, info: bool) -> String {
             Some(p) => String::from_utf8_lossy(&d_path(p, &root)).into_owned(),
             None => "/".to_string(),
         };
-        let opts = if m.read_only { "ro" } else { "rw" };
+        let opts = if m.read_only() { "ro" } else { "rw" };
         let source = match m.fstype {
             "hostfs" => "none",
             "devtmpfs" => "udev",

@@ -735,7 +735,7 @@ fn do_access(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, fla
     // needs some x bit (or a directory), and writes to read-only mounts
     // give EROFS.
     let t = p.inode().file_type();
-    if mode & W_OK != 0 && p.mnt.read_only && matches!(t, FileType::Regular | FileType::Directory | FileType::Symlink) {
+    if mode & W_OK != 0 && p.mnt.read_only() && matches!(t, FileType::Regular | FileType::Directory | FileType::Symlink) {
         return error!(EROFS);
     }
     if mode & X_OK != 0 && t != FileType::Directory && p.inode().stat()?.mode & 0o111 == 0 {
@@ -877,7 +877,7 @@ fn sys_fstatfs(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr) -> KResult<u
 
 fn mount_flags(p: &Path, mut s: StatFs) -> StatFs {
     s.flags |= ST_VALID;
-    if p.mnt.read_only {
+    if p.mnt.read_only() {
         s.flags |= ST_RDONLY;
     }
     s
@@ -925,7 +925,7 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
         FileType::Regular => {}
         _ => return error!(EINVAL),
     }
-    if p.mnt.read_only {
+    if p.mnt.read_only() {
         return error!(EROFS);
     }
     let caller = crate::fs::vfs::Caller::of(ctx.task);
@@ -950,7 +950,7 @@ fn create_target(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr) -> KResult
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(e),
     }
-    if dir.mnt.read_only {
+    if dir.mnt.read_only() {
         return error!(EROFS);
     }
     Ok((dir, name, trailing))
@@ -1009,7 +1009,7 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
     } else if name == b"." || name == b".." {
         return error!(EISDIR);
     }
-    if dir.mnt.read_only {
+    if dir.mnt.read_only() {
         return error!(EROFS);
     }
     let fs = ctx.fs();
@@ -1090,7 +1090,7 @@ fn do_rename(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, ne
     if !Arc::ptr_eq(&od.mnt, &nd.mnt) {
         return error!(EXDEV);
     }
-    if od.mnt.read_only {
+    if od.mnt.read_only() {
         return error!(EROFS);
     }
     let fs = ctx.fs();
@@ -1140,7 +1140,7 @@ fn sys_linkat(ctx: &mut SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: F
 /// EROFS. Attribute changes on writable hostfs are not implemented yet
 /// (EPERM). Device nodes and FIFOs on a read-only mount also give EROFS.
 fn attr_change(p: &Path) -> KResult<u64> {
-    if p.mnt.read_only {
+    if p.mnt.read_only() {
         return error!(EROFS);
     }
     // TODO: attribute changes on writable filesystems.

@@ -56,7 +56,7 @@ fn tree(tag: &str) -> Tree {
 }
 
 fn boot_at(t: &Tree, ro: bool) -> Arc<FsContext> {
-    boot(&FsConfig { root: t.base.join("root"), read_only: ro }).unwrap()
+    boot(&FsConfig { root: t.base.join("root"), read_only: ro, mode: RootMode::HostFs, ..Default::default() }).unwrap()
 }
 
 fn walker(fs: &FsContext) -> Walker<'_> {

@@ -777,10 +777,6 @@ impl TmpInode {
         self.ino
     }
 
-    pub(crate) fn same_fs(&self, other: &TmpInode) -> bool {
-        Arc::ptr_eq(&self.fs, &other.fs)
-    }
-
     /// Opens the inode's file operations directly (the overlay).
     pub(crate) fn open_ops(&self, flags: u32) -> KResult<Arc<dyn FileOps>> {
         self.open(flags, &Caller::kernel())

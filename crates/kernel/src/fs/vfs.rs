@@ -16,7 +16,7 @@
 //! - A [`Path`] (mount, dentry) is what the walk produces, what cwd and root
 //!   are, and what every open file remembers (for /proc/self/fd, getcwd).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::errno::KResult;
@@ -189,6 +189,12 @@ pub trait FileOps: Send + Sync + 'static {
     fn write_as(&self, f: &OpenFile, off: u64, buf: &[u8], _task: Option<&Arc<Task>>) -> KResult<usize> {
         self.write(f, off, buf)
     }
+    /// The object behind the file, for calls that only work on one kind
+    /// (timerfd_settime, signalfd, pidfd_send_signal, epoll_ctl). The
+    /// default is nothing any of them accepts.
+    fn as_any_ops(&self) -> &dyn std::any::Any {
+        &()
+    }
     /// Readiness for poll/select (`POLL*` bits). The default is a file
     /// that never blocks.
     fn poll(&self, _f: &OpenFile) -> crate::fs::poll::PollEvents {
@@ -292,7 +298,8 @@ pub struct Mount {
     /// Where it is attached; None for the namespace root and for internal
     /// mounts (pipefs).
     pub mountpoint: Option<Path>,
-    pub read_only: bool,
+    /// MS_RDONLY; changed by a remount (read it with [`Mount::read_only`]).
+    ro: AtomicBool,
     /// Not attached anywhere: paths on it print as their dentry name
     /// ("pipe:[1234]").
     pub internal: bool,
@@ -305,9 +312,19 @@ impl Mount {
             fstype,
             root: Dentry::root(root),
             mountpoint,
-            read_only,
+            ro: AtomicBool::new(read_only),
             internal,
         })
+    }
+
+    /// Whether the mount is read-only (writes give EROFS).
+    pub fn read_only(&self) -> bool {
+        self.ro.load(Ordering::Relaxed)
+    }
+
+    /// A remount's MS_RDONLY change.
+    pub fn set_read_only(&self, ro: bool) {
+        self.ro.store(ro, Ordering::Relaxed);
     }
 }
 
@@ -379,6 +396,63 @@ impl Namespace {
             p = Path::mount_root(&m);
         }
         p
+    }
+
+    /// Attaches an existing mount object (a bind mount made with
+    /// [`Mount::new`] and `at` as its mountpoint).
+    pub fn attach(&self, m: Arc<Mount>) {
+        self.mounts.write().unwrap_or_else(|p| p.into_inner()).push(m);
+    }
+
+    /// umount: detaches `m`. EINVAL for the root; EBUSY if something is
+    /// mounted on it or (unless `detach`) it is in use: open files, cwds
+    /// and roots hold references to it beyond the table's, the mounts on
+    /// it, and the caller's own (`held` references).
+    pub fn umount(&self, m: &Arc<Mount>, detach: bool, held: usize) -> KResult<()> {
+        if Arc::ptr_eq(m, &self.root) || m.mountpoint.is_none() {
+            return error!(EINVAL);
+        }
+        let mut mounts = self.mounts.write().unwrap_or_else(|p| p.into_inner());
+        let Some(idx) = mounts.iter().position(|x| Arc::ptr_eq(x, m)) else {
+            return error!(EINVAL);
+        };
+        let children: Vec<usize> = mounts
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| x.mountpoint.as_ref().is_some_and(|mp| Arc::ptr_eq(&mp.mnt, m)))
+            .map(|(i, _)| i)
+            .collect();
+        if !detach {
+            if !children.is_empty() {
+                return error!(EBUSY);
+            }
+            // The table's reference plus the caller's.
+            if Arc::strong_count(m) > 1 + held {
+                return error!(EBUSY);
+            }
+            mounts.remove(idx);
+            return Ok(());
+        }
+        // MNT_DETACH: the mount and everything below it leave the tree;
+        // users keep what they hold.
+        let mut gone: Vec<Arc<Mount>> = vec![m.clone()];
+        let mut i = 0;
+        while i < gone.len() {
+            let cur = gone[i].clone();
+            for x in mounts.iter() {
+                if x.mountpoint.as_ref().is_some_and(|mp| Arc::ptr_eq(&mp.mnt, &cur)) && !gone.iter().any(|g| Arc::ptr_eq(g, x)) {
+                    gone.push(x.clone());
+                }
+            }
+            i += 1;
+        }
+        mounts.retain(|x| !gone.iter().any(|g| Arc::ptr_eq(g, x)));
+        Ok(())
+    }
+
+    /// Whether `m` is in this namespace's table.
+    pub fn contains(&self, m: &Arc<Mount>) -> bool {
+        self.mounts.read().unwrap_or_else(|p| p.into_inner()).iter().any(|x| Arc::ptr_eq(x, m))
     }
 
     /// All mounts, in mount order (for /proc/mounts).

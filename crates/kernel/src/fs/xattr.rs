@@ -66,7 +66,7 @@ fn set(ctx: &SyscallContext<'_>, p: KResult<Path>, name: UserAddr, size: usize, 
     if size > XATTR_SIZE_MAX {
         return error!(E2BIG);
     }
-    if p.mnt.read_only {
+    if p.mnt.read_only() {
         return error!(EROFS);
     }
     error!(EOPNOTSUPP)

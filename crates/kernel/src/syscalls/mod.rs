@@ -140,6 +140,8 @@ const TABLES: &[Table] = &[
     crate::fs::syscalls::fs_table,
     crate::fs::xattr::xattr_table,
     crate::fs::advise::advise_table,
+    crate::fs::anon::anon_table,
+    crate::fs::epoll::epoll_table,
     crate::exec::exec_table,
     crate::time::time_table,
     crate::time::sysinfo_table,

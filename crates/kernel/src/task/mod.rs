@@ -418,6 +418,7 @@ fn fatal_host_error(r: &TaskRunner, e: &HostError) {
 }
 
 fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, start: Start) {
+    crate::fs::anon::set_current_task(&task);
     let mut r = TaskRunner { task, regs, ctx: None, next: Next::Continue, fpu, in_syscall: false };
     if let Err(e) = r.start_context(start) {
         fatal_host_error(&r, &e);

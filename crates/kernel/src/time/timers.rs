@@ -58,8 +58,15 @@ pub struct ProcessTimers {
 
 type Entry = Reverse<(Instant, u64, usize)>;
 
-/// Deadlines in order, and the timers they belong to.
-type Schedule = (BinaryHeap<Entry>, HashMap<usize, Weak<Timer>>);
+/// Something the timer thread calls at a deadline (a timer, a timerfd).
+pub trait Expiry: Send + Sync {
+    /// Called at the deadline it was scheduled for, with that schedule's
+    /// generation (stale ones are the expiry's to ignore).
+    fn fire(self: Arc<Self>, generation: u64);
+}
+
+/// Deadlines in order, and what they belong to.
+type Schedule = (BinaryHeap<Entry>, HashMap<usize, Weak<dyn Expiry>>);
 
 struct Wheel {
     heap: Mutex<Schedule>,
@@ -95,7 +102,7 @@ fn run_wheel(w: &'static Wheel) {
         if !due.is_empty() {
             drop(g);
             for (t, generation) in due {
-                fire(&t, generation);
+                t.fire(generation);
             }
             g = w.heap.lock().unwrap_or_else(|p| p.into_inner());
             continue;
@@ -107,14 +114,22 @@ fn run_wheel(w: &'static Wheel) {
     }
 }
 
-fn schedule(t: &Arc<Timer>, at: Instant, generation: u64) {
+/// Asks the timer thread to call `t.fire(generation)` at `at`.
+pub fn schedule<E: Expiry + 'static>(t: &Arc<E>, at: Instant, generation: u64) {
     let w = wheel();
     let mut g = w.heap.lock().unwrap_or_else(|p| p.into_inner());
-    let key = Arc::as_ptr(t) as usize;
+    let key = Arc::as_ptr(t) as *const () as usize;
     g.1.retain(|_, w| w.strong_count() > 0);
-    g.1.insert(key, Arc::downgrade(t));
+    let weak: Weak<dyn Expiry> = Arc::downgrade(t) as Weak<dyn Expiry>;
+    g.1.insert(key, weak);
     g.0.push(Reverse((at, generation, key)));
     w.cv.notify_all();
+}
+
+impl Expiry for Timer {
+    fn fire(self: Arc<Self>, generation: u64) {
+        fire(&self, generation);
+    }
 }
 
 fn fire(t: &Arc<Timer>, generation: u64) {

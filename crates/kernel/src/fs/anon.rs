@@ -1,0 +1,628 @@
+//! Anonymous-inode files: eventfd, timerfd, signalfd, pidfd. They live on
+//! an internal filesystem, so fstat and /proc/self/fd show them as Linux
+//! does ("anon_inode:[eventfd]"). Each object's state is behind one mutex;
+//! its [`Waiters`] are woken on every change that can affect readiness.
+
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use crate::abi::Pod;
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::file::{FileRef, OpenFile};
+use crate::fs::poll::{PollEvents, Waiters, POLLIN, POLLOUT, READABLE, WRITABLE};
+use crate::fs::types::{encode_dev, oflags::*, FileType, Stat, StatFs, S_IFDIR};
+use crate::fs::vfs::{anon_dev, Dentry, FileOps, Inode, InodeKey, Mount, Path};
+use crate::syscall_table;
+use crate::syscalls::{Fd, SyscallContext, UserAddr};
+use crate::task::{Task, ThreadGroup};
+use crate::time::timers::{schedule, Expiry};
+
+const ANON_INODE_FS_MAGIC: i64 = 0x0904_1934;
+
+/// The one inode every anonymous file shares, as Linux's anon_inode.
+struct AnonInode {
+    dev: (u32, u32),
+}
+
+impl Inode for AnonInode {
+    fn file_type(&self) -> FileType {
+        FileType::Regular
+    }
+    fn key(&self) -> InodeKey {
+        (encode_dev(self.dev.0, self.dev.1), 1)
+    }
+    fn stat(&self) -> KResult<Stat> {
+        // Linux reports mode 0600 with no file type bits for anon inodes.
+        Ok(Stat { dev: self.dev, ino: 1, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() })
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(StatFs::pseudo(ANON_INODE_FS_MAGIC))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+struct AnonRoot {
+    dev: (u32, u32),
+}
+
+impl Inode for AnonRoot {
+    fn file_type(&self) -> FileType {
+        FileType::Directory
+    }
+    fn key(&self) -> InodeKey {
+        (encode_dev(self.dev.0, self.dev.1), 0)
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(Stat { dev: self.dev, ino: 0, mode: S_IFDIR | 0o700, nlink: 2, blksize: 4096, ..Default::default() })
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(StatFs::pseudo(ANON_INODE_FS_MAGIC))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// A new open file of `kind` ("eventfd", "timerfd", ...).
+pub fn anon_file(kind: &str, ops: Arc<dyn FileOps>, flags: u32) -> FileRef {
+    static FS: OnceLock<(Arc<Mount>, Arc<dyn Inode>)> = OnceLock::new();
+    let (mnt, inode) = FS.get_or_init(|| {
+        let dev = anon_dev();
+        let inode: Arc<dyn Inode> = Arc::new(AnonInode { dev });
+        (Mount::new("anon_inodefs", Arc::new(AnonRoot { dev }), None, false, true), inode)
+    });
+    let name = format!("anon_inode:[{kind}]").into_bytes();
+    let path = Path { mnt: mnt.clone(), dentry: Dentry::child(&mnt.root, &name, inode.clone()) };
+    OpenFile::new(path, Some(ops), flags)
+}
+
+fn install(ctx: &SyscallContext<'_>, file: FileRef, cloexec: bool) -> KResult<u64> {
+    ctx.files().alloc(file, cloexec).map(|fd| fd as u64)
+}
+
+syscall_table! { pub fn anon_table;
+    EVENTFD => sys_eventfd(initval: u32),
+    EVENTFD2 => sys_eventfd2(initval: u32, flags: u32),
+    TIMERFD_CREATE => sys_timerfd_create(clock: i32, flags: u32),
+    TIMERFD_SETTIME => sys_timerfd_settime(fd: Fd, flags: u32, new: UserAddr, old: UserAddr),
+    TIMERFD_GETTIME => sys_timerfd_gettime(fd: Fd, cur: UserAddr),
+    SIGNALFD => sys_signalfd(fd: Fd, mask: UserAddr, size: usize),
+    SIGNALFD4 => sys_signalfd4(fd: Fd, mask: UserAddr, size: usize, flags: u32),
+    PIDFD_OPEN => sys_pidfd_open(pid: i32, flags: u32),
+    PIDFD_SEND_SIGNAL => sys_pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32),
+}
+
+// --- eventfd ----------------------------------------------------------------
+
+const EFD_SEMAPHORE: u32 = 1;
+
+struct EventFd {
+    count: Mutex<u64>,
+    semaphore: bool,
+    waiters: Waiters,
+}
+
+impl FileOps for EventFd {
+    fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.read_as(f, off, buf, None)
+    }
+    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+        if buf.len() < 8 {
+            return error!(EINVAL);
+        }
+        let mut got = 0;
+        let take = |c: &mut u64| -> u64 {
+            if self.semaphore {
+                *c -= 1;
+                1
+            } else {
+                std::mem::take(c)
+            }
+        };
+        {
+            let mut c = self.count.lock().unwrap_or_else(|p| p.into_inner());
+            if *c > 0 {
+                got = take(&mut c);
+            }
+        }
+        if got == 0 {
+            if f.nonblocking() {
+                return error!(EAGAIN);
+            }
+            self.waiters.wait(task, None, || {
+                let mut c = self.count.lock().unwrap_or_else(|p| p.into_inner());
+                if *c > 0 {
+                    got = take(&mut c);
+                    true
+                } else {
+                    false
+                }
+            })?;
+        }
+        buf[..8].copy_from_slice(&got.to_le_bytes());
+        self.waiters.wake_all();
+        Ok(8)
+    }
+    fn write(&self, f: &OpenFile, off: u64, buf: &[u8]) -> KResult<usize> {
+        self.write_as(f, off, buf, None)
+    }
+    fn write_as(&self, f: &OpenFile, _off: u64, buf: &[u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+        if buf.len() < 8 {
+            return error!(EINVAL);
+        }
+        let v = u64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+        if v == u64::MAX {
+            return error!(EINVAL);
+        }
+        let fits = |c: &u64| *c <= u64::MAX - 1 - v;
+        {
+            let mut c = self.count.lock().unwrap_or_else(|p| p.into_inner());
+            if fits(&c) {
+                *c += v;
+                drop(c);
+                self.waiters.wake_all();
+                return Ok(8);
+            }
+        }
+        if f.nonblocking() {
+            return error!(EAGAIN);
+        }
+        self.waiters.wait(task, None, || {
+            let mut c = self.count.lock().unwrap_or_else(|p| p.into_inner());
+            if fits(&c) {
+                *c += v;
+                true
+            } else {
+                false
+            }
+        })?;
+        self.waiters.wake_all();
+        Ok(8)
+    }
+    fn poll(&self, _f: &OpenFile) -> PollEvents {
+        let c = *self.count.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ev = 0;
+        if c > 0 {
+            ev |= READABLE;
+        }
+        if c < u64::MAX - 1 {
+            ev |= WRITABLE;
+        }
+        ev
+    }
+    fn waiters(&self) -> Option<&Waiters> {
+        Some(&self.waiters)
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+}
+
+fn sys_eventfd(ctx: &mut SyscallContext<'_>, initval: u32) -> KResult<u64> {
+    sys_eventfd2(ctx, initval, 0)
+}
+
+fn sys_eventfd2(ctx: &mut SyscallContext<'_>, initval: u32, flags: u32) -> KResult<u64> {
+    if flags & !(O_CLOEXEC | O_NONBLOCK | EFD_SEMAPHORE) != 0 {
+        return error!(EINVAL);
+    }
+    let ops = Arc::new(EventFd { count: Mutex::new(initval as u64), semaphore: flags & EFD_SEMAPHORE != 0, waiters: Waiters::new() });
+    let f = anon_file("eventfd", ops, O_RDWR | (flags & O_NONBLOCK));
+    install(ctx, f, flags & O_CLOEXEC != 0)
+}
+
+// --- timerfd ----------------------------------------------------------------
+
+const TFD_TIMER_ABSTIME: u32 = 1;
+const TFD_TIMER_CANCEL_ON_SET: u32 = 2;
+
+#[derive(Default)]
+struct TimerFdState {
+    deadline: Option<Instant>,
+    interval: Duration,
+    expirations: u64,
+    generation: u64,
+}
+
+struct TimerFd {
+    clock: i32,
+    state: Mutex<TimerFdState>,
+    waiters: Waiters,
+}
+
+impl Expiry for TimerFd {
+    fn fire(self: Arc<Self>, generation: u64) {
+        {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if s.generation != generation {
+                return;
+            }
+            let Some(d) = s.deadline else { return };
+            s.expirations += 1;
+            if s.interval.is_zero() {
+                s.deadline = None;
+            } else {
+                // Count expiries missed while the timer thread was late.
+                let mut next = d + s.interval;
+                let now = Instant::now();
+                while next <= now {
+                    s.expirations += 1;
+                    next += s.interval;
+                }
+                s.deadline = Some(next);
+                schedule(&self, next, generation);
+            }
+        }
+        self.waiters.wake_all();
+    }
+}
+
+impl FileOps for TimerFd {
+    fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.read_as(f, off, buf, None)
+    }
+    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+        if buf.len() < 8 {
+            return error!(EINVAL);
+        }
+        let mut got = 0;
+        let mut take = || {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            got = std::mem::take(&mut s.expirations);
+            got > 0
+        };
+        if !take() {
+            if f.nonblocking() {
+                return error!(EAGAIN);
+            }
+            self.waiters.wait(task, None, take)?;
+        }
+        buf[..8].copy_from_slice(&got.to_le_bytes());
+        Ok(8)
+    }
+    fn poll(&self, _f: &OpenFile) -> PollEvents {
+        if self.state.lock().unwrap_or_else(|p| p.into_inner()).expirations > 0 {
+            READABLE
+        } else {
+            0
+        }
+    }
+    fn waiters(&self) -> Option<&Waiters> {
+        Some(&self.waiters)
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+}
+
+fn timerfd_of(ctx: &SyscallContext<'_>, fd: Fd) -> KResult<(FileRef, Arc<TimerFd>)> {
+    let f = ctx.files().get(fd.0)?;
+    let ops = f.ops().map_err(|_| crate::errno!(EINVAL))?.clone();
+    let any: &dyn std::any::Any = ops.as_any_ops();
+    match any.downcast_ref::<Arc<TimerFd>>() {
+        Some(t) => Ok((f.clone(), t.clone())),
+        None => error!(EINVAL),
+    }
+}
+
+fn sys_timerfd_create(ctx: &mut SyscallContext<'_>, clock: i32, flags: u32) -> KResult<u64> {
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return error!(EINVAL);
+    }
+    if !matches!(clock, 0 | 1 | 7 | 8 | 9) {
+        return error!(EINVAL);
+    }
+    let t = Arc::new(TimerFd { clock: if clock == 0 || clock == 8 { 0 } else { 1 }, state: Mutex::new(TimerFdState::default()), waiters: Waiters::new() });
+    let f = anon_file("timerfd", Arc::new(TimerFdOps(t)), O_RDWR | (flags & O_NONBLOCK));
+    install(ctx, f, flags & O_CLOEXEC != 0)
+}
+
+/// The FileOps face of a timerfd (the timer wheel holds the Arc<TimerFd>).
+struct TimerFdOps(Arc<TimerFd>);
+
+impl FileOps for TimerFdOps {
+    fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.0.read(f, off, buf)
+    }
+    fn read_as(&self, f: &OpenFile, off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+        self.0.read_as(f, off, buf, task)
+    }
+    fn poll(&self, f: &OpenFile) -> PollEvents {
+        self.0.poll(f)
+    }
+    fn waiters(&self) -> Option<&Waiters> {
+        Some(&self.0.waiters)
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+    fn as_any_ops(&self) -> &dyn std::any::Any {
+        &self.0
+    }
+}
+
+fn itimerspec(ctx: &SyscallContext<'_>, at: UserAddr, left: Duration, interval: Duration) -> KResult<()> {
+    ctx.mm().write_val(at.0, &[interval.as_secs() as i64, interval.subsec_nanos() as i64, left.as_secs() as i64, left.subsec_nanos() as i64])
+}
+
+fn sys_timerfd_settime(ctx: &mut SyscallContext<'_>, fd: Fd, flags: u32, new: UserAddr, old: UserAddr) -> KResult<u64> {
+    if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
+        return error!(EINVAL);
+    }
+    let (_f, t) = timerfd_of(ctx, fd)?;
+    let v: [i64; 4] = ctx.mm().read_val(new.0)?;
+    for (s, ns) in [(v[0], v[1]), (v[2], v[3])] {
+        if s < 0 || !(0..1_000_000_000).contains(&ns) {
+            return error!(EINVAL);
+        }
+    }
+    let interval = Duration::new(v[0] as u64, v[1] as u32);
+    let value = Duration::new(v[2] as u64, v[3] as u32);
+    let at = if value.is_zero() {
+        None
+    } else if flags & TFD_TIMER_ABSTIME != 0 {
+        let (s, n) = ruml_host::clock::gettime(t.clock).map_err(|_| crate::errno!(EINVAL))?;
+        let now = Duration::new(s.max(0) as u64, n as u32);
+        Some(Instant::now() + value.saturating_sub(now))
+    } else {
+        Some(Instant::now() + value)
+    };
+    let (prev_left, prev_interval, generation) = {
+        let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
+        let prev = (s.deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or_default(), s.interval);
+        s.generation += 1;
+        s.deadline = at;
+        s.interval = interval;
+        s.expirations = 0;
+        (prev.0, prev.1, s.generation)
+    };
+    if let Some(at) = at {
+        schedule(&t, at, generation);
+    }
+    if !old.is_null() {
+        itimerspec(ctx, old, prev_left, prev_interval)?;
+    }
+    Ok(0)
+}
+
+fn sys_timerfd_gettime(ctx: &mut SyscallContext<'_>, fd: Fd, cur: UserAddr) -> KResult<u64> {
+    let (_f, t) = timerfd_of(ctx, fd)?;
+    let (left, interval) = {
+        let s = t.state.lock().unwrap_or_else(|p| p.into_inner());
+        (s.deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1))).unwrap_or_default(), s.interval)
+    };
+    itimerspec(ctx, cur, left, interval)?;
+    Ok(0)
+}
+
+// --- signalfd ---------------------------------------------------------------
+
+/// A signalfd: reads the reader's pending signals in `mask`.
+struct SignalFd {
+    mask: Mutex<u64>,
+}
+
+impl SignalFd {
+    fn take(&self, task: &Task) -> Option<crate::signal::Queued> {
+        let mask = *self.mask.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = task.group.sig();
+        let mut s = task.signals.lock();
+        if let Some(i) = s.pending.iter().position(|q| mask & crate::signal::bit(q.signo) != 0 && !q.forced) {
+            return Some(s.pending.remove(i));
+        }
+        g.shared.iter().position(|q| mask & crate::signal::bit(q.signo) != 0).map(|i| g.shared.remove(i))
+    }
+
+    fn pending(&self, task: &Task) -> bool {
+        let mask = *self.mask.lock().unwrap_or_else(|p| p.into_inner());
+        let g = task.group.sig();
+        let s = task.signals.lock();
+        s.pending.iter().any(|q| mask & crate::signal::bit(q.signo) != 0) || g.shared.iter().any(|q| mask & crate::signal::bit(q.signo) != 0)
+    }
+}
+
+crate::abi_struct! {
+    /// `struct signalfd_siginfo` (128 bytes).
+    pub struct SignalFdSigInfo {
+        pub signo: u32, pub errno: i32, pub code: i32, pub pid: u32, pub uid: u32, pub fd: i32, pub tid: u32,
+        pub band: u32, pub overrun: u32, pub trapno: u32, pub status: i32, pub int: i32, pub ptr: u64, pub utime: u64,
+        pub stime: u64, pub addr: u64, pub addr_lsb: u16, pub pad2: u16, pub syscall: i32, pub call_addr: u64,
+        pub arch: u32, pub pad: [u8; 28],
+    }
+}
+
+impl FileOps for SignalFd {
+    fn read(&self, _f: &OpenFile, _off: u64, _buf: &mut [u8]) -> KResult<usize> {
+        // Only a task has signals to read.
+        error!(EAGAIN)
+    }
+    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+        let Some(task) = task else { return error!(EAGAIN) };
+        let n = buf.len() / 128;
+        if n == 0 {
+            return error!(EINVAL);
+        }
+        let mut out: Vec<crate::signal::Queued> = Vec::new();
+        while out.len() < n {
+            match self.take(task) {
+                Some(q) => out.push(q),
+                None => break,
+            }
+        }
+        if out.is_empty() {
+            if f.nonblocking() {
+                return error!(EAGAIN);
+            }
+            let mut got = None;
+            task.wait_until(None, || {
+                got = self.take(task);
+                got.is_some()
+            })
+            .map_err(|_| crate::errno!(ERESTARTSYS))?;
+            out.extend(got);
+        }
+        for (i, q) in out.iter().enumerate() {
+            let q = crate::time::timers::on_dequeue(&task.group, *q);
+            let mut si = SignalFdSigInfo { signo: q.signo as u32, code: q.code, ..Default::default() };
+            match (q.signo, q.code) {
+                (crate::signal::SIGCHLD, c) if c > 0 => {
+                    si.pid = q.a as u32;
+                    si.status = q.b as i32;
+                }
+                (_, -2) => {
+                    si.tid = q.a as u32;
+                    si.overrun = (q.a >> 32) as u32;
+                    si.ptr = q.b;
+                }
+                (4 | 7 | 8 | 11, c) if c > 0 => si.addr = q.a,
+                _ => {
+                    si.pid = q.a as u32;
+                    si.uid = (q.a >> 32) as u32;
+                    si.ptr = q.b;
+                    si.int = q.b as i32;
+                }
+            }
+            buf[i * 128..i * 128 + 128].copy_from_slice(si.as_bytes());
+        }
+        Ok(out.len() * 128)
+    }
+    fn poll(&self, _f: &OpenFile) -> PollEvents {
+        // The poller is the reader; the poll code passes no task, so this
+        // looks at the calling thread through the task table.
+        match current_task() {
+            Some(t) if self.pending(&t) => POLLIN,
+            _ => 0,
+        }
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+    fn as_any_ops(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Weak<Task>> = const { std::cell::RefCell::new(Weak::new()) };
+}
+
+/// Records the task this host thread runs (for signalfd's poll).
+pub fn set_current_task(t: &Arc<Task>) {
+    CURRENT.with(|c| *c.borrow_mut() = Arc::downgrade(t));
+}
+
+fn current_task() -> Option<Arc<Task>> {
+    CURRENT.with(|c| c.borrow().upgrade())
+}
+
+fn read_mask(ctx: &SyscallContext<'_>, mask: UserAddr, size: usize) -> KResult<u64> {
+    if size != 8 {
+        return error!(EINVAL);
+    }
+    let m: u64 = ctx.mm().read_val(mask.0)?;
+    // SIGKILL and SIGSTOP can't be read through a signalfd.
+    Ok(m & !((1 << 8) | (1 << 18)))
+}
+
+fn sys_signalfd(ctx: &mut SyscallContext<'_>, fd: Fd, mask: UserAddr, size: usize) -> KResult<u64> {
+    sys_signalfd4(ctx, fd, mask, size, 0)
+}
+
+fn sys_signalfd4(ctx: &mut SyscallContext<'_>, fd: Fd, mask: UserAddr, size: usize, flags: u32) -> KResult<u64> {
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return error!(EINVAL);
+    }
+    let m = read_mask(ctx, mask, size)?;
+    if fd.0 != -1 {
+        let f = ctx.files().get(fd.0)?;
+        let ops = f.ops().map_err(|_| crate::errno!(EINVAL))?.clone();
+        let Some(s) = ops.as_any_ops().downcast_ref::<SignalFd>() else { return error!(EINVAL) };
+        *s.mask.lock().unwrap_or_else(|p| p.into_inner()) = m;
+        return Ok(fd.0 as u64);
+    }
+    let f = anon_file("signalfd", Arc::new(SignalFd { mask: Mutex::new(m) }), O_RDWR | (flags & O_NONBLOCK));
+    install(ctx, f, flags & O_CLOEXEC != 0)
+}
+
+// --- pidfd ------------------------------------------------------------------
+
+const PIDFD_NONBLOCK: u32 = O_NONBLOCK;
+
+/// A pidfd: a stable handle on a process. Readable once it has exited.
+pub struct PidFd {
+    pid: i32,
+    group: Weak<ThreadGroup>,
+}
+
+impl FileOps for PidFd {
+    fn read(&self, _f: &OpenFile, _off: u64, _buf: &mut [u8]) -> KResult<usize> {
+        error!(EINVAL)
+    }
+    fn poll(&self, _f: &OpenFile) -> PollEvents {
+        let alive = self.group.upgrade().is_some_and(|g| !g.threads().is_empty());
+        if alive {
+            0
+        } else {
+            POLLIN
+        }
+    }
+    fn waiters(&self) -> Option<&Waiters> {
+        Some(pidfd_waiters())
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+    fn as_any_ops(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Woken whenever any process exits (pidfds become readable).
+pub fn pidfd_waiters() -> &'static Waiters {
+    static W: OnceLock<Waiters> = OnceLock::new();
+    W.get_or_init(Waiters::new)
+}
+
+fn sys_pidfd_open(ctx: &mut SyscallContext<'_>, pid: i32, flags: u32) -> KResult<u64> {
+    if flags & !PIDFD_NONBLOCK != 0 || pid <= 0 {
+        return error!(EINVAL);
+    }
+    let g = crate::kernel().tasks.group(pid).ok_or(crate::errno!(ESRCH))?;
+    let f = anon_file("pidfd", Arc::new(PidFd { pid, group: Arc::downgrade(&g) }), O_RDWR | (flags & O_NONBLOCK));
+    install(ctx, f, true)
+}
+
+fn sys_pidfd_send_signal(ctx: &mut SyscallContext<'_>, fd: Fd, sig: i32, info: UserAddr, flags: u32) -> KResult<u64> {
+    if flags != 0 || !(0..=crate::signal::NSIG).contains(&sig) {
+        return error!(EINVAL);
+    }
+    let f = ctx.files().get(fd.0)?;
+    let ops = f.ops().map_err(|_| crate::errno!(EBADF))?.clone();
+    let Some(p) = ops.as_any_ops().downcast_ref::<PidFd>() else { return error!(EBADF) };
+    let g = p.group.upgrade().filter(|g| !g.threads().is_empty()).ok_or(crate::errno!(ESRCH))?;
+    let _ = p.pid;
+    if sig == 0 {
+        return Ok(0);
+    }
+    let mut q = crate::signal::Queued { signo: sig, code: crate::signal::SI_USER, a: ctx.task.tgid() as u32 as u64, b: 0, forced: false };
+    if !info.is_null() {
+        let head: crate::signal::SigInfoHead = ctx.mm().read_val(info.0)?;
+        if head.signo != sig {
+            return error!(EINVAL);
+        }
+        if (head.code >= 0 || head.code == -6) && g.tgid() != ctx.task.tgid() {
+            return error!(EPERM);
+        }
+        q.code = head.code;
+        q.a = head.a;
+        q.b = head.b;
+    }
+    crate::signal::send_group(&g, q);
+    Ok(0)
+}
+
+#[allow(dead_code)]
+const _: u32 = POLLOUT;

@@ -1,0 +1,23 @@
+//! eventfd, timerfd, signalfd, pidfd and epoll: the same program natively
+//! and under ruml (tests/guest/fd_objects.c).
+
+mod common;
+
+use common::{differential, Flavour};
+
+fn fd_objects(flavour: Flavour) {
+    let (native, ruml) = differential("fd_objects", flavour, &[]);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(native.stdout.ends_with("result: OK\n"), "{native}");
+    assert!(ruml.stdout.contains("ok: epoll_wait(ep, out, 4, 5000) == 1"), "{ruml}");
+}
+
+#[test]
+fn fd_objects_static() {
+    fd_objects(Flavour::Static);
+}
+
+#[test]
+fn fd_objects_dynamic() {
+    fd_objects(Flavour::Dynamic);
+}
