@@ -21,3 +21,15 @@ fn fd_objects_static() {
 fn fd_objects_dynamic() {
     fd_objects(Flavour::Dynamic);
 }
+
+/// Unix sockets from the host's python3 (tests/scripts/unix_sockets.py).
+#[test]
+fn unix_sockets_python() {
+    let script = common::workspace_root().join("tests/scripts/unix_sockets.py");
+    let env = common::test_env();
+    let native = common::run_native("/usr/bin/python3", &[script.as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(native.stdout.contains("b'via passed fd'"), "{native}");
+    let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
+    common::assert_same(&native, &ruml);
+}

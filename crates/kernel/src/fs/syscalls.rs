@@ -9,7 +9,7 @@ use crate::fs::file::{FileRef, MAX_RW_COUNT};
 use crate::fs::namei::{Walker, PATH_MAX};
 use crate::fs::poll::{sys_poll, sys_ppoll, sys_pselect6, sys_select};
 use crate::fs::types::{atflags::*, oflags::*, *};
-use crate::fs::vfs::{d_path, Path};
+use crate::fs::vfs::{d_path, Path, SetAttr, SetTime};
 use crate::fs::{open_at, walker_for, FsContext};
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 use crate::{errno, error, syscall_table};
@@ -85,6 +85,9 @@ syscall_table! { pub fn fs_table;
     FCHOWN => sys_fchown(fd: Fd, uid: u32, gid: u32),
     FCHOWNAT => sys_fchownat(dirfd: Fd, path: UserAddr, uid: u32, gid: u32, flags: u32),
     UTIMENSAT => sys_utimensat(dirfd: Fd, path: UserAddr, times: UserAddr, flags: u32),
+    FALLOCATE => sys_fallocate(fd: Fd, mode: u32, off: i64, len: i64),
+    MOUNT => sys_mount(source: UserAddr, target: UserAddr, fstype: UserAddr, flags: u64, data: UserAddr),
+    UMOUNT2 => sys_umount2(target: UserAddr, flags: u32),
     POLL => sys_poll(ufds: UserAddr, nfds: u32, timeout: i32),
     PPOLL => sys_ppoll(ufds: UserAddr, nfds: u32, tsp: UserAddr, mask: UserAddr, masksize: usize),
     SELECT => sys_select(nfds: i32, inp: UserAddr, outp: UserAddr, exp: UserAddr, tvp: UserAddr),
@@ -172,7 +175,7 @@ fn write_result(ctx: &SyscallContext<'_>, r: KResult<usize>) -> KResult<u64> {
 /// Guest segments of a read or write.
 type Segs = Vec<(u64, usize)>;
 
-fn read_iovecs(ctx: &SyscallContext<'_>, iov: UserAddr, iovcnt: i32) -> KResult<Segs> {
+pub(crate) fn read_iovecs(ctx: &SyscallContext<'_>, iov: UserAddr, iovcnt: i32) -> KResult<Segs> {
     if !(0..=IOV_MAX).contains(&iovcnt) {
         return error!(EINVAL);
     }
@@ -199,7 +202,7 @@ fn read_iovecs(ctx: &SyscallContext<'_>, iov: UserAddr, iovcnt: i32) -> KResult<
 }
 
 /// Copies `data` into the segments starting `skip` bytes in.
-fn scatter(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize, mut data: &[u8]) -> KResult<()> {
+pub(crate) fn scatter(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize, mut data: &[u8]) -> KResult<()> {
     for &(base, len) in segs {
         if data.is_empty() {
             break;
@@ -217,7 +220,7 @@ fn scatter(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize, mut data:
 }
 
 /// Copies up to `buf.len()` bytes from the segments starting `skip` in.
-fn gather(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize, buf: &mut [u8]) -> KResult<()> {
+pub(crate) fn gather(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize, buf: &mut [u8]) -> KResult<()> {
     let mut out = 0usize;
     for &(base, len) in segs {
         if out == buf.len() {
@@ -925,12 +928,7 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
         FileType::Regular => {}
         _ => return error!(EINVAL),
     }
-    if p.mnt.read_only() {
-        return error!(EROFS);
-    }
-    let caller = crate::fs::vfs::Caller::of(ctx.task);
-    p.inode().open(O_WRONLY, &caller)?.truncate(len as u64)?;
-    Ok(0)
+    attr_change(&p, &SetAttr { size: Some(len as u64), ..Default::default() })
 }
 
 // ---------------------------------------------------------------------------
@@ -971,30 +969,32 @@ fn sys_mkdirat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u3
     do_mkdir(ctx, dirfd, path, mode)
 }
 
-fn do_mknod(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> KResult<u64> {
-    match mode & S_IFMT {
-        0 | S_IFREG => {}
-        S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK => {}
+pub(crate) fn do_mknod(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, dev: u64) -> KResult<u64> {
+    let ft = match mode & S_IFMT {
+        0 | S_IFREG => S_IFREG,
+        t @ (S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK) => t,
         S_IFDIR => return error!(EPERM),
         _ => return error!(EINVAL),
-    }
+    };
     let (dir, name, _) = create_target(ctx, dirfd, path)?;
-    if mode & S_IFMT == 0 || mode & S_IFMT == S_IFREG {
-        let perm = mode & 0o7777 & !ctx.fs().umask();
+    let perm = mode & 0o7777 & !ctx.fs().umask();
+    if ft == S_IFREG {
         dir.inode().create(&name, perm, O_RDONLY)?;
         return Ok(0);
     }
-    // TODO: device nodes, FIFOs and sockets need filesystems that can hold
-    // them (tmpfs); hostfs never creates them on the host.
-    error!(EPERM)
+    // The ABI's dev is an unsigned int in Linux's new encoding.
+    let dev = dev as u32;
+    let rdev = ((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00));
+    dir.inode().mknod(&name, ft | perm, rdev)?;
+    Ok(0)
 }
 
-fn sys_mknod(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32, _dev: u64) -> KResult<u64> {
-    do_mknod(ctx, Fd(AT_FDCWD), path, mode)
+fn sys_mknod(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32, dev: u64) -> KResult<u64> {
+    do_mknod(ctx, Fd(AT_FDCWD), path, mode, dev)
 }
 
-fn sys_mknodat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, _dev: u64) -> KResult<u64> {
-    do_mknod(ctx, dirfd, path, mode)
+fn sys_mknodat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, dev: u64) -> KResult<u64> {
+    do_mknod(ctx, dirfd, path, mode, dev)
 }
 
 /// unlink / rmdir.
@@ -1120,12 +1120,15 @@ fn do_link(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new:
     if src.inode().file_type() == FileType::Directory {
         return error!(EPERM);
     }
-    let (dir, _, _) = create_target(ctx, newdir, new)?;
+    let (dir, name, trailing) = create_target(ctx, newdir, new)?;
+    if trailing {
+        return error!(ENOENT);
+    }
     if !Arc::ptr_eq(&src.mnt, &dir.mnt) {
         return error!(EXDEV);
     }
-    // TODO: hard links on writable hostfs.
-    error!(EPERM)
+    dir.inode().link(&name, src.inode().as_ref())?;
+    Ok(0)
 }
 
 fn sys_link(ctx: &mut SyscallContext<'_>, old: UserAddr, new: UserAddr) -> KResult<u64> {
@@ -1136,64 +1139,87 @@ fn sys_linkat(ctx: &mut SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: F
     do_link(ctx, olddir, old, newdir, new, flags)
 }
 
-/// chmod/chown/utimensat: the target must exist; read-only mounts give
-/// EROFS. Attribute changes on writable hostfs are not implemented yet
-/// (EPERM). Device nodes and FIFOs on a read-only mount also give EROFS.
-fn attr_change(p: &Path) -> KResult<u64> {
+/// chmod/chown/utimensat/truncate: EROFS on read-only mounts, else the
+/// filesystem's setattr (EPERM where it has none).
+fn attr_change(p: &Path, attr: &SetAttr) -> KResult<u64> {
     if p.mnt.read_only() {
         return error!(EROFS);
     }
-    // TODO: attribute changes on writable filesystems.
-    error!(EPERM)
+    p.inode().setattr(attr)?;
+    Ok(0)
 }
 
-fn sys_chmod(ctx: &mut SyscallContext<'_>, path: UserAddr, _mode: u32) -> KResult<u64> {
-    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, true, false)?)
+fn chmod_attr(mode: u32) -> SetAttr {
+    SetAttr { mode: Some(mode & 0o7777), ..Default::default() }
 }
 
-fn sys_fchmod(ctx: &mut SyscallContext<'_>, fd: Fd, _mode: u32) -> KResult<u64> {
+/// chown's ids: -1 leaves one alone.
+fn chown_attr(uid: u32, gid: u32) -> SetAttr {
+    SetAttr {
+        uid: (uid != u32::MAX).then_some(uid),
+        gid: (gid != u32::MAX).then_some(gid),
+        kill_suid: true,
+        ..Default::default()
+    }
+}
+
+fn sys_chmod(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32) -> KResult<u64> {
+    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, true, false)?, &chmod_attr(mode))
+}
+
+fn sys_fchmod(ctx: &mut SyscallContext<'_>, fd: Fd, mode: u32) -> KResult<u64> {
     let f = get_io_file(ctx, fd)?;
-    attr_change(&f.path)
+    attr_change(&f.path, &chmod_attr(mode))
 }
 
-fn sys_fchmodat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, _mode: u32) -> KResult<u64> {
-    attr_change(&resolve(ctx, dirfd, path, true, false)?)
+fn sys_fchmodat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> KResult<u64> {
+    attr_change(&resolve(ctx, dirfd, path, true, false)?, &chmod_attr(mode))
 }
 
-fn sys_chown(ctx: &mut SyscallContext<'_>, path: UserAddr, _uid: u32, _gid: u32) -> KResult<u64> {
-    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, true, false)?)
+fn sys_chown(ctx: &mut SyscallContext<'_>, path: UserAddr, uid: u32, gid: u32) -> KResult<u64> {
+    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, true, false)?, &chown_attr(uid, gid))
 }
 
-fn sys_lchown(ctx: &mut SyscallContext<'_>, path: UserAddr, _uid: u32, _gid: u32) -> KResult<u64> {
-    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, false, false)?)
+fn sys_lchown(ctx: &mut SyscallContext<'_>, path: UserAddr, uid: u32, gid: u32) -> KResult<u64> {
+    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, false, false)?, &chown_attr(uid, gid))
 }
 
-fn sys_fchown(ctx: &mut SyscallContext<'_>, fd: Fd, _uid: u32, _gid: u32) -> KResult<u64> {
+fn sys_fchown(ctx: &mut SyscallContext<'_>, fd: Fd, uid: u32, gid: u32) -> KResult<u64> {
     let f = get_io_file(ctx, fd)?;
-    attr_change(&f.path)
+    attr_change(&f.path, &chown_attr(uid, gid))
 }
 
-fn sys_fchownat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, _uid: u32, _gid: u32, flags: u32) -> KResult<u64> {
+fn sys_fchownat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, uid: u32, gid: u32, flags: u32) -> KResult<u64> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return error!(EINVAL);
     }
-    attr_change(&resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?)
+    let p = resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    attr_change(&p, &chown_attr(uid, gid))
 }
 
 fn sys_utimensat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, times: UserAddr, flags: u32) -> KResult<u64> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return error!(EINVAL);
     }
-    if !times.is_null() {
+    const UTIME_NOW: i64 = (1 << 30) - 1;
+    const UTIME_OMIT: i64 = (1 << 30) - 2;
+    let mut attr = SetAttr::default();
+    if times.is_null() {
+        attr.atime = Some(SetTime::Now);
+        attr.mtime = Some(SetTime::Now);
+    } else {
         let ts: [i64; 4] = ctx.mm().read_val(times.0)?;
-        const UTIME_NOW: i64 = (1 << 30) - 1;
-        const UTIME_OMIT: i64 = (1 << 30) - 2;
-        for nsec in [ts[1], ts[3]] {
-            if nsec != UTIME_NOW && nsec != UTIME_OMIT && !(0..1_000_000_000).contains(&nsec) {
-                return error!(EINVAL);
+        let conv = |sec: i64, nsec: i64| -> KResult<Option<SetTime>> {
+            match nsec {
+                UTIME_NOW => Ok(Some(SetTime::Now)),
+                UTIME_OMIT => Ok(None),
+                n if (0..1_000_000_000).contains(&n) => Ok(Some(SetTime::At(sec, n as u32))),
+                _ => error!(EINVAL),
             }
-        }
-        if ts[1] == UTIME_OMIT && ts[3] == UTIME_OMIT {
+        };
+        attr.atime = conv(ts[0], ts[1])?;
+        attr.mtime = conv(ts[2], ts[3])?;
+        if attr.atime.is_none() && attr.mtime.is_none() {
             return Ok(0);
         }
     }
@@ -1206,5 +1232,163 @@ fn sys_utimensat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, times:
     } else {
         resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?
     };
-    attr_change(&p)
+    attr_change(&p, &attr)
+}
+
+const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
+const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
+/// Every mode bit Linux knows (KEEP_SIZE, PUNCH_HOLE, NO_HIDE_STALE,
+/// COLLAPSE_RANGE, ZERO_RANGE, INSERT_RANGE, UNSHARE_RANGE).
+const FALLOC_FL_KNOWN: u32 = 0x7f;
+
+fn sys_fallocate(ctx: &mut SyscallContext<'_>, fd: Fd, mode: u32, off: i64, len: i64) -> KResult<u64> {
+    if off < 0 || len <= 0 {
+        return error!(EINVAL);
+    }
+    if mode & !FALLOC_FL_KNOWN != 0 {
+        return error!(EOPNOTSUPP);
+    }
+    if mode & FALLOC_FL_PUNCH_HOLE != 0 && mode & FALLOC_FL_KEEP_SIZE == 0 {
+        return error!(EOPNOTSUPP);
+    }
+    let f = get_io_file(ctx, fd)?;
+    if !f.can_write() {
+        return error!(EBADF);
+    }
+    match f.file_type() {
+        FileType::Regular => {}
+        FileType::Directory => return error!(EISDIR),
+        FileType::Fifo => return error!(ESPIPE),
+        _ => return error!(ENODEV),
+    }
+    if off.checked_add(len).is_none() {
+        return error!(EFBIG);
+    }
+    f.ops()?.fallocate(mode, off as u64, len as u64)?;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------
+// mount, umount2
+
+const MS_RDONLY: u64 = 1;
+const MS_REMOUNT: u64 = 32;
+const MS_BIND: u64 = 4096;
+const MS_MOVE: u64 = 8192;
+const MS_REC: u64 = 16384;
+const MS_SILENT: u64 = 32768;
+const MS_UNBINDABLE: u64 = 1 << 17;
+const MS_PRIVATE: u64 = 1 << 18;
+const MS_SLAVE: u64 = 1 << 19;
+const MS_SHARED: u64 = 1 << 20;
+const MS_PROPAGATION: u64 = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED;
+const MS_MGC_MSK: u64 = 0xffff_0000;
+const MS_MGC_VAL: u64 = 0xc0ed_0000;
+
+fn sys_mount(ctx: &mut SyscallContext<'_>, source: UserAddr, target: UserAddr, fstype: UserAddr, flags: u64, data: UserAddr) -> KResult<u64> {
+    let mut flags = flags;
+    if flags & MS_MGC_MSK == MS_MGC_VAL {
+        flags &= !MS_MGC_MSK;
+    }
+    let t = resolve(ctx, Fd(AT_FDCWD), target, true, false)?;
+    let fs = ctx.fs();
+    if flags & MS_PROPAGATION != 0 {
+        // Propagation types: one type, with MS_REC / MS_SILENT at most.
+        let ty = flags & MS_PROPAGATION;
+        if !ty.is_power_of_two() || flags & !(MS_PROPAGATION | MS_REC | MS_SILENT) != 0 {
+            return error!(EINVAL);
+        }
+        if !t.is_mount_root() {
+            return error!(EINVAL);
+        }
+        // Every mount is private: there is one namespace.
+        return Ok(0);
+    }
+    if flags & MS_REMOUNT != 0 {
+        if !t.is_mount_root() || !fs.ns.contains(&t.mnt) {
+            return error!(EINVAL);
+        }
+        t.mnt.set_read_only(flags & MS_RDONLY != 0);
+        return Ok(0);
+    }
+    if flags & MS_MOVE != 0 {
+        // TODO: MS_MOVE.
+        return error!(EINVAL);
+    }
+    if flags & MS_BIND != 0 {
+        let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
+        let (sd, td) = (src.inode().file_type() == FileType::Directory, t.inode().file_type() == FileType::Directory);
+        if sd != td {
+            return error!(ENOTDIR);
+        }
+        if src.mnt.internal {
+            return error!(EINVAL);
+        }
+        let m = crate::fs::vfs::Mount::new(src.mnt.fstype, src.inode().clone(), Some(t), src.mnt.read_only(), false);
+        fs.ns.attach(m);
+        return Ok(0);
+    }
+    if fstype.is_null() {
+        return error!(EINVAL);
+    }
+    let ty = ctx.mm().read_cstring(fstype.0, 255).map_err(|e| if e == Errno::ENAMETOOLONG { errno!(ENODEV) } else { e })?;
+    let opts = if data.is_null() {
+        Vec::new()
+    } else {
+        ctx.mm().read_cstring(data.0, 4095).map_err(|e| if e == Errno::ENAMETOOLONG { errno!(EINVAL) } else { e })?
+    };
+    let ro = flags & MS_RDONLY != 0;
+    let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty.as_slice() {
+        b"tmpfs" => {
+            let phys = crate::fs::tmpfs::physmem();
+            ("tmpfs", crate::fs::tmpfs::TmpFs::new_root(crate::fs::tmpfs::TmpfsOptions::parse(&opts, &phys)?))
+        }
+        b"proc" => ("proc", crate::fs::procfs::new_procfs()),
+        b"sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
+        b"devpts" => ("devpts", crate::fs::pty::new_devpts()),
+        b"devtmpfs" => ("devtmpfs", crate::fs::devfs::new_devfs()),
+        b"hostfs" => {
+            // UML: `mount none DIR -t hostfs -o HOSTDIR`, HOSTDIR beneath
+            // the root's host directory; options after a comma are ignored.
+            let dir = opts.split(|&b| b == b',').next().unwrap_or_default();
+            ("hostfs", crate::fs::hostfs::HostFs::open_sub_root(&crate::fs::hostfs_prefix(), dir, ro)?)
+        }
+        _ => return error!(ENODEV),
+    };
+    if t.inode().file_type() != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    fs.ns.mount(name, inode, &t, ro);
+    Ok(0)
+}
+
+const MNT_FORCE: u32 = 1;
+const MNT_DETACH: u32 = 2;
+const MNT_EXPIRE: u32 = 4;
+const UMOUNT_NOFOLLOW: u32 = 8;
+
+fn sys_umount2(ctx: &mut SyscallContext<'_>, target: UserAddr, flags: u32) -> KResult<u64> {
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 {
+        return error!(EINVAL);
+    }
+    if flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0 {
+        return error!(EINVAL);
+    }
+    let p = resolve(ctx, Fd(AT_FDCWD), target, flags & UMOUNT_NOFOLLOW == 0, false)?;
+    if !p.is_mount_root() {
+        return error!(EINVAL);
+    }
+    let fs = ctx.fs();
+    if !fs.ns.contains(&p.mnt) {
+        return error!(EINVAL);
+    }
+    if flags & MNT_EXPIRE != 0 {
+        // The first MNT_EXPIRE only marks the mount.
+        return error!(EAGAIN);
+    }
+    let mnt = p.mnt.clone();
+    drop(p);
+    // The caller holds `mnt`.
+    fs.ns.umount(&mnt, flags & MNT_DETACH != 0, 1)?;
+    Ok(0)
 }

@@ -142,6 +142,7 @@ const TABLES: &[Table] = &[
     crate::fs::advise::advise_table,
     crate::fs::anon::anon_table,
     crate::fs::epoll::epoll_table,
+    crate::fs::socket::socket_table,
     crate::exec::exec_table,
     crate::time::time_table,
     crate::time::sysinfo_table,
