@@ -21,6 +21,7 @@ pub mod epoll;
 pub mod fdtable;
 pub mod file;
 pub mod hostfs;
+pub mod locks;
 pub mod namei;
 pub mod overlay;
 pub mod pipe;

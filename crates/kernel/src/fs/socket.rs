@@ -588,7 +588,7 @@ fn autobind(sock: &Arc<UnixSocket>) {
     loop {
         let name = format!("{i:05x}").into_bytes();
         let a = Addr::Abstract(name);
-        if !n.get(&a.key()).is_some_and(|w| w.strong_count() > 0) {
+        if n.get(&a.key()).is_none_or(|w| w.strong_count() == 0) {
             n.insert(a.key(), Arc::downgrade(sock));
             sock.lock().bound = Some(a);
             return;
@@ -727,7 +727,7 @@ fn sys_sendto(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, len: usize, f
 
 fn sys_recvfrom(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: UserAddr) -> KResult<u64> {
     let (f, sock) = socket_of(ctx, fd)?;
-    let len = len.min(ctx.mm().accessible_len(buf.0, len, true).max(0));
+    let len = len.min(ctx.mm().accessible_len(buf.0, len, true));
     if len == 0 && ctx.mm().accessible_len(buf.0, 1, true) == 0 && !buf.is_null() {
         return error!(EFAULT);
     }

@@ -470,7 +470,9 @@ fn sys_creat(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32) -> KResult
 }
 
 fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
+    let f = ctx.files().get(fd.0)?;
     ctx.files().close(fd.0)?;
+    crate::fs::locks::on_close(ctx.task.tgid(), &f);
     Ok(0)
 }
 
@@ -563,8 +565,18 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
                 error!(EBADF)
             }
         }
-        // TODO: record locks (F_GETLK/F_SETLK/F_SETLKW, OFD locks), leases,
-        // F_SETPIPE_SZ, seals.
+        crate::fs::locks::F_GETLK
+        | crate::fs::locks::F_SETLK
+        | crate::fs::locks::F_SETLKW
+        | crate::fs::locks::F_OFD_GETLK
+        | crate::fs::locks::F_OFD_SETLK
+        | crate::fs::locks::F_OFD_SETLKW => {
+            if f.is_path_only() {
+                return error!(EBADF);
+            }
+            crate::fs::locks::fcntl_lock(ctx, &f, cmd, arg)
+        }
+        // Leases, F_SETPIPE_SZ and seals are not implemented.
         _ => error!(EINVAL),
     }
 }

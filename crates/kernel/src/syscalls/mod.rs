@@ -143,6 +143,7 @@ const TABLES: &[Table] = &[
     crate::fs::anon::anon_table,
     crate::fs::epoll::epoll_table,
     crate::fs::socket::socket_table,
+    crate::fs::locks::locks_table,
     crate::exec::exec_table,
     crate::time::time_table,
     crate::time::sysinfo_table,

@@ -165,6 +165,7 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
         }
     }
     crate::fs::anon::pidfd_waiters().wake_all();
+    crate::fs::locks::on_exit(pid);
     if pid == 1 {
         *HALT.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
         HALTED.notify_all();
