@@ -16,6 +16,7 @@
 pub mod advise;
 pub mod anon;
 pub mod console;
+pub mod copy;
 pub mod devfs;
 pub mod epoll;
 pub mod fdtable;

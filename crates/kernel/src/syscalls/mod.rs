@@ -144,6 +144,7 @@ const TABLES: &[Table] = &[
     crate::fs::epoll::epoll_table,
     crate::fs::socket::socket_table,
     crate::fs::locks::locks_table,
+    crate::fs::copy::copy_table,
     crate::exec::exec_table,
     crate::time::time_table,
     crate::time::sysinfo_table,

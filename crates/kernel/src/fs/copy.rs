@@ -1,0 +1,183 @@
+//! In-kernel copies: sendfile, copy_file_range, splice. Data moves
+//! through a kernel buffer in chunks, with each side's own read and write
+//! (so pipes block and signal as usual).
+
+use std::sync::Arc;
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::file::FileRef;
+use crate::fs::types::FileType;
+use crate::syscall_table;
+use crate::syscalls::{Fd, SyscallContext, UserAddr};
+
+const CHUNK: usize = 64 * 1024;
+/// Linux's MAX_RW_COUNT.
+const MAX_RW: usize = 0x7fff_f000;
+
+syscall_table! { pub fn copy_table;
+    SENDFILE => sys_sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize),
+    COPY_FILE_RANGE => sys_copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32),
+    SPLICE => sys_splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32),
+}
+
+fn is_pipe(f: &FileRef) -> bool {
+    f.file_type() == FileType::Fifo
+}
+
+/// Copies up to `len` bytes; `inp`/`outp` are explicit offsets (None:
+/// the file position). Stops early at EOF or a short write; an error after
+/// some bytes moved ends the copy with the count.
+fn pump(ctx: &SyscallContext<'_>, inf: &FileRef, mut inp: Option<u64>, outf: &FileRef, mut outp: Option<u64>, len: usize, stop_short: bool) -> KResult<(usize, Option<u64>, Option<u64>)> {
+    let mut done = 0usize;
+    let mut buf = vec![0u8; CHUNK.min(len.max(1))];
+    while done < len {
+        let want = (len - done).min(buf.len());
+        let r = match inp {
+            Some(o) => inf.read_at(o, &mut buf[..want]),
+            None => inf.read_as(&mut buf[..want], Some(ctx.task)),
+        };
+        let n = match r {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        let mut w = 0;
+        while w < n {
+            let r = match outp {
+                Some(o) => outf.write_at(o + w as u64, &buf[w..n]),
+                None => outf.write_as(&buf[w..n], Some(ctx.task)),
+            };
+            match r {
+                Ok(0) => break,
+                Ok(k) => w += k,
+                Err(e) if done + w == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        if let Some(o) = inp.as_mut() {
+            *o += w as u64;
+        }
+        if let Some(o) = outp.as_mut() {
+            *o += w as u64;
+        }
+        done += w;
+        if w < n || (stop_short && n < want) {
+            break;
+        }
+    }
+    Ok((done, inp, outp))
+}
+
+fn read_off(ctx: &SyscallContext<'_>, p: UserAddr) -> KResult<Option<u64>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    let v: i64 = ctx.mm().read_val(p.0)?;
+    if v < 0 {
+        return error!(EINVAL);
+    }
+    Ok(Some(v as u64))
+}
+
+fn sys_sendfile(ctx: &mut SyscallContext<'_>, out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) -> KResult<u64> {
+    let inf = ctx.files().get(in_fd.0)?;
+    let outf = ctx.files().get(out_fd.0)?;
+    if !inf.can_read() || !outf.can_write() || inf.is_path_only() || outf.is_path_only() {
+        return error!(EBADF);
+    }
+    let off = read_off(ctx, offset)?;
+    if off.is_some() && is_pipe(&inf) {
+        return error!(ESPIPE);
+    }
+    if outf.flags() & crate::fs::types::oflags::O_APPEND != 0 {
+        return error!(EINVAL);
+    }
+    let (n, inp, _) = pump(ctx, &inf, off, &outf, None, count.min(MAX_RW), true)?;
+    if let Some(p) = inp {
+        ctx.mm().write_val(offset.0, &(p as i64))?;
+    }
+    Ok(n as u64)
+}
+
+fn sys_copy_file_range(ctx: &mut SyscallContext<'_>, fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) -> KResult<u64> {
+    if flags != 0 {
+        return error!(EINVAL);
+    }
+    let inf = ctx.files().get(fd_in.0)?;
+    let outf = ctx.files().get(fd_out.0)?;
+    if !inf.can_read() || !outf.can_write() {
+        return error!(EBADF);
+    }
+    if inf.file_type() == FileType::Directory || outf.file_type() == FileType::Directory {
+        return error!(EISDIR);
+    }
+    if inf.file_type() != FileType::Regular || outf.file_type() != FileType::Regular {
+        return error!(EINVAL);
+    }
+    if outf.flags() & crate::fs::types::oflags::O_APPEND != 0 {
+        return error!(EBADF);
+    }
+    let pin = read_off(ctx, off_in)?;
+    let pout = read_off(ctx, off_out)?;
+    // The same file with overlapping ranges is refused, as Linux does.
+    if Arc::ptr_eq(&inf, &outf) || inf.path.inode().key() == outf.path.inode().key() {
+        let a = pin.unwrap_or(inf.pos());
+        let b = pout.unwrap_or(outf.pos());
+        if a < b + len as u64 && b < a + len as u64 {
+            return error!(EINVAL);
+        }
+    }
+    let inp = Some(pin.unwrap_or(inf.pos()));
+    let outp = Some(pout.unwrap_or(outf.pos()));
+    let (n, ni, no) = pump(ctx, &inf, inp, &outf, outp, len.min(MAX_RW), true)?;
+    match pin {
+        Some(_) => ctx.mm().write_val(off_in.0, &(ni.unwrap_or(0) as i64))?,
+        None => {
+            inf.seek(ni.unwrap_or(0) as i64, 0)?;
+        }
+    }
+    match pout {
+        Some(_) => ctx.mm().write_val(off_out.0, &(no.unwrap_or(0) as i64))?,
+        None => {
+            outf.seek(no.unwrap_or(0) as i64, 0)?;
+        }
+    }
+    Ok(n as u64)
+}
+
+fn sys_splice(ctx: &mut SyscallContext<'_>, fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) -> KResult<u64> {
+    const SPLICE_F_NONBLOCK: u32 = 2;
+    if flags & !0xf != 0 {
+        return error!(EINVAL);
+    }
+    let inf = ctx.files().get(fd_in.0)?;
+    let outf = ctx.files().get(fd_out.0)?;
+    if !inf.can_read() || !outf.can_write() {
+        return error!(EBADF);
+    }
+    if !is_pipe(&inf) && !is_pipe(&outf) {
+        return error!(EINVAL);
+    }
+    if (is_pipe(&inf) && !off_in.is_null()) || (is_pipe(&outf) && !off_out.is_null()) {
+        return error!(ESPIPE);
+    }
+    if Arc::ptr_eq(&inf, &outf) {
+        return error!(EINVAL);
+    }
+    let pin = read_off(ctx, off_in)?;
+    let pout = read_off(ctx, off_out)?;
+    if flags & SPLICE_F_NONBLOCK != 0 && is_pipe(&inf) && inf.ops()?.bytes_available().is_some_and(|r| r.is_ok_and(|n| n == 0)) {
+        return error!(EAGAIN);
+    }
+    // One pipe buffer's worth at a time, as a splice moves pipe pages.
+    let (n, ni, no) = pump(ctx, &inf, pin, &outf, pout, len.min(crate::fs::pipe::PIPE_SIZE), true)?;
+    if let Some(p) = ni {
+        ctx.mm().write_val(off_in.0, &(p as i64))?;
+    }
+    if let Some(p) = no {
+        ctx.mm().write_val(off_out.0, &(p as i64))?;
+    }
+    Ok(n as u64)
+}
