@@ -113,9 +113,12 @@ fn kernel_caller() -> Caller<'static> {
     Caller::kernel()
 }
 
+/// A listing entry: (ino, d_type, name).
+type DirEntry = (u64, u8, Vec<u8>);
+
 /// Reads a directory through its open file: (ino, d_type, name), without
 /// "." and "..".
-fn list_dir(file: &OpenFile) -> KResult<Vec<(u64, u8, Vec<u8>)>> {
+fn list_dir(file: &OpenFile) -> KResult<Vec<DirEntry>> {
     let mut out = Vec::new();
     loop {
         let mut sink = DirSink::new(64 * 1024, false);
@@ -338,7 +341,7 @@ impl OvlInode {
     }
 
     /// Names a merged listing shows (without "." and "..").
-    fn merged_entries(&self) -> KResult<Vec<(u64, u8, Vec<u8>)>> {
+    fn merged_entries(&self) -> KResult<Vec<DirEntry>> {
         let mut out = Vec::new();
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         if let Some(u) = self.upper() {
@@ -360,6 +363,18 @@ impl OvlInode {
             }
         }
         Ok(out)
+    }
+
+    /// Whether this directory is `anc` or lies below it.
+    fn is_within(&self, anc: &OvlInode) -> bool {
+        let mut cur: Option<&OvlInode> = Some(self);
+        while let Some(c) = cur {
+            if c.ident == anc.ident {
+                return true;
+            }
+            cur = c.parent.as_deref();
+        }
+        false
     }
 
     fn ident_stat(&self, mut st: Stat) -> Stat {
@@ -533,6 +548,14 @@ impl Inode for OvlInode {
         if is_dir(&src) && src.lower.is_some() {
             return error!(EXDEV);
         }
+        if is_dir(&src) && nd.is_within(&src) {
+            return error!(EINVAL);
+        }
+        if let Some(d) = &dst {
+            if is_dir(d) && self.is_within(d) {
+                return if exchange { error!(EINVAL) } else { error!(ENOTEMPTY) };
+            }
+        }
         if let Some(d) = &dst {
             if d.ident == src.ident && Arc::ptr_eq(&self.fs, &d.fs) && std::ptr::eq(self, nd) && name == new_name {
                 return if flags & RENAME_NOREPLACE != 0 { error!(EEXIST) } else { Ok(()) };
@@ -617,7 +640,7 @@ impl Inode for OvlInode {
 /// reading starts at position 0. Positions are entry indices.
 struct OvlDirFile {
     dir: Arc<OvlInode>,
-    entries: Mutex<Option<Vec<(u64, u8, Vec<u8>)>>>,
+    entries: Mutex<Option<Vec<DirEntry>>>,
 }
 
 impl FileOps for OvlDirFile {

@@ -327,9 +327,14 @@ pub struct TmpInode {
 impl Drop for TmpInode {
     fn drop(&mut self) {
         let st = self.st.get_mut().unwrap_or_else(|p| p.into_inner());
+        let cached = st.cached;
         if let Data::File(f) = &mut st.data {
             let pfns: Vec<Pfn> = f.pages.values().copied().collect();
             self.fs.free_pages(&pfns);
+        }
+        // Page-cache copies of a dead file would never be used again.
+        if cached && crate::kernel_booted() {
+            crate::kernel().page_cache.invalidate((encode_dev(self.fs.dev.0, self.fs.dev.1), self.ino));
         }
         self.fs.used_inodes.fetch_sub(1, Ordering::Relaxed);
     }
@@ -548,7 +553,7 @@ impl TmpInode {
             let keep = len.div_ceil(PAGE);
             let gone: Vec<Pfn> = f.pages.split_off(&keep).into_values().collect();
             self.fs.free_pages(&gone);
-            if len % PAGE != 0 {
+            if !len.is_multiple_of(PAGE) {
                 if let Some(&pfn) = f.pages.get(&(len / PAGE)) {
                     let o = (len % PAGE) as usize;
                     self.fs.phys.zero(pfn, o, PAGE as usize - o);
@@ -599,14 +604,14 @@ impl TmpInode {
                 }
                 // Partial pages at either end are zeroed in place.
                 let head = off / PAGE;
-                if off % PAGE != 0 {
+                if !off.is_multiple_of(PAGE) {
                     let stop = ((head + 1) * PAGE).min(end);
                     if let Some(&pfn) = f.pages.get(&head) {
                         phys.zero(pfn, (off % PAGE) as usize, (stop - off) as usize);
                     }
                 }
                 let tail = end / PAGE;
-                if end % PAGE != 0 && tail * PAGE >= off && !(off % PAGE != 0 && tail == head) {
+                if !end.is_multiple_of(PAGE) && tail * PAGE >= off && (off.is_multiple_of(PAGE) || tail != head) {
                     if let Some(&pfn) = f.pages.get(&tail) {
                         phys.zero(pfn, 0, (end % PAGE) as usize);
                     }
@@ -1059,8 +1064,15 @@ impl Inode for TmpInode {
             }
         }
         let src_dir = src.ftype == FileType::Directory;
+        // Linux's lock_rename traps: the source may not be an ancestor of
+        // the target, nor the target of the source.
         if src_dir && nd.is_within(&src) {
             return error!(EINVAL);
+        }
+        if let Some(d) = &dst {
+            if d.ftype == FileType::Directory && self.is_within(d) {
+                return error!(ENOTEMPTY);
+            }
         }
         if let Some(dst) = &dst {
             let dst_dir = dst.ftype == FileType::Directory;

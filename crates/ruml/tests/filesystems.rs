@@ -1,0 +1,211 @@
+//! Filesystems: the overlay root is a private sandbox (the host never
+//! changes), tmpfs behaves as a Linux filesystem (differentially against
+//! the host's /tmp), hostfs mounts write through to the host, and nothing
+//! a guest does reaches a host file outside its root.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use common::{assert_same, build_guest, run_native, run_ruml, run_ruml_raw, test_env, Flavour, Output, TempDir};
+
+fn sh(params: &[&str], script: &str) -> Output {
+    let mut args: Vec<&str> = vec!["quiet"];
+    args.extend_from_slice(params);
+    args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
+    run_ruml_raw(&args, &test_env())
+}
+
+// --- the overlay root -----------------------------------------------------
+
+#[test]
+fn overlay_root_is_a_private_sandbox() {
+    let passwd_before = std::fs::read("/etc/passwd").expect("host /etc/passwd");
+    let script = "echo x > /etc/passwd; cat /etc/passwd; \
+                  rm /bin/ls; /bin/ls / >/dev/null 2>&1 || echo ls-gone; \
+                  test -e /bin/ls || echo no-bin-ls; \
+                  mkdir -p /usr/local/ruml-new/a && echo new > /usr/local/ruml-new/a/f && cat /usr/local/ruml-new/a/f; \
+                  cp /bin/cat /tmp/c && chmod 755 /tmp/c && /tmp/c /etc/passwd";
+    let out = sh(&[], script);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(out.stdout_lines(), vec!["x", "ls-gone", "no-bin-ls", "new", "x"], "{out}");
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd_before, "the host's /etc/passwd changed");
+    assert!(Path::new("/bin/ls").exists(), "the host's /bin/ls is gone");
+    assert!(!Path::new("/usr/local/ruml-new").exists(), "a guest directory reached the host");
+}
+
+#[test]
+fn overlay_whiteouts_and_opaque_directories() {
+    // /etc exists everywhere; /etc/ruml-x does not.
+    let script = "rm -rf /etc/default && test ! -e /etc/default && echo removed; \
+                  ls /etc | grep -cx default; \
+                  mkdir /etc/default && ls -A /etc/default | wc -l; \
+                  echo a > /etc/hostname.new && mv /etc/hostname.new /etc/ruml-x && cat /etc/ruml-x; \
+                  ln /etc/passwd /tmp/pw && test /etc/passwd -ef /tmp/pw && echo linked";
+    if !Path::new("/etc/default").is_dir() {
+        return;
+    }
+    let out = sh(&[], script);
+    assert_eq!(out.stdout_lines(), vec!["removed", "0", "0", "a", "linked"], "{out}");
+    assert!(Path::new("/etc/default").is_dir());
+    assert!(!Path::new("/etc/ruml-x").exists());
+}
+
+#[test]
+fn programs_run_from_tmp_and_see_rewrites() {
+    // exec maps the file's pages: a rewritten program must run anew.
+    let script = "cp /bin/true /tmp/p && /tmp/p && echo one; \
+                  cp /bin/false /tmp/p; /tmp/p; echo $?; \
+                  cat /bin/true > /tmp/p; /tmp/p; echo $?";
+    let out = sh(&[], script);
+    assert_eq!(out.stdout_lines(), vec!["one", "1", "0"], "{out}");
+}
+
+#[test]
+fn rootfstype_hostfs_is_read_only() {
+    let out = sh(&["rootfstype=hostfs"], "echo x > /etc/ruml-ro-test 2>/dev/null || echo erofs; touch /tmp/x 2>&1 | grep -c Read-only");
+    assert_eq!(out.stdout_lines(), vec!["erofs", "1"], "{out}");
+    assert!(!Path::new("/etc/ruml-ro-test").exists());
+}
+
+// --- tmpfs ----------------------------------------------------------------
+
+fn tmpfs_ops(flavour: Flavour) {
+    let guest = build_guest("tmpfs_ops", flavour);
+    let env = test_env();
+    let host_dir = std::env::temp_dir().join(format!("ruml-tmpfs-ops-{}-{}", std::process::id(), flavour.name()));
+    let _ = std::fs::remove_dir_all(&host_dir);
+    let native = run_native(&guest.path, &[host_dir.as_os_str()], &env);
+    let _ = std::fs::remove_dir_all(&host_dir);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(native.stdout.contains("same inode 1"), "{native}");
+    let ruml = run_ruml(&guest.path, &["/tmp/ruml-tmpfs-ops"], &env);
+    // The directory argument is printed nowhere, so the outputs compare.
+    assert_same(&native, &ruml);
+}
+
+#[test]
+fn tmpfs_ops_static() {
+    tmpfs_ops(Flavour::Static);
+}
+
+#[test]
+fn tmpfs_ops_dynamic() {
+    tmpfs_ops(Flavour::Dynamic);
+}
+
+#[test]
+fn tmpfs_mounts_remounts_and_umount() {
+    let script = "mkdir /tmp/m && mount -t tmpfs -o size=64k,mode=700 none /tmp/m && stat -c %a /tmp/m; \
+                  dd if=/dev/zero of=/tmp/m/f bs=4k count=100 2>/dev/null || echo enospc; \
+                  stat -c %s /tmp/m/f; \
+                  cd /tmp/m && umount /tmp/m 2>/dev/null || echo busy; cd /; \
+                  mount -o remount,ro /tmp/m && (touch /tmp/m/g 2>/dev/null || echo rofs); \
+                  umount /tmp/m && test ! -e /tmp/m/f && echo unmounted; \
+                  mount -t nosuchfs none /tmp/m 2>/dev/null || echo enodev; \
+                  umount /tmp 2>/dev/null || echo einval; \
+                  mount -t proc proc /tmp/m && test -e /tmp/m/self/stat && echo proc; umount /tmp/m; \
+                  mount --bind /etc /tmp/m && test -e /tmp/m/passwd && echo bind; umount /tmp/m; \
+                  grep -c ' /dev/shm tmpfs' /proc/mounts";
+    let out = sh(&[], script);
+    let lines = out.stdout_lines();
+    assert_eq!(
+        &lines[..lines.len().min(9)],
+        &["700", "enospc", "65536", "busy", "rofs", "unmounted", "enodev", "einval", "proc"],
+        "{out}"
+    );
+    assert_eq!(lines.get(9), Some(&"bind"), "{out}");
+}
+
+// --- hostfs ---------------------------------------------------------------
+
+#[test]
+fn hostfs_mounts_write_through() {
+    let dir = TempDir::new("hostfs-rw");
+    std::fs::write(dir.path().join("old"), b"old\n").unwrap();
+    let boot_mount = format!("mount={}:/mnt/boot", dir.path().display());
+    let script = format!(
+        "cd /mnt/boot && echo hello > new && mkdir d && mv new d/moved && ln d/moved hard && ln -s old sym && \
+         chmod 640 hard && truncate -s 3 old && touch -d 2001-02-03 old && rm -f gone; echo $?; \
+         mkdir /tmp/h && mount -t hostfs -o {} none /tmp/h && echo inguest > /tmp/h/g && rmdir /tmp/h/d 2>/dev/null || echo notempty",
+        dir.path().display()
+    );
+    let out = sh(&[&boot_mount], &script);
+    assert_eq!(out.stdout_lines(), vec!["0", "notempty"], "{out}");
+    let p = dir.path();
+    assert_eq!(std::fs::read(p.join("d/moved")).unwrap(), b"hello\n");
+    assert_eq!(std::fs::read(p.join("hard")).unwrap(), b"hello\n");
+    assert_eq!(std::fs::read(p.join("old")).unwrap(), b"old");
+    assert_eq!(std::fs::read_link(p.join("sym")).unwrap(), PathBuf::from("old"));
+    assert_eq!(std::fs::read(p.join("g")).unwrap(), b"inguest\n");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let m = std::fs::metadata(p.join("hard")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o777, 0o640);
+    assert_eq!(m.nlink(), 2);
+    let old = std::fs::metadata(p.join("old")).unwrap();
+    assert_eq!(old.mtime(), 981_158_400, "touch -d 2001-02-03 (TZ=UTC)");
+}
+
+/// A root with a secret next to it and every kind of escape attempt.
+#[test]
+fn no_escape_from_the_root() {
+    let base = TempDir::new("escape");
+    let root = base.path().join("root");
+    let outside = base.path().join("outside");
+    for d in ["proc", "dev", "sys", "mnt", "sub", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::create_dir_all(&outside).unwrap();
+    let secret = outside.join("secret");
+    std::fs::write(&secret, b"host secret\n").unwrap();
+    std::fs::write(root.join("sub/inner.txt"), b"inner\n").unwrap();
+    symlink("../outside/secret", root.join("up")).unwrap();
+    symlink("../../outside/secret", root.join("up2")).unwrap();
+    symlink(&secret, root.join("abs")).unwrap();
+    symlink("/", root.join("rootlink")).unwrap();
+    symlink("../outside", root.join("sublink")).unwrap();
+    symlink("../../outside/secret", root.join("sub/link")).unwrap();
+    let esc = build_guest("fs_escape", Flavour::Static);
+    std::fs::copy(&esc.path, root.join("esc")).unwrap();
+    let attempts = [
+        "/sub/inner.txt",
+        "/../outside/secret",
+        "../outside/secret",
+        "../../../../outside/secret",
+        "/up",
+        "/up2",
+        "/abs",
+        "/rootlink/../outside/secret",
+        "/proc/self/root/../outside/secret",
+        "/proc/self/cwd/../../outside/secret",
+        "/sub/link",
+        "mount:/mnt:/sub",
+        "/mnt/inner.txt",
+        "/mnt/link",
+        "/mnt/../../outside/secret",
+        "mount:/tmp:/../outside",
+        "/tmp/secret",
+        "mount:/dev:../outside",
+        "/dev/secret",
+        "mount:/sys:/sublink",
+        "/sys/secret",
+        "write:/up",
+        "write:/abs",
+        "write:/sub/link",
+    ];
+    for params in [&[][..], &["rootfstype=hostfs"][..]] {
+        let root_param = format!("root={}", root.display());
+        let mut args: Vec<&str> = vec!["quiet", &root_param];
+        args.extend_from_slice(params);
+        args.extend_from_slice(&["--", "/esc"]);
+        args.extend_from_slice(&attempts);
+        let out = run_ruml_raw(&args, &test_env());
+        assert_eq!(out.code(), 0, "{out}");
+        assert!(!out.stdout.contains("host secret"), "a guest read a host file outside its root:\n{out}");
+        assert!(out.stdout.contains("read /sub/inner.txt: [inner]"), "{out}");
+        assert!(out.stdout.contains("read /mnt/inner.txt: [inner]"), "the hostfs mount of /sub failed:\n{out}");
+        assert_eq!(std::fs::read(&secret).unwrap(), b"host secret\n", "the host secret changed");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "a file appeared outside the root");
+    }
+}
