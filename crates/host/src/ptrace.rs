@@ -90,6 +90,10 @@ pub struct Context {
     tid: libc::pid_t,
     aspace: AddressSpace,
     kicked: Arc<AtomicBool>,
+    /// The host CPU the stub thread is pinned to (it follows its tracer,
+    /// see [`Context::place`]), and how many runs since it was last free.
+    pinned: Option<i32>,
+    runs: u32,
     /// Makes the type !Send and !Sync: ptrace is per tracing thread.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -196,7 +200,7 @@ impl AddressSpace {
         let aspace = AddressSpace {
             proc: Arc::new(StubProcess { pid, pidfd, phys: phys.clone(), data_pfn, ops: Mutex::new(Vec::new()) }),
         };
-        let mut ctx = Context { tid: pid, aspace: aspace.clone(), kicked: Arc::new(AtomicBool::new(false)), _not_send: std::marker::PhantomData };
+        let mut ctx = Context { tid: pid, aspace: aspace.clone(), kicked: Arc::new(AtomicBool::new(false)), pinned: None, runs: 0, _not_send: std::marker::PhantomData };
         ctx.attach_process(go)?;
         Ok((aspace, ctx))
     }
@@ -427,10 +431,33 @@ impl Context {
         Ok(())
     }
 
+    /// Keeps the stub thread on the CPU its tracer runs on. Every trap is a
+    /// wake-up of one by the other; on the same CPU that is a cheap local
+    /// switch, across CPUs an inter-processor interrupt (in a VM, several
+    /// times the cost of the whole system call). Now and then the stub is
+    /// left free for one run, so the host can move a busy guest thread to
+    /// an idle CPU.
+    fn place(&mut self) {
+        const REBALANCE_EVERY: u32 = 256;
+        self.runs = self.runs.wrapping_add(1);
+        if self.runs.is_multiple_of(REBALANCE_EVERY) {
+            if self.pinned.take().is_some() {
+                set_affinity(self.tid, None);
+            }
+            return;
+        }
+        // SAFETY: sched_getcpu has no arguments.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu >= 0 && self.pinned != Some(cpu) && set_affinity(self.tid, Some(cpu)) {
+            self.pinned = Some(cpu);
+        }
+    }
+
     /// Runs the guest with `regs` until it traps; on return `regs` holds
     /// the guest's registers at the trap. Queued changes are flushed first.
     pub fn run(&mut self, regs: &mut Registers) -> Result<Trap, HostError> {
         self.flush()?;
+        self.place();
         if self.kicked.swap(false, Ordering::SeqCst) {
             return Ok(Trap::Interrupted);
         }
@@ -493,7 +520,7 @@ impl Context {
             // A signal stop first (none is expected): suppress it.
             check(ptrace(libc::PTRACE_CONT, tid, 0, 0), "PTRACE_CONT")?;
         }
-        Ok(Context { tid, aspace: aspace.clone(), kicked: Arc::new(AtomicBool::new(false)), _not_send: std::marker::PhantomData })
+        Ok(Context { tid, aspace: aspace.clone(), kicked: Arc::new(AtomicBool::new(false)), pinned: None, runs: 0, _not_send: std::marker::PhantomData })
     }
 
     /// The guest thread's x87/SSE/AVX state.
@@ -548,6 +575,23 @@ impl Drop for Context {
                 }
             }
         }
+    }
+}
+
+/// Pins a host thread to one CPU (`Some`) or lets it run anywhere.
+fn set_affinity(tid: libc::pid_t, cpu: Option<i32>) -> bool {
+    // SAFETY: cpu_set_t is plain data; the calls only read it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        match cpu {
+            Some(c) => libc::CPU_SET(c as usize, &mut set),
+            None => {
+                for c in 0..libc::CPU_SETSIZE as usize {
+                    libc::CPU_SET(c, &mut set);
+                }
+            }
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }
 

@@ -146,6 +146,8 @@ pub fn new_devfs() -> Arc<dyn Inode> {
     }
     children.push((b"ptmx".to_vec(), Arc::new(crate::fs::pty::PtmxNode { meta: next(), perm: 0o666 })));
     children.push((b"pts".to_vec(), Arc::new(StaticDir { meta: next(), perm: 0o755, children: Vec::new() })));
+    // Where boot mounts a tmpfs for POSIX shared memory (shm_open, sem_open).
+    children.push((b"shm".to_vec(), Arc::new(StaticDir { meta: next(), perm: 0o1777, children: Vec::new() })));
     children.sort_by(|a, b| a.0.cmp(&b.0));
     Arc::new(StaticDir { meta, perm: 0o755, children })
 }

@@ -118,8 +118,43 @@ impl OpenFile {
         }
         let mut pos = self.lock_pos();
         let n = ops.read_as(self, *pos, buf, task)?;
+        self.overlay_cached(ops.as_ref(), *pos, &mut buf[..n]);
         *pos += n as u64;
         Ok(n)
+    }
+
+    /// The page-cache key of a host file (regular, not memory-backed)
+    /// that has pages in the page cache.
+    fn cached_key(&self, ops: &dyn FileOps) -> Option<(u64, u64)> {
+        if self.file_type() != FileType::Regular || ops.page_frame(0, false).is_some() || !crate::kernel_booted() {
+            return None;
+        }
+        let key = self.path.inode().key();
+        crate::kernel().page_cache.has_file(key).then_some(key)
+    }
+
+    /// Reads of a host file see its cached pages (which hold what shared
+    /// mappings wrote and have not written back yet).
+    fn overlay_cached(&self, ops: &dyn FileOps, off: u64, buf: &mut [u8]) {
+        if let Some(key) = self.cached_key(ops) {
+            crate::kernel().page_cache.read_over(key, off, buf);
+        }
+    }
+
+    /// The file's own bytes at `off`, past the page cache (the page cache
+    /// fills itself with this).
+    pub fn read_at_uncached(&self, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        if self.file_type() == FileType::Directory {
+            return error!(EISDIR);
+        }
+        let ops = self.ops()?;
+        if !ops.seekable() {
+            return error!(ESPIPE);
+        }
+        if off > i64::MAX as u64 {
+            return error!(EINVAL);
+        }
+        ops.read(self, off, buf)
     }
 
     /// pread semantics: at `off`, position untouched (exec and mmap use it
@@ -135,7 +170,9 @@ impl OpenFile {
         if off > i64::MAX as u64 {
             return error!(EINVAL);
         }
-        ops.read(self, off, buf)
+        let n = ops.read(self, off, buf)?;
+        self.overlay_cached(ops.as_ref(), off, &mut buf[..n]);
+        Ok(n)
     }
 
     /// write(2) by the kernel itself; see [`OpenFile::write_as`].
@@ -157,8 +194,18 @@ impl OpenFile {
             *pos = ops.size()?;
         }
         let n = ops.write_as(self, *pos, buf, task)?;
+        self.after_write(ops.as_ref(), *pos, &buf[..n]);
         *pos += n as u64;
         Ok(n)
+    }
+
+    /// A write to a host file whose pages the page cache holds: the cached
+    /// pages (maybe mapped shared) get the same bytes, so mappings and
+    /// later reads agree with the file.
+    fn after_write(&self, ops: &dyn FileOps, off: u64, data: &[u8]) {
+        if let Some(key) = self.cached_key(ops) {
+            crate::kernel().page_cache.write_through(key, off, data);
+        }
     }
 
     /// pwrite(2). (Linux quirk kept: with O_APPEND, pwrite appends.)
@@ -174,7 +221,9 @@ impl OpenFile {
             return error!(EINVAL);
         }
         let off = if self.flags() & O_APPEND != 0 { ops.size()? } else { off };
-        ops.write(self, off, buf)
+        let n = ops.write(self, off, buf)?;
+        self.after_write(ops.as_ref(), off, &buf[..n]);
+        Ok(n)
     }
 
     /// lseek(2).

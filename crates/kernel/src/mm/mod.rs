@@ -253,8 +253,43 @@ impl Mm {
         Ok(())
     }
 
+    /// Writes the pages of shared writable mappings of files that are not
+    /// memory-backed (hostfs) in `[start, end)` back to their files: such
+    /// a file's data lives on the host, and its mapped pages in the page
+    /// cache; msync, munmap and exit carry them home.
+    fn write_back_locked(&self, m: &MmInner, start: u64, end: u64) {
+        for v in m.vmas.iter().filter(|v| v.start < end && v.end > start && v.shared && v.prot & PROT_WRITE != 0) {
+            let Backing::File { file, pgoff, size, .. } = &v.backing else { continue };
+            if file.ops().is_ok_and(|o| o.page_frame(0, false).is_some()) {
+                continue;
+            }
+            let (a, b) = (v.start.max(start), v.end.min(end));
+            for (&vpn, pte) in m.ptes.range(a / PAGE..b / PAGE) {
+                let file_page = pgoff + (vpn * PAGE - v.start) / PAGE;
+                let off = file_page * PAGE;
+                if off >= *size {
+                    continue;
+                }
+                let n = (*size - off).min(PAGE) as usize;
+                let mut buf = vec![0u8; n];
+                self.phys.read(pte.pfn, 0, &mut buf);
+                if let Err(e) = file.write_at(off, &buf) {
+                    crate::log::warn(&format!("writing back a shared mapping failed: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// msync: write back shared file pages in the range.
+    pub fn sync_range(&self, start: u64, end: u64) {
+        let m = self.lock();
+        self.write_back_locked(&m, start, end);
+    }
+
     /// Removes every mapping in `[start, end)`: VMAs, pages, host mappings.
     fn unmap_locked(&self, m: &mut MmInner, start: u64, end: u64) {
+        self.write_back_locked(m, start, end);
         let removed = m.vmas.remove_range(start, end);
         if removed.is_empty() {
             return;
@@ -302,6 +337,10 @@ impl Mm {
             }
             Backing::File { file, pgoff, key, size } => {
                 let cache = &crate::kernel().page_cache;
+                let ops = file.ops().ok().cloned();
+                // Memory-backed files (tmpfs) hand out their own frames;
+                // others go through the page cache.
+                let live_size = if ops.as_ref().is_some_and(|o| o.page_frame(0, false).is_some()) { file.size().unwrap_or(*size) } else { *size };
                 let mut at = start;
                 while at < end {
                     let vpn = at / PAGE;
@@ -310,17 +349,24 @@ impl Mm {
                         continue;
                     }
                     let file_page = pgoff + (at - vma.start) / PAGE;
-                    if file_page * PAGE >= *size {
+                    if file_page * PAGE >= live_size {
                         break; // beyond EOF: SIGBUS on access
                     }
-                    let pfn = cache.get_page(file, *key, file_page)?;
-                    if vma.shared {
-                        m.ptes.insert(vpn, Pte { pfn, cow: false });
-                        m.ops.push(HostOp::Map { addr: at, len: PAGE, prot: host_prot(vma.prot, false), pfn });
-                    } else {
-                        m.ptes.insert(vpn, Pte { pfn, cow: true });
-                        m.ops.push(HostOp::Map { addr: at, len: PAGE, prot: host_prot(vma.prot, true), pfn });
-                    }
+                    let own = ops.as_ref().and_then(|o| o.page_frame(file_page, vma.shared && vma.prot & PROT_WRITE != 0));
+                    let (pfn, private_copy) = match own {
+                        None => (cache.get_page(file, *key, file_page)?, false),
+                        Some(Ok(pfn)) => (pfn, false),
+                        // A hole in a private or read-only mapping reads
+                        // as zeros: a fresh private page.
+                        Some(Err(crate::errno::Errno::ENOENT)) => {
+                            let Some(pfn) = self.phys.alloc() else { return error!(ENOMEM) };
+                            (pfn, true)
+                        }
+                        Some(Err(e)) => return Err(e),
+                    };
+                    let cow = !vma.shared && !private_copy;
+                    m.ptes.insert(vpn, Pte { pfn, cow });
+                    m.ops.push(HostOp::Map { addr: at, len: PAGE, prot: host_prot(vma.prot, cow), pfn });
                     at += PAGE;
                 }
             }
@@ -424,9 +470,11 @@ impl Mm {
         let vpn = addr / PAGE;
         match m.ptes.get(&vpn).copied() {
             None => {
-                if let Backing::File { pgoff, size, .. } = &vma.backing {
+                if let Backing::File { file, pgoff, size, .. } = &vma.backing {
+                    let memory_backed = file.ops().is_ok_and(|o| o.page_frame(0, false).is_some());
+                    let size = if memory_backed { file.size().unwrap_or(*size) } else { *size };
                     let file_page = pgoff + (addr - vma.start) / PAGE;
-                    if file_page * PAGE >= *size {
+                    if file_page * PAGE >= size {
                         return Err(FaultSignal { signo: 7, code: BUS_ADRERR, addr });
                     }
                 }
@@ -638,6 +686,10 @@ impl Mm {
 
 impl Drop for Mm {
     fn drop(&mut self) {
+        {
+            let m = self.lock();
+            self.write_back_locked(&m, 0, TASK_SIZE);
+        }
         let m = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut frames: Vec<Pfn> = m.ptes.values().map(|p| p.pfn).collect();
         frames.append(&mut m.frees);

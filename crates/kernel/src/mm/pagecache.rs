@@ -21,11 +21,13 @@ type PageKey = ((u64, u64), u64);
 pub struct PageCache {
     phys: Arc<PhysMem>,
     pages: Mutex<HashMap<PageKey, Pfn>>,
+    /// Files with pages here (so invalidating others is cheap).
+    files: Mutex<std::collections::HashSet<(u64, u64)>>,
 }
 
 impl PageCache {
     pub fn new(phys: Arc<PhysMem>) -> PageCache {
-        PageCache { phys, pages: Mutex::new(HashMap::new()) }
+        PageCache { phys, pages: Mutex::new(HashMap::new()), files: Mutex::new(Default::default()) }
     }
 
     /// The frame holding page `index` of the file, with a reference for the
@@ -39,7 +41,7 @@ impl PageCache {
         let mut buf = vec![0u8; 4096];
         let mut got = 0;
         while got < buf.len() {
-            let n = file.read_at(index * 4096 + got as u64, &mut buf[got..])?;
+            let n = file.read_at_uncached(index * 4096 + got as u64, &mut buf[got..])?;
             if n == 0 {
                 break;
             }
@@ -51,12 +53,52 @@ impl PageCache {
         };
         self.phys.write(pfn, 0, &buf);
         pages.insert((key, index), pfn);
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
         self.phys.get(pfn);
         Ok(pfn)
     }
 
+    /// Whether any page of the file is cached.
+    pub fn has_file(&self, key: (u64, u64)) -> bool {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).contains(&key)
+    }
+
+    /// Copies the cached pages' bytes over `buf`, which holds the file's
+    /// bytes from `off`.
+    pub fn read_over(&self, key: (u64, u64), off: u64, buf: &mut [u8]) {
+        let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = off + done as u64;
+            let (idx, inner) = (at / 4096, (at % 4096) as usize);
+            let n = (4096 - inner).min(buf.len() - done);
+            if let Some(&pfn) = pages.get(&(key, idx)) {
+                self.phys.read(pfn, inner, &mut buf[done..done + n]);
+            }
+            done += n;
+        }
+    }
+
+    /// Puts `data`, just written to the file at `off`, into its cached pages.
+    pub fn write_through(&self, key: (u64, u64), off: u64, data: &[u8]) {
+        let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        let mut done = 0usize;
+        while done < data.len() {
+            let at = off + done as u64;
+            let (idx, inner) = (at / 4096, (at % 4096) as usize);
+            let n = (4096 - inner).min(data.len() - done);
+            if let Some(&pfn) = pages.get(&(key, idx)) {
+                self.phys.write(pfn, inner, &data[done..done + n]);
+            }
+            done += n;
+        }
+    }
+
     /// Drops the pages of a file (it changed or went away).
     pub fn invalidate(&self, key: (u64, u64)) {
+        if !self.files.lock().unwrap_or_else(|p| p.into_inner()).remove(&key) {
+            return;
+        }
         let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
         let gone: Vec<_> = pages.keys().filter(|(k, _)| *k == key).copied().collect();
         let mut frames = Vec::new();

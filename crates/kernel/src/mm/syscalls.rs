@@ -452,12 +452,12 @@ fn sys_msync(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: i32) -> K
         return error!(EINVAL);
     }
     let end = addr.checked_add(page_up(len).ok_or(crate::errno!(ENOMEM))?).ok_or(crate::errno!(ENOMEM))?;
-    // Private and read-only file mappings have nothing to write back; a
-    // shared writable file mapping is only possible on writable
-    // filesystems (not yet mounted), so there is nothing to sync.
     if !ctx.mm().is_mapped(addr, end) {
         return error!(ENOMEM);
     }
+    // Shared mappings of memory-backed files (tmpfs) are the file's pages
+    // already; those of host files are written back.
+    ctx.mm().sync_range(addr, end);
     Ok(0)
 }
 

@@ -151,6 +151,7 @@ const TABLES: &[Table] = &[
     crate::signal::signal_table,
     crate::task::futex::futex_table,
     crate::task::usage::usage_table,
+    crate::task::creds::creds_table,
     crate::time::timers::timers_table,
 ];
 

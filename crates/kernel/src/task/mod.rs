@@ -11,6 +11,7 @@
 //! are rare next to system calls, and one lock keeps them free of
 //! lock-order problems. Lock order: tree → group signals → task signals.
 
+pub mod creds;
 pub mod exit;
 pub mod futex;
 pub mod syscalls;
@@ -60,6 +61,8 @@ pub struct ThreadGroup {
     pub timers: Mutex<crate::time::timers::ProcessTimers>,
     /// When the process started, as time since boot (/proc/PID/stat).
     pub started: std::time::Duration,
+    /// User and group ids.
+    pub creds: Mutex<creds::Creds>,
 }
 
 impl ThreadGroup {
@@ -72,6 +75,7 @@ impl ThreadGroup {
             limits: Mutex::new(limits),
             timers: Mutex::new(Default::default()),
             started: crate::log::since_boot(),
+            creds: Mutex::new(Default::default()),
         })
     }
 

@@ -40,13 +40,6 @@ syscall_table! { pub fn task_table;
     SET_TID_ADDRESS => sys_set_tid_address(addr: UserAddr),
     SET_ROBUST_LIST => sys_set_robust_list(head: UserAddr, len: usize),
     GET_ROBUST_LIST => sys_get_robust_list(tid: i32, head: UserAddr, len: UserAddr),
-    GETUID => sys_zero_id(),
-    GETEUID => sys_zero_id(),
-    GETGID => sys_zero_id(),
-    GETEGID => sys_zero_id(),
-    GETRESUID => sys_getresid(a: UserAddr, b: UserAddr, c: UserAddr),
-    GETRESGID => sys_getresid(a: UserAddr, b: UserAddr, c: UserAddr),
-    GETGROUPS => sys_getgroups(size: i32, list: UserAddr),
     SETPGID => sys_setpgid(pid: i32, pgid: i32),
     GETPGID => sys_getpgid(pid: i32),
     GETPGRP => sys_getpgrp(),
@@ -163,6 +156,7 @@ fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr
             let sig = parent.group.sig().fork_copy();
             let limits = *parent.group.limits.lock().unwrap_or_else(|p| p.into_inner());
             let g = ThreadGroup::new(pid, sig, limits);
+            *g.creds.lock().unwrap_or_else(|p| p.into_inner()) = parent.group.creds.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let (ppid, pgid, sid) = match tree.get(&me) {
                 Some(n) => (if flags & CLONE_PARENT != 0 { n.ppid } else { me }, n.pgid, n.sid),
                 None => (me, me, me),
@@ -486,28 +480,6 @@ fn sys_get_robust_list(ctx: &mut SyscallContext<'_>, tid: i32, head: UserAddr, l
     ctx.mm().write_val(head.0, &h)?;
     ctx.mm().write_val(len.0, &l)?;
     Ok(0)
-}
-
-fn sys_zero_id(_ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(0)
-}
-
-fn sys_getresid(ctx: &mut SyscallContext<'_>, a: UserAddr, b: UserAddr, c: UserAddr) -> KResult<u64> {
-    for p in [a, b, c] {
-        ctx.mm().write_val(p.0, &0u32)?;
-    }
-    Ok(0)
-}
-
-fn sys_getgroups(ctx: &mut SyscallContext<'_>, size: i32, list: UserAddr) -> KResult<u64> {
-    if size < 0 {
-        return error!(EINVAL);
-    }
-    if size == 0 {
-        return Ok(1);
-    }
-    ctx.mm().write_val(list.0, &0u32)?;
-    Ok(1)
 }
 
 fn sys_setpgid(ctx: &mut SyscallContext<'_>, pid: i32, pgid: i32) -> KResult<u64> {

@@ -1,0 +1,78 @@
+#!/bin/sh
+# Runs inside every system compared, with the bench root as "/" (busybox sh).
+#   suite.sh RUNS BUILD_RUNS QUICK MOUNT_TMP
+# Prints "BENCH name value unit" lines (parsed by bench/bench.py), RUNS times
+# the microbenchmarks, BUILD_RUNS times the build of Lua from a clean tree.
+RUNS=${1:-1}
+BUILD_RUNS=${2:-1}
+QUICK=${3:-0}
+MOUNT_TMP=${4:-0}
+export PATH=/usr/bin:/bin
+export LC_ALL=C
+
+echo "SUITE start"
+
+# A writable directory for the tmpfs and build benchmarks. Systems that are
+# kernels of their own (UML, gVisor, ruml) get a tmpfs of their own on /tmp;
+# native and proot see the tmpfs the driver mounted on the root's /tmp.
+MOUNT_NOTE=
+if [ "$MOUNT_TMP" = 1 ]; then
+    if ! err=$(mount -t tmpfs -o size=1g tmpfs /tmp 2>&1); then
+        MOUNT_NOTE="; mount -t tmpfs on /tmp failed: $(echo "$err" | tail -n 1 | head -c 100)"
+        echo "SUITE note: mount -t tmpfs /tmp failed: $err"
+    fi
+fi
+W=
+for d in /tmp /dev/shm; do
+    if mkdir -p "$d/ruml-bench.$$" 2>/dev/null && : > "$d/ruml-bench.$$/probe" 2>/dev/null; then
+        W=$d/ruml-bench.$$
+        break
+    fi
+done
+if [ -n "$W" ]; then
+    echo "SUITE writable $W"
+    export TMPDIR=$W
+else
+    export BENCH_NA_REASON="no writable directory: /tmp and /dev/shm are not writable$MOUNT_NOTE"
+    echo "SUITE note: $BENCH_NA_REASON"
+fi
+
+Q=
+[ "$QUICK" = 1 ] && Q=-q
+i=0
+while [ $i -lt "$RUNS" ]; do
+    echo "SUITE run $i"
+    if [ -n "$W" ]; then
+        /bench/micro $Q all "$W"
+    else
+        /bench/micro $Q all
+    fi
+    i=$((i + 1))
+done
+
+TARGET=all
+[ "$QUICK" = 1 ] && TARGET=quick
+i=0
+while [ $i -lt "$BUILD_RUNS" ]; do
+    if [ -z "$W" ]; then
+        echo "BENCH build n/a $BENCH_NA_REASON"
+        break
+    fi
+    rm -rf "$W/lua"
+    if ! cp -r /bench/lua "$W/lua" 2>"$W/cp.err"; then
+        echo "BENCH build n/a copying the source failed: $(head -c 200 "$W/cp.err" | tr '\n' ' ')"
+        break
+    fi
+    out=$(cd "$W/lua" && /bench/micro time make -s -j2 $TARGET 2>&1)
+    t=$(echo "$out" | sed -n 's/^TIME //p')
+    if [ -n "$t" ]; then
+        echo "BENCH build $t s"
+    else
+        echo "$out" | tail -n 15 | sed 's/^/BUILDLOG /'
+        echo "BENCH build n/a make failed: $(echo "$out" | grep -v -e '^TIME' -e '^micro time:' -e '^make: \*\*\*' | tail -n 1 | head -c 200)"
+        break
+    fi
+    i=$((i + 1))
+done
+[ -n "$W" ] && rm -rf "$W"
+echo "SUITE done"

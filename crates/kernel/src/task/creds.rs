@@ -1,0 +1,315 @@
+//! Credentials: real, effective, saved and filesystem user and group ids,
+//! supplementary groups, capabilities. The guest starts as root. Set*id
+//! follow credentials(7): root (effective uid 0) may set anything; others
+//! only to their real, effective or saved ids. Per process (glibc keeps
+//! threads in step anyway), behind one mutex.
+//!
+//! Files are not yet checked against non-root credentials (the guest's
+//! filesystems treat every caller as root); docs/syscalls.md says so.
+
+use crate::errno::KResult;
+use crate::error;
+use crate::syscall_table;
+use crate::syscalls::{SyscallContext, UserAddr};
+
+/// A process's credentials.
+#[derive(Clone, Debug, Default)]
+pub struct Creds {
+    pub ruid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub rgid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Creds {
+    fn privileged(&self) -> bool {
+        self.euid == 0
+    }
+}
+
+const NGROUPS_MAX: usize = 65536;
+const KEEP: u32 = u32::MAX;
+
+syscall_table! { pub fn creds_table;
+    GETUID => sys_getuid(),
+    GETEUID => sys_geteuid(),
+    GETGID => sys_getgid(),
+    GETEGID => sys_getegid(),
+    GETRESUID => sys_getresuid(r: UserAddr, e: UserAddr, s: UserAddr),
+    GETRESGID => sys_getresgid(r: UserAddr, e: UserAddr, s: UserAddr),
+    SETUID => sys_setuid(uid: u32),
+    SETGID => sys_setgid(gid: u32),
+    SETREUID => sys_setreuid(r: u32, e: u32),
+    SETREGID => sys_setregid(r: u32, e: u32),
+    SETRESUID => sys_setresuid(r: u32, e: u32, s: u32),
+    SETRESGID => sys_setresgid(r: u32, e: u32, s: u32),
+    SETFSUID => sys_setfsuid(uid: u32),
+    SETFSGID => sys_setfsgid(gid: u32),
+    GETGROUPS => sys_getgroups(size: i32, list: UserAddr),
+    SETGROUPS => sys_setgroups(size: usize, list: UserAddr),
+    CAPGET => sys_capget(hdr: UserAddr, data: UserAddr),
+    CAPSET => sys_capset(hdr: UserAddr, data: UserAddr),
+}
+
+fn creds<'a>(ctx: &SyscallContext<'a>) -> std::sync::MutexGuard<'a, Creds> {
+    ctx.task.group.creds.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn sys_getuid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    Ok(creds(ctx).ruid as u64)
+}
+fn sys_geteuid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    Ok(creds(ctx).euid as u64)
+}
+fn sys_getgid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    Ok(creds(ctx).rgid as u64)
+}
+fn sys_getegid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    Ok(creds(ctx).egid as u64)
+}
+
+fn put3(ctx: &SyscallContext<'_>, a: [UserAddr; 3], v: [u32; 3]) -> KResult<u64> {
+    for (p, x) in a.iter().zip(v) {
+        ctx.mm().write_val(p.0, &x)?;
+    }
+    Ok(0)
+}
+
+fn sys_getresuid(ctx: &mut SyscallContext<'_>, r: UserAddr, e: UserAddr, s: UserAddr) -> KResult<u64> {
+    let c = creds(ctx).clone();
+    put3(ctx, [r, e, s], [c.ruid, c.euid, c.suid])
+}
+
+fn sys_getresgid(ctx: &mut SyscallContext<'_>, r: UserAddr, e: UserAddr, s: UserAddr) -> KResult<u64> {
+    let c = creds(ctx).clone();
+    put3(ctx, [r, e, s], [c.rgid, c.egid, c.sgid])
+}
+
+/// setresuid/setresgid's rule: each new id (unless KEEP) must be one of
+/// the current three, unless privileged.
+fn allowed(c: &Creds, cur: [u32; 3], new: [u32; 3]) -> bool {
+    c.privileged() || new.iter().all(|&n| n == KEEP || cur.contains(&n))
+}
+
+fn sys_setresuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
+    let mut c = creds(ctx);
+    if !allowed(&c, [c.ruid, c.euid, c.suid], [r, e, s]) {
+        return error!(EPERM);
+    }
+    if r != KEEP {
+        c.ruid = r;
+    }
+    if e != KEEP {
+        c.euid = e;
+    }
+    if s != KEEP {
+        c.suid = s;
+    }
+    c.fsuid = c.euid;
+    Ok(0)
+}
+
+fn sys_setresgid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
+    let mut c = creds(ctx);
+    if !allowed(&c, [c.rgid, c.egid, c.sgid], [r, e, s]) {
+        return error!(EPERM);
+    }
+    if r != KEEP {
+        c.rgid = r;
+    }
+    if e != KEEP {
+        c.egid = e;
+    }
+    if s != KEEP {
+        c.sgid = s;
+    }
+    c.fsgid = c.egid;
+    Ok(0)
+}
+
+fn sys_setuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
+    if uid == KEEP {
+        return error!(EINVAL);
+    }
+    let mut c = creds(ctx);
+    if c.privileged() {
+        (c.ruid, c.euid, c.suid, c.fsuid) = (uid, uid, uid, uid);
+    } else if uid == c.ruid || uid == c.suid {
+        (c.euid, c.fsuid) = (uid, uid);
+    } else {
+        return error!(EPERM);
+    }
+    Ok(0)
+}
+
+fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
+    if gid == KEEP {
+        return error!(EINVAL);
+    }
+    let mut c = creds(ctx);
+    if c.privileged() {
+        (c.rgid, c.egid, c.sgid, c.fsgid) = (gid, gid, gid, gid);
+    } else if gid == c.rgid || gid == c.sgid {
+        (c.egid, c.fsgid) = (gid, gid);
+    } else {
+        return error!(EPERM);
+    }
+    Ok(0)
+}
+
+fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
+    let mut c = creds(ctx);
+    let ok = c.privileged() || ((r == KEEP || r == c.ruid || r == c.euid) && (e == KEEP || e == c.ruid || e == c.euid || e == c.suid));
+    if !ok {
+        return error!(EPERM);
+    }
+    let old_ruid = c.ruid;
+    if r != KEEP {
+        c.ruid = r;
+    }
+    if e != KEEP {
+        c.euid = e;
+    }
+    // The saved id follows the effective one when the real one is set or
+    // the effective one changes away from the old real id.
+    if r != KEEP || (e != KEEP && e != old_ruid) {
+        c.suid = c.euid;
+    }
+    c.fsuid = c.euid;
+    Ok(0)
+}
+
+fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
+    let mut c = creds(ctx);
+    let ok = c.privileged() || ((r == KEEP || r == c.rgid || r == c.egid) && (e == KEEP || e == c.rgid || e == c.egid || e == c.sgid));
+    if !ok {
+        return error!(EPERM);
+    }
+    let old_rgid = c.rgid;
+    if r != KEEP {
+        c.rgid = r;
+    }
+    if e != KEEP {
+        c.egid = e;
+    }
+    if r != KEEP || (e != KEEP && e != old_rgid) {
+        c.sgid = c.egid;
+    }
+    c.fsgid = c.egid;
+    Ok(0)
+}
+
+fn sys_setfsuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
+    let mut c = creds(ctx);
+    let old = c.fsuid;
+    if uid != KEEP && (c.privileged() || [c.ruid, c.euid, c.suid, c.fsuid].contains(&uid)) {
+        c.fsuid = uid;
+    }
+    Ok(old as u64)
+}
+
+fn sys_setfsgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
+    let mut c = creds(ctx);
+    let old = c.fsgid;
+    if gid != KEEP && (c.privileged() || [c.rgid, c.egid, c.sgid, c.fsgid].contains(&gid)) {
+        c.fsgid = gid;
+    }
+    Ok(old as u64)
+}
+
+fn sys_getgroups(ctx: &mut SyscallContext<'_>, size: i32, list: UserAddr) -> KResult<u64> {
+    if size < 0 {
+        return error!(EINVAL);
+    }
+    let g = creds(ctx).groups.clone();
+    if size == 0 {
+        return Ok(g.len() as u64);
+    }
+    if (size as usize) < g.len() {
+        return error!(EINVAL);
+    }
+    let bytes: Vec<u8> = g.iter().flat_map(|x| x.to_le_bytes()).collect();
+    ctx.mm().write_bytes(list.0, &bytes)?;
+    Ok(g.len() as u64)
+}
+
+fn sys_setgroups(ctx: &mut SyscallContext<'_>, size: usize, list: UserAddr) -> KResult<u64> {
+    if size > NGROUPS_MAX {
+        return error!(EINVAL);
+    }
+    let mut b = vec![0u8; size * 4];
+    ctx.mm().read_bytes(list.0, &mut b)?;
+    let mut c = creds(ctx);
+    if !c.privileged() {
+        return error!(EPERM);
+    }
+    let mut g: Vec<u32> = b.chunks_exact(4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect();
+    g.sort_unstable();
+    c.groups = g;
+    Ok(0)
+}
+
+const CAP_V1: u32 = 0x1998_0330;
+const CAP_V2: u32 = 0x2007_1026;
+const CAP_V3: u32 = 0x2008_0522;
+/// All 41 capabilities of Linux 6.1.
+const CAP_FULL: u64 = (1 << 41) - 1;
+
+fn cap_version(ctx: &SyscallContext<'_>, hdr: UserAddr) -> KResult<(u32, i32)> {
+    let h: [u32; 2] = ctx.mm().read_val(hdr.0)?;
+    match h[0] {
+        CAP_V1 | CAP_V2 | CAP_V3 => Ok((h[0], h[1] as i32)),
+        _ => {
+            ctx.mm().write_val(hdr.0, &CAP_V3)?;
+            error!(EINVAL)
+        }
+    }
+}
+
+fn sys_capget(ctx: &mut SyscallContext<'_>, hdr: UserAddr, data: UserAddr) -> KResult<u64> {
+    let (v, pid) = cap_version(ctx, hdr)?;
+    if pid < 0 || (pid > 0 && crate::kernel().tasks.thread(pid).is_none()) {
+        return error!(ESRCH);
+    }
+    if data.is_null() {
+        return Ok(0);
+    }
+    let c = if creds(ctx).euid == 0 { CAP_FULL } else { 0 };
+    let words = if v == CAP_V1 { 1 } else { 2 };
+    let mut out = Vec::new();
+    for i in 0..words {
+        let part = (c >> (32 * i)) as u32;
+        for x in [part, part, 0u32] {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    ctx.mm().write_bytes(data.0, &out)?;
+    Ok(0)
+}
+
+fn sys_capset(ctx: &mut SyscallContext<'_>, hdr: UserAddr, data: UserAddr) -> KResult<u64> {
+    let (v, pid) = cap_version(ctx, hdr)?;
+    if pid != 0 && pid != ctx.task.tid() {
+        return error!(EPERM);
+    }
+    let words = if v == CAP_V1 { 1 } else { 2 };
+    let mut raw = vec![0u8; 12 * words];
+    ctx.mm().read_bytes(data.0, &mut raw)?;
+    // Capabilities are not kept per process: the effective uid decides.
+    // Dropping them is accepted for root (programs that drop privileges
+    // expect success); raising beyond the current set is refused.
+    let have = if creds(ctx).euid == 0 { CAP_FULL } else { 0 };
+    for i in 0..words {
+        let eff = u32::from_le_bytes(raw[i * 12..i * 12 + 4].try_into().unwrap_or([0; 4])) as u64;
+        let prm = u32::from_le_bytes(raw[i * 12 + 4..i * 12 + 8].try_into().unwrap_or([0; 4])) as u64;
+        if (eff | prm) << (32 * i) & !have != 0 {
+            return error!(EPERM);
+        }
+    }
+    Ok(0)
+}
