@@ -251,3 +251,22 @@ fn exit_status_static() {
 fn exit_status_dynamic() {
     check("exit_status", Flavour::Dynamic, &[]);
 }
+
+// --- PI mutexes and resource limits ---------------------------------------
+
+#[test]
+fn limits_pi_static() {
+    let (_native, ruml) = check("limits_pi", Flavour::Static, &[]);
+    assert_has(&ruml, "ok: counter == 80000");
+}
+
+#[test]
+fn limits_pi_dynamic() {
+    check("limits_pi", Flavour::Dynamic, &[]);
+}
+
+#[test]
+fn itimer_cpu_static() {
+    let (_native, ruml) = check("itimer_cpu", Flavour::Static, &[]);
+    assert_has(&ruml, "SIGPROF delivered: yes");
+}

@@ -126,6 +126,8 @@ pub fn exec_file(task: &Arc<Task>, mut file: FileRef, path: &[u8], mut argv: Vec
     let phys = crate::kernel().phys.clone();
     let layout = Layout::random();
     let mm = Mm::new(phys, layout.mmap_base);
+    // RLIMIT_AS (9) and RLIMIT_STACK (3) bound the new image.
+    mm.set_limits(task.group.limit(9)[0], task.group.limit(3)[0].min(crate::mm::TASK_SIZE / 4));
     let main = load_elf(&mm, &file, Some(layout.pie_base))?;
     let (entry, base) = match &main.interp {
         Some(ip) => {

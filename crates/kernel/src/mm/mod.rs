@@ -110,6 +110,8 @@ pub struct Mm {
     /// Held while queued changes are applied, so that no thread of this
     /// space runs before the changes another thread took are in place.
     pub flush_lock: Mutex<()>,
+    /// RLIMIT_AS and RLIMIT_STACK (soft) in bytes.
+    limits: Mutex<(u64, u64)>,
 }
 
 /// How the kernel touches a page on the guest's behalf.
@@ -146,7 +148,21 @@ impl Mm {
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
+            limits: Mutex::new((u64::MAX, STACK_LIMIT)),
         })
+    }
+
+    /// Sets the address-space and stack size limits (setrlimit, exec).
+    pub fn set_limits(&self, as_limit: u64, stack: u64) {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = (as_limit, stack);
+    }
+
+    fn limit_as(&self) -> u64 {
+        self.limits.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    fn limit_stack(&self) -> u64 {
+        self.limits.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 
     /// The stub process of this space, if started.
@@ -214,6 +230,7 @@ impl Mm {
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
+            limits: Mutex::new(*self.limits.lock().unwrap_or_else(|p| p.into_inner())),
         })
     }
 
@@ -245,6 +262,10 @@ impl Mm {
 
     fn map_area_locked(&self, m: &mut MmInner, vma: Vma) -> KResult<()> {
         let (start, end, prot) = (vma.start, vma.end, vma.prot);
+        let total: u64 = m.vmas.iter().map(|v| v.len()).sum();
+        if total.saturating_add(end - start) > self.limit_as() {
+            return error!(ENOMEM);
+        }
         let anon = matches!(vma.backing, Backing::Anon);
         m.vmas.insert(vma);
         if anon && prot != 0 && end - start <= MAP_AHEAD_MAX {
@@ -407,7 +428,11 @@ impl Mm {
             return false;
         }
         let new_start = page_down(addr);
-        if v.end - new_start > STACK_LIMIT || m.vmas.overlaps(new_start, v.start) {
+        if v.end - new_start > self.limit_stack() || m.vmas.overlaps(new_start, v.start) {
+            return false;
+        }
+        let total: u64 = m.vmas.iter().map(|v| v.len()).sum();
+        if total.saturating_add(v.start - new_start) > self.limit_as() {
             return false;
         }
         let mut nv = v.clone();
@@ -544,6 +569,32 @@ impl Mm {
             at = v.end.min(end);
         }
         (at.saturating_sub(addr)) as usize
+    }
+
+    /// Atomically applies `f` to the aligned 32-bit guest word at `addr`
+    /// (as the guest's own atomic instructions would), returning the old
+    /// value; `f` returning None leaves the word alone. EFAULT if the word
+    /// is not writable.
+    pub fn atomic_update_u32(&self, addr: u64, mut f: impl FnMut(u32) -> Option<u32>) -> KResult<u32> {
+        if !addr.is_multiple_of(4) {
+            return error!(EINVAL);
+        }
+        let pfn = {
+            let mut m = self.lock();
+            self.touch(&mut m, addr, Access::Write)?
+        };
+        // SAFETY: the word lies inside one physmem frame that this mm maps
+        // writable; guest threads access it concurrently only atomically
+        // (the futex protocol), and AtomicU32 matches their accesses.
+        let word = unsafe { &*(self.phys.page_ptr(pfn).add((addr % PAGE) as usize) as *const std::sync::atomic::AtomicU32) };
+        let mut cur = word.load(std::sync::atomic::Ordering::SeqCst);
+        loop {
+            let Some(new) = f(cur) else { return Ok(cur) };
+            match word.compare_exchange(cur, new, std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst) {
+                Ok(_) => return Ok(cur),
+                Err(now) => cur = now,
+            }
+        }
     }
 
     /// The futex key of `addr`: shared mappings are keyed by the physical

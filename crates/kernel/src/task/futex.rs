@@ -52,6 +52,13 @@ const FUTEX_WAKE: i32 = 1;
 const FUTEX_REQUEUE: i32 = 3;
 const FUTEX_CMP_REQUEUE: i32 = 4;
 const FUTEX_WAKE_OP: i32 = 5;
+const FUTEX_LOCK_PI: i32 = 6;
+const FUTEX_UNLOCK_PI: i32 = 7;
+const FUTEX_TRYLOCK_PI: i32 = 8;
+const FUTEX_LOCK_PI2: i32 = 13;
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 const FUTEX_WAIT_BITSET: i32 = 9;
 const FUTEX_WAKE_BITSET: i32 = 10;
 const FUTEX_PRIVATE_FLAG: i32 = 128;
@@ -166,7 +173,25 @@ fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, t
                 Ok(n as u64)
             })
         }
-        // PI futexes come with the process-model issue.
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 | FUTEX_TRYLOCK_PI => {
+            let deadline = if timeout.is_null() || cmd == FUTEX_TRYLOCK_PI {
+                None
+            } else {
+                // LOCK_PI's timeout is absolute on CLOCK_REALTIME (LOCK_PI2:
+                // CLOCK_MONOTONIC unless FUTEX_CLOCK_REALTIME).
+                let t: [i64; 2] = ctx.mm().read_val(timeout.0)?;
+                if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+                    return error!(EINVAL);
+                }
+                let clock = if cmd == FUTEX_LOCK_PI || op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 };
+                let (s, n) = ruml_host::clock::gettime(clock).map_err(|_| crate::errno!(EINVAL))?;
+                let now = Duration::new(s.max(0) as u64, n as u32);
+                Some(Instant::now() + Duration::new(t[0] as u64, t[1] as u32).saturating_sub(now))
+            };
+            lock_pi(ctx, uaddr.0, private, cmd == FUTEX_TRYLOCK_PI, deadline).map(|_| 0)
+        }
+        FUTEX_UNLOCK_PI => unlock_pi(ctx, uaddr.0, private).map(|_| 0),
+        // Requeueing onto PI futexes (WAIT_REQUEUE_PI, CMP_REQUEUE_PI).
         _ => error!(ENOSYS),
     }
 }
@@ -201,6 +226,102 @@ fn wake(t: &mut Table, k: Key, max: usize, bitset: u32) -> usize {
         t.queues.remove(&k);
     }
     n
+}
+
+/// FUTEX_LOCK_PI: take the lock word (0 → our tid, or an owner-died word
+/// → our tid keeping OWNER_DIED); else mark it contended and sleep until
+/// the owner's UNLOCK_PI hands it to us. Priority inheritance itself is
+/// the host scheduler's business and is not emulated.
+fn lock_pi(ctx: &SyscallContext<'_>, addr: u64, private: bool, try_only: bool, deadline: Option<Instant>) -> KResult<()> {
+    let me = ctx.task.tid() as u32;
+    let mm = ctx.mm();
+    let k = key(ctx, addr, private)?;
+    loop {
+        let waiter = Arc::new(Waiter { task: ctx.task.clone(), bitset: u32::MAX, woken: Mutex::new(false) });
+        let got = with_table(|t| -> KResult<bool> {
+            let waiting = t.queues.get(&k).is_some_and(|q| !q.is_empty());
+            let old = mm.atomic_update_u32(addr, |v| {
+                let owner = v & FUTEX_TID_MASK;
+                if owner == 0 {
+                    // Free (or its owner died): ours, still contended if
+                    // others wait.
+                    Some(me | (v & FUTEX_OWNER_DIED) | if waiting { FUTEX_WAITERS } else { 0 })
+                } else if v & FUTEX_WAITERS == 0 {
+                    Some(v | FUTEX_WAITERS)
+                } else {
+                    None
+                }
+            })?;
+            let owner = old & FUTEX_TID_MASK;
+            if owner == me {
+                return error!(EDEADLK);
+            }
+            if owner == 0 {
+                return Ok(true);
+            }
+            if crate::kernel().tasks.thread(owner as i32).is_none() {
+                // The owner is gone without a robust-list cleanup.
+                return error!(EOWNERDEAD);
+            }
+            if !try_only {
+                t.queues.entry(k).or_default().push(waiter.clone());
+            }
+            Ok(false)
+        })?;
+        if got {
+            return Ok(());
+        }
+        if try_only {
+            return error!(EAGAIN);
+        }
+        let r = ctx.task.wait_until(deadline, || *waiter.woken.lock().unwrap_or_else(|p| p.into_inner()));
+        let woken = with_table(|t| {
+            if let Some(q) = t.queues.get_mut(&k) {
+                q.retain(|w| !Arc::ptr_eq(w, &waiter));
+            }
+            *waiter.woken.lock().unwrap_or_else(|p| p.into_inner())
+        });
+        // UNLOCK_PI handed the word to us.
+        if woken {
+            let v = mm.atomic_update_u32(addr, |_| None)?;
+            if v & FUTEX_TID_MASK == me {
+                return Ok(());
+            }
+            continue;
+        }
+        match r {
+            Err(crate::errno::Errno::ETIMEDOUT) => return error!(ETIMEDOUT),
+            Err(_) => return error!(EINTR),
+            Ok(()) => {}
+        }
+    }
+}
+
+/// FUTEX_UNLOCK_PI: the owner releases; the first waiter gets the lock.
+fn unlock_pi(ctx: &SyscallContext<'_>, addr: u64, private: bool) -> KResult<()> {
+    let me = ctx.task.tid() as u32;
+    let mm = ctx.mm();
+    let k = key(ctx, addr, private)?;
+    with_table(|t| -> KResult<()> {
+        let cur = mm.atomic_update_u32(addr, |_| None)?;
+        if cur & FUTEX_TID_MASK != me {
+            return error!(EPERM);
+        }
+        let next = t.queues.get_mut(&k).and_then(|q| if q.is_empty() { None } else { Some(q.remove(0)) });
+        match next {
+            Some(w) => {
+                let more = t.queues.get(&k).is_some_and(|q| !q.is_empty());
+                let tid = w.task.tid() as u32;
+                mm.atomic_update_u32(addr, |_| Some(tid | if more { FUTEX_WAITERS } else { 0 }))?;
+                *w.woken.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                w.task.waker.poke();
+            }
+            None => {
+                mm.atomic_update_u32(addr, |_| Some(0))?;
+            }
+        }
+        Ok(())
+    })
 }
 
 fn futex_wait(ctx: &SyscallContext<'_>, addr: u64, private: bool, val: u32, bitset: u32, deadline: Option<Instant>) -> KResult<()> {

@@ -620,6 +620,12 @@ fn sys_prlimit64(ctx: &mut SyscallContext<'_>, pid: i32, res: u32, new: UserAddr
         }
         prev
     };
+    if newv.is_some() && (res == 9 || res == 3) {
+        let (as_l, st) = (group.limit(9)[0], group.limit(3)[0].min(crate::mm::TASK_SIZE / 4));
+        for t in group.threads() {
+            t.mm().set_limits(as_l, st);
+        }
+    }
     if let Some(v) = newv {
         if res == RLIMIT_NOFILE {
             let n = v[0].min(NR_OPEN) as usize;

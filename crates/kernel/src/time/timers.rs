@@ -54,6 +54,96 @@ pub struct ProcessTimers {
     next_id: i32,
     posix: HashMap<i32, Arc<Timer>>,
     real: Option<Arc<Timer>>,
+    /// ITIMER_VIRTUAL and ITIMER_PROF.
+    cpu: [Option<Arc<CpuTimer>>; 2],
+}
+
+/// ITIMER_VIRTUAL (user CPU time) or ITIMER_PROF (user + system): the
+/// guest's CPU time is the host's accounting of its stub, so the timer
+/// thread looks at it every 10 ms while the timer is armed (and not at
+/// all otherwise).
+pub struct CpuTimer {
+    group: Weak<ThreadGroup>,
+    prof: bool,
+    state: Mutex<CpuTimerState>,
+}
+
+#[derive(Default)]
+struct CpuTimerState {
+    /// CPU time at which it fires.
+    deadline: Option<Duration>,
+    interval: Duration,
+    generation: u64,
+}
+
+const CPU_TIMER_TICK: Duration = Duration::from_millis(10);
+
+impl CpuTimer {
+    fn used(&self) -> Duration {
+        let Some(g) = self.group.upgrade() else { return Duration::ZERO };
+        let t = crate::task::usage::group_times(&g);
+        if self.prof {
+            t.user + t.sys
+        } else {
+            t.user
+        }
+    }
+
+    fn get(&self) -> (Duration, Duration) {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let left = s.deadline.map(|d| d.saturating_sub(self.used()).max(Duration::from_micros(1))).unwrap_or_default();
+        (left, s.interval)
+    }
+
+    fn set(self: &Arc<Self>, value: Duration, interval: Duration) -> (Duration, Duration) {
+        let old = self.get();
+        let generation = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.generation += 1;
+            s.deadline = (!value.is_zero()).then(|| self.used() + value);
+            s.interval = interval;
+            s.generation
+        };
+        if !value.is_zero() {
+            schedule(self, Instant::now() + CPU_TIMER_TICK, generation);
+        }
+        old
+    }
+}
+
+impl Expiry for CpuTimer {
+    fn fire(self: Arc<Self>, generation: u64) {
+        let used = self.used();
+        let send = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if s.generation != generation {
+                return;
+            }
+            let Some(d) = s.deadline else { return };
+            if used >= d {
+                s.deadline = (!s.interval.is_zero()).then(|| d + s.interval);
+                true
+            } else {
+                false
+            }
+        };
+        let Some(g) = self.group.upgrade() else { return };
+        if send {
+            let signo = if self.prof { 27 } else { 26 };
+            signal::send_group(&g, Queued { signo, code: signal::SI_KERNEL, a: 0, b: 0, forced: false });
+        }
+        if self.state.lock().unwrap_or_else(|p| p.into_inner()).deadline.is_some() && !g.threads().is_empty() {
+            schedule(&self, Instant::now() + CPU_TIMER_TICK, generation);
+        }
+    }
+}
+
+fn cpu_timer(group: &Arc<ThreadGroup>, which: i32) -> Arc<CpuTimer> {
+    let mut t = group.timers.lock().unwrap_or_else(|p| p.into_inner());
+    let i = (which - 1) as usize;
+    t.cpu[i]
+        .get_or_insert_with(|| Arc::new(CpuTimer { group: Arc::downgrade(group), prof: which == 2, state: Mutex::new(CpuTimerState::default()) }))
+        .clone()
 }
 
 type Entry = Reverse<(Instant, u64, usize)>;
@@ -290,9 +380,20 @@ fn timeval_pair(interval: Duration, value: Duration) -> [i64; 4] {
 }
 
 fn sys_setitimer(ctx: &mut SyscallContext<'_>, which: i32, new: UserAddr, old: UserAddr) -> KResult<u64> {
+    if which == 1 || which == 2 {
+        let t = cpu_timer(&ctx.task.group, which);
+        let prev = if new.is_null() {
+            t.get()
+        } else {
+            let (interval, value) = read_timeval_pair(ctx, new)?;
+            t.set(value, interval)
+        };
+        if !old.is_null() {
+            ctx.mm().write_val(old.0, &timeval_pair(prev.1, prev.0))?;
+        }
+        return Ok(0);
+    }
     if which != 0 {
-        // ITIMER_VIRTUAL and ITIMER_PROF count guest CPU time, which the
-        // host does not report as it passes.
         return error!(EINVAL);
     }
     let t = real_timer(&ctx.task.group);
@@ -309,6 +410,11 @@ fn sys_setitimer(ctx: &mut SyscallContext<'_>, which: i32, new: UserAddr, old: U
 }
 
 fn sys_getitimer(ctx: &mut SyscallContext<'_>, which: i32, cur: UserAddr) -> KResult<u64> {
+    if which == 1 || which == 2 {
+        let (left, interval) = cpu_timer(&ctx.task.group, which).get();
+        ctx.mm().write_val(cur.0, &timeval_pair(interval, left))?;
+        return Ok(0);
+    }
     if which != 0 {
         return error!(EINVAL);
     }
