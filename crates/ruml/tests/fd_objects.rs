@@ -33,3 +33,22 @@ fn unix_sockets_python() {
     let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
     common::assert_same(&native, &ruml);
 }
+
+/// memfd_create from the host's python3 (tests/scripts/memfd.py).
+#[test]
+fn memfd_python() {
+    let script = common::workspace_root().join("tests/scripts/memfd.py");
+    let env = common::test_env();
+    let native = common::run_native("/usr/bin/python3", &[script.as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
+    common::assert_same(&native, &ruml);
+}
+
+/// Named pipes on the overlay's tmpfs (mkfifo, blocking opens, O_RDWR).
+#[test]
+fn fifo_on_tmpfs() {
+    let env = common::test_env();
+    let out = common::run_ruml("/bin/sh", &["-c", "cd /tmp && mkfifo f && (echo through-fifo > f &) && cat f && exec 3<>f && echo rw >&3 && read x <&3 && echo $x"], &env);
+    assert_eq!(out.stdout, "through-fifo\nrw\n", "{out}");
+}

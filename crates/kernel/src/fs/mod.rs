@@ -23,6 +23,7 @@ pub mod fdtable;
 pub mod file;
 pub mod hostfs;
 pub mod locks;
+pub mod memfd;
 pub mod namei;
 pub mod overlay;
 pub mod pipe;

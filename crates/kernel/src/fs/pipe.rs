@@ -298,3 +298,49 @@ pub fn new_pipe(flags: u32) -> (FileRef, FileRef) {
     let w = OpenFile::new(path, Some(PipeEnd::new(&pipe, false, true)), O_WRONLY | status);
     (r, w)
 }
+
+/// Named pipes (FIFOs): one pipe per FIFO inode while any end is open.
+fn fifos() -> &'static Mutex<std::collections::HashMap<InodeKey, std::sync::Weak<Pipe>>> {
+    static F: OnceLock<Mutex<std::collections::HashMap<InodeKey, std::sync::Weak<Pipe>>>> = OnceLock::new();
+    F.get_or_init(|| Mutex::new(std::collections::HashMap::new()))
+}
+
+/// Opens the FIFO `key` as fifo(7) says: a reader waits for a writer and
+/// a writer for a reader (unless O_NONBLOCK: then a reader opens at once
+/// and a writer without readers gets ENXIO); O_RDWR never waits.
+pub fn open_fifo(key: InodeKey, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+    let pipe = {
+        let mut m = fifos().lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, w| w.strong_count() > 0);
+        match m.get(&key).and_then(|w| w.upgrade()) {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(Pipe { state: Mutex::new(State { buf: VecDeque::new(), readers: 0, writers: 0 }), waiters: Waiters::new() });
+                m.insert(key, Arc::downgrade(&p));
+                p
+            }
+        }
+    };
+    let nonblock = flags & O_NONBLOCK != 0;
+    let (read, write) = match flags & O_ACCMODE {
+        O_RDONLY => (true, false),
+        O_WRONLY => (false, true),
+        _ => (true, true),
+    };
+    if write && !read && nonblock && pipe.lock().readers == 0 {
+        return error!(ENXIO);
+    }
+    let end = PipeEnd::new(&pipe, read, write);
+    pipe.waiters.wake_all();
+    if read != write && !nonblock {
+        let task = caller.task.and_then(|t| crate::kernel().tasks.thread(t.tid()));
+        let r = pipe.waiters.wait(task.as_ref(), None, || {
+            let st = pipe.lock();
+            if read { st.writers > 0 } else { st.readers > 0 }
+        });
+        if let Err(e) = r {
+            return Err(if e == crate::errno::Errno::ERESTARTSYS { crate::errno::Errno::EINTR } else { e });
+        }
+    }
+    Ok(end)
+}

@@ -875,7 +875,8 @@ impl Inode for TmpInode {
             }
             FileType::Directory => Ok(Arc::new(TmpDirFile { inode: self.arc()? })),
             FileType::Symlink => error!(ELOOP),
-            // TODO: device nodes and FIFOs on tmpfs cannot be opened yet.
+            FileType::Fifo => crate::fs::pipe::open_fifo(self.key(), flags, _caller),
+            // Device nodes on tmpfs: ruml's devices live in its devfs.
             _ => error!(ENXIO),
         }
     }

@@ -45,6 +45,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("setitimer", "ITIMER_VIRTUAL and ITIMER_PROF are checked every 10 ms of wall time"),
     ("timer_create", "CLOCK_REALTIME/MONOTONIC/BOOTTIME; CPU-time clocks give EINVAL"),
     ("socket", "AF_UNIX only; other families give EAFNOSUPPORT"),
+    ("memfd_create", "no sealing: F_ADD_SEALS is refused"),
     ("socketpair", "AF_UNIX only"),
     ("connect", "a full listen backlog refuses instead of blocking"),
     ("mount", "tmpfs, proc, sysfs, devpts, devtmpfs, hostfs; MS_BIND not recursive; MS_REMOUNT changes MS_RDONLY only; propagation flags accepted and ignored; MS_MOVE gives EINVAL"),
