@@ -52,3 +52,15 @@ fn fifo_on_tmpfs() {
     let out = common::run_ruml("/bin/sh", &["-c", "cd /tmp && mkfifo f && (echo through-fifo > f &) && cat f && exec 3<>f && echo rw >&3 && read x <&3 && echo $x"], &env);
     assert_eq!(out.stdout, "through-fifo\nrw\n", "{out}");
 }
+
+/// inotify events from the host's python3 (tests/scripts/inotify.py).
+#[test]
+fn inotify_python() {
+    let script = common::workspace_root().join("tests/scripts/inotify.py");
+    let env = common::test_env();
+    let native = common::run_native("/usr/bin/python3", &[script.as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(native.stdout.contains("'0x80', 'a.txt.2'"), "{native}");
+    let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
+    common::assert_same(&native, &ruml);
+}

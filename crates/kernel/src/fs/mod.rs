@@ -22,6 +22,7 @@ pub mod epoll;
 pub mod fdtable;
 pub mod file;
 pub mod hostfs;
+pub mod inotify;
 pub mod locks;
 pub mod memfd;
 pub mod namei;
@@ -316,6 +317,7 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
                 }
                 let perm = mode & 0o7777 & !fs.umask();
                 let (inode, ops) = dir.inode().create(&name, perm, flags)?;
+                crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, false, 0);
                 let p = Path { mnt: dir.mnt.clone(), dentry: vfs::Dentry::child(&dir.dentry, &name, inode) };
                 return Ok(OpenFile::new(p, Some(ops), flags));
             }

@@ -333,6 +333,9 @@ fn do_write(ctx: &SyscallContext<'_>, f: &FileRef, segs: &[(u64, usize)], off: O
             break;
         }
     }
+    if done > 0 && !f.path.mnt.internal {
+        crate::fs::inotify::notify(&f.path, crate::fs::inotify::IN_MODIFY);
+    }
     Ok(done as u64)
 }
 
@@ -453,6 +456,7 @@ fn do_openat(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32, mo
     let start = start_dir(ctx, &fs, dirfd, &p)?;
     let w = walker_for(&fs, ctx.task);
     let file = open_at(&w, &fs, &start, &p, flags, mode)?;
+    crate::fs::inotify::notify(&file.path, crate::fs::inotify::IN_OPEN);
     let fd = ctx.files().alloc(file, flags & O_CLOEXEC != 0)?;
     Ok(fd as u64)
 }
@@ -473,6 +477,10 @@ fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     let f = ctx.files().get(fd.0)?;
     ctx.files().close(fd.0)?;
     crate::fs::locks::on_close(ctx.task.tgid(), &f);
+    if !f.path.mnt.internal {
+        let ev = if f.can_write() { crate::fs::inotify::IN_CLOSE_WRITE } else { crate::fs::inotify::IN_CLOSE_NOWRITE };
+        crate::fs::inotify::notify(&f.path, ev);
+    }
     Ok(0)
 }
 
@@ -970,6 +978,7 @@ fn do_mkdir(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> K
     let (dir, name, _) = create_target(ctx, dirfd, path)?;
     let perm = mode & 0o7777 & !ctx.fs().umask();
     dir.inode().mkdir(&name, perm)?;
+    crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, true, 0);
     Ok(0)
 }
 
@@ -1036,6 +1045,8 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
             return error!(ENOTDIR);
         }
         dir.inode().rmdir(&name)?;
+        crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_DELETE, &name, true, 0);
+        crate::fs::inotify::notify_deleted(victim.inode().key());
     } else {
         if t == FileType::Directory {
             return error!(EISDIR);
@@ -1044,6 +1055,10 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
             return error!(ENOTDIR);
         }
         dir.inode().unlink(&name)?;
+        crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_DELETE, &name, false, 0);
+        if victim.inode().stat().map(|st| st.nlink == 0).unwrap_or(true) {
+            crate::fs::inotify::notify_deleted(victim.inode().key());
+        }
     }
     Ok(0)
 }
@@ -1070,6 +1085,7 @@ fn do_symlink(ctx: &SyscallContext<'_>, target: UserAddr, dirfd: Fd, path: UserA
     }
     let (dir, name, _) = create_target(ctx, dirfd, path)?;
     dir.inode().symlink(&name, &t)?;
+    crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, false, 0);
     Ok(0)
 }
 
@@ -1109,6 +1125,9 @@ fn do_rename(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, ne
     let w = walker_for(&fs, ctx.task);
     w.lookup_one(&od, &oname)?;
     od.inode().rename(&oname, nd.inode().as_ref(), &nname, flags)?;
+    let cookie = crate::fs::inotify::next_cookie();
+    crate::fs::inotify::notify_dir(&od, crate::fs::inotify::IN_MOVED_FROM, &oname, false, cookie);
+    crate::fs::inotify::notify_dir(&nd, crate::fs::inotify::IN_MOVED_TO, &nname, false, cookie);
     Ok(0)
 }
 
@@ -1158,6 +1177,7 @@ fn attr_change(p: &Path, attr: &SetAttr) -> KResult<u64> {
         return error!(EROFS);
     }
     p.inode().setattr(attr)?;
+    crate::fs::inotify::notify(p, crate::fs::inotify::IN_ATTRIB);
     Ok(0)
 }
 

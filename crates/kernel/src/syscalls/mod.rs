@@ -146,6 +146,7 @@ const TABLES: &[Table] = &[
     crate::fs::locks::locks_table,
     crate::fs::copy::copy_table,
     crate::fs::memfd::memfd_table,
+    crate::fs::inotify::inotify_table,
     crate::exec::exec_table,
     crate::time::time_table,
     crate::time::sysinfo_table,

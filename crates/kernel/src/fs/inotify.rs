@@ -1,0 +1,306 @@
+//! inotify: watches on inodes; events for changes made inside the
+//! instance (create, delete, modify, attribute changes, moves, opens and
+//! closes). Changes the host makes behind ruml's back are not seen.
+//!
+//! One registry of watches (inode → watchers) behind one mutex; an
+//! atomic says whether any watch exists, so unwatched files pay nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::anon::anon_file;
+use crate::fs::file::OpenFile;
+use crate::fs::poll::{PollEvents, Waiters, READABLE};
+use crate::fs::types::oflags::{O_CLOEXEC, O_NONBLOCK, O_RDONLY};
+use crate::fs::types::FileType;
+use crate::fs::vfs::{FileOps, InodeKey, Path};
+use crate::syscall_table;
+use crate::syscalls::{Fd, SyscallContext, UserAddr};
+use crate::task::Task;
+
+pub const IN_ACCESS: u32 = 0x1;
+pub const IN_MODIFY: u32 = 0x2;
+pub const IN_ATTRIB: u32 = 0x4;
+pub const IN_CLOSE_WRITE: u32 = 0x8;
+pub const IN_CLOSE_NOWRITE: u32 = 0x10;
+pub const IN_OPEN: u32 = 0x20;
+pub const IN_MOVED_FROM: u32 = 0x40;
+pub const IN_MOVED_TO: u32 = 0x80;
+pub const IN_CREATE: u32 = 0x100;
+pub const IN_DELETE: u32 = 0x200;
+pub const IN_DELETE_SELF: u32 = 0x400;
+pub const IN_MOVE_SELF: u32 = 0x800;
+const IN_Q_OVERFLOW: u32 = 0x4000;
+const IN_IGNORED: u32 = 0x8000;
+const IN_ONLYDIR: u32 = 0x0100_0000;
+const IN_DONT_FOLLOW: u32 = 0x0200_0000;
+const IN_EXCL_UNLINK: u32 = 0x0400_0000;
+const IN_MASK_CREATE: u32 = 0x1000_0000;
+const IN_MASK_ADD: u32 = 0x2000_0000;
+pub const IN_ISDIR: u32 = 0x4000_0000;
+const IN_ONESHOT: u32 = 0x8000_0000;
+const ALL_EVENTS: u32 = 0xfff;
+const MAX_QUEUED: usize = 16384;
+
+struct Event {
+    wd: i32,
+    mask: u32,
+    cookie: u32,
+    name: Vec<u8>,
+}
+
+/// An inotify instance (the open file).
+pub struct Inotify {
+    queue: Mutex<VecDeque<Event>>,
+    waiters: Waiters,
+    next_wd: AtomicU32,
+}
+
+struct Watch {
+    inst: Weak<Inotify>,
+    wd: i32,
+    mask: u32,
+}
+
+static ANY: AtomicBool = AtomicBool::new(false);
+
+fn registry() -> &'static Mutex<HashMap<InodeKey, Vec<Watch>>> {
+    static R: OnceLock<Mutex<HashMap<InodeKey, Vec<Watch>>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+impl Inotify {
+    fn push(&self, e: Event) {
+        {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.len() >= MAX_QUEUED {
+                if q.back().is_none_or(|l| l.mask != IN_Q_OVERFLOW) {
+                    q.push_back(Event { wd: -1, mask: IN_Q_OVERFLOW, cookie: 0, name: Vec::new() });
+                }
+            } else if q.back().is_some_and(|l| l.wd == e.wd && l.mask == e.mask && l.cookie == e.cookie && l.name == e.name) {
+                // Identical to the last unread event: coalesced, as Linux.
+            } else {
+                q.push_back(e);
+            }
+        }
+        self.waiters.wake_all();
+    }
+}
+
+/// Reports `mask` on the inode `key` (its own watches) with `name` empty,
+/// or on directory `key` for its child `name`.
+fn emit(key: InodeKey, mask: u32, cookie: u32, name: &[u8]) {
+    let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    let Some(ws) = reg.get_mut(&key) else { return };
+    let mut fired_oneshot = Vec::new();
+    for w in ws.iter() {
+        if w.mask & mask & ALL_EVENTS == 0 && mask & (IN_IGNORED | IN_DELETE_SELF) == 0 {
+            continue;
+        }
+        if let Some(i) = w.inst.upgrade() {
+            i.push(Event { wd: w.wd, mask, cookie, name: name.to_vec() });
+            if w.mask & IN_ONESHOT != 0 {
+                fired_oneshot.push(w.wd);
+            }
+        }
+    }
+    ws.retain(|w| w.inst.strong_count() > 0 && !fired_oneshot.contains(&w.wd));
+}
+
+/// Something happened to the object at `path` (`name` is its name in its
+/// parent directory): its own watchers and its parent's hear of it.
+pub fn notify(path: &Path, mask: u32) {
+    if !ANY.load(Ordering::Relaxed) {
+        return;
+    }
+    let dir_bit = if path.inode().file_type() == FileType::Directory { IN_ISDIR } else { 0 };
+    emit(path.inode().key(), mask | dir_bit, 0, b"");
+    if let Some(parent) = &path.dentry.parent {
+        emit(parent.inode.key(), mask | dir_bit, 0, &path.dentry.name);
+    }
+}
+
+/// A directory gained or lost the entry `name` (create, delete, moves).
+pub fn notify_dir(dir: &Path, mask: u32, name: &[u8], is_dir: bool, cookie: u32) {
+    if !ANY.load(Ordering::Relaxed) {
+        return;
+    }
+    emit(dir.inode().key(), mask | if is_dir { IN_ISDIR } else { 0 }, cookie, name);
+}
+
+/// The object `key` was deleted: IN_DELETE_SELF, then its watches go.
+pub fn notify_deleted(key: InodeKey) {
+    if !ANY.load(Ordering::Relaxed) {
+        return;
+    }
+    emit(key, IN_DELETE_SELF, 0, b"");
+    let gone = registry().lock().unwrap_or_else(|p| p.into_inner()).remove(&key).unwrap_or_default();
+    for w in gone {
+        if let Some(i) = w.inst.upgrade() {
+            i.push(Event { wd: w.wd, mask: IN_IGNORED, cookie: 0, name: Vec::new() });
+        }
+    }
+}
+
+/// A fresh cookie pairing IN_MOVED_FROM with IN_MOVED_TO.
+pub fn next_cookie() -> u32 {
+    static C: AtomicU32 = AtomicU32::new(1);
+    C.fetch_add(1, Ordering::Relaxed)
+}
+
+impl FileOps for Inotify {
+    fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.read_as(f, off, buf, None)
+    }
+    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+        let ready = || !self.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+        if !ready() {
+            if f.nonblocking() {
+                return error!(EAGAIN);
+            }
+            self.waiters.wait(task, None, ready)?;
+        }
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        while let Some(e) = q.front() {
+            // The name is NUL-padded to a multiple of 16 bytes.
+            let len = if e.name.is_empty() { 0 } else { (e.name.len() + 1).div_ceil(16) * 16 };
+            if out.len() + 16 + len > buf.len() {
+                if out.is_empty() {
+                    return error!(EINVAL);
+                }
+                break;
+            }
+            out.extend_from_slice(&e.wd.to_le_bytes());
+            out.extend_from_slice(&e.mask.to_le_bytes());
+            out.extend_from_slice(&e.cookie.to_le_bytes());
+            out.extend_from_slice(&(len as u32).to_le_bytes());
+            let mut name = e.name.clone();
+            name.resize(len, 0);
+            out.extend_from_slice(&name);
+            q.pop_front();
+        }
+        buf[..out.len()].copy_from_slice(&out);
+        Ok(out.len())
+    }
+    fn poll(&self, _f: &OpenFile) -> PollEvents {
+        if self.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            0
+        } else {
+            READABLE
+        }
+    }
+    fn waiters(&self) -> Option<&Waiters> {
+        Some(&self.waiters)
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+    fn bytes_available(&self) -> Option<KResult<usize>> {
+        let q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        Some(Ok(q.iter().map(|e| 16 + if e.name.is_empty() { 0 } else { (e.name.len() + 1).div_ceil(16) * 16 }).sum()))
+    }
+    fn as_any_ops(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+syscall_table! { pub fn inotify_table;
+    INOTIFY_INIT => sys_inotify_init(),
+    INOTIFY_INIT1 => sys_inotify_init1(flags: u32),
+    INOTIFY_ADD_WATCH => sys_inotify_add_watch(fd: Fd, path: UserAddr, mask: u32),
+    INOTIFY_RM_WATCH => sys_inotify_rm_watch(fd: Fd, wd: i32),
+}
+
+fn sys_inotify_init(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    sys_inotify_init1(ctx, 0)
+}
+
+fn sys_inotify_init1(ctx: &mut SyscallContext<'_>, flags: u32) -> KResult<u64> {
+    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return error!(EINVAL);
+    }
+    let inst = Arc::new(Inotify { queue: Mutex::new(VecDeque::new()), waiters: Waiters::new(), next_wd: AtomicU32::new(1) });
+    let f = anon_file("inotify", Arc::new(InotifyFile(inst)), O_RDONLY | (flags & O_NONBLOCK));
+    ctx.files().alloc(f, flags & O_CLOEXEC != 0).map(|fd| fd as u64)
+}
+
+/// The open file face (the registry holds only weak references).
+struct InotifyFile(Arc<Inotify>);
+
+impl FileOps for InotifyFile {
+    fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        self.0.read(f, off, buf)
+    }
+    fn read_as(&self, f: &OpenFile, off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+        self.0.read_as(f, off, buf, task)
+    }
+    fn poll(&self, f: &OpenFile) -> PollEvents {
+        self.0.poll(f)
+    }
+    fn waiters(&self) -> Option<&Waiters> {
+        Some(&self.0.waiters)
+    }
+    fn seekable(&self) -> bool {
+        false
+    }
+    fn bytes_available(&self) -> Option<KResult<usize>> {
+        self.0.bytes_available()
+    }
+    fn as_any_ops(&self) -> &dyn std::any::Any {
+        &self.0
+    }
+}
+
+fn instance(ctx: &SyscallContext<'_>, fd: Fd) -> KResult<Arc<Inotify>> {
+    let f = ctx.files().get(fd.0)?;
+    let ops = f.ops().map_err(|_| crate::errno!(EINVAL))?.clone();
+    ops.as_any_ops().downcast_ref::<Arc<Inotify>>().cloned().ok_or(crate::errno!(EINVAL))
+}
+
+fn sys_inotify_add_watch(ctx: &mut SyscallContext<'_>, fd: Fd, path: UserAddr, mask: u32) -> KResult<u64> {
+    let inst = instance(ctx, fd)?;
+    if mask & ALL_EVENTS == 0 || mask & IN_MASK_ADD != 0 && mask & IN_MASK_CREATE != 0 {
+        return error!(EINVAL);
+    }
+    let p = crate::fs::syscalls::resolve(ctx, Fd(-100), path, mask & IN_DONT_FOLLOW == 0, false)?;
+    if mask & IN_ONLYDIR != 0 && p.inode().file_type() != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    let key = p.inode().key();
+    let keep = mask & (ALL_EVENTS | IN_ONESHOT | IN_EXCL_UNLINK);
+    ANY.store(true, Ordering::Relaxed);
+    let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    let ws = reg.entry(key).or_default();
+    ws.retain(|w| w.inst.strong_count() > 0);
+    if let Some(w) = ws.iter_mut().find(|w| w.inst.upgrade().is_some_and(|i| Arc::ptr_eq(&i, &inst))) {
+        if mask & IN_MASK_CREATE != 0 {
+            return error!(EEXIST);
+        }
+        w.mask = if mask & IN_MASK_ADD != 0 { w.mask | keep } else { keep };
+        return Ok(w.wd as u64);
+    }
+    let wd = inst.next_wd.fetch_add(1, Ordering::Relaxed) as i32;
+    ws.push(Watch { inst: Arc::downgrade(&inst), wd, mask: keep });
+    Ok(wd as u64)
+}
+
+fn sys_inotify_rm_watch(ctx: &mut SyscallContext<'_>, fd: Fd, wd: i32) -> KResult<u64> {
+    let inst = instance(ctx, fd)?;
+    let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    let mut found = false;
+    for ws in reg.values_mut() {
+        let before = ws.len();
+        ws.retain(|w| !(w.wd == wd && w.inst.upgrade().is_some_and(|i| Arc::ptr_eq(&i, &inst))));
+        found |= ws.len() != before;
+    }
+    drop(reg);
+    if !found {
+        return error!(EINVAL);
+    }
+    inst.push(Event { wd, mask: IN_IGNORED, cookie: 0, name: Vec::new() });
+    Ok(0)
+}
