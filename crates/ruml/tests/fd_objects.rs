@@ -64,3 +64,9 @@ fn inotify_python() {
     let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
     common::assert_same(&native, &ruml);
 }
+
+#[test]
+fn clone_pidfd_static() {
+    let (native, _ruml) = differential("clone_pidfd", Flavour::Static, &[]);
+    assert!(native.stdout.contains("pidfd valid: 1, poll: 1"), "{native}");
+}

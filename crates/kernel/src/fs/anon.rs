@@ -586,6 +586,11 @@ pub fn pidfd_waiters() -> &'static Waiters {
     W.get_or_init(Waiters::new)
 }
 
+/// A pidfd for a new child (clone's CLONE_PIDFD).
+pub fn new_pidfd(group: &Arc<ThreadGroup>) -> FileRef {
+    anon_file("pidfd", Arc::new(PidFd { pid: group.tgid(), group: Arc::downgrade(group) }), O_RDWR)
+}
+
 fn sys_pidfd_open(ctx: &mut SyscallContext<'_>, pid: i32, flags: u32) -> KResult<u64> {
     if flags & !PIDFD_NONBLOCK != 0 || pid <= 0 {
         return error!(EINVAL);

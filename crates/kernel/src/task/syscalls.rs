@@ -107,7 +107,6 @@ fn sys_clone3(ctx: &mut SyscallContext<'_>, args: UserAddr, size: usize) -> KRes
     let f = |i: usize| raw.get(i * 8..i * 8 + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0);
     let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) = (f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7));
     let (set_tid, set_tid_size) = (f(8), f(9));
-    let _ = pidfd;
     if exit_signal > 64 || flags & 0xff != 0 || set_tid != 0 || set_tid_size != 0 {
         return error!(EINVAL);
     }
@@ -115,13 +114,21 @@ fn sys_clone3(ctx: &mut SyscallContext<'_>, args: UserAddr, size: usize) -> KRes
         return error!(EINVAL);
     }
     let sp = if stack == 0 { 0 } else { stack.checked_add(stack_size).ok_or(crate::errno!(EINVAL))? };
-    do_clone(ctx, flags | exit_signal, sp, UserAddr(parent_tid), UserAddr(child_tid), tls)
+    do_clone_full(ctx, flags | exit_signal, sp, UserAddr(parent_tid), UserAddr(child_tid), tls, UserAddr(pidfd))
 }
 
 /// fork, vfork, clone: new processes and new threads. CLONE_VM shares
 /// the address space (the new task gets a stub thread in the same stub
 /// process); without it the child gets a copy-on-write copy.
 fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr, ctid: UserAddr, tls: u64) -> KResult<u64> {
+    // clone(2) returns a CLONE_PIDFD descriptor where the parent tid would go.
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 {
+        return error!(EINVAL);
+    }
+    do_clone_full(ctx, flags, stack, ptid, ctid, tls, ptid)
+}
+
+fn do_clone_full(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr, ctid: UserAddr, tls: u64, pidfd_at: UserAddr) -> KResult<u64> {
     const KNOWN: u64 = 0xff | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | 0x2000 /* PTRACE */
         | CLONE_VFORK | CLONE_PARENT | CLONE_THREAD | 0x20000 /* NEWNS */ | 0x40000 /* SYSVSEM */ | CLONE_SETTLS
         | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | 0x400000 /* DETACHED */ | 0x800000 /* UNTRACED */
@@ -133,8 +140,8 @@ fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr
         // Namespaces (CLONE_NEWNS, NEWUSER, NEWPID, NEWNET, ...).
         return error!(EINVAL);
     }
-    if flags & CLONE_PIDFD != 0 {
-        return error!(EINVAL);
+    if flags & CLONE_PIDFD != 0 && (flags & CLONE_THREAD != 0 || ctx.mm().accessible_len(pidfd_at.0, 4, true) < 4) {
+        return if flags & CLONE_THREAD != 0 { error!(EINVAL) } else { error!(EFAULT) };
     }
     let thread = flags & CLONE_THREAD != 0;
     let parent = ctx.task;
@@ -192,6 +199,11 @@ fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr
     }
     if flags & CLONE_CHILD_CLEARTID != 0 {
         *child.clear_child_tid.lock().unwrap_or_else(|p| p.into_inner()) = ctid.0;
+    }
+    if flags & CLONE_PIDFD != 0 {
+        let f = crate::fs::anon::new_pidfd(&child.group);
+        let fd = ctx.files().alloc(f, true)?;
+        ctx.mm().write_val(pidfd_at.0, &fd)?;
     }
     let vfork = if flags & CLONE_VFORK != 0 {
         let (tx, rx) = std::sync::mpsc::channel();
