@@ -209,3 +209,22 @@ fn no_escape_from_the_root() {
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "a file appeared outside the root");
     }
 }
+
+/// Permission checks for a process that dropped root (tests/guest/dac.c),
+/// natively in a scratch directory and under ruml in the guest's /tmp.
+#[test]
+fn permissions_after_dropping_root() {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("permissions_after_dropping_root: needs root natively (setuid); skipped");
+        return;
+    }
+    let guest = common::build_guest("dac", common::Flavour::Static);
+    let env = common::test_env();
+    let dir = common::TempDir::new("dac");
+    let native = common::run_native(&guest.path, &[dir.path().as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    let script = format!("mkdir -p /tmp/dac && exec {} /tmp/dac", guest.path.display());
+    let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
+    common::assert_same(&native, &ruml);
+}

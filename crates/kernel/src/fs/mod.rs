@@ -26,6 +26,7 @@ pub mod inotify;
 pub mod locks;
 pub mod memfd;
 pub mod namei;
+pub mod perm;
 pub mod overlay;
 pub mod pipe;
 pub mod poll;
@@ -218,6 +219,7 @@ pub fn open_exec(task: &Task, path: &[u8]) -> KResult<FileRef> {
     let w = walker_for(&fs, task);
     let p = w.walk(&fs.cwd(), path, true)?;
     exec_check(&p)?;
+    perm::check(&w.caller, &p, perm::MAY_EXEC)?;
     let ops = p.inode().open(O_RDONLY, &w.caller)?;
     Ok(OpenFile::new(p, Some(ops), O_RDONLY))
 }
@@ -246,6 +248,7 @@ pub fn open_exec_at(task: &Task, dirfd: i32, path: &[u8], follow: bool, empty_pa
         w.walk(&start, path, follow)?
     };
     exec_check(&p)?;
+    perm::check(&w.caller, &p, perm::MAY_EXEC)?;
     let ops = p.inode().open(O_RDONLY, &w.caller)?;
     Ok(OpenFile::new(p, Some(ops), O_RDONLY))
 }
@@ -315,8 +318,10 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
                 if dir.mnt.read_only() {
                     return error!(EROFS);
                 }
+                crate::fs::perm::may_change_dir(&w.caller, &dir, None)?;
                 let perm = mode & 0o7777 & !fs.umask();
                 let (inode, ops) = dir.inode().create(&name, perm, flags)?;
+                perm::own_new(&w.caller, &inode);
                 crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, false, 0);
                 let p = Path { mnt: dir.mnt.clone(), dentry: vfs::Dentry::child(&dir.dentry, &name, inode) };
                 return Ok(OpenFile::new(p, Some(ops), flags));
@@ -340,6 +345,8 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
     if wants_write && matches!(t, FileType::Regular | FileType::Directory) && p.mnt.read_only() {
         return error!(EROFS);
     }
+    let want = (if acc == O_RDONLY || acc == O_RDWR { perm::MAY_READ } else { 0 }) | if wants_write { perm::MAY_WRITE } else { 0 };
+    perm::check(&w.caller, &p, want)?;
     let ops = p.inode().open(flags, &w.caller)?;
     Ok(OpenFile::new(p, Some(ops), flags))
 }

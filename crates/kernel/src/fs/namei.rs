@@ -92,6 +92,7 @@ impl Walker<'_> {
         if name.len() > NAME_MAX {
             return error!(ENAMETOOLONG);
         }
+        crate::fs::perm::may_search(&self.caller, dir)?;
         let inode = dir.inode().lookup(name, &self.caller)?;
         let child = Path { mnt: dir.mnt.clone(), dentry: Dentry::child(&dir.dentry, name, inode) };
         Ok(self.ns.traverse_mounts(child))

@@ -754,10 +754,10 @@ fn do_access(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, fla
         return error!(EINVAL);
     }
     let p = resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
-    // The guest runs as root: read and write are always granted, execute
-    // needs some x bit (or a directory), and writes to read-only mounts
-    // give EROFS.
+    // Writes to read-only mounts give EROFS; otherwise the file's mode
+    // against the real (or, with AT_EACCESS, effective) ids.
     let t = p.inode().file_type();
+    crate::fs::perm::access_check(&crate::fs::vfs::Caller::of(ctx.task), &p, mode & 7, flags & AT_EACCESS != 0)?;
     if mode & W_OK != 0 && p.mnt.read_only() && matches!(t, FileType::Regular | FileType::Directory | FileType::Symlink) {
         return error!(EROFS);
     }
@@ -971,6 +971,7 @@ fn create_target(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr) -> KResult
     if dir.mnt.read_only() {
         return error!(EROFS);
     }
+    crate::fs::perm::may_change_dir(&crate::fs::vfs::Caller::of(ctx.task), &dir, None)?;
     Ok((dir, name, trailing))
 }
 
@@ -978,6 +979,7 @@ fn do_mkdir(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> K
     let (dir, name, _) = create_target(ctx, dirfd, path)?;
     let perm = mode & 0o7777 & !ctx.fs().umask();
     dir.inode().mkdir(&name, perm)?;
+    crate::fs::perm::own_new_entry(&crate::fs::vfs::Caller::of(ctx.task), &dir, &name);
     crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, true, 0);
     Ok(0)
 }
@@ -1007,6 +1009,7 @@ pub(crate) fn do_mknod(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode
     let dev = dev as u32;
     let rdev = ((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00));
     dir.inode().mknod(&name, ft | perm, rdev)?;
+    crate::fs::perm::own_new_entry(&crate::fs::vfs::Caller::of(ctx.task), &dir, &name);
     Ok(0)
 }
 
@@ -1039,6 +1042,7 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
     if !Arc::ptr_eq(&victim.mnt, &dir.mnt) {
         return error!(EBUSY);
     }
+    crate::fs::perm::may_change_dir(&w.caller, &dir, Some(&victim))?;
     let t = victim.inode().file_type();
     if rmdir {
         if t != FileType::Directory {
@@ -1085,6 +1089,7 @@ fn do_symlink(ctx: &SyscallContext<'_>, target: UserAddr, dirfd: Fd, path: UserA
     }
     let (dir, name, _) = create_target(ctx, dirfd, path)?;
     dir.inode().symlink(&name, &t)?;
+    crate::fs::perm::own_new_entry(&crate::fs::vfs::Caller::of(ctx.task), &dir, &name);
     crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, false, 0);
     Ok(0)
 }
@@ -1123,7 +1128,10 @@ fn do_rename(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, ne
     }
     let fs = ctx.fs();
     let w = walker_for(&fs, ctx.task);
-    w.lookup_one(&od, &oname)?;
+    let src = w.lookup_one(&od, &oname)?;
+    crate::fs::perm::may_change_dir(&w.caller, &od, Some(&src))?;
+    let dst = w.lookup_one(&nd, &nname).ok();
+    crate::fs::perm::may_change_dir(&w.caller, &nd, dst.as_ref())?;
     od.inode().rename(&oname, nd.inode().as_ref(), &nname, flags)?;
     let cookie = crate::fs::inotify::next_cookie();
     crate::fs::inotify::notify_dir(&od, crate::fs::inotify::IN_MOVED_FROM, &oname, false, cookie);
@@ -1195,30 +1203,41 @@ fn chown_attr(uid: u32, gid: u32) -> SetAttr {
     }
 }
 
+fn owned<'p>(ctx: &SyscallContext<'_>, p: &'p Path) -> KResult<&'p Path> {
+    crate::fs::perm::must_own(&crate::fs::vfs::Caller::of(ctx.task), p)?;
+    Ok(p)
+}
+
+fn chownable<'p>(ctx: &SyscallContext<'_>, p: &'p Path, uid: u32, gid: u32) -> KResult<&'p Path> {
+    let opt = |v: u32| (v != u32::MAX).then_some(v);
+    crate::fs::perm::may_chown(&crate::fs::vfs::Caller::of(ctx.task), p, opt(uid), opt(gid))?;
+    Ok(p)
+}
+
 fn sys_chmod(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32) -> KResult<u64> {
-    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, true, false)?, &chmod_attr(mode))
+    attr_change(owned(ctx, &resolve(ctx, Fd(AT_FDCWD), path, true, false)?)?, &chmod_attr(mode))
 }
 
 fn sys_fchmod(ctx: &mut SyscallContext<'_>, fd: Fd, mode: u32) -> KResult<u64> {
     let f = get_io_file(ctx, fd)?;
-    attr_change(&f.path, &chmod_attr(mode))
+    attr_change(owned(ctx, &f.path)?, &chmod_attr(mode))
 }
 
 fn sys_fchmodat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> KResult<u64> {
-    attr_change(&resolve(ctx, dirfd, path, true, false)?, &chmod_attr(mode))
+    attr_change(owned(ctx, &resolve(ctx, dirfd, path, true, false)?)?, &chmod_attr(mode))
 }
 
 fn sys_chown(ctx: &mut SyscallContext<'_>, path: UserAddr, uid: u32, gid: u32) -> KResult<u64> {
-    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, true, false)?, &chown_attr(uid, gid))
+    attr_change(chownable(ctx, &resolve(ctx, Fd(AT_FDCWD), path, true, false)?, uid, gid)?, &chown_attr(uid, gid))
 }
 
 fn sys_lchown(ctx: &mut SyscallContext<'_>, path: UserAddr, uid: u32, gid: u32) -> KResult<u64> {
-    attr_change(&resolve(ctx, Fd(AT_FDCWD), path, false, false)?, &chown_attr(uid, gid))
+    attr_change(chownable(ctx, &resolve(ctx, Fd(AT_FDCWD), path, false, false)?, uid, gid)?, &chown_attr(uid, gid))
 }
 
 fn sys_fchown(ctx: &mut SyscallContext<'_>, fd: Fd, uid: u32, gid: u32) -> KResult<u64> {
     let f = get_io_file(ctx, fd)?;
-    attr_change(&f.path, &chown_attr(uid, gid))
+    attr_change(chownable(ctx, &f.path, uid, gid)?, &chown_attr(uid, gid))
 }
 
 fn sys_fchownat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, uid: u32, gid: u32, flags: u32) -> KResult<u64> {
@@ -1226,7 +1245,7 @@ fn sys_fchownat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, uid: u3
         return error!(EINVAL);
     }
     let p = resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
-    attr_change(&p, &chown_attr(uid, gid))
+    attr_change(chownable(ctx, &p, uid, gid)?, &chown_attr(uid, gid))
 }
 
 fn sys_utimensat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, times: UserAddr, flags: u32) -> KResult<u64> {

@@ -19,7 +19,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("munlockall", "as mlock"),
     ("ioctl", "FIONREAD, FIONBIO, FIOCLEX/FIONCLEX and the terminal ioctls (termios, window size, job control, ptys); no TIOCPKT packet mode, no TIOCSCTTY stealing"),
     ("sysinfo", "load averages read as zero"),
-    ("setuid", "credentials are kept and reported; files are not yet checked against non-root ids"),
+    ("setuid", "capabilities are not kept per process: effective uid 0 has them all"),
     ("setgid", "as setuid"),
     ("setreuid", "as setuid"),
     ("setregid", "as setuid"),

@@ -1,0 +1,157 @@
+//! Discretionary access control (credentials(7), path_resolution(7)):
+//! files are checked against the caller's filesystem uid and gid and
+//! supplementary groups. Root (fsuid 0) passes every check but execute,
+//! which needs some x bit on a non-directory. Kernel-internal callers
+//! (no task) are not checked.
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::types::{FileType, Stat};
+use crate::fs::vfs::{Caller, Path};
+use crate::task::creds::Creds;
+
+pub const MAY_EXEC: u32 = 1;
+pub const MAY_WRITE: u32 = 2;
+pub const MAY_READ: u32 = 4;
+const S_ISVTX: u32 = 0o1000;
+
+fn creds(caller: &Caller<'_>) -> Option<Creds> {
+    caller.task.map(|t| t.group.creds.lock().unwrap_or_else(|p| p.into_inner()).clone())
+}
+
+/// Whether `c` may access a file with `st` for `want` (MAY_* bits).
+pub fn allowed(c: &Creds, st: &Stat, want: u32) -> bool {
+    let dir = st.mode & 0o170000 == 0o040000;
+    if c.fsuid == 0 {
+        return want & MAY_EXEC == 0 || dir || st.mode & 0o111 != 0;
+    }
+    let bits = if st.uid == c.fsuid {
+        st.mode >> 6
+    } else if st.gid == c.fsgid || c.groups.contains(&st.gid) {
+        st.mode >> 3
+    } else {
+        st.mode
+    } & 7;
+    bits & want == want
+}
+
+/// EACCES unless the caller may access `p` for `want`.
+pub fn check(caller: &Caller<'_>, p: &Path, want: u32) -> KResult<()> {
+    let Some(c) = creds(caller) else { return Ok(()) };
+    if c.fsuid == 0 && want & MAY_EXEC == 0 {
+        return Ok(());
+    }
+    if allowed(&c, &p.inode().stat()?, want) {
+        Ok(())
+    } else {
+        error!(EACCES)
+    }
+}
+
+/// Search permission on a directory being walked through.
+pub fn may_search(caller: &Caller<'_>, dir: &Path) -> KResult<()> {
+    let Some(c) = creds(caller) else { return Ok(()) };
+    if c.fsuid == 0 {
+        return Ok(());
+    }
+    if allowed(&c, &dir.inode().stat()?, MAY_EXEC) {
+        Ok(())
+    } else {
+        error!(EACCES)
+    }
+}
+
+/// Creating or removing names in `dir` needs write and search on it; in
+/// a sticky directory only the owner of the victim or of the directory
+/// (or root) may remove or rename it.
+pub fn may_change_dir(caller: &Caller<'_>, dir: &Path, victim: Option<&Path>) -> KResult<()> {
+    let Some(c) = creds(caller) else { return Ok(()) };
+    if c.fsuid == 0 {
+        return Ok(());
+    }
+    let ds = dir.inode().stat()?;
+    if !allowed(&c, &ds, MAY_WRITE | MAY_EXEC) {
+        return error!(EACCES);
+    }
+    if let Some(v) = victim {
+        if ds.mode & S_ISVTX != 0 {
+            let vs = v.inode().stat()?;
+            if vs.uid != c.fsuid && ds.uid != c.fsuid {
+                return error!(EPERM);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// chmod, utimes with explicit times: only the owner (or root).
+pub fn must_own(caller: &Caller<'_>, p: &Path) -> KResult<()> {
+    let Some(c) = creds(caller) else { return Ok(()) };
+    if c.fsuid == 0 || p.inode().stat()?.uid == c.fsuid {
+        Ok(())
+    } else {
+        error!(EPERM)
+    }
+}
+
+/// chown: root may do anything; the owner may change the group to one of
+/// its own groups; nobody else may change anything.
+pub fn may_chown(caller: &Caller<'_>, p: &Path, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+    let Some(c) = creds(caller) else { return Ok(()) };
+    if c.fsuid == 0 {
+        return Ok(());
+    }
+    let st = p.inode().stat()?;
+    let uid_ok = uid.is_none_or(|u| u == st.uid);
+    let gid_ok = gid.is_none_or(|g| g == st.gid || (st.uid == c.fsuid && (g == c.fsgid || c.groups.contains(&g))));
+    if st.uid == c.fsuid && uid_ok && gid_ok {
+        Ok(())
+    } else {
+        error!(EPERM)
+    }
+}
+
+/// access(2) checks with the real ids (AT_EACCESS: the effective ones).
+pub fn access_check(caller: &Caller<'_>, p: &Path, want: u32, effective: bool) -> KResult<()> {
+    let Some(mut c) = creds(caller) else { return Ok(()) };
+    if !effective {
+        c.fsuid = c.ruid;
+        c.fsgid = c.rgid;
+    }
+    if want == 0 {
+        return Ok(());
+    }
+    let st = p.inode().stat()?;
+    if c.fsuid == 0 {
+        // Root: execute still needs some x bit on a non-directory.
+        if want & MAY_EXEC != 0 && st.file_type() != FileType::Directory && st.mode & 0o111 == 0 {
+            return error!(EACCES);
+        }
+        return Ok(());
+    }
+    if allowed(&c, &st, want) {
+        Ok(())
+    } else {
+        error!(EACCES)
+    }
+}
+
+/// A file a non-root caller just created belongs to its fsuid and fsgid
+/// (filesystems create as root).
+pub fn own_new(caller: &Caller<'_>, inode: &std::sync::Arc<dyn crate::fs::vfs::Inode>) {
+    let Some(c) = creds(caller) else { return };
+    if c.fsuid == 0 && c.fsgid == 0 {
+        return;
+    }
+    let attr = crate::fs::vfs::SetAttr { uid: Some(c.fsuid), gid: Some(c.fsgid), ..Default::default() };
+    let _ = inode.setattr(&attr);
+}
+
+/// As [`own_new`], for the entry `name` just made in `dir`.
+pub fn own_new_entry(caller: &Caller<'_>, dir: &Path, name: &[u8]) {
+    if creds(caller).is_some_and(|c| c.fsuid != 0 || c.fsgid != 0) {
+        if let Ok(i) = dir.inode().lookup(name, caller) {
+            own_new(caller, &i);
+        }
+    }
+}
