@@ -228,3 +228,17 @@ fn permissions_after_dropping_root() {
     let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
     common::assert_same(&native, &ruml);
 }
+
+/// openat2's RESOLVE_* restrictions (tests/guest/openat2.c), natively in a
+/// scratch directory and under ruml in the guest's /tmp.
+#[test]
+fn openat2_resolve_flags() {
+    let guest = common::build_guest("openat2", common::Flavour::Static);
+    let env = common::test_env();
+    let dir = common::TempDir::new("openat2");
+    let native = common::run_native(&guest.path, &[dir.path().as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    let script = format!("mkdir -p /tmp/o2 && exec {} /tmp/o2", guest.path.display());
+    let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
+    common::assert_same(&native, &ruml);
+}

@@ -26,6 +26,7 @@ pub mod inotify;
 pub mod locks;
 pub mod memfd;
 pub mod namei;
+pub mod openat2;
 pub mod perm;
 pub mod overlay;
 pub mod pipe;
@@ -331,6 +332,13 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
     } else {
         w.walk(start, path, follow)?
     };
+    open_resolved(w, p, flags)
+}
+
+/// The rest of open(2) once the path is resolved: type and access checks,
+/// then the filesystem's open.
+pub fn open_resolved(w: &namei::Walker<'_>, p: Path, flags: u32) -> KResult<FileRef> {
+    let acc = flags & O_ACCMODE;
     let t = p.inode().file_type();
     if t == FileType::Symlink {
         return error!(ELOOP);

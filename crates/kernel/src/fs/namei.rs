@@ -7,6 +7,7 @@
 //! root), never the host's: filesystems only ever see single names.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::errno::KResult;
 use crate::error;
@@ -147,6 +148,90 @@ impl Walker<'_> {
                         l.slash |= c.slash;
                     } else if last {
                         // The target is "/" (or "//"): we are at a directory.
+                        must_be_dir = false;
+                    }
+                    for tc in tcomps.into_iter().rev() {
+                        queue.push_front(tc);
+                    }
+                }
+            }
+        }
+        if must_be_dir && cur.inode().file_type() != FileType::Directory {
+            return error!(ENOTDIR);
+        }
+        Ok(cur)
+    }
+
+    /// openat2's walk: as [`Walker::walk`] with RESOLVE_* restrictions
+    /// (`resolve` bits; RESOLVE_IN_ROOT is the caller's business: it walks
+    /// with `root` set to the start directory).
+    pub fn walk_resolve(&self, start: &Path, path: &[u8], follow: bool, resolve: u64) -> KResult<Path> {
+        const NO_XDEV: u64 = 0x01;
+        const NO_MAGICLINKS: u64 = 0x02;
+        const NO_SYMLINKS: u64 = 0x04;
+        const BENEATH: u64 = 0x08;
+        if path.is_empty() {
+            return error!(ENOENT);
+        }
+        if path.len() >= PATH_MAX {
+            return error!(ENAMETOOLONG);
+        }
+        let (abs, comps) = split(path);
+        if abs && resolve & BENEATH != 0 {
+            return error!(EXDEV);
+        }
+        let mut cur = if abs { self.root.clone() } else { start.clone() };
+        let mut queue: VecDeque<Comp> = comps.into();
+        let mut links = 0usize;
+        let mut must_be_dir = path.last() == Some(&b'/');
+        while let Some(c) = queue.pop_front() {
+            let last = queue.is_empty();
+            if last {
+                must_be_dir = c.slash;
+            }
+            if c.name == b".." && resolve & BENEATH != 0 && cur.same_object(&self.root) {
+                return error!(EXDEV);
+            }
+            let child = self.lookup_one(&cur, &c.name)?;
+            if resolve & NO_XDEV != 0 && !Arc::ptr_eq(&child.mnt, &cur.mnt) {
+                return error!(EXDEV);
+            }
+            let is_link = child.inode().file_type() == FileType::Symlink;
+            if !is_link || (last && !follow && !c.slash) {
+                cur = child;
+                continue;
+            }
+            if resolve & NO_SYMLINKS != 0 {
+                return error!(ELOOP);
+            }
+            links += 1;
+            if links > MAX_SYMLINKS {
+                return error!(ELOOP);
+            }
+            match child.inode().get_link(&self.caller)? {
+                Link::Jump(p) => {
+                    if resolve & (NO_MAGICLINKS | BENEATH) != 0 {
+                        return error!(ELOOP);
+                    }
+                    cur = p;
+                }
+                Link::Text(target) => {
+                    if target.is_empty() {
+                        return error!(ENOENT);
+                    }
+                    if target.len() >= PATH_MAX {
+                        return error!(ENAMETOOLONG);
+                    }
+                    let (tabs, mut tcomps) = split(&target);
+                    if tabs {
+                        if resolve & BENEATH != 0 {
+                            return error!(EXDEV);
+                        }
+                        cur = self.root.clone();
+                    }
+                    if let Some(l) = tcomps.last_mut() {
+                        l.slash |= c.slash;
+                    } else if last {
                         must_be_dir = false;
                     }
                     for tc in tcomps.into_iter().rev() {

@@ -102,12 +102,12 @@ const CHUNK: usize = 256 * 1024;
 /// UIO_MAXIOV.
 const IOV_MAX: i32 = 1024;
 
-fn read_path(ctx: &SyscallContext<'_>, addr: UserAddr) -> KResult<Vec<u8>> {
+pub(crate) fn read_path(ctx: &SyscallContext<'_>, addr: UserAddr) -> KResult<Vec<u8>> {
     ctx.mm().read_cstring(addr.0, PATH_MAX)
 }
 
 /// Where a relative path starts for `dirfd`: cwd or the directory it names.
-fn start_dir(ctx: &SyscallContext<'_>, fs: &FsContext, dirfd: Fd, path: &[u8]) -> KResult<Path> {
+pub(crate) fn start_dir(ctx: &SyscallContext<'_>, fs: &FsContext, dirfd: Fd, path: &[u8]) -> KResult<Path> {
     if path.first() == Some(&b'/') || dirfd.0 == AT_FDCWD {
         return Ok(fs.cwd());
     }
