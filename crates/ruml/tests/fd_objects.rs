@@ -70,3 +70,14 @@ fn clone_pidfd_static() {
     let (native, _ruml) = differential("clone_pidfd", Flavour::Static, &[]);
     assert!(native.stdout.contains("pidfd valid: 1, poll: 1"), "{native}");
 }
+
+/// Pipe sizes, tee and O_TMPFILE from the host's python3.
+#[test]
+fn pipes_and_tmpfile_python() {
+    let script = common::workspace_root().join("tests/scripts/pipes_tmpfile.py");
+    let env = common::test_env();
+    let native = common::run_native("/usr/bin/python3", &[script.as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
+    common::assert_same(&native, &ruml);
+}

@@ -19,6 +19,23 @@ syscall_table! { pub fn copy_table;
     SENDFILE => sys_sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize),
     COPY_FILE_RANGE => sys_copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32),
     SPLICE => sys_splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32),
+    TEE => sys_tee(fd_in: Fd, fd_out: Fd, len: usize, flags: u32),
+}
+
+fn sys_tee(ctx: &mut SyscallContext<'_>, fd_in: Fd, fd_out: Fd, len: usize, flags: u32) -> KResult<u64> {
+    const SPLICE_F_NONBLOCK: u32 = 2;
+    if flags & !0xf != 0 {
+        return error!(EINVAL);
+    }
+    let inf = ctx.files().get(fd_in.0)?;
+    let outf = ctx.files().get(fd_out.0)?;
+    if !inf.can_read() || !outf.can_write() {
+        return error!(EBADF);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    crate::fs::pipe::tee(&inf, &outf, len, flags & SPLICE_F_NONBLOCK != 0, Some(ctx.task)).map(|n| n as u64)
 }
 
 fn is_pipe(f: &FileRef) -> bool {

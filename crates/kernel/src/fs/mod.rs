@@ -293,7 +293,18 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
         if p.mnt.read_only() {
             return error!(EROFS);
         }
-        return error!(EOPNOTSUPP);
+        perm::may_change_dir(&w.caller, &p, None)?;
+        // An unnamed file: made under a unique name and unlinked at once;
+        // the open file keeps it alive (linkat of it is not supported).
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let tmp = format!(".ruml-tmpfile.{}.{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).into_bytes();
+        let perm = mode & 0o7777 & !fs.umask();
+        let (inode, ops) = p.inode().create(&tmp, perm, flags & !O_TMPFILE | O_CREAT)?;
+        p.inode().unlink(&tmp)?;
+        perm::own_new(&w.caller, &inode);
+        let name = format!("#{} (deleted)", inode.key().1).into_bytes();
+        let path = Path { mnt: p.mnt.clone(), dentry: vfs::Dentry::child(&p.dentry, &name, inode) };
+        return Ok(OpenFile::new(path, Some(ops), (flags & !O_TMPFILE) | O_RDWR & acc.max(O_WRONLY)));
     }
     let follow = flags & O_NOFOLLOW == 0;
     let p = if flags & O_CREAT != 0 {

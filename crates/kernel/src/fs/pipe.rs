@@ -31,7 +31,22 @@ struct State {
     buf: VecDeque<u8>,
     readers: usize,
     writers: usize,
+    /// Capacity in bytes (F_SETPIPE_SZ); 0 means the default PIPE_SIZE.
+    cap: usize,
 }
+
+impl State {
+    fn capacity(&self) -> usize {
+        if self.cap == 0 {
+            PIPE_SIZE
+        } else {
+            self.cap
+        }
+    }
+}
+
+/// The largest F_SETPIPE_SZ (fs.pipe-max-size's default).
+const PIPE_MAX_SIZE: usize = 1 << 20;
 
 /// A pipe; see the module doc.
 pub struct Pipe {
@@ -86,7 +101,7 @@ impl Pipe {
                 if st.readers == 0 {
                     return if done > 0 { Ok(done) } else { error!(EPIPE) };
                 }
-                let free = PIPE_SIZE - st.buf.len();
+                let free = st.capacity().saturating_sub(st.buf.len());
                 let left = data.len() - done;
                 if free > 0 && (!atomic || free >= left) {
                     let n = free.min(left);
@@ -106,7 +121,7 @@ impl Pipe {
             let need = if atomic { data.len() - done } else { 1 };
             let r = self.waiters.wait(task, None, || {
                 let st = self.lock();
-                st.readers == 0 || PIPE_SIZE - st.buf.len() >= need
+                st.readers == 0 || st.capacity().saturating_sub(st.buf.len()) >= need
             });
             if let Err(e) = r {
                 return if done > 0 { Ok(done) } else { Err(e) };
@@ -127,7 +142,7 @@ impl Pipe {
             }
         }
         if write {
-            if PIPE_SIZE - st.buf.len() >= PIPE_BUF {
+            if st.capacity().saturating_sub(st.buf.len()) >= PIPE_BUF {
                 ev |= poll::WRITABLE;
             }
             if st.readers == 0 {
@@ -180,6 +195,9 @@ impl Drop for PipeEnd {
 }
 
 impl FileOps for PipeEnd {
+    fn as_any_ops(&self) -> &dyn std::any::Any {
+        &self.pipe
+    }
     fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
         self.pipe.read(buf, f.nonblocking(), task)
     }
@@ -286,7 +304,7 @@ pub fn new_pipe(flags: u32) -> (FileRef, FileRef) {
     static NEXT_INO: AtomicU64 = AtomicU64::new(1000);
     let (mnt, dev) = pipefs();
     let pipe = Arc::new(Pipe {
-        state: Mutex::new(State { buf: VecDeque::new(), readers: 0, writers: 0 }),
+        state: Mutex::new(State { buf: VecDeque::new(), readers: 0, writers: 0, cap: 0 }),
         waiters: Waiters::new(),
     });
     let ino = NEXT_INO.fetch_add(1, Ordering::Relaxed);
@@ -315,7 +333,7 @@ pub fn open_fifo(key: InodeKey, flags: u32, caller: &Caller<'_>) -> KResult<Arc<
         match m.get(&key).and_then(|w| w.upgrade()) {
             Some(p) => p,
             None => {
-                let p = Arc::new(Pipe { state: Mutex::new(State { buf: VecDeque::new(), readers: 0, writers: 0 }), waiters: Waiters::new() });
+                let p = Arc::new(Pipe { state: Mutex::new(State { buf: VecDeque::new(), readers: 0, writers: 0, cap: 0 }), waiters: Waiters::new() });
                 m.insert(key, Arc::downgrade(&p));
                 p
             }
@@ -343,4 +361,71 @@ pub fn open_fifo(key: InodeKey, flags: u32, caller: &Caller<'_>) -> KResult<Arc<
         }
     }
     Ok(end)
+}
+
+/// The pipe behind an open file, if it is one.
+fn pipe_of(f: &OpenFile) -> Option<Arc<Pipe>> {
+    let ops = f.ops().ok()?;
+    ops.as_any_ops().downcast_ref::<Arc<Pipe>>().cloned()
+}
+
+/// F_GETPIPE_SZ.
+pub fn get_size(f: &OpenFile) -> KResult<usize> {
+    let p = pipe_of(f).ok_or(crate::errno!(EBADF))?;
+    let cap = p.lock().capacity();
+    Ok(cap)
+}
+
+/// F_SETPIPE_SZ: rounds up to a power-of-two number of pages; EBUSY if
+/// the data already in the pipe would not fit.
+pub fn set_size(f: &OpenFile, want: u64) -> KResult<usize> {
+    let p = pipe_of(f).ok_or(crate::errno!(EBADF))?;
+    if want > PIPE_MAX_SIZE as u64 {
+        return error!(EPERM);
+    }
+    let size = (want as usize).max(4096).next_power_of_two();
+    let mut st = p.lock();
+    if st.buf.len() > size {
+        return error!(EBUSY);
+    }
+    st.cap = size;
+    drop(st);
+    p.waiters.wake_all();
+    Ok(size)
+}
+
+/// tee(2): copies up to `len` bytes from pipe `inf` to pipe `outf`
+/// without consuming them.
+pub fn tee(inf: &OpenFile, outf: &OpenFile, len: usize, nonblock: bool, task: Option<&Arc<Task>>) -> KResult<usize> {
+    let (Some(a), Some(b)) = (pipe_of(inf), pipe_of(outf)) else { return error!(EINVAL) };
+    if Arc::ptr_eq(&a, &b) {
+        return error!(EINVAL);
+    }
+    let ready = || {
+        let st = a.lock();
+        !st.buf.is_empty() || st.writers == 0
+    };
+    if !ready() {
+        if nonblock {
+            return error!(EAGAIN);
+        }
+        a.waiters.wait(task, None, ready)?;
+    }
+    let data: Vec<u8> = a.lock().buf.iter().take(len).copied().collect();
+    if data.is_empty() {
+        return Ok(0);
+    }
+    let mut st = b.lock();
+    if st.readers == 0 {
+        return error!(EPIPE);
+    }
+    let room = st.capacity().saturating_sub(st.buf.len());
+    if room == 0 {
+        return error!(EAGAIN);
+    }
+    let n = room.min(data.len());
+    st.buf.extend(&data[..n]);
+    drop(st);
+    b.waiters.wake_all();
+    Ok(n)
 }

@@ -536,6 +536,8 @@ const F_DUPFD_CLOEXEC: i32 = 1030;
 const F_GETPIPE_SZ: i32 = 1032;
 const FD_CLOEXEC: u64 = 1;
 
+const F_SETPIPE_SZ: i32 = 1031;
+
 fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResult<u64> {
     let files = ctx.files();
     let f = files.get(fd.0)?;
@@ -566,13 +568,8 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
             f.set_status_flags(new);
             Ok(0)
         }
-        F_GETPIPE_SZ => {
-            if f.file_type() == FileType::Fifo && f.path.mnt.fstype == "pipefs" {
-                Ok(crate::fs::pipe::PIPE_SIZE as u64)
-            } else {
-                error!(EBADF)
-            }
-        }
+        F_GETPIPE_SZ => crate::fs::pipe::get_size(&f).map(|n| n as u64),
+        F_SETPIPE_SZ => crate::fs::pipe::set_size(&f, arg).map(|n| n as u64),
         crate::fs::locks::F_GETLK
         | crate::fs::locks::F_SETLK
         | crate::fs::locks::F_SETLKW
@@ -584,7 +581,7 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
             }
             crate::fs::locks::fcntl_lock(ctx, &f, cmd, arg)
         }
-        // Leases, F_SETPIPE_SZ and seals are not implemented.
+        // Leases and seals are not implemented.
         _ => error!(EINVAL),
     }
 }

@@ -38,6 +38,8 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("timer_create", "CLOCK_REALTIME/MONOTONIC/BOOTTIME; CPU-time clocks give EINVAL"),
     ("socket", "AF_UNIX only; other families give EAFNOSUPPORT"),
     ("memfd_create", "no sealing: F_ADD_SEALS is refused"),
+    ("fcntl", "no leases, no seals, no F_SETOWN/O_ASYNC signal-driven I/O"),
+    ("open", "O_TMPFILE files cannot be linked into the tree later"),
     ("socketpair", "AF_UNIX only"),
     ("connect", "a full listen backlog refuses instead of blocking"),
     ("mount", "tmpfs, proc, sysfs, devpts, devtmpfs, hostfs; MS_BIND not recursive; MS_REMOUNT changes MS_RDONLY only; propagation flags accepted and ignored; MS_MOVE gives EINVAL"),
