@@ -81,3 +81,14 @@ fn pipes_and_tmpfile_python() {
     let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
     common::assert_same(&native, &ruml);
 }
+
+/// memfd seals from the host's python3.
+#[test]
+fn memfd_seals_python() {
+    let script = common::workspace_root().join("tests/scripts/memfd_seals.py");
+    let env = common::test_env();
+    let native = common::run_native("/usr/bin/python3", &[script.as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
+    common::assert_same(&native, &ruml);
+}

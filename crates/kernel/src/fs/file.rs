@@ -193,6 +193,11 @@ impl OpenFile {
         if self.flags() & O_APPEND != 0 {
             *pos = ops.size()?;
         }
+        crate::fs::memfd::check_write(self, Some(*pos + buf.len() as u64))?;
+        let end = *pos + buf.len() as u64;
+        if end > ops.size().unwrap_or(0) {
+            crate::fs::memfd::check_resize(self, end)?;
+        }
         let n = ops.write_as(self, *pos, buf, task)?;
         self.after_write(ops.as_ref(), *pos, &buf[..n]);
         *pos += n as u64;
@@ -221,6 +226,10 @@ impl OpenFile {
             return error!(EINVAL);
         }
         let off = if self.flags() & O_APPEND != 0 { ops.size()? } else { off };
+        crate::fs::memfd::check_write(self, Some(off + buf.len() as u64))?;
+        if off + buf.len() as u64 > ops.size().unwrap_or(0) {
+            crate::fs::memfd::check_resize(self, off + buf.len() as u64)?;
+        }
         let n = ops.write(self, off, buf)?;
         self.after_write(ops.as_ref(), off, &buf[..n]);
         Ok(n)

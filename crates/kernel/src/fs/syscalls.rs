@@ -581,7 +581,8 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
             }
             crate::fs::locks::fcntl_lock(ctx, &f, cmd, arg)
         }
-        // Leases and seals are not implemented.
+        crate::fs::memfd::F_ADD_SEALS | crate::fs::memfd::F_GET_SEALS => crate::fs::memfd::fcntl_seals(&f, cmd, arg),
+        // Leases are not implemented.
         _ => error!(EINVAL),
     }
 }
@@ -931,6 +932,7 @@ fn sys_ftruncate(ctx: &mut SyscallContext<'_>, fd: Fd, len: i64) -> KResult<u64>
     if f.file_type() != FileType::Regular || !f.can_write() {
         return error!(EINVAL);
     }
+    crate::fs::memfd::check_resize(&f, len as u64)?;
     f.ops()?.truncate(len as u64)?;
     Ok(0)
 }
@@ -1300,6 +1302,9 @@ fn sys_fallocate(ctx: &mut SyscallContext<'_>, fd: Fd, mode: u32, off: i64, len:
         return error!(EOPNOTSUPP);
     }
     let f = get_io_file(ctx, fd)?;
+    if crate::fs::memfd::seals_of(&f) & (crate::fs::memfd::F_SEAL_WRITE | crate::fs::memfd::F_SEAL_FUTURE_WRITE | crate::fs::memfd::F_SEAL_GROW) != 0 {
+        return error!(EPERM);
+    }
     if !f.can_write() {
         return error!(EBADF);
     }

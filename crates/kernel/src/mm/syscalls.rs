@@ -400,6 +400,9 @@ fn sys_mmap(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, prot: u32, flags:
         if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.can_write() {
             return error!(EACCES);
         }
+        if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && crate::fs::memfd::seals_of(&f) & (crate::fs::memfd::F_SEAL_WRITE | crate::fs::memfd::F_SEAL_FUTURE_WRITE) != 0 {
+            return error!(EPERM);
+        }
         if off.checked_add(len).is_none() {
             return error!(EOVERFLOW);
         }
