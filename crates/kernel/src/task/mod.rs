@@ -162,6 +162,13 @@ impl TaskTable {
         }
     }
 
+    /// How many guest threads exist (each is a host thread and a stub
+    /// thread: the instance caps them so a guest fork bomb cannot exhaust
+    /// the host).
+    pub fn thread_count(&self) -> usize {
+        self.threads.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     pub fn register_thread(&self, t: &Arc<Task>) {
         self.threads.lock().unwrap_or_else(|p| p.into_inner()).insert(t.tid(), Arc::downgrade(t));
     }

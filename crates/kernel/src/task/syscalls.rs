@@ -143,6 +143,12 @@ fn do_clone_full(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: Use
     if flags & CLONE_PIDFD != 0 && (flags & CLONE_THREAD != 0 || ctx.mm().accessible_len(pidfd_at.0, 4, true) < 4) {
         return if flags & CLONE_THREAD != 0 { error!(EINVAL) } else { error!(EFAULT) };
     }
+    /// Guest threads per instance, at most (the host's resources are not
+    /// the guest's to exhaust).
+    const MAX_TASKS: usize = 8192;
+    if crate::kernel().tasks.thread_count() >= MAX_TASKS {
+        return error!(EAGAIN);
+    }
     let thread = flags & CLONE_THREAD != 0;
     let parent = ctx.task;
     let mm = if flags & CLONE_VM != 0 { ctx.mm() } else { ctx.mm().fork() };
