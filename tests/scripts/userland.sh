@@ -49,3 +49,10 @@ PY
 echo "== perl"
 perl -e 'print join(",", map { $_ * 2 } 1..4), "\n"'
 perl -ne 'print if /two/' here.txt
+echo "== names (the dentry cache must follow every change)"
+mkdir a && echo 1 > a/f && cat a/f
+mv a b && { cat a/f 2>/dev/null || echo "a/f gone"; } && cat b/f
+rm b/f && { cat b/f 2>/dev/null || echo "b/f gone"; }
+echo 2 > b/f && cat b/f && ln -s f b/l && cat b/l && rm b/l && { cat b/l 2>/dev/null || echo "b/l gone"; }
+mv b/f b/g && ls b && rmdir b 2>/dev/null || echo "b not empty"
+rm b/g && rmdir b && { ls b 2>/dev/null || echo "b gone"; }

@@ -177,6 +177,7 @@ fn mkdir_p(w: &namei::Walker<'_>, root: &Path, path: &[u8]) -> KResult<Path> {
                     return error!(EROFS);
                 }
                 cur.inode().mkdir(comp, 0o755)?;
+                crate::fs::namei::dcache::changed();
                 w.walk(&cur, comp, true)?
             }
             Err(e) => return Err(e),
@@ -300,7 +301,9 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
         let tmp = format!(".ruml-tmpfile.{}.{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).into_bytes();
         let perm = mode & 0o7777 & !fs.umask();
         let (inode, ops) = p.inode().create(&tmp, perm, flags & !O_TMPFILE | O_CREAT)?;
+        crate::fs::namei::dcache::changed();
         p.inode().unlink(&tmp)?;
+        crate::fs::namei::dcache::changed();
         perm::own_new(&w.caller, &inode);
         let name = format!("#{} (deleted)", inode.key().1).into_bytes();
         let path = Path { mnt: p.mnt.clone(), dentry: vfs::Dentry::child(&p.dentry, &name, inode) };
@@ -333,6 +336,7 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
                 crate::fs::perm::may_change_dir(&w.caller, &dir, None)?;
                 let perm = mode & 0o7777 & !fs.umask();
                 let (inode, ops) = dir.inode().create(&name, perm, flags)?;
+                crate::fs::namei::dcache::changed();
                 perm::own_new(&w.caller, &inode);
                 crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, false, 0);
                 let p = Path { mnt: dir.mnt.clone(), dentry: vfs::Dentry::child(&dir.dentry, &name, inode) };

@@ -94,8 +94,18 @@ impl Walker<'_> {
             return error!(ENAMETOOLONG);
         }
         crate::fs::perm::may_search(&self.caller, dir)?;
+        let cacheable = matches!(dir.mnt.fstype, "overlay" | "tmpfs") && !dir.mnt.internal;
+        if cacheable {
+            if let Some(d) = dcache::get(&dir.dentry, name) {
+                return Ok(self.ns.traverse_mounts(Path { mnt: dir.mnt.clone(), dentry: d }));
+            }
+        }
+        let generation = dcache::generation();
         let inode = dir.inode().lookup(name, &self.caller)?;
         let child = Path { mnt: dir.mnt.clone(), dentry: Dentry::child(&dir.dentry, name, inode) };
+        if cacheable {
+            dcache::put(&dir.dentry, name, &child.dentry, generation);
+        }
         Ok(self.ns.traverse_mounts(child))
     }
 
@@ -283,5 +293,66 @@ impl Walker<'_> {
             return error!(ENAMETOOLONG);
         }
         Ok((dir, name, trailing))
+    }
+}
+
+/// The dentry cache: positive lookups in guest-owned namespaces (the
+/// overlay root and tmpfs), so a path walked again costs no filesystem
+/// lookups. Any change to any namespace made through ruml clears it
+/// ([`dcache::changed`]); a lookup that raced with a change is not
+/// cached (the generation moved). Host-backed mounts (`mount=`) are not
+/// cached: the host may change them behind ruml's back.
+pub mod dcache {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+    use crate::fs::vfs::Dentry;
+
+    const MAX_ENTRIES: usize = 16384;
+
+    /// (parent dentry address, name) → (the parent, the child).
+    type Entries = HashMap<(usize, Vec<u8>), (Weak<Dentry>, Arc<Dentry>)>;
+
+    struct Cache {
+        generation: u64,
+        map: Entries,
+    }
+
+    fn cache() -> &'static Mutex<Cache> {
+        static C: OnceLock<Mutex<Cache>> = OnceLock::new();
+        C.get_or_init(|| Mutex::new(Cache { generation: 0, map: HashMap::new() }))
+    }
+
+    fn lock() -> std::sync::MutexGuard<'static, Cache> {
+        cache().lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn generation() -> u64 {
+        lock().generation
+    }
+
+    pub fn get(parent: &Arc<Dentry>, name: &[u8]) -> Option<Arc<Dentry>> {
+        let c = lock();
+        let (p, child) = c.map.get(&(Arc::as_ptr(parent) as usize, name.to_vec()))?;
+        // The key's address could belong to a new dentry: check it is the same.
+        p.upgrade().filter(|p| Arc::ptr_eq(p, parent)).map(|_| child.clone())
+    }
+
+    pub fn put(parent: &Arc<Dentry>, name: &[u8], child: &Arc<Dentry>, generation: u64) {
+        let mut c = lock();
+        if c.generation != generation {
+            return;
+        }
+        if c.map.len() >= MAX_ENTRIES {
+            c.map.clear();
+        }
+        c.map.insert((Arc::as_ptr(parent) as usize, name.to_vec()), (Arc::downgrade(parent), child.clone()));
+    }
+
+    /// A name was created, removed or moved somewhere: forget everything.
+    pub fn changed() {
+        let mut c = lock();
+        c.generation += 1;
+        c.map.clear();
     }
 }

@@ -547,6 +547,7 @@ fn sys_bind(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: u32) -> K
             return error!(EROFS);
         }
         dir.inode().mknod(&last, S_IFSOCK | (0o777 & !fs.umask()), (0, 0))?;
+        crate::fs::namei::dcache::changed();
         let key = w.lookup_one(&dir, &last)?.inode().key();
         Addr::Path(name, key)
     };

@@ -978,6 +978,7 @@ fn do_mkdir(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> K
     let (dir, name, _) = create_target(ctx, dirfd, path)?;
     let perm = mode & 0o7777 & !ctx.fs().umask();
     dir.inode().mkdir(&name, perm)?;
+    crate::fs::namei::dcache::changed();
     crate::fs::perm::own_new_entry(&crate::fs::vfs::Caller::of(ctx.task), &dir, &name);
     crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, true, 0);
     Ok(0)
@@ -1002,12 +1003,14 @@ pub(crate) fn do_mknod(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode
     let perm = mode & 0o7777 & !ctx.fs().umask();
     if ft == S_IFREG {
         dir.inode().create(&name, perm, O_RDONLY)?;
+        crate::fs::namei::dcache::changed();
         return Ok(0);
     }
     // The ABI's dev is an unsigned int in Linux's new encoding.
     let dev = dev as u32;
     let rdev = ((dev & 0xfff00) >> 8, (dev & 0xff) | ((dev >> 12) & 0xfff00));
     dir.inode().mknod(&name, ft | perm, rdev)?;
+    crate::fs::namei::dcache::changed();
     crate::fs::perm::own_new_entry(&crate::fs::vfs::Caller::of(ctx.task), &dir, &name);
     Ok(0)
 }
@@ -1048,6 +1051,7 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
             return error!(ENOTDIR);
         }
         dir.inode().rmdir(&name)?;
+        crate::fs::namei::dcache::changed();
         crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_DELETE, &name, true, 0);
         crate::fs::inotify::notify_deleted(victim.inode().key());
     } else {
@@ -1058,6 +1062,7 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
             return error!(ENOTDIR);
         }
         dir.inode().unlink(&name)?;
+        crate::fs::namei::dcache::changed();
         crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_DELETE, &name, false, 0);
         if victim.inode().stat().map(|st| st.nlink == 0).unwrap_or(true) {
             crate::fs::inotify::notify_deleted(victim.inode().key());
@@ -1088,6 +1093,7 @@ fn do_symlink(ctx: &SyscallContext<'_>, target: UserAddr, dirfd: Fd, path: UserA
     }
     let (dir, name, _) = create_target(ctx, dirfd, path)?;
     dir.inode().symlink(&name, &t)?;
+    crate::fs::namei::dcache::changed();
     crate::fs::perm::own_new_entry(&crate::fs::vfs::Caller::of(ctx.task), &dir, &name);
     crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, false, 0);
     Ok(0)
@@ -1132,6 +1138,7 @@ fn do_rename(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, ne
     let dst = w.lookup_one(&nd, &nname).ok();
     crate::fs::perm::may_change_dir(&w.caller, &nd, dst.as_ref())?;
     od.inode().rename(&oname, nd.inode().as_ref(), &nname, flags)?;
+    crate::fs::namei::dcache::changed();
     let cookie = crate::fs::inotify::next_cookie();
     crate::fs::inotify::notify_dir(&od, crate::fs::inotify::IN_MOVED_FROM, &oname, false, cookie);
     crate::fs::inotify::notify_dir(&nd, crate::fs::inotify::IN_MOVED_TO, &nname, false, cookie);
@@ -1166,6 +1173,7 @@ fn do_link(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new:
         return error!(EXDEV);
     }
     dir.inode().link(&name, src.inode().as_ref())?;
+    crate::fs::namei::dcache::changed();
     Ok(0)
 }
 
@@ -1339,6 +1347,7 @@ const MS_MGC_MSK: u64 = 0xffff_0000;
 const MS_MGC_VAL: u64 = 0xc0ed_0000;
 
 fn sys_mount(ctx: &mut SyscallContext<'_>, source: UserAddr, target: UserAddr, fstype: UserAddr, flags: u64, data: UserAddr) -> KResult<u64> {
+    crate::fs::namei::dcache::changed();
     let mut flags = flags;
     if flags & MS_MGC_MSK == MS_MGC_VAL {
         flags &= !MS_MGC_MSK;
@@ -1421,6 +1430,7 @@ const MNT_EXPIRE: u32 = 4;
 const UMOUNT_NOFOLLOW: u32 = 8;
 
 fn sys_umount2(ctx: &mut SyscallContext<'_>, target: UserAddr, flags: u32) -> KResult<u64> {
+    crate::fs::namei::dcache::changed();
     if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 {
         return error!(EINVAL);
     }
