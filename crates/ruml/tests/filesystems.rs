@@ -242,3 +242,53 @@ fn openat2_resolve_flags() {
     let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
     common::assert_same(&native, &ruml);
 }
+
+/// A host directory in a read-write mount is swapped for a symlink to a
+/// secret outside the guest's root, again and again, while the guest keeps
+/// walking through it: the guest sees the real file or an error, never the
+/// secret (host operations refuse symlinks beneath the mount's root).
+#[test]
+fn swapped_directory_never_leads_outside() {
+    let base = TempDir::new("swap");
+    let root = base.path().join("root");
+    let share = base.path().join("share");
+    let outside = base.path().join("outside");
+    for d in ["proc", "dev", "sys", "m"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::create_dir_all(share.join("d")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(share.join("d/secret"), b"inner\n").unwrap();
+    std::fs::write(outside.join("secret"), b"host secret\n").unwrap();
+    let esc = build_guest("fs_escape", Flavour::Static);
+    std::fs::copy(&esc.path, root.join("esc")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racer = {
+        let (share, outside, stop) = (share.clone(), outside.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::rename(share.join("d"), share.join("d.real"));
+                // Both an absolute and a relative way out.
+                let target = if swaps.is_multiple_of(2) { outside.clone() } else { PathBuf::from("../outside") };
+                let _ = symlink(&target, share.join("d"));
+                std::thread::yield_now();
+                let _ = std::fs::remove_file(share.join("d"));
+                let _ = std::fs::rename(share.join("d.real"), share.join("d"));
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let env = test_env();
+    let root_param = format!("root={}", root.display());
+    let mount = format!("mount={}:/m", share.display());
+    let mut args: Vec<&str> = vec!["quiet", &root_param, &mount, "--", "/esc"];
+    args.extend(std::iter::repeat_n("/m/d/secret", 400));
+    let out = run_ruml_raw(&args, &env);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = racer.join().unwrap();
+    assert!(swaps > 10, "the racer hardly ran ({swaps} swaps)");
+    assert!(!out.stdout.contains("host secret"), "the guest read outside its root:\n{out}");
+    assert!(out.stdout.contains("inner"), "the guest never saw the real file:\n{out}");
+}

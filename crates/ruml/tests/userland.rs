@@ -52,3 +52,20 @@ fn make_j2_builds_a_multi_file_project() {
     let native = common::run_native(dir.path().join("prog"), &[] as &[&str], &env);
     assert_eq!(native.stdout, out.stdout, "the ruml-built binary runs the same on the host");
 }
+
+/// procps tools read ruml's own /proc: `ps aux` lists the guest's
+/// processes (and only those), `top`, `free`, `uptime`, `pgrep` work.
+#[test]
+fn procps_tools_work() {
+    let env = common::test_env();
+    let out = common::run_ruml("/bin/sh", &["-c", "ps aux; echo ==; top -b -n1 | head -1; free | head -1; uptime >/dev/null && echo uptime ok; pgrep -x sh"], &env);
+    assert_eq!(out.code(), 0, "{out}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("USER") && lines[0].contains("COMMAND"), "{out}");
+    let procs: Vec<&&str> = lines.iter().skip(1).take_while(|l| **l != "==").collect();
+    assert_eq!(procs.len(), 2, "only the guest's sh and ps:\n{out}");
+    assert!(procs[0].contains(" 1 ") && procs[0].contains("sh -c"), "init is pid 1:\n{out}");
+    assert!(procs[1].contains("ps aux"), "{out}");
+    assert!(out.stdout.contains("top - ") && out.stdout.contains("total") && out.stdout.contains("uptime ok"), "{out}");
+    assert!(out.stdout.trim_end().ends_with("\n1") || out.stdout.trim_end().ends_with("1"), "pgrep finds init:\n{out}");
+}
