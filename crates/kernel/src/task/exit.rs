@@ -75,6 +75,9 @@ pub fn exit_thread(task: &Arc<Task>) {
         threads.is_empty()
     };
     release_robust_list(task);
+    // The tid is gone before a joiner can see the thread as exited (the
+    // CLONE_CHILD_CLEARTID wake below): tgkill then gives ESRCH, as Linux.
+    crate::kernel().tasks.unregister_thread(task.tid());
     let ctid = std::mem::take(&mut *task.clear_child_tid.lock().unwrap_or_else(|p| p.into_inner()));
     if ctid != 0 {
         let mm = task.mm();
@@ -85,7 +88,6 @@ pub fn exit_thread(task: &Arc<Task>) {
     if let Some(tx) = task.vfork_done.lock().unwrap_or_else(|p| p.into_inner()).take() {
         let _ = tx.send(());
     }
-    crate::kernel().tasks.unregister_thread(task.tid());
     // Drop this thread's hold on the descriptor table: the last holder
     // closes the files (pipe ends see EOF, and so on).
     task.set_files(crate::fs::FdTable::new());
