@@ -65,7 +65,13 @@ fn check_change_syscall(aspace: &Context) -> Result<(), HostError> {
     ptrace(libc::PTRACE_CONT, pid, 0, 0);
     wait(pid)?;
     if r.rax as i64 != pid as i64 {
-        return Err(HostError::new(format!("changed system call returned {} instead of pid {pid}", r.rax as i64), 0));
+        return Err(HostError::new(
+            format!(
+                "changed system call returned {} instead of pid {pid}",
+                r.rax as i64
+            ),
+            0,
+        ));
     }
     Ok(())
 }
@@ -88,12 +94,18 @@ fn check_sysemu(aspace: &Context) -> Result<(), HostError> {
     }
     let r = regs_of(pid)?;
     if r.orig_rax != libc::SYS_exit_group as u64 {
-        return Err(HostError::new("wrong system-call number at the SYSEMU stop", 0));
+        return Err(HostError::new(
+            "wrong system-call number at the SYSEMU stop",
+            0,
+        ));
     }
     ptrace(libc::PTRACE_CONT, pid, 0, 0);
     let st = wait(pid)?;
     if libc::WSTOPSIG(st) != libc::SIGTRAP {
-        return Err(HostError::new("the emulated system call ran on the host", 0));
+        return Err(HostError::new(
+            "the emulated system call ran on the host",
+            0,
+        ));
     }
     Ok(())
 }
@@ -112,7 +124,10 @@ pub fn run(phys: &Arc<PhysMem>, log: &dyn Fn(&str)) -> Result<(), HostError> {
     })?;
     log("Checking that a clean stub process can be started...OK");
     let steps: [(&str, Check); 2] = [
-        ("Checking that ptrace can change system call numbers...", check_change_syscall),
+        (
+            "Checking that ptrace can change system call numbers...",
+            check_change_syscall,
+        ),
         ("Checking syscall emulation for ptrace...", check_sysemu),
     ];
     for (what, f) in steps {

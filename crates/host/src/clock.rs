@@ -3,7 +3,10 @@
 /// Reads a host clock (CLOCK_REALTIME, CLOCK_MONOTONIC, ...): (sec, nsec).
 /// An id the host rejects gives the host's errno.
 pub fn gettime(clock_id: i32) -> Result<(i64, i64), i32> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid, writable timespec.
     let r = unsafe { libc::clock_gettime(clock_id, &mut ts) };
     if r < 0 {
@@ -15,7 +18,10 @@ pub fn gettime(clock_id: i32) -> Result<(i64, i64), i32> {
 
 /// The resolution of a host clock.
 pub fn getres(clock_id: i32) -> Result<(i64, i64), i32> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid, writable timespec.
     let r = unsafe { libc::clock_getres(clock_id, &mut ts) };
     if r < 0 {
@@ -45,7 +51,12 @@ pub fn host_nodename() -> String {
     if unsafe { libc::uname(&mut u) } < 0 {
         return "ruml".into();
     }
-    let bytes: Vec<u8> = u.nodename.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = u
+        .nodename
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 

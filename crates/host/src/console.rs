@@ -162,7 +162,15 @@ pub fn enter_raw_mode() -> bool {
                 WAKE_W.store(fds[1], Ordering::SeqCst);
             }
             libc::atexit(restore_at_exit);
-            for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGABRT, libc::SIGSEGV, libc::SIGBUS] {
+            for sig in [
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGABRT,
+                libc::SIGSEGV,
+                libc::SIGBUS,
+            ] {
                 install(sig, fatal_handler as extern "C" fn(i32) as usize);
             }
             install(libc::SIGCONT, cont_handler as extern "C" fn(i32) as usize);
@@ -252,8 +260,16 @@ pub fn wait_event() -> Event {
     let wr = WAKE_R.load(Ordering::SeqCst);
     loop {
         let mut fds = [
-            libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: wr, events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wr,
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
         let n = if wr >= 0 { 2 } else { 1 };
         // SAFETY: fds is valid for n entries.

@@ -41,7 +41,10 @@ pub fn thread_times(pid: i32, tid: i32) -> Option<(Duration, Duration)> {
 pub fn process_cpu(pid: i32) -> Option<Duration> {
     // MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
     let clock = ((!pid) << 3) | 2;
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid, writable timespec.
     if unsafe { libc::clock_gettime(clock, &mut ts) } < 0 {
         return None;
@@ -51,7 +54,10 @@ pub fn process_cpu(pid: i32) -> Option<Duration> {
 
 /// The CPU time of the calling host thread (kernel work done for a task).
 pub fn current_thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)

@@ -9,12 +9,18 @@ pub struct HostError {
 
 impl HostError {
     pub fn new(what: impl Into<String>, errno: i32) -> HostError {
-        HostError { what: what.into(), errno }
+        HostError {
+            what: what.into(),
+            errno,
+        }
     }
 
     /// The error for the last failed libc call.
     pub fn last(what: impl Into<String>) -> HostError {
-        HostError::new(what, std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+        HostError::new(
+            what,
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        )
     }
 }
 
@@ -23,7 +29,12 @@ impl fmt::Display for HostError {
         if self.errno == 0 {
             write!(f, "{}", self.what)
         } else {
-            write!(f, "{}: {}", self.what, std::io::Error::from_raw_os_error(self.errno))
+            write!(
+                f,
+                "{}: {}",
+                self.what,
+                std::io::Error::from_raw_os_error(self.errno)
+            )
         }
     }
 }

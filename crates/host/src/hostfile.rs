@@ -93,30 +93,30 @@ pub struct HostStatFs {
 /// contents describe the host (and ruml itself), not files.
 pub fn is_pseudo_fs(f_type: i64) -> bool {
     const PSEUDO: &[i64] = &[
-        0x9fa0,               // PROC_SUPER_MAGIC
-        0x6265_6572,          // SYSFS_MAGIC
-        0x1cd1,               // DEVPTS_SUPER_MAGIC
-        0x0027_e0eb,          // CGROUP_SUPER_MAGIC
-        0x6367_7270,          // CGROUP2_SUPER_MAGIC
-        0x6462_6720,          // DEBUGFS_MAGIC
-        0x7472_6163,          // TRACEFS_MAGIC
-        0x7363_6673,          // SECURITYFS_MAGIC
-        0xcafe_4a11,          // BPF_FS_MAGIC
-        0x6165_676c,          // PSTOREFS_MAGIC
+        0x9fa0,                // PROC_SUPER_MAGIC
+        0x6265_6572,           // SYSFS_MAGIC
+        0x1cd1,                // DEVPTS_SUPER_MAGIC
+        0x0027_e0eb,           // CGROUP_SUPER_MAGIC
+        0x6367_7270,           // CGROUP2_SUPER_MAGIC
+        0x6462_6720,           // DEBUGFS_MAGIC
+        0x7472_6163,           // TRACEFS_MAGIC
+        0x7363_6673,           // SECURITYFS_MAGIC
+        0xcafe_4a11,           // BPF_FS_MAGIC
+        0x6165_676c,           // PSTOREFS_MAGIC
         0xde5e_81e4u32 as i64, // EFIVARFS_MAGIC
-        0x6265_6570,          // CONFIGFS_MAGIC
-        0x6573_5543,          // FUSECTL_SUPER_MAGIC
-        0x4249_4e4d,          // BINFMTFS_MAGIC
+        0x6265_6570,           // CONFIGFS_MAGIC
+        0x6573_5543,           // FUSECTL_SUPER_MAGIC
+        0x4249_4e4d,           // BINFMTFS_MAGIC
         0xf97c_ff8cu32 as i64, // SELINUX_MAGIC
-        0x4341_5d53,          // SMACK_MAGIC
-        0x6e73_6673,          // NSFS_MAGIC
-        0x1980_0202,          // MQUEUE_MAGIC
-        0x0765_5821,          // RDTGROUP_SUPER_MAGIC
-        0x6c6f_6f70,          // BINDERFS_SUPER_MAGIC
-        0x6759_6969,          // RPCAUTH_GSSMAGIC (rpc_pipefs)
-        0x6e66_7364,          // NFSD_MAGIC
-        0x9fa2,               // USBDEVICE_SUPER_MAGIC
-        0x0187,               // AUTOFS_SUPER_MAGIC
+        0x4341_5d53,           // SMACK_MAGIC
+        0x6e73_6673,           // NSFS_MAGIC
+        0x1980_0202,           // MQUEUE_MAGIC
+        0x0765_5821,           // RDTGROUP_SUPER_MAGIC
+        0x6c6f_6f70,           // BINDERFS_SUPER_MAGIC
+        0x6759_6969,           // RPCAUTH_GSSMAGIC (rpc_pipefs)
+        0x6e66_7364,           // NFSD_MAGIC
+        0x9fa2,                // USBDEVICE_SUPER_MAGIC
+        0x0187,                // AUTOFS_SUPER_MAGIC
     ];
     // f_type is a signed long; magic numbers above 2^31 may come back
     // sign-extended or not.
@@ -143,9 +143,14 @@ static RLIMIT_ONCE: Once = Once::new();
 /// open guest file on hostfs holds a host descriptor.
 pub fn raise_fd_limit() {
     RLIMIT_ONCE.call_once(|| {
-        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: rl is a valid rlimit.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 && rl.rlim_cur < rl.rlim_max {
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0
+            && rl.rlim_cur < rl.rlim_max
+        {
             rl.rlim_cur = rl.rlim_max;
             // SAFETY: rl is a valid rlimit.
             unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) };
@@ -202,7 +207,11 @@ fn statx_fd(fd: i32) -> Result<HostStat, i32> {
         atime: ts(sx.stx_atime),
         mtime: ts(sx.stx_mtime),
         ctime: ts(sx.stx_ctime),
-        btime: if sx.stx_mask & libc::STATX_BTIME != 0 { Some(ts(sx.stx_btime)) } else { None },
+        btime: if sx.stx_mask & libc::STATX_BTIME != 0 {
+            Some(ts(sx.stx_btime))
+        } else {
+            None
+        },
         attributes: sx.stx_attributes,
         attributes_mask: sx.stx_attributes_mask,
         pseudo: false,
@@ -257,7 +266,12 @@ impl HostRoot {
         use std::os::unix::ffi::OsStrExt;
         let c = cstr(path.as_os_str().as_bytes())?;
         // SAFETY: c is NUL-terminated.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
         let fd = owned(fd as libc::c_long)?;
         Ok(HostRoot { fd })
     }
@@ -306,7 +320,10 @@ impl HostRoot {
     /// The openat2 fallback: one component at a time, never following a
     /// symlink, refusing `..`.
     fn open_walk(&self, rel: &[u8], flags: i32) -> Result<OwnedFd, i32> {
-        let comps: Vec<&[u8]> = rel.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").collect();
+        let comps: Vec<&[u8]> = rel
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .collect();
         if comps.iter().any(|c| *c == b"..") {
             return Err(libc::EXDEV);
         }
@@ -323,7 +340,11 @@ impl HostRoot {
             let dirfd = cur.as_ref().map_or(self.fd.as_raw_fd(), |f| f.as_raw_fd());
             // SAFETY: c is NUL-terminated.
             let r = unsafe {
-                libc::openat(dirfd, c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                libc::openat(
+                    dirfd,
+                    c.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
             };
             cur = Some(owned(r as libc::c_long)?);
         }
@@ -353,7 +374,14 @@ impl HostRoot {
         let mut buf = vec![0u8; 4096];
         let empty = b"\0";
         // SAFETY: buf is writable for its length; empty is NUL-terminated.
-        let r = unsafe { libc::readlinkat(fd.as_raw_fd(), empty.as_ptr().cast(), buf.as_mut_ptr().cast(), buf.len()) };
+        let r = unsafe {
+            libc::readlinkat(
+                fd.as_raw_fd(),
+                empty.as_ptr().cast(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
         if r < 0 {
             let e = errno();
             // readlinkat on a non-symlink O_PATH fd gives ENOENT; Linux's
@@ -375,7 +403,13 @@ impl HostRoot {
     /// the file since, the open fails with ESTALE. Anything but a regular
     /// file or directory gives EACCES (FIFOs, sockets, devices are never
     /// used). `trunc` truncates a regular file opened for writing.
-    pub fn open(&self, rel: &[u8], mode: OpenMode, trunc: bool, expect: (u32, u32, u64)) -> Result<HostFile, i32> {
+    pub fn open(
+        &self,
+        rel: &[u8],
+        mode: OpenMode,
+        trunc: bool,
+        expect: (u32, u32, u64),
+    ) -> Result<HostFile, i32> {
         let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
         flags |= match mode {
             OpenMode::Read => libc::O_RDONLY,
@@ -408,7 +442,13 @@ impl HostRoot {
 
     /// Creates (exclusively) the regular file `name` in directory `dir_rel`
     /// with permission bits `perm`, opened as `mode`.
-    pub fn create(&self, dir_rel: &[u8], name: &[u8], perm: u32, mode: OpenMode) -> Result<HostFile, i32> {
+    pub fn create(
+        &self,
+        dir_rel: &[u8],
+        name: &[u8],
+        perm: u32,
+        mode: OpenMode,
+    ) -> Result<HostFile, i32> {
         check_name(name)?;
         let dir = self.open_beneath(dir_rel, libc::O_PATH | libc::O_DIRECTORY)?;
         let c = cstr(name)?;
@@ -417,10 +457,24 @@ impl HostRoot {
             OpenMode::Write => libc::O_WRONLY,
             OpenMode::ReadWrite => libc::O_RDWR,
         };
-        let flags = acc | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY;
+        let flags = acc
+            | libc::O_CREAT
+            | libc::O_EXCL
+            | libc::O_NOFOLLOW
+            | libc::O_CLOEXEC
+            | libc::O_NOCTTY;
         // SAFETY: c is NUL-terminated.
-        let r = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags, (perm & 0o7777) as libc::c_uint) };
-        Ok(HostFile { fd: owned(r as libc::c_long)? })
+        let r = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                flags,
+                (perm & 0o7777) as libc::c_uint,
+            )
+        };
+        Ok(HostFile {
+            fd: owned(r as libc::c_long)?,
+        })
     }
 
     /// mkdir `name` in `dir_rel`.
@@ -429,7 +483,8 @@ impl HostRoot {
         let dir = self.open_beneath(dir_rel, libc::O_PATH | libc::O_DIRECTORY)?;
         let c = cstr(name)?;
         // SAFETY: c is NUL-terminated.
-        let r = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), (perm & 0o7777) as libc::mode_t) };
+        let r =
+            unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), (perm & 0o7777) as libc::mode_t) };
         if r < 0 {
             Err(errno())
         } else {
@@ -469,7 +524,14 @@ impl HostRoot {
     }
 
     /// rename `old_dir/old_name` to `new_dir/new_name` (renameat2 flags).
-    pub fn rename(&self, old_dir: &[u8], old_name: &[u8], new_dir: &[u8], new_name: &[u8], flags: u32) -> Result<(), i32> {
+    pub fn rename(
+        &self,
+        old_dir: &[u8],
+        old_name: &[u8],
+        new_dir: &[u8],
+        new_name: &[u8],
+        flags: u32,
+    ) -> Result<(), i32> {
         check_name(old_name)?;
         check_name(new_name)?;
         let od = self.open_beneath(old_dir, libc::O_PATH | libc::O_DIRECTORY)?;
@@ -478,7 +540,14 @@ impl HostRoot {
         let nc = cstr(new_name)?;
         // SAFETY: names are NUL-terminated.
         let r = unsafe {
-            libc::syscall(libc::SYS_renameat2, od.as_raw_fd(), oc.as_ptr(), nd.as_raw_fd(), nc.as_ptr(), flags as libc::c_uint)
+            libc::syscall(
+                libc::SYS_renameat2,
+                od.as_raw_fd(),
+                oc.as_ptr(),
+                nd.as_raw_fd(),
+                nc.as_ptr(),
+                flags as libc::c_uint,
+            )
         };
         if r < 0 {
             Err(errno())
@@ -504,11 +573,21 @@ impl HostRoot {
         if !NO_OPENAT2.load(Ordering::Relaxed) {
             const RESOLVE_IN_ROOT: u64 = 0x10;
             let c = cstr(rel)?;
-            let how = OpenHow { flags: flags as u32 as u64, mode: 0, resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+            let how = OpenHow {
+                flags: flags as u32 as u64,
+                mode: 0,
+                resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+            };
             let r = crate::sys::retry(|| {
                 // SAFETY: c and how are valid for the call.
                 unsafe {
-                    libc::syscall(SYS_OPENAT2, self.fd.as_raw_fd(), c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+                    libc::syscall(
+                        SYS_OPENAT2,
+                        self.fd.as_raw_fd(),
+                        c.as_ptr(),
+                        &how as *const OpenHow,
+                        std::mem::size_of::<OpenHow>(),
+                    )
                 }
             });
             match owned(r) {
@@ -517,7 +596,8 @@ impl HostRoot {
             }
         }
         // Without openat2: no symlinks at all on the way.
-        self.open_walk(rel, flags | libc::O_NOFOLLOW).map(|fd| HostRoot { fd })
+        self.open_walk(rel, flags | libc::O_NOFOLLOW)
+            .map(|fd| HostRoot { fd })
     }
 
     /// chmod of `rel` (not a symlink: EOPNOTSUPP, as Linux for lchmod).
@@ -546,7 +626,15 @@ impl HostRoot {
         let u = uid.unwrap_or(u32::MAX);
         let g = gid.unwrap_or(u32::MAX);
         // SAFETY: empty is NUL-terminated; AT_EMPTY_PATH acts on fd itself.
-        let r = unsafe { libc::fchownat(fd.as_raw_fd(), empty.as_ptr().cast(), u, g, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) };
+        let r = unsafe {
+            libc::fchownat(
+                fd.as_raw_fd(),
+                empty.as_ptr().cast(),
+                u,
+                g,
+                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
         if r == 0 {
             return Ok(());
         }
@@ -567,12 +655,25 @@ impl HostRoot {
     pub fn utimens(&self, rel: &[u8], times: [(i64, i64); 2]) -> Result<(), i32> {
         let fd = self.open_beneath(rel, libc::O_PATH)?;
         let ts = [
-            libc::timespec { tv_sec: times[0].0, tv_nsec: times[0].1 },
-            libc::timespec { tv_sec: times[1].0, tv_nsec: times[1].1 },
+            libc::timespec {
+                tv_sec: times[0].0,
+                tv_nsec: times[0].1,
+            },
+            libc::timespec {
+                tv_sec: times[1].0,
+                tv_nsec: times[1].1,
+            },
         ];
         let empty = b"\0";
         // SAFETY: empty is NUL-terminated, ts holds two timespecs.
-        let r = unsafe { libc::utimensat(fd.as_raw_fd(), empty.as_ptr().cast(), ts.as_ptr(), libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) };
+        let r = unsafe {
+            libc::utimensat(
+                fd.as_raw_fd(),
+                empty.as_ptr().cast(),
+                ts.as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
         if r == 0 {
             return Ok(());
         }
@@ -598,7 +699,13 @@ impl HostRoot {
 
     /// link: a new name `new_dir/new_name` for `old_dir/old_name` (never
     /// following a symlink).
-    pub fn link(&self, old_dir: &[u8], old_name: &[u8], new_dir: &[u8], new_name: &[u8]) -> Result<(), i32> {
+    pub fn link(
+        &self,
+        old_dir: &[u8],
+        old_name: &[u8],
+        new_dir: &[u8],
+        new_name: &[u8],
+    ) -> Result<(), i32> {
         check_name(old_name)?;
         check_name(new_name)?;
         let od = self.open_beneath(old_dir, libc::O_PATH | libc::O_DIRECTORY)?;
@@ -606,7 +713,8 @@ impl HostRoot {
         let oc = cstr(old_name)?;
         let nc = cstr(new_name)?;
         // SAFETY: names are NUL-terminated.
-        let r = unsafe { libc::linkat(od.as_raw_fd(), oc.as_ptr(), nd.as_raw_fd(), nc.as_ptr(), 0) };
+        let r =
+            unsafe { libc::linkat(od.as_raw_fd(), oc.as_ptr(), nd.as_raw_fd(), nc.as_ptr(), 0) };
         if r < 0 {
             Err(errno())
         } else {
@@ -633,7 +741,8 @@ fn fd_path(fd: &OwnedFd) -> Result<CString, i32> {
 }
 
 fn check_name(name: &[u8]) -> Result<(), i32> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
         return Err(libc::EINVAL);
     }
     Ok(())
@@ -653,7 +762,14 @@ impl HostFile {
         }
         let r = crate::sys::retry(|| {
             // SAFETY: buf is writable for its length.
-            unsafe { libc::pread(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off as i64) as libc::c_long }
+            unsafe {
+                libc::pread(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    off as i64,
+                ) as libc::c_long
+            }
         });
         if r < 0 {
             Err(errno())
@@ -669,7 +785,14 @@ impl HostFile {
         }
         let r = crate::sys::retry(|| {
             // SAFETY: buf is readable for its length.
-            unsafe { libc::pwrite(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off as i64) as libc::c_long }
+            unsafe {
+                libc::pwrite(
+                    self.fd.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    off as i64,
+                ) as libc::c_long
+            }
         });
         if r < 0 {
             Err(errno())
@@ -684,7 +807,9 @@ impl HostFile {
             return Err(libc::EINVAL);
         }
         // SAFETY: plain call on our descriptor.
-        let r = crate::sys::retry(|| unsafe { libc::ftruncate(self.fd.as_raw_fd(), len as i64) as libc::c_long });
+        let r = crate::sys::retry(|| unsafe {
+            libc::ftruncate(self.fd.as_raw_fd(), len as i64) as libc::c_long
+        });
         if r < 0 {
             Err(errno())
         } else {
@@ -715,7 +840,10 @@ impl HostFile {
             return Err(libc::EINVAL);
         }
         // SAFETY: plain call on our descriptor.
-        let r = crate::sys::retry(|| unsafe { libc::fallocate(self.fd.as_raw_fd(), mode as i32, off as i64, len as i64) as libc::c_long });
+        let r = crate::sys::retry(|| unsafe {
+            libc::fallocate(self.fd.as_raw_fd(), mode as i32, off as i64, len as i64)
+                as libc::c_long
+        });
         if r < 0 {
             Err(errno())
         } else {
@@ -738,7 +866,14 @@ impl HostFile {
     pub fn getdents64(&self, buf: &mut [u8]) -> Result<usize, i32> {
         let r = crate::sys::retry(|| {
             // SAFETY: buf is writable for its length.
-            unsafe { libc::syscall(libc::SYS_getdents64, self.fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) }
+            unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                )
+            }
         });
         if r < 0 {
             Err(errno())

@@ -22,12 +22,12 @@ pub mod hostfile;
 pub mod physmem;
 pub mod ptrace;
 pub mod regs;
-pub mod stub;
 mod spawn;
+pub mod stub;
 mod sys;
 
 pub use error::HostError;
-pub use physmem::{PhysMem, Pfn, PAGE_SIZE};
+pub use physmem::{Pfn, PhysMem, PAGE_SIZE};
 pub use ptrace::{AddressSpace, Context, Interrupter, NewThread};
 pub use regs::{FpuState, Registers};
 

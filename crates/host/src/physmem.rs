@@ -54,7 +54,10 @@ impl PhysMem {
             ));
         }
         // SAFETY: fd is ours.
-        check(unsafe { libc::ftruncate(fd, (pages * PAGE_SIZE) as i64) } as i64, "sizing physmem")?;
+        check(
+            unsafe { libc::ftruncate(fd, (pages * PAGE_SIZE) as i64) } as i64,
+            "sizing physmem",
+        )?;
         // SAFETY: mapping a file we own, whole, shared; no fixed address.
         let base = unsafe {
             libc::mmap(
@@ -72,7 +75,13 @@ impl PhysMem {
         let refs = (0..pages).map(|_| AtomicU32::new(0)).collect();
         let mut free = BTreeMap::new();
         free.insert(0, pages);
-        Ok(PhysMem { fd, base: base.cast(), pages, refs, free: Mutex::new(free) })
+        Ok(PhysMem {
+            fd,
+            base: base.cast(),
+            pages,
+            refs,
+            free: Mutex::new(free),
+        })
     }
 
     /// The memfd, for stub processes to map frames from.
@@ -142,7 +151,9 @@ impl PhysMem {
     pub fn put_many(&self, pfns: &[Pfn]) {
         let mut dead: Vec<Pfn> = Vec::new();
         for &pfn in pfns {
-            let Some(r) = self.refs.get(pfn as usize) else { continue };
+            let Some(r) = self.refs.get(pfn as usize) else {
+                continue;
+            };
             if r.fetch_sub(1, Ordering::AcqRel) == 1 {
                 dead.push(pfn);
             }
@@ -171,7 +182,9 @@ impl PhysMem {
             if r < 0 {
                 // No hole punching (an odd host): zero by hand instead.
                 // SAFETY: the run lies inside physmem and nobody holds it.
-                unsafe { std::ptr::write_bytes(self.page_ptr(start), 0, (len * PAGE_SIZE) as usize) };
+                unsafe {
+                    std::ptr::write_bytes(self.page_ptr(start), 0, (len * PAGE_SIZE) as usize)
+                };
             }
         }
         let mut free = self.lock_free();
@@ -204,20 +217,30 @@ impl PhysMem {
     pub fn read(&self, pfn: Pfn, off: usize, buf: &mut [u8]) {
         assert!(off + buf.len() <= PAGE_SIZE as usize);
         // SAFETY: the range lies in one frame of the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(self.page_ptr(pfn).add(off), buf.as_mut_ptr(), buf.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.page_ptr(pfn).add(off), buf.as_mut_ptr(), buf.len())
+        }
     }
 
     /// Copies bytes into a frame, starting at `off` within it.
     pub fn write(&self, pfn: Pfn, off: usize, data: &[u8]) {
         assert!(off + data.len() <= PAGE_SIZE as usize);
         // SAFETY: the range lies in one frame of the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.page_ptr(pfn).add(off), data.len()) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.page_ptr(pfn).add(off), data.len())
+        }
     }
 
     /// Copies one whole frame into another (copy-on-write).
     pub fn copy_page(&self, from: Pfn, to: Pfn) {
         // SAFETY: two distinct frames inside the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(self.page_ptr(from), self.page_ptr(to), PAGE_SIZE as usize) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.page_ptr(from),
+                self.page_ptr(to),
+                PAGE_SIZE as usize,
+            )
+        }
     }
 
     /// Zeroes part of a frame.

@@ -40,9 +40,21 @@ const STUB_THREAD_FLAGS: u64 = (libc::CLONE_VM
 /// One queued address-space change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
-    Map { addr: u64, len: u64, prot: u32, pfn: Pfn },
-    Unmap { addr: u64, len: u64 },
-    Protect { addr: u64, len: u64, prot: u32 },
+    Map {
+        addr: u64,
+        len: u64,
+        prot: u32,
+        pfn: Pfn,
+    },
+    Unmap {
+        addr: u64,
+        len: u64,
+    },
+    Protect {
+        addr: u64,
+        len: u64,
+        prot: u32,
+    },
 }
 
 /// The stub process behind an address space. Dropping the last reference
@@ -61,7 +73,13 @@ impl Drop for StubProcess {
     fn drop(&mut self) {
         // SAFETY: killing and reaping our own stub through its pidfd.
         unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32);
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                0usize,
+                0u32,
+            );
             let mut st = 0;
             loop {
                 let r = libc::waitpid(self.pid, &mut st, libc::__WALL);
@@ -158,10 +176,22 @@ fn wait_stop(tid: libc::pid_t) -> Result<i32, HostError> {
         return Err(HostError::last("waitpid on a stub thread"));
     }
     if libc::WIFEXITED(status) {
-        return Err(HostError::new(format!("stub thread exited with status {}", libc::WEXITSTATUS(status)), 0));
+        return Err(HostError::new(
+            format!(
+                "stub thread exited with status {}",
+                libc::WEXITSTATUS(status)
+            ),
+            0,
+        ));
     }
     if libc::WIFSIGNALED(status) {
-        return Err(HostError::new(format!("stub thread killed by host signal {}", libc::WTERMSIG(status)), 0));
+        return Err(HostError::new(
+            format!(
+                "stub thread killed by host signal {}",
+                libc::WTERMSIG(status)
+            ),
+            0,
+        ));
     }
     Ok(status)
 }
@@ -195,12 +225,28 @@ impl AddressSpace {
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
         let Some(data_pfn) = phys.alloc() else {
             kill_and_reap(pid);
-            return Err(HostError::new("out of guest memory for a stub data page", libc::ENOMEM));
+            return Err(HostError::new(
+                "out of guest memory for a stub data page",
+                libc::ENOMEM,
+            ));
         };
         let aspace = AddressSpace {
-            proc: Arc::new(StubProcess { pid, pidfd, phys: phys.clone(), data_pfn, ops: Mutex::new(Vec::new()) }),
+            proc: Arc::new(StubProcess {
+                pid,
+                pidfd,
+                phys: phys.clone(),
+                data_pfn,
+                ops: Mutex::new(Vec::new()),
+            }),
         };
-        let mut ctx = Context { tid: pid, aspace: aspace.clone(), kicked: Arc::new(AtomicBool::new(false)), pinned: None, runs: 0, _not_send: std::marker::PhantomData };
+        let mut ctx = Context {
+            tid: pid,
+            aspace: aspace.clone(),
+            kicked: Arc::new(AtomicBool::new(false)),
+            pinned: None,
+            runs: 0,
+            _not_send: std::marker::PhantomData,
+        };
         ctx.attach_process(go)?;
         Ok((aspace, ctx))
     }
@@ -218,13 +264,24 @@ impl AddressSpace {
     /// at `pfn`, with `prot` ([`crate::prot`]).
     pub fn map(&self, addr: u64, len: u64, prot: u32, pfn: Pfn) {
         let mut ops = self.queue();
-        if let Some(Op::Map { addr: a, len: l, prot: p, pfn: f }) = ops.last_mut() {
+        if let Some(Op::Map {
+            addr: a,
+            len: l,
+            prot: p,
+            pfn: f,
+        }) = ops.last_mut()
+        {
             if *a + *l == addr && *p == prot && *f + *l / PAGE_SIZE == pfn {
                 *l += len;
                 return;
             }
         }
-        ops.push(Op::Map { addr, len, prot, pfn });
+        ops.push(Op::Map {
+            addr,
+            len,
+            prot,
+            pfn,
+        });
     }
 
     /// Queues removing any mapping in `[addr, addr+len)`.
@@ -242,7 +299,12 @@ impl AddressSpace {
     /// Queues changing the protection of `[addr, addr+len)`.
     pub fn protect(&self, addr: u64, len: u64, prot: u32) {
         let mut ops = self.queue();
-        if let Some(Op::Protect { addr: a, len: l, prot: p }) = ops.last_mut() {
+        if let Some(Op::Protect {
+            addr: a,
+            len: l,
+            prot: p,
+        }) = ops.last_mut()
+        {
             if *a + *l == addr && *p == prot {
                 *l += len;
                 return;
@@ -259,7 +321,9 @@ impl Context {
         let pid = self.tid;
         let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACEEXEC;
         if ptrace(libc::PTRACE_SEIZE, pid, 0, opts as usize) < 0 {
-            let e = HostError::last("PTRACE_SEIZE of a new stub (ruml needs ptrace; check seccomp and yama settings)");
+            let e = HostError::last(
+                "PTRACE_SEIZE of a new stub (ruml needs ptrace; check seccomp and yama settings)",
+            );
             kill_and_reap(pid);
             return Err(e);
         }
@@ -272,27 +336,42 @@ impl Context {
         }
         let st = wait_stop(pid)?;
         if st >> 8 != (libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8)) {
-            return Err(HostError::new(format!("stub did not exec (status {st:#x})"), 0));
+            return Err(HostError::new(
+                format!("stub did not exec (status {st:#x})"),
+                0,
+            ));
         }
         check(ptrace(libc::PTRACE_CONT, pid, 0, 0), "PTRACE_CONT")?;
         let st = wait_stop(pid)?;
         if libc::WSTOPSIG(st) != libc::SIGTRAP {
-            return Err(HostError::new(format!("stub stopped with signal {} at entry", libc::WSTOPSIG(st)), 0));
+            return Err(HostError::new(
+                format!("stub stopped with signal {} at entry", libc::WSTOPSIG(st)),
+                0,
+            ));
         }
         // Remove the host's stack, vDSO and vvar: the address space must
         // hold only the stub and, later, the guest.
         let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
             .map_err(|e| HostError::new(format!("reading the stub's maps: {e}"), 0))?;
         for line in maps.lines() {
-            let Some(range) = line.split_whitespace().next() else { continue };
-            let Some((s, e)) = range.split_once('-') else { continue };
-            let (Ok(s), Ok(e)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else { continue };
+            let Some(range) = line.split_whitespace().next() else {
+                continue;
+            };
+            let Some((s, e)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(s), Ok(e)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
+                continue;
+            };
             if s == STUB_CODE || s >= 0xffff_8000_0000_0000 {
                 continue;
             }
             let r = self.host_syscall(libc::SYS_munmap as u64, [s, e - s, 0, 0, 0, 0])?;
             if r < 0 {
-                return Err(HostError::new(format!("unmapping {range} in the stub"), -r as i32));
+                return Err(HostError::new(
+                    format!("unmapping {range} in the stub"),
+                    -r as i32,
+                ));
             }
         }
         let r = self.host_syscall(
@@ -324,16 +403,36 @@ impl Context {
 
     /// A handle for other threads to interrupt the running guest.
     pub fn interrupter(&self) -> Interrupter {
-        Interrupter { pid: self.aspace.proc.pid, tid: self.tid, kicked: self.kicked.clone() }
+        Interrupter {
+            pid: self.aspace.proc.pid,
+            tid: self.tid,
+            kicked: self.kicked.clone(),
+        }
     }
 
     fn getregs(&self, regs: &mut Registers) -> Result<(), HostError> {
-        check(ptrace(libc::PTRACE_GETREGS, self.tid, 0, regs as *mut Registers as usize), "PTRACE_GETREGS")?;
+        check(
+            ptrace(
+                libc::PTRACE_GETREGS,
+                self.tid,
+                0,
+                regs as *mut Registers as usize,
+            ),
+            "PTRACE_GETREGS",
+        )?;
         Ok(())
     }
 
     fn setregs(&self, regs: &Registers) -> Result<(), HostError> {
-        check(ptrace(libc::PTRACE_SETREGS, self.tid, 0, regs as *const Registers as usize), "PTRACE_SETREGS")?;
+        check(
+            ptrace(
+                libc::PTRACE_SETREGS,
+                self.tid,
+                0,
+                regs as *const Registers as usize,
+            ),
+            "PTRACE_SETREGS",
+        )?;
         Ok(())
     }
 
@@ -349,7 +448,10 @@ impl Context {
                 libc::SIGTRAP => break,
                 s if s == KICK_SIGNAL => self.kicked.store(true, Ordering::SeqCst),
                 s @ (libc::SIGSEGV | libc::SIGBUS | libc::SIGILL) => {
-                    return Err(HostError::new(format!("the stub faulted (signal {s}) at {:#x}", regs.rip), 0));
+                    return Err(HostError::new(
+                        format!("the stub faulted (signal {s}) at {:#x}", regs.rip),
+                        0,
+                    ));
                 }
                 _ => {}
             }
@@ -363,7 +465,8 @@ impl Context {
         self.getregs(&mut regs)?;
         regs.rip = stub::syscall1();
         regs.rax = nr;
-        (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9) = (a[0], a[1], a[2], a[3], a[4], a[5]);
+        (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9) =
+            (a[0], a[1], a[2], a[3], a[4], a[5]);
         self.run_stub(&mut regs)?;
         Ok(regs.rax as i64)
     }
@@ -383,7 +486,12 @@ impl Context {
             let mut reqs: Vec<StubRequest> = chunk
                 .iter()
                 .map(|op| match *op {
-                    Op::Map { addr, len, prot, pfn } => StubRequest {
+                    Op::Map {
+                        addr,
+                        len,
+                        prot,
+                        pfn,
+                    } => StubRequest {
                         nr: libc::SYS_mmap as u64,
                         args: [
                             addr,
@@ -395,9 +503,11 @@ impl Context {
                         ],
                         result: 0,
                     },
-                    Op::Unmap { addr, len } => {
-                        StubRequest { nr: libc::SYS_munmap as u64, args: [addr, len, 0, 0, 0, 0], result: 0 }
-                    }
+                    Op::Unmap { addr, len } => StubRequest {
+                        nr: libc::SYS_munmap as u64,
+                        args: [addr, len, 0, 0, 0, 0],
+                        result: 0,
+                    },
                     Op::Protect { addr, len, prot } => StubRequest {
                         nr: libc::SYS_mprotect as u64,
                         args: [addr, len, prot as u64, 0, 0, 0],
@@ -405,7 +515,10 @@ impl Context {
                     },
                 })
                 .collect();
-            reqs.push(StubRequest { nr: u64::MAX, ..Default::default() });
+            reqs.push(StubRequest {
+                nr: u64::MAX,
+                ..Default::default()
+            });
             let bytes: Vec<u8> = reqs
                 .iter()
                 .flat_map(|r| {
@@ -425,7 +538,10 @@ impl Context {
             let idx = ((regs.rbx - STUB_DATA) / 64) as usize;
             if idx < chunk.len() {
                 let res = regs.rax as i64;
-                return Err(HostError::new(format!("stub request {:?} failed", chunk[idx]), (-res) as i32));
+                return Err(HostError::new(
+                    format!("stub request {:?} failed", chunk[idx]),
+                    (-res) as i32,
+                ));
             }
         }
         Ok(())
@@ -477,7 +593,15 @@ impl Context {
             return Ok(Trap::Interrupted);
         }
         let mut si: libc::siginfo_t = unsafe_zeroed();
-        check(ptrace(libc::PTRACE_GETSIGINFO, self.tid, 0, &mut si as *mut _ as usize), "PTRACE_GETSIGINFO")?;
+        check(
+            ptrace(
+                libc::PTRACE_GETSIGINFO,
+                self.tid,
+                0,
+                &mut si as *mut _ as usize,
+            ),
+            "PTRACE_GETSIGINFO",
+        )?;
         if sig == KICK_SIGNAL || si.si_code <= 0 {
             // Our kick, or a signal some host process sent the stub:
             // never delivered; the guest's kernel decides what happens.
@@ -486,7 +610,11 @@ impl Context {
         }
         // SAFETY: for kernel-generated fault signals si_addr is valid.
         let addr = unsafe { si.si_addr() } as u64;
-        Ok(Trap::Signal(SignalInfo { signo: sig, code: si.si_code, addr }))
+        Ok(Trap::Signal(SignalInfo {
+            signo: sig,
+            code: si.si_code,
+            addr,
+        }))
     }
 
     /// Makes a new stub thread in this address space; it waits until a
@@ -502,7 +630,9 @@ impl Context {
         if tid <= 0 {
             return Err(HostError::new("creating a stub thread", (-tid) as i32));
         }
-        Ok(NewThread { tid: tid as libc::pid_t })
+        Ok(NewThread {
+            tid: tid as libc::pid_t,
+        })
     }
 
     /// Takes over a stub thread made by [`Context::new_thread`]: the
@@ -510,8 +640,14 @@ impl Context {
     pub fn adopt(aspace: &AddressSpace, t: NewThread) -> Result<Context, HostError> {
         let tid = t.tid;
         let opts = libc::PTRACE_O_EXITKILL | libc::PTRACE_O_TRACESYSGOOD;
-        check(ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize), "PTRACE_SEIZE of a stub thread")?;
-        check(ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0), "PTRACE_INTERRUPT")?;
+        check(
+            ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize),
+            "PTRACE_SEIZE of a stub thread",
+        )?;
+        check(
+            ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0),
+            "PTRACE_INTERRUPT",
+        )?;
         loop {
             let st = wait_stop(tid)?;
             if st >> 16 == libc::PTRACE_EVENT_STOP {
@@ -520,15 +656,30 @@ impl Context {
             // A signal stop first (none is expected): suppress it.
             check(ptrace(libc::PTRACE_CONT, tid, 0, 0), "PTRACE_CONT")?;
         }
-        Ok(Context { tid, aspace: aspace.clone(), kicked: Arc::new(AtomicBool::new(false)), pinned: None, runs: 0, _not_send: std::marker::PhantomData })
+        Ok(Context {
+            tid,
+            aspace: aspace.clone(),
+            kicked: Arc::new(AtomicBool::new(false)),
+            pinned: None,
+            runs: 0,
+            _not_send: std::marker::PhantomData,
+        })
     }
 
     /// The guest thread's x87/SSE/AVX state.
     pub fn get_fpu(&self) -> Result<FpuState, HostError> {
         let mut buf = vec![0u8; 16384];
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
         check(
-            ptrace(libc::PTRACE_GETREGSET, self.tid, NT_X86_XSTATE as usize, &mut iov as *mut _ as usize),
+            ptrace(
+                libc::PTRACE_GETREGSET,
+                self.tid,
+                NT_X86_XSTATE as usize,
+                &mut iov as *mut _ as usize,
+            ),
             "PTRACE_GETREGSET NT_X86_XSTATE",
         )?;
         buf.truncate(iov.iov_len);
@@ -538,9 +689,17 @@ impl Context {
     /// Replaces the guest thread's x87/SSE/AVX state.
     pub fn set_fpu(&self, fpu: &FpuState) -> Result<(), HostError> {
         let mut buf = fpu.0.clone();
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
         check(
-            ptrace(libc::PTRACE_SETREGSET, self.tid, NT_X86_XSTATE as usize, &mut iov as *mut _ as usize),
+            ptrace(
+                libc::PTRACE_SETREGSET,
+                self.tid,
+                NT_X86_XSTATE as usize,
+                &mut iov as *mut _ as usize,
+            ),
             "PTRACE_SETREGSET NT_X86_XSTATE",
         )?;
         Ok(())

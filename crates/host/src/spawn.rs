@@ -24,11 +24,14 @@ fn spawner() -> &'static Mutex<Sender<Request>> {
     static S: OnceLock<Mutex<Sender<Request>>> = OnceLock::new();
     S.get_or_init(|| {
         let (tx, rx) = channel::<Request>();
-        let spawned = std::thread::Builder::new().name("stub-spawner".into()).stack_size(64 * 1024).spawn(move || {
-            for (phys_fd, elf_fd, reply) in rx {
-                let _ = reply.send(fork_stub(phys_fd, elf_fd));
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("stub-spawner".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                for (phys_fd, elf_fd, reply) in rx {
+                    let _ = reply.send(fork_stub(phys_fd, elf_fd));
+                }
+            });
         if let Err(e) = spawned {
             eprintln!("ruml: cannot start the stub spawner thread: {e}");
         }
@@ -44,7 +47,8 @@ pub fn fork_child(phys_fd: RawFd, elf_fd: RawFd) -> Result<Forked, HostError> {
         .unwrap_or_else(|p| p.into_inner())
         .send((phys_fd, elf_fd, tx))
         .map_err(|_| HostError::new("the stub spawner thread is gone", 0))?;
-    rx.recv().map_err(|_| HostError::new("the stub spawner thread is gone", 0))?
+    rx.recv()
+        .map_err(|_| HostError::new("the stub spawner thread is gone", 0))?
 }
 
 fn fork_stub(phys_fd: RawFd, elf_fd: RawFd) -> Result<Forked, HostError> {
@@ -130,6 +134,13 @@ unsafe fn stub_child(
         }
     }
     libc::close(STUB_PHYSMEM_FD + 2);
-    libc::syscall(libc::SYS_execveat, STUB_PHYSMEM_FD + 1, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
+    libc::syscall(
+        libc::SYS_execveat,
+        STUB_PHYSMEM_FD + 1,
+        c"".as_ptr(),
+        argv.as_ptr(),
+        envp.as_ptr(),
+        libc::AT_EMPTY_PATH,
+    );
     libc::_exit(4)
 }

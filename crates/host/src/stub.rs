@@ -166,7 +166,7 @@ pub fn elf_image() -> &'static [u8] {
         put16(&mut img, 52, 64); // e_ehsize
         put16(&mut img, 54, 56); // e_phentsize
         put16(&mut img, 56, 1); // e_phnum
-        // Program header: PT_LOAD R+X, the whole page.
+                                // Program header: PT_LOAD R+X, the whole page.
         let ph = 64;
         put32(&mut img, ph, 1);
         put32(&mut img, ph + 4, 5);

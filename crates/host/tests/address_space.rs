@@ -31,7 +31,14 @@ fn setup() -> (Arc<PhysMem>, AddressSpace, Context, u64) {
 }
 
 fn start_regs() -> Registers {
-    Registers { rip: CODE, rsp: DATA + 4000, cs: 0x33, ss: 0x2b, eflags: 0x202, ..Default::default() }
+    Registers {
+        rip: CODE,
+        rsp: DATA + 4000,
+        cs: 0x33,
+        ss: 0x2b,
+        eflags: 0x202,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -42,10 +49,17 @@ fn syscalls_trap_writes_land_faults_report() {
     assert_eq!(regs.orig_rax, 39);
     regs.rax = 1234;
     assert_eq!(a.run(&mut regs).unwrap(), Trap::Syscall);
-    assert_eq!(regs.orig_rax, 60, "exit was emulated, not run: the stub is still alive");
+    assert_eq!(
+        regs.orig_rax, 60,
+        "exit was emulated, not run: the stub is still alive"
+    );
     let mut word = [0u8; 4];
     phys.read(data, 0, &mut word);
-    assert_eq!(u32::from_le_bytes(word), 42, "the guest's write is in physmem");
+    assert_eq!(
+        u32::from_le_bytes(word),
+        42,
+        "the guest's write is in physmem"
+    );
     match a.run(&mut regs).unwrap() {
         Trap::Signal(si) => {
             assert_eq!(si.signo, libc::SIGSEGV);
@@ -103,8 +117,13 @@ fn stub_holds_nothing_of_ruml() {
     let lines: Vec<&str> = maps.lines().collect();
     // The stub code page, the data page, and the kernel's vsyscall page.
     assert!(lines.len() <= 3, "stub maps:\n{maps}");
-    assert!(!maps.contains("[heap]") && !maps.contains("[stack]") && !maps.contains("[vdso]"), "{maps}");
-    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().collect();
+    assert!(
+        !maps.contains("[heap]") && !maps.contains("[stack]") && !maps.contains("[vdso]"),
+        "{maps}"
+    );
+    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .collect();
     assert_eq!(fds.len(), 1, "only physmem's descriptor");
 }
 
@@ -124,11 +143,20 @@ fn threads_share_the_address_space_and_end_alone() {
     assert_ne!(tid, space.host_pid());
     let mut word = [0u8; 4];
     phys.read(data, 0, &mut word);
-    assert_eq!(u32::from_le_bytes(word), 42, "the second thread wrote shared memory");
+    assert_eq!(
+        u32::from_le_bytes(word),
+        42,
+        "the second thread wrote shared memory"
+    );
     // The main thread still runs after the other one ended.
     let mut regs = start_regs();
     assert_eq!(main.run(&mut regs).unwrap(), Trap::Syscall);
     let pid = space.host_pid();
-    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
-    assert_eq!(threads, 1, "the adopted thread's exit left the process alone");
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        threads, 1,
+        "the adopted thread's exit left the process alone"
+    );
 }

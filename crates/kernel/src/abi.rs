@@ -10,7 +10,12 @@
 pub unsafe trait Pod: Copy + 'static {
     fn as_bytes(&self) -> &[u8] {
         // SAFETY: Pod types are plain bytes.
-        unsafe { std::slice::from_raw_parts((self as *const Self).cast::<u8>(), std::mem::size_of::<Self>()) }
+        unsafe {
+            std::slice::from_raw_parts(
+                (self as *const Self).cast::<u8>(),
+                std::mem::size_of::<Self>(),
+            )
+        }
     }
     fn from_bytes(b: &[u8]) -> Self {
         assert_eq!(b.len(), std::mem::size_of::<Self>());

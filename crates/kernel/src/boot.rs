@@ -35,9 +35,17 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         env!("CARGO_PKG_VERSION"),
         task::syscalls::UTS_VERSION
     ));
-    crate::log::info(&format!("Kernel command line: root={} init={}", cfg.root.display(), String::from_utf8_lossy(&cfg.init)));
-    let phys = Arc::new(PhysMem::new(cfg.mem).map_err(|e| format!("cannot create guest memory: {e}"))?);
-    crate::log::info(&format!("Memory: {}K available (physmem is a memfd, backed lazily)", phys.total_pages() * 4));
+    crate::log::info(&format!(
+        "Kernel command line: root={} init={}",
+        cfg.root.display(),
+        String::from_utf8_lossy(&cfg.init)
+    ));
+    let phys =
+        Arc::new(PhysMem::new(cfg.mem).map_err(|e| format!("cannot create guest memory: {e}"))?);
+    crate::log::info(&format!(
+        "Memory: {}K available (physmem is a memfd, backed lazily)",
+        phys.total_pages() * 4
+    ));
     ruml_host::checks::run(&phys, &|l| crate::log::info(l)).map_err(|e| e.to_string())?;
     crate::log::info("Execution backend: ptrace (PTRACE_SYSEMU, skas0-style stub processes)");
     let k = crate::init_kernel(crate::Kernel {
@@ -52,7 +60,12 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         mode: cfg.root_mode,
         host_mounts: cfg.host_mounts.clone(),
     };
-    let fs = crate::fs::boot(&fs_cfg).map_err(|e| format!("cannot mount the root filesystem {}: {e}", cfg.root.display()))?;
+    let fs = crate::fs::boot(&fs_cfg).map_err(|e| {
+        format!(
+            "cannot mount the root filesystem {}: {e}",
+            cfg.root.display()
+        )
+    })?;
     match cfg.root_mode {
         crate::fs::RootMode::Overlay => crate::log::info(&format!(
             "VFS: Mounted root (overlay filesystem: {} read-only under a tmpfs upper layer) read-write.",
@@ -63,9 +76,14 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         }
     }
     for (host, guest) in &cfg.host_mounts {
-        crate::log::info(&format!("VFS: Mounted hostfs {} on {} read-write.", host.display(), String::from_utf8_lossy(guest)));
+        crate::log::info(&format!(
+            "VFS: Mounted hostfs {} on {} read-write.",
+            host.display(),
+            String::from_utf8_lossy(guest)
+        ));
     }
-    let files = crate::fs::console_fdtable().map_err(|e| format!("cannot open the console: {e}"))?;
+    let files =
+        crate::fs::console_fdtable().map_err(|e| format!("cannot open the console: {e}"))?;
     let pid = {
         let tree = k.tasks.lock();
         k.tasks.alloc_pid(&tree)
@@ -74,9 +92,16 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
     let group = task::ThreadGroup::new(pid, Default::default(), task::syscalls::default_limits());
     let init = Task::new(pid, group, mm, files, fs, Default::default());
     task::syscalls::register_init(&init);
-    crate::log::info(&format!("Run {} as init process", String::from_utf8_lossy(&cfg.init)));
-    let regs = crate::exec::exec(&init, &cfg.init, cfg.argv, cfg.envp)
-        .map_err(|e| format!("cannot execute init {}: {e}", String::from_utf8_lossy(&cfg.init)))?;
+    crate::log::info(&format!(
+        "Run {} as init process",
+        String::from_utf8_lossy(&cfg.init)
+    ));
+    let regs = crate::exec::exec(&init, &cfg.init, cfg.argv, cfg.envp).map_err(|e| {
+        format!(
+            "cannot execute init {}: {e}",
+            String::from_utf8_lossy(&cfg.init)
+        )
+    })?;
     let t = init.clone();
     std::thread::Builder::new()
         .name("init".into())

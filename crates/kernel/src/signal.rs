@@ -66,7 +66,8 @@ pub fn bit(sig: i32) -> u64 {
     1u64 << (sig - 1)
 }
 const UNBLOCKABLE: u64 = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1));
-const STOP_SIGNALS: u64 = (1 << (SIGSTOP - 1)) | (1 << (SIGTSTP - 1)) | (1 << (SIGTTIN - 1)) | (1 << (SIGTTOU - 1));
+const STOP_SIGNALS: u64 =
+    (1 << (SIGSTOP - 1)) | (1 << (SIGTSTP - 1)) | (1 << (SIGTTIN - 1)) | (1 << (SIGTTOU - 1));
 
 crate::abi_struct! {
     /// `struct sigaction` as the kernel ABI has it (rt_sigaction).
@@ -100,7 +101,16 @@ pub struct Queued {
 impl Queued {
     fn siginfo(&self) -> [u8; 128] {
         let mut si = [0u8; 128];
-        let head = SigInfoHead { signo: self.signo, errno: 0, code: self.code, pad: 0, a: self.a, b: self.b, c: 0, d: 0 };
+        let head = SigInfoHead {
+            signo: self.signo,
+            errno: 0,
+            code: self.code,
+            pad: 0,
+            a: self.a,
+            b: self.b,
+            c: 0,
+            d: 0,
+        };
         si[..48].copy_from_slice(head.as_bytes());
         if self.signo == SIGCHLD && self.code > 0 {
             // si_pid, si_uid, si_status: pid at 16, uid 20, status at 24.
@@ -132,7 +142,15 @@ pub struct GroupSignals {
 
 impl Default for GroupSignals {
     fn default() -> Self {
-        GroupSignals { actions: [KSigAction::default(); 64], shared: Vec::new(), exit: None, stopped: None, exec_leader: None, no_new_privs: false, nice: 0 }
+        GroupSignals {
+            actions: [KSigAction::default(); 64],
+            shared: Vec::new(),
+            exit: None,
+            stopped: None,
+            exec_leader: None,
+            no_new_privs: false,
+            nice: 0,
+        }
     }
 }
 
@@ -148,7 +166,12 @@ impl GroupSignals {
 
     /// fork: the same dispositions, nothing pending.
     pub fn fork_copy(&self) -> GroupSignals {
-        GroupSignals { actions: self.actions, no_new_privs: self.no_new_privs, nice: self.nice, ..Default::default() }
+        GroupSignals {
+            actions: self.actions,
+            no_new_privs: self.no_new_privs,
+            nice: self.nice,
+            ..Default::default()
+        }
     }
 
     fn is_ignored(&self, sig: i32) -> bool {
@@ -182,8 +205,21 @@ impl SignalState {
     /// stack, for fork), nothing pending.
     pub fn fork_copy(&self, thread: bool) -> SignalState {
         let s = self.lock();
-        let altstack = if thread { StackT { flags: SS_DISABLE, ..Default::default() } } else { s.altstack };
-        SignalState { inner: Mutex::new(SigInner { blocked: s.blocked, altstack, ..Default::default() }) }
+        let altstack = if thread {
+            StackT {
+                flags: SS_DISABLE,
+                ..Default::default()
+            }
+        } else {
+            s.altstack
+        };
+        SignalState {
+            inner: Mutex::new(SigInner {
+                blocked: s.blocked,
+                altstack,
+                ..Default::default()
+            }),
+        }
     }
 
     pub fn blocked(&self) -> u64 {
@@ -204,7 +240,10 @@ impl Task {
             return true;
         }
         let s = self.signals.lock();
-        s.pending.iter().any(|q| q.forced || s.blocked & bit(q.signo) == 0) || group_has.iter().any(|&n| s.blocked & bit(n) == 0)
+        s.pending
+            .iter()
+            .any(|q| q.forced || s.blocked & bit(q.signo) == 0)
+            || group_has.iter().any(|&n| s.blocked & bit(n) == 0)
     }
 }
 
@@ -236,7 +275,13 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
         return;
     }
     if q.signo == SIGKILL {
-        return group_exit(group, ExitStatus::Killed { signo: SIGKILL, core: false });
+        return group_exit(
+            group,
+            ExitStatus::Killed {
+                signo: SIGKILL,
+                core: false,
+            },
+        );
     }
     let mut continued = false;
     {
@@ -249,7 +294,10 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
             // discards pending stops.
             g.shared.retain(|p| bit(p.signo) & STOP_SIGNALS == 0);
             for t in group.threads() {
-                t.signals.lock().pending.retain(|p| bit(p.signo) & STOP_SIGNALS == 0);
+                t.signals
+                    .lock()
+                    .pending
+                    .retain(|p| bit(p.signo) & STOP_SIGNALS == 0);
             }
             if g.stopped.take().is_some() {
                 continued = true;
@@ -257,7 +305,10 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
         } else if bit(q.signo) & STOP_SIGNALS != 0 {
             g.shared.retain(|p| p.signo != SIGCONT);
         }
-        let blocked_everywhere = group.threads().iter().all(|t| t.signals.blocked() & bit(q.signo) != 0);
+        let blocked_everywhere = group
+            .threads()
+            .iter()
+            .all(|t| t.signals.blocked() & bit(q.signo) != 0);
         let drop_it = g.is_ignored(q.signo) && !blocked_everywhere;
         let dup = q.signo < 32 && g.shared.iter().any(|p| p.signo == q.signo);
         if !drop_it && !dup {
@@ -285,7 +336,16 @@ pub fn group_exit(group: &Arc<ThreadGroup>, status: ExitStatus) {
 /// Sends `signo` from the kernel to process `tgid`.
 pub fn send_to_process(tgid: i32, signo: i32) {
     if let Some(g) = crate::kernel().tasks.group(tgid) {
-        send_group(&g, Queued { signo, code: SI_KERNEL, a: 0, b: 0, forced: false });
+        send_group(
+            &g,
+            Queued {
+                signo,
+                code: SI_KERNEL,
+                a: 0,
+                b: 0,
+                forced: false,
+            },
+        );
     }
 }
 
@@ -293,16 +353,29 @@ pub fn send_to_process(tgid: i32, signo: i32) {
 pub fn send_to_pgrp(pgid: i32, signo: i32) {
     let groups: Vec<Arc<ThreadGroup>> = {
         let tree = crate::kernel().tasks.lock();
-        tree.values().filter(|n| n.pgid == pgid).filter_map(|n| n.group.clone()).collect()
+        tree.values()
+            .filter(|n| n.pgid == pgid)
+            .filter_map(|n| n.group.clone())
+            .collect()
     };
     for g in groups {
-        send_group(&g, Queued { signo, code: SI_KERNEL, a: 0, b: 0, forced: false });
+        send_group(
+            &g,
+            Queued {
+                signo,
+                code: SI_KERNEL,
+                a: 0,
+                b: 0,
+                forced: false,
+            },
+        );
     }
 }
 
 /// Whether the task ignores or blocks `signo` (SIGTTIN/SIGTTOU rules).
 pub fn ignores_or_blocks(task: &Task, signo: i32) -> bool {
-    task.signals.blocked() & bit(signo) != 0 || task.group.sig().actions[(signo - 1) as usize].handler == SIG_IGN
+    task.signals.blocked() & bit(signo) != 0
+        || task.group.sig().actions[(signo - 1) as usize].handler == SIG_IGN
 }
 
 /// Whether a parent process reaps its children at once (SIGCHLD ignored
@@ -323,7 +396,16 @@ pub fn force_fault(task: &Task, signo: i32, code: i32, addr: u64) {
         g.actions[i] = KSigAction::default();
         s.blocked &= !bit(signo);
     }
-    s.pending.insert(0, Queued { signo, code, a: addr, b: 0, forced: true });
+    s.pending.insert(
+        0,
+        Queued {
+            signo,
+            code,
+            a: addr,
+            b: 0,
+            forced: true,
+        },
+    );
 }
 
 /// Whether the status of a process killed by `sig` says "core dumped".
@@ -359,7 +441,16 @@ fn notify_parent_of_stop(group: &Arc<ThreadGroup>, stopped: Option<i32>) {
             Some(s) => (CLD_STOPPED, s as u64),
             None => (CLD_CONTINUED, SIGCONT as u64),
         };
-        send_group(&p, Queued { signo: SIGCHLD, code, a: pid as u64, b, forced: false });
+        send_group(
+            &p,
+            Queued {
+                signo: SIGCHLD,
+                code,
+                a: pid as u64,
+                b,
+                forced: false,
+            },
+        );
     }
     for t in p.threads() {
         t.waker.poke();
@@ -381,7 +472,11 @@ fn fixup_restart(r: &mut TaskRunner, act: Option<&KSigAction>) {
         _ => return,
     };
     if restart {
-        r.regs.rax = if e == 516 { crate::syscalls::names::nr::RESTART_SYSCALL } else { r.regs.orig_rax };
+        r.regs.rax = if e == 516 {
+            crate::syscalls::names::nr::RESTART_SYSCALL
+        } else {
+            r.regs.orig_rax
+        };
         r.regs.rip = r.regs.rip.wrapping_sub(2);
     } else {
         r.regs.rax = crate::errno::Errno::EINTR.as_return();
@@ -394,7 +489,11 @@ fn dequeue(task: &Task) -> Option<(Queued, KSigAction)> {
     let mut g = task.group.sig();
     let mut s = task.signals.lock();
     let blocked = s.blocked;
-    let q = if let Some(i) = s.pending.iter().position(|q| q.forced || blocked & bit(q.signo) == 0) {
+    let q = if let Some(i) = s
+        .pending
+        .iter()
+        .position(|q| q.forced || blocked & bit(q.signo) == 0)
+    {
         s.pending.remove(i)
     } else if let Some(i) = g.shared.iter().position(|q| blocked & bit(q.signo) == 0) {
         g.shared.remove(i)
@@ -438,14 +537,21 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
             return false;
         };
         match act.handler {
-            _ if q.signo == SIGKILL => group_exit(&group, ExitStatus::Killed { signo: SIGKILL, core: false }),
+            _ if q.signo == SIGKILL => group_exit(
+                &group,
+                ExitStatus::Killed {
+                    signo: SIGKILL,
+                    core: false,
+                },
+            ),
             SIG_IGN => {}
             SIG_DFL => match q.signo {
                 SIGCHLD | SIGURG | SIGWINCH | SIGCONT => {}
                 SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU => {
                     // Terminal stops don't stick in an orphaned process group.
                     let orphan = q.signo != SIGSTOP
-                        && crate::task::process_ids(group.tgid()).is_some_and(|ids| crate::task::is_orphaned_pgrp(ids.pgid));
+                        && crate::task::process_ids(group.tgid())
+                            .is_some_and(|ids| crate::task::is_orphaned_pgrp(ids.pgid));
                     if !orphan {
                         let newly = {
                             let mut g = group.sig();
@@ -457,14 +563,30 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
                         }
                     }
                 }
-                sig => group_exit(&group, ExitStatus::Killed { signo: sig, core: default_is_core(sig) }),
+                sig => group_exit(
+                    &group,
+                    ExitStatus::Killed {
+                        signo: sig,
+                        core: default_is_core(sig),
+                    },
+                ),
             },
             _ => {
                 fixup_restart(r, Some(&act));
                 if let Err(e) = setup_frame(r, &q, &act) {
                     // No room for the frame: Linux kills with SIGSEGV.
-                    crate::log::kprint(&format!("pid {}: cannot deliver signal {} ({e:?}): killed", task.tid(), q.signo));
-                    group_exit(&group, ExitStatus::Killed { signo: SIGSEGV, core: true });
+                    crate::log::kprint(&format!(
+                        "pid {}: cannot deliver signal {} ({e:?}): killed",
+                        task.tid(),
+                        q.signo
+                    ));
+                    group_exit(
+                        &group,
+                        ExitStatus::Killed {
+                            signo: SIGSEGV,
+                            core: true,
+                        },
+                    );
                 }
             }
         }
@@ -482,7 +604,7 @@ fn init_fpu_state(cur: &ruml_host::FpuState) -> ruml_host::FpuState {
         b[24..28].copy_from_slice(&0x1f80u32.to_le_bytes()); // MXCSR
         b[28..32].copy_from_slice(&cur.0[28..32]); // MXCSR_MASK
         b[464..512].copy_from_slice(&cur.0[464..512]); // software-reserved
-        // XSTATE_BV: x87 and SSE hold the values above; the rest is init.
+                                                       // XSTATE_BV: x87 and SSE hold the values above; the rest is init.
         b[512..520].copy_from_slice(&3u64.to_le_bytes());
     }
     ruml_host::FpuState(b)
@@ -508,11 +630,17 @@ fn setup_frame(r: &mut TaskRunner, q: &Queued, act: &KSigAction) -> KResult<()> 
         (s.altstack, m)
     };
     let mut sp = regs.rsp;
-    let use_alt = act.flags & SA_ONSTACK != 0 && altstack.flags & SS_DISABLE == 0 && altstack.size > 0 && !on_altstack(&altstack, sp);
+    let use_alt = act.flags & SA_ONSTACK != 0
+        && altstack.flags & SS_DISABLE == 0
+        && altstack.size > 0
+        && !on_altstack(&altstack, sp);
     if use_alt {
         sp = altstack.sp + altstack.size;
         if altstack.flags & SS_AUTODISARM != 0 {
-            r.task.signals.lock().altstack = StackT { flags: SS_DISABLE, ..Default::default() };
+            r.task.signals.lock().altstack = StackT {
+                flags: SS_DISABLE,
+                ..Default::default()
+            };
         }
     } else {
         sp = sp.wrapping_sub(128); // the red zone
@@ -555,8 +683,24 @@ fn setup_frame(r: &mut TaskRunner, q: &Queued, act: &KSigAction) -> KResult<()> 
     p(&mut f, ss_flags as u32 as u64);
     p(&mut f, altstack.size);
     for v in [
-        regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15, regs.rdi, regs.rsi, regs.rbp,
-        regs.rbx, regs.rdx, regs.rax, regs.rcx, regs.rsp, regs.rip, regs.eflags,
+        regs.r8,
+        regs.r9,
+        regs.r10,
+        regs.r11,
+        regs.r12,
+        regs.r13,
+        regs.r14,
+        regs.r15,
+        regs.rdi,
+        regs.rsi,
+        regs.rbp,
+        regs.rbx,
+        regs.rdx,
+        regs.rax,
+        regs.rcx,
+        regs.rsp,
+        regs.rip,
+        regs.eflags,
     ] {
         p(&mut f, v);
     }
@@ -568,7 +712,14 @@ fn setup_frame(r: &mut TaskRunner, q: &Queued, act: &KSigAction) -> KResult<()> 
     p(&mut f, err);
     p(&mut f, trapno);
     p(&mut f, mask_to_save);
-    p(&mut f, if q.signo == SIGSEGV || q.signo == SIGBUS { q.a } else { 0 });
+    p(
+        &mut f,
+        if q.signo == SIGSEGV || q.signo == SIGBUS {
+            q.a
+        } else {
+            0
+        },
+    );
     p(&mut f, fp_addr);
     for _ in 0..8 {
         p(&mut f, 0);
@@ -620,11 +771,21 @@ syscall_table! { pub fn signal_table;
     TGKILL => sys_tgkill(tgid: i32, tid: i32, sig: i32),
 }
 
-fn sys_rt_sigaction(ctx: &mut SyscallContext<'_>, sig: i32, act: UserAddr, old: UserAddr, size: usize) -> KResult<u64> {
+fn sys_rt_sigaction(
+    ctx: &mut SyscallContext<'_>,
+    sig: i32,
+    act: UserAddr,
+    old: UserAddr,
+    size: usize,
+) -> KResult<u64> {
     if size != 8 || !(1..=NSIG).contains(&sig) {
         return error!(EINVAL);
     }
-    let new: Option<KSigAction> = if act.is_null() { None } else { Some(ctx.mm().read_val(act.0)?) };
+    let new: Option<KSigAction> = if act.is_null() {
+        None
+    } else {
+        Some(ctx.mm().read_val(act.0)?)
+    };
     if new.is_some() && (sig == SIGKILL || sig == SIGSTOP) {
         return error!(EINVAL);
     }
@@ -638,7 +799,10 @@ fn sys_rt_sigaction(ctx: &mut SyscallContext<'_>, sig: i32, act: UserAddr, old: 
             if g.is_ignored(sig) {
                 g.shared.retain(|q| q.signo != sig);
                 for t in ctx.task.group.threads() {
-                    t.signals.lock().pending.retain(|q| q.signo != sig || q.forced);
+                    t.signals
+                        .lock()
+                        .pending
+                        .retain(|q| q.signo != sig || q.forced);
                 }
             }
         }
@@ -650,11 +814,21 @@ fn sys_rt_sigaction(ctx: &mut SyscallContext<'_>, sig: i32, act: UserAddr, old: 
     Ok(0)
 }
 
-fn sys_rt_sigprocmask(ctx: &mut SyscallContext<'_>, how: i32, set: UserAddr, old: UserAddr, size: usize) -> KResult<u64> {
+fn sys_rt_sigprocmask(
+    ctx: &mut SyscallContext<'_>,
+    how: i32,
+    set: UserAddr,
+    old: UserAddr,
+    size: usize,
+) -> KResult<u64> {
     if size != 8 {
         return error!(EINVAL);
     }
-    let new: Option<u64> = if set.is_null() { None } else { Some(ctx.mm().read_val(set.0)?) };
+    let new: Option<u64> = if set.is_null() {
+        None
+    } else {
+        Some(ctx.mm().read_val(set.0)?)
+    };
     if new.is_some() && !(0..=2).contains(&how) {
         return error!(EINVAL);
     }
@@ -680,7 +854,13 @@ fn sys_rt_sigpending(ctx: &mut SyscallContext<'_>, set: UserAddr, size: usize) -
     if size > 8 {
         return error!(EINVAL);
     }
-    let shared = ctx.task.group.sig().shared.iter().fold(0u64, |m, q| m | bit(q.signo));
+    let shared = ctx
+        .task
+        .group
+        .sig()
+        .shared
+        .iter()
+        .fold(0u64, |m, q| m | bit(q.signo));
     let v = {
         let s = ctx.task.signals.lock();
         (s.pending.iter().fold(0u64, |m, q| m | bit(q.signo)) | shared) & s.blocked
@@ -700,8 +880,11 @@ fn sys_rt_sigreturn(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
     let word = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
     let g = |i: usize| word(40 + i * 8);
     let r: &mut Registers = ctx.regs;
-    (r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15) = (g(0), g(1), g(2), g(3), g(4), g(5), g(6), g(7));
-    (r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip) = (g(8), g(9), g(10), g(11), g(12), g(13), g(14), g(15), g(16));
+    (r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15) =
+        (g(0), g(1), g(2), g(3), g(4), g(5), g(6), g(7));
+    (
+        r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip,
+    ) = (g(8), g(9), g(10), g(11), g(12), g(13), g(14), g(15), g(16));
     // Only the user-changeable flags (CF PF AF ZF SF TF DF OF AC).
     r.eflags = (r.eflags & !0x40dd5) | (g(17) & 0x40dd5);
     r.orig_rax = u64::MAX;
@@ -711,9 +894,19 @@ fn sys_rt_sigreturn(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
         let mut s = ctx.task.signals.lock();
         s.blocked = mask & !UNBLOCKABLE;
         // restore_altstack: the frame's stack_t, if valid.
-        let ss = StackT { sp: word(16), flags: word(24) as i32, pad: 0, size: word(32) };
-        if !on_altstack(&s.altstack, r.rsp) && (ss.flags & SS_DISABLE != 0 || ss.size >= MINSIGSTKSZ) {
-            s.altstack = StackT { flags: ss.flags & (SS_DISABLE | SS_AUTODISARM), ..ss };
+        let ss = StackT {
+            sp: word(16),
+            flags: word(24) as i32,
+            pad: 0,
+            size: word(32),
+        };
+        if !on_altstack(&s.altstack, r.rsp)
+            && (ss.flags & SS_DISABLE != 0 || ss.size >= MINSIGSTKSZ)
+        {
+            s.altstack = StackT {
+                flags: ss.flags & (SS_DISABLE | SS_AUTODISARM),
+                ..ss
+            };
         }
     }
     let mut fpu = None;
@@ -759,7 +952,13 @@ fn sys_pause(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
     error!(ERESTARTNOHAND)
 }
 
-fn sys_rt_sigtimedwait(ctx: &mut SyscallContext<'_>, set: UserAddr, info: UserAddr, timeout: UserAddr, size: usize) -> KResult<u64> {
+fn sys_rt_sigtimedwait(
+    ctx: &mut SyscallContext<'_>,
+    set: UserAddr,
+    info: UserAddr,
+    timeout: UserAddr,
+    size: usize,
+) -> KResult<u64> {
     let want = read_sigset(ctx, set, size)? & !UNBLOCKABLE;
     let deadline = if timeout.is_null() {
         None
@@ -776,7 +975,10 @@ fn sys_rt_sigtimedwait(ctx: &mut SyscallContext<'_>, set: UserAddr, info: UserAd
         if let Some(i) = s.pending.iter().position(|q| want & bit(q.signo) != 0) {
             return Some(s.pending.remove(i));
         }
-        g.shared.iter().position(|q| want & bit(q.signo) != 0).map(|i| g.shared.remove(i))
+        g.shared
+            .iter()
+            .position(|q| want & bit(q.signo) != 0)
+            .map(|i| g.shared.remove(i))
     };
     let mut got = take(ctx.task);
     if got.is_none() {
@@ -806,10 +1008,21 @@ fn sys_rt_sigtimedwait(ctx: &mut SyscallContext<'_>, set: UserAddr, info: UserAd
 }
 
 fn user_signal(ctx: &SyscallContext<'_>, sig: i32, code: i32) -> Queued {
-    Queued { signo: sig, code, a: ctx.task.tgid() as u32 as u64, b: 0, forced: false }
+    Queued {
+        signo: sig,
+        code,
+        a: ctx.task.tgid() as u32 as u64,
+        b: 0,
+        forced: false,
+    }
 }
 
-fn sys_rt_sigqueueinfo(ctx: &mut SyscallContext<'_>, pid: i32, sig: i32, info: UserAddr) -> KResult<u64> {
+fn sys_rt_sigqueueinfo(
+    ctx: &mut SyscallContext<'_>,
+    pid: i32,
+    sig: i32,
+    info: UserAddr,
+) -> KResult<u64> {
     if !(1..=NSIG).contains(&sig) {
         return error!(EINVAL);
     }
@@ -818,12 +1031,30 @@ fn sys_rt_sigqueueinfo(ctx: &mut SyscallContext<'_>, pid: i32, sig: i32, info: U
     if (head.code >= 0 || head.code == SI_TKILL) && pid != ctx.task.tgid() {
         return error!(EPERM);
     }
-    let g = crate::kernel().tasks.group(pid).ok_or(crate::errno!(ESRCH))?;
-    send_group(&g, Queued { signo: sig, code: head.code, a: head.a, b: head.b, forced: false });
+    let g = crate::kernel()
+        .tasks
+        .group(pid)
+        .ok_or(crate::errno!(ESRCH))?;
+    send_group(
+        &g,
+        Queued {
+            signo: sig,
+            code: head.code,
+            a: head.a,
+            b: head.b,
+            forced: false,
+        },
+    );
     Ok(0)
 }
 
-fn sys_rt_tgsigqueueinfo(ctx: &mut SyscallContext<'_>, tgid: i32, tid: i32, sig: i32, info: UserAddr) -> KResult<u64> {
+fn sys_rt_tgsigqueueinfo(
+    ctx: &mut SyscallContext<'_>,
+    tgid: i32,
+    tid: i32,
+    sig: i32,
+    info: UserAddr,
+) -> KResult<u64> {
     if !(1..=NSIG).contains(&sig) || tgid <= 0 || tid <= 0 {
         return error!(EINVAL);
     }
@@ -831,13 +1062,30 @@ fn sys_rt_tgsigqueueinfo(ctx: &mut SyscallContext<'_>, tgid: i32, tid: i32, sig:
     if (head.code >= 0 || head.code == SI_TKILL) && tgid != ctx.task.tgid() {
         return error!(EPERM);
     }
-    let t = crate::kernel().tasks.thread(tid).filter(|t| t.tgid() == tgid).ok_or(crate::errno!(ESRCH))?;
-    send_thread(&t, Queued { signo: sig, code: head.code, a: head.a, b: head.b, forced: false });
+    let t = crate::kernel()
+        .tasks
+        .thread(tid)
+        .filter(|t| t.tgid() == tgid)
+        .ok_or(crate::errno!(ESRCH))?;
+    send_thread(
+        &t,
+        Queued {
+            signo: sig,
+            code: head.code,
+            a: head.a,
+            b: head.b,
+            forced: false,
+        },
+    );
     Ok(0)
 }
 
 fn sys_sigaltstack(ctx: &mut SyscallContext<'_>, ss: UserAddr, old: UserAddr) -> KResult<u64> {
-    let new: Option<StackT> = if ss.is_null() { None } else { Some(ctx.mm().read_val(ss.0)?) };
+    let new: Option<StackT> = if ss.is_null() {
+        None
+    } else {
+        Some(ctx.mm().read_val(ss.0)?)
+    };
     let sp = ctx.regs.rsp;
     let prev = {
         let mut s = ctx.task.signals.lock();
@@ -845,7 +1093,10 @@ fn sys_sigaltstack(ctx: &mut SyscallContext<'_>, ss: UserAddr, old: UserAddr) ->
         let on = on_altstack(&cur, sp);
         let mut prev = cur;
         if cur.size == 0 || cur.flags & SS_DISABLE != 0 {
-            prev = StackT { flags: SS_DISABLE, ..Default::default() };
+            prev = StackT {
+                flags: SS_DISABLE,
+                ..Default::default()
+            };
         } else if on {
             prev.flags |= SS_ONSTACK;
         }
@@ -858,12 +1109,20 @@ fn sys_sigaltstack(ctx: &mut SyscallContext<'_>, ss: UserAddr, old: UserAddr) ->
                 return error!(EINVAL);
             }
             if mode == SS_DISABLE {
-                s.altstack = StackT { flags: SS_DISABLE, ..Default::default() };
+                s.altstack = StackT {
+                    flags: SS_DISABLE,
+                    ..Default::default()
+                };
             } else {
                 if n.size < MINSIGSTKSZ {
                     return error!(ENOMEM);
                 }
-                s.altstack = StackT { sp: n.sp, flags: n.flags & SS_AUTODISARM, pad: 0, size: n.size };
+                s.altstack = StackT {
+                    sp: n.sp,
+                    flags: n.flags & SS_AUTODISARM,
+                    pad: 0,
+                    size: n.size,
+                };
             }
         }
         prev
@@ -880,7 +1139,10 @@ fn sys_kill(ctx: &mut SyscallContext<'_>, pid: i32, sig: i32) -> KResult<u64> {
     }
     let q = user_signal(ctx, sig, SI_USER);
     if pid > 0 {
-        let g = crate::kernel().tasks.group(pid).ok_or(crate::errno!(ESRCH))?;
+        let g = crate::kernel()
+            .tasks
+            .group(pid)
+            .ok_or(crate::errno!(ESRCH))?;
         send_group(&g, q);
         return Ok(0);
     }
@@ -914,7 +1176,10 @@ fn sys_tkill(ctx: &mut SyscallContext<'_>, tid: i32, sig: i32) -> KResult<u64> {
     if tid <= 0 || !(0..=NSIG).contains(&sig) {
         return error!(EINVAL);
     }
-    let t = crate::kernel().tasks.thread(tid).ok_or(crate::errno!(ESRCH))?;
+    let t = crate::kernel()
+        .tasks
+        .thread(tid)
+        .ok_or(crate::errno!(ESRCH))?;
     if sig != 0 {
         send_thread(&t, user_signal(ctx, sig, SI_TKILL));
     }
@@ -925,7 +1190,11 @@ fn sys_tgkill(ctx: &mut SyscallContext<'_>, tgid: i32, tid: i32, sig: i32) -> KR
     if tgid <= 0 || tid <= 0 || !(0..=NSIG).contains(&sig) {
         return error!(EINVAL);
     }
-    let t = crate::kernel().tasks.thread(tid).filter(|t| t.tgid() == tgid).ok_or(crate::errno!(ESRCH))?;
+    let t = crate::kernel()
+        .tasks
+        .thread(tid)
+        .filter(|t| t.tgid() == tgid)
+        .ok_or(crate::errno!(ESRCH))?;
     if sig != 0 {
         send_thread(&t, user_signal(ctx, sig, SI_TKILL));
     }
@@ -934,12 +1203,33 @@ fn sys_tgkill(ctx: &mut SyscallContext<'_>, tgid: i32, tid: i32, sig: i32) -> KR
 
 /// SIGPIPE for a writer to a broken pipe (called by the fs layer).
 pub fn send_sigpipe(task: &Task) {
-    send_thread(task, Queued { signo: SIGPIPE, code: SI_USER, a: task.tgid() as u64, b: 0, forced: false });
+    send_thread(
+        task,
+        Queued {
+            signo: SIGPIPE,
+            code: SI_USER,
+            a: task.tgid() as u64,
+            b: 0,
+            forced: false,
+        },
+    );
 }
 
 /// Used by sigqueue-style senders that only know a pid.
 pub fn queue_value(pid: i32, sig: i32, value: u64) -> KResult<()> {
-    let g = crate::kernel().tasks.group(pid).ok_or(crate::errno!(ESRCH))?;
-    send_group(&g, Queued { signo: sig, code: SI_QUEUE, a: 0, b: value, forced: false });
+    let g = crate::kernel()
+        .tasks
+        .group(pid)
+        .ok_or(crate::errno!(ESRCH))?;
+    send_group(
+        &g,
+        Queued {
+            signo: sig,
+            code: SI_QUEUE,
+            a: 0,
+            b: value,
+            forced: false,
+        },
+    );
     Ok(())
 }

@@ -78,16 +78,23 @@ fn main() {
     let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for p in params {
         let s = p.to_string_lossy();
-        let (k, v) = s.split_once('=').map(|(k, v)| (k, Some(v))).unwrap_or((&s, None));
+        let (k, v) = s
+            .split_once('=')
+            .map(|(k, v)| (k, Some(v)))
+            .unwrap_or((&s, None));
         match (k, v) {
             ("mem", Some(v)) => match parse_size(v) {
                 Some(m) if m >= 16 << 20 => mem = m,
-                _ => die(&format!("bad mem={v}: give a size of at least 16M, like mem=512M")),
+                _ => die(&format!(
+                    "bad mem={v}: give a size of at least 16M, like mem=512M"
+                )),
             },
             ("root" | "hostfs", Some(v)) => root = PathBuf::from(v),
             ("rootfstype", Some("hostfs")) => root_mode = RootMode::HostFs,
             ("rootfstype", Some("overlay")) => root_mode = RootMode::Overlay,
-            ("rootfstype", Some(v)) => die(&format!("rootfstype={v} is not supported: hostfs or overlay")),
+            ("rootfstype", Some(v)) => die(&format!(
+                "rootfstype={v} is not supported: hostfs or overlay"
+            )),
             ("mount", Some(v)) => match v.split_once(':') {
                 Some((h, g)) if !h.is_empty() && g.starts_with('/') => {
                     let h = PathBuf::from(h);
@@ -100,7 +107,9 @@ fn main() {
             },
             ("init", Some(v)) => init = Some(v.as_bytes().to_vec()),
             ("mode", Some("ptrace")) => {}
-            ("mode", Some(v)) => die(&format!("mode={v} is not available: this ruml has the ptrace backend only")),
+            ("mode", Some(v)) => die(&format!(
+                "mode={v} is not available: this ruml has the ptrace backend only"
+            )),
             ("quiet", None) => quiet = true,
             ("-h" | "--help" | "help", None) => {
                 println!("{USAGE}");
@@ -126,7 +135,11 @@ fn main() {
         (path, argv, envp)
     } else {
         let path = init.clone().unwrap_or_else(|| b"/bin/sh".to_vec());
-        let envp = vec![b"HOME=/".to_vec(), b"TERM=linux".to_vec(), b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec()];
+        let envp = vec![
+            b"HOME=/".to_vec(),
+            b"TERM=linux".to_vec(),
+            b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec(),
+        ];
         (path.clone(), vec![path], envp)
     };
     let cfg = BootConfig {
@@ -139,7 +152,10 @@ fn main() {
         root_mode,
         host_mounts,
     };
-    let cfg = BootConfig { init: if cmd.is_empty() { cfg.init } else { init_path }, ..cfg };
+    let cfg = BootConfig {
+        init: if cmd.is_empty() { cfg.init } else { init_path },
+        ..cfg
+    };
     match boot(cfg) {
         Ok(code) => std::process::exit(code),
         Err(e) => die(&e),

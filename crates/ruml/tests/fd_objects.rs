@@ -9,7 +9,11 @@ fn fd_objects(flavour: Flavour) {
     let (native, ruml) = differential("fd_objects", flavour, &[]);
     assert_eq!(native.code(), 0, "native run failed:\n{native}");
     assert!(native.stdout.ends_with("result: OK\n"), "{native}");
-    assert!(ruml.stdout.contains("ok: epoll_wait(ep, out, 4, 5000) == 1"), "{ruml}");
+    assert!(
+        ruml.stdout
+            .contains("ok: epoll_wait(ep, out, 4, 5000) == 1"),
+        "{ruml}"
+    );
 }
 
 #[test]
@@ -68,7 +72,10 @@ fn inotify_python() {
 #[test]
 fn clone_pidfd_static() {
     let (native, _ruml) = differential("clone_pidfd", Flavour::Static, &[]);
-    assert!(native.stdout.contains("pidfd valid: 1, poll: 1"), "{native}");
+    assert!(
+        native.stdout.contains("pidfd valid: 1, poll: 1"),
+        "{native}"
+    );
 }
 
 /// Pipe sizes, tee and O_TMPFILE from the host's python3.

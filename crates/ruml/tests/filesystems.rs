@@ -8,7 +8,10 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{assert_same, build_guest, run_native, run_ruml, run_ruml_raw, test_env, Flavour, Output, TempDir};
+use common::{
+    assert_same, build_guest, run_native, run_ruml, run_ruml_raw, test_env, Flavour, Output,
+    TempDir,
+};
 
 fn sh(params: &[&str], script: &str) -> Output {
     let mut args: Vec<&str> = vec!["quiet"];
@@ -29,10 +32,21 @@ fn overlay_root_is_a_private_sandbox() {
                   cp /bin/cat /tmp/c && chmod 755 /tmp/c && /tmp/c /etc/passwd";
     let out = sh(&[], script);
     assert_eq!(out.code(), 0, "{out}");
-    assert_eq!(out.stdout_lines(), vec!["x", "ls-gone", "no-bin-ls", "new", "x"], "{out}");
-    assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd_before, "the host's /etc/passwd changed");
+    assert_eq!(
+        out.stdout_lines(),
+        vec!["x", "ls-gone", "no-bin-ls", "new", "x"],
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read("/etc/passwd").unwrap(),
+        passwd_before,
+        "the host's /etc/passwd changed"
+    );
     assert!(Path::new("/bin/ls").exists(), "the host's /bin/ls is gone");
-    assert!(!Path::new("/usr/local/ruml-new").exists(), "a guest directory reached the host");
+    assert!(
+        !Path::new("/usr/local/ruml-new").exists(),
+        "a guest directory reached the host"
+    );
 }
 
 #[test]
@@ -47,7 +61,11 @@ fn overlay_whiteouts_and_opaque_directories() {
         return;
     }
     let out = sh(&[], script);
-    assert_eq!(out.stdout_lines(), vec!["removed", "0", "0", "a", "linked"], "{out}");
+    assert_eq!(
+        out.stdout_lines(),
+        vec!["removed", "0", "0", "a", "linked"],
+        "{out}"
+    );
     assert!(Path::new("/etc/default").is_dir());
     assert!(!Path::new("/etc/ruml-x").exists());
 }
@@ -74,7 +92,11 @@ fn rootfstype_hostfs_is_read_only() {
 fn tmpfs_ops(flavour: Flavour) {
     let guest = build_guest("tmpfs_ops", flavour);
     let env = test_env();
-    let host_dir = std::env::temp_dir().join(format!("ruml-tmpfs-ops-{}-{}", std::process::id(), flavour.name()));
+    let host_dir = std::env::temp_dir().join(format!(
+        "ruml-tmpfs-ops-{}-{}",
+        std::process::id(),
+        flavour.name()
+    ));
     let _ = std::fs::remove_dir_all(&host_dir);
     let native = run_native(&guest.path, &[host_dir.as_os_str()], &env);
     let _ = std::fs::remove_dir_all(&host_dir);
@@ -112,7 +134,17 @@ fn tmpfs_mounts_remounts_and_umount() {
     let lines = out.stdout_lines();
     assert_eq!(
         &lines[..lines.len().min(9)],
-        &["700", "enospc", "65536", "busy", "rofs", "unmounted", "enodev", "einval", "proc"],
+        &[
+            "700",
+            "enospc",
+            "65536",
+            "busy",
+            "rofs",
+            "unmounted",
+            "enodev",
+            "einval",
+            "proc"
+        ],
         "{out}"
     );
     assert_eq!(lines.get(9), Some(&"bind"), "{out}");
@@ -137,7 +169,10 @@ fn hostfs_mounts_write_through() {
     assert_eq!(std::fs::read(p.join("d/moved")).unwrap(), b"hello\n");
     assert_eq!(std::fs::read(p.join("hard")).unwrap(), b"hello\n");
     assert_eq!(std::fs::read(p.join("old")).unwrap(), b"old");
-    assert_eq!(std::fs::read_link(p.join("sym")).unwrap(), PathBuf::from("old"));
+    assert_eq!(
+        std::fs::read_link(p.join("sym")).unwrap(),
+        PathBuf::from("old")
+    );
     assert_eq!(std::fs::read(p.join("g")).unwrap(), b"inguest\n");
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let m = std::fs::metadata(p.join("hard")).unwrap();
@@ -202,11 +237,25 @@ fn no_escape_from_the_root() {
         args.extend_from_slice(&attempts);
         let out = run_ruml_raw(&args, &test_env());
         assert_eq!(out.code(), 0, "{out}");
-        assert!(!out.stdout.contains("host secret"), "a guest read a host file outside its root:\n{out}");
+        assert!(
+            !out.stdout.contains("host secret"),
+            "a guest read a host file outside its root:\n{out}"
+        );
         assert!(out.stdout.contains("read /sub/inner.txt: [inner]"), "{out}");
-        assert!(out.stdout.contains("read /mnt/inner.txt: [inner]"), "the hostfs mount of /sub failed:\n{out}");
-        assert_eq!(std::fs::read(&secret).unwrap(), b"host secret\n", "the host secret changed");
-        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1, "a file appeared outside the root");
+        assert!(
+            out.stdout.contains("read /mnt/inner.txt: [inner]"),
+            "the hostfs mount of /sub failed:\n{out}"
+        );
+        assert_eq!(
+            std::fs::read(&secret).unwrap(),
+            b"host secret\n",
+            "the host secret changed"
+        );
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            1,
+            "a file appeared outside the root"
+        );
     }
 }
 
@@ -224,7 +273,10 @@ fn permissions_after_dropping_root() {
     let dir = common::TempDir::new("dac");
     let native = common::run_native(&guest.path, &[dir.path().as_os_str()], &env);
     assert_eq!(native.code(), 0, "native run failed:\n{native}");
-    let script = format!("mkdir -p /tmp/dac && exec {} /tmp/dac", guest.path.display());
+    let script = format!(
+        "mkdir -p /tmp/dac && exec {} /tmp/dac",
+        guest.path.display()
+    );
     let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
     common::assert_same(&native, &ruml);
 }
@@ -270,7 +322,11 @@ fn swapped_directory_never_leads_outside() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = std::fs::rename(share.join("d"), share.join("d.real"));
                 // Both an absolute and a relative way out.
-                let target = if swaps.is_multiple_of(2) { outside.clone() } else { PathBuf::from("../outside") };
+                let target = if swaps.is_multiple_of(2) {
+                    outside.clone()
+                } else {
+                    PathBuf::from("../outside")
+                };
                 let _ = symlink(&target, share.join("d"));
                 std::thread::yield_now();
                 let _ = std::fs::remove_file(share.join("d"));
@@ -289,6 +345,12 @@ fn swapped_directory_never_leads_outside() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let swaps = racer.join().unwrap();
     assert!(swaps > 10, "the racer hardly ran ({swaps} swaps)");
-    assert!(!out.stdout.contains("host secret"), "the guest read outside its root:\n{out}");
-    assert!(out.stdout.contains("inner"), "the guest never saw the real file:\n{out}");
+    assert!(
+        !out.stdout.contains("host secret"),
+        "the guest read outside its root:\n{out}"
+    );
+    assert!(
+        out.stdout.contains("inner"),
+        "the guest never saw the real file:\n{out}"
+    );
 }

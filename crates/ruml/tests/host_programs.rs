@@ -32,7 +32,10 @@ fn without_mount_points(s: &str) -> String {
 /// root shows the host's directories byte for byte (the default overlay
 /// root reports its merged directories' own sizes and link counts).
 fn ruml_ls_la_root(env: &[(String, String)]) -> common::Output {
-    run_ruml_raw(&["quiet", "rootfstype=hostfs", "--", "/bin/ls", "-la", "/"], env)
+    run_ruml_raw(
+        &["quiet", "rootfstype=hostfs", "--", "/bin/ls", "-la", "/"],
+        env,
+    )
 }
 
 #[test]
@@ -49,7 +52,9 @@ fn ls_la_root() {
     for _ in 0..3 {
         let ruml = ruml_ls_la_root(&env);
         let again = run_native("/bin/ls", &["-la", "/"], &env);
-        if without_mount_points(&ruml.stdout) == without_mount_points(&again.stdout) && ruml.code() == 0 {
+        if without_mount_points(&ruml.stdout) == without_mount_points(&again.stdout)
+            && ruml.code() == 0
+        {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));

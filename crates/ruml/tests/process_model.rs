@@ -228,8 +228,13 @@ fn cpu_time_static() {
             host_could = true;
         }
     }
-    assert!(!host_could, "the host ran two threads in parallel, ruml did not (see the runs above)");
-    eprintln!("cpu_time_static: inconclusive: the host itself is too busy to run two threads in parallel");
+    assert!(
+        !host_could,
+        "the host ran two threads in parallel, ruml did not (see the runs above)"
+    );
+    eprintln!(
+        "cpu_time_static: inconclusive: the host itself is too busy to run two threads in parallel"
+    );
 }
 
 // --- 14. exit statuses ------------------------------------------------------

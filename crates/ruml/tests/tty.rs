@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_same, differential, run_native, run_ruml, ruml_bin, test_env, Flavour, TempDir};
+use common::{
+    assert_same, differential, ruml_bin, run_native, run_ruml, test_env, Flavour, TempDir,
+};
 
 // --- differential: ptys and poll ---------------------------------------------
 
@@ -99,10 +101,19 @@ impl Tmux {
         let mut a = vec!["send-keys", "-t", "t"];
         a.extend_from_slice(keys);
         let out = self.cmd(&a);
-        assert!(out.status.success(), "tmux send-keys failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "tmux send-keys failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     fn pane(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "t", "-S", "-200"]).stdout).into_owned()
+        String::from_utf8_lossy(
+            &self
+                .cmd(&["capture-pane", "-p", "-t", "t", "-S", "-200"])
+                .stdout,
+        )
+        .into_owned()
     }
     /// Polls the pane (up to `secs`) until `ok` holds; panics with the
     /// pane's contents otherwise.
@@ -134,7 +145,10 @@ impl Tmux {
                 std::thread::sleep(Duration::from_millis(100));
             }
             if Instant::now() >= deadline {
-                panic!("timed out waiting for {what}; the terminal shows:\n{}", self.pane());
+                panic!(
+                    "timed out waiting for {what}; the terminal shows:\n{}",
+                    self.pane()
+                );
             }
         }
     }
@@ -155,7 +169,13 @@ fn prompts(p: &str) -> usize {
 
 #[test]
 fn interactive_bash_job_control_under_tmux() {
-    if Command::new("tmux").arg("-V").stdin(Stdio::null()).output().map(|o| !o.status.success()).unwrap_or(true) {
+    if Command::new("tmux")
+        .arg("-V")
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         eprintln!("skipped: tmux is not installed");
         return;
     }
@@ -181,18 +201,38 @@ fn interactive_bash_job_control_under_tmux() {
         ),
     )
     .unwrap();
-    let t = Tmux { socket: format!("ruml-test-{}", std::process::id()) };
-    let out = t.cmd(&["new-session", "-d", "-s", "t", "-x", "120", "-y", "40", &format!("sh {}", script.display())]);
-    assert!(out.status.success(), "tmux new-session failed: {}", String::from_utf8_lossy(&out.stderr));
+    let t = Tmux {
+        socket: format!("ruml-test-{}", std::process::id()),
+    };
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &format!("sh {}", script.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux new-session failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A prompt, and a command runs.
     t.wait("bash's prompt", 15, |p| prompts(p) >= 1);
     t.keys(&["echo hi$((40+2))", "Enter"]);
-    t.wait("echo's output", 10, |p| p.lines().any(|l| l.trim_end() == "hi42") && prompts(p) >= 2);
+    t.wait("echo's output", 10, |p| {
+        p.lines().any(|l| l.trim_end() == "hi42") && prompts(p) >= 2
+    });
 
     // ^C interrupts a foreground sleep; a new prompt appears.
     t.keys(&["sleep 100", "Enter"]);
-    t.wait("sleep's command line", 10, |p| p.contains(&format!("{PROMPT}sleep 100")));
+    t.wait("sleep's command line", 10, |p| {
+        p.contains(&format!("{PROMPT}sleep 100"))
+    });
     std::thread::sleep(Duration::from_millis(300));
     let n = prompts(&t.pane());
     let p = t.press_until("C-c", "a prompt after ^C", 10, |p| prompts(p) > n);
@@ -200,45 +240,78 @@ fn interactive_bash_job_control_under_tmux() {
 
     // ^Z stops it; jobs lists it; bg continues it; fg brings it back; ^C ends it.
     t.keys(&["sleep 100", "Enter"]);
-    t.wait("sleep's command line", 10, |p| p.matches(&format!("{PROMPT}sleep 100")).count() >= 2);
+    t.wait("sleep's command line", 10, |p| {
+        p.matches(&format!("{PROMPT}sleep 100")).count() >= 2
+    });
     std::thread::sleep(Duration::from_millis(300));
     t.press_until("C-z", "the job to stop", 10, |p| p.contains("Stopped"));
     let n = prompts(&t.pane());
-    t.wait("a prompt after the stop", 10, |p| prompts(p) > n - 1 && p.trim_end().ends_with(PROMPT.trim_end()));
+    t.wait("a prompt after the stop", 10, |p| {
+        prompts(p) > n - 1 && p.trim_end().ends_with(PROMPT.trim_end())
+    });
     t.keys(&["jobs", "Enter"]);
-    t.wait("jobs' listing", 10, |p| p.lines().filter(|l| l.contains("Stopped") && l.contains("sleep 100")).count() >= 2);
+    t.wait("jobs' listing", 10, |p| {
+        p.lines()
+            .filter(|l| l.contains("Stopped") && l.contains("sleep 100"))
+            .count()
+            >= 2
+    });
     t.keys(&["bg", "Enter"]);
     t.wait("bg", 10, |p| p.contains("sleep 100 &"));
     t.keys(&["jobs", "Enter"]);
-    t.wait("the job running", 10, |p| p.lines().any(|l| l.contains("Running") && l.contains("sleep 100")));
+    t.wait("the job running", 10, |p| {
+        p.lines()
+            .any(|l| l.contains("Running") && l.contains("sleep 100"))
+    });
     t.keys(&["fg", "Enter"]);
     t.wait("fg", 10, |p| p.lines().any(|l| l.trim_end() == "sleep 100"));
     std::thread::sleep(Duration::from_millis(300));
     let n = prompts(&t.pane());
-    t.press_until("C-c", "a prompt after ^C of the fg job", 10, |p| prompts(p) > n);
+    t.press_until("C-c", "a prompt after ^C of the fg job", 10, |p| {
+        prompts(p) > n
+    });
     t.keys(&["jobs; echo jobs-done", "Enter"]);
-    let p = t.wait("an empty job list", 10, |p| p.lines().any(|l| l.trim_end() == "jobs-done"));
-    let tail: Vec<&str> = p.lines().skip_while(|l| !l.contains("jobs; echo jobs-done")).collect();
-    assert!(!tail.iter().any(|l| l.contains("sleep 100")), "the job is still listed:\n{p}");
+    let p = t.wait("an empty job list", 10, |p| {
+        p.lines().any(|l| l.trim_end() == "jobs-done")
+    });
+    let tail: Vec<&str> = p
+        .lines()
+        .skip_while(|l| !l.contains("jobs; echo jobs-done"))
+        .collect();
+    assert!(
+        !tail.iter().any(|l| l.contains("sleep 100")),
+        "the job is still listed:\n{p}"
+    );
 
     // The window size is the terminal's; resizing the host terminal
     // resizes the guest's (SIGWINCH on the host → TIOCSWINSZ → SIGWINCH,
     // which bash handles by re-reading the size into $COLUMNS).
     t.keys(&["stty size", "Enter"]);
-    t.wait("stty size", 10, |p| p.lines().any(|l| l.trim_end() == "40 120"));
+    t.wait("stty size", 10, |p| {
+        p.lines().any(|l| l.trim_end() == "40 120")
+    });
     let out = t.cmd(&["resize-window", "-t", "t", "-x", "100", "-y", "30"]);
-    assert!(out.status.success(), "tmux resize-window failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tmux resize-window failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t.keys(&["stty size; echo cols=$COLUMNS", "Enter"]);
-    t.wait("the new size", 10, |p| p.lines().any(|l| l.trim_end() == "30 100") && p.lines().any(|l| l.trim_end() == "cols=100"));
+    t.wait("the new size", 10, |p| {
+        p.lines().any(|l| l.trim_end() == "30 100") && p.lines().any(|l| l.trim_end() == "cols=100")
+    });
 
     // A background job reading the terminal stops (SIGTTIN).
     t.keys(&["cat &", "Enter"]);
     t.keys(&["sleep 0.5; jobs", "Enter"]);
     t.wait("the background reader to stop", 10, |p| {
-        p.lines().any(|l| l.contains("Stopped") && l.contains("cat"))
+        p.lines()
+            .any(|l| l.contains("Stopped") && l.contains("cat"))
     });
     t.keys(&["kill -9 %1; wait; echo killed-cat", "Enter"]);
-    t.wait("the reader killed", 10, |p| p.lines().any(|l| l.trim_end() == "killed-cat"));
+    t.wait("the reader killed", 10, |p| {
+        p.lines().any(|l| l.trim_end() == "killed-cat")
+    });
 
     // exit ends ruml; the host terminal's settings are as before.
     t.keys(&["exit", "Enter"]);
@@ -252,7 +325,13 @@ fn interactive_bash_job_control_under_tmux() {
 /// ruml killed by SIGTERM (or SIGHUP) restores the host terminal too.
 #[test]
 fn terminal_restored_when_ruml_is_killed() {
-    if Command::new("tmux").arg("-V").stdin(Stdio::null()).output().map(|o| !o.status.success()).unwrap_or(true) {
+    if Command::new("tmux")
+        .arg("-V")
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         eprintln!("skipped: tmux is not installed");
         return;
     }
@@ -273,14 +352,40 @@ fn terminal_restored_when_ruml_is_killed() {
         ),
     )
     .unwrap();
-    let t = Tmux { socket: format!("ruml-test-kill-{}", std::process::id()) };
-    let out = t.cmd(&["new-session", "-d", "-s", "t", "-x", "80", "-y", "20", &format!("sh {}", script.display())]);
-    assert!(out.status.success(), "tmux new-session failed: {}", String::from_utf8_lossy(&out.stderr));
+    let t = Tmux {
+        socket: format!("ruml-test-kill-{}", std::process::id()),
+    };
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "80",
+        "-y",
+        "20",
+        &format!("sh {}", script.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux new-session failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t.wait("the guest to start", 15, |p| p.contains("started"));
     // ruml's pid: the child of the script's shell named ruml.
-    let pids = Command::new("pgrep").args(["-f", &format!("{} quiet -- /bin/sh -c", ruml_bin().display())]).output().unwrap();
+    let pids = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("{} quiet -- /bin/sh -c", ruml_bin().display()),
+        ])
+        .output()
+        .unwrap();
     let pids = String::from_utf8_lossy(&pids.stdout);
-    let pid: i32 = pids.lines().next().and_then(|l| l.trim().parse().ok()).expect("ruml's pid");
+    let pid: i32 = pids
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("ruml's pid");
     // SAFETY: plain kill of the ruml we started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     t.wait("the script to go on", 15, |p| p.contains("TEST-DONE"));

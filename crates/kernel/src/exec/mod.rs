@@ -39,7 +39,13 @@ fn read_string_array(mm: &Mm, addr: UserAddr, total: &mut usize) -> KResult<Vec<
         if p == 0 {
             break;
         }
-        let s = mm.read_cstring(p, MAX_ARG_STRLEN).map_err(|e| if e == crate::errno!(ENAMETOOLONG) { crate::errno!(E2BIG) } else { e })?;
+        let s = mm.read_cstring(p, MAX_ARG_STRLEN).map_err(|e| {
+            if e == crate::errno!(ENAMETOOLONG) {
+                crate::errno!(E2BIG)
+            } else {
+                e
+            }
+        })?;
         *total += s.len() + 1 + 8;
         if *total > MAX_ARG_TOTAL {
             return error!(E2BIG);
@@ -49,11 +55,23 @@ fn read_string_array(mm: &Mm, addr: UserAddr, total: &mut usize) -> KResult<Vec<
     Ok(out)
 }
 
-fn sys_execve(ctx: &mut SyscallContext<'_>, path: UserAddr, argv: UserAddr, envp: UserAddr) -> KResult<u64> {
+fn sys_execve(
+    ctx: &mut SyscallContext<'_>,
+    path: UserAddr,
+    argv: UserAddr,
+    envp: UserAddr,
+) -> KResult<u64> {
     sys_execveat(ctx, Fd(-100), path, argv, envp, 0)
 }
 
-fn sys_execveat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, argv: UserAddr, envp: UserAddr, flags: i32) -> KResult<u64> {
+fn sys_execveat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    argv: UserAddr,
+    envp: UserAddr,
+    flags: i32,
+) -> KResult<u64> {
     const AT_EMPTY_PATH: i32 = 0x1000;
     const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
     if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 {
@@ -61,7 +79,13 @@ fn sys_execveat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, argv: U
     }
     let mm = ctx.mm();
     let path = mm.read_cstring(path.0, 4095)?;
-    let file = crate::fs::open_exec_at(ctx.task, dirfd.0, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let file = crate::fs::open_exec_at(
+        ctx.task,
+        dirfd.0,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     // The name the new program sees as AT_EXECFN, as Linux makes it.
     let name = if path.is_empty() {
         format!("/dev/fd/{}", dirfd.0).into_bytes()
@@ -83,13 +107,24 @@ fn sys_execveat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, argv: U
 
 /// Replaces the task's program. On success the task has a new mm and the
 /// returned registers start the program; the old mm is gone.
-pub fn exec(task: &Arc<Task>, path: &[u8], argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Registers> {
+pub fn exec(
+    task: &Arc<Task>,
+    path: &[u8],
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> KResult<Registers> {
     let file = crate::fs::open_exec(task, path)?;
     exec_file(task, file, path, argv, envp)
 }
 
 /// exec of an opened program; `path` is its name (AT_EXECFN, argv of `#!`).
-pub fn exec_file(task: &Arc<Task>, mut file: FileRef, path: &[u8], mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<Registers> {
+pub fn exec_file(
+    task: &Arc<Task>,
+    mut file: FileRef,
+    path: &[u8],
+    mut argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> KResult<Registers> {
     let mut path = path.to_vec();
     let execfn = path.clone();
     // #! scripts, nested up to 4 deep as Linux allows.
@@ -105,14 +140,28 @@ pub fn exec_file(task: &Arc<Task>, mut file: FileRef, path: &[u8], mut argv: Vec
         }
         let line_end = head.iter().position(|&c| c == b'\n').unwrap_or(head.len());
         let line = &head[2..line_end];
-        let line: Vec<u8> = line.iter().copied().skip_while(|c| *c == b' ' || *c == b'\t').collect();
-        let interp_end = line.iter().position(|&c| c == b' ' || c == b'\t').unwrap_or(line.len());
+        let line: Vec<u8> = line
+            .iter()
+            .copied()
+            .skip_while(|c| *c == b' ' || *c == b'\t')
+            .collect();
+        let interp_end = line
+            .iter()
+            .position(|&c| c == b' ' || c == b'\t')
+            .unwrap_or(line.len());
         let interp = line[..interp_end].to_vec();
         if interp.is_empty() {
             return error!(ENOEXEC);
         }
-        let arg: Vec<u8> = line[interp_end..].iter().copied().skip_while(|c| *c == b' ' || *c == b'\t').collect();
-        let arg = arg.iter().rposition(|c| *c != b' ' && *c != b'\t' && *c != b'\r').map(|e| arg[..=e].to_vec());
+        let arg: Vec<u8> = line[interp_end..]
+            .iter()
+            .copied()
+            .skip_while(|c| *c == b' ' || *c == b'\t')
+            .collect();
+        let arg = arg
+            .iter()
+            .rposition(|c| *c != b' ' && *c != b'\t' && *c != b'\r')
+            .map(|e| arg[..=e].to_vec());
         let mut new_argv = vec![interp.clone()];
         if let Some(a) = arg {
             new_argv.push(a);
@@ -127,11 +176,20 @@ pub fn exec_file(task: &Arc<Task>, mut file: FileRef, path: &[u8], mut argv: Vec
     let layout = Layout::random();
     let mm = Mm::new(phys, layout.mmap_base);
     // RLIMIT_AS (9) and RLIMIT_STACK (3) bound the new image.
-    mm.set_limits(task.group.limit(9)[0], task.group.limit(3)[0].min(crate::mm::TASK_SIZE / 4));
+    mm.set_limits(
+        task.group.limit(9)[0],
+        task.group.limit(3)[0].min(crate::mm::TASK_SIZE / 4),
+    );
     let main = load_elf(&mm, &file, Some(layout.pie_base))?;
     let (entry, base) = match &main.interp {
         Some(ip) => {
-            let ifile = crate::fs::open_exec(task, ip).map_err(|e| if e == crate::errno!(EACCES) { crate::errno!(ELIBBAD) } else { e })?;
+            let ifile = crate::fs::open_exec(task, ip).map_err(|e| {
+                if e == crate::errno!(EACCES) {
+                    crate::errno!(ELIBBAD)
+                } else {
+                    e
+                }
+            })?;
             let interp = load_elf(&mm, &ifile, None)?;
             if interp.interp.is_some() {
                 return error!(ELIBBAD);
@@ -151,14 +209,37 @@ pub fn exec_file(task: &Arc<Task>, mut file: FileRef, path: &[u8], mut argv: Vec
     task.set_mm(mm);
     task.files().close_on_exec();
     task.group.sig().reset_for_exec();
-    task.signals.lock().altstack = crate::signal::StackT { flags: 2, ..Default::default() };
-    let comm: Vec<u8> = path.rsplit(|&c| c == b'/').next().unwrap_or(&path).iter().take(15).copied().collect();
+    task.signals.lock().altstack = crate::signal::StackT {
+        flags: 2,
+        ..Default::default()
+    };
+    let comm: Vec<u8> = path
+        .rsplit(|&c| c == b'/')
+        .next()
+        .unwrap_or(&path)
+        .iter()
+        .take(15)
+        .copied()
+        .collect();
     *task.comm.lock().unwrap_or_else(|p| p.into_inner()) = comm;
     *task.exe.lock().unwrap_or_else(|p| p.into_inner()) = Some(file.path.clone());
-    if let Some(tx) = task.vfork_done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    if let Some(tx) = task
+        .vfork_done
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
         let _ = tx.send(());
     }
-    Ok(Registers { rip: entry, rsp: sp, cs: 0x33, ss: 0x2b, eflags: 0x202, orig_rax: u64::MAX, ..Default::default() })
+    Ok(Registers {
+        rip: entry,
+        rsp: sp,
+        cs: 0x33,
+        ss: 0x2b,
+        eflags: 0x202,
+        orig_rax: u64::MAX,
+        ..Default::default()
+    })
 }
 
 /// Ends every other thread of the exec'ing process; the exec'ing thread
@@ -207,12 +288,18 @@ impl Layout {
     fn random() -> Layout {
         let mut r = [0u8; 24];
         ruml_host::clock::random_bytes(&mut r);
-        let rnd = |i: usize, bits: u32| u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) & ((1 << bits) - 1);
+        let rnd = |i: usize, bits: u32| {
+            u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) & ((1 << bits) - 1)
+        };
         let stack_top = (TASK_SIZE - (16 << 20)) - (rnd(0, 22) << 12);
         let gap = (crate::mm::STACK_LIMIT + (128 << 20)).max(128 << 20);
         let mmap_base = page_down(stack_top - gap - (rnd(1, 28) << 12));
         let pie_base = ELF_ET_DYN_BASE + (rnd(2, 28) << 12);
-        Layout { stack_top, mmap_base, pie_base }
+        Layout {
+            stack_top,
+            mmap_base,
+            pie_base,
+        }
     }
 }
 
@@ -227,13 +314,20 @@ struct Loaded {
 }
 
 fn u16_at(b: &[u8], o: usize) -> u64 {
-    b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as u64).unwrap_or(0)
+    b.get(o..o + 2)
+        .map(|s| u16::from_le_bytes([s[0], s[1]]) as u64)
+        .unwrap_or(0)
 }
 fn u32_at(b: &[u8], o: usize) -> u64 {
-    b.get(o..o + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64).unwrap_or(0)
+    b.get(o..o + 4)
+        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as u64)
+        .unwrap_or(0)
 }
 fn u64_at(b: &[u8], o: usize) -> u64 {
-    b.get(o..o + 8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0)
+    b.get(o..o + 8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
 }
 
 struct Phdr {
@@ -299,8 +393,15 @@ fn load_elf(mm: &Mm, file: &FileRef, pie_base: Option<u64>) -> KResult<Loaded> {
         }
     }
     let lo = page_down(loads.iter().map(|p| p.vaddr).min().unwrap_or(0));
-    let hi = loads.iter().map(|p| p.vaddr.saturating_add(p.memsz)).max().unwrap_or(0);
-    let span = page_up(hi).ok_or(crate::errno!(ENOEXEC))?.checked_sub(lo).ok_or(crate::errno!(ENOEXEC))?;
+    let hi = loads
+        .iter()
+        .map(|p| p.vaddr.saturating_add(p.memsz))
+        .max()
+        .unwrap_or(0);
+    let span = page_up(hi)
+        .ok_or(crate::errno!(ENOEXEC))?
+        .checked_sub(lo)
+        .ok_or(crate::errno!(ENOEXEC))?;
     if span == 0 || span > TASK_SIZE / 2 {
         return error!(ENOEXEC);
     }
@@ -333,19 +434,35 @@ fn load_elf(mm: &Mm, file: &FileRef, pie_base: Option<u64>) -> KResult<Loaded> {
         let mem_end = vaddr.checked_add(p.memsz).ok_or(crate::errno!(ENOEXEC))?;
         if p.filesz > 0 {
             let len = page_up(file_end).ok_or(crate::errno!(ENOEXEC))? - start;
-            mm.mmap(start, len, prot, 0x02 | 0x10, Some((file.clone(), page_down(p.offset))))?;
+            mm.mmap(
+                start,
+                len,
+                prot,
+                0x02 | 0x10,
+                Some((file.clone(), page_down(p.offset))),
+            )?;
         }
         // .bss: zero the whole rest of the last file page (as Linux's
         // padzero does: ld.so's allocator relies on it), map anonymous
         // pages after.
-        let file_page_end = if p.filesz > 0 { page_up(file_end).unwrap_or(file_end) } else { start };
+        let file_page_end = if p.filesz > 0 {
+            page_up(file_end).unwrap_or(file_end)
+        } else {
+            start
+        };
         if mem_end > file_end && p.filesz > 0 && file_end < file_page_end {
             let zeros = vec![0u8; (file_page_end - file_end) as usize];
             mm.write_bytes_force(file_end, &zeros)?;
         }
         let anon_end = page_up(mem_end).ok_or(crate::errno!(ENOEXEC))?;
         if anon_end > file_page_end {
-            mm.mmap(file_page_end, anon_end - file_page_end, prot, 0x02 | 0x20 | 0x10, None)?;
+            mm.mmap(
+                file_page_end,
+                anon_end - file_page_end,
+                prot,
+                0x02 | 0x20 | 0x10,
+                None,
+            )?;
         }
         end = end.max(mem_end);
     }
@@ -355,9 +472,21 @@ fn load_elf(mm: &Mm, file: &FileRef, pie_base: Option<u64>) -> KResult<Loaded> {
         .iter()
         .find(|p| p.typ == 6)
         .map(|p| bias + p.vaddr)
-        .or_else(|| loads.iter().find(|p| p.offset <= phoff && phoff < p.offset + p.filesz).map(|p| bias + p.vaddr + (phoff - p.offset)))
+        .or_else(|| {
+            loads
+                .iter()
+                .find(|p| p.offset <= phoff && phoff < p.offset + p.filesz)
+                .map(|p| bias + p.vaddr + (phoff - p.offset))
+        })
         .unwrap_or(0);
-    Ok(Loaded { bias, entry: bias.wrapping_add(u64_at(&eh, 24)), phdr, phnum, end, interp })
+    Ok(Loaded {
+        bias,
+        entry: bias.wrapping_add(u64_at(&eh, 24)),
+        phdr,
+        phnum,
+        end,
+        interp,
+    })
 }
 
 fn hwcap() -> (u64, u64) {
@@ -419,25 +548,25 @@ fn build_stack(
     mm.write_bytes(random, &rnd)?;
     let (hw, hw2) = hwcap();
     let auxv: Vec<(u64, u64)> = vec![
-        (16, hw),                  // AT_HWCAP
-        (6, PAGE),                 // AT_PAGESZ
-        (17, 100),                 // AT_CLKTCK
-        (3, main.phdr),            // AT_PHDR
-        (4, 56),                   // AT_PHENT
-        (5, main.phnum),           // AT_PHNUM
-        (7, interp_base),          // AT_BASE
-        (8, 0),                    // AT_FLAGS
-        (9, main.entry),           // AT_ENTRY
-        (11, 0),                   // AT_UID
-        (12, 0),                   // AT_EUID
-        (13, 0),                   // AT_GID
-        (14, 0),                   // AT_EGID
-        (23, 0),                   // AT_SECURE
-        (25, random),              // AT_RANDOM
-        (26, hw2),                 // AT_HWCAP2
-        (31, execfn_addr),         // AT_EXECFN
-        (15, platform),            // AT_PLATFORM
-        (0, 0),                    // AT_NULL
+        (16, hw),          // AT_HWCAP
+        (6, PAGE),         // AT_PAGESZ
+        (17, 100),         // AT_CLKTCK
+        (3, main.phdr),    // AT_PHDR
+        (4, 56),           // AT_PHENT
+        (5, main.phnum),   // AT_PHNUM
+        (7, interp_base),  // AT_BASE
+        (8, 0),            // AT_FLAGS
+        (9, main.entry),   // AT_ENTRY
+        (11, 0),           // AT_UID
+        (12, 0),           // AT_EUID
+        (13, 0),           // AT_GID
+        (14, 0),           // AT_EGID
+        (23, 0),           // AT_SECURE
+        (25, random),      // AT_RANDOM
+        (26, hw2),         // AT_HWCAP2
+        (31, execfn_addr), // AT_EXECFN
+        (15, platform),    // AT_PLATFORM
+        (0, 0),            // AT_NULL
     ];
     let words = 1 + arg_ptrs.len() + 1 + env_ptrs.len() + 1 + auxv.len() * 2;
     sp -= (words * 8) as u64;

@@ -13,7 +13,13 @@ syscall_table! { pub fn advise_table;
     READAHEAD => sys_readahead(fd: Fd, offset: i64, count: usize),
 }
 
-fn sys_fadvise64(ctx: &mut SyscallContext<'_>, fd: Fd, _offset: i64, len: i64, advice: i32) -> KResult<u64> {
+fn sys_fadvise64(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    _offset: i64,
+    len: i64,
+    advice: i32,
+) -> KResult<u64> {
     let f = crate::fs::fd_get(ctx.task, fd.0)?;
     if f.is_path_only() {
         return error!(EBADF);

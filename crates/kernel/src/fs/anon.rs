@@ -34,7 +34,14 @@ impl Inode for AnonInode {
     }
     fn stat(&self) -> KResult<Stat> {
         // Linux reports mode 0600 with no file type bits for anon inodes.
-        Ok(Stat { dev: self.dev, ino: 1, mode: 0o600, nlink: 1, blksize: 4096, ..Default::default() })
+        Ok(Stat {
+            dev: self.dev,
+            ino: 1,
+            mode: 0o600,
+            nlink: 1,
+            blksize: 4096,
+            ..Default::default()
+        })
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(StatFs::pseudo(ANON_INODE_FS_MAGIC))
@@ -56,7 +63,14 @@ impl Inode for AnonRoot {
         (encode_dev(self.dev.0, self.dev.1), 0)
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(Stat { dev: self.dev, ino: 0, mode: S_IFDIR | 0o700, nlink: 2, blksize: 4096, ..Default::default() })
+        Ok(Stat {
+            dev: self.dev,
+            ino: 0,
+            mode: S_IFDIR | 0o700,
+            nlink: 2,
+            blksize: 4096,
+            ..Default::default()
+        })
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(StatFs::pseudo(ANON_INODE_FS_MAGIC))
@@ -72,10 +86,22 @@ pub fn anon_file(kind: &str, ops: Arc<dyn FileOps>, flags: u32) -> FileRef {
     let (mnt, inode) = FS.get_or_init(|| {
         let dev = anon_dev();
         let inode: Arc<dyn Inode> = Arc::new(AnonInode { dev });
-        (Mount::new("anon_inodefs", Arc::new(AnonRoot { dev }), None, false, true), inode)
+        (
+            Mount::new(
+                "anon_inodefs",
+                Arc::new(AnonRoot { dev }),
+                None,
+                false,
+                true,
+            ),
+            inode,
+        )
     });
     let name = format!("anon_inode:[{kind}]").into_bytes();
-    let path = Path { mnt: mnt.clone(), dentry: Dentry::child(&mnt.root, &name, inode.clone()) };
+    let path = Path {
+        mnt: mnt.clone(),
+        dentry: Dentry::child(&mnt.root, &name, inode.clone()),
+    };
     OpenFile::new(path, Some(ops), flags)
 }
 
@@ -109,7 +135,13 @@ impl FileOps for EventFd {
     fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
         self.read_as(f, off, buf, None)
     }
-    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         if buf.len() < 8 {
             return error!(EINVAL);
         }
@@ -149,7 +181,13 @@ impl FileOps for EventFd {
     fn write(&self, f: &OpenFile, off: u64, buf: &[u8]) -> KResult<usize> {
         self.write_as(f, off, buf, None)
     }
-    fn write_as(&self, f: &OpenFile, _off: u64, buf: &[u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn write_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &[u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         if buf.len() < 8 {
             return error!(EINVAL);
         }
@@ -209,7 +247,11 @@ fn sys_eventfd2(ctx: &mut SyscallContext<'_>, initval: u32, flags: u32) -> KResu
     if flags & !(O_CLOEXEC | O_NONBLOCK | EFD_SEMAPHORE) != 0 {
         return error!(EINVAL);
     }
-    let ops = Arc::new(EventFd { count: Mutex::new(initval as u64), semaphore: flags & EFD_SEMAPHORE != 0, waiters: Waiters::new() });
+    let ops = Arc::new(EventFd {
+        count: Mutex::new(initval as u64),
+        semaphore: flags & EFD_SEMAPHORE != 0,
+        waiters: Waiters::new(),
+    });
     let f = anon_file("eventfd", ops, O_RDWR | (flags & O_NONBLOCK));
     install(ctx, f, flags & O_CLOEXEC != 0)
 }
@@ -264,7 +306,13 @@ impl FileOps for TimerFd {
     fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
         self.read_as(f, off, buf, None)
     }
-    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         if buf.len() < 8 {
             return error!(EINVAL);
         }
@@ -284,7 +332,13 @@ impl FileOps for TimerFd {
         Ok(8)
     }
     fn poll(&self, _f: &OpenFile) -> PollEvents {
-        if self.state.lock().unwrap_or_else(|p| p.into_inner()).expirations > 0 {
+        if self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expirations
+            > 0
+        {
             READABLE
         } else {
             0
@@ -315,8 +369,16 @@ fn sys_timerfd_create(ctx: &mut SyscallContext<'_>, clock: i32, flags: u32) -> K
     if !matches!(clock, 0 | 1 | 7 | 8 | 9) {
         return error!(EINVAL);
     }
-    let t = Arc::new(TimerFd { clock: if clock == 0 || clock == 8 { 0 } else { 1 }, state: Mutex::new(TimerFdState::default()), waiters: Waiters::new() });
-    let f = anon_file("timerfd", Arc::new(TimerFdOps(t)), O_RDWR | (flags & O_NONBLOCK));
+    let t = Arc::new(TimerFd {
+        clock: if clock == 0 || clock == 8 { 0 } else { 1 },
+        state: Mutex::new(TimerFdState::default()),
+        waiters: Waiters::new(),
+    });
+    let f = anon_file(
+        "timerfd",
+        Arc::new(TimerFdOps(t)),
+        O_RDWR | (flags & O_NONBLOCK),
+    );
     install(ctx, f, flags & O_CLOEXEC != 0)
 }
 
@@ -327,7 +389,13 @@ impl FileOps for TimerFdOps {
     fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
         self.0.read(f, off, buf)
     }
-    fn read_as(&self, f: &OpenFile, off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.0.read_as(f, off, buf, task)
     }
     fn poll(&self, f: &OpenFile) -> PollEvents {
@@ -344,11 +412,30 @@ impl FileOps for TimerFdOps {
     }
 }
 
-fn itimerspec(ctx: &SyscallContext<'_>, at: UserAddr, left: Duration, interval: Duration) -> KResult<()> {
-    ctx.mm().write_val(at.0, &[interval.as_secs() as i64, interval.subsec_nanos() as i64, left.as_secs() as i64, left.subsec_nanos() as i64])
+fn itimerspec(
+    ctx: &SyscallContext<'_>,
+    at: UserAddr,
+    left: Duration,
+    interval: Duration,
+) -> KResult<()> {
+    ctx.mm().write_val(
+        at.0,
+        &[
+            interval.as_secs() as i64,
+            interval.subsec_nanos() as i64,
+            left.as_secs() as i64,
+            left.subsec_nanos() as i64,
+        ],
+    )
 }
 
-fn sys_timerfd_settime(ctx: &mut SyscallContext<'_>, fd: Fd, flags: u32, new: UserAddr, old: UserAddr) -> KResult<u64> {
+fn sys_timerfd_settime(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    flags: u32,
+    new: UserAddr,
+    old: UserAddr,
+) -> KResult<u64> {
     if flags & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 {
         return error!(EINVAL);
     }
@@ -372,7 +459,12 @@ fn sys_timerfd_settime(ctx: &mut SyscallContext<'_>, fd: Fd, flags: u32, new: Us
     };
     let (prev_left, prev_interval, generation) = {
         let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
-        let prev = (s.deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or_default(), s.interval);
+        let prev = (
+            s.deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or_default(),
+            s.interval,
+        );
         s.generation += 1;
         s.deadline = at;
         s.interval = interval;
@@ -392,7 +484,15 @@ fn sys_timerfd_gettime(ctx: &mut SyscallContext<'_>, fd: Fd, cur: UserAddr) -> K
     let (_f, t) = timerfd_of(ctx, fd)?;
     let (left, interval) = {
         let s = t.state.lock().unwrap_or_else(|p| p.into_inner());
-        (s.deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1))).unwrap_or_default(), s.interval)
+        (
+            s.deadline
+                .map(|d| {
+                    d.saturating_duration_since(Instant::now())
+                        .max(Duration::from_nanos(1))
+                })
+                .unwrap_or_default(),
+            s.interval,
+        )
     };
     itimerspec(ctx, cur, left, interval)?;
     Ok(0)
@@ -410,17 +510,29 @@ impl SignalFd {
         let mask = *self.mask.lock().unwrap_or_else(|p| p.into_inner());
         let mut g = task.group.sig();
         let mut s = task.signals.lock();
-        if let Some(i) = s.pending.iter().position(|q| mask & crate::signal::bit(q.signo) != 0 && !q.forced) {
+        if let Some(i) = s
+            .pending
+            .iter()
+            .position(|q| mask & crate::signal::bit(q.signo) != 0 && !q.forced)
+        {
             return Some(s.pending.remove(i));
         }
-        g.shared.iter().position(|q| mask & crate::signal::bit(q.signo) != 0).map(|i| g.shared.remove(i))
+        g.shared
+            .iter()
+            .position(|q| mask & crate::signal::bit(q.signo) != 0)
+            .map(|i| g.shared.remove(i))
     }
 
     fn pending(&self, task: &Task) -> bool {
         let mask = *self.mask.lock().unwrap_or_else(|p| p.into_inner());
         let g = task.group.sig();
         let s = task.signals.lock();
-        s.pending.iter().any(|q| mask & crate::signal::bit(q.signo) != 0) || g.shared.iter().any(|q| mask & crate::signal::bit(q.signo) != 0)
+        s.pending
+            .iter()
+            .any(|q| mask & crate::signal::bit(q.signo) != 0)
+            || g.shared
+                .iter()
+                .any(|q| mask & crate::signal::bit(q.signo) != 0)
     }
 }
 
@@ -439,8 +551,16 @@ impl FileOps for SignalFd {
         // Only a task has signals to read.
         error!(EAGAIN)
     }
-    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
-        let Some(task) = task else { return error!(EAGAIN) };
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
+        let Some(task) = task else {
+            return error!(EAGAIN);
+        };
         let n = buf.len() / 128;
         if n == 0 {
             return error!(EINVAL);
@@ -466,7 +586,11 @@ impl FileOps for SignalFd {
         }
         for (i, q) in out.iter().enumerate() {
             let q = crate::time::timers::on_dequeue(&task.group, *q);
-            let mut si = SignalFdSigInfo { signo: q.signo as u32, code: q.code, ..Default::default() };
+            let mut si = SignalFdSigInfo {
+                signo: q.signo as u32,
+                code: q.code,
+                ..Default::default()
+            };
             match (q.signo, q.code) {
                 (crate::signal::SIGCHLD, c) if c > 0 => {
                     si.pid = q.a as u32;
@@ -531,7 +655,13 @@ fn sys_signalfd(ctx: &mut SyscallContext<'_>, fd: Fd, mask: UserAddr, size: usiz
     sys_signalfd4(ctx, fd, mask, size, 0)
 }
 
-fn sys_signalfd4(ctx: &mut SyscallContext<'_>, fd: Fd, mask: UserAddr, size: usize, flags: u32) -> KResult<u64> {
+fn sys_signalfd4(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    mask: UserAddr,
+    size: usize,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return error!(EINVAL);
     }
@@ -539,11 +669,19 @@ fn sys_signalfd4(ctx: &mut SyscallContext<'_>, fd: Fd, mask: UserAddr, size: usi
     if fd.0 != -1 {
         let f = ctx.files().get(fd.0)?;
         let ops = f.ops().map_err(|_| crate::errno!(EINVAL))?.clone();
-        let Some(s) = ops.as_any_ops().downcast_ref::<SignalFd>() else { return error!(EINVAL) };
+        let Some(s) = ops.as_any_ops().downcast_ref::<SignalFd>() else {
+            return error!(EINVAL);
+        };
         *s.mask.lock().unwrap_or_else(|p| p.into_inner()) = m;
         return Ok(fd.0 as u64);
     }
-    let f = anon_file("signalfd", Arc::new(SignalFd { mask: Mutex::new(m) }), O_RDWR | (flags & O_NONBLOCK));
+    let f = anon_file(
+        "signalfd",
+        Arc::new(SignalFd {
+            mask: Mutex::new(m),
+        }),
+        O_RDWR | (flags & O_NONBLOCK),
+    );
     install(ctx, f, flags & O_CLOEXEC != 0)
 }
 
@@ -562,7 +700,10 @@ impl FileOps for PidFd {
         error!(EINVAL)
     }
     fn poll(&self, _f: &OpenFile) -> PollEvents {
-        let alive = self.group.upgrade().is_some_and(|g| !g.threads().is_empty());
+        let alive = self
+            .group
+            .upgrade()
+            .is_some_and(|g| !g.threads().is_empty());
         if alive {
             0
         } else {
@@ -588,31 +729,66 @@ pub fn pidfd_waiters() -> &'static Waiters {
 
 /// A pidfd for a new child (clone's CLONE_PIDFD).
 pub fn new_pidfd(group: &Arc<ThreadGroup>) -> FileRef {
-    anon_file("pidfd", Arc::new(PidFd { pid: group.tgid(), group: Arc::downgrade(group) }), O_RDWR)
+    anon_file(
+        "pidfd",
+        Arc::new(PidFd {
+            pid: group.tgid(),
+            group: Arc::downgrade(group),
+        }),
+        O_RDWR,
+    )
 }
 
 fn sys_pidfd_open(ctx: &mut SyscallContext<'_>, pid: i32, flags: u32) -> KResult<u64> {
     if flags & !PIDFD_NONBLOCK != 0 || pid <= 0 {
         return error!(EINVAL);
     }
-    let g = crate::kernel().tasks.group(pid).ok_or(crate::errno!(ESRCH))?;
-    let f = anon_file("pidfd", Arc::new(PidFd { pid, group: Arc::downgrade(&g) }), O_RDWR | (flags & O_NONBLOCK));
+    let g = crate::kernel()
+        .tasks
+        .group(pid)
+        .ok_or(crate::errno!(ESRCH))?;
+    let f = anon_file(
+        "pidfd",
+        Arc::new(PidFd {
+            pid,
+            group: Arc::downgrade(&g),
+        }),
+        O_RDWR | (flags & O_NONBLOCK),
+    );
     install(ctx, f, true)
 }
 
-fn sys_pidfd_send_signal(ctx: &mut SyscallContext<'_>, fd: Fd, sig: i32, info: UserAddr, flags: u32) -> KResult<u64> {
+fn sys_pidfd_send_signal(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    sig: i32,
+    info: UserAddr,
+    flags: u32,
+) -> KResult<u64> {
     if flags != 0 || !(0..=crate::signal::NSIG).contains(&sig) {
         return error!(EINVAL);
     }
     let f = ctx.files().get(fd.0)?;
     let ops = f.ops().map_err(|_| crate::errno!(EBADF))?.clone();
-    let Some(p) = ops.as_any_ops().downcast_ref::<PidFd>() else { return error!(EBADF) };
-    let g = p.group.upgrade().filter(|g| !g.threads().is_empty()).ok_or(crate::errno!(ESRCH))?;
+    let Some(p) = ops.as_any_ops().downcast_ref::<PidFd>() else {
+        return error!(EBADF);
+    };
+    let g = p
+        .group
+        .upgrade()
+        .filter(|g| !g.threads().is_empty())
+        .ok_or(crate::errno!(ESRCH))?;
     let _ = p.pid;
     if sig == 0 {
         return Ok(0);
     }
-    let mut q = crate::signal::Queued { signo: sig, code: crate::signal::SI_USER, a: ctx.task.tgid() as u32 as u64, b: 0, forced: false };
+    let mut q = crate::signal::Queued {
+        signo: sig,
+        code: crate::signal::SI_USER,
+        a: ctx.task.tgid() as u32 as u64,
+        b: 0,
+        forced: false,
+    };
     if !info.is_null() {
         let head: crate::signal::SigInfoHead = ctx.mm().read_val(info.0)?;
         if head.signo != sig {

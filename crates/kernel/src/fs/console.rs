@@ -29,7 +29,9 @@ use crate::error;
 use crate::fs::file::OpenFile;
 use crate::fs::poll::{self, PollEvents, Waiters};
 use crate::fs::pty::TtyFile;
-use crate::fs::tty::{Kind, Termios, Tty, TCGETS, TCSETS, TCSETSF, TCSETSW, TIOCGWINSZ, TIOCSWINSZ};
+use crate::fs::tty::{
+    Kind, Termios, Tty, TCGETS, TCSETS, TCSETSF, TCSETSW, TIOCGWINSZ, TIOCSWINSZ,
+};
 use crate::fs::vfs::FileOps;
 use crate::syscalls::SyscallContext;
 use crate::task::Task;
@@ -52,7 +54,9 @@ pub fn setup() -> Option<Arc<Tty>> {
             let tty = Tty::new(Kind::Console, Termios::standard(), ws, echo_fd);
             tty.set_controlling(1, 1);
             let t = tty.clone();
-            let spawned = std::thread::Builder::new().name("console-in".into()).spawn(move || keyboard(t));
+            let spawned = std::thread::Builder::new()
+                .name("console-in".into())
+                .spawn(move || keyboard(t));
             if spawned.is_err() {
                 crate::log::warn("cannot start the console reader thread: no console input");
             }
@@ -93,9 +97,16 @@ pub fn for_std_fd(fd: i32) -> Arc<dyn FileOps> {
     match setup() {
         Some(tty) if host::isatty(fd) => {
             let out_fd = if fd == 0 { tty_echo_fd() } else { out_fd };
-            Arc::new(TtyFile { tty, out_fd, counted: false })
+            Arc::new(TtyFile {
+                tty,
+                out_fd,
+                counted: false,
+            })
         }
-        _ => Arc::new(Console { out_fd, tty_fd: host::isatty(fd).then_some(fd) }),
+        _ => Arc::new(Console {
+            out_fd,
+            tty_fd: host::isatty(fd).then_some(fd),
+        }),
     }
 }
 
@@ -106,8 +117,15 @@ fn tty_echo_fd() -> i32 {
 /// /dev/console opened by name.
 pub fn opened() -> Arc<dyn FileOps> {
     match setup() {
-        Some(tty) => Arc::new(TtyFile { tty, out_fd: tty_echo_fd(), counted: false }),
-        None => Arc::new(Console { out_fd: 1, tty_fd: (0..=2).find(|&fd| host::isatty(fd)) }),
+        Some(tty) => Arc::new(TtyFile {
+            tty,
+            out_fd: tty_echo_fd(),
+            counted: false,
+        }),
+        None => Arc::new(Console {
+            out_fd: 1,
+            tty_fd: (0..=2).find(|&fd| host::isatty(fd)),
+        }),
     }
 }
 
@@ -115,8 +133,14 @@ pub fn opened() -> Arc<dyn FileOps> {
 pub fn open_ctty(tgid: i32, flags: u32) -> KResult<Arc<dyn FileOps>> {
     let tty = crate::fs::tty::ctty_of(tgid).ok_or(crate::errno!(ENXIO))?;
     match tty.kind {
-        Kind::Console => Ok(Arc::new(TtyFile { tty, out_fd: tty_echo_fd(), counted: false })),
-        Kind::PtySlave(_) => crate::fs::pty::open_slave(&tty, flags | crate::fs::types::oflags::O_NOCTTY, tgid),
+        Kind::Console => Ok(Arc::new(TtyFile {
+            tty,
+            out_fd: tty_echo_fd(),
+            counted: false,
+        })),
+        Kind::PtySlave(_) => {
+            crate::fs::pty::open_slave(&tty, flags | crate::fs::types::oflags::O_NOCTTY, tgid)
+        }
     }
 }
 
@@ -143,7 +167,11 @@ struct PumpState {
 
 fn pump() -> &'static Pump {
     static PUMP: OnceLock<Pump> = OnceLock::new();
-    PUMP.get_or_init(|| Pump { st: Mutex::new(PumpState::default()), cv: Condvar::new(), waiters: Waiters::new() })
+    PUMP.get_or_init(|| Pump {
+        st: Mutex::new(PumpState::default()),
+        cv: Condvar::new(),
+        waiters: Waiters::new(),
+    })
 }
 
 impl Pump {
@@ -156,7 +184,10 @@ impl Pump {
         st.demand = st.demand.max(n.clamp(1, 65536));
         if !st.started {
             st.started = true;
-            let ok = std::thread::Builder::new().name("console-pump".into()).spawn(move || self.run()).is_ok();
+            let ok = std::thread::Builder::new()
+                .name("console-pump".into())
+                .spawn(move || self.run())
+                .is_ok();
             if !ok {
                 st.started = false;
                 st.err = Some(libc_eio());
@@ -193,7 +224,12 @@ impl Pump {
         !st.buf.is_empty() || st.eof || st.err.is_some()
     }
 
-    fn read(&'static self, buf: &mut [u8], nonblock: bool, task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read(
+        &'static self,
+        buf: &mut [u8],
+        nonblock: bool,
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -219,7 +255,8 @@ impl Pump {
                     return error!(EAGAIN);
                 }
             }
-            self.waiters.wait(task, None, || Self::ready(&self.lock()))?;
+            self.waiters
+                .wait(task, None, || Self::ready(&self.lock()))?;
         }
     }
 }
@@ -243,7 +280,13 @@ impl Console {
 }
 
 impl FileOps for Console {
-    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         pump().read(buf, f.nonblocking(), task)
     }
     fn write(&self, _f: &OpenFile, _off: u64, buf: &[u8]) -> KResult<usize> {
@@ -254,7 +297,11 @@ impl FileOps for Console {
     }
     fn bytes_available(&self) -> Option<KResult<usize>> {
         let buffered = pump().lock().buf.len();
-        Some(host::bytes_available(0).map(|n| n.max(0) as usize + buffered).map_err(Errno::from_host))
+        Some(
+            host::bytes_available(0)
+                .map(|n| n.max(0) as usize + buffered)
+                .map_err(Errno::from_host),
+        )
     }
     fn poll(&self, _f: &OpenFile) -> PollEvents {
         let p = pump();

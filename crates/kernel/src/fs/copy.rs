@@ -22,7 +22,13 @@ syscall_table! { pub fn copy_table;
     TEE => sys_tee(fd_in: Fd, fd_out: Fd, len: usize, flags: u32),
 }
 
-fn sys_tee(ctx: &mut SyscallContext<'_>, fd_in: Fd, fd_out: Fd, len: usize, flags: u32) -> KResult<u64> {
+fn sys_tee(
+    ctx: &mut SyscallContext<'_>,
+    fd_in: Fd,
+    fd_out: Fd,
+    len: usize,
+    flags: u32,
+) -> KResult<u64> {
     const SPLICE_F_NONBLOCK: u32 = 2;
     if flags & !0xf != 0 {
         return error!(EINVAL);
@@ -35,7 +41,14 @@ fn sys_tee(ctx: &mut SyscallContext<'_>, fd_in: Fd, fd_out: Fd, len: usize, flag
     if len == 0 {
         return Ok(0);
     }
-    crate::fs::pipe::tee(&inf, &outf, len, flags & SPLICE_F_NONBLOCK != 0, Some(ctx.task)).map(|n| n as u64)
+    crate::fs::pipe::tee(
+        &inf,
+        &outf,
+        len,
+        flags & SPLICE_F_NONBLOCK != 0,
+        Some(ctx.task),
+    )
+    .map(|n| n as u64)
 }
 
 fn is_pipe(f: &FileRef) -> bool {
@@ -45,7 +58,15 @@ fn is_pipe(f: &FileRef) -> bool {
 /// Copies up to `len` bytes; `inp`/`outp` are explicit offsets (None:
 /// the file position). Stops early at EOF or a short write; an error after
 /// some bytes moved ends the copy with the count.
-fn pump(ctx: &SyscallContext<'_>, inf: &FileRef, mut inp: Option<u64>, outf: &FileRef, mut outp: Option<u64>, len: usize, stop_short: bool) -> KResult<(usize, Option<u64>, Option<u64>)> {
+fn pump(
+    ctx: &SyscallContext<'_>,
+    inf: &FileRef,
+    mut inp: Option<u64>,
+    outf: &FileRef,
+    mut outp: Option<u64>,
+    len: usize,
+    stop_short: bool,
+) -> KResult<(usize, Option<u64>, Option<u64>)> {
     let mut done = 0usize;
     let mut buf = vec![0u8; CHUNK.min(len.max(1))];
     while done < len {
@@ -98,7 +119,13 @@ fn read_off(ctx: &SyscallContext<'_>, p: UserAddr) -> KResult<Option<u64>> {
     Ok(Some(v as u64))
 }
 
-fn sys_sendfile(ctx: &mut SyscallContext<'_>, out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize) -> KResult<u64> {
+fn sys_sendfile(
+    ctx: &mut SyscallContext<'_>,
+    out_fd: Fd,
+    in_fd: Fd,
+    offset: UserAddr,
+    count: usize,
+) -> KResult<u64> {
     let inf = ctx.files().get(in_fd.0)?;
     let outf = ctx.files().get(out_fd.0)?;
     if !inf.can_read() || !outf.can_write() || inf.is_path_only() || outf.is_path_only() {
@@ -118,7 +145,15 @@ fn sys_sendfile(ctx: &mut SyscallContext<'_>, out_fd: Fd, in_fd: Fd, offset: Use
     Ok(n as u64)
 }
 
-fn sys_copy_file_range(ctx: &mut SyscallContext<'_>, fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) -> KResult<u64> {
+fn sys_copy_file_range(
+    ctx: &mut SyscallContext<'_>,
+    fd_in: Fd,
+    off_in: UserAddr,
+    fd_out: Fd,
+    off_out: UserAddr,
+    len: usize,
+    flags: u32,
+) -> KResult<u64> {
     if flags != 0 {
         return error!(EINVAL);
     }
@@ -164,7 +199,15 @@ fn sys_copy_file_range(ctx: &mut SyscallContext<'_>, fd_in: Fd, off_in: UserAddr
     Ok(n as u64)
 }
 
-fn sys_splice(ctx: &mut SyscallContext<'_>, fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32) -> KResult<u64> {
+fn sys_splice(
+    ctx: &mut SyscallContext<'_>,
+    fd_in: Fd,
+    off_in: UserAddr,
+    fd_out: Fd,
+    off_out: UserAddr,
+    len: usize,
+    flags: u32,
+) -> KResult<u64> {
     const SPLICE_F_NONBLOCK: u32 = 2;
     if flags & !0xf != 0 {
         return error!(EINVAL);
@@ -185,11 +228,25 @@ fn sys_splice(ctx: &mut SyscallContext<'_>, fd_in: Fd, off_in: UserAddr, fd_out:
     }
     let pin = read_off(ctx, off_in)?;
     let pout = read_off(ctx, off_out)?;
-    if flags & SPLICE_F_NONBLOCK != 0 && is_pipe(&inf) && inf.ops()?.bytes_available().is_some_and(|r| r.is_ok_and(|n| n == 0)) {
+    if flags & SPLICE_F_NONBLOCK != 0
+        && is_pipe(&inf)
+        && inf
+            .ops()?
+            .bytes_available()
+            .is_some_and(|r| r.is_ok_and(|n| n == 0))
+    {
         return error!(EAGAIN);
     }
     // One pipe buffer's worth at a time, as a splice moves pipe pages.
-    let (n, ni, no) = pump(ctx, &inf, pin, &outf, pout, len.min(crate::fs::pipe::PIPE_SIZE), true)?;
+    let (n, ni, no) = pump(
+        ctx,
+        &inf,
+        pin,
+        &outf,
+        pout,
+        len.min(crate::fs::pipe::PIPE_SIZE),
+        true,
+    )?;
     if let Some(p) = ni {
         ctx.mm().write_val(off_in.0, &(p as i64))?;
     }

@@ -118,7 +118,13 @@ impl FileOps for MemDev {
 
 /// Builds a devfs root directory.
 pub fn new_devfs() -> Arc<dyn Inode> {
-    let meta = Meta { dev: anon_dev(), ino: 1, magic: TMPFS_MAGIC, time: now(), read_only: false };
+    let meta = Meta {
+        dev: anon_dev(),
+        ino: 1,
+        magic: TMPFS_MAGIC,
+        time: now(),
+        read_only: false,
+    };
     let mut ino = 1;
     let mut next = || {
         ino += 1;
@@ -134,7 +140,10 @@ pub fn new_devfs() -> Arc<dyn Inode> {
         ("urandom", Dev::Urandom),
         ("zero", Dev::Zero),
     ] {
-        children.push((name.as_bytes().to_vec(), Arc::new(DevNode { meta: next(), dev })));
+        children.push((
+            name.as_bytes().to_vec(),
+            Arc::new(DevNode { meta: next(), dev }),
+        ));
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
@@ -142,18 +151,58 @@ pub fn new_devfs() -> Arc<dyn Inode> {
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
     ] {
-        children.push((name.as_bytes().to_vec(), Arc::new(StaticLink { meta: next(), target: target.as_bytes().to_vec() })));
+        children.push((
+            name.as_bytes().to_vec(),
+            Arc::new(StaticLink {
+                meta: next(),
+                target: target.as_bytes().to_vec(),
+            }),
+        ));
     }
-    children.push((b"ptmx".to_vec(), Arc::new(crate::fs::pty::PtmxNode { meta: next(), perm: 0o666 })));
-    children.push((b"pts".to_vec(), Arc::new(StaticDir { meta: next(), perm: 0o755, children: Vec::new() })));
+    children.push((
+        b"ptmx".to_vec(),
+        Arc::new(crate::fs::pty::PtmxNode {
+            meta: next(),
+            perm: 0o666,
+        }),
+    ));
+    children.push((
+        b"pts".to_vec(),
+        Arc::new(StaticDir {
+            meta: next(),
+            perm: 0o755,
+            children: Vec::new(),
+        }),
+    ));
     // Where boot mounts a tmpfs for POSIX shared memory (shm_open, sem_open).
-    children.push((b"shm".to_vec(), Arc::new(StaticDir { meta: next(), perm: 0o1777, children: Vec::new() })));
+    children.push((
+        b"shm".to_vec(),
+        Arc::new(StaticDir {
+            meta: next(),
+            perm: 0o1777,
+            children: Vec::new(),
+        }),
+    ));
     children.sort_by(|a, b| a.0.cmp(&b.0));
-    Arc::new(StaticDir { meta, perm: 0o755, children })
+    Arc::new(StaticDir {
+        meta,
+        perm: 0o755,
+        children,
+    })
 }
 
 /// A read-only empty directory: /sys for now.
 pub fn new_empty_fs(magic: i64) -> Arc<dyn Inode> {
-    let meta = Meta { dev: anon_dev(), ino: 1, magic, time: now(), read_only: true };
-    Arc::new(StaticDir { meta, perm: 0o555, children: Vec::new() })
+    let meta = Meta {
+        dev: anon_dev(),
+        ino: 1,
+        magic,
+        time: now(),
+        read_only: true,
+    };
+    Arc::new(StaticDir {
+        meta,
+        perm: 0o555,
+        children: Vec::new(),
+    })
 }

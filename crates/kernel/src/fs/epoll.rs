@@ -86,7 +86,10 @@ impl Epoll {
     }
 
     fn files(&self) -> Vec<FileRef> {
-        self.lock().iter().filter_map(|i| i.file.upgrade()).collect()
+        self.lock()
+            .iter()
+            .filter_map(|i| i.file.upgrade())
+            .collect()
     }
 }
 
@@ -129,11 +132,22 @@ fn sys_epoll_create1(ctx: &mut SyscallContext<'_>, flags: u32) -> KResult<u64> {
     if flags & !O_CLOEXEC != 0 {
         return error!(EINVAL);
     }
-    let f = anon_file("eventpoll", Arc::new(Epoll { items: Mutex::new(Vec::new()) }), O_RDWR);
-    ctx.files().alloc(f, flags & O_CLOEXEC != 0).map(|fd| fd as u64)
+    let f = anon_file(
+        "eventpoll",
+        Arc::new(Epoll {
+            items: Mutex::new(Vec::new()),
+        }),
+        O_RDWR,
+    );
+    ctx.files()
+        .alloc(f, flags & O_CLOEXEC != 0)
+        .map(|fd| fd as u64)
 }
 
-fn epoll_of(ctx: &SyscallContext<'_>, epfd: Fd) -> KResult<(FileRef, Arc<dyn crate::fs::vfs::FileOps>)> {
+fn epoll_of(
+    ctx: &SyscallContext<'_>,
+    epfd: Fd,
+) -> KResult<(FileRef, Arc<dyn crate::fs::vfs::FileOps>)> {
     let f = ctx.files().get(epfd.0)?;
     let ops = f.ops().map_err(|_| crate::errno!(EINVAL))?.clone();
     if ops.as_any_ops().downcast_ref::<Epoll>().is_none() {
@@ -142,9 +156,17 @@ fn epoll_of(ctx: &SyscallContext<'_>, epfd: Fd) -> KResult<(FileRef, Arc<dyn cra
     Ok((f, ops))
 }
 
-fn sys_epoll_ctl(ctx: &mut SyscallContext<'_>, epfd: Fd, op: i32, fd: Fd, event: UserAddr) -> KResult<u64> {
+fn sys_epoll_ctl(
+    ctx: &mut SyscallContext<'_>,
+    epfd: Fd,
+    op: i32,
+    fd: Fd,
+    event: UserAddr,
+) -> KResult<u64> {
     let (ef, ops) = epoll_of(ctx, epfd)?;
-    let Some(ep) = ops.as_any_ops().downcast_ref::<Epoll>() else { return error!(EINVAL) };
+    let Some(ep) = ops.as_any_ops().downcast_ref::<Epoll>() else {
+        return error!(EINVAL);
+    };
     let target = ctx.files().get(fd.0)?;
     if Arc::ptr_eq(&target, &ef) {
         return error!(EINVAL);
@@ -154,17 +176,29 @@ fn sys_epoll_ctl(ctx: &mut SyscallContext<'_>, epfd: Fd, op: i32, fd: Fd, event:
     }
     // Regular files and directories are always ready: Linux refuses them.
     let t = target.path.inode().file_type();
-    if matches!(t, crate::fs::types::FileType::Regular | crate::fs::types::FileType::Directory) && target.ops().is_ok_and(|o| o.waiters().is_none() && o.as_any_ops().downcast_ref::<Epoll>().is_none()) && !target.path.mnt.internal {
+    if matches!(
+        t,
+        crate::fs::types::FileType::Regular | crate::fs::types::FileType::Directory
+    ) && target
+        .ops()
+        .is_ok_and(|o| o.waiters().is_none() && o.as_any_ops().downcast_ref::<Epoll>().is_none())
+        && !target.path.mnt.internal
+    {
         return error!(EPERM);
     }
     let (events, data) = if op == EPOLL_CTL_DEL {
         (0, 0)
     } else {
         let raw: [u8; 12] = ctx.mm().read_val(event.0)?;
-        (u32::from_le_bytes(raw[0..4].try_into().unwrap_or([0; 4])), u64::from_le_bytes(raw[4..12].try_into().unwrap_or([0; 8])))
+        (
+            u32::from_le_bytes(raw[0..4].try_into().unwrap_or([0; 4])),
+            u64::from_le_bytes(raw[4..12].try_into().unwrap_or([0; 8])),
+        )
     };
     let mut items = ep.lock();
-    let pos = items.iter().position(|i| i.fd == fd.0 && i.file.upgrade().is_some_and(|f| Arc::ptr_eq(&f, &target)));
+    let pos = items
+        .iter()
+        .position(|i| i.fd == fd.0 && i.file.upgrade().is_some_and(|f| Arc::ptr_eq(&f, &target)));
     match op {
         EPOLL_CTL_ADD => {
             if pos.is_some() {
@@ -173,7 +207,14 @@ fn sys_epoll_ctl(ctx: &mut SyscallContext<'_>, epfd: Fd, op: i32, fd: Fd, event:
             if events & EPOLLEXCLUSIVE != 0 && events & (EPOLLONESHOT) != 0 {
                 return error!(EINVAL);
             }
-            items.push(Interest { fd: fd.0, file: Arc::downgrade(&target), events: events & !EPOLLWAKEUP, data, disabled: false, seen: None });
+            items.push(Interest {
+                fd: fd.0,
+                file: Arc::downgrade(&target),
+                events: events & !EPOLLWAKEUP,
+                data,
+                disabled: false,
+                seen: None,
+            });
         }
         EPOLL_CTL_MOD => {
             let i = pos.ok_or(crate::errno!(ENOENT))?;
@@ -194,12 +235,20 @@ fn sys_epoll_ctl(ctx: &mut SyscallContext<'_>, epfd: Fd, op: i32, fd: Fd, event:
     Ok(0)
 }
 
-fn do_wait(ctx: &SyscallContext<'_>, epfd: Fd, events: UserAddr, max: i32, deadline: Option<Instant>) -> KResult<u64> {
+fn do_wait(
+    ctx: &SyscallContext<'_>,
+    epfd: Fd,
+    events: UserAddr,
+    max: i32,
+    deadline: Option<Instant>,
+) -> KResult<u64> {
     if max <= 0 || max as usize > (i32::MAX as usize) / 12 {
         return error!(EINVAL);
     }
     let (_f, ops) = epoll_of(ctx, epfd)?;
-    let Some(ep) = ops.as_any_ops().downcast_ref::<Epoll>() else { return error!(EINVAL) };
+    let Some(ep) = ops.as_any_ops().downcast_ref::<Epoll>() else {
+        return error!(EINVAL);
+    };
     // The buffer must be writable before anything is consumed.
     if ctx.mm().accessible_len(events.0, 12, true) < 12 {
         return error!(EFAULT);
@@ -246,14 +295,25 @@ fn deadline_ms(timeout: i32) -> Option<Instant> {
     (timeout >= 0).then(|| Instant::now() + Duration::from_millis(timeout as u64))
 }
 
-fn sys_epoll_wait(ctx: &mut SyscallContext<'_>, epfd: Fd, events: UserAddr, max: i32, timeout: i32) -> KResult<u64> {
+fn sys_epoll_wait(
+    ctx: &mut SyscallContext<'_>,
+    epfd: Fd,
+    events: UserAddr,
+    max: i32,
+    timeout: i32,
+) -> KResult<u64> {
     do_wait(ctx, epfd, events, max, deadline_ms(timeout))
 }
 
 /// Runs `f` with the signal mask at `mask` (if given), as epoll_pwait:
 /// an interrupting signal is delivered under the temporary mask and the
 /// old one comes back after its handler.
-fn with_mask(ctx: &mut SyscallContext<'_>, mask: UserAddr, size: usize, f: impl FnOnce(&mut SyscallContext<'_>) -> KResult<u64>) -> KResult<u64> {
+fn with_mask(
+    ctx: &mut SyscallContext<'_>,
+    mask: UserAddr,
+    size: usize,
+    f: impl FnOnce(&mut SyscallContext<'_>) -> KResult<u64>,
+) -> KResult<u64> {
     if mask.is_null() {
         return f(ctx);
     }
@@ -277,11 +337,29 @@ fn with_mask(ctx: &mut SyscallContext<'_>, mask: UserAddr, size: usize, f: impl 
     r
 }
 
-fn sys_epoll_pwait(ctx: &mut SyscallContext<'_>, epfd: Fd, events: UserAddr, max: i32, timeout: i32, mask: UserAddr, size: usize) -> KResult<u64> {
-    with_mask(ctx, mask, size, |ctx| do_wait(ctx, epfd, events, max, deadline_ms(timeout)))
+fn sys_epoll_pwait(
+    ctx: &mut SyscallContext<'_>,
+    epfd: Fd,
+    events: UserAddr,
+    max: i32,
+    timeout: i32,
+    mask: UserAddr,
+    size: usize,
+) -> KResult<u64> {
+    with_mask(ctx, mask, size, |ctx| {
+        do_wait(ctx, epfd, events, max, deadline_ms(timeout))
+    })
 }
 
-fn sys_epoll_pwait2(ctx: &mut SyscallContext<'_>, epfd: Fd, events: UserAddr, max: i32, timeout: UserAddr, mask: UserAddr, size: usize) -> KResult<u64> {
+fn sys_epoll_pwait2(
+    ctx: &mut SyscallContext<'_>,
+    epfd: Fd,
+    events: UserAddr,
+    max: i32,
+    timeout: UserAddr,
+    mask: UserAddr,
+    size: usize,
+) -> KResult<u64> {
     let deadline = if timeout.is_null() {
         None
     } else {
@@ -291,5 +369,7 @@ fn sys_epoll_pwait2(ctx: &mut SyscallContext<'_>, epfd: Fd, events: UserAddr, ma
         }
         Some(Instant::now() + Duration::new(t[0] as u64, t[1] as u32))
     };
-    with_mask(ctx, mask, size, |ctx| do_wait(ctx, epfd, events, max, deadline))
+    with_mask(ctx, mask, size, |ctx| {
+        do_wait(ctx, epfd, events, max, deadline)
+    })
 }

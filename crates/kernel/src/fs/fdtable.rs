@@ -33,7 +33,12 @@ pub struct FdTable {
 
 impl Default for FdTable {
     fn default() -> Self {
-        FdTable { inner: Mutex::new(Inner { slots: Vec::new(), limit: DEFAULT_NOFILE }) }
+        FdTable {
+            inner: Mutex::new(Inner {
+                slots: Vec::new(),
+                limit: DEFAULT_NOFILE,
+            }),
+        }
     }
 }
 
@@ -49,14 +54,24 @@ impl FdTable {
     /// fork: the same open files under the same numbers, in a new table.
     pub fn fork_copy(&self) -> Arc<FdTable> {
         let inner = self.lock();
-        Arc::new(FdTable { inner: Mutex::new(Inner { slots: inner.slots.clone(), limit: inner.limit }) })
+        Arc::new(FdTable {
+            inner: Mutex::new(Inner {
+                slots: inner.slots.clone(),
+                limit: inner.limit,
+            }),
+        })
     }
 
     /// execve: closes every FD_CLOEXEC descriptor.
     pub fn close_on_exec(&self) {
         let dropped: Vec<Slot> = {
             let mut inner = self.lock();
-            inner.slots.iter_mut().filter(|s| s.as_ref().is_some_and(|s| s.cloexec)).filter_map(Option::take).collect()
+            inner
+                .slots
+                .iter_mut()
+                .filter(|s| s.as_ref().is_some_and(|s| s.cloexec))
+                .filter_map(Option::take)
+                .collect()
         };
         drop(dropped);
     }
@@ -129,7 +144,13 @@ impl FdTable {
 
     /// Installs `file` under the lowest free number.
     pub fn alloc(&self, file: FileRef, cloexec: bool) -> KResult<i32> {
-        self.alloc_from(0, file, cloexec).map_err(|e| if e == crate::errno::Errno::EINVAL { crate::errno!(EMFILE) } else { e })
+        self.alloc_from(0, file, cloexec).map_err(|e| {
+            if e == crate::errno::Errno::EINVAL {
+                crate::errno!(EMFILE)
+            } else {
+                e
+            }
+        })
     }
 
     /// Installs two files (pipe): both or neither.
@@ -167,7 +188,11 @@ impl FdTable {
         if fd < 0 {
             return error!(EBADF);
         }
-        let old = self.lock().slots.get_mut(fd as usize).and_then(Option::take);
+        let old = self
+            .lock()
+            .slots
+            .get_mut(fd as usize)
+            .and_then(Option::take);
         match old {
             Some(s) => {
                 drop(s);
@@ -190,7 +215,10 @@ impl FdTable {
                 }
                 Vec::new()
             } else {
-                inner.slots[begin..end].iter_mut().filter_map(Option::take).collect()
+                inner.slots[begin..end]
+                    .iter_mut()
+                    .filter_map(Option::take)
+                    .collect()
             }
         };
         drop(dropped);
@@ -198,7 +226,13 @@ impl FdTable {
 
     /// Open descriptor numbers, ascending (for /proc/self/fd).
     pub fn fds(&self) -> Vec<i32> {
-        self.lock().slots.iter().enumerate().filter(|(_, s)| s.is_some()).map(|(i, _)| i as i32).collect()
+        self.lock()
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as i32)
+            .collect()
     }
 
     /// RLIMIT_NOFILE soft limit.
@@ -230,7 +264,14 @@ impl FsContext {
     /// A context at the namespace root, umask 022.
     pub fn new(ns: Arc<crate::fs::vfs::Namespace>) -> Arc<FsContext> {
         let root = ns.root();
-        Arc::new(FsContext { ns, inner: Mutex::new(FsState { cwd: root.clone(), root, umask: 0o022 }) })
+        Arc::new(FsContext {
+            ns,
+            inner: Mutex::new(FsState {
+                cwd: root.clone(),
+                root,
+                umask: 0o022,
+            }),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, FsState> {
@@ -240,7 +281,10 @@ impl FsContext {
     /// fork without CLONE_FS.
     pub fn fork_copy(&self) -> Arc<FsContext> {
         let st = self.lock().clone();
-        Arc::new(FsContext { ns: self.ns.clone(), inner: Mutex::new(st) })
+        Arc::new(FsContext {
+            ns: self.ns.clone(),
+            inner: Mutex::new(st),
+        })
     }
 
     pub fn root(&self) -> crate::fs::vfs::Path {

@@ -37,7 +37,12 @@ impl OpenFile {
     /// `ops` is None for O_PATH descriptors.
     pub fn new(path: Path, ops: Option<Arc<dyn FileOps>>, flags: u32) -> FileRef {
         let kept = (flags & !OPEN_ONLY) | O_LARGEFILE;
-        Arc::new(OpenFile { path, ops, flags: AtomicU32::new(kept), pos: Mutex::new(0) })
+        Arc::new(OpenFile {
+            path,
+            ops,
+            flags: AtomicU32::new(kept),
+            pos: Mutex::new(0),
+        })
     }
 
     /// Status flags and access mode, as F_GETFL reports them.
@@ -47,9 +52,11 @@ impl OpenFile {
 
     /// F_SETFL: changes only the flags Linux lets it change.
     pub fn set_status_flags(&self, new: u32) {
-        let _ = self.flags.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-            Some((old & !SETFL_MASK) | (new & SETFL_MASK))
-        });
+        let _ = self
+            .flags
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some((old & !SETFL_MASK) | (new & SETFL_MASK))
+            });
     }
 
     /// FIONBIO.
@@ -126,7 +133,10 @@ impl OpenFile {
     /// The page-cache key of a host file (regular, not memory-backed)
     /// that has pages in the page cache.
     fn cached_key(&self, ops: &dyn FileOps) -> Option<(u64, u64)> {
-        if self.file_type() != FileType::Regular || ops.page_frame(0, false).is_some() || !crate::kernel_booted() {
+        if self.file_type() != FileType::Regular
+            || ops.page_frame(0, false).is_some()
+            || !crate::kernel_booted()
+        {
             return None;
         }
         let key = self.path.inode().key();
@@ -225,7 +235,11 @@ impl OpenFile {
         if off > i64::MAX as u64 {
             return error!(EINVAL);
         }
-        let off = if self.flags() & O_APPEND != 0 { ops.size()? } else { off };
+        let off = if self.flags() & O_APPEND != 0 {
+            ops.size()?
+        } else {
+            off
+        };
         crate::fs::memfd::check_write(self, Some(off + buf.len() as u64))?;
         if off + buf.len() as u64 > ops.size().unwrap_or(0) {
             crate::fs::memfd::check_resize(self, off + buf.len() as u64)?;
@@ -253,7 +267,9 @@ impl OpenFile {
         let size = || -> KResult<i64> { Ok(ops.size()?.min(i64::MAX as u64) as i64) };
         let new: i64 = match whence {
             0 => off,
-            1 => (*pos as i64).checked_add(off).ok_or(crate::errno!(EOVERFLOW))?,
+            1 => (*pos as i64)
+                .checked_add(off)
+                .ok_or(crate::errno!(EOVERFLOW))?,
             2 => size()?.checked_add(off).ok_or(crate::errno!(EOVERFLOW))?,
             3 => {
                 // SEEK_DATA: everything is data.
@@ -313,7 +329,8 @@ impl OpenFile {
     /// Whether this is /dev/zero, whose mappings are anonymous memory
     /// (mmap_key gives ENODEV for it).
     pub fn is_dev_zero(&self) -> bool {
-        self.file_type() == FileType::CharDevice && self.path.inode().stat().is_ok_and(|s| s.rdev == (1, 5))
+        self.file_type() == FileType::CharDevice
+            && self.path.inode().stat().is_ok_and(|s| s.rdev == (1, 5))
     }
 
     /// (dev, ino) identity for the page cache; ENODEV if not mmappable.

@@ -48,13 +48,21 @@ impl HostFs {
         if !st.is_dir() {
             return error!(ENOTDIR);
         }
-        Ok(Arc::new(HostInode { fs, rel: Vec::new(), st }))
+        Ok(Arc::new(HostInode {
+            fs,
+            rel: Vec::new(),
+            st,
+        }))
     }
 
     /// A guest `mount -t hostfs -o DIR`: the host directory `dir`,
     /// resolved beneath `prefix` (the root's host directory, as UML's
     /// `hostfs=`), confined beneath itself from then on.
-    pub fn open_sub_root(prefix: &HostPath, dir: &[u8], read_only: bool) -> KResult<Arc<HostInode>> {
+    pub fn open_sub_root(
+        prefix: &HostPath,
+        dir: &[u8],
+        read_only: bool,
+    ) -> KResult<Arc<HostInode>> {
         let base = HostRoot::new(prefix).map_err(host_err)?;
         let root = base.sub_root(dir).map_err(host_err)?;
         let fs = Arc::new(HostFs { root, read_only });
@@ -65,7 +73,11 @@ impl HostFs {
         if st.pseudo {
             return error!(EACCES);
         }
-        Ok(Arc::new(HostInode { fs, rel: Vec::new(), st }))
+        Ok(Arc::new(HostInode {
+            fs,
+            rel: Vec::new(),
+            st,
+        }))
     }
 }
 
@@ -114,7 +126,12 @@ impl HostInode {
     }
 
     fn check_name(name: &[u8]) -> KResult<()> {
-        if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        if name.is_empty()
+            || name == b"."
+            || name == b".."
+            || name.contains(&b'/')
+            || name.contains(&0)
+        {
             return error!(EINVAL);
         }
         Ok(())
@@ -137,7 +154,10 @@ impl Inode for HostInode {
     }
 
     fn key(&self) -> InodeKey {
-        (encode_dev(self.st.dev_major, self.st.dev_minor), self.st.ino)
+        (
+            encode_dev(self.st.dev_major, self.st.dev_minor),
+            self.st.ino,
+        )
     }
 
     fn stat(&self) -> KResult<Stat> {
@@ -180,7 +200,11 @@ impl Inode for HostInode {
         }
         let rel = self.child_rel(name);
         let st = self.fs.root.lookup(&rel).map_err(host_err)?;
-        Ok(Arc::new(HostInode { fs: self.fs.clone(), rel, st }))
+        Ok(Arc::new(HostInode {
+            fs: self.fs.clone(),
+            rel,
+            st,
+        }))
     }
 
     fn readlink(&self, _caller: &Caller<'_>) -> KResult<Vec<u8>> {
@@ -202,15 +226,32 @@ impl Inode for HostInode {
                     self.writable()?;
                 }
                 let trunc = flags & O_TRUNC != 0 && mode != OpenMode::Read;
-                let file = self.fs.root.open(&self.rel, mode, trunc, self.expect()).map_err(host_err)?;
-                Ok(Arc::new(HostRegFile { file, key: self.key() }))
+                let file = self
+                    .fs
+                    .root
+                    .open(&self.rel, mode, trunc, self.expect())
+                    .map_err(host_err)?;
+                Ok(Arc::new(HostRegFile {
+                    file,
+                    key: self.key(),
+                }))
             }
             FileType::Directory => {
                 if self.st.pseudo {
-                    return Ok(Arc::new(HostDirFile { file: None, st: self.st }));
+                    return Ok(Arc::new(HostDirFile {
+                        file: None,
+                        st: self.st,
+                    }));
                 }
-                let file = self.fs.root.open(&self.rel, OpenMode::Read, false, self.expect()).map_err(host_err)?;
-                Ok(Arc::new(HostDirFile { file: Some(file), st: self.st }))
+                let file = self
+                    .fs
+                    .root
+                    .open(&self.rel, OpenMode::Read, false, self.expect())
+                    .map_err(host_err)?;
+                Ok(Arc::new(HostDirFile {
+                    file: Some(file),
+                    st: self.st,
+                }))
             }
             FileType::Symlink => error!(ELOOP),
             // Host device nodes are never opened.
@@ -219,7 +260,12 @@ impl Inode for HostInode {
         }
     }
 
-    fn create(&self, name: &[u8], mode: u32, flags: u32) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
+    fn create(
+        &self,
+        name: &[u8],
+        mode: u32,
+        flags: u32,
+    ) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
         Self::check_name(name)?;
         self.writable()?;
         let om = match flags & O_ACCMODE {
@@ -227,10 +273,18 @@ impl Inode for HostInode {
             O_RDWR => OpenMode::ReadWrite,
             _ => OpenMode::Read,
         };
-        let file = self.fs.root.create(&self.rel, name, mode, om).map_err(host_err)?;
+        let file = self
+            .fs
+            .root
+            .create(&self.rel, name, mode, om)
+            .map_err(host_err)?;
         let mut st = file.stat().map_err(host_err)?;
         st.pseudo = false;
-        let inode = Arc::new(HostInode { fs: self.fs.clone(), rel: self.child_rel(name), st });
+        let inode = Arc::new(HostInode {
+            fs: self.fs.clone(),
+            rel: self.child_rel(name),
+            st,
+        });
         let key = inode.key();
         Ok((inode, Arc::new(HostRegFile { file, key })))
     }
@@ -244,7 +298,10 @@ impl Inode for HostInode {
     fn unlink(&self, name: &[u8]) -> KResult<()> {
         Self::check_name(name)?;
         self.writable()?;
-        self.fs.root.unlink(&self.rel, name, false).map_err(host_err)
+        self.fs
+            .root
+            .unlink(&self.rel, name, false)
+            .map_err(host_err)
     }
 
     fn rmdir(&self, name: &[u8]) -> KResult<()> {
@@ -256,7 +313,10 @@ impl Inode for HostInode {
     fn symlink(&self, name: &[u8], target: &[u8]) -> KResult<()> {
         Self::check_name(name)?;
         self.writable()?;
-        self.fs.root.symlink(&self.rel, name, target).map_err(host_err)
+        self.fs
+            .root
+            .symlink(&self.rel, name, target)
+            .map_err(host_err)
     }
 
     fn rename(&self, name: &[u8], new_dir: &dyn Inode, new_name: &[u8], flags: u32) -> KResult<()> {
@@ -270,7 +330,10 @@ impl Inode for HostInode {
             return error!(EXDEV);
         }
         nd.writable()?;
-        self.fs.root.rename(&self.rel, name, &nd.rel, new_name, flags).map_err(host_err)
+        self.fs
+            .root
+            .rename(&self.rel, name, &nd.rel, new_name, flags)
+            .map_err(host_err)
     }
 
     fn link(&self, name: &[u8], target: &dyn Inode) -> KResult<()> {
@@ -289,7 +352,10 @@ impl Inode for HostInode {
             Some(i) => (&t.rel[..i], &t.rel[i + 1..]),
             None => (&b""[..], &t.rel[..]),
         };
-        self.fs.root.link(tdir, tname, &self.rel, name).map_err(host_err)
+        self.fs
+            .root
+            .link(tdir, tname, &self.rel, name)
+            .map_err(host_err)
     }
 
     /// Device nodes, FIFOs and sockets are never made on the host.
@@ -313,7 +379,9 @@ impl Inode for HostInode {
                 FileType::Directory => return error!(EISDIR),
                 _ => return error!(EINVAL),
             }
-            let f = root.open(&self.rel, OpenMode::Write, false, self.expect()).map_err(host_err)?;
+            let f = root
+                .open(&self.rel, OpenMode::Write, false, self.expect())
+                .map_err(host_err)?;
             f.truncate(len).map_err(host_err)?;
         }
         if a.uid.is_some() || a.gid.is_some() || a.kill_suid {
@@ -330,7 +398,8 @@ impl Inode for HostInode {
                 Some(SetTime::Now) => (0, UTIME_NOW),
                 Some(SetTime::At(s, n)) => (s, n as i64),
             };
-            root.utimens(&self.rel, [conv(a.atime), conv(a.mtime)]).map_err(host_err)?;
+            root.utimens(&self.rel, [conv(a.atime), conv(a.mtime)])
+                .map_err(host_err)?;
         }
         Ok(())
     }
@@ -393,20 +462,31 @@ impl FileOps for HostDirFile {
             Some(f) => Some(f.lseek(off, whence as i32).map_err(host_err)),
             None => Some(match whence {
                 0 if off >= 0 => Ok(off as u64),
-                1 => (pos as i64).checked_add(off).filter(|&n| n >= 0).map(|n| n as u64).ok_or(crate::errno!(EINVAL)),
+                1 => (pos as i64)
+                    .checked_add(off)
+                    .filter(|&n| n >= 0)
+                    .map(|n| n as u64)
+                    .ok_or(crate::errno!(EINVAL)),
                 _ => error!(EINVAL),
             }),
         }
     }
     fn stat(&self) -> Option<KResult<Stat>> {
-        self.file.as_ref().map(|f| f.stat().map(|s| to_stat(&s)).map_err(host_err))
+        self.file
+            .as_ref()
+            .map(|f| f.stat().map(|s| to_stat(&s)).map_err(host_err))
     }
     fn getdents(&self, _f: &OpenFile, pos: &mut u64, sink: &mut DirSink) -> KResult<()> {
         let Some(file) = &self.file else {
             // A host pseudo filesystem: "." and ".." only.
             let names: [&[u8]; 2] = [b".", b".."];
             while (*pos as usize) < names.len() {
-                if !sink.push(self.st.ino, *pos as i64 + 1, FileType::Directory.dirent_type(), names[*pos as usize]) {
+                if !sink.push(
+                    self.st.ino,
+                    *pos as i64 + 1,
+                    FileType::Directory.dirent_type(),
+                    names[*pos as usize],
+                ) {
                     break;
                 }
                 *pos += 1;
@@ -432,7 +512,10 @@ impl FileOps for HostDirFile {
             }
             let d_type = rec[18];
             let name_area = &rec[19..reclen];
-            let nlen = name_area.iter().position(|&b| b == 0).unwrap_or(name_area.len());
+            let nlen = name_area
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(name_area.len());
             if !sink.push(ino, off, d_type, &name_area[..nlen]) {
                 // Cannot happen (same sizes); rewind the host to the entry.
                 if let Some(o) = last_off {

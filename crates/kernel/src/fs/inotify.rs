@@ -78,9 +78,16 @@ impl Inotify {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             if q.len() >= MAX_QUEUED {
                 if q.back().is_none_or(|l| l.mask != IN_Q_OVERFLOW) {
-                    q.push_back(Event { wd: -1, mask: IN_Q_OVERFLOW, cookie: 0, name: Vec::new() });
+                    q.push_back(Event {
+                        wd: -1,
+                        mask: IN_Q_OVERFLOW,
+                        cookie: 0,
+                        name: Vec::new(),
+                    });
                 }
-            } else if q.back().is_some_and(|l| l.wd == e.wd && l.mask == e.mask && l.cookie == e.cookie && l.name == e.name) {
+            } else if q.back().is_some_and(|l| {
+                l.wd == e.wd && l.mask == e.mask && l.cookie == e.cookie && l.name == e.name
+            }) {
                 // Identical to the last unread event: coalesced, as Linux.
             } else {
                 q.push_back(e);
@@ -101,7 +108,12 @@ fn emit(key: InodeKey, mask: u32, cookie: u32, name: &[u8]) {
             continue;
         }
         if let Some(i) = w.inst.upgrade() {
-            i.push(Event { wd: w.wd, mask, cookie, name: name.to_vec() });
+            i.push(Event {
+                wd: w.wd,
+                mask,
+                cookie,
+                name: name.to_vec(),
+            });
             if w.mask & IN_ONESHOT != 0 {
                 fired_oneshot.push(w.wd);
             }
@@ -116,7 +128,11 @@ pub fn notify(path: &Path, mask: u32) {
     if !ANY.load(Ordering::Relaxed) {
         return;
     }
-    let dir_bit = if path.inode().file_type() == FileType::Directory { IN_ISDIR } else { 0 };
+    let dir_bit = if path.inode().file_type() == FileType::Directory {
+        IN_ISDIR
+    } else {
+        0
+    };
     emit(path.inode().key(), mask | dir_bit, 0, b"");
     if let Some(parent) = &path.dentry.parent {
         emit(parent.inode.key(), mask | dir_bit, 0, &path.dentry.name);
@@ -128,7 +144,12 @@ pub fn notify_dir(dir: &Path, mask: u32, name: &[u8], is_dir: bool, cookie: u32)
     if !ANY.load(Ordering::Relaxed) {
         return;
     }
-    emit(dir.inode().key(), mask | if is_dir { IN_ISDIR } else { 0 }, cookie, name);
+    emit(
+        dir.inode().key(),
+        mask | if is_dir { IN_ISDIR } else { 0 },
+        cookie,
+        name,
+    );
 }
 
 /// The object `key` was deleted: IN_DELETE_SELF, then its watches go.
@@ -137,10 +158,19 @@ pub fn notify_deleted(key: InodeKey) {
         return;
     }
     emit(key, IN_DELETE_SELF, 0, b"");
-    let gone = registry().lock().unwrap_or_else(|p| p.into_inner()).remove(&key).unwrap_or_default();
+    let gone = registry()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&key)
+        .unwrap_or_default();
     for w in gone {
         if let Some(i) = w.inst.upgrade() {
-            i.push(Event { wd: w.wd, mask: IN_IGNORED, cookie: 0, name: Vec::new() });
+            i.push(Event {
+                wd: w.wd,
+                mask: IN_IGNORED,
+                cookie: 0,
+                name: Vec::new(),
+            });
         }
     }
 }
@@ -155,8 +185,20 @@ impl FileOps for Inotify {
     fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
         self.read_as(f, off, buf, None)
     }
-    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
-        let ready = || !self.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
+        let ready = || {
+            !self
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+        };
         if !ready() {
             if f.nonblocking() {
                 return error!(EAGAIN);
@@ -167,7 +209,11 @@ impl FileOps for Inotify {
         let mut out = Vec::new();
         while let Some(e) = q.front() {
             // The name is NUL-padded to a multiple of 16 bytes.
-            let len = if e.name.is_empty() { 0 } else { (e.name.len() + 1).div_ceil(16) * 16 };
+            let len = if e.name.is_empty() {
+                0
+            } else {
+                (e.name.len() + 1).div_ceil(16) * 16
+            };
             if out.len() + 16 + len > buf.len() {
                 if out.is_empty() {
                     return error!(EINVAL);
@@ -187,7 +233,12 @@ impl FileOps for Inotify {
         Ok(out.len())
     }
     fn poll(&self, _f: &OpenFile) -> PollEvents {
-        if self.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+        if self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
             0
         } else {
             READABLE
@@ -201,7 +252,16 @@ impl FileOps for Inotify {
     }
     fn bytes_available(&self) -> Option<KResult<usize>> {
         let q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        Some(Ok(q.iter().map(|e| 16 + if e.name.is_empty() { 0 } else { (e.name.len() + 1).div_ceil(16) * 16 }).sum()))
+        Some(Ok(q
+            .iter()
+            .map(|e| {
+                16 + if e.name.is_empty() {
+                    0
+                } else {
+                    (e.name.len() + 1).div_ceil(16) * 16
+                }
+            })
+            .sum()))
     }
     fn as_any_ops(&self) -> &dyn std::any::Any {
         self
@@ -223,9 +283,19 @@ fn sys_inotify_init1(ctx: &mut SyscallContext<'_>, flags: u32) -> KResult<u64> {
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return error!(EINVAL);
     }
-    let inst = Arc::new(Inotify { queue: Mutex::new(VecDeque::new()), waiters: Waiters::new(), next_wd: AtomicU32::new(1) });
-    let f = anon_file("inotify", Arc::new(InotifyFile(inst)), O_RDONLY | (flags & O_NONBLOCK));
-    ctx.files().alloc(f, flags & O_CLOEXEC != 0).map(|fd| fd as u64)
+    let inst = Arc::new(Inotify {
+        queue: Mutex::new(VecDeque::new()),
+        waiters: Waiters::new(),
+        next_wd: AtomicU32::new(1),
+    });
+    let f = anon_file(
+        "inotify",
+        Arc::new(InotifyFile(inst)),
+        O_RDONLY | (flags & O_NONBLOCK),
+    );
+    ctx.files()
+        .alloc(f, flags & O_CLOEXEC != 0)
+        .map(|fd| fd as u64)
 }
 
 /// The open file face (the registry holds only weak references).
@@ -235,7 +305,13 @@ impl FileOps for InotifyFile {
     fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
         self.0.read(f, off, buf)
     }
-    fn read_as(&self, f: &OpenFile, off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.0.read_as(f, off, buf, task)
     }
     fn poll(&self, f: &OpenFile) -> PollEvents {
@@ -258,10 +334,18 @@ impl FileOps for InotifyFile {
 fn instance(ctx: &SyscallContext<'_>, fd: Fd) -> KResult<Arc<Inotify>> {
     let f = ctx.files().get(fd.0)?;
     let ops = f.ops().map_err(|_| crate::errno!(EINVAL))?.clone();
-    ops.as_any_ops().downcast_ref::<Arc<Inotify>>().cloned().ok_or(crate::errno!(EINVAL))
+    ops.as_any_ops()
+        .downcast_ref::<Arc<Inotify>>()
+        .cloned()
+        .ok_or(crate::errno!(EINVAL))
 }
 
-fn sys_inotify_add_watch(ctx: &mut SyscallContext<'_>, fd: Fd, path: UserAddr, mask: u32) -> KResult<u64> {
+fn sys_inotify_add_watch(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    path: UserAddr,
+    mask: u32,
+) -> KResult<u64> {
     let inst = instance(ctx, fd)?;
     if mask & ALL_EVENTS == 0 || mask & IN_MASK_ADD != 0 && mask & IN_MASK_CREATE != 0 {
         return error!(EINVAL);
@@ -276,15 +360,26 @@ fn sys_inotify_add_watch(ctx: &mut SyscallContext<'_>, fd: Fd, path: UserAddr, m
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
     let ws = reg.entry(key).or_default();
     ws.retain(|w| w.inst.strong_count() > 0);
-    if let Some(w) = ws.iter_mut().find(|w| w.inst.upgrade().is_some_and(|i| Arc::ptr_eq(&i, &inst))) {
+    if let Some(w) = ws
+        .iter_mut()
+        .find(|w| w.inst.upgrade().is_some_and(|i| Arc::ptr_eq(&i, &inst)))
+    {
         if mask & IN_MASK_CREATE != 0 {
             return error!(EEXIST);
         }
-        w.mask = if mask & IN_MASK_ADD != 0 { w.mask | keep } else { keep };
+        w.mask = if mask & IN_MASK_ADD != 0 {
+            w.mask | keep
+        } else {
+            keep
+        };
         return Ok(w.wd as u64);
     }
     let wd = inst.next_wd.fetch_add(1, Ordering::Relaxed) as i32;
-    ws.push(Watch { inst: Arc::downgrade(&inst), wd, mask: keep });
+    ws.push(Watch {
+        inst: Arc::downgrade(&inst),
+        wd,
+        mask: keep,
+    });
     Ok(wd as u64)
 }
 
@@ -301,6 +396,11 @@ fn sys_inotify_rm_watch(ctx: &mut SyscallContext<'_>, fd: Fd, wd: i32) -> KResul
     if !found {
         return error!(EINVAL);
     }
-    inst.push(Event { wd, mask: IN_IGNORED, cookie: 0, name: Vec::new() });
+    inst.push(Event {
+        wd,
+        mask: IN_IGNORED,
+        cookie: 0,
+        name: Vec::new(),
+    });
     Ok(0)
 }

@@ -74,7 +74,10 @@ fn lock_tables() -> std::sync::MutexGuard<'static, Tables> {
 }
 
 fn conflicts(a: &Lock, b: &Lock) -> bool {
-    !a.owner.same(&b.owner) && a.start < b.end && b.start < a.end && (a.kind == Kind::Write || b.kind == Kind::Write)
+    !a.owner.same(&b.owner)
+        && a.start < b.end
+        && b.start < a.end
+        && (a.kind == Kind::Write || b.kind == Kind::Write)
 }
 
 /// Replaces the owner's locks over [start, end) with `new` (None: unlock),
@@ -87,20 +90,34 @@ fn apply(list: &mut Vec<Lock>, owner: &Owner, start: u64, end: u64, new: Option<
             continue;
         }
         if l.start < start {
-            out.push(Lock { end: start, ..l.clone() });
+            out.push(Lock {
+                end: start,
+                ..l.clone()
+            });
         }
         if l.end > end {
-            out.push(Lock { start: end, ..l.clone() });
+            out.push(Lock {
+                start: end,
+                ..l.clone()
+            });
         }
     }
     if let Some(kind) = new {
-        out.push(Lock { owner: owner.clone(), kind, start, end, pid });
+        out.push(Lock {
+            owner: owner.clone(),
+            kind,
+            start,
+            end,
+            pid,
+        });
     }
     // Merge the owner's adjacent locks of the same kind.
     out.sort_by_key(|l| l.start);
     let mut merged: Vec<Lock> = Vec::with_capacity(out.len());
     for l in out {
-        if let Some(m) = merged.iter_mut().rev().find(|m| m.owner.same(&l.owner) && m.kind == l.kind && m.end >= l.start && m.start <= l.end) {
+        if let Some(m) = merged.iter_mut().rev().find(|m| {
+            m.owner.same(&l.owner) && m.kind == l.kind && m.end >= l.start && m.start <= l.end
+        }) {
             m.start = m.start.min(l.start);
             m.end = m.end.max(l.end);
             continue;
@@ -162,7 +179,9 @@ fn range(f: &OpenFile, fl: &Flock) -> KResult<(u64, u64)> {
         2 => f.size()? as i64,
         _ => return error!(EINVAL),
     };
-    let start = base.checked_add(fl.l_start).ok_or(crate::errno!(EOVERFLOW))?;
+    let start = base
+        .checked_add(fl.l_start)
+        .ok_or(crate::errno!(EOVERFLOW))?;
     let (s, e) = match fl.l_len {
         0 => (start, i64::MAX),
         l if l > 0 => (start, start.checked_add(l).ok_or(crate::errno!(EOVERFLOW))?),
@@ -182,7 +201,11 @@ pub fn fcntl_lock(ctx: &SyscallContext<'_>, file: &FileRef, cmd: i32, arg: u64) 
     if ofd && fl.l_pid != 0 {
         return error!(EINVAL);
     }
-    let owner = if ofd { Owner::File(Arc::as_ptr(file) as usize, Arc::downgrade(file)) } else { Owner::Process(ctx.task.tgid()) };
+    let owner = if ofd {
+        Owner::File(Arc::as_ptr(file) as usize, Arc::downgrade(file))
+    } else {
+        Owner::Process(ctx.task.tgid())
+    };
     let pid = if ofd { -1 } else { ctx.task.tgid() };
     let (start, end) = range(file, &fl)?;
     let key = file.path.inode().key();
@@ -194,16 +217,30 @@ pub fn fcntl_lock(ctx: &SyscallContext<'_>, file: &FileRef, cmd: i32, arg: u64) 
     };
     if cmd == F_GETLK || cmd == F_OFD_GETLK {
         let Some(k) = kind else { return error!(EINVAL) };
-        let probe = Lock { owner, kind: k, start, end, pid };
+        let probe = Lock {
+            owner,
+            kind: k,
+            start,
+            end,
+            pid,
+        };
         let mut t = lock_tables();
         let list = t.records.entry(key).or_default();
         list.retain(|l| l.owner.alive());
         match list.iter().find(|l| conflicts(l, &probe)) {
             Some(l) => {
-                fl.l_type = if l.kind == Kind::Write { F_WRLCK } else { F_RDLCK };
+                fl.l_type = if l.kind == Kind::Write {
+                    F_WRLCK
+                } else {
+                    F_RDLCK
+                };
                 fl.l_whence = 0;
                 fl.l_start = l.start as i64;
-                fl.l_len = if l.end == u64::MAX { 0 } else { (l.end - l.start) as i64 };
+                fl.l_len = if l.end == u64::MAX {
+                    0
+                } else {
+                    (l.end - l.start) as i64
+                };
                 fl.l_pid = l.pid;
             }
             None => fl.l_type = F_UNLCK,
@@ -224,7 +261,13 @@ pub fn fcntl_lock(ctx: &SyscallContext<'_>, file: &FileRef, cmd: i32, arg: u64) 
         let list = t.records.entry(key).or_default();
         list.retain(|l| l.owner.alive());
         if let Some(k) = kind {
-            let probe = Lock { owner: owner.clone(), kind: k, start, end, pid };
+            let probe = Lock {
+                owner: owner.clone(),
+                kind: k,
+                start,
+                end,
+                pid,
+            };
             if list.iter().any(|l| conflicts(l, &probe)) {
                 return false;
             }
@@ -272,14 +315,26 @@ fn sys_flock(ctx: &mut SyscallContext<'_>, fd: Fd, op: i32) -> KResult<u64> {
         let list = t.flocks.entry(key).or_default();
         list.retain(|l| l.owner.alive());
         if let Some(k) = kind {
-            let probe = Lock { owner: owner.clone(), kind: k, start: 0, end: u64::MAX, pid: 0 };
+            let probe = Lock {
+                owner: owner.clone(),
+                kind: k,
+                start: 0,
+                end: u64::MAX,
+                pid: 0,
+            };
             if list.iter().any(|l| conflicts(l, &probe)) {
                 return false;
             }
         }
         list.retain(|l| !l.owner.same(&owner));
         if let Some(k) = kind {
-            list.push(Lock { owner: owner.clone(), kind: k, start: 0, end: u64::MAX, pid: 0 });
+            list.push(Lock {
+                owner: owner.clone(),
+                kind: k,
+                start: 0,
+                end: u64::MAX,
+                pid: 0,
+            });
         }
         true
     };

@@ -23,11 +23,13 @@ pub const F_SEAL_GROW: u32 = 4;
 pub const F_SEAL_WRITE: u32 = 8;
 pub const F_SEAL_FUTURE_WRITE: u32 = 16;
 const F_SEAL_EXEC: u32 = 32;
-const ALL_SEALS: u32 = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_EXEC;
+const ALL_SEALS: u32 =
+    F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_EXEC;
 
 /// Seals by memfd inode.
 fn seals() -> &'static std::sync::Mutex<std::collections::HashMap<(u64, u64), u32>> {
-    static S: OnceLock<std::sync::Mutex<std::collections::HashMap<(u64, u64), u32>>> = OnceLock::new();
+    static S: OnceLock<std::sync::Mutex<std::collections::HashMap<(u64, u64), u32>>> =
+        OnceLock::new();
     S.get_or_init(Default::default)
 }
 
@@ -36,7 +38,12 @@ pub fn seals_of(f: &OpenFile) -> u32 {
     if !Arc::ptr_eq(&f.path.mnt, &memfs().0) {
         return 0;
     }
-    seals().lock().unwrap_or_else(|p| p.into_inner()).get(&f.path.inode().key()).copied().unwrap_or(0)
+    seals()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&f.path.inode().key())
+        .copied()
+        .unwrap_or(0)
 }
 
 /// EPERM if the seals forbid a write at all / growing to `new_end` /
@@ -109,14 +116,22 @@ fn memfs() -> &'static (Arc<Mount>, Arc<TmpInode>) {
 }
 
 fn sys_memfd_create(ctx: &mut SyscallContext<'_>, name: UserAddr, flags: u32) -> KResult<u64> {
-    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC) != 0 || flags & MFD_HUGETLB != 0 {
+    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC) != 0
+        || flags & MFD_HUGETLB != 0
+    {
         return error!(EINVAL);
     }
     if flags & MFD_EXEC != 0 && flags & MFD_NOEXEC_SEAL != 0 {
         return error!(EINVAL);
     }
     // The name is at most 249 bytes (NAME_MAX minus "memfd:").
-    let n = ctx.mm().read_cstring(name.0, 249).map_err(|e| if e == crate::errno!(ENAMETOOLONG) { crate::errno!(EINVAL) } else { e })?;
+    let n = ctx.mm().read_cstring(name.0, 249).map_err(|e| {
+        if e == crate::errno!(ENAMETOOLONG) {
+            crate::errno!(EINVAL)
+        } else {
+            e
+        }
+    })?;
     if n.contains(&b'/') {
         return error!(EINVAL);
     }
@@ -124,17 +139,37 @@ fn sys_memfd_create(ctx: &mut SyscallContext<'_>, name: UserAddr, flags: u32) ->
     // A unique entry, created and at once unlinked: only the open file
     // keeps the inode.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let tmp = format!(".memfd.{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).into_bytes();
-    let mode = if flags & MFD_NOEXEC_SEAL != 0 { 0o666 } else { 0o777 };
+    let tmp = format!(
+        ".memfd.{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+    .into_bytes();
+    let mode = if flags & MFD_NOEXEC_SEAL != 0 {
+        0o666
+    } else {
+        0o777
+    };
     let (inode, ops) = root.create(&tmp, mode, O_RDWR)?;
     root.unlink(&tmp)?;
     // As Linux shows it in /proc/PID/fd and maps.
     let mut shown = b"/memfd:".to_vec();
     shown.extend_from_slice(&n);
     shown.extend_from_slice(b" (deleted)");
-    let path = Path { mnt: mnt.clone(), dentry: Dentry::child(&mnt.root, &shown, inode) };
+    let path = Path {
+        mnt: mnt.clone(),
+        dentry: Dentry::child(&mnt.root, &shown, inode),
+    };
     let key = path.inode().key();
-    seals().lock().unwrap_or_else(|p| p.into_inner()).insert(key, if flags & MFD_ALLOW_SEALING != 0 { 0 } else { F_SEAL_SEAL });
+    seals().lock().unwrap_or_else(|p| p.into_inner()).insert(
+        key,
+        if flags & MFD_ALLOW_SEALING != 0 {
+            0
+        } else {
+            F_SEAL_SEAL
+        },
+    );
     let file = OpenFile::new(path, Some(ops), O_RDWR);
-    ctx.files().alloc(file, flags & MFD_CLOEXEC != 0).map(|fd| fd as u64)
+    ctx.files()
+        .alloc(file, flags & MFD_CLOEXEC != 0)
+        .map(|fd| fd as u64)
 }

@@ -27,8 +27,8 @@ pub mod locks;
 pub mod memfd;
 pub mod namei;
 pub mod openat2;
-pub mod perm;
 pub mod overlay;
+pub mod perm;
 pub mod pipe;
 pub mod poll;
 pub mod procfs;
@@ -87,7 +87,12 @@ pub struct FsConfig {
 
 impl Default for FsConfig {
     fn default() -> Self {
-        FsConfig { root: PathBuf::from("/"), read_only: true, mode: RootMode::Overlay, host_mounts: Vec::new() }
+        FsConfig {
+            root: PathBuf::from("/"),
+            read_only: true,
+            mode: RootMode::Overlay,
+            host_mounts: Vec::new(),
+        }
     }
 }
 
@@ -97,7 +102,11 @@ static HOSTFS_PREFIX: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// The host directory a guest `mount -t hostfs -o DIR` resolves DIR
 /// beneath (the root's host directory).
 pub fn hostfs_prefix() -> PathBuf {
-    HOSTFS_PREFIX.lock().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_else(|| PathBuf::from("/"))
+    HOSTFS_PREFIX
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// Where init's console descriptors point: /dev/console of the last
@@ -116,7 +125,11 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
         Mount::new("hostfs", lower, None, cfg.read_only, false)
     };
     let ns = Namespace::new(root_mnt);
-    let walker = namei::Walker { ns: &ns, root: ns.root(), caller: Caller::kernel() };
+    let walker = namei::Walker {
+        ns: &ns,
+        root: ns.root(),
+        caller: Caller::kernel(),
+    };
     let root = ns.root();
     let mounts: [(&str, &'static str, Arc<dyn vfs::Inode>, bool); 3] = [
         ("dev", "devtmpfs", devfs::new_devfs(), false),
@@ -128,7 +141,9 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
             Ok(p) if p.inode().file_type() == FileType::Directory => {
                 ns.mount(fstype, inode, &p, ro);
             }
-            _ => crate::log::warn(&format!("root filesystem has no /{dir} directory: {fstype} not mounted")),
+            _ => crate::log::warn(&format!(
+                "root filesystem has no /{dir} directory: {fstype} not mounted"
+            )),
         }
     }
     if let Ok(p) = walker.walk(&root, b"/dev/pts", false) {
@@ -192,13 +207,20 @@ fn mkdir_p(w: &namei::Walker<'_>, root: &Path, path: &[u8]) -> KResult<Path> {
 /// mode: with host fd 0 a terminal, ruml puts it in raw mode (restored on
 /// exit) and the guest's line discipline takes over (see [`console`]).
 pub fn console_fdtable() -> KResult<Arc<FdTable>> {
-    let path = match CONSOLE_PATH.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+    let path = match CONSOLE_PATH
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
         Some(p) => p,
         None => {
             // Not booted (or no /dev): a private devfs, named as usual.
             let mnt = Mount::new("devtmpfs", devfs::new_devfs(), None, false, true);
             let inode = mnt.root.inode.lookup(b"console", &Caller::kernel())?;
-            Path { mnt: mnt.clone(), dentry: vfs::Dentry::child(&mnt.root, b"/dev/console", inode) }
+            Path {
+                mnt: mnt.clone(),
+                dentry: vfs::Dentry::child(&mnt.root, b"/dev/console", inode),
+            }
         }
     };
     let table = FdTable::new();
@@ -211,7 +233,11 @@ pub fn console_fdtable() -> KResult<Arc<FdTable>> {
 
 /// A walker for `task`.
 pub fn walker_for<'a>(fs: &'a FsContext, task: &'a Task) -> namei::Walker<'a> {
-    namei::Walker { ns: &fs.ns, root: fs.root(), caller: Caller::of(task) }
+    namei::Walker {
+        ns: &fs.ns,
+        root: fs.root(),
+        caller: Caller::of(task),
+    }
 }
 
 /// Opens `path` (relative to the task's cwd, symlinks followed) for
@@ -229,7 +255,13 @@ pub fn open_exec(task: &Task, path: &[u8]) -> KResult<FileRef> {
 /// Opens a program for execveat(2): `path` relative to `dirfd` (AT_FDCWD
 /// = the cwd); an empty path with `empty_path` means the file `dirfd`
 /// itself (fexecve).
-pub fn open_exec_at(task: &Task, dirfd: i32, path: &[u8], follow: bool, empty_path: bool) -> KResult<FileRef> {
+pub fn open_exec_at(
+    task: &Task,
+    dirfd: i32,
+    path: &[u8],
+    follow: bool,
+    empty_path: bool,
+) -> KResult<FileRef> {
     let fs = task.fs();
     let w = walker_for(&fs, task);
     let p = if path.is_empty() {
@@ -273,7 +305,14 @@ pub fn fd_get(task: &Task, fd: i32) -> KResult<FileRef> {
 
 /// Opens `path` from `start` as open(2) does, for `fs`'s caller.
 /// `mode` is the creation mode before the umask.
-pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8], flags: u32, mode: u32) -> KResult<FileRef> {
+pub fn open_at(
+    w: &namei::Walker<'_>,
+    fs: &FsContext,
+    start: &Path,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> KResult<FileRef> {
     let acc = flags & O_ACCMODE;
     if flags & O_PATH != 0 {
         let keep = flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -298,7 +337,12 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
         // An unnamed file: made under a unique name and unlinked at once;
         // the open file keeps it alive (linkat of it is not supported).
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let tmp = format!(".ruml-tmpfile.{}.{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).into_bytes();
+        let tmp = format!(
+            ".ruml-tmpfile.{}.{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )
+        .into_bytes();
         let perm = mode & 0o7777 & !fs.umask();
         let (inode, ops) = p.inode().create(&tmp, perm, flags & !O_TMPFILE | O_CREAT)?;
         crate::fs::namei::dcache::changed();
@@ -306,8 +350,15 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
         crate::fs::namei::dcache::changed();
         perm::own_new(&w.caller, &inode);
         let name = format!("#{} (deleted)", inode.key().1).into_bytes();
-        let path = Path { mnt: p.mnt.clone(), dentry: vfs::Dentry::child(&p.dentry, &name, inode) };
-        return Ok(OpenFile::new(path, Some(ops), (flags & !O_TMPFILE) | O_RDWR & acc.max(O_WRONLY)));
+        let path = Path {
+            mnt: p.mnt.clone(),
+            dentry: vfs::Dentry::child(&p.dentry, &name, inode),
+        };
+        return Ok(OpenFile::new(
+            path,
+            Some(ops),
+            (flags & !O_TMPFILE) | O_RDWR & acc.max(O_WRONLY),
+        ));
     }
     let follow = flags & O_NOFOLLOW == 0;
     let p = if flags & O_CREAT != 0 {
@@ -338,8 +389,17 @@ pub fn open_at(w: &namei::Walker<'_>, fs: &FsContext, start: &Path, path: &[u8],
                 let (inode, ops) = dir.inode().create(&name, perm, flags)?;
                 crate::fs::namei::dcache::changed();
                 perm::own_new(&w.caller, &inode);
-                crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, false, 0);
-                let p = Path { mnt: dir.mnt.clone(), dentry: vfs::Dentry::child(&dir.dentry, &name, inode) };
+                crate::fs::inotify::notify_dir(
+                    &dir,
+                    crate::fs::inotify::IN_CREATE,
+                    &name,
+                    false,
+                    0,
+                );
+                let p = Path {
+                    mnt: dir.mnt.clone(),
+                    dentry: vfs::Dentry::child(&dir.dentry, &name, inode),
+                };
                 return Ok(OpenFile::new(p, Some(ops), flags));
             }
             Err(e) => return Err(e),
@@ -368,7 +428,11 @@ pub fn open_resolved(w: &namei::Walker<'_>, p: Path, flags: u32) -> KResult<File
     if wants_write && matches!(t, FileType::Regular | FileType::Directory) && p.mnt.read_only() {
         return error!(EROFS);
     }
-    let want = (if acc == O_RDONLY || acc == O_RDWR { perm::MAY_READ } else { 0 }) | if wants_write { perm::MAY_WRITE } else { 0 };
+    let want = (if acc == O_RDONLY || acc == O_RDWR {
+        perm::MAY_READ
+    } else {
+        0
+    }) | if wants_write { perm::MAY_WRITE } else { 0 };
     perm::check(&w.caller, &p, want)?;
     let ops = p.inode().open(flags, &w.caller)?;
     Ok(OpenFile::new(p, Some(ops), flags))

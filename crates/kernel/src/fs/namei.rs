@@ -41,7 +41,10 @@ fn split(path: &[u8]) -> (bool, Vec<Comp>) {
             continue;
         }
         let followed = it.peek().is_some();
-        comps.push(Comp { name: part.to_vec(), slash: followed });
+        comps.push(Comp {
+            name: part.to_vec(),
+            slash: followed,
+        });
     }
     (abs, comps)
 }
@@ -73,7 +76,10 @@ impl Walker<'_> {
             break;
         }
         let up = match &cur.dentry.parent {
-            Some(parent) => Path { mnt: cur.mnt.clone(), dentry: parent.clone() },
+            Some(parent) => Path {
+                mnt: cur.mnt.clone(),
+                dentry: parent.clone(),
+            },
             None => cur,
         };
         self.ns.traverse_mounts(up)
@@ -97,12 +103,18 @@ impl Walker<'_> {
         let cacheable = matches!(dir.mnt.fstype, "overlay" | "tmpfs") && !dir.mnt.internal;
         if cacheable {
             if let Some(d) = dcache::get(&dir.dentry, name) {
-                return Ok(self.ns.traverse_mounts(Path { mnt: dir.mnt.clone(), dentry: d }));
+                return Ok(self.ns.traverse_mounts(Path {
+                    mnt: dir.mnt.clone(),
+                    dentry: d,
+                }));
             }
         }
         let generation = dcache::generation();
         let inode = dir.inode().lookup(name, &self.caller)?;
-        let child = Path { mnt: dir.mnt.clone(), dentry: Dentry::child(&dir.dentry, name, inode) };
+        let child = Path {
+            mnt: dir.mnt.clone(),
+            dentry: Dentry::child(&dir.dentry, name, inode),
+        };
         if cacheable {
             dcache::put(&dir.dentry, name, &child.dentry, generation);
         }
@@ -120,7 +132,11 @@ impl Walker<'_> {
             return error!(ENAMETOOLONG);
         }
         let (abs, comps) = split(path);
-        let mut cur = if abs { self.root.clone() } else { start.clone() };
+        let mut cur = if abs {
+            self.root.clone()
+        } else {
+            start.clone()
+        };
         let mut queue: VecDeque<Comp> = comps.into();
         let mut links = 0usize;
         let mut must_be_dir = path.last() == Some(&b'/');
@@ -175,7 +191,13 @@ impl Walker<'_> {
     /// openat2's walk: as [`Walker::walk`] with RESOLVE_* restrictions
     /// (`resolve` bits; RESOLVE_IN_ROOT is the caller's business: it walks
     /// with `root` set to the start directory).
-    pub fn walk_resolve(&self, start: &Path, path: &[u8], follow: bool, resolve: u64) -> KResult<Path> {
+    pub fn walk_resolve(
+        &self,
+        start: &Path,
+        path: &[u8],
+        follow: bool,
+        resolve: u64,
+    ) -> KResult<Path> {
         const NO_XDEV: u64 = 0x01;
         const NO_MAGICLINKS: u64 = 0x02;
         const NO_SYMLINKS: u64 = 0x04;
@@ -190,7 +212,11 @@ impl Walker<'_> {
         if abs && resolve & BENEATH != 0 {
             return error!(EXDEV);
         }
-        let mut cur = if abs { self.root.clone() } else { start.clone() };
+        let mut cur = if abs {
+            self.root.clone()
+        } else {
+            start.clone()
+        };
         let mut queue: VecDeque<Comp> = comps.into();
         let mut links = 0usize;
         let mut must_be_dir = path.last() == Some(&b'/');
@@ -320,7 +346,12 @@ pub mod dcache {
 
     fn cache() -> &'static Mutex<Cache> {
         static C: OnceLock<Mutex<Cache>> = OnceLock::new();
-        C.get_or_init(|| Mutex::new(Cache { generation: 0, map: HashMap::new() }))
+        C.get_or_init(|| {
+            Mutex::new(Cache {
+                generation: 0,
+                map: HashMap::new(),
+            })
+        })
     }
 
     fn lock() -> std::sync::MutexGuard<'static, Cache> {
@@ -335,7 +366,9 @@ pub mod dcache {
         let c = lock();
         let (p, child) = c.map.get(&(Arc::as_ptr(parent) as usize, name.to_vec()))?;
         // The key's address could belong to a new dentry: check it is the same.
-        p.upgrade().filter(|p| Arc::ptr_eq(p, parent)).map(|_| child.clone())
+        p.upgrade()
+            .filter(|p| Arc::ptr_eq(p, parent))
+            .map(|_| child.clone())
     }
 
     pub fn put(parent: &Arc<Dentry>, name: &[u8], child: &Arc<Dentry>, generation: u64) {
@@ -346,7 +379,10 @@ pub mod dcache {
         if c.map.len() >= MAX_ENTRIES {
             c.map.clear();
         }
-        c.map.insert((Arc::as_ptr(parent) as usize, name.to_vec()), (Arc::downgrade(parent), child.clone()));
+        c.map.insert(
+            (Arc::as_ptr(parent) as usize, name.to_vec()),
+            (Arc::downgrade(parent), child.clone()),
+        );
     }
 
     /// A name was created, removed or moved somewhere: forget everything.

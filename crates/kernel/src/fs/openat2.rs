@@ -14,7 +14,12 @@ const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_BENEATH: u64 = 0x08;
 const RESOLVE_IN_ROOT: u64 = 0x10;
 const RESOLVE_CACHED: u64 = 0x20;
-const ALL_RESOLVE: u64 = RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT | RESOLVE_CACHED;
+const ALL_RESOLVE: u64 = RESOLVE_NO_XDEV
+    | RESOLVE_NO_MAGICLINKS
+    | RESOLVE_NO_SYMLINKS
+    | RESOLVE_BENEATH
+    | RESOLVE_IN_ROOT
+    | RESOLVE_CACHED;
 /// Every flag open(2) knows.
 const VALID_FLAGS: u64 = 0o37777777 & !0o10000000;
 
@@ -22,7 +27,13 @@ syscall_table! { pub fn openat2_table;
     OPENAT2 => sys_openat2(dirfd: Fd, path: UserAddr, how: UserAddr, size: usize),
 }
 
-fn sys_openat2(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, how: UserAddr, size: usize) -> KResult<u64> {
+fn sys_openat2(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    how: UserAddr,
+    size: usize,
+) -> KResult<u64> {
     if !(24..=4096).contains(&size) {
         return error!(EINVAL);
     }
@@ -37,7 +48,8 @@ fn sys_openat2(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, how: Use
         return error!(EINVAL);
     }
     let flags = flags as u32;
-    if mode & !0o7777 != 0 || (mode != 0 && flags & O_CREAT == 0 && flags & O_TMPFILE != O_TMPFILE) {
+    if mode & !0o7777 != 0 || (mode != 0 && flags & O_CREAT == 0 && flags & O_TMPFILE != O_TMPFILE)
+    {
         return error!(EINVAL);
     }
     if resolve & RESOLVE_BENEATH != 0 && resolve & RESOLVE_IN_ROOT != 0 {
@@ -65,7 +77,15 @@ fn sys_openat2(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, how: Use
         }
         f.path.clone()
     };
-    let w = namei::Walker { ns: base.ns, root: if confined { start.clone() } else { base.root.clone() }, caller: base.caller };
+    let w = namei::Walker {
+        ns: base.ns,
+        root: if confined {
+            start.clone()
+        } else {
+            base.root.clone()
+        },
+        caller: base.caller,
+    };
     let path_bytes = p;
     let follow = flags & O_NOFOLLOW == 0;
     let file = match w.walk_resolve(&start, &path_bytes, follow, resolve) {
@@ -89,5 +109,7 @@ fn sys_openat2(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, how: Use
         Err(e) => return Err(e),
     };
     crate::fs::inotify::notify(&file.path, crate::fs::inotify::IN_OPEN);
-    ctx.files().alloc(file, flags & O_CLOEXEC != 0).map(|fd| fd as u64)
+    ctx.files()
+        .alloc(file, flags & O_CLOEXEC != 0)
+        .map(|fd| fd as u64)
 }

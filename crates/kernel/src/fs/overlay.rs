@@ -38,7 +38,9 @@ use crate::error;
 use crate::fs::file::OpenFile;
 use crate::fs::tmpfs::{TmpFs, TmpInode};
 use crate::fs::types::{oflags::*, DirSink, FileType, Stat, StatFs};
-use crate::fs::vfs::{Caller, Dentry, FileOps, Inode, InodeKey, Link, Mount, Path, SetAttr, SetTime};
+use crate::fs::vfs::{
+    Caller, Dentry, FileOps, Inode, InodeKey, Link, Mount, Path, SetAttr, SetTime,
+};
 
 /// statfs f_type of overlayfs.
 pub const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
@@ -79,7 +81,10 @@ pub fn new_overlay(lower: Arc<dyn Inode>) -> Arc<OvlInode> {
         ftype: FileType::Directory,
         lower: Some(lower),
         ident,
-        upper: Mutex::new(UpperCache { gen: 0, inode: Some(upper) }),
+        upper: Mutex::new(UpperCache {
+            gen: 0,
+            inode: Some(upper),
+        }),
     })
 }
 
@@ -130,7 +135,8 @@ fn list_dir(file: &OpenFile) -> KResult<Vec<DirEntry>> {
         let mut at = 0usize;
         while at + 19 <= b.len() {
             let ino = u64::from_ne_bytes(b[at..at + 8].try_into().unwrap_or_default());
-            let reclen = u16::from_ne_bytes(b[at + 16..at + 18].try_into().unwrap_or_default()) as usize;
+            let reclen =
+                u16::from_ne_bytes(b[at + 16..at + 18].try_into().unwrap_or_default()) as usize;
             if reclen < 20 || at + reclen > b.len() {
                 break;
             }
@@ -197,10 +203,17 @@ impl OvlInode {
     /// Whether the lower layer has `name` here (so removing it needs a
     /// whiteout).
     fn lower_has(&self, name: &[u8]) -> bool {
-        self.lower_dir().is_some_and(|l| l.lookup(name, &kernel_caller()).is_ok())
+        self.lower_dir()
+            .is_some_and(|l| l.lookup(name, &kernel_caller()).is_ok())
     }
 
-    fn child(&self, name: &[u8], ftype: FileType, lower: Option<Arc<dyn Inode>>, upper: Option<Arc<TmpInode>>) -> KResult<Arc<OvlInode>> {
+    fn child(
+        &self,
+        name: &[u8],
+        ftype: FileType,
+        lower: Option<Arc<dyn Inode>>,
+        upper: Option<Arc<TmpInode>>,
+    ) -> KResult<Arc<OvlInode>> {
         let ident = match (&lower, &upper) {
             (Some(l), _) => l.key(),
             (None, Some(u)) => u.origin().unwrap_or_else(|| u.key()),
@@ -214,7 +227,10 @@ impl OvlInode {
             ftype,
             lower,
             ident,
-            upper: Mutex::new(UpperCache { gen: 0, inode: upper }),
+            upper: Mutex::new(UpperCache {
+                gen: 0,
+                inode: upper,
+            }),
         }))
     }
 
@@ -238,7 +254,9 @@ impl OvlInode {
                 return self.child(name, ft, lower, Some(c));
             }
         }
-        let Some(l) = self.lower_dir() else { return error!(ENOENT) };
+        let Some(l) = self.lower_dir() else {
+            return error!(ENOENT);
+        };
         let li = l.lookup(name, caller)?;
         let ft = li.file_type();
         let child = self.child(name, ft, Some(li), None)?;
@@ -249,7 +267,10 @@ impl OvlInode {
     /// The root of the lower layer's internal mount as a path to `inode`.
     fn lower_file(&self, inode: &Arc<dyn Inode>, flags: u32) -> KResult<Arc<OpenFile>> {
         let ops = inode.open(flags, &kernel_caller())?;
-        let path = Path { mnt: self.fs.lower_mnt.clone(), dentry: Dentry::root(inode.clone()) };
+        let path = Path {
+            mnt: self.fs.lower_mnt.clone(),
+            dentry: Dentry::root(inode.clone()),
+        };
         Ok(OpenFile::new(path, Some(ops), flags))
     }
 
@@ -416,7 +437,11 @@ impl Inode for OvlInode {
     fn readlink(&self, caller: &Caller<'_>) -> KResult<Vec<u8>> {
         match self.upper() {
             Some(u) => u.readlink(caller),
-            None => self.lower.as_ref().ok_or(crate::errno!(EINVAL))?.readlink(caller),
+            None => self
+                .lower
+                .as_ref()
+                .ok_or(crate::errno!(EINVAL))?
+                .readlink(caller),
         }
     }
 
@@ -428,20 +453,38 @@ impl Inode for OvlInode {
         let write = flags & O_ACCMODE != O_RDONLY || flags & O_TRUNC != 0;
         match self.ftype {
             FileType::Directory => match self.upper() {
-                Some(_) => Ok(Arc::new(OvlDirFile { dir: self.arc()?, entries: Mutex::new(None) })),
-                None => self.lower.as_ref().ok_or(crate::errno!(ENOENT))?.open(flags, caller),
+                Some(_) => Ok(Arc::new(OvlDirFile {
+                    dir: self.arc()?,
+                    entries: Mutex::new(None),
+                })),
+                None => self
+                    .lower
+                    .as_ref()
+                    .ok_or(crate::errno!(ENOENT))?
+                    .open(flags, caller),
             },
             FileType::Regular if write => self.copy_up()?.open_ops(flags),
             _ => match self.upper() {
                 Some(u) => u.open(flags, caller),
-                None => self.lower.as_ref().ok_or(crate::errno!(ENOENT))?.open(flags, caller),
+                None => self
+                    .lower
+                    .as_ref()
+                    .ok_or(crate::errno!(ENOENT))?
+                    .open(flags, caller),
             },
         }
     }
 
-    fn create(&self, name: &[u8], mode: u32, flags: u32) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
+    fn create(
+        &self,
+        name: &[u8],
+        mode: u32,
+        flags: u32,
+    ) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
         let (u, wo) = self.prepare_new(name)?;
-        let (_, ops) = u.create(name, mode, flags).inspect_err(|_| Self::undo_new(&u, name, wo))?;
+        let (_, ops) = u
+            .create(name, mode, flags)
+            .inspect_err(|_| Self::undo_new(&u, name, wo))?;
         let c = u.lookup_raw(name).ok_or(crate::errno!(EIO))?;
         let child = self.child(name, FileType::Regular, None, Some(c))?;
         Ok((child, ops))
@@ -449,7 +492,8 @@ impl Inode for OvlInode {
 
     fn mkdir(&self, name: &[u8], mode: u32) -> KResult<()> {
         let (u, wo) = self.prepare_new(name)?;
-        u.mkdir(name, mode).inspect_err(|_| Self::undo_new(&u, name, wo))?;
+        u.mkdir(name, mode)
+            .inspect_err(|_| Self::undo_new(&u, name, wo))?;
         if wo {
             if let Some(d) = u.lookup_raw(name) {
                 d.set_opaque(true);
@@ -460,7 +504,8 @@ impl Inode for OvlInode {
 
     fn symlink(&self, name: &[u8], target: &[u8]) -> KResult<()> {
         let (u, wo) = self.prepare_new(name)?;
-        u.symlink(name, target).inspect_err(|_| Self::undo_new(&u, name, wo))
+        u.symlink(name, target)
+            .inspect_err(|_| Self::undo_new(&u, name, wo))
     }
 
     fn mknod(&self, name: &[u8], mode: u32, rdev: (u32, u32)) -> KResult<()> {
@@ -469,7 +514,8 @@ impl Inode for OvlInode {
             return error!(EPERM);
         }
         let (u, wo) = self.prepare_new(name)?;
-        u.mknod(name, mode, rdev).inspect_err(|_| Self::undo_new(&u, name, wo))
+        u.mknod(name, mode, rdev)
+            .inspect_err(|_| Self::undo_new(&u, name, wo))
     }
 
     fn link(&self, name: &[u8], target: &dyn Inode) -> KResult<()> {
@@ -484,7 +530,8 @@ impl Inode for OvlInode {
         }
         let tu = t.copy_up()?;
         let (u, wo) = self.prepare_new(name)?;
-        u.link_tmp(name, &tu).inspect_err(|_| Self::undo_new(&u, name, wo))
+        u.link_tmp(name, &tu)
+            .inspect_err(|_| Self::undo_new(&u, name, wo))
     }
 
     fn unlink(&self, name: &[u8]) -> KResult<()> {
@@ -553,12 +600,24 @@ impl Inode for OvlInode {
         }
         if let Some(d) = &dst {
             if is_dir(d) && self.is_within(d) {
-                return if exchange { error!(EINVAL) } else { error!(ENOTEMPTY) };
+                return if exchange {
+                    error!(EINVAL)
+                } else {
+                    error!(ENOTEMPTY)
+                };
             }
         }
         if let Some(d) = &dst {
-            if d.ident == src.ident && Arc::ptr_eq(&self.fs, &d.fs) && std::ptr::eq(self, nd) && name == new_name {
-                return if flags & RENAME_NOREPLACE != 0 { error!(EEXIST) } else { Ok(()) };
+            if d.ident == src.ident
+                && Arc::ptr_eq(&self.fs, &d.fs)
+                && std::ptr::eq(self, nd)
+                && name == new_name
+            {
+                return if flags & RENAME_NOREPLACE != 0 {
+                    error!(EEXIST)
+                } else {
+                    Ok(())
+                };
             }
             if flags & RENAME_NOREPLACE != 0 {
                 return error!(EEXIST);
@@ -661,12 +720,18 @@ impl FileOps for OvlDirFile {
             let mut all = Vec::new();
             let dt = FileType::Directory.dirent_type();
             all.push((self.dir.ident.1, dt, b".".to_vec()));
-            let pino = self.dir.parent.as_ref().map_or(self.dir.ident.1, |p| p.ident.1);
+            let pino = self
+                .dir
+                .parent
+                .as_ref()
+                .map_or(self.dir.ident.1, |p| p.ident.1);
             all.push((pino, dt, b"..".to_vec()));
             all.extend(self.dir.merged_entries()?);
             *cache = Some(all);
         }
-        let Some(entries) = cache.as_ref() else { return Ok(()) };
+        let Some(entries) = cache.as_ref() else {
+            return Ok(());
+        };
         while let Some((ino, t, name)) = entries.get(*pos as usize) {
             if !sink.push(*ino, *pos as i64 + 1, *t, name) {
                 if sink.is_empty() {
@@ -703,7 +768,12 @@ mod tests {
     }
 
     fn names(d: &OvlInode) -> Vec<Vec<u8>> {
-        let mut v: Vec<Vec<u8>> = d.merged_entries().unwrap().into_iter().map(|e| e.2).collect();
+        let mut v: Vec<Vec<u8>> = d
+            .merged_entries()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.2)
+            .collect();
         v.sort();
         v
     }
@@ -719,7 +789,11 @@ mod tests {
         let ident = f.key();
         let ops = f.open(O_WRONLY | O_TRUNC, &Caller::kernel()).unwrap();
         drop(ops);
-        assert_eq!(std::fs::read(t.0.join("f")).unwrap(), b"lower data", "host untouched");
+        assert_eq!(
+            std::fs::read(t.0.join("f")).unwrap(),
+            b"lower data",
+            "host untouched"
+        );
         let f2 = get(&root, b"f").unwrap();
         assert_eq!(f2.key(), ident, "identity survives copy-up");
         assert_eq!(f2.stat().unwrap().size, 0);
@@ -735,7 +809,10 @@ mod tests {
         root.rmdir(b"d").unwrap();
         root.mkdir(b"d", 0o755).unwrap();
         let d = get(&root, b"d").unwrap();
-        assert!(names(&d).is_empty(), "a new directory over a whiteout is opaque");
+        assert!(
+            names(&d).is_empty(),
+            "a new directory over a whiteout is opaque"
+        );
         assert!(t.0.join("d/g").exists());
         root.create(b"f", 0o644, O_WRONLY).unwrap();
         assert_eq!(names(&root), vec![b"d".to_vec(), b"f".to_vec()]);
@@ -750,12 +827,16 @@ mod tests {
         let mut buf = [0u8; 32];
         let h = get(&root, b"h").unwrap();
         let ops = h.open(O_RDONLY, &Caller::kernel()).unwrap();
-        let hp = Path { mnt: root.fs.lower_mnt.clone(), dentry: Dentry::root(h.clone()) };
+        let hp = Path {
+            mnt: root.fs.lower_mnt.clone(),
+            dentry: Dentry::root(h.clone()),
+        };
         let of = OpenFile::new(hp, Some(ops), O_RDONLY);
         let n = of.read_at(0, &mut buf).unwrap();
         assert_eq!(&buf[..n], b"lower data");
         root.mkdir(b"new", 0o755).unwrap();
-        root.rename(b"new", root.as_ref(), b"newer", RENAME_NOREPLACE).unwrap();
+        root.rename(b"new", root.as_ref(), b"newer", RENAME_NOREPLACE)
+            .unwrap();
         assert!(t.0.join("f").exists());
     }
 }

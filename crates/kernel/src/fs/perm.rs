@@ -16,7 +16,13 @@ pub const MAY_READ: u32 = 4;
 const S_ISVTX: u32 = 0o1000;
 
 fn creds(caller: &Caller<'_>) -> Option<Creds> {
-    caller.task.map(|t| t.group.creds.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    caller.task.map(|t| {
+        t.group
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    })
 }
 
 /// Whether `c` may access a file with `st` for `want` (MAY_* bits).
@@ -37,7 +43,9 @@ pub fn allowed(c: &Creds, st: &Stat, want: u32) -> bool {
 
 /// EACCES unless the caller may access `p` for `want`.
 pub fn check(caller: &Caller<'_>, p: &Path, want: u32) -> KResult<()> {
-    let Some(c) = creds(caller) else { return Ok(()) };
+    let Some(c) = creds(caller) else {
+        return Ok(());
+    };
     if c.fsuid == 0 && want & MAY_EXEC == 0 {
         return Ok(());
     }
@@ -50,7 +58,9 @@ pub fn check(caller: &Caller<'_>, p: &Path, want: u32) -> KResult<()> {
 
 /// Search permission on a directory being walked through.
 pub fn may_search(caller: &Caller<'_>, dir: &Path) -> KResult<()> {
-    let Some(c) = creds(caller) else { return Ok(()) };
+    let Some(c) = creds(caller) else {
+        return Ok(());
+    };
     if c.fsuid == 0 {
         return Ok(());
     }
@@ -65,7 +75,9 @@ pub fn may_search(caller: &Caller<'_>, dir: &Path) -> KResult<()> {
 /// a sticky directory only the owner of the victim or of the directory
 /// (or root) may remove or rename it.
 pub fn may_change_dir(caller: &Caller<'_>, dir: &Path, victim: Option<&Path>) -> KResult<()> {
-    let Some(c) = creds(caller) else { return Ok(()) };
+    let Some(c) = creds(caller) else {
+        return Ok(());
+    };
     if c.fsuid == 0 {
         return Ok(());
     }
@@ -86,7 +98,9 @@ pub fn may_change_dir(caller: &Caller<'_>, dir: &Path, victim: Option<&Path>) ->
 
 /// chmod, utimes with explicit times: only the owner (or root).
 pub fn must_own(caller: &Caller<'_>, p: &Path) -> KResult<()> {
-    let Some(c) = creds(caller) else { return Ok(()) };
+    let Some(c) = creds(caller) else {
+        return Ok(());
+    };
     if c.fsuid == 0 || p.inode().stat()?.uid == c.fsuid {
         Ok(())
     } else {
@@ -97,13 +111,17 @@ pub fn must_own(caller: &Caller<'_>, p: &Path) -> KResult<()> {
 /// chown: root may do anything; the owner may change the group to one of
 /// its own groups; nobody else may change anything.
 pub fn may_chown(caller: &Caller<'_>, p: &Path, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
-    let Some(c) = creds(caller) else { return Ok(()) };
+    let Some(c) = creds(caller) else {
+        return Ok(());
+    };
     if c.fsuid == 0 {
         return Ok(());
     }
     let st = p.inode().stat()?;
     let uid_ok = uid.is_none_or(|u| u == st.uid);
-    let gid_ok = gid.is_none_or(|g| g == st.gid || (st.uid == c.fsuid && (g == c.fsgid || c.groups.contains(&g))));
+    let gid_ok = gid.is_none_or(|g| {
+        g == st.gid || (st.uid == c.fsuid && (g == c.fsgid || c.groups.contains(&g)))
+    });
     if st.uid == c.fsuid && uid_ok && gid_ok {
         Ok(())
     } else {
@@ -113,7 +131,9 @@ pub fn may_chown(caller: &Caller<'_>, p: &Path, uid: Option<u32>, gid: Option<u3
 
 /// access(2) checks with the real ids (AT_EACCESS: the effective ones).
 pub fn access_check(caller: &Caller<'_>, p: &Path, want: u32, effective: bool) -> KResult<()> {
-    let Some(mut c) = creds(caller) else { return Ok(()) };
+    let Some(mut c) = creds(caller) else {
+        return Ok(());
+    };
     if !effective {
         c.fsuid = c.ruid;
         c.fsgid = c.rgid;
@@ -143,7 +163,11 @@ pub fn own_new(caller: &Caller<'_>, inode: &std::sync::Arc<dyn crate::fs::vfs::I
     if c.fsuid == 0 && c.fsgid == 0 {
         return;
     }
-    let attr = crate::fs::vfs::SetAttr { uid: Some(c.fsuid), gid: Some(c.fsgid), ..Default::default() };
+    let attr = crate::fs::vfs::SetAttr {
+        uid: Some(c.fsuid),
+        gid: Some(c.fsgid),
+        ..Default::default()
+    };
     let _ = inode.setattr(&attr);
 }
 

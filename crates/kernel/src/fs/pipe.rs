@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::errno::KResult;
-use crate::fs::poll::{self, PollEvents, Waiters};
-use crate::task::Task;
 use crate::error;
 use crate::fs::file::{FileRef, OpenFile};
+use crate::fs::poll::{self, PollEvents, Waiters};
 use crate::fs::types::{encode_dev, oflags::*, FileType, Stat, StatFs, S_IFDIR, S_IFIFO};
 use crate::fs::vfs::{anon_dev, Caller, Dentry, FileOps, Inode, InodeKey, Mount, Path};
+use crate::task::Task;
 
 /// The default capacity (Linux: 16 pages).
 pub const PIPE_SIZE: usize = 65536;
@@ -175,7 +175,11 @@ impl PipeEnd {
                 st.writers += 1;
             }
         }
-        Arc::new(PipeEnd { pipe: pipe.clone(), read, write })
+        Arc::new(PipeEnd {
+            pipe: pipe.clone(),
+            read,
+            write,
+        })
     }
 }
 
@@ -198,10 +202,22 @@ impl FileOps for PipeEnd {
     fn as_any_ops(&self) -> &dyn std::any::Any {
         &self.pipe
     }
-    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.pipe.read(buf, f.nonblocking(), task)
     }
-    fn write_as(&self, f: &OpenFile, _off: u64, buf: &[u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn write_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &[u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.pipe.write(buf, f.nonblocking(), task)
     }
     fn poll(&self, _f: &OpenFile) -> PollEvents {
@@ -276,7 +292,14 @@ impl Inode for PipeFsRoot {
         (encode_dev(self.dev.0, self.dev.1), 1)
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(Stat { dev: self.dev, ino: 1, mode: S_IFDIR | 0o700, nlink: 2, blksize: 4096, ..Default::default() })
+        Ok(Stat {
+            dev: self.dev,
+            ino: 1,
+            mode: S_IFDIR | 0o700,
+            nlink: 2,
+            blksize: 4096,
+            ..Default::default()
+        })
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(StatFs::pseudo(PIPEFS_MAGIC))
@@ -290,12 +313,17 @@ fn pipefs() -> &'static (Arc<Mount>, (u32, u32)) {
     static PIPEFS: OnceLock<(Arc<Mount>, (u32, u32))> = OnceLock::new();
     PIPEFS.get_or_init(|| {
         let dev = anon_dev();
-        (Mount::new("pipefs", Arc::new(PipeFsRoot { dev }), None, false, true), dev)
+        (
+            Mount::new("pipefs", Arc::new(PipeFsRoot { dev }), None, false, true),
+            dev,
+        )
     })
 }
 
 fn now() -> (i64, u32) {
-    ruml_host::clock::gettime(0).map(|(s, n)| (s, n as u32)).unwrap_or((0, 0))
+    ruml_host::clock::gettime(0)
+        .map(|(s, n)| (s, n as u32))
+        .unwrap_or((0, 0))
 }
 
 /// pipe2(2)'s work: a new pipe's (read end, write end). `flags` may hold
@@ -304,22 +332,44 @@ pub fn new_pipe(flags: u32) -> (FileRef, FileRef) {
     static NEXT_INO: AtomicU64 = AtomicU64::new(1000);
     let (mnt, dev) = pipefs();
     let pipe = Arc::new(Pipe {
-        state: Mutex::new(State { buf: VecDeque::new(), readers: 0, writers: 0, cap: 0 }),
+        state: Mutex::new(State {
+            buf: VecDeque::new(),
+            readers: 0,
+            writers: 0,
+            cap: 0,
+        }),
         waiters: Waiters::new(),
     });
     let ino = NEXT_INO.fetch_add(1, Ordering::Relaxed);
-    let inode = Arc::new(PipeInode { pipe: pipe.clone(), ino, dev: *dev, time: now() });
+    let inode = Arc::new(PipeInode {
+        pipe: pipe.clone(),
+        ino,
+        dev: *dev,
+        time: now(),
+    });
     let name = format!("pipe:[{ino}]").into_bytes();
-    let path = Path { mnt: mnt.clone(), dentry: Dentry::child(&mnt.root, &name, inode) };
+    let path = Path {
+        mnt: mnt.clone(),
+        dentry: Dentry::child(&mnt.root, &name, inode),
+    };
     let status = flags & O_NONBLOCK;
-    let r = OpenFile::new(path.clone(), Some(PipeEnd::new(&pipe, true, false)), O_RDONLY | status);
-    let w = OpenFile::new(path, Some(PipeEnd::new(&pipe, false, true)), O_WRONLY | status);
+    let r = OpenFile::new(
+        path.clone(),
+        Some(PipeEnd::new(&pipe, true, false)),
+        O_RDONLY | status,
+    );
+    let w = OpenFile::new(
+        path,
+        Some(PipeEnd::new(&pipe, false, true)),
+        O_WRONLY | status,
+    );
     (r, w)
 }
 
 /// Named pipes (FIFOs): one pipe per FIFO inode while any end is open.
 fn fifos() -> &'static Mutex<std::collections::HashMap<InodeKey, std::sync::Weak<Pipe>>> {
-    static F: OnceLock<Mutex<std::collections::HashMap<InodeKey, std::sync::Weak<Pipe>>>> = OnceLock::new();
+    static F: OnceLock<Mutex<std::collections::HashMap<InodeKey, std::sync::Weak<Pipe>>>> =
+        OnceLock::new();
     F.get_or_init(|| Mutex::new(std::collections::HashMap::new()))
 }
 
@@ -333,7 +383,15 @@ pub fn open_fifo(key: InodeKey, flags: u32, caller: &Caller<'_>) -> KResult<Arc<
         match m.get(&key).and_then(|w| w.upgrade()) {
             Some(p) => p,
             None => {
-                let p = Arc::new(Pipe { state: Mutex::new(State { buf: VecDeque::new(), readers: 0, writers: 0, cap: 0 }), waiters: Waiters::new() });
+                let p = Arc::new(Pipe {
+                    state: Mutex::new(State {
+                        buf: VecDeque::new(),
+                        readers: 0,
+                        writers: 0,
+                        cap: 0,
+                    }),
+                    waiters: Waiters::new(),
+                });
                 m.insert(key, Arc::downgrade(&p));
                 p
             }
@@ -351,13 +409,23 @@ pub fn open_fifo(key: InodeKey, flags: u32, caller: &Caller<'_>) -> KResult<Arc<
     let end = PipeEnd::new(&pipe, read, write);
     pipe.waiters.wake_all();
     if read != write && !nonblock {
-        let task = caller.task.and_then(|t| crate::kernel().tasks.thread(t.tid()));
+        let task = caller
+            .task
+            .and_then(|t| crate::kernel().tasks.thread(t.tid()));
         let r = pipe.waiters.wait(task.as_ref(), None, || {
             let st = pipe.lock();
-            if read { st.writers > 0 } else { st.readers > 0 }
+            if read {
+                st.writers > 0
+            } else {
+                st.readers > 0
+            }
         });
         if let Err(e) = r {
-            return Err(if e == crate::errno::Errno::ERESTARTSYS { crate::errno::Errno::EINTR } else { e });
+            return Err(if e == crate::errno::Errno::ERESTARTSYS {
+                crate::errno::Errno::EINTR
+            } else {
+                e
+            });
         }
     }
     Ok(end)
@@ -396,8 +464,16 @@ pub fn set_size(f: &OpenFile, want: u64) -> KResult<usize> {
 
 /// tee(2): copies up to `len` bytes from pipe `inf` to pipe `outf`
 /// without consuming them.
-pub fn tee(inf: &OpenFile, outf: &OpenFile, len: usize, nonblock: bool, task: Option<&Arc<Task>>) -> KResult<usize> {
-    let (Some(a), Some(b)) = (pipe_of(inf), pipe_of(outf)) else { return error!(EINVAL) };
+pub fn tee(
+    inf: &OpenFile,
+    outf: &OpenFile,
+    len: usize,
+    nonblock: bool,
+    task: Option<&Arc<Task>>,
+) -> KResult<usize> {
+    let (Some(a), Some(b)) = (pipe_of(inf), pipe_of(outf)) else {
+        return error!(EINVAL);
+    };
     if Arc::ptr_eq(&a, &b) {
         return error!(EINVAL);
     }

@@ -62,7 +62,12 @@ impl Waiters {
     /// (ERESTARTSYS) or the deadline passes (ETIMEDOUT). Without a task
     /// (kernel-internal callers, unit tests) the wait cannot be
     /// interrupted and rechecks every millisecond.
-    pub fn wait(&self, task: Option<&Arc<Task>>, deadline: Option<Instant>, mut cond: impl FnMut() -> bool) -> KResult<()> {
+    pub fn wait(
+        &self,
+        task: Option<&Arc<Task>>,
+        deadline: Option<Instant>,
+        mut cond: impl FnMut() -> bool,
+    ) -> KResult<()> {
         match task {
             Some(t) => self.wq.wait(t, deadline, cond),
             None => loop {
@@ -84,7 +89,8 @@ impl Waiters {
 
     /// Wakes every sleeper and poller to recheck its condition.
     pub fn wake_all(&self) {
-        self.events.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.events
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         self.wq.wake_all();
         let ps = self.pollers.lock().unwrap_or_else(|p| p.into_inner());
         for p in ps.iter() {
@@ -95,7 +101,10 @@ impl Waiters {
     }
 
     pub(crate) fn add_poller(&self, task: &Arc<Task>) {
-        self.pollers.lock().unwrap_or_else(|p| p.into_inner()).push(Arc::downgrade(task));
+        self.pollers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(task));
     }
 
     pub(crate) fn remove_poller(&self, task: &Arc<Task>) {
@@ -130,8 +139,17 @@ fn revents(e: &Entry, events: u32) -> u32 {
 /// The core of poll and select: waits until some entry is ready, the
 /// deadline passes (`Some(now)` = do not wait), or a signal arrives
 /// (ERESTARTNOHAND). Returns each entry's revents.
-fn wait_ready(task: &Arc<Task>, entries: &[(Entry, u32)], deadline: Option<Instant>) -> KResult<Vec<u32>> {
-    let scan = || entries.iter().map(|(e, ev)| revents(e, *ev)).collect::<Vec<u32>>();
+fn wait_ready(
+    task: &Arc<Task>,
+    entries: &[(Entry, u32)],
+    deadline: Option<Instant>,
+) -> KResult<Vec<u32>> {
+    let scan = || {
+        entries
+            .iter()
+            .map(|(e, ev)| revents(e, *ev))
+            .collect::<Vec<u32>>()
+    };
     let first = scan();
     if first.iter().any(|&r| r != 0) || deadline.is_some_and(|d| Instant::now() >= d) {
         return Ok(first);
@@ -188,7 +206,9 @@ fn deadline_from_timespec(sec: i64, nsec: i64) -> KResult<Instant> {
         return error!(EINVAL);
     }
     let d = Duration::new(sec.min(i64::MAX / 2) as u64, nsec as u32);
-    Ok(Instant::now().checked_add(d).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40)))
+    Ok(Instant::now()
+        .checked_add(d)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 40)))
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -209,13 +229,17 @@ impl<'a> MaskGuard<'a> {
     fn new(ctx: &SyscallContext<'a>, mask: UserAddr, size: usize) -> KResult<MaskGuard<'a>> {
         let task: &'a Arc<Task> = ctx.task;
         if mask.is_null() {
-            return Ok(MaskGuard { task, active: false });
+            return Ok(MaskGuard {
+                task,
+                active: false,
+            });
         }
         if size != 8 {
             return error!(EINVAL);
         }
         let m: u64 = ctx.mm().read_val(mask.0)?;
-        let unblockable = crate::signal::bit(crate::signal::SIGKILL) | crate::signal::bit(crate::signal::SIGSTOP);
+        let unblockable =
+            crate::signal::bit(crate::signal::SIGKILL) | crate::signal::bit(crate::signal::SIGSTOP);
         let mut s = task.signals.lock();
         let old = s.blocked;
         s.saved_mask = Some(old);
@@ -249,7 +273,12 @@ crate::abi_struct! {
     pub struct Timeval { pub sec: i64, pub usec: i64 }
 }
 
-fn do_poll(ctx: &SyscallContext<'_>, ufds: UserAddr, nfds: u32, deadline: Option<Instant>) -> KResult<u64> {
+fn do_poll(
+    ctx: &SyscallContext<'_>,
+    ufds: UserAddr,
+    nfds: u32,
+    deadline: Option<Instant>,
+) -> KResult<u64> {
     let n = nfds as usize;
     if n > nfds_limit(ctx) {
         return error!(EINVAL);
@@ -259,7 +288,10 @@ fn do_poll(ctx: &SyscallContext<'_>, ufds: UserAddr, nfds: u32, deadline: Option
     for i in 0..n {
         pfds.push(mm.read_val(ufds.0.wrapping_add(i as u64 * 8))?);
     }
-    let entries: Vec<(Entry, u32)> = pfds.iter().map(|p| (lookup_entry(ctx, p.fd), p.events as u16 as u32)).collect();
+    let entries: Vec<(Entry, u32)> = pfds
+        .iter()
+        .map(|p| (lookup_entry(ctx, p.fd), p.events as u16 as u32))
+        .collect();
     // Linux writes every revents back, zeros when interrupted.
     let (rev, err) = match wait_ready(ctx.task, &entries, deadline) {
         Ok(r) => (r, None),
@@ -280,14 +312,30 @@ fn do_poll(ctx: &SyscallContext<'_>, ufds: UserAddr, nfds: u32, deadline: Option
 }
 
 /// poll(2). `timeout` in ms; negative = forever.
-pub fn sys_poll(ctx: &mut SyscallContext<'_>, ufds: UserAddr, nfds: u32, timeout: i32) -> KResult<u64> {
-    let deadline = if timeout < 0 { None } else { Some(Instant::now() + Duration::from_millis(timeout as u64)) };
+pub fn sys_poll(
+    ctx: &mut SyscallContext<'_>,
+    ufds: UserAddr,
+    nfds: u32,
+    timeout: i32,
+) -> KResult<u64> {
+    let deadline = if timeout < 0 {
+        None
+    } else {
+        Some(Instant::now() + Duration::from_millis(timeout as u64))
+    };
     do_poll(ctx, ufds, nfds, deadline)
 }
 
 /// ppoll(2): a timespec timeout (updated with the time left) and a
 /// temporary signal mask.
-pub fn sys_ppoll(ctx: &mut SyscallContext<'_>, ufds: UserAddr, nfds: u32, tsp: UserAddr, mask: UserAddr, masksize: usize) -> KResult<u64> {
+pub fn sys_ppoll(
+    ctx: &mut SyscallContext<'_>,
+    ufds: UserAddr,
+    nfds: u32,
+    tsp: UserAddr,
+    mask: UserAddr,
+    masksize: usize,
+) -> KResult<u64> {
     let deadline = if tsp.is_null() {
         None
     } else {
@@ -299,7 +347,13 @@ pub fn sys_ppoll(ctx: &mut SyscallContext<'_>, ufds: UserAddr, nfds: u32, tsp: U
     guard.finish(&r);
     if let Some(d) = deadline {
         let left = remaining(d);
-        let _ = ctx.mm().write_val(tsp.0, &Timespec { sec: left.as_secs() as i64, nsec: left.subsec_nanos() as i64 });
+        let _ = ctx.mm().write_val(
+            tsp.0,
+            &Timespec {
+                sec: left.as_secs() as i64,
+                nsec: left.subsec_nanos() as i64,
+            },
+        );
     }
     r
 }
@@ -317,7 +371,10 @@ fn read_fdset(ctx: &SyscallContext<'_>, addr: UserAddr, n: usize) -> KResult<Opt
     // Linux copies only the bytes that hold bits below n.
     let len = n.div_ceil(8);
     ctx.mm().read_bytes(addr.0, &mut bytes[..len])?;
-    let mut v: Vec<u64> = bytes.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect();
+    let mut v: Vec<u64> = bytes
+        .chunks(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
     if !n.is_multiple_of(64) {
         if let Some(last) = v.last_mut() {
             *last &= (1u64 << (n % 64)) - 1;
@@ -335,16 +392,28 @@ fn write_fdset(ctx: &SyscallContext<'_>, addr: UserAddr, n: usize, set: &[u64]) 
 }
 
 fn bit(set: &Option<Vec<u64>>, fd: usize) -> bool {
-    set.as_ref().is_some_and(|s| s[fd / 64] & (1 << (fd % 64)) != 0)
+    set.as_ref()
+        .is_some_and(|s| s[fd / 64] & (1 << (fd % 64)) != 0)
 }
 
-fn do_select(ctx: &SyscallContext<'_>, nfds: i32, inp: UserAddr, outp: UserAddr, exp: UserAddr, deadline: Option<Instant>) -> KResult<u64> {
+fn do_select(
+    ctx: &SyscallContext<'_>,
+    nfds: i32,
+    inp: UserAddr,
+    outp: UserAddr,
+    exp: UserAddr,
+    deadline: Option<Instant>,
+) -> KResult<u64> {
     if nfds < 0 {
         return error!(EINVAL);
     }
     // Linux clamps n to the descriptor table's size.
     let n = (nfds as usize).min(nfds_limit(ctx));
-    let sets = [read_fdset(ctx, inp, n)?, read_fdset(ctx, outp, n)?, read_fdset(ctx, exp, n)?];
+    let sets = [
+        read_fdset(ctx, inp, n)?,
+        read_fdset(ctx, outp, n)?,
+        read_fdset(ctx, exp, n)?,
+    ];
     let mut entries: Vec<(Entry, u32)> = Vec::new();
     let mut fds: Vec<usize> = Vec::new();
     for fd in 0..n {
@@ -376,7 +445,10 @@ fn do_select(ctx: &SyscallContext<'_>, nfds: i32, inp: UserAddr, outp: UserAddr,
     for (i, &fd) in fds.iter().enumerate() {
         let r = rev[i];
         let (wi, b) = (fd / 64, 1u64 << (fd % 64));
-        for (k, mask) in [POLLIN_SET, POLLOUT_SET, POLLEX_SET].into_iter().enumerate() {
+        for (k, mask) in [POLLIN_SET, POLLOUT_SET, POLLEX_SET]
+            .into_iter()
+            .enumerate()
+        {
             if bit(&sets[k], fd) && r & mask != 0 {
                 out[k][wi] |= b;
                 count += 1;
@@ -390,7 +462,14 @@ fn do_select(ctx: &SyscallContext<'_>, nfds: i32, inp: UserAddr, outp: UserAddr,
 }
 
 /// select(2): the timeval is updated with the time left, as Linux does.
-pub fn sys_select(ctx: &mut SyscallContext<'_>, nfds: i32, inp: UserAddr, outp: UserAddr, exp: UserAddr, tvp: UserAddr) -> KResult<u64> {
+pub fn sys_select(
+    ctx: &mut SyscallContext<'_>,
+    nfds: i32,
+    inp: UserAddr,
+    outp: UserAddr,
+    exp: UserAddr,
+    tvp: UserAddr,
+) -> KResult<u64> {
     let deadline = if tvp.is_null() {
         None
     } else {
@@ -401,18 +480,35 @@ pub fn sys_select(ctx: &mut SyscallContext<'_>, nfds: i32, inp: UserAddr, outp: 
         // Linux normalises a large usec into seconds.
         let ns = (tv.usec as i128 * 1000) % 1_000_000_000;
         let s = tv.sec as i128 + (tv.usec as i128 * 1000) / 1_000_000_000;
-        Some(deadline_from_timespec(s.min(i64::MAX as i128) as i64, ns as i64)?)
+        Some(deadline_from_timespec(
+            s.min(i64::MAX as i128) as i64,
+            ns as i64,
+        )?)
     };
     let r = do_select(ctx, nfds, inp, outp, exp, deadline);
     if let Some(d) = deadline {
         let left = remaining(d);
-        let _ = ctx.mm().write_val(tvp.0, &Timeval { sec: left.as_secs() as i64, usec: left.subsec_micros() as i64 });
+        let _ = ctx.mm().write_val(
+            tvp.0,
+            &Timeval {
+                sec: left.as_secs() as i64,
+                usec: left.subsec_micros() as i64,
+            },
+        );
     }
     r
 }
 
 /// pselect6(2): a timespec (updated) and `{sigset_t *ss; size_t len}`.
-pub fn sys_pselect6(ctx: &mut SyscallContext<'_>, nfds: i32, inp: UserAddr, outp: UserAddr, exp: UserAddr, tsp: UserAddr, sig: UserAddr) -> KResult<u64> {
+pub fn sys_pselect6(
+    ctx: &mut SyscallContext<'_>,
+    nfds: i32,
+    inp: UserAddr,
+    outp: UserAddr,
+    exp: UserAddr,
+    tsp: UserAddr,
+    sig: UserAddr,
+) -> KResult<u64> {
     let deadline = if tsp.is_null() {
         None
     } else {
@@ -430,7 +526,13 @@ pub fn sys_pselect6(ctx: &mut SyscallContext<'_>, nfds: i32, inp: UserAddr, outp
     guard.finish(&r);
     if let Some(d) = deadline {
         let left = remaining(d);
-        let _ = ctx.mm().write_val(tsp.0, &Timespec { sec: left.as_secs() as i64, nsec: left.subsec_nanos() as i64 });
+        let _ = ctx.mm().write_val(
+            tsp.0,
+            &Timespec {
+                sec: left.as_secs() as i64,
+                nsec: left.subsec_nanos() as i64,
+            },
+        );
     }
     r
 }

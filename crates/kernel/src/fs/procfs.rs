@@ -27,18 +27,32 @@ fn pid_ino(pid: i32, sub: u64) -> u64 {
 
 /// Builds a procfs root.
 pub fn new_procfs() -> Arc<dyn Inode> {
-    Arc::new(ProcRoot { meta: Meta { dev: anon_dev(), ino: 1, magic: PROC_SUPER_MAGIC, time: now(), read_only: false } })
+    Arc::new(ProcRoot {
+        meta: Meta {
+            dev: anon_dev(),
+            ino: 1,
+            magic: PROC_SUPER_MAGIC,
+            time: now(),
+            read_only: false,
+        },
+    })
 }
 
 fn parse_num(name: &[u8]) -> Option<i32> {
-    if name.is_empty() || name.len() > 10 || (name[0] == b'0' && name.len() > 1) || !name.iter().all(u8::is_ascii_digit) {
+    if name.is_empty()
+        || name.len() > 10
+        || (name[0] == b'0' && name.len() > 1)
+        || !name.iter().all(u8::is_ascii_digit)
+    {
         return None;
     }
     std::str::from_utf8(name).ok()?.parse().ok()
 }
 
 fn live_group(pid: i32) -> Option<Arc<ThreadGroup>> {
-    crate::kernel_booted().then(|| crate::kernel().tasks.group(pid)).flatten()
+    crate::kernel_booted()
+        .then(|| crate::kernel().tasks.group(pid))
+        .flatten()
 }
 
 fn thread_of(pid: i32, tid: i32) -> Option<Arc<Task>> {
@@ -49,7 +63,11 @@ fn thread_of(pid: i32, tid: i32) -> Option<Arc<Task>> {
 fn leader(pid: i32) -> Option<Arc<Task>> {
     let g = live_group(pid)?;
     let threads = g.threads();
-    threads.iter().find(|t| t.tid() == pid).cloned().or_else(|| threads.into_iter().next())
+    threads
+        .iter()
+        .find(|t| t.tid() == pid)
+        .cloned()
+        .or_else(|| threads.into_iter().next())
 }
 
 /// Every process's pid, in order.
@@ -57,7 +75,13 @@ fn all_pids() -> Vec<i32> {
     if !crate::kernel_booted() {
         return Vec::new();
     }
-    crate::kernel().tasks.lock().iter().filter(|(_, n)| n.zombie.is_none()).map(|(&p, _)| p).collect()
+    crate::kernel()
+        .tasks
+        .lock()
+        .iter()
+        .filter(|(_, n)| n.zombie.is_none())
+        .map(|(&p, _)| p)
+        .collect()
 }
 
 struct ProcRoot {
@@ -111,10 +135,22 @@ impl Inode for ProcRoot {
     }
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
         let m = |ino| self.meta.with_ino(ino);
-        let file = |ino, g| -> KResult<Arc<dyn Inode>> { Ok(Arc::new(GenFile { meta: m(ino), gen: g, perm: 0o444 })) };
+        let file = |ino, g| -> KResult<Arc<dyn Inode>> {
+            Ok(Arc::new(GenFile {
+                meta: m(ino),
+                gen: g,
+                perm: 0o444,
+            }))
+        };
         match name {
-            b"self" => Ok(Arc::new(SelfLink { meta: m(2), thread: false })),
-            b"thread-self" => Ok(Arc::new(SelfLink { meta: m(3), thread: true })),
+            b"self" => Ok(Arc::new(SelfLink {
+                meta: m(2),
+                thread: false,
+            })),
+            b"thread-self" => Ok(Arc::new(SelfLink {
+                meta: m(3),
+                thread: true,
+            })),
             b"cpuinfo" => file(10, Gen::CpuInfo),
             b"meminfo" => file(11, Gen::MemInfo),
             b"stat" => file(12, Gen::SysStat),
@@ -122,10 +158,20 @@ impl Inode for ProcRoot {
             b"loadavg" => file(14, Gen::LoadAvg),
             b"filesystems" => file(15, Gen::Filesystems),
             b"version" => file(16, Gen::Version),
-            b"mounts" => Ok(Arc::new(SelfRelLink { meta: m(17), rest: b"mounts" })),
-            b"sys" => Ok(Arc::new(SysDir { meta: m(20), node: SysNode::Root })),
+            b"mounts" => Ok(Arc::new(SelfRelLink {
+                meta: m(17),
+                rest: b"mounts",
+            })),
+            b"sys" => Ok(Arc::new(SysDir {
+                meta: m(20),
+                node: SysNode::Root,
+            })),
             _ => match parse_num(name) {
-                Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir { meta: m(pid_ino(pid, 1)), pid, tid: None })),
+                Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir {
+                    meta: m(pid_ino(pid, 1)),
+                    pid,
+                    tid: None,
+                })),
                 _ => error!(ENOENT),
             },
         }
@@ -180,8 +226,15 @@ impl Inode for SelfLink {
         Ok(self.meta.statfs())
     }
     fn readlink(&self, caller: &Caller<'_>) -> KResult<Vec<u8>> {
-        let Some(task) = caller.task else { return error!(ENOENT) };
-        Ok(if self.thread { format!("{}/task/{}", caller.tgid, task.tid()) } else { caller.tgid.to_string() }.into_bytes())
+        let Some(task) = caller.task else {
+            return error!(ENOENT);
+        };
+        Ok(if self.thread {
+            format!("{}/task/{}", caller.tgid, task.tid())
+        } else {
+            caller.tgid.to_string()
+        }
+        .into_bytes())
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -264,13 +317,37 @@ impl Inode for PidDir {
         if live_group(pid).is_none() {
             return error!(ENOENT);
         }
-        let base = if self.tid.is_some() { pid_ino(tid, 0x8000) } else { pid_ino(pid, 0) };
+        let base = if self.tid.is_some() {
+            pid_ino(tid, 0x8000)
+        } else {
+            pid_ino(pid, 0)
+        };
         let ino = |sub: u64| self.meta.with_ino(base + sub);
-        let file = |sub, g, perm| -> KResult<Arc<dyn Inode>> { Ok(Arc::new(GenFile { meta: ino(sub), gen: g, perm })) };
-        let link = |sub, what| -> KResult<Arc<dyn Inode>> { Ok(Arc::new(TaskLink { meta: ino(sub), pid, what })) };
+        let file = |sub, g, perm| -> KResult<Arc<dyn Inode>> {
+            Ok(Arc::new(GenFile {
+                meta: ino(sub),
+                gen: g,
+                perm,
+            }))
+        };
+        let link = |sub, what| -> KResult<Arc<dyn Inode>> {
+            Ok(Arc::new(TaskLink {
+                meta: ino(sub),
+                pid,
+                what,
+            }))
+        };
         match name {
-            b"fd" => Ok(Arc::new(FdDir { meta: ino(2), pid, info: false })),
-            b"fdinfo" => Ok(Arc::new(FdDir { meta: ino(6), pid, info: true })),
+            b"fd" => Ok(Arc::new(FdDir {
+                meta: ino(2),
+                pid,
+                info: false,
+            })),
+            b"fdinfo" => Ok(Arc::new(FdDir {
+                meta: ino(6),
+                pid,
+                info: true,
+            })),
             b"cwd" => link(3, What::Cwd),
             b"root" => link(4, What::Root),
             b"exe" => link(5, What::Exe),
@@ -292,8 +369,19 @@ impl Inode for PidDir {
         }
     }
     fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
-        let base = if let Some(t) = self.tid { pid_ino(t, 0x8000) } else { pid_ino(self.pid, 0) };
-        let mut entries = vec![(self.meta.ino, FileType::Directory.dirent_type(), b".".to_vec()), (1, FileType::Directory.dirent_type(), b"..".to_vec())];
+        let base = if let Some(t) = self.tid {
+            pid_ino(t, 0x8000)
+        } else {
+            pid_ino(self.pid, 0)
+        };
+        let mut entries = vec![
+            (
+                self.meta.ino,
+                FileType::Directory.dirent_type(),
+                b".".to_vec(),
+            ),
+            (1, FileType::Directory.dirent_type(), b"..".to_vec()),
+        ];
         for &(n, sub) in PID_FILES {
             if n == "task" && self.tid.is_some() {
                 continue;
@@ -334,12 +422,21 @@ impl Inode for TaskDir {
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
         let tid = parse_num(name).ok_or(crate::errno!(ENOENT))?;
         thread_of(self.pid, tid).ok_or(crate::errno!(ENOENT))?;
-        Ok(Arc::new(PidDir { meta: self.meta.with_ino(pid_ino(tid, 0x8001)), pid: self.pid, tid: Some(tid) }))
+        Ok(Arc::new(PidDir {
+            meta: self.meta.with_ino(pid_ino(tid, 0x8001)),
+            pid: self.pid,
+            tid: Some(tid),
+        }))
     }
     fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         let d = FileType::Directory.dirent_type();
-        let mut entries = vec![(self.meta.ino, d, b".".to_vec()), (pid_ino(self.pid, 1), d, b"..".to_vec())];
-        let mut tids: Vec<i32> = live_group(self.pid).map(|g| g.threads().iter().map(|t| t.tid()).collect()).unwrap_or_default();
+        let mut entries = vec![
+            (self.meta.ino, d, b".".to_vec()),
+            (pid_ino(self.pid, 1), d, b"..".to_vec()),
+        ];
+        let mut tids: Vec<i32> = live_group(self.pid)
+            .map(|g| g.threads().iter().map(|t| t.tid()).collect())
+            .unwrap_or_default();
         tids.sort_unstable();
         for t in tids {
             entries.push((pid_ino(t, 0x8001), d, t.to_string().into_bytes()));
@@ -366,7 +463,9 @@ impl Inode for FdDir {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFDIR | if self.info { 0o555 } else { 0o500 }, 2, 0))
+        Ok(self
+            .meta
+            .stat(S_IFDIR | if self.info { 0o555 } else { 0o500 }, 2, 0))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
@@ -377,18 +476,37 @@ impl Inode for FdDir {
         task.files().get(fd).map_err(|_| crate::errno!(ENOENT))?;
         let ino = self.meta.ino + 0x100 + fd as u64;
         if self.info {
-            Ok(Arc::new(GenFile { meta: self.meta.with_ino(ino), gen: Gen::FdInfo(self.pid, fd), perm: 0o444 }))
+            Ok(Arc::new(GenFile {
+                meta: self.meta.with_ino(ino),
+                gen: Gen::FdInfo(self.pid, fd),
+                perm: 0o444,
+            }))
         } else {
-            Ok(Arc::new(TaskLink { meta: self.meta.with_ino(ino), pid: self.pid, what: What::Fd(fd) }))
+            Ok(Arc::new(TaskLink {
+                meta: self.meta.with_ino(ino),
+                pid: self.pid,
+                what: What::Fd(fd),
+            }))
         }
     }
     fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         let d = FileType::Directory.dirent_type();
-        let mut entries = vec![(self.meta.ino, d, b".".to_vec()), (pid_ino(self.pid, 1), d, b"..".to_vec())];
+        let mut entries = vec![
+            (self.meta.ino, d, b".".to_vec()),
+            (pid_ino(self.pid, 1), d, b"..".to_vec()),
+        ];
         if let Some(task) = leader(self.pid) {
-            let t = if self.info { FileType::Regular } else { FileType::Symlink };
+            let t = if self.info {
+                FileType::Regular
+            } else {
+                FileType::Symlink
+            };
             for fd in task.files().fds() {
-                entries.push((self.meta.ino + 0x100 + fd as u64, t.dirent_type(), fd.to_string().into_bytes()));
+                entries.push((
+                    self.meta.ino + 0x100 + fd as u64,
+                    t.dirent_type(),
+                    fd.to_string().into_bytes(),
+                ));
             }
         }
         Ok(Arc::new(SynthDir { entries }))
@@ -417,13 +535,26 @@ impl TaskLink {
         let task = leader(self.pid).ok_or(crate::errno!(ENOENT))?;
         let fs = task.fs();
         let p = match self.what {
-            What::Fd(fd) => task.files().get(fd).map_err(|_| crate::errno!(ENOENT))?.path.clone(),
+            What::Fd(fd) => task
+                .files()
+                .get(fd)
+                .map_err(|_| crate::errno!(ENOENT))?
+                .path
+                .clone(),
             What::Cwd => fs.cwd(),
             What::Root => fs.root(),
-            What::Exe => task.exe.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or(crate::errno!(ENOENT))?,
+            What::Exe => task
+                .exe
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .ok_or(crate::errno!(ENOENT))?,
         };
         // Paths print relative to the reader's root.
-        let root = caller.task.map(|t| t.fs().root()).unwrap_or_else(|| fs.root());
+        let root = caller
+            .task
+            .map(|t| t.fs().root())
+            .unwrap_or_else(|| fs.root());
         Ok((p, root))
     }
 }
@@ -436,7 +567,11 @@ impl Inode for TaskLink {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        let perm = if matches!(self.what, What::Fd(_)) { 0o700 } else { 0o777 };
+        let perm = if matches!(self.what, What::Fd(_)) {
+            0o700
+        } else {
+            0o777
+        };
         Ok(self.meta.stat(S_IFLNK | perm, 1, 64))
     }
     fn statfs(&self) -> KResult<StatFs> {
@@ -498,18 +633,36 @@ impl Inode for SysDir {
         Ok(self.meta.statfs())
     }
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
-        let (_, ino, g) = self.children().into_iter().find(|(n, _, _)| n.as_bytes() == name).ok_or(crate::errno!(ENOENT))?;
+        let (_, ino, g) = self
+            .children()
+            .into_iter()
+            .find(|(n, _, _)| n.as_bytes() == name)
+            .ok_or(crate::errno!(ENOENT))?;
         Ok(match (g, name) {
-            (Some(g), _) => Arc::new(GenFile { meta: self.meta.with_ino(ino), gen: g, perm: 0o444 }),
-            (None, b"kernel") => Arc::new(SysDir { meta: self.meta.with_ino(ino), node: SysNode::Kernel }),
-            (None, _) => Arc::new(SysDir { meta: self.meta.with_ino(ino), node: SysNode::Vm }),
+            (Some(g), _) => Arc::new(GenFile {
+                meta: self.meta.with_ino(ino),
+                gen: g,
+                perm: 0o444,
+            }),
+            (None, b"kernel") => Arc::new(SysDir {
+                meta: self.meta.with_ino(ino),
+                node: SysNode::Kernel,
+            }),
+            (None, _) => Arc::new(SysDir {
+                meta: self.meta.with_ino(ino),
+                node: SysNode::Vm,
+            }),
         })
     }
     fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         let d = FileType::Directory.dirent_type();
         let mut entries = vec![(self.meta.ino, d, b".".to_vec()), (1, d, b"..".to_vec())];
         for (n, ino, g) in self.children() {
-            let t = if g.is_some() { FileType::Regular } else { FileType::Directory };
+            let t = if g.is_some() {
+                FileType::Regular
+            } else {
+                FileType::Directory
+            };
             entries.push((ino, t.dirent_type(), n.as_bytes().to_vec()));
         }
         Ok(Arc::new(SynthDir { entries }))
@@ -543,7 +696,9 @@ impl Inode for GenFile {
         if flags & 3 != 0 {
             return error!(EACCES);
         }
-        Ok(Arc::new(Snapshot { data: render(self.gen, caller)? }))
+        Ok(Arc::new(Snapshot {
+            data: render(self.gen, caller)?,
+        }))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -609,7 +764,17 @@ fn mount_lines(task: &Task, info: bool) -> String {
         };
         if info {
             let parent = m.mountpoint.as_ref().map(|p| p.mnt.id).unwrap_or(m.id);
-            s.push_str(&format!("{} {} 0:{} / {} {},relatime - {} {} {}\n", m.id, parent, m.id + 20, at, opts, m.fstype, source, opts));
+            s.push_str(&format!(
+                "{} {} 0:{} / {} {},relatime - {} {} {}\n",
+                m.id,
+                parent,
+                m.id + 20,
+                at,
+                opts,
+                m.fstype,
+                source,
+                opts
+            ));
         } else {
             s.push_str(&format!("{source} {at} {} {opts},relatime 0 0\n", m.fstype));
         }

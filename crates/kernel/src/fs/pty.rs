@@ -50,17 +50,35 @@ fn ptys() -> MutexGuard<'static, BTreeMap<u32, PtyEntry>> {
 /// The devpts superblock's identity (one devpts instance).
 fn devpts_meta() -> Meta {
     static META: std::sync::OnceLock<Meta> = std::sync::OnceLock::new();
-    *META.get_or_init(|| Meta { dev: anon_dev(), ino: 1, magic: DEVPTS_SUPER_MAGIC, time: now(), read_only: false })
+    *META.get_or_init(|| Meta {
+        dev: anon_dev(),
+        ino: 1,
+        magic: DEVPTS_SUPER_MAGIC,
+        time: now(),
+        read_only: false,
+    })
 }
 
 /// Opens /dev/ptmx: a new pty; returns the master's operations.
 pub fn open_ptmx() -> KResult<Arc<dyn FileOps>> {
     let mut map = ptys();
     map.retain(|_, e| e.tty.strong_count() > 0);
-    let index = (0..PTY_MAX).find(|i| !map.contains_key(i)).ok_or(crate::errno!(ENOSPC))?;
+    let index = (0..PTY_MAX)
+        .find(|i| !map.contains_key(i))
+        .ok_or(crate::errno!(ENOSPC))?;
     let tty = Tty::new(Kind::PtySlave(index), Termios::pty_slave(), [0; 4], 1);
-    let node = Arc::new(PtsNode { meta: devpts_meta().with_ino(index as u64 + 3), index, time: now() });
-    map.insert(index, PtyEntry { tty: Arc::downgrade(&tty), node });
+    let node = Arc::new(PtsNode {
+        meta: devpts_meta().with_ino(index as u64 + 3),
+        index,
+        time: now(),
+    });
+    map.insert(
+        index,
+        PtyEntry {
+            tty: Arc::downgrade(&tty),
+            node,
+        },
+    );
     Ok(Arc::new(PtyMaster { tty, index }))
 }
 
@@ -73,7 +91,11 @@ fn slave_tty(index: u32) -> Option<Arc<Tty>> {
 pub fn open_slave(tty: &Arc<Tty>, flags: u32, tgid: i32) -> KResult<Arc<dyn FileOps>> {
     let readable = matches!(flags & O_ACCMODE, O_RDONLY | O_RDWR);
     tty.slave_open(tgid, flags & O_NOCTTY != 0, readable)?;
-    Ok(Arc::new(TtyFile { tty: tty.clone(), out_fd: 1, counted: true }))
+    Ok(Arc::new(TtyFile {
+        tty: tty.clone(),
+        out_fd: 1,
+        counted: true,
+    }))
 }
 
 /// An open pty master.
@@ -90,10 +112,22 @@ impl Drop for PtyMaster {
 }
 
 impl FileOps for PtyMaster {
-    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.tty.master_read(buf, f.nonblocking(), task)
     }
-    fn write_as(&self, f: &OpenFile, _off: u64, buf: &[u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn write_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &[u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.tty.master_write(buf, f.nonblocking(), task)
     }
     fn seekable(&self) -> bool {
@@ -152,18 +186,37 @@ impl FileOps for PtyMaster {
                 let fd = ctx.files().alloc(file, flags & O_CLOEXEC != 0)?;
                 Ok(fd as u64)
             }
-            _ => self.tty.ioctl(cmd, arg, &mm, Some(ctx.task), f.can_read(), true),
+            _ => self
+                .tty
+                .ioctl(cmd, arg, &mm, Some(ctx.task), f.can_read(), true),
         }
     }
 }
 
 /// A path for /dev/pts/N opened through TIOCGPTPEER: beside the master's
 /// /dev/ptmx, under a `pts` dentry (d_path gives /dev/pts/N).
-fn pts_path(master: &crate::fs::vfs::Path, index: u32, node: Arc<dyn Inode>) -> crate::fs::vfs::Path {
+fn pts_path(
+    master: &crate::fs::vfs::Path,
+    index: u32,
+    node: Arc<dyn Inode>,
+) -> crate::fs::vfs::Path {
     use crate::fs::vfs::{Dentry, Path};
-    let parent = master.dentry.parent.clone().unwrap_or_else(|| master.dentry.clone());
-    let dir = Dentry::child(&parent, b"pts", Arc::new(PtsDir { meta: devpts_meta() }));
-    Path { mnt: master.mnt.clone(), dentry: Dentry::child(&dir, index.to_string().as_bytes(), node) }
+    let parent = master
+        .dentry
+        .parent
+        .clone()
+        .unwrap_or_else(|| master.dentry.clone());
+    let dir = Dentry::child(
+        &parent,
+        b"pts",
+        Arc::new(PtsDir {
+            meta: devpts_meta(),
+        }),
+    );
+    Path {
+        mnt: master.mnt.clone(),
+        dentry: Dentry::child(&dir, index.to_string().as_bytes(), node),
+    }
 }
 
 /// An open terminal (slave side): a pty slave, or the console with its
@@ -184,10 +237,22 @@ impl Drop for TtyFile {
 }
 
 impl FileOps for TtyFile {
-    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.tty.read(buf, f.nonblocking(), task)
     }
-    fn write_as(&self, f: &OpenFile, _off: u64, buf: &[u8], task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn write_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &[u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.tty.write(buf, f.nonblocking(), task, self.out_fd)
     }
     fn seekable(&self) -> bool {
@@ -203,7 +268,8 @@ impl FileOps for TtyFile {
         Some(&self.tty.waiters)
     }
     fn ioctl(&self, f: &OpenFile, cmd: u32, arg: u64, ctx: &SyscallContext<'_>) -> KResult<u64> {
-        self.tty.ioctl(cmd, arg, &ctx.mm(), Some(ctx.task), f.can_read(), false)
+        self.tty
+            .ioctl(cmd, arg, &ctx.mm(), Some(ctx.task), f.can_read(), false)
     }
 }
 
@@ -279,7 +345,9 @@ pub struct PtsDir {
 
 /// devpts's root inode.
 pub fn new_devpts() -> Arc<dyn Inode> {
-    Arc::new(PtsDir { meta: devpts_meta() })
+    Arc::new(PtsDir {
+        meta: devpts_meta(),
+    })
 }
 
 impl Inode for PtsDir {
@@ -297,10 +365,16 @@ impl Inode for PtsDir {
     }
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
         if name == b"ptmx" {
-            return Ok(Arc::new(PtmxNode { meta: self.meta.with_ino(2), perm: 0 }));
+            return Ok(Arc::new(PtmxNode {
+                meta: self.meta.with_ino(2),
+                perm: 0,
+            }));
         }
         let s = std::str::from_utf8(name).map_err(|_| crate::errno!(ENOENT))?;
-        if s.is_empty() || s.starts_with('0') && s.len() > 1 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        if s.is_empty()
+            || s.starts_with('0') && s.len() > 1
+            || !s.bytes().all(|b| b.is_ascii_digit())
+        {
             return error!(ENOENT);
         }
         let n: u32 = s.parse().map_err(|_| crate::errno!(ENOENT))?;
@@ -314,7 +388,11 @@ impl Inode for PtsDir {
     fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         let d = FileType::Directory.dirent_type();
         let c = FileType::CharDevice.dirent_type();
-        let mut entries = vec![(1, d, b".".to_vec()), (1, d, b"..".to_vec()), (2, c, b"ptmx".to_vec())];
+        let mut entries = vec![
+            (1, d, b".".to_vec()),
+            (1, d, b"..".to_vec()),
+            (2, c, b"ptmx".to_vec()),
+        ];
         let mut map = ptys();
         map.retain(|_, e| e.tty.strong_count() > 0);
         for (n, _) in map.iter() {

@@ -12,7 +12,9 @@ use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey};
 
 /// The host's CLOCK_REALTIME now, for inode times.
 pub fn now() -> (i64, u32) {
-    ruml_host::clock::gettime(0).map(|(s, n)| (s, n as u32)).unwrap_or((0, 0))
+    ruml_host::clock::gettime(0)
+        .map(|(s, n)| (s, n as u32))
+        .unwrap_or((0, 0))
 }
 
 /// What every synthetic inode knows about itself.
@@ -71,7 +73,11 @@ impl Inode for StaticDir {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        let subdirs = self.children.iter().filter(|(_, i)| i.file_type() == FileType::Directory).count() as u64;
+        let subdirs = self
+            .children
+            .iter()
+            .filter(|(_, i)| i.file_type() == FileType::Directory)
+            .count() as u64;
         Ok(self.meta.stat(S_IFDIR | self.perm, 2 + subdirs, 0))
     }
     fn statfs(&self) -> KResult<StatFs> {
@@ -85,8 +91,16 @@ impl Inode for StaticDir {
     }
     fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         let mut entries = vec![
-            (self.meta.ino, FileType::Directory.dirent_type(), b".".to_vec()),
-            (self.meta.ino, FileType::Directory.dirent_type(), b"..".to_vec()),
+            (
+                self.meta.ino,
+                FileType::Directory.dirent_type(),
+                b".".to_vec(),
+            ),
+            (
+                self.meta.ino,
+                FileType::Directory.dirent_type(),
+                b"..".to_vec(),
+            ),
         ];
         for (name, i) in &self.children {
             entries.push((i.key().1, i.file_type().dirent_type(), name.clone()));

@@ -15,7 +15,9 @@ use crate::errno::{Errno, KResult};
 use crate::error;
 use crate::fs::anon::anon_file;
 use crate::fs::file::{FileRef, OpenFile};
-use crate::fs::poll::{PollEvents, Waiters, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, READABLE, WRITABLE};
+use crate::fs::poll::{
+    PollEvents, Waiters, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, READABLE, WRITABLE,
+};
 use crate::fs::types::oflags::{O_NONBLOCK, O_RDWR};
 use crate::fs::types::{FileType, S_IFSOCK};
 use crate::fs::vfs::FileOps;
@@ -129,7 +131,11 @@ pub struct UnixSocket {
 
 impl UnixSocket {
     fn new(typ: i32) -> Arc<UnixSocket> {
-        Arc::new(UnixSocket { typ, state: Mutex::new(State::default()), waiters: Waiters::new() })
+        Arc::new(UnixSocket {
+            typ,
+            state: Mutex::new(State::default()),
+            waiters: Waiters::new(),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -190,21 +196,52 @@ impl FileOps for SocketFile {
     fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
         self.read_as(f, off, buf, None)
     }
-    fn read_as(&self, f: &OpenFile, _off: u64, buf: &mut [u8], task: Option<&Arc<Task>>) -> KResult<usize> {
-        let (n, _, _) = recv(&self.0, task, buf, if f.nonblocking() { MSG_DONTWAIT } else { 0 })?;
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &mut [u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
+        let (n, _, _) = recv(
+            &self.0,
+            task,
+            buf,
+            if f.nonblocking() { MSG_DONTWAIT } else { 0 },
+        )?;
         Ok(n)
     }
     fn write(&self, f: &OpenFile, off: u64, buf: &[u8]) -> KResult<usize> {
         self.write_as(f, off, buf, None)
     }
-    fn write_as(&self, f: &OpenFile, _off: u64, buf: &[u8], task: Option<&Arc<Task>>) -> KResult<usize> {
-        send(&self.0, task, buf, Vec::new(), None, if f.nonblocking() { MSG_DONTWAIT } else { 0 })
+    fn write_as(
+        &self,
+        f: &OpenFile,
+        _off: u64,
+        buf: &[u8],
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
+        send(
+            &self.0,
+            task,
+            buf,
+            Vec::new(),
+            None,
+            if f.nonblocking() { MSG_DONTWAIT } else { 0 },
+        )
     }
     fn poll(&self, _f: &OpenFile) -> PollEvents {
         let sock = &self.0;
         let (readable, listening, shut_rd, shut_wr, gone, connected) = {
             let s = sock.lock();
-            (!s.recv.is_empty() || s.listening.as_ref().is_some_and(|l| !l.1.is_empty()), s.listening.is_some(), s.shut_rd, s.shut_wr, s.peer_gone, s.connected)
+            (
+                !s.recv.is_empty() || s.listening.as_ref().is_some_and(|l| !l.1.is_empty()),
+                s.listening.is_some(),
+                s.shut_rd,
+                s.shut_wr,
+                s.peer_gone,
+                s.connected,
+            )
         };
         let mut ev = 0;
         if readable {
@@ -240,7 +277,11 @@ impl FileOps for SocketFile {
 }
 
 fn new_file(sock: Arc<UnixSocket>, nonblock: bool) -> FileRef {
-    anon_file("socket", Arc::new(SocketFile(sock)), O_RDWR | if nonblock { O_NONBLOCK } else { 0 })
+    anon_file(
+        "socket",
+        Arc::new(SocketFile(sock)),
+        O_RDWR | if nonblock { O_NONBLOCK } else { 0 },
+    )
 }
 
 fn socket_of(ctx: &SyscallContext<'_>, fd: Fd) -> KResult<(FileRef, Arc<UnixSocket>)> {
@@ -253,7 +294,13 @@ fn socket_of(ctx: &SyscallContext<'_>, fd: Fd) -> KResult<(FileRef, Arc<UnixSock
 }
 
 /// Waits on `sock` until `ready()`; honours nonblocking and timeouts.
-fn block(sock: &UnixSocket, task: Option<&Arc<Task>>, nonblock: bool, timeout: Option<Duration>, mut ready: impl FnMut() -> bool) -> KResult<()> {
+fn block(
+    sock: &UnixSocket,
+    task: Option<&Arc<Task>>,
+    nonblock: bool,
+    timeout: Option<Duration>,
+    mut ready: impl FnMut() -> bool,
+) -> KResult<()> {
     if ready() {
         return Ok(());
     }
@@ -268,7 +315,14 @@ fn block(sock: &UnixSocket, task: Option<&Arc<Task>>, nonblock: bool, timeout: O
 }
 
 /// Sends `data` (with `fds`) from `sock`, to its peer or to `to`.
-fn send(sock: &Arc<UnixSocket>, task: Option<&Arc<Task>>, data: &[u8], fds: Vec<FileRef>, to: Option<Arc<UnixSocket>>, flags: i32) -> KResult<usize> {
+fn send(
+    sock: &Arc<UnixSocket>,
+    task: Option<&Arc<Task>>,
+    data: &[u8],
+    fds: Vec<FileRef>,
+    to: Option<Arc<UnixSocket>>,
+    flags: i32,
+) -> KResult<usize> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let (shut_wr, timeout, bound, connected) = {
         let s = sock.lock();
@@ -290,7 +344,13 @@ fn send(sock: &Arc<UnixSocket>, task: Option<&Arc<Task>>, data: &[u8], fds: Vec<
         None => match sock.peer() {
             Some(p) => p,
             None if sock.typ == SOCK_DGRAM && !connected => return error!(EDESTADDRREQ),
-            None if connected => return Err(if sock.typ == SOCK_DGRAM { crate::errno!(ECONNREFUSED) } else { epipe(task) }),
+            None if connected => {
+                return Err(if sock.typ == SOCK_DGRAM {
+                    crate::errno!(ECONNREFUSED)
+                } else {
+                    epipe(task)
+                })
+            }
             None => return error!(ENOTCONN),
         },
     };
@@ -304,7 +364,9 @@ fn send(sock: &Arc<UnixSocket>, task: Option<&Arc<Task>>, data: &[u8], fds: Vec<
         let mut done = 0;
         let mut fds = Some(fds);
         while done < data.len() {
-            let r = block(sock, task, nonblock, timeout, || dest.room(1) || dest.lock().shut_rd);
+            let r = block(sock, task, nonblock, timeout, || {
+                dest.room(1) || dest.lock().shut_rd
+            });
             if let Err(e) = r {
                 return if done > 0 { Ok(done) } else { Err(e) };
             }
@@ -313,15 +375,27 @@ fn send(sock: &Arc<UnixSocket>, task: Option<&Arc<Task>>, data: &[u8], fds: Vec<
             }
             let space = {
                 let s = dest.lock();
-                BUF_SIZE.saturating_sub(s.recv_bytes).max(if s.recv_bytes == 0 { 1 } else { 0 })
+                BUF_SIZE
+                    .saturating_sub(s.recv_bytes)
+                    .max(if s.recv_bytes == 0 { 1 } else { 0 })
             };
             let n = space.min(data.len() - done).min(65536);
-            dest.deliver(Msg { data: data[done..done + n].to_vec(), fds: fds.take().unwrap_or_default(), creds, from: None });
+            dest.deliver(Msg {
+                data: data[done..done + n].to_vec(),
+                fds: fds.take().unwrap_or_default(),
+                creds,
+                from: None,
+            });
             done += n;
         }
         if data.is_empty() {
             if let Some(f) = fds.take().filter(|f| !f.is_empty()) {
-                dest.deliver(Msg { data: Vec::new(), fds: f, creds, from: None });
+                dest.deliver(Msg {
+                    data: Vec::new(),
+                    fds: f,
+                    creds,
+                    from: None,
+                });
             }
         }
         return Ok(done);
@@ -331,7 +405,12 @@ fn send(sock: &Arc<UnixSocket>, task: Option<&Arc<Task>>, data: &[u8], fds: Vec<
         return error!(EMSGSIZE);
     }
     block(sock, task, nonblock, timeout, || dest.room(data.len()))?;
-    dest.deliver(Msg { data: data.to_vec(), fds, creds, from: bound });
+    dest.deliver(Msg {
+        data: data.to_vec(),
+        fds,
+        creds,
+        from: bound,
+    });
     Ok(data.len())
 }
 
@@ -344,7 +423,12 @@ struct Received {
     flags: i32,
 }
 
-fn recv(sock: &Arc<UnixSocket>, task: Option<&Arc<Task>>, buf: &mut [u8], flags: i32) -> KResult<(usize, Received, usize)> {
+fn recv(
+    sock: &Arc<UnixSocket>,
+    task: Option<&Arc<Task>>,
+    buf: &mut [u8],
+    flags: i32,
+) -> KResult<(usize, Received, usize)> {
     let nonblock = flags & MSG_DONTWAIT != 0;
     let timeout = sock.lock().rcvtimeo;
     let eof = |s: &State| s.shut_rd || s.peer_gone;
@@ -361,7 +445,12 @@ fn recv(sock: &Arc<UnixSocket>, task: Option<&Arc<Task>>, buf: &mut [u8], flags:
     let peek = flags & MSG_PEEK != 0;
     let mut s = sock.lock();
     let passcred = s.passcred;
-    let mut out = Received { fds: Vec::new(), creds: None, from: None, flags: 0 };
+    let mut out = Received {
+        fds: Vec::new(),
+        creds: None,
+        from: None,
+        flags: 0,
+    };
     if sock.stream() {
         let mut n = 0;
         let mut i = 0;
@@ -406,7 +495,16 @@ fn recv(sock: &Arc<UnixSocket>, task: Option<&Arc<Task>>, buf: &mut [u8], flags:
         }
         return Ok((n, out, n));
     }
-    let Some(m) = (if peek { s.recv.front().map(|m| Msg { data: m.data.clone(), fds: Vec::new(), creds: m.creds, from: m.from.clone() }) } else { s.recv.pop_front() }) else {
+    let Some(m) = (if peek {
+        s.recv.front().map(|m| Msg {
+            data: m.data.clone(),
+            fds: Vec::new(),
+            creds: m.creds,
+            from: m.from.clone(),
+        })
+    } else {
+        s.recv.pop_front()
+    }) else {
         // EOF on a seqpacket socket.
         return Ok((0, out, 0));
     };
@@ -482,7 +580,13 @@ fn pair(a: &Arc<UnixSocket>, b: &Arc<UnixSocket>, ca: (i32, u32, u32), cb: (i32,
     s.peercred = Some(ca);
 }
 
-fn sys_socketpair(ctx: &mut SyscallContext<'_>, domain: i32, typ: i32, protocol: i32, sv: UserAddr) -> KResult<u64> {
+fn sys_socketpair(
+    ctx: &mut SyscallContext<'_>,
+    domain: i32,
+    typ: i32,
+    protocol: i32,
+    sv: UserAddr,
+) -> KResult<u64> {
     let (t, nb, ce) = check_type(domain, typ, protocol)?;
     let (a, b) = (UnixSocket::new(t), UnixSocket::new(t));
     let c = creds_of(ctx.task);
@@ -490,7 +594,9 @@ fn sys_socketpair(ctx: &mut SyscallContext<'_>, domain: i32, typ: i32, protocol:
     if ctx.mm().accessible_len(sv.0, 8, true) < 8 {
         return error!(EFAULT);
     }
-    let (fa, fb) = ctx.files().alloc_pair(new_file(a, nb), new_file(b, nb), ce)?;
+    let (fa, fb) = ctx
+        .files()
+        .alloc_pair(new_file(a, nb), new_file(b, nb), ce)?;
     ctx.mm().write_val(sv.0, &[fa, fb])?;
     Ok(0)
 }
@@ -546,7 +652,8 @@ fn sys_bind(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: u32) -> K
         if dir.mnt.read_only() {
             return error!(EROFS);
         }
-        dir.inode().mknod(&last, S_IFSOCK | (0o777 & !fs.umask()), (0, 0))?;
+        dir.inode()
+            .mknod(&last, S_IFSOCK | (0o777 & !fs.umask()), (0, 0))?;
         crate::fs::namei::dcache::changed();
         let key = w.lookup_one(&dir, &last)?.inode().key();
         Addr::Path(name, key)
@@ -600,10 +707,21 @@ fn autobind(sock: &Arc<UnixSocket>) {
 
 fn lookup(ctx: &SyscallContext<'_>, addr: UserAddr, len: u32) -> KResult<(Arc<UnixSocket>, Addr)> {
     let (abs, name) = read_addr(ctx, addr, len)?;
-    let key = if abs { AddrKey::Abstract(name.clone()) } else { AddrKey::Inode(path_key(ctx, &name)?) };
+    let key = if abs {
+        AddrKey::Abstract(name.clone())
+    } else {
+        AddrKey::Inode(path_key(ctx, &name)?)
+    };
     let n = names().lock().unwrap_or_else(|p| p.into_inner());
-    let target = n.get(&key).and_then(|w| w.upgrade()).ok_or(crate::errno!(ECONNREFUSED))?;
-    let a = target.lock().bound.clone().ok_or(crate::errno!(ECONNREFUSED))?;
+    let target = n
+        .get(&key)
+        .and_then(|w| w.upgrade())
+        .ok_or(crate::errno!(ECONNREFUSED))?;
+    let a = target
+        .lock()
+        .bound
+        .clone()
+        .ok_or(crate::errno!(ECONNREFUSED))?;
     Ok((target, a))
 }
 
@@ -628,11 +746,17 @@ fn sys_connect(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: u32) -
     {
         let mut ts = target.lock();
         let bound = ts.bound.clone();
-        let Some((backlog, q)) = ts.listening.as_mut() else { return error!(ECONNREFUSED) };
+        let Some((backlog, q)) = ts.listening.as_mut() else {
+            return error!(ECONNREFUSED);
+        };
         if q.len() > *backlog {
             // Linux blocks the connector here; ruml refuses (EAGAIN for
             // nonblocking sockets, as Linux).
-            return if f.nonblocking() { error!(EAGAIN) } else { error!(ECONNREFUSED) };
+            return if f.nonblocking() {
+                error!(EAGAIN)
+            } else {
+                error!(ECONNREFUSED)
+            };
         }
         server.lock().bound = bound;
         let me = creds_of(ctx.task);
@@ -644,7 +768,12 @@ fn sys_connect(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: u32) -
     Ok(0)
 }
 
-fn write_addr(ctx: &SyscallContext<'_>, addr: UserAddr, len: UserAddr, a: Option<&Addr>) -> KResult<()> {
+fn write_addr(
+    ctx: &SyscallContext<'_>,
+    addr: UserAddr,
+    len: UserAddr,
+    a: Option<&Addr>,
+) -> KResult<()> {
     if addr.is_null() {
         return Ok(());
     }
@@ -663,7 +792,13 @@ fn sys_accept(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: UserAdd
     sys_accept4(ctx, fd, addr, len, 0)
 }
 
-fn sys_accept4(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: UserAddr, flags: i32) -> KResult<u64> {
+fn sys_accept4(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    addr: UserAddr,
+    len: UserAddr,
+    flags: i32,
+) -> KResult<u64> {
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return error!(EINVAL);
     }
@@ -681,7 +816,9 @@ fn sys_accept4(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: UserAd
         got.is_some()
     });
     r?;
-    let Some(conn) = got else { return error!(EAGAIN) };
+    let Some(conn) = got else {
+        return error!(EAGAIN);
+    };
     let nf = new_file(conn.clone(), flags & SOCK_NONBLOCK != 0);
     let nfd = ctx.files().alloc(nf, flags & SOCK_CLOEXEC != 0)?;
     let peer_name = conn.peer().and_then(|p| p.lock().bound.clone());
@@ -689,14 +826,24 @@ fn sys_accept4(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: UserAd
     Ok(nfd as u64)
 }
 
-fn sys_getsockname(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: UserAddr) -> KResult<u64> {
+fn sys_getsockname(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    addr: UserAddr,
+    len: UserAddr,
+) -> KResult<u64> {
     let (_f, sock) = socket_of(ctx, fd)?;
     let a = sock.lock().bound.clone();
     write_addr(ctx, addr, len, a.as_ref())?;
     Ok(0)
 }
 
-fn sys_getpeername(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: UserAddr) -> KResult<u64> {
+fn sys_getpeername(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    addr: UserAddr,
+    len: UserAddr,
+) -> KResult<u64> {
     let (_f, sock) = socket_of(ctx, fd)?;
     let (connected, a) = {
         let s = sock.lock();
@@ -710,7 +857,15 @@ fn sys_getpeername(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: Us
     Ok(0)
 }
 
-fn sys_sendto(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: u32) -> KResult<u64> {
+fn sys_sendto(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    buf: UserAddr,
+    len: usize,
+    flags: i32,
+    addr: UserAddr,
+    alen: u32,
+) -> KResult<u64> {
     let (f, sock) = socket_of(ctx, fd)?;
     let mut data = vec![0u8; len.min(BUF_SIZE + 1)];
     ctx.mm().read_bytes(buf.0, &mut data)?;
@@ -726,7 +881,15 @@ fn sys_sendto(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, len: usize, f
     send(&sock, Some(ctx.task), &data, Vec::new(), to, fl).map(|n| n as u64)
 }
 
-fn sys_recvfrom(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: UserAddr) -> KResult<u64> {
+fn sys_recvfrom(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    buf: UserAddr,
+    len: usize,
+    flags: i32,
+    addr: UserAddr,
+    alen: UserAddr,
+) -> KResult<u64> {
     let (f, sock) = socket_of(ctx, fd)?;
     let len = len.min(ctx.mm().accessible_len(buf.0, len, true));
     if len == 0 && ctx.mm().accessible_len(buf.0, 1, true) == 0 && !buf.is_null() {
@@ -788,7 +951,11 @@ fn sys_sendmsg(ctx: &mut SyscallContext<'_>, fd: Fd, msg: UserAddr, flags: i32) 
             off += (clen + 7) & !7;
         }
     }
-    let to = if h.name != 0 && sock.typ == SOCK_DGRAM { Some(lookup(ctx, UserAddr(h.name), h.namelen)?.0) } else { None };
+    let to = if h.name != 0 && sock.typ == SOCK_DGRAM {
+        Some(lookup(ctx, UserAddr(h.name), h.namelen)?.0)
+    } else {
+        None
+    };
     let fl = flags | if f.nonblocking() { MSG_DONTWAIT } else { 0 };
     let _ = MSG_EOR;
     send(&sock, Some(ctx.task), &data, fds, to, fl).map(|n| n as u64)
@@ -852,7 +1019,11 @@ fn sys_recvmsg(ctx: &mut SyscallContext<'_>, fd: Fd, msg: UserAddr, flags: i32) 
         let bytes = Addr::to_sockaddr(rcv.from.as_ref());
         let k = (h.namelen as usize).min(bytes.len());
         ctx.mm().write_bytes(h.name, &bytes[..k])?;
-        nh.namelen = if rcv.from.is_some() { bytes.len() as u32 } else { 0 };
+        nh.namelen = if rcv.from.is_some() {
+            bytes.len() as u32
+        } else {
+            0
+        };
     }
     ctx.mm().write_val(msg.0, &nh)?;
     Ok(if flags & MSG_TRUNC != 0 { full } else { n } as u64)
@@ -903,7 +1074,14 @@ const SO_ACCEPTCONN: i32 = 30;
 const SO_PROTOCOL: i32 = 38;
 const SO_DOMAIN: i32 = 39;
 
-fn sys_setsockopt(ctx: &mut SyscallContext<'_>, fd: Fd, level: i32, name: i32, val: UserAddr, len: u32) -> KResult<u64> {
+fn sys_setsockopt(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    level: i32,
+    name: i32,
+    val: UserAddr,
+    len: u32,
+) -> KResult<u64> {
     let (_f, sock) = socket_of(ctx, fd)?;
     if level != SOL_SOCKET {
         return error!(ENOPROTOOPT);
@@ -927,7 +1105,8 @@ fn sys_setsockopt(ctx: &mut SyscallContext<'_>, fd: Fd, level: i32, name: i32, v
             if tv[0] < 0 || !(0..1_000_000).contains(&tv[1]) {
                 return error!(EDOM);
             }
-            let d = (tv[0] != 0 || tv[1] != 0).then(|| Duration::new(tv[0] as u64, tv[1] as u32 * 1000));
+            let d = (tv[0] != 0 || tv[1] != 0)
+                .then(|| Duration::new(tv[0] as u64, tv[1] as u32 * 1000));
             let mut s = sock.lock();
             if name == SO_RCVTIMEO {
                 s.rcvtimeo = d;
@@ -944,7 +1123,14 @@ fn sys_setsockopt(ctx: &mut SyscallContext<'_>, fd: Fd, level: i32, name: i32, v
     Ok(0)
 }
 
-fn sys_getsockopt(ctx: &mut SyscallContext<'_>, fd: Fd, level: i32, name: i32, val: UserAddr, len: UserAddr) -> KResult<u64> {
+fn sys_getsockopt(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    level: i32,
+    name: i32,
+    val: UserAddr,
+    len: UserAddr,
+) -> KResult<u64> {
     let (_f, sock) = socket_of(ctx, fd)?;
     if level != SOL_SOCKET {
         return error!(ENOPROTOOPT);
@@ -957,10 +1143,19 @@ fn sys_getsockopt(ctx: &mut SyscallContext<'_>, fd: Fd, level: i32, name: i32, v
         SO_TYPE => sock.typ.to_le_bytes().to_vec(),
         SO_DOMAIN => AF_UNIX.to_le_bytes().to_vec(),
         SO_PROTOCOL => 0i32.to_le_bytes().to_vec(),
-        SO_ERROR => sock.lock().error.take().map(|e| e.as_i32()).unwrap_or(0).to_le_bytes().to_vec(),
+        SO_ERROR => sock
+            .lock()
+            .error
+            .take()
+            .map(|e| e.as_i32())
+            .unwrap_or(0)
+            .to_le_bytes()
+            .to_vec(),
         SO_SNDBUF | SO_RCVBUF => (BUF_SIZE as i32).to_le_bytes().to_vec(),
         SO_PASSCRED => (sock.lock().passcred as i32).to_le_bytes().to_vec(),
-        SO_ACCEPTCONN => (sock.lock().listening.is_some() as i32).to_le_bytes().to_vec(),
+        SO_ACCEPTCONN => (sock.lock().listening.is_some() as i32)
+            .to_le_bytes()
+            .to_vec(),
         SO_REUSEADDR | SO_KEEPALIVE => 0i32.to_le_bytes().to_vec(),
         SO_PEERCRED => {
             let (pid, uid, gid) = sock.lock().peercred.unwrap_or((0, u32::MAX, u32::MAX));
@@ -970,7 +1165,12 @@ fn sys_getsockopt(ctx: &mut SyscallContext<'_>, fd: Fd, level: i32, name: i32, v
             v
         }
         SO_RCVTIMEO | SO_SNDTIMEO => {
-            let d = if name == SO_RCVTIMEO { sock.lock().rcvtimeo } else { sock.lock().sndtimeo }.unwrap_or_default();
+            let d = if name == SO_RCVTIMEO {
+                sock.lock().rcvtimeo
+            } else {
+                sock.lock().sndtimeo
+            }
+            .unwrap_or_default();
             let mut v = (d.as_secs() as i64).to_le_bytes().to_vec();
             v.extend_from_slice(&(d.subsec_micros() as i64).to_le_bytes());
             v

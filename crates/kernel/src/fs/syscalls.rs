@@ -107,7 +107,12 @@ pub(crate) fn read_path(ctx: &SyscallContext<'_>, addr: UserAddr) -> KResult<Vec
 }
 
 /// Where a relative path starts for `dirfd`: cwd or the directory it names.
-pub(crate) fn start_dir(ctx: &SyscallContext<'_>, fs: &FsContext, dirfd: Fd, path: &[u8]) -> KResult<Path> {
+pub(crate) fn start_dir(
+    ctx: &SyscallContext<'_>,
+    fs: &FsContext,
+    dirfd: Fd,
+    path: &[u8],
+) -> KResult<Path> {
     if path.first() == Some(&b'/') || dirfd.0 == AT_FDCWD {
         return Ok(fs.cwd());
     }
@@ -119,7 +124,13 @@ pub(crate) fn start_dir(ctx: &SyscallContext<'_>, fs: &FsContext, dirfd: Fd, pat
 }
 
 /// Resolves (dirfd, path); `empty_ok` is AT_EMPTY_PATH.
-pub(crate) fn resolve(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, follow: bool, empty_ok: bool) -> KResult<Path> {
+pub(crate) fn resolve(
+    ctx: &SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    follow: bool,
+    empty_ok: bool,
+) -> KResult<Path> {
     let fs = ctx.fs();
     if empty_ok && path.is_null() {
         return start_dir(ctx, &fs, dirfd, b"");
@@ -137,7 +148,11 @@ pub(crate) fn resolve(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, follo
 }
 
 /// Resolves the parent of (dirfd, path): (dir, last name, trailing slash).
-fn resolve_parent(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr) -> KResult<(Path, Vec<u8>, bool)> {
+fn resolve_parent(
+    ctx: &SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+) -> KResult<(Path, Vec<u8>, bool)> {
     let fs = ctx.fs();
     let p = read_path(ctx, path)?;
     if p.is_empty() {
@@ -190,7 +205,10 @@ pub(crate) fn read_iovecs(ctx: &SyscallContext<'_>, iov: UserAddr, iovcnt: i32) 
         if len > isize::MAX as u64 {
             return error!(EINVAL);
         }
-        total = total.checked_add(len).filter(|&t| t <= isize::MAX as u64).ok_or(errno!(EINVAL))?;
+        total = total
+            .checked_add(len)
+            .filter(|&t| t <= isize::MAX as u64)
+            .ok_or(errno!(EINVAL))?;
         // Linux truncates the total to MAX_RW_COUNT.
         let room = (MAX_RW_COUNT as u64).saturating_sub(total - len);
         let len = len.min(room) as usize;
@@ -202,7 +220,12 @@ pub(crate) fn read_iovecs(ctx: &SyscallContext<'_>, iov: UserAddr, iovcnt: i32) 
 }
 
 /// Copies `data` into the segments starting `skip` bytes in.
-pub(crate) fn scatter(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize, mut data: &[u8]) -> KResult<()> {
+pub(crate) fn scatter(
+    mm: &crate::mm::Mm,
+    segs: &[(u64, usize)],
+    mut skip: usize,
+    mut data: &[u8],
+) -> KResult<()> {
     for &(base, len) in segs {
         if data.is_empty() {
             break;
@@ -220,7 +243,12 @@ pub(crate) fn scatter(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize
 }
 
 /// Copies up to `buf.len()` bytes from the segments starting `skip` in.
-pub(crate) fn gather(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize, buf: &mut [u8]) -> KResult<()> {
+pub(crate) fn gather(
+    mm: &crate::mm::Mm,
+    segs: &[(u64, usize)],
+    mut skip: usize,
+    buf: &mut [u8],
+) -> KResult<()> {
     let mut out = 0usize;
     for &(base, len) in segs {
         if out == buf.len() {
@@ -239,7 +267,12 @@ pub(crate) fn gather(mm: &crate::mm::Mm, segs: &[(u64, usize)], mut skip: usize,
 }
 
 /// The body of read/pread/readv/preadv: `off` None = the file position.
-fn do_read(ctx: &SyscallContext<'_>, f: &FileRef, segs: &[(u64, usize)], off: Option<u64>) -> KResult<u64> {
+fn do_read(
+    ctx: &SyscallContext<'_>,
+    f: &FileRef,
+    segs: &[(u64, usize)],
+    off: Option<u64>,
+) -> KResult<u64> {
     if !f.can_read() {
         return error!(EBADF);
     }
@@ -297,7 +330,12 @@ fn do_read(ctx: &SyscallContext<'_>, f: &FileRef, segs: &[(u64, usize)], off: Op
 }
 
 /// The body of write/pwrite/writev/pwritev.
-fn do_write(ctx: &SyscallContext<'_>, f: &FileRef, segs: &[(u64, usize)], off: Option<u64>) -> KResult<u64> {
+fn do_write(
+    ctx: &SyscallContext<'_>,
+    f: &FileRef,
+    segs: &[(u64, usize)],
+    off: Option<u64>,
+) -> KResult<u64> {
     if !f.can_write() {
         return error!(EBADF);
     }
@@ -358,20 +396,42 @@ fn sys_write(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: usize) 
     do_write(ctx, &f, &[(buf.0, count.min(MAX_RW_COUNT))], None)
 }
 
-fn sys_pread64(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: usize, off: i64) -> KResult<u64> {
+fn sys_pread64(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    buf: UserAddr,
+    count: usize,
+    off: i64,
+) -> KResult<u64> {
     let f = get_io_file(ctx, fd)?;
     if off < 0 {
         return error!(EINVAL);
     }
-    do_read(ctx, &f, &[(buf.0, count.min(MAX_RW_COUNT))], Some(off as u64))
+    do_read(
+        ctx,
+        &f,
+        &[(buf.0, count.min(MAX_RW_COUNT))],
+        Some(off as u64),
+    )
 }
 
-fn sys_pwrite64(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: usize, off: i64) -> KResult<u64> {
+fn sys_pwrite64(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    buf: UserAddr,
+    count: usize,
+    off: i64,
+) -> KResult<u64> {
     let f = get_io_file(ctx, fd)?;
     if off < 0 {
         return error!(EINVAL);
     }
-    do_write(ctx, &f, &[(buf.0, count.min(MAX_RW_COUNT))], Some(off as u64))
+    do_write(
+        ctx,
+        &f,
+        &[(buf.0, count.min(MAX_RW_COUNT))],
+        Some(off as u64),
+    )
 }
 
 fn sys_readv(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32) -> KResult<u64> {
@@ -386,7 +446,14 @@ fn sys_writev(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32) 
     do_write(ctx, &f, &segs, None)
 }
 
-fn sys_preadv(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64) -> KResult<u64> {
+fn sys_preadv(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    iov: UserAddr,
+    iovcnt: i32,
+    pos_l: u64,
+    pos_h: u64,
+) -> KResult<u64> {
     let off = pos_from(pos_l, pos_h);
     let f = get_io_file(ctx, fd)?;
     if off < 0 {
@@ -396,7 +463,14 @@ fn sys_preadv(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32, 
     do_read(ctx, &f, &segs, Some(off as u64))
 }
 
-fn sys_pwritev(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64) -> KResult<u64> {
+fn sys_pwritev(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    iov: UserAddr,
+    iovcnt: i32,
+    pos_l: u64,
+    pos_h: u64,
+) -> KResult<u64> {
     let off = pos_from(pos_l, pos_h);
     let f = get_io_file(ctx, fd)?;
     if off < 0 {
@@ -411,7 +485,15 @@ fn sys_pwritev(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32,
 /// (no-ops on our files); the rest give EOPNOTSUPP.
 const RWF_SUPPORTED: u32 = 0x1 | 0x2 | 0x4;
 
-fn sys_preadv2(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) -> KResult<u64> {
+fn sys_preadv2(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    iov: UserAddr,
+    iovcnt: i32,
+    pos_l: u64,
+    pos_h: u64,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !RWF_SUPPORTED != 0 {
         return error!(EOPNOTSUPP);
     }
@@ -425,7 +507,15 @@ fn sys_preadv2(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32,
     }
 }
 
-fn sys_pwritev2(ctx: &mut SyscallContext<'_>, fd: Fd, iov: UserAddr, iovcnt: i32, pos_l: u64, pos_h: u64, flags: u32) -> KResult<u64> {
+fn sys_pwritev2(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    iov: UserAddr,
+    iovcnt: i32,
+    pos_l: u64,
+    pos_h: u64,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !RWF_SUPPORTED != 0 {
         return error!(EOPNOTSUPP);
     }
@@ -447,7 +537,13 @@ fn sys_lseek(ctx: &mut SyscallContext<'_>, fd: Fd, off: i64, whence: u32) -> KRe
 // ---------------------------------------------------------------------------
 // open / close / dup
 
-fn do_openat(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32, mode: u32) -> KResult<u64> {
+fn do_openat(
+    ctx: &SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    flags: u32,
+    mode: u32,
+) -> KResult<u64> {
     let p = read_path(ctx, path)?;
     let fs = ctx.fs();
     if p.is_empty() {
@@ -465,7 +561,13 @@ fn sys_open(ctx: &mut SyscallContext<'_>, path: UserAddr, flags: u32, mode: u32)
     do_openat(ctx, Fd(AT_FDCWD), path, flags, mode)
 }
 
-fn sys_openat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32, mode: u32) -> KResult<u64> {
+fn sys_openat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    flags: u32,
+    mode: u32,
+) -> KResult<u64> {
     do_openat(ctx, dirfd, path, flags, mode)
 }
 
@@ -478,7 +580,11 @@ fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     ctx.files().close(fd.0)?;
     crate::fs::locks::on_close(ctx.task.tgid(), &f);
     if !f.path.mnt.internal {
-        let ev = if f.can_write() { crate::fs::inotify::IN_CLOSE_WRITE } else { crate::fs::inotify::IN_CLOSE_NOWRITE };
+        let ev = if f.can_write() {
+            crate::fs::inotify::IN_CLOSE_WRITE
+        } else {
+            crate::fs::inotify::IN_CLOSE_NOWRITE
+        };
         crate::fs::inotify::notify(&f.path, ev);
     }
     Ok(0)
@@ -487,14 +593,20 @@ fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
 const CLOSE_RANGE_UNSHARE: u32 = 2;
 const CLOSE_RANGE_CLOEXEC: u32 = 4;
 
-fn sys_close_range(ctx: &mut SyscallContext<'_>, first: u32, last: u32, flags: u32) -> KResult<u64> {
+fn sys_close_range(
+    ctx: &mut SyscallContext<'_>,
+    first: u32,
+    last: u32,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
         return error!(EINVAL);
     }
     // TODO(task): CLOSE_RANGE_UNSHARE should unshare a table shared with
     // other threads first; until the task module can swap tables, the
     // shared table is changed.
-    ctx.files().close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
+    ctx.files()
+        .close_range(first, last, flags & CLOSE_RANGE_CLOEXEC != 0);
     Ok(0)
 }
 
@@ -549,7 +661,11 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
             }
             Ok(files.alloc_from(min as usize, f, cmd == F_DUPFD_CLOEXEC)? as u64)
         }
-        F_GETFD => Ok(if files.get_cloexec(fd.0)? { FD_CLOEXEC } else { 0 }),
+        F_GETFD => Ok(if files.get_cloexec(fd.0)? {
+            FD_CLOEXEC
+        } else {
+            0
+        }),
         F_SETFD => {
             files.set_cloexec(fd.0, arg & FD_CLOEXEC != 0)?;
             Ok(0)
@@ -581,7 +697,9 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
             }
             crate::fs::locks::fcntl_lock(ctx, &f, cmd, arg)
         }
-        crate::fs::memfd::F_ADD_SEALS | crate::fs::memfd::F_GET_SEALS => crate::fs::memfd::fcntl_seals(&f, cmd, arg),
+        crate::fs::memfd::F_ADD_SEALS | crate::fs::memfd::F_GET_SEALS => {
+            crate::fs::memfd::fcntl_seals(&f, cmd, arg)
+        }
         // Leases are not implemented.
         _ => error!(EINVAL),
     }
@@ -611,7 +729,9 @@ fn sys_ioctl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: u32, arg: u64) -> KResul
         FIONREAD => {
             let n = match f.ops()?.bytes_available() {
                 Some(r) => r?,
-                None if f.file_type() == FileType::Regular => f.size()?.saturating_sub(f.pos()) as usize,
+                None if f.file_type() == FileType::Regular => {
+                    f.size()?.saturating_sub(f.pos()) as usize
+                }
                 None => return error!(ENOTTY),
             };
             let n = n.min(i32::MAX as usize) as i32;
@@ -651,7 +771,12 @@ fn sys_fstat(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr) -> KResult<u64
 }
 
 /// Stat for (dirfd, path, flags) with AT_EMPTY_PATH meaning "the fd".
-fn stat_at(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32) -> KResult<(Stat, u64)> {
+fn stat_at(
+    ctx: &SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    flags: u32,
+) -> KResult<(Stat, u64)> {
     let empty_ok = flags & AT_EMPTY_PATH != 0;
     let is_empty = empty_ok && (path.is_null() || read_path(ctx, path)?.is_empty());
     if is_empty {
@@ -666,7 +791,13 @@ fn stat_at(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32) -> K
     Ok((path_stat(&p)?, p.mnt.id))
 }
 
-fn sys_newfstatat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, buf: UserAddr, flags: u32) -> KResult<u64> {
+fn sys_newfstatat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    buf: UserAddr,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH) != 0 {
         return error!(EINVAL);
     }
@@ -674,7 +805,14 @@ fn sys_newfstatat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, buf: 
     write_stat(ctx, buf, &st)
 }
 
-fn sys_statx(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32, mask: u32, buf: UserAddr) -> KResult<u64> {
+fn sys_statx(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    flags: u32,
+    mask: u32,
+    buf: UserAddr,
+) -> KResult<u64> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE) != 0
         || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE
         || mask & STATX_RESERVED != 0
@@ -682,11 +820,18 @@ fn sys_statx(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32
         return error!(EINVAL);
     }
     let (st, mnt_id) = stat_at(ctx, dirfd, path, flags)?;
-    ctx.mm().write_val(buf.0, &StatxAbi::from_stat(&st, mnt_id))?;
+    ctx.mm()
+        .write_val(buf.0, &StatxAbi::from_stat(&st, mnt_id))?;
     Ok(0)
 }
 
-fn do_getdents(ctx: &SyscallContext<'_>, fd: Fd, buf: UserAddr, count: u32, old: bool) -> KResult<u64> {
+fn do_getdents(
+    ctx: &SyscallContext<'_>,
+    fd: Fd,
+    buf: UserAddr,
+    count: u32,
+    old: bool,
+) -> KResult<u64> {
     let f = get_io_file(ctx, fd)?;
     if f.file_type() != FileType::Directory {
         return error!(ENOTDIR);
@@ -706,7 +851,13 @@ fn sys_getdents(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr, count: u32)
     do_getdents(ctx, fd, buf, count, true)
 }
 
-fn do_readlink(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, buf: UserAddr, size: i32) -> KResult<u64> {
+fn do_readlink(
+    ctx: &SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    buf: UserAddr,
+    size: i32,
+) -> KResult<u64> {
     if size <= 0 {
         return error!(EINVAL);
     }
@@ -723,7 +874,11 @@ fn do_readlink(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, buf: UserAdd
         walker_for(&fs, ctx.task).walk(&start, &p, false)?
     };
     if target.inode().file_type() != FileType::Symlink {
-        return if p.is_empty() { error!(ENOENT) } else { error!(EINVAL) };
+        return if p.is_empty() {
+            error!(ENOENT)
+        } else {
+            error!(EINVAL)
+        };
     }
     let caller = crate::fs::vfs::Caller::of(ctx.task);
     let text = target.inode().readlink(&caller)?;
@@ -732,11 +887,22 @@ fn do_readlink(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, buf: UserAdd
     Ok(n as u64)
 }
 
-fn sys_readlink(ctx: &mut SyscallContext<'_>, path: UserAddr, buf: UserAddr, size: i32) -> KResult<u64> {
+fn sys_readlink(
+    ctx: &mut SyscallContext<'_>,
+    path: UserAddr,
+    buf: UserAddr,
+    size: i32,
+) -> KResult<u64> {
     do_readlink(ctx, Fd(AT_FDCWD), path, buf, size)
 }
 
-fn sys_readlinkat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, buf: UserAddr, size: i32) -> KResult<u64> {
+fn sys_readlinkat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    buf: UserAddr,
+    size: i32,
+) -> KResult<u64> {
     do_readlink(ctx, dirfd, path, buf, size)
 }
 
@@ -744,19 +910,42 @@ const R_OK: u32 = 4;
 const W_OK: u32 = 2;
 const X_OK: u32 = 1;
 
-fn do_access(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, flags: u32) -> KResult<u64> {
+fn do_access(
+    ctx: &SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    mode: u32,
+    flags: u32,
+) -> KResult<u64> {
     if mode & !(R_OK | W_OK | X_OK) != 0 {
         return error!(EINVAL);
     }
     if flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return error!(EINVAL);
     }
-    let p = resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let p = resolve(
+        ctx,
+        dirfd,
+        path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     // Writes to read-only mounts give EROFS; otherwise the file's mode
     // against the real (or, with AT_EACCESS, effective) ids.
     let t = p.inode().file_type();
-    crate::fs::perm::access_check(&crate::fs::vfs::Caller::of(ctx.task), &p, mode & 7, flags & AT_EACCESS != 0)?;
-    if mode & W_OK != 0 && p.mnt.read_only() && matches!(t, FileType::Regular | FileType::Directory | FileType::Symlink) {
+    crate::fs::perm::access_check(
+        &crate::fs::vfs::Caller::of(ctx.task),
+        &p,
+        mode & 7,
+        flags & AT_EACCESS != 0,
+    )?;
+    if mode & W_OK != 0
+        && p.mnt.read_only()
+        && matches!(
+            t,
+            FileType::Regular | FileType::Directory | FileType::Symlink
+        )
+    {
         return error!(EROFS);
     }
     if mode & X_OK != 0 && t != FileType::Directory && p.inode().stat()?.mode & 0o111 == 0 {
@@ -769,11 +958,22 @@ fn sys_access(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32) -> KResul
     do_access(ctx, Fd(AT_FDCWD), path, mode, 0)
 }
 
-fn sys_faccessat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> KResult<u64> {
+fn sys_faccessat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    mode: u32,
+) -> KResult<u64> {
     do_access(ctx, dirfd, path, mode, 0)
 }
 
-fn sys_faccessat2(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, flags: u32) -> KResult<u64> {
+fn sys_faccessat2(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    mode: u32,
+    flags: u32,
+) -> KResult<u64> {
     do_access(ctx, dirfd, path, mode, flags)
 }
 
@@ -809,7 +1009,12 @@ fn reaches(p: &Path, root: &Path) -> bool {
             continue;
         }
         match &cur.dentry.parent {
-            Some(parent) => cur = Path { mnt: cur.mnt.clone(), dentry: parent.clone() },
+            Some(parent) => {
+                cur = Path {
+                    mnt: cur.mnt.clone(),
+                    dentry: parent.clone(),
+                }
+            }
             None => return false,
         }
     }
@@ -885,14 +1090,16 @@ fn sys_pipe2(ctx: &mut SyscallContext<'_>, fds: UserAddr, flags: u32) -> KResult
 fn sys_statfs(ctx: &mut SyscallContext<'_>, path: UserAddr, buf: UserAddr) -> KResult<u64> {
     let p = resolve(ctx, Fd(AT_FDCWD), path, true, false)?;
     let s = p.inode().statfs()?;
-    ctx.mm().write_val(buf.0, &StatFsAbi::from_statfs(&mount_flags(&p, s)))?;
+    ctx.mm()
+        .write_val(buf.0, &StatFsAbi::from_statfs(&mount_flags(&p, s)))?;
     Ok(0)
 }
 
 fn sys_fstatfs(ctx: &mut SyscallContext<'_>, fd: Fd, buf: UserAddr) -> KResult<u64> {
     let f = get_file(ctx, fd)?;
     let s = f.path.inode().statfs()?;
-    ctx.mm().write_val(buf.0, &StatFsAbi::from_statfs(&mount_flags(&f.path, s)))?;
+    ctx.mm()
+        .write_val(buf.0, &StatFsAbi::from_statfs(&mount_flags(&f.path, s)))?;
     Ok(0)
 }
 
@@ -947,7 +1154,13 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
         FileType::Regular => {}
         _ => return error!(EINVAL),
     }
-    attr_change(&p, &SetAttr { size: Some(len as u64), ..Default::default() })
+    attr_change(
+        &p,
+        &SetAttr {
+            size: Some(len as u64),
+            ..Default::default()
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -955,7 +1168,11 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
 
 /// The directory and name for a call that creates `path`; EEXIST if it
 /// exists (checked before EROFS, as Linux), EROFS on read-only mounts.
-fn create_target(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr) -> KResult<(Path, Vec<u8>, bool)> {
+fn create_target(
+    ctx: &SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+) -> KResult<(Path, Vec<u8>, bool)> {
     let (dir, name, trailing) = resolve_parent(ctx, dirfd, path)?;
     let fs = ctx.fs();
     let w: Walker<'_> = walker_for(&fs, ctx.task);
@@ -992,7 +1209,13 @@ fn sys_mkdirat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u3
     do_mkdir(ctx, dirfd, path, mode)
 }
 
-pub(crate) fn do_mknod(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, dev: u64) -> KResult<u64> {
+pub(crate) fn do_mknod(
+    ctx: &SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    mode: u32,
+    dev: u64,
+) -> KResult<u64> {
     let ft = match mode & S_IFMT {
         0 | S_IFREG => S_IFREG,
         t @ (S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK) => t,
@@ -1019,7 +1242,13 @@ fn sys_mknod(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32, dev: u64) 
     do_mknod(ctx, Fd(AT_FDCWD), path, mode, dev)
 }
 
-fn sys_mknodat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32, dev: u64) -> KResult<u64> {
+fn sys_mknodat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    mode: u32,
+    dev: u64,
+) -> KResult<u64> {
     do_mknod(ctx, dirfd, path, mode, dev)
 }
 
@@ -1064,7 +1293,12 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
         dir.inode().unlink(&name)?;
         crate::fs::namei::dcache::changed();
         crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_DELETE, &name, false, 0);
-        if victim.inode().stat().map(|st| st.nlink == 0).unwrap_or(true) {
+        if victim
+            .inode()
+            .stat()
+            .map(|st| st.nlink == 0)
+            .unwrap_or(true)
+        {
             crate::fs::inotify::notify_deleted(victim.inode().key());
         }
     }
@@ -1079,14 +1313,24 @@ fn sys_unlink(ctx: &mut SyscallContext<'_>, path: UserAddr) -> KResult<u64> {
     do_remove(ctx, Fd(AT_FDCWD), path, false)
 }
 
-fn sys_unlinkat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, flags: u32) -> KResult<u64> {
+fn sys_unlinkat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !AT_REMOVEDIR != 0 {
         return error!(EINVAL);
     }
     do_remove(ctx, dirfd, path, flags & AT_REMOVEDIR != 0)
 }
 
-fn do_symlink(ctx: &SyscallContext<'_>, target: UserAddr, dirfd: Fd, path: UserAddr) -> KResult<u64> {
+fn do_symlink(
+    ctx: &SyscallContext<'_>,
+    target: UserAddr,
+    dirfd: Fd,
+    path: UserAddr,
+) -> KResult<u64> {
     let t = read_path(ctx, target)?;
     if t.is_empty() {
         return error!(ENOENT);
@@ -1103,7 +1347,12 @@ fn sys_symlink(ctx: &mut SyscallContext<'_>, target: UserAddr, path: UserAddr) -
     do_symlink(ctx, target, Fd(AT_FDCWD), path)
 }
 
-fn sys_symlinkat(ctx: &mut SyscallContext<'_>, target: UserAddr, dirfd: Fd, path: UserAddr) -> KResult<u64> {
+fn sys_symlinkat(
+    ctx: &mut SyscallContext<'_>,
+    target: UserAddr,
+    dirfd: Fd,
+    path: UserAddr,
+) -> KResult<u64> {
     do_symlink(ctx, target, dirfd, path)
 }
 
@@ -1111,7 +1360,14 @@ const RENAME_NOREPLACE: u32 = 1;
 const RENAME_EXCHANGE: u32 = 2;
 const RENAME_WHITEOUT: u32 = 4;
 
-fn do_rename(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32) -> KResult<u64> {
+fn do_rename(
+    ctx: &SyscallContext<'_>,
+    olddir: Fd,
+    old: UserAddr,
+    newdir: Fd,
+    new: UserAddr,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) != 0 {
         return error!(EINVAL);
     }
@@ -1137,10 +1393,17 @@ fn do_rename(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, ne
     crate::fs::perm::may_change_dir(&w.caller, &od, Some(&src))?;
     let dst = w.lookup_one(&nd, &nname).ok();
     crate::fs::perm::may_change_dir(&w.caller, &nd, dst.as_ref())?;
-    od.inode().rename(&oname, nd.inode().as_ref(), &nname, flags)?;
+    od.inode()
+        .rename(&oname, nd.inode().as_ref(), &nname, flags)?;
     crate::fs::namei::dcache::changed();
     let cookie = crate::fs::inotify::next_cookie();
-    crate::fs::inotify::notify_dir(&od, crate::fs::inotify::IN_MOVED_FROM, &oname, false, cookie);
+    crate::fs::inotify::notify_dir(
+        &od,
+        crate::fs::inotify::IN_MOVED_FROM,
+        &oname,
+        false,
+        cookie,
+    );
     crate::fs::inotify::notify_dir(&nd, crate::fs::inotify::IN_MOVED_TO, &nname, false, cookie);
     Ok(0)
 }
@@ -1149,19 +1412,45 @@ fn sys_rename(ctx: &mut SyscallContext<'_>, old: UserAddr, new: UserAddr) -> KRe
     do_rename(ctx, Fd(AT_FDCWD), old, Fd(AT_FDCWD), new, 0)
 }
 
-fn sys_renameat(ctx: &mut SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr) -> KResult<u64> {
+fn sys_renameat(
+    ctx: &mut SyscallContext<'_>,
+    olddir: Fd,
+    old: UserAddr,
+    newdir: Fd,
+    new: UserAddr,
+) -> KResult<u64> {
     do_rename(ctx, olddir, old, newdir, new, 0)
 }
 
-fn sys_renameat2(ctx: &mut SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32) -> KResult<u64> {
+fn sys_renameat2(
+    ctx: &mut SyscallContext<'_>,
+    olddir: Fd,
+    old: UserAddr,
+    newdir: Fd,
+    new: UserAddr,
+    flags: u32,
+) -> KResult<u64> {
     do_rename(ctx, olddir, old, newdir, new, flags)
 }
 
-fn do_link(ctx: &SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32) -> KResult<u64> {
+fn do_link(
+    ctx: &SyscallContext<'_>,
+    olddir: Fd,
+    old: UserAddr,
+    newdir: Fd,
+    new: UserAddr,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
         return error!(EINVAL);
     }
-    let src = resolve(ctx, olddir, old, flags & AT_SYMLINK_FOLLOW != 0, flags & AT_EMPTY_PATH != 0)?;
+    let src = resolve(
+        ctx,
+        olddir,
+        old,
+        flags & AT_SYMLINK_FOLLOW != 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     if src.inode().file_type() == FileType::Directory {
         return error!(EPERM);
     }
@@ -1181,7 +1470,14 @@ fn sys_link(ctx: &mut SyscallContext<'_>, old: UserAddr, new: UserAddr) -> KResu
     do_link(ctx, Fd(AT_FDCWD), old, Fd(AT_FDCWD), new, 0)
 }
 
-fn sys_linkat(ctx: &mut SyscallContext<'_>, olddir: Fd, old: UserAddr, newdir: Fd, new: UserAddr, flags: u32) -> KResult<u64> {
+fn sys_linkat(
+    ctx: &mut SyscallContext<'_>,
+    olddir: Fd,
+    old: UserAddr,
+    newdir: Fd,
+    new: UserAddr,
+    flags: u32,
+) -> KResult<u64> {
     do_link(ctx, olddir, old, newdir, new, flags)
 }
 
@@ -1197,7 +1493,10 @@ fn attr_change(p: &Path, attr: &SetAttr) -> KResult<u64> {
 }
 
 fn chmod_attr(mode: u32) -> SetAttr {
-    SetAttr { mode: Some(mode & 0o7777), ..Default::default() }
+    SetAttr {
+        mode: Some(mode & 0o7777),
+        ..Default::default()
+    }
 }
 
 /// chown's ids: -1 leaves one alone.
@@ -1222,7 +1521,10 @@ fn chownable<'p>(ctx: &SyscallContext<'_>, p: &'p Path, uid: u32, gid: u32) -> K
 }
 
 fn sys_chmod(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32) -> KResult<u64> {
-    attr_change(owned(ctx, &resolve(ctx, Fd(AT_FDCWD), path, true, false)?)?, &chmod_attr(mode))
+    attr_change(
+        owned(ctx, &resolve(ctx, Fd(AT_FDCWD), path, true, false)?)?,
+        &chmod_attr(mode),
+    )
 }
 
 fn sys_fchmod(ctx: &mut SyscallContext<'_>, fd: Fd, mode: u32) -> KResult<u64> {
@@ -1230,16 +1532,40 @@ fn sys_fchmod(ctx: &mut SyscallContext<'_>, fd: Fd, mode: u32) -> KResult<u64> {
     attr_change(owned(ctx, &f.path)?, &chmod_attr(mode))
 }
 
-fn sys_fchmodat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, mode: u32) -> KResult<u64> {
-    attr_change(owned(ctx, &resolve(ctx, dirfd, path, true, false)?)?, &chmod_attr(mode))
+fn sys_fchmodat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    mode: u32,
+) -> KResult<u64> {
+    attr_change(
+        owned(ctx, &resolve(ctx, dirfd, path, true, false)?)?,
+        &chmod_attr(mode),
+    )
 }
 
 fn sys_chown(ctx: &mut SyscallContext<'_>, path: UserAddr, uid: u32, gid: u32) -> KResult<u64> {
-    attr_change(chownable(ctx, &resolve(ctx, Fd(AT_FDCWD), path, true, false)?, uid, gid)?, &chown_attr(uid, gid))
+    attr_change(
+        chownable(
+            ctx,
+            &resolve(ctx, Fd(AT_FDCWD), path, true, false)?,
+            uid,
+            gid,
+        )?,
+        &chown_attr(uid, gid),
+    )
 }
 
 fn sys_lchown(ctx: &mut SyscallContext<'_>, path: UserAddr, uid: u32, gid: u32) -> KResult<u64> {
-    attr_change(chownable(ctx, &resolve(ctx, Fd(AT_FDCWD), path, false, false)?, uid, gid)?, &chown_attr(uid, gid))
+    attr_change(
+        chownable(
+            ctx,
+            &resolve(ctx, Fd(AT_FDCWD), path, false, false)?,
+            uid,
+            gid,
+        )?,
+        &chown_attr(uid, gid),
+    )
 }
 
 fn sys_fchown(ctx: &mut SyscallContext<'_>, fd: Fd, uid: u32, gid: u32) -> KResult<u64> {
@@ -1247,15 +1573,34 @@ fn sys_fchown(ctx: &mut SyscallContext<'_>, fd: Fd, uid: u32, gid: u32) -> KResu
     attr_change(chownable(ctx, &f.path, uid, gid)?, &chown_attr(uid, gid))
 }
 
-fn sys_fchownat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, uid: u32, gid: u32, flags: u32) -> KResult<u64> {
+fn sys_fchownat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    uid: u32,
+    gid: u32,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return error!(EINVAL);
     }
-    let p = resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let p = resolve(
+        ctx,
+        dirfd,
+        path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     attr_change(chownable(ctx, &p, uid, gid)?, &chown_attr(uid, gid))
 }
 
-fn sys_utimensat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, times: UserAddr, flags: u32) -> KResult<u64> {
+fn sys_utimensat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    times: UserAddr,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return error!(EINVAL);
     }
@@ -1288,7 +1633,13 @@ fn sys_utimensat(ctx: &mut SyscallContext<'_>, dirfd: Fd, path: UserAddr, times:
         }
         get_file(ctx, dirfd)?.path.clone()
     } else {
-        resolve(ctx, dirfd, path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?
+        resolve(
+            ctx,
+            dirfd,
+            path,
+            flags & AT_SYMLINK_NOFOLLOW == 0,
+            flags & AT_EMPTY_PATH != 0,
+        )?
     };
     attr_change(&p, &attr)
 }
@@ -1299,7 +1650,13 @@ const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
 /// COLLAPSE_RANGE, ZERO_RANGE, INSERT_RANGE, UNSHARE_RANGE).
 const FALLOC_FL_KNOWN: u32 = 0x7f;
 
-fn sys_fallocate(ctx: &mut SyscallContext<'_>, fd: Fd, mode: u32, off: i64, len: i64) -> KResult<u64> {
+fn sys_fallocate(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    mode: u32,
+    off: i64,
+    len: i64,
+) -> KResult<u64> {
     if off < 0 || len <= 0 {
         return error!(EINVAL);
     }
@@ -1310,7 +1667,12 @@ fn sys_fallocate(ctx: &mut SyscallContext<'_>, fd: Fd, mode: u32, off: i64, len:
         return error!(EOPNOTSUPP);
     }
     let f = get_io_file(ctx, fd)?;
-    if crate::fs::memfd::seals_of(&f) & (crate::fs::memfd::F_SEAL_WRITE | crate::fs::memfd::F_SEAL_FUTURE_WRITE | crate::fs::memfd::F_SEAL_GROW) != 0 {
+    if crate::fs::memfd::seals_of(&f)
+        & (crate::fs::memfd::F_SEAL_WRITE
+            | crate::fs::memfd::F_SEAL_FUTURE_WRITE
+            | crate::fs::memfd::F_SEAL_GROW)
+        != 0
+    {
         return error!(EPERM);
     }
     if !f.can_write() {
@@ -1346,7 +1708,14 @@ const MS_PROPAGATION: u64 = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED;
 const MS_MGC_MSK: u64 = 0xffff_0000;
 const MS_MGC_VAL: u64 = 0xc0ed_0000;
 
-fn sys_mount(ctx: &mut SyscallContext<'_>, source: UserAddr, target: UserAddr, fstype: UserAddr, flags: u64, data: UserAddr) -> KResult<u64> {
+fn sys_mount(
+    ctx: &mut SyscallContext<'_>,
+    source: UserAddr,
+    target: UserAddr,
+    fstype: UserAddr,
+    flags: u64,
+    data: UserAddr,
+) -> KResult<u64> {
     crate::fs::namei::dcache::changed();
     let mut flags = flags;
     if flags & MS_MGC_MSK == MS_MGC_VAL {
@@ -1379,31 +1748,57 @@ fn sys_mount(ctx: &mut SyscallContext<'_>, source: UserAddr, target: UserAddr, f
     }
     if flags & MS_BIND != 0 {
         let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
-        let (sd, td) = (src.inode().file_type() == FileType::Directory, t.inode().file_type() == FileType::Directory);
+        let (sd, td) = (
+            src.inode().file_type() == FileType::Directory,
+            t.inode().file_type() == FileType::Directory,
+        );
         if sd != td {
             return error!(ENOTDIR);
         }
         if src.mnt.internal {
             return error!(EINVAL);
         }
-        let m = crate::fs::vfs::Mount::new(src.mnt.fstype, src.inode().clone(), Some(t), src.mnt.read_only(), false);
+        let m = crate::fs::vfs::Mount::new(
+            src.mnt.fstype,
+            src.inode().clone(),
+            Some(t),
+            src.mnt.read_only(),
+            false,
+        );
         fs.ns.attach(m);
         return Ok(0);
     }
     if fstype.is_null() {
         return error!(EINVAL);
     }
-    let ty = ctx.mm().read_cstring(fstype.0, 255).map_err(|e| if e == Errno::ENAMETOOLONG { errno!(ENODEV) } else { e })?;
+    let ty = ctx.mm().read_cstring(fstype.0, 255).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            errno!(ENODEV)
+        } else {
+            e
+        }
+    })?;
     let opts = if data.is_null() {
         Vec::new()
     } else {
-        ctx.mm().read_cstring(data.0, 4095).map_err(|e| if e == Errno::ENAMETOOLONG { errno!(EINVAL) } else { e })?
+        ctx.mm().read_cstring(data.0, 4095).map_err(|e| {
+            if e == Errno::ENAMETOOLONG {
+                errno!(EINVAL)
+            } else {
+                e
+            }
+        })?
     };
     let ro = flags & MS_RDONLY != 0;
     let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty.as_slice() {
         b"tmpfs" => {
             let phys = crate::fs::tmpfs::physmem();
-            ("tmpfs", crate::fs::tmpfs::TmpFs::new_root(crate::fs::tmpfs::TmpfsOptions::parse(&opts, &phys)?))
+            (
+                "tmpfs",
+                crate::fs::tmpfs::TmpFs::new_root(crate::fs::tmpfs::TmpfsOptions::parse(
+                    &opts, &phys,
+                )?),
+            )
         }
         b"proc" => ("proc", crate::fs::procfs::new_procfs()),
         b"sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
@@ -1413,7 +1808,10 @@ fn sys_mount(ctx: &mut SyscallContext<'_>, source: UserAddr, target: UserAddr, f
             // UML: `mount none DIR -t hostfs -o HOSTDIR`, HOSTDIR beneath
             // the root's host directory; options after a comma are ignored.
             let dir = opts.split(|&b| b == b',').next().unwrap_or_default();
-            ("hostfs", crate::fs::hostfs::HostFs::open_sub_root(&crate::fs::hostfs_prefix(), dir, ro)?)
+            (
+                "hostfs",
+                crate::fs::hostfs::HostFs::open_sub_root(&crate::fs::hostfs_prefix(), dir, ro)?,
+            )
         }
         _ => return error!(ENODEV),
     };
@@ -1437,7 +1835,13 @@ fn sys_umount2(ctx: &mut SyscallContext<'_>, target: UserAddr, flags: u32) -> KR
     if flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0 {
         return error!(EINVAL);
     }
-    let p = resolve(ctx, Fd(AT_FDCWD), target, flags & UMOUNT_NOFOLLOW == 0, false)?;
+    let p = resolve(
+        ctx,
+        Fd(AT_FDCWD),
+        target,
+        flags & UMOUNT_NOFOLLOW == 0,
+        false,
+    )?;
     if !p.is_mount_root() {
         return error!(EINVAL);
     }

@@ -56,16 +56,39 @@ impl FileOps for Text {
 
 /// Builds the sysfs root.
 pub fn new_sysfs() -> Arc<dyn Inode> {
-    let base = Meta { dev: anon_dev(), ino: 1, magic: SYSFS_MAGIC, time: now(), read_only: true };
+    let base = Meta {
+        dev: anon_dev(),
+        ino: 1,
+        magic: SYSFS_MAGIC,
+        time: now(),
+        read_only: true,
+    };
     let mut ino = 1u64;
     let mut m = || {
         ino += 1;
         base.with_ino(ino)
     };
-    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let range = if ncpu == 1 { "0\n".to_string() } else { format!("0-{}\n", ncpu - 1) };
-    let file = |meta: Meta, t: &str| -> Arc<dyn Inode> { Arc::new(StaticFile { meta, text: t.as_bytes().to_vec() }) };
-    let dir = |meta: Meta, children: Vec<(Vec<u8>, Arc<dyn Inode>)>| -> Arc<dyn Inode> { Arc::new(StaticDir { meta, perm: 0o755, children }) };
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let range = if ncpu == 1 {
+        "0\n".to_string()
+    } else {
+        format!("0-{}\n", ncpu - 1)
+    };
+    let file = |meta: Meta, t: &str| -> Arc<dyn Inode> {
+        Arc::new(StaticFile {
+            meta,
+            text: t.as_bytes().to_vec(),
+        })
+    };
+    let dir = |meta: Meta, children: Vec<(Vec<u8>, Arc<dyn Inode>)>| -> Arc<dyn Inode> {
+        Arc::new(StaticDir {
+            meta,
+            perm: 0o755,
+            children,
+        })
+    };
     let mut cpu_children: Vec<(Vec<u8>, Arc<dyn Inode>)> = vec![
         (b"online".to_vec(), file(m(), &range)),
         (b"possible".to_vec(), file(m(), &range)),
@@ -74,13 +97,18 @@ pub fn new_sysfs() -> Arc<dyn Inode> {
     ];
     for i in 0..ncpu {
         let online = file(m(), "1\n");
-        cpu_children.push((format!("cpu{i}").into_bytes(), dir(m(), vec![(b"online".to_vec(), online)])));
+        cpu_children.push((
+            format!("cpu{i}").into_bytes(),
+            dir(m(), vec![(b"online".to_vec(), online)]),
+        ));
     }
     let cpu = dir(m(), cpu_children);
     let system = dir(m(), vec![(b"cpu".to_vec(), cpu)]);
     let devices = dir(m(), vec![(b"system".to_vec(), system)]);
     let mut top: Vec<(Vec<u8>, Arc<dyn Inode>)> = vec![(b"devices".to_vec(), devices)];
-    for name in ["block", "bus", "class", "dev", "firmware", "fs", "kernel", "module", "power"] {
+    for name in [
+        "block", "bus", "class", "dev", "firmware", "fs", "kernel", "module", "power",
+    ] {
         top.push((name.as_bytes().to_vec(), dir(m(), Vec::new())));
     }
     top.sort_by(|a, b| a.0.cmp(&b.0));

@@ -56,11 +56,21 @@ fn tree(tag: &str) -> Tree {
 }
 
 fn boot_at(t: &Tree, ro: bool) -> Arc<FsContext> {
-    boot(&FsConfig { root: t.base.join("root"), read_only: ro, mode: RootMode::HostFs, ..Default::default() }).unwrap()
+    boot(&FsConfig {
+        root: t.base.join("root"),
+        read_only: ro,
+        mode: RootMode::HostFs,
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 fn walker(fs: &FsContext) -> Walker<'_> {
-    Walker { ns: &fs.ns, root: fs.root(), caller: Caller::kernel() }
+    Walker {
+        ns: &fs.ns,
+        root: fs.root(),
+        caller: Caller::kernel(),
+    }
 }
 
 fn read_all(f: &FileRef) -> Vec<u8> {
@@ -94,7 +104,10 @@ fn basic_walk_and_read() {
     let fs = boot_at(&t, true);
     let f = open(&fs, "/a/b/f", O_RDONLY).unwrap();
     assert_eq!(read_all(&f), b"hello");
-    assert_eq!(name_of(&fs, &walk(&fs, "a//b/./f", true).unwrap()), "/a/b/f");
+    assert_eq!(
+        name_of(&fs, &walk(&fs, "a//b/./f", true).unwrap()),
+        "/a/b/f"
+    );
     assert_eq!(walk(&fs, "/a/b/nope", true).err(), Some(Errno::ENOENT));
     assert_eq!(walk(&fs, "file/x", true).err(), Some(Errno::ENOTDIR));
     assert_eq!(walk(&fs, "file/", true).err(), Some(Errno::ENOTDIR));
@@ -105,9 +118,20 @@ fn basic_walk_and_read() {
 fn dotdot_never_above_root() {
     let t = tree("dotdot");
     let fs = boot_at(&t, true);
-    for p in ["/..", "/../../..", "a/b/../../..", "dotdot", "dotdot/dotdot/..", "a/b/top/.."] {
+    for p in [
+        "/..",
+        "/../../..",
+        "a/b/../../..",
+        "dotdot",
+        "dotdot/dotdot/..",
+        "a/b/top/..",
+    ] {
         let r = walk(&fs, p, true).unwrap();
-        assert!(r.same_object(&fs.root()), "{p} escaped to {}", name_of(&fs, &r));
+        assert!(
+            r.same_object(&fs.root()),
+            "{p} escaped to {}",
+            name_of(&fs, &r)
+        );
     }
     let f = open(&fs, "/../../etc/passwd", O_RDONLY).unwrap();
     assert_eq!(read_all(&f), b"guest passwd");
@@ -122,11 +146,19 @@ fn symlink_escapes_stay_inside() {
     assert_eq!(open(&fs, "up", O_RDONLY).err(), Some(Errno::ENOENT));
     assert_eq!(open(&fs, "esc", O_RDONLY).err(), Some(Errno::ENOENT));
     // An absolute link resolves against the guest root.
-    assert_eq!(read_all(&open(&fs, "abs", O_RDONLY).unwrap()), b"guest passwd");
+    assert_eq!(
+        read_all(&open(&fs, "abs", O_RDONLY).unwrap()),
+        b"guest passwd"
+    );
     // An absolute link to a host path names a guest path that is absent.
     assert_eq!(open(&fs, "abs_host", O_RDONLY).err(), Some(Errno::ENOENT));
-    assert!(walk(&fs, "rootlink/..", true).unwrap().same_object(&fs.root()));
-    assert_eq!(read_all(&open(&fs, "rootlink/etc/passwd", O_RDONLY).unwrap()), b"guest passwd");
+    assert!(walk(&fs, "rootlink/..", true)
+        .unwrap()
+        .same_object(&fs.root()));
+    assert_eq!(
+        read_all(&open(&fs, "rootlink/etc/passwd", O_RDONLY).unwrap()),
+        b"guest passwd"
+    );
 }
 
 #[test]
@@ -136,20 +168,38 @@ fn symlink_limits_and_trailing_slashes() {
     assert_eq!(walk(&fs, "l1", true).err(), Some(Errno::ELOOP));
     assert_eq!(walk(&fs, "l1/x", true).err(), Some(Errno::ELOOP));
     // Not following the final link: we get the link itself.
-    assert_eq!(walk(&fs, "l1", false).unwrap().inode().file_type(), FileType::Symlink);
+    assert_eq!(
+        walk(&fs, "l1", false).unwrap().inode().file_type(),
+        FileType::Symlink
+    );
     // A trailing slash forces following.
     assert_eq!(walk(&fs, "l1/", false).err(), Some(Errno::ELOOP));
     // 40 links are fine, 41 are not.
-    assert_eq!(walk(&fs, "c2", true).unwrap().inode().file_type(), FileType::Regular);
+    assert_eq!(
+        walk(&fs, "c2", true).unwrap().inode().file_type(),
+        FileType::Regular
+    );
     assert_eq!(walk(&fs, "c1", true).err(), Some(Errno::ELOOP));
-    assert_eq!(walk(&fs, "linkdir", false).unwrap().inode().file_type(), FileType::Symlink);
-    assert_eq!(walk(&fs, "linkdir/", false).unwrap().inode().file_type(), FileType::Directory);
+    assert_eq!(
+        walk(&fs, "linkdir", false).unwrap().inode().file_type(),
+        FileType::Symlink
+    );
+    assert_eq!(
+        walk(&fs, "linkdir/", false).unwrap().inode().file_type(),
+        FileType::Directory
+    );
     assert_eq!(walk(&fs, "linkfile/", true).err(), Some(Errno::ENOTDIR));
-    assert_eq!(walk(&fs, "linkfile", true).unwrap().inode().file_type(), FileType::Regular);
+    assert_eq!(
+        walk(&fs, "linkfile", true).unwrap().inode().file_type(),
+        FileType::Regular
+    );
     if std::fs::symlink_metadata(t.base.join("root/empty")).is_ok() {
         assert_eq!(walk(&fs, "empty", true).err(), Some(Errno::ENOENT));
     }
-    assert_eq!(open(&fs, "linkfile", O_RDONLY | O_NOFOLLOW).err(), Some(Errno::ELOOP));
+    assert_eq!(
+        open(&fs, "linkfile", O_RDONLY | O_NOFOLLOW).err(),
+        Some(Errno::ELOOP)
+    );
 }
 
 #[test]
@@ -172,7 +222,10 @@ fn mounts_crossed_both_ways() {
     assert_eq!(null.inode().stat().unwrap().rdev, (1, 3));
     assert_eq!(name_of(&fs, &null), "/dev/null");
     assert!(walk(&fs, "/dev/..", true).unwrap().same_object(&fs.root()));
-    assert_eq!(read_all(&open(&fs, "/dev/../a/b/f", O_RDONLY).unwrap()), b"hello");
+    assert_eq!(
+        read_all(&open(&fs, "/dev/../a/b/f", O_RDONLY).unwrap()),
+        b"hello"
+    );
     let dev = walk(&fs, "/dev", true).unwrap();
     assert_eq!(dev.mnt.fstype, "devtmpfs");
     // Writes to /dev/null work on a read-only root.
@@ -182,14 +235,26 @@ fn mounts_crossed_both_ways() {
     let mut b = [1u8; 9];
     assert_eq!(z.read(&mut b).unwrap(), 9);
     assert_eq!(b, [0; 9]);
-    assert_eq!(open(&fs, "/dev/full", O_WRONLY).unwrap().write(b"x").err(), Some(Errno::ENOSPC));
+    assert_eq!(
+        open(&fs, "/dev/full", O_WRONLY).unwrap().write(b"x").err(),
+        Some(Errno::ENOSPC)
+    );
     // /proc/self without a task: nothing to point at.
     assert_eq!(walk(&fs, "/proc/self", true).err(), Some(Errno::ENOENT));
-    assert_eq!(walk(&fs, "/proc/self", false).unwrap().inode().file_type(), FileType::Symlink);
+    assert_eq!(
+        walk(&fs, "/proc/self", false).unwrap().inode().file_type(),
+        FileType::Symlink
+    );
     // /sys is a read-only sysfs with the CPU topology.
     assert_eq!(walk(&fs, "/sys", true).unwrap().mnt.fstype, "sysfs");
-    assert_eq!(read_all(&open(&fs, "/sys/devices/system/cpu/online", O_RDONLY).unwrap()).first(), Some(&b'0'));
-    assert_eq!(walk(&fs, "/sys/nonexistent", true).err(), Some(Errno::ENOENT));
+    assert_eq!(
+        read_all(&open(&fs, "/sys/devices/system/cpu/online", O_RDONLY).unwrap()).first(),
+        Some(&b'0')
+    );
+    assert_eq!(
+        walk(&fs, "/sys/nonexistent", true).err(),
+        Some(Errno::ENOENT)
+    );
 }
 
 #[test]
@@ -197,9 +262,18 @@ fn read_only_root() {
     let t = tree("rofs");
     let fs = boot_at(&t, true);
     assert_eq!(open(&fs, "file", O_WRONLY).err(), Some(Errno::EROFS));
-    assert_eq!(open(&fs, "file", O_RDONLY | O_TRUNC).err(), Some(Errno::EROFS));
-    assert_eq!(open(&fs, "new", O_CREAT | O_WRONLY).err(), Some(Errno::EROFS));
-    assert_eq!(open(&fs, "file", O_CREAT | O_EXCL | O_WRONLY).err(), Some(Errno::EEXIST));
+    assert_eq!(
+        open(&fs, "file", O_RDONLY | O_TRUNC).err(),
+        Some(Errno::EROFS)
+    );
+    assert_eq!(
+        open(&fs, "new", O_CREAT | O_WRONLY).err(),
+        Some(Errno::EROFS)
+    );
+    assert_eq!(
+        open(&fs, "file", O_CREAT | O_EXCL | O_WRONLY).err(),
+        Some(Errno::EEXIST)
+    );
     assert!(open(&fs, "file", O_CREAT | O_RDONLY).is_ok());
     assert_eq!(open(&fs, "a", O_WRONLY).err(), Some(Errno::EISDIR));
     assert_eq!(open(&fs, "file", O_DIRECTORY).err(), Some(Errno::ENOTDIR));
@@ -239,7 +313,11 @@ fn getdents_lists_host_order() {
         let mut at = 0;
         while at < sink.buf.len() {
             let reclen = u16::from_ne_bytes([sink.buf[at + 16], sink.buf[at + 17]]) as usize;
-            let name: Vec<u8> = sink.buf[at + 19..at + reclen].iter().take_while(|&&c| c != 0).copied().collect();
+            let name: Vec<u8> = sink.buf[at + 19..at + reclen]
+                .iter()
+                .take_while(|&&c| c != 0)
+                .copied()
+                .collect();
             names.push(String::from_utf8(name).unwrap());
             at += reclen;
         }
@@ -258,7 +336,10 @@ fn host_pseudo_filesystems_are_hidden() {
     let fs = FsContext::new(ns);
     if std::fs::metadata("/proc/self").is_ok() {
         assert_eq!(walk(&fs, "/proc/self", true).err(), Some(Errno::ENOENT));
-        assert_eq!(walk(&fs, "/proc/1/environ", true).err(), Some(Errno::ENOENT));
+        assert_eq!(
+            walk(&fs, "/proc/1/environ", true).err(),
+            Some(Errno::ENOENT)
+        );
         let d = open(&fs, "/proc", O_RDONLY).unwrap();
         let mut sink = DirSink::new(4096, false);
         d.getdents(&mut sink).unwrap();
@@ -286,7 +367,14 @@ fn host_confinement_direct() {
     assert_eq!(r.lookup(b"abs").unwrap().file_type(), super::types::S_IFLNK);
     assert_eq!(r.readlink(b"abs").unwrap(), b"/etc/passwd");
     let st = r.lookup(b"up").unwrap();
-    assert!(r.open(b"up", ruml_host::hostfile::OpenMode::Read, false, (st.dev_major, st.dev_minor, st.ino)).is_err());
+    assert!(r
+        .open(
+            b"up",
+            ruml_host::hostfile::OpenMode::Read,
+            false,
+            (st.dev_major, st.dev_minor, st.ino)
+        )
+        .is_err());
 }
 
 #[test]
@@ -346,7 +434,10 @@ fn fd_table() {
     assert_eq!(t.fds(), [0, 1, 2, 5, 10]);
     assert_eq!(t.get(-1).err(), Some(Errno::EBADF));
     assert_eq!(t.get(3).err(), Some(Errno::EBADF));
-    assert_eq!(t.install_at(5000, r.clone(), false).err(), Some(Errno::EBADF));
+    assert_eq!(
+        t.install_at(5000, r.clone(), false).err(),
+        Some(Errno::EBADF)
+    );
     t.close_range(1, u32::MAX, false);
     assert_eq!(t.fds(), [0]);
     t.close_all();

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
-use ruml_host::{PhysMem, Pfn};
+use ruml_host::{Pfn, PhysMem};
 
 use crate::errno::KResult;
 use crate::error;
@@ -64,7 +64,8 @@ pub fn physmem() -> Arc<PhysMem> {
         return crate::kernel().phys.clone();
     }
     static TEST: OnceLock<Arc<PhysMem>> = OnceLock::new();
-    TEST.get_or_init(|| Arc::new(PhysMem::new(64 << 20).expect("physmem for unit tests"))).clone()
+    TEST.get_or_init(|| Arc::new(PhysMem::new(64 << 20).expect("physmem for unit tests")))
+        .clone()
 }
 
 /// Mount options (`size=`, `nr_inodes=`, `mode=`, `uid=`, `gid=`).
@@ -82,7 +83,13 @@ impl TmpfsOptions {
     /// Linux's defaults: half of memory, as many inodes as pages, 01777.
     pub fn defaults(phys: &PhysMem) -> TmpfsOptions {
         let half = (phys.total_pages() / 2).max(1);
-        TmpfsOptions { max_pages: half, max_inodes: half, mode: 0o1777, uid: 0, gid: 0 }
+        TmpfsOptions {
+            max_pages: half,
+            max_inodes: half,
+            mode: 0o1777,
+            uid: 0,
+            gid: 0,
+        }
     }
 
     /// Parses mount(2)'s data string for tmpfs; unknown options give
@@ -99,7 +106,8 @@ impl TmpfsOptions {
                 None => (opt, None),
             };
             let num = |v: Option<&[u8]>, radix: u32| -> KResult<u64> {
-                let s = std::str::from_utf8(v.ok_or(crate::errno!(EINVAL))?).map_err(|_| crate::errno!(EINVAL))?;
+                let s = std::str::from_utf8(v.ok_or(crate::errno!(EINVAL))?)
+                    .map_err(|_| crate::errno!(EINVAL))?;
                 u64::from_str_radix(s, radix).map_err(|_| crate::errno!(EINVAL))
             };
             match k {
@@ -112,9 +120,9 @@ impl TmpfsOptions {
                 b"mode" => o.mode = (num(v, 8)? as u32) & 0o7777,
                 b"uid" => o.uid = u32::try_from(num(v, 10)?).map_err(|_| crate::errno!(EINVAL))?,
                 b"gid" => o.gid = u32::try_from(num(v, 10)?).map_err(|_| crate::errno!(EINVAL))?,
-                b"rw" | b"ro" | b"nosuid" | b"suid" | b"nodev" | b"dev" | b"noexec" | b"exec" | b"relatime"
-                | b"norelatime" | b"noatime" | b"atime" | b"strictatime" | b"nodiratime" | b"sync" | b"async"
-                | b"silent" | b"defaults" => {}
+                b"rw" | b"ro" | b"nosuid" | b"suid" | b"nodev" | b"dev" | b"noexec" | b"exec"
+                | b"relatime" | b"norelatime" | b"noatime" | b"atime" | b"strictatime"
+                | b"nodiratime" | b"sync" | b"async" | b"silent" | b"defaults" => {}
                 _ => return error!(EINVAL),
             }
         }
@@ -188,12 +196,21 @@ impl TmpFs {
         };
         fs.used_inodes.fetch_add(1, Ordering::Relaxed);
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
-        Arc::new_cyclic(|me| TmpInode { fs, me: me.clone(), ino, ftype: FileType::Directory, st: Mutex::new(st) })
+        Arc::new_cyclic(|me| TmpInode {
+            fs,
+            me: me.clone(),
+            ino,
+            ftype: FileType::Directory,
+            st: Mutex::new(st),
+        })
     }
 
     /// A tmpfs with default options (the overlay's upper layer).
     pub fn new_default() -> Arc<TmpInode> {
-        TmpFs::new_root(TmpfsOptions { mode: 0o755, ..TmpfsOptions::defaults(&physmem()) })
+        TmpFs::new_root(TmpfsOptions {
+            mode: 0o755,
+            ..TmpfsOptions::defaults(&physmem())
+        })
     }
 
     fn lock_ns(&self) -> MutexGuard<'_, ()> {
@@ -219,7 +236,8 @@ impl TmpFs {
             return;
         }
         self.phys.put_many(pfns);
-        self.used_pages.fetch_sub(pfns.len() as u64, Ordering::Relaxed);
+        self.used_pages
+            .fetch_sub(pfns.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -235,7 +253,12 @@ struct DirData {
 
 impl DirData {
     fn new(parent: Weak<TmpInode>) -> DirData {
-        DirData { entries: BTreeMap::new(), order: BTreeMap::new(), next_cookie: 2, parent }
+        DirData {
+            entries: BTreeMap::new(),
+            order: BTreeMap::new(),
+            next_cookie: 2,
+            parent,
+        }
     }
     fn insert(&mut self, name: &[u8], inode: Arc<TmpInode>) {
         let c = self.next_cookie;
@@ -334,14 +357,17 @@ impl Drop for TmpInode {
         }
         // Page-cache copies of a dead file would never be used again.
         if cached && crate::kernel_booted() {
-            crate::kernel().page_cache.invalidate((encode_dev(self.fs.dev.0, self.fs.dev.1), self.ino));
+            crate::kernel()
+                .page_cache
+                .invalidate((encode_dev(self.fs.dev.0, self.fs.dev.1), self.ino));
         }
         self.fs.used_inodes.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 fn check_name(name: &[u8]) -> KResult<()> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
         return error!(EINVAL);
     }
     if name.len() > 255 {
@@ -364,7 +390,11 @@ impl TmpInode {
         let o = &self.fs.opts;
         let used = self.fs.used_pages.load(Ordering::Relaxed);
         let inodes = self.fs.used_inodes.load(Ordering::Relaxed);
-        let files = if o.max_inodes == u64::MAX { 0 } else { o.max_inodes };
+        let files = if o.max_inodes == u64::MAX {
+            0
+        } else {
+            o.max_inodes
+        };
         StatFs {
             f_type: TMPFS_MAGIC,
             bsize: PAGE as i64,
@@ -381,7 +411,14 @@ impl TmpInode {
     }
 
     /// A new inode (not yet linked anywhere).
-    fn new_inode(&self, ftype: FileType, perm: u32, data: Data, rdev: (u32, u32), dir_st: &State) -> KResult<Arc<TmpInode>> {
+    fn new_inode(
+        &self,
+        ftype: FileType,
+        perm: u32,
+        data: Data,
+        rdev: (u32, u32),
+        dir_st: &State,
+    ) -> KResult<Arc<TmpInode>> {
         let fs = &self.fs;
         if fs.used_inodes.fetch_add(1, Ordering::Relaxed) >= fs.opts.max_inodes {
             fs.used_inodes.fetch_sub(1, Ordering::Relaxed);
@@ -390,7 +427,11 @@ impl TmpInode {
         let t = now();
         // The set-group-ID directory rule: the group (and, for
         // directories, the bit itself) is inherited.
-        let (gid, mut perm) = if dir_st.perm & S_ISGID != 0 { (dir_st.gid, perm) } else { (0, perm) };
+        let (gid, mut perm) = if dir_st.perm & S_ISGID != 0 {
+            (dir_st.gid, perm)
+        } else {
+            (0, perm)
+        };
         if ftype == FileType::Directory && dir_st.perm & S_ISGID != 0 {
             perm |= S_ISGID;
         }
@@ -410,11 +451,24 @@ impl TmpInode {
             cached: false,
         };
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new_cyclic(|me| TmpInode { fs: fs.clone(), me: me.clone(), ino, ftype, st: Mutex::new(st) }))
+        Ok(Arc::new_cyclic(|me| TmpInode {
+            fs: fs.clone(),
+            me: me.clone(),
+            ino,
+            ftype,
+            st: Mutex::new(st),
+        }))
     }
 
     /// Adds a new object `name` to this directory.
-    fn add(&self, name: &[u8], ftype: FileType, perm: u32, rdev: (u32, u32), data: Data) -> KResult<Arc<TmpInode>> {
+    fn add(
+        &self,
+        name: &[u8],
+        ftype: FileType,
+        perm: u32,
+        rdev: (u32, u32),
+        data: Data,
+    ) -> KResult<Arc<TmpInode>> {
         check_name(name)?;
         let _ns = self.fs.lock_ns();
         let mut st = self.lock();
@@ -585,7 +639,10 @@ impl TmpInode {
         if mode & FALLOC_FL_PUNCH_HOLE != 0 && mode & FALLOC_FL_KEEP_SIZE == 0 {
             return error!(EOPNOTSUPP);
         }
-        let end = off.checked_add(len).filter(|&e| e <= MAX_FILE_SIZE).ok_or(crate::errno!(EFBIG))?;
+        let end = off
+            .checked_add(len)
+            .filter(|&e| e <= MAX_FILE_SIZE)
+            .ok_or(crate::errno!(EFBIG))?;
         let cached = {
             let mut st = self.lock();
             let phys = self.fs.phys.clone();
@@ -595,7 +652,11 @@ impl TmpInode {
                 let last_full = end / PAGE; // exclusive
                 let mut gone = Vec::new();
                 if first_full < last_full {
-                    let keys: Vec<u64> = f.pages.range(first_full..last_full).map(|(&k, _)| k).collect();
+                    let keys: Vec<u64> = f
+                        .pages
+                        .range(first_full..last_full)
+                        .map(|(&k, _)| k)
+                        .collect();
                     for k in keys {
                         if let Some(p) = f.pages.remove(&k) {
                             gone.push(p);
@@ -611,7 +672,10 @@ impl TmpInode {
                     }
                 }
                 let tail = end / PAGE;
-                if !end.is_multiple_of(PAGE) && tail * PAGE >= off && (off.is_multiple_of(PAGE) || tail != head) {
+                if !end.is_multiple_of(PAGE)
+                    && tail * PAGE >= off
+                    && (off.is_multiple_of(PAGE) || tail != head)
+                {
                     if let Some(&pfn) = f.pages.get(&tail) {
                         phys.zero(pfn, 0, (end % PAGE) as usize);
                     }
@@ -708,7 +772,11 @@ impl TmpInode {
     /// All entries of a directory, in readdir order.
     pub(crate) fn entries(&self) -> Vec<(Vec<u8>, Arc<TmpInode>)> {
         match &self.lock().data {
-            Data::Dir(d) => d.order.values().filter_map(|n| d.get(n).map(|i| (n.clone(), i))).collect(),
+            Data::Dir(d) => d
+                .order
+                .values()
+                .filter_map(|n| d.get(n).map(|i| (n.clone(), i)))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -719,7 +787,8 @@ impl TmpInode {
     }
 
     pub(crate) fn make_whiteout(&self, name: &[u8]) -> KResult<()> {
-        self.add(name, FileType::CharDevice, 0, (0, 0), Data::Special).map(|_| ())
+        self.add(name, FileType::CharDevice, 0, (0, 0), Data::Special)
+            .map(|_| ())
     }
 
     /// Removes `name` if it is a whiteout; true if it was.
@@ -743,7 +812,12 @@ impl TmpInode {
         let _ns = self.fs.lock_ns();
         let mut st = self.lock();
         let d = st.dir()?;
-        let names: Vec<Vec<u8>> = d.entries.iter().filter(|(_, (_, i))| i.is_whiteout()).map(|(n, _)| n.clone()).collect();
+        let names: Vec<Vec<u8>> = d
+            .entries
+            .iter()
+            .filter(|(_, (_, i))| i.is_whiteout())
+            .map(|(n, _)| n.clone())
+            .collect();
         for n in names {
             d.remove(&n);
         }
@@ -807,7 +881,14 @@ impl Inode for TmpInode {
         let (size, blocks) = match &st.data {
             Data::File(f) => (f.size, f.pages.len() as u64 * (PAGE / 512)),
             Data::Dir(d) => ((d.entries.len() as u64 + 2) * BOGO_DIRENT_SIZE, 0),
-            Data::Link(t) => (t.len() as u64, if t.len() >= SHORT_SYMLINK_LEN { PAGE / 512 } else { 0 }),
+            Data::Link(t) => (
+                t.len() as u64,
+                if t.len() >= SHORT_SYMLINK_LEN {
+                    PAGE / 512
+                } else {
+                    0
+                },
+            ),
             Data::Special => (0, 0),
         };
         Ok(Stat {
@@ -881,14 +962,37 @@ impl Inode for TmpInode {
         }
     }
 
-    fn create(&self, name: &[u8], mode: u32, _flags: u32) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
-        let child = self.add(name, FileType::Regular, mode, (0, 0), Data::File(FileData { pages: BTreeMap::new(), size: 0 }))?;
-        let ops: Arc<dyn FileOps> = Arc::new(TmpFile { inode: child.clone() });
+    fn create(
+        &self,
+        name: &[u8],
+        mode: u32,
+        _flags: u32,
+    ) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
+        let child = self.add(
+            name,
+            FileType::Regular,
+            mode,
+            (0, 0),
+            Data::File(FileData {
+                pages: BTreeMap::new(),
+                size: 0,
+            }),
+        )?;
+        let ops: Arc<dyn FileOps> = Arc::new(TmpFile {
+            inode: child.clone(),
+        });
         Ok((child, ops))
     }
 
     fn mkdir(&self, name: &[u8], mode: u32) -> KResult<()> {
-        self.add(name, FileType::Directory, mode, (0, 0), Data::Dir(DirData::new(Weak::new()))).map(|_| ())
+        self.add(
+            name,
+            FileType::Directory,
+            mode,
+            (0, 0),
+            Data::Dir(DirData::new(Weak::new())),
+        )
+        .map(|_| ())
     }
 
     fn symlink(&self, name: &[u8], target: &[u8]) -> KResult<()> {
@@ -898,13 +1002,27 @@ impl Inode for TmpInode {
         if target.len() >= 4096 {
             return error!(ENAMETOOLONG);
         }
-        self.add(name, FileType::Symlink, 0o777, (0, 0), Data::Link(target.to_vec())).map(|_| ())
+        self.add(
+            name,
+            FileType::Symlink,
+            0o777,
+            (0, 0),
+            Data::Link(target.to_vec()),
+        )
+        .map(|_| ())
     }
 
     fn mknod(&self, name: &[u8], mode: u32, rdev: (u32, u32)) -> KResult<()> {
         let ftype = FileType::from_mode(mode);
         let (ft, data, rdev) = match ftype {
-            FileType::Regular => (ftype, Data::File(FileData { pages: BTreeMap::new(), size: 0 }), (0, 0)),
+            FileType::Regular => (
+                ftype,
+                Data::File(FileData {
+                    pages: BTreeMap::new(),
+                    size: 0,
+                }),
+                (0, 0),
+            ),
             FileType::CharDevice | FileType::BlockDevice => (ftype, Data::Special, rdev),
             FileType::Fifo | FileType::Socket => (ftype, Data::Special, (0, 0)),
             FileType::Directory | FileType::Symlink => return error!(EINVAL),
@@ -1002,7 +1120,9 @@ impl Inode for TmpInode {
         let src = self.lock().dir()?.get(name).ok_or(crate::errno!(ENOENT))?;
         let dst = nd.lock().dir()?.get(new_name);
         if flags & RENAME_EXCHANGE != 0 {
-            let Some(dst) = dst else { return error!(ENOENT) };
+            let Some(dst) = dst else {
+                return error!(ENOENT);
+            };
             if Arc::ptr_eq(&src, &dst) {
                 return Ok(());
             }
@@ -1021,7 +1141,10 @@ impl Inode for TmpInode {
                 st.mtime = t;
                 st.ctime = t;
             } else {
-                let (sd, dd) = (src.ftype == FileType::Directory, dst.ftype == FileType::Directory);
+                let (sd, dd) = (
+                    src.ftype == FileType::Directory,
+                    dst.ftype == FileType::Directory,
+                );
                 {
                     let mut st = self.lock();
                     st.dir()?.insert(name, dst.clone());
@@ -1244,7 +1367,9 @@ impl FileOps for TmpDirFile {
             return error!(ENOENT);
         }
         let me = self.inode.ino;
-        let Data::Dir(d) = &st.data else { return error!(ENOTDIR) };
+        let Data::Dir(d) = &st.data else {
+            return error!(ENOTDIR);
+        };
         let dt = FileType::Directory.dirent_type();
         let mut full = false;
         if *pos == 0 {
@@ -1330,21 +1455,34 @@ mod tests {
         assert_eq!(r.rmdir(b"d"), Err(Errno::ENOTEMPTY));
         d.link(b"b", child(&d, b"a").as_ref()).unwrap();
         assert_eq!(child(&d, b"a").stat().unwrap().nlink, 2);
-        d.rename(b"a", r.as_ref(), b"moved", RENAME_NOREPLACE).unwrap();
-        assert_eq!(d.rename(b"b", r.as_ref(), b"moved", RENAME_NOREPLACE), Err(Errno::EEXIST));
+        d.rename(b"a", r.as_ref(), b"moved", RENAME_NOREPLACE)
+            .unwrap();
+        assert_eq!(
+            d.rename(b"b", r.as_ref(), b"moved", RENAME_NOREPLACE),
+            Err(Errno::EEXIST)
+        );
         d.unlink(b"b").unwrap();
         assert_eq!(child(&r, b"moved").stat().unwrap().nlink, 1);
         r.mkdir(b"e", 0o755).unwrap();
-        assert_eq!(r.rename(b"d", child(&r, b"d").as_ref(), b"x", 0), Err(Errno::EINVAL));
+        assert_eq!(
+            r.rename(b"d", child(&r, b"d").as_ref(), b"x", 0),
+            Err(Errno::EINVAL)
+        );
         r.rename(b"d", r.as_ref(), b"e", 0).unwrap();
         assert_eq!(r.stat().unwrap().nlink, 3);
         r.symlink(b"l", b"target").unwrap();
-        r.rename(b"l", r.as_ref(), b"moved", RENAME_EXCHANGE).unwrap();
+        r.rename(b"l", r.as_ref(), b"moved", RENAME_EXCHANGE)
+            .unwrap();
         assert_eq!(child(&r, b"moved").file_type(), FileType::Symlink);
         assert_eq!(child(&r, b"l").file_type(), FileType::Regular);
         r.rmdir(b"e").unwrap();
         assert_eq!(r.stat().unwrap().nlink, 2);
-        r.setattr(&SetAttr { mode: Some(0o700), atime: Some(SetTime::At(5, 6)), ..Default::default() }).unwrap();
+        r.setattr(&SetAttr {
+            mode: Some(0o700),
+            atime: Some(SetTime::At(5, 6)),
+            ..Default::default()
+        })
+        .unwrap();
         let st = r.stat().unwrap();
         assert_eq!((st.mode & 0o7777, st.atime), (0o700, (5, 6)));
     }
@@ -1352,10 +1490,17 @@ mod tests {
     #[test]
     fn enospc_and_free() {
         let phys = physmem();
-        let r = TmpFs::new_root(TmpfsOptions { max_pages: 2, ..TmpfsOptions::defaults(&phys) });
+        let r = TmpFs::new_root(TmpfsOptions {
+            max_pages: 2,
+            ..TmpfsOptions::defaults(&phys)
+        });
         r.create(b"f", 0o644, 0).unwrap();
         let f = child(&r, b"f");
-        assert_eq!(f.write_at(0, &[1u8; 3 * 4096]).unwrap(), 2 * 4096, "a short write");
+        assert_eq!(
+            f.write_at(0, &[1u8; 3 * 4096]).unwrap(),
+            2 * 4096,
+            "a short write"
+        );
         assert_eq!(f.write_at(8192, b"x"), Err(Errno::ENOSPC));
         r.unlink(b"f").unwrap();
         drop(f);

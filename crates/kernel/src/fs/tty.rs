@@ -112,7 +112,9 @@ pub struct Termios {
 }
 
 /// Linux's INIT_C_CC.
-const INIT_CC: [u8; NCCS] = [3, 0o34, 0o177, 0o25, 4, 0, 1, 0, 0o21, 0o23, 0o32, 0, 0o22, 0o17, 0o27, 0o26, 0, 0, 0];
+const INIT_CC: [u8; NCCS] = [
+    3, 0o34, 0o177, 0o25, 4, 0, 1, 0, 0o21, 0o23, 0o32, 0, 0o22, 0o17, 0o27, 0o26, 0, 0, 0,
+];
 
 impl Termios {
     /// tty_std_termios.
@@ -128,7 +130,10 @@ impl Termios {
     }
     /// A pty slave's initial termios (no HUPCL, as Linux's pts driver).
     pub fn pty_slave() -> Termios {
-        Termios { cflag: B38400 | CS8 | CREAD, ..Termios::standard() }
+        Termios {
+            cflag: B38400 | CS8 | CREAD,
+            ..Termios::standard()
+        }
     }
     pub fn to_bytes(&self) -> [u8; 36] {
         let mut b = [0u8; 36];
@@ -144,7 +149,14 @@ impl Termios {
         let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let mut cc = [0u8; NCCS];
         cc.copy_from_slice(&b[17..36]);
-        Termios { iflag: w(0), oflag: w(4), cflag: w(8), lflag: w(12), line: b[16], cc }
+        Termios {
+            iflag: w(0),
+            oflag: w(4),
+            cflag: w(8),
+            lflag: w(12),
+            line: b[16],
+            cc,
+        }
     }
     fn l(&self, f: u32) -> bool {
         self.lflag & f != 0
@@ -764,7 +776,11 @@ impl Tty {
                         inter_deadline = Some(Instant::now() + Duration::from_millis(time * 100));
                     }
                     last_len = avail;
-                    deadline = if min == 0 { Some(start + Duration::from_millis(time * 100)) } else { inter_deadline };
+                    deadline = if min == 0 {
+                        Some(start + Duration::from_millis(time * 100))
+                    } else {
+                        inter_deadline
+                    };
                 }
                 if nonblock {
                     return error!(EAGAIN);
@@ -775,7 +791,11 @@ impl Tty {
                 let st = self.lock();
                 st.hung_up
                     || st.t.l(ICANON) != was_canon
-                    || if was_canon { !st.lines.is_empty() } else { st.raw.len() != last_len }
+                    || if was_canon {
+                        !st.lines.is_empty()
+                    } else {
+                        st.raw.len() != last_len
+                    }
             });
             match r {
                 Ok(()) | Err(Errno::ETIMEDOUT) => {}
@@ -813,7 +833,13 @@ impl Tty {
     }
 
     /// write(2) on the terminal; `fd` is the console's host descriptor.
-    pub fn write(&self, data: &[u8], nonblock: bool, task: Option<&Arc<Task>>, fd: i32) -> KResult<usize> {
+    pub fn write(
+        &self,
+        data: &[u8],
+        nonblock: bool,
+        task: Option<&Arc<Task>>,
+        fd: i32,
+    ) -> KResult<usize> {
         if let Some(t) = task {
             let tostop = self.lock().t.l(TOSTOP);
             if tostop {
@@ -846,7 +872,8 @@ impl Tty {
             let r = self.waiters.wait(task, None, || {
                 let st = self.lock();
                 st.hung_up
-                    || (!st.stopped && (self.kind == Kind::Console || st.to_master.len() < OUTPUT_MAX))
+                    || (!st.stopped
+                        && (self.kind == Kind::Console || st.to_master.len() < OUTPUT_MAX))
             });
             if let Err(e) = r {
                 return if done > 0 { Ok(done) } else { Err(e) };
@@ -859,7 +886,12 @@ impl Tty {
     pub fn poll(&self) -> PollEvents {
         let st = self.lock();
         if st.hung_up {
-            return poll::POLLIN | poll::POLLRDNORM | poll::POLLOUT | poll::POLLWRNORM | poll::POLLHUP | poll::POLLERR;
+            return poll::POLLIN
+                | poll::POLLRDNORM
+                | poll::POLLOUT
+                | poll::POLLWRNORM
+                | poll::POLLHUP
+                | poll::POLLERR;
         }
         let mut ev = 0;
         if Self::readable(&st) {
@@ -918,7 +950,9 @@ impl Tty {
         if session == 0 {
             return Ok(());
         }
-        let Some(ids) = jobs::process_ids(task.tgid()) else { return Ok(()) };
+        let Some(ids) = jobs::process_ids(task.tgid()) else {
+            return Ok(());
+        };
         if ids.sid != session || pgrp == 0 || ids.pgid == pgrp {
             return Ok(());
         }
@@ -942,7 +976,15 @@ impl Tty {
 
     /// The terminal ioctls shared by the console, pty slaves and (for the
     /// slave's settings) pty masters. `via_master`: issued on the master.
-    pub fn ioctl(&self, cmd: u32, arg: u64, mm: &Mm, task: Option<&Arc<Task>>, readable: bool, via_master: bool) -> KResult<u64> {
+    pub fn ioctl(
+        &self,
+        cmd: u32,
+        arg: u64,
+        mm: &Mm,
+        task: Option<&Arc<Task>>,
+        readable: bool,
+        via_master: bool,
+    ) -> KResult<u64> {
         let tgid = task.map(|t| t.tgid()).unwrap_or(0);
         match cmd {
             TCGETS => {
@@ -1072,7 +1114,9 @@ impl Tty {
                 if pgrp < 0 {
                     return error!(EINVAL);
                 }
-                let Some(me) = jobs::process_ids(tgid) else { return error!(ENOTTY) };
+                let Some(me) = jobs::process_ids(tgid) else {
+                    return error!(ENOTTY);
+                };
                 let session = self.session_pgrp().0;
                 if session == 0 || session != me.sid {
                     return error!(ENOTTY);
@@ -1095,10 +1139,16 @@ impl Tty {
                 Ok(0)
             }
             TIOCSCTTY => {
-                let Some(me) = jobs::process_ids(tgid) else { return error!(EPERM) };
+                let Some(me) = jobs::process_ids(tgid) else {
+                    return error!(EPERM);
+                };
                 let leader = me.sid == tgid;
                 let current = ctty_of_session(me.sid);
-                if leader && current.as_ref().is_some_and(|t| std::ptr::eq(Arc::as_ptr(t), self)) {
+                if leader
+                    && current
+                        .as_ref()
+                        .is_some_and(|t| std::ptr::eq(Arc::as_ptr(t), self))
+                {
                     return Ok(0);
                 }
                 if !leader || current.is_some() {
@@ -1120,7 +1170,9 @@ impl Tty {
                 if via_master || !self.is_ctty_of(tgid) {
                     return error!(ENOTTY);
                 }
-                let Some(me) = jobs::process_ids(tgid) else { return error!(ENOTTY) };
+                let Some(me) = jobs::process_ids(tgid) else {
+                    return error!(ENOTTY);
+                };
                 if me.sid == tgid {
                     self.disassociate(false);
                 }
@@ -1207,7 +1259,9 @@ impl Tty {
     /// tty_open_proc_set_tty: a session leader without a controlling
     /// terminal that opens one nobody controls acquires it.
     pub fn maybe_acquire(&self, tgid: i32) {
-        let Some(me) = jobs::process_ids(tgid) else { return };
+        let Some(me) = jobs::process_ids(tgid) else {
+            return;
+        };
         if me.sid != tgid || ctty_of_session(me.sid).is_some() {
             return;
         }
@@ -1257,7 +1311,12 @@ impl Tty {
     }
 
     /// read(2) on the master: what the slave side output.
-    pub fn master_read(&self, buf: &mut [u8], nonblock: bool, task: Option<&Arc<Task>>) -> KResult<usize> {
+    pub fn master_read(
+        &self,
+        buf: &mut [u8],
+        nonblock: bool,
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -1288,7 +1347,12 @@ impl Tty {
     }
 
     /// write(2) on the master: input for the slave, waiting for room.
-    pub fn master_write(&self, data: &[u8], nonblock: bool, task: Option<&Arc<Task>>) -> KResult<usize> {
+    pub fn master_write(
+        &self,
+        data: &[u8],
+        nonblock: bool,
+        task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         let mut done = 0usize;
         while done < data.len() {
             let mut pend = Pending::default();
@@ -1311,7 +1375,9 @@ impl Tty {
             if nonblock {
                 return if done > 0 { Ok(done) } else { error!(EAGAIN) };
             }
-            let r = self.master_waiters.wait(task, None, || Self::input_room(&self.lock()));
+            let r = self
+                .master_waiters
+                .wait(task, None, || Self::input_room(&self.lock()));
             if let Err(e) = r {
                 return if done > 0 { Ok(done) } else { Err(e) };
             }
@@ -1396,7 +1462,12 @@ pub mod jobs {
 
     /// Whether a live process is in group `pgid`.
     pub fn pgrp_exists(pgid: i32) -> bool {
-        booted() && crate::kernel().tasks.lock().values().any(|n| n.pgid == pgid && n.zombie.is_none())
+        booted()
+            && crate::kernel()
+                .tasks
+                .lock()
+                .values()
+                .any(|n| n.pgid == pgid && n.zombie.is_none())
     }
 
     pub fn pgrp_in_session(pgid: i32, sid: i32) -> bool {
@@ -1463,7 +1534,11 @@ mod tests {
         t.master_write(b"xy\x03", false, None).unwrap();
         let mut b = [0u8; 16];
         t.master_write(b"\n", false, None).unwrap();
-        assert_eq!(t.read(&mut b, true, None).unwrap(), 1, "input before ^C was flushed");
+        assert_eq!(
+            t.read(&mut b, true, None).unwrap(),
+            1,
+            "input before ^C was flushed"
+        );
         assert_eq!(master_all(&t), b"^C\r\n");
     }
 

@@ -243,7 +243,11 @@ pub const STATX_RESERVED: u32 = 0x8000_0000;
 
 impl StatxAbi {
     pub fn from_stat(s: &Stat, mnt_id: u64) -> StatxAbi {
-        let ts = |t: (i64, u32)| StatxTimestamp { tv_sec: t.0, tv_nsec: t.1, reserved: 0 };
+        let ts = |t: (i64, u32)| StatxTimestamp {
+            tv_sec: t.0,
+            tv_nsec: t.1,
+            reserved: 0,
+        };
         let mut mask = STATX_BASIC_STATS | STATX_MNT_ID;
         if s.btime.is_some() {
             mask |= STATX_BTIME;
@@ -301,7 +305,14 @@ pub const ST_VALID: i64 = 0x20;
 impl StatFs {
     /// A statfs for a memory filesystem with magic `f_type`.
     pub fn pseudo(f_type: i64) -> StatFs {
-        StatFs { f_type, bsize: 4096, namelen: 255, frsize: 4096, flags: ST_VALID, ..Default::default() }
+        StatFs {
+            f_type,
+            bsize: 4096,
+            namelen: 255,
+            frsize: 4096,
+            flags: ST_VALID,
+            ..Default::default()
+        }
     }
 }
 
@@ -373,7 +384,11 @@ pub struct DirSink {
 impl DirSink {
     /// A sink for up to `cap` bytes; `old` = the legacy `linux_dirent`.
     pub fn new(cap: usize, old: bool) -> DirSink {
-        DirSink { buf: Vec::new(), cap, old }
+        DirSink {
+            buf: Vec::new(),
+            cap,
+            old,
+        }
     }
 
     /// The record length for a name.

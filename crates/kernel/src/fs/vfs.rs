@@ -40,11 +40,17 @@ pub struct Caller<'a> {
 
 impl<'a> Caller<'a> {
     pub fn of(task: &'a Task) -> Caller<'a> {
-        Caller { tgid: task.tgid(), task: Some(task) }
+        Caller {
+            tgid: task.tgid(),
+            task: Some(task),
+        }
     }
     /// The kernel itself (boot, tests): pid 0, no task.
     pub fn kernel() -> Caller<'static> {
-        Caller { tgid: 0, task: None }
+        Caller {
+            tgid: 0,
+            task: None,
+        }
     }
 }
 
@@ -91,7 +97,12 @@ pub trait Inode: Send + Sync + 'static {
     }
 
     /// Creates a regular file `name` in this directory and opens it.
-    fn create(&self, _name: &[u8], _mode: u32, _flags: u32) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
+    fn create(
+        &self,
+        _name: &[u8],
+        _mode: u32,
+        _flags: u32,
+    ) -> KResult<(Arc<dyn Inode>, Arc<dyn FileOps>)> {
         error!(EACCES)
     }
     /// mkdir `name`.
@@ -112,7 +123,13 @@ pub trait Inode: Send + Sync + 'static {
     }
     /// rename `name` in this directory to `new_name` in `new_dir` (same
     /// filesystem: the VFS checked the mounts).
-    fn rename(&self, _name: &[u8], _new_dir: &dyn Inode, _new_name: &[u8], _flags: u32) -> KResult<()> {
+    fn rename(
+        &self,
+        _name: &[u8],
+        _new_dir: &dyn Inode,
+        _new_name: &[u8],
+        _flags: u32,
+    ) -> KResult<()> {
         error!(EPERM)
     }
     /// link(2): a new name `name` in this directory for `target` (same
@@ -182,11 +199,23 @@ pub trait FileOps: Send + Sync + 'static {
     /// (pipes, terminals) implement this and sleep on their
     /// [`Waiters`](crate::fs::poll::Waiters) as the task, so that a signal
     /// interrupts them (ERESTARTSYS); the default is [`FileOps::read`].
-    fn read_as(&self, f: &OpenFile, off: u64, buf: &mut [u8], _task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn read_as(
+        &self,
+        f: &OpenFile,
+        off: u64,
+        buf: &mut [u8],
+        _task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.read(f, off, buf)
     }
     /// write on behalf of `task`; see [`FileOps::read_as`].
-    fn write_as(&self, f: &OpenFile, off: u64, buf: &[u8], _task: Option<&Arc<Task>>) -> KResult<usize> {
+    fn write_as(
+        &self,
+        f: &OpenFile,
+        off: u64,
+        buf: &[u8],
+        _task: Option<&Arc<Task>>,
+    ) -> KResult<usize> {
         self.write(f, off, buf)
     }
     /// The object behind the file, for calls that only work on one kind
@@ -229,7 +258,13 @@ pub trait FileOps: Send + Sync + 'static {
         error!(ENOTDIR)
     }
     /// A device- or file-specific ioctl; the VFS handled the generic ones.
-    fn ioctl(&self, _f: &OpenFile, _cmd: u32, _arg: u64, _ctx: &crate::syscalls::SyscallContext<'_>) -> KResult<u64> {
+    fn ioctl(
+        &self,
+        _f: &OpenFile,
+        _cmd: u32,
+        _arg: u64,
+        _ctx: &crate::syscalls::SyscallContext<'_>,
+    ) -> KResult<u64> {
         error!(ENOTTY)
     }
     /// Bytes ready to read (FIONREAD), for files that know.
@@ -273,10 +308,18 @@ pub struct Dentry {
 
 impl Dentry {
     pub fn root(inode: Arc<dyn Inode>) -> Arc<Dentry> {
-        Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode })
+        Arc::new(Dentry {
+            name: b"/".to_vec(),
+            parent: None,
+            inode,
+        })
     }
     pub fn child(parent: &Arc<Dentry>, name: &[u8], inode: Arc<dyn Inode>) -> Arc<Dentry> {
-        Arc::new(Dentry { name: name.to_vec(), parent: Some(parent.clone()), inode })
+        Arc::new(Dentry {
+            name: name.to_vec(),
+            parent: Some(parent.clone()),
+            inode,
+        })
     }
 }
 
@@ -306,7 +349,13 @@ pub struct Mount {
 }
 
 impl Mount {
-    pub fn new(fstype: &'static str, root: Arc<dyn Inode>, mountpoint: Option<Path>, read_only: bool, internal: bool) -> Arc<Mount> {
+    pub fn new(
+        fstype: &'static str,
+        root: Arc<dyn Inode>,
+        mountpoint: Option<Path>,
+        read_only: bool,
+        internal: bool,
+    ) -> Arc<Mount> {
         Arc::new(Mount {
             id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
             fstype,
@@ -352,7 +401,10 @@ impl Path {
     }
     /// The root of this path's mount.
     pub fn mount_root(mnt: &Arc<Mount>) -> Path {
-        Path { mnt: mnt.clone(), dentry: mnt.root.clone() }
+        Path {
+            mnt: mnt.clone(),
+            dentry: mnt.root.clone(),
+        }
     }
 }
 
@@ -364,7 +416,10 @@ pub struct Namespace {
 
 impl Namespace {
     pub fn new(root: Arc<Mount>) -> Arc<Namespace> {
-        Arc::new(Namespace { mounts: RwLock::new(vec![root.clone()]), root })
+        Arc::new(Namespace {
+            mounts: RwLock::new(vec![root.clone()]),
+            root,
+        })
     }
 
     /// The root mount.
@@ -373,9 +428,18 @@ impl Namespace {
     }
 
     /// Mounts `root` (a filesystem's root inode) on `at`.
-    pub fn mount(&self, fstype: &'static str, root: Arc<dyn Inode>, at: &Path, read_only: bool) -> Arc<Mount> {
+    pub fn mount(
+        &self,
+        fstype: &'static str,
+        root: Arc<dyn Inode>,
+        at: &Path,
+        read_only: bool,
+    ) -> Arc<Mount> {
         let m = Mount::new(fstype, root, Some(at.clone()), read_only, false);
-        self.mounts.write().unwrap_or_else(|p| p.into_inner()).push(m.clone());
+        self.mounts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(m.clone());
         m
     }
 
@@ -386,7 +450,11 @@ impl Namespace {
         mounts
             .iter()
             .rev()
-            .find(|m| m.mountpoint.as_ref().is_some_and(|mp| Arc::ptr_eq(&mp.mnt, &p.mnt) && mp.dentry.inode.key() == key))
+            .find(|m| {
+                m.mountpoint
+                    .as_ref()
+                    .is_some_and(|mp| Arc::ptr_eq(&mp.mnt, &p.mnt) && mp.dentry.inode.key() == key)
+            })
             .cloned()
     }
 
@@ -401,7 +469,10 @@ impl Namespace {
     /// Attaches an existing mount object (a bind mount made with
     /// [`Mount::new`] and `at` as its mountpoint).
     pub fn attach(&self, m: Arc<Mount>) {
-        self.mounts.write().unwrap_or_else(|p| p.into_inner()).push(m);
+        self.mounts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(m);
     }
 
     /// umount: detaches `m`. EINVAL for the root; EBUSY if something is
@@ -419,7 +490,11 @@ impl Namespace {
         let children: Vec<usize> = mounts
             .iter()
             .enumerate()
-            .filter(|(_, x)| x.mountpoint.as_ref().is_some_and(|mp| Arc::ptr_eq(&mp.mnt, m)))
+            .filter(|(_, x)| {
+                x.mountpoint
+                    .as_ref()
+                    .is_some_and(|mp| Arc::ptr_eq(&mp.mnt, m))
+            })
             .map(|(i, _)| i)
             .collect();
         if !detach {
@@ -440,7 +515,11 @@ impl Namespace {
         while i < gone.len() {
             let cur = gone[i].clone();
             for x in mounts.iter() {
-                if x.mountpoint.as_ref().is_some_and(|mp| Arc::ptr_eq(&mp.mnt, &cur)) && !gone.iter().any(|g| Arc::ptr_eq(g, x)) {
+                if x.mountpoint
+                    .as_ref()
+                    .is_some_and(|mp| Arc::ptr_eq(&mp.mnt, &cur))
+                    && !gone.iter().any(|g| Arc::ptr_eq(g, x))
+                {
                     gone.push(x.clone());
                 }
             }
@@ -452,12 +531,19 @@ impl Namespace {
 
     /// Whether `m` is in this namespace's table.
     pub fn contains(&self, m: &Arc<Mount>) -> bool {
-        self.mounts.read().unwrap_or_else(|p| p.into_inner()).iter().any(|x| Arc::ptr_eq(x, m))
+        self.mounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|x| Arc::ptr_eq(x, m))
     }
 
     /// All mounts, in mount order (for /proc/mounts).
     pub fn mounts(&self) -> Vec<Arc<Mount>> {
-        self.mounts.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.mounts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -486,7 +572,10 @@ pub fn d_path(p: &Path, root: &Path) -> Vec<u8> {
         match &cur.dentry.parent {
             Some(parent) => {
                 parts.push(cur.dentry.name.clone());
-                cur = Path { mnt: cur.mnt.clone(), dentry: parent.clone() };
+                cur = Path {
+                    mnt: cur.mnt.clone(),
+                    dentry: parent.clone(),
+                };
             }
             None => break,
         }

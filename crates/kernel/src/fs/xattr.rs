@@ -31,7 +31,13 @@ syscall_table! { pub fn xattr_table;
 }
 
 fn check_name(ctx: &SyscallContext<'_>, name: UserAddr) -> KResult<()> {
-    let n = ctx.mm().read_cstring(name.0, XATTR_NAME_MAX).map_err(|e| if e == crate::errno!(ENAMETOOLONG) { crate::errno!(ERANGE) } else { e })?;
+    let n = ctx.mm().read_cstring(name.0, XATTR_NAME_MAX).map_err(|e| {
+        if e == crate::errno!(ENAMETOOLONG) {
+            crate::errno!(ERANGE)
+        } else {
+            e
+        }
+    })?;
     if n.is_empty() {
         return error!(ERANGE);
     }
@@ -57,7 +63,13 @@ fn list(p: KResult<Path>) -> KResult<u64> {
     Ok(0)
 }
 
-fn set(ctx: &SyscallContext<'_>, p: KResult<Path>, name: UserAddr, size: usize, flags: i32) -> KResult<u64> {
+fn set(
+    ctx: &SyscallContext<'_>,
+    p: KResult<Path>,
+    name: UserAddr,
+    size: usize,
+    flags: i32,
+) -> KResult<u64> {
     let p = p?;
     if flags & !3 != 0 {
         return error!(EINVAL);
@@ -72,31 +84,92 @@ fn set(ctx: &SyscallContext<'_>, p: KResult<Path>, name: UserAddr, size: usize, 
     error!(EOPNOTSUPP)
 }
 
-fn sys_getxattr(ctx: &mut SyscallContext<'_>, path: UserAddr, name: UserAddr, _v: UserAddr, _s: usize) -> KResult<u64> {
+fn sys_getxattr(
+    ctx: &mut SyscallContext<'_>,
+    path: UserAddr,
+    name: UserAddr,
+    _v: UserAddr,
+    _s: usize,
+) -> KResult<u64> {
     get(ctx, resolve(ctx, AT_FDCWD, path, true, false), name)
 }
-fn sys_lgetxattr(ctx: &mut SyscallContext<'_>, path: UserAddr, name: UserAddr, _v: UserAddr, _s: usize) -> KResult<u64> {
+fn sys_lgetxattr(
+    ctx: &mut SyscallContext<'_>,
+    path: UserAddr,
+    name: UserAddr,
+    _v: UserAddr,
+    _s: usize,
+) -> KResult<u64> {
     get(ctx, resolve(ctx, AT_FDCWD, path, false, false), name)
 }
-fn sys_fgetxattr(ctx: &mut SyscallContext<'_>, fd: Fd, name: UserAddr, _v: UserAddr, _s: usize) -> KResult<u64> {
+fn sys_fgetxattr(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    name: UserAddr,
+    _v: UserAddr,
+    _s: usize,
+) -> KResult<u64> {
     get(ctx, by_fd(ctx, fd), name)
 }
-fn sys_listxattr(ctx: &mut SyscallContext<'_>, path: UserAddr, _l: UserAddr, _s: usize) -> KResult<u64> {
+fn sys_listxattr(
+    ctx: &mut SyscallContext<'_>,
+    path: UserAddr,
+    _l: UserAddr,
+    _s: usize,
+) -> KResult<u64> {
     list(resolve(ctx, AT_FDCWD, path, true, false))
 }
-fn sys_llistxattr(ctx: &mut SyscallContext<'_>, path: UserAddr, _l: UserAddr, _s: usize) -> KResult<u64> {
+fn sys_llistxattr(
+    ctx: &mut SyscallContext<'_>,
+    path: UserAddr,
+    _l: UserAddr,
+    _s: usize,
+) -> KResult<u64> {
     list(resolve(ctx, AT_FDCWD, path, false, false))
 }
 fn sys_flistxattr(ctx: &mut SyscallContext<'_>, fd: Fd, _l: UserAddr, _s: usize) -> KResult<u64> {
     list(by_fd(ctx, fd))
 }
-fn sys_setxattr(ctx: &mut SyscallContext<'_>, path: UserAddr, name: UserAddr, _v: UserAddr, size: usize, flags: i32) -> KResult<u64> {
-    set(ctx, resolve(ctx, AT_FDCWD, path, true, false), name, size, flags)
+fn sys_setxattr(
+    ctx: &mut SyscallContext<'_>,
+    path: UserAddr,
+    name: UserAddr,
+    _v: UserAddr,
+    size: usize,
+    flags: i32,
+) -> KResult<u64> {
+    set(
+        ctx,
+        resolve(ctx, AT_FDCWD, path, true, false),
+        name,
+        size,
+        flags,
+    )
 }
-fn sys_lsetxattr(ctx: &mut SyscallContext<'_>, path: UserAddr, name: UserAddr, _v: UserAddr, size: usize, flags: i32) -> KResult<u64> {
-    set(ctx, resolve(ctx, AT_FDCWD, path, false, false), name, size, flags)
+fn sys_lsetxattr(
+    ctx: &mut SyscallContext<'_>,
+    path: UserAddr,
+    name: UserAddr,
+    _v: UserAddr,
+    size: usize,
+    flags: i32,
+) -> KResult<u64> {
+    set(
+        ctx,
+        resolve(ctx, AT_FDCWD, path, false, false),
+        name,
+        size,
+        flags,
+    )
 }
-fn sys_fsetxattr(ctx: &mut SyscallContext<'_>, fd: Fd, name: UserAddr, _v: UserAddr, size: usize, flags: i32) -> KResult<u64> {
+fn sys_fsetxattr(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    name: UserAddr,
+    _v: UserAddr,
+    size: usize,
+    flags: i32,
+) -> KResult<u64> {
     set(ctx, by_fd(ctx, fd), name, size, flags)
 }
 fn sys_removexattr(ctx: &mut SyscallContext<'_>, path: UserAddr, name: UserAddr) -> KResult<u64> {

@@ -18,7 +18,7 @@ pub mod vma;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ruml_host::{PhysMem, Pfn};
+use ruml_host::{Pfn, PhysMem};
 
 use crate::abi::Pod;
 use crate::errno::KResult;
@@ -47,9 +47,21 @@ pub fn page_up(a: u64) -> Option<u64> {
 /// A change the stub process must make, queued in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HostOp {
-    Map { addr: u64, len: u64, prot: u32, pfn: Pfn },
-    Unmap { addr: u64, len: u64 },
-    Protect { addr: u64, len: u64, prot: u32 },
+    Map {
+        addr: u64,
+        len: u64,
+        prot: u32,
+        pfn: Pfn,
+    },
+    Unmap {
+        addr: u64,
+        len: u64,
+    },
+    Protect {
+        addr: u64,
+        len: u64,
+        prot: u32,
+    },
 }
 
 /// One page-table entry.
@@ -208,12 +220,27 @@ impl Mm {
                 if cow {
                     pte.cow = true;
                 }
-                child_ptes.insert(vpn, Pte { pfn: pte.pfn, cow: pte.cow });
-                child_ops.push(HostOp::Map { addr: vpn * PAGE, len: PAGE, prot: host_prot(v.prot, pte.cow), pfn: pte.pfn });
+                child_ptes.insert(
+                    vpn,
+                    Pte {
+                        pfn: pte.pfn,
+                        cow: pte.cow,
+                    },
+                );
+                child_ops.push(HostOp::Map {
+                    addr: vpn * PAGE,
+                    len: PAGE,
+                    prot: host_prot(v.prot, pte.cow),
+                    pfn: pte.pfn,
+                });
             }
         }
         for (vpn, prot) in parent_protect {
-            p.ops.push(HostOp::Protect { addr: vpn * PAGE, len: PAGE, prot });
+            p.ops.push(HostOp::Protect {
+                addr: vpn * PAGE,
+                len: PAGE,
+                prot,
+            });
         }
         Arc::new(Mm {
             phys: self.phys.clone(),
@@ -279,8 +306,17 @@ impl Mm {
     /// a file's data lives on the host, and its mapped pages in the page
     /// cache; msync, munmap and exit carry them home.
     fn write_back_locked(&self, m: &MmInner, start: u64, end: u64) {
-        for v in m.vmas.iter().filter(|v| v.start < end && v.end > start && v.shared && v.prot & PROT_WRITE != 0) {
-            let Backing::File { file, pgoff, size, .. } = &v.backing else { continue };
+        for v in m
+            .vmas
+            .iter()
+            .filter(|v| v.start < end && v.end > start && v.shared && v.prot & PROT_WRITE != 0)
+        {
+            let Backing::File {
+                file, pgoff, size, ..
+            } = &v.backing
+            else {
+                continue;
+            };
             if file.ops().is_ok_and(|o| o.page_frame(0, false).is_some()) {
                 continue;
             }
@@ -315,7 +351,11 @@ impl Mm {
         if removed.is_empty() {
             return;
         }
-        let vpns: Vec<u64> = m.ptes.range(start / PAGE..end / PAGE).map(|(&k, _)| k).collect();
+        let vpns: Vec<u64> = m
+            .ptes
+            .range(start / PAGE..end / PAGE)
+            .map(|(&k, _)| k)
+            .collect();
         let mut frames = Vec::with_capacity(vpns.len());
         for vpn in vpns {
             if let Some(p) = m.ptes.remove(&vpn) {
@@ -323,14 +363,19 @@ impl Mm {
             }
         }
         for v in &removed {
-            m.ops.push(HostOp::Unmap { addr: v.start, len: v.len() });
+            m.ops.push(HostOp::Unmap {
+                addr: v.start,
+                len: v.len(),
+            });
         }
         m.frees.extend(frames);
     }
 
     /// Fills `[start, end)` (inside one VMA) with frames where it has none.
     fn populate(&self, m: &mut MmInner, start: u64, end: u64) -> KResult<()> {
-        let Some(vma) = m.vmas.find(start).cloned() else { return error!(EFAULT) };
+        let Some(vma) = m.vmas.find(start).cloned() else {
+            return error!(EFAULT);
+        };
         let end = end.min(vma.end);
         match &vma.backing {
             Backing::Anon => {
@@ -350,18 +395,41 @@ impl Mm {
                         return error!(ENOMEM);
                     };
                     for i in 0..n {
-                        m.ptes.insert(at / PAGE + i, Pte { pfn: pfn + i, cow: false });
+                        m.ptes.insert(
+                            at / PAGE + i,
+                            Pte {
+                                pfn: pfn + i,
+                                cow: false,
+                            },
+                        );
                     }
-                    m.ops.push(HostOp::Map { addr: at, len: n * PAGE, prot: host_prot(vma.prot, false), pfn });
+                    m.ops.push(HostOp::Map {
+                        addr: at,
+                        len: n * PAGE,
+                        prot: host_prot(vma.prot, false),
+                        pfn,
+                    });
                     at += n * PAGE;
                 }
             }
-            Backing::File { file, pgoff, key, size } => {
+            Backing::File {
+                file,
+                pgoff,
+                key,
+                size,
+            } => {
                 let cache = &crate::kernel().page_cache;
                 let ops = file.ops().ok().cloned();
                 // Memory-backed files (tmpfs) hand out their own frames;
                 // others go through the page cache.
-                let live_size = if ops.as_ref().is_some_and(|o| o.page_frame(0, false).is_some()) { file.size().unwrap_or(*size) } else { *size };
+                let live_size = if ops
+                    .as_ref()
+                    .is_some_and(|o| o.page_frame(0, false).is_some())
+                {
+                    file.size().unwrap_or(*size)
+                } else {
+                    *size
+                };
                 let mut at = start;
                 while at < end {
                     let vpn = at / PAGE;
@@ -373,21 +441,30 @@ impl Mm {
                     if file_page * PAGE >= live_size {
                         break; // beyond EOF: SIGBUS on access
                     }
-                    let own = ops.as_ref().and_then(|o| o.page_frame(file_page, vma.shared && vma.prot & PROT_WRITE != 0));
+                    let own = ops.as_ref().and_then(|o| {
+                        o.page_frame(file_page, vma.shared && vma.prot & PROT_WRITE != 0)
+                    });
                     let (pfn, private_copy) = match own {
                         None => (cache.get_page(file, *key, file_page)?, false),
                         Some(Ok(pfn)) => (pfn, false),
                         // A hole in a private or read-only mapping reads
                         // as zeros: a fresh private page.
                         Some(Err(crate::errno::Errno::ENOENT)) => {
-                            let Some(pfn) = self.phys.alloc() else { return error!(ENOMEM) };
+                            let Some(pfn) = self.phys.alloc() else {
+                                return error!(ENOMEM);
+                            };
                             (pfn, true)
                         }
                         Some(Err(e)) => return Err(e),
                     };
                     let cow = !vma.shared && !private_copy;
                     m.ptes.insert(vpn, Pte { pfn, cow });
-                    m.ops.push(HostOp::Map { addr: at, len: PAGE, prot: host_prot(vma.prot, cow), pfn });
+                    m.ops.push(HostOp::Map {
+                        addr: at,
+                        len: PAGE,
+                        prot: host_prot(vma.prot, cow),
+                        pfn,
+                    });
                     at += PAGE;
                 }
             }
@@ -397,7 +474,9 @@ impl Mm {
 
     /// Gives the page at `vpn` a private, writable frame.
     fn break_cow(&self, m: &mut MmInner, vpn: u64, vma_prot: u32) -> KResult<Pfn> {
-        let Some(pte) = m.ptes.get(&vpn).copied() else { return error!(EFAULT) };
+        let Some(pte) = m.ptes.get(&vpn).copied() else {
+            return error!(EFAULT);
+        };
         if !pte.cow {
             return Ok(pte.pfn);
         }
@@ -414,16 +493,27 @@ impl Mm {
         };
         m.ptes.insert(vpn, Pte { pfn, cow: false });
         if pfn == pte.pfn {
-            m.ops.push(HostOp::Protect { addr: vpn * PAGE, len: PAGE, prot: host_prot(vma_prot, false) });
+            m.ops.push(HostOp::Protect {
+                addr: vpn * PAGE,
+                len: PAGE,
+                prot: host_prot(vma_prot, false),
+            });
         } else {
-            m.ops.push(HostOp::Map { addr: vpn * PAGE, len: PAGE, prot: host_prot(vma_prot, false), pfn });
+            m.ops.push(HostOp::Map {
+                addr: vpn * PAGE,
+                len: PAGE,
+                prot: host_prot(vma_prot, false),
+                pfn,
+            });
         }
         Ok(pfn)
     }
 
     /// Grows a stack VMA down to cover `addr`, if one lies just above.
     fn grow_stack(&self, m: &mut MmInner, addr: u64) -> bool {
-        let Some(v) = m.vmas.next_after(addr).cloned() else { return false };
+        let Some(v) = m.vmas.next_after(addr).cloned() else {
+            return false;
+        };
         if !v.growsdown || v.start <= addr {
             return false;
         }
@@ -449,7 +539,9 @@ impl Mm {
         if m.vmas.find(addr).is_none() && !self.grow_stack(m, addr) {
             return error!(EFAULT);
         }
-        let Some(vma) = m.vmas.find(addr).cloned() else { return error!(EFAULT) };
+        let Some(vma) = m.vmas.find(addr).cloned() else {
+            return error!(EFAULT);
+        };
         let ok = match access {
             Access::Read => vma.prot & PROT_READ != 0,
             Access::Write => vma.prot & PROT_WRITE != 0,
@@ -462,7 +554,9 @@ impl Mm {
             let (lo, hi) = self.fault_window(&vma, addr);
             self.populate(m, lo, hi)?;
         }
-        let Some(pte) = m.ptes.get(&vpn).copied() else { return error!(EFAULT) };
+        let Some(pte) = m.ptes.get(&vpn).copied() else {
+            return error!(EFAULT);
+        };
         if access != Access::Read && pte.cow {
             return self.break_cow(m, vpn, vma.prot);
         }
@@ -481,48 +575,82 @@ impl Mm {
     /// or says which signal the guest gets.
     pub fn handle_fault(&self, addr: u64, host_code: i32) -> Result<(), FaultSignal> {
         let mut m = self.lock();
-        let segv = |code| FaultSignal { signo: 11, code, addr };
+        let segv = |code| FaultSignal {
+            signo: 11,
+            code,
+            addr,
+        };
         if addr >= TASK_SIZE {
             return Err(segv(SEGV_MAPERR));
         }
         if m.vmas.find(addr).is_none() && !self.grow_stack(&mut m, addr) {
             return Err(segv(SEGV_MAPERR));
         }
-        let Some(vma) = m.vmas.find(addr).cloned() else { return Err(segv(SEGV_MAPERR)) };
+        let Some(vma) = m.vmas.find(addr).cloned() else {
+            return Err(segv(SEGV_MAPERR));
+        };
         if vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
             return Err(segv(SEGV_ACCERR));
         }
         let vpn = addr / PAGE;
         match m.ptes.get(&vpn).copied() {
             None => {
-                if let Backing::File { file, pgoff, size, .. } = &vma.backing {
+                if let Backing::File {
+                    file, pgoff, size, ..
+                } = &vma.backing
+                {
                     let memory_backed = file.ops().is_ok_and(|o| o.page_frame(0, false).is_some());
-                    let size = if memory_backed { file.size().unwrap_or(*size) } else { *size };
+                    let size = if memory_backed {
+                        file.size().unwrap_or(*size)
+                    } else {
+                        *size
+                    };
                     let file_page = pgoff + (addr - vma.start) / PAGE;
                     if file_page * PAGE >= size {
-                        return Err(FaultSignal { signo: 7, code: BUS_ADRERR, addr });
+                        return Err(FaultSignal {
+                            signo: 7,
+                            code: BUS_ADRERR,
+                            addr,
+                        });
                     }
                 }
                 let (lo, hi) = self.fault_window(&vma, addr);
-                self.populate(&mut m, lo, hi).map_err(|_| FaultSignal { signo: 7, code: BUS_ADRERR, addr })?;
+                self.populate(&mut m, lo, hi).map_err(|_| FaultSignal {
+                    signo: 7,
+                    code: BUS_ADRERR,
+                    addr,
+                })?;
                 Ok(())
             }
             // A present page faulted: a write to a shared page is the only
             // access we can fix; anything else violates the protection.
             Some(pte) if pte.cow && vma.prot & PROT_WRITE != 0 && host_code == SEGV_ACCERR => {
-                self.break_cow(&mut m, vpn, vma.prot).map_err(|_| FaultSignal { signo: 7, code: BUS_ADRERR, addr })?;
+                self.break_cow(&mut m, vpn, vma.prot)
+                    .map_err(|_| FaultSignal {
+                        signo: 7,
+                        code: BUS_ADRERR,
+                        addr,
+                    })?;
                 Ok(())
             }
             // Present here but not (yet) in the host: another thread's
             // changes were still being applied. Retry; the task loop gives
             // up after a few repeats.
             Some(_) if host_code == SEGV_MAPERR => Ok(()),
-            Some(pte) if !pte.cow && vma.prot & PROT_WRITE != 0 && host_code == SEGV_ACCERR => Ok(()),
+            Some(pte) if !pte.cow && vma.prot & PROT_WRITE != 0 && host_code == SEGV_ACCERR => {
+                Ok(())
+            }
             Some(_) => Err(segv(SEGV_ACCERR)),
         }
     }
 
-    fn copy_user(&self, addr: u64, len: usize, access: Access, mut f: impl FnMut(Pfn, usize, usize, usize)) -> KResult<()> {
+    fn copy_user(
+        &self,
+        addr: u64,
+        len: usize,
+        access: Access,
+        mut f: impl FnMut(Pfn, usize, usize, usize),
+    ) -> KResult<()> {
         if len == 0 {
             return Ok(());
         }
@@ -575,7 +703,11 @@ impl Mm {
     /// (as the guest's own atomic instructions would), returning the old
     /// value; `f` returning None leaves the word alone. EFAULT if the word
     /// is not writable.
-    pub fn atomic_update_u32(&self, addr: u64, mut f: impl FnMut(u32) -> Option<u32>) -> KResult<u32> {
+    pub fn atomic_update_u32(
+        &self,
+        addr: u64,
+        mut f: impl FnMut(u32) -> Option<u32>,
+    ) -> KResult<u32> {
         if !addr.is_multiple_of(4) {
             return error!(EINVAL);
         }
@@ -586,11 +718,19 @@ impl Mm {
         // SAFETY: the word lies inside one physmem frame that this mm maps
         // writable; guest threads access it concurrently only atomically
         // (the futex protocol), and AtomicU32 matches their accesses.
-        let word = unsafe { &*(self.phys.page_ptr(pfn).add((addr % PAGE) as usize) as *const std::sync::atomic::AtomicU32) };
+        let word = unsafe {
+            &*(self.phys.page_ptr(pfn).add((addr % PAGE) as usize)
+                as *const std::sync::atomic::AtomicU32)
+        };
         let mut cur = word.load(std::sync::atomic::Ordering::SeqCst);
         loop {
             let Some(new) = f(cur) else { return Ok(cur) };
-            match word.compare_exchange(cur, new, std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst) {
+            match word.compare_exchange(
+                cur,
+                new,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            ) {
                 Ok(_) => return Ok(cur),
                 Err(now) => cur = now,
             }
@@ -617,19 +757,25 @@ impl Mm {
     /// Copies guest memory into `buf`; EFAULT if any of it is unreadable.
     pub fn read_bytes(&self, addr: u64, buf: &mut [u8]) -> KResult<()> {
         let phys = self.phys.clone();
-        self.copy_user(addr, buf.len(), Access::Read, |pfn, off, done, n| phys.read(pfn, off, &mut buf[done..done + n]))
+        self.copy_user(addr, buf.len(), Access::Read, |pfn, off, done, n| {
+            phys.read(pfn, off, &mut buf[done..done + n])
+        })
     }
 
     /// Copies `data` into guest memory; EFAULT if any of it is unwritable.
     pub fn write_bytes(&self, addr: u64, data: &[u8]) -> KResult<()> {
         let phys = self.phys.clone();
-        self.copy_user(addr, data.len(), Access::Write, |pfn, off, done, n| phys.write(pfn, off, &data[done..done + n]))
+        self.copy_user(addr, data.len(), Access::Write, |pfn, off, done, n| {
+            phys.write(pfn, off, &data[done..done + n])
+        })
     }
 
     /// Writes guest memory regardless of protection (exec's loader).
     pub fn write_bytes_force(&self, addr: u64, data: &[u8]) -> KResult<()> {
         let phys = self.phys.clone();
-        self.copy_user(addr, data.len(), Access::Force, |pfn, off, done, n| phys.write(pfn, off, &data[done..done + n]))
+        self.copy_user(addr, data.len(), Access::Force, |pfn, off, done, n| {
+            phys.write(pfn, off, &data[done..done + n])
+        })
     }
 
     /// Reads a NUL-terminated string of at most `max` bytes (without the
@@ -671,9 +817,28 @@ impl Mm {
     pub fn stats(&self) -> MmStats {
         let m = self.lock();
         let vsize = m.vmas.iter().map(|v| v.len()).sum();
-        let stack = m.vmas.iter().find(|v| v.name == Some("[stack]")).map(|v| (v.start, v.end)).unwrap_or((0, 0));
-        let code = m.vmas.iter().find(|v| v.prot & PROT_EXEC != 0).map(|v| (v.start, v.end)).unwrap_or((0, 0));
-        MmStats { vsize, rss_pages: m.ptes.len() as u64, brk_start: m.brk_start, brk: m.brk, stack, code, arg: m.arg_range, env: m.env_range }
+        let stack = m
+            .vmas
+            .iter()
+            .find(|v| v.name == Some("[stack]"))
+            .map(|v| (v.start, v.end))
+            .unwrap_or((0, 0));
+        let code = m
+            .vmas
+            .iter()
+            .find(|v| v.prot & PROT_EXEC != 0)
+            .map(|v| (v.start, v.end))
+            .unwrap_or((0, 0));
+        MmStats {
+            vsize,
+            rss_pages: m.ptes.len() as u64,
+            brk_start: m.brk_start,
+            brk: m.brk,
+            stack,
+            code,
+            arg: m.arg_range,
+            env: m.env_range,
+        }
     }
 
     /// The file of each file-backed area, for /proc/PID/maps paths.
@@ -717,7 +882,9 @@ impl Mm {
                 ino
             );
             let label = match (&v.backing, v.name) {
-                (Backing::File { .. }, _) => name(v.start).map(|n| String::from_utf8_lossy(&n).into_owned()),
+                (Backing::File { .. }, _) => {
+                    name(v.start).map(|n| String::from_utf8_lossy(&n).into_owned())
+                }
                 (_, Some(n)) => Some(n.to_string()),
                 _ => None,
             };

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ruml_host::{PhysMem, Pfn};
+use ruml_host::{Pfn, PhysMem};
 
 use crate::errno::KResult;
 use crate::error;
@@ -27,7 +27,11 @@ pub struct PageCache {
 
 impl PageCache {
     pub fn new(phys: Arc<PhysMem>) -> PageCache {
-        PageCache { phys, pages: Mutex::new(HashMap::new()), files: Mutex::new(Default::default()) }
+        PageCache {
+            phys,
+            pages: Mutex::new(HashMap::new()),
+            files: Mutex::new(Default::default()),
+        }
     }
 
     /// The frame holding page `index` of the file, with a reference for the
@@ -53,14 +57,20 @@ impl PageCache {
         };
         self.phys.write(pfn, 0, &buf);
         pages.insert((key, index), pfn);
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key);
         self.phys.get(pfn);
         Ok(pfn)
     }
 
     /// Whether any page of the file is cached.
     pub fn has_file(&self, key: (u64, u64)) -> bool {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).contains(&key)
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key)
     }
 
     /// Copies the cached pages' bytes over `buf`, which holds the file's
@@ -96,7 +106,12 @@ impl PageCache {
 
     /// Drops the pages of a file (it changed or went away).
     pub fn invalidate(&self, key: (u64, u64)) {
-        if !self.files.lock().unwrap_or_else(|p| p.into_inner()).remove(&key) {
+        if !self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key)
+        {
             return;
         }
         let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());

@@ -55,7 +55,9 @@ impl Mm {
         if addr < start || addr >= TASK_SIZE {
             return cur;
         }
-        let (Some(old_top), Some(new_top)) = (page_up(cur), page_up(addr)) else { return cur };
+        let (Some(old_top), Some(new_top)) = (page_up(cur), page_up(addr)) else {
+            return cur;
+        };
         if new_top > old_top {
             if m.vmas.overlaps(old_top, new_top) {
                 return cur;
@@ -111,7 +113,12 @@ impl Mm {
             Some((f, off)) => {
                 let key = f.mmap_key()?;
                 let size = f.size()?;
-                Backing::File { file: f, pgoff: off / PAGE, key, size }
+                Backing::File {
+                    file: f,
+                    pgoff: off / PAGE,
+                    key,
+                    size,
+                }
             }
         };
         let mut m = self.lock();
@@ -120,7 +127,11 @@ impl Mm {
                 return error!(EINVAL);
             }
             if addr < MMAP_MIN || addr.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
-                return if flags & MAP_FIXED_NOREPLACE != 0 { error!(EEXIST) } else { error!(EPERM) };
+                return if flags & MAP_FIXED_NOREPLACE != 0 {
+                    error!(EEXIST)
+                } else {
+                    error!(EPERM)
+                };
             }
             if m.vmas.overlaps(addr, addr + len) {
                 if flags & MAP_FIXED_NOREPLACE != 0 {
@@ -193,10 +204,18 @@ impl Mm {
             }
         }
         m.vmas.update_range(addr, end, |v| v.prot = prot);
-        let ptes: Vec<(u64, bool)> = m.ptes.range(addr / PAGE..end / PAGE).map(|(&k, p)| (k, p.cow)).collect();
+        let ptes: Vec<(u64, bool)> = m
+            .ptes
+            .range(addr / PAGE..end / PAGE)
+            .map(|(&k, p)| (k, p.cow))
+            .collect();
         let mut populate_from: Option<u64> = None;
         for (vpn, cow) in ptes {
-            m.ops.push(super::HostOp::Protect { addr: vpn * PAGE, len: PAGE, prot: super::host_prot(prot, cow) });
+            m.ops.push(super::HostOp::Protect {
+                addr: vpn * PAGE,
+                len: PAGE,
+                prot: super::host_prot(prot, cow),
+            });
         }
         // Anonymous areas that just became accessible are mapped ahead.
         if prot != 0 && len <= super::MAP_AHEAD_MAX {
@@ -209,7 +228,9 @@ impl Mm {
         if let Some(a) = populate_from {
             let mut at = a;
             while at < end {
-                let Some(v) = m.vmas.find(at).cloned() else { break };
+                let Some(v) = m.vmas.find(at).cloned() else {
+                    break;
+                };
                 if matches!(v.backing, Backing::Anon) {
                     self.populate(&mut m, at, v.end.min(end))?;
                 }
@@ -220,8 +241,17 @@ impl Mm {
     }
 
     /// mremap(2), by copy of the page-table entries (no data is copied).
-    pub fn mremap(&self, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
-        if !old.is_multiple_of(PAGE) || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+    pub fn mremap(
+        &self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u32,
+        new_addr: u64,
+    ) -> KResult<u64> {
+        if !old.is_multiple_of(PAGE)
+            || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+        {
             return error!(EINVAL);
         }
         if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
@@ -236,7 +266,9 @@ impl Mm {
             return error!(EINVAL);
         }
         let mut m = self.lock();
-        let Some(vma) = m.vmas.find(old).cloned() else { return error!(EFAULT) };
+        let Some(vma) = m.vmas.find(old).cloned() else {
+            return error!(EFAULT);
+        };
         if old + old_len > vma.end {
             return error!(EFAULT);
         }
@@ -247,7 +279,10 @@ impl Mm {
             }
             // Grow in place if the space after is free.
             let grow_end = old.checked_add(new_len).ok_or(crate::errno!(ENOMEM))?;
-            if old + old_len == vma.end && grow_end <= TASK_SIZE && !m.vmas.overlaps(old + old_len, grow_end) {
+            if old + old_len == vma.end
+                && grow_end <= TASK_SIZE
+                && !m.vmas.overlaps(old + old_len, grow_end)
+            {
                 let mut ext = vma.clone();
                 ext.start = old + old_len;
                 ext.end = grow_end;
@@ -264,7 +299,10 @@ impl Mm {
         }
         // Move: a new area, the old pages transferred, the old area gone.
         let dest = if flags & MREMAP_FIXED != 0 {
-            if !new_addr.is_multiple_of(PAGE) || new_addr < MMAP_MIN || new_addr.checked_add(new_len).is_none_or(|e| e > TASK_SIZE) {
+            if !new_addr.is_multiple_of(PAGE)
+                || new_addr < MMAP_MIN
+                || new_addr.checked_add(new_len).is_none_or(|e| e > TASK_SIZE)
+            {
                 return error!(EINVAL);
             }
             if new_addr < old + old_len && old < new_addr + new_len {
@@ -282,7 +320,11 @@ impl Mm {
             *pgoff += (old - vma.start) / PAGE;
         }
         let keep = old_len.min(new_len);
-        let moved: Vec<(u64, super::Pte)> = m.ptes.range(old / PAGE..(old + keep) / PAGE).map(|(&k, &p)| (k, p)).collect();
+        let moved: Vec<(u64, super::Pte)> = m
+            .ptes
+            .range(old / PAGE..(old + keep) / PAGE)
+            .map(|(&k, &p)| (k, p))
+            .collect();
         for (vpn, p) in &moved {
             self.phys.get(p.pfn);
             let nvpn = vpn - old / PAGE + dest / PAGE;
@@ -291,10 +333,18 @@ impl Mm {
         m.vmas.insert(nv.clone());
         for (vpn, p) in &moved {
             let nvpn = vpn - old / PAGE + dest / PAGE;
-            m.ops.push(super::HostOp::Map { addr: nvpn * PAGE, len: PAGE, prot: super::host_prot(nv.prot, p.cow), pfn: p.pfn });
+            m.ops.push(super::HostOp::Map {
+                addr: nvpn * PAGE,
+                len: PAGE,
+                prot: super::host_prot(nv.prot, p.cow),
+                pfn: p.pfn,
+            });
         }
         self.unmap_locked(&mut m, old, old + old_len);
-        if matches!(nv.backing, Backing::Anon) && new_len > keep && new_len - keep <= super::MAP_AHEAD_MAX {
+        if matches!(nv.backing, Backing::Anon)
+            && new_len > keep
+            && new_len - keep <= super::MAP_AHEAD_MAX
+        {
             self.populate(&mut m, dest + keep, dest + new_len)?;
         }
         Ok(dest)
@@ -306,11 +356,17 @@ impl Mm {
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
         }
-        let vpns: Vec<u64> = m.ptes.range(addr / PAGE..end / PAGE).map(|(&k, _)| k).collect();
+        let vpns: Vec<u64> = m
+            .ptes
+            .range(addr / PAGE..end / PAGE)
+            .map(|(&k, _)| k)
+            .collect();
         let mut frames = Vec::new();
         let mut at = addr;
         while at < end {
-            let Some(v) = m.vmas.find(at).cloned() else { break };
+            let Some(v) = m.vmas.find(at).cloned() else {
+                break;
+            };
             let e = v.end.min(end);
             if v.shared && matches!(v.backing, Backing::Anon) {
                 at = e;
@@ -321,7 +377,10 @@ impl Mm {
                     frames.push(p.pfn);
                 }
             }
-            m.ops.push(super::HostOp::Unmap { addr: at, len: e - at });
+            m.ops.push(super::HostOp::Unmap {
+                addr: at,
+                len: e - at,
+            });
             if matches!(v.backing, Backing::Anon) && v.prot != 0 && e - at <= super::MAP_AHEAD_MAX {
                 self.populate(&mut m, at, e)?;
             }
@@ -338,7 +397,9 @@ impl Mm {
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
         }
-        Ok((addr / PAGE..end / PAGE).map(|vpn| m.ptes.contains_key(&vpn) as u8).collect())
+        Ok((addr / PAGE..end / PAGE)
+            .map(|vpn| m.ptes.contains_key(&vpn) as u8)
+            .collect())
     }
 
     pub fn is_mapped(&self, addr: u64, end: u64) -> bool {
@@ -350,7 +411,15 @@ fn sys_brk(ctx: &mut SyscallContext<'_>, addr: u64) -> KResult<u64> {
     Ok(ctx.mm().brk(addr))
 }
 
-fn sys_mmap(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, prot: u32, flags: u32, fd: Fd, off: u64) -> KResult<u64> {
+fn sys_mmap(
+    ctx: &mut SyscallContext<'_>,
+    addr: u64,
+    len: u64,
+    prot: u32,
+    flags: u32,
+    fd: Fd,
+    off: u64,
+) -> KResult<u64> {
     const KNOWN: u32 = MAP_TYPE
         | MAP_FIXED
         | MAP_ANONYMOUS
@@ -400,7 +469,12 @@ fn sys_mmap(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, prot: u32, flags:
         if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.can_write() {
             return error!(EACCES);
         }
-        if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && crate::fs::memfd::seals_of(&f) & (crate::fs::memfd::F_SEAL_WRITE | crate::fs::memfd::F_SEAL_FUTURE_WRITE) != 0 {
+        if typ != MAP_PRIVATE
+            && prot & PROT_WRITE != 0
+            && crate::fs::memfd::seals_of(&f)
+                & (crate::fs::memfd::F_SEAL_WRITE | crate::fs::memfd::F_SEAL_FUTURE_WRITE)
+                != 0
+        {
             return error!(EPERM);
         }
         if off.checked_add(len).is_none() {
@@ -419,7 +493,14 @@ fn sys_mprotect(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, prot: u32) ->
     ctx.mm().mprotect(addr, len, prot).map(|_| 0)
 }
 
-fn sys_mremap(ctx: &mut SyscallContext<'_>, old: u64, old_len: u64, new_len: u64, flags: u32, new_addr: u64) -> KResult<u64> {
+fn sys_mremap(
+    ctx: &mut SyscallContext<'_>,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+    flags: u32,
+    new_addr: u64,
+) -> KResult<u64> {
     ctx.mm().mremap(old, old_len, new_len, flags, new_addr)
 }
 
@@ -451,10 +532,15 @@ fn sys_msync(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: i32) -> K
     const MS_ASYNC: i32 = 1;
     const MS_INVALIDATE: i32 = 2;
     const MS_SYNC: i32 = 4;
-    if !addr.is_multiple_of(PAGE) || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || flags & MS_ASYNC != 0 && flags & MS_SYNC != 0 {
+    if !addr.is_multiple_of(PAGE)
+        || flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || flags & MS_ASYNC != 0 && flags & MS_SYNC != 0
+    {
         return error!(EINVAL);
     }
-    let end = addr.checked_add(page_up(len).ok_or(crate::errno!(ENOMEM))?).ok_or(crate::errno!(ENOMEM))?;
+    let end = addr
+        .checked_add(page_up(len).ok_or(crate::errno!(ENOMEM))?)
+        .ok_or(crate::errno!(ENOMEM))?;
     if !ctx.mm().is_mapped(addr, end) {
         return error!(ENOMEM);
     }
@@ -477,7 +563,8 @@ fn sys_mincore(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, vec: UserAddr)
 fn sys_mlock(ctx: &mut SyscallContext<'_>, addr: u64, len: u64) -> KResult<u64> {
     // Guest memory is never swapped by ruml: every page is locked already.
     let start = page_down(addr);
-    let end = page_up(addr.checked_add(len).ok_or(crate::errno!(EINVAL))?).ok_or(crate::errno!(EINVAL))?;
+    let end = page_up(addr.checked_add(len).ok_or(crate::errno!(EINVAL))?)
+        .ok_or(crate::errno!(EINVAL))?;
     if !ctx.mm().is_mapped(start, end) && end > start {
         return error!(ENOMEM);
     }

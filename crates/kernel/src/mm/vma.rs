@@ -16,7 +16,12 @@ pub enum Backing {
     /// Zero-filled memory.
     Anon,
     /// A file: page `i` of the VMA is page `pgoff + i` of the file.
-    File { file: FileRef, pgoff: u64, key: (u64, u64), size: u64 },
+    File {
+        file: FileRef,
+        pgoff: u64,
+        key: (u64, u64),
+        size: u64,
+    },
 }
 
 /// One area: `[start, end)`, page aligned.
@@ -66,9 +71,14 @@ impl Vma {
         }
         match (&self.backing, &next.backing) {
             (Backing::Anon, Backing::Anon) => true,
-            (Backing::File { key: k1, pgoff: p1, .. }, Backing::File { key: k2, pgoff: p2, .. }) => {
-                k1 == k2 && p1 + self.len() / 4096 == *p2
-            }
+            (
+                Backing::File {
+                    key: k1, pgoff: p1, ..
+                },
+                Backing::File {
+                    key: k2, pgoff: p2, ..
+                },
+            ) => k1 == k2 && p1 + self.len() / 4096 == *p2,
             _ => false,
         }
     }
@@ -83,11 +93,19 @@ pub struct VmaMap {
 impl VmaMap {
     /// The VMA containing `addr`.
     pub fn find(&self, addr: u64) -> Option<&Vma> {
-        self.map.range(..=addr).next_back().map(|(_, v)| v).filter(|v| addr < v.end)
+        self.map
+            .range(..=addr)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| addr < v.end)
     }
 
     pub fn find_mut(&mut self, addr: u64) -> Option<&mut Vma> {
-        self.map.range_mut(..=addr).next_back().map(|(_, v)| v).filter(|v| addr < v.end)
+        self.map
+            .range_mut(..=addr)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| addr < v.end)
     }
 
     /// The first VMA that ends after `addr`.
@@ -136,7 +154,9 @@ impl VmaMap {
         self.split_at(start);
         self.split_at(end);
         let keys: Vec<u64> = self.map.range(start..end).map(|(&k, _)| k).collect();
-        keys.into_iter().filter_map(|k| self.map.remove(&k)).collect()
+        keys.into_iter()
+            .filter_map(|k| self.map.remove(&k))
+            .collect()
     }
 
     /// Inserts a VMA (the range must be free) and merges it with equal
@@ -164,7 +184,9 @@ impl VmaMap {
 
     fn merge_around(&mut self, start: u64) {
         // Merge with the next.
-        let Some(cur) = self.map.get(&start).cloned() else { return };
+        let Some(cur) = self.map.get(&start).cloned() else {
+            return;
+        };
         if let Some(next) = self.map.get(&cur.end).cloned() {
             if cur.mergeable(&next) {
                 self.map.remove(&next.start);
@@ -174,7 +196,9 @@ impl VmaMap {
             }
         }
         // Merge with the previous.
-        let Some(cur) = self.map.get(&start).cloned() else { return };
+        let Some(cur) = self.map.get(&start).cloned() else {
+            return;
+        };
         if let Some((&pk, prev)) = self.map.range(..start).next_back() {
             if prev.mergeable(&cur) {
                 let end = cur.end;

@@ -82,7 +82,10 @@ pub fn syscalls_md() -> String {
         s.push_str(&format!("| {nr} | {name} | {state} | {note} |\n"));
     }
     let n = super::implemented().len();
-    s.push_str(&format!("\n{n} of {} system calls are implemented.\n", SYSCALL_NAMES.len()));
+    s.push_str(&format!(
+        "\n{n} of {} system calls are implemented.\n",
+        SYSCALL_NAMES.len()
+    ));
     s
 }
 
@@ -102,9 +105,15 @@ mod tests {
     #[test]
     fn partial_names_exist_and_are_implemented() {
         for (name, _) in super::PARTIAL {
-            let nr = super::SYSCALL_NAMES.iter().find(|(_, n)| n == name).map(|(nr, _)| *nr);
+            let nr = super::SYSCALL_NAMES
+                .iter()
+                .find(|(_, n)| n == name)
+                .map(|(nr, _)| *nr);
             let nr = nr.unwrap_or_else(|| panic!("{name} is no syscall"));
-            assert!(super::lookup(nr as u64).is_some(), "{name} listed as partial but not implemented");
+            assert!(
+                super::lookup(nr as u64).is_some(),
+                "{name} listed as partial but not implemented"
+            );
         }
     }
 }

@@ -8,8 +8,8 @@ pub mod docs;
 pub mod names;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use ruml_host::Registers;
 
@@ -165,7 +165,11 @@ pub fn lookup(nr: u64) -> Option<(RawHandler, &'static str)> {
 
 /// Every implemented system-call number (for docs/syscalls.md's check).
 pub fn implemented() -> Vec<u64> {
-    names::SYSCALL_NAMES.iter().map(|&(n, _)| n as u64).filter(|&n| lookup(n).is_some()).collect()
+    names::SYSCALL_NAMES
+        .iter()
+        .map(|&(n, _)| n as u64)
+        .filter(|&n| lookup(n).is_some())
+        .collect()
 }
 
 /// Runs the system call in the registers and writes its result to rax.
@@ -182,7 +186,15 @@ pub fn dispatch(ctx: &mut SyscallContext<'_>) {
     };
     if crate::log::strace_enabled() {
         let name = names::syscall_name(nr).unwrap_or("?");
-        eprintln!("[{}] {}({:#x}, {:#x}, {:#x}) = {:?}", ctx.task.tid(), name, args[0], args[1], args[2], result.map(|v| v as i64));
+        eprintln!(
+            "[{}] {}({:#x}, {:#x}, {:#x}) = {:?}",
+            ctx.task.tid(),
+            name,
+            args[0],
+            args[1],
+            args[2],
+            result.map(|v| v as i64)
+        );
     }
     ctx.regs.rax = match result {
         Ok(v) => v,

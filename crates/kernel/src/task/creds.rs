@@ -57,7 +57,11 @@ syscall_table! { pub fn creds_table;
 }
 
 fn creds<'a>(ctx: &SyscallContext<'a>) -> std::sync::MutexGuard<'a, Creds> {
-    ctx.task.group.creds.lock().unwrap_or_else(|p| p.into_inner())
+    ctx.task
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
 }
 
 fn sys_getuid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
@@ -80,12 +84,22 @@ fn put3(ctx: &SyscallContext<'_>, a: [UserAddr; 3], v: [u32; 3]) -> KResult<u64>
     Ok(0)
 }
 
-fn sys_getresuid(ctx: &mut SyscallContext<'_>, r: UserAddr, e: UserAddr, s: UserAddr) -> KResult<u64> {
+fn sys_getresuid(
+    ctx: &mut SyscallContext<'_>,
+    r: UserAddr,
+    e: UserAddr,
+    s: UserAddr,
+) -> KResult<u64> {
     let c = creds(ctx).clone();
     put3(ctx, [r, e, s], [c.ruid, c.euid, c.suid])
 }
 
-fn sys_getresgid(ctx: &mut SyscallContext<'_>, r: UserAddr, e: UserAddr, s: UserAddr) -> KResult<u64> {
+fn sys_getresgid(
+    ctx: &mut SyscallContext<'_>,
+    r: UserAddr,
+    e: UserAddr,
+    s: UserAddr,
+) -> KResult<u64> {
     let c = creds(ctx).clone();
     put3(ctx, [r, e, s], [c.rgid, c.egid, c.sgid])
 }
@@ -164,7 +178,9 @@ fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
 
 fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    let ok = c.privileged() || ((r == KEEP || r == c.ruid || r == c.euid) && (e == KEEP || e == c.ruid || e == c.euid || e == c.suid));
+    let ok = c.privileged()
+        || ((r == KEEP || r == c.ruid || r == c.euid)
+            && (e == KEEP || e == c.ruid || e == c.euid || e == c.suid));
     if !ok {
         return error!(EPERM);
     }
@@ -186,7 +202,9 @@ fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
 
 fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    let ok = c.privileged() || ((r == KEEP || r == c.rgid || r == c.egid) && (e == KEEP || e == c.rgid || e == c.egid || e == c.sgid));
+    let ok = c.privileged()
+        || ((r == KEEP || r == c.rgid || r == c.egid)
+            && (e == KEEP || e == c.rgid || e == c.egid || e == c.sgid));
     if !ok {
         return error!(EPERM);
     }
@@ -248,7 +266,10 @@ fn sys_setgroups(ctx: &mut SyscallContext<'_>, size: usize, list: UserAddr) -> K
     if !c.privileged() {
         return error!(EPERM);
     }
-    let mut g: Vec<u32> = b.chunks_exact(4).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]])).collect();
+    let mut g: Vec<u32> = b
+        .chunks_exact(4)
+        .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+        .collect();
     g.sort_unstable();
     c.groups = g;
     Ok(0)
@@ -306,7 +327,8 @@ fn sys_capset(ctx: &mut SyscallContext<'_>, hdr: UserAddr, data: UserAddr) -> KR
     let have = if creds(ctx).euid == 0 { CAP_FULL } else { 0 };
     for i in 0..words {
         let eff = u32::from_le_bytes(raw[i * 12..i * 12 + 4].try_into().unwrap_or([0; 4])) as u64;
-        let prm = u32::from_le_bytes(raw[i * 12 + 4..i * 12 + 8].try_into().unwrap_or([0; 4])) as u64;
+        let prm =
+            u32::from_le_bytes(raw[i * 12 + 4..i * 12 + 8].try_into().unwrap_or([0; 4])) as u64;
         if (eff | prm) << (32 * i) & !have != 0 {
             return error!(EPERM);
         }

@@ -27,7 +27,9 @@ pub(crate) fn release_robust_list(task: &Arc<Task>) {
         return;
     }
     let mm = task.mm();
-    let Ok(h) = mm.read_val::<[u64; 3]>(head) else { return };
+    let Ok(h) = mm.read_val::<[u64; 3]>(head) else {
+        return;
+    };
     let (mut entry, offset, pending) = (h[0], h[1] as i64, h[2]);
     let tid = task.tid() as u32;
     let handle = |e: u64| {
@@ -78,14 +80,24 @@ pub fn exit_thread(task: &Arc<Task>) {
     // The tid is gone before a joiner can see the thread as exited (the
     // CLONE_CHILD_CLEARTID wake below): tgkill then gives ESRCH, as Linux.
     crate::kernel().tasks.unregister_thread(task.tid());
-    let ctid = std::mem::take(&mut *task.clear_child_tid.lock().unwrap_or_else(|p| p.into_inner()));
+    let ctid = std::mem::take(
+        &mut *task
+            .clear_child_tid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()),
+    );
     if ctid != 0 {
         let mm = task.mm();
         if mm.write_val(ctid, &0u32).is_ok() {
             super::futex::wake_address(&mm, ctid, 1);
         }
     }
-    if let Some(tx) = task.vfork_done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    if let Some(tx) = task
+        .vfork_done
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    {
         let _ = tx.send(());
     }
     // Drop this thread's hold on the descriptor table: the last holder
@@ -105,7 +117,9 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
     let k = crate::kernel();
     let (parent, reaped, was_leader, deathsig) = {
         let mut tree = k.tasks.lock();
-        let Some(node) = tree.get_mut(&pid) else { return };
+        let Some(node) = tree.get_mut(&pid) else {
+            return;
+        };
         if node.zombie.is_some() {
             return;
         }
@@ -162,7 +176,16 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
         for t in g.threads() {
             let sig = t.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
             if sig > 0 {
-                signal::send_thread(&t, Queued { signo: sig, code: signal::SI_USER, a: pid as u64, b: 0, forced: false });
+                signal::send_thread(
+                    &t,
+                    Queued {
+                        signo: sig,
+                        code: signal::SI_USER,
+                        a: pid as u64,
+                        b: 0,
+                        forced: false,
+                    },
+                );
             }
         }
     }
@@ -182,7 +205,16 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
                 ExitStatus::Killed { signo, core: true } => (CLD_DUMPED, signo),
                 ExitStatus::Killed { signo, .. } => (CLD_KILLED, signo),
             };
-            signal::send_group(&p, Queued { signo: SIGCHLD, code, a: pid as u64, b: val as u64, forced: false });
+            signal::send_group(
+                &p,
+                Queued {
+                    signo: SIGCHLD,
+                    code,
+                    a: pid as u64,
+                    b: val as u64,
+                    forced: false,
+                },
+            );
         }
         // Its waiters recheck (wait4 may now find a zombie, or ECHILD).
         p.kick_all();

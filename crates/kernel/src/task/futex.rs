@@ -68,7 +68,15 @@ syscall_table! { pub fn futex_table;
     FUTEX => sys_futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32),
 }
 
-fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32) -> KResult<u64> {
+fn sys_futex(
+    ctx: &mut SyscallContext<'_>,
+    uaddr: UserAddr,
+    op: i32,
+    val: u32,
+    timeout: UserAddr,
+    uaddr2: UserAddr,
+    val3: u32,
+) -> KResult<u64> {
     let cmd = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     let private = op & FUTEX_PRIVATE_FLAG != 0;
     if op & FUTEX_CLOCK_REALTIME != 0 && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
@@ -93,7 +101,8 @@ fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, t
                 } else {
                     // Absolute, on CLOCK_MONOTONIC or CLOCK_REALTIME.
                     let clock = if op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 };
-                    let (s, n) = ruml_host::clock::gettime(clock).map_err(|_| crate::errno!(EINVAL))?;
+                    let (s, n) =
+                        ruml_host::clock::gettime(clock).map_err(|_| crate::errno!(EINVAL))?;
                     let now = Duration::new(s.max(0) as u64, n as u32);
                     Instant::now() + d.saturating_sub(now)
                 })
@@ -183,7 +192,11 @@ fn sys_futex(ctx: &mut SyscallContext<'_>, uaddr: UserAddr, op: i32, val: u32, t
                 if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
                     return error!(EINVAL);
                 }
-                let clock = if cmd == FUTEX_LOCK_PI || op & FUTEX_CLOCK_REALTIME != 0 { 0 } else { 1 };
+                let clock = if cmd == FUTEX_LOCK_PI || op & FUTEX_CLOCK_REALTIME != 0 {
+                    0
+                } else {
+                    1
+                };
                 let (s, n) = ruml_host::clock::gettime(clock).map_err(|_| crate::errno!(EINVAL))?;
                 let now = Duration::new(s.max(0) as u64, n as u32);
                 Some(Instant::now() + Duration::new(t[0] as u64, t[1] as u32).saturating_sub(now))
@@ -210,7 +223,9 @@ pub fn wake_address(mm: &Arc<crate::mm::Mm>, addr: u64, n: usize) -> usize {
 }
 
 fn wake(t: &mut Table, k: Key, max: usize, bitset: u32) -> usize {
-    let Some(q) = t.queues.get_mut(&k) else { return 0 };
+    let Some(q) = t.queues.get_mut(&k) else {
+        return 0;
+    };
     let mut n = 0;
     q.retain(|w| {
         if n < max && w.bitset & bitset != 0 {
@@ -232,12 +247,22 @@ fn wake(t: &mut Table, k: Key, max: usize, bitset: u32) -> usize {
 /// → our tid keeping OWNER_DIED); else mark it contended and sleep until
 /// the owner's UNLOCK_PI hands it to us. Priority inheritance itself is
 /// the host scheduler's business and is not emulated.
-fn lock_pi(ctx: &SyscallContext<'_>, addr: u64, private: bool, try_only: bool, deadline: Option<Instant>) -> KResult<()> {
+fn lock_pi(
+    ctx: &SyscallContext<'_>,
+    addr: u64,
+    private: bool,
+    try_only: bool,
+    deadline: Option<Instant>,
+) -> KResult<()> {
     let me = ctx.task.tid() as u32;
     let mm = ctx.mm();
     let k = key(ctx, addr, private)?;
     loop {
-        let waiter = Arc::new(Waiter { task: ctx.task.clone(), bitset: u32::MAX, woken: Mutex::new(false) });
+        let waiter = Arc::new(Waiter {
+            task: ctx.task.clone(),
+            bitset: u32::MAX,
+            woken: Mutex::new(false),
+        });
         let got = with_table(|t| -> KResult<bool> {
             let waiting = t.queues.get(&k).is_some_and(|q| !q.is_empty());
             let old = mm.atomic_update_u32(addr, |v| {
@@ -274,7 +299,9 @@ fn lock_pi(ctx: &SyscallContext<'_>, addr: u64, private: bool, try_only: bool, d
         if try_only {
             return error!(EAGAIN);
         }
-        let r = ctx.task.wait_until(deadline, || *waiter.woken.lock().unwrap_or_else(|p| p.into_inner()));
+        let r = ctx.task.wait_until(deadline, || {
+            *waiter.woken.lock().unwrap_or_else(|p| p.into_inner())
+        });
         let woken = with_table(|t| {
             if let Some(q) = t.queues.get_mut(&k) {
                 q.retain(|w| !Arc::ptr_eq(w, &waiter));
@@ -307,7 +334,13 @@ fn unlock_pi(ctx: &SyscallContext<'_>, addr: u64, private: bool) -> KResult<()> 
         if cur & FUTEX_TID_MASK != me {
             return error!(EPERM);
         }
-        let next = t.queues.get_mut(&k).and_then(|q| if q.is_empty() { None } else { Some(q.remove(0)) });
+        let next = t.queues.get_mut(&k).and_then(|q| {
+            if q.is_empty() {
+                None
+            } else {
+                Some(q.remove(0))
+            }
+        });
         match next {
             Some(w) => {
                 let more = t.queues.get(&k).is_some_and(|q| !q.is_empty());
@@ -324,10 +357,21 @@ fn unlock_pi(ctx: &SyscallContext<'_>, addr: u64, private: bool) -> KResult<()> 
     })
 }
 
-fn futex_wait(ctx: &SyscallContext<'_>, addr: u64, private: bool, val: u32, bitset: u32, deadline: Option<Instant>) -> KResult<()> {
+fn futex_wait(
+    ctx: &SyscallContext<'_>,
+    addr: u64,
+    private: bool,
+    val: u32,
+    bitset: u32,
+    deadline: Option<Instant>,
+) -> KResult<()> {
     let k = key(ctx, addr, private)?;
     let mm = ctx.mm();
-    let waiter = Arc::new(Waiter { task: ctx.task.clone(), bitset, woken: Mutex::new(false) });
+    let waiter = Arc::new(Waiter {
+        task: ctx.task.clone(),
+        bitset,
+        woken: Mutex::new(false),
+    });
     with_table(|t| {
         let cur: u32 = mm.read_val(addr)?;
         if cur != val {
@@ -336,7 +380,9 @@ fn futex_wait(ctx: &SyscallContext<'_>, addr: u64, private: bool, val: u32, bits
         t.queues.entry(k).or_default().push(waiter.clone());
         Ok(())
     })?;
-    let r = ctx.task.wait_until(deadline, || *waiter.woken.lock().unwrap_or_else(|p| p.into_inner()));
+    let r = ctx.task.wait_until(deadline, || {
+        *waiter.woken.lock().unwrap_or_else(|p| p.into_inner())
+    });
     if r.is_err() {
         // Leave the queue, unless a wake raced us (then it counts).
         let woken = with_table(|t| {

@@ -81,7 +81,12 @@ impl ThreadGroup {
 
     /// A resource limit: [soft, hard].
     pub fn limit(&self, res: usize) -> [u64; 2] {
-        self.limits.lock().unwrap_or_else(|p| p.into_inner()).get(res).copied().unwrap_or([u64::MAX; 2])
+        self.limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(res)
+            .copied()
+            .unwrap_or([u64::MAX; 2])
     }
 
     pub fn tgid(&self) -> i32 {
@@ -89,7 +94,10 @@ impl ThreadGroup {
     }
 
     pub fn threads(&self) -> Vec<Arc<Task>> {
-        self.threads.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn sig(&self) -> MutexGuard<'_, GroupSignals> {
@@ -141,7 +149,11 @@ pub struct TaskTable {
 
 impl TaskTable {
     pub fn new() -> TaskTable {
-        TaskTable { tree: Mutex::new(BTreeMap::new()), threads: Mutex::new(HashMap::new()), next_pid: Mutex::new(1) }
+        TaskTable {
+            tree: Mutex::new(BTreeMap::new()),
+            threads: Mutex::new(HashMap::new()),
+            next_pid: Mutex::new(1),
+        }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, BTreeMap<i32, ProcNode>> {
@@ -170,21 +182,34 @@ impl TaskTable {
     }
 
     pub fn register_thread(&self, t: &Arc<Task>) {
-        self.threads.lock().unwrap_or_else(|p| p.into_inner()).insert(t.tid(), Arc::downgrade(t));
+        self.threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(t.tid(), Arc::downgrade(t));
     }
 
     pub fn unregister_thread(&self, tid: i32) {
-        self.threads.lock().unwrap_or_else(|p| p.into_inner()).remove(&tid);
+        self.threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&tid);
     }
 
     /// The live thread with this tid.
     pub fn thread(&self, tid: i32) -> Option<Arc<Task>> {
-        self.threads.lock().unwrap_or_else(|p| p.into_inner()).get(&tid).and_then(|w| w.upgrade())
+        self.threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tid)
+            .and_then(|w| w.upgrade())
     }
 
     /// The live process with this pid.
     pub fn group(&self, pid: i32) -> Option<Arc<ThreadGroup>> {
-        self.lock().get(&pid).filter(|n| n.zombie.is_none()).and_then(|n| n.group.clone())
+        self.lock()
+            .get(&pid)
+            .filter(|n| n.zombie.is_none())
+            .and_then(|n| n.group.clone())
     }
 
     /// Some live thread of process `pid` (for /proc and kill checks).
@@ -202,13 +227,18 @@ impl Default for TaskTable {
 /// The ids of process `tgid`.
 pub fn process_ids(tgid: i32) -> Option<ProcIds> {
     let tree = crate::kernel().tasks.lock();
-    tree.get(&tgid).map(|n| ProcIds { ppid: n.ppid, pgid: n.pgid, sid: n.sid })
+    tree.get(&tgid).map(|n| ProcIds {
+        ppid: n.ppid,
+        pgid: n.pgid,
+        sid: n.sid,
+    })
 }
 
 /// Whether a live process of session `sid` is in process group `pgid`.
 pub fn pgrp_in_session(pgid: i32, sid: i32) -> bool {
     let tree = crate::kernel().tasks.lock();
-    tree.values().any(|n| n.zombie.is_none() && n.pgid == pgid && n.sid == sid)
+    tree.values()
+        .any(|n| n.zombie.is_none() && n.pgid == pgid && n.sid == sid)
 }
 
 /// Whether process group `pgid` is orphaned: no member has a parent in
@@ -216,9 +246,13 @@ pub fn pgrp_in_session(pgid: i32, sid: i32) -> bool {
 /// not allowed to stick).
 pub fn is_orphaned_pgrp(pgid: i32) -> bool {
     let tree = crate::kernel().tasks.lock();
-    !tree.values().filter(|n| n.zombie.is_none() && n.pgid == pgid).any(|n| {
-        tree.get(&n.ppid).is_some_and(|p| p.zombie.is_none() && p.pgid != pgid && p.sid == n.sid)
-    })
+    !tree
+        .values()
+        .filter(|n| n.zombie.is_none() && n.pgid == pgid)
+        .any(|n| {
+            tree.get(&n.ppid)
+                .is_some_and(|p| p.zombie.is_none() && p.pgid != pgid && p.sid == n.sid)
+        })
 }
 
 /// A guest thread. Fields that a system call of the task itself replaces
@@ -256,7 +290,14 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(tid: i32, group: Arc<ThreadGroup>, mm: Arc<Mm>, files: Arc<FdTable>, fs: Arc<FsContext>, signals: SignalState) -> Arc<Task> {
+    pub fn new(
+        tid: i32,
+        group: Arc<ThreadGroup>,
+        mm: Arc<Mm>,
+        files: Arc<FdTable>,
+        fs: Arc<FsContext>,
+        signals: SignalState,
+    ) -> Arc<Task> {
         let t = Arc::new(Task {
             tid: AtomicI32::new(tid),
             group,
@@ -274,10 +315,21 @@ impl Task {
             restart_deadline: Mutex::new(None),
             host_ids: Mutex::new(None),
             pdeathsig: AtomicI32::new(0),
-            affinity: Mutex::new(u64::MAX >> (64 - std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 64))),
+            affinity: Mutex::new(
+                u64::MAX
+                    >> (64
+                        - std::thread::available_parallelism()
+                            .map(|n| n.get())
+                            .unwrap_or(1)
+                            .clamp(1, 64)),
+            ),
             sched: Mutex::new((0, 0)),
         });
-        t.group.threads.lock().unwrap_or_else(|p| p.into_inner()).push(t.clone());
+        t.group
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(t.clone());
         crate::kernel().tasks.register_thread(&t);
         t
     }
@@ -315,7 +367,12 @@ impl Task {
 
     /// Kicks the guest out of its code so it sees new work.
     pub fn interrupt(&self) {
-        if let Some(i) = self.interrupter.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(i) = self
+            .interrupter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             i.interrupt();
         }
     }
@@ -338,7 +395,11 @@ pub enum After {
     Exit,
     /// fork/clone made a child: copy our FPU state to it and start it;
     /// with `vfork`, wait until it execs or exits.
-    Spawn { child: Arc<Task>, regs: Box<Registers>, vfork: Option<std::sync::mpsc::Receiver<()>> },
+    Spawn {
+        child: Arc<Task>,
+        regs: Box<Registers>,
+        vfork: Option<std::sync::mpsc::Receiver<()>>,
+    },
     /// rt_sigreturn restored registers (and maybe FPU state).
     Sigreturn { fpu: Option<ruml_host::FpuState> },
 }
@@ -370,13 +431,20 @@ impl TaskRunner {
     /// runs until the changes it may depend on are in place.
     pub fn sync_host(&mut self) -> Result<(), HostError> {
         let mm = self.task.mm();
-        let Some(ctx) = self.ctx.as_mut() else { return Ok(()) };
+        let Some(ctx) = self.ctx.as_mut() else {
+            return Ok(());
+        };
         let _g = mm.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
         let (ops, frees) = mm.take_host_ops();
         let a = ctx.address_space();
         for op in ops {
             match op {
-                HostOp::Map { addr, len, prot, pfn } => a.map(addr, len, prot, pfn),
+                HostOp::Map {
+                    addr,
+                    len,
+                    prot,
+                    pfn,
+                } => a.map(addr, len, prot, pfn),
                 HostOp::Unmap { addr, len } => a.unmap(addr, len),
                 HostOp::Protect { addr, len, prot } => a.protect(addr, len, prot),
             }
@@ -392,7 +460,9 @@ impl TaskRunner {
         let mm = self.task.mm();
         let ctx = match start {
             Start::Thread(nt) => {
-                let Some(a) = mm.host() else { return Err(HostError::new("thread of an address space with no stub", 0)) };
+                let Some(a) = mm.host() else {
+                    return Err(HostError::new("thread of an address space with no stub", 0));
+                };
                 Context::adopt(&a, nt)?
             }
             Start::NewProcess => {
@@ -404,8 +474,13 @@ impl TaskRunner {
         if let Some(f) = self.fpu.take() {
             ctx.set_fpu(&f)?;
         }
-        *self.task.interrupter.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx.interrupter());
-        *self.task.host_ids.lock().unwrap_or_else(|p| p.into_inner()) = Some((ctx.address_space().host_pid(), ctx.host_tid()));
+        *self
+            .task
+            .interrupter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(ctx.interrupter());
+        *self.task.host_ids.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((ctx.address_space().host_pid(), ctx.host_tid()));
         self.ctx = Some(ctx);
         Ok(())
     }
@@ -415,22 +490,49 @@ impl TaskRunner {
 /// serving it kills this task's process only.
 pub fn run(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, start: Start) {
     let t = task.clone();
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_task(task, regs, fpu, start)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_task(task, regs, fpu, start)
+    }));
     if result.is_err() {
-        crate::log::warn(&format!("pid {}: kernel bug while serving it (panic above); killing it", t.tid()));
-        crate::signal::group_exit(&t.group, ExitStatus::Killed { signo: 9, core: false });
+        crate::log::warn(&format!(
+            "pid {}: kernel bug while serving it (panic above); killing it",
+            t.tid()
+        ));
+        crate::signal::group_exit(
+            &t.group,
+            ExitStatus::Killed {
+                signo: 9,
+                core: false,
+            },
+        );
         exit::exit_thread(&t);
     }
 }
 
 fn fatal_host_error(r: &TaskRunner, e: &HostError) {
-    crate::log::warn(&format!("pid {}: its stub failed: {e}; killing the process", r.task.tid()));
-    crate::signal::group_exit(&r.task.group, ExitStatus::Killed { signo: 9, core: false });
+    crate::log::warn(&format!(
+        "pid {}: its stub failed: {e}; killing the process",
+        r.task.tid()
+    ));
+    crate::signal::group_exit(
+        &r.task.group,
+        ExitStatus::Killed {
+            signo: 9,
+            core: false,
+        },
+    );
 }
 
 fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, start: Start) {
     crate::fs::anon::set_current_task(&task);
-    let mut r = TaskRunner { task, regs, ctx: None, next: Next::Continue, fpu, in_syscall: false };
+    let mut r = TaskRunner {
+        task,
+        regs,
+        ctx: None,
+        next: Next::Continue,
+        fpu,
+        in_syscall: false,
+    };
     if let Err(e) = r.start_context(start) {
         fatal_host_error(&r, &e);
     }
@@ -445,7 +547,13 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
         }
         let Some(ctx) = r.ctx.as_mut() else {
             // No context (it failed to start): only a group exit is left.
-            crate::signal::group_exit(&r.task.group, ExitStatus::Killed { signo: 9, core: false });
+            crate::signal::group_exit(
+                &r.task.group,
+                ExitStatus::Killed {
+                    signo: 9,
+                    core: false,
+                },
+            );
             continue;
         };
         let trap = match ctx.run(&mut r.regs) {
@@ -461,7 +569,11 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                 last_fault = (0, 0);
                 let task = r.task.clone();
                 let mut regs = r.regs;
-                let mut sctx = SyscallContext { task: &task, regs: &mut regs, after: None };
+                let mut sctx = SyscallContext {
+                    task: &task,
+                    regs: &mut regs,
+                    after: None,
+                };
                 crate::syscalls::dispatch(&mut sctx);
                 let after = sctx.after.take();
                 r.regs = regs;
@@ -481,21 +593,40 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
             }
             Trap::Signal(info) => {
                 if crate::log::strace_enabled() {
-                    eprintln!("[{}] --- host signal {} code {} addr {:#x} at rip {:#x}", r.task.tid(), info.signo, info.code, info.addr, r.regs.rip);
+                    eprintln!(
+                        "[{}] --- host signal {} code {} addr {:#x} at rip {:#x}",
+                        r.task.tid(),
+                        info.signo,
+                        info.code,
+                        info.addr,
+                        r.regs.rip
+                    );
                 }
                 if info.signo == 11 {
                     // The same address faulting again and again means the
                     // kernel could not fix it: the guest gets SIGSEGV.
-                    last_fault = if last_fault.0 == info.addr { (info.addr, last_fault.1 + 1) } else { (info.addr, 1) };
+                    last_fault = if last_fault.0 == info.addr {
+                        (info.addr, last_fault.1 + 1)
+                    } else {
+                        (info.addr, 1)
+                    };
                     let mm = r.task.mm();
                     let result = if last_fault.1 > 4 {
-                        Err(crate::mm::FaultSignal { signo: 11, code: crate::mm::SEGV_ACCERR, addr: info.addr })
+                        Err(crate::mm::FaultSignal {
+                            signo: 11,
+                            code: crate::mm::SEGV_ACCERR,
+                            addr: info.addr,
+                        })
                     } else {
                         mm.handle_fault(info.addr, info.code)
                     };
                     if let Err(sig) = result {
                         if crate::log::strace_enabled() {
-                            eprintln!("[{}] unresolved fault; maps:\n{}", r.task.tid(), mm.maps_text());
+                            eprintln!(
+                                "[{}] unresolved fault; maps:\n{}",
+                                r.task.tid(),
+                                mm.maps_text()
+                            );
                         }
                         last_fault = (0, 0);
                         crate::signal::force_fault(&r.task, sig.signo, sig.code, sig.addr);

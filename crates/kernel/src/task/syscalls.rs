@@ -85,10 +85,24 @@ fn sys_fork(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
 }
 
 fn sys_vfork(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    do_clone(ctx, CLONE_VM | CLONE_VFORK | SIGCHLD as u64, 0, UserAddr(0), UserAddr(0), 0)
+    do_clone(
+        ctx,
+        CLONE_VM | CLONE_VFORK | SIGCHLD as u64,
+        0,
+        UserAddr(0),
+        UserAddr(0),
+        0,
+    )
 }
 
-fn sys_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr, ctid: UserAddr, tls: u64) -> KResult<u64> {
+fn sys_clone(
+    ctx: &mut SyscallContext<'_>,
+    flags: u64,
+    stack: u64,
+    ptid: UserAddr,
+    ctid: UserAddr,
+    tls: u64,
+) -> KResult<u64> {
     do_clone(ctx, flags, stack, ptid, ctid, tls)
 }
 
@@ -104,8 +118,14 @@ fn sys_clone3(ctx: &mut SyscallContext<'_>, args: UserAddr, size: usize) -> KRes
     if size > 88 && raw[88..].iter().any(|&b| b != 0) {
         return error!(E2BIG);
     }
-    let f = |i: usize| raw.get(i * 8..i * 8 + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0);
-    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) = (f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7));
+    let f = |i: usize| {
+        raw.get(i * 8..i * 8 + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0)
+    };
+    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
+        (f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7));
     let (set_tid, set_tid_size) = (f(8), f(9));
     if exit_signal > 64 || flags & 0xff != 0 || set_tid != 0 || set_tid_size != 0 {
         return error!(EINVAL);
@@ -113,14 +133,33 @@ fn sys_clone3(ctx: &mut SyscallContext<'_>, args: UserAddr, size: usize) -> KRes
     if (stack == 0) != (stack_size == 0) {
         return error!(EINVAL);
     }
-    let sp = if stack == 0 { 0 } else { stack.checked_add(stack_size).ok_or(crate::errno!(EINVAL))? };
-    do_clone_full(ctx, flags | exit_signal, sp, UserAddr(parent_tid), UserAddr(child_tid), tls, UserAddr(pidfd))
+    let sp = if stack == 0 {
+        0
+    } else {
+        stack.checked_add(stack_size).ok_or(crate::errno!(EINVAL))?
+    };
+    do_clone_full(
+        ctx,
+        flags | exit_signal,
+        sp,
+        UserAddr(parent_tid),
+        UserAddr(child_tid),
+        tls,
+        UserAddr(pidfd),
+    )
 }
 
 /// fork, vfork, clone: new processes and new threads. CLONE_VM shares
 /// the address space (the new task gets a stub thread in the same stub
 /// process); without it the child gets a copy-on-write copy.
-fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr, ctid: UserAddr, tls: u64) -> KResult<u64> {
+fn do_clone(
+    ctx: &mut SyscallContext<'_>,
+    flags: u64,
+    stack: u64,
+    ptid: UserAddr,
+    ctid: UserAddr,
+    tls: u64,
+) -> KResult<u64> {
     // clone(2) returns a CLONE_PIDFD descriptor where the parent tid would go.
     if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 {
         return error!(EINVAL);
@@ -128,20 +167,36 @@ fn do_clone(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr
     do_clone_full(ctx, flags, stack, ptid, ctid, tls, ptid)
 }
 
-fn do_clone_full(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: UserAddr, ctid: UserAddr, tls: u64, pidfd_at: UserAddr) -> KResult<u64> {
+fn do_clone_full(
+    ctx: &mut SyscallContext<'_>,
+    flags: u64,
+    stack: u64,
+    ptid: UserAddr,
+    ctid: UserAddr,
+    tls: u64,
+    pidfd_at: UserAddr,
+) -> KResult<u64> {
     const KNOWN: u64 = 0xff | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | 0x2000 /* PTRACE */
         | CLONE_VFORK | CLONE_PARENT | CLONE_THREAD | 0x20000 /* NEWNS */ | 0x40000 /* SYSVSEM */ | CLONE_SETTLS
         | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | 0x400000 /* DETACHED */ | 0x800000 /* UNTRACED */
         | CLONE_CHILD_SETTID | 0x8000000 /* NEWUTS... */;
-    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0
+        || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0
+    {
         return error!(EINVAL);
     }
     if flags & !KNOWN != 0 && flags & !KNOWN & 0x7e02_0000 != 0 {
         // Namespaces (CLONE_NEWNS, NEWUSER, NEWPID, NEWNET, ...).
         return error!(EINVAL);
     }
-    if flags & CLONE_PIDFD != 0 && (flags & CLONE_THREAD != 0 || ctx.mm().accessible_len(pidfd_at.0, 4, true) < 4) {
-        return if flags & CLONE_THREAD != 0 { error!(EINVAL) } else { error!(EFAULT) };
+    if flags & CLONE_PIDFD != 0
+        && (flags & CLONE_THREAD != 0 || ctx.mm().accessible_len(pidfd_at.0, 4, true) < 4)
+    {
+        return if flags & CLONE_THREAD != 0 {
+            error!(EINVAL)
+        } else {
+            error!(EFAULT)
+        };
     }
     /// Guest threads per instance, at most (the host's resources are not
     /// the guest's to exhaust).
@@ -151,9 +206,21 @@ fn do_clone_full(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: Use
     }
     let thread = flags & CLONE_THREAD != 0;
     let parent = ctx.task;
-    let mm = if flags & CLONE_VM != 0 { ctx.mm() } else { ctx.mm().fork() };
-    let files = if flags & CLONE_FILES != 0 { ctx.files() } else { ctx.files().fork_copy() };
-    let fs = if flags & CLONE_FS != 0 { ctx.fs() } else { ctx.fs().fork_copy() };
+    let mm = if flags & CLONE_VM != 0 {
+        ctx.mm()
+    } else {
+        ctx.mm().fork()
+    };
+    let files = if flags & CLONE_FILES != 0 {
+        ctx.files()
+    } else {
+        ctx.files().fork_copy()
+    };
+    let fs = if flags & CLONE_FS != 0 {
+        ctx.fs()
+    } else {
+        ctx.fs().fork_copy()
+    };
     let k = crate::kernel();
     let child = {
         let mut tree = k.tasks.lock();
@@ -167,16 +234,44 @@ fn do_clone_full(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: Use
             g
         } else {
             let sig = parent.group.sig().fork_copy();
-            let limits = *parent.group.limits.lock().unwrap_or_else(|p| p.into_inner());
+            let limits = *parent
+                .group
+                .limits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let g = ThreadGroup::new(pid, sig, limits);
-            *g.creds.lock().unwrap_or_else(|p| p.into_inner()) = parent.group.creds.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            *g.creds.lock().unwrap_or_else(|p| p.into_inner()) = parent
+                .group
+                .creds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let (ppid, pgid, sid) = match tree.get(&me) {
-                Some(n) => (if flags & CLONE_PARENT != 0 { n.ppid } else { me }, n.pgid, n.sid),
+                Some(n) => (
+                    if flags & CLONE_PARENT != 0 {
+                        n.ppid
+                    } else {
+                        me
+                    },
+                    n.pgid,
+                    n.sid,
+                ),
                 None => (me, me, me),
             };
             tree.insert(
                 pid,
-                ProcNode { ppid, pgid, sid, children: Vec::new(), zombie: None, group: Some(g.clone()), stop_report: None, cont_report: false, subreaper: false, usage: Default::default() },
+                ProcNode {
+                    ppid,
+                    pgid,
+                    sid,
+                    children: Vec::new(),
+                    zombie: None,
+                    group: Some(g.clone()),
+                    stop_report: None,
+                    cont_report: false,
+                    subreaper: false,
+                    usage: Default::default(),
+                },
             );
             if let Some(p) = tree.get_mut(&ppid) {
                 p.children.push(pid);
@@ -184,8 +279,13 @@ fn do_clone_full(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: Use
             g
         };
         let child = Task::new(pid, group, mm, files, fs, parent.signals.fork_copy(thread));
-        *child.comm.lock().unwrap_or_else(|p| p.into_inner()) = parent.comm.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        *child.exe.lock().unwrap_or_else(|p| p.into_inner()) = parent.exe.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        *child.comm.lock().unwrap_or_else(|p| p.into_inner()) = parent
+            .comm
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        *child.exe.lock().unwrap_or_else(|p| p.into_inner()) =
+            parent.exe.lock().unwrap_or_else(|p| p.into_inner()).clone();
         child
     };
     let pid = child.tid();
@@ -204,7 +304,10 @@ fn do_clone_full(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: Use
         child.mm().write_val(ctid.0, &pid)?;
     }
     if flags & CLONE_CHILD_CLEARTID != 0 {
-        *child.clear_child_tid.lock().unwrap_or_else(|p| p.into_inner()) = ctid.0;
+        *child
+            .clear_child_tid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = ctid.0;
     }
     if flags & CLONE_PIDFD != 0 {
         let f = crate::fs::anon::new_pidfd(&child.group);
@@ -218,7 +321,11 @@ fn do_clone_full(ctx: &mut SyscallContext<'_>, flags: u64, stack: u64, ptid: Use
     } else {
         None
     };
-    ctx.after = Some(After::Spawn { child, regs: Box::new(regs), vfork });
+    ctx.after = Some(After::Spawn {
+        child,
+        regs: Box::new(regs),
+        vfork,
+    });
     Ok(pid as u64)
 }
 
@@ -252,7 +359,10 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
                 match r.ctx.as_mut().map(|c| c.new_thread()) {
                     Some(Ok(nt)) => Start::Thread(nt),
                     Some(Err(e)) => {
-                        crate::log::warn(&format!("cannot create a stub thread for task {}: {e}", child.tid()));
+                        crate::log::warn(&format!(
+                            "cannot create a stub thread for task {}: {e}",
+                            child.tid()
+                        ));
                         fail_child(&child);
                         r.regs.rax = crate::errno::Errno::EAGAIN.as_return();
                         return Next::Continue;
@@ -261,15 +371,23 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
                 }
             } else {
                 if let Err(e) = r.sync_host() {
-                    crate::log::warn(&format!("pid {}: cannot protect memory for fork: {e}", r.task.tid()));
+                    crate::log::warn(&format!(
+                        "pid {}: cannot protect memory for fork: {e}",
+                        r.task.tid()
+                    ));
                 }
                 Start::NewProcess
             };
             let name = format!("task-{}", child.tid());
             let c2 = child.clone();
-            let spawned = std::thread::Builder::new().name(name).spawn(move || super::run(c2, *regs, fpu, start));
+            let spawned = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || super::run(c2, *regs, fpu, start));
             if let Err(e) = spawned {
-                crate::log::warn(&format!("cannot start a host thread for task {}: {e}", child.tid()));
+                crate::log::warn(&format!(
+                    "cannot start a host thread for task {}: {e}",
+                    child.tid()
+                ));
                 fail_child(&child);
                 r.regs.rax = crate::errno::Errno::EAGAIN.as_return();
                 return Next::Continue;
@@ -285,7 +403,13 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
 /// A child that could not be started leaves no trace but a reaped exit.
 fn fail_child(child: &Arc<Task>) {
     if child.tid() == child.tgid() {
-        crate::signal::group_exit(&child.group, ExitStatus::Killed { signo: 9, core: false });
+        crate::signal::group_exit(
+            &child.group,
+            ExitStatus::Killed {
+                signo: 9,
+                core: false,
+            },
+        );
     }
     exit_thread(child);
 }
@@ -361,7 +485,10 @@ fn wait_child(
     let mut scan = || -> bool {
         let mut tree = k.tasks.lock();
         let my_pgid = tree.get(&me).map(|n| n.pgid).unwrap_or(0);
-        let kids: Vec<i32> = tree.get(&me).map(|n| n.children.clone()).unwrap_or_default();
+        let kids: Vec<i32> = tree
+            .get(&me)
+            .map(|n| n.children.clone())
+            .unwrap_or_default();
         let matching: Vec<i32> = kids
             .into_iter()
             .filter(|c| match which {
@@ -384,7 +511,12 @@ fn wait_child(
                     if let Some(me_n) = tree.get_mut(&me) {
                         me_n.children.retain(|x| x != c);
                     }
-                    let mut u = ctx.task.group.usage.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut u = ctx
+                        .task
+                        .group
+                        .usage
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
                     u.children = u.children + usage;
                 }
                 *reaped_usage = usage;
@@ -416,7 +548,13 @@ fn wait_child(
     }
 }
 
-fn sys_wait4(ctx: &mut SyscallContext<'_>, pid: i32, status: UserAddr, options: i32, rusage: UserAddr) -> KResult<u64> {
+fn sys_wait4(
+    ctx: &mut SyscallContext<'_>,
+    pid: i32,
+    status: UserAddr,
+    options: i32,
+    rusage: UserAddr,
+) -> KResult<u64> {
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
         return error!(EINVAL);
     }
@@ -435,15 +573,24 @@ fn sys_wait4(ctx: &mut SyscallContext<'_>, pid: i32, status: UserAddr, options: 
                 ctx.mm().write_val(status.0, &found.wait_status())?;
             }
             if !rusage.is_null() {
-                ctx.mm().write_bytes(rusage.0, &super::usage::rusage_bytes(usage))?;
+                ctx.mm()
+                    .write_bytes(rusage.0, &super::usage::rusage_bytes(usage))?;
             }
             Ok(p as u64)
         }
     }
 }
 
-fn sys_waitid(ctx: &mut SyscallContext<'_>, idtype: i32, id: i32, info: UserAddr, options: i32, rusage: UserAddr) -> KResult<u64> {
-    if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE) != 0
+fn sys_waitid(
+    ctx: &mut SyscallContext<'_>,
+    idtype: i32,
+    id: i32,
+    info: UserAddr,
+    options: i32,
+    rusage: UserAddr,
+) -> KResult<u64> {
+    if options & !(WNOHANG | WUNTRACED | WEXITED | WCONTINUED | WNOWAIT | WNOTHREAD | WALL | WCLONE)
+        != 0
         || options & (WEXITED | WUNTRACED | WCONTINUED) == 0
     {
         return error!(EINVAL);
@@ -474,13 +621,17 @@ fn sys_waitid(ctx: &mut SyscallContext<'_>, idtype: i32, id: i32, info: UserAddr
         ctx.mm().write_bytes(info.0, &si)?;
     }
     if !rusage.is_null() {
-        ctx.mm().write_bytes(rusage.0, &super::usage::rusage_bytes(usage))?;
+        ctx.mm()
+            .write_bytes(rusage.0, &super::usage::rusage_bytes(usage))?;
     }
     Ok(0)
 }
 
 fn sys_set_tid_address(ctx: &mut SyscallContext<'_>, addr: UserAddr) -> KResult<u64> {
-    *ctx.task.clear_child_tid.lock().unwrap_or_else(|p| p.into_inner()) = addr.0;
+    *ctx.task
+        .clear_child_tid
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = addr.0;
     Ok(ctx.task.tid() as u64)
 }
 
@@ -488,12 +639,27 @@ fn sys_set_robust_list(ctx: &mut SyscallContext<'_>, head: UserAddr, len: usize)
     if len != 24 {
         return error!(EINVAL);
     }
-    *ctx.task.robust_list.lock().unwrap_or_else(|p| p.into_inner()) = (head.0, len as u64);
+    *ctx.task
+        .robust_list
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = (head.0, len as u64);
     Ok(0)
 }
 
-fn sys_get_robust_list(ctx: &mut SyscallContext<'_>, tid: i32, head: UserAddr, len: UserAddr) -> KResult<u64> {
-    let t = if tid == 0 { ctx.task.clone() } else { crate::kernel().tasks.thread(tid).ok_or(crate::errno!(ESRCH))? };
+fn sys_get_robust_list(
+    ctx: &mut SyscallContext<'_>,
+    tid: i32,
+    head: UserAddr,
+    len: UserAddr,
+) -> KResult<u64> {
+    let t = if tid == 0 {
+        ctx.task.clone()
+    } else {
+        crate::kernel()
+            .tasks
+            .thread(tid)
+            .ok_or(crate::errno!(ESRCH))?
+    };
     let (h, l) = *t.robust_list.lock().unwrap_or_else(|p| p.into_inner());
     ctx.mm().write_val(head.0, &h)?;
     ctx.mm().write_val(len.0, &l)?;
@@ -509,7 +675,9 @@ fn sys_setpgid(ctx: &mut SyscallContext<'_>, pid: i32, pgid: i32) -> KResult<u64
     let pgid = if pgid == 0 { pid } else { pgid };
     let mut tree = crate::kernel().tasks.lock();
     let my_sid = tree.get(&me).map(|n| n.sid).unwrap_or(0);
-    let Some(n) = tree.get(&pid) else { return error!(ESRCH) };
+    let Some(n) = tree.get(&pid) else {
+        return error!(ESRCH);
+    };
     if pid != me && n.ppid != me {
         return error!(ESRCH);
     }
@@ -528,7 +696,10 @@ fn sys_setpgid(ctx: &mut SyscallContext<'_>, pid: i32, pgid: i32) -> KResult<u64
 fn sys_getpgid(ctx: &mut SyscallContext<'_>, pid: i32) -> KResult<u64> {
     let pid = if pid == 0 { ctx.task.tgid() } else { pid };
     let tree = crate::kernel().tasks.lock();
-    tree.get(&pid).filter(|n| n.zombie.is_none()).map(|n| n.pgid as u64).ok_or(crate::errno!(ESRCH))
+    tree.get(&pid)
+        .filter(|n| n.zombie.is_none())
+        .map(|n| n.pgid as u64)
+        .ok_or(crate::errno!(ESRCH))
 }
 
 fn sys_getpgrp(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
@@ -538,7 +709,9 @@ fn sys_getpgrp(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
 fn sys_setsid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
     let me = ctx.task.tgid();
     let mut tree = crate::kernel().tasks.lock();
-    if tree.values().any(|n| n.pgid == me) && tree.get(&me).is_some_and(|n| n.pgid == me) || tree.iter().any(|(&p, n)| p != me && n.pgid == me) {
+    if tree.values().any(|n| n.pgid == me) && tree.get(&me).is_some_and(|n| n.pgid == me)
+        || tree.iter().any(|(&p, n)| p != me && n.pgid == me)
+    {
         return error!(EPERM);
     }
     if let Some(n) = tree.get_mut(&me) {
@@ -551,7 +724,9 @@ fn sys_setsid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
 fn sys_getsid(ctx: &mut SyscallContext<'_>, pid: i32) -> KResult<u64> {
     let pid = if pid == 0 { ctx.task.tgid() } else { pid };
     let tree = crate::kernel().tasks.lock();
-    tree.get(&pid).map(|n| n.sid as u64).ok_or(crate::errno!(ESRCH))
+    tree.get(&pid)
+        .map(|n| n.sid as u64)
+        .ok_or(crate::errno!(ESRCH))
 }
 
 pub const UTS_RELEASE: &str = "6.1.0-ruml";
@@ -559,8 +734,19 @@ pub const UTS_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC ruml";
 
 fn sys_uname(ctx: &mut SyscallContext<'_>, buf: UserAddr) -> KResult<u64> {
     let mut u = [0u8; 65 * 6];
-    let host = crate::kernel().hostname.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let fields: [&[u8]; 6] = [b"Linux", &host, UTS_RELEASE.as_bytes(), UTS_VERSION.as_bytes(), b"x86_64", b"(none)"];
+    let host = crate::kernel()
+        .hostname
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        &host,
+        UTS_RELEASE.as_bytes(),
+        UTS_VERSION.as_bytes(),
+        b"x86_64",
+        b"(none)",
+    ];
     for (i, f) in fields.iter().enumerate() {
         let n = f.len().min(64);
         u[i * 65..i * 65 + n].copy_from_slice(&f[..n]);
@@ -575,7 +761,10 @@ fn sys_sethostname(ctx: &mut SyscallContext<'_>, name: UserAddr, len: usize) -> 
     }
     let mut b = vec![0u8; len];
     ctx.mm().read_bytes(name.0, &mut b)?;
-    *crate::kernel().hostname.lock().unwrap_or_else(|p| p.into_inner()) = b;
+    *crate::kernel()
+        .hostname
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = b;
     Ok(0)
 }
 
@@ -610,16 +799,29 @@ fn default_rlimit(res: u32) -> (u64, u64) {
     }
 }
 
-fn sys_prlimit64(ctx: &mut SyscallContext<'_>, pid: i32, res: u32, new: UserAddr, old: UserAddr) -> KResult<u64> {
+fn sys_prlimit64(
+    ctx: &mut SyscallContext<'_>,
+    pid: i32,
+    res: u32,
+    new: UserAddr,
+    old: UserAddr,
+) -> KResult<u64> {
     if res >= RLIMIT_NLIMITS {
         return error!(EINVAL);
     }
     let group = if pid == 0 || pid == ctx.task.tgid() {
         ctx.task.group.clone()
     } else {
-        crate::kernel().tasks.group(pid).ok_or(crate::errno!(ESRCH))?
+        crate::kernel()
+            .tasks
+            .group(pid)
+            .ok_or(crate::errno!(ESRCH))?
     };
-    let newv: Option<[u64; 2]> = if new.is_null() { None } else { Some(ctx.mm().read_val(new.0)?) };
+    let newv: Option<[u64; 2]> = if new.is_null() {
+        None
+    } else {
+        Some(ctx.mm().read_val(new.0)?)
+    };
     if let Some(v) = newv {
         if v[0] > v[1] {
             return error!(EINVAL);
@@ -639,7 +841,10 @@ fn sys_prlimit64(ctx: &mut SyscallContext<'_>, pid: i32, res: u32, new: UserAddr
         prev
     };
     if newv.is_some() && (res == 9 || res == 3) {
-        let (as_l, st) = (group.limit(9)[0], group.limit(3)[0].min(crate::mm::TASK_SIZE / 4));
+        let (as_l, st) = (
+            group.limit(9)[0],
+            group.limit(3)[0].min(crate::mm::TASK_SIZE / 4),
+        );
         for t in group.threads() {
             t.mm().set_limits(as_l, st);
         }
@@ -691,7 +896,14 @@ fn sys_arch_prctl(ctx: &mut SyscallContext<'_>, code: i32, addr: u64) -> KResult
     }
 }
 
-fn sys_prctl(ctx: &mut SyscallContext<'_>, option: i32, a2: u64, _a3: u64, _a4: u64, _a5: u64) -> KResult<u64> {
+fn sys_prctl(
+    ctx: &mut SyscallContext<'_>,
+    option: i32,
+    a2: u64,
+    _a3: u64,
+    _a4: u64,
+    _a5: u64,
+) -> KResult<u64> {
     const PR_SET_NAME: i32 = 15;
     const PR_GET_NAME: i32 = 16;
     const PR_SET_PDEATHSIG: i32 = 1;
@@ -712,7 +924,12 @@ fn sys_prctl(ctx: &mut SyscallContext<'_>, option: i32, a2: u64, _a3: u64, _a4: 
             Ok(0)
         }
         PR_GET_NAME => {
-            let mut b = ctx.task.comm.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut b = ctx
+                .task
+                .comm
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             b.resize(16, 0);
             ctx.mm().write_bytes(a2, &b)?;
             Ok(0)
@@ -723,11 +940,16 @@ fn sys_prctl(ctx: &mut SyscallContext<'_>, option: i32, a2: u64, _a3: u64, _a4: 
             if a2 > 64 {
                 return error!(EINVAL);
             }
-            ctx.task.pdeathsig.store(a2 as i32, std::sync::atomic::Ordering::Relaxed);
+            ctx.task
+                .pdeathsig
+                .store(a2 as i32, std::sync::atomic::Ordering::Relaxed);
             Ok(0)
         }
         PR_GET_PDEATHSIG => {
-            let v = ctx.task.pdeathsig.load(std::sync::atomic::Ordering::Relaxed);
+            let v = ctx
+                .task
+                .pdeathsig
+                .load(std::sync::atomic::Ordering::Relaxed);
             ctx.mm().write_val(a2, &v)?;
             Ok(0)
         }
@@ -739,7 +961,11 @@ fn sys_prctl(ctx: &mut SyscallContext<'_>, option: i32, a2: u64, _a3: u64, _a4: 
             Ok(0)
         }
         PR_GET_CHILD_SUBREAPER => {
-            let v = crate::kernel().tasks.lock().get(&ctx.task.tgid()).is_some_and(|n| n.subreaper) as i32;
+            let v = crate::kernel()
+                .tasks
+                .lock()
+                .get(&ctx.task.tgid())
+                .is_some_and(|n| n.subreaper) as i32;
             ctx.mm().write_val(a2, &v)?;
             Ok(0)
         }
@@ -760,7 +986,12 @@ fn sys_sched_yield(_ctx: &mut SyscallContext<'_>) -> KResult<u64> {
     Ok(0)
 }
 
-fn sys_getrandom(ctx: &mut SyscallContext<'_>, buf: UserAddr, len: usize, flags: u32) -> KResult<u64> {
+fn sys_getrandom(
+    ctx: &mut SyscallContext<'_>,
+    buf: UserAddr,
+    len: usize,
+    flags: u32,
+) -> KResult<u64> {
     if flags & !7 != 0 {
         return error!(EINVAL);
     }
@@ -777,7 +1008,18 @@ pub fn register_init(task: &Arc<Task>) {
     let pid = task.tgid();
     tree.insert(
         pid,
-        ProcNode { ppid: 0, pgid: pid, sid: pid, children: Vec::new(), zombie: None, group: Some(task.group.clone()), stop_report: None, cont_report: false, subreaper: false, usage: Default::default() },
+        ProcNode {
+            ppid: 0,
+            pgid: pid,
+            sid: pid,
+            children: Vec::new(),
+            zombie: None,
+            group: Some(task.group.clone()),
+            stop_report: None,
+            cont_report: false,
+            subreaper: false,
+            usage: Default::default(),
+        },
     );
 }
 
@@ -788,14 +1030,25 @@ fn target_thread(ctx: &SyscallContext<'_>, pid: i32) -> KResult<Arc<Task>> {
     if pid == 0 {
         return Ok(ctx.task.clone());
     }
-    crate::kernel().tasks.thread(pid).ok_or(crate::errno!(ESRCH))
+    crate::kernel()
+        .tasks
+        .thread(pid)
+        .ok_or(crate::errno!(ESRCH))
 }
 
 fn host_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(1024)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(1024)
 }
 
-fn sys_sched_getaffinity(ctx: &mut SyscallContext<'_>, pid: i32, len: usize, mask: UserAddr) -> KResult<u64> {
+fn sys_sched_getaffinity(
+    ctx: &mut SyscallContext<'_>,
+    pid: i32,
+    len: usize,
+    mask: UserAddr,
+) -> KResult<u64> {
     let t = target_thread(ctx, pid)?;
     let ncpu = host_cpus();
     let need = ncpu.div_ceil(64) * 8;
@@ -813,7 +1066,12 @@ fn sys_sched_getaffinity(ctx: &mut SyscallContext<'_>, pid: i32, len: usize, mas
     Ok(need as u64)
 }
 
-fn sys_sched_setaffinity(ctx: &mut SyscallContext<'_>, pid: i32, len: usize, mask: UserAddr) -> KResult<u64> {
+fn sys_sched_setaffinity(
+    ctx: &mut SyscallContext<'_>,
+    pid: i32,
+    len: usize,
+    mask: UserAddr,
+) -> KResult<u64> {
     let t = target_thread(ctx, pid)?;
     let mut b = vec![0u8; len.min(128)];
     ctx.mm().read_bytes(mask.0, &mut b)?;
@@ -851,7 +1109,12 @@ fn check_policy(policy: i32, prio: i32) -> KResult<()> {
     }
 }
 
-fn sys_sched_setscheduler(ctx: &mut SyscallContext<'_>, pid: i32, policy: i32, param: UserAddr) -> KResult<u64> {
+fn sys_sched_setscheduler(
+    ctx: &mut SyscallContext<'_>,
+    pid: i32,
+    policy: i32,
+    param: UserAddr,
+) -> KResult<u64> {
     let t = target_thread(ctx, pid)?;
     let prio: i32 = ctx.mm().read_val(param.0)?;
     check_policy(policy, prio)?;
@@ -894,7 +1157,11 @@ fn sys_sched_get_priority_min(_ctx: &mut SyscallContext<'_>, policy: i32) -> KRe
 fn sys_sched_rr_get_interval(ctx: &mut SyscallContext<'_>, pid: i32, ts: UserAddr) -> KResult<u64> {
     let t = target_thread(ctx, pid)?;
     let (policy, _) = *t.sched.lock().unwrap_or_else(|p| p.into_inner());
-    let v: [i64; 2] = if policy == SCHED_FIFO { [0, 0] } else { [0, 100_000_000] };
+    let v: [i64; 2] = if policy == SCHED_FIFO {
+        [0, 0]
+    } else {
+        [0, 100_000_000]
+    };
     ctx.mm().write_val(ts.0, &v)?;
     Ok(0)
 }
@@ -906,11 +1173,21 @@ fn prio_targets(ctx: &SyscallContext<'_>, which: i32, who: i32) -> KResult<Vec<A
     let v: Vec<Arc<ThreadGroup>> = match which {
         0 => {
             let pid = if who == 0 { me } else { who };
-            tree.get(&pid).and_then(|n| n.group.clone()).into_iter().collect()
+            tree.get(&pid)
+                .and_then(|n| n.group.clone())
+                .into_iter()
+                .collect()
         }
         1 => {
-            let pg = if who == 0 { tree.get(&me).map(|n| n.pgid).unwrap_or(me) } else { who };
-            tree.values().filter(|n| n.pgid == pg).filter_map(|n| n.group.clone()).collect()
+            let pg = if who == 0 {
+                tree.get(&me).map(|n| n.pgid).unwrap_or(me)
+            } else {
+                who
+            };
+            tree.values()
+                .filter(|n| n.pgid == pg)
+                .filter_map(|n| n.group.clone())
+                .collect()
         }
         // Every process belongs to uid 0.
         2 if who == 0 => tree.values().filter_map(|n| n.group.clone()).collect(),
@@ -924,7 +1201,11 @@ fn prio_targets(ctx: &SyscallContext<'_>, which: i32, who: i32) -> KResult<Vec<A
 }
 
 fn sys_getpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32) -> KResult<u64> {
-    let best = prio_targets(ctx, which, who)?.iter().map(|g| g.sig().nice).min().unwrap_or(0);
+    let best = prio_targets(ctx, which, who)?
+        .iter()
+        .map(|g| g.sig().nice)
+        .min()
+        .unwrap_or(0);
     // The raw system call returns 20 - nice (1..40).
     Ok((20 - best) as u64)
 }

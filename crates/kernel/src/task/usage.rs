@@ -21,7 +21,10 @@ pub struct Times {
 impl std::ops::Add for Times {
     type Output = Times;
     fn add(self, o: Times) -> Times {
-        Times { user: self.user + o.user, sys: self.sys + o.sys }
+        Times {
+            user: self.user + o.user,
+            sys: self.sys + o.sys,
+        }
     }
 }
 
@@ -35,7 +38,12 @@ pub struct UsageAcc {
 }
 
 fn stub_pid(group: &ThreadGroup) -> Option<i32> {
-    group.threads().iter().find_map(|t| t.host_ids.lock().unwrap_or_else(|p| p.into_inner()).map(|(p, _)| p))
+    group.threads().iter().find_map(|t| {
+        t.host_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|(p, _)| p)
+    })
 }
 
 fn stub_times(pid: Option<i32>) -> Times {
@@ -54,7 +62,9 @@ pub fn group_times(group: &ThreadGroup) -> Times {
 /// The process's own CPU time, as precisely as the host can tell.
 pub fn group_cpu(group: &ThreadGroup) -> Duration {
     let gone = group.usage.lock().unwrap_or_else(|p| p.into_inner()).gone;
-    let now = stub_pid(group).and_then(ruml_host::cputime::process_cpu).unwrap_or_default();
+    let now = stub_pid(group)
+        .and_then(ruml_host::cputime::process_cpu)
+        .unwrap_or_default();
     gone.user + gone.sys + now
 }
 
@@ -78,7 +88,11 @@ pub fn retire_stub(group: &ThreadGroup, pid: i32) {
 
 /// The total a zombie reports to its parent: itself and its children.
 pub fn final_times(group: &ThreadGroup) -> Times {
-    let children = group.usage.lock().unwrap_or_else(|p| p.into_inner()).children;
+    let children = group
+        .usage
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .children;
     group_times(group) + children
 }
 
@@ -102,7 +116,14 @@ pub fn rusage_bytes(t: Times) -> [u8; 144] {
 fn sys_getrusage(ctx: &mut SyscallContext<'_>, who: i32, ru: UserAddr) -> KResult<u64> {
     let t = match who {
         0 => group_times(&ctx.task.group),
-        -1 => ctx.task.group.usage.lock().unwrap_or_else(|p| p.into_inner()).children,
+        -1 => {
+            ctx.task
+                .group
+                .usage
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .children
+        }
         1 => thread_times(ctx.task),
         _ => return error!(EINVAL),
     };
@@ -114,8 +135,17 @@ fn sys_times(ctx: &mut SyscallContext<'_>, buf: UserAddr) -> KResult<u64> {
     let ticks = |d: Duration| (d.as_millis() / 10) as u64;
     if !buf.is_null() {
         let me = group_times(&ctx.task.group);
-        let ch = ctx.task.group.usage.lock().unwrap_or_else(|p| p.into_inner()).children;
-        ctx.mm().write_val(buf.0, &[ticks(me.user), ticks(me.sys), ticks(ch.user), ticks(ch.sys)])?;
+        let ch = ctx
+            .task
+            .group
+            .usage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .children;
+        ctx.mm().write_val(
+            buf.0,
+            &[ticks(me.user), ticks(me.sys), ticks(ch.user), ticks(ch.sys)],
+        )?;
     }
     // Clock ticks since an arbitrary point: boot, as Linux (offset).
     Ok(ticks(crate::log::since_boot()) + 4_294_937_296)

@@ -26,7 +26,11 @@ impl super::Task {
     /// Sleeps until `ready()` says yes (Ok), a signal is deliverable
     /// (EINTR) or the deadline passes (ETIMEDOUT). `ready` is rechecked
     /// after every poke of the task's waker.
-    pub fn wait_until(&self, deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> KResult<()> {
+    pub fn wait_until(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+    ) -> KResult<()> {
         loop {
             {
                 let mut p = self.waker.poked.lock().unwrap_or_else(|p| p.into_inner());
@@ -46,9 +50,18 @@ impl super::Task {
                         let now = Instant::now();
                         if now >= d {
                             drop(p);
-                            return if ready() { Ok(()) } else { Err(Errno::ETIMEDOUT) };
+                            return if ready() {
+                                Ok(())
+                            } else {
+                                Err(Errno::ETIMEDOUT)
+                            };
                         }
-                        p = self.waker.cv.wait_timeout(p, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                        p = self
+                            .waker
+                            .cv
+                            .wait_timeout(p, d - now)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
                     }
                 }
             }
@@ -91,12 +104,29 @@ impl WaitQueue {
     /// Sleeps until `cond()` is true (Ok), a signal is pending
     /// (ERESTARTSYS: the signal code makes it EINTR or a restart), or the
     /// deadline passes (ETIMEDOUT). `cond` is rechecked after every wake.
-    pub fn wait(&self, task: &std::sync::Arc<super::Task>, deadline: Option<Instant>, cond: impl FnMut() -> bool) -> KResult<()> {
+    pub fn wait(
+        &self,
+        task: &std::sync::Arc<super::Task>,
+        deadline: Option<Instant>,
+        cond: impl FnMut() -> bool,
+    ) -> KResult<()> {
         let me = std::sync::Arc::downgrade(task);
-        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).push(me.clone());
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(me.clone());
         let r = task.wait_until(deadline, cond);
-        self.waiters.lock().unwrap_or_else(|p| p.into_inner()).retain(|w| !w.ptr_eq(&me) && w.strong_count() > 0);
-        r.map_err(|e| if e == Errno::EINTR { Errno::ERESTARTSYS } else { e })
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|w| !w.ptr_eq(&me) && w.strong_count() > 0);
+        r.map_err(|e| {
+            if e == Errno::EINTR {
+                Errno::ERESTARTSYS
+            } else {
+                e
+            }
+        })
     }
 
     /// Wakes every sleeper to recheck its condition.

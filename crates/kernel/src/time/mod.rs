@@ -42,7 +42,10 @@ fn now_for(ctx: &SyscallContext<'_>, clock: i32) -> KResult<Timespec> {
         }
         c => return now(c),
     };
-    Ok(Timespec { sec: d.as_secs() as i64, nsec: d.subsec_nanos() as i64 })
+    Ok(Timespec {
+        sec: d.as_secs() as i64,
+        nsec: d.subsec_nanos() as i64,
+    })
 }
 
 fn now(clock: i32) -> KResult<Timespec> {
@@ -111,15 +114,28 @@ fn write_rem(ctx: &SyscallContext<'_>, rem: UserAddr, left: Duration) -> KResult
     if rem.is_null() {
         return Ok(());
     }
-    ctx.mm().write_val(rem.0, &Timespec { sec: left.as_secs() as i64, nsec: left.subsec_nanos() as i64 })
+    ctx.mm().write_val(
+        rem.0,
+        &Timespec {
+            sec: left.as_secs() as i64,
+            nsec: left.subsec_nanos() as i64,
+        },
+    )
 }
 
 /// An interrupted relative sleep: EINTR (with the time left) if a handler
 /// runs, else it resumes through restart_syscall for the time left.
-fn interrupted(ctx: &SyscallContext<'_>, deadline: std::time::Instant, rem: UserAddr) -> KResult<u64> {
+fn interrupted(
+    ctx: &SyscallContext<'_>,
+    deadline: std::time::Instant,
+    rem: UserAddr,
+) -> KResult<u64> {
     let left = deadline.saturating_duration_since(std::time::Instant::now());
     write_rem(ctx, rem, left)?;
-    *ctx.task.restart_deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some((deadline, rem.0));
+    *ctx.task
+        .restart_deadline
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some((deadline, rem.0));
     error!(ERESTART_RESTARTBLOCK)
 }
 
@@ -133,7 +149,13 @@ fn sys_nanosleep(ctx: &mut SyscallContext<'_>, req: UserAddr, rem: UserAddr) -> 
 }
 
 fn sys_restart_syscall(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    let Some((deadline, rem)) = ctx.task.restart_deadline.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+    let Some((deadline, rem)) = ctx
+        .task
+        .restart_deadline
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    else {
         return error!(EINTR);
     };
     match sleep_until(ctx, deadline) {
@@ -142,7 +164,13 @@ fn sys_restart_syscall(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
     }
 }
 
-fn sys_clock_nanosleep(ctx: &mut SyscallContext<'_>, clock: i32, flags: i32, req: UserAddr, rem: UserAddr) -> KResult<u64> {
+fn sys_clock_nanosleep(
+    ctx: &mut SyscallContext<'_>,
+    clock: i32,
+    flags: i32,
+    req: UserAddr,
+    rem: UserAddr,
+) -> KResult<u64> {
     const TIMER_ABSTIME: i32 = 1;
     if flags & !TIMER_ABSTIME != 0 {
         return error!(EINVAL);
@@ -191,7 +219,12 @@ pub fn uptime() -> Duration {
 
 fn sys_sysinfo(ctx: &mut SyscallContext<'_>, info: UserAddr) -> KResult<u64> {
     let k = crate::kernel();
-    let procs = k.tasks.lock().values().filter(|n| n.zombie.is_none()).count();
+    let procs = k
+        .tasks
+        .lock()
+        .values()
+        .filter(|n| n.zombie.is_none())
+        .count();
     let si = SysInfo {
         uptime: uptime().as_secs() as i64,
         // Load averages need run-queue accounting (the process-model issue).

@@ -80,7 +80,9 @@ const CPU_TIMER_TICK: Duration = Duration::from_millis(10);
 
 impl CpuTimer {
     fn used(&self) -> Duration {
-        let Some(g) = self.group.upgrade() else { return Duration::ZERO };
+        let Some(g) = self.group.upgrade() else {
+            return Duration::ZERO;
+        };
         let t = crate::task::usage::group_times(&g);
         if self.prof {
             t.user + t.sys
@@ -91,7 +93,10 @@ impl CpuTimer {
 
     fn get(&self) -> (Duration, Duration) {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let left = s.deadline.map(|d| d.saturating_sub(self.used()).max(Duration::from_micros(1))).unwrap_or_default();
+        let left = s
+            .deadline
+            .map(|d| d.saturating_sub(self.used()).max(Duration::from_micros(1)))
+            .unwrap_or_default();
         (left, s.interval)
     }
 
@@ -127,12 +132,30 @@ impl Expiry for CpuTimer {
                 false
             }
         };
-        let Some(g) = self.group.upgrade() else { return };
+        let Some(g) = self.group.upgrade() else {
+            return;
+        };
         if send {
             let signo = if self.prof { 27 } else { 26 };
-            signal::send_group(&g, Queued { signo, code: signal::SI_KERNEL, a: 0, b: 0, forced: false });
+            signal::send_group(
+                &g,
+                Queued {
+                    signo,
+                    code: signal::SI_KERNEL,
+                    a: 0,
+                    b: 0,
+                    forced: false,
+                },
+            );
         }
-        if self.state.lock().unwrap_or_else(|p| p.into_inner()).deadline.is_some() && !g.threads().is_empty() {
+        if self
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deadline
+            .is_some()
+            && !g.threads().is_empty()
+        {
             schedule(&self, Instant::now() + CPU_TIMER_TICK, generation);
         }
     }
@@ -142,7 +165,13 @@ fn cpu_timer(group: &Arc<ThreadGroup>, which: i32) -> Arc<CpuTimer> {
     let mut t = group.timers.lock().unwrap_or_else(|p| p.into_inner());
     let i = (which - 1) as usize;
     t.cpu[i]
-        .get_or_insert_with(|| Arc::new(CpuTimer { group: Arc::downgrade(group), prof: which == 2, state: Mutex::new(CpuTimerState::default()) }))
+        .get_or_insert_with(|| {
+            Arc::new(CpuTimer {
+                group: Arc::downgrade(group),
+                prof: which == 2,
+                state: Mutex::new(CpuTimerState::default()),
+            })
+        })
         .clone()
 }
 
@@ -166,8 +195,13 @@ struct Wheel {
 fn wheel() -> &'static Wheel {
     static W: OnceLock<&'static Wheel> = OnceLock::new();
     W.get_or_init(|| {
-        let w: &'static Wheel = Box::leak(Box::new(Wheel { heap: Mutex::new((BinaryHeap::new(), HashMap::new())), cv: Condvar::new() }));
-        let spawned = std::thread::Builder::new().name("timers".into()).spawn(move || run_wheel(w));
+        let w: &'static Wheel = Box::leak(Box::new(Wheel {
+            heap: Mutex::new((BinaryHeap::new(), HashMap::new())),
+            cv: Condvar::new(),
+        }));
+        let spawned = std::thread::Builder::new()
+            .name("timers".into())
+            .spawn(move || run_wheel(w));
         if let Err(e) = spawned {
             crate::log::warn(&format!("cannot start the timer thread: {e}"));
         }
@@ -198,7 +232,11 @@ fn run_wheel(w: &'static Wheel) {
             continue;
         }
         g = match g.0.peek().copied() {
-            Some(Reverse((at, _, _))) => w.cv.wait_timeout(g, at.saturating_duration_since(now)).unwrap_or_else(|p| p.into_inner()).0,
+            Some(Reverse((at, _, _))) => {
+                w.cv.wait_timeout(g, at.saturating_duration_since(now))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
             None => w.cv.wait(g).unwrap_or_else(|p| p.into_inner()),
         };
     }
@@ -238,8 +276,18 @@ fn fire(t: &Arc<Timer>, generation: u64) {
         let Some(g) = t.group.upgrade() else { return };
         // Still pending from the last expiry: count an overrun instead
         // (reported when the signal is taken, see on_dequeue).
-        let pending = g.sig().shared.iter().any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id)
-            || g.threads().iter().any(|th| th.signals.lock().pending.iter().any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id));
+        let pending = g
+            .sig()
+            .shared
+            .iter()
+            .any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id)
+            || g.threads().iter().any(|th| {
+                th.signals
+                    .lock()
+                    .pending
+                    .iter()
+                    .any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id)
+            });
         if pending {
             s.overrun = s.overrun.saturating_add(1);
             (false, 0)
@@ -254,11 +302,19 @@ fn fire(t: &Arc<Timer>, generation: u64) {
     let q = Queued {
         signo: t.signo,
         code: t.code,
-        a: if t.code == SI_TIMER { (t.id as u32 as u64) | ((overrun as u32 as u64) << 32) } else { 0 },
+        a: if t.code == SI_TIMER {
+            (t.id as u32 as u64) | ((overrun as u32 as u64) << 32)
+        } else {
+            0
+        },
         b: t.sigval,
         forced: false,
     };
-    match t.thread.and_then(|tid| crate::kernel().tasks.thread(tid)).filter(|th| Arc::ptr_eq(&th.group, &g)) {
+    match t
+        .thread
+        .and_then(|tid| crate::kernel().tasks.thread(tid))
+        .filter(|th| Arc::ptr_eq(&th.group, &g))
+    {
         Some(th) => signal::send_thread(&th, q),
         None => signal::send_group(&g, q),
     }
@@ -269,7 +325,12 @@ impl Timer {
     /// interval).
     fn set(self: &Arc<Timer>, value: Option<Instant>, interval: Duration) -> (Duration, Duration) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let old = (s.deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or_default(), s.interval);
+        let old = (
+            s.deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or_default(),
+            s.interval,
+        );
         s.generation += 1;
         s.deadline = value;
         s.interval = interval;
@@ -282,7 +343,15 @@ impl Timer {
 
     fn get(&self) -> (Duration, Duration) {
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        (s.deadline.map(|d| d.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1))).unwrap_or_default(), s.interval)
+        (
+            s.deadline
+                .map(|d| {
+                    d.saturating_duration_since(Instant::now())
+                        .max(Duration::from_nanos(1))
+                })
+                .unwrap_or_default(),
+            s.interval,
+        )
     }
 }
 
@@ -293,7 +362,13 @@ pub fn on_dequeue(group: &ThreadGroup, mut q: Queued) -> Queued {
         return q;
     }
     let id = q.a as u32 as i32;
-    let timer = group.timers.lock().unwrap_or_else(|p| p.into_inner()).posix.get(&id).cloned();
+    let timer = group
+        .timers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .posix
+        .get(&id)
+        .cloned();
     if let Some(t) = timer {
         let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
         let o = s.overrun;
@@ -328,7 +403,11 @@ fn real_timer(group: &Arc<ThreadGroup>) -> Arc<Timer> {
 pub fn exec_reset(group: &ThreadGroup) {
     let mut t = group.timers.lock().unwrap_or_else(|p| p.into_inner());
     for timer in t.posix.values() {
-        timer.state.lock().unwrap_or_else(|p| p.into_inner()).generation += 1;
+        timer
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .generation += 1;
     }
     t.posix.clear();
 }
@@ -379,7 +458,12 @@ fn timeval_pair(interval: Duration, value: Duration) -> [i64; 4] {
     [i[0], i[1], v[0], v[1]]
 }
 
-fn sys_setitimer(ctx: &mut SyscallContext<'_>, which: i32, new: UserAddr, old: UserAddr) -> KResult<u64> {
+fn sys_setitimer(
+    ctx: &mut SyscallContext<'_>,
+    which: i32,
+    new: UserAddr,
+    old: UserAddr,
+) -> KResult<u64> {
     if which == 1 || which == 2 {
         let t = cpu_timer(&ctx.task.group, which);
         let prev = if new.is_null() {
@@ -423,7 +507,12 @@ fn sys_getitimer(ctx: &mut SyscallContext<'_>, which: i32, cur: UserAddr) -> KRe
     Ok(0)
 }
 
-fn sys_timer_create(ctx: &mut SyscallContext<'_>, clock: i32, sev: UserAddr, id: UserAddr) -> KResult<u64> {
+fn sys_timer_create(
+    ctx: &mut SyscallContext<'_>,
+    clock: i32,
+    sev: UserAddr,
+    id: UserAddr,
+) -> KResult<u64> {
     if !matches!(clock, 0 | 1 | 7 | 8 | 9) {
         // CPU-time clocks for timers are not supported.
         return error!(EINVAL);
@@ -448,7 +537,10 @@ fn sys_timer_create(ctx: &mut SyscallContext<'_>, clock: i32, sev: UserAddr, id:
         _ => return error!(EINVAL),
     }
     let thread = if notify == SIGEV_THREAD_ID {
-        let t = crate::kernel().tasks.thread(tid).filter(|t| Arc::ptr_eq(&t.group, &ctx.task.group));
+        let t = crate::kernel()
+            .tasks
+            .thread(tid)
+            .filter(|t| Arc::ptr_eq(&t.group, &ctx.task.group));
         Some(t.ok_or(crate::errno!(EINVAL))?.tid())
     } else {
         None
@@ -479,22 +571,53 @@ fn sys_timer_create(ctx: &mut SyscallContext<'_>, clock: i32, sev: UserAddr, id:
         n
     };
     if let Err(e) = ctx.mm().write_val(id.0, &new_id) {
-        group.timers.lock().unwrap_or_else(|p| p.into_inner()).posix.remove(&new_id);
+        group
+            .timers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .posix
+            .remove(&new_id);
         return Err(e);
     }
     Ok(0)
 }
 
 fn timer_of(ctx: &SyscallContext<'_>, id: i32) -> KResult<Arc<Timer>> {
-    ctx.task.group.timers.lock().unwrap_or_else(|p| p.into_inner()).posix.get(&id).cloned().ok_or(crate::errno!(EINVAL))
+    ctx.task
+        .group
+        .timers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .posix
+        .get(&id)
+        .cloned()
+        .ok_or(crate::errno!(EINVAL))
 }
 
-fn write_itimerspec(ctx: &SyscallContext<'_>, at: UserAddr, v: (Duration, Duration)) -> KResult<()> {
+fn write_itimerspec(
+    ctx: &SyscallContext<'_>,
+    at: UserAddr,
+    v: (Duration, Duration),
+) -> KResult<()> {
     let (left, interval) = v;
-    ctx.mm().write_val(at.0, &[interval.as_secs() as i64, interval.subsec_nanos() as i64, left.as_secs() as i64, left.subsec_nanos() as i64])
+    ctx.mm().write_val(
+        at.0,
+        &[
+            interval.as_secs() as i64,
+            interval.subsec_nanos() as i64,
+            left.as_secs() as i64,
+            left.subsec_nanos() as i64,
+        ],
+    )
 }
 
-fn sys_timer_settime(ctx: &mut SyscallContext<'_>, id: i32, flags: i32, new: UserAddr, old: UserAddr) -> KResult<u64> {
+fn sys_timer_settime(
+    ctx: &mut SyscallContext<'_>,
+    id: i32,
+    flags: i32,
+    new: UserAddr,
+    old: UserAddr,
+) -> KResult<u64> {
     let t = timer_of(ctx, id)?;
     let v: [i64; 4] = ctx.mm().read_val(new.0)?;
     for (s, ns) in [(v[0], v[1]), (v[2], v[3])] {
@@ -528,12 +651,24 @@ fn sys_timer_gettime(ctx: &mut SyscallContext<'_>, id: i32, cur: UserAddr) -> KR
 
 fn sys_timer_getoverrun(ctx: &mut SyscallContext<'_>, id: i32) -> KResult<u64> {
     let t = timer_of(ctx, id)?;
-    let o = t.state.lock().unwrap_or_else(|p| p.into_inner()).last_overrun;
+    let o = t
+        .state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .last_overrun;
     Ok(o.max(0) as u64)
 }
 
 fn sys_timer_delete(ctx: &mut SyscallContext<'_>, id: i32) -> KResult<u64> {
-    let t = ctx.task.group.timers.lock().unwrap_or_else(|p| p.into_inner()).posix.remove(&id).ok_or(crate::errno!(EINVAL))?;
+    let t = ctx
+        .task
+        .group
+        .timers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .posix
+        .remove(&id)
+        .ok_or(crate::errno!(EINVAL))?;
     t.state.lock().unwrap_or_else(|p| p.into_inner()).generation += 1;
     Ok(0)
 }
