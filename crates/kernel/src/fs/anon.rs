@@ -440,23 +440,8 @@ fn sys_timerfd_settime(
         return error!(EINVAL);
     }
     let (_f, t) = timerfd_of(ctx, fd)?;
-    let v: [i64; 4] = ctx.mm().read_val(new.0)?;
-    for (s, ns) in [(v[0], v[1]), (v[2], v[3])] {
-        if s < 0 || !(0..1_000_000_000).contains(&ns) {
-            return error!(EINVAL);
-        }
-    }
-    let interval = Duration::new(v[0] as u64, v[1] as u32);
-    let value = Duration::new(v[2] as u64, v[3] as u32);
-    let at = if value.is_zero() {
-        None
-    } else if flags & TFD_TIMER_ABSTIME != 0 {
-        let (s, n) = ruml_host::clock::gettime(t.clock).map_err(|_| crate::errno!(EINVAL))?;
-        let now = Duration::new(s.max(0) as u64, n as u32);
-        Some(Instant::now() + value.saturating_sub(now))
-    } else {
-        Some(Instant::now() + value)
-    };
+    let (interval, at) =
+        crate::time::timers::read_itimerspec(ctx, new, flags & TFD_TIMER_ABSTIME != 0, t.clock)?;
     let (prev_left, prev_interval, generation) = {
         let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
         let prev = (

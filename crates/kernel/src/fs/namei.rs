@@ -125,67 +125,7 @@ impl Walker<'_> {
     /// follow a symlink in the final component (a trailing slash always
     /// does).
     pub fn walk(&self, start: &Path, path: &[u8], follow: bool) -> KResult<Path> {
-        if path.is_empty() {
-            return error!(ENOENT);
-        }
-        if path.len() >= PATH_MAX {
-            return error!(ENAMETOOLONG);
-        }
-        let (abs, comps) = split(path);
-        let mut cur = if abs {
-            self.root.clone()
-        } else {
-            start.clone()
-        };
-        let mut queue: VecDeque<Comp> = comps.into();
-        let mut links = 0usize;
-        let mut must_be_dir = path.last() == Some(&b'/');
-        while let Some(c) = queue.pop_front() {
-            let last = queue.is_empty();
-            if last {
-                must_be_dir = c.slash;
-            }
-            let child = self.lookup_one(&cur, &c.name)?;
-            let is_link = child.inode().file_type() == FileType::Symlink;
-            if !is_link || (last && !follow && !c.slash) {
-                cur = child;
-                continue;
-            }
-            links += 1;
-            if links > MAX_SYMLINKS {
-                return error!(ELOOP);
-            }
-            match child.inode().get_link(&self.caller)? {
-                Link::Jump(p) => {
-                    cur = p;
-                }
-                Link::Text(target) => {
-                    if target.is_empty() {
-                        return error!(ENOENT);
-                    }
-                    if target.len() >= PATH_MAX {
-                        return error!(ENAMETOOLONG);
-                    }
-                    let (tabs, mut tcomps) = split(&target);
-                    if tabs {
-                        cur = self.root.clone();
-                    }
-                    if let Some(l) = tcomps.last_mut() {
-                        l.slash |= c.slash;
-                    } else if last {
-                        // The target is "/" (or "//"): we are at a directory.
-                        must_be_dir = false;
-                    }
-                    for tc in tcomps.into_iter().rev() {
-                        queue.push_front(tc);
-                    }
-                }
-            }
-        }
-        if must_be_dir && cur.inode().file_type() != FileType::Directory {
-            return error!(ENOTDIR);
-        }
-        Ok(cur)
+        self.walk_resolve(start, path, follow, 0)
     }
 
     /// openat2's walk: as [`Walker::walk`] with RESOLVE_* restrictions

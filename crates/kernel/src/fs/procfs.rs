@@ -782,6 +782,19 @@ fn mount_lines(task: &Task, info: bool) -> String {
     s
 }
 
+/// The masks of ignored and caught signals (SigIgn, SigCgt).
+fn ignored_and_caught(gs: &crate::signal::GroupSignals) -> (u64, u64) {
+    let (mut ign, mut cat) = (0u64, 0u64);
+    for (i, a) in gs.actions.iter().enumerate() {
+        match a.handler {
+            0 => {}
+            1 => ign |= 1 << i,
+            _ => cat |= 1 << i,
+        }
+    }
+    (ign, cat)
+}
+
 fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
     let k = || crate::kernel();
     let task_of = |pid: i32| leader(pid).ok_or(crate::errno!(ESRCH));
@@ -801,19 +814,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
                 let s = t.signals.lock();
                 (s.blocked, s.pending.iter().fold(0u64, |m, q| m | crate::signal::bit(q.signo)))
             };
-            let (ign, cat) = {
-                let gs = g.sig();
-                let mut ign = 0u64;
-                let mut cat = 0u64;
-                for (i, a) in gs.actions.iter().enumerate() {
-                    match a.handler {
-                        0 => {}
-                        1 => ign |= 1 << i,
-                        _ => cat |= 1 << i,
-                    }
-                }
-                (ign, cat)
-            };
+            let (ign, cat) = ignored_and_caught(&g.sig());
             let nice = g.sig().nice;
             format!(
                 "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 {} {} {} {} {} {} {} 0 {} {} {} 18446744073709551615 {} {} {} 0 0 {} {} {} {} 0 0 0 17 0 0 0 0 0 0 {} {} {} {} {} {} {} 0\n",
@@ -837,15 +838,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let (shd, ign, cat, nnp) = {
                 let gs = g.sig();
                 let shd = gs.shared.iter().fold(0u64, |m, q| m | crate::signal::bit(q.signo));
-                let mut ign = 0u64;
-                let mut cat = 0u64;
-                for (i, a) in gs.actions.iter().enumerate() {
-                    match a.handler {
-                        0 => {}
-                        1 => ign |= 1 << i,
-                        _ => cat |= 1 << i,
-                    }
-                }
+                let (ign, cat) = ignored_and_caught(&gs);
                 (shd, ign, cat, gs.no_new_privs)
             };
             let umask = t.fs().umask();

@@ -582,6 +582,35 @@ fn sys_timer_create(
     Ok(0)
 }
 
+/// Reads a `struct itimerspec` for timer_settime/timerfd_settime: the
+/// interval, and the deadline (None: disarm), absolute on `clock` if
+/// `absolute`.
+pub fn read_itimerspec(
+    ctx: &SyscallContext<'_>,
+    at: UserAddr,
+    absolute: bool,
+    clock: i32,
+) -> KResult<(Duration, Option<Instant>)> {
+    let v: [i64; 4] = ctx.mm().read_val(at.0)?;
+    for (s, ns) in [(v[0], v[1]), (v[2], v[3])] {
+        if s < 0 || !(0..1_000_000_000).contains(&ns) {
+            return error!(EINVAL);
+        }
+    }
+    let interval = Duration::new(v[0] as u64, v[1] as u32);
+    let value = Duration::new(v[2] as u64, v[3] as u32);
+    let deadline = if value.is_zero() {
+        None
+    } else if absolute {
+        let (s, n) = ruml_host::clock::gettime(clock).map_err(|_| crate::errno!(EINVAL))?;
+        let now = Duration::new(s.max(0) as u64, n as u32);
+        Some(Instant::now() + value.saturating_sub(now))
+    } else {
+        Some(Instant::now() + value)
+    };
+    Ok((interval, deadline))
+}
+
 fn timer_of(ctx: &SyscallContext<'_>, id: i32) -> KResult<Arc<Timer>> {
     ctx.task
         .group
@@ -619,23 +648,7 @@ fn sys_timer_settime(
     old: UserAddr,
 ) -> KResult<u64> {
     let t = timer_of(ctx, id)?;
-    let v: [i64; 4] = ctx.mm().read_val(new.0)?;
-    for (s, ns) in [(v[0], v[1]), (v[2], v[3])] {
-        if s < 0 || !(0..1_000_000_000).contains(&ns) {
-            return error!(EINVAL);
-        }
-    }
-    let interval = Duration::new(v[0] as u64, v[1] as u32);
-    let value = Duration::new(v[2] as u64, v[3] as u32);
-    let at = if value.is_zero() {
-        None
-    } else if flags & TIMER_ABSTIME != 0 {
-        let (s, n) = ruml_host::clock::gettime(t.clock).map_err(|_| crate::errno!(EINVAL))?;
-        let now = Duration::new(s.max(0) as u64, n as u32);
-        Some(Instant::now() + value.saturating_sub(now))
-    } else {
-        Some(Instant::now() + value)
-    };
+    let (interval, at) = read_itimerspec(ctx, new, flags & TIMER_ABSTIME != 0, t.clock)?;
     let prev = t.set(at, interval);
     if !old.is_null() {
         write_itimerspec(ctx, old, prev)?;
