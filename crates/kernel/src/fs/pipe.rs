@@ -33,6 +33,12 @@ struct State {
     writers: usize,
     /// Capacity in bytes (F_SETPIPE_SZ); 0 means the default PIPE_SIZE.
     cap: usize,
+    /// How many read / write ends were ever opened (Linux's r_counter and
+    /// w_counter). A blocking FIFO open waits for the partner's counter to
+    /// move, not for a partner to be open *now*: a writer that opens,
+    /// writes and closes before the reader runs again still releases it.
+    read_opens: u64,
+    write_opens: u64,
 }
 
 impl State {
@@ -55,6 +61,20 @@ pub struct Pipe {
 }
 
 impl Pipe {
+    fn new() -> Arc<Pipe> {
+        Arc::new(Pipe {
+            state: Mutex::new(State {
+                buf: VecDeque::new(),
+                readers: 0,
+                writers: 0,
+                cap: 0,
+                read_opens: 0,
+                write_opens: 0,
+            }),
+            waiters: Waiters::new(),
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -166,14 +186,19 @@ pub struct PipeEnd {
 
 impl PipeEnd {
     fn new(pipe: &Arc<Pipe>, read: bool, write: bool) -> Arc<PipeEnd> {
-        {
-            let mut st = pipe.lock();
-            if read {
-                st.readers += 1;
-            }
-            if write {
-                st.writers += 1;
-            }
+        PipeEnd::attach(pipe, &mut pipe.lock(), read, write)
+    }
+
+    /// Counts a new end in `st` (the locked state of `pipe`), so that a
+    /// caller can look at the partner counts in the same critical section.
+    fn attach(pipe: &Arc<Pipe>, st: &mut State, read: bool, write: bool) -> Arc<PipeEnd> {
+        if read {
+            st.readers += 1;
+            st.read_opens += 1;
+        }
+        if write {
+            st.writers += 1;
+            st.write_opens += 1;
         }
         Arc::new(PipeEnd {
             pipe: pipe.clone(),
@@ -331,15 +356,7 @@ fn now() -> (i64, u32) {
 pub fn new_pipe(flags: u32) -> (FileRef, FileRef) {
     static NEXT_INO: AtomicU64 = AtomicU64::new(1000);
     let (mnt, dev) = pipefs();
-    let pipe = Arc::new(Pipe {
-        state: Mutex::new(State {
-            buf: VecDeque::new(),
-            readers: 0,
-            writers: 0,
-            cap: 0,
-        }),
-        waiters: Waiters::new(),
-    });
+    let pipe = Pipe::new();
     let ino = NEXT_INO.fetch_add(1, Ordering::Relaxed);
     let inode = Arc::new(PipeInode {
         pipe: pipe.clone(),
@@ -383,15 +400,7 @@ pub fn open_fifo(key: InodeKey, flags: u32, caller: &Caller<'_>) -> KResult<Arc<
         match m.get(&key).and_then(|w| w.upgrade()) {
             Some(p) => p,
             None => {
-                let p = Arc::new(Pipe {
-                    state: Mutex::new(State {
-                        buf: VecDeque::new(),
-                        readers: 0,
-                        writers: 0,
-                        cap: 0,
-                    }),
-                    waiters: Waiters::new(),
-                });
+                let p = Pipe::new();
                 m.insert(key, Arc::downgrade(&p));
                 p
             }
@@ -403,23 +412,27 @@ pub fn open_fifo(key: InodeKey, flags: u32, caller: &Caller<'_>) -> KResult<Arc<
         O_WRONLY => (false, true),
         _ => (true, true),
     };
-    if write && !read && nonblock && pipe.lock().readers == 0 {
-        return error!(ENXIO);
-    }
-    let end = PipeEnd::new(&pipe, read, write);
+    let partner_opens = |st: &State| if read { st.write_opens } else { st.read_opens };
+    // Attach our end and look at the partner in one critical section: a
+    // partner that opens, works and closes right after must still count.
+    let (end, seen) = {
+        let mut st = pipe.lock();
+        if write && !read && nonblock && st.readers == 0 {
+            return error!(ENXIO);
+        }
+        let end = PipeEnd::attach(&pipe, &mut st, read, write);
+        let partners = if read { st.writers } else { st.readers };
+        let must_wait = read != write && !nonblock && partners == 0;
+        (end, must_wait.then(|| partner_opens(&st)))
+    };
     pipe.waiters.wake_all();
-    if read != write && !nonblock {
+    if let Some(seen) = seen {
         let task = caller
             .task
             .and_then(|t| crate::kernel().tasks.thread(t.tid()));
-        let r = pipe.waiters.wait(task.as_ref(), None, || {
-            let st = pipe.lock();
-            if read {
-                st.writers > 0
-            } else {
-                st.readers > 0
-            }
-        });
+        let r = pipe
+            .waiters
+            .wait(task.as_ref(), None, || partner_opens(&pipe.lock()) != seen);
         if let Err(e) = r {
             return Err(if e == crate::errno::Errno::ERESTARTSYS {
                 crate::errno::Errno::EINTR
