@@ -13,10 +13,19 @@ use common::{
     TempDir,
 };
 
+/// Runs `script` under ruml's sh. `$S` is a scratch directory of the
+/// guest's own under /tmp: the overlay shows the host's /tmp, so a fixed
+/// name there could already be taken on the host.
 fn sh(params: &[&str], script: &str) -> Output {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let full = format!(
+        "S=/tmp/ruml-scratch-{}-{n}; mkdir $S 2>/dev/null; {script}",
+        std::process::id()
+    );
     let mut args: Vec<&str> = vec!["quiet"];
     args.extend_from_slice(params);
-    args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
+    args.extend_from_slice(&["--", "/bin/sh", "-c", &full]);
     run_ruml_raw(&args, &test_env())
 }
 
@@ -29,7 +38,7 @@ fn overlay_root_is_a_private_sandbox() {
                   rm /bin/ls; /bin/ls / >/dev/null 2>&1 || echo ls-gone; \
                   test -e /bin/ls || echo no-bin-ls; \
                   mkdir -p /usr/local/ruml-new/a && echo new > /usr/local/ruml-new/a/f && cat /usr/local/ruml-new/a/f; \
-                  cp /bin/cat /tmp/c && chmod 755 /tmp/c && /tmp/c /etc/passwd";
+                  cp /bin/cat $S/c && chmod 755 $S/c && $S/c /etc/passwd";
     let out = sh(&[], script);
     assert_eq!(out.code(), 0, "{out}");
     assert_eq!(
@@ -56,7 +65,7 @@ fn overlay_whiteouts_and_opaque_directories() {
                   ls /etc | grep -cx default; \
                   mkdir /etc/default && ls -A /etc/default | wc -l; \
                   echo a > /etc/hostname.new && mv /etc/hostname.new /etc/ruml-x && cat /etc/ruml-x; \
-                  ln /etc/passwd /tmp/pw && test /etc/passwd -ef /tmp/pw && echo linked";
+                  ln /etc/passwd $S/pw && test /etc/passwd -ef $S/pw && echo linked";
     if !Path::new("/etc/default").is_dir() {
         return;
     }
@@ -73,9 +82,9 @@ fn overlay_whiteouts_and_opaque_directories() {
 #[test]
 fn programs_run_from_tmp_and_see_rewrites() {
     // exec maps the file's pages: a rewritten program must run anew.
-    let script = "cp /bin/true /tmp/p && /tmp/p && echo one; \
-                  cp /bin/false /tmp/p; /tmp/p; echo $?; \
-                  cat /bin/true > /tmp/p; /tmp/p; echo $?";
+    let script = "cp /bin/true $S/p && $S/p && echo one; \
+                  cp /bin/false $S/p; $S/p; echo $?; \
+                  cat /bin/true > $S/p; $S/p; echo $?";
     let out = sh(&[], script);
     assert_eq!(out.stdout_lines(), vec!["one", "1", "0"], "{out}");
 }
@@ -119,16 +128,16 @@ fn tmpfs_ops_dynamic() {
 
 #[test]
 fn tmpfs_mounts_remounts_and_umount() {
-    let script = "mkdir /tmp/m && mount -t tmpfs -o size=64k,mode=700 none /tmp/m && stat -c %a /tmp/m; \
-                  dd if=/dev/zero of=/tmp/m/f bs=4k count=100 2>/dev/null || echo enospc; \
-                  stat -c %s /tmp/m/f; \
-                  cd /tmp/m && umount /tmp/m 2>/dev/null || echo busy; cd /; \
-                  mount -o remount,ro /tmp/m && (touch /tmp/m/g 2>/dev/null || echo rofs); \
-                  umount /tmp/m && test ! -e /tmp/m/f && echo unmounted; \
-                  mount -t nosuchfs none /tmp/m 2>/dev/null || echo enodev; \
+    let script = "mkdir $S/m && mount -t tmpfs -o size=64k,mode=700 none $S/m && stat -c %a $S/m; \
+                  dd if=/dev/zero of=$S/m/f bs=4k count=100 2>/dev/null || echo enospc; \
+                  stat -c %s $S/m/f; \
+                  cd $S/m && umount $S/m 2>/dev/null || echo busy; cd /; \
+                  mount -o remount,ro $S/m && (touch $S/m/g 2>/dev/null || echo rofs); \
+                  umount $S/m && test ! -e $S/m/f && echo unmounted; \
+                  mount -t nosuchfs none $S/m 2>/dev/null || echo enodev; \
                   umount /tmp 2>/dev/null || echo einval; \
-                  mount -t proc proc /tmp/m && test -e /tmp/m/self/stat && echo proc; umount /tmp/m; \
-                  mount --bind /etc /tmp/m && test -e /tmp/m/passwd && echo bind; umount /tmp/m; \
+                  mount -t proc proc $S/m && test -e $S/m/self/stat && echo proc; umount $S/m; \
+                  mount --bind /etc $S/m && test -e $S/m/passwd && echo bind; umount $S/m; \
                   grep -c ' /dev/shm tmpfs' /proc/mounts";
     let out = sh(&[], script);
     let lines = out.stdout_lines();
@@ -160,7 +169,7 @@ fn hostfs_mounts_write_through() {
     let script = format!(
         "cd /mnt/boot && echo hello > new && mkdir d && mv new d/moved && ln d/moved hard && ln -s old sym && \
          chmod 640 hard && truncate -s 3 old && touch -d 2001-02-03 old && rm -f gone; echo $?; \
-         mkdir /tmp/h && mount -t hostfs -o {} none /tmp/h && echo inguest > /tmp/h/g && rmdir /tmp/h/d 2>/dev/null || echo notempty",
+         mkdir $S/h && mount -t hostfs -o {} none $S/h && echo inguest > $S/h/g && rmdir $S/h/d 2>/dev/null || echo notempty",
         dir.path().display()
     );
     let out = sh(&[&boot_mount], &script);
@@ -274,7 +283,8 @@ fn permissions_after_dropping_root() {
     let native = common::run_native(&guest.path, &[dir.path().as_os_str()], &env);
     assert_eq!(native.code(), 0, "native run failed:\n{native}");
     let script = format!(
-        "mkdir -p /tmp/dac && exec {} /tmp/dac",
+        "d=/tmp/ruml-dac-{}; mkdir $d && exec {} $d",
+        std::process::id(),
         guest.path.display()
     );
     let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
@@ -290,7 +300,11 @@ fn openat2_resolve_flags() {
     let dir = common::TempDir::new("openat2");
     let native = common::run_native(&guest.path, &[dir.path().as_os_str()], &env);
     assert_eq!(native.code(), 0, "native run failed:\n{native}");
-    let script = format!("mkdir -p /tmp/o2 && exec {} /tmp/o2", guest.path.display());
+    let script = format!(
+        "d=/tmp/ruml-openat2-{}; mkdir $d && exec {} $d",
+        std::process::id(),
+        guest.path.display()
+    );
     let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
     common::assert_same(&native, &ruml);
 }
@@ -299,6 +313,12 @@ fn openat2_resolve_flags() {
 /// secret outside the guest's root, again and again, while the guest keeps
 /// walking through it: the guest sees the real file or an error, never the
 /// secret (host operations refuse symlinks beneath the mount's root).
+///
+/// Both halves are proven on any machine: the racer holds each state (real
+/// directory, symlink) for a while, and the guest keeps trying until it has
+/// seen the real file *and* an error, so a slow or busy machine only makes
+/// the run longer (the attempt budget is far beyond what a quiet machine
+/// needs). The "never outside" assertion covers every attempt.
 #[test]
 fn swapped_directory_never_leads_outside() {
     let base = TempDir::new("swap");
@@ -318,8 +338,10 @@ fn swapped_directory_never_leads_outside() {
     let racer = {
         let (share, outside, stop) = (share.clone(), outside.clone(), stop.clone());
         std::thread::spawn(move || {
+            let hold = std::time::Duration::from_micros(300);
             let mut swaps = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(hold);
                 let _ = std::fs::rename(share.join("d"), share.join("d.real"));
                 // Both an absolute and a relative way out.
                 let target = if swaps.is_multiple_of(2) {
@@ -328,7 +350,7 @@ fn swapped_directory_never_leads_outside() {
                     PathBuf::from("../outside")
                 };
                 let _ = symlink(&target, share.join("d"));
-                std::thread::yield_now();
+                std::thread::sleep(hold);
                 let _ = std::fs::remove_file(share.join("d"));
                 let _ = std::fs::rename(share.join("d.real"), share.join("d"));
                 swaps += 1;
@@ -339,18 +361,27 @@ fn swapped_directory_never_leads_outside() {
     let env = test_env();
     let root_param = format!("root={}", root.display());
     let mount = format!("mount={}:/m", share.display());
-    let mut args: Vec<&str> = vec!["quiet", &root_param, &mount, "--", "/esc"];
-    args.extend(std::iter::repeat_n("/m/d/secret", 400));
+    let args = [
+        "quiet",
+        &root_param,
+        &mount,
+        "--",
+        "/esc",
+        "race:1000000:/m/d/secret",
+    ];
     let out = run_ruml_raw(&args, &env);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let swaps = racer.join().unwrap();
-    assert!(swaps > 10, "the racer hardly ran ({swaps} swaps)");
     assert!(
         !out.stdout.contains("host secret"),
         "the guest read outside its root:\n{out}"
     );
     assert!(
-        out.stdout.contains("inner"),
-        "the guest never saw the real file:\n{out}"
+        out.stdout.contains("read /m/d/secret: [inner]"),
+        "the guest never saw the real file ({swaps} swaps):\n{out}"
+    );
+    assert!(
+        out.stdout.contains("open /m/d/secret: E"),
+        "the guest never saw the swapped state ({swaps} swaps):\n{out}"
     );
 }
