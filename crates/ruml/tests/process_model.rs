@@ -202,39 +202,41 @@ fn futex_ops_static() {
 
 // --- 13. CPU time of parallel threads ---------------------------------------
 
-/// Not differential only: besides agreeing with the native run, ruml's own
-/// run must show two threads' worth of CPU time in one second of wall time
-/// (guest threads run in parallel on the host's cores and are accounted).
+/// Guest threads run in parallel on the host's cores and both are
+/// accounted. The cpu/wall ratio depends on what else the host runs, so it
+/// is compared with the host's own ratio for the same program measured
+/// right before, in the same test: ruml passes a round when it reaches 1.3
+/// (clearly parallel) or three quarters of the native ratio (as parallel as
+/// this host allows just now). A busy machine needs more rounds, not luck.
+/// The clocks must agree in every ruml run, busy or not.
 #[test]
 fn cpu_time_static() {
     let _g = exclusive();
     let guest = common::build_guest("cpu_time", Flavour::Static);
     let env = common::test_env();
     let none: &[&str] = &[];
-    // The check needs the host's two cores free for a second. On a busy
-    // host even the native run falls short; then nothing can be concluded
-    // and the test says so instead of failing. When the host shows it can,
-    // ruml must too.
-    let mut host_could = false;
-    for _ in 0..3 {
+    let ratio = |out: &Output| -> f64 {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("cpu/wall: "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no cpu/wall line:\n{out}"))
+    };
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let native = common::run_native(&guest.path, none, &env);
+        assert_eq!(native.code(), 0, "{native}");
         let ruml = common::run_ruml(&guest.path, none, &env);
-        if ruml.stdout.contains("cpu > wall: yes") {
-            assert_has(&ruml, "rusage and process clock agree: yes");
-            assert_has(&ruml, "thread clocks and RUSAGE_THREAD agree: yes");
+        assert_eq!(ruml.code(), 0, "{ruml}");
+        assert_has(&ruml, "rusage and process clock agree: yes");
+        assert_has(&ruml, "thread clocks and RUSAGE_THREAD agree: yes");
+        let (n, r) = (ratio(&native), ratio(&ruml));
+        if r >= 1.3 || r >= 0.75 * n {
             return;
         }
-        let native = common::run_native(&guest.path, none, &env);
-        if native.stdout.contains("cpu > wall: yes") {
-            host_could = true;
-        }
+        seen.push((n, r));
     }
-    assert!(
-        !host_could,
-        "the host ran two threads in parallel, ruml did not (see the runs above)"
-    );
-    eprintln!(
-        "cpu_time_static: inconclusive: the host itself is too busy to run two threads in parallel"
-    );
+    panic!("ruml's cpu/wall stayed below the host's in every round (native, ruml): {seen:?}");
 }
 
 // --- 14. exit statuses ------------------------------------------------------
