@@ -222,6 +222,7 @@ pub fn exec_file(
         .copied()
         .collect();
     *task.comm.lock().unwrap_or_else(|p| p.into_inner()) = comm;
+    task.group.set_dumpable(true);
     *task.exe.lock().unwrap_or_else(|p| p.into_inner()) = Some(file.path.clone());
     if let Some(tx) = task
         .vfork_done
@@ -577,12 +578,14 @@ fn build_stack(
     v.push(0);
     v.extend(&env_ptrs);
     v.push(0);
-    for (k, val) in auxv {
+    for &(k, val) in &auxv {
         v.push(k);
         v.push(val);
     }
+    let auxv_at = sp + 8 * (words - auxv.len() * 2) as u64;
     let bytes: Vec<u8> = v.iter().flat_map(|w| w.to_le_bytes()).collect();
     mm.write_bytes(sp, &bytes)?;
     mm.set_arg_env((arg_start, arg_end), (env_start, env_end));
+    mm.set_auxv_range((auxv_at, sp + bytes.len() as u64));
     Ok(sp)
 }

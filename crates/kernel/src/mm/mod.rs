@@ -73,6 +73,17 @@ struct Pte {
     cow: bool,
 }
 
+/// An area as a core dump sees it; see [`Mm::dump_areas`].
+pub struct DumpArea {
+    pub start: u64,
+    pub end: u64,
+    pub prot: u32,
+    /// Whether the dump holds the area's pages.
+    pub contents: bool,
+    /// The mapped file and the page offset into it.
+    pub file: Option<(crate::fs::FileRef, u64)>,
+}
+
 /// Sizes of an address space, for /proc.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MmStats {
@@ -111,6 +122,8 @@ struct MmInner {
     /// Where argv and envp strings start and end (for /proc/PID/cmdline).
     pub arg_range: (u64, u64),
     pub env_range: (u64, u64),
+    /// Where exec put the auxiliary vector on the initial stack.
+    auxv_range: (u64, u64),
 }
 
 /// A guest address space. See the module documentation.
@@ -157,6 +170,7 @@ impl Mm {
                 mmap_base,
                 arg_range: (0, 0),
                 env_range: (0, 0),
+                auxv_range: (0, 0),
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
@@ -254,6 +268,7 @@ impl Mm {
                 mmap_base: p.mmap_base,
                 arg_range: p.arg_range,
                 env_range: p.env_range,
+                auxv_range: p.auxv_range,
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
@@ -271,6 +286,78 @@ impl Mm {
     pub fn arg_env(&self) -> ((u64, u64), (u64, u64)) {
         let m = self.lock();
         (m.arg_range, m.env_range)
+    }
+
+    /// Records where exec put the auxiliary vector (`[start, end)`).
+    pub fn set_auxv_range(&self, range: (u64, u64)) {
+        self.lock().auxv_range = range;
+    }
+
+    /// The auxiliary vector as the process's stack holds it now.
+    pub fn auxv(&self) -> Vec<u8> {
+        let (start, end) = self.lock().auxv_range;
+        let mut b = vec![0u8; end.saturating_sub(start) as usize];
+        match self.read_bytes(start, &mut b) {
+            Ok(()) => b,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The areas a core dump describes, in address order: each with
+    /// whether its contents go into the dump (Linux's default
+    /// coredump_filter: anonymous and written-to private memory, not the
+    /// pages of files mapped read-only, which the debugger reads from the
+    /// files themselves) and its file, if any, with the page offset.
+    pub fn dump_areas(&self) -> Vec<DumpArea> {
+        let m = self.lock();
+        m.vmas
+            .iter()
+            .map(|v| {
+                let file = match &v.backing {
+                    Backing::File { file, pgoff, .. } => Some((file.clone(), *pgoff)),
+                    Backing::Anon => None,
+                };
+                let readable = v.prot & PROT_READ != 0;
+                let contents = readable && (file.is_none() || v.prot & PROT_WRITE != 0);
+                DumpArea {
+                    start: v.start,
+                    end: v.end,
+                    prot: v.prot,
+                    contents,
+                    file,
+                }
+            })
+            .collect()
+    }
+
+    /// One page of an area for a core dump: what the process has there now,
+    /// without allocating for pages it never touched (zeros for anonymous
+    /// memory). EFAULT where the area is gone or unreadable.
+    pub fn read_page_for_dump(&self, addr: u64, buf: &mut [u8]) -> KResult<()> {
+        let mut m = self.lock();
+        let vpn = addr / PAGE;
+        let off = (addr % PAGE) as usize;
+        let n = buf.len().min(PAGE as usize - off);
+        if let Some(pte) = m.ptes.get(&vpn) {
+            self.phys.read(pte.pfn, off, &mut buf[..n]);
+            return Ok(());
+        }
+        match m
+            .vmas
+            .find(addr)
+            .map(|v| matches!(v.backing, Backing::Anon))
+        {
+            None => error!(EFAULT),
+            Some(true) => {
+                buf[..n].fill(0);
+                Ok(())
+            }
+            Some(false) => {
+                let pfn = self.touch(&mut m, addr, Access::Read)?;
+                self.phys.read(pfn, off, &mut buf[..n]);
+                Ok(())
+            }
+        }
     }
 
     /// Sets up the heap after exec.

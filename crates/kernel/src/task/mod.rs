@@ -11,6 +11,7 @@
 //! are rare next to system calls, and one lock keeps them free of
 //! lock-order problems. Lock order: tree → group signals → task signals.
 
+pub mod coredump;
 pub mod creds;
 pub mod exit;
 pub mod futex;
@@ -63,6 +64,9 @@ pub struct ThreadGroup {
     pub started: std::time::Duration,
     /// User and group ids.
     pub creds: Mutex<creds::Creds>,
+    /// PR_SET_DUMPABLE: whether a fatal signal may write a core file (and
+    /// who may ptrace the process). Set again by every exec.
+    dumpable: std::sync::atomic::AtomicBool,
 }
 
 impl ThreadGroup {
@@ -76,7 +80,17 @@ impl ThreadGroup {
             timers: Mutex::new(Default::default()),
             started: crate::log::since_boot(),
             creds: Mutex::new(Default::default()),
+            dumpable: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    pub fn dumpable(&self) -> bool {
+        self.dumpable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_dumpable(&self, on: bool) {
+        self.dumpable
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A resource limit: [soft, hard].

@@ -934,8 +934,11 @@ fn sys_prctl(
             ctx.mm().write_bytes(a2, &b)?;
             Ok(0)
         }
-        PR_GET_DUMPABLE => Ok(1),
-        PR_SET_DUMPABLE if a2 <= 1 => Ok(0),
+        PR_GET_DUMPABLE => Ok(ctx.task.group.dumpable() as u64),
+        PR_SET_DUMPABLE if a2 <= 1 => {
+            ctx.task.group.set_dumpable(a2 == 1);
+            Ok(0)
+        }
         PR_SET_PDEATHSIG => {
             if a2 > 64 {
                 return error!(EINVAL);
