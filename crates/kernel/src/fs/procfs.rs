@@ -97,6 +97,7 @@ enum Gen {
     Cmdline(i32),
     Comm(i32, i32),
     Environ(i32),
+    Auxv(i32),
     Maps(i32),
     Smaps(i32),
     Limits(i32),
@@ -278,6 +279,7 @@ struct PidDir {
 }
 
 const PID_FILES: &[(&str, u64)] = &[
+    ("auxv", 29),
     ("cgroup", 30),
     ("cmdline", 31),
     ("comm", 32),
@@ -352,6 +354,7 @@ impl Inode for PidDir {
             b"root" => link(4, What::Root),
             b"exe" => link(5, What::Exe),
             b"task" if self.tid.is_none() => Ok(Arc::new(TaskDir { meta: ino(7), pid })),
+            b"auxv" => file(29, Gen::Auxv(pid), 0o400),
             b"cgroup" => file(30, Gen::Cgroup, 0o444),
             b"cmdline" => file(31, Gen::Cmdline(pid), 0o444),
             b"comm" => file(32, Gen::Comm(pid, tid), 0o644),
@@ -880,6 +883,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let t = task_of(pid)?;
             return Ok(read_guest_range(&t, t.mm().stats().arg));
         }
+        Gen::Auxv(pid) => return Ok(task_of(pid)?.mm().auxv()),
         Gen::Environ(pid) => {
             let t = task_of(pid)?;
             return Ok(read_guest_range(&t, t.mm().stats().env));
