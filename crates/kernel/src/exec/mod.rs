@@ -517,6 +517,7 @@ fn build_stack(
         growsdown: true,
         backing: Backing::Anon,
         name: Some("[stack]"),
+        flags: 0,
     })?;
     let mut sp = top - 8;
     let push_str = |sp: &mut u64, s: &[u8]| -> KResult<u64> {

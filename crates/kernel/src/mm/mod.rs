@@ -124,6 +124,8 @@ struct MmInner {
     pub env_range: (u64, u64),
     /// Where exec put the auxiliary vector on the initial stack.
     auxv_range: (u64, u64),
+    /// Flags every new area gets (mlockall's MCL_FUTURE).
+    def_flags: u32,
 }
 
 /// A guest address space. See the module documentation.
@@ -171,6 +173,7 @@ impl Mm {
                 arg_range: (0, 0),
                 env_range: (0, 0),
                 auxv_range: (0, 0),
+                def_flags: 0,
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
@@ -223,8 +226,20 @@ impl Mm {
         let mut child_ptes = BTreeMap::new();
         let mut child_ops = Vec::new();
         let mut parent_protect: Vec<(u64, u32)> = Vec::new();
-        let vmas = p.vmas.clone();
+        // The child's areas: no MADV_DONTFORK ones, no locks (mlock(2)).
+        let mut vmas = p.vmas.clone();
+        for v in p.vmas.iter() {
+            if v.flags & vma::vm_flags::DONTFORK != 0 {
+                vmas.remove_range(v.start, v.end);
+            }
+        }
+        let unlock = !(vma::vm_flags::LOCKED | vma::vm_flags::LOCKONFAULT);
+        vmas.update_range(0, TASK_SIZE, |v| v.flags &= unlock);
         for v in vmas.iter() {
+            // MADV_WIPEONFORK: the child starts with fresh zero pages.
+            if v.flags & vma::vm_flags::WIPEONFORK != 0 {
+                continue;
+            }
             for (&vpn, pte) in p.ptes.range_mut(v.start / PAGE..v.end / PAGE) {
                 self.phys.get(pte.pfn);
                 let cow = !v.shared;
@@ -269,6 +284,8 @@ impl Mm {
                 arg_range: p.arg_range,
                 env_range: p.env_range,
                 auxv_range: p.auxv_range,
+                // Locks are not inherited by a fork's child (mlock(2)).
+                def_flags: 0,
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
@@ -317,7 +334,7 @@ impl Mm {
                     Backing::File { file, pgoff, .. } => Some((file.clone(), *pgoff)),
                     Backing::Anon => None,
                 };
-                let readable = v.prot & PROT_READ != 0;
+                let readable = v.prot & PROT_READ != 0 && v.flags & vma::vm_flags::DONTDUMP == 0;
                 let contents = readable && (file.is_none() || v.prot & PROT_WRITE != 0);
                 DumpArea {
                     start: v.start,
@@ -374,15 +391,18 @@ impl Mm {
         self.map_area_locked(&mut m, vma)
     }
 
-    fn map_area_locked(&self, m: &mut MmInner, vma: Vma) -> KResult<()> {
+    fn map_area_locked(&self, m: &mut MmInner, mut vma: Vma) -> KResult<()> {
         let (start, end, prot) = (vma.start, vma.end, vma.prot);
         let total: u64 = m.vmas.iter().map(|v| v.len()).sum();
         if total.saturating_add(end - start) > self.limit_as() {
             return error!(ENOMEM);
         }
+        vma.flags |= m.def_flags;
+        let locked =
+            vma.flags & vma::vm_flags::LOCKED != 0 && vma.flags & vma::vm_flags::LOCKONFAULT == 0;
         let anon = matches!(vma.backing, Backing::Anon);
         m.vmas.insert(vma);
-        if anon && prot != 0 && end - start <= MAP_AHEAD_MAX {
+        if prot != 0 && (locked || anon && end - start <= MAP_AHEAD_MAX) {
             self.populate(m, start, end)?;
         }
         Ok(())
