@@ -157,9 +157,23 @@ fn main() {
         ..cfg
     };
     match boot(cfg) {
+        Ok(_) if ruml_kernel::task::reboot::restart_requested() => restart(),
         Ok(code) => std::process::exit(code),
         Err(e) => die(&e),
     }
+}
+
+/// A guest asked for a reboot: boot afresh in this same host process, with
+/// the same parameters (exec leaves no guest thread or stub behind: the
+/// stubs die with the threads that traced them).
+fn restart() -> ! {
+    use std::os::unix::process::CommandExt;
+    ruml_host::console::restore();
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(std::env::args_os().next().unwrap_or_else(|| "ruml".into()))
+        .args(std::env::args_os().skip(1))
+        .exec();
+    die(&format!("cannot restart: {err}"))
 }
 
 fn die(msg: &str) -> ! {

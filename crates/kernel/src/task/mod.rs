@@ -15,6 +15,7 @@ pub mod coredump;
 pub mod creds;
 pub mod exit;
 pub mod futex;
+pub mod reboot;
 pub mod syscalls;
 pub mod usage;
 pub mod wait;
