@@ -9,6 +9,7 @@ pub mod boot;
 pub mod errno;
 pub mod exec;
 pub mod fs;
+pub mod ipc;
 pub mod log;
 pub mod mm;
 pub mod signal;

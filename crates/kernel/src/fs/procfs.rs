@@ -166,6 +166,7 @@ impl Inode for ProcRoot {
                 meta: m(20),
                 node: SysNode::Root,
             })),
+            b"sysvipc" => Ok(crate::ipc::proc::sysvipc_dir(&self.meta)),
             _ => match parse_num(name) {
                 Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir {
                     meta: m(pid_ino(pid, 1)),
@@ -190,6 +191,7 @@ impl Inode for ProcRoot {
             (2, l, "self"),
             (12, r, "stat"),
             (20, d, "sys"),
+            (crate::ipc::proc::SYSVIPC_DIR_INO, d, "sysvipc"),
             (3, l, "thread-self"),
             (13, r, "uptime"),
             (16, r, "version"),
@@ -595,6 +597,7 @@ enum SysNode {
     Root,
     Kernel,
     Vm,
+    Fs,
 }
 
 struct SysDir {
@@ -605,7 +608,9 @@ struct SysDir {
 impl SysDir {
     fn children(&self) -> Vec<(&'static str, u64, Option<Gen>)> {
         match self.node {
-            SysNode::Root => vec![("kernel", 21, None), ("vm", 22, None)],
+            SysNode::Root => vec![("fs", 23, None), ("kernel", 21, None), ("vm", 22, None)],
+            // The IPC entries come from ipc/proc.rs (lookup and open below).
+            SysNode::Fs => vec![],
             SysNode::Kernel => vec![
                 ("hostname", 50, Some(Gen::Hostname)),
                 ("ngroups_max", 54, Some(Gen::Text("65536\n"))),
@@ -633,6 +638,14 @@ impl Inode for SysDir {
         Ok(self.meta.statfs())
     }
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        let ipc = match self.node {
+            SysNode::Kernel => crate::ipc::proc::sys_kernel_lookup(name, &self.meta),
+            SysNode::Fs => crate::ipc::proc::sys_fs_lookup(name, &self.meta),
+            _ => None,
+        };
+        if let Some(i) = ipc {
+            return Ok(i);
+        }
         let (_, ino, g) = self
             .children()
             .into_iter()
@@ -647,6 +660,10 @@ impl Inode for SysDir {
             (None, b"kernel") => Arc::new(SysDir {
                 meta: self.meta.with_ino(ino),
                 node: SysNode::Kernel,
+            }),
+            (None, b"fs") => Arc::new(SysDir {
+                meta: self.meta.with_ino(ino),
+                node: SysNode::Fs,
             }),
             (None, _) => Arc::new(SysDir {
                 meta: self.meta.with_ino(ino),
@@ -664,6 +681,23 @@ impl Inode for SysDir {
                 FileType::Directory
             };
             entries.push((ino, t.dirent_type(), n.as_bytes().to_vec()));
+        }
+        match self.node {
+            SysNode::Kernel => {
+                for (n, ino) in crate::ipc::proc::sys_kernel_entries() {
+                    entries.push((ino, FileType::Regular.dirent_type(), n.as_bytes().to_vec()));
+                }
+            }
+            SysNode::Fs => {
+                for (n, ino) in crate::ipc::proc::sys_fs_entries() {
+                    entries.push((
+                        ino,
+                        FileType::Directory.dirent_type(),
+                        n.as_bytes().to_vec(),
+                    ));
+                }
+            }
+            _ => {}
         }
         Ok(Arc::new(SynthDir { entries }))
     }
