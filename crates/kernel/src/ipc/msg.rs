@@ -375,7 +375,7 @@ fn sys_msgctl(ctx: &mut SyscallContext<'_>, id: i32, cmd: i32, buf: UserAddr) ->
                     i.msgtql = ids.map.values().map(|q| q.cbytes).sum::<u64>() as i32;
                 } else {
                     // MSGPOOL (in KiB), MSGMAP, MSGTQL.
-                    i.msgpool = (32000 * 16384 / 1024) as i32;
+                    i.msgpool = 32000 * 16384 / 1024;
                     i.msgmap = 16384;
                     i.msgtql = 16384;
                 }

@@ -302,7 +302,7 @@ fn sys_shmat(ctx: &mut SyscallContext<'_>, id: i32, addr: u64, flg: i32) -> KRes
     let mut addr = addr;
     let mut flags = MAP_SHARED;
     if addr != 0 {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             if flg & SHM_RND == 0 {
                 return error!(EINVAL);
             }
@@ -410,7 +410,7 @@ fn detach(mm: &Mm, addr: u64) -> KResult<u64> {
 }
 
 fn sys_shmdt(ctx: &mut SyscallContext<'_>, addr: u64) -> KResult<u64> {
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return error!(EINVAL);
     }
     let serial = detach(&ctx.mm(), addr)?;
