@@ -104,3 +104,39 @@ fn ipc_sysctls() {
         "{out}"
     );
 }
+
+/// mq_open/mq_unlink/mq_timedsend/mq_timedreceive/mq_notify/
+/// mq_getsetattr: rules, errors, priorities, a blocked receiver woken by
+/// another process, notification by signal.
+#[test]
+fn posix_mqueue_static() {
+    let (native, _) = differential("posix_mq", Flavour::Static, &[]);
+    assert_native_ok(&native);
+    assert_has(&native, "notification: code SI_MESGQ value 42 pid-is-me 1");
+}
+
+#[test]
+fn posix_mqueue_dynamic() {
+    let (native, _) = differential("posix_mq", Flavour::Dynamic, &[]);
+    assert_native_ok(&native);
+}
+
+/// The mqueue filesystem: mounted inside ruml, its files are the queues
+/// (QSIZE and the notification in the file's text), open(2) creates one
+/// and unlink(2) removes one. (Not differential: mounting on the host
+/// would change the host.)
+#[test]
+fn mqueue_filesystem() {
+    let guest = common::build_guest("posix_mq", Flavour::Static);
+    let env = common::test_env();
+    let script = format!(
+        "mkdir -p /tmp/mq && mount -t mqueue none /tmp/mq && {} fs /tmp/mq && grep -c ' /tmp/mq mqueue ' /proc/mounts",
+        guest.path.display()
+    );
+    let out = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
+    assert_eq!(out.code(), 0, "{out}");
+    assert!(!out.stdout.contains("FAIL"), "{out}");
+    assert_has(&out, "QSIZE 5 NOTIFY 1 SIGNO 0 NOTIFY_PID-is-me 1\n");
+    assert_has(&out, "default attrs: maxmsg 10 msgsize 8192\n");
+    assert!(out.stdout.ends_with("result: OK\n1\n"), "{out}");
+}

@@ -1801,6 +1801,7 @@ fn sys_mount(
             )
         }
         b"proc" => ("proc", crate::fs::procfs::new_procfs()),
+        b"mqueue" => ("mqueue", crate::ipc::mqueue::fs_root()),
         b"sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
         b"devpts" => ("devpts", crate::fs::pty::new_devpts()),
         b"devtmpfs" => ("devtmpfs", crate::fs::devfs::new_devfs()),
