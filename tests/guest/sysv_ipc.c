@@ -506,6 +506,51 @@ static void shm_tests(const char *self) {
     ERR(shmctl(k, IPC_RMID, NULL), EINVAL);
 }
 
+/* Absurd sizes, bad pointers, and removal racing with use. */
+static void hostile_tests(void) {
+    printf("-- hostile\n");
+    ERR(shmget(IPC_PRIVATE, 1UL << 40, 0600), ENOMEM);
+    ERR(shmget(IPC_PRIVATE, (size_t)-1, 0600), EINVAL);
+    int s = semget(IPC_PRIVATE, 2, 0600);
+    ERR(semop(s, (void *)8, 1 << 30), E2BIG);
+    union semun u = {.array = (void *)8};
+    ERR(semctl(s, 0, SETALL, u), EFAULT);
+    ERR(semctl(s, 0, GETALL, u), EFAULT);
+    u.buf = (void *)8;
+    ERR(semctl(s, 0, IPC_SET, u), EFAULT);
+    ERR(semctl(s, 0, IPC_STAT, u), EFAULT);
+    ERR(semtimedop(s, &(struct sembuf){0, -1, 0}, 1, (void *)8), EFAULT);
+    int m = shmget(IPC_PRIVATE, 4096, 0600);
+    ERR(shmctl(m, IPC_SET, (void *)8), EFAULT);
+    CHECK(shmctl(m, IPC_RMID, NULL) == 0);
+    int q = msgget(IPC_PRIVATE, 0600);
+    ERR(msgrcv(q, (void *)8, 1UL << 40, 0, IPC_NOWAIT), ENOMSG);
+    ERR(msgsnd(q, (void *)8, 1UL << 40, IPC_NOWAIT), EFAULT);
+    /* A child keeps using the queue and the set while the parent removes
+     * them: it sees EIDRM or EINVAL, nothing else. */
+    pid_t p = fork();
+    if (p == 0) {
+        struct mbuf b = {1, "x"};
+        for (;;) {
+            if (msgsnd(q, &b, 1, 0) < 0) break;
+            if (msgrcv(q, &b, 8, 0, 0) < 0) break;
+        }
+        int e1 = errno;
+        struct sembuf up = {0, 1, 0}, down = {0, -1, 0};
+        for (;;) {
+            if (semop(s, &up, 1) < 0) break;
+            if (semop(s, &down, 1) < 0) break;
+        }
+        int e2 = errno;
+        _exit((e1 == EIDRM || e1 == EINVAL) && (e2 == EIDRM || e2 == EINVAL) ? 0 : 1);
+    }
+    usleep(50000);
+    CHECK(msgctl(q, IPC_RMID, NULL) == 0);
+    usleep(50000);
+    CHECK(semctl(s, 0, IPC_RMID) == 0);
+    CHECK(child_status(p) == 0);
+}
+
 /* Run as root: drop to 65534 in a child and check the permission rules. */
 static void perm_tests(void) {
     printf("-- perm\n");
@@ -598,6 +643,7 @@ int main(int argc, char **argv) {
         msg_tests();
         sem_tests();
         shm_tests(argv[0]);
+        hostile_tests();
     }
     printf("result: %s\n", failed ? "FAIL" : "OK");
     return failed;

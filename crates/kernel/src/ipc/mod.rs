@@ -365,6 +365,26 @@ pub static LIMITS: Limits = Limits {
     mq_msgsize_default: Limit::new(8192),
 };
 
+/// The kernel heap System V IPC may hold for guests in all (message
+/// texts, semaphores): a quarter of guest memory (mem=). Linux charges
+/// this memory to the caller's memory cgroup; past it, ENOMEM.
+pub fn heap_budget() -> u64 {
+    crate::fs::tmpfs::physmem().total_pages() * 4096 / 4
+}
+
+/// A zeroed buffer of `len` bytes for data a guest passes in: ENOMEM
+/// rather than an abort when the size is absurd.
+pub fn guest_buf(len: usize) -> KResult<Vec<u8>> {
+    if len as u64 > heap_budget() {
+        return error!(ENOMEM);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| crate::errno!(ENOMEM))?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
 /// Reads a `struct timespec` timeout: EFAULT, or EINVAL when malformed.
 pub fn read_timeout(task: &Arc<Task>, addr: u64) -> KResult<std::time::Duration> {
     let t: [i64; 2] = task.mm().read_val(addr)?;

@@ -214,10 +214,9 @@ impl MqDir {
             return error!(ENOSPC);
         }
         let (maxmsg, msgsize) = check_attr(attr, cred)?;
-        // Linux's accounting: the messages plus a pointer each.
-        let charge = (maxmsg as u64)
-            .saturating_mul(msgsize as u64 + 8)
-            .saturating_add(maxmsg as u64 * 8);
+        // Linux's accounting: the texts plus a message header (48 bytes)
+        // and a tree node (48) per message.
+        let charge = (maxmsg as u64).saturating_mul(msgsize as u64 + 96);
         {
             let mut c = charges();
             let used = c.entry(cred.euid).or_insert(0);

@@ -234,7 +234,7 @@ fn sys_msgsnd(
     if mtype < 1 {
         return error!(EINVAL);
     }
-    let mut text = vec![0u8; size as usize];
+    let mut text = super::guest_buf(size as usize)?;
     mm.read_bytes(msgp.0.wrapping_add(8), &mut text)?;
     let cred = Cred::of(ctx.task);
     let (wq, serial) = open_queue(id, &cred, S_IWUGO)?;
@@ -252,6 +252,15 @@ fn sys_msgsnd(
             if q.cbytes + size > q.qbytes || q.msgs.len() as u64 + 1 > q.qbytes {
                 return None;
             }
+            // All queues together stay within the instance's IPC budget.
+            let total: u64 = ids.map.values().map(|q| q.cbytes).sum();
+            if total + size > super::heap_budget() {
+                return Some(error!(ENOMEM));
+            }
+            let q = match live(ids, id, serial) {
+                Ok(q) => q,
+                Err(e) => return Some(Err(e)),
+            };
             let m = msg.take()?;
             q.cbytes += size;
             q.msgs.push_back(m);

@@ -204,6 +204,11 @@ fn sys_semget(ctx: &mut SyscallContext<'_>, key: i32, nsems: i32, flg: i32) -> K
                 if used + nsems as u64 > LIMITS.semmns.get().max(0) as u64 {
                     return error!(ENOSPC);
                 }
+                // Beyond Linux's limits, the instance's IPC budget.
+                if (used + nsems as u64) * std::mem::size_of::<Sem>() as u64 > super::heap_budget()
+                {
+                    return error!(ENOMEM);
+                }
                 let (idx, id, seq, serial) = ids.alloc(LIMITS.semmni.get().max(0) as u32)?;
                 ids.map.insert(
                     idx,
@@ -304,7 +309,7 @@ fn semtimedop(
         return error!(E2BIG);
     }
     let mm = ctx.mm();
-    let mut raw = vec![0u8; nsops as usize * 6];
+    let mut raw = super::guest_buf((nsops as usize).saturating_mul(6))?;
     mm.read_bytes(sops.0, &mut raw)?;
     let ops: Vec<SemBuf> = raw.chunks(6).map(SemBuf::from_bytes).collect();
     let deadline = match timeout {

@@ -33,6 +33,8 @@ const SHM_RDONLY: i32 = 0o10000;
 const SHM_RND: i32 = 0o20000;
 const SHM_REMAP: i32 = 0o40000;
 const SHM_EXEC: i32 = 0o100000;
+/// shmget: do not reserve swap (no accounting of the size).
+const SHM_NORESERVE: i32 = 0o10000;
 
 const SHM_LOCK: i32 = 11;
 const SHM_UNLOCK: i32 = 12;
@@ -265,6 +267,12 @@ fn sys_shmget(ctx: &mut SyscallContext<'_>, key: i32, size: u64, flg: i32) -> KR
                     .is_none_or(|t| t > LIMITS.shmall.get() as u64)
                 {
                     return error!(ENOSPC);
+                }
+                // Memory accounting as Linux's default overcommit
+                // heuristic: no segment larger than all of memory, unless
+                // SHM_NORESERVE.
+                if flg & SHM_NORESERVE == 0 && pages > crate::fs::tmpfs::physmem().total_pages() {
+                    return error!(ENOMEM);
                 }
                 let (idx, id, seq, serial) = ids.alloc(LIMITS.shmmni.get().max(0) as u32)?;
                 let (_, root) = shmfs();
