@@ -112,7 +112,6 @@ enum Gen {
     LoadAvg,
     Filesystems,
     Version,
-    Hostname,
     OsType,
     OsRelease,
     PidMax,
@@ -612,7 +611,6 @@ impl SysDir {
             // The IPC entries come from ipc/proc.rs (lookup and open below).
             SysNode::Fs => vec![],
             SysNode::Kernel => vec![
-                ("hostname", 50, Some(Gen::Hostname)),
                 ("ngroups_max", 54, Some(Gen::Text("65536\n"))),
                 ("osrelease", 51, Some(Gen::OsRelease)),
                 ("ostype", 52, Some(Gen::OsType)),
@@ -1035,11 +1033,6 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             crate::task::syscalls::UTS_RELEASE,
             crate::task::syscalls::UTS_VERSION
         ),
-        Gen::Hostname => {
-            let mut h = k().hostname.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            h.push(b'\n');
-            return Ok(h);
-        }
         Gen::OsType => "Linux\n".to_string(),
         Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
         Gen::PidMax => "4194304\n".to_string(),

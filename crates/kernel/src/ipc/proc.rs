@@ -1,5 +1,7 @@
 //! The IPC parts of procfs: the limits under /proc/sys/kernel
-//! (msgmax, msgmnb, msgmni, sem, shmmax, shmall, shmmni) and
+//! (msgmax, msgmnb, msgmni, sem, shmmax, shmall, shmmni; with them the
+//! other root-writable files there of the same kind, hostname and
+//! domainname) and
 //! /proc/sys/fs/mqueue (msg_max, msgsize_max, queues_max, msg_default,
 //! msgsize_default), readable by all and writable by root with Linux's
 //! ranges, and /proc/sysvipc/{msg,sem,shm} as ipcs(1) reads them.
@@ -31,10 +33,16 @@ pub enum Knob {
     MqQueuesMax,
     MqMsgDefault,
     MqMsgsizeDefault,
+    /// Not IPC, but writable /proc/sys/kernel files of the same kind: the
+    /// UTS names (uname's nodename and domainname).
+    Hostname,
+    Domainname,
 }
 
 /// /proc/sys/kernel's IPC files: (name, inode number, knob).
 const KERNEL: &[(&str, u64, Knob)] = &[
+    ("domainname", 56, Knob::Domainname),
+    ("hostname", 50, Knob::Hostname),
     ("msgmax", 70, Knob::MsgMax),
     ("msgmnb", 71, Knob::MsgMnb),
     ("msgmni", 72, Knob::MsgMni),
@@ -61,7 +69,7 @@ const SYSVIPC: &[(&str, u64)] = &[("msg", 86), ("sem", 87), ("shm", 88)];
 pub const HARD_MSGMAX: i64 = 65536;
 pub const HARD_MSGSIZEMAX: i64 = 16 << 20;
 
-fn render(k: Knob) -> String {
+fn render(k: Knob) -> Vec<u8> {
     let l = &LIMITS;
     match k {
         Knob::MsgMax => format!("{}\n", l.msgmax.get()),
@@ -82,6 +90,25 @@ fn render(k: Knob) -> String {
         Knob::MqQueuesMax => format!("{}\n", l.mq_queues_max.get()),
         Knob::MqMsgDefault => format!("{}\n", l.mq_msg_default.get()),
         Knob::MqMsgsizeDefault => format!("{}\n", l.mq_msgsize_default.get()),
+        Knob::Hostname | Knob::Domainname => {
+            let mut v = uts_slot(k)
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            v.push(b'\n');
+            return v;
+        }
+    }
+    .into_bytes()
+}
+
+/// The kernel's hostname or domainname.
+fn uts_slot(k: Knob) -> &'static std::sync::Mutex<Vec<u8>> {
+    let kernel = crate::kernel();
+    if k == Knob::Hostname {
+        &kernel.hostname
+    } else {
+        &kernel.domainname
     }
 }
 
@@ -102,6 +129,15 @@ fn store(k: Knob, buf: &[u8]) -> KResult<()> {
     };
     let l = &LIMITS;
     let imax = i32::MAX as i64;
+    if matches!(k, Knob::Hostname | Knob::Domainname) {
+        // proc_dostring: up to the first newline, at most 64 bytes kept.
+        let end = buf
+            .iter()
+            .position(|&b| b == b'\n' || b == 0)
+            .unwrap_or(buf.len());
+        *uts_slot(k).lock().unwrap_or_else(|p| p.into_inner()) = buf[..end.min(64)].to_vec();
+        return Ok(());
+    }
     match k {
         Knob::MsgMax => l.msgmax.set(int(words.next(), 0, imax)?),
         Knob::MsgMnb => l.msgmnb.set(int(words.next(), 0, imax)?),
@@ -139,6 +175,7 @@ fn store(k: Knob, buf: &[u8]) -> KResult<()> {
             l.mq_msgsize_default
                 .set(int(words.next(), 128, HARD_MSGSIZEMAX)?)
         }
+        Knob::Hostname | Knob::Domainname => {}
     }
     Ok(())
 }
@@ -171,7 +208,7 @@ impl Inode for KnobFile {
         }
         Ok(Arc::new(KnobOpen {
             knob: Some(self.knob),
-            data: render(self.knob).into_bytes(),
+            data: render(self.knob),
         }))
     }
     fn as_any(&self) -> &dyn std::any::Any {
