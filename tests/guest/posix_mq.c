@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,9 @@ int main(int argc, char **argv) {
     CHECK(mq_setattr(q, &nb, &a) == 0 && a.mq_flags == 0 && a.mq_curmsgs == 4);
     ERR(mq_send(q, "x", 1, 0), EAGAIN);
     CHECK(mq_getattr(q, &a) == 0 && a.mq_flags == O_NONBLOCK);
+    struct pollfd pfd[2] = {{.fd = q, .events = POLLIN | POLLOUT}, {.fd = ro, .events = POLLIN}};
+    CHECK(poll(pfd, 2, 0) == 2);
+    printf("poll full queue: %s %s\n", pfd[0].revents == POLLIN ? "in" : "other", pfd[1].revents == POLLIN ? "in" : "other");
     char buf[64];
     unsigned prio;
     ERR(mq_receive(q, buf, 8, &prio), EMSGSIZE);
@@ -102,6 +106,8 @@ int main(int argc, char **argv) {
         printf("received %.*s prio %u\n", (int)n, buf, prio);
     }
     ERR(mq_receive(q, buf, sizeof buf, &prio), EAGAIN);
+    CHECK(poll(pfd, 2, 0) == 1);
+    printf("poll empty queue: %s\n", pfd[0].revents == POLLOUT ? "out" : "other");
     ERR(mq_timedreceive(ro, buf, sizeof buf, &prio, &past), ETIMEDOUT);
     ERR(mq_receive(ro + 100, buf, sizeof buf, &prio), EBADF);
     int plain = open("/dev/null", O_RDONLY);
