@@ -116,6 +116,10 @@ enum Gen {
     OsRelease,
     PidMax,
     Overcommit,
+    /// /proc/sys/kernel/random/boot_id: one random UUID per boot.
+    BootId,
+    /// /proc/sys/kernel/random/uuid: a fresh random UUID on every open.
+    Uuid,
     Text(&'static str),
 }
 
@@ -597,6 +601,7 @@ enum SysNode {
     Kernel,
     Vm,
     Fs,
+    Random,
 }
 
 struct SysDir {
@@ -610,8 +615,18 @@ impl SysDir {
             SysNode::Root => vec![("fs", 23, None), ("kernel", 21, None), ("vm", 22, None)],
             // The IPC entries come from ipc/proc.rs (lookup and open below).
             SysNode::Fs => vec![],
+            SysNode::Random => vec![
+                ("boot_id", 62, Some(Gen::BootId)),
+                ("entropy_avail", 63, Some(Gen::Text("256\n"))),
+                ("poolsize", 64, Some(Gen::Text("256\n"))),
+                ("uuid", 65, Some(Gen::Uuid)),
+            ],
             SysNode::Kernel => vec![
+                ("cap_last_cap", 57, Some(Gen::Text("40\n"))),
                 ("ngroups_max", 54, Some(Gen::Text("65536\n"))),
+                ("overflowgid", 61, Some(Gen::Text("65534\n"))),
+                ("overflowuid", 59, Some(Gen::Text("65534\n"))),
+                ("random", 58, None),
                 ("osrelease", 51, Some(Gen::OsRelease)),
                 ("ostype", 52, Some(Gen::OsType)),
                 ("pid_max", 53, Some(Gen::PidMax)),
@@ -658,6 +673,10 @@ impl Inode for SysDir {
             (None, b"kernel") => Arc::new(SysDir {
                 meta: self.meta.with_ino(ino),
                 node: SysNode::Kernel,
+            }),
+            (None, b"random") => Arc::new(SysDir {
+                meta: self.meta.with_ino(ino),
+                node: SysNode::Random,
             }),
             (None, b"fs") => Arc::new(SysDir {
                 meta: self.meta.with_ino(ino),
@@ -1037,7 +1056,30 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
         Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
         Gen::PidMax => "4194304\n".to_string(),
         Gen::Overcommit => "0\n".to_string(),
+        Gen::BootId => {
+            static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            ID.get_or_init(random_uuid).clone()
+        }
+        Gen::Uuid => random_uuid(),
         Gen::Text(t) => t.to_string(),
     };
     Ok(text.into_bytes())
+}
+
+/// A random (version 4) UUID and a newline, as /proc/sys/kernel/random
+/// gives them.
+fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    ruml_host::clock::random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}\n",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    )
 }
