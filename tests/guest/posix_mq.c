@@ -157,6 +157,19 @@ int main(int argc, char **argv) {
     ev.sigev_notify = 99;
     ERR(mq_notify(q, &ev), EINVAL);
     CHECK(mq_receive(q, buf, sizeof buf, NULL) == 1);
+    /* A registration ends when its process closes the descriptor, or exits. */
+    ev.sigev_notify = SIGEV_NONE;
+    mqd_t q3 = mq_open(name, O_RDONLY);
+    CHECK(mq_notify(q3, &ev) == 0);
+    ERR(mq_notify(q, &ev), EBUSY);
+    CHECK(mq_close(q3) == 0);
+    CHECK(mq_notify(q, &ev) == 0);
+    CHECK(mq_notify(q, NULL) == 0);
+    p = fork();
+    if (p == 0) _exit(mq_notify(q, &ev) == 0 ? 0 : 1);
+    waitpid(p, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(mq_notify(q, &ev) == 0);
 
     CHECK(mq_close(ro) == 0);
     CHECK(mq_close(q) == 0);

@@ -102,7 +102,8 @@ impl Queue {
     }
 
     fn status_text(&self) -> Vec<u8> {
-        let st = self.lock();
+        let mut st = self.lock();
+        reap_notify(&mut st);
         let (notify, signo, pid) = match st.notify {
             Some(n) => (
                 n.notify,
@@ -532,6 +533,34 @@ fn deadline(task: &Arc<Task>, t: UserAddr) -> KResult<Option<Instant>> {
     Ok(Some(Instant::now() + abs.saturating_sub(now)))
 }
 
+/// close(2) of a queue descriptor: the closing process's notification
+/// registration on it ends (Linux's mqueue_flush_file).
+pub fn on_close(tgid: i32, f: &FileRef) {
+    let Some(q) = f
+        .ops()
+        .ok()
+        .and_then(|o| o.as_any_ops().downcast_ref::<MqFile>())
+        .map(|m| m.q.clone())
+    else {
+        return;
+    };
+    let mut st = q.lock();
+    if st.notify.is_some_and(|n| n.tgid == tgid) {
+        st.notify = None;
+    }
+}
+
+/// Drops a registration whose process is gone (it exited without
+/// closing through close(2)).
+fn reap_notify(st: &mut QState) {
+    if st
+        .notify
+        .is_some_and(|n| crate::kernel().tasks.group(n.tgid).is_none())
+    {
+        st.notify = None;
+    }
+}
+
 /// Sends the registered notification (the queue became non-empty with no
 /// receiver waiting) and drops the registration.
 fn notify(st: &mut QState, sender: &Arc<Task>) {
@@ -690,6 +719,7 @@ fn sys_mq_notify(ctx: &mut SyscallContext<'_>, fd: Fd, sev: UserAddr) -> KResult
     let (_, q) = queue_of(ctx, fd)?;
     let tgid = ctx.task.tgid();
     let mut st = q.lock();
+    reap_notify(&mut st);
     match ev {
         None => {
             if st.notify.is_some_and(|n| n.tgid == tgid) {

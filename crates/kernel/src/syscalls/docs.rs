@@ -69,7 +69,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("semtimedop", "as semop"),
     ("shmget", "one IPC namespace; SHM_HUGETLB is accepted and gives ordinary pages"),
     ("shmctl", "SHM_LOCK only marks the segment (guest memory is never paged by ruml)"),
-    ("mq_notify", "SIGEV_THREAD needs a netlink socket, which ruml lacks (ECONNREFUSED); a registration is not dropped when its process closes the descriptor"),
+    ("mq_notify", "SIGEV_THREAD needs a netlink socket, which ruml lacks (ECONNREFUSED); a registration ends at close(2) or the process's exit, not at close_range or dup2 over the descriptor"),
 ];
 
 /// The markdown text of docs/syscalls.md.
