@@ -53,6 +53,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         phys,
         tasks: task::TaskTable::new(),
         hostname: std::sync::Mutex::new(b"ruml".to_vec()),
+        domainname: std::sync::Mutex::new(b"(none)".to_vec()),
     });
     let fs_cfg = crate::fs::FsConfig {
         root: cfg.root.clone(),

@@ -9,6 +9,7 @@ pub mod boot;
 pub mod errno;
 pub mod exec;
 pub mod fs;
+pub mod ipc;
 pub mod log;
 pub mod mm;
 pub mod signal;
@@ -26,6 +27,8 @@ pub struct Kernel {
     pub page_cache: mm::pagecache::PageCache,
     pub tasks: task::TaskTable,
     pub hostname: std::sync::Mutex<Vec<u8>>,
+    /// The NIS domain name (setdomainname, uname's domainname).
+    pub domainname: std::sync::Mutex<Vec<u8>>,
 }
 
 static KERNEL: OnceLock<Kernel> = OnceLock::new();

@@ -206,7 +206,11 @@ pub fn exec_file(
     // Robust futexes held by the old image are released (exec_mm_release).
     crate::task::exit::release_robust_list(task);
     *task.robust_list.lock().unwrap_or_else(|p| p.into_inner()) = (0, 0);
+    let old_mm = task.mm();
     task.set_mm(mm);
+    // System V shared memory is detached from the old image (ipc/shm.rs).
+    crate::ipc::mm_released(&old_mm, task.tgid());
+    drop(old_mm);
     task.files().close_on_exec();
     task.group.sig().reset_for_exec();
     task.signals.lock().altstack = crate::signal::StackT {

@@ -113,11 +113,14 @@ enum Gen {
     LoadAvg,
     Filesystems,
     Version,
-    Hostname,
     OsType,
     OsRelease,
     PidMax,
     Overcommit,
+    /// /proc/sys/kernel/random/boot_id: one random UUID per boot.
+    BootId,
+    /// /proc/sys/kernel/random/uuid: a fresh random UUID on every open.
+    Uuid,
     Text(&'static str),
 }
 
@@ -167,6 +170,7 @@ impl Inode for ProcRoot {
                 meta: m(20),
                 node: SysNode::Root,
             })),
+            b"sysvipc" => Ok(crate::ipc::proc::sysvipc_dir(&self.meta)),
             _ => match parse_num(name) {
                 Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir {
                     meta: m(pid_ino(pid, 1)),
@@ -191,6 +195,7 @@ impl Inode for ProcRoot {
             (2, l, "self"),
             (12, r, "stat"),
             (20, d, "sys"),
+            (crate::ipc::proc::SYSVIPC_DIR_INO, d, "sysvipc"),
             (3, l, "thread-self"),
             (13, r, "uptime"),
             (16, r, "version"),
@@ -598,6 +603,8 @@ enum SysNode {
     Root,
     Kernel,
     Vm,
+    Fs,
+    Random,
 }
 
 struct SysDir {
@@ -608,10 +615,21 @@ struct SysDir {
 impl SysDir {
     fn children(&self) -> Vec<(&'static str, u64, Option<Gen>)> {
         match self.node {
-            SysNode::Root => vec![("kernel", 21, None), ("vm", 22, None)],
+            SysNode::Root => vec![("fs", 23, None), ("kernel", 21, None), ("vm", 22, None)],
+            // The IPC entries come from ipc/proc.rs (lookup and open below).
+            SysNode::Fs => vec![],
+            SysNode::Random => vec![
+                ("boot_id", 62, Some(Gen::BootId)),
+                ("entropy_avail", 63, Some(Gen::Text("256\n"))),
+                ("poolsize", 64, Some(Gen::Text("256\n"))),
+                ("uuid", 65, Some(Gen::Uuid)),
+            ],
             SysNode::Kernel => vec![
-                ("hostname", 50, Some(Gen::Hostname)),
+                ("cap_last_cap", 57, Some(Gen::Text("40\n"))),
                 ("ngroups_max", 54, Some(Gen::Text("65536\n"))),
+                ("overflowgid", 61, Some(Gen::Text("65534\n"))),
+                ("overflowuid", 59, Some(Gen::Text("65534\n"))),
+                ("random", 58, None),
                 ("osrelease", 51, Some(Gen::OsRelease)),
                 ("ostype", 52, Some(Gen::OsType)),
                 ("pid_max", 53, Some(Gen::PidMax)),
@@ -636,6 +654,14 @@ impl Inode for SysDir {
         Ok(self.meta.statfs())
     }
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        let ipc = match self.node {
+            SysNode::Kernel => crate::ipc::proc::sys_kernel_lookup(name, &self.meta),
+            SysNode::Fs => crate::ipc::proc::sys_fs_lookup(name, &self.meta),
+            _ => None,
+        };
+        if let Some(i) = ipc {
+            return Ok(i);
+        }
         let (_, ino, g) = self
             .children()
             .into_iter()
@@ -650,6 +676,14 @@ impl Inode for SysDir {
             (None, b"kernel") => Arc::new(SysDir {
                 meta: self.meta.with_ino(ino),
                 node: SysNode::Kernel,
+            }),
+            (None, b"random") => Arc::new(SysDir {
+                meta: self.meta.with_ino(ino),
+                node: SysNode::Random,
+            }),
+            (None, b"fs") => Arc::new(SysDir {
+                meta: self.meta.with_ino(ino),
+                node: SysNode::Fs,
             }),
             (None, _) => Arc::new(SysDir {
                 meta: self.meta.with_ino(ino),
@@ -667,6 +701,23 @@ impl Inode for SysDir {
                 FileType::Directory
             };
             entries.push((ino, t.dirent_type(), n.as_bytes().to_vec()));
+        }
+        match self.node {
+            SysNode::Kernel => {
+                for (n, ino) in crate::ipc::proc::sys_kernel_entries() {
+                    entries.push((ino, FileType::Regular.dirent_type(), n.as_bytes().to_vec()));
+                }
+            }
+            SysNode::Fs => {
+                for (n, ino) in crate::ipc::proc::sys_fs_entries() {
+                    entries.push((
+                        ino,
+                        FileType::Directory.dirent_type(),
+                        n.as_bytes().to_vec(),
+                    ));
+                }
+            }
+            _ => {}
         }
         Ok(Arc::new(SynthDir { entries }))
     }
@@ -1006,16 +1057,34 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             crate::task::syscalls::UTS_RELEASE,
             crate::task::syscalls::UTS_VERSION
         ),
-        Gen::Hostname => {
-            let mut h = k().hostname.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            h.push(b'\n');
-            return Ok(h);
-        }
         Gen::OsType => "Linux\n".to_string(),
         Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
         Gen::PidMax => "4194304\n".to_string(),
         Gen::Overcommit => "0\n".to_string(),
+        Gen::BootId => {
+            static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            ID.get_or_init(random_uuid).clone()
+        }
+        Gen::Uuid => random_uuid(),
         Gen::Text(t) => t.to_string(),
     };
     Ok(text.into_bytes())
+}
+
+/// A random (version 4) UUID and a newline, as /proc/sys/kernel/random
+/// gives them.
+fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    ruml_host::clock::random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}\n",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    )
 }

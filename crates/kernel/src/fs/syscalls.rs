@@ -579,6 +579,8 @@ fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     let f = ctx.files().get(fd.0)?;
     ctx.files().close(fd.0)?;
     crate::fs::locks::on_close(ctx.task.tgid(), &f);
+    // A message queue's notification goes with its process's close (ipc/).
+    crate::ipc::mqueue::on_close(ctx.task.tgid(), &f);
     if !f.path.mnt.internal {
         let ev = if f.can_write() {
             crate::fs::inotify::IN_CLOSE_WRITE
@@ -1801,6 +1803,7 @@ fn sys_mount(
             )
         }
         b"proc" => ("proc", crate::fs::procfs::new_procfs()),
+        b"mqueue" => ("mqueue", crate::ipc::mqueue::fs_root()),
         b"sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
         b"devpts" => ("devpts", crate::fs::pty::new_devpts()),
         b"devtmpfs" => ("devtmpfs", crate::fs::devfs::new_devfs()),

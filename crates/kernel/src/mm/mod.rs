@@ -960,6 +960,19 @@ impl Mm {
             .collect()
     }
 
+    /// Each file-backed area as (start, end, page offset, file): shmdt
+    /// and exit find System V shared memory attachments by it (ipc/shm.rs).
+    pub fn file_areas(&self) -> Vec<(u64, u64, u64, crate::fs::FileRef)> {
+        let m = self.lock();
+        m.vmas
+            .iter()
+            .filter_map(|v| match &v.backing {
+                Backing::File { file, pgoff, .. } => Some((v.start, v.end, *pgoff, file.clone())),
+                Backing::Anon => None,
+            })
+            .collect()
+    }
+
     /// Lines of /proc/PID/maps.
     pub fn maps_text(&self) -> String {
         self.maps_text_with(|_| None)

@@ -37,7 +37,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("open", "O_TMPFILE files cannot be linked into the tree later"),
     ("socketpair", "AF_UNIX only"),
     ("connect", "a full listen backlog refuses instead of blocking"),
-    ("mount", "tmpfs, proc, sysfs, devpts, devtmpfs, hostfs; MS_BIND not recursive; MS_REMOUNT changes MS_RDONLY only; propagation flags accepted and ignored; MS_MOVE gives EINVAL"),
+    ("mount", "tmpfs, proc, sysfs, devpts, devtmpfs, hostfs, mqueue; MS_BIND not recursive; MS_REMOUNT changes MS_RDONLY only; propagation flags accepted and ignored; MS_MOVE gives EINVAL"),
     ("umount2", "MNT_EXPIRE always gives EAGAIN; MNT_FORCE is ignored"),
     ("mknod", "device nodes made on tmpfs cannot be opened (ENXIO; ruml's devices are in its devfs); never on hostfs (EPERM)"),
     ("mknodat", "as mknod"),
@@ -58,6 +58,14 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("removexattr", "as setxattr"),
     ("lremovexattr", "as setxattr"),
     ("fremovexattr", "as setxattr"),
+    ("msgsnd", "one IPC namespace; all queues' texts together are bounded by a quarter of mem= (ENOMEM beyond)"),
+    ("msgrcv", "woken receivers compete for a message (no hand-off to the first matching sleeper as Linux's pipelined send)"),
+    ("semget", "one IPC namespace; all semaphores together are bounded by a quarter of mem= (ENOMEM beyond)"),
+    ("semop", "CLONE_SYSVSEM is not honoured (undo lists are per process); sleepers retry on every change, without Linux's queue order"),
+    ("semtimedop", "as semop"),
+    ("shmget", "one IPC namespace; SHM_HUGETLB is accepted and gives ordinary pages"),
+    ("shmctl", "SHM_LOCK only marks the segment (guest memory is never paged by ruml)"),
+    ("mq_notify", "SIGEV_THREAD needs a netlink socket, which ruml lacks (ECONNREFUSED); a registration ends at close(2) or the process's exit, not at close_range or dup2 over the descriptor"),
 ];
 
 /// The markdown text of docs/syscalls.md.

@@ -157,6 +157,10 @@ const TABLES: &[Table] = &[
     crate::task::creds::creds_table,
     crate::task::reboot::reboot_table,
     crate::time::timers::timers_table,
+    crate::ipc::msg::msg_table,
+    crate::ipc::sem::sem_table,
+    crate::ipc::shm::shm_table,
+    crate::ipc::mqueue::mqueue_table,
 ];
 
 /// The handler for a system-call number, if ruml implements it.

@@ -114,6 +114,10 @@ pub fn exit_thread(task: &Arc<Task>) {
     // closes the files (pipe ends see EOF, and so on).
     task.set_files(crate::fs::FdTable::new());
     if last {
+        // System V IPC (ipc/): SEM_UNDO adjustments are applied, and shared
+        // memory is detached from an address space no one runs in any more.
+        crate::ipc::exit_process(task.group.tgid());
+        crate::ipc::mm_released(&task.mm(), task.group.tgid());
         let status = task.group.sig().exit.unwrap_or(ExitStatus::Exited(0));
         // Read while the stub still exists (this thread's context holds it).
         let usage = super::usage::final_times(&task.group);

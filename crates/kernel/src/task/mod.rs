@@ -219,6 +219,19 @@ impl TaskTable {
             .and_then(|w| w.upgrade())
     }
 
+    /// Whether some live thread runs in address space `mm` (System V shared
+    /// memory detaches when none does: ipc::mm_released).
+    pub fn mm_in_use(&self, mm: &Arc<Mm>) -> bool {
+        let threads: Vec<Arc<Task>> = self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|w| w.upgrade())
+            .collect();
+        threads.iter().any(|t| Arc::ptr_eq(&t.mm(), mm))
+    }
+
     /// The live process with this pid.
     pub fn group(&self, pid: i32) -> Option<Arc<ThreadGroup>> {
         self.lock()
