@@ -73,3 +73,23 @@ fn coredump_static() {
 fn coredump_dynamic() {
     coredump(Flavour::Dynamic);
 }
+
+/// /proc/sys/kernel/core_pattern is read and honoured (%e, %s), and a
+/// piped pattern writes no core.
+#[test]
+fn core_pattern_is_honoured() {
+    let dir = TempDir::new("core-pattern");
+    let mount = format!("mount={}:/cd", dir.path().display());
+    let script = "cat /proc/sys/kernel/core_pattern; \
+                  echo 'dump-%e-%s' > /proc/sys/kernel/core_pattern && cat /proc/sys/kernel/core_pattern; \
+                  cd /cd && ulimit -c unlimited && sh -c 'kill -SEGV $$'; echo status $?; ls /cd; \
+                  echo '|/bin/false' > /proc/sys/kernel/core_pattern; sh -c 'kill -ABRT $$'; echo status $?; ls /cd";
+    let out = run_ruml_raw(
+        &["quiet", &mount, "--", "/bin/sh", "-c", script],
+        &test_env(),
+    );
+    assert_eq!(
+        out.stdout, "core\ndump-%e-%s\nstatus 139\ndump-sh-11\nstatus 134\ndump-sh-11\n",
+        "{out}"
+    );
+}

@@ -37,10 +37,13 @@ pub enum Knob {
     /// UTS names (uname's nodename and domainname).
     Hostname,
     Domainname,
+    /// Where core dumps go (task/coredump.rs).
+    CorePattern,
 }
 
 /// /proc/sys/kernel's IPC files: (name, inode number, knob).
 const KERNEL: &[(&str, u64, Knob)] = &[
+    ("core_pattern", 66, Knob::CorePattern),
     ("domainname", 56, Knob::Domainname),
     ("hostname", 50, Knob::Hostname),
     ("msgmax", 70, Knob::MsgMax),
@@ -90,6 +93,11 @@ fn render(k: Knob) -> Vec<u8> {
         Knob::MqQueuesMax => format!("{}\n", l.mq_queues_max.get()),
         Knob::MqMsgDefault => format!("{}\n", l.mq_msg_default.get()),
         Knob::MqMsgsizeDefault => format!("{}\n", l.mq_msgsize_default.get()),
+        Knob::CorePattern => {
+            let mut v = crate::task::coredump::core_pattern();
+            v.push(b'\n');
+            return v;
+        }
         Knob::Hostname | Knob::Domainname => {
             let mut v = uts_slot(k)
                 .lock()
@@ -129,6 +137,14 @@ fn store(k: Knob, buf: &[u8]) -> KResult<()> {
     };
     let l = &LIMITS;
     let imax = i32::MAX as i64;
+    if k == Knob::CorePattern {
+        // proc_dostring: up to the first newline.
+        let end = buf
+            .iter()
+            .position(|&b| b == b'\n' || b == 0)
+            .unwrap_or(buf.len());
+        return crate::task::coredump::set_core_pattern(&buf[..end]);
+    }
     if matches!(k, Knob::Hostname | Knob::Domainname) {
         // proc_dostring: up to the first newline, at most 64 bytes kept.
         let end = buf
@@ -175,7 +191,7 @@ fn store(k: Knob, buf: &[u8]) -> KResult<()> {
             l.mq_msgsize_default
                 .set(int(words.next(), 128, HARD_MSGSIZEMAX)?)
         }
-        Knob::Hostname | Knob::Domainname => {}
+        Knob::Hostname | Knob::Domainname | Knob::CorePattern => {}
     }
     Ok(())
 }
