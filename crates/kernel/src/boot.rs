@@ -23,6 +23,8 @@ pub struct BootConfig {
     pub root_mode: crate::fs::RootMode,
     /// `mount=HOSTDIR:GUESTDIR`: read-write hostfs mounts made at boot.
     pub host_mounts: Vec<(PathBuf, Vec<u8>)>,
+    /// `ubdN[rsd]=FILE[,BACKING]`: the ubd disks.
+    pub ubd: Vec<crate::block::ubd::UbdSpec>,
 }
 
 /// Boots the instance and runs init to its end. Returns ruml's exit
@@ -54,6 +56,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         tasks: task::TaskTable::new(),
         hostname: std::sync::Mutex::new(b"ruml".to_vec()),
     });
+    crate::block::boot(&cfg.ubd)?;
     let fs_cfg = crate::fs::FsConfig {
         root: cfg.root.clone(),
         read_only: true,

@@ -18,6 +18,10 @@ PARAMS (UML-style kernel parameters):
                       (default: an overlay, the host directory read-only
                       under a private in-memory upper layer)
   mount=HOST:GUEST    mount host directory HOST read-write at GUEST
+  ubdN=FILE           disk N (0-15; /dev/ubda, ubdb, ...) is host file FILE
+  ubdN=COW,BACKING    disk N is COW file COW (UML's format, created if
+                      missing) over the read-only BACKING file
+  ubdNr=..., ubdNs=...  read-only disk; synchronous writes (O_SYNC)
   init=PATH           init program inside the guest (default /bin/sh)
   mode=ptrace         execution backend (only ptrace so far)
   quiet               no boot log
@@ -76,12 +80,26 @@ fn main() {
     let mut quiet = false;
     let mut root_mode = RootMode::Overlay;
     let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut ubd: Vec<ruml_kernel::block::ubd::UbdSpec> = Vec::new();
     for p in params {
         let s = p.to_string_lossy();
         let (k, v) = s
             .split_once('=')
             .map(|(k, v)| (k, Some(v)))
             .unwrap_or((&s, None));
+        if let Some(v) = v {
+            match ruml_kernel::block::ubd::UbdSpec::parse(k, v) {
+                Ok(Some(spec)) => {
+                    if ubd.iter().any(|u| u.index == spec.index) {
+                        die(&format!("{k}: ubd{} given twice", spec.index));
+                    }
+                    ubd.push(spec);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => die(&e),
+            }
+        }
         match (k, v) {
             ("mem", Some(v)) => match parse_size(v) {
                 Some(m) if m >= 16 << 20 => mem = m,
@@ -151,6 +169,7 @@ fn main() {
         quiet,
         root_mode,
         host_mounts,
+        ubd,
     };
     let cfg = BootConfig {
         init: if cmd.is_empty() { cfg.init } else { init_path },

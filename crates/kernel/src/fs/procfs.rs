@@ -111,6 +111,7 @@ enum Gen {
     Uptime,
     LoadAvg,
     Filesystems,
+    Partitions,
     Version,
     Hostname,
     OsType,
@@ -157,6 +158,7 @@ impl Inode for ProcRoot {
             b"uptime" => file(13, Gen::Uptime),
             b"loadavg" => file(14, Gen::LoadAvg),
             b"filesystems" => file(15, Gen::Filesystems),
+            b"partitions" => file(18, Gen::Partitions),
             b"version" => file(16, Gen::Version),
             b"mounts" => Ok(Arc::new(SelfRelLink {
                 meta: m(17),
@@ -187,6 +189,7 @@ impl Inode for ProcRoot {
             (14, r, "loadavg"),
             (11, r, "meminfo"),
             (17, l, "mounts"),
+            (18, r, "partitions"),
             (2, l, "self"),
             (12, r, "stat"),
             (20, d, "sys"),
@@ -995,7 +998,8 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let last = all_pids().last().copied().unwrap_or(1);
             format!("0.00 0.00 0.00 1/{n} {last}\n")
         }
-        Gen::Filesystems => "nodev\tsysfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tpipefs\nnodev\thostfs\n".to_string(),
+        Gen::Filesystems => "nodev\tsysfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tpipefs\nnodev\thostfs\n\text2\n\text3\n\text4\n".to_string(),
+        Gen::Partitions => crate::block::proc_partitions(),
         Gen::Version => format!(
             "Linux version {} (ruml@ruml) (rustc) {}\n",
             crate::task::syscalls::UTS_RELEASE,
