@@ -19,6 +19,7 @@ pub mod console;
 pub mod copy;
 pub mod devfs;
 pub mod epoll;
+pub mod ext2;
 pub mod fdtable;
 pub mod file;
 pub mod hostfs;

@@ -1804,6 +1804,20 @@ fn sys_mount(
         b"sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
         b"devpts" => ("devpts", crate::fs::pty::new_devpts()),
         b"devtmpfs" => ("devtmpfs", crate::fs::devfs::new_devfs()),
+        b"ext2" | b"ext3" | b"ext4" => {
+            // A disk filesystem: the source is a block device node.
+            if source.is_null() {
+                return error!(EINVAL);
+            }
+            let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
+            let disk = crate::block::from_inode(src.inode())?;
+            let name = match ty.as_slice() {
+                b"ext2" => "ext2",
+                b"ext3" => "ext3",
+                _ => "ext4",
+            };
+            (name, crate::fs::ext2::mount(&disk, ro)?)
+        }
         b"hostfs" => {
             // UML: `mount none DIR -t hostfs -o HOSTDIR`, HOSTDIR beneath
             // the root's host directory; options after a comma are ignored.
