@@ -800,6 +800,14 @@ impl Ext2Fs {
         if i.extra_isize() > self.geo.inode_size.saturating_sub(128) {
             return Err(corrupt(&format!("inode {ino} has a bad extra size")));
         }
+        let max = if i.flags() & EXTENTS_FL != 0 {
+            (1u64 << 32) * self.geo.bs
+        } else {
+            self.geo.max_blocks() * self.geo.bs
+        };
+        if i.mode() != 0 && i.size() > max {
+            return Err(corrupt(&format!("inode {ino} has a bad size")));
+        }
         Ok(i)
     }
 
