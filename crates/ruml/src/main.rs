@@ -14,6 +14,9 @@ PARAMS (UML-style kernel parameters):
   mem=SIZE            guest RAM, e.g. 512M, 2G (default 1G)
   root=DIR            host directory used as the read-only root (default /)
   hostfs=DIR          the same, UML's spelling
+  root=/dev/ubdX      boot from an ext2/ext3/ext4 disk (ubdN=...); read-write
+                      unless ro is given (rootfstype=ext2|ext3|ext4 accepted,
+                      the type is probed)
   rootfstype=hostfs   the root is the host directory itself, read-only
                       (default: an overlay, the host directory read-only
                       under a private in-memory upper layer)
@@ -79,6 +82,7 @@ fn main() {
     let mut init: Option<Vec<u8>> = None;
     let mut quiet = false;
     let mut root_mode = RootMode::Overlay;
+    let mut disk_ro = false;
     let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut ubd: Vec<ruml_kernel::block::ubd::UbdSpec> = Vec::new();
     for p in params {
@@ -107,7 +111,14 @@ fn main() {
                     "bad mem={v}: give a size of at least 16M, like mem=512M"
                 )),
             },
+            ("root", Some(v)) if v.starts_with("/dev/") => {
+                root = PathBuf::from(v);
+                root_mode = RootMode::Disk { read_only: false };
+            }
             ("root" | "hostfs", Some(v)) => root = PathBuf::from(v),
+            ("rootfstype", Some("ext2" | "ext3" | "ext4")) => {}
+            ("ro", None) => disk_ro = true,
+            ("rw", None) => disk_ro = false,
             ("rootfstype", Some("hostfs")) => root_mode = RootMode::HostFs,
             ("rootfstype", Some("overlay")) => root_mode = RootMode::Overlay,
             ("rootfstype", Some(v)) => die(&format!(
@@ -136,11 +147,19 @@ fn main() {
             _ => die(&format!("unknown parameter '{s}'\n{USAGE}")),
         }
     }
-    if !root.is_dir() {
+    let disk_root = matches!(root_mode, RootMode::Disk { .. });
+    if disk_root {
+        root_mode = RootMode::Disk { read_only: disk_ro };
+    } else if !root.is_dir() {
         die(&format!("root {} is not a directory", root.display()));
     }
     let (init_path, argv, envp) = if !cmd.is_empty() {
-        let path = resolve_cmd(&root, &cmd[0]);
+        let path = if disk_root {
+            // The kernel looks a bare name up inside the guest.
+            cmd[0].as_bytes().to_vec()
+        } else {
+            resolve_cmd(&root, &cmd[0])
+        };
         let argv: Vec<Vec<u8>> = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
         let envp: Vec<Vec<u8>> = std::env::vars_os()
             .map(|(k, v)| {

@@ -655,3 +655,13 @@ impl Inode for SysDevBlock {
         self
     }
 }
+
+/// sync(2): flushes every bound disk (errors are dropped, as sync(2)
+/// reports none).
+pub fn sync_all() {
+    for d in all() {
+        if let Some(dev) = d.device() {
+            let _ = dev.flush();
+        }
+    }
+}

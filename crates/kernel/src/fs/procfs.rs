@@ -759,11 +759,13 @@ fn mount_lines(task: &Task, info: bool) -> String {
             None => "/".to_string(),
         };
         let opts = if m.read_only() { "ro" } else { "rw" };
-        let source = match m.fstype {
-            "hostfs" => "none",
-            "devtmpfs" => "udev",
-            "devpts" => "devpts",
-            other => other,
+        let recorded = m.source().map(|s| String::from_utf8_lossy(s).into_owned());
+        let source = match (m.fstype, &recorded) {
+            (_, Some(s)) => s.as_str(),
+            ("hostfs", _) => "none",
+            ("devtmpfs", _) => "udev",
+            ("devpts", _) => "devpts",
+            (other, _) => other,
         };
         if info {
             let parent = m.mountpoint.as_ref().map(|p| p.mnt.id).unwrap_or(m.id);

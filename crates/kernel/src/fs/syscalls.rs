@@ -1121,13 +1121,18 @@ fn sys_fdatasync(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     Ok(0)
 }
 
-/// sync(2): hostfs writes go straight to the host; nothing is cached.
+/// sync(2): hostfs writes go straight to the host and nothing is cached
+/// in the kernel; the disks (ubd, loop) are flushed to the host's disk.
 fn sys_sync(_ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    crate::block::sync_all();
     Ok(0)
 }
 
+/// syncfs(2): as sync(2), for the file's filesystem (disks are flushed
+/// all together: a disk filesystem's writes are already on its device).
 fn sys_syncfs(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     get_file(ctx, fd)?;
+    crate::block::sync_all();
     Ok(0)
 }
 
@@ -1790,6 +1795,7 @@ fn sys_mount(
         })?
     };
     let ro = flags & MS_RDONLY != 0;
+    let mut dev_source: Option<Vec<u8>> = None;
     let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty.as_slice() {
         b"tmpfs" => {
             let phys = crate::fs::tmpfs::physmem();
@@ -1811,6 +1817,7 @@ fn sys_mount(
             }
             let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
             let disk = crate::block::from_inode(src.inode())?;
+            dev_source = Some(crate::fs::vfs::d_path(&src, &fs.root()));
             let name = match ty.as_slice() {
                 b"ext2" => "ext2",
                 b"ext3" => "ext3",
@@ -1832,7 +1839,10 @@ fn sys_mount(
     if t.inode().file_type() != FileType::Directory {
         return error!(ENOTDIR);
     }
-    fs.ns.mount(name, inode, &t, ro);
+    let m = fs.ns.mount(name, inode, &t, ro);
+    if let Some(src) = dev_source {
+        m.set_source(&src);
+    }
     Ok(0)
 }
 

@@ -36,7 +36,7 @@ use crate::errno::KResult;
 use crate::error;
 use crate::fs::types::FileType;
 
-pub use vfs::mount;
+pub use vfs::{mount, mount_root};
 
 const EXT2_MAGIC: u16 = 0xEF53;
 const ROOT_INO: u32 = 2;
@@ -170,6 +170,8 @@ pub struct Ext2Fs {
     dev_no: (u32, u32),
     geo: Geometry,
     read_only: bool,
+    /// "ext2", "ext3" (a journal) or "ext4" (ext4-only features).
+    kind: &'static str,
     state: Mutex<State>,
 }
 
@@ -549,6 +551,13 @@ impl Ext2Fs {
             dev_no,
             geo,
             read_only,
+            kind: if incompat & !INCOMPAT_FILETYPE != 0 {
+                "ext4"
+            } else if compat & COMPAT_HAS_JOURNAL != 0 {
+                "ext3"
+            } else {
+                "ext2"
+            },
             state: Mutex::new(State {
                 sb,
                 gdt,

@@ -35,6 +35,18 @@ pub fn mount(disk: &Arc<Disk>, read_only: bool) -> KResult<Arc<dyn Inode>> {
     }))
 }
 
+/// Mounts the root filesystem from `disk` (`root=/dev/ubda`): the type
+/// is probed from the superblock's features. Returns (type, root inode).
+pub fn mount_root(disk: &Arc<Disk>, read_only: bool) -> KResult<(&'static str, Arc<dyn Inode>)> {
+    let root = mount(disk, read_only)?;
+    let kind = root
+        .as_any()
+        .downcast_ref::<Ext2Inode>()
+        .map(|i| i.fs.kind)
+        .unwrap_or("ext2");
+    Ok((kind, root))
+}
+
 /// An inode handle; see the module doc.
 pub struct Ext2Inode {
     fs: Arc<Ext2Fs>,
