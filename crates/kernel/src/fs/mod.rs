@@ -129,7 +129,7 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
         let disk = crate::block::by_name(name).ok_or(crate::errno!(ENODEV))?;
         let (fstype, inode) = ext2::mount_root(&disk, read_only)?;
         let m = Mount::new(fstype, inode, None, read_only, false);
-        m.set_source(&cfg.root.as_os_str().as_bytes().to_vec());
+        m.set_source(cfg.root.as_os_str().as_bytes());
         m
     } else {
         let lower = hostfs::HostFs::open_root(&cfg.root, overlay || cfg.read_only)?;
