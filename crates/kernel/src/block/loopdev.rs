@@ -236,18 +236,23 @@ pub fn add(n: u32) -> KResult<()> {
 
 /// Called when the last user of a loop device goes: autoclear.
 pub fn last_close(disk: &Arc<Disk>) {
-    let _g = config_lock();
-    if disk.users() != 0 {
-        return;
-    }
-    let auto = disk.device().is_some_and(|d| {
-        d.as_any()
-            .downcast_ref::<LoopBacking>()
-            .is_some_and(|l| l.flags & LO_FLAGS_AUTOCLEAR != 0)
-    });
-    if auto {
-        disk.bind(None);
-    }
+    // The old binding is dropped after the lock is released: dropping its
+    // file may drop a filesystem and with it another loop device's hold.
+    let _old = {
+        let _g = config_lock();
+        if disk.users() != 0 {
+            return;
+        }
+        let auto = disk.device().is_some_and(|d| {
+            d.as_any()
+                .downcast_ref::<LoopBacking>()
+                .is_some_and(|l| l.flags & LO_FLAGS_AUTOCLEAR != 0)
+        });
+        if !auto {
+            return;
+        }
+        disk.bind(None)
+    };
 }
 
 fn is_bound(disk: &Disk) -> bool {
@@ -365,21 +370,28 @@ pub fn ioctl(
             bind_file(disk, f, file, Some(&info), CONFIGURE_SETTABLE)?;
         }
         LOOP_CLR_FD => {
-            let _g = config_lock();
-            if !is_bound(disk) {
-                return error!(ENXIO);
-            }
-            // Linux: with other users, detach lazily (autoclear on last close).
-            if disk.users() > 1 {
-                let d = disk.bound()?;
-                if let Some(l) = d.as_any().downcast_ref::<LoopBacking>() {
-                    let new =
-                        rebuild(l, l.flags | LO_FLAGS_AUTOCLEAR, l.offset, l.sizelimit, None)?;
-                    disk.bind(Some(Arc::new(new)));
+            // The old binding drops after the lock (see last_close).
+            let _old = {
+                let _g = config_lock();
+                if !is_bound(disk) {
+                    return error!(ENXIO);
                 }
-            } else {
-                disk.bind(None);
-            }
+                // Linux: with other users, detach lazily (autoclear on
+                // last close).
+                if disk.users() > 1 {
+                    let d = disk.bound()?;
+                    match d.as_any().downcast_ref::<LoopBacking>() {
+                        Some(l) => {
+                            let flags = l.flags | LO_FLAGS_AUTOCLEAR;
+                            let new = rebuild(l, flags, l.offset, l.sizelimit, None)?;
+                            disk.bind(Some(Arc::new(new)))
+                        }
+                        None => None,
+                    }
+                } else {
+                    disk.bind(None)
+                }
+            };
         }
         LOOP_SET_STATUS64 => {
             let mut b = [0u8; INFO64_LEN];

@@ -349,8 +349,21 @@ pub mod ioctl {
     pub const HDIO_GETGEO: u32 = 0x0301;
 }
 
+/// O_DIRECT on a block device: offsets and lengths in whole sectors
+/// (EINVAL otherwise, as Linux). There is no kernel cache to bypass: every
+/// I/O goes to the device at once.
+fn check_direct(f: &OpenFile, off: u64, len: usize) -> KResult<()> {
+    if f.flags() & crate::fs::types::oflags::O_DIRECT != 0
+        && (!off.is_multiple_of(SECTOR) || !(len as u64).is_multiple_of(SECTOR))
+    {
+        return error!(EINVAL);
+    }
+    Ok(())
+}
+
 impl FileOps for BlockFile {
-    fn read(&self, _f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+    fn read(&self, f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        check_direct(f, off, buf.len())?;
         let dev = self.disk().bound()?;
         read_bytes(dev.as_ref(), off, buf)
     }
@@ -358,6 +371,7 @@ impl FileOps for BlockFile {
         if self.disk().read_only() {
             return error!(EPERM);
         }
+        check_direct(_f, off, buf.len())?;
         let dev = self.disk().bound()?;
         let n = write_bytes(dev.as_ref(), off, buf)?;
         if _f.flags() & crate::fs::types::oflags::O_DSYNC != 0 {

@@ -162,6 +162,12 @@ pub(crate) struct State {
     open: HashMap<u32, usize>,
     /// Inodes with no links left that are still open.
     orphans: HashSet<u32>,
+    /// Inodes whose pages the page cache may hold (mmapped files).
+    mapped: HashSet<u32>,
+    /// Freed inodes whose cached pages must go (after the lock is
+    /// released: the page cache calls into the filesystem under its own
+    /// lock, so it is never called under ours).
+    stale: Vec<u32>,
 }
 
 /// A mounted ext2 filesystem; see the module doc.
@@ -565,6 +571,8 @@ impl Ext2Fs {
                 cache: HashMap::new(),
                 open: HashMap::new(),
                 orphans: HashSet::new(),
+                mapped: HashSet::new(),
+                stale: Vec::new(),
             }),
         });
         // The root must be a directory.
@@ -1254,7 +1262,28 @@ impl Ext2Fs {
         put32(&mut i.raw, 20, now().0 as u32); // dtime
         self.write_inode(st, ino, &i)?;
         st.orphans.remove(&ino);
+        if st.mapped.remove(&ino) {
+            st.stale.push(ino);
+        }
         self.free_inode_bit(st, ino, dir)
+    }
+
+    /// Releases the lock, then drops the page-cache pages of inodes freed
+    /// under it (a reused inode number must not see old pages).
+    fn unlock<T>(&self, mut st: MutexGuard<'_, State>, r: KResult<T>) -> KResult<T> {
+        let stale = std::mem::take(&mut st.stale);
+        drop(st);
+        for ino in stale {
+            self.invalidate_ino(ino);
+        }
+        r
+    }
+
+    fn invalidate_ino(&self, ino: u32) {
+        if crate::kernel_booted() {
+            let dev = crate::fs::types::encode_dev(self.dev_no.0, self.dev_no.1);
+            crate::kernel().page_cache.invalidate((dev, ino as u64));
+        }
     }
 
     /// Drops one link of `ino`; frees it when none are left and it is
@@ -1544,6 +1573,18 @@ impl Ext2Fs {
         put32(&mut i.raw, 100, old.generation().wrapping_add(1));
         i.set_links(1);
         Ok((ino, i))
+    }
+}
+
+impl Drop for Ext2Fs {
+    /// Unmounted: the page cache must not keep pages under this device's
+    /// numbers (another filesystem may come to the same device).
+    fn drop(&mut self) {
+        let mapped: Vec<u32> = self.lock().mapped.drain().collect();
+        for ino in mapped {
+            self.invalidate_ino(ino);
+        }
+        let _ = self.held.dev.flush();
     }
 }
 

@@ -313,7 +313,8 @@ impl Inode for Ext2Inode {
             return error!(EISDIR);
         }
         self.fs.dir_remove(&mut st, self.ino, name)?;
-        self.fs.drop_link(&mut st, ino, false)
+        let r = self.fs.drop_link(&mut st, ino, false);
+        self.fs.unlock(st, r)
     }
     fn rmdir(&self, name: &[u8]) -> KResult<()> {
         check_name(name)?;
@@ -331,8 +332,11 @@ impl Inode for Ext2Inode {
             return error!(ENOTEMPTY);
         }
         self.fs.dir_remove(&mut st, self.ino, name)?;
-        self.fs.drop_link(&mut st, ino, true)?;
-        self.fs.adjust_links(&mut st, self.ino, -1)
+        let r = self
+            .fs
+            .drop_link(&mut st, ino, true)
+            .and_then(|_| self.fs.adjust_links(&mut st, self.ino, -1));
+        self.fs.unlock(st, r)
     }
     fn symlink(&self, name: &[u8], target: &[u8]) -> KResult<()> {
         if target.is_empty() {
@@ -465,11 +469,14 @@ impl Inode for Ext2Inode {
                 _ => {}
             }
             fs.dir_set(&mut st, nd.ino, new_name, src, si.ftype())?;
-            if ddir {
-                fs.drop_link(&mut st, d, true)?;
-                fs.adjust_links(&mut st, nd.ino, -1)?;
+            let r = if ddir {
+                fs.drop_link(&mut st, d, true)
+                    .and_then(|_| fs.adjust_links(&mut st, nd.ino, -1))
             } else {
-                fs.drop_link(&mut st, d, false)?;
+                fs.drop_link(&mut st, d, false)
+            };
+            if let Err(e) = r {
+                return fs.unlock(st, Err(e));
             }
         } else {
             fs.dir_add(&mut st, nd.ino, new_name, src, si.ftype())?;
@@ -480,9 +487,11 @@ impl Inode for Ext2Inode {
             fs.adjust_links(&mut st, self.ino, -1)?;
             fs.adjust_links(&mut st, nd.ino, 1)?;
         }
-        let mut si = fs.read_inode(&mut st, src)?;
-        si.set_ctime(now());
-        fs.write_inode(&mut st, src, &si)
+        let r = fs.read_inode(&mut st, src).and_then(|mut si| {
+            si.set_ctime(now());
+            fs.write_inode(&mut st, src, &si)
+        });
+        fs.unlock(st, r)
     }
     fn setattr(&self, a: &SetAttr) -> KResult<()> {
         self.fs.writable()?;
@@ -571,6 +580,7 @@ impl Drop for Ext2File {
                 }
             }
         }
+        let _ = self.fs.unlock(st, Ok(()));
     }
 }
 
@@ -618,6 +628,7 @@ impl FileOps for Ext2File {
         self.fs.dev().flush()
     }
     fn mmap_key(&self) -> KResult<(u64, u64)> {
+        self.fs.lock().mapped.insert(self.ino);
         Ok((
             encode_dev(self.fs.dev_no.0, self.fs.dev_no.1),
             self.ino as u64,
