@@ -168,6 +168,49 @@ pub(crate) struct State {
     /// released: the page cache calls into the filesystem under its own
     /// lock, so it is never called under ours).
     stale: Vec<u32>,
+    /// Metadata blocks changed by the operation in progress (in `cache`),
+    /// written out when it ends.
+    dirty: std::collections::BTreeSet<u64>,
+    /// The superblock changed (free counts).
+    sb_dirty: bool,
+}
+
+/// One operation on the filesystem: its state, locked. When the
+/// operation ends (the Op drops), the metadata it changed is written to
+/// the device — each block once, however often it changed — then the lock
+/// is released, then stale page-cache pages are dropped.
+pub(crate) struct Op<'a> {
+    fs: &'a Ext2Fs,
+    guard: Option<MutexGuard<'a, State>>,
+}
+
+impl std::ops::Deref for Op<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.guard.as_ref().expect("Op used after drop")
+    }
+}
+
+impl std::ops::DerefMut for Op<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_mut().expect("Op used after drop")
+    }
+}
+
+impl Drop for Op<'_> {
+    fn drop(&mut self) {
+        let Some(mut st) = self.guard.take() else {
+            return;
+        };
+        if let Err(e) = self.fs.commit(&mut st) {
+            crate::log::warn(&format!("EXT2-fs: writing metadata: {e:?}"));
+        }
+        let stale = std::mem::take(&mut st.stale);
+        drop(st);
+        for ino in stale {
+            self.fs.invalidate_ino(ino);
+        }
+    }
 }
 
 /// A mounted ext2 filesystem; see the module doc.
@@ -573,6 +616,8 @@ impl Ext2Fs {
                 orphans: HashSet::new(),
                 mapped: HashSet::new(),
                 stale: Vec::new(),
+                dirty: Default::default(),
+                sb_dirty: false,
             }),
         });
         // The root must be a directory.
@@ -593,8 +638,33 @@ impl Ext2Fs {
         Ok(fs)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> Op<'_> {
+        Op {
+            fs: self,
+            guard: Some(self.state.lock().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+
+    /// Writes the dirty metadata out (at the end of each operation).
+    fn commit(&self, st: &mut State) -> KResult<()> {
+        if self.read_only {
+            st.dirty.clear();
+            st.sb_dirty = false;
+            return Ok(());
+        }
+        let dirty = std::mem::take(&mut st.dirty);
+        for b in dirty {
+            if let Some(v) = st.cache.get(&b) {
+                self.dev().write_sectors(b * self.geo.bs / 512, v)?;
+            }
+        }
+        if st.sb_dirty {
+            st.sb_dirty = false;
+            put32(&mut st.sb, 48, now().0 as u32);
+            crate::block::write_bytes(self.dev(), 1024, &st.sb)?;
+            st.cache.remove(&(1024 / self.geo.bs));
+        }
+        Ok(())
     }
 
     fn dev(&self) -> &dyn BlockDevice {
@@ -619,7 +689,9 @@ impl Ext2Fs {
         let mut v = vec![0u8; self.geo.bs as usize];
         self.dev().read_sectors(b * self.geo.bs / 512, &mut v)?;
         if st.cache.len() >= CACHE_BLOCKS {
-            st.cache.clear();
+            // Clean blocks go; dirty ones stay until the operation ends.
+            let State { cache, dirty, .. } = st;
+            cache.retain(|k, _| dirty.contains(k));
         }
         st.cache.insert(b, v.clone());
         Ok(v)
@@ -635,7 +707,20 @@ impl Ext2Fs {
         self.dev().read_sectors(b * self.geo.bs / 512, buf)
     }
 
+    /// A metadata block (bitmaps, inode table, directories, indirect
+    /// blocks): into the cache, written when the operation ends.
     fn write_block(&self, st: &mut State, b: u64, data: &[u8]) -> KResult<()> {
+        if self.read_only {
+            return error!(EROFS);
+        }
+        self.check_block(b)?;
+        st.cache.insert(b, data.to_vec());
+        st.dirty.insert(b);
+        Ok(())
+    }
+
+    /// A file data block: to the device at once (a cached copy follows).
+    fn write_data(&self, st: &mut State, b: u64, data: &[u8]) -> KResult<()> {
         if self.read_only {
             return error!(EROFS);
         }
@@ -648,10 +733,7 @@ impl Ext2Fs {
     }
 
     fn write_super(&self, st: &mut State) -> KResult<()> {
-        put32(&mut st.sb, 48, now().0 as u32);
-        let sb = st.sb.clone();
-        crate::block::write_bytes(self.dev(), 1024, &sb)?;
-        st.cache.remove(&(1024 / self.geo.bs));
+        st.sb_dirty = true;
         Ok(())
     }
 
@@ -735,6 +817,7 @@ impl Ext2Fs {
         bm[(bit / 8) as usize] &= !(1 << (bit % 8));
         self.write_block(st, bm_blk, &bm)?;
         st.cache.remove(&b);
+        st.dirty.remove(&b);
         st.groups[g as usize].free_blocks += 1;
         self.write_group(st, g)?;
         self.free_counts(st, 1, 0);
@@ -988,7 +1071,6 @@ impl Ext2Fs {
         if cur == 0 {
             cur = self.alloc_block(st, goal)?;
             self.write_block(st, cur, &zero)?;
-            st.cache.insert(cur, zero.clone());
             i.set_block(slot, cur as u32);
             i.add_blocks(&self.geo, 1);
         }
@@ -1010,7 +1092,6 @@ impl Ext2Fs {
             i.add_blocks(&self.geo, 1);
             if d > 0 {
                 self.write_block(st, nb, &zero)?;
-                st.cache.insert(nb, zero.clone());
             }
             put32(&mut blk, idx * 4, nb as u32);
             self.write_block(st, cur, &blk)?;
@@ -1177,7 +1258,7 @@ impl Ext2Fs {
                 }
             };
             if take == bs as usize {
-                self.write_block(st, b, &data[done..done + take])?;
+                self.write_data(st, b, &data[done..done + take])?;
             } else {
                 if fresh {
                     tmp.fill(0);
@@ -1185,7 +1266,7 @@ impl Ext2Fs {
                     self.read_data(st, b, &mut tmp)?;
                 }
                 tmp[in_blk..in_blk + take].copy_from_slice(&data[done..done + take]);
-                self.write_block(st, b, &tmp)?;
+                self.write_data(st, b, &tmp)?;
             }
             done += take;
         }
@@ -1220,7 +1301,7 @@ impl Ext2Fs {
                     let mut tmp = vec![0u8; bs as usize];
                     self.read_data(st, b, &mut tmp)?;
                     tmp[(len % bs) as usize..].fill(0);
-                    self.write_block(st, b, &tmp)?;
+                    self.write_data(st, b, &tmp)?;
                 }
             }
         }
@@ -1270,12 +1351,8 @@ impl Ext2Fs {
 
     /// Releases the lock, then drops the page-cache pages of inodes freed
     /// under it (a reused inode number must not see old pages).
-    fn unlock<T>(&self, mut st: MutexGuard<'_, State>, r: KResult<T>) -> KResult<T> {
-        let stale = std::mem::take(&mut st.stale);
+    fn unlock<T>(&self, st: Op<'_>, r: KResult<T>) -> KResult<T> {
         drop(st);
-        for ino in stale {
-            self.invalidate_ino(ino);
-        }
         r
     }
 
