@@ -5,6 +5,7 @@
 //! `mm/syscalls.rs`, `fs/syscalls.rs`, ...); `syscalls` holds the table.
 
 pub mod abi;
+pub mod block;
 pub mod boot;
 pub mod errno;
 pub mod exec;

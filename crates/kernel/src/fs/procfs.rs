@@ -112,6 +112,7 @@ enum Gen {
     Uptime,
     LoadAvg,
     Filesystems,
+    Partitions,
     Version,
     OsType,
     OsRelease,
@@ -161,6 +162,7 @@ impl Inode for ProcRoot {
             b"uptime" => file(13, Gen::Uptime),
             b"loadavg" => file(14, Gen::LoadAvg),
             b"filesystems" => file(15, Gen::Filesystems),
+            b"partitions" => file(18, Gen::Partitions),
             b"version" => file(16, Gen::Version),
             b"mounts" => Ok(Arc::new(SelfRelLink {
                 meta: m(17),
@@ -192,6 +194,7 @@ impl Inode for ProcRoot {
             (14, r, "loadavg"),
             (11, r, "meminfo"),
             (17, l, "mounts"),
+            (18, r, "partitions"),
             (2, l, "self"),
             (12, r, "stat"),
             (20, d, "sys"),
@@ -810,11 +813,13 @@ fn mount_lines(task: &Task, info: bool) -> String {
             None => "/".to_string(),
         };
         let opts = if m.read_only() { "ro" } else { "rw" };
-        let source = match m.fstype {
-            "hostfs" => "none",
-            "devtmpfs" => "udev",
-            "devpts" => "devpts",
-            other => other,
+        let recorded = m.source().map(|s| String::from_utf8_lossy(s).into_owned());
+        let source = match (m.fstype, &recorded) {
+            (_, Some(s)) => s.as_str(),
+            ("hostfs", _) => "none",
+            ("devtmpfs", _) => "udev",
+            ("devpts", _) => "devpts",
+            (other, _) => other,
         };
         if info {
             let parent = m.mountpoint.as_ref().map(|p| p.mnt.id).unwrap_or(m.id);
@@ -1051,7 +1056,8 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let last = all_pids().last().copied().unwrap_or(1);
             format!("0.00 0.00 0.00 1/{n} {last}\n")
         }
-        Gen::Filesystems => "nodev\tsysfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tpipefs\nnodev\thostfs\n".to_string(),
+        Gen::Filesystems => "nodev\tsysfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tpipefs\nnodev\thostfs\n\text2\n\text3\n\text4\n".to_string(),
+        Gen::Partitions => crate::block::proc_partitions(),
         Gen::Version => format!(
             "Linux version {} (ruml@ruml) (rustc) {}\n",
             crate::task::syscalls::UTS_RELEASE,

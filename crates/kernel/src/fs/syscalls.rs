@@ -1123,13 +1123,18 @@ fn sys_fdatasync(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     Ok(0)
 }
 
-/// sync(2): hostfs writes go straight to the host; nothing is cached.
+/// sync(2): hostfs writes go straight to the host and nothing is cached
+/// in the kernel; the disks (ubd, loop) are flushed to the host's disk.
 fn sys_sync(_ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    crate::block::sync_all();
     Ok(0)
 }
 
+/// syncfs(2): as sync(2), for the file's filesystem (disks are flushed
+/// all together: a disk filesystem's writes are already on its device).
 fn sys_syncfs(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     get_file(ctx, fd)?;
+    crate::block::sync_all();
     Ok(0)
 }
 
@@ -1792,6 +1797,7 @@ fn sys_mount(
         })?
     };
     let ro = flags & MS_RDONLY != 0;
+    let mut dev_source: Option<Vec<u8>> = None;
     let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty.as_slice() {
         b"tmpfs" => {
             let phys = crate::fs::tmpfs::physmem();
@@ -1807,6 +1813,21 @@ fn sys_mount(
         b"sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
         b"devpts" => ("devpts", crate::fs::pty::new_devpts()),
         b"devtmpfs" => ("devtmpfs", crate::fs::devfs::new_devfs()),
+        b"ext2" | b"ext3" | b"ext4" => {
+            // A disk filesystem: the source is a block device node.
+            if source.is_null() {
+                return error!(EINVAL);
+            }
+            let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
+            let disk = crate::block::from_inode(src.inode())?;
+            dev_source = Some(crate::fs::vfs::d_path(&src, &fs.root()));
+            let name = match ty.as_slice() {
+                b"ext2" => "ext2",
+                b"ext3" => "ext3",
+                _ => "ext4",
+            };
+            (name, crate::fs::ext2::mount(&disk, ro)?)
+        }
         b"hostfs" => {
             // UML: `mount none DIR -t hostfs -o HOSTDIR`, HOSTDIR beneath
             // the root's host directory; options after a comma are ignored.
@@ -1821,7 +1842,10 @@ fn sys_mount(
     if t.inode().file_type() != FileType::Directory {
         return error!(ENOTDIR);
     }
-    fs.ns.mount(name, inode, &t, ro);
+    let m = fs.ns.mount(name, inode, &t, ro);
+    if let Some(src) = dev_source {
+        m.set_source(&src);
+    }
     Ok(0)
 }
 

@@ -14,9 +14,9 @@ use crate::fs::vfs::{anon_dev, Caller, FileOps, Inode, InodeKey};
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 
 /// A read-only file with fixed text.
-struct StaticFile {
-    meta: Meta,
-    text: Vec<u8>,
+pub(crate) struct StaticFile {
+    pub meta: Meta,
+    pub text: Vec<u8>,
 }
 
 impl Inode for StaticFile {
@@ -106,8 +106,14 @@ pub fn new_sysfs() -> Arc<dyn Inode> {
     let system = dir(m(), vec![(b"cpu".to_vec(), cpu)]);
     let devices = dir(m(), vec![(b"system".to_vec(), system)]);
     let mut top: Vec<(Vec<u8>, Arc<dyn Inode>)> = vec![(b"devices".to_vec(), devices)];
+    top.push((b"block".to_vec(), crate::block::sysfs_block_dir(m())));
+    let dev_block = crate::block::sysfs_dev_block_dir(m());
+    top.push((
+        b"dev".to_vec(),
+        dir(m(), vec![(b"block".to_vec(), dev_block)]),
+    ));
     for name in [
-        "block", "bus", "class", "dev", "firmware", "fs", "kernel", "module", "power",
+        "bus", "class", "firmware", "fs", "kernel", "module", "power",
     ] {
         top.push((name.as_bytes().to_vec(), dir(m(), Vec::new())));
     }
