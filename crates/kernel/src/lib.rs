@@ -11,6 +11,7 @@ pub mod exec;
 pub mod fs;
 pub mod log;
 pub mod mm;
+pub mod net;
 pub mod signal;
 pub mod syscalls;
 pub mod task;

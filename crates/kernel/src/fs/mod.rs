@@ -34,7 +34,6 @@ pub mod poll;
 pub mod procfs;
 pub mod pty;
 pub mod simple;
-pub mod socket;
 pub mod syscalls;
 pub mod sysfs;
 pub mod tmpfs;
