@@ -152,6 +152,9 @@ struct State {
     broken: bool,
     /// Ever connected (a closed TCP socket reads EOF, not ENOTCONN).
     was_connected: bool,
+    /// A nonblocking connect said EINPROGRESS: the next connect reports
+    /// its outcome (0 once established), as Linux's SS_CONNECTING does.
+    in_progress: bool,
     dgrams: VecDeque<(SocketAddr, Vec<u8>)>,
     dgram_bytes: usize,
     /// The last descriptor went away.
@@ -188,6 +191,7 @@ impl InetSocket {
                 fin: false,
                 broken: false,
                 was_connected: false,
+                in_progress: false,
                 dgrams: VecDeque::new(),
                 dgram_bytes: 0,
                 closed: false,
@@ -453,11 +457,11 @@ fn read_sockaddr(
             Ok(Some(SocketAddr::V4(SocketAddrV4::new(ip, port))))
         }
         _ => {
-            if fam != AF_INET6 {
-                return error!(EAFNOSUPPORT);
-            }
             if len < 24 {
                 return error!(EINVAL);
+            }
+            if fam != AF_INET6 {
+                return error!(EAFNOSUPPORT);
             }
             let port = u16::from_be_bytes([b[2], b[3]]);
             let flow = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
@@ -774,7 +778,21 @@ pub fn connect(
         };
     };
     {
-        let s = sock.lock();
+        let mut s = sock.lock();
+        if std::mem::take(&mut s.in_progress) {
+            match s.tcp {
+                Tcp::Connected => return Ok(0),
+                Tcp::Connecting => {
+                    s.in_progress = true;
+                    return error!(EALREADY);
+                }
+                _ => {
+                    if let Some(e) = s.error.take() {
+                        return Err(e);
+                    }
+                }
+            }
+        }
         match s.tcp {
             Tcp::Listen { .. } | Tcp::Connected => return error!(EISCONN),
             Tcp::Connecting => return error!(EALREADY),
@@ -800,7 +818,11 @@ pub fn connect(
     let Some(listener) = find_listener(dst.port(), ip, sock) else {
         sock.lock().remote = None;
         if nonblock {
-            sock.lock().error = Some(Errno::ECONNREFUSED);
+            {
+                let mut s = sock.lock();
+                s.error = Some(Errno::ECONNREFUSED);
+                s.in_progress = true;
+            }
             sock.waiters.wake_all();
             return error!(EINPROGRESS);
         }
@@ -843,6 +865,7 @@ pub fn connect(
                 return error!(ECONNREFUSED);
             }
             if nonblock {
+                sock.lock().in_progress = true;
                 return error!(EINPROGRESS);
             }
             return Ok(0);
@@ -852,6 +875,7 @@ pub fn connect(
     // The queue may have drained meanwhile.
     admit_pending(&listener);
     if nonblock {
+        sock.lock().in_progress = true;
         return error!(EINPROGRESS);
     }
     let timeout = sock.lock().opts.sndtimeo;

@@ -391,7 +391,7 @@ fn link_msg(i: &Iface, typ: u16, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
 
 fn addr_msg(i: &Iface, a: &IfAddr, typ: u16, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
     let mut m = Msg::new(typ, flags, seq, pid);
-    let scope = if i.flags & IFF_LOOPBACK != 0 || a.addr.is_loopback() {
+    let scope = if a.addr.is_loopback() {
         RT_SCOPE_HOST
     } else {
         RT_SCOPE_UNIVERSE
@@ -626,9 +626,14 @@ fn handle(req: &[u8], pid: u32) -> Vec<Vec<u8>> {
         }
         RTM_GETADDR if dump => {
             let mut out = Vec::new();
-            for i in iface::ifaces().iter() {
-                for a in i.addrs.iter().filter(|a| want(family_of(a.addr))) {
-                    out.extend(addr_msg(i, a, RTM_NEWADDR, NLM_F_MULTI, seq, pid));
+            // IPv4 first, then IPv6, as Linux dumps them.
+            for v4 in [true, false] {
+                for i in iface::ifaces().iter() {
+                    for a in i.addrs.iter().filter(|a| a.addr.is_ipv4() == v4) {
+                        if want(family_of(a.addr)) {
+                            out.extend(addr_msg(i, a, RTM_NEWADDR, NLM_F_MULTI, seq, pid));
+                        }
+                    }
                 }
             }
             return done(out, seq, pid);

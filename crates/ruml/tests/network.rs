@@ -1,0 +1,167 @@
+//! Networking inside one instance: TCP and UDP over lo (IPv4 and IPv6),
+//! the socket API's edge cases against the host's, an epoll echo server
+//! with 200 concurrent clients, python's http.server fetched with urllib
+//! and curl, netlink route through iproute2, and that nothing but the
+//! instance itself is reachable.
+
+mod common;
+
+use common::{differential, Flavour};
+
+fn socket_edges(flavour: Flavour) {
+    let (native, ruml) = differential("socket_edges", flavour, &[]);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(ruml.stdout.ends_with("result: OK\n"), "{ruml}");
+}
+
+/// bind/connect/option/data edge cases, compared errno for errno.
+#[test]
+fn socket_edges_static() {
+    socket_edges(Flavour::Static);
+}
+
+#[test]
+fn socket_edges_dynamic() {
+    socket_edges(Flavour::Dynamic);
+}
+
+fn echo_ok(out: &common::Output) {
+    assert!(
+        out.stdout
+            .contains("clients: 200, bytes each: 65536, mismatched bytes: 0, server exit: 0"),
+        "{out}"
+    );
+}
+
+/// 200 nonblocking clients against an epoll server, every byte checked.
+#[test]
+fn tcp_epoll_echo_v4() {
+    let (native, ruml) = differential("tcp_epoll_echo", Flavour::Dynamic, &["4"]);
+    echo_ok(&native);
+    echo_ok(&ruml);
+}
+
+#[test]
+fn tcp_epoll_echo_v6() {
+    let (native, ruml) = differential("tcp_epoll_echo", Flavour::Static, &["6"]);
+    echo_ok(&native);
+    echo_ok(&ruml);
+}
+
+/// A backlog far below the client count: connectors wait in the listener's
+/// queue for accepts instead of failing (under ruml only: a host may drop
+/// such connections under load).
+#[test]
+fn tcp_epoll_echo_small_backlog() {
+    let guest = common::build_guest("tcp_epoll_echo", Flavour::Static);
+    let env = common::test_env();
+    for (fam, backlog) in [("4", "16"), ("6", "0")] {
+        let out = common::run_ruml(&guest.path, &[fam, backlog], &env);
+        assert_eq!(out.code(), 0, "{out}");
+        echo_ok(&out);
+    }
+}
+
+/// python3 -m http.server on 127.0.0.1 and ::1, fetched with urllib and
+/// curl inside the same instance.
+#[test]
+fn http_server_loopback() {
+    let script = common::workspace_root().join("tests/scripts/http_loopback.py");
+    let env = common::test_env();
+    let native = common::run_native("/usr/bin/python3", &[script.as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
+    common::assert_same(&native, &ruml);
+    assert!(ruml.stdout.contains("urllib ::1 200 300000 True"), "{ruml}");
+}
+
+fn ip_bin() -> Option<&'static str> {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+/// iproute2 over netlink route: addresses, link up/down, adding an
+/// address that then works for bind and connect, routes.
+#[test]
+fn iproute2_in_guest() {
+    let Some(ip) = ip_bin() else {
+        panic!("iproute2 is not installed (.ci/run installs it)");
+    };
+    let script = format!(
+        "{ip} addr show; echo ---; {ip} link set dev lo down; {ip} link show lo; \
+         python3 -c 'import socket; s=socket.socket(); print(s.connect_ex((\"127.0.0.1\", 9)))'; \
+         {ip} link set dev lo up; {ip} -4 addr add 10.11.12.13/24 dev lo; echo ---; {ip} -4 addr show dev lo; \
+         echo ---; {ip} route show table all; echo ---; {ip} -6 addr; \
+         python3 -c 'import socket; s=socket.socket(); s.bind((\"10.11.12.13\",0)); s.listen(); c=socket.create_connection(s.getsockname()); print(\"via added address\", c.getpeername()[0])'; \
+         {ip} addr del 10.11.12.13/24 dev lo; {ip} -4 -o addr | wc -l"
+    );
+    let out = common::run_ruml("/bin/sh", &["-c", &script], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    let parts: Vec<&str> = out.stdout.split("---\n").collect();
+    assert_eq!(parts.len(), 5, "{out}");
+    assert!(
+        parts[0].contains("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536"),
+        "{out}"
+    );
+    assert!(parts[0].contains("inet 127.0.0.1/8 scope host lo"), "{out}");
+    assert!(parts[0].contains("inet6 ::1/128 scope host"), "{out}");
+    assert!(parts[1].contains("1: lo: <LOOPBACK> mtu 65536"), "{out}");
+    assert!(parts[1].contains("state DOWN"), "{out}");
+    // lo down: 127.0.0.1 is unreachable.
+    assert!(parts[1].contains("\n101\n"), "{out}");
+    assert!(parts[2].contains("inet 127.0.0.1/8 scope host lo"), "{out}");
+    assert!(
+        parts[2].contains("inet 10.11.12.13/24 scope global lo"),
+        "{out}"
+    );
+    assert!(
+        parts[3]
+            .contains("local 127.0.0.0/8 dev lo table local proto kernel scope host src 127.0.0.1"),
+        "{out}"
+    );
+    assert!(
+        parts[3].contains(
+            "local 10.11.12.13 dev lo table local proto kernel scope host src 10.11.12.13"
+        ),
+        "{out}"
+    );
+    assert!(
+        parts[3].contains("::1 dev lo proto kernel metric 256"),
+        "{out}"
+    );
+    assert!(parts[4].contains("inet6 ::1/128 scope host"), "{out}");
+    assert!(
+        parts[4].contains("via added address 10.11.12.13\n"),
+        "{out}"
+    );
+    assert!(out.stdout.ends_with("\n1\n"), "{out}");
+}
+
+/// With eth0=none only the instance itself answers: other addresses are
+/// unreachable, and guest sockets are not host sockets (a port the test
+/// listens on, on the host's loopback, is not reachable from the guest).
+#[test]
+fn only_loopback_reachable() {
+    let host = std::net::TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = host.local_addr().expect("addr").port();
+    let script = format!(
+        "import socket, errno\n\
+         for a in ('10.0.2.2', '192.0.2.1', '8.8.8.8'):\n\
+         \x20   s = socket.socket(); print(a, errno.errorcode[s.connect_ex((a, 80))])\n\
+         s = socket.socket(socket.AF_INET6); print('2001:db8::1', errno.errorcode[s.connect_ex(('2001:db8::1', 80))])\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         try:\n\
+         \x20   u.sendto(b'x', ('192.0.2.1', 53))\n\
+         except OSError as e: print('udp', errno.errorcode[e.errno])\n\
+         s = socket.socket(); print('host port', errno.errorcode[s.connect_ex(('127.0.0.1', {port}))])\n"
+    );
+    let out = common::run_ruml("/usr/bin/python3", &["-c", &script], &common::test_env());
+    assert_eq!(
+        out.stdout,
+        "10.0.2.2 ENETUNREACH\n192.0.2.1 ENETUNREACH\n8.8.8.8 ENETUNREACH\n\
+         2001:db8::1 ENETUNREACH\nudp ENETUNREACH\nhost port ECONNREFUSED\n",
+        "{out}"
+    );
+    drop(host);
+}
