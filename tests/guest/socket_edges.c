@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -521,6 +522,46 @@ static void v6mapped(void) {
     close(l);
 }
 
+static void on_alrm(int sig) { (void)sig; }
+
+/* A SIGALRM 100 ms from now, with or without SA_RESTART. */
+static void alarm_in_100ms(int restart) {
+    struct sigaction sa = {.sa_handler = on_alrm, .sa_flags = restart ? SA_RESTART : 0};
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {.it_value = {0, 100000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void signals(void) {
+    printf("-- signals\n");
+    int port;
+    int l = listener(&port);
+    alarm_in_100ms(0);
+    T(accept(l, NULL, NULL)); /* EINTR */
+    int c = connect_to(port);
+    int s = accept(l, NULL, NULL);
+    char b[8];
+    alarm_in_100ms(0);
+    T(recv(s, b, sizeof b, 0)); /* EINTR */
+    /* SA_RESTART: the receive goes on until the data comes. */
+    pid_t k = fork();
+    if (k == 0) {
+        usleep(400000);
+        send(c, "late", 4, 0);
+        _exit(0);
+    }
+    alarm_in_100ms(1);
+    T(recv(s, b, sizeof b, 0));
+    waitpid(k, NULL, 0);
+    /* SO_RCVTIMEO: EAGAIN when it runs out. */
+    struct timeval tv = {0, 100000};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    T(recv(s, b, sizeof b, 0)); /* EAGAIN */
+    close(c);
+    close(s);
+    close(l);
+}
+
 static void ifaces(void) {
     printf("-- interfaces\n");
     struct ifaddrs *ifa, *i;
@@ -568,6 +609,7 @@ int main(void) {
     data();
     udp();
     v6mapped();
+    signals();
     ifaces();
     printf("result: %s\n", failures ? "FAIL" : "OK");
     return failures != 0;

@@ -165,3 +165,47 @@ fn only_loopback_reachable() {
     );
     drop(host);
 }
+
+/// /proc/net/{tcp,tcp6,udp,unix,if_inet6,dev} and `ss` (which reads them)
+/// show the instance's own sockets.
+#[test]
+fn proc_net_and_ss() {
+    let script = "import socket, subprocess, sys\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 8080)); s.listen()\n\
+         s6 = socket.socket(socket.AF_INET6); s6.bind(('::1', 8081)); s6.listen()\n\
+         c = socket.create_connection(('127.0.0.1', 8080))\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 5353))\n\
+         x = socket.socket(socket.AF_UNIX); x.bind('\\0ruml-test'); x.listen()\n\
+         for f in ('tcp', 'tcp6', 'udp', 'unix', 'if_inet6', 'dev'):\n\
+         \x20   print('==', f); sys.stdout.write(open('/proc/net/' + f).read())\n\
+         sys.stdout.flush()\n\
+         subprocess.run(['ss', '-tlnH'], stderr=subprocess.DEVNULL)\n";
+    let out = common::run_ruml("/usr/bin/python3", &["-c", script], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    let s = &out.stdout;
+    assert!(s.contains(": 0100007F:1F90 00000000:0000 0A "), "{out}");
+    assert!(s.contains(" 0100007F:1F90 01 "), "{out}");
+    assert!(
+        s.contains(
+            ": 00000000000000000000000001000000:1F91 00000000000000000000000000000000:0000 0A "
+        ),
+        "{out}"
+    );
+    assert!(s.contains(": 00000000:14E9 00000000:0000 07 "), "{out}");
+    assert!(s.contains(" 00010000 0001 01 0 @ruml-test\n"), "{out}");
+    assert!(
+        s.contains("00000000000000000000000000000001 01 80 10 80       lo\n"),
+        "{out}"
+    );
+    assert!(s.contains("    lo: "), "{out}");
+    let ss: Vec<Vec<&str>> = s
+        .lines()
+        .filter(|l| l.starts_with("LISTEN"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        ss.iter().any(|l| l.get(3) == Some(&"127.0.0.1:8080")),
+        "{out}"
+    );
+    assert!(ss.iter().any(|l| l.get(3) == Some(&"[::1]:8081")), "{out}");
+}

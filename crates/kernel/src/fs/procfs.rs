@@ -118,6 +118,8 @@ enum Gen {
     PidMax,
     Overcommit,
     Text(&'static str),
+    /// A /proc/net file (crate::net::procnet).
+    Net(&'static str),
 }
 
 impl Inode for ProcRoot {
@@ -166,6 +168,10 @@ impl Inode for ProcRoot {
                 meta: m(20),
                 node: SysNode::Root,
             })),
+            b"net" => Ok(Arc::new(SysDir {
+                meta: m(80),
+                node: SysNode::Net,
+            })),
             _ => match parse_num(name) {
                 Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir {
                     meta: m(pid_ino(pid, 1)),
@@ -188,6 +194,7 @@ impl Inode for ProcRoot {
             (11, r, "meminfo"),
             (17, l, "mounts"),
             (2, l, "self"),
+            (80, d, "net"),
             (12, r, "stat"),
             (20, d, "sys"),
             (3, l, "thread-self"),
@@ -595,6 +602,8 @@ enum SysNode {
     Root,
     Kernel,
     Vm,
+    /// /proc/net (not under /proc/sys, but the same kind of directory).
+    Net,
 }
 
 struct SysDir {
@@ -615,6 +624,10 @@ impl SysDir {
                 ("threads-max", 55, Some(Gen::Text("126863\n"))),
             ],
             SysNode::Vm => vec![("overcommit_memory", 60, Some(Gen::Overcommit))],
+            SysNode::Net => crate::net::procnet::FILES
+                .iter()
+                .map(|&(n, ino)| (n, ino, Some(Gen::Net(n))))
+                .collect(),
         }
     }
 }
@@ -1011,6 +1024,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
         Gen::PidMax => "4194304\n".to_string(),
         Gen::Overcommit => "0\n".to_string(),
         Gen::Text(t) => t.to_string(),
+        Gen::Net(n) => crate::net::procnet::render(n),
     };
     Ok(text.into_bytes())
 }

@@ -733,7 +733,11 @@ fn admit_pending(listener: &Arc<InetSocket>) {
         let Some(c) = next else {
             return;
         };
-        if c.lock().closed || !matches!(c.lock().tcp, Tcp::Connecting) {
+        let waiting = {
+            let cs = c.lock();
+            !cs.closed && matches!(cs.tcp, Tcp::Connecting)
+        };
+        if !waiting {
             continue;
         }
         establish(listener, &c);
@@ -830,6 +834,9 @@ pub fn connect(
     };
     // Room in the accept queue: connected now. Otherwise wait in the
     // listener's pending list, as a connector whose SYN is unanswered.
+    // Connecting until established (set before the listener can see us:
+    // two sockets' locks are never held at once).
+    sock.lock().tcp = Tcp::Connecting;
     let room = {
         let mut l = listener.lock();
         match &mut l.tcp {
@@ -841,7 +848,6 @@ pub fn connect(
                 if queue.len() <= *backlog && pending.is_empty() {
                     Some(true)
                 } else if pending.len() < MAX_PENDING {
-                    sock.lock().tcp = Tcp::Connecting;
                     pending.push_back(sock.clone());
                     Some(false)
                 } else {
@@ -853,7 +859,10 @@ pub fn connect(
     };
     match room {
         None => {
-            sock.lock().remote = None;
+            let mut s = sock.lock();
+            s.remote = None;
+            s.tcp = Tcp::Closed;
+            drop(s);
             return if nonblock {
                 error!(EAGAIN)
             } else {
@@ -862,6 +871,7 @@ pub fn connect(
         }
         Some(true) => {
             if !establish(&listener, sock) {
+                sock.lock().error = None;
                 return error!(ECONNREFUSED);
             }
             if nonblock {
@@ -1207,9 +1217,12 @@ fn send_tcp(
         };
         // Wait for room in the peer's receive buffer.
         let r = wait_for(sock, task, nonblock, timeout, || {
-            let ps = peer.lock();
+            let room = {
+                let ps = peer.lock();
+                ps.closed || ps.rx.len() < ps.opts.rcvbuf
+            };
             let s = sock.lock();
-            ps.closed || ps.rx.len() < ps.opts.rcvbuf || s.error.is_some() || s.broken || s.shut_wr
+            room || s.error.is_some() || s.broken || s.shut_wr
         });
         if let Err(e) = r {
             return if done > 0 { Ok(done) } else { Err(e) };

@@ -8,12 +8,14 @@
 //! - [`unix`]: AF_UNIX (stream, datagram, seqpacket; SCM_RIGHTS...).
 //! - [`inet`]: AF_INET and AF_INET6 — TCP and UDP, the port table.
 //! - [`netlink`]: AF_NETLINK, NETLINK_ROUTE (links, addresses, routes).
+//! - [`procnet`]: the files of /proc/net.
 //! - [`iface`]: the network interfaces (`lo`), their addresses and the
 //!   interface ioctls (SIOCGIF*).
 
 pub mod iface;
 pub mod inet;
 pub mod netlink;
+pub mod procnet;
 pub mod unix;
 
 use std::sync::Arc;

@@ -922,3 +922,23 @@ impl FileOps for NetlinkFile {
         error!(ENOTTY)
     }
 }
+
+/// The IPv4 routes of the main table: (interface, destination, prefix),
+/// for /proc/net/route.
+pub(super) fn main_v4_routes() -> Vec<(String, Ipv4Addr, u8)> {
+    let t = iface::ifaces();
+    routes(&t)
+        .into_iter()
+        .filter(|r| r.table == RT_TABLE_MAIN)
+        .filter_map(|r| match r.dst {
+            IpAddr::V4(d) => {
+                let name = t
+                    .iter()
+                    .find(|i| i.index == r.oif)
+                    .map(|i| i.name.clone())?;
+                Some((name, d, r.dst_len))
+            }
+            IpAddr::V6(_) => None,
+        })
+        .collect()
+}

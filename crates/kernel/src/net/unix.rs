@@ -1199,3 +1199,42 @@ pub(super) fn sys_getsockopt(
 
 #[allow(dead_code)]
 const _: u32 = POLLIN | POLLOUT;
+
+/// One bound unix socket as /proc/net/unix lists it: type, listening,
+/// connected, and its name (an abstract one starts with '@').
+pub(super) struct UnixInfo {
+    pub typ: i32,
+    pub listening: bool,
+    pub connected: bool,
+    pub name: Vec<u8>,
+}
+
+/// The bound unix sockets.
+pub(super) fn bound_sockets() -> Vec<UnixInfo> {
+    let socks: Vec<Arc<UnixSocket>> = names()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .filter_map(|w| w.upgrade())
+        .collect();
+    let mut out = Vec::new();
+    for s in socks {
+        let st = s.lock();
+        let name = match &st.bound {
+            Some(Addr::Abstract(n)) => {
+                let mut v = b"@".to_vec();
+                v.extend_from_slice(n);
+                v
+            }
+            Some(Addr::Path(p, _)) => p.clone(),
+            None => continue,
+        };
+        out.push(UnixInfo {
+            typ: s.typ,
+            listening: st.listening.is_some(),
+            connected: st.connected,
+            name,
+        });
+    }
+    out
+}
