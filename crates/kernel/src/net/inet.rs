@@ -27,7 +27,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,24 @@ const RCVBUF_DEFAULT: usize = 131_072;
 const SNDBUF_DEFAULT: usize = 16_384;
 const BUF_MIN: usize = 2304;
 const BUF_MAX: usize = 4 << 20;
+/// The receive window a TCP socket grows to unless SO_RCVBUF fixes it
+/// (Linux's autotuning goes to tcp_rmem[2]).
+const WINDOW_MAX: usize = 4 << 20;
+/// Beyond this many bytes queued in all TCP sockets together, windows
+/// shrink back to their SO_RCVBUF (Linux's tcp_mem pressure).
+const QUEUED_LIMIT: usize = 256 << 20;
+/// Bytes in every TCP receive queue.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many bytes a TCP socket with these options takes into its queue.
+fn window(o: &Opts) -> usize {
+    if o.rcvbuf_locked || QUEUED.load(Ordering::Relaxed) > QUEUED_LIMIT {
+        o.rcvbuf
+    } else {
+        WINDOW_MAX
+    }
+}
+
 /// Connectors waiting for room in one accept queue (half-open connections).
 const MAX_PENDING: usize = 4096;
 /// The largest UDP payload over IPv4 and IPv6.
@@ -77,6 +95,8 @@ struct Opts {
     /// SO_LINGER: Some(secs) when on; Some(0) closes with RST.
     linger: Option<i32>,
     rcvbuf: usize,
+    /// SO_RCVBUF was set: the window is exactly rcvbuf (no autotuning).
+    rcvbuf_locked: bool,
     sndbuf: usize,
     rcvtimeo: Option<Duration>,
     sndtimeo: Option<Duration>,
@@ -103,6 +123,7 @@ impl Default for Opts {
             cork: false,
             linger: None,
             rcvbuf: RCVBUF_DEFAULT,
+            rcvbuf_locked: false,
             sndbuf: SNDBUF_DEFAULT,
             rcvtimeo: None,
             sndtimeo: None,
@@ -1077,6 +1098,7 @@ fn release(sock: &Arc<InetSocket>) {
         let rst = !s.rx.is_empty() || s.opts.linger == Some(0);
         let peer = s.peer.take().and_then(|w| w.upgrade());
         s.tcp = Tcp::Closed;
+        QUEUED.fetch_sub(s.rx.len(), Ordering::Relaxed);
         s.rx.clear();
         s.dgrams.clear();
         s.dgram_bytes = 0;
@@ -1219,7 +1241,7 @@ fn send_tcp(
         let r = wait_for(sock, task, nonblock, timeout, || {
             let room = {
                 let ps = peer.lock();
-                ps.closed || ps.rx.len() < ps.opts.rcvbuf
+                ps.closed || ps.rx.len() < window(&ps.opts)
             };
             let s = sock.lock();
             room || s.error.is_some() || s.broken || s.shut_wr
@@ -1232,12 +1254,12 @@ fn send_tcp(
             if ps.closed {
                 continue;
             }
-            ps.opts.rcvbuf.saturating_sub(ps.rx.len())
+            window(&ps.opts).saturating_sub(ps.rx.len())
         };
         if room == 0 {
             continue;
         }
-        let n = room.min(total - done).min(1 << 16);
+        let n = room.min(total - done).min(1 << 20);
         let mut chunk = vec![0u8; n];
         if let Err(e) = fill(done, &mut chunk) {
             return if done > 0 { Ok(done) } else { Err(e) };
@@ -1248,6 +1270,7 @@ fn send_tcp(
                 continue;
             }
             ps.rx.extend(chunk.iter());
+            QUEUED.fetch_add(n, Ordering::Relaxed);
         }
         iface::count_lo(n);
         peer.waiters.wake_all();
@@ -1465,11 +1488,16 @@ fn recv_tcp(
                 });
             }
             let n = (room - done).min(s.rx.len());
-            if peek {
-                s.rx.iter().take(n).copied().collect()
-            } else {
-                s.rx.drain(..n).collect()
+            let mut v = Vec::with_capacity(n);
+            let (a, b) = s.rx.as_slices();
+            let k = n.min(a.len());
+            v.extend_from_slice(&a[..k]);
+            v.extend_from_slice(&b[..n - k]);
+            if !peek {
+                s.rx.drain(..n);
+                QUEUED.fetch_sub(n, Ordering::Relaxed);
             }
+            v
         };
         let n = chunk.len();
         if !peek {
@@ -1676,7 +1704,8 @@ pub fn setsockopt(
                 SO_RCVLOWAT => o.rcvlowat = v.max(1),
                 // Linux doubles the request for bookkeeping and reports that.
                 SO_RCVBUF | SO_RCVBUFFORCE => {
-                    o.rcvbuf = ((v.max(0) as usize).min(BUF_MAX / 2) * 2).max(BUF_MIN)
+                    o.rcvbuf = ((v.max(0) as usize).min(BUF_MAX / 2) * 2).max(BUF_MIN);
+                    o.rcvbuf_locked = true;
                 }
                 SO_SNDBUF | SO_SNDBUFFORCE => {
                     o.sndbuf = ((v.max(0) as usize).min(BUF_MAX / 2) * 2).max(4608)
@@ -1953,7 +1982,7 @@ fn poll(sock: &Arc<InetSocket>) -> PollEvents {
     let writable = match peer {
         Some(p) => {
             let ps = p.lock();
-            ps.closed || ps.rx.len() < ps.opts.rcvbuf
+            ps.closed || ps.rx.len() < window(&ps.opts)
         }
         None => true,
     };
