@@ -209,3 +209,20 @@ fn proc_net_and_ss() {
     );
     assert!(ss.iter().any(|l| l.get(3) == Some(&"[::1]:8081")), "{out}");
 }
+
+/// Hostile input: malformed sockaddrs, huge and bad iovecs, bad option
+/// pointers, garbage netlink, floods of connections and datagrams.
+/// Under ruml only (natively, as root, it would add addresses to the
+/// host's lo; the program checks uname for that too).
+#[test]
+fn hostile_input() {
+    let guest = common::build_guest("net_hostile", Flavour::Static);
+    let out = common::run_ruml(&guest.path, &[] as &[&str], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    assert!(
+        out.stdout
+            .contains("ok 300 addresses: 254 added, then ENOSPC"),
+        "{out}"
+    );
+    assert!(out.stdout.ends_with("result: OK\n"), "{out}");
+}

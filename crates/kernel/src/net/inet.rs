@@ -456,7 +456,8 @@ fn read_sockaddr(
     len: u32,
 ) -> KResult<Option<SocketAddr>> {
     let len = len as i32;
-    if len < 2 {
+    // Linux: at most a sockaddr_storage.
+    if !(2..=128).contains(&len) {
         return error!(EINVAL);
     }
     let mut b = vec![0u8; (len as usize).min(128)];

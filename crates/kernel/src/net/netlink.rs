@@ -31,7 +31,6 @@ const SOL_SOCKET: i32 = 1;
 const SOL_NETLINK: i32 = 270;
 /// Replies a socket may hold unread (guest-controlled memory).
 const RX_MAX: usize = 1 << 20;
-const REQ_MAX: usize = 1 << 16;
 
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
@@ -773,7 +772,9 @@ pub fn send(
         .iter()
         .map(|s| s.1)
         .fold(0usize, usize::saturating_add);
-    if total > REQ_MAX {
+    // Linux: a message must fit the send buffer (which bounds what the
+    // kernel copies in).
+    if total > sock.lock().sndbuf.saturating_sub(32) {
         return error!(EMSGSIZE);
     }
     let data = super::gather_send(ctx, req.segs, total)?;
