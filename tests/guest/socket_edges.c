@@ -23,7 +23,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <stddef.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -562,6 +564,42 @@ static void signals(void) {
     close(l);
 }
 
+/* A full unix listen backlog: nonblocking connectors get EAGAIN, a
+ * blocking one waits until the server accepts. */
+static void unix_backlog(void) {
+    printf("-- unix backlog\n");
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "socket-edges-%d", getpid());
+    socklen_t al = offsetof(struct sockaddr_un, sun_path) + 1 + strlen(a.sun_path + 1);
+    T(bind(l, (struct sockaddr *)&a, al));
+    T(listen(l, 0));
+    int c1 = socket(AF_UNIX, SOCK_STREAM, 0);
+    T(connect(c1, (struct sockaddr *)&a, al));
+    int c2 = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    T(connect(c2, (struct sockaddr *)&a, al)); /* EAGAIN */
+    pid_t k = fork();
+    if (k == 0) {
+        int c3 = socket(AF_UNIX, SOCK_STREAM, 0);
+        int r = connect(c3, (struct sockaddr *)&a, al);
+        write(c3, "!", 1);
+        _exit(r == 0 ? 0 : 1);
+    }
+    usleep(200000);
+    int s1 = accept(l, NULL, NULL);
+    int s2 = accept(l, NULL, NULL);
+    char b;
+    T(read(s2, &b, 1));
+    int st;
+    waitpid(k, &st, 0);
+    printf("blocked connector: exit %d\n", WEXITSTATUS(st));
+    close(s1);
+    close(s2);
+    close(c1);
+    close(c2);
+    close(l);
+}
+
 static void ifaces(void) {
     printf("-- interfaces\n");
     struct ifaddrs *ifa, *i;
@@ -610,6 +648,7 @@ int main(void) {
     udp();
     v6mapped();
     signals();
+    unix_backlog();
     ifaces();
     printf("result: %s\n", failures ? "FAIL" : "OK");
     return failures != 0;

@@ -751,25 +751,38 @@ pub(super) fn sys_connect(
     }
     // A new server-side socket, paired with us, queued for accept.
     let server = UnixSocket::new(sock.typ);
-    {
+    loop {
         let mut ts = target.lock();
         let bound = ts.bound.clone();
         let Some((backlog, q)) = ts.listening.as_mut() else {
             return error!(ECONNREFUSED);
         };
         if q.len() > *backlog {
-            // Linux blocks the connector here; ruml refuses (EAGAIN for
-            // nonblocking sockets, as Linux).
-            return if f.nonblocking() {
-                error!(EAGAIN)
-            } else {
-                error!(ECONNREFUSED)
-            };
+            // A full backlog: EAGAIN for nonblocking sockets; a blocking
+            // connector waits for an accept (or a signal), as on Linux.
+            drop(ts);
+            if f.nonblocking() {
+                return error!(EAGAIN);
+            }
+            let timeout = sock.lock().sndtimeo;
+            let deadline = timeout.map(|t| Instant::now() + t);
+            match target.waiters.wait(Some(ctx.task), deadline, || {
+                target
+                    .lock()
+                    .listening
+                    .as_ref()
+                    .is_none_or(|(b, q)| q.len() <= *b)
+            }) {
+                Err(Errno::ETIMEDOUT) => return error!(EAGAIN),
+                r => r?,
+            }
+            continue;
         }
         server.lock().bound = bound;
         let me = creds_of(ctx.task);
         pair(&sock, &server, me, me);
         q.push_back(server);
+        break;
     }
     sock.lock().peer_addr = Some(taddr);
     target.waiters.wake_all();
@@ -823,6 +836,8 @@ pub(super) fn sys_accept4(
     let Some(conn) = got else {
         return error!(EAGAIN);
     };
+    // Room in the queue: a connector waiting for it may go on.
+    sock.waiters.wake_all();
     let nf = new_file(conn.clone(), flags & SOCK_NONBLOCK != 0);
     let nfd = ctx.files().alloc(nf, flags & SOCK_CLOEXEC != 0)?;
     let peer_name = conn.peer().and_then(|p| p.lock().bound.clone());
