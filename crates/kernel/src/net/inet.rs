@@ -1047,11 +1047,20 @@ pub fn shutdown(sock: &Arc<InetSocket>, how: i32) -> KResult<u64> {
         let connected = match s.tcp {
             Tcp::Connected => true,
             Tcp::Listen { .. } => {
-                if how != 1 {
-                    // Linux stops a listener on SHUT_RD.
-                    close_listener(&mut s);
-                }
+                // Linux stops a listener on SHUT_RD: its queued
+                // connections are reset, its waiting connectors refused.
+                let (queued, pending) = if how != 1 {
+                    close_listener(&mut s)
+                } else {
+                    (Vec::new(), Vec::new())
+                };
                 drop(s);
+                for c in queued {
+                    close(&c, true);
+                }
+                for c in pending {
+                    reset(&c, Errno::ECONNREFUSED);
+                }
                 sock.waiters.wake_all();
                 return Ok(0);
             }
@@ -1092,11 +1101,19 @@ fn close_listener(s: &mut State) -> (Vec<Arc<InetSocket>>, Vec<Arc<InetSocket>>)
 
 /// The last descriptor of `sock` closed.
 fn release(sock: &Arc<InetSocket>) {
+    close(sock, false)
+}
+
+/// Closes `sock`: a FIN to its peer, or a reset when `rst`, when data is
+/// left unread, or with SO_LINGER {1, 0}. A listener's queued connections
+/// are reset (as Linux's listen_stop does) and its waiting connectors
+/// refused.
+fn close(sock: &Arc<InetSocket>, rst: bool) {
     let (queued, pending, peer, rst) = {
         let mut s = sock.lock();
         s.closed = true;
         let (q, p) = close_listener(&mut s);
-        let rst = !s.rx.is_empty() || s.opts.linger == Some(0);
+        let rst = rst || !s.rx.is_empty() || s.opts.linger == Some(0);
         let peer = s.peer.take().and_then(|w| w.upgrade());
         s.tcp = Tcp::Closed;
         QUEUED.fetch_sub(s.rx.len(), Ordering::Relaxed);
@@ -1107,7 +1124,7 @@ fn release(sock: &Arc<InetSocket>) {
     };
     unbind(sock);
     for c in queued {
-        release(&c);
+        close(&c, true);
     }
     for c in pending {
         reset(&c, Errno::ECONNREFUSED);
@@ -1331,10 +1348,11 @@ fn send_udp(
     let src = SocketAddr::new(src_ip, local.port());
     // The receiver: a socket bound to the destination port that accepts
     // the address (and, if connected, this source); exact before wildcard.
+    // Among SO_REUSEPORT siblings of the best class, the source port
+    // picks one (so a flow keeps going to the same socket).
     let target = {
         let mut t = ports();
-        let mut best: Option<(bool, Arc<InetSocket>)> = None;
-        let mut group = 0u64;
+        let mut cands: Vec<(bool, Arc<InetSocket>)> = Vec::new();
         for (s, b) in bindings_on(&mut t, IPPROTO_UDP, dst.port(), sock)
             .into_iter()
             .chain(self_binding(sock, dst.port()))
@@ -1347,22 +1365,20 @@ fn send_udp(
                     continue;
                 }
             }
-            let exact = !b.wildcard();
-            group += 1;
-            let better = match &best {
-                None => true,
-                Some((be, _)) => {
-                    exact && !be
-                        || (exact == *be
-                            && b.reuseport
-                            && (src.port() as u64).wrapping_mul(31) % group == 0)
-                }
-            };
-            if better {
-                best = Some((exact, s));
-            }
+            cands.push((!b.wildcard(), s));
         }
-        best.map(|b| b.1)
+        let exact = cands.iter().any(|c| c.0);
+        let best: Vec<Arc<InetSocket>> = cands
+            .into_iter()
+            .filter(|c| c.0 == exact)
+            .map(|c| c.1)
+            .collect();
+        if best.is_empty() {
+            None
+        } else {
+            let k = (src.port() as usize).wrapping_mul(31) % best.len();
+            best.into_iter().nth(k)
+        }
     };
     match target {
         None => {
@@ -1447,20 +1463,14 @@ fn recv_tcp(
     let timeout = sock.lock().opts.rcvtimeo;
     let mut done = 0usize;
     loop {
-        let r = wait_for(
-            sock,
-            task,
-            nonblock && done == 0 || nonblock,
-            timeout,
-            || {
-                let s = sock.lock();
-                !s.rx.is_empty()
-                    || s.fin
-                    || s.shut_rd
-                    || s.error.is_some()
-                    || matches!(s.tcp, Tcp::Closed)
-            },
-        );
+        let r = wait_for(sock, task, nonblock, timeout, || {
+            let s = sock.lock();
+            !s.rx.is_empty()
+                || s.fin
+                || s.shut_rd
+                || s.error.is_some()
+                || matches!(s.tcp, Tcp::Closed)
+        });
         if let Err(e) = r {
             return if done > 0 {
                 Ok(Got {

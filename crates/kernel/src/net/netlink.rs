@@ -284,7 +284,7 @@ pub fn getsockopt(sock: &Arc<NetlinkSocket>, level: i32, name: i32) -> KResult<V
         (SOL_SOCKET, 4) => s.error.take().map(|e| e.as_i32()).unwrap_or(0),
         (SOL_SOCKET, 7) => s.sndbuf as i32,
         (SOL_SOCKET, 8) => s.rcvbuf as i32,
-        (SOL_NETLINK, 10 | 11 | 12) => 0,
+        (SOL_NETLINK, 10..=12) => 0,
         _ => return error!(ENOPROTOOPT),
     };
     Ok(v.to_le_bytes().to_vec())
@@ -357,14 +357,7 @@ fn link_msg(i: &Iface, typ: u16, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
     let mut name = i.name.as_bytes().to_vec();
     name.push(0);
     m.attr(IFLA_IFNAME, &name)
-        .u32(
-            IFLA_TXQLEN,
-            if i.flags & IFF_LOOPBACK != 0 {
-                1000
-            } else {
-                1000
-            },
-        )
+        .u32(IFLA_TXQLEN, 1000)
         // IF_OPER_UNKNOWN for lo, as Linux reports it.
         .attr(IFLA_OPERSTATE, &[if i.up() { 0 } else { 2 }])
         .attr(IFLA_LINKMODE, &[0])
