@@ -226,3 +226,27 @@ fn hostile_input() {
     );
     assert!(out.stdout.ends_with("result: OK\n"), "{out}");
 }
+
+/// Ping sockets over lo, IPv4 and IPv6 (tests/scripts/ping_sockets.py).
+#[test]
+fn ping_sockets() {
+    let script = common::workspace_root().join("tests/scripts/ping_sockets.py");
+    let out = common::run_ruml(
+        "/usr/bin/python3",
+        &[script.as_os_str()],
+        &common::test_env(),
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    let mut want = String::new();
+    for (host, typ) in [("127.0.0.1", 0), ("::1", 129)] {
+        for seq in 0..3 {
+            want.push_str(&format!(
+                "{host} type {typ} code 0 seq {seq} payload ok True ident is port True checksum ok True from {host}\n"
+            ));
+        }
+        want.push_str(
+            "not an echo request: Invalid argument\nunreachable: Network is unreachable\n",
+        );
+    }
+    assert_eq!(out.stdout, want, "{out}");
+}

@@ -47,6 +47,8 @@ use crate::syscalls::{SyscallContext, UserAddr};
 use crate::task::Task;
 
 pub const IPPROTO_IP: i32 = 0;
+pub const IPPROTO_ICMP: i32 = 1;
+pub const IPPROTO_ICMPV6: i32 = 58;
 pub const IPPROTO_TCP: i32 = 6;
 pub const IPPROTO_UDP: i32 = 17;
 pub const IPPROTO_IPV6: i32 = 41;
@@ -186,6 +188,8 @@ struct State {
 pub struct InetSocket {
     family: i32,
     typ: i32,
+    /// A ping socket (SOCK_DGRAM, IPPROTO_ICMP or IPPROTO_ICMPV6).
+    icmp: bool,
     /// A number naming the socket in /proc/net.
     pub id: u64,
     state: Mutex<State>,
@@ -193,11 +197,12 @@ pub struct InetSocket {
 }
 
 impl InetSocket {
-    fn new(family: i32, typ: i32) -> Arc<InetSocket> {
+    fn new(family: i32, typ: i32, icmp: bool) -> Arc<InetSocket> {
         static NEXT: AtomicU64 = AtomicU64::new(20000);
         let s = Arc::new(InetSocket {
             family,
             typ,
+            icmp,
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             state: Mutex::new(State {
                 local: None,
@@ -234,10 +239,11 @@ impl InetSocket {
     }
 
     fn proto(&self) -> i32 {
-        if self.tcp() {
-            IPPROTO_TCP
-        } else {
-            IPPROTO_UDP
+        match (self.tcp(), self.icmp, self.family) {
+            (true, _, _) => IPPROTO_TCP,
+            (false, false, _) => IPPROTO_UDP,
+            (false, true, AF_INET) => IPPROTO_ICMP,
+            (false, true, _) => IPPROTO_ICMPV6,
         }
     }
 
@@ -555,14 +561,17 @@ fn route(sock: &InetSocket, dst: SocketAddr, v6only: bool) -> KResult<IpAddr> {
 
 pub fn socket(ctx: &mut SyscallContext<'_>, domain: i32, typ: i32, protocol: i32) -> KResult<u64> {
     let t = typ & 0xf;
-    match (t, protocol) {
-        (SOCK_STREAM, 0 | IPPROTO_TCP) | (SOCK_DGRAM, 0 | IPPROTO_UDP) => {}
+    let icmp = match (t, protocol) {
+        (SOCK_STREAM, 0 | IPPROTO_TCP) | (SOCK_DGRAM, 0 | IPPROTO_UDP) => false,
+        // Ping sockets: ICMP echo over datagrams.
+        (SOCK_DGRAM, IPPROTO_ICMP) if domain == AF_INET => true,
+        (SOCK_DGRAM, IPPROTO_ICMPV6) if domain == AF_INET6 => true,
         (SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
-        // Raw and ICMP sockets are not built yet.
+        // Raw sockets are not built yet.
         (super::SOCK_RAW, _) => return error!(EPROTONOSUPPORT),
         _ => return error!(ESOCKTNOSUPPORT),
-    }
-    let sock = InetSocket::new(domain, t);
+    };
+    let sock = InetSocket::new(domain, t, icmp);
     let f = new_file(sock, typ & SOCK_NONBLOCK != 0);
     ctx.files()
         .alloc(f, typ & SOCK_CLOEXEC != 0)
@@ -698,7 +707,7 @@ fn establish(listener: &Arc<InetSocket>, client: &Arc<InetSocket>) -> bool {
     let (Some(c_local), Some(c_remote)) = (c_local, c_remote) else {
         return false;
     };
-    let server = InetSocket::new(listener.family, SOCK_STREAM);
+    let server = InetSocket::new(listener.family, SOCK_STREAM, false);
     {
         let opts = listener.lock().opts.clone();
         let mut s = server.lock();
@@ -1188,9 +1197,114 @@ fn send_core(
 ) -> KResult<usize> {
     if sock.tcp() {
         send_tcp(sock, task, flags, total, fill)
+    } else if sock.icmp {
+        send_ping(sock, flags, total, fill, to)
     } else {
         send_udp(sock, task, flags, total, fill, to)
     }
+}
+
+/// The Internet checksum of `b` added to `sum`.
+fn csum(mut sum: u32, b: &[u8]) -> u16 {
+    for c in b.chunks(2) {
+        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An echo request on a ping socket. Every reachable address is this
+/// machine's, which answers at once: the reply (identifier = the socket's
+/// port, checksum filled in) goes on the socket's own queue.
+fn send_ping(
+    sock: &Arc<InetSocket>,
+    flags: i32,
+    total: usize,
+    fill: &mut Fill<'_>,
+    to: Option<SocketAddr>,
+) -> KResult<usize> {
+    if flags & MSG_OOB != 0 {
+        return error!(EOPNOTSUPP);
+    }
+    let (remote, v6only, err) = {
+        let mut s = sock.lock();
+        (s.remote, s.opts.v6only, s.error.take())
+    };
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let Some(dst) = to.or(remote) else {
+        return error!(EDESTADDRREQ);
+    };
+    let max = if sock.family == AF_INET {
+        UDP_MAX_V4
+    } else {
+        UDP_MAX_V6
+    };
+    if total > max {
+        return error!(EMSGSIZE);
+    }
+    if total < 8 {
+        return error!(EINVAL);
+    }
+    let mut msg = vec![0u8; total];
+    fill(0, &mut msg)?;
+    let (request, reply) = if sock.family == AF_INET {
+        (8, 0)
+    } else {
+        (128, 129)
+    };
+    if msg[0] != request || msg[1] != 0 {
+        return error!(EINVAL);
+    }
+    let ip = route(sock, dst, v6only)?;
+    if sock.lock().local.is_none() {
+        let any = if sock.family == AF_INET {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        };
+        bind_port(sock, SocketAddr::new(any, 0))?;
+    }
+    let ident = sock.lock().local.map(|l| l.port()).unwrap_or(0);
+    msg[0] = reply;
+    msg[2..4].copy_from_slice(&[0, 0]);
+    msg[4..6].copy_from_slice(&ident.to_be_bytes());
+    let sum = match ip {
+        IpAddr::V4(_) => csum(0, &msg),
+        IpAddr::V6(v6) => {
+            // The pseudo-header: source, destination (both `ip`), length,
+            // next header.
+            let mut pseudo = Vec::with_capacity(40);
+            pseudo.extend_from_slice(&v6.octets());
+            pseudo.extend_from_slice(&v6.octets());
+            pseudo.extend_from_slice(&(total as u32).to_be_bytes());
+            pseudo.extend_from_slice(&(IPPROTO_ICMPV6 as u32).to_be_bytes());
+            let mut sum = 0u32;
+            for c in pseudo.chunks(2) {
+                sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+            }
+            csum(sum, &msg)
+        }
+    };
+    msg[2..4].copy_from_slice(&sum.to_be_bytes());
+    let queued = {
+        let mut s = sock.lock();
+        if s.closed || s.shut_rd || s.dgram_bytes + total > s.opts.rcvbuf {
+            false
+        } else {
+            s.dgram_bytes += total;
+            s.dgrams.push_back((sock.in_family(ip, 0), msg));
+            true
+        }
+    };
+    if queued {
+        iface::count_lo(2 * total);
+        sock.waiters.wake_all();
+    }
+    Ok(total)
 }
 
 fn send_tcp(
@@ -2030,6 +2144,9 @@ pub fn sockets() -> Vec<SockInfo> {
         let Some(local) = s.local else {
             continue;
         };
+        if sock.icmp {
+            continue;
+        }
         let zero = if sock.family == AF_INET {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
         } else {

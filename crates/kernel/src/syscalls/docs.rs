@@ -36,7 +36,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("setpriority", "nice values are recorded and reported, not applied"),
     ("setitimer", "ITIMER_VIRTUAL and ITIMER_PROF are checked every 10 ms of wall time"),
     ("timer_create", "CLOCK_REALTIME/MONOTONIC/BOOTTIME; CPU-time clocks give EINVAL"),
-    ("socket", "AF_UNIX, AF_INET and AF_INET6 (TCP, UDP), AF_NETLINK (NETLINK_ROUTE); no raw, ICMP or packet sockets (EPROTONOSUPPORT / EAFNOSUPPORT); only lo exists (docs/networking.md)"),
+    ("socket", "AF_UNIX, AF_INET and AF_INET6 (TCP, UDP), ping sockets (ICMP echo), AF_NETLINK (NETLINK_ROUTE); no raw or packet sockets (EPROTONOSUPPORT / EAFNOSUPPORT); only lo exists (docs/networking.md)"),
     ("fcntl", "no leases, no F_SETOWN/O_ASYNC signal-driven I/O; F_SEAL_WRITE does not check existing shared mappings"),
     ("open", "O_TMPFILE files cannot be linked into the tree later"),
     ("socketpair", "AF_UNIX only (EOPNOTSUPP for inet, as Linux)"),
