@@ -250,3 +250,20 @@ fn ping_sockets() {
     }
     assert_eq!(out.stdout, want, "{out}");
 }
+
+/// /sys/class/net/lo, read live: flags and operstate follow `ip link`.
+#[test]
+fn sys_class_net() {
+    let Some(ip) = ip_bin() else {
+        panic!("iproute2 is not installed (.ci/run installs it)");
+    };
+    let script = format!(
+        "cd /sys/class/net/lo && cat ifindex mtu type address flags operstate && \
+         {ip} link set dev lo down && cat flags operstate && {ip} link set dev lo up && cat operstate"
+    );
+    let out = common::run_ruml("/bin/sh", &["-c", &script], &common::test_env());
+    assert_eq!(
+        out.stdout, "1\n65536\n772\n00:00:00:00:00:00\n0x9\nunknown\n0x8\ndown\nunknown\n",
+        "{out}"
+    );
+}

@@ -168,6 +168,53 @@ pub fn count_lo(len: usize) {
     }
 }
 
+/// The interfaces' names (for /sys/class/net).
+pub fn names() -> Vec<String> {
+    ifaces().iter().map(|i| i.name.clone()).collect()
+}
+
+/// The files of /sys/class/net/IFACE.
+pub const SYSFS_ATTRS: &[&str] = &[
+    "address",
+    "addr_len",
+    "broadcast",
+    "carrier",
+    "flags",
+    "ifindex",
+    "iflink",
+    "mtu",
+    "operstate",
+    "tx_queue_len",
+    "type",
+];
+
+/// The text of /sys/class/net/NAME/ATTR, as Linux writes it.
+pub fn sysfs_attr(name: &str, attr: &str) -> String {
+    let t = ifaces();
+    let Some(i) = t.iter().find(|i| i.name == name) else {
+        return String::new();
+    };
+    let mac = |m: &[u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    match attr {
+        "address" | "broadcast" => format!("{}\n", mac(&i.hwaddr)),
+        "addr_len" => "6\n".into(),
+        "carrier" => format!("{}\n", i.up() as u8),
+        "flags" => format!("{:#x}\n", i.flags),
+        "ifindex" | "iflink" => format!("{}\n", i.index),
+        "mtu" => format!("{}\n", i.mtu),
+        // lo reports "unknown" when up, as Linux's does.
+        "operstate" => if i.up() { "unknown\n" } else { "down\n" }.into(),
+        "tx_queue_len" => "1000\n".into(),
+        "type" => format!("{}\n", i.hwtype),
+        _ => String::new(),
+    }
+}
+
 const SIOCGIFNAME: u32 = 0x8910;
 const SIOCGIFCONF: u32 = 0x8912;
 const SIOCGIFFLAGS: u32 = 0x8913;
