@@ -2182,3 +2182,78 @@ pub fn sockets() -> Vec<SockInfo> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(ip: &str, family: i32, v6only: bool) -> Binding {
+        Binding {
+            ip: canonical(ip.parse().unwrap()),
+            family,
+            v6only,
+            reuseaddr: false,
+            reuseport: false,
+            listening: false,
+            connected_to: None,
+        }
+    }
+
+    #[test]
+    fn bind_overlaps() {
+        let any4 = b("0.0.0.0", AF_INET, false);
+        let lo4 = b("127.0.0.1", AF_INET, false);
+        let other4 = b("127.0.0.2", AF_INET, false);
+        let any6 = b("::", AF_INET6, false);
+        let any6only = b("::", AF_INET6, true);
+        let lo6 = b("::1", AF_INET6, false);
+        let mapped = b("::ffff:127.0.0.1", AF_INET6, false);
+        assert!(any4.overlaps(&lo4) && lo4.overlaps(&any4));
+        assert!(!lo4.overlaps(&other4));
+        assert!(any6.overlaps(&any4) && any6.overlaps(&lo4));
+        assert!(!any6only.overlaps(&any4) && !any6only.overlaps(&lo4));
+        assert!(any6only.overlaps(&lo6) && any6.overlaps(&lo6));
+        assert!(!any4.overlaps(&lo6));
+        assert!(mapped.overlaps(&lo4) && mapped.overlaps(&any4));
+        assert!(!mapped.overlaps(&lo6));
+    }
+
+    #[test]
+    fn bind_conflicts() {
+        let mut a = b("127.0.0.1", AF_INET, false);
+        let mut c = b("127.0.0.1", AF_INET, false);
+        assert!(conflicts(&a, &c, true));
+        a.reuseaddr = true;
+        c.reuseaddr = true;
+        assert!(!conflicts(&a, &c, true));
+        c.listening = true;
+        assert!(conflicts(&a, &c, true));
+        assert!(!conflicts(&a, &c, false));
+        a.reuseport = true;
+        c.reuseport = true;
+        assert!(!conflicts(&a, &c, true));
+    }
+
+    #[test]
+    fn internet_checksum() {
+        // An echo reply with its checksum verifies to zero.
+        let mut m = vec![0u8, 0, 0, 0, 0x12, 0x34, 0, 1, b'a', b'b', b'c'];
+        let s = csum(0, &m);
+        m[2..4].copy_from_slice(&s.to_be_bytes());
+        assert_eq!(csum(0, &m), 0);
+    }
+
+    #[test]
+    fn sockaddr_bytes_layout() {
+        let a: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let v = sockaddr_bytes(AF_INET, Some(a));
+        assert_eq!(v, [2, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let v6 = sockaddr_bytes(AF_INET6, Some(a));
+        assert_eq!(v6.len(), 28);
+        assert_eq!(
+            &v6[8..24],
+            &"::ffff:127.0.0.1".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(sockaddr_bytes(AF_INET6, None)[..4], [10, 0, 0, 0]);
+    }
+}

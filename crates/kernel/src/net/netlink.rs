@@ -936,3 +936,42 @@ pub(super) fn main_v4_routes() -> Vec<(String, Ipv4Addr, u8)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Garbage requests never panic and always get an answer or nothing.
+    #[test]
+    fn hostile_requests() {
+        let mut x = 0x1234_5678u32;
+        for len in 16..400usize {
+            let mut req: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            req[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+            // Only read-only types: the interface table is shared.
+            let typ = [RTM_GETLINK, RTM_GETADDR, RTM_GETROUTE, 99][len % 4];
+            req[4..6].copy_from_slice(&typ.to_le_bytes());
+            for r in handle(&req, 7) {
+                assert!(r.len() >= 16);
+            }
+        }
+    }
+
+    #[test]
+    fn attrs_bounded() {
+        // A length past the end, a zero length: parsing stops.
+        let body = [0u8, 0, 0, 0, 200, 0, 3, 0, 1, 2];
+        assert!(attrs(&body, 4).is_empty());
+        let body = [0u8, 0, 0, 0, 0, 0, 3, 0];
+        assert!(attrs(&body, 4).is_empty());
+        let body = [0u8, 0, 0, 0, 8, 0, 3, 0, b'l', b'o', 0, 0];
+        assert_eq!(attrs(&body, 4), vec![(3u16, &b"lo\0\0"[..])]);
+    }
+}
