@@ -53,6 +53,9 @@ pub const IPPROTO_TCP: i32 = 6;
 pub const IPPROTO_UDP: i32 = 17;
 pub const IPPROTO_IPV6: i32 = 41;
 const SOL_SOCKET: i32 = 1;
+const MSG_ERRQUEUE: i32 = 0x2000;
+/// UDP's buffers default to net.core.{r,w}mem_default.
+const UDP_BUF_DEFAULT: usize = 212_992;
 
 /// Default and bounds of the receive buffer (net.core.rmem_*).
 const RCVBUF_DEFAULT: usize = 131_072;
@@ -572,6 +575,11 @@ pub fn socket(ctx: &mut SyscallContext<'_>, domain: i32, typ: i32, protocol: i32
         _ => return error!(ESOCKTNOSUPPORT),
     };
     let sock = InetSocket::new(domain, t, icmp);
+    if t == SOCK_DGRAM {
+        let mut s = sock.lock();
+        s.opts.rcvbuf = UDP_BUF_DEFAULT;
+        s.opts.sndbuf = UDP_BUF_DEFAULT;
+    }
     let f = new_file(sock, typ & SOCK_NONBLOCK != 0);
     ctx.files()
         .alloc(f, typ & SOCK_CLOEXEC != 0)
@@ -1546,6 +1554,10 @@ fn recv_core(
     room: usize,
     sink: &mut Sink<'_>,
 ) -> KResult<Got> {
+    // Nothing ever lands on the error queue (no ICMP errors are queued).
+    if flags & MSG_ERRQUEUE != 0 {
+        return error!(EAGAIN);
+    }
     if sock.tcp() {
         recv_tcp(sock, task, flags, room, sink)
     } else {
