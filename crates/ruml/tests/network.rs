@@ -267,3 +267,74 @@ fn sys_class_net() {
         "{out}"
     );
 }
+
+/// eth0=user: eth0 is 10.0.2.15/24 with a default route via 10.0.2.2, and
+/// a guest TCP client reaches a server the test runs on the host's
+/// loopback through 10.0.2.2 (blocking and nonblocking connects, both
+/// directions, half-close); a closed host port is ECONNREFUSED.
+#[test]
+fn eth0_user_reaches_host_loopback() {
+    use std::io::{Read, Write};
+    let srv = std::net::TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = srv.local_addr().expect("addr").port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let cport = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut c, _) = srv.accept().expect("accept");
+            let mut data = Vec::new();
+            c.read_to_end(&mut data).expect("read");
+            c.write_all(&data.to_ascii_uppercase()).expect("write");
+        }
+    });
+    let script = format!(
+        "import socket, errno, select\n\
+         c = socket.create_connection(('10.0.2.2', {port}), timeout=30)\n\
+         print('peer', c.getpeername()[0], 'me', c.getsockname()[0])\n\
+         c.sendall(b'through the nat ' * 20000); c.shutdown(socket.SHUT_WR)\n\
+         got = b''\n\
+         while True:\n\
+         \x20   d = c.recv(65536)\n\
+         \x20   if not d: break\n\
+         \x20   got += d\n\
+         print(len(got), got == b'THROUGH THE NAT ' * 20000)\n\
+         c2 = socket.socket(); c2.setblocking(False)\n\
+         print(errno.errorcode.get(c2.connect_ex(('10.0.2.2', {port}))))\n\
+         select.select([], [c2], [], 30)\n\
+         print('SO_ERROR', c2.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))\n\
+         c2.send(b'nonblocking'); c2.shutdown(socket.SHUT_WR); c2.setblocking(True)\n\
+         print(c2.recv(100))\n\
+         s = socket.socket(); print('closed port', errno.errorcode[s.connect_ex(('10.0.2.2', {cport}))])\n"
+    );
+    let ip = ip_bin().unwrap_or("ip");
+    let sh = format!("{ip} addr show eth0 && {ip} route && python3 -c \"$0\"");
+    let out = common::run_ruml_raw(
+        &["quiet", "eth0=user", "--", "/bin/sh", "-c", &sh, &script],
+        &common::test_env(),
+    );
+    server.join().expect("server");
+    assert_eq!(out.code(), 0, "{out}");
+    let s = &out.stdout;
+    assert!(
+        s.contains("2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500"),
+        "{out}"
+    );
+    assert!(
+        s.contains("link/ether 52:54:00:12:34:56 brd ff:ff:ff:ff:ff:ff"),
+        "{out}"
+    );
+    assert!(s.contains("inet 10.0.2.15/24 scope global eth0"), "{out}");
+    assert!(s.contains("default via 10.0.2.2 dev eth0"), "{out}");
+    assert!(
+        s.contains("10.0.2.0/24 dev eth0 proto kernel scope link src 10.0.2.15"),
+        "{out}"
+    );
+    assert!(
+        s.ends_with(
+            "peer 10.0.2.2 me 10.0.2.15\n320000 True\nEINPROGRESS\nSO_ERROR 0\nb'NONBLOCKING'\n\
+             closed port ECONNREFUSED\n"
+        ),
+        "{out}"
+    );
+}

@@ -57,6 +57,60 @@ impl Iface {
     }
 }
 
+/// `eth0=user`: the guest's address, the gateway (which is the host's
+/// loopback), as slirp and QEMU's user networking number them.
+pub const NAT_GUEST: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+pub const NAT_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+const IFF_BROADCAST: u32 = 0x2;
+const IFF_MULTICAST: u32 = 0x1000;
+const ARPHRD_ETHER: u16 = 1;
+
+static NAT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `eth0=user`: adds eth0 (10.0.2.15/24, default route via 10.0.2.2) whose
+/// outbound TCP connections the kernel makes as host connections. Called
+/// once at boot, before the guest runs.
+pub fn enable_user_nat() {
+    let mut t = ifaces();
+    if t.iter().any(|i| i.name == "eth0") {
+        return;
+    }
+    t.push(Iface {
+        index: 2,
+        name: "eth0".into(),
+        flags: IFF_UP | IFF_BROADCAST | IFF_MULTICAST,
+        mtu: 1500,
+        hwaddr: [0x52, 0x54, 0x00, 0x12, 0x34, 0x56],
+        hwtype: ARPHRD_ETHER,
+        addrs: vec![IfAddr {
+            addr: IpAddr::V4(NAT_GUEST),
+            prefix: 24,
+            label: "eth0".into(),
+        }],
+        stats: (0, 0),
+    });
+    NAT.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// Whether packets to `ip` (canonical, not local) leave through the
+/// user-mode NAT: eth0=user is on, eth0 is up, and `ip` is IPv4.
+pub fn nat_route(ip: IpAddr) -> bool {
+    NAT.load(std::sync::atomic::Ordering::Acquire)
+        && ip.is_ipv4()
+        && ifaces().iter().any(|i| i.name == "eth0" && i.up())
+}
+
+/// The default gateway, when eth0=user is on and eth0 is up.
+pub fn default_gateway() -> Option<(Ipv4Addr, i32)> {
+    if !NAT.load(std::sync::atomic::Ordering::Acquire) {
+        return None;
+    }
+    ifaces()
+        .iter()
+        .find(|i| i.name == "eth0" && i.up())
+        .map(|i| (NAT_GATEWAY, i.index))
+}
+
 /// At most this many addresses per interface (guest-controlled memory).
 pub const MAX_ADDRS: usize = 256;
 
@@ -155,9 +209,13 @@ pub fn source_for(dst: IpAddr) -> Option<IpAddr> {
     if up().any(|i| i.addrs.iter().any(|a| a.addr == dst)) {
         return Some(dst);
     }
-    up().flat_map(|i| i.addrs.iter())
+    let on_link = up()
+        .flat_map(|i| i.addrs.iter())
         .find(|a| a.addr.is_ipv4() == dst.is_ipv4() && in_prefix(dst, a.addr, a.prefix))
-        .map(|a| a.addr)
+        .map(|a| a.addr);
+    drop(t);
+    // Beyond the links: through the NAT, from eth0's address.
+    on_link.or_else(|| nat_route(dst).then_some(IpAddr::V4(NAT_GUEST)))
 }
 
 /// Counts a packet of `len` bytes through lo (for /proc/net/dev).
@@ -201,14 +259,21 @@ pub fn sysfs_attr(name: &str, attr: &str) -> String {
             .join(":")
     };
     match attr {
-        "address" | "broadcast" => format!("{}\n", mac(&i.hwaddr)),
+        "address" => format!("{}\n", mac(&i.hwaddr)),
+        "broadcast" if i.flags & IFF_LOOPBACK == 0 => format!("{}\n", mac(&[0xff; 6])),
+        "broadcast" => format!("{}\n", mac(&i.hwaddr)),
         "addr_len" => "6\n".into(),
         "carrier" => format!("{}\n", i.up() as u8),
         "flags" => format!("{:#x}\n", i.flags),
         "ifindex" | "iflink" => format!("{}\n", i.index),
         "mtu" => format!("{}\n", i.mtu),
         // lo reports "unknown" when up, as Linux's does.
-        "operstate" => if i.up() { "unknown\n" } else { "down\n" }.into(),
+        "operstate" => match (i.up(), i.flags & IFF_LOOPBACK != 0) {
+            (true, true) => "unknown\n",
+            (true, false) => "up\n",
+            (false, _) => "down\n",
+        }
+        .into(),
         "tx_queue_len" => "1000\n".into(),
         "type" => format!("{}\n", i.hwtype),
         _ => String::new(),

@@ -28,7 +28,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+
+use ruml_host::net::HostTcp;
 use std::time::{Duration, Instant};
 
 use super::iface::{self, canonical};
@@ -185,6 +187,9 @@ struct State {
     dgram_bytes: usize,
     /// The last descriptor went away.
     closed: bool,
+    /// eth0=user: the host connection this TCP socket's flow goes over
+    /// (instead of a peer socket).
+    host: Option<Arc<HostTcp>>,
 }
 
 /// An AF_INET or AF_INET6 socket (TCP or UDP).
@@ -197,6 +202,9 @@ pub struct InetSocket {
     pub id: u64,
     state: Mutex<State>,
     waiters: Waiters,
+    /// Signalled (with `state`) when the receive queue drains: the NAT
+    /// reader thread, which has no task to wait as, sleeps on it.
+    room: Condvar,
 }
 
 impl InetSocket {
@@ -224,8 +232,10 @@ impl InetSocket {
                 dgrams: VecDeque::new(),
                 dgram_bytes: 0,
                 closed: false,
+                host: None,
             }),
             waiters: Waiters::new(),
+            room: Condvar::new(),
         });
         let mut all = registry();
         all.retain(|w| w.strong_count() > 0);
@@ -553,7 +563,7 @@ fn route(sock: &InetSocket, dst: SocketAddr, v6only: bool) -> KResult<IpAddr> {
     if sock.family == AF_INET6 && v6only && ip.is_ipv4() {
         return error!(ENETUNREACH);
     }
-    if !iface::is_local(ip) {
+    if !iface::is_local(ip) && !iface::nat_route(ip) {
         return error!(ENETUNREACH);
     }
     Ok(ip)
@@ -858,6 +868,9 @@ pub fn connect(
     let remote = sock.in_family(ip, dst.port());
     sock.lock().remote = Some(remote);
     let nonblock = f.nonblocking();
+    if !iface::is_local(ip) {
+        return connect_nat(sock, ip, dst.port(), nonblock);
+    }
     let Some(listener) = find_listener(dst.port(), ip, sock) else {
         sock.lock().remote = None;
         if nonblock {
@@ -941,6 +954,148 @@ pub fn connect(
         return Err(e);
     }
     Ok(0)
+}
+
+/// eth0=user: a TCP connection leaving the machine becomes a host
+/// connection the kernel makes (to the host's loopback for the gateway
+/// 10.0.2.2), with a reader thread moving what the host sends into the
+/// socket's queue. The connect is made at once, also for nonblocking
+/// sockets (which then report EINPROGRESS and are writable).
+fn connect_nat(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, nonblock: bool) -> KResult<u64> {
+    let IpAddr::V4(v4) = canonical(ip) else {
+        return error!(ENETUNREACH);
+    };
+    let host_ip = if v4 == iface::NAT_GATEWAY {
+        Ipv4Addr::LOCALHOST
+    } else {
+        v4
+    };
+    let conn = match HostTcp::connect(
+        SocketAddr::new(IpAddr::V4(host_ip), port),
+        Duration::from_secs(20),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            let err = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => Errno::ECONNREFUSED,
+                std::io::ErrorKind::TimedOut => Errno::ETIMEDOUT,
+                _ => Errno::EHOSTUNREACH,
+            };
+            let mut s = sock.lock();
+            s.remote = None;
+            if nonblock {
+                s.error = Some(err);
+                s.in_progress = true;
+                drop(s);
+                sock.waiters.wake_all();
+                return error!(EINPROGRESS);
+            }
+            return Err(err);
+        }
+    };
+    let reader = conn.try_clone().map_err(|_| Errno::ENOMEM)?;
+    {
+        let mut s = sock.lock();
+        s.host = Some(Arc::new(conn));
+        s.tcp = Tcp::Connected;
+        s.was_connected = true;
+        s.in_progress = nonblock;
+    }
+    let weak = Arc::downgrade(sock);
+    let spawned = std::thread::Builder::new()
+        .name("ruml-nat".into())
+        .spawn(move || nat_reader(weak, reader));
+    if spawned.is_err() {
+        reset(sock, Errno::ECONNRESET);
+        return error!(EAGAIN);
+    }
+    sock.waiters.wake_all();
+    if nonblock {
+        return error!(EINPROGRESS);
+    }
+    Ok(0)
+}
+
+/// Moves what the host sends into the socket's receive queue, within its
+/// window, until the host or the guest ends the connection.
+fn nat_reader(weak: Weak<InetSocket>, conn: HostTcp) {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let r = conn.read(&mut buf);
+        let Some(sock) = weak.upgrade() else {
+            return;
+        };
+        let n = match r {
+            Ok(0) => {
+                sock.lock().fin = true;
+                sock.waiters.wake_all();
+                return;
+            }
+            Ok(n) => n,
+            Err(_) => {
+                reset(&sock, Errno::ECONNRESET);
+                return;
+            }
+        };
+        {
+            let s = sock.lock();
+            let mut s = sock
+                .room
+                .wait_while(s, |s| !s.closed && s.rx.len() >= window(&s.opts))
+                .unwrap_or_else(|p| p.into_inner());
+            if s.closed {
+                return;
+            }
+            s.rx.extend(&buf[..n]);
+            QUEUED.fetch_add(n, Ordering::Relaxed);
+        }
+        iface::count_lo(0);
+        sock.waiters.wake_all();
+    }
+}
+
+/// Sends over a NAT connection: blocking writes to the host.
+fn send_host(
+    sock: &Arc<InetSocket>,
+    task: Option<&Arc<Task>>,
+    flags: i32,
+    total: usize,
+    fill: &mut Fill<'_>,
+    host: &HostTcp,
+) -> KResult<usize> {
+    {
+        let mut s = sock.lock();
+        if let Some(e) = s.error.take() {
+            return Err(if e == Errno::EPIPE {
+                sigpipe(task, flags)
+            } else {
+                e
+            });
+        }
+        if s.shut_wr || s.broken {
+            drop(s);
+            return Err(sigpipe(task, flags));
+        }
+    }
+    let mut done = 0;
+    let mut chunk = vec![0u8; total.min(1 << 16)];
+    while done < total {
+        let n = (total - done).min(chunk.len());
+        if let Err(e) = fill(done, &mut chunk[..n]) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        let r = host.write_all(&chunk[..n]);
+        if r.is_err() {
+            sock.lock().broken = true;
+            return if done > 0 {
+                Ok(done)
+            } else {
+                Err(sigpipe(task, flags))
+            };
+        }
+        done += n;
+    }
+    Ok(done)
 }
 
 fn connect_udp(sock: &Arc<InetSocket>, dst: Option<SocketAddr>) -> KResult<u64> {
@@ -1092,6 +1247,11 @@ pub fn shutdown(sock: &Arc<InetSocket>, how: i32) -> KResult<u64> {
         if how != 0 {
             s.shut_wr = true;
         }
+        if how != 0 {
+            if let Some(h) = &s.host {
+                h.shutdown_write();
+            }
+        }
         s.peer.as_ref().and_then(|w| w.upgrade())
     };
     if how != 0 {
@@ -1132,6 +1292,9 @@ fn close(sock: &Arc<InetSocket>, rst: bool) {
         let (q, p) = close_listener(&mut s);
         let rst = rst || !s.rx.is_empty() || s.opts.linger == Some(0);
         let peer = s.peer.take().and_then(|w| w.upgrade());
+        if let Some(h) = s.host.take() {
+            h.shutdown_both();
+        }
         s.tcp = Tcp::Closed;
         QUEUED.fetch_sub(s.rx.len(), Ordering::Relaxed);
         s.rx.clear();
@@ -1139,6 +1302,7 @@ fn close(sock: &Arc<InetSocket>, rst: bool) {
         s.dgram_bytes = 0;
         (q, p, peer, rst)
     };
+    sock.room.notify_all();
     unbind(sock);
     for c in queued {
         close(&c, true);
@@ -1331,6 +1495,10 @@ fn send_tcp(
     wait_for(sock, task, nonblock, timeout, || {
         !matches!(sock.lock().tcp, Tcp::Connecting)
     })?;
+    let host = sock.lock().host.clone();
+    if let Some(h) = host {
+        return send_host(sock, task, flags, total, fill, &h);
+    }
     let mut done = 0usize;
     loop {
         let (peer, err) = {
@@ -1633,6 +1801,7 @@ fn recv_tcp(
             if !peek {
                 s.rx.drain(..n);
                 QUEUED.fetch_sub(n, Ordering::Relaxed);
+                sock.room.notify_all();
             }
             v
         };

@@ -73,6 +73,7 @@ const RTA_OIF: u16 = 4;
 const RTA_PRIORITY: u16 = 6;
 const RTA_PREFSRC: u16 = 7;
 const RTA_TABLE: u16 = 15;
+const RTA_GATEWAY: u16 = 5;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_LINK: u8 = 253;
 const RT_SCOPE_HOST: u8 = 254;
@@ -359,7 +360,15 @@ fn link_msg(i: &Iface, typ: u16, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
     m.attr(IFLA_IFNAME, &name)
         .u32(IFLA_TXQLEN, 1000)
         // IF_OPER_UNKNOWN for lo, as Linux reports it.
-        .attr(IFLA_OPERSTATE, &[if i.up() { 0 } else { 2 }])
+        // IF_OPER_UNKNOWN for an up lo, as Linux reports it; UP or DOWN.
+        .attr(
+            IFLA_OPERSTATE,
+            &[match (i.up(), i.flags & IFF_LOOPBACK != 0) {
+                (true, true) => 0,
+                (true, false) => 6,
+                (false, _) => 2,
+            }],
+        )
         .attr(IFLA_LINKMODE, &[0])
         .u32(IFLA_MTU, i.mtu)
         .u32(IFLA_GROUP, 0)
@@ -369,7 +378,14 @@ fn link_msg(i: &Iface, typ: u16, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
         .attr(IFLA_CARRIER, &[1])
         .attr(IFLA_QDISC, b"noqueue\0")
         .attr(IFLA_ADDRESS, &i.hwaddr)
-        .attr(IFLA_BROADCAST, &i.hwaddr);
+        .attr(
+            IFLA_BROADCAST,
+            &if i.flags & IFF_LOOPBACK != 0 {
+                [0; 6]
+            } else {
+                [0xff; 6]
+            },
+        );
     // struct rtnl_link_stats: rx/tx packets, rx/tx bytes, then errors...
     let mut st = [0u32; 24];
     st[0] = i.stats.0 as u32;
@@ -505,6 +521,30 @@ fn routes(t: &[Iface]) -> Vec<Route> {
     out
 }
 
+fn gateway_msg(gw: Ipv4Addr, oif: i32, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
+    let mut m = Msg::new(RTM_NEWROUTE, flags, seq, pid);
+    // RTPROT_BOOT, as a route configured at boot.
+    let h = [
+        AF_INET as u8,
+        0,
+        0,
+        0,
+        RT_TABLE_MAIN,
+        3,
+        RT_SCOPE_UNIVERSE,
+        RTN_UNICAST,
+        0,
+        0,
+        0,
+        0,
+    ];
+    m.raw(&h);
+    m.u32(RTA_TABLE, RT_TABLE_MAIN as u32);
+    m.attr(RTA_GATEWAY, &gw.octets());
+    m.u32(RTA_OIF, oif as u32);
+    m.finish()
+}
+
 fn route_msg(r: &Route, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
     let mut m = Msg::new(RTM_NEWROUTE, flags, seq, pid);
     let h = [
@@ -632,6 +672,9 @@ fn handle(req: &[u8], pid: u32) -> Vec<Vec<u8>> {
         }
         RTM_GETROUTE if dump => {
             let mut out = Vec::new();
+            if let Some((gw, oif)) = iface::default_gateway().filter(|_| want(AF_INET as u8)) {
+                out.extend(gateway_msg(gw, oif, NLM_F_MULTI, seq, pid));
+            }
             for r in routes(&iface::ifaces())
                 .iter()
                 .filter(|r| want(family_of(r.dst)))
