@@ -13,6 +13,7 @@ pub mod fs;
 pub mod ipc;
 pub mod log;
 pub mod mm;
+pub mod net;
 pub mod signal;
 pub mod syscalls;
 pub mod task;

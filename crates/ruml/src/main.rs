@@ -27,6 +27,9 @@ PARAMS (UML-style kernel parameters):
   ubdNr=..., ubdNs=...  read-only disk; synchronous writes (O_SYNC)
   init=PATH           init program inside the guest (default /bin/sh)
   mode=ptrace         execution backend (only ptrace so far)
+  eth0=none|user      none (default): only lo; user: eth0 10.0.2.15/24 whose
+                      outbound TCP goes through host connections made by
+                      ruml (10.0.2.2 is the host's loopback)
   quiet               no boot log
 With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
 ruml exits with its status (128+N if a signal N killed it).";
@@ -136,6 +139,11 @@ fn main() {
             },
             ("init", Some(v)) => init = Some(v.as_bytes().to_vec()),
             ("mode", Some("ptrace")) => {}
+            ("eth0", Some("none")) => {}
+            ("eth0", Some("user")) => ruml_kernel::net::iface::enable_user_nat(),
+            ("eth0", Some(v)) => die(&format!(
+                "eth0={v} is not available: none or user (the switch backend is not built yet)"
+            )),
             ("mode", Some(v)) => die(&format!(
                 "mode={v} is not available: this ruml has the ptrace backend only"
             )),

@@ -35,7 +35,6 @@ pub mod poll;
 pub mod procfs;
 pub mod pty;
 pub mod simple;
-pub mod socket;
 pub mod syscalls;
 pub mod sysfs;
 pub mod tmpfs;

@@ -123,6 +123,8 @@ enum Gen {
     /// /proc/sys/kernel/random/uuid: a fresh random UUID on every open.
     Uuid,
     Text(&'static str),
+    /// A /proc/net file (crate::net::procnet).
+    Net(&'static str),
 }
 
 impl Inode for ProcRoot {
@@ -173,6 +175,10 @@ impl Inode for ProcRoot {
                 node: SysNode::Root,
             })),
             b"sysvipc" => Ok(crate::ipc::proc::sysvipc_dir(&self.meta)),
+            b"net" => Ok(Arc::new(SysDir {
+                meta: m(100),
+                node: SysNode::Net,
+            })),
             _ => match parse_num(name) {
                 Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir {
                     meta: m(pid_ino(pid, 1)),
@@ -196,6 +202,7 @@ impl Inode for ProcRoot {
             (17, l, "mounts"),
             (18, r, "partitions"),
             (2, l, "self"),
+            (100, d, "net"),
             (12, r, "stat"),
             (20, d, "sys"),
             (crate::ipc::proc::SYSVIPC_DIR_INO, d, "sysvipc"),
@@ -608,6 +615,8 @@ enum SysNode {
     Vm,
     Fs,
     Random,
+    /// /proc/net (not under /proc/sys, but the same kind of directory).
+    Net,
 }
 
 struct SysDir {
@@ -639,6 +648,10 @@ impl SysDir {
                 ("threads-max", 55, Some(Gen::Text("126863\n"))),
             ],
             SysNode::Vm => vec![("overcommit_memory", 60, Some(Gen::Overcommit))],
+            SysNode::Net => crate::net::procnet::FILES
+                .iter()
+                .map(|&(n, ino)| (n, ino, Some(Gen::Net(n))))
+                .collect(),
         }
     }
 }
@@ -1073,6 +1086,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
         }
         Gen::Uuid => random_uuid(),
         Gen::Text(t) => t.to_string(),
+        Gen::Net(n) => crate::net::procnet::render(n),
     };
     Ok(text.into_bytes())
 }

@@ -142,7 +142,7 @@ const TABLES: &[Table] = &[
     crate::fs::advise::advise_table,
     crate::fs::anon::anon_table,
     crate::fs::epoll::epoll_table,
-    crate::fs::socket::socket_table,
+    crate::net::socket_table,
     crate::fs::locks::locks_table,
     crate::fs::copy::copy_table,
     crate::fs::memfd::memfd_table,
