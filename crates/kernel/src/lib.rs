@@ -15,6 +15,7 @@ pub mod signal;
 pub mod syscalls;
 pub mod task;
 pub mod time;
+pub mod vdso;
 
 use std::sync::{Arc, OnceLock};
 

@@ -293,9 +293,13 @@ impl Mm {
         if total.saturating_add(end - start) > self.limit_as() {
             return error!(ENOMEM);
         }
-        let anon = matches!(vma.backing, Backing::Anon);
+        let ahead = match vma.backing {
+            Backing::Anon => prot != 0 && end - start <= MAP_AHEAD_MAX,
+            Backing::Special { .. } => true,
+            Backing::File { .. } => false,
+        };
         m.vmas.insert(vma);
-        if anon && prot != 0 && end - start <= MAP_AHEAD_MAX {
+        if ahead {
             self.populate(m, start, end)?;
         }
         Ok(())
@@ -410,6 +414,27 @@ impl Mm {
                         pfn,
                     });
                     at += n * PAGE;
+                }
+            }
+            Backing::Special { map, pgoff } => {
+                let mut at = start;
+                while at < end {
+                    let vpn = at / PAGE;
+                    let Some(&pfn) = map.pfns.get((pgoff + (at - vma.start) / PAGE) as usize)
+                    else {
+                        break; // beyond the object: SIGBUS on access
+                    };
+                    if !m.ptes.contains_key(&vpn) {
+                        self.phys.get(pfn);
+                        m.ptes.insert(vpn, Pte { pfn, cow: true });
+                        m.ops.push(HostOp::Map {
+                            addr: at,
+                            len: PAGE,
+                            prot: host_prot(vma.prot, true),
+                            pfn,
+                        });
+                    }
+                    at += PAGE;
                 }
             }
             Backing::File {
@@ -545,7 +570,12 @@ impl Mm {
         let ok = match access {
             Access::Read => vma.prot & PROT_READ != 0,
             Access::Write => vma.prot & PROT_WRITE != 0,
-            Access::Force => true,
+            // Not even the kernel writes into a special mapping that may
+            // never be writable (the vvar page is one set of frames).
+            Access::Force => match &vma.backing {
+                Backing::Special { map, .. } => map.max_prot & PROT_WRITE != 0,
+                _ => true,
+            },
         };
         if !ok {
             return error!(EFAULT);
@@ -848,7 +878,7 @@ impl Mm {
             .iter()
             .filter_map(|v| match &v.backing {
                 Backing::File { file, .. } => Some((v.start, file.clone())),
-                Backing::Anon => None,
+                Backing::Anon | Backing::Special { .. } => None,
             })
             .collect()
     }
@@ -866,7 +896,7 @@ impl Mm {
             let p = |bit, c| if v.prot & bit != 0 { c } else { '-' };
             let (off, dev, ino) = match &v.backing {
                 Backing::File { pgoff, key, .. } => (pgoff * PAGE, key.0, key.1),
-                Backing::Anon => (0, 0, 0),
+                Backing::Anon | Backing::Special { .. } => (0, 0, 0),
             };
             let mut line = format!(
                 "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {} ",

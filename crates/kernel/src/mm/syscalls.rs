@@ -193,6 +193,15 @@ impl Mm {
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
         }
+        // Special mappings allow only their own protections (the vvar
+        // page is never writable or executable).
+        for v in m.vmas.iter().filter(|v| v.start < end && v.end > addr) {
+            if let Backing::Special { map, .. } = &v.backing {
+                if prot & !map.max_prot != 0 {
+                    return error!(EACCES);
+                }
+            }
+        }
         // Writable shared file mappings need a file opened for writing.
         if prot & PROT_WRITE != 0 {
             for v in m.vmas.iter().filter(|v| v.start < end && v.end > addr) {
@@ -272,6 +281,13 @@ impl Mm {
         if old + old_len > vma.end {
             return error!(EFAULT);
         }
+        // Special mappings (vDSO, vvar) move whole or not at all, as
+        // Linux's special-mapping mremap hook allows.
+        if matches!(vma.backing, Backing::Special { .. })
+            && (old != vma.start || old_len != vma.len() || new_len != old_len)
+        {
+            return error!(EINVAL);
+        }
         if flags & MREMAP_FIXED == 0 {
             if new_len <= old_len {
                 self.unmap_locked(&mut m, old + new_len, old + old_len);
@@ -316,7 +332,7 @@ impl Mm {
         let mut nv = vma.clone();
         nv.start = dest;
         nv.end = dest + new_len;
-        if let Backing::File { pgoff, .. } = &mut nv.backing {
+        if let Backing::File { pgoff, .. } | Backing::Special { pgoff, .. } = &mut nv.backing {
             *pgoff += (old - vma.start) / PAGE;
         }
         let keep = old_len.min(new_len);

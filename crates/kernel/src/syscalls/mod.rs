@@ -156,6 +156,7 @@ const TABLES: &[Table] = &[
     crate::task::usage::usage_table,
     crate::task::creds::creds_table,
     crate::time::timers::timers_table,
+    crate::vdso::vdso_table,
 ];
 
 /// The handler for a system-call number, if ruml implements it.
@@ -200,6 +201,8 @@ pub fn dispatch(ctx: &mut SyscallContext<'_>) {
         Ok(v) => v,
         Err(e) => e.as_return(),
     };
+    // Keeps the vDSO's clock page current while the guest is busy.
+    crate::vdso::sync_if_stale();
 }
 
 fn warn_unknown(nr: u64) {
