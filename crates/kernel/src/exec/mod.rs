@@ -173,7 +173,7 @@ pub fn exec_file(
         path = interp;
     }
     let phys = crate::kernel().phys.clone();
-    let layout = Layout::random();
+    let mut layout = Layout::random();
     let mm = Mm::new(phys, layout.mmap_base);
     // RLIMIT_AS (9) and RLIMIT_STACK (3) bound the new image.
     mm.set_limits(
@@ -200,11 +200,10 @@ pub fn exec_file(
     };
     mm.set_brk_start(page_up(main.end).ok_or(crate::errno!(ENOEXEC))?);
     // [vvar] and [vdso] just above the stack, at a random page offset.
-    let vdso = match crate::vdso::get() {
-        Some(v) => Some(v.map_into(&mm, layout.vdso_at)?),
-        None => None,
-    };
-    let sp = build_stack(&mm, &layout, &main, base, vdso, &argv, &envp, &execfn)?;
+    if let Some(v) = crate::vdso::get() {
+        layout.vdso_ehdr = Some(v.map_into(&mm, layout.vdso_at)?);
+    }
+    let sp = build_stack(&mm, &layout, &main, base, &argv, &envp, &execfn)?;
     // Point of no return: the new program replaces the old, and the
     // other threads of the process end.
     de_thread(task);
@@ -289,6 +288,8 @@ struct Layout {
     pie_base: u64,
     /// Where [vvar] (then [vdso]) go: above the stack, below TASK_SIZE.
     vdso_at: u64,
+    /// The vDSO image's address once mapped (AT_SYSINFO_EHDR).
+    vdso_ehdr: Option<u64>,
 }
 
 impl Layout {
@@ -309,6 +310,7 @@ impl Layout {
             mmap_base,
             pie_base,
             vdso_at,
+            vdso_ehdr: None,
         }
     }
 }
@@ -512,7 +514,6 @@ fn build_stack(
     layout: &Layout,
     main: &Loaded,
     interp_base: u64,
-    vdso: Option<u64>,
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
     execfn: &[u8],
@@ -559,7 +560,7 @@ fn build_stack(
     mm.write_bytes(random, &rnd)?;
     let (hw, hw2) = hwcap();
     let mut auxv: Vec<(u64, u64)> = Vec::with_capacity(20);
-    if let Some(ehdr) = vdso {
+    if let Some(ehdr) = layout.vdso_ehdr {
         auxv.push((33, ehdr)); // AT_SYSINFO_EHDR
     }
     auxv.extend([

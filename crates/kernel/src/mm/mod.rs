@@ -424,9 +424,9 @@ impl Mm {
                     else {
                         break; // beyond the object: SIGBUS on access
                     };
-                    if !m.ptes.contains_key(&vpn) {
+                    if let std::collections::btree_map::Entry::Vacant(e) = m.ptes.entry(vpn) {
                         self.phys.get(pfn);
-                        m.ptes.insert(vpn, Pte { pfn, cow: true });
+                        e.insert(Pte { pfn, cow: true });
                         m.ops.push(HostOp::Map {
                             addr: at,
                             len: PAGE,

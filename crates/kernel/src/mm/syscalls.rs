@@ -282,11 +282,15 @@ impl Mm {
             return error!(EFAULT);
         }
         // Special mappings (vDSO, vvar) move whole or not at all, as
-        // Linux's special-mapping mremap hook allows.
-        if matches!(vma.backing, Backing::Special { .. })
-            && (old != vma.start || old_len != vma.len() || new_len != old_len)
-        {
-            return error!(EINVAL);
+        // Linux's special mappings: they never grow (VM_DONTEXPAND) nor
+        // split.
+        if matches!(vma.backing, Backing::Special { .. }) {
+            if new_len > old_len {
+                return error!(EFAULT);
+            }
+            if old != vma.start || old_len != vma.len() || new_len != old_len {
+                return error!(EINVAL);
+            }
         }
         if flags & MREMAP_FIXED == 0 {
             if new_len <= old_len {
