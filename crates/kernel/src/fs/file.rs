@@ -249,6 +249,66 @@ impl OpenFile {
         Ok(n)
     }
 
+    /// read(2) (`off` None: at and advancing the position) or pread(2)
+    /// straight into guest frames, for files whose
+    /// [`FileOps::direct_io`] says so. The caller checked the access mode
+    /// and the file type, as for [`OpenFile::read_as`].
+    pub fn read_frames(
+        &self,
+        dst: &crate::mm::userframes::UserFrames,
+        off: Option<u64>,
+    ) -> KResult<usize> {
+        let ops = self.ops()?;
+        match off {
+            Some(o) if o > i64::MAX as u64 => error!(EINVAL),
+            Some(o) => ops.read_frames(self, o, dst),
+            None => {
+                let mut pos = self.lock_pos();
+                let n = ops.read_frames(self, *pos, dst)?;
+                *pos += n as u64;
+                Ok(n)
+            }
+        }
+    }
+
+    /// write(2) or pwrite(2) straight from guest frames; see
+    /// [`OpenFile::read_frames`], [`OpenFile::write_as`] and
+    /// [`OpenFile::write_at`] (O_APPEND and memfd seals apply alike).
+    pub fn write_frames(
+        &self,
+        src: &crate::mm::userframes::UserFrames,
+        off: Option<u64>,
+    ) -> KResult<usize> {
+        let ops = self.ops()?;
+        let len = src.len() as u64;
+        let append = self.flags() & O_APPEND != 0;
+        let mut pos = match off {
+            Some(o) if o > i64::MAX as u64 => return error!(EINVAL),
+            Some(_) => None,
+            None => Some(self.lock_pos()),
+        };
+        let at = match (&mut pos, off) {
+            (_, Some(_)) if append => ops.size()?,
+            (_, Some(o)) => o,
+            (Some(p), None) => {
+                if append {
+                    **p = ops.size()?;
+                }
+                **p
+            }
+            (None, None) => return error!(EINVAL),
+        };
+        crate::fs::memfd::check_write(self, Some(at + len))?;
+        if at + len > ops.size().unwrap_or(0) {
+            crate::fs::memfd::check_resize(self, at + len)?;
+        }
+        let n = ops.write_frames(self, at, src)?;
+        if let Some(p) = &mut pos {
+            **p += n as u64;
+        }
+        Ok(n)
+    }
+
     /// lseek(2).
     pub fn seek(&self, off: i64, whence: u32) -> KResult<u64> {
         let ops = self.ops()?;

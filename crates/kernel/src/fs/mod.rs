@@ -118,7 +118,11 @@ static CONSOLE_PATH: Mutex<Option<Path>> = Mutex::new(None);
 pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
     *HOSTFS_PREFIX.lock().unwrap_or_else(|p| p.into_inner()) = Some(cfg.root.clone());
     let overlay = cfg.mode == RootMode::Overlay;
-    let lower = hostfs::HostFs::open_root(&cfg.root, overlay || cfg.read_only)?;
+    let lower = if overlay {
+        hostfs::HostFs::open_root_cached(&cfg.root)?
+    } else {
+        hostfs::HostFs::open_root(&cfg.root, cfg.read_only)?
+    };
     let root_mnt = if overlay {
         Mount::new("overlay", overlay::new_overlay(lower), None, false, false)
     } else {

@@ -13,6 +13,7 @@
 
 pub mod pagecache;
 pub mod syscalls;
+pub mod userframes;
 pub mod vma;
 
 use std::collections::BTreeMap;
@@ -700,6 +701,48 @@ impl Mm {
             done += n;
         }
         Ok(())
+    }
+
+    /// The frames behind `len` bytes of the guest buffers `segs`, from
+    /// `skip` bytes in, as a guest access would find them (`write`: made
+    /// private and writable, for a read(2) into them), each with a
+    /// reference held by the result. EFAULT if any byte is inaccessible.
+    pub fn pin_user(
+        &self,
+        segs: &[(u64, usize)],
+        mut skip: usize,
+        len: usize,
+        write: bool,
+    ) -> KResult<userframes::UserFrames> {
+        let access = if write { Access::Write } else { Access::Read };
+        let mut out = userframes::UserFrames::new(self.phys.clone());
+        let mut m = self.lock();
+        for &(base, seg_len) in segs {
+            if out.len() >= len {
+                break;
+            }
+            if skip >= seg_len {
+                skip -= seg_len;
+                continue;
+            }
+            let n = (seg_len - skip).min(len - out.len());
+            let start = base.checked_add(skip as u64).ok_or(crate::errno!(EFAULT))?;
+            let end = start.checked_add(n as u64).ok_or(crate::errno!(EFAULT))?;
+            if end > TASK_SIZE {
+                return error!(EFAULT);
+            }
+            let mut at = start;
+            while at < end {
+                let pfn = self.touch(&mut m, at, access)?;
+                let off = (at % PAGE) as usize;
+                let k = ((PAGE as usize) - off).min((end - at) as usize);
+                self.phys.get(pfn);
+                out.push(pfn, off, k);
+                at += k as u64;
+            }
+            skip = 0;
+        }
+        Ok(out)
     }
 
     /// How many bytes from `addr` (up to `len`) the guest could write (or,
