@@ -160,7 +160,7 @@ fn hostfs_mounts_write_through() {
     let script = format!(
         "cd /mnt/boot && echo hello > new && mkdir d && mv new d/moved && ln d/moved hard && ln -s old sym && \
          chmod 640 hard && truncate -s 3 old && touch -d 2001-02-03 old && rm -f gone; echo $?; \
-         mkdir /tmp/h && mount -t hostfs -o {} none /tmp/h && echo inguest > /tmp/h/g && rmdir /tmp/h/d 2>/dev/null || echo notempty",
+         h=$(mktemp -d) && mount -t hostfs -o {} none $h && echo inguest > $h/g && rmdir $h/d 2>/dev/null || echo notempty",
         dir.path().display()
     );
     let out = sh(&[&boot_mount], &script);

@@ -399,6 +399,18 @@ pub fn clock_ns(clock: i32) -> Option<u64> {
     v.read(clock)
 }
 
+/// CLOCK_REALTIME as guests read it (the vDSO's formula, else the host's
+/// clock), as (seconds, nanoseconds): for inode and pipe times, so that a
+/// file made just now is never newer than `clock_gettime` says it is.
+pub fn realtime() -> (i64, u32) {
+    match clock_ns(0) {
+        Some(ns) => ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32),
+        None => ruml_host::clock::gettime(0)
+            .map(|(s, n)| (s, n as u32))
+            .unwrap_or((0, 0)),
+    }
+}
+
 /// The host CPU (and NUMA node) the calling thread runs on, from the
 /// limit of the host's per-CPU segment, as the vDSO's getcpu reads it.
 pub fn current_cpu() -> Option<(u32, u32)> {
