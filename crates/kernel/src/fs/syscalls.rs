@@ -380,20 +380,24 @@ fn do_write(
         return error!(ESPIPE);
     }
     let mm = ctx.mm();
-    // As Linux, a buffer that runs into an inaccessible page gives a short
-    // write of what precedes it (EFAULT if nothing does).
-    let mut ok = 0usize;
-    for &(a, l) in segs {
-        let n = mm.accessible_len(a, l, false);
-        ok += n;
-        if n < l {
-            break;
+    // As Linux, a buffer that runs into an inaccessible page gives a
+    // regular file a short write of what precedes it (EFAULT if nothing
+    // does); streams (a pipe's atomic writes) take all or nothing.
+    let mut total = total;
+    if f.ops()?.seekable() && f.file_type() == FileType::Regular {
+        let mut ok = 0usize;
+        for &(a, l) in segs {
+            let n = mm.accessible_len(a, l, false);
+            ok += n;
+            if n < l {
+                break;
+            }
         }
+        if ok == 0 && total > 0 {
+            return error!(EFAULT);
+        }
+        total = total.min(ok);
     }
-    if ok == 0 && total > 0 {
-        return error!(EFAULT);
-    }
-    let total = total.min(ok);
     // tmpfs copies straight from the guest's frames.
     let direct = f.ops()?.direct_io();
     let mut done = 0usize;
