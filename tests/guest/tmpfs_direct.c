@@ -1,7 +1,8 @@
 /*
  * tmpfs_direct: read/write/readv/writev/pread/pwrite of tmpfs files (which
  * ruml serves by copying straight between the file's frames and the
- * guest's) keep Linux's semantics: data across page edges and segments,
+ * guest's) and of hostfs files (argv[1] a hostfs directory: the host
+ * reads into and writes from the guest's frames) keep Linux's semantics: data across page edges and segments,
  * holes, O_APPEND, buffers that run into an unmapped page (short counts),
  * reads into a shared mapping of another tmpfs file, memfd seals.
  * Deterministic output, compared with a native run.
@@ -27,15 +28,20 @@ static void check(const char *what, int ok)
 
 static unsigned char pat(size_t i) { return (unsigned char)(i * 7 + (i >> 9)); }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    char path[] = "/dev/shm/ruml-direct-XXXXXX";
+    /* The directory to work in: a tmpfs by default, or (argv[1]) a
+       hostfs mount, whose files the host reads and writes straight into
+       and out of the guest's frames. */
+    const char *dir = argc > 1 ? argv[1] : "/dev/shm";
+    char path[256], mpath[256];
+    snprintf(path, sizeof path, "%s/ruml-direct-XXXXXX", dir);
+    snprintf(mpath, sizeof mpath, "/dev/shm/ruml-direct-map-XXXXXX");
     int fd = mkstemp(path);
     if (fd < 0) {
         perror("mkstemp");
         return 1;
     }
-    unlink(path);
     enum { N = 100003 };
     unsigned char *src = malloc(N), *dst = malloc(N);
     for (size_t i = 0; i < N; i++)
@@ -89,7 +95,6 @@ int main(void)
     check("write from a bad buffer is EFAULT", pwrite(fd, two + 4096, 10, 0) == -1 && errno == EFAULT);
 
     /* Into a shared mapping of another tmpfs file, and out of it. */
-    char mpath[] = "/dev/shm/ruml-direct-map-XXXXXX";
     int mfd = mkstemp(mpath);
     unlink(mpath);
     ftruncate(mfd, 16384);
@@ -111,6 +116,7 @@ int main(void)
     check("write EPERM", pwrite(sfd, "abc", 3, 10) == -1 && errno == EPERM);
     check("read still ok", pread(sfd, dst, 3, 10) == 3 && memcmp(dst, "abc", 3) == 0);
 
+    unlink(path);
     printf("result: %s\n", failures ? "FAIL" : "OK");
     return failures ? 1 : 0;
 }

@@ -1,12 +1,16 @@
 //! The cheaper I/O paths of issue 9 item 5 keep Linux's semantics:
 //! tmpfs reads and writes that copy straight between the file's frames
-//! and the guest's (`tests/guest/tmpfs_direct.c`, differential), and the
+//! and the guest's, hostfs ones the host serves straight into and out of
+//! the guest's frames (`tests/guest/tmpfs_direct.c`, differential), and the
 //! overlay root's cached view of the host layer (names and attributes
 //! follow changes made through ruml at once).
 
 mod common;
 
-use common::{differential, run_ruml_raw, test_env, Flavour, Output};
+use common::{
+    assert_same, build_guest, differential, run_native, run_ruml_raw, test_env, Flavour, Output,
+    TempDir,
+};
 
 fn assert_ok(out: &Output) {
     assert_eq!(out.code(), 0, "run failed:\n{out}");
@@ -26,6 +30,23 @@ fn tmpfs_direct_dynamic() {
     let (native, ruml) = differential("tmpfs_direct", Flavour::Dynamic, &[]);
     assert_ok(&native);
     assert_ok(&ruml);
+}
+
+/// The same on a read-write hostfs mount: natively in a host directory,
+/// under ruml in that directory mounted with `mount=`.
+#[test]
+fn hostfs_direct() {
+    for flavour in [Flavour::Static, Flavour::Dynamic] {
+        let g = build_guest("tmpfs_direct", flavour);
+        let dir = TempDir::new("hostfs-direct");
+        let d = dir.path().to_string_lossy().into_owned();
+        let native = run_native(&g.path, &[d.as_str()], &test_env());
+        let mount = format!("mount={d}:/mnt/hd");
+        let prog = g.path.to_string_lossy().into_owned();
+        let ruml = run_ruml_raw(&["quiet", &mount, "--", &prog, "/mnt/hd"], &test_env());
+        assert_ok(&native);
+        assert_same(&native, &ruml);
+    }
 }
 
 /// Changes through ruml to objects of the host layer show at once, cache

@@ -259,12 +259,24 @@ impl OpenFile {
         off: Option<u64>,
     ) -> KResult<usize> {
         let ops = self.ops()?;
+        // A host file with pages in the page cache (shared mappings):
+        // reads must see those, so through a buffer.
+        let read = |at: u64| -> KResult<usize> {
+            if self.cached_key(ops.as_ref()).is_none() {
+                return ops.read_frames(self, at, dst);
+            }
+            let mut buf = vec![0u8; dst.len()];
+            let n = ops.read(self, at, &mut buf)?;
+            self.overlay_cached(ops.as_ref(), at, &mut buf[..n]);
+            dst.copy_in(&buf[..n]);
+            Ok(n)
+        };
         match off {
             Some(o) if o > i64::MAX as u64 => error!(EINVAL),
-            Some(o) => ops.read_frames(self, o, dst),
+            Some(o) => read(o),
             None => {
                 let mut pos = self.lock_pos();
-                let n = ops.read_frames(self, *pos, dst)?;
+                let n = read(*pos)?;
                 *pos += n as u64;
                 Ok(n)
             }
@@ -302,7 +314,16 @@ impl OpenFile {
         if at + len > ops.size().unwrap_or(0) {
             crate::fs::memfd::check_resize(self, at + len)?;
         }
-        let n = ops.write_frames(self, at, src)?;
+        let n = if self.cached_key(ops.as_ref()).is_none() {
+            ops.write_frames(self, at, src)?
+        } else {
+            // The page cache's copies of the file take the same bytes.
+            let mut buf = vec![0u8; src.len()];
+            src.copy_out(&mut buf);
+            let n = ops.write(self, at, &buf)?;
+            self.after_write(ops.as_ref(), at, &buf[..n]);
+            n
+        };
         if let Some(p) = &mut pos {
             **p += n as u64;
         }

@@ -35,6 +35,7 @@ use crate::error;
 use crate::fs::file::OpenFile;
 use crate::fs::types::{encode_dev, oflags::*, DirSink, FileType, Stat, StatFs, ST_RDONLY};
 use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey, SetAttr, SetTime};
+use crate::mm::userframes::UserFrames;
 
 fn host_err(e: i32) -> Errno {
     let e = Errno::from_host(e);
@@ -43,6 +44,9 @@ fn host_err(e: i32) -> Errno {
     }
     e
 }
+
+/// The host's IOV_MAX: more pieces than this go through a buffer.
+const MAX_HOST_IOV: usize = 1024;
 
 /// How long a cached host lookup stays valid.
 pub const ATTR_TTL_NS: u64 = 1_000_000_000;
@@ -525,6 +529,34 @@ impl FileOps for HostRegFile {
     }
     fn stat(&self) -> Option<KResult<Stat>> {
         Some(self.file.stat().map(|s| to_stat(&s)).map_err(host_err))
+    }
+    // The host reads into and writes from the guest's frames itself
+    // (preadv/pwritev over physmem): one copy.
+    fn direct_io(&self) -> bool {
+        true
+    }
+    fn read_frames(&self, _f: &OpenFile, off: u64, dst: &UserFrames) -> KResult<usize> {
+        if dst.pieces().len() <= MAX_HOST_IOV {
+            return self
+                .file
+                .pread_frames(off, dst.phys(), dst.pieces())
+                .map_err(host_err);
+        }
+        let mut buf = vec![0u8; dst.len()];
+        let n = self.file.pread(off, &mut buf).map_err(host_err)?;
+        dst.copy_in(&buf[..n]);
+        Ok(n)
+    }
+    fn write_frames(&self, _f: &OpenFile, off: u64, src: &UserFrames) -> KResult<usize> {
+        if src.pieces().len() <= MAX_HOST_IOV {
+            return self
+                .file
+                .pwrite_frames(off, src.phys(), src.pieces())
+                .map_err(host_err);
+        }
+        let mut buf = vec![0u8; src.len()];
+        src.copy_out(&mut buf);
+        self.file.pwrite(off, &buf).map_err(host_err)
     }
     fn truncate(&self, len: u64) -> KResult<()> {
         self.file.truncate(len).map_err(host_err)

@@ -100,6 +100,30 @@ impl UserFrames {
         });
     }
 
+    /// The pieces (frame, offset in the frame, bytes), in buffer order,
+    /// for host I/O straight into or out of them.
+    pub fn pieces(&self) -> &[(Pfn, usize, usize)] {
+        &self.pieces
+    }
+
+    pub fn phys(&self) -> &Arc<PhysMem> {
+        &self.phys
+    }
+
+    /// Copies `data` into the buffer from its start.
+    pub fn copy_in(&self, data: &[u8]) {
+        self.each(0, data.len(), |pfn, off, pos, k| {
+            self.phys.write(pfn, off, &data[pos..pos + k])
+        });
+    }
+
+    /// Copies the buffer's first `out.len()` bytes out.
+    pub fn copy_out(&self, out: &mut [u8]) {
+        self.each(0, out.len(), |pfn, off, pos, k| {
+            self.phys.read(pfn, off, &mut out[pos..pos + k])
+        });
+    }
+
     /// Zeroes `n` bytes of the buffer at `at` (a hole read).
     pub fn zero(&self, at: usize, n: usize) {
         self.each(at, n, |pfn, off, _, k| self.phys.zero(pfn, off, k));
