@@ -104,6 +104,22 @@ int main(int argc, char **argv)
     check("write from a shared mapping", pwrite(fd, map + 100, 5000, 50000) == 5000);
     check("and back", pread(fd, dst, 5000, 50000) == 5000 && memcmp(dst, map + 100, 5000) == 0);
 
+    /* A shared mapping of the file itself stays coherent with read and
+       write (on hostfs the page cache holds the mapped pages). */
+    {
+        unsigned char *self = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        check("map the file", self != MAP_FAILED);
+        check("pwrite shows in the mapping", pwrite(fd, "MAPPED", 6, 4000) == 6 &&
+                                             memcmp(self + 4000, "MAPPED", 6) == 0);
+        memcpy(self + 8000, "viamap", 6);
+        check("the mapping's write shows to pread", pread(fd, dst, 6, 8000) == 6 &&
+                                                    memcmp(dst, "viamap", 6) == 0);
+        struct iovec rv[2] = {{dst, 3}, {dst + 3, 3}};
+        check("and to preadv", preadv(fd, rv, 2, 4000) == 6 && memcmp(dst, "MAPPED", 6) == 0);
+        munmap(self, 8192);
+        check("after munmap", pread(fd, dst, 6, 8000) == 6 && memcmp(dst, "viamap", 6) == 0);
+    }
+
     /* memfd seals. */
     int sfd = memfd_create("sealed", MFD_ALLOW_SEALING);
     check("memfd write", write(sfd, src, 10000) == 10000);
