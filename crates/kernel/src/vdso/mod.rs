@@ -475,6 +475,68 @@ mod tests {
         assert!(IMAGE.len() <= 2 * PAGE as usize);
     }
 
+    /// The page's clock against the host's while syncs race with reads
+    /// on other threads: never backwards, close to the host's, the coarse
+    /// clock never ahead of the fine one.
+    #[test]
+    fn clock_monotonic_across_syncs() {
+        let Ok(phys) = PhysMem::new(1 << 20) else {
+            return;
+        };
+        let Some(v) = Vdso::new(Arc::new(phys)) else {
+            panic!("no vDSO in 1 MiB of physmem");
+        };
+        if !v.tsc_ok {
+            assert_eq!(v.read(1), None, "no TSC: the host clock serves");
+            return;
+        }
+        let v = Arc::new(v);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (v, stop) = (v.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    v.sync();
+                    n += 1;
+                }
+                n
+            })
+        };
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let v = v.clone();
+                std::thread::spawn(move || {
+                    let mut last = 0u64;
+                    for _ in 0..200_000 {
+                        let Some(t) = v.read(1) else {
+                            panic!("the TSC clock stopped serving");
+                        };
+                        assert!(t >= last, "went backwards: {last} then {t}");
+                        last = t;
+                        let c = v.read(6).unwrap_or(0);
+                        assert!(c <= v.read(1).unwrap_or(0), "coarse ahead of fine");
+                    }
+                })
+            })
+            .collect();
+        for r in readers {
+            r.join().unwrap_or_else(|_| panic!("a reader failed"));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let syncs = writer.join().unwrap_or(0);
+        assert!(syncs > 0);
+        let host = host_ns(1).unwrap_or(0);
+        let mine = v.read(1).unwrap_or(0);
+        assert!(
+            host.abs_diff(mine) < 500_000_000,
+            "host {host}, page {mine}"
+        );
+        let host_real = host_ns(0).unwrap_or(0);
+        let real = v.read(0).unwrap_or(0);
+        assert!(host_real.abs_diff(real) < 500_000_000);
+    }
+
     #[test]
     fn rate_is_biased_slow() {
         // 1 GHz for one second: one ns per cycle, minus the bias.
