@@ -778,6 +778,84 @@ impl HostFile {
         }
     }
 
+    /// The iovecs of physmem pieces (frame, offset in it, bytes).
+    fn frame_iovecs(
+        phys: &crate::PhysMem,
+        pieces: &[(crate::Pfn, usize, usize)],
+    ) -> Vec<libc::iovec> {
+        pieces
+            .iter()
+            .map(|&(pfn, off, len)| {
+                assert!(off + len <= crate::physmem::PAGE_SIZE as usize);
+                libc::iovec {
+                    // page_ptr checks the frame lies inside physmem.
+                    iov_base: phys.page_ptr(pfn).wrapping_add(off).cast(),
+                    iov_len: len,
+                }
+            })
+            .collect()
+    }
+
+    /// preadv(2) straight into physmem frames: `pieces` are (frame,
+    /// offset in it, bytes), filled in order (at most IOV_MAX of them).
+    pub fn pread_frames(
+        &self,
+        off: u64,
+        phys: &crate::PhysMem,
+        pieces: &[(crate::Pfn, usize, usize)],
+    ) -> Result<usize, i32> {
+        if off > i64::MAX as u64 || pieces.len() > 1024 {
+            return Err(libc::EINVAL);
+        }
+        let iov = Self::frame_iovecs(phys, pieces);
+        let r = crate::sys::retry(|| {
+            // SAFETY: every iovec lies inside one physmem frame (checked
+            // above); the kernel's mapping of physmem is writable.
+            unsafe {
+                libc::preadv(
+                    self.fd.as_raw_fd(),
+                    iov.as_ptr(),
+                    iov.len() as i32,
+                    off as i64,
+                ) as libc::c_long
+            }
+        });
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(r as usize)
+        }
+    }
+
+    /// pwritev(2) straight from physmem frames; see [`HostFile::pread_frames`].
+    pub fn pwrite_frames(
+        &self,
+        off: u64,
+        phys: &crate::PhysMem,
+        pieces: &[(crate::Pfn, usize, usize)],
+    ) -> Result<usize, i32> {
+        if off > i64::MAX as u64 || pieces.len() > 1024 {
+            return Err(libc::EINVAL);
+        }
+        let iov = Self::frame_iovecs(phys, pieces);
+        let r = crate::sys::retry(|| {
+            // SAFETY: every iovec lies inside one physmem frame.
+            unsafe {
+                libc::pwritev(
+                    self.fd.as_raw_fd(),
+                    iov.as_ptr(),
+                    iov.len() as i32,
+                    off as i64,
+                ) as libc::c_long
+            }
+        });
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(r as usize)
+        }
+    }
+
     /// pwrite(2).
     pub fn pwrite(&self, off: u64, buf: &[u8]) -> Result<usize, i32> {
         if off > i64::MAX as u64 {

@@ -297,6 +297,30 @@ pub trait FileOps: Send + Sync + 'static {
     fn page_frame(&self, _index: u64, _create: bool) -> Option<KResult<ruml_host::Pfn>> {
         None
     }
+    /// Whether [`FileOps::read_frames`] and [`FileOps::write_frames`]
+    /// work: files whose data lives in physmem (tmpfs) copy straight
+    /// between their frames and the guest's.
+    fn direct_io(&self) -> bool {
+        false
+    }
+    /// As [`FileOps::read`], into guest frames.
+    fn read_frames(
+        &self,
+        _f: &OpenFile,
+        _off: u64,
+        _dst: &crate::mm::userframes::UserFrames,
+    ) -> KResult<usize> {
+        error!(EINVAL)
+    }
+    /// As [`FileOps::write`], from guest frames.
+    fn write_frames(
+        &self,
+        _f: &OpenFile,
+        _off: u64,
+        _src: &crate::mm::userframes::UserFrames,
+    ) -> KResult<usize> {
+        error!(EINVAL)
+    }
 }
 
 /// A name for an inode within its filesystem; see the module doc.
