@@ -26,6 +26,9 @@ PARAMS (UML-style kernel parameters):
                       missing) over the read-only BACKING file
   ubdNr=..., ubdNs=...  read-only disk; synchronous writes (O_SYNC)
   init=PATH           init program inside the guest (default /bin/sh)
+  cwd=DIR             init's working directory in the guest (default: with
+                      -- CMD, the current directory if the root holds it;
+                      else /)
   mode=ptrace         execution backend (only ptrace so far)
   eth0=none|user      none (default): only lo; user: eth0 10.0.2.15/24 whose
                       outbound TCP goes through host connections made by
@@ -86,6 +89,7 @@ fn main() {
     let mut quiet = false;
     let mut root_mode = RootMode::Overlay;
     let mut disk_ro = false;
+    let mut cwd: Option<Vec<u8>> = None;
     let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut ubd: Vec<ruml_kernel::block::ubd::UbdSpec> = Vec::new();
     for p in params {
@@ -138,6 +142,8 @@ fn main() {
                 _ => die(&format!("bad mount={v}: give HOSTDIR:/GUESTDIR")),
             },
             ("init", Some(v)) => init = Some(v.as_bytes().to_vec()),
+            ("cwd", Some(v)) if v.starts_with('/') => cwd = Some(v.as_bytes().to_vec()),
+            ("cwd", Some(v)) => die(&format!("bad cwd={v}: give an absolute guest path")),
             ("mode", Some("ptrace")) => {}
             ("eth0", Some("none")) => {}
             ("eth0", Some("user")) => ruml_kernel::net::iface::enable_user_nat(),
@@ -187,7 +193,15 @@ fn main() {
         ];
         (path.clone(), vec![path], envp)
     };
+    // `ruml -- CMD` starts where the user is, as `runsc do` and proot do,
+    // when that directory is part of the guest's root.
+    if cwd.is_none() && !cmd.is_empty() && !disk_root {
+        cwd = std::env::current_dir()
+            .ok()
+            .and_then(|d| guest_path_of(&root, &d));
+    }
     let cfg = BootConfig {
+        cwd,
         mem,
         root,
         init: init.unwrap_or(init_path.clone()).to_vec(),
@@ -207,6 +221,16 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => die(&e),
     }
+}
+
+/// The guest path of host directory `dir` under a root of host directory
+/// `root`, if it lies beneath it.
+fn guest_path_of(root: &Path, dir: &Path) -> Option<Vec<u8>> {
+    let root = root.canonicalize().ok()?;
+    let rest = dir.strip_prefix(&root).ok()?;
+    let mut g = b"/".to_vec();
+    g.extend_from_slice(rest.as_os_str().as_bytes());
+    Some(g)
 }
 
 /// A guest asked for a reboot: boot afresh in this same host process, with
