@@ -43,3 +43,25 @@ impl HostTcp {
         let _ = self.0.shutdown(Shutdown::Both);
     }
 }
+
+/// A host TCP listener for port forwarding into the guest (`hostfwd=`).
+pub struct HostListener(std::net::TcpListener);
+
+impl HostListener {
+    /// Listens on `addr`.
+    pub fn bind(addr: SocketAddr) -> std::io::Result<HostListener> {
+        std::net::TcpListener::bind(addr).map(HostListener)
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    /// Waits for the next connection: it and the peer's address.
+    pub fn accept(&self) -> std::io::Result<(HostTcp, SocketAddr)> {
+        let (s, a) = self.0.accept()?;
+        let _ = s.set_nodelay(true);
+        Ok((HostTcp(s), a))
+    }
+}

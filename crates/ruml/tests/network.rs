@@ -338,3 +338,59 @@ fn eth0_user_reaches_host_loopback() {
         "{out}"
     );
 }
+
+/// hostfwd=tcp:127.0.0.1:HOSTPORT:8080 with eth0=user: a host client
+/// reaches a guest server, which sees it come from 10.0.2.2.
+#[test]
+fn hostfwd_reaches_guest_server() {
+    use std::io::{Read, Write};
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let hport = free.local_addr().expect("addr").port();
+    drop(free);
+    let guest = "import socket\n\
+         l = socket.socket(); l.bind(('0.0.0.0', 8080)); l.listen()\n\
+         c, a = l.accept()\n\
+         data = b''\n\
+         while True:\n\
+         \x20   d = c.recv(65536)\n\
+         \x20   if not d: break\n\
+         \x20   data += d\n\
+         c.sendall(b'from ' + a[0].encode() + b': ' + data.upper()); c.close()\n";
+    let fwd = format!("hostfwd=tcp:127.0.0.1:{hport}:8080");
+    let bg = common::Background::start(&[
+        "quiet",
+        "eth0=user",
+        &fwd,
+        "--",
+        "/usr/bin/python3",
+        "-c",
+        guest,
+    ]);
+    let msg = b"hello guest ".repeat(1000);
+    let mut want = b"from 10.0.2.2: ".to_vec();
+    want.extend(msg.to_ascii_uppercase());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer through hostfwd; ruml's stderr:\n{}",
+            bg.stderr()
+        );
+        // Until the guest listens, the forwarder closes what it accepts.
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", hport)) {
+            let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+            let _ = c.write_all(&msg);
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            let mut got = Vec::new();
+            let _ = c.read_to_end(&mut got);
+            if !got.is_empty() {
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -92,6 +92,11 @@ pub fn enable_user_nat() {
     NAT.store(true, std::sync::atomic::Ordering::Release);
 }
 
+/// Whether eth0=user was given.
+pub fn nat_enabled() -> bool {
+    NAT.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Whether packets to `ip` (canonical, not local) leave through the
 /// user-mode NAT: eth0=user is on, eth0 is up, and `ip` is IPv4.
 pub fn nat_route(ip: IpAddr) -> bool {

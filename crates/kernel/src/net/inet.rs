@@ -30,7 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 
-use ruml_host::net::HostTcp;
+use ruml_host::net::{HostListener, HostTcp};
 use std::time::{Duration, Instant};
 
 use super::iface::{self, canonical};
@@ -1097,6 +1097,111 @@ fn send_host(
     }
     Ok(done)
 }
+
+/// `hostfwd=tcp:[HOSTADDR:]HOSTPORT:GUESTPORT`: listens on the host and
+/// hands each connection to the guest's listener on GUESTPORT (at
+/// 10.0.2.15 or a wildcard), coming from 10.0.2.2 as slirp's do. A
+/// connection nobody listens for is closed. Returns the host address
+/// listened on.
+pub fn add_hostfwd(host: SocketAddr, guest_port: u16) -> Result<SocketAddr, String> {
+    let l =
+        HostListener::bind(host).map_err(|e| format!("hostfwd: cannot listen on {host}: {e}"))?;
+    let at = l.local_addr().map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("ruml-hostfwd".into())
+        .spawn(move || loop {
+            let Ok((conn, _)) = l.accept() else {
+                continue;
+            };
+            forward_in(conn, guest_port);
+        })
+        .map_err(|e| format!("hostfwd: {e}"))?;
+    Ok(at)
+}
+
+/// One forwarded connection: a connected socket carrying the host
+/// connection, queued on the guest's listener.
+fn forward_in(conn: HostTcp, guest_port: u16) {
+    static NEXT_PORT: AtomicU64 = AtomicU64::new(0);
+    let guest = IpAddr::V4(iface::NAT_GUEST);
+    let Some(listener) = find_listener(guest_port, guest, &DUMMY) else {
+        conn.shutdown_both();
+        return;
+    };
+    let Ok(reader) = conn.try_clone() else {
+        return;
+    };
+    let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u64 + 1;
+    let from_port = EPHEMERAL.start() + (NEXT_PORT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+    let server = InetSocket::new(listener.family, SOCK_STREAM, false);
+    {
+        let opts = listener.lock().opts.clone();
+        let mut s = server.lock();
+        s.opts = opts;
+        s.local = Some(in_family(listener.family, guest, guest_port));
+        s.remote = Some(in_family(
+            listener.family,
+            IpAddr::V4(iface::NAT_GATEWAY),
+            from_port,
+        ));
+        s.tcp = Tcp::Connected;
+        s.was_connected = true;
+        s.host = Some(Arc::new(conn));
+    }
+    let queued = {
+        let mut l = listener.lock();
+        match &mut l.tcp {
+            Tcp::Listen { backlog, queue, .. } if queue.len() <= *backlog => {
+                queue.push_back(server.clone());
+                true
+            }
+            _ => false,
+        }
+    };
+    if !queued {
+        close(&server, true);
+        return;
+    }
+    let weak = Arc::downgrade(&server);
+    if std::thread::Builder::new()
+        .name("ruml-nat".into())
+        .spawn(move || nat_reader(weak, reader))
+        .is_err()
+    {
+        reset(&server, Errno::ECONNRESET);
+    }
+    listener.waiters.wake_all();
+}
+
+/// A socket that is never bound: find_listener's "not me" for callers
+/// that are not a socket.
+static DUMMY: std::sync::LazyLock<InetSocket> = std::sync::LazyLock::new(|| InetSocket {
+    family: AF_INET,
+    typ: SOCK_STREAM,
+    icmp: false,
+    id: 0,
+    state: Mutex::new(State {
+        local: None,
+        remote: None,
+        opts: Opts::default(),
+        error: None,
+        tcp: Tcp::Closed,
+        peer: None,
+        rx: VecDeque::new(),
+        shut_rd: false,
+        shut_wr: false,
+        fin: false,
+        broken: false,
+        was_connected: false,
+        in_progress: false,
+        dgrams: VecDeque::new(),
+        dgram_bytes: 0,
+        closed: true,
+        host: None,
+    }),
+    waiters: Waiters::new(),
+    room: Condvar::new(),
+});
 
 fn connect_udp(sock: &Arc<InetSocket>, dst: Option<SocketAddr>) -> KResult<u64> {
     let Some(dst) = dst else {
