@@ -26,6 +26,8 @@ PARAMS (UML-style kernel parameters):
   hostfwd=tcp:[ADDR:]HOSTPORT:GUESTPORT
                       (with eth0=user) forward host ADDR:HOSTPORT (ADDR
                       defaults to 127.0.0.1) to the guest's port GUESTPORT
+  dns=IP[:PORT]       (with eth0=user) where queries to 10.0.2.3:53 go
+                      (default: the host's first nameserver)
   quiet               no boot log
 With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
 ruml exits with its status (128+N if a signal N killed it).";
@@ -133,6 +135,14 @@ fn main() {
             ("eth0", Some("none")) => {}
             ("eth0", Some("user")) => ruml_kernel::net::iface::enable_user_nat(),
             ("hostfwd", Some(v)) => hostfwds.push(v.to_string()),
+            ("dns", Some(v)) => match v
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .or_else(|| v.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()))
+            {
+                Some(a) => ruml_kernel::net::iface::set_nat_dns(a),
+                None => die(&format!("bad dns={v}: give IP or IP:PORT")),
+            },
             ("eth0", Some(v)) => die(&format!(
                 "eth0={v} is not available: none or user (the switch backend is not built yet)"
             )),
@@ -157,7 +167,7 @@ fn main() {
             ))
         };
         if !ruml_kernel::net::iface::nat_enabled() {
-            die("hostfwd= needs eth0=user (given before it)");
+            die("hostfwd= needs eth0=user");
         }
         if let Err(e) = ruml_kernel::net::inet::add_hostfwd(host, guest_port) {
             die(&e);

@@ -394,3 +394,59 @@ fn hostfwd_reaches_guest_server() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// eth0=user, UDP: a query to 10.0.2.3:53 reaches the resolver named by
+/// dns= (a socket the test runs on the host's loopback) and its answer
+/// comes back from 10.0.2.3:53; a datagram to 10.0.2.2:PORT reaches the
+/// host's loopback and the answer comes from 10.0.2.2.
+#[test]
+fn eth0_user_udp_and_dns() {
+    let serve = |tag: &'static [u8]| {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let port = s.local_addr().expect("addr").port();
+        let h = std::thread::spawn(move || {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(60)));
+            let mut buf = [0u8; 2048];
+            for _ in 0..2 {
+                let Ok((n, a)) = s.recv_from(&mut buf) else {
+                    return;
+                };
+                let mut reply = tag.to_vec();
+                reply.extend(buf[..n].iter().rev());
+                let _ = s.send_to(&reply, a);
+            }
+        });
+        (port, h)
+    };
+    let (dport, dh) = serve(b"dns:");
+    let (eport, eh) = serve(b"echo:");
+    let guest = format!(
+        "import socket\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(30)\n\
+         u.sendto(b'query', ('10.0.2.3', 53)); print(u.recvfrom(100))\n\
+         u.sendto(b'hello', ('10.0.2.2', {eport})); d, a = u.recvfrom(100); print(d, a == ('10.0.2.2', {eport}))\n\
+         c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(30); c.connect(('10.0.2.3', 53))\n\
+         c.send(b'abc'); print(c.recv(100), c.getsockname()[0])\n\
+         e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.sendto(b'x', ('10.0.2.2', {eport}))\n\
+         print(e.recvfrom(100)[0])\n"
+    );
+    let dns = format!("dns=127.0.0.1:{dport}");
+    let out = common::run_ruml_raw(
+        &[
+            "quiet",
+            "eth0=user",
+            &dns,
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            &guest,
+        ],
+        &common::test_env(),
+    );
+    let _ = (dh.join(), eh.join());
+    assert_eq!(
+        out.stdout,
+        "(b'dns:yreuq', ('10.0.2.3', 53))\nb'echo:olleh' True\nb'dns:cba' 10.0.2.15\nb'echo:x'\n",
+        "{out}"
+    );
+}

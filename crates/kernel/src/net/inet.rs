@@ -30,7 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 
-use ruml_host::net::{HostListener, HostTcp};
+use ruml_host::net::{HostListener, HostTcp, HostUdp};
 use std::time::{Duration, Instant};
 
 use super::iface::{self, canonical};
@@ -190,6 +190,9 @@ struct State {
     /// eth0=user: the host connection this TCP socket's flow goes over
     /// (instead of a peer socket).
     host: Option<Arc<HostTcp>>,
+    /// eth0=user: the host socket this UDP socket's outbound datagrams
+    /// leave by (made at the first one).
+    host_udp: Option<Arc<HostUdp>>,
 }
 
 /// An AF_INET or AF_INET6 socket (TCP or UDP).
@@ -233,6 +236,7 @@ impl InetSocket {
                 dgram_bytes: 0,
                 closed: false,
                 host: None,
+                host_udp: None,
             }),
             waiters: Waiters::new(),
             room: Condvar::new(),
@@ -1198,10 +1202,103 @@ static DUMMY: std::sync::LazyLock<InetSocket> = std::sync::LazyLock::new(|| Inet
         dgram_bytes: 0,
         closed: true,
         host: None,
+        host_udp: None,
     }),
     waiters: Waiters::new(),
     room: Condvar::new(),
 });
+
+/// eth0=user: a datagram leaving the machine goes out of the guest
+/// socket's host UDP socket (10.0.2.2 is the host's loopback, 10.0.2.3:53
+/// the host's resolver). Like a packet, it may be lost: errors drop it.
+fn nat_send_udp(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, data: &[u8]) {
+    let IpAddr::V4(v4) = canonical(ip) else {
+        return;
+    };
+    let to = if v4 == iface::NAT_GATEWAY {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    } else if v4 == iface::NAT_DNS {
+        match iface::nat_dns() {
+            Some(a) if port == 53 => a,
+            _ => return,
+        }
+    } else {
+        SocketAddr::new(IpAddr::V4(v4), port)
+    };
+    let existing = sock.lock().host_udp.clone();
+    let h = match existing {
+        Some(h) => h,
+        None => {
+            let Ok(h) = HostUdp::bind_any() else {
+                return;
+            };
+            let Ok(reader) = h.try_clone() else {
+                return;
+            };
+            let h = Arc::new(h);
+            sock.lock().host_udp = Some(h.clone());
+            let weak = Arc::downgrade(sock);
+            if std::thread::Builder::new()
+                .name("ruml-nat-udp".into())
+                .spawn(move || nat_udp_reader(weak, reader))
+                .is_err()
+            {
+                sock.lock().host_udp = None;
+                return;
+            }
+            h
+        }
+    };
+    if h.send_to(data, to).is_ok() {
+        iface::count_lo(0);
+    }
+}
+
+/// Queues the datagrams a NAT UDP socket receives on the guest socket,
+/// their senders mapped back (host loopback → 10.0.2.2, the resolver →
+/// 10.0.2.3:53), until the guest socket closes.
+fn nat_udp_reader(weak: Weak<InetSocket>, h: HostUdp) {
+    let mut buf = vec![0u8; 65536];
+    let dns = iface::nat_dns();
+    loop {
+        let r = h.recv_from(&mut buf);
+        let Some(sock) = weak.upgrade() else {
+            return;
+        };
+        if sock.lock().closed {
+            return;
+        }
+        let Ok((n, from)) = r else {
+            continue;
+        };
+        let from = if Some(from) == dns {
+            SocketAddr::new(IpAddr::V4(iface::NAT_DNS), 53)
+        } else if from.ip().is_loopback() {
+            SocketAddr::new(IpAddr::V4(iface::NAT_GATEWAY), from.port())
+        } else {
+            from
+        };
+        let delivered = {
+            let mut s = sock.lock();
+            let wanted = s.remote.is_none_or(|r| {
+                canonical(r.ip()) == canonical(from.ip()) && r.port() == from.port()
+            });
+            if !wanted || s.shut_rd || s.dgram_bytes + n > s.opts.rcvbuf {
+                false
+            } else {
+                s.dgram_bytes += n;
+                s.dgrams.push_back((
+                    in_family(sock.family, from.ip(), from.port()),
+                    buf[..n].to_vec(),
+                ));
+                true
+            }
+        };
+        if delivered {
+            sock.waiters.wake_all();
+        }
+    }
+}
 
 fn connect_udp(sock: &Arc<InetSocket>, dst: Option<SocketAddr>) -> KResult<u64> {
     let Some(dst) = dst else {
@@ -1399,6 +1496,9 @@ fn close(sock: &Arc<InetSocket>, rst: bool) {
         let peer = s.peer.take().and_then(|w| w.upgrade());
         if let Some(h) = s.host.take() {
             h.shutdown_both();
+        }
+        if let Some(h) = s.host_udp.take() {
+            h.wake();
         }
         s.tcp = Tcp::Closed;
         QUEUED.fetch_sub(s.rx.len(), Ordering::Relaxed);
@@ -1741,6 +1841,10 @@ fn send_udp(
         canonical(local.ip())
     };
     let src = SocketAddr::new(src_ip, local.port());
+    if !iface::is_local(ip) {
+        nat_send_udp(sock, ip, dst.port(), &data);
+        return Ok(total);
+    }
     // The receiver: a socket bound to the destination port that accepts
     // the address (and, if connected, this source); exact before wildcard.
     // Among SO_REUSEPORT siblings of the best class, the source port
