@@ -1115,6 +1115,8 @@ pub fn add_hostfwd(host: SocketAddr, guest_port: u16) -> Result<SocketAddr, Stri
         .name("ruml-hostfwd".into())
         .spawn(move || loop {
             let Ok((conn, _)) = l.accept() else {
+                // Out of descriptors, say: try again a little later.
+                std::thread::sleep(Duration::from_millis(100));
                 continue;
             };
             forward_in(conn, guest_port);
