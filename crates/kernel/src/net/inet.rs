@@ -82,6 +82,10 @@ fn window(o: &Opts) -> usize {
     }
 }
 
+/// The stack of a NAT thread (they only copy between a host socket and a
+/// queue).
+const NAT_STACK: usize = 256 << 10;
+
 /// Connectors waiting for room in one accept queue (half-open connections).
 const MAX_PENDING: usize = 4096;
 /// The largest UDP payload over IPv4 and IPv6.
@@ -1008,6 +1012,7 @@ fn connect_nat(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, nonblock: bool) ->
     let weak = Arc::downgrade(sock);
     let spawned = std::thread::Builder::new()
         .name("ruml-nat".into())
+        .stack_size(NAT_STACK)
         .spawn(move || nat_reader(weak, reader));
     if spawned.is_err() {
         reset(sock, Errno::ECONNRESET);
@@ -1113,6 +1118,7 @@ pub fn add_hostfwd(host: SocketAddr, guest_port: u16) -> Result<SocketAddr, Stri
     let at = l.local_addr().map_err(|e| e.to_string())?;
     std::thread::Builder::new()
         .name("ruml-hostfwd".into())
+        .stack_size(NAT_STACK)
         .spawn(move || loop {
             let Ok((conn, _)) = l.accept() else {
                 // Out of descriptors, say: try again a little later.
@@ -1171,6 +1177,7 @@ fn forward_in(conn: HostTcp, guest_port: u16) {
     let weak = Arc::downgrade(&server);
     if std::thread::Builder::new()
         .name("ruml-nat".into())
+        .stack_size(NAT_STACK)
         .spawn(move || nat_reader(weak, reader))
         .is_err()
     {
@@ -1242,6 +1249,7 @@ fn nat_send_udp(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, data: &[u8]) {
             let weak = Arc::downgrade(sock);
             if std::thread::Builder::new()
                 .name("ruml-nat-udp".into())
+                .stack_size(NAT_STACK)
                 .spawn(move || nat_udp_reader(weak, reader))
                 .is_err()
             {
@@ -1961,6 +1969,15 @@ fn recv_tcp(
             Tcp::Closed if !s.was_connected && s.error.is_none() => return error!(ENOTCONN),
             _ => {}
         }
+    }
+    // Nothing asked for: nothing to wait for (as Linux's tcp_recvmsg).
+    if room == 0 {
+        return Ok(Got {
+            copied: 0,
+            full: 0,
+            from: None,
+            flags: 0,
+        });
     }
     let nonblock = flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;
