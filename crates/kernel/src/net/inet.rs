@@ -877,7 +877,7 @@ pub fn connect(
     sock.lock().remote = Some(remote);
     let nonblock = f.nonblocking();
     if !iface::is_local(ip) {
-        return connect_nat(sock, ip, dst.port(), nonblock);
+        return connect_nat(ctx, sock, ip, dst.port(), nonblock);
     }
     let Some(listener) = find_listener(dst.port(), ip, sock) else {
         sock.lock().remote = None;
@@ -969,7 +969,13 @@ pub fn connect(
 /// 10.0.2.2), with a reader thread moving what the host sends into the
 /// socket's queue. The connect is made at once, also for nonblocking
 /// sockets (which then report EINPROGRESS and are writable).
-fn connect_nat(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, nonblock: bool) -> KResult<u64> {
+fn connect_nat(
+    ctx: &SyscallContext<'_>,
+    sock: &Arc<InetSocket>,
+    ip: IpAddr,
+    port: u16,
+    nonblock: bool,
+) -> KResult<u64> {
     let IpAddr::V4(v4) = canonical(ip) else {
         return error!(ENETUNREACH);
     };
@@ -978,10 +984,57 @@ fn connect_nat(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, nonblock: bool) ->
     } else {
         v4
     };
-    let conn = match HostTcp::connect(
-        SocketAddr::new(IpAddr::V4(host_ip), port),
-        Duration::from_secs(20),
-    ) {
+    let to = SocketAddr::new(IpAddr::V4(host_ip), port);
+    // The host connect runs in the connection's thread, so the guest's
+    // wait is an ordinary socket wait (nonblocking, interruptible).
+    sock.lock().tcp = Tcp::Connecting;
+    let weak = Arc::downgrade(sock);
+    let spawned = std::thread::Builder::new()
+        .name("ruml-nat".into())
+        .stack_size(NAT_STACK)
+        .spawn(move || nat_connection(weak, to));
+    if spawned.is_err() {
+        let mut s = sock.lock();
+        s.tcp = Tcp::Closed;
+        s.remote = None;
+        return error!(EAGAIN);
+    }
+    if nonblock {
+        sock.lock().in_progress = true;
+        return error!(EINPROGRESS);
+    }
+    let timeout = sock.lock().opts.sndtimeo;
+    let deadline = timeout.map(|t| Instant::now() + t);
+    match sock.waiters.wait(Some(ctx.task), deadline, || {
+        !matches!(sock.lock().tcp, Tcp::Connecting)
+    }) {
+        Ok(()) => {}
+        Err(Errno::ETIMEDOUT) => {
+            sock.lock().in_progress = true;
+            return error!(EINPROGRESS);
+        }
+        Err(e) => {
+            // Restarted or not, the connect goes on (EALREADY next).
+            sock.lock().in_progress = true;
+            return Err(e);
+        }
+    }
+    let mut s = sock.lock();
+    if let Some(e) = s.error.take() {
+        s.remote = None;
+        return Err(e);
+    }
+    Ok(0)
+}
+
+/// One NAT connection's thread: the host connect (at most 20 s), then
+/// the reader.
+fn nat_connection(weak: Weak<InetSocket>, to: SocketAddr) {
+    let r = HostTcp::connect(to, Duration::from_secs(20));
+    let Some(sock) = weak.upgrade() else {
+        return;
+    };
+    let conn = match r {
         Ok(c) => c,
         Err(e) => {
             let err = match e.kind() {
@@ -989,40 +1042,34 @@ fn connect_nat(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, nonblock: bool) ->
                 std::io::ErrorKind::TimedOut => Errno::ETIMEDOUT,
                 _ => Errno::EHOSTUNREACH,
             };
-            let mut s = sock.lock();
-            s.remote = None;
-            if nonblock {
-                s.error = Some(err);
-                s.in_progress = true;
-                drop(s);
-                sock.waiters.wake_all();
-                return error!(EINPROGRESS);
+            {
+                let mut s = sock.lock();
+                if !s.closed {
+                    s.error = Some(err);
+                }
+                s.tcp = Tcp::Closed;
             }
-            return Err(err);
+            sock.waiters.wake_all();
+            return;
         }
     };
-    let reader = conn.try_clone().map_err(|_| Errno::ENOMEM)?;
+    let Ok(reader) = conn.try_clone() else {
+        reset(&sock, Errno::ECONNRESET);
+        return;
+    };
     {
         let mut s = sock.lock();
+        if s.closed {
+            conn.shutdown_both();
+            return;
+        }
         s.host = Some(Arc::new(conn));
         s.tcp = Tcp::Connected;
         s.was_connected = true;
-        s.in_progress = nonblock;
-    }
-    let weak = Arc::downgrade(sock);
-    let spawned = std::thread::Builder::new()
-        .name("ruml-nat".into())
-        .stack_size(NAT_STACK)
-        .spawn(move || nat_reader(weak, reader));
-    if spawned.is_err() {
-        reset(sock, Errno::ECONNRESET);
-        return error!(EAGAIN);
     }
     sock.waiters.wake_all();
-    if nonblock {
-        return error!(EINPROGRESS);
-    }
-    Ok(0)
+    drop(sock);
+    nat_reader(weak, reader);
 }
 
 /// Moves what the host sends into the socket's receive queue, within its

@@ -40,7 +40,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("fcntl", "no leases, no F_SETOWN/O_ASYNC signal-driven I/O; F_SEAL_WRITE does not check existing shared mappings"),
     ("open", "O_TMPFILE files cannot be linked into the tree later"),
     ("socketpair", "AF_UNIX only (EOPNOTSUPP for inet, as Linux)"),
-    ("connect", "inet: only this machine's addresses are reachable (ENETUNREACH otherwise), or IPv4 through eth0=user's NAT, whose host connect blocks uninterruptibly"),
+    ("connect", "inet: only this machine's addresses are reachable (ENETUNREACH otherwise), or IPv4 through eth0=user's NAT"),
     ("setsockopt", "options with no effect on an in-kernel loopback transport (TCP_NODELAY, keepalive timers, IP_TOS, SO_PRIORITY) are stored and reported; no multicast or IP_PKTINFO-style options (ENOPROTOOPT)"),
     ("sendmsg", "inet and netlink: control messages are ignored"),
     ("recvmsg", "inet and netlink: no control messages (msg_controllen 0)"),
