@@ -591,3 +591,41 @@ fn boot_from_an_ext2_root_disk() {
     let ls = host_ok("debugfs", &["-R", "ls /etc", "root.img"], d);
     assert!(!ls.contains("motd"), "{ls}");
 }
+
+/// mount -o remount,rw / remount,ro switch an ext2 filesystem itself; an
+/// ext4 image cannot be remounted read-write.
+#[test]
+fn remount_switches_a_disk_filesystem_between_ro_and_rw() {
+    let dir = TempDir::new("remount");
+    let d = dir.path();
+    host_ok("mke2fs", &["-q", "-t", "ext2", "r.img", "8M"], d);
+    host_ok("mke2fs", &["-q", "-t", "ext4", "r4.img", "8M"], d);
+    let script = "mkdir -p /m /n && mount -r /dev/ubda /m && \
+                  { echo a > /m/a 2>/dev/null || echo ro; } && \
+                  mount -o remount,rw /m && echo b > /m/b && cat /m/b && \
+                  mount -o remount,ro /m && { echo c > /m/c 2>/dev/null || echo ro; } && \
+                  grep ' /m ' /proc/mounts && mount -r /dev/ubdb /n && \
+                  { mount -o remount,rw /n 2>/dev/null || echo ext4-stays-ro; }";
+    let out = sh(
+        &[
+            &format!("ubd0={}", path_str(&d.join("r.img"))),
+            &format!("ubd1={}", path_str(&d.join("r4.img"))),
+        ],
+        script,
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout_lines(),
+        vec![
+            "ro",
+            "b",
+            "ro",
+            "/dev/ubda /m ext2 ro,relatime 0 0",
+            "ext4-stays-ro"
+        ],
+        "{out}"
+    );
+    let img = d.join("r.img");
+    e2fsck_clean(&img);
+    assert_eq!(debugfs_cat(&img, "/b"), b"b\n");
+}

@@ -18,11 +18,12 @@
 //! Locking and lifetime: one mutex ([`Ext2Fs::state`]) serializes every
 //! operation on a mounted filesystem; operations load on-disk inodes fresh
 //! under it and write back what they change before releasing it, so no
-//! stale copy of an inode lives across operations. Writes go through to
-//! the block device at once (bitmaps, group descriptors and the
-//! superblock's free counts included), so the image is consistent for the
-//! host's e2fsck whenever no operation is in progress. Metadata blocks
-//! are cached (bounded) under the same mutex. The filesystem lives as
+//! stale copy of an inode lives across operations. File data goes to the
+//! block device at once; metadata blocks (bitmaps, group descriptors,
+//! inode tables, directories, indirect blocks) are cached (bounded) under
+//! the same mutex, and those an operation changed are written when it
+//! ends ([`Op`]), with the superblock's free counts, so the image is
+//! consistent for the host's e2fsck whenever no operation is in progress. The filesystem lives as
 //! long as any of its inodes (the mount root included); dropping it
 //! releases the device (a loop device set to autoclear detaches then).
 
@@ -218,7 +219,10 @@ pub struct Ext2Fs {
     held: Held,
     dev_no: (u32, u32),
     geo: Geometry,
-    read_only: bool,
+    /// Mounted read-only (a remount changes it).
+    read_only: std::sync::atomic::AtomicBool,
+    /// The image's features let this driver write it.
+    writable: bool,
     /// "ext2", "ext3" (a journal) or "ext4" (ext4-only features).
     kind: &'static str,
     state: Mutex<State>,
@@ -599,7 +603,8 @@ impl Ext2Fs {
             held,
             dev_no,
             geo,
-            read_only,
+            read_only: std::sync::atomic::AtomicBool::new(read_only),
+            writable,
             kind: if incompat & !INCOMPAT_FILETYPE != 0 {
                 "ext4"
             } else if compat & COMPAT_HAS_JOURNAL != 0 {
@@ -638,6 +643,24 @@ impl Ext2Fs {
         Ok(fs)
     }
 
+    /// Whether writes are refused.
+    fn ro(&self) -> bool {
+        self.read_only.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// mount -o remount,ro / remount,rw.
+    fn remount(&self, read_only: bool) -> KResult<()> {
+        if !read_only && (!self.writable || self.held.hold.0.read_only()) {
+            return error!(EROFS);
+        }
+        let st = self.lock();
+        drop(st); // commits what is pending
+        self.held.dev.flush()?;
+        self.read_only
+            .store(read_only, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
     fn lock(&self) -> Op<'_> {
         Op {
             fs: self,
@@ -647,7 +670,7 @@ impl Ext2Fs {
 
     /// Writes the dirty metadata out (at the end of each operation).
     fn commit(&self, st: &mut State) -> KResult<()> {
-        if self.read_only {
+        if self.ro() {
             st.dirty.clear();
             st.sb_dirty = false;
             return Ok(());
@@ -710,7 +733,7 @@ impl Ext2Fs {
     /// A metadata block (bitmaps, inode table, directories, indirect
     /// blocks): into the cache, written when the operation ends.
     fn write_block(&self, st: &mut State, b: u64, data: &[u8]) -> KResult<()> {
-        if self.read_only {
+        if self.ro() {
             return error!(EROFS);
         }
         self.check_block(b)?;
@@ -721,7 +744,7 @@ impl Ext2Fs {
 
     /// A file data block: to the device at once (a cached copy follows).
     fn write_data(&self, st: &mut State, b: u64, data: &[u8]) -> KResult<()> {
-        if self.read_only {
+        if self.ro() {
             return error!(EROFS);
         }
         self.check_block(b)?;
