@@ -629,3 +629,87 @@ fn remount_switches_a_disk_filesystem_between_ro_and_rw() {
     e2fsck_clean(&img);
     assert_eq!(debugfs_cat(&img, "/b"), b"b\n");
 }
+
+/// Partition tables: an MBR disk and a GPT disk show their partitions
+/// (ubda1, ubdb3: numbered by table slot), with Linux's minors; a
+/// filesystem made by the host inside a partition mounts and takes
+/// writes that land inside that partition only.
+#[test]
+fn mbr_and_gpt_partitions_appear_as_devices() {
+    let dir = TempDir::new("parts");
+    let d = dir.path();
+    // MBR: partition 1 at 1 MiB (8 MiB), partition 2 at 9 MiB (2 MiB).
+    let mut mbr_disk = vec![0u8; 16 << 20];
+    let mut put_entry = |disk: &mut Vec<u8>, i: usize, ty: u8, start: u32, n: u32| {
+        let o = 446 + 16 * i;
+        disk[o + 4] = ty;
+        disk[o + 8..o + 12].copy_from_slice(&start.to_le_bytes());
+        disk[o + 12..o + 16].copy_from_slice(&n.to_le_bytes());
+    };
+    put_entry(&mut mbr_disk, 0, 0x83, 2048, 16384);
+    put_entry(&mut mbr_disk, 1, 0x83, 18432, 4096);
+    mbr_disk[510] = 0x55;
+    mbr_disk[511] = 0xAA;
+    std::fs::write(d.join("mbr.img"), &mbr_disk).unwrap();
+    host_ok(
+        "mke2fs",
+        &["-q", "-t", "ext2", "-E", "offset=1048576", "mbr.img", "8M"],
+        d,
+    );
+    // GPT: a protective MBR, the header at LBA 1, entries at LBA 2; slot 3
+    // (index 2) holds a partition at LBA 12288..14335.
+    let mut gpt = vec![0u8; 8 << 20];
+    put_entry(&mut gpt, 0, 0xEE, 1, 16383);
+    gpt[510] = 0x55;
+    gpt[511] = 0xAA;
+    gpt[512..520].copy_from_slice(b"EFI PART");
+    gpt[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+    gpt[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
+    gpt[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
+    let e = 1024 + 2 * 128;
+    gpt[e..e + 16].fill(0x11);
+    gpt[e + 32..e + 40].copy_from_slice(&12288u64.to_le_bytes());
+    gpt[e + 40..e + 48].copy_from_slice(&14335u64.to_le_bytes());
+    std::fs::write(d.join("gpt.img"), &gpt).unwrap();
+    let script = "grep ubd /proc/partitions; \
+                  blockdev --getsize64 /dev/ubda1 /dev/ubda2 /dev/ubdb3; \
+                  stat -c '%t:%T' /dev/ubda2 /dev/ubdb3; \
+                  mkdir -p /m && mount /dev/ubda1 /m && echo in-part > /m/f && umount /m && \
+                  printf GPTDATA > /dev/ubdb3 && blockdev --rereadpt /dev/ubda && echo reread";
+    let out = sh(
+        &[
+            &format!("ubd0={}", path_str(&d.join("mbr.img"))),
+            &format!("ubd1={}", path_str(&d.join("gpt.img"))),
+        ],
+        script,
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout_lines(),
+        vec![
+            "  98        0      16384 ubda",
+            "  98        1       8192 ubda1",
+            "  98        2       2048 ubda2",
+            "  98       16       8192 ubdb",
+            "  98       19       1024 ubdb3",
+            "8388608",
+            "2097152",
+            "1048576",
+            "62:2",
+            "62:13",
+            "reread",
+        ],
+        "{out}"
+    );
+    let after = std::fs::read(d.join("mbr.img")).unwrap();
+    std::fs::write(d.join("p1.img"), &after[1 << 20..9 << 20]).unwrap();
+    e2fsck_clean(&d.join("p1.img"));
+    assert_eq!(debugfs_cat(&d.join("p1.img"), "/f"), b"in-part\n");
+    assert_eq!(
+        &after[9 << 20..],
+        &mbr_disk[9 << 20..],
+        "writes left the partition"
+    );
+    let g = std::fs::read(d.join("gpt.img")).unwrap();
+    assert_eq!(&g[12288 * 512..12288 * 512 + 7], b"GPTDATA");
+}

@@ -17,7 +17,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("munlock", "as mlock"),
     ("mlockall", "as mlock"),
     ("munlockall", "as mlock"),
-    ("ioctl", "FIONREAD, FIONBIO, FIOCLEX/FIONCLEX, the terminal ioctls (termios, window size, job control, ptys; no TIOCPKT packet mode, no TIOCSCTTY stealing), the block ioctls (BLKGETSIZE64, BLKGETSIZE, BLKSSZGET, BLKBSZGET/SET, BLKPBSZGET, BLKIOMIN/OPT, BLKALIGNOFF, BLKDISCARDZEROES, BLKROGET/SET, BLKFLSBUF, HDIO_GETGEO; BLKRRPART gives EINVAL: no partition tables) and the loop ioctls (LOOP_SET_FD, LOOP_CONFIGURE, LOOP_SET/GET_STATUS64, LOOP_CLR_FD, LOOP_SET_CAPACITY, LOOP_SET_DIRECT_IO, LOOP_SET_BLOCK_SIZE 512 only, LOOP_CTL_GET_FREE/ADD/REMOVE; the old 32-bit LOOP_SET/GET_STATUS and LOOP_CHANGE_FD give ENOSYS)"),
+    ("ioctl", "FIONREAD, FIONBIO, FIOCLEX/FIONCLEX, the terminal ioctls (termios, window size, job control, ptys; no TIOCPKT packet mode, no TIOCSCTTY stealing), the block ioctls (BLKGETSIZE64, BLKGETSIZE, BLKSSZGET, BLKBSZGET/SET, BLKPBSZGET, BLKIOMIN/OPT, BLKALIGNOFF, BLKDISCARDZEROES, BLKROGET/SET, BLKFLSBUF, HDIO_GETGEO, BLKRRPART for MBR/GPT on ubd disks) and the loop ioctls (LOOP_SET_FD, LOOP_CONFIGURE, LOOP_SET/GET_STATUS64, LOOP_CLR_FD, LOOP_SET_CAPACITY, LOOP_SET_DIRECT_IO, LOOP_SET_BLOCK_SIZE 512 only, LOOP_CTL_GET_FREE/ADD/REMOVE; the old 32-bit LOOP_SET/GET_STATUS and LOOP_CHANGE_FD give ENOSYS)"),
     ("sync", "flushes every disk (ubd, loop) to the host's disk; hostfs writes are on the host already"),
     ("syncfs", "as sync: flushes every disk"),
     ("sysinfo", "load averages read as zero"),
