@@ -101,7 +101,7 @@ fn scan_gpt(dev: &dyn BlockDevice, total: u64) -> KResult<Vec<Option<(u64, u64)>
     let entries_lba = le64(&hdr, 72);
     let count = le32(&hdr, 80) as u64;
     let esize = le32(&hdr, 84) as u64;
-    if !(128..=4096).contains(&esize) || esize % 8 != 0 || count == 0 || entries_lba < 2 {
+    if !(128..=4096).contains(&esize) || !esize.is_multiple_of(8) || count == 0 || entries_lba < 2 {
         return Ok(Vec::new());
     }
     let count = count.min(128);
@@ -138,7 +138,7 @@ fn scan_gpt(dev: &dyn BlockDevice, total: u64) -> KResult<Vec<Option<(u64, u64)>
 /// (Re)registers the partitions of ubd disk `disk`. EBUSY if one of the
 /// old partitions is in use.
 pub fn rescan(disk: &Arc<Disk>) -> KResult<()> {
-    if disk.kind != Kind::Ubd || disk.rdev.1 % 16 != 0 {
+    if disk.kind != Kind::Ubd || !disk.rdev.1.is_multiple_of(16) {
         return error!(EINVAL);
     }
     let base = disk.rdev.1;
