@@ -640,7 +640,7 @@ fn mbr_and_gpt_partitions_appear_as_devices() {
     let d = dir.path();
     // MBR: partition 1 at 1 MiB (8 MiB), partition 2 at 9 MiB (2 MiB).
     let mut mbr_disk = vec![0u8; 16 << 20];
-    let mut put_entry = |disk: &mut Vec<u8>, i: usize, ty: u8, start: u32, n: u32| {
+    let put_entry = |disk: &mut Vec<u8>, i: usize, ty: u8, start: u32, n: u32| {
         let o = 446 + 16 * i;
         disk[o + 4] = ty;
         disk[o + 8..o + 12].copy_from_slice(&start.to_le_bytes());
