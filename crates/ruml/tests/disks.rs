@@ -86,8 +86,9 @@ fn ubd_raw_disk_reads_and_writes_reach_the_host_file() {
                   stat -c '%t:%T %F' /dev/ubda /dev/ubdb; \
                   grep ubd /proc/partitions; \
                   cat /sys/block/ubda/size /sys/block/ubda/dev /sys/block/ubdb/ro";
+    // ubd0s: synchronous writes (O_SYNC on the host file).
     let ro_param = format!("ubd1r={}", path_str(&ro));
-    let out = sh(&[&format!("ubd0={}", path_str(&img)), &ro_param], script);
+    let out = sh(&[&format!("ubd0s={}", path_str(&img)), &ro_param], script);
     assert_eq!(out.code(), 0, "{out}");
     assert_eq!(
         out.stdout_lines(),

@@ -74,8 +74,11 @@ const EXTENTS_FL: u32 = 0x80000;
 const HUGE_FILE_FL: u32 = 0x40000;
 const INLINE_DATA_FL: u32 = 0x1000_0000;
 
-/// Most metadata blocks kept in the cache.
-const CACHE_BLOCKS: usize = 4096;
+/// Most bytes of metadata kept in the cache (per mount).
+const CACHE_BYTES: usize = 16 << 20;
+/// Most bytes of group descriptors a mount reads (a bound on what an
+/// image can make the kernel allocate).
+const MAX_GDT_BYTES: u64 = 8 << 20;
 /// Bound on a ".." walk (rename's loop check) through a corrupt tree.
 const MAX_DEPTH: usize = 4096;
 /// Linux's EXT2_LINK_MAX.
@@ -562,7 +565,7 @@ impl Ext2Fs {
             extra_isize: extra,
         };
         let gdt_len = ngroups as u64 * desc_size as u64;
-        if gdt_len > 64 << 20 || geo.gdt_block + gdt_len.div_ceil(bs) > blocks_count {
+        if gdt_len > MAX_GDT_BYTES || geo.gdt_block + gdt_len.div_ceil(bs) > blocks_count {
             return Err(mount_err("group descriptors do not fit"));
         }
         let mut gdt = vec![0u8; gdt_len as usize];
@@ -711,7 +714,7 @@ impl Ext2Fs {
         }
         let mut v = vec![0u8; self.geo.bs as usize];
         self.dev().read_sectors(b * self.geo.bs / 512, &mut v)?;
-        if st.cache.len() >= CACHE_BLOCKS {
+        if st.cache.len() >= CACHE_BYTES / self.geo.bs as usize {
             // Clean blocks go; dirty ones stay until the operation ends.
             let State { cache, dirty, .. } = st;
             cache.retain(|k, _| dirty.contains(k));
