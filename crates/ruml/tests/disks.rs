@@ -472,7 +472,33 @@ fn corrupt_ext2_images_give_errors_not_panics() {
                 (ls -laR /m$d; for f in /m$d/dir1/* /m$d/dir1/dir2/big /m$d/s1; do head -c 100000 $f; done; \
                  echo x > /m$d/new; mkdir /m$d/nd; mv /m$d/dir1/f2 /m$d/nd/; rm -rf /m$d/dir1) >/dev/null 2>&1; \
                 umount /m$d; fi; echo $d; done";
-    for run in 0..2u32 {
+    // ext4 (extents, flex_bg, 64bit), read-only.
+    host_ok(
+        "mke2fs",
+        &[
+            "-q",
+            "-t",
+            "ext4",
+            "-N",
+            "128",
+            "-d",
+            "src",
+            "base4.img",
+            "4M",
+        ],
+        d,
+    );
+    let base4 = std::fs::read(d.join("base4.img")).unwrap();
+    let walk4 = walk.replace("mount -t ext2", "mount -r -t ext4").replace(
+        "echo x > /m$d/new; mkdir /m$d/nd; mv /m$d/dir1/f2 /m$d/nd/; rm -rf /m$d/dir1",
+        "true",
+    );
+    for run in 0..3u32 {
+        let (base, walk) = if run < 2 {
+            (&base, walk.to_string())
+        } else {
+            (&base4, walk4.clone())
+        };
         let mut params = Vec::new();
         for k in 0..16u32 {
             let n = run * 16 + k;
@@ -495,7 +521,7 @@ fn corrupt_ext2_images_give_errors_not_panics() {
             params.push(format!("ubd{k}={}", path_str(&p)));
         }
         let refs: Vec<&str> = params.iter().map(|s| s.as_str()).collect();
-        let out = sh(&refs, walk);
+        let out = sh(&refs, &walk);
         assert_eq!(out.code(), 0, "{out}");
         assert_eq!(out.stdout_lines().len(), 16, "{out}");
         assert!(!out.stderr.contains("panicked"), "{out}");
