@@ -740,3 +740,42 @@ fn mbr_and_gpt_partitions_appear_as_devices() {
     let g = std::fs::read(d.join("gpt.img")).unwrap();
     assert_eq!(&g[12288 * 512..12288 * 512 + 7], b"GPTDATA");
 }
+
+/// As UML: a disk file in use elsewhere (here a host process holding a
+/// write lock on it, as another instance would) is refused, not shared.
+#[test]
+fn a_locked_disk_file_is_refused() {
+    use std::io::BufRead;
+    let dir = TempDir::new("ubd-lock");
+    let img = dir.path().join("d.img");
+    std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,sys,time\n\
+             f=open(sys.argv[1],'r+')\n\
+             fcntl.lockf(f,fcntl.LOCK_EX)\n\
+             print('locked',flush=True)\n\
+             sys.stdin.read()",
+        ])
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let rw = sh(&[&format!("ubd0={}", path_str(&img))], "true");
+    let ro = sh(&[&format!("ubd0r={}", path_str(&img))], "true");
+    drop(holder.stdin.take());
+    let _ = holder.wait();
+    assert_ne!(rw.code(), 0, "{rw}");
+    assert!(rw.stderr.contains("locked"), "{rw}");
+    assert_ne!(ro.code(), 0, "{ro}");
+    // Once the holder is gone, the disk opens.
+    let ok = sh(&[&format!("ubd0={}", path_str(&img))], "true");
+    assert_eq!(ok.code(), 0, "{ok}");
+}
