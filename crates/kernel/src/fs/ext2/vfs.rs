@@ -49,7 +49,7 @@ pub fn mount_root(disk: &Arc<Disk>, read_only: bool) -> KResult<(&'static str, A
 
 /// An inode handle; see the module doc.
 pub struct Ext2Inode {
-    fs: Arc<Ext2Fs>,
+    pub(super) fs: Arc<Ext2Fs>,
     ino: u32,
     ftype: FileType,
 }
