@@ -1015,6 +1015,23 @@ impl HostFile {
         // Blocking I/O from here on.
         // SAFETY: plain fcntl on our descriptor.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) };
+        // As UML does: a disk opened for writing is locked exclusively, a
+        // read-only one shared, so two instances never write one image
+        // (or write a backing file another reads). An open file
+        // description lock: it lives as long as this descriptor.
+        // SAFETY: flock is plain data.
+        let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+        lk.l_type = if how.write {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        } as i16;
+        lk.l_whence = libc::SEEK_SET as i16;
+        // SAFETY: lk is a valid flock for F_OFD_SETLK.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lk) } < 0 {
+            let e = errno();
+            return Err(if e == libc::EACCES { libc::EAGAIN } else { e });
+        }
         Ok(HostFile { fd })
     }
 

@@ -1810,6 +1810,10 @@ fn sys_mount(
         if !t.is_mount_root() || !fs.ns.contains(&t.mnt) {
             return error!(EINVAL);
         }
+        if flags & MS_BIND == 0 {
+            // The filesystem itself (a disk filesystem writes or not).
+            t.inode().remount(flags & MS_RDONLY != 0)?;
+        }
         t.mnt.set_read_only(flags & MS_RDONLY != 0);
         return Ok(0);
     }

@@ -147,6 +147,12 @@ pub trait Inode: Send + Sync + 'static {
     fn setattr(&self, _attr: &SetAttr) -> KResult<()> {
         error!(EPERM)
     }
+    /// mount -o remount (on a mount's root): the filesystem's own
+    /// read-only state follows MS_RDONLY. Memory filesystems have none
+    /// (the mount's flag is enough).
+    fn remount(&self, _read_only: bool) -> KResult<()> {
+        Ok(())
+    }
     /// For rename: downcasting support.
     fn as_any(&self) -> &dyn std::any::Any;
 }
