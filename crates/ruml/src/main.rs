@@ -19,7 +19,8 @@ PARAMS (UML-style kernel parameters):
                       under a private in-memory upper layer)
   mount=HOST:GUEST    mount host directory HOST read-write at GUEST
   init=PATH           init program inside the guest (default /bin/sh)
-  mode=ptrace         execution backend (only ptrace so far)
+  mode=ptrace|seccomp execution backend (default: seccomp if the host
+                      supports it, else ptrace)
   quiet               no boot log
 With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
 ruml exits with its status (128+N if a signal N killed it).";
@@ -75,6 +76,7 @@ fn main() {
     let mut init: Option<Vec<u8>> = None;
     let mut quiet = false;
     let mut root_mode = RootMode::Overlay;
+    let mut mode = None;
     let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     for p in params {
         let s = p.to_string_lossy();
@@ -106,10 +108,9 @@ fn main() {
                 _ => die(&format!("bad mount={v}: give HOSTDIR:/GUESTDIR")),
             },
             ("init", Some(v)) => init = Some(v.as_bytes().to_vec()),
-            ("mode", Some("ptrace")) => {}
-            ("mode", Some(v)) => die(&format!(
-                "mode={v} is not available: this ruml has the ptrace backend only"
-            )),
+            ("mode", Some("ptrace")) => mode = Some(ruml_host::Mode::Ptrace),
+            ("mode", Some("seccomp")) => mode = Some(ruml_host::Mode::Seccomp),
+            ("mode", Some(v)) => die(&format!("mode={v} is not a backend: ptrace or seccomp")),
             ("quiet", None) => quiet = true,
             ("-h" | "--help" | "help", None) => {
                 println!("{USAGE}");
@@ -151,6 +152,7 @@ fn main() {
         quiet,
         root_mode,
         host_mounts,
+        mode,
     };
     let cfg = BootConfig {
         init: if cmd.is_empty() { cfg.init } else { init_path },

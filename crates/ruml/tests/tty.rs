@@ -197,7 +197,7 @@ fn interactive_bash_job_control_under_tmux() {
              echo TEST-DONE\n\
              exec sleep 600\n",
             d = d.display(),
-            ruml = ruml_bin().display()
+            ruml = format!("{} {}", ruml_bin().display(), common::mode_prefix().trim_end())
         ),
     )
     .unwrap();
@@ -348,7 +348,7 @@ fn terminal_restored_when_ruml_is_killed() {
              echo TEST-DONE\n\
              exec sleep 600\n",
             d = d.display(),
-            ruml = ruml_bin().display()
+            ruml = format!("{} {}", ruml_bin().display(), common::mode_prefix().trim_end())
         ),
     )
     .unwrap();
@@ -376,7 +376,11 @@ fn terminal_restored_when_ruml_is_killed() {
     let pids = Command::new("pgrep")
         .args([
             "-f",
-            &format!("{} quiet -- /bin/sh -c", ruml_bin().display()),
+            &format!(
+                "{} {}quiet -- /bin/sh -c",
+                ruml_bin().display(),
+                common::mode_prefix()
+            ),
         ])
         .output()
         .unwrap();
