@@ -182,9 +182,17 @@ fn check_seccomp(phys: &Arc<PhysMem>, log: &dyn Fn(&str)) -> Result<(), HostErro
         (s.sigreturn, libc::SYS_mmap, [0x10000, 4096, 7, map, 3, 0]),
         (s.exit, libc::SYS_mprotect, [base, 4096, 7, 0, 0, 0]),
         // futex on a word that is not a thread's state word.
-        (s.wait, libc::SYS_futex, [base + sstub::OFF_REQ, 1, 1, 0, 0, 0]),
+        (
+            s.wait,
+            libc::SYS_futex,
+            [base + sstub::OFF_REQ, 1, 1, 0, 0, 0],
+        ),
         // futex with another operation, or a timeout.
-        (s.wake, libc::SYS_futex, [base + sstub::OFF_THREADS, 3, 1, 0, 0, 0]),
+        (
+            s.wake,
+            libc::SYS_futex,
+            [base + sstub::OFF_THREADS, 3, 1, 0, 0, 0],
+        ),
         (
             s.wait,
             libc::SYS_futex,

@@ -16,11 +16,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::ops::{push_map, push_protect, push_unmap, Op};
 use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
 use crate::stub::{self, StubRequest, BATCH_MAX, STUB_CODE, STUB_DATA, STUB_PHYSMEM_FD};
 use crate::sys::{check, errno, retry};
-use crate::ops::{push_map, push_protect, push_unmap, Op};
 use crate::{HostError, Interrupter, SignalInfo, Trap};
 
 /// The host signal an [`Interrupter`] sends to kick a guest out of its

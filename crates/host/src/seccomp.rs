@@ -40,14 +40,15 @@ use crate::{ptrace, HostError, Interrupter, SignalInfo, Trap};
 const MAX_THREADS: u64 = 8192;
 
 /// Flags of the helper's clone that makes a guest thread: a thread of the
-/// stub that reports its tid in, and clears it from, its control page.
+/// stub whose tid the host writes into its control page, and which clears
+/// its state word (and wakes its kernel thread) when it ends.
 const CLONE_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_FS
     | libc::CLONE_FILES
     | libc::CLONE_SIGHAND
     | libc::CLONE_THREAD
     | libc::CLONE_SYSVSEM
-    | libc::CLONE_CHILD_SETTID
+    | libc::CLONE_PARENT_SETTID
     | libc::CLONE_CHILD_CLEARTID) as u64;
 
 /// The window the stub's base is chosen in: above the guest's TASK_SIZE
@@ -60,6 +61,8 @@ const KERNEL_SPIN: u32 = 4000;
 /// How long a futex sleep lasts before the kernel checks that the stub is
 /// still alive.
 const LIVENESS_NS: i64 = 500_000_000;
+/// Liveness periods a thread may ignore a kick before it counts as hostile.
+const KICK_PATIENCE: u32 = 6;
 
 /// Offsets in the rt_sigframe's ucontext (x86_64), and of the siginfo
 /// that follows it.
@@ -318,8 +321,7 @@ impl Stub {
             return Ok(());
         }
         let ops = std::mem::take(&mut h.ops);
-        let reqs: Vec<(u64, [u64; 6])> =
-            ops.iter().map(|op| op.syscall(STUB_PHYSMEM_FD)).collect();
+        let reqs: Vec<(u64, [u64; 6])> = ops.iter().map(|op| op.syscall(STUB_PHYSMEM_FD)).collect();
         self.run_batches(h, &reqs)
     }
 }
@@ -469,7 +471,11 @@ impl AddressSpace {
             (0, stub.code, r | libc::PROT_EXEC as u64),
             (sstub::OFF_REQ, stub.req, r),
             (sstub::OFF_FILTER, stub.filter, r),
-            (sstub::OFF_DOORBELL, stub.doorbell, r | libc::PROT_WRITE as u64),
+            (
+                sstub::OFF_DOORBELL,
+                stub.doorbell,
+                r | libc::PROT_WRITE as u64,
+            ),
         ] {
             sys(
                 libc::SYS_mmap,
@@ -607,7 +613,7 @@ impl AddressSpace {
         h.ops.clear();
         reqs.push((
             libc::SYS_clone as u64,
-            [CLONE_FLAGS, 0, 0, ctl + sstub::CTL_TID as u64, 0, ctl],
+            [CLONE_FLAGS, 0, ctl + sstub::CTL_TID as u64, ctl, 0, ctl],
         ));
         let r = p.run_batches(&mut h, &reqs);
         if let Err(e) = r {
@@ -643,12 +649,13 @@ impl Context {
             _not_send: std::marker::PhantomData,
         };
         ctx.wait_trap()?;
-        ctx.tid = p.word32(ctx.pfns[0], sstub::CTL_TID).load(Ordering::Acquire) as i32;
+        ctx.tid = p
+            .word32(ctx.pfns[0], sstub::CTL_TID)
+            .load(Ordering::Acquire) as i32;
         let mut regs = Registers::default();
         let trap = ctx.load_frame(&mut regs)?;
         let first = p.base + sstub::sites().first;
-        if trap != Trap::Syscall || regs.orig_rax != libc::SYS_getpid as u64 || regs.rip != first
-        {
+        if trap != Trap::Syscall || regs.orig_rax != libc::SYS_getpid as u64 || regs.rip != first {
             return Err(HostError::new(
                 format!(
                     "a new stub thread did not trap under its filter ({trap:?}, nr {}, rip {:#x})",
@@ -684,15 +691,20 @@ impl Context {
             return self.aspace.proc.alive();
         }
         // SAFETY: signal 0 only checks that the thread exists.
-        let r = unsafe {
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, self.aspace.host_pid(), self.tid, 0) };
+        r == 0 && self.aspace.proc.alive()
+    }
+
+    fn kick(&self) {
+        // SAFETY: a signal to one thread of our own stub.
+        unsafe {
             libc::syscall(
                 libc::SYS_tgkill,
                 self.aspace.host_pid(),
                 self.tid,
-                0,
-            )
-        };
-        r == 0 && self.aspace.proc.alive()
+                ptrace::KICK_SIGNAL,
+            );
+        }
     }
 
     /// Waits until the thread has trapped into its handler.
@@ -700,6 +712,7 @@ impl Context {
         // The stub is in its handler: spinning (TRAPPED) or asleep (SWAIT).
         let trapped = |v: u32| v == sstub::ST_TRAPPED || v == sstub::ST_SWAIT;
         let st = self.state();
+        let mut deaf = 0;
         for _ in 0..KERNEL_SPIN {
             if trapped(st.load(Ordering::Acquire)) {
                 return Ok(());
@@ -711,6 +724,10 @@ impl Context {
             if trapped(cur) {
                 return Ok(());
             }
+            // The host clears the word when the thread ends.
+            if cur == 0 && !self.thread_alive() {
+                return Err(HostError::new("the stub thread is gone", 0));
+            }
             if cur != sstub::ST_KWAIT
                 && st
                     .compare_exchange(cur, sstub::ST_KWAIT, Ordering::SeqCst, Ordering::SeqCst)
@@ -718,10 +735,25 @@ impl Context {
             {
                 continue;
             }
-            if futex_wait(st, sstub::ST_KWAIT, Some(LIVENESS_NS)) == libc::ETIMEDOUT
-                && !self.thread_alive()
-            {
-                return Err(HostError::new("the stub thread is gone", 0));
+            if futex_wait(st, sstub::ST_KWAIT, Some(LIVENESS_NS)) == libc::ETIMEDOUT {
+                if !self.thread_alive() {
+                    return Err(HostError::new("the stub thread is gone", 0));
+                }
+                // A guest thread runs with the kick unblocked unless it
+                // forged a signal mask with rt_sigreturn: one that stays
+                // deaf to kicks this long is stopped for good.
+                if self.kicked.load(Ordering::SeqCst) {
+                    deaf += 1;
+                    if deaf >= KICK_PATIENCE {
+                        return Err(HostError::new(
+                            "the stub thread ignores interruptions (forged signal mask)",
+                            0,
+                        ));
+                    }
+                    self.kick();
+                } else {
+                    deaf = 0;
+                }
             }
         }
     }
@@ -760,7 +792,10 @@ impl Context {
     }
 
     fn stack_range(&self) -> (u64, u64) {
-        (self.ctl + PAGE_SIZE, self.ctl + self.aspace.proc.layout.region)
+        (
+            self.ctl + PAGE_SIZE,
+            self.ctl + self.aspace.proc.layout.region,
+        )
     }
 
     /// Copies the trap's frame out of shared memory once, checks where it
@@ -768,8 +803,12 @@ impl Context {
     fn load_frame(&mut self, regs: &mut Registers) -> Result<Trap, HostError> {
         let p = self.aspace.proc.clone();
         let (lo, hi) = self.stack_range();
-        let uc_addr = p.word64(self.pfns[0], sstub::CTL_UC).load(Ordering::Acquire);
-        if uc_addr < lo || uc_addr % 8 != 0 || uc_addr.checked_add(uc::FRAME as u64).is_none_or(|e| e > hi)
+        let uc_addr = p
+            .word64(self.pfns[0], sstub::CTL_UC)
+            .load(Ordering::Acquire);
+        if uc_addr < lo
+            || uc_addr % 8 != 0
+            || uc_addr.checked_add(uc::FRAME as u64).is_none_or(|e| e > hi)
         {
             return Err(HostError::new(
                 format!("bad signal frame address {uc_addr:#x} from the stub"),
@@ -817,8 +856,12 @@ impl Context {
         regs.es = 0;
         regs.fs = 0;
         regs.gs = 0;
-        regs.fs_base = p.word64(self.pfns[0], sstub::CTL_FS).load(Ordering::Acquire);
-        regs.gs_base = p.word64(self.pfns[0], sstub::CTL_GS).load(Ordering::Acquire);
+        regs.fs_base = p
+            .word64(self.pfns[0], sstub::CTL_FS)
+            .load(Ordering::Acquire);
+        regs.gs_base = p
+            .word64(self.pfns[0], sstub::CTL_GS)
+            .load(Ordering::Acquire);
         regs.orig_rax = u64::MAX;
         let signo = rd32(&f, uc::SI_SIGNO) as i32;
         let code = rd32(&f, uc::SI_CODE) as i32;
@@ -861,9 +904,24 @@ impl Context {
         let (lo, hi) = self.stack_range();
         let f = &mut self.frame;
         let gp = [
-            regs.r8, regs.r9, regs.r10, regs.r11, regs.r12, regs.r13, regs.r14, regs.r15,
-            regs.rdi, regs.rsi, regs.rbp, regs.rbx, regs.rdx, regs.rax, regs.rcx, regs.rsp,
-            regs.rip, regs.eflags,
+            regs.r8,
+            regs.r9,
+            regs.r10,
+            regs.r11,
+            regs.r12,
+            regs.r13,
+            regs.r14,
+            regs.r15,
+            regs.rdi,
+            regs.rsi,
+            regs.rbp,
+            regs.rbx,
+            regs.rdx,
+            regs.rax,
+            regs.rcx,
+            regs.rsp,
+            regs.rip,
+            regs.eflags,
         ];
         for (i, v) in gp.iter().enumerate() {
             wr64(f, uc::GREGS + 8 * i, *v);
@@ -927,7 +985,12 @@ impl Context {
     pub fn set_fpu(&self, fpu: &FpuState) -> Result<(), HostError> {
         let cur = self.fpu_area()?;
         let new = &fpu.0;
-        let bad = |what: &str| Err(HostError::new(format!("invalid FPU state: {what}"), libc::EINVAL));
+        let bad = |what: &str| {
+            Err(HostError::new(
+                format!("invalid FPU state: {what}"),
+                libc::EINVAL,
+            ))
+        };
         if new.len() != cur.len() {
             return bad("size");
         }
@@ -966,15 +1029,13 @@ impl Drop for Context {
             // The process dies with this reference.
             return;
         }
-        // The slot may be reused once the thread is gone (its last memory
-        // access is before its tid is cleared).
-        let tidw = self.aspace.proc.word32(self.pfns[0], sstub::CTL_TID);
+        // The slot may be reused once the thread is gone: the host clears
+        // the state word after its last access to the region.
         for _ in 0..200 {
-            let t = tidw.load(Ordering::Acquire);
+            let v = st.load(Ordering::Acquire);
             // SAFETY: signal 0 only checks that the thread exists.
-            let gone = unsafe {
-                libc::syscall(libc::SYS_tgkill, self.aspace.host_pid(), self.tid, 0)
-            } < 0;
+            let gone =
+                unsafe { libc::syscall(libc::SYS_tgkill, self.aspace.host_pid(), self.tid, 0) } < 0;
             if gone {
                 let mut s = self
                     .aspace
@@ -985,7 +1046,7 @@ impl Drop for Context {
                 s.free.push(self.slot);
                 return;
             }
-            futex_wait(tidw, t, Some(5_000_000));
+            futex_wait(st, v, Some(5_000_000));
         }
     }
 }

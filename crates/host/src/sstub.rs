@@ -503,7 +503,11 @@ pub fn helper_filter(p: &FilterParams) -> Vec<u8> {
     f.jeq((p.comp_off >> 32) as u32, Jmp::Next, Jmp::Label(L_TRAP));
     f.ld(d_arg_lo(3));
     f.jeq(p.comp_off as u32, Jmp::Label(L_ALLOW), Jmp::Next);
-    f.jeq(p.comp_off as u32 + 8, Jmp::Label(L_ALLOW), Jmp::Label(L_TRAP));
+    f.jeq(
+        p.comp_off as u32 + 8,
+        Jmp::Label(L_ALLOW),
+        Jmp::Label(L_TRAP),
+    );
     // clone: only the stub-thread flags.
     f.here(clone);
     f.arg_eq(0, p.clone_flags);
@@ -535,10 +539,18 @@ pub fn guest_filter(p: &FilterParams) -> Vec<u8> {
     f.jeq((code + s.exit) as u32, Jmp::Label(exit), Jmp::Label(L_TRAP));
     f.here(sigret);
     f.ld(D_NR);
-    f.jeq(libc::SYS_rt_sigreturn as u32, Jmp::Label(L_ALLOW), Jmp::Label(L_TRAP));
+    f.jeq(
+        libc::SYS_rt_sigreturn as u32,
+        Jmp::Label(L_ALLOW),
+        Jmp::Label(L_TRAP),
+    );
     f.here(exit);
     f.ld(D_NR);
-    f.jeq(libc::SYS_exit as u32, Jmp::Label(L_ALLOW), Jmp::Label(L_TRAP));
+    f.jeq(
+        libc::SYS_exit as u32,
+        Jmp::Label(L_ALLOW),
+        Jmp::Label(L_TRAP),
+    );
     f.here(futex);
     f.ld(D_NR);
     f.jeq(libc::SYS_futex as u32, Jmp::Next, Jmp::Label(L_TRAP));
@@ -558,7 +570,11 @@ pub fn guest_filter(p: &FilterParams) -> Vec<u8> {
     f.ld(d_arg_lo(1));
     let wait = f.label();
     f.jeq(libc::FUTEX_WAKE as u32, Jmp::Label(L_ALLOW), Jmp::Next);
-    f.jeq(libc::FUTEX_WAIT as u32, Jmp::Label(wait), Jmp::Label(L_TRAP));
+    f.jeq(
+        libc::FUTEX_WAIT as u32,
+        Jmp::Label(wait),
+        Jmp::Label(L_TRAP),
+    );
     f.here(wait);
     f.arg_eq(3, 0);
     f.ret(RET_ALLOW);

@@ -197,7 +197,11 @@ fn interactive_bash_job_control_under_tmux() {
              echo TEST-DONE\n\
              exec sleep 600\n",
             d = d.display(),
-            ruml = format!("{} {}", ruml_bin().display(), common::mode_prefix().trim_end())
+            ruml = format!(
+                "{} {}",
+                ruml_bin().display(),
+                common::mode_prefix().trim_end()
+            )
         ),
     )
     .unwrap();
@@ -348,7 +352,11 @@ fn terminal_restored_when_ruml_is_killed() {
              echo TEST-DONE\n\
              exec sleep 600\n",
             d = d.display(),
-            ruml = format!("{} {}", ruml_bin().display(), common::mode_prefix().trim_end())
+            ruml = format!(
+                "{} {}",
+                ruml_bin().display(),
+                common::mode_prefix().trim_end()
+            )
         ),
     )
     .unwrap();

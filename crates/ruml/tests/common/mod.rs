@@ -38,7 +38,9 @@ pub fn test_mode() -> Option<String> {
 
 /// `mode=X ` for command lines written as text (tmux scripts), or "".
 pub fn mode_prefix() -> String {
-    test_mode().map(|m| format!("mode={m} ")).unwrap_or_default()
+    test_mode()
+        .map(|m| format!("mode={m} "))
+        .unwrap_or_default()
 }
 
 fn with_mode<S: AsRef<OsStr>>(args: &[S]) -> Vec<std::ffi::OsString> {
