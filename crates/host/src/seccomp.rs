@@ -349,7 +349,7 @@ pub struct Context {
     /// The last trap's frame, copied once out of shared memory and
     /// validated: ucontext and siginfo, where they were, and where the
     /// XSAVE area is.
-    frame: [u8; uc::FRAME],
+    frame: Box<[u8; uc::FRAME]>,
     uc_addr: u64,
     fp_addr: u64,
     _not_send: std::marker::PhantomData<*const ()>,
@@ -615,11 +615,8 @@ impl AddressSpace {
             libc::SYS_clone as u64,
             [CLONE_FLAGS, 0, ctl + sstub::CTL_TID as u64, ctl, 0, ctl],
         ));
-        let r = p.run_batches(&mut h, &reqs);
-        if let Err(e) = r {
-            // The slot's state is unknown: never reuse it.
-            return Err(e);
-        }
+        // On failure the slot's state is unknown: it is never reused.
+        p.run_batches(&mut h, &reqs)?;
         Ok(NewThread { slot })
     }
 }
@@ -643,7 +640,7 @@ impl Context {
             pfns,
             tid: 0,
             kicked: Arc::new(AtomicBool::new(false)),
-            frame: [0u8; uc::FRAME],
+            frame: Box::new([0u8; uc::FRAME]),
             uc_addr: 0,
             fp_addr: 0,
             _not_send: std::marker::PhantomData,
@@ -807,7 +804,7 @@ impl Context {
             .word64(self.pfns[0], sstub::CTL_UC)
             .load(Ordering::Acquire);
         if uc_addr < lo
-            || uc_addr % 8 != 0
+            || !uc_addr.is_multiple_of(8)
             || uc_addr.checked_add(uc::FRAME as u64).is_none_or(|e| e > hi)
         {
             return Err(HostError::new(
@@ -820,14 +817,16 @@ impl Context {
         let fp = rd64(&f, uc::FPSTATE);
         // The host puts the XSAVE area above the frame, on the same stack.
         if fp != 0
-            && (fp < uc_addr + uc::FRAME as u64 || fp % 64 != 0 || fp.saturating_add(512) > hi)
+            && (fp < uc_addr + uc::FRAME as u64
+                || !fp.is_multiple_of(64)
+                || fp.saturating_add(512) > hi)
         {
             return Err(HostError::new(
                 format!("bad XSAVE area address {fp:#x} from the stub"),
                 0,
             ));
         }
-        self.frame = f;
+        *self.frame = f;
         self.uc_addr = uc_addr;
         self.fp_addr = fp;
         let g = |i: usize| rd64(&f, uc::GREGS + 8 * i);
@@ -902,7 +901,7 @@ impl Context {
             return Ok(Trap::Interrupted);
         }
         let (lo, hi) = self.stack_range();
-        let f = &mut self.frame;
+        let f = &mut self.frame[..];
         let gp = [
             regs.r8,
             regs.r9,
@@ -933,8 +932,7 @@ impl Context {
         wr64(f, uc::STACK_SIZE, hi - lo);
         wr64(f, uc::SIGMASK, 0);
         wr64(f, uc::FPSTATE, self.fp_addr);
-        let frame = self.frame;
-        self.region_write(self.uc_addr, &frame[..uc::LEN]);
+        self.region_write(self.uc_addr, &self.frame[..uc::LEN]);
         let p = self.aspace.proc.clone();
         p.word64(self.pfns[0], sstub::CTL_UC)
             .store(self.uc_addr, Ordering::Relaxed);
