@@ -661,7 +661,7 @@ impl Drop for Context {
 }
 
 /// Pins a host thread to one CPU (`Some`) or lets it run anywhere.
-fn set_affinity(tid: libc::pid_t, cpu: Option<i32>) -> bool {
+pub(crate) fn set_affinity(tid: libc::pid_t, cpu: Option<i32>) -> bool {
     // SAFETY: cpu_set_t is plain data; the calls only read it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

@@ -56,8 +56,10 @@ const CLONE_FLAGS: u64 = (libc::CLONE_VM
 const WINDOW_START: u64 = crate::stub::GUEST_TOP;
 const WINDOW_BLOCKS: u64 = (STUB_CODE - WINDOW_START) >> 32;
 
-/// Iterations the kernel spins on a state word before sleeping.
-const KERNEL_SPIN: u32 = 4000;
+/// Iterations the kernel spins on a state word before sleeping: short,
+/// since the stub thread usually shares this host thread's CPU (see
+/// [`Context::place`]) and cannot run while we spin.
+const KERNEL_SPIN: u32 = 64;
 /// How long a futex sleep lasts before the kernel checks that the stub is
 /// still alive.
 const LIVENESS_NS: i64 = 500_000_000;
@@ -352,6 +354,10 @@ pub struct Context {
     frame: Box<[u8; uc::FRAME]>,
     uc_addr: u64,
     fp_addr: u64,
+    /// The host CPU the stub thread is pinned to (it follows this host
+    /// thread, see [`Context::place`]), and runs since it was last free.
+    pinned: Option<i32>,
+    runs: u32,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -643,6 +649,8 @@ impl Context {
             frame: Box::new([0u8; uc::FRAME]),
             uc_addr: 0,
             fp_addr: 0,
+            pinned: None,
+            runs: 0,
             _not_send: std::marker::PhantomData,
         };
         ctx.wait_trap()?;
@@ -894,9 +902,33 @@ impl Context {
         p.flush_locked(&mut h)
     }
 
+    /// Keeps the stub thread on the CPU this host thread runs on, as the
+    /// ptrace backend does: a handoff on one CPU is a cheap local switch,
+    /// across CPUs an inter-processor interrupt. Now and then the stub is
+    /// left free for one run, so the host can spread busy threads.
+    fn place(&mut self) {
+        const REBALANCE_EVERY: u32 = 256;
+        if self.tid <= 0 {
+            return;
+        }
+        self.runs = self.runs.wrapping_add(1);
+        if self.runs.is_multiple_of(REBALANCE_EVERY) {
+            if self.pinned.take().is_some() {
+                ptrace::set_affinity(self.tid, None);
+            }
+            return;
+        }
+        // SAFETY: sched_getcpu has no arguments.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu >= 0 && self.pinned != Some(cpu) && ptrace::set_affinity(self.tid, Some(cpu)) {
+            self.pinned = Some(cpu);
+        }
+    }
+
     /// Runs the guest with `regs` until it traps.
     pub fn run(&mut self, regs: &mut Registers) -> Result<Trap, HostError> {
         self.flush()?;
+        self.place();
         if self.kicked.swap(false, Ordering::SeqCst) {
             return Ok(Trap::Interrupted);
         }

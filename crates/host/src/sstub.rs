@@ -75,8 +75,9 @@ pub const ST_TRAPPED: u32 = 3;
 pub const ST_SWAIT: u32 = 4;
 pub const ST_EXIT: u32 = 5;
 
-/// Iterations the stub spins before sleeping on its futex.
-const STUB_SPIN: u32 = 2000;
+/// Iterations the stub spins before sleeping on its futex: short, since
+/// the kernel thread it waits for usually shares its CPU.
+const STUB_SPIN: u32 = 64;
 
 std::arch::global_asm!(
     ".pushsection .rodata.ruml_sstub,\"a\"",
