@@ -64,7 +64,7 @@ const KERNEL_SPIN: u32 = 64;
 /// still alive.
 const LIVENESS_NS: i64 = 500_000_000;
 /// Liveness periods a thread may ignore a kick before it counts as hostile.
-const KICK_PATIENCE: u32 = 6;
+const KICK_PATIENCE: u32 = 20;
 
 /// Offsets in the rt_sigframe's ucontext (x86_64), and of the siginfo
 /// that follows it.
