@@ -21,8 +21,9 @@ use common::Flavour;
 
 /// The start of every executable mapping above the guest's TASK_SIZE
 /// (0x7ff0_0000_0000) in every child process of `ruml` (its stub
-/// processes): the stubs' code.
-fn stub_code_addresses(ruml: u32) -> Vec<String> {
+/// processes): the stubs' code. Also raises `most_fds` to the largest
+/// number of host descriptors a stub holds.
+fn stub_code_addresses(ruml: u32, most_fds: &mut usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut kids: Vec<String> = Vec::new();
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{ruml}/task")) {
@@ -34,6 +35,9 @@ fn stub_code_addresses(ruml: u32) -> Vec<String> {
         }
     }
     for pid in kids {
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            *most_fds = (*most_fds).max(fds.count());
+        }
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
         for l in maps.lines() {
             let mut f = l.split_whitespace();
@@ -96,10 +100,11 @@ fn guest_attacks_on_the_stub_fail() {
     });
     let start = Instant::now();
     let mut lines = Vec::new();
+    let mut most_fds = 0;
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         if line == "base?" {
-            let mut reply = stub_code_addresses(pid).join("\n");
+            let mut reply = stub_code_addresses(pid, &mut most_fds).join("\n");
             reply.push_str("\nend\n");
             if stdin.write_all(reply.as_bytes()).is_err() {
                 break;
@@ -143,6 +148,10 @@ fn guest_attacks_on_the_stub_fail() {
         assert!(out.contains(&format!("{what}: refused")), "{what}; {ctx}");
     }
     assert!(out.contains("stub still mapped: yes"), "{ctx}");
+    assert!(
+        most_fds <= 1,
+        "a stub held {most_fds} host descriptors (only physmem's is allowed); {ctx}"
+    );
     // Each attack in a child: it was killed, or its system call failed
     // (exit 0 from the x32 check means ENOSYS; the vsyscall page may
     // work as on the host: it is only the time).
