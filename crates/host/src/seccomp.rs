@@ -197,7 +197,15 @@ struct Slots {
     free: Vec<usize>,
 }
 
-/// One stub process of the seccomp backend.
+/// One stub process of the seccomp backend, shared (Arc) by its
+/// [`AddressSpace`] handles and [`Context`]s; the last reference kills the
+/// process and only then frees its frames.
+///
+/// Locking: `helper` is held for a whole batch (queueing, writing the
+/// requests page, waiting for completion), so batches of one stub never
+/// overlap and a flusher waits until earlier changes are in place; `slots`
+/// is taken inside it (thread creation) or alone (a thread's end), never
+/// the other way round.
 struct Stub {
     /// The process, as the ptrace backend started it; dropping it kills
     /// and reaps the process.
@@ -339,7 +347,10 @@ pub struct NewThread {
     slot: usize,
 }
 
-/// One guest thread, served by the calling host thread.
+/// One guest thread, served by the calling host thread. It exists only
+/// while its stub thread sits in the handler (between traps, the frame
+/// copy here is the thread's state); dropping it tells the stub thread to
+/// exit and frees its slot once the host says the thread is gone.
 pub struct Context {
     aspace: AddressSpace,
     slot: usize,
