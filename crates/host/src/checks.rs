@@ -6,8 +6,8 @@ use std::sync::Arc;
 use crate::physmem::PhysMem;
 use crate::ptrace::{AddressSpace, Context};
 use crate::regs::Registers;
-use crate::stub;
-use crate::HostError;
+use crate::{seccomp, sstub, stub};
+use crate::{HostError, Mode, Trap};
 
 /// One boot check: exercises a feature on a stub.
 type Check = fn(&Context) -> Result<(), HostError>;
@@ -110,9 +110,109 @@ fn check_sysemu(aspace: &Context) -> Result<(), HostError> {
     Ok(())
 }
 
-/// Runs the checks, printing each line with `log`. Returns the first
-/// failure with advice.
-pub fn run(phys: &Arc<PhysMem>, log: &dyn Fn(&str)) -> Result<(), HostError> {
+/// Runs a guest "instruction" of the seccomp stub: the `syscall` just
+/// before `site`, with `nr` and arguments; it must trap as that system
+/// call, never run on the host.
+fn expect_trap(
+    ctx: &mut seccomp::Context,
+    site: u64,
+    nr: i64,
+    args: [u64; 6],
+) -> Result<(), HostError> {
+    let base = ctx.address_space().base();
+    let mut r = Registers {
+        rip: base + site - 2,
+        rax: nr as u64,
+        rdi: args[0],
+        rsi: args[1],
+        rdx: args[2],
+        r10: args[3],
+        r8: args[4],
+        r9: args[5],
+        rsp: 0,
+        cs: 0x33,
+        ss: 0x2b,
+        eflags: 0x202,
+        ..Default::default()
+    };
+    let t = ctx.run(&mut r)?;
+    if t != Trap::Syscall || r.orig_rax != nr as u64 || r.rip != base + site {
+        return Err(HostError::new(
+            format!(
+                "system call {nr} from the stub's code at {site:#x} was not trapped ({t:?}, nr {}, rip {:#x})",
+                r.orig_rax as i64, r.rip
+            ),
+            0,
+        ));
+    }
+    Ok(())
+}
+
+/// The seccomp backend's checks: a stub starts, its guest thread traps
+/// system calls with SIGSYS, and its filter refuses what the handler's own
+/// system-call instructions could do with a guest's registers.
+fn check_seccomp(phys: &Arc<PhysMem>, log: &dyn Fn(&str)) -> Result<(), HostError> {
+    let what = "Checking that user code can switch its TLS base (FSGSBASE)...";
+    if !seccomp::host_has_fsgsbase() {
+        log(&format!("{what}no"));
+        return Err(HostError::new("the host does not enable FSGSBASE", 0));
+    }
+    log(&format!("{what}OK"));
+    let what = "Checking that seccomp can trap system calls...";
+    let (_a, mut ctx) = match seccomp::AddressSpace::new(phys) {
+        Ok(x) => x,
+        Err(e) => {
+            log(&format!("{what}failed"));
+            return Err(e);
+        }
+    };
+    let s = sstub::sites();
+    if let Err(e) = expect_trap(&mut ctx, s.first, libc::SYS_getppid, [0; 6]) {
+        log(&format!("{what}failed"));
+        return Err(e);
+    }
+    log(&format!("{what}OK"));
+    let what = "Checking that the stub's filter confines guest code...";
+    let base = ctx.address_space().base();
+    let map = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+    let attempts: [(u64, i64, [u64; 6]); 6] = [
+        // mmap of physmem from the futex instruction.
+        (s.wake, libc::SYS_mmap, [0x10000, 4096, 7, map, 3, 0]),
+        // mmap from the rt_sigreturn and exit instructions.
+        (s.sigreturn, libc::SYS_mmap, [0x10000, 4096, 7, map, 3, 0]),
+        (s.exit, libc::SYS_mprotect, [base, 4096, 7, 0, 0, 0]),
+        // futex on a word that is not a thread's state word.
+        (
+            s.wait,
+            libc::SYS_futex,
+            [base + sstub::OFF_REQ, 1, 1, 0, 0, 0],
+        ),
+        // futex with another operation, or a timeout.
+        (
+            s.wake,
+            libc::SYS_futex,
+            [base + sstub::OFF_THREADS, 3, 1, 0, 0, 0],
+        ),
+        (
+            s.wait,
+            libc::SYS_futex,
+            [base + sstub::OFF_THREADS, 0, 0, base + sstub::OFF_REQ, 0, 0],
+        ),
+    ];
+    for (site, nr, args) in attempts {
+        if let Err(e) = expect_trap(&mut ctx, site, nr, args) {
+            log(&format!("{what}failed"));
+            return Err(e);
+        }
+    }
+    log(&format!("{what}OK"));
+    Ok(())
+}
+
+/// Runs the checks, printing each line with `log`, and picks the backend:
+/// `want` if given (an error if it cannot be used), else the best the host
+/// supports. Returns the first failure with advice.
+pub fn run(phys: &Arc<PhysMem>, log: &dyn Fn(&str), want: Option<Mode>) -> Result<Mode, HostError> {
     let (_space, aspace) = AddressSpace::new(phys).map_err(|e| {
         HostError::new(
             format!(
@@ -139,5 +239,21 @@ pub fn run(phys: &Arc<PhysMem>, log: &dyn Fn(&str)) -> Result<(), HostError> {
             }
         }
     }
-    Ok(())
+    drop(aspace);
+    if want == Some(Mode::Ptrace) {
+        return Ok(Mode::Ptrace);
+    }
+    match check_seccomp(phys, log) {
+        Ok(()) => Ok(Mode::Seccomp),
+        Err(e) if want == Some(Mode::Seccomp) => Err(HostError::new(
+            format!("mode=seccomp cannot be used on this host: {}", e.what),
+            e.errno,
+        )),
+        Err(e) => {
+            log(&format!(
+                "seccomp backend unavailable ({e}); falling back to ptrace"
+            ));
+            Ok(Mode::Ptrace)
+        }
+    }
 }

@@ -16,16 +16,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::ops::{push_map, push_protect, push_unmap, Op};
 use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
 use crate::stub::{self, StubRequest, BATCH_MAX, STUB_CODE, STUB_DATA, STUB_PHYSMEM_FD};
 use crate::sys::{check, errno, retry};
-use crate::{HostError, SignalInfo, Trap};
+use crate::{HostError, Interrupter, SignalInfo, Trap};
 
 /// The host signal an [`Interrupter`] sends to kick a guest out of its
 /// code; it never reaches the stub (the tracer suppresses it, and stub
 /// threads ignore it).
-const KICK_SIGNAL: i32 = libc::SIGUSR2;
+pub(crate) const KICK_SIGNAL: i32 = libc::SIGUSR2;
 
 const NT_X86_XSTATE: libc::c_int = 0x202;
 
@@ -36,26 +37,6 @@ const STUB_THREAD_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_SIGHAND
     | libc::CLONE_THREAD
     | libc::CLONE_SYSVSEM) as u64;
-
-/// One queued address-space change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Map {
-        addr: u64,
-        len: u64,
-        prot: u32,
-        pfn: Pfn,
-    },
-    Unmap {
-        addr: u64,
-        len: u64,
-    },
-    Protect {
-        addr: u64,
-        len: u64,
-        prot: u32,
-    },
-}
 
 /// The stub process behind an address space. Dropping the last reference
 /// kills and reaps it.
@@ -112,6 +93,9 @@ pub struct Context {
     /// see [`Context::place`]), and how many runs since it was last free.
     pinned: Option<i32>,
     runs: u32,
+    /// Released by [`Context::detach`] (the seccomp backend's bootstrap):
+    /// no longer traced, so dropping it does nothing.
+    detached: bool,
     /// Makes the type !Send and !Sync: ptrace is per tracing thread.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -120,28 +104,6 @@ pub struct Context {
 /// thread that will trace it ([`Context::adopt`]).
 pub struct NewThread {
     tid: libc::pid_t,
-}
-
-/// A handle that other host threads use to stop a running guest thread,
-/// so its task can notice a signal or other work.
-#[derive(Clone)]
-pub struct Interrupter {
-    pid: libc::pid_t,
-    tid: libc::pid_t,
-    kicked: Arc<AtomicBool>,
-}
-
-impl Interrupter {
-    /// Makes the guest trap with [`Trap::Interrupted`] soon: at once if it
-    /// is running guest code, else at its next run.
-    pub fn interrupt(&self) {
-        self.kicked.store(true, Ordering::SeqCst);
-        // SAFETY: a signal to one thread of our own stub; a thread that is
-        // gone gives ESRCH, and the stub ignores the signal untraced.
-        unsafe {
-            libc::syscall(libc::SYS_tgkill, self.pid, self.tid, KICK_SIGNAL);
-        }
-    }
 }
 
 fn stub_elf_fd() -> Result<RawFd, HostError> {
@@ -245,6 +207,7 @@ impl AddressSpace {
             kicked: Arc::new(AtomicBool::new(false)),
             pinned: None,
             runs: 0,
+            detached: false,
             _not_send: std::marker::PhantomData,
         };
         ctx.attach_process(go)?;
@@ -256,6 +219,11 @@ impl AddressSpace {
         self.proc.pid
     }
 
+    /// A pidfd of the stub process.
+    pub(crate) fn pidfd(&self) -> RawFd {
+        self.proc.pidfd.as_raw_fd()
+    }
+
     fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Op>> {
         self.proc.ops.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -263,54 +231,17 @@ impl AddressSpace {
     /// Queues mapping `len` bytes at `addr` to the physmem frames starting
     /// at `pfn`, with `prot` ([`crate::prot`]).
     pub fn map(&self, addr: u64, len: u64, prot: u32, pfn: Pfn) {
-        let mut ops = self.queue();
-        if let Some(Op::Map {
-            addr: a,
-            len: l,
-            prot: p,
-            pfn: f,
-        }) = ops.last_mut()
-        {
-            if *a + *l == addr && *p == prot && *f + *l / PAGE_SIZE == pfn {
-                *l += len;
-                return;
-            }
-        }
-        ops.push(Op::Map {
-            addr,
-            len,
-            prot,
-            pfn,
-        });
+        push_map(&mut self.queue(), addr, len, prot, pfn);
     }
 
     /// Queues removing any mapping in `[addr, addr+len)`.
     pub fn unmap(&self, addr: u64, len: u64) {
-        let mut ops = self.queue();
-        if let Some(Op::Unmap { addr: a, len: l }) = ops.last_mut() {
-            if *a + *l == addr {
-                *l += len;
-                return;
-            }
-        }
-        ops.push(Op::Unmap { addr, len });
+        push_unmap(&mut self.queue(), addr, len);
     }
 
     /// Queues changing the protection of `[addr, addr+len)`.
     pub fn protect(&self, addr: u64, len: u64, prot: u32) {
-        let mut ops = self.queue();
-        if let Some(Op::Protect {
-            addr: a,
-            len: l,
-            prot: p,
-        }) = ops.last_mut()
-        {
-            if *a + *l == addr && *p == prot {
-                *l += len;
-                return;
-            }
-        }
-        ops.push(Op::Protect { addr, len, prot });
+        push_protect(&mut self.queue(), addr, len, prot);
     }
 }
 
@@ -403,11 +334,7 @@ impl Context {
 
     /// A handle for other threads to interrupt the running guest.
     pub fn interrupter(&self) -> Interrupter {
-        Interrupter {
-            pid: self.aspace.proc.pid,
-            tid: self.tid,
-            kicked: self.kicked.clone(),
-        }
+        Interrupter::new(self.aspace.proc.pid, self.tid, self.kicked.clone())
     }
 
     fn getregs(&self, regs: &mut Registers) -> Result<(), HostError> {
@@ -460,7 +387,7 @@ impl Context {
     }
 
     /// Executes one host system call inside the stub thread.
-    fn host_syscall(&mut self, nr: u64, a: [u64; 6]) -> Result<i64, HostError> {
+    pub(crate) fn host_syscall(&mut self, nr: u64, a: [u64; 6]) -> Result<i64, HostError> {
         let mut regs = Registers::default();
         self.getregs(&mut regs)?;
         regs.rip = stub::syscall1();
@@ -485,34 +412,13 @@ impl Context {
         for chunk in ops.chunks(BATCH_MAX) {
             let mut reqs: Vec<StubRequest> = chunk
                 .iter()
-                .map(|op| match *op {
-                    Op::Map {
-                        addr,
-                        len,
-                        prot,
-                        pfn,
-                    } => StubRequest {
-                        nr: libc::SYS_mmap as u64,
-                        args: [
-                            addr,
-                            len,
-                            prot as u64,
-                            (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                            STUB_PHYSMEM_FD as u64,
-                            pfn * PAGE_SIZE,
-                        ],
+                .map(|op| {
+                    let (nr, args) = op.syscall(STUB_PHYSMEM_FD);
+                    StubRequest {
+                        nr,
+                        args,
                         result: 0,
-                    },
-                    Op::Unmap { addr, len } => StubRequest {
-                        nr: libc::SYS_munmap as u64,
-                        args: [addr, len, 0, 0, 0, 0],
-                        result: 0,
-                    },
-                    Op::Protect { addr, len, prot } => StubRequest {
-                        nr: libc::SYS_mprotect as u64,
-                        args: [addr, len, prot as u64, 0, 0, 0],
-                        result: 0,
-                    },
+                    }
                 })
                 .collect();
             reqs.push(StubRequest {
@@ -662,6 +568,7 @@ impl Context {
             kicked: Arc::new(AtomicBool::new(false)),
             pinned: None,
             runs: 0,
+            detached: false,
             _not_send: std::marker::PhantomData,
         })
     }
@@ -705,6 +612,19 @@ impl Context {
         Ok(())
     }
 
+    /// Lets the stub thread go, untraced, at `rip` (registers otherwise
+    /// as they are): the seccomp backend's helper thread.
+    pub(crate) fn detach(mut self, rip: u64) -> Result<(), HostError> {
+        let mut regs = Registers::default();
+        self.getregs(&mut regs)?;
+        regs.rip = rip;
+        regs.orig_rax = u64::MAX;
+        self.setregs(&regs)?;
+        self.detached = true;
+        check(ptrace(libc::PTRACE_DETACH, self.tid, 0, 0), "PTRACE_DETACH")?;
+        Ok(())
+    }
+
     /// Used by the boot checks: the traced thread.
     pub(crate) fn raw_pid(&self) -> libc::pid_t {
         self.tid
@@ -713,6 +633,9 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
+        if self.detached {
+            return;
+        }
         // End just this stub thread; the process goes with its last
         // AddressSpace reference.
         if Arc::strong_count(&self.aspace.proc) > 1 {
@@ -738,7 +661,7 @@ impl Drop for Context {
 }
 
 /// Pins a host thread to one CPU (`Some`) or lets it run anywhere.
-fn set_affinity(tid: libc::pid_t, cpu: Option<i32>) -> bool {
+pub(crate) fn set_affinity(tid: libc::pid_t, cpu: Option<i32>) -> bool {
     // SAFETY: cpu_set_t is plain data; the calls only read it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

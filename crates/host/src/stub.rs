@@ -32,7 +32,9 @@ pub const STUB_DATA: u64 = STUB_CODE + 0x1000;
 /// The end of the stub's area.
 pub const STUB_END: u64 = STUB_CODE + 0x2000;
 /// The highest address a guest may use, plus one (the guest's TASK_SIZE).
-pub const GUEST_TOP: u64 = STUB_CODE;
+/// Above it: the seccomp backend's stub at a random base, and the ptrace
+/// stub's two pages at STUB_CODE.
+pub const GUEST_TOP: u64 = 0x7ff0_0000_0000;
 /// The host file descriptor of physmem inside every stub process.
 pub const STUB_PHYSMEM_FD: i32 = 3;
 

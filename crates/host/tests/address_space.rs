@@ -9,7 +9,15 @@ use ruml_host::{prot, AddressSpace, Context, PhysMem, Registers, Trap};
 const CODE: u64 = 0x40_0000;
 const DATA: u64 = 0x40_1000;
 
+/// The backend under test: `RUML_TEST_MODE=seccomp` or ptrace (default).
+fn select_mode() {
+    if std::env::var("RUML_TEST_MODE").as_deref() == Ok("seccomp") {
+        ruml_host::set_mode(ruml_host::Mode::Seccomp);
+    }
+}
+
 fn setup() -> (Arc<PhysMem>, AddressSpace, Context, u64) {
+    select_mode();
     let phys = Arc::new(PhysMem::new(64 << 20).unwrap());
     let (a, c) = AddressSpace::new(&phys).unwrap();
     let code = phys.alloc().unwrap();
@@ -92,6 +100,7 @@ fn unmap_and_protect_take_effect() {
 
 #[test]
 fn interrupter_stops_a_spinning_guest() {
+    select_mode();
     let phys = Arc::new(PhysMem::new(64 << 20).unwrap());
     let (space, mut a) = AddressSpace::new(&phys).unwrap();
     let code = phys.alloc().unwrap();
@@ -110,13 +119,20 @@ fn interrupter_stops_a_spinning_guest() {
 
 #[test]
 fn stub_holds_nothing_of_ruml() {
+    select_mode();
     let phys = Arc::new(PhysMem::new(64 << 20).unwrap());
     let (a, _ctx) = AddressSpace::new(&phys).unwrap();
     let pid = a.host_pid();
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let lines: Vec<&str> = maps.lines().collect();
-    // The stub code page, the data page, and the kernel's vsyscall page.
-    assert!(lines.len() <= 3, "stub maps:\n{maps}");
+    // ptrace: the stub code page, the data page, and the kernel's vsyscall
+    // page; seccomp: code, requests, filters, doorbell, one thread's
+    // region, vsyscall.
+    let most = match ruml_host::mode() {
+        ruml_host::Mode::Ptrace => 3,
+        ruml_host::Mode::Seccomp => 6,
+    };
+    assert!(lines.len() <= most, "stub maps:\n{maps}");
     assert!(
         !maps.contains("[heap]") && !maps.contains("[stack]") && !maps.contains("[vdso]"),
         "{maps}"
@@ -155,8 +171,13 @@ fn threads_share_the_address_space_and_end_alone() {
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .count();
+    // Under seccomp the process also has its helper thread.
+    let expect = match ruml_host::mode() {
+        ruml_host::Mode::Ptrace => 1,
+        ruml_host::Mode::Seccomp => 2,
+    };
     assert_eq!(
-        threads, 1,
+        threads, expect,
         "the adopted thread's exit left the process alone"
     );
 }

@@ -27,6 +27,8 @@ pub struct BootConfig {
     pub ubd: Vec<crate::block::ubd::UbdSpec>,
     /// Init's working directory inside the guest (default `/`).
     pub cwd: Option<Vec<u8>>,
+    /// `mode=`: the execution backend, or None for the best available.
+    pub mode: Option<ruml_host::Mode>,
 }
 
 /// Boots the instance and runs init to its end. Returns ruml's exit
@@ -50,8 +52,17 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         "Memory: {}K available (physmem is a memfd, backed lazily)",
         phys.total_pages() * 4
     ));
-    ruml_host::checks::run(&phys, &|l| crate::log::info(l)).map_err(|e| e.to_string())?;
-    crate::log::info("Execution backend: ptrace (PTRACE_SYSEMU, skas0-style stub processes)");
+    let mode = ruml_host::checks::run(&phys, &|l| crate::log::info(l), cfg.mode)
+        .map_err(|e| e.to_string())?;
+    ruml_host::set_mode(mode);
+    crate::log::info(match mode {
+        ruml_host::Mode::Ptrace => {
+            "Execution backend: ptrace (PTRACE_SYSEMU, skas0-style stub processes)"
+        }
+        ruml_host::Mode::Seccomp => {
+            "Execution backend: seccomp (SIGSYS in the stub, shared-memory handoff, skas-style stub processes)"
+        }
+    });
     let k = crate::init_kernel(crate::Kernel {
         page_cache: crate::mm::pagecache::PageCache::new(phys.clone()),
         phys,

@@ -29,7 +29,8 @@ PARAMS (UML-style kernel parameters):
   cwd=DIR             init's working directory in the guest (default: with
                       -- CMD, the current directory if the root holds it;
                       else /)
-  mode=ptrace         execution backend (only ptrace so far)
+  mode=ptrace|seccomp execution backend (default: seccomp if the host
+                      supports it, else ptrace)
   eth0=none|user      none (default): only lo; user: eth0 10.0.2.15/24 whose
                       outbound TCP goes through host connections made by
                       ruml (10.0.2.2 is the host's loopback)
@@ -111,6 +112,7 @@ fn main() {
     let mut root_mode = RootMode::Overlay;
     let mut disk_ro = false;
     let mut cwd: Option<Vec<u8>> = None;
+    let mut mode = None;
     let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut ubd: Vec<ruml_kernel::block::ubd::UbdSpec> = Vec::new();
     let mut hostfwds: Vec<String> = Vec::new();
@@ -166,7 +168,8 @@ fn main() {
             ("init", Some(v)) => init = Some(v.as_bytes().to_vec()),
             ("cwd", Some(v)) if v.starts_with('/') => cwd = Some(v.as_bytes().to_vec()),
             ("cwd", Some(v)) => die(&format!("bad cwd={v}: give an absolute guest path")),
-            ("mode", Some("ptrace")) => {}
+            ("mode", Some("ptrace")) => mode = Some(ruml_host::Mode::Ptrace),
+            ("mode", Some("seccomp")) => mode = Some(ruml_host::Mode::Seccomp),
             ("eth0", Some("none")) => {}
             ("eth0", Some("user")) => ruml_kernel::net::iface::enable_user_nat(),
             ("hostfwd", Some(v)) => hostfwds.push(v.to_string()),
@@ -181,9 +184,7 @@ fn main() {
             ("eth0", Some(v)) => die(&format!(
                 "eth0={v} is not available: none or user (the switch backend is not built yet)"
             )),
-            ("mode", Some(v)) => die(&format!(
-                "mode={v} is not available: this ruml has the ptrace backend only"
-            )),
+            ("mode", Some(v)) => die(&format!("mode={v} is not a backend: ptrace or seccomp")),
             ("quiet", None) => quiet = true,
             ("-h" | "--help" | "help", None) => {
                 println!("{USAGE}");
@@ -255,6 +256,7 @@ fn main() {
         root_mode,
         host_mounts,
         ubd,
+        mode,
     };
     let cfg = BootConfig {
         init: if cmd.is_empty() { cfg.init } else { init_path },

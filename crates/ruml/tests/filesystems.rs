@@ -353,6 +353,10 @@ fn swapped_directory_never_leads_outside() {
                 std::thread::sleep(hold);
                 let _ = std::fs::remove_file(share.join("d"));
                 let _ = std::fs::rename(share.join("d.real"), share.join("d"));
+                // Leave the real directory in place a moment too, so the
+                // guest's walks also meet it (else, on a fast backend, it
+                // may see only the swapped states).
+                std::thread::sleep(std::time::Duration::from_micros(300));
                 swaps += 1;
             }
             swaps

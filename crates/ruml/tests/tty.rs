@@ -191,13 +191,14 @@ fn interactive_bash_job_control_under_tmux() {
         format!(
             "#!/bin/sh\n\
              stty -g > {d}/before\n\
-             PS1='{PROMPT}' TERM=xterm {ruml} quiet -- /bin/bash --norc --noprofile -i\n\
+             PS1='{PROMPT}' TERM=xterm {ruml} {mode}quiet -- /bin/bash --norc --noprofile -i\n\
              echo \"ruml exited $?\"\n\
              stty -g > {d}/after\n\
              echo TEST-DONE\n\
              exec sleep 600\n",
             d = d.display(),
-            ruml = ruml_bin().display()
+            ruml = ruml_bin().display(),
+            mode = common::mode_prefix()
         ),
     )
     .unwrap();
@@ -343,12 +344,13 @@ fn terminal_restored_when_ruml_is_killed() {
         format!(
             "#!/bin/sh\n\
              stty -g > {d}/before\n\
-             {ruml} quiet -- /bin/sh -c 'echo started; exec sleep 100'\n\
+             {ruml} {mode}quiet -- /bin/sh -c 'echo started; exec sleep 100'\n\
              stty -g > {d}/after\n\
              echo TEST-DONE\n\
              exec sleep 600\n",
             d = d.display(),
-            ruml = ruml_bin().display()
+            ruml = ruml_bin().display(),
+            mode = common::mode_prefix()
         ),
     )
     .unwrap();
@@ -376,7 +378,11 @@ fn terminal_restored_when_ruml_is_killed() {
     let pids = Command::new("pgrep")
         .args([
             "-f",
-            &format!("{} quiet -- /bin/sh -c", ruml_bin().display()),
+            &format!(
+                "{} {}quiet -- /bin/sh -c",
+                ruml_bin().display(),
+                common::mode_prefix()
+            ),
         ])
         .output()
         .unwrap();

@@ -25,6 +25,33 @@ pub fn ruml_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ruml"))
 }
 
+/// The backend the tests ask for: `RUML_TEST_MODE=ptrace|seccomp` becomes
+/// ruml's `mode=` parameter on every run; unset, ruml picks its default.
+pub fn test_mode() -> Option<String> {
+    match std::env::var("RUML_TEST_MODE") {
+        Ok(m) if m == "ptrace" || m == "seccomp" => Some(m),
+        Ok(m) if m.is_empty() || m == "default" => None,
+        Ok(m) => panic!("RUML_TEST_MODE={m}: give ptrace, seccomp or default"),
+        Err(_) => None,
+    }
+}
+
+/// `mode=X ` for command lines written as text (tmux scripts), or "".
+pub fn mode_prefix() -> String {
+    test_mode()
+        .map(|m| format!("mode={m} "))
+        .unwrap_or_default()
+}
+
+fn with_mode<S: AsRef<OsStr>>(args: &[S]) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(m) = test_mode() {
+        v.push(format!("mode={m}").into());
+    }
+    v.extend(args.iter().map(|a| a.as_ref().to_os_string()));
+    v
+}
+
 /// The workspace root (where README.md, docs/ and tests/guest/ live).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -263,9 +290,10 @@ pub fn run_ruml<S: AsRef<OsStr>>(
 
 /// Runs `ruml ARGS...` (ARGS are ruml's own parameters, then `--` etc.).
 pub fn run_ruml_raw<S: AsRef<OsStr>>(args: &[S], env: &[(String, String)]) -> Output {
+    let args = with_mode(args);
     let mut cmd = Command::new(ruml_bin());
-    cmd.args(args);
-    let what = format!("ruml {}", render_args(args));
+    cmd.args(&args);
+    let what = format!("ruml {}", render_args(&args));
     run_command(cmd, env, what, TIMEOUT)
 }
 
@@ -564,7 +592,7 @@ pub fn still_running(p: &ProcStat) -> bool {
 pub fn spawn_ruml<S: AsRef<OsStr>>(args: &[S], dir: &TempDir) -> Child {
     let err = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
     Command::new(ruml_bin())
-        .args(args)
+        .args(with_mode(args))
         .env_clear()
         .envs(test_env())
         .stdin(Stdio::null())

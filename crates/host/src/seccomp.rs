@@ -1,0 +1,1093 @@
+//! The seccomp backend. Each guest address space is a stub process, as
+//! with ptrace, but its guest threads are not traced: they run under a
+//! seccomp filter that turns every system call into SIGSYS, caught (with
+//! SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE and the kick signal) by the
+//! stub's handler ([`crate::sstub`]). The host kernel saves the thread's
+//! registers and XSAVE area in the signal frame on the thread's signal
+//! stack, a physmem region the kernel reads directly; the handler hands off
+//! to the task's host thread through a state word (bounded spinning, then
+//! futex) and, told to resume, rt_sigreturns into what the kernel wrote.
+//!
+//! Address-space changes are carried out by the stub's first thread, the
+//! *helper*, which never runs guest code: it reads batches from a page
+//! that is read-only in the stub (the kernel writes it through physmem)
+//! and reports completion by pwrite on physmem into a frame that is not
+//! mapped in the stub at all, so no guest thread can forge a completion.
+//! Its own filter allows only those calls: mmap of physmem with
+//! MAP_SHARED|MAP_FIXED, munmap, mprotect, pwrite of 8 bytes from the
+//! requests page to the completion frame, clone with the stub-thread
+//! flags, and what a new guest thread needs before its own filter.
+//!
+//! The stub process is started and set up with ptrace (the same clean
+//! stub as the ptrace backend); its first thread is then detached to
+//! become the helper, and nothing traces the process any more.
+//!
+//! Threading: a [`Context`] is used by the one host thread serving its
+//! task (it is not Send, for symmetry with ptrace); [`AddressSpace`] is
+//! shared, its queue and helper guarded by a mutex held across a batch.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::ops::{push_map, push_protect, push_unmap, Op};
+use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
+use crate::regs::{FpuState, Registers};
+use crate::sstub::{self, FilterParams};
+use crate::stub::{STUB_CODE, STUB_PHYSMEM_FD};
+use crate::{ptrace, HostError, Interrupter, SignalInfo, Trap};
+
+/// Guest threads per address space (the kernel's own cap is lower).
+const MAX_THREADS: u64 = 8192;
+
+/// Flags of the helper's clone that makes a guest thread: a thread of the
+/// stub whose tid the host writes into its control page, and which clears
+/// its state word (and wakes its kernel thread) when it ends.
+const CLONE_FLAGS: u64 = (libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM
+    | libc::CLONE_PARENT_SETTID
+    | libc::CLONE_CHILD_CLEARTID) as u64;
+
+/// The window the stub's base is chosen in: above the guest's TASK_SIZE
+/// and below the ptrace stub image the process starts from.
+const WINDOW_START: u64 = crate::stub::GUEST_TOP;
+const WINDOW_BLOCKS: u64 = (STUB_CODE - WINDOW_START) >> 32;
+
+/// Iterations the kernel spins on a state word before sleeping: short,
+/// since the stub thread usually shares this host thread's CPU (see
+/// [`Context::place`]) and cannot run while we spin.
+const KERNEL_SPIN: u32 = 64;
+/// How long a futex sleep lasts before the kernel checks that the stub is
+/// still alive.
+const LIVENESS_NS: i64 = 500_000_000;
+/// Liveness periods a thread may ignore a kick before it counts as hostile.
+const KICK_PATIENCE: u32 = 20;
+
+/// Offsets in the rt_sigframe's ucontext (x86_64), and of the siginfo
+/// that follows it.
+mod uc {
+    pub const STACK_SP: usize = 16;
+    pub const STACK_FLAGS: usize = 24;
+    pub const STACK_SIZE: usize = 32;
+    pub const GREGS: usize = 40;
+    pub const CSGSFS: usize = 184;
+    pub const FPSTATE: usize = 224;
+    pub const SIGMASK: usize = 296;
+    pub const LEN: usize = 304;
+    pub const SI_SIGNO: usize = 304;
+    pub const SI_CODE: usize = 312;
+    pub const SI_ADDR: usize = 320;
+    pub const FRAME: usize = 304 + 128;
+}
+
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const SYS_SECCOMP: i32 = 1;
+const SA_RESTORER: i32 = 0x0400_0000;
+
+/// The per-host shape of a thread region.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// Control page plus signal stack, a power of two.
+    region: u64,
+}
+
+fn layout() -> Layout {
+    static L: OnceLock<Layout> = OnceLock::new();
+    *L.get_or_init(|| {
+        // The XSAVE area of a signal frame (CPUID 0xD: size for the
+        // features the host enabled), the frame itself, and room.
+        let xsize = std::arch::x86_64::__cpuid_count(0xd, 0).ebx as u64;
+        let stack = (xsize.max(1024) + 4096).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        Layout {
+            region: (PAGE_SIZE + stack).next_power_of_two(),
+        }
+    })
+}
+
+/// Whether the host lets user code read and write its FS/GS base
+/// (FSGSBASE, Linux 5.9+): the handler depends on it.
+pub fn host_has_fsgsbase() -> bool {
+    // SAFETY: getauxval has no preconditions.
+    unsafe { libc::getauxval(libc::AT_HWCAP2) & 2 != 0 }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: b is a valid 8-byte buffer.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    if n != 8 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return t ^ (std::process::id() as u64).rotate_left(32);
+    }
+    u64::from_le_bytes(b)
+}
+
+/// A random base for the stub: 64 KiB aligned, its whole area (code,
+/// pages and every thread region) inside one 4 GiB-aligned block of the
+/// window, so the filters can compare the low halves of addresses.
+fn random_base(l: Layout) -> u64 {
+    let span = sstub::OFF_THREADS + MAX_THREADS * l.region;
+    let r = random_u64();
+    let block = (r >> 48) % WINDOW_BLOCKS.max(1);
+    let slots = ((1u64 << 32) - span) >> 16;
+    let slot = (r & 0xffff_ffff) % slots;
+    WINDOW_START + (block << 32) + (slot << 16)
+}
+
+fn futex_wait(word: &AtomicU32, val: u32, timeout_ns: Option<i64>) -> i32 {
+    let ts = timeout_ns.map(|ns| libc::timespec {
+        tv_sec: ns / 1_000_000_000,
+        tv_nsec: ns % 1_000_000_000,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: a futex wait on a word of physmem (a shared mapping, so the
+    // key matches the stub's mapping of the same frame).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            val,
+            tsp,
+            0usize,
+            0u32,
+        )
+    };
+    if r < 0 {
+        crate::sys::errno()
+    } else {
+        0
+    }
+}
+
+fn futex_wake(word: *const u32) {
+    // SAFETY: a futex wake on a word of physmem.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word,
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0u32,
+        );
+    }
+}
+
+/// The helper's queue: changes not yet carried out, and the sequence
+/// number of the last batch.
+struct Helper {
+    ops: Vec<Op>,
+    seq: u64,
+}
+
+/// Thread regions of one stub: frames of each region ever used (kept
+/// mapped until the process dies) and the slots free for reuse.
+struct Slots {
+    regions: Vec<Vec<Pfn>>,
+    free: Vec<usize>,
+}
+
+/// One stub process of the seccomp backend, shared (Arc) by its
+/// [`AddressSpace`] handles and [`Context`]s; the last reference kills the
+/// process and only then frees its frames.
+///
+/// Locking: `helper` is held for a whole batch (queueing, writing the
+/// requests page, waiting for completion), so batches of one stub never
+/// overlap and a flusher waits until earlier changes are in place; `slots`
+/// is taken inside it (thread creation) or alone (a thread's end), never
+/// the other way round.
+struct Stub {
+    /// The process, as the ptrace backend started it; dropping it kills
+    /// and reaps the process.
+    boot: ptrace::AddressSpace,
+    phys: Arc<PhysMem>,
+    base: u64,
+    layout: Layout,
+    code: Pfn,
+    req: Pfn,
+    filter: Pfn,
+    doorbell: Pfn,
+    comp: Pfn,
+    helper: Mutex<Helper>,
+    slots: Mutex<Slots>,
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        // The process must be gone before its frames can be reused.
+        let pidfd = self.boot.pidfd();
+        // SAFETY: signalling and polling our own child's pidfd.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd,
+                libc::SIGKILL,
+                0usize,
+                0u32,
+            );
+            let mut p = libc::pollfd {
+                fd: pidfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            while libc::poll(&mut p, 1, -1) < 0 && crate::sys::errno() == libc::EINTR {}
+        }
+        let mut frames = vec![self.code, self.req, self.filter, self.doorbell, self.comp];
+        let slots = self.slots.get_mut().unwrap_or_else(|p| p.into_inner());
+        for r in &slots.regions {
+            frames.extend_from_slice(r);
+        }
+        self.phys.put_many(&frames);
+    }
+}
+
+impl Stub {
+    fn word32(&self, pfn: Pfn, off: usize) -> &AtomicU32 {
+        // SAFETY: an aligned word inside a physmem frame this stub owns,
+        // which lives as long as `self`.
+        unsafe { &*(self.phys.page_ptr(pfn).add(off) as *const AtomicU32) }
+    }
+
+    fn word64(&self, pfn: Pfn, off: usize) -> &AtomicU64 {
+        // SAFETY: as for word32.
+        unsafe { &*(self.phys.page_ptr(pfn).add(off) as *const AtomicU64) }
+    }
+
+    fn alive(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.boot.pidfd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: polling our own pidfd without blocking.
+        let r = unsafe { libc::poll(&mut p, 1, 0) };
+        !(r > 0 && p.revents != 0)
+    }
+
+    /// Has the helper carry out `reqs` (system call number and arguments)
+    /// in batches; waits for each batch's unforgeable completion.
+    fn run_batches(&self, h: &mut Helper, reqs: &[(u64, [u64; 6])]) -> Result<(), HostError> {
+        for chunk in reqs.chunks(sstub::REQ_MAX) {
+            let mut page = Vec::with_capacity((chunk.len() + 1) * 64);
+            for (i, (nr, args)) in chunk.iter().enumerate() {
+                page.extend_from_slice(&nr.to_le_bytes());
+                for a in args {
+                    page.extend_from_slice(&a.to_le_bytes());
+                }
+                page.extend_from_slice(&(i as u64).to_le_bytes());
+            }
+            page.extend_from_slice(&u64::MAX.to_le_bytes());
+            self.phys.write(self.req, sstub::REQ_FIRST, &page);
+            h.seq += 1;
+            let seq = h.seq;
+            let done = self.word64(self.comp, 0);
+            let status = self.word64(self.comp, 8);
+            status.store(0, Ordering::SeqCst);
+            let seqw = self.word64(self.req, sstub::REQ_SEQ);
+            seqw.store(seq, Ordering::SeqCst);
+            futex_wake(seqw.as_ptr() as *const u32);
+            let bell = self.word32(self.doorbell, 0);
+            let mut spins = 0u32;
+            while done.load(Ordering::Acquire) != seq {
+                if spins < KERNEL_SPIN {
+                    spins += 1;
+                    std::hint::spin_loop();
+                    continue;
+                }
+                let b = bell.load(Ordering::Acquire);
+                if done.load(Ordering::Acquire) == seq {
+                    break;
+                }
+                if futex_wait(bell, b, Some(LIVENESS_NS)) == libc::ETIMEDOUT && !self.alive() {
+                    return Err(HostError::new("the stub's helper thread is gone", 0));
+                }
+            }
+            let st = status.load(Ordering::Acquire);
+            if st != u64::MAX {
+                let what = chunk
+                    .get(st as usize)
+                    .map_or_else(|| format!("#{st}"), |r| format!("{r:?}"));
+                return Err(HostError::new(
+                    format!("stub request {what} failed"),
+                    libc::ENOMEM,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_locked(&self, h: &mut Helper) -> Result<(), HostError> {
+        if h.ops.is_empty() {
+            return Ok(());
+        }
+        let ops = std::mem::take(&mut h.ops);
+        let reqs: Vec<(u64, [u64; 6])> = ops.iter().map(|op| op.syscall(STUB_PHYSMEM_FD)).collect();
+        self.run_batches(h, &reqs)
+    }
+}
+
+/// A guest address space of the seccomp backend. Cheap to clone.
+#[derive(Clone)]
+pub struct AddressSpace {
+    proc: Arc<Stub>,
+}
+
+/// A guest thread made by the helper, parked in its first trap.
+pub struct NewThread {
+    slot: usize,
+}
+
+/// One guest thread, served by the calling host thread. It exists only
+/// while its stub thread sits in the handler (between traps, the frame
+/// copy here is the thread's state); dropping it tells the stub thread to
+/// exit and frees its slot once the host says the thread is gone.
+pub struct Context {
+    aspace: AddressSpace,
+    slot: usize,
+    /// The stub address of the thread's control page, and its frames.
+    ctl: u64,
+    pfns: Vec<Pfn>,
+    tid: libc::pid_t,
+    kicked: Arc<AtomicBool>,
+    /// The last trap's frame, copied once out of shared memory and
+    /// validated: ucontext and siginfo, where they were, and where the
+    /// XSAVE area is.
+    frame: Box<[u8; uc::FRAME]>,
+    uc_addr: u64,
+    fp_addr: u64,
+    /// The host CPU the stub thread is pinned to (it follows this host
+    /// thread, see [`Context::place`]), and runs since it was last free.
+    pinned: Option<i32>,
+    runs: u32,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+fn rd64(b: &[u8], off: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(w)
+}
+
+fn wr64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn rd32(b: &[u8], off: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(w)
+}
+
+impl AddressSpace {
+    /// Starts a clean stub process, sets it up for the seccomp backend,
+    /// and returns it with the context of its first guest thread.
+    pub fn new(phys: &Arc<PhysMem>) -> Result<(AddressSpace, Context), HostError> {
+        let (boot, mut pctx) = ptrace::AddressSpace::new(phys)?;
+        let layout = layout();
+        let base = random_base(layout);
+        let mut frames = Vec::with_capacity(5);
+        for _ in 0..5 {
+            match phys.alloc() {
+                Some(p) => frames.push(p),
+                None => {
+                    phys.put_many(&frames);
+                    return Err(HostError::new(
+                        "out of guest memory for the stub's pages",
+                        libc::ENOMEM,
+                    ));
+                }
+            }
+        }
+        let stub = Arc::new(Stub {
+            boot,
+            phys: phys.clone(),
+            base,
+            layout,
+            code: frames[0],
+            req: frames[1],
+            filter: frames[2],
+            doorbell: frames[3],
+            comp: frames[4],
+            helper: Mutex::new(Helper {
+                ops: Vec::new(),
+                seq: 0,
+            }),
+            slots: Mutex::new(Slots {
+                regions: Vec::new(),
+                free: Vec::new(),
+            }),
+        });
+        let sites = sstub::sites();
+        phys.write(stub.code, 0, sstub::code());
+        // The requests page header.
+        let mut hdr = [0u8; 32];
+        wr64(&mut hdr, sstub::REQ_COMP_OFF, stub.comp * PAGE_SIZE);
+        wr64(&mut hdr, sstub::REQ_OK_TOKEN, u64::MAX);
+        wr64(&mut hdr, sstub::REQ_REGION_MASK, !(layout.region - 1));
+        phys.write(stub.req, 0, &hdr);
+        phys.write(stub.req, sstub::REQ_FIRST, &u64::MAX.to_le_bytes());
+        // The filters, and the sigaction of the bootstrap.
+        let params = FilterParams {
+            base,
+            comp_off: stub.comp * PAGE_SIZE,
+            region: layout.region,
+            max_threads: MAX_THREADS,
+            clone_flags: CLONE_FLAGS,
+        };
+        let hf = sstub::helper_filter(&params);
+        let gf = sstub::guest_filter(&params);
+        let fbase = base + sstub::OFF_FILTER;
+        let h_at = sstub::FLT_INSNS;
+        let g_at = h_at + hf.len();
+        if g_at + gf.len() > PAGE_SIZE as usize {
+            return Err(HostError::new("the stub's filters do not fit a page", 0));
+        }
+        let mut fp = vec![0u8; g_at + gf.len()];
+        fp[sstub::FLT_HELPER_PROG..sstub::FLT_HELPER_PROG + 2]
+            .copy_from_slice(&((hf.len() / 8) as u16).to_le_bytes());
+        wr64(&mut fp, sstub::FLT_HELPER_PROG + 8, fbase + h_at as u64);
+        fp[sstub::FLT_GUEST_PROG..sstub::FLT_GUEST_PROG + 2]
+            .copy_from_slice(&((gf.len() / 8) as u16).to_le_bytes());
+        wr64(&mut fp, sstub::FLT_GUEST_PROG + 8, fbase + g_at as u64);
+        let sa = sstub::FLT_SIGACTION;
+        wr64(&mut fp, sa, base + sites.handler);
+        wr64(
+            &mut fp,
+            sa + 8,
+            (libc::SA_SIGINFO | libc::SA_ONSTACK | SA_RESTORER) as u64,
+        );
+        wr64(&mut fp, sa + 16, base + sites.sigreturn - 2);
+        wr64(&mut fp, sa + 24, u64::MAX);
+        fp[h_at..g_at].copy_from_slice(&hf);
+        fp[g_at..].copy_from_slice(&gf);
+        phys.write(stub.filter, 0, &fp);
+
+        // Bootstrap, under ptrace: map the stub's pages, install the
+        // handler and the helper's filter, and let the helper go.
+        let mut sys = |nr: libc::c_long, a: [u64; 6], what: &str| -> Result<(), HostError> {
+            let r = pctx.host_syscall(nr as u64, a)?;
+            if r < 0 {
+                return Err(HostError::new(format!("stub setup: {what}"), -r as i32));
+            }
+            Ok(())
+        };
+        let shared = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        let fd = STUB_PHYSMEM_FD as u64;
+        let r = libc::PROT_READ as u64;
+        for (off, pfn, prot) in [
+            (0, stub.code, r | libc::PROT_EXEC as u64),
+            (sstub::OFF_REQ, stub.req, r),
+            (sstub::OFF_FILTER, stub.filter, r),
+            (
+                sstub::OFF_DOORBELL,
+                stub.doorbell,
+                r | libc::PROT_WRITE as u64,
+            ),
+        ] {
+            sys(
+                libc::SYS_mmap,
+                [base + off, PAGE_SIZE, prot, shared, fd, pfn * PAGE_SIZE],
+                "mmap",
+            )?;
+        }
+        for sig in [
+            libc::SIGSYS,
+            libc::SIGSEGV,
+            libc::SIGBUS,
+            libc::SIGILL,
+            libc::SIGTRAP,
+            libc::SIGFPE,
+            ptrace::KICK_SIGNAL,
+        ] {
+            sys(
+                libc::SYS_rt_sigaction,
+                [sig as u64, fbase + sa as u64, 0, 8, 0, 0],
+                "rt_sigaction",
+            )?;
+        }
+        sys(
+            libc::SYS_rt_sigprocmask,
+            [libc::SIG_SETMASK as u64, fbase + sa as u64 + 24, 0, 8, 0, 0],
+            "rt_sigprocmask",
+        )?;
+        sys(
+            libc::SYS_prctl,
+            [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
+            "no_new_privs",
+        )?;
+        sys(
+            libc::SYS_seccomp,
+            [1, 0, fbase + sstub::FLT_HELPER_PROG as u64, 0, 0, 0],
+            "seccomp filter",
+        )?;
+        pctx.detach(base + sites.helper)?;
+        let aspace = AddressSpace { proc: stub };
+        // The ptrace stub's own pages go with the first batch.
+        aspace.unmap(STUB_CODE, 2 * PAGE_SIZE);
+        let nt = aspace.spawn_thread()?;
+        let ctx = Context::adopt(&aspace, nt)?;
+        Ok((aspace, ctx))
+    }
+
+    /// The host pid of the stub process.
+    pub fn host_pid(&self) -> i32 {
+        self.proc.boot.host_pid()
+    }
+
+    fn helper(&self) -> std::sync::MutexGuard<'_, Helper> {
+        self.proc.helper.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues mapping `len` bytes at `addr` to the physmem frames starting
+    /// at `pfn`, with `prot`.
+    pub fn map(&self, addr: u64, len: u64, prot: u32, pfn: Pfn) {
+        push_map(&mut self.helper().ops, addr, len, prot, pfn);
+    }
+
+    /// Queues removing any mapping in `[addr, addr+len)`.
+    pub fn unmap(&self, addr: u64, len: u64) {
+        push_unmap(&mut self.helper().ops, addr, len);
+    }
+
+    /// Queues changing the protection of `[addr, addr+len)`.
+    pub fn protect(&self, addr: u64, len: u64, prot: u32) {
+        push_protect(&mut self.helper().ops, addr, len, prot);
+    }
+
+    /// The stub's base address (for the boot checks).
+    pub(crate) fn base(&self) -> u64 {
+        self.proc.base
+    }
+
+    fn ctl_addr(&self, slot: usize) -> u64 {
+        self.proc.base + sstub::OFF_THREADS + slot as u64 * self.proc.layout.region
+    }
+
+    /// Makes a guest thread: a thread region (new, or one a finished
+    /// thread left), then a clone by the helper; the thread installs the
+    /// guest filter and traps once.
+    fn spawn_thread(&self) -> Result<NewThread, HostError> {
+        let p = &self.proc;
+        let region = p.layout.region;
+        let mut h = self.helper();
+        let (slot, pfns, fresh) = {
+            let mut s = p.slots.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = s.free.pop() {
+                (i, s.regions[i].clone(), false)
+            } else {
+                if s.regions.len() as u64 >= MAX_THREADS {
+                    return Err(HostError::new("too many stub threads", libc::EAGAIN));
+                }
+                let n = (region / PAGE_SIZE) as usize;
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    match p.phys.alloc() {
+                        Some(f) => v.push(f),
+                        None => {
+                            p.phys.put_many(&v);
+                            return Err(HostError::new(
+                                "out of guest memory for a stub thread",
+                                libc::ENOMEM,
+                            ));
+                        }
+                    }
+                }
+                s.regions.push(v.clone());
+                (s.regions.len() - 1, v, true)
+            }
+        };
+        let ctl = self.ctl_addr(slot);
+        if fresh {
+            for (i, &f) in pfns.iter().enumerate() {
+                push_map(
+                    &mut h.ops,
+                    ctl + i as u64 * PAGE_SIZE,
+                    PAGE_SIZE,
+                    crate::prot::READ | crate::prot::WRITE,
+                    f,
+                );
+            }
+        }
+        // The control page, before the thread exists.
+        p.phys.zero(pfns[0], 0, PAGE_SIZE as usize);
+        let mut c = [0u8; 80];
+        c[sstub::CTL_STATE..sstub::CTL_STATE + 4].copy_from_slice(&sstub::ST_RESUME.to_le_bytes());
+        wr64(&mut c, sstub::CTL_SIGSTACK, ctl + PAGE_SIZE);
+        wr64(&mut c, sstub::CTL_SIGSTACK + 16, region - PAGE_SIZE);
+        p.phys.write(pfns[0], 0, &c);
+        let mut reqs: Vec<(u64, [u64; 6])> =
+            h.ops.iter().map(|op| op.syscall(STUB_PHYSMEM_FD)).collect();
+        h.ops.clear();
+        reqs.push((
+            libc::SYS_clone as u64,
+            [CLONE_FLAGS, 0, ctl + sstub::CTL_TID as u64, ctl, 0, ctl],
+        ));
+        // On failure the slot's state is unknown: it is never reused.
+        p.run_batches(&mut h, &reqs)?;
+        Ok(NewThread { slot })
+    }
+}
+
+impl Context {
+    /// Takes over a guest thread made by the helper: waits for its first
+    /// trap (the getpid after it installed its filter) and checks it.
+    pub fn adopt(aspace: &AddressSpace, t: NewThread) -> Result<Context, HostError> {
+        let p = &aspace.proc;
+        let pfns = {
+            let s = p.slots.lock().unwrap_or_else(|e| e.into_inner());
+            s.regions
+                .get(t.slot)
+                .cloned()
+                .ok_or_else(|| HostError::new("no such stub thread", 0))?
+        };
+        let mut ctx = Context {
+            aspace: aspace.clone(),
+            slot: t.slot,
+            ctl: aspace.ctl_addr(t.slot),
+            pfns,
+            tid: 0,
+            kicked: Arc::new(AtomicBool::new(false)),
+            frame: Box::new([0u8; uc::FRAME]),
+            uc_addr: 0,
+            fp_addr: 0,
+            pinned: None,
+            runs: 0,
+            _not_send: std::marker::PhantomData,
+        };
+        ctx.wait_trap()?;
+        ctx.tid = p
+            .word32(ctx.pfns[0], sstub::CTL_TID)
+            .load(Ordering::Acquire) as i32;
+        let mut regs = Registers::default();
+        let trap = ctx.load_frame(&mut regs)?;
+        let first = p.base + sstub::sites().first;
+        if trap != Trap::Syscall || regs.orig_rax != libc::SYS_getpid as u64 || regs.rip != first {
+            return Err(HostError::new(
+                format!(
+                    "a new stub thread did not trap under its filter ({trap:?}, nr {}, rip {:#x})",
+                    regs.orig_rax as i64, regs.rip
+                ),
+                0,
+            ));
+        }
+        Ok(ctx)
+    }
+
+    /// The address space this thread runs in.
+    pub fn address_space(&self) -> &AddressSpace {
+        &self.aspace
+    }
+
+    /// The host tid of the stub thread.
+    pub fn host_tid(&self) -> i32 {
+        self.tid
+    }
+
+    /// A handle for other threads to interrupt the running guest.
+    pub fn interrupter(&self) -> Interrupter {
+        Interrupter::new(self.aspace.host_pid(), self.tid, self.kicked.clone())
+    }
+
+    fn state(&self) -> &AtomicU32 {
+        self.aspace.proc.word32(self.pfns[0], sstub::CTL_STATE)
+    }
+
+    fn thread_alive(&self) -> bool {
+        if self.tid <= 0 {
+            return self.aspace.proc.alive();
+        }
+        // SAFETY: signal 0 only checks that the thread exists.
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, self.aspace.host_pid(), self.tid, 0) };
+        r == 0 && self.aspace.proc.alive()
+    }
+
+    fn kick(&self) {
+        // SAFETY: a signal to one thread of our own stub.
+        unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                self.aspace.host_pid(),
+                self.tid,
+                ptrace::KICK_SIGNAL,
+            );
+        }
+    }
+
+    /// Waits until the thread has trapped into its handler.
+    fn wait_trap(&self) -> Result<(), HostError> {
+        // The stub is in its handler: spinning (TRAPPED) or asleep (SWAIT).
+        let trapped = |v: u32| v == sstub::ST_TRAPPED || v == sstub::ST_SWAIT;
+        let st = self.state();
+        let mut deaf = 0;
+        for _ in 0..KERNEL_SPIN {
+            if trapped(st.load(Ordering::Acquire)) {
+                return Ok(());
+            }
+            std::hint::spin_loop();
+        }
+        loop {
+            let cur = st.load(Ordering::Acquire);
+            if trapped(cur) {
+                return Ok(());
+            }
+            // The host clears the word when the thread ends.
+            if cur == 0 && !self.thread_alive() {
+                return Err(HostError::new("the stub thread is gone", 0));
+            }
+            if cur != sstub::ST_KWAIT
+                && st
+                    .compare_exchange(cur, sstub::ST_KWAIT, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+            {
+                continue;
+            }
+            if futex_wait(st, sstub::ST_KWAIT, Some(LIVENESS_NS)) == libc::ETIMEDOUT {
+                if !self.thread_alive() {
+                    return Err(HostError::new("the stub thread is gone", 0));
+                }
+                // A guest thread runs with the kick unblocked unless it
+                // forged a signal mask with rt_sigreturn: one that stays
+                // deaf to kicks this long is stopped for good.
+                if self.kicked.load(Ordering::SeqCst) {
+                    deaf += 1;
+                    if deaf >= KICK_PATIENCE {
+                        return Err(HostError::new(
+                            "the stub thread ignores interruptions (forged signal mask)",
+                            0,
+                        ));
+                    }
+                    self.kick();
+                } else {
+                    deaf = 0;
+                }
+            }
+        }
+    }
+
+    /// Reads a range of the thread's region at stub address `addr`.
+    fn region_read(&self, addr: u64, buf: &mut [u8]) {
+        let mut off = (addr - self.ctl) as usize;
+        let mut done = 0;
+        while done < buf.len() {
+            let page = off / PAGE_SIZE as usize;
+            let in_page = off % PAGE_SIZE as usize;
+            let n = (PAGE_SIZE as usize - in_page).min(buf.len() - done);
+            self.aspace
+                .proc
+                .phys
+                .read(self.pfns[page], in_page, &mut buf[done..done + n]);
+            done += n;
+            off += n;
+        }
+    }
+
+    fn region_write(&self, addr: u64, data: &[u8]) {
+        let mut off = (addr - self.ctl) as usize;
+        let mut done = 0;
+        while done < data.len() {
+            let page = off / PAGE_SIZE as usize;
+            let in_page = off % PAGE_SIZE as usize;
+            let n = (PAGE_SIZE as usize - in_page).min(data.len() - done);
+            self.aspace
+                .proc
+                .phys
+                .write(self.pfns[page], in_page, &data[done..done + n]);
+            done += n;
+            off += n;
+        }
+    }
+
+    fn stack_range(&self) -> (u64, u64) {
+        (
+            self.ctl + PAGE_SIZE,
+            self.ctl + self.aspace.proc.layout.region,
+        )
+    }
+
+    /// Copies the trap's frame out of shared memory once, checks where it
+    /// claims to be, and decodes registers and the trap from the copy.
+    fn load_frame(&mut self, regs: &mut Registers) -> Result<Trap, HostError> {
+        let p = self.aspace.proc.clone();
+        let (lo, hi) = self.stack_range();
+        let uc_addr = p
+            .word64(self.pfns[0], sstub::CTL_UC)
+            .load(Ordering::Acquire);
+        if uc_addr < lo
+            || !uc_addr.is_multiple_of(8)
+            || uc_addr.checked_add(uc::FRAME as u64).is_none_or(|e| e > hi)
+        {
+            return Err(HostError::new(
+                format!("bad signal frame address {uc_addr:#x} from the stub"),
+                0,
+            ));
+        }
+        let mut f = [0u8; uc::FRAME];
+        self.region_read(uc_addr, &mut f);
+        let fp = rd64(&f, uc::FPSTATE);
+        // The host puts the XSAVE area above the frame, on the same stack.
+        if fp != 0
+            && (fp < uc_addr + uc::FRAME as u64
+                || !fp.is_multiple_of(64)
+                || fp.saturating_add(512) > hi)
+        {
+            return Err(HostError::new(
+                format!("bad XSAVE area address {fp:#x} from the stub"),
+                0,
+            ));
+        }
+        *self.frame = f;
+        self.uc_addr = uc_addr;
+        self.fp_addr = fp;
+        let g = |i: usize| rd64(&f, uc::GREGS + 8 * i);
+        regs.r8 = g(0);
+        regs.r9 = g(1);
+        regs.r10 = g(2);
+        regs.r11 = g(3);
+        regs.r12 = g(4);
+        regs.r13 = g(5);
+        regs.r14 = g(6);
+        regs.r15 = g(7);
+        regs.rdi = g(8);
+        regs.rsi = g(9);
+        regs.rbp = g(10);
+        regs.rbx = g(11);
+        regs.rdx = g(12);
+        regs.rax = g(13);
+        regs.rcx = g(14);
+        regs.rsp = g(15);
+        regs.rip = g(16);
+        regs.eflags = g(17);
+        let csgsfs = rd64(&f, uc::CSGSFS);
+        regs.cs = csgsfs & 0xffff;
+        regs.ss = (csgsfs >> 48) & 0xffff;
+        regs.ds = 0;
+        regs.es = 0;
+        regs.fs = 0;
+        regs.gs = 0;
+        regs.fs_base = p
+            .word64(self.pfns[0], sstub::CTL_FS)
+            .load(Ordering::Acquire);
+        regs.gs_base = p
+            .word64(self.pfns[0], sstub::CTL_GS)
+            .load(Ordering::Acquire);
+        regs.orig_rax = u64::MAX;
+        let signo = rd32(&f, uc::SI_SIGNO) as i32;
+        let code = rd32(&f, uc::SI_CODE) as i32;
+        if signo == libc::SIGSYS && code == SYS_SECCOMP {
+            // The host rolled rax back to the system call number.
+            regs.orig_rax = regs.rax;
+            regs.rax = (-(libc::ENOSYS as i64)) as u64;
+            return Ok(Trap::Syscall);
+        }
+        if code > 0
+            && matches!(
+                signo,
+                libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGTRAP | libc::SIGFPE
+            )
+        {
+            return Ok(Trap::Signal(SignalInfo {
+                signo,
+                code,
+                addr: rd64(&f, uc::SI_ADDR),
+            }));
+        }
+        // The kick, or anything else sent to the stub: never delivered.
+        self.kicked.store(false, Ordering::SeqCst);
+        Ok(Trap::Interrupted)
+    }
+
+    /// Carries out the address space's queued changes.
+    pub fn flush(&mut self) -> Result<(), HostError> {
+        let p = &self.aspace.proc;
+        let mut h = p.helper.lock().unwrap_or_else(|e| e.into_inner());
+        p.flush_locked(&mut h)
+    }
+
+    /// Keeps the stub thread on the CPU this host thread runs on, as the
+    /// ptrace backend does: a handoff on one CPU is a cheap local switch,
+    /// across CPUs an inter-processor interrupt. Now and then the stub is
+    /// left free for one run, so the host can spread busy threads.
+    fn place(&mut self) {
+        const REBALANCE_EVERY: u32 = 256;
+        if self.tid <= 0 {
+            return;
+        }
+        self.runs = self.runs.wrapping_add(1);
+        if self.runs.is_multiple_of(REBALANCE_EVERY) {
+            if self.pinned.take().is_some() {
+                ptrace::set_affinity(self.tid, None);
+            }
+            return;
+        }
+        // SAFETY: sched_getcpu has no arguments.
+        let cpu = unsafe { libc::sched_getcpu() };
+        if cpu >= 0 && self.pinned != Some(cpu) && ptrace::set_affinity(self.tid, Some(cpu)) {
+            self.pinned = Some(cpu);
+        }
+    }
+
+    /// Runs the guest with `regs` until it traps.
+    pub fn run(&mut self, regs: &mut Registers) -> Result<Trap, HostError> {
+        self.flush()?;
+        self.place();
+        if self.kicked.swap(false, Ordering::SeqCst) {
+            return Ok(Trap::Interrupted);
+        }
+        let (lo, hi) = self.stack_range();
+        let f = &mut self.frame[..];
+        let gp = [
+            regs.r8,
+            regs.r9,
+            regs.r10,
+            regs.r11,
+            regs.r12,
+            regs.r13,
+            regs.r14,
+            regs.r15,
+            regs.rdi,
+            regs.rsi,
+            regs.rbp,
+            regs.rbx,
+            regs.rdx,
+            regs.rax,
+            regs.rcx,
+            regs.rsp,
+            regs.rip,
+            regs.eflags,
+        ];
+        for (i, v) in gp.iter().enumerate() {
+            wr64(f, uc::GREGS + 8 * i, *v);
+        }
+        // The host's signal stack and an empty signal mask, whatever the
+        // shared copy says now.
+        wr64(f, uc::STACK_SP, lo);
+        f[uc::STACK_FLAGS..uc::STACK_FLAGS + 8].fill(0);
+        wr64(f, uc::STACK_SIZE, hi - lo);
+        wr64(f, uc::SIGMASK, 0);
+        wr64(f, uc::FPSTATE, self.fp_addr);
+        self.region_write(self.uc_addr, &self.frame[..uc::LEN]);
+        let p = self.aspace.proc.clone();
+        p.word64(self.pfns[0], sstub::CTL_UC)
+            .store(self.uc_addr, Ordering::Relaxed);
+        p.word64(self.pfns[0], sstub::CTL_FS)
+            .store(regs.fs_base, Ordering::Relaxed);
+        p.word64(self.pfns[0], sstub::CTL_GS)
+            .store(regs.gs_base, Ordering::Relaxed);
+        let st = self.state();
+        if st.swap(sstub::ST_RESUME, Ordering::SeqCst) == sstub::ST_SWAIT {
+            futex_wake(st.as_ptr());
+        }
+        self.wait_trap()?;
+        self.load_frame(regs)
+    }
+
+    /// Makes a new guest thread in this address space (by the helper).
+    pub fn new_thread(&mut self) -> Result<NewThread, HostError> {
+        self.aspace.spawn_thread()
+    }
+
+    /// The XSAVE area of the last trap's frame, and its size.
+    fn fpu_area(&self) -> Result<Vec<u8>, HostError> {
+        if self.fp_addr == 0 {
+            return Err(HostError::new("no FPU state in the signal frame", 0));
+        }
+        let mut legacy = vec![0u8; 512];
+        self.region_read(self.fp_addr, &mut legacy);
+        let mut len = 512usize;
+        if rd32(&legacy, 464) == FP_XSTATE_MAGIC1 {
+            let size = rd32(&legacy, 480) as u64;
+            if size < 576 || self.fp_addr + size + 4 > self.stack_range().1 {
+                return Err(HostError::new("bad XSAVE size in the signal frame", 0));
+            }
+            len = size as usize;
+        }
+        let mut buf = vec![0u8; len];
+        self.region_read(self.fp_addr, &mut buf);
+        Ok(buf)
+    }
+
+    /// The guest thread's x87/SSE/AVX state.
+    pub fn get_fpu(&self) -> Result<FpuState, HostError> {
+        self.fpu_area().map(FpuState)
+    }
+
+    /// Replaces the guest thread's x87/SSE/AVX state, after checking it
+    /// as the host's XRSTOR would (an invalid state is an error).
+    pub fn set_fpu(&self, fpu: &FpuState) -> Result<(), HostError> {
+        let cur = self.fpu_area()?;
+        let new = &fpu.0;
+        let bad = |what: &str| {
+            Err(HostError::new(
+                format!("invalid FPU state: {what}"),
+                libc::EINVAL,
+            ))
+        };
+        if new.len() != cur.len() {
+            return bad("size");
+        }
+        let mut mask = rd32(&cur, 28);
+        if mask == 0 {
+            mask = 0xffbf;
+        }
+        if rd32(new, 24) & !mask != 0 {
+            return bad("MXCSR");
+        }
+        if cur.len() > 512 {
+            let features = rd64(&cur, 472);
+            if rd64(new, 512) & !features != 0 || rd64(new, 520) != 0 {
+                return bad("XSTATE header");
+            }
+            if new[528..576].iter().any(|&b| b != 0) {
+                return bad("XSTATE header reserved bytes");
+            }
+        }
+        // The software-reserved bytes stay the host's.
+        self.region_write(self.fp_addr, &new[..464]);
+        if new.len() > 512 {
+            self.region_write(self.fp_addr + 512, &new[512..]);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        let st = self.state();
+        if st.swap(sstub::ST_EXIT, Ordering::SeqCst) == sstub::ST_SWAIT {
+            futex_wake(st.as_ptr());
+        }
+        if Arc::strong_count(&self.aspace.proc) == 1 {
+            // The process dies with this reference.
+            return;
+        }
+        // The slot may be reused once the thread is gone: the host clears
+        // the state word after its last access to the region.
+        for _ in 0..200 {
+            let v = st.load(Ordering::Acquire);
+            // SAFETY: signal 0 only checks that the thread exists.
+            let gone =
+                unsafe { libc::syscall(libc::SYS_tgkill, self.aspace.host_pid(), self.tid, 0) } < 0;
+            if gone {
+                let mut s = self
+                    .aspace
+                    .proc
+                    .slots
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                s.free.push(self.slot);
+                return;
+            }
+            futex_wait(st, v, Some(5_000_000));
+        }
+    }
+}

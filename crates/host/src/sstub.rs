@@ -1,0 +1,615 @@
+//! The seccomp backend's stub: position-independent code copied into a
+//! physmem frame and mapped read+execute at a random base in each stub
+//! process, and the two seccomp filters (BPF) that confine it.
+//!
+//! Layout from the base `B` (all above the guest's TASK_SIZE):
+//!
+//! | offset | page | stub's view | what |
+//! |---|---|---|---|
+//! | 0x0000 | code | r-x | this code |
+//! | 0x1000 | requests | r-- | map/unmap/protect/clone batches for the helper thread |
+//! | 0x2000 | filters | r-- | the two BPF programs and the bootstrap sigaction |
+//! | 0x3000 | doorbell | rw- | the helper's wake-up word (a hint only) |
+//! | 0x10000 + i·REGION | thread i | rw- | control page, then the thread's signal stack |
+//!
+//! Entry points:
+//! - `handler`: the SIGSYS/SIGSEGV/SIGBUS/SIGILL/SIGTRAP/SIGFPE/kick
+//!   handler of guest threads. The host has saved every register and the
+//!   XSAVE area in the signal frame on the thread's signal stack (a
+//!   shared physmem region); the handler publishes the frame's address,
+//!   hands off to the kernel (bounded spin, then futex) and, told to
+//!   resume, returns into the guest with rt_sigreturn on the frame the
+//!   kernel rewrote — or exits the thread.
+//! - `helper`: the loop of the helper thread (the stub's first thread),
+//!   which never runs guest code: it waits for a new sequence number in
+//!   the read-only requests page, runs the batch, and reports completion
+//!   with pwrite on physmem into a frame that is not mapped in the stub.
+//! - the clone site inside the helper's batch loop: a new guest thread
+//!   sets its signal stack, unblocks signals, installs the guest filter
+//!   and traps once (getpid) so that its kernel thread finds it parked.
+//!
+//! The code uses registers only: no stack, no writable data except the
+//! control pages and the doorbell, which it trusts for nothing but its own
+//! thread's registers.
+
+use std::sync::OnceLock;
+
+/// Page offsets from the stub base.
+pub const OFF_REQ: u64 = 0x1000;
+pub const OFF_FILTER: u64 = 0x2000;
+pub const OFF_DOORBELL: u64 = 0x3000;
+pub const OFF_THREADS: u64 = 0x10000;
+
+/// The requests page: header words, then 64-byte requests.
+pub const REQ_SEQ: usize = 0;
+pub const REQ_COMP_OFF: usize = 8;
+pub const REQ_OK_TOKEN: usize = 16;
+pub const REQ_REGION_MASK: usize = 24;
+pub const REQ_FIRST: usize = 64;
+/// Requests per batch (one slot is kept for the end marker).
+pub const REQ_MAX: usize = (4096 - REQ_FIRST) / 64 - 1;
+
+/// The filters page: `struct sock_fprog` of the helper's and the guest's
+/// filter, the sigaction used at bootstrap, then the instructions.
+pub const FLT_HELPER_PROG: usize = 0;
+pub const FLT_GUEST_PROG: usize = 16;
+pub const FLT_SIGACTION: usize = 32;
+pub const FLT_INSNS: usize = 64;
+
+/// The control page of a thread.
+pub const CTL_STATE: usize = 0;
+pub const CTL_UC: usize = 8;
+pub const CTL_FS: usize = 16;
+pub const CTL_GS: usize = 24;
+pub const CTL_SIGSTACK: usize = 32;
+pub const CTL_MASK: usize = 64;
+pub const CTL_TID: usize = 72;
+
+/// Values of the state word. The kernel sets RESUME (and may turn it
+/// into KWAIT when it goes to sleep waiting for the next trap: the stub
+/// treats both as "run the guest"); the stub sets TRAPPED at a trap and
+/// SWAIT when it sleeps; the kernel sets EXIT to end the thread.
+pub const ST_RESUME: u32 = 1;
+pub const ST_KWAIT: u32 = 2;
+pub const ST_TRAPPED: u32 = 3;
+pub const ST_SWAIT: u32 = 4;
+pub const ST_EXIT: u32 = 5;
+
+/// Iterations the stub spins before sleeping on its futex: short, since
+/// the kernel thread it waits for usually shares its CPU.
+const STUB_SPIN: u32 = 64;
+
+std::arch::global_asm!(
+    ".pushsection .rodata.ruml_sstub,\"a\"",
+    ".balign 4096",
+    ".globl ruml_sstub_start",
+    "ruml_sstub_start:",
+    // ---- the guest threads' signal handler --------------------------
+    ".globl ruml_sstub_handler",
+    "ruml_sstub_handler:",
+    "    mov r12, rdx",
+    "    lea r15, [rip + ruml_sstub_start + {req}]",
+    "    mov rbx, rsp",
+    "    and rbx, [r15 + {req_mask}]",
+    "    mov [rbx + {ctl_uc}], r12",
+    "    rdfsbase rax",
+    "    mov [rbx + {ctl_fs}], rax",
+    "    rdgsbase rax",
+    "    mov [rbx + {ctl_gs}], rax",
+    "    mov eax, {trapped}",
+    "    xchg [rbx], eax",
+    "    cmp eax, {kwait}",
+    "    jne 2f",
+    "    mov rdi, rbx",
+    "    mov esi, 1",
+    "    mov edx, 1",
+    "    xor r10d, r10d",
+    "    mov eax, 202",
+    "    syscall",
+    ".globl ruml_sstub_site_wake",
+    "ruml_sstub_site_wake:",
+    "2:",
+    "    mov ecx, {spin}",
+    "3:",
+    "    mov eax, [rbx]",
+    "    cmp eax, {resume}",
+    "    je 5f",
+    "    cmp eax, {kwait}",
+    "    je 5f",
+    "    cmp eax, {exit}",
+    "    je 6f",
+    "    dec ecx",
+    "    jz 4f",
+    "    pause",
+    "    jmp 3b",
+    "4:",
+    "    mov edx, {swait}",
+    "    lock cmpxchg [rbx], edx",
+    "    mov rdi, rbx",
+    "    xor esi, esi",
+    "    mov edx, {swait}",
+    "    xor r10d, r10d",
+    "    mov eax, 202",
+    "    syscall",
+    ".globl ruml_sstub_site_wait",
+    "ruml_sstub_site_wait:",
+    "    jmp 2b",
+    "5:",
+    "    mov rax, [rbx + {ctl_fs}]",
+    "    wrfsbase rax",
+    "    mov rax, [rbx + {ctl_gs}]",
+    "    wrgsbase rax",
+    "    mov rsp, r12",
+    "    mov eax, 15",
+    "    syscall",
+    ".globl ruml_sstub_site_sigreturn",
+    "ruml_sstub_site_sigreturn:",
+    "    ud2",
+    "6:",
+    "    xor edi, edi",
+    "    mov eax, 60",
+    "    syscall",
+    ".globl ruml_sstub_site_exit",
+    "ruml_sstub_site_exit:",
+    "    ud2",
+    // ---- the helper thread ---------------------------------------------
+    ".globl ruml_sstub_helper",
+    "ruml_sstub_helper:",
+    "    lea r15, [rip + ruml_sstub_start + {req}]",
+    "    lea r14, [rip + ruml_sstub_start + {doorbell}]",
+    "    xor r13d, r13d",
+    "10:",
+    "    mov rax, [r15]",
+    "    cmp rax, r13",
+    "    jne 11f",
+    "    mov rdi, r15",
+    "    xor esi, esi",
+    "    mov edx, r13d",
+    "    xor r10d, r10d",
+    "    mov eax, 202",
+    "    syscall",
+    "    jmp 10b",
+    "11:",
+    "    mov r13, rax",
+    "    lea rbx, [r15 + {req_first}]",
+    "12:",
+    "    lea rax, [r15 + 4096]",
+    "    cmp rbx, rax",
+    "    jae 14f",
+    "    mov rax, [rbx]",
+    "    cmp rax, -1",
+    "    je 14f",
+    "    mov r12, rax",
+    "    mov rdi, [rbx + 8]",
+    "    mov rsi, [rbx + 16]",
+    "    mov rdx, [rbx + 24]",
+    "    mov r10, [rbx + 32]",
+    "    mov r8, [rbx + 40]",
+    "    mov r9, [rbx + 48]",
+    "    syscall",
+    "    cmp r12, 56",
+    "    jne 13f",
+    "    test rax, rax",
+    "    jz 20f",
+    "13:",
+    "    cmp rax, -4095",
+    "    jae 15f",
+    "    add rbx, 64",
+    "    jmp 12b",
+    "14:",
+    "    lea rsi, [r15 + {req_ok}]",
+    "    jmp 16f",
+    "15:",
+    "    lea rsi, [rbx + 56]",
+    "16:",
+    "    mov edi, 3",
+    "    mov edx, 8",
+    "    mov r10, [r15 + {req_comp}]",
+    "    add r10, 8",
+    "    mov eax, 18",
+    "    syscall",
+    "    mov edi, 3",
+    "    mov rsi, r15",
+    "    mov edx, 8",
+    "    mov r10, [r15 + {req_comp}]",
+    "    mov eax, 18",
+    "    syscall",
+    "    lock inc dword ptr [r14]",
+    "    mov rdi, r14",
+    "    mov esi, 1",
+    "    mov edx, 0x7fffffff",
+    "    xor r10d, r10d",
+    "    mov eax, 202",
+    "    syscall",
+    "    jmp 10b",
+    // ---- a new guest thread (clone child of the helper; r9 = its
+    // control page) ------------------------------------------------------
+    "20:",
+    "    mov rbx, r9",
+    "    lea rdi, [rbx + {ctl_sigstack}]",
+    "    xor esi, esi",
+    "    mov eax, 131",
+    "    syscall",
+    "    mov edi, 2",
+    "    lea rsi, [rbx + {ctl_mask}]",
+    "    xor edx, edx",
+    "    mov r10d, 8",
+    "    mov eax, 14",
+    "    syscall",
+    "    mov edi, 1",
+    "    xor esi, esi",
+    "    lea rdx, [rip + ruml_sstub_start + {filter} + {guest_prog}]",
+    "    mov eax, 317",
+    "    syscall",
+    "    mov eax, 39",
+    "    syscall",
+    ".globl ruml_sstub_site_first",
+    "ruml_sstub_site_first:",
+    "    ud2",
+    ".globl ruml_sstub_end",
+    "ruml_sstub_end:",
+    ".popsection",
+    req = const OFF_REQ,
+    doorbell = const OFF_DOORBELL,
+    filter = const OFF_FILTER,
+    req_mask = const REQ_REGION_MASK,
+    req_first = const REQ_FIRST,
+    req_ok = const REQ_OK_TOKEN,
+    req_comp = const REQ_COMP_OFF,
+    guest_prog = const FLT_GUEST_PROG,
+    ctl_uc = const CTL_UC,
+    ctl_fs = const CTL_FS,
+    ctl_gs = const CTL_GS,
+    ctl_sigstack = const CTL_SIGSTACK,
+    ctl_mask = const CTL_MASK,
+    trapped = const ST_TRAPPED,
+    kwait = const ST_KWAIT,
+    resume = const ST_RESUME,
+    exit = const ST_EXIT,
+    swait = const ST_SWAIT,
+    spin = const STUB_SPIN,
+);
+
+extern "C" {
+    static ruml_sstub_start: u8;
+    static ruml_sstub_handler: u8;
+    static ruml_sstub_site_wake: u8;
+    static ruml_sstub_site_wait: u8;
+    static ruml_sstub_site_sigreturn: u8;
+    static ruml_sstub_site_exit: u8;
+    static ruml_sstub_site_first: u8;
+    static ruml_sstub_helper: u8;
+    static ruml_sstub_end: u8;
+}
+
+fn off(sym: *const u8) -> u64 {
+    sym as u64 - &raw const ruml_sstub_start as u64
+}
+
+/// Offsets (from the base) of the stub's entry points and of the
+/// instructions just after each system call guest threads may make.
+#[derive(Clone, Copy, Debug)]
+pub struct Sites {
+    pub handler: u64,
+    pub helper: u64,
+    pub wake: u64,
+    pub wait: u64,
+    pub sigreturn: u64,
+    pub exit: u64,
+    pub first: u64,
+    pub code_len: u64,
+}
+
+pub fn sites() -> Sites {
+    Sites {
+        handler: off(&raw const ruml_sstub_handler),
+        helper: off(&raw const ruml_sstub_helper),
+        wake: off(&raw const ruml_sstub_site_wake),
+        wait: off(&raw const ruml_sstub_site_wait),
+        sigreturn: off(&raw const ruml_sstub_site_sigreturn),
+        exit: off(&raw const ruml_sstub_site_exit),
+        first: off(&raw const ruml_sstub_site_first),
+        code_len: off(&raw const ruml_sstub_end),
+    }
+}
+
+/// The stub's code bytes (less than a page).
+pub fn code() -> &'static [u8] {
+    static CODE: OnceLock<Vec<u8>> = OnceLock::new();
+    CODE.get_or_init(|| {
+        let n = sites().code_len as usize;
+        // SAFETY: the section defined above is `n` bytes long.
+        unsafe { std::slice::from_raw_parts(&raw const ruml_sstub_start, n).to_vec() }
+    })
+}
+
+// ---- BPF --------------------------------------------------------------
+
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_JGE_K: u16 = 0x35;
+const BPF_JGT_K: u16 = 0x25;
+const BPF_AND_K: u16 = 0x54;
+const BPF_RET_K: u16 = 0x06;
+
+pub const RET_ALLOW: u32 = 0x7fff_0000;
+pub const RET_TRAP: u32 = 0x0003_0000;
+pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const X32_BIT: u32 = 0x4000_0000;
+
+const D_NR: u32 = 0;
+const D_ARCH: u32 = 4;
+const D_IP_LO: u32 = 8;
+const D_IP_HI: u32 = 12;
+fn d_arg_lo(i: u32) -> u32 {
+    16 + 8 * i
+}
+fn d_arg_hi(i: u32) -> u32 {
+    20 + 8 * i
+}
+
+/// A BPF program under construction, with symbolic jumps resolved at the
+/// end: `Jmp::To(label)` or the shared return labels.
+struct Prog {
+    insns: Vec<(u16, Jmp, Jmp, u32)>,
+    labels: Vec<Option<usize>>,
+}
+
+#[derive(Clone, Copy)]
+enum Jmp {
+    Next,
+    Label(usize),
+}
+
+const L_ALLOW: usize = 0;
+const L_TRAP: usize = 1;
+const L_KILL: usize = 2;
+
+impl Prog {
+    fn new() -> Prog {
+        Prog {
+            insns: Vec::new(),
+            labels: vec![None, None, None],
+        }
+    }
+    fn label(&mut self) -> usize {
+        self.labels.push(None);
+        self.labels.len() - 1
+    }
+    fn here(&mut self, l: usize) {
+        self.labels[l] = Some(self.insns.len());
+    }
+    fn ld(&mut self, off: u32) {
+        self.insns.push((BPF_LD_W_ABS, Jmp::Next, Jmp::Next, off));
+    }
+    fn and(&mut self, k: u32) {
+        self.insns.push((BPF_AND_K, Jmp::Next, Jmp::Next, k));
+    }
+    /// if A == k goto t else goto f
+    fn jeq(&mut self, k: u32, t: Jmp, f: Jmp) {
+        self.insns.push((BPF_JEQ_K, t, f, k));
+    }
+    fn jge(&mut self, k: u32, t: Jmp, f: Jmp) {
+        self.insns.push((BPF_JGE_K, t, f, k));
+    }
+    fn jgt(&mut self, k: u32, t: Jmp, f: Jmp) {
+        self.insns.push((BPF_JGT_K, t, f, k));
+    }
+    fn ret(&mut self, k: u32) {
+        self.insns.push((BPF_RET_K, Jmp::Next, Jmp::Next, k));
+    }
+    /// Requires argument `i` (all 64 bits) to equal `v`, else traps.
+    fn arg_eq(&mut self, i: u32, v: u64) {
+        self.ld(d_arg_hi(i));
+        self.jeq((v >> 32) as u32, Jmp::Next, Jmp::Label(L_TRAP));
+        self.ld(d_arg_lo(i));
+        self.jeq(v as u32, Jmp::Next, Jmp::Label(L_TRAP));
+    }
+    /// The common head: the architecture first (anything but x86_64 kills
+    /// the stub process: int 0x80 and 32-bit code segments report i386),
+    /// then x32 numbers (bit 30) and anything above trap.
+    fn head(&mut self) {
+        self.ld(D_ARCH);
+        self.jeq(AUDIT_ARCH_X86_64, Jmp::Next, Jmp::Label(L_KILL));
+        self.ld(D_NR);
+        self.jge(X32_BIT, Jmp::Label(L_TRAP), Jmp::Next);
+    }
+    fn finish(mut self) -> Vec<u8> {
+        self.ret(RET_TRAP);
+        self.here(L_ALLOW);
+        self.ret(RET_ALLOW);
+        self.here(L_TRAP);
+        self.ret(RET_TRAP);
+        self.here(L_KILL);
+        self.ret(RET_KILL_PROCESS);
+        let mut out = Vec::with_capacity(self.insns.len() * 8);
+        for (i, &(code, jt, jf, k)) in self.insns.iter().enumerate() {
+            let rel = |j: Jmp| -> u8 {
+                match j {
+                    Jmp::Next => 0,
+                    Jmp::Label(l) => {
+                        let target = self.labels[l].expect("BPF label placed");
+                        let d = target - i - 1;
+                        assert!(d < 256, "BPF jump too far");
+                        d as u8
+                    }
+                }
+            };
+            out.extend_from_slice(&code.to_le_bytes());
+            out.push(rel(jt));
+            out.push(rel(jf));
+            out.extend_from_slice(&k.to_le_bytes());
+        }
+        out
+    }
+}
+
+/// Where things are in one stub process, for its filters.
+#[derive(Clone, Copy, Debug)]
+pub struct FilterParams {
+    pub base: u64,
+    /// Offset in physmem of the completion frame (not mapped in the stub).
+    pub comp_off: u64,
+    pub region: u64,
+    pub max_threads: u64,
+    pub clone_flags: u64,
+}
+
+/// The helper thread's filter (inherited by every guest thread, which
+/// adds the guest filter on top; the stricter result wins). Default: trap
+/// — the helper blocks every signal, so a trap there kills the stub.
+pub fn helper_filter(p: &FilterParams) -> Vec<u8> {
+    let mut f = Prog::new();
+    f.head();
+    let simple = [
+        libc::SYS_futex,
+        libc::SYS_rt_sigreturn,
+        libc::SYS_exit,
+        libc::SYS_munmap,
+        libc::SYS_mprotect,
+        libc::SYS_sigaltstack,
+        libc::SYS_rt_sigprocmask,
+    ];
+    for nr in simple {
+        f.jeq(nr as u32, Jmp::Label(L_ALLOW), Jmp::Next);
+    }
+    let mmap = f.label();
+    let pwrite = f.label();
+    let clone = f.label();
+    let seccomp = f.label();
+    f.jeq(libc::SYS_mmap as u32, Jmp::Label(mmap), Jmp::Next);
+    f.jeq(libc::SYS_pwrite64 as u32, Jmp::Label(pwrite), Jmp::Next);
+    f.jeq(libc::SYS_clone as u32, Jmp::Label(clone), Jmp::Next);
+    f.jeq(libc::SYS_seccomp as u32, Jmp::Label(seccomp), Jmp::Next);
+    f.ret(RET_TRAP);
+    // mmap: only physmem, only MAP_SHARED|MAP_FIXED, never in the guest's
+    // view above the stub's own area... the kernel chooses addresses.
+    f.here(mmap);
+    f.arg_eq(4, crate::stub::STUB_PHYSMEM_FD as u64);
+    f.arg_eq(3, (libc::MAP_SHARED | libc::MAP_FIXED) as u64);
+    f.ret(RET_ALLOW);
+    // pwrite64: 8 bytes from the read-only requests page into the
+    // completion frame of physmem, nowhere else.
+    f.here(pwrite);
+    f.arg_eq(0, crate::stub::STUB_PHYSMEM_FD as u64);
+    f.arg_eq(2, 8);
+    let req = p.base + OFF_REQ;
+    f.ld(d_arg_hi(1));
+    f.jeq((req >> 32) as u32, Jmp::Next, Jmp::Label(L_TRAP));
+    f.ld(d_arg_lo(1));
+    f.and(0xffff_f000);
+    f.jeq(req as u32, Jmp::Next, Jmp::Label(L_TRAP));
+    f.ld(d_arg_hi(3));
+    f.jeq((p.comp_off >> 32) as u32, Jmp::Next, Jmp::Label(L_TRAP));
+    f.ld(d_arg_lo(3));
+    f.jeq(p.comp_off as u32, Jmp::Label(L_ALLOW), Jmp::Next);
+    f.jeq(
+        p.comp_off as u32 + 8,
+        Jmp::Label(L_ALLOW),
+        Jmp::Label(L_TRAP),
+    );
+    // clone: only the stub-thread flags.
+    f.here(clone);
+    f.arg_eq(0, p.clone_flags);
+    f.ret(RET_ALLOW);
+    // seccomp: only adding a filter (the guest filter, for new threads).
+    f.here(seccomp);
+    f.arg_eq(0, 1);
+    f.ret(RET_ALLOW);
+    f.finish()
+}
+
+/// The guest threads' filter: every system call traps, except from the
+/// exact instructions of the handler: futex (wait without timeout, or
+/// wake) on a thread's own state word, rt_sigreturn, and exit.
+pub fn guest_filter(p: &FilterParams) -> Vec<u8> {
+    let s = sites();
+    let mut f = Prog::new();
+    f.head();
+    let code = p.base;
+    f.ld(D_IP_HI);
+    f.jeq((code >> 32) as u32, Jmp::Next, Jmp::Label(L_TRAP));
+    f.ld(D_IP_LO);
+    let futex = f.label();
+    let sigret = f.label();
+    let exit = f.label();
+    f.jeq((code + s.wake) as u32, Jmp::Label(futex), Jmp::Next);
+    f.jeq((code + s.wait) as u32, Jmp::Label(futex), Jmp::Next);
+    f.jeq((code + s.sigreturn) as u32, Jmp::Label(sigret), Jmp::Next);
+    f.jeq((code + s.exit) as u32, Jmp::Label(exit), Jmp::Label(L_TRAP));
+    f.here(sigret);
+    f.ld(D_NR);
+    f.jeq(
+        libc::SYS_rt_sigreturn as u32,
+        Jmp::Label(L_ALLOW),
+        Jmp::Label(L_TRAP),
+    );
+    f.here(exit);
+    f.ld(D_NR);
+    f.jeq(
+        libc::SYS_exit as u32,
+        Jmp::Label(L_ALLOW),
+        Jmp::Label(L_TRAP),
+    );
+    f.here(futex);
+    f.ld(D_NR);
+    f.jeq(libc::SYS_futex as u32, Jmp::Next, Jmp::Label(L_TRAP));
+    // uaddr: exactly the state word of one of this stub's thread slots.
+    let first = p.base + OFF_THREADS;
+    let last = first + (p.max_threads - 1) * p.region;
+    f.ld(d_arg_hi(0));
+    f.jeq((first >> 32) as u32, Jmp::Next, Jmp::Label(L_TRAP));
+    f.ld(d_arg_lo(0));
+    f.jge(first as u32, Jmp::Next, Jmp::Label(L_TRAP));
+    f.jgt(last as u32, Jmp::Label(L_TRAP), Jmp::Next);
+    f.and((p.region - 1) as u32);
+    f.jeq(0, Jmp::Next, Jmp::Label(L_TRAP));
+    // op: FUTEX_WAKE, or FUTEX_WAIT with no timeout.
+    f.ld(d_arg_hi(1));
+    f.jeq(0, Jmp::Next, Jmp::Label(L_TRAP));
+    f.ld(d_arg_lo(1));
+    let wait = f.label();
+    f.jeq(libc::FUTEX_WAKE as u32, Jmp::Label(L_ALLOW), Jmp::Next);
+    f.jeq(
+        libc::FUTEX_WAIT as u32,
+        Jmp::Label(wait),
+        Jmp::Label(L_TRAP),
+    );
+    f.here(wait);
+    f.arg_eq(3, 0);
+    f.ret(RET_ALLOW);
+    f.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_is_small_and_sites_ordered() {
+        let s = sites();
+        assert!(s.code_len < 4096);
+        assert!(s.handler < s.wake && s.wake < s.wait && s.wait < s.sigreturn);
+        assert!(s.sigreturn < s.exit && s.exit < s.helper && s.helper < s.first);
+        // Each site follows a `syscall` instruction.
+        let c = code();
+        for site in [s.wake, s.wait, s.sigreturn, s.exit, s.first] {
+            assert_eq!(&c[site as usize - 2..site as usize], &[0x0f, 0x05]);
+        }
+    }
+
+    #[test]
+    fn filters_fit_their_page() {
+        let p = FilterParams {
+            base: 0x7ff1_2345_0000,
+            comp_off: 0x1234_5000,
+            region: 0x4000,
+            max_threads: 8192,
+            clone_flags: 0x50f00,
+        };
+        let h = helper_filter(&p);
+        let g = guest_filter(&p);
+        assert!(FLT_INSNS + h.len() + g.len() < 4096);
+    }
+}
