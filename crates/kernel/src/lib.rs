@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod boot;
+pub mod container;
 pub mod errno;
 pub mod exec;
 pub mod fs;

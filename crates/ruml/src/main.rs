@@ -1,5 +1,9 @@
 //! `ruml [PARAMS] [-- CMD ARGS...]`: boots a ruml instance. PARAMS are
 //! UML-style kernel parameters; CMD, if given, is init.
+//! `ruml oci ...` (or this binary run under the name `ruml-oci`) is the
+//! OCI runtime: see [`oci`] and docs/oci.md.
+
+mod oci;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -65,6 +69,17 @@ fn resolve_cmd(root: &Path, cmd: &OsString) -> Vec<u8> {
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // The OCI runtime: `ruml oci ARGS`, or `ruml-oci ARGS` (a link to ruml).
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n.as_bytes().ends_with(b"ruml-oci"))
+    {
+        std::process::exit(oci::main(args));
+    }
+    if args.first().is_some_and(|a| a == "oci") {
+        std::process::exit(oci::main(args[1..].to_vec()));
+    }
     let split = args.iter().position(|a| a == "--");
     let (params, cmd) = match split {
         Some(i) => (&args[..i], &args[i + 1..]),
