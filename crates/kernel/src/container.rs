@@ -31,6 +31,12 @@ pub enum ExtraMount {
         target: Vec<u8>,
         read_only: bool,
     },
+    /// Host file `host` at `target`, a file the mount makes if missing.
+    HostFile {
+        host: PathBuf,
+        target: Vec<u8>,
+        read_only: bool,
+    },
 }
 
 /// The container process's setup (OCI config.json `process`, `hostname`,
@@ -97,6 +103,23 @@ pub(crate) fn apply(task: &Arc<Task>, fs: &Arc<FsContext>) -> Result<(), String>
                     .map_err(|e| format!("cannot open {}: {e}", host.display()))?;
                 (target, inode, "hostfs", *read_only)
             }
+            ExtraMount::HostFile {
+                host,
+                target,
+                read_only,
+            } => {
+                let inode = crate::fs::hostfs::HostFs::open_file_root(host, *read_only)
+                    .map_err(|e| format!("cannot open {}: {e}", host.display()))?;
+                let shown = String::from_utf8_lossy(target).into_owned();
+                let p = file_mount_point(&walker, &root, target)
+                    .map_err(|e| format!("mount point {shown}: {e}"))?;
+                fs.ns.mount("hostfs", inode, &p, *read_only);
+                crate::log::info(&format!(
+                    "VFS: Bound host file {} on {shown}.",
+                    host.display()
+                ));
+                continue;
+            }
         };
         let shown = String::from_utf8_lossy(target).into_owned();
         let p = match walker.walk(&root, target, true) {
@@ -155,6 +178,37 @@ pub(crate) fn apply(task: &Arc<Task>, fs: &Arc<FsContext>) -> Result<(), String>
         task.group.sig().no_new_privs = true;
     }
     Ok(())
+}
+
+/// The guest file `target` for a file bind mount, made empty (with its
+/// parent directories) when missing.
+fn file_mount_point(
+    walker: &Walker<'_>,
+    root: &crate::fs::vfs::Path,
+    target: &[u8],
+) -> crate::errno::KResult<crate::fs::vfs::Path> {
+    match walker.walk(root, target, true) {
+        Ok(p) if p.inode().file_type() == FileType::Directory => {
+            crate::error!(EISDIR)
+        }
+        Ok(p) => Ok(p),
+        Err(crate::errno::Errno::ENOENT) => {
+            let cut = target.iter().rposition(|&b| b == b'/').unwrap_or(0);
+            let (dir, name) = (&target[..cut], &target[cut + 1..]);
+            let parent = match walker.walk(root, dir, true) {
+                Ok(p) => p,
+                Err(crate::errno::Errno::ENOENT) => crate::fs::mkdir_p(walker, root, dir)?,
+                Err(e) => return Err(e),
+            };
+            if parent.mnt.read_only() {
+                return crate::error!(EROFS);
+            }
+            parent.inode().create(name, 0o644, 0)?;
+            crate::fs::namei::dcache::changed();
+            walker.walk(root, target, true)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Sends `signo` to init on behalf of the host (the OCI runtime's

@@ -138,17 +138,24 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
             };
             let md = std::fs::metadata(&src)
                 .map_err(|e| format!("bind mount on {at}: source {}: {e}", src.display()))?;
-            if !md.is_dir() {
+            if md.is_dir() {
+                setup.mounts.push(ExtraMount::HostDir {
+                    host: src,
+                    target: dest,
+                    read_only: ro,
+                });
+            } else if md.is_file() {
+                setup.mounts.push(ExtraMount::HostFile {
+                    host: src,
+                    target: dest,
+                    read_only: ro,
+                });
+            } else {
                 return Err(format!(
-                    "bind mount on {at}: source {} is not a directory (ruml binds host directories only)",
+                    "bind mount on {at}: source {} is not a directory or regular file",
                     src.display()
                 ));
             }
-            setup.mounts.push(ExtraMount::HostDir {
-                host: src,
-                target: dest,
-                read_only: ro,
-            });
             continue;
         }
         match (kind, at) {
@@ -210,9 +217,11 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
                 ))
             }
             "quiet" => quiet = v != "false",
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "annotation {k}: unknown ruml parameter (known: ruml.mem, ruml.mode, ruml.quiet)"
-            )),
+            ))
+            }
         }
     }
     let init = resolve_cmd(&root, &process.args[0], &process.env);
