@@ -1,0 +1,576 @@
+//! `ruml oci` / `ruml-oci` as an OCI runtime, driven the way runc's users
+//! (conmon, containerd's shim) drive a runtime: bundles written by the
+//! test with a busybox root, create → state → start → state → kill →
+//! state → delete, each JSON state checked, and nothing left behind.
+//! The test process is a child subreaper, as conmon and the shim are, so
+//! it reaps the container's process and sees its exit status.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{children, proc_stat, ruml_bin, still_running, ProcStat, TempDir};
+
+/// Generous budget for anything to happen on a busy machine.
+const BUDGET: Duration = Duration::from_secs(120);
+
+/// A runtime root, a bundle with a busybox root, and the `ruml-oci` link.
+struct Oci {
+    dir: TempDir,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Oci {
+    fn new(tag: &str) -> Oci {
+        let dir = TempDir::new(tag);
+        std::os::unix::fs::symlink(ruml_bin(), dir.path().join("ruml-oci")).expect("link ruml-oci");
+        std::fs::create_dir(dir.path().join("root")).expect("runtime root");
+        // SAFETY: plain prctl; the test process becomes a subreaper so the
+        // container process (orphaned when `create` exits) is our child.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+        Oci {
+            dir,
+            ids: Default::default(),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Writes a bundle `name` with a busybox root and `config` as its
+    /// config.json (unless None); returns its path.
+    fn bundle(&self, name: &str, config: Option<&str>) -> PathBuf {
+        let b = self.dir.path().join(name);
+        let rootfs = b.join("rootfs");
+        for d in ["bin", "proc", "dev", "sys", "tmp", "shared"] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
+        }
+        let bb = Path::new("/bin/busybox");
+        assert!(
+            bb.exists(),
+            "/bin/busybox is missing: install busybox-static (Debian's package, in .ci/run)"
+        );
+        std::fs::copy(bb, rootfs.join("bin/busybox")).expect("copy busybox");
+        for applet in [
+            "sh", "echo", "cat", "sleep", "id", "pwd", "hostname", "ls", "test", "touch",
+        ] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
+                .expect("applet link");
+        }
+        if let Some(c) = config {
+            std::fs::write(b.join("config.json"), c).expect("config.json");
+        }
+        b
+    }
+
+    /// Runs `ruml-oci --root ROOT ARGS` with stdout/stderr in files (a
+    /// container's process inherits them and may outlive the command).
+    fn run(&self, args: &[&str], tag: &str) -> Run {
+        let out = self.dir.path().join(format!("{tag}.out"));
+        let err = self.dir.path().join(format!("{tag}.err"));
+        let mut child = Command::new(self.dir.path().join("ruml-oci"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("out file"))
+            .stderr(std::fs::File::create(&err).expect("err file"))
+            .spawn()
+            .expect("start ruml-oci");
+        let deadline = Instant::now() + BUDGET;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("TIMEOUT: ruml-oci {args:?} did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Run {
+            status,
+            stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args, "cmd");
+        assert!(
+            r.status.success(),
+            "ruml-oci {args:?} failed: {}\nstderr:\n{}",
+            r.status,
+            r.stderr
+        );
+        r
+    }
+
+    fn create(&self, id: &str, bundle: &Path) -> i32 {
+        self.ids.borrow_mut().push(id.to_string());
+        let pid_file = self.dir.path().join(format!("{id}.pid"));
+        let r = self.run(
+            &[
+                "create",
+                "--bundle",
+                bundle.to_str().unwrap(),
+                "--pid-file",
+                pid_file.to_str().unwrap(),
+                id,
+            ],
+            id,
+        );
+        assert!(r.status.success(), "create {id} failed: {}", r.stderr);
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid in pid file");
+        pid
+    }
+
+    fn state(&self, id: &str) -> serde_json::Value {
+        let r = self.ok(&["state", id]);
+        serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("state is not JSON ({e}): {}", r.stdout))
+    }
+
+    /// What the container's process wrote to stdout (create's stdout).
+    fn output(&self, id: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{id}.out"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Oci {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self.run(&["delete", "--force", id], "cleanup");
+        }
+    }
+}
+
+/// Reaps the container process `pid` (we are its subreaper), as conmon does.
+fn reap(pid: i32) -> i32 {
+    let deadline = Instant::now() + BUDGET;
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid on one pid, WNOHANG.
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if r == pid {
+            return if libc::WIFEXITED(st) {
+                libc::WEXITSTATUS(st)
+            } else {
+                128 + libc::WTERMSIG(st)
+            };
+        }
+        assert!(
+            r == 0,
+            "waitpid({pid}): {}",
+            std::io::Error::last_os_error()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "container process {pid} did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_for(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + BUDGET;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A config.json running `args`; `mounts` and `extra` are added to the
+/// mounts array and the top-level object (each starting with a comma).
+fn config(args: &[&str], mounts: &str, extra: &str) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        r#"{{"ociVersion":"1.0.2",
+  "process":{{"terminal":false,"user":{{"uid":0,"gid":0}},"args":[{}],
+    "env":["PATH=/bin","FOO=bar"],"cwd":"/"}},
+  "root":{{"path":"rootfs","readonly":false}},
+  "hostname":"oci-test",
+  "mounts":[{{"destination":"/proc","type":"proc","source":"proc"}},
+    {{"destination":"/dev","type":"tmpfs","source":"tmpfs"}},
+    {{"destination":"/dev/mqueue","type":"mqueue","source":"mqueue"}}{mounts}],
+  "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"mount"}},{{"type":"network"}}]}},
+  "x-unknown-field":{{"ignored":true}}{extra}}}"#,
+        args.join(",")
+    )
+}
+
+/// A config whose process announces itself in /shared/started (the host
+/// directory `shared` bound in), waits for /shared/go, then runs `then`.
+fn waiting_config(shared: &Path, then: &str) -> String {
+    let script = format!(
+        "echo started > /shared/started; while ! test -e /shared/go; do sleep 0.05; done; {then}"
+    );
+    config(
+        &["sh", "-c", &script],
+        &format!(
+            r#",{{"destination":"/shared","type":"bind","source":"{}","options":["rbind","rw"]}}"#,
+            shared.display()
+        ),
+        r#","annotations":{"ruml.mem":"256M","org.example":"x"}"#,
+    )
+}
+
+fn assert_gone(oci: &Oci, id: &str, stubs: &[ProcStat]) {
+    assert!(
+        !oci.root().join(id).exists(),
+        "state directory of {id} left behind"
+    );
+    for s in stubs {
+        wait_for(&format!("host process {} of {id} to end", s.pid), || {
+            !still_running(s)
+        });
+    }
+    let r = oci.run(&["state", id], "gone");
+    assert!(
+        !r.status.success(),
+        "state of a deleted container succeeded"
+    );
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+}
+
+#[test]
+fn lifecycle_create_start_state_exit_delete() {
+    let oci = Oci::new("oci-life");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle(
+        "b",
+        Some(&waiting_config(
+            &shared,
+            "echo out $FOO $(hostname) $(pwd) $(id -u); exit 7",
+        )),
+    );
+    let pid = oci.create("life", &b);
+    let st = oci.state("life");
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["pid"], pid, "{st}");
+    assert_eq!(st["id"], "life");
+    assert_eq!(st["bundle"], b.canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(st["annotations"]["org.example"], "x");
+    assert!(st["ociVersion"].as_str().unwrap().starts_with("1."));
+    let inst = proc_stat(pid).expect("the container's host process exists after create");
+    // Held until start: the container's process has not run.
+    assert!(
+        !shared.join("started").exists(),
+        "the process ran before start"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&oci.ok(&["list", "--format", "json"]).stdout).unwrap();
+    assert_eq!(list[0]["id"], "life", "{list}");
+    assert_eq!(list[0]["status"], "created", "{list}");
+
+    oci.ok(&["start", "life"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    let st = oci.state("life");
+    assert_eq!(st["status"], "running", "{st}");
+    assert_eq!(st["pid"], pid, "{st}");
+    let stubs = children(pid);
+    assert!(!stubs.is_empty(), "a running container has stub processes");
+    let ps: Vec<i32> =
+        serde_json::from_str(&oci.ok(&["ps", "--format", "json", "life"]).stdout).unwrap();
+    assert!(ps.contains(&pid), "ps {ps:?} lacks {pid}");
+    let again = oci.run(&["start", "life"], "again");
+    assert!(!again.status.success(), "a second start succeeded");
+    let del = oci.run(&["delete", "life"], "del");
+    assert!(
+        !del.status.success(),
+        "delete of a running container succeeded"
+    );
+    assert!(del.stderr.contains("running"), "{}", del.stderr);
+
+    std::fs::write(shared.join("go"), "").unwrap();
+    assert_eq!(reap(pid), 7, "the container's exit status");
+    let st = oci.state("life");
+    assert_eq!(st["status"], "stopped", "{st}");
+    assert!(
+        st.get("pid").is_none(),
+        "a stopped container has no pid: {st}"
+    );
+    assert_eq!(oci.output("life"), "out bar oci-test / 0\n");
+    oci.ok(&["delete", "life"]);
+    assert_gone(&oci, "life", &stubs);
+    assert!(!still_running(&inst));
+}
+
+#[test]
+fn kill_forwards_the_signal_to_the_guest() {
+    let oci = Oci::new("oci-kill");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("go"), "").unwrap();
+    let b = oci.bundle(
+        "b",
+        Some(&waiting_config(
+            &shared,
+            "trap 'echo got TERM; exit 5' TERM; echo > /shared/trapped; while :; do sleep 0.05; done",
+        )),
+    );
+    let pid = oci.create("trap", &b);
+    oci.ok(&["start", "trap"]);
+    wait_for("the trap to be set", || shared.join("trapped").exists());
+    let stubs = children(pid);
+    oci.ok(&["kill", "trap", "TERM"]);
+    assert_eq!(reap(pid), 5, "the guest's TERM handler ran and exited 5");
+    assert_eq!(oci.output("trap"), "got TERM\n");
+    assert_eq!(oci.state("trap")["status"], "stopped");
+    oci.ok(&["delete", "trap"]);
+    assert_gone(&oci, "trap", &stubs);
+}
+
+#[test]
+fn kill_sigkill_running_and_created() {
+    let oci = Oci::new("oci-kill9");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle("b", Some(&waiting_config(&shared, "sleep 1000")));
+    // Running: SIGKILL ends the whole instance.
+    let pid = oci.create("run9", &b);
+    oci.ok(&["start", "run9"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    let stubs = children(pid);
+    oci.ok(&["kill", "run9", "9"]);
+    assert_eq!(reap(pid), 128 + 9);
+    assert_eq!(oci.state("run9")["status"], "stopped");
+    oci.ok(&["delete", "run9"]);
+    assert_gone(&oci, "run9", &stubs);
+    // Created, never started: the held process ends, nothing ran.
+    std::fs::remove_file(shared.join("started")).unwrap();
+    let pid = oci.create("new9", &b);
+    oci.ok(&["kill", "new9", "SIGKILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    assert_eq!(oci.state("new9")["status"], "stopped");
+    let r = oci.run(&["kill", "new9", "KILL"], "k2");
+    assert!(
+        !r.status.success() && r.stderr.contains("not running"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !shared.join("started").exists(),
+        "a killed created container ran"
+    );
+    oci.ok(&["delete", "new9"]);
+    assert_gone(&oci, "new9", &[]);
+}
+
+#[test]
+fn delete_force_ends_a_running_container() {
+    let oci = Oci::new("oci-force");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle("b", Some(&waiting_config(&shared, "sleep 1000")));
+    let pid = oci.create("force", &b);
+    oci.ok(&["start", "force"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    let stubs = children(pid);
+    assert!(!stubs.is_empty());
+    oci.ok(&["delete", "--force", "force"]);
+    assert_eq!(reap(pid), 128 + 9);
+    assert_gone(&oci, "force", &stubs);
+}
+
+#[test]
+fn bad_bundles_are_refused_with_nothing_left() {
+    let oci = Oci::new("oci-bad");
+    let good = config(&["sh", "-c", "exit 0"], "", "");
+    let missing = oci.dir.path().join("no-such-dir");
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("noconfig", None, "cannot read"),
+        ("notjson", Some("{ not json".into()), "bad"),
+        (
+            "argsstring",
+            Some(good.replace(r#""args":["sh","-c","exit 0"]"#, r#""args":"sh""#)),
+            "invalid type",
+        ),
+        (
+            "uidstring",
+            Some(good.replace(r#""uid":0"#, r#""uid":"root""#)),
+            "invalid type",
+        ),
+        (
+            "noprocess",
+            Some(good.replace(r#""process""#, r#""processes""#)),
+            "no \"process\"",
+        ),
+        (
+            "emptyargs",
+            Some(good.replace(r#""args":["sh","-c","exit 0"]"#, r#""args":[]"#)),
+            "nothing to run",
+        ),
+        (
+            "oldversion",
+            Some(good.replace(r#""ociVersion":"1.0.2""#, r#""ociVersion":"0.9""#)),
+            "not supported",
+        ),
+        (
+            "softabovehard",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":2048,"hard":1024}]"#,
+            )),
+            "above its hard limit",
+        ),
+        (
+            "hugenofile",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":1024,"hard":1099511627776}]"#,
+            )),
+            "RLIMIT_NOFILE",
+        ),
+        (
+            "negativerlimit",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_CPU","soft":-1,"hard":10}]"#,
+            )),
+            "invalid value",
+        ),
+        (
+            "unknownrlimit",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_BOGUS","soft":1,"hard":1}]"#,
+            )),
+            "unknown type",
+        ),
+        (
+            "bindmissing",
+            Some(config(
+                &["sh"],
+                &format!(
+                    r#",{{"destination":"/x","type":"bind","source":"{}","options":["rbind"]}}"#,
+                    missing.display()
+                ),
+                "",
+            )),
+            "No such file",
+        ),
+        (
+            "dotdot",
+            Some(config(
+                &["sh"],
+                r#",{"destination":"/../../etc","type":"tmpfs","source":"tmpfs"}"#,
+                "",
+            )),
+            "must not contain",
+        ),
+        (
+            "relativedest",
+            Some(config(&["sh"], r#",{"destination":"etc","type":"tmpfs"}"#, "")),
+            "absolute",
+        ),
+        (
+            "nfs",
+            Some(config(
+                &["sh"],
+                r#",{"destination":"/mnt","type":"nfs","source":"server:/x"}"#,
+                "",
+            )),
+            "is not supported",
+        ),
+        (
+            "norootfs",
+            Some(good.replace(r#""path":"rootfs""#, r#""path":"nowhere""#)),
+            "not a directory",
+        ),
+        (
+            "badmem",
+            Some(config(&["sh"], "", r#","annotations":{"ruml.mem":"1K"}"#)),
+            "ruml.mem",
+        ),
+        (
+            "unknownruml",
+            Some(config(&["sh"], "", r#","annotations":{"ruml.bogus":"1"}"#)),
+            "unknown ruml parameter",
+        ),
+        (
+            "joinns",
+            Some(good.replace(
+                r#"{"type":"network"}"#,
+                r#"{"type":"network","path":"/proc/1/ns/net"}"#,
+            )),
+            "not supported",
+        ),
+    ];
+    for (name, cfg, want) in cases {
+        let b = oci.bundle(name, cfg.as_deref());
+        let r = oci.run(&["create", "--bundle", b.to_str().unwrap(), name], name);
+        assert!(!r.status.success(), "{name}: create succeeded");
+        assert_eq!(r.status.code(), Some(1), "{name}: {}", r.status);
+        assert!(
+            r.stderr.contains(want),
+            "{name}: stderr lacks {want:?}:\n{}",
+            r.stderr
+        );
+        assert!(
+            !oci.root().join(name).exists(),
+            "{name}: state left on disk"
+        );
+    }
+    let list = oci.ok(&["list", "--quiet"]);
+    assert_eq!(list.stdout, "", "containers left after bad bundles");
+    // Unknown commands and ids are clear errors too.
+    let r = oci.run(&["state", "nothere"], "st");
+    assert!(
+        !r.status.success() && r.stderr.contains("does not exist"),
+        "{}",
+        r.stderr
+    );
+    let r = oci.run(&["state", "../etc"], "st2");
+    assert!(
+        !r.status.success() && r.stderr.contains("bad container ID"),
+        "{}",
+        r.stderr
+    );
+    let r = oci.run(&["frobnicate"], "fr");
+    assert_eq!(r.status.code(), Some(2));
+}
+
+#[test]
+fn duplicate_id_is_refused_and_features_is_json() {
+    let oci = Oci::new("oci-dup");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle("b", Some(&waiting_config(&shared, "exit 0")));
+    let pid = oci.create("dup", &b);
+    let r = oci.run(&["create", "--bundle", b.to_str().unwrap(), "dup"], "dup2");
+    assert!(
+        !r.status.success() && r.stderr.contains("already exists"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        oci.state("dup")["pid"],
+        pid,
+        "the first container is untouched"
+    );
+    oci.ok(&["delete", "--force", "dup"]);
+    assert_eq!(reap(pid), 128 + 9);
+    assert_gone(&oci, "dup", &[]);
+    let f: serde_json::Value = serde_json::from_str(&oci.ok(&["features"]).stdout).unwrap();
+    assert!(
+        f["ociVersionMax"].as_str().unwrap().starts_with("1."),
+        "{f}"
+    );
+}
