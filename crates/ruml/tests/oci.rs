@@ -574,3 +574,113 @@ fn duplicate_id_is_refused_and_features_is_json() {
         "{f}"
     );
 }
+
+/// Runs `podman ARGS` with a budget, output in files; None if podman
+/// cannot be started at all.
+fn podman(dir: &Path, args: &[&str], tag: &str) -> Option<Run> {
+    let out = dir.join(format!("podman-{tag}.out"));
+    let err = dir.join(format!("podman-{tag}.err"));
+    let mut child = Command::new("podman")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).ok()?)
+        .stderr(std::fs::File::create(&err).ok()?)
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + BUDGET;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("TIMEOUT: podman {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Some(Run {
+        status,
+        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+    })
+}
+
+#[test]
+fn podman_runs_containers_in_ruml() {
+    let oci = Oci::new("oci-podman");
+    let dir = oci.dir.path();
+    match podman(
+        dir,
+        &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
+        "info",
+    ) {
+        None => {
+            eprintln!("SKIP podman_runs_containers_in_ruml: podman is not installed (Debian's package podman)");
+            return;
+        }
+        Some(r) if !r.status.success() => {
+            eprintln!(
+                "SKIP podman_runs_containers_in_ruml: podman cannot run here: {}",
+                r.stderr.trim()
+            );
+            return;
+        }
+        Some(_) => {}
+    }
+    let b = oci.bundle("b", None);
+    let rootfs = b.join("rootfs");
+    let runtime = dir.join("ruml-oci");
+    let (rt, rf) = (runtime.to_str().unwrap(), rootfs.to_str().unwrap());
+    let name = format!("ruml-oci-test-{}", std::process::id());
+    let base = ["--runtime", rt, "--network", "none", "--rootfs", rf];
+    // Output and exit status, as with crun.
+    let mut args = vec!["run", "--rm"];
+    args.extend(base);
+    args.extend([
+        "/bin/sh",
+        "-c",
+        "echo hi from ruml; cat /etc/hostname > /dev/null; exit 3",
+    ]);
+    let r = podman(dir, &args, "run").unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(3),
+        "podman run: {}\n{}",
+        r.status,
+        r.stderr
+    );
+    assert_eq!(r.stdout, "hi from ruml\n", "stderr:\n{}", r.stderr);
+    // Detached, shown by ps, stopped (SIGTERM reaches the guest's trap), removed.
+    let mut args = vec!["run", "-d", "--name", &name];
+    args.extend(base);
+    args.extend([
+        "/bin/sh",
+        "-c",
+        "trap 'echo got TERM; exit 5' TERM; echo up; while :; do sleep 0.05; done",
+    ]);
+    let r = podman(dir, &args, "rund").unwrap();
+    assert!(r.status.success(), "podman run -d: {}", r.stderr);
+    wait_for("the container's first line", || {
+        podman(dir, &["logs", &name], "logs").is_some_and(|r| r.stdout.contains("up"))
+    });
+    let r = podman(dir, &["ps", "--format", "{{.Names}} {{.Status}}"], "ps").unwrap();
+    assert!(
+        r.stdout.contains(&format!("{name} Up")),
+        "podman ps: {}",
+        r.stdout
+    );
+    let r = podman(dir, &["stop", "-t", "60", &name], "stop").unwrap();
+    assert!(r.status.success(), "podman stop: {}", r.stderr);
+    let r = podman(
+        dir,
+        &["inspect", "--format", "{{.State.ExitCode}}", &name],
+        "inspect",
+    )
+    .unwrap();
+    assert_eq!(r.stdout.trim(), "5", "exit code after stop: {}", r.stderr);
+    let r = podman(dir, &["logs", &name], "logs2").unwrap();
+    assert_eq!(r.stdout, "up\ngot TERM\n");
+    let r = podman(dir, &["rm", &name], "rm").unwrap();
+    assert!(r.status.success(), "podman rm: {}", r.stderr);
+}
