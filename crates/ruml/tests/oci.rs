@@ -684,3 +684,189 @@ fn podman_runs_containers_in_ruml() {
     let r = podman(dir, &["rm", &name], "rm").unwrap();
     assert!(r.status.success(), "podman rm: {}", r.stderr);
 }
+
+/// Receives one descriptor sent with SCM_RIGHTS on a connection to `l`.
+fn receive_fd(l: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (conn, _) = l.accept().expect("accept on the console socket");
+    let mut name = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: name.as_mut_ptr().cast(),
+        iov_len: name.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr points at our buffers, within their sizes.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cbuf);
+        let n = libc::recvmsg(conn.as_raw_fd(), &mut msg, 0);
+        assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(
+            !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS,
+            "no descriptor sent"
+        );
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
+        std::os::fd::OwnedFd::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn terminal_goes_over_the_console_socket() {
+    use std::io::{Read, Write};
+    let oci = Oci::new("oci-tty");
+    let cfg = config(
+        &[
+            "sh",
+            "-c",
+            "test -t 0 && echo tty yes; read line; echo got $line; exit 6",
+        ],
+        "",
+        "",
+    )
+    .replace(
+        r#""terminal":false"#,
+        r#""terminal":true,"consoleSize":{"height":30,"width":100}"#,
+    );
+    let b = oci.bundle("b", Some(&cfg));
+    // Without a console socket a terminal container is refused.
+    let r = oci.run(
+        &["create", "--bundle", b.to_str().unwrap(), "nosock"],
+        "nosock",
+    );
+    assert!(
+        !r.status.success() && r.stderr.contains("--console-socket"),
+        "{}",
+        r.stderr
+    );
+    let sock = oci.dir.path().join("console.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).expect("bind console socket");
+    let t = std::thread::spawn(move || receive_fd(&l));
+    oci.ids.borrow_mut().push("tty".into());
+    let pid_file = oci.dir.path().join("tty.pid");
+    let r = oci.run(
+        &[
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "tty",
+        ],
+        "tty",
+    );
+    assert!(r.status.success(), "create: {}", r.stderr);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let master = std::fs::File::from(t.join().expect("console socket thread"));
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ into a winsize.
+    unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&master),
+            libc::TIOCGWINSZ,
+            &mut ws,
+        )
+    };
+    assert_eq!((ws.ws_row, ws.ws_col), (30, 100), "consoleSize");
+    oci.ok(&["start", "tty"]);
+    let mut w = master.try_clone().unwrap();
+    w.write_all(b"hello\n").unwrap();
+    // Read the terminal until the process ends (EIO once the slave closes).
+    let reader = std::thread::spawn(move || {
+        let mut m = master;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = m.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    assert_eq!(reap(pid), 6);
+    let text = reader.join().unwrap();
+    assert!(text.contains("tty yes"), "{text:?}");
+    assert!(text.contains("got hello"), "{text:?}");
+    oci.ok(&["delete", "tty"]);
+    assert_gone(&oci, "tty", &[]);
+}
+
+#[test]
+fn hooks_run_on_the_host_with_the_state() {
+    let oci = Oci::new("oci-hooks");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("go"), "").unwrap();
+    let out = oci.dir.path().join("hooks");
+    std::fs::create_dir(&out).unwrap();
+    let hook = |name: &str| {
+        format!(
+            r#"[{{"path":"/bin/sh","args":["sh","-c","cat > {}/{name}.json; echo >> {}/{name}.json; echo $HOOKVAR >> {}/{name}.json"],"env":["HOOKVAR=v{name}"],"timeout":60}}]"#,
+            out.display(),
+            out.display(),
+            out.display()
+        )
+    };
+    let cfg = waiting_config(&shared, "exit 0").replace(
+        r#""annotations""#,
+        &format!(
+            r#""hooks":{{"createRuntime":{},"poststart":{},"poststop":{}}},"annotations""#,
+            hook("createRuntime"),
+            hook("poststart"),
+            hook("poststop")
+        ),
+    );
+    let b = oci.bundle("b", Some(&cfg));
+    let pid = oci.create("hooks", &b);
+    let read = |name: &str| -> (serde_json::Value, String) {
+        let text = std::fs::read_to_string(out.join(format!("{name}.json")))
+            .unwrap_or_else(|e| panic!("hook {name} did not run: {e}"));
+        let (json, var) = text.split_once('\n').unwrap_or((&text, ""));
+        (
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{name}: {e}: {json}")),
+            var.trim().to_string(),
+        )
+    };
+    let (st, var) = read("createRuntime");
+    assert_eq!(
+        (st["id"].as_str(), st["status"].as_str(), st["pid"].as_i64()),
+        (Some("hooks"), Some("created"), Some(pid as i64))
+    );
+    assert_eq!(var, "vcreateRuntime");
+    assert!(!out.join("poststart.json").exists());
+    oci.ok(&["start", "hooks"]);
+    let (st, _) = read("poststart");
+    assert_eq!(st["status"], "running");
+    assert_eq!(reap(pid), 0);
+    assert!(!out.join("poststop.json").exists());
+    oci.ok(&["delete", "hooks"]);
+    let (st, _) = read("poststop");
+    assert_eq!(st["status"], "stopped");
+    assert_gone(&oci, "hooks", &[]);
+    // A failing createRuntime hook fails create, with nothing left.
+    let cfg = waiting_config(&shared, "exit 0").replace(
+        r#""annotations""#,
+        r#""hooks":{"createRuntime":[{"path":"/bin/false"}]},"annotations""#,
+    );
+    let b = oci.bundle("bad", Some(&cfg));
+    let r = oci.run(
+        &["create", "--bundle", b.to_str().unwrap(), "badhook"],
+        "badhook",
+    );
+    assert!(
+        !r.status.success() && r.stderr.contains("/bin/false"),
+        "{}",
+        r.stderr
+    );
+    assert!(!oci.root().join("badhook").exists());
+}
