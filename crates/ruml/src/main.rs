@@ -26,7 +26,9 @@ PARAMS (UML-style kernel parameters):
   mode=ptrace         execution backend (only ptrace so far)
   quiet               no boot log
 With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
-ruml exits with its status (128+N if a signal N killed it).";
+ruml exits with its status (128+N if a signal N killed it).
+
+ruml oci ... (or ruml run as ruml-oci): the OCI runtime, see `ruml oci --help`.";
 
 fn parse_size(s: &str) -> Option<u64> {
     let (num, mul) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
