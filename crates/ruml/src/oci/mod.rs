@@ -181,13 +181,16 @@ fn usage_error(ctx: &Ctx, msg: &str) -> i32 {
     2
 }
 
+/// Command options given: (name, value; empty for flags).
+type Opts = Vec<(String, String)>;
+
 /// Splits command options (`--x v`, `--x=v`, flags) from positionals.
 /// `flags` take no value.
 fn parse_opts(
     rest: &[String],
     flags: &[&str],
     valued: &[&str],
-) -> Result<(Vec<(String, String)>, Vec<String>), String> {
+) -> Result<(Opts, Vec<String>), String> {
     let mut opts = Vec::new();
     let mut pos = Vec::new();
     let mut i = 0;
