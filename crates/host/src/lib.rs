@@ -19,6 +19,7 @@ pub mod console;
 pub mod cputime;
 mod error;
 pub mod hostfile;
+pub mod passed;
 pub mod physmem;
 pub mod ptrace;
 pub mod regs;

@@ -247,3 +247,146 @@ pub fn signal_all(signo: i32) -> Option<bool> {
     }
     Some(!pids.is_empty())
 }
+
+/// A process started from the host in a running instance (`ruml oci
+/// exec`): like a process that entered the container with setns, it has
+/// no parent inside (ppid 0) and its own session; the host side collects
+/// its exit status with [`wait_exit`].
+pub struct Spawn {
+    /// Path inside the guest, argv and environment.
+    pub path: Vec<u8>,
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub user: (u32, u32, Vec<u32>),
+    pub no_new_privs: bool,
+    /// Host descriptors that become the guest's 0, 1, 2 (see
+    /// [`crate::fs::hostfd`]).
+    pub stdio: Vec<std::os::fd::OwnedFd>,
+}
+
+/// Starts `s` in the booted instance; returns its guest pid.
+pub fn spawn(s: Spawn) -> Result<i32, String> {
+    let init_pid = INIT_PID.load(Ordering::SeqCst);
+    if init_pid == 0 || !crate::kernel_booted() {
+        return Err("the container has not started".into());
+    }
+    let k = crate::kernel();
+    let init = k
+        .tasks
+        .group(init_pid)
+        .and_then(|g| g.threads().first().cloned())
+        .ok_or("the container's init has exited")?;
+    let fs = FsContext::new(init.fs().ns.clone());
+    {
+        let walker = Walker {
+            ns: &fs.ns,
+            root: fs.ns.root(),
+            caller: Caller::kernel(),
+        };
+        let shown = String::from_utf8_lossy(&s.cwd).into_owned();
+        let p = walker
+            .walk(&fs.ns.root(), &s.cwd, true)
+            .map_err(|e| format!("cwd {shown}: {e}"))?;
+        if p.inode().file_type() != FileType::Directory {
+            return Err(format!("cwd {shown} is not a directory"));
+        }
+        fs.set_cwd(p);
+    }
+    let files = crate::fs::FdTable::new();
+    for (fd, host) in s.stdio.into_iter().enumerate() {
+        files
+            .install_at(fd as i32, crate::fs::hostfd::open(host), false)
+            .map_err(|e| format!("cannot install descriptor {fd}: {e}"))?;
+    }
+    let limits = *init.group.limits.lock().unwrap_or_else(|p| p.into_inner());
+    let task = {
+        let mut tree = k.tasks.lock();
+        let pid = k.tasks.alloc_pid(&tree);
+        let mm = crate::mm::Mm::new(k.phys.clone(), crate::mm::TASK_SIZE / 2);
+        let group = crate::task::ThreadGroup::new(pid, Default::default(), limits);
+        {
+            let (uid, gid, groups) = s.user.clone();
+            let mut c = group.creds.lock().unwrap_or_else(|p| p.into_inner());
+            (c.ruid, c.euid, c.suid, c.fsuid) = (uid, uid, uid, uid);
+            (c.rgid, c.egid, c.sgid, c.fsgid) = (gid, gid, gid, gid);
+            c.groups = groups;
+        }
+        group.sig().no_new_privs = s.no_new_privs;
+        let t = Task::new(pid, group.clone(), mm, files, fs, Default::default());
+        tree.insert(
+            pid,
+            crate::task::ProcNode {
+                ppid: 0,
+                pgid: pid,
+                sid: pid,
+                children: Vec::new(),
+                zombie: None,
+                group: Some(group),
+                stop_report: None,
+                cont_report: false,
+                subreaper: false,
+                usage: Default::default(),
+            },
+        );
+        t
+    };
+    let pid = task.tgid();
+    let forget = |task: &Arc<Task>| {
+        k.tasks.lock().remove(&pid);
+        k.tasks.unregister_thread(task.tid());
+    };
+    let regs = match crate::exec::exec(&task, &s.path, s.argv, s.envp) {
+        Ok(r) => r,
+        Err(e) => {
+            forget(&task);
+            return Err(format!(
+                "cannot execute {}: {e}",
+                String::from_utf8_lossy(&s.path)
+            ));
+        }
+    };
+    let t = task.clone();
+    if let Err(e) = std::thread::Builder::new()
+        .name("exec".into())
+        .spawn(move || crate::task::run(t, regs, None, crate::task::Start::NewProcess))
+    {
+        forget(&task);
+        return Err(format!("cannot start the process's thread: {e}"));
+    }
+    Ok(pid)
+}
+
+/// Waits until process `pid` started by [`spawn`] has exited, reaps it
+/// and returns its wait status as the shell shows it (code, or 128 + the
+/// signal). None if there is no such process.
+pub fn wait_exit(pid: i32) -> Option<i32> {
+    loop {
+        {
+            let mut tree = crate::kernel().tasks.lock();
+            match tree.get(&pid) {
+                None => return None,
+                Some(n) if n.ppid == 0 => {
+                    if let Some(st) = n.zombie {
+                        tree.remove(&pid);
+                        return Some(match st {
+                            crate::task::ExitStatus::Exited(c) => c & 0xff,
+                            crate::task::ExitStatus::Killed { signo, .. } => 128 + signo,
+                        });
+                    }
+                }
+                Some(_) => return None,
+            }
+        }
+        // The exit path has no host-side waiter to notify: check again
+        // shortly (a host thread of the runtime, not a guest's time).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Kills process `pid` started by [`spawn`] (its host side went away).
+pub fn kill_spawned(pid: i32) {
+    if let Some(g) = crate::kernel().tasks.group(pid) {
+        crate::signal::send_to_process(g.tgid(), crate::signal::SIGKILL);
+    }
+}

@@ -21,6 +21,7 @@ pub mod devfs;
 pub mod epoll;
 pub mod fdtable;
 pub mod file;
+pub mod hostfd;
 pub mod hostfs;
 pub mod inotify;
 pub mod locks;

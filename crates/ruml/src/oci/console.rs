@@ -114,6 +114,11 @@ fn send_fd(sock: &Path, fd: i32) -> Result<(), String> {
 }
 
 impl Pty {
+    /// The slave's descriptor (valid while the Pty lives).
+    pub fn raw(&self) -> i32 {
+        self.slave.as_raw_fd()
+    }
+
     /// In the instance (after setsid): the slave becomes fds 0, 1, 2 and
     /// the controlling terminal.
     pub fn become_stdio(self) -> Result<(), String> {

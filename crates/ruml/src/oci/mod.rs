@@ -13,6 +13,7 @@
 //! - `exit`: init's exit status, written by the instance as it ends;
 //! - `config.json`: the bundle's configuration (for poststop hooks).
 
+mod exec;
 mod plan;
 mod spec;
 
@@ -46,7 +47,9 @@ COMMANDS:
   list [--format table|json] [--quiet]
   ps [--format table|json] ID
   features
-  exec, pause, resume: not supported yet (a clear error)";
+  exec [--process F | [--cwd D] [--env K=V]... [--user U[:G]] ID ARGS...]
+       [--tty --console-socket S] [--detach] [--pid-file F]
+  pause, resume: not supported yet (a clear error)";
 
 /// Global options.
 struct Ctx {
@@ -158,7 +161,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         "list" => list(&ctx, rest),
         "ps" => ps(&ctx, rest),
         "features" => features(),
-        "exec" | "pause" | "resume" | "update" | "checkpoint" | "restore" | "events" => {
+        "exec" => return exec_cmd(&ctx, rest),
+        "pause" | "resume" | "update" | "checkpoint" | "restore" | "events" => {
             Err(format!("{cmd} is not supported by ruml yet"))
         }
         "help" => {
@@ -205,7 +209,8 @@ fn parse_opts(
                 Some((k, v)) => (k.to_string(), Some(v.to_string())),
                 None => (a.clone(), None),
             };
-            let k = if k.starts_with("--") {
+            // `-bundle` (Go flag style) is `--bundle`; `-e` stays short.
+            let k = if k.starts_with("--") || k.len() == 2 {
                 k
             } else {
                 format!("-{k}")
@@ -553,6 +558,10 @@ fn instance(
         Ok(f) => f,
         Err(e) => fail(&mut sync, format!("cannot open the control fifo: {e}")),
     };
+    let exec_listener = match exec::listen(dir) {
+        Ok(l) => l,
+        Err(e) => fail(&mut sync, e),
+    };
     if sync.write_all(b"ready").is_err() {
         // SAFETY: see above.
         unsafe { libc::_exit(1) }
@@ -568,6 +577,7 @@ fn instance(
         unsafe { libc::_exit(1) }
     }
     std::thread::spawn(move || forward_signals(ctl));
+    std::thread::spawn(move || exec::serve(exec_listener));
     ruml_kernel::container::set(plan.setup);
     let code = match ruml_kernel::boot::boot(plan.boot) {
         Ok(c) => c,
@@ -907,6 +917,166 @@ fn features() -> Result<(), String> {
         serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
     );
     Ok(())
+}
+
+/// `exec`: runs a new process in a running container; exits with its
+/// status (with --detach, a child of ours waits for it and does).
+fn exec_cmd(ctx: &Ctx, rest: &[String]) -> i32 {
+    match exec_prepare(ctx, rest) {
+        Ok(code) => code,
+        Err(e) => {
+            ctx.error(&e);
+            1
+        }
+    }
+}
+
+fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
+    let (opts, pos) = parse_opts(
+        rest,
+        &[
+            "--tty",
+            "-t",
+            "--detach",
+            "-d",
+            "--no-new-privs",
+            "--ignore-paused",
+        ],
+        &[
+            "--process",
+            "-p",
+            "--console-socket",
+            "--pid-file",
+            "--cwd",
+            "--env",
+            "-e",
+            "--user",
+            "-u",
+            "--additional-gids",
+            "-g",
+            "--cap",
+            "-c",
+            "--preserve-fds",
+            "--process-label",
+            "--apparmor",
+            "--cgroup",
+        ],
+    )?;
+    let has = |k: &[&str]| opts.iter().any(|(o, _)| k.contains(&o.as_str()));
+    let get = |k: &[&str]| {
+        opts.iter()
+            .rev()
+            .find(|(o, _)| k.contains(&o.as_str()))
+            .map(|(_, v)| v.clone())
+    };
+    let Some((id, args)) = pos.split_first() else {
+        return Err("exec: give ID [ARGS...]".into());
+    };
+    let (saved, st) = current_state(ctx, id)?;
+    if st.status != "running" {
+        return Err(format!("container {id} is {}, not running", st.status));
+    }
+    let dir = ctx.dir(id);
+    let spec = plan::load_spec(&dir)?;
+    let (mut process, mut tty) = match get(&["--process", "-p"]) {
+        Some(f) => {
+            let text = std::fs::read(&f).map_err(|e| format!("cannot read {f}: {e}"))?;
+            let p: spec::Process =
+                serde_json::from_slice(&text).map_err(|e| format!("bad {f}: {e}"))?;
+            let t = p.terminal;
+            (p, t)
+        }
+        None => {
+            let base = spec.process.clone().ok_or("config.json has no process")?;
+            let p = spec::Process {
+                args: args.to_vec(),
+                terminal: false,
+                console_size: None,
+                rlimits: Vec::new(),
+                ..base
+            };
+            (p, false)
+        }
+    };
+    tty |= has(&["--tty", "-t"]);
+    if let Some(c) = get(&["--cwd"]) {
+        process.cwd = c;
+    }
+    for (k, v) in &opts {
+        if k == "--env" || k == "-e" {
+            process.env.push(v.clone());
+        }
+    }
+    if let Some(u) = get(&["--user", "-u"]) {
+        let (uid, gid) = u.split_once(':').unwrap_or((&u, "0"));
+        process.user.uid = uid
+            .parse()
+            .map_err(|_| format!("bad --user {u}: give UID[:GID]"))?;
+        process.user.gid = gid
+            .parse()
+            .map_err(|_| format!("bad --user {u}: give UID[:GID]"))?;
+    }
+    if process.args.is_empty() {
+        return Err("exec: nothing to run".into());
+    }
+    if !process.cwd.starts_with('/') {
+        return Err(format!("exec: cwd {:?} must be absolute", process.cwd));
+    }
+    let root = spec
+        .root
+        .as_ref()
+        .map(|r| Path::new(&saved.state.bundle).join(&r.path))
+        .ok_or("config.json has no root")?;
+    let req = exec::Request {
+        path: plan::resolve_cmd(&root, &process.args[0], &process.env),
+        args: process.args.clone(),
+        env: process.env.clone(),
+        cwd: process.cwd.clone(),
+        uid: process.user.uid,
+        gid: process.user.gid,
+        additional_gids: process.user.additional_gids.clone(),
+        no_new_privileges: process.no_new_privileges || has(&["--no-new-privs"]),
+    };
+    let pty = if tty {
+        let sock = get(&["--console-socket"]).ok_or("exec --tty: give --console-socket")?;
+        let size = process.console_size.map(|c| (c.height, c.width));
+        Some(console::open_pty(Path::new(&sock), size)?)
+    } else {
+        None
+    };
+    let stdio = match &pty {
+        Some(p) => [p.raw(); 3],
+        None => [0, 1, 2],
+    };
+    let (mut conn, _guest_pid) = exec::request(&dir, &req, stdio)?;
+    drop(pty);
+    let pid_file = get(&["--pid-file"]);
+    if has(&["--detach", "-d"]) {
+        // SAFETY: exec is single-threaded; the child only waits and exits.
+        let child = unsafe { libc::fork() };
+        if child < 0 {
+            return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        }
+        if child == 0 {
+            // SAFETY: plain system calls in the child.
+            unsafe {
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                for fd in 0..3 {
+                    libc::dup2(null, fd);
+                }
+            }
+            std::process::exit(exec::wait(&mut conn).unwrap_or(255));
+        }
+        if let Some(f) = pid_file {
+            write_atomic(Path::new(&f), child.to_string().as_bytes())?;
+        }
+        return Ok(0);
+    }
+    if let Some(f) = pid_file {
+        write_atomic(Path::new(&f), std::process::id().to_string().as_bytes())?;
+    }
+    exec::wait(&mut conn)
 }
 
 /// Runs one hook with the container state on its stdin (runtime-spec).

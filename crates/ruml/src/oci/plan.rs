@@ -39,7 +39,7 @@ fn absolute_guest_path(what: &str, p: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Finds args[0] as execvp would, in the container's PATH inside `root`.
-fn resolve_cmd(root: &Path, cmd: &str, env: &[String]) -> String {
+pub fn resolve_cmd(root: &Path, cmd: &str, env: &[String]) -> String {
     if cmd.contains('/') {
         return cmd.to_string();
     }
