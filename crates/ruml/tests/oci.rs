@@ -670,6 +670,25 @@ fn podman_runs_containers_in_ruml() {
         "podman ps: {}",
         r.stdout
     );
+    // podman exec into the running container.
+    let r = podman(
+        dir,
+        &[
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "echo exec in $(hostname); exit 6",
+        ],
+        "exec",
+    )
+    .unwrap();
+    assert_eq!(r.status.code(), Some(6), "podman exec: {}", r.stderr);
+    assert!(
+        r.stdout.starts_with("exec in "),
+        "podman exec: {}",
+        r.stdout
+    );
     let r = podman(dir, &["stop", "-t", "60", &name], "stop").unwrap();
     assert!(r.status.success(), "podman stop: {}", r.stderr);
     let r = podman(
@@ -869,4 +888,116 @@ fn hooks_run_on_the_host_with_the_state() {
         r.stderr
     );
     assert!(!oci.root().join("badhook").exists());
+}
+
+#[test]
+fn exec_runs_a_process_in_a_running_container() {
+    let oci = Oci::new("oci-exec");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle(
+        "b",
+        Some(&waiting_config(&shared, "echo init done; exit 3")),
+    );
+    let pid = oci.create("ex", &b);
+    // Not running yet: exec is refused.
+    let r = oci.run(&["exec", "ex", "sh", "-c", "exit 0"], "early");
+    assert!(
+        !r.status.success() && r.stderr.contains("not running"),
+        "{}",
+        r.stderr
+    );
+    oci.ok(&["start", "ex"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    // Output, exit status, environment, hostname, pid inside.
+    let r = oci.run(
+        &[
+            "exec",
+            "ex",
+            "sh",
+            "-c",
+            "echo in $FOO $(hostname) $$; exit 9",
+        ],
+        "ex1",
+    );
+    assert_eq!(r.status.code(), Some(9), "{}", r.stderr);
+    let words: Vec<&str> = r.stdout.split_whitespace().collect();
+    assert_eq!(words[..3], ["in", "bar", "oci-test"], "{}", r.stdout);
+    let guest_pid: i32 = words[3].parse().expect("a guest pid");
+    assert!(guest_pid > 1, "the exec'd process is not init: {guest_pid}");
+    // Options: cwd, env, user; stdin is the caller's.
+    let input = oci.dir.path().join("input");
+    std::fs::write(&input, "typed line\n").unwrap();
+    let out = oci.dir.path().join("ex2.out");
+    let st = Command::new(oci.dir.path().join("ruml-oci"))
+        .arg("--root")
+        .arg(oci.root())
+        .args([
+            "exec",
+            "--cwd",
+            "/bin",
+            "-e",
+            "X=1",
+            "--user",
+            "5:6",
+            "ex",
+            "sh",
+            "-c",
+            "read l; echo got $l $X $(pwd) $(id -u) $(id -g)",
+        ])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "got typed line 1 /bin 5 6\n"
+    );
+    // --process, as conmon and the shim use it.
+    let proc_json = oci.dir.path().join("process.json");
+    std::fs::write(
+        &proc_json,
+        r#"{"terminal":false,"user":{"uid":0,"gid":0},"args":["sh","-c","echo from process $Y; exit 4"],"env":["PATH=/bin","Y=y"],"cwd":"/"}"#,
+    )
+    .unwrap();
+    let r = oci.run(
+        &["exec", "--process", proc_json.to_str().unwrap(), "ex"],
+        "ex3",
+    );
+    assert_eq!(r.status.code(), Some(4), "{}", r.stderr);
+    assert_eq!(r.stdout, "from process y\n");
+    // --detach: the pid file names a host process that ends with the status.
+    let pid_file = oci.dir.path().join("exec.pid");
+    oci.ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "ex",
+        "sh",
+        "-c",
+        "exit 5",
+    ]);
+    let epid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(reap(epid), 5, "the detached exec's status");
+    // A missing program is a clear error.
+    let r = oci.run(&["exec", "ex", "/no/such/program"], "ex4");
+    assert!(
+        !r.status.success() && r.stderr.contains("ENOENT"),
+        "{}",
+        r.stderr
+    );
+    // init is untouched by all this.
+    assert_eq!(oci.state("ex")["status"], "running");
+    let stubs = children(pid);
+    std::fs::write(shared.join("go"), "").unwrap();
+    assert_eq!(reap(pid), 3);
+    assert_eq!(oci.output("ex"), "init done\n");
+    oci.ok(&["delete", "ex"]);
+    assert_gone(&oci, "ex", &stubs);
 }
