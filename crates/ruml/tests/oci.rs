@@ -513,6 +513,20 @@ fn bad_bundles_are_refused_with_nothing_left() {
             "not supported",
         ),
     ];
+    // With ruml.ignore-namespace-paths=true the same bundle is accepted.
+    let joins = good
+        .replace(
+            r#"{"type":"network"}"#,
+            r#"{"type":"network","path":"/proc/1/ns/net"}"#,
+        )
+        .replace(
+            r#""hostname""#,
+            r#""annotations":{"ruml.ignore-namespace-paths":"true"},"hostname""#,
+        );
+    let jb = oci.bundle("joins-ok", Some(&joins));
+    let jpid = oci.create("joins-ok", &jb);
+    oci.ok(&["delete", "--force", "joins-ok"]);
+    assert_eq!(reap(jpid), 128 + 9);
     for (name, cfg, want) in cases {
         let b = oci.bundle(name, cfg.as_deref());
         let r = oci.run(&["create", "--bundle", b.to_str().unwrap(), name], name);
@@ -1000,4 +1014,232 @@ fn exec_runs_a_process_in_a_running_container() {
     assert_eq!(oci.output("ex"), "init done\n");
     oci.ok(&["delete", "ex"]);
     assert_gone(&oci, "ex", &stubs);
+}
+
+/// Runs `prog ARGS` with a budget, output in files in `dir`; None if it
+/// cannot be started at all.
+fn run_tool(dir: &Path, prog: &str, args: &[&str], tag: &str) -> Option<Run> {
+    let out = dir.join(format!("{tag}.out"));
+    let err = dir.join(format!("{tag}.err"));
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).ok()?)
+        .stderr(std::fs::File::create(&err).ok()?)
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + BUDGET;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("TIMEOUT: {prog} {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Some(Run {
+        status,
+        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+    })
+}
+
+/// An OCI image layout tarball of `rootfs` named `name`, built with tar
+/// and sha256sum.
+fn image_tarball(dir: &Path, rootfs: &Path, name: &str) -> PathBuf {
+    let img = dir.join("image");
+    let blobs = img.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let sha = |p: &Path| -> (String, u64) {
+        let r = run_tool(dir, "sha256sum", &[p.to_str().unwrap()], "sha").expect("sha256sum");
+        let d = r
+            .stdout
+            .split_whitespace()
+            .next()
+            .expect("a digest")
+            .to_string();
+        std::fs::copy(p, blobs.join(&d)).unwrap();
+        (d, std::fs::metadata(p).unwrap().len())
+    };
+    let layer = dir.join("layer.tar");
+    let r = run_tool(
+        dir,
+        "tar",
+        &[
+            "-C",
+            rootfs.to_str().unwrap(),
+            "-cf",
+            layer.to_str().unwrap(),
+            ".",
+        ],
+        "tar1",
+    )
+    .expect("tar");
+    assert!(r.status.success(), "tar: {}", r.stderr);
+    let (l, ls) = sha(&layer);
+    let cfg = dir.join("imgconfig.json");
+    std::fs::write(&cfg, format!(r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{l}"]}}}}"#)).unwrap();
+    let (c, cs) = sha(&cfg);
+    let man = dir.join("manifest.json");
+    std::fs::write(&man, format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{c}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{l}","size":{ls}}}]}}"#)).unwrap();
+    let (m, ms) = sha(&man);
+    std::fs::write(img.join("index.json"), format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{m}","size":{ms},"annotations":{{"org.opencontainers.image.ref.name":"{name}"}}}}]}}"#)).unwrap();
+    std::fs::write(img.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let tarball = dir.join("image.tar");
+    let r = run_tool(
+        dir,
+        "tar",
+        &[
+            "-C",
+            img.to_str().unwrap(),
+            "-cf",
+            tarball.to_str().unwrap(),
+            ".",
+        ],
+        "tar2",
+    )
+    .expect("tar");
+    assert!(r.status.success(), "tar: {}", r.stderr);
+    tarball
+}
+
+/// A private containerd (own root, state and socket), killed on drop.
+struct Containerd {
+    child: std::process::Child,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn containerd_runs_containers_in_ruml() {
+    let oci = Oci::new("oci-ctr");
+    let dir = oci.dir.path();
+    if run_tool(dir, "containerd", &["--version"], "cv").is_none()
+        || run_tool(dir, "ctr", &["--version"], "ctrv").is_none()
+    {
+        eprintln!("SKIP containerd_runs_containers_in_ruml: containerd/ctr are not installed (Debian's package containerd)");
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP containerd_runs_containers_in_ruml: containerd needs root");
+        return;
+    }
+    let sock = dir.join("sock");
+    let config = dir.join("containerd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{}\"\n",
+            dir.join("croot").display(),
+            dir.join("cstate").display(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let _daemon = Containerd {
+        child: Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("containerd.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("containerd.err")).unwrap())
+            .spawn()
+            .expect("start containerd"),
+    };
+    let a = sock.to_str().unwrap().to_string();
+    let ctr = |args: &[&str], tag: &str| {
+        let mut v = vec!["-a", a.as_str(), "-n", "ruml-test"];
+        v.extend(args);
+        run_tool(dir, "ctr", &v, tag).expect("ctr")
+    };
+    let deadline = Instant::now() + BUDGET;
+    while !ctr(&["version"], "ver").status.success() {
+        if Instant::now() > deadline {
+            eprintln!(
+                "SKIP containerd_runs_containers_in_ruml: containerd did not come up here: {}",
+                std::fs::read_to_string(dir.join("containerd.err")).unwrap_or_default()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let b = oci.bundle("b", None);
+    let image = "docker.io/library/ruml-test:latest";
+    let tarball = image_tarball(dir, &b.join("rootfs"), image);
+    let r = ctr(&["images", "import", tarball.to_str().unwrap()], "import");
+    assert!(r.status.success(), "ctr images import: {}", r.stderr);
+    let runtime = dir.join("ruml-oci");
+    let rt = runtime.to_str().unwrap();
+    let base = [
+        "--runtime",
+        "io.containerd.runc.v2",
+        "--runc-binary",
+        rt,
+        image,
+    ];
+    // Output and exit status.
+    let mut args = vec!["run", "--rm"];
+    args.extend(base);
+    args.extend(["c1", "/bin/sh", "-c", "echo hi from ctr; exit 3"]);
+    let r = ctr(&args, "run");
+    assert_eq!(r.stdout, "hi from ctr\n", "ctr run: {}", r.stderr);
+    assert_eq!(r.status.code(), Some(3), "ctr run: {}", r.stderr);
+    // Detached: task ls, exec, kill (the guest's trap runs), delete.
+    let mut args = vec!["run", "-d"];
+    args.extend(base);
+    args.extend([
+        "c2",
+        "/bin/sh",
+        "-c",
+        "trap 'exit 5' TERM; while :; do sleep 0.05; done",
+    ]);
+    let r = ctr(&args, "rund");
+    assert!(r.status.success(), "ctr run -d: {}", r.stderr);
+    let r = ctr(&["task", "ls"], "ls");
+    assert!(r.stdout.contains("RUNNING"), "ctr task ls: {}", r.stdout);
+    let r = ctr(
+        &[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            "c2",
+            "sh",
+            "-c",
+            "echo exec ok; exit 2",
+        ],
+        "exec",
+    );
+    assert_eq!(
+        (r.status.code(), r.stdout.as_str()),
+        (Some(2), "exec ok\n"),
+        "ctr task exec: {}",
+        r.stderr
+    );
+    let r = ctr(&["task", "kill", "c2"], "kill");
+    assert!(r.status.success(), "ctr task kill: {}", r.stderr);
+    wait_for("the task to stop", || {
+        ctr(&["task", "ls"], "ls2").stdout.contains("STOPPED")
+    });
+    let r = ctr(&["task", "delete", "c2"], "delete");
+    assert!(r.status.success(), "ctr task delete: {}", r.stderr);
+    assert!(
+        r.stderr.contains("exit code 5") || r.stdout.contains('5'),
+        "exit status of the killed task: {} {}",
+        r.stdout,
+        r.stderr
+    );
+    let r = ctr(&["container", "delete", "c2"], "cdel");
+    assert!(r.status.success(), "ctr container delete: {}", r.stderr);
+    let r = ctr(&["task", "ls", "-q"], "ls3");
+    assert_eq!(r.stdout.trim(), "", "tasks left: {}", r.stdout);
 }

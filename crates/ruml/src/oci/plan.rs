@@ -189,13 +189,29 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
         );
     }
     // ruml is its own kernel: the guest always has its own pid, mount,
-    // uts, ipc and user views. Joining a host namespace cannot be done.
+    // uts, ipc and user views. Joining another namespace by path cannot be
+    // done; it is refused unless the annotation
+    // ruml.ignore-namespace-paths=true says isolation is acceptable (a
+    // Kubernetes pod's containers join the pod sandbox's namespaces).
+    let ignore_ns_paths = spec
+        .annotations
+        .get("ruml.ignore-namespace-paths")
+        .is_some_and(|v| v == "true");
     for ns in spec.linux.iter().flat_map(|l| &l.namespaces) {
-        if let Some(p) = &ns.path {
-            return Err(format!(
-                "linux.namespaces: joining the {} namespace at {p} is not supported (each ruml container has its own kernel)",
+        match &ns.path {
+            Some(p) if !ignore_ns_paths => {
+                return Err(format!(
+                    "linux.namespaces: joining the {} namespace at {p} is not supported (each ruml \
+                     container has its own kernel; the annotation ruml.ignore-namespace-paths=true \
+                     runs it isolated instead)",
+                    ns.kind
+                ))
+            }
+            Some(p) if debug => eprintln!(
+                "ruml oci: not joining the {} namespace at {p}: the container is isolated",
                 ns.kind
-            ));
+            ),
+            _ => {}
         }
     }
     let mut mem = 1u64 << 30;
@@ -217,9 +233,11 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
                 ))
             }
             "quiet" => quiet = v != "false",
+            "ignore-namespace-paths" if v == "true" || v == "false" => {}
             _ => {
                 return Err(format!(
-                "annotation {k}: unknown ruml parameter (known: ruml.mem, ruml.mode, ruml.quiet)"
+                "annotation {k}={v}: unknown ruml parameter (known: ruml.mem, ruml.mode, ruml.quiet, \
+                 ruml.ignore-namespace-paths=true|false)"
             ))
             }
         }
