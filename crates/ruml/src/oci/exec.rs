@@ -35,6 +35,11 @@ pub fn listen(dir: &Path) -> Result<UnixListener, String> {
     let old = std::env::current_dir().ok();
     std::env::set_current_dir(dir).map_err(|e| format!("cannot enter {}: {e}", dir.display()))?;
     let l = UnixListener::bind("exec.sock").map_err(|e| format!("cannot bind exec.sock: {e}"));
+    // Only the runtime's user may hand the container processes.
+    if l.is_ok() {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions("exec.sock", std::fs::Permissions::from_mode(0o600));
+    }
     let _ = std::env::set_current_dir(old.as_deref().unwrap_or(Path::new("/")));
     l
 }
