@@ -1243,3 +1243,126 @@ fn containerd_runs_containers_in_ruml() {
     let r = ctr(&["task", "ls", "-q"], "ls3");
     assert_eq!(r.stdout.trim(), "", "tasks left: {}", r.stdout);
 }
+
+/// A private tmux server (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tmux")
+    }
+    fn keys(&self, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", "t"];
+        a.extend_from_slice(keys);
+        assert!(self.cmd(&a).status.success(), "tmux send-keys failed");
+    }
+    fn pane(&self) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-t", "t", "-S", "-200"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + BUDGET;
+        loop {
+            let p = self.pane();
+            if ok(&p) {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the terminal shows:\n{p}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+#[test]
+fn podman_run_it_gives_an_interactive_shell_under_tmux() {
+    let oci = Oci::new("oci-podman-it");
+    let dir = oci.dir.path();
+    match podman(
+        dir,
+        &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
+        "info",
+    ) {
+        Some(r) if r.status.success() => {}
+        _ => {
+            eprintln!("SKIP podman_run_it_gives_an_interactive_shell_under_tmux: podman is not installed or cannot run here");
+            return;
+        }
+    }
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!(
+            "SKIP podman_run_it_gives_an_interactive_shell_under_tmux: tmux is not installed"
+        );
+        return;
+    }
+    let b = oci.bundle("b", None);
+    let script = dir.join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             podman run -it --rm --runtime {rt} --network none -e 'PS1=RUML> ' --rootfs {rf} /bin/sh\n\
+             echo \"podman exited $?\"\n\
+             exec sleep 600\n",
+            rt = dir.join("ruml-oci").display(),
+            rf = b.join("rootfs").display()
+        ),
+    )
+    .unwrap();
+    let t = Tmux {
+        socket: format!("ruml-oci-test-{}", std::process::id()),
+    };
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &format!("sh {}", script.display()),
+    ]);
+    assert!(out.status.success(), "tmux new-session failed");
+    t.wait("the shell's prompt", |p| p.contains("RUML>"));
+    t.keys(&["echo hi$((40+2)); stty size", "Enter"]);
+    t.wait("echo's output and the terminal size", |p| {
+        p.lines().any(|l| l.trim_end() == "hi42") && p.lines().any(|l| l.trim_end() == "30 100")
+    });
+    // ^C reaches the foreground job through the guest's line discipline.
+    t.keys(&["sleep 100; echo not-interrupted", "Enter"]);
+    t.wait("sleep's command line", |p| p.contains("RUML> sleep 100"));
+    let deadline = Instant::now() + BUDGET;
+    loop {
+        t.keys(&["C-c"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let p = t.pane();
+        let after = p.split("RUML> sleep 100").nth(1).unwrap_or("");
+        if after.contains("RUML>") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "^C did not interrupt sleep:\n{p}"
+        );
+    }
+    t.keys(&["exit 4", "Enter"]);
+    let p = t.wait("podman to exit", |p| p.contains("podman exited"));
+    assert!(p.contains("podman exited 4"), "{p}");
+}
