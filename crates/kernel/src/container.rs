@@ -31,6 +31,12 @@ pub enum ExtraMount {
         target: Vec<u8>,
         read_only: bool,
     },
+    /// OCI `linux.maskedPaths`: a directory gets an empty read-only tmpfs,
+    /// anything else the guest's /dev/null; a missing path is skipped.
+    Mask { target: Vec<u8> },
+    /// OCI `linux.readonlyPaths`: `target` bound read-only onto itself; a
+    /// missing path is skipped.
+    ReadOnly { target: Vec<u8> },
     /// Host file `host` at `target`, a file the mount makes if missing.
     HostFile {
         host: PathBuf,
@@ -102,6 +108,30 @@ pub(crate) fn apply(task: &Arc<Task>, fs: &Arc<FsContext>) -> Result<(), String>
                 let inode = crate::fs::hostfs::HostFs::open_root(host, *read_only)
                     .map_err(|e| format!("cannot open {}: {e}", host.display()))?;
                 (target, inode, "hostfs", *read_only)
+            }
+            ExtraMount::Mask { target } | ExtraMount::ReadOnly { target } => {
+                let shown = String::from_utf8_lossy(target).into_owned();
+                let p = match walker.walk(&root, target, true) {
+                    Ok(p) => p,
+                    Err(crate::errno::Errno::ENOENT) => continue,
+                    Err(e) => return Err(format!("{shown}: {e}")),
+                };
+                let (fstype, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match m {
+                    ExtraMount::ReadOnly { .. } => (p.mnt.fstype, p.inode().clone()),
+                    _ if p.inode().file_type() == FileType::Directory => {
+                        let opts =
+                            crate::fs::tmpfs::TmpfsOptions::defaults(&crate::fs::tmpfs::physmem());
+                        ("tmpfs", crate::fs::tmpfs::TmpFs::new_root(opts))
+                    }
+                    _ => {
+                        let null = walker
+                            .walk(&root, b"/dev/null", true)
+                            .map_err(|e| format!("masking {shown}: /dev/null: {e}"))?;
+                        ("devtmpfs", null.inode().clone())
+                    }
+                };
+                fs.ns.mount(fstype, inode, &p, true);
+                continue;
             }
             ExtraMount::HostFile {
                 host,

@@ -1366,3 +1366,34 @@ fn podman_run_it_gives_an_interactive_shell_under_tmux() {
     let p = t.wait("podman to exit", |p| p.contains("podman exited"));
     assert!(p.contains("podman exited 4"), "{p}");
 }
+
+#[test]
+fn masked_and_readonly_paths_apply_inside() {
+    let oci = Oci::new("oci-mask");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("go"), "").unwrap();
+    let b = oci.bundle("b", None);
+    let rootfs = b.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("secret/dir")).unwrap();
+    std::fs::write(rootfs.join("secret/dir/key"), "hidden").unwrap();
+    std::fs::write(rootfs.join("secret/file"), "hidden too").unwrap();
+    std::fs::create_dir_all(rootfs.join("ro")).unwrap();
+    std::fs::write(rootfs.join("ro/f"), "ro").unwrap();
+    let cfg = waiting_config(
+        &shared,
+        "ls -A /secret/dir; cat /secret/file; echo; touch /secret/dir/x 2>/dev/null || echo masked-ro; \
+         cat /ro/f; echo; echo w > /ro/f 2>/dev/null || echo ro-ro; touch /tmp/w && echo tmp-rw; exit 0",
+    )
+    .replace(
+        r#""linux":{"#,
+        r#""linux":{"maskedPaths":["/secret/dir","/secret/file","/proc/kcore"],"readonlyPaths":["/ro","/proc/nothing"],"#,
+    );
+    std::fs::write(b.join("config.json"), cfg).unwrap();
+    let pid = oci.create("mask", &b);
+    oci.ok(&["start", "mask"]);
+    assert_eq!(reap(pid), 0);
+    assert_eq!(oci.output("mask"), "\nmasked-ro\nro\nro-ro\ntmp-rw\n");
+    oci.ok(&["delete", "mask"]);
+    assert_gone(&oci, "mask", &[]);
+}

@@ -182,6 +182,16 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
             }
         }
     }
+    if let Some(linux) = &spec.linux {
+        for m in &linux.masked_paths {
+            let target = absolute_guest_path("linux.maskedPaths entry", m)?;
+            setup.mounts.push(ExtraMount::Mask { target });
+        }
+        for r in &linux.readonly_paths {
+            let target = absolute_guest_path("linux.readonlyPaths entry", r)?;
+            setup.mounts.push(ExtraMount::ReadOnly { target });
+        }
+    }
     if !spec.hooks.create_container.is_empty() || !spec.hooks.start_container.is_empty() {
         return Err(
             "createContainer and startContainer hooks (run inside the container) are not supported"

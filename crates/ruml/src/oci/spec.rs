@@ -108,12 +108,10 @@ pub struct Hook {
 
 #[derive(Deserialize, Debug, Clone, Default)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // masked/readonly paths: type-checked only
 pub struct Linux {
     #[serde(default)]
     pub namespaces: Vec<Namespace>,
-    /// Accepted, not applied: ruml's /proc and /sys are its own and
-    /// show nothing of the host (docs/oci.md).
+    /// Applied inside the guest (kernel::container::ExtraMount::Mask).
     #[serde(default)]
     pub masked_paths: Vec<String>,
     #[serde(default)]
