@@ -542,9 +542,11 @@ fn instance(
         // SAFETY: ends this child without running the parent's atexit.
         unsafe { libc::_exit(1) }
     };
-    // Out of the caller's session: its terminal's signals are not ours.
+    // Out of the caller's session: its terminal's signals are not ours;
+    // and out of its directory, which we must not keep busy.
     // SAFETY: plain system call.
     unsafe { libc::setsid() };
+    let _ = std::env::set_current_dir("/");
     if let Some(pty) = console {
         if let Err(e) = pty.become_stdio() {
             fail(&mut sync, e);
