@@ -1156,8 +1156,16 @@ fn containerd_runs_containers_in_ruml() {
             .expect("start containerd"),
     };
     let a = sock.to_str().unwrap().to_string();
+    // containerd's runc shim keeps runtime state under
+    // /run/containerd/runc/NAMESPACE whatever the daemon's own root: a
+    // namespace of our own keeps concurrent runs apart.
+    let ns = format!("ruml-test-{}", std::process::id());
+    let (c1, c2) = (
+        format!("c1-{}", std::process::id()),
+        format!("c2-{}", std::process::id()),
+    );
     let ctr = |args: &[&str], tag: &str| {
-        let mut v = vec!["-a", a.as_str(), "-n", "ruml-test"];
+        let mut v = vec!["-a", a.as_str(), "-n", ns.as_str()];
         v.extend(args);
         run_tool(dir, "ctr", &v, tag).expect("ctr")
     };
@@ -1189,7 +1197,7 @@ fn containerd_runs_containers_in_ruml() {
     // Output and exit status.
     let mut args = vec!["run", "--rm"];
     args.extend(base);
-    args.extend(["c1", "/bin/sh", "-c", "echo hi from ctr; exit 3"]);
+    args.extend([c1.as_str(), "/bin/sh", "-c", "echo hi from ctr; exit 3"]);
     let r = ctr(&args, "run");
     assert_eq!(r.stdout, "hi from ctr\n", "ctr run: {}", r.stderr);
     assert_eq!(r.status.code(), Some(3), "ctr run: {}", r.stderr);
@@ -1197,7 +1205,7 @@ fn containerd_runs_containers_in_ruml() {
     let mut args = vec!["run", "-d"];
     args.extend(base);
     args.extend([
-        "c2",
+        c2.as_str(),
         "/bin/sh",
         "-c",
         "trap 'exit 5' TERM; while :; do sleep 0.05; done",
@@ -1212,7 +1220,7 @@ fn containerd_runs_containers_in_ruml() {
             "exec",
             "--exec-id",
             "e1",
-            "c2",
+            &c2,
             "sh",
             "-c",
             "echo exec ok; exit 2",
@@ -1225,22 +1233,23 @@ fn containerd_runs_containers_in_ruml() {
         "ctr task exec: {}",
         r.stderr
     );
-    let r = ctr(&["task", "kill", "c2"], "kill");
+    let r = ctr(&["task", "kill", &c2], "kill");
     assert!(r.status.success(), "ctr task kill: {}", r.stderr);
     wait_for("the task to stop", || {
         ctr(&["task", "ls"], "ls2").stdout.contains("STOPPED")
     });
-    let r = ctr(&["task", "delete", "c2"], "delete");
+    let r = ctr(&["task", "delete", &c2], "delete");
     assert!(r.status.success(), "ctr task delete: {}", r.stderr);
     assert!(
         r.stderr.contains("exit code 5"),
         "exit status of the killed task: {}",
         r.stderr
     );
-    let r = ctr(&["container", "delete", "c2"], "cdel");
+    let r = ctr(&["container", "delete", &c2], "cdel");
     assert!(r.status.success(), "ctr container delete: {}", r.stderr);
     let r = ctr(&["task", "ls", "-q"], "ls3");
     assert_eq!(r.stdout.trim(), "", "tasks left: {}", r.stdout);
+    let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
 }
 
 /// A private tmux server (its own socket), killed on drop.
