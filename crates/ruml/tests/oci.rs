@@ -647,6 +647,18 @@ fn podman_runs_containers_in_ruml() {
     let runtime = dir.join("ruml-oci");
     let (rt, rf) = (runtime.to_str().unwrap(), rootfs.to_str().unwrap());
     let name = format!("ruml-oci-test-{}", std::process::id());
+    /// Removes the named container however the test ends.
+    struct Rm(String);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = Command::new("podman")
+                .args(["rm", "-f", "-t", "0", &self.0])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _rm = Rm(name.clone());
     let base = ["--runtime", rt, "--network", "none", "--rootfs", rf];
     // Output and exit status, as with crun.
     let mut args = vec!["run", "--rm"];
@@ -1106,15 +1118,40 @@ fn image_tarball(dir: &Path, rootfs: &Path, name: &str) -> PathBuf {
     tarball
 }
 
-/// A private containerd (own root, state and socket), killed on drop.
+/// A private containerd (own root, state and socket). On drop (a failed
+/// test too) its containers are force-deleted through ruml-oci, the shims
+/// serving this daemon's socket are killed, and the daemon is stopped.
 struct Containerd {
     child: std::process::Child,
+    runtime: PathBuf,
+    ns: String,
+    ids: Vec<String>,
+    sock: String,
 }
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        let root = Path::new("/run/containerd/runc").join(&self.ns);
+        for id in &self.ids {
+            let _ = Command::new(&self.runtime)
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "--force", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        for pid in common::all_pids() {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains("containerd-shim") && cmd.contains(&self.sock) {
+                // SAFETY: kill(2) on a shim of our own daemon.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir(&root);
     }
 }
 
@@ -1145,6 +1182,11 @@ fn containerd_runs_containers_in_ruml() {
         ),
     )
     .unwrap();
+    let ns = format!("ruml-test-{}", std::process::id());
+    let (c1, c2) = (
+        format!("c1-{}", std::process::id()),
+        format!("c2-{}", std::process::id()),
+    );
     let _daemon = Containerd {
         child: Command::new("containerd")
             .arg("--config")
@@ -1154,16 +1196,15 @@ fn containerd_runs_containers_in_ruml() {
             .stderr(std::fs::File::create(dir.join("containerd.err")).unwrap())
             .spawn()
             .expect("start containerd"),
+        runtime: dir.join("ruml-oci"),
+        ns: ns.clone(),
+        ids: vec![c1.clone(), c2.clone()],
+        sock: sock.to_str().unwrap().to_string(),
     };
     let a = sock.to_str().unwrap().to_string();
     // containerd's runc shim keeps runtime state under
     // /run/containerd/runc/NAMESPACE whatever the daemon's own root: a
-    // namespace of our own keeps concurrent runs apart.
-    let ns = format!("ruml-test-{}", std::process::id());
-    let (c1, c2) = (
-        format!("c1-{}", std::process::id()),
-        format!("c2-{}", std::process::id()),
-    );
+    // namespace and ids of our own keep concurrent runs apart.
     let ctr = |args: &[&str], tag: &str| {
         let mut v = vec!["-a", a.as_str(), "-n", ns.as_str()];
         v.extend(args);
@@ -1249,7 +1290,6 @@ fn containerd_runs_containers_in_ruml() {
     assert!(r.status.success(), "ctr container delete: {}", r.stderr);
     let r = ctr(&["task", "ls", "-q"], "ls3");
     assert_eq!(r.stdout.trim(), "", "tasks left: {}", r.stdout);
-    let _ = std::fs::remove_dir(Path::new("/run/containerd/runc").join(&ns));
 }
 
 /// A private tmux server (its own socket), killed on drop.
