@@ -11,7 +11,7 @@
 //! [`apply`] (one instance per host process).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::fs::namei::Walker;
@@ -419,4 +419,50 @@ pub fn kill_spawned(pid: i32) {
     if let Some(g) = crate::kernel().tasks.group(pid) {
         crate::signal::send_to_process(g.tgid(), crate::signal::SIGKILL);
     }
+}
+
+/// `ruml oci pause`: every guest task is held outside guest code (in the
+/// signal-delivery check each task passes before returning to the guest)
+/// until [`thaw`]. Tasks asleep in a system call stay asleep and are held
+/// when they wake. Invisible to the guest: no signal, no state change.
+static FROZEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether the instance is frozen (checked on every return to the guest).
+pub fn frozen() -> bool {
+    FROZEN.load(Ordering::Relaxed)
+}
+
+fn live_groups() -> Vec<Arc<crate::task::ThreadGroup>> {
+    let tree = crate::kernel().tasks.lock();
+    tree.values().filter_map(|n| n.group.clone()).collect()
+}
+
+/// Freezes the guest. None before init is set up.
+pub fn freeze() -> Option<()> {
+    if INIT_PID.load(Ordering::SeqCst) == 0 || !crate::kernel_booted() {
+        return None;
+    }
+    FROZEN.store(true, Ordering::SeqCst);
+    // Out of guest code, into the held state.
+    for g in live_groups() {
+        g.kick_all();
+    }
+    Some(())
+}
+
+/// Lets a frozen guest run again.
+pub fn thaw() {
+    FROZEN.store(false, Ordering::SeqCst);
+    if crate::kernel_booted() {
+        for g in live_groups() {
+            for t in g.threads() {
+                t.waker.poke();
+            }
+        }
+    }
+}
+
+/// Holds `task` while the instance is frozen (or until its process exits).
+pub(crate) fn hold_while_frozen(task: &Task) {
+    task.sleep_until_poked(|| !frozen() || task.group.sig().exit.is_some());
 }

@@ -1445,3 +1445,71 @@ fn masked_and_readonly_paths_apply_inside() {
     oci.ok(&["delete", "mask"]);
     assert_gone(&oci, "mask", &[]);
 }
+
+#[test]
+fn pause_freezes_the_guest_and_resume_thaws_it() {
+    let oci = Oci::new("oci-pause");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("go"), "").unwrap();
+    let b = oci.bundle(
+        "b",
+        Some(&waiting_config(
+            &shared,
+            "i=0; while :; do i=$((i+1)); echo $i > /shared/count.new; mv /shared/count.new /shared/count; sleep 0.02; done",
+        )),
+    );
+    let count = || -> u64 {
+        std::fs::read_to_string(shared.join("count"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let pid = oci.create("p", &b);
+    let r = oci.run(&["pause", "p"], "early");
+    assert!(
+        !r.status.success() && r.stderr.contains("not running"),
+        "{}",
+        r.stderr
+    );
+    oci.ok(&["start", "p"]);
+    wait_for("the counter to run", || count() >= 3);
+    oci.ok(&["pause", "p"]);
+    assert_eq!(oci.state("p")["status"], "paused");
+    // Frozen: at most a step already under way completes; then nothing.
+    let c0 = count();
+    let mut seen = vec![c0];
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_millis(100));
+        let c = count();
+        if seen.last() != Some(&c) {
+            seen.push(c);
+        }
+    }
+    assert!(
+        seen.len() == 1 || (seen.len() == 2 && seen[1] == c0 + 1),
+        "the guest ran while paused: {seen:?}"
+    );
+    let r = oci.run(&["exec", "p", "true"], "exec");
+    assert!(
+        !r.status.success(),
+        "exec into a paused container succeeded"
+    );
+    let r = oci.run(&["delete", "p"], "del");
+    assert!(
+        !r.status.success(),
+        "delete of a paused container succeeded"
+    );
+    oci.ok(&["resume", "p"]);
+    assert_eq!(oci.state("p")["status"], "running");
+    let last = *seen.last().unwrap();
+    wait_for("the counter to go on", || count() > last + 2);
+    // A signal queued while paused is delivered after resume.
+    oci.ok(&["pause", "p"]);
+    oci.ok(&["kill", "p", "TERM"]);
+    assert_eq!(oci.state("p")["status"], "paused");
+    oci.ok(&["resume", "p"]);
+    assert_eq!(reap(pid), 128 + 15);
+    oci.ok(&["delete", "p"]);
+    assert_gone(&oci, "p", &[]);
+}

@@ -9,7 +9,10 @@
 //! - `exec.fifo`: present from `create` to `start`; the instance blocks
 //!   opening it for writing until `start` opens it for reading, so the
 //!   container process is prepared but does not run before `start`;
-//! - `ctl`: a fifo the instance reads signal requests from (`kill`);
+//! - `ctl`: a fifo the instance reads requests from (`kill`, `pause`,
+//!   `resume`);
+//! - `paused`: present while the guest is frozen;
+//! - `exec.sock`: where `exec` hands the instance a process (see exec.rs);
 //! - `exit`: init's exit status, written by the instance as it ends;
 //! - `config.json`: the bundle's configuration (for poststop hooks).
 
@@ -49,7 +52,7 @@ COMMANDS:
   features
   exec [--process F | [--cwd D] [--env K=V]... [--user U[:G]] ID ARGS...]
        [--tty --console-socket S] [--detach] [--pid-file F]
-  pause, resume: not supported yet (a clear error)";
+  pause ID, resume ID";
 
 /// Global options.
 struct Ctx {
@@ -162,7 +165,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
         "ps" => ps(&ctx, rest),
         "features" => features(),
         "exec" => return exec_cmd(&ctx, rest),
-        "pause" | "resume" | "update" | "checkpoint" | "restore" | "events" => {
+        "pause" => one_id(rest).and_then(|id| pause(&ctx, &id, true)),
+        "resume" => one_id(rest).and_then(|id| pause(&ctx, &id, false)),
+        "update" | "checkpoint" | "restore" | "events" => {
             Err(format!("{cmd} is not supported by ruml yet"))
         }
         "help" => {
@@ -301,6 +306,8 @@ fn status(ctx: &Ctx, saved: &Saved) -> &'static str {
         "stopped"
     } else if ctx.dir(&saved.state.id).join("exec.fifo").exists() {
         "created"
+    } else if ctx.dir(&saved.state.id).join("paused").exists() {
+        "paused"
     } else {
         "running"
     }
@@ -578,7 +585,8 @@ fn instance(
         // SAFETY: see above.
         unsafe { libc::_exit(1) }
     }
-    std::thread::spawn(move || forward_signals(ctl));
+    let ctl_dir = dir.to_path_buf();
+    std::thread::spawn(move || forward_signals(ctl, &ctl_dir));
     std::thread::spawn(move || exec::serve(exec_listener));
     ruml_kernel::container::set(plan.setup);
     let code = match ruml_kernel::boot::boot(plan.boot) {
@@ -595,19 +603,33 @@ fn instance(
     std::process::exit(code)
 }
 
-/// Reads `kill` requests from the control fifo: 8 bytes, the signal
-/// (i32) and whether every process gets it (i32).
-fn forward_signals(mut ctl: std::fs::File) {
+/// Control requests on the `ctl` fifo: 8 bytes, a code (i32) and an
+/// argument (i32). A code from 1 to 64 is a signal for init (argument 1:
+/// for every guest process); [`CTL_PAUSE`] and [`CTL_RESUME`] freeze and
+/// thaw the guest.
+const CTL_PAUSE: i32 = -1;
+const CTL_RESUME: i32 = -2;
+
+/// The instance's reader of control requests (a thread).
+fn forward_signals(mut ctl: std::fs::File, dir: &Path) {
     let mut b = [0u8; 8];
     while ctl.read_exact(&mut b).is_ok() {
-        let sig = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-        let all = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]) != 0;
+        let code = i32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        let arg = i32::from_ne_bytes([b[4], b[5], b[6], b[7]]);
         // Boot may still be under way: retry until init exists.
         for _ in 0..2000 {
-            let done = if all {
-                ruml_kernel::container::signal_all(sig)
-            } else {
-                ruml_kernel::container::signal_init(sig)
+            let done = match code {
+                CTL_PAUSE => ruml_kernel::container::freeze().map(|()| {
+                    let _ = std::fs::write(dir.join("paused"), b"");
+                    true
+                }),
+                CTL_RESUME => {
+                    ruml_kernel::container::thaw();
+                    let _ = std::fs::remove_file(dir.join("paused"));
+                    Some(true)
+                }
+                _ if arg != 0 => ruml_kernel::container::signal_all(code),
+                _ => ruml_kernel::container::signal_init(code),
             };
             if done.is_some() {
                 break;
@@ -615,6 +637,45 @@ fn forward_signals(mut ctl: std::fs::File) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+/// Writes one control request to the instance of `id`.
+fn send_ctl(ctx: &Ctx, id: &str, code: i32, arg: i32) -> Result<(), String> {
+    let mut msg = [0u8; 8];
+    msg[..4].copy_from_slice(&code.to_ne_bytes());
+    msg[4..].copy_from_slice(&arg.to_ne_bytes());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(ctx.dir(id).join("ctl"))
+        .and_then(|mut f| f.write_all(&msg))
+        .map_err(|e| format!("container {id} does not take requests: {e}"))
+}
+
+/// `pause` (`freeze`) or `resume`: waits until the instance reports it.
+fn pause(ctx: &Ctx, id: &str, freeze: bool) -> Result<(), String> {
+    let (saved, st) = current_state(ctx, id)?;
+    let (want, code) = if freeze {
+        ("running", CTL_PAUSE)
+    } else {
+        ("paused", CTL_RESUME)
+    };
+    if st.status != want {
+        return Err(format!("container {id} is {}, not {want}", st.status));
+    }
+    send_ctl(ctx, id, code, 0)?;
+    let marker = ctx.dir(id).join("paused");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while marker.exists() != freeze {
+        if !alive(&saved) {
+            return Err(format!("container {id} ended"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("container {id} did not answer"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 fn start(ctx: &Ctx, id: &str) -> Result<(), String> {
@@ -712,7 +773,7 @@ fn kill(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
     };
     let (saved, st) = current_state(ctx, id)?;
     let pid = match (st.status.as_str(), saved.state.pid) {
-        ("created" | "running", Some(p)) => p,
+        ("created" | "running" | "paused", Some(p)) => p,
         _ => return Err(format!("container {id} is not running")),
     };
     if st.status == "created" || sig == libc::SIGKILL {
@@ -724,16 +785,7 @@ fn kill(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
         }
         return Ok(());
     }
-    let mut msg = [0u8; 8];
-    msg[..4].copy_from_slice(&sig.to_ne_bytes());
-    msg[4..].copy_from_slice(&i32::from(all).to_ne_bytes());
-    let ctl = ctx.dir(id).join("ctl");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(&ctl)
-        .and_then(|mut f| f.write_all(&msg))
-        .map_err(|e| format!("container {id} does not take signals: {e}"))
+    send_ctl(ctx, id, sig, i32::from(all))
 }
 
 fn delete(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
@@ -754,7 +806,7 @@ fn delete(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
         }
     };
     if st.status != "stopped" {
-        if st.status == "running" && !force {
+        if (st.status == "running" || st.status == "paused") && !force {
             return Err(format!("container {id} is running: stop it or use --force"));
         }
         if let Some(pid) = saved.state.pid {
