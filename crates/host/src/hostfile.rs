@@ -893,3 +893,61 @@ impl HostFile {
         }
     }
 }
+
+/// How [`HostFile::open_disk`] opens a disk image.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiskOpen {
+    /// Read and write (else read-only).
+    pub write: bool,
+    /// Create the file if it does not exist (with O_EXCL: never an
+    /// existing file replaced).
+    pub create: bool,
+    /// O_SYNC: every write reaches the host's disk before it returns.
+    pub sync: bool,
+}
+
+impl HostFile {
+    /// Opens a disk image named on ruml's own command line (ubd): the
+    /// user's file, not guest input, so the path is not confined. Only
+    /// regular files and block devices are accepted (a FIFO or a terminal
+    /// never blocks or becomes a controlling terminal: O_NONBLOCK |
+    /// O_NOCTTY, then checked).
+    pub fn open_disk(path: &Path, how: DiskOpen) -> Result<HostFile, i32> {
+        use std::os::unix::ffi::OsStrExt;
+        let c = cstr(path.as_os_str().as_bytes())?;
+        let mut flags = libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        flags |= if how.write {
+            libc::O_RDWR
+        } else {
+            libc::O_RDONLY
+        };
+        if how.create {
+            flags |= libc::O_CREAT | libc::O_EXCL;
+        }
+        if how.sync {
+            flags |= libc::O_SYNC;
+        }
+        // SAFETY: c is NUL-terminated.
+        let fd = owned(unsafe { libc::open(c.as_ptr(), flags, 0o644 as libc::c_uint) } as _)?;
+        let st = statx_fd(fd.as_raw_fd())?;
+        let t = st.file_type();
+        if t != libc::S_IFREG && t != libc::S_IFBLK {
+            return Err(libc::EINVAL);
+        }
+        // Blocking I/O from here on.
+        // SAFETY: plain fcntl on our descriptor.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) };
+        Ok(HostFile { fd })
+    }
+
+    /// The size in bytes (for a block device, its capacity).
+    pub fn disk_size(&self) -> Result<u64, i32> {
+        // SAFETY: plain call on our descriptor.
+        let r = unsafe { libc::lseek(self.fd.as_raw_fd(), 0, libc::SEEK_END) };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(r as u64)
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //!   [`AddressSpace::run`], which runs the guest until it traps.
 //! - [`hostfile`]: host file access for hostfs, confined beneath a root.
 //! - [`console`], [`clock`]: the host's terminal and time.
+//! - [`net`]: host TCP connections for the kernel's user-mode NAT.
 //!
 //! The ptrace backend (skas0-style, PTRACE_SYSEMU) lives in [`ptrace`].
 
@@ -19,6 +20,7 @@ pub mod console;
 pub mod cputime;
 mod error;
 pub mod hostfile;
+pub mod net;
 pub mod passed;
 pub mod physmem;
 pub mod ptrace;

@@ -23,6 +23,8 @@ pub struct BootConfig {
     pub root_mode: crate::fs::RootMode,
     /// `mount=HOSTDIR:GUESTDIR`: read-write hostfs mounts made at boot.
     pub host_mounts: Vec<(PathBuf, Vec<u8>)>,
+    /// `ubdN[rsd]=FILE[,BACKING]`: the ubd disks.
+    pub ubd: Vec<crate::block::ubd::UbdSpec>,
 }
 
 /// Boots the instance and runs init to its end. Returns ruml's exit
@@ -53,7 +55,9 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         phys,
         tasks: task::TaskTable::new(),
         hostname: std::sync::Mutex::new(b"ruml".to_vec()),
+        domainname: std::sync::Mutex::new(b"(none)".to_vec()),
     });
+    crate::block::boot(&cfg.ubd)?;
     let fs_cfg = crate::fs::FsConfig {
         root: cfg.root.clone(),
         read_only: true,
@@ -69,6 +73,12 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
     match cfg.root_mode {
         crate::fs::RootMode::Overlay => crate::log::info(&format!(
             "VFS: Mounted root (overlay filesystem: {} read-only under a tmpfs upper layer) read-write.",
+            cfg.root.display()
+        )),
+        crate::fs::RootMode::Disk { read_only } => crate::log::info(&format!(
+            "VFS: Mounted root ({} filesystem) {} on device {}.",
+            fs.ns.root().mnt.fstype,
+            if read_only { "readonly" } else { "read-write" },
             cfg.root.display()
         )),
         crate::fs::RootMode::HostFs => {
@@ -98,7 +108,33 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         "Run {} as init process",
         String::from_utf8_lossy(&cfg.init)
     ));
-    let regs = crate::exec::exec(&init, &cfg.init, cfg.argv, cfg.envp).map_err(|e| {
+    // A bare command name (a disk root, where ruml could not look in the
+    // host's directories) is looked up in the usual PATH inside the guest.
+    let init_path = if cfg.init.contains(&b'/') {
+        cfg.init.clone()
+    } else {
+        let found = [
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ]
+        .iter()
+        .map(|d| [d.as_bytes(), b"/", &cfg.init].concat())
+        .find(|p| {
+            let fsctx = init.fs();
+            let w = crate::fs::namei::Walker {
+                ns: &fsctx.ns,
+                root: fsctx.root(),
+                caller: crate::fs::vfs::Caller::kernel(),
+            };
+            w.walk(&fsctx.root(), p, true).is_ok()
+        });
+        found.unwrap_or_else(|| cfg.init.clone())
+    };
+    let regs = crate::exec::exec(&init, &init_path, cfg.argv, cfg.envp).map_err(|e| {
         format!(
             "cannot execute init {}: {e}",
             String::from_utf8_lossy(&cfg.init)

@@ -31,6 +31,13 @@ pub enum ExtraMount {
         target: Vec<u8>,
         read_only: bool,
     },
+    /// A filesystem ruml has of its own: "mqueue", "proc", "sysfs" or
+    /// "devpts" (a new instance, as `mount -t TYPE` in the guest gives).
+    Special {
+        fstype: String,
+        target: Vec<u8>,
+        read_only: bool,
+    },
     /// OCI `linux.maskedPaths`: a directory gets an empty read-only tmpfs,
     /// anything else the guest's /dev/null; a missing path is skipped.
     Mask { target: Vec<u8> },
@@ -108,6 +115,21 @@ pub(crate) fn apply(task: &Arc<Task>, fs: &Arc<FsContext>) -> Result<(), String>
                 let inode = crate::fs::hostfs::HostFs::open_root(host, *read_only)
                     .map_err(|e| format!("cannot open {}: {e}", host.display()))?;
                 (target, inode, "hostfs", *read_only)
+            }
+            ExtraMount::Special {
+                fstype,
+                target,
+                read_only,
+            } => {
+                let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) =
+                    match fstype.as_str() {
+                        "mqueue" => ("mqueue", crate::ipc::mqueue::fs_root()),
+                        "proc" => ("proc", crate::fs::procfs::new_procfs()),
+                        "sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
+                        "devpts" => ("devpts", crate::fs::pty::new_devpts()),
+                        other => return Err(format!("no {other} filesystem in ruml")),
+                    };
+                (target, inode, name, *read_only)
             }
             ExtraMount::Mask { target } | ExtraMount::ReadOnly { target } => {
                 let shown = String::from_utf8_lossy(target).into_owned();

@@ -5,13 +5,16 @@
 //! `mm/syscalls.rs`, `fs/syscalls.rs`, ...); `syscalls` holds the table.
 
 pub mod abi;
+pub mod block;
 pub mod boot;
 pub mod container;
 pub mod errno;
 pub mod exec;
 pub mod fs;
+pub mod ipc;
 pub mod log;
 pub mod mm;
+pub mod net;
 pub mod signal;
 pub mod syscalls;
 pub mod task;
@@ -27,6 +30,8 @@ pub struct Kernel {
     pub page_cache: mm::pagecache::PageCache,
     pub tasks: task::TaskTable,
     pub hostname: std::sync::Mutex<Vec<u8>>,
+    /// The NIS domain name (setdomainname, uname's domainname).
+    pub domainname: std::sync::Mutex<Vec<u8>>,
 }
 
 static KERNEL: OnceLock<Kernel> = OnceLock::new();

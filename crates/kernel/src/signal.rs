@@ -408,13 +408,6 @@ pub fn force_fault(task: &Task, signo: i32, code: i32, addr: u64) {
     );
 }
 
-/// Whether the status of a process killed by `sig` says "core dumped".
-/// ruml writes no core files, and Linux sets the bit only when it did
-/// write one (with RLIMIT_CORE at its default of 0 it writes none).
-fn default_is_core(_sig: i32) -> bool {
-    false
-}
-
 /// Tells the parent that the process stopped (`Some(sig)`) or continued.
 fn notify_parent_of_stop(group: &Arc<ThreadGroup>, stopped: Option<i32>) {
     let pid = group.tgid();
@@ -568,13 +561,11 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
                         }
                     }
                 }
-                sig => group_exit(
-                    &group,
-                    ExitStatus::Killed {
-                        signo: sig,
-                        core: default_is_core(sig),
-                    },
-                ),
+                sig => {
+                    let core = crate::task::coredump::is_core_signal(sig)
+                        && crate::task::coredump::dump(r, &q);
+                    group_exit(&group, ExitStatus::Killed { signo: sig, core });
+                }
             },
             _ => {
                 fixup_restart(r, Some(&act));
@@ -585,11 +576,19 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
                         task.tid(),
                         q.signo
                     ));
+                    let segv = Queued {
+                        signo: SIGSEGV,
+                        code: 128, // SI_KERNEL
+                        a: 0,
+                        b: 0,
+                        forced: true,
+                    };
+                    let core = crate::task::coredump::dump(r, &segv);
                     group_exit(
                         &group,
                         ExitStatus::Killed {
                             signo: SIGSEGV,
-                            core: true,
+                            core,
                         },
                     );
                 }

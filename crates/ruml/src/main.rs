@@ -18,12 +18,22 @@ PARAMS (UML-style kernel parameters):
   mem=SIZE            guest RAM, e.g. 512M, 2G (default 1G)
   root=DIR            host directory used as the read-only root (default /)
   hostfs=DIR          the same, UML's spelling
+  root=/dev/ubdX      boot from an ext2/ext3/ext4 disk (ubdN=...); read-write
+                      unless ro is given (rootfstype=ext2|ext3|ext4 accepted,
+                      the type is probed)
   rootfstype=hostfs   the root is the host directory itself, read-only
                       (default: an overlay, the host directory read-only
                       under a private in-memory upper layer)
   mount=HOST:GUEST    mount host directory HOST read-write at GUEST
+  ubdN=FILE           disk N (0-15; /dev/ubda, ubdb, ...) is host file FILE
+  ubdN=COW,BACKING    disk N is COW file COW (UML's format, created if
+                      missing) over the read-only BACKING file
+  ubdNr=..., ubdNs=...  read-only disk; synchronous writes (O_SYNC)
   init=PATH           init program inside the guest (default /bin/sh)
   mode=ptrace         execution backend (only ptrace so far)
+  eth0=none|user      none (default): only lo; user: eth0 10.0.2.15/24 whose
+                      outbound TCP goes through host connections made by
+                      ruml (10.0.2.2 is the host's loopback)
   quiet               no boot log
 With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
 ruml exits with its status (128+N if a signal N killed it).
@@ -92,13 +102,28 @@ fn main() {
     let mut init: Option<Vec<u8>> = None;
     let mut quiet = false;
     let mut root_mode = RootMode::Overlay;
+    let mut disk_ro = false;
     let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut ubd: Vec<ruml_kernel::block::ubd::UbdSpec> = Vec::new();
     for p in params {
         let s = p.to_string_lossy();
         let (k, v) = s
             .split_once('=')
             .map(|(k, v)| (k, Some(v)))
             .unwrap_or((&s, None));
+        if let Some(v) = v {
+            match ruml_kernel::block::ubd::UbdSpec::parse(k, v) {
+                Ok(Some(spec)) => {
+                    if ubd.iter().any(|u| u.index == spec.index) {
+                        die(&format!("{k}: ubd{} given twice", spec.index));
+                    }
+                    ubd.push(spec);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => die(&e),
+            }
+        }
         match (k, v) {
             ("mem", Some(v)) => match parse_size(v) {
                 Some(m) if m >= 16 << 20 => mem = m,
@@ -106,7 +131,14 @@ fn main() {
                     "bad mem={v}: give a size of at least 16M, like mem=512M"
                 )),
             },
+            ("root", Some(v)) if v.starts_with("/dev/") => {
+                root = PathBuf::from(v);
+                root_mode = RootMode::Disk { read_only: false };
+            }
             ("root" | "hostfs", Some(v)) => root = PathBuf::from(v),
+            ("rootfstype", Some("ext2" | "ext3" | "ext4")) => {}
+            ("ro", None) => disk_ro = true,
+            ("rw", None) => disk_ro = false,
             ("rootfstype", Some("hostfs")) => root_mode = RootMode::HostFs,
             ("rootfstype", Some("overlay")) => root_mode = RootMode::Overlay,
             ("rootfstype", Some(v)) => die(&format!(
@@ -124,6 +156,11 @@ fn main() {
             },
             ("init", Some(v)) => init = Some(v.as_bytes().to_vec()),
             ("mode", Some("ptrace")) => {}
+            ("eth0", Some("none")) => {}
+            ("eth0", Some("user")) => ruml_kernel::net::iface::enable_user_nat(),
+            ("eth0", Some(v)) => die(&format!(
+                "eth0={v} is not available: none or user (the switch backend is not built yet)"
+            )),
             ("mode", Some(v)) => die(&format!(
                 "mode={v} is not available: this ruml has the ptrace backend only"
             )),
@@ -135,11 +172,19 @@ fn main() {
             _ => die(&format!("unknown parameter '{s}'\n{USAGE}")),
         }
     }
-    if !root.is_dir() {
+    let disk_root = matches!(root_mode, RootMode::Disk { .. });
+    if disk_root {
+        root_mode = RootMode::Disk { read_only: disk_ro };
+    } else if !root.is_dir() {
         die(&format!("root {} is not a directory", root.display()));
     }
     let (init_path, argv, envp) = if !cmd.is_empty() {
-        let path = resolve_cmd(&root, &cmd[0]);
+        let path = if disk_root {
+            // The kernel looks a bare name up inside the guest.
+            cmd[0].as_bytes().to_vec()
+        } else {
+            resolve_cmd(&root, &cmd[0])
+        };
         let argv: Vec<Vec<u8>> = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
         let envp: Vec<Vec<u8>> = std::env::vars_os()
             .map(|(k, v)| {
@@ -168,15 +213,30 @@ fn main() {
         quiet,
         root_mode,
         host_mounts,
+        ubd,
     };
     let cfg = BootConfig {
         init: if cmd.is_empty() { cfg.init } else { init_path },
         ..cfg
     };
     match boot(cfg) {
+        Ok(_) if ruml_kernel::task::reboot::restart_requested() => restart(),
         Ok(code) => std::process::exit(code),
         Err(e) => die(&e),
     }
+}
+
+/// A guest asked for a reboot: boot afresh in this same host process, with
+/// the same parameters (exec leaves no guest thread or stub behind: the
+/// stubs die with the threads that traced them).
+fn restart() -> ! {
+    use std::os::unix::process::CommandExt;
+    ruml_host::console::restore();
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(std::env::args_os().next().unwrap_or_else(|| "ruml".into()))
+        .args(std::env::args_os().skip(1))
+        .exec();
+    die(&format!("cannot restart: {err}"))
 }
 
 fn die(msg: &str) -> ! {

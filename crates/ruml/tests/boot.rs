@@ -106,3 +106,25 @@ fn init_is_pid_1() {
     assert_eq!(out.stdout, "1\n", "init should be pid 1:\n{out}");
     assert_eq!(out.status.code(), Some(0), "{out}");
 }
+
+/// reboot(2) (tests/guest/reboot.c; never run natively): argument errors,
+/// EPERM without CAP_SYS_BOOT, RESTART boots the instance afresh in the
+/// same host process (a host mount carries a note across), POWER_OFF ends
+/// it with status 0.
+#[test]
+fn reboot_restarts_and_powers_off() {
+    let guest = common::build_guest("reboot", common::Flavour::Static);
+    let dir = common::TempDir::new("reboot");
+    let mount = format!("mount={}:/rb", dir.path().display());
+    let out = common::run_ruml_raw(
+        &["quiet", &mount, "--", guest.path.to_str().unwrap(), "/rb"],
+        &common::test_env(),
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout,
+        "bad magic1: EINVAL\nbad magic2: EINVAL\nbad command: EINVAL\nCAD_OFF: ok\n\
+         as nobody: EPERM\nfirst boot: restarting\nsecond boot: pid 1\n",
+        "{out}"
+    );
+}

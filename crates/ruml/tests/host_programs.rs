@@ -89,3 +89,19 @@ fn sh_pipeline() {
     let ruml = run_ruml("/bin/sh", &args, &env);
     assert_same(&native, &ruml);
 }
+
+/// /proc/self/auxv holds the auxiliary vector exec gave the process: the
+/// host's python3 reads it and compares entries with what it knows.
+#[test]
+fn proc_self_auxv() {
+    let script = "import os, struct\n\
+        b = open('/proc/self/auxv', 'rb').read()\n\
+        v = dict(struct.iter_unpack('QQ', b))\n\
+        print(len(b) % 16 == 0, b[-16:] == bytes(16))\n\
+        print(v[6] == os.sysconf('SC_PAGE_SIZE'), v[4], v[11] == os.getuid(), v[23])\n";
+    let env = test_env();
+    let native = run_native("/usr/bin/python3", &["-c", script], &env);
+    assert_eq!(native.stdout, "True True\nTrue 56 True 0\n", "{native}");
+    let ruml = run_ruml("/usr/bin/python3", &["-c", script], &env);
+    assert_same(&native, &ruml);
+}

@@ -206,7 +206,11 @@ pub fn exec_file(
     // Robust futexes held by the old image are released (exec_mm_release).
     crate::task::exit::release_robust_list(task);
     *task.robust_list.lock().unwrap_or_else(|p| p.into_inner()) = (0, 0);
+    let old_mm = task.mm();
     task.set_mm(mm);
+    // System V shared memory is detached from the old image (ipc/shm.rs).
+    crate::ipc::mm_released(&old_mm, task.tgid());
+    drop(old_mm);
     task.files().close_on_exec();
     task.group.sig().reset_for_exec();
     task.signals.lock().altstack = crate::signal::StackT {
@@ -222,6 +226,7 @@ pub fn exec_file(
         .copied()
         .collect();
     *task.comm.lock().unwrap_or_else(|p| p.into_inner()) = comm;
+    task.group.set_dumpable(true);
     *task.exe.lock().unwrap_or_else(|p| p.into_inner()) = Some(file.path.clone());
     if let Some(tx) = task
         .vfork_done
@@ -516,6 +521,7 @@ fn build_stack(
         growsdown: true,
         backing: Backing::Anon,
         name: Some("[stack]"),
+        flags: 0,
     })?;
     let mut sp = top - 8;
     let push_str = |sp: &mut u64, s: &[u8]| -> KResult<u64> {
@@ -577,12 +583,14 @@ fn build_stack(
     v.push(0);
     v.extend(&env_ptrs);
     v.push(0);
-    for (k, val) in auxv {
+    for &(k, val) in &auxv {
         v.push(k);
         v.push(val);
     }
+    let auxv_at = sp + 8 * (words - auxv.len() * 2) as u64;
     let bytes: Vec<u8> = v.iter().flat_map(|w| w.to_le_bytes()).collect();
     mm.write_bytes(sp, &bytes)?;
     mm.set_arg_env((arg_start, arg_end), (env_start, env_end));
+    mm.set_auxv_range((auxv_at, sp + bytes.len() as u64));
     Ok(sp)
 }

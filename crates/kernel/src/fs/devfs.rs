@@ -183,12 +183,90 @@ pub fn new_devfs() -> Arc<dyn Inode> {
             children: Vec::new(),
         }),
     ));
+    children.push((
+        b"loop-control".to_vec(),
+        Arc::new(crate::block::loopdev::LoopControlNode { meta: next() }),
+    ));
     children.sort_by(|a, b| a.0.cmp(&b.0));
-    Arc::new(StaticDir {
-        meta,
-        perm: 0o755,
-        children,
+    Arc::new(DevRoot {
+        dir: StaticDir {
+            meta,
+            perm: 0o755,
+            children,
+        },
     })
+}
+
+/// /dev itself: the fixed nodes plus one block device node per
+/// registered disk (ubda, loop0, ...), which come and go with
+/// LOOP_CTL_ADD/REMOVE. Block nodes' inode numbers are derived from the
+/// device number, so they are stable.
+struct DevRoot {
+    dir: StaticDir,
+}
+
+impl DevRoot {
+    fn block_node(&self, d: &crate::block::Disk) -> Arc<dyn Inode> {
+        let ino = 0x1_0000_0000 | (d.rdev.0 as u64) << 20 | d.rdev.1 as u64;
+        Arc::new(crate::block::BlockNode {
+            meta: self.dir.meta.with_ino(ino),
+            rdev: d.rdev,
+        })
+    }
+}
+
+impl Inode for DevRoot {
+    fn file_type(&self) -> FileType {
+        FileType::Directory
+    }
+    fn key(&self) -> InodeKey {
+        self.dir.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        self.dir.stat()
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        self.dir.statfs()
+    }
+    fn lookup(&self, name: &[u8], caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        match self.dir.lookup(name, caller) {
+            Err(e) if e == crate::errno::Errno::ENOENT => match crate::block::by_name(name) {
+                Some(d) => Ok(self.block_node(&d)),
+                None => Err(e),
+            },
+            r => r,
+        }
+    }
+    fn open(&self, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        let mut entries = vec![
+            (
+                self.dir.meta.ino,
+                FileType::Directory.dirent_type(),
+                b".".to_vec(),
+            ),
+            (
+                self.dir.meta.ino,
+                FileType::Directory.dirent_type(),
+                b"..".to_vec(),
+            ),
+        ];
+        let _ = (flags, caller);
+        for (name, i) in &self.dir.children {
+            entries.push((i.key().1, i.file_type().dirent_type(), name.clone()));
+        }
+        for d in crate::block::all() {
+            let n = self.block_node(&d);
+            entries.push((
+                n.key().1,
+                FileType::BlockDevice.dirent_type(),
+                d.name.clone().into_bytes(),
+            ));
+        }
+        Ok(Arc::new(crate::fs::simple::SynthDir { entries }))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// A read-only empty directory: /sys for now.

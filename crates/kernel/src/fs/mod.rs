@@ -19,6 +19,7 @@ pub mod console;
 pub mod copy;
 pub mod devfs;
 pub mod epoll;
+pub mod ext2;
 pub mod fdtable;
 pub mod file;
 pub mod hostfd;
@@ -35,7 +36,6 @@ pub mod poll;
 pub mod procfs;
 pub mod pty;
 pub mod simple;
-pub mod socket;
 pub mod syscalls;
 pub mod sysfs;
 pub mod tmpfs;
@@ -69,6 +69,9 @@ pub enum RootMode {
     /// The host directory itself through hostfs (`rootfstype=hostfs`),
     /// read-only unless `read_only` is false.
     HostFs,
+    /// A disk filesystem (ext2/3/4) on the block device named by
+    /// `FsConfig::root` (`root=/dev/ubda`).
+    Disk { read_only: bool },
 }
 
 /// How to build the root filesystem.
@@ -119,11 +122,22 @@ static CONSOLE_PATH: Mutex<Option<Path>> = Mutex::new(None);
 pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
     *HOSTFS_PREFIX.lock().unwrap_or_else(|p| p.into_inner()) = Some(cfg.root.clone());
     let overlay = cfg.mode == RootMode::Overlay;
-    let lower = hostfs::HostFs::open_root(&cfg.root, overlay || cfg.read_only)?;
-    let root_mnt = if overlay {
-        Mount::new("overlay", overlay::new_overlay(lower), None, false, false)
+    let root_mnt = if let RootMode::Disk { read_only } = cfg.mode {
+        use std::os::unix::ffi::OsStrExt;
+        let dev = cfg.root.as_os_str().as_bytes();
+        let name = dev.strip_prefix(b"/dev/").unwrap_or(dev);
+        let disk = crate::block::by_name(name).ok_or(crate::errno!(ENODEV))?;
+        let (fstype, inode) = ext2::mount_root(&disk, read_only)?;
+        let m = Mount::new(fstype, inode, None, read_only, false);
+        m.set_source(cfg.root.as_os_str().as_bytes());
+        m
     } else {
-        Mount::new("hostfs", lower, None, cfg.read_only, false)
+        let lower = hostfs::HostFs::open_root(&cfg.root, overlay || cfg.read_only)?;
+        if overlay {
+            Mount::new("overlay", overlay::new_overlay(lower), None, false, false)
+        } else {
+            Mount::new("hostfs", lower, None, cfg.read_only, false)
+        }
     };
     let ns = Namespace::new(root_mnt);
     let walker = namei::Walker {

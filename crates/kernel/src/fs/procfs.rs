@@ -97,6 +97,7 @@ enum Gen {
     Cmdline(i32),
     Comm(i32, i32),
     Environ(i32),
+    Auxv(i32),
     Maps(i32),
     Smaps(i32),
     Limits(i32),
@@ -111,13 +112,19 @@ enum Gen {
     Uptime,
     LoadAvg,
     Filesystems,
+    Partitions,
     Version,
-    Hostname,
     OsType,
     OsRelease,
     PidMax,
     Overcommit,
+    /// /proc/sys/kernel/random/boot_id: one random UUID per boot.
+    BootId,
+    /// /proc/sys/kernel/random/uuid: a fresh random UUID on every open.
+    Uuid,
     Text(&'static str),
+    /// A /proc/net file (crate::net::procnet).
+    Net(&'static str),
 }
 
 impl Inode for ProcRoot {
@@ -157,6 +164,7 @@ impl Inode for ProcRoot {
             b"uptime" => file(13, Gen::Uptime),
             b"loadavg" => file(14, Gen::LoadAvg),
             b"filesystems" => file(15, Gen::Filesystems),
+            b"partitions" => file(18, Gen::Partitions),
             b"version" => file(16, Gen::Version),
             b"mounts" => Ok(Arc::new(SelfRelLink {
                 meta: m(17),
@@ -165,6 +173,11 @@ impl Inode for ProcRoot {
             b"sys" => Ok(Arc::new(SysDir {
                 meta: m(20),
                 node: SysNode::Root,
+            })),
+            b"sysvipc" => Ok(crate::ipc::proc::sysvipc_dir(&self.meta)),
+            b"net" => Ok(Arc::new(SysDir {
+                meta: m(100),
+                node: SysNode::Net,
             })),
             _ => match parse_num(name) {
                 Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir {
@@ -187,9 +200,12 @@ impl Inode for ProcRoot {
             (14, r, "loadavg"),
             (11, r, "meminfo"),
             (17, l, "mounts"),
+            (18, r, "partitions"),
             (2, l, "self"),
+            (100, d, "net"),
             (12, r, "stat"),
             (20, d, "sys"),
+            (crate::ipc::proc::SYSVIPC_DIR_INO, d, "sysvipc"),
             (3, l, "thread-self"),
             (13, r, "uptime"),
             (16, r, "version"),
@@ -278,6 +294,7 @@ struct PidDir {
 }
 
 const PID_FILES: &[(&str, u64)] = &[
+    ("auxv", 29),
     ("cgroup", 30),
     ("cmdline", 31),
     ("comm", 32),
@@ -352,6 +369,7 @@ impl Inode for PidDir {
             b"root" => link(4, What::Root),
             b"exe" => link(5, What::Exe),
             b"task" if self.tid.is_none() => Ok(Arc::new(TaskDir { meta: ino(7), pid })),
+            b"auxv" => file(29, Gen::Auxv(pid), 0o400),
             b"cgroup" => file(30, Gen::Cgroup, 0o444),
             b"cmdline" => file(31, Gen::Cmdline(pid), 0o444),
             b"comm" => file(32, Gen::Comm(pid, tid), 0o644),
@@ -595,6 +613,10 @@ enum SysNode {
     Root,
     Kernel,
     Vm,
+    Fs,
+    Random,
+    /// /proc/net (not under /proc/sys, but the same kind of directory).
+    Net,
 }
 
 struct SysDir {
@@ -605,16 +627,31 @@ struct SysDir {
 impl SysDir {
     fn children(&self) -> Vec<(&'static str, u64, Option<Gen>)> {
         match self.node {
-            SysNode::Root => vec![("kernel", 21, None), ("vm", 22, None)],
+            SysNode::Root => vec![("fs", 23, None), ("kernel", 21, None), ("vm", 22, None)],
+            // The IPC entries come from ipc/proc.rs (lookup and open below).
+            SysNode::Fs => vec![],
+            SysNode::Random => vec![
+                ("boot_id", 62, Some(Gen::BootId)),
+                ("entropy_avail", 63, Some(Gen::Text("256\n"))),
+                ("poolsize", 64, Some(Gen::Text("256\n"))),
+                ("uuid", 65, Some(Gen::Uuid)),
+            ],
             SysNode::Kernel => vec![
-                ("hostname", 50, Some(Gen::Hostname)),
+                ("cap_last_cap", 57, Some(Gen::Text("40\n"))),
                 ("ngroups_max", 54, Some(Gen::Text("65536\n"))),
+                ("overflowgid", 61, Some(Gen::Text("65534\n"))),
+                ("overflowuid", 59, Some(Gen::Text("65534\n"))),
+                ("random", 58, None),
                 ("osrelease", 51, Some(Gen::OsRelease)),
                 ("ostype", 52, Some(Gen::OsType)),
                 ("pid_max", 53, Some(Gen::PidMax)),
                 ("threads-max", 55, Some(Gen::Text("126863\n"))),
             ],
             SysNode::Vm => vec![("overcommit_memory", 60, Some(Gen::Overcommit))],
+            SysNode::Net => crate::net::procnet::FILES
+                .iter()
+                .map(|&(n, ino)| (n, ino, Some(Gen::Net(n))))
+                .collect(),
         }
     }
 }
@@ -633,6 +670,14 @@ impl Inode for SysDir {
         Ok(self.meta.statfs())
     }
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        let ipc = match self.node {
+            SysNode::Kernel => crate::ipc::proc::sys_kernel_lookup(name, &self.meta),
+            SysNode::Fs => crate::ipc::proc::sys_fs_lookup(name, &self.meta),
+            _ => None,
+        };
+        if let Some(i) = ipc {
+            return Ok(i);
+        }
         let (_, ino, g) = self
             .children()
             .into_iter()
@@ -647,6 +692,14 @@ impl Inode for SysDir {
             (None, b"kernel") => Arc::new(SysDir {
                 meta: self.meta.with_ino(ino),
                 node: SysNode::Kernel,
+            }),
+            (None, b"random") => Arc::new(SysDir {
+                meta: self.meta.with_ino(ino),
+                node: SysNode::Random,
+            }),
+            (None, b"fs") => Arc::new(SysDir {
+                meta: self.meta.with_ino(ino),
+                node: SysNode::Fs,
             }),
             (None, _) => Arc::new(SysDir {
                 meta: self.meta.with_ino(ino),
@@ -664,6 +717,23 @@ impl Inode for SysDir {
                 FileType::Directory
             };
             entries.push((ino, t.dirent_type(), n.as_bytes().to_vec()));
+        }
+        match self.node {
+            SysNode::Kernel => {
+                for (n, ino) in crate::ipc::proc::sys_kernel_entries() {
+                    entries.push((ino, FileType::Regular.dirent_type(), n.as_bytes().to_vec()));
+                }
+            }
+            SysNode::Fs => {
+                for (n, ino) in crate::ipc::proc::sys_fs_entries() {
+                    entries.push((
+                        ino,
+                        FileType::Directory.dirent_type(),
+                        n.as_bytes().to_vec(),
+                    ));
+                }
+            }
+            _ => {}
         }
         Ok(Arc::new(SynthDir { entries }))
     }
@@ -756,11 +826,13 @@ fn mount_lines(task: &Task, info: bool) -> String {
             None => "/".to_string(),
         };
         let opts = if m.read_only() { "ro" } else { "rw" };
-        let source = match m.fstype {
-            "hostfs" => "none",
-            "devtmpfs" => "udev",
-            "devpts" => "devpts",
-            other => other,
+        let recorded = m.source().map(|s| String::from_utf8_lossy(s).into_owned());
+        let source = match (m.fstype, &recorded) {
+            (_, Some(s)) => s.as_str(),
+            ("hostfs", _) => "none",
+            ("devtmpfs", _) => "udev",
+            ("devpts", _) => "devpts",
+            (other, _) => other,
         };
         if info {
             let parent = m.mountpoint.as_ref().map(|p| p.mnt.id).unwrap_or(m.id);
@@ -847,7 +919,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             format!(
                 "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t0\n\
                  Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t{}\nGroups:\t0 \nNStgid:\t{pid}\nNSpid:\t{tid}\nNSpgid:\t{}\nNSsid:\t{}\n\
-                 VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t       0 kB\nVmPin:\t       0 kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
+                 VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t       0 kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
                  RssAnon:\t{:8} kB\nRssFile:\t       0 kB\nRssShmem:\t       0 kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
                  VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\nThreads:\t{}\nSigQ:\t0/63432\nSigPnd:\t{pend:016x}\n\
                  ShdPnd:\t{shd:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cat:016x}\nCapInh:\t0000000000000000\n\
@@ -860,6 +932,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
                 ids.sid,
                 kb(st.vsize),
                 kb(st.vsize),
+                kb(t.mm().locked_bytes()),
                 kb(st.rss_pages * 4096),
                 kb(st.rss_pages * 4096),
                 kb(st.rss_pages * 4096),
@@ -880,6 +953,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let t = task_of(pid)?;
             return Ok(read_guest_range(&t, t.mm().stats().arg));
         }
+        Gen::Auxv(pid) => return Ok(task_of(pid)?.mm().auxv()),
         Gen::Environ(pid) => {
             let t = task_of(pid)?;
             return Ok(read_guest_range(&t, t.mm().stats().env));
@@ -995,22 +1069,42 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let last = all_pids().last().copied().unwrap_or(1);
             format!("0.00 0.00 0.00 1/{n} {last}\n")
         }
-        Gen::Filesystems => "nodev\tsysfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tpipefs\nnodev\thostfs\n".to_string(),
+        Gen::Filesystems => "nodev\tsysfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tpipefs\nnodev\thostfs\n\text2\n\text3\n\text4\n".to_string(),
+        Gen::Partitions => crate::block::proc_partitions(),
         Gen::Version => format!(
             "Linux version {} (ruml@ruml) (rustc) {}\n",
             crate::task::syscalls::UTS_RELEASE,
             crate::task::syscalls::UTS_VERSION
         ),
-        Gen::Hostname => {
-            let mut h = k().hostname.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            h.push(b'\n');
-            return Ok(h);
-        }
         Gen::OsType => "Linux\n".to_string(),
         Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
         Gen::PidMax => "4194304\n".to_string(),
         Gen::Overcommit => "0\n".to_string(),
+        Gen::BootId => {
+            static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            ID.get_or_init(random_uuid).clone()
+        }
+        Gen::Uuid => random_uuid(),
         Gen::Text(t) => t.to_string(),
+        Gen::Net(n) => crate::net::procnet::render(n),
     };
     Ok(text.into_bytes())
+}
+
+/// A random (version 4) UUID and a newline, as /proc/sys/kernel/random
+/// gives them.
+fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    ruml_host::clock::random_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}\n",
+        h[0..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..16].concat()
+    )
 }

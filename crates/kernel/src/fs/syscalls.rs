@@ -579,6 +579,8 @@ fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     let f = ctx.files().get(fd.0)?;
     ctx.files().close(fd.0)?;
     crate::fs::locks::on_close(ctx.task.tgid(), &f);
+    // A message queue's notification goes with its process's close (ipc/).
+    crate::ipc::mqueue::on_close(ctx.task.tgid(), &f);
     if !f.path.mnt.internal {
         let ev = if f.can_write() {
             crate::fs::inotify::IN_CLOSE_WRITE
@@ -1121,13 +1123,18 @@ fn sys_fdatasync(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     Ok(0)
 }
 
-/// sync(2): hostfs writes go straight to the host; nothing is cached.
+/// sync(2): hostfs writes go straight to the host and nothing is cached
+/// in the kernel; the disks (ubd, loop) are flushed to the host's disk.
 fn sys_sync(_ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    crate::block::sync_all();
     Ok(0)
 }
 
+/// syncfs(2): as sync(2), for the file's filesystem (disks are flushed
+/// all together: a disk filesystem's writes are already on its device).
 fn sys_syncfs(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     get_file(ctx, fd)?;
+    crate::block::sync_all();
     Ok(0)
 }
 
@@ -1790,6 +1797,7 @@ fn sys_mount(
         })?
     };
     let ro = flags & MS_RDONLY != 0;
+    let mut dev_source: Option<Vec<u8>> = None;
     let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty.as_slice() {
         b"tmpfs" => {
             let phys = crate::fs::tmpfs::physmem();
@@ -1801,9 +1809,25 @@ fn sys_mount(
             )
         }
         b"proc" => ("proc", crate::fs::procfs::new_procfs()),
+        b"mqueue" => ("mqueue", crate::ipc::mqueue::fs_root()),
         b"sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
         b"devpts" => ("devpts", crate::fs::pty::new_devpts()),
         b"devtmpfs" => ("devtmpfs", crate::fs::devfs::new_devfs()),
+        b"ext2" | b"ext3" | b"ext4" => {
+            // A disk filesystem: the source is a block device node.
+            if source.is_null() {
+                return error!(EINVAL);
+            }
+            let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
+            let disk = crate::block::from_inode(src.inode())?;
+            dev_source = Some(crate::fs::vfs::d_path(&src, &fs.root()));
+            let name = match ty.as_slice() {
+                b"ext2" => "ext2",
+                b"ext3" => "ext3",
+                _ => "ext4",
+            };
+            (name, crate::fs::ext2::mount(&disk, ro)?)
+        }
         b"hostfs" => {
             // UML: `mount none DIR -t hostfs -o HOSTDIR`, HOSTDIR beneath
             // the root's host directory; options after a comma are ignored.
@@ -1818,7 +1842,10 @@ fn sys_mount(
     if t.inode().file_type() != FileType::Directory {
         return error!(ENOTDIR);
     }
-    fs.ns.mount(name, inode, &t, ro);
+    let m = fs.ns.mount(name, inode, &t, ro);
+    if let Some(src) = dev_source {
+        m.set_source(&src);
+    }
     Ok(0)
 }
 

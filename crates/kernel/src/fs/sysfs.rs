@@ -1,6 +1,8 @@
 //! A minimal sysfs at /sys: what programs read to count CPUs
-//! (/sys/devices/system/cpu/{online,possible,present,cpuN}) and the usual
-//! top-level directories. Read-only and immutable: no locking.
+//! (/sys/devices/system/cpu/{online,possible,present,cpuN}), the network
+//! interfaces (/sys/class/net/IFACE/*, their values read from the network
+//! subsystem when opened) and the usual top-level directories. The tree is
+//! read-only and immutable: no locking.
 
 use std::sync::Arc;
 
@@ -14,9 +16,9 @@ use crate::fs::vfs::{anon_dev, Caller, FileOps, Inode, InodeKey};
 const SYSFS_MAGIC: i64 = 0x6265_6572;
 
 /// A read-only file with fixed text.
-struct StaticFile {
-    meta: Meta,
-    text: Vec<u8>,
+pub(crate) struct StaticFile {
+    pub meta: Meta,
+    pub text: Vec<u8>,
 }
 
 impl Inode for StaticFile {
@@ -37,6 +39,36 @@ impl Inode for StaticFile {
             return error!(EACCES);
         }
         Ok(Arc::new(Text(self.text.clone())))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// A read-only file whose text is made when it is opened.
+struct LiveFile {
+    meta: Meta,
+    gen: Box<dyn Fn() -> String + Send + Sync>,
+}
+
+impl Inode for LiveFile {
+    fn file_type(&self) -> FileType {
+        FileType::Regular
+    }
+    fn key(&self) -> InodeKey {
+        self.meta.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(self.meta.stat(S_IFREG | 0o444, 1, 4096))
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(self.meta.statfs())
+    }
+    fn open(&self, flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        if flags & 3 != 0 {
+            return error!(EACCES);
+        }
+        Ok(Arc::new(Text((self.gen)().into_bytes())))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -105,10 +137,33 @@ pub fn new_sysfs() -> Arc<dyn Inode> {
     let cpu = dir(m(), cpu_children);
     let system = dir(m(), vec![(b"cpu".to_vec(), cpu)]);
     let devices = dir(m(), vec![(b"system".to_vec(), system)]);
-    let mut top: Vec<(Vec<u8>, Arc<dyn Inode>)> = vec![(b"devices".to_vec(), devices)];
-    for name in [
-        "block", "bus", "class", "dev", "firmware", "fs", "kernel", "module", "power",
-    ] {
+    // /sys/class/net: one directory per interface (the set is fixed at
+    // boot), each attribute read live.
+    let mut ifaces: Vec<(Vec<u8>, Arc<dyn Inode>)> = Vec::new();
+    for name in crate::net::iface::names() {
+        let mut attrs: Vec<(Vec<u8>, Arc<dyn Inode>)> = Vec::new();
+        for attr in crate::net::iface::SYSFS_ATTRS {
+            let n = name.clone();
+            attrs.push((
+                attr.as_bytes().to_vec(),
+                Arc::new(LiveFile {
+                    meta: m(),
+                    gen: Box::new(move || crate::net::iface::sysfs_attr(&n, attr)),
+                }),
+            ));
+        }
+        ifaces.push((name.into_bytes(), dir(m(), attrs)));
+    }
+    let class = dir(m(), vec![(b"net".to_vec(), dir(m(), ifaces))]);
+    let mut top: Vec<(Vec<u8>, Arc<dyn Inode>)> =
+        vec![(b"devices".to_vec(), devices), (b"class".to_vec(), class)];
+    top.push((b"block".to_vec(), crate::block::sysfs_block_dir(m())));
+    let dev_block = crate::block::sysfs_dev_block_dir(m());
+    top.push((
+        b"dev".to_vec(),
+        dir(m(), vec![(b"block".to_vec(), dev_block)]),
+    ));
+    for name in ["bus", "firmware", "fs", "kernel", "module", "power"] {
         top.push((name.as_bytes().to_vec(), dir(m(), Vec::new())));
     }
     top.sort_by(|a, b| a.0.cmp(&b.0));

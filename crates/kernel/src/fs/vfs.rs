@@ -346,6 +346,9 @@ pub struct Mount {
     /// Not attached anywhere: paths on it print as their dentry name
     /// ("pipe:[1234]").
     pub internal: bool,
+    /// The mount's source as /proc/mounts shows it ("/dev/ubda"), for
+    /// filesystems mounted from a device; set once after mounting.
+    source: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Mount {
@@ -363,7 +366,18 @@ impl Mount {
             mountpoint,
             ro: AtomicBool::new(read_only),
             internal,
+            source: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Records the device the filesystem was mounted from.
+    pub fn set_source(&self, source: &[u8]) {
+        let _ = self.source.set(source.to_vec());
+    }
+
+    /// The recorded source, if any.
+    pub fn source(&self) -> Option<&[u8]> {
+        self.source.get().map(|v| v.as_slice())
     }
 
     /// Whether the mount is read-only (writes give EROFS).

@@ -73,6 +73,17 @@ struct Pte {
     cow: bool,
 }
 
+/// An area as a core dump sees it; see [`Mm::dump_areas`].
+pub struct DumpArea {
+    pub start: u64,
+    pub end: u64,
+    pub prot: u32,
+    /// Whether the dump holds the area's pages.
+    pub contents: bool,
+    /// The mapped file and the page offset into it.
+    pub file: Option<(crate::fs::FileRef, u64)>,
+}
+
 /// Sizes of an address space, for /proc.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MmStats {
@@ -111,6 +122,10 @@ struct MmInner {
     /// Where argv and envp strings start and end (for /proc/PID/cmdline).
     pub arg_range: (u64, u64),
     pub env_range: (u64, u64),
+    /// Where exec put the auxiliary vector on the initial stack.
+    auxv_range: (u64, u64),
+    /// Flags every new area gets (mlockall's MCL_FUTURE).
+    def_flags: u32,
 }
 
 /// A guest address space. See the module documentation.
@@ -157,6 +172,8 @@ impl Mm {
                 mmap_base,
                 arg_range: (0, 0),
                 env_range: (0, 0),
+                auxv_range: (0, 0),
+                def_flags: 0,
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
@@ -209,8 +226,20 @@ impl Mm {
         let mut child_ptes = BTreeMap::new();
         let mut child_ops = Vec::new();
         let mut parent_protect: Vec<(u64, u32)> = Vec::new();
-        let vmas = p.vmas.clone();
+        // The child's areas: no MADV_DONTFORK ones, no locks (mlock(2)).
+        let mut vmas = p.vmas.clone();
+        for v in p.vmas.iter() {
+            if v.flags & vma::vm_flags::DONTFORK != 0 {
+                vmas.remove_range(v.start, v.end);
+            }
+        }
+        let unlock = !(vma::vm_flags::LOCKED | vma::vm_flags::LOCKONFAULT);
+        vmas.update_range(0, TASK_SIZE, |v| v.flags &= unlock);
         for v in vmas.iter() {
+            // MADV_WIPEONFORK: the child starts with fresh zero pages.
+            if v.flags & vma::vm_flags::WIPEONFORK != 0 {
+                continue;
+            }
             for (&vpn, pte) in p.ptes.range_mut(v.start / PAGE..v.end / PAGE) {
                 self.phys.get(pte.pfn);
                 let cow = !v.shared;
@@ -254,6 +283,9 @@ impl Mm {
                 mmap_base: p.mmap_base,
                 arg_range: p.arg_range,
                 env_range: p.env_range,
+                auxv_range: p.auxv_range,
+                // Locks are not inherited by a fork's child (mlock(2)).
+                def_flags: 0,
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
@@ -273,6 +305,78 @@ impl Mm {
         (m.arg_range, m.env_range)
     }
 
+    /// Records where exec put the auxiliary vector (`[start, end)`).
+    pub fn set_auxv_range(&self, range: (u64, u64)) {
+        self.lock().auxv_range = range;
+    }
+
+    /// The auxiliary vector as the process's stack holds it now.
+    pub fn auxv(&self) -> Vec<u8> {
+        let (start, end) = self.lock().auxv_range;
+        let mut b = vec![0u8; end.saturating_sub(start) as usize];
+        match self.read_bytes(start, &mut b) {
+            Ok(()) => b,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The areas a core dump describes, in address order: each with
+    /// whether its contents go into the dump (Linux's default
+    /// coredump_filter: anonymous and written-to private memory, not the
+    /// pages of files mapped read-only, which the debugger reads from the
+    /// files themselves) and its file, if any, with the page offset.
+    pub fn dump_areas(&self) -> Vec<DumpArea> {
+        let m = self.lock();
+        m.vmas
+            .iter()
+            .map(|v| {
+                let file = match &v.backing {
+                    Backing::File { file, pgoff, .. } => Some((file.clone(), *pgoff)),
+                    Backing::Anon => None,
+                };
+                let readable = v.prot & PROT_READ != 0 && v.flags & vma::vm_flags::DONTDUMP == 0;
+                let contents = readable && (file.is_none() || v.prot & PROT_WRITE != 0);
+                DumpArea {
+                    start: v.start,
+                    end: v.end,
+                    prot: v.prot,
+                    contents,
+                    file,
+                }
+            })
+            .collect()
+    }
+
+    /// One page of an area for a core dump: what the process has there now,
+    /// without allocating for pages it never touched (zeros for anonymous
+    /// memory). EFAULT where the area is gone or unreadable.
+    pub fn read_page_for_dump(&self, addr: u64, buf: &mut [u8]) -> KResult<()> {
+        let mut m = self.lock();
+        let vpn = addr / PAGE;
+        let off = (addr % PAGE) as usize;
+        let n = buf.len().min(PAGE as usize - off);
+        if let Some(pte) = m.ptes.get(&vpn) {
+            self.phys.read(pte.pfn, off, &mut buf[..n]);
+            return Ok(());
+        }
+        match m
+            .vmas
+            .find(addr)
+            .map(|v| matches!(v.backing, Backing::Anon))
+        {
+            None => error!(EFAULT),
+            Some(true) => {
+                buf[..n].fill(0);
+                Ok(())
+            }
+            Some(false) => {
+                let pfn = self.touch(&mut m, addr, Access::Read)?;
+                self.phys.read(pfn, off, &mut buf[..n]);
+                Ok(())
+            }
+        }
+    }
+
     /// Sets up the heap after exec.
     pub fn set_brk_start(&self, at: u64) {
         let mut m = self.lock();
@@ -287,15 +391,18 @@ impl Mm {
         self.map_area_locked(&mut m, vma)
     }
 
-    fn map_area_locked(&self, m: &mut MmInner, vma: Vma) -> KResult<()> {
+    fn map_area_locked(&self, m: &mut MmInner, mut vma: Vma) -> KResult<()> {
         let (start, end, prot) = (vma.start, vma.end, vma.prot);
         let total: u64 = m.vmas.iter().map(|v| v.len()).sum();
         if total.saturating_add(end - start) > self.limit_as() {
             return error!(ENOMEM);
         }
+        vma.flags |= m.def_flags;
+        let locked =
+            vma.flags & vma::vm_flags::LOCKED != 0 && vma.flags & vma::vm_flags::LOCKONFAULT == 0;
         let anon = matches!(vma.backing, Backing::Anon);
         m.vmas.insert(vma);
-        if anon && prot != 0 && end - start <= MAP_AHEAD_MAX {
+        if prot != 0 && (locked || anon && end - start <= MAP_AHEAD_MAX) {
             self.populate(m, start, end)?;
         }
         Ok(())
@@ -848,6 +955,19 @@ impl Mm {
             .iter()
             .filter_map(|v| match &v.backing {
                 Backing::File { file, .. } => Some((v.start, file.clone())),
+                Backing::Anon => None,
+            })
+            .collect()
+    }
+
+    /// Each file-backed area as (start, end, page offset, file): shmdt
+    /// and exit find System V shared memory attachments by it (ipc/shm.rs).
+    pub fn file_areas(&self) -> Vec<(u64, u64, u64, crate::fs::FileRef)> {
+        let m = self.lock();
+        m.vmas
+            .iter()
+            .filter_map(|v| match &v.backing {
+                Backing::File { file, pgoff, .. } => Some((v.start, v.end, *pgoff, file.clone())),
                 Backing::Anon => None,
             })
             .collect()

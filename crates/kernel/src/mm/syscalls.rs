@@ -6,7 +6,7 @@ use crate::error;
 use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 
-use super::vma::{Backing, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
+use super::vma::{vm_flags, Backing, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
 use super::{page_down, page_up, Mm, MmInner, MMAP_MIN, PAGE, TASK_SIZE};
 
 const MAP_SHARED: u32 = 0x01;
@@ -42,7 +42,8 @@ syscall_table! { pub fn mm_table;
     MSYNC => sys_msync(addr: u64, len: u64, flags: i32),
     MINCORE => sys_mincore(addr: u64, len: u64, vec: UserAddr),
     MLOCK => sys_mlock(addr: u64, len: u64),
-    MUNLOCK => sys_mlock(addr: u64, len: u64),
+    MLOCK2 => sys_mlock2(addr: u64, len: u64, flags: u32),
+    MUNLOCK => sys_munlock(addr: u64, len: u64),
     MLOCKALL => sys_mlockall(flags: i32),
     MUNLOCKALL => sys_munlockall(),
 }
@@ -70,6 +71,7 @@ impl Mm {
                 growsdown: false,
                 backing: Backing::Anon,
                 name: Some("[heap]"),
+                flags: 0,
             };
             if self.map_area_locked(&mut m, vma).is_err() {
                 self.unmap_locked(&mut m, old_top, new_top);
@@ -151,6 +153,7 @@ impl Mm {
             growsdown: flags & MAP_GROWSDOWN != 0,
             backing,
             name: None,
+            flags: 0,
         };
         if let Err(e) = self.map_area_locked(&mut m, vma) {
             self.unmap_locked(&mut m, start, start + len);
@@ -405,6 +408,108 @@ impl Mm {
     pub fn is_mapped(&self, addr: u64, end: u64) -> bool {
         self.lock().vmas.covers(addr, end)
     }
+
+    /// Bytes of locked areas (VmLck).
+    pub fn locked_bytes(&self) -> u64 {
+        let m = self.lock();
+        Self::locked_in(&m, 0, TASK_SIZE)
+    }
+
+    fn locked_in(m: &MmInner, start: u64, end: u64) -> u64 {
+        m.vmas
+            .iter()
+            .filter(|v| v.flags & vm_flags::LOCKED != 0 && v.start < end && v.end > start)
+            .map(|v| v.end.min(end) - v.start.max(start))
+            .sum()
+    }
+
+    /// mlock/munlock of `[start, end)`: sets `flags` (LOCKED, with
+    /// LOCKONFAULT for MLOCK_ONFAULT) or clears both (`flags` 0). A lock
+    /// beyond `limit` bytes in all gives ENOMEM; locking faults the pages
+    /// in unless on fault.
+    pub fn set_locked(&self, start: u64, end: u64, flags: u32, limit: u64) -> KResult<()> {
+        let mut m = self.lock();
+        if flags != 0 {
+            let total = Self::locked_in(&m, 0, TASK_SIZE);
+            let already = Self::locked_in(&m, start, end);
+            if total - already + (end - start) > limit {
+                return error!(ENOMEM);
+            }
+        }
+        // As Linux: the areas up to the first hole change, then ENOMEM.
+        let (start, end, hole) = match m.vmas.covered_until(start, end) {
+            e if e == start && start < end => return error!(ENOMEM),
+            e => (start, e, e < end),
+        };
+        let all = vm_flags::LOCKED | vm_flags::LOCKONFAULT;
+        m.vmas
+            .update_range(start, end, |v| v.flags = (v.flags & !all) | flags);
+        if flags & vm_flags::LOCKONFAULT == 0 && flags != 0 {
+            let areas: Vec<(u64, u64)> = m
+                .vmas
+                .iter()
+                .filter(|v| v.start < end && v.end > start && v.prot != 0)
+                .map(|v| (v.start.max(start), v.end.min(end)))
+                .collect();
+            for (a, b) in areas {
+                self.populate(&mut m, a, b)?;
+            }
+        }
+        if hole {
+            return error!(ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// mlockall/munlockall: every area and, with `future`, every later one.
+    pub fn set_locked_all(
+        &self,
+        current: Option<u32>,
+        future: Option<u32>,
+        limit: u64,
+    ) -> KResult<()> {
+        if let Some(flags) = current {
+            let total: u64 = self.lock().vmas.iter().map(|v| v.len()).sum();
+            if flags != 0 && total > limit {
+                return error!(ENOMEM);
+            }
+            let areas: Vec<(u64, u64)> =
+                self.lock().vmas.iter().map(|v| (v.start, v.end)).collect();
+            for (a, b) in areas {
+                self.set_locked(a, b, flags, u64::MAX)?;
+            }
+        }
+        if let Some(flags) = future {
+            self.lock().def_flags = flags;
+        }
+        Ok(())
+    }
+
+    /// madvise's per-area flags: sets `set` and clears `clear` on every
+    /// area of `[start, end)`; `check` may refuse an area (EINVAL).
+    pub fn advise_flags(
+        &self,
+        start: u64,
+        end: u64,
+        set: u32,
+        clear: u32,
+        check: impl Fn(&Vma) -> bool,
+    ) -> KResult<()> {
+        let mut m = self.lock();
+        if m.vmas
+            .iter()
+            .any(|v| v.start < end && v.end > start && !check(v))
+        {
+            return error!(EINVAL);
+        }
+        // As Linux: every mapped part changes; a hole anywhere is ENOMEM.
+        m.vmas
+            .update_range(start, end, |v| v.flags = (v.flags & !clear) | set);
+        if !m.vmas.covers(start, end) {
+            return error!(ENOMEM);
+        }
+        Ok(())
+    }
 }
 
 fn sys_brk(ctx: &mut SyscallContext<'_>, addr: u64) -> KResult<u64> {
@@ -508,18 +613,38 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     const MADV_DONTNEED: i32 = 4;
     const MADV_FREE: i32 = 8;
     const MADV_REMOVE: i32 = 9;
+    const MADV_DONTFORK: i32 = 10;
+    const MADV_DOFORK: i32 = 11;
+    const MADV_DONTDUMP: i32 = 16;
+    const MADV_DODUMP: i32 = 17;
+    const MADV_WIPEONFORK: i32 = 18;
+    const MADV_KEEPONFORK: i32 = 19;
     if !addr.is_multiple_of(PAGE) {
         return error!(EINVAL);
     }
     let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
     let end = addr.checked_add(len).ok_or(crate::errno!(EINVAL))?;
+    let mm = ctx.mm();
+    let any = |_: &Vma| true;
+    let flags = |set, clear| mm.advise_flags(addr, end, set, clear, any).map(|_| 0);
     match advice {
-        MADV_DONTNEED | MADV_FREE => ctx.mm().discard(addr, end).map(|_| 0),
+        MADV_DONTNEED | MADV_FREE => mm.discard(addr, end).map(|_| 0),
         MADV_REMOVE => error!(EOPNOTSUPP),
-        // Hints about access patterns, hugepages, merging, dumping, forking:
+        MADV_DONTFORK => flags(vm_flags::DONTFORK, 0),
+        MADV_DOFORK => flags(0, vm_flags::DONTFORK),
+        MADV_DONTDUMP => flags(vm_flags::DONTDUMP, 0),
+        MADV_DODUMP => flags(0, vm_flags::DONTDUMP),
+        // Only private anonymous memory can be wiped for a child.
+        MADV_WIPEONFORK => mm
+            .advise_flags(addr, end, vm_flags::WIPEONFORK, 0, |v| {
+                !v.shared && matches!(v.backing, Backing::Anon)
+            })
+            .map(|_| 0),
+        MADV_KEEPONFORK => flags(0, vm_flags::WIPEONFORK),
+        // Hints about access patterns, hugepages, merging, paging out:
         // accepted; they change no result a program can observe here.
-        0..=3 | 10..=21 | 100..=101 => {
-            if !ctx.mm().is_mapped(addr, end) && len != 0 {
+        0..=3 | 12..=15 | 20..=25 | 100..=101 => {
+            if !mm.is_mapped(addr, end) && len != 0 {
                 return error!(ENOMEM);
             }
             Ok(0)
@@ -560,24 +685,82 @@ fn sys_mincore(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, vec: UserAddr)
     Ok(0)
 }
 
-fn sys_mlock(ctx: &mut SyscallContext<'_>, addr: u64, len: u64) -> KResult<u64> {
-    // Guest memory is never swapped by ruml: every page is locked already.
+/// RLIMIT_MEMLOCK for the caller: unlimited with CAP_IPC_LOCK (root);
+/// EPERM if it is 0 without.
+fn memlock_limit(ctx: &SyscallContext<'_>) -> KResult<u64> {
+    const RLIMIT_MEMLOCK: usize = 8;
+    if ctx
+        .task
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .euid
+        == 0
+    {
+        return Ok(u64::MAX);
+    }
+    match ctx.task.group.limit(RLIMIT_MEMLOCK)[0] {
+        0 => error!(EPERM),
+        l => Ok(l),
+    }
+}
+
+/// The page range of an mlock-family call.
+fn lock_range(addr: u64, len: u64) -> KResult<(u64, u64)> {
     let start = page_down(addr);
     let end = page_up(addr.checked_add(len).ok_or(crate::errno!(EINVAL))?)
-        .ok_or(crate::errno!(EINVAL))?;
-    if !ctx.mm().is_mapped(start, end) && end > start {
+        .ok_or(crate::errno!(ENOMEM))?;
+    if end > TASK_SIZE {
         return error!(ENOMEM);
     }
-    Ok(0)
+    Ok((start, end))
 }
 
-fn sys_mlockall(_ctx: &mut SyscallContext<'_>, flags: i32) -> KResult<u64> {
-    if flags == 0 || flags & !7 != 0 {
+fn sys_mlock(ctx: &mut SyscallContext<'_>, addr: u64, len: u64) -> KResult<u64> {
+    sys_mlock2(ctx, addr, len, 0)
+}
+
+fn sys_mlock2(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: u32) -> KResult<u64> {
+    const MLOCK_ONFAULT: u32 = 1;
+    if flags & !MLOCK_ONFAULT != 0 {
         return error!(EINVAL);
     }
+    let (start, end) = lock_range(addr, len)?;
+    let limit = memlock_limit(ctx)?;
+    let mut f = vm_flags::LOCKED;
+    if flags & MLOCK_ONFAULT != 0 {
+        f |= vm_flags::LOCKONFAULT;
+    }
+    ctx.mm().set_locked(start, end, f, limit)?;
     Ok(0)
 }
 
-fn sys_munlockall(_ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+fn sys_munlock(ctx: &mut SyscallContext<'_>, addr: u64, len: u64) -> KResult<u64> {
+    let (start, end) = lock_range(addr, len)?;
+    ctx.mm().set_locked(start, end, 0, u64::MAX)?;
+    Ok(0)
+}
+
+fn sys_mlockall(ctx: &mut SyscallContext<'_>, flags: i32) -> KResult<u64> {
+    const MCL_CURRENT: i32 = 1;
+    const MCL_FUTURE: i32 = 2;
+    const MCL_ONFAULT: i32 = 4;
+    if flags & !7 != 0 || flags & (MCL_CURRENT | MCL_FUTURE) == 0 {
+        return error!(EINVAL);
+    }
+    let limit = memlock_limit(ctx)?;
+    let mut f = vm_flags::LOCKED;
+    if flags & MCL_ONFAULT != 0 {
+        f |= vm_flags::LOCKONFAULT;
+    }
+    let current = (flags & MCL_CURRENT != 0).then_some(f);
+    let future = (flags & MCL_FUTURE != 0).then_some(f);
+    ctx.mm().set_locked_all(current, future, limit)?;
+    Ok(0)
+}
+
+fn sys_munlockall(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
+    ctx.mm().set_locked_all(Some(0), Some(0), u64::MAX)?;
     Ok(0)
 }

@@ -38,6 +38,22 @@ pub struct Vma {
     pub backing: Backing,
     /// A name for /proc/PID/maps: "[heap]", "[stack]".
     pub name: Option<&'static str>,
+    /// [`vm_flags`]: mlock and madvise state.
+    pub flags: u32,
+}
+
+/// Per-area flags set by mlock(2) and madvise(2).
+pub mod vm_flags {
+    /// mlock: pages stay resident (VmLck).
+    pub const LOCKED: u32 = 1;
+    /// mlock2 MLOCK_ONFAULT: locked as they are touched.
+    pub const LOCKONFAULT: u32 = 2;
+    /// MADV_DONTFORK: a fork's child does not get the area.
+    pub const DONTFORK: u32 = 4;
+    /// MADV_WIPEONFORK: a fork's child gets the area zero-filled.
+    pub const WIPEONFORK: u32 = 8;
+    /// MADV_DONTDUMP: left out of core dumps.
+    pub const DONTDUMP: u32 = 16;
 }
 
 impl Vma {
@@ -66,6 +82,7 @@ impl Vma {
             || self.shared != next.shared
             || self.growsdown != next.growsdown
             || self.name != next.name
+            || self.flags != next.flags
         {
             return false;
         }
@@ -123,6 +140,19 @@ impl VmaMap {
     /// Whether any VMA overlaps `[start, end)`.
     pub fn overlaps(&self, start: u64, end: u64) -> bool {
         self.next_after(start).is_some_and(|v| v.start < end)
+    }
+
+    /// Where the run of VMAs from `start` first leaves a hole (at most
+    /// `end`): `start` itself if nothing is mapped there.
+    pub fn covered_until(&self, start: u64, end: u64) -> u64 {
+        let mut at = start;
+        while at < end {
+            match self.find(at) {
+                Some(v) => at = v.end,
+                None => return at,
+            }
+        }
+        end
     }
 
     /// Whether `[start, end)` is covered by VMAs without holes.

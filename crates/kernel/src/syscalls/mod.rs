@@ -142,7 +142,7 @@ const TABLES: &[Table] = &[
     crate::fs::advise::advise_table,
     crate::fs::anon::anon_table,
     crate::fs::epoll::epoll_table,
-    crate::fs::socket::socket_table,
+    crate::net::socket_table,
     crate::fs::locks::locks_table,
     crate::fs::copy::copy_table,
     crate::fs::memfd::memfd_table,
@@ -155,7 +155,12 @@ const TABLES: &[Table] = &[
     crate::task::futex::futex_table,
     crate::task::usage::usage_table,
     crate::task::creds::creds_table,
+    crate::task::reboot::reboot_table,
     crate::time::timers::timers_table,
+    crate::ipc::msg::msg_table,
+    crate::ipc::sem::sem_table,
+    crate::ipc::shm::shm_table,
+    crate::ipc::mqueue::mqueue_table,
 ];
 
 /// The handler for a system-call number, if ruml implements it.

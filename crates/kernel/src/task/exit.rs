@@ -20,6 +20,16 @@ const FUTEX_WAITERS: u32 = 0x8000_0000;
 const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 
+/// Ends the instance: `boot` returns with `status` (the first one given
+/// wins) and the `ruml` process exits, taking every stub with it.
+pub fn halt_instance(status: ExitStatus) {
+    let mut h = HALT.lock().unwrap_or_else(|p| p.into_inner());
+    if h.is_none() {
+        *h = Some(status);
+    }
+    HALTED.notify_all();
+}
+
 /// Marks the robust futexes the dying thread holds (set_robust_list).
 pub(crate) fn release_robust_list(task: &Arc<Task>) {
     let (head, len) = *task.robust_list.lock().unwrap_or_else(|p| p.into_inner());
@@ -104,6 +114,10 @@ pub fn exit_thread(task: &Arc<Task>) {
     // closes the files (pipe ends see EOF, and so on).
     task.set_files(crate::fs::FdTable::new());
     if last {
+        // System V IPC (ipc/): SEM_UNDO adjustments are applied, and shared
+        // memory is detached from an address space no one runs in any more.
+        crate::ipc::exit_process(task.group.tgid());
+        crate::ipc::mm_released(&task.mm(), task.group.tgid());
         let status = task.group.sig().exit.unwrap_or(ExitStatus::Exited(0));
         // Read while the stub still exists (this thread's context holds it).
         let usage = super::usage::final_times(&task.group);
@@ -192,8 +206,7 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
     crate::fs::anon::pidfd_waiters().wake_all();
     crate::fs::locks::on_exit(pid);
     if pid == 1 {
-        *HALT.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
-        HALTED.notify_all();
+        halt_instance(status);
     }
     if was_leader {
         crate::fs::tty::session_leader_exited(pid);

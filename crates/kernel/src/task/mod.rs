@@ -11,9 +11,11 @@
 //! are rare next to system calls, and one lock keeps them free of
 //! lock-order problems. Lock order: tree → group signals → task signals.
 
+pub mod coredump;
 pub mod creds;
 pub mod exit;
 pub mod futex;
+pub mod reboot;
 pub mod syscalls;
 pub mod usage;
 pub mod wait;
@@ -63,6 +65,9 @@ pub struct ThreadGroup {
     pub started: std::time::Duration,
     /// User and group ids.
     pub creds: Mutex<creds::Creds>,
+    /// PR_SET_DUMPABLE: whether a fatal signal may write a core file (and
+    /// who may ptrace the process). Set again by every exec.
+    dumpable: std::sync::atomic::AtomicBool,
 }
 
 impl ThreadGroup {
@@ -76,7 +81,17 @@ impl ThreadGroup {
             timers: Mutex::new(Default::default()),
             started: crate::log::since_boot(),
             creds: Mutex::new(Default::default()),
+            dumpable: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    pub fn dumpable(&self) -> bool {
+        self.dumpable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_dumpable(&self, on: bool) {
+        self.dumpable
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A resource limit: [soft, hard].
@@ -202,6 +217,19 @@ impl TaskTable {
             .unwrap_or_else(|p| p.into_inner())
             .get(&tid)
             .and_then(|w| w.upgrade())
+    }
+
+    /// Whether some live thread runs in address space `mm` (System V shared
+    /// memory detaches when none does: ipc::mm_released).
+    pub fn mm_in_use(&self, mm: &Arc<Mm>) -> bool {
+        let threads: Vec<Arc<Task>> = self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|w| w.upgrade())
+            .collect();
+        threads.iter().any(|t| Arc::ptr_eq(&t.mm(), mm))
     }
 
     /// The live process with this pid.

@@ -46,7 +46,8 @@ syscall_table! { pub fn task_table;
     SETSID => sys_setsid(),
     GETSID => sys_getsid(pid: i32),
     UNAME => sys_uname(buf: UserAddr),
-    SETHOSTNAME => sys_sethostname(name: UserAddr, len: usize),
+    SETHOSTNAME => sys_sethostname(name: UserAddr, len: i32),
+    SETDOMAINNAME => sys_setdomainname(name: UserAddr, len: i32),
     PRLIMIT64 => sys_prlimit64(pid: i32, res: u32, new: UserAddr, old: UserAddr),
     GETRLIMIT => sys_getrlimit(res: u32, old: UserAddr),
     SETRLIMIT => sys_setrlimit(res: u32, new: UserAddr),
@@ -739,13 +740,18 @@ fn sys_uname(ctx: &mut SyscallContext<'_>, buf: UserAddr) -> KResult<u64> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let domain = crate::kernel()
+        .domainname
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let fields: [&[u8]; 6] = [
         b"Linux",
         &host,
         UTS_RELEASE.as_bytes(),
         UTS_VERSION.as_bytes(),
         b"x86_64",
-        b"(none)",
+        &domain,
     ];
     for (i, f) in fields.iter().enumerate() {
         let n = f.len().min(64);
@@ -755,17 +761,40 @@ fn sys_uname(ctx: &mut SyscallContext<'_>, buf: UserAddr) -> KResult<u64> {
     Ok(0)
 }
 
-fn sys_sethostname(ctx: &mut SyscallContext<'_>, name: UserAddr, len: usize) -> KResult<u64> {
-    if len > 64 {
+/// sethostname/setdomainname: EPERM without CAP_SYS_ADMIN (root), then
+/// EINVAL outside 0..=64 bytes, EFAULT.
+fn set_uts_name(
+    ctx: &SyscallContext<'_>,
+    name: UserAddr,
+    len: i32,
+    slot: &std::sync::Mutex<Vec<u8>>,
+) -> KResult<u64> {
+    if ctx
+        .task
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .euid
+        != 0
+    {
+        return error!(EPERM);
+    }
+    if !(0..=64).contains(&len) {
         return error!(EINVAL);
     }
-    let mut b = vec![0u8; len];
+    let mut b = vec![0u8; len as usize];
     ctx.mm().read_bytes(name.0, &mut b)?;
-    *crate::kernel()
-        .hostname
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = b;
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = b;
     Ok(0)
+}
+
+fn sys_sethostname(ctx: &mut SyscallContext<'_>, name: UserAddr, len: i32) -> KResult<u64> {
+    set_uts_name(ctx, name, len, &crate::kernel().hostname)
+}
+
+fn sys_setdomainname(ctx: &mut SyscallContext<'_>, name: UserAddr, len: i32) -> KResult<u64> {
+    set_uts_name(ctx, name, len, &crate::kernel().domainname)
 }
 
 const RLIM_INFINITY: u64 = u64::MAX;
@@ -934,8 +963,11 @@ fn sys_prctl(
             ctx.mm().write_bytes(a2, &b)?;
             Ok(0)
         }
-        PR_GET_DUMPABLE => Ok(1),
-        PR_SET_DUMPABLE if a2 <= 1 => Ok(0),
+        PR_GET_DUMPABLE => Ok(ctx.task.group.dumpable() as u64),
+        PR_SET_DUMPABLE if a2 <= 1 => {
+            ctx.task.group.set_dumpable(a2 == 1);
+            Ok(0)
+        }
         PR_SET_PDEATHSIG => {
             if a2 > 64 {
                 return error!(EINVAL);

@@ -624,8 +624,10 @@ fn forward_signals(mut ctl: std::fs::File, dir: &Path) {
                     true
                 }),
                 CTL_RESUME => {
-                    ruml_kernel::container::thaw();
+                    // The marker goes first: once thawed, init may end and
+                    // this process with it.
                     let _ = std::fs::remove_file(dir.join("paused"));
+                    ruml_kernel::container::thaw();
                     Some(true)
                 }
                 _ if arg != 0 => ruml_kernel::container::signal_all(code),

@@ -167,9 +167,21 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
                 target: dest,
                 read_only: ro,
             }),
-            // ruml has no mqueue or cgroup filesystem: the directory stays
-            // as the root has it (runtime-spec tools always ask for these).
-            ("mqueue", "/dev/mqueue") | ("cgroup" | "cgroup2", "/sys/fs/cgroup") => {
+            // ruml's /dev (its devtmpfs) has no mqueue directory and makes
+            // none; mq_open needs no mount, so the usual one is left out.
+            ("mqueue", "/dev/mqueue") => {
+                if debug {
+                    eprintln!("ruml oci: mqueue on /dev/mqueue: ruml's /dev has no such directory, left out");
+                }
+            }
+            ("mqueue" | "proc" | "sysfs" | "devpts", _) => setup.mounts.push(ExtraMount::Special {
+                fstype: kind.to_string(),
+                target: dest,
+                read_only: ro,
+            }),
+            // ruml has no cgroup filesystem: the directory stays as the root
+            // has it (runtime-spec tools always ask for one).
+            ("cgroup" | "cgroup2", "/sys/fs/cgroup") => {
                 if debug {
                     eprintln!("ruml oci: {kind} on {at}: not available in ruml, left out");
                 }
@@ -177,7 +189,7 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
             _ => {
                 return Err(format!(
                     "mount of type {kind:?} on {at} is not supported: ruml supports bind mounts of \
-                     host directories, tmpfs, and proc/sysfs/devpts/mqueue/cgroup at their usual places"
+                     host directories and files, tmpfs, proc, sysfs, devpts, mqueue, and cgroup at /sys/fs/cgroup"
                 ))
             }
         }
@@ -266,6 +278,7 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
             RootMode::Overlay
         },
         host_mounts: Vec::new(),
+        ubd: Vec::new(),
     };
     Ok(Plan {
         boot,

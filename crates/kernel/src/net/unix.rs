@@ -1,6 +1,7 @@
-//! Sockets. AF_UNIX in full (stream, datagram, seqpacket; socketpair;
+//! AF_UNIX sockets in full (stream, datagram, seqpacket; socketpair;
 //! filesystem and abstract addresses; SCM_RIGHTS and SCM_CREDENTIALS;
-//! SO_PEERCRED; shutdown). Other families give EAFNOSUPPORT.
+//! SO_PEERCRED; shutdown). The socket system calls reach these handlers
+//! through [`crate::net`]'s dispatch.
 //!
 //! A [`UnixSocket`] keeps its own receive queue; a sender appends to its
 //! peer's. Each socket's state is behind one mutex; two sockets' locks are
@@ -21,7 +22,6 @@ use crate::fs::poll::{
 use crate::fs::types::oflags::{O_NONBLOCK, O_RDWR};
 use crate::fs::types::{FileType, S_IFSOCK};
 use crate::fs::vfs::FileOps;
-use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 use crate::task::Task;
 
@@ -274,6 +274,18 @@ impl FileOps for SocketFile {
     fn as_any_ops(&self) -> &dyn std::any::Any {
         &self.0
     }
+    fn ioctl(
+        &self,
+        _f: &OpenFile,
+        cmd: u32,
+        arg: u64,
+        ctx: &crate::syscalls::SyscallContext<'_>,
+    ) -> KResult<u64> {
+        if super::iface::is_if_ioctl(cmd) {
+            return super::iface::ioctl(ctx, cmd, arg);
+        }
+        error!(ENOTTY)
+    }
 }
 
 fn new_file(sock: Arc<UnixSocket>, nonblock: bool) -> FileRef {
@@ -524,25 +536,6 @@ fn recv(
     Ok((n, out, m.data.len()))
 }
 
-syscall_table! { pub fn socket_table;
-    SOCKET => sys_socket(domain: i32, typ: i32, protocol: i32),
-    SOCKETPAIR => sys_socketpair(domain: i32, typ: i32, protocol: i32, sv: UserAddr),
-    BIND => sys_bind(fd: Fd, addr: UserAddr, len: u32),
-    LISTEN => sys_listen(fd: Fd, backlog: i32),
-    ACCEPT => sys_accept(fd: Fd, addr: UserAddr, len: UserAddr),
-    ACCEPT4 => sys_accept4(fd: Fd, addr: UserAddr, len: UserAddr, flags: i32),
-    CONNECT => sys_connect(fd: Fd, addr: UserAddr, len: u32),
-    GETSOCKNAME => sys_getsockname(fd: Fd, addr: UserAddr, len: UserAddr),
-    GETPEERNAME => sys_getpeername(fd: Fd, addr: UserAddr, len: UserAddr),
-    SENDTO => sys_sendto(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: u32),
-    RECVFROM => sys_recvfrom(fd: Fd, buf: UserAddr, len: usize, flags: i32, addr: UserAddr, alen: UserAddr),
-    SENDMSG => sys_sendmsg(fd: Fd, msg: UserAddr, flags: i32),
-    RECVMSG => sys_recvmsg(fd: Fd, msg: UserAddr, flags: i32),
-    SHUTDOWN => sys_shutdown(fd: Fd, how: i32),
-    SETSOCKOPT => sys_setsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, len: u32),
-    GETSOCKOPT => sys_getsockopt(fd: Fd, level: i32, name: i32, val: UserAddr, len: UserAddr),
-}
-
 fn check_type(domain: i32, typ: i32, protocol: i32) -> KResult<(i32, bool, bool)> {
     if typ & !(0xf | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return error!(EINVAL);
@@ -561,7 +554,12 @@ fn check_type(domain: i32, typ: i32, protocol: i32) -> KResult<(i32, bool, bool)
     Ok((t, typ & SOCK_NONBLOCK != 0, typ & SOCK_CLOEXEC != 0))
 }
 
-fn sys_socket(ctx: &mut SyscallContext<'_>, domain: i32, typ: i32, protocol: i32) -> KResult<u64> {
+pub(super) fn sys_socket(
+    ctx: &mut SyscallContext<'_>,
+    domain: i32,
+    typ: i32,
+    protocol: i32,
+) -> KResult<u64> {
     let (t, nb, ce) = check_type(domain, typ, protocol)?;
     let f = new_file(UnixSocket::new(t), nb);
     ctx.files().alloc(f, ce).map(|fd| fd as u64)
@@ -580,7 +578,7 @@ fn pair(a: &Arc<UnixSocket>, b: &Arc<UnixSocket>, ca: (i32, u32, u32), cb: (i32,
     s.peercred = Some(ca);
 }
 
-fn sys_socketpair(
+pub(super) fn sys_socketpair(
     ctx: &mut SyscallContext<'_>,
     domain: i32,
     typ: i32,
@@ -633,7 +631,12 @@ fn path_key(ctx: &SyscallContext<'_>, path: &[u8]) -> KResult<(u64, u64)> {
     Ok(p.inode().key())
 }
 
-fn sys_bind(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: u32) -> KResult<u64> {
+pub(super) fn sys_bind(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    addr: UserAddr,
+    len: u32,
+) -> KResult<u64> {
     let (_f, sock) = socket_of(ctx, fd)?;
     let (abs, name) = read_addr(ctx, addr, len)?;
     if sock.lock().bound.is_some() {
@@ -667,7 +670,7 @@ fn sys_bind(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: u32) -> K
     Ok(0)
 }
 
-fn sys_listen(ctx: &mut SyscallContext<'_>, fd: Fd, backlog: i32) -> KResult<u64> {
+pub(super) fn sys_listen(ctx: &mut SyscallContext<'_>, fd: Fd, backlog: i32) -> KResult<u64> {
     let (_f, sock) = socket_of(ctx, fd)?;
     if sock.typ == SOCK_DGRAM {
         return error!(EOPNOTSUPP);
@@ -725,7 +728,12 @@ fn lookup(ctx: &SyscallContext<'_>, addr: UserAddr, len: u32) -> KResult<(Arc<Un
     Ok((target, a))
 }
 
-fn sys_connect(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: u32) -> KResult<u64> {
+pub(super) fn sys_connect(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    addr: UserAddr,
+    len: u32,
+) -> KResult<u64> {
     let (f, sock) = socket_of(ctx, fd)?;
     let (target, taddr) = lookup(ctx, addr, len)?;
     if target.typ != sock.typ {
@@ -743,25 +751,38 @@ fn sys_connect(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: u32) -
     }
     // A new server-side socket, paired with us, queued for accept.
     let server = UnixSocket::new(sock.typ);
-    {
+    loop {
         let mut ts = target.lock();
         let bound = ts.bound.clone();
         let Some((backlog, q)) = ts.listening.as_mut() else {
             return error!(ECONNREFUSED);
         };
         if q.len() > *backlog {
-            // Linux blocks the connector here; ruml refuses (EAGAIN for
-            // nonblocking sockets, as Linux).
-            return if f.nonblocking() {
-                error!(EAGAIN)
-            } else {
-                error!(ECONNREFUSED)
-            };
+            // A full backlog: EAGAIN for nonblocking sockets; a blocking
+            // connector waits for an accept (or a signal), as on Linux.
+            drop(ts);
+            if f.nonblocking() {
+                return error!(EAGAIN);
+            }
+            let timeout = sock.lock().sndtimeo;
+            let deadline = timeout.map(|t| Instant::now() + t);
+            match target.waiters.wait(Some(ctx.task), deadline, || {
+                target
+                    .lock()
+                    .listening
+                    .as_ref()
+                    .is_none_or(|(b, q)| q.len() <= *b)
+            }) {
+                Err(Errno::ETIMEDOUT) => return error!(EAGAIN),
+                r => r?,
+            }
+            continue;
         }
         server.lock().bound = bound;
         let me = creds_of(ctx.task);
         pair(&sock, &server, me, me);
         q.push_back(server);
+        break;
     }
     sock.lock().peer_addr = Some(taddr);
     target.waiters.wake_all();
@@ -788,11 +809,7 @@ fn write_addr(
     Ok(())
 }
 
-fn sys_accept(ctx: &mut SyscallContext<'_>, fd: Fd, addr: UserAddr, len: UserAddr) -> KResult<u64> {
-    sys_accept4(ctx, fd, addr, len, 0)
-}
-
-fn sys_accept4(
+pub(super) fn sys_accept4(
     ctx: &mut SyscallContext<'_>,
     fd: Fd,
     addr: UserAddr,
@@ -819,6 +836,8 @@ fn sys_accept4(
     let Some(conn) = got else {
         return error!(EAGAIN);
     };
+    // Room in the queue: a connector waiting for it may go on.
+    sock.waiters.wake_all();
     let nf = new_file(conn.clone(), flags & SOCK_NONBLOCK != 0);
     let nfd = ctx.files().alloc(nf, flags & SOCK_CLOEXEC != 0)?;
     let peer_name = conn.peer().and_then(|p| p.lock().bound.clone());
@@ -826,7 +845,7 @@ fn sys_accept4(
     Ok(nfd as u64)
 }
 
-fn sys_getsockname(
+pub(super) fn sys_getsockname(
     ctx: &mut SyscallContext<'_>,
     fd: Fd,
     addr: UserAddr,
@@ -838,7 +857,7 @@ fn sys_getsockname(
     Ok(0)
 }
 
-fn sys_getpeername(
+pub(super) fn sys_getpeername(
     ctx: &mut SyscallContext<'_>,
     fd: Fd,
     addr: UserAddr,
@@ -857,7 +876,7 @@ fn sys_getpeername(
     Ok(0)
 }
 
-fn sys_sendto(
+pub(super) fn sys_sendto(
     ctx: &mut SyscallContext<'_>,
     fd: Fd,
     buf: UserAddr,
@@ -881,7 +900,7 @@ fn sys_sendto(
     send(&sock, Some(ctx.task), &data, Vec::new(), to, fl).map(|n| n as u64)
 }
 
-fn sys_recvfrom(
+pub(super) fn sys_recvfrom(
     ctx: &mut SyscallContext<'_>,
     fd: Fd,
     buf: UserAddr,
@@ -908,7 +927,12 @@ crate::abi_struct! {
     pub struct MsgHdr { pub name: u64, pub namelen: u32, pub pad: u32, pub iov: u64, pub iovlen: u64, pub control: u64, pub controllen: u64, pub flags: i32, pub pad2: u32 }
 }
 
-fn sys_sendmsg(ctx: &mut SyscallContext<'_>, fd: Fd, msg: UserAddr, flags: i32) -> KResult<u64> {
+pub(super) fn sys_sendmsg(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    msg: UserAddr,
+    flags: i32,
+) -> KResult<u64> {
     let (f, sock) = socket_of(ctx, fd)?;
     let h: MsgHdr = ctx.mm().read_val(msg.0)?;
     if h.iovlen > 1024 {
@@ -961,7 +985,12 @@ fn sys_sendmsg(ctx: &mut SyscallContext<'_>, fd: Fd, msg: UserAddr, flags: i32) 
     send(&sock, Some(ctx.task), &data, fds, to, fl).map(|n| n as u64)
 }
 
-fn sys_recvmsg(ctx: &mut SyscallContext<'_>, fd: Fd, msg: UserAddr, flags: i32) -> KResult<u64> {
+pub(super) fn sys_recvmsg(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    msg: UserAddr,
+    flags: i32,
+) -> KResult<u64> {
     let (f, sock) = socket_of(ctx, fd)?;
     let h: MsgHdr = ctx.mm().read_val(msg.0)?;
     if h.iovlen > 1024 {
@@ -1029,7 +1058,7 @@ fn sys_recvmsg(ctx: &mut SyscallContext<'_>, fd: Fd, msg: UserAddr, flags: i32) 
     Ok(if flags & MSG_TRUNC != 0 { full } else { n } as u64)
 }
 
-fn sys_shutdown(ctx: &mut SyscallContext<'_>, fd: Fd, how: i32) -> KResult<u64> {
+pub(super) fn sys_shutdown(ctx: &mut SyscallContext<'_>, fd: Fd, how: i32) -> KResult<u64> {
     let (_f, sock) = socket_of(ctx, fd)?;
     if !(0..=2).contains(&how) {
         return error!(EINVAL);
@@ -1074,7 +1103,7 @@ const SO_ACCEPTCONN: i32 = 30;
 const SO_PROTOCOL: i32 = 38;
 const SO_DOMAIN: i32 = 39;
 
-fn sys_setsockopt(
+pub(super) fn sys_setsockopt(
     ctx: &mut SyscallContext<'_>,
     fd: Fd,
     level: i32,
@@ -1123,7 +1152,7 @@ fn sys_setsockopt(
     Ok(0)
 }
 
-fn sys_getsockopt(
+pub(super) fn sys_getsockopt(
     ctx: &mut SyscallContext<'_>,
     fd: Fd,
     level: i32,
@@ -1185,3 +1214,42 @@ fn sys_getsockopt(
 
 #[allow(dead_code)]
 const _: u32 = POLLIN | POLLOUT;
+
+/// One bound unix socket as /proc/net/unix lists it: type, listening,
+/// connected, and its name (an abstract one starts with '@').
+pub(super) struct UnixInfo {
+    pub typ: i32,
+    pub listening: bool,
+    pub connected: bool,
+    pub name: Vec<u8>,
+}
+
+/// The bound unix sockets.
+pub(super) fn bound_sockets() -> Vec<UnixInfo> {
+    let socks: Vec<Arc<UnixSocket>> = names()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .filter_map(|w| w.upgrade())
+        .collect();
+    let mut out = Vec::new();
+    for s in socks {
+        let st = s.lock();
+        let name = match &st.bound {
+            Some(Addr::Abstract(n)) => {
+                let mut v = b"@".to_vec();
+                v.extend_from_slice(n);
+                v
+            }
+            Some(Addr::Path(p, _)) => p.clone(),
+            None => continue,
+        };
+        out.push(UnixInfo {
+            typ: s.typ,
+            listening: st.listening.is_some(),
+            connected: st.connected,
+            name,
+        });
+    }
+    out
+}

@@ -1,0 +1,87 @@
+//! reboot(2): the instance's power switch. HALT and POWER_OFF end the
+//! instance (ruml exits 0), RESTART and RESTART2 end it and ask the `ruml`
+//! command to boot afresh in the same host process; CAD_ON/CAD_OFF choose
+//! what ctrl-alt-delete does. As Linux: the magic numbers are checked
+//! first (EINVAL), then CAP_SYS_BOOT (EPERM); the call does not sync, the
+//! `reboot` and `poweroff` programs do that before calling it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::errno::KResult;
+use crate::error;
+use crate::syscall_table;
+use crate::syscalls::{SyscallContext, UserAddr};
+use crate::task::ExitStatus;
+
+syscall_table! { pub fn reboot_table;
+    REBOOT => sys_reboot(magic1: u32, magic2: u32, cmd: u32, arg: UserAddr),
+}
+
+const MAGIC1: u32 = 0xfee1_dead;
+const MAGIC2: [u32; 4] = [672_274_793, 85_072_278, 369_367_448, 537_993_216];
+
+const CMD_RESTART: u32 = 0x0123_4567;
+const CMD_HALT: u32 = 0xcdef_0123;
+const CMD_CAD_ON: u32 = 0x89ab_cdef;
+const CMD_CAD_OFF: u32 = 0;
+const CMD_POWER_OFF: u32 = 0x4321_fedc;
+const CMD_RESTART2: u32 = 0xa1b2_c3d4;
+const CMD_SW_SUSPEND: u32 = 0xd000_fce2;
+const CMD_KEXEC: u32 = 0x4558_4543;
+
+static RESTART: AtomicBool = AtomicBool::new(false);
+/// Whether ctrl-alt-delete reboots at once (CAD_ON) or sends SIGINT to
+/// init (CAD_OFF, the default).
+static CAD_REBOOTS: AtomicBool = AtomicBool::new(false);
+
+/// Whether the instance halted because a guest asked for a restart.
+pub fn restart_requested() -> bool {
+    RESTART.load(Ordering::Relaxed)
+}
+
+/// Whether ctrl-alt-delete reboots at once (CAD_ON).
+pub fn cad_reboots() -> bool {
+    CAD_REBOOTS.load(Ordering::Relaxed)
+}
+
+fn sys_reboot(
+    ctx: &mut SyscallContext<'_>,
+    magic1: u32,
+    magic2: u32,
+    cmd: u32,
+    _arg: UserAddr,
+) -> KResult<u64> {
+    if magic1 != MAGIC1 || !MAGIC2.contains(&magic2) {
+        return error!(EINVAL);
+    }
+    if ctx
+        .task
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .euid
+        != 0
+    {
+        return error!(EPERM);
+    }
+    match cmd {
+        CMD_HALT | CMD_POWER_OFF => {
+            crate::log::info("System halted.");
+            super::exit::halt_instance(ExitStatus::Exited(0));
+        }
+        CMD_RESTART | CMD_RESTART2 => {
+            crate::log::info("Restarting system.");
+            RESTART.store(true, Ordering::Relaxed);
+            super::exit::halt_instance(ExitStatus::Exited(0));
+        }
+        CMD_CAD_ON => CAD_REBOOTS.store(true, Ordering::Relaxed),
+        CMD_CAD_OFF => CAD_REBOOTS.store(false, Ordering::Relaxed),
+        // No hibernation support: Linux without CONFIG_HIBERNATION.
+        CMD_SW_SUSPEND => return error!(ENOSYS),
+        // No kexec image was loaded.
+        CMD_KEXEC => return error!(EINVAL),
+        _ => return error!(EINVAL),
+    }
+    Ok(0)
+}

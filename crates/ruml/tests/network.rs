@@ -1,0 +1,340 @@
+//! Networking inside one instance: TCP and UDP over lo (IPv4 and IPv6),
+//! the socket API's edge cases against the host's, an epoll echo server
+//! with 200 concurrent clients, python's http.server fetched with urllib
+//! and curl, netlink route through iproute2, and that nothing but the
+//! instance itself is reachable.
+
+mod common;
+
+use common::{differential, Flavour};
+
+fn socket_edges(flavour: Flavour) {
+    let (native, ruml) = differential("socket_edges", flavour, &[]);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(ruml.stdout.ends_with("result: OK\n"), "{ruml}");
+}
+
+/// bind/connect/option/data edge cases, compared errno for errno.
+#[test]
+fn socket_edges_static() {
+    socket_edges(Flavour::Static);
+}
+
+#[test]
+fn socket_edges_dynamic() {
+    socket_edges(Flavour::Dynamic);
+}
+
+fn echo_ok(out: &common::Output) {
+    assert!(
+        out.stdout
+            .contains("clients: 200, bytes each: 65536, mismatched bytes: 0, server exit: 0"),
+        "{out}"
+    );
+}
+
+/// 200 nonblocking clients against an epoll server, every byte checked.
+#[test]
+fn tcp_epoll_echo_v4() {
+    let (native, ruml) = differential("tcp_epoll_echo", Flavour::Dynamic, &["4"]);
+    echo_ok(&native);
+    echo_ok(&ruml);
+}
+
+#[test]
+fn tcp_epoll_echo_v6() {
+    let (native, ruml) = differential("tcp_epoll_echo", Flavour::Static, &["6"]);
+    echo_ok(&native);
+    echo_ok(&ruml);
+}
+
+/// A backlog far below the client count: connectors wait in the listener's
+/// queue for accepts instead of failing (under ruml only: a host may drop
+/// such connections under load).
+#[test]
+fn tcp_epoll_echo_small_backlog() {
+    let guest = common::build_guest("tcp_epoll_echo", Flavour::Static);
+    let env = common::test_env();
+    for (fam, backlog) in [("4", "16"), ("6", "0")] {
+        let out = common::run_ruml(&guest.path, &[fam, backlog], &env);
+        assert_eq!(out.code(), 0, "{out}");
+        echo_ok(&out);
+    }
+}
+
+/// python3 -m http.server on 127.0.0.1 and ::1, fetched with urllib and
+/// curl inside the same instance.
+#[test]
+fn http_server_loopback() {
+    let script = common::workspace_root().join("tests/scripts/http_loopback.py");
+    let env = common::test_env();
+    let native = common::run_native("/usr/bin/python3", &[script.as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
+    common::assert_same(&native, &ruml);
+    assert!(ruml.stdout.contains("urllib ::1 200 300000 True"), "{ruml}");
+}
+
+fn ip_bin() -> Option<&'static str> {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+/// iproute2 over netlink route: addresses, link up/down, adding an
+/// address that then works for bind and connect, routes.
+#[test]
+fn iproute2_in_guest() {
+    let Some(ip) = ip_bin() else {
+        panic!("iproute2 is not installed (.ci/run installs it)");
+    };
+    let script = format!(
+        "{ip} addr show; echo ---; {ip} link set dev lo down; {ip} link show lo; \
+         python3 -c 'import socket; s=socket.socket(); print(s.connect_ex((\"127.0.0.1\", 9)))'; \
+         {ip} link set dev lo up; {ip} -4 addr add 10.11.12.13/24 dev lo; echo ---; {ip} -4 addr show dev lo; \
+         echo ---; {ip} route show table all; echo ---; {ip} -6 addr; \
+         python3 -c 'import socket; s=socket.socket(); s.bind((\"10.11.12.13\",0)); s.listen(); c=socket.create_connection(s.getsockname()); print(\"via added address\", c.getpeername()[0])'; \
+         {ip} addr del 10.11.12.13/24 dev lo; {ip} -4 -o addr | wc -l"
+    );
+    let out = common::run_ruml("/bin/sh", &["-c", &script], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    let parts: Vec<&str> = out.stdout.split("---\n").collect();
+    assert_eq!(parts.len(), 5, "{out}");
+    assert!(
+        parts[0].contains("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536"),
+        "{out}"
+    );
+    assert!(parts[0].contains("inet 127.0.0.1/8 scope host lo"), "{out}");
+    assert!(parts[0].contains("inet6 ::1/128 scope host"), "{out}");
+    assert!(parts[1].contains("1: lo: <LOOPBACK> mtu 65536"), "{out}");
+    assert!(parts[1].contains("state DOWN"), "{out}");
+    // lo down: 127.0.0.1 is unreachable.
+    assert!(parts[1].contains("\n101\n"), "{out}");
+    assert!(parts[2].contains("inet 127.0.0.1/8 scope host lo"), "{out}");
+    assert!(
+        parts[2].contains("inet 10.11.12.13/24 scope global lo"),
+        "{out}"
+    );
+    assert!(
+        parts[3]
+            .contains("local 127.0.0.0/8 dev lo table local proto kernel scope host src 127.0.0.1"),
+        "{out}"
+    );
+    assert!(
+        parts[3].contains(
+            "local 10.11.12.13 dev lo table local proto kernel scope host src 10.11.12.13"
+        ),
+        "{out}"
+    );
+    assert!(
+        parts[3].contains("::1 dev lo proto kernel metric 256"),
+        "{out}"
+    );
+    assert!(parts[4].contains("inet6 ::1/128 scope host"), "{out}");
+    assert!(
+        parts[4].contains("via added address 10.11.12.13\n"),
+        "{out}"
+    );
+    assert!(out.stdout.ends_with("\n1\n"), "{out}");
+}
+
+/// With eth0=none only the instance itself answers: other addresses are
+/// unreachable, and guest sockets are not host sockets (a port the test
+/// listens on, on the host's loopback, is not reachable from the guest).
+#[test]
+fn only_loopback_reachable() {
+    let host = std::net::TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = host.local_addr().expect("addr").port();
+    let script = format!(
+        "import socket, errno\n\
+         for a in ('10.0.2.2', '192.0.2.1', '8.8.8.8'):\n\
+         \x20   s = socket.socket(); print(a, errno.errorcode[s.connect_ex((a, 80))])\n\
+         s = socket.socket(socket.AF_INET6); print('2001:db8::1', errno.errorcode[s.connect_ex(('2001:db8::1', 80))])\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         try:\n\
+         \x20   u.sendto(b'x', ('192.0.2.1', 53))\n\
+         except OSError as e: print('udp', errno.errorcode[e.errno])\n\
+         s = socket.socket(); print('host port', errno.errorcode[s.connect_ex(('127.0.0.1', {port}))])\n"
+    );
+    let out = common::run_ruml("/usr/bin/python3", &["-c", &script], &common::test_env());
+    assert_eq!(
+        out.stdout,
+        "10.0.2.2 ENETUNREACH\n192.0.2.1 ENETUNREACH\n8.8.8.8 ENETUNREACH\n\
+         2001:db8::1 ENETUNREACH\nudp ENETUNREACH\nhost port ECONNREFUSED\n",
+        "{out}"
+    );
+    drop(host);
+}
+
+/// /proc/net/{tcp,tcp6,udp,unix,if_inet6,dev} and `ss` (which reads them)
+/// show the instance's own sockets.
+#[test]
+fn proc_net_and_ss() {
+    let script = "import socket, subprocess, sys\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 8080)); s.listen()\n\
+         s6 = socket.socket(socket.AF_INET6); s6.bind(('::1', 8081)); s6.listen()\n\
+         c = socket.create_connection(('127.0.0.1', 8080))\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 5353))\n\
+         x = socket.socket(socket.AF_UNIX); x.bind('\\0ruml-test'); x.listen()\n\
+         for f in ('tcp', 'tcp6', 'udp', 'unix', 'if_inet6', 'dev'):\n\
+         \x20   print('==', f); sys.stdout.write(open('/proc/net/' + f).read())\n\
+         sys.stdout.flush()\n\
+         subprocess.run(['ss', '-tlnH'], stderr=subprocess.DEVNULL)\n";
+    let out = common::run_ruml("/usr/bin/python3", &["-c", script], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    let s = &out.stdout;
+    assert!(s.contains(": 0100007F:1F90 00000000:0000 0A "), "{out}");
+    assert!(s.contains(" 0100007F:1F90 01 "), "{out}");
+    assert!(
+        s.contains(
+            ": 00000000000000000000000001000000:1F91 00000000000000000000000000000000:0000 0A "
+        ),
+        "{out}"
+    );
+    assert!(s.contains(": 00000000:14E9 00000000:0000 07 "), "{out}");
+    assert!(s.contains(" 00010000 0001 01 0 @ruml-test\n"), "{out}");
+    assert!(
+        s.contains("00000000000000000000000000000001 01 80 10 80       lo\n"),
+        "{out}"
+    );
+    assert!(s.contains("    lo: "), "{out}");
+    let ss: Vec<Vec<&str>> = s
+        .lines()
+        .filter(|l| l.starts_with("LISTEN"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(
+        ss.iter().any(|l| l.get(3) == Some(&"127.0.0.1:8080")),
+        "{out}"
+    );
+    assert!(ss.iter().any(|l| l.get(3) == Some(&"[::1]:8081")), "{out}");
+}
+
+/// Hostile input: malformed sockaddrs, huge and bad iovecs, bad option
+/// pointers, garbage netlink, floods of connections and datagrams.
+/// Under ruml only (natively, as root, it would add addresses to the
+/// host's lo; the program checks uname for that too).
+#[test]
+fn hostile_input() {
+    let guest = common::build_guest("net_hostile", Flavour::Static);
+    let out = common::run_ruml(&guest.path, &[] as &[&str], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    assert!(
+        out.stdout
+            .contains("ok 300 addresses: 254 added, then ENOSPC"),
+        "{out}"
+    );
+    assert!(out.stdout.ends_with("result: OK\n"), "{out}");
+}
+
+/// Ping sockets over lo, IPv4 and IPv6 (tests/scripts/ping_sockets.py).
+#[test]
+fn ping_sockets() {
+    let script = common::workspace_root().join("tests/scripts/ping_sockets.py");
+    let out = common::run_ruml(
+        "/usr/bin/python3",
+        &[script.as_os_str()],
+        &common::test_env(),
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    let mut want = String::new();
+    for (host, typ) in [("127.0.0.1", 0), ("::1", 129)] {
+        for seq in 0..3 {
+            want.push_str(&format!(
+                "{host} type {typ} code 0 seq {seq} payload ok True ident is port True checksum ok True from {host}\n"
+            ));
+        }
+        want.push_str(
+            "not an echo request: Invalid argument\nunreachable: Network is unreachable\n",
+        );
+    }
+    assert_eq!(out.stdout, want, "{out}");
+}
+
+/// /sys/class/net/lo, read live: flags and operstate follow `ip link`.
+#[test]
+fn sys_class_net() {
+    let Some(ip) = ip_bin() else {
+        panic!("iproute2 is not installed (.ci/run installs it)");
+    };
+    let script = format!(
+        "cd /sys/class/net/lo && cat ifindex mtu type address flags operstate && \
+         {ip} link set dev lo down && cat flags operstate && {ip} link set dev lo up && cat operstate"
+    );
+    let out = common::run_ruml("/bin/sh", &["-c", &script], &common::test_env());
+    assert_eq!(
+        out.stdout, "1\n65536\n772\n00:00:00:00:00:00\n0x9\nunknown\n0x8\ndown\nunknown\n",
+        "{out}"
+    );
+}
+
+/// eth0=user: eth0 is 10.0.2.15/24 with a default route via 10.0.2.2, and
+/// a guest TCP client reaches a server the test runs on the host's
+/// loopback through 10.0.2.2 (blocking and nonblocking connects, both
+/// directions, half-close); a closed host port is ECONNREFUSED.
+#[test]
+fn eth0_user_reaches_host_loopback() {
+    use std::io::{Read, Write};
+    let srv = std::net::TcpListener::bind("127.0.0.1:0").expect("host listener");
+    let port = srv.local_addr().expect("addr").port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let cport = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut c, _) = srv.accept().expect("accept");
+            let mut data = Vec::new();
+            c.read_to_end(&mut data).expect("read");
+            c.write_all(&data.to_ascii_uppercase()).expect("write");
+        }
+    });
+    let script = format!(
+        "import socket, errno, select\n\
+         c = socket.create_connection(('10.0.2.2', {port}), timeout=30)\n\
+         print('peer', c.getpeername()[0], 'me', c.getsockname()[0])\n\
+         c.sendall(b'through the nat ' * 20000); c.shutdown(socket.SHUT_WR)\n\
+         got = b''\n\
+         while True:\n\
+         \x20   d = c.recv(65536)\n\
+         \x20   if not d: break\n\
+         \x20   got += d\n\
+         print(len(got), got == b'THROUGH THE NAT ' * 20000)\n\
+         c2 = socket.socket(); c2.setblocking(False)\n\
+         print(errno.errorcode.get(c2.connect_ex(('10.0.2.2', {port}))))\n\
+         select.select([], [c2], [], 30)\n\
+         print('SO_ERROR', c2.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))\n\
+         c2.send(b'nonblocking'); c2.shutdown(socket.SHUT_WR); c2.setblocking(True)\n\
+         print(c2.recv(100))\n\
+         s = socket.socket(); print('closed port', errno.errorcode[s.connect_ex(('10.0.2.2', {cport}))])\n"
+    );
+    let ip = ip_bin().unwrap_or("ip");
+    let sh = format!("{ip} addr show eth0 && {ip} route && python3 -c \"$0\"");
+    let out = common::run_ruml_raw(
+        &["quiet", "eth0=user", "--", "/bin/sh", "-c", &sh, &script],
+        &common::test_env(),
+    );
+    server.join().expect("server");
+    assert_eq!(out.code(), 0, "{out}");
+    let s = &out.stdout;
+    assert!(
+        s.contains("2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500"),
+        "{out}"
+    );
+    assert!(
+        s.contains("link/ether 52:54:00:12:34:56 brd ff:ff:ff:ff:ff:ff"),
+        "{out}"
+    );
+    assert!(s.contains("inet 10.0.2.15/24 scope global eth0"), "{out}");
+    assert!(s.contains("default via 10.0.2.2 dev eth0"), "{out}");
+    assert!(
+        s.contains("10.0.2.0/24 dev eth0 proto kernel scope link src 10.0.2.15"),
+        "{out}"
+    );
+    assert!(
+        s.ends_with(
+            "peer 10.0.2.2 me 10.0.2.15\n320000 True\nEINPROGRESS\nSO_ERROR 0\nb'NONBLOCKING'\n\
+             closed port ECONNREFUSED\n"
+        ),
+        "{out}"
+    );
+}
