@@ -636,6 +636,18 @@ static void ifaces(void) {
     printf("index %d\n", r.ifr_ifindex);
     strcpy(r.ifr_name, "nosuch0");
     T(ioctl(s, SIOCGIFFLAGS, &r)); /* ENODEV */
+    /* SIOCGIFCONF: the length asked for with no buffer, then lo's entry
+     * (other host interfaces are not printed). */
+    struct ifconf ic = {.ifc_len = 0, .ifc_buf = NULL};
+    T(ioctl(s, SIOCGIFCONF, &ic));
+    printf("ifconf length is a multiple of ifreq: %d\n", ic.ifc_len > 0 && ic.ifc_len % (int)sizeof(struct ifreq) == 0);
+    struct ifreq list[16];
+    ic.ifc_len = sizeof list;
+    ic.ifc_req = list;
+    T(ioctl(s, SIOCGIFCONF, &ic));
+    for (int i = 0; i < ic.ifc_len / (int)sizeof(struct ifreq); i++)
+        if (!strcmp(list[i].ifr_name, "lo"))
+            printf("ifconf lo %s\n", inet_ntoa(((struct sockaddr_in *)&list[i].ifr_addr)->sin_addr));
     close(s);
 }
 

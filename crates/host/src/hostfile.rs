@@ -778,6 +778,84 @@ impl HostFile {
         }
     }
 
+    /// The iovecs of physmem pieces (frame, offset in it, bytes).
+    fn frame_iovecs(
+        phys: &crate::PhysMem,
+        pieces: &[(crate::Pfn, usize, usize)],
+    ) -> Vec<libc::iovec> {
+        pieces
+            .iter()
+            .map(|&(pfn, off, len)| {
+                assert!(off + len <= crate::physmem::PAGE_SIZE as usize);
+                libc::iovec {
+                    // page_ptr checks the frame lies inside physmem.
+                    iov_base: phys.page_ptr(pfn).wrapping_add(off).cast(),
+                    iov_len: len,
+                }
+            })
+            .collect()
+    }
+
+    /// preadv(2) straight into physmem frames: `pieces` are (frame,
+    /// offset in it, bytes), filled in order (at most IOV_MAX of them).
+    pub fn pread_frames(
+        &self,
+        off: u64,
+        phys: &crate::PhysMem,
+        pieces: &[(crate::Pfn, usize, usize)],
+    ) -> Result<usize, i32> {
+        if off > i64::MAX as u64 || pieces.len() > 1024 {
+            return Err(libc::EINVAL);
+        }
+        let iov = Self::frame_iovecs(phys, pieces);
+        let r = crate::sys::retry(|| {
+            // SAFETY: every iovec lies inside one physmem frame (checked
+            // above); the kernel's mapping of physmem is writable.
+            unsafe {
+                libc::preadv(
+                    self.fd.as_raw_fd(),
+                    iov.as_ptr(),
+                    iov.len() as i32,
+                    off as i64,
+                ) as libc::c_long
+            }
+        });
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(r as usize)
+        }
+    }
+
+    /// pwritev(2) straight from physmem frames; see [`HostFile::pread_frames`].
+    pub fn pwrite_frames(
+        &self,
+        off: u64,
+        phys: &crate::PhysMem,
+        pieces: &[(crate::Pfn, usize, usize)],
+    ) -> Result<usize, i32> {
+        if off > i64::MAX as u64 || pieces.len() > 1024 {
+            return Err(libc::EINVAL);
+        }
+        let iov = Self::frame_iovecs(phys, pieces);
+        let r = crate::sys::retry(|| {
+            // SAFETY: every iovec lies inside one physmem frame.
+            unsafe {
+                libc::pwritev(
+                    self.fd.as_raw_fd(),
+                    iov.as_ptr(),
+                    iov.len() as i32,
+                    off as i64,
+                ) as libc::c_long
+            }
+        });
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(r as usize)
+        }
+    }
+
     /// pwrite(2).
     pub fn pwrite(&self, off: u64, buf: &[u8]) -> Result<usize, i32> {
         if off > i64::MAX as u64 {
@@ -937,6 +1015,23 @@ impl HostFile {
         // Blocking I/O from here on.
         // SAFETY: plain fcntl on our descriptor.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) };
+        // As UML does: a disk opened for writing is locked exclusively, a
+        // read-only one shared, so two instances never write one image
+        // (or write a backing file another reads). An open file
+        // description lock: it lives as long as this descriptor.
+        // SAFETY: flock is plain data.
+        let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+        lk.l_type = if how.write {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        } as i16;
+        lk.l_whence = libc::SEEK_SET as i16;
+        // SAFETY: lk is a valid flock for F_OFD_SETLK.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lk) } < 0 {
+            let e = errno();
+            return Err(if e == libc::EACCES { libc::EAGAIN } else { e });
+        }
         Ok(HostFile { fd })
     }
 

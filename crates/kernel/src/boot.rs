@@ -25,6 +25,8 @@ pub struct BootConfig {
     pub host_mounts: Vec<(PathBuf, Vec<u8>)>,
     /// `ubdN[rsd]=FILE[,BACKING]`: the ubd disks.
     pub ubd: Vec<crate::block::ubd::UbdSpec>,
+    /// Init's working directory inside the guest (default `/`).
+    pub cwd: Option<Vec<u8>>,
 }
 
 /// Boots the instance and runs init to its end. Returns ruml's exit
@@ -92,6 +94,22 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
             String::from_utf8_lossy(guest)
         ));
     }
+    if let Some(dir) = &cfg.cwd {
+        let walker = crate::fs::namei::Walker {
+            ns: &fs.ns,
+            root: fs.root(),
+            caller: crate::fs::vfs::Caller::kernel(),
+        };
+        match walker.walk(&fs.root(), dir, true) {
+            Ok(p) if p.inode().file_type() == crate::fs::types::FileType::Directory => {
+                fs.set_cwd(p)
+            }
+            _ => crate::log::warn(&format!(
+                "cwd {}: not a directory in the guest; init starts in /",
+                String::from_utf8_lossy(dir)
+            )),
+        }
+    }
     let files =
         crate::fs::console_fdtable().map_err(|e| format!("cannot open the console: {e}"))?;
     let pid = {
@@ -149,6 +167,8 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
     loop {
         if let Some(st) = *halt {
             crate::log::info(&format!("init exited: {st:?}; halting"));
+            // Nothing written to a disk is lost at halt.
+            crate::block::sync_all();
             return Ok(match st {
                 ExitStatus::Exited(c) => c & 0xff,
                 ExitStatus::Killed { signo, .. } => 128 + signo,

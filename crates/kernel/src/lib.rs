@@ -19,6 +19,7 @@ pub mod signal;
 pub mod syscalls;
 pub mod task;
 pub mod time;
+pub mod vdso;
 
 use std::sync::{Arc, OnceLock};
 

@@ -30,15 +30,39 @@ PARAMS (UML-style kernel parameters):
                       missing) over the read-only BACKING file
   ubdNr=..., ubdNs=...  read-only disk; synchronous writes (O_SYNC)
   init=PATH           init program inside the guest (default /bin/sh)
+  cwd=DIR             init's working directory in the guest (default: with
+                      -- CMD, the current directory if the root holds it;
+                      else /)
   mode=ptrace         execution backend (only ptrace so far)
   eth0=none|user      none (default): only lo; user: eth0 10.0.2.15/24 whose
                       outbound TCP goes through host connections made by
                       ruml (10.0.2.2 is the host's loopback)
+  hostfwd=tcp:[ADDR:]HOSTPORT:GUESTPORT
+                      (with eth0=user) forward host ADDR:HOSTPORT (ADDR
+                      defaults to 127.0.0.1) to the guest's port GUESTPORT
+  dns=IP[:PORT]       (with eth0=user) where queries to 10.0.2.3:53 go
+                      (default: the host's first nameserver)
   quiet               no boot log
 With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
 ruml exits with its status (128+N if a signal N killed it).
 
 ruml oci ... (or ruml run as ruml-oci): the OCI runtime, see `ruml oci --help`.";
+
+/// `tcp:[HOSTADDR:]HOSTPORT:GUESTPORT` (HOSTADDR defaults to 127.0.0.1;
+/// an IPv6 one goes in brackets).
+fn parse_hostfwd(v: &str) -> Option<(std::net::SocketAddr, u16)> {
+    let rest = v.strip_prefix("tcp:")?;
+    let (host, guest) = rest.rsplit_once(':')?;
+    let guest: u16 = guest.parse().ok().filter(|&p| p != 0)?;
+    let host = match host.rsplit_once(':') {
+        Some((a, p)) => {
+            let a = a.trim_start_matches('[').trim_end_matches(']');
+            std::net::SocketAddr::new(a.parse().ok()?, p.parse().ok()?)
+        }
+        None => std::net::SocketAddr::new([127, 0, 0, 1].into(), host.parse().ok()?),
+    };
+    Some((host, guest))
+}
 
 fn parse_size(s: &str) -> Option<u64> {
     let (num, mul) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -103,8 +127,10 @@ fn main() {
     let mut quiet = false;
     let mut root_mode = RootMode::Overlay;
     let mut disk_ro = false;
+    let mut cwd: Option<Vec<u8>> = None;
     let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut ubd: Vec<ruml_kernel::block::ubd::UbdSpec> = Vec::new();
+    let mut hostfwds: Vec<String> = Vec::new();
     for p in params {
         let s = p.to_string_lossy();
         let (k, v) = s
@@ -155,9 +181,20 @@ fn main() {
                 _ => die(&format!("bad mount={v}: give HOSTDIR:/GUESTDIR")),
             },
             ("init", Some(v)) => init = Some(v.as_bytes().to_vec()),
+            ("cwd", Some(v)) if v.starts_with('/') => cwd = Some(v.as_bytes().to_vec()),
+            ("cwd", Some(v)) => die(&format!("bad cwd={v}: give an absolute guest path")),
             ("mode", Some("ptrace")) => {}
             ("eth0", Some("none")) => {}
             ("eth0", Some("user")) => ruml_kernel::net::iface::enable_user_nat(),
+            ("hostfwd", Some(v)) => hostfwds.push(v.to_string()),
+            ("dns", Some(v)) => match v
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .or_else(|| v.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 53).into()))
+            {
+                Some(a) => ruml_kernel::net::iface::set_nat_dns(a),
+                None => die(&format!("bad dns={v}: give IP or IP:PORT")),
+            },
             ("eth0", Some(v)) => die(&format!(
                 "eth0={v} is not available: none or user (the switch backend is not built yet)"
             )),
@@ -177,6 +214,19 @@ fn main() {
         root_mode = RootMode::Disk { read_only: disk_ro };
     } else if !root.is_dir() {
         die(&format!("root {} is not a directory", root.display()));
+    }
+    for v in &hostfwds {
+        let Some((host, guest_port)) = parse_hostfwd(v) else {
+            die(&format!(
+                "bad hostfwd={v}: give tcp:[HOSTADDR:]HOSTPORT:GUESTPORT"
+            ))
+        };
+        if !ruml_kernel::net::iface::nat_enabled() {
+            die("hostfwd= needs eth0=user");
+        }
+        if let Err(e) = ruml_kernel::net::inet::add_hostfwd(host, guest_port) {
+            die(&e);
+        }
     }
     let (init_path, argv, envp) = if !cmd.is_empty() {
         let path = if disk_root {
@@ -204,7 +254,15 @@ fn main() {
         ];
         (path.clone(), vec![path], envp)
     };
+    // `ruml -- CMD` starts where the user is, as `runsc do` and proot do,
+    // when that directory is part of the guest's root.
+    if cwd.is_none() && !cmd.is_empty() && !disk_root {
+        cwd = std::env::current_dir()
+            .ok()
+            .and_then(|d| guest_path_of(&root, &d));
+    }
     let cfg = BootConfig {
+        cwd,
         mem,
         root,
         init: init.unwrap_or(init_path.clone()).to_vec(),
@@ -224,6 +282,16 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => die(&e),
     }
+}
+
+/// The guest path of host directory `dir` under a root of host directory
+/// `root`, if it lies beneath it.
+fn guest_path_of(root: &Path, dir: &Path) -> Option<Vec<u8>> {
+    let root = root.canonicalize().ok()?;
+    let rest = dir.strip_prefix(&root).ok()?;
+    let mut g = b"/".to_vec();
+    g.extend_from_slice(rest.as_os_str().as_bytes());
+    Some(g)
 }
 
 /// A guest asked for a reboot: boot afresh in this same host process, with

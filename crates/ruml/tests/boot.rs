@@ -128,3 +128,34 @@ fn reboot_restarts_and_powers_off() {
         "{out}"
     );
 }
+
+/// `ruml -- CMD` starts init in the host's current directory when the
+/// root holds it (so `ruml -- ./prog` works), `cwd=` overrides it, and a
+/// `cwd=` that is no directory in the guest leaves init in `/` with a
+/// warning.
+#[test]
+fn init_starts_in_the_current_directory() {
+    let dir = common::TempDir::new("cwd");
+    std::fs::copy("/bin/pwd", dir.path().join("mypwd")).unwrap();
+    let run = |params: &[&str], prog: &str| {
+        let mut cmd = std::process::Command::new(common::ruml_bin());
+        cmd.arg("quiet")
+            .args(params)
+            .args(["--", prog])
+            .current_dir(dir.path());
+        common::run_command(
+            cmd,
+            &test_env(),
+            format!("ruml {params:?} -- {prog}"),
+            common::TIMEOUT,
+        )
+    };
+    let here = std::fs::canonicalize(dir.path()).unwrap();
+    let out = run(&[], "./mypwd");
+    assert_eq!(out.stdout.trim_end(), here.to_str().unwrap(), "{out}");
+    let out = run(&["cwd=/etc"], "/bin/pwd");
+    assert_eq!(out.stdout, "/etc\n", "{out}");
+    let out = run(&["cwd=/no/such/dir"], "/bin/pwd");
+    assert_eq!(out.stdout, "/\n", "{out}");
+    assert!(out.stderr.contains("cwd /no/such/dir"), "{out}");
+}

@@ -86,8 +86,9 @@ fn ubd_raw_disk_reads_and_writes_reach_the_host_file() {
                   stat -c '%t:%T %F' /dev/ubda /dev/ubdb; \
                   grep ubd /proc/partitions; \
                   cat /sys/block/ubda/size /sys/block/ubda/dev /sys/block/ubdb/ro";
+    // ubd0s: synchronous writes (O_SYNC on the host file).
     let ro_param = format!("ubd1r={}", path_str(&ro));
-    let out = sh(&[&format!("ubd0={}", path_str(&img)), &ro_param], script);
+    let out = sh(&[&format!("ubd0s={}", path_str(&img)), &ro_param], script);
     assert_eq!(out.code(), 0, "{out}");
     assert_eq!(
         out.stdout_lines(),
@@ -471,7 +472,33 @@ fn corrupt_ext2_images_give_errors_not_panics() {
                 (ls -laR /m$d; for f in /m$d/dir1/* /m$d/dir1/dir2/big /m$d/s1; do head -c 100000 $f; done; \
                  echo x > /m$d/new; mkdir /m$d/nd; mv /m$d/dir1/f2 /m$d/nd/; rm -rf /m$d/dir1) >/dev/null 2>&1; \
                 umount /m$d; fi; echo $d; done";
-    for run in 0..2u32 {
+    // ext4 (extents, flex_bg, 64bit), read-only.
+    host_ok(
+        "mke2fs",
+        &[
+            "-q",
+            "-t",
+            "ext4",
+            "-N",
+            "128",
+            "-d",
+            "src",
+            "base4.img",
+            "4M",
+        ],
+        d,
+    );
+    let base4 = std::fs::read(d.join("base4.img")).unwrap();
+    let walk4 = walk.replace("mount -t ext2", "mount -r -t ext4").replace(
+        "echo x > /m$d/new; mkdir /m$d/nd; mv /m$d/dir1/f2 /m$d/nd/; rm -rf /m$d/dir1",
+        "true",
+    );
+    for run in 0..3u32 {
+        let (base, walk) = if run < 2 {
+            (&base, walk.to_string())
+        } else {
+            (&base4, walk4.clone())
+        };
         let mut params = Vec::new();
         for k in 0..16u32 {
             let n = run * 16 + k;
@@ -494,7 +521,7 @@ fn corrupt_ext2_images_give_errors_not_panics() {
             params.push(format!("ubd{k}={}", path_str(&p)));
         }
         let refs: Vec<&str> = params.iter().map(|s| s.as_str()).collect();
-        let out = sh(&refs, walk);
+        let out = sh(&refs, &walk);
         assert_eq!(out.code(), 0, "{out}");
         assert_eq!(out.stdout_lines().len(), 16, "{out}");
         assert!(!out.stderr.contains("panicked"), "{out}");
@@ -590,4 +617,165 @@ fn boot_from_an_ext2_root_disk() {
     assert_eq!(debugfs_cat(&img, "/data/n"), nums.as_bytes());
     let ls = host_ok("debugfs", &["-R", "ls /etc", "root.img"], d);
     assert!(!ls.contains("motd"), "{ls}");
+}
+
+/// mount -o remount,rw / remount,ro switch an ext2 filesystem itself; an
+/// ext4 image cannot be remounted read-write.
+#[test]
+fn remount_switches_a_disk_filesystem_between_ro_and_rw() {
+    let dir = TempDir::new("remount");
+    let d = dir.path();
+    host_ok("mke2fs", &["-q", "-t", "ext2", "r.img", "8M"], d);
+    host_ok("mke2fs", &["-q", "-t", "ext4", "r4.img", "8M"], d);
+    let script = "mkdir -p /m /n && mount -r /dev/ubda /m && \
+                  { echo a > /m/a 2>/dev/null || echo ro; } && \
+                  mount -o remount,rw /m && echo b > /m/b && cat /m/b && \
+                  mount -o remount,ro /m && { echo c > /m/c 2>/dev/null || echo ro; } && \
+                  grep ' /m ' /proc/mounts && mount -r /dev/ubdb /n && \
+                  { mount -o remount,rw /n 2>/dev/null || echo ext4-stays-ro; }";
+    let out = sh(
+        &[
+            &format!("ubd0={}", path_str(&d.join("r.img"))),
+            &format!("ubd1={}", path_str(&d.join("r4.img"))),
+        ],
+        script,
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout_lines(),
+        vec![
+            "ro",
+            "b",
+            "ro",
+            "/dev/ubda /m ext2 ro,relatime 0 0",
+            "ext4-stays-ro"
+        ],
+        "{out}"
+    );
+    let img = d.join("r.img");
+    e2fsck_clean(&img);
+    assert_eq!(debugfs_cat(&img, "/b"), b"b\n");
+}
+
+/// Partition tables: an MBR disk and a GPT disk show their partitions
+/// (ubda1, ubdb3: numbered by table slot), with Linux's minors; a
+/// filesystem made by the host inside a partition mounts and takes
+/// writes that land inside that partition only.
+#[test]
+fn mbr_and_gpt_partitions_appear_as_devices() {
+    let dir = TempDir::new("parts");
+    let d = dir.path();
+    // MBR: partition 1 at 1 MiB (8 MiB), partition 2 at 9 MiB (2 MiB).
+    let mut mbr_disk = vec![0u8; 16 << 20];
+    let put_entry = |disk: &mut Vec<u8>, i: usize, ty: u8, start: u32, n: u32| {
+        let o = 446 + 16 * i;
+        disk[o + 4] = ty;
+        disk[o + 8..o + 12].copy_from_slice(&start.to_le_bytes());
+        disk[o + 12..o + 16].copy_from_slice(&n.to_le_bytes());
+    };
+    put_entry(&mut mbr_disk, 0, 0x83, 2048, 16384);
+    put_entry(&mut mbr_disk, 1, 0x83, 18432, 4096);
+    mbr_disk[510] = 0x55;
+    mbr_disk[511] = 0xAA;
+    std::fs::write(d.join("mbr.img"), &mbr_disk).unwrap();
+    host_ok(
+        "mke2fs",
+        &["-q", "-t", "ext2", "-E", "offset=1048576", "mbr.img", "8M"],
+        d,
+    );
+    // GPT: a protective MBR, the header at LBA 1, entries at LBA 2; slot 3
+    // (index 2) holds a partition at LBA 12288..14335.
+    let mut gpt = vec![0u8; 8 << 20];
+    put_entry(&mut gpt, 0, 0xEE, 1, 16383);
+    gpt[510] = 0x55;
+    gpt[511] = 0xAA;
+    gpt[512..520].copy_from_slice(b"EFI PART");
+    gpt[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
+    gpt[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
+    gpt[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
+    let e = 1024 + 2 * 128;
+    gpt[e..e + 16].fill(0x11);
+    gpt[e + 32..e + 40].copy_from_slice(&12288u64.to_le_bytes());
+    gpt[e + 40..e + 48].copy_from_slice(&14335u64.to_le_bytes());
+    std::fs::write(d.join("gpt.img"), &gpt).unwrap();
+    let script = "grep ubd /proc/partitions; \
+                  blockdev --getsize64 /dev/ubda1 /dev/ubda2 /dev/ubdb3; \
+                  stat -c '%t:%T' /dev/ubda2 /dev/ubdb3; \
+                  mkdir -p /m && mount /dev/ubda1 /m && echo in-part > /m/f && umount /m && \
+                  printf GPTDATA > /dev/ubdb3 && blockdev --rereadpt /dev/ubda && echo reread";
+    let out = sh(
+        &[
+            &format!("ubd0={}", path_str(&d.join("mbr.img"))),
+            &format!("ubd1={}", path_str(&d.join("gpt.img"))),
+        ],
+        script,
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout_lines(),
+        vec![
+            "  98        0      16384 ubda",
+            "  98        1       8192 ubda1",
+            "  98        2       2048 ubda2",
+            "  98       16       8192 ubdb",
+            "  98       19       1024 ubdb3",
+            "8388608",
+            "2097152",
+            "1048576",
+            "62:2",
+            "62:13",
+            "reread",
+        ],
+        "{out}"
+    );
+    let after = std::fs::read(d.join("mbr.img")).unwrap();
+    std::fs::write(d.join("p1.img"), &after[1 << 20..9 << 20]).unwrap();
+    e2fsck_clean(&d.join("p1.img"));
+    assert_eq!(debugfs_cat(&d.join("p1.img"), "/f"), b"in-part\n");
+    assert_eq!(
+        &after[9 << 20..],
+        &mbr_disk[9 << 20..],
+        "writes left the partition"
+    );
+    let g = std::fs::read(d.join("gpt.img")).unwrap();
+    assert_eq!(&g[12288 * 512..12288 * 512 + 7], b"GPTDATA");
+}
+
+/// As UML: a disk file in use elsewhere (here a host process holding a
+/// write lock on it, as another instance would) is refused, not shared.
+#[test]
+fn a_locked_disk_file_is_refused() {
+    use std::io::BufRead;
+    let dir = TempDir::new("ubd-lock");
+    let img = dir.path().join("d.img");
+    std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,sys,time\n\
+             f=open(sys.argv[1],'r+')\n\
+             fcntl.lockf(f,fcntl.LOCK_EX)\n\
+             print('locked',flush=True)\n\
+             sys.stdin.read()",
+        ])
+        .arg(&img)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let rw = sh(&[&format!("ubd0={}", path_str(&img))], "true");
+    let ro = sh(&[&format!("ubd0r={}", path_str(&img))], "true");
+    drop(holder.stdin.take());
+    let _ = holder.wait();
+    assert_ne!(rw.code(), 0, "{rw}");
+    assert!(rw.stderr.contains("locked"), "{rw}");
+    assert_ne!(ro.code(), 0, "{ro}");
+    // Once the holder is gone, the disk opens.
+    let ok = sh(&[&format!("ubd0={}", path_str(&img))], "true");
+    assert_eq!(ok.code(), 0, "{ok}");
 }

@@ -338,3 +338,115 @@ fn eth0_user_reaches_host_loopback() {
         "{out}"
     );
 }
+
+/// hostfwd=tcp:127.0.0.1:HOSTPORT:8080 with eth0=user: a host client
+/// reaches a guest server, which sees it come from 10.0.2.2.
+#[test]
+fn hostfwd_reaches_guest_server() {
+    use std::io::{Read, Write};
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let hport = free.local_addr().expect("addr").port();
+    drop(free);
+    let guest = "import socket\n\
+         l = socket.socket(); l.bind(('0.0.0.0', 8080)); l.listen()\n\
+         c, a = l.accept()\n\
+         data = b''\n\
+         while True:\n\
+         \x20   d = c.recv(65536)\n\
+         \x20   if not d: break\n\
+         \x20   data += d\n\
+         c.sendall(b'from ' + a[0].encode() + b': ' + data.upper()); c.close()\n";
+    let fwd = format!("hostfwd=tcp:127.0.0.1:{hport}:8080");
+    let bg = common::Background::start(&[
+        "quiet",
+        "eth0=user",
+        &fwd,
+        "--",
+        "/usr/bin/python3",
+        "-c",
+        guest,
+    ]);
+    let msg = b"hello guest ".repeat(1000);
+    let mut want = b"from 10.0.2.2: ".to_vec();
+    want.extend(msg.to_ascii_uppercase());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer through hostfwd; ruml's stderr:\n{}",
+            bg.stderr()
+        );
+        // Until the guest listens, the forwarder closes what it accepts.
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", hport)) {
+            let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+            let _ = c.write_all(&msg);
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            let mut got = Vec::new();
+            let _ = c.read_to_end(&mut got);
+            if !got.is_empty() {
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// eth0=user, UDP: a query to 10.0.2.3:53 reaches the resolver named by
+/// dns= (a socket the test runs on the host's loopback) and its answer
+/// comes back from 10.0.2.3:53; a datagram to 10.0.2.2:PORT reaches the
+/// host's loopback and the answer comes from 10.0.2.2.
+#[test]
+fn eth0_user_udp_and_dns() {
+    let serve = |tag: &'static [u8]| {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let port = s.local_addr().expect("addr").port();
+        let h = std::thread::spawn(move || {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(60)));
+            let mut buf = [0u8; 2048];
+            for _ in 0..2 {
+                let Ok((n, a)) = s.recv_from(&mut buf) else {
+                    return;
+                };
+                let mut reply = tag.to_vec();
+                reply.extend(buf[..n].iter().rev());
+                let _ = s.send_to(&reply, a);
+            }
+        });
+        (port, h)
+    };
+    let (dport, dh) = serve(b"dns:");
+    let (eport, eh) = serve(b"echo:");
+    let guest = format!(
+        "import socket\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(30)\n\
+         u.sendto(b'query', ('10.0.2.3', 53)); print(u.recvfrom(100))\n\
+         u.sendto(b'hello', ('10.0.2.2', {eport})); d, a = u.recvfrom(100); print(d, a == ('10.0.2.2', {eport}))\n\
+         c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(30); c.connect(('10.0.2.3', 53))\n\
+         c.send(b'abc'); print(c.recv(100), c.getsockname()[0])\n\
+         e = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); e.sendto(b'x', ('10.0.2.2', {eport}))\n\
+         print(e.recvfrom(100)[0])\n"
+    );
+    let dns = format!("dns=127.0.0.1:{dport}");
+    let out = common::run_ruml_raw(
+        &[
+            "quiet",
+            "eth0=user",
+            &dns,
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            &guest,
+        ],
+        &common::test_env(),
+    );
+    let _ = (dh.join(), eh.join());
+    assert_eq!(
+        out.stdout,
+        "(b'dns:yreuq', ('10.0.2.3', 53))\nb'echo:olleh' True\nb'dns:cba' 10.0.2.15\nb'echo:x'\n",
+        "{out}"
+    );
+}

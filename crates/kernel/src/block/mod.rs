@@ -15,6 +15,7 @@
 //! LO_FLAGS_AUTOCLEAR detaches when it drops to zero).
 
 pub mod loopdev;
+pub mod part;
 pub mod ubd;
 
 use std::collections::BTreeMap;
@@ -423,8 +424,7 @@ impl FileOps for BlockFile {
                     d.flush()?;
                 }
             }
-            // No partition tables are read (yet): nothing to rescan.
-            BLKRRPART => return error!(EINVAL),
+            BLKRRPART => part::rescan(disk)?,
             HDIO_GETGEO => {
                 // struct hd_geometry { u8 heads; u8 sectors; u16 cylinders; ulong start; }
                 let sectors = disk.size() / SECTOR;
@@ -504,7 +504,7 @@ pub fn boot(ubds: &[ubd::UbdSpec]) -> Result<(), String> {
         );
         let size = dev.size();
         disk.bind(Some(dev));
-        register(disk).map_err(|_| format!("ubd{}: given twice", spec.index))?;
+        register(disk.clone()).map_err(|_| format!("ubd{}: given twice", spec.index))?;
         crate::log::info(&format!(
             " {}: {} ({} sectors){}{}",
             ubd::name(spec.index),
@@ -513,6 +513,21 @@ pub fn boot(ubds: &[ubd::UbdSpec]) -> Result<(), String> {
             if spec.read_only { ", read-only" } else { "" },
             if spec.sync { ", synchronous" } else { "" },
         ));
+        match part::rescan(&disk) {
+            Ok(()) => {
+                let parts: Vec<String> = (1..16)
+                    .filter_map(|p| lookup((disk.rdev.0, disk.rdev.1 + p)))
+                    .map(|d| d.name.clone())
+                    .collect();
+                if !parts.is_empty() {
+                    crate::log::info(&format!(" {}: {}", disk.name, parts.join(" ")));
+                }
+            }
+            Err(e) => crate::log::warn(&format!(
+                " {}: reading the partition table: {e:?}",
+                disk.name
+            )),
+        }
     }
     for i in 0..8 {
         let _ = loopdev::add(i);

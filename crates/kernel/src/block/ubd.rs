@@ -202,6 +202,10 @@ pub fn open(spec: &UbdSpec) -> Result<Arc<dyn BlockDevice>, String> {
 }
 
 fn strerror(e: i32) -> String {
+    if e == crate::errno::Errno::EAGAIN as i32 {
+        // The host lock (see HostFile::open_disk).
+        return "locked: another instance (UML or ruml) uses it".to_string();
+    }
     std::io::Error::from_raw_os_error(e).to_string()
 }
 

@@ -173,7 +173,7 @@ pub fn exec_file(
         path = interp;
     }
     let phys = crate::kernel().phys.clone();
-    let layout = Layout::random();
+    let mut layout = Layout::random();
     let mm = Mm::new(phys, layout.mmap_base);
     // RLIMIT_AS (9) and RLIMIT_STACK (3) bound the new image.
     mm.set_limits(
@@ -199,6 +199,10 @@ pub fn exec_file(
         None => (main.entry, 0),
     };
     mm.set_brk_start(page_up(main.end).ok_or(crate::errno!(ENOEXEC))?);
+    // [vvar] and [vdso] just above the stack, at a random page offset.
+    if let Some(v) = crate::vdso::get() {
+        layout.vdso_ehdr = Some(v.map_into(&mm, layout.vdso_at)?);
+    }
     let sp = build_stack(&mm, &layout, &main, base, &argv, &envp, &execfn)?;
     // Point of no return: the new program replaces the old, and the
     // other threads of the process end.
@@ -287,11 +291,15 @@ struct Layout {
     stack_top: u64,
     mmap_base: u64,
     pie_base: u64,
+    /// Where [vvar] (then [vdso]) go: above the stack, below TASK_SIZE.
+    vdso_at: u64,
+    /// The vDSO image's address once mapped (AT_SYSINFO_EHDR).
+    vdso_ehdr: Option<u64>,
 }
 
 impl Layout {
     fn random() -> Layout {
-        let mut r = [0u8; 24];
+        let mut r = [0u8; 32];
         ruml_host::clock::random_bytes(&mut r);
         let rnd = |i: usize, bits: u32| {
             u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) & ((1 << bits) - 1)
@@ -300,10 +308,14 @@ impl Layout {
         let gap = (crate::mm::STACK_LIMIT + (128 << 20)).max(128 << 20);
         let mmap_base = page_down(stack_top - gap - (rnd(1, 28) << 12));
         let pie_base = ELF_ET_DYN_BASE + (rnd(2, 28) << 12);
+        // Within 2 MiB above the stack (the stack top leaves 16 MiB).
+        let vdso_at = stack_top + PAGE + (rnd(3, 9) << 12);
         Layout {
             stack_top,
             mmap_base,
             pie_base,
+            vdso_at,
+            vdso_ehdr: None,
         }
     }
 }
@@ -553,7 +565,11 @@ fn build_stack(
     let random = sp;
     mm.write_bytes(random, &rnd)?;
     let (hw, hw2) = hwcap();
-    let auxv: Vec<(u64, u64)> = vec![
+    let mut auxv: Vec<(u64, u64)> = Vec::with_capacity(20);
+    if let Some(ehdr) = layout.vdso_ehdr {
+        auxv.push((33, ehdr)); // AT_SYSINFO_EHDR
+    }
+    auxv.extend([
         (16, hw),          // AT_HWCAP
         (6, PAGE),         // AT_PAGESZ
         (17, 100),         // AT_CLKTCK
@@ -573,7 +589,7 @@ fn build_stack(
         (31, execfn_addr), // AT_EXECFN
         (15, platform),    // AT_PLATFORM
         (0, 0),            // AT_NULL
-    ];
+    ]);
     let words = 1 + arg_ptrs.len() + 1 + env_ptrs.len() + 1 + auxv.len() * 2;
     sp -= (words * 8) as u64;
     sp &= !15;

@@ -249,6 +249,87 @@ impl OpenFile {
         Ok(n)
     }
 
+    /// read(2) (`off` None: at and advancing the position) or pread(2)
+    /// straight into guest frames, for files whose
+    /// [`FileOps::direct_io`] says so. The caller checked the access mode
+    /// and the file type, as for [`OpenFile::read_as`].
+    pub fn read_frames(
+        &self,
+        dst: &crate::mm::userframes::UserFrames,
+        off: Option<u64>,
+    ) -> KResult<usize> {
+        let ops = self.ops()?;
+        // A host file with pages in the page cache (shared mappings):
+        // reads must see those, so through a buffer.
+        let read = |at: u64| -> KResult<usize> {
+            if self.cached_key(ops.as_ref()).is_none() {
+                return ops.read_frames(self, at, dst);
+            }
+            let mut buf = vec![0u8; dst.len()];
+            let n = ops.read(self, at, &mut buf)?;
+            self.overlay_cached(ops.as_ref(), at, &mut buf[..n]);
+            dst.copy_in(&buf[..n]);
+            Ok(n)
+        };
+        match off {
+            Some(o) if o > i64::MAX as u64 => error!(EINVAL),
+            Some(o) => read(o),
+            None => {
+                let mut pos = self.lock_pos();
+                let n = read(*pos)?;
+                *pos += n as u64;
+                Ok(n)
+            }
+        }
+    }
+
+    /// write(2) or pwrite(2) straight from guest frames; see
+    /// [`OpenFile::read_frames`], [`OpenFile::write_as`] and
+    /// [`OpenFile::write_at`] (O_APPEND and memfd seals apply alike).
+    pub fn write_frames(
+        &self,
+        src: &crate::mm::userframes::UserFrames,
+        off: Option<u64>,
+    ) -> KResult<usize> {
+        let ops = self.ops()?;
+        let len = src.len() as u64;
+        let append = self.flags() & O_APPEND != 0;
+        let mut pos = match off {
+            Some(o) if o > i64::MAX as u64 => return error!(EINVAL),
+            Some(_) => None,
+            None => Some(self.lock_pos()),
+        };
+        let at = match (&mut pos, off) {
+            (_, Some(_)) if append => ops.size()?,
+            (_, Some(o)) => o,
+            (Some(p), None) => {
+                if append {
+                    **p = ops.size()?;
+                }
+                **p
+            }
+            (None, None) => return error!(EINVAL),
+        };
+        crate::fs::memfd::check_write(self, Some(at + len))?;
+        if at + len > ops.size().unwrap_or(0) {
+            crate::fs::memfd::check_resize(self, at + len)?;
+        }
+        let n = if self.cached_key(ops.as_ref()).is_none() {
+            ops.write_frames(self, at, src)?
+        } else {
+            // The page cache's copies of the file take the same bytes.
+            let mut buf = vec![0u8; src.len()];
+            src.copy_out(&mut buf);
+            let n = ops.write(self, at, &buf)?;
+            self.after_write(ops.as_ref(), at, &buf[..n]);
+            n
+        };
+        if let Some(p) = &mut pos {
+            **p += n as u64;
+        }
+        Ok(n)
+    }
+
     /// lseek(2).
     pub fn seek(&self, off: i64, whence: u32) -> KResult<u64> {
         let ops = self.ops()?;

@@ -9,13 +9,24 @@
 //! followed, by the host: the kernel walk resolves their targets against
 //! the guest's root.
 //!
+//! The overlay root's lower layer (read-only from the guest's side) keeps
+//! an attribute and lookup cache ([`AttrCache`]): what a host lookup of a
+//! path answered — its stat, or that it does not exist — is reused for
+//! [`ATTR_TTL_NS`] (one second, FUSE's default entry and attribute
+//! timeout), so a stat of an unchanged host file costs no host system call
+//! each time. A change made on the host shows within that second; fstat of
+//! an open file and directory listings always ask the host. Other hostfs
+//! mounts (read-write, `mount=`) are not cached.
+//!
 //! Directories on host pseudo filesystems (procfs, sysfs, ...) look empty.
 //! Host device nodes, FIFOs and sockets show in listings and stat but can
 //! not be opened (EACCES / ENXIO). No host descriptor is kept per inode;
 //! an open file holds one.
 
+use std::collections::HashMap;
 use std::path::Path as HostPath;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ruml_host::hostfile::{HostFile, HostRoot, HostStat, OpenMode};
 
@@ -24,6 +35,7 @@ use crate::error;
 use crate::fs::file::OpenFile;
 use crate::fs::types::{encode_dev, oflags::*, DirSink, FileType, Stat, StatFs, ST_RDONLY};
 use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey, SetAttr, SetTime};
+use crate::mm::userframes::UserFrames;
 
 fn host_err(e: i32) -> Errno {
     let e = Errno::from_host(e);
@@ -33,17 +45,101 @@ fn host_err(e: i32) -> Errno {
     e
 }
 
+/// The host's IOV_MAX: more pieces than this go through a buffer.
+const MAX_HOST_IOV: usize = 1024;
+
+/// How long a cached host lookup stays valid.
+pub const ATTR_TTL_NS: u64 = 1_000_000_000;
+/// Entries an attribute cache holds before it starts afresh.
+const ATTR_CACHE_MAX: usize = 16 * 1024;
+
+/// Host lookups of a read-only hostfs, by path relative to its root: the
+/// host's answer (a stat, or the errno) and when it expires (monotonic
+/// ns). Bounded: when full it is emptied. The mutex is held only to read
+/// or insert one entry, never across a host call.
+struct AttrCache {
+    map: Mutex<HashMap<Vec<u8>, CachedLookup>>,
+}
+
+/// A host lookup's answer and when it expires.
+type CachedLookup = (Result<HostStat, i32>, u64);
+
+/// A cheap monotonic clock for expiry: the vDSO's TSC clock when there is
+/// one (no host system call), else the host's.
+fn now_ns() -> u64 {
+    crate::vdso::clock_ns(1).unwrap_or_else(|| {
+        ruml_host::clock::gettime(1)
+            .map(|(s, ns)| s as u64 * 1_000_000_000 + ns as u64)
+            .unwrap_or(0)
+    })
+}
+
 /// One hostfs instance.
 pub struct HostFs {
     root: HostRoot,
     read_only: bool,
+    /// Some for the overlay's lower layer: see the module documentation.
+    cache: Option<AttrCache>,
+    /// Host lookups made (for tests of the cache).
+    host_lookups: AtomicU64,
 }
 
 impl HostFs {
+    /// A host lookup of `rel`, through the cache if this instance has one.
+    fn lookup_rel(&self, rel: &[u8]) -> Result<HostStat, i32> {
+        let Some(cache) = &self.cache else {
+            self.host_lookups.fetch_add(1, Ordering::Relaxed);
+            return self.root.lookup(rel);
+        };
+        let now = now_ns();
+        if let Some((r, expiry)) = cache.map.lock().unwrap_or_else(|p| p.into_inner()).get(rel) {
+            if now < *expiry {
+                return *r;
+            }
+        }
+        self.host_lookups.fetch_add(1, Ordering::Relaxed);
+        let r = self.root.lookup(rel);
+        // Only answers about the object itself: not, say, EMFILE.
+        let cacheable = match r {
+            Ok(_) => true,
+            Err(e) => e == Errno::ENOENT as i32 || e == Errno::ENOTDIR as i32,
+        };
+        if cacheable {
+            let mut m = cache.map.lock().unwrap_or_else(|p| p.into_inner());
+            if m.len() >= ATTR_CACHE_MAX {
+                m.clear();
+            }
+            m.insert(rel.to_vec(), (r, now.saturating_add(ATTR_TTL_NS)));
+        }
+        r
+    }
+
+    /// How many host lookups this instance has made.
+    pub fn host_lookups(&self) -> u64 {
+        self.host_lookups.load(Ordering::Relaxed)
+    }
+
     /// Opens host directory `dir` as a hostfs; returns its root inode.
     pub fn open_root(dir: &HostPath, read_only: bool) -> KResult<Arc<HostInode>> {
+        Self::open_root_with(dir, read_only, false)
+    }
+
+    /// The overlay root's lower layer: `dir` read-only, with the attribute
+    /// and lookup cache.
+    pub fn open_root_cached(dir: &HostPath) -> KResult<Arc<HostInode>> {
+        Self::open_root_with(dir, true, true)
+    }
+
+    fn open_root_with(dir: &HostPath, read_only: bool, cached: bool) -> KResult<Arc<HostInode>> {
         let root = HostRoot::new(dir).map_err(host_err)?;
-        let fs = Arc::new(HostFs { root, read_only });
+        let fs = Arc::new(HostFs {
+            root,
+            read_only,
+            cache: cached.then(|| AttrCache {
+                map: Mutex::new(HashMap::new()),
+            }),
+            host_lookups: AtomicU64::new(0),
+        });
         let st = fs.root.lookup(b"").map_err(host_err)?;
         if !st.is_dir() {
             return error!(ENOTDIR);
@@ -85,7 +181,12 @@ impl HostFs {
     ) -> KResult<Arc<HostInode>> {
         let base = HostRoot::new(prefix).map_err(host_err)?;
         let root = base.sub_root(dir).map_err(host_err)?;
-        let fs = Arc::new(HostFs { root, read_only });
+        let fs = Arc::new(HostFs {
+            root,
+            read_only,
+            cache: None,
+            host_lookups: AtomicU64::new(0),
+        });
         let st = fs.root.lookup(b"").map_err(host_err)?;
         if !st.is_dir() {
             return error!(ENOTDIR);
@@ -181,8 +282,9 @@ impl Inode for HostInode {
     }
 
     fn stat(&self) -> KResult<Stat> {
-        // Fresh from the host: sizes and times change under us.
-        match self.fs.root.lookup(&self.rel) {
+        // From the host (or its recent answer, for a cached layer): sizes
+        // and times change under us.
+        match self.fs.lookup_rel(&self.rel) {
             Ok(st) if (st.dev_major, st.dev_minor, st.ino) == self.expect() => Ok(to_stat(&st)),
             // Replaced or removed on the host since: what we knew.
             _ => Ok(to_stat(&self.st)),
@@ -219,7 +321,7 @@ impl Inode for HostInode {
             return error!(ENOENT);
         }
         let rel = self.child_rel(name);
-        let st = self.fs.root.lookup(&rel).map_err(host_err)?;
+        let st = self.fs.lookup_rel(&rel).map_err(host_err)?;
         Ok(Arc::new(HostInode {
             fs: self.fs.clone(),
             rel,
@@ -448,6 +550,34 @@ impl FileOps for HostRegFile {
     fn stat(&self) -> Option<KResult<Stat>> {
         Some(self.file.stat().map(|s| to_stat(&s)).map_err(host_err))
     }
+    // The host reads into and writes from the guest's frames itself
+    // (preadv/pwritev over physmem): one copy.
+    fn direct_io(&self) -> bool {
+        true
+    }
+    fn read_frames(&self, _f: &OpenFile, off: u64, dst: &UserFrames) -> KResult<usize> {
+        if dst.pieces().len() <= MAX_HOST_IOV {
+            return self
+                .file
+                .pread_frames(off, dst.phys(), dst.pieces())
+                .map_err(host_err);
+        }
+        let mut buf = vec![0u8; dst.len()];
+        let n = self.file.pread(off, &mut buf).map_err(host_err)?;
+        dst.copy_in(&buf[..n]);
+        Ok(n)
+    }
+    fn write_frames(&self, _f: &OpenFile, off: u64, src: &UserFrames) -> KResult<usize> {
+        if src.pieces().len() <= MAX_HOST_IOV {
+            return self
+                .file
+                .pwrite_frames(off, src.phys(), src.pieces())
+                .map_err(host_err);
+        }
+        let mut buf = vec![0u8; src.len()];
+        src.copy_out(&mut buf);
+        self.file.pwrite(off, &buf).map_err(host_err)
+    }
     fn truncate(&self, len: u64) -> KResult<()> {
         self.file.truncate(len).map_err(host_err)
     }
@@ -552,5 +682,58 @@ impl FileOps for HostDirFile {
             *pos = o as u64;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("ruml-hostfs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// The overlay's lower layer answers repeated stats and lookups
+    /// (positive and negative) from its cache; a change on the host shows
+    /// once the entry expires. Other hostfs instances ask the host each
+    /// time.
+    #[test]
+    fn attr_cache_spares_host_lookups() {
+        let dir = temp_dir("cache");
+        std::fs::write(dir.join("f"), b"abc").unwrap();
+        let caller = Caller::kernel();
+
+        let root = HostFs::open_root_cached(&dir).unwrap();
+        let f = root.lookup(b"f", &caller).unwrap();
+        let n0 = root.fs.host_lookups();
+        for _ in 0..10 {
+            assert_eq!(f.stat().unwrap().size, 3);
+            assert!(root.lookup(b"f", &caller).is_ok());
+        }
+        for _ in 0..10 {
+            assert_eq!(root.lookup(b"missing", &caller).err(), Some(Errno::ENOENT));
+        }
+        // At most one more host lookup (the negative one), or two if the
+        // first entry expired on a very slow machine.
+        let extra = root.fs.host_lookups() - n0;
+        assert!((1..=3).contains(&extra), "{extra} host lookups");
+
+        std::fs::write(dir.join("f"), b"abcdef").unwrap();
+        std::fs::write(dir.join("missing"), b"x").unwrap();
+        std::thread::sleep(std::time::Duration::from_nanos(ATTR_TTL_NS + 100_000_000));
+        assert_eq!(f.stat().unwrap().size, 6);
+        assert!(root.lookup(b"missing", &caller).is_ok());
+
+        let plain = HostFs::open_root(&dir, true).unwrap();
+        let g = plain.lookup(b"f", &caller).unwrap();
+        let n1 = plain.fs.host_lookups();
+        for _ in 0..5 {
+            g.stat().unwrap();
+        }
+        assert_eq!(plain.fs.host_lookups() - n1, 5);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

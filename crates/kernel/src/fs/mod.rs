@@ -131,13 +131,12 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
         let m = Mount::new(fstype, inode, None, read_only, false);
         m.set_source(cfg.root.as_os_str().as_bytes());
         m
+    } else if overlay {
+        let lower = hostfs::HostFs::open_root_cached(&cfg.root)?;
+        Mount::new("overlay", overlay::new_overlay(lower), None, false, false)
     } else {
-        let lower = hostfs::HostFs::open_root(&cfg.root, overlay || cfg.read_only)?;
-        if overlay {
-            Mount::new("overlay", overlay::new_overlay(lower), None, false, false)
-        } else {
-            Mount::new("hostfs", lower, None, cfg.read_only, false)
-        }
+        let lower = hostfs::HostFs::open_root(&cfg.root, cfg.read_only)?;
+        Mount::new("hostfs", lower, None, cfg.read_only, false)
     };
     let ns = Namespace::new(root_mnt);
     let walker = namei::Walker {

@@ -346,9 +346,7 @@ fn pipefs() -> &'static (Arc<Mount>, (u32, u32)) {
 }
 
 fn now() -> (i64, u32) {
-    ruml_host::clock::gettime(0)
-        .map(|(s, n)| (s, n as u32))
-        .unwrap_or((0, 0))
+    crate::vdso::realtime()
 }
 
 /// pipe2(2)'s work: a new pipe's (read end, write end). `flags` may hold

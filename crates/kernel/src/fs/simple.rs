@@ -10,11 +10,9 @@ use crate::fs::file::OpenFile;
 use crate::fs::types::{encode_dev, DirSink, FileType, Stat, StatFs, S_IFDIR, S_IFLNK};
 use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey};
 
-/// The host's CLOCK_REALTIME now, for inode times.
+/// CLOCK_REALTIME now as guests read it, for inode times.
 pub fn now() -> (i64, u32) {
-    ruml_host::clock::gettime(0)
-        .map(|(s, n)| (s, n as u32))
-        .unwrap_or((0, 0))
+    crate::vdso::realtime()
 }
 
 /// What every synthetic inode knows about itself.

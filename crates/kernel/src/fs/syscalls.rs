@@ -299,6 +299,9 @@ fn do_read(
         return error!(EFAULT);
     }
     total = total.min(ok);
+    if f.ops()?.direct_io() {
+        return read_direct(&mm, f, segs, off, total);
+    }
     let mut done = 0usize;
     loop {
         let want = (total - done).min(CHUNK);
@@ -329,6 +332,39 @@ fn do_read(
     Ok(done as u64)
 }
 
+/// do_read for files that copy straight into guest frames (tmpfs): no
+/// kernel buffer, one copy.
+fn read_direct(
+    mm: &crate::mm::Mm,
+    f: &FileRef,
+    segs: &[(u64, usize)],
+    off: Option<u64>,
+    total: usize,
+) -> KResult<u64> {
+    let mut done = 0usize;
+    loop {
+        let want = (total - done).min(CHUNK);
+        if want == 0 && done > 0 {
+            break;
+        }
+        let dst = match mm.pin_user(segs, done, want, true) {
+            Ok(d) => d,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        let n = match f.read_frames(&dst, off.map(|o| o + done as u64)) {
+            Ok(n) => n,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        };
+        done += n;
+        if n < want || want == 0 {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
 /// The body of write/pwrite/writev/pwritev.
 fn do_write(
     ctx: &SyscallContext<'_>,
@@ -344,22 +380,50 @@ fn do_write(
         return error!(ESPIPE);
     }
     let mm = ctx.mm();
+    // As Linux, a buffer that runs into an inaccessible page gives a
+    // regular file a short write of what precedes it (EFAULT if nothing
+    // does); streams (a pipe's atomic writes) take all or nothing.
+    let mut total = total;
+    if f.ops()?.seekable() && f.file_type() == FileType::Regular {
+        let mut ok = 0usize;
+        for &(a, l) in segs {
+            let n = mm.accessible_len(a, l, false);
+            ok += n;
+            if n < l {
+                break;
+            }
+        }
+        if ok == 0 && total > 0 {
+            return error!(EFAULT);
+        }
+        total = total.min(ok);
+    }
+    // tmpfs copies straight from the guest's frames.
+    let direct = f.ops()?.direct_io();
     let mut done = 0usize;
     loop {
         let want = (total - done).min(CHUNK);
         if want == 0 && done > 0 {
             break;
         }
-        let mut buf = vec![0u8; want];
-        if let Err(e) = gather(&mm, segs, done, &mut buf) {
-            if done == 0 {
-                return Err(e);
+        let r = if direct {
+            match mm.pin_user(segs, done, want, false) {
+                Ok(src) => f.write_frames(&src, off.map(|o| o + done as u64)),
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
             }
-            break;
-        }
-        let r = match off {
-            Some(o) => f.write_at(o + done as u64, &buf),
-            None => f.write_as(&buf, Some(ctx.task)),
+        } else {
+            let mut buf = vec![0u8; want];
+            if let Err(e) = gather(&mm, segs, done, &mut buf) {
+                if done == 0 {
+                    return Err(e);
+                }
+                break;
+            }
+            match off {
+                Some(o) => f.write_at(o + done as u64, &buf),
+                None => f.write_as(&buf, Some(ctx.task)),
+            }
         };
         let n = match r {
             Ok(n) => n,
@@ -1745,6 +1809,10 @@ fn sys_mount(
     if flags & MS_REMOUNT != 0 {
         if !t.is_mount_root() || !fs.ns.contains(&t.mnt) {
             return error!(EINVAL);
+        }
+        if flags & MS_BIND == 0 {
+            // The filesystem itself (a disk filesystem writes or not).
+            t.inode().remount(flags & MS_RDONLY != 0)?;
         }
         t.mnt.set_read_only(flags & MS_RDONLY != 0);
         return Ok(0);

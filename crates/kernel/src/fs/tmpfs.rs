@@ -511,22 +511,42 @@ impl TmpInode {
 
     /// Reads file data at `off`.
     pub fn read_at(&self, off: u64, buf: &mut [u8]) -> KResult<usize> {
-        let phys = &self.fs.phys;
+        let phys = self.fs.phys.clone();
+        self.read_with(off, buf.len(), |page, in_off, done, k| match page {
+            Some(pfn) => phys.read(pfn, in_off, &mut buf[done..done + k]),
+            None => buf[done..done + k].fill(0),
+        })
+    }
+
+    /// read_at straight into guest frames.
+    pub fn read_frames(&self, off: u64, dst: &crate::mm::userframes::UserFrames) -> KResult<usize> {
+        self.read_with(off, dst.len(), |page, in_off, done, k| match page {
+            Some(pfn) => dst.copy_from_frame(done, pfn, in_off, k),
+            None => dst.zero(done, k),
+        })
+    }
+
+    /// The body of reads: `put(frame or None for a hole, offset in the
+    /// page, offset in the destination, bytes)` for each page's part of
+    /// `[off, off + len)` below the size, under the inode's lock.
+    fn read_with(
+        &self,
+        off: u64,
+        len: usize,
+        mut put: impl FnMut(Option<Pfn>, usize, usize, usize),
+    ) -> KResult<usize> {
         let mut st = self.lock();
         let f = st.file()?;
-        if off >= f.size || buf.is_empty() {
+        if off >= f.size || len == 0 {
             return Ok(0);
         }
-        let n = ((f.size - off) as usize).min(buf.len());
+        let n = ((f.size - off) as usize).min(len);
         let mut done = 0usize;
         while done < n {
             let pos = off + done as u64;
             let (idx, in_off) = (pos / PAGE, (pos % PAGE) as usize);
             let k = (PAGE as usize - in_off).min(n - done);
-            match f.pages.get(&idx) {
-                Some(&pfn) => phys.read(pfn, in_off, &mut buf[done..done + k]),
-                None => buf[done..done + k].fill(0),
-            }
+            put(f.pages.get(&idx).copied(), in_off, done, k);
             done += k;
         }
         st.touch_atime();
@@ -536,14 +556,39 @@ impl TmpInode {
     /// Writes file data at `off`, allocating pages; a full filesystem
     /// gives a short write (ENOSPC if nothing was written).
     pub fn write_at(&self, off: u64, buf: &[u8]) -> KResult<usize> {
-        if buf.is_empty() {
+        let phys = self.fs.phys.clone();
+        self.write_with(off, buf.len(), |pfn, in_off, done, k| {
+            phys.write(pfn, in_off, &buf[done..done + k])
+        })
+    }
+
+    /// write_at straight from guest frames.
+    pub fn write_frames(
+        &self,
+        off: u64,
+        src: &crate::mm::userframes::UserFrames,
+    ) -> KResult<usize> {
+        self.write_with(off, src.len(), |pfn, in_off, done, k| {
+            src.copy_to_frame(done, pfn, in_off, k)
+        })
+    }
+
+    /// The body of writes: `get(frame, offset in the page, offset in the
+    /// source, bytes)` for each page's part of `[off, off + len)`, pages
+    /// allocated as needed, under the inode's lock.
+    fn write_with(
+        &self,
+        off: u64,
+        buf_len: usize,
+        mut get: impl FnMut(Pfn, usize, usize, usize),
+    ) -> KResult<usize> {
+        if buf_len == 0 {
             return Ok(0);
         }
         if off >= MAX_FILE_SIZE {
             return error!(EFBIG);
         }
-        let len = (buf.len() as u64).min(MAX_FILE_SIZE - off) as usize;
-        let phys = self.fs.phys.clone();
+        let len = (buf_len as u64).min(MAX_FILE_SIZE - off) as usize;
         let cached;
         let done = {
             let mut st = self.lock();
@@ -567,7 +612,7 @@ impl TmpInode {
                         }
                     },
                 };
-                phys.write(pfn, in_off, &buf[done..done + k]);
+                get(pfn, in_off, done, k);
                 done += k;
             }
             if off + done as u64 > f.size {
@@ -1321,6 +1366,25 @@ impl FileOps for TmpFile {
     }
     fn write(&self, _f: &OpenFile, off: u64, buf: &[u8]) -> KResult<usize> {
         self.inode.write_at(off, buf)
+    }
+    fn direct_io(&self) -> bool {
+        true
+    }
+    fn read_frames(
+        &self,
+        _f: &OpenFile,
+        off: u64,
+        dst: &crate::mm::userframes::UserFrames,
+    ) -> KResult<usize> {
+        self.inode.read_frames(off, dst)
+    }
+    fn write_frames(
+        &self,
+        _f: &OpenFile,
+        off: u64,
+        src: &crate::mm::userframes::UserFrames,
+    ) -> KResult<usize> {
+        self.inode.write_frames(off, src)
     }
     fn size(&self) -> KResult<u64> {
         Ok(self.inode.size())

@@ -147,6 +147,12 @@ pub trait Inode: Send + Sync + 'static {
     fn setattr(&self, _attr: &SetAttr) -> KResult<()> {
         error!(EPERM)
     }
+    /// mount -o remount (on a mount's root): the filesystem's own
+    /// read-only state follows MS_RDONLY. Memory filesystems have none
+    /// (the mount's flag is enough).
+    fn remount(&self, _read_only: bool) -> KResult<()> {
+        Ok(())
+    }
     /// For rename: downcasting support.
     fn as_any(&self) -> &dyn std::any::Any;
 }
@@ -296,6 +302,30 @@ pub trait FileOps: Send + Sync + 'static {
     /// fault). Writes through the frame are the file's data.
     fn page_frame(&self, _index: u64, _create: bool) -> Option<KResult<ruml_host::Pfn>> {
         None
+    }
+    /// Whether [`FileOps::read_frames`] and [`FileOps::write_frames`]
+    /// work: files whose data lives in physmem (tmpfs) copy straight
+    /// between their frames and the guest's.
+    fn direct_io(&self) -> bool {
+        false
+    }
+    /// As [`FileOps::read`], into guest frames.
+    fn read_frames(
+        &self,
+        _f: &OpenFile,
+        _off: u64,
+        _dst: &crate::mm::userframes::UserFrames,
+    ) -> KResult<usize> {
+        error!(EINVAL)
+    }
+    /// As [`FileOps::write`], from guest frames.
+    fn write_frames(
+        &self,
+        _f: &OpenFile,
+        _off: u64,
+        _src: &crate::mm::userframes::UserFrames,
+    ) -> KResult<usize> {
+        error!(EINVAL)
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod pagecache;
 pub mod syscalls;
+pub mod userframes;
 pub mod vma;
 
 use std::collections::BTreeMap;
@@ -332,10 +333,13 @@ impl Mm {
             .map(|v| {
                 let file = match &v.backing {
                     Backing::File { file, pgoff, .. } => Some((file.clone(), *pgoff)),
-                    Backing::Anon => None,
+                    Backing::Anon | Backing::Special { .. } => None,
                 };
+                // Of the special mappings only the vDSO's code goes in (as
+                // Linux: [vvar] is VM_IO).
+                let vvar = matches!(v.backing, Backing::Special { .. }) && v.prot & PROT_EXEC == 0;
                 let readable = v.prot & PROT_READ != 0 && v.flags & vma::vm_flags::DONTDUMP == 0;
-                let contents = readable && (file.is_none() || v.prot & PROT_WRITE != 0);
+                let contents = readable && !vvar && (file.is_none() || v.prot & PROT_WRITE != 0);
                 DumpArea {
                     start: v.start,
                     end: v.end,
@@ -400,9 +404,13 @@ impl Mm {
         vma.flags |= m.def_flags;
         let locked =
             vma.flags & vma::vm_flags::LOCKED != 0 && vma.flags & vma::vm_flags::LOCKONFAULT == 0;
-        let anon = matches!(vma.backing, Backing::Anon);
+        let ahead = match vma.backing {
+            Backing::Anon => prot != 0 && (locked || end - start <= MAP_AHEAD_MAX),
+            Backing::Special { .. } => true,
+            Backing::File { .. } => prot != 0 && locked,
+        };
         m.vmas.insert(vma);
-        if prot != 0 && (locked || anon && end - start <= MAP_AHEAD_MAX) {
+        if ahead {
             self.populate(m, start, end)?;
         }
         Ok(())
@@ -517,6 +525,27 @@ impl Mm {
                         pfn,
                     });
                     at += n * PAGE;
+                }
+            }
+            Backing::Special { map, pgoff } => {
+                let mut at = start;
+                while at < end {
+                    let vpn = at / PAGE;
+                    let Some(&pfn) = map.pfns.get((pgoff + (at - vma.start) / PAGE) as usize)
+                    else {
+                        break; // beyond the object: SIGBUS on access
+                    };
+                    if let std::collections::btree_map::Entry::Vacant(e) = m.ptes.entry(vpn) {
+                        self.phys.get(pfn);
+                        e.insert(Pte { pfn, cow: true });
+                        m.ops.push(HostOp::Map {
+                            addr: at,
+                            len: PAGE,
+                            prot: host_prot(vma.prot, true),
+                            pfn,
+                        });
+                    }
+                    at += PAGE;
                 }
             }
             Backing::File {
@@ -652,7 +681,12 @@ impl Mm {
         let ok = match access {
             Access::Read => vma.prot & PROT_READ != 0,
             Access::Write => vma.prot & PROT_WRITE != 0,
-            Access::Force => true,
+            // Not even the kernel writes into a special mapping that may
+            // never be writable (the vvar page is one set of frames).
+            Access::Force => match &vma.backing {
+                Backing::Special { map, .. } => map.max_prot & PROT_WRITE != 0,
+                _ => true,
+            },
         };
         if !ok {
             return error!(EFAULT);
@@ -777,6 +811,48 @@ impl Mm {
             done += n;
         }
         Ok(())
+    }
+
+    /// The frames behind `len` bytes of the guest buffers `segs`, from
+    /// `skip` bytes in, as a guest access would find them (`write`: made
+    /// private and writable, for a read(2) into them), each with a
+    /// reference held by the result. EFAULT if any byte is inaccessible.
+    pub fn pin_user(
+        &self,
+        segs: &[(u64, usize)],
+        mut skip: usize,
+        len: usize,
+        write: bool,
+    ) -> KResult<userframes::UserFrames> {
+        let access = if write { Access::Write } else { Access::Read };
+        let mut out = userframes::UserFrames::new(self.phys.clone());
+        let mut m = self.lock();
+        for &(base, seg_len) in segs {
+            if out.len() >= len {
+                break;
+            }
+            if skip >= seg_len {
+                skip -= seg_len;
+                continue;
+            }
+            let n = (seg_len - skip).min(len - out.len());
+            let start = base.checked_add(skip as u64).ok_or(crate::errno!(EFAULT))?;
+            let end = start.checked_add(n as u64).ok_or(crate::errno!(EFAULT))?;
+            if end > TASK_SIZE {
+                return error!(EFAULT);
+            }
+            let mut at = start;
+            while at < end {
+                let pfn = self.touch(&mut m, at, access)?;
+                let off = (at % PAGE) as usize;
+                let k = ((PAGE as usize) - off).min((end - at) as usize);
+                self.phys.get(pfn);
+                out.push(pfn, off, k);
+                at += k as u64;
+            }
+            skip = 0;
+        }
+        Ok(out)
     }
 
     /// How many bytes from `addr` (up to `len`) the guest could write (or,
@@ -955,7 +1031,7 @@ impl Mm {
             .iter()
             .filter_map(|v| match &v.backing {
                 Backing::File { file, .. } => Some((v.start, file.clone())),
-                Backing::Anon => None,
+                Backing::Anon | Backing::Special { .. } => None,
             })
             .collect()
     }
@@ -968,7 +1044,7 @@ impl Mm {
             .iter()
             .filter_map(|v| match &v.backing {
                 Backing::File { file, pgoff, .. } => Some((v.start, v.end, *pgoff, file.clone())),
-                Backing::Anon => None,
+                Backing::Anon | Backing::Special { .. } => None,
             })
             .collect()
     }
@@ -986,7 +1062,7 @@ impl Mm {
             let p = |bit, c| if v.prot & bit != 0 { c } else { '-' };
             let (off, dev, ino) = match &v.backing {
                 Backing::File { pgoff, key, .. } => (pgoff * PAGE, key.0, key.1),
-                Backing::Anon => (0, 0, 0),
+                Backing::Anon | Backing::Special { .. } => (0, 0, 0),
             };
             let mut line = format!(
                 "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {} ",

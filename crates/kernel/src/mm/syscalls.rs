@@ -196,6 +196,15 @@ impl Mm {
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
         }
+        // Special mappings allow only their own protections (the vvar
+        // page is never writable or executable).
+        for v in m.vmas.iter().filter(|v| v.start < end && v.end > addr) {
+            if let Backing::Special { map, .. } = &v.backing {
+                if prot & !map.max_prot != 0 {
+                    return error!(EACCES);
+                }
+            }
+        }
         // Writable shared file mappings need a file opened for writing.
         if prot & PROT_WRITE != 0 {
             for v in m.vmas.iter().filter(|v| v.start < end && v.end > addr) {
@@ -275,6 +284,17 @@ impl Mm {
         if old + old_len > vma.end {
             return error!(EFAULT);
         }
+        // Special mappings (vDSO, vvar) move whole or not at all, as
+        // Linux's special mappings: they never grow (VM_DONTEXPAND) nor
+        // split.
+        if matches!(vma.backing, Backing::Special { .. }) {
+            if new_len > old_len {
+                return error!(EFAULT);
+            }
+            if old != vma.start || old_len != vma.len() || new_len != old_len {
+                return error!(EINVAL);
+            }
+        }
         if flags & MREMAP_FIXED == 0 {
             if new_len <= old_len {
                 self.unmap_locked(&mut m, old + new_len, old + old_len);
@@ -319,7 +339,7 @@ impl Mm {
         let mut nv = vma.clone();
         nv.start = dest;
         nv.end = dest + new_len;
-        if let Backing::File { pgoff, .. } = &mut nv.backing {
+        if let Backing::File { pgoff, .. } | Backing::Special { pgoff, .. } = &mut nv.backing {
             *pgoff += (old - vma.start) / PAGE;
         }
         let keep = old_len.min(new_len);
@@ -441,14 +461,20 @@ impl Mm {
             e if e == start && start < end => return error!(ENOMEM),
             e => (start, e, e < end),
         };
+        // Special mappings (vvar, vDSO) are never locked, as Linux's
+        // VM_SPECIAL areas.
         let all = vm_flags::LOCKED | vm_flags::LOCKONFAULT;
-        m.vmas
-            .update_range(start, end, |v| v.flags = (v.flags & !all) | flags);
+        m.vmas.update_range(start, end, |v| {
+            if !matches!(v.backing, Backing::Special { .. }) {
+                v.flags = (v.flags & !all) | flags
+            }
+        });
         if flags & vm_flags::LOCKONFAULT == 0 && flags != 0 {
             let areas: Vec<(u64, u64)> = m
                 .vmas
                 .iter()
                 .filter(|v| v.start < end && v.end > start && v.prot != 0)
+                .filter(|v| !matches!(v.backing, Backing::Special { .. }))
                 .map(|v| (v.start.max(start), v.end.min(end)))
                 .collect();
             for (a, b) in areas {

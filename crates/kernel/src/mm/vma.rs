@@ -10,6 +10,16 @@ pub const PROT_READ: u32 = 1;
 pub const PROT_WRITE: u32 = 2;
 pub const PROT_EXEC: u32 = 4;
 
+/// Frames the kernel owns and maps into address spaces as they are (the
+/// vDSO and its data page): every mapping takes a reference per page; the
+/// kernel keeps its own for ever. Pages are mapped copy-on-write, so a
+/// write (where `max_prot` allows one) makes a private copy.
+pub struct SpecialMapping {
+    pub pfns: Vec<ruml_host::Pfn>,
+    /// The protections mprotect may grant (Linux's VM_MAY*).
+    pub max_prot: u32,
+}
+
 /// What fills a VMA's pages.
 #[derive(Clone)]
 pub enum Backing {
@@ -21,6 +31,11 @@ pub enum Backing {
         pgoff: u64,
         key: (u64, u64),
         size: u64,
+    },
+    /// Page `i` of the VMA is frame `pgoff + i` of a special mapping.
+    Special {
+        map: &'static SpecialMapping,
+        pgoff: u64,
     },
 }
 
@@ -69,7 +84,7 @@ impl Vma {
     fn tail_from(&self, at: u64) -> Vma {
         let mut t = self.clone();
         t.start = at;
-        if let Backing::File { pgoff, .. } = &mut t.backing {
+        if let Backing::File { pgoff, .. } | Backing::Special { pgoff, .. } = &mut t.backing {
             *pgoff += (at - self.start) / 4096;
         }
         t
@@ -96,6 +111,14 @@ impl Vma {
                     key: k2, pgoff: p2, ..
                 },
             ) => k1 == k2 && p1 + self.len() / 4096 == *p2,
+            (
+                Backing::Special {
+                    map: m1, pgoff: p1, ..
+                },
+                Backing::Special {
+                    map: m2, pgoff: p2, ..
+                },
+            ) => std::ptr::eq(*m1, *m2) && p1 + self.len() / 4096 == *p2,
             _ => false,
         }
     }

@@ -61,6 +61,22 @@ impl Iface {
 /// loopback), as slirp and QEMU's user networking number them.
 pub const NAT_GUEST: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
 pub const NAT_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+/// eth0=user's DNS server: queries to it go to the host's resolver.
+pub const NAT_DNS: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 3);
+
+static DNS: std::sync::Mutex<Option<std::net::SocketAddr>> = std::sync::Mutex::new(None);
+
+/// `dns=IP[:PORT]`: where queries to 10.0.2.3:53 go (default: the host's
+/// first nameserver).
+pub fn set_nat_dns(a: std::net::SocketAddr) {
+    *DNS.lock().unwrap_or_else(|p| p.into_inner()) = Some(a);
+}
+
+/// The host address DNS queries to 10.0.2.3 go to.
+pub fn nat_dns() -> Option<std::net::SocketAddr> {
+    let set = *DNS.lock().unwrap_or_else(|p| p.into_inner());
+    set.or_else(ruml_host::net::host_resolver)
+}
 const IFF_BROADCAST: u32 = 0x2;
 const IFF_MULTICAST: u32 = 0x1000;
 const ARPHRD_ETHER: u16 = 1;
@@ -90,6 +106,11 @@ pub fn enable_user_nat() {
         stats: (0, 0),
     });
     NAT.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// Whether eth0=user was given.
+pub fn nat_enabled() -> bool {
+    NAT.load(std::sync::atomic::Ordering::Acquire)
 }
 
 /// Whether packets to `ip` (canonical, not local) leave through the

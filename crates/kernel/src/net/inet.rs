@@ -30,7 +30,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 
-use ruml_host::net::HostTcp;
+use ruml_host::net::{HostListener, HostTcp, HostUdp};
 use std::time::{Duration, Instant};
 
 use super::iface::{self, canonical};
@@ -81,6 +81,10 @@ fn window(o: &Opts) -> usize {
         WINDOW_MAX
     }
 }
+
+/// The stack of a NAT thread (they only copy between a host socket and a
+/// queue).
+const NAT_STACK: usize = 256 << 10;
 
 /// Connectors waiting for room in one accept queue (half-open connections).
 const MAX_PENDING: usize = 4096;
@@ -190,6 +194,9 @@ struct State {
     /// eth0=user: the host connection this TCP socket's flow goes over
     /// (instead of a peer socket).
     host: Option<Arc<HostTcp>>,
+    /// eth0=user: the host socket this UDP socket's outbound datagrams
+    /// leave by (made at the first one).
+    host_udp: Option<Arc<HostUdp>>,
 }
 
 /// An AF_INET or AF_INET6 socket (TCP or UDP).
@@ -233,6 +240,7 @@ impl InetSocket {
                 dgram_bytes: 0,
                 closed: false,
                 host: None,
+                host_udp: None,
             }),
             waiters: Waiters::new(),
             room: Condvar::new(),
@@ -869,7 +877,7 @@ pub fn connect(
     sock.lock().remote = Some(remote);
     let nonblock = f.nonblocking();
     if !iface::is_local(ip) {
-        return connect_nat(sock, ip, dst.port(), nonblock);
+        return connect_nat(ctx, sock, ip, dst.port(), nonblock);
     }
     let Some(listener) = find_listener(dst.port(), ip, sock) else {
         sock.lock().remote = None;
@@ -961,7 +969,13 @@ pub fn connect(
 /// 10.0.2.2), with a reader thread moving what the host sends into the
 /// socket's queue. The connect is made at once, also for nonblocking
 /// sockets (which then report EINPROGRESS and are writable).
-fn connect_nat(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, nonblock: bool) -> KResult<u64> {
+fn connect_nat(
+    ctx: &SyscallContext<'_>,
+    sock: &Arc<InetSocket>,
+    ip: IpAddr,
+    port: u16,
+    nonblock: bool,
+) -> KResult<u64> {
     let IpAddr::V4(v4) = canonical(ip) else {
         return error!(ENETUNREACH);
     };
@@ -970,10 +984,57 @@ fn connect_nat(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, nonblock: bool) ->
     } else {
         v4
     };
-    let conn = match HostTcp::connect(
-        SocketAddr::new(IpAddr::V4(host_ip), port),
-        Duration::from_secs(20),
-    ) {
+    let to = SocketAddr::new(IpAddr::V4(host_ip), port);
+    // The host connect runs in the connection's thread, so the guest's
+    // wait is an ordinary socket wait (nonblocking, interruptible).
+    sock.lock().tcp = Tcp::Connecting;
+    let weak = Arc::downgrade(sock);
+    let spawned = std::thread::Builder::new()
+        .name("ruml-nat".into())
+        .stack_size(NAT_STACK)
+        .spawn(move || nat_connection(weak, to));
+    if spawned.is_err() {
+        let mut s = sock.lock();
+        s.tcp = Tcp::Closed;
+        s.remote = None;
+        return error!(EAGAIN);
+    }
+    if nonblock {
+        sock.lock().in_progress = true;
+        return error!(EINPROGRESS);
+    }
+    let timeout = sock.lock().opts.sndtimeo;
+    let deadline = timeout.map(|t| Instant::now() + t);
+    match sock.waiters.wait(Some(ctx.task), deadline, || {
+        !matches!(sock.lock().tcp, Tcp::Connecting)
+    }) {
+        Ok(()) => {}
+        Err(Errno::ETIMEDOUT) => {
+            sock.lock().in_progress = true;
+            return error!(EINPROGRESS);
+        }
+        Err(e) => {
+            // Restarted or not, the connect goes on (EALREADY next).
+            sock.lock().in_progress = true;
+            return Err(e);
+        }
+    }
+    let mut s = sock.lock();
+    if let Some(e) = s.error.take() {
+        s.remote = None;
+        return Err(e);
+    }
+    Ok(0)
+}
+
+/// One NAT connection's thread: the host connect (at most 20 s), then
+/// the reader.
+fn nat_connection(weak: Weak<InetSocket>, to: SocketAddr) {
+    let r = HostTcp::connect(to, Duration::from_secs(20));
+    let Some(sock) = weak.upgrade() else {
+        return;
+    };
+    let conn = match r {
         Ok(c) => c,
         Err(e) => {
             let err = match e.kind() {
@@ -981,39 +1042,34 @@ fn connect_nat(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, nonblock: bool) ->
                 std::io::ErrorKind::TimedOut => Errno::ETIMEDOUT,
                 _ => Errno::EHOSTUNREACH,
             };
-            let mut s = sock.lock();
-            s.remote = None;
-            if nonblock {
-                s.error = Some(err);
-                s.in_progress = true;
-                drop(s);
-                sock.waiters.wake_all();
-                return error!(EINPROGRESS);
+            {
+                let mut s = sock.lock();
+                if !s.closed {
+                    s.error = Some(err);
+                }
+                s.tcp = Tcp::Closed;
             }
-            return Err(err);
+            sock.waiters.wake_all();
+            return;
         }
     };
-    let reader = conn.try_clone().map_err(|_| Errno::ENOMEM)?;
+    let Ok(reader) = conn.try_clone() else {
+        reset(&sock, Errno::ECONNRESET);
+        return;
+    };
     {
         let mut s = sock.lock();
+        if s.closed {
+            conn.shutdown_both();
+            return;
+        }
         s.host = Some(Arc::new(conn));
         s.tcp = Tcp::Connected;
         s.was_connected = true;
-        s.in_progress = nonblock;
-    }
-    let weak = Arc::downgrade(sock);
-    let spawned = std::thread::Builder::new()
-        .name("ruml-nat".into())
-        .spawn(move || nat_reader(weak, reader));
-    if spawned.is_err() {
-        reset(sock, Errno::ECONNRESET);
-        return error!(EAGAIN);
     }
     sock.waiters.wake_all();
-    if nonblock {
-        return error!(EINPROGRESS);
-    }
-    Ok(0)
+    drop(sock);
+    nat_reader(weak, reader);
 }
 
 /// Moves what the host sends into the socket's receive queue, within its
@@ -1096,6 +1152,209 @@ fn send_host(
         done += n;
     }
     Ok(done)
+}
+
+/// `hostfwd=tcp:[HOSTADDR:]HOSTPORT:GUESTPORT`: listens on the host and
+/// hands each connection to the guest's listener on GUESTPORT (at
+/// 10.0.2.15 or a wildcard), coming from 10.0.2.2 as slirp's do. A
+/// connection nobody listens for is closed. Returns the host address
+/// listened on.
+pub fn add_hostfwd(host: SocketAddr, guest_port: u16) -> Result<SocketAddr, String> {
+    let l =
+        HostListener::bind(host).map_err(|e| format!("hostfwd: cannot listen on {host}: {e}"))?;
+    let at = l.local_addr().map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("ruml-hostfwd".into())
+        .stack_size(NAT_STACK)
+        .spawn(move || loop {
+            let Ok((conn, _)) = l.accept() else {
+                // Out of descriptors, say: try again a little later.
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
+            forward_in(conn, guest_port);
+        })
+        .map_err(|e| format!("hostfwd: {e}"))?;
+    Ok(at)
+}
+
+/// One forwarded connection: a connected socket carrying the host
+/// connection, queued on the guest's listener.
+fn forward_in(conn: HostTcp, guest_port: u16) {
+    static NEXT_PORT: AtomicU64 = AtomicU64::new(0);
+    let guest = IpAddr::V4(iface::NAT_GUEST);
+    let Some(listener) = find_listener(guest_port, guest, &DUMMY) else {
+        conn.shutdown_both();
+        return;
+    };
+    let Ok(reader) = conn.try_clone() else {
+        return;
+    };
+    let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u64 + 1;
+    let from_port = EPHEMERAL.start() + (NEXT_PORT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+    let server = InetSocket::new(listener.family, SOCK_STREAM, false);
+    {
+        let opts = listener.lock().opts.clone();
+        let mut s = server.lock();
+        s.opts = opts;
+        s.local = Some(in_family(listener.family, guest, guest_port));
+        s.remote = Some(in_family(
+            listener.family,
+            IpAddr::V4(iface::NAT_GATEWAY),
+            from_port,
+        ));
+        s.tcp = Tcp::Connected;
+        s.was_connected = true;
+        s.host = Some(Arc::new(conn));
+    }
+    let queued = {
+        let mut l = listener.lock();
+        match &mut l.tcp {
+            Tcp::Listen { backlog, queue, .. } if queue.len() <= *backlog => {
+                queue.push_back(server.clone());
+                true
+            }
+            _ => false,
+        }
+    };
+    if !queued {
+        close(&server, true);
+        return;
+    }
+    let weak = Arc::downgrade(&server);
+    if std::thread::Builder::new()
+        .name("ruml-nat".into())
+        .stack_size(NAT_STACK)
+        .spawn(move || nat_reader(weak, reader))
+        .is_err()
+    {
+        reset(&server, Errno::ECONNRESET);
+    }
+    listener.waiters.wake_all();
+}
+
+/// A socket that is never bound: find_listener's "not me" for callers
+/// that are not a socket.
+static DUMMY: std::sync::LazyLock<InetSocket> = std::sync::LazyLock::new(|| InetSocket {
+    family: AF_INET,
+    typ: SOCK_STREAM,
+    icmp: false,
+    id: 0,
+    state: Mutex::new(State {
+        local: None,
+        remote: None,
+        opts: Opts::default(),
+        error: None,
+        tcp: Tcp::Closed,
+        peer: None,
+        rx: VecDeque::new(),
+        shut_rd: false,
+        shut_wr: false,
+        fin: false,
+        broken: false,
+        was_connected: false,
+        in_progress: false,
+        dgrams: VecDeque::new(),
+        dgram_bytes: 0,
+        closed: true,
+        host: None,
+        host_udp: None,
+    }),
+    waiters: Waiters::new(),
+    room: Condvar::new(),
+});
+
+/// eth0=user: a datagram leaving the machine goes out of the guest
+/// socket's host UDP socket (10.0.2.2 is the host's loopback, 10.0.2.3:53
+/// the host's resolver). Like a packet, it may be lost: errors drop it.
+fn nat_send_udp(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, data: &[u8]) {
+    let IpAddr::V4(v4) = canonical(ip) else {
+        return;
+    };
+    let to = if v4 == iface::NAT_GATEWAY {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    } else if v4 == iface::NAT_DNS {
+        match iface::nat_dns() {
+            Some(a) if port == 53 => a,
+            _ => return,
+        }
+    } else {
+        SocketAddr::new(IpAddr::V4(v4), port)
+    };
+    let existing = sock.lock().host_udp.clone();
+    let h = match existing {
+        Some(h) => h,
+        None => {
+            let Ok(h) = HostUdp::bind_any() else {
+                return;
+            };
+            let Ok(reader) = h.try_clone() else {
+                return;
+            };
+            let h = Arc::new(h);
+            sock.lock().host_udp = Some(h.clone());
+            let weak = Arc::downgrade(sock);
+            if std::thread::Builder::new()
+                .name("ruml-nat-udp".into())
+                .stack_size(NAT_STACK)
+                .spawn(move || nat_udp_reader(weak, reader))
+                .is_err()
+            {
+                sock.lock().host_udp = None;
+                return;
+            }
+            h
+        }
+    };
+    if h.send_to(data, to).is_ok() {
+        iface::count_lo(0);
+    }
+}
+
+/// Queues the datagrams a NAT UDP socket receives on the guest socket,
+/// their senders mapped back (host loopback → 10.0.2.2, the resolver →
+/// 10.0.2.3:53), until the guest socket closes.
+fn nat_udp_reader(weak: Weak<InetSocket>, h: HostUdp) {
+    let mut buf = vec![0u8; 65536];
+    let dns = iface::nat_dns();
+    loop {
+        let r = h.recv_from(&mut buf);
+        let Some(sock) = weak.upgrade() else {
+            return;
+        };
+        if sock.lock().closed {
+            return;
+        }
+        let Ok((n, from)) = r else {
+            continue;
+        };
+        let from = if Some(from) == dns {
+            SocketAddr::new(IpAddr::V4(iface::NAT_DNS), 53)
+        } else if from.ip().is_loopback() {
+            SocketAddr::new(IpAddr::V4(iface::NAT_GATEWAY), from.port())
+        } else {
+            from
+        };
+        let delivered = {
+            let mut s = sock.lock();
+            let wanted = s.remote.is_none_or(|r| {
+                canonical(r.ip()) == canonical(from.ip()) && r.port() == from.port()
+            });
+            if !wanted || s.shut_rd || s.dgram_bytes + n > s.opts.rcvbuf {
+                false
+            } else {
+                s.dgram_bytes += n;
+                s.dgrams.push_back((
+                    in_family(sock.family, from.ip(), from.port()),
+                    buf[..n].to_vec(),
+                ));
+                true
+            }
+        };
+        if delivered {
+            sock.waiters.wake_all();
+        }
+    }
 }
 
 fn connect_udp(sock: &Arc<InetSocket>, dst: Option<SocketAddr>) -> KResult<u64> {
@@ -1294,6 +1553,9 @@ fn close(sock: &Arc<InetSocket>, rst: bool) {
         let peer = s.peer.take().and_then(|w| w.upgrade());
         if let Some(h) = s.host.take() {
             h.shutdown_both();
+        }
+        if let Some(h) = s.host_udp.take() {
+            h.wake();
         }
         s.tcp = Tcp::Closed;
         QUEUED.fetch_sub(s.rx.len(), Ordering::Relaxed);
@@ -1636,6 +1898,10 @@ fn send_udp(
         canonical(local.ip())
     };
     let src = SocketAddr::new(src_ip, local.port());
+    if !iface::is_local(ip) {
+        nat_send_udp(sock, ip, dst.port(), &data);
+        return Ok(total);
+    }
     // The receiver: a socket bound to the destination port that accepts
     // the address (and, if connected, this source); exact before wildcard.
     // Among SO_REUSEPORT siblings of the best class, the source port
@@ -1750,6 +2016,15 @@ fn recv_tcp(
             Tcp::Closed if !s.was_connected && s.error.is_none() => return error!(ENOTCONN),
             _ => {}
         }
+    }
+    // Nothing asked for: nothing to wait for (as Linux's tcp_recvmsg).
+    if room == 0 {
+        return Ok(Got {
+            copied: 0,
+            full: 0,
+            from: None,
+            flags: 0,
+        });
     }
     let nonblock = flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;

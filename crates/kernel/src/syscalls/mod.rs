@@ -161,6 +161,7 @@ const TABLES: &[Table] = &[
     crate::ipc::sem::sem_table,
     crate::ipc::shm::shm_table,
     crate::ipc::mqueue::mqueue_table,
+    crate::vdso::vdso_table,
 ];
 
 /// The handler for a system-call number, if ruml implements it.
@@ -205,6 +206,8 @@ pub fn dispatch(ctx: &mut SyscallContext<'_>) {
         Ok(v) => v,
         Err(e) => e.as_return(),
     };
+    // Keeps the vDSO's clock page current while the guest is busy.
+    crate::vdso::sync_if_stale();
 }
 
 fn warn_unknown(nr: u64) {

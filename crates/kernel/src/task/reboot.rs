@@ -66,14 +66,17 @@ fn sys_reboot(
         return error!(EPERM);
     }
     match cmd {
-        CMD_HALT | CMD_POWER_OFF => {
-            crate::log::info("System halted.");
+        CMD_HALT | CMD_POWER_OFF | CMD_RESTART | CMD_RESTART2 => {
+            if matches!(cmd, CMD_RESTART | CMD_RESTART2) {
+                crate::log::info("Restarting system.");
+                RESTART.store(true, Ordering::Relaxed);
+            } else {
+                crate::log::info("System halted.");
+            }
             super::exit::halt_instance(ExitStatus::Exited(0));
-        }
-        CMD_RESTART | CMD_RESTART2 => {
-            crate::log::info("Restarting system.");
-            RESTART.store(true, Ordering::Relaxed);
-            super::exit::halt_instance(ExitStatus::Exited(0));
+            // As on Linux the call does not return: the caller sleeps until
+            // the instance is gone.
+            ctx.task.sleep_until_poked(|| false);
         }
         CMD_CAD_ON => CAD_REBOOTS.store(true, Ordering::Relaxed),
         CMD_CAD_OFF => CAD_REBOOTS.store(false, Ordering::Relaxed),

@@ -602,8 +602,14 @@ pub fn read_itimerspec(
     let deadline = if value.is_zero() {
         None
     } else if absolute {
-        let (s, n) = ruml_host::clock::gettime(clock).map_err(|_| crate::errno!(EINVAL))?;
-        let now = Duration::new(s.max(0) as u64, n as u32);
+        // The clock as guests read it (the vDSO's formula where it serves).
+        let now = match crate::vdso::clock_ns(clock) {
+            Some(ns) => Duration::from_nanos(ns),
+            None => {
+                let (s, n) = ruml_host::clock::gettime(clock).map_err(|_| crate::errno!(EINVAL))?;
+                Duration::new(s.max(0) as u64, n as u32)
+            }
+        };
         Some(Instant::now() + value.saturating_sub(now))
     } else {
         Some(Instant::now() + value)

@@ -49,7 +49,7 @@ pub fn mount_root(disk: &Arc<Disk>, read_only: bool) -> KResult<(&'static str, A
 
 /// An inode handle; see the module doc.
 pub struct Ext2Inode {
-    fs: Arc<Ext2Fs>,
+    pub(super) fs: Arc<Ext2Fs>,
     ino: u32,
     ftype: FileType,
 }
@@ -74,7 +74,7 @@ impl Ext2Fs {
     }
 
     fn writable(&self) -> KResult<()> {
-        if self.read_only {
+        if self.ro() {
             return error!(EROFS);
         }
         Ok(())
@@ -185,7 +185,7 @@ impl Inode for Ext2Inode {
             namelen: 255,
             frsize: self.fs.geo.bs as i64,
             flags: crate::fs::types::ST_VALID
-                | if self.fs.read_only {
+                | if self.fs.ro() {
                     crate::fs::types::ST_RDONLY
                 } else {
                     0
@@ -543,6 +543,9 @@ impl Inode for Ext2Inode {
         }
         Ok(())
     }
+    fn remount(&self, read_only: bool) -> KResult<()> {
+        self.fs.remount(read_only)
+    }
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -574,7 +577,7 @@ impl Drop for Ext2File {
         };
         if left == 0 {
             st.open.remove(&self.ino);
-            if st.orphans.contains(&self.ino) && !self.fs.read_only {
+            if st.orphans.contains(&self.ino) && !self.fs.ro() {
                 if let Err(e) = self.fs.evict(&mut st, self.ino) {
                     crate::log::warn(&format!("EXT2-fs: freeing inode {}: {e:?}", self.ino));
                 }
