@@ -26,6 +26,7 @@ mod error;
 pub mod hostfile;
 pub mod net;
 mod ops;
+pub mod passed;
 pub mod physmem;
 pub mod ptrace;
 pub mod regs;

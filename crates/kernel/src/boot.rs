@@ -129,8 +129,10 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
     };
     let mm = crate::mm::Mm::new(k.phys.clone(), crate::mm::TASK_SIZE / 2);
     let group = task::ThreadGroup::new(pid, Default::default(), task::syscalls::default_limits());
-    let init = Task::new(pid, group, mm, files, fs, Default::default());
+    let init = Task::new(pid, group, mm, files, fs.clone(), Default::default());
     task::syscalls::register_init(&init);
+    // `ruml oci`: the container's cwd, user, rlimits, mounts (no-op otherwise).
+    crate::container::apply(&init, &fs)?;
     crate::log::info(&format!(
         "Run {} as init process",
         String::from_utf8_lossy(&cfg.init)

@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod block;
 pub mod boot;
+pub mod container;
 pub mod errno;
 pub mod exec;
 pub mod fs;

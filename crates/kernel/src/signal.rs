@@ -514,6 +514,11 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
             exit::exit_thread(&task);
             return true;
         }
+        if crate::container::frozen() {
+            // `ruml oci pause`: held here until resume (see container.rs).
+            crate::container::hold_while_frozen(&task);
+            continue;
+        }
         if stopped.is_some() {
             // Stopped: only SIGCONT or SIGKILL (a group exit) goes on.
             task.sleep_until_poked(|| {

@@ -1,5 +1,9 @@
 //! `ruml [PARAMS] [-- CMD ARGS...]`: boots a ruml instance. PARAMS are
 //! UML-style kernel parameters; CMD, if given, is init.
+//! `ruml oci ...` (or this binary run under the name `ruml-oci`) is the
+//! OCI runtime: see [`oci`] and docs/oci.md.
+
+mod oci;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -41,7 +45,9 @@ PARAMS (UML-style kernel parameters):
                       (default: the host's first nameserver)
   quiet               no boot log
 With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
-ruml exits with its status (128+N if a signal N killed it).";
+ruml exits with its status (128+N if a signal N killed it).
+
+ruml oci ... (or ruml run as ruml-oci): the OCI runtime, see `ruml oci --help`.";
 
 /// `tcp:[HOSTADDR:]HOSTPORT:GUESTPORT` (HOSTADDR defaults to 127.0.0.1;
 /// an IPv6 one goes in brackets).
@@ -100,6 +106,17 @@ fn resolve_cmd(root: &Path, cmd: &OsString) -> Vec<u8> {
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // The OCI runtime: `ruml oci ARGS`, or `ruml-oci ARGS` (a link to ruml).
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n.as_bytes().ends_with(b"ruml-oci"))
+    {
+        std::process::exit(oci::main(args));
+    }
+    if args.first().is_some_and(|a| a == "oci") {
+        std::process::exit(oci::main(args[1..].to_vec()));
+    }
     let split = args.iter().position(|a| a == "--");
     let (params, cmd) = match split {
         Some(i) => (&args[..i], &args[i + 1..]),

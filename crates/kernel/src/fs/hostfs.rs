@@ -151,6 +151,31 @@ impl HostFs {
         }))
     }
 
+    /// A host file bind-mounted on a guest file (`ruml oci` bind mounts
+    /// of files such as /etc/hosts): a hostfs confined beneath the file's
+    /// directory whose only reachable inode is the file itself (a mount
+    /// root that is not a directory has no lookups, and `..` from it
+    /// climbs the guest's tree, not the host's).
+    pub fn open_file_root(file: &HostPath, read_only: bool) -> KResult<Arc<HostInode>> {
+        use std::os::unix::ffi::OsStrExt;
+        let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+            return error!(EINVAL);
+        };
+        let root = HostRoot::new(dir).map_err(host_err)?;
+        let fs = Arc::new(HostFs {
+            root,
+            read_only,
+            cache: None,
+            host_lookups: AtomicU64::new(0),
+        });
+        let rel = name.as_bytes().to_vec();
+        let st = fs.root.lookup(&rel).map_err(host_err)?;
+        if st.is_dir() {
+            return error!(EISDIR);
+        }
+        Ok(Arc::new(HostInode { fs, rel, st }))
+    }
+
     /// A guest `mount -t hostfs -o DIR`: the host directory `dir`,
     /// resolved beneath `prefix` (the root's host directory, as UML's
     /// `hostfs=`), confined beneath itself from then on.

@@ -22,6 +22,7 @@ pub mod epoll;
 pub mod ext2;
 pub mod fdtable;
 pub mod file;
+pub mod hostfd;
 pub mod hostfs;
 pub mod inotify;
 pub mod locks;
@@ -195,7 +196,7 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
 
 /// Makes the directory `path` and any missing parents (boot-time mount
 /// points); returns it.
-fn mkdir_p(w: &namei::Walker<'_>, root: &Path, path: &[u8]) -> KResult<Path> {
+pub(crate) fn mkdir_p(w: &namei::Walker<'_>, root: &Path, path: &[u8]) -> KResult<Path> {
     let mut cur = root.clone();
     for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
         cur = match w.walk(&cur, comp, true) {

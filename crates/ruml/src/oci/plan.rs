@@ -1,0 +1,294 @@
+//! From config.json to what ruml boots: the kernel's [`BootConfig`] and
+//! the container setup ([`ContainerSetup`]) applied to init. Every check
+//! a bundle can fail is made here, before anything is created on disk.
+
+use std::path::{Path, PathBuf};
+
+use ruml_kernel::boot::BootConfig;
+use ruml_kernel::container::{ContainerSetup, ExtraMount};
+use ruml_kernel::fs::RootMode;
+
+use super::spec::{rlimit_resource, Spec};
+
+/// fs.nr_open's default: the most RLIMIT_NOFILE Linux accepts.
+const NR_OPEN: u64 = 1_048_576;
+
+/// What `create` prepares.
+pub struct Plan {
+    pub boot: BootConfig,
+    pub setup: ContainerSetup,
+    pub terminal: bool,
+    pub console_size: Option<(u16, u16)>,
+}
+
+/// Reads and checks `BUNDLE/config.json`.
+pub fn load_spec(bundle: &Path) -> Result<Spec, String> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("bad {}: {e}", path.display()))
+}
+
+fn absolute_guest_path(what: &str, p: &str) -> Result<Vec<u8>, String> {
+    if !p.starts_with('/') {
+        return Err(format!("{what} {p:?} must be an absolute path"));
+    }
+    if p.split('/').any(|c| c == "..") {
+        return Err(format!("{what} {p:?} must not contain '..'"));
+    }
+    Ok(p.as_bytes().to_vec())
+}
+
+/// Finds args[0] as execvp would, in the container's PATH inside `root`.
+pub fn resolve_cmd(root: &Path, cmd: &str, env: &[String]) -> String {
+    if cmd.contains('/') {
+        return cmd.to_string();
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| d.starts_with('/')) {
+        let cand = format!("{}/{cmd}", dir.trim_end_matches('/'));
+        let host = root.join(&cand[1..]);
+        // A symlink (busybox applets) counts: the guest resolves it.
+        if host.symlink_metadata().is_ok() {
+            return cand;
+        }
+    }
+    cmd.to_string()
+}
+
+/// Builds the plan for `spec` of the bundle at `bundle` (absolute).
+pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
+    if !spec.oci_version.starts_with("1.") {
+        return Err(format!(
+            "ociVersion {:?} is not supported: ruml implements runtime-spec 1.x",
+            spec.oci_version
+        ));
+    }
+    let process = spec
+        .process
+        .as_ref()
+        .ok_or("config.json has no \"process\": nothing to run")?;
+    if process.args.is_empty() {
+        return Err("process.args is empty: nothing to run".into());
+    }
+    let root_spec = spec.root.as_ref().ok_or("config.json has no \"root\"")?;
+    let root = {
+        let p = Path::new(&root_spec.path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            bundle.join(p)
+        }
+    };
+    if !root.is_dir() {
+        return Err(format!("root.path {} is not a directory", root.display()));
+    }
+    let cwd = absolute_guest_path("process.cwd", &process.cwd)?;
+    let mut setup = ContainerSetup {
+        cwd: Some(cwd),
+        user: Some((
+            process.user.uid,
+            process.user.gid,
+            process.user.additional_gids.clone(),
+        )),
+        no_new_privs: process.no_new_privileges,
+        hostname: spec.hostname.as_ref().map(|h| h.as_bytes().to_vec()),
+        ..Default::default()
+    };
+    if let Some(h) = &spec.hostname {
+        if h.len() > 64 {
+            return Err(format!("hostname {h:?} is longer than 64 bytes"));
+        }
+    }
+    for r in &process.rlimits {
+        let res = rlimit_resource(&r.kind)
+            .ok_or_else(|| format!("process.rlimits: unknown type {:?}", r.kind))?;
+        if r.soft > r.hard {
+            return Err(format!(
+                "process.rlimits: {} soft limit {} is above its hard limit {}",
+                r.kind, r.soft, r.hard
+            ));
+        }
+        if res == 7 && r.hard > NR_OPEN {
+            return Err(format!(
+                "process.rlimits: RLIMIT_NOFILE {} is above the most a process may open ({NR_OPEN})",
+                r.hard
+            ));
+        }
+        setup.rlimits.push((res, r.soft, r.hard));
+    }
+    for m in &spec.mounts {
+        let dest = absolute_guest_path("mount destination", &m.destination)?;
+        let bind = m.kind.as_deref() == Some("bind")
+            || m.options.iter().any(|o| o == "bind" || o == "rbind");
+        let ro = m.options.iter().any(|o| o == "ro");
+        let kind = m.kind.as_deref().unwrap_or("none");
+        let at = m.destination.trim_end_matches('/');
+        if bind {
+            let src = m
+                .source
+                .as_deref()
+                .ok_or_else(|| format!("bind mount on {at} has no source"))?;
+            let src = if Path::new(src).is_absolute() {
+                PathBuf::from(src)
+            } else {
+                bundle.join(src)
+            };
+            let md = std::fs::metadata(&src)
+                .map_err(|e| format!("bind mount on {at}: source {}: {e}", src.display()))?;
+            if md.is_dir() {
+                setup.mounts.push(ExtraMount::HostDir {
+                    host: src,
+                    target: dest,
+                    read_only: ro,
+                });
+            } else if md.is_file() {
+                setup.mounts.push(ExtraMount::HostFile {
+                    host: src,
+                    target: dest,
+                    read_only: ro,
+                });
+            } else {
+                return Err(format!(
+                    "bind mount on {at}: source {} is not a directory or regular file",
+                    src.display()
+                ));
+            }
+            continue;
+        }
+        match (kind, at) {
+            // ruml's own boot-time filesystems are these.
+            ("proc", "/proc") | ("sysfs", "/sys") | ("devpts", "/dev/pts") => {}
+            // /dev is ruml's devtmpfs (device nodes, /dev/pts, /dev/shm).
+            ("tmpfs", "/dev") => {}
+            ("tmpfs", _) => setup.mounts.push(ExtraMount::Tmpfs {
+                target: dest,
+                read_only: ro,
+            }),
+            // ruml's /dev (its devtmpfs) has no mqueue directory and makes
+            // none; mq_open needs no mount, so the usual one is left out.
+            ("mqueue", "/dev/mqueue") => {
+                if debug {
+                    eprintln!("ruml oci: mqueue on /dev/mqueue: ruml's /dev has no such directory, left out");
+                }
+            }
+            ("mqueue" | "proc" | "sysfs" | "devpts", _) => setup.mounts.push(ExtraMount::Special {
+                fstype: kind.to_string(),
+                target: dest,
+                read_only: ro,
+            }),
+            // ruml has no cgroup filesystem: the directory stays as the root
+            // has it (runtime-spec tools always ask for one).
+            ("cgroup" | "cgroup2", "/sys/fs/cgroup") => {
+                if debug {
+                    eprintln!("ruml oci: {kind} on {at}: not available in ruml, left out");
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "mount of type {kind:?} on {at} is not supported: ruml supports bind mounts of \
+                     host directories and files, tmpfs, proc, sysfs, devpts, mqueue, and cgroup at /sys/fs/cgroup"
+                ))
+            }
+        }
+    }
+    if let Some(linux) = &spec.linux {
+        for m in &linux.masked_paths {
+            let target = absolute_guest_path("linux.maskedPaths entry", m)?;
+            setup.mounts.push(ExtraMount::Mask { target });
+        }
+        for r in &linux.readonly_paths {
+            let target = absolute_guest_path("linux.readonlyPaths entry", r)?;
+            setup.mounts.push(ExtraMount::ReadOnly { target });
+        }
+    }
+    if !spec.hooks.create_container.is_empty() || !spec.hooks.start_container.is_empty() {
+        return Err(
+            "createContainer and startContainer hooks (run inside the container) are not supported"
+                .into(),
+        );
+    }
+    // ruml is its own kernel: the guest always has its own pid, mount,
+    // uts, ipc and user views. Joining another namespace by path cannot be
+    // done; it is refused unless the annotation
+    // ruml.ignore-namespace-paths=true says isolation is acceptable (a
+    // Kubernetes pod's containers join the pod sandbox's namespaces).
+    let ignore_ns_paths = spec
+        .annotations
+        .get("ruml.ignore-namespace-paths")
+        .is_some_and(|v| v == "true");
+    for ns in spec.linux.iter().flat_map(|l| &l.namespaces) {
+        match &ns.path {
+            Some(p) if !ignore_ns_paths => {
+                return Err(format!(
+                    "linux.namespaces: joining the {} namespace at {p} is not supported (each ruml \
+                     container has its own kernel; the annotation ruml.ignore-namespace-paths=true \
+                     runs it isolated instead)",
+                    ns.kind
+                ))
+            }
+            Some(p) if debug => eprintln!(
+                "ruml oci: not joining the {} namespace at {p}: the container is isolated",
+                ns.kind
+            ),
+            _ => {}
+        }
+    }
+    let mut mem = 1u64 << 30;
+    let mut quiet = !debug;
+    let mut mode = None;
+    for (k, v) in &spec.annotations {
+        let Some(param) = k.strip_prefix("ruml.") else {
+            continue;
+        };
+        match param {
+            "mem" => {
+                mem = crate::parse_size(v)
+                    .filter(|&m| m >= 16 << 20)
+                    .ok_or_else(|| format!("annotation {k}={v}: give a size of at least 16M"))?
+            }
+            "mode" if v == "ptrace" => mode = Some(ruml_host::Mode::Ptrace),
+            "mode" if v == "seccomp" => mode = Some(ruml_host::Mode::Seccomp),
+            "mode" => {
+                return Err(format!(
+                    "annotation {k}={v}: not a backend (ptrace or seccomp)"
+                ))
+            }
+            "quiet" => quiet = v != "false",
+            "ignore-namespace-paths" if v == "true" || v == "false" => {}
+            _ => {
+                return Err(format!(
+                "annotation {k}={v}: unknown ruml parameter (known: ruml.mem, ruml.mode, ruml.quiet, \
+                 ruml.ignore-namespace-paths=true|false)"
+            ))
+            }
+        }
+    }
+    let init = resolve_cmd(&root, &process.args[0], &process.env);
+    let boot = BootConfig {
+        mem,
+        root,
+        init: init.into_bytes(),
+        argv: process.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: process.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        quiet,
+        root_mode: if root_spec.readonly {
+            RootMode::HostFs
+        } else {
+            RootMode::Overlay
+        },
+        host_mounts: Vec::new(),
+        ubd: Vec::new(),
+        // process.cwd is applied by the container setup.
+        cwd: None,
+        mode,
+    };
+    Ok(Plan {
+        boot,
+        setup,
+        terminal: process.terminal,
+        console_size: process.console_size.map(|c| (c.height, c.width)),
+    })
+}

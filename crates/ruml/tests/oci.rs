@@ -1,0 +1,1515 @@
+//! `ruml oci` / `ruml-oci` as an OCI runtime, driven the way runc's users
+//! (conmon, containerd's shim) drive a runtime: bundles written by the
+//! test with a busybox root, create → state → start → state → kill →
+//! state → delete, each JSON state checked, and nothing left behind.
+//! The test process is a child subreaper, as conmon and the shim are, so
+//! it reaps the container's process and sees its exit status.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{children, proc_stat, ruml_bin, still_running, ProcStat, TempDir};
+
+/// Generous budget for anything to happen on a busy machine.
+const BUDGET: Duration = Duration::from_secs(120);
+
+/// A runtime root, a bundle with a busybox root, and the `ruml-oci` link.
+struct Oci {
+    dir: TempDir,
+    ids: std::cell::RefCell<Vec<String>>,
+}
+
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Oci {
+    fn new(tag: &str) -> Oci {
+        let dir = TempDir::new(tag);
+        std::os::unix::fs::symlink(ruml_bin(), dir.path().join("ruml-oci")).expect("link ruml-oci");
+        std::fs::create_dir(dir.path().join("root")).expect("runtime root");
+        // SAFETY: plain prctl; the test process becomes a subreaper so the
+        // container process (orphaned when `create` exits) is our child.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+        Oci {
+            dir,
+            ids: Default::default(),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Writes a bundle `name` with a busybox root and `config` as its
+    /// config.json (unless None); returns its path.
+    fn bundle(&self, name: &str, config: Option<&str>) -> PathBuf {
+        let b = self.dir.path().join(name);
+        let rootfs = b.join("rootfs");
+        for d in ["bin", "proc", "dev", "sys", "tmp", "shared"] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
+        }
+        let bb = Path::new("/bin/busybox");
+        assert!(
+            bb.exists(),
+            "/bin/busybox is missing: install busybox-static (Debian's package, in .ci/run)"
+        );
+        std::fs::copy(bb, rootfs.join("bin/busybox")).expect("copy busybox");
+        for applet in [
+            "sh", "echo", "cat", "sleep", "id", "pwd", "hostname", "ls", "test", "touch",
+        ] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
+                .expect("applet link");
+        }
+        if let Some(c) = config {
+            std::fs::write(b.join("config.json"), c).expect("config.json");
+        }
+        b
+    }
+
+    /// Runs `ruml-oci --root ROOT ARGS` with stdout/stderr in files (a
+    /// container's process inherits them and may outlive the command).
+    fn run(&self, args: &[&str], tag: &str) -> Run {
+        let out = self.dir.path().join(format!("{tag}.out"));
+        let err = self.dir.path().join(format!("{tag}.err"));
+        let mut child = Command::new(self.dir.path().join("ruml-oci"))
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("out file"))
+            .stderr(std::fs::File::create(&err).expect("err file"))
+            .spawn()
+            .expect("start ruml-oci");
+        let deadline = Instant::now() + BUDGET;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("TIMEOUT: ruml-oci {args:?} did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Run {
+            status,
+            stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> Run {
+        let r = self.run(args, "cmd");
+        assert!(
+            r.status.success(),
+            "ruml-oci {args:?} failed: {}\nstderr:\n{}",
+            r.status,
+            r.stderr
+        );
+        r
+    }
+
+    fn create(&self, id: &str, bundle: &Path) -> i32 {
+        self.ids.borrow_mut().push(id.to_string());
+        let pid_file = self.dir.path().join(format!("{id}.pid"));
+        let r = self.run(
+            &[
+                "create",
+                "--bundle",
+                bundle.to_str().unwrap(),
+                "--pid-file",
+                pid_file.to_str().unwrap(),
+                id,
+            ],
+            id,
+        );
+        assert!(r.status.success(), "create {id} failed: {}", r.stderr);
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid in pid file");
+        pid
+    }
+
+    fn state(&self, id: &str) -> serde_json::Value {
+        let r = self.ok(&["state", id]);
+        serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("state is not JSON ({e}): {}", r.stdout))
+    }
+
+    /// What the container's process wrote to stdout (create's stdout).
+    fn output(&self, id: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{id}.out"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Oci {
+    fn drop(&mut self) {
+        for id in self.ids.borrow().iter() {
+            let _ = self.run(&["delete", "--force", id], "cleanup");
+        }
+    }
+}
+
+/// Reaps the container process `pid` (we are its subreaper), as conmon does.
+fn reap(pid: i32) -> i32 {
+    let deadline = Instant::now() + BUDGET;
+    loop {
+        let mut st = 0;
+        // SAFETY: waitpid on one pid, WNOHANG.
+        let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+        if r == pid {
+            return if libc::WIFEXITED(st) {
+                libc::WEXITSTATUS(st)
+            } else {
+                128 + libc::WTERMSIG(st)
+            };
+        }
+        assert!(
+            r == 0,
+            "waitpid({pid}): {}",
+            std::io::Error::last_os_error()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "container process {pid} did not end"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_for(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + BUDGET;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A config.json running `args`; `mounts` and `extra` are added to the
+/// mounts array and the top-level object (each starting with a comma).
+fn config(args: &[&str], mounts: &str, extra: &str) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        r#"{{"ociVersion":"1.0.2",
+  "process":{{"terminal":false,"user":{{"uid":0,"gid":0}},"args":[{}],
+    "env":["PATH=/bin","FOO=bar"],"cwd":"/"}},
+  "root":{{"path":"rootfs","readonly":false}},
+  "hostname":"oci-test",
+  "mounts":[{{"destination":"/proc","type":"proc","source":"proc"}},
+    {{"destination":"/dev","type":"tmpfs","source":"tmpfs"}},
+    {{"destination":"/dev/mqueue","type":"mqueue","source":"mqueue"}}{mounts}],
+  "linux":{{"namespaces":[{{"type":"pid"}},{{"type":"mount"}},{{"type":"network"}}]}},
+  "x-unknown-field":{{"ignored":true}}{extra}}}"#,
+        args.join(",")
+    )
+}
+
+/// A config whose process announces itself in /shared/started (the host
+/// directory `shared` bound in), waits for /shared/go, then runs `then`.
+fn waiting_config(shared: &Path, then: &str) -> String {
+    let script = format!(
+        "echo started > /shared/started; while ! test -e /shared/go; do sleep 0.05; done; {then}"
+    );
+    config(
+        &["sh", "-c", &script],
+        &format!(
+            r#",{{"destination":"/shared","type":"bind","source":"{}","options":["rbind","rw"]}}"#,
+            shared.display()
+        ),
+        r#","annotations":{"ruml.mem":"256M","org.example":"x"}"#,
+    )
+}
+
+fn assert_gone(oci: &Oci, id: &str, stubs: &[ProcStat]) {
+    assert!(
+        !oci.root().join(id).exists(),
+        "state directory of {id} left behind"
+    );
+    for s in stubs {
+        wait_for(&format!("host process {} of {id} to end", s.pid), || {
+            !still_running(s)
+        });
+    }
+    let r = oci.run(&["state", id], "gone");
+    assert!(
+        !r.status.success(),
+        "state of a deleted container succeeded"
+    );
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+}
+
+#[test]
+fn lifecycle_create_start_state_exit_delete() {
+    let oci = Oci::new("oci-life");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle(
+        "b",
+        Some(&waiting_config(
+            &shared,
+            "echo out $FOO $(hostname) $(pwd) $(id -u); exit 7",
+        )),
+    );
+    let pid = oci.create("life", &b);
+    let st = oci.state("life");
+    assert_eq!(st["status"], "created", "{st}");
+    assert_eq!(st["pid"], pid, "{st}");
+    assert_eq!(st["id"], "life");
+    assert_eq!(st["bundle"], b.canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(st["annotations"]["org.example"], "x");
+    assert!(st["ociVersion"].as_str().unwrap().starts_with("1."));
+    let inst = proc_stat(pid).expect("the container's host process exists after create");
+    // Held until start: the container's process has not run.
+    assert!(
+        !shared.join("started").exists(),
+        "the process ran before start"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&oci.ok(&["list", "--format", "json"]).stdout).unwrap();
+    assert_eq!(list[0]["id"], "life", "{list}");
+    assert_eq!(list[0]["status"], "created", "{list}");
+
+    oci.ok(&["start", "life"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    let st = oci.state("life");
+    assert_eq!(st["status"], "running", "{st}");
+    assert_eq!(st["pid"], pid, "{st}");
+    let stubs = children(pid);
+    assert!(!stubs.is_empty(), "a running container has stub processes");
+    let ps: Vec<i32> =
+        serde_json::from_str(&oci.ok(&["ps", "--format", "json", "life"]).stdout).unwrap();
+    assert!(ps.contains(&pid), "ps {ps:?} lacks {pid}");
+    let again = oci.run(&["start", "life"], "again");
+    assert!(!again.status.success(), "a second start succeeded");
+    let del = oci.run(&["delete", "life"], "del");
+    assert!(
+        !del.status.success(),
+        "delete of a running container succeeded"
+    );
+    assert!(del.stderr.contains("running"), "{}", del.stderr);
+
+    std::fs::write(shared.join("go"), "").unwrap();
+    assert_eq!(reap(pid), 7, "the container's exit status");
+    let st = oci.state("life");
+    assert_eq!(st["status"], "stopped", "{st}");
+    assert!(
+        st.get("pid").is_none(),
+        "a stopped container has no pid: {st}"
+    );
+    assert_eq!(oci.output("life"), "out bar oci-test / 0\n");
+    oci.ok(&["delete", "life"]);
+    assert_gone(&oci, "life", &stubs);
+    assert!(!still_running(&inst));
+}
+
+#[test]
+fn kill_forwards_the_signal_to_the_guest() {
+    let oci = Oci::new("oci-kill");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("go"), "").unwrap();
+    let b = oci.bundle(
+        "b",
+        Some(&waiting_config(
+            &shared,
+            "trap 'echo got TERM; exit 5' TERM; echo > /shared/trapped; while :; do sleep 0.05; done",
+        )),
+    );
+    let pid = oci.create("trap", &b);
+    oci.ok(&["start", "trap"]);
+    wait_for("the trap to be set", || shared.join("trapped").exists());
+    let stubs = children(pid);
+    oci.ok(&["kill", "trap", "TERM"]);
+    assert_eq!(reap(pid), 5, "the guest's TERM handler ran and exited 5");
+    assert_eq!(oci.output("trap"), "got TERM\n");
+    assert_eq!(oci.state("trap")["status"], "stopped");
+    oci.ok(&["delete", "trap"]);
+    assert_gone(&oci, "trap", &stubs);
+}
+
+#[test]
+fn kill_sigkill_running_and_created() {
+    let oci = Oci::new("oci-kill9");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle("b", Some(&waiting_config(&shared, "sleep 1000")));
+    // Running: SIGKILL ends the whole instance.
+    let pid = oci.create("run9", &b);
+    oci.ok(&["start", "run9"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    let stubs = children(pid);
+    oci.ok(&["kill", "run9", "9"]);
+    assert_eq!(reap(pid), 128 + 9);
+    assert_eq!(oci.state("run9")["status"], "stopped");
+    oci.ok(&["delete", "run9"]);
+    assert_gone(&oci, "run9", &stubs);
+    // Created, never started: the held process ends, nothing ran.
+    std::fs::remove_file(shared.join("started")).unwrap();
+    let pid = oci.create("new9", &b);
+    oci.ok(&["kill", "new9", "SIGKILL"]);
+    assert_eq!(reap(pid), 128 + 9);
+    assert_eq!(oci.state("new9")["status"], "stopped");
+    let r = oci.run(&["kill", "new9", "KILL"], "k2");
+    assert!(
+        !r.status.success() && r.stderr.contains("not running"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !shared.join("started").exists(),
+        "a killed created container ran"
+    );
+    oci.ok(&["delete", "new9"]);
+    assert_gone(&oci, "new9", &[]);
+}
+
+#[test]
+fn delete_force_ends_a_running_container() {
+    let oci = Oci::new("oci-force");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle("b", Some(&waiting_config(&shared, "sleep 1000")));
+    let pid = oci.create("force", &b);
+    oci.ok(&["start", "force"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    let stubs = children(pid);
+    assert!(!stubs.is_empty());
+    oci.ok(&["delete", "--force", "force"]);
+    assert_eq!(reap(pid), 128 + 9);
+    assert_gone(&oci, "force", &stubs);
+}
+
+#[test]
+fn bad_bundles_are_refused_with_nothing_left() {
+    let oci = Oci::new("oci-bad");
+    let good = config(&["sh", "-c", "exit 0"], "", "");
+    let missing = oci.dir.path().join("no-such-dir");
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("noconfig", None, "cannot read"),
+        ("notjson", Some("{ not json".into()), "bad"),
+        (
+            "argsstring",
+            Some(good.replace(r#""args":["sh","-c","exit 0"]"#, r#""args":"sh""#)),
+            "invalid type",
+        ),
+        (
+            "uidstring",
+            Some(good.replace(r#""uid":0"#, r#""uid":"root""#)),
+            "invalid type",
+        ),
+        (
+            "noprocess",
+            Some(good.replace(r#""process""#, r#""processes""#)),
+            "no \"process\"",
+        ),
+        (
+            "emptyargs",
+            Some(good.replace(r#""args":["sh","-c","exit 0"]"#, r#""args":[]"#)),
+            "nothing to run",
+        ),
+        (
+            "oldversion",
+            Some(good.replace(r#""ociVersion":"1.0.2""#, r#""ociVersion":"0.9""#)),
+            "not supported",
+        ),
+        (
+            "softabovehard",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":2048,"hard":1024}]"#,
+            )),
+            "above its hard limit",
+        ),
+        (
+            "hugenofile",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":1024,"hard":1099511627776}]"#,
+            )),
+            "RLIMIT_NOFILE",
+        ),
+        (
+            "negativerlimit",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_CPU","soft":-1,"hard":10}]"#,
+            )),
+            "invalid value",
+        ),
+        (
+            "unknownrlimit",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_BOGUS","soft":1,"hard":1}]"#,
+            )),
+            "unknown type",
+        ),
+        (
+            "bindmissing",
+            Some(config(
+                &["sh"],
+                &format!(
+                    r#",{{"destination":"/x","type":"bind","source":"{}","options":["rbind"]}}"#,
+                    missing.display()
+                ),
+                "",
+            )),
+            "No such file",
+        ),
+        (
+            "dotdot",
+            Some(config(
+                &["sh"],
+                r#",{"destination":"/../../etc","type":"tmpfs","source":"tmpfs"}"#,
+                "",
+            )),
+            "must not contain",
+        ),
+        (
+            "relativedest",
+            Some(config(&["sh"], r#",{"destination":"etc","type":"tmpfs"}"#, "")),
+            "absolute",
+        ),
+        (
+            "nfs",
+            Some(config(
+                &["sh"],
+                r#",{"destination":"/mnt","type":"nfs","source":"server:/x"}"#,
+                "",
+            )),
+            "is not supported",
+        ),
+        (
+            "norootfs",
+            Some(good.replace(r#""path":"rootfs""#, r#""path":"nowhere""#)),
+            "not a directory",
+        ),
+        (
+            "badmem",
+            Some(config(&["sh"], "", r#","annotations":{"ruml.mem":"1K"}"#)),
+            "ruml.mem",
+        ),
+        (
+            "unknownruml",
+            Some(config(&["sh"], "", r#","annotations":{"ruml.bogus":"1"}"#)),
+            "unknown ruml parameter",
+        ),
+        (
+            "joinns",
+            Some(good.replace(
+                r#"{"type":"network"}"#,
+                r#"{"type":"network","path":"/proc/1/ns/net"}"#,
+            )),
+            "not supported",
+        ),
+    ];
+    // With ruml.ignore-namespace-paths=true the same bundle is accepted.
+    let joins = good
+        .replace(
+            r#"{"type":"network"}"#,
+            r#"{"type":"network","path":"/proc/1/ns/net"}"#,
+        )
+        .replace(
+            r#""hostname""#,
+            r#""annotations":{"ruml.ignore-namespace-paths":"true"},"hostname""#,
+        );
+    let jb = oci.bundle("joins-ok", Some(&joins));
+    let jpid = oci.create("joins-ok", &jb);
+    oci.ok(&["delete", "--force", "joins-ok"]);
+    assert_eq!(reap(jpid), 128 + 9);
+    for (name, cfg, want) in cases {
+        let b = oci.bundle(name, cfg.as_deref());
+        let r = oci.run(&["create", "--bundle", b.to_str().unwrap(), name], name);
+        assert!(!r.status.success(), "{name}: create succeeded");
+        assert_eq!(r.status.code(), Some(1), "{name}: {}", r.status);
+        assert!(
+            r.stderr.contains(want),
+            "{name}: stderr lacks {want:?}:\n{}",
+            r.stderr
+        );
+        assert!(
+            !oci.root().join(name).exists(),
+            "{name}: state left on disk"
+        );
+    }
+    let list = oci.ok(&["list", "--quiet"]);
+    assert_eq!(list.stdout, "", "containers left after bad bundles");
+    // Unknown commands and ids are clear errors too.
+    let r = oci.run(&["state", "nothere"], "st");
+    assert!(
+        !r.status.success() && r.stderr.contains("does not exist"),
+        "{}",
+        r.stderr
+    );
+    let r = oci.run(&["state", "../etc"], "st2");
+    assert!(
+        !r.status.success() && r.stderr.contains("bad container ID"),
+        "{}",
+        r.stderr
+    );
+    let r = oci.run(&["frobnicate"], "fr");
+    assert_eq!(r.status.code(), Some(2));
+}
+
+#[test]
+fn duplicate_id_is_refused_and_features_is_json() {
+    let oci = Oci::new("oci-dup");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle("b", Some(&waiting_config(&shared, "exit 0")));
+    let pid = oci.create("dup", &b);
+    let r = oci.run(&["create", "--bundle", b.to_str().unwrap(), "dup"], "dup2");
+    assert!(
+        !r.status.success() && r.stderr.contains("already exists"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        oci.state("dup")["pid"],
+        pid,
+        "the first container is untouched"
+    );
+    oci.ok(&["delete", "--force", "dup"]);
+    assert_eq!(reap(pid), 128 + 9);
+    assert_gone(&oci, "dup", &[]);
+    let f: serde_json::Value = serde_json::from_str(&oci.ok(&["features"]).stdout).unwrap();
+    assert!(
+        f["ociVersionMax"].as_str().unwrap().starts_with("1."),
+        "{f}"
+    );
+}
+
+/// Runs `podman ARGS` with a budget, output in files; None if podman
+/// cannot be started at all.
+fn podman(dir: &Path, args: &[&str], tag: &str) -> Option<Run> {
+    let out = dir.join(format!("podman-{tag}.out"));
+    let err = dir.join(format!("podman-{tag}.err"));
+    let mut child = Command::new("podman")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).ok()?)
+        .stderr(std::fs::File::create(&err).ok()?)
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + BUDGET;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("TIMEOUT: podman {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Some(Run {
+        status,
+        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+    })
+}
+
+#[test]
+fn podman_runs_containers_in_ruml() {
+    let oci = Oci::new("oci-podman");
+    let dir = oci.dir.path();
+    match podman(
+        dir,
+        &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
+        "info",
+    ) {
+        None => {
+            eprintln!("SKIP podman_runs_containers_in_ruml: podman is not installed (Debian's package podman)");
+            return;
+        }
+        Some(r) if !r.status.success() => {
+            eprintln!(
+                "SKIP podman_runs_containers_in_ruml: podman cannot run here: {}",
+                r.stderr.trim()
+            );
+            return;
+        }
+        Some(_) => {}
+    }
+    let b = oci.bundle("b", None);
+    let rootfs = b.join("rootfs");
+    let runtime = dir.join("ruml-oci");
+    let (rt, rf) = (runtime.to_str().unwrap(), rootfs.to_str().unwrap());
+    let name = format!("ruml-oci-test-{}", std::process::id());
+    /// Removes the named container however the test ends.
+    struct Rm(String);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = Command::new("podman")
+                .args(["rm", "-f", "-t", "0", &self.0])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _rm = Rm(name.clone());
+    let base = ["--runtime", rt, "--network", "none", "--rootfs", rf];
+    // Output and exit status, as with crun.
+    let mut args = vec!["run", "--rm"];
+    args.extend(base);
+    args.extend([
+        "/bin/sh",
+        "-c",
+        "echo hi from ruml; cat /etc/hostname > /dev/null; exit 3",
+    ]);
+    let r = podman(dir, &args, "run").unwrap();
+    assert_eq!(
+        r.status.code(),
+        Some(3),
+        "podman run: {}\n{}",
+        r.status,
+        r.stderr
+    );
+    assert_eq!(r.stdout, "hi from ruml\n", "stderr:\n{}", r.stderr);
+    // Detached, shown by ps, stopped (SIGTERM reaches the guest's trap), removed.
+    let mut args = vec!["run", "-d", "--name", &name];
+    args.extend(base);
+    args.extend([
+        "/bin/sh",
+        "-c",
+        "trap 'echo got TERM; exit 5' TERM; echo up; while :; do sleep 0.05; done",
+    ]);
+    let r = podman(dir, &args, "rund").unwrap();
+    assert!(r.status.success(), "podman run -d: {}", r.stderr);
+    wait_for("the container's first line", || {
+        podman(dir, &["logs", &name], "logs").is_some_and(|r| r.stdout.contains("up"))
+    });
+    let r = podman(dir, &["ps", "--format", "{{.Names}} {{.Status}}"], "ps").unwrap();
+    assert!(
+        r.stdout.contains(&format!("{name} Up")),
+        "podman ps: {}",
+        r.stdout
+    );
+    // podman exec into the running container.
+    let r = podman(
+        dir,
+        &[
+            "exec",
+            &name,
+            "sh",
+            "-c",
+            "echo exec in $(hostname); exit 6",
+        ],
+        "exec",
+    )
+    .unwrap();
+    assert_eq!(r.status.code(), Some(6), "podman exec: {}", r.stderr);
+    assert!(
+        r.stdout.starts_with("exec in "),
+        "podman exec: {}",
+        r.stdout
+    );
+    let r = podman(dir, &["stop", "-t", "60", &name], "stop").unwrap();
+    assert!(r.status.success(), "podman stop: {}", r.stderr);
+    let r = podman(
+        dir,
+        &["inspect", "--format", "{{.State.ExitCode}}", &name],
+        "inspect",
+    )
+    .unwrap();
+    assert_eq!(r.stdout.trim(), "5", "exit code after stop: {}", r.stderr);
+    let r = podman(dir, &["logs", &name], "logs2").unwrap();
+    assert_eq!(r.stdout, "up\ngot TERM\n");
+    let r = podman(dir, &["rm", &name], "rm").unwrap();
+    assert!(r.status.success(), "podman rm: {}", r.stderr);
+}
+
+/// Receives one descriptor sent with SCM_RIGHTS on a connection to `l`.
+fn receive_fd(l: &std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (conn, _) = l.accept().expect("accept on the console socket");
+    let mut name = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: name.as_mut_ptr().cast(),
+        iov_len: name.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr points at our buffers, within their sizes.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cbuf);
+        let n = libc::recvmsg(conn.as_raw_fd(), &mut msg, 0);
+        assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(
+            !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS,
+            "no descriptor sent"
+        );
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
+        std::os::fd::OwnedFd::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn terminal_goes_over_the_console_socket() {
+    use std::io::{Read, Write};
+    let oci = Oci::new("oci-tty");
+    let cfg = config(
+        &[
+            "sh",
+            "-c",
+            "test -t 0 && echo tty yes; read line; echo got $line; exit 6",
+        ],
+        "",
+        "",
+    )
+    .replace(
+        r#""terminal":false"#,
+        r#""terminal":true,"consoleSize":{"height":30,"width":100}"#,
+    );
+    let b = oci.bundle("b", Some(&cfg));
+    // Without a console socket a terminal container is refused.
+    let r = oci.run(
+        &["create", "--bundle", b.to_str().unwrap(), "nosock"],
+        "nosock",
+    );
+    assert!(
+        !r.status.success() && r.stderr.contains("--console-socket"),
+        "{}",
+        r.stderr
+    );
+    let sock = oci.dir.path().join("console.sock");
+    let l = std::os::unix::net::UnixListener::bind(&sock).expect("bind console socket");
+    let t = std::thread::spawn(move || receive_fd(&l));
+    oci.ids.borrow_mut().push("tty".into());
+    let pid_file = oci.dir.path().join("tty.pid");
+    let r = oci.run(
+        &[
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "tty",
+        ],
+        "tty",
+    );
+    assert!(r.status.success(), "create: {}", r.stderr);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let master = std::fs::File::from(t.join().expect("console socket thread"));
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ into a winsize.
+    unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&master),
+            libc::TIOCGWINSZ,
+            &mut ws,
+        )
+    };
+    assert_eq!((ws.ws_row, ws.ws_col), (30, 100), "consoleSize");
+    oci.ok(&["start", "tty"]);
+    let mut w = master.try_clone().unwrap();
+    w.write_all(b"hello\n").unwrap();
+    // Read the terminal until the process ends (EIO once the slave closes).
+    let reader = std::thread::spawn(move || {
+        let mut m = master;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = m.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    assert_eq!(reap(pid), 6);
+    let text = reader.join().unwrap();
+    assert!(text.contains("tty yes"), "{text:?}");
+    assert!(text.contains("got hello"), "{text:?}");
+    oci.ok(&["delete", "tty"]);
+    assert_gone(&oci, "tty", &[]);
+}
+
+#[test]
+fn hooks_run_on_the_host_with_the_state() {
+    let oci = Oci::new("oci-hooks");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("go"), "").unwrap();
+    let out = oci.dir.path().join("hooks");
+    std::fs::create_dir(&out).unwrap();
+    let hook = |name: &str| {
+        format!(
+            r#"[{{"path":"/bin/sh","args":["sh","-c","cat > {}/{name}.json; echo >> {}/{name}.json; echo $HOOKVAR >> {}/{name}.json"],"env":["HOOKVAR=v{name}"],"timeout":60}}]"#,
+            out.display(),
+            out.display(),
+            out.display()
+        )
+    };
+    let cfg = waiting_config(&shared, "exit 0").replace(
+        r#""annotations""#,
+        &format!(
+            r#""hooks":{{"createRuntime":{},"poststart":{},"poststop":{}}},"annotations""#,
+            hook("createRuntime"),
+            hook("poststart"),
+            hook("poststop")
+        ),
+    );
+    let b = oci.bundle("b", Some(&cfg));
+    let pid = oci.create("hooks", &b);
+    let read = |name: &str| -> (serde_json::Value, String) {
+        let text = std::fs::read_to_string(out.join(format!("{name}.json")))
+            .unwrap_or_else(|e| panic!("hook {name} did not run: {e}"));
+        let (json, var) = text.split_once('\n').unwrap_or((&text, ""));
+        (
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("{name}: {e}: {json}")),
+            var.trim().to_string(),
+        )
+    };
+    let (st, var) = read("createRuntime");
+    assert_eq!(
+        (st["id"].as_str(), st["status"].as_str(), st["pid"].as_i64()),
+        (Some("hooks"), Some("created"), Some(pid as i64))
+    );
+    assert_eq!(var, "vcreateRuntime");
+    assert!(!out.join("poststart.json").exists());
+    oci.ok(&["start", "hooks"]);
+    let (st, _) = read("poststart");
+    assert_eq!(st["status"], "running");
+    assert_eq!(reap(pid), 0);
+    assert!(!out.join("poststop.json").exists());
+    oci.ok(&["delete", "hooks"]);
+    let (st, _) = read("poststop");
+    assert_eq!(st["status"], "stopped");
+    assert_gone(&oci, "hooks", &[]);
+    // A failing createRuntime hook fails create, with nothing left.
+    let cfg = waiting_config(&shared, "exit 0").replace(
+        r#""annotations""#,
+        r#""hooks":{"createRuntime":[{"path":"/bin/false"}]},"annotations""#,
+    );
+    let b = oci.bundle("bad", Some(&cfg));
+    let r = oci.run(
+        &["create", "--bundle", b.to_str().unwrap(), "badhook"],
+        "badhook",
+    );
+    assert!(
+        !r.status.success() && r.stderr.contains("/bin/false"),
+        "{}",
+        r.stderr
+    );
+    assert!(!oci.root().join("badhook").exists());
+}
+
+#[test]
+fn exec_runs_a_process_in_a_running_container() {
+    let oci = Oci::new("oci-exec");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle(
+        "b",
+        Some(&waiting_config(&shared, "echo init done; exit 3")),
+    );
+    let pid = oci.create("ex", &b);
+    // Not running yet: exec is refused.
+    let r = oci.run(&["exec", "ex", "sh", "-c", "exit 0"], "early");
+    assert!(
+        !r.status.success() && r.stderr.contains("not running"),
+        "{}",
+        r.stderr
+    );
+    oci.ok(&["start", "ex"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    // Output, exit status, environment, hostname, pid inside.
+    let r = oci.run(
+        &[
+            "exec",
+            "ex",
+            "sh",
+            "-c",
+            "echo in $FOO $(hostname) $$; exit 9",
+        ],
+        "ex1",
+    );
+    assert_eq!(r.status.code(), Some(9), "{}", r.stderr);
+    let words: Vec<&str> = r.stdout.split_whitespace().collect();
+    assert_eq!(words[..3], ["in", "bar", "oci-test"], "{}", r.stdout);
+    let guest_pid: i32 = words[3].parse().expect("a guest pid");
+    assert!(guest_pid > 1, "the exec'd process is not init: {guest_pid}");
+    // Options: cwd, env, user; stdin is the caller's.
+    let input = oci.dir.path().join("input");
+    std::fs::write(&input, "typed line\n").unwrap();
+    let out = oci.dir.path().join("ex2.out");
+    let st = Command::new(oci.dir.path().join("ruml-oci"))
+        .arg("--root")
+        .arg(oci.root())
+        .args([
+            "exec",
+            "--cwd",
+            "/bin",
+            "-e",
+            "X=1",
+            "--user",
+            "5:6",
+            "ex",
+            "sh",
+            "-c",
+            "read l; echo got $l $X $(pwd) $(id -u) $(id -g)",
+        ])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "got typed line 1 /bin 5 6\n"
+    );
+    // --process, as conmon and the shim use it.
+    let proc_json = oci.dir.path().join("process.json");
+    std::fs::write(
+        &proc_json,
+        r#"{"terminal":false,"user":{"uid":0,"gid":0},"args":["sh","-c","echo from process $Y; exit 4"],"env":["PATH=/bin","Y=y"],"cwd":"/"}"#,
+    )
+    .unwrap();
+    let r = oci.run(
+        &["exec", "--process", proc_json.to_str().unwrap(), "ex"],
+        "ex3",
+    );
+    assert_eq!(r.status.code(), Some(4), "{}", r.stderr);
+    assert_eq!(r.stdout, "from process y\n");
+    // --detach: the pid file names a host process that ends with the status.
+    let pid_file = oci.dir.path().join("exec.pid");
+    oci.ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "ex",
+        "sh",
+        "-c",
+        "exit 5",
+    ]);
+    let epid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(reap(epid), 5, "the detached exec's status");
+    // A missing program is a clear error.
+    let r = oci.run(&["exec", "ex", "/no/such/program"], "ex4");
+    assert!(
+        !r.status.success() && r.stderr.contains("ENOENT"),
+        "{}",
+        r.stderr
+    );
+    // init is untouched by all this.
+    assert_eq!(oci.state("ex")["status"], "running");
+    let stubs = children(pid);
+    std::fs::write(shared.join("go"), "").unwrap();
+    assert_eq!(reap(pid), 3);
+    assert_eq!(oci.output("ex"), "init done\n");
+    oci.ok(&["delete", "ex"]);
+    assert_gone(&oci, "ex", &stubs);
+}
+
+/// Runs `prog ARGS` with a budget, output in files in `dir`; None if it
+/// cannot be started at all.
+fn run_tool(dir: &Path, prog: &str, args: &[&str], tag: &str) -> Option<Run> {
+    let out = dir.join(format!("{tag}.out"));
+    let err = dir.join(format!("{tag}.err"));
+    let mut child = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).ok()?)
+        .stderr(std::fs::File::create(&err).ok()?)
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + BUDGET;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("TIMEOUT: {prog} {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Some(Run {
+        status,
+        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+    })
+}
+
+/// An OCI image layout tarball of `rootfs` named `name`, built with tar
+/// and sha256sum.
+fn image_tarball(dir: &Path, rootfs: &Path, name: &str) -> PathBuf {
+    let img = dir.join("image");
+    let blobs = img.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let sha = |p: &Path| -> (String, u64) {
+        let r = run_tool(dir, "sha256sum", &[p.to_str().unwrap()], "sha").expect("sha256sum");
+        let d = r
+            .stdout
+            .split_whitespace()
+            .next()
+            .expect("a digest")
+            .to_string();
+        std::fs::copy(p, blobs.join(&d)).unwrap();
+        (d, std::fs::metadata(p).unwrap().len())
+    };
+    let layer = dir.join("layer.tar");
+    let r = run_tool(
+        dir,
+        "tar",
+        &[
+            "-C",
+            rootfs.to_str().unwrap(),
+            "-cf",
+            layer.to_str().unwrap(),
+            ".",
+        ],
+        "tar1",
+    )
+    .expect("tar");
+    assert!(r.status.success(), "tar: {}", r.stderr);
+    let (l, ls) = sha(&layer);
+    let cfg = dir.join("imgconfig.json");
+    std::fs::write(&cfg, format!(r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{l}"]}}}}"#)).unwrap();
+    let (c, cs) = sha(&cfg);
+    let man = dir.join("manifest.json");
+    std::fs::write(&man, format!(r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{c}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{l}","size":{ls}}}]}}"#)).unwrap();
+    let (m, ms) = sha(&man);
+    std::fs::write(img.join("index.json"), format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{m}","size":{ms},"annotations":{{"org.opencontainers.image.ref.name":"{name}"}}}}]}}"#)).unwrap();
+    std::fs::write(img.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let tarball = dir.join("image.tar");
+    let r = run_tool(
+        dir,
+        "tar",
+        &[
+            "-C",
+            img.to_str().unwrap(),
+            "-cf",
+            tarball.to_str().unwrap(),
+            ".",
+        ],
+        "tar2",
+    )
+    .expect("tar");
+    assert!(r.status.success(), "tar: {}", r.stderr);
+    tarball
+}
+
+/// A private containerd (own root, state and socket). On drop (a failed
+/// test too) its containers are force-deleted through ruml-oci, the shims
+/// serving this daemon's socket are killed, and the daemon is stopped.
+struct Containerd {
+    child: std::process::Child,
+    runtime: PathBuf,
+    ns: String,
+    ids: Vec<String>,
+    sock: String,
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let root = Path::new("/run/containerd/runc").join(&self.ns);
+        for id in &self.ids {
+            let _ = Command::new(&self.runtime)
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "--force", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        for pid in common::all_pids() {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains("containerd-shim") && cmd.contains(&self.sock) {
+                // SAFETY: kill(2) on a shim of our own daemon.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir(&root);
+    }
+}
+
+#[test]
+fn containerd_runs_containers_in_ruml() {
+    let oci = Oci::new("oci-ctr");
+    let dir = oci.dir.path();
+    if run_tool(dir, "containerd", &["--version"], "cv").is_none()
+        || run_tool(dir, "ctr", &["--version"], "ctrv").is_none()
+    {
+        eprintln!("SKIP containerd_runs_containers_in_ruml: containerd/ctr are not installed (Debian's package containerd)");
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP containerd_runs_containers_in_ruml: containerd needs root");
+        return;
+    }
+    let sock = dir.join("sock");
+    let config = dir.join("containerd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{}\"\n",
+            dir.join("croot").display(),
+            dir.join("cstate").display(),
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let ns = format!("ruml-test-{}", std::process::id());
+    let (c1, c2) = (
+        format!("c1-{}", std::process::id()),
+        format!("c2-{}", std::process::id()),
+    );
+    let _daemon = Containerd {
+        child: Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("containerd.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("containerd.err")).unwrap())
+            .spawn()
+            .expect("start containerd"),
+        runtime: dir.join("ruml-oci"),
+        ns: ns.clone(),
+        ids: vec![c1.clone(), c2.clone()],
+        sock: sock.to_str().unwrap().to_string(),
+    };
+    let a = sock.to_str().unwrap().to_string();
+    // containerd's runc shim keeps runtime state under
+    // /run/containerd/runc/NAMESPACE whatever the daemon's own root: a
+    // namespace and ids of our own keep concurrent runs apart.
+    let ctr = |args: &[&str], tag: &str| {
+        let mut v = vec!["-a", a.as_str(), "-n", ns.as_str()];
+        v.extend(args);
+        run_tool(dir, "ctr", &v, tag).expect("ctr")
+    };
+    let deadline = Instant::now() + BUDGET;
+    while !ctr(&["version"], "ver").status.success() {
+        if Instant::now() > deadline {
+            eprintln!(
+                "SKIP containerd_runs_containers_in_ruml: containerd did not come up here: {}",
+                std::fs::read_to_string(dir.join("containerd.err")).unwrap_or_default()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let b = oci.bundle("b", None);
+    let image = "docker.io/library/ruml-test:latest";
+    let tarball = image_tarball(dir, &b.join("rootfs"), image);
+    let r = ctr(&["images", "import", tarball.to_str().unwrap()], "import");
+    assert!(r.status.success(), "ctr images import: {}", r.stderr);
+    let runtime = dir.join("ruml-oci");
+    let rt = runtime.to_str().unwrap();
+    let base = [
+        "--runtime",
+        "io.containerd.runc.v2",
+        "--runc-binary",
+        rt,
+        image,
+    ];
+    // Output and exit status.
+    let mut args = vec!["run", "--rm"];
+    args.extend(base);
+    args.extend([c1.as_str(), "/bin/sh", "-c", "echo hi from ctr; exit 3"]);
+    let r = ctr(&args, "run");
+    assert_eq!(r.stdout, "hi from ctr\n", "ctr run: {}", r.stderr);
+    assert_eq!(r.status.code(), Some(3), "ctr run: {}", r.stderr);
+    // Detached: task ls, exec, kill (the guest's trap runs), delete.
+    let mut args = vec!["run", "-d"];
+    args.extend(base);
+    args.extend([
+        c2.as_str(),
+        "/bin/sh",
+        "-c",
+        "trap 'exit 5' TERM; while :; do sleep 0.05; done",
+    ]);
+    let r = ctr(&args, "rund");
+    assert!(r.status.success(), "ctr run -d: {}", r.stderr);
+    let r = ctr(&["task", "ls"], "ls");
+    assert!(r.stdout.contains("RUNNING"), "ctr task ls: {}", r.stdout);
+    let r = ctr(
+        &[
+            "task",
+            "exec",
+            "--exec-id",
+            "e1",
+            &c2,
+            "sh",
+            "-c",
+            "echo exec ok; exit 2",
+        ],
+        "exec",
+    );
+    assert_eq!(
+        (r.status.code(), r.stdout.as_str()),
+        (Some(2), "exec ok\n"),
+        "ctr task exec: {}",
+        r.stderr
+    );
+    let r = ctr(&["task", "kill", &c2], "kill");
+    assert!(r.status.success(), "ctr task kill: {}", r.stderr);
+    wait_for("the task to stop", || {
+        ctr(&["task", "ls"], "ls2").stdout.contains("STOPPED")
+    });
+    let r = ctr(&["task", "delete", &c2], "delete");
+    assert!(r.status.success(), "ctr task delete: {}", r.stderr);
+    assert!(
+        r.stderr.contains("exit code 5"),
+        "exit status of the killed task: {}",
+        r.stderr
+    );
+    let r = ctr(&["container", "delete", &c2], "cdel");
+    assert!(r.status.success(), "ctr container delete: {}", r.stderr);
+    let r = ctr(&["task", "ls", "-q"], "ls3");
+    assert_eq!(r.stdout.trim(), "", "tasks left: {}", r.stdout);
+}
+
+/// A private tmux server (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tmux")
+    }
+    fn keys(&self, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", "t"];
+        a.extend_from_slice(keys);
+        assert!(self.cmd(&a).status.success(), "tmux send-keys failed");
+    }
+    fn pane(&self) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-t", "t", "-S", "-200"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + BUDGET;
+        loop {
+            let p = self.pane();
+            if ok(&p) {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the terminal shows:\n{p}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+#[test]
+fn podman_run_it_gives_an_interactive_shell_under_tmux() {
+    let oci = Oci::new("oci-podman-it");
+    let dir = oci.dir.path();
+    match podman(
+        dir,
+        &["info", "--format", "{{.Host.OCIRuntime.Name}}"],
+        "info",
+    ) {
+        Some(r) if r.status.success() => {}
+        _ => {
+            eprintln!("SKIP podman_run_it_gives_an_interactive_shell_under_tmux: podman is not installed or cannot run here");
+            return;
+        }
+    }
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!(
+            "SKIP podman_run_it_gives_an_interactive_shell_under_tmux: tmux is not installed"
+        );
+        return;
+    }
+    let b = oci.bundle("b", None);
+    let script = dir.join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             podman run -it --rm --runtime {rt} --network none -e 'PS1=RUML> ' --rootfs {rf} /bin/sh\n\
+             echo \"podman exited $?\"\n\
+             exec sleep 600\n",
+            rt = dir.join("ruml-oci").display(),
+            rf = b.join("rootfs").display()
+        ),
+    )
+    .unwrap();
+    let t = Tmux {
+        socket: format!("ruml-oci-test-{}", std::process::id()),
+    };
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &format!("sh {}", script.display()),
+    ]);
+    assert!(out.status.success(), "tmux new-session failed");
+    t.wait("the shell's prompt", |p| p.contains("RUML>"));
+    t.keys(&["echo hi$((40+2)); stty size", "Enter"]);
+    t.wait("echo's output and the terminal size", |p| {
+        p.lines().any(|l| l.trim_end() == "hi42") && p.lines().any(|l| l.trim_end() == "30 100")
+    });
+    // ^C reaches the foreground job through the guest's line discipline.
+    t.keys(&["sleep 100; echo not-interrupted", "Enter"]);
+    t.wait("sleep's command line", |p| p.contains("RUML> sleep 100"));
+    let deadline = Instant::now() + BUDGET;
+    loop {
+        t.keys(&["C-c"]);
+        std::thread::sleep(Duration::from_millis(500));
+        let p = t.pane();
+        let after = p.split("RUML> sleep 100").nth(1).unwrap_or("");
+        if after.contains("RUML>") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "^C did not interrupt sleep:\n{p}"
+        );
+    }
+    t.keys(&["exit 4", "Enter"]);
+    let p = t.wait("podman to exit", |p| p.contains("podman exited"));
+    assert!(p.contains("podman exited 4"), "{p}");
+}
+
+#[test]
+fn masked_and_readonly_paths_apply_inside() {
+    let oci = Oci::new("oci-mask");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("go"), "").unwrap();
+    let b = oci.bundle("b", None);
+    let rootfs = b.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("secret/dir")).unwrap();
+    std::fs::write(rootfs.join("secret/dir/key"), "hidden").unwrap();
+    std::fs::write(rootfs.join("secret/file"), "hidden too").unwrap();
+    std::fs::create_dir_all(rootfs.join("ro")).unwrap();
+    std::fs::write(rootfs.join("ro/f"), "ro").unwrap();
+    let cfg = waiting_config(
+        &shared,
+        "ls -A /secret/dir; cat /secret/file; echo; touch /secret/dir/x 2>/dev/null || echo masked-ro; \
+         cat /ro/f; echo; echo w > /ro/f 2>/dev/null || echo ro-ro; touch /tmp/w && echo tmp-rw; exit 0",
+    )
+    .replace(
+        r#""linux":{"#,
+        r#""linux":{"maskedPaths":["/secret/dir","/secret/file","/proc/kcore"],"readonlyPaths":["/ro","/proc/nothing"],"#,
+    );
+    std::fs::write(b.join("config.json"), cfg).unwrap();
+    let pid = oci.create("mask", &b);
+    oci.ok(&["start", "mask"]);
+    assert_eq!(reap(pid), 0);
+    assert_eq!(oci.output("mask"), "\nmasked-ro\nro\nro-ro\ntmp-rw\n");
+    oci.ok(&["delete", "mask"]);
+    assert_gone(&oci, "mask", &[]);
+}
+
+#[test]
+fn pause_freezes_the_guest_and_resume_thaws_it() {
+    let oci = Oci::new("oci-pause");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("go"), "").unwrap();
+    let b = oci.bundle(
+        "b",
+        Some(&waiting_config(
+            &shared,
+            "i=0; while :; do i=$((i+1)); echo $i > /shared/count.new; mv /shared/count.new /shared/count; sleep 0.02; done",
+        )),
+    );
+    let count = || -> u64 {
+        std::fs::read_to_string(shared.join("count"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let pid = oci.create("p", &b);
+    let r = oci.run(&["pause", "p"], "early");
+    assert!(
+        !r.status.success() && r.stderr.contains("not running"),
+        "{}",
+        r.stderr
+    );
+    oci.ok(&["start", "p"]);
+    wait_for("the counter to run", || count() >= 3);
+    oci.ok(&["pause", "p"]);
+    assert_eq!(oci.state("p")["status"], "paused");
+    // Frozen: at most a step already under way completes; then nothing.
+    let c0 = count();
+    let mut seen = vec![c0];
+    for _ in 0..15 {
+        std::thread::sleep(Duration::from_millis(100));
+        let c = count();
+        if seen.last() != Some(&c) {
+            seen.push(c);
+        }
+    }
+    assert!(
+        seen.len() == 1 || (seen.len() == 2 && seen[1] == c0 + 1),
+        "the guest ran while paused: {seen:?}"
+    );
+    let r = oci.run(&["exec", "p", "true"], "exec");
+    assert!(
+        !r.status.success(),
+        "exec into a paused container succeeded"
+    );
+    let r = oci.run(&["delete", "p"], "del");
+    assert!(
+        !r.status.success(),
+        "delete of a paused container succeeded"
+    );
+    oci.ok(&["resume", "p"]);
+    assert_eq!(oci.state("p")["status"], "running");
+    let last = *seen.last().unwrap();
+    wait_for("the counter to go on", || count() > last + 2);
+    // A signal queued while paused is delivered after resume.
+    oci.ok(&["pause", "p"]);
+    oci.ok(&["kill", "p", "TERM"]);
+    assert_eq!(oci.state("p")["status"], "paused");
+    oci.ok(&["resume", "p"]);
+    assert_eq!(reap(pid), 128 + 15);
+    oci.ok(&["delete", "p"]);
+    assert_gone(&oci, "p", &[]);
+}
