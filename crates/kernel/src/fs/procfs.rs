@@ -196,7 +196,7 @@ impl Inode for ProcRoot {
         let mut entries = vec![(1, d, b".".to_vec()), (1, d, b"..".to_vec())];
         for (ino, t, n) in [
             (10, r, "cpuinfo"),
-            (16, r, "filesystems"),
+            (15, r, "filesystems"),
             (14, r, "loadavg"),
             (11, r, "meminfo"),
             (17, l, "mounts"),
