@@ -162,7 +162,12 @@ impl HostFs {
             return error!(EINVAL);
         };
         let root = HostRoot::new(dir).map_err(host_err)?;
-        let fs = Arc::new(HostFs { root, read_only });
+        let fs = Arc::new(HostFs {
+            root,
+            read_only,
+            cache: None,
+            host_lookups: AtomicU64::new(0),
+        });
         let rel = name.as_bytes().to_vec();
         let st = fs.root.lookup(&rel).map_err(host_err)?;
         if st.is_dir() {

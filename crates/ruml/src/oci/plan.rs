@@ -279,6 +279,8 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
         },
         host_mounts: Vec::new(),
         ubd: Vec::new(),
+        // The container's cwd is set with the rest of its setup.
+        cwd: None,
     };
     Ok(Plan {
         boot,
