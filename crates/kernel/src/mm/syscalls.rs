@@ -715,15 +715,7 @@ fn sys_mincore(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, vec: UserAddr)
 /// EPERM if it is 0 without.
 fn memlock_limit(ctx: &SyscallContext<'_>) -> KResult<u64> {
     const RLIMIT_MEMLOCK: usize = 8;
-    if ctx
-        .task
-        .group
-        .creds
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .euid
-        == 0
-    {
+    if ctx.task.privileged() {
         return Ok(u64::MAX);
     }
     match ctx.task.group.limit(RLIMIT_MEMLOCK)[0] {

@@ -102,12 +102,7 @@ fn expand(pattern: &[u8], task: &Arc<Task>, signo: i32) -> Vec<u8> {
             out.push(c);
             continue;
         }
-        let creds = task
-            .group
-            .creds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let creds = creds_of(task);
         let piece = match it.next() {
             Some(b'p') | Some(b'P') => task.group.tgid().to_string().into_bytes(),
             Some(b'i') | Some(b'I') => task.tid().to_string().into_bytes(),
@@ -135,6 +130,14 @@ fn expand(pattern: &[u8], task: &Arc<Task>, signo: i32) -> Vec<u8> {
     out
 }
 
+fn creds_of(task: &Task) -> crate::task::creds::Creds {
+    task.group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
 fn comm(task: &Task) -> Vec<u8> {
     task.comm.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
@@ -152,13 +155,7 @@ fn write_file(task: &Arc<Task>, name: &[u8], data: &[u8]) -> KResult<()> {
     let flags = O_CREAT | O_WRONLY | O_TRUNC | O_NOFOLLOW | O_LARGEFILE;
     let file = crate::fs::open_at(&w, &fs, &start, name, flags, 0o600)?;
     let st = file.path.inode().stat()?;
-    let euid = task
-        .group
-        .creds
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .fsuid;
-    if st.nlink > 1 || st.uid != euid || st.mode & 0o170000 != 0o100000 {
+    if st.nlink > 1 || st.uid != creds_of(task).fsuid || st.mode & 0o170000 != 0o100000 {
         return error!(EPERM);
     }
     let mut done = 0;
@@ -252,12 +249,7 @@ fn prpsinfo(task: &Arc<Task>) -> Vec<u8> {
     let mut b = vec![0u8; 136];
     b[0] = 0; // pr_state: running
     b[1] = b'R';
-    let creds = task
-        .group
-        .creds
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let creds = creds_of(task);
     put(&mut b, 16, &creds.ruid.to_le_bytes());
     put(&mut b, 20, &creds.rgid.to_le_bytes());
     put(&mut b, 24, &task.group.tgid().to_le_bytes());

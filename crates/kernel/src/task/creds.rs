@@ -32,6 +32,19 @@ impl Creds {
     }
 }
 
+impl super::Task {
+    /// Whether the task holds every capability (CAP_SYS_BOOT,
+    /// CAP_IPC_LOCK, CAP_SYS_ADMIN, ...): ruml keeps no capability sets per
+    /// process, so this is an effective uid of 0.
+    pub fn privileged(&self) -> bool {
+        self.group
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .privileged()
+    }
+}
+
 const NGROUPS_MAX: usize = 65536;
 const KEEP: u32 = u32::MAX;
 

@@ -54,15 +54,7 @@ fn sys_reboot(
     if magic1 != MAGIC1 || !MAGIC2.contains(&magic2) {
         return error!(EINVAL);
     }
-    if ctx
-        .task
-        .group
-        .creds
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .euid
-        != 0
-    {
+    if !ctx.task.privileged() {
         return error!(EPERM);
     }
     match cmd {

@@ -769,15 +769,7 @@ fn set_uts_name(
     len: i32,
     slot: &std::sync::Mutex<Vec<u8>>,
 ) -> KResult<u64> {
-    if ctx
-        .task
-        .group
-        .creds
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .euid
-        != 0
-    {
+    if !ctx.task.privileged() {
         return error!(EPERM);
     }
     if !(0..=64).contains(&len) {
