@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 pub use error::HostError;
+pub use ops::Op;
 pub use physmem::{Pfn, PhysMem, PAGE_SIZE};
 pub use regs::{FpuState, Registers};
 
@@ -181,6 +182,20 @@ impl AddressSpace {
         match self {
             AddressSpace::Ptrace(a) => a.protect(addr, len, prot),
             AddressSpace::Seccomp(a) => a.protect(addr, len, prot),
+        }
+    }
+
+    /// Queues one change, whichever kind it is.
+    pub fn queue(&self, op: Op) {
+        match op {
+            Op::Map {
+                addr,
+                len,
+                prot,
+                pfn,
+            } => self.map(addr, len, prot, pfn),
+            Op::Unmap { addr, len } => self.unmap(addr, len),
+            Op::Protect { addr, len, prot } => self.protect(addr, len, prot),
         }
     }
 }

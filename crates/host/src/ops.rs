@@ -4,9 +4,10 @@
 
 use crate::physmem::{Pfn, PAGE_SIZE};
 
-/// One queued address-space change.
+/// One queued address-space change (the kernel's memory manager queues
+/// these too, as `mm::HostOp`, and hands them to [`crate::AddressSpace`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Op {
+pub enum Op {
     Map {
         addr: u64,
         len: u64,

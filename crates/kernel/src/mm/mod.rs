@@ -45,25 +45,9 @@ pub fn page_up(a: u64) -> Option<u64> {
     a.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
 }
 
-/// A change the stub process must make, queued in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostOp {
-    Map {
-        addr: u64,
-        len: u64,
-        prot: u32,
-        pfn: Pfn,
-    },
-    Unmap {
-        addr: u64,
-        len: u64,
-    },
-    Protect {
-        addr: u64,
-        len: u64,
-        prot: u32,
-    },
-}
+/// A change the stub process must make, queued in order: the platform
+/// interface's own type.
+pub use ruml_host::Op as HostOp;
 
 /// One page-table entry.
 #[derive(Clone, Copy, Debug)]

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use ruml_host::{AddressSpace, Context, HostError, Interrupter, NewThread, Registers, Trap};
 
 use crate::fs::{FdTable, FsContext};
-use crate::mm::{HostOp, Mm};
+use crate::mm::Mm;
 use crate::signal::{GroupSignals, SignalState};
 use crate::syscalls::SyscallContext;
 
@@ -466,16 +466,7 @@ impl TaskRunner {
         let (ops, frees) = mm.take_host_ops();
         let a = ctx.address_space();
         for op in ops {
-            match op {
-                HostOp::Map {
-                    addr,
-                    len,
-                    prot,
-                    pfn,
-                } => a.map(addr, len, prot, pfn),
-                HostOp::Unmap { addr, len } => a.unmap(addr, len),
-                HostOp::Protect { addr, len, prot } => a.protect(addr, len, prot),
-            }
+            a.queue(op);
         }
         let r = ctx.flush();
         mm.phys().put_many(&frees);
