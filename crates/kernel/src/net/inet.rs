@@ -199,6 +199,32 @@ struct State {
     host_udp: Option<Arc<HostUdp>>,
 }
 
+impl State {
+    /// A new, unbound, unconnected socket's state.
+    fn new() -> State {
+        State {
+            local: None,
+            remote: None,
+            opts: Opts::default(),
+            error: None,
+            tcp: Tcp::Closed,
+            peer: None,
+            rx: VecDeque::new(),
+            shut_rd: false,
+            shut_wr: false,
+            fin: false,
+            broken: false,
+            was_connected: false,
+            in_progress: false,
+            dgrams: VecDeque::new(),
+            dgram_bytes: 0,
+            closed: false,
+            host: None,
+            host_udp: None,
+        }
+    }
+}
+
 /// An AF_INET or AF_INET6 socket (TCP or UDP).
 pub struct InetSocket {
     family: i32,
@@ -222,26 +248,7 @@ impl InetSocket {
             typ,
             icmp,
             id: NEXT.fetch_add(1, Ordering::Relaxed),
-            state: Mutex::new(State {
-                local: None,
-                remote: None,
-                opts: Opts::default(),
-                error: None,
-                tcp: Tcp::Closed,
-                peer: None,
-                rx: VecDeque::new(),
-                shut_rd: false,
-                shut_wr: false,
-                fin: false,
-                broken: false,
-                was_connected: false,
-                in_progress: false,
-                dgrams: VecDeque::new(),
-                dgram_bytes: 0,
-                closed: false,
-                host: None,
-                host_udp: None,
-            }),
+            state: Mutex::new(State::new()),
             waiters: Waiters::new(),
             room: Condvar::new(),
         });
@@ -1241,24 +1248,8 @@ static DUMMY: std::sync::LazyLock<InetSocket> = std::sync::LazyLock::new(|| Inet
     icmp: false,
     id: 0,
     state: Mutex::new(State {
-        local: None,
-        remote: None,
-        opts: Opts::default(),
-        error: None,
-        tcp: Tcp::Closed,
-        peer: None,
-        rx: VecDeque::new(),
-        shut_rd: false,
-        shut_wr: false,
-        fin: false,
-        broken: false,
-        was_connected: false,
-        in_progress: false,
-        dgrams: VecDeque::new(),
-        dgram_bytes: 0,
         closed: true,
-        host: None,
-        host_udp: None,
+        ..State::new()
     }),
     waiters: Waiters::new(),
     room: Condvar::new(),
