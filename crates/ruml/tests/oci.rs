@@ -1120,9 +1120,12 @@ fn image_tarball(dir: &Path, rootfs: &Path, name: &str) -> PathBuf {
 
 /// A private containerd (own root, state and socket). On drop (a failed
 /// test too) its containers are force-deleted through ruml-oci, the shims
-/// serving this daemon's socket are killed, and the daemon is stopped.
+/// serving this daemon's socket are killed, the daemon is stopped, and
+/// any snapshot mount it left under its own directory is detached (a
+/// daemon killed mid-test does not unmount its containers' rootfs).
 struct Containerd {
     child: std::process::Child,
+    dir: PathBuf,
     runtime: PathBuf,
     ns: String,
     ids: Vec<String>,
@@ -1152,6 +1155,20 @@ impl Drop for Containerd {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir(&root);
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        // Deepest first, so nested mounts come off before their parents.
+        let mut left: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| Path::new(m).starts_with(&self.dir))
+            .collect();
+        left.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in left {
+            if let Ok(c) = std::ffi::CString::new(m) {
+                // SAFETY: umount2 of a mount under this test's own directory.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
     }
 }
 
@@ -1196,6 +1213,7 @@ fn containerd_runs_containers_in_ruml() {
             .stderr(std::fs::File::create(dir.join("containerd.err")).unwrap())
             .spawn()
             .expect("start containerd"),
+        dir: dir.to_path_buf(),
         runtime: dir.join("ruml-oci"),
         ns: ns.clone(),
         ids: vec![c1.clone(), c2.clone()],
