@@ -43,6 +43,8 @@ ROWS = [
     ("thread_create_join", "thread create + join", "µs", True, None),
     ("open_close", "open + close of an existing file", "µs", True, None),
     ("stat", "stat of an existing file", "µs", True, None),
+    ("tcp_rr", "TCP request/response over 127.0.0.1, 1 byte", "µs", True, None),
+    ("tcp_stream", "TCP throughput over 127.0.0.1, 64 KiB writes", "MiB/s", False, 0.5),
     ("tmpfs_write", "tmpfs write, 64 MiB in 64 KiB blocks", "MiB/s", False, None),
     ("tmpfs_read", "tmpfs read, 64 MiB in 64 KiB blocks", "MiB/s", False, None),
     ("boot", "boot → /bin/true → exit", "ms", True, None),
@@ -633,6 +635,11 @@ the table shows the median of those {args.runs} figures:
 - thread create + join (`pthread_create`, `pthread_join`);
 - tmpfs write and read: a 64 MiB file in 64 KiB blocks, MiB/s;
 - open + close and stat of an existing file (`/bench/file`);
+- TCP over 127.0.0.1 inside the system (its own network stack: ruml's,
+  UML's, gVisor's netstack; natively and under proot the host's): request/
+  response, one byte each way between two processes with TCP_NODELAY; and
+  throughput, 64 KiB writes from one process to another that counts them
+  (the count checked at the end);
 - boot → `/bin/true` → exit: the whole system, timed from outside with
   hyperfine (UML's init is `/bench/boot-true`, which runs `/bin/true` and
   powers off).

@@ -24,12 +24,16 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -339,6 +343,133 @@ static void bench_file(const char *dir)
     report("tmpfs_read", mib / tr, "MiB/s");
 }
 
+/* ---- TCP over loopback: a server process on 127.0.0.1 ---- */
+
+/* A listening socket on 127.0.0.1 with a port the kernel picks. */
+static int tcp_listener(struct sockaddr_in *addr)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0)
+        return -1;
+    memset(addr, 0, sizeof *addr);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof *addr;
+    if (bind(l, (struct sockaddr *)addr, len) || listen(l, 1) ||
+        getsockname(l, (struct sockaddr *)addr, &len)) {
+        close(l);
+        return -1;
+    }
+    return l;
+}
+
+/* Forks a server that accepts one connection and runs serve(fd) on it;
+ * returns the client's connected socket (or -1), the server's pid in *pid. */
+static int tcp_pair(void (*serve)(int), pid_t *pid)
+{
+    struct sockaddr_in addr;
+    int l = tcp_listener(&addr);
+    if (l < 0)
+        return -1;
+    *pid = fork();
+    if (*pid < 0) {
+        close(l);
+        return -1;
+    }
+    if (*pid == 0) {
+        int c = accept(l, NULL, NULL);
+        close(l);
+        if (c >= 0)
+            serve(c);
+        _exit(0);
+    }
+    close(l);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    if (c < 0 || setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) ||
+        connect(c, (struct sockaddr *)&addr, sizeof addr)) {
+        if (c >= 0)
+            close(c);
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+        return -1;
+    }
+    return c;
+}
+
+/* Echoes each byte back (request/response). */
+static void serve_echo(int c)
+{
+    int one = 1;
+    setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char b;
+    while (read(c, &b, 1) == 1)
+        if (write(c, &b, 1) != 1)
+            break;
+}
+
+static int loop_tcp_rr(long n)
+{
+    pid_t p;
+    int c = tcp_pair(serve_echo, &p);
+    if (c < 0)
+        return -1;
+    int rc = 0;
+    char b = 'x';
+    for (long i = 0; i < n; i++)
+        if (write(c, &b, 1) != 1 || read(c, &b, 1) != 1) {
+            rc = -1;
+            break;
+        }
+    close(c);
+    waitpid(p, NULL, 0);
+    return rc;
+}
+
+/* Reads everything, then answers the byte count (8 bytes) at EOF. */
+static void serve_sink(int c)
+{
+    static char buf[BLOCK];
+    long total = 0;
+    ssize_t r;
+    while ((r = read(c, buf, sizeof buf)) > 0)
+        total += r;
+    if (write(c, &total, sizeof total) != sizeof total)
+        _exit(1);
+}
+
+/* Bulk transfer: n blocks of 64 KiB from client to server, the server's
+ * count checked at the end (the time includes the connection set-up,
+ * which is small against the stream at the sizes measure() picks). */
+static int loop_tcp_stream(long n)
+{
+    pid_t p;
+    int c = tcp_pair(serve_sink, &p);
+    if (c < 0)
+        return -1;
+    static char buf[BLOCK];
+    memset(buf, 0x5a, sizeof buf);
+    int rc = 0;
+    for (long i = 0; i < n && rc == 0; i++) {
+        long off = 0;
+        while (off < BLOCK) {
+            ssize_t w = write(c, buf + off, BLOCK - off);
+            if (w <= 0) {
+                rc = -1;
+                break;
+            }
+            off += w;
+        }
+    }
+    long total = -1;
+    if (rc == 0 && (shutdown(c, SHUT_WR) || read(c, &total, sizeof total) != sizeof total ||
+                    total != n * BLOCK))
+        rc = -1;
+    close(c);
+    waitpid(p, NULL, 0);
+    return rc;
+}
+
 struct bench {
     const char *name;
     loop_fn fn;
@@ -357,6 +488,9 @@ static const struct bench benches[] = {
     {"thread_create_join", loop_thread, 8, 1e6, "us"},
     {"open_close", loop_open, 100, 1e6, "us"},
     {"stat", loop_stat, 100, 1e6, "us"},
+    {"tcp_rr", loop_tcp_rr, 100, 1e6, "us"},
+    /* seconds per 64 KiB block, turned into MiB/s by run_one. */
+    {"tcp_stream", loop_tcp_stream, 16, 0, "MiB/s"},
 };
 
 static void run_one(const struct bench *b)
@@ -369,6 +503,8 @@ static void run_one(const struct bench *b)
             if (*p == ' ')
                 *p = '_';
         na(b->name, why);
+    } else if (b->scale == 0) {
+        report(b->name, BLOCK / (double)(1 << 20) / s, b->unit);
     } else {
         report(b->name, s * b->scale, b->unit);
     }
