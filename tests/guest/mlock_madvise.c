@@ -117,5 +117,25 @@ int main(void) {
     printf("DONTDUMP: %s, DODUMP: %s\n", e, err(madvise(p, PG, MADV_DODUMP)));
     printf("madvise unaligned: %s\n", err(madvise(p + 1, PG, MADV_DONTFORK)));
     printf("madvise bad advice: %s\n", err(madvise(p, PG, 999)));
+
+    /* mincore shows the pages really touched, not the ones mapped. */
+    char *m = mmap(NULL, 16 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    m[0] = 1;
+    m[5 * PG] = 1;
+    m[15 * PG + 7] = 1;
+    unsigned char vec[16];
+    printf("mincore: %s ", err(mincore(m, 16 * PG, vec)));
+    for (int i = 0; i < 16; i++)
+        putchar('0' + (vec[i] & 1));
+    printf("\n");
+    printf("DONTNEED: %s ", err(madvise(m, 8 * PG, MADV_DONTNEED)));
+    mincore(m, 16 * PG, vec);
+    for (int i = 0; i < 16; i++)
+        putchar('0' + (vec[i] & 1));
+    printf("\n");
+    printf("mincore unaligned: %s\n", err(mincore(m + 1, PG, vec)));
+    printf("mincore unmapped: %s\n", err(mincore(p + 8 * PG, PG, vec)));
+    printf("mincore bad vec: %s\n", err(mincore(m, PG, (unsigned char *)8)));
+    printf("mincore huge: %s\n", err(mincore(m, 1UL << 46, vec)));
     return 0;
 }

@@ -205,6 +205,44 @@ impl PhysMem {
         }
     }
 
+    /// Whether each frame holds a page of its own in the host's memory:
+    /// written since it was allocated (by a guest through its stub's
+    /// mapping, or by the kernel). Freed frames are punched out of the
+    /// memfd and fresh ones read as zeros without a page behind them, so
+    /// the host's mincore(2) on our mapping tells touched from untouched
+    /// frames — a guest's mincore sees what Linux would show although
+    /// anonymous areas are mapped ahead. One host call per run of
+    /// consecutive frames.
+    pub fn resident(&self, pfns: &[Pfn]) -> Vec<bool> {
+        let mut out = vec![false; pfns.len()];
+        let mut i = 0;
+        while i < pfns.len() {
+            let mut j = i + 1;
+            while j < pfns.len() && pfns[j] == pfns[j - 1] + 1 && j - i < 4096 {
+                j += 1;
+            }
+            if pfns[i] + (j - i) as u64 <= self.pages {
+                let mut vec = vec![0u8; j - i];
+                // SAFETY: the run lies inside our physmem mapping (checked
+                // above); vec has one byte per page.
+                let r = unsafe {
+                    libc::mincore(
+                        self.page_ptr(pfns[i]).cast(),
+                        (j - i) * PAGE_SIZE as usize,
+                        vec.as_mut_ptr(),
+                    )
+                };
+                for (k, v) in vec.iter().enumerate() {
+                    // A host without mincore on shared memory: everything
+                    // mapped counts as resident, as before.
+                    out[i + k] = r != 0 || v & 1 == 1;
+                }
+            }
+            i = j;
+        }
+        out
+    }
+
     /// The kernel's pointer to a frame. Guest threads may write the same
     /// memory concurrently; callers copy with raw pointer operations only.
     pub fn page_ptr(&self, pfn: Pfn) -> *mut u8 {

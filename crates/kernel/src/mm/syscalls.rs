@@ -1,6 +1,8 @@
 //! Memory system calls: brk, mmap, munmap, mprotect, mremap, madvise,
 //! msync, mincore, mlock family.
 
+use ruml_host::Pfn;
+
 use crate::errno::KResult;
 use crate::error;
 use crate::syscall_table;
@@ -420,9 +422,21 @@ impl Mm {
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
         }
-        Ok((addr / PAGE..end / PAGE)
-            .map(|vpn| m.ptes.contains_key(&vpn) as u8)
-            .collect())
+        // Mapped pages count when their frame has really been written:
+        // anonymous areas are mapped ahead, untouched pages are not
+        // resident on Linux.
+        let vpns = addr / PAGE..end / PAGE;
+        let mapped: Vec<(u64, Pfn)> = vpns
+            .clone()
+            .filter_map(|vpn| m.ptes.get(&vpn).map(|p| (vpn, p.pfn)))
+            .collect();
+        let pfns: Vec<Pfn> = mapped.iter().map(|&(_, pfn)| pfn).collect();
+        let touched = self.phys().resident(&pfns);
+        let mut v = vec![0u8; (end / PAGE - addr / PAGE) as usize];
+        for (&(vpn, _), t) in mapped.iter().zip(touched) {
+            v[(vpn - addr / PAGE) as usize] = t as u8;
+        }
+        Ok(v)
     }
 
     pub fn is_mapped(&self, addr: u64, end: u64) -> bool {
@@ -706,8 +720,26 @@ fn sys_mincore(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, vec: UserAddr)
         return error!(EINVAL);
     }
     let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;
-    let v = ctx.mm().residency(addr, len)?;
-    ctx.mm().write_bytes(vec.0, &v)?;
+    let end = addr.checked_add(len).ok_or(crate::errno!(ENOMEM))?;
+    if end > TASK_SIZE {
+        return error!(ENOMEM);
+    }
+    if !ctx.mm().is_mapped(addr, end) {
+        return error!(ENOMEM);
+    }
+    // In chunks, as Linux does, so a huge range costs no huge buffer.
+    const CHUNK: u64 = 64 * 1024 * PAGE;
+    let mut at = addr;
+    while at < end {
+        let n = (end - at).min(CHUNK);
+        let v = ctx.mm().residency(at, n)?;
+        let dst = vec
+            .0
+            .checked_add((at - addr) / PAGE)
+            .ok_or(crate::errno!(EFAULT))?;
+        ctx.mm().write_bytes(dst, &v)?;
+        at += n;
+    }
     Ok(0)
 }
 
