@@ -13,6 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef SYS_mseal
+#define SYS_mseal 462
+#endif
+
 #define PG 4096L
 
 static long vmlck(void) {
@@ -47,6 +51,7 @@ static void in_child(const char *what, int (*f)(char *), char *arg) {
 }
 
 static int read_byte(char *p) { return *(volatile char *)p; }
+static int munmap_page(char *p) { return munmap(p, PG) == 0 ? 0 : errno; }
 static int child_vmlck(char *p) { (void)p; return (int)vmlck(); }
 
 static int unprivileged(char *p) {
@@ -137,5 +142,28 @@ int main(void) {
     printf("mincore unmapped: %s\n", err(mincore(p + 8 * PG, PG, vec)));
     printf("mincore bad vec: %s\n", err(mincore(m, PG, (unsigned char *)8)));
     printf("mincore huge: %s\n", err(mincore(m, 1UL << 46, vec)));
+
+    /* mseal: the sealed range refuses every change, also after fork. */
+    char *z = mmap(NULL, 4 * PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    printf("mseal bad flags: %s\n", err(syscall(SYS_mseal, z, PG, 1)));
+    printf("mseal unaligned: %s\n", err(syscall(SYS_mseal, z + 1, PG, 0)));
+    printf("mseal over a hole: %s\n", err(syscall(SYS_mseal, p + 7 * PG, 2 * PG, 0)));
+    printf("mseal zero length: %s\n", err(syscall(SYS_mseal, z, 0, 0)));
+    printf("mseal: %s\n", err(syscall(SYS_mseal, z + PG, 2 * PG, 0)));
+    printf("munmap sealed: %s\n", err(munmap(z, 2 * PG)));
+    printf("munmap unsealed part: %s\n", err(munmap(z, PG)));
+    printf("mprotect sealed: %s\n", err(mprotect(z + PG, PG, PROT_READ | PROT_WRITE)));
+    printf("mmap FIXED over sealed: %s\n",
+           mmap(z + 2 * PG, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED
+               ? strerrorname_np(errno) : "mapped");
+    printf("mremap sealed: %s\n",
+           mremap(z + PG, PG, 2 * PG, MREMAP_MAYMOVE) == MAP_FAILED ? strerrorname_np(errno) : "moved");
+    printf("DONTNEED on sealed read-only: %s\n", err(madvise(z + PG, PG, MADV_DONTNEED)));
+    printf("WILLNEED on sealed: %s\n", err(madvise(z + PG, PG, MADV_WILLNEED)));
+    printf("mseal again: %s\n", err(syscall(SYS_mseal, z + PG, PG, 0)));
+    in_child("munmap sealed in a fork child", munmap_page, z + PG);
+    char *w = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    syscall(SYS_mseal, w, PG, 0);
+    printf("DONTNEED on sealed writable: %s\n", err(madvise(w, PG, MADV_DONTNEED)));
     return 0;
 }

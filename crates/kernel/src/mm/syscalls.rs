@@ -48,6 +48,7 @@ syscall_table! { pub fn mm_table;
     MUNLOCK => sys_munlock(addr: u64, len: u64),
     MLOCKALL => sys_mlockall(flags: i32),
     MUNLOCKALL => sys_munlockall(),
+    MSEAL => sys_mseal(addr: u64, len: u64, flags: u64),
 }
 
 impl Mm {
@@ -80,6 +81,9 @@ impl Mm {
                 return cur;
             }
         } else if new_top < old_top {
+            if Self::sealed_in(&m, new_top, old_top) {
+                return cur;
+            }
             self.unmap_locked(&mut m, new_top, old_top);
         }
         m.brk = addr;
@@ -141,6 +145,9 @@ impl Mm {
                 if flags & MAP_FIXED_NOREPLACE != 0 {
                     return error!(EEXIST);
                 }
+                if Self::sealed_in(&m, addr, addr + len) {
+                    return error!(EPERM);
+                }
                 self.unmap_locked(&mut m, addr, addr + len);
             }
             addr
@@ -177,8 +184,46 @@ impl Mm {
             return error!(EINVAL);
         }
         let mut m = self.lock();
+        if Self::sealed_in(&m, addr, end) {
+            return error!(EPERM);
+        }
         self.unmap_locked(&mut m, addr, end);
         Ok(())
+    }
+
+    /// Whether any area overlapping `[start, end)` is sealed (mseal).
+    fn sealed_in(m: &MmInner, start: u64, end: u64) -> bool {
+        m.vmas
+            .iter()
+            .any(|v| v.start < end && v.end > start && v.flags & vm_flags::SEALED != 0)
+    }
+
+    /// mseal(2): seals every area of `[start, end)`; a hole anywhere is
+    /// ENOMEM and seals nothing.
+    pub fn seal(&self, start: u64, end: u64) -> KResult<()> {
+        let mut m = self.lock();
+        if !m.vmas.covers(start, end) {
+            return error!(ENOMEM);
+        }
+        m.vmas
+            .update_range(start, end, |v| v.flags |= vm_flags::SEALED);
+        Ok(())
+    }
+
+    /// Whether madvise's discarding advice must be refused on
+    /// `[start, end)`: sealed private anonymous memory that is not
+    /// writable (Linux's mseal: discarding it would change read-only data).
+    pub fn discard_sealed(&self, start: u64, end: u64) -> bool {
+        let m = self.lock();
+        let refused = m.vmas.iter().any(|v| {
+            v.start < end
+                && v.end > start
+                && v.flags & vm_flags::SEALED != 0
+                && !v.shared
+                && matches!(v.backing, Backing::Anon)
+                && v.prot & PROT_WRITE == 0
+        });
+        refused
     }
 
     pub fn mprotect(&self, addr: u64, len: u64, prot: u32) -> KResult<()> {
@@ -197,6 +242,9 @@ impl Mm {
         let mut m = self.lock();
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
+        }
+        if Self::sealed_in(&m, addr, end) {
+            return error!(EPERM);
         }
         // Special mappings allow only their own protections (the vvar
         // page is never writable or executable).
@@ -286,6 +334,9 @@ impl Mm {
         if old + old_len > vma.end {
             return error!(EFAULT);
         }
+        if Self::sealed_in(&m, old, old + old_len) {
+            return error!(EPERM);
+        }
         // Special mappings (vDSO, vvar) move whole or not at all, as
         // Linux's special mappings: they never grow (VM_DONTEXPAND) nor
         // split.
@@ -332,6 +383,9 @@ impl Mm {
             }
             if new_addr < old + old_len && old < new_addr + new_len {
                 return error!(EINVAL);
+            }
+            if Self::sealed_in(&m, new_addr, new_addr + new_len) {
+                return error!(EPERM);
             }
             self.unmap_locked(&mut m, new_addr, new_addr + new_len);
             new_addr
@@ -659,16 +713,29 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     const MADV_DODUMP: i32 = 17;
     const MADV_WIPEONFORK: i32 = 18;
     const MADV_KEEPONFORK: i32 = 19;
+    const MADV_DONTNEED_LOCKED: i32 = 24;
     if !addr.is_multiple_of(PAGE) {
         return error!(EINVAL);
     }
     let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
     let end = addr.checked_add(len).ok_or(crate::errno!(EINVAL))?;
     let mm = ctx.mm();
+    if matches!(
+        advice,
+        MADV_DONTNEED
+            | MADV_FREE
+            | MADV_REMOVE
+            | MADV_DONTFORK
+            | MADV_WIPEONFORK
+            | MADV_DONTNEED_LOCKED
+    ) && mm.discard_sealed(addr, end)
+    {
+        return error!(EPERM);
+    }
     let any = |_: &Vma| true;
     let flags = |set, clear| mm.advise_flags(addr, end, set, clear, any).map(|_| 0);
     match advice {
-        MADV_DONTNEED | MADV_FREE => mm.discard(addr, end).map(|_| 0),
+        MADV_DONTNEED | MADV_FREE | MADV_DONTNEED_LOCKED => mm.discard(addr, end).map(|_| 0),
         MADV_REMOVE => error!(EOPNOTSUPP),
         MADV_DONTFORK => flags(vm_flags::DONTFORK, 0),
         MADV_DOFORK => flags(0, vm_flags::DONTFORK),
@@ -683,7 +750,7 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
         MADV_KEEPONFORK => flags(0, vm_flags::WIPEONFORK),
         // Hints about access patterns, hugepages, merging, paging out:
         // accepted; they change no result a program can observe here.
-        0..=3 | 12..=15 | 20..=25 | 100..=101 => {
+        0..=3 | 12..=15 | 20..=23 | 25 | 100..=101 => {
             if !mm.is_mapped(addr, end) && len != 0 {
                 return error!(ENOMEM);
             }
@@ -691,6 +758,22 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
         }
         _ => error!(EINVAL),
     }
+}
+
+/// mseal(2) (Linux 6.10): seals the areas of a range against change.
+fn sys_mseal(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: u64) -> KResult<u64> {
+    if flags != 0 || !addr.is_multiple_of(PAGE) {
+        return error!(EINVAL);
+    }
+    let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
+    let end = addr.checked_add(len).ok_or(crate::errno!(EINVAL))?;
+    if end == addr {
+        return Ok(0);
+    }
+    if end > TASK_SIZE {
+        return error!(ENOMEM);
+    }
+    ctx.mm().seal(addr, end).map(|_| 0)
 }
 
 fn sys_msync(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: i32) -> KResult<u64> {

@@ -69,6 +69,10 @@ pub mod vm_flags {
     pub const WIPEONFORK: u32 = 8;
     /// MADV_DONTDUMP: left out of core dumps.
     pub const DONTDUMP: u32 = 16;
+    /// mseal(2): the area can no longer be unmapped, moved, resized,
+    /// reprotected, mapped over, or (read-only private anonymous memory)
+    /// discarded; EPERM for each. Never cleared; not inherited by exec.
+    pub const SEALED: u32 = 32;
 }
 
 impl Vma {
