@@ -61,7 +61,7 @@ impl Oci {
         );
         std::fs::copy(bb, rootfs.join("bin/busybox")).expect("copy busybox");
         for applet in [
-            "sh", "echo", "cat", "sleep", "id", "pwd", "hostname", "ls", "test", "touch",
+            "sh", "echo", "cat", "sleep", "id", "pwd", "hostname", "ls", "test", "touch", "wget",
         ] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
                 .expect("applet link");
@@ -508,16 +508,17 @@ fn bad_bundles_are_refused_with_nothing_left() {
             "joinns",
             Some(good.replace(
                 r#"{"type":"network"}"#,
-                r#"{"type":"network","path":"/proc/1/ns/net"}"#,
+                r#"{"type":"network"},{"type":"ipc","path":"/proc/1/ns/ipc"}"#,
             )),
             "not supported",
         ),
     ];
     // With ruml.ignore-namespace-paths=true the same bundle is accepted.
+    // (A network namespace by path is joined: see the network tests.)
     let joins = good
         .replace(
             r#"{"type":"network"}"#,
-            r#"{"type":"network","path":"/proc/1/ns/net"}"#,
+            r#"{"type":"network"},{"type":"ipc","path":"/proc/1/ns/ipc"}"#,
         )
         .replace(
             r#""hostname""#,
@@ -1530,4 +1531,228 @@ fn pause_freezes_the_guest_and_resume_thaws_it() {
     assert_eq!(reap(pid), 128 + 15);
     oci.ok(&["delete", "p"]);
     assert_gone(&oci, "p", &[]);
+}
+
+/// A one-shot HTTP server on `listener`'s thread: every request gets
+/// `body`. Returns its port.
+fn http_server(listener: std::net::TcpListener, body: &'static str) -> u16 {
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            let Ok(mut c) = c else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = std::io::Read::read(&mut c, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut c,
+                format!(
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    port
+}
+
+/// Runs a container whose process is `sh -c script` with `namespaces` as
+/// its linux.namespaces and `extra` top-level fields; returns its exit
+/// status and output.
+fn run_container(
+    oci: &Oci,
+    id: &str,
+    script: &str,
+    namespaces: &str,
+    extra: &str,
+) -> (i32, String) {
+    let cfg = config(&["sh", "-c", script], "", extra).replace(
+        r#"[{"type":"pid"},{"type":"mount"},{"type":"network"}]"#,
+        namespaces,
+    );
+    let b = oci.bundle(id, Some(&cfg));
+    let pid = oci.create(id, &b);
+    oci.ok(&["start", id]);
+    let code = reap(pid);
+    (code, oci.output(id))
+}
+
+#[test]
+fn the_network_namespace_decides_what_eth0_reaches() {
+    let oci = Oci::new("oci-net");
+    let port = http_server(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        "hello-from-host",
+    );
+    let fetch =
+        format!("wget -q -O - http://10.0.2.2:{port}/ 2>&1 || echo unreachable; echo; exit 0");
+    // No network namespace: the host's network, through eth0=user.
+    let (code, out) = run_container(&oci, "hostnet", &fetch, r#"[{"type":"pid"}]"#, "");
+    assert_eq!((code, out.trim()), (0, "hello-from-host"), "host network");
+    // A new network namespace: loopback only.
+    let (code, out) = run_container(
+        &oci,
+        "nonet",
+        &fetch,
+        r#"[{"type":"pid"},{"type":"network"}]"#,
+        "",
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("unreachable"), "no network, yet: {out}");
+    // A port forward from the host into the guest (the ruml.hostfwd
+    // annotation): a server in the container answers a host client.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hport = probe.local_addr().unwrap().port();
+    drop(probe);
+    let shared = oci.dir.path().join("fwd");
+    std::fs::create_dir(&shared).unwrap();
+    let cfg = config(
+        &[
+            "sh",
+            "-c",
+            "echo guest-served > /tmp/index.html; echo up > /shared/up; \
+             exec busybox httpd -f -p 8080 -h /tmp",
+        ],
+        &format!(
+            r#",{{"destination":"/shared","type":"bind","source":"{}","options":["rbind","rw"]}}"#,
+            shared.display()
+        ),
+        &format!(r#","annotations":{{"ruml.hostfwd":"tcp:127.0.0.1:{hport}:8080"}}"#),
+    )
+    .replace(
+        r#"[{"type":"pid"},{"type":"mount"},{"type":"network"}]"#,
+        r#"[{"type":"pid"}]"#,
+    );
+    let b = oci.bundle("fwd", Some(&cfg));
+    let pid = oci.create("fwd", &b);
+    oci.ok(&["start", "fwd"]);
+    wait_for("the guest's server", || shared.join("up").exists());
+    let deadline = Instant::now() + BUDGET;
+    let body = loop {
+        let got = std::net::TcpStream::connect(("127.0.0.1", hport)).and_then(|mut c| {
+            std::io::Write::write_all(&mut c, b"GET /index.html HTTP/1.0\r\n\r\n")?;
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut c, &mut s)?;
+            Ok(s)
+        });
+        match got {
+            Ok(s) if s.contains("guest-served") => break s,
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            other => panic!("no answer through the port forward: {other:?}"),
+        }
+    };
+    assert!(body.starts_with("HTTP/1."), "{body}");
+    oci.ok(&["kill", "fwd", "KILL"]);
+    reap(pid);
+    // A bad forward is refused at create, with nothing left behind.
+    let bad = config(&["true"], "", r#","annotations":{"ruml.hostfwd":"tcp:x"}"#);
+    let b = oci.bundle("badfwd", Some(&bad));
+    let r = oci.run(
+        &["create", "--bundle", b.to_str().unwrap(), "badfwd"],
+        "badfwd",
+    );
+    assert!(
+        !r.status.success() && r.stderr.contains("hostfwd"),
+        "{}",
+        r.stderr
+    );
+    assert!(!oci.root().join("badfwd").exists());
+}
+
+#[test]
+fn a_network_namespace_given_by_path_is_joined() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP a_network_namespace_given_by_path_is_joined: making a network namespace needs root");
+        return;
+    }
+    let oci = Oci::new("oci-netns");
+    // A network namespace held open by a sleeping process, its lo up.
+    let mut holder = match Command::new("unshare")
+        .args(["--net", "sleep", "600"])
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("SKIP a_network_namespace_given_by_path_is_joined: unshare: {e}");
+            return;
+        }
+    };
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Kill(&mut holder);
+    let ns = format!("/proc/{}/ns/net", holder.0.id());
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    wait_for("unshare to make its namespace", || {
+        std::fs::read_link(&ns).is_ok_and(|l| l != own)
+    });
+    let up = Command::new("nsenter")
+        .args([
+            "--net=".to_string() + &ns,
+            "ip".into(),
+            "link".into(),
+            "set".into(),
+            "lo".into(),
+            "up".into(),
+        ])
+        .status();
+    if !up.is_ok_and(|s| s.success()) {
+        eprintln!(
+            "SKIP a_network_namespace_given_by_path_is_joined: nsenter/ip cannot bring lo up"
+        );
+        return;
+    }
+    // A server on that namespace's loopback (bound by a thread that joined
+    // it), and one on ours that the container must not reach.
+    let ns_file = std::fs::File::open(&ns).unwrap();
+    let inside = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns of this thread only, on a namespace file we hold.
+        let r = unsafe { libc::setns(ns_file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+    })
+    .join()
+    .unwrap();
+    let in_port = http_server(inside, "hello-from-the-pod");
+    let out_port = http_server(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        "hello-from-the-host",
+    );
+    let script = format!(
+        "wget -q -O - http://10.0.2.2:{in_port}/ 2>&1 || echo unreachable; echo; \
+         wget -q -O - http://10.0.2.2:{out_port}/ >/dev/null 2>&1 && echo host-reached || echo host-not-reached; exit 0"
+    );
+    let (code, out) = run_container(
+        &oci,
+        "pod",
+        &script,
+        &format!(r#"[{{"type":"pid"}},{{"type":"network","path":"{ns}"}}]"#),
+        "",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("hello-from-the-pod"), "{out}");
+    // The same port number may be free in both namespaces only by chance;
+    // what matters is that ours is not the one answering.
+    assert!(
+        out.contains("host-not-reached") || in_port == out_port,
+        "the container reached a server outside its namespace: {out}"
+    );
+    // A missing namespace is a clear error at create.
+    let cfg = config(&["true"], "", "").replace(
+        r#"[{"type":"pid"},{"type":"mount"},{"type":"network"}]"#,
+        r#"[{"type":"network","path":"/proc/0/ns/net"}]"#,
+    );
+    let b = oci.bundle("gone", Some(&cfg));
+    let r = oci.run(&["create", "--bundle", b.to_str().unwrap(), "gone"], "gone");
+    assert!(
+        !r.status.success() && r.stderr.contains("network namespace"),
+        "{}",
+        r.stderr
+    );
+    assert!(!oci.root().join("gone").exists());
 }

@@ -553,6 +553,9 @@ fn instance(
     // and out of its directory, which we must not keep busy.
     // SAFETY: plain system call.
     unsafe { libc::setsid() };
+    if let Err(e) = set_up_network(&plan.net) {
+        fail(&mut sync, e);
+    }
     let _ = std::env::set_current_dir("/");
     if let Some(pty) = console {
         if let Err(e) = pty.become_stdio() {
@@ -601,6 +604,34 @@ fn instance(
     };
     let _ = write_atomic(&dir.join("exit"), code.to_string().as_bytes());
     std::process::exit(code)
+}
+
+/// Gives the guest the network the plan asks for: joins a network
+/// namespace by path (before this process has any other thread, so every
+/// thread the kernel starts is in it) and turns on `eth0=user` with its
+/// port forwards.
+fn set_up_network(net: &plan::Net) -> Result<(), String> {
+    let plan::Net::User { join, hostfwd } = net else {
+        return Ok(());
+    };
+    if let Some(path) = join {
+        let ns = std::fs::File::open(path)
+            .map_err(|e| format!("cannot open the network namespace {path}: {e}"))?;
+        // SAFETY: setns on a descriptor we own; this process is still
+        // single-threaded.
+        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return Err(format!(
+                "cannot join the network namespace {path}: {} (the runtime needs \
+                 CAP_SYS_ADMIN over it)",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    ruml_kernel::net::iface::enable_user_nat();
+    for &(host, guest_port) in hostfwd {
+        ruml_kernel::net::inet::add_hostfwd(host, guest_port)?;
+    }
+    Ok(())
 }
 
 /// Control requests on the `ctl` fifo: 8 bytes, a code (i32) and an

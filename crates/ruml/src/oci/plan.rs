@@ -19,6 +19,26 @@ pub struct Plan {
     pub setup: ContainerSetup,
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
+    pub net: Net,
+}
+
+/// The guest's network, from `linux.namespaces`' network entry (the
+/// guest's sockets are always ruml's own; this decides what its `eth0`
+/// reaches):
+#[derive(Debug, PartialEq)]
+pub enum Net {
+    /// A new, empty network namespace: only `lo` (`eth0=none`).
+    LoopbackOnly,
+    /// No network namespace (the host's network, as runc would share
+    /// it): `eth0=user`, its flows leaving from ruml's own namespace.
+    /// `hostfwd` as the `ruml.hostfwd` annotation asks.
+    User {
+        /// Joined first: the network namespace at this path (a pod's,
+        /// made by podman's or the CRI's network set-up), so the flows and
+        /// forwarded ports live there.
+        join: Option<String>,
+        hostfwd: Vec<(std::net::SocketAddr, u16)>,
+    },
 }
 
 /// Reads and checks `BUNDLE/config.json`.
@@ -219,7 +239,28 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
         .annotations
         .get("ruml.ignore-namespace-paths")
         .is_some_and(|v| v == "true");
+    let mut net = Net::User {
+        join: None,
+        hostfwd: Vec::new(),
+    };
     for ns in spec.linux.iter().flat_map(|l| &l.namespaces) {
+        if ns.kind == "network" {
+            net = match &ns.path {
+                None => Net::LoopbackOnly,
+                Some(p) => {
+                    if !p.starts_with('/') {
+                        return Err(format!(
+                            "linux.namespaces: the network namespace path {p} is not absolute"
+                        ));
+                    }
+                    Net::User {
+                        join: Some(p.clone()),
+                        hostfwd: Vec::new(),
+                    }
+                }
+            };
+            continue;
+        }
         match &ns.path {
             Some(p) if !ignore_ns_paths => {
                 return Err(format!(
@@ -258,10 +299,23 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
             }
             "quiet" => quiet = v != "false",
             "ignore-namespace-paths" if v == "true" || v == "false" => {}
+            "hostfwd" => {
+                let Net::User { hostfwd, .. } = &mut net else {
+                    return Err(format!(
+                        "annotation {k}={v}: the container has no network (a new, empty network \
+                         namespace); port forwarding needs the host's or a joined one"
+                    ));
+                };
+                for f in v.split(',') {
+                    hostfwd.push(crate::parse_hostfwd(f).ok_or_else(|| {
+                        format!("annotation {k}: bad entry {f}: give tcp:[HOSTADDR:]HOSTPORT:GUESTPORT")
+                    })?);
+                }
+            }
             _ => {
                 return Err(format!(
                 "annotation {k}={v}: unknown ruml parameter (known: ruml.mem, ruml.mode, ruml.quiet, \
-                 ruml.ignore-namespace-paths=true|false)"
+                 ruml.hostfwd, ruml.ignore-namespace-paths=true|false)"
             ))
             }
         }
@@ -290,5 +344,6 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
         setup,
         terminal: process.terminal,
         console_size: process.console_size.map(|c| (c.height, c.width)),
+        net,
     })
 }
