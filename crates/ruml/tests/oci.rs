@@ -1756,3 +1756,91 @@ fn a_network_namespace_given_by_path_is_joined() {
     );
     assert!(!oci.root().join("gone").exists());
 }
+
+#[test]
+fn podman_bridge_network_reaches_the_host() {
+    let oci = Oci::new("oci-podnet");
+    let dir = oci.dir.path();
+    match podman(
+        dir,
+        &["info", "--format", "{{.Host.NetworkBackend}}"],
+        "info",
+    ) {
+        None => {
+            eprintln!("SKIP podman_bridge_network_reaches_the_host: podman is not installed (Debian's package podman)");
+            return;
+        }
+        Some(r) if !r.status.success() => {
+            eprintln!(
+                "SKIP podman_bridge_network_reaches_the_host: podman cannot run here: {}",
+                r.stderr.trim()
+            );
+            return;
+        }
+        Some(_) => {}
+    }
+    // A server on every host address: the container reaches it at its
+    // bridge's gateway address.
+    let port = http_server(
+        std::net::TcpListener::bind("0.0.0.0:0").unwrap(),
+        "hello-over-the-bridge",
+    );
+    let b = oci.bundle("b", None);
+    let rootfs = b.join("rootfs");
+    let runtime = dir.join("ruml-oci");
+    let script = format!("echo started; wget -q -O - http://$GW:{port}/ || echo failed");
+    // The gateway podman gives its default network ("podman"), read from
+    // podman itself.
+    let gw = podman(
+        dir,
+        &[
+            "network",
+            "inspect",
+            "podman",
+            "--format",
+            "{{range .Subnets}}{{.Gateway}}{{end}}",
+        ],
+        "net",
+    )
+    .filter(|r| r.status.success())
+    .map(|r| r.stdout.trim().to_string())
+    .unwrap_or_default();
+    if gw.parse::<std::net::Ipv4Addr>().is_err() {
+        eprintln!("SKIP podman_bridge_network_reaches_the_host: podman has no default bridge network here ({gw:?})");
+        return;
+    }
+    let args = [
+        "run",
+        "--rm",
+        "--runtime",
+        runtime.to_str().unwrap(),
+        "--env",
+        &format!("GW={gw}"),
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "/bin/sh",
+        "-c",
+        &script,
+    ];
+    let r = podman(dir, &args, "run").unwrap();
+    let err = r.stderr.to_lowercase();
+    if !r.status.success()
+        && r.stdout.is_empty()
+        && ["netavark", "cni", "network"]
+            .iter()
+            .any(|w| err.contains(w))
+    {
+        // podman's own network set-up (netavark or CNI plugins) failed
+        // before our runtime ran the container.
+        eprintln!(
+            "SKIP podman_bridge_network_reaches_the_host: podman could not set up its network: {}",
+            r.stderr.trim()
+        );
+        return;
+    }
+    assert_eq!(
+        r.stdout, "started\nhello-over-the-bridge",
+        "podman run: {}\n{}",
+        r.status, r.stderr
+    );
+}
