@@ -85,6 +85,9 @@ syscall_table! { pub fn fs_table;
     FCHOWN => sys_fchown(fd: Fd, uid: u32, gid: u32),
     FCHOWNAT => sys_fchownat(dirfd: Fd, path: UserAddr, uid: u32, gid: u32, flags: u32),
     UTIMENSAT => sys_utimensat(dirfd: Fd, path: UserAddr, times: UserAddr, flags: u32),
+    UTIME => sys_utime(path: UserAddr, times: UserAddr),
+    UTIMES => sys_utimes(path: UserAddr, times: UserAddr),
+    FUTIMESAT => sys_futimesat(dirfd: Fd, path: UserAddr, times: UserAddr),
     FALLOCATE => sys_fallocate(fd: Fd, mode: u32, off: i64, len: i64),
     MOUNT => sys_mount(source: UserAddr, target: UserAddr, fstype: UserAddr, flags: u64, data: UserAddr),
     UMOUNT2 => sys_umount2(target: UserAddr, flags: u32),
@@ -1697,6 +1700,18 @@ fn sys_utimensat(
             return Ok(0);
         }
     }
+    set_times(ctx, dirfd, path, &attr, flags)
+}
+
+/// The common end of the utime family: `attr` applied to the file that
+/// `dirfd`+`path` names (`path` NULL: `dirfd` itself, as futimens).
+fn set_times(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    attr: &SetAttr,
+    flags: u32,
+) -> KResult<u64> {
     // utimensat(fd, NULL, ...) is futimens.
     let p = if path.is_null() {
         if dirfd.0 == AT_FDCWD {
@@ -1712,7 +1727,64 @@ fn sys_utimensat(
             flags & AT_EMPTY_PATH != 0,
         )?
     };
-    attr_change(&p, &attr)
+    attr_change(&p, attr)
+}
+
+/// utime(2): whole seconds from a struct utimbuf {actime, modtime}, or
+/// now for both when `times` is NULL.
+fn sys_utime(ctx: &mut SyscallContext<'_>, path: UserAddr, times: UserAddr) -> KResult<u64> {
+    let mut attr = SetAttr::default();
+    if times.is_null() {
+        attr.atime = Some(SetTime::Now);
+        attr.mtime = Some(SetTime::Now);
+    } else {
+        let t: [i64; 2] = ctx.mm().read_val(times.0)?;
+        attr.atime = Some(SetTime::At(t[0], 0));
+        attr.mtime = Some(SetTime::At(t[1], 0));
+    }
+    if path.is_null() {
+        return error!(EFAULT);
+    }
+    set_times(ctx, Fd(AT_FDCWD), path, &attr, 0)
+}
+
+/// The struct timeval[2] of utimes/futimesat (NULL: now): microseconds
+/// outside [0, 1e6) are EINVAL.
+fn timeval_times(ctx: &SyscallContext<'_>, times: UserAddr) -> KResult<SetAttr> {
+    let mut attr = SetAttr::default();
+    if times.is_null() {
+        attr.atime = Some(SetTime::Now);
+        attr.mtime = Some(SetTime::Now);
+        return Ok(attr);
+    }
+    let tv: [i64; 4] = ctx.mm().read_val(times.0)?;
+    let conv = |sec: i64, usec: i64| -> KResult<SetTime> {
+        if !(0..1_000_000).contains(&usec) {
+            return error!(EINVAL);
+        }
+        Ok(SetTime::At(sec, usec as u32 * 1000))
+    };
+    attr.atime = Some(conv(tv[0], tv[1])?);
+    attr.mtime = Some(conv(tv[2], tv[3])?);
+    Ok(attr)
+}
+
+fn sys_utimes(ctx: &mut SyscallContext<'_>, path: UserAddr, times: UserAddr) -> KResult<u64> {
+    let attr = timeval_times(ctx, times)?;
+    if path.is_null() {
+        return error!(EFAULT);
+    }
+    set_times(ctx, Fd(AT_FDCWD), path, &attr, 0)
+}
+
+fn sys_futimesat(
+    ctx: &mut SyscallContext<'_>,
+    dirfd: Fd,
+    path: UserAddr,
+    times: UserAddr,
+) -> KResult<u64> {
+    let attr = timeval_times(ctx, times)?;
+    set_times(ctx, dirfd, path, &attr, 0)
 }
 
 const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
