@@ -19,3 +19,57 @@ fn file_times_static() {
 fn file_times_dynamic() {
     differential("file_times", Flavour::Dynamic, &[]);
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Setting the clock without the privilege, and the argument errors: the
+/// same natively and under ruml (the program drops to nobody first, so
+/// natively it cannot touch the host's clock either).
+#[test]
+fn time_set_errors_match_linux() {
+    if !is_root() {
+        eprintln!("SKIP time_set_errors_match_linux: needs root to become nobody");
+        return;
+    }
+    let (native, _) = differential("time_set", Flavour::Static, &["nobody"]);
+    assert!(native.stdout.contains("clock_settime: EPERM"), "{native}");
+}
+
+/// The instance's own wall clock (root inside the guest): set, stepped,
+/// slewed, run faster; the vDSO, the system calls and file times agree,
+/// MONOTONIC does not move, and the host's clock is untouched.
+#[test]
+fn time_set_is_the_instances_own() {
+    let guest = common::build_guest("time_set", Flavour::Static);
+    let host_before = std::time::SystemTime::now();
+    let out = common::run_ruml(&guest.path, &[] as &[&str], &common::test_env());
+    assert!(out.stdout.ends_with("result: OK\n"), "{out}");
+    let drift = std::time::SystemTime::now()
+        .duration_since(host_before)
+        .expect("the host's clock went backwards");
+    assert!(
+        drift.as_secs() < 3600,
+        "the host's clock moved by {drift:?}"
+    );
+    // date -s from the host's coreutils, inside.
+    let out = common::run_ruml_raw(
+        &[
+            "quiet",
+            "--",
+            "/bin/sh",
+            "-c",
+            "date -s '2031-02-03 04:05:06' >/dev/null && date +%Y-%m-%d && touch /tmp/ruml-date-s.$$ && \
+             ls -l --time-style=+%Y /tmp/ruml-date-s.$$ | awk '{print $6}'; rm -f /tmp/ruml-date-s.$$",
+        ],
+        &common::test_env(),
+    );
+    assert_eq!(out.stdout, "2031-02-03\n2031\n", "{out}");
+    let year = std::process::Command::new("date")
+        .arg("+%Y")
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&year.stdout).trim(), "2031");
+}

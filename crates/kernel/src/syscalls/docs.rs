@@ -17,6 +17,8 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("sync", "flushes every disk (ubd, loop) to the host's disk; hostfs writes are on the host already"),
     ("syncfs", "as sync: flushes every disk"),
     ("sysinfo", "load averages read as zero"),
+    ("adjtimex", "the instance's own clock: ADJ_FREQUENCY runs REALTIME (not MONOTONIC) faster or slower; no PLL runs, so ADJ_OFFSET outside adjtime mode is only kept and reported"),
+    ("clock_adjtime", "CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP"),
     ("setuid", "capabilities are not kept per process: effective uid 0 has them all"),
     ("setgid", "as setuid"),
     ("setreuid", "as setuid"),

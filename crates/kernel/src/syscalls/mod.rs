@@ -150,6 +150,7 @@ const TABLES: &[Table] = &[
     crate::fs::openat2::openat2_table,
     crate::exec::exec_table,
     crate::time::time_table,
+    crate::time::adjust::adjust_table,
     crate::time::sysinfo_table,
     crate::signal::signal_table,
     crate::task::futex::futex_table,

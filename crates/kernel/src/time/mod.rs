@@ -1,5 +1,6 @@
 //! Time: clocks, sleeps, gettimeofday, time; interval timers in `timers`.
 
+pub mod adjust;
 pub mod timers;
 
 use std::time::Duration;
@@ -25,14 +26,19 @@ syscall_table! { pub fn time_table;
 
 /// Clocks a guest may read: REALTIME, MONOTONIC, MONOTONIC_RAW,
 /// REALTIME_COARSE, MONOTONIC_COARSE, BOOTTIME from the host (all but
-/// MONOTONIC_RAW through the vDSO's TSC formula when the CPU allows);
-/// PROCESS_CPUTIME_ID and THREAD_CPUTIME_ID from the stubs' accounting.
+/// MONOTONIC_RAW through the vDSO's TSC formula when the CPU allows), the
+/// wall clocks adjusted by the instance's own setting ([`adjust`]);
+/// TAI (REALTIME plus the TAI offset); PROCESS_CPUTIME_ID and
+/// THREAD_CPUTIME_ID from the stubs' accounting. The ALARM clocks are
+/// EINVAL, as on a Linux machine without an RTC that can wake it.
 fn check_clock(clock: i32) -> KResult<i32> {
     match clock {
-        0..=7 => Ok(clock),
+        0..=7 | CLOCK_TAI => Ok(clock),
         _ => error!(EINVAL),
     }
 }
+
+const CLOCK_TAI: i32 = 11;
 
 fn now_for(ctx: &SyscallContext<'_>, clock: i32) -> KResult<Timespec> {
     let d = match check_clock(clock)? {
@@ -54,6 +60,13 @@ fn now(clock: i32) -> KResult<Timespec> {
     if c == 2 || c == 3 {
         return error!(EINVAL);
     }
+    if c == CLOCK_TAI {
+        let r = now(0)?;
+        return Ok(Timespec {
+            sec: r.sec.saturating_add(adjust::tai()),
+            nsec: r.nsec,
+        });
+    }
     // The clocks the vDSO serves come from its formula, so that the vDSO
     // and the system call agree (see crate::vdso).
     if let Some(ns) = crate::vdso::clock_ns(c) {
@@ -63,7 +76,22 @@ fn now(clock: i32) -> KResult<Timespec> {
         });
     }
     let (sec, nsec) = ruml_host::clock::gettime(c).map_err(|_| crate::errno!(EINVAL))?;
+    if c == 0 || c == 5 {
+        // No vDSO clock: the host's wall clock plus the instance's setting.
+        let mono = ruml_host::clock::gettime(1).map_err(|_| crate::errno!(EINVAL))?;
+        let mono = (mono.0.max(0) as u64).saturating_mul(1_000_000_000) + mono.1 as u64;
+        let ns = (sec as i128 * 1_000_000_000 + nsec as i128) + adjust::offset_at(mono) as i128;
+        return Ok(Timespec {
+            sec: ns.div_euclid(1_000_000_000) as i64,
+            nsec: ns.rem_euclid(1_000_000_000) as i64,
+        });
+    }
     Ok(Timespec { sec, nsec })
+}
+
+/// CLOCK_REALTIME as (seconds, nanoseconds), for the vDSO's fallback.
+pub fn now_realtime() -> (i64, u32) {
+    now(0).map(|t| (t.sec, t.nsec as u32)).unwrap_or((0, 0))
 }
 
 fn sys_clock_gettime(ctx: &mut SyscallContext<'_>, clock: i32, tp: UserAddr) -> KResult<u64> {
@@ -75,6 +103,7 @@ fn sys_clock_gettime(ctx: &mut SyscallContext<'_>, clock: i32, tp: UserAddr) -> 
 fn sys_clock_getres(ctx: &mut SyscallContext<'_>, clock: i32, tp: UserAddr) -> KResult<u64> {
     let (sec, nsec) = match check_clock(clock)? {
         2 | 3 => (0, 1),
+        CLOCK_TAI => ruml_host::clock::getres(0).map_err(|_| crate::errno!(EINVAL))?,
         c => ruml_host::clock::getres(c).map_err(|_| crate::errno!(EINVAL))?,
     };
     if !tp.is_null() {
@@ -89,7 +118,8 @@ fn sys_gettimeofday(ctx: &mut SyscallContext<'_>, tv: UserAddr, tz: UserAddr) ->
         ctx.mm().write_val(tv.0, &[t.sec, t.nsec / 1000])?;
     }
     if !tz.is_null() {
-        ctx.mm().write_val(tz.0, &[0i32, 0i32])?;
+        let (west, dst) = adjust::timezone();
+        ctx.mm().write_val(tz.0, &[west, dst])?;
     }
     Ok(0)
 }

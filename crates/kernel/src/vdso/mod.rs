@@ -238,6 +238,21 @@ impl Vdso {
         let Ok(calib) = self.writer.try_lock() else {
             return;
         };
+        self.sync_with(&calib);
+    }
+
+    /// Re-synchronises now, waiting for a sync in progress (after the
+    /// instance's clock was set, the page must show the new time before
+    /// the setter returns).
+    fn resync(&self) {
+        if !self.tsc_ok {
+            return;
+        }
+        let calib = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.sync_with(&calib);
+    }
+
+    fn sync_with(&self, calib: &Calib) {
         let p = self.page();
         let seq = p.seq.load(Ordering::Relaxed);
         p.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
@@ -266,8 +281,11 @@ impl Vdso {
         p.tsc_base.store(t, Ordering::Relaxed);
         p.mult.store(mult, Ordering::Relaxed);
         p.mono_base.store(base, Ordering::Relaxed);
-        p.real_off
-            .store(real as i64 - mono as i64, Ordering::Relaxed);
+        // The instance's wall clock: the host's plus its own setting.
+        p.real_off.store(
+            (real as i64 - mono as i64).saturating_add(crate::time::adjust::offset_at(mono)),
+            Ordering::Relaxed,
+        );
         p.boot_off
             .store(boot as i64 - mono as i64, Ordering::Relaxed);
         p.flags.store(VVAR_TSC, Ordering::Relaxed);
@@ -381,6 +399,13 @@ fn eval(t: u64, base: u64, mult: u64, mono: u64) -> u64 {
     mono.wrapping_add(((d as u128 * mult as u128) >> 32) as u64)
 }
 
+/// After the instance's wall clock changed: the vvar page shows it at once.
+pub fn resync() {
+    if let Some(Some(v)) = VDSO.get() {
+        v.resync();
+    }
+}
+
 /// Called after every system call: keeps the vvar page close to the host
 /// clock while the guest is busy (costs a TSC read when nothing is due).
 pub fn sync_if_stale() {
@@ -407,9 +432,7 @@ pub fn clock_ns(clock: i32) -> Option<u64> {
 pub fn realtime() -> (i64, u32) {
     match clock_ns(0) {
         Some(ns) => ((ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as u32),
-        None => ruml_host::clock::gettime(0)
-            .map(|(s, n)| (s, n as u32))
-            .unwrap_or((0, 0)),
+        None => crate::time::now_realtime(),
     }
 }
 
