@@ -12,6 +12,7 @@ pub mod errno;
 pub mod exec;
 pub mod fs;
 pub mod ipc;
+pub mod kmsg;
 pub mod log;
 pub mod mm;
 pub mod net;

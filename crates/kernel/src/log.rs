@@ -1,5 +1,7 @@
-//! The kernel log: dmesg-style lines with a timestamp since boot, on the
-//! host's stderr, hidden by `quiet` (warnings still show).
+//! The kernel log: dmesg-style lines with a timestamp since boot, kept in
+//! the kernel's message ring ([`crate::kmsg`], what the guest's `dmesg`
+//! reads) and shown on the host's stderr when their level is below the
+//! console level (`quiet` hides all but warnings).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -11,6 +13,7 @@ static BOOT: OnceLock<Instant> = OnceLock::new();
 /// Marks the start of boot; timestamps count from here.
 pub fn start(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
+    crate::kmsg::set_quiet(quiet);
     BOOT.get_or_init(Instant::now);
 }
 
@@ -36,22 +39,29 @@ fn eol() -> &'static str {
 
 /// A boot-log line, as dmesg prints it; hidden by `quiet`.
 pub fn info(msg: &str) {
-    if !QUIET.load(Ordering::Relaxed) {
-        eprint!("{} {}{}", stamp(), msg, eol());
+    let stamp = stamp();
+    crate::kmsg::record(6, &stamp, msg);
+    if crate::kmsg::on_console(6) {
+        eprint!("{} {}{}", stamp, msg, eol());
     }
 }
 
 /// A line the user should see even with `quiet`: a guest killed by a
 /// kernel-side problem, an unimplemented call.
 pub fn kprint(msg: &str) {
-    if !QUIET.load(Ordering::Relaxed) || std::env::var_os("RUML_VERBOSE").is_some() {
-        eprint!("{} {}{}", stamp(), msg, eol());
+    let stamp = stamp();
+    crate::kmsg::record(5, &stamp, msg);
+    if crate::kmsg::on_console(5) || std::env::var_os("RUML_VERBOSE").is_some() {
+        eprint!("{} {}{}", stamp, msg, eol());
     }
 }
 
 /// A line always shown: the guest or the instance lost something.
 pub fn warn(msg: &str) {
-    eprint!("{} ruml: {}{}", stamp(), msg, eol());
+    let stamp = stamp();
+    let msg = format!("ruml: {msg}");
+    crate::kmsg::record(3, &stamp, &msg);
+    eprint!("{} {}{}", stamp, msg, eol());
 }
 
 /// `RUML_STRACE=1`: log every system call and its result.

@@ -73,3 +73,36 @@ fn time_set_is_the_instances_own() {
         .unwrap();
     assert_ne!(String::from_utf8_lossy(&year.stdout).trim(), "2031");
 }
+
+/// The kernel's message ring: the guest's `dmesg` (util-linux, through
+/// syslog(2)) shows the boot log even under `quiet`; clearing, sizes,
+/// argument errors and dmesg_restrict's EPERM for other users.
+#[test]
+fn dmesg_reads_the_kernel_log() {
+    let script = r#"
+dmesg | grep -c 'as init process'
+dmesg -C; dmesg | grep -c 'Linux version'
+python3 -c "
+import ctypes, os
+l = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(4096)
+print('size', l.klogctl(10, None, 0))
+print('bad action', l.klogctl(11, None, 0), os.strerror(ctypes.get_errno()))
+print('null buf', l.klogctl(3, None, 10), os.strerror(ctypes.get_errno()))
+print('bad buf', l.klogctl(3, ctypes.c_void_p(8), 10), os.strerror(ctypes.get_errno()))
+print('level 9', l.klogctl(8, None, 9), os.strerror(ctypes.get_errno()))
+os.setgid(65534); os.setuid(65534)
+print('nobody', l.klogctl(3, buf, 4096), os.strerror(ctypes.get_errno()))
+"
+"#;
+    let out = common::run_ruml_raw(
+        &["quiet", "--", "/bin/sh", "-c", script],
+        &common::test_env(),
+    );
+    assert_eq!(
+        out.stdout,
+        "1\n0\nsize 131072\nbad action -1 Invalid argument\nnull buf -1 Invalid argument\n\
+         bad buf -1 Bad address\nlevel 9 -1 Invalid argument\nnobody -1 Operation not permitted\n",
+        "{out}"
+    );
+}

@@ -19,6 +19,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("sysinfo", "load averages read as zero"),
     ("adjtimex", "the instance's own clock: ADJ_FREQUENCY runs REALTIME (not MONOTONIC) faster or slower; no PLL runs, so ADJ_OFFSET outside adjtime mode is only kept and reported"),
     ("clock_adjtime", "CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP"),
+    ("syslog", "every action on the kernel's 128 KiB message ring; kernel.dmesg_restrict is 1 (as Debian) and cannot be changed yet; no /dev/kmsg"),
     ("setuid", "capabilities are not kept per process: effective uid 0 has them all"),
     ("setgid", "as setuid"),
     ("setreuid", "as setuid"),

@@ -151,6 +151,7 @@ const TABLES: &[Table] = &[
     crate::exec::exec_table,
     crate::time::time_table,
     crate::time::adjust::adjust_table,
+    crate::kmsg::kmsg_table,
     crate::time::sysinfo_table,
     crate::signal::signal_table,
     crate::task::futex::futex_table,
