@@ -1,5 +1,6 @@
 //! Smaller system calls checked against the host: the older file-time
-//! calls (tests/guest/file_times.c), natively and under ruml.
+//! calls, futex_waitv, the instance's own clock, the kernel log (guest
+//! programs in tests/guest, natively and under ruml where that is safe).
 
 mod common;
 
@@ -105,4 +106,15 @@ print('nobody', l.klogctl(3, buf, 4096), os.strerror(ctypes.get_errno()))
          bad buf -1 Bad address\nlevel 9 -1 Invalid argument\nnobody -1 Operation not permitted\n",
         "{out}"
     );
+}
+
+#[test]
+fn futex_waitv_static() {
+    let (native, _) = differential("futex_waitv", Flavour::Static, &[]);
+    assert!(native.stdout.starts_with("woken index: 2\n"), "{native}");
+}
+
+#[test]
+fn futex_waitv_dynamic() {
+    differential("futex_waitv", Flavour::Dynamic, &[]);
 }

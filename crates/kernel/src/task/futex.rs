@@ -66,6 +66,7 @@ const FUTEX_CLOCK_REALTIME: i32 = 256;
 
 syscall_table! { pub fn futex_table;
     FUTEX => sys_futex(uaddr: UserAddr, op: i32, val: u32, timeout: UserAddr, uaddr2: UserAddr, val3: u32),
+    FUTEX_WAITV => sys_futex_waitv(waiters: UserAddr, nr: u32, flags: u32, timeout: UserAddr, clock: i32),
 }
 
 fn sys_futex(
@@ -396,4 +397,109 @@ fn futex_wait(
         }
     }
     r
+}
+
+/// futex_waitv(2) (Linux 5.16): waits on up to 128 futexes at once;
+/// returns the index of one that was woken. All words are compared and
+/// all waiters queued under the table lock, so no wake between the
+/// compares and the sleep is lost.
+fn sys_futex_waitv(
+    ctx: &mut SyscallContext<'_>,
+    waiters: UserAddr,
+    nr: u32,
+    flags: u32,
+    timeout: UserAddr,
+    clock: i32,
+) -> KResult<u64> {
+    const FUTEX_WAITV_MAX: u32 = 128;
+    const FUTEX2_SIZE_MASK: u32 = 0x3;
+    const FUTEX2_SIZE_U32: u32 = 0x2;
+    const FUTEX2_PRIVATE: u32 = 128;
+    if flags != 0 || waiters.is_null() || nr == 0 || nr > FUTEX_WAITV_MAX {
+        return error!(EINVAL);
+    }
+    let deadline = if timeout.is_null() {
+        None
+    } else {
+        // An absolute time on CLOCK_MONOTONIC or CLOCK_REALTIME.
+        if clock != 0 && clock != 1 {
+            return error!(EINVAL);
+        }
+        let t: crate::time::Timespec = ctx.mm().read_val(timeout.0)?;
+        if t.sec < 0 || !(0..1_000_000_000).contains(&t.nsec) {
+            return error!(EINVAL);
+        }
+        let now = crate::time::clock_now(clock)?;
+        let at = Duration::new(t.sec as u64, t.nsec as u32);
+        let now = Duration::new(now.sec.max(0) as u64, now.nsec as u32);
+        Some(Instant::now() + at.saturating_sub(now))
+    };
+    // struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 reserved; }
+    let mut entries = Vec::with_capacity(nr as usize);
+    for i in 0..nr as u64 {
+        let e: [u64; 3] = ctx.mm().read_val(waiters.0.wrapping_add(i * 24))?;
+        let (val, addr, fl, reserved) = (e[0], e[1], e[2] as u32, (e[2] >> 32) as u32);
+        if reserved != 0
+            || fl & !(FUTEX2_SIZE_MASK | FUTEX2_PRIVATE) != 0
+            || fl & FUTEX2_SIZE_MASK != FUTEX2_SIZE_U32
+            || val > u32::MAX as u64
+        {
+            return error!(EINVAL);
+        }
+        let k = key(ctx, addr, fl & FUTEX2_PRIVATE != 0)?;
+        entries.push((k, addr, val as u32));
+    }
+    let mm = ctx.mm();
+    let queued: Vec<(Key, Arc<Waiter>)> = entries
+        .iter()
+        .map(|&(k, _, _)| {
+            (
+                k,
+                Arc::new(Waiter {
+                    task: ctx.task.clone(),
+                    bitset: u32::MAX,
+                    woken: Mutex::new(false),
+                }),
+            )
+        })
+        .collect();
+    let unqueue = |t: &mut Table| {
+        for (k, w) in &queued {
+            if let Some(q) = t.queues.get_mut(k) {
+                q.retain(|x| !Arc::ptr_eq(x, w));
+                if q.is_empty() {
+                    t.queues.remove(k);
+                }
+            }
+        }
+    };
+    with_table(|t| {
+        for &(_, addr, val) in &entries {
+            let cur: u32 = mm.read_val(addr)?;
+            if cur != val {
+                return error!(EAGAIN);
+            }
+        }
+        for (k, w) in &queued {
+            t.queues.entry(*k).or_default().push(w.clone());
+        }
+        Ok(())
+    })?;
+    let woken_index = || {
+        queued
+            .iter()
+            .position(|(_, w)| *w.woken.lock().unwrap_or_else(|p| p.into_inner()))
+    };
+    let r = ctx.task.wait_until(deadline, || woken_index().is_some());
+    // Leave every queue; a wake that raced the end still counts.
+    let woken = with_table(|t| {
+        unqueue(t);
+        woken_index()
+    });
+    match (woken, r) {
+        (Some(i), _) => Ok(i as u64),
+        (None, Err(crate::errno::Errno::EINTR)) => error!(ERESTARTSYS),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => error!(EAGAIN),
+    }
 }

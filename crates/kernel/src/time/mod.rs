@@ -89,6 +89,11 @@ fn now(clock: i32) -> KResult<Timespec> {
     Ok(Timespec { sec, nsec })
 }
 
+/// A clock's current value for absolute timeouts elsewhere in the kernel.
+pub fn clock_now(clock: i32) -> KResult<Timespec> {
+    now(clock)
+}
+
 /// CLOCK_REALTIME as (seconds, nanoseconds), for the vDSO's fallback.
 pub fn now_realtime() -> (i64, u32) {
     now(0).map(|t| (t.sec, t.nsec as u32)).unwrap_or((0, 0))
