@@ -25,6 +25,7 @@ pub mod file;
 pub mod hostfd;
 pub mod hostfs;
 pub mod inotify;
+pub mod io_uring;
 pub mod locks;
 pub mod memfd;
 pub mod namei;

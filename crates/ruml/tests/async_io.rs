@@ -1,0 +1,36 @@
+//! Asynchronous I/O: io_uring through raw system calls
+//! (tests/guest/io_uring.c), the same program natively and under ruml,
+//! and random SQEs that the kernel must survive.
+
+mod common;
+
+use common::{differential, Flavour};
+
+fn io_uring(flavour: Flavour) {
+    let (native, ruml) = differential("io_uring", flavour, &[]);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(native.stdout.ends_with("done\n"), "{native}");
+    assert!(ruml.stdout.contains("tcp data: 'tcp!!'"), "{ruml}");
+}
+
+#[test]
+fn io_uring_static() {
+    io_uring(Flavour::Static);
+}
+
+#[test]
+fn io_uring_dynamic() {
+    io_uring(Flavour::Dynamic);
+}
+
+/// Random SQEs (opcodes, flags, descriptors, addresses, lengths) and
+/// scribbles on the shared ring words: ruml answers each with a CQE or
+/// an errno and keeps running.
+#[test]
+fn io_uring_fuzz() {
+    let guest = common::build_guest("io_uring", Flavour::Static);
+    let env = common::test_env();
+    let out = common::run_ruml(&guest.path, &["fuzz", "20000"], &env);
+    assert_eq!(out.code(), 0, "{out}");
+    assert!(out.stdout.contains("survived"), "{out}");
+}
