@@ -34,3 +34,33 @@ fn io_uring_fuzz() {
     assert_eq!(out.code(), 0, "{out}");
     assert!(out.stdout.contains("survived"), "{out}");
 }
+
+fn linux_aio(flavour: Flavour) {
+    let (native, ruml) = differential("linux_aio", flavour, &[]);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(native.stdout.ends_with("done\n"), "{native}");
+    assert!(ruml.stdout.contains("user-space reaped: 2"), "{ruml}");
+}
+
+/// Linux AIO (tests/guest/linux_aio.c): the ring read from user space,
+/// reads, writes, syncs, polls, cancel, eventfd, the errors.
+#[test]
+fn linux_aio_static() {
+    linux_aio(Flavour::Static);
+}
+
+#[test]
+fn linux_aio_dynamic() {
+    linux_aio(Flavour::Dynamic);
+}
+
+/// Random iocbs, garbage iocb pointers and ring heads, contexts made and
+/// destroyed: ruml answers each and keeps running.
+#[test]
+fn linux_aio_fuzz() {
+    let guest = common::build_guest("linux_aio", Flavour::Static);
+    let env = common::test_env();
+    let out = common::run_ruml(&guest.path, &["fuzz", "20000"], &env);
+    assert_eq!(out.code(), 0, "{out}");
+    assert!(out.stdout.contains("survived"), "{out}");
+}

@@ -235,13 +235,13 @@ const SQE_SIZE: usize = 64;
 const CQE_SIZE: usize = 16;
 
 /// Frames the kernel allocated for a ring, zeroed, freed on drop.
-struct Region {
-    phys: Arc<PhysMem>,
-    pfns: Vec<Pfn>,
+pub(crate) struct Region {
+    pub(crate) phys: Arc<PhysMem>,
+    pub(crate) pfns: Vec<Pfn>,
 }
 
 impl Region {
-    fn new(phys: &Arc<PhysMem>, bytes: usize) -> KResult<Region> {
+    pub(crate) fn new(phys: &Arc<PhysMem>, bytes: usize) -> KResult<Region> {
         let n = bytes.div_ceil(PAGE as usize);
         let mut r = Region {
             phys: phys.clone(),
@@ -257,12 +257,12 @@ impl Region {
         Ok(r)
     }
 
-    fn pages(&self) -> u64 {
+    pub(crate) fn pages(&self) -> u64 {
         self.pfns.len() as u64
     }
 
     /// The u32 at byte `off` (4-aligned, inside the region).
-    fn word(&self, off: usize) -> &AtomicU32 {
+    pub(crate) fn word(&self, off: usize) -> &AtomicU32 {
         let pfn = self.pfns[off / PAGE as usize];
         // SAFETY: the frame is ours for the region's lifetime, physmem's
         // mapping is valid for the kernel's lifetime, and `off` is
@@ -270,21 +270,21 @@ impl Region {
         unsafe { &*(self.phys.page_ptr(pfn).add(off % PAGE as usize) as *const AtomicU32) }
     }
 
-    fn load(&self, off: usize) -> u32 {
+    pub(crate) fn load(&self, off: usize) -> u32 {
         self.word(off).load(Ordering::Acquire)
     }
 
-    fn store(&self, off: usize, v: u32) {
+    pub(crate) fn store(&self, off: usize, v: u32) {
         self.word(off).store(v, Ordering::Release)
     }
 
     /// Bytes at `off` that never cross a page (an SQE or a CQE).
-    fn read(&self, off: usize, buf: &mut [u8]) {
+    pub(crate) fn read(&self, off: usize, buf: &mut [u8]) {
         self.phys
             .read(self.pfns[off / PAGE as usize], off % PAGE as usize, buf);
     }
 
-    fn write(&self, off: usize, data: &[u8]) {
+    pub(crate) fn write(&self, off: usize, data: &[u8]) {
         self.phys
             .write(self.pfns[off / PAGE as usize], off % PAGE as usize, data);
     }

@@ -14,6 +14,7 @@
 //! - [`types`]: ABI structs and flag values.
 
 pub mod advise;
+pub mod aio;
 pub mod anon;
 pub mod console;
 pub mod copy;
