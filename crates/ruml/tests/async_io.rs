@@ -64,3 +64,28 @@ fn linux_aio_fuzz() {
     assert_eq!(out.code(), 0, "{out}");
     assert!(out.stdout.contains("survived"), "{out}");
 }
+
+/// A python asyncio program (subprocesses, TCP and unix sockets, timers,
+/// queues): the same output natively and under ruml.
+#[test]
+fn python_asyncio() {
+    let script = common::workspace_root().join("tests/scripts/asyncio_mix.py");
+    let env = common::test_env();
+    let native = common::run_native("/usr/bin/python3", &[script.as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(native.stdout.ends_with("done\n"), "{native}");
+    let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
+    common::assert_same(&native, &ruml);
+}
+
+/// /proc/sys/fs/aio-max-nr and aio-nr (none in use at boot).
+#[test]
+fn aio_limits_in_proc() {
+    let env = common::test_env();
+    let out = common::run_ruml(
+        "/bin/sh",
+        &["-c", "cat /proc/sys/fs/aio-max-nr /proc/sys/fs/aio-nr"],
+        &env,
+    );
+    assert_eq!(out.stdout, "65536\n0\n", "{out}");
+}
