@@ -674,6 +674,27 @@ int fuzz(long count) {
             r.sq_array[rnd() % r.sq_entries] = rnd();
     }
     close(r.fd);
+    /* one long chain whose head fails: every member is cancelled */
+    struct ring big;
+    CHECK(ring_init(&big, 4096) == 0);
+    for (unsigned i = 0; i < big.sq_entries; i++) {
+        struct io_uring_sqe *s = get_sqe(&big);
+        prep(s, i ? IORING_OP_NOP : IORING_OP_READ, i ? -1 : 999, scratch, 1, 0, i);
+        if (i + 1 < big.sq_entries)
+            s->flags = IOSQE_IO_LINK;
+    }
+    int sub = submit(&big, big.sq_entries);
+    unsigned cancelled = 0, seen = 0;
+    while (seen < big.sq_entries) {
+        while (cq_ready(&big) == 0)
+            enter(big.fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0);
+        struct io_uring_cqe c = big.cqes[*big.cq_head & *big.cq_mask];
+        (*big.cq_head)++;
+        seen++;
+        cancelled += c.res == -ECANCELED;
+    }
+    printf("long chain: submitted %d, cancelled %u\n", sub, cancelled);
+    close(big.fd);
     printf("fuzz: %ld sqes, survived\n", submitted);
     return 0;
 }

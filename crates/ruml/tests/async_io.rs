@@ -33,6 +33,11 @@ fn io_uring_fuzz() {
     let out = common::run_ruml(&guest.path, &["fuzz", "20000"], &env);
     assert_eq!(out.code(), 0, "{out}");
     assert!(out.stdout.contains("survived"), "{out}");
+    assert!(
+        out.stdout
+            .contains("long chain: submitted 4096, cancelled 4095"),
+        "{out}"
+    );
 }
 
 fn linux_aio(flavour: Flavour) {

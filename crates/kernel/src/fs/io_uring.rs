@@ -29,8 +29,8 @@
 //! eventfd.
 //!
 //! Limits: at most [`MAX_RINGS`] rings in the instance, and at most
-//! `cq_entries` requests in flight (pending plus overflowed completions)
-//! per ring: io_uring_enter gives EBUSY beyond, so the memory a guest can
+//! `cq_entries` (and [`MAX_INFLIGHT`]) requests in flight (pending plus
+//! overflowed completions) per ring: io_uring_enter gives EBUSY beyond, so the memory a guest can
 //! make the kernel hold is bounded.
 //!
 //! Locking: one mutex over a ring's [`State`]; it is never held while an
@@ -71,6 +71,9 @@ const MAX_ENTRIES: u32 = 32768;
 const MAX_CQ_ENTRIES: u32 = 2 * MAX_ENTRIES;
 /// Rings one instance may hold at once (each may own a worker thread).
 pub const MAX_RINGS: usize = 1024;
+/// Requests one ring holds in flight at most (pending plus overflowed
+/// completions; also bounded by its CQ size).
+const MAX_INFLIGHT: usize = 4096;
 static RINGS: AtomicUsize = AtomicUsize::new(0);
 
 // Setup flags.
@@ -483,36 +486,43 @@ impl IoUring {
     }
 
     /// Completes pending request `idx` with `res`: posts its CQE and
-    /// releases (or, on failure, cancels) its link successor.
+    /// releases (or, on failure, cancels) its link successor, and so on
+    /// down a failed chain (iteratively: chains may be long).
     fn complete(&self, st: &mut State, idx: usize, res: i64) {
-        let req = st.pending.remove(idx);
-        let sqe = req.sqe;
-        let op = sqe.opcode();
-        let mut failed = res < 0;
-        if op == OP_TIMEOUT && res == -(Errno::ETIME.as_i32() as i64) {
-            failed = sqe.op_flags() & TIMEOUT_ETIME_SUCCESS == 0;
-        }
-        if matches!(op, OP_READ | OP_WRITE | OP_READ_FIXED | OP_WRITE_FIXED)
-            && res >= 0
-            && res < sqe.len() as i64
-        {
-            failed = true; // a short transfer breaks a link
-        }
-        if !(sqe.flags() & IOSQE_CQE_SKIP_SUCCESS != 0 && res >= 0) {
-            self.post(st, sqe.user_data(), res, 0);
-        }
-        if op != OP_TIMEOUT {
-            st.completions += 1;
-        }
-        let hard = sqe.flags() & IOSQE_IO_HARDLINK != 0;
-        if st.link_tail == Some(req.id) {
-            st.link_tail_done = Some(failed && !hard);
-        }
-        if let Some(n) = st.pending.iter().position(|r| r.link_prev == Some(req.id)) {
+        let (mut idx, mut res) = (idx, res);
+        loop {
+            let req = st.pending.remove(idx);
+            let sqe = req.sqe;
+            let op = sqe.opcode();
+            let mut failed = res < 0;
+            if op == OP_TIMEOUT && res == -(Errno::ETIME.as_i32() as i64) {
+                failed = sqe.op_flags() & TIMEOUT_ETIME_SUCCESS == 0;
+            }
+            if matches!(op, OP_READ | OP_WRITE | OP_READ_FIXED | OP_WRITE_FIXED)
+                && res >= 0
+                && res < sqe.len() as i64
+            {
+                failed = true; // a short transfer breaks a link
+            }
+            if !(sqe.flags() & IOSQE_CQE_SKIP_SUCCESS != 0 && res >= 0) {
+                self.post(st, sqe.user_data(), res, 0);
+            }
+            if op != OP_TIMEOUT {
+                st.completions += 1;
+            }
+            let hard = sqe.flags() & IOSQE_IO_HARDLINK != 0;
+            if st.link_tail == Some(req.id) {
+                st.link_tail_done = Some(failed && !hard);
+            }
+            let Some(n) = st.pending.iter().position(|r| r.link_prev == Some(req.id)) else {
+                return;
+            };
             if failed && !hard {
-                self.complete(st, n, -(Errno::ECANCELED.as_i32() as i64));
+                idx = n;
+                res = -(Errno::ECANCELED.as_i32() as i64);
             } else {
                 st.pending[n].link_prev = None;
+                return;
             }
         }
     }
@@ -944,22 +954,15 @@ impl IoUring {
             }
         };
         let mut count = 0i64;
-        let mut busy = false;
-        loop {
-            let Some(i) = st.pending.iter().position(|r| !r.running && matches(r)) else {
-                break;
-            };
+        while let Some(i) = st.pending.iter().position(|r| !r.running && matches(r)) {
             self.complete(&mut st, i, -(Errno::ECANCELED.as_i32() as i64));
             count += 1;
             if !all {
                 break;
             }
         }
-        if count == 0 && st.pending.iter().any(|r| r.running && matches(r)) {
-            busy = true;
-        }
         if count == 0 {
-            return if busy {
+            return if st.pending.iter().any(|r| r.running && matches(r)) {
                 error!(EALREADY)
             } else {
                 error!(ENOENT)
@@ -978,14 +981,14 @@ impl IoUring {
             return error!(EINVAL);
         }
         match op {
-            OP_POLL_ADD => {
-                if sqe.len() != 0 || sqe.addr() != 0 || sqe.off() != 0 || sqe.ioprio() != 0 {
-                    return error!(EINVAL);
-                }
+            OP_POLL_ADD
+                if sqe.len() != 0 || sqe.addr() != 0 || sqe.off() != 0 || sqe.ioprio() != 0 =>
+            {
+                return error!(EINVAL);
             }
             OP_TIMEOUT => {
                 let fl = sqe.op_flags();
-                if sqe.len() != 1 || sqe.fd() != -1 && sqe.fd() != 0 {
+                if sqe.len() != 1 || sqe.buf_index() != 0 || sqe.file_index() != 0 {
                     return error!(EINVAL);
                 }
                 if fl & !(TIMEOUT_ABS | TIMEOUT_BOOTTIME | TIMEOUT_REALTIME | TIMEOUT_ETIME_SUCCESS)
@@ -1040,7 +1043,8 @@ impl IoUring {
         // the next one is cancelled.
         let mut chain_failed = false;
         for _ in 0..n {
-            if st.pending.len() + st.overflow.len() >= self.cq_entries as usize {
+            if st.pending.len() + st.overflow.len() >= (self.cq_entries as usize).min(MAX_INFLIGHT)
+            {
                 full = true;
                 break;
             }
