@@ -134,7 +134,7 @@ impl OpenFile {
     /// that has pages in the page cache.
     fn cached_key(&self, ops: &dyn FileOps) -> Option<(u64, u64)> {
         if self.file_type() != FileType::Regular
-            || ops.page_frame(0, false).is_some()
+            || crate::fs::vfs::memory_backed(ops)
             || !crate::kernel_booted()
         {
             return None;

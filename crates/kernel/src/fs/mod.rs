@@ -14,6 +14,7 @@
 //! - [`types`]: ABI structs and flag values.
 
 pub mod advise;
+pub mod aio;
 pub mod anon;
 pub mod console;
 pub mod copy;
@@ -25,6 +26,7 @@ pub mod file;
 pub mod hostfd;
 pub mod hostfs;
 pub mod inotify;
+pub mod io_uring;
 pub mod locks;
 pub mod memfd;
 pub mod namei;

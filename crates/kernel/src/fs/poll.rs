@@ -48,6 +48,8 @@ pub const WRITABLE: u32 = POLLOUT | POLLWRNORM;
 pub struct Waiters {
     wq: WaitQueue,
     pollers: Mutex<Vec<Weak<Task>>>,
+    /// Kernel workers (io_uring's) sleeping until the object changes.
+    wakers: Mutex<Vec<Weak<crate::task::wait::Waker>>>,
     /// Counts wake-ups: edge-triggered epoll reports a file again only
     /// after something happened to it.
     events: std::sync::atomic::AtomicU64,
@@ -97,6 +99,29 @@ impl Waiters {
             if let Some(t) = p.upgrade() {
                 t.waker.poke();
             }
+        }
+        drop(ps);
+        let ws = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        for w in ws.iter() {
+            if let Some(w) = w.upgrade() {
+                w.poke();
+            }
+        }
+    }
+
+    /// Registers a kernel worker's waker, poked on every change.
+    pub(crate) fn add_waker(&self, w: &Arc<crate::task::wait::Waker>) {
+        let mut ws = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        ws.retain(|x| x.strong_count() > 0);
+        ws.push(Arc::downgrade(w));
+    }
+
+    /// Undoes [`Waiters::add_waker`].
+    pub(crate) fn remove_waker(&self, w: &Arc<crate::task::wait::Waker>) {
+        let me = Arc::downgrade(w);
+        let mut ws = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = ws.iter().position(|x| x.ptr_eq(&me)) {
+            ws.swap_remove(i);
         }
     }
 
@@ -220,13 +245,17 @@ fn remaining(deadline: Instant) -> Duration {
 /// as the task's saved mask; when the call was interrupted, the signal
 /// code delivers the signal with the temporary mask and restores the old
 /// one afterwards (or at sigreturn); otherwise it is restored at once.
-struct MaskGuard<'a> {
+pub(crate) struct MaskGuard<'a> {
     task: &'a Arc<Task>,
     active: bool,
 }
 
 impl<'a> MaskGuard<'a> {
-    fn new(ctx: &SyscallContext<'a>, mask: UserAddr, size: usize) -> KResult<MaskGuard<'a>> {
+    pub(crate) fn new(
+        ctx: &SyscallContext<'a>,
+        mask: UserAddr,
+        size: usize,
+    ) -> KResult<MaskGuard<'a>> {
         let task: &'a Arc<Task> = ctx.task;
         if mask.is_null() {
             return Ok(MaskGuard {
@@ -248,7 +277,7 @@ impl<'a> MaskGuard<'a> {
     }
 
     /// Ends the call with `r`: unless interrupted, the old mask is back.
-    fn finish(self, r: &KResult<u64>) {
+    pub(crate) fn finish(self, r: &KResult<u64>) {
         if self.active && !matches!(r, Err(Errno::ERESTARTNOHAND) | Err(Errno::EINTR)) {
             let mut s = self.task.signals.lock();
             if let Some(m) = s.saved_mask.take() {

@@ -123,6 +123,8 @@ enum Gen {
     /// /proc/sys/kernel/random/uuid: a fresh random UUID on every open.
     Uuid,
     Text(&'static str),
+    /// /proc/sys/fs/aio-nr (fs/aio.rs).
+    AioNr,
     /// A /proc/net file (crate::net::procnet).
     Net(&'static str),
 }
@@ -629,7 +631,10 @@ impl SysDir {
         match self.node {
             SysNode::Root => vec![("fs", 23, None), ("kernel", 21, None), ("vm", 22, None)],
             // The IPC entries come from ipc/proc.rs (lookup and open below).
-            SysNode::Fs => vec![],
+            SysNode::Fs => vec![
+                ("aio-max-nr", 92, Some(Gen::Text("65536\n"))),
+                ("aio-nr", 93, Some(Gen::AioNr)),
+            ],
             SysNode::Random => vec![
                 ("boot_id", 62, Some(Gen::BootId)),
                 ("entropy_avail", 63, Some(Gen::Text("256\n"))),
@@ -1080,6 +1085,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
         Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
         Gen::PidMax => "4194304\n".to_string(),
         Gen::Overcommit => "0\n".to_string(),
+        Gen::AioNr => format!("{}\n", crate::fs::aio::aio_nr()),
         Gen::BootId => {
             static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
             ID.get_or_init(random_uuid).clone()

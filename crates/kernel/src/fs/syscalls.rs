@@ -270,7 +270,7 @@ pub(crate) fn gather(
 }
 
 /// The body of read/pread/readv/preadv: `off` None = the file position.
-fn do_read(
+pub(crate) fn do_read(
     ctx: &SyscallContext<'_>,
     f: &FileRef,
     segs: &[(u64, usize)],
@@ -369,7 +369,7 @@ fn read_direct(
 }
 
 /// The body of write/pwrite/writev/pwritev.
-fn do_write(
+pub(crate) fn do_write(
     ctx: &SyscallContext<'_>,
     f: &FileRef,
     segs: &[(u64, usize)],

@@ -329,6 +329,20 @@ pub trait FileOps: Send + Sync + 'static {
     }
 }
 
+/// Whether a file's data lives in physmem frames it hands out through
+/// [`FileOps::page_frame`] (tmpfs, shm, io_uring rings). The probe's
+/// frame reference is dropped again.
+pub fn memory_backed(ops: &dyn FileOps) -> bool {
+    match ops.page_frame(0, false) {
+        None => false,
+        Some(Ok(pfn)) => {
+            crate::fs::tmpfs::physmem().put(pfn);
+            true
+        }
+        Some(Err(_)) => true,
+    }
+}
+
 /// A name for an inode within its filesystem; see the module doc.
 pub struct Dentry {
     pub name: Vec<u8>,

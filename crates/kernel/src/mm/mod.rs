@@ -416,7 +416,10 @@ impl Mm {
             else {
                 continue;
             };
-            if file.ops().is_ok_and(|o| o.page_frame(0, false).is_some()) {
+            if file
+                .ops()
+                .is_ok_and(|o| crate::fs::vfs::memory_backed(o.as_ref()))
+            {
                 continue;
             }
             let (a, b) = (v.start.max(start), v.end.min(end));
@@ -544,7 +547,7 @@ impl Mm {
                 // others go through the page cache.
                 let live_size = if ops
                     .as_ref()
-                    .is_some_and(|o| o.page_frame(0, false).is_some())
+                    .is_some_and(|o| crate::fs::vfs::memory_backed(o.as_ref()))
                 {
                     file.size().unwrap_or(*size)
                 } else {
@@ -724,7 +727,9 @@ impl Mm {
                     file, pgoff, size, ..
                 } = &vma.backing
                 {
-                    let memory_backed = file.ops().is_ok_and(|o| o.page_frame(0, false).is_some());
+                    let memory_backed = file
+                        .ops()
+                        .is_ok_and(|o| crate::fs::vfs::memory_backed(o.as_ref()));
                     let size = if memory_backed {
                         file.size().unwrap_or(*size)
                     } else {

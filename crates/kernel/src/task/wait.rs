@@ -20,6 +20,29 @@ impl Waker {
         *self.poked.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.cv.notify_all();
     }
+
+    /// For a kernel worker that owns this waker (no task): sleeps until
+    /// poked since the last call, or until the deadline.
+    pub fn sleep(&self, deadline: Option<Instant>) {
+        let mut p = self.poked.lock().unwrap_or_else(|p| p.into_inner());
+        while !*p {
+            match deadline {
+                None => p = self.cv.wait(p).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    p = self
+                        .cv
+                        .wait_timeout(p, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        *p = false;
+    }
 }
 
 impl super::Task {

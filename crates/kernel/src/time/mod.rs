@@ -55,7 +55,7 @@ fn now_for(ctx: &SyscallContext<'_>, clock: i32) -> KResult<Timespec> {
     })
 }
 
-fn now(clock: i32) -> KResult<Timespec> {
+pub(crate) fn now(clock: i32) -> KResult<Timespec> {
     let c = check_clock(clock)?;
     if c == 2 || c == 3 {
         return error!(EINVAL);
