@@ -119,6 +119,13 @@ impl Queued {
             si[24..28].copy_from_slice(&(self.b as i32).to_le_bytes());
             si[28..48].fill(0);
         }
+        if self.signo == SIGSYS && self.code == crate::task::seccomp::SYS_SECCOMP {
+            // _sigsys: si_errno, si_call_addr at 16, si_syscall at 24,
+            // si_arch at 28 (b holds the syscall and errno: seccomp.rs).
+            si[4..8].copy_from_slice(&((self.b >> 32) as i32).to_le_bytes());
+            si[24..28].copy_from_slice(&(self.b as u32).to_le_bytes());
+            si[28..32].copy_from_slice(&crate::task::seccomp::AUDIT_ARCH_X86_64.to_le_bytes());
+        }
         si
     }
 }
