@@ -91,8 +91,10 @@ pub const SECBIT_NO_SETUID_FIXUP: u32 = 1 << 2;
 pub const SECBIT_KEEP_CAPS: u32 = 1 << 4;
 pub const SECBIT_KEEP_CAPS_LOCKED: u32 = 1 << 5;
 pub const SECBIT_NO_CAP_AMBIENT_RAISE: u32 = 1 << 6;
-const SECURE_ALL_BITS: u32 = 0x55;
-const SECURE_ALL_LOCKS: u32 = 0xaa;
+/// NOROOT, NO_SETUID_FIXUP, KEEP_CAPS, NO_CAP_AMBIENT_RAISE, EXEC_RESTRICT_FILE and
+/// EXEC_DENY_INTERACTIVE (the last two are policy for interpreters to read).
+const SECURE_ALL_BITS: u32 = 0x555;
+const SECURE_ALL_LOCKS: u32 = 0xaaa;
 
 /// The five sets and the securebits of a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
