@@ -6,6 +6,8 @@
  * (MASK), so the host's own bounding set does not matter. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <linux/capability.h>
 #include <stdint.h>
@@ -55,6 +57,13 @@ static void show(const char *what) {
            (unsigned long long)(s.eff & MASK), (unsigned long long)(s.prm & MASK),
            (unsigned long long)(s.inh & MASK), s.eff == s.prm,
            (long)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_BIND_SERVICE, 0, 0));
+}
+
+static long open_close(const char *path, int flags) {
+    int fd = open(path, flags);
+    if (fd >= 0)
+        close(fd);
+    return fd < 0 ? -1 : 0;
 }
 
 static void res(const char *what, long r) {
@@ -148,6 +157,27 @@ static void root_rules(void) {
         s.inh = B(CAP_NET_RAW);
         res("inh outside bounding", set(s));
         status_check();
+        /* DAC overrides follow the effective set, not the uid. */
+        char path[] = "/tmp/ruml-capsXXXXXX";
+        int tfd = mkstemp(path);
+        close(tfd);
+        chmod(path, 0);
+        res("read mode 000, all caps", open_close(path, O_RDONLY));
+        get(_LINUX_CAPABILITY_VERSION_3, 0, &s);
+        s.eff &= ~B(CAP_DAC_OVERRIDE);
+        set(s);
+        res("read 000, DAC_READ_SEARCH", open_close(path, O_RDONLY));
+        res("write 000, DAC_READ_SEARCH", open_close(path, O_WRONLY));
+        res("access W_OK (real uid 0)", access(path, W_OK));
+        s.eff &= ~B(CAP_DAC_READ_SEARCH);
+        set(s);
+        res("read 000, no DAC caps", open_close(path, O_RDONLY));
+        res("chmod by owner", chmod(path, 0600));
+        res("read 600, owner", open_close(path, O_RDONLY));
+        s.eff &= ~B(CAP_CHOWN);
+        set(s);
+        res("chown without CAP_CHOWN", chown(path, 1000, 1000));
+        unlink(path);
         res("keepcaps get", prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0));
         res("keepcaps 2", prctl(PR_SET_KEEPCAPS, 2, 0, 0, 0));
         res("keepcaps 1", prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
