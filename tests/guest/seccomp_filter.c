@@ -415,6 +415,48 @@ static void user_notif(void) {
     _exit(0);
 }
 
+/* SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: once received, a notified call
+ * is not interrupted by a non-fatal signal; a new listener is allowed once
+ * the old one is closed. */
+static void killable_recv(void) {
+    if (fork() != 0) {
+        status("killable supervisor");
+        return;
+    }
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    struct sock_filter f[] = {LOAD_NR, ON(SYS_getuid, SECCOMP_RET_USER_NOTIF), ALLOW};
+    int old = install(f, sizeof f / sizeof f[0], SECCOMP_FILTER_FLAG_NEW_LISTENER);
+    close(old);
+    res("new listener after close, killable",
+        install(f, sizeof f / sizeof f[0],
+                SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) > 2);
+    res("KILLABLE_RECV without listener", install(f, 4, SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV));
+    int lfd = 3;
+    while (fcntl(lfd, F_GETFD) < 0)
+        lfd++;
+    fflush(stdout);
+    pid_t kid = fork();
+    if (kid == 0) {
+        close(lfd);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_usr2;
+        sigaction(SIGUSR2, &sa, NULL);
+        res("getuid, signalled after RECV", syscall(SYS_getuid));
+        fflush(stdout);
+        _exit(0);
+    }
+    struct seccomp_notif n;
+    memset(&n, 0, sizeof n);
+    res("RECV", ioctl(lfd, SECCOMP_IOCTL_NOTIF_RECV, &n));
+    kill(kid, SIGUSR2);
+    struct seccomp_notif_resp r = {n.id, 77, 0, 0};
+    long sent = ioctl(lfd, SECCOMP_IOCTL_NOTIF_SEND, &r);
+    status("killable child");
+    res("SEND 77", sent);
+    _exit(0);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "after-exec") == 0) {
@@ -433,6 +475,7 @@ int main(int argc, char **argv) {
     strict_mode();
     bad_filters();
     user_notif();
+    killable_recv();
     printf("done\n");
     return 0;
 }

@@ -297,6 +297,8 @@ pub struct Filter {
     prev: Option<Arc<Filter>>,
     /// The listener of SECCOMP_FILTER_FLAG_NEW_LISTENER.
     notif: Option<Arc<Notifier>>,
+    /// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV.
+    wait_killable_recv: bool,
 }
 
 impl Filter {
@@ -618,7 +620,7 @@ fn user_notif(ctx: &mut SyscallContext<'_>, f: &Arc<Filter>, data: [u8; 64]) -> 
     };
     n.waiters.wake_all();
     let mut answer = None;
-    let r = ctx.task.wait_until(None, || {
+    let mut done = || {
         let g = n.lock();
         match g.list.iter().find(|x| x.id == id).map(|x| x.state) {
             Some(NState::Replied { val, error, flags }) => {
@@ -628,7 +630,27 @@ fn user_notif(ctx: &mut SyscallContext<'_>, f: &Arc<Filter>, data: [u8; 64]) -> 
             Some(_) => false,
             None => true,
         }
-    });
+    };
+    let mut r = ctx.task.wait_until(None, &mut done);
+    let received = || {
+        n.lock()
+            .list
+            .iter()
+            .any(|x| x.id == id && x.state == NState::Sent)
+    };
+    if r.is_err() && f.wait_killable_recv && received() {
+        // SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: once the supervisor has
+        // the call, only a fatal signal (a group exit) ends the wait.
+        let group = ctx.task.group.clone();
+        let mut fatal = false;
+        ctx.task.sleep_until_poked(|| {
+            fatal = group.sig().exit.is_some();
+            fatal || done()
+        });
+        if !fatal {
+            r = Ok(());
+        }
+    }
     n.lock().list.retain(|x| x.id != id);
     n.waiters.wake_all();
     match (r, answer) {
@@ -937,7 +959,8 @@ fn set_filter(ctx: &mut SyscallContext<'_>, flags: u32, uargs: UserAddr) -> KRes
         return error!(ENOMEM);
     }
     let listener = if flags & FLAG_NEW_LISTENER != 0 {
-        if prev.iter().flat_map(|p| p.chain()).any(|f| f.notif.is_some()) {
+        let has_listener = |f: &Arc<Filter>| f.notif.as_ref().is_some_and(|n| !n.lock().detached);
+        if prev.iter().flat_map(|p| p.chain()).any(has_listener) {
             return error!(EBUSY);
         }
         let mut start = [0u8; 8];
@@ -996,6 +1019,7 @@ fn set_filter(ctx: &mut SyscallContext<'_>, flags: u32, uargs: UserAddr) -> KRes
         log: flags & FLAG_LOG != 0,
         prev,
         notif: listener.clone(),
+        wait_killable_recv: flags & FLAG_WAIT_KILLABLE_RECV != 0,
     });
     if let Some(n) = &listener {
         *n.filter.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&filter);
