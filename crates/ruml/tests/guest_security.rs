@@ -121,7 +121,10 @@ fn capsh_print() {
 fn ping_loopback() {
     let env = test_env();
     let ping = "/bin/ping";
-    assert!(std::path::Path::new(ping).exists(), "{ping} is missing (iputils-ping)");
+    assert!(
+        std::path::Path::new(ping).exists(),
+        "{ping} is missing (iputils-ping)"
+    );
     let ruml = run_ruml(ping, &["-c1", "127.0.0.1"], &env);
     assert_eq!(ruml.code(), 0, "ping failed in ruml:\n{ruml}");
     assert!(

@@ -211,7 +211,9 @@ impl MqDir {
         cred: &Cred,
         memlimit: u64,
     ) -> KResult<Arc<Queue>> {
-        if queues.len() as i64 >= LIMITS.mq_queues_max.get() && !cred.privileged(crate::task::caps::Cap::SysResource) {
+        if queues.len() as i64 >= LIMITS.mq_queues_max.get()
+            && !cred.privileged(crate::task::caps::Cap::SysResource)
+        {
             return error!(ENOSPC);
         }
         let (maxmsg, msgsize) = check_attr(attr, cred)?;

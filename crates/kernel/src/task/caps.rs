@@ -84,7 +84,8 @@ pub const CAP_LAST_CAP: u64 = 40;
 pub const CAP_FULL: u64 = (1 << (CAP_LAST_CAP + 1)) - 1;
 
 /// The capabilities that follow the filesystem uid (CAP_FS_SET).
-const CAP_FS_SET: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 9) | (1 << 27) | (1 << 32);
+const CAP_FS_SET: u64 =
+    (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 9) | (1 << 27) | (1 << 32);
 
 pub const SECBIT_NOROOT: u32 = 1 << 0;
 pub const SECBIT_NO_SETUID_FIXUP: u32 = 1 << 2;
@@ -274,7 +275,12 @@ fn sys_capset(ctx: &mut SyscallContext<'_>, hdr: UserAddr, data: UserAddr) -> KR
         inh |= word(i * 12 + 8) << (32 * i);
     }
     let (eff, prm, inh) = (eff & CAP_FULL, prm & CAP_FULL, inh & CAP_FULL);
-    let mut c = ctx.task.group.creds.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = ctx
+        .task
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let old = c.caps;
     // cap_capset's rules.
     if !c.capable(Cap::Setpcap) && inh & !(old.inheritable | old.permitted) != 0 {
@@ -307,7 +313,12 @@ const PR_CAP_AMBIENT_CLEAR_ALL: u64 = 4;
 
 /// The capability options of prctl; None for an option that is not one.
 pub fn prctl(ctx: &SyscallContext<'_>, option: i32, a: [u64; 4]) -> Option<KResult<u64>> {
-    let mut c = ctx.task.group.creds.lock().unwrap_or_else(|p| p.into_inner());
+    let mut c = ctx
+        .task
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let r = match option {
         PR_GET_KEEPCAPS => Ok((c.caps.securebits & SECBIT_KEEP_CAPS != 0) as u64),
         PR_SET_KEEPCAPS => {

@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, KResult};
 use crate::error;
-use crate::fs::poll::{PollEvents, Waiters, POLLHUP, READABLE, WRITABLE};
 use crate::fs::file::OpenFile;
+use crate::fs::poll::{PollEvents, Waiters, POLLHUP, READABLE, WRITABLE};
 use crate::fs::vfs::FileOps;
 use crate::signal::{bit, KSigAction, Queued, SIGKILL, SIGSYS};
 use crate::syscall_table;
@@ -178,9 +178,7 @@ pub fn check_filter(prog: &[Insn]) -> KResult<()> {
             LD_W_ABS if i.k >= DATA_LEN || i.k & 3 != 0 => return error!(EINVAL),
             LD_MEM | LDX_MEM | ST | STX if i.k >= 16 => return error!(EINVAL),
             c if c == ALU | ALU_DIV && i.k == 0 => return error!(EINVAL),
-            c if (c == ALU | ALU_LSH || c == ALU | ALU_RSH) && i.k >= 32 => {
-                return error!(EINVAL)
-            }
+            c if (c == ALU | ALU_LSH || c == ALU | ALU_RSH) && i.k >= 32 => return error!(EINVAL),
             c if c == JMP | JA && i.k as u64 >= left => return error!(EINVAL),
             c if is_cond_jump(c) && (i.jt as u64 >= left || i.jf as u64 >= left) => {
                 return error!(EINVAL)
@@ -230,7 +228,9 @@ pub fn run_filter(prog: &[Insn], data: &[u8; 64]) -> u32 {
     // A checked program only jumps forward and ends in RET: this loop
     // ends within prog.len() steps; the bound is a second guard.
     for _ in 0..=prog.len() {
-        let Some(i) = prog.get(pc) else { return RET_KILL_THREAD };
+        let Some(i) = prog.get(pc) else {
+            return RET_KILL_THREAD;
+        };
         pc += 1;
         let src = if i.code & SRC_X != 0 { x } else { i.k };
         match i.code {
@@ -696,7 +696,12 @@ impl FileOps for Listener {
                 ev |= WRITABLE;
             }
         }
-        if n.filter.lock().unwrap_or_else(|p| p.into_inner()).strong_count() == 0 {
+        if n.filter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .strong_count()
+            == 0
+        {
             ev |= POLLHUP;
         }
         ev
@@ -935,10 +940,7 @@ fn set_filter(ctx: &mut SyscallContext<'_>, flags: u32, uargs: UserAddr) -> KRes
     if flags & !FLAGS_ALL != 0 {
         return error!(EINVAL);
     }
-    if flags & FLAG_TSYNC != 0
-        && flags & FLAG_NEW_LISTENER != 0
-        && flags & FLAG_TSYNC_ESRCH == 0
-    {
+    if flags & FLAG_TSYNC != 0 && flags & FLAG_NEW_LISTENER != 0 && flags & FLAG_TSYNC_ESRCH == 0 {
         return error!(EINVAL);
     }
     if flags & FLAG_WAIT_KILLABLE_RECV != 0 && flags & FLAG_NEW_LISTENER == 0 {
@@ -1086,9 +1088,27 @@ mod tests {
             seed
         };
         let codes = [
-            LD_W_ABS, LD_W_LEN, LDX_W_LEN, LD_IMM, LDX_IMM, LD_MEM, LDX_MEM, ST, STX, RET_K,
-            RET_A, TAX, TXA, ALU | ALU_ADD, ALU | ALU_DIV | SRC_X, ALU | ALU_LSH | SRC_X,
-            ALU | ALU_NEG, JMP | JA, JMP | JEQ, JMP | JGT | SRC_X, JMP | JSET,
+            LD_W_ABS,
+            LD_W_LEN,
+            LDX_W_LEN,
+            LD_IMM,
+            LDX_IMM,
+            LD_MEM,
+            LDX_MEM,
+            ST,
+            STX,
+            RET_K,
+            RET_A,
+            TAX,
+            TXA,
+            ALU | ALU_ADD,
+            ALU | ALU_DIV | SRC_X,
+            ALU | ALU_LSH | SRC_X,
+            ALU | ALU_NEG,
+            JMP | JA,
+            JMP | JEQ,
+            JMP | JGT | SRC_X,
+            JMP | JSET,
         ];
         let mut accepted = 0;
         for _ in 0..20000 {
@@ -1101,7 +1121,12 @@ mod tests {
                     } else {
                         (r >> 8) as u16
                     };
-                    i(code, (r >> 24) as u8 % 4, (r >> 32) as u8 % 4, (r >> 40) as u32 % 70)
+                    i(
+                        code,
+                        (r >> 24) as u8 % 4,
+                        (r >> 32) as u8 % 4,
+                        (r >> 40) as u32 % 70,
+                    )
                 })
                 .collect();
             if check_filter(&prog).is_ok() {
