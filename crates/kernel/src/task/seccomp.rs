@@ -200,11 +200,7 @@ fn check_load_and_stores(prog: &[Insn]) -> KResult<()> {
         valid &= masks[pc];
         match i.code {
             ST | STX => valid |= 1 << i.k,
-            LD_MEM | LDX_MEM => {
-                if valid & (1 << i.k) == 0 {
-                    return error!(EINVAL);
-                }
-            }
+            LD_MEM | LDX_MEM if valid & (1 << i.k) == 0 => return error!(EINVAL),
             c if c == JMP | JA => {
                 masks[pc + 1 + i.k as usize] &= valid;
                 valid = u16::MAX;
