@@ -94,6 +94,12 @@ static int wait_child(pid_t p) {
     return st;
 }
 
+static void on_usr1(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    printf("SIGUSR1 %d from self: %d si_uid=%d si_code=%d\n", sig, si->si_pid == getpid(),
+           (int)si->si_uid, si->si_code);
+}
+
 static void versions(void) {
     struct __user_cap_header_struct h = {0x12345678, 0};
     struct __user_cap_data_struct d[2];
@@ -205,6 +211,22 @@ static void setuid_rules(void) {
         res("user bset drop", prctl(PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0));
         res("user setuid 0", setuid(0));
         res("user securebits", prctl(PR_SET_SECUREBITS, 0x10, 0, 0, 0));
+        /* kill(2) permission: not root's processes, but our own. */
+        res("user kill root parent", kill(getppid(), 0));
+        res("user SIGCONT in session", kill(getppid(), SIGCONT));
+        pid_t own = fork();
+        if (own == 0) {
+            pause();
+            _exit(0);
+        }
+        res("user kill own child", kill(own, SIGKILL));
+        waitpid(own, NULL, 0);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_usr1;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGUSR1, &sa, NULL);
+        kill(getpid(), SIGUSR1);
         fflush(stdout);
         _exit(0);
     }
@@ -220,6 +242,7 @@ static void setuid_rules(void) {
         s.eff = s.prm;
         res("raise eff from prm", set(s));
         show("user, eff raised");
+        res("kill root parent, CAP_KILL", kill(getppid(), 0));
         res("setuid 0 with CAP_SETUID", setuid(0));
         show("back to root");
         fflush(stdout);

@@ -135,6 +135,34 @@ impl Creds {
     }
 }
 
+/// kill(2)'s permission rule (check_kill_permission): a thread of the
+/// same process, a sender whose real or effective uid is the target's real
+/// or saved uid, a holder of CAP_KILL, or SIGCONT within the session.
+pub fn may_signal(sender: &super::Task, target: &super::ThreadGroup, sig: i32) -> bool {
+    if std::ptr::eq(sender.group.as_ref(), target) {
+        return true;
+    }
+    let s = sender
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let (truid, tsuid) = {
+        let t = target.creds.lock().unwrap_or_else(|p| p.into_inner());
+        (t.ruid, t.suid)
+    };
+    if s.capable(Cap::Kill) || [truid, tsuid].contains(&s.euid) || [truid, tsuid].contains(&s.ruid)
+    {
+        return true;
+    }
+    const SIGCONT: i32 = 18;
+    sig == SIGCONT && {
+        let sid = |pid| super::process_ids(pid).map(|i| i.sid);
+        sid(sender.tgid()).is_some_and(|a| Some(a) == sid(target.tgid()))
+    }
+}
+
 fn valid(cap: u64) -> bool {
     cap <= CAP_LAST_CAP
 }
