@@ -88,6 +88,13 @@ pub const SYS_SECCOMP: i32 = 1;
 const MAX_INSNS: usize = 4096;
 /// MAX_INSNS_PER_PATH: the longest stack (each filter counting 4 more).
 const MAX_INSNS_PER_PATH: usize = 32768;
+/// Instructions of all filters of the instance together, at most: each
+/// stack is bounded by MAX_INSNS_PER_PATH, and this bounds the kernel
+/// memory all of them can take (32 MiB) whatever the number of tasks.
+const MAX_INSNS_TOTAL: usize = 1 << 22;
+/// Instructions of the filters alive now.
+static TOTAL_INSNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// sizeof(struct seccomp_data).
 const DATA_LEN: u32 = 64;
 
@@ -305,6 +312,7 @@ impl Filter {
 
 impl Drop for Filter {
     fn drop(&mut self) {
+        TOTAL_INSNS.fetch_sub(self.prog.len(), Ordering::Relaxed);
         // No task uses the filter any more: a supervisor's poll sees HUP.
         if let Some(n) = &self.notif {
             n.waiters.wake_all();
@@ -956,10 +964,20 @@ fn set_filter(ctx: &mut SyscallContext<'_>, flags: u32, uargs: UserAddr) -> KRes
     if total > MAX_INSNS_PER_PATH {
         return error!(ENOMEM);
     }
+    // Charged now, released by Filter's drop (or below on failure).
+    let n = prog.len();
+    if TOTAL_INSNS.fetch_add(n, Ordering::Relaxed) + n > MAX_INSNS_TOTAL {
+        TOTAL_INSNS.fetch_sub(n, Ordering::Relaxed);
+        return error!(ENOMEM);
+    }
+    let uncharge = |e| {
+        TOTAL_INSNS.fetch_sub(n, Ordering::Relaxed);
+        e
+    };
     let listener = if flags & FLAG_NEW_LISTENER != 0 {
         let has_listener = |f: &Arc<Filter>| f.notif.as_ref().is_some_and(|n| !n.lock().detached);
         if prev.iter().flat_map(|p| p.chain()).any(has_listener) {
-            return error!(EBUSY);
+            return Err(uncharge(crate::errno!(EBUSY)));
         }
         let mut start = [0u8; 8];
         ruml_host::clock::random_bytes(&mut start);
@@ -990,6 +1008,7 @@ fn set_filter(ctx: &mut SyscallContext<'_>, flags: u32, uargs: UserAddr) -> KRes
                         .any(|f| Arc::ptr_eq(f, tf))
                 });
             if !ok {
+                let _ = uncharge(Errno::ESRCH);
                 return if flags & FLAG_TSYNC_ESRCH != 0 {
                     error!(ESRCH)
                 } else {
@@ -1008,7 +1027,7 @@ fn set_filter(ctx: &mut SyscallContext<'_>, flags: u32, uargs: UserAddr) -> KRes
                 Arc::new(Listener(n.clone())),
                 2, // O_RDWR
             );
-            Some(ctx.files().alloc(file, true)?)
+            Some(ctx.files().alloc(file, true).map_err(uncharge)?)
         }
         None => None,
     };
