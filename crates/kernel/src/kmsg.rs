@@ -117,7 +117,9 @@ fn may_read(ctx: &SyscallContext<'_>, action: i32) -> KResult<()> {
     const SIZE_BUFFER: i32 = 10;
     let restricted =
         DMESG_RESTRICT.load(Ordering::Relaxed) || (action != READ_ALL && action != SIZE_BUFFER);
-    if restricted && !ctx.task.privileged() {
+    use crate::task::caps::Cap;
+    // CAP_SYSLOG, or (deprecated, still honoured) CAP_SYS_ADMIN.
+    if restricted && !ctx.task.privileged(Cap::Syslog) && !ctx.task.privileged(Cap::SysAdmin) {
         return error!(EPERM);
     }
     Ok(())

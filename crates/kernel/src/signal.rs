@@ -119,6 +119,13 @@ impl Queued {
             si[24..28].copy_from_slice(&(self.b as i32).to_le_bytes());
             si[28..48].fill(0);
         }
+        if self.signo == SIGSYS && self.code == crate::task::seccomp::SYS_SECCOMP {
+            // _sigsys: si_errno, si_call_addr at 16, si_syscall at 24,
+            // si_arch at 28 (b holds the syscall and errno: seccomp.rs).
+            si[4..8].copy_from_slice(&((self.b >> 32) as i32).to_le_bytes());
+            si[24..28].copy_from_slice(&(self.b as u32).to_le_bytes());
+            si[28..32].copy_from_slice(&crate::task::seccomp::AUDIT_ARCH_X86_64.to_le_bytes());
+        }
         si
     }
 }
@@ -1012,10 +1019,17 @@ fn sys_rt_sigtimedwait(
 }
 
 fn user_signal(ctx: &SyscallContext<'_>, sig: i32, code: i32) -> Queued {
+    let uid = ctx
+        .task
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ruid;
     Queued {
         signo: sig,
         code,
-        a: ctx.task.tgid() as u32 as u64,
+        a: ctx.task.tgid() as u32 as u64 | (uid as u64) << 32,
         b: 0,
         forced: false,
     }
@@ -1039,6 +1053,9 @@ fn sys_rt_sigqueueinfo(
         .tasks
         .group(pid)
         .ok_or(crate::errno!(ESRCH))?;
+    if !crate::task::caps::may_signal(ctx.task, &g, sig) {
+        return error!(EPERM);
+    }
     send_group(
         &g,
         Queued {
@@ -1071,6 +1088,9 @@ fn sys_rt_tgsigqueueinfo(
         .thread(tid)
         .filter(|t| t.tgid() == tgid)
         .ok_or(crate::errno!(ESRCH))?;
+    if !crate::task::caps::may_signal(ctx.task, &t.group, sig) {
+        return error!(EPERM);
+    }
     send_thread(
         &t,
         Queued {
@@ -1147,6 +1167,9 @@ fn sys_kill(ctx: &mut SyscallContext<'_>, pid: i32, sig: i32) -> KResult<u64> {
             .tasks
             .group(pid)
             .ok_or(crate::errno!(ESRCH))?;
+        if !crate::task::caps::may_signal(ctx.task, &g, sig) {
+            return error!(EPERM);
+        }
         send_group(&g, q);
         return Ok(0);
     }
@@ -1170,8 +1193,16 @@ fn sys_kill(ctx: &mut SyscallContext<'_>, pid: i32, sig: i32) -> KResult<u64> {
     if targets.is_empty() {
         return error!(ESRCH);
     }
+    // Success if any member may be signalled; EPERM if none may.
+    let mut sent = false;
     for g in targets {
-        send_group(&g, q);
+        if crate::task::caps::may_signal(ctx.task, &g, sig) {
+            send_group(&g, q);
+            sent = true;
+        }
+    }
+    if !sent {
+        return error!(EPERM);
     }
     Ok(0)
 }
@@ -1184,6 +1215,9 @@ fn sys_tkill(ctx: &mut SyscallContext<'_>, tid: i32, sig: i32) -> KResult<u64> {
         .tasks
         .thread(tid)
         .ok_or(crate::errno!(ESRCH))?;
+    if !crate::task::caps::may_signal(ctx.task, &t.group, sig) {
+        return error!(EPERM);
+    }
     if sig != 0 {
         send_thread(&t, user_signal(ctx, sig, SI_TKILL));
     }
@@ -1199,6 +1233,9 @@ fn sys_tgkill(ctx: &mut SyscallContext<'_>, tgid: i32, tid: i32, sig: i32) -> KR
         .thread(tid)
         .filter(|t| t.tgid() == tgid)
         .ok_or(crate::errno!(ESRCH))?;
+    if !crate::task::caps::may_signal(ctx.task, &t.group, sig) {
+        return error!(EPERM);
+    }
     if sig != 0 {
         send_thread(&t, user_signal(ctx, sig, SI_TKILL));
     }

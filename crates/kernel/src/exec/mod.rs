@@ -231,6 +231,9 @@ pub fn exec_file(
         .collect();
     *task.comm.lock().unwrap_or_else(|p| p.into_inner()) = comm;
     task.group.set_dumpable(true);
+    crate::task::caps::exec_transform(
+        &mut task.group.creds.lock().unwrap_or_else(|p| p.into_inner()),
+    );
     *task.exe.lock().unwrap_or_else(|p| p.into_inner()) = Some(file.path.clone());
     if let Some(tx) = task
         .vfork_done

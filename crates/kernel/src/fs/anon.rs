@@ -764,6 +764,9 @@ fn sys_pidfd_send_signal(
         .filter(|g| !g.threads().is_empty())
         .ok_or(crate::errno!(ESRCH))?;
     let _ = p.pid;
+    if !crate::task::caps::may_signal(ctx.task, &g, sig) {
+        return error!(EPERM);
+    }
     if sig == 0 {
         return Ok(0);
     }

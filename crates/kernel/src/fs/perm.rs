@@ -1,13 +1,18 @@
 //! Discretionary access control (credentials(7), path_resolution(7)):
 //! files are checked against the caller's filesystem uid and gid and
-//! supplementary groups. Root (fsuid 0) passes every check but execute,
-//! which needs some x bit on a non-directory. Kernel-internal callers
-//! (no task) are not checked.
+//! supplementary groups. The capabilities that override them are
+//! Linux's: CAP_DAC_OVERRIDE passes every check but execute, which needs
+//! some x bit on a non-directory; CAP_DAC_READ_SEARCH reads anything and
+//! searches directories; CAP_FOWNER stands in for the owner; CAP_CHOWN
+//! for chown. Root holds them all until it drops them (task/caps.rs; a
+//! non-zero fsuid drops them from the effective set). Kernel-internal
+//! callers (no task) are not checked.
 
 use crate::errno::KResult;
 use crate::error;
 use crate::fs::types::{FileType, Stat};
 use crate::fs::vfs::{Caller, Path};
+use crate::task::caps::Cap;
 use crate::task::creds::Creds;
 
 pub const MAY_EXEC: u32 = 1;
@@ -28,9 +33,6 @@ fn creds(caller: &Caller<'_>) -> Option<Creds> {
 /// Whether `c` may access a file with `st` for `want` (MAY_* bits).
 pub fn allowed(c: &Creds, st: &Stat, want: u32) -> bool {
     let dir = st.mode & 0o170000 == 0o040000;
-    if c.fsuid == 0 {
-        return want & MAY_EXEC == 0 || dir || st.mode & 0o111 != 0;
-    }
     let bits = if st.uid == c.fsuid {
         st.mode >> 6
     } else if st.gid == c.fsgid || c.groups.contains(&st.gid) {
@@ -38,7 +40,13 @@ pub fn allowed(c: &Creds, st: &Stat, want: u32) -> bool {
     } else {
         st.mode
     } & 7;
-    bits & want == want
+    if bits & want == want {
+        return true;
+    }
+    if c.capable(Cap::DacOverride) && (want & MAY_EXEC == 0 || dir || st.mode & 0o111 != 0) {
+        return true;
+    }
+    c.capable(Cap::DacReadSearch) && want & MAY_WRITE == 0 && (dir || want & MAY_EXEC == 0)
 }
 
 /// EACCES unless the caller may access `p` for `want`.
@@ -46,7 +54,7 @@ pub fn check(caller: &Caller<'_>, p: &Path, want: u32) -> KResult<()> {
     let Some(c) = creds(caller) else {
         return Ok(());
     };
-    if c.fsuid == 0 && want & MAY_EXEC == 0 {
+    if c.capable(Cap::DacOverride) && want & MAY_EXEC == 0 {
         return Ok(());
     }
     if allowed(&c, &p.inode().stat()?, want) {
@@ -61,7 +69,7 @@ pub fn may_search(caller: &Caller<'_>, dir: &Path) -> KResult<()> {
     let Some(c) = creds(caller) else {
         return Ok(());
     };
-    if c.fsuid == 0 {
+    if c.capable(Cap::DacOverride) || c.capable(Cap::DacReadSearch) {
         return Ok(());
     }
     if allowed(&c, &dir.inode().stat()?, MAY_EXEC) {
@@ -78,15 +86,12 @@ pub fn may_change_dir(caller: &Caller<'_>, dir: &Path, victim: Option<&Path>) ->
     let Some(c) = creds(caller) else {
         return Ok(());
     };
-    if c.fsuid == 0 {
-        return Ok(());
-    }
     let ds = dir.inode().stat()?;
     if !allowed(&c, &ds, MAY_WRITE | MAY_EXEC) {
         return error!(EACCES);
     }
     if let Some(v) = victim {
-        if ds.mode & S_ISVTX != 0 {
+        if ds.mode & S_ISVTX != 0 && !c.capable(Cap::Fowner) {
             let vs = v.inode().stat()?;
             if vs.uid != c.fsuid && ds.uid != c.fsuid {
                 return error!(EPERM);
@@ -101,7 +106,7 @@ pub fn must_own(caller: &Caller<'_>, p: &Path) -> KResult<()> {
     let Some(c) = creds(caller) else {
         return Ok(());
     };
-    if c.fsuid == 0 || p.inode().stat()?.uid == c.fsuid {
+    if c.capable(Cap::Fowner) || p.inode().stat()?.uid == c.fsuid {
         Ok(())
     } else {
         error!(EPERM)
@@ -114,7 +119,7 @@ pub fn may_chown(caller: &Caller<'_>, p: &Path, uid: Option<u32>, gid: Option<u3
     let Some(c) = creds(caller) else {
         return Ok(());
     };
-    if c.fsuid == 0 {
+    if c.capable(Cap::Chown) {
         return Ok(());
     }
     let st = p.inode().stat()?;
@@ -135,15 +140,19 @@ pub fn access_check(caller: &Caller<'_>, p: &Path, want: u32, effective: bool) -
         return Ok(());
     };
     if !effective {
+        // Linux's do_faccessat: the real ids, and the capabilities of
+        // root only if the real uid is 0.
         c.fsuid = c.ruid;
         c.fsgid = c.rgid;
+        let root = c.ruid == 0 && c.caps.securebits & crate::task::caps::SECBIT_NOROOT == 0;
+        c.caps.effective = if root { c.caps.permitted } else { 0 };
     }
     if want == 0 {
         return Ok(());
     }
     let st = p.inode().stat()?;
-    if c.fsuid == 0 {
-        // Root: execute still needs some x bit on a non-directory.
+    if c.capable(Cap::DacOverride) {
+        // Execute still needs some x bit on a non-directory.
         if want & MAY_EXEC != 0 && st.file_type() != FileType::Directory && st.mode & 0o111 == 0 {
             return error!(EACCES);
         }

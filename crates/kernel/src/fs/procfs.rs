@@ -919,17 +919,25 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
                 (shd, ign, cat, gs.no_new_privs)
             };
             let umask = t.fs().umask();
+            let creds = g.creds.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let caps = crate::task::caps::status_lines(&creds.caps);
+            let seccomp = crate::task::seccomp::status_lines(&t);
+            let groups: String = creds.groups.iter().map(|g| format!("{g} ")).collect();
+            let (u, gi) = (&creds, &creds);
+            let ids_line = format!(
+                "Uid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\n",
+                u.ruid, u.euid, u.suid, u.fsuid, gi.rgid, gi.egid, gi.sgid, gi.fsgid
+            );
             let kb = |b: u64| b / 1024;
             let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             format!(
                 "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t0\n\
-                 Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t{}\nGroups:\t0 \nNStgid:\t{pid}\nNSpid:\t{tid}\nNSpgid:\t{}\nNSsid:\t{}\n\
+                 {ids_line}FDSize:\t{}\nGroups:\t{groups}\nNStgid:\t{pid}\nNSpid:\t{tid}\nNSpgid:\t{}\nNSsid:\t{}\n\
                  VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t       0 kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
                  RssAnon:\t{:8} kB\nRssFile:\t       0 kB\nRssShmem:\t       0 kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
                  VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\nThreads:\t{}\nSigQ:\t0/63432\nSigPnd:\t{pend:016x}\n\
-                 ShdPnd:\t{shd:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cat:016x}\nCapInh:\t0000000000000000\n\
-                 CapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\n\
-                 NoNewPrivs:\t{}\nSeccomp:\t0\nSeccomp_filters:\t0\nSpeculation_Store_Bypass:\tthread vulnerable\n\
+                 ShdPnd:\t{shd:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cat:016x}\n{caps}\
+                 NoNewPrivs:\t{}\n{seccomp}Speculation_Store_Bypass:\tthread vulnerable\n\
                  Cpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
                 ids.ppid,
                 t.files().limit().max(64),

@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use crate::errno::KResult;
 use crate::error;
+use crate::task::caps::Cap;
 use crate::task::Task;
 
 pub const IPC_PRIVATE: i32 = 0;
@@ -102,6 +103,8 @@ pub struct Cred {
     pub euid: u32,
     pub egid: u32,
     pub groups: Vec<u32>,
+    /// The effective capability set.
+    pub caps: u64,
 }
 
 impl Cred {
@@ -111,11 +114,13 @@ impl Cred {
             euid: c.euid,
             egid: c.egid,
             groups: c.groups.clone(),
+            caps: c.caps.effective,
         }
     }
-    /// CAP_IPC_OWNER, CAP_SYS_ADMIN, CAP_SYS_RESOURCE, CAP_IPC_LOCK: root.
-    pub fn privileged(&self) -> bool {
-        self.euid == 0
+    /// Whether the effective set holds `cap` (CAP_IPC_OWNER,
+    /// CAP_SYS_ADMIN, CAP_SYS_RESOURCE, CAP_IPC_LOCK).
+    pub fn privileged(&self, cap: crate::task::caps::Cap) -> bool {
+        self.caps & cap.bit() != 0
     }
     fn in_group(&self, g: u32) -> bool {
         self.egid == g || self.groups.contains(&g)
@@ -132,12 +137,12 @@ pub fn ipcperms(cred: &Cred, perm: &Perm, flag: u32) -> bool {
     } else if cred.in_group(perm.cgid) || cred.in_group(perm.gid) {
         granted >>= 3;
     }
-    requested & !granted & 0o7 == 0 || cred.privileged()
+    requested & !granted & 0o7 == 0 || cred.privileged(Cap::IpcOwner)
 }
 
 /// May `cred` change or remove the object (IPC_SET, IPC_RMID)? EPERM if not.
 pub fn check_owner(cred: &Cred, perm: &Perm) -> KResult<()> {
-    if cred.euid == perm.uid || cred.euid == perm.cuid || cred.privileged() {
+    if cred.euid == perm.uid || cred.euid == perm.cuid || cred.privileged(Cap::SysAdmin) {
         Ok(())
     } else {
         error!(EPERM)

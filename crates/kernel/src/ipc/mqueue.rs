@@ -185,7 +185,7 @@ fn check_attr(attr: Option<MqAttr>, cred: &Cred) -> KResult<(i64, i64)> {
     if a.maxmsg <= 0 || a.msgsize <= 0 {
         return error!(EINVAL);
     }
-    let (mm, ms) = if cred.privileged() {
+    let (mm, ms) = if cred.privileged(crate::task::caps::Cap::SysResource) {
         (HARD_MSGMAX, HARD_MSGSIZEMAX)
     } else {
         (LIMITS.mq_msg_max.get(), LIMITS.mq_msgsize_max.get())
@@ -211,7 +211,9 @@ impl MqDir {
         cred: &Cred,
         memlimit: u64,
     ) -> KResult<Arc<Queue>> {
-        if queues.len() as i64 >= LIMITS.mq_queues_max.get() && !cred.privileged() {
+        if queues.len() as i64 >= LIMITS.mq_queues_max.get()
+            && !cred.privileged(crate::task::caps::Cap::SysResource)
+        {
             return error!(ENOSPC);
         }
         let (maxmsg, msgsize) = check_attr(attr, cred)?;
@@ -260,6 +262,7 @@ fn cred_of(caller: &Caller<'_>) -> Cred {
             euid: 0,
             egid: 0,
             groups: Vec::new(),
+            caps: crate::task::caps::CAP_FULL,
         },
     }
 }
@@ -503,7 +506,7 @@ fn sys_mq_unlink(ctx: &mut SyscallContext<'_>, name: UserAddr) -> KResult<u64> {
     let mut qs = dir().queues();
     let q = qs.get(&n).ok_or(crate::errno!(ENOENT))?;
     // The directory is sticky (01777): only the owner or root.
-    if q.uid != cred.euid && !cred.privileged() {
+    if q.uid != cred.euid && !cred.privileged(crate::task::caps::Cap::Fowner) {
         return error!(EPERM);
     }
     qs.remove(&n);

@@ -413,7 +413,9 @@ fn sys_msgctl(ctx: &mut SyscallContext<'_>, id: i32, cmd: i32, buf: UserAddr) ->
             with(|ids| {
                 let q = ids.get_mut(id)?;
                 check_owner(&cred, &q.perm)?;
-                if new.qbytes > LIMITS.msgmnb.get() as u64 && !cred.privileged() {
+                if new.qbytes > LIMITS.msgmnb.get() as u64
+                    && !cred.privileged(crate::task::caps::Cap::SysResource)
+                {
                     return error!(EPERM);
                 }
                 q.qbytes = new.qbytes;

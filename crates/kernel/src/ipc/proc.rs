@@ -217,7 +217,9 @@ impl Inode for KnobFile {
     }
     fn open(&self, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         if flags & 3 != 0 {
-            let root = caller.task.is_none_or(|t| super::Cred::of(t).privileged());
+            let root = caller
+                .task
+                .is_none_or(|t| super::Cred::of(t).privileged(crate::task::caps::Cap::SysAdmin));
             if !root {
                 return error!(EACCES);
             }

@@ -534,7 +534,7 @@ fn sys_shmctl(ctx: &mut SyscallContext<'_>, id: i32, cmd: i32, buf: UserAddr) ->
             let memlock = ctx.task.group.limit(RLIMIT_MEMLOCK)[0];
             with(|ids| {
                 let s = ids.get_mut(id)?;
-                if !cred.privileged() {
+                if !cred.privileged(crate::task::caps::Cap::IpcLock) {
                     if cred.euid != s.perm.uid && cred.euid != s.perm.cuid {
                         return error!(EPERM);
                     }

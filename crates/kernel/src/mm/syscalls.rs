@@ -830,7 +830,7 @@ fn sys_mincore(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, vec: UserAddr)
 /// EPERM if it is 0 without.
 fn memlock_limit(ctx: &SyscallContext<'_>) -> KResult<u64> {
     const RLIMIT_MEMLOCK: usize = 8;
-    if ctx.task.privileged() {
+    if ctx.task.privileged(crate::task::caps::Cap::IpcLock) {
         return Ok(u64::MAX);
     }
     match ctx.task.group.limit(RLIMIT_MEMLOCK)[0] {

@@ -159,6 +159,8 @@ const TABLES: &[Table] = &[
     crate::task::futex::futex_table,
     crate::task::usage::usage_table,
     crate::task::creds::creds_table,
+    crate::task::caps::caps_table,
+    crate::task::seccomp::seccomp_table,
     crate::task::reboot::reboot_table,
     crate::time::timers::timers_table,
     crate::ipc::msg::msg_table,
@@ -187,6 +189,10 @@ pub fn implemented() -> Vec<u64> {
 pub fn dispatch(ctx: &mut SyscallContext<'_>) {
     let nr = ctx.regs.orig_rax;
     let args = ctx.regs.syscall_args();
+    // Guest seccomp filters (one atomic load when there are none).
+    if crate::task::seccomp::intercept(ctx) {
+        return;
+    }
     let result = match lookup(nr) {
         Some((handler, _name)) => handler(ctx, args),
         None => {

@@ -1,8 +1,10 @@
 //! Credentials: real, effective, saved and filesystem user and group ids,
-//! supplementary groups, capabilities. The guest starts as root. Set*id
-//! follow credentials(7): root (effective uid 0) may set anything; others
-//! only to their real, effective or saved ids. Per process (glibc keeps
-//! threads in step anyway), behind one mutex.
+//! supplementary groups, capabilities (task/caps.rs). The guest starts as
+//! root with every capability. Set*id follow credentials(7): a holder of
+//! CAP_SETUID/CAP_SETGID may set anything; others only to their real,
+//! effective or saved ids; capabilities follow the uids as
+//! capabilities(7) says. Per process (glibc keeps threads in step
+//! anyway), behind one mutex.
 //!
 //! Files are not yet checked against non-root credentials (the guest's
 //! filesystems treat every caller as root); docs/syscalls.md says so.
@@ -11,6 +13,8 @@ use crate::errno::KResult;
 use crate::error;
 use crate::syscall_table;
 use crate::syscalls::{SyscallContext, UserAddr};
+
+pub use super::caps::Cap;
 
 /// A process's credentials.
 #[derive(Clone, Debug, Default)]
@@ -24,24 +28,20 @@ pub struct Creds {
     pub sgid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
-}
-
-impl Creds {
-    fn privileged(&self) -> bool {
-        self.euid == 0
-    }
+    /// Capability sets and securebits.
+    pub caps: super::caps::CapSets,
 }
 
 impl super::Task {
-    /// Whether the task holds every capability (CAP_SYS_BOOT,
-    /// CAP_IPC_LOCK, CAP_SYS_ADMIN, ...): ruml keeps no capability sets per
-    /// process, so this is an effective uid of 0.
-    pub fn privileged(&self) -> bool {
+    /// Whether the task may do what `cap` guards: its effective set holds
+    /// the capability. The one place every privilege check goes through
+    /// (user namespaces make it namespace-aware).
+    pub fn privileged(&self, cap: Cap) -> bool {
         self.group
             .creds
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .privileged()
+            .capable(cap)
     }
 }
 
@@ -65,8 +65,6 @@ syscall_table! { pub fn creds_table;
     SETFSGID => sys_setfsgid(gid: u32),
     GETGROUPS => sys_getgroups(size: i32, list: UserAddr),
     SETGROUPS => sys_setgroups(size: usize, list: UserAddr),
-    CAPGET => sys_capget(hdr: UserAddr, data: UserAddr),
-    CAPSET => sys_capset(hdr: UserAddr, data: UserAddr),
 }
 
 fn creds<'a>(ctx: &SyscallContext<'a>) -> std::sync::MutexGuard<'a, Creds> {
@@ -119,13 +117,14 @@ fn sys_getresgid(
 
 /// setresuid/setresgid's rule: each new id (unless KEEP) must be one of
 /// the current three, unless privileged.
-fn allowed(c: &Creds, cur: [u32; 3], new: [u32; 3]) -> bool {
-    c.privileged() || new.iter().all(|&n| n == KEEP || cur.contains(&n))
+fn allowed(c: &Creds, cap: Cap, cur: [u32; 3], new: [u32; 3]) -> bool {
+    c.capable(cap) || new.iter().all(|&n| n == KEEP || cur.contains(&n))
 }
 
 fn sys_setresuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    if !allowed(&c, [c.ruid, c.euid, c.suid], [r, e, s]) {
+    let old = c.clone();
+    if !allowed(&c, Cap::Setuid, [c.ruid, c.euid, c.suid], [r, e, s]) {
         return error!(EPERM);
     }
     if r != KEEP {
@@ -138,12 +137,13 @@ fn sys_setresuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResul
         c.suid = s;
     }
     c.fsuid = c.euid;
+    super::caps::fix_setuid(&old, &mut c);
     Ok(0)
 }
 
 fn sys_setresgid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    if !allowed(&c, [c.rgid, c.egid, c.sgid], [r, e, s]) {
+    if !allowed(&c, Cap::Setgid, [c.rgid, c.egid, c.sgid], [r, e, s]) {
         return error!(EPERM);
     }
     if r != KEEP {
@@ -164,13 +164,15 @@ fn sys_setuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
         return error!(EINVAL);
     }
     let mut c = creds(ctx);
-    if c.privileged() {
+    let old = c.clone();
+    if c.capable(Cap::Setuid) {
         (c.ruid, c.euid, c.suid, c.fsuid) = (uid, uid, uid, uid);
     } else if uid == c.ruid || uid == c.suid {
         (c.euid, c.fsuid) = (uid, uid);
     } else {
         return error!(EPERM);
     }
+    super::caps::fix_setuid(&old, &mut c);
     Ok(0)
 }
 
@@ -179,7 +181,7 @@ fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
         return error!(EINVAL);
     }
     let mut c = creds(ctx);
-    if c.privileged() {
+    if c.capable(Cap::Setgid) {
         (c.rgid, c.egid, c.sgid, c.fsgid) = (gid, gid, gid, gid);
     } else if gid == c.rgid || gid == c.sgid {
         (c.egid, c.fsgid) = (gid, gid);
@@ -191,7 +193,8 @@ fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
 
 fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    let ok = c.privileged()
+    let old = c.clone();
+    let ok = c.capable(Cap::Setuid)
         || ((r == KEEP || r == c.ruid || r == c.euid)
             && (e == KEEP || e == c.ruid || e == c.euid || e == c.suid));
     if !ok {
@@ -210,12 +213,13 @@ fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
         c.suid = c.euid;
     }
     c.fsuid = c.euid;
+    super::caps::fix_setuid(&old, &mut c);
     Ok(0)
 }
 
 fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    let ok = c.privileged()
+    let ok = c.capable(Cap::Setgid)
         || ((r == KEEP || r == c.rgid || r == c.egid)
             && (e == KEEP || e == c.rgid || e == c.egid || e == c.sgid));
     if !ok {
@@ -238,8 +242,9 @@ fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
 fn sys_setfsuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
     let mut c = creds(ctx);
     let old = c.fsuid;
-    if uid != KEEP && (c.privileged() || [c.ruid, c.euid, c.suid, c.fsuid].contains(&uid)) {
+    if uid != KEEP && (c.capable(Cap::Setuid) || [c.ruid, c.euid, c.suid, c.fsuid].contains(&uid)) {
         c.fsuid = uid;
+        super::caps::fix_setfsuid(old, &mut c);
     }
     Ok(old as u64)
 }
@@ -247,7 +252,7 @@ fn sys_setfsuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
 fn sys_setfsgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
     let mut c = creds(ctx);
     let old = c.fsgid;
-    if gid != KEEP && (c.privileged() || [c.rgid, c.egid, c.sgid, c.fsgid].contains(&gid)) {
+    if gid != KEEP && (c.capable(Cap::Setgid) || [c.rgid, c.egid, c.sgid, c.fsgid].contains(&gid)) {
         c.fsgid = gid;
     }
     Ok(old as u64)
@@ -276,7 +281,7 @@ fn sys_setgroups(ctx: &mut SyscallContext<'_>, size: usize, list: UserAddr) -> K
     let mut b = vec![0u8; size * 4];
     ctx.mm().read_bytes(list.0, &mut b)?;
     let mut c = creds(ctx);
-    if !c.privileged() {
+    if !c.capable(Cap::Setgid) {
         return error!(EPERM);
     }
     let mut g: Vec<u32> = b
@@ -285,66 +290,5 @@ fn sys_setgroups(ctx: &mut SyscallContext<'_>, size: usize, list: UserAddr) -> K
         .collect();
     g.sort_unstable();
     c.groups = g;
-    Ok(0)
-}
-
-const CAP_V1: u32 = 0x1998_0330;
-const CAP_V2: u32 = 0x2007_1026;
-const CAP_V3: u32 = 0x2008_0522;
-/// All 41 capabilities of Linux 6.1.
-const CAP_FULL: u64 = (1 << 41) - 1;
-
-fn cap_version(ctx: &SyscallContext<'_>, hdr: UserAddr) -> KResult<(u32, i32)> {
-    let h: [u32; 2] = ctx.mm().read_val(hdr.0)?;
-    match h[0] {
-        CAP_V1 | CAP_V2 | CAP_V3 => Ok((h[0], h[1] as i32)),
-        _ => {
-            ctx.mm().write_val(hdr.0, &CAP_V3)?;
-            error!(EINVAL)
-        }
-    }
-}
-
-fn sys_capget(ctx: &mut SyscallContext<'_>, hdr: UserAddr, data: UserAddr) -> KResult<u64> {
-    let (v, pid) = cap_version(ctx, hdr)?;
-    if pid < 0 || (pid > 0 && crate::kernel().tasks.thread(pid).is_none()) {
-        return error!(ESRCH);
-    }
-    if data.is_null() {
-        return Ok(0);
-    }
-    let c = if creds(ctx).euid == 0 { CAP_FULL } else { 0 };
-    let words = if v == CAP_V1 { 1 } else { 2 };
-    let mut out = Vec::new();
-    for i in 0..words {
-        let part = (c >> (32 * i)) as u32;
-        for x in [part, part, 0u32] {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-    ctx.mm().write_bytes(data.0, &out)?;
-    Ok(0)
-}
-
-fn sys_capset(ctx: &mut SyscallContext<'_>, hdr: UserAddr, data: UserAddr) -> KResult<u64> {
-    let (v, pid) = cap_version(ctx, hdr)?;
-    if pid != 0 && pid != ctx.task.tid() {
-        return error!(EPERM);
-    }
-    let words = if v == CAP_V1 { 1 } else { 2 };
-    let mut raw = vec![0u8; 12 * words];
-    ctx.mm().read_bytes(data.0, &mut raw)?;
-    // Capabilities are not kept per process: the effective uid decides.
-    // Dropping them is accepted for root (programs that drop privileges
-    // expect success); raising beyond the current set is refused.
-    let have = if creds(ctx).euid == 0 { CAP_FULL } else { 0 };
-    for i in 0..words {
-        let eff = u32::from_le_bytes(raw[i * 12..i * 12 + 4].try_into().unwrap_or([0; 4])) as u64;
-        let prm =
-            u32::from_le_bytes(raw[i * 12 + 4..i * 12 + 8].try_into().unwrap_or([0; 4])) as u64;
-        if (eff | prm) << (32 * i) & !have != 0 {
-            return error!(EPERM);
-        }
-    }
     Ok(0)
 }

@@ -87,6 +87,7 @@ pub fn exit_thread(task: &Arc<Task>) {
         threads.is_empty()
     };
     release_robust_list(task);
+    task.seccomp.release();
     // The tid is gone before a joiner can see the thread as exited (the
     // CLONE_CHILD_CLEARTID wake below): tgkill then gives ESRCH, as Linux.
     crate::kernel().tasks.unregister_thread(task.tid());

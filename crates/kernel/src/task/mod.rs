@@ -11,11 +11,13 @@
 //! are rare next to system calls, and one lock keeps them free of
 //! lock-order problems. Lock order: tree → group signals → task signals.
 
+pub mod caps;
 pub mod coredump;
 pub mod creds;
 pub mod exit;
 pub mod futex;
 pub mod reboot;
+pub mod seccomp;
 pub mod syscalls;
 pub mod usage;
 pub mod wait;
@@ -315,6 +317,8 @@ pub struct Task {
     pub affinity: Mutex<u64>,
     /// sched_setscheduler's (policy, priority).
     pub sched: Mutex<(i32, i32)>,
+    /// Guest seccomp: mode and filters (task/seccomp.rs).
+    pub seccomp: seccomp::TaskSeccomp,
 }
 
 impl Task {
@@ -352,6 +356,7 @@ impl Task {
                             .clamp(1, 64)),
             ),
             sched: Mutex::new((0, 0)),
+            seccomp: Default::default(),
         });
         t.group
             .threads

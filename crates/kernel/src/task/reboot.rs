@@ -54,7 +54,7 @@ fn sys_reboot(
     if magic1 != MAGIC1 || !MAGIC2.contains(&magic2) {
         return error!(EINVAL);
     }
-    if !ctx.task.privileged() {
+    if !ctx.task.privileged(crate::task::caps::Cap::SysBoot) {
         return error!(EPERM);
     }
     match cmd {

@@ -287,6 +287,7 @@ fn do_clone_full(
             .clone();
         *child.exe.lock().unwrap_or_else(|p| p.into_inner()) =
             parent.exe.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        child.seccomp.inherit(&parent.seccomp);
         child
     };
     let pid = child.tid();
@@ -769,7 +770,7 @@ fn set_uts_name(
     len: i32,
     slot: &std::sync::Mutex<Vec<u8>>,
 ) -> KResult<u64> {
-    if !ctx.task.privileged() {
+    if !ctx.task.privileged(crate::task::caps::Cap::SysAdmin) {
         return error!(EPERM);
     }
     if !(0..=64).contains(&len) {
@@ -1001,7 +1002,9 @@ fn sys_prctl(
             Ok(0)
         }
         PR_GET_NO_NEW_PRIVS => Ok(ctx.task.group.sig().no_new_privs as u64),
-        _ => error!(EINVAL),
+        _ => crate::task::caps::prctl(ctx, option, [a2, _a3, _a4, _a5])
+            .or_else(|| crate::task::seccomp::prctl(ctx, option, [a2, _a3, _a4, _a5]))
+            .unwrap_or(Err(crate::errno!(EINVAL))),
     }
 }
 

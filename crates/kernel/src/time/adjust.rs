@@ -212,7 +212,7 @@ fn set_realtime(to: i64) -> KResult<()> {
 }
 
 fn may_set_time(ctx: &SyscallContext<'_>) -> KResult<()> {
-    if ctx.task.privileged() {
+    if ctx.task.privileged(crate::task::caps::Cap::SysTime) {
         Ok(())
     } else {
         error!(EPERM)
