@@ -27,6 +27,9 @@
 //! long as any of its inodes (the mount root included); dropping it
 //! releases the device (a loop device set to autoclear detaches then).
 
+mod csum;
+mod extent;
+mod journal;
 mod vfs;
 
 use std::collections::{HashMap, HashSet};
@@ -55,18 +58,40 @@ const INCOMPAT_LARGEDIR: u32 = 0x4000;
 const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 const RO_COMPAT_LARGE_FILE: u32 = 0x2;
 const RO_COMPAT_HUGE_FILE: u32 = 0x8;
+const RO_COMPAT_GDT_CSUM: u32 = 0x10;
+const RO_COMPAT_DIR_NLINK: u32 = 0x20;
+const RO_COMPAT_EXTRA_ISIZE: u32 = 0x40;
+const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
+
+// Group descriptor flags.
+const BG_INODE_UNINIT: u16 = 0x1;
+const BG_BLOCK_UNINIT: u16 = 0x2;
 
 /// Incompatible features this driver can read.
 const INCOMPAT_READ: u32 = INCOMPAT_FILETYPE
+    | INCOMPAT_RECOVER
     | INCOMPAT_EXTENTS
     | INCOMPAT_64BIT
     | INCOMPAT_FLEX_BG
     | INCOMPAT_CSUM_SEED
     | INCOMPAT_LARGEDIR;
-/// Incompatible features this driver can write.
-const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE;
+/// Incompatible features this driver can write (a journal needing
+/// recovery is replayed at mount).
+const INCOMPAT_WRITE: u32 = INCOMPAT_FILETYPE
+    | INCOMPAT_RECOVER
+    | INCOMPAT_EXTENTS
+    | INCOMPAT_64BIT
+    | INCOMPAT_FLEX_BG
+    | INCOMPAT_CSUM_SEED
+    | INCOMPAT_LARGEDIR;
 /// Read-only-compatible features this driver maintains on write.
-const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE;
+const RO_COMPAT_WRITE: u32 = RO_COMPAT_SPARSE_SUPER
+    | RO_COMPAT_LARGE_FILE
+    | RO_COMPAT_HUGE_FILE
+    | RO_COMPAT_GDT_CSUM
+    | RO_COMPAT_DIR_NLINK
+    | RO_COMPAT_EXTRA_ISIZE
+    | RO_COMPAT_METADATA_CSUM;
 
 // Inode flags.
 const INDEX_FL: u32 = 0x1000;
@@ -125,6 +150,20 @@ struct Geometry {
     large_file: bool,
     /// i_extra_isize for new inodes.
     extra_isize: u16,
+    /// metadata_csum: crc32c checksums on every metadata structure.
+    csum: bool,
+    /// gdt_csum (uninit_bg): crc16 group descriptor checksums.
+    gdt_csum: bool,
+    /// The seed of metadata_csum's checksums (from the UUID or stored).
+    csum_seed: u32,
+    /// New files get extent trees.
+    extents: bool,
+    is64: bool,
+    sparse_super: bool,
+    /// Group descriptor blocks reserved for growth (after the GDT).
+    reserved_gdt: u64,
+    /// The journal's inode (0: none).
+    journal_ino: u32,
 }
 
 impl Geometry {
@@ -133,6 +172,29 @@ impl Geometry {
     }
     fn itable_blocks(&self) -> u64 {
         (self.ipg as u64 * self.inode_size as u64).div_ceil(self.bs)
+    }
+    /// Groups keep uninitialized bitmaps and a count of unused inodes.
+    fn uninit_bg(&self) -> bool {
+        self.csum || self.gdt_csum
+    }
+    /// Whether group `g` holds a superblock backup (and the GDT).
+    fn has_super(&self, g: u32) -> bool {
+        if g <= 1 || !self.sparse_super {
+            return true;
+        }
+        [3u32, 5, 7].iter().any(|&p| {
+            let mut n = p;
+            while n < g {
+                n = match n.checked_mul(p) {
+                    Some(m) => m,
+                    None => return false,
+                };
+            }
+            n == g
+        })
+    }
+    fn gdt_blocks(&self) -> u64 {
+        (self.ngroups as u64 * self.desc_size as u64).div_ceil(self.bs)
     }
     fn blocks_in_group(&self, g: u32) -> u64 {
         let start = self.first_data_block + g as u64 * self.bpg;
@@ -154,6 +216,8 @@ struct Group {
     free_blocks: u32,
     free_inodes: u32,
     used_dirs: u32,
+    flags: u16,
+    itable_unused: u32,
 }
 
 /// The mutable state; see the module doc.
@@ -177,6 +241,42 @@ pub(crate) struct State {
     dirty: std::collections::BTreeSet<u64>,
     /// The superblock changed (free counts).
     sb_dirty: bool,
+    /// The journal, while journaling writes.
+    journal: Option<journal::Journal>,
+    /// Blocks of the running transaction (in `cache`, pinned there).
+    txn: std::collections::BTreeSet<u64>,
+    /// Blocks the running transaction freed: not reused before it commits.
+    txn_freed: HashSet<u64>,
+}
+
+impl State {
+    fn new(sb: Vec<u8>, gdt: Vec<u8>, groups: Vec<Group>) -> State {
+        State {
+            sb,
+            gdt,
+            groups,
+            cache: HashMap::new(),
+            open: HashMap::new(),
+            orphans: HashSet::new(),
+            mapped: HashSet::new(),
+            stale: Vec::new(),
+            dirty: Default::default(),
+            sb_dirty: false,
+            journal: None,
+            txn: Default::default(),
+            txn_freed: HashSet::new(),
+        }
+    }
+}
+
+/// What [`Ext2Fs::parse`] reads from a superblock and its descriptors.
+struct Parsed {
+    geo: Geometry,
+    sb: Vec<u8>,
+    gdt: Vec<u8>,
+    groups: Vec<Group>,
+    writable: bool,
+    kind: &'static str,
 }
 
 /// One operation on the filesystem: its state, locked. When the
@@ -293,9 +393,20 @@ impl DInode {
         b
     }
     fn add_blocks(&mut self, geo: &Geometry, fs_blocks: i64) {
-        let cur = le32(&self.raw, 28) as i64;
-        let n = (cur + fs_blocks * (geo.bs / 512) as i64).max(0);
+        let mut cur = le32(&self.raw, 28) as i64;
+        if geo.huge_file {
+            cur |= (le16(&self.raw, 116) as i64) << 32;
+        }
+        let unit = if geo.huge_file && self.flags() & HUGE_FILE_FL != 0 {
+            1
+        } else {
+            (geo.bs / 512) as i64
+        };
+        let n = (cur + fs_blocks * unit).max(0);
         put32(&mut self.raw, 28, n as u32);
+        if geo.huge_file {
+            put16(&mut self.raw, 116, (n >> 32) as u16);
+        }
     }
     fn flags(&self) -> u32 {
         le32(&self.raw, 32)
@@ -446,8 +557,7 @@ fn dirent_type(t: FileType) -> u8 {
 impl Ext2Fs {
     /// Reads and checks the superblock and group descriptors of `held`.
     /// `want_rw`: EROFS if the features allow only reading.
-    pub fn open(held: Held, dev_no: (u32, u32), want_rw: bool) -> KResult<Arc<Ext2Fs>> {
-        let dev = held.dev.clone();
+    fn parse(dev: &Arc<dyn BlockDevice>, dev_no: (u32, u32), want_rw: bool) -> KResult<Parsed> {
         let mut sb = vec![0u8; 1024];
         if crate::block::read_bytes(dev.as_ref(), 1024, &mut sb)? != 1024 {
             return Err(mount_err("device too small for an ext2 superblock"));
@@ -467,19 +577,17 @@ impl Ext2Fs {
             (0, 0, 0)
         };
         if incompat & !INCOMPAT_READ != 0 {
-            let what = if incompat & INCOMPAT_RECOVER != 0 {
-                "the journal needs recovery (replay it with e2fsck first)".to_string()
-            } else {
-                format!(
-                    "unsupported incompatible features ({:#x})",
-                    incompat & !INCOMPAT_READ
-                )
-            };
             crate::log::warn(&format!(
-                "EXT4-fs ({}): couldn't mount: {what}",
-                dev_name(dev_no)
+                "EXT4-fs ({}): couldn't mount: unsupported incompatible features ({:#x})",
+                dev_name(dev_no),
+                incompat & !INCOMPAT_READ
             ));
             return error!(EINVAL);
+        }
+        if ro_compat & RO_COMPAT_METADATA_CSUM != 0
+            && csum::crc32c(!0, &sb[..0x3FC]) != le32(&sb, 0x3FC)
+        {
+            return Err(mount_err("superblock checksum does not match"));
         }
         let writable = incompat & !INCOMPAT_WRITE == 0 && ro_compat & !RO_COMPAT_WRITE == 0;
         if want_rw && !writable {
@@ -563,7 +671,27 @@ impl Ext2Fs {
             huge_file: ro_compat & RO_COMPAT_HUGE_FILE != 0,
             large_file: ro_compat & RO_COMPAT_LARGE_FILE != 0,
             extra_isize: extra,
+            csum: ro_compat & RO_COMPAT_METADATA_CSUM != 0,
+            gdt_csum: ro_compat & RO_COMPAT_GDT_CSUM != 0,
+            csum_seed: if incompat & INCOMPAT_CSUM_SEED != 0 {
+                le32(&sb, 0x270)
+            } else {
+                csum::crc32c(!0, &sb[0x68..0x78])
+            },
+            extents: incompat & INCOMPAT_EXTENTS != 0,
+            is64,
+            sparse_super: ro_compat & RO_COMPAT_SPARSE_SUPER != 0,
+            reserved_gdt: if rev >= 1 { le16(&sb, 0xCE) as u64 } else { 0 },
+            journal_ino: if compat & COMPAT_HAS_JOURNAL != 0 {
+                le32(&sb, 0xE0)
+            } else {
+                0
+            },
         };
+        if geo.journal_ino != 0 && (geo.journal_ino > inodes_count || geo.journal_ino >= first_ino)
+        {
+            return Err(mount_err("bad journal inode"));
+        }
         let gdt_len = ngroups as u64 * desc_size as u64;
         if gdt_len > MAX_GDT_BYTES || geo.gdt_block + gdt_len.div_ceil(bs) > blocks_count {
             return Err(mount_err("group descriptors do not fit"));
@@ -582,7 +710,21 @@ impl Ext2Fs {
                 free_blocks: le16(d, 12) as u32 | hi16(44) << 16,
                 free_inodes: le16(d, 14) as u32 | hi16(46) << 16,
                 used_dirs: le16(d, 16) as u32 | hi16(48) << 16,
+                flags: if geo.uninit_bg() { le16(d, 18) } else { 0 },
+                itable_unused: if geo.uninit_bg() {
+                    le16(d, 28) as u32 | hi16(50) << 16
+                } else {
+                    0
+                },
             };
+            if geo.uninit_bg() && gd_csum(&geo, &sb, g as u32, d) != le16(d, 30) {
+                return Err(mount_err(&format!(
+                    "group descriptor {g} checksum does not match"
+                )));
+            }
+            if grp.itable_unused > ipg || grp.free_inodes > ipg || grp.free_blocks as u64 > bpg {
+                return Err(mount_err(&format!("group {g}'s counts are out of range")));
+            }
             let in_fs = |b: u64| b >= first_data_block && b < blocks_count;
             if !in_fs(grp.block_bitmap)
                 || !in_fs(grp.inode_bitmap)
@@ -595,39 +737,86 @@ impl Ext2Fs {
             }
             groups.push(grp);
         }
-        let read_only = !want_rw;
-        if compat & COMPAT_HAS_JOURNAL != 0 && !read_only {
-            crate::log::info(&format!(
-                "EXT4-fs ({}): mounted without journaling (the journal is clean and left alone)",
-                dev_name(dev_no)
-            ));
-        }
-        let fs = Arc::new(Ext2Fs {
-            held,
-            dev_no,
+        Ok(Parsed {
             geo,
-            read_only: std::sync::atomic::AtomicBool::new(read_only),
+            sb,
+            gdt,
+            groups,
             writable,
-            kind: if incompat & !INCOMPAT_FILETYPE != 0 {
+            kind: if incompat & !(INCOMPAT_FILETYPE | INCOMPAT_RECOVER) != 0 {
                 "ext4"
             } else if compat & COMPAT_HAS_JOURNAL != 0 {
                 "ext3"
             } else {
                 "ext2"
             },
-            state: Mutex::new(State {
-                sb,
-                gdt,
-                groups,
-                cache: HashMap::new(),
-                open: HashMap::new(),
-                orphans: HashSet::new(),
-                mapped: HashSet::new(),
-                stale: Vec::new(),
-                dirty: Default::default(),
-                sb_dirty: false,
-            }),
-        });
+        })
+    }
+
+    /// Reads and checks the superblock and group descriptors of `held`,
+    /// replays the journal if it needs it, and starts journaling for a
+    /// read-write mount. `want_rw`: EROFS if the features allow only
+    /// reading.
+    pub fn open(held: Held, dev_no: (u32, u32), want_rw: bool) -> KResult<Arc<Ext2Fs>> {
+        let dev = held.dev.clone();
+        let p = Self::parse(&dev, dev_no, want_rw)?;
+        let read_only = !want_rw;
+        let mut fs = Ext2Fs {
+            held,
+            dev_no,
+            geo: p.geo,
+            read_only: std::sync::atomic::AtomicBool::new(read_only),
+            writable: p.writable,
+            kind: p.kind,
+            state: Mutex::new(State::new(p.sb, p.gdt, p.groups)),
+        };
+        if fs.geo.journal_ino != 0 {
+            let needs = {
+                let mut g = fs.raw_lock();
+                le32(&g.sb, 96) & INCOMPAT_RECOVER != 0 || fs.journal_dirty(&mut g)?
+            };
+            if needs {
+                if dev.read_only() {
+                    crate::log::warn(&format!(
+                        "EXT4-fs ({}): the journal needs recovery and the device is read-only",
+                        dev_name(dev_no)
+                    ));
+                    return error!(EROFS);
+                }
+                let n = fs.replay_journal(&mut fs.raw_lock())?;
+                // The superblock as the journal left it, without the
+                // recovery flag.
+                let mut sb = vec![0u8; 1024];
+                crate::block::read_bytes(dev.as_ref(), 1024, &mut sb)?;
+                if le16(&sb, 56) == EXT2_MAGIC {
+                    let f = le32(&sb, 96) & !INCOMPAT_RECOVER;
+                    put32(&mut sb, 96, f);
+                    if le32(&sb, 100) & RO_COMPAT_METADATA_CSUM != 0 {
+                        let c = csum::crc32c(!0, &sb[..0x3FC]);
+                        put32(&mut sb, 0x3FC, c);
+                    }
+                    crate::block::write_bytes(dev.as_ref(), 1024, &sb)?;
+                    dev.flush()?;
+                }
+                crate::log::info(&format!(
+                    "EXT4-fs ({}): recovery complete ({n} transactions replayed)",
+                    dev_name(dev_no)
+                ));
+                let p = Self::parse(&dev, dev_no, want_rw)?;
+                fs.geo = p.geo;
+                fs.writable = p.writable;
+                *fs.state.get_mut().unwrap_or_else(|p| p.into_inner()) =
+                    State::new(p.sb, p.gdt, p.groups);
+            }
+            if !read_only {
+                fs.start_journaling(&mut fs.raw_lock())?;
+            }
+        }
+        let fs = Arc::new(fs);
+        if fs.geo.journal_ino != 0 && !read_only {
+            journal_timer(&fs);
+        }
+        register(&fs);
         // The root must be a directory.
         {
             let mut st = fs.lock();
@@ -656,12 +845,80 @@ impl Ext2Fs {
         if !read_only && (!self.writable || self.held.hold.0.read_only()) {
             return error!(EROFS);
         }
-        let st = self.lock();
-        drop(st); // commits what is pending
-        self.held.dev.flush()?;
+        let mut st = self.lock();
+        if read_only && !self.ro() {
+            self.stop_journaling(&mut st)?;
+        }
         self.read_only
             .store(read_only, std::sync::atomic::Ordering::Relaxed);
+        if !read_only && self.geo.journal_ino != 0 && st.journal.is_none() {
+            self.start_journaling(&mut st)?;
+        }
+        drop(st);
+        self.held.dev.flush()
+    }
+
+    /// The state without an operation (mount-time work).
+    fn raw_lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts journaling for writes: the journal opened for writing, the
+    /// superblock marked as needing recovery (written at once).
+    fn start_journaling(&self, st: &mut State) -> KResult<()> {
+        self.start_journal(st)?;
+        let f = le32(&st.sb, 96) | INCOMPAT_RECOVER;
+        put32(&mut st.sb, 96, f);
+        self.write_super_now(st)
+    }
+
+    /// Commits the running transaction and ends journaling: the
+    /// superblock's recovery flag cleared (unmount, halt, remount ro).
+    fn stop_journaling(&self, st: &mut State) -> KResult<()> {
+        self.commit(st)?;
+        self.journal_commit(st)?;
+        if st.journal.take().is_some() {
+            let f = le32(&st.sb, 96) & !INCOMPAT_RECOVER;
+            put32(&mut st.sb, 96, f);
+            self.write_super_now(st)?;
+        }
         Ok(())
+    }
+
+    /// Writes the superblock home at once (outside any transaction:
+    /// only the recovery flag and mount counts change this way).
+    fn write_super_now(&self, st: &mut State) -> KResult<()> {
+        self.sb_csum(st);
+        crate::block::write_bytes(self.dev(), 1024, &st.sb)?;
+        let (blk, off) = self.sb_loc();
+        if let Some(b) = st.cache.get_mut(&blk) {
+            b[off..off + 1024].copy_from_slice(&st.sb);
+        }
+        self.dev().flush()
+    }
+
+    fn sb_csum(&self, st: &mut State) {
+        if self.geo.csum {
+            let c = csum::crc32c(!0, &st.sb[..0x3FC]);
+            put32(&mut st.sb, 0x3FC, c);
+        }
+    }
+
+    /// The block holding the superblock, and its offset there.
+    fn sb_loc(&self) -> (u64, usize) {
+        (1024 / self.geo.bs, (1024 % self.geo.bs) as usize)
+    }
+
+    /// Commits the journal's running transaction and flushes the device
+    /// (fsync, sync, the timer).
+    pub(crate) fn sync_fs(&self) -> KResult<()> {
+        let mut st = self.raw_lock();
+        if !self.ro() {
+            self.commit(&mut st)?;
+            self.journal_commit(&mut st)?;
+        }
+        drop(st);
+        self.dev().flush()
     }
 
     fn lock(&self) -> Op<'_> {
@@ -671,24 +928,37 @@ impl Ext2Fs {
         }
     }
 
-    /// Writes the dirty metadata out (at the end of each operation).
+    /// Ends an operation: the superblock into its block, and the
+    /// metadata blocks it changed into the journal's running transaction
+    /// (committed when it has grown), or home at once without a journal.
     fn commit(&self, st: &mut State) -> KResult<()> {
         if self.ro() {
             st.dirty.clear();
             st.sb_dirty = false;
             return Ok(());
         }
+        if st.sb_dirty {
+            st.sb_dirty = false;
+            put32(&mut st.sb, 48, now().0 as u32);
+            self.sb_csum(st);
+            let (blk, off) = self.sb_loc();
+            let mut b = self.read_meta(st, blk)?;
+            b[off..off + 1024].copy_from_slice(&st.sb);
+            st.cache.insert(blk, b);
+            st.dirty.insert(blk);
+        }
         let dirty = std::mem::take(&mut st.dirty);
+        if st.journal.is_some() {
+            st.txn.extend(dirty);
+            if self.txn_full(st) {
+                self.journal_commit(st)?;
+            }
+            return Ok(());
+        }
         for b in dirty {
             if let Some(v) = st.cache.get(&b) {
                 self.dev().write_sectors(b * self.geo.bs / 512, v)?;
             }
-        }
-        if st.sb_dirty {
-            st.sb_dirty = false;
-            put32(&mut st.sb, 48, now().0 as u32);
-            crate::block::write_bytes(self.dev(), 1024, &st.sb)?;
-            st.cache.remove(&(1024 / self.geo.bs));
         }
         Ok(())
     }
@@ -706,6 +976,15 @@ impl Ext2Fs {
         Ok(())
     }
 
+    /// Largest file `i` can be, in blocks (by its block map's kind).
+    fn file_max_blocks(&self, i: &DInode) -> u64 {
+        if i.flags() & EXTENTS_FL != 0 {
+            (1 << 32) - 1
+        } else {
+            self.geo.max_blocks()
+        }
+    }
+
     /// A metadata block (cached).
     fn read_meta(&self, st: &mut State, b: u64) -> KResult<Vec<u8>> {
         self.check_block(b)?;
@@ -716,8 +995,10 @@ impl Ext2Fs {
         self.dev().read_sectors(b * self.geo.bs / 512, &mut v)?;
         if st.cache.len() >= CACHE_BYTES / self.geo.bs as usize {
             // Clean blocks go; dirty ones stay until the operation ends.
-            let State { cache, dirty, .. } = st;
-            cache.retain(|k, _| dirty.contains(k));
+            let State {
+                cache, dirty, txn, ..
+            } = st;
+            cache.retain(|k, _| dirty.contains(k) || txn.contains(k));
         }
         st.cache.insert(b, v.clone());
         Ok(v)
@@ -772,6 +1053,20 @@ impl Ext2Fs {
             put16(d, 12, grp.free_blocks as u16);
             put16(d, 14, grp.free_inodes as u16);
             put16(d, 16, grp.used_dirs as u16);
+            if self.geo.uninit_bg() {
+                put16(d, 18, grp.flags);
+                put16(d, 28, grp.itable_unused as u16);
+            }
+            if ds >= 64 {
+                put16(d, 44, (grp.free_blocks >> 16) as u16);
+                put16(d, 46, (grp.free_inodes >> 16) as u16);
+                put16(d, 48, (grp.used_dirs >> 16) as u16);
+                put16(d, 50, (grp.itable_unused >> 16) as u16);
+            }
+        }
+        if self.geo.uninit_bg() {
+            let c = gd_csum(&self.geo, &st.sb, g, &st.gdt[off..off + ds]);
+            put16(&mut st.gdt[off..off + ds], 30, c);
         }
         let byte = self.geo.gdt_block * self.geo.bs + off as u64;
         let blk = byte / self.geo.bs;
@@ -782,10 +1077,104 @@ impl Ext2Fs {
     }
 
     fn free_counts(&self, st: &mut State, dblocks: i64, dinodes: i64) {
-        let fb = (le32(&st.sb, 12) as i64 + dblocks).max(0) as u32;
+        let mut fb = le32(&st.sb, 12) as i64;
+        if self.geo.is64 {
+            fb |= (le32(&st.sb, 0x158) as i64) << 32;
+        }
+        let fb = (fb + dblocks).max(0) as u64;
         let fi = (le32(&st.sb, 16) as i64 + dinodes).max(0) as u32;
-        put32(&mut st.sb, 12, fb);
+        put32(&mut st.sb, 12, fb as u32);
+        if self.geo.is64 {
+            put32(&mut st.sb, 0x158, (fb >> 32) as u32);
+        }
         put32(&mut st.sb, 16, fi);
+    }
+
+    /// Sets bits `from..` of a bitmap block (the padding past a group's
+    /// last block or inode).
+    fn mark_end(bm: &mut [u8], from: u64) {
+        for bit in from..bm.len() as u64 * 8 {
+            bm[(bit / 8) as usize] |= 1 << (bit % 8);
+        }
+    }
+
+    /// Group `g`'s block bitmap; an uninitialized one (BLOCK_UNINIT) is
+    /// computed: the superblock backup and descriptors, and the bitmaps
+    /// and inode tables of any group that lie in it.
+    fn load_block_bitmap(&self, st: &mut State, g: u32) -> KResult<Vec<u8>> {
+        let grp = st.groups[g as usize];
+        if grp.flags & BG_BLOCK_UNINIT == 0 {
+            return self.read_meta(st, grp.block_bitmap);
+        }
+        let geo = &self.geo;
+        let mut bm = vec![0u8; geo.bs as usize];
+        let start = geo.first_data_block + g as u64 * geo.bpg;
+        let n = geo.blocks_in_group(g);
+        let mut set = |b: u64| {
+            if b >= start && b < start + n {
+                let bit = b - start;
+                bm[(bit / 8) as usize] |= 1 << (bit % 8);
+            }
+        };
+        if geo.has_super(g) {
+            for b in start..start + 1 + geo.gdt_blocks() + geo.reserved_gdt {
+                set(b);
+            }
+        }
+        for o in &st.groups {
+            set(o.block_bitmap);
+            set(o.inode_bitmap);
+            for b in o.inode_table..o.inode_table + geo.itable_blocks() {
+                set(b);
+            }
+        }
+        Self::mark_end(&mut bm, n);
+        Ok(bm)
+    }
+
+    /// Writes group `g`'s block bitmap (initialized from now on) and its
+    /// checksum in the descriptor; the caller writes the descriptor.
+    fn store_block_bitmap(&self, st: &mut State, g: u32, bm: &[u8]) -> KResult<()> {
+        let blk = st.groups[g as usize].block_bitmap;
+        self.write_block(st, blk, bm)?;
+        st.groups[g as usize].flags &= !BG_BLOCK_UNINIT;
+        if self.geo.csum {
+            let c = csum::crc32c(self.geo.csum_seed, &bm[..(self.geo.bpg / 8) as usize]);
+            let off = g as usize * self.geo.desc_size;
+            put16(&mut st.gdt, off + 0x18, c as u16);
+            if self.geo.desc_size >= 64 {
+                put16(&mut st.gdt, off + 0x38, (c >> 16) as u16);
+            }
+        }
+        Ok(())
+    }
+
+    fn load_inode_bitmap(&self, st: &mut State, g: u32) -> KResult<Vec<u8>> {
+        let grp = st.groups[g as usize];
+        if grp.flags & BG_INODE_UNINIT == 0 {
+            return self.read_meta(st, grp.inode_bitmap);
+        }
+        let mut bm = vec![0u8; self.geo.bs as usize];
+        Self::mark_end(&mut bm, self.geo.ipg as u64);
+        Ok(bm)
+    }
+
+    fn store_inode_bitmap(&self, st: &mut State, g: u32, bm: &[u8]) -> KResult<()> {
+        let blk = st.groups[g as usize].inode_bitmap;
+        self.write_block(st, blk, bm)?;
+        st.groups[g as usize].flags &= !BG_INODE_UNINIT;
+        if self.geo.csum {
+            let c = csum::crc32c(
+                self.geo.csum_seed,
+                &bm[..(self.geo.ipg as usize).div_ceil(8)],
+            );
+            let off = g as usize * self.geo.desc_size;
+            put16(&mut st.gdt, off + 0x1A, c as u16);
+            if self.geo.desc_size >= 64 {
+                put16(&mut st.gdt, off + 0x3A, (c >> 16) as u16);
+            }
+        }
+        Ok(())
     }
 
     /// Allocates a block near `goal`.
@@ -807,18 +1196,19 @@ impl Ext2Fs {
             } else {
                 0
             };
-            let bm_blk = st.groups[g as usize].block_bitmap;
-            let mut bm = self.read_meta(st, bm_blk)?;
+            let mut bm = self.load_block_bitmap(st, g)?;
             let n = geo.blocks_in_group(g);
-            let found = (start_bit..n)
-                .chain(0..start_bit)
-                .find(|&bit| bm[(bit / 8) as usize] & (1 << (bit % 8)) == 0);
+            let base = geo.first_data_block + g as u64 * geo.bpg;
+            let found = (start_bit..n).chain(0..start_bit.min(n)).find(|&bit| {
+                bm[(bit / 8) as usize] & (1 << (bit % 8)) == 0
+                    && !st.txn_freed.contains(&(base + bit))
+            });
             let Some(bit) = found else {
                 continue;
             };
-            let b = geo.first_data_block + g as u64 * geo.bpg + bit;
+            let b = base + bit;
             bm[(bit / 8) as usize] |= 1 << (bit % 8);
-            self.write_block(st, bm_blk, &bm)?;
+            self.store_block_bitmap(st, g, &bm)?;
             st.groups[g as usize].free_blocks -= 1;
             self.write_group(st, g)?;
             self.free_counts(st, -1, 0);
@@ -829,24 +1219,44 @@ impl Ext2Fs {
     }
 
     fn free_block(&self, st: &mut State, b: u64) -> KResult<()> {
-        self.check_block(b)?;
+        self.free_blocks(st, b, 1)
+    }
+
+    /// Frees `n` blocks from `b` (a run, possibly across groups).
+    fn free_blocks(&self, st: &mut State, b: u64, n: u64) -> KResult<()> {
         let geo = &self.geo;
-        let g = ((b - geo.first_data_block) / geo.bpg) as u32;
-        let bit = (b - geo.first_data_block) % geo.bpg;
-        let bm_blk = st.groups[g as usize].block_bitmap;
-        let mut bm = self.read_meta(st, bm_blk)?;
-        if bm[(bit / 8) as usize] & (1 << (bit % 8)) == 0 {
-            return Err(corrupt(&format!(
-                "freeing block {b}, which is already free"
-            )));
+        if n == 0 {
+            return Ok(());
         }
-        bm[(bit / 8) as usize] &= !(1 << (bit % 8));
-        self.write_block(st, bm_blk, &bm)?;
-        st.cache.remove(&b);
-        st.dirty.remove(&b);
-        st.groups[g as usize].free_blocks += 1;
-        self.write_group(st, g)?;
-        self.free_counts(st, 1, 0);
+        self.check_block(b)?;
+        self.check_block(b + n - 1)?;
+        let mut cur = b;
+        while cur < b + n {
+            let g = ((cur - geo.first_data_block) / geo.bpg) as u32;
+            let base = geo.first_data_block + g as u64 * geo.bpg;
+            let end = (b + n).min(base + geo.bpg);
+            let mut bm = self.load_block_bitmap(st, g)?;
+            for x in cur..end {
+                let bit = x - base;
+                if bm[(bit / 8) as usize] & (1 << (bit % 8)) == 0 {
+                    return Err(corrupt(&format!(
+                        "freeing block {x}, which is already free"
+                    )));
+                }
+                bm[(bit / 8) as usize] &= !(1 << (bit % 8));
+                st.cache.remove(&x);
+                st.dirty.remove(&x);
+                st.txn.remove(&x);
+                if st.journal.is_some() {
+                    st.txn_freed.insert(x);
+                }
+            }
+            self.store_block_bitmap(st, g, &bm)?;
+            st.groups[g as usize].free_blocks += (end - cur) as u32;
+            self.write_group(st, g)?;
+            self.free_counts(st, (end - cur) as i64, 0);
+            cur = end;
+        }
         self.write_super(st)
     }
 
@@ -858,8 +1268,7 @@ impl Ext2Fs {
             if st.groups[g as usize].free_inodes == 0 {
                 continue;
             }
-            let bm_blk = st.groups[g as usize].inode_bitmap;
-            let mut bm = self.read_meta(st, bm_blk)?;
+            let mut bm = self.load_inode_bitmap(st, g)?;
             let found = (0..geo.ipg).find(|&bit| {
                 let ino = g * geo.ipg + bit + 1;
                 ino >= geo.first_ino && bm[(bit / 8) as usize] & (1 << (bit % 8)) == 0
@@ -868,11 +1277,14 @@ impl Ext2Fs {
                 continue;
             };
             bm[(bit / 8) as usize] |= 1 << (bit % 8);
-            self.write_block(st, bm_blk, &bm)?;
+            self.store_inode_bitmap(st, g, &bm)?;
             let grp = &mut st.groups[g as usize];
             grp.free_inodes -= 1;
             if dir {
                 grp.used_dirs += 1;
+            }
+            if geo.uninit_bg() && bit >= geo.ipg - grp.itable_unused.min(geo.ipg) {
+                grp.itable_unused = geo.ipg - bit - 1;
             }
             self.write_group(st, g)?;
             self.free_counts(st, 0, -1);
@@ -886,15 +1298,14 @@ impl Ext2Fs {
         let geo = &self.geo;
         let g = (ino - 1) / geo.ipg;
         let bit = (ino - 1) % geo.ipg;
-        let bm_blk = st.groups[g as usize].inode_bitmap;
-        let mut bm = self.read_meta(st, bm_blk)?;
+        let mut bm = self.load_inode_bitmap(st, g)?;
         if bm[(bit / 8) as usize] & (1 << (bit % 8)) == 0 {
             return Err(corrupt(&format!(
                 "freeing inode {ino}, which is already free"
             )));
         }
         bm[(bit / 8) as usize] &= !(1 << (bit % 8));
-        self.write_block(st, bm_blk, &bm)?;
+        self.store_inode_bitmap(st, g, &bm)?;
         let grp = &mut st.groups[g as usize];
         grp.free_inodes += 1;
         if dir {
@@ -918,11 +1329,57 @@ impl Ext2Fs {
         Ok((blk, (byte % self.geo.bs) as usize))
     }
 
-    fn read_inode(&self, st: &mut State, ino: u32) -> KResult<DInode> {
+    /// The checksum seed of inode `ino` (its extent and directory blocks
+    /// use it too).
+    fn ino_seed(&self, ino: u32, gen: u32) -> u32 {
+        let c = csum::crc32c(self.geo.csum_seed, &ino.to_le_bytes());
+        csum::crc32c(c, &gen.to_le_bytes())
+    }
+
+    /// metadata_csum's inode checksum (and whether it has 32 bits).
+    fn inode_csum(&self, ino: u32, raw: &[u8]) -> (u32, bool) {
+        let mut c = self.ino_seed(ino, le32(raw, 100));
+        c = csum::crc32c(c, &raw[..0x7C]);
+        c = csum::crc32c(c, &[0, 0]);
+        c = csum::crc32c(c, &raw[0x7E..128]);
+        let mut full = false;
+        if raw.len() > 128 {
+            c = csum::crc32c(c, &raw[128..0x82]);
+            let mut off = 0x82;
+            if le16(raw, 128) >= 4 {
+                c = csum::crc32c(c, &[0, 0]);
+                off += 2;
+                full = true;
+            }
+            c = csum::crc32c(c, &raw[off..]);
+        }
+        (c, full)
+    }
+
+    /// An inode as stored, unchecked (a free slot being reused).
+    fn read_inode_raw(&self, st: &mut State, ino: u32) -> KResult<DInode> {
         let (blk, off) = self.inode_loc(st, ino)?;
         let b = self.read_meta(st, blk)?;
-        let raw = b[off..off + self.geo.inode_size].to_vec();
-        let i = DInode { raw };
+        Ok(DInode {
+            raw: b[off..off + self.geo.inode_size].to_vec(),
+        })
+    }
+
+    fn read_inode(&self, st: &mut State, ino: u32) -> KResult<DInode> {
+        let i = self.read_inode_raw(st, ino)?;
+        if self.geo.csum && i.raw.iter().any(|&x| x != 0) {
+            let (c, full) = self.inode_csum(ino, &i.raw);
+            let stored = le16(&i.raw, 0x7C) as u32
+                | if full {
+                    (le16(&i.raw, 0x82) as u32) << 16
+                } else {
+                    0
+                };
+            let want = if full { c } else { c & 0xFFFF };
+            if stored != want {
+                return Err(corrupt(&format!("inode {ino} checksum does not match")));
+            }
+        }
         if i.extra_isize() > self.geo.inode_size.saturating_sub(128) {
             return Err(corrupt(&format!("inode {ino} has a bad extra size")));
         }
@@ -941,6 +1398,14 @@ impl Ext2Fs {
         let (blk, off) = self.inode_loc(st, ino)?;
         let mut b = self.read_meta(st, blk)?;
         b[off..off + self.geo.inode_size].copy_from_slice(&i.raw);
+        if self.geo.csum {
+            let raw = &mut b[off..off + self.geo.inode_size];
+            let (c, full) = self.inode_csum(ino, raw);
+            put16(raw, 0x7C, c as u16);
+            if full {
+                put16(raw, 0x82, (c >> 16) as u16);
+            }
+        }
         self.write_block(st, blk, &b)
     }
 
@@ -1058,7 +1523,10 @@ impl Ext2Fs {
         i: &mut DInode,
         lblk: u64,
     ) -> KResult<(u64, bool)> {
-        if i.flags() & (EXTENTS_FL | INLINE_DATA_FL) != 0 {
+        if i.flags() & EXTENTS_FL != 0 {
+            return self.ext_map_alloc(st, ino, i, lblk);
+        }
+        if i.flags() & INLINE_DATA_FL != 0 {
             return error!(EROFS);
         }
         let p = self.geo.ptrs_per_block();
@@ -1131,12 +1599,21 @@ impl Ext2Fs {
 
     /// Frees every block of `i` at logical index >= `keep` (indirect
     /// blocks that empty out too). The caller writes `i` back.
-    fn truncate_blocks(&self, st: &mut State, i: &mut DInode, keep: u64) -> KResult<()> {
-        if i.flags() & (EXTENTS_FL | INLINE_DATA_FL) != 0 {
-            return error!(EROFS);
-        }
+    fn truncate_blocks(
+        &self,
+        st: &mut State,
+        ino: u32,
+        i: &mut DInode,
+        keep: u64,
+    ) -> KResult<()> {
         if i.ftype() == FileType::Symlink && i.is_fast_symlink(&self.geo) {
             return Ok(());
+        }
+        if i.flags() & EXTENTS_FL != 0 {
+            return self.ext_truncate(st, ino, i, keep);
+        }
+        if i.flags() & INLINE_DATA_FL != 0 {
+            return error!(EROFS);
         }
         for l in keep.min(NDIR)..NDIR {
             let b = i.block(l as usize);
@@ -1258,7 +1735,7 @@ impl Ext2Fs {
             .checked_add(data.len() as u64)
             .ok_or(crate::errno!(EFBIG))?;
         let max = if self.geo.large_file {
-            self.geo.max_blocks() * bs
+            self.file_max_blocks(i) * bs
         } else {
             (1u64 << 31) - 1
         };
@@ -1314,12 +1791,12 @@ impl Ext2Fs {
     /// Truncates (or extends, sparsely) to `len`.
     fn set_len(&self, st: &mut State, ino: u32, i: &mut DInode, len: u64) -> KResult<()> {
         let bs = self.geo.bs;
-        if len > self.geo.max_blocks() * bs {
+        if len > self.file_max_blocks(i) * bs {
             return error!(EFBIG);
         }
         let old = i.size();
         if len < old {
-            self.truncate_blocks(st, i, len.div_ceil(bs))?;
+            self.truncate_blocks(st, ino, i, len.div_ceil(bs))?;
             // Zero the tail of the last kept block: a later extension
             // must read zeros there.
             if !len.is_multiple_of(bs) {
@@ -1348,7 +1825,7 @@ impl Ext2Fs {
                 FileType::Regular | FileType::Directory | FileType::Symlink
             )
         {
-            self.truncate_blocks(st, &mut i, 0)?;
+            self.truncate_blocks(st, ino, &mut i, 0)?;
         }
         let acl = i.file_acl();
         if acl != 0 {
@@ -1444,6 +1921,70 @@ impl Ext2Fs {
         Ok(None)
     }
 
+    /// Bytes of a directory block entries may use (metadata_csum keeps a
+    /// 12-byte checksum tail after them).
+    fn dir_space(&self) -> usize {
+        self.geo.bs as usize - if self.geo.csum { 12 } else { 0 }
+    }
+
+    fn dir_tail_ok(&self, blk: &[u8]) -> bool {
+        let t = blk.len() - 12;
+        le32(blk, t) == 0 && le16(blk, t + 4) == 12 && blk[t + 6] == 0 && blk[t + 7] == 0xDE
+    }
+
+    /// Writes a directory block of `dir_ino`, with its checksum tail.
+    fn write_dir_block(
+        &self,
+        st: &mut State,
+        dir_ino: u32,
+        gen: u32,
+        b: u64,
+        blk: &mut [u8],
+    ) -> KResult<()> {
+        if self.geo.csum {
+            let t = blk.len() - 12;
+            put32(blk, t, 0);
+            put16(blk, t + 4, 12);
+            blk[t + 6] = 0;
+            blk[t + 7] = 0xDE;
+            let c = csum::crc32c(self.ino_seed(dir_ino, gen), &blk[..t]);
+            put32(blk, t + 8, c);
+        }
+        self.write_block(st, b, blk)
+    }
+
+    /// Turns an htree directory into a linear one before an entry is
+    /// added without hashing: the flag goes, and with metadata_csum the
+    /// index blocks become empty directory blocks with checksum tails.
+    fn dir_unindex(&self, st: &mut State, dir_ino: u32, dir: &mut DInode) -> KResult<()> {
+        if dir.flags() & INDEX_FL == 0 {
+            return Ok(());
+        }
+        let bs = self.geo.bs as usize;
+        if self.geo.csum {
+            let n = dir.size().div_ceil(bs as u64);
+            for l in 0..n.min(1 << 20) {
+                let Some(b) = self.bmap(st, dir, l)? else {
+                    continue;
+                };
+                let mut blk = self.read_meta(st, b)?;
+                if l == 0 {
+                    let (_, r0, _, _) = dirent_at(&blk, 0)?;
+                    let (_, r1, _, _) = dirent_at(&blk, r0)?;
+                    if r0 + r1 == bs && r0 + 12 + 12 <= bs {
+                        put16(&mut blk, r0 + 4, (bs - 12 - r0) as u16);
+                        self.write_dir_block(st, dir_ino, dir.generation(), b, &mut blk)?;
+                    }
+                } else if le32(&blk, 0) == 0 && le16(&blk, 4) as usize == bs {
+                    put16(&mut blk, 4, (bs - 12) as u16);
+                    self.write_dir_block(st, dir_ino, dir.generation(), b, &mut blk)?;
+                }
+            }
+        }
+        dir.set_flags(dir.flags() & !INDEX_FL);
+        self.write_inode(st, dir_ino, dir)
+    }
+
     /// Looks `name` up in directory `dir`: (inode, d_type byte).
     fn dir_find(&self, st: &mut State, dir: &DInode, name: &[u8]) -> KResult<Option<(u32, u8)>> {
         self.dir_blocks(st, dir, |_, _, _, blk| {
@@ -1507,7 +2048,10 @@ impl Ext2Fs {
         let need = rec_len_for(name.len());
         let ft = if self.geo.filetype { dirent_type(t) } else { 0 };
         let mut dir = self.read_inode(st, dir_ino)?;
+        self.dir_unindex(st, dir_ino, &mut dir)?;
         let bs = self.geo.bs as usize;
+        let space = self.dir_space();
+        let csum = self.geo.csum;
         let write_entry = |blk: &mut [u8], off: usize, rec: usize| {
             put32(blk, off, ino);
             put16(blk, off + 4, rec as u16);
@@ -1516,9 +2060,15 @@ impl Ext2Fs {
             blk[off + 8..off + 8 + name.len()].copy_from_slice(name);
         };
         let slot = self.dir_blocks(st, &dir, |_, _, b, blk| {
+            if csum && !self.dir_tail_ok(blk) {
+                return Ok(None);
+            }
             let mut off = 0;
-            while off < blk.len() {
+            while off < space {
                 let (eino, rec, nl, _) = dirent_at(blk, off)?;
+                if off + rec > space {
+                    return Err(corrupt("directory entry over the checksum tail"));
+                }
                 let used = if eino == 0 { 0 } else { rec_len_for(nl) };
                 if rec - used >= need {
                     return Ok(Some((b, off, used, rec)));
@@ -1527,6 +2077,7 @@ impl Ext2Fs {
             }
             Ok(None)
         })?;
+        let gen = dir.generation();
         if let Some((b, off, used, rec)) = slot {
             let mut blk = self.read_meta(st, b)?;
             if used == 0 {
@@ -1535,19 +2086,16 @@ impl Ext2Fs {
                 put16(&mut blk, off + 4, used as u16);
                 write_entry(&mut blk, off + used, rec - used);
             }
-            self.write_block(st, b, &blk)?;
+            self.write_dir_block(st, dir_ino, gen, b, &mut blk)?;
         } else {
             // A new block at the end.
             let l = dir.size() / bs as u64;
             let (b, _) = self.bmap_alloc(st, dir_ino, &mut dir, l)?;
             let mut blk = vec![0u8; bs];
-            write_entry(&mut blk, 0, bs);
-            self.write_block(st, b, &blk)?;
+            write_entry(&mut blk, 0, space);
+            self.write_dir_block(st, dir_ino, gen, b, &mut blk)?;
             dir.set_size((l + 1) * bs as u64);
         }
-        // Linear changes invalidate an htree index: drop the flag (the
-        // index blocks read as empty linear blocks).
-        dir.set_flags(dir.flags() & !INDEX_FL);
         let tm = now();
         dir.set_mtime(tm);
         dir.set_ctime(tm);
@@ -1581,9 +2129,9 @@ impl Ext2Fs {
             }
             None => put32(&mut blk, off, 0),
         }
-        self.write_block(st, b, &blk)?;
+        // Removing an entry keeps an htree index valid (as Linux does).
+        self.write_dir_block(st, dir_ino, dir.generation(), b, &mut blk)?;
         let mut dir = self.read_inode(st, dir_ino)?;
-        dir.set_flags(dir.flags() & !INDEX_FL);
         let tm = now();
         dir.set_mtime(tm);
         dir.set_ctime(tm);
@@ -1620,7 +2168,7 @@ impl Ext2Fs {
         if self.geo.filetype {
             blk[off + 7] = dirent_type(t);
         }
-        self.write_block(st, b, &blk)
+        self.write_dir_block(st, dir_ino, dir.generation(), b, &mut blk)
     }
 
     fn dir_is_empty(&self, st: &mut State, dir: &DInode) -> KResult<bool> {
@@ -1657,7 +2205,7 @@ impl Ext2Fs {
         perm: u32,
     ) -> KResult<(u32, DInode)> {
         let ino = self.alloc_inode(st, near, t == FileType::Directory)?;
-        let old = self.read_inode(st, ino)?;
+        let old = self.read_inode_raw(st, ino)?;
         let mut i = DInode {
             raw: vec![0u8; self.geo.inode_size],
         };
@@ -1675,6 +2223,9 @@ impl Ext2Fs {
         // A fresh generation (for NFS-style staleness checks).
         put32(&mut i.raw, 100, old.generation().wrapping_add(1));
         i.set_links(1);
+        if self.geo.extents && matches!(t, FileType::Regular | FileType::Directory) {
+            extent::init_root(&mut i);
+        }
         Ok((ino, i))
     }
 }
@@ -1683,11 +2234,97 @@ impl Drop for Ext2Fs {
     /// Unmounted: the page cache must not keep pages under this device's
     /// numbers (another filesystem may come to the same device).
     fn drop(&mut self) {
+        if !self.ro() {
+            let mut st = self.raw_lock();
+            if let Err(e) = self.stop_journaling(&mut st) {
+                crate::log::warn(&format!("EXT4-fs: unmounting: {e:?}"));
+            }
+        }
         let mapped: Vec<u32> = self.lock().mapped.drain().collect();
         for ino in mapped {
             self.invalidate_ino(ino);
         }
         let _ = self.held.dev.flush();
+    }
+}
+
+/// Mounted filesystems, for sync(2) and halt.
+static MOUNTED: Mutex<Vec<std::sync::Weak<Ext2Fs>>> = Mutex::new(Vec::new());
+
+fn register(fs: &Arc<Ext2Fs>) {
+    let mut m = MOUNTED.lock().unwrap_or_else(|p| p.into_inner());
+    m.retain(|w| w.strong_count() > 0);
+    m.push(Arc::downgrade(fs));
+}
+
+fn mounted() -> Vec<Arc<Ext2Fs>> {
+    let m = MOUNTED.lock().unwrap_or_else(|p| p.into_inner());
+    m.iter().filter_map(|w| w.upgrade()).collect()
+}
+
+/// sync(2): commits every mounted filesystem's journal.
+pub fn sync_all() {
+    for fs in mounted() {
+        let _ = fs.sync_fs();
+    }
+}
+
+/// Halt: every filesystem is left as an unmount leaves it (committed,
+/// the journal empty and the recovery flag cleared).
+pub fn shutdown_all() {
+    for fs in mounted() {
+        if !fs.ro() {
+            let mut st = fs.raw_lock();
+            if let Err(e) = fs.stop_journaling(&mut st) {
+                crate::log::warn(&format!("EXT4-fs: at halt: {e:?}"));
+            }
+            drop(st);
+            fs.read_only
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let _ = fs.dev().flush();
+    }
+}
+
+/// Commits a journaled filesystem's running transaction every five
+/// seconds (as jbd2's commit interval); the thread ends with the mount.
+fn journal_timer(fs: &Arc<Ext2Fs>) {
+    let weak = Arc::downgrade(fs);
+    let _ = std::thread::Builder::new()
+        .name("jbd2".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(5));
+            let Some(fs) = weak.upgrade() else {
+                return;
+            };
+            let pending = !fs.raw_lock().txn.is_empty();
+            if pending {
+                let _ = fs.sync_fs();
+            }
+        });
+}
+
+/// A group descriptor's checksum: crc32c (metadata_csum) or crc16
+/// (gdt_csum) of the group number and the descriptor without its
+/// checksum field.
+fn gd_csum(geo: &Geometry, sb: &[u8], g: u32, d: &[u8]) -> u16 {
+    let le = g.to_le_bytes();
+    if geo.csum {
+        let mut c = csum::crc32c(geo.csum_seed, &le);
+        c = csum::crc32c(c, &d[..0x1E]);
+        c = csum::crc32c(c, &[0, 0]);
+        if d.len() > 0x20 {
+            c = csum::crc32c(c, &d[0x20..]);
+        }
+        c as u16
+    } else {
+        let mut c = csum::crc16(!0, &sb[0x68..0x78]);
+        c = csum::crc16(c, &le);
+        c = csum::crc16(c, &d[..0x1E]);
+        if geo.is64 && d.len() > 0x20 {
+            c = csum::crc16(c, &d[0x20..]);
+        }
+        c
     }
 }
 
