@@ -64,7 +64,11 @@ fn put_ext(node: &mut [u8], o: usize, e: &Ext) {
     put16(
         node,
         o + 4,
-        if e.uninit { e.len + MAX_INIT_LEN } else { e.len } as u16,
+        if e.uninit {
+            e.len + MAX_INIT_LEN
+        } else {
+            e.len
+        } as u16,
     );
     put16(node, o + 6, (e.pblk >> 32) as u16);
     put32(node, o + 8, e.pblk as u32);
@@ -239,7 +243,11 @@ impl Ext2Fs {
         let l = lblk as u32;
         let mut path = self.ext_path(st, i, l)?;
         let depth_of_path = path.len();
-        let cap = if depth_of_path == 1 { 4 } else { self.ext_cap() };
+        let cap = if depth_of_path == 1 {
+            4
+        } else {
+            self.ext_cap()
+        };
         let leaf = path.last_mut().ok_or_else(|| corrupt("extent path"))?;
         let (n, max, _) = header(&leaf.node, cap)?;
         let exts: Vec<Ext> = (0..n).map(|e| parse_ext(&leaf.node, 12 + e * 12)).collect();
@@ -311,9 +319,11 @@ impl Ext2Fs {
         // In place: the left neighbour grows.
         if pos > 0 {
             let e = exts[pos - 1];
-            if !e.uninit && e.end() == lblk && e.pblk + e.len as u64 == nb && e.len < MAX_INIT_LEN
-            {
-                let grown = Ext { len: e.len + 1, ..e };
+            if !e.uninit && e.end() == lblk && e.pblk + e.len as u64 == nb && e.len < MAX_INIT_LEN {
+                let grown = Ext {
+                    len: e.len + 1,
+                    ..e
+                };
                 put_ext(&mut leaf.node, 12 + (pos - 1) * 12, &grown);
                 self.ext_store_leaf(st, ino, i, path)?;
                 return Ok((nb, true));
@@ -408,7 +418,12 @@ impl Ext2Fs {
                 if l.uninit == e.uninit
                     && l.end() == e.lblk as u64
                     && l.pblk + l.len as u64 == e.pblk
-                    && l.len + e.len <= if e.uninit { MAX_INIT_LEN - 1 } else { MAX_INIT_LEN }
+                    && l.len + e.len
+                        <= if e.uninit {
+                            MAX_INIT_LEN - 1
+                        } else {
+                            MAX_INIT_LEN
+                        }
                 {
                     l.len += e.len;
                     continue;

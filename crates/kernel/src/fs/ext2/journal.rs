@@ -55,6 +55,10 @@ fn be16(b: &[u8], o: usize) -> u16 {
     u16::from_be_bytes([b[o], b[o + 1]])
 }
 
+/// Transactions replayed (the power-cut test checks that it replays).
+#[cfg(test)]
+pub(super) static REPLAYED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// The journal of a mounted filesystem; see the module doc.
 pub(crate) struct Journal {
     /// Journal block -> filesystem block.
@@ -90,7 +94,8 @@ impl Ext2Fs {
             }
         }
         let mut jsb = vec![0u8; self.geo.bs as usize];
-        self.dev().read_sectors(map[0] * self.geo.bs / 512, &mut jsb)?;
+        self.dev()
+            .read_sectors(map[0] * self.geo.bs / 512, &mut jsb)?;
         if be32(&jsb, 0) != JBD2_MAGIC || !matches!(be32(&jsb, 4), BT_SB_V1 | BT_SB_V2) {
             return Err(jerr("bad journal superblock"));
         }
@@ -124,11 +129,13 @@ impl Ext2Fs {
     }
 
     fn jread(&self, j: &Journal, n: u64, buf: &mut [u8]) -> KResult<()> {
-        self.dev().read_sectors(j.map[n as usize] * self.geo.bs / 512, buf)
+        self.dev()
+            .read_sectors(j.map[n as usize] * self.geo.bs / 512, buf)
     }
 
     fn jwrite(&self, j: &Journal, n: u64, buf: &[u8]) -> KResult<()> {
-        self.dev().write_sectors(j.map[n as usize] * self.geo.bs / 512, buf)
+        self.dev()
+            .write_sectors(j.map[n as usize] * self.geo.bs / 512, buf)
     }
 
     /// Whether the log holds transactions (s_start != 0).
@@ -245,7 +252,9 @@ impl Ext2Fs {
                     continue;
                 }
                 if home >= self.geo.blocks_count {
-                    return Err(jerr(&format!("journal block {logb} goes outside the filesystem")));
+                    return Err(jerr(&format!(
+                        "journal block {logb} goes outside the filesystem"
+                    )));
                 }
                 self.jread(&j, logb, &mut blk)?;
                 if escaped {
@@ -255,6 +264,8 @@ impl Ext2Fs {
             }
             n += 1;
         }
+        #[cfg(test)]
+        REPLAYED.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         self.dev().flush()?;
         // The log is empty now.
         pbe32(&mut j.jsb, 24, seq);

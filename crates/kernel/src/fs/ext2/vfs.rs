@@ -50,7 +50,7 @@ pub fn mount_root(disk: &Arc<Disk>, read_only: bool) -> KResult<(&'static str, A
 /// An inode handle; see the module doc.
 pub struct Ext2Inode {
     pub(super) fs: Arc<Ext2Fs>,
-    ino: u32,
+    pub(super) ino: u32,
     ftype: FileType,
 }
 
