@@ -400,7 +400,10 @@ fn ext3_and_ext4_read_write_unknown_features_refused() {
     // Mounted read-only, q4.img is not written at all (e2fsck is no
     // judge of it: mke2fs -d leaves its quota files stale).
     let q4_before = std::fs::read(d.join("q4.img.orig")).unwrap();
-    assert!(std::fs::read(d.join("q4.img")).unwrap() == q4_before, "q4.img changed");
+    assert!(
+        std::fs::read(d.join("q4.img")).unwrap() == q4_before,
+        "q4.img changed"
+    );
     let md5 = {
         let o = Command::new("md5sum")
             .stdin(std::fs::File::open(d.join("src/dir/big")).unwrap())
@@ -452,10 +455,17 @@ fn ext4_workload_extents_and_htree_e2fsck_clean() {
         .arg(&native_dir)
         .output()
         .expect("native workload");
-    assert!(native.status.success(), "native workload failed: {native:?}");
+    assert!(
+        native.status.success(),
+        "native workload failed: {native:?}"
+    );
     std::fs::create_dir_all(d.join("pre/big")).unwrap();
     for i in 0..600 {
-        std::fs::write(d.join(format!("pre/big/a_long_file_name_{i}")), format!("{i}\n")).unwrap();
+        std::fs::write(
+            d.join(format!("pre/big/a_long_file_name_{i}")),
+            format!("{i}\n"),
+        )
+        .unwrap();
     }
     let sparse = concat!(
         "import os, sys\n",
@@ -476,7 +486,17 @@ fn ext4_workload_extents_and_htree_e2fsck_clean() {
         let img = d.join(format!("e4-{bs}.img"));
         host_ok(
             "mke2fs",
-            &["-q", "-t", "ext4", "-b", bs, "-d", "pre", path_str(&img), "64M"],
+            &[
+                "-q",
+                "-t",
+                "ext4",
+                "-b",
+                bs,
+                "-d",
+                "pre",
+                path_str(&img),
+                "64M",
+            ],
             d,
         );
         // An htree index on the big directory.
@@ -515,7 +535,8 @@ fn ext4_workload_extents_and_htree_e2fsck_clean() {
 }
 
 /// kill -9 of ruml in the middle of a write-heavy workload on an ext4
-/// disk, 20 times: each next boot replays the journal at mount, finds
+/// disk, 20 times (the shell holds an unlinked file open: an orphan):
+/// each next boot replays the journal at mount, frees the orphan, finds
 /// every file fsync'ed before the kills, and the host's e2fsck (run as
 /// a guest after umount, and on the host at the end) finds the
 /// filesystem clean. The kill comes after a chosen number of workload
@@ -536,7 +557,8 @@ umount /mnt\n\
 if e2fsck -fn /dev/ubda >/tmp/fsck.out 2>&1; then echo FSCK-CLEAN; else echo FSCK-ERRORS; cat /tmp/fsck.out; fi\n\
 [ \"$1\" = check ] && exit 0\n\
 mount -t ext4 /dev/ubda /mnt && cd /mnt && mkdir -p d\n\
-r=$((r+1)); echo $r > round; seq 1 $((r * 1000)) > keep$r; sync\n\
+r=$((r+1)); echo $r > round; seq 1 $((r * 1000)) > keep$r\n\
+exec 3> held; seq 1 20000 >&3; rm held; sync\n\
 echo START\n\
 i=0\n\
 while true; do\n\
@@ -563,7 +585,12 @@ done\n",
         let want = 2 + (seed >> 16) % 25;
         let out_path = d.join("out");
         let mut child = Command::new(common::ruml_bin())
-            .args(["quiet", &format!("ubd0={}", path_str(&img)), "--", "/bin/sh"])
+            .args([
+                "quiet",
+                &format!("ubd0={}", path_str(&img)),
+                "--",
+                "/bin/sh",
+            ])
             .arg(&script)
             .env_clear()
             .envs(test_env())
@@ -580,8 +607,10 @@ done\n",
                 break;
             }
             if let Some(st) = child.try_wait().unwrap() {
-                panic!("round {round}: ruml exited ({st:?}):\n{out}\n{}",
-                    std::fs::read_to_string(d.join("err")).unwrap_or_default());
+                panic!(
+                    "round {round}: ruml exited ({st:?}):\n{out}\n{}",
+                    std::fs::read_to_string(d.join("err")).unwrap_or_default()
+                );
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -839,7 +868,11 @@ fn remount_switches_a_disk_filesystem_between_ro_and_rw() {
     let dir = TempDir::new("remount");
     let d = dir.path();
     host_ok("mke2fs", &["-q", "-t", "ext2", "r.img", "8M"], d);
-    host_ok("mke2fs", &["-q", "-t", "ext4", "-O", "quota", "r4.img", "8M"], d);
+    host_ok(
+        "mke2fs",
+        &["-q", "-t", "ext4", "-O", "quota", "r4.img", "8M"],
+        d,
+    );
     let script = "mkdir -p /m /n && mount -r /dev/ubda /m && \
                   { echo a > /m/a 2>/dev/null || echo ro; } && \
                   mount -o remount,rw /m && echo b > /m/b && cat /m/b && \

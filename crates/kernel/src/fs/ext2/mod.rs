@@ -825,6 +825,7 @@ impl Ext2Fs {
                 return Err(mount_err("the root inode is not a directory"));
             }
             if !read_only {
+                fs.orphan_cleanup(&mut st)?;
                 let t = now();
                 let cnt = le16(&st.sb, 52).wrapping_add(1);
                 put16(&mut st.sb, 52, cnt);
@@ -1810,8 +1811,82 @@ impl Ext2Fs {
     }
 
     /// Frees an inode with no links left: its blocks, xattr block, bit.
+    /// The on-disk orphan list (journaled filesystems): an inode with no
+    /// links left that is still open is chained from the superblock's
+    /// s_last_orphan through i_dtime, so that a crash before its last
+    /// close leaves it for the next mount to free.
+    fn orphan_add(&self, st: &mut State, ino: u32, i: &mut DInode) -> KResult<()> {
+        if self.geo.journal_ino == 0 {
+            return Ok(());
+        }
+        put32(&mut i.raw, 20, le32(&st.sb, 0xE8));
+        self.write_inode(st, ino, i)?;
+        put32(&mut st.sb, 0xE8, ino);
+        self.write_super(st)
+    }
+
+    /// Unchains `ino` from the orphan list (if it is there).
+    fn orphan_del(&self, st: &mut State, ino: u32, i: &DInode) -> KResult<()> {
+        let next = le32(&i.raw, 20);
+        let mut cur = le32(&st.sb, 0xE8);
+        if cur == ino {
+            put32(&mut st.sb, 0xE8, next);
+            return self.write_super(st);
+        }
+        for _ in 0..self.geo.inodes_count.min(1 << 20) {
+            if cur == 0 || cur > self.geo.inodes_count {
+                return Ok(());
+            }
+            let mut p = self.read_inode(st, cur)?;
+            let pn = le32(&p.raw, 20);
+            if pn == ino {
+                put32(&mut p.raw, 20, next);
+                return self.write_inode(st, cur, &p);
+            }
+            cur = pn;
+        }
+        Err(corrupt("orphan list loops"))
+    }
+
+    /// At a read-write mount: frees the inodes a crash left on the orphan
+    /// list.
+    fn orphan_cleanup(&self, st: &mut State) -> KResult<()> {
+        let mut cur = le32(&st.sb, 0xE8);
+        let mut n = 0;
+        while cur != 0 {
+            if n >= self.geo.inodes_count.min(1 << 20) || cur > self.geo.inodes_count {
+                return Err(corrupt("bad orphan list"));
+            }
+            n += 1;
+            let mut i = self.read_inode(st, cur)?;
+            let next = le32(&i.raw, 20);
+            put32(&mut st.sb, 0xE8, next);
+            self.write_super(st)?;
+            if i.links() == 0 && i.mode() != 0 {
+                put32(&mut i.raw, 20, 0);
+                self.write_inode(st, cur, &i)?;
+                self.evict(st, cur)?;
+            } else {
+                put32(&mut i.raw, 20, 0);
+                self.write_inode(st, cur, &i)?;
+            }
+            cur = next;
+        }
+        if n > 0 {
+            crate::log::info(&format!(
+                "EXT4-fs ({}): {n} orphan inodes deleted",
+                dev_name(self.dev_no)
+            ));
+        }
+        Ok(())
+    }
+
     fn evict(&self, st: &mut State, ino: u32) -> KResult<()> {
         let mut i = self.read_inode(st, ino)?;
+        if st.orphans.contains(&ino) {
+            self.orphan_del(st, ino, &i)?;
+            i = self.read_inode(st, ino)?;
+        }
         let dir = i.ftype() == FileType::Directory;
         if !(i.ftype() == FileType::Symlink && i.is_fast_symlink(&self.geo))
             && matches!(
@@ -1871,6 +1946,7 @@ impl Ext2Fs {
         if n == 0 {
             if st.open.get(&ino).copied().unwrap_or(0) > 0 {
                 st.orphans.insert(ino);
+                self.orphan_add(st, ino, &mut i)?;
             } else {
                 self.evict(st, ino)?;
             }
