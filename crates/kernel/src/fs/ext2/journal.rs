@@ -70,6 +70,9 @@ pub(crate) struct Journal {
     jsb: Vec<u8>,
 }
 
+/// A logged block: (log block, home block, escaped).
+type LogTag = (u64, u64, bool);
+
 fn jerr(what: &str) -> crate::errno::Errno {
     crate::log::warn(&format!("JBD2: {what}"));
     crate::errno!(EUCLEAN)
@@ -83,7 +86,7 @@ impl Ext2Fs {
             return Err(jerr("the journal inode is not a regular file"));
         }
         let n = ji.size() / self.geo.bs;
-        if n < 4 || n > MAX_JOURNAL_BLOCKS {
+        if !(4..=MAX_JOURNAL_BLOCKS).contains(&n) {
             return Err(jerr("bad journal size"));
         }
         let mut map = Vec::with_capacity(n as usize);
@@ -177,9 +180,9 @@ impl Ext2Fs {
         let mut seq = j.seq;
         let mut pos = start;
         let mut blk = vec![0u8; bs];
-        let mut committed: Vec<(u32, Vec<(u64, u64, bool)>)> = Vec::new();
+        let mut committed: Vec<(u32, Vec<LogTag>)> = Vec::new();
         let mut revoked: HashMap<u64, u32> = HashMap::new();
-        let mut cur: Vec<(u64, u64, bool)> = Vec::new();
+        let mut cur: Vec<LogTag> = Vec::new();
         let mut cur_revokes: Vec<u64> = Vec::new();
         let mut steps = 0u64;
         loop {
@@ -334,10 +337,9 @@ impl Ext2Fs {
         };
         let r = self.commit_txn(st, &mut j);
         st.journal = Some(j);
-        if r.is_err() {
-            // The blocks stay in the transaction, to be tried again.
-            return r;
-        }
+        // On an error the blocks stay in the transaction, to be tried
+        // again.
+        r?;
         st.txn.clear();
         st.txn_freed.clear();
         Ok(())
