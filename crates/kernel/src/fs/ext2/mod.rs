@@ -1,13 +1,14 @@
-//! ext2 (and ext3/ext4 images it can safely handle) on a block device.
+//! ext2, ext3 and ext4 on a block device.
 //!
-//! Read-write for the ext2 feature set (which is also what an ext3 image
-//! with a clean journal has: the journal is left alone, as Linux's ext2
-//! driver does). Read-only for ext4 images whose incompatible features
-//! only change how data is found (extents, 64bit, flex_bg, large dirs) or
-//! whose ro-compatible features would need maintaining on write
-//! (metadata_csum, uninit_bg, ...). Anything else — a journal that needs
-//! recovery, inline data, encryption, meta_bg, a journal device — refuses
-//! the mount with a kernel log line naming the features.
+//! Read-write for the feature sets the host's `mke2fs -t ext2|ext3|ext4`
+//! enables: extent trees ([`extent`]), 64bit, flex_bg, huge files,
+//! metadata_csum's crc32c checksums and gdt_csum's crc16 ([`csum`]),
+//! uninitialized groups, and the jbd2 journal ([`journal`]: replayed at
+//! mount, metadata journaled in ordered mode). Read-only for images with
+//! read-only-compatible features this driver does not maintain (quota,
+//! bigalloc, ...). Anything else — inline data, encryption, meta_bg, a
+//! journal device — refuses the mount with a kernel log line naming the
+//! features.
 //!
 //! An image is hostile input: every on-disk number is checked before use
 //! (block and inode numbers in range, directory records inside their
@@ -20,10 +21,12 @@
 //! under it and write back what they change before releasing it, so no
 //! stale copy of an inode lives across operations. File data goes to the
 //! block device at once; metadata blocks (bitmaps, group descriptors,
-//! inode tables, directories, indirect blocks) are cached (bounded) under
-//! the same mutex, and those an operation changed are written when it
-//! ends ([`Op`]), with the superblock's free counts, so the image is
-//! consistent for the host's e2fsck whenever no operation is in progress. The filesystem lives as
+//! inode tables, directories, indirect and extent blocks) are cached
+//! (bounded) under the same mutex, and those an operation changed are,
+//! when it ends ([`Op`]), with the superblock, added to the journal's
+//! running transaction (pinned in the cache until it commits) or, without
+//! a journal, written home, so the image is consistent for the host's
+//! e2fsck whenever no operation is in progress. The filesystem lives as
 //! long as any of its inodes (the mount root included); dropping it
 //! releases the device (a loop device set to autoclear detaches then).
 
