@@ -449,10 +449,22 @@ impl Ext2Fs {
         }
         let total: usize = sizes.iter().sum();
         let mut pool = old;
+        let have = pool.len();
         while pool.len() < total {
-            let b = self.alloc_block(st, goal)?;
-            i.add_blocks(&self.geo, 1);
-            pool.push(b);
+            match self.alloc_block(st, goal) {
+                Ok(b) => {
+                    i.add_blocks(&self.geo, 1);
+                    pool.push(b);
+                }
+                Err(e) => {
+                    // The tree stays as it was: give the new blocks back.
+                    for b in pool.drain(have..) {
+                        let _ = self.free_block(st, b);
+                        i.add_blocks(&self.geo, -1);
+                    }
+                    return Err(e);
+                }
+            }
         }
         for b in pool.split_off(total) {
             self.free_block(st, b)?;

@@ -2348,6 +2348,13 @@ pub fn shutdown_all() {
     for fs in mounted() {
         if !fs.ro() {
             let mut st = fs.raw_lock();
+            // Files unlinked while open go now, as at umount.
+            let orphans: Vec<u32> = st.orphans.iter().copied().collect();
+            for ino in orphans {
+                if let Err(e) = fs.evict(&mut st, ino) {
+                    crate::log::warn(&format!("EXT4-fs: freeing inode {ino} at halt: {e:?}"));
+                }
+            }
             if let Err(e) = fs.stop_journaling(&mut st) {
                 crate::log::warn(&format!("EXT4-fs: at halt: {e:?}"));
             }
