@@ -179,7 +179,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         if let Some(st) = *halt {
             crate::log::info(&format!("init exited: {st:?}; halting"));
             // Nothing written to a disk is lost at halt.
-            crate::block::sync_all();
+            crate::block::shutdown_all();
             return Ok(match st {
                 ExitStatus::Exited(c) => c & 0xff,
                 ExitStatus::Killed { signo, .. } => 128 + signo,

@@ -685,9 +685,21 @@ impl Inode for SysDevBlock {
     }
 }
 
-/// sync(2): flushes every bound disk (errors are dropped, as sync(2)
-/// reports none).
+/// sync(2): commits the disk filesystems' journals and flushes every
+/// bound disk (errors are dropped, as sync(2) reports none).
 pub fn sync_all() {
+    crate::fs::ext2::sync_all();
+    flush_disks();
+}
+
+/// Halt: the disk filesystems are left as an unmount leaves them, and
+/// every disk is flushed.
+pub fn shutdown_all() {
+    crate::fs::ext2::shutdown_all();
+    flush_disks();
+}
+
+fn flush_disks() {
     for d in all() {
         if let Some(dev) = d.device() {
             let _ = dev.flush();

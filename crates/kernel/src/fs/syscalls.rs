@@ -1191,14 +1191,15 @@ fn sys_fdatasync(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
 }
 
 /// sync(2): hostfs writes go straight to the host and nothing is cached
-/// in the kernel; the disks (ubd, loop) are flushed to the host's disk.
+/// in the kernel; disk filesystems commit their journals and the disks
+/// (ubd, loop) are flushed to the host's disk.
 fn sys_sync(_ctx: &mut SyscallContext<'_>) -> KResult<u64> {
     crate::block::sync_all();
     Ok(0)
 }
 
-/// syncfs(2): as sync(2), for the file's filesystem (disks are flushed
-/// all together: a disk filesystem's writes are already on its device).
+/// syncfs(2): as sync(2), for the file's filesystem (disk filesystems'
+/// journals are committed and disks flushed all together).
 fn sys_syncfs(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     get_file(ctx, fd)?;
     crate::block::sync_all();

@@ -51,7 +51,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("setsockopt", "options with no effect on an in-kernel loopback transport (TCP_NODELAY, keepalive timers, IP_TOS, SO_PRIORITY) are stored and reported; no multicast or IP_PKTINFO-style options (ENOPROTOOPT)"),
     ("sendmsg", "inet and netlink: control messages are ignored"),
     ("recvmsg", "inet and netlink: no control messages (msg_controllen 0)"),
-    ("mount", "tmpfs, proc, sysfs, devpts, devtmpfs, hostfs, mqueue, and ext2/ext3/ext4 from a block device (ext2 features read-write, ext3 with a clean journal read-write without journaling, ext4 extents/64bit/flex_bg read-only: EROFS for a read-write mount); MS_BIND not recursive; MS_REMOUNT changes MS_RDONLY only; propagation flags accepted and ignored; MS_MOVE gives EINVAL"),
+    ("mount", "tmpfs, proc, sysfs, devpts, devtmpfs, hostfs, mqueue, and ext2/ext3/ext4 from a block device (read-write with the journal, extents, 64bit, flex_bg, metadata_csum; images with other read-only-compatible features such as quota mount read-only only: EROFS for a read-write mount; unknown incompatible features: EINVAL); MS_BIND not recursive; MS_REMOUNT changes MS_RDONLY only; propagation flags accepted and ignored; MS_MOVE gives EINVAL"),
     ("umount2", "MNT_EXPIRE always gives EAGAIN; MNT_FORCE is ignored"),
     ("mknod", "device nodes made on tmpfs cannot be opened (ENXIO; ruml's devices are in its devfs); never on hostfs (EPERM)"),
     ("mknodat", "as mknod"),

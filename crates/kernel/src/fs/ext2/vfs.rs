@@ -50,7 +50,7 @@ pub fn mount_root(disk: &Arc<Disk>, read_only: bool) -> KResult<(&'static str, A
 /// An inode handle; see the module doc.
 pub struct Ext2Inode {
     pub(super) fs: Arc<Ext2Fs>,
-    ino: u32,
+    pub(super) ino: u32,
     ftype: FileType,
 }
 
@@ -289,11 +289,11 @@ impl Inode for Ext2Inode {
                     blk[7] = ft;
                     blk[8] = b'.';
                     put32(&mut blk, 12, parent);
-                    put16(&mut blk, 16, (bs - 12) as u16);
+                    put16(&mut blk, 16, (fs.dir_space() - 12) as u16);
                     blk[18] = 2;
                     blk[19] = ft;
                     blk[20..22].copy_from_slice(b"..");
-                    fs.write_block(st, b, &blk)?;
+                    fs.write_dir_block(st, ino, i.generation(), b, &mut blk)?;
                     i.set_size(bs as u64);
                     i.set_links(2);
                     Ok(())
@@ -357,6 +357,9 @@ impl Inode for Ext2Inode {
                         i.set_size(target.len() as u64);
                         Ok(())
                     } else {
+                        if fs.geo.extents {
+                            extent::init_root(i);
+                        }
                         fs.write_file(st, ino, i, 0, target).map(|_| ())
                     }
                 },
@@ -628,7 +631,7 @@ impl FileOps for Ext2File {
         Ok(())
     }
     fn sync(&self, _data_only: bool) -> KResult<()> {
-        self.fs.dev().flush()
+        self.fs.sync_fs()
     }
     fn mmap_key(&self) -> KResult<(u64, u64)> {
         self.fs.lock().mapped.insert(self.ino);
@@ -690,6 +693,6 @@ impl FileOps for Ext2Dir {
         }
     }
     fn sync(&self, _data_only: bool) -> KResult<()> {
-        self.fs.dev().flush()
+        self.fs.sync_fs()
     }
 }

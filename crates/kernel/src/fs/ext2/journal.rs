@@ -1,0 +1,432 @@
+//! The ext3/ext4 journal (jbd2): replay at mount, and journaled metadata.
+//!
+//! Replay reads the log from the journal superblock's `s_start`: the
+//! descriptor blocks (tags in any of jbd2's formats: 32- or 64-bit block
+//! numbers, v2 or v3 checksum tags), the commit blocks that close each
+//! transaction and the revoke blocks, and writes the committed blocks
+//! home unless a later revoke covers them. An unfinished last
+//! transaction (no commit block) is ignored.
+//!
+//! Writing, in ordered mode: an operation's metadata blocks join the
+//! running transaction (they stay in the cache, pinned, and are not
+//! written home). A commit — on fsync, sync, the 5-second timer, unmount,
+//! or when the transaction grows — flushes the file data already written,
+//! writes the blocks into the log after a descriptor, flushes, writes the
+//! commit block, flushes, then writes the blocks home (a checkpoint),
+//! flushes and marks the log empty. So the log holds at most one
+//! transaction, a crash at any point leaves either the old or the new
+//! metadata after replay, and no revoke records are ever needed. Blocks
+//! freed by the running transaction are not reused before it commits (a
+//! crash must not find data written over a block the old metadata still
+//! uses).
+//!
+//! Locking: everything here runs under the filesystem's state mutex.
+
+use super::*;
+
+const JBD2_MAGIC: u32 = 0xC03B_3998;
+const BT_DESCRIPTOR: u32 = 1;
+const BT_COMMIT: u32 = 2;
+const BT_SB_V1: u32 = 3;
+const BT_SB_V2: u32 = 4;
+const BT_REVOKE: u32 = 5;
+
+const INC_REVOKE: u32 = 0x1;
+const INC_64BIT: u32 = 0x2;
+const INC_ASYNC_COMMIT: u32 = 0x4;
+const INC_CSUM_V2: u32 = 0x8;
+const INC_CSUM_V3: u32 = 0x10;
+const INC_KNOWN: u32 = INC_REVOKE | INC_64BIT | INC_ASYNC_COMMIT | INC_CSUM_V2 | INC_CSUM_V3;
+
+const TAG_ESCAPE: u32 = 1;
+const TAG_SAME_UUID: u32 = 2;
+const TAG_LAST: u32 = 8;
+
+/// Most journal blocks this driver handles (a bound on the map it keeps).
+const MAX_JOURNAL_BLOCKS: u64 = 1 << 22;
+
+fn be32(b: &[u8], o: usize) -> u32 {
+    u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+fn pbe32(b: &mut [u8], o: usize, v: u32) {
+    b[o..o + 4].copy_from_slice(&v.to_be_bytes());
+}
+fn be16(b: &[u8], o: usize) -> u16 {
+    u16::from_be_bytes([b[o], b[o + 1]])
+}
+
+/// Transactions replayed (the power-cut test checks that it replays).
+#[cfg(test)]
+pub(super) static REPLAYED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The journal of a mounted filesystem; see the module doc.
+pub(crate) struct Journal {
+    /// Journal block -> filesystem block.
+    map: Vec<u64>,
+    first: u32,
+    /// The next transaction's sequence number.
+    seq: u32,
+    /// The journal superblock as on disk.
+    jsb: Vec<u8>,
+}
+
+/// A logged block: (log block, home block, escaped).
+type LogTag = (u64, u64, bool);
+
+fn jerr(what: &str) -> crate::errno::Errno {
+    crate::log::warn(&format!("JBD2: {what}"));
+    crate::errno!(EUCLEAN)
+}
+
+impl Ext2Fs {
+    /// Loads the journal: its block map and superblock.
+    fn load_journal(&self, st: &mut State) -> KResult<Journal> {
+        let ji = self.read_inode(st, self.geo.journal_ino)?;
+        if ji.ftype() != FileType::Regular {
+            return Err(jerr("the journal inode is not a regular file"));
+        }
+        let n = ji.size() / self.geo.bs;
+        if !(4..=MAX_JOURNAL_BLOCKS).contains(&n) {
+            return Err(jerr("bad journal size"));
+        }
+        let mut map = Vec::with_capacity(n as usize);
+        for l in 0..n {
+            match self.bmap(st, &ji, l)? {
+                Some(b) => map.push(b),
+                None => return Err(jerr("the journal has a hole")),
+            }
+        }
+        let mut jsb = vec![0u8; self.geo.bs as usize];
+        self.dev()
+            .read_sectors(map[0] * self.geo.bs / 512, &mut jsb)?;
+        if be32(&jsb, 0) != JBD2_MAGIC || !matches!(be32(&jsb, 4), BT_SB_V1 | BT_SB_V2) {
+            return Err(jerr("bad journal superblock"));
+        }
+        if be32(&jsb, 12) as u64 != self.geo.bs {
+            return Err(jerr("journal block size differs from the filesystem's"));
+        }
+        let maxlen = be32(&jsb, 16) as u64;
+        let first = be32(&jsb, 20);
+        if maxlen > n || maxlen < 4 || first == 0 || first as u64 >= maxlen {
+            return Err(jerr("bad journal geometry"));
+        }
+        map.truncate(maxlen as usize);
+        let incompat = if be32(&jsb, 4) == BT_SB_V2 {
+            be32(&jsb, 0x28)
+        } else {
+            0
+        };
+        if incompat & !INC_KNOWN != 0 {
+            crate::log::warn(&format!(
+                "JBD2: unsupported journal features {:#x} (fast commits?)",
+                incompat & !INC_KNOWN
+            ));
+            return error!(EINVAL);
+        }
+        Ok(Journal {
+            map,
+            first,
+            seq: be32(&jsb, 24),
+            jsb,
+        })
+    }
+
+    fn jread(&self, j: &Journal, n: u64, buf: &mut [u8]) -> KResult<()> {
+        self.dev()
+            .read_sectors(j.map[n as usize] * self.geo.bs / 512, buf)
+    }
+
+    fn jwrite(&self, j: &Journal, n: u64, buf: &[u8]) -> KResult<()> {
+        self.dev()
+            .write_sectors(j.map[n as usize] * self.geo.bs / 512, buf)
+    }
+
+    /// Whether the log holds transactions (s_start != 0).
+    pub(super) fn journal_dirty(&self, st: &mut State) -> KResult<bool> {
+        let j = self.load_journal(st)?;
+        Ok(be32(&j.jsb, 28) != 0)
+    }
+
+    /// Replays the log into the filesystem (see the module doc); returns
+    /// the number of transactions replayed. The caller re-reads the
+    /// superblock and group descriptors after.
+    pub(super) fn replay_journal(&self, st: &mut State) -> KResult<u32> {
+        let mut j = self.load_journal(st)?;
+        let start = be32(&j.jsb, 28) as u64;
+        if start == 0 {
+            return Ok(0);
+        }
+        let maxlen = j.map.len() as u64;
+        if start < j.first as u64 || start >= maxlen {
+            return Err(jerr("journal start outside the log"));
+        }
+        let v2 = be32(&j.jsb, 4) == BT_SB_V2;
+        let incompat = if v2 { be32(&j.jsb, 0x28) } else { 0 };
+        let is64 = incompat & INC_64BIT != 0;
+        let csum3 = incompat & INC_CSUM_V3 != 0;
+        let csum2 = incompat & INC_CSUM_V2 != 0;
+        let tag_bytes = if csum3 {
+            16
+        } else {
+            8 + if csum2 { 2 } else { 0 } + if is64 { 4 } else { 0 }
+        };
+        let tail = if csum2 || csum3 { 4 } else { 0 };
+        let bs = self.geo.bs as usize;
+        let first = j.first as u64;
+        let next = |p: u64| if p + 1 >= maxlen { first } else { p + 1 };
+
+        // Scan: committed transactions' (log block, home block, escaped),
+        // and revokes (home block -> latest revoking sequence).
+        let mut seq = j.seq;
+        let mut pos = start;
+        let mut blk = vec![0u8; bs];
+        let mut committed: Vec<(u32, Vec<LogTag>)> = Vec::new();
+        let mut revoked: HashMap<u64, u32> = HashMap::new();
+        let mut cur: Vec<LogTag> = Vec::new();
+        let mut cur_revokes: Vec<u64> = Vec::new();
+        let mut steps = 0u64;
+        loop {
+            steps += 1;
+            if steps > 2 * maxlen {
+                break;
+            }
+            self.jread(&j, pos, &mut blk)?;
+            if be32(&blk, 0) != JBD2_MAGIC || be32(&blk, 8) != seq {
+                break;
+            }
+            match be32(&blk, 4) {
+                BT_DESCRIPTOR => {
+                    let mut off = 12;
+                    let mut p = pos;
+                    let mut last = false;
+                    while !last && off + tag_bytes <= bs - tail {
+                        let (lo, flags, hi) = if csum3 {
+                            (be32(&blk, off), be32(&blk, off + 4), be32(&blk, off + 8))
+                        } else {
+                            let hi = if is64 { be32(&blk, off + 8) } else { 0 };
+                            (be32(&blk, off), be16(&blk, off + 6) as u32, hi)
+                        };
+                        let home = lo as u64 | if is64 { (hi as u64) << 32 } else { 0 };
+                        off += tag_bytes;
+                        if flags & TAG_SAME_UUID == 0 {
+                            off += 16;
+                        }
+                        last = flags & TAG_LAST != 0;
+                        p = next(p);
+                        if cur.len() as u64 >= maxlen {
+                            return Err(jerr("transaction larger than the log"));
+                        }
+                        cur.push((p, home, flags & TAG_ESCAPE != 0));
+                    }
+                    pos = next(p);
+                }
+                BT_COMMIT => {
+                    for b in cur_revokes.drain(..) {
+                        let e = revoked.entry(b).or_insert(seq);
+                        *e = (*e).max(seq);
+                    }
+                    committed.push((seq, std::mem::take(&mut cur)));
+                    seq = seq.wrapping_add(1);
+                    pos = next(pos);
+                }
+                BT_REVOKE => {
+                    let count = (be32(&blk, 12) as usize).min(bs - tail);
+                    let rec = if is64 { 8 } else { 4 };
+                    let mut off = 16;
+                    while off + rec <= count {
+                        let b = if is64 {
+                            (be32(&blk, off) as u64) << 32 | be32(&blk, off + 4) as u64
+                        } else {
+                            be32(&blk, off) as u64
+                        };
+                        cur_revokes.push(b);
+                        off += rec;
+                    }
+                    pos = next(pos);
+                }
+                _ => break,
+            }
+        }
+        // Replay.
+        let mut n = 0;
+        for (tseq, tags) in &committed {
+            for &(logb, home, escaped) in tags {
+                if revoked.get(&home).is_some_and(|&r| r >= *tseq) {
+                    continue;
+                }
+                if home >= self.geo.blocks_count {
+                    return Err(jerr(&format!(
+                        "journal block {logb} goes outside the filesystem"
+                    )));
+                }
+                self.jread(&j, logb, &mut blk)?;
+                if escaped {
+                    pbe32(&mut blk, 0, JBD2_MAGIC);
+                }
+                self.dev().write_sectors(home * self.geo.bs / 512, &blk)?;
+            }
+            n += 1;
+        }
+        #[cfg(test)]
+        REPLAYED.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.dev().flush()?;
+        // The log is empty now.
+        pbe32(&mut j.jsb, 24, seq);
+        pbe32(&mut j.jsb, 28, 0);
+        self.write_jsb(&mut j)?;
+        self.dev().flush()?;
+        st.cache.clear();
+        Ok(n)
+    }
+
+    /// Writes the journal superblock (with its checksum if it keeps one).
+    fn write_jsb(&self, j: &mut Journal) -> KResult<()> {
+        if be32(&j.jsb, 4) == BT_SB_V2 && be32(&j.jsb, 0x28) & (INC_CSUM_V2 | INC_CSUM_V3) != 0 {
+            pbe32(&mut j.jsb, 0xFC, 0);
+            let c = csum::crc32c(!0, &j.jsb[..1024]);
+            pbe32(&mut j.jsb, 0xFC, c);
+        }
+        let jsb = j.jsb.clone();
+        self.jwrite(j, 0, &jsb)
+    }
+
+    /// Opens the journal for writing (after any replay): its format is
+    /// set to what this driver writes (v2 superblock, 64-bit tags on a
+    /// 64bit filesystem, no checksums).
+    pub(super) fn start_journal(&self, st: &mut State) -> KResult<()> {
+        let mut j = self.load_journal(st)?;
+        if be32(&j.jsb, 28) != 0 {
+            return Err(jerr("the journal still needs recovery"));
+        }
+        pbe32(&mut j.jsb, 4, BT_SB_V2);
+        pbe32(&mut j.jsb, 0x24, 0);
+        pbe32(&mut j.jsb, 0x28, if self.geo.is64 { INC_64BIT } else { 0 });
+        pbe32(&mut j.jsb, 0x2C, 0);
+        self.write_jsb(&mut j)?;
+        st.journal = Some(j);
+        Ok(())
+    }
+
+    /// Blocks a transaction of `n` metadata blocks takes in the log.
+    fn log_blocks(&self, n: usize) -> usize {
+        let per = self.tags_per_descriptor();
+        n + n.div_ceil(per) + 1
+    }
+
+    fn tags_per_descriptor(&self) -> usize {
+        let tag = if self.geo.is64 { 12 } else { 8 };
+        (self.geo.bs as usize - 12 - 16) / tag
+    }
+
+    /// Whether the running transaction should commit now (at the end of
+    /// an operation): it has grown to a quarter of the log.
+    pub(super) fn txn_full(&self, st: &State) -> bool {
+        st.journal
+            .as_ref()
+            .is_some_and(|j| self.log_blocks(st.txn.len()) * 4 > j.map.len() - j.first as usize)
+    }
+
+    /// Commits and checkpoints the running transaction (see the module
+    /// doc). With no journal, writes the dirty blocks home.
+    pub(super) fn journal_commit(&self, st: &mut State) -> KResult<()> {
+        if st.txn.is_empty() {
+            return Ok(());
+        }
+        let Some(mut j) = st.journal.take() else {
+            return Ok(());
+        };
+        let r = self.commit_txn(st, &mut j);
+        st.journal = Some(j);
+        // On an error the blocks stay in the transaction, to be tried
+        // again.
+        r?;
+        st.txn.clear();
+        st.txn_freed.clear();
+        Ok(())
+    }
+
+    fn commit_txn(&self, st: &mut State, j: &mut Journal) -> KResult<()> {
+        let blocks: Vec<u64> = st.txn.iter().copied().collect();
+        let bs = self.geo.bs as usize;
+        let dev = self.dev();
+        // Ordered mode: file data first.
+        dev.flush()?;
+        let room = j.map.len() - j.first as usize;
+        if self.log_blocks(blocks.len()) <= room {
+            let seq = j.seq;
+            let per = self.tags_per_descriptor();
+            let tag = if self.geo.is64 { 12 } else { 8 };
+            let mut pos = j.first as u64;
+            for chunk in blocks.chunks(per) {
+                let mut desc = vec![0u8; bs];
+                pbe32(&mut desc, 0, JBD2_MAGIC);
+                pbe32(&mut desc, 4, BT_DESCRIPTOR);
+                pbe32(&mut desc, 8, seq);
+                let mut off = 12;
+                let desc_pos = pos;
+                pos += 1;
+                for (k, &b) in chunk.iter().enumerate() {
+                    let mut data = st
+                        .cache
+                        .get(&b)
+                        .cloned()
+                        .ok_or_else(|| jerr("a journaled block left the cache"))?;
+                    let mut flags = 0u16;
+                    if be32(&data, 0) == JBD2_MAGIC {
+                        data[..4].fill(0);
+                        flags |= TAG_ESCAPE as u16;
+                    }
+                    if k > 0 {
+                        flags |= TAG_SAME_UUID as u16;
+                    }
+                    if k + 1 == chunk.len() {
+                        flags |= TAG_LAST as u16;
+                    }
+                    pbe32(&mut desc, off, b as u32);
+                    desc[off + 6..off + 8].copy_from_slice(&flags.to_be_bytes());
+                    if self.geo.is64 {
+                        pbe32(&mut desc, off + 8, (b >> 32) as u32);
+                    }
+                    off += tag;
+                    if k == 0 {
+                        desc[off..off + 16].copy_from_slice(&j.jsb[0x30..0x40]);
+                        off += 16;
+                    }
+                    self.jwrite(j, pos, &data)?;
+                    pos += 1;
+                }
+                self.jwrite(j, desc_pos, &desc)?;
+            }
+            pbe32(&mut j.jsb, 24, seq);
+            pbe32(&mut j.jsb, 28, j.first);
+            self.write_jsb(j)?;
+            dev.flush()?;
+            let mut commit = vec![0u8; bs];
+            pbe32(&mut commit, 0, JBD2_MAGIC);
+            pbe32(&mut commit, 4, BT_COMMIT);
+            pbe32(&mut commit, 8, seq);
+            let t = now();
+            commit[0x30..0x38].copy_from_slice(&(t.0 as u64).to_be_bytes());
+            pbe32(&mut commit, 0x38, t.1);
+            self.jwrite(j, pos, &commit)?;
+            dev.flush()?;
+            j.seq = seq.wrapping_add(1);
+        } else {
+            crate::log::warn(&format!(
+                "EXT4-fs ({}): a transaction of {} blocks does not fit the journal; written unjournaled",
+                dev_name(self.dev_no),
+                blocks.len()
+            ));
+        }
+        // Checkpoint.
+        for &b in &blocks {
+            if let Some(v) = st.cache.get(&b) {
+                dev.write_sectors(b * bs as u64 / 512, v)?;
+            }
+        }
+        dev.flush()?;
+        pbe32(&mut j.jsb, 24, j.seq);
+        pbe32(&mut j.jsb, 28, 0);
+        self.write_jsb(j)
+    }
+}
