@@ -25,6 +25,7 @@ pub mod cputime;
 mod error;
 pub mod hostfile;
 pub mod net;
+pub mod switch;
 mod ops;
 pub mod passed;
 pub mod physmem;

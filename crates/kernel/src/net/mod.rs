@@ -14,6 +14,7 @@
 
 pub mod iface;
 pub mod inet;
+pub use inet::eth;
 pub mod netlink;
 pub mod procnet;
 pub mod unix;
