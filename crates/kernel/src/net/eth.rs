@@ -65,8 +65,13 @@ use crate::error;
 /// eth0's MTU, and the largest UDP payload that fits a frame.
 const MTU: usize = 1500;
 const UDP_MAX: usize = MTU - 28;
-/// A smoltcp TCP socket's buffers.
-const TCP_BUF: usize = 256 << 10;
+/// A smoltcp TCP socket's send buffer, and its receive buffer (which is
+/// the window it offers). The window stays within what a switch's socket
+/// buffers hold (uml_switch's data socket takes about 90 frames with the
+/// host's default wmem): a larger one makes the switch drop frames and
+/// TCP wait out retransmission timeouts.
+const TCP_TX_BUF: usize = 256 << 10;
+const TCP_RX_BUF: usize = 64 << 10;
 /// Listening smoltcp sockets per guest listener (connections completing
 /// their handshakes at once).
 const LISTEN_SLOTS: usize = 8;
@@ -74,6 +79,10 @@ const LISTEN_SLOTS: usize = 8;
 const RX_BATCH: usize = 256;
 /// A connection whose peer stops answering is dropped after this long.
 const TCP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A listening slot whose handshake does not complete within this is
+/// freed for the next connection.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `eth0=switch,PATH` and `mac=`, from the command line.
 struct Setup {
@@ -117,6 +126,10 @@ struct Net {
     listeners: Vec<Listener>,
     /// Closed by the guest, finishing (FIN exchange) in smoltcp.
     closing: Vec<(SocketHandle, Instant)>,
+    /// Outgoing UDP and ICMP by (protocol, destination): one raw socket
+    /// each, so that datagrams to a neighbour that never answers ARP wait
+    /// (and are dropped) alone instead of holding up everyone's.
+    tx: Vec<(u8, Ipv4Addr, SocketHandle, Instant)>,
     next_ip_id: u16,
 }
 
@@ -254,7 +267,7 @@ pub fn start() -> Result<(), String> {
             Some(IpVersion::Ipv4),
             Some(proto),
             raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 512], vec![0u8; 512 * 1536]),
-            raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 256], vec![0u8; 256 * 1536]),
+            raw::PacketBuffer::new(Vec::new(), Vec::new()),
         )
     };
     let udp = sockets.add(rawsock(IpProtocol::Udp));
@@ -268,6 +281,7 @@ pub fn start() -> Result<(), String> {
         conns: Vec::new(),
         listeners: Vec::new(),
         closing: Vec::new(),
+        tx: Vec::new(),
         next_ip_id: 1,
     };
     if STACK
@@ -617,7 +631,13 @@ fn serve_listener(n: &mut Net, k: usize, again: &mut bool) -> bool {
     // Keep listening slots while the accept queue has room.
     let want = room.min(LISTEN_SLOTS);
     while n.listeners[k].slots.len() < want {
-        let h = n.sockets.add(new_tcp(&l.lock()));
+        let mut ts = new_tcp(&l.lock());
+        // A handshake left half-open (a SYN flood from addresses nobody
+        // has) frees its slot soon.
+        ts.set_timeout(Some(smoltcp::time::Duration::from_secs(
+            HANDSHAKE_TIMEOUT.as_secs(),
+        )));
+        let h = n.sockets.add(ts);
         if n.sockets.get_mut::<tcp::Socket>(h).listen(ep).is_err() {
             n.sockets.remove(h);
             break;
@@ -662,6 +682,11 @@ fn accept_conn(
         server.lock().eth = None;
         return false;
     }
+    n.sockets
+        .get_mut::<tcp::Socket>(h)
+        .set_timeout(Some(smoltcp::time::Duration::from_secs(
+            TCP_TIMEOUT.as_secs(),
+        )));
     n.conns.push(Conn {
         h,
         sock: Arc::downgrade(&server),
@@ -674,8 +699,8 @@ fn accept_conn(
 
 fn new_tcp(s: &State) -> tcp::Socket<'static> {
     let mut ts = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0u8; TCP_BUF]),
-        tcp::SocketBuffer::new(vec![0u8; TCP_BUF]),
+        tcp::SocketBuffer::new(vec![0u8; TCP_RX_BUF]),
+        tcp::SocketBuffer::new(vec![0u8; TCP_TX_BUF]),
     );
     ts.set_nagle_enabled(!s.opts.nodelay);
     ts.set_timeout(Some(smoltcp::time::Duration::from_secs(
@@ -859,11 +884,45 @@ fn ipv4(id: u16, proto: u8, src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, payload: &[u8
     p
 }
 
-fn send_raw(n: &mut Net, h: SocketHandle, pkt: &[u8]) -> KResult<()> {
-    match n.sockets.get_mut::<raw::Socket>(h).send_slice(pkt) {
-        Ok(()) => Ok(()),
-        Err(_) => error!(ENOBUFS),
-    }
+/// At most this many destinations have a send queue; the least recently
+/// used one gives way.
+const MAX_TX: usize = 64;
+/// Datagrams waiting (for ARP) per destination; more are dropped, as
+/// Linux's unresolved-neighbour queue drops them.
+const TX_QUEUE: usize = 64;
+
+/// Queues an IPv4 packet for `dst`; a full queue drops it (a datagram may
+/// be lost).
+fn send_raw(n: &mut Net, proto: u8, dst: Ipv4Addr, pkt: &[u8]) {
+    let now = Instant::now();
+    let h = match n.tx.iter_mut().find(|e| e.0 == proto && e.1 == dst) {
+        Some(e) => {
+            e.3 = now;
+            e.2
+        }
+        None => {
+            if n.tx.len() >= MAX_TX {
+                if let Some(k) = (0..n.tx.len()).min_by_key(|&k| n.tx[k].3) {
+                    let old = n.tx.swap_remove(k);
+                    n.sockets.remove(old.2);
+                }
+            }
+            // Send-only: no receive buffer (arriving packets are the
+            // receiving sockets' business).
+            let h = n.sockets.add(raw::Socket::new(
+                Some(IpVersion::Ipv4),
+                Some(IpProtocol::from(proto)),
+                raw::PacketBuffer::new(Vec::new(), Vec::new()),
+                raw::PacketBuffer::new(
+                    vec![raw::PacketMetadata::EMPTY; TX_QUEUE],
+                    vec![0u8; TX_QUEUE * (MTU + 36)],
+                ),
+            ));
+            n.tx.push((proto, dst, h, now));
+            h
+        }
+    };
+    let _ = n.sockets.get_mut::<raw::Socket>(h).send_slice(pkt);
 }
 
 /// A UDP datagram from `src` to `dst` (on eth0's link) onto the wire.
@@ -901,8 +960,7 @@ pub(super) fn send_udp(src: SocketAddr, dst: SocketAddr, data: &[u8]) -> KResult
         let mut n = net(st);
         let id = ip_id(&mut n);
         let pkt = ipv4(id, IPPROTO_UDP as u8, s4, d4, 64, &u);
-        let h = n.udp;
-        send_raw(&mut n, h, &pkt)?;
+        send_raw(&mut n, IPPROTO_UDP as u8, d4, &pkt);
     }
     kick();
     Ok(())
@@ -922,8 +980,7 @@ pub(super) fn send_echo(src: IpAddr, dst: IpAddr, msg: &[u8]) -> KResult<()> {
         let mut n = net(st);
         let id = ip_id(&mut n);
         let pkt = ipv4(id, IPPROTO_ICMP as u8, s4, d4, 64, msg);
-        let h = n.icmp;
-        send_raw(&mut n, h, &pkt)?;
+        send_raw(&mut n, IPPROTO_ICMP as u8, d4, &pkt);
     }
     kick();
     Ok(())
