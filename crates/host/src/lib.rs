@@ -25,7 +25,6 @@ pub mod cputime;
 mod error;
 pub mod hostfile;
 pub mod net;
-pub mod switch;
 mod ops;
 pub mod passed;
 pub mod physmem;
@@ -35,6 +34,7 @@ pub mod seccomp;
 mod spawn;
 pub mod sstub;
 pub mod stub;
+pub mod switch;
 mod sys;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};

@@ -279,9 +279,8 @@ impl SwitchLink {
         ctl.write_all(&req)?;
         ctl.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut peer = [0u8; SUN_LEN];
-        ctl.read_exact(&mut peer).map_err(|e| {
-            io::Error::new(e.kind(), format!("no answer from the switch: {e}"))
-        })?;
+        ctl.read_exact(&mut peer)
+            .map_err(|e| io::Error::new(e.kind(), format!("no answer from the switch: {e}")))?;
         if u16::from_ne_bytes([peer[0], peer[1]]) != libc::AF_UNIX as u16 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -429,7 +428,11 @@ pub fn run_switch(path: &Path, hub: bool, log: &dyn Fn(&str)) -> io::Result<()> 
                 continue;
             };
             let mut b = [0u8; REQUEST_LEN];
-            let want = if p.ready { b.len() } else { REQUEST_LEN - p.req.len() };
+            let want = if p.ready {
+                b.len()
+            } else {
+                REQUEST_LEN - p.req.len()
+            };
             let gone = match (&p.ctl).read(&mut b[..want]) {
                 Ok(0) => true,
                 Ok(n) if !p.ready => {
@@ -481,8 +484,7 @@ pub fn run_switch(path: &Path, hub: bool, log: &dyn Fn(&str)) -> io::Result<()> 
             if !(MIN_FRAME..=MAX_FRAME).contains(&n) {
                 continue;
             }
-            let Some((&src_port, _)) = ports.iter().find(|(_, p)| p.ready && p.sock == from)
-            else {
+            let Some((&src_port, _)) = ports.iter().find(|(_, p)| p.ready && p.sock == from) else {
                 continue;
             };
             let frame = &buf[..n];

@@ -55,7 +55,11 @@ impl Switch {
         }
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.log().matches("New connection").count() < n {
-            assert!(Instant::now() < deadline, "ports never joined:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "ports never joined:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -121,7 +125,8 @@ fn check(out: &common::Output, want: &[&str]) {
 /// A server instance and a client instance: ping, UDP, `mib` MiB of TCP.
 fn pair(ctl: &Path, mib: u32) {
     let c1 = ctl.to_path_buf();
-    let server = std::thread::spawn(move || instance(&c1, "02:00:00:00:09:01", "10.9.0.1", "serve"));
+    let server =
+        std::thread::spawn(move || instance(&c1, "02:00:00:00:09:01", "10.9.0.1", "serve"));
     let client = instance(
         ctl,
         "02:00:00:00:09:02",
@@ -166,7 +171,8 @@ fn hostile_peer_on_the_switch() {
     let dir = TempDir::new("netswitch-junk");
     let (sw, ctl) = ruml_switch(&dir);
     let c1 = ctl.clone();
-    let server = std::thread::spawn(move || instance(&c1, "02:00:00:00:09:01", "10.9.0.1", "serve"));
+    let server =
+        std::thread::spawn(move || instance(&c1, "02:00:00:00:09:01", "10.9.0.1", "serve"));
     sw.wait_ports(1, true);
     // Give the server's `ip addr add` a moment to land (liveness only:
     // junk arriving earlier is dropped all the same).
@@ -184,12 +190,30 @@ fn hostile_peer_on_the_switch() {
         "switch_junk.py".into(),
         common::TIMEOUT,
     );
-    assert_eq!(junk.code(), 0, "injector failed: {}\n{}", junk.stdout, junk.stderr);
+    assert_eq!(
+        junk.code(),
+        0,
+        "injector failed: {}\n{}",
+        junk.stdout,
+        junk.stderr
+    );
     assert!(junk.stdout.contains("sent "), "{}", junk.stdout);
     // The server still answers a client.
-    let client = instance(&ctl, "02:00:00:00:09:02", "10.9.0.2", "client 10.9.0.1 4 quit");
+    let client = instance(
+        &ctl,
+        "02:00:00:00:09:02",
+        "10.9.0.2",
+        "client 10.9.0.1 4 quit",
+    );
     let server = server.join().expect("server thread");
-    check(&client, &["ping 10.9.0.1 replies 3", "udp 5", "tcp 4 MiB checksum same"]);
+    check(
+        &client,
+        &[
+            "ping 10.9.0.1 replies 3",
+            "udp 5",
+            "tcp 4 MiB checksum same",
+        ],
+    );
     check(&server, &["served 2"]);
     assert!(!server.stderr.contains("panicked"), "{}", server.stderr);
 }

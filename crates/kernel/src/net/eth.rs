@@ -248,8 +248,12 @@ pub fn start() -> Result<(), String> {
     else {
         return Ok(());
     };
-    let link = SwitchLink::connect(&path)
-        .map_err(|e| format!("eth0: cannot connect to the switch at {}: {e}", path.display()))?;
+    let link = SwitchLink::connect(&path).map_err(|e| {
+        format!(
+            "eth0: cannot connect to the switch at {}: {e}",
+            path.display()
+        )
+    })?;
     let link = Arc::new(link);
     let waker = link.waker();
     let mut dev = Link {
@@ -842,7 +846,10 @@ pub(super) fn listen(sock: &Arc<InetSocket>, ip: IpAddr, port: u16) {
     };
     {
         let mut n = net(st);
-        if n.listeners.iter().any(|l| std::ptr::eq(l.sock.as_ptr(), &**sock)) {
+        if n.listeners
+            .iter()
+            .any(|l| std::ptr::eq(l.sock.as_ptr(), &**sock))
+        {
             return;
         }
         n.listeners.push(Listener {
@@ -1063,10 +1070,7 @@ mod tests {
 
     #[test]
     fn mac_parse() {
-        assert_eq!(
-            parse_mac("02:00:00:00:00:01"),
-            Some([2, 0, 0, 0, 0, 1])
-        );
+        assert_eq!(parse_mac("02:00:00:00:00:01"), Some([2, 0, 0, 0, 0, 1]));
         assert_eq!(parse_mac("01:00:00:00:00:01"), None);
         assert_eq!(parse_mac("02:00:00:00:00"), None);
         assert_eq!(parse_mac("02:00:00:00:00:01:03"), None);
@@ -1082,14 +1086,24 @@ mod tests {
             &[0x45][..],
             &[0x45, 0, 0, 200, 0, 0, 0, 0, 64, 17, 0, 0][..],
             &[0x4f; 60][..],
-            &[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2, 0, 99, 0, 0][..],
+            &[
+                0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2, 0,
+                99, 0, 0,
+            ][..],
         ] {
             assert!(parse_udp(p).is_none());
             assert!(parse_echo_reply(p).is_none());
         }
         // A good one passes.
         let u = [0u8, 7, 0, 9, 0, 9, 0, 0, 42];
-        let pkt = ipv4(1, 17, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 64, &u);
+        let pkt = ipv4(
+            1,
+            17,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            64,
+            &u,
+        );
         let mut pkt = pkt;
         let c = csum(0, &pkt[..20]);
         pkt[10..12].copy_from_slice(&c.to_be_bytes());

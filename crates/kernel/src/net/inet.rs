@@ -1491,6 +1491,7 @@ pub fn shutdown(sock: &Arc<InetSocket>, how: i32) -> KResult<u64> {
     if !(0..=2).contains(&how) {
         return error!(EINVAL);
     }
+    let mut wire = None;
     let peer = {
         let mut s = sock.lock();
         let connected = match s.tcp {
@@ -1528,12 +1529,14 @@ pub fn shutdown(sock: &Arc<InetSocket>, how: i32) -> KResult<u64> {
             if let Some(h) = &s.host {
                 h.shutdown_write();
             }
-            if let Some(h) = s.eth {
-                eth::close(h, false, true);
-            }
+            wire = s.eth;
         }
         s.peer.as_ref().and_then(|w| w.upgrade())
     };
+    // Outside the socket's lock (the eth lock comes first).
+    if let Some(h) = wire {
+        eth::close(h, false, true);
+    }
     if how != 0 {
         if let Some(p) = peer {
             p.lock().fin = true;
@@ -1566,6 +1569,7 @@ fn release(sock: &Arc<InetSocket>) {
 /// are reset (as Linux's listen_stop does) and its waiting connectors
 /// refused.
 fn close(sock: &Arc<InetSocket>, rst: bool) {
+    let wire;
     let (queued, pending, peer, rst) = {
         let mut s = sock.lock();
         s.closed = true;
@@ -1578,9 +1582,7 @@ fn close(sock: &Arc<InetSocket>, rst: bool) {
         if let Some(h) = s.host_udp.take() {
             h.wake();
         }
-        if let Some(h) = s.eth.take() {
-            eth::close(h, rst, false);
-        }
+        wire = s.eth.take();
         s.tcp = Tcp::Closed;
         QUEUED.fetch_sub(s.rx.len(), Ordering::Relaxed);
         s.rx.clear();
@@ -1589,6 +1591,9 @@ fn close(sock: &Arc<InetSocket>, rst: bool) {
         (q, p, peer, rst)
     };
     sock.room.notify_all();
+    if let Some(h) = wire {
+        eth::close(h, rst, false);
+    }
     unbind(sock);
     for c in queued {
         close(&c, true);
