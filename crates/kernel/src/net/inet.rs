@@ -1,8 +1,8 @@
 //! AF_INET and AF_INET6: TCP and UDP over the machine's own addresses
 //! (lo: 127.0.0.0/8 and ::1, plus any address added with netlink).
 //!
-//! Every destination ruml can reach today is local (eth0 backends are not
-//! built yet), so the transport delivers in the kernel without framing
+//! Local destinations (and eth0=user's NAT, at the socket level) need no
+//! packets: the transport delivers in the kernel without framing
 //! packets: a TCP connection is a pair of [`InetSocket`]s each holding its
 //! receive queue, the sender appends to its peer's queue within the
 //! receiver's buffer size (flow control) and wakes it; a UDP datagram goes
@@ -13,7 +13,8 @@
 //! IPv4-mapped IPv6, FIN (half-close) and RST (close with unread data,
 //! SO_LINGER 0, a write after the peer closed), ICMP port unreachable
 //! (ECONNREFUSED) and readiness for poll/select/epoll. Nothing here
-//! needs timers, so nothing runs while the guest is idle.
+//! needs timers, so nothing runs while the guest is idle. Destinations on
+//! eth0=switch's link go through [`eth`]'s packet stack instead.
 //!
 //! Locking: each socket's state is behind its own mutex. The port table's
 //! lock may be held while a socket's lock is taken (table → socket), never
