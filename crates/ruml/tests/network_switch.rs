@@ -238,3 +238,41 @@ fn switch_needs_a_reachable_switch() {
     let bad = common::run_ruml_raw(&["mac=01:00:00:00:00:01", "--", "/bin/true"], &test_env());
     assert_ne!(bad.code(), 0);
 }
+
+#[test]
+fn mac_and_link_state_show_inside() {
+    let dir = TempDir::new("netswitch-mac");
+    let (_sw, ctl) = ruml_switch(&dir);
+    let out = common::run_ruml_raw(
+        &[
+            format!("eth0=switch,{}", ctl.display()),
+            "mac=02:12:34:56:78:9a".into(),
+            "--".into(),
+            "/bin/sh".into(),
+            "-c".into(),
+            "cat /sys/class/net/eth0/address; ip addr add 10.9.0.7/24 dev eth0; \
+             ip -o -4 addr show dev eth0 | tr -s ' ' | cut -d' ' -f2,4; \
+             ip link set dev eth0 down; \
+             python3 -c \"import socket\ntry:\n socket.create_connection(('10.9.0.8', 80))\n\
+             except OSError as e: print('down:', e.strerror)\""
+                .into(),
+        ],
+        &test_env(),
+    );
+    assert_eq!(out.code(), 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout_lines(),
+        vec![
+            "02:12:34:56:78:9a",
+            "eth0 10.9.0.7/24",
+            "down: Network is unreachable"
+        ],
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("MAC 02:12:34:56:78:9a"),
+        "{}",
+        out.stderr
+    );
+}
