@@ -34,6 +34,7 @@ pub mod seccomp;
 mod spawn;
 pub mod sstub;
 pub mod stub;
+pub mod switch;
 mod sys;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};

@@ -55,6 +55,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
     let mode = ruml_host::checks::run(&phys, &|l| crate::log::info(l), cfg.mode)
         .map_err(|e| e.to_string())?;
     ruml_host::set_mode(mode);
+    crate::net::eth::start()?;
     crate::log::info(match mode {
         ruml_host::Mode::Ptrace => {
             "Execution backend: ptrace (PTRACE_SYSEMU, skas0-style stub processes)"

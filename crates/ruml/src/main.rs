@@ -38,6 +38,11 @@ PARAMS (UML-style kernel parameters):
   eth0=none|user      none (default): only lo; user: eth0 10.0.2.15/24 whose
                       outbound TCP goes through host connections made by
                       ruml (10.0.2.2 is the host's loopback)
+  eth0=switch,PATH    eth0 is a port on the switch whose control socket is
+                      PATH (`ruml switch PATH` or Debian's `uml_switch
+                      -unix PATH`); give it addresses with `ip addr add`
+  mac=aa:bb:cc:dd:ee:ff  (with eth0=switch) eth0's MAC (default: random,
+                      locally administered; the boot log shows it)
   hostfwd=tcp:[ADDR:]HOSTPORT:GUESTPORT
                       (with eth0=user) forward host ADDR:HOSTPORT (ADDR
                       defaults to 127.0.0.1) to the guest's port GUESTPORT
@@ -47,6 +52,8 @@ PARAMS (UML-style kernel parameters):
 With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
 ruml exits with its status (128+N if a signal N killed it).
 
+ruml switch [-hub] PATH: a learning Ethernet switch on control socket PATH
+(UML's daemon transport, as uml_switch).
 ruml oci ... (or ruml run as ruml-oci): the OCI runtime, see `ruml oci --help`.";
 
 /// `tcp:[HOSTADDR:]HOSTPORT:GUESTPORT` (HOSTADDR defaults to 127.0.0.1;
@@ -117,6 +124,9 @@ fn main() {
     if args.first().is_some_and(|a| a == "oci") {
         std::process::exit(oci::main(args[1..].to_vec()));
     }
+    if args.first().is_some_and(|a| a == "switch") {
+        std::process::exit(switch_main(&args[1..]));
+    }
     let split = args.iter().position(|a| a == "--");
     let (params, cmd) = match split {
         Some(i) => (&args[..i], &args[i + 1..]),
@@ -126,6 +136,8 @@ fn main() {
     let mut root = PathBuf::from("/");
     let mut init: Option<Vec<u8>> = None;
     let mut quiet = false;
+    let mut switch: Option<PathBuf> = None;
+    let mut mac: Option<[u8; 6]> = None;
     let mut root_mode = RootMode::Overlay;
     let mut disk_ro = false;
     let mut cwd: Option<Vec<u8>> = None;
@@ -189,6 +201,11 @@ fn main() {
             ("mode", Some("seccomp")) => mode = Some(ruml_host::Mode::Seccomp),
             ("eth0", Some("none")) => {}
             ("eth0", Some("user")) => ruml_kernel::net::iface::enable_user_nat(),
+            ("eth0", Some(v)) if v.starts_with("switch,") => switch = Some(PathBuf::from(&v[7..])),
+            ("mac", Some(v)) => match ruml_kernel::net::eth::parse_mac(v) {
+                Some(m) => mac = Some(m),
+                None => die(&format!("bad mac={v}: give a unicast aa:bb:cc:dd:ee:ff")),
+            },
             ("hostfwd", Some(v)) => hostfwds.push(v.to_string()),
             ("dns", Some(v)) => match v
                 .parse::<std::net::SocketAddr>()
@@ -199,7 +216,7 @@ fn main() {
                 None => die(&format!("bad dns={v}: give IP or IP:PORT")),
             },
             ("eth0", Some(v)) => die(&format!(
-                "eth0={v} is not available: none or user (the switch backend is not built yet)"
+                "eth0={v} is not available: none, user or switch,SOCKETPATH"
             )),
             ("mode", Some(v)) => die(&format!("mode={v} is not a backend: ptrace or seccomp")),
             ("quiet", None) => quiet = true,
@@ -209,6 +226,14 @@ fn main() {
             }
             _ => die(&format!("unknown parameter '{s}'\n{USAGE}")),
         }
+    }
+    if let Some(path) = switch {
+        if ruml_kernel::net::iface::nat_enabled() {
+            die("eth0= is given twice: user or switch, not both");
+        }
+        ruml_kernel::net::eth::configure(path, mac);
+    } else if mac.is_some() {
+        die("mac= needs eth0=switch,SOCKETPATH");
     }
     let disk_root = matches!(root_mode, RootMode::Disk { .. });
     if disk_root {
@@ -307,6 +332,44 @@ fn restart() -> ! {
         .args(std::env::args_os().skip(1))
         .exec();
     die(&format!("cannot restart: {err}"))
+}
+
+/// `ruml switch [-hub] PATH`: a learning switch (or hub) on control
+/// socket PATH, until killed.
+fn switch_main(args: &[OsString]) -> i32 {
+    let mut hub = false;
+    let mut path = None;
+    for a in args {
+        match a.to_str() {
+            Some("-hub" | "--hub") => hub = true,
+            Some("-unix" | "--unix") => {}
+            Some("-h" | "--help") => {
+                println!("usage: ruml switch [-hub] SOCKETPATH");
+                return 0;
+            }
+            _ if path.is_none() => path = Some(PathBuf::from(a)),
+            _ => {
+                eprintln!("usage: ruml switch [-hub] SOCKETPATH");
+                return 2;
+            }
+        }
+    }
+    let Some(path) = path else {
+        eprintln!("usage: ruml switch [-hub] SOCKETPATH");
+        return 2;
+    };
+    eprintln!(
+        "ruml switch: {} on {}",
+        if hub { "hub" } else { "learning switch" },
+        path.display()
+    );
+    match ruml_host::switch::run_switch(&path, hub, &|l| eprintln!("ruml switch: {l}")) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("ruml switch: {}: {e}", path.display());
+            1
+        }
+    }
 }
 
 fn die(msg: &str) -> ! {

@@ -108,6 +108,46 @@ pub fn enable_user_nat() {
     NAT.store(true, std::sync::atomic::Ordering::Release);
 }
 
+/// Adds an Ethernet interface `name` with `mac`, up, without addresses
+/// (eth0=switch; `ip addr add` gives it addresses). Called once at boot.
+pub fn add_ether(name: &str, mac: [u8; 6]) {
+    let mut t = ifaces();
+    if t.iter().any(|i| i.name == name) {
+        return;
+    }
+    let index = t.iter().map(|i| i.index).max().unwrap_or(0) + 1;
+    t.push(Iface {
+        index,
+        name: name.into(),
+        flags: IFF_UP | IFF_BROADCAST | IFF_MULTICAST,
+        mtu: 1500,
+        hwaddr: mac,
+        hwtype: ARPHRD_ETHER,
+        addrs: Vec::new(),
+        stats: (0, 0),
+    });
+}
+
+/// Whether `ip` is on one of interface `name`'s links (within the prefix
+/// of one of its addresses) and the interface is up.
+pub fn on_link(name: &str, ip: IpAddr) -> bool {
+    ifaces()
+        .iter()
+        .filter(|i| i.name == name && i.up())
+        .flat_map(|i| i.addrs.iter())
+        .any(|a| a.addr.is_ipv4() == ip.is_ipv4() && in_prefix(ip, a.addr, a.prefix))
+}
+
+/// Counts `n` frames through interface `name` (for /proc/net/dev).
+pub fn count(name: &str, n: usize) {
+    if n == 0 {
+        return;
+    }
+    if let Some(i) = ifaces().iter_mut().find(|i| i.name == name) {
+        i.stats.0 += n as u64;
+    }
+}
+
 /// Whether eth0=user was given.
 pub fn nat_enabled() -> bool {
     NAT.load(std::sync::atomic::Ordering::Acquire)

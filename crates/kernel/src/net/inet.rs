@@ -1,8 +1,8 @@
 //! AF_INET and AF_INET6: TCP and UDP over the machine's own addresses
 //! (lo: 127.0.0.0/8 and ::1, plus any address added with netlink).
 //!
-//! Every destination ruml can reach today is local (eth0 backends are not
-//! built yet), so the transport delivers in the kernel without framing
+//! Local destinations (and eth0=user's NAT, at the socket level) need no
+//! packets: the transport delivers in the kernel without framing
 //! packets: a TCP connection is a pair of [`InetSocket`]s each holding its
 //! receive queue, the sender appends to its peer's queue within the
 //! receiver's buffer size (flow control) and wakes it; a UDP datagram goes
@@ -13,7 +13,8 @@
 //! IPv4-mapped IPv6, FIN (half-close) and RST (close with unread data,
 //! SO_LINGER 0, a write after the peer closed), ICMP port unreachable
 //! (ECONNREFUSED) and readiness for poll/select/epoll. Nothing here
-//! needs timers, so nothing runs while the guest is idle.
+//! needs timers, so nothing runs while the guest is idle. Destinations on
+//! eth0=switch's link go through [`eth`]'s packet stack instead.
 //!
 //! Locking: each socket's state is behind its own mutex. The port table's
 //! lock may be held while a socket's lock is taken (table → socket), never
@@ -47,6 +48,11 @@ use crate::fs::types::oflags::{O_NONBLOCK, O_RDWR};
 use crate::fs::vfs::FileOps;
 use crate::syscalls::{SyscallContext, UserAddr};
 use crate::task::Task;
+
+/// eth0=switch: the packet stack behind eth0 (a child of this module: it
+/// works on the sockets' state).
+#[path = "eth.rs"]
+pub mod eth;
 
 pub const IPPROTO_IP: i32 = 0;
 pub const IPPROTO_ICMP: i32 = 1;
@@ -197,6 +203,11 @@ struct State {
     /// eth0=user: the host socket this UDP socket's outbound datagrams
     /// leave by (made at the first one).
     host_udp: Option<Arc<HostUdp>>,
+    /// eth0=switch: the smoltcp TCP socket carrying this connection.
+    eth: Option<smoltcp::iface::SocketHandle>,
+    /// eth0=switch: free room in that socket's send buffer (kept by the
+    /// poll thread and by senders).
+    eth_room: usize,
 }
 
 impl State {
@@ -221,6 +232,8 @@ impl State {
             closed: false,
             host: None,
             host_udp: None,
+            eth: None,
+            eth_room: 0,
         }
     }
 }
@@ -578,7 +591,7 @@ fn route(sock: &InetSocket, dst: SocketAddr, v6only: bool) -> KResult<IpAddr> {
     if sock.family == AF_INET6 && v6only && ip.is_ipv4() {
         return error!(ENETUNREACH);
     }
-    if !iface::is_local(ip) && !iface::nat_route(ip) {
+    if !iface::is_local(ip) && !iface::nat_route(ip) && !eth::routes(ip) {
         return error!(ENETUNREACH);
     }
     Ok(ip)
@@ -669,7 +682,8 @@ pub fn listen(sock: &Arc<InetSocket>, backlog: i32) -> KResult<u64> {
     }
     let b = backlog.clamp(0, 4096) as usize;
     // Two listeners on one port only with SO_REUSEPORT on both.
-    let t = &mut ports();
+    let mut table = ports();
+    let t = &mut table;
     let me = {
         let s = sock.lock();
         match s.tcp {
@@ -699,6 +713,14 @@ pub fn listen(sock: &Arc<InetSocket>, backlog: i32) -> KResult<u64> {
                 pending: VecDeque::new(),
             }
         }
+    }
+    // Connections from eth0's wire, when the binding covers IPv4.
+    let covers_v4 = Binding::of(sock, &s).is_some_and(|b| b.covers_v4() || b.ip.is_ipv4());
+    let local = s.local;
+    drop(s);
+    drop(table);
+    if let Some(l) = local.filter(|_| covers_v4) {
+        eth::listen(sock, canonical(l.ip()), l.port());
     }
     Ok(0)
 }
@@ -883,6 +905,10 @@ pub fn connect(
     let remote = sock.in_family(ip, dst.port());
     sock.lock().remote = Some(remote);
     let nonblock = f.nonblocking();
+    if !iface::is_local(ip) && eth::routes(ip) {
+        let local = sock.lock().local.ok_or(Errno::EINVAL)?;
+        return eth::connect(ctx.task, sock, local, remote, nonblock);
+    }
     if !iface::is_local(ip) {
         return connect_nat(ctx, sock, ip, dst.port(), nonblock);
     }
@@ -1423,6 +1449,8 @@ pub fn accept(
         return error!(EAGAIN);
     };
     admit_pending(sock);
+    // Room in the queue: the switch backend may take more connections.
+    eth::kick();
     let remote = conn.lock().remote;
     let nf = new_file(conn, flags & SOCK_NONBLOCK != 0);
     let nfd = ctx.files().alloc(nf, flags & SOCK_CLOEXEC != 0)?;
@@ -1464,6 +1492,7 @@ pub fn shutdown(sock: &Arc<InetSocket>, how: i32) -> KResult<u64> {
     if !(0..=2).contains(&how) {
         return error!(EINVAL);
     }
+    let mut wire = None;
     let peer = {
         let mut s = sock.lock();
         let connected = match s.tcp {
@@ -1501,9 +1530,14 @@ pub fn shutdown(sock: &Arc<InetSocket>, how: i32) -> KResult<u64> {
             if let Some(h) = &s.host {
                 h.shutdown_write();
             }
+            wire = s.eth;
         }
         s.peer.as_ref().and_then(|w| w.upgrade())
     };
+    // Outside the socket's lock (the eth lock comes first).
+    if let Some(h) = wire {
+        eth::close(h, false, true);
+    }
     if how != 0 {
         if let Some(p) = peer {
             p.lock().fin = true;
@@ -1536,6 +1570,7 @@ fn release(sock: &Arc<InetSocket>) {
 /// are reset (as Linux's listen_stop does) and its waiting connectors
 /// refused.
 fn close(sock: &Arc<InetSocket>, rst: bool) {
+    let wire;
     let (queued, pending, peer, rst) = {
         let mut s = sock.lock();
         s.closed = true;
@@ -1548,6 +1583,7 @@ fn close(sock: &Arc<InetSocket>, rst: bool) {
         if let Some(h) = s.host_udp.take() {
             h.wake();
         }
+        wire = s.eth.take();
         s.tcp = Tcp::Closed;
         QUEUED.fetch_sub(s.rx.len(), Ordering::Relaxed);
         s.rx.clear();
@@ -1556,6 +1592,9 @@ fn close(sock: &Arc<InetSocket>, rst: bool) {
         (q, p, peer, rst)
     };
     sock.room.notify_all();
+    if let Some(h) = wire {
+        eth::close(h, rst, false);
+    }
     unbind(sock);
     for c in queued {
         close(&c, true);
@@ -1694,6 +1733,16 @@ fn send_ping(
         bind_port(sock, SocketAddr::new(any, 0))?;
     }
     let ident = sock.lock().local.map(|l| l.port()).unwrap_or(0);
+    if !iface::is_local(ip) && eth::routes(ip) {
+        // To a neighbour on eth0's switch: the request goes on the wire.
+        let src = iface::source_for(ip).ok_or(Errno::ENETUNREACH)?;
+        msg[2..4].copy_from_slice(&[0, 0]);
+        msg[4..6].copy_from_slice(&ident.to_be_bytes());
+        let sum = csum(0, &msg);
+        msg[2..4].copy_from_slice(&sum.to_be_bytes());
+        eth::send_echo(src, ip, &msg)?;
+        return Ok(total);
+    }
     msg[0] = reply;
     msg[2..4].copy_from_slice(&[0, 0]);
     msg[4..6].copy_from_slice(&ident.to_be_bytes());
@@ -1751,6 +1800,10 @@ fn send_tcp(
     let host = sock.lock().host.clone();
     if let Some(h) = host {
         return send_host(sock, task, flags, total, fill, &h);
+    }
+    let wire = sock.lock().eth;
+    if let Some(h) = wire {
+        return send_eth(sock, task, flags, total, fill, h);
     }
     let mut done = 0usize;
     loop {
@@ -1889,6 +1942,10 @@ fn send_udp(
         canonical(local.ip())
     };
     let src = SocketAddr::new(src_ip, local.port());
+    if !iface::is_local(ip) && eth::routes(ip) {
+        eth::send_udp(src, SocketAddr::new(ip, dst.port()), &data)?;
+        return Ok(total);
+    }
     if !iface::is_local(ip) {
         nat_send_udp(sock, ip, dst.port(), &data);
         return Ok(total);
@@ -2068,6 +2125,10 @@ fn recv_tcp(
                 s.rx.drain(..n);
                 QUEUED.fetch_sub(n, Ordering::Relaxed);
                 sock.room.notify_all();
+                if s.eth.is_some() {
+                    // Room in the window: the poll thread moves more in.
+                    eth::kick();
+                }
             }
             v
         };
@@ -2549,6 +2610,12 @@ fn poll(sock: &Arc<InetSocket>) -> PollEvents {
         }
         return ev;
     }
+    if s.eth.is_some() {
+        if s.eth_room > 0 && !s.shut_wr {
+            ev |= WRITABLE;
+        }
+        return ev;
+    }
     let peer = s.peer.as_ref().and_then(|w| w.upgrade());
     drop(s);
     let writable = match peer {
@@ -2562,6 +2629,151 @@ fn poll(sock: &Arc<InetSocket>) -> PollEvents {
         ev |= WRITABLE;
     }
     ev
+}
+
+/// eth0=switch: a send on a connection carried by smoltcp. Copies into
+/// its send buffer as room appears (the poll thread reports room through
+/// `eth_room` and wakes the socket).
+fn send_eth(
+    sock: &Arc<InetSocket>,
+    task: Option<&Arc<Task>>,
+    flags: i32,
+    total: usize,
+    fill: &mut Fill<'_>,
+    h: smoltcp::iface::SocketHandle,
+) -> KResult<usize> {
+    let nonblock = flags & MSG_DONTWAIT != 0;
+    let timeout = sock.lock().opts.sndtimeo;
+    let mut done = 0usize;
+    let mut chunk = Vec::new();
+    loop {
+        let err = {
+            let mut s = sock.lock();
+            if let Some(e) = s.error.take() {
+                Some(e)
+            } else if s.shut_wr || s.broken || !matches!(s.tcp, Tcp::Connected) {
+                Some(Errno::EPIPE)
+            } else {
+                None
+            }
+        };
+        if let Some(e) = err {
+            if done > 0 {
+                return Ok(done);
+            }
+            return Err(if e == Errno::EPIPE {
+                sigpipe(task, flags)
+            } else {
+                e
+            });
+        }
+        if done == total {
+            return Ok(done);
+        }
+        let r = wait_for(sock, task, nonblock, timeout, || {
+            let s = sock.lock();
+            s.eth_room > 0 || s.error.is_some() || s.broken || s.shut_wr || s.eth != Some(h)
+        });
+        if let Err(e) = r {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        let room = sock.lock().eth_room;
+        if room == 0 {
+            continue;
+        }
+        let n = room.min(total - done).min(256 << 10);
+        chunk.resize(n, 0);
+        if let Err(e) = fill(done, &mut chunk[..n]) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        match eth::send(sock, h, &chunk[..n]) {
+            Ok(k) => done += k,
+            Err(e) => {
+                sock.lock().broken = true;
+                if done > 0 {
+                    return Ok(done);
+                }
+                return Err(if e == Errno::EPIPE {
+                    sigpipe(task, flags)
+                } else {
+                    e
+                });
+            }
+        }
+    }
+}
+
+/// eth0=switch: a datagram from the wire to the socket bound to its
+/// destination (exact address before wildcard; a connected socket only
+/// takes its peer's). Nobody there, or a full queue: dropped.
+fn deliver_udp(src: SocketAddr, dst: SocketAddr, data: Vec<u8>) {
+    let ip = canonical(dst.ip());
+    let mut cands: Vec<(bool, Arc<InetSocket>)> = Vec::new();
+    for (s, b) in eth::bound(IPPROTO_UDP, dst.port()) {
+        if !b.accepts(ip) {
+            continue;
+        }
+        if let Some(r) = b.connected_to {
+            if canonical(r.ip()) != src.ip() || r.port() != src.port() {
+                continue;
+            }
+        }
+        cands.push((!b.wildcard(), s));
+    }
+    let exact = cands.iter().any(|c| c.0);
+    let best: Vec<Arc<InetSocket>> = cands
+        .into_iter()
+        .filter(|c| c.0 == exact)
+        .map(|c| c.1)
+        .collect();
+    if best.is_empty() {
+        return;
+    }
+    let k = (src.port() as usize).wrapping_mul(31) % best.len();
+    let Some(r) = best.into_iter().nth(k) else {
+        return;
+    };
+    let total = data.len();
+    let delivered = {
+        let mut rs = r.lock();
+        if rs.closed || rs.shut_rd || rs.dgram_bytes + total > rs.opts.rcvbuf {
+            false
+        } else {
+            rs.dgram_bytes += total;
+            rs.dgrams
+                .push_back((in_family(r.family, src.ip(), src.port()), data));
+            true
+        }
+    };
+    if delivered {
+        r.waiters.wake_all();
+    }
+}
+
+/// eth0=switch: an echo reply from the wire to the ping socket whose port
+/// is its identifier.
+fn deliver_echo(from: Ipv4Addr, ident: u16, msg: Vec<u8>) {
+    let total = msg.len();
+    for (r, _) in eth::bound(IPPROTO_ICMP, ident) {
+        if r.family != AF_INET {
+            continue;
+        }
+        let delivered = {
+            let mut rs = r.lock();
+            if rs.closed || rs.shut_rd || rs.dgram_bytes + total > rs.opts.rcvbuf {
+                false
+            } else {
+                rs.dgram_bytes += total;
+                rs.dgrams
+                    .push_back((in_family(r.family, IpAddr::V4(from), 0), msg));
+                true
+            }
+        };
+        if delivered {
+            r.waiters.wake_all();
+        }
+        return;
+    }
 }
 
 // ---------------------------------------------------------------------------

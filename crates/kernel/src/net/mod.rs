@@ -6,7 +6,8 @@
 //!   (`socket_table`), dispatched by the socket's family; sendmmsg and
 //!   recvmmsg on top of sendmsg/recvmsg for every family.
 //! - [`unix`]: AF_UNIX (stream, datagram, seqpacket; SCM_RIGHTS...).
-//! - [`inet`]: AF_INET and AF_INET6 — TCP and UDP, the port table.
+//! - [`inet`]: AF_INET and AF_INET6 — TCP and UDP, the port table;
+//!   [`eth`] (inside it): eth0=switch's packet stack (smoltcp).
 //! - [`netlink`]: AF_NETLINK, NETLINK_ROUTE (links, addresses, routes).
 //! - [`procnet`]: the files of /proc/net.
 //! - [`iface`]: the network interfaces (`lo`), their addresses and the
@@ -14,6 +15,7 @@
 
 pub mod iface;
 pub mod inet;
+pub use inet::eth;
 pub mod netlink;
 pub mod procnet;
 pub mod unix;
