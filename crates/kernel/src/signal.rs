@@ -777,8 +777,11 @@ fn setup_frame(r: &mut TaskRunner, q: &Queued, act: &KSigAction) -> KResult<()> 
     r.regs.rsi = info;
     r.regs.rdx = uc;
     r.regs.rax = 0;
-    // The direction flag is clear on entry to a handler (ABI).
-    r.regs.eflags &= !0x400;
+    // The direction flag is clear on entry to a handler (ABI); so are the
+    // trap and resume flags (Linux), and a debugger stepping into the
+    // handler sees it stop there.
+    r.regs.eflags &= !(0x400 | 0x100 | 0x1_0000);
+    crate::task::ptrace::handler_entered(r);
     Ok(())
 }
 

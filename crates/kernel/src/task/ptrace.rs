@@ -575,6 +575,22 @@ pub fn signal_stop(r: &mut TaskRunner, q: Queued, act: KSigAction) -> Option<(Qu
     Some((nq, act))
 }
 
+/// A signal handler's frame is set up: a single-stepping tracee stops
+/// at the handler's first instruction (Linux's user_single_step_report).
+pub fn handler_entered(r: &mut TaskRunner) {
+    if !r.task.ptrace.is_traced() {
+        return;
+    }
+    let step = {
+        let mut ps = r.task.ptrace.lock();
+        ps.forced_tf = false;
+        ps.step
+    };
+    if step {
+        signal::force_fault(&r.task, SIGTRAP, TRAP_BRKPT, 0);
+    }
+}
+
 /// What the task loop does with a system call after the entry stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
