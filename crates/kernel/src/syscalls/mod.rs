@@ -156,6 +156,7 @@ const TABLES: &[Table] = &[
     crate::task::usage::usage_table,
     crate::task::creds::creds_table,
     crate::task::ptrace::ptrace_table,
+    crate::task::persona::persona_table,
     crate::task::reboot::reboot_table,
     crate::time::timers::timers_table,
     crate::ipc::msg::msg_table,

@@ -17,6 +17,7 @@ pub mod coredump;
 pub mod creds;
 pub mod exit;
 pub mod futex;
+pub mod persona;
 pub mod ptrace;
 pub mod reboot;
 pub mod syscalls;
@@ -320,6 +321,8 @@ pub struct Task {
     pub sched: Mutex<(i32, i32)>,
     /// The task as a tracee (see [`ptrace`]).
     pub ptrace: ptrace::Ptrace,
+    /// personality(2)'s value (inherited by fork and clone).
+    pub personality: std::sync::atomic::AtomicU32,
 }
 
 impl Task {
@@ -358,6 +361,7 @@ impl Task {
             ),
             sched: Mutex::new((0, 0)),
             ptrace: Default::default(),
+            personality: Default::default(),
         });
         t.group
             .threads

@@ -315,6 +315,12 @@ fn do_clone_full(
         let fd = ctx.files().alloc(f, true)?;
         ctx.mm().write_val(pidfd_at.0, &fd)?;
     }
+    child.personality.store(
+        parent
+            .personality
+            .load(std::sync::atomic::Ordering::Relaxed),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     // A traced parent's tracer may take the child too (before it runs).
     super::ptrace::on_clone(ctx.task, &child, flags);
     let vfork = if flags & CLONE_VFORK != 0 {
