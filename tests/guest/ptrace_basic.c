@@ -309,15 +309,24 @@ static void seize(void) {
     errno = 0;
     r = ptrace(PTRACE_GETREGS, p, 0, &(struct user_regs_struct){0});
     say("getregs while running: %ld %s\n", r, ename(errno));
-    usleep(20000);
-    ptrace(PTRACE_INTERRUPT, p, 0, 0);
-    wait_for(p, "interrupt");
+    /* Interrupt until the child is caught inside its blocking read (it
+     * may still be starting): a budget of attempts, not a time. */
     struct user_regs_struct regs;
-    ptrace(PTRACE_GETREGS, p, 0, &regs);
-    say("interrupted read: orig_rax is read %d, rax %lld\n", regs.orig_rax == SYS_read,
-        (long long)regs.rax);
+    int st = 0, in_read = 0, attempts = 0;
     siginfo_t si;
-    ptrace(PTRACE_GETSIGINFO, p, 0, &si);
+    for (; attempts < 2000 && !in_read; attempts++) {
+        ptrace(PTRACE_INTERRUPT, p, 0, 0);
+        waitpid(p, &st, 0);
+        ptrace(PTRACE_GETREGS, p, 0, &regs);
+        in_read = regs.orig_rax == SYS_read && (long long)regs.rax == -512;
+        ptrace(PTRACE_GETSIGINFO, p, 0, &si);
+        if (!in_read) {
+            ptrace(PTRACE_CONT, p, 0, 0);
+            usleep(1000);
+        }
+    }
+    status("interrupt", st);
+    say("interrupted read: %d\n", in_read);
     say("interrupt siginfo signo %d code %#x\n", si.si_signo, si.si_code);
     ptrace(PTRACE_CONT, p, 0, 0);
     kill(p, SIGSTOP);
@@ -326,7 +335,6 @@ static void seize(void) {
     wait_for(p, "group stop");
     r = ptrace(PTRACE_LISTEN, p, 0, 0);
     say("listen %ld\n", r);
-    int st = 0;
     say("wnohang while listening: %d\n", waitpid(p, &st, WNOHANG));
     kill(p, SIGCONT);
     wait_for(p, "after sigcont");
@@ -378,21 +386,27 @@ static void singlestep(void) {
 static char shared_buf[64] = "hello from the child";
 
 static void process_vm(void) {
-    int pfd[2];
-    if (pipe(pfd))
+    int pfd[2], ready[2];
+    if (pipe(pfd) || pipe(ready))
         return;
     pid_t p = fork();
     if (p == 0) {
         char c;
         close(pfd[1]);
+        close(ready[0]);
         strcpy(shared_buf, "child's own data");
+        close(ready[1]);
         while (read(pfd[0], &c, 1) == 1)
             ;
         say("child buffer now: %s\n", shared_buf);
         _exit(0);
     }
     close(pfd[0]);
-    usleep(20000);
+    close(ready[1]);
+    char c;
+    while (read(ready[0], &c, 1) > 0)
+        ;
+    close(ready[0]);
     char got[64] = "";
     struct iovec l = {got, 16}, rv = {shared_buf, 16};
     long n = process_vm_readv(p, &l, 1, &rv, 1, 0);
