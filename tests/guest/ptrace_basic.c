@@ -497,10 +497,56 @@ static void hostile(void) {
     wait_for(p, "killed tracee");
 }
 
+/* ---- init (only under ruml, where this program is pid 1) ------------ */
+static void init_checks(void) {
+    pid_t p = fork();
+    if (p == 0) {
+        if (setuid(65534) != 0)
+            _exit(40);
+        errno = 0;
+        long r = ptrace(PTRACE_ATTACH, 1, 0, 0);
+        say("unprivileged attach to init: %ld %s\n", r, ename(errno));
+        errno = 0;
+        r = ptrace(PTRACE_SEIZE, 1, 0, 0);
+        say("unprivileged seize of init: %ld %s\n", r, ename(errno));
+        char buf[8];
+        struct iovec l = {buf, 8}, rv = {(void *)&target, 8};
+        errno = 0;
+        r = process_vm_readv(1, &l, 1, &rv, 1, 0);
+        say("unprivileged readv of init: %ld %s\n", r, ename(errno));
+        errno = 0;
+        int fd = open("/proc/1/mem", O_RDONLY);
+        say("unprivileged open of init's mem: %d %s\n", fd < 0 ? -1 : 0, ename(errno));
+        _exit(0);
+    }
+    wait_for(p, "unprivileged child");
+    p = fork();
+    if (p == 0) {
+        /* Root may trace init (Linux has no special case for pid 1). */
+        long r = ptrace(PTRACE_SEIZE, 1, 0, 0);
+        say("root seize of init: %ld\n", r);
+        ptrace(PTRACE_INTERRUPT, 1, 0, 0);
+        int st = 0;
+        pid_t w = waitpid(1, &st, __WALL);
+        say("init stopped: %d event %d\n", w == 1, st >> 16);
+        r = ptrace(PTRACE_DETACH, 1, 0, 0);
+        say("detach init: %ld\n", r);
+        _exit(0);
+    }
+    wait_for(p, "root child");
+}
+
 int main(int argc, char **argv) {
     self = argv[0];
     if (argc > 1 && strcmp(argv[1], "exit7") == 0)
         return 7;
+    if (argc > 1 && strcmp(argv[1], "init") == 0) {
+        setvbuf(stdout, NULL, _IONBF, 0);
+        if (getpid() != 1)
+            return 2;
+        init_checks();
+        return 0;
+    }
     setvbuf(stdout, NULL, _IONBF, 0);
     traceme_exec();
     syscalls();

@@ -298,3 +298,28 @@ fn normalizers() {
         normalize_gdb("[Inferior 1 (process 5) exited with code 030]\nmain (argc=1, argv=0x7feffefff828) at x.c:3")
     );
 }
+
+/// Tracing init (ruml only: there the test program is pid 1): an
+/// unprivileged process may not attach to it, read its memory or open its
+/// /proc/1/mem; root may (Linux has no special case for pid 1), and init
+/// goes on after the detach.
+#[test]
+fn ptrace_rules_for_init() {
+    let guest = build_guest("ptrace_basic", Flavour::Dynamic);
+    let ruml = run_ruml(&guest.path, &["init"], &test_env());
+    assert_eq!(ruml.code(), 0, "{ruml}");
+    assert_eq!(
+        ruml.stdout,
+        "unprivileged attach to init: -1 EPERM
+unprivileged seize of init: -1 EPERM
+unprivileged readv of init: -1 EPERM
+unprivileged open of init's mem: -1 EACCES
+unprivileged child: exited 0
+root seize of init: 0
+init stopped: 1 event 128
+detach init: 0
+root child: exited 0
+",
+        "{ruml}"
+    );
+}
