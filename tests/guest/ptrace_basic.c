@@ -4,7 +4,8 @@
  *
  * Sections: TRACEME + exec, syscall stops (GET_SYSCALL_INFO, changing and
  * skipping a call), PEEK/POKE and breakpoints in text, fork/exit events,
- * SEIZE/INTERRUPT/LISTEN, single-step counting, process_vm_readv/writev,
+ * SEIZE/INTERRUPT/LISTEN, single-step counting, FPU registers and register
+ * sets, process_vm_readv/writev,
  * /proc/PID/mem, hostile requests. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -382,6 +383,56 @@ static void singlestep(void) {
     wait_for(p, "step exit");
 }
 
+/* ---- FPU registers and register sets -------------------------------- */
+static void fpregs(void) {
+    pid_t p = fork();
+    if (p == 0) {
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        raise(SIGSTOP);
+        unsigned int m = 0;
+        __asm__ volatile("stmxcsr %0" : "=m"(m));
+        say("child mxcsr %#x\n", m);
+        _exit(0);
+    }
+    wait_for(p, "fpregs stop");
+    struct user_fpregs_struct fp;
+    long r = ptrace(PTRACE_GETFPREGS, p, 0, &fp);
+    say("getfpregs %ld mxcsr %#x cwd %#x\n", r, fp.mxcsr, fp.cwd);
+    fp.mxcsr |= 0x8000; /* flush to zero */
+    r = ptrace(PTRACE_SETFPREGS, p, 0, &fp);
+    say("setfpregs %ld\n", r);
+    struct user_fpregs_struct bad = fp;
+    bad.mxcsr = 0xffffffff;
+    errno = 0;
+    r = ptrace(PTRACE_SETFPREGS, p, 0, &bad);
+    say("setfpregs bad mxcsr %ld %s\n", r, ename(errno));
+    struct user_regs_struct regs;
+    struct iovec iov = {&regs, sizeof regs};
+    r = ptrace(PTRACE_GETREGSET, p, (void *)1 /* NT_PRSTATUS */, &iov);
+    say("regset prstatus %ld len %zu\n", r, iov.iov_len);
+    static unsigned char xs[16384];
+    struct iovec xiov = {xs, sizeof xs};
+    r = ptrace(PTRACE_GETREGSET, p, (void *)0x202 /* NT_X86_XSTATE */, &xiov);
+    unsigned long long xcr0;
+    memcpy(&xcr0, xs + 464, 8);
+    unsigned int mx;
+    memcpy(&mx, xs + 24, 4);
+    say("regset xstate %ld bigger than fxsave %d, xcr0 has x87+sse %d, mxcsr %#x\n", r,
+        xiov.iov_len > 512, (int)((xcr0 & 3) == 3), mx);
+    struct iovec fiov = {&fp, sizeof fp};
+    r = ptrace(PTRACE_GETREGSET, p, (void *)2 /* NT_PRFPREG */, &fiov);
+    say("regset prfpreg %ld len %zu\n", r, fiov.iov_len);
+    struct iovec odd = {&regs, 13};
+    errno = 0;
+    r = ptrace(PTRACE_GETREGSET, p, (void *)1, &odd);
+    say("regset odd length %ld %s\n", r, ename(errno));
+    errno = 0;
+    r = ptrace(PTRACE_GETREGSET, p, (void *)0x999, &iov);
+    say("regset unknown %ld %s\n", r, ename(errno));
+    ptrace(PTRACE_CONT, p, 0, 0);
+    wait_for(p, "fpregs exit");
+}
+
 /* ---- process_vm_readv/writev ---------------------------------------- */
 static char shared_buf[64] = "hello from the child";
 
@@ -555,6 +606,7 @@ int main(int argc, char **argv) {
     fork_events();
     seize();
     singlestep();
+    fpregs();
     process_vm();
     hostile();
     return 0;
