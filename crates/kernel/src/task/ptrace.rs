@@ -432,7 +432,7 @@ fn stop(
             notify_tracer(tr, task.tid(), CLD_TRAPPED, c);
         }
     };
-    let (regs, fpu) = {
+    let fpu = {
         let mut ps = task.ptrace.lock();
         ps.stopped = None;
         ps.listening = false;
@@ -450,9 +450,8 @@ fn stop(
         } else if let Some(nr) = regs {
             r.regs = nr;
         }
-        (regs, fpu)
+        fpu
     };
-    let _ = regs;
     if let (Some(f), Some(c)) = (fpu, r.ctx.as_ref()) {
         let _ = c.set_fpu(&f);
     }
@@ -799,7 +798,7 @@ pub fn on_clone(parent: &Task, child: &Arc<Task>, flags: u64) {
     } else {
         (PTRACE_EVENT_FORK, PTRACE_O_TRACEFORK)
     };
-    let (tracer, options, seized, report) = {
+    let (tracer, options, seized) = {
         let mut ps = parent.ptrace.lock();
         if ps.tracer == 0 {
             return;
@@ -811,9 +810,8 @@ pub fn on_clone(parent: &Task, child: &Arc<Task>, flags: u64) {
         if report {
             ps.fork_event = Some((ev, child.tid()));
         }
-        (ps.tracer, ps.options, ps.seized, report)
+        (ps.tracer, ps.options, ps.seized)
     };
-    let _ = report;
     {
         let mut cs = child.ptrace.lock();
         cs.tracer = tracer;
@@ -1180,8 +1178,8 @@ fn sys_ptrace(
             let v = if (addr as usize) < USER_REGS_SIZE {
                 regs_to_words(&ps.regs)[addr as usize / 8]
             } else {
-                // Debug registers (and the rest of struct user) read as 0.
-                let _ = USER_DEBUGREG;
+                // Debug registers (USER_DEBUGREG..) and the rest of
+                // struct user read as 0.
                 0
             };
             drop(ps);
@@ -1533,11 +1531,10 @@ fn peeksiginfo(ctx: &SyscallContext<'_>, t: &Arc<Task>, args: u64, data: u64) ->
 fn traceme(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
     let task = ctx.task;
     let ppid = super::process_ids(task.tgid()).map(|i| i.ppid).unwrap_or(0);
-    let parent = crate::kernel()
-        .tasks
-        .get(ppid)
-        .ok_or(crate::errno!(EPERM))?;
-    let _ = parent;
+    // The parent must still be alive to become the tracer.
+    if crate::kernel().tasks.get(ppid).is_none() {
+        return error!(EPERM);
+    }
     {
         let mut ps = task.ptrace.lock();
         if ps.tracer != 0 {
