@@ -367,6 +367,9 @@ impl Context {
     /// A kick that arrives meanwhile is remembered for the next run.
     fn run_stub(&mut self, regs: &mut Registers) -> Result<(), HostError> {
         regs.orig_rax = u64::MAX;
+        // The guest's trap flag (a debugger single-stepping it) must not
+        // stop the stub's own code after one instruction.
+        regs.eflags &= !0x100;
         self.setregs(regs)?;
         loop {
             check(ptrace(libc::PTRACE_CONT, self.tid, 0, 0), "PTRACE_CONT")?;

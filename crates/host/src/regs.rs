@@ -51,3 +51,21 @@ impl std::fmt::Debug for FpuState {
         write!(f, "FpuState({} bytes)", self.0.len())
     }
 }
+
+/// The XSAVE features the host enabled (XCR0), which debuggers read from
+/// the first software-reserved word of an NT_X86_XSTATE image. x87 and SSE
+/// only if the CPU has no XSAVE.
+pub fn xcr0() -> u64 {
+    let c = core::arch::x86_64::__cpuid(1);
+    if c.ecx & (1 << 27) == 0 {
+        return 3; // no OSXSAVE: xgetbv would fault
+    }
+    let (lo, hi): (u32, u32);
+    // SAFETY: OSXSAVE is set, so xgetbv with ecx=0 reads XCR0 and has no
+    // other effect.
+    unsafe {
+        std::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi,
+            options(nomem, nostack, preserves_flags));
+    }
+    ((hi as u64) << 32) | lo as u64
+}

@@ -515,11 +515,7 @@ impl AddressSpace {
                 "rt_sigaction",
             )?;
         }
-        sys(
-            libc::SYS_rt_sigprocmask,
-            [libc::SIG_SETMASK as u64, fbase + sa as u64 + 24, 0, 8, 0, 0],
-            "rt_sigprocmask",
-        )?;
+        // The helper blocks every signal itself, first thing (see sstub).
         sys(
             libc::SYS_prctl,
             [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],

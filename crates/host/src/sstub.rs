@@ -155,6 +155,15 @@ std::arch::global_asm!(
     // ---- the helper thread ---------------------------------------------
     ".globl ruml_sstub_helper",
     "ruml_sstub_helper:",
+    // Block every signal here, not during setup: a forced SIGTRAP (the
+    // setup's int3 stops) while blocked would reset its handler, and guest
+    // breakpoints and single steps need it.
+    "    mov edi, 2",
+    "    lea rsi, [rip + ruml_sstub_start + {filter} + {sigaction} + 24]",
+    "    xor edx, edx",
+    "    mov r10d, 8",
+    "    mov eax, 14",
+    "    syscall",
     "    lea r15, [rip + ruml_sstub_start + {req}]",
     "    lea r14, [rip + ruml_sstub_start + {doorbell}]",
     "    xor r13d, r13d",
@@ -257,6 +266,7 @@ std::arch::global_asm!(
     req_ok = const REQ_OK_TOKEN,
     req_comp = const REQ_COMP_OFF,
     guest_prog = const FLT_GUEST_PROG,
+    sigaction = const FLT_SIGACTION,
     ctl_uc = const CTL_UC,
     ctl_fs = const CTL_FS,
     ctl_gs = const CTL_GS,

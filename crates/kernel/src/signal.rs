@@ -99,7 +99,7 @@ pub struct Queued {
 }
 
 impl Queued {
-    fn siginfo(&self) -> [u8; 128] {
+    pub(crate) fn siginfo(&self) -> [u8; 128] {
         let mut si = [0u8; 128];
         let head = SigInfoHead {
             signo: self.signo,
@@ -243,7 +243,7 @@ impl Task {
             let dying = g.exit.is_some() || g.exec_leader.is_some_and(|t| t != self.tid());
             (g.shared.iter().map(|q| q.signo).collect::<Vec<_>>(), dying)
         };
-        if exiting {
+        if exiting || self.ptrace.trap_pending() {
             return true;
         }
         let s = self.signals.lock();
@@ -264,7 +264,12 @@ pub fn send_thread(task: &Task, q: Queued) {
     {
         let g = task.group.sig();
         let mut s = task.signals.lock();
-        if !q.forced && g.is_ignored(q.signo) && s.blocked & bit(q.signo) == 0 {
+        // A tracee gets even ignored signals: its tracer sees them.
+        if !q.forced
+            && g.is_ignored(q.signo)
+            && s.blocked & bit(q.signo) == 0
+            && !task.ptrace.is_traced()
+        {
             return;
         }
         if q.signo < 32 && s.pending.iter().any(|p| p.signo == q.signo) {
@@ -282,6 +287,7 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
         return;
     }
     if q.signo == SIGKILL {
+        crate::task::ptrace::on_sigkill(group);
         return group_exit(
             group,
             ExitStatus::Killed {
@@ -316,7 +322,9 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
             .threads()
             .iter()
             .all(|t| t.signals.blocked() & bit(q.signo) != 0);
-        let drop_it = g.is_ignored(q.signo) && !blocked_everywhere;
+        let drop_it = g.is_ignored(q.signo)
+            && !blocked_everywhere
+            && !crate::task::ptrace::group_traced(group);
         let dup = q.signo < 32 && g.shared.iter().any(|p| p.signo == q.signo);
         if !drop_it && !dup {
             g.shared.push(q);
@@ -526,11 +534,17 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
             crate::container::hold_while_frozen(&task);
             continue;
         }
-        if stopped.is_some() {
-            // Stopped: only SIGCONT or SIGKILL (a group exit) goes on.
+        // A tracee reports group stops and PTRACE_INTERRUPT to its tracer
+        // (and runs again when the tracer says so).
+        if crate::task::ptrace::jobctl_trap(r) {
+            continue;
+        }
+        if stopped.is_some() && !task.ptrace.is_traced() {
+            // Stopped: only SIGCONT or SIGKILL (a group exit) goes on, or
+            // a tracer attaching.
             task.sleep_until_poked(|| {
                 let g = group.sig();
-                g.stopped.is_none() || g.exit.is_some()
+                g.stopped.is_none() || g.exit.is_some() || task.ptrace.is_traced()
             });
             continue;
         }
@@ -540,6 +554,10 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
                 task.signals.lock().blocked = m;
             }
             return false;
+        };
+        // Signal-delivery-stop: the tracer may change or cancel it.
+        let Some((q, act)) = crate::task::ptrace::signal_stop(r, q, act) else {
+            continue;
         };
         match act.handler {
             _ if q.signo == SIGKILL => group_exit(
@@ -571,6 +589,11 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
                 sig => {
                     let core = crate::task::coredump::is_core_signal(sig)
                         && crate::task::coredump::dump(r, &q);
+                    crate::task::ptrace::exit_event(
+                        r,
+                        ExitStatus::Killed { signo: sig, core },
+                        None,
+                    );
                     group_exit(&group, ExitStatus::Killed { signo: sig, core });
                 }
             },
@@ -761,8 +784,11 @@ fn setup_frame(r: &mut TaskRunner, q: &Queued, act: &KSigAction) -> KResult<()> 
     r.regs.rsi = info;
     r.regs.rdx = uc;
     r.regs.rax = 0;
-    // The direction flag is clear on entry to a handler (ABI).
-    r.regs.eflags &= !0x400;
+    // The direction flag is clear on entry to a handler (ABI); so are the
+    // trap and resume flags (Linux), and a debugger stepping into the
+    // handler sees it stop there.
+    r.regs.eflags &= !(0x400 | 0x100 | 0x1_0000);
+    crate::task::ptrace::handler_entered(r);
     Ok(())
 }
 

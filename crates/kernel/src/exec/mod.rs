@@ -173,7 +173,11 @@ pub fn exec_file(
         path = interp;
     }
     let phys = crate::kernel().phys.clone();
-    let mut layout = Layout::random();
+    // personality(ADDR_NO_RANDOMIZE) (debuggers set it): a fixed layout.
+    let fixed = task.personality.load(std::sync::atomic::Ordering::Relaxed)
+        & crate::task::persona::ADDR_NO_RANDOMIZE
+        != 0;
+    let mut layout = Layout::random(fixed);
     let mm = Mm::new(phys, layout.mmap_base);
     // RLIMIT_AS (9) and RLIMIT_STACK (3) bound the new image.
     mm.set_limits(
@@ -301,9 +305,11 @@ struct Layout {
 }
 
 impl Layout {
-    fn random() -> Layout {
+    fn random(fixed: bool) -> Layout {
         let mut r = [0u8; 32];
-        ruml_host::clock::random_bytes(&mut r);
+        if !fixed {
+            ruml_host::clock::random_bytes(&mut r);
+        }
         let rnd = |i: usize, bits: u32| {
             u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) & ((1 << bits) - 1)
         };

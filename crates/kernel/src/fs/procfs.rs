@@ -307,6 +307,7 @@ const PID_FILES: &[(&str, u64)] = &[
     ("fdinfo", 6),
     ("limits", 34),
     ("maps", 35),
+    ("mem", 43),
     ("mountinfo", 36),
     ("mounts", 37),
     ("oom_score_adj", 38),
@@ -378,6 +379,7 @@ impl Inode for PidDir {
             b"environ" => file(33, Gen::Environ(pid), 0o400),
             b"limits" => file(34, Gen::Limits(pid), 0o444),
             b"maps" => file(35, Gen::Maps(pid), 0o444),
+            b"mem" => Ok(Arc::new(MemInode { meta: ino(43), tid })),
             b"mountinfo" => file(36, Gen::MountInfo(pid), 0o444),
             b"mounts" => file(37, Gen::Mounts(pid), 0o444),
             b"oom_score_adj" => file(38, Gen::OomScoreAdj, 0o644),
@@ -747,6 +749,34 @@ impl Inode for SysDir {
     }
 }
 
+/// /proc/PID/mem: the process's memory at file offset = address, read
+/// and written as a debugger would (see task::ptrace::open_mem).
+struct MemInode {
+    meta: Meta,
+    tid: i32,
+}
+
+impl Inode for MemInode {
+    fn file_type(&self) -> FileType {
+        FileType::Regular
+    }
+    fn key(&self) -> InodeKey {
+        self.meta.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(self.meta.stat(S_IFREG | 0o600, 1, 0))
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(self.meta.statfs())
+    }
+    fn open(&self, _flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        crate::task::ptrace::open_mem(caller.task, self.tid)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// A generated file.
 struct GenFile {
     meta: Meta,
@@ -931,7 +961,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let kb = |b: u64| b / 1024;
             let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             format!(
-                "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t0\n\
+                "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t{}\n\
                  {ids_line}FDSize:\t{}\nGroups:\t{groups}\nNStgid:\t{pid}\nNSpid:\t{tid}\nNSpgid:\t{}\nNSsid:\t{}\n\
                  VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t       0 kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
                  RssAnon:\t{:8} kB\nRssFile:\t       0 kB\nRssShmem:\t       0 kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
@@ -940,6 +970,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
                  NoNewPrivs:\t{}\n{seccomp}Speculation_Store_Bypass:\tthread vulnerable\n\
                  Cpus_allowed:\t{:x}\nCpus_allowed_list:\t0-{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
                 ids.ppid,
+                t.ptrace.tracer(),
                 t.files().limit().max(64),
                 ids.pgid,
                 ids.sid,

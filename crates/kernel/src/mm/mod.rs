@@ -133,6 +133,11 @@ enum Access {
     Write,
     /// The kernel itself (exec): ignores the VMA's protection.
     Force,
+    /// A debugger (ptrace, /proc/PID/mem: FOLL_FORCE): reads any mapping;
+    /// writes private ones whatever their protection (copy-on-write), and
+    /// shared ones only if writable.
+    DebugRead,
+    DebugWrite,
 }
 
 fn host_prot(vma_prot: u32, cow: bool) -> u32 {
@@ -674,6 +679,11 @@ impl Mm {
                 Backing::Special { map, .. } => map.max_prot & PROT_WRITE != 0,
                 _ => true,
             },
+            Access::DebugRead => true,
+            Access::DebugWrite => match &vma.backing {
+                Backing::Special { map, .. } => !vma.shared && map.max_prot & PROT_WRITE != 0,
+                _ => !vma.shared || vma.prot & PROT_WRITE != 0,
+            },
         };
         if !ok {
             return error!(EFAULT);
@@ -685,7 +695,7 @@ impl Mm {
         let Some(pte) = m.ptes.get(&vpn).copied() else {
             return error!(EFAULT);
         };
-        if access != Access::Read && pte.cow {
+        if !matches!(access, Access::Read | Access::DebugRead) && pte.cow {
             return self.break_cow(m, vpn, vma.prot);
         }
         Ok(pte.pfn)
@@ -948,6 +958,36 @@ impl Mm {
         self.copy_user(addr, data.len(), Access::Force, |pfn, off, done, n| {
             phys.write(pfn, off, &data[done..done + n])
         })
+    }
+
+    /// A debugger's access (ptrace PEEK/POKE, /proc/PID/mem): reads into
+    /// `buf` or, with `data`, writes `data`, with FOLL_FORCE semantics (a
+    /// write into read-only private text copies the page). Returns how many
+    /// bytes were moved before the first inaccessible one.
+    pub fn access_remote(&self, addr: u64, buf: &mut [u8], data: Option<&[u8]>) -> usize {
+        let len = data.map_or(buf.len(), |d| d.len());
+        let mut done = 0usize;
+        while done < len {
+            let at = addr.wrapping_add(done as u64);
+            let n = ((PAGE - at % PAGE) as usize).min(len - done);
+            let phys = self.phys.clone();
+            let r = match data {
+                Some(d) => self.copy_user(at, n, Access::DebugWrite, |pfn, off, k, m| {
+                    phys.write(pfn, off, &d[done + k..done + k + m])
+                }),
+                None => {
+                    let out = &mut buf[done..done + n];
+                    self.copy_user(at, n, Access::DebugRead, |pfn, off, k, m| {
+                        phys.read(pfn, off, &mut out[k..k + m])
+                    })
+                }
+            };
+            if r.is_err() {
+                break;
+            }
+            done += n;
+        }
+        done
     }
 
     /// Reads a NUL-terminated string of at most `max` bytes (without the

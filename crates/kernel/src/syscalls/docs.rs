@@ -7,6 +7,8 @@ use super::{lookup, names::SYSCALL_NAMES};
 /// Implemented calls that do less than Linux, and what is missing.
 pub const PARTIAL: &[(&str, &str)] = &[
     ("clone", "namespaces (CLONE_NEW*) give EINVAL"),
+    ("ptrace", "implemented on ruml's own task state (docs/debugging.md); a tracer is a process (any of its threads may make requests; Linux allows only the tracing thread); writes to segment selectors are ignored (64-bit code only); no hardware breakpoints or watchpoints (debug registers read as 0, nonzero writes give EIO); PTRACE_O_TRACESECCOMP stops come with guest seccomp filters; Yama's ptrace_scope is not modelled (same ids or root may attach)"),
+    ("personality", "any value is kept and reported; ADDR_NO_RANDOMIZE is honoured by exec; other flags have no effect"),
     ("clone3", "namespaces and set_tid give EINVAL"),
     ("prlimit64", "NOFILE, STACK and AS are enforced; the others are recorded (NPROC is not enforced for root, as on Linux)"),
     ("prctl", "NAME, DUMPABLE, PDEATHSIG, CHILD_SUBREAPER, NO_NEW_PRIVS (per process), KEEPCAPS, SECUREBITS, CAPBSET_READ/DROP, CAP_AMBIENT, GET/SET_SECCOMP (docs/security.md); others EINVAL"),
@@ -31,7 +33,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("setgroups", "as setuid"),
     ("capget", "sets are per process: a tid names its whole process"),
     ("capset", "sets are per process, not per thread; file capabilities are not supported (docs/security.md)"),
-    ("seccomp", "TRACE never finds a tracer (no guest ptrace yet: ENOSYS, as Linux without one); SECCOMP_IOCTL_NOTIF_SET_FLAGS gives EINVAL (docs/security.md)"),
+    ("seccomp", "SECCOMP_RET_TRACE gives ENOSYS even under a tracer (the PTRACE_EVENT_SECCOMP stop in task/ptrace.rs is not yet called from the filter code); SECCOMP_IOCTL_NOTIF_SET_FLAGS gives EINVAL (docs/security.md)"),
     ("sched_setaffinity", "the mask is recorded and reported, not applied to host scheduling"),
     ("sched_setscheduler", "policy and priority are recorded and reported, not applied"),
     ("sched_setparam", "as sched_setscheduler"),

@@ -161,6 +161,8 @@ const TABLES: &[Table] = &[
     crate::task::creds::creds_table,
     crate::task::caps::caps_table,
     crate::task::seccomp::seccomp_table,
+    crate::task::ptrace::ptrace_table,
+    crate::task::persona::persona_table,
     crate::task::reboot::reboot_table,
     crate::time::timers::timers_table,
     crate::ipc::msg::msg_table,

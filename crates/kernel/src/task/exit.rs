@@ -114,6 +114,9 @@ pub fn exit_thread(task: &Arc<Task>) {
     // Drop this thread's hold on the descriptor table: the last holder
     // closes the files (pipe ends see EOF, and so on).
     task.set_files(crate::fs::FdTable::new());
+    // A traced thread's end is its tracer's to see (the leader's comes
+    // with its process's).
+    super::ptrace::on_thread_exit(task);
     if last {
         // System V IPC (ipc/): SEM_UNDO adjustments are applied, and shared
         // memory is detached from an address space no one runs in any more.
@@ -130,7 +133,9 @@ pub fn exit_thread(task: &Arc<Task>) {
 fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usage::Times) {
     let pid = group.tgid();
     let k = crate::kernel();
-    let (parent, reaped, was_leader, deathsig) = {
+    // Its tracer hears first; its own tracees are let go.
+    super::ptrace::on_process_exit(pid, status);
+    let (parent, reaped, was_leader, deathsig, held) = {
         let mut tree = k.tasks.lock();
         let Some(node) = tree.get_mut(&pid) else {
             return;
@@ -170,9 +175,12 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
             r.children.extend(children);
         }
         let parent = tree.get(&ppid).and_then(|n| n.group.clone());
+        // A traced process's real parent hears of its end only after the
+        // tracer has seen it (release_traced_zombie).
+        let held = super::ptrace::holds_zombie(pid, ppid);
         // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) never sees
         // zombies: the child is reaped at once.
-        let autoreap = parent.as_ref().is_some_and(|p| signal::ignores_children(p));
+        let autoreap = !held && parent.as_ref().is_some_and(|p| signal::ignores_children(p));
         if autoreap {
             tree.remove(&pid);
             if let Some(pn) = tree.get_mut(&ppid) {
@@ -183,9 +191,8 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
                 u.children = u.children + usage;
             }
         }
-        (parent, autoreap, was_leader, deathsig)
+        (parent, autoreap, was_leader, deathsig, held)
     };
-    let (parent, reaped, was_leader, deathsig) = (parent, reaped, was_leader, deathsig);
     // PR_SET_PDEATHSIG: children that asked are told their parent died.
     for g in deathsig {
         for t in g.threads() {
@@ -213,7 +220,7 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
         crate::fs::tty::session_leader_exited(pid);
     }
     if let Some(p) = parent {
-        if !reaped {
+        if !reaped && !held {
             let (code, val) = match status {
                 ExitStatus::Exited(c) => (CLD_EXITED, c),
                 ExitStatus::Killed { signo, core: true } => (CLD_DUMPED, signo),
@@ -233,4 +240,50 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
         // Its waiters recheck (wait4 may now find a zombie, or ECHILD).
         p.kick_all();
     }
+}
+
+/// The tracer has seen traced process `pid`'s exit (or let it go): now
+/// its real parent is told, as for any child (SIGCHLD, or reaped at once
+/// if the parent ignores SIGCHLD).
+pub(crate) fn release_traced_zombie(pid: i32) {
+    let k = crate::kernel();
+    let (parent, status, reaped) = {
+        let mut tree = k.tasks.lock();
+        let Some(node) = tree.get(&pid) else { return };
+        let Some(status) = node.zombie else { return };
+        let ppid = node.ppid;
+        let parent = tree.get(&ppid).and_then(|n| n.group.clone());
+        let autoreap = parent.as_ref().is_some_and(|p| signal::ignores_children(p));
+        if autoreap {
+            let usage = node.usage;
+            tree.remove(&pid);
+            if let Some(pn) = tree.get_mut(&ppid) {
+                pn.children.retain(|c| *c != pid);
+            }
+            if let Some(pg) = &parent {
+                let mut u = pg.usage.lock().unwrap_or_else(|p| p.into_inner());
+                u.children = u.children + usage;
+            }
+        }
+        (parent, status, autoreap)
+    };
+    let Some(p) = parent else { return };
+    if !reaped {
+        let (code, val) = match status {
+            ExitStatus::Exited(c) => (CLD_EXITED, c),
+            ExitStatus::Killed { signo, core: true } => (CLD_DUMPED, signo),
+            ExitStatus::Killed { signo, .. } => (CLD_KILLED, signo),
+        };
+        signal::send_group(
+            &p,
+            Queued {
+                signo: SIGCHLD,
+                code,
+                a: pid as u64,
+                b: val as u64,
+                forced: false,
+            },
+        );
+    }
+    p.kick_all();
 }

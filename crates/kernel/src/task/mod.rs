@@ -9,13 +9,17 @@
 //! The process tree (parents, children, zombies, process groups and
 //! sessions) lives in one [`TaskTable`] behind one mutex: exits and waits
 //! are rare next to system calls, and one lock keeps them free of
-//! lock-order problems. Lock order: tree → group signals → task signals.
+//! lock-order problems. Lock order: tree → group signals → task signals
+//! (ptrace's registry and a task's ptrace state sit between the tree and
+//! group signals: see [`ptrace`]).
 
 pub mod caps;
 pub mod coredump;
 pub mod creds;
 pub mod exit;
 pub mod futex;
+pub mod persona;
+pub mod ptrace;
 pub mod reboot;
 pub mod seccomp;
 pub mod syscalls;
@@ -319,6 +323,10 @@ pub struct Task {
     pub sched: Mutex<(i32, i32)>,
     /// Guest seccomp: mode and filters (task/seccomp.rs).
     pub seccomp: seccomp::TaskSeccomp,
+    /// The task as a tracee (see [`ptrace`]).
+    pub ptrace: ptrace::Ptrace,
+    /// personality(2)'s value (inherited by fork and clone).
+    pub personality: std::sync::atomic::AtomicU32,
 }
 
 impl Task {
@@ -357,6 +365,8 @@ impl Task {
             ),
             sched: Mutex::new((0, 0)),
             seccomp: Default::default(),
+            ptrace: Default::default(),
+            personality: Default::default(),
         });
         t.group
             .threads
@@ -592,27 +602,44 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
             Trap::Syscall => {
                 last_fault = (0, 0);
                 let task = r.task.clone();
-                let mut regs = r.regs;
-                let mut sctx = SyscallContext {
-                    task: &task,
-                    regs: &mut regs,
-                    after: None,
+                // ptrace's syscall-enter stop comes first, then (seccomp)
+                // filters, then the call; see ptrace::syscall_enter.
+                let traced = task.ptrace.is_traced();
+                let nr = r.regs.orig_rax;
+                let entry = if traced {
+                    ptrace::syscall_enter(&mut r)
+                } else {
+                    ptrace::Entry::Run
                 };
-                crate::syscalls::dispatch(&mut sctx);
-                let after = sctx.after.take();
-                r.regs = regs;
-                r.in_syscall = true;
-                if let Some(after) = after {
-                    r.next = syscalls::after_syscall(&mut r, after);
-                }
-                match std::mem::replace(&mut r.next, Next::Continue) {
-                    Next::Continue => {}
-                    Next::Exit => break,
-                    Next::NewAddressSpace => {
-                        if let Err(e) = r.start_context(Start::NewProcess) {
-                            fatal_host_error(&r, &e);
+                if entry == ptrace::Entry::Run {
+                    let mut regs = r.regs;
+                    let mut sctx = SyscallContext {
+                        task: &task,
+                        regs: &mut regs,
+                        after: None,
+                    };
+                    crate::syscalls::dispatch(&mut sctx);
+                    let after = sctx.after.take();
+                    r.regs = regs;
+                    r.in_syscall = true;
+                    if let Some(after) = after {
+                        r.next = syscalls::after_syscall(&mut r, after);
+                    }
+                    match std::mem::replace(&mut r.next, Next::Continue) {
+                        Next::Continue => {}
+                        Next::Exit => break,
+                        Next::NewAddressSpace => {
+                            if let Err(e) = r.start_context(Start::NewProcess) {
+                                fatal_host_error(&r, &e);
+                            }
+                            if traced {
+                                ptrace::exec_event(&mut r);
+                            }
                         }
                     }
+                }
+                if traced && entry != ptrace::Entry::Emulated {
+                    ptrace::syscall_exit(&mut r, nr);
                 }
             }
             Trap::Signal(info) => {

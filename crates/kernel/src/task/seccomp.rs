@@ -376,8 +376,8 @@ pub enum TraceOutcome {
 /// SECCOMP_RET_TRACE Linux stops the task for its tracer with
 /// PTRACE_EVENT_SECCOMP (event message: the filter's 16 data bits); the
 /// tracer may change or skip the call (syscall number -1), after which the
-/// filters run again (recheck_after_trace). Guest ptrace does not exist
-/// yet: there is never a tracer.
+/// filters run again (recheck_after_trace). Not yet wired to task::ptrace::ptrace_event_seccomp (it needs the task
+/// runner, which dispatch does not have): TRACE gives ENOSYS.
 pub fn ptrace_event_seccomp(_ctx: &mut SyscallContext<'_>, _data: u32) -> TraceOutcome {
     TraceOutcome::NoTracer
 }

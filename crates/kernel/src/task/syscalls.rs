@@ -316,6 +316,14 @@ fn do_clone_full(
         let fd = ctx.files().alloc(f, true)?;
         ctx.mm().write_val(pidfd_at.0, &fd)?;
     }
+    child.personality.store(
+        parent
+            .personality
+            .load(std::sync::atomic::Ordering::Relaxed),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    // A traced parent's tracer may take the child too (before it runs).
+    super::ptrace::on_clone(ctx.task, &child, flags);
     let vfork = if flags & CLONE_VFORK != 0 {
         let (tx, rx) = std::sync::mpsc::channel();
         *child.vfork_done.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
@@ -394,8 +402,10 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
                 r.regs.rax = crate::errno::Errno::EAGAIN.as_return();
                 return Next::Continue;
             }
+            super::ptrace::fork_event(r);
             if let Some(rx) = vfork {
                 let _ = rx.recv();
+                super::ptrace::vfork_done_event(r, child.tid());
             }
             Next::Continue
         }
@@ -459,6 +469,8 @@ enum Found {
     Exited(ExitStatus),
     Stopped(i32),
     Continued,
+    /// A ptrace stop of a tracee: the whole status word.
+    Traced(i32),
 }
 
 impl Found {
@@ -467,6 +479,7 @@ impl Found {
             Found::Exited(st) => st.wait_status(),
             Found::Stopped(sig) => (sig << 8) | 0x7f,
             Found::Continued => 0xffff,
+            Found::Traced(st) => st,
         }
     }
 }
@@ -484,9 +497,30 @@ fn wait_child(
     let me = ctx.task.tgid();
     let consume = options & WNOWAIT == 0;
     let mut result: KResult<Option<(i32, Found)>> = Ok(None);
+    let mut release = None;
     let mut scan = || -> bool {
         let mut tree = k.tasks.lock();
         let my_pgid = tree.get(&me).map(|n| n.pgid).unwrap_or(0);
+        // Tracees first (ptrace stops, and exits the tracer sees first).
+        let for_tracee = |tid: i32, pgid: i32| match which {
+            WaitFor::Any => true,
+            WaitFor::Pid(p) => tid == p,
+            WaitFor::Group(0) => pgid == my_pgid,
+            WaitFor::Group(g) => pgid == g,
+        };
+        let (any_traced, found, rel) =
+            super::ptrace::wait_scan(&mut tree, me, &for_tracee, options, exited, consume);
+        if let Some((pid, rep)) = found {
+            release = rel;
+            result = Ok(Some((
+                pid,
+                match rep {
+                    super::ptrace::WaitReport::Stopped(st) => Found::Traced(st),
+                    super::ptrace::WaitReport::Exited(st) => Found::Exited(st),
+                },
+            )));
+            return true;
+        }
         let kids: Vec<i32> = tree
             .get(&me)
             .map(|n| n.children.clone())
@@ -501,14 +535,23 @@ fn wait_child(
             })
             .collect();
         if matching.is_empty() {
+            if any_traced {
+                return options & WNOHANG != 0;
+            }
             result = error!(ECHILD);
             return true;
         }
         for c in &matching {
+            let traced_by_me = super::ptrace::traced_by(*c, me);
             let Some(n) = tree.get_mut(c) else { continue };
             if let (true, Some(z)) = (exited, n.zombie) {
+                if super::ptrace::holds_zombie(*c, me) {
+                    // Its tracer has not seen it end yet.
+                    continue;
+                }
                 let usage = n.usage;
                 if consume {
+                    super::ptrace::forget(*c);
                     tree.remove(c);
                     if let Some(me_n) = tree.get_mut(&me) {
                         me_n.children.retain(|x| x != c);
@@ -524,6 +567,10 @@ fn wait_child(
                 *reaped_usage = usage;
                 result = Ok(Some((*c, Found::Exited(z))));
                 return true;
+            }
+            if traced_by_me {
+                // Our tracee: its stops reach us through ptrace.
+                continue;
             }
             if options & WUNTRACED != 0 {
                 if let Some(sig) = n.stop_report {
@@ -544,7 +591,12 @@ fn wait_child(
         }
         options & WNOHANG != 0
     };
-    match ctx.task.wait_until(None, &mut scan) {
+    let r = ctx.task.wait_until(None, &mut scan);
+    if let Some(pid) = release {
+        // The tracer saw a traced process end: now its real parent may.
+        super::exit::release_traced_zombie(pid);
+    }
+    match r {
         Ok(()) => result,
         Err(_) => error!(ERESTARTSYS),
     }
@@ -614,6 +666,7 @@ fn sys_waitid(
                 Found::Exited(ExitStatus::Killed { signo, .. }) => (2, signo),
                 Found::Stopped(sig) => (5, sig),
                 Found::Continued => (6, crate::signal::SIGCONT),
+                Found::Traced(st) => (4, (st >> 8) & 0xffff),
             };
             si[0..4].copy_from_slice(&SIGCHLD.to_le_bytes());
             si[8..12].copy_from_slice(&code.to_le_bytes());
