@@ -151,3 +151,17 @@ fn proc_status_security_lines() {
                 CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n";
     assert_eq!(ruml.stdout, want, "{ruml}");
 }
+
+/// SECCOMP_RET_TRACE with and without a guest tracer: ENOSYS untraced; a
+/// PTRACE_EVENT_SECCOMP stop with the filter's data for a tracer that
+/// asked, which lets the call run or skips it with its own result.
+#[test]
+fn seccomp_trace_stops_for_the_tracer() {
+    let (native, _) = common::differential("seccomp_trace", common::Flavour::Static, &[]);
+    assert!(
+        native
+            .stdout
+            .contains("getuid skipped by the tracer: -1 EPERM"),
+        "{native}"
+    );
+}

@@ -33,7 +33,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("setgroups", "as setuid"),
     ("capget", "sets are per process: a tid names its whole process"),
     ("capset", "sets are per process, not per thread; file capabilities are not supported (docs/security.md)"),
-    ("seccomp", "SECCOMP_RET_TRACE gives ENOSYS even under a tracer (the PTRACE_EVENT_SECCOMP stop in task/ptrace.rs is not yet called from the filter code); SECCOMP_IOCTL_NOTIF_SET_FLAGS gives EINVAL (docs/security.md)"),
+    ("seccomp", "SECCOMP_IOCTL_NOTIF_SET_FLAGS gives EINVAL (docs/security.md)"),
     ("sched_setaffinity", "the mask is recorded and reported, not applied to host scheduling"),
     ("sched_setscheduler", "policy and priority are recorded and reported, not applied"),
     ("sched_setparam", "as sched_setscheduler"),

@@ -187,14 +187,11 @@ pub fn implemented() -> Vec<u64> {
 }
 
 /// Runs the system call in the registers and writes its result to rax.
-/// An unknown number gives ENOSYS, logged once per number.
+/// An unknown number gives ENOSYS, logged once per number. The task loop
+/// has run the guest's seccomp filters first (task::seccomp::intercept).
 pub fn dispatch(ctx: &mut SyscallContext<'_>) {
     let nr = ctx.regs.orig_rax;
     let args = ctx.regs.syscall_args();
-    // Guest seccomp filters (one atomic load when there are none).
-    if crate::task::seccomp::intercept(ctx) {
-        return;
-    }
     let result = match lookup(nr) {
         Some((handler, _name)) => handler(ctx, args),
         None => {

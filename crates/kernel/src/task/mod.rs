@@ -618,7 +618,28 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                         regs: &mut regs,
                         after: None,
                     };
-                    crate::syscalls::dispatch(&mut sctx);
+                    // Guest seccomp filters (one atomic load when there
+                    // are none); a TRACE result stops the task for its
+                    // tracer here, where the runner is.
+                    let mut verdict = seccomp::intercept(&mut sctx, false);
+                    if let seccomp::Intercept::Trace(data) = verdict {
+                        r.regs = regs;
+                        let stopped = ptrace::ptrace_event_seccomp(&mut r, data);
+                        regs = r.regs;
+                        sctx = SyscallContext {
+                            task: &task,
+                            regs: &mut regs,
+                            after: None,
+                        };
+                        verdict = seccomp::after_trace(
+                            &mut sctx,
+                            stopped != ptrace::SeccompTrace::NoTracer,
+                            stopped == ptrace::SeccompTrace::Skip,
+                        );
+                    }
+                    if verdict == seccomp::Intercept::Run {
+                        crate::syscalls::dispatch(&mut sctx);
+                    }
                     let after = sctx.after.take();
                     r.regs = regs;
                     r.in_syscall = true;

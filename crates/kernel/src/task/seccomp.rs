@@ -8,7 +8,7 @@
 //! system call reaches the kernel.
 //!
 //! Each task (thread) has a [`TaskSeccomp`]: a mode (an atomic, so that the
-//! hook in [`crate::syscalls::dispatch`] costs one load when no filter is
+//! hook in the task loop (before `crate::syscalls::dispatch`) costs one load when no filter is
 //! installed) and the newest filter of its stack. Filters are immutable and
 //! shared: a [`Filter`] points at the one installed before it, fork/clone
 //! copy the pointer, execve keeps it, and the stack is dropped with the
@@ -365,32 +365,45 @@ pub fn status_lines(t: &Task) -> String {
     format!("Seccomp:\t{}\nSeccomp_filters:\t{}\n", t.seccomp.mode(), n)
 }
 
-/// What a guest tracer made of a SECCOMP_RET_TRACE stop.
-pub enum TraceOutcome {
-    /// No tracer (or one without PTRACE_O_TRACESECCOMP): the call fails
-    /// with ENOSYS.
-    NoTracer,
+/// What the filters decided for a system call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intercept {
+    /// Run the call.
+    Run,
+    /// The call must not run; its result (if any) is in rax.
+    Done,
+    /// SECCOMP_RET_TRACE with the filter's 16 data bits: the task loop
+    /// stops the task for its tracer (PTRACE_EVENT_SECCOMP, which needs
+    /// the task runner), then calls [`after_trace`].
+    Trace(u32),
 }
 
-/// HOOK for guest ptrace (task/ptrace.rs, branch gptrace): on
-/// SECCOMP_RET_TRACE Linux stops the task for its tracer with
-/// PTRACE_EVENT_SECCOMP (event message: the filter's 16 data bits); the
-/// tracer may change or skip the call (syscall number -1), after which the
-/// filters run again (recheck_after_trace). Not yet wired to task::ptrace::ptrace_event_seccomp (it needs the task
-/// runner, which dispatch does not have): TRACE gives ENOSYS.
-pub fn ptrace_event_seccomp(_ctx: &mut SyscallContext<'_>, _data: u32) -> TraceOutcome {
-    TraceOutcome::NoTracer
-}
-
-/// The system-call hook: true if the call must not run (its result, if
-/// any, is in rax). One atomic load when the task has no seccomp. Runs
-/// after a ptrace syscall-enter stop, as in Linux.
+/// The system-call hook. One atomic load when the task has no seccomp.
+/// Runs after a ptrace syscall-enter stop, as in Linux. `recheck`: the
+/// filters run again after a tracer's PTRACE_EVENT_SECCOMP stop, when a
+/// second TRACE result means "run" (Linux's recheck_after_trace).
 #[inline]
-pub fn intercept(ctx: &mut SyscallContext<'_>) -> bool {
+pub fn intercept(ctx: &mut SyscallContext<'_>, recheck: bool) -> Intercept {
     match ctx.task.seccomp.mode() {
-        SECCOMP_MODE_DISABLED => false,
-        mode => intercept_slow(ctx, mode),
+        SECCOMP_MODE_DISABLED => Intercept::Run,
+        mode => intercept_slow(ctx, mode, recheck),
     }
+}
+
+/// After the PTRACE_EVENT_SECCOMP stop (`stopped`: a tracer with
+/// PTRACE_O_TRACESECCOMP took it; `skip`: it skipped the call or the task
+/// is dying): as Linux, no tracer means ENOSYS, a skipped call keeps the
+/// rax the tracer left, and a call the tracer let through (possibly
+/// changed) is checked by the filters once more.
+pub fn after_trace(ctx: &mut SyscallContext<'_>, stopped: bool, skip: bool) -> Intercept {
+    if !stopped {
+        ctx.regs.rax = Errno::ENOSYS.as_return();
+        return Intercept::Done;
+    }
+    if skip {
+        return Intercept::Done;
+    }
+    intercept(ctx, true)
 }
 
 fn seccomp_data(ctx: &SyscallContext<'_>) -> [u8; 64] {
@@ -419,19 +432,19 @@ fn run_filters(top: &Arc<Filter>, data: &[u8; 64]) -> (u32, Arc<Filter>) {
     (ret, matched)
 }
 
-fn intercept_slow(ctx: &mut SyscallContext<'_>, mode: u8) -> bool {
+fn intercept_slow(ctx: &mut SyscallContext<'_>, mode: u8, recheck: bool) -> Intercept {
     let nr = ctx.regs.orig_rax;
     if mode == SECCOMP_MODE_STRICT {
         use crate::syscalls::names::nr as n;
         if [n::READ, n::WRITE, n::EXIT, n::RT_SIGRETURN].contains(&nr) {
-            return false;
+            return Intercept::Run;
         }
         log(ctx, "strict mode", SIGKILL as u32);
         kill_thread(ctx, SIGKILL);
-        return true;
+        return Intercept::Done;
     }
     let Some(top) = ctx.task.seccomp.filter() else {
-        return false;
+        return Intercept::Run;
     };
     let data = seccomp_data(ctx);
     let (ret, matched) = run_filters(&top, &data);
@@ -441,27 +454,30 @@ fn intercept_slow(ctx: &mut SyscallContext<'_>, mode: u8) -> bool {
         log(ctx, "filter", ret);
     }
     match action {
-        RET_ALLOW => false,
+        RET_ALLOW => Intercept::Run,
         RET_LOG => {
             log(ctx, "log", ret);
-            false
+            Intercept::Run
         }
         RET_ERRNO => {
             ctx.regs.rax = (-(value.min(4095) as i64)) as u64;
-            true
+            Intercept::Done
         }
         RET_TRAP => {
             ctx.regs.rax = nr;
             force_sigsys(ctx, value, false);
-            true
+            Intercept::Done
         }
-        RET_TRACE => match ptrace_event_seccomp(ctx, value) {
-            TraceOutcome::NoTracer => {
-                ctx.regs.rax = Errno::ENOSYS.as_return();
-                true
+        // A second TRACE after the tracer's stop lets the call run.
+        RET_TRACE if recheck => Intercept::Run,
+        RET_TRACE => Intercept::Trace(value),
+        RET_USER_NOTIF => {
+            if user_notif(ctx, &matched, data) {
+                Intercept::Done
+            } else {
+                Intercept::Run
             }
-        },
-        RET_USER_NOTIF => user_notif(ctx, &matched, data),
+        }
         _ => {
             // KILL_THREAD, KILL_PROCESS and unknown actions.
             log(ctx, "kill", ret);
@@ -474,7 +490,7 @@ fn intercept_slow(ctx: &mut SyscallContext<'_>, mode: u8) -> bool {
                 ctx.regs.rax = nr;
                 force_sigsys(ctx, value, true);
             }
-            true
+            Intercept::Done
         }
     }
 }
