@@ -23,6 +23,7 @@ pub mod clock;
 pub mod console;
 pub mod cputime;
 mod error;
+pub mod handoff;
 pub mod hostfile;
 pub mod net;
 mod ops;

@@ -28,7 +28,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use crate::handoff::{self, Handoff};
 use crate::ops::{push_map, push_protect, push_unmap, Op};
 use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
@@ -56,9 +58,8 @@ const CLONE_FLAGS: u64 = (libc::CLONE_VM
 const WINDOW_START: u64 = crate::stub::GUEST_TOP;
 const WINDOW_BLOCKS: u64 = (STUB_CODE - WINDOW_START) >> 32;
 
-/// Iterations the kernel spins on a state word before sleeping: short,
-/// since the stub thread usually shares this host thread's CPU (see
-/// [`Context::place`]) and cannot run while we spin.
+/// Iterations the kernel spins on the helper's completion before
+/// sleeping: short, since the helper usually shares this host thread's CPU.
 const KERNEL_SPIN: u32 = 64;
 /// How long a futex sleep lasts before the kernel checks that the stub is
 /// still alive.
@@ -365,10 +366,15 @@ pub struct Context {
     frame: Box<[u8; uc::FRAME]>,
     uc_addr: u64,
     fp_addr: u64,
-    /// The host CPU the stub thread is pinned to (it follows this host
-    /// thread, see [`Context::place`]), and runs since it was last free.
+    /// The host CPU the stub thread is pinned to (this host thread's, or
+    /// another one, by the handoff mode; see [`Context::place`]), and runs
+    /// since it was last free.
     pinned: Option<i32>,
     runs: u32,
+    /// How the two threads hand off, and its measurements: the time of
+    /// the last trap (none after an interruption).
+    handoff: Handoff,
+    last_trap: Option<Instant>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -620,7 +626,7 @@ impl AddressSpace {
         }
         // The control page, before the thread exists.
         p.phys.zero(pfns[0], 0, PAGE_SIZE as usize);
-        let mut c = [0u8; 80];
+        let mut c = [0u8; sstub::CTL_LEN];
         c[sstub::CTL_STATE..sstub::CTL_STATE + 4].copy_from_slice(&sstub::ST_RESUME.to_le_bytes());
         wr64(&mut c, sstub::CTL_SIGSTACK, ctl + PAGE_SIZE);
         wr64(&mut c, sstub::CTL_SIGSTACK + 16, region - PAGE_SIZE);
@@ -662,9 +668,11 @@ impl Context {
             fp_addr: 0,
             pinned: None,
             runs: 0,
+            handoff: Handoff::new(),
+            last_trap: None,
             _not_send: std::marker::PhantomData,
         };
-        ctx.wait_trap()?;
+        ctx.wait_trap(Duration::ZERO)?;
         ctx.tid = p
             .word32(ctx.pfns[0], sstub::CTL_TID)
             .load(Ordering::Acquire) as i32;
@@ -723,17 +731,26 @@ impl Context {
         }
     }
 
-    /// Waits until the thread has trapped into its handler.
-    fn wait_trap(&self) -> Result<(), HostError> {
+    /// Waits until the thread has trapped into its handler: spins for
+    /// up to `spin` (bounded: see [`handoff`]), then sleeps on the futex.
+    fn wait_trap(&self, spin: Duration) -> Result<(), HostError> {
         // The stub is in its handler: spinning (TRAPPED) or asleep (SWAIT).
         let trapped = |v: u32| v == sstub::ST_TRAPPED || v == sstub::ST_SWAIT;
         let st = self.state();
         let mut deaf = 0;
-        for _ in 0..KERNEL_SPIN {
-            if trapped(st.load(Ordering::Acquire)) {
-                return Ok(());
+        if !spin.is_zero() {
+            let start = Instant::now();
+            'spin: loop {
+                for _ in 0..32 {
+                    if trapped(st.load(Ordering::Acquire)) {
+                        return Ok(());
+                    }
+                    std::hint::spin_loop();
+                }
+                if start.elapsed() >= spin {
+                    break 'spin;
+                }
             }
-            std::hint::spin_loop();
         }
         loop {
             let cur = st.load(Ordering::Acquire);
@@ -913,10 +930,12 @@ impl Context {
         p.flush_locked(&mut h)
     }
 
-    /// Keeps the stub thread on the CPU this host thread runs on, as the
-    /// ptrace backend does: a handoff on one CPU is a cheap local switch,
-    /// across CPUs an inter-processor interrupt. Now and then the stub is
-    /// left free for one run, so the host can spread busy threads.
+    /// Places the stub thread for the handoff mode (see [`handoff`]): in
+    /// Local mode on the CPU this host thread runs on, as the ptrace
+    /// backend does (a handoff on one CPU is a cheap local switch, a
+    /// sleeping partner on another CPU an inter-processor interrupt); in
+    /// Split mode on another CPU, where both sides spin. Now and then the
+    /// stub is left free for one run, so the host can spread busy threads.
     fn place(&mut self) {
         const REBALANCE_EVERY: u32 = 256;
         if self.tid <= 0 {
@@ -931,8 +950,20 @@ impl Context {
         }
         // SAFETY: sched_getcpu has no arguments.
         let cpu = unsafe { libc::sched_getcpu() };
-        if cpu >= 0 && self.pinned != Some(cpu) && ptrace::set_affinity(self.tid, Some(cpu)) {
-            self.pinned = Some(cpu);
+        if cpu < 0 {
+            return;
+        }
+        let want = match self.handoff.mode() {
+            handoff::Mode::Local => Some(cpu),
+            // Anywhere but here; keep a pin that already is elsewhere.
+            handoff::Mode::Split => match self.pinned {
+                Some(p) if p != cpu => return,
+                _ => handoff::other_cpu(cpu),
+            },
+        };
+        let Some(want) = want else { return };
+        if self.pinned != Some(want) && ptrace::set_affinity(self.tid, Some(want)) {
+            self.pinned = Some(want);
         }
     }
 
@@ -983,12 +1014,25 @@ impl Context {
             .store(regs.fs_base, Ordering::Relaxed);
         p.word64(self.pfns[0], sstub::CTL_GS)
             .store(regs.gs_base, Ordering::Relaxed);
+        p.word32(self.pfns[0], sstub::CTL_SPIN)
+            .store(self.handoff.stub_spin(), Ordering::Relaxed);
         let st = self.state();
         if st.swap(sstub::ST_RESUME, Ordering::SeqCst) == sstub::ST_SWAIT {
             futex_wake(st.as_ptr());
         }
-        self.wait_trap()?;
-        self.load_frame(regs)
+        self.wait_trap(self.handoff.kernel_spin())?;
+        let trap = self.load_frame(regs)?;
+        // Trap to trap: the kernel's work, both handoffs and the guest's.
+        let now = Instant::now();
+        if let Some(prev) = self.last_trap.take() {
+            if trap != Trap::Interrupted {
+                self.handoff.record(now - prev);
+            }
+        }
+        if trap != Trap::Interrupted {
+            self.last_trap = Some(now);
+        }
+        Ok(trap)
     }
 
     /// Makes a new guest thread in this address space (by the helper).
