@@ -35,6 +35,7 @@ pub mod seccomp;
 mod spawn;
 pub mod sstub;
 pub mod stub;
+pub mod stubpool;
 mod sys;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -147,7 +148,7 @@ impl AddressSpace {
                 Ok((AddressSpace::Ptrace(a), Context::Ptrace(c)))
             }
             Mode::Seccomp => {
-                let (a, c) = seccomp::AddressSpace::new(phys)?;
+                let (a, c) = seccomp::AddressSpace::new_pooled(phys)?;
                 Ok((AddressSpace::Seccomp(a), Context::Seccomp(c)))
             }
         }

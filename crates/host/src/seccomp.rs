@@ -398,6 +398,26 @@ impl AddressSpace {
     /// Starts a clean stub process, sets it up for the seccomp backend,
     /// and returns it with the context of its first guest thread.
     pub fn new(phys: &Arc<PhysMem>) -> Result<(AddressSpace, Context), HostError> {
+        let (aspace, nt) = AddressSpace::build(phys)?;
+        let ctx = Context::adopt(&aspace, nt)?;
+        Ok((aspace, ctx))
+    }
+
+    /// As [`AddressSpace::new`], but takes a clean stub made ahead of time
+    /// when there is one (see [`crate::stubpool`]).
+    pub fn new_pooled(phys: &Arc<PhysMem>) -> Result<(AddressSpace, Context), HostError> {
+        if let Some((aspace, nt)) = crate::stubpool::take(phys) {
+            // A pooled stub that died meanwhile is replaced by a new one.
+            if let Ok(ctx) = Context::adopt(&aspace, nt) {
+                return Ok((aspace, ctx));
+            }
+        }
+        AddressSpace::new(phys)
+    }
+
+    /// Starts a clean stub process with its first guest thread parked in
+    /// its first trap, not yet adopted by any host thread.
+    pub(crate) fn build(phys: &Arc<PhysMem>) -> Result<(AddressSpace, NewThread), HostError> {
         let (boot, mut pctx) = ptrace::AddressSpace::new(phys)?;
         let layout = layout();
         let base = random_base(layout);
@@ -478,15 +498,10 @@ impl AddressSpace {
         fp[g_at..].copy_from_slice(&gf);
         phys.write(stub.filter, 0, &fp);
 
-        // Bootstrap, under ptrace: map the stub's pages, install the
-        // handler and the helper's filter, and let the helper go.
-        let mut sys = |nr: libc::c_long, a: [u64; 6], what: &str| -> Result<(), HostError> {
-            let r = pctx.host_syscall(nr as u64, a)?;
-            if r < 0 {
-                return Err(HostError::new(format!("stub setup: {what}"), -r as i32));
-            }
-            Ok(())
-        };
+        // Bootstrap, under ptrace, in one batch of the ptrace stub: map
+        // the stub's pages, install the handler and the helper's filter
+        // (last: the batch makes no call after it), and let the helper go.
+        let mut calls: Vec<(u64, [u64; 6], &str)> = Vec::with_capacity(16);
         let shared = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
         let fd = STUB_PHYSMEM_FD as u64;
         let r = libc::PROT_READ as u64;
@@ -500,11 +515,11 @@ impl AddressSpace {
                 r | libc::PROT_WRITE as u64,
             ),
         ] {
-            sys(
-                libc::SYS_mmap,
+            calls.push((
+                libc::SYS_mmap as u64,
                 [base + off, PAGE_SIZE, prot, shared, fd, pfn * PAGE_SIZE],
                 "mmap",
-            )?;
+            ));
         }
         for sig in [
             libc::SIGSYS,
@@ -515,34 +530,43 @@ impl AddressSpace {
             libc::SIGFPE,
             ptrace::KICK_SIGNAL,
         ] {
-            sys(
-                libc::SYS_rt_sigaction,
+            calls.push((
+                libc::SYS_rt_sigaction as u64,
                 [sig as u64, fbase + sa as u64, 0, 8, 0, 0],
                 "rt_sigaction",
-            )?;
+            ));
         }
-        sys(
-            libc::SYS_rt_sigprocmask,
+        calls.push((
+            libc::SYS_rt_sigprocmask as u64,
             [libc::SIG_SETMASK as u64, fbase + sa as u64 + 24, 0, 8, 0, 0],
             "rt_sigprocmask",
-        )?;
-        sys(
-            libc::SYS_prctl,
+        ));
+        calls.push((
+            libc::SYS_prctl as u64,
             [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
             "no_new_privs",
-        )?;
-        sys(
-            libc::SYS_seccomp,
+        ));
+        calls.push((
+            libc::SYS_seccomp as u64,
             [1, 0, fbase + sstub::FLT_HELPER_PROG as u64, 0, 0, 0],
             "seccomp filter",
-        )?;
+        ));
+        let batch: Vec<(u64, [u64; 6])> = calls.iter().map(|&(nr, a, _)| (nr, a)).collect();
+        if let Some((i, e)) = pctx.run_batch(&batch)? {
+            let what = calls.get(i).map_or("?", |c| c.2);
+            return Err(HostError::new(format!("stub setup: {what}"), e));
+        }
         pctx.detach(base + sites.helper)?;
         let aspace = AddressSpace { proc: stub };
         // The ptrace stub's own pages go with the first batch.
         aspace.unmap(STUB_CODE, 2 * PAGE_SIZE);
         let nt = aspace.spawn_thread()?;
-        let ctx = Context::adopt(&aspace, nt)?;
-        Ok((aspace, ctx))
+        Ok((aspace, nt))
+    }
+
+    /// Whether this stub's frames are in `phys`.
+    pub(crate) fn uses(&self, phys: &Arc<PhysMem>) -> bool {
+        Arc::ptr_eq(&self.proc.phys, phys)
     }
 
     /// The host pid of the stub process.
