@@ -34,12 +34,15 @@
 //! to [`MAX_PROBE_GAP`] windows), so a loaded host pays a trial's spinning
 //! rarely. A thread that traps rarely never reaches a trial, and the
 //! spins are bounded to microseconds, so an idle instance stays idle.
-//! New threads start in the mode the last decision of any thread chose.
+//! Only a thread that traps densely (a mean interval under [`DENSE_NS`])
+//! ever tries Split, and one that stops doing so returns to Local at
+//! once: a thread whose system calls block (pipes, futexes, sleeps) gains
+//! little from spinning and would cost the host a CPU. New threads start
+//! in Local.
 //!
 //! `RUML_SECCOMP_HANDOFF=local|split|adaptive` (environment of ruml)
 //! forces a mode, for measurements; adaptive is the default.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -52,6 +55,9 @@ pub const KERNEL_SPIN_NS: u64 = 15_000;
 pub const STUB_SPIN_NS: u64 = 25_000;
 /// Traps per measurement window.
 pub const WINDOW: u32 = 128;
+/// The densest trapping worth a trial of Split: a mean trap-to-trap
+/// interval (in Local mode) below this.
+pub const DENSE_NS: u64 = 15_000;
 /// Traps not counted after a change of mode.
 const WARMUP: u32 = 16;
 /// Windows between two trials, at first and at most.
@@ -132,9 +138,6 @@ pub fn stub_iterations(ns: u64) -> u32 {
     ((ns as f64 / pause_ns()) as u32).min(crate::sstub::STUB_SPIN_MAX)
 }
 
-/// The mode the most recent decision chose (new threads start there).
-static SPLIT_HINT: AtomicBool = AtomicBool::new(false);
-
 /// One guest thread's handoff mode and its measurements. Owned by the
 /// host thread serving the guest thread; no locking.
 #[derive(Debug)]
@@ -164,7 +167,6 @@ impl Handoff {
     pub fn new() -> Handoff {
         let mode = match policy() {
             Policy::Forced(m) => m,
-            Policy::Adaptive if SPLIT_HINT.load(Ordering::Relaxed) => Mode::Split,
             Policy::Adaptive => Mode::Local,
         };
         Handoff {
@@ -242,11 +244,20 @@ impl Handoff {
                 self.warmup = WARMUP;
             }
             self.mode = keep;
-            SPLIT_HINT.store(keep == Mode::Split, Ordering::Relaxed);
+            self.since = 0;
+            return;
+        }
+        if self.mode == Mode::Split && mean > DENSE_NS {
+            // No longer dense: spinning only costs.
+            self.mode = Mode::Local;
+            self.warmup = WARMUP;
             self.since = 0;
             return;
         }
         self.since += 1;
+        if self.mode == Mode::Local && mean > DENSE_NS {
+            return;
+        }
         if self.since >= self.gap {
             self.trial = true;
             self.warmup = WARMUP;
@@ -283,18 +294,37 @@ mod tests {
         feed(&mut h, 10_000, 3_000, WINDOW * 8);
         assert_eq!(h.mode(), Mode::Split);
         // Split slower (a loaded host): back to local, trials get rarer.
-        feed(&mut h, 10_000, 30_000, WINDOW * 64);
+        feed(&mut h, 10_000, 14_000, WINDOW * 64);
         assert_eq!(h.mode(), Mode::Local);
         assert!(h.gap > MIN_PROBE_GAP);
         // A trial spends one window in the other mode, then returns.
         let mut split_windows = 0;
         for _ in 0..(MAX_PROBE_GAP * 4) {
-            feed(&mut h, 10_000, 30_000, WINDOW);
+            feed(&mut h, 10_000, 14_000, WINDOW);
             if h.mode() == Mode::Split {
                 split_windows += 1;
             }
         }
         assert!(split_windows < 16, "{split_windows} trial windows");
+    }
+
+    #[test]
+    fn sparse_traps_never_spin() {
+        if matches!(policy(), Policy::Forced(_)) {
+            return;
+        }
+        let mut h = Handoff::new();
+        assert_eq!(h.mode(), Mode::Local);
+        // A thread that blocks between traps: Split is never tried.
+        for _ in 0..(WINDOW * 64) {
+            h.record(Duration::from_nanos(DENSE_NS * 3));
+            assert_eq!(h.mode(), Mode::Local);
+        }
+        // Dense, Split wins; then sparse again: straight back to Local.
+        feed(&mut h, 10_000, 2_000, WINDOW * 8);
+        assert_eq!(h.mode(), Mode::Split);
+        feed(&mut h, DENSE_NS * 3, DENSE_NS * 3, WINDOW + WARMUP);
+        assert_eq!(h.mode(), Mode::Local);
     }
 
     #[test]
