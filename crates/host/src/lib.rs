@@ -23,6 +23,7 @@ pub mod clock;
 pub mod console;
 pub mod cputime;
 mod error;
+pub mod handoff;
 pub mod hostfile;
 pub mod net;
 mod ops;
@@ -34,6 +35,7 @@ pub mod seccomp;
 mod spawn;
 pub mod sstub;
 pub mod stub;
+pub mod stubpool;
 pub mod switch;
 mod sys;
 
@@ -147,7 +149,7 @@ impl AddressSpace {
                 Ok((AddressSpace::Ptrace(a), Context::Ptrace(c)))
             }
             Mode::Seccomp => {
-                let (a, c) = seccomp::AddressSpace::new(phys)?;
+                let (a, c) = seccomp::AddressSpace::new_pooled(phys)?;
                 Ok((AddressSpace::Seccomp(a), Context::Seccomp(c)))
             }
         }

@@ -410,18 +410,35 @@ impl Context {
             return Ok(());
         }
         let ops = std::mem::take(&mut *queue);
+        let calls: Vec<(u64, [u64; 6])> =
+            ops.iter().map(|op| op.syscall(STUB_PHYSMEM_FD)).collect();
+        // The queue stays locked until the batch is done.
+        match self.run_batch(&calls)? {
+            None => Ok(()),
+            Some((i, e)) => Err(HostError::new(
+                format!("stub request {:?} failed", ops[i]),
+                e,
+            )),
+        }
+    }
+
+    /// Has the stub thread carry out `calls` (system call number and
+    /// arguments) in batches from its data page, stopping at the first
+    /// that fails: `Some((its index, errno))`.
+    pub(crate) fn run_batch(
+        &mut self,
+        calls: &[(u64, [u64; 6])],
+    ) -> Result<Option<(usize, i32)>, HostError> {
+        let proc = self.aspace.proc.clone();
         let mut regs = Registers::default();
         self.getregs(&mut regs)?;
-        for chunk in ops.chunks(BATCH_MAX) {
+        for (n, chunk) in calls.chunks(BATCH_MAX).enumerate() {
             let mut reqs: Vec<StubRequest> = chunk
                 .iter()
-                .map(|op| {
-                    let (nr, args) = op.syscall(STUB_PHYSMEM_FD);
-                    StubRequest {
-                        nr,
-                        args,
-                        result: 0,
-                    }
+                .map(|&(nr, args)| StubRequest {
+                    nr,
+                    args,
+                    result: 0,
                 })
                 .collect();
             reqs.push(StubRequest {
@@ -444,16 +461,13 @@ impl Context {
             regs.rip = stub::batch();
             self.run_stub(&mut regs)?;
             // rbx points at the request the batch stopped on.
-            let idx = ((regs.rbx - STUB_DATA) / 64) as usize;
+            let idx = (regs.rbx.wrapping_sub(STUB_DATA) / 64) as usize;
             if idx < chunk.len() {
                 let res = regs.rax as i64;
-                return Err(HostError::new(
-                    format!("stub request {:?} failed", chunk[idx]),
-                    (-res) as i32,
-                ));
+                return Ok(Some((n * BATCH_MAX + idx, (-res) as i32)));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Keeps the stub thread on the CPU its tracer runs on. Every trap is a

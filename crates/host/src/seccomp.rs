@@ -28,7 +28,9 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use crate::handoff::{self, Handoff};
 use crate::ops::{push_map, push_protect, push_unmap, Op};
 use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
@@ -56,9 +58,8 @@ const CLONE_FLAGS: u64 = (libc::CLONE_VM
 const WINDOW_START: u64 = crate::stub::GUEST_TOP;
 const WINDOW_BLOCKS: u64 = (STUB_CODE - WINDOW_START) >> 32;
 
-/// Iterations the kernel spins on a state word before sleeping: short,
-/// since the stub thread usually shares this host thread's CPU (see
-/// [`Context::place`]) and cannot run while we spin.
+/// Iterations the kernel spins on the helper's completion before
+/// sleeping: short, since the helper usually shares this host thread's CPU.
 const KERNEL_SPIN: u32 = 64;
 /// How long a futex sleep lasts before the kernel checks that the stub is
 /// still alive.
@@ -365,10 +366,15 @@ pub struct Context {
     frame: Box<[u8; uc::FRAME]>,
     uc_addr: u64,
     fp_addr: u64,
-    /// The host CPU the stub thread is pinned to (it follows this host
-    /// thread, see [`Context::place`]), and runs since it was last free.
+    /// The host CPU the stub thread is pinned to (this host thread's, or
+    /// another one, by the handoff mode; see [`Context::place`]), and runs
+    /// since it was last free.
     pinned: Option<i32>,
     runs: u32,
+    /// How the two threads hand off, and its measurements: the time of
+    /// the last trap (none after an interruption).
+    handoff: Handoff,
+    last_trap: Option<Instant>,
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
@@ -392,6 +398,26 @@ impl AddressSpace {
     /// Starts a clean stub process, sets it up for the seccomp backend,
     /// and returns it with the context of its first guest thread.
     pub fn new(phys: &Arc<PhysMem>) -> Result<(AddressSpace, Context), HostError> {
+        let (aspace, nt) = AddressSpace::build(phys)?;
+        let ctx = Context::adopt(&aspace, nt)?;
+        Ok((aspace, ctx))
+    }
+
+    /// As [`AddressSpace::new`], but takes a clean stub made ahead of time
+    /// when there is one (see [`crate::stubpool`]).
+    pub fn new_pooled(phys: &Arc<PhysMem>) -> Result<(AddressSpace, Context), HostError> {
+        if let Some((aspace, nt)) = crate::stubpool::take(phys) {
+            // A pooled stub that died meanwhile is replaced by a new one.
+            if let Ok(ctx) = Context::adopt(&aspace, nt) {
+                return Ok((aspace, ctx));
+            }
+        }
+        AddressSpace::new(phys)
+    }
+
+    /// Starts a clean stub process with its first guest thread parked in
+    /// its first trap, not yet adopted by any host thread.
+    pub(crate) fn build(phys: &Arc<PhysMem>) -> Result<(AddressSpace, NewThread), HostError> {
         let (boot, mut pctx) = ptrace::AddressSpace::new(phys)?;
         let layout = layout();
         let base = random_base(layout);
@@ -472,15 +498,10 @@ impl AddressSpace {
         fp[g_at..].copy_from_slice(&gf);
         phys.write(stub.filter, 0, &fp);
 
-        // Bootstrap, under ptrace: map the stub's pages, install the
-        // handler and the helper's filter, and let the helper go.
-        let mut sys = |nr: libc::c_long, a: [u64; 6], what: &str| -> Result<(), HostError> {
-            let r = pctx.host_syscall(nr as u64, a)?;
-            if r < 0 {
-                return Err(HostError::new(format!("stub setup: {what}"), -r as i32));
-            }
-            Ok(())
-        };
+        // Bootstrap, under ptrace, in one batch of the ptrace stub: map
+        // the stub's pages, install the handler and the helper's filter
+        // (last: the batch makes no call after it), and let the helper go.
+        let mut calls: Vec<(u64, [u64; 6], &str)> = Vec::with_capacity(16);
         let shared = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
         let fd = STUB_PHYSMEM_FD as u64;
         let r = libc::PROT_READ as u64;
@@ -494,11 +515,11 @@ impl AddressSpace {
                 r | libc::PROT_WRITE as u64,
             ),
         ] {
-            sys(
-                libc::SYS_mmap,
+            calls.push((
+                libc::SYS_mmap as u64,
                 [base + off, PAGE_SIZE, prot, shared, fd, pfn * PAGE_SIZE],
                 "mmap",
-            )?;
+            ));
         }
         for sig in [
             libc::SIGSYS,
@@ -509,30 +530,39 @@ impl AddressSpace {
             libc::SIGFPE,
             ptrace::KICK_SIGNAL,
         ] {
-            sys(
-                libc::SYS_rt_sigaction,
+            calls.push((
+                libc::SYS_rt_sigaction as u64,
                 [sig as u64, fbase + sa as u64, 0, 8, 0, 0],
                 "rt_sigaction",
-            )?;
+            ));
         }
         // The helper blocks every signal itself, first thing (see sstub).
-        sys(
-            libc::SYS_prctl,
+        calls.push((
+            libc::SYS_prctl as u64,
             [libc::PR_SET_NO_NEW_PRIVS as u64, 1, 0, 0, 0, 0],
             "no_new_privs",
-        )?;
-        sys(
-            libc::SYS_seccomp,
+        ));
+        calls.push((
+            libc::SYS_seccomp as u64,
             [1, 0, fbase + sstub::FLT_HELPER_PROG as u64, 0, 0, 0],
             "seccomp filter",
-        )?;
+        ));
+        let batch: Vec<(u64, [u64; 6])> = calls.iter().map(|&(nr, a, _)| (nr, a)).collect();
+        if let Some((i, e)) = pctx.run_batch(&batch)? {
+            let what = calls.get(i).map_or("?", |c| c.2);
+            return Err(HostError::new(format!("stub setup: {what}"), e));
+        }
         pctx.detach(base + sites.helper)?;
         let aspace = AddressSpace { proc: stub };
         // The ptrace stub's own pages go with the first batch.
         aspace.unmap(STUB_CODE, 2 * PAGE_SIZE);
         let nt = aspace.spawn_thread()?;
-        let ctx = Context::adopt(&aspace, nt)?;
-        Ok((aspace, ctx))
+        Ok((aspace, nt))
+    }
+
+    /// Whether this stub's frames are in `phys`.
+    pub(crate) fn uses(&self, phys: &Arc<PhysMem>) -> bool {
+        Arc::ptr_eq(&self.proc.phys, phys)
     }
 
     /// The host pid of the stub process.
@@ -616,7 +646,7 @@ impl AddressSpace {
         }
         // The control page, before the thread exists.
         p.phys.zero(pfns[0], 0, PAGE_SIZE as usize);
-        let mut c = [0u8; 80];
+        let mut c = [0u8; sstub::CTL_LEN];
         c[sstub::CTL_STATE..sstub::CTL_STATE + 4].copy_from_slice(&sstub::ST_RESUME.to_le_bytes());
         wr64(&mut c, sstub::CTL_SIGSTACK, ctl + PAGE_SIZE);
         wr64(&mut c, sstub::CTL_SIGSTACK + 16, region - PAGE_SIZE);
@@ -658,9 +688,11 @@ impl Context {
             fp_addr: 0,
             pinned: None,
             runs: 0,
+            handoff: Handoff::new(),
+            last_trap: None,
             _not_send: std::marker::PhantomData,
         };
-        ctx.wait_trap()?;
+        ctx.wait_trap(Duration::ZERO)?;
         ctx.tid = p
             .word32(ctx.pfns[0], sstub::CTL_TID)
             .load(Ordering::Acquire) as i32;
@@ -719,17 +751,26 @@ impl Context {
         }
     }
 
-    /// Waits until the thread has trapped into its handler.
-    fn wait_trap(&self) -> Result<(), HostError> {
+    /// Waits until the thread has trapped into its handler: spins for
+    /// up to `spin` (bounded: see [`handoff`]), then sleeps on the futex.
+    fn wait_trap(&self, spin: Duration) -> Result<(), HostError> {
         // The stub is in its handler: spinning (TRAPPED) or asleep (SWAIT).
         let trapped = |v: u32| v == sstub::ST_TRAPPED || v == sstub::ST_SWAIT;
         let st = self.state();
         let mut deaf = 0;
-        for _ in 0..KERNEL_SPIN {
-            if trapped(st.load(Ordering::Acquire)) {
-                return Ok(());
+        if !spin.is_zero() {
+            let start = Instant::now();
+            'spin: loop {
+                for _ in 0..32 {
+                    if trapped(st.load(Ordering::Acquire)) {
+                        return Ok(());
+                    }
+                    std::hint::spin_loop();
+                }
+                if start.elapsed() >= spin {
+                    break 'spin;
+                }
             }
-            std::hint::spin_loop();
         }
         loop {
             let cur = st.load(Ordering::Acquire);
@@ -909,10 +950,12 @@ impl Context {
         p.flush_locked(&mut h)
     }
 
-    /// Keeps the stub thread on the CPU this host thread runs on, as the
-    /// ptrace backend does: a handoff on one CPU is a cheap local switch,
-    /// across CPUs an inter-processor interrupt. Now and then the stub is
-    /// left free for one run, so the host can spread busy threads.
+    /// Places the stub thread for the handoff mode (see [`handoff`]): in
+    /// Local mode on the CPU this host thread runs on, as the ptrace
+    /// backend does (a handoff on one CPU is a cheap local switch, a
+    /// sleeping partner on another CPU an inter-processor interrupt); in
+    /// Split mode on another CPU, where both sides spin. Now and then the
+    /// stub is left free for one run, so the host can spread busy threads.
     fn place(&mut self) {
         const REBALANCE_EVERY: u32 = 256;
         if self.tid <= 0 {
@@ -927,8 +970,20 @@ impl Context {
         }
         // SAFETY: sched_getcpu has no arguments.
         let cpu = unsafe { libc::sched_getcpu() };
-        if cpu >= 0 && self.pinned != Some(cpu) && ptrace::set_affinity(self.tid, Some(cpu)) {
-            self.pinned = Some(cpu);
+        if cpu < 0 {
+            return;
+        }
+        let want = match self.handoff.mode() {
+            handoff::Mode::Local => Some(cpu),
+            // Anywhere but here; keep a pin that already is elsewhere.
+            handoff::Mode::Split => match self.pinned {
+                Some(p) if p != cpu => return,
+                _ => handoff::other_cpu(cpu),
+            },
+        };
+        let Some(want) = want else { return };
+        if self.pinned != Some(want) && ptrace::set_affinity(self.tid, Some(want)) {
+            self.pinned = Some(want);
         }
     }
 
@@ -979,12 +1034,25 @@ impl Context {
             .store(regs.fs_base, Ordering::Relaxed);
         p.word64(self.pfns[0], sstub::CTL_GS)
             .store(regs.gs_base, Ordering::Relaxed);
+        p.word32(self.pfns[0], sstub::CTL_SPIN)
+            .store(self.handoff.stub_spin(), Ordering::Relaxed);
         let st = self.state();
         if st.swap(sstub::ST_RESUME, Ordering::SeqCst) == sstub::ST_SWAIT {
             futex_wake(st.as_ptr());
         }
-        self.wait_trap()?;
-        self.load_frame(regs)
+        self.wait_trap(self.handoff.kernel_spin())?;
+        let trap = self.load_frame(regs)?;
+        // Trap to trap: the kernel's work, both handoffs and the guest's.
+        let now = Instant::now();
+        if let Some(prev) = self.last_trap.take() {
+            if trap != Trap::Interrupted {
+                self.handoff.record(now - prev);
+            }
+        }
+        if trap != Trap::Interrupted {
+            self.last_trap = Some(now);
+        }
+        Ok(trap)
     }
 
     /// Makes a new guest thread in this address space (by the helper).

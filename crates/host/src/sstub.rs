@@ -64,6 +64,13 @@ pub const CTL_GS: usize = 24;
 pub const CTL_SIGSTACK: usize = 32;
 pub const CTL_MASK: usize = 64;
 pub const CTL_TID: usize = 72;
+/// Iterations of `pause` the handler may spin for RESUME before it sleeps,
+/// chosen by the kernel before each resume (see `seccomp::Handoff`); the
+/// handler clamps it to [`STUB_SPIN_MAX`], so a guest that rewrites it can
+/// only waste its own time.
+pub const CTL_SPIN: usize = 80;
+/// The bytes of the control page the kernel sets up for a new thread.
+pub const CTL_LEN: usize = 88;
 
 /// Values of the state word. The kernel sets RESUME (and may turn it
 /// into KWAIT when it goes to sleep waiting for the next trap: the stub
@@ -75,9 +82,10 @@ pub const ST_TRAPPED: u32 = 3;
 pub const ST_SWAIT: u32 = 4;
 pub const ST_EXIT: u32 = 5;
 
-/// Iterations the stub spins before sleeping on its futex: short, since
-/// the kernel thread it waits for usually shares its CPU.
-const STUB_SPIN: u32 = 64;
+/// The most iterations the handler spins (each a `pause`, some 10-150 ns
+/// depending on the CPU) before sleeping on its futex, whatever the
+/// control page says: spinning is bounded to tens of microseconds.
+pub const STUB_SPIN_MAX: u32 = 4096;
 
 std::arch::global_asm!(
     ".pushsection .rodata.ruml_sstub,\"a\"",
@@ -109,7 +117,10 @@ std::arch::global_asm!(
     ".globl ruml_sstub_site_wake",
     "ruml_sstub_site_wake:",
     "2:",
-    "    mov ecx, {spin}",
+    "    mov ecx, [rbx + {ctl_spin}]",
+    "    mov edx, {spin_max}",
+    "    cmp ecx, edx",
+    "    cmova ecx, edx",
     "3:",
     "    mov eax, [rbx]",
     "    cmp eax, {resume}",
@@ -118,8 +129,9 @@ std::arch::global_asm!(
     "    je 5f",
     "    cmp eax, {exit}",
     "    je 6f",
-    "    dec ecx",
+    "    test ecx, ecx",
     "    jz 4f",
+    "    dec ecx",
     "    pause",
     "    jmp 3b",
     "4:",
@@ -277,7 +289,8 @@ std::arch::global_asm!(
     resume = const ST_RESUME,
     exit = const ST_EXIT,
     swait = const ST_SWAIT,
-    spin = const STUB_SPIN,
+    ctl_spin = const CTL_SPIN,
+    spin_max = const STUB_SPIN_MAX,
 );
 
 extern "C" {

@@ -35,6 +35,13 @@ fn stub_code_addresses(ruml: u32, most_fds: &mut usize) -> Vec<String> {
         }
     }
     for pid in kids {
+        // A child the spawner thread just forked runs ruml's own code
+        // and holds ruml's descriptors until it closes them and execs
+        // the stub (the stub pool makes such children at any time).
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "stub-spawner" {
+            continue;
+        }
         if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
             *most_fds = (*most_fds).max(fds.count());
         }
