@@ -24,6 +24,7 @@ pub mod console;
 pub mod cputime;
 mod error;
 pub mod hostfile;
+pub mod mconsole;
 pub mod net;
 mod ops;
 pub mod passed;

@@ -250,6 +250,9 @@ impl Task {
 /// Queues a signal for one thread and kicks it. Ignored signals are
 /// dropped at once (as Linux does), unless blocked.
 pub fn send_thread(task: &Task, q: Queued) {
+    if init_protected(&task.group, &q) {
+        return;
+    }
     if q.signo == SIGKILL || q.signo == SIGCONT || bit(q.signo) & STOP_SIGNALS != 0 {
         // These act on the whole process.
         return send_group(&task.group, q);
@@ -271,7 +274,7 @@ pub fn send_thread(task: &Task, q: Queued) {
 
 /// Queues a signal for a process and kicks its threads.
 pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
-    if q.signo == 0 {
+    if q.signo == 0 || init_protected(group, &q) {
         return;
     }
     if q.signo == SIGKILL {
@@ -319,6 +322,21 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
         notify_parent_of_stop(group, None);
     }
     group.kick_all();
+}
+
+/// As Linux's SIGNAL_UNKILLABLE: a signal a guest process sends to init
+/// (kill, tkill, sigqueue, pidfd, SIGPIPE, a parent-death signal, a
+/// POSIX timer: every si_code <= 0, which a guest can give) is
+/// dropped when init has no handler for it, SIGKILL and SIGSTOP included.
+/// Signals the kernel raises itself (SI_KERNEL: the terminal's ^C, the
+/// host's requests through the management console or the OCI runtime)
+/// and faults are not filtered, so `ruml -- CMD` ends on ^C as CMD would.
+fn init_protected(group: &ThreadGroup, q: &Queued) -> bool {
+    group.tgid() == 1
+        && !q.forced
+        && q.code <= 0
+        && (1..=64).contains(&q.signo)
+        && group.sig().actions[(q.signo - 1) as usize].handler == SIG_DFL
 }
 
 /// Starts a group exit: every thread of the process leaves with `status`.
