@@ -167,10 +167,21 @@ pub fn read_pid(dir: &Path) -> Option<i32> {
         .filter(|&p: &i32| p > 0)
 }
 
-/// Whether host process `pid` exists.
+/// Whether host process `pid` exists and has not exited (a zombie, dead
+/// but not yet reaped, counts as gone).
 pub fn pid_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks for the process.
-    unsafe { libc::kill(pid, 0) == 0 || crate::sys::errno() == libc::EPERM }
+    let exists = unsafe { libc::kill(pid, 0) == 0 || crate::sys::errno() == libc::EPERM };
+    if !exists {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name's closing parenthesis.
+        Ok(st) => !st
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
+        Err(_) => true,
+    }
 }
 
 /// A live instance's directory: `UML_DIR/UMID` holding `pid` and the

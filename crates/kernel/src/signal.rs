@@ -188,6 +188,9 @@ pub struct SigInner {
     /// sigsuspend/pselect: the mask to restore after the handler.
     pub saved_mask: Option<u64>,
     pub altstack: StackT,
+    /// The signals a sigtimedwait is waiting for (unblocked meanwhile;
+    /// Linux's real_blocked): still "blocked" for init's protection.
+    pub sigwait: u64,
 }
 
 /// A task's (thread's) signal state.
@@ -327,7 +330,8 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
 /// As Linux's SIGNAL_UNKILLABLE: a signal a guest process sends to init
 /// (kill, tkill, sigqueue, pidfd, SIGPIPE, a parent-death signal, a
 /// POSIX timer: every si_code <= 0, which a guest can give) is
-/// dropped when init has no handler for it, SIGKILL and SIGSTOP included.
+/// dropped when init has no handler for it and does not block it, SIGKILL
+/// and SIGSTOP included.
 /// Signals the kernel raises itself (SI_KERNEL: the terminal's ^C, the
 /// host's requests through the management console or the OCI runtime)
 /// and faults are not filtered, so `ruml -- CMD` ends on ^C as CMD would.
@@ -337,6 +341,12 @@ fn init_protected(group: &ThreadGroup, q: &Queued) -> bool {
         && q.code <= 0
         && (1..=64).contains(&q.signo)
         && group.sig().actions[(q.signo - 1) as usize].handler == SIG_DFL
+        // A blocked signal is kept: init may take it with sigtimedwait
+        // (busybox init does).
+        && group.threads().iter().all(|t| {
+            let s = t.signals.lock();
+            (s.blocked | s.sigwait) & bit(q.signo) == 0
+        })
 }
 
 /// Starts a group exit: every thread of the process leaves with `status`.
@@ -1009,10 +1019,15 @@ fn sys_rt_sigtimedwait(
             let mut s = ctx.task.signals.lock();
             let b = s.blocked;
             s.blocked &= !want;
+            s.sigwait = want;
             b
         };
         let r = ctx.task.wait_until(deadline, || false);
-        ctx.task.signals.lock().blocked = saved;
+        {
+            let mut s = ctx.task.signals.lock();
+            s.blocked = saved;
+            s.sigwait = 0;
+        }
         got = take(ctx.task);
         if got.is_none() {
             return match r {
