@@ -113,8 +113,13 @@ pub fn parse_reply(b: &[u8]) -> Option<(bool, bool, Vec<u8>)> {
         return None;
     }
     let word = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let len = (word(8) as usize).min(b.len() - REPLY_HEADER);
-    let data = &b[REPLY_HEADER..REPLY_HEADER + len];
+    // A reply is exactly its header plus `len` bytes (anything else is a
+    // version 0 server's plain text).
+    let len = word(8) as usize;
+    if REPLY_HEADER + len != b.len() || word(0) > 1 || word(4) > 1 {
+        return None;
+    }
+    let data = &b[REPLY_HEADER..];
     let end = data.iter().position(|&c| c == 0).unwrap_or(data.len());
     Some((word(0) != 0, word(4) != 0, data[..end].to_vec()))
 }

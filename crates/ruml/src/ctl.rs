@@ -50,7 +50,8 @@ pub fn start_instance(uml_dir: Option<PathBuf>, umid: Option<String>) -> Instanc
             std::process::exit(1);
         }
         Err(e) => {
-            ruml_kernel::log::warn(&format!("no management console: {e}"));
+            // Not fatal when nobody asked for a name (a read-only HOME).
+            ruml_kernel::log::info(&format!("no management console: {e}"));
             return Instance(None);
         }
     };
