@@ -20,6 +20,7 @@
 
 pub mod checks;
 pub mod clock;
+pub mod conchan;
 pub mod console;
 pub mod cputime;
 mod error;

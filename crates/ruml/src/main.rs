@@ -33,6 +33,8 @@ PARAMS (UML-style kernel parameters):
   init=PATH           init program inside the guest (default: /bin/sh on the
                       default root; with root=, Linux's /sbin/init,
                       /etc/init, /bin/init, /bin/sh)
+  con0=IN[,OUT], con=...  the console: fd:N (a host descriptor) or null;
+                      default fd:0,fd:1
   umid=NAME           the instance's name (default: random, logged)
   uml_dir=DIR         where instance directories live (default ~/.uml):
                       DIR/UMID/pid and DIR/UMID/mconsole (management socket)
@@ -151,6 +153,7 @@ fn main() {
     let mut root_given = false;
     let mut umid: Option<String> = None;
     let mut uml_dir: Option<PathBuf> = None;
+    let mut console: Option<(ruml_host::conchan::Chan, ruml_host::conchan::Chan)> = None;
     // Parameters the kernel does not know go to init, as on Linux.
     let mut init_env: Vec<Vec<u8>> = Vec::new();
     let mut init_args: Vec<Vec<u8>> = Vec::new();
@@ -194,10 +197,12 @@ fn main() {
                 "bad umid={v}: use letters, digits and ._-+@: (at most 64)"
             )),
             ("uml_dir", Some(v)) if !v.is_empty() => uml_dir = Some(PathBuf::from(v)),
-            ("con0" | "con", Some("fd:0,fd:1")) => {}
-            ("con0" | "con", Some(v)) => die(&format!(
-                "{k}={v} is not available: the console is con0=fd:0,fd:1 (see docs/boot.md)"
-            )),
+            ("con0" | "con", Some(v)) => match ruml_host::conchan::parse(v) {
+                Some(c) => console = Some(c),
+                None => die(&format!(
+                    "bad {k}={v}: give fd:N[,fd:M] or null (see docs/boot.md)"
+                )),
+            },
             ("rootfstype", Some("ext2" | "ext3" | "ext4")) => {}
             ("ro", None) => disk_ro = true,
             ("rw", None) => disk_ro = false,
@@ -353,6 +358,14 @@ fn main() {
     };
     ruml_kernel::log::start(quiet);
     let instance = ctl::start_instance(uml_dir, umid);
+    let attached = match console {
+        Some((i, o)) => ruml_host::conchan::attach(i, o),
+        None => Ok(()),
+    };
+    if let Err(e) = attached {
+        instance.remove();
+        die(&e);
+    }
     let result = boot(cfg);
     instance.remove();
     match result {

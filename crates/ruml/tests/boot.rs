@@ -465,3 +465,41 @@ fn sigterm_to_ruml_shuts_busybox_init_down() {
     let out = std::fs::read_to_string(&out_path).unwrap();
     assert_eq!(out.matches("up\n").count(), 1, "booted again: {}", log());
 }
+
+/// `con0=fd:N,fd:M` puts the console on other host descriptors; `null`
+/// reads nothing and discards output; a bad channel is refused.
+#[test]
+fn console_channels() {
+    let dir = common::TempDir::new("con");
+    let input = dir.path().join("in");
+    let output = dir.path().join("out");
+    std::fs::write(&input, "echo from-fd-5\n").unwrap();
+    let script = format!(
+        "{} quiet con0=fd:5,fd:6 -- /bin/sh 5<{} 6>{}",
+        common::ruml_bin().display(),
+        input.display(),
+        output.display()
+    );
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", &script]);
+    let out = common::run_command(cmd, &test_env(), "con0=fd:5,fd:6".into(), common::TIMEOUT);
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "from-fd-5\n");
+    assert!(out.stdout.is_empty(), "{out}");
+    let out = run_ruml_raw(
+        &[
+            "quiet",
+            "con0=null",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat; echo discarded; exit 4",
+        ],
+        &test_env(),
+    );
+    assert_eq!(out.status.code(), Some(4), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+    let out = run_ruml_raw(&["quiet", "con0=xterm", "--", "/bin/true"], &test_env());
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(out.stderr.contains("con0=xterm"), "{out}");
+}
