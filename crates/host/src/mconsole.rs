@@ -239,6 +239,10 @@ impl InstanceDir {
             .mode_0700()
             .create(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::write(dir.join("pid"), format!("{}\n", std::process::id())).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            format!("cannot write {}/pid: {e}", dir.display())
+        })?;
         let sock_path = dir.join("mconsole");
         if sock_path.as_os_str().len() >= 108 {
             let _ = std::fs::remove_dir_all(&dir);
@@ -250,10 +254,6 @@ impl InstanceDir {
         let socket = UnixDatagram::bind(&sock_path).map_err(|e| {
             let _ = std::fs::remove_dir_all(&dir);
             format!("cannot bind {}: {e}", sock_path.display())
-        })?;
-        std::fs::write(dir.join("pid"), format!("{}\n", std::process::id())).map_err(|e| {
-            let _ = std::fs::remove_dir_all(&dir);
-            format!("cannot write {}/pid: {e}", dir.display())
         })?;
         Ok((
             InstanceDir {

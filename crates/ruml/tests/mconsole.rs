@@ -95,11 +95,11 @@ impl Instance {
         }
     }
 
-    /// Waits for the socket to answer `version`.
+    /// Waits until the socket answers and init runs (`proc 1/stat`).
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if self.socket().exists() && ctl(self, &["version"]).0 == 0 {
+            if self.socket().exists() && ctl(self, &["proc", "1/stat"]).0 == 0 {
                 return;
             }
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -202,13 +202,14 @@ fn uml_mconsole_version_proc_sysrq_and_halt() {
     }
     let mut i = start_home("umlmc", &["--", "/bin/sh", "-c", "sleep 1000"]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !home_socket(&i).exists() {
+    // The socket answers from the start; wait until init runs.
+    while !home_socket(&i).exists() || !uml_mconsole(&i, &["proc", "1/stat"]).starts_with("OK") {
         assert!(
             Instant::now() < deadline,
-            "no socket; stderr:\n{}",
+            "no socket or no init; stderr:\n{}",
             i.stderr()
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(100));
     }
     let pid_file = i.dir.path().join(".uml").join(&i.umid).join("pid");
     assert_eq!(
