@@ -20,11 +20,13 @@
 
 pub mod checks;
 pub mod clock;
+pub mod conchan;
 pub mod console;
 pub mod cputime;
 mod error;
 pub mod handoff;
 pub mod hostfile;
+pub mod mconsole;
 pub mod net;
 mod ops;
 pub mod passed;

@@ -29,6 +29,18 @@ pub struct BootConfig {
     pub cwd: Option<Vec<u8>>,
     /// `mode=`: the execution backend, or None for the best available.
     pub mode: Option<ruml_host::Mode>,
+    /// Programs tried in turn when `init` cannot be executed (Linux's
+    /// /sbin/init, /etc/init, /bin/init, /bin/sh when no init= is given).
+    pub init_fallbacks: Vec<Vec<u8>>,
+    /// The command line /proc/cmdline shows.
+    pub cmdline: String,
+}
+
+static CMDLINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The kernel command line (/proc/cmdline).
+pub fn cmdline() -> &'static str {
+    CMDLINE.get().map(|s| s.as_str()).unwrap_or("")
 }
 
 /// Boots the instance and runs init to its end. Returns ruml's exit
@@ -41,11 +53,8 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         env!("CARGO_PKG_VERSION"),
         task::syscalls::UTS_VERSION
     ));
-    crate::log::info(&format!(
-        "Kernel command line: root={} init={}",
-        cfg.root.display(),
-        String::from_utf8_lossy(&cfg.init)
-    ));
+    let _ = CMDLINE.set(cfg.cmdline.clone());
+    crate::log::info(&format!("Kernel command line: {}", cfg.cmdline));
     let phys =
         Arc::new(PhysMem::new(cfg.mem).map_err(|e| format!("cannot create guest memory: {e}"))?);
     crate::log::info(&format!(
@@ -134,42 +143,54 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
     task::syscalls::register_init(&init);
     // `ruml oci`: the container's cwd, user, rlimits, mounts (no-op otherwise).
     crate::container::apply(&init, &fs)?;
-    crate::log::info(&format!(
-        "Run {} as init process",
-        String::from_utf8_lossy(&cfg.init)
-    ));
-    // A bare command name (a disk root, where ruml could not look in the
-    // host's directories) is looked up in the usual PATH inside the guest.
-    let init_path = if cfg.init.contains(&b'/') {
-        cfg.init.clone()
-    } else {
-        let found = [
-            "/usr/local/sbin",
-            "/usr/local/bin",
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
-        ]
-        .iter()
-        .map(|d| [d.as_bytes(), b"/", &cfg.init].concat())
-        .find(|p| {
-            let fsctx = init.fs();
-            let w = crate::fs::namei::Walker {
-                ns: &fsctx.ns,
-                root: fsctx.root(),
-                caller: crate::fs::vfs::Caller::kernel(),
-            };
-            w.walk(&fsctx.root(), p, true).is_ok()
-        });
-        found.unwrap_or_else(|| cfg.init.clone())
+    let mut regs = None;
+    let candidates: Vec<&Vec<u8>> = std::iter::once(&cfg.init)
+        .chain(cfg.init_fallbacks.iter())
+        .collect();
+    for (i, want) in candidates.iter().enumerate() {
+        crate::log::info(&format!(
+            "Run {} as init process",
+            String::from_utf8_lossy(want)
+        ));
+        let path = find_init(&init, want);
+        let mut argv = cfg.argv.clone();
+        if i > 0 {
+            // A fallback is run under its own name, with init's arguments.
+            if let Some(a0) = argv.first_mut() {
+                *a0 = (*want).clone();
+            }
+        }
+        match crate::exec::exec(&init, &path, argv, cfg.envp.clone()) {
+            Ok(r) => {
+                regs = Some(r);
+                break;
+            }
+            Err(e) if i + 1 < candidates.len() => crate::log::info(&format!(
+                "Starting init: {} failed ({e}); trying the next",
+                String::from_utf8_lossy(want)
+            )),
+            Err(e) if candidates.len() > 1 => {
+                return Err(format!(
+                    "no working init found (tried {}; last error: {e}); pass init= \
+                     (see docs/boot.md)",
+                    candidates
+                        .iter()
+                        .map(|c| String::from_utf8_lossy(c).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot execute init {}: {e}",
+                    String::from_utf8_lossy(want)
+                ))
+            }
+        }
+    }
+    let Some(regs) = regs else {
+        return Err("no init to run".into());
     };
-    let regs = crate::exec::exec(&init, &init_path, cfg.argv, cfg.envp).map_err(|e| {
-        format!(
-            "cannot execute init {}: {e}",
-            String::from_utf8_lossy(&cfg.init)
-        )
-    })?;
     let t = init.clone();
     std::thread::Builder::new()
         .name("init".into())
@@ -188,4 +209,30 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         }
         halt = exit::HALTED.wait(halt).unwrap_or_else(|p| p.into_inner());
     }
+}
+
+/// A bare command name (a disk root, where ruml could not look in the
+/// host's directories) is looked up in the usual PATH inside the guest.
+fn find_init(init: &Arc<Task>, want: &[u8]) -> Vec<u8> {
+    if want.contains(&b'/') {
+        return want.to_vec();
+    }
+    let fsctx = init.fs();
+    let w = crate::fs::namei::Walker {
+        ns: &fsctx.ns,
+        root: fsctx.root(),
+        caller: crate::fs::vfs::Caller::kernel(),
+    };
+    [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ]
+    .iter()
+    .map(|d| [d.as_bytes(), b"/", want].concat())
+    .find(|p| w.walk(&fsctx.root(), p, true).is_ok())
+    .unwrap_or_else(|| want.to_vec())
 }

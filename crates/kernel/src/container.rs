@@ -461,7 +461,16 @@ fn live_groups() -> Vec<Arc<crate::task::ThreadGroup>> {
 
 /// Freezes the guest. None before init is set up.
 pub fn freeze() -> Option<()> {
-    if INIT_PID.load(Ordering::SeqCst) == 0 || !crate::kernel_booted() {
+    if INIT_PID.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
+    freeze_guest()
+}
+
+/// Freezes every guest task (the management console's `stop`). None
+/// before the kernel is up.
+pub fn freeze_guest() -> Option<()> {
+    if !crate::kernel_booted() {
         return None;
     }
     FROZEN.store(true, Ordering::SeqCst);

@@ -195,6 +195,9 @@ pub struct SigInner {
     /// sigsuspend/pselect: the mask to restore after the handler.
     pub saved_mask: Option<u64>,
     pub altstack: StackT,
+    /// The signals a sigtimedwait is waiting for (unblocked meanwhile;
+    /// Linux's real_blocked): still "blocked" for init's protection.
+    pub sigwait: u64,
 }
 
 /// A task's (thread's) signal state.
@@ -257,6 +260,9 @@ impl Task {
 /// Queues a signal for one thread and kicks it. Ignored signals are
 /// dropped at once (as Linux does), unless blocked.
 pub fn send_thread(task: &Task, q: Queued) {
+    if init_protected(&task.group, &q) {
+        return;
+    }
     if q.signo == SIGKILL || q.signo == SIGCONT || bit(q.signo) & STOP_SIGNALS != 0 {
         // These act on the whole process.
         return send_group(&task.group, q);
@@ -283,7 +289,7 @@ pub fn send_thread(task: &Task, q: Queued) {
 
 /// Queues a signal for a process and kicks its threads.
 pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
-    if q.signo == 0 {
+    if q.signo == 0 || init_protected(group, &q) {
         return;
     }
     if q.signo == SIGKILL {
@@ -334,6 +340,28 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
         notify_parent_of_stop(group, None);
     }
     group.kick_all();
+}
+
+/// As Linux's SIGNAL_UNKILLABLE: a signal a guest process sends to init
+/// (kill, tkill, sigqueue, pidfd, SIGPIPE, a parent-death signal, a
+/// POSIX timer: every si_code <= 0, which a guest can give) is
+/// dropped when init has no handler for it and does not block it, SIGKILL
+/// and SIGSTOP included.
+/// Signals the kernel raises itself (SI_KERNEL: the terminal's ^C, the
+/// host's requests through the management console or the OCI runtime)
+/// and faults are not filtered, so `ruml -- CMD` ends on ^C as CMD would.
+fn init_protected(group: &ThreadGroup, q: &Queued) -> bool {
+    group.tgid() == 1
+        && !q.forced
+        && q.code <= 0
+        && (1..=64).contains(&q.signo)
+        && group.sig().actions[(q.signo - 1) as usize].handler == SIG_DFL
+        // A blocked signal is kept: init may take it with sigtimedwait
+        // (busybox init does).
+        && group.threads().iter().all(|t| {
+            let s = t.signals.lock();
+            (s.blocked | s.sigwait) & bit(q.signo) == 0
+        })
 }
 
 /// Starts a group exit: every thread of the process leaves with `status`.
@@ -1024,10 +1052,15 @@ fn sys_rt_sigtimedwait(
             let mut s = ctx.task.signals.lock();
             let b = s.blocked;
             s.blocked &= !want;
+            s.sigwait = want;
             b
         };
         let r = ctx.task.wait_until(deadline, || false);
-        ctx.task.signals.lock().blocked = saved;
+        {
+            let mut s = ctx.task.signals.lock();
+            s.blocked = saved;
+            s.sigwait = 0;
+        }
         got = take(ctx.task);
         if got.is_none() {
             return match r {

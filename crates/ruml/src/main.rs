@@ -3,6 +3,7 @@
 //! `ruml oci ...` (or this binary run under the name `ruml-oci`) is the
 //! OCI runtime: see [`oci`] and docs/oci.md.
 
+mod ctl;
 mod oci;
 
 use std::ffi::OsString;
@@ -29,7 +30,14 @@ PARAMS (UML-style kernel parameters):
   ubdN=COW,BACKING    disk N is COW file COW (UML's format, created if
                       missing) over the read-only BACKING file
   ubdNr=..., ubdNs=...  read-only disk; synchronous writes (O_SYNC)
-  init=PATH           init program inside the guest (default /bin/sh)
+  init=PATH           init program inside the guest (default: /bin/sh on the
+                      default root; with root=, Linux's /sbin/init,
+                      /etc/init, /bin/init, /bin/sh)
+  con0=IN[,OUT], con=...  the console: fd:N (a host descriptor) or null;
+                      default fd:0,fd:1
+  umid=NAME           the instance's name (default: random, logged)
+  uml_dir=DIR         where instance directories live (default ~/.uml):
+                      DIR/UMID/pid and DIR/UMID/mconsole (management socket)
   cwd=DIR             init's working directory in the guest (default: with
                       -- CMD, the current directory if the root holds it;
                       else /)
@@ -49,11 +57,18 @@ PARAMS (UML-style kernel parameters):
   dns=IP[:PORT]       (with eth0=user) where queries to 10.0.2.3:53 go
                       (default: the host's first nameserver)
   quiet               no boot log
+  KEY=VALUE, WORD     other parameters go to init, as on Linux: KEY=VALUE
+                      into its environment, WORD into its arguments (WORD
+                      only without -- CMD)
 With -- CMD ARGS, CMD runs as init (pid 1) with ruml's environment, and
 ruml exits with its status (128+N if a signal N killed it).
 
 ruml switch [-hub] PATH: a learning Ethernet switch on control socket PATH
 (UML's daemon transport, as uml_switch).
+
+ruml ctl [uml_dir=DIR] UMID|SOCKET COMMAND...   the management console
+ruml ctl [uml_dir=DIR] list                     running instances
+
 ruml oci ... (or ruml run as ruml-oci): the OCI runtime, see `ruml oci --help`.";
 
 /// `tcp:[HOSTADDR:]HOSTPORT:GUESTPORT` (HOSTADDR defaults to 127.0.0.1;
@@ -127,6 +142,9 @@ fn main() {
     if args.first().is_some_and(|a| a == "switch") {
         std::process::exit(switch_main(&args[1..]));
     }
+    if args.first().is_some_and(|a| a == "ctl") {
+        std::process::exit(ctl::main(&args[1..]));
+    }
     let split = args.iter().position(|a| a == "--");
     let (params, cmd) = match split {
         Some(i) => (&args[..i], &args[i + 1..]),
@@ -145,6 +163,13 @@ fn main() {
     let mut host_mounts: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut ubd: Vec<ruml_kernel::block::ubd::UbdSpec> = Vec::new();
     let mut hostfwds: Vec<String> = Vec::new();
+    let mut root_given = false;
+    let mut umid: Option<String> = None;
+    let mut uml_dir: Option<PathBuf> = None;
+    let mut console: Option<(ruml_host::conchan::Chan, ruml_host::conchan::Chan)> = None;
+    // Parameters the kernel does not know go to init, as on Linux.
+    let mut init_env: Vec<Vec<u8>> = Vec::new();
+    let mut init_args: Vec<Vec<u8>> = Vec::new();
     for p in params {
         let s = p.to_string_lossy();
         let (k, v) = s
@@ -172,10 +197,25 @@ fn main() {
                 )),
             },
             ("root", Some(v)) if v.starts_with("/dev/") => {
+                root_given = true;
                 root = PathBuf::from(v);
                 root_mode = RootMode::Disk { read_only: false };
             }
-            ("root" | "hostfs", Some(v)) => root = PathBuf::from(v),
+            ("root" | "hostfs", Some(v)) => {
+                root_given = true;
+                root = PathBuf::from(v)
+            }
+            ("umid", Some(v)) if ruml_host::mconsole::valid_umid(v) => umid = Some(v.to_string()),
+            ("umid", Some(v)) => die(&format!(
+                "bad umid={v}: use letters, digits and ._-+@: (at most 64)"
+            )),
+            ("uml_dir", Some(v)) if !v.is_empty() => uml_dir = Some(PathBuf::from(v)),
+            ("con0" | "con", Some(v)) => match ruml_host::conchan::parse(v) {
+                Some(c) => console = Some(c),
+                None => die(&format!(
+                    "bad {k}={v}: give fd:N[,fd:M] or null (see docs/boot.md)"
+                )),
+            },
             ("rootfstype", Some("ext2" | "ext3" | "ext4")) => {}
             ("ro", None) => disk_ro = true,
             ("rw", None) => disk_ro = false,
@@ -224,7 +264,13 @@ fn main() {
                 println!("{USAGE}");
                 return;
             }
-            _ => die(&format!("unknown parameter '{s}'\n{USAGE}")),
+            (_, Some(_)) if !k.is_empty() && !k.starts_with('-') => {
+                init_env.push(p.as_bytes().to_vec())
+            }
+            (_, None) if !cmd.is_empty() || s.starts_with('-') => die(&format!(
+                "unknown parameter '{s}' (a word goes to init's arguments only without -- CMD)\n{USAGE}"
+            )),
+            _ => init_args.push(p.as_bytes().to_vec()),
         }
     }
     if let Some(path) = switch {
@@ -262,7 +308,7 @@ fn main() {
             resolve_cmd(&root, &cmd[0])
         };
         let argv: Vec<Vec<u8>> = cmd.iter().map(|a| a.as_bytes().to_vec()).collect();
-        let envp: Vec<Vec<u8>> = std::env::vars_os()
+        let mut envp: Vec<Vec<u8>> = std::env::vars_os()
             .map(|(k, v)| {
                 let mut e = k.into_vec();
                 e.push(b'=');
@@ -270,16 +316,46 @@ fn main() {
                 e
             })
             .collect();
+        envp.extend(init_env.iter().cloned());
         (path, argv, envp)
     } else {
-        let path = init.clone().unwrap_or_else(|| b"/bin/sh".to_vec());
-        let envp = vec![
+        // Linux's order when no init= is given. On the embedded default
+        // root (the host's own /), /sbin/init is the host's own init
+        // system; plain `ruml` gives a shell there instead.
+        let path = init.clone().unwrap_or_else(|| {
+            if root_given {
+                b"/sbin/init".to_vec()
+            } else {
+                b"/bin/sh".to_vec()
+            }
+        });
+        let mut envp = vec![
             b"HOME=/".to_vec(),
             b"TERM=linux".to_vec(),
             b"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec(),
         ];
-        (path.clone(), vec![path], envp)
+        envp.extend(init_env.iter().cloned());
+        let mut argv = vec![path.clone()];
+        argv.extend(init_args.iter().cloned());
+        (path, argv, envp)
     };
+    let init_fallbacks: Vec<Vec<u8>> = if cmd.is_empty() && init.is_none() && root_given {
+        ["/etc/init", "/bin/init", "/bin/sh"]
+            .iter()
+            .map(|p| p.as_bytes().to_vec())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut cmdline: Vec<String> = params
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if !cmd.is_empty() {
+        cmdline.push("--".into());
+        cmdline.extend(cmd.iter().map(|a| a.to_string_lossy().into_owned()));
+    }
+    let cmdline = cmdline.join(" ");
     // `ruml -- CMD` starts where the user is, as `runsc do` and proot do,
     // when that directory is part of the guest's root.
     if cwd.is_none() && !cmd.is_empty() && !disk_root {
@@ -299,13 +375,32 @@ fn main() {
         host_mounts,
         ubd,
         mode,
+        init_fallbacks,
+        cmdline,
     };
     let cfg = BootConfig {
         init: if cmd.is_empty() { cfg.init } else { init_path },
         ..cfg
     };
-    match boot(cfg) {
-        Ok(_) if ruml_kernel::task::reboot::restart_requested() => restart(),
+    ruml_kernel::log::start(quiet);
+    let instance = ctl::start_instance(uml_dir, umid);
+    let attached = match console {
+        Some((i, o)) => ruml_host::conchan::attach(i, o),
+        None => Ok(()),
+    };
+    if let Err(e) = attached {
+        instance.remove();
+        die(&e);
+    }
+    let result = boot(cfg);
+    instance.remove();
+    match result {
+        Ok(_)
+            if ruml_kernel::task::reboot::restart_requested()
+                && !ruml_kernel::power::host_shutdown_requested() =>
+        {
+            restart(instance.umid())
+        }
         Ok(code) => std::process::exit(code),
         Err(e) => die(&e),
     }
@@ -324,12 +419,23 @@ fn guest_path_of(root: &Path, dir: &Path) -> Option<Vec<u8>> {
 /// A guest asked for a reboot: boot afresh in this same host process, with
 /// the same parameters (exec leaves no guest thread or stub behind: the
 /// stubs die with the threads that traced them).
-fn restart() -> ! {
+/// A random umid is kept: the rebooted instance answers to the same name.
+fn restart(umid: Option<&str>) -> ! {
     use std::os::unix::process::CommandExt;
     ruml_host::console::restore();
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    if let Some(u) = umid {
+        if !args[..split]
+            .iter()
+            .any(|a| a.as_bytes().starts_with(b"umid="))
+        {
+            args.insert(0, format!("umid={u}").into());
+        }
+    }
     let err = std::process::Command::new("/proc/self/exe")
         .arg0(std::env::args_os().next().unwrap_or_else(|| "ruml".into()))
-        .args(std::env::args_os().skip(1))
+        .args(args)
         .exec();
     die(&format!("cannot restart: {err}"))
 }

@@ -159,3 +159,347 @@ fn init_starts_in_the_current_directory() {
     assert_eq!(out.stdout, "/\n", "{out}");
     assert!(out.stderr.contains("cwd /no/such/dir"), "{out}");
 }
+
+// --- booting a root directory: init, login, power --------------------------
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// A root directory with Debian's busybox-static as its userland, an
+/// /etc/inittab of `inittab` lines and a root account without password.
+fn busybox_root(tag: &str, inittab: &str) -> Option<common::TempDir> {
+    if !std::path::Path::new(BUSYBOX).exists() {
+        eprintln!("skipped: {BUSYBOX} is not installed (busybox-static)");
+        return None;
+    }
+    let t = common::TempDir::new(tag);
+    let r = t.path().join("root");
+    for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "root", "tmp"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    std::fs::copy(BUSYBOX, r.join("bin/busybox")).unwrap();
+    for a in [
+        "sh", "ls", "cat", "mount", "echo", "sleep", "poweroff", "reboot", "halt", "login", "sync",
+        "env", "kill", "true",
+    ] {
+        std::os::unix::fs::symlink("busybox", r.join("bin").join(a)).unwrap();
+    }
+    for a in ["init", "getty"] {
+        std::os::unix::fs::symlink("../bin/busybox", r.join("sbin").join(a)).unwrap();
+    }
+    std::fs::write(r.join("etc/inittab"), inittab).unwrap();
+    std::fs::write(r.join("etc/passwd"), "root::0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
+    Some(t)
+}
+
+/// A private tmux server (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn available() -> bool {
+        std::process::Command::new("tmux")
+            .arg("-V")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run tmux")
+    }
+    fn keys(&self, keys: &[&str]) {
+        let mut a = vec!["send-keys", "-t", "t"];
+        a.extend_from_slice(keys);
+        assert!(self.cmd(&a).status.success(), "tmux send-keys failed");
+    }
+    fn pane(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .cmd(&["capture-pane", "-p", "-t", "t", "-S", "-300"])
+                .stdout,
+        )
+        .into_owned()
+    }
+    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let p = self.pane();
+            if ok(&p) {
+                return p;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; the terminal shows:\n{p}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+fn logins(p: &str) -> usize {
+    p.matches("login:").count()
+}
+
+/// busybox init from /etc/inittab (sysinit mounts /proc, a getty on the
+/// console): a login prompt under a real terminal, root logs in, `reboot`
+/// boots again to a new prompt, `poweroff` ends ruml with status 0 and the
+/// host terminal is as it was.
+#[test]
+fn busybox_root_boots_to_login_reboots_and_powers_off() {
+    if !Tmux::available() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let Some(t) = busybox_root(
+        "bb-login",
+        "::sysinit:/bin/mount -t proc proc /proc\n\
+         ::respawn:/sbin/getty 38400 console\n\
+         ::ctrlaltdel:/bin/reboot\n\
+         ::shutdown:/bin/sync\n",
+    ) else {
+        return;
+    };
+    let d = t.path();
+    let script = d.join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             stty -g > {d}/before\n\
+             {ruml} {mode}quiet umid=bb{pid} uml_dir={d}/uml root={d}/root\n\
+             echo \"ruml exited $?\"\n\
+             stty -g > {d}/after\n\
+             exec sleep 600\n",
+            d = d.display(),
+            ruml = common::ruml_bin().display(),
+            mode = common::mode_prefix(),
+            pid = std::process::id(),
+        ),
+    )
+    .unwrap();
+    let tm = Tmux {
+        socket: format!("ruml-boot-{}", std::process::id()),
+    };
+    let out = tm.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &format!("sh {}", script.display()),
+    ]);
+    assert!(out.status.success(), "tmux new-session failed");
+    tm.wait("the login prompt", 60, |p| logins(p) >= 1);
+    tm.keys(&["root", "Enter"]);
+    tm.wait("a shell prompt after login", 30, |p| p.contains("/root #"));
+    tm.keys(&["echo hi$((40+2)); cat /proc/cmdline", "Enter"]);
+    tm.wait("the shell's output", 30, |p| {
+        p.lines().any(|l| l.trim_end() == "hi42") && p.contains("root=")
+    });
+    tm.keys(&["reboot", "Enter"]);
+    tm.wait("a new login prompt after reboot", 60, |p| logins(p) >= 2);
+    tm.keys(&["root", "Enter"]);
+    tm.wait("a shell prompt after the second login", 30, |p| {
+        p.matches("/root #").count() >= 3
+    });
+    tm.keys(&["poweroff", "Enter"]);
+    tm.wait("ruml to exit", 60, |p| p.contains("ruml exited"));
+    let p = tm.pane();
+    assert!(p.contains("ruml exited 0"), "poweroff exits 0:\n{p}");
+    let before = std::fs::read_to_string(d.join("before")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let after = loop {
+        if let Ok(a) = std::fs::read_to_string(d.join("after")) {
+            if !a.is_empty() {
+                break a;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no stty after ruml");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(before, after, "the host terminal was not restored");
+}
+
+/// Without -- CMD and init=, a root directory's init is found in Linux's
+/// order (/sbin/init, /etc/init, /bin/init, /bin/sh); unknown KEY=VALUE
+/// parameters reach its environment and other words its arguments;
+/// /proc/cmdline shows the command line.
+#[test]
+fn init_search_and_parameters_for_init() {
+    let Some(t) = busybox_root("initsearch", "") else {
+        return;
+    };
+    let r = t.path().join("root");
+    let script = "#!/bin/sh\nmount -t proc proc /proc 2>/dev/null\n\
+                  echo \"init=$0 args=$* FOO=$FOO\"\ncat /proc/cmdline\n";
+    std::fs::remove_file(r.join("sbin/init")).unwrap();
+    std::fs::write(r.join("etc/init"), script).unwrap();
+    std::fs::set_permissions(
+        r.join("etc/init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let root = format!("root={}", r.display());
+    let out = run_ruml_raw(&["quiet", &root, "FOO=bar", "single"], &test_env());
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines.first(),
+        Some(&"init=/etc/init args=single FOO=bar"),
+        "{out}"
+    );
+    assert!(
+        lines
+            .get(1)
+            .is_some_and(|l| l.contains(&root) && l.contains("FOO=bar single")),
+        "{out}"
+    );
+    // /sbin/init comes first when it exists.
+    std::fs::write(r.join("sbin/init"), script).unwrap();
+    std::fs::set_permissions(
+        r.join("sbin/init"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = run_ruml_raw(&["quiet", &root], &test_env());
+    assert!(out.stdout.starts_with("init=/sbin/init "), "{out}");
+    // init= wins, and a missing one is an error, not a fallback.
+    let out = run_ruml_raw(&["quiet", &root, "init=/bin/echo", "hello"], &test_env());
+    assert_eq!(out.stdout, "hello\n", "{out}");
+    let out = run_ruml_raw(&["quiet", &root, "init=/nope"], &test_env());
+    assert_ne!(out.status.code(), Some(0), "{out}");
+    assert!(out.stderr.contains("/nope"), "{out}");
+    // The default root keeps giving a shell.
+    let out = run_ruml_raw(&[] as &[&str], &test_env());
+    assert!(out.stderr.contains("Run /bin/sh as init process"), "{out}");
+}
+
+/// Linux protects init from signals it has no handler for (kill -TERM 1
+/// and even kill -KILL 1 from inside do nothing); handled ones arrive.
+#[test]
+fn init_ignores_signals_it_does_not_handle() {
+    let out = run_ruml_raw(
+        &[
+            "quiet",
+            "--",
+            "/bin/sh",
+            "-c",
+            "kill -TERM 1; kill -KILL 1; kill -HUP 1; echo survived; \
+             trap 'echo caught' USR1; kill -USR1 1; echo done",
+        ],
+        &test_env(),
+    );
+    assert_eq!(out.stdout, "survived\ncaught\ndone\n", "{out}");
+    assert_eq!(out.status.code(), Some(0), "{out}");
+}
+
+/// SIGTERM to ruml with busybox init: init's ctrlaltdel action runs
+/// (reboot), and since the host asked for a shutdown, ruml ends (0)
+/// instead of booting again.
+#[test]
+fn sigterm_to_ruml_shuts_busybox_init_down() {
+    let Some(t) = busybox_root(
+        "bb-term",
+        "::once:/bin/sh -c 'echo up; exec sleep 1000'\n::ctrlaltdel:/bin/reboot\n",
+    ) else {
+        return;
+    };
+    let d = t.path();
+    let out_path = d.join("stdout");
+    let mut child = std::process::Command::new(common::ruml_bin())
+        .args(common::test_mode().map(|m| format!("mode={m}")))
+        .arg(format!("uml_dir={}/uml", d.display()))
+        .arg(format!("root={}/root", d.display()))
+        .env_clear()
+        .envs(test_env())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(d.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || {
+        format!(
+            "stdout:\n{}\nstderr:\n{}",
+            std::fs::read_to_string(&out_path).unwrap_or_default(),
+            std::fs::read_to_string(d.join("stderr")).unwrap_or_default()
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(&out_path)
+        .unwrap_or_default()
+        .contains("up")
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("ruml did not shut down after SIGTERM; {}", log());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(st.code(), Some(0), "{}", log());
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    assert_eq!(out.matches("up\n").count(), 1, "booted again: {}", log());
+}
+
+/// `con0=fd:N,fd:M` puts the console on other host descriptors; `null`
+/// reads nothing and discards output; a bad channel is refused.
+#[test]
+fn console_channels() {
+    let dir = common::TempDir::new("con");
+    let input = dir.path().join("in");
+    let output = dir.path().join("out");
+    std::fs::write(&input, "echo from-fd-5\n").unwrap();
+    let script = format!(
+        "{} quiet con0=fd:5,fd:6 -- /bin/sh 5<{} 6>{}",
+        common::ruml_bin().display(),
+        input.display(),
+        output.display()
+    );
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.args(["-c", &script]);
+    let out = common::run_command(cmd, &test_env(), "con0=fd:5,fd:6".into(), common::TIMEOUT);
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "from-fd-5\n");
+    assert!(out.stdout.is_empty(), "{out}");
+    let out = run_ruml_raw(
+        &[
+            "quiet",
+            "con0=null",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat; echo discarded; exit 4",
+        ],
+        &test_env(),
+    );
+    assert_eq!(out.status.code(), Some(4), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+    let out = run_ruml_raw(&["quiet", "con0=xterm", "--", "/bin/true"], &test_env());
+    assert_eq!(out.status.code(), Some(1), "{out}");
+    assert!(out.stderr.contains("con0=xterm"), "{out}");
+}

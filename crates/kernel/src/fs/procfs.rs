@@ -114,6 +114,8 @@ enum Gen {
     Filesystems,
     Partitions,
     Version,
+    /// /proc/cmdline: the kernel command line ruml was given.
+    KernelCmdline,
     OsType,
     OsRelease,
     PidMax,
@@ -168,6 +170,7 @@ impl Inode for ProcRoot {
             b"filesystems" => file(15, Gen::Filesystems),
             b"partitions" => file(18, Gen::Partitions),
             b"version" => file(16, Gen::Version),
+            b"cmdline" => file(19, Gen::KernelCmdline),
             b"mounts" => Ok(Arc::new(SelfRelLink {
                 meta: m(17),
                 rest: b"mounts",
@@ -197,6 +200,7 @@ impl Inode for ProcRoot {
         let l = FileType::Symlink.dirent_type();
         let mut entries = vec![(1, d, b".".to_vec()), (1, d, b"..".to_vec())];
         for (ino, t, n) in [
+            (19, r, "cmdline"),
             (10, r, "cpuinfo"),
             (15, r, "filesystems"),
             (14, r, "loadavg"),
@@ -1120,6 +1124,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             crate::task::syscalls::UTS_RELEASE,
             crate::task::syscalls::UTS_VERSION
         ),
+        Gen::KernelCmdline => format!("{}\n", crate::boot::cmdline()),
         Gen::OsType => "Linux\n".to_string(),
         Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
         Gen::PidMax => "4194304\n".to_string(),

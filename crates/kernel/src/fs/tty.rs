@@ -1155,8 +1155,13 @@ impl Tty {
                     return error!(EPERM);
                 }
                 let mut st = self.lock();
-                if st.session != 0 {
-                    // Stealing (arg 1 with CAP_SYS_ADMIN) is not supported.
+                // Stealing: arg 1 with CAP_SYS_ADMIN takes the terminal
+                // from the session that has it (a getty on the console
+                // init was started on).
+                if st.session != 0
+                    && !(arg == 1
+                        && task.is_some_and(|t| t.privileged(crate::task::caps::Cap::SysAdmin)))
+                {
                     return error!(EPERM);
                 }
                 if !readable {

@@ -39,6 +39,13 @@ pub fn restart_requested() -> bool {
     RESTART.load(Ordering::Relaxed)
 }
 
+/// Asks the `ruml` command to boot afresh once the instance has halted
+/// (the management console's `reboot`, SysRq b, ctrl-alt-delete with CAD
+/// on).
+pub fn request_restart() {
+    RESTART.store(true, Ordering::Relaxed);
+}
+
 /// Whether ctrl-alt-delete reboots at once (CAD_ON).
 pub fn cad_reboots() -> bool {
     CAD_REBOOTS.load(Ordering::Relaxed)

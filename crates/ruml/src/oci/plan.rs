@@ -338,6 +338,8 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
         // process.cwd is applied by the container setup.
         cwd: None,
         mode,
+        init_fallbacks: Vec::new(),
+        cmdline: String::new(),
     };
     Ok(Plan {
         boot,

@@ -1,0 +1,498 @@
+//! Instances and the management console: `umid=`/`uml_dir=`, UMID/pid and
+//! UMID/mconsole, Debian's `uml_mconsole` and `ruml ctl` against a running
+//! instance (version, proc, sysrq, stop/go, cad, reboot, halt), malformed
+//! datagrams, SIGTERM to ruml, stale and live instance directories.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ruml_bin, test_env, TempDir};
+
+/// A ruml instance started in the background with its own uml_dir; its
+/// stdout and stderr go to files. SIGKILLed with its process group on drop.
+struct Instance {
+    child: Child,
+    dir: TempDir,
+    umid: String,
+}
+
+impl Instance {
+    fn start(tag: &str, args: &[&str]) -> Instance {
+        let dir = TempDir::new(tag);
+        let umid = format!("t{}-{tag}", std::process::id());
+        Instance::start_in(dir, &umid, args)
+    }
+
+    fn start_in(dir: TempDir, umid: &str, args: &[&str]) -> Instance {
+        let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
+        let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
+        let mut a: Vec<String> = Vec::new();
+        if let Some(m) = common::test_mode() {
+            a.push(format!("mode={m}"));
+        }
+        a.push(format!("umid={umid}"));
+        a.push(format!("uml_dir={}", dir.path().join("uml").display()));
+        a.extend(args.iter().map(|s| s.to_string()));
+        let child = Command::new(ruml_bin())
+            .args(&a)
+            .env_clear()
+            .envs(test_env())
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .expect("start ruml");
+        Instance {
+            child,
+            dir,
+            umid: umid.to_string(),
+        }
+    }
+
+    fn uml_dir(&self) -> PathBuf {
+        self.dir.path().join("uml")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.uml_dir().join(&self.umid).join("mconsole")
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Waits (up to `secs`) until stdout satisfies `ok`.
+    fn wait_stdout(&mut self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if ok(&self.stdout()) {
+                return;
+            }
+            if let Some(st) = self.child.try_wait().unwrap() {
+                panic!(
+                    "ruml exited ({st}) before {what}; stdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; stdout:\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the socket answers and init runs (`proc 1/stat`).
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.socket().exists() && ctl(self, &["proc", "1/stat"]).0 == 0 {
+                return;
+            }
+            if let Some(st) = self.child.try_wait().unwrap() {
+                panic!("ruml exited ({st}) at boot; stderr:\n{}", self.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the management socket never answered; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for ruml to exit (budget 60 s); returns its exit code.
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ruml did not exit; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of the process group we created.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// `ruml ctl uml_dir=... UMID ARGS...`: (status, stdout, stderr).
+fn ctl(i: &Instance, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(ruml_bin())
+        .arg("ctl")
+        .arg(format!("uml_dir={}", i.uml_dir().display()))
+        .arg(&i.umid)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ruml ctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const UML_MCONSOLE: &str = "/usr/bin/uml_mconsole";
+
+/// Debian's `uml_mconsole UMID ARGS...` with HOME pointing at the test's
+/// directory, so that it finds `~/.uml/UMID/mconsole` itself.
+fn uml_mconsole(i: &Instance, args: &[&str]) -> String {
+    let out = Command::new(UML_MCONSOLE)
+        .arg(&i.umid)
+        .args(args)
+        .env("HOME", i.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run uml_mconsole");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// An instance started with uml_dir = HOME/.uml (uml_mconsole's default).
+fn start_home(tag: &str, args: &[&str]) -> Instance {
+    let dir = TempDir::new(tag);
+    let umid = format!("t{}-{tag}", std::process::id());
+    let mut a = vec![format!("uml_dir={}", dir.path().join(".uml").display())];
+    a.extend(args.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    // start_in adds its own uml_dir= first; ours comes later and wins.
+    Instance::start_in(dir, &umid, &a)
+}
+
+fn home_socket(i: &Instance) -> PathBuf {
+    i.dir.path().join(".uml").join(&i.umid).join("mconsole")
+}
+
+const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done";
+
+fn ticks(s: &str) -> usize {
+    s.lines().filter(|l| l.starts_with("tick ")).count()
+}
+
+#[test]
+fn uml_mconsole_version_proc_sysrq_and_halt() {
+    if !Path::new(UML_MCONSOLE).exists() {
+        eprintln!("skipped: {UML_MCONSOLE} is not installed (uml-utilities)");
+        return;
+    }
+    let mut i = start_home("umlmc", &["--", "/bin/sh", "-c", "sleep 1000"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The socket answers from the start; wait until init runs.
+    while !home_socket(&i).exists() || !uml_mconsole(&i, &["proc", "1/stat"]).starts_with("OK") {
+        assert!(
+            Instant::now() < deadline,
+            "no socket or no init; stderr:\n{}",
+            i.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid_file = i.dir.path().join(".uml").join(&i.umid).join("pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        i.child.id().to_string(),
+        "UMID/pid holds ruml's pid"
+    );
+    let v = uml_mconsole(&i, &["version"]);
+    assert!(v.contains("OK Linux") && v.contains("x86_64"), "{v}");
+    let m = uml_mconsole(&i, &["proc", "meminfo"]);
+    assert!(m.contains("OK") && m.contains("MemTotal:"), "{m}");
+    let s = uml_mconsole(&i, &["proc", "1/status"]);
+    assert!(s.contains("Pid:\t1"), "{s}");
+    let m = uml_mconsole(&i, &["sysrq", "m"]);
+    assert!(m.contains("OK") && m.contains("pages RAM"), "{m}");
+    let t = uml_mconsole(&i, &["sysrq", "t"]);
+    assert!(t.contains("sleep") || t.contains("sh"), "{t}");
+    let h = uml_mconsole(&i, &["help"]);
+    assert!(h.contains("sysrq"), "{h}");
+    let u = uml_mconsole(&i, &["frobnicate"]);
+    assert!(u.contains("ERR"), "{u}");
+    let c = uml_mconsole(&i, &["config", "ubd1=/tmp/x"]);
+    assert!(c.contains("ERR") && c.contains("hot-plug"), "{c}");
+    // A path works as well as a umid.
+    let out = Command::new(UML_MCONSOLE)
+        .arg(home_socket(&i))
+        .arg("version")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK Linux"));
+    let h = uml_mconsole(&i, &["halt"]);
+    assert!(h.contains("OK"), "{h}");
+    assert_eq!(i.wait_exit(), 0, "halt ends ruml with 0:\n{}", i.stderr());
+    assert!(
+        !i.dir.path().join(".uml").join(&i.umid).exists(),
+        "UMID directory left after halt"
+    );
+}
+
+#[test]
+fn stop_freezes_the_guest_and_go_resumes_it() {
+    let mut i = Instance::start("stopgo", &["quiet", "--", "/bin/sh", "-c", COUNTER]);
+    i.wait_ready();
+    i.wait_stdout("the counter to run", 30, |s| ticks(s) >= 3);
+    let (st, out, err) = ctl(&i, &["stop"]);
+    assert_eq!(st, 0, "stop: {out}{err}");
+    assert!(out.contains("stopped"), "{out}");
+    // A write already under way may still land: take the baseline later.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = ticks(&i.stdout());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = ticks(&i.stdout());
+    assert_eq!(before, after, "the guest made progress while stopped");
+    // Other commands still work while stopped.
+    let (st, out, _) = ctl(&i, &["proc", "uptime"]);
+    assert_eq!(st, 0, "{out}");
+    let (st, _, err) = ctl(&i, &["stop"]);
+    assert_ne!(st, 0);
+    assert!(err.contains("Already stopped"), "{err}");
+    let (st, out, err) = ctl(&i, &["go"]);
+    assert_eq!(st, 0, "go: {out}{err}");
+    i.wait_stdout("the counter to advance after go", 30, |s| {
+        ticks(s) > after + 2
+    });
+    let (st, _, err) = ctl(&i, &["go"]);
+    assert_ne!(st, 0);
+    assert!(err.contains("Not stopped"), "{err}");
+    let (st, _, _) = ctl(&i, &["halt"]);
+    assert_eq!(st, 0);
+    assert_eq!(i.wait_exit(), 0);
+}
+
+#[test]
+fn ruml_ctl_list_sysrq_cad_and_log() {
+    // init traps SIGINT: ctrl-alt-delete reaches it.
+    let script = "trap 'echo got-cad; exit 5' INT; echo ready; while :; do sleep 0.2; done";
+    let mut i = Instance::start("ctl", &["--", "/bin/sh", "-c", script]);
+    i.wait_ready();
+    i.wait_stdout("init to start", 30, |s| s.contains("ready"));
+    let out = Command::new(ruml_bin())
+        .arg("ctl")
+        .arg(format!("uml_dir={}", i.uml_dir().display()))
+        .arg("list")
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&i.umid) && l.contains(&i.child.id().to_string())),
+        "{list}"
+    );
+    let (st, out, _) = ctl(&i, &["version"]);
+    assert_eq!(st, 0);
+    assert!(out.starts_with("Linux "), "{out}");
+    let (st, out, _) = ctl(&i, &["proc", "cmdline"]);
+    assert_eq!(st, 0);
+    assert!(out.contains(&format!("umid={}", i.umid)), "{out}");
+    let (st, out, _) = ctl(&i, &["sysrq", "t"]);
+    assert_eq!(st, 0);
+    assert!(out.contains(" sh"), "{out}");
+    let (st, _, _) = ctl(&i, &["sysrq", "s"]);
+    assert_eq!(st, 0);
+    let (st, _, err) = ctl(&i, &["sysrq", "Q"]);
+    assert_ne!(st, 0, "an unknown key is an error");
+    assert!(!err.is_empty());
+    let (st, _, _) = ctl(&i, &["log", "hello-from-the-host"]);
+    assert_eq!(st, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !i.stderr().contains("hello-from-the-host") {
+        assert!(Instant::now() < deadline, "log text not in the kernel log");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (st, _, _) = ctl(&i, &["cad"]);
+    assert_eq!(st, 0);
+    assert_eq!(
+        i.wait_exit(),
+        5,
+        "init's SIGINT handler exits 5:\n{}",
+        i.stderr()
+    );
+    assert!(i.stdout().contains("got-cad"));
+}
+
+#[test]
+fn sysrq_e_terminates_everything_but_init() {
+    let script = "sleep 1000 & sleep 1000 & echo started; wait; echo all-gone; sleep 1000";
+    let mut i = Instance::start("sysrq-e", &["quiet", "--", "/bin/sh", "-c", script]);
+    i.wait_ready();
+    i.wait_stdout("the children", 30, |s| s.contains("started"));
+    let (st, out, _) = ctl(&i, &["sysrq", "e"]);
+    assert_eq!(st, 0, "{out}");
+    i.wait_stdout("init to see its children end", 30, |s| {
+        s.contains("all-gone")
+    });
+    assert!(i.child.try_wait().unwrap().is_none(), "init was killed too");
+    ctl(&i, &["halt"]);
+    assert_eq!(i.wait_exit(), 0);
+}
+
+#[test]
+fn reboot_boots_again_with_the_same_umid() {
+    let mut i = Instance::start(
+        "reboot",
+        &["quiet", "--", "/bin/sh", "-c", "echo booted; sleep 1000"],
+    );
+    i.wait_ready();
+    i.wait_stdout("the first boot", 30, |s| s.contains("booted"));
+    let (st, _, _) = ctl(&i, &["reboot"]);
+    assert_eq!(st, 0);
+    i.wait_stdout("the second boot", 60, |s| s.matches("booted").count() >= 2);
+    i.wait_ready();
+    let (st, _, _) = ctl(&i, &["halt"]);
+    assert_eq!(st, 0);
+    assert_eq!(i.wait_exit(), 0);
+}
+
+#[test]
+fn malformed_datagrams_get_an_error_and_change_nothing() {
+    use ruml_host::mconsole::{encode_request, send_raw};
+    let mut i = Instance::start("malformed", &["quiet", "--", "/bin/sh", "-c", "sleep 1000"]);
+    i.wait_ready();
+    let sock = i.socket();
+    let t = Duration::from_secs(30);
+    let good = encode_request(b"halt").unwrap();
+    let mut bad: Vec<(&str, Vec<u8>)> = Vec::new();
+    bad.push(("no magic (version 0)", b"halt".to_vec()));
+    bad.push(("header cut short", good[..8].to_vec()));
+    let mut v = good.clone();
+    v[4..8].copy_from_slice(&1u32.to_ne_bytes());
+    bad.push(("version 1", v));
+    let mut v = good.clone();
+    v[8..12].copy_from_slice(&400u32.to_ne_bytes());
+    bad.push(("length beyond the datagram", v));
+    let mut v = good.clone();
+    v[8..12].copy_from_slice(&u32::MAX.to_ne_bytes());
+    bad.push(("length beyond MAX_DATA", v));
+    let mut v = good.clone();
+    v.resize(4096, b' ');
+    bad.push(("oversized datagram", v));
+    for (what, d) in &bad {
+        let (err, text) = send_raw(&sock, d, t).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            err,
+            "{what}: no error reply: {}",
+            String::from_utf8_lossy(&text)
+        );
+        assert!(!text.is_empty(), "{what}: empty error text");
+    }
+    // Still running, still answering.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        i.child.try_wait().unwrap().is_none(),
+        "a malformed request halted ruml"
+    );
+    let (st, out, _) = ctl(&i, &["version"]);
+    assert_eq!(st, 0, "{out}");
+    let (err, _) = send_raw(&sock, &good, t).unwrap();
+    assert!(!err);
+    assert_eq!(i.wait_exit(), 0);
+}
+
+#[test]
+fn sigterm_to_ruml_interrupts_init_and_a_second_halts() {
+    // A plain program as init: SIGTERM to ruml becomes SIGINT to init.
+    let mut i = Instance::start("sigterm1", &["quiet", "--", "/bin/sleep", "1000"]);
+    i.wait_ready();
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(i.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(i.wait_exit(), 128 + libc::SIGINT, "{}", i.stderr());
+    // An init that ignores SIGINT: the second SIGTERM halts.
+    let mut i = Instance::start(
+        "sigterm2",
+        &[
+            "--",
+            "/bin/sh",
+            "-c",
+            "trap '' INT; echo ready; while :; do sleep 0.2; done",
+        ],
+    );
+    i.wait_ready();
+    i.wait_stdout("init", 30, |s| s.contains("ready"));
+    unsafe { libc::kill(i.child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !i.stderr().contains("orderly shutdown") {
+        assert!(Instant::now() < deadline, "{}", i.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(i.child.try_wait().unwrap().is_none());
+    unsafe { libc::kill(i.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(i.wait_exit(), 128 + libc::SIGTERM, "{}", i.stderr());
+}
+
+#[test]
+fn sigkill_leaves_a_stale_dir_that_the_next_boot_replaces() {
+    let dir = TempDir::new("stale");
+    let umid = format!("t{}-stale", std::process::id());
+    let mut a = Instance::start_in(
+        dir,
+        &umid,
+        &["quiet", "--", "/bin/sh", "-c", "sleep 1000 & sleep 1000"],
+    );
+    a.wait_ready();
+    let stubs = common::descendants(a.child.id() as i32);
+    // A second instance with the same umid is refused while the first lives.
+    let other = TempDir::new("stale-b");
+    let out = Command::new(ruml_bin())
+        .arg(format!("uml_dir={}", a.uml_dir().display()))
+        .arg(format!("umid={umid}"))
+        .args(["quiet", "--", "/bin/true"])
+        .env_clear()
+        .envs(test_env())
+        .stdin(Stdio::null())
+        .current_dir(other.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("in use"), "{msg}");
+    // SIGKILL: the directory stays behind, no stub survives.
+    unsafe { libc::kill(a.child.id() as i32, libc::SIGKILL) };
+    let _ = a.child.wait();
+    let stale = a.uml_dir().join(&umid);
+    assert!(stale.join("pid").exists());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stubs.iter().any(common::still_running) {
+        assert!(Instant::now() < deadline, "a stub outlived ruml's SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Command::new(ruml_bin())
+        .arg(format!("uml_dir={}", a.uml_dir().display()))
+        .arg(format!("umid={umid}"))
+        .args(["--", "/bin/true"])
+        .env_clear()
+        .envs(test_env())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("replaced the stale directory"), "{log}");
+    assert!(
+        !stale.exists(),
+        "the new boot's directory is removed at halt"
+    );
+}
