@@ -1068,8 +1068,8 @@ fn reaches(p: &Path, root: &Path) -> bool {
             return true;
         }
         if cur.is_mount_root() {
-            match &cur.mnt.mountpoint {
-                Some(mp) => cur = mp.clone(),
+            match cur.mnt.mountpoint() {
+                Some(mp) => cur = mp,
                 None => return false,
             }
             continue;
@@ -1800,11 +1800,19 @@ fn sys_mount(
         if !ty.is_power_of_two() || flags & !(MS_PROPAGATION | MS_REC | MS_SILENT) != 0 {
             return error!(EINVAL);
         }
-        if !t.is_mount_root() {
+        if !t.is_mount_root() || !fs.ns.contains(&t.mnt) {
             return error!(EINVAL);
         }
-        // Every mount is private: there is one namespace.
+        if !ctx.task.privileged_in(&fs.ns.user_ns) {
+            return error!(EPERM);
+        }
+        crate::fs::mntns::set_propagation(&fs.ns, &t.mnt, ty, flags & MS_REC != 0);
         return Ok(0);
+    }
+    // Every other mount(2) needs CAP_SYS_ADMIN over the mount namespace's
+    // owner (a user namespace's root may mount in its own mount namespace).
+    if !ctx.task.privileged_in(&fs.ns.user_ns) {
+        return error!(EPERM);
     }
     if flags & MS_REMOUNT != 0 {
         if !t.is_mount_root() || !fs.ns.contains(&t.mnt) {
@@ -1818,8 +1826,29 @@ fn sys_mount(
         return Ok(0);
     }
     if flags & MS_MOVE != 0 {
-        // TODO: MS_MOVE.
-        return error!(EINVAL);
+        let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
+        if !src.is_mount_root()
+            || !fs.ns.contains(&src.mnt)
+            || src.mnt.mountpoint().is_none()
+            || crate::fs::mntns::parent_shared(&src.mnt)
+        {
+            return error!(EINVAL);
+        }
+        // Not onto itself or below itself (a loop).
+        let mut cur = t.clone();
+        loop {
+            if Arc::ptr_eq(&cur.mnt, &src.mnt) {
+                return error!(ELOOP);
+            }
+            match cur.mnt.mountpoint() {
+                Some(mp) => cur = mp,
+                None => break,
+            }
+        }
+        src.mnt.set_mountpoint(Some(t));
+        fs.ns.remove(&src.mnt);
+        fs.ns.attach(src.mnt.clone());
+        return Ok(0);
     }
     if flags & MS_BIND != 0 {
         let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
@@ -1833,14 +1862,7 @@ fn sys_mount(
         if src.mnt.internal {
             return error!(EINVAL);
         }
-        let m = crate::fs::vfs::Mount::new(
-            src.mnt.fstype,
-            src.inode().clone(),
-            Some(t),
-            src.mnt.read_only(),
-            false,
-        );
-        fs.ns.attach(m);
+        crate::fs::mntns::bind(&fs.ns, &src, &t, flags & MS_REC != 0)?;
         return Ok(0);
     }
     if fstype.is_null() {
@@ -1876,7 +1898,7 @@ fn sys_mount(
                 )?),
             )
         }
-        b"proc" => ("proc", crate::fs::procfs::new_procfs()),
+        b"proc" => ("proc", crate::fs::procfs::new_procfs_in(&ctx.task.pid_ns())),
         b"mqueue" => ("mqueue", crate::ipc::mqueue::fs_root()),
         b"sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
         b"devpts" => ("devpts", crate::fs::pty::new_devpts()),
@@ -1914,6 +1936,7 @@ fn sys_mount(
     if let Some(src) = dev_source {
         m.set_source(&src);
     }
+    crate::fs::mntns::propagate_new(&fs.ns, &m, &t);
     Ok(0)
 }
 
@@ -1937,12 +1960,22 @@ fn sys_umount2(ctx: &mut SyscallContext<'_>, target: UserAddr, flags: u32) -> KR
         flags & UMOUNT_NOFOLLOW == 0,
         false,
     )?;
+    let fs = ctx.fs();
+    // The last component's mounts are followed (Linux's LOOKUP_MOUNTPOINT:
+    // umount2(".") after pivot_root(".", ".") finds the old root on top).
+    let p = if p.is_mount_root() || fs.ns.mounted_on(&p).is_some() {
+        fs.ns.traverse_mounts(p)
+    } else {
+        p
+    };
     if !p.is_mount_root() {
         return error!(EINVAL);
     }
-    let fs = ctx.fs();
     if !fs.ns.contains(&p.mnt) {
         return error!(EINVAL);
+    }
+    if !ctx.task.privileged_in(&fs.ns.user_ns) {
+        return error!(EPERM);
     }
     if flags & MNT_EXPIRE != 0 {
         // The first MNT_EXPIRE only marks the mount.

@@ -12,7 +12,8 @@ use crate::error;
 use crate::syscall_table;
 use crate::syscalls::{SyscallContext, UserAddr};
 
-/// A process's credentials.
+/// A process's credentials. Ids are kernel ids (the initial user
+/// namespace's); `user_ns` maps them for the process's view (ns.rs).
 #[derive(Clone, Debug, Default)]
 pub struct Creds {
     pub ruid: u32,
@@ -24,24 +25,105 @@ pub struct Creds {
     pub sgid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
+    /// The user namespace (ns.rs).
+    pub user_ns: UserNsRef,
+    /// Holds every capability in `user_ns` though not uid 0 there: it
+    /// made or joined the namespace (Linux gives the creator a full set);
+    /// lost at exec and when the effective uid changes.
+    pub ns_caps: bool,
 }
 
-impl Creds {
-    fn privileged(&self) -> bool {
-        self.euid == 0
+/// A credentials' user namespace (Default: the initial one).
+#[derive(Clone)]
+pub struct UserNsRef(pub std::sync::Arc<super::ns::UserNs>);
+
+impl Default for UserNsRef {
+    fn default() -> Self {
+        UserNsRef(super::ns::root_user())
     }
 }
 
+impl std::fmt::Debug for UserNsRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "user:[{}]", self.0.inum)
+    }
+}
+
+impl std::ops::Deref for UserNsRef {
+    type Target = std::sync::Arc<super::ns::UserNs>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<std::sync::Arc<super::ns::UserNs>> for UserNsRef {
+    fn from(a: std::sync::Arc<super::ns::UserNs>) -> Self {
+        UserNsRef(a)
+    }
+}
+
+impl Creds {
+    /// Every capability in its own user namespace: uid 0 there, or the
+    /// namespace's creator (see `ns_caps`).
+    fn privileged(&self) -> bool {
+        self.ns_caps || self.user_ns.from_kernel(MapKind::Uid, self.euid) == Some(0)
+    }
+
+    /// An id as the process names it -> kernel id (EINVAL when unmapped;
+    /// KEEP stays KEEP).
+    fn kid(&self, kind: MapKind, id: u32) -> KResult<u32> {
+        if id == KEEP {
+            return Ok(KEEP);
+        }
+        self.user_ns
+            .to_kernel(kind, id)
+            .ok_or(crate::errno!(EINVAL))
+    }
+
+    /// A kernel id as the process sees it (65534 when unmapped).
+    fn show(&self, kind: MapKind, kid: u32) -> u32 {
+        self.user_ns.show(kind, kid)
+    }
+}
+
+use super::ns::MapKind;
+use MapKind::{Gid, Uid};
+
 impl super::Task {
     /// Whether the task holds every capability (CAP_SYS_BOOT,
-    /// CAP_IPC_LOCK, CAP_SYS_ADMIN, ...): ruml keeps no capability sets per
-    /// process, so this is an effective uid of 0.
+    /// CAP_IPC_LOCK, CAP_SYS_ADMIN, ...) in the initial user namespace:
+    /// ruml keeps no capability sets per process, so this is an effective
+    /// uid of 0 outside any user namespace.
     pub fn privileged(&self) -> bool {
-        self.group
+        self.privileged_in(&super::ns::root_user())
+    }
+
+    /// Whether the task holds every capability in user namespace `ns`
+    /// (Linux's ns_capable): it is in `ns` with effective uid 0 there (or
+    /// made/joined it: `ns_caps`), or it is in an ancestor of `ns`,
+    /// privileged there or the owner of the namespace below it.
+    pub fn privileged_in(&self, ns: &std::sync::Arc<super::ns::UserNs>) -> bool {
+        let c = self
+            .group
             .creds
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .privileged()
+            .clone();
+        let mine = c.user_ns.0.clone();
+        let mut cur = ns.clone();
+        loop {
+            if std::sync::Arc::ptr_eq(&cur, &mine) {
+                return c.ns_caps
+                    || mine.from_kernel(super::ns::MapKind::Uid, c.euid) == Some(0);
+            }
+            let Some(parent) = cur.parent.clone() else {
+                return false;
+            };
+            if std::sync::Arc::ptr_eq(&parent, &mine) && cur.owner_uid == c.euid {
+                return true;
+            }
+            cur = parent;
+        }
     }
 }
 
@@ -77,17 +159,22 @@ fn creds<'a>(ctx: &SyscallContext<'a>) -> std::sync::MutexGuard<'a, Creds> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
+// Ids cross the boundary through the caller's user namespace (ns.rs).
 fn sys_getuid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(creds(ctx).ruid as u64)
+    let c = creds(ctx);
+    Ok(c.show(Uid, c.ruid) as u64)
 }
 fn sys_geteuid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(creds(ctx).euid as u64)
+    let c = creds(ctx);
+    Ok(c.show(Uid, c.euid) as u64)
 }
 fn sys_getgid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(creds(ctx).rgid as u64)
+    let c = creds(ctx);
+    Ok(c.show(Gid, c.rgid) as u64)
 }
 fn sys_getegid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(creds(ctx).egid as u64)
+    let c = creds(ctx);
+    Ok(c.show(Gid, c.egid) as u64)
 }
 
 fn put3(ctx: &SyscallContext<'_>, a: [UserAddr; 3], v: [u32; 3]) -> KResult<u64> {
@@ -104,7 +191,11 @@ fn sys_getresuid(
     s: UserAddr,
 ) -> KResult<u64> {
     let c = creds(ctx).clone();
-    put3(ctx, [r, e, s], [c.ruid, c.euid, c.suid])
+    put3(
+        ctx,
+        [r, e, s],
+        [c.show(Uid, c.ruid), c.show(Uid, c.euid), c.show(Uid, c.suid)],
+    )
 }
 
 fn sys_getresgid(
@@ -114,7 +205,11 @@ fn sys_getresgid(
     s: UserAddr,
 ) -> KResult<u64> {
     let c = creds(ctx).clone();
-    put3(ctx, [r, e, s], [c.rgid, c.egid, c.sgid])
+    put3(
+        ctx,
+        [r, e, s],
+        [c.show(Gid, c.rgid), c.show(Gid, c.egid), c.show(Gid, c.sgid)],
+    )
 }
 
 /// setresuid/setresgid's rule: each new id (unless KEEP) must be one of
@@ -125,6 +220,9 @@ fn allowed(c: &Creds, cur: [u32; 3], new: [u32; 3]) -> bool {
 
 fn sys_setresuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
     let mut c = creds(ctx);
+    let r = c.kid(Uid, r)?;
+    let e = c.kid(Uid, e)?;
+    let s = c.kid(Uid, s)?;
     if !allowed(&c, [c.ruid, c.euid, c.suid], [r, e, s]) {
         return error!(EPERM);
     }
@@ -143,6 +241,9 @@ fn sys_setresuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResul
 
 fn sys_setresgid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
     let mut c = creds(ctx);
+    let r = c.kid(Gid, r)?;
+    let e = c.kid(Gid, e)?;
+    let s = c.kid(Gid, s)?;
     if !allowed(&c, [c.rgid, c.egid, c.sgid], [r, e, s]) {
         return error!(EPERM);
     }
@@ -164,6 +265,7 @@ fn sys_setuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
         return error!(EINVAL);
     }
     let mut c = creds(ctx);
+    let uid = c.kid(Uid, uid)?;
     if c.privileged() {
         (c.ruid, c.euid, c.suid, c.fsuid) = (uid, uid, uid, uid);
     } else if uid == c.ruid || uid == c.suid {
@@ -179,6 +281,7 @@ fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
         return error!(EINVAL);
     }
     let mut c = creds(ctx);
+    let gid = c.kid(Gid, gid)?;
     if c.privileged() {
         (c.rgid, c.egid, c.sgid, c.fsgid) = (gid, gid, gid, gid);
     } else if gid == c.rgid || gid == c.sgid {
@@ -191,6 +294,8 @@ fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
 
 fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
     let mut c = creds(ctx);
+    let r = c.kid(Uid, r)?;
+    let e = c.kid(Uid, e)?;
     let ok = c.privileged()
         || ((r == KEEP || r == c.ruid || r == c.euid)
             && (e == KEEP || e == c.ruid || e == c.euid || e == c.suid));
@@ -215,6 +320,8 @@ fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
 
 fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
     let mut c = creds(ctx);
+    let r = c.kid(Gid, r)?;
+    let e = c.kid(Gid, e)?;
     let ok = c.privileged()
         || ((r == KEEP || r == c.rgid || r == c.egid)
             && (e == KEEP || e == c.rgid || e == c.egid || e == c.sgid));
@@ -237,7 +344,8 @@ fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
 
 fn sys_setfsuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    let old = c.fsuid;
+    let uid = c.kid(Uid, uid).unwrap_or(KEEP);
+    let old = c.show(Uid, c.fsuid);
     if uid != KEEP && (c.privileged() || [c.ruid, c.euid, c.suid, c.fsuid].contains(&uid)) {
         c.fsuid = uid;
     }
@@ -246,7 +354,8 @@ fn sys_setfsuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
 
 fn sys_setfsgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    let old = c.fsgid;
+    let gid = c.kid(Gid, gid).unwrap_or(KEEP);
+    let old = c.show(Gid, c.fsgid);
     if gid != KEEP && (c.privileged() || [c.rgid, c.egid, c.sgid, c.fsgid].contains(&gid)) {
         c.fsgid = gid;
     }
@@ -257,7 +366,10 @@ fn sys_getgroups(ctx: &mut SyscallContext<'_>, size: i32, list: UserAddr) -> KRe
     if size < 0 {
         return error!(EINVAL);
     }
-    let g = creds(ctx).groups.clone();
+    let g: Vec<u32> = {
+        let c = creds(ctx);
+        c.groups.iter().map(|&k| c.show(Gid, k)).collect()
+    };
     if size == 0 {
         return Ok(g.len() as u64);
     }
@@ -276,13 +388,16 @@ fn sys_setgroups(ctx: &mut SyscallContext<'_>, size: usize, list: UserAddr) -> K
     let mut b = vec![0u8; size * 4];
     ctx.mm().read_bytes(list.0, &mut b)?;
     let mut c = creds(ctx);
-    if !c.privileged() {
+    // In a user namespace: only once its gid map is written and unless
+    // /proc/PID/setgroups says "deny".
+    if !c.privileged() || !c.user_ns.may_setgroups() {
         return error!(EPERM);
     }
     let mut g: Vec<u32> = b
         .chunks_exact(4)
         .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-        .collect();
+        .map(|id| c.kid(Gid, id))
+        .collect::<KResult<Vec<u32>>>()?;
     g.sort_unstable();
     c.groups = g;
     Ok(0)
