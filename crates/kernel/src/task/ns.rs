@@ -40,10 +40,9 @@ pub const CLONE_NEWIPC: u64 = 0x0800_0000;
 pub const CLONE_NEWUSER: u64 = 0x1000_0000;
 pub const CLONE_NEWPID: u64 = 0x2000_0000;
 pub const CLONE_NEWNET: u64 = 0x4000_0000;
-/// Every namespace flag ruml can make a new namespace for. CLONE_NEWNET
-/// is not among them: the network stack (net/) is one per instance, so a
-/// new network namespace gives EINVAL (docs/syscalls.md says so).
-pub const CLONE_NEW_SUPPORTED: u64 = CLONE_NEWTIME
+/// Every namespace flag ruml can make a new namespace for.
+pub const CLONE_NEW_SUPPORTED: u64 = CLONE_NEWNET
+    | CLONE_NEWTIME
     | CLONE_NEWNS
     | CLONE_NEWCGROUP
     | CLONE_NEWUTS
@@ -448,13 +447,18 @@ fn new_user(parent: &Arc<UserNs>, owner_uid: u32, owner_gid: u32) -> KResult<Arc
     if parent.level + 1 > MAX_LEVEL {
         return error!(EUSERS);
     }
+    // The setgroups state is inherited (Linux copies the parent's flags).
+    let deny = parent.setgroups_denied();
     Ok(Arc::new(UserNs {
         inum: new_inum(),
         parent: Some(parent.clone()),
         level: parent.level + 1,
         owner_uid,
         owner_gid,
-        maps: Mutex::new(UserMaps::default()),
+        maps: Mutex::new(UserMaps {
+            setgroups_deny: deny,
+            ..Default::default()
+        }),
     }))
 }
 
@@ -758,6 +762,57 @@ impl UtsNs {
 pub struct PlainNs {
     pub inum: u64,
     pub user_ns: Arc<UserNs>,
+    /// A network namespace: its per-namespace state (net/) goes with it.
+    pub net: bool,
+}
+
+impl Drop for PlainNs {
+    fn drop(&mut self) {
+        if self.net {
+            crate::net::netns_gone(self.inum);
+        }
+    }
+}
+
+/// The network namespace of the task this host thread runs (the initial
+/// one outside any task: boot, the NAT's own threads). The network stack
+/// keys its per-namespace state by this number ([`PerNet`]).
+pub fn current_net() -> u64 {
+    crate::fs::anon::current_task()
+        .map(|t| t.nsproxy().net.inum)
+        .unwrap_or(INIT_NET)
+}
+
+/// A locked map of per-network-namespace state, opened at the current
+/// task's namespace: derefs to that namespace's `T` (made with `init` on
+/// first use).
+pub struct PerNet<T: 'static> {
+    guard: MutexGuard<'static, HashMap<u64, T>>,
+    key: u64,
+}
+
+impl<T: 'static> PerNet<T> {
+    pub fn lock(map: &'static Mutex<HashMap<u64, T>>, init: impl FnOnce(u64) -> T) -> Self {
+        let key = current_net();
+        let mut guard = map.lock().unwrap_or_else(|p| p.into_inner());
+        guard.entry(key).or_insert_with(|| init(key));
+        PerNet { guard, key }
+    }
+}
+
+impl<T: 'static> std::ops::Deref for PerNet<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard[&self.key]
+    }
+}
+
+impl<T: 'static> std::ops::DerefMut for PerNet<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard
+            .get_mut(&self.key)
+            .unwrap_or_else(|| unreachable!("PerNet::lock inserted the entry"))
+    }
 }
 
 /// The namespaces a task is in (all but mount and PID, which live in the
@@ -782,6 +837,7 @@ pub fn root_proxy() -> Arc<NsProxy> {
             Arc::new(PlainNs {
                 inum,
                 user_ns: u.clone(),
+                net: inum == INIT_NET,
             })
         };
         let time = plain(INIT_TIME);
@@ -910,12 +966,8 @@ pub fn task_ns(task: &super::Task, kind: NsKind) -> NsRef {
 // ---------------------------------------------------------------------
 // Making namespaces: clone and unshare
 
-/// EINVAL for flag combinations Linux refuses, for a new network
-/// namespace (not supported), EPERM without the privilege to make them.
+/// EPERM without the privilege to make the namespaces in `flags`.
 fn check_new_flags(task: &super::Task, flags: u64) -> KResult<()> {
-    if flags & CLONE_NEWNET != 0 {
-        return error!(EINVAL);
-    }
     let need_priv = flags & CLONE_NEW_SUPPORTED & !CLONE_NEWUSER != 0;
     if need_priv && flags & CLONE_NEWUSER == 0 && !task.privileged_in(&task.user_ns()) {
         return error!(EPERM);
@@ -1001,6 +1053,7 @@ fn make_namespaces(
         Arc::new(PlainNs {
             inum: new_inum(),
             user_ns: owner.clone(),
+            net: false,
         })
     };
     if flags & CLONE_NEWUTS != 0 {
@@ -1018,6 +1071,13 @@ fn make_namespaces(
     }
     if flags & CLONE_NEWCGROUP != 0 {
         p.cgroup = plain();
+    }
+    if flags & CLONE_NEWNET != 0 {
+        p.net = Arc::new(PlainNs {
+            inum: new_inum(),
+            user_ns: owner.clone(),
+            net: true,
+        });
     }
     if flags & CLONE_NEWTIME != 0 {
         p.time_for_children = plain();
