@@ -394,6 +394,19 @@ pub fn bind(ns: &Arc<Namespace>, src: &Path, at: &Path, rec: bool) -> KResult<Ar
     };
     ns.attach(top.clone());
     propagate_new(ns, &top, at);
+    // A bind of a shared mount is a peer of its source.
+    if let Some(id) = prop(&src.mnt).shared {
+        let old = prop(&top);
+        unregister(&top, &old);
+        register(groups().members.entry(id).or_default(), &top, ns);
+        set_prop(
+            &top,
+            Propagation {
+                shared: Some(id),
+                ..Default::default()
+            },
+        );
+    }
     let mut map: Vec<(Arc<Mount>, Arc<Mount>)> = vec![(src.mnt.clone(), top.clone())];
     for m in subs {
         let Some(mp) = m.mountpoint() else { continue };
@@ -431,19 +444,20 @@ pub fn pivot_root(fs: &FsContext, new_root: Path, put_old: Path) -> KResult<()> 
     }
     let root = fs.root();
     let old_mnt = root.mnt.clone();
-    if !ns.contains(&new_root.mnt) || !ns.contains(&put_old.mnt) {
+    // Linux's order of checks (fs/namespace.c, pivot_root).
+    if prop(&put_old.mnt).shared.is_some()
+        || parent_shared(&new_root.mnt)
+        || parent_shared(&old_mnt)
+    {
         return error!(EINVAL);
     }
-    if !root.is_mount_root() {
+    if !ns.contains(&old_mnt) || !ns.contains(&new_root.mnt) {
         return error!(EINVAL);
     }
     if Arc::ptr_eq(&new_root.mnt, &old_mnt) || Arc::ptr_eq(&put_old.mnt, &old_mnt) {
         return error!(EBUSY);
     }
-    if !new_root.is_mount_root() {
-        return error!(EINVAL);
-    }
-    if new_root.mnt.mountpoint().is_none() {
+    if !root.is_mount_root() || !new_root.is_mount_root() || new_root.mnt.mountpoint().is_none() {
         return error!(EINVAL);
     }
     // put_old must be at or below new_root.
@@ -457,7 +471,7 @@ pub fn pivot_root(fs: &FsContext, new_root: Path, put_old: Path) -> KResult<()> 
             None => return error!(EINVAL),
         }
     }
-    // new_root must be reachable from the current root.
+    // new_root must be below the current root.
     let mut cur = new_root.clone();
     loop {
         match cur.mnt.mountpoint() {
@@ -465,9 +479,6 @@ pub fn pivot_root(fs: &FsContext, new_root: Path, put_old: Path) -> KResult<()> 
             Some(mp) => cur = mp,
             None => return error!(EINVAL),
         }
-    }
-    if parent_shared(&new_root.mnt) || prop(&old_mnt).shared.is_some() {
-        return error!(EINVAL);
     }
     crate::fs::namei::dcache::changed();
     new_root.mnt.set_mountpoint(None);

@@ -1273,8 +1273,9 @@ impl crate::fs::vfs::FileOps for NsFile {
         let task = ctx.task;
         let open_ns = |r: NsRef| -> KResult<u64> {
             // The caller may only climb to namespaces it is inside of.
+            // (Linux's ns_get_owner: at or below the caller's own.)
             if let NsRef::User(u) = &r {
-                if !u.is_ancestor_of(&task.user_ns()) {
+                if !task.user_ns().is_ancestor_of(u) {
                     return error!(EPERM);
                 }
             }
@@ -1295,7 +1296,7 @@ impl crate::fs::vfs::FileOps for NsFile {
                 }
                 NsRef::Pid(p) => {
                     let par = p.parent.clone().ok_or(crate::errno!(EPERM))?;
-                    if !par.is_ancestor_of(&task.pid_ns()) {
+                    if !task.pid_ns().is_ancestor_of(&par) {
                         return error!(EPERM);
                     }
                     open_ns(NsRef::Pid(par))
