@@ -48,6 +48,10 @@ static const char *en(int e) {
 	case EBADF: return "EBADF";
 	case ENOTTY: return "ENOTTY";
 	case EUSERS: return "EUSERS";
+	case ENODEV: return "ENODEV";
+	case EROFS: return "EROFS";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case E2BIG: return "E2BIG";
 	default: return strerror(e);
 	}
 }
@@ -486,6 +490,69 @@ static void pivot(const char *dir) {
 	rmdir(nr);
 }
 
+static void mount_api(const char *dir) {
+	section("new mount api");
+	pid_t c = fork();
+	if (c == 0) {
+		char nm[512], nm2[512], f[600];
+		snprintf(nm, sizeof nm, "%s/nm", dir);
+		snprintf(nm2, sizeof nm2, "%s/nm2", dir);
+		mkdir(nm, 0755);
+		mkdir(nm2, 0755);
+		SHOW("unshare(CLONE_NEWNS)", unshare(CLONE_NEWNS));
+		SHOW("make / rprivate", mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL));
+		SHOW("fsopen(nosuchfs)", syscall(SYS_fsopen, "nosuchfs", 0));
+		SHOW("fsopen(bad flags)", syscall(SYS_fsopen, "tmpfs", 0x100));
+		int fd = syscall(SYS_fsopen, "tmpfs", 0);
+		printf("fsopen(tmpfs): %s\n", fd >= 0 ? "fd" : en(errno));
+		int p[2];
+		pipe(p);
+		SHOW("fsconfig(pipe)", syscall(SYS_fsconfig, p[0], 1, "size", "1m", 0));
+		SHOW("fsconfig(SET_STRING size)", syscall(SYS_fsconfig, fd, 1, "size", "1m", 0));
+		SHOW("fsconfig(SET_STRING no value)", syscall(SYS_fsconfig, fd, 1, "size", NULL, 0));
+		SHOW("fsconfig(bad cmd)", syscall(SYS_fsconfig, fd, 99, NULL, NULL, 0));
+		SHOW("fsmount before create", syscall(SYS_fsmount, fd, 0, 0));
+		SHOW("fsconfig(CMD_CREATE)", syscall(SYS_fsconfig, fd, 6, NULL, NULL, 0));
+		SHOW("fsmount(bad flags)", syscall(SYS_fsmount, fd, 0x10, 0));
+		int m = syscall(SYS_fsmount, fd, 0, 0);
+		printf("fsmount: %s\n", m >= 0 ? "fd" : en(errno));
+		SHOW("fsmount twice", syscall(SYS_fsmount, fd, 0, 0));
+		int cf = openat(m, "file", O_CREAT | O_WRONLY, 0644);
+		printf("create in detached mount: %s\n", cf >= 0 ? "OK" : en(errno));
+		close(cf);
+		SHOW("move_mount(bad flags)", syscall(SYS_move_mount, m, "", AT_FDCWD, nm, 0x1000));
+		SHOW("move_mount", syscall(SYS_move_mount, m, "", AT_FDCWD, nm, 4));
+		snprintf(f, sizeof f, "%s/file", nm);
+		printf("file visible at target: %d\n", access(f, F_OK) == 0);
+		int t = syscall(SYS_open_tree, AT_FDCWD, nm, 1);
+		printf("open_tree(CLONE): %s\n", t >= 0 ? "fd" : en(errno));
+		SHOW("open_tree(bad flags)", syscall(SYS_open_tree, AT_FDCWD, nm, 0x40));
+		SHOW("move_mount clone", syscall(SYS_move_mount, t, "", AT_FDCWD, nm2, 4));
+		snprintf(f, sizeof f, "%s/file", nm2);
+		printf("file visible at clone: %d\n", access(f, F_OK) == 0);
+		struct { unsigned long long set, clr, prop, userns; } attr = {1, 0, 0, 0};
+		SHOW("mount_setattr(bad size)", syscall(SYS_mount_setattr, AT_FDCWD, nm2, 0, &attr, 8));
+		SHOW("mount_setattr(RDONLY)", syscall(SYS_mount_setattr, AT_FDCWD, nm2, 0, &attr, sizeof attr));
+		snprintf(f, sizeof f, "%s/new", nm2);
+		cf = open(f, O_CREAT | O_WRONLY, 0644);
+		printf("create on ro clone: %s\n", cf >= 0 ? "OK" : en(errno));
+		attr.set = 0;
+		attr.prop = MS_SHARED;
+		SHOW("mount_setattr(shared)", syscall(SYS_mount_setattr, AT_FDCWD, nm, 0, &attr, sizeof attr));
+		printf("nm shared in mountinfo: %d\n", mountinfo_has(nm, " shared:"));
+		attr.prop = MS_SHARED | MS_SLAVE;
+		SHOW("mount_setattr(two propagations)", syscall(SYS_mount_setattr, AT_FDCWD, nm, 0, &attr, sizeof attr));
+		fflush(stdout);
+		_exit(0);
+	}
+	wait_code(c);
+	char a[512];
+	snprintf(a, sizeof a, "%s/nm", dir);
+	rmdir(a);
+	snprintf(a, sizeof a, "%s/nm2", dir);
+	rmdir(a);
+}
+
 static void others(void) {
 	section("ipc cgroup time net");
 	pid_t c = fork();
@@ -528,6 +595,7 @@ int main(void) {
 	mountns(dir);
 	propagation(dir);
 	pivot(dir);
+	mount_api(dir);
 	others();
 	pidns();
 	rmdir(dir);

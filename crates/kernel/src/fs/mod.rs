@@ -28,6 +28,7 @@ pub mod inotify;
 pub mod locks;
 pub mod memfd;
 pub mod mntns;
+pub mod mountapi;
 pub mod namei;
 pub mod openat2;
 pub mod overlay;

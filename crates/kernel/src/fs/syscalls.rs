@@ -1887,14 +1887,41 @@ fn sys_mount(
         })?
     };
     let ro = flags & MS_RDONLY != 0;
+    let src = if source.is_null() {
+        None
+    } else {
+        Some(read_path(ctx, source)?)
+    };
+    let (name, inode, dev_source) = make_filesystem(ctx, &ty, &opts, src.as_deref(), ro)?;
+    if t.inode().file_type() != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    let m = fs.ns.mount(name, inode, &t, ro);
+    if let Some(src) = dev_source {
+        m.set_source(&src);
+    }
+    crate::fs::mntns::propagate_new(&fs.ns, &m, &t);
+    Ok(0)
+}
+
+/// A new filesystem instance of type `ty` with mount options `opts`
+/// (mount(2) and fsconfig(FSCONFIG_CMD_CREATE)): (type name, root inode,
+/// the device source to record). ENODEV for an unknown type.
+pub(crate) fn make_filesystem(
+    ctx: &SyscallContext<'_>,
+    ty: &[u8],
+    opts: &[u8],
+    source: Option<&[u8]>,
+    ro: bool,
+) -> KResult<(&'static str, Arc<dyn crate::fs::vfs::Inode>, Option<Vec<u8>>)> {
     let mut dev_source: Option<Vec<u8>> = None;
-    let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty.as_slice() {
+    let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty {
         b"tmpfs" => {
             let phys = crate::fs::tmpfs::physmem();
             (
                 "tmpfs",
                 crate::fs::tmpfs::TmpFs::new_root(crate::fs::tmpfs::TmpfsOptions::parse(
-                    &opts, &phys,
+                    opts, &phys,
                 )?),
             )
         }
@@ -1905,13 +1932,15 @@ fn sys_mount(
         b"devtmpfs" => ("devtmpfs", crate::fs::devfs::new_devfs()),
         b"ext2" | b"ext3" | b"ext4" => {
             // A disk filesystem: the source is a block device node.
-            if source.is_null() {
+            let Some(source) = source else {
                 return error!(EINVAL);
-            }
-            let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
+            };
+            let fs = ctx.fs();
+            let w = walker_for(&fs, ctx.task);
+            let src = w.walk(&start_dir(ctx, &fs, Fd(AT_FDCWD), source)?, source, true)?;
             let disk = crate::block::from_inode(src.inode())?;
             dev_source = Some(crate::fs::vfs::d_path(&src, &fs.root()));
-            let name = match ty.as_slice() {
+            let name = match ty {
                 b"ext2" => "ext2",
                 b"ext3" => "ext3",
                 _ => "ext4",
@@ -1929,15 +1958,7 @@ fn sys_mount(
         }
         _ => return error!(ENODEV),
     };
-    if t.inode().file_type() != FileType::Directory {
-        return error!(ENOTDIR);
-    }
-    let m = fs.ns.mount(name, inode, &t, ro);
-    if let Some(src) = dev_source {
-        m.set_source(&src);
-    }
-    crate::fs::mntns::propagate_new(&fs.ns, &m, &t);
-    Ok(0)
+    Ok((name, inode, dev_source))
 }
 
 const MNT_FORCE: u32 = 1;

@@ -164,6 +164,7 @@ const TABLES: &[Table] = &[
     crate::vdso::vdso_table,
     crate::task::ns::ns_table,
     crate::fs::mntns::mntns_table,
+    crate::fs::mountapi::mountapi_table,
 ];
 
 /// The handler for a system-call number, if ruml implements it.
