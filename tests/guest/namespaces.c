@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <dirent.h>
 #include <grp.h>
+#include <sys/msg.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -555,6 +556,8 @@ static void mount_api(const char *dir) {
 
 static void others(void) {
 	section("ipc cgroup time net");
+	int q = msgget(0x5eed0a, IPC_CREAT | 0600);
+	printf("parent msgget: %s\n", q >= 0 ? "OK" : en(errno));
 	pid_t c = fork();
 	if (c == 0) {
 		char a[64], b[64];
@@ -565,6 +568,9 @@ static void others(void) {
 		       ns_ino("cgroup", b, sizeof b) != c0, ns_ino("time_for_children", b, sizeof b) != t0,
 		       ns_ino("net", b, sizeof b) != n0);
 		printf("time unchanged until a child: %d\n", ns_ino("time", b, sizeof b) != ns_ino("time_for_children", a, sizeof a));
+		SHOW("msgget of the parent's key in a new ipc ns", msgget(0x5eed0a, 0));
+		int mine = msgget(0x5eed0a, IPC_CREAT | IPC_EXCL | 0600);
+		printf("same key created anew: %s\n", mine >= 0 ? "OK" : en(errno));
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(1), .sin_addr.s_addr = htonl(0x7f000001)};
 		SHOW("connect 127.0.0.1 with lo down", connect(s, (struct sockaddr *)&sa, sizeof sa));
@@ -573,6 +579,8 @@ static void others(void) {
 		_exit(0);
 	}
 	wait_code(c);
+	SHOW("parent queue still there", msgget(0x5eed0a, 0));
+	SHOW("remove it", msgctl(q, IPC_RMID, NULL));
 }
 
 int main(void) {

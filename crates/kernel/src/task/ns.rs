@@ -754,16 +754,20 @@ impl UtsNs {
     }
 }
 
-/// A namespace with nothing of its own in ruml beyond its identity and
-/// owner: IPC (see ipc::IpcNs for the objects), cgroup (ruml has one
-/// cgroup, the root, which a new cgroup namespace also shows as "/"),
-/// time (offsets are always zero: /proc/PID/timens_offsets is not
-/// provided).
+/// A namespace whose state lives with its subsystem, keyed by the
+/// namespace's number: IPC (ipc/: System V tables per namespace; POSIX
+/// message queues stay per instance), network (net/: interfaces and port
+/// tables, [`PerNet`]); and namespaces with nothing of their own in ruml
+/// beyond identity and owner: cgroup (ruml has one cgroup, the root, which
+/// a new cgroup namespace also shows as "/"), time (offsets are always
+/// zero: /proc/PID/timens_offsets is not provided).
 pub struct PlainNs {
     pub inum: u64,
     pub user_ns: Arc<UserNs>,
     /// A network namespace: its per-namespace state (net/) goes with it.
     pub net: bool,
+    /// An IPC namespace: its System V objects (ipc/) go with it.
+    pub ipc: bool,
 }
 
 impl Drop for PlainNs {
@@ -771,7 +775,18 @@ impl Drop for PlainNs {
         if self.net {
             crate::net::netns_gone(self.inum);
         }
+        if self.ipc {
+            crate::ipc::ipcns_gone(self.inum);
+        }
     }
+}
+
+/// The IPC namespace of the task this host thread runs (the initial one
+/// outside any task). System V IPC keys its tables by this number.
+pub fn current_ipc() -> u64 {
+    crate::fs::anon::current_task()
+        .map(|t| t.nsproxy().ipc.inum)
+        .unwrap_or(INIT_IPC)
 }
 
 /// The network namespace of the task this host thread runs (the initial
@@ -793,7 +808,16 @@ pub struct PerNet<T: 'static> {
 
 impl<T: 'static> PerNet<T> {
     pub fn lock(map: &'static Mutex<HashMap<u64, T>>, init: impl FnOnce(u64) -> T) -> Self {
-        let key = current_net();
+        Self::lock_at(map, current_net(), init)
+    }
+
+    /// The same for the namespace numbered `key` (any kind: ipc/ uses it
+    /// with [`current_ipc`]).
+    pub fn lock_at(
+        map: &'static Mutex<HashMap<u64, T>>,
+        key: u64,
+        init: impl FnOnce(u64) -> T,
+    ) -> Self {
         let mut guard = map.lock().unwrap_or_else(|p| p.into_inner());
         guard.entry(key).or_insert_with(|| init(key));
         PerNet { guard, key }
@@ -838,6 +862,7 @@ pub fn root_proxy() -> Arc<NsProxy> {
                 inum,
                 user_ns: u.clone(),
                 net: inum == INIT_NET,
+                ipc: inum == INIT_IPC,
             })
         };
         let time = plain(INIT_TIME);
@@ -1054,6 +1079,7 @@ fn make_namespaces(
             inum: new_inum(),
             user_ns: owner.clone(),
             net: false,
+            ipc: false,
         })
     };
     if flags & CLONE_NEWUTS != 0 {
@@ -1067,7 +1093,12 @@ fn make_namespaces(
         });
     }
     if flags & CLONE_NEWIPC != 0 {
-        p.ipc = plain();
+        p.ipc = Arc::new(PlainNs {
+            inum: new_inum(),
+            user_ns: owner.clone(),
+            net: false,
+            ipc: true,
+        });
     }
     if flags & CLONE_NEWCGROUP != 0 {
         p.cgroup = plain();
@@ -1077,6 +1108,7 @@ fn make_namespaces(
             inum: new_inum(),
             user_ns: owner.clone(),
             net: true,
+            ipc: false,
         });
     }
     if flags & CLONE_NEWTIME != 0 {
