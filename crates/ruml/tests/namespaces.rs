@@ -60,7 +60,10 @@ fn differential_ns(flavour: Flavour) {
         "marker at /: 1, old dir gone: 1",
         "setns(pipe): EINVAL",
     ] {
-        assert!(ruml.stdout.contains(want), "ruml output lacks {want:?}:\n{ruml}");
+        assert!(
+            ruml.stdout.contains(want),
+            "ruml output lacks {want:?}:\n{ruml}"
+        );
     }
 }
 

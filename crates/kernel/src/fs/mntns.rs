@@ -192,7 +192,8 @@ pub fn unbindable(m: &Mount) -> bool {
 
 /// Whether `m`'s parent mount is shared (pivot_root refuses such a new root).
 pub fn parent_shared(m: &Mount) -> bool {
-    m.mountpoint().is_some_and(|mp| prop(&mp.mnt).shared.is_some())
+    m.mountpoint()
+        .is_some_and(|mp| prop(&mp.mnt).shared.is_some())
 }
 
 /// A copy of namespace `old` for a new mount namespace owned by `owner`:
@@ -296,14 +297,15 @@ pub fn propagate_new(ns: &Arc<Namespace>, m: &Arc<Mount>, at: &Path) {
     let new_gid = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
     let (peers, slaves) = {
         let g = groups();
-        let up = |l: Option<&Vec<(Weak<Mount>, Weak<Namespace>)>>| -> Vec<(Arc<Mount>, Arc<Namespace>)> {
-            l.map(|l| {
-                l.iter()
-                    .filter_map(|(w, n)| Some((w.upgrade()?, n.upgrade()?)))
-                    .collect()
-            })
-            .unwrap_or_default()
-        };
+        let up =
+            |l: Option<&Vec<(Weak<Mount>, Weak<Namespace>)>>| -> Vec<(Arc<Mount>, Arc<Namespace>)> {
+                l.map(|l| {
+                    l.iter()
+                        .filter_map(|(w, n)| Some((w.upgrade()?, n.upgrade()?)))
+                        .collect()
+                })
+                .unwrap_or_default()
+            };
         (up(g.members.get(&gid)), up(g.slaves.get(&gid)))
     };
     set_prop(

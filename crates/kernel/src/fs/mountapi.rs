@@ -33,7 +33,11 @@ struct FsCtxState {
     opts: Vec<u8>,
     source: Option<Vec<u8>>,
     ro: bool,
-    created: Option<(&'static str, Arc<dyn crate::fs::vfs::Inode>, Option<Vec<u8>>)>,
+    created: Option<(
+        &'static str,
+        Arc<dyn crate::fs::vfs::Inode>,
+        Option<Vec<u8>>,
+    )>,
     /// fsmount took the filesystem: the context is spent.
     used: bool,
 }
@@ -122,12 +126,13 @@ fn admin(ctx: &SyscallContext<'_>) -> KResult<()> {
     Ok(())
 }
 
-fn install(ctx: &SyscallContext<'_>, ops: Arc<dyn FileOps>, name: &[u8], cloexec: bool) -> KResult<u64> {
-    let path = crate::fs::anon::anon_file(
-        std::str::from_utf8(name).unwrap_or("fscontext"),
-        ops,
-        0,
-    );
+fn install(
+    ctx: &SyscallContext<'_>,
+    ops: Arc<dyn FileOps>,
+    name: &[u8],
+    cloexec: bool,
+) -> KResult<u64> {
+    let path = crate::fs::anon::anon_file(std::str::from_utf8(name).unwrap_or("fscontext"), ops, 0);
     Ok(ctx.files().alloc(path, cloexec)? as u64)
 }
 
@@ -144,8 +149,16 @@ fn sys_fsopen(ctx: &mut SyscallContext<'_>, name: UserAddr, flags: u32) -> KResu
         }
     })?;
     const KNOWN: &[&[u8]] = &[
-        b"tmpfs", b"proc", b"mqueue", b"sysfs", b"devpts", b"devtmpfs", b"ext2", b"ext3",
-        b"ext4", b"hostfs",
+        b"tmpfs",
+        b"proc",
+        b"mqueue",
+        b"sysfs",
+        b"devpts",
+        b"devtmpfs",
+        b"ext2",
+        b"ext3",
+        b"ext4",
+        b"hostfs",
     ];
     if !KNOWN.contains(&ty.as_slice()) {
         return error!(ENODEV);
@@ -244,7 +257,8 @@ fn sys_fsconfig(
             }
             let (ty, opts, source, ro) = (c.ty.clone(), st.opts.clone(), st.source.clone(), st.ro);
             drop(st);
-            let made = crate::fs::syscalls::make_filesystem(ctx, &ty, &opts, source.as_deref(), ro)?;
+            let made =
+                crate::fs::syscalls::make_filesystem(ctx, &ty, &opts, source.as_deref(), ro)?;
             c.inner.lock().unwrap_or_else(|p| p.into_inner()).created = Some(made);
         }
         FSCONFIG_CMD_RECONFIGURE => return error!(EOPNOTSUPP),
@@ -271,7 +285,13 @@ fn sys_fsmount(ctx: &mut SyscallContext<'_>, fd: i32, flags: u32, attr: u32) -> 
     };
     st.used = true;
     drop(st);
-    let m = Mount::new(name, inode, None, attr as u64 & MOUNT_ATTR_RDONLY != 0, false);
+    let m = Mount::new(
+        name,
+        inode,
+        None,
+        attr as u64 & MOUNT_ATTR_RDONLY != 0,
+        false,
+    );
     if let Some(s) = src {
         m.set_source(&s);
     }
@@ -285,7 +305,13 @@ fn install_mount(ctx: &SyscallContext<'_>, m: Arc<Mount>, cloexec: bool) -> KRes
 }
 
 /// (dfd, path) with AT_EMPTY_PATH / symlink following as the flags say.
-fn lookup(ctx: &SyscallContext<'_>, dfd: i32, path: UserAddr, follow: bool, empty: bool) -> KResult<Path> {
+fn lookup(
+    ctx: &SyscallContext<'_>,
+    dfd: i32,
+    path: UserAddr,
+    follow: bool,
+    empty: bool,
+) -> KResult<Path> {
     crate::fs::syscalls::resolve(ctx, Fd(dfd), path, follow, empty)
 }
 
@@ -379,7 +405,12 @@ fn sys_move_mount(
     Ok(0)
 }
 
-fn sys_open_tree(ctx: &mut SyscallContext<'_>, dfd: i32, path: UserAddr, flags: u32) -> KResult<u64> {
+fn sys_open_tree(
+    ctx: &mut SyscallContext<'_>,
+    dfd: i32,
+    path: UserAddr,
+    flags: u32,
+) -> KResult<u64> {
     const KNOWN: u32 = OPEN_TREE_CLONE
         | OPEN_TREE_CLOEXEC
         | AT_SYMLINK_NOFOLLOW
@@ -450,8 +481,7 @@ fn sys_mount_setattr(
     const MS_PRIVATE: u64 = 1 << 18;
     const MS_SLAVE: u64 = 1 << 19;
     const MS_SHARED: u64 = 1 << 20;
-    if propagation != 0
-        && ![MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED].contains(&propagation)
+    if propagation != 0 && ![MS_UNBINDABLE, MS_PRIVATE, MS_SLAVE, MS_SHARED].contains(&propagation)
     {
         return error!(EINVAL);
     }

@@ -188,7 +188,9 @@ impl Inode for ProcRoot {
                 node: SysNode::Net,
             })),
             // Pids are this instance's PID namespace's (procns.rs).
-            _ => match parse_num(name).and_then(|n| crate::fs::procns::view(self.meta.dev).global(n)) {
+            _ => match parse_num(name)
+                .and_then(|n| crate::fs::procns::view(self.meta.dev).global(n))
+            {
                 Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir {
                     meta: m(pid_ino(pid, 1)),
                     pid,
@@ -392,7 +394,9 @@ impl Inode for PidDir {
             b"task" if self.tid.is_none() => Ok(Arc::new(TaskDir { meta: ino(7), pid })),
             b"ns" => Ok(Arc::new(crate::fs::procns::NsDir {
                 meta: ino(8),
-                task: thread_of(pid, tid).or_else(|| leader(pid)).ok_or(crate::errno!(ENOENT))?,
+                task: thread_of(pid, tid)
+                    .or_else(|| leader(pid))
+                    .ok_or(crate::errno!(ENOENT))?,
             })),
             b"uid_map" | b"gid_map" | b"setgroups" => {
                 use crate::fs::procns::IdFile;

@@ -1913,7 +1913,11 @@ pub(crate) fn make_filesystem(
     opts: &[u8],
     source: Option<&[u8]>,
     ro: bool,
-) -> KResult<(&'static str, Arc<dyn crate::fs::vfs::Inode>, Option<Vec<u8>>)> {
+) -> KResult<(
+    &'static str,
+    Arc<dyn crate::fs::vfs::Inode>,
+    Option<Vec<u8>>,
+)> {
     let mut dev_source: Option<Vec<u8>> = None;
     let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty {
         b"tmpfs" => {

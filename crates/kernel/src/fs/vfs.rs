@@ -660,8 +660,7 @@ impl Namespace {
         while i < gone.len() {
             let cur = gone[i].clone();
             for x in mounts.iter() {
-                if x.is_child_of(&cur) && !gone.iter().any(|g| Arc::ptr_eq(g, x))
-                {
+                if x.is_child_of(&cur) && !gone.iter().any(|g| Arc::ptr_eq(g, x)) {
                     gone.push(x.clone());
                 }
             }

@@ -171,10 +171,7 @@ fn state() -> crate::task::ns::PerNet<Option<State>> {
 
 /// An IPC namespace is gone: its objects go.
 pub(crate) fn ns_gone(ns: u64) {
-    let gone = STATE
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&ns);
+    let gone = STATE.lock().unwrap_or_else(|p| p.into_inner()).remove(&ns);
     drop(gone);
 }
 

@@ -167,10 +167,7 @@ fn table() -> crate::task::ns::PerNet<Option<Ids<Segment>>> {
 
 /// An IPC namespace is gone: its objects go.
 pub(crate) fn ns_gone(ns: u64) {
-    let gone = TABLE
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&ns);
+    let gone = TABLE.lock().unwrap_or_else(|p| p.into_inner()).remove(&ns);
     drop(gone);
 }
 

@@ -6,8 +6,14 @@ use super::{lookup, names::SYSCALL_NAMES};
 
 /// Implemented calls that do less than Linux, and what is missing.
 pub const PARTIAL: &[(&str, &str)] = &[
-    ("clone", "namespaces (CLONE_NEW*) give EINVAL"),
-    ("clone3", "namespaces and set_tid give EINVAL"),
+    ("clone", "CLONE_NEW* as unshare (docs/namespaces.md)"),
+    ("clone3", "set_tid gives EINVAL; namespaces as unshare (docs/namespaces.md)"),
+    ("unshare", "every namespace type; IPC namespaces separate System V objects but not POSIX message queues; a time namespace's offsets are always zero; a network namespace has its own interfaces and ports, but /proc/net lists every namespace's sockets and abstract unix names are shared; signals' si_pid is not translated into the receiver's PID namespace"),
+    ("setns", "namespace files (/proc/PID/ns/*) only; a pidfd gives EINVAL"),
+    ("pivot_root", "as Linux; the old root may be detached with umount2(MNT_DETACH)"),
+    ("open_tree", "OPEN_TREE_CLONE copies the top mount only (AT_RECURSIVE does not copy submounts)"),
+    ("fsconfig", "FSCONFIG_SET_FLAG/SET_STRING and CMD_CREATE; binary, path and fd values give EINVAL; CMD_RECONFIGURE gives EOPNOTSUPP"),
+    ("mount_setattr", "MOUNT_ATTR_RDONLY and propagation take effect; the other attributes are accepted and not enforced; idmapped mounts give EINVAL"),
     ("prlimit64", "NOFILE, STACK and AS are enforced; the others are recorded (NPROC is not enforced for root, as on Linux)"),
     ("prctl", "NAME, DUMPABLE, PDEATHSIG, CHILD_SUBREAPER, NO_NEW_PRIVS; others EINVAL"),
     ("arch_prctl", "ARCH_SET/GET_FS, ARCH_SET/GET_GS, ARCH_GET_CPUID"),
@@ -42,7 +48,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("setsockopt", "options with no effect on an in-kernel loopback transport (TCP_NODELAY, keepalive timers, IP_TOS, SO_PRIORITY) are stored and reported; no multicast or IP_PKTINFO-style options (ENOPROTOOPT)"),
     ("sendmsg", "inet and netlink: control messages are ignored"),
     ("recvmsg", "inet and netlink: no control messages (msg_controllen 0)"),
-    ("mount", "tmpfs, proc, sysfs, devpts, devtmpfs, hostfs, mqueue, and ext2/ext3/ext4 from a block device (ext2 features read-write, ext3 with a clean journal read-write without journaling, ext4 extents/64bit/flex_bg read-only: EROFS for a read-write mount); MS_BIND not recursive; MS_REMOUNT changes MS_RDONLY only; propagation flags accepted and ignored; MS_MOVE gives EINVAL"),
+    ("mount", "tmpfs, proc, sysfs, devpts, devtmpfs, hostfs, mqueue, and ext2/ext3/ext4 from a block device (ext2 features read-write, ext3 with a clean journal read-write without journaling, ext4 extents/64bit/flex_bg read-only: EROFS for a read-write mount); MS_REMOUNT changes MS_RDONLY only; MS_BIND|MS_REC copies submounts; propagation (shared, private, slave, unbindable, MS_REC) is kept per mount and new mounts propagate to peers and slaves (docs/namespaces.md); MS_MOVE moves a mount"),
     ("umount2", "MNT_EXPIRE always gives EAGAIN; MNT_FORCE is ignored"),
     ("mknod", "device nodes made on tmpfs cannot be opened (ENXIO; ruml's devices are in its devfs); never on hostfs (EPERM)"),
     ("mknodat", "as mknod"),

@@ -113,8 +113,7 @@ impl super::Task {
         let mut cur = ns.clone();
         loop {
             if std::sync::Arc::ptr_eq(&cur, &mine) {
-                return c.ns_caps
-                    || mine.from_kernel(super::ns::MapKind::Uid, c.euid) == Some(0);
+                return c.ns_caps || mine.from_kernel(super::ns::MapKind::Uid, c.euid) == Some(0);
             }
             let Some(parent) = cur.parent.clone() else {
                 return false;
@@ -194,7 +193,11 @@ fn sys_getresuid(
     put3(
         ctx,
         [r, e, s],
-        [c.show(Uid, c.ruid), c.show(Uid, c.euid), c.show(Uid, c.suid)],
+        [
+            c.show(Uid, c.ruid),
+            c.show(Uid, c.euid),
+            c.show(Uid, c.suid),
+        ],
     )
 }
 
@@ -208,7 +211,11 @@ fn sys_getresgid(
     put3(
         ctx,
         [r, e, s],
-        [c.show(Gid, c.rgid), c.show(Gid, c.egid), c.show(Gid, c.sgid)],
+        [
+            c.show(Gid, c.rgid),
+            c.show(Gid, c.egid),
+            c.show(Gid, c.sgid),
+        ],
     )
 }
 

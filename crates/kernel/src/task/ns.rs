@@ -328,11 +328,7 @@ impl UserNs {
             return error!(EPERM);
         };
         let (wns, euid, egid) = {
-            let c = writer
-                .group
-                .creds
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let c = writer.group.creds.lock().unwrap_or_else(|p| p.into_inner());
             (c.user_ns.0.clone(), c.euid, c.egid)
         };
         if !Arc::ptr_eq(&wns, self) && !Arc::ptr_eq(&wns, &parent) {
@@ -369,7 +365,8 @@ impl UserNs {
             if extents.len() >= MAX_EXTENTS {
                 return error!(EINVAL);
             }
-            let clash = |a: u32, n: u32, b: u32| a < b.saturating_add(count) && b < a.saturating_add(n);
+            let clash =
+                |a: u32, n: u32, b: u32| a < b.saturating_add(count) && b < a.saturating_add(n);
             if extents
                 .iter()
                 .any(|e| clash(e.first, e.count, first) || clash(e.lower, e.count, lower))
