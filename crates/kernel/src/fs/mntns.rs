@@ -31,12 +31,15 @@ pub struct Propagation {
 
 static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
 
+/// Mounts of a peer group (or its slaves), with their namespaces.
+type GroupList = Vec<(Weak<Mount>, Weak<Namespace>)>;
+
 /// Members of each peer group (mounts shared in it, and their namespaces),
 /// and the slaves of each group.
 #[derive(Default)]
 struct Groups {
-    members: HashMap<u64, Vec<(Weak<Mount>, Weak<Namespace>)>>,
-    slaves: HashMap<u64, Vec<(Weak<Mount>, Weak<Namespace>)>>,
+    members: HashMap<u64, GroupList>,
+    slaves: HashMap<u64, GroupList>,
 }
 
 fn groups() -> MutexGuard<'static, Groups> {
@@ -54,14 +57,14 @@ fn set_prop(m: &Mount, p: Propagation) {
     *m.prop.lock().unwrap_or_else(|p| p.into_inner()) = p;
 }
 
-fn register(list: &mut Vec<(Weak<Mount>, Weak<Namespace>)>, m: &Arc<Mount>, ns: &Arc<Namespace>) {
+fn register(list: &mut GroupList, m: &Arc<Mount>, ns: &Arc<Namespace>) {
     list.retain(|(w, n)| w.strong_count() > 0 && n.strong_count() > 0);
     list.push((Arc::downgrade(m), Arc::downgrade(ns)));
 }
 
 fn unregister(m: &Arc<Mount>, p: &Propagation) {
     let mut g = groups();
-    let drop_from = |list: Option<&mut Vec<(Weak<Mount>, Weak<Namespace>)>>| {
+    let drop_from = |list: Option<&mut GroupList>| {
         if let Some(l) = list {
             l.retain(|(w, _)| w.upgrade().is_some_and(|x| !Arc::ptr_eq(&x, m)));
         }

@@ -33,11 +33,7 @@ struct FsCtxState {
     opts: Vec<u8>,
     source: Option<Vec<u8>>,
     ro: bool,
-    created: Option<(
-        &'static str,
-        Arc<dyn crate::fs::vfs::Inode>,
-        Option<Vec<u8>>,
-    )>,
+    created: Option<crate::fs::syscalls::NewFs>,
     /// fsmount took the filesystem: the context is spent.
     used: bool,
 }
@@ -460,7 +456,7 @@ fn sys_mount_setattr(
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_RECURSIVE) != 0 {
         return error!(EINVAL);
     }
-    if size < MOUNT_ATTR_SIZE_VER0 || size > 4096 {
+    if !(MOUNT_ATTR_SIZE_VER0..=4096).contains(&size) {
         return error!(EINVAL);
     }
     let mut raw = vec![0u8; size];

@@ -20,8 +20,10 @@ use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey, Link};
 use crate::task::ns::{self, MapKind, NsKind, PidNs};
 use crate::task::Task;
 
-fn registry() -> std::sync::MutexGuard<'static, HashMap<(u32, u32), Weak<PidNs>>> {
-    static R: OnceLock<Mutex<HashMap<(u32, u32), Weak<PidNs>>>> = OnceLock::new();
+type Registry = HashMap<(u32, u32), Weak<PidNs>>;
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    static R: OnceLock<Mutex<Registry>> = OnceLock::new();
     R.get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -1904,6 +1904,13 @@ fn sys_mount(
     Ok(0)
 }
 
+/// What [`make_filesystem`] makes: (type name, root inode, device source).
+pub(crate) type NewFs = (
+    &'static str,
+    Arc<dyn crate::fs::vfs::Inode>,
+    Option<Vec<u8>>,
+);
+
 /// A new filesystem instance of type `ty` with mount options `opts`
 /// (mount(2) and fsconfig(FSCONFIG_CMD_CREATE)): (type name, root inode,
 /// the device source to record). ENODEV for an unknown type.
@@ -1913,11 +1920,7 @@ pub(crate) fn make_filesystem(
     opts: &[u8],
     source: Option<&[u8]>,
     ro: bool,
-) -> KResult<(
-    &'static str,
-    Arc<dyn crate::fs::vfs::Inode>,
-    Option<Vec<u8>>,
-)> {
+) -> KResult<NewFs> {
     let mut dev_source: Option<Vec<u8>> = None;
     let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty {
         b"tmpfs" => {

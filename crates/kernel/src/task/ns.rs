@@ -723,13 +723,16 @@ fn new_pid_inner(parent: &Arc<PidNs>, user_ns: &Arc<UserNs>) -> Arc<PidNs> {
 // ---------------------------------------------------------------------
 // UTS, IPC, cgroup and time namespaces
 
+type UtsNames = (Mutex<Vec<u8>>, Mutex<Vec<u8>>);
+
 /// A UTS namespace: hostname and domainname. The initial one's names are
 /// the kernel's own fields (`Kernel::hostname`), which boot and the
 /// container setup write.
 pub struct UtsNs {
     pub inum: u64,
     pub user_ns: Arc<UserNs>,
-    names: Option<(Mutex<Vec<u8>>, Mutex<Vec<u8>>)>,
+    /// (hostname, domainname); None: the kernel's own (initial namespace).
+    names: Option<UtsNames>,
 }
 
 impl UtsNs {
