@@ -589,6 +589,11 @@ impl PidNs {
         }
     }
 
+    /// Whether its init has exited.
+    pub fn is_dead(&self) -> bool {
+        self.lock().dead
+    }
+
     /// Its init exited: the namespace takes no new processes.
     pub fn mark_dead(&self) {
         self.lock().dead = true;
@@ -678,7 +683,12 @@ pub fn process_exited(group: &super::ThreadGroup) -> i32 {
     }
     let pid = group.tgid();
     if ns.init() != Some(pid) {
-        return ns.init().unwrap_or(1);
+        // Orphans of a namespace whose init is gone go to the global init.
+        return if ns.is_dead() {
+            1
+        } else {
+            ns.init().unwrap_or(1)
+        };
     }
     ns.mark_dead();
     for g in ns.members() {
@@ -1226,10 +1236,6 @@ fn sys_setns(ctx: &mut SyscallContext<'_>, fd: i32, nstype: i32) -> KResult<u64>
             }
             if task.group.threads().len() > 1 {
                 return error!(EINVAL);
-            }
-            let fs = task.fs();
-            if Arc::strong_count(&fs) > 2 {
-                // Shared fs_struct (CLONE_FS threads/processes).
             }
             let mut c = task.group.creds.lock().unwrap_or_else(|p| p.into_inner());
             c.user_ns = u.into();
