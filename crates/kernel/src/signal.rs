@@ -1142,6 +1142,10 @@ fn sys_rt_tgsigqueueinfo(
     if (head.code >= 0 || head.code == SI_TKILL) && tgid != ctx.task.tgid() {
         return error!(EPERM);
     }
+    let (tgid, tid) = (
+        ctx.task.pid_lookup(tgid).unwrap_or(0),
+        ctx.task.pid_lookup(tid).unwrap_or(0),
+    );
     let t = crate::kernel()
         .tasks
         .thread(tid)
@@ -1221,10 +1225,12 @@ fn sys_kill(ctx: &mut SyscallContext<'_>, pid: i32, sig: i32) -> KResult<u64> {
         return error!(EINVAL);
     }
     let q = user_signal(ctx, sig, SI_USER);
+    // Pids as the caller's PID namespace names them (task/ns.rs).
+    let ns = ctx.task.pid_ns();
     if pid > 0 {
-        let g = crate::kernel()
-            .tasks
-            .group(pid)
+        let g = ns
+            .global(pid)
+            .and_then(|p| crate::kernel().tasks.group(p))
             .ok_or(crate::errno!(ESRCH))?;
         if !crate::task::caps::may_signal(ctx.task, &g, sig) {
             return error!(EPERM);
@@ -1240,11 +1246,18 @@ fn sys_kill(ctx: &mut SyscallContext<'_>, pid: i32, sig: i32) -> KResult<u64> {
     let targets: Vec<Arc<ThreadGroup>> = {
         let tree = crate::kernel().tasks.lock();
         let my_pgid = tree.get(&me).map(|n| n.pgid).unwrap_or(0);
+        let pgid = if pid < -1 {
+            ns.global(-pid).unwrap_or(0)
+        } else {
+            0
+        };
+        let init = ns.init().unwrap_or(1);
         tree.iter()
+            .filter(|(&p, _)| ns.sees(p))
             .filter(|(&p, n)| match pid {
                 0 => n.pgid == my_pgid,
-                -1 => p != 1 && p != me,
-                g => n.pgid == -g,
+                -1 => p != init && p != me,
+                _ => pgid != 0 && n.pgid == pgid,
             })
             .filter_map(|(_, n)| n.group.clone())
             .collect()
@@ -1270,9 +1283,10 @@ fn sys_tkill(ctx: &mut SyscallContext<'_>, tid: i32, sig: i32) -> KResult<u64> {
     if tid <= 0 || !(0..=NSIG).contains(&sig) {
         return error!(EINVAL);
     }
-    let t = crate::kernel()
-        .tasks
-        .thread(tid)
+    let t = ctx
+        .task
+        .pid_lookup(tid)
+        .and_then(|g| crate::kernel().tasks.thread(g))
         .ok_or(crate::errno!(ESRCH))?;
     if !crate::task::caps::may_signal(ctx.task, &t.group, sig) {
         return error!(EPERM);
@@ -1287,6 +1301,10 @@ fn sys_tgkill(ctx: &mut SyscallContext<'_>, tgid: i32, tid: i32, sig: i32) -> KR
     if tgid <= 0 || tid <= 0 || !(0..=NSIG).contains(&sig) {
         return error!(EINVAL);
     }
+    let (tgid, tid) = (
+        ctx.task.pid_lookup(tgid).unwrap_or(0),
+        ctx.task.pid_lookup(tid).unwrap_or(0),
+    );
     let t = crate::kernel()
         .tasks
         .thread(tid)

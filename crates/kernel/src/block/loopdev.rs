@@ -324,7 +324,7 @@ fn bind_file(
 /// The namespace root the path is printed from.
 fn file_root(f: &OpenFile) -> crate::fs::vfs::Path {
     let mut p = f.path.clone();
-    while let Some(mp) = p.mnt.mountpoint.clone() {
+    while let Some(mp) = p.mnt.mountpoint() {
         p = mp;
     }
     crate::fs::vfs::Path::mount_root(&p.mnt)

@@ -235,6 +235,13 @@ pub fn exec_file(
         .collect();
     *task.comm.lock().unwrap_or_else(|p| p.into_inner()) = comm;
     task.group.set_dumpable(true);
+    // A user namespace's creator keeps its capabilities there only until
+    // exec; after it, being uid 0 in the namespace is what counts.
+    task.group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ns_caps = false;
     crate::task::caps::exec_transform(
         &mut task.group.creds.lock().unwrap_or_else(|p| p.into_inner()),
     );

@@ -623,7 +623,8 @@ pub fn set_current_task(t: &Arc<Task>) {
     CURRENT.with(|c| *c.borrow_mut() = Arc::downgrade(t));
 }
 
-fn current_task() -> Option<Arc<Task>> {
+/// The task this host thread runs, if any.
+pub(crate) fn current_task() -> Option<Arc<Task>> {
     CURRENT.with(|c| c.borrow().upgrade())
 }
 

@@ -274,6 +274,20 @@ impl FsContext {
         })
     }
 
+    /// A context in mount namespace `ns` with the given root and cwd
+    /// (unshare(CLONE_NEWNS), setns: fs/mntns.rs).
+    pub fn with(
+        ns: Arc<crate::fs::vfs::Namespace>,
+        root: crate::fs::vfs::Path,
+        cwd: crate::fs::vfs::Path,
+        umask: u32,
+    ) -> Arc<FsContext> {
+        Arc::new(FsContext {
+            ns,
+            inner: Mutex::new(FsState { root, cwd, umask }),
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, FsState> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

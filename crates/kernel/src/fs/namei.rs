@@ -65,9 +65,9 @@ impl Walker<'_> {
                 return cur;
             }
             if cur.is_mount_root() {
-                match &cur.mnt.mountpoint {
+                match cur.mnt.mountpoint() {
                     Some(mp) => {
-                        cur = mp.clone();
+                        cur = mp;
                         continue;
                     }
                     None => return cur,

@@ -25,11 +25,19 @@ fn pid_ino(pid: i32, sub: u64) -> u64 {
     ((pid as u32 as u64) << 16) | sub
 }
 
-/// Builds a procfs root.
+/// Builds a procfs root (showing the initial PID namespace).
 pub fn new_procfs() -> Arc<dyn Inode> {
+    new_procfs_in(&crate::task::ns::root_pid())
+}
+
+/// Builds a procfs root showing PID namespace `ns` (mount(2) of "proc"
+/// passes the mounter's: fs/procns.rs).
+pub fn new_procfs_in(ns: &Arc<crate::task::ns::PidNs>) -> Arc<dyn Inode> {
+    let dev = anon_dev();
+    crate::fs::procns::register(dev, ns);
     Arc::new(ProcRoot {
         meta: Meta {
-            dev: anon_dev(),
+            dev,
             ino: 1,
             magic: PROC_SUPER_MAGIC,
             time: now(),
@@ -184,7 +192,10 @@ impl Inode for ProcRoot {
                 meta: m(100),
                 node: SysNode::Net,
             })),
-            _ => match parse_num(name) {
+            // Pids are this instance's PID namespace's (procns.rs).
+            _ => match parse_num(name)
+                .and_then(|n| crate::fs::procns::view(self.meta.dev).global(n))
+            {
                 Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir {
                     meta: m(pid_ino(pid, 1)),
                     pid,
@@ -218,8 +229,11 @@ impl Inode for ProcRoot {
         ] {
             entries.push((ino, t, n.as_bytes().to_vec()));
         }
+        let ns = crate::fs::procns::view(self.meta.dev);
         for pid in all_pids() {
-            entries.push((pid_ino(pid, 1), d, pid.to_string().into_bytes()));
+            if ns.sees(pid) {
+                entries.push((pid_ino(pid, 1), d, ns.local(pid).to_string().into_bytes()));
+            }
         }
         Ok(Arc::new(SynthDir { entries }))
     }
@@ -251,10 +265,15 @@ impl Inode for SelfLink {
         let Some(task) = caller.task else {
             return error!(ENOENT);
         };
+        let ns = crate::fs::procns::view(self.meta.dev);
+        let (pid, tid) = (ns.local(caller.tgid), ns.local(task.tid()));
+        if pid == 0 {
+            return error!(ENOENT);
+        }
         Ok(if self.thread {
-            format!("{}/task/{}", caller.tgid, task.tid())
+            format!("{pid}/task/{tid}")
         } else {
-            caller.tgid.to_string()
+            pid.to_string()
         }
         .into_bytes())
     }
@@ -312,15 +331,19 @@ const PID_FILES: &[(&str, u64)] = &[
     ("limits", 34),
     ("maps", 35),
     ("mem", 43),
+    ("gid_map", 44),
     ("mountinfo", 36),
     ("mounts", 37),
+    ("ns", 8),
     ("oom_score_adj", 38),
     ("root", 4),
+    ("setgroups", 45),
     ("smaps", 39),
     ("stat", 40),
     ("statm", 41),
     ("status", 42),
     ("task", 7),
+    ("uid_map", 43),
 ];
 
 impl Inode for PidDir {
@@ -376,6 +399,25 @@ impl Inode for PidDir {
             b"root" => link(4, What::Root),
             b"exe" => link(5, What::Exe),
             b"task" if self.tid.is_none() => Ok(Arc::new(TaskDir { meta: ino(7), pid })),
+            b"ns" => Ok(Arc::new(crate::fs::procns::NsDir {
+                meta: ino(8),
+                task: thread_of(pid, tid)
+                    .or_else(|| leader(pid))
+                    .ok_or(crate::errno!(ENOENT))?,
+            })),
+            b"uid_map" | b"gid_map" | b"setgroups" => {
+                use crate::fs::procns::IdFile;
+                let (sub, which) = match name {
+                    b"uid_map" => (43, IdFile::Map(crate::task::ns::MapKind::Uid)),
+                    b"gid_map" => (44, IdFile::Map(crate::task::ns::MapKind::Gid)),
+                    _ => (45, IdFile::Setgroups),
+                };
+                Ok(Arc::new(crate::fs::procns::IdMapFile {
+                    meta: ino(sub),
+                    task: leader(pid).ok_or(crate::errno!(ENOENT))?,
+                    which,
+                }))
+            }
             b"auxv" => file(29, Gen::Auxv(pid), 0o400),
             b"cgroup" => file(30, Gen::Cgroup, 0o444),
             b"cmdline" => file(31, Gen::Cmdline(pid), 0o444),
@@ -414,7 +456,7 @@ impl Inode for PidDir {
             }
             let t = match n {
                 "cwd" | "exe" | "root" => FileType::Symlink,
-                "fd" | "fdinfo" | "task" => FileType::Directory,
+                "fd" | "fdinfo" | "task" | "ns" => FileType::Directory,
                 _ => FileType::Regular,
             };
             entries.push((base + sub, t.dirent_type(), n.as_bytes().to_vec()));
@@ -806,7 +848,7 @@ impl Inode for GenFile {
             return error!(EACCES);
         }
         Ok(Arc::new(Snapshot {
-            data: render(self.gen, caller)?,
+            data: render(self.gen, caller, &crate::fs::procns::view(self.meta.dev))?,
         }))
     }
     fn as_any(&self) -> &dyn std::any::Any {
@@ -860,8 +902,8 @@ fn mount_lines(task: &Task, info: bool) -> String {
         if m.internal {
             continue;
         }
-        let at = match &m.mountpoint {
-            Some(p) => String::from_utf8_lossy(&d_path(p, &root)).into_owned(),
+        let at = match m.mountpoint() {
+            Some(p) => String::from_utf8_lossy(&d_path(&p, &root)).into_owned(),
             None => "/".to_string(),
         };
         let opts = if m.read_only() { "ro" } else { "rw" };
@@ -874,14 +916,15 @@ fn mount_lines(task: &Task, info: bool) -> String {
             (other, _) => other,
         };
         if info {
-            let parent = m.mountpoint.as_ref().map(|p| p.mnt.id).unwrap_or(m.id);
+            let parent = m.mountpoint().map(|p| p.mnt.id).unwrap_or(m.id);
             s.push_str(&format!(
-                "{} {} 0:{} / {} {},relatime - {} {} {}\n",
+                "{} {} 0:{} / {} {},relatime{} - {} {} {}\n",
                 m.id,
                 parent,
                 m.id + 20,
                 at,
                 opts,
+                crate::fs::mntns::mountinfo_tags(&m),
                 m.fstype,
                 source,
                 opts
@@ -906,7 +949,8 @@ fn ignored_and_caught(gs: &crate::signal::GroupSignals) -> (u64, u64) {
     (ign, cat)
 }
 
-fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
+/// A generated file's text; pids in it are PID namespace `ns`'s.
+fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KResult<Vec<u8>> {
     let k = || crate::kernel();
     let task_of = |pid: i32| leader(pid).ok_or(crate::errno!(ESRCH));
     let text = match gen {
@@ -914,6 +958,8 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let g = live_group(pid).ok_or(crate::errno!(ESRCH))?;
             let t = thread_of(pid, tid).or_else(|| leader(pid)).ok_or(crate::errno!(ESRCH))?;
             let ids = crate::task::process_ids(pid).ok_or(crate::errno!(ESRCH))?;
+            let ids = crate::task::ProcIds { ppid: ns.local(ids.ppid), pgid: ns.local(ids.pgid), sid: ns.local(ids.sid) };
+            let tid = ns.local(tid);
             let comm = String::from_utf8_lossy(&t.comm.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
             let st = t.mm().stats();
             let me = crate::task::usage::group_times(&g);
@@ -939,6 +985,15 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let g = live_group(pid).ok_or(crate::errno!(ESRCH))?;
             let t = thread_of(pid, tid).or_else(|| leader(pid)).ok_or(crate::errno!(ESRCH))?;
             let ids = crate::task::process_ids(pid).ok_or(crate::errno!(ESRCH))?;
+            let ids = crate::task::ProcIds { ppid: ns.local(ids.ppid), pgid: ns.local(ids.pgid), sid: ns.local(ids.sid) };
+            // NStgid/NSpid: the pid in each namespace from the viewer's down.
+            let chain = |g: i32| -> String {
+                let own = t.pid_ns().chain_of(g);
+                let skip = ns.level as usize;
+                own.iter().skip(skip).map(|p| p.to_string()).collect::<Vec<_>>().join("\t")
+            };
+            let (nstgid, nspid) = (chain(pid), chain(tid));
+            let (pid, tid) = (ns.local(pid), ns.local(tid));
             let comm = String::from_utf8_lossy(&t.comm.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
             let st = t.mm().stats();
             let (_, state) = state_char(&g);
@@ -966,7 +1021,7 @@ fn render(gen: Gen, caller: &Caller<'_>) -> KResult<Vec<u8>> {
             let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             format!(
                 "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t{}\n\
-                 {ids_line}FDSize:\t{}\nGroups:\t{groups}\nNStgid:\t{pid}\nNSpid:\t{tid}\nNSpgid:\t{}\nNSsid:\t{}\n\
+                 {ids_line}FDSize:\t{}\nGroups:\t{groups}\nNStgid:\t{nstgid}\nNSpid:\t{nspid}\nNSpgid:\t{}\nNSsid:\t{}\n\
                  VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t       0 kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
                  RssAnon:\t{:8} kB\nRssFile:\t       0 kB\nRssShmem:\t       0 kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
                  VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\nThreads:\t{}\nSigQ:\t0/63432\nSigPnd:\t{pend:016x}\n\

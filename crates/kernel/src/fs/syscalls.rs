@@ -1071,8 +1071,8 @@ fn reaches(p: &Path, root: &Path) -> bool {
             return true;
         }
         if cur.is_mount_root() {
-            match &cur.mnt.mountpoint {
-                Some(mp) => cur = mp.clone(),
+            match cur.mnt.mountpoint() {
+                Some(mp) => cur = mp,
                 None => return false,
             }
             continue;
@@ -1873,11 +1873,25 @@ fn sys_mount(
         if !ty.is_power_of_two() || flags & !(MS_PROPAGATION | MS_REC | MS_SILENT) != 0 {
             return error!(EINVAL);
         }
-        if !t.is_mount_root() {
+        if !t.is_mount_root() || !fs.ns.contains(&t.mnt) {
             return error!(EINVAL);
         }
-        // Every mount is private: there is one namespace.
+        if !ctx
+            .task
+            .privileged_in(&fs.ns.user_ns, crate::task::caps::Cap::SysAdmin)
+        {
+            return error!(EPERM);
+        }
+        crate::fs::mntns::set_propagation(&fs.ns, &t.mnt, ty, flags & MS_REC != 0);
         return Ok(0);
+    }
+    // Every other mount(2) needs CAP_SYS_ADMIN over the mount namespace's
+    // owner (a user namespace's root may mount in its own mount namespace).
+    if !ctx
+        .task
+        .privileged_in(&fs.ns.user_ns, crate::task::caps::Cap::SysAdmin)
+    {
+        return error!(EPERM);
     }
     if flags & MS_REMOUNT != 0 {
         if !t.is_mount_root() || !fs.ns.contains(&t.mnt) {
@@ -1891,8 +1905,29 @@ fn sys_mount(
         return Ok(0);
     }
     if flags & MS_MOVE != 0 {
-        // TODO: MS_MOVE.
-        return error!(EINVAL);
+        let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
+        if !src.is_mount_root()
+            || !fs.ns.contains(&src.mnt)
+            || src.mnt.mountpoint().is_none()
+            || crate::fs::mntns::parent_shared(&src.mnt)
+        {
+            return error!(EINVAL);
+        }
+        // Not onto itself or below itself (a loop).
+        let mut cur = t.clone();
+        loop {
+            if Arc::ptr_eq(&cur.mnt, &src.mnt) {
+                return error!(ELOOP);
+            }
+            match cur.mnt.mountpoint() {
+                Some(mp) => cur = mp,
+                None => break,
+            }
+        }
+        src.mnt.set_mountpoint(Some(t));
+        fs.ns.remove(&src.mnt);
+        fs.ns.attach(src.mnt.clone());
+        return Ok(0);
     }
     if flags & MS_BIND != 0 {
         let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
@@ -1906,14 +1941,7 @@ fn sys_mount(
         if src.mnt.internal {
             return error!(EINVAL);
         }
-        let m = crate::fs::vfs::Mount::new(
-            src.mnt.fstype,
-            src.inode().clone(),
-            Some(t),
-            src.mnt.read_only(),
-            false,
-        );
-        fs.ns.attach(m);
+        crate::fs::mntns::bind(&fs.ns, &src, &t, flags & MS_REC != 0)?;
         return Ok(0);
     }
     if fstype.is_null() {
@@ -1938,31 +1966,67 @@ fn sys_mount(
         })?
     };
     let ro = flags & MS_RDONLY != 0;
+    let src = if source.is_null() {
+        None
+    } else {
+        Some(read_path(ctx, source)?)
+    };
+    let (name, inode, dev_source) = make_filesystem(ctx, &ty, &opts, src.as_deref(), ro)?;
+    if t.inode().file_type() != FileType::Directory {
+        return error!(ENOTDIR);
+    }
+    let m = fs.ns.mount(name, inode, &t, ro);
+    if let Some(src) = dev_source {
+        m.set_source(&src);
+    }
+    crate::fs::mntns::propagate_new(&fs.ns, &m, &t);
+    Ok(0)
+}
+
+/// What [`make_filesystem`] makes: (type name, root inode, device source).
+pub(crate) type NewFs = (
+    &'static str,
+    Arc<dyn crate::fs::vfs::Inode>,
+    Option<Vec<u8>>,
+);
+
+/// A new filesystem instance of type `ty` with mount options `opts`
+/// (mount(2) and fsconfig(FSCONFIG_CMD_CREATE)): (type name, root inode,
+/// the device source to record). ENODEV for an unknown type.
+pub(crate) fn make_filesystem(
+    ctx: &SyscallContext<'_>,
+    ty: &[u8],
+    opts: &[u8],
+    source: Option<&[u8]>,
+    ro: bool,
+) -> KResult<NewFs> {
     let mut dev_source: Option<Vec<u8>> = None;
-    let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty.as_slice() {
+    let (name, inode): (&'static str, Arc<dyn crate::fs::vfs::Inode>) = match ty {
         b"tmpfs" => {
             let phys = crate::fs::tmpfs::physmem();
             (
                 "tmpfs",
                 crate::fs::tmpfs::TmpFs::new_root(crate::fs::tmpfs::TmpfsOptions::parse(
-                    &opts, &phys,
+                    opts, &phys,
                 )?),
             )
         }
-        b"proc" => ("proc", crate::fs::procfs::new_procfs()),
+        b"proc" => ("proc", crate::fs::procfs::new_procfs_in(&ctx.task.pid_ns())),
         b"mqueue" => ("mqueue", crate::ipc::mqueue::fs_root()),
         b"sysfs" => ("sysfs", crate::fs::sysfs::new_sysfs()),
         b"devpts" => ("devpts", crate::fs::pty::new_devpts()),
         b"devtmpfs" => ("devtmpfs", crate::fs::devfs::new_devfs()),
         b"ext2" | b"ext3" | b"ext4" => {
             // A disk filesystem: the source is a block device node.
-            if source.is_null() {
+            let Some(source) = source else {
                 return error!(EINVAL);
-            }
-            let src = resolve(ctx, Fd(AT_FDCWD), source, true, false)?;
+            };
+            let fs = ctx.fs();
+            let w = walker_for(&fs, ctx.task);
+            let src = w.walk(&start_dir(ctx, &fs, Fd(AT_FDCWD), source)?, source, true)?;
             let disk = crate::block::from_inode(src.inode())?;
             dev_source = Some(crate::fs::vfs::d_path(&src, &fs.root()));
-            let name = match ty.as_slice() {
+            let name = match ty {
                 b"ext2" => "ext2",
                 b"ext3" => "ext3",
                 _ => "ext4",
@@ -1980,14 +2044,7 @@ fn sys_mount(
         }
         _ => return error!(ENODEV),
     };
-    if t.inode().file_type() != FileType::Directory {
-        return error!(ENOTDIR);
-    }
-    let m = fs.ns.mount(name, inode, &t, ro);
-    if let Some(src) = dev_source {
-        m.set_source(&src);
-    }
-    Ok(0)
+    Ok((name, inode, dev_source))
 }
 
 const MNT_FORCE: u32 = 1;
@@ -2010,12 +2067,25 @@ fn sys_umount2(ctx: &mut SyscallContext<'_>, target: UserAddr, flags: u32) -> KR
         flags & UMOUNT_NOFOLLOW == 0,
         false,
     )?;
+    let fs = ctx.fs();
+    // The last component's mounts are followed (Linux's LOOKUP_MOUNTPOINT:
+    // umount2(".") after pivot_root(".", ".") finds the old root on top).
+    let p = if p.is_mount_root() || fs.ns.mounted_on(&p).is_some() {
+        fs.ns.traverse_mounts(p)
+    } else {
+        p
+    };
     if !p.is_mount_root() {
         return error!(EINVAL);
     }
-    let fs = ctx.fs();
     if !fs.ns.contains(&p.mnt) {
         return error!(EINVAL);
+    }
+    if !ctx
+        .task
+        .privileged_in(&fs.ns.user_ns, crate::task::caps::Cap::SysAdmin)
+    {
+        return error!(EPERM);
     }
     if flags & MNT_EXPIRE != 0 {
         // The first MNT_EXPIRE only marks the mount.

@@ -10,9 +10,14 @@
 //!   physical path of a directory, so `..` is the parent pointer, never a
 //!   string operation.
 //! - A [`Mount`] is an instance of a filesystem attached at a [`Path`]
-//!   (mount + dentry) of its parent mount. Mounts are immutable once
-//!   created; the [`Namespace`] (the instance's mount table) holds them in
-//!   an `RwLock<Vec<_>>`, read on every mount-point crossing.
+//!   (mount + dentry) of its parent mount. A mount's filesystem and root
+//!   never change; where it is attached changes only by pivot_root and
+//!   MS_MOVE (an `RwLock`, held only to clone the path), and its
+//!   propagation state (shared peer group, master) by mount(2)'s
+//!   propagation flags (`fs/mntns.rs`). A [`Namespace`] (a mount
+//!   namespace's table) holds its mounts in an `RwLock<Vec<_>>`, read on
+//!   every mount-point crossing; each mount belongs to one namespace (a new
+//!   namespace copies them all: `fs/mntns.rs`).
 //! - A [`Path`] (mount, dentry) is what the walk produces, what cwd and root
 //!   are, and what every open file remembers (for /proc/self/fd, getcwd).
 
@@ -383,8 +388,10 @@ pub struct Mount {
     pub fstype: &'static str,
     pub root: Arc<Dentry>,
     /// Where it is attached; None for the namespace root and for internal
-    /// mounts (pipefs).
-    pub mountpoint: Option<Path>,
+    /// mounts (pipefs). Read with [`Mount::mountpoint`].
+    mountpoint: RwLock<Option<Path>>,
+    /// Mount propagation (shared:N, master:N, unbindable); see fs/mntns.rs.
+    pub prop: std::sync::Mutex<crate::fs::mntns::Propagation>,
     /// MS_RDONLY; changed by a remount (read it with [`Mount::read_only`]).
     ro: AtomicBool,
     /// Not attached anywhere: paths on it print as their dentry name
@@ -407,11 +414,75 @@ impl Mount {
             id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
             fstype,
             root: Dentry::root(root),
-            mountpoint,
+            mountpoint: RwLock::new(mountpoint),
+            prop: Default::default(),
             ro: AtomicBool::new(read_only),
             internal,
             source: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A copy of this mount (same filesystem and root dentry, same flags
+    /// and source) attached at `mountpoint`: a new namespace's copy, or a
+    /// bind mount's propagated copy.
+    pub fn duplicate(&self, mountpoint: Option<Path>) -> Arc<Mount> {
+        let source = std::sync::OnceLock::new();
+        if let Some(s) = self.source.get() {
+            let _ = source.set(s.clone());
+        }
+        Arc::new(Mount {
+            id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
+            fstype: self.fstype,
+            root: self.root.clone(),
+            mountpoint: RwLock::new(mountpoint),
+            prop: Default::default(),
+            ro: AtomicBool::new(self.read_only()),
+            internal: self.internal,
+            source,
+        })
+    }
+
+    /// A mount of `root` (a dentry below some mount's root: bind mounts of
+    /// a subdirectory keep their place in the tree, so `..` at the bind's
+    /// root stops there as Linux's does).
+    pub fn with_root(
+        fstype: &'static str,
+        root: Arc<Dentry>,
+        mountpoint: Option<Path>,
+        read_only: bool,
+    ) -> Arc<Mount> {
+        Arc::new(Mount {
+            id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
+            fstype,
+            root,
+            mountpoint: RwLock::new(mountpoint),
+            prop: Default::default(),
+            ro: AtomicBool::new(read_only),
+            internal: false,
+            source: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Where the mount is attached (None: a namespace root or internal).
+    pub fn mountpoint(&self) -> Option<Path> {
+        self.mountpoint
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// pivot_root and MS_MOVE: attaches the mount elsewhere.
+    pub fn set_mountpoint(&self, at: Option<Path>) {
+        *self.mountpoint.write().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+
+    /// Whether the mount is attached on mount `parent`.
+    pub fn is_child_of(&self, parent: &Arc<Mount>) -> bool {
+        self.mountpoint
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|mp| Arc::ptr_eq(&mp.mnt, parent))
     }
 
     /// Records the device the filesystem was mounted from.
@@ -466,23 +537,53 @@ impl Path {
     }
 }
 
-/// The mount table of one ruml instance.
+/// A mount namespace: its mount table and root mount.
 pub struct Namespace {
     mounts: RwLock<Vec<Arc<Mount>>>,
-    root: Arc<Mount>,
+    /// Changed only by pivot_root.
+    root: RwLock<Arc<Mount>>,
+    /// Its inode number (/proc/PID/ns/mnt).
+    pub inum: u64,
+    /// The user namespace that owns it.
+    pub user_ns: Arc<crate::task::ns::UserNs>,
 }
 
 impl Namespace {
     pub fn new(root: Arc<Mount>) -> Arc<Namespace> {
+        Self::with_mounts(
+            vec![root],
+            crate::task::ns::INIT_MNT,
+            crate::task::ns::root_user(),
+        )
+    }
+
+    /// A namespace of `mounts` (the first is the root).
+    pub fn with_mounts(
+        mounts: Vec<Arc<Mount>>,
+        inum: u64,
+        user_ns: Arc<crate::task::ns::UserNs>,
+    ) -> Arc<Namespace> {
+        let root = mounts[0].clone();
         Arc::new(Namespace {
-            mounts: RwLock::new(vec![root.clone()]),
-            root,
+            mounts: RwLock::new(mounts),
+            root: RwLock::new(root),
+            inum,
+            user_ns,
         })
+    }
+
+    fn root_mount(&self) -> Arc<Mount> {
+        self.root.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The root mount.
     pub fn root(&self) -> Path {
-        Path::mount_root(&self.root)
+        Path::mount_root(&self.root_mount())
+    }
+
+    /// pivot_root: `m` becomes the root mount.
+    pub fn set_root(&self, m: Arc<Mount>) {
+        *self.root.write().unwrap_or_else(|p| p.into_inner()) = m;
     }
 
     /// Mounts `root` (a filesystem's root inode) on `at`.
@@ -510,6 +611,8 @@ impl Namespace {
             .rev()
             .find(|m| {
                 m.mountpoint
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
                     .as_ref()
                     .is_some_and(|mp| Arc::ptr_eq(&mp.mnt, &p.mnt) && mp.dentry.inode.key() == key)
             })
@@ -538,7 +641,7 @@ impl Namespace {
     /// and roots hold references to it beyond the table's, the mounts on
     /// it, and the caller's own (`held` references).
     pub fn umount(&self, m: &Arc<Mount>, detach: bool, held: usize) -> KResult<()> {
-        if Arc::ptr_eq(m, &self.root) || m.mountpoint.is_none() {
+        if Arc::ptr_eq(m, &self.root_mount()) || m.mountpoint().is_none() {
             return error!(EINVAL);
         }
         let mut mounts = self.mounts.write().unwrap_or_else(|p| p.into_inner());
@@ -548,11 +651,7 @@ impl Namespace {
         let children: Vec<usize> = mounts
             .iter()
             .enumerate()
-            .filter(|(_, x)| {
-                x.mountpoint
-                    .as_ref()
-                    .is_some_and(|mp| Arc::ptr_eq(&mp.mnt, m))
-            })
+            .filter(|(_, x)| x.is_child_of(m))
             .map(|(i, _)| i)
             .collect();
         if !detach {
@@ -564,6 +663,8 @@ impl Namespace {
                 return error!(EBUSY);
             }
             mounts.remove(idx);
+            drop(mounts);
+            crate::fs::mntns::forget(m);
             return Ok(());
         }
         // MNT_DETACH: the mount and everything below it leave the tree;
@@ -573,18 +674,27 @@ impl Namespace {
         while i < gone.len() {
             let cur = gone[i].clone();
             for x in mounts.iter() {
-                if x.mountpoint
-                    .as_ref()
-                    .is_some_and(|mp| Arc::ptr_eq(&mp.mnt, &cur))
-                    && !gone.iter().any(|g| Arc::ptr_eq(g, x))
-                {
+                if x.is_child_of(&cur) && !gone.iter().any(|g| Arc::ptr_eq(g, x)) {
                     gone.push(x.clone());
                 }
             }
             i += 1;
         }
         mounts.retain(|x| !gone.iter().any(|g| Arc::ptr_eq(g, x)));
+        drop(mounts);
+        for g in &gone {
+            crate::fs::mntns::forget(g);
+        }
         Ok(())
+    }
+
+    /// Removes `m` from the table with no checks (pivot_root's and
+    /// MS_MOVE's callers re-attach it).
+    pub fn remove(&self, m: &Arc<Mount>) {
+        self.mounts
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|x| !Arc::ptr_eq(x, m));
     }
 
     /// Whether `m` is in this namespace's table.
@@ -619,9 +729,9 @@ pub fn d_path(p: &Path, root: &Path) -> Vec<u8> {
             break;
         }
         if cur.is_mount_root() {
-            match &cur.mnt.mountpoint {
+            match cur.mnt.mountpoint() {
                 Some(mp) => {
-                    cur = mp.clone();
+                    cur = mp;
                     continue;
                 }
                 None => break,

@@ -412,3 +412,11 @@ pub fn exit_process(tgid: i32) {
 pub fn mm_released(mm: &Arc<crate::mm::Mm>, tgid: i32) {
     shm::detach_all(mm, tgid);
 }
+
+/// An IPC namespace was freed (task/ns.rs): its message queues,
+/// semaphores and shared memory segments go.
+pub fn ipcns_gone(ns: u64) {
+    msg::ns_gone(ns);
+    sem::ns_gone(ns);
+    shm::ns_gone(ns);
+}

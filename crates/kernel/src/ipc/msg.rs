@@ -7,7 +7,7 @@
 //! the queue's [`WaitQueue`] (see the module doc of `ipc`).
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use super::{
     check_owner, ipcget, ipcperms, new_perm, now, Cred, Ids, Ipc64Perm, IpcObject, Perm, IPC_64,
@@ -115,10 +115,19 @@ impl MsgQueue {
     }
 }
 
-static TABLE: Mutex<Option<Ids<MsgQueue>>> = Mutex::new(None);
+/// One table per IPC namespace (task/ns.rs), keyed by its number.
+static TABLE: std::sync::LazyLock<Mutex<std::collections::HashMap<u64, Option<Ids<MsgQueue>>>>> =
+    std::sync::LazyLock::new(Default::default);
 
-fn table() -> MutexGuard<'static, Option<Ids<MsgQueue>>> {
-    TABLE.lock().unwrap_or_else(|p| p.into_inner())
+/// The current task's IPC namespace's table, locked.
+fn table() -> crate::task::ns::PerNet<Option<Ids<MsgQueue>>> {
+    crate::task::ns::PerNet::lock_at(&TABLE, crate::task::ns::current_ipc(), |_| None)
+}
+
+/// An IPC namespace is gone: its objects go.
+pub(crate) fn ns_gone(ns: u64) {
+    let gone = TABLE.lock().unwrap_or_else(|p| p.into_inner()).remove(&ns);
+    drop(gone);
 }
 
 /// Runs `f` on the table.

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::{
@@ -160,10 +160,19 @@ impl State {
     }
 }
 
-static STATE: Mutex<Option<State>> = Mutex::new(None);
+/// One table per IPC namespace (task/ns.rs), keyed by its number.
+static STATE: std::sync::LazyLock<Mutex<std::collections::HashMap<u64, Option<State>>>> =
+    std::sync::LazyLock::new(Default::default);
 
-fn state() -> MutexGuard<'static, Option<State>> {
-    STATE.lock().unwrap_or_else(|p| p.into_inner())
+/// The current task's IPC namespace's table, locked.
+fn state() -> crate::task::ns::PerNet<Option<State>> {
+    crate::task::ns::PerNet::lock_at(&STATE, crate::task::ns::current_ipc(), |_| None)
+}
+
+/// An IPC namespace is gone: its objects go.
+pub(crate) fn ns_gone(ns: u64) {
+    let gone = STATE.lock().unwrap_or_else(|p| p.into_inner()).remove(&ns);
+    drop(gone);
 }
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {

@@ -13,7 +13,7 @@
 //! (which happens under an address space's lock) takes it, so the table
 //! is never held while calling into an address space.
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::{
     check_owner, ipcget, ipcperms, new_perm, now, Cred, Ids, Ipc64Perm, IpcObject, Perm, IPC_64,
@@ -156,10 +156,19 @@ impl Segment {
     }
 }
 
-static TABLE: Mutex<Option<Ids<Segment>>> = Mutex::new(None);
+/// One table per IPC namespace (task/ns.rs), keyed by its number.
+static TABLE: std::sync::LazyLock<Mutex<std::collections::HashMap<u64, Option<Ids<Segment>>>>> =
+    std::sync::LazyLock::new(Default::default);
 
-fn table() -> MutexGuard<'static, Option<Ids<Segment>>> {
-    TABLE.lock().unwrap_or_else(|p| p.into_inner())
+/// The current task's IPC namespace's table, locked.
+fn table() -> crate::task::ns::PerNet<Option<Ids<Segment>>> {
+    crate::task::ns::PerNet::lock_at(&TABLE, crate::task::ns::current_ipc(), |_| None)
+}
+
+/// An IPC namespace is gone: its objects go.
+pub(crate) fn ns_gone(ns: u64) {
+    let gone = TABLE.lock().unwrap_or_else(|p| p.into_inner()).remove(&ns);
+    drop(gone);
 }
 
 fn with<R>(f: impl FnOnce(&mut Ids<Segment>) -> R) -> R {

@@ -3,12 +3,14 @@
 //! (SIOCGIFCONF, SIOCGIFADDR, SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFHWADDR,
 //! SIOCGIFINDEX, SIOCGIFNAME, SIOCGIFMTU, SIOCGIFNETMASK).
 //!
-//! The table is one global behind a mutex, held only for short lookups and
-//! never while another lock is taken. Netlink (RTM_NEWADDR, RTM_NEWLINK)
+//! There is one table per network namespace (task/ns.rs `PerNet`: the
+//! current task's namespace's), all behind one mutex, held only for short
+//! lookups and never while another lock is taken. A new namespace's table
+//! has only `lo`, down and without addresses until brought up, as Linux. Netlink (RTM_NEWADDR, RTM_NEWLINK)
 //! changes it; the inet layer asks [`is_local`] and [`source_for`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use crate::errno::KResult;
 use crate::error;
@@ -175,37 +177,66 @@ pub fn default_gateway() -> Option<(Ipv4Addr, i32)> {
 /// At most this many addresses per interface (guest-controlled memory).
 pub const MAX_ADDRS: usize = 256;
 
-fn table() -> &'static Mutex<Vec<Iface>> {
-    static T: OnceLock<Mutex<Vec<Iface>>> = OnceLock::new();
-    T.get_or_init(|| {
-        Mutex::new(vec![Iface {
-            index: 1,
-            name: "lo".into(),
-            // Up at boot, as a container runtime leaves it.
-            flags: IFF_UP | IFF_LOOPBACK,
-            mtu: 65536,
-            hwaddr: [0; 6],
-            hwtype: ARPHRD_LOOPBACK,
-            addrs: vec![
-                IfAddr {
-                    addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    prefix: 8,
-                    label: "lo".into(),
-                },
-                IfAddr {
-                    addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
-                    prefix: 128,
-                    label: "lo".into(),
-                },
-            ],
-            stats: (0, 0),
-        }])
-    })
+/// lo's addresses (given when it comes up).
+fn lo_addrs() -> Vec<IfAddr> {
+    vec![
+        IfAddr {
+            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            prefix: 8,
+            label: "lo".into(),
+        },
+        IfAddr {
+            addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            prefix: 128,
+            label: "lo".into(),
+        },
+    ]
 }
 
-/// The interface table, locked.
-pub fn ifaces() -> MutexGuard<'static, Vec<Iface>> {
-    table().lock().unwrap_or_else(|p| p.into_inner())
+/// A namespace's first table: the initial namespace's lo is up (as a
+/// container runtime leaves it); a new namespace's is down, bare.
+fn new_table(net: u64) -> Vec<Iface> {
+    let first = net == crate::task::ns::INIT_NET;
+    vec![Iface {
+        index: 1,
+        name: "lo".into(),
+        flags: if first {
+            IFF_UP | IFF_LOOPBACK
+        } else {
+            IFF_LOOPBACK
+        },
+        mtu: 65536,
+        hwaddr: [0; 6],
+        hwtype: ARPHRD_LOOPBACK,
+        addrs: if first { lo_addrs() } else { Vec::new() },
+        stats: (0, 0),
+    }]
+}
+
+fn table() -> &'static Mutex<std::collections::HashMap<u64, Vec<Iface>>> {
+    static T: OnceLock<Mutex<std::collections::HashMap<u64, Vec<Iface>>>> = OnceLock::new();
+    T.get_or_init(Default::default)
+}
+
+/// The current network namespace's interface table, locked.
+pub fn ifaces() -> crate::task::ns::PerNet<Vec<Iface>> {
+    crate::task::ns::PerNet::lock(table(), new_table)
+}
+
+/// A network namespace is gone: its interfaces go too.
+pub fn netns_gone(net: u64) {
+    table()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&net);
+}
+
+/// IFF_UP changes on `i`: a loopback coming up gets its addresses.
+pub fn set_up(i: &mut Iface, up: bool) {
+    i.flags = (i.flags & !IFF_UP) | if up { IFF_UP } else { 0 };
+    if up && i.flags & IFF_LOOPBACK != 0 && i.addrs.is_empty() {
+        i.addrs = lo_addrs();
+    }
 }
 
 /// Takes an IPv4-mapped IPv6 address to IPv4.
@@ -418,7 +449,7 @@ pub fn ioctl(ctx: &SyscallContext<'_>, cmd: u32, arg: u64) -> KResult<u64> {
         SIOCGIFFLAGS => u[..2].copy_from_slice(&(i.report_flags() as u16).to_le_bytes()),
         SIOCSIFFLAGS => {
             let f = u16::from_le_bytes([req[16], req[17]]) as u32;
-            i.flags = (i.flags & !IFF_UP) | (f & IFF_UP);
+            set_up(i, f & IFF_UP != 0);
             return Ok(0);
         }
         SIOCGIFADDR | SIOCGIFNETMASK | SIOCGIFBRDADDR => {

@@ -318,11 +318,23 @@ fn registry() -> MutexGuard<'static, Vec<Weak<InetSocket>>> {
 /// The port table: bound sockets by (protocol, port).
 type Ports = HashMap<(i32, u16), Vec<Weak<InetSocket>>>;
 
-fn ports() -> MutexGuard<'static, Ports> {
-    static P: OnceLock<Mutex<Ports>> = OnceLock::new();
-    P.get_or_init(|| Mutex::new(HashMap::new()))
+fn port_tables() -> &'static Mutex<HashMap<u64, Ports>> {
+    static P: OnceLock<Mutex<HashMap<u64, Ports>>> = OnceLock::new();
+    P.get_or_init(Default::default)
+}
+
+/// The current network namespace's port table (task/ns.rs `PerNet`): a
+/// socket bound in one namespace is not reachable from another.
+fn ports() -> crate::task::ns::PerNet<Ports> {
+    crate::task::ns::PerNet::lock(port_tables(), |_| HashMap::new())
+}
+
+/// A network namespace is gone: its port table goes too.
+pub fn netns_gone(net: u64) {
+    port_tables()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
+        .remove(&net);
 }
 
 /// A bound socket as the port table sees it.

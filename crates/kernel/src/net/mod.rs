@@ -457,6 +457,13 @@ fn sys_getsockopt(
     Ok(0)
 }
 
+/// A network namespace was freed (task/ns.rs): its interfaces and port
+/// table go.
+pub fn netns_gone(net: u64) {
+    iface::netns_gone(net);
+    inet::netns_gone(net);
+}
+
 /// Writes sockaddr bytes to (addr, *len) as accept/getsockname do:
 /// truncated to the room given, the full length stored back.
 pub fn write_sockaddr(

@@ -376,7 +376,15 @@ fn link_msg(i: &Iface, typ: u16, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
         .u32(IFLA_NUM_TX_QUEUES, 1)
         .u32(IFLA_NUM_RX_QUEUES, 1)
         .attr(IFLA_CARRIER, &[1])
-        .attr(IFLA_QDISC, b"noqueue\0")
+        // A link never brought up has no queueing discipline yet.
+        .attr(
+            IFLA_QDISC,
+            if i.up() || !i.addrs.is_empty() {
+                b"noqueue\0".as_slice()
+            } else {
+                b"noop\0".as_slice()
+            },
+        )
         .attr(IFLA_ADDRESS, &i.hwaddr)
         .attr(
             IFLA_BROADCAST,
@@ -712,7 +720,7 @@ fn handle(req: &[u8], pid: u32) -> Vec<Vec<u8>> {
                             }
                         }
                         if r.is_ok() && change & IFF_UP != 0 {
-                            i.flags = (i.flags & !IFF_UP) | (fl & IFF_UP);
+                            iface::set_up(i, fl & IFF_UP != 0);
                         }
                         r
                     }

@@ -6,10 +6,16 @@ use super::{lookup, names::SYSCALL_NAMES};
 
 /// Implemented calls that do less than Linux, and what is missing.
 pub const PARTIAL: &[(&str, &str)] = &[
-    ("clone", "namespaces (CLONE_NEW*) give EINVAL"),
     ("ptrace", "implemented on ruml's own task state (docs/debugging.md); a tracer is a process (any of its threads may make requests; Linux allows only the tracing thread); writes to segment selectors are ignored (64-bit code only); no hardware breakpoints or watchpoints (debug registers read as 0, nonzero writes give EIO); PTRACE_O_TRACESECCOMP stops come with guest seccomp filters; Yama's ptrace_scope is not modelled (same ids or root may attach)"),
     ("personality", "any value is kept and reported; ADDR_NO_RANDOMIZE is honoured by exec; other flags have no effect"),
-    ("clone3", "namespaces and set_tid give EINVAL"),
+    ("clone", "CLONE_NEW* as unshare (docs/namespaces.md)"),
+    ("clone3", "set_tid gives EINVAL; namespaces as unshare (docs/namespaces.md)"),
+    ("unshare", "every namespace type; IPC namespaces separate System V objects but not POSIX message queues; a time namespace's offsets are always zero; a network namespace has its own interfaces and ports, but /proc/net lists every namespace's sockets and abstract unix names are shared; signals' si_pid is not translated into the receiver's PID namespace"),
+    ("setns", "namespace files (/proc/PID/ns/*) only; a pidfd gives EINVAL"),
+    ("pivot_root", "as Linux; the old root may be detached with umount2(MNT_DETACH)"),
+    ("open_tree", "OPEN_TREE_CLONE copies the top mount only (AT_RECURSIVE does not copy submounts)"),
+    ("fsconfig", "FSCONFIG_SET_FLAG/SET_STRING and CMD_CREATE; binary, path and fd values give EINVAL; CMD_RECONFIGURE gives EOPNOTSUPP"),
+    ("mount_setattr", "MOUNT_ATTR_RDONLY and propagation take effect; the other attributes are accepted and not enforced; idmapped mounts give EINVAL"),
     ("prlimit64", "NOFILE, STACK and AS are enforced; the others are recorded (NPROC is not enforced for root, as on Linux)"),
     ("prctl", "NAME, DUMPABLE, PDEATHSIG, CHILD_SUBREAPER, NO_NEW_PRIVS (per process), KEEPCAPS, SECUREBITS, CAPBSET_READ/DROP, CAP_AMBIENT, GET/SET_SECCOMP (docs/security.md); others EINVAL"),
     ("arch_prctl", "ARCH_SET/GET_FS, ARCH_SET/GET_GS, ARCH_GET_CPUID"),

@@ -170,6 +170,9 @@ const TABLES: &[Table] = &[
     crate::ipc::shm::shm_table,
     crate::ipc::mqueue::mqueue_table,
     crate::vdso::vdso_table,
+    crate::task::ns::ns_table,
+    crate::fs::mntns::mntns_table,
+    crate::fs::mountapi::mountapi_table,
 ];
 
 /// The handler for a system-call number, if ruml implements it.

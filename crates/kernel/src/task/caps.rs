@@ -131,7 +131,7 @@ impl Default for CapSets {
 impl Creds {
     /// Whether the effective set holds `cap`.
     pub fn capable(&self, cap: Cap) -> bool {
-        self.caps.effective & cap.bit() != 0
+        self.ns_caps || self.caps.effective & cap.bit() != 0
     }
 }
 
@@ -173,8 +173,10 @@ pub fn fix_setuid(old: &Creds, new: &mut Creds) {
     if new.caps.securebits & SECBIT_NO_SETUID_FIXUP != 0 {
         return;
     }
-    let was_root = old.ruid == 0 || old.euid == 0 || old.suid == 0;
-    let now_root = new.ruid == 0 || new.euid == 0 || new.suid == 0;
+    // "Root" is uid 0 of the process's user namespace.
+    let root = new.root_uid();
+    let was_root = old.ruid == root || old.euid == root || old.suid == root;
+    let now_root = new.ruid == root || new.euid == root || new.suid == root;
     if was_root && !now_root {
         if new.caps.securebits & SECBIT_KEEP_CAPS == 0 {
             new.caps.permitted = 0;
@@ -182,10 +184,10 @@ pub fn fix_setuid(old: &Creds, new: &mut Creds) {
         }
         new.caps.ambient = 0;
     }
-    if old.euid == 0 && new.euid != 0 {
+    if old.euid == root && new.euid != root {
         new.caps.effective = 0;
     }
-    if old.euid != 0 && new.euid == 0 {
+    if old.euid != root && new.euid == root {
         new.caps.effective = new.caps.permitted;
     }
     fix_setfsuid(old.fsuid, new);
@@ -197,10 +199,11 @@ pub fn fix_setfsuid(old_fsuid: u32, new: &mut Creds) {
     if new.caps.securebits & SECBIT_NO_SETUID_FIXUP != 0 {
         return;
     }
-    if old_fsuid == 0 && new.fsuid != 0 {
+    let root = new.root_uid();
+    if old_fsuid == root && new.fsuid != root {
         new.caps.effective &= !CAP_FS_SET;
     }
-    if old_fsuid != 0 && new.fsuid == 0 {
+    if old_fsuid != root && new.fsuid == root {
         new.caps.effective |= new.caps.permitted & CAP_FS_SET;
     }
 }
@@ -208,14 +211,16 @@ pub fn fix_setfsuid(old_fsuid: u32, new: &mut Creds) {
 /// The execve transformation for a file without file capabilities and
 /// without set-id bits honoured (cap_bprm_creds_from_file).
 pub fn exec_transform(c: &mut Creds) {
+    let root_uid = c.root_uid();
+    let (euid, ruid) = (c.euid, c.ruid);
     let s = &mut c.caps;
     let root = s.securebits & SECBIT_NOROOT == 0;
     let mut permitted = 0;
     let mut effective = false;
-    if root && (c.euid == 0 || c.ruid == 0) {
+    if root && (euid == root_uid || ruid == root_uid) {
         permitted = s.bounding | s.inheritable;
     }
-    if root && c.euid == 0 {
+    if root && euid == root_uid {
         effective = true;
     }
     // Neither file capabilities nor a set-id change: ambient stays.

@@ -16,7 +16,8 @@ use crate::syscalls::{SyscallContext, UserAddr};
 
 pub use super::caps::Cap;
 
-/// A process's credentials.
+/// A process's credentials. Ids are kernel ids (the initial user
+/// namespace's); `user_ns` maps them for the process's view (ns.rs).
 #[derive(Clone, Debug, Default)]
 pub struct Creds {
     pub ruid: u32,
@@ -30,18 +31,103 @@ pub struct Creds {
     pub groups: Vec<u32>,
     /// Capability sets and securebits.
     pub caps: super::caps::CapSets,
+    /// The user namespace (ns.rs).
+    pub user_ns: UserNsRef,
+    /// Holds every capability in `user_ns` though not uid 0 there: it
+    /// made or joined the namespace (Linux gives the creator a full set);
+    /// lost at exec and when the effective uid changes.
+    pub ns_caps: bool,
 }
 
+/// A credentials' user namespace (Default: the initial one).
+#[derive(Clone)]
+pub struct UserNsRef(pub std::sync::Arc<super::ns::UserNs>);
+
+impl Default for UserNsRef {
+    fn default() -> Self {
+        UserNsRef(super::ns::root_user())
+    }
+}
+
+impl std::fmt::Debug for UserNsRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "user:[{}]", self.0.inum)
+    }
+}
+
+impl std::ops::Deref for UserNsRef {
+    type Target = std::sync::Arc<super::ns::UserNs>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<std::sync::Arc<super::ns::UserNs>> for UserNsRef {
+    fn from(a: std::sync::Arc<super::ns::UserNs>) -> Self {
+        UserNsRef(a)
+    }
+}
+
+impl Creds {
+    /// The kernel uid that is root in this user namespace (uid 0 as the
+    /// process names it; u32::MAX if the namespace maps no uid 0): what
+    /// capabilities(7)'s rules call "root" (task/caps.rs).
+    pub fn root_uid(&self) -> u32 {
+        self.user_ns.to_kernel(MapKind::Uid, 0).unwrap_or(u32::MAX)
+    }
+
+    /// An id as the process names it -> kernel id (EINVAL when unmapped;
+    /// KEEP stays KEEP).
+    fn kid(&self, kind: MapKind, id: u32) -> KResult<u32> {
+        if id == KEEP {
+            return Ok(KEEP);
+        }
+        self.user_ns
+            .to_kernel(kind, id)
+            .ok_or(crate::errno!(EINVAL))
+    }
+
+    /// A kernel id as the process sees it (65534 when unmapped).
+    fn show(&self, kind: MapKind, kid: u32) -> u32 {
+        self.user_ns.show(kind, kid)
+    }
+}
+
+use super::ns::MapKind;
+use MapKind::{Gid, Uid};
+
 impl super::Task {
-    /// Whether the task may do what `cap` guards: its effective set holds
-    /// the capability. The one place every privilege check goes through
-    /// (user namespaces make it namespace-aware).
+    /// Whether the task may do what `cap` guards in the initial user
+    /// namespace. The one place every privilege check goes through.
     pub fn privileged(&self, cap: Cap) -> bool {
-        self.group
+        self.privileged_in(&super::ns::root_user(), cap)
+    }
+
+    /// Whether the task holds `cap` in user namespace `ns` (Linux's
+    /// ns_capable): it is in `ns` and its effective set holds `cap` (or it
+    /// made/joined `ns`: `ns_caps`), or it is in an ancestor of `ns` and
+    /// privileged there, or the owner of the namespace below it.
+    pub fn privileged_in(&self, ns: &std::sync::Arc<super::ns::UserNs>, cap: Cap) -> bool {
+        let c = self
+            .group
             .creds
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .capable(cap)
+            .clone();
+        let mine = c.user_ns.0.clone();
+        let mut cur = ns.clone();
+        loop {
+            if std::sync::Arc::ptr_eq(&cur, &mine) {
+                return c.capable(cap);
+            }
+            let Some(parent) = cur.parent.clone() else {
+                return false;
+            };
+            if std::sync::Arc::ptr_eq(&parent, &mine) && cur.owner_uid == c.euid {
+                return true;
+            }
+            cur = parent;
+        }
     }
 }
 
@@ -75,17 +161,22 @@ fn creds<'a>(ctx: &SyscallContext<'a>) -> std::sync::MutexGuard<'a, Creds> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
+// Ids cross the boundary through the caller's user namespace (ns.rs).
 fn sys_getuid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(creds(ctx).ruid as u64)
+    let c = creds(ctx);
+    Ok(c.show(Uid, c.ruid) as u64)
 }
 fn sys_geteuid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(creds(ctx).euid as u64)
+    let c = creds(ctx);
+    Ok(c.show(Uid, c.euid) as u64)
 }
 fn sys_getgid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(creds(ctx).rgid as u64)
+    let c = creds(ctx);
+    Ok(c.show(Gid, c.rgid) as u64)
 }
 fn sys_getegid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(creds(ctx).egid as u64)
+    let c = creds(ctx);
+    Ok(c.show(Gid, c.egid) as u64)
 }
 
 fn put3(ctx: &SyscallContext<'_>, a: [UserAddr; 3], v: [u32; 3]) -> KResult<u64> {
@@ -102,7 +193,15 @@ fn sys_getresuid(
     s: UserAddr,
 ) -> KResult<u64> {
     let c = creds(ctx).clone();
-    put3(ctx, [r, e, s], [c.ruid, c.euid, c.suid])
+    put3(
+        ctx,
+        [r, e, s],
+        [
+            c.show(Uid, c.ruid),
+            c.show(Uid, c.euid),
+            c.show(Uid, c.suid),
+        ],
+    )
 }
 
 fn sys_getresgid(
@@ -112,7 +211,15 @@ fn sys_getresgid(
     s: UserAddr,
 ) -> KResult<u64> {
     let c = creds(ctx).clone();
-    put3(ctx, [r, e, s], [c.rgid, c.egid, c.sgid])
+    put3(
+        ctx,
+        [r, e, s],
+        [
+            c.show(Gid, c.rgid),
+            c.show(Gid, c.egid),
+            c.show(Gid, c.sgid),
+        ],
+    )
 }
 
 /// setresuid/setresgid's rule: each new id (unless KEEP) must be one of
@@ -124,6 +231,9 @@ fn allowed(c: &Creds, cap: Cap, cur: [u32; 3], new: [u32; 3]) -> bool {
 fn sys_setresuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
     let mut c = creds(ctx);
     let old = c.clone();
+    let r = c.kid(Uid, r)?;
+    let e = c.kid(Uid, e)?;
+    let s = c.kid(Uid, s)?;
     if !allowed(&c, Cap::Setuid, [c.ruid, c.euid, c.suid], [r, e, s]) {
         return error!(EPERM);
     }
@@ -143,6 +253,9 @@ fn sys_setresuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResul
 
 fn sys_setresgid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
     let mut c = creds(ctx);
+    let r = c.kid(Gid, r)?;
+    let e = c.kid(Gid, e)?;
+    let s = c.kid(Gid, s)?;
     if !allowed(&c, Cap::Setgid, [c.rgid, c.egid, c.sgid], [r, e, s]) {
         return error!(EPERM);
     }
@@ -165,6 +278,7 @@ fn sys_setuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
     }
     let mut c = creds(ctx);
     let old = c.clone();
+    let uid = c.kid(Uid, uid)?;
     if c.capable(Cap::Setuid) {
         (c.ruid, c.euid, c.suid, c.fsuid) = (uid, uid, uid, uid);
     } else if uid == c.ruid || uid == c.suid {
@@ -181,6 +295,7 @@ fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
         return error!(EINVAL);
     }
     let mut c = creds(ctx);
+    let gid = c.kid(Gid, gid)?;
     if c.capable(Cap::Setgid) {
         (c.rgid, c.egid, c.sgid, c.fsgid) = (gid, gid, gid, gid);
     } else if gid == c.rgid || gid == c.sgid {
@@ -194,6 +309,8 @@ fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
 fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
     let mut c = creds(ctx);
     let old = c.clone();
+    let r = c.kid(Uid, r)?;
+    let e = c.kid(Uid, e)?;
     let ok = c.capable(Cap::Setuid)
         || ((r == KEEP || r == c.ruid || r == c.euid)
             && (e == KEEP || e == c.ruid || e == c.euid || e == c.suid));
@@ -219,6 +336,8 @@ fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
 
 fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
     let mut c = creds(ctx);
+    let r = c.kid(Gid, r)?;
+    let e = c.kid(Gid, e)?;
     let ok = c.capable(Cap::Setgid)
         || ((r == KEEP || r == c.rgid || r == c.egid)
             && (e == KEEP || e == c.rgid || e == c.egid || e == c.sgid));
@@ -241,17 +360,20 @@ fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
 
 fn sys_setfsuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    let old = c.fsuid;
+    let uid = c.kid(Uid, uid).unwrap_or(KEEP);
+    let old_k = c.fsuid;
+    let old = c.show(Uid, old_k);
     if uid != KEEP && (c.capable(Cap::Setuid) || [c.ruid, c.euid, c.suid, c.fsuid].contains(&uid)) {
         c.fsuid = uid;
-        super::caps::fix_setfsuid(old, &mut c);
+        super::caps::fix_setfsuid(old_k, &mut c);
     }
     Ok(old as u64)
 }
 
 fn sys_setfsgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
     let mut c = creds(ctx);
-    let old = c.fsgid;
+    let gid = c.kid(Gid, gid).unwrap_or(KEEP);
+    let old = c.show(Gid, c.fsgid);
     if gid != KEEP && (c.capable(Cap::Setgid) || [c.rgid, c.egid, c.sgid, c.fsgid].contains(&gid)) {
         c.fsgid = gid;
     }
@@ -262,7 +384,10 @@ fn sys_getgroups(ctx: &mut SyscallContext<'_>, size: i32, list: UserAddr) -> KRe
     if size < 0 {
         return error!(EINVAL);
     }
-    let g = creds(ctx).groups.clone();
+    let g: Vec<u32> = {
+        let c = creds(ctx);
+        c.groups.iter().map(|&k| c.show(Gid, k)).collect()
+    };
     if size == 0 {
         return Ok(g.len() as u64);
     }
@@ -281,13 +406,16 @@ fn sys_setgroups(ctx: &mut SyscallContext<'_>, size: usize, list: UserAddr) -> K
     let mut b = vec![0u8; size * 4];
     ctx.mm().read_bytes(list.0, &mut b)?;
     let mut c = creds(ctx);
-    if !c.capable(Cap::Setgid) {
+    // In a user namespace: only once its gid map is written and unless
+    // /proc/PID/setgroups says "deny".
+    if !c.capable(Cap::Setgid) || !c.user_ns.may_setgroups() {
         return error!(EPERM);
     }
     let mut g: Vec<u32> = b
         .chunks_exact(4)
         .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-        .collect();
+        .map(|id| c.kid(Gid, id))
+        .collect::<KResult<Vec<u32>>>()?;
     g.sort_unstable();
     c.groups = g;
     Ok(0)

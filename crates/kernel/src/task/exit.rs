@@ -91,6 +91,9 @@ pub fn exit_thread(task: &Arc<Task>) {
     // The tid is gone before a joiner can see the thread as exited (the
     // CLONE_CHILD_CLEARTID wake below): tgkill then gives ESRCH, as Linux.
     crate::kernel().tasks.unregister_thread(task.tid());
+    if task.tid() != task.tgid() {
+        super::ns::release_pid(task.tid());
+    }
     let ctid = std::mem::take(
         &mut *task
             .clear_child_tid
@@ -135,6 +138,9 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
     let k = crate::kernel();
     // Its tracer hears first; its own tracees are let go.
     super::ptrace::on_process_exit(pid, status);
+    // A PID namespace's init takes its namespace with it (ns.rs); orphans
+    // go to their namespace's init.
+    let ns_reaper = super::ns::process_exited(group);
     let (parent, reaped, was_leader, deathsig, held) = {
         let mut tree = k.tasks.lock();
         let Some(node) = tree.get_mut(&pid) else {
@@ -150,7 +156,7 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
         let ppid = node.ppid;
         let was_leader = node.sid == pid;
         // Orphans go to the nearest subreaper ancestor, else init.
-        let mut reaper = 1;
+        let mut reaper = ns_reaper;
         let mut a = ppid;
         while let Some(n) = tree.get(&a) {
             if n.subreaper && n.zombie.is_none() {
@@ -183,6 +189,7 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
         let autoreap = !held && parent.as_ref().is_some_and(|p| signal::ignores_children(p));
         if autoreap {
             tree.remove(&pid);
+            super::ns::release_pid(pid);
             if let Some(pn) = tree.get_mut(&ppid) {
                 pn.children.retain(|c| *c != pid);
             }

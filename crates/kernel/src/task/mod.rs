@@ -18,6 +18,7 @@ pub mod coredump;
 pub mod creds;
 pub mod exit;
 pub mod futex;
+pub mod ns;
 pub mod persona;
 pub mod ptrace;
 pub mod reboot;
@@ -74,6 +75,9 @@ pub struct ThreadGroup {
     /// PR_SET_DUMPABLE: whether a fatal signal may write a core file (and
     /// who may ptrace the process). Set again by every exec.
     dumpable: std::sync::atomic::AtomicBool,
+    /// The PID namespace its pid was allocated in (ns.rs): set once by
+    /// clone before the process runs, fixed for its life.
+    pid_ns: Mutex<Arc<ns::PidNs>>,
 }
 
 impl ThreadGroup {
@@ -88,7 +92,21 @@ impl ThreadGroup {
             started: crate::log::since_boot(),
             creds: Mutex::new(Default::default()),
             dumpable: std::sync::atomic::AtomicBool::new(true),
+            pid_ns: Mutex::new(ns::root_pid()),
         })
+    }
+
+    /// The process's PID namespace.
+    pub fn pid_ns(&self) -> Arc<ns::PidNs> {
+        self.pid_ns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// clone: the new process's PID namespace (before it runs).
+    pub fn set_pid_ns(&self, ns: Arc<ns::PidNs>) {
+        *self.pid_ns.lock().unwrap_or_else(|p| p.into_inner()) = ns;
     }
 
     pub fn dumpable(&self) -> bool {
@@ -327,6 +345,9 @@ pub struct Task {
     pub ptrace: ptrace::Ptrace,
     /// personality(2)'s value (inherited by fork and clone).
     pub personality: std::sync::atomic::AtomicU32,
+    /// The task's namespaces but mount, PID and user (ns.rs): replaced
+    /// whole by unshare/setns; the mutex is held only to clone the Arc.
+    nsproxy: Mutex<Arc<ns::NsProxy>>,
 }
 
 impl Task {
@@ -367,6 +388,7 @@ impl Task {
             seccomp: Default::default(),
             ptrace: Default::default(),
             personality: Default::default(),
+            nsproxy: Mutex::new(ns::root_proxy()),
         });
         t.group
             .threads
@@ -406,6 +428,10 @@ impl Task {
     }
     pub fn fs(&self) -> Arc<FsContext> {
         self.fs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// unshare(CLONE_FS/CLONE_NEWNS), setns(mnt): a new fs context.
+    pub fn set_fs(&self, f: Arc<FsContext>) {
+        *self.fs.lock().unwrap_or_else(|p| p.into_inner()) = f;
     }
 
     /// Kicks the guest out of its code so it sees new work.

@@ -68,17 +68,34 @@ syscall_table! { pub fn task_table;
     GETRANDOM => sys_getrandom(buf: UserAddr, len: usize, flags: u32),
 }
 
+// Pids cross the system-call boundary through the caller's PID namespace
+// (ns.rs): `pid_view` global -> as the caller sees it (0 outside its
+// namespace), `pid_lookup` the other way.
+
 fn sys_getpid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(ctx.task.tgid() as u64)
+    Ok(ctx.task.pid_view(ctx.task.tgid()) as u64)
 }
 
 fn sys_gettid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    Ok(ctx.task.tid() as u64)
+    Ok(ctx.task.pid_view(ctx.task.tid()) as u64)
 }
 
 fn sys_getppid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
-    let tree = crate::kernel().tasks.lock();
-    Ok(tree.get(&ctx.task.tgid()).map(|n| n.ppid).unwrap_or(0) as u64)
+    let ppid = {
+        let tree = crate::kernel().tasks.lock();
+        tree.get(&ctx.task.tgid()).map(|n| n.ppid).unwrap_or(0)
+    };
+    Ok(ctx.task.pid_view(ppid) as u64)
+}
+
+/// A pid argument (> 0) as the caller names it -> global; a pid outside
+/// the caller's namespace is one that does not exist (`none` is the
+/// caller's stand-in: a pid no process has).
+fn pid_arg(ctx: &SyscallContext<'_>, pid: i32) -> i32 {
+    if pid <= 0 {
+        return pid;
+    }
+    ctx.task.pid_lookup(pid).unwrap_or(i32::MAX)
 }
 
 fn sys_fork(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
@@ -128,7 +145,7 @@ fn sys_clone3(ctx: &mut SyscallContext<'_>, args: UserAddr, size: usize) -> KRes
     let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
         (f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7));
     let (set_tid, set_tid_size) = (f(8), f(9));
-    if exit_signal > 64 || flags & 0xff != 0 || set_tid != 0 || set_tid_size != 0 {
+    if exit_signal > 64 || flags & 0x7f != 0 || set_tid != 0 || set_tid_size != 0 {
         return error!(EINVAL);
     }
     if (stack == 0) != (stack_size == 0) {
@@ -177,19 +194,19 @@ fn do_clone_full(
     tls: u64,
     pidfd_at: UserAddr,
 ) -> KResult<u64> {
-    const KNOWN: u64 = 0xff | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | 0x2000 /* PTRACE */
-        | CLONE_VFORK | CLONE_PARENT | CLONE_THREAD | 0x20000 /* NEWNS */ | 0x40000 /* SYSVSEM */ | CLONE_SETTLS
-        | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | 0x400000 /* DETACHED */ | 0x800000 /* UNTRACED */
-        | CLONE_CHILD_SETTID | 0x8000000 /* NEWUTS... */;
     if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0
         || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0
     {
         return error!(EINVAL);
     }
-    if flags & !KNOWN != 0 && flags & !KNOWN & 0x7e02_0000 != 0 {
-        // Namespaces (CLONE_NEWNS, NEWUSER, NEWPID, NEWNET, ...).
+    if flags & (super::ns::CLONE_NEWNS | super::ns::CLONE_NEWUSER) != 0 && flags & CLONE_FS != 0 {
         return error!(EINVAL);
     }
+    if flags & super::ns::CLONE_NEWPID != 0 && flags & CLONE_THREAD != 0 {
+        return error!(EINVAL);
+    }
+    // New namespaces (ns.rs): made before anything else is copied.
+    let nsc = super::ns::clone_namespaces(ctx.task, flags, flags & CLONE_THREAD != 0)?;
     if flags & CLONE_PIDFD != 0
         && (flags & CLONE_THREAD != 0 || ctx.mm().accessible_len(pidfd_at.0, 4, true) < 4)
     {
@@ -217,7 +234,9 @@ fn do_clone_full(
     } else {
         ctx.files().fork_copy()
     };
-    let fs = if flags & CLONE_FS != 0 {
+    let fs = if let Some(ns) = nsc.mnt.clone() {
+        crate::fs::mntns::fs_in(&ctx.fs(), ns)
+    } else if flags & CLONE_FS != 0 {
         ctx.fs()
     } else {
         ctx.fs().fork_copy()
@@ -226,6 +245,9 @@ fn do_clone_full(
     let child = {
         let mut tree = k.tasks.lock();
         let pid = k.tasks.alloc_pid(&tree);
+        // Its number in each PID namespace it is in (ENOMEM once the
+        // namespace's init has died).
+        nsc.pid_ns.attach(pid, !thread)?;
         let me = parent.tgid();
         let group = if thread {
             let g = parent.group.clone();
@@ -241,12 +263,24 @@ fn do_clone_full(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             let g = ThreadGroup::new(pid, sig, limits);
-            *g.creds.lock().unwrap_or_else(|p| p.into_inner()) = parent
-                .group
-                .creds
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
+            g.set_pid_ns(nsc.pid_ns.clone());
+            {
+                let mut c = parent
+                    .group
+                    .creds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if let Some((u, caps)) = nsc.user.clone() {
+                    c.user_ns = u.into();
+                    c.ns_caps = caps;
+                    if caps {
+                        // Linux (set_cred_user_ns): a full set there.
+                        c.caps = super::caps::CapSets::root();
+                    }
+                }
+                *g.creds.lock().unwrap_or_else(|p| p.into_inner()) = c;
+            }
             let (ppid, pgid, sid) = match tree.get(&me) {
                 Some(n) => (
                     if flags & CLONE_PARENT != 0 {
@@ -280,6 +314,7 @@ fn do_clone_full(
             g
         };
         let child = Task::new(pid, group, mm, files, fs, parent.signals.fork_copy(thread));
+        child.set_nsproxy(nsc.proxy.clone());
         *child.comm.lock().unwrap_or_else(|p| p.into_inner()) = parent
             .comm
             .lock()
@@ -290,7 +325,10 @@ fn do_clone_full(
         child.seccomp.inherit(&parent.seccomp);
         child
     };
-    let pid = child.tid();
+    let gpid = child.tid();
+    // The child's pid as the parent sees it, and as the child does.
+    let pid = parent.pid_view(gpid);
+    let child_pid = child.pid_view(gpid);
     let mut regs = *ctx.regs;
     regs.rax = 0;
     if stack != 0 {
@@ -303,7 +341,7 @@ fn do_clone_full(
         ctx.mm().write_val(ptid.0, &pid)?;
     }
     if flags & CLONE_CHILD_SETTID != 0 {
-        child.mm().write_val(ctid.0, &pid)?;
+        child.mm().write_val(ctid.0, &child_pid)?;
     }
     if flags & CLONE_CHILD_CLEARTID != 0 {
         *child
@@ -484,7 +522,7 @@ impl Found {
     }
 }
 
-/// Waits for a child to change state; returns (pid, what) or None for
+/// Waits for a child to change state; returns (pid as the caller sees it, what) or None for
 /// WNOHANG. `exited`/`stopped`/`continued` select the changes wanted.
 fn wait_child(
     ctx: &SyscallContext<'_>,
@@ -550,9 +588,12 @@ fn wait_child(
                     continue;
                 }
                 let usage = n.usage;
+                // As the caller sees it, before the reap frees the numbers.
+                let view = ctx.task.pid_view(*c);
                 if consume {
                     super::ptrace::forget(*c);
                     tree.remove(c);
+                    super::ns::release_pid(*c);
                     if let Some(me_n) = tree.get_mut(&me) {
                         me_n.children.retain(|x| x != c);
                     }
@@ -565,7 +606,7 @@ fn wait_child(
                     u.children = u.children + usage;
                 }
                 *reaped_usage = usage;
-                result = Ok(Some((*c, Found::Exited(z))));
+                result = Ok(Some((view, Found::Exited(z))));
                 return true;
             }
             if traced_by_me {
@@ -577,7 +618,7 @@ fn wait_child(
                     if consume {
                         n.stop_report = None;
                     }
-                    result = Ok(Some((*c, Found::Stopped(sig))));
+                    result = Ok(Some((ctx.task.pid_view(*c), Found::Stopped(sig))));
                     return true;
                 }
             }
@@ -585,7 +626,7 @@ fn wait_child(
                 if consume {
                     n.cont_report = false;
                 }
-                result = Ok(Some((*c, Found::Continued)));
+                result = Ok(Some((ctx.task.pid_view(*c), Found::Continued)));
                 return true;
             }
         }
@@ -615,9 +656,9 @@ fn sys_wait4(
     let which = match pid {
         -1 => WaitFor::Any,
         0 => WaitFor::Group(0),
-        p if p > 0 => WaitFor::Pid(p),
+        p if p > 0 => WaitFor::Pid(pid_arg(ctx, p)),
         i32::MIN => return error!(ESRCH),
-        p => WaitFor::Group(-p),
+        p => WaitFor::Group(pid_arg(ctx, -p)),
     };
     let mut usage = Default::default();
     match wait_child(ctx, which, options, true, &mut usage)? {
@@ -651,8 +692,8 @@ fn sys_waitid(
     }
     let which = match idtype {
         0 => WaitFor::Any,
-        1 if id > 0 => WaitFor::Pid(id),
-        2 if id >= 0 => WaitFor::Group(id),
+        1 if id > 0 => WaitFor::Pid(pid_arg(ctx, id)),
+        2 if id >= 0 => WaitFor::Group(pid_arg(ctx, id)),
         _ => return error!(EINVAL),
     };
     let mut usage = Default::default();
@@ -726,8 +767,8 @@ fn sys_setpgid(ctx: &mut SyscallContext<'_>, pid: i32, pgid: i32) -> KResult<u64
         return error!(EINVAL);
     }
     let me = ctx.task.tgid();
-    let pid = if pid == 0 { me } else { pid };
-    let pgid = if pgid == 0 { pid } else { pgid };
+    let pid = if pid == 0 { me } else { pid_arg(ctx, pid) };
+    let pgid = if pgid == 0 { pid } else { pid_arg(ctx, pgid) };
     let mut tree = crate::kernel().tasks.lock();
     let my_sid = tree.get(&me).map(|n| n.sid).unwrap_or(0);
     let Some(n) = tree.get(&pid) else {
@@ -749,12 +790,19 @@ fn sys_setpgid(ctx: &mut SyscallContext<'_>, pid: i32, pgid: i32) -> KResult<u64
 }
 
 fn sys_getpgid(ctx: &mut SyscallContext<'_>, pid: i32) -> KResult<u64> {
-    let pid = if pid == 0 { ctx.task.tgid() } else { pid };
-    let tree = crate::kernel().tasks.lock();
-    tree.get(&pid)
-        .filter(|n| n.zombie.is_none())
-        .map(|n| n.pgid as u64)
-        .ok_or(crate::errno!(ESRCH))
+    let pid = if pid == 0 {
+        ctx.task.tgid()
+    } else {
+        pid_arg(ctx, pid)
+    };
+    let pgid = {
+        let tree = crate::kernel().tasks.lock();
+        tree.get(&pid)
+            .filter(|n| n.zombie.is_none())
+            .map(|n| n.pgid)
+            .ok_or(crate::errno!(ESRCH))?
+    };
+    Ok(ctx.task.pid_view(pgid) as u64)
 }
 
 fn sys_getpgrp(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
@@ -773,15 +821,21 @@ fn sys_setsid(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
         n.pgid = me;
         n.sid = me;
     }
-    Ok(me as u64)
+    drop(tree);
+    Ok(ctx.task.pid_view(me) as u64)
 }
 
 fn sys_getsid(ctx: &mut SyscallContext<'_>, pid: i32) -> KResult<u64> {
-    let pid = if pid == 0 { ctx.task.tgid() } else { pid };
-    let tree = crate::kernel().tasks.lock();
-    tree.get(&pid)
-        .map(|n| n.sid as u64)
-        .ok_or(crate::errno!(ESRCH))
+    let pid = if pid == 0 {
+        ctx.task.tgid()
+    } else {
+        pid_arg(ctx, pid)
+    };
+    let sid = {
+        let tree = crate::kernel().tasks.lock();
+        tree.get(&pid).map(|n| n.sid).ok_or(crate::errno!(ESRCH))?
+    };
+    Ok(ctx.task.pid_view(sid) as u64)
 }
 
 pub const UTS_RELEASE: &str = "6.1.0-ruml";
@@ -789,16 +843,8 @@ pub const UTS_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC ruml";
 
 fn sys_uname(ctx: &mut SyscallContext<'_>, buf: UserAddr) -> KResult<u64> {
     let mut u = [0u8; 65 * 6];
-    let host = crate::kernel()
-        .hostname
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let domain = crate::kernel()
-        .domainname
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let uts = ctx.task.nsproxy().uts.clone();
+    let (host, domain) = (uts.get(false), uts.get(true));
     let fields: [&[u8]; 6] = [
         b"Linux",
         &host,
@@ -822,8 +868,13 @@ fn set_uts_name(
     name: UserAddr,
     len: i32,
     slot: &std::sync::Mutex<Vec<u8>>,
+    owner: &Arc<super::ns::UserNs>,
 ) -> KResult<u64> {
-    if !ctx.task.privileged(crate::task::caps::Cap::SysAdmin) {
+    // CAP_SYS_ADMIN over the UTS namespace's owner.
+    if !ctx
+        .task
+        .privileged_in(owner, crate::task::caps::Cap::SysAdmin)
+    {
         return error!(EPERM);
     }
     if !(0..=64).contains(&len) {
@@ -836,11 +887,13 @@ fn set_uts_name(
 }
 
 fn sys_sethostname(ctx: &mut SyscallContext<'_>, name: UserAddr, len: i32) -> KResult<u64> {
-    set_uts_name(ctx, name, len, &crate::kernel().hostname)
+    let uts = ctx.task.nsproxy().uts.clone();
+    set_uts_name(ctx, name, len, uts.slot(false), &uts.user_ns)
 }
 
 fn sys_setdomainname(ctx: &mut SyscallContext<'_>, name: UserAddr, len: i32) -> KResult<u64> {
-    set_uts_name(ctx, name, len, &crate::kernel().domainname)
+    let uts = ctx.task.nsproxy().uts.clone();
+    set_uts_name(ctx, name, len, uts.slot(true), &uts.user_ns)
 }
 
 const RLIM_INFINITY: u64 = u64::MAX;
