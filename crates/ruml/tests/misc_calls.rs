@@ -76,12 +76,13 @@ fn time_set_is_the_instances_own() {
 }
 
 /// The kernel's message ring: the guest's `dmesg` (util-linux, through
-/// syslog(2)) shows the boot log even under `quiet`; clearing, sizes,
+/// syslog(2)) shows the boot log even under `quiet` (the pattern is
+/// anchored: the kernel command line, logged too, holds this script); clearing, sizes,
 /// argument errors and dmesg_restrict's EPERM for other users.
 #[test]
 fn dmesg_reads_the_kernel_log() {
     let script = r#"
-dmesg | grep -c 'as init process'
+dmesg | grep -c '^\[[ 0-9.]*\] Run .* as init process'
 dmesg -C; dmesg | grep -c 'Linux version'
 python3 -c "
 import ctypes, os
