@@ -64,6 +64,8 @@ pub struct ContainerSetup {
     /// (resource number, soft, hard) for setrlimit's resources 0..16.
     pub rlimits: Vec<(u32, u64, u64)>,
     pub no_new_privs: bool,
+    /// process.capabilities (None: ruml's default, root's full sets).
+    pub caps: Option<crate::task::caps::CapSets>,
     pub hostname: Option<Vec<u8>>,
     /// Made in order, after ruml's own boot-time mounts.
     pub mounts: Vec<ExtraMount>,
@@ -226,6 +228,13 @@ pub(crate) fn apply(task: &Arc<Task>, fs: &Arc<FsContext>) -> Result<(), String>
         c.fsgid = gid;
         c.groups = groups;
     }
+    if let Some(caps) = s.caps {
+        task.group
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .caps = caps;
+    }
     if s.no_new_privs {
         task.group.sig().no_new_privs = true;
     }
@@ -312,6 +321,8 @@ pub struct Spawn {
     pub cwd: Vec<u8>,
     pub user: (u32, u32, Vec<u32>),
     pub no_new_privs: bool,
+    /// process.capabilities (None: root's full sets).
+    pub caps: Option<crate::task::caps::CapSets>,
     /// Host descriptors that become the guest's 0, 1, 2 (see
     /// [`crate::fs::hostfd`]).
     pub stdio: Vec<std::os::fd::OwnedFd>,
@@ -363,6 +374,9 @@ pub fn spawn(s: Spawn) -> Result<i32, String> {
             (c.ruid, c.euid, c.suid, c.fsuid) = (uid, uid, uid, uid);
             (c.rgid, c.egid, c.sgid, c.fsgid) = (gid, gid, gid, gid);
             c.groups = groups;
+            if let Some(caps) = s.caps {
+                c.caps = caps;
+            }
         }
         group.sig().no_new_privs = s.no_new_privs;
         let t = Task::new(pid, group.clone(), mm, files, fs, Default::default());

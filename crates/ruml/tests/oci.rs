@@ -1844,3 +1844,52 @@ fn podman_bridge_network_reaches_the_host() {
         r.status, r.stderr
     );
 }
+
+#[test]
+fn process_capabilities_apply_inside() {
+    let oci = Oci::new("oci-caps");
+    let show = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status";
+    // Root with a small bounding set: after the exec of its program it
+    // holds what the bounding set allows, as under runc.
+    let caps = r#""capabilities":{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_CHOWN","CAP_KILL"],"permitted":["CAP_CHOWN","CAP_KILL"],"inheritable":[],"ambient":[]},"#;
+    let cfg =
+        config(&["sh", "-c", show], "", "").replace(r#""args":"#, &format!("{caps}\"args\":"));
+    let b = oci.bundle("root", Some(&cfg));
+    let pid = oci.create("root", &b);
+    oci.ok(&["start", "root"]);
+    assert_eq!(reap(pid), 0);
+    assert_eq!(
+        oci.output("root"),
+        "CapInh:\t0000000000000000\nCapPrm:\t0000000000000021\nCapEff:\t0000000000000021\n\
+         CapBnd:\t0000000000000021\nCapAmb:\t0000000000000000\n"
+    );
+    // A non-root user keeps only its ambient capabilities across exec.
+    let caps = r#""capabilities":{"bounding":["CAP_NET_BIND_SERVICE","CAP_KILL"],"effective":["CAP_NET_BIND_SERVICE"],"permitted":["CAP_NET_BIND_SERVICE"],"inheritable":["CAP_NET_BIND_SERVICE"],"ambient":["CAP_NET_BIND_SERVICE"]},"#;
+    let cfg = config(&["sh", "-c", show], "", "")
+        .replace(r#""args":"#, &format!("{caps}\"args\":"))
+        .replace(r#""uid":0,"gid":0"#, r#""uid":1000,"gid":1000"#);
+    let b = oci.bundle("user", Some(&cfg));
+    let pid = oci.create("user", &b);
+    oci.ok(&["start", "user"]);
+    assert_eq!(reap(pid), 0);
+    assert_eq!(
+        oci.output("user"),
+        "CapInh:\t0000000000000400\nCapPrm:\t0000000000000400\nCapEff:\t0000000000000400\n\
+         CapBnd:\t0000000000000420\nCapAmb:\t0000000000000400\n"
+    );
+    // An unknown name is refused at create, with nothing left behind.
+    let bad = config(&["true"], "", "").replace(
+        r#""args":"#,
+        r#""capabilities":{"bounding":["CAP_BOGUS"]},"args":"#,
+    );
+    let b = oci.bundle("bad", Some(&bad));
+    let r = oci.run(&["create", "--bundle", b.to_str().unwrap(), "bad"], "bad");
+    assert!(
+        !r.status.success() && r.stderr.contains("CAP_BOGUS"),
+        "{}",
+        r.stderr
+    );
+    assert!(!oci.root().join("bad").exists());
+    let f: serde_json::Value = serde_json::from_str(&oci.ok(&["features"]).stdout).unwrap();
+    assert_eq!(f["linux"]["capabilities"][0], "CAP_CHOWN", "{f}");
+}

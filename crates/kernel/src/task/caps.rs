@@ -108,7 +108,92 @@ pub struct CapSets {
     pub securebits: u32,
 }
 
+/// capabilities(7)'s names, by number.
+pub const CAP_NAMES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// A capability's number from its name ("CAP_CHOWN"; case-insensitive).
+pub fn cap_by_name(name: &str) -> Option<u32> {
+    CAP_NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(name))
+        .map(|i| i as u32)
+}
+
+/// A set of the named capabilities; the first unknown name is the error.
+pub fn set_of(names: &[String]) -> Result<u64, String> {
+    names.iter().try_fold(0u64, |m, n| {
+        cap_by_name(n)
+            .map(|b| m | 1 << b)
+            .ok_or_else(|| format!("unknown capability {n:?}"))
+    })
+}
+
 impl CapSets {
+    /// The sets an OCI process asks for (config.json
+    /// `process.capabilities`), made consistent as Linux's capset and
+    /// PR_CAP_AMBIENT would leave them: effective within permitted,
+    /// ambient within both permitted and inheritable. The execve of the
+    /// container's program then transforms them as for any exec.
+    pub fn from_oci(
+        bounding: u64,
+        effective: u64,
+        permitted: u64,
+        inheritable: u64,
+        ambient: u64,
+    ) -> CapSets {
+        let permitted = permitted & CAP_FULL;
+        CapSets {
+            inheritable: inheritable & CAP_FULL,
+            permitted,
+            effective: effective & permitted,
+            bounding: bounding & CAP_FULL,
+            ambient: ambient & permitted & inheritable,
+            securebits: 0,
+        }
+    }
+
     /// Root's sets at boot: everything but inheritable and ambient.
     pub fn root() -> CapSets {
         CapSets {

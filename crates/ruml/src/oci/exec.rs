@@ -26,6 +26,8 @@ pub struct Request {
     pub gid: u32,
     pub additional_gids: Vec<u32>,
     pub no_new_privileges: bool,
+    #[serde(default)]
+    pub capabilities: Option<super::spec::Capabilities>,
 }
 
 const MAX_REQUEST: usize = 4 << 20;
@@ -72,6 +74,7 @@ fn serve_one(conn: &UnixStream) -> Result<(), String> {
         cwd: r.cwd.into_bytes(),
         user: (r.uid, r.gid, r.additional_gids),
         no_new_privs: r.no_new_privileges,
+        caps: r.capabilities.as_ref().map(|c| c.sets()).transpose()?,
         stdio: fds,
     })?;
     let _ = writeln!(&*conn, "pid {pid}");

@@ -989,7 +989,7 @@ fn features() -> Result<(), String> {
         "mountOptions": ["bind", "rbind", "ro", "rw"],
         "linux": {
             "namespaces": [],
-            "capabilities": [],
+            "capabilities": ruml_kernel::task::caps::CAP_NAMES,
             "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": false},
             "apparmor": {"enabled": false},
@@ -1123,6 +1123,7 @@ fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
         gid: process.user.gid,
         additional_gids: process.user.additional_gids.clone(),
         no_new_privileges: process.no_new_privileges || has(&["--no-new-privs"]),
+        capabilities: process.capabilities.clone(),
     };
     let pty = if tty {
         let sock = get(&["--console-socket"]).ok_or("exec --tty: give --console-socket")?;

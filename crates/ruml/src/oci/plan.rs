@@ -114,6 +114,11 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
             process.user.additional_gids.clone(),
         )),
         no_new_privs: process.no_new_privileges,
+        caps: process
+            .capabilities
+            .as_ref()
+            .map(|c| c.sets())
+            .transpose()?,
         hostname: spec.hostname.as_ref().map(|h| h.as_bytes().to_vec()),
         ..Default::default()
     };

@@ -37,6 +37,39 @@ pub struct Process {
     pub rlimits: Vec<Rlimit>,
     #[serde(default)]
     pub no_new_privileges: bool,
+    pub capabilities: Option<Capabilities>,
+}
+
+/// `process.capabilities`: capability names per set.
+#[derive(Deserialize, Serialize, Debug, Clone, Default)]
+pub struct Capabilities {
+    #[serde(default)]
+    pub bounding: Vec<String>,
+    #[serde(default)]
+    pub effective: Vec<String>,
+    #[serde(default)]
+    pub inheritable: Vec<String>,
+    #[serde(default)]
+    pub permitted: Vec<String>,
+    #[serde(default)]
+    pub ambient: Vec<String>,
+}
+
+impl Capabilities {
+    /// The kernel's sets; an unknown name is an error.
+    pub fn sets(&self) -> Result<ruml_kernel::task::caps::CapSets, String> {
+        use ruml_kernel::task::caps::set_of;
+        let set = |what: &str, v: &[String]| {
+            set_of(v).map_err(|e| format!("process.capabilities.{what}: {e}"))
+        };
+        Ok(ruml_kernel::task::caps::CapSets::from_oci(
+            set("bounding", &self.bounding)?,
+            set("effective", &self.effective)?,
+            set("permitted", &self.permitted)?,
+            set("inheritable", &self.inheritable)?,
+            set("ambient", &self.ambient)?,
+        ))
+    }
 }
 
 #[derive(Deserialize, Debug, Clone, Copy)]
