@@ -930,7 +930,6 @@ impl IoUring {
             None
         };
         let me = sqe.user_data();
-        let mut st = self.lock();
         let matches = |r: &Req| -> bool {
             if r.sqe.opcode() == OP_ASYNC_CANCEL && r.sqe.user_data() == me {
                 return false;
@@ -953,6 +952,19 @@ impl IoUring {
                 }
             }
         };
+        // A matching request the worker is attempting right now (a
+        // non-blocking try, outside the lock) is waited for, briefly: it
+        // either completes or goes back to waiting, and then it can be
+        // cancelled. Only one still running after that is EALREADY.
+        let mut st = self.lock();
+        for _ in 0..10_000 {
+            if !st.pending.iter().any(|r| r.running && matches(r)) {
+                break;
+            }
+            drop(st);
+            std::thread::yield_now();
+            st = self.lock();
+        }
         let mut count = 0i64;
         while let Some(i) = st.pending.iter().position(|r| !r.running && matches(r)) {
             self.complete(&mut st, i, -(Errno::ECANCELED.as_i32() as i64));
