@@ -137,6 +137,12 @@ int main(void) {
     n = read_until(m, buf, sizeof buf, "\b \b\b \b\b \b");
     show("kill echo", buf, n);
     write(m, "\x03", 1);
+    /* The ^C echo comes after the flush that ISIG does (n_tty echoes the
+     * signal character last), and stays readable after the slave closes:
+     * read it before the child's end, so that when the slave's close and
+     * this read happen is no part of the output. */
+    n = read_until(m, buf, sizeof buf, "^C");
+    show("intr echo", buf, n);
     int status = 0;
     waitpid(pid, &status, 0);
     printf("child: signaled=%d sig=%d\n", WIFSIGNALED(status), WIFSIGNALED(status) ? WTERMSIG(status) : -1);

@@ -11,10 +11,20 @@ use std::process::Command;
 use common::{run_ruml_raw, test_env, Output, TempDir};
 
 fn sh(params: &[&str], script: &str) -> Output {
+    sh_budget(params, script, common::TIMEOUT)
+}
+
+/// `sh` for boots that walk many disk images: their work grows with the
+/// machine's load, so they get five minutes rather than one.
+fn sh_long(params: &[&str], script: &str) -> Output {
+    sh_budget(params, script, std::time::Duration::from_secs(300))
+}
+
+fn sh_budget(params: &[&str], script: &str, budget: std::time::Duration) -> Output {
     let mut args: Vec<&str> = vec!["quiet"];
     args.extend_from_slice(params);
     args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
-    run_ruml_raw(&args, &test_env())
+    common::run_ruml_raw_budget(&args, &test_env(), budget)
 }
 
 /// A host tool the test needs (.ci/run installs it).
@@ -690,7 +700,7 @@ fn corrupt_ext2_images_give_errors_not_panics() {
     let base = std::fs::read(d.join("base.img")).unwrap();
     // A truncated image.
     std::fs::write(d.join("trunc.img"), &base[..base.len() / 2]).unwrap();
-    let out = sh(
+    let out = sh_long(
         &[&format!("ubd0={}", path_str(&d.join("trunc.img")))],
         "mkdir -p /m; mount -t ext2 /dev/ubda /m 2>/dev/null || echo refused",
     );
@@ -748,7 +758,7 @@ fn corrupt_ext2_images_give_errors_not_panics() {
             params.push(format!("ubd{k}={}", path_str(&p)));
         }
         let refs: Vec<&str> = params.iter().map(|s| s.as_str()).collect();
-        let out = sh(&refs, &walk);
+        let out = sh_long(&refs, &walk);
         assert_eq!(out.code(), 0, "{out}");
         assert_eq!(out.stdout_lines().len(), 16, "{out}");
         assert!(!out.stderr.contains("panicked"), "{out}");

@@ -290,11 +290,21 @@ pub fn run_ruml<S: AsRef<OsStr>>(
 
 /// Runs `ruml ARGS...` (ARGS are ruml's own parameters, then `--` etc.).
 pub fn run_ruml_raw<S: AsRef<OsStr>>(args: &[S], env: &[(String, String)]) -> Output {
+    run_ruml_raw_budget(args, env, TIMEOUT)
+}
+
+/// As [`run_ruml_raw`], with a time budget of its own (for runs whose
+/// work grows with a loaded machine: many disk images in one boot).
+pub fn run_ruml_raw_budget<S: AsRef<OsStr>>(
+    args: &[S],
+    env: &[(String, String)],
+    budget: Duration,
+) -> Output {
     let args = with_mode(args);
     let mut cmd = Command::new(ruml_bin());
     cmd.args(&args);
     let what = format!("ruml {}", render_args(&args));
-    run_command(cmd, env, what, TIMEOUT)
+    run_command(cmd, env, what, budget)
 }
 
 fn render<S: AsRef<OsStr>>(prog: &OsStr, args: &[S]) -> String {
