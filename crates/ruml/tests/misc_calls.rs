@@ -119,3 +119,10 @@ fn futex_waitv_static() {
 fn futex_waitv_dynamic() {
     differential("futex_waitv", Flavour::Dynamic, &[]);
 }
+
+/// A vfork parent whose child never execs nor exits still dies of SIGKILL.
+#[test]
+fn vfork_parent_is_killable() {
+    let (native, _) = differential("vfork_kill", Flavour::Static, &[]);
+    assert!(native.stdout.contains("signaled=1 sig=9"), "{native}");
+}
