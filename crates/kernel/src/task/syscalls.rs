@@ -445,14 +445,11 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
                 // As Linux's wait_for_vfork_done: killable. A child that
                 // never execs nor exits must not pin its parent against
                 // SIGKILL (or a group exit).
-                loop {
-                    match rx.recv_timeout(std::time::Duration::from_millis(20)) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                            if r.task.group.sig().exit.is_some() {
-                                break;
-                            }
-                        }
-                        _ => break,
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(std::time::Duration::from_millis(20))
+                {
+                    if r.task.group.sig().exit.is_some() {
+                        break;
                     }
                 }
                 super::ptrace::vfork_done_event(r, child.tid());
