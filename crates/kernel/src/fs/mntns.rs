@@ -193,6 +193,26 @@ pub fn unbindable(m: &Mount) -> bool {
     prop(m).unbindable
 }
 
+/// The move of an attached mount (mount's MS_MOVE, move_mount): `src`'s
+/// mount goes to `target`, unless `target` lies on or below it (ELOOP).
+/// The callers have checked that `src` is the root of a mount of `ns`.
+pub fn move_under(ns: &Namespace, src: &Path, target: Path) -> KResult<()> {
+    let mut cur = target.clone();
+    loop {
+        if Arc::ptr_eq(&cur.mnt, &src.mnt) {
+            return error!(ELOOP);
+        }
+        match cur.mnt.mountpoint() {
+            Some(mp) => cur = mp,
+            None => break,
+        }
+    }
+    src.mnt.set_mountpoint(Some(target));
+    ns.remove(&src.mnt);
+    ns.attach(src.mnt.clone());
+    Ok(())
+}
+
 /// Whether `m`'s parent mount is shared (pivot_root refuses such a new root).
 pub fn parent_shared(m: &Mount) -> bool {
     m.mountpoint()

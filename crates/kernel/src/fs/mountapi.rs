@@ -388,19 +388,7 @@ fn sys_move_mount(
     if !src.is_mount_root() || !fs.ns.contains(&src.mnt) || src.mnt.mountpoint().is_none() {
         return error!(EINVAL);
     }
-    let mut cur = target.clone();
-    loop {
-        if Arc::ptr_eq(&cur.mnt, &src.mnt) {
-            return error!(ELOOP);
-        }
-        match cur.mnt.mountpoint() {
-            Some(mp) => cur = mp,
-            None => break,
-        }
-    }
-    src.mnt.set_mountpoint(Some(target));
-    fs.ns.remove(&src.mnt);
-    fs.ns.attach(src.mnt.clone());
+    crate::fs::mntns::move_under(&fs.ns, &src, target)?;
     Ok(0)
 }
 

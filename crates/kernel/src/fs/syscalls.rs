@@ -1913,20 +1913,7 @@ fn sys_mount(
         {
             return error!(EINVAL);
         }
-        // Not onto itself or below itself (a loop).
-        let mut cur = t.clone();
-        loop {
-            if Arc::ptr_eq(&cur.mnt, &src.mnt) {
-                return error!(ELOOP);
-            }
-            match cur.mnt.mountpoint() {
-                Some(mp) => cur = mp,
-                None => break,
-            }
-        }
-        src.mnt.set_mountpoint(Some(t));
-        fs.ns.remove(&src.mnt);
-        fs.ns.attach(src.mnt.clone());
+        crate::fs::mntns::move_under(&fs.ns, &src, t)?;
         return Ok(0);
     }
     if flags & MS_BIND != 0 {
