@@ -33,8 +33,11 @@ PARAMS (UML-style kernel parameters):
   init=PATH           init program inside the guest (default: /bin/sh on the
                       default root; with root=, Linux's /sbin/init,
                       /etc/init, /bin/init, /bin/sh)
-  con0=IN[,OUT], con=...  the console: fd:N (a host descriptor) or null;
-                      default fd:0,fd:1
+  conN=IN[,OUT]       console N (0: /dev/console and tty0; 1-15: /dev/ttyN):
+                      fd:N (a host descriptor), null, or pts (a new host
+                      pty, its name logged); default con0=fd:0,fd:1, the
+                      others absent
+  con=IN[,OUT]        every console not given by conN=
   umid=NAME           the instance's name (default: random, logged)
   uml_dir=DIR         where instance directories live (default ~/.uml):
                       DIR/UMID/pid and DIR/UMID/mconsole (management socket)
@@ -166,7 +169,10 @@ fn main() {
     let mut root_given = false;
     let mut umid: Option<String> = None;
     let mut uml_dir: Option<PathBuf> = None;
-    let mut console: Option<(ruml_host::conchan::Chan, ruml_host::conchan::Chan)> = None;
+    // con= (every console not named) and conN=.
+    type ChanSpec = (ruml_host::conchan::Chan, ruml_host::conchan::Chan);
+    let mut con_default: Option<ChanSpec> = None;
+    let mut consoles: Vec<(u32, ChanSpec)> = Vec::new();
     // Parameters the kernel does not know go to init, as on Linux.
     let mut init_env: Vec<Vec<u8>> = Vec::new();
     let mut init_args: Vec<Vec<u8>> = Vec::new();
@@ -210,12 +216,21 @@ fn main() {
                 "bad umid={v}: use letters, digits and ._-+@: (at most 64)"
             )),
             ("uml_dir", Some(v)) if !v.is_empty() => uml_dir = Some(PathBuf::from(v)),
-            ("con0" | "con", Some(v)) => match ruml_host::conchan::parse(v) {
-                Some(c) => console = Some(c),
-                None => die(&format!(
-                    "bad {k}={v}: give fd:N[,fd:M] or null (see docs/boot.md)"
-                )),
-            },
+            (_, Some(v)) if console_index(k).is_some() => {
+                let Some(c) = ruml_host::conchan::parse(v) else {
+                    die(&format!(
+                        "bad {k}={v}: give fd:N[,fd:M], null or pts (see docs/boot.md)"
+                    ))
+                };
+                match console_index(k) {
+                    Some(None) => con_default = Some(c),
+                    Some(Some(n)) => {
+                        consoles.retain(|(i, _)| *i != n);
+                        consoles.push((n, c));
+                    }
+                    None => {}
+                }
+            }
             ("rootfstype", Some("ext2" | "ext3" | "ext4")) => {}
             ("ro", None) => disk_ro = true,
             ("rw", None) => disk_ro = false,
@@ -384,7 +399,23 @@ fn main() {
     };
     ruml_kernel::log::start(quiet);
     let instance = ctl::start_instance(uml_dir, umid);
-    let attached = match console {
+    let con_spec = |n: u32| {
+        consoles
+            .iter()
+            .find(|(i, _)| *i == n)
+            .map(|(_, c)| *c)
+            .or(con_default)
+    };
+    for n in 1..ruml_kernel::fs::vcons::MAX_CONSOLES {
+        if let Some((i, o)) = con_spec(n) {
+            ruml_kernel::fs::vcons::configure(n, i, o);
+        }
+    }
+    let attached = match con_spec(0) {
+        Some((i @ ruml_host::conchan::Chan::Pts, o)) => {
+            ruml_kernel::fs::vcons::configure(0, i, o);
+            Ok(())
+        }
         Some((i, o)) => ruml_host::conchan::attach(i, o),
         None => Ok(()),
     };
@@ -403,6 +434,22 @@ fn main() {
         }
         Ok(code) => std::process::exit(code),
         Err(e) => die(&e),
+    }
+}
+
+/// `con` (Some(None): every console not named) or `conN` for a console
+/// ruml has (Some(Some(N))).
+fn console_index(k: &str) -> Option<Option<u32>> {
+    let rest = k.strip_prefix("con")?;
+    if rest.is_empty() {
+        return Some(None);
+    }
+    if rest.len() > 1 && rest.starts_with('0') {
+        return None;
+    }
+    match rest.parse::<u32>() {
+        Ok(n) if n < ruml_kernel::fs::vcons::MAX_CONSOLES => Some(Some(n)),
+        _ => None,
     }
 }
 

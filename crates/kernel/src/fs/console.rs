@@ -18,6 +18,10 @@
 //!   interrupted by a signal without losing data), writes go to host fd 1
 //!   (init's fd 2: host fd 2), and terminal ioctls are forwarded to the
 //!   host descriptor when it is a terminal (ENOTTY otherwise).
+//!
+//! With `con0=pts` the console is neither: it is a host pty's terminal
+//! made by [`crate::fs::vcons`] (line discipline, output through a bounded
+//! queue), and init's descriptors 0, 1 and 2 all point at it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -46,7 +50,15 @@ static CONSOLE_TTY: OnceLock<Option<Arc<Tty>>> = OnceLock::new();
 pub fn setup() -> Option<Arc<Tty>> {
     CONSOLE_TTY
         .get_or_init(|| {
-            if cfg!(test) || !host::enter_raw_mode() {
+            if cfg!(test) {
+                return None;
+            }
+            if crate::fs::vcons::con0_on_channel() {
+                let tty = crate::fs::vcons::terminal(0).ok()?;
+                tty.set_controlling(1, 1);
+                return Some(tty);
+            }
+            if !host::enter_raw_mode() {
                 return None;
             }
             let ws = host::get_winsize(0).unwrap_or([24, 80, 0, 0]);
@@ -95,6 +107,11 @@ fn keyboard(tty: Arc<Tty>) {
 pub fn for_std_fd(fd: i32) -> Arc<dyn FileOps> {
     let out_fd = if fd == 2 { 2 } else { 1 };
     match setup() {
+        Some(tty) if crate::fs::vcons::con0_on_channel() => Arc::new(TtyFile {
+            tty,
+            out_fd,
+            counted: false,
+        }),
         Some(tty) if host::isatty(fd) => {
             let out_fd = if fd == 0 { tty_echo_fd() } else { out_fd };
             Arc::new(TtyFile {
@@ -133,7 +150,7 @@ pub fn opened() -> Arc<dyn FileOps> {
 pub fn open_ctty(tgid: i32, flags: u32) -> KResult<Arc<dyn FileOps>> {
     let tty = crate::fs::tty::ctty_of(tgid).ok_or(crate::errno!(ENXIO))?;
     match tty.kind {
-        Kind::Console => Ok(Arc::new(TtyFile {
+        Kind::Console | Kind::Vc(_) => Ok(Arc::new(TtyFile {
             tty,
             out_fd: tty_echo_fd(),
             counted: false,

@@ -28,6 +28,9 @@ enum Dev {
     Urandom,
     Tty,
     Console,
+    /// /dev/ttyN: N = 0 is the console's terminal, 1.. the virtual
+    /// consoles con1=... (fs/vcons.rs).
+    Vc(u32),
 }
 
 impl Dev {
@@ -41,12 +44,21 @@ impl Dev {
             Dev::Urandom => (1, 9),
             Dev::Tty => (5, 0),
             Dev::Console => (5, 1),
+            Dev::Vc(n) => (4, n),
         }
     }
     fn perm(self) -> u32 {
         match self {
             Dev::Console => 0o600,
+            Dev::Vc(_) => 0o620,
             _ => 0o666,
+        }
+    }
+    /// The group owning the node (tty's 5 for terminals).
+    fn gid(self) -> u32 {
+        match self {
+            Dev::Tty | Dev::Vc(_) => 5,
+            _ => 0,
         }
     }
 }
@@ -54,6 +66,84 @@ impl Dev {
 struct DevNode {
     meta: Meta,
     dev: Dev,
+    attrs: DevAttrs,
+}
+
+/// The owner, permission bits and times of a device node, which chown,
+/// chmod and utimensat change (devtmpfs keeps them in its inode: a getty
+/// chowns and chmods its terminal, as agetty and login do). Locking: one
+/// mutex per node, held only to copy or update the fields.
+pub struct DevAttrs(std::sync::Mutex<DevAttrState>);
+
+#[derive(Clone, Copy)]
+struct DevAttrState {
+    perm: u32,
+    uid: u32,
+    gid: u32,
+    atime: (i64, u32),
+    mtime: (i64, u32),
+    ctime: (i64, u32),
+}
+
+impl DevAttrs {
+    pub fn new(perm: u32, uid: u32, gid: u32, time: (i64, u32)) -> DevAttrs {
+        DevAttrs(std::sync::Mutex::new(DevAttrState {
+            perm,
+            uid,
+            gid,
+            atime: time,
+            mtime: time,
+            ctime: time,
+        }))
+    }
+
+    fn get(&self) -> DevAttrState {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A stat of the node with these attributes.
+    pub fn apply(&self, st: &mut Stat) {
+        let a = self.get();
+        st.mode = (st.mode & !0o7777) | a.perm;
+        st.uid = a.uid;
+        st.gid = a.gid;
+        st.atime = a.atime;
+        st.mtime = a.mtime;
+        st.ctime = a.ctime;
+    }
+
+    /// setattr of a device node: mode, owner and times; a size is EINVAL
+    /// (truncate(2) of a character device).
+    pub fn setattr(&self, a: &crate::fs::vfs::SetAttr) -> KResult<()> {
+        if a.size.is_some() {
+            return error!(EINVAL);
+        }
+        let t = now();
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = a.mode {
+            st.perm = m & 0o7777;
+        }
+        if let Some(u) = a.uid {
+            st.uid = u;
+        }
+        if let Some(g) = a.gid {
+            st.gid = g;
+        }
+        if a.kill_suid {
+            st.perm &= !0o4000;
+            if st.perm & 0o010 != 0 {
+                st.perm &= !0o2000;
+            }
+        }
+        if let Some(at) = a.atime {
+            st.atime = at.resolve(t);
+        }
+        if let Some(mt) = a.mtime {
+            st.mtime = mt.resolve(t);
+        }
+        st.ctime = t;
+        Ok(())
+    }
 }
 
 impl Inode for DevNode {
@@ -66,10 +156,11 @@ impl Inode for DevNode {
     fn stat(&self) -> KResult<Stat> {
         let mut st = self.meta.stat(S_IFCHR | self.dev.perm(), 1, 0);
         st.rdev = self.dev.rdev();
-        if self.dev == Dev::Tty {
-            st.gid = 5;
-        }
+        self.attrs.apply(&mut st);
         Ok(st)
+    }
+    fn setattr(&self, a: &crate::fs::vfs::SetAttr) -> KResult<()> {
+        self.attrs.setattr(a)
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
@@ -77,7 +168,8 @@ impl Inode for DevNode {
     fn open(&self, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         Ok(match self.dev {
             Dev::Tty => crate::fs::console::open_ctty(caller.tgid, flags)?,
-            Dev::Console => crate::fs::console::opened(),
+            Dev::Console | Dev::Vc(0) => crate::fs::console::opened(),
+            Dev::Vc(n) => crate::fs::vcons::open(n, flags, caller.tgid)?,
             d => Arc::new(MemDev(d)),
         })
     }
@@ -140,9 +232,19 @@ pub fn new_devfs() -> Arc<dyn Inode> {
         ("urandom", Dev::Urandom),
         ("zero", Dev::Zero),
     ] {
+        let meta = next();
+        let attrs = DevAttrs::new(dev.perm(), 0, dev.gid(), meta.time);
         children.push((
             name.as_bytes().to_vec(),
-            Arc::new(DevNode { meta: next(), dev }),
+            Arc::new(DevNode { meta, dev, attrs }),
+        ));
+    }
+    for n in 0..crate::fs::vcons::MAX_CONSOLES {
+        let (meta, dev) = (next(), Dev::Vc(n));
+        let attrs = DevAttrs::new(dev.perm(), 0, dev.gid(), meta.time);
+        children.push((
+            format!("tty{n}").into_bytes(),
+            Arc::new(DevNode { meta, dev, attrs }),
         ));
     }
     for (name, target) in [

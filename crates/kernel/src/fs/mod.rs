@@ -46,6 +46,7 @@ pub mod sysfs;
 pub mod tmpfs;
 pub mod tty;
 pub mod types;
+pub mod vcons;
 pub mod vfs;
 pub mod xattr;
 

@@ -70,7 +70,7 @@ pub fn open_ptmx() -> KResult<Arc<dyn FileOps>> {
     let node = Arc::new(PtsNode {
         meta: devpts_meta().with_ino(index as u64 + 3),
         index,
-        time: now(),
+        attrs: crate::fs::devfs::DevAttrs::new(0o620, 0, 5, now()),
     });
     map.insert(
         index,
@@ -277,7 +277,8 @@ impl FileOps for TtyFile {
 struct PtsNode {
     meta: Meta,
     index: u32,
-    time: (i64, u32),
+    /// Owner, mode and times (chown/chmod by login, getty, sshd).
+    attrs: crate::fs::devfs::DevAttrs,
 }
 
 impl Inode for PtsNode {
@@ -290,11 +291,11 @@ impl Inode for PtsNode {
     fn stat(&self) -> KResult<Stat> {
         let mut st = self.meta.stat(S_IFCHR | 0o620, 1, 0);
         st.rdev = (136 + self.index / 256, self.index % 256);
-        st.gid = 5;
-        st.atime = self.time;
-        st.mtime = self.time;
-        st.ctime = self.time;
+        self.attrs.apply(&mut st);
         Ok(st)
+    }
+    fn setattr(&self, a: &crate::fs::vfs::SetAttr) -> KResult<()> {
+        self.attrs.setattr(a)
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())

@@ -214,8 +214,10 @@ pub const OUTPUT_MAX: usize = 65536;
 /// Which terminal this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// The console: output to host descriptors.
+    /// The console: output to host descriptors, or to its channel.
     Console,
+    /// Virtual console N (/dev/ttyN, N >= 1): output to its channel.
+    Vc(u32),
     /// The slave of pty N: output to the master's queue.
     PtySlave(u32),
 }
@@ -263,6 +265,9 @@ struct State {
 /// A terminal; see the module doc.
 pub struct Tty {
     pub kind: Kind,
+    /// Where a console's output goes when it is not a host descriptor
+    /// (`pts`, /dev/ttyN): a bounded queue that never blocks the caller.
+    sink: Option<Arc<ruml_host::conchan::Channel>>,
     st: Mutex<State>,
     /// Woken on input, hangup, output space, pgrp or termios changes.
     pub waiters: Waiters,
@@ -298,8 +303,38 @@ fn is_ctl(c: u8) -> bool {
 impl Tty {
     /// A new terminal, registered for controlling-terminal lookups.
     pub fn new(kind: Kind, t: Termios, ws: [u16; 4], echo_fd: i32) -> Arc<Tty> {
+        Self::with_sink(kind, t, ws, echo_fd, None)
+    }
+
+    /// A console terminal whose output goes to host channel `chan`
+    /// (drained by the channel's writer thread, which wakes this tty's
+    /// writers as room appears).
+    pub fn on_channel(
+        kind: Kind,
+        t: Termios,
+        ws: [u16; 4],
+        chan: Arc<ruml_host::conchan::Channel>,
+    ) -> Arc<Tty> {
+        let tty = Self::with_sink(kind, t, ws, -1, Some(chan.clone()));
+        let weak = Arc::downgrade(&tty);
+        chan.on_space(Box::new(move || {
+            if let Some(t) = weak.upgrade() {
+                t.waiters.wake_all();
+            }
+        }));
+        tty
+    }
+
+    fn with_sink(
+        kind: Kind,
+        t: Termios,
+        ws: [u16; 4],
+        echo_fd: i32,
+        sink: Option<Arc<ruml_host::conchan::Channel>>,
+    ) -> Arc<Tty> {
         let tty = Arc::new(Tty {
             kind,
+            sink,
             st: Mutex::new(State {
                 t,
                 ws,
@@ -343,6 +378,7 @@ impl Tty {
     pub fn rdev(&self) -> (u32, u32) {
         match self.kind {
             Kind::Console => (5, 1),
+            Kind::Vc(n) => (4, n),
             Kind::PtySlave(n) => (136 + n / 256, n % 256),
         }
     }
@@ -419,8 +455,13 @@ impl Tty {
         if bytes.is_empty() {
             return;
         }
+        if let Some(chan) = &self.sink {
+            // Beyond the queue's room (echo only: writers checked), dropped.
+            chan.write(bytes);
+            return;
+        }
         match self.kind {
-            Kind::Console => {
+            Kind::Console | Kind::Vc(_) => {
                 let mut done = 0;
                 while done < bytes.len() {
                     match ruml_host::console::write(fd, &bytes[done..]) {
@@ -853,10 +894,7 @@ impl Tty {
                 if st.hung_up {
                     return if done > 0 { Ok(done) } else { error!(EIO) };
                 }
-                let room = match self.kind {
-                    Kind::Console => usize::MAX,
-                    Kind::PtySlave(_) => OUTPUT_MAX.saturating_sub(st.to_master.len()),
-                };
+                let room = self.out_room(&st);
                 if !st.stopped && room > 0 {
                     let n = room.min(data.len() - done).min(4096);
                     let mut out = Vec::with_capacity(n + n / 8);
@@ -871,15 +909,25 @@ impl Tty {
             }
             let r = self.waiters.wait(task, None, || {
                 let st = self.lock();
-                st.hung_up
-                    || (!st.stopped
-                        && (self.kind == Kind::Console || st.to_master.len() < OUTPUT_MAX))
+                st.hung_up || (!st.stopped && self.out_room(&st) > 0)
             });
             if let Err(e) = r {
                 return if done > 0 { Ok(done) } else { Err(e) };
             }
         }
         Ok(done)
+    }
+
+    /// Bytes a writer may hand to output processing now. A channel's
+    /// room is halved: processing at most doubles them (ONLCR).
+    fn out_room(&self, st: &State) -> usize {
+        if let Some(chan) = &self.sink {
+            return chan.room() / 2;
+        }
+        match self.kind {
+            Kind::Console | Kind::Vc(_) => usize::MAX,
+            Kind::PtySlave(_) => OUTPUT_MAX.saturating_sub(st.to_master.len()),
+        }
     }
 
     /// Readiness of the slave side.
@@ -897,7 +945,7 @@ impl Tty {
         if Self::readable(&st) {
             ev |= poll::READABLE;
         }
-        let out_ok = !st.stopped && (self.kind == Kind::Console || st.to_master.len() < OUTPUT_MAX);
+        let out_ok = !st.stopped && self.out_room(&st) > 0;
         if out_ok {
             ev |= poll::WRITABLE;
         }
@@ -1234,7 +1282,7 @@ impl Tty {
         };
         if pgrp > 0 {
             jobs::send_to_pgrp(pgrp, SIGHUP);
-            if !on_exit || self.kind == Kind::Console {
+            if !on_exit || matches!(self.kind, Kind::Console | Kind::Vc(_)) {
                 jobs::send_to_pgrp(pgrp, SIGCONT);
             }
         }
