@@ -152,7 +152,10 @@ struct Output {
     /// None: `null`, output is discarded.
     fd: Option<OwnedFd>,
     st: Mutex<OutState>,
+    /// Signalled when output is queued (the writer thread waits on it).
     cv: Condvar,
+    /// Signalled when the writer thread wrote some (flush waits on it).
+    progress: Condvar,
     on_space: Mutex<Option<SpaceFn>>,
 }
 
@@ -297,6 +300,28 @@ impl Channel {
         }
     }
 
+    /// Gives the writer thread a chance to hand what is queued to the host
+    /// (at halt): returns once the queue is empty, or when the host has
+    /// taken nothing for `patience` (a pty nobody reads).
+    pub fn flush(&self, patience: std::time::Duration) {
+        let mut st = self.out.lock();
+        loop {
+            if st.queue.is_empty() || st.broken || !st.started {
+                return;
+            }
+            let before = st.queue.len();
+            let (g, _) = self
+                .out
+                .progress
+                .wait_timeout(st, patience)
+                .unwrap_or_else(|p| p.into_inner());
+            st = g;
+            if st.queue.len() >= before {
+                return;
+            }
+        }
+    }
+
     /// Registers what to call when queued output drains.
     pub fn on_space(&self, f: SpaceFn) {
         *self.out.on_space.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
@@ -368,6 +393,7 @@ impl Output {
             fd,
             st: Mutex::new(OutState::default()),
             cv: Condvar::new(),
+            progress: Condvar::new(),
             on_space: Mutex::new(None),
         })
     }
@@ -446,6 +472,7 @@ impl Output {
                 }
             };
             if drained {
+                self.progress.notify_all();
                 if let Some(f) = self
                     .on_space
                     .lock()

@@ -202,6 +202,8 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
             crate::log::info(&format!("init exited: {st:?}; halting"));
             // Nothing written to a disk is lost at halt.
             crate::block::shutdown_all();
+            // Nor what the consoles still hold for their host ptys.
+            crate::fs::vcons::flush_all();
             return Ok(match st {
                 ExitStatus::Exited(c) => c & 0xff,
                 ExitStatus::Killed { signo, .. } => 128 + signo,

@@ -503,3 +503,220 @@ fn console_channels() {
     assert_eq!(out.status.code(), Some(1), "{out}");
     assert!(out.stderr.contains("con0=xterm"), "{out}");
 }
+
+// --- consoles on host ptys (conN=pts) and virtual consoles /dev/ttyN -----
+
+/// The host pty console `n` got, from the boot log ("Virtual console N
+/// assigned device '/dev/pts/M'").
+fn assigned_pts(log: &str, n: u32) -> Option<String> {
+    let key = format!("Virtual console {n} assigned device '");
+    let rest = &log[log.find(&key)? + key.len()..];
+    Some(rest[..rest.find('\'')?].to_string())
+}
+
+/// Polls `log()` until console `n`'s pty shows up.
+fn wait_pts(n: u32, log: impl Fn() -> String) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let l = log();
+        if let Some(p) = assigned_pts(&l, n) {
+            return p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pty for console {n} in the log:\n{l}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The test's end of a host pty a console is on: what a user's `screen
+/// /dev/pts/N` would be.
+struct PtsReader {
+    f: std::fs::File,
+    seen: String,
+}
+
+impl PtsReader {
+    fn open(path: &str) -> PtsReader {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(path)
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+        PtsReader {
+            f,
+            seen: String::new(),
+        }
+    }
+    fn send(&mut self, s: &str) {
+        use std::io::Write;
+        self.f.write_all(s.as_bytes()).expect("write to the pty");
+    }
+    /// Reads until `ok(everything read so far)`; returns it.
+    fn wait(&mut self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.f.read(&mut buf) {
+                Ok(n) if n > 0 => self.seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => {
+                    if ok(&self.seen) {
+                        return self.seen.clone();
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "timed out waiting for {what} on the pty; it showed:\n{}",
+                        self.seen
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+        }
+    }
+}
+
+/// `con0=pts`: the console is a new host pty whose name is logged; init's
+/// descriptors are that terminal (with the guest's line discipline: the
+/// input line is echoed and ends with the Enter sent as a CR), and output
+/// written before anyone attached waits there.
+#[test]
+fn con0_on_a_host_pty() {
+    let mut bg = common::Background::start(&[
+        "con0=pts",
+        "--",
+        "/bin/sh",
+        "-c",
+        "tty; echo early-$((40+2)); read x; echo got-$x; read x; exit 3",
+    ]);
+    let path = wait_pts(0, || bg.stderr());
+    assert!(path.starts_with("/dev/pts/"), "{path}");
+    let mut pty = PtsReader::open(&path);
+    pty.wait("init's first output", |s| {
+        s.contains("/dev/console") && s.contains("early-42")
+    });
+    pty.send("abc\r");
+    let seen = pty.wait("init's answer", |s| s.contains("got-abc"));
+    assert!(
+        seen.contains("abc\r\n"),
+        "the line was not echoed: {seen:?}"
+    );
+    pty.send("\r");
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    let status = loop {
+        if let Some(st) = bg.child.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "ruml did not exit");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(3), "{}", bg.stderr());
+}
+
+/// A pty nobody reads never blocks the instance: a non-blocking writer of
+/// /dev/tty1 gets EAGAIN once its bounded queue is full, a blocking one
+/// waits (alone), and init goes on and exits. An unconfigured /dev/ttyN
+/// gives ENODEV; a stat of /dev/tty1 shows Linux's tty device 4:1.
+#[test]
+fn an_unread_pty_blocks_only_its_writers() {
+    let out = run_ruml_raw(
+        &[
+            "con1=pts",
+            "--",
+            "/bin/sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/tty1 bs=4096 count=1000 oflag=nonblock 2>&1 | grep -c 'Resource temporarily unavailable'; \
+             (head -c 2000000 /dev/zero > /dev/tty1 &); \
+             stat -c '%t:%T %G %a' /dev/tty1; \
+             echo x > /dev/tty5 || echo tty5-refused; \
+             echo alive",
+        ],
+        &test_env(),
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(out.stdout, "1\n4:1 tty 620\ntty5-refused\nalive\n", "{out}");
+    assert!(out.stderr.contains("No such device"), "{out}");
+    assert!(assigned_pts(&out.stderr, 1).is_some(), "{out}");
+}
+
+/// busybox init with gettys on the console and on /dev/tty1 and /dev/tty2,
+/// those two on host ptys (`con1=pts con2=pts`): root logs in on each
+/// (the shell's terminal is /dev/ttyN), and `poweroff` on the console ends
+/// ruml with status 0.
+#[test]
+fn gettys_on_virtual_consoles_over_host_ptys() {
+    if !Tmux::available() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let Some(t) = busybox_root(
+        "bb-vcons",
+        "::sysinit:/bin/mount -t proc proc /proc\n\
+         ::respawn:/sbin/getty 38400 console\n\
+         tty1::respawn:/sbin/getty 38400 tty1\n\
+         tty2::respawn:/sbin/getty 38400 tty2\n",
+    ) else {
+        return;
+    };
+    let d = t.path();
+    for a in ["tty", "stat"] {
+        std::os::unix::fs::symlink("busybox", d.join("root/bin").join(a)).unwrap();
+    }
+    let script = d.join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             {ruml} {mode}umid=vc{pid} uml_dir={d}/uml root={d}/root con1=pts con2=pts 2>{d}/log\n\
+             echo \"ruml exited $?\"\n\
+             exec sleep 600\n",
+            d = d.display(),
+            ruml = common::ruml_bin().display(),
+            mode = common::mode_prefix(),
+            pid = std::process::id(),
+        ),
+    )
+    .unwrap();
+    let tm = Tmux {
+        socket: format!("ruml-vcons-{}", std::process::id()),
+    };
+    let out = tm.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &format!("sh {}", script.display()),
+    ]);
+    assert!(out.status.success(), "tmux new-session failed");
+    tm.wait("the console's login prompt", 60, |p| logins(p) >= 1);
+    let log = || std::fs::read_to_string(d.join("log")).unwrap_or_default();
+    for n in [1, 2] {
+        let path = wait_pts(n, log);
+        let mut pty = PtsReader::open(&path);
+        pty.wait("a login prompt", |s| s.contains("login:"));
+        pty.send("root\r");
+        pty.wait("a shell prompt", |s| s.contains(" # "));
+        pty.send("echo on-$(tty)-$((40+2))\r");
+        let want = format!("on-/dev/tty{n}-42");
+        pty.wait(&want, |s| s.contains(&want));
+    }
+    tm.keys(&["root", "Enter"]);
+    tm.wait("a shell prompt on the console", 30, |p| {
+        p.contains("/root #")
+    });
+    tm.keys(&["poweroff", "Enter"]);
+    tm.wait("ruml to exit", 60, |p| p.contains("ruml exited"));
+    let p = tm.pane();
+    assert!(
+        p.contains("ruml exited 0"),
+        "poweroff exits 0:\n{p}\n{}",
+        log()
+    );
+}

@@ -918,6 +918,14 @@ impl Tty {
         Ok(done)
     }
 
+    /// Waits (bounded by `patience` without progress) for a channel
+    /// console's queued output to reach the host.
+    pub fn flush_output(&self, patience: Duration) {
+        if let Some(chan) = &self.sink {
+            chan.flush(patience);
+        }
+    }
+
     /// Bytes a writer may hand to output processing now. A channel's
     /// room is halved: processing at most doubles them (ONLCR).
     fn out_room(&self, st: &State) -> usize {

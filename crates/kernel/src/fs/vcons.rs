@@ -101,6 +101,20 @@ pub fn terminal(n: u32) -> KResult<Arc<Tty>> {
     Ok(tty)
 }
 
+/// At halt: lets every console's queued output reach the host (a console
+/// whose host side takes nothing for a fifth of a second is given up).
+pub fn flush_all() {
+    let ttys: Vec<Arc<Tty>> = TTYS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    for t in ttys {
+        t.flush_output(std::time::Duration::from_millis(200));
+    }
+}
+
 /// open(2) of /dev/ttyN (N >= 1) by process `tgid`: a session leader
 /// without a controlling terminal acquires it (unless O_NOCTTY), as
 /// Linux's tty_open does for every terminal but /dev/console and tty0.
