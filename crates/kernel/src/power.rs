@@ -108,6 +108,112 @@ pub fn task_list() -> String {
     s
 }
 
+/// Every live thread, with its process.
+fn all_threads() -> Vec<(Arc<ThreadGroup>, Arc<crate::task::Task>)> {
+    let groups: Vec<Arc<ThreadGroup>> = {
+        let tree = crate::kernel().tasks.lock();
+        tree.values()
+            .filter(|n| n.zombie.is_none())
+            .filter_map(|n| n.group.clone())
+            .collect()
+    };
+    groups
+        .into_iter()
+        .flat_map(|g| g.threads().into_iter().map(move |t| (g.clone(), t)))
+        .collect()
+}
+
+fn comm_of(t: &crate::task::Task) -> String {
+    String::from_utf8_lossy(&t.comm.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+fn syscall_label(nr: u64) -> String {
+    crate::syscalls::names::syscall_name(nr)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("syscall {nr}"))
+}
+
+/// Blocked tasks (SysRq w). Linux lists the tasks in uninterruptible
+/// sleep; every sleep in ruml can be interrupted, so this lists what is
+/// closest: every thread inside a system call (sleeping in the kernel),
+/// with the call and how long it has been there.
+pub fn blocked_tasks() -> String {
+    let mut s = String::from("  PID   TID COMM             SYSCALL              FOR\n");
+    let mut n = 0;
+    for (g, t) in all_threads() {
+        let Some((nr, ms)) = t.activity.snapshot().syscall else {
+            continue;
+        };
+        n += 1;
+        s.push_str(&format!(
+            "{:5} {:5} {:16} {:20} {}.{:03}s\n",
+            g.tgid(),
+            t.tid(),
+            comm_of(&t),
+            syscall_label(nr),
+            ms / 1000,
+            ms % 1000
+        ));
+    }
+    s.push_str(&format!("{n} tasks in the kernel\n"));
+    s
+}
+
+/// Every thread's guest state (SysRq l): Linux prints the backtrace of
+/// each CPU; ruml's guests run on host threads, so for each guest thread
+/// it prints where it is (in a system call, or running guest code) and
+/// the guest registers at its last system call, as show_regs lays them
+/// out, plus the top of its guest stack.
+pub fn task_registers() -> String {
+    let mut s = String::new();
+    for (g, t) in all_threads() {
+        let snap = t.activity.snapshot();
+        let state = match snap.syscall {
+            Some((nr, ms)) => format!(
+                "in {} for {}.{:03}s",
+                syscall_label(nr),
+                ms / 1000,
+                ms % 1000
+            ),
+            None => "running guest code (registers of its last system call)".into(),
+        };
+        s.push_str(&format!(
+            "pid {} tid {} comm {}: {state}\n",
+            g.tgid(),
+            t.tid(),
+            comm_of(&t)
+        ));
+        let Some(regs) = snap.regs else {
+            s.push_str("  (no system call yet)\n");
+            continue;
+        };
+        let named: Vec<_> = crate::task::activity::REG_NAMES
+            .iter()
+            .zip(regs.iter())
+            .collect();
+        for chunk in named.chunks(3) {
+            let line: Vec<String> = chunk
+                .iter()
+                .map(|(name, v)| format!("{name:>8}: {v:016x}"))
+                .collect();
+            s.push_str(&format!("{}\n", line.join(" ")));
+        }
+        // The top of the guest stack, as far as it is mapped.
+        let mut words = Vec::new();
+        let mm = t.mm();
+        for i in 0..8u64 {
+            match mm.read_val::<u64>(regs[1].wrapping_add(i * 8)) {
+                Ok(w) => words.push(format!("{w:016x}")),
+                Err(_) => break,
+            }
+        }
+        if !words.is_empty() {
+            s.push_str(&format!("   Stack: {}\n", words.join(" ")));
+        }
+    }
+    s
+}
+
 /// Memory information (SysRq m): physical memory's frames.
 pub fn mem_info() -> String {
     let phys = &crate::kernel().phys;
@@ -195,21 +301,13 @@ pub fn sysrq(key: u8) -> Result<String, String> {
         }
         b't' => format!("Show State\n{}", task_list()),
         b'm' => format!("Show Memory\n{}", mem_info()),
+        b'w' => format!("Show Blocked State\n{}", blocked_tasks()),
+        b'l' => format!("Show backtrace of all active tasks\n{}", task_registers()),
         b'h' => "HELP : reboot(b) emergency-remount-ro(u) help(h) kill-all-tasks(i) \
-                 show-memory-usage(m) poweroff(o) sync(s) show-task-states(t) \
-                 terminate-all-tasks(e)\n"
+                 show-backtrace-all-active-cpus(l) show-memory-usage(m) poweroff(o) \
+                 sync(s) show-task-states(t) terminate-all-tasks(e) \
+                 show-blocked-tasks(w)\n"
             .to_string(),
-        b'w' | b'l' => {
-            return Err(format!(
-                "sysrq {}: ruml does not track {} (see docs/boot.md)",
-                key as char,
-                if key == b'w' {
-                    "uninterruptible (D state) tasks"
-                } else {
-                    "per-CPU backtraces"
-                }
-            ))
-        }
         _ => {
             return Err(format!(
                 "sysrq {}: no such key (sysrq h lists them)",

@@ -350,6 +350,63 @@ fn sysrq_e_terminates_everything_but_init() {
     assert_eq!(i.wait_exit(), 0);
 }
 
+/// SysRq w lists the threads sleeping in a system call (init waiting,
+/// its child in clock_nanosleep); SysRq l shows each thread's guest
+/// registers at its system call's entry (ORIG_RAX is the call's number)
+/// and the top of its guest stack. Both go to the kernel log too.
+#[test]
+fn sysrq_w_and_l_show_blocked_tasks_and_registers() {
+    let script = "sleep 1000 & echo started; wait";
+    let mut i = Instance::start("sysrq-wl", &["--", "/bin/sh", "-c", script]);
+    i.wait_ready();
+    i.wait_stdout("the child", 30, |s| s.contains("started"));
+    // The child may still be starting: ask until it sleeps.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let w = loop {
+        let (st, out, err) = ctl(&i, &["sysrq", "w"]);
+        assert_eq!(st, 0, "{out}{err}");
+        if out
+            .lines()
+            .any(|l| l.contains(" sleep ") && l.contains("clock_nanosleep"))
+        {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sleep never shown blocked:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(w.starts_with("Show Blocked State"), "{w}");
+    assert!(
+        w.lines().any(|l| l.split_whitespace().next() == Some("1")),
+        "init sleeps in the kernel too (dash's wait: rt_sigsuspend):\n{w}"
+    );
+    let (st, l, _) = ctl(&i, &["sysrq", "l"]);
+    assert_eq!(st, 0, "{l}");
+    let sleep_part = l
+        .split("pid ")
+        .find(|p| p.contains("comm sleep"))
+        .unwrap_or_else(|| panic!("no sleep thread in:\n{l}"));
+    assert!(sleep_part.contains("in clock_nanosleep"), "{l}");
+    assert!(
+        sleep_part.contains(&format!("ORIG_RAX: {:016x}", 230)),
+        "clock_nanosleep is system call 230:\n{l}"
+    );
+    assert!(
+        sleep_part.contains("RIP: ") && sleep_part.contains("Stack: "),
+        "{l}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !i.stderr().contains("sysrq: Show Blocked State") {
+        assert!(Instant::now() < deadline, "sysrq w not in the kernel log");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (st, _, _) = ctl(&i, &["halt"]);
+    assert_eq!(st, 0);
+    assert_eq!(i.wait_exit(), 0);
+}
+
 #[test]
 fn reboot_boots_again_with_the_same_umid() {
     let mut i = Instance::start(

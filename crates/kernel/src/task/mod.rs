@@ -13,6 +13,7 @@
 //! (ptrace's registry and a task's ptrace state sit between the tree and
 //! group signals: see [`ptrace`]).
 
+pub mod activity;
 pub mod caps;
 pub mod coredump;
 pub mod creds;
@@ -348,6 +349,9 @@ pub struct Task {
     /// The task's namespaces but mount, PID and user (ns.rs): replaced
     /// whole by unshare/setns; the mutex is held only to clone the Arc.
     nsproxy: Mutex<Arc<ns::NsProxy>>,
+    /// The system call being served and the last one's registers, for
+    /// SysRq w and l (see [`activity`]).
+    pub activity: activity::Activity,
 }
 
 impl Task {
@@ -389,6 +393,7 @@ impl Task {
             ptrace: Default::default(),
             personality: Default::default(),
             nsproxy: Mutex::new(ns::root_proxy()),
+            activity: Default::default(),
         });
         t.group
             .threads
@@ -638,6 +643,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                     ptrace::Entry::Run
                 };
                 if entry == ptrace::Entry::Run {
+                    task.activity.enter(&r.regs);
                     let mut regs = r.regs;
                     let mut sctx = SyscallContext {
                         task: &task,
@@ -666,6 +672,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                     if verdict == seccomp::Intercept::Run {
                         crate::syscalls::dispatch(&mut sctx);
                     }
+                    task.activity.leave();
                     let after = sctx.after.take();
                     r.regs = regs;
                     r.in_syscall = true;
