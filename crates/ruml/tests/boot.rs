@@ -720,3 +720,97 @@ fn gettys_on_virtual_consoles_over_host_ptys() {
         log()
     );
 }
+
+// --- a Debian root (debootstrap, sysvinit) ---------------------------------
+
+/// A Debian 12 root from tests/scripts/debootstrap-root.sh (minbase and
+/// sysvinit-core), built once into `target/debian-root` (or the directory
+/// RUML_DEBIAN_ROOT names) and kept: ruml boots it as an overlay, so it
+/// stays pristine.
+fn debian_root() -> std::path::PathBuf {
+    let dir = std::env::var_os("RUML_DEBIAN_ROOT")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| common::workspace_root().join("target/debian-root"));
+    if !dir.join("sbin/init").exists() {
+        let script = common::workspace_root().join("tests/scripts/debootstrap-root.sh");
+        let st = std::process::Command::new("sh")
+            .arg(&script)
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .expect("run debootstrap-root.sh");
+        assert!(st.success(), "{} failed: {st}", script.display());
+    }
+    dir
+}
+
+/// Debian's sysvinit boots through its rc scripts (runlevel S, then 2) to
+/// agetty's login prompt on the console and on /dev/tty1 (a host pty);
+/// root logs in on both; `shutdown -h now` runs the rc 0 scripts and ruml
+/// exits 0. Ignored by default: it needs root, debootstrap and Debian's
+/// package mirror the first time (CI runs it in a step of its own; by
+/// hand: `cargo test --release --test boot -- --ignored debian`).
+#[test]
+#[ignore]
+fn debian_sysvinit_boots_to_login_and_shuts_down() {
+    if !Tmux::available() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let root = debian_root();
+    let t = common::TempDir::new("debian");
+    let d = t.path();
+    let script = d.join("run.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             {ruml} {mode}mem=512M umid=deb{pid} uml_dir={d}/uml root={root} con1=pts 2>{d}/log\n\
+             echo \"ruml exited $?\"\n\
+             exec sleep 600\n",
+            d = d.display(),
+            root = root.display(),
+            ruml = common::ruml_bin().display(),
+            mode = common::mode_prefix(),
+            pid = std::process::id(),
+        ),
+    )
+    .unwrap();
+    let tm = Tmux {
+        socket: format!("ruml-debian-{}", std::process::id()),
+    };
+    let out = tm.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        &format!("sh {}", script.display()),
+    ]);
+    assert!(out.status.success(), "tmux new-session failed");
+    let log = || std::fs::read_to_string(d.join("log")).unwrap_or_default();
+    let p = tm.wait("the console's login prompt", 300, |p| {
+        p.contains("ruml-debian login:")
+    });
+    assert!(p.contains("INIT: Entering runlevel: 2"), "{p}");
+    let path = wait_pts(1, log);
+    let mut pty = PtsReader::open(&path);
+    pty.wait("tty1's login prompt", |s| s.contains("login:"));
+    pty.send("root\r");
+    pty.wait("a shell on tty1", |s| s.contains("root@ruml-debian:~# "));
+    pty.send("echo on-$(tty)-$((40+2))\r");
+    pty.wait("the shell's answer on tty1", |s| s.contains("on-/dev/tty1-42"));
+    tm.keys(&["root", "Enter"]);
+    tm.wait("a shell on the console", 60, |p| p.contains("root@ruml-debian:~# "));
+    tm.keys(&["runlevel; echo hi$((40+2))", "Enter"]);
+    tm.wait("the shell's answer", 60, |p| {
+        p.lines().any(|l| l.trim_end() == "N 2") && p.lines().any(|l| l.trim_end() == "hi42")
+    });
+    tm.keys(&["shutdown -h now", "Enter"]);
+    let p = tm.wait("ruml to exit", 300, |p| p.contains("ruml exited"));
+    assert!(p.contains("ruml exited 0"), "{p}\n{}", log());
+    assert!(p.contains("Will now halt"), "the rc 0 scripts ran:\n{p}");
+}
