@@ -504,4 +504,42 @@ mod tests {
         assert_eq!(parse("xterm"), None);
         assert_eq!(parse("port:9000"), None);
     }
+
+    /// Output to a pipe nobody reads: writes take what fits in the bounded
+    /// queue and then nothing, never blocking; once a reader drains the
+    /// pipe, everything taken arrives.
+    #[test]
+    fn output_is_bounded_and_never_blocks() {
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe2 fills fds.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let ch = Channel::open(Chan::Null, Chan::Fd(fds[1])).unwrap();
+        // SAFETY: the channel holds its own copy.
+        unsafe { libc::close(fds[1]) };
+        let mut taken = 0usize;
+        let mut i = 0u8;
+        loop {
+            let chunk = [i; 4096];
+            let n = ch.write(&chunk);
+            taken += n;
+            if n < chunk.len() {
+                break;
+            }
+            i = i.wrapping_add(1);
+        }
+        assert!(taken >= OUTPUT_QUEUE, "took only {taken}");
+        assert!(taken <= OUTPUT_QUEUE + (4 << 20), "took {taken}");
+        let mut got = 0usize;
+        let mut buf = [0u8; 65536];
+        while got < taken {
+            // SAFETY: buf is writable for its length.
+            let r = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+            assert!(r > 0, "the pipe ended after {got} of {taken} bytes");
+            got += r as usize;
+        }
+        assert_eq!(got, taken);
+        assert!(ch.room() > 0);
+        // SAFETY: our read end.
+        unsafe { libc::close(fds[0]) };
+    }
 }

@@ -802,9 +802,13 @@ fn debian_sysvinit_boots_to_login_and_shuts_down() {
     pty.send("root\r");
     pty.wait("a shell on tty1", |s| s.contains("root@ruml-debian:~# "));
     pty.send("echo on-$(tty)-$((40+2))\r");
-    pty.wait("the shell's answer on tty1", |s| s.contains("on-/dev/tty1-42"));
+    pty.wait("the shell's answer on tty1", |s| {
+        s.contains("on-/dev/tty1-42")
+    });
     tm.keys(&["root", "Enter"]);
-    tm.wait("a shell on the console", 60, |p| p.contains("root@ruml-debian:~# "));
+    tm.wait("a shell on the console", 60, |p| {
+        p.contains("root@ruml-debian:~#")
+    });
     tm.keys(&["runlevel; echo hi$((40+2))", "Enter"]);
     tm.wait("the shell's answer", 60, |p| {
         p.lines().any(|l| l.trim_end() == "N 2") && p.lines().any(|l| l.trim_end() == "hi42")
