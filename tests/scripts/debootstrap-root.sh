@@ -8,8 +8,7 @@
 #   - the hostname is ruml-debian.
 # Usage: tests/scripts/debootstrap-root.sh DIR [SUITE]
 # Needs root (debootstrap's chroot and device nodes) and Debian's package
-# mirror, reached by debootstrap's own default (Debian's `debootstrap`
-# package). Takes a minute or two; about 200 MB.
+# mirror (the one apt uses here, or DEBOOTSTRAP_MIRROR). Takes a minute or two; about 200 MB.
 set -eu
 
 dir=${1:?usage: $0 DIR [SUITE]}
@@ -24,9 +23,20 @@ if ! command -v debootstrap >/dev/null 2>&1; then
     exit 2
 fi
 
+# The mirror apt itself uses on this machine (DEBOOTSTRAP_MIRROR overrides),
+# and apt's proxy if it has one: debootstrap reads neither on its own.
+mirror=${DEBOOTSTRAP_MIRROR:-$(
+    { grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}'
+      grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2}'; } |
+    grep -v -e security -e updates | head -n 1)}
+if [ -z "${http_proxy:-}" ]; then
+    eval "$(apt-config shell http_proxy Acquire::http::Proxy)"
+    [ -n "${http_proxy:-}" ] && export http_proxy
+fi
+
 tmp="$dir.tmp"
 rm -rf "$tmp"
-debootstrap --variant=minbase --include=sysvinit-core "$suite" "$tmp"
+debootstrap --variant=minbase --include=sysvinit-core "$suite" "$tmp" ${mirror:+"$mirror"}
 
 # No password for root.
 sed -i 's/^root:[^:]*:/root::/' "$tmp/etc/shadow"
