@@ -38,6 +38,7 @@ pub mod perm;
 pub mod pipe;
 pub mod poll;
 pub mod procfs;
+pub mod procsys;
 pub mod procns;
 pub mod pty;
 pub mod simple;

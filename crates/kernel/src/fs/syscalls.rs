@@ -754,7 +754,10 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
             Ok(0)
         }
         F_GETPIPE_SZ => crate::fs::pipe::get_size(&f).map(|n| n as u64),
-        F_SETPIPE_SZ => crate::fs::pipe::set_size(&f, arg).map(|n| n as u64),
+        F_SETPIPE_SZ => {
+            let privileged = ctx.task.privileged(crate::task::caps::Cap::SysResource);
+            crate::fs::pipe::set_size(&f, arg, privileged).map(|n| n as u64)
+        }
         crate::fs::locks::F_GETLK
         | crate::fs::locks::F_SETLK
         | crate::fs::locks::F_SETLKW

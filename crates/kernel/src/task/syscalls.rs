@@ -905,7 +905,7 @@ const RLIM_INFINITY: u64 = u64::MAX;
 const RLIMIT_NLIMITS: u32 = 16;
 const RLIMIT_NOFILE: u32 = 7;
 /// fs.nr_open's default.
-const NR_OPEN: u64 = 1_048_576;
+pub const NR_OPEN: u64 = 1_048_576;
 
 /// Every limit at its default.
 pub fn default_limits() -> [[u64; 2]; 16] {
