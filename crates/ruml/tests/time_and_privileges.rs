@@ -133,7 +133,11 @@ if pid == 0:
     os._exit(0)
 os.waitpid(pid, 0)
 "#;
-    let out = common::run_ruml("/usr/bin/python3", &["-u", "-c", script], &common::test_env());
+    let out = common::run_ruml(
+        "/usr/bin/python3",
+        &["-u", "-c", script],
+        &common::test_env(),
+    );
     assert_eq!(out.code(), 0, "{out}");
     for want in [
         "pipe-max-size 5000: ok 8192\n",
@@ -150,4 +154,30 @@ os.waitpid(pid, 0)
     ] {
         assert!(out.stdout.contains(want), "missing {want:?}:\n{out}");
     }
+}
+
+/// setgid directories pass their group (and to subdirectories the bit)
+/// on, chmod by a non-member drops S_ISGID, writes and truncates by a
+/// caller without CAP_FSETID and chown clear the set-id bits
+/// (tests/guest/setgid_dirs.c), natively in a scratch directory and under
+/// ruml in the guest's /tmp (tmpfs).
+#[test]
+fn setgid_directories_and_setid_bits() {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("setgid_directories_and_setid_bits: needs root natively; skipped");
+        return;
+    }
+    let guest = common::build_guest("setgid_dirs", Flavour::Static);
+    let env = common::test_env();
+    let dir = common::TempDir::new("setgid");
+    let native = common::run_native(&guest.path, &[dir.path().as_os_str()], &env);
+    assert_ok(&native);
+    let script = format!(
+        "d=/tmp/ruml-setgid-{}; mkdir $d && exec {} $d",
+        std::process::id(),
+        guest.path.display()
+    );
+    let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
+    common::assert_same(&native, &ruml);
 }

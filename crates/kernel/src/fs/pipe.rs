@@ -51,8 +51,6 @@ impl State {
     }
 }
 
-/// The largest F_SETPIPE_SZ (fs.pipe-max-size's default).
-
 /// A pipe; see the module doc.
 pub struct Pipe {
     state: Mutex<State>,

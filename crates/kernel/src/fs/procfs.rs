@@ -789,7 +789,11 @@ impl Inode for SysDir {
             };
             entries.push((ino, t.dirent_type(), n.as_bytes().to_vec()));
         }
-        for (n, ino, dir) in self.sysctl().map(crate::fs::procsys::entries).unwrap_or_default() {
+        for (n, ino, dir) in self
+            .sysctl()
+            .map(crate::fs::procsys::entries)
+            .unwrap_or_default()
+        {
             let t = if dir {
                 FileType::Directory
             } else {

@@ -102,7 +102,12 @@ static ENTRIES: &[Entry] = &[
         name: "dmesg_restrict",
         ino: 402,
         node: Node::File(
-            || format!("{}\n", u8::from(crate::kmsg::DMESG_RESTRICT.load(Ordering::Relaxed))),
+            || {
+                format!(
+                    "{}\n",
+                    u8::from(crate::kmsg::DMESG_RESTRICT.load(Ordering::Relaxed))
+                )
+            },
             Some(set_dmesg_restrict),
         ),
     },
@@ -144,8 +149,12 @@ static ENTRIES: &[Entry] = &[
     ro(Dir::Inotify, "max_queued_events", 430, || {
         format!("{}\n", crate::fs::inotify::MAX_QUEUED)
     }),
-    ro(Dir::Inotify, "max_user_instances", 431, || format!("{INT_MAX}\n")),
-    ro(Dir::Inotify, "max_user_watches", 432, || format!("{INT_MAX}\n")),
+    ro(Dir::Inotify, "max_user_instances", 431, || {
+        format!("{INT_MAX}\n")
+    }),
+    ro(Dir::Inotify, "max_user_watches", 432, || {
+        format!("{INT_MAX}\n")
+    }),
     // net.core.somaxconn: listen()'s backlog ceiling (net/inet.rs,
     // net/unix.rs).
     sub(Dir::Root, "net", 440, Dir::Net),
@@ -262,9 +271,9 @@ impl Inode for SysctlFile {
         let (read, write) = self.funcs();
         if flags & 3 != 0 {
             // Linux's sysctl test_perm: the owner bits for euid 0 only.
-            let root = caller.task.is_none_or(|t| {
-                t.group.creds.lock().unwrap_or_else(|p| p.into_inner()).euid == 0
-            });
+            let root = caller
+                .task
+                .is_none_or(|t| t.group.creds.lock().unwrap_or_else(|p| p.into_inner()).euid == 0);
             if write.is_none() || !root {
                 return error!(EACCES);
             }

@@ -126,7 +126,12 @@ fn can_nice(caller: &Task, g: &ThreadGroup, nice: i32) -> bool {
 
 /// Whether the caller's effective uid owns `g` (its real or effective uid).
 fn same_owner(caller: &Task, g: &ThreadGroup) -> bool {
-    let euid = caller.group.creds.lock().unwrap_or_else(|p| p.into_inner()).euid;
+    let euid = caller
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .euid;
     let c = g.creds.lock().unwrap_or_else(|p| p.into_inner());
     c.ruid == euid || c.euid == euid
 }
@@ -386,7 +391,11 @@ fn sys_sched_getattr(
         0
     };
     b.extend_from_slice(&f.to_le_bytes());
-    let nice = if fair(p.policy) { t.group.sig().nice } else { 0 };
+    let nice = if fair(p.policy) {
+        t.group.sig().nice
+    } else {
+        0
+    };
     b.extend_from_slice(&nice.to_le_bytes());
     b.extend_from_slice(&p.priority.to_le_bytes());
     for v in p.dl {
@@ -457,7 +466,13 @@ fn prio_targets(ctx: &SyscallContext<'_>, which: i32, who: i32) -> KResult<Vec<A
                 .collect()
         }
         2 => {
-            let c = ctx.task.group.creds.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let c = ctx
+                .task
+                .group
+                .creds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let uid = if who == 0 {
                 Some(c.ruid)
             } else {
@@ -500,7 +515,13 @@ fn sys_setpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32, prio: i32
     let nice = prio.clamp(-20, 19);
     let mut result = Ok(0);
     for g in prio_targets(ctx, which, who)? {
-        let ns = g.creds.lock().unwrap_or_else(|p| p.into_inner()).user_ns.0.clone();
+        let ns = g
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .user_ns
+            .0
+            .clone();
         if !same_owner(ctx.task, &g) && !ctx.task.privileged_in(&ns, Cap::SysNice) {
             result = error!(EPERM);
             continue;

@@ -315,7 +315,11 @@ fn do_clone_full(
             parent.exe.lock().unwrap_or_else(|p| p.into_inner()).clone();
         child.seccomp.inherit(&parent.seccomp);
         // Scheduling parameters and the CPU mask are inherited (sched.rs).
-        let sched = parent.sched.lock().unwrap_or_else(|p| p.into_inner()).for_child();
+        let sched = parent
+            .sched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .for_child();
         *child.sched.lock().unwrap_or_else(|p| p.into_inner()) = sched;
         let mask = *parent.affinity.lock().unwrap_or_else(|p| p.into_inner());
         *child.affinity.lock().unwrap_or_else(|p| p.into_inner()) = mask;

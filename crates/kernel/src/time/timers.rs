@@ -361,7 +361,11 @@ fn send_expiry(t: &Arc<Timer>) {
         signo: t.signo,
         code: t.code,
         // The overrun count is filled in when the signal is taken.
-        a: if t.code == SI_TIMER { t.id as u32 as u64 } else { 0 },
+        a: if t.code == SI_TIMER {
+            t.id as u32 as u64
+        } else {
+            0
+        },
         b: t.sigval,
         forced: false,
     };
@@ -398,7 +402,11 @@ impl Timer {
 
     /// Arms a CPU-time timer to fire when its clock reads `value` (None:
     /// disarm); returns the old (remaining, interval).
-    fn set_cpu(self: &Arc<Timer>, value: Option<Duration>, interval: Duration) -> (Duration, Duration) {
+    fn set_cpu(
+        self: &Arc<Timer>,
+        value: Option<Duration>,
+        interval: Duration,
+    ) -> (Duration, Duration) {
         let old = self.get();
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.generation += 1;
