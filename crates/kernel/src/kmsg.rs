@@ -58,6 +58,16 @@ static SAVED_LEVEL: AtomicI32 = AtomicI32::new(-1);
 /// default, 1).
 pub static DMESG_RESTRICT: AtomicBool = AtomicBool::new(true);
 
+/// The console log level (kernel.printk's first number).
+pub fn console_level() -> i32 {
+    CONSOLE_LEVEL.load(Ordering::Relaxed)
+}
+
+/// Sets the console log level (a write to kernel.printk).
+pub fn set_console_level(level: i32) {
+    CONSOLE_LEVEL.store(level, Ordering::Relaxed);
+}
+
 fn waiters() -> &'static Waiters {
     static W: std::sync::OnceLock<Waiters> = std::sync::OnceLock::new();
     W.get_or_init(Waiters::default)

@@ -43,7 +43,8 @@ const IN_MASK_ADD: u32 = 0x2000_0000;
 pub const IN_ISDIR: u32 = 0x4000_0000;
 const IN_ONESHOT: u32 = 0x8000_0000;
 const ALL_EVENTS: u32 = 0xfff;
-const MAX_QUEUED: usize = 16384;
+/// Events a queue holds before IN_Q_OVERFLOW (fs.inotify.max_queued_events).
+pub const MAX_QUEUED: usize = 16384;
 
 struct Event {
     wd: i32,

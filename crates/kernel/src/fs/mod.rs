@@ -39,6 +39,7 @@ pub mod pipe;
 pub mod poll;
 pub mod procfs;
 pub mod procns;
+pub mod procsys;
 pub mod pty;
 pub mod simple;
 pub mod syscalls;
@@ -368,7 +369,7 @@ pub fn open_at(
         crate::fs::namei::dcache::changed();
         p.inode().unlink(&tmp)?;
         crate::fs::namei::dcache::changed();
-        perm::own_new(&w.caller, &inode);
+        perm::own_new(&w.caller, &p, &inode);
         let name = format!("#{} (deleted)", inode.key().1).into_bytes();
         let path = Path {
             mnt: p.mnt.clone(),
@@ -408,7 +409,7 @@ pub fn open_at(
                 let perm = mode & 0o7777 & !fs.umask();
                 let (inode, ops) = dir.inode().create(&name, perm, flags)?;
                 crate::fs::namei::dcache::changed();
-                perm::own_new(&w.caller, &inode);
+                perm::own_new(&w.caller, &dir, &inode);
                 crate::fs::inotify::notify_dir(
                     &dir,
                     crate::fs::inotify::IN_CREATE,

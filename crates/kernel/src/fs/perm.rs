@@ -165,16 +165,66 @@ pub fn access_check(caller: &Caller<'_>, p: &Path, want: u32, effective: bool) -
     }
 }
 
-/// A file a non-root caller just created belongs to its fsuid and fsgid
-/// (filesystems create as root).
-pub fn own_new(caller: &Caller<'_>, inode: &std::sync::Arc<dyn crate::fs::vfs::Inode>) {
+const S_ISGID: u32 = 0o2000;
+
+/// chmod's mode as Linux applies it: S_ISGID is dropped when the caller
+/// is neither in the file's group nor holds CAP_FSETID.
+pub fn chmod_mode(caller: &Caller<'_>, p: &Path, mode: u32) -> u32 {
+    let Some(c) = creds(caller) else { return mode };
+    if mode & S_ISGID == 0 || c.capable(Cap::Fsetid) {
+        return mode;
+    }
+    match p.inode().stat() {
+        Ok(st) if st.gid != c.fsgid && !c.groups.contains(&st.gid) => mode & !S_ISGID,
+        _ => mode,
+    }
+}
+
+/// Before a write or truncate by `task` (Linux's file_remove_privs): a
+/// caller without CAP_FSETID clears a regular file's S_ISUID, and its
+/// S_ISGID when the group may execute it or the caller is not in its
+/// group. Costs a stat only for such callers.
+pub fn remove_privs(task: &crate::task::Task, inode: &std::sync::Arc<dyn crate::fs::vfs::Inode>) {
+    let (fsgid, groups) = {
+        let c = task.group.creds.lock().unwrap_or_else(|p| p.into_inner());
+        if c.capable(Cap::Fsetid) {
+            return;
+        }
+        (c.fsgid, c.groups.clone())
+    };
+    let Ok(st) = inode.stat() else { return };
+    if st.file_type() != FileType::Regular || st.mode & 0o6000 == 0 {
+        return;
+    }
+    let mut mode = st.mode & 0o7777 & !0o4000;
+    if st.mode & S_ISGID != 0
+        && (st.mode & 0o010 != 0 || (st.gid != fsgid && !groups.contains(&st.gid)))
+    {
+        mode &= !S_ISGID;
+    }
+    if mode != st.mode & 0o7777 {
+        let _ = inode.setattr(&crate::fs::vfs::SetAttr {
+            mode: Some(mode),
+            ..Default::default()
+        });
+    }
+}
+
+/// A file a non-root caller just created in `dir` belongs to its fsuid,
+/// and to its fsgid unless `dir` is set-group-ID: then to `dir`'s group,
+/// as the filesystem made it (filesystems create as root).
+pub fn own_new(caller: &Caller<'_>, dir: &Path, inode: &std::sync::Arc<dyn crate::fs::vfs::Inode>) {
     let Some(c) = creds(caller) else { return };
     if c.fsuid == 0 && c.fsgid == 0 {
         return;
     }
+    let gid = match dir.inode().stat() {
+        Ok(st) if st.mode & S_ISGID != 0 => st.gid,
+        _ => c.fsgid,
+    };
     let attr = crate::fs::vfs::SetAttr {
         uid: Some(c.fsuid),
-        gid: Some(c.fsgid),
+        gid: Some(gid),
         ..Default::default()
     };
     let _ = inode.setattr(&attr);
@@ -184,7 +234,7 @@ pub fn own_new(caller: &Caller<'_>, inode: &std::sync::Arc<dyn crate::fs::vfs::I
 pub fn own_new_entry(caller: &Caller<'_>, dir: &Path, name: &[u8]) {
     if creds(caller).is_some_and(|c| c.fsuid != 0 || c.fsgid != 0) {
         if let Ok(i) = dir.inode().lookup(name, caller) {
-            own_new(caller, &i);
+            own_new(caller, dir, &i);
         }
     }
 }

@@ -51,9 +51,6 @@ impl State {
     }
 }
 
-/// The largest F_SETPIPE_SZ (fs.pipe-max-size's default).
-const PIPE_MAX_SIZE: usize = 1 << 20;
-
 /// A pipe; see the module doc.
 pub struct Pipe {
     state: Mutex<State>,
@@ -456,11 +453,21 @@ pub fn get_size(f: &OpenFile) -> KResult<usize> {
 }
 
 /// F_SETPIPE_SZ: rounds up to a power-of-two number of pages; EBUSY if
-/// the data already in the pipe would not fit.
-pub fn set_size(f: &OpenFile, want: u64) -> KResult<usize> {
+/// the data already in the pipe would not fit; above fs.pipe-max-size
+/// EPERM unless `privileged` (CAP_SYS_RESOURCE), above 2^31 EINVAL.
+pub fn set_size(f: &OpenFile, want: u64, privileged: bool) -> KResult<usize> {
     let p = pipe_of(f).ok_or(crate::errno!(EBADF))?;
-    if want > PIPE_MAX_SIZE as u64 {
+    if want > 1 << 31 {
+        return error!(EINVAL);
+    }
+    let max = crate::fs::procsys::PIPE_MAX_SIZE.load(std::sync::atomic::Ordering::Relaxed);
+    if want > max as u64 && !privileged {
         return error!(EPERM);
+    }
+    // Pipe buffers are kernel memory: none grows past this, privileged
+    // or not (Linux fails such an allocation with ENOMEM too).
+    if want > crate::fs::procsys::PIPE_HARD_MAX as u64 {
+        return error!(ENOMEM);
     }
     let size = (want as usize).max(4096).next_power_of_two();
     let mut st = p.lock();

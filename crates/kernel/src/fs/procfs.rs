@@ -675,6 +675,18 @@ struct SysDir {
 }
 
 impl SysDir {
+    /// The same directory in fs/procsys.rs, which serves more of it.
+    fn sysctl(&self) -> Option<crate::fs::procsys::Dir> {
+        use crate::fs::procsys::Dir;
+        match self.node {
+            SysNode::Root => Some(Dir::Root),
+            SysNode::Kernel => Some(Dir::Kernel),
+            SysNode::Vm => Some(Dir::Vm),
+            SysNode::Fs => Some(Dir::Fs),
+            SysNode::Random | SysNode::Net => None,
+        }
+    }
+
     fn children(&self) -> Vec<(&'static str, u64, Option<Gen>)> {
         match self.node {
             SysNode::Root => vec![("fs", 23, None), ("kernel", 21, None), ("vm", 22, None)],
@@ -723,6 +735,12 @@ impl Inode for SysDir {
         Ok(self.meta.statfs())
     }
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        if let Some(i) = self
+            .sysctl()
+            .and_then(|d| crate::fs::procsys::lookup(d, name, &self.meta))
+        {
+            return Ok(i);
+        }
         let ipc = match self.node {
             SysNode::Kernel => crate::ipc::proc::sys_kernel_lookup(name, &self.meta),
             SysNode::Fs => crate::ipc::proc::sys_fs_lookup(name, &self.meta),
@@ -768,6 +786,18 @@ impl Inode for SysDir {
                 FileType::Regular
             } else {
                 FileType::Directory
+            };
+            entries.push((ino, t.dirent_type(), n.as_bytes().to_vec()));
+        }
+        for (n, ino, dir) in self
+            .sysctl()
+            .map(crate::fs::procsys::entries)
+            .unwrap_or_default()
+        {
+            let t = if dir {
+                FileType::Directory
+            } else {
+                FileType::Regular
             };
             entries.push((ino, t.dirent_type(), n.as_bytes().to_vec()));
         }

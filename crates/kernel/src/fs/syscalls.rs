@@ -399,6 +399,9 @@ pub(crate) fn do_write(
         if ok == 0 && total > 0 {
             return error!(EFAULT);
         }
+        if total > 0 {
+            crate::fs::perm::remove_privs(ctx.task, f.path.inode());
+        }
         total = total.min(ok);
     }
     // tmpfs copies straight from the guest's frames.
@@ -754,7 +757,10 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
             Ok(0)
         }
         F_GETPIPE_SZ => crate::fs::pipe::get_size(&f).map(|n| n as u64),
-        F_SETPIPE_SZ => crate::fs::pipe::set_size(&f, arg).map(|n| n as u64),
+        F_SETPIPE_SZ => {
+            let privileged = ctx.task.privileged(crate::task::caps::Cap::SysResource);
+            crate::fs::pipe::set_size(&f, arg, privileged).map(|n| n as u64)
+        }
         crate::fs::locks::F_GETLK
         | crate::fs::locks::F_SETLK
         | crate::fs::locks::F_SETLKW
@@ -1215,6 +1221,7 @@ fn sys_ftruncate(ctx: &mut SyscallContext<'_>, fd: Fd, len: i64) -> KResult<u64>
         return error!(EINVAL);
     }
     crate::fs::memfd::check_resize(&f, len as u64)?;
+    crate::fs::perm::remove_privs(ctx.task, f.path.inode());
     f.ops()?.truncate(len as u64)?;
     Ok(0)
 }
@@ -1229,13 +1236,15 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
         FileType::Regular => {}
         _ => return error!(EINVAL),
     }
-    attr_change(
+    let r = attr_change(
         &p,
         &SetAttr {
             size: Some(len as u64),
             ..Default::default()
         },
-    )
+    )?;
+    crate::fs::perm::remove_privs(ctx.task, p.inode());
+    Ok(r)
 }
 
 // ---------------------------------------------------------------------------
@@ -1595,16 +1604,21 @@ fn chownable<'p>(ctx: &SyscallContext<'_>, p: &'p Path, uid: u32, gid: u32) -> K
     Ok(p)
 }
 
+/// chmod of `p` by the caller (perm::chmod_mode drops S_ISGID as Linux).
+fn chmod_path(ctx: &SyscallContext<'_>, p: &Path, mode: u32) -> KResult<u64> {
+    let p = owned(ctx, p)?;
+    let mode = crate::fs::perm::chmod_mode(&crate::fs::vfs::Caller::of(ctx.task), p, mode);
+    attr_change(p, &chmod_attr(mode))
+}
+
 fn sys_chmod(ctx: &mut SyscallContext<'_>, path: UserAddr, mode: u32) -> KResult<u64> {
-    attr_change(
-        owned(ctx, &resolve(ctx, Fd(AT_FDCWD), path, true, false)?)?,
-        &chmod_attr(mode),
-    )
+    let p = resolve(ctx, Fd(AT_FDCWD), path, true, false)?;
+    chmod_path(ctx, &p, mode)
 }
 
 fn sys_fchmod(ctx: &mut SyscallContext<'_>, fd: Fd, mode: u32) -> KResult<u64> {
     let f = get_io_file(ctx, fd)?;
-    attr_change(owned(ctx, &f.path)?, &chmod_attr(mode))
+    chmod_path(ctx, &f.path, mode)
 }
 
 fn sys_fchmodat(
@@ -1613,10 +1627,8 @@ fn sys_fchmodat(
     path: UserAddr,
     mode: u32,
 ) -> KResult<u64> {
-    attr_change(
-        owned(ctx, &resolve(ctx, dirfd, path, true, false)?)?,
-        &chmod_attr(mode),
-    )
+    let p = resolve(ctx, dirfd, path, true, false)?;
+    chmod_path(ctx, &p, mode)
 }
 
 fn sys_chown(ctx: &mut SyscallContext<'_>, path: UserAddr, uid: u32, gid: u32) -> KResult<u64> {

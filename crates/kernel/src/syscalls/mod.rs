@@ -158,6 +158,7 @@ const TABLES: &[Table] = &[
     crate::signal::signal_table,
     crate::task::futex::futex_table,
     crate::task::usage::usage_table,
+    crate::task::sched::sched_table,
     crate::task::creds::creds_table,
     crate::task::caps::caps_table,
     crate::task::seccomp::seccomp_table,

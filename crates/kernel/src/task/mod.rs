@@ -23,6 +23,7 @@ pub mod ns;
 pub mod persona;
 pub mod ptrace;
 pub mod reboot;
+pub mod sched;
 pub mod seccomp;
 pub mod syscalls;
 pub mod usage;
@@ -338,8 +339,8 @@ pub struct Task {
     pub pdeathsig: AtomicI32,
     /// sched_setaffinity's mask (CPUs 0..63), as the guest set it.
     pub affinity: Mutex<u64>,
-    /// sched_setscheduler's (policy, priority).
-    pub sched: Mutex<(i32, i32)>,
+    /// The scheduling policy and parameters (task/sched.rs).
+    pub sched: Mutex<sched::SchedParams>,
     /// Guest seccomp: mode and filters (task/seccomp.rs).
     pub seccomp: seccomp::TaskSeccomp,
     /// The task as a tracee (see [`ptrace`]).
@@ -388,7 +389,7 @@ impl Task {
                             .unwrap_or(1)
                             .clamp(1, 64)),
             ),
-            sched: Mutex::new((0, 0)),
+            sched: Mutex::new(Default::default()),
             seccomp: Default::default(),
             ptrace: Default::default(),
             personality: Default::default(),

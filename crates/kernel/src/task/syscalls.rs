@@ -56,15 +56,6 @@ syscall_table! { pub fn task_table;
     SCHED_YIELD => sys_sched_yield(),
     SCHED_GETAFFINITY => sys_sched_getaffinity(pid: i32, len: usize, mask: UserAddr),
     SCHED_SETAFFINITY => sys_sched_setaffinity(pid: i32, len: usize, mask: UserAddr),
-    SCHED_GETSCHEDULER => sys_sched_getscheduler(pid: i32),
-    SCHED_SETSCHEDULER => sys_sched_setscheduler(pid: i32, policy: i32, param: UserAddr),
-    SCHED_GETPARAM => sys_sched_getparam(pid: i32, param: UserAddr),
-    SCHED_SETPARAM => sys_sched_setparam(pid: i32, param: UserAddr),
-    SCHED_GET_PRIORITY_MAX => sys_sched_get_priority_max(policy: i32),
-    SCHED_GET_PRIORITY_MIN => sys_sched_get_priority_min(policy: i32),
-    SCHED_RR_GET_INTERVAL => sys_sched_rr_get_interval(pid: i32, ts: UserAddr),
-    GETPRIORITY => sys_getpriority(which: i32, who: i32),
-    SETPRIORITY => sys_setpriority(which: i32, who: i32, prio: i32),
     GETRANDOM => sys_getrandom(buf: UserAddr, len: usize, flags: u32),
 }
 
@@ -323,6 +314,15 @@ fn do_clone_full(
         *child.exe.lock().unwrap_or_else(|p| p.into_inner()) =
             parent.exe.lock().unwrap_or_else(|p| p.into_inner()).clone();
         child.seccomp.inherit(&parent.seccomp);
+        // Scheduling parameters and the CPU mask are inherited (sched.rs).
+        let sched = parent
+            .sched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .for_child();
+        *child.sched.lock().unwrap_or_else(|p| p.into_inner()) = sched;
+        let mask = *parent.affinity.lock().unwrap_or_else(|p| p.into_inner());
+        *child.affinity.lock().unwrap_or_else(|p| p.into_inner()) = mask;
         child
     };
     let gpid = child.tid();
@@ -909,7 +909,7 @@ const RLIM_INFINITY: u64 = u64::MAX;
 const RLIMIT_NLIMITS: u32 = 16;
 const RLIMIT_NOFILE: u32 = 7;
 /// fs.nr_open's default.
-const NR_OPEN: u64 = 1_048_576;
+pub const NR_OPEN: u64 = 1_048_576;
 
 /// Every limit at its default.
 pub fn default_limits() -> [[u64; 2]; 16] {
@@ -1228,134 +1228,5 @@ fn sys_sched_setaffinity(
         return error!(EINVAL);
     }
     *t.affinity.lock().unwrap_or_else(|p| p.into_inner()) = m;
-    Ok(0)
-}
-
-const SCHED_OTHER: i32 = 0;
-const SCHED_FIFO: i32 = 1;
-const SCHED_RR: i32 = 2;
-const SCHED_BATCH: i32 = 3;
-const SCHED_IDLE: i32 = 5;
-
-fn sys_sched_getscheduler(ctx: &mut SyscallContext<'_>, pid: i32) -> KResult<u64> {
-    let t = target_thread(ctx, pid)?;
-    let (policy, _) = *t.sched.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(policy as u64)
-}
-
-fn check_policy(policy: i32, prio: i32) -> KResult<()> {
-    match policy & !0x4000_0000 {
-        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE if prio == 0 => Ok(()),
-        SCHED_FIFO | SCHED_RR if (1..=99).contains(&prio) => Ok(()),
-        _ => error!(EINVAL),
-    }
-}
-
-fn sys_sched_setscheduler(
-    ctx: &mut SyscallContext<'_>,
-    pid: i32,
-    policy: i32,
-    param: UserAddr,
-) -> KResult<u64> {
-    let t = target_thread(ctx, pid)?;
-    let prio: i32 = ctx.mm().read_val(param.0)?;
-    check_policy(policy, prio)?;
-    *t.sched.lock().unwrap_or_else(|p| p.into_inner()) = (policy & !0x4000_0000, prio);
-    Ok(0)
-}
-
-fn sys_sched_getparam(ctx: &mut SyscallContext<'_>, pid: i32, param: UserAddr) -> KResult<u64> {
-    let t = target_thread(ctx, pid)?;
-    let (_, prio) = *t.sched.lock().unwrap_or_else(|p| p.into_inner());
-    ctx.mm().write_val(param.0, &prio)?;
-    Ok(0)
-}
-
-fn sys_sched_setparam(ctx: &mut SyscallContext<'_>, pid: i32, param: UserAddr) -> KResult<u64> {
-    let t = target_thread(ctx, pid)?;
-    let prio: i32 = ctx.mm().read_val(param.0)?;
-    let mut s = t.sched.lock().unwrap_or_else(|p| p.into_inner());
-    check_policy(s.0, prio)?;
-    s.1 = prio;
-    Ok(0)
-}
-
-fn sys_sched_get_priority_max(_ctx: &mut SyscallContext<'_>, policy: i32) -> KResult<u64> {
-    match policy {
-        SCHED_FIFO | SCHED_RR => Ok(99),
-        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
-        _ => error!(EINVAL),
-    }
-}
-
-fn sys_sched_get_priority_min(_ctx: &mut SyscallContext<'_>, policy: i32) -> KResult<u64> {
-    match policy {
-        SCHED_FIFO | SCHED_RR => Ok(1),
-        SCHED_OTHER | SCHED_BATCH | SCHED_IDLE => Ok(0),
-        _ => error!(EINVAL),
-    }
-}
-
-fn sys_sched_rr_get_interval(ctx: &mut SyscallContext<'_>, pid: i32, ts: UserAddr) -> KResult<u64> {
-    let t = target_thread(ctx, pid)?;
-    let (policy, _) = *t.sched.lock().unwrap_or_else(|p| p.into_inner());
-    let v: [i64; 2] = if policy == SCHED_FIFO {
-        [0, 0]
-    } else {
-        [0, 100_000_000]
-    };
-    ctx.mm().write_val(ts.0, &v)?;
-    Ok(0)
-}
-
-/// The processes a getpriority/setpriority `which`/`who` names.
-fn prio_targets(ctx: &SyscallContext<'_>, which: i32, who: i32) -> KResult<Vec<Arc<ThreadGroup>>> {
-    let tree = crate::kernel().tasks.lock();
-    let me = ctx.task.tgid();
-    let v: Vec<Arc<ThreadGroup>> = match which {
-        0 => {
-            let pid = if who == 0 { me } else { who };
-            tree.get(&pid)
-                .and_then(|n| n.group.clone())
-                .into_iter()
-                .collect()
-        }
-        1 => {
-            let pg = if who == 0 {
-                tree.get(&me).map(|n| n.pgid).unwrap_or(me)
-            } else {
-                who
-            };
-            tree.values()
-                .filter(|n| n.pgid == pg)
-                .filter_map(|n| n.group.clone())
-                .collect()
-        }
-        // Every process belongs to uid 0.
-        2 if who == 0 => tree.values().filter_map(|n| n.group.clone()).collect(),
-        2 => Vec::new(),
-        _ => return error!(EINVAL),
-    };
-    if v.is_empty() {
-        return error!(ESRCH);
-    }
-    Ok(v)
-}
-
-fn sys_getpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32) -> KResult<u64> {
-    let best = prio_targets(ctx, which, who)?
-        .iter()
-        .map(|g| g.sig().nice)
-        .min()
-        .unwrap_or(0);
-    // The raw system call returns 20 - nice (1..40).
-    Ok((20 - best) as u64)
-}
-
-fn sys_setpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32, prio: i32) -> KResult<u64> {
-    let nice = prio.clamp(-20, 19);
-    for g in prio_targets(ctx, which, who)? {
-        g.sig().nice = nice;
-    }
     Ok(0)
 }

@@ -220,11 +220,18 @@ fn may_set_time(ctx: &SyscallContext<'_>) -> KResult<()> {
 }
 
 fn sys_clock_settime(ctx: &mut SyscallContext<'_>, clock: i32, tp: UserAddr) -> KResult<u64> {
-    let t: Timespec = ctx.mm().read_val(tp.0)?;
-    // Only CLOCK_REALTIME can be set; every other id is EINVAL.
+    // Only CLOCK_REALTIME can be set; the CPU-time clocks of other ids
+    // (clock_getcpuclockid) are EPERM once the time is read, every other
+    // id EINVAL before it is.
+    if clock < 0 && super::cpuclock::is_cpu_clock(clock) {
+        let _: Timespec = ctx.mm().read_val(tp.0)?;
+        super::cpuclock::CpuClock::resolve(ctx.task, clock, false)?;
+        return error!(EPERM);
+    }
     if clock != 0 {
         return error!(EINVAL);
     }
+    let t: Timespec = ctx.mm().read_val(tp.0)?;
     if t.sec < 0 || !(0..NSEC).contains(&t.nsec) {
         return error!(EINVAL);
     }

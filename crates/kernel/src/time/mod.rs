@@ -1,6 +1,7 @@
 //! Time: clocks, sleeps, gettimeofday, time; interval timers in `timers`.
 
 pub mod adjust;
+pub mod cpuclock;
 pub mod timers;
 
 use std::time::Duration;
@@ -41,18 +42,15 @@ fn check_clock(clock: i32) -> KResult<i32> {
 const CLOCK_TAI: i32 = 11;
 
 fn now_for(ctx: &SyscallContext<'_>, clock: i32) -> KResult<Timespec> {
-    let d = match check_clock(clock)? {
-        2 => crate::task::usage::group_cpu(&ctx.task.group),
-        3 => {
-            let t = crate::task::usage::thread_times(ctx.task);
-            t.user + t.sys
-        }
-        c => return now(c),
-    };
-    Ok(Timespec {
-        sec: d.as_secs() as i64,
-        nsec: d.subsec_nanos() as i64,
-    })
+    if cpuclock::is_cpu_clock(clock) {
+        let c = cpuclock::CpuClock::resolve(ctx.task, clock, true)?;
+        let d = c.now().ok_or(crate::errno!(EINVAL))?;
+        return Ok(Timespec {
+            sec: d.as_secs() as i64,
+            nsec: d.subsec_nanos() as i64,
+        });
+    }
+    now(clock)
 }
 
 pub(crate) fn now(clock: i32) -> KResult<Timespec> {
@@ -106,8 +104,18 @@ fn sys_clock_gettime(ctx: &mut SyscallContext<'_>, clock: i32, tp: UserAddr) -> 
 }
 
 fn sys_clock_getres(ctx: &mut SyscallContext<'_>, clock: i32, tp: UserAddr) -> KResult<u64> {
+    if cpuclock::is_cpu_clock(clock) {
+        let r = cpuclock::CpuClock::resolve(ctx.task, clock, true)?.resolution();
+        if !tp.is_null() {
+            let t = Timespec {
+                sec: r.as_secs() as i64,
+                nsec: r.subsec_nanos() as i64,
+            };
+            ctx.mm().write_val(tp.0, &t)?;
+        }
+        return Ok(0);
+    }
     let (sec, nsec) = match check_clock(clock)? {
-        2 | 3 => (0, 1),
         CLOCK_TAI => ruml_host::clock::getres(0).map_err(|_| crate::errno!(EINVAL))?,
         c => ruml_host::clock::getres(c).map_err(|_| crate::errno!(EINVAL))?,
     };
@@ -219,10 +227,8 @@ fn sys_clock_nanosleep(
     if flags & !TIMER_ABSTIME != 0 {
         return error!(EINVAL);
     }
-    match clock {
-        3 => return error!(EINVAL),
-        2 => return error!(EOPNOTSUPP),
-        _ => {}
+    if cpuclock::is_cpu_clock(clock) {
+        return cpu_nanosleep(ctx, clock, flags & TIMER_ABSTIME != 0, req, rem);
     }
     check_clock(clock)?;
     let d = read_timespec(ctx, req)?;
@@ -240,6 +246,42 @@ fn sys_clock_nanosleep(
     match sleep_until(ctx, deadline) {
         None => Ok(0),
         Some(_) => interrupted(ctx, deadline, rem),
+    }
+}
+
+/// clock_nanosleep on a CPU-time clock: the caller's own thread clock is
+/// EINVAL (it could not advance while the caller sleeps) and
+/// CLOCK_THREAD_CPUTIME_ID EOPNOTSUPP, as Linux. An
+/// interrupted sleep reports EINTR with the CPU time left when a handler
+/// runs, and otherwise restarts with the same arguments.
+fn cpu_nanosleep(
+    ctx: &SyscallContext<'_>,
+    clock: i32,
+    absolute: bool,
+    req: UserAddr,
+    rem: UserAddr,
+) -> KResult<u64> {
+    if clock == 3 || cpuclock::is_fd_clock(clock) {
+        // CLOCK_THREAD_CPUTIME_ID has no sleep (glibc says EINVAL itself).
+        return error!(EOPNOTSUPP);
+    }
+    let d = read_timespec(ctx, req)?;
+    let self_thread = clock & 4 != 0 && {
+        let pid = !(clock >> 3);
+        pid == 0 || ctx.task.pid_lookup(pid) == Some(ctx.task.tid())
+    };
+    if self_thread {
+        return error!(EINVAL);
+    }
+    let c = cpuclock::CpuClock::resolve(ctx.task, clock, false)?;
+    match cpuclock::nanosleep(ctx.task, &c, d, absolute) {
+        cpuclock::CpuSleep::Done => Ok(0),
+        cpuclock::CpuSleep::Interrupted(left) => {
+            if !absolute {
+                write_rem(ctx, rem, left)?;
+            }
+            error!(ERESTARTNOHAND)
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Interval timers: alarm, setitimer/getitimer (ITIMER_REAL), and POSIX
 //! timers (timer_create and friends with SIGEV_SIGNAL, SIGEV_THREAD_ID,
-//! SIGEV_NONE). One host thread sleeps until the earliest deadline of all
-//! timers of the instance, so idle timers cost nothing.
+//! SIGEV_NONE), also on the CPU-time clocks (time::cpuclock). One host
+//! thread sleeps until the earliest deadline of all timers of the
+//! instance, so idle timers cost nothing.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -35,12 +36,17 @@ pub struct Timer {
     code: i32,
     /// The clock absolute times are read on.
     clock: i32,
+    /// A timer on a CPU-time clock (time::cpuclock): its deadline is
+    /// `TimerState::cpu_deadline`, looked at every cpuclock::TICK.
+    cpu: Option<super::cpuclock::CpuClock>,
     state: Mutex<TimerState>,
 }
 
 #[derive(Default)]
 struct TimerState {
     deadline: Option<Instant>,
+    /// For a CPU-time timer: the clock value at which it fires.
+    cpu_deadline: Option<Duration>,
     interval: Duration,
     overrun: i32,
     last_overrun: i32,
@@ -261,7 +267,10 @@ impl Expiry for Timer {
 }
 
 fn fire(t: &Arc<Timer>, generation: u64) {
-    let (send, overrun) = {
+    if t.cpu.is_some() {
+        return fire_cpu(t, generation);
+    }
+    let send = {
         let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.generation != generation || s.deadline.is_none() {
             return;
@@ -273,37 +282,87 @@ fn fire(t: &Arc<Timer>, generation: u64) {
             s.deadline = Some(next);
             schedule(t, next, generation);
         }
-        let Some(g) = t.group.upgrade() else { return };
-        // Still pending from the last expiry: count an overrun instead
-        // (reported when the signal is taken, see on_dequeue).
-        let pending = g
-            .sig()
-            .shared
-            .iter()
-            .any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id)
-            || g.threads().iter().any(|th| {
-                th.signals
-                    .lock()
-                    .pending
-                    .iter()
-                    .any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id)
-            });
-        if pending {
-            s.overrun = s.overrun.saturating_add(1);
-            (false, 0)
-        } else {
-            (t.notify != SIGEV_NONE, 0)
-        }
+        expire(t, &mut s)
     };
-    if !send {
-        return;
+    if send {
+        send_expiry(t);
     }
+}
+
+/// A CPU-time timer's tick: fires if its clock has passed the deadline
+/// (counting the whole intervals passed beyond it as overruns), and looks
+/// again a tick later while armed. A clock whose process is gone stops.
+fn fire_cpu(t: &Arc<Timer>, generation: u64) {
+    let Some(clock) = &t.cpu else { return };
+    let used = clock.now();
+    let (send, again) = {
+        let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.generation != generation {
+            return;
+        }
+        let (Some(d), Some(used)) = (s.cpu_deadline, used) else {
+            return;
+        };
+        let mut send = false;
+        if used >= d {
+            if s.interval.is_zero() {
+                s.cpu_deadline = None;
+            } else {
+                let iv = s.interval.as_nanos().max(1);
+                let missed = (used - d).as_nanos() / iv;
+                let next = d.as_nanos() + (missed + 1) * iv;
+                s.cpu_deadline = Some(Duration::from_nanos(next.min(u64::MAX as u128) as u64));
+                s.overrun = s
+                    .overrun
+                    .saturating_add(missed.min(i32::MAX as u128) as i32);
+            }
+            send = expire(t, &mut s);
+        }
+        (send, s.cpu_deadline.is_some())
+    };
+    if send {
+        send_expiry(t);
+    }
+    if again && t.group.strong_count() > 0 {
+        schedule(t, Instant::now() + super::cpuclock::TICK, generation);
+    }
+}
+
+/// An expiry: whether to send the timer's signal now, or (its last one
+/// still queued) count an overrun instead, reported when the signal is
+/// taken (see on_dequeue).
+fn expire(t: &Timer, s: &mut TimerState) -> bool {
+    let Some(g) = t.group.upgrade() else {
+        return false;
+    };
+    let pending = g
+        .sig()
+        .shared
+        .iter()
+        .any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id)
+        || g.threads().iter().any(|th| {
+            th.signals
+                .lock()
+                .pending
+                .iter()
+                .any(|q| q.code == t.code && q.signo == t.signo && (q.a as i32) == t.id)
+        });
+    if pending {
+        s.overrun = s.overrun.saturating_add(1);
+        false
+    } else {
+        t.notify != SIGEV_NONE
+    }
+}
+
+fn send_expiry(t: &Arc<Timer>) {
     let Some(g) = t.group.upgrade() else { return };
     let q = Queued {
         signo: t.signo,
         code: t.code,
+        // The overrun count is filled in when the signal is taken.
         a: if t.code == SI_TIMER {
-            (t.id as u32 as u64) | ((overrun as u32 as u64) << 32)
+            t.id as u32 as u64
         } else {
             0
         },
@@ -341,7 +400,39 @@ impl Timer {
         old
     }
 
+    /// Arms a CPU-time timer to fire when its clock reads `value` (None:
+    /// disarm); returns the old (remaining, interval).
+    fn set_cpu(
+        self: &Arc<Timer>,
+        value: Option<Duration>,
+        interval: Duration,
+    ) -> (Duration, Duration) {
+        let old = self.get();
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.generation += 1;
+        s.cpu_deadline = value;
+        s.interval = interval;
+        s.overrun = 0;
+        if value.is_some() {
+            // The first look is at once: a deadline already passed fires now.
+            schedule(self, Instant::now(), s.generation);
+        }
+        old
+    }
+
     fn get(&self) -> (Duration, Duration) {
+        if let Some(clock) = &self.cpu {
+            let (d, interval) = {
+                let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                (s.cpu_deadline, s.interval)
+            };
+            let left = match (d, clock.now()) {
+                (Some(d), Some(now)) => d.saturating_sub(now).max(Duration::from_nanos(1)),
+                (Some(_), None) => Duration::from_nanos(1),
+                _ => Duration::ZERO,
+            };
+            return (left, interval);
+        }
         let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         (
             s.deadline
@@ -392,6 +483,7 @@ fn real_timer(group: &Arc<ThreadGroup>) -> Arc<Timer> {
                 sigval: 0,
                 code: signal::SI_KERNEL,
                 clock: 1,
+                cpu: None,
                 state: Mutex::new(TimerState::default()),
             })
         })
@@ -513,10 +605,18 @@ fn sys_timer_create(
     sev: UserAddr,
     id: UserAddr,
 ) -> KResult<u64> {
-    if !matches!(clock, 0 | 1 | 7 | 8 | 9) {
-        // CPU-time clocks for timers are not supported.
-        return error!(EINVAL);
-    }
+    let cpu = if super::cpuclock::is_fd_clock(clock) {
+        return error!(EOPNOTSUPP);
+    } else if super::cpuclock::is_cpu_clock(clock) {
+        Some(super::cpuclock::CpuClock::resolve(ctx.task, clock, false)?)
+    } else {
+        match clock {
+            0 | 1 | 7 | 8 | 9 => None,
+            // MONOTONIC_RAW and the COARSE clocks have no timers.
+            4..=6 => return error!(EOPNOTSUPP),
+            _ => return error!(EINVAL),
+        }
+    };
     let (sigval, signo, notify, tid) = if sev.is_null() {
         (None, SIGALRM, SIGEV_SIGNAL, 0)
     } else {
@@ -565,6 +665,7 @@ fn sys_timer_create(
             sigval: sigval.unwrap_or(n as u64),
             code: SI_TIMER,
             clock: if clock == 0 || clock == 8 { 0 } else { 1 },
+            cpu,
             state: Mutex::new(TimerState::default()),
         });
         ts.posix.insert(n, timer);
@@ -591,14 +692,7 @@ pub fn read_itimerspec(
     absolute: bool,
     clock: i32,
 ) -> KResult<(Duration, Option<Instant>)> {
-    let v: [i64; 4] = ctx.mm().read_val(at.0)?;
-    for (s, ns) in [(v[0], v[1]), (v[2], v[3])] {
-        if s < 0 || !(0..1_000_000_000).contains(&ns) {
-            return error!(EINVAL);
-        }
-    }
-    let interval = Duration::new(v[0] as u64, v[1] as u32);
-    let value = Duration::new(v[2] as u64, v[3] as u32);
+    let (interval, value) = read_itimerspec_raw(ctx, at)?;
     let deadline = if value.is_zero() {
         None
     } else if absolute {
@@ -615,6 +709,20 @@ pub fn read_itimerspec(
         Some(Instant::now() + value)
     };
     Ok((interval, deadline))
+}
+
+/// A `struct itimerspec` as (interval, value), checked.
+fn read_itimerspec_raw(ctx: &SyscallContext<'_>, at: UserAddr) -> KResult<(Duration, Duration)> {
+    let v: [i64; 4] = ctx.mm().read_val(at.0)?;
+    for (s, ns) in [(v[0], v[1]), (v[2], v[3])] {
+        if s < 0 || !(0..1_000_000_000).contains(&ns) {
+            return error!(EINVAL);
+        }
+    }
+    Ok((
+        Duration::new(v[0] as u64, v[1] as u32),
+        Duration::new(v[2] as u64, v[3] as u32),
+    ))
 }
 
 fn timer_of(ctx: &SyscallContext<'_>, id: i32) -> KResult<Arc<Timer>> {
@@ -654,8 +762,20 @@ fn sys_timer_settime(
     old: UserAddr,
 ) -> KResult<u64> {
     let t = timer_of(ctx, id)?;
-    let (interval, at) = read_itimerspec(ctx, new, flags & TIMER_ABSTIME != 0, t.clock)?;
-    let prev = t.set(at, interval);
+    let prev = if let Some(clock) = &t.cpu {
+        let (interval, value) = read_itimerspec_raw(ctx, new)?;
+        let at = if value.is_zero() {
+            None
+        } else if flags & TIMER_ABSTIME != 0 {
+            Some(value)
+        } else {
+            Some(clock.now().unwrap_or_default().saturating_add(value))
+        };
+        t.set_cpu(at, interval)
+    } else {
+        let (interval, at) = read_itimerspec(ctx, new, flags & TIMER_ABSTIME != 0, t.clock)?;
+        t.set(at, interval)
+    };
     if !old.is_null() {
         write_itimerspec(ctx, old, prev)?;
     }

@@ -1,0 +1,360 @@
+//! More of /proc/sys: the sysctl files common programs read, beyond those
+//! procfs.rs and ipc/proc.rs serve. Every value is what ruml really does
+//! (a limit it does not enforce reads as "no limit" where Linux has such a
+//! value); the files whose setting has an effect in ruml are writable by
+//! root (kernel.printk, kernel.dmesg_restrict, fs.pipe-max-size), the rest
+//! are read-only (mode 0444: EACCES on a write open, for root too).
+//!
+//! Writes follow Linux's sysctl rules: the mode bits are checked against
+//! the effective uid (root is kernel uid 0, whatever its capabilities);
+//! dmesg_restrict also needs CAP_SYS_ADMIN (EPERM); values are decimal
+//! integers, out of range or malformed is EINVAL.
+//!
+//! procfs.rs's /proc/sys directories ask [`entries`] and [`lookup`] for
+//! these; subdirectories of their own (fs/inotify, net, net/core) are
+//! [`SysctlDir`]s. Inodes hold only which file they are: no locking.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::errno::KResult;
+use crate::error;
+use crate::fs::file::OpenFile;
+use crate::fs::simple::{Meta, SynthDir};
+use crate::fs::types::{FileType, Stat, StatFs, S_IFDIR, S_IFREG};
+use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey};
+
+/// fs.pipe-max-size: the largest F_SETPIPE_SZ an unprivileged process may
+/// ask for (fs/pipe.rs).
+pub static PIPE_MAX_SIZE: AtomicUsize = AtomicUsize::new(1 << 20);
+
+/// The largest pipe buffer ruml makes (kernel memory a guest controls):
+/// F_SETPIPE_SZ above it is ENOMEM, and fs.pipe-max-size cannot exceed it.
+pub const PIPE_HARD_MAX: usize = 64 << 20;
+
+/// A directory of this module's files, by its path under /proc/sys.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dir {
+    Root,
+    Kernel,
+    Vm,
+    Fs,
+    Inotify,
+    Net,
+    NetCore,
+}
+
+/// A file's setter: given whether the opener holds CAP_SYS_ADMIN, and
+/// the bytes written.
+type Setter = fn(bool, &[u8]) -> KResult<()>;
+
+/// One entry: a file with its text and, if writable, its setter; or a
+/// subdirectory.
+enum Node {
+    File(fn() -> String, Option<Setter>),
+    Sub(Dir),
+}
+
+struct Entry {
+    dir: Dir,
+    name: &'static str,
+    ino: u64,
+    node: Node,
+}
+
+const fn ro(dir: Dir, name: &'static str, ino: u64, f: fn() -> String) -> Entry {
+    Entry {
+        dir,
+        name,
+        ino,
+        node: Node::File(f, None),
+    }
+}
+
+const fn sub(dir: Dir, name: &'static str, ino: u64, to: Dir) -> Entry {
+    Entry {
+        dir,
+        name,
+        ino,
+        node: Node::Sub(to),
+    }
+}
+
+/// Linux's INT_MAX: "no limit" for limits ruml does not impose.
+const INT_MAX: i64 = i32::MAX as i64;
+
+static ENTRIES: &[Entry] = &[
+    // kernel.*
+    ro(Dir::Kernel, "version", 400, || {
+        format!("{}\n", crate::task::syscalls::UTS_VERSION)
+    }),
+    Entry {
+        dir: Dir::Kernel,
+        name: "printk",
+        ino: 401,
+        node: Node::File(
+            || format!("{}\t4\t1\t7\n", crate::kmsg::console_level()),
+            Some(set_printk),
+        ),
+    },
+    Entry {
+        dir: Dir::Kernel,
+        name: "dmesg_restrict",
+        ino: 402,
+        node: Node::File(
+            || {
+                format!(
+                    "{}\n",
+                    u8::from(crate::kmsg::DMESG_RESTRICT.load(Ordering::Relaxed))
+                )
+            },
+            Some(set_dmesg_restrict),
+        ),
+    },
+    // ruml never reboots on a panic (it exits), and never taints.
+    ro(Dir::Kernel, "panic", 403, || "0\n".into()),
+    ro(Dir::Kernel, "tainted", 404, || "0\n".into()),
+    // exec randomizes the layout as Linux's default (exec/mod.rs).
+    ro(Dir::Kernel, "randomize_va_space", 405, || "2\n".into()),
+    // vm.*: no limit on the number of mappings (only RLIMIT_AS).
+    ro(Dir::Vm, "max_map_count", 410, || format!("{INT_MAX}\n")),
+    ro(Dir::Vm, "mmap_min_addr", 411, || {
+        format!("{}\n", crate::mm::MMAP_MIN)
+    }),
+    // fs.*: no system-wide file limit; RLIMIT_NOFILE's ceiling is nr_open.
+    ro(Dir::Fs, "file-max", 420, || format!("{}\n", i64::MAX)),
+    ro(Dir::Fs, "nr_open", 421, || {
+        format!("{}\n", crate::task::syscalls::NR_OPEN)
+    }),
+    Entry {
+        dir: Dir::Fs,
+        name: "pipe-max-size",
+        ino: 422,
+        node: Node::File(
+            || format!("{}\n", PIPE_MAX_SIZE.load(Ordering::Relaxed)),
+            Some(set_pipe_max_size),
+        ),
+    },
+    // Pipe buffers are not accounted per user: 0 is "no limit".
+    ro(Dir::Fs, "pipe-user-pages-hard", 423, || "0\n".into()),
+    ro(Dir::Fs, "pipe-user-pages-soft", 424, || "0\n".into()),
+    // The protected_* link and file restrictions are not enforced.
+    ro(Dir::Fs, "protected_fifos", 425, || "0\n".into()),
+    ro(Dir::Fs, "protected_hardlinks", 426, || "0\n".into()),
+    ro(Dir::Fs, "protected_regular", 427, || "0\n".into()),
+    ro(Dir::Fs, "protected_symlinks", 428, || "0\n".into()),
+    sub(Dir::Fs, "inotify", 429, Dir::Inotify),
+    // inotify: the queue holds MAX_QUEUED events (fs/inotify.rs); watches
+    // and instances are limited only by memory.
+    ro(Dir::Inotify, "max_queued_events", 430, || {
+        format!("{}\n", crate::fs::inotify::MAX_QUEUED)
+    }),
+    ro(Dir::Inotify, "max_user_instances", 431, || {
+        format!("{INT_MAX}\n")
+    }),
+    ro(Dir::Inotify, "max_user_watches", 432, || {
+        format!("{INT_MAX}\n")
+    }),
+    // net.core.somaxconn: listen()'s backlog ceiling (net/inet.rs,
+    // net/unix.rs).
+    sub(Dir::Root, "net", 440, Dir::Net),
+    sub(Dir::Net, "core", 441, Dir::NetCore),
+    ro(Dir::NetCore, "somaxconn", 442, || "4096\n".into()),
+];
+
+/// The entries of `dir`: (name, inode number, whether a directory).
+pub fn entries(dir: Dir) -> Vec<(&'static str, u64, bool)> {
+    ENTRIES
+        .iter()
+        .filter(|e| e.dir == dir)
+        .map(|e| (e.name, e.ino, matches!(e.node, Node::Sub(_))))
+        .collect()
+}
+
+/// `name` in `dir`, if it is one of this module's; `meta` is the
+/// directory's.
+pub fn lookup(dir: Dir, name: &[u8], meta: &Meta) -> Option<Arc<dyn Inode>> {
+    let i = ENTRIES
+        .iter()
+        .position(|e| e.dir == dir && e.name.as_bytes() == name)?;
+    let e = &ENTRIES[i];
+    Some(match e.node {
+        Node::File(..) => Arc::new(SysctlFile {
+            meta: meta.with_ino(e.ino),
+            entry: i,
+        }) as Arc<dyn Inode>,
+        Node::Sub(to) => Arc::new(SysctlDir {
+            meta: meta.with_ino(e.ino),
+            parent_ino: meta.ino,
+            dir: to,
+        }),
+    })
+}
+
+/// A decimal integer in `lo..=hi` (surrounding whitespace allowed).
+fn parse(buf: &[u8], lo: i64, hi: i64) -> KResult<i64> {
+    let s = std::str::from_utf8(buf).map_err(|_| crate::errno!(EINVAL))?;
+    let v: i64 = s.trim().parse().map_err(|_| crate::errno!(EINVAL))?;
+    if !(lo..=hi).contains(&v) {
+        return error!(EINVAL);
+    }
+    Ok(v)
+}
+
+/// kernel.printk: the first of its four numbers is the console log level
+/// (the others are fixed in ruml, and ignored when written).
+fn set_printk(_admin: bool, buf: &[u8]) -> KResult<()> {
+    let s = std::str::from_utf8(buf).map_err(|_| crate::errno!(EINVAL))?;
+    let first = s.split_whitespace().next().ok_or(crate::errno!(EINVAL))?;
+    let v: i32 = first.parse().map_err(|_| crate::errno!(EINVAL))?;
+    crate::kmsg::set_console_level(v.clamp(1, 8));
+    Ok(())
+}
+
+/// kernel.dmesg_restrict: 0 or 1, and CAP_SYS_ADMIN to change it.
+fn set_dmesg_restrict(admin: bool, buf: &[u8]) -> KResult<()> {
+    if !admin {
+        return error!(EPERM);
+    }
+    let v = parse(buf, 0, 1)?;
+    crate::kmsg::DMESG_RESTRICT.store(v == 1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// fs.pipe-max-size: rounded up to a power-of-two number of pages (at
+/// least one page); more than [`PIPE_HARD_MAX`] is EINVAL (Linux allows up
+/// to 2^31).
+fn set_pipe_max_size(_admin: bool, buf: &[u8]) -> KResult<()> {
+    let v = parse(buf, 0, u32::MAX as i64)? as usize;
+    if v > PIPE_HARD_MAX {
+        return error!(EINVAL);
+    }
+    let v = v.max(4096).next_power_of_two();
+    PIPE_MAX_SIZE.store(v, Ordering::Relaxed);
+    Ok(())
+}
+
+/// A sysctl file: 0644 with a setter, else 0444; owned by root.
+struct SysctlFile {
+    meta: Meta,
+    entry: usize,
+}
+
+impl SysctlFile {
+    fn funcs(&self) -> (fn() -> String, Option<Setter>) {
+        match ENTRIES.get(self.entry).map(|e| &e.node) {
+            Some(Node::File(r, w)) => (*r, *w),
+            _ => (String::new, None),
+        }
+    }
+}
+
+impl Inode for SysctlFile {
+    fn file_type(&self) -> FileType {
+        FileType::Regular
+    }
+    fn key(&self) -> InodeKey {
+        self.meta.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        let perm = if self.funcs().1.is_some() {
+            0o644
+        } else {
+            0o444
+        };
+        Ok(self.meta.stat(S_IFREG | perm, 1, 0))
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(self.meta.statfs())
+    }
+    fn open(&self, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        let (read, write) = self.funcs();
+        if flags & 3 != 0 {
+            // Linux's sysctl test_perm: the owner bits for euid 0 only.
+            let root = caller
+                .task
+                .is_none_or(|t| t.group.creds.lock().unwrap_or_else(|p| p.into_inner()).euid == 0);
+            if write.is_none() || !root {
+                return error!(EACCES);
+            }
+        }
+        Ok(Arc::new(SysctlOpen {
+            data: read().into_bytes(),
+            write,
+            admin: caller
+                .task
+                .is_none_or(|t| t.privileged(crate::task::caps::Cap::SysAdmin)),
+        }))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// An opened sysctl file: its text at open, and its setter.
+struct SysctlOpen {
+    data: Vec<u8>,
+    write: Option<Setter>,
+    /// Whether the opener holds CAP_SYS_ADMIN (for the setters that
+    /// need it).
+    admin: bool,
+}
+
+impl FileOps for SysctlOpen {
+    fn read(&self, _f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        let off = off.min(self.data.len() as u64) as usize;
+        let n = buf.len().min(self.data.len() - off);
+        buf[..n].copy_from_slice(&self.data[off..off + n]);
+        Ok(n)
+    }
+    fn write(&self, _f: &OpenFile, _off: u64, buf: &[u8]) -> KResult<usize> {
+        let Some(w) = self.write else {
+            return error!(EINVAL);
+        };
+        w(self.admin, &buf[..buf.len().min(4096)])?;
+        Ok(buf.len())
+    }
+    fn truncate(&self, _len: u64) -> KResult<()> {
+        Ok(())
+    }
+}
+
+/// A directory of this module's own (fs/inotify, net, net/core).
+pub struct SysctlDir {
+    meta: Meta,
+    parent_ino: u64,
+    dir: Dir,
+}
+
+impl Inode for SysctlDir {
+    fn file_type(&self) -> FileType {
+        FileType::Directory
+    }
+    fn key(&self) -> InodeKey {
+        self.meta.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(self.meta.stat(S_IFDIR | 0o555, 2, 0))
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(self.meta.statfs())
+    }
+    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        lookup(self.dir, name, &self.meta).ok_or(crate::errno!(ENOENT))
+    }
+    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        let d = FileType::Directory.dirent_type();
+        let r = FileType::Regular.dirent_type();
+        let mut v = vec![
+            (self.meta.ino, d, b".".to_vec()),
+            (self.parent_ino, d, b"..".to_vec()),
+        ];
+        for (n, ino, is_dir) in entries(self.dir) {
+            v.push((ino, if is_dir { d } else { r }, n.as_bytes().to_vec()));
+        }
+        Ok(Arc::new(SynthDir { entries: v }))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
