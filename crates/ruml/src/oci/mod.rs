@@ -400,6 +400,7 @@ fn create(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
         .map_err(|e| format!("bundle {}: {e}", bundle.display()))?;
     let pid_file = get(&["--pid-file"]).map(|p| cwd.join(p));
     let console_socket = get(&["--console-socket"]).map(|p| cwd.join(p));
+    let preserve = preserve_fds(get(&["--preserve-fds"]))?;
     let spec = plan::load_spec(&bundle)?;
     let plan = plan::plan(&spec, &bundle, ctx.debug)?;
     if plan.terminal && console_socket.is_none() {
@@ -425,6 +426,7 @@ fn create(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
         plan,
         pid_file,
         console_socket,
+        preserve,
     );
     if r.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -442,6 +444,7 @@ fn create_in(
     plan: plan::Plan,
     pid_file: Option<PathBuf>,
     console_socket: Option<PathBuf>,
+    preserve: usize,
 ) -> Result<(), String> {
     std::fs::copy(bundle.join("config.json"), dir.join("config.json"))
         .map_err(|e| format!("cannot copy config.json: {e}"))?;
@@ -465,7 +468,7 @@ fn create_in(
     if pid == 0 {
         // SAFETY: our own pipe's read end.
         unsafe { libc::close(fds[0]) };
-        instance(ctx, dir, plan, fds[1], console);
+        instance(ctx, dir, plan, fds[1], console, preserve);
     }
     // SAFETY: the child has its own copy of the write end.
     unsafe { libc::close(fds[1]) };
@@ -541,6 +544,7 @@ fn instance(
     plan: plan::Plan,
     sync_fd: i32,
     console: Option<console::Pty>,
+    preserve: usize,
 ) -> ! {
     // SAFETY: sync_fd is our end of the pipe.
     let mut sync = unsafe { std::fs::File::from_raw_fd(sync_fd) };
@@ -592,6 +596,12 @@ fn instance(
     std::thread::spawn(move || forward_signals(ctl, &ctl_dir));
     std::thread::spawn(move || exec::serve(exec_listener));
     ruml_kernel::container::set(plan.setup);
+    // SAFETY: `create` checked that 3..3+preserve are open descriptors it
+    // inherited; this process takes them over (nothing else uses them).
+    let kept = (0..preserve)
+        .map(|k| unsafe { std::os::fd::OwnedFd::from_raw_fd(3 + k as i32) })
+        .collect();
+    ruml_kernel::container::set_preserved_fds(kept);
     let code = match ruml_kernel::boot::boot(plan.boot) {
         Ok(c) => c,
         Err(e) => {
@@ -1132,11 +1142,13 @@ fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
     } else {
         None
     };
-    let stdio = match &pty {
-        Some(p) => [p.raw(); 3],
-        None => [0, 1, 2],
+    let preserve = preserve_fds(get(&["--preserve-fds"]))?;
+    let mut fds = match &pty {
+        Some(p) => vec![p.raw(); 3],
+        None => vec![0, 1, 2],
     };
-    let (mut conn, _guest_pid) = exec::request(&dir, &req, stdio)?;
+    fds.extend((0..preserve).map(|k| 3 + k as i32));
+    let (mut conn, _guest_pid) = exec::request(&dir, &req, &fds)?;
     drop(pty);
     let pid_file = get(&["--pid-file"]);
     if has(&["--detach", "-d"]) {
@@ -1165,6 +1177,29 @@ fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
         write_atomic(Path::new(&f), std::process::id().to_string().as_bytes())?;
     }
     exec::wait(&mut conn)
+}
+
+/// `--preserve-fds N`: the count, with descriptors 3..3+N checked open.
+fn preserve_fds(v: Option<String>) -> Result<usize, String> {
+    let Some(v) = v else {
+        return Ok(0);
+    };
+    let n: usize = v
+        .parse()
+        .map_err(|_| format!("--preserve-fds {v}: give a number of descriptors"))?;
+    if n > exec::MAX_PRESERVED {
+        return Err(format!(
+            "--preserve-fds {n}: at most {} descriptors",
+            exec::MAX_PRESERVED
+        ));
+    }
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only asks about the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(format!("--preserve-fds {n}: descriptor {fd} is not open"));
+        }
+    }
+    Ok(n)
 }
 
 /// Runs one hook with the container state on its stdin (runtime-spec).
