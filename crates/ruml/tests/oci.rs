@@ -2065,3 +2065,72 @@ fn preserve_fds_pass_descriptors_to_the_container() {
     );
     oci.ok(&["delete", "fds"]);
 }
+
+/// A uts namespace given by path is joined: the guest's hostname is that
+/// namespace's (a pod's containers share the sandbox's); a hostname in
+/// config.json with it is refused, as runc does. Other namespace types by
+/// path stay a clear error (see bad_bundles_are_refused_with_nothing_left).
+#[test]
+fn a_uts_namespace_given_by_path_is_joined() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIP a_uts_namespace_given_by_path_is_joined: making a uts namespace needs root"
+        );
+        return;
+    }
+    let oci = Oci::new("oci-utsns");
+    let mut holder = match Command::new("unshare")
+        .args(["--uts", "sh", "-c", "hostname pod-host && exec sleep 600"])
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("SKIP a_uts_namespace_given_by_path_is_joined: unshare: {e}");
+            return;
+        }
+    };
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Kill(&mut holder);
+    let ns = format!("/proc/{}/ns/uts", holder.0.id());
+    wait_for("unshare to set the namespace's hostname", || {
+        Command::new("nsenter")
+            .arg(format!("--uts={ns}"))
+            .arg("hostname")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "pod-host")
+    });
+    let namespaces = format!(r#"[{{"type":"pid"}},{{"type":"uts","path":"{ns}"}}]"#);
+    let cfg = config(&["sh", "-c", "hostname"], "", "")
+        .replace(r#""hostname":"oci-test","#, "")
+        .replace(
+            r#"[{"type":"pid"},{"type":"mount"},{"type":"network"}]"#,
+            &namespaces,
+        );
+    let b = oci.bundle("uts", Some(&cfg));
+    let pid = oci.create("uts", &b);
+    oci.ok(&["start", "uts"]);
+    assert_eq!(reap(pid), 0);
+    assert_eq!(oci.output("uts"), "pod-host\n");
+    oci.ok(&["delete", "uts"]);
+    // With a hostname of its own: refused, nothing left.
+    let cfg = config(&["sh", "-c", "hostname"], "", "").replace(
+        r#"[{"type":"pid"},{"type":"mount"},{"type":"network"}]"#,
+        &namespaces,
+    );
+    let b = oci.bundle("utsh", Some(&cfg));
+    let r = oci.run(&["create", "--bundle", b.to_str().unwrap(), "utsh"], "utsh");
+    assert!(
+        !r.status.success(),
+        "create with hostname and a uts path succeeded"
+    );
+    assert!(r.stderr.contains("hostname cannot be set"), "{}", r.stderr);
+    assert!(!oci.root().join("utsh").exists());
+    drop(holder);
+}

@@ -541,7 +541,7 @@ fn create_in(
 fn instance(
     ctx: &Ctx,
     dir: &Path,
-    plan: plan::Plan,
+    mut plan: plan::Plan,
     sync_fd: i32,
     console: Option<console::Pty>,
     preserve: usize,
@@ -557,6 +557,12 @@ fn instance(
     // and out of its directory, which we must not keep busy.
     // SAFETY: plain system call.
     unsafe { libc::setsid() };
+    if let Some(p) = &plan.uts_join {
+        match join_uts(p) {
+            Ok(h) => plan.setup.hostname = Some(h),
+            Err(e) => fail(&mut sync, e),
+        }
+    }
     if let Err(e) = set_up_network(&plan.net) {
         fail(&mut sync, e);
     }
@@ -614,6 +620,29 @@ fn instance(
     };
     let _ = write_atomic(&dir.join("exit"), code.to_string().as_bytes());
     std::process::exit(code)
+}
+
+/// Joins the UTS namespace at `path` (this process is still
+/// single-threaded) and returns its hostname, which the guest gets: ruml's
+/// guest has a kernel of its own, so it gets a copy at boot.
+fn join_uts(path: &str) -> Result<Vec<u8>, String> {
+    let ns = std::fs::File::open(path)
+        .map_err(|e| format!("cannot open the uts namespace {path}: {e}"))?;
+    // SAFETY: setns on a descriptor we own; single-threaded here.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUTS) } != 0 {
+        return Err(format!(
+            "cannot join the uts namespace {path}: {} (the runtime needs CAP_SYS_ADMIN over it)",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: uname fills the struct we own.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Err(format!("uname: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: uname NUL-terminates nodename within the struct.
+    let name = unsafe { std::ffi::CStr::from_ptr(u.nodename.as_ptr()) };
+    Ok(name.to_bytes().to_vec())
 }
 
 /// Gives the guest the network the plan asks for: joins a network
