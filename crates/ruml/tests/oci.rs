@@ -2134,3 +2134,65 @@ fn a_uts_namespace_given_by_path_is_joined() {
     assert!(!oci.root().join("utsh").exists());
     drop(holder);
 }
+
+/// `run` (create + start + wait + delete, as runc's): the container's
+/// output and exit status are run's, preserved descriptors reach it,
+/// nothing is left; `run --detach` returns with the container running.
+#[test]
+fn run_creates_starts_waits_and_deletes() {
+    let oci = Oci::new("oci-run");
+    let b = oci.bundle(
+        "b",
+        Some(&config(
+            &[
+                "sh",
+                "-c",
+                "echo ran $(hostname); echo via-three >&3; exit 6",
+            ],
+            "",
+            "",
+        )),
+    );
+    let three = oci.dir.path().join("three");
+    let f3 = std::fs::File::create(&three).unwrap();
+    let r = run_with_fds(
+        &oci,
+        &[
+            "run",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--preserve-fds",
+            "1",
+            "r1",
+        ],
+        &[&f3],
+        "r1",
+    );
+    drop(f3);
+    assert_eq!(r.status.code(), Some(6), "{}", r.stderr);
+    assert_eq!(r.stdout, "ran oci-test\n");
+    assert_eq!(std::fs::read_to_string(&three).unwrap(), "via-three\n");
+    assert!(!oci.root().join("r1").exists(), "run left its state behind");
+    // --keep: the stopped container stays until deleted.
+    let r = oci.run(
+        &["run", "--keep", "--bundle", b.to_str().unwrap(), "r2"],
+        "r2",
+    );
+    assert_eq!(r.status.code(), Some(6), "{}", r.stderr);
+    assert_eq!(oci.state("r2")["status"], "stopped");
+    oci.ok(&["delete", "r2"]);
+    // --detach: back at once, the container runs on.
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let bd = oci.bundle("bd", Some(&waiting_config(&shared, "exit 2")));
+    oci.ids.borrow_mut().push("r3".into());
+    oci.ok(&["run", "-d", "--bundle", bd.to_str().unwrap(), "r3"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    let st = oci.state("r3");
+    assert_eq!(st["status"], "running", "{st}");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    std::fs::write(shared.join("go"), "").unwrap();
+    assert_eq!(reap(pid), 2);
+    oci.ok(&["delete", "r3"]);
+    assert!(!oci.root().join("r3").exists());
+}

@@ -42,7 +42,8 @@ GLOBAL OPTIONS:
   --debug             ruml's boot log goes to the container's stderr
 
 COMMANDS:
-  create [--bundle DIR] [--pid-file F] [--console-socket S] ID
+  create [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N] ID
+  run [create's options] [--detach] [--keep] ID
   start ID
   state ID
   kill [--all] ID [SIGNAL]
@@ -51,7 +52,7 @@ COMMANDS:
   ps [--format table|json] ID
   features
   exec [--process F | [--cwd D] [--env K=V]... [--user U[:G]] ID ARGS...]
-       [--tty --console-socket S] [--detach] [--pid-file F]
+       [--tty --console-socket S] [--detach] [--pid-file F] [--preserve-fds N]
   pause ID, resume ID";
 
 /// Global options.
@@ -156,7 +157,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let rest = &args[i + 1..];
     let r = match cmd.as_str() {
         "create" => create(&ctx, rest),
-        "run" => Err("run is not supported: use create then start".into()),
+        "run" => return run_cmd(&ctx, rest),
         "start" => one_id(rest).and_then(|id| start(&ctx, &id)),
         "state" => one_id(rest).and_then(|id| state_cmd(&ctx, &id)),
         "kill" => kill(&ctx, rest),
@@ -371,18 +372,122 @@ fn rfc3339(secs: u64) -> String {
     )
 }
 
+const CREATE_FLAGS: &[&str] = &["--no-pivot", "--no-new-keyring"];
+const CREATE_VALUED: &[&str] = &[
+    "--bundle",
+    "-b",
+    "--pid-file",
+    "--console-socket",
+    "--preserve-fds",
+];
+
+/// `run` (as runc's): create and start; in the foreground, waits for the
+/// container's process (forwarding the caller's signals to it), deletes
+/// the container unless `--keep`, and exits with its status; with
+/// `--detach`, returns once it started.
+fn run_cmd(ctx: &Ctx, rest: &[String]) -> i32 {
+    match run(ctx, rest) {
+        Ok(code) => code,
+        Err(e) => {
+            ctx.error(&e);
+            1
+        }
+    }
+}
+
+fn run(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
+    let mut flags = CREATE_FLAGS.to_vec();
+    flags.extend(["--detach", "-d", "--keep"]);
+    let (opts, pos) = parse_opts(rest, &flags, CREATE_VALUED)?;
+    let [id] = pos.as_slice() else {
+        return Err("run: give one container ID".into());
+    };
+    let has = |k: &[&str]| opts.iter().any(|(o, _)| k.contains(&o.as_str()));
+    let mut args = Vec::new();
+    for (k, v) in &opts {
+        if CREATE_VALUED.contains(&k.as_str()) {
+            args.extend([k.clone(), v.clone()]);
+        } else if CREATE_FLAGS.contains(&k.as_str()) {
+            args.push(k.clone());
+        }
+    }
+    args.push(id.clone());
+    create(ctx, &args)?;
+    if let Err(e) = start(ctx, id) {
+        let _ = delete(ctx, &["--force".into(), id.clone()]);
+        return Err(e);
+    }
+    if has(&["--detach", "-d"]) {
+        return Ok(0);
+    }
+    let (saved, _) = current_state(ctx, id)?;
+    let pid = saved.state.pid.ok_or("the container has no process")?;
+    // The caller's signals go to the container's init, as runc forwards
+    // them (blocked here, taken by a thread; the instance, forked before,
+    // keeps its own mask).
+    // SAFETY: sigset operations on our own set; blocking in this thread
+    // before any other thread exists.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let fwd = Ctx {
+        root: ctx.root.clone(),
+        log: ctx.log.clone(),
+        json_log: ctx.json_log,
+        debug: ctx.debug,
+    };
+    let fid = id.clone();
+    std::thread::spawn(move || loop {
+        let mut sig = 0;
+        // SAFETY: sigwait on the set blocked above.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            let _ = send_ctl(&fwd, &fid, sig, 0);
+        }
+    });
+    let mut st = 0;
+    let r = loop {
+        // SAFETY: waitpid on one pid, into our own int.
+        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break r;
+        }
+    };
+    let code = if r != pid {
+        // Not our child after all: wait for the status it leaves.
+        while alive(&saved) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::read_to_string(ctx.dir(id).join("exit"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(255)
+    } else if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else {
+        128 + libc::WTERMSIG(st)
+    };
+    if !has(&["--keep"]) {
+        delete(ctx, std::slice::from_ref(id))?;
+    }
+    Ok(code)
+}
+
 fn create(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
-    let (opts, pos) = parse_opts(
-        rest,
-        &["--no-pivot", "--no-new-keyring"],
-        &[
-            "--bundle",
-            "-b",
-            "--pid-file",
-            "--console-socket",
-            "--preserve-fds",
-        ],
-    )?;
+    let (opts, pos) = parse_opts(rest, CREATE_FLAGS, CREATE_VALUED)?;
     let [id] = pos.as_slice() else {
         return Err("create: give one container ID".into());
     };
