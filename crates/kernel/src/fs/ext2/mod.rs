@@ -1717,7 +1717,25 @@ impl Ext2Fs {
             let take = (bs as usize - in_blk).min(len - done);
             match self.bmap(st, i, lblk)? {
                 Some(b) if in_blk == 0 && take == bs as usize => {
-                    self.read_data(st, b, &mut buf[done..done + take])?;
+                    // Whole blocks that follow each other on the device
+                    // are read at once (up to 1 MiB); cached copies win.
+                    let whole = ((len - done) as u64 / bs).min((1 << 20) / bs);
+                    let mut run = 1;
+                    while run < whole && self.bmap(st, i, lblk + run)? == Some(b + run) {
+                        run += 1;
+                    }
+                    let n = (run * bs) as usize;
+                    self.check_block(b + run - 1)?;
+                    let dst = &mut buf[done..done + n];
+                    self.dev().read_sectors(b * bs / 512, dst)?;
+                    for k in 0..run {
+                        if let Some(v) = st.cache.get(&(b + k)) {
+                            let at = (k * bs) as usize;
+                            dst[at..at + bs as usize].copy_from_slice(v);
+                        }
+                    }
+                    done += n;
+                    continue;
                 }
                 Some(b) => {
                     self.read_data(st, b, &mut tmp)?;
