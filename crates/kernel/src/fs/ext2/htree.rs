@@ -450,16 +450,17 @@ impl Ext2Fs {
         if put_entry(&mut blk, space, ino, name, ft)? {
             return self.write_dir_block(st, dir_ino, gen, pblk, &mut blk);
         }
-        // The leaf is full: split it by hash.
+        // The leaf is full: split it by hash, the new name included (so
+        // both halves are at most half a block and one name).
         self.dx_make_room(st, dir_ino, dir, &mut frames)?;
         let mut ents = self.leaf_entries(st, version, &blk)?;
-        if ents.len() < 2 {
+        if ents.is_empty() {
             return Err(corrupt(&format!(
-                "inode #{dir_ino}: full htree leaf with one entry"
+                "inode #{dir_ino}: full htree leaf with no entry"
             )));
         }
+        ents.push((hash, ino, name.to_vec(), ft));
         ents.sort_by_key(|e| e.0);
-        // Move the upper half by size.
         let total: usize = ents.iter().map(|e| rec_len_for(e.2.len())).sum();
         let mut moved = 0;
         let mut split = ents.len();
@@ -472,14 +473,6 @@ impl Ext2Fs {
         let (nl, nb) = self.dir_grow(st, dir_ino, dir)?;
         let mut lower = self.pack_leaf(&ents[..split]);
         let mut upper = self.pack_leaf(&ents[split..]);
-        let target = if hash >= hash2 {
-            &mut upper
-        } else {
-            &mut lower
-        };
-        if !put_entry(target, space, ino, name, ft)? {
-            return error!(ENOSPC);
-        }
         self.write_dir_block(st, dir_ino, gen, pblk, &mut lower)?;
         self.write_dir_block(st, dir_ino, gen, nb, &mut upper)?;
         let last = frames.len() - 1;

@@ -327,3 +327,36 @@ fn journal_superblock_checksum_verified() {
     let (_d, r) = mount_mem(with_v3(false), None, 9132);
     assert_eq!(r.err(), Some(crate::errno!(EBADMSG)));
 }
+
+/// Long names in 1 KiB blocks (three to a leaf): every split leaves room
+/// for the name that caused it; the index stays e2fsck-clean.
+#[test]
+fn htree_long_names_in_small_blocks() {
+    let base = make_image("htreel", &["-t", "ext4", "-b", "1024", "-N", "3000"], "16M");
+    let (dev, root) = mount_mem(base, None, 9140);
+    let root = root.expect("mount");
+    let caller = crate::fs::vfs::Caller::kernel();
+    root.mkdir(b"long", 0o755).unwrap();
+    let d = root.lookup(b"long", &caller).unwrap();
+    let all: Vec<Vec<u8>> = (0..1500)
+        .map(|k| {
+            let len = [255, 200, 9, 250, 120][k % 5];
+            let mut n = format!("{k}-").into_bytes();
+            n.resize(len, b'a' + (k % 26) as u8);
+            n
+        })
+        .collect();
+    for n in &all {
+        d.create(n, 0o644, 0).unwrap();
+    }
+    for n in &all {
+        assert!(d.lookup(n, &caller).is_ok());
+    }
+    let fs = fs_of(&root);
+    assert!(dir_flags(&fs, ino_of(&d)) & INDEX_FL != 0);
+    drop((d, root));
+    fs.sync_fs().unwrap();
+    drop(fs);
+    let (clean, out) = e2fsck(&dev.0.lock().unwrap(), "htreel");
+    assert!(clean, "{out}");
+}
