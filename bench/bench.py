@@ -47,6 +47,9 @@ ROWS = [
     ("tcp_stream", "TCP throughput over 127.0.0.1, 64 KiB writes", "MiB/s", False, 0.5),
     ("tmpfs_write", "tmpfs write, 64 MiB in 64 KiB blocks", "MiB/s", False, None),
     ("tmpfs_read", "tmpfs read, 64 MiB in 64 KiB blocks", "MiB/s", False, None),
+    ("disk_write", "disk: sequential write + fsync, 64 MiB (ruml, UML: ext4 ubd disk)", "MiB/s", False, None),
+    ("disk_read", "disk: sequential read of that file", "MiB/s", False, None),
+    ("disk_files", "disk: small file create+write, stat, unlink, sync (per file)", "µs", True, None),
     ("boot", "boot → /bin/true → exit", "ms", True, None),
     ("build", "real build: Lua 5.4, 33 C files, make -j2", "s", True, 1.15),
 ]
@@ -155,6 +158,21 @@ def mount_root(root):
     sh(["mount", "-o", "remount,bind,ro", usr])
     sh(["mount", "-t", "tmpfs", "-o", "size=2g,mode=1777", "tmpfs", os.path.join(root, "tmp")])
     sh(["mount", "--bind", "/dev", os.path.join(root, "dev")])
+    # The disk benchmark's directory on the host's own filesystem (systems
+    # without a disk of their own write there; ruml and UML get an image).
+    os.makedirs(os.path.join(root, "bench-disk"), exist_ok=True)
+
+
+def disk_image(work, key):
+    """A fresh ext4 image (the host's mke2fs) for a system's second ubd
+    disk: the disk benchmark mounts it inside ruml or UML."""
+    img = os.path.join(work, f"disk-{key}.img")
+    if os.path.exists(img):
+        os.unlink(img)
+    with open(img, "wb") as f:
+        f.truncate(1 << 30)
+    sh(["mke2fs", "-q", "-F", "-t", "ext4", img])
+    return img
     # No host /proc in the root: nothing the suite runs needs it natively,
     # and with it UML 6.1 fails to start its processes ("start_userspace :
     # expected SIGSTOP") over and over.
@@ -221,7 +239,8 @@ def make_systems(args, root, quick):
         mem = "mem=2G"
         if not ruml or not os.access(ruml, os.X_OK):
             s.unavailable = f"unavailable: no ruml binary at {ruml}"
-        s.suite_cmd = [ruml, "quiet", mem, f"mode={mode}", f"root={root}", "--"] + suite("1")
+        s.suite_cmd = [ruml, "quiet", mem, f"mode={mode}", f"root={root}",
+                       f"ubd1={disk_image(args.work, s.key)}", "--"] + suite("1")
         s.boot_cmd = [ruml, "quiet", f"mode={mode}", f"root={root}", "--", "/bin/true"]
         systems.append(s)
 
@@ -231,7 +250,7 @@ def make_systems(args, root, quick):
         s.unavailable = pkg_reason("user-mode-linux")
     common = [uml, "root=/dev/root", "rootfstype=hostfs", f"rootflags={root}", "rw",
               "con0=fd:0,fd:1", "con=null", "quiet"]
-    s.suite_cmd = common + ["mem=1G", "init=/bench/uml-init",
+    s.suite_cmd = common + ["mem=1G", "init=/bench/uml-init", f"ubd1={disk_image(args.work, 'uml')}",
                             f"BENCH_RUNS={runs}", f"BENCH_BUILD_RUNS={build_runs}", f"BENCH_QUICK={q}"]
     s.boot_cmd = common + ["mem=256M", "init=/bench/boot-true"]
     # UML's physical memory is a file in TMPDIR; tmpfs is what UML wants.

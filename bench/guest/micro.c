@@ -343,6 +343,100 @@ static void bench_file(const char *dir)
     report("tmpfs_read", mib / tr, "MiB/s");
 }
 
+/* ---- a disk: sequential write + fsync, read, many small files ---- */
+#define DISK_FILE_SIZE (64L << 20)
+#define SMALL_FILES 1000
+static void bench_disk(const char *dir)
+{
+    const char *rows[] = {"disk_write", "disk_read", "disk_files"};
+    if (!dir || !*dir) {
+        for (int k = 0; k < 3; k++)
+            na(rows[k], "no disk directory");
+        return;
+    }
+    long size = batches == 1 ? DISK_FILE_SIZE / 4 : DISK_FILE_SIZE;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/seq.%d", dir, (int)getpid());
+    static char buf[BLOCK];
+    memset(buf, 0xa5, sizeof buf);
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    if (fd < 0) {
+        for (int k = 0; k < 3; k++)
+            na(rows[k], strerror(errno));
+        return;
+    }
+    double t0 = now();
+    for (long off = 0; off < size; off += BLOCK)
+        if (write(fd, buf, BLOCK) != BLOCK) {
+            int e = errno;
+            close(fd);
+            unlink(path);
+            for (int k = 0; k < 3; k++)
+                na(rows[k], e ? strerror(e) : "short write");
+            return;
+        }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        for (int k = 0; k < 3; k++)
+            na(rows[k], strerror(e));
+        return;
+    }
+    double t1 = now();
+    close(fd);
+    report("disk_write", size / (double)(1 << 20) / (t1 - t0), "MiB/s");
+    fd = open(path, O_RDONLY);
+    long total = 0;
+    double t2 = now();
+    ssize_t r;
+    while (fd >= 0 && (r = read(fd, buf, BLOCK)) > 0)
+        total += r;
+    double t3 = now();
+    if (fd >= 0)
+        close(fd);
+    unlink(path);
+    if (total != size)
+        na("disk_read", "short read");
+    else
+        report("disk_read", size / (double)(1 << 20) / (t3 - t2), "MiB/s");
+    /* Many small files: create + write 100 bytes + close, stat, unlink,
+       in one directory, then sync; per file. */
+    char d[4096];
+    snprintf(d, sizeof d, "%s/many.%d", dir, (int)getpid());
+    if (mkdir(d, 0700) != 0) {
+        na("disk_files", strerror(errno));
+        return;
+    }
+    int n = batches == 1 ? SMALL_FILES / 4 : SMALL_FILES;
+    double t4 = now();
+    for (int pass = 0; pass < 3; pass++)
+        for (int k = 0; k < n; k++) {
+            char f[4200];
+            snprintf(f, sizeof f, "%s/file-%d", d, k);
+            struct stat st;
+            int ok;
+            if (pass == 0) {
+                int g = open(f, O_CREAT | O_EXCL | O_WRONLY, 0600);
+                ok = g >= 0 && write(g, buf, 100) == 100;
+                if (g >= 0)
+                    close(g);
+            } else if (pass == 1) {
+                ok = stat(f, &st) == 0 && st.st_size == 100;
+            } else {
+                ok = unlink(f) == 0;
+            }
+            if (!ok) {
+                na("disk_files", errno ? strerror(errno) : "bad size");
+                return;
+            }
+        }
+    sync();
+    double t5 = now();
+    rmdir(d);
+    report("disk_files", (t5 - t4) / n * 1e6, "us");
+}
+
 /* ---- TCP over loopback: a server process on 127.0.0.1 ---- */
 
 /* A listening socket on 127.0.0.1 with a port the kernel picks. */
@@ -572,7 +666,7 @@ int main(int argc, char **argv)
         i++;
     }
     if (i >= argc) {
-        fprintf(stderr, "usage: micro [-q] all|NAME [TMPDIR] | micro time CMD...\n");
+        fprintf(stderr, "usage: micro [-q] all|NAME [TMPDIR] | micro [-q] disk DIR | micro time CMD...\n");
         return 2;
     }
     const char *what = argv[i++];
@@ -592,6 +686,10 @@ int main(int argc, char **argv)
             run_one(&benches[k]);
             found = 1;
         }
+    }
+    if (strcmp(what, "disk") == 0) {
+        bench_disk(dir);
+        return 0;
     }
     if (strcmp(what, "all") == 0 || strncmp(what, "tmpfs", 5) == 0) {
         bench_file(dir);

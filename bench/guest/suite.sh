@@ -74,5 +74,31 @@ while [ $i -lt "$BUILD_RUNS" ]; do
     fi
     i=$((i + 1))
 done
+# The disk benchmark: ext4 on the second ubd disk where the system has one
+# (ruml and UML get a fresh image from bench.py as /dev/ubdb), else a
+# directory on the host's own filesystem (/bench-disk), else the tmpfs.
+D=
+DM=
+if [ -b /dev/ubdb ] && [ -n "$W" ] && mkdir -p "$W/disk"; then
+    if err=$(mount -t ext4 /dev/ubdb "$W/disk" 2>&1); then
+        D=$W/disk/d
+        DM=$W/disk
+        mkdir -p "$D"
+        echo "SUITE note: disk rows on ext4 on /dev/ubdb"
+    else
+        echo "SUITE note: mount -t ext4 /dev/ubdb failed: $(echo "$err" | tail -n 1 | head -c 100)"
+    fi
+fi
+if [ -z "$D" ] && mkdir -p "/bench-disk/d.$$" 2>/dev/null && : > "/bench-disk/d.$$/probe" 2>/dev/null; then
+    D=/bench-disk/d.$$
+fi
+if [ -z "$D" ] && [ -n "$W" ]; then
+    D=$W/d
+    mkdir -p "$D"
+    echo "SUITE note: disk rows on the tmpfs (no disk and /bench-disk is not writable)"
+fi
+/bench/micro $Q disk "$D"
+case "$D" in /bench-disk/*) rm -rf "$D" ;; esac
+[ -n "$DM" ] && umount "$DM"
 [ -n "$W" ] && rm -rf "$W"
 echo "SUITE done"

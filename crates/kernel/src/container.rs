@@ -72,6 +72,16 @@ pub struct ContainerSetup {
 }
 
 static SETUP: Mutex<Option<ContainerSetup>> = Mutex::new(None);
+/// Host descriptors init gets as its 3, 4, ... (`--preserve-fds`); taken
+/// by [`apply`].
+static PRESERVED: Mutex<Vec<std::os::fd::OwnedFd>> = Mutex::new(Vec::new());
+
+/// Records host descriptors that become init's descriptors 3, 4, ... (as
+/// runc's `--preserve-fds`): guest files over the host descriptors (see
+/// [`crate::fs::hostfd`]).
+pub fn set_preserved_fds(fds: Vec<std::os::fd::OwnedFd>) {
+    *PRESERVED.lock().unwrap_or_else(|p| p.into_inner()) = fds;
+}
 /// init's pid once [`apply`] ran (0 before).
 static INIT_PID: AtomicI32 = AtomicI32::new(0);
 
@@ -84,6 +94,13 @@ pub fn set(setup: ContainerSetup) {
 /// is `fs`). Called by boot before init's program is loaded.
 pub(crate) fn apply(task: &Arc<Task>, fs: &Arc<FsContext>) -> Result<(), String> {
     INIT_PID.store(task.tgid(), Ordering::SeqCst);
+    let preserved = std::mem::take(&mut *PRESERVED.lock().unwrap_or_else(|p| p.into_inner()));
+    for (k, host) in preserved.into_iter().enumerate() {
+        let fd = 3 + k as i32;
+        task.files()
+            .install_at(fd, crate::fs::hostfd::open(host), false)
+            .map_err(|e| format!("cannot install preserved descriptor {fd}: {e}"))?;
+    }
     let Some(s) = SETUP.lock().unwrap_or_else(|p| p.into_inner()).take() else {
         return Ok(());
     };

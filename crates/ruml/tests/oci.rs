@@ -1893,3 +1893,306 @@ fn process_capabilities_apply_inside() {
     let f: serde_json::Value = serde_json::from_str(&oci.ok(&["features"]).stdout).unwrap();
     assert_eq!(f["linux"]["capabilities"][0], "CAP_CHOWN", "{f}");
 }
+
+/// Runs `ruml-oci --root ROOT ARGS` with host files as its descriptors
+/// 3, 4, ... (as conmon passes sockets with --preserve-fds).
+fn run_with_fds(oci: &Oci, args: &[&str], extra: &[&std::fs::File], tag: &str) -> Run {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let out = oci.dir.path().join(format!("{tag}.out"));
+    let err = oci.dir.path().join(format!("{tag}.err"));
+    let raw: Vec<i32> = extra.iter().map(|f| f.as_raw_fd()).collect();
+    let mut cmd = Command::new(oci.dir.path().join("ruml-oci"));
+    cmd.arg("--root")
+        .arg(oci.root())
+        .args(args)
+        .current_dir(oci.dir.path())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("out file"))
+        .stderr(std::fs::File::create(&err).expect("err file"));
+    // SAFETY: dup/dup2 only, between fork and exec. The descriptors are
+    // first moved above the targets so no target overwrites a source.
+    unsafe {
+        cmd.pre_exec(move || {
+            let high: Vec<i32> = raw
+                .iter()
+                .map(|&fd| libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100))
+                .collect();
+            for (k, &fd) in high.iter().enumerate() {
+                if fd < 0 || libc::dup2(fd, 3 + k as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("start ruml-oci");
+    let deadline = Instant::now() + BUDGET;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("TIMEOUT: ruml-oci {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        status,
+        stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+    }
+}
+
+/// `create --preserve-fds N` and `exec --preserve-fds N`: the caller's
+/// descriptors 3..3+N are the container process's 3..3+N (as runc), and
+/// no more; a count naming a closed descriptor is a clear error.
+#[test]
+fn preserve_fds_pass_descriptors_to_the_container() {
+    let oci = Oci::new("oci-fds");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle(
+        "b",
+        Some(&waiting_config(
+            &shared,
+            "echo to-three >&3; read l <&4; echo got $l; \
+             (echo x >&5) 2>/dev/null && echo five-open || echo no-five",
+        )),
+    );
+    let three = oci.dir.path().join("three");
+    let four = oci.dir.path().join("four");
+    std::fs::write(&four, "from-four\n").unwrap();
+    let f3 = std::fs::File::create(&three).unwrap();
+    let f4 = std::fs::File::open(&four).unwrap();
+    // A closed descriptor in the range: refused, nothing left.
+    let r = run_with_fds(
+        &oci,
+        &[
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--preserve-fds",
+            "3",
+            "bad",
+        ],
+        &[&f3, &f4],
+        "bad",
+    );
+    assert!(
+        !r.status.success(),
+        "create with a closed preserved fd succeeded"
+    );
+    assert!(
+        r.stderr.contains("descriptor 5 is not open"),
+        "{}",
+        r.stderr
+    );
+    assert!(!oci.root().join("bad").exists(), "state left behind");
+    let r = run_with_fds(
+        &oci,
+        &[
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--preserve-fds",
+            "x",
+            "bad",
+        ],
+        &[],
+        "bad2",
+    );
+    assert!(
+        !r.status.success() && r.stderr.contains("--preserve-fds"),
+        "{}",
+        r.stderr
+    );
+
+    oci.ids.borrow_mut().push("fds".into());
+    let pid_file = oci.dir.path().join("fds.pid");
+    let r = run_with_fds(
+        &oci,
+        &[
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--preserve-fds",
+            "2",
+            "fds",
+        ],
+        &[&f3, &f4],
+        "fds",
+    );
+    assert!(r.status.success(), "create: {}", r.stderr);
+    drop((f3, f4));
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    oci.ok(&["start", "fds"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    // exec: its own descriptor 3.
+    let exec3 = oci.dir.path().join("exec3");
+    let e3 = std::fs::File::create(&exec3).unwrap();
+    let r = run_with_fds(
+        &oci,
+        &[
+            "exec",
+            "--preserve-fds",
+            "1",
+            "fds",
+            "sh",
+            "-c",
+            "echo exec-three >&3",
+        ],
+        &[&e3],
+        "ex",
+    );
+    assert!(r.status.success(), "exec: {}", r.stderr);
+    drop(e3);
+    assert_eq!(std::fs::read_to_string(&exec3).unwrap(), "exec-three\n");
+    std::fs::write(shared.join("go"), "").unwrap();
+    assert_eq!(reap(pid), 0);
+    assert_eq!(std::fs::read_to_string(&three).unwrap(), "to-three\n");
+    assert_eq!(
+        std::fs::read_to_string(oci.dir.path().join("fds.out")).unwrap(),
+        "got from-four\nno-five\n"
+    );
+    oci.ok(&["delete", "fds"]);
+}
+
+/// A uts namespace given by path is joined: the guest's hostname is that
+/// namespace's (a pod's containers share the sandbox's); a hostname in
+/// config.json with it is refused, as runc does. Other namespace types by
+/// path stay a clear error (see bad_bundles_are_refused_with_nothing_left).
+#[test]
+fn a_uts_namespace_given_by_path_is_joined() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIP a_uts_namespace_given_by_path_is_joined: making a uts namespace needs root"
+        );
+        return;
+    }
+    let oci = Oci::new("oci-utsns");
+    let mut holder = match Command::new("unshare")
+        .args(["--uts", "sh", "-c", "hostname pod-host && exec sleep 600"])
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("SKIP a_uts_namespace_given_by_path_is_joined: unshare: {e}");
+            return;
+        }
+    };
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let holder = Kill(&mut holder);
+    let ns = format!("/proc/{}/ns/uts", holder.0.id());
+    wait_for("unshare to set the namespace's hostname", || {
+        Command::new("nsenter")
+            .arg(format!("--uts={ns}"))
+            .arg("hostname")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "pod-host")
+    });
+    let namespaces = format!(r#"[{{"type":"pid"}},{{"type":"uts","path":"{ns}"}}]"#);
+    let cfg = config(&["sh", "-c", "hostname"], "", "")
+        .replace(r#""hostname":"oci-test","#, "")
+        .replace(
+            r#"[{"type":"pid"},{"type":"mount"},{"type":"network"}]"#,
+            &namespaces,
+        );
+    let b = oci.bundle("uts", Some(&cfg));
+    let pid = oci.create("uts", &b);
+    oci.ok(&["start", "uts"]);
+    assert_eq!(reap(pid), 0);
+    assert_eq!(oci.output("uts"), "pod-host\n");
+    oci.ok(&["delete", "uts"]);
+    // With a hostname of its own: refused, nothing left.
+    let cfg = config(&["sh", "-c", "hostname"], "", "").replace(
+        r#"[{"type":"pid"},{"type":"mount"},{"type":"network"}]"#,
+        &namespaces,
+    );
+    let b = oci.bundle("utsh", Some(&cfg));
+    let r = oci.run(&["create", "--bundle", b.to_str().unwrap(), "utsh"], "utsh");
+    assert!(
+        !r.status.success(),
+        "create with hostname and a uts path succeeded"
+    );
+    assert!(r.stderr.contains("hostname cannot be set"), "{}", r.stderr);
+    assert!(!oci.root().join("utsh").exists());
+    drop(holder);
+}
+
+/// `run` (create + start + wait + delete, as runc's): the container's
+/// output and exit status are run's, preserved descriptors reach it,
+/// nothing is left; `run --detach` returns with the container running.
+#[test]
+fn run_creates_starts_waits_and_deletes() {
+    let oci = Oci::new("oci-run");
+    let b = oci.bundle(
+        "b",
+        Some(&config(
+            &[
+                "sh",
+                "-c",
+                "echo ran $(hostname); echo via-three >&3; exit 6",
+            ],
+            "",
+            "",
+        )),
+    );
+    let three = oci.dir.path().join("three");
+    let f3 = std::fs::File::create(&three).unwrap();
+    let r = run_with_fds(
+        &oci,
+        &[
+            "run",
+            "--bundle",
+            b.to_str().unwrap(),
+            "--preserve-fds",
+            "1",
+            "r1",
+        ],
+        &[&f3],
+        "r1",
+    );
+    drop(f3);
+    assert_eq!(r.status.code(), Some(6), "{}", r.stderr);
+    assert_eq!(r.stdout, "ran oci-test\n");
+    assert_eq!(std::fs::read_to_string(&three).unwrap(), "via-three\n");
+    assert!(!oci.root().join("r1").exists(), "run left its state behind");
+    // --keep: the stopped container stays until deleted.
+    let r = oci.run(
+        &["run", "--keep", "--bundle", b.to_str().unwrap(), "r2"],
+        "r2",
+    );
+    assert_eq!(r.status.code(), Some(6), "{}", r.stderr);
+    assert_eq!(oci.state("r2")["status"], "stopped");
+    oci.ok(&["delete", "r2"]);
+    // --detach: back at once, the container runs on.
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let bd = oci.bundle("bd", Some(&waiting_config(&shared, "exit 2")));
+    oci.ids.borrow_mut().push("r3".into());
+    oci.ok(&["run", "-d", "--bundle", bd.to_str().unwrap(), "r3"]);
+    wait_for("the container to start", || shared.join("started").exists());
+    let st = oci.state("r3");
+    assert_eq!(st["status"], "running", "{st}");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    std::fs::write(shared.join("go"), "").unwrap();
+    assert_eq!(reap(pid), 2);
+    oci.ok(&["delete", "r3"]);
+    assert!(!oci.root().join("r3").exists());
+}

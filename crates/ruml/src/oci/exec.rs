@@ -31,6 +31,9 @@ pub struct Request {
 }
 
 const MAX_REQUEST: usize = 4 << 20;
+/// Most descriptors `--preserve-fds` passes (one SCM_RIGHTS message
+/// carries at most 253, stdio included).
+pub const MAX_PRESERVED: usize = 250;
 
 /// Binds `DIR/exec.sock` (relative to DIR, so long state paths fit).
 pub fn listen(dir: &Path) -> Result<UnixListener, String> {
@@ -59,7 +62,7 @@ pub fn serve(l: UnixListener) {
 
 fn serve_one(conn: &UnixStream) -> Result<(), String> {
     let (len, fds) = recv_fds(conn)?;
-    if len > MAX_REQUEST || fds.len() != 3 {
+    if len > MAX_REQUEST || fds.len() < 3 || fds.len() > 3 + MAX_PRESERVED {
         return Err("bad exec request".into());
     }
     let mut body = vec![0u8; len];
@@ -101,7 +104,7 @@ fn recv_fds(conn: &UnixStream) -> Result<(usize, Vec<OwnedFd>), String> {
         iov_base: len.as_mut_ptr().cast(),
         iov_len: 4,
     };
-    let mut cbuf = [0u64; 16];
+    let mut cbuf = [0u64; 160];
     let mut fds = Vec::new();
     // SAFETY: msghdr points at our buffers, within their sizes; every
     // received descriptor is taken into an OwnedFd.
@@ -131,13 +134,18 @@ fn recv_fds(conn: &UnixStream) -> Result<(usize, Vec<OwnedFd>), String> {
     Ok((u32::from_ne_bytes(len) as usize, fds))
 }
 
-/// The exec side: sends `req` with `stdio`; returns the connection after
-/// the guest pid came back.
+/// The exec side: sends `req` with `fds` (stdin, stdout, stderr, then
+/// any preserved descriptors: the guest's 0, 1, 2, 3...); returns the
+/// connection after the guest pid came back.
 pub fn request(
     dir: &Path,
     req: &Request,
-    stdio: [i32; 3],
+    fds: &[i32],
 ) -> Result<(BufReader<UnixStream>, i32), String> {
+    if fds.len() < 3 || fds.len() > 3 + MAX_PRESERVED {
+        return Err("exec: bad descriptor count".into());
+    }
+    let bytes = 4 * fds.len() as u32;
     let old = std::env::current_dir().ok();
     std::env::set_current_dir(dir).map_err(|e| format!("cannot enter {}: {e}", dir.display()))?;
     let conn = UnixStream::connect("exec.sock");
@@ -151,7 +159,7 @@ pub fn request(
             iov_base: len.as_mut_ptr().cast(),
             iov_len: 4,
         };
-        let space = libc::CMSG_SPACE(12) as usize;
+        let space = libc::CMSG_SPACE(bytes) as usize;
         let mut cbuf = vec![0u64; space.div_ceil(8)];
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_iov = &mut iov;
@@ -161,8 +169,12 @@ pub fn request(
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(12) as usize;
-        std::ptr::copy_nonoverlapping(stdio.as_ptr().cast::<u8>(), libc::CMSG_DATA(c), 12);
+        (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr().cast::<u8>(),
+            libc::CMSG_DATA(c),
+            bytes as usize,
+        );
         if libc::sendmsg(conn.as_raw_fd(), &msg, 0) != 4 {
             return Err(format!("exec request: {}", std::io::Error::last_os_error()));
         }

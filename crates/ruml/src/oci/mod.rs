@@ -42,7 +42,8 @@ GLOBAL OPTIONS:
   --debug             ruml's boot log goes to the container's stderr
 
 COMMANDS:
-  create [--bundle DIR] [--pid-file F] [--console-socket S] ID
+  create [--bundle DIR] [--pid-file F] [--console-socket S] [--preserve-fds N] ID
+  run [create's options] [--detach] [--keep] ID
   start ID
   state ID
   kill [--all] ID [SIGNAL]
@@ -51,7 +52,7 @@ COMMANDS:
   ps [--format table|json] ID
   features
   exec [--process F | [--cwd D] [--env K=V]... [--user U[:G]] ID ARGS...]
-       [--tty --console-socket S] [--detach] [--pid-file F]
+       [--tty --console-socket S] [--detach] [--pid-file F] [--preserve-fds N]
   pause ID, resume ID";
 
 /// Global options.
@@ -156,7 +157,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let rest = &args[i + 1..];
     let r = match cmd.as_str() {
         "create" => create(&ctx, rest),
-        "run" => Err("run is not supported: use create then start".into()),
+        "run" => return run_cmd(&ctx, rest),
         "start" => one_id(rest).and_then(|id| start(&ctx, &id)),
         "state" => one_id(rest).and_then(|id| state_cmd(&ctx, &id)),
         "kill" => kill(&ctx, rest),
@@ -371,18 +372,122 @@ fn rfc3339(secs: u64) -> String {
     )
 }
 
+const CREATE_FLAGS: &[&str] = &["--no-pivot", "--no-new-keyring"];
+const CREATE_VALUED: &[&str] = &[
+    "--bundle",
+    "-b",
+    "--pid-file",
+    "--console-socket",
+    "--preserve-fds",
+];
+
+/// `run` (as runc's): create and start; in the foreground, waits for the
+/// container's process (forwarding the caller's signals to it), deletes
+/// the container unless `--keep`, and exits with its status; with
+/// `--detach`, returns once it started.
+fn run_cmd(ctx: &Ctx, rest: &[String]) -> i32 {
+    match run(ctx, rest) {
+        Ok(code) => code,
+        Err(e) => {
+            ctx.error(&e);
+            1
+        }
+    }
+}
+
+fn run(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
+    let mut flags = CREATE_FLAGS.to_vec();
+    flags.extend(["--detach", "-d", "--keep"]);
+    let (opts, pos) = parse_opts(rest, &flags, CREATE_VALUED)?;
+    let [id] = pos.as_slice() else {
+        return Err("run: give one container ID".into());
+    };
+    let has = |k: &[&str]| opts.iter().any(|(o, _)| k.contains(&o.as_str()));
+    let mut args = Vec::new();
+    for (k, v) in &opts {
+        if CREATE_VALUED.contains(&k.as_str()) {
+            args.extend([k.clone(), v.clone()]);
+        } else if CREATE_FLAGS.contains(&k.as_str()) {
+            args.push(k.clone());
+        }
+    }
+    args.push(id.clone());
+    create(ctx, &args)?;
+    if let Err(e) = start(ctx, id) {
+        let _ = delete(ctx, &["--force".into(), id.clone()]);
+        return Err(e);
+    }
+    if has(&["--detach", "-d"]) {
+        return Ok(0);
+    }
+    let (saved, _) = current_state(ctx, id)?;
+    let pid = saved.state.pid.ok_or("the container has no process")?;
+    // The caller's signals go to the container's init, as runc forwards
+    // them (blocked here, taken by a thread; the instance, forked before,
+    // keeps its own mask).
+    // SAFETY: sigset operations on our own set; blocking in this thread
+    // before any other thread exists.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+        ] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let fwd = Ctx {
+        root: ctx.root.clone(),
+        log: ctx.log.clone(),
+        json_log: ctx.json_log,
+        debug: ctx.debug,
+    };
+    let fid = id.clone();
+    std::thread::spawn(move || loop {
+        let mut sig = 0;
+        // SAFETY: sigwait on the set blocked above.
+        if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            let _ = send_ctl(&fwd, &fid, sig, 0);
+        }
+    });
+    let mut st = 0;
+    let r = loop {
+        // SAFETY: waitpid on one pid, into our own int.
+        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break r;
+        }
+    };
+    let code = if r != pid {
+        // Not our child after all: wait for the status it leaves.
+        while alive(&saved) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::fs::read_to_string(ctx.dir(id).join("exit"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(255)
+    } else if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else {
+        128 + libc::WTERMSIG(st)
+    };
+    if !has(&["--keep"]) {
+        delete(ctx, std::slice::from_ref(id))?;
+    }
+    Ok(code)
+}
+
 fn create(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
-    let (opts, pos) = parse_opts(
-        rest,
-        &["--no-pivot", "--no-new-keyring"],
-        &[
-            "--bundle",
-            "-b",
-            "--pid-file",
-            "--console-socket",
-            "--preserve-fds",
-        ],
-    )?;
+    let (opts, pos) = parse_opts(rest, CREATE_FLAGS, CREATE_VALUED)?;
     let [id] = pos.as_slice() else {
         return Err("create: give one container ID".into());
     };
@@ -400,6 +505,7 @@ fn create(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
         .map_err(|e| format!("bundle {}: {e}", bundle.display()))?;
     let pid_file = get(&["--pid-file"]).map(|p| cwd.join(p));
     let console_socket = get(&["--console-socket"]).map(|p| cwd.join(p));
+    let preserve = preserve_fds(get(&["--preserve-fds"]))?;
     let spec = plan::load_spec(&bundle)?;
     let plan = plan::plan(&spec, &bundle, ctx.debug)?;
     if plan.terminal && console_socket.is_none() {
@@ -425,6 +531,7 @@ fn create(ctx: &Ctx, rest: &[String]) -> Result<(), String> {
         plan,
         pid_file,
         console_socket,
+        preserve,
     );
     if r.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
@@ -442,6 +549,7 @@ fn create_in(
     plan: plan::Plan,
     pid_file: Option<PathBuf>,
     console_socket: Option<PathBuf>,
+    preserve: usize,
 ) -> Result<(), String> {
     std::fs::copy(bundle.join("config.json"), dir.join("config.json"))
         .map_err(|e| format!("cannot copy config.json: {e}"))?;
@@ -465,7 +573,7 @@ fn create_in(
     if pid == 0 {
         // SAFETY: our own pipe's read end.
         unsafe { libc::close(fds[0]) };
-        instance(ctx, dir, plan, fds[1], console);
+        instance(ctx, dir, plan, fds[1], console, preserve);
     }
     // SAFETY: the child has its own copy of the write end.
     unsafe { libc::close(fds[1]) };
@@ -538,9 +646,10 @@ fn create_in(
 fn instance(
     ctx: &Ctx,
     dir: &Path,
-    plan: plan::Plan,
+    mut plan: plan::Plan,
     sync_fd: i32,
     console: Option<console::Pty>,
+    preserve: usize,
 ) -> ! {
     // SAFETY: sync_fd is our end of the pipe.
     let mut sync = unsafe { std::fs::File::from_raw_fd(sync_fd) };
@@ -553,6 +662,12 @@ fn instance(
     // and out of its directory, which we must not keep busy.
     // SAFETY: plain system call.
     unsafe { libc::setsid() };
+    if let Some(p) = &plan.uts_join {
+        match join_uts(p) {
+            Ok(h) => plan.setup.hostname = Some(h),
+            Err(e) => fail(&mut sync, e),
+        }
+    }
     if let Err(e) = set_up_network(&plan.net) {
         fail(&mut sync, e);
     }
@@ -592,6 +707,12 @@ fn instance(
     std::thread::spawn(move || forward_signals(ctl, &ctl_dir));
     std::thread::spawn(move || exec::serve(exec_listener));
     ruml_kernel::container::set(plan.setup);
+    // SAFETY: `create` checked that 3..3+preserve are open descriptors it
+    // inherited; this process takes them over (nothing else uses them).
+    let kept = (0..preserve)
+        .map(|k| unsafe { std::os::fd::OwnedFd::from_raw_fd(3 + k as i32) })
+        .collect();
+    ruml_kernel::container::set_preserved_fds(kept);
     let code = match ruml_kernel::boot::boot(plan.boot) {
         Ok(c) => c,
         Err(e) => {
@@ -604,6 +725,29 @@ fn instance(
     };
     let _ = write_atomic(&dir.join("exit"), code.to_string().as_bytes());
     std::process::exit(code)
+}
+
+/// Joins the UTS namespace at `path` (this process is still
+/// single-threaded) and returns its hostname, which the guest gets: ruml's
+/// guest has a kernel of its own, so it gets a copy at boot.
+fn join_uts(path: &str) -> Result<Vec<u8>, String> {
+    let ns = std::fs::File::open(path)
+        .map_err(|e| format!("cannot open the uts namespace {path}: {e}"))?;
+    // SAFETY: setns on a descriptor we own; single-threaded here.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWUTS) } != 0 {
+        return Err(format!(
+            "cannot join the uts namespace {path}: {} (the runtime needs CAP_SYS_ADMIN over it)",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: uname fills the struct we own.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Err(format!("uname: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: uname NUL-terminates nodename within the struct.
+    let name = unsafe { std::ffi::CStr::from_ptr(u.nodename.as_ptr()) };
+    Ok(name.to_bytes().to_vec())
 }
 
 /// Gives the guest the network the plan asks for: joins a network
@@ -1132,11 +1276,13 @@ fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
     } else {
         None
     };
-    let stdio = match &pty {
-        Some(p) => [p.raw(); 3],
-        None => [0, 1, 2],
+    let preserve = preserve_fds(get(&["--preserve-fds"]))?;
+    let mut fds = match &pty {
+        Some(p) => vec![p.raw(); 3],
+        None => vec![0, 1, 2],
     };
-    let (mut conn, _guest_pid) = exec::request(&dir, &req, stdio)?;
+    fds.extend((0..preserve).map(|k| 3 + k as i32));
+    let (mut conn, _guest_pid) = exec::request(&dir, &req, &fds)?;
     drop(pty);
     let pid_file = get(&["--pid-file"]);
     if has(&["--detach", "-d"]) {
@@ -1165,6 +1311,29 @@ fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
         write_atomic(Path::new(&f), std::process::id().to_string().as_bytes())?;
     }
     exec::wait(&mut conn)
+}
+
+/// `--preserve-fds N`: the count, with descriptors 3..3+N checked open.
+fn preserve_fds(v: Option<String>) -> Result<usize, String> {
+    let Some(v) = v else {
+        return Ok(0);
+    };
+    let n: usize = v
+        .parse()
+        .map_err(|_| format!("--preserve-fds {v}: give a number of descriptors"))?;
+    if n > exec::MAX_PRESERVED {
+        return Err(format!(
+            "--preserve-fds {n}: at most {} descriptors",
+            exec::MAX_PRESERVED
+        ));
+    }
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only asks about the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(format!("--preserve-fds {n}: descriptor {fd} is not open"));
+        }
+    }
+    Ok(n)
 }
 
 /// Runs one hook with the container state on its stdin (runtime-spec).

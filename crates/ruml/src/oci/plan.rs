@@ -20,6 +20,9 @@ pub struct Plan {
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
     pub net: Net,
+    /// A UTS namespace given by path: joined by the instance, and its
+    /// hostname becomes the guest's.
+    pub uts_join: Option<String>,
 }
 
 /// The guest's network, from `linux.namespaces`' network entry (the
@@ -248,7 +251,22 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
         join: None,
         hostfwd: Vec::new(),
     };
+    let mut uts_join = None;
     for ns in spec.linux.iter().flat_map(|l| &l.namespaces) {
+        if let ("uts", Some(p)) = (ns.kind.as_str(), &ns.path) {
+            if !p.starts_with('/') {
+                return Err(format!(
+                    "linux.namespaces: the uts namespace path {p} is not absolute"
+                ));
+            }
+            if spec.hostname.is_some() {
+                return Err(
+                    "hostname cannot be set when joining a uts namespace by path (as runc)".into(),
+                );
+            }
+            uts_join = Some(p.clone());
+            continue;
+        }
         if ns.kind == "network" {
             net = match &ns.path {
                 None => Net::LoopbackOnly,
@@ -352,5 +370,6 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
         terminal: process.terminal,
         console_size: process.console_size.map(|c| (c.height, c.width)),
         net,
+        uts_join,
     })
 }

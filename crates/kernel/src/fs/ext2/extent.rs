@@ -169,7 +169,7 @@ impl Ext2Fs {
             }
             let child = idx_child(&node, 12 + k * 12);
             path.push(Level { blk, node });
-            node = self.read_meta(st, child)?;
+            node = self.read_ext_block(st, i, child)?;
             blk = Some(child);
             cap = self.ext_cap();
             want = Some(depth - 1);
@@ -182,7 +182,7 @@ impl Ext2Fs {
         let mut blocks = Vec::new();
         let mut budget = MAX_NODES;
         let root = i.iblock_bytes().to_vec();
-        self.ext_walk(st, &root, 4, None, &mut out, &mut blocks, &mut budget)?;
+        self.ext_walk(st, i, &root, 4, None, &mut out, &mut blocks, &mut budget)?;
         Ok((out, blocks))
     }
 
@@ -190,6 +190,7 @@ impl Ext2Fs {
     fn ext_walk(
         &self,
         st: &mut State,
+        i: &DInode,
         node: &[u8],
         cap: usize,
         want: Option<u16>,
@@ -222,9 +223,18 @@ impl Ext2Fs {
                 return Err(corrupt("extent tree too large"));
             }
             *budget -= 1;
-            let c = self.read_meta(st, child)?;
+            let c = self.read_ext_block(st, i, child)?;
             blocks.push(child);
-            self.ext_walk(st, &c, self.ext_cap(), Some(depth - 1), out, blocks, budget)?;
+            self.ext_walk(
+                st,
+                i,
+                &c,
+                self.ext_cap(),
+                Some(depth - 1),
+                out,
+                blocks,
+                budget,
+            )?;
         }
         Ok(())
     }

@@ -70,8 +70,17 @@ pub(crate) struct Journal {
     jsb: Vec<u8>,
 }
 
-/// A logged block: (log block, home block, escaped).
-type LogTag = (u64, u64, bool);
+/// A logged block: (log block, home block, escaped, the tag's checksum
+/// of it: 32 bits with csum v3, the low 16 with v2).
+type LogTag = (u64, u64, bool, Option<u32>);
+
+/// jbd2's checksum of a descriptor, revoke or commit block: crc32c of
+/// the block with its checksum field (at `at`) zeroed.
+fn jblock_csum(seed: u32, blk: &[u8], at: usize) -> u32 {
+    let c = csum::crc32c(seed, &blk[..at]);
+    let c = csum::crc32c(c, &[0; 4]);
+    csum::crc32c(c, &blk[at + 4..])
+}
 
 fn jerr(what: &str) -> crate::errno::Errno {
     crate::log::warn(&format!("JBD2: {what}"));
@@ -123,6 +132,11 @@ impl Ext2Fs {
             ));
             return error!(EINVAL);
         }
+        if incompat & (INC_CSUM_V2 | INC_CSUM_V3) != 0
+            && jblock_csum(!0, &jsb[..1024], 0xFC) != be32(&jsb, 0xFC)
+        {
+            return Err(self.bad_csum("JBD2: journal checksum error (superblock)"));
+        }
         Ok(Journal {
             map,
             first,
@@ -172,6 +186,10 @@ impl Ext2Fs {
         };
         let tail = if csum2 || csum3 { 4 } else { 0 };
         let bs = self.geo.bs as usize;
+        // The checksums' seed: the journal's UUID.
+        let seed = csum::crc32c(!0, &j.jsb[0x30..0x40]);
+        let block_ok =
+            |blk: &[u8]| tail == 0 || jblock_csum(seed, blk, bs - 4) == be32(blk, bs - 4);
         let first = j.first as u64;
         let next = |p: u64| if p + 1 >= maxlen { first } else { p + 1 };
 
@@ -196,15 +214,27 @@ impl Ext2Fs {
             }
             match be32(&blk, 4) {
                 BT_DESCRIPTOR => {
+                    if !block_ok(&blk) {
+                        return Err(self.bad_csum(&format!(
+                            "JBD2: Invalid checksum recovering block {pos} in log"
+                        )));
+                    }
                     let mut off = 12;
                     let mut p = pos;
                     let mut last = false;
                     while !last && off + tag_bytes <= bs - tail {
-                        let (lo, flags, hi) = if csum3 {
-                            (be32(&blk, off), be32(&blk, off + 4), be32(&blk, off + 8))
+                        let (lo, flags, hi, tsum) = if csum3 {
+                            let c = be32(&blk, off + 12);
+                            (
+                                be32(&blk, off),
+                                be32(&blk, off + 4),
+                                be32(&blk, off + 8),
+                                Some(c),
+                            )
                         } else {
                             let hi = if is64 { be32(&blk, off + 8) } else { 0 };
-                            (be32(&blk, off), be16(&blk, off + 6) as u32, hi)
+                            let c = csum2.then(|| be16(&blk, off + 4) as u32);
+                            (be32(&blk, off), be16(&blk, off + 6) as u32, hi, c)
                         };
                         let home = lo as u64 | if is64 { (hi as u64) << 32 } else { 0 };
                         off += tag_bytes;
@@ -216,11 +246,19 @@ impl Ext2Fs {
                         if cur.len() as u64 >= maxlen {
                             return Err(jerr("transaction larger than the log"));
                         }
-                        cur.push((p, home, flags & TAG_ESCAPE != 0));
+                        cur.push((p, home, flags & TAG_ESCAPE != 0, tsum));
                     }
                     pos = next(p);
                 }
                 BT_COMMIT => {
+                    if tail != 0 && jblock_csum(seed, &blk, 16) != be32(&blk, 16) {
+                        // As Linux: the log ends before a transaction
+                        // whose commit block fails its checksum.
+                        crate::log::warn(&format!(
+                            "JBD2: Invalid checksum recovering commit block {pos} (transaction {seq}); the log ends there"
+                        ));
+                        break;
+                    }
                     for b in cur_revokes.drain(..) {
                         let e = revoked.entry(b).or_insert(seq);
                         *e = (*e).max(seq);
@@ -230,6 +268,11 @@ impl Ext2Fs {
                     pos = next(pos);
                 }
                 BT_REVOKE => {
+                    if !block_ok(&blk) {
+                        return Err(self.bad_csum(&format!(
+                            "JBD2: Invalid checksum recovering revoke block {pos} in log"
+                        )));
+                    }
                     let count = (be32(&blk, 12) as usize).min(bs - tail);
                     let rec = if is64 { 8 } else { 4 };
                     let mut off = 16;
@@ -249,8 +292,9 @@ impl Ext2Fs {
         }
         // Replay.
         let mut n = 0;
+        let mut bad = None;
         for (tseq, tags) in &committed {
-            for &(logb, home, escaped) in tags {
+            for &(logb, home, escaped, tsum) in tags {
                 if revoked.get(&home).is_some_and(|&r| r >= *tseq) {
                     continue;
                 }
@@ -260,6 +304,17 @@ impl Ext2Fs {
                     )));
                 }
                 self.jread(&j, logb, &mut blk)?;
+                if let Some(want) = tsum {
+                    let c = csum::crc32c(csum::crc32c(seed, &tseq.to_be_bytes()), &blk);
+                    if (if csum3 { c } else { c & 0xFFFF }) != want {
+                        // Skipped, and the mount fails after the rest
+                        // is replayed (Linux's -EFSBADCRC).
+                        bad = Some(self.bad_csum(&format!(
+                            "JBD2: Invalid checksum recovering data block {home} in log"
+                        )));
+                        continue;
+                    }
+                }
                 if escaped {
                     pbe32(&mut blk, 0, JBD2_MAGIC);
                 }
@@ -276,7 +331,10 @@ impl Ext2Fs {
         self.write_jsb(&mut j)?;
         self.dev().flush()?;
         st.cache.clear();
-        Ok(n)
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
     }
 
     /// Writes the journal superblock (with its checksum if it keeps one).

@@ -32,7 +32,9 @@
 
 mod csum;
 mod extent;
+mod htree;
 mod journal;
+mod verify;
 mod vfs;
 
 use std::collections::{HashMap, HashSet};
@@ -337,6 +339,8 @@ pub struct Ext2Fs {
 /// An on-disk inode (its raw bytes, `inode_size` long).
 #[derive(Clone)]
 pub(crate) struct DInode {
+    /// Its number (metadata_csum seeds its blocks' checksums with it).
+    ino: u32,
     raw: Vec<u8>,
 }
 
@@ -997,6 +1001,12 @@ impl Ext2Fs {
         }
         let mut v = vec![0u8; self.geo.bs as usize];
         self.dev().read_sectors(b * self.geo.bs / 512, &mut v)?;
+        self.cache_insert(st, b, &v);
+        Ok(v)
+    }
+
+    /// Caches block `b` as read from the device.
+    fn cache_insert(&self, st: &mut State, b: u64, v: &[u8]) {
         if st.cache.len() >= CACHE_BYTES / self.geo.bs as usize {
             // Clean blocks go; dirty ones stay until the operation ends.
             let State {
@@ -1004,8 +1014,7 @@ impl Ext2Fs {
             } = st;
             cache.retain(|k, _| dirty.contains(k) || txn.contains(k));
         }
-        st.cache.insert(b, v.clone());
-        Ok(v)
+        st.cache.insert(b, v.to_vec());
     }
 
     /// A data block into `buf` (not cached, but a cached copy wins).
@@ -1108,7 +1117,7 @@ impl Ext2Fs {
     fn load_block_bitmap(&self, st: &mut State, g: u32) -> KResult<Vec<u8>> {
         let grp = st.groups[g as usize];
         if grp.flags & BG_BLOCK_UNINIT == 0 {
-            return self.read_meta(st, grp.block_bitmap);
+            return self.read_block_bitmap(st, g);
         }
         let geo = &self.geo;
         let mut bm = vec![0u8; geo.bs as usize];
@@ -1156,7 +1165,7 @@ impl Ext2Fs {
     fn load_inode_bitmap(&self, st: &mut State, g: u32) -> KResult<Vec<u8>> {
         let grp = st.groups[g as usize];
         if grp.flags & BG_INODE_UNINIT == 0 {
-            return self.read_meta(st, grp.inode_bitmap);
+            return self.read_inode_bitmap(st, g);
         }
         let mut bm = vec![0u8; self.geo.bs as usize];
         Self::mark_end(&mut bm, self.geo.ipg as u64);
@@ -1365,6 +1374,7 @@ impl Ext2Fs {
         let (blk, off) = self.inode_loc(st, ino)?;
         let b = self.read_meta(st, blk)?;
         Ok(DInode {
+            ino,
             raw: b[off..off + self.geo.inode_size].to_vec(),
         })
     }
@@ -1381,7 +1391,7 @@ impl Ext2Fs {
                 };
             let want = if full { c } else { c & 0xFFFF };
             if stored != want {
-                return Err(corrupt(&format!("inode {ino} checksum does not match")));
+                return Err(self.bad_csum(&format!("inode #{ino}: iget: checksum invalid")));
             }
         }
         if i.extra_isize() > self.geo.inode_size.saturating_sub(128) {
@@ -1512,7 +1522,7 @@ impl Ext2Fs {
             let Some(c) = child else {
                 return Ok(None);
             };
-            node = self.read_meta(st, c)?;
+            node = self.read_ext_block(st, i, c)?;
         }
         Err(corrupt("extent tree too deep"))
     }
@@ -1707,7 +1717,25 @@ impl Ext2Fs {
             let take = (bs as usize - in_blk).min(len - done);
             match self.bmap(st, i, lblk)? {
                 Some(b) if in_blk == 0 && take == bs as usize => {
-                    self.read_data(st, b, &mut buf[done..done + take])?;
+                    // Whole blocks that follow each other on the device
+                    // are read at once (up to 1 MiB); cached copies win.
+                    let whole = ((len - done) as u64 / bs).min((1 << 20) / bs);
+                    let mut run = 1;
+                    while run < whole && self.bmap(st, i, lblk + run)? == Some(b + run) {
+                        run += 1;
+                    }
+                    let n = (run * bs) as usize;
+                    self.check_block(b + run - 1)?;
+                    let dst = &mut buf[done..done + n];
+                    self.dev().read_sectors(b * bs / 512, dst)?;
+                    for k in 0..run {
+                        if let Some(v) = st.cache.get(&(b + k)) {
+                            let at = (k * bs) as usize;
+                            dst[at..at + bs as usize].copy_from_slice(v);
+                        }
+                    }
+                    done += n;
+                    continue;
                 }
                 Some(b) => {
                     self.read_data(st, b, &mut tmp)?;
@@ -1986,7 +2014,7 @@ impl Ext2Fs {
             let Some(b) = self.bmap(st, i, l)? else {
                 continue;
             };
-            let data = self.read_meta(st, b)?;
+            let data = self.read_dir_block(st, i, l, b)?;
             if let Some(r) = f(st, l, b, &data)? {
                 return Ok(Some(r));
             }
@@ -2060,16 +2088,26 @@ impl Ext2Fs {
 
     /// Looks `name` up in directory `dir`: (inode, d_type byte).
     fn dir_find(&self, st: &mut State, dir: &DInode, name: &[u8]) -> KResult<Option<(u32, u8)>> {
-        self.dir_blocks(st, dir, |_, _, _, blk| {
-            let mut off = 0;
-            while off < blk.len() {
-                let (ino, rec, nl, ft) = dirent_at(blk, off)?;
-                if ino != 0 && nl == name.len() && &blk[off + 8..off + 8 + nl] == name {
-                    return Ok(Some((ino, ft)));
-                }
-                off += rec;
+        Ok(self.dir_locate(st, dir, name)?.map(|f| (f.4, f.6)))
+    }
+
+    /// Where `name` is in directory `dir`: through the hash tree of an
+    /// indexed directory (a malformed index falls back to a linear scan,
+    /// as Linux does), else block by block.
+    fn dir_locate(
+        &self,
+        st: &mut State,
+        dir: &DInode,
+        name: &[u8],
+    ) -> KResult<Option<htree::Found>> {
+        if self.is_dx(st, dir) {
+            if let Ok(r) = self.dx_find(st, dir, name) {
+                return Ok(r);
             }
-            Ok(None)
+        }
+        self.dir_blocks(st, dir, |_, l, b, blk| {
+            Ok(htree::scan_block(blk, name)?
+                .map(|(off, prev, ino, rec, ft)| (l, b, off, prev, ino, rec, ft)))
         })
     }
 
@@ -2088,7 +2126,7 @@ impl Ext2Fs {
         let mut start = (pos % bs) as usize;
         while l < n && out.len() < max {
             if let Some(b) = self.bmap(st, dir, l)? {
-                let blk = self.read_meta(st, b)?;
+                let blk = self.read_dir_block(st, dir, l, b)?;
                 let mut off = 0;
                 while off < blk.len() {
                     let (ino, rec, nl, ft) = dirent_at(&blk, off)?;
@@ -2121,7 +2159,35 @@ impl Ext2Fs {
         let need = rec_len_for(name.len());
         let ft = if self.geo.filetype { dirent_type(t) } else { 0 };
         let mut dir = self.read_inode(st, dir_ino)?;
+        if self.is_dx(st, &dir) {
+            return match self.dx_add(st, dir_ino, &mut dir, name, ino, ft) {
+                Ok(()) => self.dir_touch(st, dir_ino, &mut dir),
+                // A malformed index: without checksums Linux drops the
+                // index and adds linearly; with them it is an error.
+                Err(e) if self.geo.csum || e != crate::errno!(EUCLEAN) => Err(e),
+                Err(_) => {
+                    let mut dir = self.read_inode(st, dir_ino)?;
+                    self.dir_unindex(st, dir_ino, &mut dir)?;
+                    self.dir_add_linear(st, dir_ino, dir, name, ino, ft, need)
+                }
+            };
+        }
         self.dir_unindex(st, dir_ino, &mut dir)?;
+        self.dir_add_linear(st, dir_ino, dir, name, ino, ft, need)
+    }
+
+    /// dir_add into a linear directory (which may become indexed).
+    #[allow(clippy::too_many_arguments)]
+    fn dir_add_linear(
+        &self,
+        st: &mut State,
+        dir_ino: u32,
+        mut dir: DInode,
+        name: &[u8],
+        ino: u32,
+        ft: u8,
+        need: usize,
+    ) -> KResult<()> {
         let bs = self.geo.bs as usize;
         let space = self.dir_space();
         let csum = self.geo.csum;
@@ -2134,7 +2200,7 @@ impl Ext2Fs {
         };
         let slot = self.dir_blocks(st, &dir, |_, _, b, blk| {
             if csum && !self.dir_tail_ok(blk) {
-                return Ok(None);
+                return Err(corrupt("directory block without a checksum tail"));
             }
             let mut off = 0;
             while off < space {
@@ -2160,6 +2226,8 @@ impl Ext2Fs {
                 write_entry(&mut blk, off + used, rec - used);
             }
             self.write_dir_block(st, dir_ino, gen, b, &mut blk)?;
+        } else if self.dx_make_indexed(st, dir_ino, &mut dir, name, ino, ft)? {
+            // The first block filled: the directory is indexed now.
         } else {
             // A new block at the end.
             let l = dir.size() / bs as u64;
@@ -2169,29 +2237,21 @@ impl Ext2Fs {
             self.write_dir_block(st, dir_ino, gen, b, &mut blk)?;
             dir.set_size((l + 1) * bs as u64);
         }
+        self.dir_touch(st, dir_ino, &mut dir)
+    }
+
+    /// Sets a changed directory's times and writes its inode.
+    fn dir_touch(&self, st: &mut State, dir_ino: u32, dir: &mut DInode) -> KResult<()> {
         let tm = now();
         dir.set_mtime(tm);
         dir.set_ctime(tm);
-        self.write_inode(st, dir_ino, &dir)
+        self.write_inode(st, dir_ino, dir)
     }
 
     /// Removes `name` from directory `dir_ino`; returns its inode.
     fn dir_remove(&self, st: &mut State, dir_ino: u32, name: &[u8]) -> KResult<u32> {
         let dir = self.read_inode(st, dir_ino)?;
-        let found = self.dir_blocks(st, &dir, |_, _, b, blk| {
-            let mut off = 0;
-            let mut prev: Option<usize> = None;
-            while off < blk.len() {
-                let (ino, rec, nl, _) = dirent_at(blk, off)?;
-                if ino != 0 && nl == name.len() && &blk[off + 8..off + 8 + nl] == name {
-                    return Ok(Some((b, off, prev, ino, rec)));
-                }
-                prev = Some(off);
-                off += rec;
-            }
-            Ok(None)
-        })?;
-        let Some((b, off, prev, ino, rec)) = found else {
+        let Some((_, b, off, prev, ino, rec, _)) = self.dir_locate(st, &dir, name)? else {
             return error!(ENOENT);
         };
         let mut blk = self.read_meta(st, b)?;
@@ -2222,18 +2282,7 @@ impl Ext2Fs {
         t: FileType,
     ) -> KResult<()> {
         let dir = self.read_inode(st, dir_ino)?;
-        let found = self.dir_blocks(st, &dir, |_, _, b, blk| {
-            let mut off = 0;
-            while off < blk.len() {
-                let (eino, rec, nl, _) = dirent_at(blk, off)?;
-                if eino != 0 && nl == name.len() && &blk[off + 8..off + 8 + nl] == name {
-                    return Ok(Some((b, off)));
-                }
-                off += rec;
-            }
-            Ok(None)
-        })?;
-        let Some((b, off)) = found else {
+        let Some((_, b, off, ..)) = self.dir_locate(st, &dir, name)? else {
             return error!(ENOENT);
         };
         let mut blk = self.read_meta(st, b)?;
@@ -2280,6 +2329,7 @@ impl Ext2Fs {
         let ino = self.alloc_inode(st, near, t == FileType::Directory)?;
         let old = self.read_inode_raw(st, ino)?;
         let mut i = DInode {
+            ino,
             raw: vec![0u8; self.geo.inode_size],
         };
         i.set_mode((t.mode_bits() | (perm & 0o7777)) as u16);
@@ -2790,4 +2840,5 @@ mod tests {
         // Most images still mount: the walk ran on corrupt filesystems.
         assert!(mounted > 300, "only {mounted} of 1000 images mounted");
     }
+    mod htree_csum;
 }
