@@ -21,6 +21,7 @@ pub mod copy;
 pub mod devfs;
 pub mod epoll;
 pub mod ext2;
+pub mod fasync;
 pub mod fdtable;
 pub mod file;
 pub mod hostfd;

@@ -745,14 +745,19 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
                 return error!(EBADF);
             }
             let new = arg as u32;
-            // O_APPEND cannot be cleared on an append-only file (none yet);
-            // O_ASYNC needs signal-driven I/O, which ruml lacks.
-            if new & O_ASYNC != 0 {
-                return error!(EINVAL);
+            // O_APPEND cannot be cleared on an append-only file (none yet).
+            if (new ^ f.flags()) & O_ASYNC != 0 {
+                crate::fs::fasync::set_async(&f, fd.0, new & O_ASYNC != 0)?;
             }
             f.set_status_flags(new);
             Ok(0)
         }
+        crate::fs::fasync::F_SETOWN
+        | crate::fs::fasync::F_GETOWN
+        | crate::fs::fasync::F_SETOWN_EX
+        | crate::fs::fasync::F_GETOWN_EX
+        | crate::fs::fasync::F_SETSIG
+        | crate::fs::fasync::F_GETSIG => crate::fs::fasync::fcntl_owner(ctx, &f, cmd, arg),
         F_GETPIPE_SZ => crate::fs::pipe::get_size(&f).map(|n| n as u64),
         F_SETPIPE_SZ => crate::fs::pipe::set_size(&f, arg).map(|n| n as u64),
         crate::fs::locks::F_GETLK
