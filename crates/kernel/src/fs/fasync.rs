@@ -143,18 +143,16 @@ fn update(f: &FileRef, edit: impl FnOnce(&mut Fown)) {
     edit(e);
 }
 
-/// Sets `f`'s owner to the process `tgid` unless it has one (what
-/// F_SETLEASE and F_NOTIFY do on Linux).
-pub fn set_owner_if_unset(ctx: &SyscallContext<'_>, f: &FileRef) {
+/// Makes the caller's process `f`'s owner (what F_SETLEASE and F_NOTIFY
+/// do on Linux); the F_SETSIG signal stays.
+pub fn set_owner(ctx: &SyscallContext<'_>, f: &FileRef) {
     let (uid, euid) = uids(ctx);
     let tgid = ctx.task.tgid();
     update(f, |o| {
-        if o.id == 0 {
-            o.kind = Kind::Pid;
-            o.id = tgid;
-            o.uid = uid;
-            o.euid = euid;
-        }
+        o.kind = Kind::Pid;
+        o.id = tgid;
+        o.uid = uid;
+        o.euid = euid;
     });
 }
 

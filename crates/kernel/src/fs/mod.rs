@@ -19,6 +19,7 @@ pub mod anon;
 pub mod console;
 pub mod copy;
 pub mod devfs;
+pub mod dnotify;
 pub mod epoll;
 pub mod ext2;
 pub mod fasync;

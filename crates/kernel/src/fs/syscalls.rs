@@ -276,6 +276,19 @@ pub(crate) fn do_read(
     segs: &[(u64, usize)],
     off: Option<u64>,
 ) -> KResult<u64> {
+    let r = read_body(ctx, f, segs, off);
+    if matches!(r, Ok(n) if n > 0) && !f.path.mnt.internal {
+        crate::fs::inotify::notify(&f.path, crate::fs::inotify::IN_ACCESS);
+    }
+    r
+}
+
+fn read_body(
+    ctx: &SyscallContext<'_>,
+    f: &FileRef,
+    segs: &[(u64, usize)],
+    off: Option<u64>,
+) -> KResult<u64> {
     if !f.can_read() {
         return error!(EBADF);
     }
@@ -758,6 +771,7 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
         | crate::fs::fasync::F_GETOWN_EX
         | crate::fs::fasync::F_SETSIG
         | crate::fs::fasync::F_GETSIG => crate::fs::fasync::fcntl_owner(ctx, &f, cmd, arg),
+        crate::fs::dnotify::F_NOTIFY => crate::fs::dnotify::fcntl_notify(ctx, &f, fd.0, arg),
         F_GETPIPE_SZ => crate::fs::pipe::get_size(&f).map(|n| n as u64),
         F_SETPIPE_SZ => crate::fs::pipe::set_size(&f, arg).map(|n| n as u64),
         crate::fs::locks::F_GETLK
