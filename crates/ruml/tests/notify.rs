@@ -1,6 +1,6 @@
 //! File notification and signal-driven I/O, differential against the
 //! host: O_ASYNC with F_SETOWN/F_SETOWN_EX/F_SETSIG (`tests/guest/sigio.c`),
-//! dnotify (`dnotify.c`).
+//! dnotify (`dnotify.c`), leases (`lease.c`).
 
 mod common;
 
@@ -33,4 +33,29 @@ fn dnotify_static() {
         native.stdout.contains("two writes (multishot): 2"),
         "{native}"
     );
+}
+
+/// Leases: grant rules and errors, breaks by non-blocking and blocking
+/// openers and truncate, downgrade and unlock by the holder, its signal
+/// (`tests/guest/lease.c`).
+#[test]
+fn lease_static() {
+    let (native, _) = differential("lease", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(native.stdout.contains("blocking writer: ok"), "{native}");
+}
+
+/// An ignored break ends after /proc/sys/fs/lease-break-time (set to 1 s
+/// by the guest; ruml only, since natively it would change the host's).
+#[test]
+fn lease_break_time() {
+    let guest = common::build_guest("lease", Flavour::Static);
+    let out = common::run_ruml(&guest.path, &["timeout"], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    let want = "lease-break-time: 45\nwrite 1: ok\nnow: 1\nF_WRLCK: ok\n\
+                holder (ignores it): sig+4 code POLL_MSG band 0x441 fd right\n\
+                reader after timeout: ok\nlease after timeout: F_RDLCK\n\
+                holder again: sig+4 code POLL_MSG band 0x441 fd right\n\
+                writer after timeout: ok\nlease at the end: F_UNLCK\n";
+    assert_eq!(out.stdout, want, "{out}");
 }

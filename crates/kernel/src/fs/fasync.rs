@@ -156,6 +156,14 @@ pub fn set_owner(ctx: &SyscallContext<'_>, f: &FileRef) {
     });
 }
 
+/// Forgets `f`'s owner and signal (a lease's end does this on Linux).
+pub fn clear_owner(f: &FileRef) {
+    update(f, |o| {
+        o.id = 0;
+        o.signum = 0;
+    });
+}
+
 fn uids(ctx: &SyscallContext<'_>) -> (u32, u32) {
     let c = ctx
         .task

@@ -136,6 +136,7 @@ fn wake() {
 pub fn on_close(tgid: i32, file: &FileRef) {
     // dnotify marks go with any close of their file (fs/dnotify.rs).
     crate::fs::dnotify::on_close(file);
+    crate::fs::lease::on_close();
     let key = file.path.inode().key();
     let mut t = lock_tables();
     if let Some(list) = t.records.get_mut(&key) {

@@ -725,7 +725,8 @@ impl Inode for SysDir {
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
         let ipc = match self.node {
             SysNode::Kernel => crate::ipc::proc::sys_kernel_lookup(name, &self.meta),
-            SysNode::Fs => crate::ipc::proc::sys_fs_lookup(name, &self.meta),
+            SysNode::Fs => crate::ipc::proc::sys_fs_lookup(name, &self.meta)
+                .or_else(|| crate::fs::lease::sys_fs_lookup(name, &self.meta)),
             _ => None,
         };
         if let Some(i) = ipc {
@@ -778,6 +779,9 @@ impl Inode for SysDir {
                 }
             }
             SysNode::Fs => {
+                for (n, ino) in crate::fs::lease::sys_fs_entries() {
+                    entries.push((ino, FileType::Regular.dirent_type(), n.as_bytes().to_vec()));
+                }
                 for (n, ino) in crate::ipc::proc::sys_fs_entries() {
                     entries.push((
                         ino,

@@ -772,6 +772,12 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
         | crate::fs::fasync::F_SETSIG
         | crate::fs::fasync::F_GETSIG => crate::fs::fasync::fcntl_owner(ctx, &f, cmd, arg),
         crate::fs::dnotify::F_NOTIFY => crate::fs::dnotify::fcntl_notify(ctx, &f, fd.0, arg),
+        crate::fs::lease::F_SETLEASE | crate::fs::lease::F_GETLEASE => {
+            if f.is_path_only() {
+                return error!(EBADF);
+            }
+            crate::fs::lease::fcntl_lease(ctx, &f, fd.0, cmd, arg)
+        }
         F_GETPIPE_SZ => crate::fs::pipe::get_size(&f).map(|n| n as u64),
         F_SETPIPE_SZ => crate::fs::pipe::set_size(&f, arg).map(|n| n as u64),
         crate::fs::locks::F_GETLK
@@ -788,7 +794,6 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
         crate::fs::memfd::F_ADD_SEALS | crate::fs::memfd::F_GET_SEALS => {
             crate::fs::memfd::fcntl_seals(&f, cmd, arg)
         }
-        // Leases are not implemented.
         _ => error!(EINVAL),
     }
 }
@@ -1248,6 +1253,7 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
         FileType::Regular => {}
         _ => return error!(EINVAL),
     }
+    crate::fs::lease::break_on_truncate(&p)?;
     attr_change(
         &p,
         &SetAttr {
