@@ -1,6 +1,6 @@
 //! File notification and signal-driven I/O, differential against the
 //! host: O_ASYNC with F_SETOWN/F_SETOWN_EX/F_SETSIG (`tests/guest/sigio.c`),
-//! dnotify (`dnotify.c`), leases (`lease.c`).
+//! dnotify (`dnotify.c`), leases (`lease.c`), epoll limits (`epoll_nest.c`).
 
 mod common;
 
@@ -58,4 +58,12 @@ fn lease_break_time() {
                 holder again: sig+4 code POLL_MSG band 0x441 fd right\n\
                 writer after timeout: ok\nlease at the end: F_UNLCK\n";
     assert_eq!(out.stdout, want, "{out}");
+}
+
+/// epoll: nesting depth and cycles (ELOOP), EPOLLEXCLUSIVE's EINVAL
+/// cases, regular files (EPERM) (`tests/guest/epoll_nest.c`).
+#[test]
+fn epoll_nest_static() {
+    let (native, _) = differential("epoll_nest", Flavour::Static, &[]);
+    assert!(native.stdout.contains("c<-a ELOOP"), "{native}");
 }
