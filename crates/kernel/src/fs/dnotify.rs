@@ -93,7 +93,7 @@ fn remove(f: &OpenFile) {
     let key = f.path.inode().key();
     let mut t = marks();
     if let Some(list) = t.get_mut(&key) {
-        list.retain(|m| m.file.strong_count() > 0 && m.file.as_ptr() != f as *const OpenFile);
+        list.retain(|m| m.file.strong_count() > 0 && !std::ptr::eq(m.file.as_ptr(), f));
         if list.is_empty() {
             t.remove(&key);
         }

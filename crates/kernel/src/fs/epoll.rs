@@ -249,12 +249,12 @@ fn sys_epoll_ctl(
     };
     // EPOLLEXCLUSIVE, then loops and depth, before EEXIST/ENOENT (Linux).
     let target_is_epoll = as_epoll(&target).is_some();
-    if op != EPOLL_CTL_DEL && events & EPOLLEXCLUSIVE != 0 {
-        if op == EPOLL_CTL_MOD
-            || (op == EPOLL_CTL_ADD && (target_is_epoll || events & !EPOLLEXCLUSIVE_OK != 0))
-        {
-            return error!(EINVAL);
-        }
+    if op != EPOLL_CTL_DEL
+        && events & EPOLLEXCLUSIVE != 0
+        && (op == EPOLL_CTL_MOD
+            || (op == EPOLL_CTL_ADD && (target_is_epoll || events & !EPOLLEXCLUSIVE_OK != 0)))
+    {
+        return error!(EINVAL);
     }
     if op == EPOLL_CTL_ADD && target_is_epoll {
         let below = depth_below(&target, &ef, 0).ok_or(Errno::ELOOP)?;

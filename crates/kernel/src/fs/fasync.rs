@@ -113,7 +113,7 @@ fn key(f: &OpenFile) -> usize {
 fn fown_of(f: &OpenFile) -> Option<Fown> {
     let t = owners();
     let o = t.get(&key(f))?;
-    (o.file.as_ptr() == f as *const OpenFile && o.file.strong_count() > 0).then(|| o.clone())
+    (std::ptr::eq(o.file.as_ptr(), f) && o.file.strong_count() > 0).then(|| o.clone())
 }
 
 /// Updates `f`'s owner record through `edit` (a fresh record if none).

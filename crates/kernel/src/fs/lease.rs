@@ -65,8 +65,10 @@ impl Lease {
 
 static ANY: AtomicBool = AtomicBool::new(false);
 
-fn table() -> &'static (Mutex<HashMap<InodeKey, Vec<Lease>>>, WaitQueue) {
-    static T: OnceLock<(Mutex<HashMap<InodeKey, Vec<Lease>>>, WaitQueue)> = OnceLock::new();
+type Table = (Mutex<HashMap<InodeKey, Vec<Lease>>>, WaitQueue);
+
+fn table() -> &'static Table {
+    static T: OnceLock<Table> = OnceLock::new();
     T.get_or_init(|| (Mutex::new(HashMap::new()), WaitQueue::new()))
 }
 
