@@ -1,6 +1,7 @@
 //! File notification and signal-driven I/O, differential against the
 //! host: O_ASYNC with F_SETOWN/F_SETOWN_EX/F_SETSIG (`tests/guest/sigio.c`),
-//! dnotify (`dnotify.c`), leases (`lease.c`), epoll limits (`epoll_nest.c`).
+//! dnotify (`dnotify.c`), leases (`lease.c`), epoll limits (`epoll_nest.c`),
+//! fanotify (`fanotify.c`).
 
 mod common;
 
@@ -66,4 +67,19 @@ fn lease_break_time() {
 fn epoll_nest_static() {
     let (native, _) = differential("epoll_nest", Flavour::Static, &[]);
     assert!(native.stdout.contains("c<-a ELOOP"), "{native}");
+}
+
+/// fanotify as root on a tmpfs mount: mount and inode marks, merged
+/// event masks, descriptors for the reader, errors
+/// (`tests/guest/fanotify.c`; natively it needs root).
+#[test]
+fn fanotify_static() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP fanotify_static: needs root natively");
+        return;
+    }
+    let (native, _) = differential("fanotify", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(native.stdout.contains("mask 0x2a vers 3"), "{native}");
 }

@@ -125,6 +125,7 @@ fn emit(key: InodeKey, mask: u32, cookie: u32, name: &[u8]) {
 /// Something happened to the object at `path` (`name` is its name in its
 /// parent directory): its own watchers and its parent's hear of it.
 pub fn notify(path: &Path, mask: u32) {
+    crate::fs::fanotify::event(path, mask);
     if let Some(parent) = &path.dentry.parent {
         crate::fs::dnotify::child_event(parent.inode.key(), mask);
     }

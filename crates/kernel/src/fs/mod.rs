@@ -22,6 +22,7 @@ pub mod devfs;
 pub mod dnotify;
 pub mod epoll;
 pub mod ext2;
+pub mod fanotify;
 pub mod fasync;
 pub mod fdtable;
 pub mod file;

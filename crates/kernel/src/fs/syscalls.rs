@@ -269,6 +269,12 @@ pub(crate) fn gather(
     Ok(())
 }
 
+/// A descriptor fanotify opened for its reader: its accesses make no
+/// events (fs/fanotify.rs).
+fn no_notify(f: &FileRef) -> bool {
+    f.flags() & crate::fs::fanotify::FMODE_NONOTIFY != 0
+}
+
 /// The body of read/pread/readv/preadv: `off` None = the file position.
 pub(crate) fn do_read(
     ctx: &SyscallContext<'_>,
@@ -277,7 +283,7 @@ pub(crate) fn do_read(
     off: Option<u64>,
 ) -> KResult<u64> {
     let r = read_body(ctx, f, segs, off);
-    if matches!(r, Ok(n) if n > 0) && !f.path.mnt.internal {
+    if matches!(r, Ok(n) if n > 0) && !f.path.mnt.internal && !no_notify(f) {
         crate::fs::inotify::notify(&f.path, crate::fs::inotify::IN_ACCESS);
     }
     r
@@ -451,7 +457,7 @@ pub(crate) fn do_write(
             break;
         }
     }
-    if done > 0 && !f.path.mnt.internal {
+    if done > 0 && !f.path.mnt.internal && !no_notify(f) {
         crate::fs::inotify::notify(&f.path, crate::fs::inotify::IN_MODIFY);
     }
     Ok(done as u64)
@@ -661,7 +667,7 @@ fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     crate::fs::locks::on_close(ctx.task.tgid(), &f);
     // A message queue's notification goes with its process's close (ipc/).
     crate::ipc::mqueue::on_close(ctx.task.tgid(), &f);
-    if !f.path.mnt.internal {
+    if !f.path.mnt.internal && !no_notify(&f) {
         let ev = if f.can_write() {
             crate::fs::inotify::IN_CLOSE_WRITE
         } else {
@@ -752,7 +758,7 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
             files.set_cloexec(fd.0, arg & FD_CLOEXEC != 0)?;
             Ok(0)
         }
-        F_GETFL => Ok(f.flags() as u64),
+        F_GETFL => Ok((f.flags() & !crate::fs::fanotify::FMODE_NONOTIFY) as u64),
         F_SETFL => {
             if f.is_path_only() {
                 return error!(EBADF);

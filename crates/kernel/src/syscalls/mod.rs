@@ -147,6 +147,7 @@ const TABLES: &[Table] = &[
     crate::fs::copy::copy_table,
     crate::fs::memfd::memfd_table,
     crate::fs::inotify::inotify_table,
+    crate::fs::fanotify::fanotify_table,
     crate::fs::io_uring::io_uring_table,
     crate::fs::aio::aio_table,
     crate::fs::openat2::openat2_table,
