@@ -42,6 +42,57 @@ struct Interest {
 /// An epoll instance.
 pub struct Epoll {
     items: Mutex<Vec<Interest>>,
+    /// The epoll files this one is in (for the nesting limit); dead ones
+    /// are skipped. Its own mutex, never held with `items`.
+    parents: Mutex<Vec<Weak<OpenFile>>>,
+}
+
+/// Linux's EP_MAX_NESTS: levels of epoll below and above one link.
+const EP_MAX_NESTS: usize = 4;
+/// What may come with EPOLLEXCLUSIVE (Linux's EPOLLEXCLUSIVE_OK_BITS).
+const EPOLLEXCLUSIVE_OK: u32 =
+    0x1 | 0x4 | POLLERR | POLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE;
+
+fn as_epoll(f: &OpenFile) -> Option<&Epoll> {
+    f.ops().ok()?.as_any_ops().downcast_ref::<Epoll>()
+}
+
+/// Levels of epoll inside `f` (0: none), or None if `ep` is among them
+/// (a cycle) or they are deeper than any link may make.
+fn depth_below(f: &OpenFile, ep: &OpenFile, level: usize) -> Option<usize> {
+    if std::ptr::eq(f, ep) {
+        return None;
+    }
+    let e = as_epoll(f)?;
+    if level > EP_MAX_NESTS + 1 {
+        return None;
+    }
+    let mut d = 0;
+    for c in e.files() {
+        if as_epoll(&c).is_some() {
+            d = d.max(1 + depth_below(&c, ep, level + 1)?);
+        }
+    }
+    Some(d)
+}
+
+/// Levels of epoll that `f` is in (0: none).
+fn depth_above(f: &OpenFile, level: usize) -> usize {
+    let Some(e) = as_epoll(f) else { return 0 };
+    if level > EP_MAX_NESTS + 1 {
+        return level;
+    }
+    let ps: Vec<FileRef> = e
+        .parents
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter_map(|w| w.upgrade())
+        .collect();
+    ps.iter()
+        .map(|p| 1 + depth_above(p, level + 1))
+        .max()
+        .unwrap_or(0)
 }
 
 impl Epoll {
@@ -136,6 +187,7 @@ fn sys_epoll_create1(ctx: &mut SyscallContext<'_>, flags: u32) -> KResult<u64> {
         "eventpoll",
         Arc::new(Epoll {
             items: Mutex::new(Vec::new()),
+            parents: Mutex::new(Vec::new()),
         }),
         O_RDWR,
     );
@@ -195,6 +247,21 @@ fn sys_epoll_ctl(
             u64::from_le_bytes(raw[4..12].try_into().unwrap_or([0; 8])),
         )
     };
+    // EPOLLEXCLUSIVE, then loops and depth, before EEXIST/ENOENT (Linux).
+    let target_is_epoll = as_epoll(&target).is_some();
+    if op != EPOLL_CTL_DEL
+        && events & EPOLLEXCLUSIVE != 0
+        && (op == EPOLL_CTL_MOD
+            || (op == EPOLL_CTL_ADD && (target_is_epoll || events & !EPOLLEXCLUSIVE_OK != 0)))
+    {
+        return error!(EINVAL);
+    }
+    if op == EPOLL_CTL_ADD && target_is_epoll {
+        let below = depth_below(&target, &ef, 0).ok_or(Errno::ELOOP)?;
+        if below + 1 + depth_above(&ef, 0) > EP_MAX_NESTS {
+            return error!(ELOOP);
+        }
+    }
     let mut items = ep.lock();
     let pos = items
         .iter()
@@ -204,9 +271,6 @@ fn sys_epoll_ctl(
             if pos.is_some() {
                 return error!(EEXIST);
             }
-            if events & EPOLLEXCLUSIVE != 0 && events & (EPOLLONESHOT) != 0 {
-                return error!(EINVAL);
-            }
             items.push(Interest {
                 fd: fd.0,
                 file: Arc::downgrade(&target),
@@ -215,10 +279,16 @@ fn sys_epoll_ctl(
                 disabled: false,
                 seen: None,
             });
+            drop(items);
+            if let Some(t) = as_epoll(&target) {
+                let mut ps = t.parents.lock().unwrap_or_else(|p| p.into_inner());
+                ps.retain(|w| w.strong_count() > 0);
+                ps.push(Arc::downgrade(&ef));
+            }
         }
         EPOLL_CTL_MOD => {
             let i = pos.ok_or(crate::errno!(ENOENT))?;
-            if events & EPOLLEXCLUSIVE != 0 || items[i].events & EPOLLEXCLUSIVE != 0 {
+            if items[i].events & EPOLLEXCLUSIVE != 0 {
                 return error!(EINVAL);
             }
             items[i].events = events & !EPOLLWAKEUP;
@@ -229,6 +299,16 @@ fn sys_epoll_ctl(
         EPOLL_CTL_DEL => {
             let i = pos.ok_or(crate::errno!(ENOENT))?;
             items.remove(i);
+            drop(items);
+            if let Some(t) = as_epoll(&target) {
+                let mut ps = t.parents.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(j) = ps
+                    .iter()
+                    .position(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&ef)))
+                {
+                    ps.swap_remove(j);
+                }
+            }
         }
         _ => return error!(EINVAL),
     }

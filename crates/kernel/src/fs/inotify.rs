@@ -126,6 +126,10 @@ fn emit(key: InodeKey, mask: u32, cookie: u32, name: &[u8]) {
 /// Something happened to the object at `path` (`name` is its name in its
 /// parent directory): its own watchers and its parent's hear of it.
 pub fn notify(path: &Path, mask: u32) {
+    crate::fs::fanotify::event(path, mask);
+    if let Some(parent) = &path.dentry.parent {
+        crate::fs::dnotify::child_event(parent.inode.key(), mask);
+    }
     if !ANY.load(Ordering::Relaxed) {
         return;
     }
@@ -142,6 +146,7 @@ pub fn notify(path: &Path, mask: u32) {
 
 /// A directory gained or lost the entry `name` (create, delete, moves).
 pub fn notify_dir(dir: &Path, mask: u32, name: &[u8], is_dir: bool, cookie: u32) {
+    crate::fs::dnotify::child_event(dir.inode().key(), mask);
     if !ANY.load(Ordering::Relaxed) {
         return;
     }

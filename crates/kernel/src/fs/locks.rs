@@ -134,6 +134,9 @@ fn wake() {
 /// The process closed a descriptor of `file`: its POSIX locks on the file
 /// go (POSIX's famous rule).
 pub fn on_close(tgid: i32, file: &FileRef) {
+    // dnotify marks go with any close of their file (fs/dnotify.rs).
+    crate::fs::dnotify::on_close(file);
+    crate::fs::lease::on_close();
     let key = file.path.inode().key();
     let mut t = lock_tables();
     if let Some(list) = t.records.get_mut(&key) {

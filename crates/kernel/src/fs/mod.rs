@@ -19,14 +19,18 @@ pub mod anon;
 pub mod console;
 pub mod copy;
 pub mod devfs;
+pub mod dnotify;
 pub mod epoll;
 pub mod ext2;
+pub mod fanotify;
+pub mod fasync;
 pub mod fdtable;
 pub mod file;
 pub mod hostfd;
 pub mod hostfs;
 pub mod inotify;
 pub mod io_uring;
+pub mod lease;
 pub mod locks;
 pub mod memfd;
 pub mod mntns;
@@ -455,6 +459,7 @@ pub fn open_resolved(w: &namei::Walker<'_>, p: Path, flags: u32) -> KResult<File
         0
     }) | if wants_write { perm::MAY_WRITE } else { 0 };
     perm::check(&w.caller, &p, want)?;
+    lease::break_on_open(&p, flags)?;
     let ops = p.inode().open(flags, &w.caller)?;
     Ok(OpenFile::new(p, Some(ops), flags))
 }

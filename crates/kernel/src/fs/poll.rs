@@ -53,6 +53,8 @@ pub struct Waiters {
     /// Counts wake-ups: edge-triggered epoll reports a file again only
     /// after something happened to it.
     events: std::sync::atomic::AtomicU64,
+    /// Open files with O_ASYNC on this object (fs/fasync.rs).
+    fasync: crate::fs::fasync::FasyncList,
 }
 
 impl Waiters {
@@ -89,6 +91,11 @@ impl Waiters {
         self.events.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The O_ASYNC files signalled on this object's changes.
+    pub(crate) fn fasync(&self) -> &crate::fs::fasync::FasyncList {
+        &self.fasync
+    }
+
     /// Wakes every sleeper and poller to recheck its condition.
     pub fn wake_all(&self) {
         self.events
@@ -107,6 +114,8 @@ impl Waiters {
                 w.poke();
             }
         }
+        drop(ws);
+        self.fasync.wake();
     }
 
     /// Registers a kernel worker's waker, poked on every change.

@@ -269,8 +269,27 @@ pub(crate) fn gather(
     Ok(())
 }
 
+/// A descriptor fanotify opened for its reader: its accesses make no
+/// events (fs/fanotify.rs).
+fn no_notify(f: &FileRef) -> bool {
+    f.flags() & crate::fs::fanotify::FMODE_NONOTIFY != 0
+}
+
 /// The body of read/pread/readv/preadv: `off` None = the file position.
 pub(crate) fn do_read(
+    ctx: &SyscallContext<'_>,
+    f: &FileRef,
+    segs: &[(u64, usize)],
+    off: Option<u64>,
+) -> KResult<u64> {
+    let r = read_body(ctx, f, segs, off);
+    if matches!(r, Ok(n) if n > 0) && !f.path.mnt.internal && !no_notify(f) {
+        crate::fs::inotify::notify(&f.path, crate::fs::inotify::IN_ACCESS);
+    }
+    r
+}
+
+fn read_body(
     ctx: &SyscallContext<'_>,
     f: &FileRef,
     segs: &[(u64, usize)],
@@ -441,7 +460,7 @@ pub(crate) fn do_write(
             break;
         }
     }
-    if done > 0 && !f.path.mnt.internal {
+    if done > 0 && !f.path.mnt.internal && !no_notify(f) {
         crate::fs::inotify::notify(&f.path, crate::fs::inotify::IN_MODIFY);
     }
     Ok(done as u64)
@@ -651,7 +670,7 @@ fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     crate::fs::locks::on_close(ctx.task.tgid(), &f);
     // A message queue's notification goes with its process's close (ipc/).
     crate::ipc::mqueue::on_close(ctx.task.tgid(), &f);
-    if !f.path.mnt.internal {
+    if !f.path.mnt.internal && !no_notify(&f) {
         let ev = if f.can_write() {
             crate::fs::inotify::IN_CLOSE_WRITE
         } else {
@@ -742,19 +761,31 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
             files.set_cloexec(fd.0, arg & FD_CLOEXEC != 0)?;
             Ok(0)
         }
-        F_GETFL => Ok(f.flags() as u64),
+        F_GETFL => Ok((f.flags() & !crate::fs::fanotify::FMODE_NONOTIFY) as u64),
         F_SETFL => {
             if f.is_path_only() {
                 return error!(EBADF);
             }
             let new = arg as u32;
-            // O_APPEND cannot be cleared on an append-only file (none yet);
-            // O_ASYNC needs signal-driven I/O, which ruml lacks.
-            if new & O_ASYNC != 0 {
-                return error!(EINVAL);
+            // O_APPEND cannot be cleared on an append-only file (none yet).
+            if (new ^ f.flags()) & O_ASYNC != 0 {
+                crate::fs::fasync::set_async(&f, fd.0, new & O_ASYNC != 0)?;
             }
             f.set_status_flags(new);
             Ok(0)
+        }
+        crate::fs::fasync::F_SETOWN
+        | crate::fs::fasync::F_GETOWN
+        | crate::fs::fasync::F_SETOWN_EX
+        | crate::fs::fasync::F_GETOWN_EX
+        | crate::fs::fasync::F_SETSIG
+        | crate::fs::fasync::F_GETSIG => crate::fs::fasync::fcntl_owner(ctx, &f, cmd, arg),
+        crate::fs::dnotify::F_NOTIFY => crate::fs::dnotify::fcntl_notify(ctx, &f, fd.0, arg),
+        crate::fs::lease::F_SETLEASE | crate::fs::lease::F_GETLEASE => {
+            if f.is_path_only() {
+                return error!(EBADF);
+            }
+            crate::fs::lease::fcntl_lease(ctx, &f, fd.0, cmd, arg)
         }
         F_GETPIPE_SZ => crate::fs::pipe::get_size(&f).map(|n| n as u64),
         F_SETPIPE_SZ => {
@@ -775,7 +806,6 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
         crate::fs::memfd::F_ADD_SEALS | crate::fs::memfd::F_GET_SEALS => {
             crate::fs::memfd::fcntl_seals(&f, cmd, arg)
         }
-        // Leases are not implemented.
         _ => error!(EINVAL),
     }
 }
@@ -1236,6 +1266,7 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
         FileType::Regular => {}
         _ => return error!(EINVAL),
     }
+    crate::fs::lease::break_on_truncate(&p)?;
     let r = attr_change(
         &p,
         &SetAttr {

@@ -147,6 +147,7 @@ const TABLES: &[Table] = &[
     crate::fs::copy::copy_table,
     crate::fs::memfd::memfd_table,
     crate::fs::inotify::inotify_table,
+    crate::fs::fanotify::fanotify_table,
     crate::fs::io_uring::io_uring_table,
     crate::fs::aio::aio_table,
     crate::fs::openat2::openat2_table,
@@ -196,13 +197,14 @@ pub fn implemented() -> Vec<u64> {
 pub fn dispatch(ctx: &mut SyscallContext<'_>) {
     let nr = ctx.regs.orig_rax;
     let args = ctx.regs.syscall_args();
-    let result = match lookup(nr) {
+    // O_ASYNC signals the call caused go out as it ends (fs/fasync.rs).
+    let result = crate::fs::fasync::in_syscall(|| match lookup(nr) {
         Some((handler, _name)) => handler(ctx, args),
         None => {
             warn_unknown(nr);
             Err(Errno::ENOSYS)
         }
-    };
+    });
     if crate::log::strace_enabled() {
         let name = names::syscall_name(nr).unwrap_or("?");
         eprintln!(
