@@ -33,8 +33,14 @@ pub const TASK_SIZE: u64 = ruml_host::stub::GUEST_TOP;
 pub const MMAP_MIN: u64 = 0x10000;
 /// Anonymous areas up to this size are mapped ahead whole.
 const MAP_AHEAD_MAX: u64 = 16 << 20;
-/// Pages filled at once on a fault in a lazily filled area.
+/// Pages filled at once on a fault in a lazily filled file area.
 const FAULT_CHUNK_PAGES: u64 = 32;
+/// Pages filled at once on a fault in an anonymous area too large to be
+/// mapped ahead whole (2 MiB, aligned).
+const ANON_FAULT_PAGES: u64 = 512;
+/// fork copies the pages from this far below the stack pointer up to it
+/// at once (see [`Mm::fork_hot`]): what the calls after fork returns push.
+pub const FORK_HOT_BELOW_SP: u64 = 256;
 /// How far a stack may grow (RLIMIT_STACK's default).
 pub const STACK_LIMIT: u64 = 8 << 20;
 
@@ -212,6 +218,18 @@ impl Mm {
     /// A copy-on-write copy for fork: same VMAs; private pages shared
     /// read-only by both until one writes; shared pages shared.
     pub fn fork(&self) -> Arc<Mm> {
+        self.fork_hot(&[])
+    }
+
+    /// As [`Mm::fork`], except that the present private writable pages
+    /// holding an address of `hot` are copied for the child now rather
+    /// than shared: pages both processes are about to write (the stack
+    /// around the forking thread's stack pointer: both return from fork
+    /// through it), where sharing would cost each side a write fault — a
+    /// round trip to the stub and back — to end in the same copy. Only
+    /// for a parent no other thread of which can write the page during
+    /// the copy.
+    pub fn fork_hot(&self, hot: &[u64]) -> Arc<Mm> {
         let mut p = self.lock();
         let mut child_ptes = BTreeMap::new();
         let mut child_ops = Vec::new();
@@ -231,6 +249,29 @@ impl Mm {
                 continue;
             }
             for (&vpn, pte) in p.ptes.range_mut(v.start / PAGE..v.end / PAGE) {
+                let eager = !v.shared
+                    && v.prot & PROT_WRITE != 0
+                    && !matches!(v.backing, Backing::Special { .. })
+                    && hot.iter().any(|&a| a / PAGE == vpn);
+                if eager {
+                    if let Some(copy) = self.phys.alloc() {
+                        self.phys.copy_page(pte.pfn, copy);
+                        child_ptes.insert(
+                            vpn,
+                            Pte {
+                                pfn: copy,
+                                cow: false,
+                            },
+                        );
+                        child_ops.push(HostOp::Map {
+                            addr: vpn * PAGE,
+                            len: PAGE,
+                            prot: host_prot(v.prot, false),
+                            pfn: copy,
+                        });
+                        continue;
+                    }
+                }
                 self.phys.get(pte.pfn);
                 let cow = !v.shared;
                 if cow && !pte.cow && v.prot & PROT_WRITE != 0 {
@@ -701,9 +742,17 @@ impl Mm {
         Ok(pte.pfn)
     }
 
-    /// The range to fill around a fault at `addr`.
+    /// The range to fill around a fault at `addr`: for anonymous memory
+    /// the aligned 2 MiB around it (gVisor's allocation unit: frames are
+    /// lazily backed by the host, so mapping them ahead costs no memory
+    /// until touched, and saves a trap per 32 pages); for files, whose
+    /// pages must be read in, [`FAULT_CHUNK_PAGES`].
     fn fault_window(&self, vma: &Vma, addr: u64) -> (u64, u64) {
-        let chunk = FAULT_CHUNK_PAGES * PAGE;
+        let pages = match vma.backing {
+            Backing::Anon => ANON_FAULT_PAGES,
+            _ => FAULT_CHUNK_PAGES,
+        };
+        let chunk = pages * PAGE;
         let lo = (addr & !(chunk - 1)).max(vma.start);
         let hi = ((addr & !(chunk - 1)) + chunk).min(vma.end);
         (lo, hi)

@@ -226,6 +226,18 @@ fn do_clone_full(
     let parent = ctx.task;
     let mm = if flags & CLONE_VM != 0 {
         ctx.mm()
+    } else if stack == 0 {
+        // Both sides return from fork through the stack: copy its top
+        // pages now instead of taking a write fault in each; only when no
+        // other task of this address space runs meanwhile (the task's own
+        // reference and ours are the only ones).
+        let mm = ctx.mm();
+        let sp = ctx.regs.rsp;
+        if Arc::strong_count(&mm) <= 2 && parent.group.threads().len() == 1 {
+            mm.fork_hot(&[sp.wrapping_sub(crate::mm::FORK_HOT_BELOW_SP), sp])
+        } else {
+            mm.fork()
+        }
     } else {
         ctx.mm().fork()
     };
