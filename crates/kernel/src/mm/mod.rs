@@ -35,6 +35,9 @@ pub const MMAP_MIN: u64 = 0x10000;
 const MAP_AHEAD_MAX: u64 = 16 << 20;
 /// Pages filled at once on a fault in a lazily filled file area.
 const FAULT_CHUNK_PAGES: u64 = 32;
+/// Pages around a fault in a file area mapped at once when their frames
+/// are at hand (see [`Mm::map_cached`]).
+const FAULT_AROUND_PAGES: u64 = 512;
 /// Pages filled at once on a fault in an anonymous area too large to be
 /// mapped ahead whole (2 MiB, aligned).
 const ANON_FAULT_PAGES: u64 = 512;
@@ -641,6 +644,98 @@ impl Mm {
         Ok(())
     }
 
+    /// Fault-around for files, as Linux's `filemap_map_pages`: maps the
+    /// pages of `[start, end)` (inside one file VMA) whose frames are at
+    /// hand — in the page cache, or a memory-backed file's own — without
+    /// reading anything or allocating; the rest fault as before. Each
+    /// page mapped here is one trap fewer (a round trip to the stub and
+    /// back), for one lookup.
+    fn map_cached(&self, m: &mut MmInner, start: u64, end: u64) {
+        let Some(vma) = m.vmas.find(start).cloned() else {
+            return;
+        };
+        let Backing::File {
+            file,
+            pgoff,
+            key,
+            size,
+        } = &vma.backing
+        else {
+            return;
+        };
+        let cache = &crate::kernel().page_cache;
+        let ops = file.ops().ok().cloned();
+        let memory_backed = ops
+            .as_ref()
+            .is_some_and(|o| crate::fs::vfs::memory_backed(o.as_ref()));
+        let live_size = if memory_backed {
+            file.size().unwrap_or(*size)
+        } else {
+            *size
+        };
+        let end = end.min(vma.end);
+        let mut at = start.max(vma.start);
+        while at < end {
+            let vpn = at / PAGE;
+            let file_page = pgoff + (at - vma.start) / PAGE;
+            if file_page * PAGE >= live_size {
+                break;
+            }
+            if !m.ptes.contains_key(&vpn) {
+                let pfn = if memory_backed {
+                    ops.as_ref()
+                        .and_then(|o| o.page_frame(file_page, false))
+                        .and_then(|r| r.ok())
+                } else {
+                    cache.lookup(*key, file_page)
+                };
+                if let Some(pfn) = pfn {
+                    let cow = !vma.shared;
+                    m.ptes.insert(vpn, Pte { pfn, cow });
+                    m.ops.push(HostOp::Map {
+                        addr: at,
+                        len: PAGE,
+                        prot: host_prot(vma.prot, cow),
+                        pfn,
+                    });
+                }
+            }
+            at += PAGE;
+        }
+    }
+
+    /// Maps what of `[start, start+len)` is at hand without I/O (see
+    /// [`Mm::map_cached`]): exec does it for each segment it loads, so a
+    /// program whose pages are cached starts without a fault for each.
+    pub fn map_ahead_cached(&self, start: u64, len: u64) {
+        let mut m = self.lock();
+        let end = start.saturating_add(len);
+        let mut at = start;
+        while at < end {
+            let Some(vend) = m.vmas.find(at).map(|v| v.end) else {
+                break;
+            };
+            self.map_cached(&mut m, at, end.min(vend));
+            at = vend;
+        }
+    }
+
+    /// Gives the private pages of `[start, start+len)` their own copies
+    /// now, as a write to each would (exec does it for the data segments
+    /// it loads: the program writes nearly all of them at once, and each
+    /// first write would otherwise be a fault). EFAULT where unmapped.
+    pub fn prefault_write(&self, start: u64, len: u64) -> KResult<()> {
+        let mut m = self.lock();
+        let mut at = page_down(start);
+        let end = start.saturating_add(len);
+        while at < end {
+            // A forced touch copies a shared page, as a write would.
+            self.touch(&mut m, at, Access::Force)?;
+            at += PAGE;
+        }
+        Ok(())
+    }
+
     /// Gives the page at `vpn` a private, writable frame.
     fn break_cow(&self, m: &mut MmInner, vpn: u64, vma_prot: u32) -> KResult<Pfn> {
         let Some(pte) = m.ptes.get(&vpn).copied() else {
@@ -809,6 +904,11 @@ impl Mm {
                     code: BUS_ADRERR,
                     addr,
                 })?;
+                if matches!(vma.backing, Backing::File { .. }) {
+                    let around = FAULT_AROUND_PAGES * PAGE;
+                    let a = addr & !(around - 1);
+                    self.map_cached(&mut m, a.max(vma.start), a.saturating_add(around));
+                }
                 Ok(())
             }
             // A present page faulted: a write to a shared page is the only
