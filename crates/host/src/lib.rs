@@ -41,6 +41,7 @@ pub mod stub;
 pub mod stubpool;
 pub mod switch;
 mod sys;
+pub mod threads;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;

@@ -440,9 +440,9 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
             };
             let name = format!("task-{}", child.tid());
             let c2 = child.clone();
-            let spawned = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || super::run(c2, *regs, fpu, start));
+            // A host thread an earlier task left waiting, if there is one.
+            let spawned =
+                ruml_host::threads::spawn(name, move || super::run(c2, *regs, fpu, start));
             if let Err(e) = spawned {
                 crate::log::warn(&format!(
                     "cannot start a host thread for task {}: {e}",
