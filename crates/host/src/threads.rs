@@ -29,8 +29,10 @@ pub const MAX_IDLE: usize = 16;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Waiting threads: an id and the sending end of each one's channel.
-fn idle() -> &'static Mutex<Vec<(u64, Sender<Job>)>> {
-    static I: OnceLock<Mutex<Vec<(u64, Sender<Job>)>>> = OnceLock::new();
+type Idle = Mutex<Vec<(u64, Sender<Job>)>>;
+
+fn idle() -> &'static Idle {
+    static I: OnceLock<Idle> = OnceLock::new();
     I.get_or_init(|| Mutex::new(Vec::new()))
 }
 

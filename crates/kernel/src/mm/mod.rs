@@ -3,8 +3,10 @@
 //! the host's stub process must make before the guest next runs.
 //!
 //! Policy: anonymous areas are mapped ahead in whole runs of frames, so
-//! first touches are served by the host without a trap; file areas are
-//! filled from the page cache a chunk at a time on the first fault.
+//! first touches are served by the host without a trap (areas over 16 MiB
+//! 2 MiB at a time, on a fault); file areas are filled from the page cache
+//! a chunk at a time on the first fault, and the cached pages around the
+//! fault are mapped with it (fault-around, no I/O).
 //! Private pages shared after fork (or with the page cache) are mapped
 //! read-only and copied on the first write fault.
 //!
@@ -681,7 +683,7 @@ impl Mm {
             if file_page * PAGE >= live_size {
                 break;
             }
-            if !m.ptes.contains_key(&vpn) {
+            if let std::collections::btree_map::Entry::Vacant(e) = m.ptes.entry(vpn) {
                 let pfn = if memory_backed {
                     ops.as_ref()
                         .and_then(|o| o.page_frame(file_page, false))
@@ -691,7 +693,7 @@ impl Mm {
                 };
                 if let Some(pfn) = pfn {
                     let cow = !vma.shared;
-                    m.ptes.insert(vpn, Pte { pfn, cow });
+                    e.insert(Pte { pfn, cow });
                     m.ops.push(HostOp::Map {
                         addr: at,
                         len: PAGE,
