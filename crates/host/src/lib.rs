@@ -145,7 +145,11 @@ pub enum NewThread {
 
 impl AddressSpace {
     /// Starts a clean stub process with the backend chosen by
-    /// [`set_mode`], and the context of its first thread.
+    /// [`set_mode`], and the context of its first thread. (Under ptrace
+    /// the stub is cleared out — the host's stack and vDSO removed, its
+    /// data page mapped — in the same stub run as its first batch of
+    /// changes, before any guest code runs: [`Context::flush`] or
+    /// [`Context::run`].)
     pub fn new(phys: &Arc<PhysMem>) -> Result<(AddressSpace, Context), HostError> {
         match mode() {
             Mode::Ptrace => {

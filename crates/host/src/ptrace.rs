@@ -678,7 +678,9 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        if self.detached {
+        // Still at its exec stop (never ran): nothing to end; the process
+        // is killed with its last AddressSpace reference.
+        if self.detached || self.setup_pending {
             return;
         }
         // End just this stub thread; the process goes with its last
