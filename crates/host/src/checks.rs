@@ -213,15 +213,17 @@ fn check_seccomp(phys: &Arc<PhysMem>, log: &dyn Fn(&str)) -> Result<(), HostErro
 /// `want` if given (an error if it cannot be used), else the best the host
 /// supports. Returns the first failure with advice.
 pub fn run(phys: &Arc<PhysMem>, log: &dyn Fn(&str), want: Option<Mode>) -> Result<Mode, HostError> {
-    let (_space, aspace) = AddressSpace::new(phys).map_err(|e| {
-        HostError::new(
-            format!(
-                "cannot start a stub process ({e}). ruml needs ptrace: run it outside seccomp \
+    let (_space, aspace) = AddressSpace::new(phys)
+        .and_then(|(s, mut c)| c.flush().map(|()| (s, c)))
+        .map_err(|e| {
+            HostError::new(
+                format!(
+                    "cannot start a stub process ({e}). ruml needs ptrace: run it outside seccomp \
                  sandboxes that forbid ptrace, and check /proc/sys/kernel/yama/ptrace_scope <= 1"
-            ),
-            e.errno,
-        )
-    })?;
+                ),
+                e.errno,
+            )
+        })?;
     log("Checking that a clean stub process can be started...OK");
     let steps: [(&str, Check); 2] = [
         (

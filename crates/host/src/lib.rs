@@ -36,10 +36,12 @@ pub mod regs;
 pub mod seccomp;
 mod spawn;
 pub mod sstub;
+pub mod stats;
 pub mod stub;
 pub mod stubpool;
 pub mod switch;
 mod sys;
+pub mod threads;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -143,7 +145,11 @@ pub enum NewThread {
 
 impl AddressSpace {
     /// Starts a clean stub process with the backend chosen by
-    /// [`set_mode`], and the context of its first thread.
+    /// [`set_mode`], and the context of its first thread. (Under ptrace
+    /// the stub is cleared out — the host's stack and vDSO removed, its
+    /// data page mapped — in the same stub run as its first batch of
+    /// changes, before any guest code runs: [`Context::flush`] or
+    /// [`Context::run`].)
     pub fn new(phys: &Arc<PhysMem>) -> Result<(AddressSpace, Context), HostError> {
         match mode() {
             Mode::Ptrace => {
@@ -292,22 +298,44 @@ impl Context {
 /// so its task can notice a signal or other work: a flag its context
 /// checks before each run, and a kick signal (SIGUSR2) to the stub thread
 /// that makes a running guest trap at once.
+///
+/// The kick is sent only while the context is running guest code (its
+/// `running` flag): a guest that sits in the kernel sees the flag at its
+/// next run, and a signal sent then would only cost it a spurious trap
+/// (a round trip to the stub and back). The context sets `running`
+/// before it checks the flag, the interrupter the flag before it checks
+/// `running` (both sequentially consistent), so at least one of them sees
+/// the other: a kick is never lost.
 #[derive(Clone)]
 pub struct Interrupter {
     pid: libc::pid_t,
     tid: libc::pid_t,
     kicked: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
 }
 
 impl Interrupter {
-    pub(crate) fn new(pid: libc::pid_t, tid: libc::pid_t, kicked: Arc<AtomicBool>) -> Interrupter {
-        Interrupter { pid, tid, kicked }
+    pub(crate) fn new(
+        pid: libc::pid_t,
+        tid: libc::pid_t,
+        kicked: Arc<AtomicBool>,
+        running: Arc<AtomicBool>,
+    ) -> Interrupter {
+        Interrupter {
+            pid,
+            tid,
+            kicked,
+            running,
+        }
     }
 
     /// Makes the guest trap with [`Trap::Interrupted`] soon: at once if it
     /// is running guest code, else at its next run.
     pub fn interrupt(&self) {
         self.kicked.store(true, Ordering::SeqCst);
+        if !self.running.load(Ordering::SeqCst) {
+            return;
+        }
         // SAFETY: a signal to one thread of our own stub; a thread that is
         // gone gives ESRCH.
         unsafe {

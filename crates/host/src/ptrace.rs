@@ -11,7 +11,6 @@
 //! [`AddressSpace`] is shared (Send + Sync); its queue of changes is
 //! flushed by whichever of its contexts runs next.
 
-use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,7 +18,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::ops::{push_map, push_protect, push_unmap, Op};
 use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
-use crate::stub::{self, StubRequest, BATCH_MAX, STUB_CODE, STUB_DATA, STUB_PHYSMEM_FD};
+use crate::stats::{self, Counter};
+use crate::stub::{self, BATCH_MAX, STUB_CODE, STUB_DATA, STUB_PHYSMEM_FD};
 use crate::sys::{check, errno, retry};
 use crate::{HostError, Interrupter, SignalInfo, Trap};
 
@@ -89,6 +89,8 @@ pub struct Context {
     tid: libc::pid_t,
     aspace: AddressSpace,
     kicked: Arc<AtomicBool>,
+    /// Set while the guest runs: an [`Interrupter`] kicks only then.
+    running: Arc<AtomicBool>,
     /// The host CPU the stub thread is pinned to (it follows its tracer,
     /// see [`Context::place`]), and how many runs since it was last free.
     pinned: Option<i32>,
@@ -96,6 +98,10 @@ pub struct Context {
     /// Released by [`Context::detach`] (the seccomp backend's bootstrap):
     /// no longer traced, so dropping it does nothing.
     detached: bool,
+    /// A fresh stub, still at its exec stop: its data page is not mapped
+    /// and the host's stack and vDSO are still there. The first batch
+    /// does that setup first, in the same run ([`Context::run_batch`]).
+    setup_pending: bool,
     /// Makes the type !Send and !Sync: ptrace is per tracing thread.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -126,11 +132,13 @@ fn stub_elf_fd() -> Result<RawFd, HostError> {
 }
 
 fn ptrace(req: libc::c_uint, pid: libc::pid_t, addr: usize, data: usize) -> libc::c_long {
+    stats::bump(Counter::PtraceCalls);
     // SAFETY: callers pass pointers valid for the request, or integers.
     unsafe { libc::ptrace(req, pid, addr, data) }
 }
 
 fn wait_stop(tid: libc::pid_t) -> Result<i32, HostError> {
+    stats::bump(Counter::PtraceStops);
     let mut status = 0;
     // SAFETY: status is a valid out-pointer.
     let r = retry(|| unsafe { libc::waitpid(tid, &mut status, libc::__WALL) } as libc::c_long);
@@ -171,6 +179,7 @@ impl AddressSpace {
     /// and physmem's descriptor) and returns it with the context of its
     /// first thread, traced by the calling host thread.
     pub fn new(phys: &Arc<PhysMem>) -> Result<(AddressSpace, Context), HostError> {
+        stats::bump(Counter::StubsBuilt);
         let elf_fd = stub_elf_fd()?;
         let forked = crate::spawn::fork_child(phys.fd(), elf_fd)?;
         let pid = forked.pid;
@@ -205,9 +214,11 @@ impl AddressSpace {
             tid: pid,
             aspace: aspace.clone(),
             kicked: Arc::new(AtomicBool::new(false)),
+            running: Arc::new(AtomicBool::new(false)),
             pinned: None,
             runs: 0,
             detached: false,
+            setup_pending: false,
             _not_send: std::marker::PhantomData,
         };
         ctx.attach_process(go)?;
@@ -272,52 +283,35 @@ impl Context {
                 0,
             ));
         }
-        check(ptrace(libc::PTRACE_CONT, pid, 0, 0), "PTRACE_CONT")?;
-        let st = wait_stop(pid)?;
-        if libc::WSTOPSIG(st) != libc::SIGTRAP {
-            return Err(HostError::new(
-                format!("stub stopped with signal {} at entry", libc::WSTOPSIG(st)),
-                0,
-            ));
-        }
-        // Remove the host's stack, vDSO and vvar: the address space must
-        // hold only the stub and, later, the guest.
-        let maps = fs::read_to_string(format!("/proc/{pid}/maps"))
-            .map_err(|e| HostError::new(format!("reading the stub's maps: {e}"), 0))?;
-        for line in maps.lines() {
-            let Some(range) = line.split_whitespace().next() else {
-                continue;
-            };
-            let Some((s, e)) = range.split_once('-') else {
-                continue;
-            };
-            let (Ok(s), Ok(e)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
-                continue;
-            };
-            if s == STUB_CODE || s >= 0xffff_8000_0000_0000 {
-                continue;
+        // The rest — mapping the data page, removing the host's stack,
+        // vDSO and vvar — runs from this stop with the first batch.
+        self.setup_pending = true;
+        Ok(())
+    }
+
+    /// The calls that clear out what the host's exec put in a fresh stub
+    /// (its stack, vDSO and vvar: everything but the stub's own pages,
+    /// wherever the host placed them), so that the address space holds
+    /// only the stub and, later, the guest.
+    fn setup_calls() -> [(u64, [u64; 6]); 2] {
+        // The top of the host's user address space (47-bit).
+        const USER_TOP: u64 = (1 << 47) - PAGE_SIZE;
+        let munmap = libc::SYS_munmap as u64;
+        [
+            (munmap, [0, STUB_CODE, 0, 0, 0, 0]),
+            (
+                munmap,
+                [stub::STUB_END, USER_TOP - stub::STUB_END, 0, 0, 0, 0],
+            ),
+        ]
+    }
+
+    /// Runs the setup of a fresh stub now, if it is pending.
+    fn ensure_setup(&mut self) -> Result<(), HostError> {
+        if self.setup_pending {
+            if let Some((i, e)) = self.run_batch(&[])? {
+                return Err(HostError::new(format!("stub setup call {i}"), e));
             }
-            let r = self.host_syscall(libc::SYS_munmap as u64, [s, e - s, 0, 0, 0, 0])?;
-            if r < 0 {
-                return Err(HostError::new(
-                    format!("unmapping {range} in the stub"),
-                    -r as i32,
-                ));
-            }
-        }
-        let r = self.host_syscall(
-            libc::SYS_mmap as u64,
-            [
-                STUB_DATA,
-                PAGE_SIZE,
-                libc::PROT_READ as u64,
-                (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
-                STUB_PHYSMEM_FD as u64,
-                self.aspace.proc.data_pfn * PAGE_SIZE,
-            ],
-        )?;
-        if r < 0 {
-            return Err(HostError::new("mapping the stub data page", -r as i32));
         }
         Ok(())
     }
@@ -334,7 +328,12 @@ impl Context {
 
     /// A handle for other threads to interrupt the running guest.
     pub fn interrupter(&self) -> Interrupter {
-        Interrupter::new(self.aspace.proc.pid, self.tid, self.kicked.clone())
+        Interrupter::new(
+            self.aspace.proc.pid,
+            self.tid,
+            self.kicked.clone(),
+            self.running.clone(),
+        )
     }
 
     fn getregs(&self, regs: &mut Registers) -> Result<(), HostError> {
@@ -389,24 +388,12 @@ impl Context {
         self.getregs(regs)
     }
 
-    /// Executes one host system call inside the stub thread.
-    pub(crate) fn host_syscall(&mut self, nr: u64, a: [u64; 6]) -> Result<i64, HostError> {
-        let mut regs = Registers::default();
-        self.getregs(&mut regs)?;
-        regs.rip = stub::syscall1();
-        regs.rax = nr;
-        (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9) =
-            (a[0], a[1], a[2], a[3], a[4], a[5]);
-        self.run_stub(&mut regs)?;
-        Ok(regs.rax as i64)
-    }
-
     /// Carries out the address space's queued changes, up to BATCH_MAX
     /// per stub run, in this thread.
     pub fn flush(&mut self) -> Result<(), HostError> {
         let proc = self.aspace.proc.clone();
         let mut queue = proc.ops.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.is_empty() {
+        if queue.is_empty() && !self.setup_pending {
             return Ok(());
         }
         let ops = std::mem::take(&mut *queue);
@@ -424,7 +411,9 @@ impl Context {
 
     /// Has the stub thread carry out `calls` (system call number and
     /// arguments) in batches from its data page, stopping at the first
-    /// that fails: `Some((its index, errno))`.
+    /// that fails: `Some((its index, errno))`. A fresh stub's setup goes
+    /// first, in the same run: the stub maps its data page itself from
+    /// registers, then runs the batch.
     pub(crate) fn run_batch(
         &mut self,
         calls: &[(u64, [u64; 6])],
@@ -432,39 +421,61 @@ impl Context {
         let proc = self.aspace.proc.clone();
         let mut regs = Registers::default();
         self.getregs(&mut regs)?;
-        for (n, chunk) in calls.chunks(BATCH_MAX).enumerate() {
-            let mut reqs: Vec<StubRequest> = chunk
-                .iter()
-                .map(|&(nr, args)| StubRequest {
-                    nr,
-                    args,
-                    result: 0,
-                })
-                .collect();
-            reqs.push(StubRequest {
-                nr: u64::MAX,
-                ..Default::default()
-            });
-            let bytes: Vec<u8> = reqs
-                .iter()
-                .flat_map(|r| {
-                    let mut v = Vec::with_capacity(64);
-                    v.extend_from_slice(&r.nr.to_le_bytes());
-                    for a in r.args {
-                        v.extend_from_slice(&a.to_le_bytes());
-                    }
-                    v.extend_from_slice(&r.result.to_le_bytes());
-                    v
-                })
-                .collect();
+        let setup = std::mem::take(&mut self.setup_pending);
+        let mut all: Vec<(u64, [u64; 6])> = Vec::with_capacity(calls.len() + 2);
+        let skip = if setup {
+            all.extend_from_slice(&Self::setup_calls());
+            all.len()
+        } else {
+            0
+        };
+        all.extend_from_slice(calls);
+        if setup {
+            stats::stub_call(libc::SYS_mmap as u64);
+        }
+        for (n, chunk) in all.chunks(BATCH_MAX).enumerate() {
+            let mut bytes: Vec<u8> = Vec::with_capacity((chunk.len() + 1) * 64);
+            for &(nr, args) in chunk.iter().chain(std::iter::once(&(u64::MAX, [0; 6]))) {
+                bytes.extend_from_slice(&nr.to_le_bytes());
+                for a in args {
+                    bytes.extend_from_slice(&a.to_le_bytes());
+                }
+                bytes.extend_from_slice(&0u64.to_le_bytes());
+            }
             proc.phys.write(proc.data_pfn, 0, &bytes);
-            regs.rip = stub::batch();
+            stats::bump(Counter::StubBatches);
+            for &(nr, _) in chunk {
+                stats::stub_call(nr);
+            }
+            if setup && n == 0 {
+                regs.rip = stub::setup();
+                (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9) = (
+                    STUB_DATA,
+                    PAGE_SIZE,
+                    libc::PROT_READ as u64,
+                    (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+                    STUB_PHYSMEM_FD as u64,
+                    proc.data_pfn * PAGE_SIZE,
+                );
+            } else {
+                regs.rip = stub::batch();
+            }
             self.run_stub(&mut regs)?;
+            if regs.rbx == 0 {
+                return Err(HostError::new(
+                    "mapping the stub data page",
+                    (regs.rax as i64).wrapping_neg() as i32,
+                ));
+            }
             // rbx points at the request the batch stopped on.
             let idx = (regs.rbx.wrapping_sub(STUB_DATA) / 64) as usize;
             if idx < chunk.len() {
                 let res = regs.rax as i64;
-                return Ok(Some((n * BATCH_MAX + idx, (-res) as i32)));
+                let at = n * BATCH_MAX + idx;
+                if at < skip {
+                    return Err(HostError::new("clearing out a new stub", (-res) as i32));
+                }
+                return Ok(Some((at - skip, (-res) as i32)));
             }
         }
         Ok(None)
@@ -497,22 +508,32 @@ impl Context {
     pub fn run(&mut self, regs: &mut Registers) -> Result<Trap, HostError> {
         self.flush()?;
         self.place();
+        // Running first, then the flag: see [`Interrupter`].
+        self.running.store(true, Ordering::SeqCst);
         if self.kicked.swap(false, Ordering::SeqCst) {
+            self.running.store(false, Ordering::SeqCst);
             return Ok(Trap::Interrupted);
         }
         // No system call in progress: the host must not restart anything.
         regs.orig_rax = u64::MAX;
-        self.setregs(regs)?;
-        check(ptrace(libc::PTRACE_SYSEMU, self.tid, 0, 0), "PTRACE_SYSEMU")?;
-        let st = wait_stop(self.tid)?;
+        if let Err(e) = self.setregs(regs) {
+            self.running.store(false, Ordering::SeqCst);
+            return Err(e);
+        }
+        let resumed = check(ptrace(libc::PTRACE_SYSEMU, self.tid, 0, 0), "PTRACE_SYSEMU");
+        let st = resumed.and_then(|_| wait_stop(self.tid));
+        self.running.store(false, Ordering::SeqCst);
+        let st = st?;
         let sig = libc::WSTOPSIG(st);
         if sig == (libc::SIGTRAP | 0x80) {
             self.getregs(regs)?;
+            stats::bump(Counter::TrapSyscall);
             return Ok(Trap::Syscall);
         }
         self.getregs(regs)?;
         if st >> 16 != 0 {
             // A ptrace event stop (e.g. PTRACE_INTERRUPT): nothing for the guest.
+            stats::bump(Counter::TrapInterrupted);
             return Ok(Trap::Interrupted);
         }
         let mut si: libc::siginfo_t = unsafe_zeroed();
@@ -529,8 +550,10 @@ impl Context {
             // Our kick, or a signal some host process sent the stub:
             // never delivered; the guest's kernel decides what happens.
             self.kicked.store(false, Ordering::SeqCst);
+            stats::bump(Counter::TrapInterrupted);
             return Ok(Trap::Interrupted);
         }
+        stats::bump(Counter::TrapSignal);
         // SAFETY: for kernel-generated fault signals si_addr is valid.
         let addr = unsafe { si.si_addr() } as u64;
         Ok(Trap::Signal(SignalInfo {
@@ -543,6 +566,7 @@ impl Context {
     /// Makes a new stub thread in this address space; it waits until a
     /// host thread adopts it.
     pub fn new_thread(&mut self) -> Result<NewThread, HostError> {
+        self.ensure_setup()?;
         let mut regs = Registers::default();
         self.getregs(&mut regs)?;
         regs.rip = stub::clone_site();
@@ -553,6 +577,7 @@ impl Context {
         if tid <= 0 {
             return Err(HostError::new("creating a stub thread", (-tid) as i32));
         }
+        stats::bump(Counter::ThreadsMade);
         Ok(NewThread {
             tid: tid as libc::pid_t,
         })
@@ -583,9 +608,11 @@ impl Context {
             tid,
             aspace: aspace.clone(),
             kicked: Arc::new(AtomicBool::new(false)),
+            running: Arc::new(AtomicBool::new(false)),
             pinned: None,
             runs: 0,
             detached: false,
+            setup_pending: false,
             _not_send: std::marker::PhantomData,
         })
     }
@@ -632,6 +659,7 @@ impl Context {
     /// Lets the stub thread go, untraced, at `rip` (registers otherwise
     /// as they are): the seccomp backend's helper thread.
     pub(crate) fn detach(mut self, rip: u64) -> Result<(), HostError> {
+        self.ensure_setup()?;
         let mut regs = Registers::default();
         self.getregs(&mut regs)?;
         regs.rip = rip;
@@ -650,7 +678,9 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        if self.detached {
+        // Still at its exec stop (never ran): nothing to end; the process
+        // is killed with its last AddressSpace reference.
+        if self.detached || self.setup_pending {
             return;
         }
         // End just this stub thread; the process goes with its last
@@ -679,6 +709,7 @@ impl Drop for Context {
 
 /// Pins a host thread to one CPU (`Some`) or lets it run anywhere.
 pub(crate) fn set_affinity(tid: libc::pid_t, cpu: Option<i32>) -> bool {
+    stats::bump(Counter::Affinity);
     // SAFETY: cpu_set_t is plain data; the calls only read it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();

@@ -35,6 +35,7 @@ use crate::ops::{push_map, push_protect, push_unmap, Op};
 use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
 use crate::sstub::{self, FilterParams};
+use crate::stats::{self, Counter};
 use crate::stub::{STUB_CODE, STUB_PHYSMEM_FD};
 use crate::{ptrace, HostError, Interrupter, SignalInfo, Trap};
 
@@ -146,6 +147,7 @@ fn futex_wait(word: &AtomicU32, val: u32, timeout_ns: Option<i64>) -> i32 {
         tv_sec: ns / 1_000_000_000,
         tv_nsec: ns % 1_000_000_000,
     });
+    stats::bump(Counter::FutexWait);
     let tsp = ts
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
@@ -170,6 +172,7 @@ fn futex_wait(word: &AtomicU32, val: u32, timeout_ns: Option<i64>) -> i32 {
 }
 
 fn futex_wake(word: *const u32) {
+    stats::bump(Counter::FutexWake);
     // SAFETY: a futex wake on a word of physmem.
     unsafe {
         libc::syscall(
@@ -288,6 +291,10 @@ impl Stub {
                 page.extend_from_slice(&(i as u64).to_le_bytes());
             }
             page.extend_from_slice(&u64::MAX.to_le_bytes());
+            stats::bump(Counter::StubBatches);
+            for &(nr, _) in chunk {
+                stats::stub_call(nr);
+            }
             self.phys.write(self.req, sstub::REQ_FIRST, &page);
             h.seq += 1;
             let seq = h.seq;
@@ -360,6 +367,8 @@ pub struct Context {
     pfns: Vec<Pfn>,
     tid: libc::pid_t,
     kicked: Arc<AtomicBool>,
+    /// Set while the guest runs: an [`Interrupter`] kicks only then.
+    running: Arc<AtomicBool>,
     /// The last trap's frame, copied once out of shared memory and
     /// validated: ucontext and siginfo, where they were, and where the
     /// XSAVE area is.
@@ -409,6 +418,7 @@ impl AddressSpace {
         if let Some((aspace, nt)) = crate::stubpool::take(phys) {
             // A pooled stub that died meanwhile is replaced by a new one.
             if let Ok(ctx) = Context::adopt(&aspace, nt) {
+                stats::bump(Counter::PoolHits);
                 return Ok((aspace, ctx));
             }
         }
@@ -683,6 +693,7 @@ impl Context {
             pfns,
             tid: 0,
             kicked: Arc::new(AtomicBool::new(false)),
+            running: Arc::new(AtomicBool::new(false)),
             frame: Box::new([0u8; uc::FRAME]),
             uc_addr: 0,
             fp_addr: 0,
@@ -723,7 +734,12 @@ impl Context {
 
     /// A handle for other threads to interrupt the running guest.
     pub fn interrupter(&self) -> Interrupter {
-        Interrupter::new(self.aspace.host_pid(), self.tid, self.kicked.clone())
+        Interrupter::new(
+            self.aspace.host_pid(),
+            self.tid,
+            self.kicked.clone(),
+            self.running.clone(),
+        )
     }
 
     fn state(&self) -> &AtomicU32 {
@@ -991,7 +1007,10 @@ impl Context {
     pub fn run(&mut self, regs: &mut Registers) -> Result<Trap, HostError> {
         self.flush()?;
         self.place();
+        // Running first, then the flag: see [`Interrupter`].
+        self.running.store(true, Ordering::SeqCst);
         if self.kicked.swap(false, Ordering::SeqCst) {
+            self.running.store(false, Ordering::SeqCst);
             return Ok(Trap::Interrupted);
         }
         let (lo, hi) = self.stack_range();
@@ -1040,8 +1059,15 @@ impl Context {
         if st.swap(sstub::ST_RESUME, Ordering::SeqCst) == sstub::ST_SWAIT {
             futex_wake(st.as_ptr());
         }
-        self.wait_trap(self.handoff.kernel_spin())?;
+        let waited = self.wait_trap(self.handoff.kernel_spin());
+        self.running.store(false, Ordering::SeqCst);
+        waited?;
         let trap = self.load_frame(regs)?;
+        stats::bump(match trap {
+            Trap::Syscall => Counter::TrapSyscall,
+            Trap::Signal(_) => Counter::TrapSignal,
+            Trap::Interrupted => Counter::TrapInterrupted,
+        });
         // Trap to trap: the kernel's work, both handoffs and the guest's.
         let now = Instant::now();
         if let Some(prev) = self.last_trap.take() {
@@ -1057,6 +1083,7 @@ impl Context {
 
     /// Makes a new guest thread in this address space (by the helper).
     pub fn new_thread(&mut self) -> Result<NewThread, HostError> {
+        stats::bump(Counter::ThreadsMade);
         self.aspace.spawn_thread()
     }
 

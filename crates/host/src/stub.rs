@@ -17,6 +17,8 @@
 //! - `batch`: runs the requests in the data page until a terminator or the
 //!   first error, then `int3`.
 //! - `clone`: creates a stub thread that waits in pause() for its tracer.
+//! - `setup`: a fresh stub's first run: maps the data page, then runs the
+//!   batch (which clears out what the host's exec left: stack, vDSO).
 //!
 //! Under ptrace the guest runs with PTRACE_SYSEMU, so a guest that jumps
 //! into this code executes only emulated system calls: the stub's host
@@ -103,6 +105,18 @@ std::arch::global_asm!(
     "    jmp 4b",
     "5:",
     "    int3",
+    // setup: a fresh stub's first run, from its exec stop (where the
+    // host overwrites rax on the way out of execve): map the data page
+    // with the arguments in rdi..r9, then run the batch in it. rbx = 0
+    // at the int3 says the mapping failed (its result in rax).
+    ".globl ruml_stub_setup",
+    "ruml_stub_setup:",
+    "    xor ebx, ebx",
+    "    mov eax, 9",
+    "    syscall",
+    "    cmp rax, -4095",
+    "    jb ruml_stub_batch",
+    "    int3",
     ".globl ruml_stub_code_end",
     "ruml_stub_code_end:",
     ".popsection",
@@ -114,6 +128,7 @@ extern "C" {
     static ruml_stub_syscall1: u8;
     static ruml_stub_batch: u8;
     static ruml_stub_clone: u8;
+    static ruml_stub_setup: u8;
     static ruml_stub_code_end: u8;
 }
 
@@ -133,6 +148,12 @@ pub fn syscall1() -> u64 {
 /// Address of the batch runner.
 pub fn batch() -> u64 {
     ENTRY + offset_of(&raw const ruml_stub_batch)
+}
+
+/// Address of the first-run setup: maps the data page (mmap arguments in
+/// rdi..r9), then runs the batch.
+pub fn setup() -> u64 {
+    ENTRY + offset_of(&raw const ruml_stub_setup)
 }
 
 /// Address of the thread-creating clone site.

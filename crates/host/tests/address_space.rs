@@ -121,7 +121,10 @@ fn interrupter_stops_a_spinning_guest() {
 fn stub_holds_nothing_of_ruml() {
     select_mode();
     let phys = Arc::new(PhysMem::new(64 << 20).unwrap());
-    let (a, _ctx) = AddressSpace::new(&phys).unwrap();
+    let (a, mut ctx) = AddressSpace::new(&phys).unwrap();
+    // A fresh stub is cleared out with its first batch, before any guest
+    // code can run in it.
+    ctx.flush().unwrap();
     let pid = a.host_pid();
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     let lines: Vec<&str> = maps.lines().collect();

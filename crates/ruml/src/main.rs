@@ -130,6 +130,7 @@ fn resolve_cmd(root: &Path, cmd: &OsString) -> Vec<u8> {
 }
 
 fn main() {
+    ruml_host::stats::init();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     // The OCI runtime: `ruml oci ARGS`, or `ruml-oci ARGS` (a link to ruml).
     let argv0 = std::env::args_os().next().unwrap_or_default();
@@ -425,6 +426,7 @@ fn main() {
     }
     let result = boot(cfg);
     instance.remove();
+    ruml_host::stats::report();
     match result {
         Ok(_)
             if ruml_kernel::task::reboot::restart_requested()

@@ -374,6 +374,9 @@ struct Phdr {
 
 /// Maps an ELF file's PT_LOAD segments. `pie_base` is where an ET_DYN
 /// main program goes; None (an interpreter) lets mmap choose.
+/// The most of a writable segment exec copies ahead (see load_elf).
+const EXEC_PREFAULT_MAX: u64 = 64 * PAGE;
+
 fn load_elf(mm: &Mm, file: &FileRef, pie_base: Option<u64>) -> KResult<Loaded> {
     let mut eh = [0u8; 64];
     if read_full(file, 0, &mut eh)? < 64 || &eh[0..4] != b"\x7fELF" {
@@ -474,6 +477,14 @@ fn load_elf(mm: &Mm, file: &FileRef, pie_base: Option<u64>) -> KResult<Loaded> {
                 0x02 | 0x10,
                 Some((file.clone(), page_down(p.offset))),
             )?;
+            // What is cached maps now rather than at a fault each; a data
+            // segment (written at once by the program's start-up) gets
+            // its private copies now, up to a bound. Both only save
+            // faults: a failure here is the fault's to report.
+            mm.map_ahead_cached(start, len);
+            if prot & PROT_WRITE != 0 {
+                let _ = mm.prefault_write(start, len.min(EXEC_PREFAULT_MAX));
+            }
         }
         // .bss: zero the whole rest of the last file page (as Linux's
         // padzero does: ld.so's allocator relies on it), map anonymous

@@ -3,8 +3,10 @@
 //! the host's stub process must make before the guest next runs.
 //!
 //! Policy: anonymous areas are mapped ahead in whole runs of frames, so
-//! first touches are served by the host without a trap; file areas are
-//! filled from the page cache a chunk at a time on the first fault.
+//! first touches are served by the host without a trap (areas over 16 MiB
+//! 2 MiB at a time, on a fault); file areas are filled from the page cache
+//! a chunk at a time on the first fault, and the cached pages around the
+//! fault are mapped with it (fault-around, no I/O).
 //! Private pages shared after fork (or with the page cache) are mapped
 //! read-only and copied on the first write fault.
 //!
@@ -33,8 +35,17 @@ pub const TASK_SIZE: u64 = ruml_host::stub::GUEST_TOP;
 pub const MMAP_MIN: u64 = 0x10000;
 /// Anonymous areas up to this size are mapped ahead whole.
 const MAP_AHEAD_MAX: u64 = 16 << 20;
-/// Pages filled at once on a fault in a lazily filled area.
+/// Pages filled at once on a fault in a lazily filled file area.
 const FAULT_CHUNK_PAGES: u64 = 32;
+/// Pages around a fault in a file area mapped at once when their frames
+/// are at hand (see [`Mm::map_cached`]).
+const FAULT_AROUND_PAGES: u64 = 512;
+/// Pages filled at once on a fault in an anonymous area too large to be
+/// mapped ahead whole (2 MiB, aligned).
+const ANON_FAULT_PAGES: u64 = 512;
+/// fork copies the pages from this far below the stack pointer up to it
+/// at once (see [`Mm::fork_hot`]): what the calls after fork returns push.
+pub const FORK_HOT_BELOW_SP: u64 = 256;
 /// How far a stack may grow (RLIMIT_STACK's default).
 pub const STACK_LIMIT: u64 = 8 << 20;
 
@@ -212,6 +223,18 @@ impl Mm {
     /// A copy-on-write copy for fork: same VMAs; private pages shared
     /// read-only by both until one writes; shared pages shared.
     pub fn fork(&self) -> Arc<Mm> {
+        self.fork_hot(&[])
+    }
+
+    /// As [`Mm::fork`], except that the present private writable pages
+    /// holding an address of `hot` are copied for the child now rather
+    /// than shared: pages both processes are about to write (the stack
+    /// around the forking thread's stack pointer: both return from fork
+    /// through it), where sharing would cost each side a write fault — a
+    /// round trip to the stub and back — to end in the same copy. Only
+    /// for a parent no other thread of which can write the page during
+    /// the copy.
+    pub fn fork_hot(&self, hot: &[u64]) -> Arc<Mm> {
         let mut p = self.lock();
         let mut child_ptes = BTreeMap::new();
         let mut child_ops = Vec::new();
@@ -231,6 +254,29 @@ impl Mm {
                 continue;
             }
             for (&vpn, pte) in p.ptes.range_mut(v.start / PAGE..v.end / PAGE) {
+                let eager = !v.shared
+                    && v.prot & PROT_WRITE != 0
+                    && !matches!(v.backing, Backing::Special { .. })
+                    && hot.iter().any(|&a| a / PAGE == vpn);
+                if eager {
+                    if let Some(copy) = self.phys.alloc() {
+                        self.phys.copy_page(pte.pfn, copy);
+                        child_ptes.insert(
+                            vpn,
+                            Pte {
+                                pfn: copy,
+                                cow: false,
+                            },
+                        );
+                        child_ops.push(HostOp::Map {
+                            addr: vpn * PAGE,
+                            len: PAGE,
+                            prot: host_prot(v.prot, false),
+                            pfn: copy,
+                        });
+                        continue;
+                    }
+                }
                 self.phys.get(pte.pfn);
                 let cow = !v.shared;
                 if cow && !pte.cow && v.prot & PROT_WRITE != 0 {
@@ -600,6 +646,98 @@ impl Mm {
         Ok(())
     }
 
+    /// Fault-around for files, as Linux's `filemap_map_pages`: maps the
+    /// pages of `[start, end)` (inside one file VMA) whose frames are at
+    /// hand — in the page cache, or a memory-backed file's own — without
+    /// reading anything or allocating; the rest fault as before. Each
+    /// page mapped here is one trap fewer (a round trip to the stub and
+    /// back), for one lookup.
+    fn map_cached(&self, m: &mut MmInner, start: u64, end: u64) {
+        let Some(vma) = m.vmas.find(start).cloned() else {
+            return;
+        };
+        let Backing::File {
+            file,
+            pgoff,
+            key,
+            size,
+        } = &vma.backing
+        else {
+            return;
+        };
+        let cache = &crate::kernel().page_cache;
+        let ops = file.ops().ok().cloned();
+        let memory_backed = ops
+            .as_ref()
+            .is_some_and(|o| crate::fs::vfs::memory_backed(o.as_ref()));
+        let live_size = if memory_backed {
+            file.size().unwrap_or(*size)
+        } else {
+            *size
+        };
+        let end = end.min(vma.end);
+        let mut at = start.max(vma.start);
+        while at < end {
+            let vpn = at / PAGE;
+            let file_page = pgoff + (at - vma.start) / PAGE;
+            if file_page * PAGE >= live_size {
+                break;
+            }
+            if let std::collections::btree_map::Entry::Vacant(e) = m.ptes.entry(vpn) {
+                let pfn = if memory_backed {
+                    ops.as_ref()
+                        .and_then(|o| o.page_frame(file_page, false))
+                        .and_then(|r| r.ok())
+                } else {
+                    cache.lookup(*key, file_page)
+                };
+                if let Some(pfn) = pfn {
+                    let cow = !vma.shared;
+                    e.insert(Pte { pfn, cow });
+                    m.ops.push(HostOp::Map {
+                        addr: at,
+                        len: PAGE,
+                        prot: host_prot(vma.prot, cow),
+                        pfn,
+                    });
+                }
+            }
+            at += PAGE;
+        }
+    }
+
+    /// Maps what of `[start, start+len)` is at hand without I/O (see
+    /// [`Mm::map_cached`]): exec does it for each segment it loads, so a
+    /// program whose pages are cached starts without a fault for each.
+    pub fn map_ahead_cached(&self, start: u64, len: u64) {
+        let mut m = self.lock();
+        let end = start.saturating_add(len);
+        let mut at = start;
+        while at < end {
+            let Some(vend) = m.vmas.find(at).map(|v| v.end) else {
+                break;
+            };
+            self.map_cached(&mut m, at, end.min(vend));
+            at = vend;
+        }
+    }
+
+    /// Gives the private pages of `[start, start+len)` their own copies
+    /// now, as a write to each would (exec does it for the data segments
+    /// it loads: the program writes nearly all of them at once, and each
+    /// first write would otherwise be a fault). EFAULT where unmapped.
+    pub fn prefault_write(&self, start: u64, len: u64) -> KResult<()> {
+        let mut m = self.lock();
+        let mut at = page_down(start);
+        let end = start.saturating_add(len);
+        while at < end {
+            // A forced touch copies a shared page, as a write would.
+            self.touch(&mut m, at, Access::Force)?;
+            at += PAGE;
+        }
+        Ok(())
+    }
+
     /// Gives the page at `vpn` a private, writable frame.
     fn break_cow(&self, m: &mut MmInner, vpn: u64, vma_prot: u32) -> KResult<Pfn> {
         let Some(pte) = m.ptes.get(&vpn).copied() else {
@@ -701,9 +839,17 @@ impl Mm {
         Ok(pte.pfn)
     }
 
-    /// The range to fill around a fault at `addr`.
+    /// The range to fill around a fault at `addr`: for anonymous memory
+    /// the aligned 2 MiB around it (gVisor's allocation unit: frames are
+    /// lazily backed by the host, so mapping them ahead costs no memory
+    /// until touched, and saves a trap per 32 pages); for files, whose
+    /// pages must be read in, [`FAULT_CHUNK_PAGES`].
     fn fault_window(&self, vma: &Vma, addr: u64) -> (u64, u64) {
-        let chunk = FAULT_CHUNK_PAGES * PAGE;
+        let pages = match vma.backing {
+            Backing::Anon => ANON_FAULT_PAGES,
+            _ => FAULT_CHUNK_PAGES,
+        };
+        let chunk = pages * PAGE;
         let lo = (addr & !(chunk - 1)).max(vma.start);
         let hi = ((addr & !(chunk - 1)) + chunk).min(vma.end);
         (lo, hi)
@@ -760,6 +906,11 @@ impl Mm {
                     code: BUS_ADRERR,
                     addr,
                 })?;
+                if matches!(vma.backing, Backing::File { .. }) {
+                    let around = FAULT_AROUND_PAGES * PAGE;
+                    let a = addr & !(around - 1);
+                    self.map_cached(&mut m, a.max(vma.start), a.saturating_add(around));
+                }
                 Ok(())
             }
             // A present page faulted: a write to a shared page is the only

@@ -65,6 +65,15 @@ impl PageCache {
         Ok(pfn)
     }
 
+    /// The frame of page `index` of the file if it is cached, with a
+    /// reference for the caller; never reads the file (fault-around).
+    pub fn lookup(&self, key: (u64, u64), index: u64) -> Option<Pfn> {
+        let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        let pfn = *pages.get(&(key, index))?;
+        self.phys.get(pfn);
+        Some(pfn)
+    }
+
     /// Whether any page of the file is cached.
     pub fn has_file(&self, key: (u64, u64)) -> bool {
         self.files

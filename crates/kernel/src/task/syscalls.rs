@@ -217,6 +217,18 @@ fn do_clone_full(
     let parent = ctx.task;
     let mm = if flags & CLONE_VM != 0 {
         ctx.mm()
+    } else if stack == 0 {
+        // Both sides return from fork through the stack: copy its top
+        // pages now instead of taking a write fault in each; only when no
+        // other task of this address space runs meanwhile (the task's own
+        // reference and ours are the only ones).
+        let mm = ctx.mm();
+        let sp = ctx.regs.rsp;
+        if Arc::strong_count(&mm) <= 2 && parent.group.threads().len() == 1 {
+            mm.fork_hot(&[sp.wrapping_sub(crate::mm::FORK_HOT_BELOW_SP), sp])
+        } else {
+            mm.fork()
+        }
     } else {
         ctx.mm().fork()
     };
@@ -428,9 +440,9 @@ pub fn after_syscall(r: &mut TaskRunner, after: After) -> Next {
             };
             let name = format!("task-{}", child.tid());
             let c2 = child.clone();
-            let spawned = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || super::run(c2, *regs, fpu, start));
+            // A host thread an earlier task left waiting, if there is one.
+            let spawned =
+                ruml_host::threads::spawn(name, move || super::run(c2, *regs, fpu, start));
             if let Err(e) = spawned {
                 crate::log::warn(&format!(
                     "cannot start a host thread for task {}: {e}",
