@@ -293,14 +293,18 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
         return;
     }
     if q.signo == SIGKILL {
-        crate::task::ptrace::on_sigkill(group);
-        return group_exit(
+        // The group's exit is recorded before any ptrace stop is released:
+        // a tracee woken by the kill must find its process exiting, or it
+        // could run on (to its own exit) before the exit is set.
+        group_exit(
             group,
             ExitStatus::Killed {
                 signo: SIGKILL,
                 core: false,
             },
         );
+        crate::task::ptrace::on_sigkill(group);
+        return;
     }
     let mut continued = false;
     {
