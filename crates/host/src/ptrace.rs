@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::ops::{push_map, push_protect, push_unmap, Op};
 use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
-use crate::stub::{self, StubRequest, BATCH_MAX, STUB_CODE, STUB_DATA, STUB_PHYSMEM_FD};
+use crate::stub::{self, StubRequest, BATCH_MAX, STUB_PHYSMEM_FD};
 use crate::sys::{check, errno, retry};
 use crate::{HostError, Interrupter, SignalInfo, Trap};
 
@@ -294,7 +294,7 @@ impl Context {
             let (Ok(s), Ok(e)) = (u64::from_str_radix(s, 16), u64::from_str_radix(e, 16)) else {
                 continue;
             };
-            if s == STUB_CODE || s >= 0xffff_8000_0000_0000 {
+            if s == stub::stub_code() || s >= 0xffff_8000_0000_0000 {
                 continue;
             }
             let r = self.host_syscall(libc::SYS_munmap as u64, [s, e - s, 0, 0, 0, 0])?;
@@ -308,7 +308,7 @@ impl Context {
         let r = self.host_syscall(
             libc::SYS_mmap as u64,
             [
-                STUB_DATA,
+                stub::stub_data(),
                 PAGE_SIZE,
                 libc::PROT_READ as u64,
                 (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
@@ -461,7 +461,7 @@ impl Context {
             regs.rip = stub::batch();
             self.run_stub(&mut regs)?;
             // rbx points at the request the batch stopped on.
-            let idx = (regs.rbx.wrapping_sub(STUB_DATA) / 64) as usize;
+            let idx = (regs.rbx.wrapping_sub(stub::stub_data()) / 64) as usize;
             if idx < chunk.len() {
                 let res = regs.rax as i64;
                 return Ok(Some((n * BATCH_MAX + idx, (-res) as i32)));
