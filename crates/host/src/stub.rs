@@ -79,6 +79,12 @@ fn probe_top() -> u64 {
     0x8000_0000_0000
 }
 
+/// How many rumls this one runs inside (0 on a Linux host), as the
+/// address space's top tells.
+pub fn nesting_level() -> u64 {
+    (0x8000_0000_0000 - top()) / STUB_AREA
+}
+
 /// Where the stub's code page is mapped in every stub process
 /// (0x7fff_f000_0000 on a Linux host).
 pub fn stub_code() -> u64 {

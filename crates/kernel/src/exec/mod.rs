@@ -9,7 +9,7 @@ use crate::errno::KResult;
 use crate::error;
 use crate::fs::FileRef;
 use crate::mm::vma::{Backing, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
-use crate::mm::{page_down, page_up, Mm, PAGE, task_size};
+use crate::mm::{page_down, page_up, task_size, Mm, PAGE};
 use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 use crate::task::{After, Task};

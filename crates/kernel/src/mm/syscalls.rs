@@ -9,7 +9,7 @@ use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 
 use super::vma::{vm_flags, Backing, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
-use super::{page_down, page_up, Mm, MmInner, MMAP_MIN, PAGE, task_size};
+use super::{page_down, page_up, task_size, Mm, MmInner, MMAP_MIN, PAGE};
 
 const MAP_SHARED: u32 = 0x01;
 const MAP_PRIVATE: u32 = 0x02;
@@ -95,7 +95,8 @@ impl Mm {
     fn choose_addr(m: &MmInner, hint: u64, len: u64) -> KResult<u64> {
         if hint != 0 {
             let h = page_down(hint).max(MMAP_MIN);
-            if h.checked_add(len).is_some_and(|e| e <= task_size()) && !m.vmas.overlaps(h, h + len) {
+            if h.checked_add(len).is_some_and(|e| e <= task_size()) && !m.vmas.overlaps(h, h + len)
+            {
                 return Ok(h);
             }
         }
@@ -378,7 +379,9 @@ impl Mm {
         let dest = if flags & MREMAP_FIXED != 0 {
             if !new_addr.is_multiple_of(PAGE)
                 || new_addr < MMAP_MIN
-                || new_addr.checked_add(new_len).is_none_or(|e| e > task_size())
+                || new_addr
+                    .checked_add(new_len)
+                    .is_none_or(|e| e > task_size())
             {
                 return error!(EINVAL);
             }
