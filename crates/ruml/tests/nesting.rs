@@ -101,3 +101,31 @@ fn inner_falls_back_to_ptrace_with_a_clear_line() {
         "{out}"
     );
 }
+
+#[test]
+fn three_levels_deep() {
+    let r = ruml_path();
+    let out = run_ruml_raw_budget(
+        &[
+            "quiet",
+            "--",
+            &r,
+            "quiet",
+            "--",
+            &r,
+            "quiet",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo nested3; uname -r; seq 1 50 | sort -rn | head -2",
+        ],
+        &test_env(),
+        BUDGET,
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout,
+        format!("nested3\n{}50\n49\n", release()),
+        "{out}"
+    );
+}
