@@ -245,6 +245,26 @@ pub fn run(phys: &Arc<PhysMem>, log: &dyn Fn(&str), want: Option<Mode>) -> Resul
     if want == Some(Mode::Ptrace) {
         return Ok(Mode::Ptrace);
     }
+    let level = crate::stub::nesting_level();
+    if level > 0 {
+        // Under another ruml the stub's signal frames and rt_sigreturn go
+        // through that ruml's emulation, which the seccomp backend's
+        // handoff does not work over yet (docs/debugging.md, Nesting).
+        let why = format!(
+            "running nested inside ruml (level {level}: the address space ends at {:#x})",
+            0x8000_0000_0000 - level * crate::stub::STUB_AREA
+        );
+        if want == Some(Mode::Seccomp) {
+            return Err(HostError::new(
+                format!("mode=seccomp cannot be used {why}; use mode=ptrace"),
+                libc::EINVAL,
+            ));
+        }
+        log(&format!(
+            "Nesting: {why}; the seccomp backend is not used nested, falling back to ptrace"
+        ));
+        return Ok(Mode::Ptrace);
+    }
     match check_seccomp(phys, log) {
         Ok(()) => Ok(Mode::Seccomp),
         Err(e) if want == Some(Mode::Seccomp) => Err(HostError::new(

@@ -169,15 +169,24 @@ impl PhysMem {
                 _ => runs.push((pfn, 1)),
             }
         }
+        // Nested inside another ruml, whose memfd hole punching does not
+        // yet drop pages other mappings of the file still hold (so the
+        // stubs' mappings and ours would part ways), freed frames are
+        // zeroed in place instead (docs/debugging.md, Nesting).
+        let nested = crate::stub::nesting_level() > 0;
         for &(start, len) in &runs {
             // SAFETY: punching a range of our own memfd; it reads as zeros after.
-            let r = unsafe {
-                libc::fallocate(
-                    self.fd,
-                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                    (start * PAGE_SIZE) as i64,
-                    (len * PAGE_SIZE) as i64,
-                )
+            let r = if nested {
+                -1
+            } else {
+                unsafe {
+                    libc::fallocate(
+                        self.fd,
+                        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                        (start * PAGE_SIZE) as i64,
+                        (len * PAGE_SIZE) as i64,
+                    )
+                }
             };
             if r < 0 {
                 // No hole punching (an odd host): zero by hand instead.

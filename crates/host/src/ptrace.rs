@@ -19,7 +19,7 @@ use crate::ops::{push_map, push_protect, push_unmap, Op};
 use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
 use crate::stats::{self, Counter};
-use crate::stub::{self, BATCH_MAX, STUB_CODE, STUB_DATA, STUB_PHYSMEM_FD};
+use crate::stub::{self, BATCH_MAX, STUB_PHYSMEM_FD};
 use crate::sys::{check, errno, retry};
 use crate::{HostError, Interrupter, SignalInfo, Trap};
 
@@ -294,15 +294,14 @@ impl Context {
     /// wherever the host placed them), so that the address space holds
     /// only the stub and, later, the guest.
     fn setup_calls() -> [(u64, [u64; 6]); 2] {
-        // The top of the host's user address space (47-bit).
-        const USER_TOP: u64 = (1 << 47) - PAGE_SIZE;
+        // The top of the user address space the host gives (47-bit on a
+        // Linux host, TASK_SIZE a page short of it; lower when nested).
+        let user_top = stub::host_top() - PAGE_SIZE;
         let munmap = libc::SYS_munmap as u64;
+        let (code, end) = (stub::stub_code(), stub::stub_end());
         [
-            (munmap, [0, STUB_CODE, 0, 0, 0, 0]),
-            (
-                munmap,
-                [stub::STUB_END, USER_TOP - stub::STUB_END, 0, 0, 0, 0],
-            ),
+            (munmap, [0, code, 0, 0, 0, 0]),
+            (munmap, [end, user_top - end, 0, 0, 0, 0]),
         ]
     }
 
@@ -450,7 +449,7 @@ impl Context {
             if setup && n == 0 {
                 regs.rip = stub::setup();
                 (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9) = (
-                    STUB_DATA,
+                    stub::stub_data(),
                     PAGE_SIZE,
                     libc::PROT_READ as u64,
                     (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
@@ -468,7 +467,7 @@ impl Context {
                 ));
             }
             // rbx points at the request the batch stopped on.
-            let idx = (regs.rbx.wrapping_sub(STUB_DATA) / 64) as usize;
+            let idx = (regs.rbx.wrapping_sub(stub::stub_data()) / 64) as usize;
             if idx < chunk.len() {
                 let res = regs.rax as i64;
                 let at = n * BATCH_MAX + idx;

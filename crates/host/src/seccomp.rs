@@ -36,7 +36,7 @@ use crate::physmem::{Pfn, PhysMem, PAGE_SIZE};
 use crate::regs::{FpuState, Registers};
 use crate::sstub::{self, FilterParams};
 use crate::stats::{self, Counter};
-use crate::stub::{STUB_CODE, STUB_PHYSMEM_FD};
+use crate::stub::STUB_PHYSMEM_FD;
 use crate::{ptrace, HostError, Interrupter, SignalInfo, Trap};
 
 /// Guest threads per address space (the kernel's own cap is lower).
@@ -56,8 +56,12 @@ const CLONE_FLAGS: u64 = (libc::CLONE_VM
 
 /// The window the stub's base is chosen in: above the guest's TASK_SIZE
 /// and below the ptrace stub image the process starts from.
-const WINDOW_START: u64 = crate::stub::GUEST_TOP;
-const WINDOW_BLOCKS: u64 = (STUB_CODE - WINDOW_START) >> 32;
+fn window_start() -> u64 {
+    crate::stub::guest_top()
+}
+fn window_blocks() -> u64 {
+    (crate::stub::stub_code() - window_start()) >> 32
+}
 
 /// Iterations the kernel spins on the helper's completion before
 /// sleeping: short, since the helper usually shares this host thread's CPU.
@@ -136,10 +140,10 @@ fn random_u64() -> u64 {
 fn random_base(l: Layout) -> u64 {
     let span = sstub::OFF_THREADS + MAX_THREADS * l.region;
     let r = random_u64();
-    let block = (r >> 48) % WINDOW_BLOCKS.max(1);
+    let block = (r >> 48) % window_blocks().max(1);
     let slots = ((1u64 << 32) - span) >> 16;
     let slot = (r & 0xffff_ffff) % slots;
-    WINDOW_START + (block << 32) + (slot << 16)
+    window_start() + (block << 32) + (slot << 16)
 }
 
 fn futex_wait(word: &AtomicU32, val: u32, timeout_ns: Option<i64>) -> i32 {
@@ -565,7 +569,7 @@ impl AddressSpace {
         pctx.detach(base + sites.helper)?;
         let aspace = AddressSpace { proc: stub };
         // The ptrace stub's own pages go with the first batch.
-        aspace.unmap(STUB_CODE, 2 * PAGE_SIZE);
+        aspace.unmap(crate::stub::stub_code(), 2 * PAGE_SIZE);
         let nt = aspace.spawn_thread()?;
         Ok((aspace, nt))
     }

@@ -6,8 +6,8 @@
 //! Layout at the top of the guest address space (above the guest's
 //! TASK_SIZE, so the guest can never map, unmap or protect it):
 //!
-//! - `STUB_CODE`: one read+execute page: the ELF header and the code.
-//! - `STUB_DATA`: one page of physmem, mapped read-only in the stub, where
+//! - `stub_code()`: one read+execute page: the ELF header and the code.
+//! - `stub_data()`: one page of physmem, mapped read-only in the stub, where
 //!   the kernel writes batches of map/unmap/protect requests (through its
 //!   own mapping of physmem).
 //!
@@ -27,16 +27,91 @@
 
 use std::sync::OnceLock;
 
-/// Where the stub's code page is mapped in every stub process.
-pub const STUB_CODE: u64 = 0x7fff_f000_0000;
+/// The top of the address space ruml's own host gives a process, rounded
+/// up to 64 GiB: 0x8000_0000_0000 on a Linux host (47-bit user space).
+/// Under another ruml (nesting), that ruml's guests end lower, so this
+/// ruml's stubs and guests move down by as much: see [`probe_top`].
+fn top() -> u64 {
+    static TOP: OnceLock<u64> = OnceLock::new();
+    *TOP.get_or_init(probe_top)
+}
+
+/// The space kept above the guest's TASK_SIZE for the stubs (the seccomp
+/// stub's window and the ptrace stub's two pages).
+pub const STUB_AREA: u64 = 0x10_0000_0000;
+
+/// Finds the top of this process's address space: the highest of
+/// 0x8000_0000_0000 − k · [`STUB_AREA`] (k = 0..16) whose last pages can
+/// be mapped. A Linux host gives k = 0; a ruml host, whose guests end at
+/// its own `GUEST_TOP`, k = 1; one more per level of nesting.
+fn probe_top() -> u64 {
+    for k in 0..16u64 {
+        let top = 0x8000_0000_0000 - k * STUB_AREA;
+        // The last page below top (Linux's TASK_SIZE is a page short of
+        // 2^47: probe the page below that one).
+        let probe = top - 0x2000;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping;
+        // the probe page is unmapped again at once.
+        let r = unsafe {
+            libc::mmap(
+                probe as *mut libc::c_void,
+                0x1000,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if r != libc::MAP_FAILED {
+            if r as u64 == probe {
+                // SAFETY: the page was just mapped by this probe.
+                unsafe { libc::munmap(r, 0x1000) };
+                return top;
+            }
+            // An old kernel without MAP_FIXED_NOREPLACE placed it
+            // elsewhere: undo, and assume a plain host.
+            // SAFETY: as above.
+            unsafe { libc::munmap(r, 0x1000) };
+            return 0x8000_0000_0000;
+        }
+        if std::io::Error::last_os_error().raw_os_error() == Some(libc::EEXIST) {
+            return top;
+        }
+    }
+    0x8000_0000_0000
+}
+
+/// How many rumls this one runs inside (0 on a Linux host), as the
+/// address space's top tells.
+pub fn nesting_level() -> u64 {
+    (0x8000_0000_0000 - top()) / STUB_AREA
+}
+
+/// Where the stub's code page is mapped in every stub process
+/// (0x7fff_f000_0000 on a Linux host).
+pub fn stub_code() -> u64 {
+    top() - 0x1000_0000
+}
 /// Where the stub's data page (one physmem frame) is mapped.
-pub const STUB_DATA: u64 = STUB_CODE + 0x1000;
-/// The end of the stub's area.
-pub const STUB_END: u64 = STUB_CODE + 0x2000;
-/// The highest address a guest may use, plus one (the guest's TASK_SIZE).
+pub fn stub_data() -> u64 {
+    stub_code() + 0x1000
+}
+/// The end of the ptrace stub's two pages.
+pub fn stub_end() -> u64 {
+    stub_code() + 0x2000
+}
+/// The top of the address space the host gives this process (see
+/// [`probe_top`]).
+pub fn host_top() -> u64 {
+    top()
+}
+/// The highest address a guest may use, plus one (the guest's TASK_SIZE):
+/// 0x7ff0_0000_0000 on a Linux host, 64 GiB less per level of nesting.
 /// Above it: the seccomp backend's stub at a random base, and the ptrace
-/// stub's two pages at STUB_CODE.
-pub const GUEST_TOP: u64 = 0x7ff0_0000_0000;
+/// stub's two pages at [`stub_code`].
+pub fn guest_top() -> u64 {
+    top() - STUB_AREA
+}
 /// The host file descriptor of physmem inside every stub process.
 pub const STUB_PHYSMEM_FD: i32 = 3;
 
@@ -74,7 +149,10 @@ std::arch::global_asm!(
     // space) cannot either.
     ".globl ruml_stub_batch",
     "ruml_stub_batch:",
-    "    movabs rbx, {data}",
+    // The data page is the page after the code page, whose offset
+    // CODE_OFFSET is where this code starts: rip-relative, so the code
+    // runs at whatever address the layout puts it.
+    "    lea rbx, [rip + ruml_stub_code_start + {data_off}]",
     "2:",
     "    mov rax, [rbx]",
     "    cmp rax, -1",
@@ -120,7 +198,7 @@ std::arch::global_asm!(
     ".globl ruml_stub_code_end",
     "ruml_stub_code_end:",
     ".popsection",
-    data = const STUB_DATA,
+    data_off = const 0x1000 - CODE_OFFSET,
 );
 
 extern "C" {
@@ -138,27 +216,29 @@ fn offset_of(sym: *const u8) -> u64 {
 }
 
 /// Address of the entry point (`int3`) in a stub process.
-pub const ENTRY: u64 = STUB_CODE + CODE_OFFSET;
+pub fn entry() -> u64 {
+    stub_code() + CODE_OFFSET
+}
 
 /// Address of `syscall; int3`.
 pub fn syscall1() -> u64 {
-    ENTRY + offset_of(&raw const ruml_stub_syscall1)
+    entry() + offset_of(&raw const ruml_stub_syscall1)
 }
 
 /// Address of the batch runner.
 pub fn batch() -> u64 {
-    ENTRY + offset_of(&raw const ruml_stub_batch)
+    entry() + offset_of(&raw const ruml_stub_batch)
 }
 
 /// Address of the first-run setup: maps the data page (mmap arguments in
 /// rdi..r9), then runs the batch.
 pub fn setup() -> u64 {
-    ENTRY + offset_of(&raw const ruml_stub_setup)
+    entry() + offset_of(&raw const ruml_stub_setup)
 }
 
 /// Address of the thread-creating clone site.
 pub fn clone_site() -> u64 {
-    ENTRY + offset_of(&raw const ruml_stub_clone)
+    entry() + offset_of(&raw const ruml_stub_clone)
 }
 
 fn code_bytes() -> &'static [u8] {
@@ -170,7 +250,7 @@ fn code_bytes() -> &'static [u8] {
     }
 }
 
-/// The stub's ELF image: one PT_LOAD page, read+execute, at STUB_CODE.
+/// The stub's ELF image: one PT_LOAD page, read+execute, at [`stub_code`].
 pub fn elf_image() -> &'static [u8] {
     static IMAGE: OnceLock<Vec<u8>> = OnceLock::new();
     IMAGE.get_or_init(|| {
@@ -184,7 +264,7 @@ pub fn elf_image() -> &'static [u8] {
         put16(&mut img, 16, 2); // ET_EXEC
         put16(&mut img, 18, 62); // EM_X86_64
         put32(&mut img, 20, 1);
-        put64(&mut img, 24, ENTRY);
+        put64(&mut img, 24, entry());
         put64(&mut img, 32, 64); // e_phoff
         put16(&mut img, 52, 64); // e_ehsize
         put16(&mut img, 54, 56); // e_phentsize
@@ -194,8 +274,8 @@ pub fn elf_image() -> &'static [u8] {
         put32(&mut img, ph, 1);
         put32(&mut img, ph + 4, 5);
         put64(&mut img, ph + 8, 0);
-        put64(&mut img, ph + 16, STUB_CODE);
-        put64(&mut img, ph + 24, STUB_CODE);
+        put64(&mut img, ph + 16, stub_code());
+        put64(&mut img, ph + 24, stub_code());
         put64(&mut img, ph + 32, 4096);
         put64(&mut img, ph + 40, 4096);
         put64(&mut img, ph + 48, 4096);

@@ -137,7 +137,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         let tree = k.tasks.lock();
         k.tasks.alloc_pid(&tree)
     };
-    let mm = crate::mm::Mm::new(k.phys.clone(), crate::mm::TASK_SIZE / 2);
+    let mm = crate::mm::Mm::new(k.phys.clone(), crate::mm::task_size() / 2);
     let group = task::ThreadGroup::new(pid, Default::default(), task::syscalls::default_limits());
     let init = Task::new(pid, group, mm, files, fs.clone(), Default::default());
     task::syscalls::register_init(&init);

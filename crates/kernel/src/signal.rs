@@ -293,14 +293,18 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
         return;
     }
     if q.signo == SIGKILL {
-        crate::task::ptrace::on_sigkill(group);
-        return group_exit(
+        // The group's exit is recorded before any ptrace stop is released:
+        // a tracee woken by the kill must find its process exiting, or it
+        // could run on (to its own exit) before the exit is set.
+        group_exit(
             group,
             ExitStatus::Killed {
                 signo: SIGKILL,
                 core: false,
             },
         );
+        crate::task::ptrace::on_sigkill(group);
+        return;
     }
     let mut continued = false;
     {
@@ -500,6 +504,11 @@ fn fixup_restart(r: &mut TaskRunner, act: Option<&KSigAction>) {
         return;
     }
     r.in_syscall = false;
+    // As Linux (syscall_get_nr < 0): a tracer that set orig_rax to -1 in
+    // a stop took the task out of its system call; nothing restarts.
+    if (r.regs.orig_rax as i64) < 0 {
+        return;
+    }
     let e = -(r.regs.rax as i64);
     let restart = match e {
         512 => act.is_none_or(|a| a.flags & SA_RESTART != 0),

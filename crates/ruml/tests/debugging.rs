@@ -8,8 +8,11 @@
 mod common;
 
 use common::{
-    assert_same_with, build_guest, differential, run_native, run_ruml, test_env, Flavour,
+    assert_same, assert_same_with, build_guest, differential, run_native, run_ruml,
+    run_ruml_raw_budget, test_env, Flavour,
 };
+use std::ffi::OsStr;
+use std::time::Duration;
 
 #[test]
 fn ptrace_basic_dynamic() {
@@ -19,6 +22,29 @@ fn ptrace_basic_dynamic() {
 #[test]
 fn ptrace_basic_static() {
     differential("ptrace_basic", Flavour::Static, &[]);
+}
+
+/// PTRACE_DETACH racing SIGKILL of a tracee in a ptrace stop, many times
+/// over (TRACEME and SEIZE tracees, detach with and without a signal, and
+/// detach-then-kill of a group-stopped tracee): every tracee dies of the
+/// SIGKILL, never runs on to its own exit. Natively too, as an oracle.
+#[test]
+fn ptrace_detach_kill_race() {
+    let guest = build_guest("ptrace_kill_race", Flavour::Static);
+    let env = test_env();
+    let args = ["250"];
+    let native = run_native(&guest.path, &args, &env);
+    assert_eq!(native.code(), 0, "{native}");
+    let mut full: Vec<&OsStr> = vec![
+        OsStr::new("quiet"),
+        OsStr::new("--"),
+        guest.path.as_os_str(),
+    ];
+    full.extend(args.iter().map(OsStr::new));
+    // Generous: 250 rounds are a few seconds on an idle machine.
+    let ruml = run_ruml_raw_budget(&full, &env, Duration::from_secs(400));
+    assert_same(&native, &ruml);
+    assert_eq!(ruml.stdout, "250 rounds, 0 bad\n", "{ruml}");
 }
 
 /// Replaces the decimal number right after each `marker` with `PID`.

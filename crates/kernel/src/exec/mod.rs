@@ -9,7 +9,7 @@ use crate::errno::KResult;
 use crate::error;
 use crate::fs::FileRef;
 use crate::mm::vma::{Backing, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
-use crate::mm::{page_down, page_up, Mm, PAGE, TASK_SIZE};
+use crate::mm::{page_down, page_up, task_size, Mm, PAGE};
 use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 use crate::task::{After, Task};
@@ -182,7 +182,7 @@ pub fn exec_file(
     // RLIMIT_AS (9) and RLIMIT_STACK (3) bound the new image.
     mm.set_limits(
         task.group.limit(9)[0],
-        task.group.limit(3)[0].min(crate::mm::TASK_SIZE / 4),
+        task.group.limit(3)[0].min(crate::mm::task_size() / 4),
     );
     let main = load_elf(&mm, &file, Some(layout.pie_base))?;
     let (entry, base) = match &main.interp {
@@ -320,7 +320,7 @@ impl Layout {
         let rnd = |i: usize, bits: u32| {
             u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) & ((1 << bits) - 1)
         };
-        let stack_top = (TASK_SIZE - (16 << 20)) - (rnd(0, 22) << 12);
+        let stack_top = (task_size() - (16 << 20)) - (rnd(0, 22) << 12);
         let gap = (crate::mm::STACK_LIMIT + (128 << 20)).max(128 << 20);
         let mmap_base = page_down(stack_top - gap - (rnd(1, 28) << 12));
         let pie_base = ELF_ET_DYN_BASE + (rnd(2, 28) << 12);
@@ -438,11 +438,11 @@ fn load_elf(mm: &Mm, file: &FileRef, pie_base: Option<u64>) -> KResult<Loaded> {
         .ok_or(crate::errno!(ENOEXEC))?
         .checked_sub(lo)
         .ok_or(crate::errno!(ENOEXEC))?;
-    if span == 0 || span > TASK_SIZE / 2 {
+    if span == 0 || span > task_size() / 2 {
         return error!(ENOEXEC);
     }
     let bias = if etype == 2 {
-        if hi > TASK_SIZE || lo < crate::mm::MMAP_MIN {
+        if hi > task_size() || lo < crate::mm::MMAP_MIN {
             return error!(ENOEXEC);
         }
         0

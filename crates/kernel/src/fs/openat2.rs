@@ -20,8 +20,10 @@ const ALL_RESOLVE: u64 = RESOLVE_NO_XDEV
     | RESOLVE_BENEATH
     | RESOLVE_IN_ROOT
     | RESOLVE_CACHED;
-/// Every flag open(2) knows.
-const VALID_FLAGS: u64 = 0o37777777 & !0o10000000;
+/// Every flag open(2) knows (Linux's VALID_OPEN_FLAGS, O_PATH included).
+const VALID_FLAGS: u64 = 0o37777777;
+/// The only flags O_PATH goes with (openat2 refuses others, EINVAL).
+const O_PATH_FLAGS: u32 = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 
 syscall_table! { pub fn openat2_table;
     OPENAT2 => sys_openat2(dirfd: Fd, path: UserAddr, how: UserAddr, size: usize),
@@ -48,6 +50,9 @@ fn sys_openat2(
         return error!(EINVAL);
     }
     let flags = flags as u32;
+    if flags & O_PATH != 0 && flags & !O_PATH_FLAGS != 0 {
+        return error!(EINVAL);
+    }
     if mode & !0o7777 != 0 || (mode != 0 && flags & O_CREAT == 0 && flags & O_TMPFILE != O_TMPFILE)
     {
         return error!(EINVAL);
@@ -93,7 +98,18 @@ fn sys_openat2(
             if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
                 return error!(EEXIST);
             }
-            open_resolved(&w, target, flags & !O_CREAT)?
+            if flags & O_PATH != 0 {
+                // As open_at: no I/O, and a trailing symlink (O_NOFOLLOW)
+                // is the descriptor's object.
+                if flags & O_DIRECTORY != 0
+                    && target.inode().file_type() != crate::fs::types::FileType::Directory
+                {
+                    return error!(ENOTDIR);
+                }
+                crate::fs::file::OpenFile::new(target, None, O_PATH)
+            } else {
+                open_resolved(&w, target, flags & !O_CREAT)?
+            }
         }
         Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
             // Resolve the directory under the same rules, then create the

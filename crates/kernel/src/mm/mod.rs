@@ -30,7 +30,9 @@ use vma::{Backing, Vma, VmaMap, PROT_EXEC, PROT_READ, PROT_WRITE};
 
 pub const PAGE: u64 = 4096;
 /// The guest's TASK_SIZE: everything above belongs to the stub.
-pub const TASK_SIZE: u64 = ruml_host::stub::GUEST_TOP;
+pub fn task_size() -> u64 {
+    ruml_host::stub::guest_top()
+}
 /// The lowest address mmap hands out (vm.mmap_min_addr).
 pub const MMAP_MIN: u64 = 0x10000;
 /// Anonymous areas up to this size are mapped ahead whole.
@@ -247,7 +249,7 @@ impl Mm {
             }
         }
         let unlock = !(vma::vm_flags::LOCKED | vma::vm_flags::LOCKONFAULT);
-        vmas.update_range(0, TASK_SIZE, |v| v.flags &= unlock);
+        vmas.update_range(0, task_size(), |v| v.flags &= unlock);
         for v in vmas.iter() {
             // MADV_WIPEONFORK: the child starts with fresh zero pages.
             if v.flags & vma::vm_flags::WIPEONFORK != 0 {
@@ -864,7 +866,7 @@ impl Mm {
             code,
             addr,
         };
-        if addr >= TASK_SIZE {
+        if addr >= task_size() {
             return Err(segv(SEGV_MAPERR));
         }
         if m.vmas.find(addr).is_none() && !self.grow_stack(&mut m, addr) {
@@ -946,7 +948,7 @@ impl Mm {
             return Ok(());
         }
         let end = addr.checked_add(len as u64).ok_or(crate::errno!(EFAULT))?;
-        if end > TASK_SIZE {
+        if end > task_size() {
             return error!(EFAULT);
         }
         let mut m = self.lock();
@@ -988,7 +990,7 @@ impl Mm {
             let n = (seg_len - skip).min(len - out.len());
             let start = base.checked_add(skip as u64).ok_or(crate::errno!(EFAULT))?;
             let end = start.checked_add(n as u64).ok_or(crate::errno!(EFAULT))?;
-            if end > TASK_SIZE {
+            if end > task_size() {
                 return error!(EFAULT);
             }
             let mut at = start;
@@ -1011,7 +1013,7 @@ impl Mm {
     pub fn accessible_len(&self, addr: u64, len: usize, write: bool) -> usize {
         let m = self.lock();
         let need = if write { PROT_WRITE } else { PROT_READ };
-        let end = addr.saturating_add(len as u64).min(TASK_SIZE);
+        let end = addr.saturating_add(len as u64).min(task_size());
         let mut at = addr;
         while at < end {
             let v = match m.vmas.find(at) {
@@ -1282,7 +1284,7 @@ impl Drop for Mm {
     fn drop(&mut self) {
         {
             let m = self.lock();
-            self.write_back_locked(&m, 0, TASK_SIZE);
+            self.write_back_locked(&m, 0, task_size());
         }
         let m = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut frames: Vec<Pfn> = m.ptes.values().map(|p| p.pfn).collect();

@@ -9,7 +9,7 @@ use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 
 use super::vma::{vm_flags, Backing, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
-use super::{page_down, page_up, Mm, MmInner, MMAP_MIN, PAGE, TASK_SIZE};
+use super::{page_down, page_up, task_size, Mm, MmInner, MMAP_MIN, PAGE};
 
 const MAP_SHARED: u32 = 0x01;
 const MAP_PRIVATE: u32 = 0x02;
@@ -56,7 +56,7 @@ impl Mm {
     pub fn brk(&self, addr: u64) -> u64 {
         let mut m = self.lock();
         let (start, cur) = (m.brk_start, m.brk);
-        if addr < start || addr >= TASK_SIZE {
+        if addr < start || addr >= task_size() {
             return cur;
         }
         let (Some(old_top), Some(new_top)) = (page_up(cur), page_up(addr)) else {
@@ -95,13 +95,14 @@ impl Mm {
     fn choose_addr(m: &MmInner, hint: u64, len: u64) -> KResult<u64> {
         if hint != 0 {
             let h = page_down(hint).max(MMAP_MIN);
-            if h.checked_add(len).is_some_and(|e| e <= TASK_SIZE) && !m.vmas.overlaps(h, h + len) {
+            if h.checked_add(len).is_some_and(|e| e <= task_size()) && !m.vmas.overlaps(h, h + len)
+            {
                 return Ok(h);
             }
         }
         m.vmas
             .find_free_top_down(len, MMAP_MIN, m.mmap_base)
-            .or_else(|| m.vmas.find_free_top_down(len, MMAP_MIN, TASK_SIZE))
+            .or_else(|| m.vmas.find_free_top_down(len, MMAP_MIN, task_size()))
             .ok_or(crate::errno!(ENOMEM))
     }
 
@@ -134,12 +135,13 @@ impl Mm {
             if !addr.is_multiple_of(PAGE) {
                 return error!(EINVAL);
             }
-            if addr < MMAP_MIN || addr.checked_add(len).is_none_or(|e| e > TASK_SIZE) {
-                return if flags & MAP_FIXED_NOREPLACE != 0 {
-                    error!(EEXIST)
-                } else {
-                    error!(EPERM)
-                };
+            // As Linux: beyond TASK_SIZE is ENOMEM (get_unmapped_area),
+            // below mmap_min_addr EPERM (security_mmap_addr).
+            if addr.checked_add(len).is_none_or(|e| e > task_size()) {
+                return error!(ENOMEM);
+            }
+            if addr < MMAP_MIN {
+                return error!(EPERM);
             }
             if m.vmas.overlaps(addr, addr + len) {
                 if flags & MAP_FIXED_NOREPLACE != 0 {
@@ -180,7 +182,7 @@ impl Mm {
         }
         let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
         let end = addr.checked_add(len).ok_or(crate::errno!(EINVAL))?;
-        if end > TASK_SIZE {
+        if end > task_size() {
             return error!(EINVAL);
         }
         let mut m = self.lock();
@@ -356,7 +358,7 @@ impl Mm {
             // Grow in place if the space after is free.
             let grow_end = old.checked_add(new_len).ok_or(crate::errno!(ENOMEM))?;
             if old + old_len == vma.end
-                && grow_end <= TASK_SIZE
+                && grow_end <= task_size()
                 && !m.vmas.overlaps(old + old_len, grow_end)
             {
                 let mut ext = vma.clone();
@@ -377,7 +379,9 @@ impl Mm {
         let dest = if flags & MREMAP_FIXED != 0 {
             if !new_addr.is_multiple_of(PAGE)
                 || new_addr < MMAP_MIN
-                || new_addr.checked_add(new_len).is_none_or(|e| e > TASK_SIZE)
+                || new_addr
+                    .checked_add(new_len)
+                    .is_none_or(|e| e > task_size())
             {
                 return error!(EINVAL);
             }
@@ -500,7 +504,7 @@ impl Mm {
     /// Bytes of locked areas (VmLck).
     pub fn locked_bytes(&self) -> u64 {
         let m = self.lock();
-        Self::locked_in(&m, 0, TASK_SIZE)
+        Self::locked_in(&m, 0, task_size())
     }
 
     fn locked_in(m: &MmInner, start: u64, end: u64) -> u64 {
@@ -518,7 +522,7 @@ impl Mm {
     pub fn set_locked(&self, start: u64, end: u64, flags: u32, limit: u64) -> KResult<()> {
         let mut m = self.lock();
         if flags != 0 {
-            let total = Self::locked_in(&m, 0, TASK_SIZE);
+            let total = Self::locked_in(&m, 0, task_size());
             let already = Self::locked_in(&m, start, end);
             if total - already + (end - start) > limit {
                 return error!(ENOMEM);
@@ -651,7 +655,7 @@ fn sys_mmap(
     if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
         return error!(EINVAL);
     }
-    if page_up(len).is_none_or(|l| l > TASK_SIZE) {
+    if page_up(len).is_none_or(|l| l > task_size()) {
         return error!(ENOMEM);
     }
     let file = if flags & MAP_ANONYMOUS != 0 {
@@ -770,7 +774,7 @@ fn sys_mseal(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: u64) -> K
     if end == addr {
         return Ok(0);
     }
-    if end > TASK_SIZE {
+    if end > task_size() {
         return error!(ENOMEM);
     }
     ctx.mm().seal(addr, end).map(|_| 0)
@@ -804,7 +808,7 @@ fn sys_mincore(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, vec: UserAddr)
     }
     let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;
     let end = addr.checked_add(len).ok_or(crate::errno!(ENOMEM))?;
-    if end > TASK_SIZE {
+    if end > task_size() {
         return error!(ENOMEM);
     }
     if !ctx.mm().is_mapped(addr, end) {
@@ -844,7 +848,7 @@ fn lock_range(addr: u64, len: u64) -> KResult<(u64, u64)> {
     let start = page_down(addr);
     let end = page_up(addr.checked_add(len).ok_or(crate::errno!(EINVAL))?)
         .ok_or(crate::errno!(ENOMEM))?;
-    if end > TASK_SIZE {
+    if end > task_size() {
         return error!(ENOMEM);
     }
     Ok((start, end))

@@ -68,6 +68,9 @@ const PTRACE_SYSCALL: i64 = 24;
 const PTRACE_SYSEMU: i64 = 31;
 const PTRACE_SYSEMU_SINGLESTEP: i64 = 32;
 const PTRACE_SETOPTIONS: i64 = 0x4200;
+/// The old number of PTRACE_SETOPTIONS, still accepted by Linux on x86
+/// (UML 6.1's boot checks use it).
+const PTRACE_OLDSETOPTIONS: i64 = 21;
 const PTRACE_GETEVENTMSG: i64 = 0x4201;
 const PTRACE_GETSIGINFO: i64 = 0x4202;
 const PTRACE_SETSIGINFO: i64 = 0x4203;
@@ -1116,6 +1119,11 @@ fn sys_ptrace(
     addr: u64,
     data: u64,
 ) -> KResult<u64> {
+    let req = if req == PTRACE_OLDSETOPTIONS {
+        PTRACE_SETOPTIONS
+    } else {
+        req
+    };
     match req {
         PTRACE_TRACEME => return traceme(ctx),
         PTRACE_ATTACH | PTRACE_SEIZE => return attach(ctx, req == PTRACE_SEIZE, pid, addr, data),

@@ -992,7 +992,7 @@ fn sys_prlimit64(
     if newv.is_some() && (res == 9 || res == 3) {
         let (as_l, st) = (
             group.limit(9)[0],
-            group.limit(3)[0].min(crate::mm::TASK_SIZE / 4),
+            group.limit(3)[0].min(crate::mm::task_size() / 4),
         );
         for t in group.threads() {
             t.mm().set_limits(as_l, st);
@@ -1028,7 +1028,7 @@ fn sys_arch_prctl(ctx: &mut SyscallContext<'_>, code: i32, addr: u64) -> KResult
     const ARCH_GET_CPUID: i32 = 0x1011;
     match code {
         ARCH_SET_FS | ARCH_SET_GS => {
-            if addr >= crate::mm::TASK_SIZE {
+            if addr >= crate::mm::task_size() {
                 return error!(EPERM);
             }
             if code == ARCH_SET_FS {

@@ -1,0 +1,131 @@
+//! ruml inside ruml: the inner ruml is an ordinary guest program of the
+//! outer one (memfd physmem, ptrace of its own stub processes through the
+//! outer's guest ptrace, PTRACE_SYSEMU, regsets, seccomp-free fallback),
+//! its stubs and guests placed 64 GiB lower in the address space per
+//! level. Both outer backends (RUML_TEST_MODE); generous budgets, since
+//! ptrace inside ptrace is slow on a busy machine.
+
+mod common;
+
+use common::{ruml_bin, run_ruml_raw_budget, test_env};
+use std::time::Duration;
+
+const BUDGET: Duration = Duration::from_secs(300);
+
+fn ruml_path() -> String {
+    ruml_bin().to_string_lossy().into_owned()
+}
+
+/// What a plain (one-level) `uname -r` says: the nested ones must agree.
+fn release() -> String {
+    let out = run_ruml_raw_budget(&["quiet", "--", "/bin/uname", "-r"], &test_env(), BUDGET);
+    assert_eq!(out.code(), 0, "{out}");
+    out.stdout
+}
+
+#[test]
+fn ruml_inside_ruml() {
+    let r = ruml_path();
+    let out = run_ruml_raw_budget(
+        &[
+            "quiet",
+            "--",
+            &r,
+            "quiet",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo nested; uname -r",
+        ],
+        &test_env(),
+        BUDGET,
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(out.stdout, format!("nested\n{}", release()), "{out}");
+}
+
+#[test]
+fn inner_exit_status_and_pipes() {
+    // The inner ruml exits with its init's status, and the outer with the
+    // inner's; a pipeline and a fork-heavy command run inside.
+    let r = ruml_path();
+    let out = run_ruml_raw_budget(
+        &[
+            "quiet",
+            "--",
+            &r,
+            "quiet",
+            "--",
+            "/bin/sh",
+            "-c",
+            "seq 1 200 | sort -rn | head -3; for i in 1 2 3; do /bin/true; done; exit 7",
+        ],
+        &test_env(),
+        BUDGET,
+    );
+    assert_eq!(out.code(), 7, "{out}");
+    assert_eq!(out.stdout, "200\n199\n198\n", "{out}");
+}
+
+#[test]
+fn inner_falls_back_to_ptrace_with_a_clear_line() {
+    let r = ruml_path();
+    // Not quiet: the inner's boot log says which backend and why.
+    let out = run_ruml_raw_budget(&["quiet", "--", &r, "--", "/bin/true"], &test_env(), BUDGET);
+    assert_eq!(out.code(), 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("Nesting: running nested inside ruml (level 1")
+            && out.stderr.contains("falling back to ptrace")
+            && out.stderr.contains("Execution backend: ptrace"),
+        "{out}"
+    );
+    // Forcing the seccomp backend nested is refused, clearly.
+    let out = run_ruml_raw_budget(
+        &[
+            "quiet",
+            "--",
+            &r,
+            "quiet",
+            "mode=seccomp",
+            "--",
+            "/bin/true",
+        ],
+        &test_env(),
+        BUDGET,
+    );
+    assert_eq!(out.code(), 1, "{out}");
+    assert!(
+        out.stderr
+            .contains("mode=seccomp cannot be used running nested inside ruml"),
+        "{out}"
+    );
+}
+
+#[test]
+fn three_levels_deep() {
+    let r = ruml_path();
+    let out = run_ruml_raw_budget(
+        &[
+            "quiet",
+            "--",
+            &r,
+            "quiet",
+            "--",
+            &r,
+            "quiet",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo nested3; uname -r; seq 1 50 | sort -rn | head -2",
+        ],
+        &test_env(),
+        BUDGET,
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout,
+        format!("nested3\n{}50\n49\n", release()),
+        "{out}"
+    );
+}
