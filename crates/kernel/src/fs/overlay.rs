@@ -303,11 +303,19 @@ impl OvlInode {
             t => pu.mknod(&self.name, t.mode_bits() | perm, lst.rdev)?,
         }
         let up = pu.lookup_raw(&self.name).ok_or(crate::errno!(EIO))?;
-        if self.ftype == FileType::Regular {
-            if let Err(e) = self.copy_data(lower, &up, lst.size) {
+        let copied = if self.ftype == FileType::Regular {
+            self.copy_data(lower, &up, lst.size)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| Self::copy_xattrs(lower, &up));
+        if let Err(e) = copied {
+            if self.ftype == FileType::Directory {
+                let _ = pu.rmdir(&self.name);
+            } else {
                 let _ = pu.unlink(&self.name);
-                return Err(e);
             }
+            return Err(e);
         }
         up.set_copied_attrs(lower.key(), &lst);
         // The parent's times stay what they were (as overlayfs does).
@@ -319,6 +327,28 @@ impl OvlInode {
         self.lock_upper().inode = Some(up.clone());
         self.fs.gen.fetch_add(1, Ordering::AcqRel);
         Ok(up)
+    }
+
+    /// Copy-up of the lower object's extended attributes (those the lower
+    /// filesystem shows: hostfs shows user.* only).
+    fn copy_xattrs(lower: &Arc<dyn Inode>, up: &TmpInode) -> KResult<()> {
+        let names = match lower.listxattr() {
+            Ok(n) => n,
+            Err(e) if e == crate::errno!(EOPNOTSUPP) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for n in names {
+            let v = match lower.getxattr(&n) {
+                Ok(v) => v,
+                // Gone since the listing, or not readable: not copied.
+                Err(e) if e == crate::errno!(ENODATA) || e == crate::errno!(EOPNOTSUPP) => {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
+            up.setxattr(&n, Some(&v), 0)?;
+        }
+        Ok(())
     }
 
     fn copy_data(&self, lower: &Arc<dyn Inode>, up: &TmpInode, size: u64) -> KResult<()> {
@@ -688,6 +718,43 @@ impl Inode for OvlInode {
 
     fn setattr(&self, attr: &SetAttr) -> KResult<()> {
         self.copy_up()?.setattr(attr)
+    }
+
+    // Extended attributes live in the upper layer once the object is
+    // copied up (copy-up takes the lower's); before, reads see the
+    // lower's. The overlay keeps its own bookkeeping (whiteouts, opaque
+    // directories, origins) in the tmpfs inodes, not in attributes, so
+    // nothing of it shows to or can be forged by the guest.
+    fn getxattr(&self, name: &[u8]) -> KResult<Vec<u8>> {
+        match (self.upper(), &self.lower) {
+            (Some(u), _) => u.getxattr(name),
+            // The overlay stores every namespace; what the lower layer
+            // cannot hold, it does not have.
+            (None, Some(l)) => l.getxattr(name).map_err(|e| {
+                if e == crate::errno!(EOPNOTSUPP) {
+                    crate::errno!(ENODATA)
+                } else {
+                    e
+                }
+            }),
+            (None, None) => error!(ENODATA),
+        }
+    }
+
+    fn setxattr(&self, name: &[u8], value: Option<&[u8]>, flags: u32) -> KResult<()> {
+        if value.is_none() && self.upper().is_none() {
+            // Removing what the lower object does not have needs no copy-up.
+            self.getxattr(name)?;
+        }
+        self.copy_up()?.setxattr(name, value, flags)
+    }
+
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        match (self.upper(), &self.lower) {
+            (Some(u), _) => u.listxattr(),
+            (None, Some(l)) => l.listxattr(),
+            (None, None) => Ok(Vec::new()),
+        }
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -36,6 +36,7 @@ use crate::fs::file::OpenFile;
 use crate::fs::simple::now;
 use crate::fs::types::{encode_dev, DirSink, FileType, Stat, StatFs};
 use crate::fs::vfs::{anon_dev, Caller, FileOps, Inode, InodeKey, SetAttr};
+use crate::fs::xattr::XattrMap;
 
 /// statfs f_type of tmpfs.
 pub const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -164,6 +165,10 @@ pub struct TmpFs {
     opts: TmpfsOptions,
     used_pages: AtomicU64,
     used_inodes: AtomicU64,
+    /// Bytes of extended attributes held by the instance's inodes
+    /// (counted as [`crate::fs::xattr::entry_space`]), at most
+    /// [`TmpFs::xattr_limit`].
+    xattr_used: AtomicU64,
 }
 
 impl TmpFs {
@@ -177,6 +182,7 @@ impl TmpFs {
             opts,
             used_pages: AtomicU64::new(0),
             used_inodes: AtomicU64::new(0),
+            xattr_used: AtomicU64::new(0),
         });
         let t = now();
         let st = State {
@@ -193,6 +199,7 @@ impl TmpFs {
             opaque: false,
             origin: None,
             cached: false,
+            xattrs: XattrMap::default(),
         };
         fs.used_inodes.fetch_add(1, Ordering::Relaxed);
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
@@ -229,6 +236,34 @@ impl TmpFs {
                 error!(ENOSPC)
             }
         }
+    }
+
+    /// The instance's budget for extended attributes: 1 KiB per page of
+    /// its size (Linux charges them to the inode space, about 1 KiB per
+    /// inode), at most 64 MiB, at least 64 KiB.
+    fn xattr_limit(&self) -> u64 {
+        self.opts
+            .max_pages
+            .saturating_mul(1024)
+            .clamp(64 * 1024, 64 << 20)
+    }
+
+    /// Charges `delta` bytes of attributes (negative: releases); ENOSPC
+    /// beyond the budget.
+    fn charge_xattr(&self, delta: i64) -> KResult<()> {
+        if delta <= 0 {
+            self.xattr_used
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+            return Ok(());
+        }
+        let d = delta as u64;
+        let limit = self.xattr_limit();
+        self.xattr_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u + d <= limit).then_some(u + d)
+            })
+            .map(|_| ())
+            .map_err(|_| crate::errno!(ENOSPC))
     }
 
     fn free_pages(&self, pfns: &[Pfn]) {
@@ -307,6 +342,8 @@ struct State {
     origin: Option<InodeKey>,
     /// Pages may be in the page cache (the file was mmapped).
     cached: bool,
+    /// Extended attributes (charged to the instance's xattr budget).
+    xattrs: XattrMap,
 }
 
 impl State {
@@ -351,6 +388,10 @@ impl Drop for TmpInode {
     fn drop(&mut self) {
         let st = self.st.get_mut().unwrap_or_else(|p| p.into_inner());
         let cached = st.cached;
+        let xspace = st.xattrs.space();
+        if xspace > 0 {
+            self.fs.xattr_used.fetch_sub(xspace, Ordering::Relaxed);
+        }
         if let Data::File(f) = &mut st.data {
             let pfns: Vec<Pfn> = f.pages.values().copied().collect();
             self.fs.free_pages(&pfns);
@@ -449,6 +490,7 @@ impl TmpInode {
             opaque: false,
             origin: None,
             cached: false,
+            xattrs: XattrMap::default(),
         };
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new_cyclic(|me| TmpInode {
@@ -1348,6 +1390,22 @@ impl Inode for TmpInode {
             self.invalidate_cache();
         }
         Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> KResult<Vec<u8>> {
+        self.lock().xattrs.get(name)
+    }
+
+    fn setxattr(&self, name: &[u8], value: Option<&[u8]>, flags: u32) -> KResult<()> {
+        let mut st = self.lock();
+        st.xattrs
+            .set(name, value, flags, |d| self.fs.charge_xattr(d))?;
+        st.ctime = now();
+        Ok(())
+    }
+
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        Ok(self.lock().xattrs.names())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
