@@ -751,14 +751,18 @@ impl HostRoot {
     }
 
     /// getxattr(2) of `name` on `rel` (at most 64 KiB).
-    pub fn getxattr(&self, rel: &[u8], name: &[u8], expect: (u32, u32, u64)) -> Result<Vec<u8>, i32> {
+    pub fn getxattr(
+        &self,
+        rel: &[u8],
+        name: &[u8],
+        expect: (u32, u32, u64),
+    ) -> Result<Vec<u8>, i32> {
         let (_fd, p) = self.xattr_target(rel, expect)?;
         let n = cstr(name)?;
         let mut buf = vec![0u8; 65536];
         // SAFETY: p and n are NUL-terminated; buf is writable for its length.
-        let r = unsafe {
-            libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-        };
+        let r =
+            unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if r < 0 {
             return Err(errno());
         }
@@ -781,7 +785,9 @@ impl HostRoot {
         // SAFETY: p and n are NUL-terminated; v is readable for its length.
         let r = unsafe {
             match value {
-                Some(v) => libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), flags),
+                Some(v) => {
+                    libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), flags)
+                }
                 None => libc::removexattr(p.as_ptr(), n.as_ptr()),
             }
         };

@@ -158,7 +158,10 @@ except OSError as e:
     );
     // The host's files are what they were.
     for f in ["a", "b", "c"] {
-        assert_eq!(host_xattrs(&d.join(f)), format!("user.host=from host {f}\n"));
+        assert_eq!(
+            host_xattrs(&d.join(f)),
+            format!("user.host=from host {f}\n")
+        );
     }
     assert_eq!(host_xattrs(&d.join("sub")), "user.dir=D\n");
     assert_eq!(std::fs::read(d.join("a")).unwrap(), b"a");
@@ -207,4 +210,133 @@ except OSError as e:
     );
     assert_eq!(host_xattrs(&d.join("f")), "user.guest=G\n");
     assert_eq!(host_xattrs(&d.join("dir")), "user.guestdir=GD\n");
+}
+
+/// A host tool (e2fsprogs; .ci/run installs it).
+fn tool(name: &str) -> String {
+    for dir in ["/usr/sbin", "/sbin", "/usr/bin", "/bin"] {
+        let p = format!("{dir}/{name}");
+        if Path::new(&p).exists() {
+            return p;
+        }
+    }
+    panic!("host tool {name} is missing (install e2fsprogs, see .ci/run)");
+}
+
+fn host_ok(cmd: &str, args: &[&str], dir: &Path) -> String {
+    let out = Command::new(tool(cmd))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// mke2fs -d copies the host tree's user attributes into the image (in
+/// the inode when small, in a block when not); the guest reads them,
+/// writes and removes more (in the inode, in new blocks, freeing blocks);
+/// the host's e2fsck -fn finds the image clean, debugfs shows the guest's
+/// attributes, and a second boot reads them back.
+fn ext_round_trip(kind: &str) {
+    let dir = TempDir::new(&format!("xattr-{kind}"));
+    let d = dir.path();
+    let pre = d.join("pre");
+    std::fs::create_dir_all(pre.join("sub")).unwrap();
+    for f in ["small", "big", "none"] {
+        std::fs::write(pre.join(f), f).unwrap();
+    }
+    symlink_to(&pre.join("link"), "small");
+    host_setxattr(&pre.join("small"), "user.color", "blue");
+    host_setxattr(&pre.join("big"), "user.big", &"x".repeat(1500));
+    host_setxattr(&pre.join("big"), "user.s", "S");
+    host_setxattr(&pre.join("sub"), "user.dir", "D");
+    host_ok(
+        "mke2fs",
+        &["-q", "-t", kind, "-b", "4096", "-d", "pre", "img", "16M"],
+        d,
+    );
+    let img = d.join("img");
+    let script = common::workspace_root().join("tests/scripts/xattr_ext4.py");
+    let ubd = format!("ubd0={}", img.display());
+    let run = |phase: &str| {
+        common::run_ruml_raw(
+            &[
+                "quiet",
+                &ubd,
+                "--",
+                "/usr/bin/python3",
+                script.to_str().unwrap(),
+                phase,
+            ],
+            &test_env(),
+        )
+    };
+    let out = run("write");
+    assert_eq!(out.code(), 0, "{out}");
+    let odd: Vec<String> = (1..20)
+        .step_by(2)
+        .map(|i| format!("('user.k{i:02}', {}, 'v{i}')", format!("v{i}").len()))
+        .collect();
+    let small_after = format!("small [('user.color', 5, 'green'), {}]", odd.join(", "));
+    let final_lines = vec![
+        small_after.clone(),
+        "big [('user.s', 1, 'S')]".to_string(),
+        "none [('security.sec', 1, 'S'), ('user.a', 1, '1'), ('user.b', 2000, 'yyyyyyyy')]"
+            .to_string(),
+        "sub [('user.dir', 1, 'D'), ('user.dir2', 3000, 'EEEEEEEE')]".to_string(),
+        "new [('user.n', 1, 'N')]".to_string(),
+    ];
+    let mut expect: Vec<String> = [
+        "small [('user.color', 4, 'blue')]",
+        "big [('user.big', 1500, 'xxxxxxxx'), ('user.s', 1, 'S')]",
+        "none []",
+        "sub [('user.dir', 1, 'D')]",
+        "create existing File exists",
+        "replace missing No data available",
+        "remove missing No data available",
+        "system.posix_acl_access Operation not supported",
+        "too big for a block No space left on device",
+        "symlink Operation not permitted",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    expect.extend(final_lines.iter().cloned());
+    assert_eq!(out.stdout_lines(), expect, "{out}");
+    host_ok("e2fsck", &["-fn", "img"], d);
+    let ea = |f: &str| host_ok("debugfs", &["-R", &format!("ea_list /{f}"), "img"], d);
+    let none = ea("none");
+    assert!(none.contains("user.a (1) = \"1\""), "{none}");
+    assert!(none.contains("security.sec (1) = \"S\""), "{none}");
+    assert!(none.contains("user.b (2000)"), "{none}");
+    let small = ea("small");
+    assert!(small.contains("user.color (5) = \"green\""), "{small}");
+    assert!(small.contains("user.k19 (3) = \"v19\""), "{small}");
+    assert!(!small.contains("user.k18"), "{small}");
+    assert!(!ea("big").contains("user.big"));
+    // Read back by a second boot.
+    let again = run("read");
+    assert_eq!(again.code(), 0, "{again}");
+    assert_eq!(again.stdout_lines(), final_lines, "{again}");
+    host_ok("e2fsck", &["-fn", "img"], d);
+}
+
+fn symlink_to(link: &Path, target: &str) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+#[test]
+fn ext4_xattrs_round_trip_e2fsck_clean() {
+    ext_round_trip("ext4");
+}
+
+#[test]
+fn ext2_xattrs_round_trip_e2fsck_clean() {
+    ext_round_trip("ext2");
 }

@@ -341,9 +341,7 @@ impl OvlInode {
             let v = match lower.getxattr(&n) {
                 Ok(v) => v,
                 // Gone since the listing, or not readable: not copied.
-                Err(e) if e == crate::errno!(ENODATA) || e == crate::errno!(EOPNOTSUPP) => {
-                    continue
-                }
+                Err(e) if e == crate::errno!(ENODATA) || e == crate::errno!(EOPNOTSUPP) => continue,
                 Err(e) => return Err(e),
             };
             up.setxattr(&n, Some(&v), 0)?;

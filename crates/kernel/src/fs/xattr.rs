@@ -136,7 +136,11 @@ fn permission(ctx: &SyscallContext<'_>, p: &Path, name: &[u8], write: bool) -> K
         }
         Namespace::Trusted => {
             if !task.privileged(Cap::SysAdmin) {
-                return if write { error!(EPERM) } else { error!(ENODATA) };
+                return if write {
+                    error!(EPERM)
+                } else {
+                    error!(ENODATA)
+                };
             }
             if rest.is_empty() {
                 return error!(EINVAL);
@@ -148,7 +152,11 @@ fn permission(ctx: &SyscallContext<'_>, p: &Path, name: &[u8], write: bool) -> K
     let st = p.inode().stat()?;
     let ft = p.inode().file_type();
     if ft != FileType::Regular && ft != FileType::Directory {
-        return if write { error!(EPERM) } else { error!(ENODATA) };
+        return if write {
+            error!(EPERM)
+        } else {
+            error!(ENODATA)
+        };
     }
     let caller = Caller::of(task);
     if write && ft == FileType::Directory && st.mode & S_ISVTX != 0 {
@@ -287,10 +295,7 @@ pub struct XattrMap {
 impl XattrMap {
     /// The value of `name`; ENODATA when absent.
     pub fn get(&self, name: &[u8]) -> KResult<Vec<u8>> {
-        self.map
-            .get(name)
-            .cloned()
-            .ok_or(crate::errno!(ENODATA))
+        self.map.get(name).cloned().ok_or(crate::errno!(ENODATA))
     }
 
     /// Every name, in order.
@@ -446,7 +451,13 @@ fn sys_removexattr(ctx: &mut SyscallContext<'_>, path: UserAddr, name: UserAddr)
 }
 fn sys_lremovexattr(ctx: &mut SyscallContext<'_>, path: UserAddr, name: UserAddr) -> KResult<u64> {
     let c = &*ctx;
-    set(c, || resolve(c, AT_FDCWD, path, false, false), name, None, 0)
+    set(
+        c,
+        || resolve(c, AT_FDCWD, path, false, false),
+        name,
+        None,
+        0,
+    )
 }
 fn sys_fremovexattr(ctx: &mut SyscallContext<'_>, fd: Fd, name: UserAddr) -> KResult<u64> {
     let c = &*ctx;
@@ -470,7 +481,8 @@ mod tests {
             m.set(b"user.a", Some(b"1"), XATTR_REPLACE, &mut ch),
             error!(ENODATA)
         );
-        m.set(b"user.b", Some(b"22"), XATTR_CREATE, &mut ch).unwrap();
+        m.set(b"user.b", Some(b"22"), XATTR_CREATE, &mut ch)
+            .unwrap();
         m.set(b"user.a", Some(b"1"), 0, &mut ch).unwrap();
         assert_eq!(
             m.set(b"user.a", Some(b"x"), XATTR_CREATE, &mut ch),
@@ -492,7 +504,10 @@ mod tests {
 
     #[test]
     fn namespaces_and_fcaps() {
-        assert_eq!(namespace_of(b"user.x").unwrap(), (Namespace::User, &b"x"[..]));
+        assert_eq!(
+            namespace_of(b"user.x").unwrap(),
+            (Namespace::User, &b"x"[..])
+        );
         assert_eq!(namespace_of(b"trusted.").unwrap().0, Namespace::Trusted);
         assert!(namespace_of(b"foo.x").is_err());
         assert!(namespace_of(b"user").is_err());

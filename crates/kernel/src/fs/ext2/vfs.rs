@@ -546,6 +546,19 @@ impl Inode for Ext2Inode {
         }
         Ok(())
     }
+    fn getxattr(&self, name: &[u8]) -> KResult<Vec<u8>> {
+        self.fs.xattr_get(self.ino, name)
+    }
+
+    fn setxattr(&self, name: &[u8], value: Option<&[u8]>, flags: u32) -> KResult<()> {
+        self.fs.writable()?;
+        self.fs.xattr_set(self.ino, name, value, flags)
+    }
+
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        self.fs.xattr_list(self.ino)
+    }
+
     fn remount(&self, read_only: bool) -> KResult<()> {
         self.fs.remount(read_only)
     }
