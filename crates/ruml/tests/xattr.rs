@@ -4,7 +4,8 @@
 //! them, the host file is untouched), hostfs (user.* reach the host file,
 //! nothing else does) and ext4 images made by the host's mke2fs (read,
 //! written in the inode and in an attribute block, e2fsck -fn clean,
-//! debugfs reads them back).
+//! debugfs reads them back); and file handles (tests/guest/fhandle.c,
+//! differential, on the overlay root and on ext4).
 
 mod common;
 
@@ -339,4 +340,62 @@ fn ext4_xattrs_round_trip_e2fsck_clean() {
 #[test]
 fn ext2_xattrs_round_trip_e2fsck_clean() {
     ext_round_trip("ext2");
+}
+
+// --- file handles -----------------------------------------------------------
+
+/// name_to_handle_at/open_by_handle_at (tests/guest/fhandle.c) against the
+/// host: natively in a fresh directory of the host's /tmp (or /dev/shm
+/// where /tmp's filesystem makes no handles, as an overlayfs), under ruml
+/// in the guest's /tmp (the overlay root) and on an ext4 disk.
+fn fhandle(flavour: Flavour) {
+    let guest = build_guest("fhandle", flavour);
+    let env = test_env();
+    let mut native = None;
+    for base in [std::env::temp_dir(), "/dev/shm".into()] {
+        let host_dir = base.join(format!(
+            "ruml-fhandle-{}-{}",
+            std::process::id(),
+            flavour.name()
+        ));
+        let _ = std::fs::remove_dir_all(&host_dir);
+        let out = run_native(&guest.path, &[host_dir.as_os_str()], &env);
+        let _ = std::fs::remove_dir_all(&host_dir);
+        if out.stdout.contains("\nhandle: 0\n") {
+            native = Some(out);
+            break;
+        }
+        eprintln!("no file handles on the host's {}:\n{out}", base.display());
+    }
+    let native = native.expect("the host makes no file handles in /tmp nor /dev/shm");
+    assert_eq!(native.code(), 0, "{native}");
+    let dir = format!(
+        "/tmp/ruml-fhandle-{}-{}",
+        std::process::id(),
+        flavour.name()
+    );
+    let ruml = run_ruml(&guest.path, &[dir.as_str()], &env);
+    assert_same(&native, &ruml);
+
+    // On ext4: the same answers.
+    let disk = TempDir::new("fhandle-ext4");
+    host_ok("mke2fs", &["-q", "-t", "ext4", "img", "16M"], disk.path());
+    let ubd = format!("ubd0={}", disk.path().join("img").display());
+    let script = format!(
+        "mkdir -p /mnt && mount /dev/ubda /mnt && {} /mnt/fh; s=$?; umount /mnt; exit $s",
+        guest.path.display()
+    );
+    let ext4 = common::run_ruml_raw(&["quiet", &ubd, "--", "/bin/sh", "-c", &script], &env);
+    assert_same(&native, &ext4);
+    host_ok("e2fsck", &["-fn", "img"], disk.path());
+}
+
+#[test]
+fn fhandle_static() {
+    fhandle(Flavour::Static);
+}
+
+#[test]
+fn fhandle_dynamic() {
+    fhandle(Flavour::Dynamic);
 }

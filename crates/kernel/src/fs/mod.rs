@@ -22,6 +22,7 @@ pub mod devfs;
 pub mod epoll;
 pub mod ext2;
 pub mod fdtable;
+pub mod fhandle;
 pub mod file;
 pub mod hostfd;
 pub mod hostfs;

@@ -169,6 +169,9 @@ pub struct TmpFs {
     /// (counted as [`crate::fs::xattr::entry_space`]), at most
     /// [`TmpFs::xattr_limit`].
     xattr_used: AtomicU64,
+    /// Every live inode by number, for open_by_handle_at (entries leave
+    /// when their inode drops).
+    by_ino: Mutex<std::collections::HashMap<u64, Weak<TmpInode>>>,
 }
 
 impl TmpFs {
@@ -183,6 +186,7 @@ impl TmpFs {
             used_pages: AtomicU64::new(0),
             used_inodes: AtomicU64::new(0),
             xattr_used: AtomicU64::new(0),
+            by_ino: Mutex::new(std::collections::HashMap::new()),
         });
         let t = now();
         let st = State {
@@ -203,13 +207,22 @@ impl TmpFs {
         };
         fs.used_inodes.fetch_add(1, Ordering::Relaxed);
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
-        Arc::new_cyclic(|me| TmpInode {
-            fs,
+        let root = Arc::new_cyclic(|me| TmpInode {
+            fs: fs.clone(),
             me: me.clone(),
             ino,
             ftype: FileType::Directory,
             st: Mutex::new(st),
-        })
+        });
+        fs.register(&root);
+        root
+    }
+
+    fn register(&self, inode: &Arc<TmpInode>) {
+        self.by_ino
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(inode.ino, Arc::downgrade(inode));
     }
 
     /// A tmpfs with default options (the overlay's upper layer).
@@ -403,6 +416,11 @@ impl Drop for TmpInode {
                 .invalidate((encode_dev(self.fs.dev.0, self.fs.dev.1), self.ino));
         }
         self.fs.used_inodes.fetch_sub(1, Ordering::Relaxed);
+        self.fs
+            .by_ino
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.ino);
     }
 }
 
@@ -493,13 +511,15 @@ impl TmpInode {
             xattrs: XattrMap::default(),
         };
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new_cyclic(|me| TmpInode {
+        let inode = Arc::new_cyclic(|me| TmpInode {
             fs: fs.clone(),
             me: me.clone(),
             ino,
             ftype,
             st: Mutex::new(st),
-        }))
+        });
+        fs.register(&inode);
+        Ok(inode)
     }
 
     /// Adds a new object `name` to this directory.
@@ -1406,6 +1426,38 @@ impl Inode for TmpInode {
 
     fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
         Ok(self.lock().xattrs.names())
+    }
+
+    // File handles, as Linux's shmem: type 1, (generation, inode number);
+    // ruml's tmpfs never reuses a number, so the generation is 0.
+    fn encode_fh(&self) -> KResult<(i32, Vec<u8>)> {
+        let mut fh = vec![0u8; 16];
+        fh[4..12].copy_from_slice(&self.ino.to_le_bytes());
+        Ok((1, fh))
+    }
+
+    fn decode_fh(&self, ty: i32, fh: &[u8]) -> KResult<Arc<dyn Inode>> {
+        if ty != 1 || fh.len() < 12 || fh[..4] != [0; 4] {
+            return error!(ESTALE);
+        }
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&fh[4..12]);
+        let ino = u64::from_le_bytes(b);
+        let found = self
+            .fs
+            .by_ino
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ino)
+            .and_then(|w| w.upgrade());
+        let Some(i) = found else {
+            return error!(ESTALE);
+        };
+        let linked = i.lock().nlink > 0;
+        if !linked || i.is_whiteout() {
+            return error!(ESTALE);
+        }
+        Ok(i)
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

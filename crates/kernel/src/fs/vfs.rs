@@ -177,6 +177,17 @@ pub trait Inode: Send + Sync + 'static {
     fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
         Ok(Vec::new())
     }
+    /// name_to_handle_at: this inode's file handle (handle type, at most
+    /// 128 bytes) within its filesystem. EOPNOTSUPP: not exportable.
+    fn encode_fh(&self) -> KResult<(i32, Vec<u8>)> {
+        error!(EOPNOTSUPP)
+    }
+    /// open_by_handle_at, called on an inode of the filesystem the handle
+    /// is decoded against: the inode `fh` names; ESTALE when it is gone
+    /// (or the handle is not one of this filesystem's).
+    fn decode_fh(&self, _ty: i32, _fh: &[u8]) -> KResult<Arc<dyn Inode>> {
+        error!(ESTALE)
+    }
     /// For rename: downcasting support.
     fn as_any(&self) -> &dyn std::any::Any;
 }
