@@ -63,6 +63,9 @@ pub struct OverlayFs {
 
 /// Most file handles an overlay remembers; the oldest go first.
 const MAX_HANDLES: usize = 16 * 1024;
+/// Longest path (bytes of names) a handle remembers: deeper objects give
+/// ENAMETOOLONG, so the table holds at most MAX_HANDLES × this.
+const MAX_HANDLE_PATH: usize = 4096;
 /// handle_type of overlay handles (Linux's OVL_FILEID_V1).
 const OVL_FILEID: i32 = 0xf8;
 
@@ -773,6 +776,9 @@ impl Inode for OvlInode {
             cur = p;
         }
         names.reverse();
+        if names.iter().map(|n| n.len() + 1).sum::<usize>() > MAX_HANDLE_PATH {
+            return error!(ENAMETOOLONG);
+        }
         let mut h = self.fs.handles.lock().unwrap_or_else(|p| p.into_inner());
         let key = (self.ident, names);
         let id = match h.by_ident.get(&key) {
