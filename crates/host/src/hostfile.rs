@@ -736,6 +736,83 @@ impl HostRoot {
 }
 
 /// "/proc/self/fd/N" for one of our descriptors.
+impl HostRoot {
+    /// An O_PATH descriptor of `rel` and its /proc/self/fd path, checked to
+    /// be the object the kernel looked up (`expect`: dev major, minor, ino;
+    /// ESTALE if the host swapped it).
+    fn xattr_target(&self, rel: &[u8], expect: (u32, u32, u64)) -> Result<(OwnedFd, CString), i32> {
+        let fd = self.open_beneath(rel, libc::O_PATH)?;
+        let st = statx_fd(fd.as_raw_fd())?;
+        if (st.dev_major, st.dev_minor, st.ino) != expect {
+            return Err(libc::ESTALE);
+        }
+        let p = fd_path(&fd)?;
+        Ok((fd, p))
+    }
+
+    /// getxattr(2) of `name` on `rel` (at most 64 KiB).
+    pub fn getxattr(
+        &self,
+        rel: &[u8],
+        name: &[u8],
+        expect: (u32, u32, u64),
+    ) -> Result<Vec<u8>, i32> {
+        let (_fd, p) = self.xattr_target(rel, expect)?;
+        let n = cstr(name)?;
+        let mut buf = vec![0u8; 65536];
+        // SAFETY: p and n are NUL-terminated; buf is writable for its length.
+        let r =
+            unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if r < 0 {
+            return Err(errno());
+        }
+        buf.truncate(r as usize);
+        Ok(buf)
+    }
+
+    /// setxattr(2) (`value` Some, with XATTR_CREATE/REPLACE `flags`) or
+    /// removexattr(2) (None) of `name` on `rel`.
+    pub fn setxattr(
+        &self,
+        rel: &[u8],
+        name: &[u8],
+        value: Option<&[u8]>,
+        flags: i32,
+        expect: (u32, u32, u64),
+    ) -> Result<(), i32> {
+        let (_fd, p) = self.xattr_target(rel, expect)?;
+        let n = cstr(name)?;
+        // SAFETY: p and n are NUL-terminated; v is readable for its length.
+        let r = unsafe {
+            match value {
+                Some(v) => {
+                    libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), flags)
+                }
+                None => libc::removexattr(p.as_ptr(), n.as_ptr()),
+            }
+        };
+        if r < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// listxattr(2) of `rel`: the names, NUL-terminated one after another
+    /// (at most 64 KiB).
+    pub fn listxattr(&self, rel: &[u8], expect: (u32, u32, u64)) -> Result<Vec<u8>, i32> {
+        let (_fd, p) = self.xattr_target(rel, expect)?;
+        let mut buf = vec![0u8; 65536];
+        // SAFETY: p is NUL-terminated; buf is writable for its length.
+        let r = unsafe { libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if r < 0 {
+            return Err(errno());
+        }
+        buf.truncate(r as usize);
+        Ok(buf)
+    }
+}
+
 fn fd_path(fd: &OwnedFd) -> Result<CString, i32> {
     cstr(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())
 }

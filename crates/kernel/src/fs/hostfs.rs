@@ -263,6 +263,19 @@ impl HostInode {
         Ok(())
     }
 
+    /// Whether `name` is an attribute hostfs passes to the host: user.*
+    /// on a regular file or directory of a real host filesystem.
+    fn xattr_ok(&self, name: &[u8]) -> KResult<()> {
+        let ft = self.file_type();
+        if !name.starts_with(b"user.")
+            || self.st.pseudo
+            || (ft != FileType::Regular && ft != FileType::Directory)
+        {
+            return error!(EOPNOTSUPP);
+        }
+        Ok(())
+    }
+
     fn writable(&self) -> KResult<()> {
         if self.fs.read_only {
             return error!(EROFS);
@@ -529,6 +542,50 @@ impl Inode for HostInode {
                 .map_err(host_err)?;
         }
         Ok(())
+    }
+
+    // Extended attributes: only the user.* namespace is passed to the
+    // host file's own attributes (ruml is an ordinary process there, and
+    // the host's trusted.*/security.* mean something to the host, not the
+    // guest); every other name is EOPNOTSUPP and never listed. Only
+    // regular files and directories (the VFS refuses user.* elsewhere).
+    fn getxattr(&self, name: &[u8]) -> KResult<Vec<u8>> {
+        self.xattr_ok(name)?;
+        self.fs
+            .root
+            .getxattr(&self.rel, name, self.expect())
+            .map_err(host_err)
+    }
+
+    fn setxattr(&self, name: &[u8], value: Option<&[u8]>, flags: u32) -> KResult<()> {
+        self.xattr_ok(name)?;
+        self.writable()?;
+        self.fs
+            .root
+            .setxattr(&self.rel, name, value, flags as i32, self.expect())
+            .map_err(host_err)
+    }
+
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        let ft = self.file_type();
+        if self.st.pseudo || (ft != FileType::Regular && ft != FileType::Directory) {
+            return Ok(Vec::new());
+        }
+        let raw = match self.fs.root.listxattr(&self.rel, self.expect()) {
+            Ok(r) => r,
+            Err(e) => {
+                let e = host_err(e);
+                if e == crate::errno!(EOPNOTSUPP) {
+                    return Ok(Vec::new());
+                }
+                return Err(e);
+            }
+        };
+        Ok(raw
+            .split(|&b| b == 0)
+            .filter(|n| n.starts_with(b"user.") && n.len() > 5)
+            .map(|n| n.to_vec())
+            .collect())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

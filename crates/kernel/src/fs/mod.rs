@@ -25,6 +25,7 @@ pub mod ext2;
 pub mod fanotify;
 pub mod fasync;
 pub mod fdtable;
+pub mod fhandle;
 pub mod file;
 pub mod hostfd;
 pub mod hostfs;

@@ -57,6 +57,26 @@ pub struct OverlayFs {
     copy_lock: Mutex<()>,
     /// Bumped after every copy-up: cached "not copied up" answers expire.
     gen: AtomicU64,
+    /// File handles given out (name_to_handle_at).
+    handles: Mutex<Handles>,
+}
+
+/// Most file handles an overlay remembers; the oldest go first.
+const MAX_HANDLES: usize = 16 * 1024;
+/// Longest path (bytes of names) a handle remembers: deeper objects give
+/// ENAMETOOLONG, so the table holds at most MAX_HANDLES × this.
+const MAX_HANDLE_PATH: usize = 4096;
+/// handle_type of overlay handles (Linux's OVL_FILEID_V1).
+const OVL_FILEID: i32 = 0xf8;
+
+/// The overlay's file handles: id → (identity, names from the overlay's
+/// root). Bounded by [`MAX_HANDLES`]; held only to look up or insert.
+#[derive(Default)]
+struct Handles {
+    by_id: std::collections::HashMap<u64, (InodeKey, Vec<Vec<u8>>)>,
+    by_ident: std::collections::HashMap<(InodeKey, Vec<Vec<u8>>), u64>,
+    order: std::collections::VecDeque<u64>,
+    next: u64,
 }
 
 /// The root of a new overlay of `lower` (read only) and a fresh tmpfs.
@@ -66,6 +86,7 @@ pub fn new_overlay(lower: Arc<dyn Inode>) -> Arc<OvlInode> {
         lower_mnt: Mount::new("hostfs", lower.clone(), None, true, true),
         copy_lock: Mutex::new(()),
         gen: AtomicU64::new(1),
+        handles: Mutex::new(Handles::default()),
     });
     // The upper root takes the lower root's permissions and owner.
     if let Ok(st) = lower.stat() {
@@ -303,11 +324,19 @@ impl OvlInode {
             t => pu.mknod(&self.name, t.mode_bits() | perm, lst.rdev)?,
         }
         let up = pu.lookup_raw(&self.name).ok_or(crate::errno!(EIO))?;
-        if self.ftype == FileType::Regular {
-            if let Err(e) = self.copy_data(lower, &up, lst.size) {
+        let copied = if self.ftype == FileType::Regular {
+            self.copy_data(lower, &up, lst.size)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| Self::copy_xattrs(lower, &up));
+        if let Err(e) = copied {
+            if self.ftype == FileType::Directory {
+                let _ = pu.rmdir(&self.name);
+            } else {
                 let _ = pu.unlink(&self.name);
-                return Err(e);
             }
+            return Err(e);
         }
         up.set_copied_attrs(lower.key(), &lst);
         // The parent's times stay what they were (as overlayfs does).
@@ -319,6 +348,26 @@ impl OvlInode {
         self.lock_upper().inode = Some(up.clone());
         self.fs.gen.fetch_add(1, Ordering::AcqRel);
         Ok(up)
+    }
+
+    /// Copy-up of the lower object's extended attributes (those the lower
+    /// filesystem shows: hostfs shows user.* only).
+    fn copy_xattrs(lower: &Arc<dyn Inode>, up: &TmpInode) -> KResult<()> {
+        let names = match lower.listxattr() {
+            Ok(n) => n,
+            Err(e) if e == crate::errno!(EOPNOTSUPP) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for n in names {
+            let v = match lower.getxattr(&n) {
+                Ok(v) => v,
+                // Gone since the listing, or not readable: not copied.
+                Err(e) if e == crate::errno!(ENODATA) || e == crate::errno!(EOPNOTSUPP) => continue,
+                Err(e) => return Err(e),
+            };
+            up.setxattr(&n, Some(&v), 0)?;
+        }
+        Ok(())
     }
 
     fn copy_data(&self, lower: &Arc<dyn Inode>, up: &TmpInode, size: u64) -> KResult<()> {
@@ -688,6 +737,123 @@ impl Inode for OvlInode {
 
     fn setattr(&self, attr: &SetAttr) -> KResult<()> {
         self.copy_up()?.setattr(attr)
+    }
+
+    // Extended attributes live in the upper layer once the object is
+    // copied up (copy-up takes the lower's); before, reads see the
+    // lower's. The overlay keeps its own bookkeeping (whiteouts, opaque
+    // directories, origins) in the tmpfs inodes, not in attributes, so
+    // nothing of it shows to or can be forged by the guest.
+    fn getxattr(&self, name: &[u8]) -> KResult<Vec<u8>> {
+        match (self.upper(), &self.lower) {
+            (Some(u), _) => u.getxattr(name),
+            // The overlay stores every namespace; what the lower layer
+            // cannot hold, it does not have.
+            (None, Some(l)) => l.getxattr(name).map_err(|e| {
+                if e == crate::errno!(EOPNOTSUPP) {
+                    crate::errno!(ENODATA)
+                } else {
+                    e
+                }
+            }),
+            (None, None) => error!(ENODATA),
+        }
+    }
+
+    fn setxattr(&self, name: &[u8], value: Option<&[u8]>, flags: u32) -> KResult<()> {
+        if value.is_none() && self.upper().is_none() {
+            // Removing what the lower object does not have needs no copy-up.
+            self.getxattr(name)?;
+        }
+        self.copy_up()?.setxattr(name, value, flags)
+    }
+
+    fn encode_fh(&self) -> KResult<(i32, Vec<u8>)> {
+        let mut names = Vec::new();
+        let mut cur = self.arc()?;
+        while let Some(p) = cur.parent.clone() {
+            names.push(cur.name.clone());
+            cur = p;
+        }
+        names.reverse();
+        if names.iter().map(|n| n.len() + 1).sum::<usize>() > MAX_HANDLE_PATH {
+            return error!(ENAMETOOLONG);
+        }
+        let mut h = self.fs.handles.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (self.ident, names);
+        let id = match h.by_ident.get(&key) {
+            Some(&id) => id,
+            None => {
+                if h.order.len() >= MAX_HANDLES {
+                    if let Some(old) = h.order.pop_front() {
+                        if let Some(k) = h.by_id.remove(&old) {
+                            h.by_ident.remove(&k);
+                        }
+                    }
+                }
+                h.next += 1;
+                let id = h.next;
+                h.by_id.insert(id, key.clone());
+                h.by_ident.insert(key, id);
+                h.order.push_back(id);
+                id
+            }
+        };
+        let mut fh = id.to_le_bytes().to_vec();
+        fh.extend_from_slice(&self.ident.0.to_le_bytes());
+        fh.extend_from_slice(&self.ident.1.to_le_bytes());
+        Ok((OVL_FILEID, fh))
+    }
+
+    fn decode_fh(&self, ty: i32, fh: &[u8]) -> KResult<Arc<dyn Inode>> {
+        if ty != OVL_FILEID || fh.len() != 24 {
+            return error!(ESTALE);
+        }
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&fh[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        let (id, ident) = (word(0), (word(1), word(2)));
+        let entry = self
+            .fs
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .get(&id)
+            .cloned();
+        let Some((key, names)) = entry else {
+            return error!(ESTALE);
+        };
+        if key != ident {
+            return error!(ESTALE);
+        }
+        let mut cur = self.arc()?;
+        while let Some(p) = cur.parent.clone() {
+            cur = p;
+        }
+        for n in &names {
+            cur = cur.lookup_ovl(n, &kernel_caller()).map_err(|e| {
+                if e == crate::errno!(ENOENT) || e == crate::errno!(ENOTDIR) {
+                    crate::errno!(ESTALE)
+                } else {
+                    e
+                }
+            })?;
+        }
+        if cur.ident != ident {
+            return error!(ESTALE);
+        }
+        Ok(cur)
+    }
+
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        match (self.upper(), &self.lower) {
+            (Some(u), _) => u.listxattr(),
+            (None, Some(l)) => l.listxattr(),
+            (None, None) => Ok(Vec::new()),
+        }
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -36,6 +36,7 @@ use crate::fs::file::OpenFile;
 use crate::fs::simple::now;
 use crate::fs::types::{encode_dev, DirSink, FileType, Stat, StatFs};
 use crate::fs::vfs::{anon_dev, Caller, FileOps, Inode, InodeKey, SetAttr};
+use crate::fs::xattr::XattrMap;
 
 /// statfs f_type of tmpfs.
 pub const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -164,6 +165,13 @@ pub struct TmpFs {
     opts: TmpfsOptions,
     used_pages: AtomicU64,
     used_inodes: AtomicU64,
+    /// Bytes of extended attributes held by the instance's inodes
+    /// (counted as [`crate::fs::xattr::entry_space`]), at most
+    /// [`TmpFs::xattr_limit`].
+    xattr_used: AtomicU64,
+    /// Every live inode by number, for open_by_handle_at (entries leave
+    /// when their inode drops).
+    by_ino: Mutex<std::collections::HashMap<u64, Weak<TmpInode>>>,
 }
 
 impl TmpFs {
@@ -177,6 +185,8 @@ impl TmpFs {
             opts,
             used_pages: AtomicU64::new(0),
             used_inodes: AtomicU64::new(0),
+            xattr_used: AtomicU64::new(0),
+            by_ino: Mutex::new(std::collections::HashMap::new()),
         });
         let t = now();
         let st = State {
@@ -193,16 +203,26 @@ impl TmpFs {
             opaque: false,
             origin: None,
             cached: false,
+            xattrs: XattrMap::default(),
         };
         fs.used_inodes.fetch_add(1, Ordering::Relaxed);
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
-        Arc::new_cyclic(|me| TmpInode {
-            fs,
+        let root = Arc::new_cyclic(|me| TmpInode {
+            fs: fs.clone(),
             me: me.clone(),
             ino,
             ftype: FileType::Directory,
             st: Mutex::new(st),
-        })
+        });
+        fs.register(&root);
+        root
+    }
+
+    fn register(&self, inode: &Arc<TmpInode>) {
+        self.by_ino
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(inode.ino, Arc::downgrade(inode));
     }
 
     /// A tmpfs with default options (the overlay's upper layer).
@@ -229,6 +249,34 @@ impl TmpFs {
                 error!(ENOSPC)
             }
         }
+    }
+
+    /// The instance's budget for extended attributes: 1 KiB per page of
+    /// its size (Linux charges them to the inode space, about 1 KiB per
+    /// inode), at most 64 MiB, at least 64 KiB.
+    fn xattr_limit(&self) -> u64 {
+        self.opts
+            .max_pages
+            .saturating_mul(1024)
+            .clamp(64 * 1024, 64 << 20)
+    }
+
+    /// Charges `delta` bytes of attributes (negative: releases); ENOSPC
+    /// beyond the budget.
+    fn charge_xattr(&self, delta: i64) -> KResult<()> {
+        if delta <= 0 {
+            self.xattr_used
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+            return Ok(());
+        }
+        let d = delta as u64;
+        let limit = self.xattr_limit();
+        self.xattr_used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u + d <= limit).then_some(u + d)
+            })
+            .map(|_| ())
+            .map_err(|_| crate::errno!(ENOSPC))
     }
 
     fn free_pages(&self, pfns: &[Pfn]) {
@@ -307,6 +355,8 @@ struct State {
     origin: Option<InodeKey>,
     /// Pages may be in the page cache (the file was mmapped).
     cached: bool,
+    /// Extended attributes (charged to the instance's xattr budget).
+    xattrs: XattrMap,
 }
 
 impl State {
@@ -351,6 +401,10 @@ impl Drop for TmpInode {
     fn drop(&mut self) {
         let st = self.st.get_mut().unwrap_or_else(|p| p.into_inner());
         let cached = st.cached;
+        let xspace = st.xattrs.space();
+        if xspace > 0 {
+            self.fs.xattr_used.fetch_sub(xspace, Ordering::Relaxed);
+        }
         if let Data::File(f) = &mut st.data {
             let pfns: Vec<Pfn> = f.pages.values().copied().collect();
             self.fs.free_pages(&pfns);
@@ -362,6 +416,11 @@ impl Drop for TmpInode {
                 .invalidate((encode_dev(self.fs.dev.0, self.fs.dev.1), self.ino));
         }
         self.fs.used_inodes.fetch_sub(1, Ordering::Relaxed);
+        self.fs
+            .by_ino
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.ino);
     }
 }
 
@@ -449,15 +508,18 @@ impl TmpInode {
             opaque: false,
             origin: None,
             cached: false,
+            xattrs: XattrMap::default(),
         };
         let ino = fs.next_ino.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new_cyclic(|me| TmpInode {
+        let inode = Arc::new_cyclic(|me| TmpInode {
             fs: fs.clone(),
             me: me.clone(),
             ino,
             ftype,
             st: Mutex::new(st),
-        }))
+        });
+        fs.register(&inode);
+        Ok(inode)
     }
 
     /// Adds a new object `name` to this directory.
@@ -1348,6 +1410,54 @@ impl Inode for TmpInode {
             self.invalidate_cache();
         }
         Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> KResult<Vec<u8>> {
+        self.lock().xattrs.get(name)
+    }
+
+    fn setxattr(&self, name: &[u8], value: Option<&[u8]>, flags: u32) -> KResult<()> {
+        let mut st = self.lock();
+        st.xattrs
+            .set(name, value, flags, |d| self.fs.charge_xattr(d))?;
+        st.ctime = now();
+        Ok(())
+    }
+
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        Ok(self.lock().xattrs.names())
+    }
+
+    // File handles, as Linux's shmem: type 1, (generation, inode number);
+    // ruml's tmpfs never reuses a number, so the generation is 0.
+    fn encode_fh(&self) -> KResult<(i32, Vec<u8>)> {
+        let mut fh = vec![0u8; 16];
+        fh[4..12].copy_from_slice(&self.ino.to_le_bytes());
+        Ok((1, fh))
+    }
+
+    fn decode_fh(&self, ty: i32, fh: &[u8]) -> KResult<Arc<dyn Inode>> {
+        if ty != 1 || fh.len() < 12 || fh[..4] != [0; 4] {
+            return error!(ESTALE);
+        }
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&fh[4..12]);
+        let ino = u64::from_le_bytes(b);
+        let found = self
+            .fs
+            .by_ino
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ino)
+            .and_then(|w| w.upgrade());
+        let Some(i) = found else {
+            return error!(ESTALE);
+        };
+        let linked = i.lock().nlink > 0;
+        if !linked || i.is_whiteout() {
+            return error!(ESTALE);
+        }
+        Ok(i)
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

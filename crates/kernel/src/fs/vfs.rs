@@ -158,6 +158,36 @@ pub trait Inode: Send + Sync + 'static {
     fn remount(&self, _read_only: bool) -> KResult<()> {
         Ok(())
     }
+    /// getxattr: the value of the extended attribute `name` (the full
+    /// name, "user.foo"). The VFS (fs/xattr.rs) checked the name, the
+    /// namespace and the caller's permissions. ENODATA when absent;
+    /// EOPNOTSUPP when the filesystem stores no attributes of that
+    /// namespace.
+    fn getxattr(&self, _name: &[u8]) -> KResult<Vec<u8>> {
+        error!(EOPNOTSUPP)
+    }
+    /// setxattr (`value` Some) or removexattr (None; ENODATA when absent).
+    /// `flags` are XATTR_CREATE (EEXIST if present) and XATTR_REPLACE
+    /// (ENODATA if absent). Checked by the VFS as for getxattr.
+    fn setxattr(&self, _name: &[u8], _value: Option<&[u8]>, _flags: u32) -> KResult<()> {
+        error!(EOPNOTSUPP)
+    }
+    /// listxattr: the full names of every attribute the inode holds (the
+    /// VFS hides what the caller may not see). The default: none.
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        Ok(Vec::new())
+    }
+    /// name_to_handle_at: this inode's file handle (handle type, at most
+    /// 128 bytes) within its filesystem. EOPNOTSUPP: not exportable.
+    fn encode_fh(&self) -> KResult<(i32, Vec<u8>)> {
+        error!(EOPNOTSUPP)
+    }
+    /// open_by_handle_at, called on an inode of the filesystem the handle
+    /// is decoded against: the inode `fh` names; ESTALE when it is gone
+    /// (or the handle is not one of this filesystem's).
+    fn decode_fh(&self, _ty: i32, _fh: &[u8]) -> KResult<Arc<dyn Inode>> {
+        error!(ESTALE)
+    }
     /// For rename: downcasting support.
     fn as_any(&self) -> &dyn std::any::Any;
 }

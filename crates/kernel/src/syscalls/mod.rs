@@ -139,6 +139,7 @@ const TABLES: &[Table] = &[
     crate::mm::syscalls::mm_table,
     crate::fs::syscalls::fs_table,
     crate::fs::xattr::xattr_table,
+    crate::fs::fhandle::fhandle_table,
     crate::fs::advise::advise_table,
     crate::fs::anon::anon_table,
     crate::fs::epoll::epoll_table,

@@ -36,6 +36,7 @@ mod htree;
 mod journal;
 mod verify;
 mod vfs;
+mod xattr;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -1929,15 +1930,7 @@ impl Ext2Fs {
         }
         let acl = i.file_acl();
         if acl != 0 {
-            self.check_block(acl)?;
-            let mut b = self.read_meta(st, acl)?;
-            if le32(&b, 0) == 0xEA02_0000 && le32(&b, 4) > 1 {
-                let rc = le32(&b, 4) - 1;
-                put32(&mut b, 4, rc);
-                self.write_block(st, acl, &b)?;
-            } else {
-                self.free_block(st, acl)?;
-            }
+            self.xattr_release_block(st, acl)?;
             i.add_blocks(&self.geo, -1);
             i.set_file_acl(0);
         }

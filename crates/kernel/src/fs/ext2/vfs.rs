@@ -546,6 +546,52 @@ impl Inode for Ext2Inode {
         }
         Ok(())
     }
+    fn getxattr(&self, name: &[u8]) -> KResult<Vec<u8>> {
+        self.fs.xattr_get(self.ino, name)
+    }
+
+    fn setxattr(&self, name: &[u8], value: Option<&[u8]>, flags: u32) -> KResult<()> {
+        self.fs.writable()?;
+        self.fs.xattr_set(self.ino, name, value, flags)
+    }
+
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        self.fs.xattr_list(self.ino)
+    }
+
+    // File handles as Linux's ext4: FILEID_INO32_GEN, (inode, generation).
+    fn encode_fh(&self) -> KResult<(i32, Vec<u8>)> {
+        let mut st = self.fs.lock();
+        let i = self.fs.live_inode(&mut st, self.ino)?;
+        let mut fh = self.ino.to_le_bytes().to_vec();
+        fh.extend_from_slice(&i.generation().to_le_bytes());
+        Ok((1, fh))
+    }
+
+    fn decode_fh(&self, ty: i32, fh: &[u8]) -> KResult<Arc<dyn Inode>> {
+        if ty != 1 || fh.len() < 8 {
+            return error!(ESTALE);
+        }
+        let ino = le32(fh, 0);
+        let gen = le32(fh, 4);
+        // Reserved inodes (the journal, ...) are never handed out.
+        if (ino != ROOT_INO && ino < self.fs.geo.first_ino) || ino > self.fs.geo.inodes_count {
+            return error!(ESTALE);
+        }
+        let mut st = self.fs.lock();
+        let i = match self.fs.live_inode(&mut st, ino) {
+            Ok(i) => i,
+            Err(e) if e == crate::errno!(ENOENT) => return error!(ESTALE),
+            Err(e) => return Err(e),
+        };
+        if i.generation() != gen || i.links() == 0 {
+            return error!(ESTALE);
+        }
+        let ft = i.ftype();
+        drop(st);
+        Ok(self.fs.handle(ino, ft))
+    }
+
     fn remount(&self, read_only: bool) -> KResult<()> {
         self.fs.remount(read_only)
     }
