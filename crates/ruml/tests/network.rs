@@ -450,3 +450,14 @@ fn eth0_user_udp_and_dns() {
         "{out}"
     );
 }
+
+/// TCP_INFO, UDP control messages (IP_PKTINFO, IP_TTL, IP_TOS, IPv6
+/// pktinfo/hop limit/traffic class, SO_TIMESTAMP[NS]), control-buffer
+/// truncation and multicast on lo, compared with the host
+/// (tests/guest/inet_cmsg.c).
+#[test]
+fn inet_cmsg_tcp_info_multicast() {
+    let (native, ruml) = differential("inet_cmsg", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(ruml.stdout.ends_with("result: OK\n"), "{ruml}");
+}

@@ -897,6 +897,7 @@ pub fn recv(
         full: m.len(),
         from: Some(nl_addr(0, 0)),
         flags: if n < m.len() { MSG_TRUNC } else { 0 },
+        control: Vec::new(),
     })
 }
 
