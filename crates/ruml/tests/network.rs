@@ -461,3 +461,66 @@ fn inet_cmsg_tcp_info_multicast() {
     assert_eq!(native.code(), 0, "native run failed:\n{native}");
     assert!(ruml.stdout.ends_with("result: OK\n"), "{ruml}");
 }
+
+/// Whether this test runs as root on the host (raw sockets need it
+/// natively).
+fn host_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Raw ICMP and ICMPv6 sockets as root (tests/guest/raw_icmp.c): compared
+/// with the host when the host run is root too (CI's is), else checked
+/// under ruml alone (its guest is root).
+#[test]
+fn raw_icmp_sockets() {
+    let guest = common::build_guest("raw_icmp", Flavour::Static);
+    let env = common::test_env();
+    let ruml = common::run_ruml(&guest.path, &[] as &[&str], &env);
+    assert!(ruml.stdout.ends_with("result: OK\n"), "{ruml}");
+    if host_root() {
+        let native = common::run_native(&guest.path, &[] as &[&str], &env);
+        common::assert_same(&native, &ruml);
+    }
+    for want in [
+        "reply: icmp type 0 code 0 id ok 1 seq 1 sum ok 1 payload ok 1\n",
+        "bound socket: icmp type 8 code 0 id ok 1 seq 2 sum ok 1 payload ok 1\n",
+        "reply6: 22 bytes from ::1: icmp6 type 129 code 0 id ok 1 seq 7 sum set 1 payload ok 1\n",
+        "no answer: -1 EAGAIN\n",
+        "unprivileged raw: -1 EPERM\n",
+    ] {
+        assert!(ruml.stdout.contains(want), "missing {want:?}:\n{ruml}");
+    }
+}
+
+/// iputils `ping` inside the instance, as root, to 127.0.0.1 and ::1.
+#[test]
+fn ping_command() {
+    let out = common::run_ruml(
+        "/bin/sh",
+        &[
+            "-c",
+            "ping -c 2 -i 0.2 -W 5 127.0.0.1 && ping -c 2 -i 0.2 -W 5 ::1 && echo pings-ok",
+        ],
+        &common::test_env(),
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout
+            .matches("2 packets transmitted, 2 received")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("64 bytes from ::1: icmp_seq=1"),
+        "{out}"
+    );
+    assert!(out.stdout.ends_with("pings-ok\n"), "{out}");
+}

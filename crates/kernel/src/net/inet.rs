@@ -54,6 +54,11 @@ use crate::task::Task;
 #[path = "eth.rs"]
 pub mod eth;
 
+/// SOCK_RAW for ICMP and ICMPv6 (a child of this module: its sockets are
+/// inet sockets).
+#[path = "raw.rs"]
+pub mod raw;
+
 pub const IPPROTO_IP: i32 = 0;
 pub const IPPROTO_ICMP: i32 = 1;
 pub const IPPROTO_ICMPV6: i32 = 58;
@@ -146,6 +151,10 @@ struct Opts {
     timestamp: u8,
     /// Multicast: see [`super::mcast`].
     mc: super::mcast::McOpts,
+    /// Raw sockets: ICMP types to drop (ICMP_FILTER: bit t for type t <
+    /// 32; ICMPV6_FILTER: 256 bits, set = blocked).
+    icmp_filter: u32,
+    icmp6_filter: [u32; 8],
 }
 
 impl Default for Opts {
@@ -184,6 +193,8 @@ impl Default for Opts {
             tclass: 0,
             timestamp: 0,
             mc: super::mcast::McOpts::default(),
+            icmp_filter: 0,
+            icmp6_filter: [0; 8],
         }
     }
 }
@@ -403,6 +414,7 @@ pub fn netns_gone(net: u64) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&net);
+    raw::netns_gone(net);
 }
 
 /// A bound socket as the port table sees it.
@@ -688,12 +700,17 @@ pub fn socket(ctx: &mut SyscallContext<'_>, domain: i32, typ: i32, protocol: i32
         (SOCK_DGRAM, IPPROTO_ICMP) if domain == AF_INET => true,
         (SOCK_DGRAM, IPPROTO_ICMPV6) if domain == AF_INET6 => true,
         (SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
-        // Raw sockets are not built yet.
-        (super::SOCK_RAW, _) => return error!(EPROTONOSUPPORT),
+        (super::SOCK_RAW, _) => {
+            raw::check(ctx, domain, protocol)?;
+            true
+        }
         _ => return error!(ESOCKTNOSUPPORT),
     };
     let sock = InetSocket::new(domain, t, icmp);
-    if t == SOCK_DGRAM {
+    if t == super::SOCK_RAW {
+        raw::register(&sock);
+    }
+    if t != SOCK_STREAM {
         let mut s = sock.lock();
         s.opts.rcvbuf = UDP_BUF_DEFAULT;
         s.opts.sndbuf = UDP_BUF_DEFAULT;
@@ -740,6 +757,9 @@ pub fn bind(
     let ip = canonical(a.ip());
     if sock.family == AF_INET6 && ip.is_ipv4() && sock.lock().opts.v6only {
         return error!(EADDRNOTAVAIL);
+    }
+    if sock.typ == super::SOCK_RAW {
+        return raw::bind(sock, a);
     }
     // A datagram socket may bind a group address (to take only that
     // group's datagrams), as Linux allows.
@@ -939,6 +959,9 @@ pub fn connect(
     len: u32,
 ) -> KResult<u64> {
     let dst = read_sockaddr(ctx, sock.family, addr, len)?;
+    if sock.typ == super::SOCK_RAW {
+        return raw::connect(sock, dst);
+    }
     if !sock.tcp() {
         return connect_udp(sock, dst);
     }
@@ -1755,6 +1778,8 @@ fn send_core(
 ) -> KResult<usize> {
     if sock.tcp() {
         send_tcp(sock, task, flags, total, fill)
+    } else if sock.typ == super::SOCK_RAW {
+        raw::send(sock, flags, total, fill, to)
     } else if sock.icmp {
         send_ping(sock, flags, total, fill, to)
     } else {
@@ -1837,6 +1862,10 @@ fn send_ping(
         eth::send_echo(src, ip, &msg)?;
         return Ok(total);
     }
+    // Raw sockets see the request as it arrives.
+    let mut req = msg.clone();
+    req[4..6].copy_from_slice(&ident.to_be_bytes());
+    raw::seen_request(ip, &mut req);
     msg[0] = reply;
     msg[2..4].copy_from_slice(&[0, 0]);
     msg[4..6].copy_from_slice(&ident.to_be_bytes());
@@ -1858,6 +1887,7 @@ fn send_ping(
         }
     };
     msg[2..4].copy_from_slice(&sum.to_be_bytes());
+    raw::deliver(ip, ip, &msg, 64, 0);
     let queued = {
         let mut s = sock.lock();
         if s.closed || s.shut_rd || s.dgram_bytes + total > s.opts.rcvbuf {
@@ -2615,6 +2645,9 @@ pub fn setsockopt(
     len: u32,
 ) -> KResult<u64> {
     let int = || super::opt_int(ctx, val, len);
+    if sock.typ == super::SOCK_RAW && (level == raw::SOL_RAW || level == IPPROTO_ICMPV6) {
+        return raw::setsockopt(ctx, sock, level, name, val, len);
+    }
     if level == IPPROTO_IP || (level == IPPROTO_IPV6 && sock.family == AF_INET6) {
         if let Some(r) = super::mcast::parse(ctx, sock.tcp(), level, name, val, len) {
             let r = r?;
@@ -2873,6 +2906,11 @@ fn int_bytes(v: i32) -> Vec<u8> {
 pub fn getsockopt(sock: &Arc<InetSocket>, level: i32, name: i32) -> KResult<Vec<u8>> {
     if sock.tcp() && level == IPPROTO_TCP && name == TCP_INFO {
         return Ok(tcp_info(sock));
+    }
+    if sock.typ == super::SOCK_RAW {
+        if let Some(r) = raw::getsockopt(sock, level, name) {
+            return r;
+        }
     }
     if !sock.tcp() && level == IPPROTO_TCP {
         // ip_getsockopt: not its level.
@@ -3243,6 +3281,7 @@ fn deliver_udp(src: SocketAddr, dst: SocketAddr, data: Vec<u8>) {
 fn deliver_echo(from: Ipv4Addr, ident: u16, msg: Vec<u8>) {
     let total = msg.len();
     let to = iface::source_for(IpAddr::V4(from)).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    raw::deliver(IpAddr::V4(from), to, &msg, 64, 0);
     for (r, _) in eth::bound(IPPROTO_ICMP, ident) {
         if r.family != AF_INET {
             continue;
