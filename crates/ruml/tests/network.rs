@@ -524,3 +524,58 @@ fn ping_command() {
     );
     assert!(out.stdout.ends_with("pings-ok\n"), "{out}");
 }
+
+/// `ss` over NETLINK_SOCK_DIAG: listeners with their process (-p needs
+/// /proc/PID/fd to name `socket:[INODE]`), UDP, TCP_INFO through
+/// INET_DIAG_INFO (only netlink carries bytes_received, so this is not
+/// the /proc/net fallback), and `ss -s` from /proc/net/sockstat.
+#[test]
+fn ss_sock_diag() {
+    let script = "import socket, subprocess, sys, os\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 8080)); s.listen(128)\n\
+         s6 = socket.socket(socket.AF_INET6); s6.bind(('::1', 8081)); s6.listen()\n\
+         c = socket.create_connection(('127.0.0.1', 8080)); a, _ = s.accept(); c.sendall(b'abc')\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 5353))\n\
+         print('link', os.readlink('/proc/self/fd/%d' % s.fileno()), os.fstat(s.fileno()).st_ino == int(os.readlink('/proc/self/fd/%d' % s.fileno())[8:-1]))\n\
+         sys.stdout.flush()\n\
+         for args in (['-tlnp'], ['-uanp'], ['-tani'], ['-s']):\n\
+         \x20   print('==', *args); sys.stdout.flush()\n\
+         \x20   subprocess.run(['ss'] + args, stderr=subprocess.DEVNULL)\n";
+    let out = common::run_ruml("/usr/bin/python3", &["-c", script], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    let s = &out.stdout;
+    assert!(
+        s.contains("link socket:[") && s.contains("] True\n"),
+        "{out}"
+    );
+    let rows = |section: &str| -> Vec<Vec<String>> {
+        let part = s
+            .split("== ")
+            .find(|p| p.starts_with(section))
+            .unwrap_or("");
+        part.lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    let tl = rows("-tlnp");
+    assert!(
+        tl.iter().any(|r| r[0] == "LISTEN"
+            && r[2] == "128"
+            && r[3] == "127.0.0.1:8080"
+            && r[5].starts_with("users:((\"python3\"")),
+        "{out}"
+    );
+    assert!(tl.iter().any(|r| r[3] == "[::1]:8081"), "{out}");
+    let ua = rows("-uanp");
+    assert!(
+        ua.iter()
+            .any(|r| r[0] == "UNCONN" && r[3] == "0.0.0.0:5353"),
+        "{out}"
+    );
+    assert!(s.contains("bytes_received:3"), "{out}");
+    assert!(s.contains("bytes_sent:3"), "{out}");
+    assert!(s.contains("ESTAB  3 "), "{out}");
+    assert!(s.contains("TCP:   4 ("), "{out}");
+    assert!(s.contains("UDP\t  1         1         0"), "{out}");
+}

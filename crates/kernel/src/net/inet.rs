@@ -41,7 +41,6 @@ use super::{
 };
 use crate::errno::{Errno, KResult};
 use crate::error;
-use crate::fs::anon::anon_file;
 use crate::fs::file::{FileRef, OpenFile};
 use crate::fs::poll::{PollEvents, Waiters, POLLERR, POLLHUP, POLLRDHUP, READABLE, WRITABLE};
 use crate::fs::types::oflags::{O_NONBLOCK, O_RDWR};
@@ -722,8 +721,8 @@ pub fn socket(ctx: &mut SyscallContext<'_>, domain: i32, typ: i32, protocol: i32
 }
 
 fn new_file(sock: Arc<InetSocket>, nonblock: bool) -> FileRef {
-    anon_file(
-        "socket",
+    crate::fs::anon::socket_file(
+        sock.id,
         Arc::new(InetFile(sock)),
         O_RDWR | if nonblock { O_NONBLOCK } else { 0 },
     )
@@ -2836,7 +2835,7 @@ const TCP_INFO_LEN: usize = 240;
 /// has no segments, congestion window, retransmissions or round trips to
 /// measure (lo's delivery is a copy; eth0's smoltcp and eth0=user's host
 /// socket keep theirs), so those fields are zero; filled in are the
-/// state, the MSS and path MTU of the route, the receive space and the
+/// state, the reordering setting, the MSS and path MTU of the route, the receive space and the
 /// peer's window, the byte counters (in-kernel delivery is the
 /// acknowledgement: bytes_acked counts the sent bytes and the SYN, as
 /// Linux counts it) and the milliseconds since data last moved.
@@ -2862,6 +2861,9 @@ fn tcp_info(sock: &Arc<InetSocket>) -> Vec<u8> {
     let put64 =
         |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
     b[0] = state;
+    // tcpi_reordering: the initial reordering metric every Linux socket
+    // starts with (net.ipv4.tcp_reordering), a setting, not a measurement.
+    put32(&mut b, 88, 3);
     if was {
         let (mss, mtu) = if wire || host {
             (1460, 1500)
@@ -3319,7 +3321,51 @@ pub struct SockInfo {
     /// Linux's TCP state number (1 established, 7 close, 10 listen).
     pub state: u8,
     pub rx_queue: usize,
+    /// A listener's backlog (its "send queue" in /proc/net and ss), else
+    /// 0: sent data is in the peer's queue at once.
+    pub tx_queue: usize,
     pub id: u64,
+    pub v6only: bool,
+    /// sk_shutdown: 1 receive, 2 send.
+    pub shutdown: u8,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    pub tos: u8,
+    pub sock: Arc<InetSocket>,
+}
+
+/// Socket counts for /proc/net/sockstat[6]: every live (not yet
+/// released) inet socket by (family, kind), kind 0 TCP, 1 UDP and ping,
+/// 2 raw; and the pages queued in TCP and UDP receive queues.
+pub fn counts() -> (HashMap<(i32, u8), usize>, usize, usize) {
+    let all: Vec<Arc<InetSocket>> = registry().iter().filter_map(|w| w.upgrade()).collect();
+    let mut n = HashMap::new();
+    let mut udp_bytes = 0;
+    for sock in all {
+        let s = sock.lock();
+        if s.closed {
+            continue;
+        }
+        let kind = if sock.tcp() {
+            0
+        } else if sock.typ == super::SOCK_RAW {
+            2
+        } else {
+            udp_bytes += s.dgram_bytes;
+            1
+        };
+        *n.entry((sock.family, kind)).or_insert(0) += 1;
+    }
+    (
+        n,
+        QUEUED.load(Ordering::Relaxed).div_ceil(4096),
+        udp_bytes.div_ceil(4096),
+    )
+}
+
+/// TCP_INFO of a socket (sock_diag's INET_DIAG_INFO).
+pub fn tcp_info_of(sock: &Arc<InetSocket>) -> Vec<u8> {
+    tcp_info(sock)
 }
 
 /// The live inet sockets, for /proc/net.
@@ -3362,12 +3408,26 @@ pub fn sockets() -> Vec<SockInfo> {
             local,
             remote: s.remote.unwrap_or(zero),
             state,
-            rx_queue: if sock.tcp() {
-                s.rx.len()
-            } else {
-                s.dgram_bytes
+            rx_queue: match &s.tcp {
+                Tcp::Listen { queue, .. } => queue.len(),
+                _ if sock.tcp() => s.rx.len(),
+                _ => s.dgram_bytes,
+            },
+            tx_queue: match &s.tcp {
+                Tcp::Listen { backlog, .. } => *backlog,
+                _ => 0,
             },
             id: sock.id,
+            v6only: s.opts.v6only,
+            shutdown: s.shut_rd as u8 | (s.shut_wr as u8) << 1,
+            rcvbuf: s.opts.rcvbuf,
+            sndbuf: s.opts.sndbuf,
+            tos: if sock.family == AF_INET {
+                s.opts.tos as u8
+            } else {
+                s.opts.tclass as u8
+            },
+            sock: sock.clone(),
         });
     }
     out

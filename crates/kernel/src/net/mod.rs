@@ -14,6 +14,7 @@
 //!   interface ioctls (SIOCGIF*).
 
 pub mod cmsg;
+pub mod diag;
 pub mod iface;
 pub mod inet;
 pub use inet::eth;
