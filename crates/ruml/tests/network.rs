@@ -450,3 +450,132 @@ fn eth0_user_udp_and_dns() {
         "{out}"
     );
 }
+
+/// TCP_INFO, UDP control messages (IP_PKTINFO, IP_TTL, IP_TOS, IPv6
+/// pktinfo/hop limit/traffic class, SO_TIMESTAMP[NS]), control-buffer
+/// truncation and multicast on lo, compared with the host
+/// (tests/guest/inet_cmsg.c).
+#[test]
+fn inet_cmsg_tcp_info_multicast() {
+    let (native, ruml) = differential("inet_cmsg", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(ruml.stdout.ends_with("result: OK\n"), "{ruml}");
+}
+
+/// Whether this test runs as root on the host (raw sockets need it
+/// natively).
+fn host_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Raw ICMP and ICMPv6 sockets as root (tests/guest/raw_icmp.c): compared
+/// with the host when the host run is root too (CI's is), else checked
+/// under ruml alone (its guest is root).
+#[test]
+fn raw_icmp_sockets() {
+    let guest = common::build_guest("raw_icmp", Flavour::Static);
+    let env = common::test_env();
+    let ruml = common::run_ruml(&guest.path, &[] as &[&str], &env);
+    assert!(ruml.stdout.ends_with("result: OK\n"), "{ruml}");
+    if host_root() {
+        let native = common::run_native(&guest.path, &[] as &[&str], &env);
+        common::assert_same(&native, &ruml);
+    }
+    for want in [
+        "reply: icmp type 0 code 0 id ok 1 seq 1 sum ok 1 payload ok 1\n",
+        "bound socket: icmp type 8 code 0 id ok 1 seq 2 sum ok 1 payload ok 1\n",
+        "reply6: 22 bytes from ::1: icmp6 type 129 code 0 id ok 1 seq 7 sum set 1 payload ok 1\n",
+        "no answer: -1 EAGAIN\n",
+        "unprivileged raw: -1 EPERM\n",
+    ] {
+        assert!(ruml.stdout.contains(want), "missing {want:?}:\n{ruml}");
+    }
+}
+
+/// iputils `ping` inside the instance, as root, to 127.0.0.1 and ::1.
+#[test]
+fn ping_command() {
+    let out = common::run_ruml(
+        "/bin/sh",
+        &[
+            "-c",
+            "ping -c 2 -i 0.2 -W 5 127.0.0.1 && ping -c 2 -i 0.2 -W 5 ::1 && echo pings-ok",
+        ],
+        &common::test_env(),
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout
+            .matches("2 packets transmitted, 2 received")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("64 bytes from ::1: icmp_seq=1"),
+        "{out}"
+    );
+    assert!(out.stdout.ends_with("pings-ok\n"), "{out}");
+}
+
+/// `ss` over NETLINK_SOCK_DIAG: listeners with their process (-p needs
+/// /proc/PID/fd to name `socket:[INODE]`), UDP, TCP_INFO through
+/// INET_DIAG_INFO (only netlink carries bytes_received, so this is not
+/// the /proc/net fallback), and `ss -s` from /proc/net/sockstat.
+#[test]
+fn ss_sock_diag() {
+    let script = "import socket, subprocess, sys, os\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 8080)); s.listen(128)\n\
+         s6 = socket.socket(socket.AF_INET6); s6.bind(('::1', 8081)); s6.listen()\n\
+         c = socket.create_connection(('127.0.0.1', 8080)); a, _ = s.accept(); c.sendall(b'abc')\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 5353))\n\
+         print('link', os.readlink('/proc/self/fd/%d' % s.fileno()), os.fstat(s.fileno()).st_ino == int(os.readlink('/proc/self/fd/%d' % s.fileno())[8:-1]))\n\
+         sys.stdout.flush()\n\
+         for args in (['-tlnp'], ['-uanp'], ['-tani'], ['-s']):\n\
+         \x20   print('==', *args); sys.stdout.flush()\n\
+         \x20   subprocess.run(['ss'] + args, stderr=subprocess.DEVNULL)\n";
+    let out = common::run_ruml("/usr/bin/python3", &["-c", script], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    let s = &out.stdout;
+    assert!(
+        s.contains("link socket:[") && s.contains("] True\n"),
+        "{out}"
+    );
+    let rows = |section: &str| -> Vec<Vec<String>> {
+        let part = s
+            .split("== ")
+            .find(|p| p.starts_with(section))
+            .unwrap_or("");
+        part.lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    let tl = rows("-tlnp");
+    assert!(
+        tl.iter().any(|r| r[0] == "LISTEN"
+            && r[2] == "128"
+            && r[3] == "127.0.0.1:8080"
+            && r[5].starts_with("users:((\"python3\"")),
+        "{out}"
+    );
+    assert!(tl.iter().any(|r| r[3] == "[::1]:8081"), "{out}");
+    let ua = rows("-uanp");
+    assert!(
+        ua.iter()
+            .any(|r| r[0] == "UNCONN" && r[3] == "0.0.0.0:5353"),
+        "{out}"
+    );
+    assert!(s.contains("bytes_received:3"), "{out}");
+    assert!(s.contains("bytes_sent:3"), "{out}");
+    assert!(s.contains("ESTAB  3 "), "{out}");
+    assert!(s.contains("TCP:   4 ("), "{out}");
+    assert!(s.contains("UDP\t  1         1         0"), "{out}");
+}

@@ -81,9 +81,68 @@ impl Inode for AnonRoot {
 }
 
 /// A new open file of `kind` ("eventfd", "timerfd", ...).
+/// A socket's inode (Linux's sockfs): its own number, S_IFSOCK, so that
+/// /proc/PID/fd shows `socket:[INO]` as /proc/net and sock_diag name it.
+struct SockInode {
+    dev: (u32, u32),
+    ino: u64,
+}
+
+impl Inode for SockInode {
+    fn file_type(&self) -> FileType {
+        FileType::Socket
+    }
+    fn key(&self) -> InodeKey {
+        (encode_dev(self.dev.0, self.dev.1), self.ino)
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(Stat {
+            dev: self.dev,
+            ino: self.ino,
+            mode: 0o140777,
+            nlink: 1,
+            blksize: 4096,
+            ..Default::default()
+        })
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(StatFs::pseudo(0x534F_434B))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// An open socket numbered `ino` (see [`SockInode`]).
+pub fn socket_file(ino: u64, ops: Arc<dyn FileOps>, flags: u32) -> FileRef {
+    static DEV: OnceLock<(u32, u32)> = OnceLock::new();
+    let (mnt, _) = anon_fs();
+    let inode: Arc<dyn Inode> = Arc::new(SockInode {
+        dev: *DEV.get_or_init(anon_dev),
+        ino,
+    });
+    let name = format!("socket:[{ino}]").into_bytes();
+    let path = Path {
+        mnt: mnt.clone(),
+        dentry: Dentry::child(&mnt.root, &name, inode),
+    };
+    OpenFile::new(path, Some(ops), flags)
+}
+
 pub fn anon_file(kind: &str, ops: Arc<dyn FileOps>, flags: u32) -> FileRef {
+    let (mnt, inode) = anon_fs();
+    let name = format!("anon_inode:[{kind}]").into_bytes();
+    let path = Path {
+        mnt: mnt.clone(),
+        dentry: Dentry::child(&mnt.root, &name, inode.clone()),
+    };
+    OpenFile::new(path, Some(ops), flags)
+}
+
+/// The anon-inode mount and its one shared inode.
+fn anon_fs() -> &'static (Arc<Mount>, Arc<dyn Inode>) {
     static FS: OnceLock<(Arc<Mount>, Arc<dyn Inode>)> = OnceLock::new();
-    let (mnt, inode) = FS.get_or_init(|| {
+    FS.get_or_init(|| {
         let dev = anon_dev();
         let inode: Arc<dyn Inode> = Arc::new(AnonInode { dev });
         (
@@ -96,13 +155,7 @@ pub fn anon_file(kind: &str, ops: Arc<dyn FileOps>, flags: u32) -> FileRef {
             ),
             inode,
         )
-    });
-    let name = format!("anon_inode:[{kind}]").into_bytes();
-    let path = Path {
-        mnt: mnt.clone(),
-        dentry: Dentry::child(&mnt.root, &name, inode.clone()),
-    };
-    OpenFile::new(path, Some(ops), flags)
+    })
 }
 
 fn install(ctx: &SyscallContext<'_>, file: FileRef, cloexec: bool) -> KResult<u64> {

@@ -536,6 +536,8 @@ fn serve_conn(n: &mut Net, k: usize, again: &mut bool) -> bool {
             Ok(v) if !v.is_empty() => {
                 QUEUED.fetch_add(v.len(), std::sync::atomic::Ordering::Relaxed);
                 s.rx.extend(v.iter());
+                s.bytes_received += v.len() as u64;
+                s.last_recv = Some(std::time::Instant::now());
                 wake = true;
                 *again = true;
             }

@@ -41,7 +41,6 @@ use super::{
 };
 use crate::errno::{Errno, KResult};
 use crate::error;
-use crate::fs::anon::anon_file;
 use crate::fs::file::{FileRef, OpenFile};
 use crate::fs::poll::{PollEvents, Waiters, POLLERR, POLLHUP, POLLRDHUP, READABLE, WRITABLE};
 use crate::fs::types::oflags::{O_NONBLOCK, O_RDWR};
@@ -53,6 +52,11 @@ use crate::task::Task;
 /// works on the sockets' state).
 #[path = "eth.rs"]
 pub mod eth;
+
+/// SOCK_RAW for ICMP and ICMPv6 (a child of this module: its sockets are
+/// inet sockets).
+#[path = "raw.rs"]
+pub mod raw;
 
 pub const IPPROTO_IP: i32 = 0;
 pub const IPPROTO_ICMP: i32 = 1;
@@ -98,6 +102,9 @@ const MAX_PENDING: usize = 4096;
 const UDP_MAX_V4: usize = 65_507;
 const UDP_MAX_V6: usize = 65_527;
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+/// Interface indexes: lo's, and eth0's when there is one.
+pub(super) const LO_INDEX: i32 = 1;
+pub(super) const ETH0_INDEX: i32 = 2;
 
 /// Socket options ruml keeps (and, where they matter here, honours).
 #[derive(Clone)]
@@ -126,6 +133,27 @@ struct Opts {
     maxseg: i32,
     priority: i32,
     rcvlowat: i32,
+    /// Control messages asked for on receive (IP_PKTINFO, IP_RECVTTL,
+    /// IP_RECVTOS, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS).
+    pktinfo: bool,
+    recvttl: bool,
+    recvtos: bool,
+    recvpktinfo6: bool,
+    recvhoplimit: bool,
+    recvtclass: bool,
+    /// IP_RECVERR / IPV6_RECVERR (kept and reported; see recv_core).
+    recverr: bool,
+    recverr6: bool,
+    /// IPV6_TCLASS: the traffic class of what this socket sends.
+    tclass: i32,
+    /// SO_TIMESTAMP (1: timeval) or SO_TIMESTAMPNS (2: timespec).
+    timestamp: u8,
+    /// Multicast: see [`super::mcast`].
+    mc: super::mcast::McOpts,
+    /// Raw sockets: ICMP types to drop (ICMP_FILTER: bit t for type t <
+    /// 32; ICMPV6_FILTER: 256 bits, set = blocked).
+    icmp_filter: u32,
+    icmp6_filter: [u32; 8],
 }
 
 impl Default for Opts {
@@ -153,6 +181,19 @@ impl Default for Opts {
             maxseg: 536,
             priority: 0,
             rcvlowat: 1,
+            pktinfo: false,
+            recvttl: false,
+            recvtos: false,
+            recvpktinfo6: false,
+            recvhoplimit: false,
+            recvtclass: false,
+            recverr: false,
+            recverr6: false,
+            tclass: 0,
+            timestamp: 0,
+            mc: super::mcast::McOpts::default(),
+            icmp_filter: 0,
+            icmp6_filter: [0; 8],
         }
     }
 }
@@ -193,7 +234,7 @@ struct State {
     /// A nonblocking connect said EINPROGRESS: the next connect reports
     /// its outcome (0 once established), as Linux's SS_CONNECTING does.
     in_progress: bool,
-    dgrams: VecDeque<(SocketAddr, Vec<u8>)>,
+    dgrams: VecDeque<(SocketAddr, Vec<u8>, Meta)>,
     dgram_bytes: usize,
     /// The last descriptor went away.
     closed: bool,
@@ -208,6 +249,39 @@ struct State {
     /// eth0=switch: free room in that socket's send buffer (kept by the
     /// poll thread and by senders).
     eth_room: usize,
+    /// TCP_INFO's counters: payload bytes taken into `rx` and handed to
+    /// the peer (or the wire), and when each last happened.
+    bytes_received: u64,
+    bytes_sent: u64,
+    last_recv: Option<Instant>,
+    last_sent: Option<Instant>,
+}
+
+/// What a datagram carried besides its payload and source, for the
+/// receiver's control messages.
+#[derive(Clone, Copy)]
+pub(super) struct Meta {
+    /// The destination address of its IP header (canonical).
+    pub dst: IpAddr,
+    /// The interface it arrived on.
+    pub ifindex: i32,
+    /// IPv4 TTL or IPv6 hop limit, and TOS or traffic class, as sent.
+    pub ttl: u8,
+    pub tos: u8,
+    /// CLOCK_REALTIME when it was queued (SO_TIMESTAMP).
+    pub stamp: (i64, u32),
+}
+
+impl Meta {
+    pub fn new(dst: IpAddr, ifindex: i32, ttl: u8, tos: u8) -> Meta {
+        Meta {
+            dst: canonical(dst),
+            ifindex,
+            ttl,
+            tos,
+            stamp: crate::time::now_realtime(),
+        }
+    }
 }
 
 impl State {
@@ -234,6 +308,10 @@ impl State {
             host_udp: None,
             eth: None,
             eth_room: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            last_recv: None,
+            last_sent: None,
         }
     }
 }
@@ -335,6 +413,7 @@ pub fn netns_gone(net: u64) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .remove(&net);
+    raw::netns_gone(net);
 }
 
 /// A bound socket as the port table sees it.
@@ -620,12 +699,17 @@ pub fn socket(ctx: &mut SyscallContext<'_>, domain: i32, typ: i32, protocol: i32
         (SOCK_DGRAM, IPPROTO_ICMP) if domain == AF_INET => true,
         (SOCK_DGRAM, IPPROTO_ICMPV6) if domain == AF_INET6 => true,
         (SOCK_STREAM | SOCK_DGRAM, _) => return error!(EPROTONOSUPPORT),
-        // Raw sockets are not built yet.
-        (super::SOCK_RAW, _) => return error!(EPROTONOSUPPORT),
+        (super::SOCK_RAW, _) => {
+            raw::check(ctx, domain, protocol)?;
+            true
+        }
         _ => return error!(ESOCKTNOSUPPORT),
     };
     let sock = InetSocket::new(domain, t, icmp);
-    if t == SOCK_DGRAM {
+    if t == super::SOCK_RAW {
+        raw::register(&sock);
+    }
+    if t != SOCK_STREAM {
         let mut s = sock.lock();
         s.opts.rcvbuf = UDP_BUF_DEFAULT;
         s.opts.sndbuf = UDP_BUF_DEFAULT;
@@ -637,8 +721,8 @@ pub fn socket(ctx: &mut SyscallContext<'_>, domain: i32, typ: i32, protocol: i32
 }
 
 fn new_file(sock: Arc<InetSocket>, nonblock: bool) -> FileRef {
-    anon_file(
-        "socket",
+    crate::fs::anon::socket_file(
+        sock.id,
         Arc::new(InetFile(sock)),
         O_RDWR | if nonblock { O_NONBLOCK } else { 0 },
     )
@@ -673,7 +757,13 @@ pub fn bind(
     if sock.family == AF_INET6 && ip.is_ipv4() && sock.lock().opts.v6only {
         return error!(EADDRNOTAVAIL);
     }
-    if !iface::bindable(ip) {
+    if sock.typ == super::SOCK_RAW {
+        return raw::bind(sock, a);
+    }
+    // A datagram socket may bind a group address (to take only that
+    // group's datagrams), as Linux allows.
+    let group = !sock.tcp() && ip.is_multicast();
+    if !iface::bindable(ip) && !group {
         return error!(EADDRNOTAVAIL);
     }
     bind_port(sock, a)?;
@@ -868,6 +958,9 @@ pub fn connect(
     len: u32,
 ) -> KResult<u64> {
     let dst = read_sockaddr(ctx, sock.family, addr, len)?;
+    if sock.typ == super::SOCK_RAW {
+        return raw::connect(sock, dst);
+    }
     if !sock.tcp() {
         return connect_udp(sock, dst);
     }
@@ -1148,6 +1241,8 @@ fn nat_reader(weak: Weak<InetSocket>, conn: HostTcp) {
                 return;
             }
             s.rx.extend(&buf[..n]);
+            s.bytes_received += n as u64;
+            s.last_recv = Some(Instant::now());
             QUEUED.fetch_add(n, Ordering::Relaxed);
         }
         iface::count_lo(0);
@@ -1194,9 +1289,17 @@ fn send_host(
                 Err(sigpipe(task, flags))
             };
         }
+        note_sent(sock, n);
         done += n;
     }
     Ok(done)
+}
+
+/// TCP_INFO's send counters: `n` more bytes left this socket.
+fn note_sent(sock: &InetSocket, n: usize) {
+    let mut s = sock.lock();
+    s.bytes_sent += n as u64;
+    s.last_sent = Some(Instant::now());
 }
 
 /// `hostfwd=tcp:[HOSTADDR:]HOSTPORT:GUESTPORT`: listens on the host and
@@ -1376,6 +1479,7 @@ fn nat_udp_reader(weak: Weak<InetSocket>, h: HostUdp) {
                 s.dgrams.push_back((
                     in_family(sock.family, from.ip(), from.port()),
                     buf[..n].to_vec(),
+                    Meta::new(IpAddr::V4(iface::NAT_GUEST), ETH0_INDEX, 64, 0),
                 ));
                 true
             }
@@ -1673,6 +1777,8 @@ fn send_core(
 ) -> KResult<usize> {
     if sock.tcp() {
         send_tcp(sock, task, flags, total, fill)
+    } else if sock.typ == super::SOCK_RAW {
+        raw::send(sock, flags, total, fill, to)
     } else if sock.icmp {
         send_ping(sock, flags, total, fill, to)
     } else {
@@ -1755,6 +1861,10 @@ fn send_ping(
         eth::send_echo(src, ip, &msg)?;
         return Ok(total);
     }
+    // Raw sockets see the request as it arrives.
+    let mut req = msg.clone();
+    req[4..6].copy_from_slice(&ident.to_be_bytes());
+    raw::seen_request(ip, &mut req);
     msg[0] = reply;
     msg[2..4].copy_from_slice(&[0, 0]);
     msg[4..6].copy_from_slice(&ident.to_be_bytes());
@@ -1776,13 +1886,15 @@ fn send_ping(
         }
     };
     msg[2..4].copy_from_slice(&sum.to_be_bytes());
+    raw::deliver(ip, ip, &msg, 64, 0);
     let queued = {
         let mut s = sock.lock();
         if s.closed || s.shut_rd || s.dgram_bytes + total > s.opts.rcvbuf {
             false
         } else {
             s.dgram_bytes += total;
-            s.dgrams.push_back((sock.in_family(ip, 0), msg));
+            s.dgrams
+                .push_back((sock.in_family(ip, 0), msg, Meta::new(ip, LO_INDEX, 64, 0)));
             true
         }
     };
@@ -1896,10 +2008,13 @@ fn send_tcp(
                 continue;
             }
             ps.rx.extend(chunk.iter());
+            ps.bytes_received += n as u64;
+            ps.last_recv = Some(Instant::now());
             QUEUED.fetch_add(n, Ordering::Relaxed);
         }
         iface::count_lo(n);
         peer.waiters.wake_all();
+        note_sent(sock, n);
         done += n;
     }
 }
@@ -1936,6 +2051,9 @@ fn send_udp(
     if total > max {
         return error!(EMSGSIZE);
     }
+    if canonical(dst.ip()).is_multicast() {
+        return send_mcast(sock, dst, v6only, total, fill);
+    }
     let ip = route(sock, dst, v6only)?;
     if sock.lock().local.is_none() {
         let any = if sock.family == AF_INET {
@@ -1947,7 +2065,21 @@ fn send_udp(
     }
     let mut data = vec![0u8; total];
     fill(0, &mut data)?;
-    let local = sock.lock().local.ok_or(Errno::EINVAL)?;
+    let (local, meta) = {
+        let s = sock.lock();
+        let ttl = if s.opts.ttl == -1 {
+            64
+        } else {
+            s.opts.ttl as u8
+        };
+        let tos = if ip.is_ipv4() {
+            s.opts.tos
+        } else {
+            s.opts.tclass
+        };
+        (s.local, Meta::new(ip, LO_INDEX, ttl, tos as u8))
+    };
+    let local = local.ok_or(Errno::EINVAL)?;
     let src_ip = if local.ip().is_unspecified() {
         iface::source_for(ip).ok_or(Errno::ENETUNREACH)?
     } else {
@@ -2012,7 +2144,7 @@ fn send_udp(
                 } else {
                     rs.dgram_bytes += total;
                     rs.dgrams
-                        .push_back((in_family(r.family, src.ip(), src.port()), data));
+                        .push_back((in_family(r.family, src.ip(), src.port()), data, meta));
                     true
                 }
             };
@@ -2022,6 +2154,112 @@ fn send_udp(
             }
         }
     }
+    Ok(total)
+}
+
+/// A datagram to a multicast group (see [`super::mcast`]): out of the
+/// socket's multicast interface; copies to this machine's sockets on the
+/// port when that interface is lo or the sender loops; nothing on eth0's
+/// wire.
+fn send_mcast(
+    sock: &Arc<InetSocket>,
+    dst: SocketAddr,
+    v6only: bool,
+    total: usize,
+    fill: &mut Fill<'_>,
+) -> KResult<usize> {
+    let group = canonical(dst.ip());
+    if sock.family == AF_INET6 && v6only && group.is_ipv4() {
+        return error!(ENETUNREACH);
+    }
+    let scope = match dst {
+        SocketAddr::V6(a) => a.scope_id(),
+        SocketAddr::V4(_) => 0,
+    };
+    let (mc, tos) = {
+        let s = sock.lock();
+        let tos = if group.is_ipv4() {
+            s.opts.tos
+        } else {
+            s.opts.tclass
+        };
+        (s.opts.mc.clone(), tos)
+    };
+    let (ix, local_copy, ttl) = super::mcast::route(&mc, group, scope)?;
+    if sock.lock().local.is_none() {
+        let any = if sock.family == AF_INET {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        };
+        bind_port(sock, SocketAddr::new(any, 0))?;
+    }
+    let mut data = vec![0u8; total];
+    fill(0, &mut data)?;
+    let local = sock.lock().local.ok_or(Errno::EINVAL)?;
+    let src_ip = if !local.ip().is_unspecified() && !canonical(local.ip()).is_multicast() {
+        canonical(local.ip())
+    } else if group.is_ipv4() && !mc.if_addr.is_unspecified() {
+        IpAddr::V4(mc.if_addr)
+    } else {
+        let t = iface::ifaces();
+        let first = t
+            .iter()
+            .find(|i| i.index == ix)
+            .and_then(|i| i.addrs.iter().find(|a| a.addr.is_ipv4() == group.is_ipv4()))
+            .map(|a| a.addr);
+        drop(t);
+        first.unwrap_or(if group.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        })
+    };
+    if !local_copy {
+        // Out on eth0's wire, which carries no multicast.
+        return Ok(total);
+    }
+    let cands: Vec<Arc<InetSocket>> = {
+        let mut t = ports();
+        bindings_on(&mut t, IPPROTO_UDP, dst.port(), sock)
+            .into_iter()
+            .chain(self_binding(sock, dst.port()))
+            .filter(|(_, b)| b.accepts(group))
+            .filter(|(_, b)| {
+                b.connected_to
+                    .is_none_or(|r| canonical(r.ip()) == src_ip && r.port() == local.port())
+            })
+            .map(|(s, _)| s)
+            .collect()
+    };
+    let opts: Vec<super::mcast::McOpts> = cands.iter().map(|c| c.lock().opts.mc.clone()).collect();
+    if !super::mcast::joined(opts.iter().flat_map(|o| o.groups.iter()), group, ix) {
+        return Ok(total);
+    }
+    let meta = Meta::new(group, ix, ttl, tos as u8);
+    for (r, o) in cands.iter().zip(&opts) {
+        if !super::mcast::allows(o, group, ix) {
+            continue;
+        }
+        let delivered = {
+            let mut rs = r.lock();
+            if rs.closed || rs.shut_rd || rs.dgram_bytes + total > rs.opts.rcvbuf {
+                false
+            } else {
+                rs.dgram_bytes += total;
+                rs.dgrams.push_back((
+                    in_family(r.family, src_ip, local.port()),
+                    data.clone(),
+                    meta,
+                ));
+                true
+            }
+        };
+        if delivered {
+            r.waiters.wake_all();
+        }
+    }
+    iface::count_lo(total);
     Ok(total)
 }
 
@@ -2039,6 +2277,8 @@ struct Got {
     full: usize,
     from: Option<SocketAddr>,
     flags: i32,
+    /// A datagram's metadata, for control messages.
+    meta: Option<Meta>,
 }
 
 fn recv_core(
@@ -2084,6 +2324,7 @@ fn recv_tcp(
             full: 0,
             from: None,
             flags: 0,
+            meta: None,
         });
     }
     let nonblock = flags & MSG_DONTWAIT != 0;
@@ -2107,6 +2348,7 @@ fn recv_tcp(
                     full: done,
                     from: None,
                     flags: 0,
+                    meta: None,
                 })
             } else {
                 Err(e)
@@ -2125,6 +2367,7 @@ fn recv_tcp(
                     full: done,
                     from: None,
                     flags: 0,
+                    meta: None,
                 });
             }
             let n = (room - done).min(s.rx.len());
@@ -2160,6 +2403,7 @@ fn recv_tcp(
                 full: done,
                 from: None,
                 flags: 0,
+                meta: None,
             });
         }
     }
@@ -2182,7 +2426,7 @@ fn recv_udp(
         let s = sock.lock();
         !s.dgrams.is_empty() || s.error.is_some() || s.shut_rd
     })?;
-    let (from, data) = {
+    let (from, data, meta) = {
         let mut s = sock.lock();
         if let Some(e) = s.error.take() {
             return Err(e);
@@ -2199,6 +2443,7 @@ fn recv_udp(
                 full: 0,
                 from: None,
                 flags: 0,
+                meta: None,
             });
         };
         if !peek {
@@ -2213,6 +2458,7 @@ fn recv_udp(
         full: data.len(),
         from: Some(from),
         flags: if n < data.len() { MSG_TRUNC } else { 0 },
+        meta: Some(meta),
     })
 }
 
@@ -2258,12 +2504,87 @@ pub fn recv(
     let mm = ctx.mm();
     let mut sink = |off: usize, b: &[u8]| crate::fs::syscalls::scatter(&mm, req.segs, off, b);
     let g = recv_core(sock, Some(ctx.task), flags, room, &mut sink)?;
+    let mut c = super::cmsg::Cmsgs::new(req.control);
+    if let Some(m) = g.meta {
+        recv_cmsgs(sock, &m, &mut c);
+    }
     Ok(RecvOut {
         copied: g.copied,
         full: g.full,
         from: g.from.map(|a| sockaddr_bytes(sock.family, Some(a))),
-        flags: g.flags,
+        flags: g.flags | c.flags,
+        control: c.bytes().to_vec(),
     })
+}
+
+/// The control messages a datagram receive gives, in Linux's order: the
+/// timestamp (sock_recv_cmsgs), then IPV6_PKTINFO (an AF_INET6 socket),
+/// then an IPv4 datagram's IP_PKTINFO, IP_TTL, IP_TOS or an IPv6 one's
+/// IPV6_HOPLIMIT, IPV6_TCLASS.
+fn recv_cmsgs(sock: &InetSocket, m: &Meta, c: &mut super::cmsg::Cmsgs) {
+    let o = sock.lock().opts.clone();
+    match o.timestamp {
+        1 => {
+            let mut v = m.stamp.0.to_le_bytes().to_vec();
+            v.extend_from_slice(&((m.stamp.1 / 1000) as i64).to_le_bytes());
+            c.put(SOL_SOCKET, SO_TIMESTAMP, &v);
+        }
+        2 => {
+            let mut v = m.stamp.0.to_le_bytes().to_vec();
+            v.extend_from_slice(&(m.stamp.1 as i64).to_le_bytes());
+            c.put(SOL_SOCKET, SO_TIMESTAMPNS, &v);
+        }
+        _ => {}
+    }
+    if sock.family == AF_INET6 && o.recvpktinfo6 {
+        let a = match m.dst {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        let mut v = a.octets().to_vec();
+        v.extend_from_slice(&m.ifindex.to_le_bytes());
+        c.put(IPPROTO_IPV6, IPV6_PKTINFO, &v);
+    }
+    match m.dst {
+        IpAddr::V4(dst) => {
+            if o.pktinfo {
+                // ipi_spec_dst: the local address a reply would come
+                // from (the destination itself unless it is a group or
+                // broadcast).
+                let spec = if dst.is_multicast() || dst.is_broadcast() {
+                    match iface::ifaces()
+                        .iter()
+                        .find(|i| i.index == m.ifindex)
+                        .and_then(|i| i.addrs.iter().find(|a| a.addr.is_ipv4()))
+                        .map(|a| a.addr)
+                    {
+                        Some(IpAddr::V4(a)) => a,
+                        _ => Ipv4Addr::UNSPECIFIED,
+                    }
+                } else {
+                    dst
+                };
+                let mut v = m.ifindex.to_le_bytes().to_vec();
+                v.extend_from_slice(&spec.octets());
+                v.extend_from_slice(&dst.octets());
+                c.put(IPPROTO_IP, IP_PKTINFO, &v);
+            }
+            if o.recvttl {
+                c.put(IPPROTO_IP, IP_TTL, &(m.ttl as i32).to_le_bytes());
+            }
+            if o.recvtos {
+                c.put(IPPROTO_IP, IP_TOS, &[m.tos]);
+            }
+        }
+        IpAddr::V6(_) => {
+            if o.recvhoplimit {
+                c.put(IPPROTO_IPV6, IPV6_HOPLIMIT, &(m.ttl as i32).to_le_bytes());
+            }
+            if o.recvtclass {
+                c.put(IPPROTO_IPV6, IPV6_TCLASS, &(m.tos as i32).to_le_bytes());
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -2299,6 +2620,20 @@ const IP_TOS: i32 = 1;
 const IP_TTL: i32 = 2;
 const IPV6_UNICAST_HOPS: i32 = 16;
 const IPV6_V6ONLY: i32 = 26;
+const TCP_INFO: i32 = 11;
+const SO_TIMESTAMP: i32 = 29;
+const SO_TIMESTAMPNS: i32 = 35;
+const IP_PKTINFO: i32 = 8;
+const IP_RECVERR: i32 = 11;
+const IP_RECVTTL: i32 = 12;
+const IP_RECVTOS: i32 = 13;
+const IPV6_RECVERR: i32 = 25;
+const IPV6_RECVPKTINFO: i32 = 49;
+const IPV6_PKTINFO: i32 = 50;
+const IPV6_RECVHOPLIMIT: i32 = 51;
+const IPV6_HOPLIMIT: i32 = 52;
+const IPV6_RECVTCLASS: i32 = 66;
+const IPV6_TCLASS: i32 = 67;
 
 pub fn setsockopt(
     ctx: &SyscallContext<'_>,
@@ -2309,6 +2644,19 @@ pub fn setsockopt(
     len: u32,
 ) -> KResult<u64> {
     let int = || super::opt_int(ctx, val, len);
+    if sock.typ == super::SOCK_RAW && (level == raw::SOL_RAW || level == IPPROTO_ICMPV6) {
+        return raw::setsockopt(ctx, sock, level, name, val, len);
+    }
+    if level == IPPROTO_IP || (level == IPPROTO_IPV6 && sock.family == AF_INET6) {
+        if let Some(r) = super::mcast::parse(ctx, sock.tcp(), level, name, val, len) {
+            let r = r?;
+            if sock.tcp() && matches!(r, super::mcast::Req::Join(_) | super::mcast::Req::Drop(..)) {
+                return error!(EPROTO);
+            }
+            super::mcast::apply(&mut sock.lock().opts.mc, r)?;
+            return Ok(0);
+        }
+    }
     match (level, name) {
         (SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO) => {
             if (len as i32) < 16 {
@@ -2339,6 +2687,13 @@ pub fn setsockopt(
             let mut s = sock.lock();
             let o = &mut s.opts;
             match name {
+                SO_TIMESTAMP | SO_TIMESTAMPNS => {
+                    o.timestamp = match (v != 0, name) {
+                        (false, _) => 0,
+                        (true, SO_TIMESTAMP) => 1,
+                        _ => 2,
+                    }
+                }
                 SO_REUSEADDR => o.reuseaddr = v != 0,
                 SO_REUSEPORT => o.reuseport = v != 0,
                 SO_KEEPALIVE => o.keepalive = v != 0,
@@ -2390,15 +2745,26 @@ pub fn setsockopt(
                 _ => return error!(ENOPROTOOPT),
             }
         }
+        (IPPROTO_IP, IP_PKTINFO | IP_RECVTTL | IP_RECVTOS | IP_RECVERR) => {
+            let v = super::mcast::ip_int(ctx, val, len)? != 0;
+            let mut s = sock.lock();
+            let o = &mut s.opts;
+            match name {
+                IP_PKTINFO => o.pktinfo = v,
+                IP_RECVTTL => o.recvttl = v,
+                IP_RECVTOS => o.recvtos = v,
+                _ => o.recverr = v,
+            }
+        }
         (IPPROTO_IP, IP_TTL) => {
-            let v = int()?;
+            let v = super::mcast::ip_int(ctx, val, len)?;
             if v != -1 && !(1..=255).contains(&v) {
                 return error!(EINVAL);
             }
             sock.lock().opts.ttl = v;
         }
         (IPPROTO_IP, IP_TOS) => {
-            let v = int()?;
+            let v = super::mcast::ip_int(ctx, val, len)?;
             sock.lock().opts.tos = v & 0xff;
         }
         (IPPROTO_IPV6, _) if sock.family == AF_INET6 => {
@@ -2417,6 +2783,23 @@ pub fn setsockopt(
                     }
                     sock.lock().opts.ttl = v;
                 }
+                IPV6_TCLASS => {
+                    if !(-1..=255).contains(&v) {
+                        return error!(EINVAL);
+                    }
+                    sock.lock().opts.tclass = v.max(0);
+                }
+                IPV6_RECVPKTINFO | IPV6_RECVHOPLIMIT | IPV6_RECVTCLASS | IPV6_RECVERR => {
+                    let mut s = sock.lock();
+                    let o = &mut s.opts;
+                    let v = v != 0;
+                    match name {
+                        IPV6_RECVPKTINFO => o.recvpktinfo6 = v,
+                        IPV6_RECVHOPLIMIT => o.recvhoplimit = v,
+                        IPV6_RECVTCLASS => o.recvtclass = v,
+                        _ => o.recverr6 = v,
+                    }
+                }
                 _ => return error!(ENOPROTOOPT),
             }
         }
@@ -2425,14 +2808,141 @@ pub fn setsockopt(
     Ok(0)
 }
 
+/// Linux's TCP state number for a TCP socket (as TCP_INFO, /proc/net/tcp
+/// and sock_diag give it): a connection whose peer finished is
+/// CLOSE_WAIT, one that finished its own sending FIN_WAIT2 (the FIN is
+/// acknowledged at once), both CLOSE (Linux hands the TIME_WAIT to a
+/// mini-socket and marks the socket closed).
+fn tcp_state(s: &State) -> u8 {
+    match s.tcp {
+        Tcp::Listen { .. } => 10,
+        Tcp::Connecting => 2,
+        Tcp::Closed => 7,
+        Tcp::Connected if s.broken => 7,
+        Tcp::Connected => match (s.fin, s.shut_wr) {
+            (false, false) => 1,
+            (true, false) => 8,
+            (false, true) => 5,
+            (true, true) => 7,
+        },
+    }
+}
+
+/// sizeof(struct tcp_info) as of Linux 6.2 (through tcpi_rehash).
+const TCP_INFO_LEN: usize = 240;
+
+/// getsockopt(TCP_INFO): the fields this transport has. A connection here
+/// has no segments, congestion window, retransmissions or round trips to
+/// measure (lo's delivery is a copy; eth0's smoltcp and eth0=user's host
+/// socket keep theirs), so those fields are zero; filled in are the
+/// state, the reordering setting, the MSS and path MTU of the route, the receive space and the
+/// peer's window, the byte counters (in-kernel delivery is the
+/// acknowledgement: bytes_acked counts the sent bytes and the SYN, as
+/// Linux counts it) and the milliseconds since data last moved.
+fn tcp_info(sock: &Arc<InetSocket>) -> Vec<u8> {
+    let (state, was, wire, host, peer, received, sent, last_recv, last_sent, space) = {
+        let s = sock.lock();
+        (
+            tcp_state(&s),
+            s.was_connected,
+            s.eth.is_some(),
+            s.host.is_some(),
+            s.peer.as_ref().and_then(|w| w.upgrade()),
+            s.bytes_received,
+            s.bytes_sent,
+            s.last_recv,
+            s.last_sent,
+            window(&s.opts),
+        )
+    };
+    let mut b = vec![0u8; TCP_INFO_LEN];
+    let put32 =
+        |b: &mut Vec<u8>, off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    let put64 =
+        |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    b[0] = state;
+    // tcpi_reordering: the initial reordering metric every Linux socket
+    // starts with (net.ipv4.tcp_reordering), a setting, not a measurement.
+    put32(&mut b, 88, 3);
+    if was {
+        let (mss, mtu) = if wire || host {
+            (1460, 1500)
+        } else {
+            (65483, 65536)
+        };
+        put32(&mut b, 16, mss); // snd_mss
+        put32(&mut b, 20, mss); // rcv_mss
+        put32(&mut b, 60, mtu); // pmtu
+        put32(&mut b, 84, mss); // advmss
+        put32(&mut b, 96, space as u32); // rcv_space
+        let ms = |t: Option<Instant>| {
+            t.map(|t| t.elapsed().as_millis().min(u32::MAX as u128) as u32)
+                .unwrap_or(0)
+        };
+        put32(&mut b, 44, ms(last_sent)); // last_data_sent
+        put32(&mut b, 52, ms(last_recv)); // last_data_recv
+        put64(&mut b, 112, u64::MAX); // max_pacing_rate: unlimited
+        if !wire && !host {
+            put64(&mut b, 120, sent + 1); // bytes_acked
+        }
+        put64(&mut b, 128, received); // bytes_received
+        put64(&mut b, 200, sent); // bytes_sent
+        if let Some(p) = peer {
+            let ps = p.lock();
+            let wnd = window(&ps.opts).saturating_sub(ps.rx.len());
+            put32(&mut b, 228, wnd.min(u32::MAX as usize) as u32); // snd_wnd
+        }
+        put32(
+            &mut b,
+            232,
+            space.saturating_sub(sock.lock().rx.len()) as u32,
+        ); // rcv_wnd
+    }
+    b
+}
+
 fn int_bytes(v: i32) -> Vec<u8> {
     v.to_le_bytes().to_vec()
 }
 
 pub fn getsockopt(sock: &Arc<InetSocket>, level: i32, name: i32) -> KResult<Vec<u8>> {
+    if sock.tcp() && level == IPPROTO_TCP && name == TCP_INFO {
+        return Ok(tcp_info(sock));
+    }
+    if sock.typ == super::SOCK_RAW {
+        if let Some(r) = raw::getsockopt(sock, level, name) {
+            return r;
+        }
+    }
+    if !sock.tcp() && level == IPPROTO_TCP {
+        // ip_getsockopt: not its level.
+        return error!(EOPNOTSUPP);
+    }
     let mut s = sock.lock();
     let o = &s.opts;
+    if level == IPPROTO_IP || (level == IPPROTO_IPV6 && sock.family == AF_INET6) {
+        if let Some(v) = super::mcast::get(&o.mc, level, name) {
+            return Ok(v);
+        }
+    }
     let b = match (level, name) {
+        (SOL_SOCKET, SO_TIMESTAMP) => int_bytes((o.timestamp == 1) as i32),
+        (SOL_SOCKET, SO_TIMESTAMPNS) => int_bytes((o.timestamp == 2) as i32),
+        (IPPROTO_IP, IP_PKTINFO) => int_bytes(o.pktinfo as i32),
+        (IPPROTO_IP, IP_RECVTTL) => int_bytes(o.recvttl as i32),
+        (IPPROTO_IP, IP_RECVTOS) => int_bytes(o.recvtos as i32),
+        (IPPROTO_IP, IP_RECVERR) => int_bytes(o.recverr as i32),
+        (IPPROTO_IPV6, IPV6_RECVPKTINFO) if sock.family == AF_INET6 => {
+            int_bytes(o.recvpktinfo6 as i32)
+        }
+        (IPPROTO_IPV6, IPV6_RECVHOPLIMIT) if sock.family == AF_INET6 => {
+            int_bytes(o.recvhoplimit as i32)
+        }
+        (IPPROTO_IPV6, IPV6_RECVTCLASS) if sock.family == AF_INET6 => {
+            int_bytes(o.recvtclass as i32)
+        }
+        (IPPROTO_IPV6, IPV6_RECVERR) if sock.family == AF_INET6 => int_bytes(o.recverr6 as i32),
+        (IPPROTO_IPV6, IPV6_TCLASS) if sock.family == AF_INET6 => int_bytes(o.tclass),
         (SOL_SOCKET, SO_TYPE) => int_bytes(sock.typ),
         (SOL_SOCKET, SO_DOMAIN) => int_bytes(sock.family),
         (SOL_SOCKET, SO_PROTOCOL) => int_bytes(sock.proto()),
@@ -2699,7 +3209,10 @@ fn send_eth(
             return if done > 0 { Ok(done) } else { Err(e) };
         }
         match eth::send(sock, h, &chunk[..n]) {
-            Ok(k) => done += k,
+            Ok(k) => {
+                note_sent(sock, k);
+                done += k
+            }
             Err(e) => {
                 sock.lock().broken = true;
                 if done > 0 {
@@ -2752,8 +3265,11 @@ fn deliver_udp(src: SocketAddr, dst: SocketAddr, data: Vec<u8>) {
             false
         } else {
             rs.dgram_bytes += total;
-            rs.dgrams
-                .push_back((in_family(r.family, src.ip(), src.port()), data));
+            rs.dgrams.push_back((
+                in_family(r.family, src.ip(), src.port()),
+                data,
+                Meta::new(ip, ETH0_INDEX, 64, 0),
+            ));
             true
         }
     };
@@ -2766,6 +3282,8 @@ fn deliver_udp(src: SocketAddr, dst: SocketAddr, data: Vec<u8>) {
 /// is its identifier.
 fn deliver_echo(from: Ipv4Addr, ident: u16, msg: Vec<u8>) {
     let total = msg.len();
+    let to = iface::source_for(IpAddr::V4(from)).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    raw::deliver(IpAddr::V4(from), to, &msg, 64, 0);
     for (r, _) in eth::bound(IPPROTO_ICMP, ident) {
         if r.family != AF_INET {
             continue;
@@ -2776,8 +3294,11 @@ fn deliver_echo(from: Ipv4Addr, ident: u16, msg: Vec<u8>) {
                 false
             } else {
                 rs.dgram_bytes += total;
-                rs.dgrams
-                    .push_back((in_family(r.family, IpAddr::V4(from), 0), msg));
+                rs.dgrams.push_back((
+                    in_family(r.family, IpAddr::V4(from), 0),
+                    msg,
+                    Meta::new(to, ETH0_INDEX, 64, 0),
+                ));
                 true
             }
         };
@@ -2800,7 +3321,51 @@ pub struct SockInfo {
     /// Linux's TCP state number (1 established, 7 close, 10 listen).
     pub state: u8,
     pub rx_queue: usize,
+    /// A listener's backlog (its "send queue" in /proc/net and ss), else
+    /// 0: sent data is in the peer's queue at once.
+    pub tx_queue: usize,
     pub id: u64,
+    pub v6only: bool,
+    /// sk_shutdown: 1 receive, 2 send.
+    pub shutdown: u8,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    pub tos: u8,
+    pub sock: Arc<InetSocket>,
+}
+
+/// Socket counts for /proc/net/sockstat[6]: every live (not yet
+/// released) inet socket by (family, kind), kind 0 TCP, 1 UDP and ping,
+/// 2 raw; and the pages queued in TCP and UDP receive queues.
+pub fn counts() -> (HashMap<(i32, u8), usize>, usize, usize) {
+    let all: Vec<Arc<InetSocket>> = registry().iter().filter_map(|w| w.upgrade()).collect();
+    let mut n = HashMap::new();
+    let mut udp_bytes = 0;
+    for sock in all {
+        let s = sock.lock();
+        if s.closed {
+            continue;
+        }
+        let kind = if sock.tcp() {
+            0
+        } else if sock.typ == super::SOCK_RAW {
+            2
+        } else {
+            udp_bytes += s.dgram_bytes;
+            1
+        };
+        *n.entry((sock.family, kind)).or_insert(0) += 1;
+    }
+    (
+        n,
+        QUEUED.load(Ordering::Relaxed).div_ceil(4096),
+        udp_bytes.div_ceil(4096),
+    )
+}
+
+/// TCP_INFO of a socket (sock_diag's INET_DIAG_INFO).
+pub fn tcp_info_of(sock: &Arc<InetSocket>) -> Vec<u8> {
+    tcp_info(sock)
 }
 
 /// The live inet sockets, for /proc/net.
@@ -2824,10 +3389,10 @@ pub fn sockets() -> Vec<SockInfo> {
             SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
         };
         let state = match s.tcp {
+            _ if sock.tcp() => tcp_state(&s),
             Tcp::Listen { .. } => 10,
             Tcp::Connected => 1,
             Tcp::Connecting => 2,
-            Tcp::Closed if sock.tcp() => 7,
             // UDP: 7 (close) unbound-peer, 1 when connected.
             Tcp::Closed => {
                 if s.remote.is_some() {
@@ -2843,12 +3408,26 @@ pub fn sockets() -> Vec<SockInfo> {
             local,
             remote: s.remote.unwrap_or(zero),
             state,
-            rx_queue: if sock.tcp() {
-                s.rx.len()
-            } else {
-                s.dgram_bytes
+            rx_queue: match &s.tcp {
+                Tcp::Listen { queue, .. } => queue.len(),
+                _ if sock.tcp() => s.rx.len(),
+                _ => s.dgram_bytes,
+            },
+            tx_queue: match &s.tcp {
+                Tcp::Listen { backlog, .. } => *backlog,
+                _ => 0,
             },
             id: sock.id,
+            v6only: s.opts.v6only,
+            shutdown: s.shut_rd as u8 | (s.shut_wr as u8) << 1,
+            rcvbuf: s.opts.rcvbuf,
+            sndbuf: s.opts.sndbuf,
+            tos: if sock.family == AF_INET {
+                s.opts.tos as u8
+            } else {
+                s.opts.tclass as u8
+            },
+            sock: sock.clone(),
         });
     }
     out

@@ -13,9 +13,12 @@
 //! - [`iface`]: the network interfaces (`lo`), their addresses and the
 //!   interface ioctls (SIOCGIF*).
 
+pub mod cmsg;
+pub mod diag;
 pub mod iface;
 pub mod inet;
 pub use inet::eth;
+pub mod mcast;
 pub mod netlink;
 pub mod procnet;
 pub mod unix;
@@ -204,6 +207,9 @@ pub struct SendReq<'a> {
 pub struct RecvReq<'a> {
     pub segs: &'a [(u64, usize)],
     pub flags: i32,
+    /// Room for control messages (recvmsg's msg_controllen; 0 without a
+    /// buffer).
+    pub control: usize,
 }
 
 /// What a receive produced: bytes copied, the full length (for
@@ -213,6 +219,8 @@ pub struct RecvOut {
     pub full: usize,
     pub from: Option<Vec<u8>>,
     pub flags: i32,
+    /// Control messages, already cut to the room given.
+    pub control: Vec<u8>,
 }
 
 fn sys_sendto(
@@ -249,7 +257,11 @@ fn sys_recvfrom(
 ) -> KResult<u64> {
     let (f, k) = kind(ctx, fd)?;
     let segs = [(buf.0, len)];
-    let req = RecvReq { segs: &segs, flags };
+    let req = RecvReq {
+        segs: &segs,
+        flags,
+        control: 0,
+    };
     let out = match k {
         Kind::Unix => return unix::sys_recvfrom(ctx, fd, buf, len, flags, addr, alen),
         Kind::Inet(s) => inet::recv(ctx, &f, &s, &req)?,
@@ -312,14 +324,29 @@ fn sys_recvmsg(ctx: &mut SyscallContext<'_>, fd: Fd, msg: UserAddr, flags: i32) 
         return error!(EINVAL);
     }
     let segs = msg_segs(ctx, &h)?;
-    let req = RecvReq { segs: &segs, flags };
+    let req = RecvReq {
+        segs: &segs,
+        flags,
+        control: if h.control == 0 {
+            0
+        } else {
+            h.controllen.min(i32::MAX as u64) as usize
+        },
+    };
     let out = match k {
         Kind::Unix => unreachable!(),
         Kind::Inet(s) => inet::recv(ctx, &f, &s, &req)?,
         Kind::Netlink(s) => netlink::recv(ctx, &f, &s, &req)?,
     };
+    // As Linux's put_cmsg: a control buffer that cannot be written
+    // loses the control messages, not the datagram.
+    let clen = if !out.control.is_empty() && ctx.mm().write_bytes(h.control, &out.control).is_ok() {
+        out.control.len()
+    } else {
+        0
+    };
     let mut nh = h;
-    nh.controllen = 0;
+    nh.controllen = clen as u64;
     nh.flags = out.flags;
     if h.name != 0 {
         match &out.from {

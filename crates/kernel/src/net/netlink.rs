@@ -97,6 +97,8 @@ struct State {
 /// A NETLINK_ROUTE socket.
 pub struct NetlinkSocket {
     typ: i32,
+    /// NETLINK_ROUTE or NETLINK_SOCK_DIAG ([`super::diag`]).
+    protocol: i32,
     state: Mutex<State>,
     waiters: Waiters,
 }
@@ -120,11 +122,12 @@ pub fn socket(ctx: &mut SyscallContext<'_>, typ: i32, protocol: i32) -> KResult<
     if t != super::SOCK_RAW && t != super::SOCK_DGRAM {
         return error!(ESOCKTNOSUPPORT);
     }
-    if protocol != NETLINK_ROUTE {
+    if protocol != NETLINK_ROUTE && protocol != super::diag::NETLINK_SOCK_DIAG {
         return error!(EPROTONOSUPPORT);
     }
     let sock = Arc::new(NetlinkSocket {
         typ: t,
+        protocol,
         state: Mutex::new(State {
             pid: 0,
             groups: 0,
@@ -281,7 +284,7 @@ pub fn getsockopt(sock: &Arc<NetlinkSocket>, level: i32, name: i32) -> KResult<V
     let v: i32 = match (level, name) {
         (SOL_SOCKET, 3) => sock.typ,
         (SOL_SOCKET, 39) => AF_NETLINK,
-        (SOL_SOCKET, 38) => NETLINK_ROUTE,
+        (SOL_SOCKET, 38) => sock.protocol,
         (SOL_SOCKET, 4) => s.error.take().map(|e| e.as_i32()).unwrap_or(0),
         (SOL_SOCKET, 7) => s.sndbuf as i32,
         (SOL_SOCKET, 8) => s.rcvbuf as i32,
@@ -831,7 +834,12 @@ pub fn send(
         if len < 16 || off + len > data.len() {
             break;
         }
-        replies.extend(handle(&data[off..off + len], pid));
+        let one = &data[off..off + len];
+        if sock.protocol == super::diag::NETLINK_SOCK_DIAG {
+            replies.extend(super::diag::handle(one, pid));
+        } else {
+            replies.extend(handle(one, pid));
+        }
         off += align4(len);
     }
     let mut s = sock.lock();
@@ -897,6 +905,7 @@ pub fn recv(
         full: m.len(),
         from: Some(nl_addr(0, 0)),
         flags: if n < m.len() { MSG_TRUNC } else { 0 },
+        control: Vec::new(),
     })
 }
 
