@@ -1157,27 +1157,26 @@ fn worker(weak: Weak<IoUring>, waker: Arc<Waker>) {
             }
         }
         let (files, deadline) = ring.wait_set();
-        let regs: Vec<FileRef> = files
-            .into_iter()
-            .filter(|f| {
-                f.ops()
-                    .ok()
-                    .and_then(|o| o.waiters())
-                    .map(|w| w.add_waker(&waker))
-                    .is_some()
-            })
-            .collect();
+        for f in &files {
+            if let Some(w) = f.ops().ok().and_then(|o| o.waiters()) {
+                w.add_waker(&waker);
+            }
+        }
+        // No reference is kept while asleep, and the registrations are not
+        // undone (that would need the files again): the pending requests
+        // own the files, so a request completed or cancelled meanwhile
+        // releases its file at once (a cancelled read must not keep a
+        // pipe's read end open after the guest closes it: the writer gets
+        // EPIPE). A registration left on a file the ring no longer waits
+        // for costs a spurious wake-up; it goes when the file or this
+        // worker does.
+        drop(files);
         // A change between the scan and the registration is not lost:
         // look once more before sleeping.
         let moved = ring.progress(None);
         drop(ring);
         if !moved {
             waker.sleep(deadline);
-        }
-        for f in &regs {
-            if let Some(w) = f.ops().ok().and_then(|o| o.waiters()) {
-                w.remove_waker(&waker);
-            }
         }
     }
 }

@@ -122,7 +122,10 @@ impl Waiters {
     pub(crate) fn add_waker(&self, w: &Arc<crate::task::wait::Waker>) {
         let mut ws = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
         ws.retain(|x| x.strong_count() > 0);
-        ws.push(Arc::downgrade(w));
+        let me = Arc::downgrade(w);
+        if !ws.iter().any(|x| x.ptr_eq(&me)) {
+            ws.push(me);
+        }
     }
 
     /// Undoes [`Waiters::add_waker`].
