@@ -46,9 +46,9 @@ PARAMS (UML-style kernel parameters):
                       else /)
   mode=ptrace|seccomp execution backend (default: seccomp if the host
                       supports it, else ptrace)
-  eth0=none|user      none (default): only lo; user: eth0 10.0.2.15/24 whose
-                      outbound TCP goes through host connections made by
-                      ruml (10.0.2.2 is the host's loopback)
+  eth0=user|none      user (default): eth0 10.0.2.15/24 whose outbound TCP
+                      and UDP go through host sockets made by ruml
+                      (10.0.2.2 is the host's loopback); none: only lo
   eth0=switch,PATH    eth0 is a port on the switch whose control socket is
                       PATH (`ruml switch PATH` or Debian's `uml_switch
                       -unix PATH`); give it addresses with `ip addr add`
@@ -129,6 +129,16 @@ fn resolve_cmd(root: &Path, cmd: &OsString) -> Vec<u8> {
     b.to_vec()
 }
 
+/// What `eth0=` gives the instance (docs/networking.md).
+enum Eth0 {
+    /// Only `lo`.
+    None,
+    /// User-mode NAT through host sockets (the default).
+    User,
+    /// A port on the switch at this control socket.
+    Switch(PathBuf),
+}
+
 fn main() {
     ruml_host::stats::init();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -158,7 +168,8 @@ fn main() {
     let mut root = PathBuf::from("/");
     let mut init: Option<Vec<u8>> = None;
     let mut quiet = false;
-    let mut switch: Option<PathBuf> = None;
+    // eth0's backend: the last eth0= wins; user when none is given.
+    let mut eth0 = Eth0::User;
     let mut mac: Option<[u8; 6]> = None;
     let mut root_mode = RootMode::Overlay;
     let mut disk_ro = false;
@@ -255,9 +266,11 @@ fn main() {
             ("cwd", Some(v)) => die(&format!("bad cwd={v}: give an absolute guest path")),
             ("mode", Some("ptrace")) => mode = Some(ruml_host::Mode::Ptrace),
             ("mode", Some("seccomp")) => mode = Some(ruml_host::Mode::Seccomp),
-            ("eth0", Some("none")) => {}
-            ("eth0", Some("user")) => ruml_kernel::net::iface::enable_user_nat(),
-            ("eth0", Some(v)) if v.starts_with("switch,") => switch = Some(PathBuf::from(&v[7..])),
+            ("eth0", Some("none")) => eth0 = Eth0::None,
+            ("eth0", Some("user")) => eth0 = Eth0::User,
+            ("eth0", Some(v)) if v.starts_with("switch,") => {
+                eth0 = Eth0::Switch(PathBuf::from(&v[7..]))
+            }
             ("mac", Some(v)) => match ruml_kernel::net::eth::parse_mac(v) {
                 Some(m) => mac = Some(m),
                 None => die(&format!("bad mac={v}: give a unicast aa:bb:cc:dd:ee:ff")),
@@ -289,13 +302,11 @@ fn main() {
             _ => init_args.push(p.as_bytes().to_vec()),
         }
     }
-    if let Some(path) = switch {
-        if ruml_kernel::net::iface::nat_enabled() {
-            die("eth0= is given twice: user or switch, not both");
-        }
-        ruml_kernel::net::eth::configure(path, mac);
-    } else if mac.is_some() {
-        die("mac= needs eth0=switch,SOCKETPATH");
+    match eth0 {
+        Eth0::Switch(path) => ruml_kernel::net::eth::configure(path, mac),
+        _ if mac.is_some() => die("mac= needs eth0=switch,SOCKETPATH"),
+        Eth0::User => ruml_kernel::net::iface::enable_user_nat(),
+        Eth0::None => {}
     }
     let disk_root = matches!(root_mode, RootMode::Disk { .. });
     if disk_root {

@@ -268,6 +268,42 @@ fn sys_class_net() {
     );
 }
 
+/// ruml's default is eth0=user (the test harness gives every other run
+/// eth0=none): without an eth0= parameter the guest has eth0 10.0.2.15/24
+/// and a default route via 10.0.2.2.
+#[test]
+fn eth0_user_is_the_default() {
+    let mut cmd = std::process::Command::new(common::ruml_bin());
+    if let Some(m) = common::test_mode() {
+        cmd.arg(format!("mode={m}"));
+    }
+    let ip = ip_bin().unwrap_or("ip");
+    cmd.args([
+        "quiet",
+        "--",
+        "/bin/sh",
+        "-c",
+        &format!("cat /sys/class/net/eth0/address; {ip} -4 addr show dev eth0; {ip} route"),
+    ]);
+    let out = common::run_command(
+        cmd,
+        &common::test_env(),
+        "ruml (default eth0) ip addr".into(),
+        common::TIMEOUT,
+    );
+    assert_eq!(out.code(), 0, "{out}");
+    let s = &out.stdout;
+    assert!(
+        s.starts_with(
+            "52:54:00:12:34:56
+"
+        ),
+        "{out}"
+    );
+    assert!(s.contains("inet 10.0.2.15/24 scope global eth0"), "{out}");
+    assert!(s.contains("default via 10.0.2.2 dev eth0"), "{out}");
+}
+
 /// eth0=user: eth0 is 10.0.2.15/24 with a default route via 10.0.2.2, and
 /// a guest TCP client reaches a server the test runs on the host's
 /// loopback through 10.0.2.2 (blocking and nonblocking connects, both

@@ -43,10 +43,20 @@ pub fn mode_prefix() -> String {
         .unwrap_or_default()
 }
 
+/// The test's parameters with the backend's `mode=` and, unless the test
+/// names its own `eth0=`, `eth0=none`: tests see only what they set up
+/// (ruml's default, `eth0=user`, has tests of its own in network.rs).
 fn with_mode<S: AsRef<OsStr>>(args: &[S]) -> Vec<std::ffi::OsString> {
     let mut v: Vec<std::ffi::OsString> = Vec::new();
     if let Some(m) = test_mode() {
         v.push(format!("mode={m}").into());
+    }
+    let params = args.iter().take_while(|a| a.as_ref() != "--");
+    if !params
+        .into_iter()
+        .any(|a| a.as_ref().to_string_lossy().starts_with("eth0="))
+    {
+        v.push("eth0=none".into());
     }
     v.extend(args.iter().map(|a| a.as_ref().to_os_string()));
     v
