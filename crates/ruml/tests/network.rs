@@ -268,6 +268,46 @@ fn sys_class_net() {
     );
 }
 
+/// net-tools' `netstat` (which reads /proc/net) lists the instance's
+/// listeners: TCP over IPv4 and IPv6, UDP.
+#[test]
+fn netstat_lists_listeners() {
+    let Some(netstat) = ["/usr/bin/netstat", "/bin/netstat"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("skipped: no netstat (Debian's net-tools)");
+        return;
+    };
+    let script = format!(
+        "import socket, subprocess\n\
+         s = socket.socket(); s.bind(('127.0.0.1', 8080)); s.listen()\n\
+         s6 = socket.socket(socket.AF_INET6); s6.bind(('::1', 8081)); s6.listen()\n\
+         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('0.0.0.0', 5353))\n\
+         subprocess.run(['{netstat}', '-tlnu'], check=True)\n"
+    );
+    let out = common::run_ruml("/usr/bin/python3", &["-c", &script], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let has = |want: &[&str]| rows.iter().any(|r| r.as_slice() == want);
+    assert!(
+        has(&["tcp", "0", "0", "127.0.0.1:8080", "0.0.0.0:*", "LISTEN"]),
+        "{out}"
+    );
+    assert!(
+        has(&["tcp6", "0", "0", "::1:8081", ":::*", "LISTEN"]),
+        "{out}"
+    );
+    assert!(
+        has(&["udp", "0", "0", "0.0.0.0:5353", "0.0.0.0:*"]),
+        "{out}"
+    );
+}
+
 /// ruml's default is eth0=user (the test harness gives every other run
 /// eth0=none): without an eth0= parameter the guest has eth0 10.0.2.15/24
 /// and a default route via 10.0.2.2.
