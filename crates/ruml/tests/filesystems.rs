@@ -389,3 +389,23 @@ fn swapped_directory_never_leads_outside() {
         "the guest never saw the swapped state ({swaps} swaps):\n{out}"
     );
 }
+
+/// A process that exited in a mount leaves it free: umount right after
+/// waiting for it succeeds (its working directory is released at exit,
+/// before the parent is told, as Linux's exit_fs), many times over.
+#[test]
+fn umount_after_a_child_exits_inside() {
+    let out = common::run_ruml_raw(
+        &[
+            "quiet",
+            "--",
+            "/bin/sh",
+            "-c",
+            "mkdir -p /m; i=0; while [ $i -lt 200 ]; do \
+             mount -t tmpfs t /m || exit 2; sh -c 'cd /m; :'; \
+             umount /m || { echo busy at $i; exit 1; }; i=$((i+1)); done; echo ok $i",
+        ],
+        &common::test_env(),
+    );
+    assert_eq!(out.stdout, "ok 200\n", "{out}");
+}

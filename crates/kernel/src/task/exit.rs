@@ -117,6 +117,12 @@ pub fn exit_thread(task: &Arc<Task>) {
     // Drop this thread's hold on the descriptor table: the last holder
     // closes the files (pipe ends see EOF, and so on).
     task.set_files(crate::fs::FdTable::new());
+    // And on its working directory and root (Linux's exit_fs, before the
+    // parent can be told): a mount the exited process was in must not
+    // stay busy while its Task is still referenced (umount right after
+    // wait gave EBUSY).
+    let ns = task.fs().ns.clone();
+    task.set_fs(crate::fs::FsContext::new(ns));
     // A traced thread's end is its tracer's to see (the leader's comes
     // with its process's).
     super::ptrace::on_thread_exit(task);
