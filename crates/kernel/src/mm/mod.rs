@@ -957,7 +957,7 @@ impl Mm {
         let present = vma_prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0
             && m.ptes.contains_key(&(addr / PAGE));
         let mut err = PF_USER | if present { PF_PROT } else { 0 };
-        let fetch = addr == rip || (addr > rip && addr - rip < 16 && addr % PAGE == 0);
+        let fetch = addr == rip || (addr > rip && addr - rip < 16 && addr.is_multiple_of(PAGE));
         if fetch && (!present || vma_prot & PROT_EXEC == 0) {
             err |= PF_INSTR;
         } else if present && vma_prot & PROT_READ != 0 {
