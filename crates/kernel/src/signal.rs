@@ -194,6 +194,9 @@ pub struct SigInner {
     pub pending: Vec<Queued>,
     /// sigsuspend/pselect: the mask to restore after the handler.
     pub saved_mask: Option<u64>,
+    /// The page-fault error code of this thread's last unresolved fault
+    /// (Linux's `thread.error_code`): `sigcontext.err` of a SIGSEGV frame.
+    pub fault_err: u64,
     pub altstack: StackT,
     /// The signals a sigtimedwait is waiting for (unblocked meanwhile;
     /// Linux's real_blocked): still "blocked" for init's protection.
@@ -777,7 +780,7 @@ fn setup_frame(r: &mut TaskRunner, q: &Queued, act: &KSigAction) -> KResult<()> 
     }
     p(&mut f, 0x33 | (0x2b << 48)); // cs, gs, fs, ss
     let (trapno, err) = match q.signo {
-        SIGSEGV => (14, 4),
+        SIGSEGV => (14, r.task.signals.lock().fault_err),
         _ => (0, 0),
     };
     p(&mut f, err);

@@ -24,6 +24,17 @@ fn ptrace_basic_static() {
     differential("ptrace_basic", Flavour::Static, &[]);
 }
 
+/// PTRACE_ARCH_PRCTL: a tracer sets and reads its tracee's %fs base (as
+/// UML does for its processes' TLS) (`tests/guest/ptrace_arch_prctl.c`).
+#[test]
+fn ptrace_arch_prctl_static() {
+    let (native, _) = differential("ptrace_arch_prctl", Flavour::Static, &[]);
+    assert!(
+        native.stdout.contains("child: %fs:0 is slot's value\n"),
+        "{native}"
+    );
+}
+
 /// PTRACE_DETACH racing SIGKILL of a tracee in a ptrace stop, many times
 /// over (TRACEME and SEIZE tracees, detach with and without a signal, and
 /// detach-then-kill of a group-stopped tracee): every tracee dies of the

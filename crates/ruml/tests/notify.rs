@@ -83,3 +83,12 @@ fn fanotify_static() {
     assert_eq!(native.code(), 0, "{native}");
     assert!(native.stdout.contains("mask 0x2a vers 3"), "{native}");
 }
+
+/// epoll: edge-triggered interest in a file that never changes readiness
+/// (/dev/random, watched so by UML's random driver) is reported once after
+/// ADD and MOD, not on every wait (`tests/guest/epoll_et_quiet.c`).
+#[test]
+fn epoll_et_quiet_static() {
+    let (native, _) = differential("epoll_et_quiet", Flavour::Static, &[]);
+    assert!(native.stdout.contains("ET wait 2: 0\n"), "{native}");
+}

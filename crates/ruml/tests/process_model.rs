@@ -277,3 +277,18 @@ fn itimer_cpu_static() {
     let (_native, ruml) = check("itimer_cpu", Flavour::Static, &[]);
     assert_has(&ruml, "SIGPROF delivered: yes");
 }
+
+// --- page-fault context in the SIGSEGV frame ---------------------------------
+
+/// REG_ERR/REG_TRAPNO/REG_CR2 of a fault's ucontext as Linux fills them
+/// (UML's userspace reads them to tell write faults from read faults).
+#[test]
+fn fault_context_static() {
+    let (native, _) = check("fault_context", Flavour::Static, &[]);
+    assert_has(&native, "write to read-only page: err=0x7 trapno=14");
+}
+
+#[test]
+fn fault_context_dynamic() {
+    check("fault_context", Flavour::Dynamic, &[]);
+}

@@ -120,8 +120,11 @@ impl Epoll {
                 continue;
             }
             if it.events & EPOLLET != 0 {
-                let generation = ops.waiters().map(|w| w.generation());
-                if generation.is_some() && it.seen == generation {
+                // A file without Waiters never changes its readiness (and
+                // never wakes anyone, as a Linux file whose wait queue is
+                // never woken): reported once after ADD/MOD, then not again.
+                let generation = Some(ops.waiters().map_or(0, |w| w.generation()));
+                if it.seen == generation {
                     continue;
                 }
                 if consume {

@@ -937,6 +937,35 @@ impl Mm {
         }
     }
 
+    /// The x86 page-fault error code of a fault [`Mm::handle_fault`] could
+    /// not fix, as Linux puts it in the signal frame's `sigcontext.err`
+    /// (its `thread.error_code`). The host does not tell the kernel the
+    /// access type, so it is inferred from this address space's own state:
+    /// a fault at the instruction pointer (or on the page boundary an
+    /// instruction straddles) on a page that may not be executed is a fetch;
+    /// any other fault on a present, readable page can only be a write;
+    /// a fault on an absent page is reported as a read, so that a program
+    /// that maps on demand (as UML does) maps it readable and then sees the
+    /// write fault again, now with the write bit.
+    pub fn fault_error_code(&self, addr: u64, rip: u64) -> u64 {
+        const PF_PROT: u64 = 1;
+        const PF_WRITE: u64 = 2;
+        const PF_USER: u64 = 4;
+        const PF_INSTR: u64 = 16;
+        let m = self.lock();
+        let vma_prot = m.vmas.find(addr).map_or(0, |v| v.prot);
+        let present = vma_prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0
+            && m.ptes.contains_key(&(addr / PAGE));
+        let mut err = PF_USER | if present { PF_PROT } else { 0 };
+        let fetch = addr == rip || (addr > rip && addr - rip < 16 && addr.is_multiple_of(PAGE));
+        if fetch && (!present || vma_prot & PROT_EXEC == 0) {
+            err |= PF_INSTR;
+        } else if present && vma_prot & PROT_READ != 0 {
+            err |= PF_WRITE;
+        }
+        err
+    }
+
     fn copy_user(
         &self,
         addr: u64,

@@ -6,7 +6,7 @@ use super::{lookup, names::SYSCALL_NAMES};
 
 /// Implemented calls that do less than Linux, and what is missing.
 pub const PARTIAL: &[(&str, &str)] = &[
-    ("ptrace", "implemented on ruml's own task state (docs/debugging.md); PTRACE_OLDSETOPTIONS (21) is taken as PTRACE_SETOPTIONS, as on x86 Linux; a tracer is a process (any of its threads may make requests; Linux allows only the tracing thread); writes to segment selectors are ignored (64-bit code only); no hardware breakpoints or watchpoints (debug registers read as 0, nonzero writes give EIO); PTRACE_O_TRACESECCOMP stops come with guest seccomp filters; Yama's ptrace_scope is not modelled (same ids or root may attach)"),
+    ("ptrace", "implemented on ruml's own task state (docs/debugging.md); PTRACE_OLDSETOPTIONS (21) is taken as PTRACE_SETOPTIONS, as on x86 Linux; PTRACE_ARCH_PRCTL sets/gets the tracee's fs/gs base; a tracer is a process (any of its threads may make requests; Linux allows only the tracing thread); writes to segment selectors are ignored (64-bit code only); no hardware breakpoints or watchpoints (debug registers read as 0, nonzero writes give EIO); PTRACE_O_TRACESECCOMP stops come with guest seccomp filters; Yama's ptrace_scope is not modelled (same ids or root may attach)"),
     ("personality", "any value is kept and reported; ADDR_NO_RANDOMIZE is honoured by exec; other flags have no effect"),
     ("clone", "CLONE_NEW* as unshare (docs/namespaces.md)"),
     ("clone3", "set_tid gives EINVAL; namespaces as unshare (docs/namespaces.md)"),

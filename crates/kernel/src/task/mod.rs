@@ -735,6 +735,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                             );
                         }
                         last_fault = (0, 0);
+                        r.task.signals.lock().fault_err = mm.fault_error_code(sig.addr, r.regs.rip);
                         crate::signal::force_fault(&r.task, sig.signo, sig.code, sig.addr);
                     }
                 } else {

@@ -60,6 +60,7 @@ const PTRACE_KILL: i64 = 8;
 const PTRACE_SINGLESTEP: i64 = 9;
 const PTRACE_GETREGS: i64 = 12;
 const PTRACE_SETREGS: i64 = 13;
+const PTRACE_ARCH_PRCTL: i64 = 30;
 const PTRACE_GETFPREGS: i64 = 14;
 const PTRACE_SETFPREGS: i64 = 15;
 const PTRACE_ATTACH: i64 = 16;
@@ -1226,6 +1227,40 @@ fn sys_ptrace(
             ps.regs = r;
             ps.regs_dirty = true;
             Ok(0)
+        }
+        // arch_prctl on the tracee's behalf (as UML sets its processes'
+        // %fs): `data` is the code, `addr` the argument; ARCH_GET_* store
+        // into the tracer's memory.
+        PTRACE_ARCH_PRCTL => {
+            const ARCH_SET_GS: u64 = 0x1001;
+            const ARCH_SET_FS: u64 = 0x1002;
+            const ARCH_GET_FS: u64 = 0x1003;
+            const ARCH_GET_GS: u64 = 0x1004;
+            match data {
+                ARCH_SET_FS | ARCH_SET_GS => {
+                    if addr >= TASK_SIZE_MAX {
+                        return error!(EPERM);
+                    }
+                    if data == ARCH_SET_FS {
+                        ps.regs.fs_base = addr;
+                    } else {
+                        ps.regs.gs_base = addr;
+                    }
+                    ps.regs_dirty = true;
+                    Ok(0)
+                }
+                ARCH_GET_FS | ARCH_GET_GS => {
+                    let v = if data == ARCH_GET_FS {
+                        ps.regs.fs_base
+                    } else {
+                        ps.regs.gs_base
+                    };
+                    drop(ps);
+                    mm.write_val(addr, &v)?;
+                    Ok(0)
+                }
+                _ => error!(EINVAL),
+            }
         }
         PTRACE_GETFPREGS => {
             let f = fxsave_of(&ps)?;
