@@ -75,6 +75,15 @@ impl HostUdp {
         std::net::UdpSocket::bind(("0.0.0.0", 0)).map(HostUdp)
     }
 
+    /// A socket on `addr` (a UDP port forward's host side).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<HostUdp> {
+        std::net::UdpSocket::bind(addr).map(HostUdp)
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
     pub fn try_clone(&self) -> std::io::Result<HostUdp> {
         self.0.try_clone().map(HostUdp)
     }

@@ -54,7 +54,7 @@ PARAMS (UML-style kernel parameters):
                       -unix PATH`); give it addresses with `ip addr add`
   mac=aa:bb:cc:dd:ee:ff  (with eth0=switch) eth0's MAC (default: random,
                       locally administered; the boot log shows it)
-  hostfwd=tcp:[ADDR:]HOSTPORT:GUESTPORT
+  hostfwd=tcp|udp:[ADDR:]HOSTPORT:GUESTPORT
                       (with eth0=user) forward host ADDR:HOSTPORT (ADDR
                       defaults to 127.0.0.1) to the guest's port GUESTPORT
   dns=IP[:PORT]       (with eth0=user) where queries to 10.0.2.3:53 go
@@ -76,18 +76,8 @@ ruml oci ... (or ruml run as ruml-oci): the OCI runtime, see `ruml oci --help`."
 
 /// `tcp:[HOSTADDR:]HOSTPORT:GUESTPORT` (HOSTADDR defaults to 127.0.0.1;
 /// an IPv6 one goes in brackets).
-fn parse_hostfwd(v: &str) -> Option<(std::net::SocketAddr, u16)> {
-    let rest = v.strip_prefix("tcp:")?;
-    let (host, guest) = rest.rsplit_once(':')?;
-    let guest: u16 = guest.parse().ok().filter(|&p| p != 0)?;
-    let host = match host.rsplit_once(':') {
-        Some((a, p)) => {
-            let a = a.trim_start_matches('[').trim_end_matches(']');
-            std::net::SocketAddr::new(a.parse().ok()?, p.parse().ok()?)
-        }
-        None => std::net::SocketAddr::new([127, 0, 0, 1].into(), host.parse().ok()?),
-    };
-    Some((host, guest))
+fn parse_hostfwd(v: &str) -> Option<ruml_kernel::net::inet::HostFwd> {
+    ruml_kernel::net::inet::parse_hostfwd(v)
 }
 
 fn parse_size(s: &str) -> Option<u64> {
@@ -315,15 +305,15 @@ fn main() {
         die(&format!("root {} is not a directory", root.display()));
     }
     for v in &hostfwds {
-        let Some((host, guest_port)) = parse_hostfwd(v) else {
+        let Some(fwd) = parse_hostfwd(v) else {
             die(&format!(
-                "bad hostfwd={v}: give tcp:[HOSTADDR:]HOSTPORT:GUESTPORT"
+                "bad hostfwd={v}: give tcp:[HOSTADDR:]HOSTPORT:GUESTPORT or udp:..."
             ))
         };
         if !ruml_kernel::net::iface::nat_enabled() {
             die("hostfwd= needs eth0=user");
         }
-        if let Err(e) = ruml_kernel::net::inet::add_hostfwd(host, guest_port) {
+        if let Err(e) = ruml_kernel::net::inet::add_hostfwd(&fwd) {
             die(&e);
         }
     }

@@ -471,6 +471,66 @@ fn hostfwd_reaches_guest_server() {
     }
 }
 
+/// hostfwd=udp:127.0.0.1:HOSTPORT:5300 with eth0=user: a host client's
+/// datagrams reach the guest's server on port 5300 (from 10.0.2.2 and the
+/// client's port) and the replies come back from HOSTPORT, so a connected
+/// host client takes them.
+#[test]
+fn hostfwd_udp_reaches_guest_server() {
+    let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe");
+    let host_port = probe.local_addr().expect("addr").port();
+    drop(probe);
+    let script = "import socket\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5300))\n\
+         seen = []\n\
+         while len(seen) < 3:\n\
+         \x20   d, a = s.recvfrom(100)\n\
+         \x20   s.sendto(d.upper(), a)\n\
+         \x20   if (a[0], d) not in seen: seen.append((a[0], d))\n\
+         for a, d in seen: print(a, d.decode())\n";
+    let fwd = format!("hostfwd=udp:127.0.0.1:{host_port}:5300");
+    let env = common::test_env();
+    let guest = std::thread::spawn(move || {
+        common::run_ruml_raw(
+            &[
+                "quiet",
+                "eth0=user",
+                &fwd,
+                "--",
+                "/usr/bin/python3",
+                "-c",
+                script,
+            ],
+            &env,
+        )
+    });
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").expect("client");
+    c.connect(("127.0.0.1", host_port)).expect("connect");
+    c.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .expect("timeout");
+    // Liveness only: the guest's server binds a moment after boot; a
+    // datagram before that is dropped, as on a network, so each word is
+    // sent again until its reply comes (a repeat is answered again).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut buf = [0u8; 100];
+    for word in ["one", "two", "three"] {
+        let got = loop {
+            assert!(std::time::Instant::now() < deadline, "no reply to {word}");
+            c.send(word.as_bytes()).expect("send");
+            if let Ok(n) = c.recv(&mut buf) {
+                break String::from_utf8_lossy(&buf[..n]).into_owned();
+            }
+        };
+        assert_eq!(got, word.to_uppercase());
+    }
+    let out = guest.join().expect("guest");
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(
+        out.stdout, "10.0.2.2 one\n10.0.2.2 two\n10.0.2.2 three\n",
+        "{out}"
+    );
+}
+
 /// eth0=user, UDP: a query to 10.0.2.3:53 reaches the resolver named by
 /// dns= (a socket the test runs on the host's loopback) and its answer
 /// comes back from 10.0.2.3:53; a datagram to 10.0.2.2:PORT reaches the

@@ -1302,12 +1302,136 @@ fn note_sent(sock: &InetSocket, n: usize) {
     s.last_sent = Some(Instant::now());
 }
 
+/// One `hostfwd=` parameter: `tcp:` or `udp:`, the host address and the
+/// guest's port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostFwd {
+    pub udp: bool,
+    pub host: SocketAddr,
+    pub guest_port: u16,
+}
+
+/// Parses `tcp:[HOSTADDR:]HOSTPORT:GUESTPORT` or `udp:...` (HOSTADDR
+/// defaults to 127.0.0.1; an IPv6 one in brackets).
+pub fn parse_hostfwd(v: &str) -> Option<HostFwd> {
+    let (udp, rest) = if let Some(r) = v.strip_prefix("tcp:") {
+        (false, r)
+    } else {
+        (true, v.strip_prefix("udp:")?)
+    };
+    let (host, guest) = rest.rsplit_once(':')?;
+    let guest_port: u16 = guest.parse().ok().filter(|&p| p != 0)?;
+    let host = match host.rsplit_once(':') {
+        Some((a, p)) => {
+            let a = a.trim_start_matches('[').trim_end_matches(']');
+            SocketAddr::new(a.parse().ok()?, p.parse().ok()?)
+        }
+        None => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), host.parse().ok()?),
+    };
+    Some(HostFwd {
+        udp,
+        host,
+        guest_port,
+    })
+}
+
+/// Starts a port forward (see [`add_hostfwd_tcp`] and
+/// [`add_hostfwd_udp`]); returns the host address it listens on.
+pub fn add_hostfwd(f: &HostFwd) -> Result<SocketAddr, String> {
+    if f.udp {
+        add_hostfwd_udp(f.host, f.guest_port)
+    } else {
+        add_hostfwd_tcp(f.host, f.guest_port)
+    }
+}
+
+/// A UDP port forward: its host socket, the guest port it feeds, and the
+/// host peers heard from lately (the guest's replies to them leave by
+/// this socket, so that they come from the port the peer sent to).
+struct UdpFwd {
+    guest_port: u16,
+    host: Arc<HostUdp>,
+    peers: Mutex<std::collections::VecDeque<SocketAddr>>,
+}
+
+/// Peers remembered per UDP forward (the oldest is forgotten first).
+const UDP_FWD_PEERS: usize = 256;
+
+static UDP_FWDS: Mutex<Vec<Arc<UdpFwd>>> = Mutex::new(Vec::new());
+
+/// `hostfwd=udp:[HOSTADDR:]HOSTPORT:GUESTPORT`: each datagram the host
+/// socket receives goes to the guest socket bound on GUESTPORT (at
+/// 10.0.2.15 or a wildcard), from 10.0.2.2 and the sender's port for a
+/// sender on the host's loopback, else from the sender itself; nobody
+/// bound, or a full queue: dropped, as a packet would be. Returns the host
+/// address bound.
+pub fn add_hostfwd_udp(host: SocketAddr, guest_port: u16) -> Result<SocketAddr, String> {
+    let h = HostUdp::bind(host).map_err(|e| format!("hostfwd: cannot bind {host}/udp: {e}"))?;
+    let at = h.local_addr().map_err(|e| e.to_string())?;
+    let reader = h.try_clone().map_err(|e| format!("hostfwd: {e}"))?;
+    let fwd = Arc::new(UdpFwd {
+        guest_port,
+        host: Arc::new(h),
+        peers: Mutex::new(std::collections::VecDeque::new()),
+    });
+    let f2 = fwd.clone();
+    std::thread::Builder::new()
+        .name("ruml-hostfwd-udp".into())
+        .stack_size(NAT_STACK)
+        .spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let Ok((n, from)) = reader.recv_from(&mut buf) else {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                };
+                {
+                    let mut p = f2.peers.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(i) = p.iter().position(|&x| x == from) {
+                        p.remove(i);
+                    }
+                    if p.len() >= UDP_FWD_PEERS {
+                        p.pop_back();
+                    }
+                    p.push_front(from);
+                }
+                let src = if from.ip().is_loopback() {
+                    SocketAddr::new(IpAddr::V4(iface::NAT_GATEWAY), from.port())
+                } else {
+                    from
+                };
+                let dst = SocketAddr::new(IpAddr::V4(iface::NAT_GUEST), f2.guest_port);
+                deliver_udp(src, dst, buf[..n].to_vec());
+            }
+        })
+        .map_err(|e| format!("hostfwd: {e}"))?;
+    UDP_FWDS.lock().unwrap_or_else(|p| p.into_inner()).push(fwd);
+    Ok(at)
+}
+
+/// The forward a guest socket bound on `local_port` answers `to` through:
+/// one on that port that heard from `to` (a loopback peer matches by port,
+/// whichever loopback address it used); the address to send to.
+fn udp_fwd_reply(local_port: u16, to: SocketAddr) -> Option<(Arc<HostUdp>, SocketAddr)> {
+    let fwds = UDP_FWDS.lock().unwrap_or_else(|p| p.into_inner());
+    for f in fwds.iter().filter(|f| f.guest_port == local_port) {
+        let peers = f.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let hit = peers.iter().find(|&&p| {
+            p == to || (p.ip().is_loopback() && to.ip().is_loopback() && p.port() == to.port())
+        });
+        if let Some(&p) = hit {
+            return Some((f.host.clone(), p));
+        }
+    }
+    None
+}
+
 /// `hostfwd=tcp:[HOSTADDR:]HOSTPORT:GUESTPORT`: listens on the host and
 /// hands each connection to the guest's listener on GUESTPORT (at
 /// 10.0.2.15 or a wildcard), coming from 10.0.2.2 as slirp's do. A
 /// connection nobody listens for is closed. Returns the host address
 /// listened on.
-pub fn add_hostfwd(host: SocketAddr, guest_port: u16) -> Result<SocketAddr, String> {
+pub fn add_hostfwd_tcp(host: SocketAddr, guest_port: u16) -> Result<SocketAddr, String> {
     let l =
         HostListener::bind(host).map_err(|e| format!("hostfwd: cannot listen on {host}: {e}"))?;
     let at = l.local_addr().map_err(|e| e.to_string())?;
@@ -1413,6 +1537,14 @@ fn nat_send_udp(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, data: &[u8]) {
     } else {
         SocketAddr::new(IpAddr::V4(v4), port)
     };
+    // A reply of a forwarded port's server leaves by the forward's socket.
+    let local_port = sock.lock().local.map(|l| l.port());
+    if let Some((h, to)) = local_port.and_then(|p| udp_fwd_reply(p, to)) {
+        if h.send_to(data, to).is_ok() {
+            iface::count_lo(0);
+        }
+        return;
+    }
     let existing = sock.lock().host_udp.clone();
     let h = match existing {
         Some(h) => h,

@@ -772,8 +772,8 @@ fn set_up_network(net: &plan::Net) -> Result<(), String> {
         }
     }
     ruml_kernel::net::iface::enable_user_nat();
-    for &(host, guest_port) in hostfwd {
-        ruml_kernel::net::inet::add_hostfwd(host, guest_port)?;
+    for f in hostfwd {
+        ruml_kernel::net::inet::add_hostfwd(f)?;
     }
     Ok(())
 }

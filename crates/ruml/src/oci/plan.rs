@@ -40,7 +40,7 @@ pub enum Net {
         /// made by podman's or the CRI's network set-up), so the flows and
         /// forwarded ports live there.
         join: Option<String>,
-        hostfwd: Vec<(std::net::SocketAddr, u16)>,
+        hostfwd: Vec<ruml_kernel::net::inet::HostFwd>,
     },
 }
 
@@ -331,7 +331,7 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
                 };
                 for f in v.split(',') {
                     hostfwd.push(crate::parse_hostfwd(f).ok_or_else(|| {
-                        format!("annotation {k}: bad entry {f}: give tcp:[HOSTADDR:]HOSTPORT:GUESTPORT")
+                        format!("annotation {k}: bad entry {f}: give tcp:[HOSTADDR:]HOSTPORT:GUESTPORT or udp:...")
                     })?);
                 }
             }
