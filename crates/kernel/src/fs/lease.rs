@@ -391,94 +391,25 @@ fn conflict_state(key: InodeKey, write: bool) -> bool {
     left
 }
 
-/// /proc/sys/fs/lease-break-time's inode number.
-const BREAK_TIME_INO: u64 = 94;
-
-/// /proc/sys/fs's lease entry, for its listing.
-pub fn sys_fs_entries() -> [(&'static str, u64); 1] {
-    [("lease-break-time", BREAK_TIME_INO)]
+/// fs.lease-break-time as /proc/sys shows it (fs/procsys.rs).
+pub fn break_time_text() -> String {
+    format!("{}\n", BREAK_TIME.load(Ordering::Relaxed))
 }
 
-/// Looks `name` up among /proc/sys/fs's lease entries.
-pub fn sys_fs_lookup(
-    name: &[u8],
-    meta: &crate::fs::simple::Meta,
-) -> Option<Arc<dyn crate::fs::vfs::Inode>> {
-    (name == b"lease-break-time").then(|| {
-        Arc::new(BreakTimeFile {
-            meta: meta.with_ino(BREAK_TIME_INO),
-        }) as Arc<dyn crate::fs::vfs::Inode>
-    })
-}
-
-/// /proc/sys/fs/lease-break-time: 0644, root may write an int.
-struct BreakTimeFile {
-    meta: crate::fs::simple::Meta,
-}
-
-impl crate::fs::vfs::Inode for BreakTimeFile {
-    fn file_type(&self) -> FileType {
-        FileType::Regular
+/// Sets fs.lease-break-time (fs/procsys.rs's setter): proc_dointvec's
+/// first int; zero or less means breaks never end by themselves (Linux's
+/// > 0 test).
+pub fn set_break_time(_admin: bool, buf: &[u8]) -> KResult<()> {
+    let text = std::str::from_utf8(buf).map_err(|_| crate::errno!(EINVAL))?;
+    let v: i64 = text
+        .split_whitespace()
+        .next()
+        .ok_or(crate::errno!(EINVAL))?
+        .parse()
+        .map_err(|_| crate::errno!(EINVAL))?;
+    if v < i32::MIN as i64 || v > i32::MAX as i64 {
+        return error!(EINVAL);
     }
-    fn key(&self) -> InodeKey {
-        self.meta.key()
-    }
-    fn stat(&self) -> KResult<crate::fs::types::Stat> {
-        Ok(self.meta.stat(crate::fs::types::S_IFREG | 0o644, 1, 0))
-    }
-    fn statfs(&self) -> KResult<crate::fs::types::StatFs> {
-        Ok(self.meta.statfs())
-    }
-    fn open(
-        &self,
-        flags: u32,
-        caller: &crate::fs::vfs::Caller<'_>,
-    ) -> KResult<Arc<dyn crate::fs::vfs::FileOps>> {
-        if flags & O_ACCMODE != O_RDONLY
-            && caller
-                .task
-                .is_some_and(|t| !t.privileged(crate::task::caps::Cap::SysAdmin))
-        {
-            return error!(EACCES);
-        }
-        Ok(Arc::new(BreakTimeOpen {
-            data: format!("{}\n", BREAK_TIME.load(Ordering::Relaxed)).into_bytes(),
-        }))
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
-
-struct BreakTimeOpen {
-    data: Vec<u8>,
-}
-
-impl crate::fs::vfs::FileOps for BreakTimeOpen {
-    fn read(&self, _f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
-        let off = off.min(self.data.len() as u64) as usize;
-        let n = buf.len().min(self.data.len() - off);
-        buf[..n].copy_from_slice(&self.data[off..off + n]);
-        Ok(n)
-    }
-    fn write(&self, _f: &OpenFile, _off: u64, buf: &[u8]) -> KResult<usize> {
-        // proc_dointvec: an int, at most a page read.
-        let text =
-            std::str::from_utf8(&buf[..buf.len().min(4096)]).map_err(|_| crate::errno!(EINVAL))?;
-        let v: i64 = text
-            .split_whitespace()
-            .next()
-            .ok_or(crate::errno!(EINVAL))?
-            .parse()
-            .map_err(|_| crate::errno!(EINVAL))?;
-        if v < i32::MIN as i64 || v > i32::MAX as i64 {
-            return error!(EINVAL);
-        }
-        // Zero or less: breaks never end by themselves (Linux's > 0 test).
-        BREAK_TIME.store(v, Ordering::Relaxed);
-        Ok(buf.len())
-    }
-    fn truncate(&self, _len: u64) -> KResult<()> {
-        Ok(())
-    }
+    BREAK_TIME.store(v, Ordering::Relaxed);
+    Ok(())
 }

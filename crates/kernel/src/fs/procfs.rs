@@ -743,8 +743,7 @@ impl Inode for SysDir {
         }
         let ipc = match self.node {
             SysNode::Kernel => crate::ipc::proc::sys_kernel_lookup(name, &self.meta),
-            SysNode::Fs => crate::ipc::proc::sys_fs_lookup(name, &self.meta)
-                .or_else(|| crate::fs::lease::sys_fs_lookup(name, &self.meta)),
+            SysNode::Fs => crate::ipc::proc::sys_fs_lookup(name, &self.meta),
             _ => None,
         };
         if let Some(i) = ipc {
@@ -809,9 +808,6 @@ impl Inode for SysDir {
                 }
             }
             SysNode::Fs => {
-                for (n, ino) in crate::fs::lease::sys_fs_entries() {
-                    entries.push((ino, FileType::Regular.dirent_type(), n.as_bytes().to_vec()));
-                }
                 for (n, ino) in crate::ipc::proc::sys_fs_entries() {
                     entries.push((
                         ino,

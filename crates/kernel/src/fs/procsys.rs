@@ -2,7 +2,8 @@
 //! procfs.rs and ipc/proc.rs serve. Every value is what ruml really does
 //! (a limit it does not enforce reads as "no limit" where Linux has such a
 //! value); the files whose setting has an effect in ruml are writable by
-//! root (kernel.printk, kernel.dmesg_restrict, fs.pipe-max-size), the rest
+//! root (kernel.printk, kernel.dmesg_restrict, fs.pipe-max-size,
+//! fs.lease-break-time), the rest
 //! are read-only (mode 0444: EACCES on a write open, for root too).
 //!
 //! Writes follow Linux's sysctl rules: the mode bits are checked against
@@ -133,6 +134,15 @@ static ENTRIES: &[Entry] = &[
         node: Node::File(
             || format!("{}\n", PIPE_MAX_SIZE.load(Ordering::Relaxed)),
             Some(set_pipe_max_size),
+        ),
+    },
+    Entry {
+        dir: Dir::Fs,
+        name: "lease-break-time",
+        ino: 94,
+        node: Node::File(
+            crate::fs::lease::break_time_text,
+            Some(crate::fs::lease::set_break_time),
         ),
     },
     // Pipe buffers are not accounted per user: 0 is "no limit".
