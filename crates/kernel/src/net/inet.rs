@@ -770,10 +770,10 @@ pub fn bind(
     Ok(0)
 }
 
-pub fn listen(sock: &Arc<InetSocket>, backlog: i32) -> KResult<u64> {
-    if !sock.tcp() {
-        return error!(EOPNOTSUPP);
-    }
+/// Binds an unbound socket to an ephemeral port of the wildcard address
+/// (what listen, connect-less sends and pings do first, as Linux's
+/// inet_autobind).
+fn autobind(sock: &Arc<InetSocket>) -> KResult<()> {
     if sock.lock().local.is_none() {
         let any = if sock.family == AF_INET {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
@@ -782,6 +782,14 @@ pub fn listen(sock: &Arc<InetSocket>, backlog: i32) -> KResult<u64> {
         };
         bind_port(sock, SocketAddr::new(any, 0))?;
     }
+    Ok(())
+}
+
+pub fn listen(sock: &Arc<InetSocket>, backlog: i32) -> KResult<u64> {
+    if !sock.tcp() {
+        return error!(EOPNOTSUPP);
+    }
+    autobind(sock)?;
     let b = backlog.clamp(0, 4096) as usize;
     // Two listeners on one port only with SO_REUSEPORT on both.
     let mut table = ports();
@@ -1395,11 +1403,7 @@ pub fn add_hostfwd_udp(host: SocketAddr, guest_port: u16) -> Result<SocketAddr, 
                     }
                     p.push_front(from);
                 }
-                let src = if from.ip().is_loopback() {
-                    SocketAddr::new(IpAddr::V4(iface::NAT_GATEWAY), from.port())
-                } else {
-                    from
-                };
+                let src = nat_view(from);
                 let dst = SocketAddr::new(IpAddr::V4(iface::NAT_GUEST), f2.guest_port);
                 deliver_udp(src, dst, buf[..n].to_vec());
             }
@@ -1575,6 +1579,16 @@ fn nat_send_udp(sock: &Arc<InetSocket>, ip: IpAddr, port: u16, data: &[u8]) {
     }
 }
 
+/// A host peer as the guest sees it through the NAT: the host's loopback
+/// is the gateway 10.0.2.2 (same port); others are themselves.
+fn nat_view(from: SocketAddr) -> SocketAddr {
+    if from.ip().is_loopback() {
+        SocketAddr::new(IpAddr::V4(iface::NAT_GATEWAY), from.port())
+    } else {
+        from
+    }
+}
+
 /// Queues the datagrams a NAT UDP socket receives on the guest socket,
 /// their senders mapped back (host loopback → 10.0.2.2, the resolver →
 /// 10.0.2.3:53), until the guest socket closes.
@@ -1594,10 +1608,8 @@ fn nat_udp_reader(weak: Weak<InetSocket>, h: HostUdp) {
         };
         let from = if Some(from) == dns {
             SocketAddr::new(IpAddr::V4(iface::NAT_DNS), 53)
-        } else if from.ip().is_loopback() {
-            SocketAddr::new(IpAddr::V4(iface::NAT_GATEWAY), from.port())
         } else {
-            from
+            nat_view(from)
         };
         let delivered = {
             let mut s = sock.lock();
@@ -1974,14 +1986,7 @@ fn send_ping(
         return error!(EINVAL);
     }
     let ip = route(sock, dst, v6only)?;
-    if sock.lock().local.is_none() {
-        let any = if sock.family == AF_INET {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        };
-        bind_port(sock, SocketAddr::new(any, 0))?;
-    }
+    autobind(sock)?;
     let ident = sock.lock().local.map(|l| l.port()).unwrap_or(0);
     if !iface::is_local(ip) && eth::routes(ip) {
         // To a neighbour on eth0's switch: the request goes on the wire.
@@ -2187,14 +2192,7 @@ fn send_udp(
         return send_mcast(sock, dst, v6only, total, fill);
     }
     let ip = route(sock, dst, v6only)?;
-    if sock.lock().local.is_none() {
-        let any = if sock.family == AF_INET {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        };
-        bind_port(sock, SocketAddr::new(any, 0))?;
-    }
+    autobind(sock)?;
     let mut data = vec![0u8; total];
     fill(0, &mut data)?;
     let (local, meta) = {
@@ -2318,14 +2316,7 @@ fn send_mcast(
         (s.opts.mc.clone(), tos)
     };
     let (ix, local_copy, ttl) = super::mcast::route(&mc, group, scope)?;
-    if sock.lock().local.is_none() {
-        let any = if sock.family == AF_INET {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        };
-        bind_port(sock, SocketAddr::new(any, 0))?;
-    }
+    autobind(sock)?;
     let mut data = vec![0u8; total];
     fill(0, &mut data)?;
     let local = sock.lock().local.ok_or(Errno::EINVAL)?;
