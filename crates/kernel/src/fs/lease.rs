@@ -398,8 +398,11 @@ pub fn break_time_text() -> String {
 
 /// Sets fs.lease-break-time (fs/procsys.rs's setter): proc_dointvec's
 /// first int; zero or less means breaks never end by themselves (Linux's
-/// > 0 test).
-pub fn set_break_time(_admin: bool, buf: &[u8]) -> KResult<()> {
+/// > 0 test). CAP_SYS_ADMIN too, as before it moved to the table (EPERM).
+pub fn set_break_time(admin: bool, buf: &[u8]) -> KResult<()> {
+    if !admin {
+        return error!(EPERM);
+    }
     let text = std::str::from_utf8(buf).map_err(|_| crate::errno!(EINVAL))?;
     let v: i64 = text
         .split_whitespace()
