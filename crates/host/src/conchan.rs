@@ -27,6 +27,15 @@ pub enum Chan {
 }
 
 impl Chan {
+    /// The channel as a parameter names it (`fd:N`, `null`, `pts`).
+    pub fn describe(&self) -> String {
+        match self {
+            Chan::Fd(n) => format!("fd:{n}"),
+            Chan::Null => "null".into(),
+            Chan::Pts => "pts".into(),
+        }
+    }
+
     fn parse(s: &str) -> Option<Chan> {
         match s {
             "null" => Some(Chan::Null),
@@ -56,6 +65,16 @@ pub fn parse(v: &str) -> Option<(Chan, Chan)> {
         return None;
     }
     Some((i, o))
+}
+
+/// A channel pair as [`parse`] reads it: `IN` when both directions are
+/// the same channel, `IN,OUT` otherwise.
+pub fn describe(input: Chan, output: Chan) -> String {
+    if input == output {
+        input.describe()
+    } else {
+        format!("{},{}", input.describe(), output.describe())
+    }
 }
 
 fn dup_onto(from: i32, to: i32) -> Result<(), String> {
@@ -503,6 +522,10 @@ mod tests {
         assert_eq!(parse("fd:-1"), None);
         assert_eq!(parse("xterm"), None);
         assert_eq!(parse("port:9000"), None);
+        for v in ["fd:0,fd:1", "null", "pts", "fd:3", "null,fd:1"] {
+            let (i, o) = parse(v).unwrap();
+            assert_eq!(describe(i, o), v);
+        }
     }
 
     /// Output to a pipe nobody reads: writes take what fits in the bounded

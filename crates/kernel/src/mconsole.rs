@@ -5,7 +5,9 @@
 //! and `ruml ctl` are its clients.
 //!
 //! Commands: `version`, `help`, `halt`, `reboot`, `cad`, `sysrq KEY`,
-//! `stop`, `go`, `log TEXT`, `proc PATH`, `config`, `remove`. Every
+//! `stop`, `go`, `log TEXT`, `proc PATH`, `config` and `remove` (ubd
+//! disks hot-plugged and unplugged, console channels queried and set,
+//! as UML's `mconsole_config`/`mconsole_remove` with its replies). Every
 //! request gets a reply; a malformed one (no magic, a wrong version, a
 //! length field that disagrees with the datagram, more than 511 bytes of
 //! data, an unknown command) gets an error reply and does nothing.
@@ -29,9 +31,9 @@ const HELP: &str = "Commands:
     help - Print this message
     halt - Halt UML
     reboot - Reboot UML
-    config <dev>=<config> - Add a new device to UML (ruml: not supported)
-    config <dev> - Query the configuration of a device (ruml: not supported)
-    remove <dev> - Remove a device from UML (ruml: not supported)
+    config <dev>=<config> - Add a new device to UML (ubdN=FILE, conN=CHANNEL)
+    config <dev> - Query the configuration of a device (ubdN, conN)
+    remove <dev> - Remove a device from UML (ubdN, conN)
     sysrq <letter> - Performs the SysRq action controlled by the letter
     cad - invoke the Ctrl-Alt-Del handler
     stop - pause the UML; it will do nothing until it receives a 'go'
@@ -181,15 +183,134 @@ fn command(line: &[u8]) -> Answer {
             Ok(b) => ok(b),
             Err(e) => err(e),
         },
-        "config" | "remove" => err(format!(
-            "{verb}: ruml cannot hot-plug or query devices from the management console; \
-             give disks (ubdN=) and the network (eth0=) on the command line at boot"
-        )),
+        "config" => config(rest),
+        "remove" => remove(rest),
         "" => err("Unknown command"),
         _ => err(format!(
             "Unknown command {verb:?}: `help` lists the commands"
         )),
     }
+}
+
+/// A device number after a driver's name (`ubd1`, `ubdb` for ubd, `con3`),
+/// the whole of `s`. None: not a number.
+fn unit(s: &str, letters: bool) -> Option<u32> {
+    match s.as_bytes() {
+        [c @ b'a'..=b'z'] if letters => Some(u32::from(c - b'a')),
+        b if !b.is_empty() && b.len() <= 3 && b.iter().all(u8::is_ascii_digit) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn out_of_range(max: u32) -> Answer {
+    err(format!(
+        "Invalid device number - must be between 0 and {}",
+        max - 1
+    ))
+}
+
+/// `config DEV=CONFIG` (add or set a device) and `config DEV` (what it
+/// is), for the devices ruml can change at run time: ubd disks and
+/// consoles.
+fn config(arg: &str) -> Answer {
+    use crate::block::ubd;
+    use crate::fs::vcons;
+    let (dev, value) = match arg.split_once('=') {
+        Some((d, v)) => (d, Some(v)),
+        None => (arg, None),
+    };
+    if let Some(n) = dev.strip_prefix("ubd") {
+        let Some(value) = value else {
+            return match unit(n, true).and_then(ubd::config_string) {
+                Some(s) => ok(s),
+                None => err("ubd_get_config : device number out of range"),
+            };
+        };
+        return match ubd::UbdSpec::parse(dev, value) {
+            Ok(Some(spec)) => match ubd::attach(&spec) {
+                Ok(()) => {
+                    crate::log::info(&format!("mconsole: config {dev}={value}"));
+                    ok("")
+                }
+                Err(e) => err(e),
+            },
+            Ok(None) => err("Bad configuration option: ubd needs a number, as ubd1=FILE"),
+            Err(e) => err(e),
+        };
+    }
+    if let Some(n) = dev.strip_prefix("con") {
+        let Some(n) = unit(n, false) else {
+            return err("Couldn't parse device number");
+        };
+        if n >= vcons::MAX_CONSOLES {
+            return out_of_range(vcons::MAX_CONSOLES);
+        }
+        let Some(value) = value else {
+            return match vcons::config_string(n) {
+                Some(s) => ok(s),
+                None => out_of_range(vcons::MAX_CONSOLES),
+            };
+        };
+        let chan = if value == "none" {
+            None
+        } else {
+            match ruml_host::conchan::parse(value) {
+                Some(c) => Some(c),
+                None => {
+                    return err(format!(
+                        "bad channel {value:?}: give fd:N[,fd:M], null, pts or none"
+                    ))
+                }
+            }
+        };
+        return match vcons::reconfigure(n, chan) {
+            Ok(()) => ok(""),
+            Err(e) => err(e),
+        };
+    }
+    if dev.starts_with("eth") || dev.starts_with("mem") || dev.starts_with("ssl") {
+        return err(format!(
+            "Bad configuration option: ruml cannot change {dev} at run time \
+             (only ubdN and conN); give it on the command line at boot"
+        ));
+    }
+    err("Bad configuration option")
+}
+
+/// `remove DEV`: unplugs ubd disk N (refused while open or mounted, as
+/// UML's "Device is currently open"), or takes console N's channel away
+/// (as `config conN=none`).
+fn remove(arg: &str) -> Answer {
+    use crate::block::ubd;
+    if let Some(n) = arg.strip_prefix("ubd") {
+        let Some(n) = unit(n, true) else {
+            return err("Couldn't parse device number");
+        };
+        if n >= ubd::MAX_DEV {
+            return out_of_range(ubd::MAX_DEV);
+        }
+        return match ubd::detach(n) {
+            Ok(()) => {
+                crate::log::info(&format!("mconsole: remove {arg}"));
+                ok("")
+            }
+            Err(ubd::DetachError::NoDevice) => err("Device doesn't exist"),
+            Err(ubd::DetachError::Busy) => err(
+                "Device is currently open (ruml: a filesystem on it is mounted or a \
+                 process has it open)",
+            ),
+        };
+    }
+    if let Some(n) = arg.strip_prefix("con") {
+        let Some(n) = unit(n, false) else {
+            return err("Couldn't parse device number");
+        };
+        return match crate::fs::vcons::reconfigure(n, None) {
+            Ok(()) => ok(""),
+            Err(e) => err(e),
+        };
+    }
+    err("Bad remove option")
 }
 
 /// `proc PATH`: the contents of the guest's /proc/PATH, read from a

@@ -418,8 +418,16 @@ fn main() {
             ruml_kernel::fs::vcons::configure(0, i, o);
             Ok(())
         }
-        Some((i, o)) => ruml_host::conchan::attach(i, o),
-        None => Ok(()),
+        Some((i, o)) => {
+            // Recorded for the management console's `config con0`.
+            ruml_kernel::fs::vcons::configure(0, i, o);
+            ruml_host::conchan::attach(i, o)
+        }
+        None => {
+            use ruml_host::conchan::Chan;
+            ruml_kernel::fs::vcons::configure(0, Chan::Fd(0), Chan::Fd(1));
+            Ok(())
+        }
     };
     if let Err(e) = attached {
         instance.remove();

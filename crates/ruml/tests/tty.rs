@@ -399,3 +399,81 @@ fn terminal_restored_when_ruml_is_killed() {
     let after = std::fs::read_to_string(d.join("after")).unwrap();
     assert_eq!(before, after, "stty -g differs after ruml was killed");
 }
+
+/// A change of the host terminal's size reaches the guest at once, with
+/// no input typed: ruml's SIGWINCH sets the console's size
+/// (TIOCGWINSZ) and the console's foreground process group gets SIGWINCH.
+#[test]
+fn window_size_change_reaches_the_guest_without_input() {
+    if Command::new("tmux")
+        .arg("-V")
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let dir = TempDir::new("tty-winch");
+    let d = dir.path();
+    let script = d.join("run.sh");
+    // init (sh, the console's foreground group) reports every SIGWINCH
+    // with the size it then reads from the terminal.
+    // (`\$`: the host's sh runs this line inside double quotes.)
+    let guest = "trap 'echo WINCH \\$(stty size)' WINCH; echo waiting-for-winch; \
+                 while :; do sleep 0.2; done";
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             {ruml} {mode}quiet -- /bin/sh -c \"{guest}\"\n\
+             echo TEST-DONE\n\
+             exec sleep 600\n",
+            ruml = ruml_bin().display(),
+            mode = common::mode_prefix()
+        ),
+    )
+    .unwrap();
+    let t = Tmux {
+        socket: format!("ruml-test-winch-{}", std::process::id()),
+    };
+    let out = t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &format!("sh {}", script.display()),
+    ]);
+    assert!(
+        out.status.success(),
+        "tmux new-session failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.wait("the guest to start", 15, |p| {
+        p.contains("waiting-for-winch")
+    });
+    for (x, y) in [(100, 30), (90, 25)] {
+        let out = t.cmd(&[
+            "resize-window",
+            "-t",
+            "t",
+            "-x",
+            &x.to_string(),
+            "-y",
+            &y.to_string(),
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux resize-window failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let want = format!("WINCH {y} {x}");
+        t.wait(&want, 15, |p| p.lines().any(|l| l.trim_end() == want));
+    }
+    assert!(!t.pane().contains("TEST-DONE"), "ruml ended early");
+}

@@ -496,38 +496,10 @@ pub fn sysfs_attrs(d: &Disk) -> Vec<(&'static str, String)> {
 /// them. Errors name the parameter.
 pub fn boot(ubds: &[ubd::UbdSpec]) -> Result<(), String> {
     for spec in ubds {
-        let dev = ubd::open(spec)?;
-        let disk = Disk::new(
-            ubd::name(spec.index),
-            (ubd::MAJOR, spec.index * 16),
-            Kind::Ubd,
-        );
-        let size = dev.size();
-        disk.bind(Some(dev));
-        register(disk.clone()).map_err(|_| format!("ubd{}: given twice", spec.index))?;
-        crate::log::info(&format!(
-            " {}: {} ({} sectors){}{}",
-            ubd::name(spec.index),
-            spec.describe(),
-            size / SECTOR,
-            if spec.read_only { ", read-only" } else { "" },
-            if spec.sync { ", synchronous" } else { "" },
-        ));
-        match part::rescan(&disk) {
-            Ok(()) => {
-                let parts: Vec<String> = (1..16)
-                    .filter_map(|p| lookup((disk.rdev.0, disk.rdev.1 + p)))
-                    .map(|d| d.name.clone())
-                    .collect();
-                if !parts.is_empty() {
-                    crate::log::info(&format!(" {}: {}", disk.name, parts.join(" ")));
-                }
-            }
-            Err(e) => crate::log::warn(&format!(
-                " {}: reading the partition table: {e:?}",
-                disk.name
-            )),
-        }
+        ubd::attach(spec).map_err(|e| match e.starts_with("ubd") {
+            true => e,
+            false => format!("ubd{}: {e}", spec.index),
+        })?;
     }
     for i in 0..8 {
         let _ = loopdev::add(i);

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use ruml_host::hostfile::{DiskOpen, HostFile};
 
-use crate::block::{BlockDevice, SECTOR};
+use crate::block::{self, part, BlockDevice, Disk, Kind, SECTOR};
 use crate::errno::KResult;
 use crate::error;
 
@@ -523,6 +523,130 @@ impl BlockDevice for Cow {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+// ---------------------------------------------------------------------------
+// Attaching and detaching disks: at boot and from the management console
+
+/// The parameter behind each configured ubd disk (index = N of ubdN), for
+/// the management console's `config ubdN` query and to refuse a second
+/// `config ubdN=...`.
+///
+/// Locking: held across a whole attach or detach (opening the host file,
+/// registering the disk and its partitions, or checking that nothing uses
+/// them and unregistering), so two of them never interleave. Never held
+/// while a guest does I/O: I/O finds disks through the block registry.
+static CONFIGURED: Mutex<[Option<UbdSpec>; MAX_DEV as usize]> =
+    Mutex::new([const { None }; MAX_DEV as usize]);
+
+fn configured() -> std::sync::MutexGuard<'static, [Option<UbdSpec>; MAX_DEV as usize]> {
+    CONFIGURED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opens the disk `spec` names and registers it (and its partitions) in
+/// the block layer, so /dev/ubdX, /proc/partitions and /sys/block show it
+/// at once: the command line's `ubdN=` at boot, or `config ubdN=` from
+/// the management console while the instance runs. Errors are for the
+/// user.
+pub fn attach(spec: &UbdSpec) -> Result<(), String> {
+    let mut cfg = configured();
+    let slot = cfg
+        .get_mut(spec.index as usize)
+        .ok_or_else(|| format!("ubd devices are ubd0..ubd{}", MAX_DEV - 1))?;
+    if slot.is_some() {
+        return Err("Device is already configured".to_string());
+    }
+    let dev = open(spec)?;
+    let disk = Disk::new(name(spec.index), (MAJOR, spec.index * 16), Kind::Ubd);
+    let size = dev.size();
+    disk.bind(Some(dev));
+    block::register(disk.clone()).map_err(|_| format!("ubd{}: given twice", spec.index))?;
+    *slot = Some(spec.clone());
+    crate::log::info(&format!(
+        " {}: {} ({} sectors){}{}",
+        disk.name,
+        spec.describe(),
+        size / SECTOR,
+        if spec.read_only { ", read-only" } else { "" },
+        if spec.sync { ", synchronous" } else { "" },
+    ));
+    match part::rescan(&disk) {
+        Ok(()) => {
+            let parts: Vec<String> = partitions(&disk).iter().map(|d| d.name.clone()).collect();
+            if !parts.is_empty() {
+                crate::log::info(&format!(" {}: {}", disk.name, parts.join(" ")));
+            }
+        }
+        Err(e) => crate::log::warn(&format!(
+            " {}: reading the partition table: {e:?}",
+            disk.name
+        )),
+    }
+    Ok(())
+}
+
+/// The registered partitions of ubd disk `disk`.
+fn partitions(disk: &Disk) -> Vec<Arc<Disk>> {
+    (1..16)
+        .filter_map(|p| block::lookup((disk.rdev.0, disk.rdev.1 + p)))
+        .collect()
+}
+
+/// What `config ubdN` answers: the parameter's value as given (`FILE`, or
+/// `COW,BACKING`), or "" for a disk that is not configured (as UML).
+pub fn config_string(index: u32) -> Option<String> {
+    let cfg = configured();
+    let slot = cfg.get(index as usize)?;
+    Some(match slot {
+        None => String::new(),
+        Some(s) => match &s.backing {
+            Some(b) => format!("{},{}", s.file.display(), b.display()),
+            None => s.file.display().to_string(),
+        },
+    })
+}
+
+/// Why [`detach`] refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DetachError {
+    /// No disk is configured there (UML's ENODEV).
+    NoDevice,
+    /// The disk or one of its partitions is open or mounted (EBUSY).
+    Busy,
+}
+
+/// Unplugs ubd disk `index` (`remove ubdN`): refused while the disk or a
+/// partition of it is open or mounted; otherwise its device files go away
+/// and the host file is flushed and closed (its lock released), so the
+/// host may use or change it again.
+pub fn detach(index: u32) -> Result<(), DetachError> {
+    let mut cfg = configured();
+    let slot = cfg.get_mut(index as usize).ok_or(DetachError::NoDevice)?;
+    if slot.is_none() {
+        return Err(DetachError::NoDevice);
+    }
+    let Some(disk) = block::lookup((MAJOR, index * 16)) else {
+        *slot = None;
+        return Err(DetachError::NoDevice);
+    };
+    let mut all = partitions(&disk);
+    all.push(disk.clone());
+    if all.iter().any(|d| d.users() > 0) {
+        return Err(DetachError::Busy);
+    }
+    for d in &all {
+        block::unregister(d.rdev);
+    }
+    // A file opened in the instant before the unregister finds no device
+    // (ENXIO) rather than the closed host file.
+    for d in &all {
+        if let Some(dev) = d.bind(None) {
+            let _ = dev.flush();
+        }
+    }
+    *slot = None;
+    crate::log::info(&format!(" {}: removed", disk.name));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -32,7 +32,9 @@ pub const MAX_CONSOLES: u32 = 16;
 const NONE: Option<(Chan, Chan)> = None;
 static SPECS: Mutex<[Option<(Chan, Chan)>; MAX_CONSOLES as usize]> =
     Mutex::new([NONE; MAX_CONSOLES as usize]);
-static TTYS: Mutex<Vec<(u32, Arc<Tty>)>> = Mutex::new(Vec::new());
+/// The consoles opened so far: (N, terminal, the host pty's name for a
+/// `pts` channel).
+static TTYS: Mutex<Vec<(u32, Arc<Tty>, Option<String>)>> = Mutex::new(Vec::new());
 
 /// Sets console `n`'s channel (the command line's `conN=`/`con=`, before
 /// boot). Console 0 is served here only on a `pts` channel.
@@ -55,6 +57,71 @@ fn spec(n: u32) -> Option<(Chan, Chan)> {
         .flatten()
 }
 
+/// What the management console's `config conN` answers, as UML's
+/// line_get_config: `none` for a console with no channel, the channel as
+/// configured (`pts`, `fd:0,fd:1`, `null`) while the guest has not opened
+/// it, and for an open host pty its name (`pts:/dev/pts/5`). None: no such
+/// console.
+pub fn config_string(n: u32) -> Option<String> {
+    if n >= MAX_CONSOLES {
+        return None;
+    }
+    let ttys = TTYS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, Some(name))) = ttys.iter().find(|(i, _, _)| *i == n) {
+        return Some(format!("pts:{name}"));
+    }
+    Some(match spec(n) {
+        Some((i, o)) => ruml_host::conchan::describe(i, o),
+        None => "none".into(),
+    })
+}
+
+/// The management console's `config conN=CHANNEL` (`none`: no channel):
+/// console N (1 and up) takes the new channel, opened when the guest next
+/// opens /dev/ttyN. As UML refuses to change an open line, ruml refuses
+/// once the guest has opened the console (its channel then serves the
+/// terminal for the instance's life), and con0 keeps the channel it
+/// booted with.
+pub fn reconfigure(n: u32, chan: Option<(Chan, Chan)>) -> Result<(), String> {
+    if n == 0 {
+        return Err(
+            "con0's channel is set at boot (con0=): ruml cannot change it while the instance runs"
+                .into(),
+        );
+    }
+    if n >= MAX_CONSOLES {
+        return Err(format!(
+            "Invalid device number - must be between 0 and {}",
+            MAX_CONSOLES - 1
+        ));
+    }
+    // TTYS first, as terminal() takes them: no first open slips between
+    // the check and the change.
+    let ttys = TTYS.lock().unwrap_or_else(|p| p.into_inner());
+    if ttys.iter().any(|(i, _, _)| *i == n) {
+        return Err(format!(
+            "Device is already open: the guest has opened /dev/tty{n}, and ruml cannot change \
+             the channel of a console once it is in use"
+        ));
+    }
+    if let Some(s) = SPECS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_mut(n as usize)
+    {
+        *s = chan;
+    }
+    drop(ttys);
+    match chan {
+        Some((i, o)) => crate::log::info(&format!(
+            "console {n}: channel {}",
+            ruml_host::conchan::describe(i, o)
+        )),
+        None => crate::log::info(&format!("console {n}: no channel")),
+    }
+    Ok(())
+}
+
 /// Whether con0 is a host pty (its terminal then comes from [`terminal`]).
 pub fn con0_on_channel() -> bool {
     matches!(spec(0), Some((Chan::Pts, _)))
@@ -64,7 +131,7 @@ pub fn con0_on_channel() -> bool {
 /// a console with no channel or whose channel cannot be opened.
 pub fn terminal(n: u32) -> KResult<Arc<Tty>> {
     let mut ttys = TTYS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, t)) = ttys.iter().find(|(i, _)| *i == n) {
+    if let Some((_, t, _)) = ttys.iter().find(|(i, _, _)| *i == n) {
         return Ok(t.clone());
     }
     let Some((input, output)) = spec(n) else {
@@ -97,7 +164,7 @@ pub fn terminal(n: u32) -> KResult<Arc<Tty>> {
     if !started {
         crate::log::warn(&format!("console {n}: cannot start its reader thread"));
     }
-    ttys.push((n, tty.clone()));
+    ttys.push((n, tty.clone(), chan.pts_name().map(str::to_string)));
     Ok(tty)
 }
 
@@ -108,7 +175,7 @@ pub fn flush_all() {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .iter()
-        .map(|(_, t)| t.clone())
+        .map(|(_, t, _)| t.clone())
         .collect();
     for t in ttys {
         t.flush_output(std::time::Duration::from_millis(200));
