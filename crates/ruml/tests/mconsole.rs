@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +17,8 @@ use common::{ruml_bin, test_env, TempDir};
 /// stdout and stderr go to files. SIGKILLed with its process group on drop.
 struct Instance {
     child: Child,
+    /// The guest's console input, for [`start_home_piped`]'s instances.
+    stdin: Option<std::process::ChildStdin>,
     dir: TempDir,
     umid: String,
 }
@@ -28,6 +31,10 @@ impl Instance {
     }
 
     fn start_in(dir: TempDir, umid: &str, args: &[&str]) -> Instance {
+        Instance::start_with(dir, umid, args, false)
+    }
+
+    fn start_with(dir: TempDir, umid: &str, args: &[&str], piped: bool) -> Instance {
         let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
         let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
         let mut a: Vec<String> = Vec::new();
@@ -42,13 +49,15 @@ impl Instance {
             .env_clear()
             .envs(test_env())
             .env("HOME", dir.path())
-            .stdin(Stdio::null())
+            .stdin(if piped { Stdio::piped() } else { Stdio::null() })
             .stdout(out)
             .stderr(err)
             .process_group(0)
             .spawn()
             .expect("start ruml");
+        let mut child = child;
         Instance {
+            stdin: child.stdin.take(),
             child,
             dir,
             umid: umid.to_string(),
@@ -163,10 +172,15 @@ const UML_MCONSOLE: &str = "/usr/bin/uml_mconsole";
 /// Debian's `uml_mconsole UMID ARGS...` with HOME pointing at the test's
 /// directory, so that it finds `~/.uml/UMID/mconsole` itself.
 fn uml_mconsole(i: &Instance, args: &[&str]) -> String {
+    uml_mconsole_at(i.dir.path(), &i.umid, args)
+}
+
+/// `uml_mconsole UMID ARGS...` with HOME set to `home`.
+fn uml_mconsole_at(home: &Path, umid: &str, args: &[&str]) -> String {
     let out = Command::new(UML_MCONSOLE)
-        .arg(&i.umid)
+        .arg(umid)
         .args(args)
-        .env("HOME", i.dir.path())
+        .env("HOME", home)
         .stdin(Stdio::null())
         .output()
         .expect("run uml_mconsole");
@@ -182,6 +196,17 @@ fn start_home(tag: &str, args: &[&str]) -> Instance {
     let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
     // start_in adds its own uml_dir= first; ours comes later and wins.
     Instance::start_in(dir, &umid, &a)
+}
+
+/// As [`start_home`], with the guest's console input a pipe the test
+/// writes ([`Instance::stdin`]).
+fn start_home_piped(tag: &str, args: &[&str]) -> Instance {
+    let dir = TempDir::new(tag);
+    let umid = format!("t{}-{tag}", std::process::id());
+    let mut a = vec![format!("uml_dir={}", dir.path().join(".uml").display())];
+    a.extend(args.iter().map(|s| s.to_string()));
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    Instance::start_with(dir, &umid, &a, true)
 }
 
 fn home_socket(i: &Instance) -> PathBuf {
@@ -231,8 +256,6 @@ fn uml_mconsole_version_proc_sysrq_and_halt() {
     assert!(h.contains("sysrq"), "{h}");
     let u = uml_mconsole(&i, &["frobnicate"]);
     assert!(u.contains("ERR"), "{u}");
-    let c = uml_mconsole(&i, &["config", "ubd1=/tmp/x"]);
-    assert!(c.contains("ERR") && c.contains("hot-plug"), "{c}");
     // A path works as well as a umid.
     let out = Command::new(UML_MCONSOLE)
         .arg(home_socket(&i))
@@ -552,4 +575,246 @@ fn sigkill_leaves_a_stale_dir_that_the_next_boot_replaces() {
         !stale.exists(),
         "the new boot's directory is removed at halt"
     );
+}
+
+fn host_has(prog: &str) -> bool {
+    Command::new(prog)
+        .arg("-V")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// `ruml ctl SOCKET ARGS...`: (status, stdout, stderr).
+fn ctl_socket(sock: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(ruml_bin())
+        .arg("ctl")
+        .arg(sock)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ruml ctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The reply's text after uml_mconsole's "OK "/"ERR " (its other lines are
+/// warnings about where it looked for the socket).
+fn reply_line(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.starts_with("OK") || l.starts_with("ERR"))
+        .unwrap_or("")
+        .trim_end()
+}
+
+/// `config ubdN=FILE` hot-plugs a disk the guest then mounts; `config
+/// ubdN` tells what a disk is; `remove ubdN` is refused while the disk is
+/// mounted and unplugs it once it is not (the guest's writes are on the
+/// host file); malformed configurations change nothing; consoles' channels
+/// are queried and set (before the guest opens them) — through Debian's
+/// `uml_mconsole`, and `ruml ctl` with the same verbs.
+#[test]
+fn config_and_remove_hot_plug_disks_and_set_consoles() {
+    if !Path::new(UML_MCONSOLE).exists() {
+        eprintln!("skipped: {UML_MCONSOLE} is not installed (uml-utilities)");
+        return;
+    }
+    if !host_has("mke2fs") {
+        eprintln!("skipped: mke2fs is not installed (e2fsprogs)");
+        return;
+    }
+    let work = TempDir::new("hotplug-img");
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("hello"), "hello-from-the-plugged-disk\n").unwrap();
+    let root_img = work.path().join("a.img");
+    let img = work.path().join("b.img");
+    std::fs::File::create(&root_img)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    let st = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext2", "-d"])
+        .arg(&src)
+        .arg(&img)
+        .arg("4M")
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "mke2fs failed");
+    let img_s = img.to_str().unwrap();
+    // The guest waits for the disk, mounts it and writes to it; on a line
+    // of input it unmounts it; once the disk is gone, on the next line it
+    // writes to /dev/tty3.
+    let script = "M=$(mktemp -d); echo ready; \
+        while [ ! -b /dev/ubdb ]; do sleep 0.1; done; \
+        mount /dev/ubdb $M && cat $M/hello && echo written-in-ruml > $M/new && echo mounted; \
+        read x; umount $M && echo unmounted; \
+        while [ -b /dev/ubdb ]; do sleep 0.1; done; echo ubdb-gone; \
+        read y; echo on-tty3 > /dev/tty3 && echo wrote-tty3; \
+        exec sleep 1000";
+    let ubd0 = format!("ubd0={}", root_img.display());
+    let mut i = start_home_piped("hotplug", &[&ubd0, "--", "/bin/sh", "-c", script]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !home_socket(&i).exists() || !uml_mconsole(&i, &["proc", "1/stat"]).starts_with("OK") {
+        assert!(
+            Instant::now() < deadline,
+            "no socket or no init; stderr:\n{}",
+            i.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    i.wait_stdout("the guest to start", 30, |s| s.contains("ready"));
+    let (home, umid) = (i.dir.path().to_path_buf(), i.umid.clone());
+    let mc = |args: &[&str]| uml_mconsole_at(&home, &umid, args);
+
+    // Queries.
+    let r = mc(&["config", "ubd0"]);
+    assert_eq!(reply_line(&r), format!("OK {}", root_img.display()), "{r}");
+    let r = mc(&["config", "ubd1"]);
+    assert_eq!(reply_line(&r), "OK", "an unconfigured disk is empty: {r}");
+
+    // Malformed or impossible configurations: an error, nothing changes.
+    for bad in [
+        "ubd1=/nonexistent/disk.img",
+        "ubd99=/x",
+        &format!("ubd1q={img_s}"),
+        &format!("ubd={img_s}"),
+        "frob1=x",
+        "con3=bogus",
+        "con0=pts",
+        "con99=pts",
+    ] {
+        let r = mc(&["config", bad]);
+        assert!(reply_line(&r).starts_with("ERR"), "config {bad}: {r}");
+    }
+    for bad in ["ubd1", "ubd99", "ubdzz", "frob1"] {
+        let r = mc(&["remove", bad]);
+        assert!(reply_line(&r).starts_with("ERR"), "remove {bad}: {r}");
+    }
+    assert_eq!(reply_line(&mc(&["config", "ubd1"])), "OK");
+    let parts = mc(&["proc", "partitions"]);
+    assert!(parts.contains("ubda") && !parts.contains("ubdb"), "{parts}");
+    assert!(!i.stdout().contains("mounted"));
+
+    // Hot-plug: /dev/ubdb appears in the running guest, which mounts it.
+    let r = mc(&["config", &format!("ubd1={img_s}")]);
+    assert_eq!(reply_line(&r), "OK", "{r}");
+    i.wait_stdout("the guest to mount the new disk", 30, |s| {
+        s.contains("hello-from-the-plugged-disk") && s.contains("mounted")
+    });
+    let r = mc(&["config", "ubd1"]);
+    assert_eq!(reply_line(&r), format!("OK {img_s}"), "{r}");
+    let r = mc(&["config", &format!("ubd1={img_s}")]);
+    assert!(reply_line(&r).contains("already configured"), "{r}");
+
+    // Mounted: remove is refused and the disk stays.
+    let r = mc(&["remove", "ubd1"]);
+    assert!(
+        reply_line(&r).starts_with("ERR Device is currently open"),
+        "{r}"
+    );
+    assert!(mc(&["proc", "1/mounts"]).contains("/dev/ubdb"));
+
+    // Unmounted: remove unplugs it; the guest's write is in the host file.
+    use std::io::Write;
+    i.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    i.wait_stdout("the guest to unmount", 30, |s| s.contains("unmounted"));
+    let r = mc(&["remove", "ubd1"]);
+    assert_eq!(reply_line(&r), "OK", "{r}");
+    i.wait_stdout("/dev/ubdb to go away", 30, |s| s.contains("ubdb-gone"));
+    assert!(!mc(&["proc", "partitions"]).contains("ubdb"));
+    let r = mc(&["remove", "ubd1"]);
+    assert_eq!(reply_line(&r), "ERR Device doesn't exist", "{r}");
+    assert_eq!(reply_line(&mc(&["config", "ubd1"])), "OK");
+    if host_has("debugfs") {
+        let out = Command::new("debugfs")
+            .args(["-R", "cat /new"])
+            .arg(&img)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("written-in-ruml"), "debugfs: {text}");
+    }
+
+    // ruml ctl, the same verbs (exit status 1 and the text on errors).
+    let sock = home_socket(&i);
+    let (st, out, err) = ctl_socket(&sock, &["config", &format!("ubd2={img_s}")]);
+    assert_eq!(st, 0, "{out}{err}");
+    let (st, out, _) = ctl_socket(&sock, &["config", "ubd2"]);
+    assert_eq!((st, out.trim_end()), (0, img_s));
+    assert!(mc(&["proc", "partitions"]).contains("ubdc"));
+    let (st, _, err) = ctl_socket(&sock, &["config", "ubd2=/nonexistent/x"]);
+    assert_eq!(st, 1);
+    assert!(err.contains("already configured"), "{err}");
+    let (st, _, err) = ctl_socket(&sock, &["config", "ubd3=/nonexistent/x"]);
+    assert_eq!(st, 1);
+    assert!(err.contains("cannot open"), "{err}");
+    let (st, out, err) = ctl_socket(&sock, &["remove", "ubd2"]);
+    assert_eq!(st, 0, "{out}{err}");
+    let (st, _, err) = ctl_socket(&sock, &["remove", "ubd2"]);
+    assert_eq!(st, 1);
+    assert!(err.contains("Device doesn't exist"), "{err}");
+
+    // Consoles: con0 is the host's descriptors; con3 has no channel
+    // (opening /dev/tty3 would give ENODEV) until `config con3=pts`.
+    assert_eq!(reply_line(&mc(&["config", "con0"])), "OK fd:0,fd:1");
+    assert_eq!(reply_line(&mc(&["config", "con3"])), "OK none");
+    assert_eq!(reply_line(&mc(&["config", "con3=pts"])), "OK");
+    let (st, out, _) = ctl_socket(&sock, &["config", "con3"]);
+    assert_eq!((st, out.trim_end()), (0, "pts"));
+    i.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    i.wait_stdout("the guest to write to /dev/tty3", 30, |s| {
+        s.contains("wrote-tty3")
+    });
+    let r = mc(&["config", "con3"]);
+    let pts = reply_line(&r)
+        .strip_prefix("OK pts:")
+        .unwrap_or_else(|| panic!("an open host pty is named: {r}"))
+        .to_string();
+    assert!(pts.starts_with("/dev/pts/"), "{r}");
+    // What the guest wrote waits in the host pty.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(&pts)
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&got).contains("on-tty3") {
+        assert!(
+            Instant::now() < deadline,
+            "{pts} gave {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        let mut b = [0u8; 256];
+        match std::io::Read::read(&mut &f, &mut b) {
+            Ok(n) => got.extend_from_slice(&b[..n]),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    // Open: its channel can no longer change.
+    let r = mc(&["config", "con3=null"]);
+    assert!(
+        reply_line(&r).starts_with("ERR Device is already open"),
+        "{r}"
+    );
+    let r = mc(&["remove", "con3"]);
+    assert!(reply_line(&r).starts_with("ERR"), "{r}");
+    assert!(reply_line(&mc(&["config", "con3"])).starts_with("OK pts:"));
+    // A console the guest never opened can be set and taken away.
+    assert_eq!(reply_line(&mc(&["config", "con4=null"])), "OK");
+    assert_eq!(reply_line(&mc(&["config", "con4"])), "OK null");
+    assert_eq!(reply_line(&mc(&["remove", "con4"])), "OK");
+    assert_eq!(reply_line(&mc(&["config", "con4"])), "OK none");
+
+    let h = mc(&["halt"]);
+    assert!(h.contains("OK"), "{h}");
+    assert_eq!(i.wait_exit(), 0, "{}", i.stderr());
 }
