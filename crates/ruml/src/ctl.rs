@@ -84,7 +84,8 @@ pub fn start_instance(uml_dir: Option<PathBuf>, umid: Option<String>) -> Instanc
 const CTL_USAGE: &str = "usage: ruml ctl [uml_dir=DIR] UMID|SOCKET COMMAND [ARGS...]
        ruml ctl [uml_dir=DIR] list
 COMMAND: version, help, halt, reboot, cad, sysrq KEY, stop, go, log TEXT,
-proc FILE, config, remove (UML's mconsole commands; `help` asks the instance).";
+proc FILE, config DEV[=VALUE], remove DEV (ubdN disks, conN consoles)
+(UML's mconsole commands; `help` asks the instance).";
 
 /// `ruml ctl ...`; returns the exit status.
 pub fn main(args: &[OsString]) -> i32 {
