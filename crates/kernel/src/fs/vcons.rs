@@ -32,9 +32,12 @@ pub const MAX_CONSOLES: u32 = 16;
 const NONE: Option<(Chan, Chan)> = None;
 static SPECS: Mutex<[Option<(Chan, Chan)>; MAX_CONSOLES as usize]> =
     Mutex::new([NONE; MAX_CONSOLES as usize]);
-/// The consoles opened so far: (N, terminal, the host pty's name for a
-/// `pts` channel).
-static TTYS: Mutex<Vec<(u32, Arc<Tty>, Option<String>)>> = Mutex::new(Vec::new());
+/// An opened console: (N, terminal, the host pty's name for a `pts`
+/// channel).
+type Opened = (u32, Arc<Tty>, Option<String>);
+
+/// The consoles opened so far.
+static TTYS: Mutex<Vec<Opened>> = Mutex::new(Vec::new());
 
 /// Sets console `n`'s channel (the command line's `conN=`/`con=`, before
 /// boot). Console 0 is served here only on a `pts` channel.
