@@ -113,6 +113,33 @@ impl PageCache {
         }
     }
 
+    /// A file was truncated to `len`: its cached bytes from `len` on read
+    /// as zeros (a shrink then a write past the hole must not bring the
+    /// old bytes back through the cache or a shared mapping). Pages are
+    /// kept, not dropped, as shared mappings may hold them.
+    pub fn truncate(&self, key: (u64, u64), len: u64) {
+        if !self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key)
+        {
+            return;
+        }
+        let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        for (&(k, idx), &pfn) in pages.iter() {
+            if k != key {
+                continue;
+            }
+            let start = idx * 4096;
+            if start + 4096 <= len {
+                continue;
+            }
+            let from = len.saturating_sub(start) as usize;
+            self.phys.zero(pfn, from, 4096 - from);
+        }
+    }
+
     /// Drops the pages of a file (it changed or went away).
     pub fn invalidate(&self, key: (u64, u64)) {
         if !self
