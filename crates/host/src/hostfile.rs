@@ -426,13 +426,11 @@ impl HostRoot {
         }
         // Regular files and directories ignore O_NONBLOCK, but clear it so
         // the host descriptor is exactly an ordinary one.
+        // F_SETFL changes only O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME and
+        // O_NONBLOCK, of which this open set O_NONBLOCK alone: one call
+        // clears it.
         // SAFETY: fd is ours.
-        unsafe {
-            let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-            if fl >= 0 {
-                libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
-            }
-        }
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) };
         let f = HostFile { fd };
         if trunc && st.is_reg() && mode != OpenMode::Read {
             f.truncate(0)?;

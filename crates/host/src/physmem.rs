@@ -290,6 +290,79 @@ impl PhysMem {
         }
     }
 
+    /// Copies the buffers `iov` (memory the caller may read: the kernel's
+    /// own, or frames of this mapping) into physmem from byte `pos`, with
+    /// the host's pwritev on the memfd: a frame the host has not backed yet
+    /// gets its page without zeroing it first and without a fault in ruml's
+    /// mapping, and a whole run of frames moves in one host call (tmpfs
+    /// writes). False if the host refused (nested inside another ruml, or
+    /// an error): part may have been copied, and the caller copies the
+    /// whole range by hand instead.
+    pub fn write_iov(&self, pos: u64, iov: &[(*const u8, usize)]) -> bool {
+        self.host_iov(
+            pos,
+            iov.iter().map(|&(p, n)| (p as *mut u8, n)).collect(),
+            true,
+        )
+    }
+
+    fn host_iov(&self, pos: u64, bufs: Vec<(*mut u8, usize)>, write: bool) -> bool {
+        let total: usize = bufs.iter().map(|b| b.1).sum();
+        if total == 0 {
+            return true;
+        }
+        if crate::stub::nesting_level() > 0
+            || pos
+                .checked_add(total as u64)
+                .is_none_or(|e| e > self.pages * PAGE_SIZE)
+        {
+            return false;
+        }
+        let mut iov: Vec<libc::iovec> = bufs
+            .iter()
+            .filter(|b| b.1 > 0)
+            .map(|&(p, n)| libc::iovec {
+                iov_base: p.cast(),
+                iov_len: n,
+            })
+            .collect();
+        let (mut first, mut at) = (0usize, pos);
+        while first < iov.len() {
+            let cnt = (iov.len() - first).min(1024) as i32;
+            // SAFETY: every iovec names memory the caller vouches for
+            // (readable for a write, writable for a read); the file range
+            // lies inside physmem (checked above).
+            let r = unsafe {
+                if write {
+                    libc::pwritev(self.fd, iov.as_ptr().add(first), cnt, at as i64)
+                } else {
+                    libc::preadv(self.fd, iov.as_ptr().add(first), cnt, at as i64)
+                }
+            };
+            if r < 0 && crate::sys::errno() == libc::EINTR {
+                continue;
+            }
+            if r <= 0 {
+                return false;
+            }
+            let mut r = r as usize;
+            at += r as u64;
+            while r > 0 && first < iov.len() {
+                let v = &mut iov[first];
+                if r >= v.iov_len {
+                    r -= v.iov_len;
+                    first += 1;
+                } else {
+                    // SAFETY: advancing within the same buffer.
+                    v.iov_base = unsafe { v.iov_base.cast::<u8>().add(r).cast() };
+                    v.iov_len -= r;
+                    r = 0;
+                }
+            }
+        }
+        true
+    }
+
     /// Zeroes part of a frame.
     pub fn zero(&self, pfn: Pfn, off: usize, len: usize) {
         assert!(off + len <= PAGE_SIZE as usize);

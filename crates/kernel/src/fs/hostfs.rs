@@ -59,7 +59,20 @@ const ATTR_CACHE_MAX: usize = 16 * 1024;
 /// or insert one entry, never across a host call.
 struct AttrCache {
     map: Mutex<HashMap<Vec<u8>, CachedLookup>>,
+    /// Host descriptors of recently opened files, shared by every guest
+    /// open for reading of the same host inode within [`ATTR_TTL_NS`]:
+    /// an open of a file already open costs no host call. Only positional
+    /// I/O and fstat go through a regular file's descriptor, so sharing
+    /// one is invisible to the guest. At most [`OPEN_CACHE_MAX`].
+    files: Mutex<HashMap<Vec<u8>, CachedOpen>>,
 }
+
+/// A shared read-only host descriptor: the file, the host inode it was
+/// checked to be (dev major, minor, ino) and when the entry expires.
+type CachedOpen = (Arc<HostFile>, (u32, u32, u64), u64);
+
+/// Host descriptors the open cache holds before it starts afresh.
+const OPEN_CACHE_MAX: usize = 64;
 
 /// A host lookup's answer and when it expires.
 type CachedLookup = (Result<HostStat, i32>, u64);
@@ -114,6 +127,41 @@ impl HostFs {
         r
     }
 
+    /// Opens `rel` (host inode `expect`) for reading, through the open
+    /// cache if this instance has one.
+    fn open_read(&self, rel: &[u8], expect: (u32, u32, u64)) -> Result<Arc<HostFile>, i32> {
+        let Some(cache) = &self.cache else {
+            return self
+                .root
+                .open(rel, OpenMode::Read, false, expect)
+                .map(Arc::new);
+        };
+        let now = now_ns();
+        if let Some((f, ino, expiry)) = cache
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rel)
+        {
+            if *ino == expect && now < *expiry {
+                return Ok(f.clone());
+            }
+        }
+        let f = Arc::new(self.root.open(rel, OpenMode::Read, false, expect)?);
+        let mut m = cache.files.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= OPEN_CACHE_MAX {
+            m.retain(|_, e| now < e.2);
+            if m.len() >= OPEN_CACHE_MAX {
+                m.clear();
+            }
+        }
+        m.insert(
+            rel.to_vec(),
+            (f.clone(), expect, now.saturating_add(ATTR_TTL_NS)),
+        );
+        Ok(f)
+    }
+
     /// How many host lookups this instance has made.
     pub fn host_lookups(&self) -> u64 {
         self.host_lookups.load(Ordering::Relaxed)
@@ -137,6 +185,7 @@ impl HostFs {
             read_only,
             cache: cached.then(|| AttrCache {
                 map: Mutex::new(HashMap::new()),
+                files: Mutex::new(HashMap::new()),
             }),
             host_lookups: AtomicU64::new(0),
         });
@@ -366,11 +415,15 @@ impl Inode for HostInode {
                     self.writable()?;
                 }
                 let trunc = flags & O_TRUNC != 0 && mode != OpenMode::Read;
-                let file = self
-                    .fs
-                    .root
-                    .open(&self.rel, mode, trunc, self.expect())
-                    .map_err(host_err)?;
+                let file = if mode == OpenMode::Read {
+                    self.fs.open_read(&self.rel, self.expect())
+                } else {
+                    self.fs
+                        .root
+                        .open(&self.rel, mode, trunc, self.expect())
+                        .map(Arc::new)
+                }
+                .map_err(host_err)?;
                 Ok(Arc::new(HostRegFile {
                     file,
                     key: self.key(),
@@ -426,7 +479,13 @@ impl Inode for HostInode {
             st,
         });
         let key = inode.key();
-        Ok((inode, Arc::new(HostRegFile { file, key })))
+        Ok((
+            inode,
+            Arc::new(HostRegFile {
+                file: Arc::new(file),
+                key,
+            }),
+        ))
     }
 
     fn mkdir(&self, name: &[u8], mode: u32) -> KResult<()> {
@@ -595,7 +654,9 @@ impl Inode for HostInode {
 
 /// An open hostfs regular file.
 struct HostRegFile {
-    file: HostFile,
+    /// Shared with other opens of the same file on the overlay's lower
+    /// layer (see [`AttrCache`]).
+    file: Arc<HostFile>,
     key: InodeKey,
 }
 
@@ -796,6 +857,50 @@ mod tests {
             g.stat().unwrap();
         }
         assert_eq!(plain.fs.host_lookups() - n1, 5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Opens for reading on the overlay's lower layer share one host
+    /// descriptor per host inode: a change of the file's data on the host
+    /// shows at once (same inode), a file replaced on the host (a new
+    /// inode) is opened afresh once the lookup expires, and a descriptor
+    /// already handed out keeps reading the file it opened.
+    #[test]
+    fn open_cache_shares_descriptor() {
+        let dir = temp_dir("opens");
+        std::fs::write(dir.join("f"), b"one").unwrap();
+        let caller = Caller::kernel();
+        let root = HostFs::open_root_cached(&dir).unwrap();
+        let f = root.lookup(b"f", &caller).unwrap();
+        let hf = HostInode {
+            fs: root.fs.clone(),
+            rel: b"f".to_vec(),
+            st: root.fs.lookup_rel(b"f").unwrap(),
+        };
+        let a = root.fs.open_read(&hf.rel, hf.expect()).unwrap();
+        let b = root.fs.open_read(&hf.rel, hf.expect()).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(f.open(O_RDONLY, &caller).is_ok());
+        let mut buf = [0u8; 8];
+        std::fs::write(dir.join("f"), b"two").unwrap();
+        assert_eq!(b.pread(0, &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"two");
+
+        std::fs::write(dir.join("g"), b"three").unwrap();
+        std::fs::rename(dir.join("g"), dir.join("f")).unwrap();
+        std::thread::sleep(std::time::Duration::from_nanos(ATTR_TTL_NS + 100_000_000));
+        let st = root.fs.lookup_rel(b"f").unwrap();
+        assert_ne!(st.ino, hf.st.ino);
+        let c = root
+            .fs
+            .open_read(b"f", (st.dev_major, st.dev_minor, st.ino))
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c.pread(0, &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"three");
+        assert_eq!(a.pread(0, &mut buf).unwrap(), 3);
+        // The old inode is gone from the cache's view: ESTALE, not its data.
+        assert!(root.fs.open_read(b"f", hf.expect()).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

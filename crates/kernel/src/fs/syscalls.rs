@@ -1253,6 +1253,9 @@ fn sys_ftruncate(ctx: &mut SyscallContext<'_>, fd: Fd, len: i64) -> KResult<u64>
     crate::fs::memfd::check_resize(&f, len as u64)?;
     crate::fs::perm::remove_privs(ctx.task, f.path.inode());
     f.ops()?.truncate(len as u64)?;
+    crate::kernel()
+        .page_cache
+        .truncate(f.path.inode().key(), len as u64);
     Ok(0)
 }
 
@@ -1274,6 +1277,9 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
             ..Default::default()
         },
     )?;
+    crate::kernel()
+        .page_cache
+        .truncate(p.inode().key(), len as u64);
     crate::fs::perm::remove_privs(ctx.task, p.inode());
     Ok(r)
 }

@@ -574,43 +574,52 @@ impl TmpInode {
     /// Reads file data at `off`.
     pub fn read_at(&self, off: u64, buf: &mut [u8]) -> KResult<usize> {
         let phys = self.fs.phys.clone();
-        self.read_with(off, buf.len(), |page, in_off, done, k| match page {
-            Some(pfn) => phys.read(pfn, in_off, &mut buf[done..done + k]),
-            None => buf[done..done + k].fill(0),
+        self.read_with(off, buf.len(), |segs| {
+            for &(page, in_off, done, k) in segs {
+                match page {
+                    Some(pfn) => phys.read(pfn, in_off, &mut buf[done..done + k]),
+                    None => buf[done..done + k].fill(0),
+                }
+            }
         })
     }
 
-    /// read_at straight into guest frames.
+    /// read_at straight into guest frames. A plain copy through the
+    /// kernel's mapping: the host's preadv on the memfd costs more per
+    /// page than a copy between pages already mapped (measured: about
+    /// 930 against 1,300–5,000 MB/s on the benchmark VM).
     pub fn read_frames(&self, off: u64, dst: &crate::mm::userframes::UserFrames) -> KResult<usize> {
-        self.read_with(off, dst.len(), |page, in_off, done, k| match page {
-            Some(pfn) => dst.copy_from_frame(done, pfn, in_off, k),
-            None => dst.zero(done, k),
+        self.read_with(off, dst.len(), |segs| {
+            for &(page, in_off, done, k) in segs {
+                match page {
+                    Some(pfn) => dst.copy_from_frame(done, pfn, in_off, k),
+                    None => dst.zero(done, k),
+                }
+            }
         })
     }
 
-    /// The body of reads: `put(frame or None for a hole, offset in the
-    /// page, offset in the destination, bytes)` for each page's part of
-    /// `[off, off + len)` below the size, under the inode's lock.
-    fn read_with(
-        &self,
-        off: u64,
-        len: usize,
-        mut put: impl FnMut(Option<Pfn>, usize, usize, usize),
-    ) -> KResult<usize> {
+    /// The body of reads: `put(pieces)` with, for each page's part of
+    /// `[off, off + len)` below the size, (frame or None for a hole,
+    /// offset in the page, offset in the destination, bytes), called once
+    /// under the inode's lock.
+    fn read_with(&self, off: u64, len: usize, put: impl FnOnce(&[Piece])) -> KResult<usize> {
         let mut st = self.lock();
         let f = st.file()?;
         if off >= f.size || len == 0 {
             return Ok(0);
         }
         let n = ((f.size - off) as usize).min(len);
+        let mut segs = Vec::with_capacity(n / PAGE as usize + 2);
         let mut done = 0usize;
         while done < n {
             let pos = off + done as u64;
             let (idx, in_off) = (pos / PAGE, (pos % PAGE) as usize);
             let k = (PAGE as usize - in_off).min(n - done);
-            put(f.pages.get(&idx).copied(), in_off, done, k);
+            segs.push((f.pages.get(&idx).copied(), in_off, done, k));
             done += k;
         }
+        put(&segs);
         st.touch_atime();
         Ok(n)
     }
@@ -619,31 +628,48 @@ impl TmpInode {
     /// gives a short write (ENOSPC if nothing was written).
     pub fn write_at(&self, off: u64, buf: &[u8]) -> KResult<usize> {
         let phys = self.fs.phys.clone();
-        self.write_with(off, buf.len(), |pfn, in_off, done, k| {
-            phys.write(pfn, in_off, &buf[done..done + k])
+        self.write_with(off, buf.len(), |segs| {
+            for_runs(segs, |pos, done, n| {
+                let src = buf[done..done + n].as_ptr();
+                if !phys.write_iov(pos, &[(src, n)]) {
+                    by_page(pos, n, |pfn, o, at, k| {
+                        phys.write(pfn, o, &buf[done + at..done + at + k])
+                    });
+                }
+            })
         })
     }
 
-    /// write_at straight from guest frames.
+    /// write_at straight from guest frames: one host pwritev per run of
+    /// the file's frames that lie side by side in physmem (the host backs
+    /// a fresh frame without zeroing it first).
     pub fn write_frames(
         &self,
         off: u64,
         src: &crate::mm::userframes::UserFrames,
     ) -> KResult<usize> {
-        self.write_with(off, src.len(), |pfn, in_off, done, k| {
-            src.copy_to_frame(done, pfn, in_off, k)
+        let phys = self.fs.phys.clone();
+        self.write_with(off, src.len(), |segs| {
+            for_runs(segs, |pos, done, n| {
+                let iov: Vec<(*const u8, usize)> = src
+                    .iov(done, n)
+                    .into_iter()
+                    .map(|(p, k)| (p as *const u8, k))
+                    .collect();
+                if !phys.write_iov(pos, &iov) {
+                    by_page(pos, n, |pfn, o, at, k| {
+                        src.copy_to_frame(done + at, pfn, o, k)
+                    });
+                }
+            })
         })
     }
 
-    /// The body of writes: `get(frame, offset in the page, offset in the
-    /// source, bytes)` for each page's part of `[off, off + len)`, pages
-    /// allocated as needed, under the inode's lock.
-    fn write_with(
-        &self,
-        off: u64,
-        buf_len: usize,
-        mut get: impl FnMut(Pfn, usize, usize, usize),
-    ) -> KResult<usize> {
+    /// The body of writes: `get(pieces)` with, for each page's part of
+    /// `[off, off + len)`, (frame, offset in the page, offset in the
+    /// source, bytes), pages allocated as needed, called once under the
+    /// inode's lock.
+    fn write_with(&self, off: u64, buf_len: usize, get: impl FnOnce(&[Piece])) -> KResult<usize> {
         if buf_len == 0 {
             return Ok(0);
         }
@@ -655,6 +681,7 @@ impl TmpInode {
         let done = {
             let mut st = self.lock();
             let f = st.file()?;
+            let mut segs = Vec::with_capacity(len / PAGE as usize + 2);
             let mut done = 0usize;
             let mut err = None;
             while done < len {
@@ -674,9 +701,10 @@ impl TmpInode {
                         }
                     },
                 };
-                get(pfn, in_off, done, k);
+                segs.push((Some(pfn), in_off, done, k));
                 done += k;
             }
+            get(&segs);
             if off + done as u64 > f.size {
                 f.size = off + done as u64;
             }
@@ -1576,6 +1604,52 @@ impl FileOps for TmpDirFile {
         }
         st.touch_atime();
         Ok(())
+    }
+}
+
+/// A page's part of a read or write: (frame, None for a hole; offset in
+/// the page; offset in the caller's buffer; bytes), in buffer order.
+type Piece = (Option<Pfn>, usize, usize, usize);
+
+/// Calls `f(byte offset in physmem, offset in the buffer, bytes)` for each
+/// run of `segs` whose frames follow one another in physmem (holes
+/// skipped): one host call moves a run.
+fn for_runs(segs: &[Piece], mut f: impl FnMut(u64, usize, usize)) {
+    let mut run: Option<(u64, usize, usize)> = None;
+    for &(page, in_off, done, k) in segs {
+        let Some(pfn) = page else {
+            if let Some((p, d, n)) = run.take() {
+                f(p, d, n);
+            }
+            continue;
+        };
+        let pos = pfn * PAGE + in_off as u64;
+        match &mut run {
+            Some((p, d, n)) if *p + *n as u64 == pos && *d + *n == done => *n += k,
+            _ => {
+                if let Some((p, d, n)) = run.take() {
+                    f(p, d, n);
+                }
+                run = Some((pos, done, k));
+            }
+        }
+    }
+    if let Some((p, d, n)) = run {
+        f(p, d, n);
+    }
+}
+
+/// Splits a run of physmem `[pos, pos + n)` into its frames: `f(frame,
+/// offset in it, offset in the run, bytes)` (the by-hand copy when the
+/// host's preadv/pwritev is not used).
+fn by_page(pos: u64, n: usize, mut f: impl FnMut(Pfn, usize, usize, usize)) {
+    let mut at = 0usize;
+    while at < n {
+        let p = pos + at as u64;
+        let o = (p % PAGE) as usize;
+        let k = (PAGE as usize - o).min(n - at);
+        f(p / PAGE, o, at, k);
+        at += k;
     }
 }
 

@@ -621,7 +621,10 @@ impl Mm {
                         o.page_frame(file_page, vma.shared && vma.prot & PROT_WRITE != 0)
                     });
                     let (pfn, private_copy) = match own {
-                        None => (cache.get_page(file, *key, file_page)?, false),
+                        None => {
+                            let ahead = (end - at) / PAGE;
+                            (cache.get_page_ahead(file, *key, file_page, ahead)?, false)
+                        }
                         Some(Ok(pfn)) => (pfn, false),
                         // A hole in a private or read-only mapping reads
                         // as zeros: a fresh private page.

@@ -15,6 +15,9 @@ use crate::errno::KResult;
 use crate::error;
 use crate::fs::FileRef;
 
+/// Pages one miss reads at most.
+const MAX_AHEAD: u64 = 32;
+
 /// (file's (dev, ino), page index).
 type PageKey = ((u64, u64), u64);
 
@@ -37,12 +40,32 @@ impl PageCache {
     /// The frame holding page `index` of the file, with a reference for the
     /// caller. Bytes past the end of the file read as zero.
     pub fn get_page(&self, file: &FileRef, key: (u64, u64), index: u64) -> KResult<Pfn> {
+        self.get_page_ahead(file, key, index, 1)
+    }
+
+    /// [`PageCache::get_page`], and on a miss also the file's next pages
+    /// up to `ahead` in all, read with the same host request (a fault
+    /// that maps 32 pages of a program reads them in one go, not one
+    /// page per host read). Pages already cached are left as they are;
+    /// pages wholly past the end of the file are not cached.
+    pub fn get_page_ahead(
+        &self,
+        file: &FileRef,
+        key: (u64, u64),
+        index: u64,
+        ahead: u64,
+    ) -> KResult<Pfn> {
         let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(&pfn) = pages.get(&(key, index)) {
             self.phys.get(pfn);
             return Ok(pfn);
         }
-        let mut buf = vec![0u8; 4096];
+        // Only the run of missing pages right after `index`.
+        let mut count = 1u64;
+        while count < ahead.clamp(1, MAX_AHEAD) && !pages.contains_key(&(key, index + count)) {
+            count += 1;
+        }
+        let mut buf = vec![0u8; (count * 4096) as usize];
         let mut got = 0;
         while got < buf.len() {
             let n = file.read_at_uncached(index * 4096 + got as u64, &mut buf[got..])?;
@@ -51,16 +74,28 @@ impl PageCache {
             }
             got += n;
         }
-        let Some(pfn) = self.phys.alloc() else {
-            crate::log::warn("out of guest memory for the page cache (raise mem=)");
-            return error!(ENOMEM);
-        };
-        self.phys.write(pfn, 0, &buf);
-        pages.insert((key, index), pfn);
+        let count = count.min((got as u64).div_ceil(4096)).max(1);
+        let mut first = None;
+        for i in 0..count {
+            let Some(pfn) = self.phys.alloc() else {
+                if first.is_some() {
+                    break;
+                }
+                crate::log::warn("out of guest memory for the page cache (raise mem=)");
+                return error!(ENOMEM);
+            };
+            let at = (i * 4096) as usize;
+            self.phys.write(pfn, 0, &buf[at..at + 4096]);
+            pages.insert((key, index + i), pfn);
+            if first.is_none() {
+                first = Some(pfn);
+            }
+        }
         self.files
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key);
+        let pfn = first.ok_or(crate::errno!(ENOMEM))?;
         self.phys.get(pfn);
         Ok(pfn)
     }
@@ -110,6 +145,33 @@ impl PageCache {
                 self.phys.write(pfn, inner, &data[done..done + n]);
             }
             done += n;
+        }
+    }
+
+    /// A file was truncated to `len`: its cached bytes from `len` on read
+    /// as zeros (a shrink then a write past the hole must not bring the
+    /// old bytes back through the cache or a shared mapping). Pages are
+    /// kept, not dropped, as shared mappings may hold them.
+    pub fn truncate(&self, key: (u64, u64), len: u64) {
+        if !self
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key)
+        {
+            return;
+        }
+        let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        for (&(k, idx), &pfn) in pages.iter() {
+            if k != key {
+                continue;
+            }
+            let start = idx * 4096;
+            if start + 4096 <= len {
+                continue;
+            }
+            let from = len.saturating_sub(start) as usize;
+            self.phys.zero(pfn, from, 4096 - from);
         }
     }
 

@@ -100,6 +100,17 @@ impl UserFrames {
         });
     }
 
+    /// Bytes `[at, at + n)` of the buffer as pointers into the kernel's
+    /// physmem mapping, for one host preadv/pwritev over them.
+    pub fn iov(&self, at: usize, n: usize) -> Vec<(*mut u8, usize)> {
+        let mut v = Vec::with_capacity(n / PAGE as usize + 2);
+        // SAFETY (of the add): the offset lies inside the piece's frame.
+        self.each(at, n, |pfn, off, _, k| {
+            v.push((unsafe { self.phys.page_ptr(pfn).add(off) }, k))
+        });
+        v
+    }
+
     /// The pieces (frame, offset in the frame, bytes), in buffer order,
     /// for host I/O straight into or out of them.
     pub fn pieces(&self) -> &[(Pfn, usize, usize)] {
