@@ -6,8 +6,9 @@
 //! it, together exactly as long as the rewrite, with a jump into code
 //! that enters the kernel without a signal. Which shapes are worth
 //! rewriting is a question of measure, so when counting is on
-//! (`RUML_HOST_STATS`, see [`crate::stats`]) every system-call trap of the
-//! seccomp backend is classified by the bytes before its `syscall`:
+//! (`RUML_HOST_STATS`, see [`crate::stats`]) every system-call trap (of
+//! either backend: the guest's sites are the same) is classified by the
+//! bytes before its `syscall`:
 //!
 //! - `mov $nr,%eax; syscall` (`b8 imm32 0f 05`, 7 bytes): the shape of
 //!   glibc's and musl's own wrappers (getpid, read, write, ...), and the
@@ -20,7 +21,7 @@
 //!   up, or sites whose bytes could not be read).
 //!
 //! The census reads the guest's code with `process_vm_readv` on the stub
-//! process, only when counting is on.
+//! thread, only when counting is on.
 
 use crate::stats::{self, Counter};
 
@@ -58,7 +59,7 @@ pub fn classify(b: &[u8; LOOKBEHIND]) -> Shape {
 }
 
 /// Counts the shape of the site of a system-call trap at `rip` (just
-/// past the `syscall`) in host process `pid`, if counting is on.
+/// past the `syscall`) in host thread `pid` (a stub's), if counting is on.
 pub(crate) fn census(pid: libc::pid_t, rip: u64) {
     if !stats::on() {
         return;

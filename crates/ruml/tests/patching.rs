@@ -1,14 +1,12 @@
-//! System-call sites of the seccomp backend: the census of site shapes
-//! (`crates/host/src/patch.rs`, counted under `RUML_HOST_STATS`) that
-//! syscall-site patching would rewrite. Patching itself is not done
+//! System-call sites: the census of site shapes (`crates/host/src/
+//! patch.rs`, counted under `RUML_HOST_STATS` in both backends) that
+//! syscall-site patching would rewrite on the seccomp backend. Patching itself is not done
 //! (docs/architecture.md, "Known gaps"); this checks that each shape is
 //! recognised at its real sites and that the calls behave as natively.
 
 mod common;
 
-use common::{
-    assert_same, build_guest, run_native, run_ruml_raw, test_env, test_mode, Flavour, TempDir,
-};
+use common::{assert_same, build_guest, run_native, run_ruml_raw, test_env, Flavour, TempDir};
 
 const N: u64 = 200;
 
@@ -32,21 +30,12 @@ fn syscall_site_shapes_are_counted() {
             "RUML_HOST_STATS".to_string(),
             stats.to_string_lossy().into_owned(),
         ));
-        // The census belongs to the seccomp backend: ask for it unless
-        // the run is on ptrace.
-        let mut args: Vec<String> = Vec::new();
-        if test_mode().is_none() {
-            args.push("mode=seccomp".into());
-        }
-        args.extend(["quiet".into(), "--".into()]);
+        let mut args: Vec<String> = vec!["quiet".into(), "--".into()];
         args.push(guest.path.to_string_lossy().into_owned());
         args.push(n.clone());
         let ruml = run_ruml_raw(&args, &env);
         assert_same(&native, &ruml);
         assert_eq!(ruml.code(), 0, "{}", ruml.stderr);
-        if test_mode().as_deref() == Some("ptrace") {
-            continue;
-        }
         let s = std::fs::read_to_string(&stats).expect("RUML_HOST_STATS file");
         // Each site ran N times; the program's own start-up adds more.
         assert!(counter(&s, "site_mov_nr") >= N, "{}:\n{s}", flavour.name());
