@@ -20,6 +20,13 @@
 //! - anything else (inline system calls whose number was set further
 //!   up, or sites whose bytes could not be read).
 //!
+//! The census is a heuristic, as gVisor's test for its one shape is: a
+//! `b8` seven bytes before the end can be the tail of a longer
+//! instruction, and a branch may land on the `syscall` itself. A rewrite
+//! must therefore leave a thread that lands inside it a fault it can be
+//! restarted from (the `syscall`'s first byte made an invalid opcode
+//! before the rest is written), never a different instruction.
+//!
 //! The census reads the guest's code with `process_vm_readv` on the stub
 //! thread, only when counting is on.
 
