@@ -30,6 +30,7 @@ pub mod mconsole;
 pub mod net;
 mod ops;
 pub mod passed;
+pub mod patch;
 pub mod physmem;
 pub mod ptrace;
 pub mod regs;

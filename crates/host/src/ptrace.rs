@@ -527,6 +527,7 @@ impl Context {
         if sig == (libc::SIGTRAP | 0x80) {
             self.getregs(regs)?;
             stats::bump(Counter::TrapSyscall);
+            crate::patch::census(self.tid, regs.rip);
             return Ok(Trap::Syscall);
         }
         self.getregs(regs)?;

@@ -944,6 +944,7 @@ impl Context {
             // The host rolled rax back to the system call number.
             regs.orig_rax = regs.rax;
             regs.rax = (-(libc::ENOSYS as i64)) as u64;
+            crate::patch::census(self.aspace.host_pid(), regs.rip);
             return Ok(Trap::Syscall);
         }
         if code > 0

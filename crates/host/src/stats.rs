@@ -42,6 +42,13 @@ pub enum Counter {
     /// host thread reused from an earlier task.
     HostThreads,
     HostThreadReuse,
+    /// Seccomp system-call traps by the shape of the instructions before
+    /// the `syscall` (see [`crate::patch`]): what syscall-site patching
+    /// could reach.
+    SiteMovNr,
+    SiteMovNr64,
+    SiteSyscallFn,
+    SiteOther,
 }
 
 const ALL: [(Counter, &str); N] = [
@@ -63,9 +70,13 @@ const ALL: [(Counter, &str); N] = [
     (Counter::FutexWait, "futex_wait"),
     (Counter::HostThreads, "host_threads"),
     (Counter::HostThreadReuse, "host_thread_reuse"),
+    (Counter::SiteMovNr, "site_mov_nr"),
+    (Counter::SiteMovNr64, "site_mov_nr64"),
+    (Counter::SiteSyscallFn, "site_syscall_fn"),
+    (Counter::SiteOther, "site_other"),
 ];
 
-const N: usize = 18;
+const N: usize = 22;
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 static ON: AtomicBool = AtomicBool::new(false);
 
@@ -83,6 +94,12 @@ fn path() -> &'static Option<std::ffi::OsString> {
 /// Reads `RUML_HOST_STATS` (at boot; counting starts here).
 pub fn init() {
     let _ = path();
+}
+
+/// Whether counting is on.
+#[inline]
+pub fn on() -> bool {
+    ON.load(Ordering::Relaxed)
 }
 
 /// Adds `n` to a counter (nothing when counting is off).

@@ -1,0 +1,125 @@
+//! Syscall-site census: groundwork for patching system-call sites on
+//! the seccomp backend (issue #9, "Patched syscall sites"; not done, see
+//! docs/architecture.md, "Known gaps").
+//!
+//! A patch replaces the `syscall` instruction and the instruction before
+//! it, together exactly as long as the rewrite, with a jump into code
+//! that enters the kernel without a signal. Which shapes are worth
+//! rewriting is a question of measure, so when counting is on
+//! (`RUML_HOST_STATS`, see [`crate::stats`]) every system-call trap (of
+//! either backend: the guest's sites are the same) is classified by the
+//! bytes before its `syscall`:
+//!
+//! - `mov $nr,%eax; syscall` (`b8 imm32 0f 05`, 7 bytes): the shape of
+//!   glibc's and musl's own wrappers (getpid, read, write, ...), and the
+//!   only one gVisor's systrap rewrites;
+//! - `mov $nr,%rax; syscall` (`48 c7 c0 imm32 0f 05`, 9 bytes);
+//! - glibc's `syscall(3)` function: `mov 0x8(%rsp),%r9; syscall`
+//!   (`4c 8b 4c 24 08 0f 05`, 7 bytes; the number comes in a register,
+//!   so a rewrite must carry the displaced load along);
+//! - anything else (inline system calls whose number was set further
+//!   up, or sites whose bytes could not be read).
+//!
+//! The census is a heuristic, as gVisor's test for its one shape is: a
+//! `b8` seven bytes before the end can be the tail of a longer
+//! instruction, and a branch may land on the `syscall` itself. A rewrite
+//! must therefore leave a thread that lands inside it a fault it can be
+//! restarted from (the `syscall`'s first byte made an invalid opcode
+//! before the rest is written), never a different instruction.
+//!
+//! The census reads the guest's code with `process_vm_readv` on the stub
+//! thread, only when counting is on.
+
+use crate::stats::{self, Counter};
+
+/// The shape of the instructions that end with a site's `syscall`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `mov $imm32,%eax; syscall`.
+    MovNr,
+    /// `mov $imm32,%rax; syscall`.
+    MovNr64,
+    /// glibc's `syscall(3)`: `mov 0x8(%rsp),%r9; syscall`.
+    SyscallFn,
+    Other,
+}
+
+/// Bytes read before the address just past a `syscall`.
+pub const LOOKBEHIND: usize = 9;
+
+/// Classifies the `LOOKBEHIND` bytes that end at the address just past a
+/// site's `syscall` instruction.
+pub fn classify(b: &[u8; LOOKBEHIND]) -> Shape {
+    if b[7..9] != [0x0f, 0x05] {
+        return Shape::Other;
+    }
+    if b[0..3] == [0x48, 0xc7, 0xc0] {
+        return Shape::MovNr64;
+    }
+    if b[2] == 0xb8 {
+        return Shape::MovNr;
+    }
+    if b[2..7] == [0x4c, 0x8b, 0x4c, 0x24, 0x08] {
+        return Shape::SyscallFn;
+    }
+    Shape::Other
+}
+
+/// Counts the shape of the site of a system-call trap at `rip` (just
+/// past the `syscall`) in host thread `pid` (a stub's), if counting is on.
+pub(crate) fn census(pid: libc::pid_t, rip: u64) {
+    if !stats::on() {
+        return;
+    }
+    let mut b = [0u8; LOOKBEHIND];
+    let shape = match rip.checked_sub(LOOKBEHIND as u64) {
+        Some(addr) => {
+            let local = libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: LOOKBEHIND,
+            };
+            let remote = libc::iovec {
+                iov_base: addr as *mut libc::c_void,
+                iov_len: LOOKBEHIND,
+            };
+            // SAFETY: reads from another process into our own buffer of
+            // the given length; a bad remote address is an error return.
+            let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+            if n == LOOKBEHIND as isize {
+                classify(&b)
+            } else {
+                Shape::Other
+            }
+        }
+        None => Shape::Other,
+    };
+    stats::bump(match shape {
+        Shape::MovNr => Counter::SiteMovNr,
+        Shape::MovNr64 => Counter::SiteMovNr64,
+        Shape::SyscallFn => Counter::SiteSyscallFn,
+        Shape::Other => Counter::SiteOther,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        // getppid in glibc: mov $0x6e,%eax; syscall
+        let b = [0x90, 0x90, 0xb8, 0x6e, 0, 0, 0, 0x0f, 0x05];
+        assert_eq!(classify(&b), Shape::MovNr);
+        let b = [0x48, 0xc7, 0xc0, 0x27, 0, 0, 0, 0x0f, 0x05];
+        assert_eq!(classify(&b), Shape::MovNr64);
+        // glibc's syscall(3)
+        let b = [0x89, 0xca, 0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05];
+        assert_eq!(classify(&b), Shape::SyscallFn);
+        // mov %rdi,%rax; syscall (number from a register)
+        let b = [0x90, 0x90, 0x90, 0x90, 0x48, 0x89, 0xf8, 0x0f, 0x05];
+        assert_eq!(classify(&b), Shape::Other);
+        // not a syscall at all
+        let b = [0x90, 0x90, 0xb8, 0x6e, 0, 0, 0, 0x0f, 0x0b];
+        assert_eq!(classify(&b), Shape::Other);
+    }
+}
