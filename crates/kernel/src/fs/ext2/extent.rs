@@ -322,9 +322,7 @@ impl Ext2Fs {
         // Up to `want` blocks: not past the next extent, not past the end
         // of the logical range, and so that the extent they join or make
         // stays within an initialized extent's length.
-        let mut want = want
-            .min(u32::MAX as u64 - lblk)
-            .min(MAX_INIT_LEN as u64);
+        let mut want = want.min(u32::MAX as u64 - lblk).min(MAX_INIT_LEN as u64);
         if pos < n {
             want = want.min(exts[pos].lblk as u64 - lblk);
         }

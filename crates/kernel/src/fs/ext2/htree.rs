@@ -279,8 +279,7 @@ impl Ext2Fs {
     /// one-block directory on a dir_index filesystem, so that a listing
     /// that began before the directory became indexed keeps its place.
     pub(super) fn lists_by_hash(&self, st: &State, dir: &DInode) -> bool {
-        self.dir_index_feature(st)
-            && (dir.flags() & INDEX_FL != 0 || dir.size() == self.geo.bs)
+        self.dir_index_feature(st) && (dir.flags() & INDEX_FL != 0 || dir.size() == self.geo.bs)
     }
 
     /// Entries of a hash-ordered directory ([`Self::lists_by_hash`]) whose
