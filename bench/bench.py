@@ -755,7 +755,8 @@ with apt-get (user-mode-linux, runsc, proot, busybox-static, hyperfine,
 python3-matplotlib, gcc, make, libc6-dev), fetches lua-src with cargo, builds
 ruml (`cargo build --release`), then runs `bench/bench.py` in a private
 mount namespace. Options: `--runs N`, `--build-runs N`, `--boot-runs N`,
-`--systems native,ruml,uml,gvisor,proot`, `--ruml PATH`, `--no-install`.
+`--systems native,ruml,uml,gvisor,proot`, `--ruml PATH`, `--no-install`,
+`--only-disk` (the disk rows alone, no page written).
 Logs of every system's run are in `bench/work/logs/`.
 """
     with open(path, "w") as f:
@@ -837,7 +838,7 @@ def main():
         if s.error:
             bad.append(f"suite did not finish ({s.error})")
         for key in ROW_KEYS:
-            if key in table[s.key]:
+            if key in table[s.key] or (args.only_disk and not key.startswith("disk_")):
                 continue
             reason = s.na.get(key, "") or "no figure"
             if s.is_ruml and key in RUML_NOT_YET and not s.error:

@@ -79,7 +79,7 @@ fn check(tag: &str, args: &[&str], size: &str, dev_n: u32, initial: usize, per_b
             String::from_utf8_lossy(n)
         );
     }
-    assert!(seen.contains(&b".".to_vec()) && seen.contains(&b"..".to_vec()));
+    assert!(seen.contains(b".".as_slice()) && seen.contains(b"..".as_slice()));
     let flags_after = {
         let mut st = fs.lock();
         fs.read_inode(&mut st, dino).unwrap().flags()
