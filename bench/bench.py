@@ -47,9 +47,12 @@ ROWS = [
     ("tcp_stream", "TCP throughput over 127.0.0.1, 64 KiB writes", "MiB/s", False, 2.0),
     ("tmpfs_write", "tmpfs write, 64 MiB in 64 KiB blocks", "MiB/s", False, None),
     ("tmpfs_read", "tmpfs read, 64 MiB in 64 KiB blocks", "MiB/s", False, None),
-    ("disk_write", "disk: sequential write + fsync, 64 MiB (ruml, UML: ext4 ubd disk)", "MiB/s", False, None),
-    ("disk_read", "disk: sequential read of that file", "MiB/s", False, None),
-    ("disk_files", "disk: small file create+write, stat, unlink, sync (per file)", "µs", True, None),
+    ("disk_write", "disk: sequential write + fsync, 64 MiB (ruml, UML: ext4 ubd disk)", "MiB/s", False, 1.5),
+    ("disk_read", "disk: sequential read of that file", "MiB/s", False, 1.5),
+    ("disk_files", "disk: small file create+write, stat, unlink, sync (per file)", "µs", True, 1.5),
+    ("disk_randwrite", "disk: random 4 KiB write in that 64 MiB file, fsync every 64", "µs", True, 1.5),
+    ("disk_randread", "disk: random 4 KiB read of that file", "µs", True, 1.5),
+    ("disk_untar", "disk: untar of a source tree (Lua ×32: 1,900 files, 30 MiB) + sync", "s", True, 1.5),
     ("boot", "boot → /bin/true → exit", "ms", True, None),
     ("build", "real build: Lua 5.4, 33 C files, make -j2", "s", True, 1.15),
 ]
@@ -146,7 +149,40 @@ def build_root(work, lua_src):
     shutil.copy2(os.path.join(GUEST, "main.c"), lua)
     shutil.copy2(os.path.join(GUEST, "lua.mk"), os.path.join(lua, "Makefile"))
     n_c = len([n for n in os.listdir(lua) if n.endswith(".c")])
+    source_tarball(lua, os.path.join(b, "src.tar"), TAR_COPIES)
+    source_tarball(lua, os.path.join(b, "src-quick.tar"), 2)
     return root, n_c
+
+
+# The disk benchmark's untar: Lua's tree this many times over.
+TAR_COPIES = 32
+
+
+def source_tarball(lua, path, copies):
+    """A tarball of a source tree for the untar row, made offline from
+    Lua's sources: `copies` copies, each as src/lua-NN/{src,include,doc}
+    (a .h to include/, a .c to src/, the Makefile to doc/), so that the
+    untar makes directories as well as files."""
+    import tarfile
+    names = sorted(os.listdir(lua))
+    with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as t:
+        for c in range(copies):
+            top = f"src/lua-{c:02d}"
+            for sub in ("", "/src", "/include", "/doc"):
+                info = tarfile.TarInfo(top + sub)
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                info.mtime = 1700000000
+                t.addfile(info)
+            for n in names:
+                sub = "include" if n.endswith(".h") else "src" if n.endswith(".c") else "doc"
+                src = os.path.join(lua, n)
+                info = t.gettarinfo(src, f"{top}/{sub}/{n}")
+                info.uid = info.gid = 0
+                info.uname = info.gname = "root"
+                info.mtime = 1700000000
+                with open(src, "rb") as f:
+                    t.addfile(info, f)
 
 
 def mount_root(root):
@@ -215,7 +251,8 @@ def make_systems(args, root, quick):
     runs = str(args.runs)
     build_runs = str(args.build_runs)
     q = "1" if quick else "0"
-    suite = lambda mount_tmp: ["/bin/sh", "/bench/suite.sh", runs, build_runs, q, mount_tmp]
+    only = "disk" if args.only_disk else "all"
+    suite = lambda mount_tmp: ["/bin/sh", "/bench/suite.sh", runs, build_runs, q, mount_tmp, only]
     systems = []
 
     s = System("native", "native (chroot)", platform.release())
@@ -251,7 +288,8 @@ def make_systems(args, root, quick):
     common = [uml, "root=/dev/root", "rootfstype=hostfs", f"rootflags={root}", "rw",
               "con0=fd:0,fd:1", "con=null", "quiet"]
     s.suite_cmd = common + ["mem=1G", "init=/bench/uml-init", f"ubd1={disk_image(args.work, 'uml')}",
-                            f"BENCH_RUNS={runs}", f"BENCH_BUILD_RUNS={build_runs}", f"BENCH_QUICK={q}"]
+                            f"BENCH_RUNS={runs}", f"BENCH_BUILD_RUNS={build_runs}", f"BENCH_QUICK={q}",
+                            f"BENCH_ONLY={only}"]
     s.boot_cmd = common + ["mem=256M", "init=/bench/boot-true"]
     # UML's physical memory is a file in TMPDIR; tmpfs is what UML wants.
     shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
@@ -670,6 +708,30 @@ the table shows the median of those {args.runs} figures:
   hyperfine (UML's init is `/bench/boot-true`, which runs `/bin/true` and
   powers off).
 
+The disk rows (`micro disk DIR` and the untar in the suite script) run on
+**ext4 on a ubd disk** in ruml and UML — each gets a fresh 1 GiB image made
+by the host's `mke2fs -t ext4` as its second disk (`ubd1=`, `/dev/ubdb`),
+mounted inside — and natively on the host's own filesystem (a directory of
+the bench root); gVisor and proot write there too. Once per boot:
+
+- sequential write: a 64 MiB file in 64 KiB `write`s, then `fsync`, MiB/s;
+  sequential read: the same file read back in 64 KiB blocks;
+- random write: 4,096 `pwrite`s of 4 KiB at 4 KiB-aligned offsets of that
+  file drawn by a fixed xorshift sequence (the same offsets everywhere),
+  `fsync` after every 64 and at the end, µs per write; random read: as many
+  4 KiB `pread`s, µs per read;
+- small files: 1,000 files in one directory, create + write 100 bytes +
+  close, then stat each, then unlink each, then `sync`; µs per file;
+- untar: busybox `tar -xf` of a tarball of a source tree (Lua's sources
+  {TAR_COPIES} times over, `src/lua-NN/{{src,include,doc}}`: about 1,900
+  files and 130 directories, 30 MiB, made by bench.py), then `sync`, seconds.
+
+`bench/run --only-disk` runs these rows alone (no other row, no boot, no
+page written): the loop for work on the disk path. Host calls per guest
+operation can be counted with `RUML_HOST_STATS=FILE` (ruml's own counters)
+and `perf stat -e 'syscalls:sys_enter_*'` over ruml and its stubs; where
+ruml's time goes is in [disks.md](disks.md#performance).
+
 Real build: **Lua 5.4.7**, the copy of its sources that the `lua-src` crate
 ships (crates.io, fetched with `cargo fetch` by `bench/run`; {n_c} C files:
 Lua's 32 library files and a small `main.c` that links and runs it), built
@@ -693,7 +755,8 @@ with apt-get (user-mode-linux, runsc, proot, busybox-static, hyperfine,
 python3-matplotlib, gcc, make, libc6-dev), fetches lua-src with cargo, builds
 ruml (`cargo build --release`), then runs `bench/bench.py` in a private
 mount namespace. Options: `--runs N`, `--build-runs N`, `--boot-runs N`,
-`--systems native,ruml,uml,gvisor,proot`, `--ruml PATH`, `--no-install`.
+`--systems native,ruml,uml,gvisor,proot`, `--ruml PATH`, `--no-install`,
+`--only-disk` (the disk rows alone, no page written).
 Logs of every system's run are in `bench/work/logs/`.
 """
     with open(path, "w") as f:
@@ -715,6 +778,8 @@ def main():
     ap.add_argument("--work", default=os.path.join(BENCH, "work"))
     ap.add_argument("--write-docs", action="store_true", help="write docs/ even in quick mode")
     ap.add_argument("--no-docs", action="store_true", help="do not write docs/ in full mode")
+    ap.add_argument("--only-disk", action="store_true",
+                    help="run only the disk rows (no boot, no docs/): for work on the disk path")
     args = ap.parse_args()
     quick = args.quick
     args.runs = args.runs or (1 if quick else 5)
@@ -741,7 +806,8 @@ def main():
             log(f"==> {s.label}: {s.unavailable}")
             continue
         run_suite(s, per_suite_timeout, logdir)
-        run_boot(s, args.boot_runs, args.boot_warmup, logdir, use_hyperfine)
+        if not args.only_disk:
+            run_boot(s, args.boot_runs, args.boot_warmup, logdir, use_hyperfine)
 
     table = compute(systems)
     elapsed = time.time() - t_start
@@ -750,7 +816,7 @@ def main():
     print()
     print("cells: median of the runs (ratio to native; for MiB/s native ÷ system)")
 
-    write_docs = (not quick and not args.no_docs) or args.write_docs
+    write_docs = ((not quick and not args.no_docs) or args.write_docs) and not args.only_disk
     docs = os.path.join(REPO, "docs") if write_docs else args.work
     png = os.path.join(docs, "benchmarks.png")
     mdp = os.path.join(docs, "benchmarks.md")
@@ -772,7 +838,7 @@ def main():
         if s.error:
             bad.append(f"suite did not finish ({s.error})")
         for key in ROW_KEYS:
-            if key in table[s.key]:
+            if key in table[s.key] or (args.only_disk and not key.startswith("disk_")):
                 continue
             reason = s.na.get(key, "") or "no figure"
             if s.is_ruml and key in RUML_NOT_YET and not s.error:

@@ -346,11 +346,69 @@ static void bench_file(const char *dir)
 /* ---- a disk: sequential write + fsync, read, many small files ---- */
 #define DISK_FILE_SIZE (64L << 20)
 #define SMALL_FILES 1000
+#define RANDOM_OPS 4096
+#define RANDOM_FSYNC_EVERY 64
+
+/* Random 4 KiB pwrites at 4 KiB-aligned offsets of the file at `path`
+   (`size` bytes), fsync after every RANDOM_FSYNC_EVERY and at the end,
+   then as many random 4 KiB preads; reports µs per operation. */
+static void disk_random(const char *path, long size)
+{
+    int fd = open(path, O_RDWR);
+    if (fd < 0) {
+        na("disk_randwrite", strerror(errno));
+        na("disk_randread", strerror(errno));
+        return;
+    }
+    static char page[4096];
+    memset(page, 0x5a, sizeof page);
+    long pages = size / 4096;
+    int n = batches == 1 ? RANDOM_OPS / 4 : RANDOM_OPS;
+    unsigned long x = 88172645463325252UL; /* xorshift64: the same offsets everywhere */
+    double t0 = now();
+    for (int k = 0; k < n; k++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        off_t off = (off_t)(x % (unsigned long)pages) * 4096;
+        page[0] = (char)k;
+        if (pwrite(fd, page, sizeof page, off) != (ssize_t)sizeof page ||
+            ((k + 1) % RANDOM_FSYNC_EVERY == 0 && fsync(fd) != 0)) {
+            na("disk_randwrite", errno ? strerror(errno) : "short write");
+            na("disk_randread", "the random writes failed");
+            close(fd);
+            return;
+        }
+    }
+    if (fsync(fd) != 0) {
+        na("disk_randwrite", strerror(errno));
+        na("disk_randread", "the random writes failed");
+        close(fd);
+        return;
+    }
+    double t1 = now();
+    report("disk_randwrite", (t1 - t0) / n * 1e6, "us");
+    double t2 = now();
+    for (int k = 0; k < n; k++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        off_t off = (off_t)(x % (unsigned long)pages) * 4096;
+        if (pread(fd, page, sizeof page, off) != (ssize_t)sizeof page) {
+            na("disk_randread", errno ? strerror(errno) : "short read");
+            close(fd);
+            return;
+        }
+    }
+    double t3 = now();
+    close(fd);
+    report("disk_randread", (t3 - t2) / n * 1e6, "us");
+}
 static void bench_disk(const char *dir)
 {
-    const char *rows[] = {"disk_write", "disk_read", "disk_files"};
+    const char *rows[] = {"disk_write", "disk_read", "disk_files", "disk_randwrite", "disk_randread"};
     if (!dir || !*dir) {
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 5; k++)
             na(rows[k], "no disk directory");
         return;
     }
@@ -361,7 +419,7 @@ static void bench_disk(const char *dir)
     memset(buf, 0xa5, sizeof buf);
     int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
     if (fd < 0) {
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 5; k++)
             na(rows[k], strerror(errno));
         return;
     }
@@ -371,7 +429,7 @@ static void bench_disk(const char *dir)
             int e = errno;
             close(fd);
             unlink(path);
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < 5; k++)
                 na(rows[k], e ? strerror(e) : "short write");
             return;
         }
@@ -379,7 +437,7 @@ static void bench_disk(const char *dir)
         int e = errno;
         close(fd);
         unlink(path);
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 5; k++)
             na(rows[k], strerror(e));
         return;
     }
@@ -395,11 +453,14 @@ static void bench_disk(const char *dir)
     double t3 = now();
     if (fd >= 0)
         close(fd);
-    unlink(path);
     if (total != size)
         na("disk_read", "short read");
     else
         report("disk_read", size / (double)(1 << 20) / (t3 - t2), "MiB/s");
+    /* Random 4 KiB writes into that file (fsync after every 64), then
+       random 4 KiB reads of it; per operation. */
+    disk_random(path, size);
+    unlink(path);
     /* Many small files: create + write 100 bytes + close, stat, unlink,
        in one directory, then sync; per file. */
     char d[4096];

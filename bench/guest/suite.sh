@@ -1,12 +1,18 @@
 #!/bin/sh
 # Runs inside every system compared, with the bench root as "/" (busybox sh).
-#   suite.sh RUNS BUILD_RUNS QUICK MOUNT_TMP
+#   suite.sh RUNS BUILD_RUNS QUICK MOUNT_TMP [all|disk]
 # Prints "BENCH name value unit" lines (parsed by bench/bench.py), RUNS times
 # the microbenchmarks, BUILD_RUNS times the build of Lua from a clean tree.
 RUNS=${1:-1}
 BUILD_RUNS=${2:-1}
 QUICK=${3:-0}
 MOUNT_TMP=${4:-0}
+ONLY=${5:-all}
+# Only the disk rows (bench.py --only-disk): no microbenchmarks, no build.
+if [ "$ONLY" = disk ]; then
+    RUNS=0
+    BUILD_RUNS=0
+fi
 export PATH=/usr/bin:/bin
 export LC_ALL=C
 
@@ -98,6 +104,26 @@ if [ -z "$D" ] && [ -n "$W" ]; then
     echo "SUITE note: disk rows on the tmpfs (no disk and /bench-disk is not writable)"
 fi
 /bench/micro $Q disk "$D"
+# Untar of a source tree onto the same disk (bench.py builds the tarball:
+# Lua's sources copied many times over), then sync; seconds.
+TAR=/bench/src.tar
+[ "$QUICK" = 1 ] && TAR=/bench/src-quick.tar
+if [ -z "$D" ]; then
+    echo "BENCH disk_untar n/a no disk directory"
+elif [ ! -f "$TAR" ]; then
+    echo "BENCH disk_untar n/a no $TAR"
+else
+    rm -rf "$D/untar"
+    mkdir -p "$D/untar"
+    out=$(/bench/micro time sh -c "tar -xf $TAR -C $D/untar && sync" 2>&1)
+    t=$(echo "$out" | sed -n 's/^TIME //p')
+    if [ -n "$t" ]; then
+        echo "BENCH disk_untar $t s"
+    else
+        echo "BENCH disk_untar n/a tar failed: $(echo "$out" | grep -v '^TIME' | tail -n 1 | head -c 200)"
+    fi
+    rm -rf "$D/untar"
+fi
 case "$D" in /bench-disk/*) rm -rf "$D" ;; esac
 [ -n "$DM" ] && umount "$DM"
 [ -n "$W" ] && rm -rf "$W"

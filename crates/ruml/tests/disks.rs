@@ -1033,3 +1033,38 @@ fn a_locked_disk_file_is_refused() {
     let ok = sh(&[&format!("ubd0={}", path_str(&img))], "true");
     assert_eq!(ok.code(), 0, "{ok}");
 }
+
+/// An ext4 directory listed while another guest process adds names to it
+/// (tests/guest/readdir_grow.c: getdents64 with a small buffer, so the
+/// splits of the htree's leaves land between calls): no listing names an
+/// entry twice and every listing names every entry present throughout,
+/// as natively; then the host's e2fsck finds the image clean.
+#[test]
+fn ext4_readdir_while_another_process_splits_the_directory() {
+    let dir = TempDir::new("ext4-readdir-grow");
+    let d = dir.path();
+    let guest = common::build_guest("readdir_grow", common::Flavour::Static);
+    let native_dir = d.join("native");
+    std::fs::create_dir(&native_dir).unwrap();
+    let native = Command::new(&guest.path)
+        .arg(&native_dir)
+        .args(["400", "3000"])
+        .output()
+        .expect("native run");
+    assert!(native.status.success(), "native: {native:?}");
+    let img = d.join("rd.img");
+    host_ok(
+        "mke2fs",
+        &["-q", "-t", "ext4", "-b", "1024", path_str(&img), "32M"],
+        d,
+    );
+    let script = format!(
+        "mkdir -p /mnt && mount -t ext4 /dev/ubda /mnt && mkdir /mnt/d && \
+         {} /mnt/d 400 3000 && umount /mnt",
+        guest.path.display()
+    );
+    let out = sh_long(&[&format!("ubd0={}", path_str(&img))], &script);
+    assert_eq!(out.code(), 0, "{out}");
+    assert_eq!(out.stdout, String::from_utf8_lossy(&native.stdout), "{out}");
+    e2fsck_clean(&img);
+}

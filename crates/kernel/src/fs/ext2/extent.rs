@@ -246,6 +246,7 @@ impl Ext2Fs {
         ino: u32,
         i: &mut DInode,
         lblk: u64,
+        want: u64,
     ) -> KResult<(u64, bool)> {
         if lblk >= u32::MAX as u64 {
             return error!(EFBIG);
@@ -318,20 +319,38 @@ impl Ext2Fs {
         } else {
             group_goal
         };
-        let nb = self.alloc_block(st, goal)?;
-        i.add_blocks(&self.geo, 1);
+        // Up to `want` blocks: not past the next extent, not past the end
+        // of the logical range, and so that the extent they join or make
+        // stays within an initialized extent's length.
+        let mut want = want.min(u32::MAX as u64 - lblk).min(MAX_INIT_LEN as u64);
+        if pos < n {
+            want = want.min(exts[pos].lblk as u64 - lblk);
+        }
+        if pos > 0 {
+            let e = exts[pos - 1];
+            if !e.uninit && e.end() == lblk && e.len < MAX_INIT_LEN {
+                want = want.min((MAX_INIT_LEN - e.len) as u64);
+            }
+        }
+        let (nb, got) = self.alloc_blocks(st, goal, want.max(1))?;
+        let got32 = got as u32;
+        i.add_blocks(&self.geo, got as i64);
         let new = Ext {
             lblk: l,
-            len: 1,
+            len: got32,
             pblk: nb,
             uninit: false,
         };
         // In place: the left neighbour grows.
         if pos > 0 {
             let e = exts[pos - 1];
-            if !e.uninit && e.end() == lblk && e.pblk + e.len as u64 == nb && e.len < MAX_INIT_LEN {
+            if !e.uninit
+                && e.end() == lblk
+                && e.pblk + e.len as u64 == nb
+                && e.len + got32 <= MAX_INIT_LEN
+            {
                 let grown = Ext {
-                    len: e.len + 1,
+                    len: e.len + got32,
                     ..e
                 };
                 put_ext(&mut leaf.node, 12 + (pos - 1) * 12, &grown);
@@ -352,9 +371,9 @@ impl Ext2Fs {
         let at = all.iter().position(|e| e.lblk > l).unwrap_or(all.len());
         all.insert(at, new);
         if let Err(e) = self.ext_rebuild(st, ino, i, all, blocks, nb) {
-            // Not mapped after all: give the block back.
-            let _ = self.free_block(st, nb);
-            i.add_blocks(&self.geo, -1);
+            // Not mapped after all: give the blocks back.
+            let _ = self.free_blocks(st, nb, got);
+            i.add_blocks(&self.geo, -(got as i64));
             return Err(e);
         }
         Ok((nb, true))

@@ -274,6 +274,90 @@ impl Ext2Fs {
         Ok(None)
     }
 
+    /// Whether `dir` is listed in hash order with hash cookies as
+    /// positions: an indexed directory, and (as Linux's is_dx_dir) a
+    /// one-block directory on a dir_index filesystem, so that a listing
+    /// that began before the directory became indexed keeps its place.
+    pub(super) fn lists_by_hash(&self, st: &State, dir: &DInode) -> bool {
+        self.dir_index_feature(st) && (dir.flags() & INDEX_FL != 0 || dir.size() == self.geo.bs)
+    }
+
+    /// Entries of a hash-ordered directory ([`Self::lists_by_hash`]) whose
+    /// cookie is at least `pos`, in cookie order, at most `max`: (next
+    /// position, inode, name, type).
+    ///
+    /// A cookie is the name's major hash (31 bits) over a crc32c of the
+    /// name (32 bits); "." is 1 and ".." 2. It depends on the name alone,
+    /// not on where the entry lies, so a leaf split (which moves entries
+    /// between blocks) during a listing neither repeats nor skips a name:
+    /// the listing resumes after the last cookie it returned. Every block
+    /// is read (index blocks hold no live records), and only the `max`
+    /// smallest cookies are kept at any time.
+    pub(super) fn dx_list(
+        &self,
+        st: &mut State,
+        dir: &DInode,
+        pos: u64,
+        max: usize,
+    ) -> KResult<Vec<super::DirEntry>> {
+        let bs = self.geo.bs;
+        let version = if dir.flags() & INDEX_FL != 0 {
+            let root = match self.bmap(st, dir, 0)? {
+                Some(b) => self.read_dir_block(st, dir, 0, b)?,
+                None => return Err(corrupt("htree root is a hole")),
+            };
+            if root.len() < ROOT_CO + 8 {
+                return Err(corrupt("bad htree root"));
+            }
+            self.hash_version(st, root[28])?
+        } else {
+            let def = st.sb[0xFC];
+            self.hash_version(st, if def > 2 { 1 } else { def })?
+        };
+        let max = max.max(1);
+        let mut found: Vec<(u64, u32, Vec<u8>, u8)> = Vec::new();
+        let n = dir.size().div_ceil(bs);
+        if n > (1 << 32) {
+            return Err(corrupt("directory too large"));
+        }
+        for l in 0..n {
+            let Some(b) = self.bmap(st, dir, l)? else {
+                continue;
+            };
+            let blk = self.read_dir_block(st, dir, l, b)?;
+            let mut off = 0;
+            while off < blk.len() {
+                let (ino, rec, nl, ft) = dirent_at(&blk, off)?;
+                if ino != 0 {
+                    let name = &blk[off + 8..off + 8 + nl];
+                    let cookie = match name {
+                        b"." => 1,
+                        b".." => 2,
+                        _ => {
+                            let major = (self.name_hash(st, version, name) >> 1) as u64;
+                            let minor = super::csum::crc32c(!0, name) as u64;
+                            (major << 32 | minor).max(3)
+                        }
+                    };
+                    if cookie >= pos {
+                        found.push((cookie, ino, name.to_vec(), ft));
+                        if found.len() >= 2 * max {
+                            found.sort_unstable_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+                            found.truncate(max);
+                        }
+                    }
+                }
+                off += rec;
+            }
+        }
+        found.sort_unstable_by(|a, b| (a.0, &a.2).cmp(&(b.0, &b.2)));
+        found.truncate(max);
+        Ok(found
+            .into_iter()
+            .map(|(c, ino, name, ft)| (c + 1, ino, name, ft))
+            .collect())
+    }
+
     /// Writes index block `f` with its checksum.
     fn write_frame(&self, st: &mut State, dir: &DInode, f: &mut Frame) -> KResult<()> {
         self.set_dx_csum(dir, &mut f.blk, f.co)?;

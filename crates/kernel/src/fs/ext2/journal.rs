@@ -407,21 +407,25 @@ impl Ext2Fs {
         let blocks: Vec<u64> = st.txn.iter().copied().collect();
         let bs = self.geo.bs as usize;
         let dev = self.dev();
-        // Ordered mode: file data first.
-        dev.flush()?;
+        // Ordered mode: file data is written to the device as it comes
+        // (before this), so the flush before the commit block makes it
+        // durable together with the log.
         let room = j.map.len() - j.first as usize;
         if self.log_blocks(blocks.len()) <= room {
             let seq = j.seq;
             let per = self.tags_per_descriptor();
             let tag = if self.geo.is64 { 12 } else { 8 };
             let mut pos = j.first as u64;
+            // The log's blocks in order: descriptors and copies.
+            let mut log: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.log_blocks(blocks.len()));
             for chunk in blocks.chunks(per) {
                 let mut desc = vec![0u8; bs];
                 pbe32(&mut desc, 0, JBD2_MAGIC);
                 pbe32(&mut desc, 4, BT_DESCRIPTOR);
                 pbe32(&mut desc, 8, seq);
                 let mut off = 12;
-                let desc_pos = pos;
+                let desc_at = log.len();
+                log.push((j.map[pos as usize], Vec::new()));
                 pos += 1;
                 for (k, &b) in chunk.iter().enumerate() {
                     let mut data = st
@@ -450,11 +454,12 @@ impl Ext2Fs {
                         desc[off..off + 16].copy_from_slice(&j.jsb[0x30..0x40]);
                         off += 16;
                     }
-                    self.jwrite(j, pos, &data)?;
+                    log.push((j.map[pos as usize], data));
                     pos += 1;
                 }
-                self.jwrite(j, desc_pos, &desc)?;
+                log[desc_at].1 = desc;
             }
+            self.write_runs(log.iter().map(|(b, v)| (*b, v.as_slice())))?;
             pbe32(&mut j.jsb, 24, seq);
             pbe32(&mut j.jsb, 28, j.first);
             self.write_jsb(j)?;
@@ -476,15 +481,39 @@ impl Ext2Fs {
                 blocks.len()
             ));
         }
-        // Checkpoint.
-        for &b in &blocks {
-            if let Some(v) = st.cache.get(&b) {
-                dev.write_sectors(b * bs as u64 / 512, v)?;
-            }
-        }
+        // Checkpoint: the blocks home, runs of neighbours in one write
+        // (`blocks` is sorted).
+        self.write_runs(
+            blocks
+                .iter()
+                .filter_map(|b| st.cache.get(b).map(|v| (*b, v.as_slice()))),
+        )?;
         dev.flush()?;
         pbe32(&mut j.jsb, 24, j.seq);
         pbe32(&mut j.jsb, 28, 0);
         self.write_jsb(j)
+    }
+
+    /// Writes (block, contents) pairs, each run of consecutive blocks
+    /// (up to 1 MiB) in one device write.
+    fn write_runs<'a>(&self, blocks: impl Iterator<Item = (u64, &'a [u8])>) -> KResult<()> {
+        let bs = self.geo.bs;
+        let mut run: Vec<u8> = Vec::new();
+        let mut first = 0u64;
+        for (b, v) in blocks {
+            let n = run.len() as u64 / bs;
+            if !run.is_empty() && (first + n != b || run.len() >= 1 << 20) {
+                self.dev().write_sectors(first * bs / 512, &run)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                first = b;
+            }
+            run.extend_from_slice(v);
+        }
+        if !run.is_empty() {
+            self.dev().write_sectors(first * bs / 512, &run)?;
+        }
+        Ok(())
     }
 }

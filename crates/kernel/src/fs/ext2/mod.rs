@@ -115,6 +115,26 @@ const MAX_DEPTH: usize = 4096;
 /// Linux's EXT2_LINK_MAX.
 const LINK_MAX: u16 = 32000;
 
+/// The first bit in `from..to` clear in `bm` and (if given) in `also`:
+/// whole bytes of set bits are skipped at once.
+fn first_free(bm: &[u8], also: Option<&[u8]>, from: u64, to: u64) -> Option<u64> {
+    let busy = |i: usize| bm[i] | also.map_or(0, |a| a[i]);
+    let mut bit = from;
+    while bit < to {
+        let i = (bit / 8) as usize;
+        let byte = busy(i);
+        if byte == 0xFF {
+            bit = (bit / 8 + 1) * 8;
+            continue;
+        }
+        if byte & (1 << (bit % 8)) == 0 {
+            return Some(bit);
+        }
+        bit += 1;
+    }
+    None
+}
+
 /// Logs a corruption once per call site kind and gives EUCLEAN.
 fn corrupt(what: &str) -> crate::errno::Errno {
     crate::log::warn(&format!("EXT2-fs error: {what}"));
@@ -251,8 +271,10 @@ pub(crate) struct State {
     journal: Option<journal::Journal>,
     /// Blocks of the running transaction (in `cache`, pinned there).
     txn: std::collections::BTreeSet<u64>,
-    /// Blocks the running transaction freed: not reused before it commits.
-    txn_freed: HashSet<u64>,
+    /// Blocks the running transaction freed: not reused before it
+    /// commits. Per group, a bitmap in the block bitmap's layout, so that
+    /// an allocation skips them a byte at a time.
+    txn_freed: HashMap<u32, Vec<u8>>,
 }
 
 impl State {
@@ -270,7 +292,7 @@ impl State {
             sb_dirty: false,
             journal: None,
             txn: Default::default(),
-            txn_freed: HashSet::new(),
+            txn_freed: HashMap::new(),
         }
     }
 }
@@ -922,11 +944,18 @@ impl Ext2Fs {
     /// (fsync, sync, the timer).
     pub(crate) fn sync_fs(&self) -> KResult<()> {
         let mut st = self.raw_lock();
+        let mut flushed = false;
         if !self.ro() {
             self.commit(&mut st)?;
+            // A journal commit ends with a flush (after its checkpoint),
+            // which covers every write before it: no second one.
+            flushed = st.journal.is_some() && !st.txn.is_empty();
             self.journal_commit(&mut st)?;
         }
         drop(st);
+        if flushed {
+            return Ok(());
+        }
         self.dev().flush()
     }
 
@@ -1049,6 +1078,31 @@ impl Ext2Fs {
         self.dev().write_sectors(b * self.geo.bs / 512, data)?;
         if let Some(v) = st.cache.get_mut(&b) {
             v.copy_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// File data blocks from `first` on, consecutive on the device: one
+    /// write (cached copies follow).
+    fn write_data_run(&self, st: &mut State, first: u64, data: &[u8]) -> KResult<()> {
+        if self.ro() {
+            return error!(EROFS);
+        }
+        let bs = self.geo.bs as usize;
+        let n = (data.len() / bs) as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        self.check_block(first)?;
+        self.check_block(first + n - 1)?;
+        self.dev().write_sectors(first * self.geo.bs / 512, data)?;
+        if !st.cache.is_empty() {
+            for k in 0..n {
+                if let Some(v) = st.cache.get_mut(&(first + k)) {
+                    let at = k as usize * bs;
+                    v.copy_from_slice(&data[at..at + bs]);
+                }
+            }
         }
         Ok(())
     }
@@ -1193,6 +1247,13 @@ impl Ext2Fs {
 
     /// Allocates a block near `goal`.
     fn alloc_block(&self, st: &mut State, goal: u64) -> KResult<u64> {
+        self.alloc_blocks(st, goal, 1).map(|(b, _)| b)
+    }
+
+    /// Allocates up to `max` (>= 1) consecutive blocks near `goal`, in
+    /// one group: the first free block found and the free ones right
+    /// after it. Returns (first block, how many).
+    fn alloc_blocks(&self, st: &mut State, goal: u64, max: u64) -> KResult<(u64, u64)> {
         let geo = &self.geo;
         let goal = if goal >= geo.first_data_block && goal < geo.blocks_count {
             goal
@@ -1213,21 +1274,33 @@ impl Ext2Fs {
             let mut bm = self.load_block_bitmap(st, g)?;
             let n = geo.blocks_in_group(g);
             let base = geo.first_data_block + g as u64 * geo.bpg;
-            let found = (start_bit..n).chain(0..start_bit.min(n)).find(|&bit| {
-                bm[(bit / 8) as usize] & (1 << (bit % 8)) == 0
-                    && !st.txn_freed.contains(&(base + bit))
-            });
+            let freed = st.txn_freed.get(&g).map(|v| v.as_slice());
+            let found = first_free(&bm, freed, start_bit, n)
+                .or_else(|| first_free(&bm, freed, 0, start_bit.min(n)));
             let Some(bit) = found else {
                 continue;
             };
             let b = base + bit;
-            bm[(bit / 8) as usize] |= 1 << (bit % 8);
+            let mut k = 0u64;
+            let free = st.groups[g as usize].free_blocks as u64;
+            while k < max.max(1) && k < free && bit + k < n {
+                let x = bit + k;
+                let (at, m) = ((x / 8) as usize, 1u8 << (x % 8));
+                if bm[at] & m != 0 || freed.is_some_and(|f| f[at] & m != 0) {
+                    break;
+                }
+                k += 1;
+            }
+            let k = k.max(1);
+            for x in bit..bit + k {
+                bm[(x / 8) as usize] |= 1 << (x % 8);
+            }
             self.store_block_bitmap(st, g, &bm)?;
-            st.groups[g as usize].free_blocks -= 1;
+            st.groups[g as usize].free_blocks -= k as u32;
             self.write_group(st, g)?;
-            self.free_counts(st, -1, 0);
+            self.free_counts(st, -(k as i64), 0);
             self.write_super(st)?;
-            return Ok(b);
+            return Ok((b, k));
         }
         error!(ENOSPC)
     }
@@ -1262,7 +1335,9 @@ impl Ext2Fs {
                 st.dirty.remove(&x);
                 st.txn.remove(&x);
                 if st.journal.is_some() {
-                    st.txn_freed.insert(x);
+                    let bs = geo.bs as usize;
+                    let f = st.txn_freed.entry(g).or_insert_with(|| vec![0u8; bs]);
+                    f[(bit / 8) as usize] |= 1 << (bit % 8);
                 }
             }
             self.store_block_bitmap(st, g, &bm)?;
@@ -1538,8 +1613,23 @@ impl Ext2Fs {
         i: &mut DInode,
         lblk: u64,
     ) -> KResult<(u64, bool)> {
+        self.bmap_alloc_run(st, ino, i, lblk, 1)
+    }
+
+    /// [`Self::bmap_alloc`] for a writer that will fill `want` blocks from
+    /// `lblk` on: a hole in an extent-mapped file gets up to that many
+    /// blocks at once, consecutive on the device, in one extent (the
+    /// following calls find them mapped).
+    fn bmap_alloc_run(
+        &self,
+        st: &mut State,
+        ino: u32,
+        i: &mut DInode,
+        lblk: u64,
+        want: u64,
+    ) -> KResult<(u64, bool)> {
         if i.flags() & EXTENTS_FL != 0 {
-            return self.ext_map_alloc(st, ino, i, lblk);
+            return self.ext_map_alloc(st, ino, i, lblk, want.max(1));
         }
         if i.flags() & INLINE_DATA_FL != 0 {
             return error!(EROFS);
@@ -1775,12 +1865,21 @@ impl Ext2Fs {
         let mut done = 0usize;
         let mut tmp = vec![0u8; bs as usize];
         let mut result = Ok(());
+        // Whole blocks that follow each other on the device go out in one
+        // write (up to 1 MiB): (first block, offset in `data`, blocks).
+        let mut run: Option<(u64, usize, u64)> = None;
         while done < data.len() {
             let pos = off + done as u64;
             let lblk = pos / bs;
             let in_blk = (pos % bs) as usize;
             let take = (bs as usize - in_blk).min(data.len() - done);
-            let (b, fresh) = match self.bmap_alloc(st, ino, i, lblk) {
+            // The whole blocks this write fills from here on.
+            let want = if in_blk == 0 {
+                ((data.len() - done) as u64 / bs).max(1)
+            } else {
+                1
+            };
+            let (b, fresh) = match self.bmap_alloc_run(st, ino, i, lblk, want) {
                 Ok(x) => x,
                 Err(e) => {
                     result = Err(e);
@@ -1788,8 +1887,19 @@ impl Ext2Fs {
                 }
             };
             if take == bs as usize {
-                self.write_data(st, b, &data[done..done + take])?;
+                match &mut run {
+                    Some((first, _, n)) if *first + *n == b && *n * bs < (1 << 20) => *n += 1,
+                    _ => {
+                        if let Some((first, at, n)) = run.take() {
+                            self.write_data_run(st, first, &data[at..at + (n * bs) as usize])?;
+                        }
+                        run = Some((b, done, 1));
+                    }
+                }
             } else {
+                if let Some((first, at, n)) = run.take() {
+                    self.write_data_run(st, first, &data[at..at + (n * bs) as usize])?;
+                }
                 if fresh {
                     tmp.fill(0);
                 } else {
@@ -1799,6 +1909,9 @@ impl Ext2Fs {
                 self.write_data(st, b, &tmp)?;
             }
             done += take;
+        }
+        if let Some((first, at, n)) = run.take() {
+            self.write_data_run(st, first, &data[at..at + (n * bs) as usize])?;
         }
         if off + done as u64 > i.size() {
             i.set_size(off + done as u64);
@@ -2104,7 +2217,9 @@ impl Ext2Fs {
         })
     }
 
-    /// Entries from byte position `pos`: (next position, ino, name, type).
+    /// Entries from position `pos`: (next position, ino, name, type).
+    /// A position is a hash cookie in a hash-ordered directory
+    /// ([`Self::dx_list`]), else a byte offset.
     fn dir_list(
         &self,
         st: &mut State,
@@ -2112,6 +2227,9 @@ impl Ext2Fs {
         pos: u64,
         max: usize,
     ) -> KResult<Vec<DirEntry>> {
+        if self.lists_by_hash(st, dir) {
+            return self.dx_list(st, dir, pos, max);
+        }
         let bs = self.geo.bs;
         let mut out = Vec::new();
         let mut l = pos / bs;
@@ -2834,4 +2952,5 @@ mod tests {
         assert!(mounted > 300, "only {mounted} of 1000 images mounted");
     }
     mod htree_csum;
+    mod readdir;
 }

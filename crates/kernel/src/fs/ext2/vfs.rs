@@ -715,7 +715,7 @@ impl FileOps for Ext2Dir {
         let mut st = self.fs.lock();
         let d = self.fs.live_inode(&mut st, self.ino)?;
         loop {
-            let batch = self.fs.dir_list(&mut st, &d, *pos, 64)?;
+            let batch = self.fs.dir_list(&mut st, &d, *pos, 256)?;
             if batch.is_empty() {
                 return Ok(());
             }
