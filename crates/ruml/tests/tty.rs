@@ -399,3 +399,16 @@ fn terminal_restored_when_ruml_is_killed() {
     let after = std::fs::read_to_string(d.join("after")).unwrap();
     assert_eq!(before, after, "stty -g differs after ruml was killed");
 }
+
+/// /dev/pts/N belongs to the fsuid that opened /dev/ptmx (root, uid 1000,
+/// and euid 2000 with real uid 0), group tty or the opener's, mode 0620
+/// or 0600. Needs root natively (setresuid).
+#[test]
+fn pty_slave_belongs_to_its_opener() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("pty_slave_belongs_to_its_opener: needs root natively; skipped");
+        return;
+    }
+    differential("pty_owner", Flavour::Static, &[]);
+}

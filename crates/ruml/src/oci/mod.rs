@@ -123,7 +123,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 None => return usage_error(&ctx, "--root needs a directory"),
             },
             "--log" => ctx.log = value(&mut i).map(PathBuf::from),
-            "--log-format" => ctx.json_log = value(&mut i).as_deref() == Some("json"),
+            "--log-format" => match value(&mut i).as_deref() {
+                Some("json") => ctx.json_log = true,
+                Some("text") => ctx.json_log = false,
+                other => {
+                    return usage_error(
+                        &ctx,
+                        &format!("--log-format {}: give text or json", other.unwrap_or("")),
+                    )
+                }
+            },
             "--systemd-cgroup" | "--rootless" => {
                 if k == "--rootless" && inline.is_none() {
                     // `--rootless true|false|auto` takes a value in runc.
@@ -1132,7 +1141,9 @@ fn features() -> Result<(), String> {
         "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
         "mountOptions": ["bind", "rbind", "ro", "rw"],
         "linux": {
-            "namespaces": [],
+            // Every container gets new ones of each type (a kernel of its
+            // own); network and uts may also be joined by path.
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": ruml_kernel::task::caps::CAP_NAMES,
             "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": false},

@@ -130,9 +130,13 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
             return Err(format!("hostname {h:?} is longer than 64 bytes"));
         }
     }
-    for r in &process.rlimits {
+    for (k, r) in process.rlimits.iter().enumerate() {
         let res = rlimit_resource(&r.kind)
             .ok_or_else(|| format!("process.rlimits: unknown type {:?}", r.kind))?;
+        // runtime-spec: "For each type, duplicate entries MUST NOT be present".
+        if process.rlimits[..k].iter().any(|o| o.kind == r.kind) {
+            return Err(format!("process.rlimits: {} is given twice", r.kind));
+        }
         if r.soft > r.hard {
             return Err(format!(
                 "process.rlimits: {} soft limit {} is above its hard limit {}",
@@ -230,6 +234,30 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
         for r in &linux.readonly_paths {
             let target = absolute_guest_path("linux.readonlyPaths entry", r)?;
             setup.mounts.push(ExtraMount::ReadOnly { target });
+        }
+    }
+    let h = &spec.hooks;
+    for (kind, hooks) in [
+        ("prestart", &h.prestart),
+        ("createRuntime", &h.create_runtime),
+        ("poststart", &h.poststart),
+        ("poststop", &h.poststop),
+    ] {
+        for hook in hooks {
+            // runtime-spec: path MUST be absolute; timeout, if set, MUST
+            // be greater than zero.
+            if !hook.path.starts_with('/') {
+                return Err(format!(
+                    "hooks.{kind}: path {:?} must be absolute",
+                    hook.path
+                ));
+            }
+            if hook.timeout.is_some_and(|t| t <= 0) {
+                return Err(format!(
+                    "hooks.{kind}: {}: timeout must be greater than zero",
+                    hook.path
+                ));
+            }
         }
     }
     if !spec.hooks.create_container.is_empty() || !spec.hooks.start_container.is_empty() {
