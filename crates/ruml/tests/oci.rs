@@ -1138,6 +1138,37 @@ fn exec_runs_a_process_in_a_running_container() {
     );
     assert_eq!(r.status.code(), Some(4), "{}", r.stderr);
     assert_eq!(r.stdout, "from process y\n");
+    // --process rlimits are the new process's (runc applies them too);
+    // bad ones are refused.
+    std::fs::write(
+        &proc_json,
+        r#"{"user":{"uid":0,"gid":0},"args":["sh","-c","ulimit -Sn; ulimit -Hn"],"env":["PATH=/bin"],"cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":111,"hard":222}]}"#,
+    )
+    .unwrap();
+    let r = oci.run(
+        &["exec", "--process", proc_json.to_str().unwrap(), "ex"],
+        "exlim",
+    );
+    assert_eq!(
+        (r.status.code(), r.stdout.as_str()),
+        (Some(0), "111\n222\n"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(
+        &proc_json,
+        r#"{"user":{"uid":0,"gid":0},"args":["true"],"cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":9,"hard":8}]}"#,
+    )
+    .unwrap();
+    let r = oci.run(
+        &["exec", "--process", proc_json.to_str().unwrap(), "ex"],
+        "exbadlim",
+    );
+    assert!(
+        r.status.code() == Some(1) && r.stderr.contains("above its hard limit"),
+        "{}",
+        r.stderr
+    );
     // --detach: the pid file names a host process that ends with the status.
     let pid_file = oci.dir.path().join("exec.pid");
     oci.ok(&[

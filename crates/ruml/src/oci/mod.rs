@@ -1234,6 +1234,8 @@ fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
                 args: args.to_vec(),
                 terminal: false,
                 console_size: None,
+                // The container's rlimits are init's, which the new
+                // process starts with anyway.
                 rlimits: Vec::new(),
                 ..base
             };
@@ -1279,6 +1281,7 @@ fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
         additional_gids: process.user.additional_gids.clone(),
         no_new_privileges: process.no_new_privileges || has(&["--no-new-privs"]),
         capabilities: process.capabilities.clone(),
+        rlimits: plan::rlimits(&process.rlimits)?,
     };
     let pty = if tty {
         let sock = get(&["--console-socket"]).ok_or("exec --tty: give --console-socket")?;
