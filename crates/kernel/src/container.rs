@@ -340,6 +340,9 @@ pub struct Spawn {
     pub no_new_privs: bool,
     /// process.capabilities (None: root's full sets).
     pub caps: Option<crate::task::caps::CapSets>,
+    /// process.rlimits of `exec --process`: (resource, soft, hard) over
+    /// init's limits.
+    pub rlimits: Vec<(u32, u64, u64)>,
     /// Host descriptors that become the guest's 0, 1, 2 (see
     /// [`crate::fs::hostfd`]).
     pub stdio: Vec<std::os::fd::OwnedFd>,
@@ -379,7 +382,13 @@ pub fn spawn(s: Spawn) -> Result<i32, String> {
             .install_at(fd as i32, crate::fs::hostfd::open(host), false)
             .map_err(|e| format!("cannot install descriptor {fd}: {e}"))?;
     }
-    let limits = *init.group.limits.lock().unwrap_or_else(|p| p.into_inner());
+    let mut limits = *init.group.limits.lock().unwrap_or_else(|p| p.into_inner());
+    for &(res, soft, hard) in &s.rlimits {
+        match limits.get_mut(res as usize) {
+            Some(l) if soft <= hard => *l = [soft, hard],
+            _ => return Err(format!("bad rlimit {res}: {soft} > {hard} or unknown")),
+        }
+    }
     let task = {
         let mut tree = k.tasks.lock();
         let pid = k.tasks.alloc_pid(&tree);

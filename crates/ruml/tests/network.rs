@@ -715,3 +715,16 @@ fn ss_sock_diag() {
     assert!(s.contains("TCP:   4 ("), "{out}");
     assert!(s.contains("UDP\t  1         1         0"), "{out}");
 }
+
+/// /proc/net/tcp and udp show each socket's owner (the creator's uid; an
+/// accepted connection its listener's) and only the reader's network
+/// namespace's sockets. Needs root natively (setresuid, unshare).
+#[test]
+fn proc_net_sockets_show_owner_and_namespace() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("proc_net_sockets_show_owner_and_namespace: needs root natively; skipped");
+        return;
+    }
+    differential("procnet_owner", Flavour::Static, &[]);
+}

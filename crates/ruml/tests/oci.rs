@@ -312,6 +312,36 @@ fn lifecycle_create_start_state_exit_delete() {
     assert!(!still_running(&inst));
 }
 
+/// Checks the whole runtime-spec state of `id`: its status, the host pid
+/// while the container's process lives (none once stopped), the id, the
+/// bundle and the version.
+fn assert_state(oci: &Oci, id: &str, bundle: &Path, status: &str, pid: Option<i32>) {
+    let st = oci.state(id);
+    assert_eq!(st["status"], status, "{st}");
+    assert_eq!(st["id"], id, "{st}");
+    assert_eq!(
+        st["bundle"],
+        bundle.canonicalize().unwrap().to_str().unwrap(),
+        "{st}"
+    );
+    assert!(
+        st["ociVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{st}"
+    );
+    match pid {
+        Some(p) => assert_eq!(st["pid"], p, "{st}"),
+        None => assert!(
+            st.get("pid").is_none(),
+            "a stopped container has no pid: {st}"
+        ),
+    }
+}
+
+/// The runc user's sequence with kill: create → state → start → state →
+/// kill → state → delete, each state checked whole, and nothing left
+/// behind (no instance, no stub process, no state directory).
 #[test]
 fn kill_forwards_the_signal_to_the_guest() {
     let oci = Oci::new("oci-kill");
@@ -326,15 +356,27 @@ fn kill_forwards_the_signal_to_the_guest() {
         )),
     );
     let pid = oci.create("trap", &b);
+    let inst = proc_stat(pid).expect("the container's host process after create");
+    assert_state(&oci, "trap", &b, "created", Some(pid));
     oci.ok(&["start", "trap"]);
     wait_for("the trap to be set", || shared.join("trapped").exists());
+    assert_state(&oci, "trap", &b, "running", Some(pid));
     let stubs = children(pid);
+    assert!(!stubs.is_empty(), "a running container has stub processes");
     oci.ok(&["kill", "trap", "TERM"]);
     assert_eq!(reap(pid), 5, "the guest's TERM handler ran and exited 5");
     assert_eq!(oci.output("trap"), "got TERM\n");
-    assert_eq!(oci.state("trap")["status"], "stopped");
+    assert_state(&oci, "trap", &b, "stopped", None);
+    let r = oci.run(&["kill", "trap", "TERM"], "again");
+    assert!(
+        !r.status.success() && r.stderr.contains("not running"),
+        "kill of a stopped container: {}",
+        r.stderr
+    );
     oci.ok(&["delete", "trap"]);
     assert_gone(&oci, "trap", &stubs);
+    assert!(!still_running(&inst), "the instance outlived delete");
+    assert_eq!(oci.ok(&["list", "--quiet"]).stdout, "", "list after delete");
 }
 
 #[test]
@@ -453,6 +495,37 @@ fn bad_bundles_are_refused_with_nothing_left() {
                 r#""cwd":"/","rlimits":[{"type":"RLIMIT_BOGUS","soft":1,"hard":1}]"#,
             )),
             "unknown type",
+        ),
+        (
+            "duprlimit",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":10,"hard":10},{"type":"RLIMIT_NOFILE","soft":20,"hard":20}]"#,
+            )),
+            "given twice",
+        ),
+        (
+            "rlimitstring",
+            Some(good.replace(
+                r#""cwd":"/""#,
+                r#""cwd":"/","rlimits":[{"type":"RLIMIT_CORE","soft":"lots","hard":1}]"#,
+            )),
+            "invalid type",
+        ),
+        (
+            "mountsnotarray",
+            Some(config(&["sh"], "", "").replace(r#""mounts":["#, r#""mounts":{"x":["#).replace(r#"}],"#, r#"}]},"#)),
+            "invalid type",
+        ),
+        (
+            "relativehook",
+            Some(config(&["sh"], "", r#","hooks":{"prestart":[{"path":"true"}]}"#)),
+            "must be absolute",
+        ),
+        (
+            "zerotimeout",
+            Some(config(&["sh"], "", r#","hooks":{"poststop":[{"path":"/bin/true","timeout":0}]}"#)),
+            "greater than zero",
         ),
         (
             "bindmissing",
@@ -716,8 +789,39 @@ fn podman_runs_containers_in_ruml() {
         "podman exec: {}",
         r.stdout
     );
+    // The runtime's state: podman runs runtimes with their default root,
+    // /run/ruml-oci here, the ruml-oci name's.
+    let r = podman(dir, &["inspect", "--format", "{{.Id}}", &name], "id").unwrap();
+    let state_dir = Path::new("/run/ruml-oci").join(r.stdout.trim());
+    assert!(
+        state_dir.join("state.json").exists(),
+        "no state at {}",
+        state_dir.display()
+    );
     let r = podman(dir, &["stop", "-t", "60", &name], "stop").unwrap();
     assert!(r.status.success(), "podman stop: {}", r.stderr);
+    let filter = format!("name=^{name}$");
+    let ps_a = |tag: &str| {
+        podman(
+            dir,
+            &[
+                "ps",
+                "-a",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Names}} {{.Status}}",
+            ],
+            tag,
+        )
+        .unwrap()
+        .stdout
+    };
+    let shown = ps_a("ps-stopped");
+    assert!(
+        shown.starts_with(&format!("{name} Exited (5)")),
+        "podman ps -a after stop: {shown}"
+    );
     let r = podman(
         dir,
         &["inspect", "--format", "{{.State.ExitCode}}", &name],
@@ -729,6 +833,12 @@ fn podman_runs_containers_in_ruml() {
     assert_eq!(r.stdout, "up\ngot TERM\n");
     let r = podman(dir, &["rm", &name], "rm").unwrap();
     assert!(r.status.success(), "podman rm: {}", r.stderr);
+    assert_eq!(ps_a("ps-removed"), "", "podman ps -a after rm");
+    assert!(
+        !state_dir.exists(),
+        "the runtime's state {} is left after podman rm",
+        state_dir.display()
+    );
 }
 
 /// Receives one descriptor sent with SCM_RIGHTS on a connection to `l`.
@@ -866,7 +976,8 @@ fn hooks_run_on_the_host_with_the_state() {
     let cfg = waiting_config(&shared, "exit 0").replace(
         r#""annotations""#,
         &format!(
-            r#""hooks":{{"createRuntime":{},"poststart":{},"poststop":{}}},"annotations""#,
+            r#""hooks":{{"prestart":{},"createRuntime":{},"poststart":{},"poststop":{}}},"annotations""#,
+            hook("prestart"),
             hook("createRuntime"),
             hook("poststart"),
             hook("poststop")
@@ -889,6 +1000,12 @@ fn hooks_run_on_the_host_with_the_state() {
         (Some("hooks"), Some("created"), Some(pid as i64))
     );
     assert_eq!(var, "vcreateRuntime");
+    let (st, var) = read("prestart");
+    assert_eq!(
+        (st["id"].as_str(), st["status"].as_str(), st["pid"].as_i64()),
+        (Some("hooks"), Some("created"), Some(pid as i64))
+    );
+    assert_eq!(var, "vprestart");
     assert!(!out.join("poststart.json").exists());
     oci.ok(&["start", "hooks"]);
     let (st, _) = read("poststart");
@@ -915,6 +1032,33 @@ fn hooks_run_on_the_host_with_the_state() {
         r.stderr
     );
     assert!(!oci.root().join("badhook").exists());
+    // A hook past its timeout is killed and fails create the same way;
+    // the held container process goes too.
+    let cfg = waiting_config(&shared, "exit 0").replace(
+        r#""annotations""#,
+        r#""hooks":{"prestart":[{"path":"/bin/sleep","args":["sleep","1000"],"timeout":1}]},"annotations""#,
+    );
+    let b = oci.bundle("slow", Some(&cfg));
+    let r = oci.run(
+        &["create", "--bundle", b.to_str().unwrap(), "slowhook"],
+        "slowhook",
+    );
+    assert!(
+        !r.status.success() && r.stderr.contains("timed out"),
+        "{}",
+        r.stderr
+    );
+    assert!(!oci.root().join("slowhook").exists());
+    // No process of that create is left (the instance is a fork of it,
+    // with its command line).
+    for pid in common::all_pids() {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let live = proc_stat(pid).is_some_and(|s| !matches!(s.state, 'Z' | 'X' | 'x'));
+        assert!(
+            !(live && String::from_utf8_lossy(&cmd).contains("slowhook")),
+            "process {pid} of the failed create is left"
+        );
+    }
 }
 
 #[test]
@@ -994,6 +1138,37 @@ fn exec_runs_a_process_in_a_running_container() {
     );
     assert_eq!(r.status.code(), Some(4), "{}", r.stderr);
     assert_eq!(r.stdout, "from process y\n");
+    // --process rlimits are the new process's (runc applies them too);
+    // bad ones are refused.
+    std::fs::write(
+        &proc_json,
+        r#"{"user":{"uid":0,"gid":0},"args":["sh","-c","ulimit -Sn; ulimit -Hn"],"env":["PATH=/bin"],"cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":111,"hard":222}]}"#,
+    )
+    .unwrap();
+    let r = oci.run(
+        &["exec", "--process", proc_json.to_str().unwrap(), "ex"],
+        "exlim",
+    );
+    assert_eq!(
+        (r.status.code(), r.stdout.as_str()),
+        (Some(0), "111\n222\n"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(
+        &proc_json,
+        r#"{"user":{"uid":0,"gid":0},"args":["true"],"cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","soft":9,"hard":8}]}"#,
+    )
+    .unwrap();
+    let r = oci.run(
+        &["exec", "--process", proc_json.to_str().unwrap(), "ex"],
+        "exbadlim",
+    );
+    assert!(
+        r.status.code() == Some(1) && r.stderr.contains("above its hard limit"),
+        "{}",
+        r.stderr
+    );
     // --detach: the pid file names a host process that ends with the status.
     let pid_file = oci.dir.path().join("exec.pid");
     oci.ok(&[
@@ -2195,4 +2370,199 @@ fn run_creates_starts_waits_and_deletes() {
     assert_eq!(reap(pid), 2);
     oci.ok(&["delete", "r3"]);
     assert!(!oci.root().join("r3").exists());
+}
+
+/// process.user (uid, gid, additionalGids), rlimits and noNewPrivileges
+/// are init's inside the guest, and what it runs inherits them.
+#[test]
+fn process_user_rlimits_and_no_new_privileges_apply_inside() {
+    let oci = Oci::new("oci-creds");
+    let script =
+        "echo $(id -u) $(id -g) $(id -G); ulimit -Sn; ulimit -Hn; ulimit -Sc; ulimit -Hc; \
+                  grep NoNewPrivs /proc/self/status; sh -c 'ulimit -Sn'";
+    let cfg = config(&["sh", "-c", script], "", "")
+        .replace(
+            r#""uid":0,"gid":0"#,
+            r#""uid":1000,"gid":1001,"additionalGids":[5,100]"#,
+        )
+        .replace(
+            r#""cwd":"/""#,
+            r#""cwd":"/","noNewPrivileges":true,"rlimits":[{"type":"RLIMIT_NOFILE","soft":321,"hard":654},{"type":"RLIMIT_CORE","soft":0,"hard":4096}]"#,
+        );
+    let b = oci.bundle("b", Some(&cfg));
+    let pid = oci.create("creds", &b);
+    oci.ok(&["start", "creds"]);
+    assert_eq!(reap(pid), 0, "{}", oci.output("creds"));
+    assert_eq!(
+        oci.output("creds"),
+        // busybox's ulimit -c counts 512-byte blocks.
+        "1000 1001 1001 5 100\n321\n654\n0\n8\nNoNewPrivs:\t1\n321\n"
+    );
+    oci.ok(&["delete", "creds"]);
+    assert_gone(&oci, "creds", &[]);
+    // Without them: root, the instance's default limits, no_new_privs 0.
+    let b = oci.bundle(
+        "plain",
+        Some(&config(
+            &["sh", "-c", "id -u; grep NoNewPrivs /proc/self/status"],
+            "",
+            "",
+        )),
+    );
+    let pid = oci.create("plain", &b);
+    oci.ok(&["start", "plain"]);
+    assert_eq!(reap(pid), 0);
+    assert_eq!(oci.output("plain"), "0\nNoNewPrivs:\t0\n");
+}
+
+/// `--log FILE --log-format json` writes each error as a JSON object with
+/// level, msg and time (what conmon and the shim parse); `text` writes
+/// plain lines; another format is refused.
+#[test]
+fn log_format_json_writes_json_lines() {
+    let oci = Oci::new("oci-log");
+    let b = oci.bundle("b", None);
+    let log = oci.dir.path().join("log.json");
+    let r = oci.run(
+        &[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            b.to_str().unwrap(),
+            "nocfg",
+        ],
+        "json",
+    );
+    assert_eq!(r.status.code(), Some(1), "{}", r.stderr);
+    let text = std::fs::read_to_string(&log).expect("the log file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(lines[0])
+        .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {}", lines[0]));
+    assert_eq!(v["level"], "error", "{v}");
+    assert!(
+        v["msg"].as_str().is_some_and(|m| m.contains("cannot read")),
+        "{v}"
+    );
+    let t = v["time"].as_str().expect("a time");
+    assert!(
+        t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+        "not RFC 3339: {t}"
+    );
+    assert!(!oci.root().join("nocfg").exists());
+    // --log-format=text (the = form too): plain lines.
+    let tlog = oci.dir.path().join("log.txt");
+    let r = oci.run(
+        &[
+            &format!("--log={}", tlog.display()),
+            "--log-format=text",
+            "state",
+            "nothere",
+        ],
+        "text",
+    );
+    assert_eq!(r.status.code(), Some(1));
+    let text = std::fs::read_to_string(&tlog).expect("the text log");
+    assert_eq!(text, "ruml oci: container nothere does not exist\n");
+    let r = oci.run(&["--log-format", "yaml", "list"], "yaml");
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("give text or json"), "{}", r.stderr);
+}
+
+/// `features` describes the runtime as runtime-spec's features.md asks.
+#[test]
+fn features_describes_the_runtime() {
+    let oci = Oci::new("oci-features");
+    let f: serde_json::Value = serde_json::from_str(&oci.ok(&["features"]).stdout).unwrap();
+    assert_eq!(f["ociVersionMin"], "1.0.0", "{f}");
+    assert!(
+        f["ociVersionMax"].as_str().unwrap().starts_with("1."),
+        "{f}"
+    );
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("not an array: {v}"))
+            .iter()
+            .map(|s| s.as_str().expect("a string").to_string())
+            .collect()
+    };
+    assert_eq!(
+        strings(&f["hooks"]),
+        ["prestart", "createRuntime", "poststart", "poststop"]
+    );
+    let opts = strings(&f["mountOptions"]);
+    for o in ["bind", "rbind", "ro", "rw"] {
+        assert!(opts.iter().any(|x| x == o), "mountOptions lacks {o}: {f}");
+    }
+    let ns = strings(&f["linux"]["namespaces"]);
+    for n in ["ipc", "mount", "network", "pid", "user", "uts"] {
+        assert!(ns.iter().any(|x| x == n), "namespaces lacks {n}: {f}");
+    }
+    let caps = strings(&f["linux"]["capabilities"]);
+    assert!(
+        caps.len() >= 38 && caps.iter().all(|c| c.starts_with("CAP_")),
+        "{f}"
+    );
+    assert_eq!(f["linux"]["seccomp"]["enabled"], false, "{f}");
+    assert_eq!(f["linux"]["cgroup"]["v2"], false, "{f}");
+    assert!(f["annotations"].is_object(), "{f}");
+}
+
+/// A mount whose destination goes through a symlink in the root that
+/// points outside it lands inside the guest (the guest's kernel resolves
+/// it within its root); nothing is made or written outside on the host.
+#[test]
+fn mount_destinations_through_symlinks_stay_inside() {
+    let oci = Oci::new("oci-escape");
+    let shared = oci.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let b = oci.bundle("b", None);
+    // On the host, rootfs/escape points at DIR/outside (beside the
+    // bundle), rootfs/abs at the host's /outside-abs; in the guest they
+    // are the root's own /outside and /outside-abs.
+    std::fs::create_dir(b.join("rootfs/outside")).unwrap();
+    std::fs::create_dir(b.join("rootfs/outside-abs")).unwrap();
+    std::os::unix::fs::symlink("../../outside", b.join("rootfs/escape")).unwrap();
+    std::os::unix::fs::symlink("/../../../../outside-abs", b.join("rootfs/abs")).unwrap();
+    let cfg = config(
+        &[
+            "sh",
+            "-c",
+            "echo hi > /escape/bound/f && ls /outside/bound && ls -d /outside/tmp /outside-abs/tmp",
+        ],
+        &format!(
+            r#",{{"destination":"/escape/bound","type":"bind","source":"{}","options":["rbind","rw"]}},
+               {{"destination":"/escape/tmp","type":"tmpfs","source":"tmpfs"}},
+               {{"destination":"/abs/tmp","type":"tmpfs","source":"tmpfs"}}"#,
+            shared.display()
+        ),
+        "",
+    );
+    std::fs::write(b.join("config.json"), cfg).unwrap();
+    let pid = oci.create("escape", &b);
+    oci.ok(&["start", "escape"]);
+    assert_eq!(
+        reap(pid),
+        0,
+        "{}{}",
+        oci.output("escape"),
+        std::fs::read_to_string(oci.dir.path().join("escape.err")).unwrap_or_default()
+    );
+    assert_eq!(oci.output("escape"), "f\n/outside-abs/tmp\n/outside/tmp\n");
+    assert_eq!(std::fs::read_to_string(shared.join("f")).unwrap(), "hi\n");
+    assert!(
+        !oci.dir.path().join("outside").exists(),
+        "a mount point was made outside the root"
+    );
+    assert!(!Path::new("/outside-abs").exists());
+    // The bundle is untouched too (the guest's changes are in memory).
+    assert_eq!(
+        std::fs::read_dir(b.join("rootfs/outside")).unwrap().count(),
+        0
+    );
+    oci.ok(&["delete", "escape"]);
+    assert_gone(&oci, "escape", &[]);
 }

@@ -292,3 +292,12 @@ fn fault_context_static() {
 fn fault_context_dynamic() {
     check("fault_context", Flavour::Dynamic, &[]);
 }
+
+/// readlink and stat of /proc/PID/{cwd,root,exe} of a zombie and of a
+/// process whose leader thread exited give ENOENT; the running thread's
+/// own links still resolve.
+#[test]
+fn proc_links_of_exited_processes() {
+    let _g = shared();
+    differential("proc_zombie", Flavour::Static, &[]);
+}

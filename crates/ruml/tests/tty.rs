@@ -476,4 +476,16 @@ fn window_size_change_reaches_the_guest_without_input() {
         t.wait(&want, 15, |p| p.lines().any(|l| l.trim_end() == want));
     }
     assert!(!t.pane().contains("TEST-DONE"), "ruml ended early");
+
+/// /dev/pts/N belongs to the fsuid that opened /dev/ptmx (root, uid 1000,
+/// and euid 2000 with real uid 0), group tty or the opener's, mode 0620
+/// or 0600. Needs root natively (setresuid).
+#[test]
+fn pty_slave_belongs_to_its_opener() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("pty_slave_belongs_to_its_opener: needs root natively; skipped");
+        return;
+    }
+    differential("pty_owner", Flavour::Static, &[]);
 }

@@ -381,6 +381,7 @@ impl Inode for PidDir {
             Ok(Arc::new(TaskLink {
                 meta: ino(sub),
                 pid,
+                tid,
                 what,
             }))
         };
@@ -553,6 +554,7 @@ impl Inode for FdDir {
             Ok(Arc::new(TaskLink {
                 meta: self.meta.with_ino(ino),
                 pid: self.pid,
+                tid: self.pid,
                 what: What::Fd(fd),
             }))
         }
@@ -595,12 +597,22 @@ enum What {
 struct TaskLink {
     meta: Meta,
     pid: i32,
+    /// The thread whose cwd, root and exe it reads: /proc/PID's are the
+    /// leader's, /proc/PID/task/TID's that thread's.
+    tid: i32,
     what: What,
 }
 
 impl TaskLink {
     fn target(&self, caller: &Caller<'_>) -> KResult<(crate::fs::vfs::Path, crate::fs::vfs::Path)> {
-        let task = leader(self.pid).ok_or(crate::errno!(ENOENT))?;
+        let task = match self.what {
+            What::Fd(_) => leader(self.pid),
+            // A thread that has exited (a zombie leader whose other
+            // threads run) has no fs context or memory left: ENOENT, as
+            // Linux's proc_cwd_link, proc_root_link and proc_exe_link.
+            _ => thread_of(self.pid, self.tid),
+        }
+        .ok_or(crate::errno!(ENOENT))?;
         let fs = task.fs();
         let p = match self.what {
             What::Fd(fd) => task

@@ -59,8 +59,11 @@ fn devpts_meta() -> Meta {
     })
 }
 
-/// Opens /dev/ptmx: a new pty; returns the master's operations.
-pub fn open_ptmx() -> KResult<Arc<dyn FileOps>> {
+/// Opens /dev/ptmx: a new pty; returns the master's operations. The
+/// slave /dev/pts/N belongs to the opener's fsuid, group tty (5), mode
+/// 0620, as devpts mounted `gid=5,mode=620` gives it on Linux
+/// (devpts_pty_new takes current_fsuid()).
+pub fn open_ptmx(owner: u32) -> KResult<Arc<dyn FileOps>> {
     let mut map = ptys();
     map.retain(|_, e| e.tty.strong_count() > 0);
     let index = (0..PTY_MAX)
@@ -70,7 +73,7 @@ pub fn open_ptmx() -> KResult<Arc<dyn FileOps>> {
     let node = Arc::new(PtsNode {
         meta: devpts_meta().with_ino(index as u64 + 3),
         index,
-        attrs: crate::fs::devfs::DevAttrs::new(0o620, 0, 5, now()),
+        attrs: crate::fs::devfs::DevAttrs::new(0o620, owner, 5, now()),
     });
     map.insert(
         index,
@@ -331,8 +334,15 @@ impl Inode for PtmxNode {
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
     }
-    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
-        open_ptmx()
+    fn open(&self, _flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        let owner = caller.task.map_or(0, |t| {
+            t.group
+                .creds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .fsuid
+        });
+        open_ptmx(owner)
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

@@ -101,7 +101,7 @@ fn sock_msg(si: &SockInfo, ext: u8, flags: u16, seq: u32, pid: u32) -> Vec<u8> {
     b.extend_from_slice(&0u32.to_le_bytes()); // expires
     b.extend_from_slice(&(si.rx_queue as u32).to_le_bytes());
     b.extend_from_slice(&(si.tx_queue as u32).to_le_bytes());
-    b.extend_from_slice(&0u32.to_le_bytes()); // uid
+    b.extend_from_slice(&si.uid.to_le_bytes()); // uid
     b.extend_from_slice(&(si.id as u32).to_le_bytes()); // inode
     m.raw(&b);
     let want = |a: u16| ext & (1 << (a - 1)) != 0;

@@ -58,7 +58,7 @@ use smoltcp::wire::{
 
 use super::{
     bindings_on, canonical, iface, in_family, window, Errno, InetSocket, KResult, State, Task, Tcp,
-    DUMMY, IPPROTO_ICMP, IPPROTO_UDP, QUEUED, SOCK_STREAM,
+    DUMMY, IPPROTO_ICMP, IPPROTO_UDP, QUEUED,
 };
 use crate::error;
 
@@ -663,7 +663,7 @@ fn accept_conn(
     re: IpEndpoint,
 ) -> bool {
     let (IpAddress::Ipv4(lip), IpAddress::Ipv4(rip)) = (lo.addr, re.addr);
-    let server = InetSocket::new(l.family, SOCK_STREAM, false);
+    let server = InetSocket::accepted(l);
     {
         let opts = l.lock().opts.clone();
         let mut s = server.lock();

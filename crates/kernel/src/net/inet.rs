@@ -324,6 +324,11 @@ pub struct InetSocket {
     icmp: bool,
     /// A number naming the socket in /proc/net.
     pub id: u64,
+    /// The network namespace it was made in (its /proc/net and sock_diag
+    /// show it only there) and its owner (sk_uid: the creator's fsuid;
+    /// an accepted connection's is its listener's).
+    net: u64,
+    uid: u32,
     state: Mutex<State>,
     waiters: Waiters,
     /// Signalled (with `state`) when the receive queue drains: the NAT
@@ -333,12 +338,37 @@ pub struct InetSocket {
 
 impl InetSocket {
     fn new(family: i32, typ: i32, icmp: bool) -> Arc<InetSocket> {
+        let uid = crate::fs::anon::current_task().map_or(0, |t| {
+            t.group
+                .creds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .fsuid
+        });
+        Self::new_in(family, typ, icmp, crate::task::ns::current_net(), uid)
+    }
+
+    /// The server side of a connection to `listener`: its namespace and
+    /// owner (sk_clone_lock copies them).
+    fn accepted(listener: &InetSocket) -> Arc<InetSocket> {
+        Self::new_in(
+            listener.family,
+            SOCK_STREAM,
+            false,
+            listener.net,
+            listener.uid,
+        )
+    }
+
+    fn new_in(family: i32, typ: i32, icmp: bool, net: u64, uid: u32) -> Arc<InetSocket> {
         static NEXT: AtomicU64 = AtomicU64::new(20000);
         let s = Arc::new(InetSocket {
             family,
             typ,
             icmp,
             id: NEXT.fetch_add(1, Ordering::Relaxed),
+            net,
+            uid,
             state: Mutex::new(State::new()),
             waiters: Waiters::new(),
             room: Condvar::new(),
@@ -383,6 +413,17 @@ fn in_family(family: i32, ip: IpAddr, port: u16) -> SocketAddr {
         }
         (_, ip) => SocketAddr::new(ip, port),
     }
+}
+
+/// The live inet sockets of the caller's network namespace (what its
+/// /proc/net and sock_diag show).
+fn in_current_net() -> Vec<Arc<InetSocket>> {
+    let net = crate::task::ns::current_net();
+    registry()
+        .iter()
+        .filter_map(|w| w.upgrade())
+        .filter(|s| s.net == net)
+        .collect()
 }
 
 /// Every inet socket, for /proc/net.
@@ -872,7 +913,7 @@ fn establish(listener: &Arc<InetSocket>, client: &Arc<InetSocket>) -> bool {
     let (Some(c_local), Some(c_remote)) = (c_local, c_remote) else {
         return false;
     };
-    let server = InetSocket::new(listener.family, SOCK_STREAM, false);
+    let server = InetSocket::accepted(listener);
     {
         let opts = listener.lock().opts.clone();
         let mut s = server.lock();
@@ -1468,7 +1509,7 @@ fn forward_in(conn: HostTcp, guest_port: u16) {
     };
     let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u64 + 1;
     let from_port = EPHEMERAL.start() + (NEXT_PORT.fetch_add(1, Ordering::Relaxed) % span) as u16;
-    let server = InetSocket::new(listener.family, SOCK_STREAM, false);
+    let server = InetSocket::accepted(&listener);
     {
         let opts = listener.lock().opts.clone();
         let mut s = server.lock();
@@ -1516,6 +1557,8 @@ static DUMMY: std::sync::LazyLock<InetSocket> = std::sync::LazyLock::new(|| Inet
     typ: SOCK_STREAM,
     icmp: false,
     id: 0,
+    net: 0,
+    uid: 0,
     state: Mutex::new(State {
         closed: true,
         ..State::new()
@@ -3448,6 +3491,8 @@ pub struct SockInfo {
     /// 0: sent data is in the peer's queue at once.
     pub tx_queue: usize,
     pub id: u64,
+    /// The owner's uid (sk_uid).
+    pub uid: u32,
     pub v6only: bool,
     /// sk_shutdown: 1 receive, 2 send.
     pub shutdown: u8,
@@ -3461,7 +3506,7 @@ pub struct SockInfo {
 /// released) inet socket by (family, kind), kind 0 TCP, 1 UDP and ping,
 /// 2 raw; and the pages queued in TCP and UDP receive queues.
 pub fn counts() -> (HashMap<(i32, u8), usize>, usize, usize) {
-    let all: Vec<Arc<InetSocket>> = registry().iter().filter_map(|w| w.upgrade()).collect();
+    let all = in_current_net();
     let mut n = HashMap::new();
     let mut udp_bytes = 0;
     for sock in all {
@@ -3493,7 +3538,7 @@ pub fn tcp_info_of(sock: &Arc<InetSocket>) -> Vec<u8> {
 
 /// The live inet sockets, for /proc/net.
 pub fn sockets() -> Vec<SockInfo> {
-    let all: Vec<Arc<InetSocket>> = registry().iter().filter_map(|w| w.upgrade()).collect();
+    let all = in_current_net();
     let mut out = Vec::new();
     for sock in all {
         let s = sock.lock();
@@ -3541,6 +3586,7 @@ pub fn sockets() -> Vec<SockInfo> {
                 _ => 0,
             },
             id: sock.id,
+            uid: sock.uid,
             v6only: s.opts.v6only,
             shutdown: s.shut_rd as u8 | (s.shut_wr as u8) << 1,
             rcvbuf: s.opts.rcvbuf,

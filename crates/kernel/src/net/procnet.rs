@@ -76,13 +76,14 @@ fn sockets(tcp: bool, v6: bool) -> String {
     {
         let _ = write!(
             out,
-            "{:>w$}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000     0        0 {}",
+            "{:>w$}: {} {} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:>5}        0 {}",
             i,
             hex_addr(s.local, v6),
             hex_addr(s.remote, v6),
             s.state,
             0,
             s.rx_queue,
+            s.uid,
             s.id,
             w = if tcp { 4 } else { 5 }
         );

@@ -28,6 +28,10 @@ pub struct Request {
     pub no_new_privileges: bool,
     #[serde(default)]
     pub capabilities: Option<super::spec::Capabilities>,
+    /// `--process`'s rlimits (checked): (resource, soft, hard); the
+    /// others come from init.
+    #[serde(default)]
+    pub rlimits: Vec<(u32, u64, u64)>,
 }
 
 const MAX_REQUEST: usize = 4 << 20;
@@ -78,6 +82,7 @@ fn serve_one(conn: &UnixStream) -> Result<(), String> {
         user: (r.uid, r.gid, r.additional_gids),
         no_new_privs: r.no_new_privileges,
         caps: r.capabilities.as_ref().map(|c| c.sets()).transpose()?,
+        rlimits: r.rlimits,
         stdio: fds,
     })?;
     let _ = writeln!(&*conn, "pid {pid}");

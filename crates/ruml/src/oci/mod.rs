@@ -123,7 +123,16 @@ pub fn main(args: Vec<OsString>) -> i32 {
                 None => return usage_error(&ctx, "--root needs a directory"),
             },
             "--log" => ctx.log = value(&mut i).map(PathBuf::from),
-            "--log-format" => ctx.json_log = value(&mut i).as_deref() == Some("json"),
+            "--log-format" => match value(&mut i).as_deref() {
+                Some("json") => ctx.json_log = true,
+                Some("text") => ctx.json_log = false,
+                other => {
+                    return usage_error(
+                        &ctx,
+                        &format!("--log-format {}: give text or json", other.unwrap_or("")),
+                    )
+                }
+            },
             "--systemd-cgroup" | "--rootless" => {
                 if k == "--rootless" && inline.is_none() {
                     // `--rootless true|false|auto` takes a value in runc.
@@ -1132,7 +1141,9 @@ fn features() -> Result<(), String> {
         "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
         "mountOptions": ["bind", "rbind", "ro", "rw"],
         "linux": {
-            "namespaces": [],
+            // Every container gets new ones of each type (a kernel of its
+            // own); network and uts may also be joined by path.
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": ruml_kernel::task::caps::CAP_NAMES,
             "cgroup": {"v1": false, "v2": false, "systemd": false, "systemdUser": false},
             "seccomp": {"enabled": false},
@@ -1223,6 +1234,8 @@ fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
                 args: args.to_vec(),
                 terminal: false,
                 console_size: None,
+                // The container's rlimits are init's, which the new
+                // process starts with anyway.
                 rlimits: Vec::new(),
                 ..base
             };
@@ -1268,6 +1281,7 @@ fn exec_prepare(ctx: &Ctx, rest: &[String]) -> Result<i32, String> {
         additional_gids: process.user.additional_gids.clone(),
         no_new_privileges: process.no_new_privileges || has(&["--no-new-privs"]),
         capabilities: process.capabilities.clone(),
+        rlimits: plan::rlimits(&process.rlimits)?,
     };
     let pty = if tty {
         let sock = get(&["--console-socket"]).ok_or("exec --tty: give --console-socket")?;

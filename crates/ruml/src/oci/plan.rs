@@ -81,6 +81,33 @@ pub fn resolve_cmd(root: &Path, cmd: &str, env: &[String]) -> String {
     cmd.to_string()
 }
 
+/// `process.rlimits` checked: (resource, soft, hard) for setrlimit.
+pub fn rlimits(list: &[super::spec::Rlimit]) -> Result<Vec<(u32, u64, u64)>, String> {
+    let mut out = Vec::new();
+    for (k, r) in list.iter().enumerate() {
+        let res = rlimit_resource(&r.kind)
+            .ok_or_else(|| format!("process.rlimits: unknown type {:?}", r.kind))?;
+        // runtime-spec: "For each type, duplicate entries MUST NOT be present".
+        if list[..k].iter().any(|o| o.kind == r.kind) {
+            return Err(format!("process.rlimits: {} is given twice", r.kind));
+        }
+        if r.soft > r.hard {
+            return Err(format!(
+                "process.rlimits: {} soft limit {} is above its hard limit {}",
+                r.kind, r.soft, r.hard
+            ));
+        }
+        if res == 7 && r.hard > NR_OPEN {
+            return Err(format!(
+                "process.rlimits: RLIMIT_NOFILE {} is above the most a process may open ({NR_OPEN})",
+                r.hard
+            ));
+        }
+        out.push((res, r.soft, r.hard));
+    }
+    Ok(out)
+}
+
 /// Builds the plan for `spec` of the bundle at `bundle` (absolute).
 pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
     if !spec.oci_version.starts_with("1.") {
@@ -130,23 +157,7 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
             return Err(format!("hostname {h:?} is longer than 64 bytes"));
         }
     }
-    for r in &process.rlimits {
-        let res = rlimit_resource(&r.kind)
-            .ok_or_else(|| format!("process.rlimits: unknown type {:?}", r.kind))?;
-        if r.soft > r.hard {
-            return Err(format!(
-                "process.rlimits: {} soft limit {} is above its hard limit {}",
-                r.kind, r.soft, r.hard
-            ));
-        }
-        if res == 7 && r.hard > NR_OPEN {
-            return Err(format!(
-                "process.rlimits: RLIMIT_NOFILE {} is above the most a process may open ({NR_OPEN})",
-                r.hard
-            ));
-        }
-        setup.rlimits.push((res, r.soft, r.hard));
-    }
+    setup.rlimits = rlimits(&process.rlimits)?;
     for m in &spec.mounts {
         let dest = absolute_guest_path("mount destination", &m.destination)?;
         let bind = m.kind.as_deref() == Some("bind")
@@ -230,6 +241,30 @@ pub fn plan(spec: &Spec, bundle: &Path, debug: bool) -> Result<Plan, String> {
         for r in &linux.readonly_paths {
             let target = absolute_guest_path("linux.readonlyPaths entry", r)?;
             setup.mounts.push(ExtraMount::ReadOnly { target });
+        }
+    }
+    let h = &spec.hooks;
+    for (kind, hooks) in [
+        ("prestart", &h.prestart),
+        ("createRuntime", &h.create_runtime),
+        ("poststart", &h.poststart),
+        ("poststop", &h.poststop),
+    ] {
+        for hook in hooks {
+            // runtime-spec: path MUST be absolute; timeout, if set, MUST
+            // be greater than zero.
+            if !hook.path.starts_with('/') {
+                return Err(format!(
+                    "hooks.{kind}: path {:?} must be absolute",
+                    hook.path
+                ));
+            }
+            if hook.timeout.is_some_and(|t| t <= 0) {
+                return Err(format!(
+                    "hooks.{kind}: {}: timeout must be greater than zero",
+                    hook.path
+                ));
+            }
         }
     }
     if !spec.hooks.create_container.is_empty() || !spec.hooks.start_container.is_empty() {
