@@ -1,7 +1,8 @@
 //! Linux conformance II (issue #11): what the other suites do not cover.
 //! Random arguments for every call of the area (tests/guest/conf2_fuzz.c)
 //! with the kernel's own memory watched; device nodes made with mknod on
-//! tmpfs and the overlay; clone's pointers at bad addresses.
+//! tmpfs and the overlay; clone's pointers at bad addresses; epoll
+//! wake-ups through nested instances and EPOLLEXCLUSIVE.
 
 mod common;
 
@@ -116,16 +117,25 @@ fn fuzz_calls_of_the_area() {
         }
         if Instant::now() >= until {
             kill(&mut child);
-            panic!("ruml did not exit after the fuzzer (seed {seed})\n{}", log(&dir));
+            panic!(
+                "ruml did not exit after the fuzzer (seed {seed})\n{}",
+                log(&dir)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let all = log(&dir);
     eprintln!("ruml's RssAnon: {warm} KiB warm, {end} KiB at the end");
     assert_eq!(status.code(), Some(0), "seed {seed}\n{all}");
-    assert!(!all.contains("panick"), "seed {seed}: the kernel panicked\n{all}");
+    assert!(
+        !all.contains("panick"),
+        "seed {seed}: the kernel panicked\n{all}"
+    );
     let result = std::fs::read_to_string(marks.join("result")).unwrap_or_default();
-    assert!(result.starts_with("survived "), "seed {seed}: {result}\n{all}");
+    assert!(
+        result.starts_with("survived "),
+        "seed {seed}: {result}\n{all}"
+    );
     assert!(
         end <= warm + 64 * 1024,
         "seed {seed}: ruml's heap grew from {warm} KiB to {end} KiB\n{all}"
@@ -171,4 +181,20 @@ done
     }
     assert_eq!(out.stdout, want, "{out}");
     assert_eq!(out.code(), 0, "{out}");
+}
+
+/// epoll wake-ups (tests/guest/epoll_wake.c): a nested epoll wakes the
+/// waiter on the outer one and poll on it; EPOLLEXCLUSIVE wakes one of
+/// four epoll instances for one event.
+#[test]
+fn epoll_wake_static() {
+    let (native, ruml) = differential("epoll_wake", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(
+        native
+            .stdout
+            .contains("EPOLLEXCLUSIVE: 1 woken, 1 took the count"),
+        "{native}"
+    );
+    common::assert_same(&native, &ruml);
 }
