@@ -14,7 +14,9 @@
  * timer (handlers without SA_RESTART). Every signal a random call can
  * send is caught; a genuine fault in the fuzzer ends it with status 3.
  *
- * Usage: conf2_fuzz SECONDS SEED [MARKDIR]. With MARKDIR, writes
+ * Usage: conf2_fuzz SECONDS SEED [MARKDIR|-] [v|-] [SKIP]: v prints each
+ * call's case number to stderr, SKIP lists case numbers not to make
+ * (comma-separated), both for narrowing a failure down. With MARKDIR, writes
  * MARKDIR/warm after the first fifth of the time and MARKDIR/end at the
  * end, then waits (bounded) for MARKDIR/go, so that the host can sample
  * the kernel's memory in between. Prints "survived N calls" at the end. */
