@@ -69,7 +69,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("umount2", "MNT_EXPIRE always gives EAGAIN; MNT_FORCE is ignored"),
     ("mknod", "device nodes on tmpfs, the overlay and ext2 open the device of their number when ruml has its driver (mem 1:3/5/7/8/9, tty 5:0/1/2, vc 4:N, pts 136+:N, block devices); other numbers give ENXIO as an unregistered major; never on hostfs (EPERM)"),
     ("mknodat", "as mknod"),
-    ("fallocate", "tmpfs: allocate, KEEP_SIZE, PUNCH_HOLE; hostfs: passed to the host; others EOPNOTSUPP"),
+    ("fallocate", "tmpfs: allocate, KEEP_SIZE, PUNCH_HOLE (a punched page stays mapped, with its old contents, in other processes' MAP_SHARED mappings made before the punch; Linux shows zeros); hostfs: passed to the host; others EOPNOTSUPP"),
     ("chown", "hostfs: when the host refuses, only the file's current ids succeed (docs/filesystems.md)"),
     ("fchown", "as chown"),
     ("lchown", "as chown"),
