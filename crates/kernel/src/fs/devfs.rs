@@ -166,16 +166,46 @@ impl Inode for DevNode {
         Ok(self.meta.statfs())
     }
     fn open(&self, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
-        Ok(match self.dev {
-            Dev::Tty => crate::fs::console::open_ctty(caller.tgid, flags)?,
-            Dev::Console | Dev::Vc(0) => crate::fs::console::opened(),
-            Dev::Vc(n) => crate::fs::vcons::open(n, flags, caller.tgid)?,
-            d => Arc::new(MemDev(d)),
-        })
+        open_dev(self.dev, flags, caller)
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+}
+
+/// Opens the character device `rdev` for a node made with mknod on any
+/// filesystem (tmpfs, the overlay, ext2): the same device as devfs's node
+/// of that number, so a mknod'ed (1, 3) is /dev/null. Numbers ruml has no
+/// driver for give ENXIO, as Linux's chrdev_open for an unregistered
+/// major.
+pub fn open_chrdev(rdev: (u32, u32), flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+    let dev = match rdev {
+        (1, 3) => Dev::Null,
+        (1, 5) => Dev::Zero,
+        (1, 7) => Dev::Full,
+        (1, 8) => Dev::Random,
+        (1, 9) => Dev::Urandom,
+        (5, 0) => Dev::Tty,
+        (5, 1) => Dev::Console,
+        (5, 2) => return crate::fs::pty::open_ptmx(),
+        (4, n) if n < 64 => Dev::Vc(n),
+        (136..=143, n) => {
+            let index = (rdev.0 - 136) * 256 + n;
+            let tty = crate::fs::pty::slave_tty(index).ok_or(crate::errno!(ENXIO))?;
+            return crate::fs::pty::open_slave(&tty, flags, caller.tgid);
+        }
+        _ => return error!(ENXIO),
+    };
+    open_dev(dev, flags, caller)
+}
+
+fn open_dev(dev: Dev, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+    Ok(match dev {
+        Dev::Tty => crate::fs::console::open_ctty(caller.tgid, flags)?,
+        Dev::Console | Dev::Vc(0) => crate::fs::console::opened(),
+        Dev::Vc(n) => crate::fs::vcons::open(n, flags, caller.tgid)?,
+        d => Arc::new(MemDev(d)),
+    })
 }
 
 /// null, zero, full, random, urandom.

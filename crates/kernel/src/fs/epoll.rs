@@ -14,7 +14,7 @@ use crate::errno::{Errno, KResult};
 use crate::error;
 use crate::fs::anon::anon_file;
 use crate::fs::file::{FileRef, OpenFile};
-use crate::fs::poll::{PollEvents, POLLERR, POLLHUP, READABLE};
+use crate::fs::poll::{PollEvents, Waiters, POLLERR, POLLHUP, READABLE};
 use crate::fs::types::oflags::{O_CLOEXEC, O_RDWR};
 use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
@@ -45,6 +45,12 @@ pub struct Epoll {
     /// The epoll files this one is in (for the nesting limit); dead ones
     /// are skipped. Its own mutex, never held with `items`.
     parents: Mutex<Vec<Weak<OpenFile>>>,
+    /// Woken by every watched object's Waiters (see
+    /// [`Waiters::add_parent`]): epoll_wait sleeps here as a poller, and
+    /// so does poll or an outer epoll on this one. Registered on an
+    /// object at EPOLL_CTL_ADD and again at each wait (an object's
+    /// Waiters may change), removed at EPOLL_CTL_DEL.
+    waiters: Arc<Waiters>,
 }
 
 /// Linux's EP_MAX_NESTS: levels of epoll below and above one link.
@@ -139,6 +145,26 @@ impl Epoll {
         out
     }
 
+    /// Makes every watched object wake this epoll (idempotent).
+    fn register(&self) {
+        let items: Vec<(FileRef, bool)> = self
+            .lock()
+            .iter()
+            .filter_map(|i| {
+                i.file
+                    .upgrade()
+                    .map(|f| (f, i.events & EPOLLEXCLUSIVE != 0))
+            })
+            .collect();
+        for (f, exclusive) in items {
+            if let Ok(o) = f.ops() {
+                if let Some(w) = o.waiters() {
+                    w.add_parent(&self.waiters, exclusive);
+                }
+            }
+        }
+    }
+
     fn files(&self) -> Vec<FileRef> {
         self.lock()
             .iter()
@@ -160,6 +186,11 @@ impl crate::fs::vfs::FileOps for Epoll {
     }
     fn seekable(&self) -> bool {
         false
+    }
+    fn waiters(&self) -> Option<&Waiters> {
+        // Whoever polls this epoll sleeps until something under it changes.
+        self.register();
+        Some(&self.waiters)
     }
     fn as_any_ops(&self) -> &dyn std::any::Any {
         self
@@ -191,6 +222,7 @@ fn sys_epoll_create1(ctx: &mut SyscallContext<'_>, flags: u32) -> KResult<u64> {
         Arc::new(Epoll {
             items: Mutex::new(Vec::new()),
             parents: Mutex::new(Vec::new()),
+            waiters: Arc::new(Waiters::new()),
         }),
         O_RDWR,
     );
@@ -283,6 +315,11 @@ fn sys_epoll_ctl(
                 seen: None,
             });
             drop(items);
+            if let Ok(o) = target.ops() {
+                if let Some(w) = o.waiters() {
+                    w.add_parent(&ep.waiters, events & EPOLLEXCLUSIVE != 0);
+                }
+            }
             if let Some(t) = as_epoll(&target) {
                 let mut ps = t.parents.lock().unwrap_or_else(|p| p.into_inner());
                 ps.retain(|w| w.strong_count() > 0);
@@ -302,7 +339,17 @@ fn sys_epoll_ctl(
         EPOLL_CTL_DEL => {
             let i = pos.ok_or(crate::errno!(ENOENT))?;
             items.remove(i);
+            let still = items
+                .iter()
+                .any(|i| i.file.upgrade().is_some_and(|f| Arc::ptr_eq(&f, &target)));
             drop(items);
+            if !still {
+                if let Ok(o) = target.ops() {
+                    if let Some(w) = o.waiters() {
+                        w.remove_parent(&ep.waiters);
+                    }
+                }
+            }
             if let Some(t) = as_epoll(&target) {
                 let mut ps = t.parents.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(j) = ps
@@ -338,28 +385,16 @@ fn do_wait(
     }
     let mut ready = ep.scan(max as usize, true);
     if ready.is_empty() && deadline.is_none_or(|d| d > Instant::now()) {
-        let files = ep.files();
-        let mut regs = Vec::new();
-        for f in &files {
-            if let Ok(o) = f.ops() {
-                if let Some(w) = o.waiters() {
-                    w.add_poller(ctx.task);
-                    regs.push(f.clone());
-                }
-            }
-        }
+        // Sleep on this epoll's own Waiters, which every watched object
+        // wakes (EPOLLEXCLUSIVE ones only one epoll at a time).
+        ep.register();
+        ep.waiters.add_poller(ctx.task);
         let local = WaitQueue::new();
         let r = local.wait(ctx.task, deadline, || {
             ready = ep.scan(max as usize, true);
             !ready.is_empty()
         });
-        for f in &regs {
-            if let Ok(o) = f.ops() {
-                if let Some(w) = o.waiters() {
-                    w.remove_poller(ctx.task);
-                }
-            }
-        }
+        ep.waiters.remove_poller(ctx.task);
         match r {
             Ok(()) | Err(Errno::ETIMEDOUT) => {}
             Err(_) => return error!(EINTR),

@@ -55,6 +55,14 @@ pub struct Waiters {
     events: std::sync::atomic::AtomicU64,
     /// Open files with O_ASYNC on this object (fs/fasync.rs).
     fasync: crate::fs::fasync::FasyncList,
+    /// The Waiters of epoll instances watching this object, woken with
+    /// it (so that nested epolls, and poll on an epoll, see changes
+    /// below them). An exclusive one (EPOLLEXCLUSIVE) is woken only if no
+    /// exclusive one before it had a sleeper: Linux's wake-one. Dead
+    /// entries are pruned on add; an epoll's own entries form no cycle
+    /// (epoll_ctl refuses loops), so wake_all recursion is bounded by the
+    /// nesting limit.
+    parents: Mutex<Vec<(Weak<Waiters>, bool)>>,
 }
 
 impl Waiters {
@@ -116,6 +124,55 @@ impl Waiters {
         }
         drop(ws);
         self.fasync.wake();
+        let parents: Vec<(Arc<Waiters>, bool)> = self
+            .parents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|(w, x)| w.upgrade().map(|w| (w, *x)))
+            .collect();
+        let mut exclusive_done = false;
+        for (w, exclusive) in parents {
+            if !exclusive {
+                w.wake_all();
+            } else if !exclusive_done && w.has_sleepers() {
+                exclusive_done = true;
+                w.wake_all();
+            }
+        }
+    }
+
+    /// Whether a task polls or a worker waits on this object now.
+    fn has_sleepers(&self) -> bool {
+        !self
+            .pollers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+            || !self
+                .wakers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+    }
+
+    /// Wakes `parent` (an epoll's Waiters) with this object from now on;
+    /// `exclusive` for EPOLLEXCLUSIVE. Adding it again updates the flag.
+    pub(crate) fn add_parent(&self, parent: &Arc<Waiters>, exclusive: bool) {
+        let me = Arc::downgrade(parent);
+        let mut ps = self.parents.lock().unwrap_or_else(|p| p.into_inner());
+        ps.retain(|(w, _)| w.strong_count() > 0);
+        match ps.iter_mut().find(|(w, _)| w.ptr_eq(&me)) {
+            Some(e) => e.1 = exclusive,
+            None => ps.push((me, exclusive)),
+        }
+    }
+
+    /// Undoes [`Waiters::add_parent`].
+    pub(crate) fn remove_parent(&self, parent: &Arc<Waiters>) {
+        let me = Arc::downgrade(parent);
+        let mut ps = self.parents.lock().unwrap_or_else(|p| p.into_inner());
+        ps.retain(|(w, _)| w.strong_count() > 0 && !w.ptr_eq(&me));
     }
 
     /// Registers a kernel worker's waker, poked on every change.

@@ -86,7 +86,7 @@ pub fn open_ptmx(owner: u32) -> KResult<Arc<dyn FileOps>> {
 }
 
 /// The slave terminal of pty `index`, while its master is open.
-fn slave_tty(index: u32) -> Option<Arc<Tty>> {
+pub(crate) fn slave_tty(index: u32) -> Option<Arc<Tty>> {
     ptys().get(&index).and_then(|e| e.tty.upgrade())
 }
 

@@ -1092,7 +1092,15 @@ impl Inode for TmpInode {
             FileType::Directory => Ok(Arc::new(TmpDirFile { inode: self.arc()? })),
             FileType::Symlink => error!(ELOOP),
             FileType::Fifo => crate::fs::pipe::open_fifo(self.key(), flags, _caller),
-            // Device nodes on tmpfs: ruml's devices live in its devfs.
+            // Device nodes made with mknod: the device of that number.
+            FileType::CharDevice => {
+                let rdev = self.lock().rdev;
+                crate::fs::devfs::open_chrdev(rdev, flags, _caller)
+            }
+            FileType::BlockDevice => {
+                let rdev = self.lock().rdev;
+                crate::block::open_disk(rdev, flags)
+            }
             _ => error!(ENXIO),
         }
     }

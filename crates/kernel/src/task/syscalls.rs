@@ -213,6 +213,28 @@ fn do_clone_full(
     if crate::kernel().tasks.thread_count() >= MAX_TASKS {
         return error!(EAGAIN);
     }
+    // The CLONE_PIDFD descriptor is reserved and its number stored before
+    // the child exists (a pidfd of the parent holds the slot until the
+    // child's replaces it), so that no error can come once the child is
+    // in the process tree: a child made and then abandoned by a failing
+    // clone would be waited for forever.
+    let pidfd = if flags & CLONE_PIDFD != 0 {
+        let fd = ctx
+            .files()
+            .alloc(crate::fs::anon::new_pidfd(&ctx.task.group), true)?;
+        if let Err(e) = ctx.mm().write_val(pidfd_at.0, &fd) {
+            let _ = ctx.files().close(fd);
+            return Err(e);
+        }
+        Some(fd)
+    } else {
+        None
+    };
+    let undo_pidfd = |ctx: &SyscallContext<'_>| {
+        if let Some(fd) = pidfd {
+            let _ = ctx.files().close(fd);
+        }
+    };
     let thread = flags & CLONE_THREAD != 0;
     let parent = ctx.task;
     let mm = if flags & CLONE_VM != 0 {
@@ -235,7 +257,13 @@ fn do_clone_full(
     let files = if flags & CLONE_FILES != 0 {
         ctx.files()
     } else {
-        ctx.files().fork_copy()
+        let f = ctx.files().fork_copy();
+        // The reserved slot is the parent's alone (Linux installs the
+        // pidfd after copying the table).
+        if let Some(fd) = pidfd {
+            let _ = f.close(fd);
+        }
+        f
     };
     let fs = if let Some(ns) = nsc.mnt.clone() {
         crate::fs::mntns::fs_in(&ctx.fs(), ns)
@@ -250,11 +278,15 @@ fn do_clone_full(
         let pid = k.tasks.alloc_pid(&tree);
         // Its number in each PID namespace it is in (ENOMEM once the
         // namespace's init has died).
-        nsc.pid_ns.attach(pid, !thread)?;
+        if let Err(e) = nsc.pid_ns.attach(pid, !thread) {
+            undo_pidfd(ctx);
+            return Err(e);
+        }
         let me = parent.tgid();
         let group = if thread {
             let g = parent.group.clone();
             if g.sig().exit.is_some() {
+                undo_pidfd(ctx);
                 return error!(EINTR);
             }
             g
@@ -349,11 +381,12 @@ fn do_clone_full(
     if flags & CLONE_SETTLS != 0 {
         regs.fs_base = tls;
     }
+    // As Linux, a bad address here is ignored: the child exists by now.
     if flags & CLONE_PARENT_SETTID != 0 {
-        ctx.mm().write_val(ptid.0, &pid)?;
+        let _ = ctx.mm().write_val(ptid.0, &pid);
     }
     if flags & CLONE_CHILD_SETTID != 0 {
-        child.mm().write_val(ctid.0, &child_pid)?;
+        let _ = child.mm().write_val(ctid.0, &child_pid);
     }
     if flags & CLONE_CHILD_CLEARTID != 0 {
         *child
@@ -361,10 +394,9 @@ fn do_clone_full(
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = ctid.0;
     }
-    if flags & CLONE_PIDFD != 0 {
+    if let Some(fd) = pidfd {
         let f = crate::fs::anon::new_pidfd(&child.group);
-        let fd = ctx.files().alloc(f, true)?;
-        ctx.mm().write_val(pidfd_at.0, &fd)?;
+        let _ = ctx.files().install_at(fd, f, true);
     }
     child.personality.store(
         parent

@@ -254,6 +254,10 @@ impl Inode for Ext2Inode {
                 let rdev = self.stat()?.rdev;
                 crate::block::open_disk(rdev, flags)
             }
+            FileType::CharDevice => {
+                let rdev = self.stat()?.rdev;
+                crate::fs::devfs::open_chrdev(rdev, flags, caller)
+            }
             _ => error!(ENXIO),
         }
     }
