@@ -250,7 +250,8 @@ fn strace_counts_calls() {
 }
 
 /// gdb's transcript without what differs legitimately: the inferior's pid
-/// and stack addresses (ruml's address space ends lower than the host's).
+/// and stack and TLS addresses (ruml's address space ends lower than the
+/// host's).
 fn normalize_gdb(s: &str) -> String {
     let mut out = String::new();
     for line in s.lines() {
@@ -268,6 +269,12 @@ fn normalize_gdb(s: &str) -> String {
         }
         masked.push_str(rest);
         l = masked;
+        // `info registers fs_base`: the TLS address again, in decimal.
+        if l.starts_with("fs_base") {
+            if let Some(i) = l.rfind(char::is_whitespace) {
+                l = format!("{} DEC", &l[..i]);
+            }
+        }
         out.push_str(&l);
         out.push('\n');
     }
@@ -287,7 +294,7 @@ fn gdb_batch_session() {
         "print local",
         "next",
         "step",
-        "info registers rip",
+        "info registers rip eflags cs ss ds es fs gs fs_base gs_base",
         "print $rsp == $sp",
         "finish",
         "watch counter",
