@@ -53,6 +53,35 @@ pub fn isatty(fd: i32) -> bool {
     check_fd(fd).is_ok() && unsafe { libc::isatty(fd) } == 1
 }
 
+/// What end of file on a console descriptor is, for poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EofKind {
+    /// A terminal, /dev/null, a regular file: readable, never hung up.
+    Plain,
+    /// A pipe whose writers went away: hung up (POLLHUP, not POLLIN).
+    Fifo,
+    /// A socket whose peer closed: readable and hung up both ways.
+    Socket,
+}
+
+/// What kind of end of file `fd` has (Plain when fstat fails).
+pub fn eof_kind(fd: i32) -> EofKind {
+    if check_fd(fd).is_err() {
+        return EofKind::Plain;
+    }
+    // SAFETY: st is a plain out-parameter of the right size.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is one of ruml's own console descriptors; st is writable.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return EofKind::Plain;
+    }
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFIFO => EofKind::Fifo,
+        libc::S_IFSOCK => EofKind::Socket,
+        _ => EofKind::Plain,
+    }
+}
+
 fn ioctl_ptr(fd: i32, req: libc::c_ulong, p: *mut libc::c_void) -> Result<(), i32> {
     check_fd(fd)?;
     // SAFETY: p points to a buffer of the size the request uses (callers).

@@ -357,9 +357,24 @@ pub fn send_group(group: &Arc<ThreadGroup>, q: Queued) {
 /// Signals the kernel raises itself (SI_KERNEL: the terminal's ^C, the
 /// host's requests through the management console or the OCI runtime)
 /// and faults are not filtered, so `ruml -- CMD` ends on ^C as CMD would.
+///
+/// The init of a child PID namespace is protected the same way, but for
+/// SIGKILL and SIGSTOP sent by kill/tkill from outside its namespace
+/// (Linux's SIGNAL_UNKILLABLE with `force` for a sender in an ancestor
+/// namespace). A signal queued with another code counts as sent from
+/// inside: its si_pid is the sender's to choose.
 fn init_protected(group: &ThreadGroup, q: &Queued) -> bool {
-    group.tgid() == 1
-        && !q.forced
+    if group.tgid() != 1 {
+        let ns = group.pid_ns();
+        if ns.is_root() || ns.init() != Some(group.tgid()) {
+            return false;
+        }
+        let from_outside = (q.code == SI_USER || q.code == SI_TKILL) && !ns.sees(q.a as u32 as i32);
+        if from_outside && (q.signo == SIGKILL || q.signo == SIGSTOP) {
+            return false;
+        }
+    }
+    !q.forced
         && q.code <= 0
         && (1..=64).contains(&q.signo)
         && group.sig().actions[(q.signo - 1) as usize].handler == SIG_DFL
@@ -599,6 +614,18 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
         let Some((q, act)) = crate::task::ptrace::signal_stop(r, q, act) else {
             continue;
         };
+        if crate::log::strace_enabled() {
+            let t = crate::log::since_boot();
+            eprintln!(
+                "{}.{:06} [{}] --- signal {} code {} handler {:#x}",
+                t.as_secs(),
+                t.subsec_micros(),
+                task.tid(),
+                q.signo,
+                q.code,
+                act.handler
+            );
+        }
         match act.handler {
             _ if q.signo == SIGKILL => group_exit(
                 &group,

@@ -324,7 +324,19 @@ impl FileOps for Console {
         let p = pump();
         let mut st = p.lock();
         if Pump::ready(&st) {
-            poll::READABLE | poll::WRITABLE
+            // End of file polls as Linux's poll of host fd 0 would: a
+            // pipe hung up (POLLHUP alone), a socket readable and hung
+            // up, /dev/null or a file readable.
+            let input = if st.eof && st.buf.is_empty() {
+                match host::eof_kind(0) {
+                    host::EofKind::Fifo => poll::POLLHUP,
+                    host::EofKind::Socket => poll::READABLE | poll::POLLRDHUP | poll::POLLHUP,
+                    host::EofKind::Plain => poll::READABLE,
+                }
+            } else {
+                poll::READABLE
+            };
+            input | poll::WRITABLE
         } else {
             p.demand(&mut st, 4096);
             poll::WRITABLE

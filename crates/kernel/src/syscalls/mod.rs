@@ -208,8 +208,11 @@ pub fn dispatch(ctx: &mut SyscallContext<'_>) {
     });
     if crate::log::strace_enabled() {
         let name = names::syscall_name(nr).unwrap_or("?");
+        let t = crate::log::since_boot();
         eprintln!(
-            "[{}] {}({:#x}, {:#x}, {:#x}) = {:?}",
+            "{}.{:06} [{}] {}({:#x}, {:#x}, {:#x}) = {:?}",
+            t.as_secs(),
+            t.subsec_micros(),
             ctx.task.tid(),
             name,
             args[0],
