@@ -143,8 +143,6 @@ pub struct GroupSignals {
     pub exec_leader: Option<i32>,
     /// PR_SET_NO_NEW_PRIVS (inherited, never cleared).
     pub no_new_privs: bool,
-    /// The process's nice value (setpriority).
-    pub nice: i32,
 }
 
 impl Default for GroupSignals {
@@ -156,7 +154,6 @@ impl Default for GroupSignals {
             stopped: None,
             exec_leader: None,
             no_new_privs: false,
-            nice: 0,
         }
     }
 }
@@ -176,7 +173,6 @@ impl GroupSignals {
         GroupSignals {
             actions: self.actions,
             no_new_privs: self.no_new_privs,
-            nice: self.nice,
             ..Default::default()
         }
     }

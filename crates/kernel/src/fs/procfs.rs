@@ -126,8 +126,6 @@ enum Gen {
     KernelCmdline,
     OsType,
     OsRelease,
-    PidMax,
-    Overcommit,
     /// /proc/sys/kernel/random/boot_id: one random UUID per boot.
     BootId,
     /// /proc/sys/kernel/random/uuid: a fresh random UUID on every open.
@@ -709,10 +707,9 @@ impl SysDir {
                 ("random", 58, None),
                 ("osrelease", 51, Some(Gen::OsRelease)),
                 ("ostype", 52, Some(Gen::OsType)),
-                ("pid_max", 53, Some(Gen::PidMax)),
-                ("threads-max", 55, Some(Gen::Text("126863\n"))),
             ],
-            SysNode::Vm => vec![("overcommit_memory", 60, Some(Gen::Overcommit))],
+            // vm's files are procsys.rs's.
+            SysNode::Vm => vec![],
             SysNode::Net => crate::net::procnet::FILES
                 .iter()
                 .map(|&(n, ino)| (n, ino, Some(Gen::Net(n))))
@@ -1002,7 +999,7 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
                 (s.blocked, s.pending.iter().fold(0u64, |m, q| m | crate::signal::bit(q.signo)))
             };
             let (ign, cat) = ignored_and_caught(&g.sig());
-            let nice = g.sig().nice;
+            let nice = t.sched.lock().unwrap_or_else(|p| p.into_inner()).nice;
             format!(
                 "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 {} {} {} {} {} {} {} 0 {} {} {} 18446744073709551615 {} {} {} 0 0 {} {} {} {} 0 0 0 17 0 0 0 0 0 0 {} {} {} {} {} {} {} 0\n",
                 tid, comm, c, ids.ppid, ids.pgid, ids.sid,
@@ -1212,8 +1209,6 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
         Gen::KernelCmdline => format!("{}\n", crate::boot::cmdline()),
         Gen::OsType => "Linux\n".to_string(),
         Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
-        Gen::PidMax => "4194304\n".to_string(),
-        Gen::Overcommit => "0\n".to_string(),
         Gen::AioNr => format!("{}\n", crate::fs::aio::aio_nr()),
         Gen::BootId => {
             static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
