@@ -1342,6 +1342,7 @@ pub(crate) fn do_mknod(
     if ft == S_IFREG {
         dir.inode().create(&name, perm, O_RDONLY)?;
         crate::fs::namei::dcache::changed();
+        crate::fs::perm::own_new_entry(&crate::fs::vfs::Caller::of(ctx.task), &dir, &name);
         return Ok(0);
     }
     // The ABI's dev is an unsigned int in Linux's new encoding.
