@@ -233,3 +233,85 @@ os.waitpid(pid, 0)
         ],
     );
 }
+
+/// Whether the host's root holds CAP_SYS_RESOURCE (a container's may not).
+fn host_has_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 24) != 0)
+}
+
+/// /proc/PID/oom_score_adj readable and writable as Linux: the range,
+/// inheritance at fork, root lowering it (CAP_SYS_RESOURCE) and the floor
+/// that sets for the unprivileged, other users' files refused;
+/// /proc/PID/oom_score in 0..2000. Under ruml as root; natively too, and
+/// compared, when the host's root holds CAP_SYS_RESOURCE.
+#[test]
+fn oom_score_adj_as_linux() {
+    let script = r#"
+import ctypes, errno, os
+def rd(p='/proc/self/oom_score_adj'): return open(p).read().strip()
+def wr(v, p='/proc/self/oom_score_adj'):
+    try:
+        with open(p, 'w') as f: f.write(v)
+        return 'ok'
+    except OSError as e: return errno.errorcode[e.errno]
+print('reset 0:', wr('0'), rd())
+print('500:', wr('500'), rd())
+p = os.fork()
+if p == 0:
+    print('child inherits:', rd()); os._exit(0)
+os.waitpid(p, 0)
+print('1001:', wr('1001'), '-1001:', wr('-1001'), 'abc:', wr('abc'), 'empty:', wr(''))
+print('with newline:', wr('300\n'), rd())
+print('root -500:', wr('-500'), rd())
+s = int(rd('/proc/self/oom_score'))
+print('oom_score in range:', 0 <= s <= 2000)
+parent = os.getpid()
+p = os.fork()
+if p == 0:
+    os.setgid(65534); os.setuid(65534)
+    ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)
+    print('user -600 (below the floor):', wr('-600'))
+    print('user 100:', wr('100'), rd())
+    print('user -400 (above the floor):', wr('-400'), rd())
+    print("user writes root's:", wr('1', '/proc/%d/oom_score_adj' % parent))
+    os._exit(0)
+os.waitpid(p, 0)
+print('-1000 score:', wr('-1000'), rd('/proc/self/oom_score'))
+print('back to 0:', wr('0'), rd())
+"#;
+    let env = common::test_env();
+    let ruml = common::run_ruml("/usr/bin/python3", &["-u", "-c", script], &env);
+    assert_eq!(ruml.code(), 0, "{ruml}");
+    assert_has(
+        &ruml,
+        &[
+            "reset 0: ok 0\n500: ok 500\nchild inherits: 500\n",
+            "1001: EINVAL -1001: EINVAL abc: EINVAL empty: ok\n",
+            "with newline: ok 300\n",
+            "root -500: ok -500\n",
+            "oom_score in range: True\n",
+            "user -600 (below the floor): EACCES\n",
+            "user 100: ok 100\n",
+            "user -400 (above the floor): ok -400\n",
+            "user writes root's: EACCES\n",
+            "-1000 score: ok 0\n",
+            "back to 0: ok 0\n",
+        ],
+    );
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } == 0 && host_has_sys_resource() {
+        let native = common::run_native("/usr/bin/python3", &["-u", "-c", script], &env);
+        common::assert_same(&native, &ruml);
+    } else {
+        eprintln!(
+            "oom_score_adj_as_linux: the native half needs root with CAP_SYS_RESOURCE; skipped"
+        );
+    }
+}
