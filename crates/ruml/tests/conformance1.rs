@@ -315,3 +315,62 @@ print('back to 0:', wr('0'), rd())
         );
     }
 }
+
+/// chdir, fchdir and chroot check search permission on the directory
+/// (EACCES), chroot then CAP_SYS_CHROOT (EPERM); root may. Natively and
+/// under ruml as root dropping to uid 65534, outputs compared.
+#[test]
+fn chdir_fchdir_chroot_permissions() {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("chdir_fchdir_chroot_permissions: needs root natively; skipped");
+        return;
+    }
+    let script = r#"
+import errno, os, shutil
+def r(f, *a):
+    try:
+        f(*a); return 'ok'
+    except OSError as e: return errno.errorcode[e.errno]
+d = '/tmp/ruml-chroot-%d' % os.getpid()
+os.mkdir(d, 0o755)
+os.mkdir(d + '/private', 0o700)
+os.mkdir(d + '/open', 0o755)
+os.mkdir(d + '/noexec', 0o644)
+fd = os.open(d + '/private', os.O_RDONLY | os.O_DIRECTORY)
+fdn = os.open(d + '/noexec', os.O_RDONLY | os.O_DIRECTORY)
+p = os.fork()
+if p == 0:
+    os.setgid(65534); os.setuid(65534)
+    print('user chdir private:', r(os.chdir, d + '/private'))
+    print('user chdir noexec:', r(os.chdir, d + '/noexec'))
+    print('user chdir open:', r(os.chdir, d + '/open'))
+    print('user fchdir private:', r(os.fchdir, fd))
+    print('user fchdir noexec:', r(os.fchdir, fdn))
+    print('user chroot private:', r(os.chroot, d + '/private'))
+    print('user chroot open:', r(os.chroot, d + '/open'))
+    print('user chroot file:', r(os.chroot, '/etc/passwd'))
+    os._exit(0)
+os.waitpid(p, 0)
+p = os.fork()
+if p == 0:
+    print('root fchdir noexec:', r(os.fchdir, fdn))
+    print('root chroot private:', r(os.chroot, d + '/private'), os.listdir('/'))
+    os._exit(0)
+os.waitpid(p, 0)
+shutil.rmtree(d)
+"#;
+    let env = common::test_env();
+    let native = common::run_native("/usr/bin/python3", &["-u", "-c", script], &env);
+    let ruml = common::run_ruml("/usr/bin/python3", &["-u", "-c", script], &env);
+    common::assert_same(&native, &ruml);
+    assert_has(
+        &native,
+        &[
+            "user chdir private: EACCES\n",
+            "user fchdir private: EACCES\n",
+            "user chroot private: EACCES\n",
+            "user chroot open: EPERM\n",
+        ],
+    );
+}

@@ -79,6 +79,17 @@ pub fn may_search(caller: &Caller<'_>, dir: &Path) -> KResult<()> {
     }
 }
 
+/// chdir, fchdir and chroot: search permission on the directory
+/// (EACCES); chroot then needs CAP_SYS_CHROOT in the caller's user
+/// namespace (EPERM), as Linux checks them in that order.
+pub fn may_enter(task: &crate::task::Task, dir: &Path, chroot: bool) -> KResult<()> {
+    may_search(&Caller::of(task), dir)?;
+    if chroot && !task.privileged(Cap::SysChroot) {
+        return error!(EPERM);
+    }
+    Ok(())
+}
+
 /// Creating or removing names in `dir` needs write and search on it; in
 /// a sticky directory only the owner of the victim or of the directory
 /// (or root) may remove or rename it.

@@ -1140,6 +1140,7 @@ fn sys_chdir(ctx: &mut SyscallContext<'_>, path: UserAddr) -> KResult<u64> {
     if p.inode().file_type() != FileType::Directory {
         return error!(ENOTDIR);
     }
+    crate::fs::perm::may_enter(ctx.task, &p, false)?;
     ctx.fs().set_cwd(p);
     Ok(0)
 }
@@ -1149,6 +1150,7 @@ fn sys_fchdir(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     if f.file_type() != FileType::Directory {
         return error!(ENOTDIR);
     }
+    crate::fs::perm::may_enter(ctx.task, &f.path, false)?;
     ctx.fs().set_cwd(f.path.clone());
     Ok(0)
 }
@@ -1158,6 +1160,7 @@ fn sys_chroot(ctx: &mut SyscallContext<'_>, path: UserAddr) -> KResult<u64> {
     if p.inode().file_type() != FileType::Directory {
         return error!(ENOTDIR);
     }
+    crate::fs::perm::may_enter(ctx.task, &p, true)?;
     ctx.fs().set_root(p);
     Ok(0)
 }

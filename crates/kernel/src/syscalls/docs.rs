@@ -98,6 +98,12 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("mq_notify", "SIGEV_THREAD needs a netlink socket, which ruml lacks (ECONNREFUSED); a registration ends at close(2) or the process's exit, not at close_range or dup2 over the descriptor"),
 ];
 
+/// System calls left as ENOSYS, with the reason docs/syscalls.md gives.
+pub const UNIMPLEMENTED: &[(&str, &str)] = &[
+    ("fspick", "reconfiguring an existing superblock through a filesystem context is not supported: remount with mount(2) MS_REMOUNT instead"),
+    ("open_tree_attr", "Linux 6.15's open_tree with attributes: open_tree then mount_setattr does the same"),
+];
+
 /// The markdown text of docs/syscalls.md.
 pub fn syscalls_md() -> String {
     let mut s = String::from(
@@ -111,7 +117,13 @@ pub fn syscalls_md() -> String {
         let (state, note) = match (lookup(nr as u64), PARTIAL.iter().find(|(n, _)| *n == name)) {
             (Some(_), Some((_, note))) => ("partial", *note),
             (Some(_), None) => ("implemented", ""),
-            (None, _) => ("ENOSYS", ""),
+            (None, _) => (
+                "ENOSYS",
+                UNIMPLEMENTED
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or("", |(_, note)| *note),
+            ),
         };
         s.push_str(&format!("| {nr} | {name} | {state} | {note} |\n"));
     }
@@ -147,6 +159,17 @@ mod tests {
             assert!(
                 super::lookup(nr as u64).is_some(),
                 "{name} listed as partial but not implemented"
+            );
+        }
+        for (name, _) in super::UNIMPLEMENTED {
+            let nr = super::SYSCALL_NAMES
+                .iter()
+                .find(|(_, n)| n == name)
+                .map(|(nr, _)| *nr);
+            let nr = nr.unwrap_or_else(|| panic!("{name} is no syscall"));
+            assert!(
+                super::lookup(nr as u64).is_none(),
+                "{name} listed as ENOSYS but implemented"
             );
         }
     }
