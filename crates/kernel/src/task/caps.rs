@@ -531,58 +531,6 @@ pub fn status_lines(s: &CapSets) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn root() -> Creds {
-        Creds::default()
-    }
-
-    #[test]
-    fn setuid_drops_unless_keepcaps() {
-        let old = root();
-        let mut new = old.clone();
-        (new.ruid, new.euid, new.suid, new.fsuid) = (1000, 1000, 1000, 1000);
-        fix_setuid(&old, &mut new);
-        assert_eq!((new.caps.permitted, new.caps.effective), (0, 0));
-        let mut old = root();
-        old.caps.securebits = SECBIT_KEEP_CAPS;
-        let mut new = old.clone();
-        (new.ruid, new.euid, new.suid, new.fsuid) = (1000, 1000, 1000, 1000);
-        fix_setuid(&old, &mut new);
-        assert_eq!((new.caps.permitted, new.caps.effective), (CAP_FULL, 0));
-    }
-
-    #[test]
-    fn seteuid_round_trip_restores_effective() {
-        let old = root();
-        let mut mid = old.clone();
-        (mid.euid, mid.fsuid) = (1000, 1000);
-        fix_setuid(&old, &mut mid);
-        assert_eq!((mid.caps.permitted, mid.caps.effective), (CAP_FULL, 0));
-        let mut back = mid.clone();
-        (back.euid, back.fsuid) = (0, 0);
-        fix_setuid(&mid, &mut back);
-        assert_eq!(back.caps.effective, CAP_FULL);
-    }
-
-    #[test]
-    fn exec_of_root_and_of_user() {
-        let mut c = root();
-        c.caps.bounding &= !Cap::NetRaw.bit();
-        exec_transform(&mut c);
-        assert_eq!(c.caps.effective, CAP_FULL & !Cap::NetRaw.bit());
-        let mut u = root();
-        (u.ruid, u.euid, u.suid, u.fsuid) = (5, 5, 5, 5);
-        u.caps.inheritable = Cap::NetRaw.bit();
-        u.caps.ambient = Cap::NetRaw.bit();
-        exec_transform(&mut u);
-        assert_eq!(u.caps.permitted, Cap::NetRaw.bit());
-        assert_eq!(u.caps.effective, Cap::NetRaw.bit());
-    }
-}
-
 /// Opening /proc/PID/oom_score_adj for writing: its owner (the process's
 /// effective uid) or a caller with CAP_DAC_OVERRIDE, as the file's 0644
 /// mode gives on Linux; EACCES otherwise, ESRCH once the process is gone.
@@ -669,5 +617,57 @@ impl crate::fs::vfs::FileOps for OomScoreAdj {
     }
     fn truncate(&self, _len: u64) -> KResult<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> Creds {
+        Creds::default()
+    }
+
+    #[test]
+    fn setuid_drops_unless_keepcaps() {
+        let old = root();
+        let mut new = old.clone();
+        (new.ruid, new.euid, new.suid, new.fsuid) = (1000, 1000, 1000, 1000);
+        fix_setuid(&old, &mut new);
+        assert_eq!((new.caps.permitted, new.caps.effective), (0, 0));
+        let mut old = root();
+        old.caps.securebits = SECBIT_KEEP_CAPS;
+        let mut new = old.clone();
+        (new.ruid, new.euid, new.suid, new.fsuid) = (1000, 1000, 1000, 1000);
+        fix_setuid(&old, &mut new);
+        assert_eq!((new.caps.permitted, new.caps.effective), (CAP_FULL, 0));
+    }
+
+    #[test]
+    fn seteuid_round_trip_restores_effective() {
+        let old = root();
+        let mut mid = old.clone();
+        (mid.euid, mid.fsuid) = (1000, 1000);
+        fix_setuid(&old, &mut mid);
+        assert_eq!((mid.caps.permitted, mid.caps.effective), (CAP_FULL, 0));
+        let mut back = mid.clone();
+        (back.euid, back.fsuid) = (0, 0);
+        fix_setuid(&mid, &mut back);
+        assert_eq!(back.caps.effective, CAP_FULL);
+    }
+
+    #[test]
+    fn exec_of_root_and_of_user() {
+        let mut c = root();
+        c.caps.bounding &= !Cap::NetRaw.bit();
+        exec_transform(&mut c);
+        assert_eq!(c.caps.effective, CAP_FULL & !Cap::NetRaw.bit());
+        let mut u = root();
+        (u.ruid, u.euid, u.suid, u.fsuid) = (5, 5, 5, 5);
+        u.caps.inheritable = Cap::NetRaw.bit();
+        u.caps.ambient = Cap::NetRaw.bit();
+        exec_transform(&mut u);
+        assert_eq!(u.caps.permitted, Cap::NetRaw.bit());
+        assert_eq!(u.caps.effective, Cap::NetRaw.bit());
     }
 }
