@@ -70,6 +70,19 @@ static void user_in_sgid_dir(void) {
     show("sg/sub");
     mknod(p("sg/fifo"), S_IFIFO | 0600, 0);
     show("sg/fifo");
+    /* created with S_ISGID by a non-member: dropped when group-executable
+     * (mode_strip_sgid), kept otherwise; directories keep it */
+    close(open(p("sg/sgid-x"), O_CREAT | O_WRONLY, 02755));
+    show("sg/sgid-x");
+    close(open(p("sg/sgid-nx"), O_CREAT | O_WRONLY, 02745));
+    show("sg/sgid-nx");
+    mkdir(p("sg/sgid-dir"), 02755);
+    show("sg/sgid-dir");
+    mknod(p("sg/sgid-node"), S_IFREG | 02775, 0);
+    show("sg/sgid-node");
+    /* outside a setgid directory the creator's own group: kept */
+    close(open(p("own-sgid"), O_CREAT | O_WRONLY, 02755));
+    show("own-sgid");
 }
 
 static void user_writes(void) {

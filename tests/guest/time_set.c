@@ -56,8 +56,8 @@ static int nobody(void) {
     printf("clock_adjtime MONOTONIC: %s\n", err(clock_adjtime(CLOCK_MONOTONIC, &tx)));
     printf("clock_adjtime bad clock: %s\n", err(clock_adjtime(99, &tx)));
     printf("adjtimex bad pointer: %s\n", err(syscall(SYS_adjtimex, (void *)8)));
-    printf("ALARM clocks: %s %s\n", err(clock_gettime(CLOCK_REALTIME_ALARM, &t)),
-           err(clock_gettime(CLOCK_BOOTTIME_ALARM, &t)));
+    /* The ALARM clocks depend on the machine having an RTC (ruml's does):
+     * tests/guest/alarm_clocks.c. */
     double d = ts(CLOCK_TAI) - ts(CLOCK_REALTIME);
     printf("TAI readable, offset within a second of the TAI offset: %d\n", d > tx.tai - 1 && d < tx.tai + 1);
     return 0;

@@ -135,7 +135,7 @@ pub fn boot(cfg: BootConfig) -> Result<i32, String> {
         crate::fs::console_fdtable().map_err(|e| format!("cannot open the console: {e}"))?;
     let pid = {
         let tree = k.tasks.lock();
-        k.tasks.alloc_pid(&tree)
+        k.tasks.alloc_pid(&tree).ok_or("no free pid")?
     };
     let mm = crate::mm::Mm::new(k.phys.clone(), crate::mm::task_size() / 2);
     let group = task::ThreadGroup::new(pid, Default::default(), task::syscalls::default_limits());

@@ -391,7 +391,7 @@ pub fn spawn(s: Spawn) -> Result<i32, String> {
     }
     let task = {
         let mut tree = k.tasks.lock();
-        let pid = k.tasks.alloc_pid(&tree);
+        let pid = k.tasks.alloc_pid(&tree).ok_or("no free pid")?;
         let mm = crate::mm::Mm::new(k.phys.clone(), crate::mm::task_size() / 2);
         let group = crate::task::ThreadGroup::new(pid, Default::default(), limits);
         {

@@ -143,8 +143,10 @@ pub struct GroupSignals {
     pub exec_leader: Option<i32>,
     /// PR_SET_NO_NEW_PRIVS (inherited, never cleared).
     pub no_new_privs: bool,
-    /// The process's nice value (setpriority).
-    pub nice: i32,
+    /// /proc/PID/oom_score_adj (-1000..1000) and the least value it may
+    /// be lowered to without CAP_SYS_RESOURCE; inherited at fork.
+    pub oom_score_adj: i16,
+    pub oom_score_adj_min: i16,
 }
 
 impl Default for GroupSignals {
@@ -156,7 +158,8 @@ impl Default for GroupSignals {
             stopped: None,
             exec_leader: None,
             no_new_privs: false,
-            nice: 0,
+            oom_score_adj: 0,
+            oom_score_adj_min: 0,
         }
     }
 }
@@ -176,7 +179,8 @@ impl GroupSignals {
         GroupSignals {
             actions: self.actions,
             no_new_privs: self.no_new_privs,
-            nice: self.nice,
+            oom_score_adj: self.oom_score_adj,
+            oom_score_adj_min: self.oom_score_adj_min,
             ..Default::default()
         }
     }

@@ -422,6 +422,7 @@ fn sys_timerfd_create(ctx: &mut SyscallContext<'_>, clock: i32, flags: u32) -> K
     if !matches!(clock, 0 | 1 | 7 | 8 | 9) {
         return error!(EINVAL);
     }
+    crate::time::check_wake_alarm(ctx.task, clock)?;
     let t = Arc::new(TimerFd {
         clock: if clock == 0 || clock == 8 { 0 } else { 1 },
         state: Mutex::new(TimerFdState::default()),

@@ -79,6 +79,17 @@ pub fn may_search(caller: &Caller<'_>, dir: &Path) -> KResult<()> {
     }
 }
 
+/// chdir, fchdir and chroot: search permission on the directory
+/// (EACCES); chroot then needs CAP_SYS_CHROOT in the caller's user
+/// namespace (EPERM), as Linux checks them in that order.
+pub fn may_enter(task: &crate::task::Task, dir: &Path, chroot: bool) -> KResult<()> {
+    may_search(&Caller::of(task), dir)?;
+    if chroot && !task.privileged(Cap::SysChroot) {
+        return error!(EPERM);
+    }
+    Ok(())
+}
+
 /// Creating or removing names in `dir` needs write and search on it; in
 /// a sticky directory only the owner of the victim or of the directory
 /// (or root) may remove or rename it.
@@ -212,19 +223,38 @@ pub fn remove_privs(task: &crate::task::Task, inode: &std::sync::Arc<dyn crate::
 
 /// A file a non-root caller just created in `dir` belongs to its fsuid,
 /// and to its fsgid unless `dir` is set-group-ID: then to `dir`'s group,
-/// as the filesystem made it (filesystems create as root).
+/// as the filesystem made it (filesystems create as root). A
+/// non-directory created there with S_ISGID and group-execute by a caller
+/// neither in `dir`'s group nor holding CAP_FSETID loses S_ISGID (Linux's
+/// mode_strip_sgid), root without CAP_FSETID included.
 pub fn own_new(caller: &Caller<'_>, dir: &Path, inode: &std::sync::Arc<dyn crate::fs::vfs::Inode>) {
     let Some(c) = creds(caller) else { return };
+    let dir_st = dir.inode().stat().ok();
+    let sgid_gid = dir_st.filter(|st| st.mode & S_ISGID != 0).map(|st| st.gid);
+    let strip =
+        sgid_gid.is_some_and(|g| g != c.fsgid && !c.groups.contains(&g) && !c.capable(Cap::Fsetid));
+    let mode = if strip {
+        inode.stat().ok().and_then(|st| {
+            let sgid_x = S_ISGID | 0o010;
+            (st.file_type() != FileType::Directory && st.mode & sgid_x == sgid_x)
+                .then_some(st.mode & 0o7777 & !S_ISGID)
+        })
+    } else {
+        None
+    };
     if c.fsuid == 0 && c.fsgid == 0 {
+        if mode.is_some() {
+            let _ = inode.setattr(&crate::fs::vfs::SetAttr {
+                mode,
+                ..Default::default()
+            });
+        }
         return;
     }
-    let gid = match dir.inode().stat() {
-        Ok(st) if st.mode & S_ISGID != 0 => st.gid,
-        _ => c.fsgid,
-    };
     let attr = crate::fs::vfs::SetAttr {
         uid: Some(c.fsuid),
-        gid: Some(gid),
+        gid: Some(sgid_gid.unwrap_or(c.fsgid)),
+        mode,
         ..Default::default()
     };
     let _ = inode.setattr(&attr);
@@ -232,7 +262,7 @@ pub fn own_new(caller: &Caller<'_>, dir: &Path, inode: &std::sync::Arc<dyn crate
 
 /// As [`own_new`], for the entry `name` just made in `dir`.
 pub fn own_new_entry(caller: &Caller<'_>, dir: &Path, name: &[u8]) {
-    if creds(caller).is_some_and(|c| c.fsuid != 0 || c.fsgid != 0) {
+    if creds(caller).is_some_and(|c| c.fsuid != 0 || c.fsgid != 0 || !c.capable(Cap::Fsetid)) {
         if let Ok(i) = dir.inode().lookup(name, caller) {
             own_new(caller, dir, &i);
         }

@@ -113,7 +113,8 @@ enum Gen {
     MountInfo(i32),
     FdInfo(i32, i32),
     Cgroup,
-    OomScoreAdj,
+    OomScoreAdj(i32),
+    OomScore(i32),
     CpuInfo,
     MemInfo,
     SysStat,
@@ -126,8 +127,6 @@ enum Gen {
     KernelCmdline,
     OsType,
     OsRelease,
-    PidMax,
-    Overcommit,
     /// /proc/sys/kernel/random/boot_id: one random UUID per boot.
     BootId,
     /// /proc/sys/kernel/random/uuid: a fresh random UUID on every open.
@@ -335,6 +334,7 @@ const PID_FILES: &[(&str, u64)] = &[
     ("mountinfo", 36),
     ("mounts", 37),
     ("ns", 8),
+    ("oom_score", 46),
     ("oom_score_adj", 38),
     ("root", 4),
     ("setgroups", 45),
@@ -429,7 +429,8 @@ impl Inode for PidDir {
             b"mem" => Ok(Arc::new(MemInode { meta: ino(43), tid })),
             b"mountinfo" => file(36, Gen::MountInfo(pid), 0o444),
             b"mounts" => file(37, Gen::Mounts(pid), 0o444),
-            b"oom_score_adj" => file(38, Gen::OomScoreAdj, 0o644),
+            b"oom_score_adj" => file(38, Gen::OomScoreAdj(pid), 0o644),
+            b"oom_score" => file(46, Gen::OomScore(pid), 0o444),
             b"smaps" => file(39, Gen::Smaps(pid), 0o444),
             b"stat" => file(40, Gen::Stat(pid, tid), 0o444),
             b"statm" => file(41, Gen::Statm(pid), 0o444),
@@ -721,10 +722,9 @@ impl SysDir {
                 ("random", 58, None),
                 ("osrelease", 51, Some(Gen::OsRelease)),
                 ("ostype", 52, Some(Gen::OsType)),
-                ("pid_max", 53, Some(Gen::PidMax)),
-                ("threads-max", 55, Some(Gen::Text("126863\n"))),
             ],
-            SysNode::Vm => vec![("overcommit_memory", 60, Some(Gen::Overcommit))],
+            // vm's files are procsys.rs's.
+            SysNode::Vm => vec![],
             SysNode::Net => crate::net::procnet::FILES
                 .iter()
                 .map(|&(n, ino)| (n, ino, Some(Gen::Net(n))))
@@ -880,13 +880,25 @@ impl Inode for GenFile {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFREG | self.perm, 1, 0))
+        let mut st = self.meta.stat(S_IFREG | self.perm, 1, 0);
+        // Writable per-process files belong to the process's euid, as
+        // Linux's (so that the process may write its own).
+        if let Gen::OomScoreAdj(pid) = self.gen {
+            if let Some(g) = live_group(pid) {
+                let c = g.creds.lock().unwrap_or_else(|p| p.into_inner());
+                (st.uid, st.gid) = (c.euid, c.egid);
+            }
+        }
+        Ok(st)
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
     }
     fn open(&self, flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
         if flags & 3 != 0 {
+            if let Gen::OomScoreAdj(pid) = self.gen {
+                return crate::task::caps::open_oom_score_adj(pid, flags, caller);
+            }
             return error!(EACCES);
         }
         Ok(Arc::new(Snapshot {
@@ -1014,7 +1026,7 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
                 (s.blocked, s.pending.iter().fold(0u64, |m, q| m | crate::signal::bit(q.signo)))
             };
             let (ign, cat) = ignored_and_caught(&g.sig());
-            let nice = g.sig().nice;
+            let nice = t.sched.lock().unwrap_or_else(|p| p.into_inner()).nice;
             format!(
                 "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 {} {} {} {} {} {} {} 0 {} {} {} 18446744073709551615 {} {} {} 0 0 {} {} {} {} 0 0 0 17 0 0 0 0 0 0 {} {} {} {} {} {} {} 0\n",
                 tid, comm, c, ids.ppid, ids.pgid, ids.sid,
@@ -1173,7 +1185,22 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
             format!("pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{}\nino:\t{}\n", f.pos(), f.flags(), f.path.mnt.id, f.path.inode().key().1)
         }
         Gen::Cgroup => "0::/\n".to_string(),
-        Gen::OomScoreAdj => "0\n".to_string(),
+        Gen::OomScoreAdj(pid) => {
+            let g = live_group(pid).ok_or(crate::errno!(ESRCH))?;
+            let adj = g.sig().oom_score_adj;
+            format!("{adj}\n")
+        }
+        Gen::OomScore(pid) => {
+            // Linux's badness: resident pages per mille of RAM plus the
+            // adjustment, 0 for -1000.
+            let g = live_group(pid).ok_or(crate::errno!(ESRCH))?;
+            let adj = i64::from(g.sig().oom_score_adj);
+            let t = task_of(pid)?;
+            let total = k().phys.total_pages().max(1) as i64;
+            let rss = t.mm().stats().rss_pages as i64;
+            let score = if adj == -1000 { 0 } else { (rss * 1000 / total + adj).clamp(0, 2000) };
+            format!("{score}\n")
+        }
         Gen::CpuInfo => ruml_host::clock::host_cpuinfo(),
         Gen::MemInfo => {
             let total = k().phys.total_pages() * 4;
@@ -1224,8 +1251,6 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
         Gen::KernelCmdline => format!("{}\n", crate::boot::cmdline()),
         Gen::OsType => "Linux\n".to_string(),
         Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
-        Gen::PidMax => "4194304\n".to_string(),
-        Gen::Overcommit => "0\n".to_string(),
         Gen::AioNr => format!("{}\n", crate::fs::aio::aio_nr()),
         Gen::BootId => {
             static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();

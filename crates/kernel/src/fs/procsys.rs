@@ -2,9 +2,19 @@
 //! procfs.rs and ipc/proc.rs serve. Every value is what ruml really does
 //! (a limit it does not enforce reads as "no limit" where Linux has such a
 //! value); the files whose setting has an effect in ruml are writable by
-//! root (kernel.printk, kernel.dmesg_restrict, fs.pipe-max-size,
-//! fs.lease-break-time), the rest
-//! are read-only (mode 0444: EACCES on a write open, for root too).
+//! root (kernel.printk, kernel.dmesg_restrict, kernel.pid_max,
+//! kernel.threads-max, fs.pipe-max-size, fs.lease-break-time,
+//! net.core.somaxconn), the rest are read-only (mode 0444: EACCES on a
+//! write open, for root too): vm.overcommit_memory (no commit accounting:
+//! guest RAM is a lazily backed host file), vm.max_map_count and
+//! fs.file-max (no such limits: the values say so), kernel.tainted,
+//! kernel.panic, kernel.randomize_va_space.
+//!
+//! Effects: pid_max bounds the pids fork hands out in every PID namespace
+//! (task/mod.rs, task/ns.rs: EAGAIN once all are taken); threads-max
+//! bounds the instance's threads below ruml's own cap of 8192
+//! (task/syscalls.rs, EAGAIN); somaxconn caps listen()'s backlog (net/),
+//! at most 65535 whatever is written, as kernel memory the guest controls.
 //!
 //! Writes follow Linux's sysctl rules: the mode bits are checked against
 //! the effective uid (root is kernel uid 0, whatever its capabilities);
@@ -15,7 +25,7 @@
 //! these; subdirectories of their own (fs/inotify, net, net/core) are
 //! [`SysctlDir`]s. Inodes hold only which file they are: no locking.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::errno::KResult;
@@ -32,6 +42,35 @@ pub static PIPE_MAX_SIZE: AtomicUsize = AtomicUsize::new(1 << 20);
 /// The largest pipe buffer ruml makes (kernel memory a guest controls):
 /// F_SETPIPE_SZ above it is ENOMEM, and fs.pipe-max-size cannot exceed it.
 pub const PIPE_HARD_MAX: usize = 64 << 20;
+
+/// kernel.pid_max: pids are below it (Linux's PID_MAX_LIMIT at boot).
+static PID_MAX: AtomicI32 = AtomicI32::new(PID_MAX_LIMIT);
+const PID_MAX_LIMIT: i32 = 4 << 20;
+/// Linux's RESERVED_PIDS + 1: the least pid_max.
+const PID_MAX_MIN: i32 = 301;
+
+/// kernel.pid_max now.
+pub fn pid_max() -> i32 {
+    PID_MAX.load(Ordering::Relaxed)
+}
+
+/// kernel.threads-max: the instance's thread limit (ruml's own cap,
+/// 8192, bounds it further: task/syscalls.rs).
+static THREADS_MAX: AtomicUsize = AtomicUsize::new(8192);
+
+/// kernel.threads-max now.
+pub fn threads_max() -> usize {
+    THREADS_MAX.load(Ordering::Relaxed)
+}
+
+/// net.core.somaxconn as written (Linux's default 4096).
+static SOMAXCONN: AtomicI32 = AtomicI32::new(4096);
+
+/// listen()'s backlog ceiling: net.core.somaxconn, at most 65535 (the
+/// pending connections a listener queues are kernel memory).
+pub fn somaxconn() -> i32 {
+    SOMAXCONN.load(Ordering::Relaxed).min(65535)
+}
 
 /// A directory of this module's files, by its path under /proc/sys.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -112,6 +151,18 @@ static ENTRIES: &[Entry] = &[
             Some(set_dmesg_restrict),
         ),
     },
+    Entry {
+        dir: Dir::Kernel,
+        name: "pid_max",
+        ino: 53,
+        node: Node::File(|| format!("{}\n", pid_max()), Some(set_pid_max)),
+    },
+    Entry {
+        dir: Dir::Kernel,
+        name: "threads-max",
+        ino: 55,
+        node: Node::File(|| format!("{}\n", threads_max()), Some(set_threads_max)),
+    },
     // ruml never reboots on a panic (it exits), and never taints.
     ro(Dir::Kernel, "panic", 403, || "0\n".into()),
     ro(Dir::Kernel, "tainted", 404, || "0\n".into()),
@@ -119,6 +170,8 @@ static ENTRIES: &[Entry] = &[
     ro(Dir::Kernel, "randomize_va_space", 405, || "2\n".into()),
     // vm.*: no limit on the number of mappings (only RLIMIT_AS).
     ro(Dir::Vm, "max_map_count", 410, || format!("{INT_MAX}\n")),
+    // Heuristic overcommit (0): no commit accounting in ruml.
+    ro(Dir::Vm, "overcommit_memory", 60, || "0\n".into()),
     ro(Dir::Vm, "mmap_min_addr", 411, || {
         format!("{}\n", crate::mm::MMAP_MIN)
     }),
@@ -169,7 +222,15 @@ static ENTRIES: &[Entry] = &[
     // net/unix.rs).
     sub(Dir::Root, "net", 440, Dir::Net),
     sub(Dir::Net, "core", 441, Dir::NetCore),
-    ro(Dir::NetCore, "somaxconn", 442, || "4096\n".into()),
+    Entry {
+        dir: Dir::NetCore,
+        name: "somaxconn",
+        ino: 442,
+        node: Node::File(
+            || format!("{}\n", SOMAXCONN.load(Ordering::Relaxed)),
+            Some(set_somaxconn),
+        ),
+    },
 ];
 
 /// The entries of `dir`: (name, inode number, whether a directory).
@@ -241,6 +302,28 @@ fn set_pipe_max_size(_admin: bool, buf: &[u8]) -> KResult<()> {
     }
     let v = v.max(4096).next_power_of_two();
     PIPE_MAX_SIZE.store(v, Ordering::Relaxed);
+    Ok(())
+}
+
+/// kernel.pid_max: 301 ..= 4194304 (Linux's pid_max_min and
+/// PID_MAX_LIMIT on 64-bit).
+fn set_pid_max(_admin: bool, buf: &[u8]) -> KResult<()> {
+    let v = parse(buf, PID_MAX_MIN.into(), PID_MAX_LIMIT.into())?;
+    PID_MAX.store(v as i32, Ordering::Relaxed);
+    Ok(())
+}
+
+/// kernel.threads-max: 20 ..= FUTEX_TID_MASK, as Linux.
+fn set_threads_max(_admin: bool, buf: &[u8]) -> KResult<()> {
+    let v = parse(buf, 20, 0x3fff_ffff)?;
+    THREADS_MAX.store(v as usize, Ordering::Relaxed);
+    Ok(())
+}
+
+/// net.core.somaxconn: 0 ..= INT_MAX.
+fn set_somaxconn(_admin: bool, buf: &[u8]) -> KResult<()> {
+    let v = parse(buf, 0, INT_MAX)?;
+    SOMAXCONN.store(v as i32, Ordering::Relaxed);
     Ok(())
 }
 

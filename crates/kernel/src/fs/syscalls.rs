@@ -1140,6 +1140,7 @@ fn sys_chdir(ctx: &mut SyscallContext<'_>, path: UserAddr) -> KResult<u64> {
     if p.inode().file_type() != FileType::Directory {
         return error!(ENOTDIR);
     }
+    crate::fs::perm::may_enter(ctx.task, &p, false)?;
     ctx.fs().set_cwd(p);
     Ok(0)
 }
@@ -1149,6 +1150,7 @@ fn sys_fchdir(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     if f.file_type() != FileType::Directory {
         return error!(ENOTDIR);
     }
+    crate::fs::perm::may_enter(ctx.task, &f.path, false)?;
     ctx.fs().set_cwd(f.path.clone());
     Ok(0)
 }
@@ -1158,6 +1160,7 @@ fn sys_chroot(ctx: &mut SyscallContext<'_>, path: UserAddr) -> KResult<u64> {
     if p.inode().file_type() != FileType::Directory {
         return error!(ENOTDIR);
     }
+    crate::fs::perm::may_enter(ctx.task, &p, true)?;
     ctx.fs().set_root(p);
     Ok(0)
 }
@@ -1348,6 +1351,7 @@ pub(crate) fn do_mknod(
     if ft == S_IFREG {
         dir.inode().create(&name, perm, O_RDONLY)?;
         crate::fs::namei::dcache::changed();
+        crate::fs::perm::own_new_entry(&crate::fs::vfs::Caller::of(ctx.task), &dir, &name);
         return Ok(0);
     }
     // The ABI's dev is an unsigned int in Linux's new encoding.

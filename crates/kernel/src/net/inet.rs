@@ -831,7 +831,7 @@ pub fn listen(sock: &Arc<InetSocket>, backlog: i32) -> KResult<u64> {
         return error!(EOPNOTSUPP);
     }
     autobind(sock)?;
-    let b = backlog.clamp(0, 4096) as usize;
+    let b = backlog.clamp(0, crate::fs::procsys::somaxconn()) as usize;
     // Two listeners on one port only with SO_REUSEPORT on both.
     let mut table = ports();
     let t = &mut table;

@@ -685,7 +685,7 @@ pub(super) fn sys_listen(ctx: &mut SyscallContext<'_>, fd: Fd, backlog: i32) -> 
         autobind(&sock);
         s = sock.lock();
     }
-    let b = backlog.clamp(0, 4096) as usize;
+    let b = backlog.clamp(0, crate::fs::procsys::somaxconn()) as usize;
     match &mut s.listening {
         Some(l) => l.0 = b,
         None => s.listening = Some((b, VecDeque::new())),

@@ -27,7 +27,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("sysinfo", "load averages read as zero"),
     ("adjtimex", "the instance's own clock: ADJ_FREQUENCY runs REALTIME (not MONOTONIC) faster or slower; no PLL runs, so ADJ_OFFSET outside adjtime mode is only kept and reported"),
     ("clock_adjtime", "CLOCK_REALTIME as adjtimex; other clocks EOPNOTSUPP"),
-    ("syslog", "every action on the kernel's 128 KiB message ring; kernel.dmesg_restrict is 1 (as Debian) and cannot be changed yet; no /dev/kmsg"),
+    ("syslog", "every action on the kernel's 128 KiB message ring; kernel.dmesg_restrict is 1 at boot (as Debian), root with CAP_SYS_ADMIN may change it; no /dev/kmsg"),
     ("setuid", "ids and capabilities are kept per process, not per thread (glibc applies set*id to every thread anyway); capabilities follow the uids as capabilities(7) (docs/security.md)"),
     ("setgid", "as setuid"),
     ("setreuid", "as setuid"),
@@ -44,10 +44,10 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("sched_setscheduler", "Linux's checks and privilege rules (CAP_SYS_NICE, RLIMIT_RTPRIO, RLIMIT_NICE, other users' processes, SCHED_RESET_ON_FORK); policy and priority are recorded, inherited and reported, not applied to host scheduling"),
     ("sched_setparam", "as sched_setscheduler"),
     ("sched_setattr", "as sched_setscheduler; SCHED_DEADLINE parameters are checked and recorded (no admission control: never EBUSY); utilization clamps EOPNOTSUPP, as a kernel without CONFIG_UCLAMP_TASK"),
-    ("setpriority", "Linux's privilege rules (EPERM for other users' processes, EACCES to lower nice without RLIMIT_NICE or CAP_SYS_NICE); nice values are per process (not per thread), recorded and reported, not applied"),
+    ("setpriority", "Linux's privilege rules (EPERM for other users' processes, EACCES to lower nice without RLIMIT_NICE or CAP_SYS_NICE); nice values are per thread as Linux (PRIO_PROCESS takes a thread id; PRIO_PGRP/PRIO_USER reach every thread), recorded and reported, not applied"),
     ("setitimer", "ITIMER_VIRTUAL and ITIMER_PROF are checked every 10 ms of wall time"),
-    ("timer_create", "CLOCK_REALTIME/MONOTONIC/BOOTTIME and the CPU-time clocks (CLOCK_PROCESS/THREAD_CPUTIME_ID, clock_getcpuclockid ids of any process): a CPU-time timer looks at its clock every 10 ms of wall time while armed, so it fires up to 10 ms late; MONOTONIC_RAW/COARSE and fd clocks EOPNOTSUPP"),
-    ("clock_nanosleep", "on a CPU-time clock the clock is looked at every 10 ms; an interrupted relative CPU-time sleep without a handler restarts with its whole duration"),
+    ("timer_create", "CLOCK_REALTIME/MONOTONIC/BOOTTIME and the CPU-time clocks (CLOCK_PROCESS/THREAD_CPUTIME_ID, clock_getcpuclockid ids of any process): a CPU-time timer looks at its clock every 10 ms of wall time while armed, so it fires up to 10 ms late; MONOTONIC_RAW/COARSE and fd clocks EOPNOTSUPP; the ALARM clocks need CAP_WAKE_ALARM (EPERM) and run as REALTIME/BOOTTIME (nothing wakes the host)"),
+    ("clock_nanosleep", "MONOTONIC_RAW and the COARSE clocks EOPNOTSUPP, the ALARM clocks need CAP_WAKE_ALARM, as Linux; on a CPU-time clock the clock is looked at every 10 ms; an interrupted relative CPU-time sleep without a handler restarts with its whole duration"),
     ("socket", "AF_UNIX, AF_INET and AF_INET6 (TCP, UDP), ping sockets (ICMP echo), SOCK_RAW for IPPROTO_ICMP / IPPROTO_ICMPV6 only (CAP_NET_RAW, else EPERM; other raw protocols EPROTONOSUPPORT), AF_NETLINK (NETLINK_ROUTE, NETLINK_SOCK_DIAG for inet TCP/UDP); no packet sockets (EAFNOSUPPORT); lo, and eth0 with eth0=user or eth0=switch (docs/networking.md)"),
     ("fcntl", "O_ASYNC signals (SIGIO or F_SETSIG with si_fd/si_band) when an object becomes readable or writable, or gains bytes (a repeated event on an object that keeps no byte count is not signalled again); F_GETOWNER_UIDS gives EINVAL; leases: opens held only by a mapping do not count against F_WRLCK, and a breaker rechecks a few times a second; dnotify reports renames to the old directory only; F_SEAL_WRITE does not check existing shared mappings"),
     ("fanotify_init", "notification class only (FAN_CLASS_CONTENT/PRE_CONTENT give EINVAL), FAN_REPORT_TID; no FAN_REPORT_FID/DFID/NAME (EINVAL)"),
@@ -88,14 +88,20 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("fremovexattr", "as setxattr"),
     ("name_to_handle_at", "tmpfs, ext2/3/4 and the overlay root; other filesystems EOPNOTSUPP; overlay handles go stale on rename (docs/filesystems.md)"),
     ("open_by_handle_at", "as name_to_handle_at; the file has no path of its own (/proc/self/fd shows /)"),
-    ("msgsnd", "one IPC namespace; all queues' texts together are bounded by a quarter of mem= (ENOMEM beyond)"),
+    ("msgsnd", "all queues' texts together are bounded by a quarter of mem= (ENOMEM beyond)"),
     ("msgrcv", "woken receivers compete for a message (no hand-off to the first matching sleeper as Linux's pipelined send)"),
-    ("semget", "one IPC namespace; all semaphores together are bounded by a quarter of mem= (ENOMEM beyond)"),
+    ("semget", "all semaphores together are bounded by a quarter of mem= (ENOMEM beyond)"),
     ("semop", "CLONE_SYSVSEM is not honoured (undo lists are per process); sleepers retry on every change, without Linux's queue order"),
     ("semtimedop", "as semop"),
-    ("shmget", "one IPC namespace; SHM_HUGETLB is accepted and gives ordinary pages"),
+    ("shmget", "SHM_HUGETLB is accepted and gives ordinary pages"),
     ("shmctl", "SHM_LOCK only marks the segment (guest memory is never paged by ruml)"),
     ("mq_notify", "SIGEV_THREAD needs a netlink socket, which ruml lacks (ECONNREFUSED); a registration ends at close(2) or the process's exit, not at close_range or dup2 over the descriptor"),
+];
+
+/// System calls left as ENOSYS, with the reason docs/syscalls.md gives.
+pub const UNIMPLEMENTED: &[(&str, &str)] = &[
+    ("fspick", "reconfiguring an existing superblock through a filesystem context is not supported: remount with mount(2) MS_REMOUNT instead"),
+    ("open_tree_attr", "Linux 6.15's open_tree with attributes: open_tree then mount_setattr does the same"),
 ];
 
 /// The markdown text of docs/syscalls.md.
@@ -111,7 +117,13 @@ pub fn syscalls_md() -> String {
         let (state, note) = match (lookup(nr as u64), PARTIAL.iter().find(|(n, _)| *n == name)) {
             (Some(_), Some((_, note))) => ("partial", *note),
             (Some(_), None) => ("implemented", ""),
-            (None, _) => ("ENOSYS", ""),
+            (None, _) => (
+                "ENOSYS",
+                UNIMPLEMENTED
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or("", |(_, note)| *note),
+            ),
         };
         s.push_str(&format!("| {nr} | {name} | {state} | {note} |\n"));
     }
@@ -147,6 +159,17 @@ mod tests {
             assert!(
                 super::lookup(nr as u64).is_some(),
                 "{name} listed as partial but not implemented"
+            );
+        }
+        for (name, _) in super::UNIMPLEMENTED {
+            let nr = super::SYSCALL_NAMES
+                .iter()
+                .find(|(_, n)| n == name)
+                .map(|(nr, _)| *nr);
+            let nr = nr.unwrap_or_else(|| panic!("{name} is no syscall"));
+            assert!(
+                super::lookup(nr as u64).is_none(),
+                "{name} listed as ENOSYS but implemented"
             );
         }
     }

@@ -531,6 +531,95 @@ pub fn status_lines(s: &CapSets) -> String {
     )
 }
 
+/// Opening /proc/PID/oom_score_adj for writing: its owner (the process's
+/// effective uid) or a caller with CAP_DAC_OVERRIDE, as the file's 0644
+/// mode gives on Linux; EACCES otherwise, ESRCH once the process is gone.
+pub fn open_oom_score_adj(
+    pid: i32,
+    flags: u32,
+    caller: &crate::fs::vfs::Caller<'_>,
+) -> KResult<std::sync::Arc<dyn crate::fs::vfs::FileOps>> {
+    let group = crate::kernel()
+        .tasks
+        .thread(pid)
+        .map(|t| t.group.clone())
+        .ok_or(crate::errno!(ESRCH))?;
+    let (sys_resource, owner) = match caller.task {
+        None => (true, true),
+        Some(t) => {
+            let euid = group.creds.lock().unwrap_or_else(|p| p.into_inner()).euid;
+            let fsuid = t
+                .group
+                .creds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .fsuid;
+            (
+                t.privileged(Cap::SysResource),
+                fsuid == euid || t.privileged(Cap::DacOverride),
+            )
+        }
+    };
+    if !owner {
+        return error!(EACCES);
+    }
+    let data = if flags & 3 == 2 {
+        Vec::new()
+    } else {
+        format!("{}\n", group.sig().oom_score_adj).into_bytes()
+    };
+    Ok(std::sync::Arc::new(OomScoreAdj {
+        group: std::sync::Arc::downgrade(&group),
+        sys_resource,
+        data,
+    }))
+}
+
+/// An open /proc/PID/oom_score_adj: writes set the process's value with
+/// Linux's rules (-1000..1000, else EINVAL; below the value last set with
+/// CAP_SYS_RESOURCE needs CAP_SYS_RESOURCE: EACCES). Holds the process
+/// weakly: ESRCH once it is gone.
+struct OomScoreAdj {
+    group: std::sync::Weak<super::ThreadGroup>,
+    /// Whether the opener holds CAP_SYS_RESOURCE.
+    sys_resource: bool,
+    /// The value at open, for reads of an O_RDWR open.
+    data: Vec<u8>,
+}
+
+impl crate::fs::vfs::FileOps for OomScoreAdj {
+    fn read(&self, _f: &crate::fs::file::OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        let off = off.min(self.data.len() as u64) as usize;
+        let n = buf.len().min(self.data.len() - off);
+        buf[..n].copy_from_slice(&self.data[off..off + n]);
+        Ok(n)
+    }
+    fn write(&self, _f: &crate::fs::file::OpenFile, _off: u64, buf: &[u8]) -> KResult<usize> {
+        let text = &buf[..buf.len().min(64)];
+        let v: i64 = std::str::from_utf8(text)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or(crate::errno!(EINVAL))?;
+        if !(-1000..=1000).contains(&v) {
+            return error!(EINVAL);
+        }
+        let g = self.group.upgrade().ok_or(crate::errno!(ESRCH))?;
+        let mut s = g.sig();
+        let v = v as i16;
+        if v < s.oom_score_adj_min && !self.sys_resource {
+            return error!(EACCES);
+        }
+        s.oom_score_adj = v;
+        if self.sys_resource {
+            s.oom_score_adj_min = v;
+        }
+        Ok(buf.len())
+    }
+    fn truncate(&self, _len: u64) -> KResult<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,18 +201,21 @@ impl TaskTable {
         self.tree.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A fresh id for a process or thread (cycling below pid_max,
-    /// skipping ids in use by a process, a zombie or a thread).
-    pub fn alloc_pid(&self, tree: &BTreeMap<i32, ProcNode>) -> i32 {
+    /// A fresh id for a process or thread (cycling below
+    /// kernel.pid_max, skipping ids in use by a process, a zombie or a
+    /// thread); None when every id is taken (fork's EAGAIN).
+    pub fn alloc_pid(&self, tree: &BTreeMap<i32, ProcNode>) -> Option<i32> {
         let threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
         let mut n = self.next_pid.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            let pid = *n;
-            *n = if *n >= 4_194_303 { 2 } else { *n + 1 };
+        let top = crate::fs::procsys::pid_max() - 1;
+        for _ in 0..=top {
+            let pid = if *n > top { 2 } else { *n };
+            *n = if pid >= top { 2 } else { pid + 1 };
             if !tree.contains_key(&pid) && !threads.contains_key(&pid) {
-                return pid;
+                return Some(pid);
             }
         }
+        None
     }
 
     /// How many guest threads exist (each is a host thread and a stub

@@ -489,9 +489,6 @@ struct PidMaps {
     dead: bool,
 }
 
-/// The highest pid a namespace hands out (pid_max).
-const PID_MAX: i32 = 4_194_303;
-
 impl PidNs {
     pub fn is_root(&self) -> bool {
         self.parent.is_none()
@@ -555,17 +552,24 @@ impl PidNs {
             if let Some(old) = m.to_local.remove(&g) {
                 m.to_global.remove(&old);
             }
+            let top = crate::fs::procsys::pid_max() - 1;
             let mut n = m.next.max(1);
+            if n > top {
+                n = 2;
+            }
             let mut tries = 0;
             while m.to_global.contains_key(&n) {
-                n = if n >= PID_MAX { 2 } else { n + 1 };
+                n = if n >= top { 2 } else { n + 1 };
                 tries += 1;
-                if tries > PID_MAX {
+                if tries > top {
                     drop(m);
+                    for done in &chain[..i] {
+                        done.detach(g);
+                    }
                     return error!(EAGAIN);
                 }
             }
-            m.next = if n >= PID_MAX { 2 } else { n + 1 };
+            m.next = if n >= top { 2 } else { n + 1 };
             m.to_local.insert(g, n);
             m.to_global.insert(n, g);
             if m.init.is_none() {

@@ -4,8 +4,10 @@
 //! RLIMIT_RTPRIO, other users' processes). The host schedules ruml's
 //! threads: the values are kept and reported, not applied.
 //!
-//! A thread's parameters live in `Task::sched` (locked alone, briefly);
-//! the nice value is the process's (`GroupSignals::nice`).
+//! A thread's parameters, its nice value among them, live in
+//! `Task::sched` (locked alone, briefly): as on Linux, nice is per thread,
+//! so setpriority(PRIO_PROCESS, tid) changes that thread alone, and a new
+//! thread or child starts with its creator's.
 
 use std::sync::Arc;
 
@@ -46,11 +48,14 @@ pub struct SchedParams {
     pub reset_on_fork: bool,
     /// SCHED_DEADLINE's runtime, deadline and period (ns).
     pub dl: [u64; 3],
+    /// The thread's nice value (-20..19), kept whatever the policy.
+    pub nice: i32,
 }
 
 impl SchedParams {
     /// What a child inherits at fork: the same, or with SCHED_RESET_ON_FORK
-    /// a normal policy (the flag itself is not inherited).
+    /// a normal policy and a negative nice back to 0 (the flag itself is
+    /// not inherited).
     pub fn for_child(&self) -> SchedParams {
         if !self.reset_on_fork {
             return *self;
@@ -61,6 +66,7 @@ impl SchedParams {
         };
         SchedParams {
             policy,
+            nice: self.nice.max(0),
             ..SchedParams::default()
         }
     }
@@ -185,7 +191,7 @@ fn set_params(ctx: &SyscallContext<'_>, t: &Arc<Task>, r: Request) -> KResult<()
         return error!(EINVAL);
     }
     let g = &t.group;
-    let cur_nice = g.sig().nice;
+    let cur_nice = old.nice;
     if !ctx.task.privileged(Cap::SysNice) {
         if fair(policy) && r.nice < cur_nice && !can_nice(ctx.task, g, r.nice) {
             return error!(EPERM);
@@ -228,10 +234,8 @@ fn set_params(ctx: &SyscallContext<'_>, t: &Arc<Task>, r: Request) -> KResult<()
         } else {
             [0; 3]
         },
+        nice: if fair(policy) { r.nice } else { old.nice },
     };
-    if fair(policy) {
-        g.sig().nice = r.nice;
-    }
     Ok(())
 }
 
@@ -268,7 +272,7 @@ fn sys_sched_setscheduler(
     }
     let (t, priority) = read_param(ctx, pid, param)?;
     let reset = policy & SCHED_RESET_ON_FORK != 0;
-    let nice = t.group.sig().nice;
+    let nice = params(&t).nice;
     set_params(
         ctx,
         &t,
@@ -285,7 +289,7 @@ fn sys_sched_setscheduler(
 
 fn sys_sched_setparam(ctx: &mut SyscallContext<'_>, pid: i32, param: UserAddr) -> KResult<u64> {
     let (t, priority) = read_param(ctx, pid, param)?;
-    let nice = t.group.sig().nice;
+    let nice = params(&t).nice;
     let dl = params(&t).dl;
     set_params(
         ctx,
@@ -363,7 +367,7 @@ fn sys_sched_setattr(
         let old = params(&t);
         r.priority = old.priority;
         r.dl = old.dl;
-        r.nice = t.group.sig().nice;
+        r.nice = old.nice;
     }
     set_params(ctx, &t, r)?;
     Ok(0)
@@ -391,11 +395,7 @@ fn sys_sched_getattr(
         0
     };
     b.extend_from_slice(&f.to_le_bytes());
-    let nice = if fair(p.policy) {
-        t.group.sig().nice
-    } else {
-        0
-    };
+    let nice = if fair(p.policy) { p.nice } else { 0 };
     b.extend_from_slice(&nice.to_le_bytes());
     b.extend_from_slice(&p.priority.to_le_bytes());
     for v in p.dl {
@@ -435,25 +435,30 @@ fn sys_sched_rr_get_interval(ctx: &mut SyscallContext<'_>, pid: i32, ts: UserAdd
     Ok(0)
 }
 
-/// The processes a getpriority/setpriority `which`/`who` names: a process,
-/// a process group, or every process whose real uid is `who` (0: the
-/// caller's). ESRCH when none.
-fn prio_targets(ctx: &SyscallContext<'_>, which: i32, who: i32) -> KResult<Vec<Arc<ThreadGroup>>> {
+/// The threads a getpriority/setpriority `which`/`who` names: one thread
+/// (PRIO_PROCESS takes any thread id, 0 the caller, as Linux's
+/// find_task_by_vpid), every thread of a process group, or every thread of
+/// the processes whose real uid is `who` (0: the caller's). ESRCH when none.
+fn prio_targets(ctx: &SyscallContext<'_>, which: i32, who: i32) -> KResult<Vec<Arc<Task>>> {
+    if which == 0 {
+        if who == 0 {
+            return Ok(vec![ctx.task.clone()]);
+        }
+        let t = ctx
+            .task
+            .pid_lookup(who)
+            .and_then(|tid| crate::kernel().tasks.thread(tid))
+            .filter(|t| {
+                let tree = crate::kernel().tasks.lock();
+                tree.get(&t.tgid()).is_some_and(|n| n.zombie.is_none())
+            });
+        return t.map(|t| vec![t]).ok_or(crate::errno!(ESRCH));
+    }
     let me = ctx.task.tgid();
     let lookup = |n: i32| ctx.task.pid_lookup(n).unwrap_or(0);
     let tree = crate::kernel().tasks.lock();
     let live = |n: &super::ProcNode| n.zombie.is_none();
     let v: Vec<Arc<ThreadGroup>> = match which {
-        0 => {
-            let pid = if who == 0 { me } else { lookup(who) };
-            let by_tid = crate::kernel().tasks.thread(pid).map(|t| t.tgid());
-            let pid = by_tid.unwrap_or(pid);
-            tree.get(&pid)
-                .filter(|n| live(n))
-                .and_then(|n| n.group.clone())
-                .into_iter()
-                .collect()
-        }
         1 => {
             let pg = if who == 0 {
                 tree.get(&me).map(|n| n.pgid).unwrap_or(me)
@@ -490,6 +495,8 @@ fn prio_targets(ctx: &SyscallContext<'_>, which: i32, who: i32) -> KResult<Vec<A
         }
         _ => return error!(EINVAL),
     };
+    drop(tree);
+    let v: Vec<Arc<Task>> = v.iter().flat_map(|g| g.threads()).collect();
     if v.is_empty() {
         return error!(ESRCH);
     }
@@ -499,7 +506,7 @@ fn prio_targets(ctx: &SyscallContext<'_>, which: i32, who: i32) -> KResult<Vec<A
 fn sys_getpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32) -> KResult<u64> {
     let best = prio_targets(ctx, which, who)?
         .iter()
-        .map(|g| g.sig().nice)
+        .map(|t| params(t).nice)
         .min()
         .unwrap_or(0);
     // The raw system call returns 20 - nice (1..40).
@@ -514,7 +521,8 @@ fn sys_getpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32) -> KResul
 fn sys_setpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32, prio: i32) -> KResult<u64> {
     let nice = prio.clamp(-20, 19);
     let mut result = Ok(0);
-    for g in prio_targets(ctx, which, who)? {
+    for t in prio_targets(ctx, which, who)? {
+        let g = t.group.clone();
         let ns = g
             .creds
             .lock()
@@ -526,12 +534,12 @@ fn sys_setpriority(ctx: &mut SyscallContext<'_>, which: i32, who: i32, prio: i32
             result = error!(EPERM);
             continue;
         }
-        let cur = g.sig().nice;
-        if nice < cur && !can_nice(ctx.task, &g, nice) {
+        let mut p = t.sched.lock().unwrap_or_else(|p| p.into_inner());
+        if nice < p.nice && !can_nice(ctx.task, &g, nice) {
             result = error!(EACCES);
             continue;
         }
-        g.sig().nice = nice;
+        p.nice = nice;
     }
     result
 }

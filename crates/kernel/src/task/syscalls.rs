@@ -210,7 +210,7 @@ fn do_clone_full(
     /// Guest threads per instance, at most (the host's resources are not
     /// the guest's to exhaust).
     const MAX_TASKS: usize = 8192;
-    if crate::kernel().tasks.thread_count() >= MAX_TASKS {
+    if crate::kernel().tasks.thread_count() >= MAX_TASKS.min(crate::fs::procsys::threads_max()) {
         return error!(EAGAIN);
     }
     // The CLONE_PIDFD descriptor is reserved and its number stored before
@@ -275,7 +275,7 @@ fn do_clone_full(
     let k = crate::kernel();
     let child = {
         let mut tree = k.tasks.lock();
-        let pid = k.tasks.alloc_pid(&tree);
+        let pid = k.tasks.alloc_pid(&tree).ok_or(crate::errno!(EAGAIN))?;
         // Its number in each PID namespace it is in (ENOMEM once the
         // namespace's init has died).
         if let Err(e) = nsc.pid_ns.attach(pid, !thread) {

@@ -30,16 +30,32 @@ syscall_table! { pub fn time_table;
 /// MONOTONIC_RAW through the vDSO's TSC formula when the CPU allows), the
 /// wall clocks adjusted by the instance's own setting ([`adjust`]);
 /// TAI (REALTIME plus the TAI offset); PROCESS_CPUTIME_ID and
-/// THREAD_CPUTIME_ID from the stubs' accounting. The ALARM clocks are
-/// EINVAL, as on a Linux machine without an RTC that can wake it.
+/// THREAD_CPUTIME_ID from the stubs' accounting; the ALARM clocks read
+/// as REALTIME and BOOTTIME, as on a Linux machine with an RTC (arming
+/// one needs CAP_WAKE_ALARM: [`check_wake_alarm`]; nothing wakes the host).
 fn check_clock(clock: i32) -> KResult<i32> {
     match clock {
         0..=7 | CLOCK_TAI => Ok(clock),
+        CLOCK_REALTIME_ALARM => Ok(0),
+        CLOCK_BOOTTIME_ALARM => Ok(7),
         _ => error!(EINVAL),
     }
 }
 
 const CLOCK_TAI: i32 = 11;
+pub const CLOCK_REALTIME_ALARM: i32 = 8;
+pub const CLOCK_BOOTTIME_ALARM: i32 = 9;
+
+/// Arming a timer or a sleep on an ALARM clock (timer_create,
+/// timerfd_create, clock_nanosleep) needs CAP_WAKE_ALARM: EPERM without.
+pub fn check_wake_alarm(task: &crate::task::Task, clock: i32) -> KResult<()> {
+    if (clock == CLOCK_REALTIME_ALARM || clock == CLOCK_BOOTTIME_ALARM)
+        && !task.privileged(crate::task::caps::Cap::WakeAlarm)
+    {
+        return error!(EPERM);
+    }
+    Ok(())
+}
 
 fn now_for(ctx: &SyscallContext<'_>, clock: i32) -> KResult<Timespec> {
     if cpuclock::is_cpu_clock(clock) {
@@ -230,8 +246,12 @@ fn sys_clock_nanosleep(
     if cpuclock::is_cpu_clock(clock) {
         return cpu_nanosleep(ctx, clock, flags & TIMER_ABSTIME != 0, req, rem);
     }
-    check_clock(clock)?;
+    // MONOTONIC_RAW and the COARSE clocks have no sleep.
+    if matches!(check_clock(clock)?, 4..=6) {
+        return error!(EOPNOTSUPP);
+    }
     let d = read_timespec(ctx, req)?;
+    check_wake_alarm(ctx.task, clock)?;
     if flags & TIMER_ABSTIME != 0 {
         let n = now(clock)?;
         let now_d = Duration::new(n.sec.max(0) as u64, n.nsec as u32);

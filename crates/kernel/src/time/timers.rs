@@ -611,7 +611,11 @@ fn sys_timer_create(
         Some(super::cpuclock::CpuClock::resolve(ctx.task, clock, false)?)
     } else {
         match clock {
-            0 | 1 | 7 | 8 | 9 => None,
+            0 | 1 | 7 => None,
+            8 | 9 => {
+                super::check_wake_alarm(ctx.task, clock)?;
+                None
+            }
             // MONOTONIC_RAW and the COARSE clocks have no timers.
             4..=6 => return error!(EOPNOTSUPP),
             _ => return error!(EINVAL),
