@@ -476,6 +476,7 @@ fn window_size_change_reaches_the_guest_without_input() {
         t.wait(&want, 15, |p| p.lines().any(|l| l.trim_end() == want));
     }
     assert!(!t.pane().contains("TEST-DONE"), "ruml ended early");
+}
 
 /// /dev/pts/N belongs to the fsuid that opened /dev/ptmx (root, uid 1000,
 /// and euid 2000 with real uid 0), group tty or the opener's, mode 0620

@@ -187,7 +187,7 @@ pub fn open_chrdev(rdev: (u32, u32), flags: u32, caller: &Caller<'_>) -> KResult
         (1, 9) => Dev::Urandom,
         (5, 0) => Dev::Tty,
         (5, 1) => Dev::Console,
-        (5, 2) => return crate::fs::pty::open_ptmx(),
+        (5, 2) => return crate::fs::pty::open_ptmx(caller.fsuid()),
         (4, n) if n < 64 => Dev::Vc(n),
         (136..=143, n) => {
             let index = (rdev.0 - 136) * 256 + n;

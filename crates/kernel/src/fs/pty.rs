@@ -335,14 +335,7 @@ impl Inode for PtmxNode {
         Ok(self.meta.statfs())
     }
     fn open(&self, _flags: u32, caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
-        let owner = caller.task.map_or(0, |t| {
-            t.group
-                .creds
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .fsuid
-        });
-        open_ptmx(owner)
+        open_ptmx(caller.fsuid())
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

@@ -44,6 +44,16 @@ pub struct Caller<'a> {
 }
 
 impl<'a> Caller<'a> {
+    /// The caller's filesystem uid (0 without a task: boot and unit tests).
+    pub fn fsuid(&self) -> u32 {
+        self.task.map_or(0, |t| {
+            t.group
+                .creds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .fsuid
+        })
+    }
     pub fn of(task: &'a Task) -> Caller<'a> {
         Caller {
             tgid: task.tgid(),
