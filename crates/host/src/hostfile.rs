@@ -1059,6 +1059,9 @@ pub struct DiskOpen {
     pub sync: bool,
 }
 
+/// How long `open_disk` waits for a conflicting lock to go away (see there).
+const DISK_LOCK_WAIT_MS: u32 = 3000;
+
 impl HostFile {
     /// Opens a disk image named on ruml's own command line (ubd): the
     /// user's file, not guest input, so the path is not confined. Only
@@ -1102,12 +1105,29 @@ impl HostFile {
             libc::F_RDLCK
         } as i16;
         lk.l_whence = libc::SEEK_SET as i16;
-        // SAFETY: lk is a valid flock for F_OFD_SETLK.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lk) } < 0 {
+        // A conflict is retried for a short while: an instance killed with
+        // SIGKILL can leave a just-forked stub child (between its fork and
+        // its close_range, when the machine is busy) holding a copy of the
+        // descriptor until its PR_SET_PDEATHSIG kill is delivered, so a
+        // restart right after `kill -9` would otherwise find the image
+        // "in use" by a dead instance. A live instance keeps the lock and
+        // the open still fails, after the wait.
+        let mut waited_ms = 0;
+        loop {
+            // SAFETY: lk is a valid flock for F_OFD_SETLK.
+            if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lk) } == 0 {
+                return Ok(HostFile { fd });
+            }
             let e = errno();
-            return Err(if e == libc::EACCES { libc::EAGAIN } else { e });
+            if e != libc::EACCES && e != libc::EAGAIN {
+                return Err(e);
+            }
+            if waited_ms >= DISK_LOCK_WAIT_MS {
+                return Err(libc::EAGAIN);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            waited_ms += 20;
         }
-        Ok(HostFile { fd })
     }
 
     /// The size in bytes (for a block device, its capacity).

@@ -308,13 +308,7 @@ fn fire_cpu(t: &Arc<Timer>, generation: u64) {
             if s.interval.is_zero() {
                 s.cpu_deadline = None;
             } else {
-                let iv = s.interval.as_nanos().max(1);
-                let missed = (used - d).as_nanos() / iv;
-                let next = d.as_nanos() + (missed + 1) * iv;
-                s.cpu_deadline = Some(Duration::from_nanos(next.min(u64::MAX as u128) as u64));
-                s.overrun = s
-                    .overrun
-                    .saturating_add(missed.min(i32::MAX as u128) as i32);
+                advance_cpu_deadline(&mut s, d, used);
             }
             send = expire(t, &mut s);
         }
@@ -326,6 +320,19 @@ fn fire_cpu(t: &Arc<Timer>, generation: u64) {
     if again && t.group.strong_count() > 0 {
         schedule(t, Instant::now() + super::cpuclock::TICK, generation);
     }
+}
+
+/// Moves a periodic CPU-time timer's deadline `d` (passed at `used`) to the
+/// first period boundary after `used`, counting the whole periods skipped
+/// as overruns.
+fn advance_cpu_deadline(s: &mut TimerState, d: Duration, used: Duration) {
+    let iv = s.interval.as_nanos().max(1);
+    let missed = (used - d).as_nanos() / iv;
+    let next = d.as_nanos() + (missed + 1) * iv;
+    s.cpu_deadline = Some(Duration::from_nanos(next.min(u64::MAX as u128) as u64));
+    s.overrun = s
+        .overrun
+        .saturating_add(missed.min(i32::MAX as u128) as i32);
 }
 
 /// An expiry: whether to send the timer's signal now, or (its last one
@@ -461,7 +468,19 @@ pub fn on_dequeue(group: &ThreadGroup, mut q: Queued) -> Queued {
         .get(&id)
         .cloned();
     if let Some(t) = timer {
+        // A periodic CPU-time timer is re-armed from the clock's value now,
+        // as Linux's posix_cpu_timer_rearm at dequeue: the deadline the
+        // last tick computed may already be behind the clock (the tick
+        // runs every TICK of wall time), and the next signal must not
+        // follow this one at once.
+        let used = t.cpu.as_ref().and_then(|c| c.now());
         let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(d), Some(used)) = (s.cpu_deadline, used) {
+            if used >= d && !s.interval.is_zero() {
+                s.overrun = s.overrun.saturating_add(1);
+                advance_cpu_deadline(&mut s, d, used);
+            }
+        }
         let o = s.overrun;
         s.last_overrun = o;
         s.overrun = 0;
