@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{differential, Flavour, Output};
+use common::{differential, host_has_sys_resource, Flavour, Output};
 
 fn assert_ok(native: &Output) {
     assert_eq!(native.code(), 0, "native run failed:\n{native}");
@@ -232,18 +232,6 @@ os.waitpid(pid, 0)
             "user pid_max: EACCES\n",
         ],
     );
-}
-
-/// Whether the host's root holds CAP_SYS_RESOURCE (a container's may not).
-fn host_has_sys_resource() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 24) != 0)
 }
 
 /// /proc/PID/oom_score_adj readable and writable as Linux: the range,

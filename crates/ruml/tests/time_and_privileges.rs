@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{differential, Flavour, Output};
+use common::{differential, host_has_sys_resource, Flavour, Output};
 
 fn assert_ok(native: &Output) {
     assert_eq!(native.code(), 0, "native run failed:\n{native}");
@@ -25,19 +25,6 @@ fn cpu_clocks_and_timers() {
 fn cpu_clocks_and_timers_dynamic() {
     let (native, _) = differential("cpu_clocks", Flavour::Dynamic, &[]);
     assert_ok(&native);
-}
-
-/// Whether the host's root may raise hard resource limits
-/// (CAP_SYS_RESOURCE, which a container's root may lack).
-fn host_has_sys_resource() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 24) != 0)
 }
 
 /// nice and scheduling policies with Linux's privilege rules, as root and

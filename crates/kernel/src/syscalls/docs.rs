@@ -150,25 +150,22 @@ mod tests {
 
     #[test]
     fn partial_names_exist_and_are_implemented() {
-        for (name, _) in super::PARTIAL {
-            let nr = super::SYSCALL_NAMES
+        let nr = |name: &str| {
+            super::SYSCALL_NAMES
                 .iter()
-                .find(|(_, n)| n == name)
-                .map(|(nr, _)| *nr);
-            let nr = nr.unwrap_or_else(|| panic!("{name} is no syscall"));
+                .find(|(_, n)| *n == name)
+                .map(|(nr, _)| *nr as u64)
+                .unwrap_or_else(|| panic!("{name} is no syscall"))
+        };
+        for (name, _) in super::PARTIAL {
             assert!(
-                super::lookup(nr as u64).is_some(),
+                super::lookup(nr(name)).is_some(),
                 "{name} listed as partial but not implemented"
             );
         }
         for (name, _) in super::UNIMPLEMENTED {
-            let nr = super::SYSCALL_NAMES
-                .iter()
-                .find(|(_, n)| n == name)
-                .map(|(nr, _)| *nr);
-            let nr = nr.unwrap_or_else(|| panic!("{name} is no syscall"));
             assert!(
-                super::lookup(nr as u64).is_none(),
+                super::lookup(nr(name)).is_none(),
                 "{name} listed as ENOSYS but implemented"
             );
         }

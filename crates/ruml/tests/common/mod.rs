@@ -676,3 +676,15 @@ impl Drop for Background {
         let _ = self.child.wait();
     }
 }
+
+/// Whether the host's root holds CAP_SYS_RESOURCE (a container's may not).
+pub fn host_has_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 24) != 0)
+}
