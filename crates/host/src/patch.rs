@@ -30,7 +30,22 @@
 //! The census reads the guest's code with `process_vm_readv` on the stub
 //! thread, only when counting is on.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::stats::{self, Counter};
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns the seccomp stub's signal-less entry on (`patch=on`) for stubs
+/// made from now on.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether `patch=on` was given.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// The shape of the instructions that end with a site's `syscall`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -489,7 +489,7 @@ impl AddressSpace {
         let fbase = base + sstub::OFF_FILTER;
         let h_at = sstub::FLT_INSNS;
         let g_at = h_at + hf.len();
-        if g_at + gf.len() > PAGE_SIZE as usize {
+        if g_at + gf.len() > sstub::FLT_PATCH {
             return Err(HostError::new("the stub's filters do not fit a page", 0));
         }
         let mut fp = vec![0u8; g_at + gf.len()];
@@ -664,6 +664,11 @@ impl AddressSpace {
         c[sstub::CTL_STATE..sstub::CTL_STATE + 4].copy_from_slice(&sstub::ST_RESUME.to_le_bytes());
         wr64(&mut c, sstub::CTL_SIGSTACK, ctl + PAGE_SIZE);
         wr64(&mut c, sstub::CTL_SIGSTACK + 16, region - PAGE_SIZE);
+        wr64(
+            &mut c,
+            sstub::CTL_ENTRY,
+            p.base + sstub::sites().patch_entry,
+        );
         p.phys.write(pfns[0], 0, &c);
         let mut reqs: Vec<(u64, [u64; 6])> =
             h.ops.iter().map(|op| op.syscall(STUB_PHYSMEM_FD)).collect();
@@ -723,7 +728,40 @@ impl Context {
                 0,
             ));
         }
+        ctx.set_patch_params();
         Ok(ctx)
+    }
+
+    /// Writes the patch entry's parameters into the stub's filters page
+    /// (read-only in the stub), from the XSAVE area of the host's frame of
+    /// this thread's first trap: the entry's frames must look exactly like
+    /// the host's. Patching stays off in this stub if the host's frame has
+    /// no XSAVE area or the region has no room.
+    fn set_patch_params(&self) {
+        let mut p = [0u8; 32];
+        let on = crate::patch::enabled() && self.fp_addr != 0;
+        let mut sw = [0u8; 24];
+        if on {
+            self.region_read(self.fp_addr + 464, &mut sw);
+        }
+        let xsize = rd32(&sw, 16) as u64;
+        let region = self.aspace.proc.layout.region;
+        if on && rd32(&sw, 0) == FP_XSTATE_MAGIC1 && (576..region / 2).contains(&xsize) {
+            let fp_off = (region - xsize - 4 - 64) & !63;
+            let uc_off = (fp_off - uc::FRAME as u64 - 64) & !15;
+            if uc_off >= 2 * PAGE_SIZE {
+                wr64(&mut p, sstub::P_UC, uc_off);
+                wr64(&mut p, sstub::P_FP, fp_off);
+                p[sstub::P_XSIZE..sstub::P_XSIZE + 4]
+                    .copy_from_slice(&(xsize as u32).to_le_bytes());
+                p[sstub::P_ON..sstub::P_ON + 4].copy_from_slice(&1u32.to_le_bytes());
+                p[sstub::P_XFEAT..sstub::P_XFEAT + 8].copy_from_slice(&sw[8..16]);
+            }
+        }
+        self.aspace
+            .proc
+            .phys
+            .write(self.aspace.proc.filter, sstub::FLT_PATCH, &p);
     }
 
     /// The address space this thread runs in.

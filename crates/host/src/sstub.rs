@@ -69,8 +69,45 @@ pub const CTL_TID: usize = 72;
 /// handler clamps it to [`STUB_SPIN_MAX`], so a guest that rewrites it can
 /// only waste its own time.
 pub const CTL_SPIN: usize = 80;
+/// The stub address of [`Sites::patch_entry`], for code that enters the
+/// kernel without a signal (`jmp *%gs:CTL_ENTRY`; see [`crate::patch`]).
+pub const CTL_ENTRY: usize = 88;
 /// The bytes of the control page the kernel sets up for a new thread.
-pub const CTL_LEN: usize = 88;
+pub const CTL_LEN: usize = 96;
+/// Scratch words of the patch entry: the guest registers it needs free
+/// before its frame has a place (trusted for nothing: they only ever hold
+/// the thread's own registers on their way into its frame).
+pub const CTL_PX_RDI: usize = 96;
+pub const CTL_PX_RSI: usize = 104;
+pub const CTL_PX_RDX: usize = 112;
+pub const CTL_PX_R10: usize = 120;
+pub const CTL_PX_RBX: usize = 128;
+pub const CTL_PX_FLAGS: usize = 136;
+pub const CTL_PX_BLOCK: usize = 144;
+
+/// The patch entry's parameters, at the end of the (read-only) filters
+/// page: where in a thread region its frame and XSAVE area go, the XSAVE
+/// size and features of the host's own signal frames, and whether
+/// patching is on (the handler then leaves a guest thread whose own GS
+/// base is zero running with its control page as GS base).
+pub const FLT_PATCH: usize = 4096 - 64;
+pub const P_UC: usize = 0;
+pub const P_FP: usize = 8;
+pub const P_XSIZE: usize = 16;
+pub const P_ON: usize = 20;
+pub const P_XFEAT: usize = 24;
+
+/// A site block's fields the entry reads (see [`crate::patch`]): the
+/// address after the site (where the guest resumes) and the number.
+pub const BLK_RET: usize = 32;
+pub const BLK_NR: usize = 40;
+
+/// Offsets in a ucontext (x86_64) that the patch entry fills.
+const UC_GREGS: usize = 40;
+const UC_CSGSFS: usize = 184;
+const UC_FPSTATE: usize = 224;
+const UC_SIGMASK: usize = 296;
+const UC_SI: usize = 304;
 
 /// Values of the state word. The kernel sets RESUME (and may turn it
 /// into KWAIT when it goes to sleep waiting for the next trap: the stub
@@ -95,14 +132,36 @@ std::arch::global_asm!(
     // ---- the guest threads' signal handler --------------------------
     ".globl ruml_sstub_handler",
     "ruml_sstub_handler:",
+    // A kick that lands in the patch entry before it has blocked signals
+    // is dropped: the entry is about to trap anyway, and the kernel,
+    // which kicked, reports the interruption at its next run.
+    "    cmp edi, {kick}",
+    "    jne 30f",
+    "    mov rax, [rdx + {uc_gregs} + 16*8]",
+    "    lea rcx, [rip + ruml_sstub_patch_entry]",
+    "    cmp rax, rcx",
+    "    jb 30f",
+    "    lea rcx, [rip + ruml_sstub_site_block]",
+    "    cmp rax, rcx",
+    "    jae 30f",
+    "    mov rsp, rdx",
+    "    mov eax, 15",
+    "    jmp 32f",
+    "30:",
     "    mov r12, rdx",
     "    lea r15, [rip + ruml_sstub_start + {req}]",
     "    mov rbx, rsp",
     "    and rbx, [r15 + {req_mask}]",
+    // The patch entry joins here: rbx = control page, r12 = frame.
+    "31:",
     "    mov [rbx + {ctl_uc}], r12",
     "    rdfsbase rax",
     "    mov [rbx + {ctl_fs}], rax",
     "    rdgsbase rax",
+    "    cmp rax, rbx",
+    "    jne 33f",
+    "    xor eax, eax",
+    "33:",
     "    mov [rbx + {ctl_gs}], rax",
     "    mov eax, {trapped}",
     "    xchg [rbx], eax",
@@ -149,10 +208,20 @@ std::arch::global_asm!(
     "5:",
     "    mov rax, [rbx + {ctl_fs}]",
     "    wrfsbase rax",
+    // A guest whose own GS base is zero runs with its control page as GS
+    // base while patching is on: patched sites find the entry through it.
     "    mov rax, [rbx + {ctl_gs}]",
+    "    test rax, rax",
+    "    jnz 34f",
+    "    lea rcx, [rip + ruml_sstub_start + {filter} + {flt_patch}]",
+    "    cmp dword ptr [rcx + {p_on}], 0",
+    "    je 34f",
+    "    mov rax, rbx",
+    "34:",
     "    wrgsbase rax",
     "    mov rsp, r12",
     "    mov eax, 15",
+    "32:",
     "    syscall",
     ".globl ruml_sstub_site_sigreturn",
     "ruml_sstub_site_sigreturn:",
@@ -164,6 +233,119 @@ std::arch::global_asm!(
     ".globl ruml_sstub_site_exit",
     "ruml_sstub_site_exit:",
     "    ud2",
+    // ---- the patch entry ---------------------------------------------
+    // Reached from a patched site (crate::patch) with rax = the guest's
+    // arithmetic flags (lahf in ah, seto in al), rcx = the GS base (the
+    // thread's control page), r11 = the site's block, every other
+    // register the guest's. It blocks signals, builds on the thread's
+    // signal stack the frame the host would have built for the site's
+    // SIGSYS (registers, XSAVE area, siginfo), and joins the handler,
+    // whose rt_sigreturn restores it all at once.
+    ".globl ruml_sstub_patch_entry",
+    "ruml_sstub_patch_entry:",
+    "    mov [rcx + {px_rdi}], rdi",
+    "    mov [rcx + {px_rsi}], rsi",
+    "    mov [rcx + {px_rdx}], rdx",
+    "    mov [rcx + {px_r10}], r10",
+    "    mov [rcx + {px_rbx}], rbx",
+    "    mov [rcx + {px_flags}], rax",
+    "    mov [rcx + {px_block}], r11",
+    "    mov rbx, rcx",
+    "    xor edi, edi",
+    "    lea rsi, [rip + ruml_sstub_start + {filter} + {sigaction} + 24]",
+    "    xor edx, edx",
+    "    mov r10d, 8",
+    "    mov eax, 14",
+    "    syscall",
+    ".globl ruml_sstub_site_block",
+    "ruml_sstub_site_block:",
+    "    lea rcx, [rip + ruml_sstub_start + {filter} + {flt_patch}]",
+    "    mov rdi, [rcx + {p_uc}]",
+    "    add rdi, rbx",
+    "    mov [rdi + {uc_gregs} + 0*8], r8",
+    "    mov [rdi + {uc_gregs} + 1*8], r9",
+    "    mov rax, [rbx + {px_r10}]",
+    "    mov [rdi + {uc_gregs} + 2*8], rax",
+    "    mov [rdi + {uc_gregs} + 4*8], r12",
+    "    mov [rdi + {uc_gregs} + 5*8], r13",
+    "    mov [rdi + {uc_gregs} + 6*8], r14",
+    "    mov [rdi + {uc_gregs} + 7*8], r15",
+    "    mov rax, [rbx + {px_rdi}]",
+    "    mov [rdi + {uc_gregs} + 8*8], rax",
+    "    mov rax, [rbx + {px_rsi}]",
+    "    mov [rdi + {uc_gregs} + 9*8], rax",
+    "    mov [rdi + {uc_gregs} + 10*8], rbp",
+    "    mov rax, [rbx + {px_rbx}]",
+    "    mov [rdi + {uc_gregs} + 11*8], rax",
+    "    mov rax, [rbx + {px_rdx}]",
+    "    mov [rdi + {uc_gregs} + 12*8], rax",
+    "    mov r11, [rbx + {px_block}]",
+    "    mov eax, [r11 + {blk_nr}]",
+    "    mov [rdi + {uc_gregs} + 13*8], rax",
+    "    mov rax, [r11 + {blk_ret}]",
+    "    mov [rdi + {uc_gregs} + 14*8], rax",
+    "    mov [rdi + {uc_gregs} + 16*8], rax",
+    "    mov [rdi + {uc_gregs} + 15*8], rsp",
+    // RFLAGS: the live ones (DF, AC, TF are as at the site), with the
+    // arithmetic flags saved there. r11 gets them too, as after `syscall`.
+    "    mov rsp, rdi",
+    "    pushfq",
+    "    pop rax",
+    "    and rax, -0x8d6",
+    "    movzx edx, byte ptr [rbx + {px_flags} + 1]",
+    "    and edx, 0xd5",
+    "    or rax, rdx",
+    "    movzx edx, byte ptr [rbx + {px_flags}]",
+    "    and edx, 1",
+    "    shl edx, 11",
+    "    or rax, rdx",
+    "    mov [rdi + {uc_gregs} + 17*8], rax",
+    "    mov [rdi + {uc_gregs} + 3*8], rax",
+    // uc_flags (FP_XSTATE | SIGCONTEXT_SS | STRICT_RESTORE_SS), uc_link,
+    // cs and ss, err, trapno, oldmask, cr2, the mask (the kernel writes
+    // the stack and mask before any resume).
+    "    mov qword ptr [rdi], 7",
+    "    xor eax, eax",
+    "    mov [rdi + 8], rax",
+    "    mov [rdi + {uc_csgsfs} + 8], rax",
+    "    mov [rdi + {uc_csgsfs} + 16], rax",
+    "    mov [rdi + {uc_csgsfs} + 24], rax",
+    "    mov [rdi + {uc_csgsfs} + 32], rax",
+    "    mov [rdi + {uc_sigmask}], rax",
+    "    movabs rax, 0x002b000000000033",
+    "    mov [rdi + {uc_csgsfs}], rax",
+    // siginfo: SIGSYS, errno 0, SYS_SECCOMP.
+    "    mov qword ptr [rdi + {uc_si}], 31",
+    "    mov dword ptr [rdi + {uc_si} + 8], 1",
+    // The XSAVE area, as the host writes it for a signal frame: header
+    // cleared, XSAVE64 of the host's user features, software bytes.
+    "    mov rsi, [rcx + {p_fp}]",
+    "    add rsi, rbx",
+    "    mov [rdi + {uc_fpstate}], rsi",
+    "    xor eax, eax",
+    "    mov [rsi + 512], rax",
+    "    mov [rsi + 520], rax",
+    "    mov [rsi + 528], rax",
+    "    mov [rsi + 536], rax",
+    "    mov [rsi + 544], rax",
+    "    mov [rsi + 552], rax",
+    "    mov [rsi + 560], rax",
+    "    mov [rsi + 568], rax",
+    "    mov eax, [rcx + {p_xfeat}]",
+    "    mov edx, [rcx + {p_xfeat} + 4]",
+    "    xsave64 [rsi]",
+    "    mov dword ptr [rsi + 464], 0x46505853",
+    "    mov eax, [rcx + {p_xsize}]",
+    "    lea edx, [rax + 4]",
+    "    mov [rsi + 468], edx",
+    "    mov edx, [rcx + {p_xfeat}]",
+    "    mov [rsi + 472], edx",
+    "    mov edx, [rcx + {p_xfeat} + 4]",
+    "    mov [rsi + 476], edx",
+    "    mov [rsi + 480], eax",
+    "    mov dword ptr [rsi + rax], 0x46505845",
+    "    mov r12, rdi",
+    "    jmp 31b",
     // ---- the helper thread ---------------------------------------------
     ".globl ruml_sstub_helper",
     "ruml_sstub_helper:",
@@ -291,6 +473,27 @@ std::arch::global_asm!(
     swait = const ST_SWAIT,
     ctl_spin = const CTL_SPIN,
     spin_max = const STUB_SPIN_MAX,
+    kick = const crate::ptrace::KICK_SIGNAL,
+    uc_gregs = const UC_GREGS,
+    uc_csgsfs = const UC_CSGSFS,
+    uc_fpstate = const UC_FPSTATE,
+    uc_sigmask = const UC_SIGMASK,
+    uc_si = const UC_SI,
+    flt_patch = const FLT_PATCH,
+    p_uc = const P_UC,
+    p_fp = const P_FP,
+    p_xsize = const P_XSIZE,
+    p_on = const P_ON,
+    p_xfeat = const P_XFEAT,
+    px_rdi = const CTL_PX_RDI,
+    px_rsi = const CTL_PX_RSI,
+    px_rdx = const CTL_PX_RDX,
+    px_r10 = const CTL_PX_R10,
+    px_rbx = const CTL_PX_RBX,
+    px_flags = const CTL_PX_FLAGS,
+    px_block = const CTL_PX_BLOCK,
+    blk_ret = const BLK_RET,
+    blk_nr = const BLK_NR,
 );
 
 extern "C" {
@@ -301,6 +504,8 @@ extern "C" {
     static ruml_sstub_site_sigreturn: u8;
     static ruml_sstub_site_exit: u8;
     static ruml_sstub_site_first: u8;
+    static ruml_sstub_patch_entry: u8;
+    static ruml_sstub_site_block: u8;
     static ruml_sstub_helper: u8;
     static ruml_sstub_end: u8;
 }
@@ -320,6 +525,10 @@ pub struct Sites {
     pub sigreturn: u64,
     pub exit: u64,
     pub first: u64,
+    /// The signal-less entry of patched sites, and the instruction after
+    /// its rt_sigprocmask (which blocks every signal).
+    pub patch_entry: u64,
+    pub block: u64,
     pub code_len: u64,
 }
 
@@ -332,6 +541,8 @@ pub fn sites() -> Sites {
         sigreturn: off(&raw const ruml_sstub_site_sigreturn),
         exit: off(&raw const ruml_sstub_site_exit),
         first: off(&raw const ruml_sstub_site_first),
+        patch_entry: off(&raw const ruml_sstub_patch_entry),
+        block: off(&raw const ruml_sstub_site_block),
         code_len: off(&raw const ruml_sstub_end),
     }
 }
@@ -545,7 +756,9 @@ pub fn helper_filter(p: &FilterParams) -> Vec<u8> {
 
 /// The guest threads' filter: every system call traps, except from the
 /// exact instructions of the handler: futex (wait without timeout, or
-/// wake) on a thread's own state word, rt_sigreturn, and exit.
+/// wake) on a thread's own state word, rt_sigreturn, and exit; and from
+/// the patch entry's one instruction, rt_sigprocmask blocking every
+/// signal (what entering the handler does).
 pub fn guest_filter(p: &FilterParams) -> Vec<u8> {
     let s = sites();
     let mut f = Prog::new();
@@ -557,6 +770,8 @@ pub fn guest_filter(p: &FilterParams) -> Vec<u8> {
     let futex = f.label();
     let sigret = f.label();
     let exit = f.label();
+    let block = f.label();
+    f.jeq((code + s.block) as u32, Jmp::Label(block), Jmp::Next);
     f.jeq((code + s.wake) as u32, Jmp::Label(futex), Jmp::Next);
     f.jeq((code + s.wait) as u32, Jmp::Label(futex), Jmp::Next);
     f.jeq((code + s.sigreturn) as u32, Jmp::Label(sigret), Jmp::Next);
@@ -575,6 +790,20 @@ pub fn guest_filter(p: &FilterParams) -> Vec<u8> {
         Jmp::Label(L_ALLOW),
         Jmp::Label(L_TRAP),
     );
+    // The patch entry's rt_sigprocmask: only blocking every signal (the
+    // handler's own mask, from the read-only filters page), no old set.
+    f.here(block);
+    f.ld(D_NR);
+    f.jeq(
+        libc::SYS_rt_sigprocmask as u32,
+        Jmp::Next,
+        Jmp::Label(L_TRAP),
+    );
+    f.arg_eq(0, libc::SIG_BLOCK as u64);
+    f.arg_eq(1, p.base + OFF_FILTER + FLT_SIGACTION as u64 + 24);
+    f.arg_eq(2, 0);
+    f.arg_eq(3, 8);
+    f.ret(RET_ALLOW);
     f.here(futex);
     f.ld(D_NR);
     f.jeq(libc::SYS_futex as u32, Jmp::Next, Jmp::Label(L_TRAP));
@@ -614,10 +843,11 @@ mod tests {
         let s = sites();
         assert!(s.code_len < 4096);
         assert!(s.handler < s.wake && s.wake < s.wait && s.wait < s.sigreturn);
-        assert!(s.sigreturn < s.exit && s.exit < s.helper && s.helper < s.first);
+        assert!(s.sigreturn < s.exit && s.exit < s.patch_entry && s.patch_entry < s.block);
+        assert!(s.block < s.helper && s.helper < s.first);
         // Each site follows a `syscall` instruction.
         let c = code();
-        for site in [s.wake, s.wait, s.sigreturn, s.exit, s.first] {
+        for site in [s.wake, s.wait, s.sigreturn, s.exit, s.first, s.block] {
             assert_eq!(&c[site as usize - 2..site as usize], &[0x0f, 0x05]);
         }
     }
@@ -633,6 +863,6 @@ mod tests {
         };
         let h = helper_filter(&p);
         let g = guest_filter(&p);
-        assert!(FLT_INSNS + h.len() + g.len() < 4096);
+        assert!(FLT_INSNS + h.len() + g.len() <= FLT_PATCH);
     }
 }

@@ -278,6 +278,9 @@ fn main() {
                 "eth0={v} is not available: none, user or switch,SOCKETPATH"
             )),
             ("mode", Some(v)) => die(&format!("mode={v} is not a backend: ptrace or seccomp")),
+            ("patch", Some("on")) => ruml_host::patch::set_enabled(true),
+            ("patch", Some("off")) => ruml_host::patch::set_enabled(false),
+            ("patch", Some(v)) => die(&format!("patch={v}: give on or off")),
             ("quiet", None) => quiet = true,
             ("-h" | "--help" | "help", None) => {
                 println!("{USAGE}");
