@@ -1,6 +1,29 @@
-//! Syscall-site census: groundwork for patching system-call sites on
-//! the seccomp backend (issue #9, "Patched syscall sites"; not done, see
+//! Syscall-site patching on the seccomp backend (issue #9, "Patched
+//! syscall sites"): the `patch=` switch and the census of site shapes.
+//! The stub's signal-less entry is done (`ruml_sstub_patch_entry` in
+//! [`crate::sstub`]); rewriting guest sites to reach it is not (see
 //! docs/architecture.md, "Known gaps").
+//!
+//! **The entry's contract.** With `patch=on` ([`set_enabled`]) a guest
+//! thread whose own GS base is zero runs with its control page as GS
+//! base. Code enters the kernel without a host signal by
+//! `jmp *%gs:CTL_ENTRY` ([`crate::sstub::CTL_ENTRY`], 88) with:
+//!
+//! - rax: the arithmetic flags, `lahf` into ah and `seto` into al;
+//! - rcx: the GS base (the control page);
+//! - r11: a *site block*, whose u64 at [`crate::sstub::BLK_RET`] is where
+//!   the guest resumes and whose u32 at [`crate::sstub::BLK_NR`] is the
+//!   system-call number;
+//! - every other register the guest's (rax, rcx and r11 are dead at a
+//!   `syscall`: it sets them).
+//!
+//! The kernel sees the call exactly as a SIGSYS trap at the return
+//! address; on return rax is the result, rcx the return address and r11
+//! RFLAGS, as after `syscall`. A restart returns to the return address
+//! minus 2, where the caller must have a `syscall` (or an instruction the
+//! kernel treats as one). The frame the entry builds and the way it copes
+//! with kicks are described in docs/architecture.md ("The signal-less
+//! entry"); `tests/guest/patch_entry.c` drives it.
 //!
 //! A patch replaces the `syscall` instruction and the instruction before
 //! it, together exactly as long as the rewrite, with a jump into code

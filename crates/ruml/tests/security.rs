@@ -67,11 +67,24 @@ fn stub_code_addresses(ruml: u32, most_fds: &mut usize) -> Vec<String> {
 
 #[test]
 fn guest_attacks_on_the_stub_fail() {
+    attack_run(&[]);
+}
+
+/// The same attacks with the seccomp stub's signal-less entry on
+/// (`patch=on`): the sweep jumps into every byte of it too, with the GS
+/// base at the attacker's own control page.
+#[test]
+fn guest_attacks_on_the_stub_fail_with_patch_entry() {
+    attack_run(&["patch=on"]);
+}
+
+fn attack_run(params: &[&str]) {
     let guest = common::build_guest("stub_attack", Flavour::Static);
     let mut args: Vec<String> = Vec::new();
     if let Some(m) = common::test_mode() {
         args.push(format!("mode={m}"));
     }
+    args.extend(params.iter().map(|p| p.to_string()));
     args.push("--".into());
     args.push(guest.path.display().to_string());
     args.push("attack".into());
