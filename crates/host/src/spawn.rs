@@ -111,8 +111,9 @@ pub fn fork_child(phys_fd: RawFd, elf_fd: RawFd) -> Result<Forked, HostError> {
             reply: tx,
         })
         .map_err(|_| HostError::new("the stub spawner thread is gone", 0))?;
-    // The child writes its pid first thing, then waits for `go`; a child
-    // that could not be made leaves the pipe empty, closed by the spawner.
+    // The child writes its pid when it is ready (or gives up), then waits
+    // for `go`; a child that could not be made leaves the pipe empty,
+    // closed by the spawner.
     let mut pid: libc::pid_t = 0;
     let got = loop {
         // SAFETY: reading at most 4 bytes into pid.
@@ -214,23 +215,24 @@ extern "C" fn stub_child(arg: *mut libc::c_void) -> libc::c_int {
                 libc::sigaction(sig, &dfl, std::ptr::null_mut());
             }
         }
-        // Our pid first, before anything that can fail: the requester
-        // then always knows whom to seize or reap.
+        // The requester learns our pid once we are ready to wait for it
+        // (one wake-up of ours on its path), or as we give up, so that
+        // it always knows whom to seize or reap.
         let pid = libc::getpid();
-        let w = libc::write(
-            a.pid_out,
-            (&pid as *const libc::pid_t).cast(),
-            std::mem::size_of::<libc::pid_t>(),
-        );
-        if w != std::mem::size_of::<libc::pid_t>() as isize {
-            libc::_exit(1);
-        }
+        let report = |fd: RawFd| {
+            libc::write(
+                fd,
+                (&pid as *const libc::pid_t).cast(),
+                std::mem::size_of::<libc::pid_t>(),
+            ) == std::mem::size_of::<libc::pid_t>() as isize
+        };
         // Kicks reach only traced stub threads (the tracer sees even
         // ignored signals); a thread waiting for its tracer must not die
         // of one.
         libc::signal(libc::SIGUSR2, libc::SIG_IGN);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         if libc::getppid() != a.parent {
+            report(a.pid_out);
             libc::_exit(1);
         }
         // Out of ruml's session: terminal signals never reach a stub.
@@ -240,19 +242,27 @@ extern "C" fn stub_child(arg: *mut libc::c_void) -> libc::c_int {
         let p = libc::fcntl(a.phys_fd, libc::F_DUPFD_CLOEXEC, 100);
         let e = libc::fcntl(a.elf_fd, libc::F_DUPFD_CLOEXEC, 100);
         let g = libc::fcntl(a.go, libc::F_DUPFD_CLOEXEC, 100);
+        let o = libc::fcntl(a.pid_out, libc::F_DUPFD_CLOEXEC, 100);
         if p < 0
             || e < 0
             || g < 0
+            || o < 0
             || libc::dup2(p, STUB_PHYSMEM_FD) < 0
             || libc::dup3(e, STUB_PHYSMEM_FD + 1, libc::O_CLOEXEC) < 0
             || libc::dup3(g, STUB_PHYSMEM_FD + 2, libc::O_CLOEXEC) < 0
+            || libc::dup3(o, STUB_PHYSMEM_FD + 3, libc::O_CLOEXEC) < 0
         {
+            report(a.pid_out);
             libc::_exit(2);
         }
         libc::close(0);
         libc::close(1);
         libc::close(2);
-        libc::syscall(libc::SYS_close_range, STUB_PHYSMEM_FD + 3, u32::MAX, 0);
+        libc::syscall(libc::SYS_close_range, STUB_PHYSMEM_FD + 4, u32::MAX, 0);
+        if !report(STUB_PHYSMEM_FD + 3) {
+            libc::_exit(1);
+        }
+        libc::close(STUB_PHYSMEM_FD + 3);
         let mut b = 0u8;
         loop {
             let r = libc::read(STUB_PHYSMEM_FD + 2, (&mut b as *mut u8).cast(), 1);
