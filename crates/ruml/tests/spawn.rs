@@ -20,7 +20,7 @@ fn concurrent_fork_exec_threads_and_dontneed_as_linux() {
 fn exe_is(pid: i32, names: &[String]) -> Option<bool> {
     let t = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
     let t = t.display().to_string();
-    Some(names.iter().any(|n| t == *n))
+    Some(names.contains(&t))
 }
 
 #[test]
