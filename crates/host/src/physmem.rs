@@ -363,6 +363,47 @@ impl PhysMem {
         true
     }
 
+    /// Zeroes whole frames its caller holds alone, without touching them:
+    /// their backing is punched out of the memfd (every mapping of them,
+    /// in stubs too, then reads zeros), in runs of consecutive frames. A
+    /// frame never written costs nothing. For MADV_DONTNEED on private
+    /// anonymous memory, which so keeps its frames and host mappings.
+    pub fn zero_frames(&self, pfns: &[Pfn]) {
+        let mut i = 0;
+        while i < pfns.len() {
+            let mut j = i + 1;
+            while j < pfns.len() && pfns[j] == pfns[j - 1] + 1 {
+                j += 1;
+            }
+            let (start, len) = (pfns[i], (j - i) as u64);
+            i = j;
+            if start + len > self.pages {
+                continue;
+            }
+            // Nested, hole punching does not reach the other mappings
+            // (see put_many): zero by hand there.
+            // SAFETY: punching a range of our own memfd.
+            let r = if crate::stub::nesting_level() > 0 {
+                -1
+            } else {
+                unsafe {
+                    libc::fallocate(
+                        self.fd,
+                        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                        (start * PAGE_SIZE) as i64,
+                        (len * PAGE_SIZE) as i64,
+                    )
+                }
+            };
+            if r < 0 {
+                // SAFETY: the run lies inside physmem (checked above).
+                unsafe {
+                    std::ptr::write_bytes(self.page_ptr(start), 0, (len * PAGE_SIZE) as usize)
+                };
+            }
+        }
+    }
+
     /// Zeroes part of a frame.
     pub fn zero(&self, pfn: Pfn, off: usize, len: usize) {
         assert!(off + len <= PAGE_SIZE as usize);

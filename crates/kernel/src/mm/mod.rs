@@ -534,37 +534,46 @@ impl Mm {
         let end = end.min(vma.end);
         match &vma.backing {
             Backing::Anon => {
-                let mut at = start;
-                while at < end {
-                    if m.ptes.contains_key(&(at / PAGE)) {
-                        at += PAGE;
-                        continue;
+                // The runs of missing pages: the gaps between the entries
+                // there are (one walk, not a lookup per page).
+                let mut gaps = Vec::new();
+                let mut from = start;
+                for &vpn in m
+                    .ptes
+                    .range(start / PAGE..end.div_ceil(PAGE))
+                    .map(|(k, _)| k)
+                {
+                    if vpn * PAGE > from {
+                        gaps.push((from, vpn * PAGE));
                     }
-                    // The run of missing pages from here.
-                    let mut run_end = at + PAGE;
-                    while run_end < end && !m.ptes.contains_key(&(run_end / PAGE)) {
-                        run_end += PAGE;
+                    from = (vpn + 1) * PAGE;
+                }
+                if from < end {
+                    gaps.push((from, end));
+                }
+                for (mut at, run_end) in gaps {
+                    while at < run_end {
+                        let Some((pfn, n)) = self.phys.alloc_run((run_end - at) / PAGE) else {
+                            crate::log::warn("out of guest memory (raise mem=)");
+                            return error!(ENOMEM);
+                        };
+                        for i in 0..n {
+                            m.ptes.insert(
+                                at / PAGE + i,
+                                Pte {
+                                    pfn: pfn + i,
+                                    cow: false,
+                                },
+                            );
+                        }
+                        m.ops.push(HostOp::Map {
+                            addr: at,
+                            len: n * PAGE,
+                            prot: host_prot(vma.prot, false),
+                            pfn,
+                        });
+                        at += n * PAGE;
                     }
-                    let Some((pfn, n)) = self.phys.alloc_run((run_end - at) / PAGE) else {
-                        crate::log::warn("out of guest memory (raise mem=)");
-                        return error!(ENOMEM);
-                    };
-                    for i in 0..n {
-                        m.ptes.insert(
-                            at / PAGE + i,
-                            Pte {
-                                pfn: pfn + i,
-                                cow: false,
-                            },
-                        );
-                    }
-                    m.ops.push(HostOp::Map {
-                        addr: at,
-                        len: n * PAGE,
-                        prot: host_prot(vma.prot, false),
-                        pfn,
-                    });
-                    at += n * PAGE;
                 }
             }
             Backing::Special { map, pgoff } => {

@@ -439,12 +439,13 @@ impl Mm {
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
         }
-        let vpns: Vec<u64> = m
+        let ptes: Vec<(u64, super::Pte)> = m
             .ptes
             .range(addr / PAGE..end / PAGE)
-            .map(|(&k, _)| k)
+            .map(|(&k, p)| (k, *p))
             .collect();
         let mut frames = Vec::new();
+        let mut zero = Vec::new();
         let mut at = addr;
         while at < end {
             let Some(v) = m.vmas.find(at).cloned() else {
@@ -455,20 +456,59 @@ impl Mm {
                 at = e;
                 continue;
             }
-            for &vpn in vpns.iter().filter(|&&p| p >= at / PAGE && p < e / PAGE) {
-                if let Some(p) = m.ptes.remove(&vpn) {
+            let here = ptes
+                .iter()
+                .filter(|(vpn, _)| *vpn >= at / PAGE && *vpn < e / PAGE);
+            if matches!(v.backing, Backing::Anon) {
+                // Private anonymous memory: a frame this address space
+                // holds alone stays, mapped as it is, and is zeroed (a
+                // thread's exit discards most of its 8 MiB stack: no
+                // page-table churn, no host unmap and map). Shared
+                // (copy-on-write) frames go, as below, page by page.
+                let mut gone: Option<(u64, u64)> = None;
+                for &(vpn, p) in here {
+                    if !p.cow && self.phys().refcount(p.pfn) == 1 {
+                        zero.push(p.pfn);
+                        continue;
+                    }
+                    m.ptes.remove(&vpn);
+                    frames.push(p.pfn);
+                    gone = match gone {
+                        Some((s, n)) if s + n == vpn => Some((s, n + 1)),
+                        g => {
+                            if let Some((s, n)) = g {
+                                m.ops.push(super::HostOp::Unmap {
+                                    addr: s * PAGE,
+                                    len: n * PAGE,
+                                });
+                            }
+                            Some((vpn, 1))
+                        }
+                    };
+                }
+                if let Some((s, n)) = gone {
+                    m.ops.push(super::HostOp::Unmap {
+                        addr: s * PAGE,
+                        len: n * PAGE,
+                    });
+                }
+            } else {
+                for &(vpn, p) in here {
+                    m.ptes.remove(&vpn);
                     frames.push(p.pfn);
                 }
+                m.ops.push(super::HostOp::Unmap {
+                    addr: at,
+                    len: e - at,
+                });
             }
-            m.ops.push(super::HostOp::Unmap {
-                addr: at,
-                len: e - at,
-            });
             if matches!(v.backing, Backing::Anon) && v.prot != 0 && e - at <= super::MAP_AHEAD_MAX {
                 self.populate(&mut m, at, e)?;
             }
             at = e;
         }
+        zero.sort_unstable();
+        self.phys().zero_frames(&zero);
         m.frees.extend(frames);
         Ok(())
     }
