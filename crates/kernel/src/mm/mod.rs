@@ -430,10 +430,14 @@ impl Mm {
     /// when a process enters a time namespace).
     pub fn special_area(&self, name: &str) -> Option<(u64, u64, &'static vma::SpecialMapping)> {
         let m = self.lock();
-        let found = m.vmas.iter().find(|v| v.name == Some(name)).and_then(|v| match v.backing {
-            Backing::Special { map, .. } => Some((v.start, v.end, map)),
-            _ => None,
-        });
+        let found = m
+            .vmas
+            .iter()
+            .find(|v| v.name == Some(name))
+            .and_then(|v| match v.backing {
+                Backing::Special { map, .. } => Some((v.start, v.end, map)),
+                _ => None,
+            });
         found
     }
 

@@ -1050,9 +1050,8 @@ pub fn clone_namespaces(parent: &super::Task, flags: u64, thread: bool) -> KResu
     let proxy = parent.nsproxy();
     // A child with its own address space enters the parent's
     // time_for_children (Linux's timens_on_fork); CLONE_VM children stay.
-    let enters_time = !thread
-        && flags & CLONE_VM == 0
-        && !Arc::ptr_eq(&proxy.time, &proxy.time_for_children);
+    let enters_time =
+        !thread && flags & CLONE_VM == 0 && !Arc::ptr_eq(&proxy.time, &proxy.time_for_children);
     if ns_flags == 0 {
         let pid_ns = if thread {
             parent.pid_ns()

@@ -57,8 +57,10 @@ impl Offsets {
     /// A new namespace's: its creator's values, not frozen.
     pub fn copy_of(other: &Offsets) -> Offsets {
         let o = Offsets::default();
-        o.mono.store(other.mono.load(Ordering::Relaxed), Ordering::Relaxed);
-        o.boot.store(other.boot.load(Ordering::Relaxed), Ordering::Relaxed);
+        o.mono
+            .store(other.mono.load(Ordering::Relaxed), Ordering::Relaxed);
+        o.boot
+            .store(other.boot.load(Ordering::Relaxed), Ordering::Relaxed);
         o
     }
     /// A process enters the namespace: no more changes.
@@ -176,9 +178,9 @@ pub fn open_offsets(
         .thread(pid)
         .ok_or(crate::errno!(ESRCH))?;
     let owner = t.nsproxy().time_for_children.user_ns.clone();
-    let privileged = caller.task.is_none_or(|c| {
-        c.privileged_in(&owner, crate::task::caps::Cap::SysTime)
-    });
+    let privileged = caller
+        .task
+        .is_none_or(|c| c.privileged_in(&owner, crate::task::caps::Cap::SysTime));
     let data = if flags & 3 == 2 {
         Vec::new()
     } else {
@@ -269,7 +271,10 @@ impl crate::fs::vfs::FileOps for OffsetsFile {
                 return error!(ERANGE);
             }
             let now = crate::time::clock_now(clock)?;
-            let ts = now.sec as i128 * NSEC as i128 + now.nsec as i128 + sec as i128 * NSEC as i128 + nsec as i128;
+            let ts = now.sec as i128 * NSEC as i128
+                + now.nsec as i128
+                + sec as i128 * NSEC as i128
+                + nsec as i128;
             if ts < 0 || ts / NSEC as i128 > (KTIME_SEC_MAX / 2) as i128 {
                 return error!(ERANGE);
             }

@@ -405,7 +405,11 @@ impl Vdso {
     /// namespace (fork, exec, setns), with no other thread running in
     /// `mm`.
     pub fn join_timens(&'static self, mm: &Mm, timens: bool) {
-        let want = if timens { &self.timens_vvar } else { &self.vvar };
+        let want = if timens {
+            &self.timens_vvar
+        } else {
+            &self.vvar
+        };
         let Some((start, end, cur)) = mm.special_area("[vvar]") else {
             return;
         };
@@ -421,7 +425,10 @@ impl Vdso {
             prot: PROT_READ,
             shared: false,
             growsdown: false,
-            backing: Backing::Special { map: want, pgoff: 0 },
+            backing: Backing::Special {
+                map: want,
+                pgoff: 0,
+            },
             name: Some("[vvar]"),
             flags: 0,
         });
