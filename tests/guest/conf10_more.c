@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -310,6 +311,81 @@ static int timens_test(const char *self)
 
 double fabs_like(double x) { return x < 0 ? -x : x; }
 
+/* ---- fspick, open_tree(AT_RECURSIVE) ---- */
+static const char *mk(const char *path)
+{
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    if (fd < 0) return strerrorname_np(errno);
+    close(fd);
+    return "0";
+}
+
+static int mountapi(const char *dir)
+{
+    char a[256], sub[256], p[512];
+    if (chdir(dir) != 0) return 2;
+    printf("unshare(CLONE_NEWNS): %s\n", en(unshare(CLONE_NEWNS)));
+    printf("make / private: %s\n", en(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)));
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(sub, sizeof sub, "%s/a/sub", dir);
+    mkdir(a, 0755);
+    CHECK(mount("tmpfs", a, "tmpfs", 0, NULL) == 0);
+    mkdir(sub, 0755);
+    mkdir("a/plain", 0755);
+    CHECK(mount("tmpfs", sub, "tmpfs", 0, NULL) == 0);
+    CHECK(strcmp(mk("a/sub/f"), "0") == 0);
+
+    int fc = fspick(AT_FDCWD, "a", FSPICK_CLOEXEC);
+    printf("fspick a: %s\n", fc >= 0 ? "fd" : strerrorname_np(errno));
+    printf("fspick not a mount root: %s\n", en(fspick(AT_FDCWD, "a/plain", 0)));
+    printf("fspick bad flags: %s\n", en(fspick(AT_FDCWD, "a", 0x100)));
+    printf("fspick missing: %s\n", en(fspick(AT_FDCWD, "a/none", 0)));
+    printf("set ro: %s\n", en(fsconfig(fc, FSCONFIG_SET_FLAG, "ro", NULL, 0)));
+    printf("reconfigure ro: %s\n", en(fsconfig(fc, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0)));
+    printf("create in a: %s\n", mk("a/x"));
+    printf("create in a/sub: %s\n", mk("a/sub/y"));
+    printf("set rw: %s\n", en(fsconfig(fc, FSCONFIG_SET_FLAG, "rw", NULL, 0)));
+    printf("reconfigure rw: %s\n", en(fsconfig(fc, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0)));
+    printf("create in a: %s\n", mk("a/x"));
+    printf("CMD_CREATE on a picked context: %s\n", en(fsconfig(fc, FSCONFIG_CMD_CREATE, NULL, NULL, 0)));
+    printf("fsmount of a picked context: %s\n", en(fsmount(fc, 0, 0)));
+    int fo = fsopen("tmpfs", 0);
+    printf("reconfigure an fsopen context: %s\n", en(fsconfig(fo, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0)));
+    close(fo);
+    close(fc);
+    pid_t q = fork();
+    if (q == 0) {
+        if (setgid(65534) || setuid(65534)) _exit(3);
+        printf("user fspick: %s\n", en(fspick(AT_FDCWD, "a", 0)));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(q, NULL, 0);
+
+    printf("open_tree AT_RECURSIVE without CLONE: %s\n", en(open_tree(AT_FDCWD, "a", AT_RECURSIVE)));
+    int t = open_tree(AT_FDCWD, "a", OPEN_TREE_CLONE | AT_RECURSIVE | OPEN_TREE_CLOEXEC);
+    printf("open_tree recursive: %s\n", t >= 0 ? "fd" : strerrorname_np(errno));
+    mkdir("b", 0755);
+    printf("move_mount recursive: %s\n", en(move_mount(t, "", AT_FDCWD, "b", MOVE_MOUNT_F_EMPTY_PATH)));
+    struct stat st;
+    printf("b/sub/f (submount copied): %d\n", stat("b/sub/f", &st) == 0);
+    printf("b/x: %d\n", stat("b/x", &st) == 0);
+    int t2 = open_tree(AT_FDCWD, "a", OPEN_TREE_CLONE);
+    mkdir("c", 0755);
+    printf("move_mount top only: %s\n", en(move_mount(t2, "", AT_FDCWD, "c", MOVE_MOUNT_F_EMPTY_PATH)));
+    printf("c/sub/f (no submount): %d\n", stat("c/sub/f", &st) == 0);
+    printf("c/sub exists: %d\n", stat("c/sub", &st) == 0);
+    /* Reconfiguring a's filesystem read-only reaches its clones. */
+    fc = fspick(AT_FDCWD, "c", 0);
+    fsconfig(fc, FSCONFIG_SET_FLAG, "ro", NULL, 0);
+    printf("reconfigure through a clone: %s\n", en(fsconfig(fc, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0)));
+    printf("create in a after: %s\n", mk("a/z"));
+    printf("create in b/sub after: %s\n", mk("b/sub/z"));
+    snprintf(p, sizeof p, "%s", dir);
+    printf("result: %s\n", failed ? "FAIL" : "OK");
+    return failed;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -317,6 +393,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "personality")) return personality_test(argv[0]);
     if (argc >= 2 && !strcmp(argv[1], "layout")) return layout();
     if (argc >= 2 && !strcmp(argv[1], "timens")) return timens_test(argv[0]);
+    if (argc >= 3 && !strcmp(argv[1], "mountapi")) return mountapi(argv[2]);
     if (argc >= 4 && !strcmp(argv[1], "timens-exec")) {
         inside("exec", atof(argv[2]), atof(argv[3]));
         show_offsets("exec");

@@ -141,3 +141,32 @@ fn proc_config_gz() {
         assert!(ruml.stdout.contains(want), "missing {want:?}:\n{ruml}");
     }
 }
+
+/// fspick + fsconfig(FSCONFIG_CMD_RECONFIGURE) remounts a filesystem
+/// read-only and back (its clones too, not its submounts); a picked
+/// context cannot create or be mounted (EBUSY), an fsopen one cannot
+/// reconfigure; open_tree(OPEN_TREE_CLONE|AT_RECURSIVE) copies the
+/// submounts, without AT_RECURSIVE only the top.
+#[test]
+fn fspick_and_recursive_open_tree() {
+    if !is_root() {
+        eprintln!("fspick_and_recursive_open_tree: needs root natively (mounts); skipped");
+        return;
+    }
+    let guest = common::build_guest("conf10_more", Flavour::Static);
+    let env = common::test_env();
+    let dir = common::TempDir::new("mountapi");
+    let native = common::run_native(
+        &guest.path,
+        &["mountapi".as_ref(), dir.path().as_os_str()],
+        &env,
+    );
+    assert_ok(&native);
+    let script = format!(
+        "d=/tmp/ruml-mountapi-{}; mkdir $d && exec {} mountapi $d",
+        std::process::id(),
+        guest.path.display()
+    );
+    let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
+    common::assert_same(&native, &ruml);
+}
