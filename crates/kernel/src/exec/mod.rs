@@ -216,6 +216,8 @@ pub fn exec_file(
     *task.robust_list.lock().unwrap_or_else(|p| p.into_inner()) = (0, 0);
     let old_mm = task.mm();
     task.set_mm(mm);
+    // exec enters the time namespace made by unshare(CLONE_NEWTIME).
+    crate::time::ns::exec_commit(task);
     // System V shared memory is detached from the old image (ipc/shm.rs).
     crate::ipc::mm_released(&old_mm, task.tgid());
     drop(old_mm);

@@ -424,7 +424,13 @@ fn sys_timerfd_create(ctx: &mut SyscallContext<'_>, clock: i32, flags: u32) -> K
     }
     crate::time::check_wake_alarm(ctx.task, clock)?;
     let t = Arc::new(TimerFd {
-        clock: if clock == 0 || clock == 8 { 0 } else { 1 },
+        // The clock absolute deadlines are read on (the ALARM clocks as
+        // their base clocks).
+        clock: match clock {
+            8 => 0,
+            9 => 7,
+            c => c,
+        },
         state: Mutex::new(TimerFdState::default()),
         waiters: Waiters::new(),
     });

@@ -390,6 +390,51 @@ fn below(d: &Arc<crate::fs::vfs::Dentry>, top: &Arc<crate::fs::vfs::Dentry>) -> 
     false
 }
 
+/// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `src`
+/// (bound at `src`'s directory) and, with `rec`, copies of the bindable
+/// mounts below it, each mounted on its copied parent. Nothing is
+/// attached: move_mount attaches the copies (top first).
+pub fn clone_tree(ns: &Namespace, src: &Path, rec: bool) -> KResult<Vec<Arc<Mount>>> {
+    if unbindable(&src.mnt) {
+        return error!(EINVAL);
+    }
+    let top = Mount::with_root(
+        src.mnt.fstype,
+        src.dentry.clone(),
+        None,
+        src.mnt.read_only(),
+    );
+    if let Some(s) = src.mnt.source() {
+        top.set_source(s);
+    }
+    let mut map: Vec<(Arc<Mount>, Arc<Mount>)> = vec![(src.mnt.clone(), top)];
+    if rec {
+        for m in subtree(ns, &src.mnt)
+            .into_iter()
+            .skip(1)
+            .filter(|m| !unbindable(m))
+        {
+            let Some(mp) = m.mountpoint() else { continue };
+            let Some(parent) = map
+                .iter()
+                .find(|(o, _)| Arc::ptr_eq(o, &mp.mnt))
+                .map(|(_, n)| n.clone())
+            else {
+                continue;
+            };
+            if !below(&mp.dentry, &parent.root) {
+                continue;
+            }
+            let c = m.duplicate(Some(Path {
+                mnt: parent,
+                dentry: mp.dentry.clone(),
+            }));
+            map.push((m, c));
+        }
+    }
+    Ok(map.into_iter().map(|(_, c)| c).collect())
+}
+
 /// A bind mount of `src` on `at` (with `rec`, the mounts below `src` too,
 /// at the same places below the new mount). EINVAL for an unbindable
 /// source. Returns the new top mount.

@@ -42,6 +42,7 @@ pub mod overlay;
 pub mod perm;
 pub mod pipe;
 pub mod poll;
+pub mod procconfig;
 pub mod procfs;
 pub mod procns;
 pub mod procsys;
@@ -460,6 +461,10 @@ pub fn open_resolved(w: &namei::Walker<'_>, p: Path, flags: u32) -> KResult<File
         0
     }) | if wants_write { perm::MAY_WRITE } else { 0 };
     perm::check(&w.caller, &p, want)?;
+    // O_NOATIME only for the owner or CAP_FOWNER (Linux's may_open).
+    if flags & O_NOATIME != 0 {
+        perm::must_own(&w.caller, &p)?;
+    }
     lease::break_on_open(&p, flags)?;
     let ops = p.inode().open(flags, &w.caller)?;
     Ok(OpenFile::new(p, Some(ops), flags))

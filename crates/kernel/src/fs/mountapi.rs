@@ -1,14 +1,23 @@
-//! The new mount API: fsopen, fsconfig, fsmount, move_mount, open_tree,
-//! mount_setattr (fspick gives ENOSYS: reconfiguring a superblock through
-//! a context is not supported).
+//! The new mount API: fsopen, fspick, fsconfig, fsmount, move_mount,
+//! open_tree, mount_setattr.
 //!
 //! An fsopen descriptor holds a filesystem context ([`FsCtx`]: the type,
 //! the options and source set by fsconfig, and the filesystem once
-//! FSCONFIG_CMD_CREATE made it) behind its own mutex. fsmount and
-//! open_tree(OPEN_TREE_CLONE) give a descriptor of a *detached* mount: a
-//! [`Mount`] in no namespace's table ([`Detached`]); move_mount attaches
-//! it (or moves an attached mount) in the caller's mount namespace. A
-//! detached mount nobody attached simply goes when its descriptor closes.
+//! FSCONFIG_CMD_CREATE made it) behind its own mutex. An fspick
+//! descriptor holds a context for reconfiguring the filesystem of an
+//! existing mount: FSCONFIG_CMD_RECONFIGURE applies "ro"/"rw" as
+//! mount(MS_REMOUNT) does (the filesystem is told, as a disk filesystem
+//! then refuses writes, and every mount of that filesystem in the
+//! caller's namespace becomes read-only or writable: ruml keeps the
+//! read-only state per mount, not per superblock); other options cannot
+//! be changed on a live filesystem in ruml (EOPNOTSUPP at reconfigure).
+//! fsmount and open_tree(OPEN_TREE_CLONE) give a descriptor of a
+//! *detached* mount: a [`Mount`] in no namespace's table ([`Detached`]),
+//! with AT_RECURSIVE the copies of the mounts below it; move_mount
+//! attaches them (or moves an attached mount) in the caller's mount
+//! namespace. Before it is attached, paths through the descriptor see the
+//! top mount only. A detached mount nobody attached simply goes when its
+//! descriptor closes.
 
 use std::sync::{Arc, Mutex};
 
@@ -36,6 +45,12 @@ struct FsCtxState {
     created: Option<crate::fs::syscalls::NewFs>,
     /// fsmount took the filesystem: the context is spent.
     used: bool,
+    /// fspick: the mount whose filesystem is reconfigured.
+    pick: Option<Arc<Mount>>,
+    /// fspick: "ro" (Some(true)) or "rw" (Some(false)) was given.
+    want_ro: Option<bool>,
+    /// fspick: an option other than ro/rw/source was given.
+    other: bool,
 }
 
 impl FileOps for FsCtx {
@@ -47,9 +62,12 @@ impl FileOps for FsCtx {
     }
 }
 
-/// What fsmount and open_tree(OPEN_TREE_CLONE) return: a detached mount.
+/// What fsmount and open_tree(OPEN_TREE_CLONE) return: a detached mount
+/// and (open_tree with AT_RECURSIVE) the copies of the mounts below it,
+/// each mounted on its copied parent, attached with it by move_mount.
 struct Detached {
     mnt: Arc<Mount>,
+    subs: Vec<Arc<Mount>>,
 }
 
 impl FileOps for Detached {
@@ -63,6 +81,7 @@ impl FileOps for Detached {
 
 syscall_table! { pub fn mountapi_table;
     FSOPEN => sys_fsopen(name: UserAddr, flags: u32),
+    FSPICK => sys_fspick(dfd: i32, path: UserAddr, flags: u32),
     FSCONFIG => sys_fsconfig(fd: i32, cmd: u32, key: UserAddr, value: UserAddr, aux: i32),
     FSMOUNT => sys_fsmount(fd: i32, flags: u32, attr: u32),
     MOVE_MOUNT => sys_move_mount(from_dfd: i32, from: UserAddr, to_dfd: i32, to: UserAddr, flags: u32),
@@ -209,9 +228,15 @@ fn sys_fsconfig(
                 st.source = Some(v.to_vec());
                 return Ok(());
             }
-            (b"ro", None) => st.ro = true,
-            (b"rw", None) => st.ro = false,
-            _ => {}
+            (b"ro", None) => {
+                st.ro = true;
+                st.want_ro = Some(true);
+            }
+            (b"rw", None) => {
+                st.ro = false;
+                st.want_ro = Some(false);
+            }
+            _ => st.other = true,
         }
         if st.opts.len() + k.len() + v.map_or(0, |v| v.len()) + 2 > MAX_OPTS {
             return error!(ENOMEM);
@@ -251,7 +276,7 @@ fn sys_fsconfig(
             if !key.is_null() || !value.is_null() || aux != 0 {
                 return error!(EINVAL);
             }
-            if st.created.is_some() {
+            if st.created.is_some() || st.pick.is_some() {
                 return error!(EBUSY);
             }
             let (ty, opts, source, ro) = (c.ty.clone(), st.opts.clone(), st.source.clone(), st.ro);
@@ -260,7 +285,39 @@ fn sys_fsconfig(
                 crate::fs::syscalls::make_filesystem(ctx, &ty, &opts, source.as_deref(), ro)?;
             c.inner.lock().unwrap_or_else(|p| p.into_inner()).created = Some(made);
         }
-        FSCONFIG_CMD_RECONFIGURE => return error!(EOPNOTSUPP),
+        FSCONFIG_CMD_RECONFIGURE => {
+            if !key.is_null() || !value.is_null() || aux != 0 {
+                return error!(EINVAL);
+            }
+            let Some(m) = st.pick.clone() else {
+                // A context from fsopen is for creating, not reconfiguring.
+                return error!(EBUSY);
+            };
+            admin(ctx)?;
+            if st.other {
+                return error!(EOPNOTSUPP);
+            }
+            if let Some(ro) = st.want_ro {
+                // The filesystem first (a disk may refuse rw), then every
+                // mount of it in the caller's namespace.
+                m.root.inode.remount(ro)?;
+                let dev = m.root.inode.key().0;
+                for other in ctx.fs().ns.mounts() {
+                    if other.root.inode.key().0 == dev && other.fstype == m.fstype {
+                        other.set_read_only(ro);
+                    }
+                }
+                if !ctx.fs().ns.contains(&m) {
+                    m.set_read_only(ro);
+                }
+                crate::fs::namei::dcache::changed();
+            }
+            // Linux cleans the context: a new round of options may follow.
+            st.opts.clear();
+            st.source = None;
+            st.want_ro = None;
+            st.other = false;
+        }
         _ => return error!(EOPNOTSUPP),
     }
     Ok(0)
@@ -276,7 +333,7 @@ fn sys_fsmount(ctx: &mut SyscallContext<'_>, fd: i32, flags: u32, attr: u32) -> 
         return error!(EINVAL);
     };
     let mut st = c.inner.lock().unwrap_or_else(|p| p.into_inner());
-    if st.used {
+    if st.used || st.pick.is_some() {
         return error!(EBUSY);
     }
     let Some((name, inode, src)) = st.created.clone() else {
@@ -294,13 +351,58 @@ fn sys_fsmount(ctx: &mut SyscallContext<'_>, fd: i32, flags: u32, attr: u32) -> 
     if let Some(s) = src {
         m.set_source(&s);
     }
-    install_mount(ctx, m, flags & FSMOUNT_CLOEXEC != 0)
+    install_mount(ctx, m, Vec::new(), flags & FSMOUNT_CLOEXEC != 0)
 }
 
-/// A descriptor of detached mount `m`: at its root (usable as a dirfd).
-fn install_mount(ctx: &SyscallContext<'_>, m: Arc<Mount>, cloexec: bool) -> KResult<u64> {
-    let f = OpenFile::new(Path::mount_root(&m), Some(Arc::new(Detached { mnt: m })), 0);
+/// A descriptor of detached mount `m` (and `subs` below it): at its root
+/// (usable as a dirfd).
+fn install_mount(
+    ctx: &SyscallContext<'_>,
+    m: Arc<Mount>,
+    subs: Vec<Arc<Mount>>,
+    cloexec: bool,
+) -> KResult<u64> {
+    let f = OpenFile::new(
+        Path::mount_root(&m),
+        Some(Arc::new(Detached { mnt: m, subs })),
+        0,
+    );
     Ok(ctx.files().alloc(f, cloexec)? as u64)
+}
+
+const FSPICK_CLOEXEC: u32 = 1;
+const FSPICK_SYMLINK_NOFOLLOW: u32 = 2;
+const FSPICK_NO_AUTOMOUNT: u32 = 4;
+const FSPICK_EMPTY_PATH: u32 = 8;
+
+/// fspick: a context for reconfiguring the filesystem mounted at `path`
+/// (which must be a mount's root: EINVAL otherwise).
+fn sys_fspick(ctx: &mut SyscallContext<'_>, dfd: i32, path: UserAddr, flags: u32) -> KResult<u64> {
+    admin(ctx)?;
+    if flags & !(FSPICK_CLOEXEC | FSPICK_SYMLINK_NOFOLLOW | FSPICK_NO_AUTOMOUNT | FSPICK_EMPTY_PATH)
+        != 0
+    {
+        return error!(EINVAL);
+    }
+    let p = lookup(
+        ctx,
+        dfd,
+        path,
+        flags & FSPICK_SYMLINK_NOFOLLOW == 0,
+        flags & FSPICK_EMPTY_PATH != 0,
+    )?;
+    if !p.is_mount_root() {
+        return error!(EINVAL);
+    }
+    let c = Arc::new(FsCtx {
+        ty: p.mnt.fstype.as_bytes().to_vec(),
+        inner: Mutex::new(FsCtxState {
+            pick: Some(p.mnt.clone()),
+            ro: p.mnt.read_only(),
+            ..Default::default()
+        }),
+    });
+    install(ctx, c, b"fscontext", flags & FSPICK_CLOEXEC != 0)
 }
 
 /// (dfd, path) with AT_EMPTY_PATH / symlink following as the flags say.
@@ -314,8 +416,8 @@ fn lookup(
     crate::fs::syscalls::resolve(ctx, Fd(dfd), path, follow, empty)
 }
 
-/// The detached mount an fd holds, if it is one.
-fn detached_of(ctx: &SyscallContext<'_>, dfd: i32) -> Option<Arc<Mount>> {
+/// The detached mount an fd holds and the copies below it.
+fn detached_tree_of(ctx: &SyscallContext<'_>, dfd: i32) -> Option<(Arc<Mount>, Vec<Arc<Mount>>)> {
     if dfd == AT_FDCWD {
         return None;
     }
@@ -323,7 +425,7 @@ fn detached_of(ctx: &SyscallContext<'_>, dfd: i32) -> Option<Arc<Mount>> {
     let ops = f.ops().ok()?.clone();
     ops.as_any_ops()
         .downcast_ref::<Detached>()
-        .map(|d| d.mnt.clone())
+        .map(|d| (d.mnt.clone(), d.subs.clone()))
 }
 
 fn sys_move_mount(
@@ -359,7 +461,7 @@ fn sys_move_mount(
     // A detached mount from fsmount/open_tree (an empty path on its fd).
     let empty_from = flags & MOVE_MOUNT_F_EMPTY_PATH != 0;
     if empty_from {
-        if let Some(m) = detached_of(ctx, from_dfd) {
+        if let Some((m, subs)) = detached_tree_of(ctx, from_dfd) {
             if m.mountpoint().is_some() || fs.ns.contains(&m) {
                 // Already attached once: it is an ordinary mount now.
                 return error!(EINVAL);
@@ -374,6 +476,12 @@ fn sys_move_mount(
             m.set_mountpoint(Some(target.clone()));
             fs.ns.attach(m.clone());
             crate::fs::mntns::propagate_new(&fs.ns, &m, &target);
+            // open_tree(AT_RECURSIVE)'s copies of the mounts below.
+            for s in subs {
+                if !fs.ns.contains(&s) {
+                    fs.ns.attach(s);
+                }
+            }
             return Ok(0);
         }
     }
@@ -421,16 +529,14 @@ fn sys_open_tree(
         return Ok(ctx.files().alloc(f, cloexec)? as u64);
     }
     admin(ctx)?;
-    if crate::fs::mntns::unbindable(&p.mnt) {
+    // A detached copy of the mount (bind of this place) and, with
+    // AT_RECURSIVE, of the mounts below it.
+    let mut tree = crate::fs::mntns::clone_tree(&ctx.fs().ns, &p, flags & AT_RECURSIVE != 0)?;
+    if tree.is_empty() {
         return error!(EINVAL);
     }
-    // A detached copy of the mount (bind of this place); AT_RECURSIVE
-    // copies of the mounts below are not kept (only the top is cloned).
-    let m = Mount::with_root(p.mnt.fstype, p.dentry.clone(), None, p.mnt.read_only());
-    if let Some(s) = p.mnt.source() {
-        m.set_source(s);
-    }
-    install_mount(ctx, m, cloexec)
+    let m = tree.remove(0);
+    install_mount(ctx, m, tree, cloexec)
 }
 
 /// struct mount_attr's size (MOUNT_ATTR_SIZE_VER0).

@@ -115,6 +115,8 @@ enum Gen {
     Cgroup,
     OomScoreAdj(i32),
     OomScore(i32),
+    /// /proc/PID/timens_offsets (time/ns.rs).
+    TimensOffsets(i32),
     CpuInfo,
     MemInfo,
     SysStat,
@@ -125,6 +127,8 @@ enum Gen {
     Version,
     /// /proc/cmdline: the kernel command line ruml was given.
     KernelCmdline,
+    /// /proc/config.gz (fs/procconfig.rs).
+    ConfigGz,
     OsType,
     OsRelease,
     /// /proc/sys/kernel/random/boot_id: one random UUID per boot.
@@ -178,6 +182,7 @@ impl Inode for ProcRoot {
             b"partitions" => file(18, Gen::Partitions),
             b"version" => file(16, Gen::Version),
             b"cmdline" => file(19, Gen::KernelCmdline),
+            b"config.gz" => file(21, Gen::ConfigGz),
             b"mounts" => Ok(Arc::new(SelfRelLink {
                 meta: m(17),
                 rest: b"mounts",
@@ -211,6 +216,7 @@ impl Inode for ProcRoot {
         let mut entries = vec![(1, d, b".".to_vec()), (1, d, b"..".to_vec())];
         for (ino, t, n) in [
             (19, r, "cmdline"),
+            (21, r, "config.gz"),
             (10, r, "cpuinfo"),
             (15, r, "filesystems"),
             (14, r, "loadavg"),
@@ -343,6 +349,7 @@ const PID_FILES: &[(&str, u64)] = &[
     ("statm", 41),
     ("status", 42),
     ("task", 7),
+    ("timens_offsets", 47),
     ("uid_map", 43),
 ];
 
@@ -431,6 +438,7 @@ impl Inode for PidDir {
             b"mounts" => file(37, Gen::Mounts(pid), 0o444),
             b"oom_score_adj" => file(38, Gen::OomScoreAdj(pid), 0o644),
             b"oom_score" => file(46, Gen::OomScore(pid), 0o444),
+            b"timens_offsets" => file(47, Gen::TimensOffsets(pid), 0o644),
             b"smaps" => file(39, Gen::Smaps(pid), 0o444),
             b"stat" => file(40, Gen::Stat(pid, tid), 0o444),
             b"statm" => file(41, Gen::Statm(pid), 0o444),
@@ -883,7 +891,7 @@ impl Inode for GenFile {
         let mut st = self.meta.stat(S_IFREG | self.perm, 1, 0);
         // Writable per-process files belong to the process's euid, as
         // Linux's (so that the process may write its own).
-        if let Gen::OomScoreAdj(pid) = self.gen {
+        if let Gen::OomScoreAdj(pid) | Gen::TimensOffsets(pid) = self.gen {
             if let Some(g) = live_group(pid) {
                 let c = g.creds.lock().unwrap_or_else(|p| p.into_inner());
                 (st.uid, st.gid) = (c.euid, c.egid);
@@ -898,6 +906,9 @@ impl Inode for GenFile {
         if flags & 3 != 0 {
             if let Gen::OomScoreAdj(pid) = self.gen {
                 return crate::task::caps::open_oom_score_adj(pid, flags, caller);
+            }
+            if let Gen::TimensOffsets(pid) = self.gen {
+                return crate::time::ns::open_offsets(pid, flags, caller);
             }
             return error!(EACCES);
         }
@@ -1007,6 +1018,9 @@ fn ignored_and_caught(gs: &crate::signal::GroupSignals) -> (u64, u64) {
 fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KResult<Vec<u8>> {
     let k = || crate::kernel();
     let task_of = |pid: i32| leader(pid).ok_or(crate::errno!(ESRCH));
+    if gen == Gen::ConfigGz {
+        return Ok(crate::fs::procconfig::config_gz());
+    }
     let text = match gen {
         Gen::Stat(pid, tid) => {
             let g = live_group(pid).ok_or(crate::errno!(ESRCH))?;
@@ -1233,7 +1247,9 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
             s
         }
         Gen::Uptime => {
-            let up = crate::log::since_boot().as_secs_f64();
+            // Shifted by the reader's time namespace's BOOTTIME offset.
+            let off = caller.task.map_or(0, |t| t.nsproxy().time.offsets.boottime());
+            let up = crate::log::since_boot().as_secs_f64() + off as f64 / 1e9;
             format!("{up:.2} {:.2}\n", up * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64)
         }
         Gen::LoadAvg => {
@@ -1249,6 +1265,8 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
             crate::task::syscalls::UTS_VERSION
         ),
         Gen::KernelCmdline => format!("{}\n", crate::boot::cmdline()),
+        Gen::ConfigGz => String::new(),
+        Gen::TimensOffsets(pid) => crate::time::ns::show(pid)?,
         Gen::OsType => "Linux\n".to_string(),
         Gen::OsRelease => format!("{}\n", crate::task::syscalls::UTS_RELEASE),
         Gen::AioNr => format!("{}\n", crate::fs::aio::aio_nr()),

@@ -767,6 +767,11 @@ fn sys_fcntl(ctx: &mut SyscallContext<'_>, fd: Fd, cmd: i32, arg: u64) -> KResul
                 return error!(EBADF);
             }
             let new = arg as u32;
+            // Setting O_NOATIME: the owner or CAP_FOWNER only (clearing
+            // it is anybody's, as Linux's setfl).
+            if new & O_NOATIME != 0 && f.flags() & O_NOATIME == 0 {
+                crate::fs::perm::must_own(&crate::fs::vfs::Caller::of(ctx.task), &f.path)?;
+            }
             // O_APPEND cannot be cleared on an append-only file (none yet).
             if (new ^ f.flags()) & O_ASYNC != 0 {
                 crate::fs::fasync::set_async(&f, fd.0, new & O_ASYNC != 0)?;

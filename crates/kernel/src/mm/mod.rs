@@ -425,6 +425,22 @@ impl Mm {
         m.brk = at;
     }
 
+    /// The area named `name` (the vDSO's "[vvar]") if it is a special
+    /// mapping: its range and the mapping (vdso/mod.rs swaps the data page
+    /// when a process enters a time namespace).
+    pub fn special_area(&self, name: &str) -> Option<(u64, u64, &'static vma::SpecialMapping)> {
+        let m = self.lock();
+        let found = m
+            .vmas
+            .iter()
+            .find(|v| v.name == Some(name))
+            .and_then(|v| match v.backing {
+                Backing::Special { map, .. } => Some((v.start, v.end, map)),
+                _ => None,
+            });
+        found
+    }
+
     /// Maps an area: `addr` is where (already chosen and free), the
     /// backing and protection as given. Anonymous areas are mapped ahead.
     pub fn map_area(&self, vma: Vma) -> KResult<()> {

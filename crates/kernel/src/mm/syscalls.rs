@@ -698,6 +698,7 @@ fn sys_mmap(
     if page_up(len).is_none_or(|l| l > task_size()) {
         return error!(ENOMEM);
     }
+    let prot = crate::task::persona::implied_prot(ctx.task, prot);
     let file = if flags & MAP_ANONYMOUS != 0 {
         None
     } else {
@@ -733,6 +734,7 @@ fn sys_munmap(ctx: &mut SyscallContext<'_>, addr: u64, len: u64) -> KResult<u64>
 }
 
 fn sys_mprotect(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, prot: u32) -> KResult<u64> {
+    let prot = crate::task::persona::implied_prot(ctx.task, prot);
     ctx.mm().mprotect(addr, len, prot).map(|_| 0)
 }
 

@@ -7,14 +7,15 @@ use super::{lookup, names::SYSCALL_NAMES};
 /// Implemented calls that do less than Linux, and what is missing.
 pub const PARTIAL: &[(&str, &str)] = &[
     ("ptrace", "implemented on ruml's own task state (docs/debugging.md); PTRACE_OLDSETOPTIONS (21) is taken as PTRACE_SETOPTIONS, as on x86 Linux; PTRACE_ARCH_PRCTL sets/gets the tracee's fs/gs base; a tracer is a process (any of its threads may make requests; Linux allows only the tracing thread); writes to segment selectors are ignored (64-bit code only); no hardware breakpoints or watchpoints (debug registers read as 0, nonzero writes give EIO); PTRACE_O_TRACESECCOMP stops come with guest seccomp filters; Yama's ptrace_scope is not modelled (same ids or root may attach)"),
-    ("personality", "any value is kept and reported; ADDR_NO_RANDOMIZE is honoured by exec; other flags have no effect"),
+    ("personality", "any 32-bit value is kept and reported; ADDR_NO_RANDOMIZE (exec), READ_IMPLIES_EXEC (mmap, mprotect) and UNAME26 (uname) take effect; the other flags and the execution domain have none (x86_64 only)"),
     ("clone", "CLONE_NEW* as unshare (docs/namespaces.md)"),
     ("clone3", "set_tid gives EINVAL; namespaces as unshare (docs/namespaces.md)"),
-    ("unshare", "every namespace type; IPC namespaces separate System V objects but not POSIX message queues; a time namespace's offsets are always zero; a network namespace has its own interfaces and ports, but /proc/net/unix lists every namespace's unix sockets and abstract unix names are shared; signals' si_pid is not translated into the receiver's PID namespace"),
+    ("unshare", "every namespace type; IPC namespaces separate System V objects but not POSIX message queues; a time namespace's MONOTONIC/BOOTTIME offsets apply to clock_gettime, absolute sleeps and timers, /proc/uptime and sysinfo, and its processes' vDSO clock calls trap into the kernel (docs/namespaces.md); a network namespace has its own interfaces and ports, but /proc/net/unix lists every namespace's unix sockets and abstract unix names are shared; signals' si_pid is not translated into the receiver's PID namespace"),
     ("setns", "namespace files (/proc/PID/ns/*) only; a pidfd gives EINVAL"),
     ("pivot_root", "as Linux; the old root may be detached with umount2(MNT_DETACH)"),
-    ("open_tree", "OPEN_TREE_CLONE copies the top mount only (AT_RECURSIVE does not copy submounts)"),
-    ("fsconfig", "FSCONFIG_SET_FLAG/SET_STRING and CMD_CREATE; binary, path and fd values give EINVAL; CMD_RECONFIGURE gives EOPNOTSUPP"),
+    ("open_tree", "OPEN_TREE_CLONE with AT_RECURSIVE copies the whole subtree, but paths through the descriptor see the top mount only until move_mount attaches it"),
+    ("fspick", "FSCONFIG_CMD_RECONFIGURE changes ro/rw only (other options EOPNOTSUPP), and makes every mount of the filesystem in the caller's namespace read-only or writable (ruml keeps read-only per mount)"),
+    ("fsconfig", "FSCONFIG_SET_FLAG/SET_STRING, CMD_CREATE and (fspick contexts) CMD_RECONFIGURE of ro/rw; binary, path and fd values give EINVAL"),
     ("mount_setattr", "MOUNT_ATTR_RDONLY and propagation take effect; the other attributes are accepted and not enforced; idmapped mounts give EINVAL"),
     ("prlimit64", "NOFILE, STACK and AS are enforced; the others are recorded (NPROC is not enforced for root, as on Linux)"),
     ("prctl", "NAME, DUMPABLE, PDEATHSIG, CHILD_SUBREAPER, NO_NEW_PRIVS (per process), KEEPCAPS, SECUREBITS, CAPBSET_READ/DROP, CAP_AMBIENT, GET/SET_SECCOMP (docs/security.md); others EINVAL"),
@@ -99,10 +100,10 @@ pub const PARTIAL: &[(&str, &str)] = &[
 ];
 
 /// System calls left as ENOSYS, with the reason docs/syscalls.md gives.
-pub const UNIMPLEMENTED: &[(&str, &str)] = &[
-    ("fspick", "reconfiguring an existing superblock through a filesystem context is not supported: remount with mount(2) MS_REMOUNT instead"),
-    ("open_tree_attr", "Linux 6.15's open_tree with attributes: open_tree then mount_setattr does the same"),
-];
+pub const UNIMPLEMENTED: &[(&str, &str)] = &[(
+    "open_tree_attr",
+    "Linux 6.15's open_tree with attributes: open_tree then mount_setattr does the same",
+)];
 
 /// The markdown text of docs/syscalls.md.
 pub fn syscalls_md() -> String {

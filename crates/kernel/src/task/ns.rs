@@ -777,8 +777,8 @@ impl UtsNs {
 /// message queues stay per instance), network (net/: interfaces and port
 /// tables, [`PerNet`]); and namespaces with nothing of their own in ruml
 /// beyond identity and owner: cgroup (ruml has one cgroup, the root, which
-/// a new cgroup namespace also shows as "/"), time (offsets are always
-/// zero: /proc/PID/timens_offsets is not provided).
+/// a new cgroup namespace also shows as "/"), time (its clock offsets,
+/// time/ns.rs).
 pub struct PlainNs {
     pub inum: u64,
     pub user_ns: Arc<UserNs>,
@@ -786,6 +786,8 @@ pub struct PlainNs {
     pub net: bool,
     /// An IPC namespace: its System V objects (ipc/) go with it.
     pub ipc: bool,
+    /// A time namespace's clock offsets (unused by the other kinds).
+    pub offsets: crate::time::ns::Offsets,
 }
 
 impl Drop for PlainNs {
@@ -881,6 +883,7 @@ pub fn root_proxy() -> Arc<NsProxy> {
                 user_ns: u.clone(),
                 net: inum == INIT_NET,
                 ipc: inum == INIT_IPC,
+                offsets: crate::time::ns::Offsets::root(),
             })
         };
         let time = plain(INIT_TIME);
@@ -1045,13 +1048,25 @@ pub struct CloneNs {
 pub fn clone_namespaces(parent: &super::Task, flags: u64, thread: bool) -> KResult<CloneNs> {
     let ns_flags = flags & (CLONE_NEW_SUPPORTED | CLONE_NEWNET);
     let proxy = parent.nsproxy();
+    // A child with its own address space enters the parent's
+    // time_for_children (Linux's timens_on_fork); CLONE_VM children stay.
+    let enters_time =
+        !thread && flags & CLONE_VM == 0 && !Arc::ptr_eq(&proxy.time, &proxy.time_for_children);
     if ns_flags == 0 {
+        let pid_ns = if thread {
+            parent.pid_ns()
+        } else {
+            proxy.pid_for_children.clone()
+        };
+        let proxy = if enters_time {
+            let mut p = (*proxy).clone();
+            p.time = p.time_for_children.clone();
+            Arc::new(p)
+        } else {
+            proxy
+        };
         return Ok(CloneNs {
-            pid_ns: if thread {
-                parent.pid_ns()
-            } else {
-                proxy.pid_for_children.clone()
-            },
+            pid_ns,
             proxy,
             mnt: None,
             user: None,
@@ -1076,9 +1091,10 @@ pub fn clone_namespaces(parent: &super::Task, flags: u64, thread: bool) -> KResu
     };
     let (p, mnt) = make_namespaces(parent, &proxy, ns_flags, &creds.user_ns)?;
     let pid_ns = p.pid_for_children.clone();
-    // clone(CLONE_NEWTIME) puts the child itself in the new time namespace.
+    // clone(CLONE_NEWTIME) puts the child itself in the new time
+    // namespace, unless it shares the parent's address space (CLONE_VM).
     let mut p = p;
-    if ns_flags & CLONE_NEWTIME != 0 {
+    if flags & CLONE_VM == 0 {
         p.time = p.time_for_children.clone();
     }
     Ok(CloneNs {
@@ -1103,6 +1119,8 @@ fn make_namespaces(
             user_ns: owner.clone(),
             net: false,
             ipc: false,
+            // A new time namespace starts with its creator's offsets.
+            offsets: crate::time::ns::Offsets::copy_of(&proxy.time_for_children.offsets),
         })
     };
     if flags & CLONE_NEWUTS != 0 {
@@ -1121,6 +1139,7 @@ fn make_namespaces(
             user_ns: owner.clone(),
             net: false,
             ipc: true,
+            offsets: Default::default(),
         });
     }
     if flags & CLONE_NEWCGROUP != 0 {
@@ -1132,6 +1151,7 @@ fn make_namespaces(
             user_ns: owner.clone(),
             net: true,
             ipc: false,
+            offsets: Default::default(),
         });
     }
     if flags & CLONE_NEWTIME != 0 {
@@ -1282,11 +1302,15 @@ fn sys_setns(ctx: &mut SyscallContext<'_>, fd: i32, nstype: i32) -> KResult<u64>
                 NsKind::Cgroup => np.cgroup = n,
                 NsKind::Net => np.net = n,
                 NsKind::Time | NsKind::TimeForChildren => {
+                    // Linux's timens_install: a single-threaded caller.
                     if task.group.threads().len() > 1 {
-                        return error!(EINVAL);
+                        return error!(EUSERS);
                     }
                     np.time = n.clone();
-                    np.time_for_children = n;
+                    np.time_for_children = n.clone();
+                    task.set_nsproxy(Arc::new(np));
+                    crate::time::ns::entered(task, &n);
+                    return Ok(0);
                 }
                 _ => return error!(EINVAL),
             }

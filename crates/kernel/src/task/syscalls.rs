@@ -350,6 +350,9 @@ fn do_clone_full(
         };
         let child = Task::new(pid, group, mm, files, fs, parent.signals.fork_copy(thread));
         child.set_nsproxy(nsc.proxy.clone());
+        if !Arc::ptr_eq(&nsc.proxy.time, &parent.nsproxy().time) {
+            crate::time::ns::entered(&child, &nsc.proxy.time);
+        }
         *child.comm.lock().unwrap_or_else(|p| p.into_inner()) = parent
             .comm
             .lock()
@@ -898,10 +901,11 @@ fn sys_uname(ctx: &mut SyscallContext<'_>, buf: UserAddr) -> KResult<u64> {
     let mut u = [0u8; 65 * 6];
     let uts = ctx.task.nsproxy().uts.clone();
     let (host, domain) = (uts.get(false), uts.get(true));
+    let release = super::persona::uname_release(ctx.task);
     let fields: [&[u8]; 6] = [
         b"Linux",
         &host,
-        UTS_RELEASE.as_bytes(),
+        release.as_bytes(),
         UTS_VERSION.as_bytes(),
         b"x86_64",
         &domain,

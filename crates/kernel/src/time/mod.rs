@@ -2,6 +2,7 @@
 
 pub mod adjust;
 pub mod cpuclock;
+pub mod ns;
 pub mod timers;
 
 use std::time::Duration;
@@ -66,7 +67,10 @@ fn now_for(ctx: &SyscallContext<'_>, clock: i32) -> KResult<Timespec> {
             nsec: d.subsec_nanos() as i64,
         });
     }
-    now(clock)
+    // MONOTONIC and BOOTTIME as the caller's time namespace shows them.
+    let t = now(clock)?;
+    let (sec, nsec) = ns::from_host(ctx.task, check_clock(clock)?, t.sec, t.nsec);
+    Ok(Timespec { sec, nsec })
 }
 
 pub(crate) fn now(clock: i32) -> KResult<Timespec> {
@@ -254,6 +258,8 @@ fn sys_clock_nanosleep(
     check_wake_alarm(ctx.task, clock)?;
     if flags & TIMER_ABSTIME != 0 {
         let n = now(clock)?;
+        let (sec, nsec) = ns::from_host(ctx.task, check_clock(clock)?, n.sec, n.nsec);
+        let n = Timespec { sec, nsec };
         let now_d = Duration::new(n.sec.max(0) as u64, n.nsec as u32);
         let deadline = std::time::Instant::now() + d.saturating_sub(now_d);
         // Absolute sleeps simply restart with the same arguments.
@@ -332,7 +338,9 @@ fn sys_sysinfo(ctx: &mut SyscallContext<'_>, info: UserAddr) -> KResult<u64> {
         .filter(|n| n.zombie.is_none())
         .count();
     let si = SysInfo {
-        uptime: uptime().as_secs() as i64,
+        // Shifted by the caller's time namespace's BOOTTIME offset.
+        uptime: (uptime().as_nanos() as i64 + ctx.task.nsproxy().time.offsets.boottime())
+            .div_euclid(1_000_000_000),
         // Load averages need run-queue accounting (the process-model issue).
         loads: [0; 3],
         totalram: k.phys.total_pages() * 4096,

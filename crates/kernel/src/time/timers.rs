@@ -727,6 +727,10 @@ pub fn read_itimerspec(
                 Duration::new(s.max(0) as u64, n as u32)
             }
         };
+        // The namespace's view of the clock (time/ns.rs).
+        let off = crate::time::ns::offset(ctx.task, clock) as i128;
+        let now =
+            Duration::from_nanos((now.as_nanos() as i128 + off).clamp(0, u64::MAX as i128) as u64);
         Some(Instant::now() + value.saturating_sub(now))
     } else {
         Some(Instant::now() + value)

@@ -95,6 +95,11 @@ struct Calib {
 pub struct Vdso {
     phys: Arc<PhysMem>,
     vvar: SpecialMapping,
+    /// The data page of address spaces whose process is in a time
+    /// namespace with offsets (time/ns.rs): all zero, so its flags say
+    /// "no TSC clock" and every vDSO clock function makes the system
+    /// call, which applies the namespace's offsets.
+    timens_vvar: SpecialMapping,
     image: SpecialMapping,
     /// Whether the TSC clock is used at all.
     tsc_ok: bool,
@@ -195,12 +200,18 @@ impl Vdso {
         }
         let vvar_pfn: Pfn = phys.alloc()?;
         phys.zero(vvar_pfn, 0, PAGE as usize);
+        let timens_pfn: Pfn = phys.alloc()?;
+        phys.zero(timens_pfn, 0, PAGE as usize);
         let tsc_ok = invariant_tsc();
         let (tsc0, mono0) = sample()?;
         let v = Vdso {
             phys,
             vvar: SpecialMapping {
                 pfns: vec![vvar_pfn],
+                max_prot: PROT_READ,
+            },
+            timens_vvar: SpecialMapping {
+                pfns: vec![timens_pfn],
                 max_prot: PROT_READ,
             },
             image: SpecialMapping {
@@ -388,6 +399,41 @@ impl Vdso {
     }
 
     /// Bytes the two mappings take.
+    /// Gives `mm` the data page for a process in a time namespace with
+    /// offsets (`timens`) or the shared clock page (not): the [vvar]
+    /// area is replaced in place. Called when a process enters a time
+    /// namespace (fork, exec, setns), with no other thread running in
+    /// `mm`.
+    pub fn join_timens(&'static self, mm: &Mm, timens: bool) {
+        let want = if timens {
+            &self.timens_vvar
+        } else {
+            &self.vvar
+        };
+        let Some((start, end, cur)) = mm.special_area("[vvar]") else {
+            return;
+        };
+        if std::ptr::eq(cur, want) {
+            return;
+        }
+        if mm.munmap(start, end - start).is_err() {
+            return;
+        }
+        let _ = mm.map_area(Vma {
+            start,
+            end,
+            prot: PROT_READ,
+            shared: false,
+            growsdown: false,
+            backing: Backing::Special {
+                map: want,
+                pgoff: 0,
+            },
+            name: Some("[vvar]"),
+            flags: 0,
+        });
+    }
+
     pub fn span(&self) -> u64 {
         (self.vvar.pfns.len() + self.image.pfns.len()) as u64 * PAGE
     }
