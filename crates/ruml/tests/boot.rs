@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::tmux::Tmux;
 use common::{run_ruml_raw, test_env};
 
 /// `[    0.000123] ` as dmesg prints it.
@@ -192,63 +193,6 @@ fn busybox_root(tag: &str, inittab: &str) -> Option<common::TempDir> {
     Some(t)
 }
 
-/// A private tmux server (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn available() -> bool {
-        std::process::Command::new("tmux")
-            .arg("-V")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run tmux")
-    }
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "t"];
-        a.extend_from_slice(keys);
-        assert!(self.cmd(&a).status.success(), "tmux send-keys failed");
-    }
-    fn pane(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .cmd(&["capture-pane", "-p", "-t", "t", "-S", "-300"])
-                .stdout,
-        )
-        .into_owned()
-    }
-    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            let p = self.pane();
-            if ok(&p) {
-                return p;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}; the terminal shows:\n{p}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
-
 fn logins(p: &str) -> usize {
     p.matches("login:").count()
 }
@@ -290,21 +234,7 @@ fn busybox_root_boots_to_login_reboots_and_powers_off() {
         ),
     )
     .unwrap();
-    let tm = Tmux {
-        socket: format!("ruml-boot-{}", std::process::id()),
-    };
-    let out = tm.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &format!("sh {}", script.display()),
-    ]);
-    assert!(out.status.success(), "tmux new-session failed");
+    let tm = Tmux::start("ruml-boot", 120, 40, &format!("sh {}", script.display()));
     tm.wait("the login prompt", 60, |p| logins(p) >= 1);
     tm.keys(&["root", "Enter"]);
     tm.wait("a shell prompt after login", 30, |p| p.contains("/root #"));
@@ -680,21 +610,7 @@ fn gettys_on_virtual_consoles_over_host_ptys() {
         ),
     )
     .unwrap();
-    let tm = Tmux {
-        socket: format!("ruml-vcons-{}", std::process::id()),
-    };
-    let out = tm.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &format!("sh {}", script.display()),
-    ]);
-    assert!(out.status.success(), "tmux new-session failed");
+    let tm = Tmux::start("ruml-vcons", 120, 40, &format!("sh {}", script.display()));
     tm.wait("the console's login prompt", 60, |p| logins(p) >= 1);
     let log = || std::fs::read_to_string(d.join("log")).unwrap_or_default();
     for n in [1, 2] {
@@ -776,21 +692,7 @@ fn debian_sysvinit_boots_to_login_and_shuts_down() {
         ),
     )
     .unwrap();
-    let tm = Tmux {
-        socket: format!("ruml-debian-{}", std::process::id()),
-    };
-    let out = tm.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        &format!("sh {}", script.display()),
-    ]);
-    assert!(out.status.success(), "tmux new-session failed");
+    let tm = Tmux::start("ruml-debian", 160, 50, &format!("sh {}", script.display()));
     let log = || std::fs::read_to_string(d.join("log")).unwrap_or_default();
     let p = tm.wait("the console's login prompt", 300, |p| {
         p.contains("ruml-debian login:")
