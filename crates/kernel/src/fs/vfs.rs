@@ -28,6 +28,7 @@ use crate::errno::KResult;
 use crate::error;
 use crate::fs::file::OpenFile;
 use crate::fs::types::{DirSink, FileType, Stat, StatFs};
+use crate::task::creds::Creds;
 use crate::task::Task;
 
 /// An inode's identity for mount points and the page cache:
@@ -44,15 +45,19 @@ pub struct Caller<'a> {
 }
 
 impl<'a> Caller<'a> {
+    /// Runs `f` on the calling task's credentials (locked for the call;
+    /// `f` must not take that lock again); None for the kernel itself.
+    pub fn with_creds<R>(&self, f: impl FnOnce(&Creds) -> R) -> Option<R> {
+        self.task
+            .map(|t| f(&t.group.creds.lock().unwrap_or_else(|p| p.into_inner())))
+    }
+    /// A copy of the caller's credentials (None for the kernel itself).
+    pub fn creds(&self) -> Option<Creds> {
+        self.with_creds(Creds::clone)
+    }
     /// The caller's filesystem uid (0 without a task: boot and unit tests).
     pub fn fsuid(&self) -> u32 {
-        self.task.map_or(0, |t| {
-            t.group
-                .creds
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .fsuid
-        })
+        self.with_creds(|c| c.fsuid).unwrap_or(0)
     }
     pub fn of(task: &'a Task) -> Caller<'a> {
         Caller {
