@@ -85,6 +85,54 @@ fn echo_hi() {
     assert_eq!(out.status.code(), Some(0), "{out}");
 }
 
+/// `mount=HOST:GUEST` makes missing directories on the way, following
+/// symlinks; a dangling symlink at GUEST is refused (ENOENT, as mount(2)
+/// refuses it), never shadowed by a new directory of its name.
+#[test]
+fn mount_point_symlinks_are_followed_and_dangling_ones_refused() {
+    let t = common::TempDir::new("mount-link");
+    let d = t.path();
+    std::fs::create_dir_all(d.join("host")).unwrap();
+    std::fs::write(d.join("host/f"), "from-host\n").unwrap();
+    std::fs::create_dir_all(d.join("m")).unwrap();
+    std::fs::create_dir_all(d.join("real")).unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere"), d.join("m/dangling")).unwrap();
+    std::os::unix::fs::symlink(d.join("real"), d.join("m/good")).unwrap();
+    let host = d.join("host");
+    let bad = format!(
+        "mount={}:{}",
+        host.display(),
+        d.join("m/dangling").display()
+    );
+    let out = run_ruml_raw(&["quiet", &bad, "--", "/bin/true"], &test_env());
+    assert_ne!(out.status.code(), Some(0), "{out}");
+    assert!(
+        out.stderr.contains("cannot make the mount point") && out.stderr.contains("ENOENT"),
+        "{out}"
+    );
+    let good = format!(
+        "mount={}:{}",
+        host.display(),
+        d.join("m/good/sub").display()
+    );
+    let script = format!(
+        "cat {real}/sub/f; test -L {m}/good && echo still-a-link",
+        real = d.join("real").display(),
+        m = d.join("m").display()
+    );
+    let out = run_ruml_raw(
+        &["quiet", &good, "--", "/bin/sh", "-c", &script],
+        &test_env(),
+    );
+    assert_eq!(out.stdout, "from-host\nstill-a-link\n", "{out}");
+    // Nothing changed on the host.
+    assert!(std::fs::symlink_metadata(d.join("m/dangling"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!d.join("real/sub").exists());
+}
+
 #[test]
 fn exit_status_of_init_is_ruml_exit_status() {
     let out = run_ruml_raw(&["quiet", "--", "/bin/sh", "-c", "exit 7"], &test_env());
