@@ -45,6 +45,7 @@ pub mod poll;
 pub mod procfs;
 pub mod procns;
 pub mod procsys;
+pub mod proczombie;
 pub mod pty;
 pub mod simple;
 pub mod syscalls;

@@ -105,6 +105,12 @@ pub trait Inode: Send + Sync + 'static {
     fn readlink(&self, _caller: &Caller<'_>) -> KResult<Vec<u8>> {
         error!(EINVAL)
     }
+    /// Whether `caller` may access this inode whatever its mode says
+    /// (checked before the mode by fs/perm.rs: Linux's
+    /// proc_fd_permission lets a process into its own /proc/PID/fd).
+    fn grants(&self, _caller: &Caller<'_>) -> bool {
+        false
+    }
     /// What the path walk follows.
     fn get_link(&self, caller: &Caller<'_>) -> KResult<Link> {
         self.readlink(caller).map(Link::Text)
