@@ -133,6 +133,25 @@ fn mount_point_symlinks_are_followed_and_dangling_ones_refused() {
     assert!(!d.join("real/sub").exists());
 }
 
+/// glibc's rseq registration at every program start gets ENOSYS: logged
+/// once, at debug level (the guest's dmesg has it), not on the console
+/// of every boot.
+#[test]
+fn rseq_enosys_is_not_on_the_console() {
+    let out = run_ruml_raw(
+        &[
+            "--",
+            "/bin/sh",
+            "-c",
+            "dmesg | grep -c 'unimplemented system call 33[4] (rseq): ENOSYS'",
+        ],
+        &test_env(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    assert_eq!(out.stdout.lines().last(), Some("1"), "{out}");
+    assert!(!out.stderr.contains("system call 334"), "{out}");
+}
+
 #[test]
 fn exit_status_of_init_is_ruml_exit_status() {
     let out = run_ruml_raw(&["quiet", "--", "/bin/sh", "-c", "exit 7"], &test_env());
