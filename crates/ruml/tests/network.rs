@@ -743,3 +743,11 @@ fn proc_net_sockets_show_owner_and_namespace() {
 fn proc_net_unix_is_per_network_namespace() {
     as_root_differential("procnet_unix_ns", "parent sees outer: yes, inner: no");
 }
+
+/// /proc/net/snmp's TCP and UDP counters move as Linux's do for a
+/// connection, a refused connect and datagrams on lo, in a fresh network
+/// namespace (tests/guest/procnet_snmp.c). Needs root natively (unshare).
+#[test]
+fn proc_net_snmp_counts_tcp_and_udp() {
+    as_root_differential("procnet_snmp", "Tcp ActiveOpens +2 PassiveOpens +1");
+}

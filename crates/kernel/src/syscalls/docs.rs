@@ -10,7 +10,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("personality", "any value is kept and reported; ADDR_NO_RANDOMIZE is honoured by exec; other flags have no effect"),
     ("clone", "CLONE_NEW* as unshare (docs/namespaces.md)"),
     ("clone3", "set_tid gives EINVAL; namespaces as unshare (docs/namespaces.md)"),
-    ("unshare", "every namespace type; IPC namespaces separate System V objects but not POSIX message queues; a time namespace's offsets are always zero; a network namespace has its own interfaces and ports, but /proc/net/unix lists every namespace's unix sockets and abstract unix names are shared; signals' si_pid is not translated into the receiver's PID namespace"),
+    ("unshare", "every namespace type; IPC namespaces separate System V objects but not POSIX message queues; a time namespace's offsets are always zero; a network namespace has its own interfaces, ports, /proc/net/unix and /proc/net/snmp counters, but abstract unix names are shared; signals' si_pid is not translated into the receiver's PID namespace"),
     ("setns", "namespace files (/proc/PID/ns/*) only; a pidfd gives EINVAL"),
     ("pivot_root", "as Linux; the old root may be detached with umount2(MNT_DETACH)"),
     ("open_tree", "OPEN_TREE_CLONE copies the top mount only (AT_RECURSIVE does not copy submounts)"),
