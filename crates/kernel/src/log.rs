@@ -46,6 +46,16 @@ pub fn info(msg: &str) {
     }
 }
 
+/// A debug line: kept in the message ring (the guest's dmesg shows it)
+/// but on the host's console only at console log level 8.
+pub fn debug(msg: &str) {
+    let stamp = stamp();
+    crate::kmsg::record(7, &stamp, msg);
+    if crate::kmsg::on_console(7) {
+        eprint!("{} {}{}", stamp, msg, eol());
+    }
+}
+
 /// A line the user should see even with `quiet`: a guest killed by a
 /// kernel-side problem, an unimplemented call.
 pub fn kprint(msg: &str) {

@@ -2,6 +2,7 @@
 
 mod common;
 
+use common::tmux::Tmux;
 use common::{run_ruml_raw, test_env};
 
 /// `[    0.000123] ` as dmesg prints it.
@@ -82,6 +83,73 @@ fn echo_hi() {
     let out = run_ruml_raw(&["quiet", "--", "/bin/echo", "hi"], &test_env());
     assert_eq!(out.stdout, "hi\n", "{out}");
     assert_eq!(out.status.code(), Some(0), "{out}");
+}
+
+/// `mount=HOST:GUEST` makes missing directories on the way, following
+/// symlinks; a dangling symlink at GUEST is refused (ENOENT, as mount(2)
+/// refuses it), never shadowed by a new directory of its name.
+#[test]
+fn mount_point_symlinks_are_followed_and_dangling_ones_refused() {
+    let t = common::TempDir::new("mount-link");
+    let d = t.path();
+    std::fs::create_dir_all(d.join("host")).unwrap();
+    std::fs::write(d.join("host/f"), "from-host\n").unwrap();
+    std::fs::create_dir_all(d.join("m")).unwrap();
+    std::fs::create_dir_all(d.join("real")).unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere"), d.join("m/dangling")).unwrap();
+    std::os::unix::fs::symlink(d.join("real"), d.join("m/good")).unwrap();
+    let host = d.join("host");
+    let bad = format!(
+        "mount={}:{}",
+        host.display(),
+        d.join("m/dangling").display()
+    );
+    let out = run_ruml_raw(&["quiet", &bad, "--", "/bin/true"], &test_env());
+    assert_ne!(out.status.code(), Some(0), "{out}");
+    assert!(
+        out.stderr.contains("cannot make the mount point") && out.stderr.contains("ENOENT"),
+        "{out}"
+    );
+    let good = format!(
+        "mount={}:{}",
+        host.display(),
+        d.join("m/good/sub").display()
+    );
+    let script = format!(
+        "cat {real}/sub/f; test -L {m}/good && echo still-a-link",
+        real = d.join("real").display(),
+        m = d.join("m").display()
+    );
+    let out = run_ruml_raw(
+        &["quiet", &good, "--", "/bin/sh", "-c", &script],
+        &test_env(),
+    );
+    assert_eq!(out.stdout, "from-host\nstill-a-link\n", "{out}");
+    // Nothing changed on the host.
+    assert!(std::fs::symlink_metadata(d.join("m/dangling"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!d.join("real/sub").exists());
+}
+
+/// glibc's rseq registration at every program start gets ENOSYS: logged
+/// once, at debug level (the guest's dmesg has it), not on the console
+/// of every boot.
+#[test]
+fn rseq_enosys_is_not_on_the_console() {
+    let out = run_ruml_raw(
+        &[
+            "--",
+            "/bin/sh",
+            "-c",
+            "dmesg | grep -c 'unimplemented system call 33[4] (rseq): ENOSYS'",
+        ],
+        &test_env(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    assert_eq!(out.stdout.lines().last(), Some("1"), "{out}");
+    assert!(!out.stderr.contains("system call 334"), "{out}");
 }
 
 #[test]
@@ -192,63 +260,6 @@ fn busybox_root(tag: &str, inittab: &str) -> Option<common::TempDir> {
     Some(t)
 }
 
-/// A private tmux server (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn available() -> bool {
-        std::process::Command::new("tmux")
-            .arg("-V")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success())
-    }
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run tmux")
-    }
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "t"];
-        a.extend_from_slice(keys);
-        assert!(self.cmd(&a).status.success(), "tmux send-keys failed");
-    }
-    fn pane(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .cmd(&["capture-pane", "-p", "-t", "t", "-S", "-300"])
-                .stdout,
-        )
-        .into_owned()
-    }
-    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            let p = self.pane();
-            if ok(&p) {
-                return p;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}; the terminal shows:\n{p}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
-
 fn logins(p: &str) -> usize {
     p.matches("login:").count()
 }
@@ -290,21 +301,7 @@ fn busybox_root_boots_to_login_reboots_and_powers_off() {
         ),
     )
     .unwrap();
-    let tm = Tmux {
-        socket: format!("ruml-boot-{}", std::process::id()),
-    };
-    let out = tm.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &format!("sh {}", script.display()),
-    ]);
-    assert!(out.status.success(), "tmux new-session failed");
+    let tm = Tmux::start("ruml-boot", 120, 40, &format!("sh {}", script.display()));
     tm.wait("the login prompt", 60, |p| logins(p) >= 1);
     tm.keys(&["root", "Enter"]);
     tm.wait("a shell prompt after login", 30, |p| p.contains("/root #"));
@@ -680,21 +677,7 @@ fn gettys_on_virtual_consoles_over_host_ptys() {
         ),
     )
     .unwrap();
-    let tm = Tmux {
-        socket: format!("ruml-vcons-{}", std::process::id()),
-    };
-    let out = tm.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &format!("sh {}", script.display()),
-    ]);
-    assert!(out.status.success(), "tmux new-session failed");
+    let tm = Tmux::start("ruml-vcons", 120, 40, &format!("sh {}", script.display()));
     tm.wait("the console's login prompt", 60, |p| logins(p) >= 1);
     let log = || std::fs::read_to_string(d.join("log")).unwrap_or_default();
     for n in [1, 2] {
@@ -776,21 +759,7 @@ fn debian_sysvinit_boots_to_login_and_shuts_down() {
         ),
     )
     .unwrap();
-    let tm = Tmux {
-        socket: format!("ruml-debian-{}", std::process::id()),
-    };
-    let out = tm.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        &format!("sh {}", script.display()),
-    ]);
-    assert!(out.status.success(), "tmux new-session failed");
+    let tm = Tmux::start("ruml-debian", 160, 50, &format!("sh {}", script.display()));
     let log = || std::fs::read_to_string(d.join("log")).unwrap_or_default();
     let p = tm.wait("the console's login prompt", 300, |p| {
         p.contains("ruml-debian login:")

@@ -35,15 +35,14 @@ fn ptrace_arch_prctl_static() {
     );
 }
 
-/// PTRACE_DETACH racing SIGKILL of a tracee in a ptrace stop, many times
-/// over (TRACEME and SEIZE tracees, detach with and without a signal, and
-/// detach-then-kill of a group-stopped tracee): every tracee dies of the
-/// SIGKILL, never runs on to its own exit. Natively too, as an oracle.
-#[test]
-fn ptrace_detach_kill_race() {
-    let guest = build_guest("ptrace_kill_race", Flavour::Static);
+/// Runs tests/guest/ptrace_detach_race.c in `mode` for `rounds` rounds
+/// natively and under ruml (budget generous: a few hundred rounds are a
+/// few seconds on an idle machine): the same output, and no bad round.
+fn detach_race(mode: &str, rounds: u32) {
+    let guest = build_guest("ptrace_detach_race", Flavour::Static);
     let env = test_env();
-    let args = ["250"];
+    let n = rounds.to_string();
+    let args = [mode, n.as_str()];
     let native = run_native(&guest.path, &args, &env);
     assert_eq!(native.code(), 0, "{native}");
     let mut full: Vec<&OsStr> = vec![
@@ -52,13 +51,20 @@ fn ptrace_detach_kill_race() {
         guest.path.as_os_str(),
     ];
     full.extend(args.iter().map(OsStr::new));
-    // Generous: 250 rounds are a few seconds on an idle machine.
     let ruml = run_ruml_raw_budget(&full, &env, Duration::from_secs(400));
     assert_same(&native, &ruml);
-    assert_eq!(ruml.stdout, "250 rounds, 0 bad\n", "{ruml}");
+    assert_eq!(ruml.stdout, format!("{rounds} rounds, 0 bad\n"), "{ruml}");
 }
 
-/// Replaces the decimal number right after each `marker` with `PID`.
+/// PTRACE_DETACH racing SIGKILL of a tracee in a ptrace stop, many times
+/// over (TRACEME and SEIZE tracees, detach with and without a signal, and
+/// detach-then-kill of a group-stopped tracee): every tracee dies of the
+/// SIGKILL, never runs on to its own exit. Natively too, as an oracle.
+#[test]
+fn ptrace_detach_kill_race() {
+    detach_race("kill", 250);
+}
+
 fn mask_after(line: &str, marker: &str) -> String {
     let mut out = String::new();
     let mut rest = line;
@@ -176,30 +182,18 @@ fn normalize_strace_count(s: &str) -> String {
     rows.join("\n") + "\n"
 }
 
-/// Runs the shell script `script` natively and under ruml (sh -c).
-/// PTRACE_DETACH racing the tracee's own exit (tests/guest/ptrace_exit_race.c):
-/// detach from a PTRACE_EVENT_EXIT stop, detach right after resuming a
-/// tracee on its way to _exit (ESRCH), and detach of a seized thread while
-/// another thread of its process calls exit_group. Every process ends
-/// with its own exit status, no tracer hangs; natively too, as an oracle.
+/// PTRACE_DETACH racing the tracee's own exit (tests/guest/ptrace_detach_race.c
+/// `exit`): detach from a PTRACE_EVENT_EXIT stop, detach right after
+/// resuming a tracee on its way to _exit (ESRCH), and detach of a seized
+/// thread while another thread of its process calls exit_group. Every
+/// process ends with its own exit status, no tracer hangs; natively too,
+/// as an oracle.
 #[test]
 fn ptrace_detach_exit_race() {
-    let guest = build_guest("ptrace_exit_race", Flavour::Static);
-    let env = test_env();
-    let args = ["150"];
-    let native = run_native(&guest.path, &args, &env);
-    assert_eq!(native.code(), 0, "{native}");
-    let mut full: Vec<&OsStr> = vec![
-        OsStr::new("quiet"),
-        OsStr::new("--"),
-        guest.path.as_os_str(),
-    ];
-    full.extend(args.iter().map(OsStr::new));
-    let ruml = run_ruml_raw_budget(&full, &env, Duration::from_secs(400));
-    assert_same(&native, &ruml);
-    assert_eq!(ruml.stdout, "150 rounds, 0 bad\n", "{ruml}");
+    detach_race("exit", 150);
 }
 
+/// Runs the shell script `script` natively and under ruml (sh -c).
 fn both(script: &str) -> (common::Output, common::Output) {
     let env = test_env();
     let native = run_native("/bin/sh", &["-c", script], &env);

@@ -30,6 +30,14 @@ impl Instance {
         Instance::start_in(dir, &umid, args)
     }
 
+    /// [`Instance::start`], then waits until its management socket
+    /// answers.
+    fn ready(tag: &str, args: &[&str]) -> Instance {
+        let mut i = Instance::start(tag, args);
+        i.wait_ready();
+        i
+    }
+
     fn start_in(dir: TempDir, umid: &str, args: &[&str]) -> Instance {
         Instance::start_with(dir, umid, args, false)
     }
@@ -80,11 +88,13 @@ impl Instance {
         std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
     }
 
-    /// Waits (up to `secs`) until stdout satisfies `ok`.
-    fn wait_stdout(&mut self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) {
+    /// Polls every `every` (up to `secs`) until `ok` holds; panics,
+    /// saying `what` and showing ruml's output, if ruml exits first or
+    /// time runs out.
+    fn poll(&mut self, what: &str, secs: u64, every: Duration, mut ok: impl FnMut(&Self) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            if ok(&self.stdout()) {
+            if ok(self) {
                 return;
             }
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -100,27 +110,23 @@ impl Instance {
                 self.stdout(),
                 self.stderr()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(every);
         }
     }
 
-    /// Waits until the socket answers and init runs (`proc 1/stat`).
+    /// Waits (up to `secs`) until stdout satisfies `ok`.
+    fn wait_stdout(&mut self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) {
+        self.poll(what, secs, Duration::from_millis(50), |i| ok(&i.stdout()));
+    }
+
+    /// Waits until the management socket answers (the instance is up).
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if self.socket().exists() && ctl(self, &["proc", "1/stat"]).0 == 0 {
-                return;
-            }
-            if let Some(st) = self.child.try_wait().unwrap() {
-                panic!("ruml exited ({st}) at boot; stderr:\n{}", self.stderr());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the management socket never answered; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.poll(
+            "the management socket to answer",
+            30,
+            Duration::from_millis(100),
+            |i| i.socket().exists() && ctl(i, &["proc", "1/stat"]).0 == 0,
+        );
     }
 
     /// Waits for ruml to exit (budget 60 s); returns its exit code.
@@ -275,8 +281,7 @@ fn uml_mconsole_version_proc_sysrq_and_halt() {
 
 #[test]
 fn stop_freezes_the_guest_and_go_resumes_it() {
-    let mut i = Instance::start("stopgo", &["quiet", "--", "/bin/sh", "-c", COUNTER]);
-    i.wait_ready();
+    let mut i = Instance::ready("stopgo", &["quiet", "--", "/bin/sh", "-c", COUNTER]);
     i.wait_stdout("the counter to run", 30, |s| ticks(s) >= 3);
     let (st, out, err) = ctl(&i, &["stop"]);
     assert_eq!(st, 0, "stop: {out}{err}");
@@ -310,8 +315,7 @@ fn stop_freezes_the_guest_and_go_resumes_it() {
 fn ruml_ctl_list_sysrq_cad_and_log() {
     // init traps SIGINT: ctrl-alt-delete reaches it.
     let script = "trap 'echo got-cad; exit 5' INT; echo ready; while :; do sleep 0.2; done";
-    let mut i = Instance::start("ctl", &["--", "/bin/sh", "-c", script]);
-    i.wait_ready();
+    let mut i = Instance::ready("ctl", &["--", "/bin/sh", "-c", script]);
     i.wait_stdout("init to start", 30, |s| s.contains("ready"));
     let out = Command::new(ruml_bin())
         .arg("ctl")
@@ -360,8 +364,7 @@ fn ruml_ctl_list_sysrq_cad_and_log() {
 #[test]
 fn sysrq_e_terminates_everything_but_init() {
     let script = "sleep 1000 & sleep 1000 & echo started; wait; echo all-gone; sleep 1000";
-    let mut i = Instance::start("sysrq-e", &["quiet", "--", "/bin/sh", "-c", script]);
-    i.wait_ready();
+    let mut i = Instance::ready("sysrq-e", &["quiet", "--", "/bin/sh", "-c", script]);
     i.wait_stdout("the children", 30, |s| s.contains("started"));
     let (st, out, _) = ctl(&i, &["sysrq", "e"]);
     assert_eq!(st, 0, "{out}");
@@ -380,8 +383,7 @@ fn sysrq_e_terminates_everything_but_init() {
 #[test]
 fn sysrq_w_and_l_show_blocked_tasks_and_registers() {
     let script = "sleep 1000 & echo started; wait";
-    let mut i = Instance::start("sysrq-wl", &["--", "/bin/sh", "-c", script]);
-    i.wait_ready();
+    let mut i = Instance::ready("sysrq-wl", &["--", "/bin/sh", "-c", script]);
     i.wait_stdout("the child", 30, |s| s.contains("started"));
     // The child may still be starting: ask until it sleeps.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -432,11 +434,10 @@ fn sysrq_w_and_l_show_blocked_tasks_and_registers() {
 
 #[test]
 fn reboot_boots_again_with_the_same_umid() {
-    let mut i = Instance::start(
+    let mut i = Instance::ready(
         "reboot",
         &["quiet", "--", "/bin/sh", "-c", "echo booted; sleep 1000"],
     );
-    i.wait_ready();
     i.wait_stdout("the first boot", 30, |s| s.contains("booted"));
     let (st, _, _) = ctl(&i, &["reboot"]);
     assert_eq!(st, 0);
@@ -450,8 +451,7 @@ fn reboot_boots_again_with_the_same_umid() {
 #[test]
 fn malformed_datagrams_get_an_error_and_change_nothing() {
     use ruml_host::mconsole::{encode_request, send_raw};
-    let mut i = Instance::start("malformed", &["quiet", "--", "/bin/sh", "-c", "sleep 1000"]);
-    i.wait_ready();
+    let mut i = Instance::ready("malformed", &["quiet", "--", "/bin/sh", "-c", "sleep 1000"]);
     let sock = i.socket();
     let t = Duration::from_secs(30);
     let good = encode_request(b"halt").unwrap();
@@ -495,13 +495,12 @@ fn malformed_datagrams_get_an_error_and_change_nothing() {
 #[test]
 fn sigterm_to_ruml_interrupts_init_and_a_second_halts() {
     // A plain program as init: SIGTERM to ruml becomes SIGINT to init.
-    let mut i = Instance::start("sigterm1", &["quiet", "--", "/bin/sleep", "1000"]);
-    i.wait_ready();
+    let mut i = Instance::ready("sigterm1", &["quiet", "--", "/bin/sleep", "1000"]);
     // SAFETY: kill(2) of our own child.
     unsafe { libc::kill(i.child.id() as i32, libc::SIGTERM) };
     assert_eq!(i.wait_exit(), 128 + libc::SIGINT, "{}", i.stderr());
     // An init that ignores SIGINT: the second SIGTERM halts.
-    let mut i = Instance::start(
+    let mut i = Instance::ready(
         "sigterm2",
         &[
             "--",
@@ -510,7 +509,6 @@ fn sigterm_to_ruml_interrupts_init_and_a_second_halts() {
             "trap '' INT; echo ready; while :; do sleep 0.2; done",
         ],
     );
-    i.wait_ready();
     i.wait_stdout("init", 30, |s| s.contains("ready"));
     unsafe { libc::kill(i.child.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -716,15 +716,38 @@ fn ss_sock_diag() {
     assert!(s.contains("UDP\t  1         1         0"), "{out}");
 }
 
+/// Runs tests/guest/NAME.c natively and under ruml and compares the two,
+/// when the tests run as root (the program needs setresuid or unshare
+/// natively); the native output must contain `want`.
+fn as_root_differential(name: &str, want: &str) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("{name}: needs root natively; skipped");
+        return;
+    }
+    let (native, _) = differential(name, Flavour::Static, &[]);
+    assert!(native.stdout.contains(want), "{native}");
+}
+
 /// /proc/net/tcp and udp show each socket's owner (the creator's uid; an
 /// accepted connection its listener's) and only the reader's network
 /// namespace's sockets. Needs root natively (setresuid, unshare).
 #[test]
 fn proc_net_sockets_show_owner_and_namespace() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("proc_net_sockets_show_owner_and_namespace: needs root natively; skipped");
-        return;
-    }
-    differential("procnet_owner", Flavour::Static, &[]);
+    as_root_differential("procnet_owner", "");
+}
+
+/// /proc/net/unix lists the reader's network namespace's unix sockets
+/// only (tests/guest/procnet_unix_ns.c). Needs root natively (unshare).
+#[test]
+fn proc_net_unix_is_per_network_namespace() {
+    as_root_differential("procnet_unix_ns", "parent sees outer: yes, inner: no");
+}
+
+/// /proc/net/snmp's TCP and UDP counters move as Linux's do for a
+/// connection, a refused connect and datagrams on lo, in a fresh network
+/// namespace (tests/guest/procnet_snmp.c). Needs root natively (unshare).
+#[test]
+fn proc_net_snmp_counts_tcp_and_udp() {
+    as_root_differential("procnet_snmp", "Tcp ActiveOpens +2 PassiveOpens +1");
 }

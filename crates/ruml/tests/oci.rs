@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::tmux::Tmux;
 use common::{children, proc_stat, ruml_bin, still_running, ProcStat, TempDir};
 
 /// Generous budget for anything to happen on a busy machine.
@@ -1486,52 +1487,6 @@ fn containerd_runs_containers_in_ruml() {
     assert_eq!(r.stdout.trim(), "", "tasks left: {}", r.stdout);
 }
 
-/// A private tmux server (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tmux")
-    }
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "t"];
-        a.extend_from_slice(keys);
-        assert!(self.cmd(&a).status.success(), "tmux send-keys failed");
-    }
-    fn pane(&self) -> String {
-        let out = self.cmd(&["capture-pane", "-p", "-t", "t", "-S", "-200"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + BUDGET;
-        loop {
-            let p = self.pane();
-            if ok(&p) {
-                return p;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; the terminal shows:\n{p}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
-
 #[test]
 fn podman_run_it_gives_an_interactive_shell_under_tmux() {
     let oci = Oci::new("oci-podman-it");
@@ -1567,29 +1522,28 @@ fn podman_run_it_gives_an_interactive_shell_under_tmux() {
         ),
     )
     .unwrap();
-    let t = Tmux {
-        socket: format!("ruml-oci-test-{}", std::process::id()),
-    };
-    let out = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "30",
+    let t = Tmux::start(
+        "ruml-oci-test",
+        100,
+        30,
         &format!("sh {}", script.display()),
-    ]);
-    assert!(out.status.success(), "tmux new-session failed");
-    t.wait("the shell's prompt", |p| p.contains("RUML>"));
-    t.keys(&["echo hi$((40+2)); stty size", "Enter"]);
-    t.wait("echo's output and the terminal size", |p| {
-        p.lines().any(|l| l.trim_end() == "hi42") && p.lines().any(|l| l.trim_end() == "30 100")
+    );
+    t.wait("the shell's prompt", BUDGET.as_secs(), |p| {
+        p.contains("RUML>")
     });
+    t.keys(&["echo hi$((40+2)); stty size", "Enter"]);
+    t.wait(
+        "echo's output and the terminal size",
+        BUDGET.as_secs(),
+        |p| {
+            p.lines().any(|l| l.trim_end() == "hi42") && p.lines().any(|l| l.trim_end() == "30 100")
+        },
+    );
     // ^C reaches the foreground job through the guest's line discipline.
     t.keys(&["sleep 100; echo not-interrupted", "Enter"]);
-    t.wait("sleep's command line", |p| p.contains("RUML> sleep 100"));
+    t.wait("sleep's command line", BUDGET.as_secs(), |p| {
+        p.contains("RUML> sleep 100")
+    });
     let deadline = Instant::now() + BUDGET;
     loop {
         t.keys(&["C-c"]);
@@ -1605,7 +1559,9 @@ fn podman_run_it_gives_an_interactive_shell_under_tmux() {
         );
     }
     t.keys(&["exit 4", "Enter"]);
-    let p = t.wait("podman to exit", |p| p.contains("podman exited"));
+    let p = t.wait("podman to exit", BUDGET.as_secs(), |p| {
+        p.contains("podman exited")
+    });
     assert!(p.contains("podman exited 4"), "{p}");
 }
 

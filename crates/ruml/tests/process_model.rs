@@ -301,3 +301,14 @@ fn proc_links_of_exited_processes() {
     let _g = shared();
     differential("proc_zombie", Flavour::Static, &[]);
 }
+
+/// /proc/PID and its entries belong to the process's euid/egid (root for
+/// a non-dumpable process's files, but not its plain directories), and
+/// no two entries of /proc/self share an inode number (mem and uid_map
+/// once did); tests/guest/proc_owner.c, differential.
+#[test]
+fn proc_pid_owners_and_inode_numbers() {
+    let _g = shared();
+    let (native, _) = differential("proc_owner", Flavour::Static, &[]);
+    assert!(native.stdout.contains("child: 0\n"), "{native}");
+}

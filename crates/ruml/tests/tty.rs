@@ -7,9 +7,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::tmux::Tmux;
 use common::{
     assert_same, differential, ruml_bin, run_native, run_ruml, test_env, Flavour, TempDir,
 };
@@ -82,84 +83,6 @@ fn python_pty_fork() {
 
 // --- the console under a real terminal (tmux) ----------------------------------
 
-/// A private tmux server (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tmux")
-    }
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "t"];
-        a.extend_from_slice(keys);
-        let out = self.cmd(&a);
-        assert!(
-            out.status.success(),
-            "tmux send-keys failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    fn pane(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .cmd(&["capture-pane", "-p", "-t", "t", "-S", "-200"])
-                .stdout,
-        )
-        .into_owned()
-    }
-    /// Polls the pane (up to `secs`) until `ok` holds; panics with the
-    /// pane's contents otherwise.
-    fn wait(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let p = self.pane();
-            if ok(&p) {
-                return p;
-            }
-            if Instant::now() >= deadline {
-                panic!("timed out waiting for {what}; the terminal shows:\n{p}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    /// Sends `key` every 2 s until `ok` holds (a key can arrive before
-    /// the job it is meant for runs in the foreground).
-    fn press_until(&self, key: &str, what: &str, secs: u64, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            self.keys(&[key]);
-            let step = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < step {
-                let p = self.pane();
-                if ok(&p) {
-                    return p;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out waiting for {what}; the terminal shows:\n{}",
-                    self.pane()
-                );
-            }
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["kill-server"]);
-    }
-}
-
 const PROMPT: &str = "RUML> ";
 
 /// Prompts shown (capture-pane drops the trailing space of the last).
@@ -169,13 +92,7 @@ fn prompts(p: &str) -> usize {
 
 #[test]
 fn interactive_bash_job_control_under_tmux() {
-    if Command::new("tmux")
-        .arg("-V")
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
+    if !Tmux::available() {
         eprintln!("skipped: tmux is not installed");
         return;
     }
@@ -202,25 +119,7 @@ fn interactive_bash_job_control_under_tmux() {
         ),
     )
     .unwrap();
-    let t = Tmux {
-        socket: format!("ruml-test-{}", std::process::id()),
-    };
-    let out = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &format!("sh {}", script.display()),
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux new-session failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let t = Tmux::start("ruml-test", 120, 40, &format!("sh {}", script.display()));
 
     // A prompt, and a command runs.
     t.wait("bash's prompt", 15, |p| prompts(p) >= 1);
@@ -291,12 +190,7 @@ fn interactive_bash_job_control_under_tmux() {
     t.wait("stty size", 10, |p| {
         p.lines().any(|l| l.trim_end() == "40 120")
     });
-    let out = t.cmd(&["resize-window", "-t", "t", "-x", "100", "-y", "30"]);
-    assert!(
-        out.status.success(),
-        "tmux resize-window failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    t.resize(100, 30);
     t.keys(&["stty size; echo cols=$COLUMNS", "Enter"]);
     t.wait("the new size", 10, |p| {
         p.lines().any(|l| l.trim_end() == "30 100") && p.lines().any(|l| l.trim_end() == "cols=100")
@@ -326,13 +220,7 @@ fn interactive_bash_job_control_under_tmux() {
 /// ruml killed by SIGTERM (or SIGHUP) restores the host terminal too.
 #[test]
 fn terminal_restored_when_ruml_is_killed() {
-    if Command::new("tmux")
-        .arg("-V")
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
+    if !Tmux::available() {
         eprintln!("skipped: tmux is not installed");
         return;
     }
@@ -354,24 +242,11 @@ fn terminal_restored_when_ruml_is_killed() {
         ),
     )
     .unwrap();
-    let t = Tmux {
-        socket: format!("ruml-test-kill-{}", std::process::id()),
-    };
-    let out = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "80",
-        "-y",
-        "20",
+    let t = Tmux::start(
+        "ruml-test-kill",
+        80,
+        20,
         &format!("sh {}", script.display()),
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux new-session failed: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
     t.wait("the guest to start", 15, |p| p.contains("started"));
     // ruml's pid: the child of the script's shell named ruml.
@@ -405,13 +280,7 @@ fn terminal_restored_when_ruml_is_killed() {
 /// (TIOCGWINSZ) and the console's foreground process group gets SIGWINCH.
 #[test]
 fn window_size_change_reaches_the_guest_without_input() {
-    if Command::new("tmux")
-        .arg("-V")
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
+    if !Tmux::available() {
         eprintln!("skipped: tmux is not installed");
         return;
     }
@@ -435,43 +304,17 @@ fn window_size_change_reaches_the_guest_without_input() {
         ),
     )
     .unwrap();
-    let t = Tmux {
-        socket: format!("ruml-test-winch-{}", std::process::id()),
-    };
-    let out = t.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
+    let t = Tmux::start(
+        "ruml-test-winch",
+        120,
+        40,
         &format!("sh {}", script.display()),
-    ]);
-    assert!(
-        out.status.success(),
-        "tmux new-session failed: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
     t.wait("the guest to start", 15, |p| {
         p.contains("waiting-for-winch")
     });
     for (x, y) in [(100, 30), (90, 25)] {
-        let out = t.cmd(&[
-            "resize-window",
-            "-t",
-            "t",
-            "-x",
-            &x.to_string(),
-            "-y",
-            &y.to_string(),
-        ]);
-        assert!(
-            out.status.success(),
-            "tmux resize-window failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        t.resize(x, y);
         let want = format!("WINCH {y} {x}");
         t.wait(&want, 15, |p| p.lines().any(|l| l.trim_end() == want));
     }

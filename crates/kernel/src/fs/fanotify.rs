@@ -23,7 +23,7 @@ use crate::error;
 use crate::fs::anon::anon_file;
 use crate::fs::file::OpenFile;
 use crate::fs::inotify::{IN_ACCESS, IN_CLOSE_NOWRITE, IN_CLOSE_WRITE, IN_MODIFY, IN_OPEN};
-use crate::fs::poll::{PollEvents, Waiters, READABLE};
+use crate::fs::poll::{PollEvents, Waiters};
 use crate::fs::types::oflags::{O_CLOEXEC, O_NONBLOCK, O_RDONLY};
 use crate::fs::types::FileType;
 use crate::fs::vfs::{FileOps, InodeKey, Path};
@@ -209,13 +209,7 @@ impl FileOps for GroupFile {
         task: Option<&Arc<Task>>,
     ) -> KResult<usize> {
         let g = &self.0;
-        let ready = || !g.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
-        if !ready() {
-            if f.nonblocking() {
-                return error!(EAGAIN);
-            }
-            g.waiters.wait(task, None, ready)?;
-        }
+        crate::fs::inotify::wait_for_event(&g.queue, &g.waiters, f, task)?;
         if buf.len() < METADATA_LEN {
             return error!(EINVAL);
         }
@@ -261,17 +255,7 @@ impl FileOps for GroupFile {
         Ok(out.len())
     }
     fn poll(&self, _f: &OpenFile) -> PollEvents {
-        if self
-            .0
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-        {
-            0
-        } else {
-            READABLE
-        }
+        crate::fs::inotify::queue_poll(&self.0.queue)
     }
     fn waiters(&self) -> Option<&Waiters> {
         Some(&self.0.waiters)

@@ -181,6 +181,34 @@ pub fn notify_deleted(key: InodeKey) {
     }
 }
 
+/// Readiness of a notification queue (inotify's and fanotify's): readable
+/// while it holds an event.
+pub(crate) fn queue_poll<T>(queue: &Mutex<VecDeque<T>>) -> PollEvents {
+    if queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+        0
+    } else {
+        READABLE
+    }
+}
+
+/// Waits until a notification queue holds an event: EAGAIN at once for a
+/// nonblocking file; interruptible by signals (`task`'s).
+pub(crate) fn wait_for_event<T>(
+    queue: &Mutex<VecDeque<T>>,
+    waiters: &Waiters,
+    f: &OpenFile,
+    task: Option<&Arc<Task>>,
+) -> KResult<()> {
+    let ready = || !queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+    if !ready() {
+        if f.nonblocking() {
+            return error!(EAGAIN);
+        }
+        waiters.wait(task, None, ready)?;
+    }
+    Ok(())
+}
+
 /// A fresh cookie pairing IN_MOVED_FROM with IN_MOVED_TO.
 pub fn next_cookie() -> u32 {
     static C: AtomicU32 = AtomicU32::new(1);
@@ -198,19 +226,7 @@ impl FileOps for Inotify {
         buf: &mut [u8],
         task: Option<&Arc<Task>>,
     ) -> KResult<usize> {
-        let ready = || {
-            !self
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty()
-        };
-        if !ready() {
-            if f.nonblocking() {
-                return error!(EAGAIN);
-            }
-            self.waiters.wait(task, None, ready)?;
-        }
+        wait_for_event(&self.queue, &self.waiters, f, task)?;
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = Vec::new();
         while let Some(e) = q.front() {
@@ -239,16 +255,7 @@ impl FileOps for Inotify {
         Ok(out.len())
     }
     fn poll(&self, _f: &OpenFile) -> PollEvents {
-        if self
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-        {
-            0
-        } else {
-            READABLE
-        }
+        queue_poll(&self.queue)
     }
     fn waiters(&self) -> Option<&Waiters> {
         Some(&self.waiters)

@@ -46,6 +46,7 @@ pub mod procconfig;
 pub mod procfs;
 pub mod procns;
 pub mod procsys;
+pub mod proczombie;
 pub mod pty;
 pub mod simple;
 pub mod syscalls;
@@ -193,7 +194,14 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
         let inode = hostfs::HostFs::open_root(host, false)?;
         let p = match walker.walk(&root, guest, true) {
             Ok(p) => p,
-            Err(crate::errno::Errno::ENOENT) => mkdir_p(&walker, &root, guest)?,
+            Err(crate::errno::Errno::ENOENT) => {
+                mkdir_p(&walker, &root, guest).inspect_err(|e| {
+                    crate::log::warn(&format!(
+                        "cannot make the mount point {}: {e:?}",
+                        String::from_utf8_lossy(guest)
+                    ))
+                })?
+            }
             Err(e) => return Err(e),
         };
         if p.inode().file_type() != FileType::Directory {
@@ -208,13 +216,19 @@ pub fn boot(cfg: &FsConfig) -> KResult<Arc<FsContext>> {
 }
 
 /// Makes the directory `path` and any missing parents (boot-time mount
-/// points); returns it.
+/// points); returns it. Symlinks on the way are followed; one that leads
+/// nowhere (dangling) is refused with ENOENT, as mount(2) refuses it,
+/// rather than shadowed by a new directory of its name.
 pub(crate) fn mkdir_p(w: &namei::Walker<'_>, root: &Path, path: &[u8]) -> KResult<Path> {
     let mut cur = root.clone();
     for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
         cur = match w.walk(&cur, comp, true) {
             Ok(p) => p,
             Err(crate::errno::Errno::ENOENT) => {
+                if w.walk(&cur, comp, false).is_ok() {
+                    // The name is there: a symlink whose target is not.
+                    return error!(ENOENT);
+                }
                 if cur.mnt.read_only() {
                     return error!(EROFS);
                 }

@@ -20,16 +20,6 @@ pub const MAY_WRITE: u32 = 2;
 pub const MAY_READ: u32 = 4;
 const S_ISVTX: u32 = 0o1000;
 
-fn creds(caller: &Caller<'_>) -> Option<Creds> {
-    caller.task.map(|t| {
-        t.group
-            .creds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    })
-}
-
 /// Whether `c` may access a file with `st` for `want` (MAY_* bits).
 pub fn allowed(c: &Creds, st: &Stat, want: u32) -> bool {
     let dir = st.mode & 0o170000 == 0o040000;
@@ -51,10 +41,10 @@ pub fn allowed(c: &Creds, st: &Stat, want: u32) -> bool {
 
 /// EACCES unless the caller may access `p` for `want`.
 pub fn check(caller: &Caller<'_>, p: &Path, want: u32) -> KResult<()> {
-    let Some(c) = creds(caller) else {
+    let Some(c) = caller.creds() else {
         return Ok(());
     };
-    if c.capable(Cap::DacOverride) && want & MAY_EXEC == 0 {
+    if c.capable(Cap::DacOverride) && want & MAY_EXEC == 0 || p.inode().grants(caller) {
         return Ok(());
     }
     if allowed(&c, &p.inode().stat()?, want) {
@@ -66,10 +56,10 @@ pub fn check(caller: &Caller<'_>, p: &Path, want: u32) -> KResult<()> {
 
 /// Search permission on a directory being walked through.
 pub fn may_search(caller: &Caller<'_>, dir: &Path) -> KResult<()> {
-    let Some(c) = creds(caller) else {
+    let Some(c) = caller.creds() else {
         return Ok(());
     };
-    if c.capable(Cap::DacOverride) || c.capable(Cap::DacReadSearch) {
+    if c.capable(Cap::DacOverride) || c.capable(Cap::DacReadSearch) || dir.inode().grants(caller) {
         return Ok(());
     }
     if allowed(&c, &dir.inode().stat()?, MAY_EXEC) {
@@ -94,7 +84,7 @@ pub fn may_enter(task: &crate::task::Task, dir: &Path, chroot: bool) -> KResult<
 /// a sticky directory only the owner of the victim or of the directory
 /// (or root) may remove or rename it.
 pub fn may_change_dir(caller: &Caller<'_>, dir: &Path, victim: Option<&Path>) -> KResult<()> {
-    let Some(c) = creds(caller) else {
+    let Some(c) = caller.creds() else {
         return Ok(());
     };
     let ds = dir.inode().stat()?;
@@ -114,7 +104,7 @@ pub fn may_change_dir(caller: &Caller<'_>, dir: &Path, victim: Option<&Path>) ->
 
 /// chmod, utimes with explicit times: only the owner (or root).
 pub fn must_own(caller: &Caller<'_>, p: &Path) -> KResult<()> {
-    let Some(c) = creds(caller) else {
+    let Some(c) = caller.creds() else {
         return Ok(());
     };
     if c.capable(Cap::Fowner) || p.inode().stat()?.uid == c.fsuid {
@@ -127,7 +117,7 @@ pub fn must_own(caller: &Caller<'_>, p: &Path) -> KResult<()> {
 /// chown: root may do anything; the owner may change the group to one of
 /// its own groups; nobody else may change anything.
 pub fn may_chown(caller: &Caller<'_>, p: &Path, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
-    let Some(c) = creds(caller) else {
+    let Some(c) = caller.creds() else {
         return Ok(());
     };
     if c.capable(Cap::Chown) {
@@ -147,7 +137,7 @@ pub fn may_chown(caller: &Caller<'_>, p: &Path, uid: Option<u32>, gid: Option<u3
 
 /// access(2) checks with the real ids (AT_EACCESS: the effective ones).
 pub fn access_check(caller: &Caller<'_>, p: &Path, want: u32, effective: bool) -> KResult<()> {
-    let Some(mut c) = creds(caller) else {
+    let Some(mut c) = caller.creds() else {
         return Ok(());
     };
     if !effective {
@@ -181,7 +171,7 @@ const S_ISGID: u32 = 0o2000;
 /// chmod's mode as Linux applies it: S_ISGID is dropped when the caller
 /// is neither in the file's group nor holds CAP_FSETID.
 pub fn chmod_mode(caller: &Caller<'_>, p: &Path, mode: u32) -> u32 {
-    let Some(c) = creds(caller) else { return mode };
+    let Some(c) = caller.creds() else { return mode };
     if mode & S_ISGID == 0 || c.capable(Cap::Fsetid) {
         return mode;
     }
@@ -228,7 +218,7 @@ pub fn remove_privs(task: &crate::task::Task, inode: &std::sync::Arc<dyn crate::
 /// neither in `dir`'s group nor holding CAP_FSETID loses S_ISGID (Linux's
 /// mode_strip_sgid), root without CAP_FSETID included.
 pub fn own_new(caller: &Caller<'_>, dir: &Path, inode: &std::sync::Arc<dyn crate::fs::vfs::Inode>) {
-    let Some(c) = creds(caller) else { return };
+    let Some(c) = caller.creds() else { return };
     let dir_st = dir.inode().stat().ok();
     let sgid_gid = dir_st.filter(|st| st.mode & S_ISGID != 0).map(|st| st.gid);
     let strip =
@@ -262,7 +252,10 @@ pub fn own_new(caller: &Caller<'_>, dir: &Path, inode: &std::sync::Arc<dyn crate
 
 /// As [`own_new`], for the entry `name` just made in `dir`.
 pub fn own_new_entry(caller: &Caller<'_>, dir: &Path, name: &[u8]) {
-    if creds(caller).is_some_and(|c| c.fsuid != 0 || c.fsgid != 0 || !c.capable(Cap::Fsetid)) {
+    if caller
+        .creds()
+        .is_some_and(|c| c.fsuid != 0 || c.fsgid != 0 || !c.capable(Cap::Fsetid))
+    {
         if let Ok(i) = dir.inode().lookup(name, caller) {
             own_new(caller, dir, &i);
         }

@@ -78,18 +78,36 @@ fn leader(pid: i32) -> Option<Arc<Task>> {
         .or_else(|| threads.into_iter().next())
 }
 
-/// Every process's pid, in order.
+/// Sets the owner of a /proc/PID inode from process `pid`, as Linux's
+/// task_dump_owner: its effective uid and gid, except that a process
+/// made non-dumpable (PR_SET_DUMPABLE 0, or a credential change) has
+/// its entries owned by root — all but the plain 0555 directories.
+pub(crate) fn pid_owned(mut st: Stat, pid: i32) -> Stat {
+    let plain_dir = st.mode == S_IFDIR | 0o555;
+    if let Some(g) = live_group(pid) {
+        if plain_dir || g.dumpable() {
+            let c = g.creds.lock().unwrap_or_else(|p| p.into_inner());
+            (st.uid, st.gid) = (c.euid, c.egid);
+        }
+    } else if let Some(z) = zombie(pid) {
+        let c = &z.remains.creds;
+        (st.uid, st.gid) = (c.euid, c.egid);
+    }
+    st
+}
+
+/// Process `pid` if it is a zombie (fs/proczombie.rs).
+fn zombie(pid: i32) -> Option<crate::fs::proczombie::Zombie> {
+    crate::fs::proczombie::remains(pid)
+}
+
+/// Every process's pid, zombies' too (/proc/PID stays until the reap), in
+/// order.
 fn all_pids() -> Vec<i32> {
     if !crate::kernel_booted() {
         return Vec::new();
     }
-    crate::kernel()
-        .tasks
-        .lock()
-        .iter()
-        .filter(|(_, n)| n.zombie.is_none())
-        .map(|(&p, _)| p)
-        .collect()
+    crate::kernel().tasks.lock().keys().copied().collect()
 }
 
 struct ProcRoot {
@@ -140,6 +158,31 @@ enum Gen {
     AioNr,
     /// A /proc/net file (crate::net::procnet).
     Net(&'static str),
+}
+
+impl Gen {
+    /// The process a per-process file is about.
+    fn pid(self) -> Option<i32> {
+        match self {
+            Gen::Stat(p, _)
+            | Gen::Status(p, _)
+            | Gen::Statm(p)
+            | Gen::Cmdline(p)
+            | Gen::Comm(p, _)
+            | Gen::Environ(p)
+            | Gen::Auxv(p)
+            | Gen::Maps(p)
+            | Gen::Smaps(p)
+            | Gen::Limits(p)
+            | Gen::Mounts(p)
+            | Gen::MountInfo(p)
+            | Gen::FdInfo(p, _)
+            | Gen::OomScoreAdj(p)
+            | Gen::OomScore(p)
+            | Gen::TimensOffsets(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 impl Inode for ProcRoot {
@@ -200,11 +243,13 @@ impl Inode for ProcRoot {
             _ => match parse_num(name)
                 .and_then(|n| crate::fs::procns::view(self.meta.dev).global(n))
             {
-                Some(pid) if live_group(pid).is_some() => Ok(Arc::new(PidDir {
-                    meta: m(pid_ino(pid, 1)),
-                    pid,
-                    tid: None,
-                })),
+                Some(pid) if live_group(pid).is_some() || zombie(pid).is_some() => {
+                    Ok(Arc::new(PidDir {
+                        meta: m(pid_ino(pid, 1)),
+                        pid,
+                        tid: None,
+                    }))
+                }
                 _ => error!(ENOENT),
             },
         }
@@ -335,7 +380,7 @@ const PID_FILES: &[(&str, u64)] = &[
     ("fdinfo", 6),
     ("limits", 34),
     ("maps", 35),
-    ("mem", 43),
+    ("mem", 47),
     ("gid_map", 44),
     ("mountinfo", 36),
     ("mounts", 37),
@@ -349,7 +394,7 @@ const PID_FILES: &[(&str, u64)] = &[
     ("statm", 41),
     ("status", 42),
     ("task", 7),
-    ("timens_offsets", 47),
+    ("timens_offsets", 48),
     ("uid_map", 43),
 ];
 
@@ -361,14 +406,14 @@ impl Inode for PidDir {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFDIR | 0o555, 9, 0))
+        Ok(pid_owned(self.meta.stat(S_IFDIR | 0o555, 9, 0), self.pid))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
     }
     fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
         let (pid, tid) = (self.pid, self.tid.unwrap_or(self.pid));
-        if live_group(pid).is_none() {
+        if live_group(pid).is_none() && zombie(pid).is_none() {
             return error!(ENOENT);
         }
         let base = if self.tid.is_some() {
@@ -433,12 +478,16 @@ impl Inode for PidDir {
             b"environ" => file(33, Gen::Environ(pid), 0o400),
             b"limits" => file(34, Gen::Limits(pid), 0o444),
             b"maps" => file(35, Gen::Maps(pid), 0o444),
-            b"mem" => Ok(Arc::new(MemInode { meta: ino(43), tid })),
+            b"mem" => Ok(Arc::new(MemInode {
+                meta: ino(47),
+                pid,
+                tid,
+            })),
             b"mountinfo" => file(36, Gen::MountInfo(pid), 0o444),
             b"mounts" => file(37, Gen::Mounts(pid), 0o444),
             b"oom_score_adj" => file(38, Gen::OomScoreAdj(pid), 0o644),
             b"oom_score" => file(46, Gen::OomScore(pid), 0o444),
-            b"timens_offsets" => file(47, Gen::TimensOffsets(pid), 0o644),
+            b"timens_offsets" => file(48, Gen::TimensOffsets(pid), 0o644),
             b"smaps" => file(39, Gen::Smaps(pid), 0o444),
             b"stat" => file(40, Gen::Stat(pid, tid), 0o444),
             b"statm" => file(41, Gen::Statm(pid), 0o444),
@@ -492,7 +541,7 @@ impl Inode for TaskDir {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFDIR | 0o555, 3, 0))
+        Ok(pid_owned(self.meta.stat(S_IFDIR | 0o555, 3, 0), self.pid))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
@@ -541,9 +590,8 @@ impl Inode for FdDir {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self
-            .meta
-            .stat(S_IFDIR | if self.info { 0o555 } else { 0o500 }, 2, 0))
+        let mode = S_IFDIR | if self.info { 0o555 } else { 0o500 };
+        Ok(pid_owned(self.meta.stat(mode, 2, 0), self.pid))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
@@ -589,6 +637,11 @@ impl Inode for FdDir {
             }
         }
         Ok(Arc::new(SynthDir { entries }))
+    }
+    /// A process may always enter its own fd directory, root's as it is
+    /// when the process is not dumpable (Linux's proc_fd_permission).
+    fn grants(&self, caller: &Caller<'_>) -> bool {
+        caller.task.is_some() && caller.tgid == self.pid
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -661,7 +714,7 @@ impl Inode for TaskLink {
         } else {
             0o777
         };
-        Ok(self.meta.stat(S_IFLNK | perm, 1, 64))
+        Ok(pid_owned(self.meta.stat(S_IFLNK | perm, 1, 64), self.pid))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
@@ -849,6 +902,7 @@ impl Inode for SysDir {
 /// and written as a debugger would (see task::ptrace::open_mem).
 struct MemInode {
     meta: Meta,
+    pid: i32,
     tid: i32,
 }
 
@@ -860,7 +914,7 @@ impl Inode for MemInode {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFREG | 0o600, 1, 0))
+        Ok(pid_owned(self.meta.stat(S_IFREG | 0o600, 1, 0), self.pid))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
@@ -888,16 +942,13 @@ impl Inode for GenFile {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        let mut st = self.meta.stat(S_IFREG | self.perm, 1, 0);
-        // Writable per-process files belong to the process's euid, as
-        // Linux's (so that the process may write its own).
-        if let Gen::OomScoreAdj(pid) | Gen::TimensOffsets(pid) = self.gen {
-            if let Some(g) = live_group(pid) {
-                let c = g.creds.lock().unwrap_or_else(|p| p.into_inner());
-                (st.uid, st.gid) = (c.euid, c.egid);
-            }
-        }
-        Ok(st)
+        let st = self.meta.stat(S_IFREG | self.perm, 1, 0);
+        // Per-process files belong to the process (so that it may write
+        // its own writable ones).
+        Ok(match self.gen.pid() {
+            Some(pid) => pid_owned(st, pid),
+            None => st,
+        })
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
@@ -1014,8 +1065,52 @@ fn ignored_and_caught(gs: &crate::signal::GroupSignals) -> (u64, u64) {
     (ign, cat)
 }
 
+/// A zombie's per-process file: state Z, its name, ids and times; what
+/// its memory held (cmdline, environ, maps) is empty, as Linux's.
+fn zombie_text(
+    gen: Gen,
+    pid: i32,
+    z: &crate::fs::proczombie::Zombie,
+    ns: &Arc<crate::task::ns::PidNs>,
+) -> KResult<Vec<u8>> {
+    let comm = String::from_utf8_lossy(&z.remains.comm).into_owned();
+    let (ppid, pgid, sid) = (
+        ns.local(z.ids.ppid),
+        ns.local(z.ids.pgid),
+        ns.local(z.ids.sid),
+    );
+    let c = &z.remains.creds;
+    let text = match gen {
+        Gen::Stat(..) => format!(
+            "{} ({comm}) Z {ppid} {pgid} {sid} 0 -1 4194308 0 0 0 0 {} {} 0 0 20 0 1 0 {} 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 {}\n",
+            ns.local(pid),
+            ticks(z.usage.user),
+            ticks(z.usage.sys),
+            ticks(z.remains.started),
+            z.status.wait_status()
+        ),
+        Gen::Status(..) => format!(
+            "Name:\t{comm}\nState:\tZ (zombie)\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{ppid}\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nThreads:\t1\n",
+            c.ruid, c.euid, c.suid, c.fsuid, c.rgid, c.egid, c.sgid, c.fsgid,
+            pid = ns.local(pid)
+        ),
+        Gen::Comm(..) => format!("{comm}\n"),
+        Gen::Cmdline(_) | Gen::Environ(_) | Gen::Maps(_) | Gen::Smaps(_) => String::new(),
+        Gen::Statm(_) => "0 0 0 0 0 0 0\n".to_string(),
+        _ => return error!(ESRCH),
+    };
+    Ok(text.into_bytes())
+}
+
 /// A generated file's text; pids in it are PID namespace `ns`'s.
 fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KResult<Vec<u8>> {
+    if let Some(pid) = gen.pid() {
+        if live_group(pid).is_none() {
+            if let Some(z) = zombie(pid) {
+                return zombie_text(gen, pid, &z, ns);
+            }
+        }
+    }
     let k = || crate::kernel();
     let task_of = |pid: i32| leader(pid).ok_or(crate::errno!(ESRCH));
     if gen == Gen::ConfigGz {

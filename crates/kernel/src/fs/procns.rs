@@ -61,7 +61,8 @@ impl Inode for NsDir {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFDIR | 0o511, 2, 0))
+        let st = self.meta.stat(S_IFDIR | 0o511, 2, 0);
+        Ok(crate::fs::procfs::pid_owned(st, self.task.tgid()))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
@@ -116,7 +117,8 @@ impl Inode for NsLink {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFLNK | 0o777, 1, 0))
+        let st = self.meta.stat(S_IFLNK | 0o777, 1, 0);
+        Ok(crate::fs::procfs::pid_owned(st, self.task.tgid()))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())
@@ -159,7 +161,8 @@ impl Inode for IdMapFile {
         self.meta.key()
     }
     fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFREG | 0o644, 1, 0))
+        let st = self.meta.stat(S_IFREG | 0o644, 1, 0);
+        Ok(crate::fs::procfs::pid_owned(st, self.task.tgid()))
     }
     fn statfs(&self) -> KResult<StatFs> {
         Ok(self.meta.statfs())

@@ -31,8 +31,8 @@ use std::sync::Arc;
 use crate::errno::KResult;
 use crate::error;
 use crate::fs::file::OpenFile;
-use crate::fs::simple::{Meta, SynthDir};
-use crate::fs::types::{FileType, Stat, StatFs, S_IFDIR, S_IFREG};
+use crate::fs::simple::{Meta, TableDir};
+use crate::fs::types::{FileType, Stat, StatFs, S_IFREG};
 use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey};
 
 /// fs.pipe-max-size: the largest F_SETPIPE_SZ an unprivileged process may
@@ -254,10 +254,22 @@ pub fn lookup(dir: Dir, name: &[u8], meta: &Meta) -> Option<Arc<dyn Inode>> {
             meta: meta.with_ino(e.ino),
             entry: i,
         }) as Arc<dyn Inode>,
-        Node::Sub(to) => Arc::new(SysctlDir {
+        // A directory of this module's own (fs/inotify, net, net/core).
+        Node::Sub(to) => Arc::new(TableDir {
             meta: meta.with_ino(e.ino),
             parent_ino: meta.ino,
-            dir: to,
+            entries: entries(to)
+                .into_iter()
+                .map(|(n, ino, is_dir)| {
+                    let t = if is_dir {
+                        FileType::Directory
+                    } else {
+                        FileType::Regular
+                    };
+                    (n, ino, t)
+                })
+                .collect(),
+            make: Box::new(move |name, meta| lookup(to, name, meta)),
         }),
     })
 }
@@ -409,45 +421,5 @@ impl FileOps for SysctlOpen {
     }
     fn truncate(&self, _len: u64) -> KResult<()> {
         Ok(())
-    }
-}
-
-/// A directory of this module's own (fs/inotify, net, net/core).
-pub struct SysctlDir {
-    meta: Meta,
-    parent_ino: u64,
-    dir: Dir,
-}
-
-impl Inode for SysctlDir {
-    fn file_type(&self) -> FileType {
-        FileType::Directory
-    }
-    fn key(&self) -> InodeKey {
-        self.meta.key()
-    }
-    fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFDIR | 0o555, 2, 0))
-    }
-    fn statfs(&self) -> KResult<StatFs> {
-        Ok(self.meta.statfs())
-    }
-    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
-        lookup(self.dir, name, &self.meta).ok_or(crate::errno!(ENOENT))
-    }
-    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
-        let d = FileType::Directory.dirent_type();
-        let r = FileType::Regular.dirent_type();
-        let mut v = vec![
-            (self.meta.ino, d, b".".to_vec()),
-            (self.parent_ino, d, b"..".to_vec()),
-        ];
-        for (n, ino, is_dir) in entries(self.dir) {
-            v.push((ino, if is_dir { d } else { r }, n.as_bytes().to_vec()));
-        }
-        Ok(Arc::new(SynthDir { entries: v }))
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }

@@ -110,6 +110,54 @@ impl Inode for StaticDir {
     }
 }
 
+/// Makes a [`TableDir`]'s child called `name`, its inode number taken
+/// from the table; `meta` is the directory's.
+pub type MakeChild = Box<dyn Fn(&[u8], &Meta) -> Option<Arc<dyn Inode>> + Send + Sync>;
+
+/// A read-only (0555) directory listing a fixed table of entries — name,
+/// inode number, type — whose children are made on lookup (procfs's
+/// sysctl directories, /proc/sys/fs/mqueue, /proc/sysvipc). Built per
+/// lookup of it; holds no lock.
+pub struct TableDir {
+    pub meta: Meta,
+    /// What ".." lists.
+    pub parent_ino: u64,
+    pub entries: Vec<(&'static str, u64, FileType)>,
+    pub make: MakeChild,
+}
+
+impl Inode for TableDir {
+    fn file_type(&self) -> FileType {
+        FileType::Directory
+    }
+    fn key(&self) -> InodeKey {
+        self.meta.key()
+    }
+    fn stat(&self) -> KResult<Stat> {
+        Ok(self.meta.stat(S_IFDIR | 0o555, 2, 0))
+    }
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(self.meta.statfs())
+    }
+    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
+        (self.make)(name, &self.meta).ok_or(crate::errno!(ENOENT))
+    }
+    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
+        let d = FileType::Directory.dirent_type();
+        let mut entries = vec![
+            (self.meta.ino, d, b".".to_vec()),
+            (self.parent_ino, d, b"..".to_vec()),
+        ];
+        for &(n, ino, t) in &self.entries {
+            entries.push((ino, t.dirent_type(), n.as_bytes().to_vec()));
+        }
+        Ok(Arc::new(SynthDir { entries }))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// A symlink with fixed text.
 pub struct StaticLink {
     pub meta: Meta,

@@ -28,6 +28,7 @@ use crate::errno::KResult;
 use crate::error;
 use crate::fs::file::OpenFile;
 use crate::fs::types::{DirSink, FileType, Stat, StatFs};
+use crate::task::creds::Creds;
 use crate::task::Task;
 
 /// An inode's identity for mount points and the page cache:
@@ -44,15 +45,19 @@ pub struct Caller<'a> {
 }
 
 impl<'a> Caller<'a> {
+    /// Runs `f` on the calling task's credentials (locked for the call;
+    /// `f` must not take that lock again); None for the kernel itself.
+    pub fn with_creds<R>(&self, f: impl FnOnce(&Creds) -> R) -> Option<R> {
+        self.task
+            .map(|t| f(&t.group.creds.lock().unwrap_or_else(|p| p.into_inner())))
+    }
+    /// A copy of the caller's credentials (None for the kernel itself).
+    pub fn creds(&self) -> Option<Creds> {
+        self.with_creds(Creds::clone)
+    }
     /// The caller's filesystem uid (0 without a task: boot and unit tests).
     pub fn fsuid(&self) -> u32 {
-        self.task.map_or(0, |t| {
-            t.group
-                .creds
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .fsuid
-        })
+        self.with_creds(|c| c.fsuid).unwrap_or(0)
     }
     pub fn of(task: &'a Task) -> Caller<'a> {
         Caller {
@@ -99,6 +104,12 @@ pub trait Inode: Send + Sync + 'static {
     /// readlink(2): the link text (for magic links, the object's path).
     fn readlink(&self, _caller: &Caller<'_>) -> KResult<Vec<u8>> {
         error!(EINVAL)
+    }
+    /// Whether `caller` may access this inode whatever its mode says
+    /// (checked before the mode by fs/perm.rs: Linux's
+    /// proc_fd_permission lets a process into its own /proc/PID/fd).
+    fn grants(&self, _caller: &Caller<'_>) -> bool {
+        false
     }
     /// What the path walk follows.
     fn get_link(&self, caller: &Caller<'_>) -> KResult<Link> {

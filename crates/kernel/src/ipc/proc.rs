@@ -14,8 +14,8 @@ use super::{IPCMNI, LIMITS};
 use crate::errno::KResult;
 use crate::error;
 use crate::fs::file::OpenFile;
-use crate::fs::simple::{Meta, SynthDir};
-use crate::fs::types::{FileType, Stat, StatFs, S_IFDIR, S_IFREG};
+use crate::fs::simple::{Meta, TableDir};
+use crate::fs::types::{FileType, Stat, StatFs, S_IFREG};
 use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey};
 
 /// A settable limit file.
@@ -260,54 +260,6 @@ impl FileOps for KnobOpen {
     }
 }
 
-/// A directory of limit files (/proc/sys/fs/mqueue).
-struct KnobDir {
-    meta: Meta,
-    parent_ino: u64,
-    files: &'static [(&'static str, u64, Knob)],
-}
-
-impl Inode for KnobDir {
-    fn file_type(&self) -> FileType {
-        FileType::Directory
-    }
-    fn key(&self) -> InodeKey {
-        self.meta.key()
-    }
-    fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFDIR | 0o555, 2, 0))
-    }
-    fn statfs(&self) -> KResult<StatFs> {
-        Ok(self.meta.statfs())
-    }
-    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
-        let &(_, ino, knob) = self
-            .files
-            .iter()
-            .find(|(n, _, _)| n.as_bytes() == name)
-            .ok_or(crate::errno!(ENOENT))?;
-        Ok(Arc::new(KnobFile {
-            meta: self.meta.with_ino(ino),
-            knob,
-        }))
-    }
-    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
-        let d = FileType::Directory.dirent_type();
-        let r = FileType::Regular.dirent_type();
-        let mut entries = vec![
-            (self.meta.ino, d, b".".to_vec()),
-            (self.parent_ino, d, b"..".to_vec()),
-        ];
-        for (n, ino, _) in self.files {
-            entries.push((*ino, r, n.as_bytes().to_vec()));
-        }
-        Ok(Arc::new(SynthDir { entries }))
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-}
-
 /// The IPC files of /proc/sys/kernel: (name, inode number).
 pub fn sys_kernel_entries() -> Vec<(&'static str, u64)> {
     KERNEL.iter().map(|(n, i, _)| (*n, *i)).collect()
@@ -334,10 +286,21 @@ pub fn sys_fs_entries() -> Vec<(&'static str, u64)> {
 /// Looks `name` up among /proc/sys/fs's IPC entries.
 pub fn sys_fs_lookup(name: &[u8], meta: &Meta) -> Option<Arc<dyn Inode>> {
     (name == b"mqueue").then(|| {
-        Arc::new(KnobDir {
+        // A directory of limit files.
+        Arc::new(TableDir {
             meta: meta.with_ino(MQUEUE_DIR_INO),
             parent_ino: meta.ino,
-            files: MQUEUE,
+            entries: MQUEUE
+                .iter()
+                .map(|&(n, ino, _)| (n, ino, FileType::Regular))
+                .collect(),
+            make: Box::new(|name, meta| {
+                let &(_, ino, knob) = MQUEUE.iter().find(|(n, _, _)| n.as_bytes() == name)?;
+                Some(Arc::new(KnobFile {
+                    meta: meta.with_ino(ino),
+                    knob,
+                }) as Arc<dyn Inode>)
+            }),
         }) as Arc<dyn Inode>
     })
 }
@@ -347,50 +310,21 @@ pub const SYSVIPC_DIR_INO: u64 = SYSVIPC_INO;
 
 /// /proc/sysvipc.
 pub fn sysvipc_dir(meta: &Meta) -> Arc<dyn Inode> {
-    Arc::new(SysvipcDir {
+    Arc::new(TableDir {
         meta: meta.with_ino(SYSVIPC_INO),
-    })
-}
-
-struct SysvipcDir {
-    meta: Meta,
-}
-
-impl Inode for SysvipcDir {
-    fn file_type(&self) -> FileType {
-        FileType::Directory
-    }
-    fn key(&self) -> InodeKey {
-        self.meta.key()
-    }
-    fn stat(&self) -> KResult<Stat> {
-        Ok(self.meta.stat(S_IFDIR | 0o555, 2, 0))
-    }
-    fn statfs(&self) -> KResult<StatFs> {
-        Ok(self.meta.statfs())
-    }
-    fn lookup(&self, name: &[u8], _caller: &Caller<'_>) -> KResult<Arc<dyn Inode>> {
-        let &(n, ino) = SYSVIPC
+        parent_ino: 1,
+        entries: SYSVIPC
             .iter()
-            .find(|(n, _)| n.as_bytes() == name)
-            .ok_or(crate::errno!(ENOENT))?;
-        Ok(Arc::new(SysvipcFile {
-            meta: self.meta.with_ino(ino),
-            which: n,
-        }))
-    }
-    fn open(&self, _flags: u32, _caller: &Caller<'_>) -> KResult<Arc<dyn FileOps>> {
-        let d = FileType::Directory.dirent_type();
-        let r = FileType::Regular.dirent_type();
-        let mut entries = vec![(self.meta.ino, d, b".".to_vec()), (1, d, b"..".to_vec())];
-        for (n, ino) in SYSVIPC {
-            entries.push((*ino, r, n.as_bytes().to_vec()));
-        }
-        Ok(Arc::new(SynthDir { entries }))
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
+            .map(|&(n, ino)| (n, ino, FileType::Regular))
+            .collect(),
+        make: Box::new(|name, meta| {
+            let &(which, ino) = SYSVIPC.iter().find(|(n, _)| n.as_bytes() == name)?;
+            Some(Arc::new(SysvipcFile {
+                meta: meta.with_ino(ino),
+                which,
+            }) as Arc<dyn Inode>)
+        }),
+    })
 }
 
 /// /proc/sysvipc/{msg,sem,shm}: a snapshot of the table when opened.

@@ -455,6 +455,7 @@ pub fn netns_gone(net: u64) {
         .unwrap_or_else(|p| p.into_inner())
         .remove(&net);
     raw::netns_gone(net);
+    super::snmp::netns_gone(net);
 }
 
 /// A bound socket as the port table sees it.
@@ -942,6 +943,7 @@ fn establish(listener: &Arc<InetSocket>, client: &Arc<InetSocket>) -> bool {
     };
     if ok {
         iface::count_lo(0);
+        super::snmp::bump(listener.net, |c| c.tcp_passive_opens += 1);
         listener.waiters.wake_all();
     } else {
         // The listener went away: the connection is reset.
@@ -1059,6 +1061,7 @@ pub fn connect(
     let remote = sock.in_family(ip, dst.port());
     sock.lock().remote = Some(remote);
     let nonblock = f.nonblocking();
+    super::snmp::bump(sock.net, |c| c.tcp_active_opens += 1);
     if !iface::is_local(ip) && eth::routes(ip) {
         let local = sock.lock().local.ok_or(Errno::EINVAL)?;
         return eth::connect(ctx.task, sock, local, remote, nonblock);
@@ -1068,6 +1071,7 @@ pub fn connect(
     }
     let Some(listener) = find_listener(dst.port(), ip, sock) else {
         sock.lock().remote = None;
+        super::snmp::bump(sock.net, |c| c.tcp_attempt_fails += 1);
         if nonblock {
             {
                 let mut s = sock.lock();
@@ -1672,6 +1676,9 @@ fn nat_udp_reader(weak: Weak<InetSocket>, h: HostUdp) {
             }
         };
         if delivered {
+            super::snmp::bump(sock.net, |c| c.udp_in += 1);
+        }
+        if delivered {
             sock.waiters.wake_all();
         }
     }
@@ -1969,7 +1976,11 @@ fn send_core(
     } else if sock.icmp {
         send_ping(sock, flags, total, fill, to)
     } else {
-        send_udp(sock, task, flags, total, fill, to)
+        let sent = send_udp(sock, task, flags, total, fill, to);
+        if sent.is_ok() {
+            super::snmp::bump(sock.net, |c| c.udp_out += 1);
+        }
+        sent
     }
 }
 
@@ -2078,6 +2089,9 @@ fn send_ping(
             true
         }
     };
+    if ip.is_ipv4() {
+        super::snmp::bump(sock.net, |c| c.icmp_echos += 1);
+    }
     if queued {
         iface::count_lo(2 * total);
         sock.waiters.wake_all();
@@ -2303,6 +2317,7 @@ fn send_udp(
     };
     match target {
         None => {
+            super::snmp::bump(sock.net, |c| c.udp_no_ports += 1);
             // ICMP port unreachable: reported to a connected sender.
             if remote.is_some() && to.is_none() {
                 sock.lock().error = Some(Errno::ECONNREFUSED);
@@ -2321,6 +2336,13 @@ fn send_udp(
                     true
                 }
             };
+            super::snmp::bump(r.net, |c| {
+                if delivered {
+                    c.udp_in += 1;
+                } else {
+                    c.udp_rcvbuf_errors += 1;
+                }
+            });
             if delivered {
                 iface::count_lo(total);
                 r.waiters.wake_all();
@@ -3439,6 +3461,13 @@ fn deliver_udp(src: SocketAddr, dst: SocketAddr, data: Vec<u8>) {
             true
         }
     };
+    super::snmp::bump(r.net, |c| {
+        if delivered {
+            c.udp_in += 1;
+        } else {
+            c.udp_rcvbuf_errors += 1;
+        }
+    });
     if delivered {
         r.waiters.wake_all();
     }

@@ -21,6 +21,7 @@ pub use inet::eth;
 pub mod mcast;
 pub mod netlink;
 pub mod procnet;
+pub mod snmp;
 pub mod unix;
 
 use std::sync::Arc;

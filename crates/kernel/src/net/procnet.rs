@@ -1,4 +1,5 @@
-//! /proc/net: tcp, tcp6, udp, udp6, unix, dev, if_inet6, route — in
+//! /proc/net: tcp, tcp6, udp, udp6, unix, dev, if_inet6, route, sockstat,
+//! snmp (net/snmp.rs) — in
 //! Linux's formats, drawn from the socket tables and the interfaces at the
 //! moment of opening.
 
@@ -20,6 +21,7 @@ pub const FILES: &[(&str, u64)] = &[
     ("unix", 108),
     ("sockstat", 109),
     ("sockstat6", 110),
+    ("snmp", 111),
 ];
 
 /// An IPv4 address as /proc/net prints it: the network-order bytes read
@@ -216,6 +218,13 @@ pub fn render(name: &str) -> String {
         "unix" => unix_sockets(),
         "sockstat" => sockstat(false),
         "sockstat6" => sockstat(true),
+        "snmp" => super::snmp::render(
+            crate::task::ns::current_net(),
+            inet::sockets()
+                .iter()
+                .filter(|s| s.tcp && s.state == 1)
+                .count(),
+        ),
         _ => String::new(),
     }
 }

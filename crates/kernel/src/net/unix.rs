@@ -125,6 +125,9 @@ struct State {
 /// An AF_UNIX socket.
 pub struct UnixSocket {
     typ: i32,
+    /// The network namespace it was made in (its creator's): the one
+    /// whose /proc/net/unix lists it.
+    net: u64,
     state: Mutex<State>,
     waiters: Waiters,
 }
@@ -133,6 +136,7 @@ impl UnixSocket {
     fn new(typ: i32) -> Arc<UnixSocket> {
         Arc::new(UnixSocket {
             typ,
+            net: crate::task::ns::current_net(),
             state: Mutex::new(State::default()),
             waiters: Waiters::new(),
         })
@@ -1224,13 +1228,15 @@ pub(super) struct UnixInfo {
     pub name: Vec<u8>,
 }
 
-/// The bound unix sockets.
+/// The bound unix sockets of the reader's network namespace.
 pub(super) fn bound_sockets() -> Vec<UnixInfo> {
+    let net = crate::task::ns::current_net();
     let socks: Vec<Arc<UnixSocket>> = names()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .values()
         .filter_map(|w| w.upgrade())
+        .filter(|s| s.net == net)
         .collect();
     let mut out = Vec::new();
     for s in socks {

@@ -134,6 +134,8 @@ pub fn exit_thread(task: &Arc<Task>) {
         let status = task.group.sig().exit.unwrap_or(ExitStatus::Exited(0));
         // Read while the stub still exists (this thread's context holds it).
         let usage = super::usage::final_times(&task.group);
+        // What /proc/PID shows of the zombie (fs/proczombie.rs).
+        crate::fs::proczombie::note_exit(task);
         exit_process(&task.group, status, usage);
     }
 }

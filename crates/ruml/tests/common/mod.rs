@@ -6,6 +6,8 @@
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fmt;
