@@ -123,6 +123,9 @@ impl PhysMem {
         for pfn in start..start + got {
             self.refs[pfn as usize].store(1, Ordering::Relaxed);
         }
+        if check_freed() {
+            self.check_poison(start, got);
+        }
         Some((start, got))
     }
 
@@ -174,7 +177,15 @@ impl PhysMem {
         // stubs' mappings and ours would part ways), freed frames are
         // zeroed in place instead (docs/debugging.md, Nesting).
         let nested = crate::stub::nesting_level() > 0;
+        let poison = check_freed();
         for &(start, len) in &runs {
+            if poison {
+                // SAFETY: the run lies inside physmem and nobody holds it.
+                unsafe {
+                    std::ptr::write_bytes(self.page_ptr(start), POISON, (len * PAGE_SIZE) as usize)
+                };
+                continue;
+            }
             // SAFETY: punching a range of our own memfd; it reads as zeros after.
             let r = if nested {
                 -1
@@ -211,6 +222,36 @@ impl PhysMem {
                 l += nl;
             }
             free.insert(s, l);
+        }
+    }
+
+    /// The debugging check of `RUML_PHYSMEM_CHECK=1`: frames freed were
+    /// filled with [`POISON`]; a byte that changed since means something
+    /// (a stub's stale mapping, a kernel write through a stale frame
+    /// number) wrote to the frame while nobody owned it. Reports it on
+    /// stderr, then zeroes the frames as allocation promises.
+    fn check_poison(&self, start: Pfn, len: u64) {
+        for pfn in start..start + len {
+            let p = self.page_ptr(pfn);
+            let mut page = [0u8; PAGE_SIZE as usize];
+            // SAFETY: one frame inside the mapping; we own it now.
+            unsafe { std::ptr::copy_nonoverlapping(p, page.as_mut_ptr(), page.len()) };
+            // A frame never freed since boot reads as zeros.
+            if page.iter().all(|&b| b == 0) {
+                continue;
+            }
+            if let Some(off) = page.iter().position(|&b| b != POISON) {
+                let end = (off + 32).min(page.len());
+                let changed = page.iter().filter(|&&b| b != POISON).count();
+                eprintln!(
+                    "ruml: physmem check (level {}): frame {pfn:#x} written while free: \
+                     {changed} bytes changed, first at {off:#x}: {:02x?}",
+                    crate::stub::nesting_level(),
+                    &page[off..end]
+                );
+            }
+            // SAFETY: as above.
+            unsafe { std::ptr::write_bytes(p, 0, PAGE_SIZE as usize) };
         }
     }
 
@@ -410,6 +451,16 @@ impl PhysMem {
         // SAFETY: the range lies in one frame of the mapping.
         unsafe { std::ptr::write_bytes(self.page_ptr(pfn).add(off), 0, len) }
     }
+}
+
+/// What `RUML_PHYSMEM_CHECK=1` fills freed frames with.
+const POISON: u8 = 0x6b;
+
+/// Whether `RUML_PHYSMEM_CHECK=1` is set: freed frames are filled with
+/// [`POISON`] and checked when allocated again (docs/debugging.md).
+fn check_freed() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("RUML_PHYSMEM_CHECK").is_some_and(|v| v == "1"))
 }
 
 impl Drop for PhysMem {

@@ -610,6 +610,7 @@ impl IoUring {
                             task: &t,
                             regs: &mut regs,
                             after: None,
+                            host: None,
                         };
                         self.execute(&mut c, &sqe)
                     }

@@ -13,6 +13,7 @@
 //! Locking: one mutex per Mm over VMAs, page table and queue. The kernel
 //! never holds it while blocking.
 
+mod fork;
 pub mod pagecache;
 pub mod syscalls;
 pub mod userframes;
@@ -237,6 +238,16 @@ impl Mm {
     /// for a parent no other thread of which can write the page during
     /// the copy.
     pub fn fork_hot(&self, hot: &[u64]) -> Arc<Mm> {
+        self.fork_copy(hot, false)
+    }
+
+    /// The body of [`Mm::fork_hot`] and [`Mm::fork_synced`]. With
+    /// `synced`, the parent's private writable pages were write-protected
+    /// in the host just before (fork.rs): a page that lost its
+    /// copy-on-write mark since is the parent's alone again, writable in
+    /// the host once the change queued for it is applied, and the child
+    /// gets a copy of it now instead of a share.
+    fn fork_copy(&self, hot: &[u64], synced: bool) -> Arc<Mm> {
         let mut p = self.lock();
         let mut child_ptes = BTreeMap::new();
         let mut child_ops = Vec::new();
@@ -259,7 +270,7 @@ impl Mm {
                 let eager = !v.shared
                     && v.prot & PROT_WRITE != 0
                     && !matches!(v.backing, Backing::Special { .. })
-                    && hot.iter().any(|&a| a / PAGE == vpn);
+                    && ((synced && !pte.cow) || hot.iter().any(|&a| a / PAGE == vpn));
                 if eager {
                     if let Some(copy) = self.phys.alloc() {
                         self.phys.copy_page(pte.pfn, copy);
@@ -642,9 +653,17 @@ impl Mm {
                     if file_page * PAGE >= live_size {
                         break; // beyond EOF: SIGBUS on access
                     }
-                    let own = ops.as_ref().and_then(|o| {
-                        o.page_frame(file_page, vma.shared && vma.prot & PROT_WRITE != 0)
-                    });
+                    // A hole gets the file's own page, whatever the
+                    // mapping's protection, as shmem fills it on a read
+                    // fault: a private zero page in its place would part
+                    // ways with the file — a read-only shared mapping
+                    // made writable later (mprotect), or the file written
+                    // through another mapping or write(2), would no
+                    // longer show the same bytes. (A nested ruml maps
+                    // its guests' fresh frames read-only first when they
+                    // fork: their memory and the inner kernel's view of
+                    // it parted, and three levels crashed.)
+                    let own = ops.as_ref().and_then(|o| o.page_frame(file_page, true));
                     let (pfn, private_copy) = match own {
                         None => {
                             let ahead = (end - at) / PAGE;
@@ -886,8 +905,12 @@ impl Mm {
     }
 
     /// Resolves a guest fault at `addr` (from a SIGSEGV the host reported),
-    /// or says which signal the guest gets.
-    pub fn handle_fault(&self, addr: u64, host_code: i32) -> Result<(), FaultSignal> {
+    /// or says which signal the guest gets. `Ok(true)` when it changed
+    /// the page (filled it, or gave it its own copy: a write to a page
+    /// another thread's fork shared again faults again, legitimately, for
+    /// each fork), `Ok(false)` when there was nothing to change (the
+    /// host's mapping is still on its way: retry).
+    pub fn handle_fault(&self, addr: u64, host_code: i32) -> Result<bool, FaultSignal> {
         let mut m = self.lock();
         let segv = |code| FaultSignal {
             signo: 11,
@@ -941,7 +964,7 @@ impl Mm {
                     let a = addr & !(around - 1);
                     self.map_cached(&mut m, a.max(vma.start), a.saturating_add(around));
                 }
-                Ok(())
+                Ok(true)
             }
             // A present page faulted: a write to a shared page is the only
             // access we can fix; anything else violates the protection.
@@ -952,14 +975,14 @@ impl Mm {
                         code: BUS_ADRERR,
                         addr,
                     })?;
-                Ok(())
+                Ok(true)
             }
             // Present here but not (yet) in the host: another thread's
             // changes were still being applied. Retry; the task loop gives
             // up after a few repeats.
-            Some(_) if host_code == SEGV_MAPERR => Ok(()),
+            Some(_) if host_code == SEGV_MAPERR => Ok(false),
             Some(pte) if !pte.cow && vma.prot & PROT_WRITE != 0 && host_code == SEGV_ACCERR => {
-                Ok(())
+                Ok(false)
             }
             Some(_) => Err(segv(SEGV_ACCERR)),
         }

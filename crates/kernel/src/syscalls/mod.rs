@@ -68,6 +68,9 @@ pub struct SyscallContext<'a> {
     /// Work for the task loop once the handler returns (exec, exit,
     /// a new task to start): things that need the host context.
     pub after: Option<crate::task::After>,
+    /// The calling thread's host context, when a handler must apply its
+    /// address space's queued changes before going on (fork, mm/fork.rs).
+    pub host: Option<&'a mut ruml_host::Context>,
 }
 
 impl SyscallContext<'_> {

@@ -513,14 +513,7 @@ impl TaskRunner {
             return Ok(());
         };
         let _g = mm.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (ops, frees) = mm.take_host_ops();
-        let a = ctx.address_space();
-        for op in ops {
-            a.queue(op);
-        }
-        let r = ctx.flush();
-        mm.phys().put_many(&frees);
-        r
+        apply_host_ops(&mm, ctx)
     }
 
     /// Starts the host context for the task's current mm.
@@ -553,6 +546,20 @@ impl TaskRunner {
         self.ctx = Some(ctx);
         Ok(())
     }
+}
+
+/// Applies `mm`'s queued changes to its stub through `ctx` (a thread of
+/// that stub) and releases the frames they unmapped. The caller holds
+/// `mm.flush_lock`.
+pub fn apply_host_ops(mm: &Mm, ctx: &mut Context) -> Result<(), HostError> {
+    let (ops, frees) = mm.take_host_ops();
+    let a = ctx.address_space();
+    for op in ops {
+        a.queue(op);
+    }
+    let r = ctx.flush();
+    mm.phys().put_many(&frees);
+    r
 }
 
 /// The task loop: runs the task until it exits. A kernel bug (panic) while
@@ -653,6 +660,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                         task: &task,
                         regs: &mut regs,
                         after: None,
+                        host: r.ctx.as_mut(),
                     };
                     // Guest seccomp filters (one atomic load when there
                     // are none); a TRACE result stops the task for its
@@ -666,6 +674,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                             task: &task,
                             regs: &mut regs,
                             after: None,
+                            host: r.ctx.as_mut(),
                         };
                         verdict = seccomp::after_trace(
                             &mut sctx,
@@ -720,6 +729,9 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                         (info.addr, 1)
                     };
                     let mm = r.task.mm();
+                    // Only faults the kernel had nothing to change for
+                    // count: one resolved by a copy-on-write copy may come
+                    // back after another thread's fork shared the page again.
                     let result = if last_fault.1 > 4 {
                         Err(crate::mm::FaultSignal {
                             signo: 11,
@@ -727,7 +739,11 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                             addr: info.addr,
                         })
                     } else {
-                        mm.handle_fault(info.addr, info.code)
+                        mm.handle_fault(info.addr, info.code).map(|changed| {
+                            if changed {
+                                last_fault.1 = 0;
+                            }
+                        })
                     };
                     if let Err(sig) = result {
                         if crate::log::strace_enabled() {

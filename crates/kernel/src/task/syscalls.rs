@@ -176,6 +176,16 @@ fn do_clone(
     do_clone_full(ctx, flags, stack, ptid, ctid, tls, ptid)
 }
 
+/// fork of an address space other threads may be running in: the
+/// parent's pages are write-protected in the host, through this thread's
+/// context, before the child shares them (mm/fork.rs).
+fn fork_shared_mm(ctx: &mut SyscallContext<'_>, mm: &Arc<crate::mm::Mm>) -> Arc<crate::mm::Mm> {
+    match ctx.host.as_deref_mut() {
+        Some(host) => mm.fork_synced(&[], |m| crate::task::apply_host_ops(m, host)),
+        None => mm.fork(),
+    }
+}
+
 fn do_clone_full(
     ctx: &mut SyscallContext<'_>,
     flags: u64,
@@ -249,10 +259,15 @@ fn do_clone_full(
         if Arc::strong_count(&mm) <= 2 && parent.group.threads().len() == 1 {
             mm.fork_hot(&[sp.wrapping_sub(crate::mm::FORK_HOT_BELOW_SP), sp])
         } else {
-            mm.fork()
+            fork_shared_mm(ctx, &mm)
         }
     } else {
-        ctx.mm().fork()
+        let mm = ctx.mm();
+        if Arc::strong_count(&mm) <= 2 && parent.group.threads().len() == 1 {
+            mm.fork()
+        } else {
+            fork_shared_mm(ctx, &mm)
+        }
     };
     let files = if flags & CLONE_FILES != 0 {
         ctx.files()
