@@ -15,6 +15,7 @@
 
 pub mod pagecache;
 pub mod pagemap;
+pub mod remove;
 pub mod rmap;
 pub mod syscalls;
 pub mod userframes;

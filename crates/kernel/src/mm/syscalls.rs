@@ -49,6 +49,7 @@ syscall_table! { pub fn mm_table;
     MLOCKALL => sys_mlockall(flags: i32),
     MUNLOCKALL => sys_munlockall(),
     MSEAL => sys_mseal(addr: u64, len: u64, flags: u64),
+    REMAP_FILE_PAGES => sys_remap_file_pages(start: u64, size: u64, prot: u64, pgoff: u64, flags: u64),
 }
 
 impl Mm {
@@ -740,7 +741,7 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     let flags = |set, clear| mm.advise_flags(addr, end, set, clear, any).map(|_| 0);
     match advice {
         MADV_DONTNEED | MADV_FREE | MADV_DONTNEED_LOCKED => mm.discard(addr, end).map(|_| 0),
-        MADV_REMOVE => error!(EOPNOTSUPP),
+        MADV_REMOVE => mm.remove_range(addr, end).map(|_| 0),
         MADV_DONTFORK => flags(vm_flags::DONTFORK, 0),
         MADV_DOFORK => flags(0, vm_flags::DONTFORK),
         MADV_DONTDUMP => flags(vm_flags::DONTDUMP, 0),
@@ -762,6 +763,21 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
         }
         _ => error!(EINVAL),
     }
+}
+
+/// remap_file_pages(2): emulated by a new mapping (see mm::remove).
+fn sys_remap_file_pages(
+    ctx: &mut SyscallContext<'_>,
+    start: u64,
+    size: u64,
+    prot: u64,
+    pgoff: u64,
+    _flags: u64,
+) -> KResult<u64> {
+    if prot != 0 {
+        return error!(EINVAL);
+    }
+    ctx.mm().remap_file_pages(start, size, pgoff).map(|_| 0)
 }
 
 /// mseal(2) (Linux 6.10): seals the areas of a range against change.
