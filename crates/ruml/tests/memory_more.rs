@@ -1,7 +1,9 @@
 //! Memory calls and files beyond the basics, each natively and under ruml
 //! with the outputs compared: /proc/PID/pagemap (tests/guest/pagemap.c);
 //! shared mappings of a tmpfs file truncated or punched by another process,
-//! MADV_REMOVE and remap_file_pages (tests/guest/shmem_unmap.c).
+//! MADV_REMOVE and remap_file_pages (tests/guest/shmem_unmap.c); the
+//! errors of mmap, mprotect, msync and munmap and their order, with memfd
+//! seals (tests/guest/mmap_errors.c).
 
 mod common;
 
@@ -62,4 +64,29 @@ fn shmem_unmap_static() {
 #[test]
 fn shmem_unmap_dynamic() {
     shmem_unmap(Flavour::Dynamic);
+}
+
+fn mmap_errors(flavour: Flavour) {
+    let (native, _ruml) = differential("mmap_errors", flavour, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    for line in [
+        "mmap len 0 bad fd                                 EBADF",
+        "mmap SHARED RW of O_WRONLY                        EACCES",
+        "F_SEAL_WRITE with a read-only mapping: EBUSY",
+        "mprotect W of SHARED after FUTURE_WRITE: EACCES",
+        "msync INVALIDATE of locked: EBUSY",
+        "mprotect GROWSDOWN on plain area: EINVAL",
+    ] {
+        assert!(native.stdout.contains(line), "{line:?} in {native}");
+    }
+}
+
+#[test]
+fn mmap_errors_static() {
+    mmap_errors(Flavour::Static);
+}
+
+#[test]
+fn mmap_errors_dynamic() {
+    mmap_errors(Flavour::Dynamic);
 }

@@ -432,7 +432,10 @@ impl Inode for PidDir {
             b"mounts" => file(37, Gen::Mounts(pid), 0o444),
             b"oom_score_adj" => file(38, Gen::OomScoreAdj(pid), 0o644),
             b"oom_score" => file(46, Gen::OomScore(pid), 0o444),
-            b"pagemap" => Ok(Arc::new(crate::mm::pagemap::PagemapInode { meta: ino(47), tid })),
+            b"pagemap" => Ok(Arc::new(crate::mm::pagemap::PagemapInode {
+                meta: ino(47),
+                tid,
+            })),
             b"smaps" => file(39, Gen::Smaps(pid), 0o444),
             b"stat" => file(40, Gen::Stat(pid, tid), 0o444),
             b"statm" => file(41, Gen::Statm(pid), 0o444),

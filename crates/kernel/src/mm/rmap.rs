@@ -61,6 +61,25 @@ pub fn unregister(id: usize, keys: &[Key]) {
     }
 }
 
+/// Whether some address space maps the file `key` shared with the right
+/// to write (Linux's `mapping_writably_mapped`: VM_SHARED and
+/// VM_MAYWRITE, whatever the current protection): F_SEAL_WRITE is then
+/// EBUSY.
+pub fn writably_mapped(key: Key) -> bool {
+    let users: Vec<Arc<Mm>> = match map().get(&key) {
+        Some(set) => set.values().filter_map(Weak::upgrade).collect(),
+        None => return false,
+    };
+    users.iter().any(|mm| {
+        mm.lock().vmas.iter().any(|v| {
+            matches!(&v.backing, super::vma::Backing::File { key: k, file, .. }
+                if *k == key && file.can_write())
+                && v.shared
+                && v.flags & super::vma::vm_flags::NO_MAY_WRITE == 0
+        })
+    })
+}
+
 /// What of the file's pages in a range an address space must drop.
 pub enum Zap<'a> {
     /// Truncation: every page of the range, private copies too (they lie
