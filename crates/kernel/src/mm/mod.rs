@@ -354,8 +354,11 @@ impl Mm {
             flush_lock: Mutex::new(()),
             limits: Mutex::new(*self.limits.lock().unwrap_or_else(|p| p.into_inner())),
         });
-        // The child maps the parent's files too (rmap).
-        for key in child.lock().file_keys() {
+        // The child maps the parent's files too (rmap): listed before the
+        // parent's lock is released, so a truncation that zaps the parent
+        // after this finds the child too.
+        let keys = child.lock().file_keys();
+        for key in keys {
             rmap::register(key, &child.me);
         }
         child

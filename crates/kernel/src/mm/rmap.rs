@@ -99,21 +99,35 @@ pub fn unmap_file_pages(key: Key, first: u64, end: u64, zap: Zap<'_>) {
     if first >= end {
         return;
     }
-    let users: Vec<Arc<Mm>> = {
-        let mut m = map();
-        let Some(set) = m.get_mut(&key) else {
-            return;
+    // Rounds until no new space shows up: a fork's child is listed while
+    // its parent's lock is held, so once the parent has been zapped (under
+    // that lock) a child forked before is listed and is zapped next round.
+    let mut done: std::collections::HashSet<usize> = Default::default();
+    for _ in 0..64 {
+        let users: Vec<Arc<Mm>> = {
+            let mut m = map();
+            let Some(set) = m.get_mut(&key) else {
+                return;
+            };
+            set.retain(|_, w| w.strong_count() > 0);
+            let v: Vec<Arc<Mm>> = set
+                .iter()
+                .filter(|(id, _)| !done.contains(id))
+                .filter_map(|(_, w)| w.upgrade())
+                .collect();
+            if set.is_empty() {
+                m.remove(&key);
+            }
+            v
         };
-        set.retain(|_, w| w.strong_count() > 0);
-        let v: Vec<Arc<Mm>> = set.values().filter_map(Weak::upgrade).collect();
-        if set.is_empty() {
-            m.remove(&key);
+        if users.is_empty() {
+            return;
         }
-        v
-    };
-    for mm in users {
-        if mm.zap_file_pages(key, first, end, &zap) && crate::kernel_booted() {
-            crate::kernel().tasks.interrupt_users_of(&mm);
+        for mm in users {
+            done.insert(Arc::as_ptr(&mm) as usize);
+            if mm.zap_file_pages(key, first, end, &zap) && crate::kernel_booted() {
+                crate::kernel().tasks.interrupt_users_of(&mm);
+            }
         }
     }
 }
