@@ -2,7 +2,7 @@
  * madvise, remap_file_pages, mseal, fcntl leases/notify/owner/sig,
  * fanotify, file handles, xattrs, epoll, inotify, splice/vmsplice/tee,
  * Linux AIO, io_uring, futex/futex_waitv, keyrings, kcmp, close_range,
- * pidfds, waitid and clone, all with random arguments from a seeded
+ * pidfds, waitid and clone, /proc/self/pagemap, all with random arguments from a seeded
  * generator (the seed is printed) for SECONDS seconds.
  *
  * Pointers are drawn from: NULL, a pool of valid read-write memory
@@ -281,7 +281,7 @@ static int verbose;
 static char skip[64];
 static long one_call(void) {
     uint64_t a = mmaddr();
-    int which = below(40);
+    int which = below(41);
     if (skip[which])
         return 0;
     if (verbose)
@@ -475,9 +475,21 @@ static long one_call(void) {
     }
     case 38:
         return syscall(SYS_getrusage, below(2) ? -1 : (int)num(), ptr());
-    default: {
+    case 39: {
         /* process_madvise and process_mrelease with pidfds. */
         return syscall(below(2) ? 440 : 448, fd(), below(2) ? ptr() : 0, below(4), below(30), 0);
+    }
+    default: {
+        /* /proc/self/pagemap: reads at random offsets and lengths (whole
+           entries mostly, often over the mm pool), and lseek. */
+        static int pm = -2;
+        if (pm == -2)
+            pm = open("/proc/self/pagemap", O_RDONLY);
+        uint64_t off = below(2) ? (uint64_t)(uintptr_t)mempool / 4096 * 8 + below(64) * 8 : num();
+        if (below(4) == 0)
+            return syscall(SYS_lseek, below(2) ? pm : fd(), num(), below(6));
+        return syscall(SYS_pread64, below(8) ? pm : fd(), ptr(),
+                       below(2) ? below(64) * 8 : below(600), off);
     }
     }
 }

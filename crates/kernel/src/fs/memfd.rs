@@ -93,6 +93,11 @@ pub fn fcntl_seals(f: &OpenFile, cmd: i32, arg: u64) -> KResult<u64> {
     if cur & F_SEAL_SEAL != 0 {
         return error!(EPERM);
     }
+    // A write seal cannot be added while a shared mapping may write
+    // (Linux's mapping_deny_writable).
+    if add & F_SEAL_WRITE != 0 && cur & F_SEAL_WRITE == 0 && crate::mm::rmap::writably_mapped(key) {
+        return error!(EBUSY);
+    }
     m.insert(key, cur | add);
     Ok(0)
 }

@@ -387,6 +387,7 @@ const PID_FILES: &[(&str, u64)] = &[
     ("ns", 8),
     ("oom_score", 46),
     ("oom_score_adj", 38),
+    ("pagemap", 49),
     ("root", 4),
     ("setgroups", 45),
     ("smaps", 39),
@@ -488,6 +489,10 @@ impl Inode for PidDir {
             b"oom_score_adj" => file(38, Gen::OomScoreAdj(pid), 0o644),
             b"oom_score" => file(46, Gen::OomScore(pid), 0o444),
             b"timens_offsets" => file(48, Gen::TimensOffsets(pid), 0o644),
+            b"pagemap" => Ok(Arc::new(crate::mm::pagemap::PagemapInode {
+                meta: ino(49),
+                tid,
+            })),
             b"smaps" => file(39, Gen::Smaps(pid), 0o444),
             b"stat" => file(40, Gen::Stat(pid, tid), 0o444),
             b"statm" => file(41, Gen::Statm(pid), 0o444),

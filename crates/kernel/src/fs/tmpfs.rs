@@ -756,15 +756,32 @@ impl TmpInode {
 
     /// truncate(2) / ftruncate(2).
     pub fn truncate(&self, len: u64) -> KResult<()> {
-        let cached = {
+        let (cached, old) = {
             let mut st = self.lock();
+            let old = st.file()?.size;
             self.truncate_locked(&mut st, len)?;
-            st.cached
+            (st.cached, old)
         };
         if cached {
             self.invalidate_cache();
+            self.unmap_past(old, len);
         }
         Ok(())
+    }
+
+    /// After a shrink from `old` to `len` bytes (this file's lock
+    /// released): its pages past the end leave every address space that
+    /// maps them, private copies too, so an access there is SIGBUS (Linux's
+    /// `truncate_pagecache`: `unmap_mapping_range(.., even_cows)`).
+    fn unmap_past(&self, old: u64, len: u64) {
+        if len < old {
+            crate::mm::rmap::unmap_file_pages(
+                self.key(),
+                len.div_ceil(PAGE),
+                old.div_ceil(PAGE),
+                crate::mm::rmap::Zap::All,
+            );
+        }
     }
 
     fn fallocate(&self, mode: u32, off: u64, len: u64) -> KResult<()> {
@@ -778,6 +795,8 @@ impl TmpInode {
             .checked_add(len)
             .filter(|&e| e <= MAX_FILE_SIZE)
             .ok_or(crate::errno!(EFBIG))?;
+        // The punched pages, index → frame, to unmap where mapped.
+        let mut punched: std::collections::HashMap<u64, Pfn> = Default::default();
         let cached = {
             let mut st = self.lock();
             let phys = self.fs.phys.clone();
@@ -795,6 +814,7 @@ impl TmpInode {
                     for k in keys {
                         if let Some(p) = f.pages.remove(&k) {
                             gone.push(p);
+                            punched.insert(k, p);
                         }
                     }
                 }
@@ -834,6 +854,17 @@ impl TmpInode {
         };
         if cached {
             self.invalidate_cache();
+            // The hole's pages leave every mapping of them (Linux's
+            // shmem_fallocate: unmap_mapping_range without even_cows):
+            // the next access maps what the file holds now, zeros.
+            if let (Some(&lo), Some(&hi)) = (punched.keys().min(), punched.keys().max()) {
+                crate::mm::rmap::unmap_file_pages(
+                    self.key(),
+                    lo,
+                    hi + 1,
+                    crate::mm::rmap::Zap::Frames(&punched),
+                );
+            }
         }
         Ok(())
     }
@@ -1078,12 +1109,14 @@ impl Inode for TmpInode {
                 if flags & O_TRUNC != 0 {
                     let mut st = self.lock();
                     let f = st.file()?;
-                    if f.size != 0 {
+                    let old = f.size;
+                    if old != 0 {
                         self.truncate_locked(&mut st, 0)?;
                         let cached = st.cached;
                         drop(st);
                         if cached {
                             self.invalidate_cache();
+                            self.unmap_past(old, 0);
                         }
                     }
                 }
@@ -1410,14 +1443,17 @@ impl Inode for TmpInode {
         let mut st = self.lock();
         let t = now();
         let mut cached = false;
+        let mut shrunk = None;
         if let Some(len) = a.size {
             match self.ftype {
                 FileType::Regular => {}
                 FileType::Directory => return error!(EISDIR),
                 _ => return error!(EINVAL),
             }
+            let old = st.file()?.size;
             self.truncate_locked(&mut st, len)?;
             cached = st.cached;
+            shrunk = Some((old, len));
         }
         if let Some(m) = a.mode {
             st.perm = m & 0o7777;
@@ -1444,6 +1480,9 @@ impl Inode for TmpInode {
         drop(st);
         if cached {
             self.invalidate_cache();
+            if let Some((old, len)) = shrunk {
+                self.unmap_past(old, len);
+            }
         }
         Ok(())
     }

@@ -15,12 +15,15 @@
 
 mod fork;
 pub mod pagecache;
+pub mod pagemap;
+pub mod remove;
+pub mod rmap;
 pub mod syscalls;
 pub mod userframes;
 pub mod vma;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use ruml_host::{Pfn, PhysMem};
 
@@ -138,6 +141,9 @@ pub struct Mm {
     pub flush_lock: Mutex<()>,
     /// RLIMIT_AS and RLIMIT_STACK (soft) in bytes.
     limits: Mutex<(u64, u64)>,
+    /// This space itself, for the reverse map of file mappings
+    /// ([`rmap`]): set at creation, never changed.
+    me: Weak<Mm>,
 }
 
 /// How the kernel touches a page on the guest's behalf.
@@ -162,9 +168,27 @@ fn host_prot(vma_prot: u32, cow: bool) -> u32 {
     p
 }
 
+impl MmInner {
+    /// The page-cache keys of the files this space maps.
+    fn file_keys(&self) -> Vec<(u64, u64)> {
+        let mut keys: Vec<(u64, u64)> = self
+            .vmas
+            .iter()
+            .filter_map(|v| match &v.backing {
+                Backing::File { key, .. } => Some(*key),
+                _ => None,
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
 impl Mm {
     pub fn new(phys: Arc<PhysMem>, mmap_base: u64) -> Arc<Mm> {
-        Arc::new(Mm {
+        Arc::new_cyclic(|me| Mm {
+            me: me.clone(),
             phys,
             inner: Mutex::new(MmInner {
                 vmas: VmaMap::default(),
@@ -320,7 +344,8 @@ impl Mm {
                 prot,
             });
         }
-        Arc::new(Mm {
+        let child = Arc::new_cyclic(|me| Mm {
+            me: me.clone(),
             phys: self.phys.clone(),
             inner: Mutex::new(MmInner {
                 vmas,
@@ -339,7 +364,15 @@ impl Mm {
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
             limits: Mutex::new(*self.limits.lock().unwrap_or_else(|p| p.into_inner())),
-        })
+        });
+        // The child maps the parent's files too (rmap): listed before the
+        // parent's lock is released, so a truncation that zaps the parent
+        // after this finds the child too.
+        let keys = child.lock().file_keys();
+        for key in keys {
+            rmap::register(key, &child.me);
+        }
+        child
     }
 
     /// Records where the initial stack's strings lie.
@@ -466,6 +499,9 @@ impl Mm {
             return error!(ENOMEM);
         }
         vma.flags |= m.def_flags;
+        if let Backing::File { key, .. } = &vma.backing {
+            rmap::register(*key, &self.me);
+        }
         let locked =
             vma.flags & vma::vm_flags::LOCKED != 0 && vma.flags & vma::vm_flags::LOCKONFAULT == 0;
         let ahead = match vma.backing {
@@ -551,6 +587,20 @@ impl Mm {
             });
         }
         m.frees.extend(frames);
+        // Files this space no longer maps leave the reverse map.
+        let mut gone: Vec<(u64, u64)> = removed
+            .iter()
+            .filter_map(|v| match &v.backing {
+                Backing::File { key, .. } => Some(*key),
+                _ => None,
+            })
+            .collect();
+        if !gone.is_empty() {
+            let left = m.file_keys();
+            gone.retain(|k| !left.contains(k));
+            gone.dedup();
+            rmap::unregister(self.me.as_ptr() as usize, &gone);
+        }
     }
 
     /// Fills `[start, end)` (inside one VMA) with frames where it has none.
@@ -1365,6 +1415,7 @@ impl Drop for Mm {
         {
             let m = self.lock();
             self.write_back_locked(&m, 0, task_size());
+            rmap::unregister(self as *const Mm as usize, &m.file_keys());
         }
         let m = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut frames: Vec<Pfn> = m.ptes.values().map(|p| p.pfn).collect();

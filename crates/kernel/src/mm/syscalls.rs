@@ -49,6 +49,7 @@ syscall_table! { pub fn mm_table;
     MLOCKALL => sys_mlockall(flags: i32),
     MUNLOCKALL => sys_munlockall(),
     MSEAL => sys_mseal(addr: u64, len: u64, flags: u64),
+    REMAP_FILE_PAGES => sys_remap_file_pages(start: u64, size: u64, prot: u64, pgoff: u64, flags: u64),
 }
 
 impl Mm {
@@ -229,19 +230,50 @@ impl Mm {
     }
 
     pub fn mprotect(&self, addr: u64, len: u64, prot: u32) -> KResult<()> {
-        if !addr.is_multiple_of(PAGE) {
+        const PROT_GROWSDOWN: u32 = 0x0100_0000;
+        const PROT_GROWSUP: u32 = 0x0200_0000;
+        // Linux's order (do_mprotect_pkey): both grow flags, alignment,
+        // length 0 (success), wrap-around, unknown bits, then the areas.
+        let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+        if grows == PROT_GROWSDOWN | PROT_GROWSUP || !addr.is_multiple_of(PAGE) {
             return error!(EINVAL);
         }
-        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | 0x0100_0000 | 0x0200_0000) != 0 {
-            return error!(EINVAL);
-        }
-        let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
-        let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;
         if len == 0 {
             return Ok(());
         }
-        let end = addr.checked_add(len).ok_or(crate::errno!(ENOMEM))?;
+        let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;
+        let end = addr
+            .checked_add(len)
+            .filter(|&e| e > addr)
+            .ok_or(crate::errno!(ENOMEM))?;
+        if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | grows) != 0 {
+            return error!(EINVAL);
+        }
+        let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
         let mut m = self.lock();
+        let mut addr = addr;
+        if grows != 0 {
+            // The first area ending above `addr`: PROT_GROWSDOWN extends
+            // the change down to its start, if it is a stack; no area
+            // grows up on x86 (EINVAL).
+            let Some(v) = m.vmas.next_after(addr) else {
+                return error!(ENOMEM);
+            };
+            if grows == PROT_GROWSDOWN {
+                if v.start >= end {
+                    return error!(ENOMEM);
+                }
+                if !v.growsdown {
+                    return error!(EINVAL);
+                }
+                addr = v.start;
+            } else {
+                if v.start > addr {
+                    return error!(ENOMEM);
+                }
+                return error!(EINVAL);
+            }
+        }
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
         }
@@ -261,7 +293,7 @@ impl Mm {
         if prot & PROT_WRITE != 0 {
             for v in m.vmas.iter().filter(|v| v.start < end && v.end > addr) {
                 if let (true, Backing::File { file, .. }) = (v.shared, &v.backing) {
-                    if !file.can_write() {
+                    if !file.can_write() || v.flags & vm_flags::NO_MAY_WRITE != 0 {
                         return error!(EACCES);
                     }
                 }
@@ -537,6 +569,37 @@ impl Mm {
         Ok(v)
     }
 
+    /// msync's walk over the areas of `[start, end)` (Linux's order): a
+    /// hole is ENOMEM at once for MS_ASYNC alone, else at the end;
+    /// MS_INVALIDATE of a locked area is EBUSY.
+    pub fn msync_check(
+        &self,
+        start: u64,
+        end: u64,
+        invalidate: bool,
+        async_only: bool,
+    ) -> KResult<()> {
+        let m = self.lock();
+        let mut at = start;
+        let mut hole = false;
+        for v in m.vmas.iter().filter(|v| v.end > start && v.start < end) {
+            if v.start > at {
+                if async_only {
+                    return error!(ENOMEM);
+                }
+                hole = true;
+            }
+            if invalidate && v.flags & vm_flags::LOCKED != 0 {
+                return error!(EBUSY);
+            }
+            at = v.end;
+        }
+        if hole || at < end {
+            return error!(ENOMEM);
+        }
+        Ok(())
+    }
+
     pub fn is_mapped(&self, addr: u64, end: u64) -> bool {
         self.lock().vmas.covers(addr, end)
     }
@@ -679,7 +742,17 @@ fn sys_mmap(
         | MAP_FIXED_NOREPLACE
         | MAP_UNINITIALIZED
         | 0xfc00_0000; // huge page size bits
-    if len == 0 || !off.is_multiple_of(PAGE) {
+                       // Linux's order: the offset's alignment (sys_mmap), then the
+                       // descriptor (EBADF, ksys_mmap_pgoff), then do_mmap's checks.
+    if !off.is_multiple_of(PAGE) {
+        return error!(EINVAL);
+    }
+    let f = if flags & MAP_ANONYMOUS != 0 {
+        None
+    } else {
+        Some(crate::fs::fd_get(ctx.task, fd.0)?)
+    };
+    if len == 0 {
         return error!(EINVAL);
     }
     let typ = flags & MAP_TYPE;
@@ -692,41 +765,53 @@ fn sys_mmap(
     if flags & MAP_HUGETLB != 0 {
         return error!(EINVAL);
     }
-    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
-        return error!(EINVAL);
-    }
+    // Unknown protection bits are ignored, as Linux's calc_vm_prot_bits.
+    let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
     if page_up(len).is_none_or(|l| l > task_size()) {
         return error!(ENOMEM);
     }
     let prot = crate::task::persona::implied_prot(ctx.task, prot);
-    let file = if flags & MAP_ANONYMOUS != 0 {
-        None
-    } else {
-        let f = crate::fs::fd_get(ctx.task, fd.0)?;
-        if !f.can_read() {
-            return error!(EACCES);
+    // A shared mapping of a memfd sealed against writes may never write
+    // (mprotect's EACCES), as Linux clears its VM_MAYWRITE.
+    let mut no_may_write = false;
+    let file = match f {
+        None => None,
+        Some(f) => {
+            no_may_write = typ != MAP_PRIVATE
+                && crate::fs::memfd::seals_of(&f)
+                    & (crate::fs::memfd::F_SEAL_WRITE | crate::fs::memfd::F_SEAL_FUTURE_WRITE)
+                    != 0;
+            if !f.can_read() {
+                return error!(EACCES);
+            }
+            if f.is_dev_zero() {
+                // /dev/zero maps as anonymous memory (shared or private).
+                return ctx.mm().mmap(addr, len, prot, flags | MAP_ANONYMOUS, None);
+            }
+            if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.can_write() {
+                return error!(EACCES);
+            }
+            if typ != MAP_PRIVATE
+                && prot & PROT_WRITE != 0
+                && crate::fs::memfd::seals_of(&f)
+                    & (crate::fs::memfd::F_SEAL_WRITE | crate::fs::memfd::F_SEAL_FUTURE_WRITE)
+                    != 0
+            {
+                return error!(EPERM);
+            }
+            if off.checked_add(len).is_none() {
+                return error!(EOVERFLOW);
+            }
+            Some((f, off))
         }
-        if f.is_dev_zero() {
-            // /dev/zero maps as anonymous memory (shared or private).
-            return ctx.mm().mmap(addr, len, prot, flags | MAP_ANONYMOUS, None);
-        }
-        if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.can_write() {
-            return error!(EACCES);
-        }
-        if typ != MAP_PRIVATE
-            && prot & PROT_WRITE != 0
-            && crate::fs::memfd::seals_of(&f)
-                & (crate::fs::memfd::F_SEAL_WRITE | crate::fs::memfd::F_SEAL_FUTURE_WRITE)
-                != 0
-        {
-            return error!(EPERM);
-        }
-        if off.checked_add(len).is_none() {
-            return error!(EOVERFLOW);
-        }
-        Some((f, off))
     };
-    ctx.mm().mmap(addr, len, prot, flags, file)
+    let at = ctx.mm().mmap(addr, len, prot, flags, file)?;
+    if no_may_write {
+        let end = at + page_up(len).unwrap_or(len);
+        ctx.mm()
+            .advise_flags(at, end, vm_flags::NO_MAY_WRITE, 0, |_| true)?;
+    }
+    Ok(at)
 }
 
 fn sys_munmap(ctx: &mut SyscallContext<'_>, addr: u64, len: u64) -> KResult<u64> {
@@ -782,7 +867,7 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     let flags = |set, clear| mm.advise_flags(addr, end, set, clear, any).map(|_| 0);
     match advice {
         MADV_DONTNEED | MADV_FREE | MADV_DONTNEED_LOCKED => mm.discard(addr, end).map(|_| 0),
-        MADV_REMOVE => error!(EOPNOTSUPP),
+        MADV_REMOVE => mm.remove_range(addr, end).map(|_| 0),
         MADV_DONTFORK => flags(vm_flags::DONTFORK, 0),
         MADV_DOFORK => flags(0, vm_flags::DONTFORK),
         MADV_DONTDUMP => flags(vm_flags::DONTDUMP, 0),
@@ -804,6 +889,21 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
         }
         _ => error!(EINVAL),
     }
+}
+
+/// remap_file_pages(2): emulated by a new mapping (see mm::remove).
+fn sys_remap_file_pages(
+    ctx: &mut SyscallContext<'_>,
+    start: u64,
+    size: u64,
+    prot: u64,
+    pgoff: u64,
+    _flags: u64,
+) -> KResult<u64> {
+    if prot != 0 {
+        return error!(EINVAL);
+    }
+    ctx.mm().remap_file_pages(start, size, pgoff).map(|_| 0)
 }
 
 /// mseal(2) (Linux 6.10): seals the areas of a range against change.
@@ -835,9 +935,11 @@ fn sys_msync(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, flags: i32) -> K
     let end = addr
         .checked_add(page_up(len).ok_or(crate::errno!(ENOMEM))?)
         .ok_or(crate::errno!(ENOMEM))?;
-    if !ctx.mm().is_mapped(addr, end) {
-        return error!(ENOMEM);
+    if end == addr {
+        return Ok(0);
     }
+    ctx.mm()
+        .msync_check(addr, end, flags & MS_INVALIDATE != 0, flags == MS_ASYNC)?;
     // Shared mappings of memory-backed files (tmpfs) are the file's pages
     // already; those of host files are written back.
     ctx.mm().sync_range(addr, end);

@@ -73,6 +73,10 @@ pub mod vm_flags {
     /// reprotected, mapped over, or (read-only private anonymous memory)
     /// discarded; EPERM for each. Never cleared; not inherited by exec.
     pub const SEALED: u32 = 32;
+    /// A shared file mapping that may never become writable (Linux's
+    /// VM_MAYWRITE clear): made of a memfd sealed against writes
+    /// (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE); mprotect(PROT_WRITE) is EACCES.
+    pub const NO_MAY_WRITE: u32 = 64;
 }
 
 impl Vma {

@@ -261,6 +261,26 @@ impl TaskTable {
         threads.iter().any(|t| Arc::ptr_eq(&t.mm(), mm))
     }
 
+    /// Kicks every thread running in address space `mm` out of guest code
+    /// (but the calling one), so that each applies the mm's queued host
+    /// changes before it runs on: another process truncated or punched a
+    /// file this space maps (mm::rmap).
+    pub fn interrupt_users_of(&self, mm: &Arc<Mm>) {
+        let me = crate::fs::anon::current_task();
+        let threads: Vec<Arc<Task>> = self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|w| w.upgrade())
+            .collect();
+        for t in threads {
+            if Arc::ptr_eq(&t.mm(), mm) && !me.as_ref().is_some_and(|m| Arc::ptr_eq(m, &t)) {
+                t.interrupt();
+            }
+        }
+    }
+
     /// The live process with this pid.
     pub fn group(&self, pid: i32) -> Option<Arc<ThreadGroup>> {
         self.lock()

@@ -1,0 +1,92 @@
+//! Memory calls and files beyond the basics, each natively and under ruml
+//! with the outputs compared: /proc/PID/pagemap (tests/guest/pagemap.c);
+//! shared mappings of a tmpfs file truncated or punched by another process,
+//! MADV_REMOVE and remap_file_pages (tests/guest/shmem_unmap.c); the
+//! errors of mmap, mprotect, msync and munmap and their order, with memfd
+//! seals (tests/guest/mmap_errors.c).
+
+mod common;
+
+use common::{differential, Flavour};
+
+fn pagemap(flavour: Flavour) {
+    let (native, _ruml) = differential("pagemap", flavour, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    // The facts the program prints hold natively (so the comparison means
+    // something): a written private page is present and exclusive, the
+    // parent's pagemap is closed to an unprivileged child.
+    assert!(
+        native
+            .stdout
+            .contains("anon written                 present=1 swap=0 file=0 excl=1"),
+        "{native}"
+    );
+    assert!(
+        native
+            .stdout
+            .contains("child as nobody: parent's pagemap EACCES"),
+        "{native}"
+    );
+    assert!(native.stdout.contains("pread off+4: EINVAL"), "{native}");
+}
+
+#[test]
+fn pagemap_static() {
+    pagemap(Flavour::Static);
+}
+
+#[test]
+fn pagemap_dynamic() {
+    pagemap(Flavour::Dynamic);
+}
+
+fn shmem_unmap(flavour: Flavour) {
+    let (native, _ruml) = differential("shmem_unmap", flavour, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    for line in [
+        "child: page 1 after punch                0",
+        "child: page 1 after refill               77",
+        "child: page 3 after truncate             signal BUS",
+        "private: written page after punch        99",
+        "MADV_REMOVE page 1: ok",
+        "remap_file_pages: ok",
+        "page 0 after remap                       43",
+    ] {
+        assert!(native.stdout.contains(line), "{line:?} in {native}");
+    }
+}
+
+#[test]
+fn shmem_unmap_static() {
+    shmem_unmap(Flavour::Static);
+}
+
+#[test]
+fn shmem_unmap_dynamic() {
+    shmem_unmap(Flavour::Dynamic);
+}
+
+fn mmap_errors(flavour: Flavour) {
+    let (native, _ruml) = differential("mmap_errors", flavour, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    for line in [
+        "mmap len 0 bad fd                                 EBADF",
+        "mmap SHARED RW of O_WRONLY                        EACCES",
+        "F_SEAL_WRITE with a read-only mapping: EBUSY",
+        "mprotect W of SHARED after FUTURE_WRITE: EACCES",
+        "msync INVALIDATE of locked: EBUSY",
+        "mprotect GROWSDOWN on plain area: EINVAL",
+    ] {
+        assert!(native.stdout.contains(line), "{line:?} in {native}");
+    }
+}
+
+#[test]
+fn mmap_errors_static() {
+    mmap_errors(Flavour::Static);
+}
+
+#[test]
+fn mmap_errors_dynamic() {
+    mmap_errors(Flavour::Dynamic);
+}
