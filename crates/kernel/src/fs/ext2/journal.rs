@@ -347,6 +347,7 @@ impl Ext2Fs {
         self.write_jsb(&mut j)?;
         self.dev().flush()?;
         st.cache.clear();
+        st.data.clear();
         match bad {
             Some(e) => Err(e),
             None => Ok(n),
