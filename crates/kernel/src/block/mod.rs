@@ -319,6 +319,21 @@ pub fn open_disk(rdev: (u32, u32), flags: u32) -> KResult<Arc<dyn FileOps>> {
     Ok(Arc::new(BlockFile { hold: disk.hold() }))
 }
 
+/// Writes through block device nodes (and BLKFLSBUF), counted: a
+/// filesystem's data cache empties itself when this changes, as the
+/// blocks under it may have changed.
+static RAW_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The count of writes through block device nodes (see [`RAW_WRITES`]).
+pub fn raw_writes() -> u64 {
+    RAW_WRITES.load(Ordering::Relaxed)
+}
+
+/// Counts a write through a block device node (see [`RAW_WRITES`]).
+pub fn note_raw_write() {
+    RAW_WRITES.fetch_add(1, Ordering::Relaxed);
+}
+
 /// An open block device file: byte-addressed reads and writes of the
 /// disk's sectors, the block ioctls, and (for /dev/loopN) the loop ioctls.
 pub struct BlockFile {
@@ -374,7 +389,10 @@ impl FileOps for BlockFile {
         }
         check_direct(_f, off, buf.len())?;
         let dev = self.disk().bound()?;
-        let n = write_bytes(dev.as_ref(), off, buf)?;
+        let n = write_bytes(dev.as_ref(), off, buf);
+        // Even a failed write may have changed some blocks.
+        note_raw_write();
+        let n = n?;
         if _f.flags() & crate::fs::types::oflags::O_DSYNC != 0 {
             dev.flush()?;
         }
@@ -420,6 +438,7 @@ impl FileOps for BlockFile {
                 disk.ro_override.store(v != 0, Ordering::Relaxed);
             }
             BLKFLSBUF => {
+                note_raw_write();
                 if let Some(d) = disk.device() {
                     d.flush()?;
                 }

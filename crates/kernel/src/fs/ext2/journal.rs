@@ -10,19 +10,27 @@
 //! Writing, in ordered mode: an operation's metadata blocks join the
 //! running transaction (they stay in the cache, pinned, and are not
 //! written home). A commit — on fsync, sync, the 5-second timer, unmount,
-//! or when the transaction grows — flushes the file data already written,
-//! writes the blocks into the log after a descriptor, flushes, writes the
-//! commit block, flushes, then writes the blocks home (a checkpoint),
-//! flushes and marks the log empty. So the log holds at most one
-//! transaction, a crash at any point leaves either the old or the new
-//! metadata after replay, and no revoke records are ever needed. Blocks
-//! freed by the running transaction are not reused before it commits (a
-//! crash must not find data written over a block the old metadata still
-//! uses).
+//! or when the transaction grows — writes the blocks into the log after
+//! the transactions already there (a descriptor, the copies, revoke
+//! blocks), flushes (which also makes the file data written before it
+//! durable), writes the commit block and flushes: two host flushes per
+//! commit. The checkpoint is lazy: committed blocks stay pinned in the
+//! cache, their home copies stale, until the log is half full (or the
+//! pinned blocks a quarter of the cache), the next transaction does not
+//! fit, or the filesystem is unmounted; then they are all written home,
+//! flushed, and the log is marked empty. So the log holds a run of
+//! committed transactions from `first`, and a crash at any point leaves,
+//! after replay, the metadata of the last commit that reached its
+//! commit block. A block freed while an older copy of it is in the log
+//! gets a revoke record in the freeing transaction (a replay must not
+//! write the old copy over the block's new use); blocks freed by the
+//! running transaction are not reused before it commits (a crash must
+//! not find data written over a block the old metadata still uses).
 //!
 //! Locking: everything here runs under the filesystem's state mutex.
 
 use super::*;
+use std::collections::BTreeMap;
 
 const JBD2_MAGIC: u32 = 0xC03B_3998;
 const BT_DESCRIPTOR: u32 = 1;
@@ -68,6 +76,12 @@ pub(crate) struct Journal {
     seq: u32,
     /// The journal superblock as on disk.
     jsb: Vec<u8>,
+    /// The next free log block (`first` when the log is empty).
+    head: u32,
+    /// Home block -> (log block, escaped) of its latest committed copy,
+    /// for every block the log holds that is not yet checkpointed. These
+    /// blocks stay pinned in the cache (their home copy is stale).
+    pub(super) logged: BTreeMap<u64, (u32, bool)>,
 }
 
 /// A logged block: (log block, home block, escaped, the tag's checksum
@@ -142,6 +156,8 @@ impl Ext2Fs {
             first,
             seq: be32(&jsb, 24),
             jsb,
+            head: first,
+            logged: BTreeMap::new(),
         })
     }
 
@@ -331,6 +347,7 @@ impl Ext2Fs {
         self.write_jsb(&mut j)?;
         self.dev().flush()?;
         st.cache.clear();
+        st.data.clear();
         match bad {
             Some(e) => Err(e),
             None => Ok(n),
@@ -358,7 +375,11 @@ impl Ext2Fs {
         }
         pbe32(&mut j.jsb, 4, BT_SB_V2);
         pbe32(&mut j.jsb, 0x24, 0);
-        pbe32(&mut j.jsb, 0x28, if self.geo.is64 { INC_64BIT } else { 0 });
+        pbe32(
+            &mut j.jsb,
+            0x28,
+            INC_REVOKE | if self.geo.is64 { INC_64BIT } else { 0 },
+        );
         pbe32(&mut j.jsb, 0x2C, 0);
         self.write_jsb(&mut j)?;
         st.journal = Some(j);
@@ -384,8 +405,8 @@ impl Ext2Fs {
             .is_some_and(|j| self.log_blocks(st.txn.len()) * 4 > j.map.len() - j.first as usize)
     }
 
-    /// Commits and checkpoints the running transaction (see the module
-    /// doc). With no journal, writes the dirty blocks home.
+    /// Commits the running transaction (see the module doc). With no
+    /// journal, does nothing.
     pub(super) fn journal_commit(&self, st: &mut State) -> KResult<()> {
         if st.txn.is_empty() {
             return Ok(());
@@ -403,21 +424,109 @@ impl Ext2Fs {
         Ok(())
     }
 
+    /// Checkpoints the log: every committed block home, then the log
+    /// marked empty (unmount, halt, remount read-only).
+    pub(super) fn journal_checkpoint(&self, st: &mut State) -> KResult<()> {
+        let Some(mut j) = st.journal.take() else {
+            return Ok(());
+        };
+        let r = self.checkpoint(st, &mut j);
+        st.journal = Some(j);
+        r
+    }
+
+    /// Blocks the log may hold before a checkpoint: at most half the log
+    /// (the running transaction commits at a quarter, so the next one
+    /// fits), and a quarter of the cache (they are pinned there).
+    fn log_busy(&self, j: &Journal) -> bool {
+        let total = j.map.len() - j.first as usize;
+        let used = (j.head - j.first) as usize;
+        used * 2 > total || j.logged.len() * 4 > CACHE_BYTES / self.geo.bs as usize
+    }
+
+    /// Writes the log's committed blocks home and empties it. Blocks the
+    /// operation in progress or the running transaction changed are
+    /// taken from their committed copy in the log (the cache holds the
+    /// newer, uncommitted contents), the others from the cache.
+    fn checkpoint(&self, st: &mut State, j: &mut Journal) -> KResult<()> {
+        if j.head == j.first {
+            return Ok(());
+        }
+        let bs = self.geo.bs as usize;
+        let mut from_log: HashMap<u64, Vec<u8>> = HashMap::new();
+        for (&home, &(pos, escaped)) in &j.logged {
+            if st.txn.contains(&home) || st.dirty.contains(&home) || !st.cache.contains_key(&home) {
+                let mut v = vec![0u8; bs];
+                self.jread(j, pos as u64, &mut v)?;
+                if escaped {
+                    pbe32(&mut v, 0, JBD2_MAGIC);
+                }
+                from_log.insert(home, v);
+            }
+        }
+        self.write_runs(j.logged.keys().filter_map(|b| {
+            from_log
+                .get(b)
+                .or_else(|| st.cache.get(b))
+                .map(|v| (*b, v.as_slice()))
+        }))?;
+        self.dev().flush()?;
+        // The log is empty: the next commit writes from `first` (the
+        // superblock says so before that commit's flush).
+        pbe32(&mut j.jsb, 24, j.seq);
+        pbe32(&mut j.jsb, 28, 0);
+        self.write_jsb(j)?;
+        j.logged.clear();
+        j.head = j.first;
+        Ok(())
+    }
+
     fn commit_txn(&self, st: &mut State, j: &mut Journal) -> KResult<()> {
         let blocks: Vec<u64> = st.txn.iter().copied().collect();
         let bs = self.geo.bs as usize;
         let dev = self.dev();
-        // Ordered mode: file data is written to the device as it comes
-        // (before this), so the flush before the commit block makes it
-        // durable together with the log.
-        let room = j.map.len() - j.first as usize;
-        if self.log_blocks(blocks.len()) <= room {
+        // Revokes: blocks this transaction freed whose older copies are
+        // still in the log (a replay must not write them over what the
+        // blocks hold once reused). A block logged again here needs none.
+        let geo = &self.geo;
+        let revokes: Vec<u64> = j
+            .logged
+            .keys()
+            .copied()
+            .filter(|&b| {
+                if st.txn.contains(&b) || b < geo.first_data_block {
+                    return false;
+                }
+                let g = ((b - geo.first_data_block) / geo.bpg) as u32;
+                let bit = (b - geo.first_data_block) % geo.bpg;
+                st.txn_freed
+                    .get(&g)
+                    .is_some_and(|f| f[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+            })
+            .collect();
+        for b in &revokes {
+            j.logged.remove(b);
+        }
+        let rec = if self.geo.is64 { 8 } else { 4 };
+        let per_revoke = (bs - 16) / rec;
+        let mut need = self.log_blocks(blocks.len()) + revokes.len().div_ceil(per_revoke);
+        let room = |j: &Journal| j.map.len() - j.head as usize;
+        let mut revokes = revokes;
+        if need > room(j) {
+            self.checkpoint(st, j)?;
+            // The log is empty: nothing left to revoke.
+            need -= revokes.len().div_ceil(per_revoke);
+            revokes.clear();
+        }
+        if need <= room(j) {
             let seq = j.seq;
             let per = self.tags_per_descriptor();
             let tag = if self.geo.is64 { 12 } else { 8 };
-            let mut pos = j.first as u64;
-            // The log's blocks in order: descriptors and copies.
-            let mut log: Vec<(u64, Vec<u8>)> = Vec::with_capacity(self.log_blocks(blocks.len()));
+            let mut pos = j.head as u64;
+            // The log's blocks in order: descriptors and copies, then
+            // revoke blocks.
+            let mut log: Vec<(u64, Vec<u8>)> = Vec::with_capacity(need);
+            let mut copies: Vec<(u64, u32, bool)> = Vec::with_capacity(blocks.len());
             for chunk in blocks.chunks(per) {
                 let mut desc = vec![0u8; bs];
                 pbe32(&mut desc, 0, JBD2_MAGIC);
@@ -454,15 +563,42 @@ impl Ext2Fs {
                         desc[off..off + 16].copy_from_slice(&j.jsb[0x30..0x40]);
                         off += 16;
                     }
+                    copies.push((b, pos as u32, flags & TAG_ESCAPE as u16 != 0));
                     log.push((j.map[pos as usize], data));
                     pos += 1;
                 }
                 log[desc_at].1 = desc;
             }
+            for chunk in revokes.chunks(per_revoke) {
+                let mut r = vec![0u8; bs];
+                pbe32(&mut r, 0, JBD2_MAGIC);
+                pbe32(&mut r, 4, BT_REVOKE);
+                pbe32(&mut r, 8, seq);
+                let mut off = 16;
+                for &b in chunk {
+                    if self.geo.is64 {
+                        pbe32(&mut r, off, (b >> 32) as u32);
+                        pbe32(&mut r, off + 4, b as u32);
+                    } else {
+                        pbe32(&mut r, off, b as u32);
+                    }
+                    off += rec;
+                }
+                pbe32(&mut r, 12, off as u32);
+                log.push((j.map[pos as usize], r));
+                pos += 1;
+            }
+            // The log's blocks in log order are not always consecutive on
+            // the device: sorted by device block for write_runs.
+            log.sort_by_key(|(b, _)| *b);
             self.write_runs(log.iter().map(|(b, v)| (*b, v.as_slice())))?;
-            pbe32(&mut j.jsb, 24, seq);
-            pbe32(&mut j.jsb, 28, j.first);
-            self.write_jsb(j)?;
+            if j.head == j.first {
+                // The first transaction in an empty log: the superblock
+                // points at it (durable with the log, by the flush).
+                pbe32(&mut j.jsb, 24, seq);
+                pbe32(&mut j.jsb, 28, j.first);
+                self.write_jsb(j)?;
+            }
             dev.flush()?;
             let mut commit = vec![0u8; bs];
             pbe32(&mut commit, 0, JBD2_MAGIC);
@@ -474,24 +610,29 @@ impl Ext2Fs {
             self.jwrite(j, pos, &commit)?;
             dev.flush()?;
             j.seq = seq.wrapping_add(1);
-        } else {
-            crate::log::warn(&format!(
-                "EXT4-fs ({}): a transaction of {} blocks does not fit the journal; written unjournaled",
-                dev_name(self.dev_no),
-                blocks.len()
-            ));
+            j.head = pos as u32 + 1;
+            for (b, p, esc) in copies {
+                j.logged.insert(b, (p, esc));
+            }
+            // Lazy checkpoint: only when the log or the pinned blocks
+            // have grown (the running transaction is empty now).
+            if self.log_busy(j) {
+                self.checkpoint(st, j)?;
+            }
+            return Ok(());
         }
-        // Checkpoint: the blocks home, runs of neighbours in one write
-        // (`blocks` is sorted).
+        crate::log::warn(&format!(
+            "EXT4-fs ({}): a transaction of {} blocks does not fit the journal; written unjournaled",
+            dev_name(self.dev_no),
+            blocks.len()
+        ));
+        // The log is empty (checkpointed above): the blocks go home.
         self.write_runs(
             blocks
                 .iter()
                 .filter_map(|b| st.cache.get(b).map(|v| (*b, v.as_slice()))),
         )?;
-        dev.flush()?;
-        pbe32(&mut j.jsb, 24, j.seq);
-        pbe32(&mut j.jsb, 28, 0);
-        self.write_jsb(j)
+        dev.flush()
     }
 
     /// Writes (block, contents) pairs, each run of consecutive blocks

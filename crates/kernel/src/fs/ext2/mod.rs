@@ -31,6 +31,7 @@
 //! releases the device (a loop device set to autoclear detaches then).
 
 mod csum;
+mod datacache;
 mod extent;
 mod htree;
 mod journal;
@@ -275,6 +276,8 @@ pub(crate) struct State {
     /// commits. Per group, a bitmap in the block bitmap's layout, so that
     /// an allocation skips them a byte at a time.
     txn_freed: HashMap<u32, Vec<u8>>,
+    /// Regular files' data blocks (see datacache.rs).
+    data: datacache::DataCache,
 }
 
 impl State {
@@ -293,6 +296,7 @@ impl State {
             journal: None,
             txn: Default::default(),
             txn_freed: HashMap::new(),
+            data: Default::default(),
         }
     }
 }
@@ -908,6 +912,7 @@ impl Ext2Fs {
     fn stop_journaling(&self, st: &mut State) -> KResult<()> {
         self.commit(st)?;
         self.journal_commit(st)?;
+        self.journal_checkpoint(st)?;
         if st.journal.take().is_some() {
             let f = le32(&st.sb, 96) & !INCOMPAT_RECOVER;
             put32(&mut st.sb, 96, f);
@@ -1038,20 +1043,33 @@ impl Ext2Fs {
     /// Caches block `b` as read from the device.
     fn cache_insert(&self, st: &mut State, b: u64, v: &[u8]) {
         if st.cache.len() >= CACHE_BYTES / self.geo.bs as usize {
-            // Clean blocks go; dirty ones stay until the operation ends.
+            // Clean blocks go; dirty ones stay until the operation
+            // ends, journaled ones until they are checkpointed.
             let State {
-                cache, dirty, txn, ..
+                cache,
+                dirty,
+                txn,
+                journal,
+                ..
             } = st;
-            cache.retain(|k, _| dirty.contains(k) || txn.contains(k));
+            cache.retain(|k, _| {
+                dirty.contains(k)
+                    || txn.contains(k)
+                    || journal.as_ref().is_some_and(|j| j.logged.contains_key(k))
+            });
         }
         st.cache.insert(b, v.to_vec());
     }
 
     /// A data block into `buf` (not cached, but a cached copy wins).
-    fn read_data(&self, st: &State, b: u64, buf: &mut [u8]) -> KResult<()> {
+    fn read_data(&self, st: &mut State, b: u64, buf: &mut [u8]) -> KResult<()> {
         self.check_block(b)?;
         if let Some(v) = st.cache.get(&b) {
             buf.copy_from_slice(v);
+            return Ok(());
+        }
+        st.data.check_raw_writes();
+        if st.data.read(b, 0, buf) {
             return Ok(());
         }
         self.dev().read_sectors(b * self.geo.bs / 512, buf)
@@ -1079,6 +1097,8 @@ impl Ext2Fs {
         if let Some(v) = st.cache.get_mut(&b) {
             v.copy_from_slice(data);
         }
+        st.data.check_raw_writes();
+        st.data.update(b, data, self.geo.bs as usize);
         Ok(())
     }
 
@@ -1096,6 +1116,8 @@ impl Ext2Fs {
         self.check_block(first)?;
         self.check_block(first + n - 1)?;
         self.dev().write_sectors(first * self.geo.bs / 512, data)?;
+        st.data.check_raw_writes();
+        st.data.update(first, data, bs);
         if !st.cache.is_empty() {
             for k in 0..n {
                 if let Some(v) = st.cache.get_mut(&(first + k)) {
@@ -1341,6 +1363,7 @@ impl Ext2Fs {
                 }
             }
             self.store_block_bitmap(st, g, &bm)?;
+            st.data.forget(cur, end - cur);
             st.groups[g as usize].free_blocks += (end - cur) as u32;
             self.write_group(st, g)?;
             self.free_counts(st, (end - cur) as i64, 0);
@@ -1448,11 +1471,11 @@ impl Ext2Fs {
     /// An inode as stored, unchecked (a free slot being reused).
     fn read_inode_raw(&self, st: &mut State, ino: u32) -> KResult<DInode> {
         let (blk, off) = self.inode_loc(st, ino)?;
-        let b = self.read_meta(st, blk)?;
-        Ok(DInode {
-            ino,
-            raw: b[off..off + self.geo.inode_size].to_vec(),
-        })
+        let raw = match st.cache.get(&blk) {
+            Some(b) => b[off..off + self.geo.inode_size].to_vec(),
+            None => self.read_meta(st, blk)?[off..off + self.geo.inode_size].to_vec(),
+        };
+        Ok(DInode { ino, raw })
     }
 
     fn read_inode(&self, st: &mut State, ino: u32) -> KResult<DInode> {
@@ -1554,7 +1577,41 @@ impl Ext2Fs {
         Ok(Some(cur))
     }
 
+    /// The physical block of `lblk` and how many blocks from it on (up
+    /// to `max`, at least 1) follow it on the device.
+    fn bmap_run(
+        &self,
+        st: &mut State,
+        i: &DInode,
+        lblk: u64,
+        max: u64,
+    ) -> KResult<Option<(u64, u64)>> {
+        if i.flags() & EXTENTS_FL != 0 {
+            return self.extent_lookup_run(st, i, lblk);
+        }
+        let Some(b) = self.bmap(st, i, lblk)? else {
+            return Ok(None);
+        };
+        let lim = max.min(self.file_max_blocks(i).saturating_sub(lblk));
+        let mut n = 1;
+        while n < lim && self.bmap(st, i, lblk + n)? == Some(b + n) {
+            n += 1;
+        }
+        Ok(Some((b, n)))
+    }
+
     fn extent_lookup(&self, st: &mut State, i: &DInode, lblk: u64) -> KResult<Option<u64>> {
+        Ok(self.extent_lookup_run(st, i, lblk)?.map(|(b, _)| b))
+    }
+
+    /// The physical block of `lblk` and how many blocks from it on
+    /// follow it on the device (to the end of its extent).
+    fn extent_lookup_run(
+        &self,
+        st: &mut State,
+        i: &DInode,
+        lblk: u64,
+    ) -> KResult<Option<(u64, u64)>> {
         let mut node: Vec<u8> = i.iblock_bytes().to_vec();
         for _ in 0..6 {
             if le16(&node, 0) != 0xF30A {
@@ -1581,7 +1638,7 @@ impl Ext2Fs {
                         let phys = (le16(&node, o + 6) as u64) << 32 | le32(&node, o + 8) as u64;
                         let b = phys + (lblk - start);
                         self.check_block(b)?;
-                        return Ok(Some(b));
+                        return Ok(Some((b, start + len - lblk)));
                     }
                 }
                 return Ok(None);
@@ -1793,50 +1850,7 @@ impl Ext2Fs {
     // --- file data --------------------------------------------------------
 
     fn read_file(&self, st: &mut State, i: &DInode, off: u64, buf: &mut [u8]) -> KResult<usize> {
-        let size = i.size();
-        if off >= size {
-            return Ok(0);
-        }
-        let len = (buf.len() as u64).min(size - off) as usize;
-        let bs = self.geo.bs;
-        let mut done = 0usize;
-        let mut tmp = vec![0u8; bs as usize];
-        while done < len {
-            let pos = off + done as u64;
-            let lblk = pos / bs;
-            let in_blk = (pos % bs) as usize;
-            let take = (bs as usize - in_blk).min(len - done);
-            match self.bmap(st, i, lblk)? {
-                Some(b) if in_blk == 0 && take == bs as usize => {
-                    // Whole blocks that follow each other on the device
-                    // are read at once (up to 1 MiB); cached copies win.
-                    let whole = ((len - done) as u64 / bs).min((1 << 20) / bs);
-                    let mut run = 1;
-                    while run < whole && self.bmap(st, i, lblk + run)? == Some(b + run) {
-                        run += 1;
-                    }
-                    let n = (run * bs) as usize;
-                    self.check_block(b + run - 1)?;
-                    let dst = &mut buf[done..done + n];
-                    self.dev().read_sectors(b * bs / 512, dst)?;
-                    for k in 0..run {
-                        if let Some(v) = st.cache.get(&(b + k)) {
-                            let at = (k * bs) as usize;
-                            dst[at..at + bs as usize].copy_from_slice(v);
-                        }
-                    }
-                    done += n;
-                    continue;
-                }
-                Some(b) => {
-                    self.read_data(st, b, &mut tmp)?;
-                    buf[done..done + take].copy_from_slice(&tmp[in_blk..in_blk + take]);
-                }
-                None => buf[done..done + take].fill(0),
-            }
-            done += take;
-        }
-        Ok(len)
+        self.read_file_ahead(st, i, off, buf, 0)
     }
 
     fn write_file(
@@ -2823,6 +2837,158 @@ mod tests {
         let replayed = journal::REPLAYED.load(std::sync::atomic::Ordering::Relaxed);
         eprintln!("{n} power cuts, {replayed} transactions replayed");
         assert!(replayed > 0, "no power cut left a transaction to replay");
+    }
+
+    /// The file data cache: small reads fill it (with read-ahead), file
+    /// writes update it, a write through a block device node empties it,
+    /// freed blocks leave it.
+    #[test]
+    fn ext4_data_cache_follows_writes_raw_device_writes_and_frees() {
+        let base = make_image("ext4dc", &["-t", "ext4"], "4M");
+        let (dev, root) = mount_mem(base, None, 7100);
+        let root = root.expect("mount");
+        let fs = fs_of(&root);
+        let data: Vec<u8> = (0..40000u32).map(|x| (x % 253) as u8).collect();
+        write_all(&root, b"a", &data).unwrap();
+        let caller = crate::fs::vfs::Caller::kernel();
+        let f = root.lookup(b"a", &caller).unwrap();
+        let ino = f.as_any().downcast_ref::<vfs::Ext2Inode>().unwrap().ino;
+        let small = |off: u64| -> Vec<u8> {
+            let mut st = fs.lock();
+            let i = fs.read_inode(&mut st, ino).unwrap();
+            let mut b = vec![0u8; 100];
+            let n = fs
+                .read_file_ahead(&mut st, &i, off, &mut b, datacache::READ_AHEAD)
+                .unwrap();
+            b.truncate(n);
+            b
+        };
+        assert_eq!(small(0), &data[..100]);
+        let bs = fs.geo.bs;
+        let (b0, cached) = {
+            let mut st = fs.lock();
+            let i = fs.read_inode(&mut st, ino).unwrap();
+            let b0 = fs.bmap(&mut st, &i, 0).unwrap().unwrap();
+            (b0, st.data.len())
+        };
+        assert!(
+            cached as u64 >= 40000 / bs,
+            "read-ahead cached {cached} blocks"
+        );
+        // A file write: the cached copy follows.
+        {
+            let mut st = fs.lock();
+            let mut i = fs.read_inode(&mut st, ino).unwrap();
+            fs.write_file(&mut st, ino, &mut i, 50, &[9u8; 100])
+                .unwrap();
+        }
+        let mut want = data.clone();
+        want[50..150].fill(9);
+        assert_eq!(small(0), &want[..100]);
+        assert_eq!(small(bs + 7), &want[(bs + 7) as usize..(bs + 107) as usize]);
+        // A write to the device under the filesystem, as through
+        // /dev/ubda: the next read sees it.
+        {
+            let mut img = dev.0.lock().unwrap();
+            let at = (b0 * bs) as usize;
+            img[at..at + 100].fill(0xEE);
+        }
+        crate::block::note_raw_write();
+        assert_eq!(small(0), vec![0xEEu8; 100]);
+        // Freed blocks leave the cache.
+        assert_eq!(small(0), vec![0xEEu8; 100]);
+        assert!(fs.lock().data.contains(b0));
+        f.setattr(&crate::fs::vfs::SetAttr {
+            size: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(!fs.lock().data.contains(b0));
+    }
+
+    /// The lazy checkpoint leaves several committed transactions in the
+    /// log, with revoke records for blocks freed after they were logged
+    /// (directory blocks of removed directories, reused by file data):
+    /// the image as a crash leaves it replays on the host's e2fsck and
+    /// on this driver to the same files, and e2fsck finds it clean.
+    #[test]
+    fn ext4_log_of_many_transactions_with_revokes_replays_on_the_host() {
+        let base = make_image("ext4multi", &["-t", "ext4", "-J", "size=1"], "4M");
+        let (dev, root) = mount_mem(base, None, 7000);
+        let root = root.expect("mount");
+        let fs = fs_of(&root);
+        let caller = crate::fs::vfs::Caller::kernel();
+        let mut want: Vec<(String, Vec<u8>)> = Vec::new();
+        for k in 0..12u32 {
+            let d = format!("dir{k}");
+            root.mkdir(d.as_bytes(), 0o755).unwrap();
+            let dir = root.lookup(d.as_bytes(), &caller).unwrap();
+            for e in 0..40 {
+                dir.create(format!("entry-with-a-long-name-{e}").as_bytes(), 0o644, 0)
+                    .unwrap();
+            }
+            fs.sync_fs().unwrap();
+            for e in 0..40 {
+                dir.unlink(format!("entry-with-a-long-name-{e}").as_bytes())
+                    .unwrap();
+            }
+            drop(dir);
+            root.rmdir(d.as_bytes()).unwrap();
+            fs.sync_fs().unwrap();
+            let name = format!("file{k}");
+            let data: Vec<u8> = (0..30000u32).map(|x| (x * 7 + k) as u8).collect();
+            write_all(&root, name.as_bytes(), &data).unwrap();
+            fs.sync_fs().unwrap();
+            want.push((name, data));
+        }
+        let crashed = dev.0.lock().unwrap().clone();
+        drop(root);
+        drop(fs);
+        // The log is not empty: the journal superblock's s_start.
+        let dirty = {
+            let path = std::env::temp_dir().join(format!("ruml-ext2-multi-{}", std::process::id()));
+            std::fs::write(&path, &crashed).unwrap();
+            let out = std::process::Command::new(host_tool("debugfs"))
+                .args(["-R", "logdump"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let _ = std::fs::remove_file(&path);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert!(
+            dirty.matches("(commit block)").count() > 1 && dirty.contains("(revoke table)"),
+            "the log holds one transaction or none, or no revoke:\n{dirty}"
+        );
+        // The host's e2fsck replays it.
+        let path = std::env::temp_dir().join(format!("ruml-ext2-multi-h-{}", std::process::id()));
+        std::fs::write(&path, &crashed).unwrap();
+        let out = std::process::Command::new(host_tool("e2fsck"))
+            .arg("-fy")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let host_replayed = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            matches!(out.status.code(), Some(0) | Some(1)),
+            "e2fsck -fy: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let (clean, o) = e2fsck(&host_replayed, "multi-host");
+        assert!(clean, "after the host's replay: {o}");
+        // And this driver's replay, at mount.
+        for (n, img) in [(7001, host_replayed), (7002, crashed)] {
+            let (dev2, root2) = mount_mem(img, None, n);
+            let root2 = root2.expect("mount after the crash");
+            for (name, data) in &want {
+                assert_eq!(&read_all(&root2, name.as_bytes()).unwrap(), data, "{name}");
+            }
+            walk(&fs_of(&root2));
+            drop(root2);
+            let (clean, o) = e2fsck(&dev2.0.lock().unwrap(), &format!("multi{n}"));
+            assert!(clean, "after replay: {o}");
+        }
     }
 
     /// ext4 images (extents, flex_bg, 64bit, metadata_csum, a journal)

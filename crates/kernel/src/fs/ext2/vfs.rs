@@ -85,6 +85,7 @@ impl Ext2Fs {
         Arc::new(Ext2File {
             fs: self.clone(),
             ino,
+            next: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -616,6 +617,9 @@ fn invalidate(key: InodeKey) {
 pub struct Ext2File {
     fs: Arc<Ext2Fs>,
     ino: u32,
+    /// Where the last read ended: a read from there (or from 0) is
+    /// sequential and reads ahead.
+    next: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Ext2File {
@@ -642,9 +646,17 @@ impl Drop for Ext2File {
 
 impl FileOps for Ext2File {
     fn read(&self, _f: &OpenFile, off: u64, buf: &mut [u8]) -> KResult<usize> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ahead = if off == 0 || off == self.next.load(Relaxed) {
+            super::datacache::READ_AHEAD
+        } else {
+            0
+        };
         let mut st = self.fs.lock();
         let i = self.fs.read_inode(&mut st, self.ino)?;
-        self.fs.read_file(&mut st, &i, off, buf)
+        let n = self.fs.read_file_ahead(&mut st, &i, off, buf, ahead)?;
+        self.next.store(off + n as u64, Relaxed);
+        Ok(n)
     }
     fn write(&self, _f: &OpenFile, off: u64, buf: &[u8]) -> KResult<usize> {
         self.fs.writable()?;
