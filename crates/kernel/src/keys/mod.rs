@@ -211,6 +211,34 @@ pub static ROOT_MAXBYTES: AtomicU32 = AtomicU32::new(25_000_000);
 pub static GC_DELAY: AtomicU32 = AtomicU32::new(300);
 pub static PERSISTENT_EXPIRY: AtomicU32 = AtomicU32::new(259_200);
 
+/// A kernel.keys sysctl: its text and its setter (0 ..= INT_MAX, as
+/// Linux's proc_dointvec_minmax; the mode bits are procsys.rs's check).
+macro_rules! keys_sysctl {
+    ($($get:ident, $set:ident, $var:ident;)*) => {$(
+        pub fn $get() -> String {
+            format!("{}\n", $var.load(Ordering::Relaxed))
+        }
+        pub fn $set(_admin: bool, buf: &[u8]) -> KResult<()> {
+            let s = std::str::from_utf8(buf).map_err(|_| crate::errno!(EINVAL))?;
+            let v: i64 = s.trim().parse().map_err(|_| crate::errno!(EINVAL))?;
+            if !(0..=i32::MAX as i64).contains(&v) {
+                return error!(EINVAL);
+            }
+            $var.store(v as u32, Ordering::Relaxed);
+            Ok(())
+        }
+    )*};
+}
+
+keys_sysctl! {
+    gc_delay_text, set_gc_delay, GC_DELAY;
+    maxbytes_text, set_maxbytes, MAXBYTES;
+    maxkeys_text, set_maxkeys, MAXKEYS;
+    persistent_expiry_text, set_persistent_expiry, PERSISTENT_EXPIRY;
+    root_maxbytes_text, set_root_maxbytes, ROOT_MAXBYTES;
+    root_maxkeys_text, set_root_maxkeys, ROOT_MAXKEYS;
+}
+
 /// What one uid holds.
 #[derive(Default)]
 struct UserQuota {
@@ -485,16 +513,16 @@ fn with_slots<R>(f: impl FnOnce(&mut Slots) -> R) -> R {
     r
 }
 
-pub fn thread_keyring(task: &Arc<Task>) -> Option<Arc<Key>> {
+pub fn thread_keyring(task: &Task) -> Option<Arc<Key>> {
     with_slots(|s| {
         s.thread
             .iter()
-            .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(task)))
+            .find(|(w, _)| std::ptr::eq(w.as_ptr(), task))
             .map(|(_, k)| k.clone())
     })
 }
 
-pub fn process_keyring(task: &Arc<Task>) -> Option<Arc<Key>> {
+pub fn process_keyring(task: &Task) -> Option<Arc<Key>> {
     with_slots(|s| {
         s.process
             .iter()
@@ -608,7 +636,7 @@ pub fn permitted(key: &Key, possessed: bool, who: &Asker, need: u32) -> bool {
 
 /// The keyrings a search of the caller's own starts from: thread, process,
 /// session (the user-session keyring when it has none).
-pub fn top_keyrings(task: &Arc<Task>, who: &Asker) -> KResult<Vec<Arc<Key>>> {
+pub fn top_keyrings(task: &Task, who: &Asker) -> KResult<Vec<Arc<Key>>> {
     let mut v = Vec::new();
     v.extend(thread_keyring(task));
     v.extend(process_keyring(task));
@@ -702,7 +730,7 @@ fn consider(k: &Arc<Key>, possessed: bool, who: &Asker, result: &mut Found) -> b
 
 /// Searches the caller's keyrings (search_process_keyrings): a found key
 /// is possessed.
-pub fn search_process(task: &Arc<Task>, who: &Asker, ktype: KeyType, desc: &[u8]) -> KResult<Arc<Key>> {
+pub fn search_process(task: &Task, who: &Asker, ktype: KeyType, desc: &[u8]) -> KResult<Arc<Key>> {
     let mut err: Option<Errno> = None;
     for ring in top_keyrings(task, who)? {
         if !permitted(&ring, true, who, SEARCH) || ring.validate().is_err() {
@@ -723,7 +751,7 @@ pub fn search_process(task: &Arc<Task>, who: &Asker, ktype: KeyType, desc: &[u8]
 
 /// Whether the caller possesses `key`: it is one of its top keyrings or
 /// reachable from them through searchable keyrings, and searchable itself.
-pub fn possessed(task: &Arc<Task>, who: &Asker, key: &Arc<Key>) -> bool {
+pub fn possessed(task: &Task, who: &Asker, key: &Arc<Key>) -> bool {
     let Ok(tops) = top_keyrings(task, who) else {
         return false;
     };
@@ -881,7 +909,7 @@ fn timeout_text(exp: Option<Instant>) -> String {
 
 /// /proc/keys: the keys the reader may view (possession counted), by
 /// serial.
-pub fn proc_keys_text(task: &Arc<Task>) -> String {
+pub fn proc_keys_text(task: &Task) -> String {
     let who = Asker::of(task);
     let mut keys: Vec<Arc<Key>> = {
         let reg = registry();
