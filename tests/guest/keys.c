@@ -70,6 +70,36 @@ static int in_keyring(long ring, long key)
 	return 0;
 }
 
+/* Lines of /proc/keys for keys of the session keyring, without the
+ * serial and the usage count (the latter depends on when Linux's garbage
+ * collector runs). */
+static int cmp_line(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+static void proc_keys_lines(void)
+{
+	char line[512], out[8][512];
+	int n = 0;
+	FILE *f = fopen("/proc/keys", "r");
+	while (f && fgets(line, sizeof line, f)) {
+		if (!strstr(line, " k7-timed: 5") && !strstr(line, " svc:name: 3") &&
+		    !strstr(line, " k3: 5") && !strstr(line, " ring1: empty") &&
+		    !strstr(line, " k1: 3"))
+			continue;
+		char flags[16], timeout[16], rest[400];
+		int usage;
+		if (n < 8 && sscanf(line, "%*x %15s %d %15s %399[^\n]", flags, &usage, timeout, rest) == 4)
+			snprintf(out[n++], sizeof out[0], "%s %s %s", flags, timeout, rest);
+	}
+	if (f)
+		fclose(f);
+	/* By description: serials, which order the file, are random. */
+	qsort(out, n, sizeof out[0], cmp_line);
+	for (int i = 0; i < n; i++)
+		printf("proc keys: %s\n", out[i]);
+}
+
 int main(void)
 {
 	/* A fresh anonymous session keyring: nothing the host holds shows. */
@@ -221,6 +251,9 @@ int main(void)
 	show("timeout k6 1000", keyctl(15, k6, 1000, 0, 0));
 	show("timeout k6 0", keyctl(15, k6, 0, 0, 0));
 	show("timeout k6 1", keyctl(15, k6, 1, 0, 0));
+	long k7 = add_key("user", "k7-timed", "seven", 5, ses);
+	keyctl(15, k7, 7200, 0, 0);
+	proc_keys_lines();
 	sleep(2);
 	show("read expired", keyctl(11, k6, (long)buf, sizeof buf, 0));
 	show("describe expired", keyctl(6, k6, (long)buf, sizeof buf, 0));

@@ -893,7 +893,9 @@ fn timeout_text(exp: Option<Instant>) -> String {
     if now >= e {
         return "expd".into();
     }
-    let t = (e - now).as_secs();
+    // Whole seconds left, rounded up (Linux counts in whole seconds).
+    let left = e - now;
+    let t = left.as_secs() + u64::from(left.subsec_nanos() > 0);
     if t < 60 {
         format!("{t}s")
     } else if t < 3600 {
@@ -927,13 +929,9 @@ pub fn proc_keys_text(task: &Task) -> String {
         if st.invalidated {
             continue;
         }
-        let expired = st.expiry.is_some_and(|e| Instant::now() >= e);
-        let flags = format!(
-            "I{}{}Q---{}",
-            if st.revoked { 'R' } else { '-' },
-            if st.revoked || expired { 'D' } else { '-' },
-            if st.invalidated { 'i' } else { '-' }
-        );
+        // Instantiated, Revoked, Dead (type gone), in Quota, Under
+        // construction, Negative, invalidated.
+        let flags = format!("I{}-Q--{}", if st.revoked { 'R' } else { '-' }, if st.invalidated { 'i' } else { '-' });
         let tail = match k.ktype {
             KeyType::Keyring => {
                 if st.links.is_empty() {
