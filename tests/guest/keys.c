@@ -70,26 +70,27 @@ static int in_keyring(long ring, long key)
 	return 0;
 }
 
-/* Lines of /proc/keys for keys of the session keyring, without the
- * serial and the usage count (the latter depends on when Linux's garbage
- * collector runs). */
+/* Lines of /proc/keys for the keys in ids (another test of the same
+ * user may hold keys too), without the serial and the usage count (the
+ * latter depends on when Linux's garbage collector runs), sorted. */
 static int cmp_line(const void *a, const void *b)
 {
 	return strcmp(a, b);
 }
-static void proc_keys_lines(void)
+static void proc_keys_lines(const long *ids, int nids)
 {
 	char line[512], out[8][512];
 	int n = 0;
 	FILE *f = fopen("/proc/keys", "r");
 	while (f && fgets(line, sizeof line, f)) {
-		if (!strstr(line, " k7-timed: 5") && !strstr(line, " svc:name: 3") &&
-		    !strstr(line, " k3: 5") && !strstr(line, " ring1: empty") &&
-		    !strstr(line, " k1: 3"))
-			continue;
 		char flags[16], timeout[16], rest[400];
-		int usage;
-		if (n < 8 && sscanf(line, "%*x %15s %d %15s %399[^\n]", flags, &usage, timeout, rest) == 4)
+		int usage, mine = 0;
+		unsigned long serial;
+		if (sscanf(line, "%lx %15s %d %15s %399[^\n]", &serial, flags, &usage, timeout, rest) != 5)
+			continue;
+		for (int i = 0; i < nids; i++)
+			mine |= ids[i] == (long)serial;
+		if (mine && n < 8)
 			snprintf(out[n++], sizeof out[0], "%s %s %s", flags, timeout, rest);
 	}
 	if (f)
@@ -252,8 +253,9 @@ int main(void)
 	show("timeout k6 0", keyctl(15, k6, 0, 0, 0));
 	show("timeout k6 1", keyctl(15, k6, 1, 0, 0));
 	long k7 = add_key("user", "k7-timed", "seven", 5, ses);
-	keyctl(15, k7, 7200, 0, 0);
-	proc_keys_lines();
+	keyctl(15, k7, 5400, 0, 0);
+	long ids[] = {k1, k3, lg, r1, k7};
+	proc_keys_lines(ids, 5);
 	sleep(2);
 	show("read expired", keyctl(11, k6, (long)buf, sizeof buf, 0));
 	show("describe expired", keyctl(6, k6, (long)buf, sizeof buf, 0));
