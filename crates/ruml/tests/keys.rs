@@ -64,5 +64,10 @@ key-users 1000: 3/3 13/20000
 describe: 32 keyring;1000;1000;3f030000;_ses
 child status 0
 ";
-    assert_eq!(ruml.stdout, want, "{}", common::line_diff(want, &ruml.stdout));
+    assert_eq!(
+        ruml.stdout,
+        want,
+        "{}",
+        common::line_diff(want, &ruml.stdout)
+    );
 }

@@ -181,9 +181,27 @@ static ENTRIES: &[Entry] = &[
     ro(Dir::Kernel, "randomize_va_space", 405, || "2\n".into()),
     // kernel.keys.*: the key quotas and timeouts (keys/).
     sub(Dir::Kernel, "keys", 460, Dir::Keys),
-    rw(Dir::Keys, "gc_delay", 461, crate::keys::gc_delay_text, crate::keys::set_gc_delay),
-    rw(Dir::Keys, "maxbytes", 462, crate::keys::maxbytes_text, crate::keys::set_maxbytes),
-    rw(Dir::Keys, "maxkeys", 463, crate::keys::maxkeys_text, crate::keys::set_maxkeys),
+    rw(
+        Dir::Keys,
+        "gc_delay",
+        461,
+        crate::keys::gc_delay_text,
+        crate::keys::set_gc_delay,
+    ),
+    rw(
+        Dir::Keys,
+        "maxbytes",
+        462,
+        crate::keys::maxbytes_text,
+        crate::keys::set_maxbytes,
+    ),
+    rw(
+        Dir::Keys,
+        "maxkeys",
+        463,
+        crate::keys::maxkeys_text,
+        crate::keys::set_maxkeys,
+    ),
     rw(
         Dir::Keys,
         "persistent_keyring_expiry",

@@ -186,7 +186,11 @@ fn show_uid(creds: &crate::task::creds::Creds, kid: u32) -> u32 {
     if kid == u32::MAX {
         return 65534;
     }
-    creds.user_ns.0.from_kernel(MapKind::Uid, kid).unwrap_or(65534)
+    creds
+        .user_ns
+        .0
+        .from_kernel(MapKind::Uid, kid)
+        .unwrap_or(65534)
 }
 
 fn show_gid(creds: &crate::task::creds::Creds, kid: u32) -> u32 {
@@ -194,7 +198,11 @@ fn show_gid(creds: &crate::task::creds::Creds, kid: u32) -> u32 {
     if kid == u32::MAX {
         return 65534;
     }
-    creds.user_ns.0.from_kernel(MapKind::Gid, kid).unwrap_or(65534)
+    creds
+        .user_ns
+        .0
+        .from_kernel(MapKind::Gid, kid)
+        .unwrap_or(65534)
 }
 
 // ---------------------------------------------------------------------------
@@ -684,7 +692,10 @@ fn search_in(
     top: bool,
 ) -> bool {
     // The starting keyring matches itself (a keyring searched for by name).
-    if top && ktype == KeyType::Keyring && ring.desc == desc && consider(ring, possessed, who, result)
+    if top
+        && ktype == KeyType::Keyring
+        && ring.desc == desc
+        && consider(ring, possessed, who, result)
     {
         return true;
     }
@@ -931,7 +942,11 @@ pub fn proc_keys_text(task: &Task) -> String {
         }
         // Instantiated, Revoked, Dead (type gone), in Quota, Under
         // construction, Negative, invalidated.
-        let flags = format!("I{}-Q--{}", if st.revoked { 'R' } else { '-' }, if st.invalidated { 'i' } else { '-' });
+        let flags = format!(
+            "I{}-Q--{}",
+            if st.revoked { 'R' } else { '-' },
+            if st.invalidated { 'i' } else { '-' }
+        );
         let tail = match k.ktype {
             KeyType::Keyring => {
                 if st.links.is_empty() {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{
-    link, permitted, search_process, search_ring, unlink, Asker, Found, Key, KeyType, ALL,
-    LINK, READ, SEARCH, SETATTR, VIEW, WRITE,
+    link, permitted, search_process, search_ring, unlink, Asker, Found, Key, KeyType, ALL, LINK,
+    READ, SEARCH, SETATTR, VIEW, WRITE,
 };
 use crate::errno::{Errno, KResult};
 use crate::error;
@@ -105,7 +105,13 @@ fn set_session(ctx: &SyscallContext<'_>, k: Option<Arc<Key>>) {
 /// Linux's lookup_user_key: a special id or a serial, then (unless
 /// PARTIAL) the key must be usable when `need` is non-zero, then the
 /// permission in `need` (possession counted).
-fn lookup(ctx: &SyscallContext<'_>, who: &Asker, id: i32, flags: u32, need: u32) -> KResult<KeyRef> {
+fn lookup(
+    ctx: &SyscallContext<'_>,
+    who: &Asker,
+    id: i32,
+    flags: u32,
+    need: u32,
+) -> KResult<KeyRef> {
     let task = ctx.task;
     let keyring_perm = super::pos(ALL) | super::usr(VIEW);
     let key = match id {
@@ -146,7 +152,15 @@ fn lookup(ctx: &SyscallContext<'_>, who: &Asker, id: i32, flags: u32, need: u32)
         id => {
             let k = super::by_serial(id).ok_or(crate::errno!(ENOKEY))?;
             let poss = super::possessed(task, who, &k);
-            return finish(who, KeyRef { key: k, possessed: poss }, flags, need);
+            return finish(
+                who,
+                KeyRef {
+                    key: k,
+                    possessed: poss,
+                },
+                flags,
+                need,
+            );
         }
     };
     finish(
@@ -264,7 +278,11 @@ fn sys_add_key(
             }
         }
     }
-    let data = if t == KeyType::Keyring { Vec::new() } else { payload };
+    let data = if t == KeyType::Keyring {
+        Vec::new()
+    } else {
+        payload
+    };
     let k = super::create(t, &desc, who.fsuid, who.fsgid, default_perm(t), data)?;
     link(&dest.key, &k)?;
     Ok(k.serial as u64)
@@ -345,7 +363,14 @@ const RESTRICT_KEYRING: i32 = 29;
 const MOVE: i32 = 30;
 const CAPABILITIES: i32 = 31;
 
-fn sys_keyctl(ctx: &mut SyscallContext<'_>, op: i32, a2: u64, a3: u64, a4: u64, a5: u64) -> KResult<u64> {
+fn sys_keyctl(
+    ctx: &mut SyscallContext<'_>,
+    op: i32,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> KResult<u64> {
     let id = a2 as i32;
     match op {
         GET_KEYRING_ID => {
@@ -525,7 +550,12 @@ fn sys_keyctl(ctx: &mut SyscallContext<'_>, op: i32, a2: u64, a3: u64, a4: u64, 
 
 /// Writes `data` to `buf` if it fits in `len` (nothing otherwise); the
 /// length in any case.
-fn copy_out_if_fits(ctx: &SyscallContext<'_>, buf: UserAddr, len: usize, data: &[u8]) -> KResult<u64> {
+fn copy_out_if_fits(
+    ctx: &SyscallContext<'_>,
+    buf: UserAddr,
+    len: usize,
+    data: &[u8],
+) -> KResult<u64> {
     if !buf.is_null() && len >= data.len() && !data.is_empty() {
         ctx.mm().write_bytes(buf.0, data)?;
     }
@@ -650,7 +680,13 @@ fn chown(ctx: &SyscallContext<'_>, id: i32, uid: u32, gid: u32) -> KResult<u64> 
     Ok(0)
 }
 
-fn search(ctx: &SyscallContext<'_>, ring: i32, ktype: UserAddr, desc: UserAddr, dest: i32) -> KResult<u64> {
+fn search(
+    ctx: &SyscallContext<'_>,
+    ring: i32,
+    ktype: UserAddr,
+    desc: UserAddr,
+    dest: i32,
+) -> KResult<u64> {
     let tname = read_type(ctx, ktype)?;
     let desc = read_str(ctx, desc, super::MAX_DESC)?;
     let who = Asker::of(ctx.task);
@@ -735,7 +771,11 @@ fn session_to_parent(ctx: &SyscallContext<'_>) -> KResult<u64> {
         || pc.rgid != c.egid
         || pc.egid != c.egid
         || pc.sgid != c.egid
-        || pc.keys.session.as_ref().is_some_and(|s| s.lock().uid != c.euid)
+        || pc
+            .keys
+            .session
+            .as_ref()
+            .is_some_and(|s| s.lock().uid != c.euid)
         || mine.lock().uid != c.euid
     {
         return error!(EPERM);
@@ -769,7 +809,12 @@ fn persistent(ctx: &SyscallContext<'_>, uid: i32, dest: i32) -> KResult<u64> {
     Ok(k.serial as u64)
 }
 
-fn restrict(ctx: &SyscallContext<'_>, id: i32, ktype: UserAddr, restriction: UserAddr) -> KResult<u64> {
+fn restrict(
+    ctx: &SyscallContext<'_>,
+    id: i32,
+    ktype: UserAddr,
+    restriction: UserAddr,
+) -> KResult<u64> {
     let tname = if ktype.is_null() {
         None
     } else {
