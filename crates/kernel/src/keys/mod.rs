@@ -419,7 +419,7 @@ pub fn create(
         }),
     });
     reg.inserts += 1;
-    if reg.inserts % 256 == 0 {
+    if reg.inserts.is_multiple_of(256) {
         reg.serials.retain(|_, w| w.strong_count() > 0);
     }
     reg.serials.insert(serial, Arc::downgrade(&key));

@@ -780,7 +780,7 @@ fn session_to_parent(ctx: &SyscallContext<'_>) -> KResult<u64> {
     {
         return error!(EPERM);
     }
-    let old = std::mem::replace(&mut pc.keys.session, Some(mine));
+    let old = pc.keys.session.replace(mine);
     drop(pc);
     drop(old);
     Ok(0)
