@@ -64,6 +64,31 @@ pub enum EofKind {
     Socket,
 }
 
+/// Whether the host's epoll refuses console descriptor `fd` (a regular
+/// file, /dev/null or another device without poll support: EPERM from
+/// epoll_ctl), so that the guest's console gives the same answer.
+pub fn epoll_refuses(fd: i32) -> bool {
+    if check_fd(fd).is_err() {
+        return false;
+    }
+    // SAFETY: plain system calls on a fresh epoll descriptor of our own,
+    // closed before returning; `fd` is one of ruml's console descriptors.
+    unsafe {
+        let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+        if ep < 0 {
+            return false;
+        }
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 0,
+        };
+        let r = libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev);
+        let e = crate::sys::errno();
+        libc::close(ep);
+        r < 0 && e == libc::EPERM
+    }
+}
+
 /// What kind of end of file `fd` has (Plain when fstat fails).
 pub fn eof_kind(fd: i32) -> EofKind {
     if check_fd(fd).is_err() {

@@ -12,6 +12,7 @@ pub mod errno;
 pub mod exec;
 pub mod fs;
 pub mod ipc;
+pub mod keys;
 pub mod kmsg;
 pub mod log;
 pub mod mconsole;

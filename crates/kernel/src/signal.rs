@@ -1148,12 +1148,15 @@ fn sys_rt_sigqueueinfo(
     }
     let head: SigInfoHead = ctx.mm().read_val(info.0)?;
     // Only the kernel may claim to be the kernel or the user's kill().
-    if (head.code >= 0 || head.code == SI_TKILL) && pid != ctx.task.tgid() {
+    // Pids are the caller's PID namespace's.
+    if (head.code >= 0 || head.code == SI_TKILL) && pid != ctx.task.pid_view(ctx.task.tgid()) {
         return error!(EPERM);
     }
-    let g = crate::kernel()
-        .tasks
-        .group(pid)
+    let g = ctx
+        .task
+        .pid_lookup(pid)
+        .filter(|_| pid > 0)
+        .and_then(|p| crate::kernel().tasks.group(p))
         .ok_or(crate::errno!(ESRCH))?;
     if !crate::task::caps::may_signal(ctx.task, &g, sig) {
         return error!(EPERM);
@@ -1182,7 +1185,7 @@ fn sys_rt_tgsigqueueinfo(
         return error!(EINVAL);
     }
     let head: SigInfoHead = ctx.mm().read_val(info.0)?;
-    if (head.code >= 0 || head.code == SI_TKILL) && tgid != ctx.task.tgid() {
+    if (head.code >= 0 || head.code == SI_TKILL) && tgid != ctx.task.pid_view(ctx.task.tgid()) {
         return error!(EPERM);
     }
     let (tgid, tid) = (

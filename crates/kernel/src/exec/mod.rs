@@ -222,6 +222,7 @@ pub fn exec_file(
     crate::ipc::mm_released(&old_mm, task.tgid());
     drop(old_mm);
     task.files().close_on_exec();
+    crate::keys::on_exec(task);
     task.group.sig().reset_for_exec();
     task.signals.lock().altstack = crate::signal::StackT {
         flags: 2,

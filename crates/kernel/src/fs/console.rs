@@ -123,6 +123,7 @@ pub fn for_std_fd(fd: i32) -> Arc<dyn FileOps> {
         _ => Arc::new(Console {
             out_fd,
             tty_fd: host::isatty(fd).then_some(fd),
+            epoll_refused: host::epoll_refuses(fd),
         }),
     }
 }
@@ -142,6 +143,7 @@ pub fn opened() -> Arc<dyn FileOps> {
         None => Arc::new(Console {
             out_fd: 1,
             tty_fd: (0..=2).find(|&fd| host::isatty(fd)),
+            epoll_refused: false,
         }),
     }
 }
@@ -288,6 +290,10 @@ pub struct Console {
     out_fd: i32,
     /// Host descriptor whose terminal the ioctls address, if it is one.
     tty_fd: Option<i32>,
+    /// The host descriptor init's descriptor stands for is one Linux's
+    /// epoll refuses (a regular file, /dev/null): epoll_ctl gives EPERM
+    /// for it as the same program run natively gets.
+    pub epoll_refused: bool,
 }
 
 impl Console {
@@ -344,6 +350,9 @@ impl FileOps for Console {
     }
     fn waiters(&self) -> Option<&Waiters> {
         Some(&pump().waiters)
+    }
+    fn as_any_ops(&self) -> &dyn std::any::Any {
+        self
     }
     fn ioctl(&self, _f: &OpenFile, cmd: u32, arg: u64, ctx: &SyscallContext<'_>) -> KResult<u64> {
         let mm = ctx.mm();

@@ -208,28 +208,58 @@ fn sys_splice(
     len: usize,
     flags: u32,
 ) -> KResult<u64> {
-    const SPLICE_F_NONBLOCK: u32 = 2;
     if flags & !0xf != 0 {
         return error!(EINVAL);
     }
     let inf = ctx.files().get(fd_in.0)?;
     let outf = ctx.files().get(fd_out.0)?;
+    splice_check(&inf, !off_in.is_null(), &outf, !off_out.is_null())?;
+    let pin = read_off(ctx, off_in)?;
+    let pout = read_off(ctx, off_out)?;
+    let (n, ni, no) = splice_files(ctx, &inf, pin, &outf, pout, len, flags)?;
+    if let Some(p) = ni {
+        ctx.mm().write_val(off_in.0, &(p as i64))?;
+    }
+    if let Some(p) = no {
+        ctx.mm().write_val(off_out.0, &(p as i64))?;
+    }
+    Ok(n)
+}
+
+/// splice's checks on its files, in Linux's order: EBADF for a side not
+/// open that way, EINVAL unless one side is a pipe, ESPIPE for an offset
+/// on a pipe, EINVAL for the same pipe on both sides.
+pub fn splice_check(inf: &FileRef, has_in: bool, outf: &FileRef, has_out: bool) -> KResult<()> {
     if !inf.can_read() || !outf.can_write() {
         return error!(EBADF);
     }
-    if !is_pipe(&inf) && !is_pipe(&outf) {
+    if !is_pipe(inf) && !is_pipe(outf) {
         return error!(EINVAL);
     }
-    if (is_pipe(&inf) && !off_in.is_null()) || (is_pipe(&outf) && !off_out.is_null()) {
+    if (is_pipe(inf) && has_in) || (is_pipe(outf) && has_out) {
         return error!(ESPIPE);
     }
-    if Arc::ptr_eq(&inf, &outf) {
+    if Arc::ptr_eq(inf, outf) {
         return error!(EINVAL);
     }
-    let pin = read_off(ctx, off_in)?;
-    let pout = read_off(ctx, off_out)?;
+    Ok(())
+}
+
+/// splice's work once [`splice_check`] passed (also io_uring's
+/// IORING_OP_SPLICE): at most one pipe buffer's worth; returns the count
+/// and the new explicit offsets.
+pub fn splice_files(
+    ctx: &mut SyscallContext<'_>,
+    inf: &FileRef,
+    pin: Option<u64>,
+    outf: &FileRef,
+    pout: Option<u64>,
+    len: usize,
+    flags: u32,
+) -> KResult<(u64, Option<u64>, Option<u64>)> {
+    const SPLICE_F_NONBLOCK: u32 = 2;
     if flags & SPLICE_F_NONBLOCK != 0
-        && is_pipe(&inf)
+        && is_pipe(inf)
         && inf
             .ops()?
             .bytes_available()
@@ -240,18 +270,12 @@ fn sys_splice(
     // One pipe buffer's worth at a time, as a splice moves pipe pages.
     let (n, ni, no) = pump(
         ctx,
-        &inf,
+        inf,
         pin,
-        &outf,
+        outf,
         pout,
         len.min(crate::fs::pipe::PIPE_SIZE),
         true,
     )?;
-    if let Some(p) = ni {
-        ctx.mm().write_val(off_in.0, &(p as i64))?;
-    }
-    if let Some(p) = no {
-        ctx.mm().write_val(off_out.0, &(p as i64))?;
-    }
-    Ok(n as u64)
+    Ok((n as u64, ni, no))
 }

@@ -273,6 +273,14 @@ fn sys_epoll_ctl(
     {
         return error!(EPERM);
     }
+    // The pass-through console on a host file or /dev/null (console.rs).
+    if target.ops().is_ok_and(|o| {
+        o.as_any_ops()
+            .downcast_ref::<crate::fs::console::Console>()
+            .is_some_and(|c| c.epoll_refused)
+    }) {
+        return error!(EPERM);
+    }
     let (events, data) = if op == EPOLL_CTL_DEL {
         (0, 0)
     } else {

@@ -418,4 +418,10 @@ impl OpenFile {
     pub fn mmap_key(&self) -> KResult<(u64, u64)> {
         self.ops()?.mmap_key()
     }
+
+    /// The file's own check of an mmap's offset and length
+    /// ([`FileOps::mmap_check`]).
+    pub fn mmap_check(&self, off: u64, len: u64) -> KResult<()> {
+        self.ops()?.mmap_check(off, len)
+    }
 }

@@ -163,6 +163,11 @@ const OP_READ: u8 = 22;
 const OP_WRITE: u8 = 23;
 const OP_SEND: u8 = 26;
 const OP_RECV: u8 = 27;
+const OP_SPLICE: u8 = 30;
+const OP_TEE: u8 = 33;
+/// SPLICE/TEE: splice_fd_in is a registered file's index.
+const SPLICE_F_FD_IN_FIXED: u32 = 1 << 31;
+const SPLICE_F_NONBLOCK: u32 = 2;
 /// Opcodes this implementation serves (IORING_REGISTER_PROBE says so).
 const SUPPORTED_OPS: &[u8] = &[
     OP_NOP,
@@ -187,6 +192,8 @@ const SUPPORTED_OPS: &[u8] = &[
     OP_WRITE,
     OP_SEND,
     OP_RECV,
+    OP_SPLICE,
+    OP_TEE,
 ];
 /// IORING_OP_LAST as the probe reports it (the kernel ruml models).
 const OP_LAST: u8 = 58;
@@ -704,6 +711,74 @@ impl IoUring {
         h(ctx, args)
     }
 
+    /// IORING_OP_SPLICE and IORING_OP_TEE: splice_fd_in (a registered
+    /// file with SPLICE_F_FD_IN_FIXED) to the SQE's fd, offsets as values
+    /// (-1: the file position). A pipe with nothing to give, or no room,
+    /// makes the request wait for it, as Linux's worker thread would block.
+    fn splice(&self, ctx: &mut SyscallContext<'_>, sqe: &Sqe) -> KResult<Outcome> {
+        let flags = sqe.op_flags();
+        if flags & !(0xf | SPLICE_F_FD_IN_FIXED) != 0 {
+            return error!(EINVAL);
+        }
+        let tee = sqe.opcode() == OP_TEE;
+        if tee && (sqe.addr() != 0 || sqe.off() != 0) {
+            return error!(EINVAL);
+        }
+        let fd_in = sqe.file_index() as i32;
+        let inf = if flags & SPLICE_F_FD_IN_FIXED != 0 {
+            let st = self.lock();
+            usize::try_from(fd_in)
+                .ok()
+                .and_then(|i| st.files.get(i).cloned().flatten())
+                .ok_or(Errno::EBADF)?
+        } else {
+            ctx.files().get(fd_in)?
+        };
+        let outf = self.file(ctx, sqe)?;
+        let offset = |v: u64| (v != u64::MAX).then_some(v);
+        let (pin, pout) = if tee {
+            (None, None)
+        } else {
+            (offset(sqe.addr()), offset(sqe.off()))
+        };
+        if tee {
+            if !inf.can_read() || !outf.can_write() {
+                return error!(EBADF);
+            }
+        } else {
+            crate::fs::copy::splice_check(&inf, pin.is_some(), &outf, pout.is_some())?;
+        }
+        let len = sqe.len() as usize;
+        if flags & SPLICE_F_NONBLOCK == 0 && len > 0 {
+            let is_pipe = |f: &FileRef| f.file_type() == crate::fs::types::FileType::Fifo;
+            if is_pipe(&inf) && inf.ops()?.poll(&inf) & (READABLE | POLLHUP | POLLERR) == 0 {
+                return Ok(Outcome::Again(inf, READABLE));
+            }
+            if is_pipe(&outf) && outf.ops()?.poll(&outf) & (WRITABLE | POLLERR) == 0 {
+                return Ok(Outcome::Again(outf, WRITABLE));
+            }
+        }
+        let r = if tee {
+            if len == 0 {
+                Ok(0)
+            } else {
+                crate::fs::pipe::tee(&inf, &outf, len, true, Some(ctx.task)).map(|n| n as u64)
+            }
+        } else {
+            crate::fs::copy::splice_files(
+                ctx,
+                &inf,
+                pin,
+                &outf,
+                pout,
+                len,
+                flags | SPLICE_F_NONBLOCK,
+            )
+            .map(|(n, _, _)| n)
+        };
+        Ok(Outcome::Done(res_of(r)))
+    }
+
     fn execute_inner(&self, ctx: &mut SyscallContext<'_>, sqe: &Sqe) -> KResult<Outcome> {
         let op = sqe.opcode();
         let done = |r: KResult<u64>| Ok(Outcome::Done(res_of(r)));
@@ -791,6 +866,7 @@ impl IoUring {
                     ],
                 ))
             }
+            OP_SPLICE | OP_TEE => self.splice(ctx, sqe),
             OP_SEND | OP_RECV | OP_SENDMSG | OP_RECVMSG => {
                 let f = self.file(ctx, sqe)?;
                 let user_flags = sqe.op_flags() as i32;
@@ -1213,6 +1289,19 @@ impl FileOps for IoUring {
     }
     fn mmap_key(&self) -> KResult<(u64, u64)> {
         Ok((u64::MAX - 1, self as *const IoUring as u64))
+    }
+    /// As Linux's io_uring_validate_mmap_request: the offset names a
+    /// region (the rings or the SQEs) and the mapping is no longer than it.
+    fn mmap_check(&self, off: u64, len: u64) -> KResult<()> {
+        let region = match off {
+            IORING_OFF_SQ_RING | IORING_OFF_CQ_RING => &self.rings,
+            IORING_OFF_SQES => &self.sqes,
+            _ => return error!(EINVAL),
+        };
+        if len > region.pages() * PAGE {
+            return error!(EINVAL);
+        }
+        Ok(())
     }
     fn page_frame(&self, index: u64, _create: bool) -> Option<KResult<Pfn>> {
         let (region, i) = if index >= IORING_OFF_SQES / PAGE {

@@ -158,6 +158,9 @@ enum Gen {
     AioNr,
     /// A /proc/net file (crate::net::procnet).
     Net(&'static str),
+    /// /proc/keys and /proc/key-users (keys/).
+    Keys,
+    KeyUsers,
 }
 
 impl Gen {
@@ -222,6 +225,8 @@ impl Inode for ProcRoot {
             b"uptime" => file(13, Gen::Uptime),
             b"loadavg" => file(14, Gen::LoadAvg),
             b"filesystems" => file(15, Gen::Filesystems),
+            b"keys" => file(450, Gen::Keys),
+            b"key-users" => file(451, Gen::KeyUsers),
             b"partitions" => file(18, Gen::Partitions),
             b"version" => file(16, Gen::Version),
             b"cmdline" => file(19, Gen::KernelCmdline),
@@ -264,6 +269,8 @@ impl Inode for ProcRoot {
             (21, r, "config.gz"),
             (10, r, "cpuinfo"),
             (15, r, "filesystems"),
+            (450, r, "keys"),
+            (451, r, "key-users"),
             (14, r, "loadavg"),
             (11, r, "meminfo"),
             (17, l, "mounts"),
@@ -1377,6 +1384,8 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
         Gen::Uuid => random_uuid(),
         Gen::Text(t) => t.to_string(),
         Gen::Net(n) => crate::net::procnet::render(n),
+        Gen::Keys => caller.task.map(crate::keys::proc_keys_text).unwrap_or_default(),
+        Gen::KeyUsers => crate::keys::key_users_text(),
     };
     Ok(text.into_bytes())
 }

@@ -82,6 +82,8 @@ pub enum Dir {
     Inotify,
     Net,
     NetCore,
+    /// kernel/keys (keys/).
+    Keys,
 }
 
 /// A file's setter: given whether the opener holds CAP_SYS_ADMIN, and
@@ -108,6 +110,15 @@ const fn ro(dir: Dir, name: &'static str, ino: u64, f: fn() -> String) -> Entry 
         name,
         ino,
         node: Node::File(f, None),
+    }
+}
+
+const fn rw(dir: Dir, name: &'static str, ino: u64, f: fn() -> String, set: Setter) -> Entry {
+    Entry {
+        dir,
+        name,
+        ino,
+        node: Node::File(f, Some(set)),
     }
 }
 
@@ -168,6 +179,50 @@ static ENTRIES: &[Entry] = &[
     ro(Dir::Kernel, "tainted", 404, || "0\n".into()),
     // exec randomizes the layout as Linux's default (exec/mod.rs).
     ro(Dir::Kernel, "randomize_va_space", 405, || "2\n".into()),
+    // kernel.keys.*: the key quotas and timeouts (keys/).
+    sub(Dir::Kernel, "keys", 460, Dir::Keys),
+    rw(
+        Dir::Keys,
+        "gc_delay",
+        461,
+        crate::keys::gc_delay_text,
+        crate::keys::set_gc_delay,
+    ),
+    rw(
+        Dir::Keys,
+        "maxbytes",
+        462,
+        crate::keys::maxbytes_text,
+        crate::keys::set_maxbytes,
+    ),
+    rw(
+        Dir::Keys,
+        "maxkeys",
+        463,
+        crate::keys::maxkeys_text,
+        crate::keys::set_maxkeys,
+    ),
+    rw(
+        Dir::Keys,
+        "persistent_keyring_expiry",
+        464,
+        crate::keys::persistent_expiry_text,
+        crate::keys::set_persistent_expiry,
+    ),
+    rw(
+        Dir::Keys,
+        "root_maxbytes",
+        465,
+        crate::keys::root_maxbytes_text,
+        crate::keys::set_root_maxbytes,
+    ),
+    rw(
+        Dir::Keys,
+        "root_maxkeys",
+        466,
+        crate::keys::root_maxkeys_text,
+        crate::keys::set_root_maxkeys,
+    ),
     // vm.*: no limit on the number of mappings (only RLIMIT_AS).
     ro(Dir::Vm, "max_map_count", 410, || format!("{INT_MAX}\n")),
     // Heuristic overcommit (0): no commit accounting in ruml.

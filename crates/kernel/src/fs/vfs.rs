@@ -345,6 +345,12 @@ pub trait FileOps: Send + Sync + 'static {
     fn mmap_key(&self) -> KResult<(u64, u64)> {
         error!(ENODEV)
     }
+    /// Checks an mmap of `len` bytes (page-rounded) at byte offset `off`
+    /// before it is made: files with fixed regions (io_uring) refuse
+    /// other offsets and lengths past the region (EINVAL).
+    fn mmap_check(&self, _off: u64, _len: u64) -> KResult<()> {
+        Ok(())
+    }
     /// fallocate(2) (`mode` is FALLOC_FL_*; the VFS checked `off`/`len`).
     fn fallocate(&self, _mode: u32, _off: u64, _len: u64) -> KResult<()> {
         error!(EOPNOTSUPP)

@@ -122,6 +122,7 @@ impl Mm {
             None => Backing::Anon,
             Some((f, off)) => {
                 let key = f.mmap_key()?;
+                f.mmap_check(off, len)?;
                 let size = f.size()?;
                 Backing::File {
                     file: f,

@@ -179,6 +179,7 @@ const TABLES: &[Table] = &[
     crate::task::ns::ns_table,
     crate::fs::mntns::mntns_table,
     crate::fs::mountapi::mountapi_table,
+    crate::keys::keys_table,
 ];
 
 /// The handler for a system-call number, if ruml implements it.

@@ -37,6 +37,8 @@ pub struct Creds {
     /// made or joined the namespace (Linux gives the creator a full set);
     /// lost at exec and when the effective uid changes.
     pub ns_caps: bool,
+    /// The session keyring and request_key default (keys/).
+    pub keys: crate::keys::CredKeys,
 }
 
 /// A credentials' user namespace (Default: the initial one).

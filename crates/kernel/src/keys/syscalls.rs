@@ -1,0 +1,870 @@
+//! add_key(2), request_key(2) and keyctl(2) (see the module above for
+//! what exists). Argument checks come in Linux's order: strings and
+//! payloads are copied first (EFAULT, EINVAL), then the keys named are
+//! looked up (lookup_user_key: special ids, state, permission), then the
+//! operation's own checks.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{
+    link, permitted, search_process, search_ring, unlink, Asker, Found, Key, KeyType, ALL, LINK,
+    READ, SEARCH, SETATTR, VIEW, WRITE,
+};
+use crate::errno::{Errno, KResult};
+use crate::error;
+use crate::syscall_table;
+use crate::syscalls::{SyscallContext, UserAddr};
+use crate::task::caps::Cap;
+
+syscall_table! { pub fn keys_table;
+    ADD_KEY => sys_add_key(ktype: UserAddr, desc: UserAddr, payload: UserAddr, plen: usize, ring: i32),
+    REQUEST_KEY => sys_request_key(ktype: UserAddr, desc: UserAddr, callout: UserAddr, dest: i32),
+    KEYCTL => sys_keyctl(op: i32, a2: u64, a3: u64, a4: u64, a5: u64),
+}
+
+const KEY_SPEC_THREAD_KEYRING: i32 = -1;
+const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
+const KEY_SPEC_SESSION_KEYRING: i32 = -3;
+const KEY_SPEC_USER_KEYRING: i32 = -4;
+const KEY_SPEC_USER_SESSION_KEYRING: i32 = -5;
+const KEY_SPEC_GROUP_KEYRING: i32 = -6;
+const KEY_SPEC_REQKEY_AUTH_KEY: i32 = -7;
+const KEY_SPEC_REQUESTOR_KEYRING: i32 = -8;
+
+/// lookup_user_key flags.
+const CREATE: u32 = 1;
+const PARTIAL: u32 = 2;
+/// A "permission" that asks for the state check but leaves the
+/// permission check to the caller (KEY_DEFER_PERM_CHECK).
+const DEFER: u32 = 0x100;
+
+/// Largest add_key payload (1 MiB less one byte), KEYCTL_UPDATE's (a page).
+const ADD_MAX_PAYLOAD: usize = (1 << 20) - 1;
+const PAGE: usize = 4096;
+
+/// A key as an operation names it: whether the caller possesses it.
+struct KeyRef {
+    key: Arc<Key>,
+    possessed: bool,
+}
+
+/// A key type name from the guest (key_get_type_from_user): EFAULT,
+/// EINVAL when empty or 32 bytes or longer, EPERM for the kernel's own
+/// ("." types).
+fn read_type(ctx: &SyscallContext<'_>, at: UserAddr) -> KResult<Vec<u8>> {
+    let t = ctx.mm().read_cstring(at.0, 31).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            crate::errno!(EINVAL)
+        } else {
+            e
+        }
+    })?;
+    if t.is_empty() {
+        return error!(EINVAL);
+    }
+    if t[0] == b'.' {
+        return error!(EPERM);
+    }
+    Ok(t)
+}
+
+/// A string of at most `max` bytes before its NUL (strndup_user: EFAULT,
+/// EINVAL if longer).
+fn read_str(ctx: &SyscallContext<'_>, at: UserAddr, max: usize) -> KResult<Vec<u8>> {
+    ctx.mm().read_cstring(at.0, max).map_err(|e| {
+        if e == Errno::ENAMETOOLONG {
+            crate::errno!(EINVAL)
+        } else {
+            e
+        }
+    })
+}
+
+fn read_payload(ctx: &SyscallContext<'_>, at: UserAddr, len: usize) -> KResult<Vec<u8>> {
+    let mut b = vec![0u8; len];
+    if len > 0 {
+        ctx.mm().read_bytes(at.0, &mut b)?;
+    }
+    Ok(b)
+}
+
+fn set_session(ctx: &SyscallContext<'_>, k: Option<Arc<Key>>) {
+    let old = {
+        let mut c = ctx
+            .task
+            .group
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut c.keys.session, k)
+    };
+    drop(old);
+}
+
+/// Linux's lookup_user_key: a special id or a serial, then (unless
+/// PARTIAL) the key must be usable when `need` is non-zero, then the
+/// permission in `need` (possession counted).
+fn lookup(
+    ctx: &SyscallContext<'_>,
+    who: &Asker,
+    id: i32,
+    flags: u32,
+    need: u32,
+) -> KResult<KeyRef> {
+    let task = ctx.task;
+    let keyring_perm = super::pos(ALL) | super::usr(VIEW);
+    let key = match id {
+        KEY_SPEC_THREAD_KEYRING => match super::thread_keyring(task) {
+            Some(k) => k,
+            None if flags & CREATE != 0 => {
+                let k = super::new_keyring(b"_tid", who.fsuid, who.fsgid, keyring_perm)?;
+                super::install_thread(task, k)
+            }
+            None => return error!(ENOKEY),
+        },
+        KEY_SPEC_PROCESS_KEYRING => match super::process_keyring(task) {
+            Some(k) => k,
+            None if flags & CREATE != 0 => {
+                let k = super::new_keyring(b"_pid", who.fsuid, who.fsgid, keyring_perm)?;
+                super::install_process(task, k)
+            }
+            None => return error!(ENOKEY),
+        },
+        KEY_SPEC_SESSION_KEYRING => match who.creds.keys.session.clone() {
+            Some(k) => k,
+            None => {
+                let us = super::user_keyrings(who.fsuid)?.1;
+                if flags & CREATE != 0 {
+                    // Linux installs the user-session keyring as the
+                    // session keyring upon such an access.
+                    set_session(ctx, Some(us.clone()));
+                }
+                us
+            }
+        },
+        KEY_SPEC_USER_KEYRING => super::user_keyrings(who.fsuid)?.0,
+        KEY_SPEC_USER_SESSION_KEYRING => super::user_keyrings(who.fsuid)?.1,
+        KEY_SPEC_GROUP_KEYRING => return error!(EINVAL),
+        // No request_key authorisation ever exists (no upcall).
+        KEY_SPEC_REQKEY_AUTH_KEY | KEY_SPEC_REQUESTOR_KEYRING => return error!(ENOKEY),
+        id if id < 1 => return error!(EINVAL),
+        id => {
+            let k = super::by_serial(id).ok_or(crate::errno!(ENOKEY))?;
+            let poss = super::possessed(task, who, &k);
+            return finish(
+                who,
+                KeyRef {
+                    key: k,
+                    possessed: poss,
+                },
+                flags,
+                need,
+            );
+        }
+    };
+    finish(
+        who,
+        KeyRef {
+            key,
+            possessed: true,
+        },
+        flags,
+        need,
+    )
+}
+
+fn finish(who: &Asker, r: KeyRef, flags: u32, need: u32) -> KResult<KeyRef> {
+    if need != 0 || flags & PARTIAL == 0 {
+        if let Err(e) = r.key.validate() {
+            if need != 0 {
+                return Err(e);
+            }
+        }
+    }
+    if need & ALL != 0 && !permitted(&r.key, r.possessed, who, need & ALL) {
+        return error!(EACCES);
+    }
+    Ok(r)
+}
+
+/// Default permissions of a key add_key makes (key_create_or_update).
+fn default_perm(t: KeyType) -> u32 {
+    let mut p = super::pos(VIEW | SEARCH | LINK | SETATTR) | super::usr(VIEW);
+    if t != KeyType::Logon {
+        p |= super::pos(READ);
+    }
+    p | super::pos(WRITE)
+}
+
+/// A user or logon payload: 1..=32767 bytes (user_preparse).
+fn check_user_payload(p: &[u8]) -> KResult<()> {
+    if p.is_empty() || p.len() > super::USER_MAX_PAYLOAD {
+        return error!(EINVAL);
+    }
+    Ok(())
+}
+
+/// Replaces a user/logon key's payload, moving its quota charge.
+fn update_payload(key: &Key, payload: Vec<u8>) -> KResult<()> {
+    check_user_payload(&payload)?;
+    let old = {
+        let mut st = key.lock();
+        let new_bytes = key.desc.len() + 1 + payload.len();
+        super::recharge(st.quota_uid, st.quota_bytes, new_bytes)?;
+        st.quota_bytes = new_bytes;
+        std::mem::replace(&mut st.payload, payload)
+    };
+    drop(old);
+    Ok(())
+}
+
+fn sys_add_key(
+    ctx: &mut SyscallContext<'_>,
+    ktype: UserAddr,
+    desc: UserAddr,
+    payload: UserAddr,
+    plen: usize,
+    ring: i32,
+) -> KResult<u64> {
+    let tname = read_type(ctx, ktype)?;
+    let desc = if desc.is_null() {
+        Vec::new()
+    } else {
+        read_str(ctx, desc, super::MAX_DESC)?
+    };
+    if plen > ADD_MAX_PAYLOAD {
+        return error!(EINVAL);
+    }
+    let payload = read_payload(ctx, payload, plen)?;
+    let who = Asker::of(ctx.task);
+    let dest = lookup(ctx, &who, ring, CREATE, WRITE)?;
+    let t = KeyType::by_name(&tname).ok_or(crate::errno!(ENODEV))?;
+    if dest.key.ktype != KeyType::Keyring {
+        return error!(ENOTDIR);
+    }
+    match t {
+        KeyType::Keyring if !payload.is_empty() => return error!(EINVAL),
+        KeyType::User | KeyType::Logon => check_user_payload(&payload)?,
+        _ => {}
+    }
+    if desc.is_empty() {
+        return error!(EINVAL);
+    }
+    if t == KeyType::Logon {
+        // "service:name" with a non-empty service (logon_vet_description).
+        match desc.iter().position(|&b| b == b':') {
+            Some(i) if i > 0 => {}
+            _ => return error!(EINVAL),
+        }
+    }
+    if dest.key.lock().restricted {
+        return error!(EPERM);
+    }
+    // A user or logon key of the same description in the keyring is
+    // updated in place (if usable and writable).
+    if t != KeyType::Keyring {
+        if let Some(k) = super::find_in(&dest.key, t, &desc) {
+            let dead = {
+                let st = k.lock();
+                st.revoked || st.invalidated
+            };
+            if !dead {
+                if !permitted(&k, dest.possessed, &who, WRITE) {
+                    return error!(EACCES);
+                }
+                update_payload(&k, payload)?;
+                return Ok(k.serial as u64);
+            }
+        }
+    }
+    let data = if t == KeyType::Keyring {
+        Vec::new()
+    } else {
+        payload
+    };
+    let k = super::create(t, &desc, who.fsuid, who.fsgid, default_perm(t), data)?;
+    link(&dest.key, &k)?;
+    Ok(k.serial as u64)
+}
+
+fn sys_request_key(
+    ctx: &mut SyscallContext<'_>,
+    ktype: UserAddr,
+    desc: UserAddr,
+    callout: UserAddr,
+    dest: i32,
+) -> KResult<u64> {
+    let tname = read_type(ctx, ktype)?;
+    let desc = read_str(ctx, desc, super::MAX_DESC)?;
+    let has_callout = if callout.is_null() {
+        false
+    } else {
+        read_str(ctx, callout, PAGE)?;
+        true
+    };
+    let who = Asker::of(ctx.task);
+    let dest = if dest != 0 {
+        Some(lookup(ctx, &who, dest, CREATE, WRITE)?)
+    } else {
+        None
+    };
+    let t = KeyType::by_name(&tname).ok_or(crate::errno!(ENOKEY))?;
+    match search_process(ctx.task, &who, t, &desc) {
+        Ok(k) => {
+            if let Some(d) = dest {
+                if !permitted(&k, true, &who, LINK) {
+                    return error!(EACCES);
+                }
+                link(&d.key, &k)?;
+            }
+            Ok(k.serial as u64)
+        }
+        Err(Errno::ENOKEY) => {
+            if !has_callout {
+                return error!(ENOKEY);
+            }
+            if t == KeyType::Keyring {
+                return error!(EPERM);
+            }
+            // Construction would run /sbin/request-key, which ruml does
+            // not have: Linux's result when the helper is missing.
+            error!(ENOENT)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+// keyctl operations.
+const GET_KEYRING_ID: i32 = 0;
+const JOIN_SESSION_KEYRING: i32 = 1;
+const UPDATE: i32 = 2;
+const REVOKE: i32 = 3;
+const CHOWN: i32 = 4;
+const SETPERM: i32 = 5;
+const DESCRIBE: i32 = 6;
+const CLEAR: i32 = 7;
+const LINK_OP: i32 = 8;
+const UNLINK: i32 = 9;
+const SEARCH_OP: i32 = 10;
+const READ_OP: i32 = 11;
+const INSTANTIATE: i32 = 12;
+const NEGATE: i32 = 13;
+const SET_REQKEY_KEYRING: i32 = 14;
+const SET_TIMEOUT: i32 = 15;
+const ASSUME_AUTHORITY: i32 = 16;
+const GET_SECURITY: i32 = 17;
+const SESSION_TO_PARENT: i32 = 18;
+const REJECT: i32 = 19;
+const INSTANTIATE_IOV: i32 = 20;
+const INVALIDATE: i32 = 21;
+const GET_PERSISTENT: i32 = 22;
+const RESTRICT_KEYRING: i32 = 29;
+const MOVE: i32 = 30;
+const CAPABILITIES: i32 = 31;
+
+fn sys_keyctl(
+    ctx: &mut SyscallContext<'_>,
+    op: i32,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> KResult<u64> {
+    let id = a2 as i32;
+    match op {
+        GET_KEYRING_ID => {
+            let who = Asker::of(ctx.task);
+            let flags = if a3 as i32 != 0 { CREATE } else { 0 };
+            Ok(lookup(ctx, &who, id, flags, SEARCH)?.key.serial as u64)
+        }
+        JOIN_SESSION_KEYRING => join(ctx, UserAddr(a2)),
+        UPDATE => {
+            let plen = a4 as usize;
+            if plen > PAGE {
+                return error!(EINVAL);
+            }
+            let payload = read_payload(ctx, UserAddr(a3), plen)?;
+            let who = Asker::of(ctx.task);
+            let r = lookup(ctx, &who, id, 0, WRITE)?;
+            if r.key.ktype == KeyType::Keyring {
+                return error!(EOPNOTSUPP);
+            }
+            update_payload(&r.key, payload)?;
+            Ok(0)
+        }
+        REVOKE => {
+            let who = Asker::of(ctx.task);
+            let r = match lookup(ctx, &who, id, 0, WRITE) {
+                Err(Errno::EACCES) => lookup(ctx, &who, id, 0, SETATTR)?,
+                r => r?,
+            };
+            let old = {
+                let mut st = r.key.lock();
+                st.revoked = true;
+                std::mem::take(&mut st.links)
+            };
+            drop(old);
+            Ok(0)
+        }
+        CHOWN => chown(ctx, id, a3 as u32, a4 as u32),
+        SETPERM => {
+            let perm = a3 as u32;
+            if perm & !0x3f3f_3f3f != 0 {
+                return error!(EINVAL);
+            }
+            let who = Asker::of(ctx.task);
+            let r = lookup(ctx, &who, id, CREATE | PARTIAL, SETATTR)?;
+            let mut st = r.key.lock();
+            if st.uid != who.fsuid && !ctx.task.privileged(Cap::SysAdmin) {
+                return error!(EACCES);
+            }
+            st.perm = perm;
+            Ok(0)
+        }
+        DESCRIBE => {
+            let who = Asker::of(ctx.task);
+            let r = lookup(ctx, &who, id, PARTIAL, VIEW)?;
+            let mut s = r.key.describe(&who.creds).into_bytes();
+            s.push(0);
+            copy_out_if_fits(ctx, UserAddr(a3), a4 as usize, &s)
+        }
+        CLEAR => {
+            let who = Asker::of(ctx.task);
+            let r = lookup(ctx, &who, id, CREATE, WRITE)?;
+            if r.key.ktype != KeyType::Keyring {
+                return error!(ENOTDIR);
+            }
+            let old = {
+                let mut st = r.key.lock();
+                if st.restricted {
+                    return error!(EPERM);
+                }
+                std::mem::take(&mut st.links)
+            };
+            drop(old);
+            Ok(0)
+        }
+        LINK_OP => {
+            let who = Asker::of(ctx.task);
+            let ring = lookup(ctx, &who, a3 as i32, CREATE, WRITE)?;
+            let key = lookup(ctx, &who, id, CREATE, LINK)?;
+            link(&ring.key, &key.key)?;
+            Ok(0)
+        }
+        UNLINK => {
+            let who = Asker::of(ctx.task);
+            let ring = lookup(ctx, &who, a3 as i32, 0, WRITE)?;
+            let key = lookup(ctx, &who, id, PARTIAL, 0)?;
+            unlink(&ring.key, &key.key)?;
+            Ok(0)
+        }
+        SEARCH_OP => search(ctx, id, UserAddr(a3), UserAddr(a4), a5 as i32),
+        READ_OP => {
+            let who = Asker::of(ctx.task);
+            let r = lookup(ctx, &who, id, 0, DEFER)?;
+            if !permitted(&r.key, r.possessed, &who, READ) && !r.possessed {
+                return error!(EACCES);
+            }
+            let data = match r.key.ktype {
+                KeyType::Logon => return error!(EOPNOTSUPP),
+                KeyType::User => r.key.lock().payload.clone(),
+                KeyType::Keyring => r
+                    .key
+                    .links()
+                    .iter()
+                    .filter(|k| k.validate() != Err(Errno::ENOKEY))
+                    .flat_map(|k| k.serial.to_ne_bytes())
+                    .collect(),
+            };
+            copy_out_if_fits(ctx, UserAddr(a3), a4 as usize, &data)
+        }
+        INSTANTIATE => {
+            if a4 as usize > ADD_MAX_PAYLOAD {
+                return error!(EINVAL);
+            }
+            // Only a request_key upcall's helper holds an authorisation.
+            error!(EPERM)
+        }
+        INSTANTIATE_IOV | NEGATE => error!(EPERM),
+        REJECT => {
+            let e = a4 as i64;
+            if e <= 0 || e >= 4096 || (512..=530).contains(&e) {
+                return error!(EINVAL);
+            }
+            error!(EPERM)
+        }
+        SET_REQKEY_KEYRING => reqkey_keyring(ctx, id),
+        SET_TIMEOUT => {
+            let who = Asker::of(ctx.task);
+            let r = lookup(ctx, &who, id, CREATE | PARTIAL, SETATTR)?;
+            let secs = a3 as u32;
+            r.key.lock().expiry = if secs == 0 {
+                None
+            } else {
+                Some(Instant::now() + Duration::from_secs(secs.into()))
+            };
+            Ok(0)
+        }
+        ASSUME_AUTHORITY => match id {
+            i32::MIN..=-1 => error!(EINVAL),
+            0 => Ok(0),
+            _ => error!(ENOKEY),
+        },
+        GET_SECURITY => {
+            let who = Asker::of(ctx.task);
+            lookup(ctx, &who, id, PARTIAL, VIEW)?;
+            // No security module: an empty context.
+            if a3 != 0 && a4 as usize > 0 {
+                ctx.mm().write_bytes(a3, &[0])?;
+            }
+            Ok(1)
+        }
+        SESSION_TO_PARENT => session_to_parent(ctx),
+        INVALIDATE => {
+            let who = Asker::of(ctx.task);
+            let r = lookup(ctx, &who, id, 0, SEARCH)?;
+            r.key.lock().invalidated = true;
+            invalidate_links(&r.key);
+            Ok(0)
+        }
+        GET_PERSISTENT => persistent(ctx, id, a3 as i32),
+        RESTRICT_KEYRING => restrict(ctx, id, UserAddr(a3), UserAddr(a4)),
+        MOVE => key_move(ctx, id, a3 as i32, a4 as i32, a5 as u32),
+        CAPABILITIES => {
+            // CAPABILITIES, PERSISTENT_KEYRINGS, INVALIDATE,
+            // RESTRICT_KEYRING, MOVE; no Diffie-Hellman, public keys,
+            // big keys, namespaced names or notifications.
+            let caps = [0x01u8 | 0x02 | 0x20 | 0x40 | 0x80, 0];
+            let n = (a3 as usize).min(caps.len());
+            if a2 != 0 && n > 0 {
+                ctx.mm().write_bytes(a2, &caps[..n])?;
+            }
+            Ok(caps.len() as u64)
+        }
+        // Diffie-Hellman, public-key operations and key notifications are
+        // not configured: Linux's answer for an unsupported operation.
+        _ => error!(EOPNOTSUPP),
+    }
+}
+
+/// Writes `data` to `buf` if it fits in `len` (nothing otherwise); the
+/// length in any case.
+fn copy_out_if_fits(
+    ctx: &SyscallContext<'_>,
+    buf: UserAddr,
+    len: usize,
+    data: &[u8],
+) -> KResult<u64> {
+    if !buf.is_null() && len >= data.len() && !data.is_empty() {
+        ctx.mm().write_bytes(buf.0, data)?;
+    }
+    Ok(data.len() as u64)
+}
+
+/// Removes an invalidated key from every keyring (Linux's garbage
+/// collector does so at once for invalidated keys).
+fn invalidate_links(key: &Arc<Key>) {
+    let rings: Vec<Arc<Key>> = {
+        let reg = super::registry();
+        reg.serials
+            .values()
+            .filter_map(|w| w.upgrade())
+            .filter(|k| k.ktype == KeyType::Keyring)
+            .collect()
+    };
+    for r in &rings {
+        let _ = unlink(r, key);
+    }
+}
+
+fn join(ctx: &SyscallContext<'_>, name: UserAddr) -> KResult<u64> {
+    let who = Asker::of(ctx.task);
+    if name.is_null() {
+        let perm = super::pos(ALL) | super::usr(VIEW | READ);
+        let k = super::new_keyring(b"_ses", who.fsuid, who.fsgid, perm)?;
+        let serial = k.serial;
+        set_session(ctx, Some(k));
+        return Ok(serial as u64);
+    }
+    let name = read_str(ctx, name, super::MAX_DESC)?;
+    if name.is_empty() {
+        return error!(EINVAL);
+    }
+    // An existing keyring of that name the caller may search without
+    // possessing it (find_keyring_by_name), else a new one.
+    let found = {
+        let reg = super::registry();
+        reg.serials
+            .values()
+            .filter_map(|w| w.upgrade())
+            .filter(|k| k.ktype == KeyType::Keyring && k.desc == name)
+            .collect::<Vec<_>>()
+    };
+    let found = found
+        .into_iter()
+        .find(|k| k.validate().is_ok() && permitted(k, false, &who, SEARCH));
+    let k = match found {
+        Some(k) => {
+            if who
+                .creds
+                .keys
+                .session
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, &k))
+            {
+                return Ok(0);
+            }
+            k
+        }
+        None => {
+            let perm = super::pos(ALL) | super::usr(VIEW | READ | LINK);
+            super::new_keyring(&name, who.fsuid, who.fsgid, perm)?
+        }
+    };
+    let serial = k.serial;
+    set_session(ctx, Some(k));
+    Ok(serial as u64)
+}
+
+fn chown(ctx: &SyscallContext<'_>, id: i32, uid: u32, gid: u32) -> KResult<u64> {
+    use crate::task::ns::MapKind;
+    let who = Asker::of(ctx.task);
+    let kuid = if uid == u32::MAX {
+        None
+    } else {
+        Some(
+            who.creds
+                .user_ns
+                .0
+                .to_kernel(MapKind::Uid, uid)
+                .ok_or(crate::errno!(EINVAL))?,
+        )
+    };
+    let kgid = if gid == u32::MAX {
+        None
+    } else {
+        Some(
+            who.creds
+                .user_ns
+                .0
+                .to_kernel(MapKind::Gid, gid)
+                .ok_or(crate::errno!(EINVAL))?,
+        )
+    };
+    let r = lookup(ctx, &who, id, CREATE | PARTIAL, SETATTR)?;
+    let admin = ctx.task.privileged(Cap::SysAdmin);
+    let mut st = r.key.lock();
+    let privileged_op = kuid.is_some_and(|u| u != st.uid)
+        || kgid.is_some_and(|g| g != st.gid && g != who.fsgid && !who.groups.contains(&g));
+    if privileged_op && !admin {
+        return error!(EACCES);
+    }
+    if let Some(u) = kuid.filter(|&u| u != st.uid) {
+        // The new owner takes over the quota charge.
+        super::charge(u, st.quota_bytes)?;
+        let (old_uid, bytes) = (st.quota_uid, st.quota_bytes);
+        {
+            let mut q = super::quotas();
+            if let Some(o) = q.get_mut(&old_uid) {
+                o.keys = o.keys.saturating_sub(1);
+                o.bytes = o.bytes.saturating_sub(bytes);
+            }
+        }
+        st.quota_uid = u;
+        st.uid = u;
+    }
+    if let Some(g) = kgid {
+        st.gid = g;
+    }
+    Ok(0)
+}
+
+fn search(
+    ctx: &SyscallContext<'_>,
+    ring: i32,
+    ktype: UserAddr,
+    desc: UserAddr,
+    dest: i32,
+) -> KResult<u64> {
+    let tname = read_type(ctx, ktype)?;
+    let desc = read_str(ctx, desc, super::MAX_DESC)?;
+    let who = Asker::of(ctx.task);
+    let dest = if dest != 0 {
+        Some(lookup(ctx, &who, dest, CREATE, WRITE)?)
+    } else {
+        None
+    };
+    let r = lookup(ctx, &who, ring, 0, SEARCH)?;
+    let t = KeyType::by_name(&tname).ok_or(crate::errno!(ENOKEY))?;
+    if r.key.ktype != KeyType::Keyring {
+        return error!(ENOTDIR);
+    }
+    let k = match search_ring(&r.key, r.possessed, &who, t, &desc) {
+        Found::Key(k) => k,
+        Found::Err(e) => return Err(e),
+        Found::None => return error!(ENOKEY),
+    };
+    if let Some(d) = dest {
+        if !permitted(&k, r.possessed, &who, LINK) {
+            return error!(EACCES);
+        }
+        link(&d.key, &k)?;
+    }
+    Ok(k.serial as u64)
+}
+
+fn reqkey_keyring(ctx: &SyscallContext<'_>, v: i32) -> KResult<u64> {
+    let old = {
+        let c = ctx
+            .task
+            .group
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        c.keys.reqkey_default
+    };
+    match v {
+        -1 => return Ok(old as u64),
+        // THREAD and PROCESS make the keyring they name.
+        1 => {
+            let who = Asker::of(ctx.task);
+            lookup(ctx, &who, KEY_SPEC_THREAD_KEYRING, CREATE, 0)?;
+        }
+        2 => {
+            let who = Asker::of(ctx.task);
+            lookup(ctx, &who, KEY_SPEC_PROCESS_KEYRING, CREATE, 0)?;
+        }
+        0 | 3 | 4 | 5 | 7 => {}
+        _ => return error!(EINVAL),
+    }
+    ctx.task
+        .group
+        .creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys
+        .reqkey_default = v;
+    Ok(old as u64)
+}
+
+/// KEYCTL_SESSION_TO_PARENT: the parent process takes the caller's
+/// session keyring (same owner, single-threaded, not init).
+fn session_to_parent(ctx: &SyscallContext<'_>) -> KResult<u64> {
+    let who = Asker::of(ctx.task);
+    let mine = lookup(ctx, &who, KEY_SPEC_SESSION_KEYRING, 0, LINK)?.key;
+    let ppid = crate::task::process_ids(ctx.task.tgid())
+        .map(|i| i.ppid)
+        .unwrap_or(0);
+    let parent = crate::kernel()
+        .tasks
+        .group(ppid)
+        .ok_or(crate::errno!(EPERM))?;
+    if ctx.task.pid_view(ppid) == 1 || parent.threads().len() != 1 {
+        return error!(EPERM);
+    }
+    let c = &who.creds;
+    let mut pc = parent.creds.lock().unwrap_or_else(|p| p.into_inner());
+    if pc.ruid != c.euid
+        || pc.euid != c.euid
+        || pc.suid != c.euid
+        || pc.rgid != c.egid
+        || pc.egid != c.egid
+        || pc.sgid != c.egid
+        || pc
+            .keys
+            .session
+            .as_ref()
+            .is_some_and(|s| s.lock().uid != c.euid)
+        || mine.lock().uid != c.euid
+    {
+        return error!(EPERM);
+    }
+    let old = pc.keys.session.replace(mine);
+    drop(pc);
+    drop(old);
+    Ok(0)
+}
+
+fn persistent(ctx: &SyscallContext<'_>, uid: i32, dest: i32) -> KResult<u64> {
+    use crate::task::ns::MapKind;
+    let who = Asker::of(ctx.task);
+    let c = &who.creds;
+    let kuid = if uid == -1 {
+        c.ruid
+    } else {
+        let k = c
+            .user_ns
+            .0
+            .to_kernel(MapKind::Uid, uid as u32)
+            .ok_or(crate::errno!(EINVAL))?;
+        if k != c.ruid && k != c.euid && k != c.suid && !ctx.task.privileged(Cap::Setuid) {
+            return error!(EPERM);
+        }
+        k
+    };
+    let d = lookup(ctx, &who, dest, CREATE, WRITE)?;
+    let k = super::persistent_keyring(kuid)?;
+    link(&d.key, &k)?;
+    Ok(k.serial as u64)
+}
+
+fn restrict(
+    ctx: &SyscallContext<'_>,
+    id: i32,
+    ktype: UserAddr,
+    restriction: UserAddr,
+) -> KResult<u64> {
+    let tname = if ktype.is_null() {
+        None
+    } else {
+        let t = read_type(ctx, ktype)?;
+        read_str(ctx, restriction, PAGE)?;
+        Some(t)
+    };
+    let who = Asker::of(ctx.task);
+    let r = lookup(ctx, &who, id, 0, SETATTR)?;
+    if r.key.ktype != KeyType::Keyring {
+        return error!(ENOTDIR);
+    }
+    if let Some(t) = tname {
+        // No key type here offers restrictions (asymmetric keys would).
+        KeyType::by_name(&t).ok_or(crate::errno!(ENOKEY))?;
+        return error!(ENOENT);
+    }
+    let mut st = r.key.lock();
+    if st.restricted {
+        return error!(EEXIST);
+    }
+    st.restricted = true;
+    Ok(0)
+}
+
+fn key_move(ctx: &SyscallContext<'_>, id: i32, from: i32, to: i32, flags: u32) -> KResult<u64> {
+    const MOVE_EXCL: u32 = 1;
+    if flags & !MOVE_EXCL != 0 {
+        return error!(EINVAL);
+    }
+    let who = Asker::of(ctx.task);
+    let key = lookup(ctx, &who, id, CREATE, LINK)?.key;
+    let from = lookup(ctx, &who, from, 0, WRITE)?.key;
+    let to = lookup(ctx, &who, to, CREATE, WRITE)?.key;
+    if from.ktype != KeyType::Keyring || to.ktype != KeyType::Keyring {
+        return error!(ENOTDIR);
+    }
+    if Arc::ptr_eq(&from, &to) {
+        return Ok(0);
+    }
+    if to.lock().restricted {
+        return error!(EPERM);
+    }
+    if !from.links().iter().any(|k| Arc::ptr_eq(k, &key)) {
+        return error!(ENOENT);
+    }
+    if flags & MOVE_EXCL != 0 && super::find_in(&to, key.ktype, &key.desc).is_some() {
+        return error!(EEXIST);
+    }
+    link(&to, &key)?;
+    unlink(&from, &key)?;
+    Ok(0)
+}
