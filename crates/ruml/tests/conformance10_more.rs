@@ -7,10 +7,7 @@ mod common;
 
 use common::{Flavour, Output};
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+use common::host_is_root as is_root;
 
 fn assert_ok(out: &Output) {
     assert_eq!(out.code(), 0, "run failed:\n{out}");

@@ -63,6 +63,24 @@ fn as_epoll(f: &OpenFile) -> Option<&Epoll> {
     f.ops().ok()?.as_any_ops().downcast_ref::<Epoll>()
 }
 
+/// kcmp(KCMP_EPOLL_TFD): the file epoll instance `ep` watches as its
+/// `toff`-th watch of descriptor number `tfd` (in the order they were
+/// added; Linux's is its tree's order of (file, fd), the same for the
+/// usual single watch). EINVAL if `ep` is not an epoll file, ENOENT if
+/// there is no such watch.
+pub fn watched_file(ep: &OpenFile, tfd: u32, toff: u32) -> KResult<Arc<OpenFile>> {
+    let Some(ep) = as_epoll(ep) else {
+        return error!(EINVAL);
+    };
+    let items = ep.items.lock().unwrap_or_else(|p| p.into_inner());
+    items
+        .iter()
+        .filter(|i| i64::from(i.fd) == i64::from(tfd))
+        .filter_map(|i| i.file.upgrade())
+        .nth(toff as usize)
+        .ok_or(crate::errno!(ENOENT))
+}
+
 /// Levels of epoll inside `f` (0: none), or None if `ep` is among them
 /// (a cycle) or they are deeper than any link may make.
 fn depth_below(f: &OpenFile, ep: &OpenFile, level: usize) -> Option<usize> {

@@ -89,6 +89,8 @@ const BY_SYSCALL: &[(&str, &str)] = &[
     ("CONFIG_QUOTACTL", "quotactl"),
     ("CONFIG_SECURITY_LANDLOCK", "landlock_create_ruleset"),
     ("CONFIG_KCMP", "kcmp"),
+    ("CONFIG_BSD_PROCESS_ACCT", "acct"),
+    ("CONFIG_X86_IOPL_IOPERM", "iopl"),
     ("CONFIG_MEMBARRIER", "membarrier"),
     ("CONFIG_RSEQ", "rseq"),
     ("CONFIG_MIGRATION", "move_pages"),

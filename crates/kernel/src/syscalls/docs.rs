@@ -9,6 +9,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("ptrace", "implemented on ruml's own task state (docs/debugging.md); PTRACE_OLDSETOPTIONS (21) is taken as PTRACE_SETOPTIONS, as on x86 Linux; PTRACE_ARCH_PRCTL sets/gets the tracee's fs/gs base; a tracer is a process (any of its threads may make requests; Linux allows only the tracing thread); writes to segment selectors are ignored (64-bit code only); no hardware breakpoints or watchpoints (debug registers read as 0, nonzero writes give EIO); PTRACE_O_TRACESECCOMP stops come with guest seccomp filters; Yama's ptrace_scope is not modelled (same ids or root may attach)"),
     ("personality", "any 32-bit value is kept and reported; ADDR_NO_RANDOMIZE (exec), READ_IMPLIES_EXEC (mmap, mprotect) and UNAME26 (uname) take effect; the other flags and the execution domain have none (x86_64 only)"),
     ("clone", "CLONE_NEW* as unshare (docs/namespaces.md)"),
+    ("kcmp", "signal handlers and the System V undo list compare per process (ruml shares handlers only between threads, has no CLONE_SYSVSEM), each task has its own I/O context (no CLONE_IO); KCMP_EPOLL_TFD counts a descriptor's watches in the order they were added"),
     ("clone3", "set_tid gives EINVAL; namespaces as unshare (docs/namespaces.md)"),
     ("unshare", "every namespace type; IPC namespaces separate System V objects but not POSIX message queues; a time namespace's MONOTONIC/BOOTTIME offsets apply to clock_gettime, absolute sleeps and timers, /proc/uptime and sysinfo, and its processes' vDSO clock calls trap into the kernel (docs/namespaces.md); a network namespace has its own interfaces, ports, /proc/net/unix and /proc/net/snmp counters, but abstract unix names are shared; signals' si_pid is not translated into the receiver's PID namespace"),
     ("setns", "namespace files (/proc/PID/ns/*) only; a pidfd gives EINVAL"),
@@ -104,10 +105,63 @@ pub const PARTIAL: &[(&str, &str)] = &[
 ];
 
 /// System calls left as ENOSYS, with the reason docs/syscalls.md gives.
-pub const UNIMPLEMENTED: &[(&str, &str)] = &[(
-    "open_tree_attr",
-    "Linux 6.15's open_tree with attributes: open_tree then mount_setattr does the same",
-)];
+pub const UNIMPLEMENTED: &[(&str, &str)] = &[
+    (
+        "open_tree_attr",
+        "Linux 6.15's open_tree with attributes: open_tree then mount_setattr does the same",
+    ),
+    ("init_module", NO_MODULES),
+    ("finit_module", NO_MODULES),
+    ("delete_module", NO_MODULES),
+    (
+        "acct",
+        "no BSD process accounting: as Linux without CONFIG_BSD_PROCESS_ACCT (/proc/config.gz)",
+    ),
+    ("iopl", NO_PORTS),
+    ("ioperm", NO_PORTS),
+    (
+        "bpf",
+        "no BPF: as Linux without CONFIG_BPF_SYSCALL (/proc/config.gz)",
+    ),
+    (
+        "perf_event_open",
+        "no performance counters: as Linux without CONFIG_PERF_EVENTS (/proc/config.gz)",
+    ),
+    (
+        "userfaultfd",
+        "as Linux without CONFIG_USERFAULTFD (/proc/config.gz)",
+    ),
+    (
+        "kexec_load",
+        "as Linux without CONFIG_KEXEC (/proc/config.gz)",
+    ),
+    (
+        "kexec_file_load",
+        "as Linux without CONFIG_KEXEC (/proc/config.gz)",
+    ),
+    (
+        "swapon",
+        "ruml never swaps: as Linux without CONFIG_SWAP (/proc/config.gz)",
+    ),
+    (
+        "swapoff",
+        "ruml never swaps: as Linux without CONFIG_SWAP (/proc/config.gz)",
+    ),
+    (
+        "quotactl",
+        "no disk quotas: as Linux without CONFIG_QUOTACTL (/proc/config.gz)",
+    ),
+    (
+        "quotactl_fd",
+        "no disk quotas: as Linux without CONFIG_QUOTACTL (/proc/config.gz)",
+    ),
+];
+
+/// Module calls: a user-mode kernel has no loadable modules.
+const NO_MODULES: &str = "no loadable modules: as Linux without CONFIG_MODULES (/proc/config.gz)";
+/// Port I/O calls: a guest never reaches the host's I/O ports.
+const NO_PORTS: &str =
+    "no I/O port access: as Linux without CONFIG_X86_IOPL_IOPERM (/proc/config.gz)";
 
 /// The markdown text of docs/syscalls.md.
 pub fn syscalls_md() -> String {

@@ -169,6 +169,7 @@ const TABLES: &[Table] = &[
     crate::task::seccomp::seccomp_table,
     crate::task::ptrace::ptrace_table,
     crate::task::persona::persona_table,
+    crate::task::kcmp::kcmp_table,
     crate::task::reboot::reboot_table,
     crate::time::timers::timers_table,
     crate::ipc::msg::msg_table,

@@ -19,6 +19,7 @@ pub mod coredump;
 pub mod creds;
 pub mod exit;
 pub mod futex;
+pub mod kcmp;
 pub mod ns;
 pub mod persona;
 pub mod ptrace;

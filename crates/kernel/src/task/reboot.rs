@@ -1,8 +1,8 @@
 //! reboot(2): the instance's power switch. HALT and POWER_OFF end the
 //! instance (ruml exits 0), RESTART and RESTART2 end it and ask the `ruml`
 //! command to boot afresh in the same host process; CAD_ON/CAD_OFF choose
-//! what ctrl-alt-delete does. As Linux: the magic numbers are checked
-//! first (EINVAL), then CAP_SYS_BOOT (EPERM); the call does not sync, the
+//! what ctrl-alt-delete does. As Linux: CAP_SYS_BOOT is checked first
+//! (EPERM), then the magic numbers (EINVAL); the call does not sync, the
 //! `reboot` and `poweroff` programs do that before calling it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,11 +58,12 @@ fn sys_reboot(
     cmd: u32,
     _arg: UserAddr,
 ) -> KResult<u64> {
-    if magic1 != MAGIC1 || !MAGIC2.contains(&magic2) {
-        return error!(EINVAL);
-    }
+    // Linux trusts only the superuser, then asks for the magic numbers.
     if !ctx.task.privileged(crate::task::caps::Cap::SysBoot) {
         return error!(EPERM);
+    }
+    if magic1 != MAGIC1 || !MAGIC2.contains(&magic2) {
+        return error!(EINVAL);
     }
     match cmd {
         CMD_HALT | CMD_POWER_OFF | CMD_RESTART | CMD_RESTART2 => {

@@ -679,6 +679,13 @@ impl Drop for Background {
     }
 }
 
+/// Whether the tests run as root on the host (the native half of a
+/// differential test that changes ids needs it).
+pub fn host_is_root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Whether the host's root holds CAP_SYS_RESOURCE (a container's may not).
 pub fn host_has_sys_resource() -> bool {
     std::fs::read_to_string("/proc/self/status")
