@@ -264,6 +264,64 @@ impl Task {
     }
 }
 
+/// RLIMIT_SIGPENDING: whether a real-time signal sent by sigqueue, tkill
+/// or tgkill to `target` must fail with EAGAIN because the signals queued
+/// for `target`'s real user already reach `target`'s limit (Linux's
+/// __sigqueue_alloc: kill()'s SI_USER and the kernel's own signals are
+/// never refused, and a classic signal only loses its information; see
+/// [`send_kill`] for kill()'s real-time signals).
+pub fn sigpending_full(target: &ThreadGroup, signo: i32, code: i32) -> bool {
+    signo >= SIGRTMIN && code < 0 && over_sigpending_limit(target)
+}
+
+/// kill() of a real-time signal past RLIMIT_SIGPENDING: Linux does not
+/// fail, but queues no information; the signal merges into a pending
+/// instance of itself, or is delivered once as from nobody (si_pid and
+/// si_uid 0).
+fn send_kill(g: &Arc<ThreadGroup>, mut q: Queued) {
+    if q.signo >= SIGRTMIN && over_sigpending_limit(g) {
+        let pending = g.sig().shared.iter().any(|p| p.signo == q.signo)
+            || g.threads()
+                .iter()
+                .any(|t| t.signals.lock().pending.iter().any(|p| p.signo == q.signo));
+        if pending {
+            return;
+        }
+        q.a = 0;
+    }
+    send_group(g, q);
+}
+
+/// Whether the signals queued for `target`'s real user reach `target`'s
+/// RLIMIT_SIGPENDING.
+fn over_sigpending_limit(target: &ThreadGroup) -> bool {
+    let limit = target.limit(RLIMIT_SIGPENDING)[0];
+    let uid = target.creds.lock().unwrap_or_else(|p| p.into_inner()).ruid;
+    let groups: Vec<Arc<ThreadGroup>> = crate::kernel()
+        .tasks
+        .lock()
+        .values()
+        .filter_map(|n| n.group.clone())
+        .collect();
+    let mut queued = 0u64;
+    for g in groups {
+        if g.creds.lock().unwrap_or_else(|p| p.into_inner()).ruid != uid {
+            continue;
+        }
+        queued += g.sig().shared.len() as u64;
+        for t in g.threads() {
+            queued += t.signals.lock().pending.len() as u64;
+        }
+    }
+    queued >= limit
+}
+
+/// The kernel's first real-time signal (glibc reserves 32 and 33).
+const SIGRTMIN: i32 = 32;
+
+/// RLIMIT_SIGPENDING's index.
+const RLIMIT_SIGPENDING: usize = 11;
+
 /// Queues a signal for one thread and kicks it. Ignored signals are
 /// dropped at once (as Linux does), unless blocked.
 pub fn send_thread(task: &Task, q: Queued) {
@@ -1161,6 +1219,9 @@ fn sys_rt_sigqueueinfo(
     if !crate::task::caps::may_signal(ctx.task, &g, sig) {
         return error!(EPERM);
     }
+    if sigpending_full(&g, sig, head.code) {
+        return error!(EAGAIN);
+    }
     send_group(
         &g,
         Queued {
@@ -1199,6 +1260,9 @@ fn sys_rt_tgsigqueueinfo(
         .ok_or(crate::errno!(ESRCH))?;
     if !crate::task::caps::may_signal(ctx.task, &t.group, sig) {
         return error!(EPERM);
+    }
+    if sigpending_full(&t.group, sig, head.code) {
+        return error!(EAGAIN);
     }
     send_thread(
         &t,
@@ -1281,7 +1345,7 @@ fn sys_kill(ctx: &mut SyscallContext<'_>, pid: i32, sig: i32) -> KResult<u64> {
         if !crate::task::caps::may_signal(ctx.task, &g, sig) {
             return error!(EPERM);
         }
-        send_group(&g, q);
+        send_kill(&g, q);
         return Ok(0);
     }
     if pid == i32::MIN {
@@ -1315,7 +1379,7 @@ fn sys_kill(ctx: &mut SyscallContext<'_>, pid: i32, sig: i32) -> KResult<u64> {
     let mut sent = false;
     for g in targets {
         if crate::task::caps::may_signal(ctx.task, &g, sig) {
-            send_group(&g, q);
+            send_kill(&g, q);
             sent = true;
         }
     }
@@ -1338,6 +1402,9 @@ fn sys_tkill(ctx: &mut SyscallContext<'_>, tid: i32, sig: i32) -> KResult<u64> {
         return error!(EPERM);
     }
     if sig != 0 {
+        if sigpending_full(&t.group, sig, SI_TKILL) {
+            return error!(EAGAIN);
+        }
         send_thread(&t, user_signal(ctx, sig, SI_TKILL));
     }
     Ok(0)
@@ -1360,6 +1427,9 @@ fn sys_tgkill(ctx: &mut SyscallContext<'_>, tgid: i32, tid: i32, sig: i32) -> KR
         return error!(EPERM);
     }
     if sig != 0 {
+        if sigpending_full(&t.group, sig, SI_TKILL) {
+            return error!(EAGAIN);
+        }
         send_thread(&t, user_signal(ctx, sig, SI_TKILL));
     }
     Ok(0)

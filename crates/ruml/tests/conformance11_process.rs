@@ -1,5 +1,6 @@
-//! kcmp(2), reboot(2)'s order of checks, and the kernel features ruml is
-//! built without (tests/guest/priv_errnos.c).
+//! Linux conformance II, processes: kcmp(2), reboot(2)'s order of checks
+//! and the kernel features ruml is built without (tests/guest/
+//! priv_errnos.c); RLIMIT_SIGPENDING (tests/guest/sigpending_limit.c).
 
 mod common;
 
@@ -53,4 +54,20 @@ fn configured_out_features_give_enosys_and_config_says_so() {
         assert!(cfg.stdout.contains(&want), "missing {want:?}:\n{cfg}");
     }
     assert!(cfg.stdout.contains("CONFIG_KCMP=y\n"), "{cfg}");
+}
+
+/// RLIMIT_SIGPENDING: sigqueue and tgkill of real-time signals past the
+/// limit fail with EAGAIN, kill() merges into the pending instance, a
+/// classic signal still arrives.
+#[test]
+fn sigpending_limit_as_linux() {
+    if !host_is_root() {
+        eprintln!("sigpending_limit_as_linux: needs root natively (a user of its own); skipped");
+        return;
+    }
+    for flavour in [Flavour::Static, Flavour::Dynamic] {
+        let (native, ruml) = differential("sigpending_limit", flavour, &[]);
+        assert_eq!(native.code(), 0, "{native}");
+        assert!(ruml.stdout.contains("tgkill: EAGAIN\n"), "{ruml}");
+    }
 }
