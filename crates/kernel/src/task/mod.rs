@@ -583,6 +583,12 @@ pub fn apply_host_ops(mm: &Mm, ctx: &mut Context) -> Result<(), HostError> {
     r
 }
 
+/// Faults at one address that the kernel found nothing to change for,
+/// in a row, before the guest gets SIGSEGV: each such fault waits for
+/// another thread's host change still being applied, which on a loaded
+/// machine can take several retries (four were not enough).
+const UNCHANGED_FAULTS: u32 = 64;
+
 /// The task loop: runs the task until it exits. A kernel bug (panic) while
 /// serving it kills this task's process only.
 pub fn run(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, start: Start) {
@@ -753,7 +759,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                     // Only faults the kernel had nothing to change for
                     // count: one resolved by a copy-on-write copy may come
                     // back after another thread's fork shared the page again.
-                    let result = if last_fault.1 > 4 {
+                    let result = if last_fault.1 > UNCHANGED_FAULTS {
                         Err(crate::mm::FaultSignal {
                             signo: 11,
                             code: crate::mm::SEGV_ACCERR,
@@ -763,6 +769,12 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                         mm.handle_fault(info.addr, info.code).map(|changed| {
                             if changed {
                                 last_fault.1 = 0;
+                            } else {
+                                // Another thread's change to the host
+                                // mapping is on its way (a fork's
+                                // write-protection, a copy-on-write copy):
+                                // let it finish before the retry.
+                                std::thread::yield_now();
                             }
                         })
                     };
