@@ -20,6 +20,7 @@ syscall_table! { pub fn copy_table;
     COPY_FILE_RANGE => sys_copy_file_range(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32),
     SPLICE => sys_splice(fd_in: Fd, off_in: UserAddr, fd_out: Fd, off_out: UserAddr, len: usize, flags: u32),
     TEE => sys_tee(fd_in: Fd, fd_out: Fd, len: usize, flags: u32),
+    VMSPLICE => sys_vmsplice(fd: Fd, iov: UserAddr, nr_segs: u64, flags: u32),
 }
 
 fn sys_tee(
@@ -228,7 +229,8 @@ fn sys_splice(
 
 /// splice's checks on its files, in Linux's order: EBADF for a side not
 /// open that way, EINVAL unless one side is a pipe, ESPIPE for an offset
-/// on a pipe, EINVAL for the same pipe on both sides.
+/// on a pipe, EINVAL for the same pipe on both sides or a pipe spliced
+/// into an O_APPEND file.
 pub fn splice_check(inf: &FileRef, has_in: bool, outf: &FileRef, has_out: bool) -> KResult<()> {
     if !inf.can_read() || !outf.can_write() {
         return error!(EBADF);
@@ -239,10 +241,61 @@ pub fn splice_check(inf: &FileRef, has_in: bool, outf: &FileRef, has_out: bool) 
     if (is_pipe(inf) && has_in) || (is_pipe(outf) && has_out) {
         return error!(ESPIPE);
     }
-    if Arc::ptr_eq(inf, outf) {
+    // The two ends of one pipe ("splicing to self would be fun, but...").
+    if Arc::ptr_eq(inf, outf) || crate::fs::pipe::same_pipe(inf, outf) {
+        return error!(EINVAL);
+    }
+    // A pipe into an append-only file: Linux refuses, as the offset would
+    // not be the file's end.
+    if is_pipe(inf) && !is_pipe(outf) && outf.flags() & crate::fs::types::oflags::O_APPEND != 0 {
         return error!(EINVAL);
     }
     Ok(())
+}
+
+/// vmsplice(2): user memory into a pipe (a descriptor open for writing)
+/// or a pipe's contents into user memory (one open for reading only). The
+/// bytes are copied (SPLICE_F_GIFT is a hint Linux may ignore too); in
+/// Linux's order: flags (EINVAL), the descriptor (EBADF), the vector
+/// (EINVAL, EFAULT), nothing to move (0), then EBADF unless a pipe.
+/// SPLICE_F_NONBLOCK makes an empty pipe's read EAGAIN; a full pipe's
+/// write follows the descriptor's own O_NONBLOCK.
+fn sys_vmsplice(
+    ctx: &mut SyscallContext<'_>,
+    fd: Fd,
+    iov: UserAddr,
+    nr_segs: u64,
+    flags: u32,
+) -> KResult<u64> {
+    const SPLICE_F_NONBLOCK: u32 = 2;
+    if flags & !0xf != 0 {
+        return error!(EINVAL);
+    }
+    let f = ctx.files().get(fd.0)?;
+    let to_pipe = f.can_write();
+    if !to_pipe && !f.can_read() {
+        return error!(EBADF);
+    }
+    let count = i32::try_from(nr_segs).map_err(|_| crate::errno!(EINVAL))?;
+    let segs = crate::fs::syscalls::read_iovecs(ctx, iov, count)?;
+    if segs.iter().all(|s| s.1 == 0) {
+        return Ok(0);
+    }
+    if !is_pipe(&f) {
+        return error!(EBADF);
+    }
+    if to_pipe {
+        crate::fs::syscalls::do_write(ctx, &f, &segs, None)
+    } else {
+        if flags & SPLICE_F_NONBLOCK != 0
+            && f.ops()?
+                .bytes_available()
+                .is_some_and(|r| r.is_ok_and(|n| n == 0))
+        {
+            return error!(EAGAIN);
+        }
+        crate::fs::syscalls::do_read(ctx, &f, &segs, None)
+    }
 }
 
 /// splice's work once [`splice_check`] passed (also io_uring's

@@ -440,6 +440,11 @@ pub fn open_fifo(key: InodeKey, flags: u32, caller: &Caller<'_>) -> KResult<Arc<
 }
 
 /// The pipe behind an open file, if it is one.
+/// Whether `a` and `b` are ends of one pipe.
+pub fn same_pipe(a: &OpenFile, b: &OpenFile) -> bool {
+    matches!((pipe_of(a), pipe_of(b)), (Some(x), Some(y)) if Arc::ptr_eq(&x, &y))
+}
+
 fn pipe_of(f: &OpenFile) -> Option<Arc<Pipe>> {
     let ops = f.ops().ok()?;
     ops.as_any_ops().downcast_ref::<Arc<Pipe>>().cloned()
