@@ -667,8 +667,11 @@ pub fn deliver_pending(r: &mut TaskRunner) -> bool {
         }
         let Some((q, act)) = dequeue(&task) else {
             fixup_restart(r, None);
-            if let Some(m) = task.signals.lock().saved_mask.take() {
-                task.signals.lock().blocked = m;
+            // One guard: a second lock() inside `if let` on the first's
+            // temporary would wait for itself.
+            let mut s = task.signals.lock();
+            if let Some(m) = s.saved_mask.take() {
+                s.blocked = m;
             }
             return false;
         };

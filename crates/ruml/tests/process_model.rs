@@ -182,6 +182,31 @@ fn stop_cont_static() {
     assert_has(&native, "SIGCHLD #4: CLD_KILLED status=15 from child: yes");
 }
 
+/// A wait with a temporary mask (sigsuspend, ppoll, pselect6,
+/// epoll_pwait) stopped and continued with nothing left to deliver, as
+/// killall5 does at shutdown, restarts with its mask (epoll_pwait
+/// returns EINTR); a handled signal
+/// then ends it and the old mask is back (this deadlocked ruml's signal
+/// delivery once: Debian's shutdown hung about one boot in twelve).
+#[test]
+fn stop_cont_during_masked_waits() {
+    let (native, _) = check("stop_cont_masks", Flavour::Static, &[]);
+    for call in ["sigsuspend", "ppoll", "pselect6", "epoll_pwait"] {
+        assert_has(&native, &format!("{call}: stopped 1"));
+        assert_has(&native, &format!("{call}: continued 1"));
+        // epoll_pwait is never restarted after a stop (signal(7)): it
+        // returns EINTR at SIGCONT, before SIGUSR1 is sent.
+        let ran = if call == "epoll_pwait" { 0 } else { 1 };
+        assert_has(
+            &native,
+            &format!(
+                "{call}: -1 Interrupted system call, handler ran {ran}, after: usr1 blocked usr2 blocked"
+            ),
+        );
+        assert_has(&native, &format!("{call}: exit 0"));
+    }
+}
+
 // --- 11. timers -------------------------------------------------------------
 
 #[test]
