@@ -272,7 +272,10 @@ impl Handoff {
             return;
         }
         if self.mode == Mode::Split && !dense {
-            // No longer dense: spinning only costs.
+            // No longer dense: spinning only costs. (On a loaded host the
+            // kernel's work stretches past the stub's spin: counts as a
+            // lost trial, so such a thread tries Split ever more rarely.)
+            self.gap = (self.gap * 2).min(MAX_PROBE_GAP);
             self.mode = Mode::Local;
             self.warmup = WARMUP;
             self.since = 0;
