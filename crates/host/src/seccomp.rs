@@ -1099,6 +1099,7 @@ impl Context {
         p.word32(self.pfns[0], sstub::CTL_SPIN)
             .store(self.handoff.stub_spin(), Ordering::Relaxed);
         let st = self.state();
+        let resumed = Instant::now();
         if st.swap(sstub::ST_RESUME, Ordering::SeqCst) == sstub::ST_SWAIT {
             futex_wake(st.as_ptr());
         }
@@ -1111,11 +1112,13 @@ impl Context {
             Trap::Signal(_) => Counter::TrapSignal,
             Trap::Interrupted => Counter::TrapInterrupted,
         });
-        // Trap to trap: the kernel's work, both handoffs and the guest's.
+        // Trap to trap: the kernel's work (up to the resume), both
+        // handoffs and the guest's.
         let now = Instant::now();
         if let Some(prev) = self.last_trap.take() {
             if trap != Trap::Interrupted {
-                self.handoff.record(now - prev);
+                self.handoff
+                    .record(now - prev, resumed.saturating_duration_since(prev));
             }
         }
         if trap != Trap::Interrupted {

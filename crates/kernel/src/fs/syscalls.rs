@@ -318,6 +318,14 @@ fn read_body(
         }
     }
     if ok == 0 && total > 0 {
+        // As Linux, a regular file read at or past its end returns 0
+        // before it looks at the buffer.
+        if !stream && f.file_type() == FileType::Regular {
+            let at = off.unwrap_or_else(|| f.pos());
+            if f.size().is_ok_and(|size| at >= size) {
+                return Ok(0);
+            }
+        }
         return error!(EFAULT);
     }
     total = total.min(ok);
