@@ -358,6 +358,13 @@ pub struct AddressSpace {
     proc: Arc<Stub>,
 }
 
+/// `RUML_SPARE_THREAD=off` in ruml's environment: no spare stub threads
+/// (see [`AddressSpace::spawn_thread`]), for measurements.
+fn spare_threads() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("RUML_SPARE_THREAD").map_or(true, |v| v != "off"))
+}
+
 /// A guest thread made by the helper, parked in its first trap.
 pub struct NewThread {
     slot: usize,
@@ -632,6 +639,7 @@ impl AddressSpace {
     /// most one spare per address space; it sleeps (no CPU) and dies
     /// with the process.
     fn spawn_thread(&self, spare: bool) -> Result<NewThread, HostError> {
+        let spare = spare && spare_threads();
         let mut h = self.helper();
         if spare {
             let mut s = self.proc.slots.lock().unwrap_or_else(|e| e.into_inner());
