@@ -10,6 +10,10 @@
  *              (mprotect), remapped (mremap, munmap + mmap), discarded
  *              (MADV_DONTNEED of a file mapping), and a mapping placed over
  *              the whole low area ruml uses for patches
+ *   restart  - a read through a patched site of our own, interrupted
+ *              by a signal with and without SA_RESTART
+ *   gs       - a GS base of our own (arch_prctl) after patching
+ *   wrgs     - the same with the wrgsbase instruction
  *   trace    - a child whose sites are patched; the parent attaches with
  *              ptrace, reads the child's code (PEEKTEXT, process_vm_readv,
  *              /proc/PID/mem: the original bytes) and counts the child's
@@ -28,6 +32,8 @@
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/auxv.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -256,6 +262,103 @@ static void code(void)
     unlink(path);
 }
 
+/* ---- gs -------------------------------------------------------------- */
+
+/* A program that gives itself a GS base (arch_prctl), with garbage where
+ * ruml's entry address would be, after its sites were patched. */
+static void gs(void)
+{
+    static uint64_t area[64];
+    for (int i = 0; i < 64; i++)
+        area[i] = 0x4141414141414141ull;
+    pid_t ppid = getppid();
+    for (int i = 0; i < 1000; i++)
+        (void)getppid();
+    check(syscall(SYS_arch_prctl, 0x1001 /* ARCH_SET_GS */, area) == 0, "arch_prctl SET_GS");
+    long bad = 0;
+    for (int i = 0; i < 1000; i++)
+        bad += getppid() != ppid;
+    check(bad == 0, "getppid with a GS base of our own");
+    uint64_t got = 0;
+    check(syscall(SYS_arch_prctl, 0x1004 /* ARCH_GET_GS */, &got) == 0 && got == (uint64_t)area,
+          "GS base kept");
+}
+
+/* The same with `wrgsbase`, which ruml cannot see before the next call. */
+static void wrgs(void)
+{
+    static uint64_t area[64];
+    for (int i = 0; i < 64; i++)
+        area[i] = 0x4141414141414141ull;
+    if (!(getauxval(AT_HWCAP2) & 2 /* HWCAP2_FSGSBASE */)) {
+        printf("wrgsbase: ok\n"); /* nothing to test on this CPU or kernel */
+        return;
+    }
+    pid_t ppid = getppid();
+    for (int i = 0; i < 1000; i++)
+        (void)getppid();
+    asm volatile("wrgsbase %0" ::"r"((uint64_t)area));
+    long bad = 0;
+    for (int i = 0; i < 1000; i++)
+        bad += getppid() != ppid;
+    uint64_t now;
+    asm volatile("rdgsbase %0" : "=r"(now));
+    asm volatile("wrgsbase %0" ::"r"((uint64_t)0));
+    check(bad == 0 && now == (uint64_t)area, "wrgsbase");
+}
+
+/* ---- restart --------------------------------------------------------- */
+
+static int rfd[2];
+static volatile int alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+    if (write(rfd[1], "r", 1) != 1)
+        _exit(9);
+}
+
+/* A read through a site of our own (`mov $0,%eax` is `b8 00 00 00 00`):
+ * patched, then blocked, interrupted by a signal and restarted (the
+ * restart returns to the `syscall`, where a patched site has `ud2`), or
+ * not restarted (EINTR). */
+static void restart(void)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uint8_t *p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    emit(p + 32, SYS_read);
+    mprotect(p, pg, PROT_READ | PROT_EXEC);
+    long (*rd)(long, void *, long) = (long (*)(long, void *, long))(p + 32);
+    check(pipe(rfd) == 0, "pipe");
+    char c;
+    long bad = 0;
+    for (int i = 0; i < 200; i++) {
+        bad += write(rfd[1], "a", 1) != 1;
+        bad += rd(rfd[0], &c, 1) != 1 || c != 'a';
+    }
+    check(bad == 0, "reads through our site");
+    require_patched(p + 32, "read site");
+    struct sigaction sa = {0};
+    sa.sa_handler = on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {{0, 0}, {0, 20000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    c = 0;
+    long r = rd(rfd[0], &c, 1);
+    check(r == 1 && c == 'r' && alarms == 1, "read restarted after the handler (SA_RESTART)");
+    sa.sa_flags = 0;
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    /* Without SA_RESTART the handler's byte stays in the pipe: EINTR. */
+    setitimer(ITIMER_REAL, &it, NULL);
+    r = rd(rfd[0], &c, 1);
+    check(r == -EINTR && alarms == 2, "read interrupted (EINTR)");
+    check(rd(rfd[0], &c, 1) == 1 && c == 'r', "byte there after");
+}
+
 /* ---- trace ----------------------------------------------------------- */
 
 static void trace(void)
@@ -346,5 +449,11 @@ int main(int argc, char **argv)
         code();
     if (all || !strcmp(what, "trace"))
         trace();
+    if (all || !strcmp(what, "restart"))
+        restart();
+    if (all || !strcmp(what, "gs"))
+        gs();
+    if (all || !strcmp(what, "wrgs"))
+        wrgs();
     return 0;
 }

@@ -59,6 +59,17 @@ fn tracer_sees_original_code_and_every_call() {
     same_as_native(Flavour::Dynamic, "trace", &["patch=on"], false);
 }
 
+#[test]
+fn restart_through_a_patched_site() {
+    same_as_native(Flavour::Static, "restart", &["patch=on"], true);
+}
+
+#[test]
+fn own_gs_base_after_patching() {
+    same_as_native(Flavour::Static, "gs", &["patch=on"], false);
+    same_as_native(Flavour::Static, "wrgs", &["patch=on"], false);
+}
+
 /// `patch=off` rewrites nothing: the program finds its code as written
 /// ("patched" then fails with 3), and everything else as natively.
 #[test]

@@ -140,6 +140,17 @@ pub fn fixup_trap(
     }
     match task.mm().patch_trap(info.signo, regs.rip, regs.rax) {
         Some((nr, ret)) => {
+            if crate::log::strace_enabled() {
+                eprintln!(
+                    "[{}] --- host signal {} at rip {:#x}: the patched site's call {nr}",
+                    task.tid(),
+                    info.signo,
+                    regs.rip
+                );
+            }
+            if regs.gs_base != 0 {
+                task.mm().patch_disable();
+            }
             regs.orig_rax = nr;
             regs.rax = nr;
             regs.rip = ret;
@@ -150,9 +161,16 @@ pub fn fixup_trap(
 }
 
 /// After a system-call trap of an untraced task: patch its site.
+/// A thread with a GS base of its own (set with `wrgsbase`) turns
+/// patching off for its address space instead: patched sites reach the
+/// stub through the GS base.
 pub fn after_trap(task: &crate::task::Task, regs: &ruml_host::Registers) {
     if active() {
-        task.mm().patch_site(regs.rip);
+        if regs.gs_base != 0 {
+            task.mm().patch_disable();
+        } else {
+            task.mm().patch_site(regs.rip);
+        }
     }
 }
 
