@@ -57,15 +57,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::stats::{self, Counter};
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
+static ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// Turns the seccomp stub's signal-less entry on (`patch=on`) for stubs
-/// made from now on.
+/// Turns the seccomp stub's signal-less entry and site patching on
+/// (`patch=on`, the default) or off (`patch=off`) for stubs made from now
+/// on.
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
-/// Whether `patch=on` was given.
+/// Whether patching is on (`patch=on`, the default; only the seccomp
+/// backend has it).
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }

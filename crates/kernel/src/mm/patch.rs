@@ -64,8 +64,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::vma::Backing;
-use super::{host_prot, HostOp, Mm, MmInner, Pte, PAGE};
 use super::vma::{PROT_EXEC, PROT_READ, PROT_WRITE};
+use super::{host_prot, HostOp, Mm, MmInner, Pte, PAGE};
 use ruml_host::Pfn;
 
 /// Where the patch area starts: `abs32` of a slot then ends in `0f 0b`.
@@ -229,7 +229,13 @@ impl Mm {
         self.phys.copy_page(pte.pfn, new);
         self.phys.write(new, (addr % PAGE) as usize, bytes);
         m.frees.push(pte.pfn);
-        m.ptes.insert(vpn, Pte { pfn: new, cow: false });
+        m.ptes.insert(
+            vpn,
+            Pte {
+                pfn: new,
+                cow: false,
+            },
+        );
         m.ops.push(HostOp::Map {
             addr: vpn * PAGE,
             len: PAGE,
@@ -341,11 +347,8 @@ impl Mm {
             return;
         };
         self.phys.read(pte.pfn, (site % PAGE) as usize, &mut orig);
-        self.phys.write(
-            pfn,
-            (blk % PAGE) as usize,
-            &block_bytes(blk, site + 7, nr),
-        );
+        self.phys
+            .write(pfn, (blk % PAGE) as usize, &block_bytes(blk, site + 7, nr));
         let abs = (blk as u32).to_le_bytes();
         debug_assert_eq!(abs[2..4], [0x0f, 0x0b]);
         let new = [0xff, 0x24, 0x25, abs[0], abs[1], abs[2], abs[3]];
@@ -353,10 +356,7 @@ impl Mm {
             return;
         }
         m.patch.blocks.push((site, nr));
-        m.patch.sites.insert(
-            site,
-Site { orig },
-        );
+        m.patch.sites.insert(site, Site { orig });
     }
 
     /// The number of the site at `site` if it may be patched.
@@ -427,7 +427,7 @@ mod tests {
             let a = ((AREA + i * BLOCK) as u32).to_le_bytes();
             assert_eq!(a[2..4], [0x0f, 0x0b]);
         }
-        assert!(AREA + AREA_LEN < 1 << 31);
+        const { assert!(AREA + AREA_LEN < 1 << 31) };
     }
 
     #[test]
