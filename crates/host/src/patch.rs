@@ -1,8 +1,9 @@
 //! Syscall-site patching on the seccomp backend (issue #9, "Patched
 //! syscall sites"): the `patch=` switch and the census of site shapes.
-//! The stub's signal-less entry is done (`ruml_sstub_patch_entry` in
-//! [`crate::sstub`]); rewriting guest sites to reach it is not (see
-//! docs/architecture.md, "Known gaps").
+//! The stub's signal-less entry is `ruml_sstub_patch_entry` in
+//! [`crate::sstub`]; the kernel rewrites guest sites to reach it
+//! (`ruml_kernel::mm::patch`, docs/architecture.md "Patched system-call
+//! sites").
 //!
 //! **The entry's contract.** With `patch=on` ([`set_enabled`]) a guest
 //! thread whose own GS base is zero runs with its control page as GS

@@ -251,10 +251,11 @@ impl Mm {
     /// patch area, restores every site and removes the area. Called
     /// before any change the guest makes to its address space.
     pub(super) fn patch_invalidate(&self, m: &mut MmInner, start: u64, end: u64, restore: bool) {
+        // What was found unpatchable in the range may be patchable now.
+        m.patch.rejected.clear();
         if m.patch.sites.is_empty() && m.patch.pages.iter().all(Option::is_none) {
             return;
         }
-        m.patch.rejected.clear();
         if start < AREA + AREA_LEN && end > AREA {
             self.patch_restore_all(m);
             let pages: Vec<Pfn> = m.patch.frames().collect();
@@ -391,6 +392,10 @@ impl Mm {
     /// system call the site would have made: (number, address after the
     /// site).
     pub fn patch_trap(&self, signo: i32, rip: u64, rax: u64) -> Option<(u64, u64)> {
+        // Page faults elsewhere (the common signal) take no lock.
+        if signo != SIGILL && !(AREA..AREA + AREA_LEN).contains(&rip) {
+            return None;
+        }
         let m = self.lock();
         if signo == SIGILL {
             if let Some(site) = rip.checked_sub(5) {
