@@ -58,17 +58,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::stats::{self, Counter};
 
-static ENABLED: AtomicBool = AtomicBool::new(true);
+static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns the seccomp stub's signal-less entry and site patching on
-/// (`patch=on`, the default) or off (`patch=off`) for stubs made from now
+/// (`patch=on`) or off (`patch=off`, the default) for stubs made from now
 /// on.
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
-/// Whether patching is on (`patch=on`, the default; only the seccomp
-/// backend has it).
+/// Whether patching is on (`patch=on`; only the seccomp backend has
+/// it).
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
