@@ -16,6 +16,7 @@
 mod fork;
 pub mod pagecache;
 pub mod pagemap;
+pub mod patch;
 pub mod remove;
 pub mod rmap;
 pub mod syscalls;
@@ -128,6 +129,8 @@ struct MmInner {
     auxv_range: (u64, u64),
     /// Flags every new area gets (mlockall's MCL_FUTURE).
     def_flags: u32,
+    /// Patched system-call sites and their area ([`patch`]).
+    patch: patch::Patch,
 }
 
 /// A guest address space. See the module documentation.
@@ -202,6 +205,7 @@ impl Mm {
                 env_range: (0, 0),
                 auxv_range: (0, 0),
                 def_flags: 0,
+                patch: patch::Patch::default(),
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
@@ -337,6 +341,7 @@ impl Mm {
                 });
             }
         }
+        let (child_patch, patch_ok) = p.patch.fork_copy(self, &mut child_ops);
         for (vpn, prot) in parent_protect {
             p.ops.push(HostOp::Protect {
                 addr: vpn * PAGE,
@@ -360,6 +365,7 @@ impl Mm {
                 auxv_range: p.auxv_range,
                 // Locks are not inherited by a fork's child (mlock(2)).
                 def_flags: 0,
+                patch: child_patch,
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
@@ -371,6 +377,10 @@ impl Mm {
         let keys = child.lock().file_keys();
         for key in keys {
             rmap::register(key, &child.me);
+        }
+        drop(p);
+        if !patch_ok {
+            child.patch_disable();
         }
         child
     }
@@ -494,6 +504,7 @@ impl Mm {
 
     fn map_area_locked(&self, m: &mut MmInner, mut vma: Vma) -> KResult<()> {
         let (start, end, prot) = (vma.start, vma.end, vma.prot);
+        self.patch_invalidate(m, start, end, true);
         let total: u64 = m.vmas.iter().map(|v| v.len()).sum();
         if total.saturating_add(end - start) > self.limit_as() {
             return error!(ENOMEM);
@@ -564,6 +575,7 @@ impl Mm {
 
     /// Removes every mapping in `[start, end)`: VMAs, pages, host mappings.
     fn unmap_locked(&self, m: &mut MmInner, start: u64, end: u64) {
+        self.patch_invalidate(m, start, end, false);
         self.write_back_locked(m, start, end);
         let removed = m.vmas.remove_range(start, end);
         if removed.is_empty() {
@@ -1248,6 +1260,8 @@ impl Mm {
     /// write into read-only private text copies the page). Returns how many
     /// bytes were moved before the first inaccessible one.
     pub fn access_remote(&self, addr: u64, buf: &mut [u8], data: Option<&[u8]>) -> usize {
+        // A debugger sees the program as it is: no patched sites.
+        self.patch_disable();
         let len = data.map_or(buf.len(), |d| d.len());
         let mut done = 0usize;
         while done < len {
@@ -1419,6 +1433,7 @@ impl Drop for Mm {
         }
         let m = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut frames: Vec<Pfn> = m.ptes.values().map(|p| p.pfn).collect();
+        frames.extend(m.patch.frames());
         frames.append(&mut m.frees);
         self.phys.put_many(&frames);
     }

@@ -252,6 +252,7 @@ impl Mm {
         }
         let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
         let mut m = self.lock();
+        self.patch_invalidate(&mut m, addr, end, true);
         let mut addr = addr;
         if grows != 0 {
             // The first area ending above `addr`: PROT_GROWSDOWN extends
@@ -363,6 +364,11 @@ impl Mm {
             return error!(EINVAL);
         }
         let mut m = self.lock();
+        let grown = old.saturating_add(old_len.max(new_len));
+        self.patch_invalidate(&mut m, old, grown, true);
+        if flags & MREMAP_FIXED != 0 {
+            self.patch_invalidate(&mut m, new_addr, new_addr.saturating_add(new_len), true);
+        }
         let Some(vma) = m.vmas.find(old).cloned() else {
             return error!(EFAULT);
         };
@@ -469,6 +475,7 @@ impl Mm {
     /// madvise(MADV_DONTNEED) on private anonymous memory: fresh zero pages.
     pub fn discard(&self, addr: u64, end: u64) -> KResult<()> {
         let mut m = self.lock();
+        self.patch_invalidate(&mut m, addr, end, false);
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
         }

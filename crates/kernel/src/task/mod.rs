@@ -667,6 +667,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
             }
         };
         r.in_syscall = false;
+        let trap = crate::mm::patch::fixup_trap(&r.task, &mut r.regs, trap);
         match trap {
             Trap::Syscall => {
                 last_fault = (0, 0);
@@ -678,6 +679,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                 let entry = if traced {
                     ptrace::syscall_enter(&mut r)
                 } else {
+                    crate::mm::patch::after_trap(&task, &r.regs);
                     ptrace::Entry::Run
                 };
                 if entry == ptrace::Entry::Run {
