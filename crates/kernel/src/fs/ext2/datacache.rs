@@ -298,17 +298,16 @@ impl Sink<'_> {
     fn put(&mut self, at: usize, data: &[u8]) {
         match self {
             Sink::Buf(b) => b[at..at + data.len()].copy_from_slice(data),
-            Sink::Frames(f) => {
-                let mut k = 0usize;
-                for (p, n) in f.iov(at, data.len()) {
-                    // SAFETY: `iov` gives pointers into physmem frames the
-                    // UserFrames holds a reference on, `n` bytes each, in
-                    // buffer order, covering `data.len()` bytes in all;
-                    // kernel memory (`data`) never overlaps guest frames.
-                    unsafe { std::ptr::copy_nonoverlapping(data[k..k + n].as_ptr(), p, n) };
-                    k += n;
-                }
-            }
+            Sink::Frames(f) => crate::block::frames_put(f, at, data),
+        }
+    }
+
+    /// Reads `n` bytes of the device from block `b` in at `at`, with no
+    /// copy in between where the device can.
+    fn read_dev(&mut self, dev: &dyn BlockDevice, sector: u64, at: usize, n: usize) -> KResult<()> {
+        match self {
+            Sink::Buf(buf) => dev.read_sectors(sector, &mut buf[at..at + n]),
+            Sink::Frames(f) => dev.read_sectors_frames(sector, f, at, n),
         }
     }
 
@@ -403,10 +402,35 @@ impl Ext2Fs {
             if done >= len || k >= run {
                 continue;
             }
-            // A miss at block `b`: the blocks this request still needs and
-            // the read-ahead, as far as they follow each other on the
-            // device and are not cached, in one read.
+            // A miss at block `b`.
             let (b, lblk) = (b0 + k, lblk + k);
+            if in_blk == 0 && len - done >= STREAM {
+                // A large read: the whole blocks it covers that follow
+                // each other on the device and are not cached, straight
+                // into `out`, neither cached nor read ahead (the copy
+                // into the cache cost more than the host read it would
+                // save: the host caches the image too).
+                let whole = ((len - done) as u64 / bs).min(run - k).min(MAX_RUN / bs);
+                let mut n = whole;
+                for j in 1..whole {
+                    if st.data.contains(b + j) {
+                        n = j;
+                        break;
+                    }
+                }
+                if n > 0 {
+                    self.check_block(b + n - 1)?;
+                    let nb = (n * bs) as usize;
+                    if st.cache.is_empty() || !(0..n).any(|j| st.cache.contains_key(&(b + j))) {
+                        out.read_dev(self.dev(), b * bs / 512, done, nb)?;
+                        done += nb;
+                        continue;
+                    }
+                }
+            }
+            // The blocks this request still needs and the read-ahead, as
+            // far as they follow each other on the device and are not
+            // cached, in one read.
             let want = end_blk - lblk + 1 + ahead / bs;
             let run = self.bmap_run(st, i, lblk, want)?.map_or(1, |r| r.1);
             let mut n = want.min(run).min(last - lblk + 1).min(MAX_RUN / bs).max(1);
@@ -427,12 +451,7 @@ impl Ext2Fs {
                 return Err(e);
             }
             self.newer_meta(st, b, n, &mut tmp);
-            // A large read that takes all it read is not cached (the copy
-            // into the cache cost more than the host read it would save:
-            // the host caches the image too).
-            if !(in_blk == 0 && nb <= len - done && len - done >= STREAM) {
-                st.data.insert(b, &tmp, bs as usize);
-            }
+            st.data.insert(b, &tmp, bs as usize);
             let c = (nb - in_blk).min(len - done);
             out.put(done, &tmp[in_blk..in_blk + c]);
             done += c;
