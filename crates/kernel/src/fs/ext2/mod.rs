@@ -2577,6 +2577,62 @@ fn mount_err(what: &str) -> crate::errno::Errno {
     crate::errno!(EINVAL)
 }
 
+/// One level of an extent tree walk for logical block `lblk`.
+enum ExtStep {
+    /// A leaf: the physical block and how many follow it in its extent
+    /// (None: a hole or an uninitialized extent).
+    Leaf(Option<(u64, u64)>),
+    /// An index node: the child block to descend into.
+    Child(u64),
+}
+
+/// Looks `lblk` up in one extent tree node (checked header).
+fn extent_step(node: &[u8], lblk: u64) -> KResult<ExtStep> {
+    if node.len() < 12 || le16(node, 0) != 0xF30A {
+        return Err(corrupt("bad extent header"));
+    }
+    let entries = le16(node, 2) as usize;
+    let depth = le16(node, 6);
+    if 12 + entries * 12 > node.len() || depth > 5 {
+        return Err(corrupt("bad extent header counts"));
+    }
+    if depth == 0 {
+        for e in 0..entries {
+            let o = 12 + e * 12;
+            let start = le32(node, o) as u64;
+            let mut len = le16(node, o + 4) as u64;
+            let uninit = len > 32768;
+            if uninit {
+                len -= 32768;
+            }
+            if lblk >= start && lblk < start + len {
+                if uninit {
+                    return Ok(ExtStep::Leaf(None));
+                }
+                let phys = (le16(node, o + 6) as u64) << 32 | le32(node, o + 8) as u64;
+                return Ok(ExtStep::Leaf(Some((
+                    phys + (lblk - start),
+                    start + len - lblk,
+                ))));
+            }
+        }
+        return Ok(ExtStep::Leaf(None));
+    }
+    let mut child = None;
+    for e in 0..entries {
+        let o = 12 + e * 12;
+        if le32(node, o) as u64 <= lblk {
+            child = Some((le16(node, o + 8) as u64) << 32 | le32(node, o + 4) as u64);
+        } else {
+            break;
+        }
+    }
+    Ok(match child {
+        Some(c) => ExtStep::Child(c),
+        None => ExtStep::Leaf(None),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     //! Hostile images in bulk: an image made by the host's mke2fs,
@@ -3102,60 +3158,4 @@ mod tests {
     }
     mod htree_csum;
     mod readdir;
-}
-
-/// One level of an extent tree walk for logical block `lblk`.
-enum ExtStep {
-    /// A leaf: the physical block and how many follow it in its extent
-    /// (None: a hole or an uninitialized extent).
-    Leaf(Option<(u64, u64)>),
-    /// An index node: the child block to descend into.
-    Child(u64),
-}
-
-/// Looks `lblk` up in one extent tree node (checked header).
-fn extent_step(node: &[u8], lblk: u64) -> KResult<ExtStep> {
-    if node.len() < 12 || le16(node, 0) != 0xF30A {
-        return Err(corrupt("bad extent header"));
-    }
-    let entries = le16(node, 2) as usize;
-    let depth = le16(node, 6);
-    if 12 + entries * 12 > node.len() || depth > 5 {
-        return Err(corrupt("bad extent header counts"));
-    }
-    if depth == 0 {
-        for e in 0..entries {
-            let o = 12 + e * 12;
-            let start = le32(node, o) as u64;
-            let mut len = le16(node, o + 4) as u64;
-            let uninit = len > 32768;
-            if uninit {
-                len -= 32768;
-            }
-            if lblk >= start && lblk < start + len {
-                if uninit {
-                    return Ok(ExtStep::Leaf(None));
-                }
-                let phys = (le16(node, o + 6) as u64) << 32 | le32(node, o + 8) as u64;
-                return Ok(ExtStep::Leaf(Some((
-                    phys + (lblk - start),
-                    start + len - lblk,
-                ))));
-            }
-        }
-        return Ok(ExtStep::Leaf(None));
-    }
-    let mut child = None;
-    for e in 0..entries {
-        let o = 12 + e * 12;
-        if le32(node, o) as u64 <= lblk {
-            child = Some((le16(node, o + 8) as u64) << 32 | le32(node, o + 4) as u64);
-        } else {
-            break;
-        }
-    }
-    Ok(match child {
-        Some(c) => ExtStep::Child(c),
-        None => ExtStep::Leaf(None),
-    })
 }
