@@ -164,6 +164,15 @@ impl VmaMap {
         self.map.range(addr..).next().map(|(_, v)| v)
     }
 
+    /// The last VMA that ends at or below `addr`.
+    pub fn prev_before(&self, addr: u64) -> Option<&Vma> {
+        self.map
+            .range(..addr)
+            .rev()
+            .map(|(_, v)| v)
+            .find(|v| v.end <= addr)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Vma> {
         self.map.values()
     }
