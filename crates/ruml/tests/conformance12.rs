@@ -1,0 +1,36 @@
+//! Linux conformance II, the rest of #11 (differential): noexec, nodev
+//! and nosuid mounts (tests/guest/conf12_noexec.c) and the keyrings seen
+//! through Debian's `keyctl` client.
+
+mod common;
+
+use common::{host_is_root, Flavour};
+
+/// Per-mount flags recorded by mount(2), a remount, a bind mount and
+/// mount_setattr, shown by mountinfo, /proc/mounts and statvfs; execve,
+/// execveat and access(X_OK) of a file of a noexec mount give EACCES,
+/// mmap(PROT_EXEC) EPERM, mprotect(+PROT_EXEC) EACCES; a device node of a
+/// nodev mount opens with EACCES. Natively the program needs root.
+#[test]
+fn noexec_nodev_mounts_as_linux() {
+    if !host_is_root() {
+        eprintln!("noexec_nodev_mounts_as_linux: needs root natively (mount); skipped");
+        return;
+    }
+    let guest = common::build_guest("conf12_noexec", Flavour::Static);
+    let env = common::test_env();
+    let dir = common::TempDir::new("noexec");
+    let native = common::run_native(&guest.path, &[dir.path().as_os_str()], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(
+        native.stdout.contains("  mmap PROT_EXEC private: EPERM\n"),
+        "{native}"
+    );
+    let script = format!(
+        "d=/tmp/ruml-noexec-{}; mkdir $d && exec {} $d",
+        std::process::id(),
+        guest.path.display()
+    );
+    let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
+    common::assert_same(&native, &ruml);
+}
