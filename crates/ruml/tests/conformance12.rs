@@ -34,3 +34,41 @@ fn noexec_nodev_mounts_as_linux() {
     let ruml = common::run_ruml("/bin/sh", &["-c", script.as_str()], &env);
     common::assert_same(&native, &ruml);
 }
+
+/// Negative keys (a failed request_key construction: ENOENT or ENOKEY as
+/// the helper is missing or fails, then ENOKEY; /proc/keys flag N; read
+/// ENOKEY; describe works), EKEYREVOKED and EKEYEXPIRED (request_key skips
+/// expired keys: ENOKEY), the garbage collector unlinking dead keys after
+/// kernel.keys.gc_delay, and user keyrings per user namespace.
+#[test]
+fn negative_keys_gc_and_user_namespaces() {
+    if !host_is_root() {
+        eprintln!("negative_keys_gc_and_user_namespaces: sets gc_delay natively (root); skipped");
+        return;
+    }
+    let (native, ruml) = common::differential("conf12_keys", Flavour::Dynamic, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(ruml.stdout.contains("again without: ENOKEY\n"), "{ruml}");
+    assert!(
+        ruml.stdout.contains("session links after gc: 1\n"),
+        "{ruml}"
+    );
+}
+
+/// Debian's `keyctl` (keyutils) as a guest, against the host, in a fresh
+/// session keyring: add, print, rdescribe, newring, link, show, unlink,
+/// timeout, revoke, request, request2 (tests/scripts/conf12_keyctl.sh).
+#[test]
+fn keyctl_client_as_on_the_host() {
+    if !std::path::Path::new("/usr/bin/keyctl").exists() {
+        eprintln!("keyctl_client_as_on_the_host: no keyctl (Debian's keyutils); skipped");
+        return;
+    }
+    let script = common::workspace_root().join("tests/scripts/conf12_keyctl.sh");
+    let env = common::test_env();
+    let native = common::run_native("/bin/sh", &[script.as_os_str()], &env);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(native.stdout.contains("\nhello\n"), "{native}");
+    let ruml = common::run_ruml("/bin/sh", &[script.as_os_str()], &env);
+    common::assert_same(&native, &ruml);
+}

@@ -825,8 +825,11 @@ fn sys_mmap(
         }
     };
     let at = ctx.mm().mmap(addr, len, prot, flags, file)?;
-    let set = if no_may_write { vm_flags::NO_MAY_WRITE } else { 0 }
-        | if noexec { vm_flags::NO_MAY_EXEC } else { 0 };
+    let set = if no_may_write {
+        vm_flags::NO_MAY_WRITE
+    } else {
+        0
+    } | if noexec { vm_flags::NO_MAY_EXEC } else { 0 };
     if set != 0 {
         let end = at + page_up(len).unwrap_or(len);
         ctx.mm().advise_flags(at, end, set, 0, |_| true)?;
