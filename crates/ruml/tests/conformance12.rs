@@ -72,3 +72,17 @@ fn keyctl_client_as_on_the_host() {
     let ruml = common::run_ruml("/bin/sh", &[script.as_os_str()], &env);
     common::assert_same(&native, &ruml);
 }
+
+/// SA_RESETHAND resets only the handler (the flags stay), close_range's
+/// flags and errors, get_robust_list of self / a missing pid / a bad
+/// pointer, execve with argc 0 (one empty argument), execveat of a
+/// symlink with AT_SYMLINK_NOFOLLOW (ELOOP).
+#[test]
+fn process_items_as_linux() {
+    let (native, ruml) = common::differential("conf12_proc", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(
+        ruml.stdout.contains("child: argc 1, argv[0] empty\n"),
+        "{ruml}"
+    );
+}

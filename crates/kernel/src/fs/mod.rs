@@ -322,6 +322,10 @@ pub fn open_exec_at(
         };
         w.walk(&start, path, follow)?
     };
+    // AT_SYMLINK_NOFOLLOW and a symlink: ELOOP (do_open_execat's O_NOFOLLOW).
+    if !follow && p.inode().file_type() == FileType::Symlink {
+        return error!(ELOOP);
+    }
     exec_check(&p)?;
     perm::check(&w.caller, &p, perm::MAY_EXEC)?;
     let ops = p.inode().open(O_RDONLY, &w.caller)?;
