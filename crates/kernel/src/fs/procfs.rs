@@ -1035,7 +1035,8 @@ fn mount_lines(task: &Task, info: bool) -> String {
             Some(p) => String::from_utf8_lossy(&d_path(&p, &root)).into_owned(),
             None => "/".to_string(),
         };
-        let opts = if m.read_only() { "ro" } else { "rw" };
+        let opts = m.options();
+        let super_opts = if m.read_only() { "ro" } else { "rw" };
         let recorded = m.source().map(|s| String::from_utf8_lossy(s).into_owned());
         let source = match (m.fstype, &recorded) {
             (_, Some(s)) => s.as_str(),
@@ -1056,7 +1057,7 @@ fn mount_lines(task: &Task, info: bool) -> String {
                 crate::fs::mntns::mountinfo_tags(&m),
                 m.fstype,
                 source,
-                opts
+                super_opts
             ));
         } else {
             s.push_str(&format!("{source} {at} {} {opts},relatime 0 0\n", m.fstype));

@@ -291,6 +291,14 @@ impl Mm {
                 }
             }
         }
+        // Files of a noexec mount never become executable.
+        if prot & PROT_EXEC != 0
+            && m.vmas
+                .iter()
+                .any(|v| v.start < end && v.end > addr && v.flags & vm_flags::NO_MAY_EXEC != 0)
+        {
+            return error!(EACCES);
+        }
         // Writable shared file mappings need a file opened for writing.
         if prot & PROT_WRITE != 0 {
             for v in m.vmas.iter().filter(|v| v.start < end && v.end > addr) {
@@ -778,7 +786,14 @@ fn sys_mmap(
     if page_up(len).is_none_or(|l| l > task_size()) {
         return error!(ENOMEM);
     }
-    let prot = crate::task::persona::implied_prot(ctx.task, prot);
+    // A file of a noexec mount: READ_IMPLIES_EXEC does not apply, and the
+    // mapping may never become executable (Linux's VM_MAYEXEC clear).
+    let noexec = f.as_ref().is_some_and(|f| f.path.mnt.noexec());
+    let prot = if noexec {
+        prot
+    } else {
+        crate::task::persona::implied_prot(ctx.task, prot)
+    };
     // A shared mapping of a memfd sealed against writes may never write
     // (mprotect's EACCES), as Linux clears its VM_MAYWRITE.
     let mut no_may_write = false;
@@ -791,6 +806,9 @@ fn sys_mmap(
                     != 0;
             if !f.can_read() {
                 return error!(EACCES);
+            }
+            if noexec && prot & PROT_EXEC != 0 {
+                return error!(EPERM);
             }
             if f.is_dev_zero() {
                 // /dev/zero maps as anonymous memory (shared or private).
@@ -814,10 +832,14 @@ fn sys_mmap(
         }
     };
     let at = ctx.mm().mmap(addr, len, prot, flags, file)?;
-    if no_may_write {
+    let set = if no_may_write {
+        vm_flags::NO_MAY_WRITE
+    } else {
+        0
+    } | if noexec { vm_flags::NO_MAY_EXEC } else { 0 };
+    if set != 0 {
         let end = at + page_up(len).unwrap_or(len);
-        ctx.mm()
-            .advise_flags(at, end, vm_flags::NO_MAY_WRITE, 0, |_| true)?;
+        ctx.mm().advise_flags(at, end, set, 0, |_| true)?;
     }
     Ok(at)
 }

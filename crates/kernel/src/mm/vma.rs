@@ -77,6 +77,10 @@ pub mod vm_flags {
     /// VM_MAYWRITE clear): made of a memfd sealed against writes
     /// (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE); mprotect(PROT_WRITE) is EACCES.
     pub const NO_MAY_WRITE: u32 = 64;
+    /// A file mapping that may never become executable (Linux's
+    /// VM_MAYEXEC clear): the file lies on a noexec mount;
+    /// mprotect(PROT_EXEC) is EACCES.
+    pub const NO_MAY_EXEC: u32 = 128;
 }
 
 impl Vma {
