@@ -6,7 +6,9 @@
  * keyrings are per user namespace. Runs in a fresh session keyring. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +89,13 @@ int main(void)
     printf("reject without authority: %s\n", en(keyctl(KEYCTL_REJECT, neg, 10, EKEYREJECTED, ses)));
     printf("session links: %ld\n", links(ses));
 
-    /* gc_delay 1 (before the keys die): expired keys are unlinked within it. */
+    /* gc_delay 1 (before the keys die): expired keys are unlinked within it.
+     * It is the whole system's setting: runs of this test at the same time
+     * take turns (natively a lock in the host's /tmp), so each puts back
+     * the value it found, not another run's 1. */
+    int lock = open("/tmp/ruml-test-keys-gc-delay.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (lock >= 0)
+        flock(lock, LOCK_EX);
     FILE *g = fopen("/proc/sys/kernel/keys/gc_delay", "r");
     int old = 300;
     if (g) { if (fscanf(g, "%d", &old) != 1) old = 300; fclose(g); }
@@ -114,6 +122,8 @@ int main(void)
     printf("/proc/keys a, b: %s %s\n", flags_of(a), flags_of(b));
     g = fopen("/proc/sys/kernel/keys/gc_delay", "w");
     if (g) { fprintf(g, "%d\n", old); fclose(g); }
+    if (lock >= 0)
+        close(lock);
 
     /* The user keyring of uid 0 in a new user namespace is another one. */
     long ur = keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 1, 0, 0);
