@@ -104,74 +104,50 @@ static void registers(void)
     register uint64_t fl asm("r9");
     uint64_t flags;
     tb.nr = SYS_getppid;
-    if (have_entry) {
-        asm volatile("push %%rbx\n\t"
-                     "push %%rbp\n\t"
-                     "mov 0(%[in]), %%rbx\n\t"
-                     "mov 8(%[in]), %%rbp\n\t"
-                     "mov 16(%[in]), %%r12\n\t"
-                     "mov 24(%[in]), %%r13\n\t"
-                     "mov 32(%[in]), %%r14\n\t"
-                     "mov 40(%[in]), %%r15\n\t"
-                     "mov 48(%[in]), %%r8\n\t"
-                     "lea 1f(%%rip), %%rax\n\t"
-                     "mov %%rax, 32(%[b])\n\t"
-                     "mov %[b], %%r11\n\t"
-                     /* CF=1, OF=1, ZF=0, SF=1: 0x7f...ff + 1 */
-                     "mov $0x7fffffffffffffff, %%rax\n\t"
-                     "add $1, %%rax\n\t"
-                     "stc\n\t"
-                     "lahf\n\t"
-                     "seto %%al\n\t"
-                     "rdgsbase %%rcx\n\t"
-                     "jmp *%%gs:88\n\t"
-                     "1:\n\t"
-                     "pushfq\n\t"
-                     "pop %[fl]\n\t"
-                     "mov %%rbx, 0(%[out])\n\t"
-                     "mov %%rbp, 8(%[out])\n\t"
-                     "mov %%r12, 16(%[out])\n\t"
-                     "mov %%r13, 24(%[out])\n\t"
-                     "mov %%r14, 32(%[out])\n\t"
-                     "mov %%r15, 40(%[out])\n\t"
-                     "mov %%r8, 48(%[out])\n\t"
-                     "pop %%rbp\n\t"
-                     "pop %%rbx\n\t"
-                     : [fl] "=r"(fl)
-                     : [in] "D"(in), [out] "d"(out), [b] "S"(&tb)
-                     : "rax", "rcx", "r8", "r11", "r12", "r13", "r14", "r15", "memory",
-                       "cc");
-    } else {
-        asm volatile("push %%rbx\n\t"
-                     "push %%rbp\n\t"
-                     "mov 0(%[in]), %%rbx\n\t"
-                     "mov 8(%[in]), %%rbp\n\t"
-                     "mov 16(%[in]), %%r12\n\t"
-                     "mov 24(%[in]), %%r13\n\t"
-                     "mov 32(%[in]), %%r14\n\t"
-                     "mov 40(%[in]), %%r15\n\t"
-                     "mov 48(%[in]), %%r8\n\t"
-                     "mov $0x7fffffffffffffff, %%rax\n\t"
-                     "add $1, %%rax\n\t"
-                     "stc\n\t"
-                     "mov $110, %%eax\n\t"
-                     "syscall\n\t"
-                     "pushfq\n\t"
-                     "pop %[fl]\n\t"
-                     "mov %%rbx, 0(%[out])\n\t"
-                     "mov %%rbp, 8(%[out])\n\t"
-                     "mov %%r12, 16(%[out])\n\t"
-                     "mov %%r13, 24(%[out])\n\t"
-                     "mov %%r14, 32(%[out])\n\t"
-                     "mov %%r15, 40(%[out])\n\t"
-                     "mov %%r8, 48(%[out])\n\t"
-                     "pop %%rbp\n\t"
-                     "pop %%rbx\n\t"
-                     : [fl] "=r"(fl)
-                     : [in] "D"(in), [out] "d"(out), [b] "S"(&tb)
-                     : "rax", "rcx", "r8", "r11", "r12", "r13", "r14", "r15", "memory",
-                       "cc");
-    }
+    /* One sequence for both ways in: with the entry, jmp *%gs:88 returns
+     * to 1 (and a restart would land on the `syscall` just before it);
+     * without, the plain `mov $110,%eax; syscall`. jrcxz picks the way
+     * without touching the flags set just before. */
+    asm volatile("mov %k[e], %%ecx\n\t"
+                 "push %%rbx\n\t"
+                 "push %%rbp\n\t"
+                 "mov 0(%[in]), %%rbx\n\t"
+                 "mov 8(%[in]), %%rbp\n\t"
+                 "mov 16(%[in]), %%r12\n\t"
+                 "mov 24(%[in]), %%r13\n\t"
+                 "mov 32(%[in]), %%r14\n\t"
+                 "mov 40(%[in]), %%r15\n\t"
+                 "mov 48(%[in]), %%r8\n\t"
+                 "lea 1f(%%rip), %%rax\n\t"
+                 "mov %%rax, 32(%[b])\n\t"
+                 "mov %[b], %%r11\n\t"
+                 /* CF=1, OF=1, ZF=0, SF=1: 0x7f...ff + 1 */
+                 "mov $0x7fffffffffffffff, %%rax\n\t"
+                 "add $1, %%rax\n\t"
+                 "stc\n\t"
+                 "jrcxz 2f\n\t"
+                 "lahf\n\t"
+                 "seto %%al\n\t"
+                 "rdgsbase %%rcx\n\t"
+                 "jmp *%%gs:88\n\t"
+                 "2:\n\t"
+                 "mov $110, %%eax\n\t"
+                 "syscall\n\t"
+                 "1:\n\t"
+                 "pushfq\n\t"
+                 "pop %[fl]\n\t"
+                 "mov %%rbx, 0(%[out])\n\t"
+                 "mov %%rbp, 8(%[out])\n\t"
+                 "mov %%r12, 16(%[out])\n\t"
+                 "mov %%r13, 24(%[out])\n\t"
+                 "mov %%r14, 32(%[out])\n\t"
+                 "mov %%r15, 40(%[out])\n\t"
+                 "mov %%r8, 48(%[out])\n\t"
+                 "pop %%rbp\n\t"
+                 "pop %%rbx\n\t"
+                 : [fl] "=r"(fl)
+                 : [in] "D"(in), [out] "d"(out), [b] "S"(&tb), [e] "m"(have_entry)
+                 : "rax", "rcx", "r8", "r11", "r12", "r13", "r14", "r15", "memory", "cc");
     flags = fl;
     check(memcmp(in, out, sizeof in) == 0, "general registers preserved");
     /* CF, PF, AF, SF, OF set; ZF and DF clear. */

@@ -1,8 +1,9 @@
 //! Syscall-site patching on the seccomp backend (issue #9, "Patched
 //! syscall sites"): the `patch=` switch and the census of site shapes.
-//! The stub's signal-less entry is done (`ruml_sstub_patch_entry` in
-//! [`crate::sstub`]); rewriting guest sites to reach it is not (see
-//! docs/architecture.md, "Known gaps").
+//! The stub's signal-less entry is `ruml_sstub_patch_entry` in
+//! [`crate::sstub`]; the kernel rewrites guest sites to reach it
+//! (`ruml_kernel::mm::patch`, docs/architecture.md "Patched system-call
+//! sites").
 //!
 //! **The entry's contract.** With `patch=on` ([`set_enabled`]) a guest
 //! thread whose own GS base is zero runs with its control page as GS
@@ -59,13 +60,15 @@ use crate::stats::{self, Counter};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Turns the seccomp stub's signal-less entry on (`patch=on`) for stubs
-/// made from now on.
+/// Turns the seccomp stub's signal-less entry and site patching on
+/// (`patch=on`) or off (`patch=off`, the default) for stubs made from now
+/// on.
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
-/// Whether `patch=on` was given.
+/// Whether patching is on (`patch=on`; only the seccomp backend has
+/// it).
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }

@@ -172,11 +172,6 @@ impl PhysMem {
                 _ => runs.push((pfn, 1)),
             }
         }
-        // Nested inside another ruml, whose memfd hole punching does not
-        // yet drop pages other mappings of the file still hold (so the
-        // stubs' mappings and ours would part ways), freed frames are
-        // zeroed in place instead (docs/debugging.md, Nesting).
-        let nested = crate::stub::nesting_level() > 0;
         let poison = check_freed();
         for &(start, len) in &runs {
             if poison {
@@ -184,27 +179,8 @@ impl PhysMem {
                 unsafe {
                     std::ptr::write_bytes(self.page_ptr(start), POISON, (len * PAGE_SIZE) as usize)
                 };
-                continue;
-            }
-            // SAFETY: punching a range of our own memfd; it reads as zeros after.
-            let r = if nested {
-                -1
             } else {
-                unsafe {
-                    libc::fallocate(
-                        self.fd,
-                        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                        (start * PAGE_SIZE) as i64,
-                        (len * PAGE_SIZE) as i64,
-                    )
-                }
-            };
-            if r < 0 {
-                // No hole punching (an odd host): zero by hand instead.
-                // SAFETY: the run lies inside physmem and nobody holds it.
-                unsafe {
-                    std::ptr::write_bytes(self.page_ptr(start), 0, (len * PAGE_SIZE) as usize)
-                };
+                self.clear_run(start, len);
             }
         }
         let mut free = self.lock_free();
@@ -418,30 +394,37 @@ impl PhysMem {
             }
             let (start, len) = (pfns[i], (j - i) as u64);
             i = j;
-            if start + len > self.pages {
-                continue;
+            if start + len <= self.pages {
+                self.clear_run(start, len);
             }
-            // Nested, hole punching does not reach the other mappings
-            // (see put_many): zero by hand there.
+        }
+    }
+
+    /// Makes the run of `len` frames from `start` (inside physmem, held by
+    /// nobody else) read as zeros: its backing is punched out of the memfd,
+    /// so the host gets the memory back and every mapping of the frames,
+    /// in stubs too, reads zeros. Nested inside another ruml, whose memfd
+    /// hole punching does not yet drop pages other mappings of the file
+    /// still hold (the stubs' mappings and ours would part ways), and on a
+    /// host that cannot punch, the run is zeroed by hand instead
+    /// (docs/debugging.md, Nesting).
+    fn clear_run(&self, start: Pfn, len: u64) {
+        let punched = crate::stub::nesting_level() == 0 && {
             // SAFETY: punching a range of our own memfd.
-            let r = if crate::stub::nesting_level() > 0 {
-                -1
-            } else {
-                unsafe {
-                    libc::fallocate(
-                        self.fd,
-                        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                        (start * PAGE_SIZE) as i64,
-                        (len * PAGE_SIZE) as i64,
-                    )
-                }
+            let r = unsafe {
+                libc::fallocate(
+                    self.fd,
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    (start * PAGE_SIZE) as i64,
+                    (len * PAGE_SIZE) as i64,
+                )
             };
-            if r < 0 {
-                // SAFETY: the run lies inside physmem (checked above).
-                unsafe {
-                    std::ptr::write_bytes(self.page_ptr(start), 0, (len * PAGE_SIZE) as usize)
-                };
-            }
+            r == 0
+        };
+        if !punched {
+            // SAFETY: the run lies inside physmem (callers check) and
+            // nobody else holds it.
+            unsafe { std::ptr::write_bytes(self.page_ptr(start), 0, (len * PAGE_SIZE) as usize) };
         }
     }
 

@@ -199,10 +199,14 @@ struct Helper {
 }
 
 /// Thread regions of one stub: frames of each region ever used (kept
-/// mapped until the process dies) and the slots free for reuse.
+/// mapped until the process dies), the slots free for reuse, and the
+/// spare: a stub thread made ahead of the next guest thread of this
+/// address space (parked asleep in its first trap, adopted by nobody
+/// yet; see [`AddressSpace::spawn_thread`]).
 struct Slots {
     regions: Vec<Vec<Pfn>>,
     free: Vec<usize>,
+    spare: Option<usize>,
 }
 
 /// One stub process of the seccomp backend, shared (Arc) by its
@@ -354,6 +358,13 @@ pub struct AddressSpace {
     proc: Arc<Stub>,
 }
 
+/// `RUML_SPARE_THREAD=off` in ruml's environment: no spare stub threads
+/// (see [`AddressSpace::spawn_thread`]), for measurements.
+fn spare_threads() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("RUML_SPARE_THREAD").map_or(true, |v| v != "off"))
+}
+
 /// A guest thread made by the helper, parked in its first trap.
 pub struct NewThread {
     slot: usize,
@@ -465,6 +476,7 @@ impl AddressSpace {
             slots: Mutex::new(Slots {
                 regions: Vec::new(),
                 free: Vec::new(),
+                spare: None,
             }),
         });
         let sites = sstub::sites();
@@ -570,7 +582,7 @@ impl AddressSpace {
         let aspace = AddressSpace { proc: stub };
         // The ptrace stub's own pages go with the first batch.
         aspace.unmap(crate::stub::stub_code(), 2 * PAGE_SIZE);
-        let nt = aspace.spawn_thread()?;
+        let nt = aspace.spawn_thread(false)?;
         Ok((aspace, nt))
     }
 
@@ -616,10 +628,57 @@ impl AddressSpace {
     /// Makes a guest thread: a thread region (new, or one a finished
     /// thread left), then a clone by the helper; the thread installs the
     /// guest filter and traps once.
-    fn spawn_thread(&self) -> Result<NewThread, HostError> {
+    ///
+    /// With `spare` (a guest thread made by another: the address space
+    /// is multi-threaded), the spare stub thread made with the previous
+    /// one is taken if there is one, with no helper batch at all, and
+    /// otherwise the batch clones two: the one asked for and the next
+    /// one's spare. A thread create therefore costs a helper round trip
+    /// every other time, and the new thread's own start (its filter's
+    /// compilation, its first trap) happens before it is asked for. At
+    /// most one spare per address space; it sleeps (no CPU) and dies
+    /// with the process.
+    fn spawn_thread(&self, spare: bool) -> Result<NewThread, HostError> {
+        let spare = spare && spare_threads();
+        let mut h = self.helper();
+        if spare {
+            let mut s = self.proc.slots.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = s.spare.take() {
+                stats::bump(Counter::SpareThreadHits);
+                return Ok(NewThread { slot });
+            }
+        }
+        let (slot, ctl) = self.prepare_slot(&mut h)?;
+        // The spare is best effort: no slot or no memory makes none.
+        let extra = if spare {
+            self.prepare_slot(&mut h).ok()
+        } else {
+            None
+        };
+        let mut reqs: Vec<(u64, [u64; 6])> =
+            h.ops.iter().map(|op| op.syscall(STUB_PHYSMEM_FD)).collect();
+        h.ops.clear();
+        for c in std::iter::once(ctl).chain(extra.map(|e| e.1)) {
+            reqs.push((
+                libc::SYS_clone as u64,
+                [CLONE_FLAGS, 0, c + sstub::CTL_TID as u64, c, 0, c],
+            ));
+        }
+        // On failure the slots' state is unknown: they are never reused.
+        self.proc.run_batches(&mut h, &reqs)?;
+        if let Some((e, _)) = extra {
+            let mut s = self.proc.slots.lock().unwrap_or_else(|e| e.into_inner());
+            s.spare = Some(e);
+        }
+        Ok(NewThread { slot })
+    }
+
+    /// Takes a thread region (a free one, or a new one whose mappings are
+    /// queued on `h`) and writes its control page for a thread about to
+    /// be cloned there. Returns the slot and its control page's address.
+    fn prepare_slot(&self, h: &mut Helper) -> Result<(usize, u64), HostError> {
         let p = &self.proc;
         let region = p.layout.region;
-        let mut h = self.helper();
         let (slot, pfns, fresh) = {
             let mut s = p.slots.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(i) = s.free.pop() {
@@ -670,16 +729,7 @@ impl AddressSpace {
             p.base + sstub::sites().patch_entry,
         );
         p.phys.write(pfns[0], 0, &c);
-        let mut reqs: Vec<(u64, [u64; 6])> =
-            h.ops.iter().map(|op| op.syscall(STUB_PHYSMEM_FD)).collect();
-        h.ops.clear();
-        reqs.push((
-            libc::SYS_clone as u64,
-            [CLONE_FLAGS, 0, ctl + sstub::CTL_TID as u64, ctl, 0, ctl],
-        ));
-        // On failure the slot's state is unknown: it is never reused.
-        p.run_batches(&mut h, &reqs)?;
-        Ok(NewThread { slot })
+        Ok((slot, ctl))
     }
 }
 
@@ -1099,6 +1149,7 @@ impl Context {
         p.word32(self.pfns[0], sstub::CTL_SPIN)
             .store(self.handoff.stub_spin(), Ordering::Relaxed);
         let st = self.state();
+        let resumed = Instant::now();
         if st.swap(sstub::ST_RESUME, Ordering::SeqCst) == sstub::ST_SWAIT {
             futex_wake(st.as_ptr());
         }
@@ -1111,11 +1162,13 @@ impl Context {
             Trap::Signal(_) => Counter::TrapSignal,
             Trap::Interrupted => Counter::TrapInterrupted,
         });
-        // Trap to trap: the kernel's work, both handoffs and the guest's.
+        // Trap to trap: the kernel's work (up to the resume), both
+        // handoffs and the guest's.
         let now = Instant::now();
         if let Some(prev) = self.last_trap.take() {
             if trap != Trap::Interrupted {
-                self.handoff.record(now - prev);
+                self.handoff
+                    .record(now - prev, resumed.saturating_duration_since(prev));
             }
         }
         if trap != Trap::Interrupted {
@@ -1127,7 +1180,7 @@ impl Context {
     /// Makes a new guest thread in this address space (by the helper).
     pub fn new_thread(&mut self) -> Result<NewThread, HostError> {
         stats::bump(Counter::ThreadsMade);
-        self.aspace.spawn_thread()
+        self.aspace.spawn_thread(true)
     }
 
     /// The XSAVE area of the last trap's frame, and its size.

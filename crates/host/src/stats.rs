@@ -29,6 +29,9 @@ pub enum Counter {
     PoolHits,
     /// Stub threads made for new guest threads.
     ThreadsMade,
+    /// New guest threads served by the spare stub thread of their
+    /// address space (no helper batch on the creator's path).
+    SpareThreadHits,
     /// Guest traps by kind.
     TrapSyscall,
     TrapSignal,
@@ -62,6 +65,7 @@ const ALL: [(Counter, &str); N] = [
     (Counter::StubsBuilt, "stubs_built"),
     (Counter::PoolHits, "pool_hits"),
     (Counter::ThreadsMade, "stub_threads"),
+    (Counter::SpareThreadHits, "spare_thread_hits"),
     (Counter::TrapSyscall, "trap_syscall"),
     (Counter::TrapSignal, "trap_signal"),
     (Counter::TrapInterrupted, "trap_interrupted"),
@@ -76,7 +80,7 @@ const ALL: [(Counter, &str); N] = [
     (Counter::SiteOther, "site_other"),
 ];
 
-const N: usize = 22;
+const N: usize = 23;
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 static ON: AtomicBool = AtomicBool::new(false);
 

@@ -903,7 +903,8 @@ fn setup_frame(r: &mut TaskRunner, q: &Queued, act: &KSigAction) -> KResult<()> 
         s.blocked = (mask_to_save | mask) & !UNBLOCKABLE;
     }
     if act.flags & SA_RESETHAND != 0 {
-        r.task.group.sig().actions[(q.signo - 1) as usize] = KSigAction::default();
+        // Only the handler resets (SIG_DFL); the flags stay, as Linux's.
+        r.task.group.sig().actions[(q.signo - 1) as usize].handler = 0;
     }
     // The handler starts with a clean FPU/SSE state (Linux's
     // fpu__clear_user_states): the interrupted state is in the frame.

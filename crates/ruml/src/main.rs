@@ -46,9 +46,9 @@ PARAMS (UML-style kernel parameters):
                       else /)
   mode=ptrace|seccomp execution backend (default: seccomp if the host
                       supports it, else ptrace)
-  patch=on|off        (seccomp) offer guest threads the stub's signal-less
-                      system-call entry, the groundwork of syscall-site
-                      patching; no site is rewritten yet (default: off)
+  patch=on|off        (seccomp) rewrite guest `mov $nr,%eax; syscall` sites
+                      to enter the kernel through the stub's signal-less
+                      entry instead of a host signal (default: off)
   eth0=user|none      user (default): eth0 10.0.2.15/24 whose outbound TCP
                       and UDP go through host sockets made by ruml
                       (10.0.2.2 is the host's loopback); none: only lo

@@ -738,10 +738,11 @@ fn proc_net_sockets_show_owner_and_namespace() {
 }
 
 /// /proc/net/unix lists the reader's network namespace's unix sockets
-/// only (tests/guest/procnet_unix_ns.c). Needs root natively (unshare).
+/// only, and abstract names are per namespace while path names are not
+/// (tests/guest/procnet_unix_ns.c). Needs root natively (unshare).
 #[test]
 fn proc_net_unix_is_per_network_namespace() {
-    as_root_differential("procnet_unix_ns", "parent sees outer: yes, inner: no");
+    as_root_differential("procnet_unix_ns", "child binds the same abstract name: yes");
 }
 
 /// /proc/net/snmp's TCP and UDP counters move as Linux's do for a

@@ -1,8 +1,9 @@
 //! System-call sites: the census of site shapes (`crates/host/src/
 //! patch.rs`, counted under `RUML_HOST_STATS` in both backends) that
-//! syscall-site patching would rewrite on the seccomp backend. Patching itself is not done
-//! (docs/architecture.md, "Known gaps"); this checks that each shape is
-//! recognised at its real sites and that the calls behave as natively.
+//! syscall-site patching rewrites (the first shape) or could rewrite on the
+//! seccomp backend; the rewriting itself is tested in `patch_sites.rs`.
+//! This checks that each shape is recognised at its real sites and that
+//! the calls behave as natively.
 
 mod common;
 
@@ -30,7 +31,9 @@ fn syscall_site_shapes_are_counted() {
             "RUML_HOST_STATS".to_string(),
             stats.to_string_lossy().into_owned(),
         ));
-        let mut args: Vec<String> = vec!["quiet".into(), "--".into()];
+        // patch=off: a patched site stops trapping as itself (its traps
+        // come through the entry, from rewritten bytes).
+        let mut args: Vec<String> = vec!["quiet".into(), "patch=off".into(), "--".into()];
         args.push(guest.path.to_string_lossy().into_owned());
         args.push(n.clone());
         let ruml = run_ruml_raw(&args, &env);

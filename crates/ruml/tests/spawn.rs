@@ -15,6 +15,17 @@ fn concurrent_fork_exec_threads_and_dontneed_as_linux() {
     differential("spawn_churn", Flavour::Dynamic, &["3", "6"]);
 }
 
+/// A guest thread's stub thread may be made ahead of time (the spare of
+/// its address space): threads made in a stream while signals arrive must
+/// still start with their creator's signal mask and rounding mode of the
+/// moment, a fork from the multi-threaded process must work alone, and
+/// an exec'd image sees no mapping of the previous one.
+#[test]
+fn threads_from_spare_stub_threads_start_as_linux() {
+    differential("thread_spare", Flavour::Static, &["60"]);
+    differential("thread_spare", Flavour::Dynamic, &["30"]);
+}
+
 /// Whether `/proc/PID/exe` is ruml's binary (a child before its exec
 /// shares ruml's memory: that is ruml itself, not a stub yet).
 fn exe_is(pid: i32, names: &[String]) -> Option<bool> {

@@ -42,6 +42,22 @@ pub trait BlockDevice: Send + Sync + 'static {
     /// Reads `buf.len() / SECTOR` sectors from `sector` (`buf.len()` is a
     /// multiple of SECTOR; the range is within the device).
     fn read_sectors(&self, sector: u64, buf: &mut [u8]) -> KResult<()>;
+    /// Reads `n` bytes of whole sectors from `sector` into guest frames
+    /// `dst` from its byte `at` on (a read(2) of file data that no cache
+    /// holds). By default through a buffer; a device over a host file
+    /// reads straight into the frames.
+    fn read_sectors_frames(
+        &self,
+        sector: u64,
+        dst: &crate::mm::userframes::UserFrames,
+        at: usize,
+        n: usize,
+    ) -> KResult<()> {
+        let mut v = vec![0u8; n];
+        self.read_sectors(sector, &mut v)?;
+        frames_put(dst, at, &v);
+        Ok(())
+    }
     /// Writes whole sectors at `sector`.
     fn write_sectors(&self, sector: u64, buf: &[u8]) -> KResult<()>;
     /// Makes every completed write durable (the host's fsync).
@@ -49,6 +65,42 @@ pub trait BlockDevice: Send + Sync + 'static {
     /// For a loop device: what /sys/block/loopN/loop and
     /// LOOP_GET_STATUS64 report.
     fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Copies `data` into guest frames `dst` at byte `at` of the buffer
+/// (`at + data.len() <= dst.len()`).
+pub fn frames_put(dst: &crate::mm::userframes::UserFrames, at: usize, data: &[u8]) {
+    let mut k = 0usize;
+    for (p, n) in dst.iov(at, data.len()) {
+        // SAFETY: `iov` gives pointers into physmem frames that `dst`
+        // holds a reference on, `n` bytes each, in buffer order, covering
+        // at most `data.len()` bytes in all; kernel memory (`data`) never
+        // overlaps guest frames.
+        unsafe { std::ptr::copy_nonoverlapping(data[k..k + n].as_ptr(), p, n) };
+        k += n;
+    }
+}
+
+/// The pieces (frame, offset in it, bytes) of `dst`'s bytes
+/// `[at, at + n)`, for host I/O straight into them.
+pub fn frame_pieces(
+    dst: &crate::mm::userframes::UserFrames,
+    at: usize,
+    n: usize,
+) -> Vec<(ruml_host::Pfn, usize, usize)> {
+    let mut v = Vec::new();
+    let mut pos = 0usize;
+    for &(pfn, off, len) in dst.pieces() {
+        let (lo, hi) = (pos.max(at), (pos + len).min(at + n));
+        if lo < hi {
+            v.push((pfn, off + (lo - pos), hi - lo));
+        }
+        pos += len;
+        if pos >= at + n {
+            break;
+        }
+    }
+    v
 }
 
 /// Reads `buf.len()` bytes at byte offset `off` of `dev` (any alignment),

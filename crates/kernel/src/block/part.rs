@@ -34,6 +34,16 @@ impl BlockDevice for Partition {
     fn read_sectors(&self, sector: u64, buf: &mut [u8]) -> KResult<()> {
         self.parent.read_sectors(self.start + sector, buf)
     }
+    fn read_sectors_frames(
+        &self,
+        sector: u64,
+        dst: &crate::mm::userframes::UserFrames,
+        at: usize,
+        n: usize,
+    ) -> KResult<()> {
+        self.parent
+            .read_sectors_frames(self.start + sector, dst, at, n)
+    }
     fn write_sectors(&self, sector: u64, buf: &[u8]) -> KResult<()> {
         self.parent.write_sectors(self.start + sector, buf)
     }

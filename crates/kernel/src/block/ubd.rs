@@ -226,6 +226,30 @@ impl BlockDevice for Raw {
     fn read_sectors(&self, sector: u64, buf: &mut [u8]) -> KResult<()> {
         pread_full(&self.file, sector * SECTOR, buf)
     }
+    fn read_sectors_frames(
+        &self,
+        sector: u64,
+        dst: &crate::mm::userframes::UserFrames,
+        at: usize,
+        n: usize,
+    ) -> KResult<()> {
+        // One host preadv into the frames; what it leaves (a short read,
+        // too many pieces) goes through a buffer.
+        let pieces = crate::block::frame_pieces(dst, at, n);
+        let mut done = 0usize;
+        if pieces.len() <= 1024 {
+            done = self
+                .file
+                .pread_frames(sector * SECTOR, dst.phys(), &pieces)
+                .map_err(host_io)?;
+        }
+        if done < n {
+            let mut v = vec![0u8; n - done];
+            pread_full(&self.file, sector * SECTOR + done as u64, &mut v)?;
+            crate::block::frames_put(dst, at + done, &v);
+        }
+        Ok(())
+    }
     fn write_sectors(&self, sector: u64, buf: &[u8]) -> KResult<()> {
         if self.read_only {
             return error!(EROFS);

@@ -97,8 +97,12 @@ fn sys_execveat(
         n
     };
     let mut total = 0;
-    let argv = read_string_array(&mm, argv, &mut total)?;
+    let mut argv = read_string_array(&mm, argv, &mut total)?;
     let envp = read_string_array(&mm, envp, &mut total)?;
+    // argc 0: Linux passes one empty argument (do_execveat_common).
+    if argv.is_empty() {
+        argv.push(Vec::new());
+    }
     let regs = exec_file(ctx.task, file, &name, argv, envp)?;
     *ctx.regs = regs;
     ctx.after = Some(After::Exec);

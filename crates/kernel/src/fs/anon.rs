@@ -328,6 +328,35 @@ struct TimerFd {
     waiters: Waiters,
 }
 
+impl TimerFdState {
+    /// Counts the expiries whose time has come, from the clock, as Linux's
+    /// timerfd_read forwards the timer to now: a reader is never told
+    /// fewer than have passed because the timer thread ran late.
+    fn catch_up(&mut self, now: Instant) {
+        let Some(d) = self.deadline else { return };
+        if d > now {
+            return;
+        }
+        if self.interval.is_zero() {
+            self.expirations += 1;
+            self.deadline = None;
+            return;
+        }
+        let iv = self.interval.as_nanos();
+        let n = (now - d).as_nanos() / iv + 1;
+        self.expirations = self
+            .expirations
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+        // n whole intervals from d: the first still to come.
+        let step = n.saturating_mul(iv);
+        let step = Duration::new(
+            u64::try_from(step / 1_000_000_000).unwrap_or(u64::MAX),
+            (step % 1_000_000_000) as u32,
+        );
+        self.deadline = d.checked_add(step);
+    }
+}
+
 impl Expiry for TimerFd {
     fn fire(self: Arc<Self>, generation: u64) {
         {
@@ -336,18 +365,15 @@ impl Expiry for TimerFd {
                 return;
             }
             let Some(d) = s.deadline else { return };
-            s.expirations += 1;
-            if s.interval.is_zero() {
-                s.deadline = None;
-            } else {
-                // Count expiries missed while the timer thread was late.
-                let mut next = d + s.interval;
-                let now = Instant::now();
-                while next <= now {
-                    s.expirations += 1;
-                    next += s.interval;
-                }
-                s.deadline = Some(next);
+            let now = Instant::now();
+            if d > now {
+                // A reader already counted this expiry (catch_up moved the
+                // deadline on): wait for the next one.
+                schedule(&self, d, generation);
+                return;
+            }
+            s.catch_up(now);
+            if let Some(next) = s.deadline {
                 schedule(&self, next, generation);
             }
         }
@@ -372,6 +398,7 @@ impl FileOps for TimerFd {
         let mut got = 0;
         let mut take = || {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.catch_up(Instant::now());
             got = std::mem::take(&mut s.expirations);
             got > 0
         };
@@ -385,13 +412,9 @@ impl FileOps for TimerFd {
         Ok(8)
     }
     fn poll(&self, _f: &OpenFile) -> PollEvents {
-        if self
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .expirations
-            > 0
-        {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.catch_up(Instant::now());
+        if s.expirations > 0 {
             READABLE
         } else {
             0

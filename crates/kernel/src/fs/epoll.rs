@@ -268,15 +268,21 @@ fn sys_epoll_ctl(
     fd: Fd,
     event: UserAddr,
 ) -> KResult<u64> {
-    let (ef, ops) = epoll_of(ctx, epfd)?;
-    let Some(ep) = ops.as_any_ops().downcast_ref::<Epoll>() else {
-        return error!(EINVAL);
+    // Linux's order: the event is copied in first (EFAULT, for every op
+    // but DEL, even an unknown one), then both descriptors (EBADF), then
+    // whether the target can be polled (EPERM), then EINVAL.
+    let (events, data) = if op == EPOLL_CTL_DEL {
+        (0, 0)
+    } else {
+        let raw: [u8; 12] = ctx.mm().read_val(event.0)?;
+        (
+            u32::from_le_bytes(raw[0..4].try_into().unwrap_or([0; 4])),
+            u64::from_le_bytes(raw[4..12].try_into().unwrap_or([0; 8])),
+        )
     };
+    let ef = ctx.files().get(epfd.0)?;
     let target = ctx.files().get(fd.0)?;
-    if Arc::ptr_eq(&target, &ef) {
-        return error!(EINVAL);
-    }
-    if target.is_path_only() {
+    if ef.is_path_only() || target.is_path_only() {
         return error!(EBADF);
     }
     // Regular files and directories are always ready: Linux refuses them.
@@ -299,14 +305,12 @@ fn sys_epoll_ctl(
     }) {
         return error!(EPERM);
     }
-    let (events, data) = if op == EPOLL_CTL_DEL {
-        (0, 0)
-    } else {
-        let raw: [u8; 12] = ctx.mm().read_val(event.0)?;
-        (
-            u32::from_le_bytes(raw[0..4].try_into().unwrap_or([0; 4])),
-            u64::from_le_bytes(raw[4..12].try_into().unwrap_or([0; 8])),
-        )
+    if Arc::ptr_eq(&target, &ef) {
+        return error!(EINVAL);
+    }
+    let (_, ops) = epoll_of(ctx, epfd)?;
+    let Some(ep) = ops.as_any_ops().downcast_ref::<Epoll>() else {
+        return error!(EINVAL);
     };
     // EPOLLEXCLUSIVE, then loops and depth, before EEXIST/ENOENT (Linux).
     let target_is_epoll = as_epoll(&target).is_some();

@@ -390,23 +390,22 @@ fn below(d: &Arc<crate::fs::vfs::Dentry>, top: &Arc<crate::fs::vfs::Dentry>) -> 
     false
 }
 
-/// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `src`
-/// (bound at `src`'s directory) and, with `rec`, copies of the bindable
-/// mounts below it, each mounted on its copied parent. Nothing is
-/// attached: move_mount attaches the copies (top first).
-pub fn clone_tree(ns: &Namespace, src: &Path, rec: bool) -> KResult<Vec<Arc<Mount>>> {
+/// A copy of the mount at `src` (bound at `src`'s directory, attached at
+/// `at` or detached) and, with `rec`, copies of the bindable mounts below
+/// it, each mounted on its copied parent: top first. Nothing is put in a
+/// namespace's table; the subtree is read before anything is attached, so
+/// binding a tree onto itself does not recurse forever. EINVAL for an
+/// unbindable source.
+fn copy_subtree(
+    ns: &Namespace,
+    src: &Path,
+    at: Option<Path>,
+    rec: bool,
+) -> KResult<Vec<Arc<Mount>>> {
     if unbindable(&src.mnt) {
         return error!(EINVAL);
     }
-    let top = Mount::with_root(
-        src.mnt.fstype,
-        src.dentry.clone(),
-        None,
-        src.mnt.read_only(),
-    );
-    if let Some(s) = src.mnt.source() {
-        top.set_source(s);
-    }
+    let top = src.mnt.bind_of(src.dentry.clone(), at);
     let mut map: Vec<(Arc<Mount>, Arc<Mount>)> = vec![(src.mnt.clone(), top)];
     if rec {
         for m in subtree(ns, &src.mnt)
@@ -422,6 +421,7 @@ pub fn clone_tree(ns: &Namespace, src: &Path, rec: bool) -> KResult<Vec<Arc<Moun
             else {
                 continue;
             };
+            // Only what lies below the bound directory.
             if !below(&mp.dentry, &parent.root) {
                 continue;
             }
@@ -435,33 +435,20 @@ pub fn clone_tree(ns: &Namespace, src: &Path, rec: bool) -> KResult<Vec<Arc<Moun
     Ok(map.into_iter().map(|(_, c)| c).collect())
 }
 
+/// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `src`
+/// and, with `rec`, of the bindable mounts below it (see
+/// [`copy_subtree`]). Nothing is attached: move_mount attaches the copies
+/// (top first).
+pub fn clone_tree(ns: &Namespace, src: &Path, rec: bool) -> KResult<Vec<Arc<Mount>>> {
+    copy_subtree(ns, src, None, rec)
+}
+
 /// A bind mount of `src` on `at` (with `rec`, the mounts below `src` too,
 /// at the same places below the new mount). EINVAL for an unbindable
 /// source. Returns the new top mount.
 pub fn bind(ns: &Arc<Namespace>, src: &Path, at: &Path, rec: bool) -> KResult<Arc<Mount>> {
-    if unbindable(&src.mnt) {
-        return error!(EINVAL);
-    }
-    let top = Mount::with_root(
-        src.mnt.fstype,
-        src.dentry.clone(),
-        Some(at.clone()),
-        src.mnt.read_only(),
-    );
-    if let Some(s) = src.mnt.source() {
-        top.set_source(s);
-    }
-    // Collect the submounts first (before the new mount is in the table,
-    // so binding a tree onto itself does not recurse forever).
-    let subs: Vec<Arc<Mount>> = if rec {
-        subtree(ns, &src.mnt)
-            .into_iter()
-            .skip(1)
-            .filter(|m| !unbindable(m))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let copies = copy_subtree(ns, src, Some(at.clone()), rec)?;
+    let top = copies[0].clone();
     ns.attach(top.clone());
     propagate_new(ns, &top, at);
     // A bind of a shared mount is a peer of its source.
@@ -477,26 +464,8 @@ pub fn bind(ns: &Arc<Namespace>, src: &Path, at: &Path, rec: bool) -> KResult<Ar
             },
         );
     }
-    let mut map: Vec<(Arc<Mount>, Arc<Mount>)> = vec![(src.mnt.clone(), top.clone())];
-    for m in subs {
-        let Some(mp) = m.mountpoint() else { continue };
-        let Some(parent) = map
-            .iter()
-            .find(|(o, _)| Arc::ptr_eq(o, &mp.mnt))
-            .map(|(_, n)| n.clone())
-        else {
-            continue;
-        };
-        // Only what lies below the bound directory.
-        if !below(&mp.dentry, &parent.root) {
-            continue;
-        }
-        let c = m.duplicate(Some(Path {
-            mnt: parent,
-            dentry: mp.dentry.clone(),
-        }));
-        ns.attach(c.clone());
-        map.push((m, c));
+    for c in copies.into_iter().skip(1) {
+        ns.attach(c);
     }
     Ok(top)
 }

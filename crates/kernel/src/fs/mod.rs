@@ -322,15 +322,20 @@ pub fn open_exec_at(
         };
         w.walk(&start, path, follow)?
     };
+    // AT_SYMLINK_NOFOLLOW and a symlink: ELOOP (do_open_execat's O_NOFOLLOW).
+    if !follow && p.inode().file_type() == FileType::Symlink {
+        return error!(ELOOP);
+    }
     exec_check(&p)?;
     perm::check(&w.caller, &p, perm::MAY_EXEC)?;
     let ops = p.inode().open(O_RDONLY, &w.caller)?;
     Ok(OpenFile::new(p, Some(ops), O_RDONLY))
 }
 
-/// execve's permission check: a regular file with some x bit.
+/// execve's permission check: a regular file with some x bit, not on a
+/// noexec mount.
 pub fn exec_check(p: &Path) -> KResult<()> {
-    if p.inode().file_type() != FileType::Regular {
+    if p.inode().file_type() != FileType::Regular || p.mnt.noexec() {
         return error!(EACCES);
     }
     if p.inode().stat()?.mode & 0o111 == 0 {
@@ -465,6 +470,10 @@ pub fn open_resolved(w: &namei::Walker<'_>, p: Path, flags: u32) -> KResult<File
     let wants_write = acc == O_WRONLY || acc == O_RDWR || flags & O_TRUNC != 0;
     if t == FileType::Directory && (acc == O_WRONLY || acc == O_RDWR || flags & O_CREAT != 0) {
         return error!(EISDIR);
+    }
+    // Device nodes of a nodev mount cannot be opened (Linux's may_open).
+    if matches!(t, FileType::CharDevice | FileType::BlockDevice) && p.mnt.nodev() {
+        return error!(EACCES);
     }
     if wants_write && matches!(t, FileType::Regular | FileType::Directory) && p.mnt.read_only() {
         return error!(EROFS);

@@ -348,6 +348,7 @@ fn sys_fsmount(ctx: &mut SyscallContext<'_>, fd: i32, flags: u32, attr: u32) -> 
         attr as u64 & MOUNT_ATTR_RDONLY != 0,
         false,
     );
+    m.set_flags(attr_mnt_flags(attr as u64));
     if let Some(s) = src {
         m.set_source(&s);
     }
@@ -539,6 +540,22 @@ fn sys_open_tree(
     install_mount(ctx, m, tree, cloexec)
 }
 
+/// The per-mount flags of MOUNT_ATTR_NOSUID/NODEV/NOEXEC in `attr`.
+fn attr_mnt_flags(attr: u64) -> u32 {
+    use crate::fs::vfs::{MNT_NODEV, MNT_NOEXEC, MNT_NOSUID};
+    let mut f = 0;
+    for (a, m) in [
+        (MOUNT_ATTR_NOSUID, MNT_NOSUID),
+        (MOUNT_ATTR_NODEV, MNT_NODEV),
+        (MOUNT_ATTR_NOEXEC, MNT_NOEXEC),
+    ] {
+        if attr & a != 0 {
+            f |= m;
+        }
+    }
+    f
+}
+
 /// struct mount_attr's size (MOUNT_ATTR_SIZE_VER0).
 const MOUNT_ATTR_SIZE_VER0: usize = 32;
 
@@ -615,6 +632,7 @@ fn sys_mount_setattr(
         } else if clr & MOUNT_ATTR_RDONLY != 0 {
             m.set_read_only(false);
         }
+        m.set_flags(m.flags() & !attr_mnt_flags(clr) | attr_mnt_flags(set));
     }
     if propagation != 0 {
         crate::fs::mntns::set_propagation(&fs.ns, &p.mnt, propagation, rec);

@@ -495,7 +495,8 @@ impl Inode for PidDir {
             b"mounts" => file(37, Gen::Mounts(pid), 0o444),
             b"oom_score_adj" => file(38, Gen::OomScoreAdj(pid), 0o644),
             b"oom_score" => file(46, Gen::OomScore(pid), 0o444),
-            b"timens_offsets" => file(48, Gen::TimensOffsets(pid), 0o644),
+            // A process's, not a thread's (Linux has none under task/TID).
+            b"timens_offsets" if self.tid.is_none() => file(48, Gen::TimensOffsets(pid), 0o644),
             b"pagemap" => Ok(Arc::new(crate::mm::pagemap::PagemapInode {
                 meta: ino(49),
                 tid,
@@ -522,7 +523,7 @@ impl Inode for PidDir {
             (1, FileType::Directory.dirent_type(), b"..".to_vec()),
         ];
         for &(n, sub) in PID_FILES {
-            if n == "task" && self.tid.is_some() {
+            if matches!(n, "task" | "timens_offsets") && self.tid.is_some() {
                 continue;
             }
             let t = match n {
@@ -1034,7 +1035,8 @@ fn mount_lines(task: &Task, info: bool) -> String {
             Some(p) => String::from_utf8_lossy(&d_path(&p, &root)).into_owned(),
             None => "/".to_string(),
         };
-        let opts = if m.read_only() { "ro" } else { "rw" };
+        let opts = m.options();
+        let super_opts = if m.read_only() { "ro" } else { "rw" };
         let recorded = m.source().map(|s| String::from_utf8_lossy(s).into_owned());
         let source = match (m.fstype, &recorded) {
             (_, Some(s)) => s.as_str(),
@@ -1055,7 +1057,7 @@ fn mount_lines(task: &Task, info: bool) -> String {
                 crate::fs::mntns::mountinfo_tags(&m),
                 m.fstype,
                 source,
-                opts
+                super_opts
             ));
         } else {
             s.push_str(&format!("{source} {at} {} {opts},relatime 0 0\n", m.fstype));

@@ -318,6 +318,14 @@ fn read_body(
         }
     }
     if ok == 0 && total > 0 {
+        // As Linux, a regular file read at or past its end returns 0
+        // before it looks at the buffer.
+        if !stream && f.file_type() == FileType::Regular {
+            let at = off.unwrap_or_else(|| f.pos());
+            if f.size().is_ok_and(|size| at >= size) {
+                return Ok(0);
+            }
+        }
         return error!(EFAULT);
     }
     total = total.min(ok);
@@ -1061,6 +1069,10 @@ fn do_access(
     if mode & X_OK != 0 && t != FileType::Directory && p.inode().stat()?.mode & 0o111 == 0 {
         return error!(EACCES);
     }
+    // A regular file of a noexec mount is not executable (do_faccessat).
+    if mode & X_OK != 0 && t == FileType::Regular && p.mnt.noexec() {
+        return error!(EACCES);
+    }
     Ok(0)
 }
 
@@ -1221,6 +1233,8 @@ fn mount_flags(p: &Path, mut s: StatFs) -> StatFs {
     if p.mnt.read_only() {
         s.flags |= ST_RDONLY;
     }
+    // MNT_NOSUID/NODEV/NOEXEC (1, 2, 4) are ST_NOSUID/NODEV/NOEXEC (2, 4, 8).
+    s.flags |= (p.mnt.flags() as i64) << 1;
     s
 }
 
@@ -1960,6 +1974,7 @@ fn sys_mount(
             t.inode().remount(flags & MS_RDONLY != 0)?;
         }
         t.mnt.set_read_only(flags & MS_RDONLY != 0);
+        t.mnt.set_flags(crate::fs::vfs::mnt_flags_of_ms(flags));
         return Ok(0);
     }
     if flags & MS_MOVE != 0 {
@@ -2021,6 +2036,7 @@ fn sys_mount(
         return error!(ENOTDIR);
     }
     let m = fs.ns.mount(name, inode, &t, ro);
+    m.set_flags(crate::fs::vfs::mnt_flags_of_ms(flags));
     if let Some(src) = dev_source {
         m.set_source(&src);
     }

@@ -451,6 +451,11 @@ pub struct Mount {
     pub prop: std::sync::Mutex<crate::fs::mntns::Propagation>,
     /// MS_RDONLY; changed by a remount (read it with [`Mount::read_only`]).
     ro: AtomicBool,
+    /// The per-mount flags besides MS_RDONLY: [`MNT_NOSUID`],
+    /// [`MNT_NODEV`], [`MNT_NOEXEC`]; set by mount(2), a remount,
+    /// fsmount and mount_setattr, copied by bind mounts and namespace
+    /// copies (read with [`Mount::flags`]).
+    flags: AtomicU32,
     /// Not attached anywhere: paths on it print as their dentry name
     /// ("pipe:[1234]").
     pub internal: bool,
@@ -474,6 +479,7 @@ impl Mount {
             mountpoint: RwLock::new(mountpoint),
             prop: Default::default(),
             ro: AtomicBool::new(read_only),
+            flags: AtomicU32::new(0),
             internal,
             source: std::sync::OnceLock::new(),
         })
@@ -494,29 +500,31 @@ impl Mount {
             mountpoint: RwLock::new(mountpoint),
             prop: Default::default(),
             ro: AtomicBool::new(self.read_only()),
+            flags: AtomicU32::new(self.flags()),
             internal: self.internal,
             source,
         })
     }
 
-    /// A mount of `root` (a dentry below some mount's root: bind mounts of
-    /// a subdirectory keep their place in the tree, so `..` at the bind's
-    /// root stops there as Linux's does).
-    pub fn with_root(
-        fstype: &'static str,
-        root: Arc<Dentry>,
-        mountpoint: Option<Path>,
-        read_only: bool,
-    ) -> Arc<Mount> {
+    /// A bind mount of this mount's `root` (a dentry below its root: bind
+    /// mounts of a subdirectory keep their place in the tree, so `..` at
+    /// the bind's root stops there as Linux's does), with this mount's
+    /// flags and source, as Linux's clone_mnt.
+    pub fn bind_of(&self, root: Arc<Dentry>, mountpoint: Option<Path>) -> Arc<Mount> {
+        let source = std::sync::OnceLock::new();
+        if let Some(s) = self.source.get() {
+            let _ = source.set(s.clone());
+        }
         Arc::new(Mount {
             id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
-            fstype,
+            fstype: self.fstype,
             root,
             mountpoint: RwLock::new(mountpoint),
             prop: Default::default(),
-            ro: AtomicBool::new(read_only),
+            ro: AtomicBool::new(self.read_only()),
+            flags: AtomicU32::new(self.flags()),
             internal: false,
-            source: std::sync::OnceLock::new(),
+            source,
         })
     }
 
@@ -561,6 +569,67 @@ impl Mount {
     pub fn set_read_only(&self, ro: bool) {
         self.ro.store(ro, Ordering::Relaxed);
     }
+
+    /// The per-mount flags ([`MNT_NOSUID`] | [`MNT_NODEV`] | [`MNT_NOEXEC`]).
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    /// Replaces the per-mount flags (a remount, mount_setattr).
+    pub fn set_flags(&self, f: u32) {
+        self.flags.store(f & MNT_FLAGS, Ordering::Relaxed);
+    }
+
+    /// Executing files of this mount is refused (MS_NOEXEC).
+    pub fn noexec(&self) -> bool {
+        self.flags() & MNT_NOEXEC != 0
+    }
+
+    /// Opening device nodes of this mount is refused (MS_NODEV).
+    pub fn nodev(&self) -> bool {
+        self.flags() & MNT_NODEV != 0
+    }
+
+    /// The options /proc/mounts and mountinfo show for this mount
+    /// ("rw,nosuid,nodev,noexec"), without the atime option.
+    pub fn options(&self) -> String {
+        let mut s = String::from(if self.read_only() { "ro" } else { "rw" });
+        for (bit, name) in [
+            (MNT_NOSUID, ",nosuid"),
+            (MNT_NODEV, ",nodev"),
+            (MNT_NOEXEC, ",noexec"),
+        ] {
+            if self.flags() & bit != 0 {
+                s.push_str(name);
+            }
+        }
+        s
+    }
+}
+
+/// Set-user-ID and file capabilities are ignored on exec (MS_NOSUID).
+pub const MNT_NOSUID: u32 = 1;
+/// Device nodes cannot be opened (MS_NODEV).
+pub const MNT_NODEV: u32 = 2;
+/// Files cannot be executed or mapped executable (MS_NOEXEC).
+pub const MNT_NOEXEC: u32 = 4;
+/// Every per-mount flag.
+pub const MNT_FLAGS: u32 = MNT_NOSUID | MNT_NODEV | MNT_NOEXEC;
+
+/// The per-mount flags that mount(2)'s `flags` ask for (MS_NOSUID 2,
+/// MS_NODEV 4, MS_NOEXEC 8).
+pub fn mnt_flags_of_ms(ms: u64) -> u32 {
+    let mut f = 0;
+    if ms & 2 != 0 {
+        f |= MNT_NOSUID;
+    }
+    if ms & 4 != 0 {
+        f |= MNT_NODEV;
+    }
+    if ms & 8 != 0 {
+        f |= MNT_NOEXEC;
+    }
+    f
 }
 
 /// A location: a dentry within a mount.

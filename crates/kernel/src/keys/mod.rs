@@ -103,6 +103,11 @@ struct KeyState {
     links: Vec<Arc<Key>>,
     expiry: Option<Instant>,
     revoked: bool,
+    /// When KEYCTL_REVOKE revoked it (the gc counts gc_delay from here).
+    revoked_at: Option<Instant>,
+    /// Negatively instantiated (a construction that failed): the error a
+    /// use gives (ENOKEY) until the key expires.
+    negative: Option<Errno>,
     invalidated: bool,
     /// KEYCTL_RESTRICT_KEYRING with no restriction: nothing more links in.
     restricted: bool,
@@ -131,8 +136,14 @@ impl Drop for Key {
     }
 }
 
-/// Why a key cannot be used (Linux's key_validate), if it cannot.
+/// Why a key cannot be used (Linux's key_validate, then a negative
+/// key's error), if it cannot.
 fn state_error(st: &KeyState) -> Option<Errno> {
+    live_error(st).or(st.negative)
+}
+
+/// Linux's __key_validate: invalidated, revoked or expired.
+fn live_error(st: &KeyState) -> Option<Errno> {
     if st.invalidated {
         Some(crate::errno!(ENOKEY))
     } else if st.revoked {
@@ -142,6 +153,19 @@ fn state_error(st: &KeyState) -> Option<Errno> {
     } else {
         None
     }
+}
+
+/// Whether the garbage collector reclaims the key: revoked or expired
+/// for kernel.keys.gc_delay seconds or more (Linux's key_gc_delay). The
+/// collection is lazy: links to such keys go when a keyring's links are
+/// read (searches, KEYCTL_READ, /proc/keys), with no timer thread.
+fn reclaimable(st: &KeyState, now: Instant) -> bool {
+    let dead = match (st.revoked_at, st.expiry.filter(|&e| now >= e)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let delay = std::time::Duration::from_secs(GC_DELAY.load(Ordering::Relaxed).into());
+    dead.is_some_and(|d| now >= d + delay)
 }
 
 impl Key {
@@ -161,9 +185,62 @@ impl Key {
         self.lock().perm
     }
 
-    /// The linked keys of a keyring (empty for other types).
+    /// The linked keys of a keyring (empty for other types), after the
+    /// garbage collector unlinked the reclaimable ones.
     pub fn links(&self) -> Vec<Arc<Key>> {
-        self.lock().links.clone()
+        let links = self.lock().links.clone();
+        let now = Instant::now();
+        // One key's lock at a time: decide, then unlink under this one's.
+        let dead: Vec<&Arc<Key>> = links
+            .iter()
+            .filter(|k| reclaimable(&k.lock(), now))
+            .collect();
+        if dead.is_empty() {
+            return links;
+        }
+        let gone: Vec<Arc<Key>> = {
+            let mut st = self.lock();
+            let (gone, keep) = std::mem::take(&mut st.links)
+                .into_iter()
+                .partition(|k| dead.iter().any(|d| Arc::ptr_eq(d, k)));
+            st.links = keep;
+            gone
+        };
+        let live = self.lock().links.clone();
+        drop(gone);
+        live
+    }
+
+    /// Marks the key revoked (KEYCTL_REVOKE); a keyring's links go.
+    pub fn revoke(&self) {
+        let old = {
+            let mut st = self.lock();
+            st.revoked = true;
+            // Linux sets the death time to now: /proc/keys says "expd".
+            let now = Instant::now();
+            st.revoked_at.get_or_insert(now);
+            st.expiry = Some(st.expiry.map_or(now, |e| e.min(now)));
+            std::mem::take(&mut st.links)
+        };
+        drop(old);
+    }
+
+    /// As [`Key::validate`], a negative key counting as usable.
+    pub fn validate_live(&self) -> KResult<()> {
+        match live_error(&self.lock()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether KEYCTL_INVALIDATE invalidated it.
+    pub fn is_invalidated(&self) -> bool {
+        self.lock().invalidated
+    }
+
+    /// Whether it was negatively instantiated.
+    pub fn is_negative(&self) -> bool {
+        self.lock().negative.is_some()
     }
 
     /// The key's "type;uid;gid;perm;description" (KEYCTL_DESCRIBE),
@@ -339,8 +416,10 @@ pub fn key_users_text() -> String {
 #[derive(Default)]
 struct Registry {
     serials: HashMap<i32, Weak<Key>>,
-    /// Per kernel uid: (user keyring, user-session keyring).
-    user: HashMap<u32, (Arc<Key>, Arc<Key>)>,
+    /// Per (user namespace inode, kernel uid): (user keyring,
+    /// user-session keyring), as Linux keeps them in each user
+    /// namespace's keyring register.
+    user: HashMap<(u64, u32), (Arc<Key>, Arc<Key>)>,
     /// Per kernel uid: the persistent keyring.
     persistent: HashMap<u32, Arc<Key>>,
     inserts: usize,
@@ -412,6 +491,8 @@ pub fn create(
             links: Vec::new(),
             expiry: None,
             revoked: false,
+            revoked_at: None,
+            negative: None,
             invalidated: false,
             restricted: false,
             quota_uid: uid,
@@ -431,19 +512,51 @@ pub fn new_keyring(desc: &[u8], uid: u32, gid: u32, perm: u32) -> KResult<Arc<Ke
     create(KeyType::Keyring, desc, uid, gid, perm, Vec::new())
 }
 
-/// The user keyring and user-session keyring of kernel uid `uid`, made on
-/// first use (perms possessor all but setattr, user all; no group).
-pub fn user_keyrings(uid: u32) -> KResult<(Arc<Key>, Arc<Key>)> {
-    if let Some(p) = registry().user.get(&uid).cloned() {
+/// The user keyring and user-session keyring of the asker's fsuid in its
+/// user namespace, made on first use (perms possessor all but setattr,
+/// user all; no group); named by the uid as that namespace sees it.
+pub fn user_keyrings(who: &Asker) -> KResult<(Arc<Key>, Arc<Key>)> {
+    let uid = who.fsuid;
+    let ns = who.creds.user_ns.0.inum;
+    if let Some(p) = registry().user.get(&(ns, uid)).cloned() {
         return Ok(p);
     }
     let perm = pos(ALL & !SETATTR) | usr(ALL);
-    let ur = new_keyring(format!("_uid.{uid}").as_bytes(), uid, u32::MAX, perm)?;
-    let us = new_keyring(format!("_uid_ses.{uid}").as_bytes(), uid, u32::MAX, perm)?;
+    // from_kuid, not munged: an unmapped uid is named -1.
+    let shown = who
+        .creds
+        .user_ns
+        .0
+        .from_kernel(crate::task::ns::MapKind::Uid, uid)
+        .unwrap_or(u32::MAX);
+    let ur = new_keyring(format!("_uid.{shown}").as_bytes(), uid, u32::MAX, perm)?;
+    let us = new_keyring(format!("_uid_ses.{shown}").as_bytes(), uid, u32::MAX, perm)?;
     let mut reg = registry();
     // Another thread may have made them meanwhile: keep the first pair.
-    let pair = reg.user.entry(uid).or_insert((ur, us)).clone();
+    let pair = reg.user.entry((ns, uid)).or_insert((ur, us)).clone();
     Ok(pair)
+}
+
+/// How long a negative key lasts (Linux's key_negative_timeout).
+const NEGATIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A negatively instantiated key of `ktype`/`desc` for `who` (a
+/// construction that failed: request_key with no helper to construct
+/// it), linked into `dest`; later requests give ENOKEY until it expires.
+pub fn create_negative(
+    who: &Asker,
+    ktype: KeyType,
+    desc: &[u8],
+    perm: u32,
+    dest: &Arc<Key>,
+) -> KResult<()> {
+    let k = create(ktype, desc, who.fsuid, who.fsgid, perm, Vec::new())?;
+    {
+        let mut st = k.lock();
+        st.negative = Some(crate::errno!(ENOKEY));
+        st.expiry = Some(Instant::now() + NEGATIVE_TIMEOUT);
+    }
+    link(dest, &k)
 }
 
 /// The persistent keyring of kernel uid `uid` (KEYCTL_GET_PERSISTENT),
@@ -650,7 +763,7 @@ pub fn top_keyrings(task: &Task, who: &Asker) -> KResult<Vec<Arc<Key>>> {
     v.extend(process_keyring(task));
     match who.creds.keys.session.clone() {
         Some(s) => v.push(s),
-        None => v.push(user_keyrings(who.fsuid)?.1),
+        None => v.push(user_keyrings(who)?.1),
     }
     Ok(v)
 }
@@ -737,6 +850,31 @@ fn consider(k: &Arc<Key>, possessed: bool, who: &Asker, result: &mut Found) -> b
     }
     *result = Found::Key(k.clone());
     true
+}
+
+/// Whether the caller's keyrings hold a usable negative key of
+/// `ktype`/`desc` (searched as [`search_process`] does).
+pub fn negative_found(task: &Task, who: &Asker, ktype: KeyType, desc: &[u8]) -> KResult<bool> {
+    fn walk(ring: &Arc<Key>, ktype: KeyType, desc: &[u8], depth: usize) -> bool {
+        let links = ring.links();
+        if links.iter().any(|k| {
+            k.ktype == ktype
+                && k.desc == desc
+                && k.is_negative()
+                && k.validate() == Err(Errno::ENOKEY)
+        }) {
+            return true;
+        }
+        depth + 1 < MAX_DEPTH
+            && links.iter().any(|k| {
+                k.ktype == KeyType::Keyring
+                    && k.validate().is_ok()
+                    && walk(k, ktype, desc, depth + 1)
+            })
+    }
+    Ok(top_keyrings(task, who)?
+        .iter()
+        .any(|r| r.validate().is_ok() && walk(r, ktype, desc, 0)))
 }
 
 /// Searches the caller's keyrings (search_process_keyrings): a found key
@@ -924,10 +1062,15 @@ fn timeout_text(exp: Option<Instant>) -> String {
 /// serial.
 pub fn proc_keys_text(task: &Task) -> String {
     let who = Asker::of(task);
-    let mut keys: Vec<Arc<Key>> = {
+    let collect = || -> Vec<Arc<Key>> {
         let reg = registry();
         reg.serials.values().filter_map(|w| w.upgrade()).collect()
     };
+    // The lazy garbage collection: keyrings drop reclaimable links.
+    for k in collect().iter().filter(|k| k.ktype == KeyType::Keyring) {
+        drop(k.links());
+    }
+    let mut keys = collect();
     keys.sort_by_key(|k| k.serial);
     let mut s = String::new();
     for k in &keys {
@@ -943,8 +1086,9 @@ pub fn proc_keys_text(task: &Task) -> String {
         // Instantiated, Revoked, Dead (type gone), in Quota, Under
         // construction, Negative, invalidated.
         let flags = format!(
-            "I{}-Q--{}",
+            "I{}-Q-{}{}",
             if st.revoked { 'R' } else { '-' },
+            if st.negative.is_some() { 'N' } else { '-' },
             if st.invalidated { 'i' } else { '-' }
         );
         let tail = match k.ktype {
@@ -955,7 +1099,9 @@ pub fn proc_keys_text(task: &Task) -> String {
                     format!(": {}", st.links.len())
                 }
             }
-            _ if st.revoked => String::new(),
+            _ if st.negative.is_some() => String::new(),
+            // A revoked payload is freed (user_revoke reserves 0 bytes).
+            _ if st.revoked => ": 0".to_string(),
             _ => format!(": {}", st.payload.len()),
         };
         s += &format!(

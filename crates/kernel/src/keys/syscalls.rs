@@ -115,26 +115,32 @@ fn lookup(
     let task = ctx.task;
     let keyring_perm = super::pos(ALL) | super::usr(VIEW);
     let key = match id {
-        KEY_SPEC_THREAD_KEYRING => match super::thread_keyring(task) {
-            Some(k) => k,
-            None if flags & CREATE != 0 => {
-                let k = super::new_keyring(b"_tid", who.fsuid, who.fsgid, keyring_perm)?;
-                super::install_thread(task, k)
+        KEY_SPEC_THREAD_KEYRING | KEY_SPEC_PROCESS_KEYRING => {
+            // The thread's or the process's keyring, made if asked.
+            let thread = id == KEY_SPEC_THREAD_KEYRING;
+            let have = if thread {
+                super::thread_keyring(task)
+            } else {
+                super::process_keyring(task)
+            };
+            match have {
+                Some(k) => k,
+                None if flags & CREATE != 0 => {
+                    let desc: &[u8] = if thread { b"_tid" } else { b"_pid" };
+                    let k = super::new_keyring(desc, who.fsuid, who.fsgid, keyring_perm)?;
+                    if thread {
+                        super::install_thread(task, k)
+                    } else {
+                        super::install_process(task, k)
+                    }
+                }
+                None => return error!(ENOKEY),
             }
-            None => return error!(ENOKEY),
-        },
-        KEY_SPEC_PROCESS_KEYRING => match super::process_keyring(task) {
-            Some(k) => k,
-            None if flags & CREATE != 0 => {
-                let k = super::new_keyring(b"_pid", who.fsuid, who.fsgid, keyring_perm)?;
-                super::install_process(task, k)
-            }
-            None => return error!(ENOKEY),
-        },
+        }
         KEY_SPEC_SESSION_KEYRING => match who.creds.keys.session.clone() {
             Some(k) => k,
             None => {
-                let us = super::user_keyrings(who.fsuid)?.1;
+                let us = super::user_keyrings(who)?.1;
                 if flags & CREATE != 0 {
                     // Linux installs the user-session keyring as the
                     // session keyring upon such an access.
@@ -143,8 +149,8 @@ fn lookup(
                 us
             }
         },
-        KEY_SPEC_USER_KEYRING => super::user_keyrings(who.fsuid)?.0,
-        KEY_SPEC_USER_SESSION_KEYRING => super::user_keyrings(who.fsuid)?.1,
+        KEY_SPEC_USER_KEYRING => super::user_keyrings(who)?.0,
+        KEY_SPEC_USER_SESSION_KEYRING => super::user_keyrings(who)?.1,
         KEY_SPEC_GROUP_KEYRING => return error!(EINVAL),
         // No request_key authorisation ever exists (no upcall).
         KEY_SPEC_REQKEY_AUTH_KEY | KEY_SPEC_REQUESTOR_KEYRING => return error!(ENOKEY),
@@ -175,11 +181,13 @@ fn lookup(
 }
 
 fn finish(who: &Asker, r: KeyRef, flags: u32, need: u32) -> KResult<KeyRef> {
-    if need != 0 || flags & PARTIAL == 0 {
-        if let Err(e) = r.key.validate() {
-            if need != 0 {
-                return Err(e);
-            }
+    // PARTIAL lookups take negative keys (__key_validate); others do not
+    // (wait_for_key_construction gives the negative key's error).
+    if need != 0 {
+        if flags & PARTIAL != 0 {
+            r.key.validate_live()?;
+        } else {
+            r.key.validate()?;
         }
     }
     if need & ALL != 0 && !permitted(&r.key, r.possessed, who, need & ALL) {
@@ -310,7 +318,12 @@ fn sys_request_key(
         None
     };
     let t = KeyType::by_name(&tname).ok_or(crate::errno!(ENOKEY))?;
-    match search_process(ctx.task, &who, t, &desc) {
+    // request_key skips expired keys (KEYRING_SEARCH_SKIP_EXPIRED).
+    let found = match search_process(ctx.task, &who, t, &desc) {
+        Err(Errno::EKEYEXPIRED) => Err(Errno::ENOKEY),
+        r => r,
+    };
+    match found {
         Ok(k) => {
             if let Some(d) = dest {
                 if !permitted(&k, true, &who, LINK) {
@@ -327,11 +340,53 @@ fn sys_request_key(
             if t == KeyType::Keyring {
                 return error!(EPERM);
             }
-            // Construction would run /sbin/request-key, which ruml does
-            // not have: Linux's result when the helper is missing.
-            error!(ENOENT)
+            // A negative key from an earlier failed construction.
+            if super::negative_found(ctx.task, &who, t, &desc)? {
+                return error!(ENOKEY);
+            }
+            // Construction: the key is made, the helper asked to
+            // instantiate it; ruml runs no helper, so construction fails
+            // and the key is negated and linked into the destination
+            // (Linux's construct_key_and_link). Linux's request_key gives
+            // ENOENT when /sbin/request-key is missing, ENOKEY when it ran
+            // and instantiated nothing.
+            let ring = match dest {
+                Some(d) => d.key,
+                None => default_dest(ctx, &who)?,
+            };
+            super::create_negative(&who, t, &desc, default_perm(t), &ring)?;
+            let helper = crate::fs::open_exec(ctx.task, b"/sbin/request-key").is_ok();
+            if helper {
+                error!(ENOKEY)
+            } else {
+                error!(ENOENT)
+            }
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Where request_key links a key it constructs with no destination
+/// given: as KEYCTL_SET_REQKEY_KEYRING chose (construct_get_dest_keyring):
+/// the thread, process or session keyring, the first that exists, from
+/// the chosen one down to the user-session keyring; or the user keyring.
+fn default_dest(ctx: &SyscallContext<'_>, who: &Asker) -> KResult<Arc<Key>> {
+    let task = ctx.task;
+    let choice = who.creds.keys.reqkey_default;
+    if choice == 4 {
+        return Ok(super::user_keyrings(who)?.0);
+    }
+    let from_thread = matches!(choice, 0 | 1 | 7).then(|| super::thread_keyring(task));
+    let from_process = matches!(choice, 0 | 1 | 2 | 7).then(|| super::process_keyring(task));
+    let from_session = matches!(choice, 0 | 1 | 2 | 3 | 7).then(|| who.creds.keys.session.clone());
+    match [from_thread, from_process, from_session]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .next()
+    {
+        Some(k) => Ok(k),
+        None => Ok(super::user_keyrings(who)?.1),
     }
 }
 
@@ -399,12 +454,7 @@ fn sys_keyctl(
                 Err(Errno::EACCES) => lookup(ctx, &who, id, 0, SETATTR)?,
                 r => r?,
             };
-            let old = {
-                let mut st = r.key.lock();
-                st.revoked = true;
-                std::mem::take(&mut st.links)
-            };
-            drop(old);
+            r.key.revoke();
             Ok(0)
         }
         CHOWN => chown(ctx, id, a3 as u32, a4 as u32),
@@ -468,12 +518,14 @@ fn sys_keyctl(
             }
             let data = match r.key.ktype {
                 KeyType::Logon => return error!(EOPNOTSUPP),
+                // A negative key gives its error (key_read_state).
+                KeyType::User if r.key.is_negative() => return error!(ENOKEY),
                 KeyType::User => r.key.lock().payload.clone(),
                 KeyType::Keyring => r
                     .key
                     .links()
                     .iter()
-                    .filter(|k| k.validate() != Err(Errno::ENOKEY))
+                    .filter(|k| !k.is_invalidated())
                     .flat_map(|k| k.serial.to_ne_bytes())
                     .collect(),
             };

@@ -16,6 +16,7 @@
 mod fork;
 pub mod pagecache;
 pub mod pagemap;
+pub mod patch;
 pub mod remove;
 pub mod rmap;
 pub mod syscalls;
@@ -46,9 +47,16 @@ const FAULT_CHUNK_PAGES: u64 = 32;
 /// Pages around a fault in a file area mapped at once when their frames
 /// are at hand (see [`Mm::map_cached`]).
 const FAULT_AROUND_PAGES: u64 = 512;
-/// Pages filled at once on a fault in an anonymous area too large to be
-/// mapped ahead whole (2 MiB, aligned).
+/// How far below a stack growing down the next mapping must stay
+/// (Linux's stack_guard_gap: 256 pages).
+const STACK_GUARD_GAP: u64 = 256 * PAGE;
+/// Pages filled at once on a sequential fault in an anonymous area too
+/// large to be mapped ahead whole (2 MiB, aligned; see
+/// [`Mm::fault_window`]).
 const ANON_FAULT_PAGES: u64 = 512;
+/// Pages filled at once on any other fault in such an area (64 KiB,
+/// aligned, as Linux's fault_around_bytes).
+const ANON_FAULT_FIRST_PAGES: u64 = 16;
 /// fork copies the pages from this far below the stack pointer up to it
 /// at once (see [`Mm::fork_hot`]): what the calls after fork returns push.
 pub const FORK_HOT_BELOW_SP: u64 = 256;
@@ -128,6 +136,12 @@ struct MmInner {
     auxv_range: (u64, u64),
     /// Flags every new area gets (mlockall's MCL_FUTURE).
     def_flags: u32,
+    /// Patched system-call sites and their area ([`patch`]).
+    patch: patch::Patch,
+    /// The last window a fault in a large anonymous area filled (see
+    /// [`Mm::fault_window`]): a fault just past either end of it is
+    /// sequential and gets the whole window; any other one a small one.
+    anon_window: (u64, u64),
 }
 
 /// A guest address space. See the module documentation.
@@ -139,6 +153,11 @@ pub struct Mm {
     /// Held while queued changes are applied, so that no thread of this
     /// space runs before the changes another thread took are in place.
     pub flush_lock: Mutex<()>,
+    /// How many batches of queued changes have reached the host, and the
+    /// condition a fault waits on for the next one (see
+    /// [`Mm::wait_host_change`]). Bumped after each flush, under no other
+    /// lock.
+    flushes: (Mutex<u64>, std::sync::Condvar),
     /// RLIMIT_AS and RLIMIT_STACK (soft) in bytes.
     limits: Mutex<(u64, u64)>,
     /// This space itself, for the reverse map of file mappings
@@ -202,9 +221,12 @@ impl Mm {
                 env_range: (0, 0),
                 auxv_range: (0, 0),
                 def_flags: 0,
+                patch: patch::Patch::default(),
+                anon_window: (0, 0),
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
+            flushes: (Mutex::new(0), std::sync::Condvar::new()),
             limits: Mutex::new((u64::MAX, STACK_LIMIT)),
         })
     }
@@ -238,6 +260,36 @@ impl Mm {
 
     pub fn phys(&self) -> &Arc<PhysMem> {
         &self.phys
+    }
+
+    /// The number of batches of changes applied to the host so far: read
+    /// before handling a fault, it tells [`Mm::wait_host_change`] which
+    /// flushes the fault may not have seen.
+    pub fn flush_count(&self) -> u64 {
+        *self.flushes.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that a batch of changes reached the host (called after each
+    /// flush, by whichever thread did it) and wakes the faults waiting
+    /// for one.
+    pub fn note_flushed(&self) {
+        *self.flushes.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.flushes.1.notify_all();
+    }
+
+    /// For a fault the kernel found nothing to change for (another
+    /// thread's host change is on its way): waits until a flush after
+    /// `seen` (a [`Mm::flush_count`] read before the fault was handled)
+    /// has completed, or `patience` has passed. The wait ends on the
+    /// change itself, not on the host scheduler giving the other thread a
+    /// turn first.
+    pub fn wait_host_change(&self, seen: u64, patience: std::time::Duration) {
+        let g = self.flushes.0.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .flushes
+            .1
+            .wait_timeout_while(g, patience, |n| *n == seen)
+            .map_err(|p| p.into_inner());
     }
 
     /// Takes the queued host changes, to apply to the stub before running,
@@ -337,6 +389,7 @@ impl Mm {
                 });
             }
         }
+        let (child_patch, patch_ok) = p.patch.fork_copy(self, &mut child_ops);
         for (vpn, prot) in parent_protect {
             p.ops.push(HostOp::Protect {
                 addr: vpn * PAGE,
@@ -360,9 +413,12 @@ impl Mm {
                 auxv_range: p.auxv_range,
                 // Locks are not inherited by a fork's child (mlock(2)).
                 def_flags: 0,
+                patch: child_patch,
+                anon_window: (0, 0),
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
+            flushes: (Mutex::new(0), std::sync::Condvar::new()),
             limits: Mutex::new(*self.limits.lock().unwrap_or_else(|p| p.into_inner())),
         });
         // The child maps the parent's files too (rmap): listed before the
@@ -371,6 +427,10 @@ impl Mm {
         let keys = child.lock().file_keys();
         for key in keys {
             rmap::register(key, &child.me);
+        }
+        drop(p);
+        if !patch_ok {
+            child.patch_disable();
         }
         child
     }
@@ -494,6 +554,7 @@ impl Mm {
 
     fn map_area_locked(&self, m: &mut MmInner, mut vma: Vma) -> KResult<()> {
         let (start, end, prot) = (vma.start, vma.end, vma.prot);
+        self.patch_invalidate(m, start, end, true);
         let total: u64 = m.vmas.iter().map(|v| v.len()).sum();
         if total.saturating_add(end - start) > self.limit_as() {
             return error!(ENOMEM);
@@ -564,6 +625,7 @@ impl Mm {
 
     /// Removes every mapping in `[start, end)`: VMAs, pages, host mappings.
     fn unmap_locked(&self, m: &mut MmInner, start: u64, end: u64) {
+        self.patch_invalidate(m, start, end, false);
         self.write_back_locked(m, start, end);
         let removed = m.vmas.remove_range(start, end);
         if removed.is_empty() {
@@ -886,6 +948,16 @@ impl Mm {
         if v.end - new_start > self.limit_stack() || m.vmas.overlaps(new_start, v.start) {
             return false;
         }
+        // Linux's stack guard gap: a stack does not grow to within
+        // 256 pages of an accessible mapping below it.
+        if let Some(prev) = m.vmas.prev_before(new_start) {
+            if !prev.growsdown
+                && prev.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0
+                && new_start - prev.end < STACK_GUARD_GAP
+            {
+                return false;
+            }
+        }
         let total: u64 = m.vmas.iter().map(|v| v.len()).sum();
         if total.saturating_add(v.start - new_start) > self.limit_as() {
             return false;
@@ -926,8 +998,7 @@ impl Mm {
             return error!(EFAULT);
         }
         if !m.ptes.contains_key(&vpn) {
-            let (lo, hi) = self.fault_window(&vma, addr);
-            self.populate(m, lo, hi)?;
+            self.fill_around(m, &vma, addr)?;
         }
         let Some(pte) = m.ptes.get(&vpn).copied() else {
             return error!(EFAULT);
@@ -938,20 +1009,54 @@ impl Mm {
         Ok(pte.pfn)
     }
 
-    /// The range to fill around a fault at `addr`: for anonymous memory
-    /// the aligned 2 MiB around it (gVisor's allocation unit: frames are
-    /// lazily backed by the host, so mapping them ahead costs no memory
-    /// until touched, and saves a trap per 32 pages); for files, whose
-    /// pages must be read in, [`FAULT_CHUNK_PAGES`].
-    fn fault_window(&self, vma: &Vma, addr: u64) -> (u64, u64) {
+    /// The range to fill around a fault at `addr`. For anonymous memory
+    /// (areas larger than [`MAP_AHEAD_MAX`]; smaller ones are mapped
+    /// whole at mmap), fault-around as Linux's transparent huge pages: a
+    /// fault that continues the previous window of this address space
+    /// (just past its end, or just below its start for a stack growing
+    /// down) gets the aligned 2 MiB around it ([`ANON_FAULT_PAGES`]), any
+    /// other fault the aligned [`ANON_FAULT_FIRST_PAGES`] — so a
+    /// sequential first touch costs one trap per 2 MiB, and a sparse touch
+    /// of a huge area (MAP_NORESERVE, a hash table) takes 64 KiB of
+    /// guest memory per fault, not 2 MiB. Frames are backed lazily by the
+    /// host: a page mapped ahead costs no host memory until touched. Files,
+    /// whose pages must be read in, fill [`FAULT_CHUNK_PAGES`]. Always
+    /// within the VMA.
+    fn fault_window(&self, m: &MmInner, vma: &Vma, addr: u64) -> (u64, u64) {
         let pages = match vma.backing {
-            Backing::Anon => ANON_FAULT_PAGES,
+            Backing::Anon => {
+                let page = page_down(addr);
+                let (plo, phi) = m.anon_window;
+                if phi > plo && (page == phi || page + PAGE == plo) {
+                    ANON_FAULT_PAGES
+                } else {
+                    ANON_FAULT_FIRST_PAGES
+                }
+            }
             _ => FAULT_CHUNK_PAGES,
         };
         let chunk = pages * PAGE;
         let lo = (addr & !(chunk - 1)).max(vma.start);
         let hi = ((addr & !(chunk - 1)) + chunk).min(vma.end);
         (lo, hi)
+    }
+
+    /// Fills the window around a fault at `addr` in `vma` (see
+    /// [`Mm::fault_window`]). Guest memory nearly used up fails the
+    /// window, not the fault: then only the faulting page is filled.
+    fn fill_around(&self, m: &mut MmInner, vma: &Vma, addr: u64) -> KResult<()> {
+        let (lo, hi) = self.fault_window(m, vma, addr);
+        let r = self.populate(m, lo, hi);
+        if matches!(vma.backing, Backing::Anon) {
+            m.anon_window = (lo, hi);
+            if r.is_err() {
+                if m.ptes.contains_key(&(addr / PAGE)) {
+                    return Ok(());
+                }
+                return self.populate(m, page_down(addr), page_down(addr) + PAGE);
+            }
+        }
+        r
     }
 
     /// Resolves a guest fault at `addr` (from a SIGSEGV the host reported),
@@ -1003,12 +1108,12 @@ impl Mm {
                         });
                     }
                 }
-                let (lo, hi) = self.fault_window(&vma, addr);
-                self.populate(&mut m, lo, hi).map_err(|_| FaultSignal {
-                    signo: 7,
-                    code: BUS_ADRERR,
-                    addr,
-                })?;
+                self.fill_around(&mut m, &vma, addr)
+                    .map_err(|_| FaultSignal {
+                        signo: 7,
+                        code: BUS_ADRERR,
+                        addr,
+                    })?;
                 if matches!(vma.backing, Backing::File { .. }) {
                     let around = FAULT_AROUND_PAGES * PAGE;
                     let a = addr & !(around - 1);
@@ -1248,6 +1353,8 @@ impl Mm {
     /// write into read-only private text copies the page). Returns how many
     /// bytes were moved before the first inaccessible one.
     pub fn access_remote(&self, addr: u64, buf: &mut [u8], data: Option<&[u8]>) -> usize {
+        // A debugger sees the program as it is: no patched sites.
+        self.patch_disable();
         let len = data.map_or(buf.len(), |d| d.len());
         let mut done = 0usize;
         while done < len {
@@ -1419,6 +1526,7 @@ impl Drop for Mm {
         }
         let m = self.inner.get_mut().unwrap_or_else(|p| p.into_inner());
         let mut frames: Vec<Pfn> = m.ptes.values().map(|p| p.pfn).collect();
+        frames.extend(m.patch.frames());
         frames.append(&mut m.frees);
         self.phys.put_many(&frames);
     }

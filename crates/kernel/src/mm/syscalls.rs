@@ -252,6 +252,7 @@ impl Mm {
         }
         let prot = prot & (PROT_READ | PROT_WRITE | PROT_EXEC);
         let mut m = self.lock();
+        self.patch_invalidate(&mut m, addr, end, true);
         let mut addr = addr;
         if grows != 0 {
             // The first area ending above `addr`: PROT_GROWSDOWN extends
@@ -289,6 +290,14 @@ impl Mm {
                     return error!(EACCES);
                 }
             }
+        }
+        // Files of a noexec mount never become executable.
+        if prot & PROT_EXEC != 0
+            && m.vmas
+                .iter()
+                .any(|v| v.start < end && v.end > addr && v.flags & vm_flags::NO_MAY_EXEC != 0)
+        {
+            return error!(EACCES);
         }
         // Writable shared file mappings need a file opened for writing.
         if prot & PROT_WRITE != 0 {
@@ -363,6 +372,11 @@ impl Mm {
             return error!(EINVAL);
         }
         let mut m = self.lock();
+        let grown = old.saturating_add(old_len.max(new_len));
+        self.patch_invalidate(&mut m, old, grown, true);
+        if flags & MREMAP_FIXED != 0 {
+            self.patch_invalidate(&mut m, new_addr, new_addr.saturating_add(new_len), true);
+        }
         let Some(vma) = m.vmas.find(old).cloned() else {
             return error!(EFAULT);
         };
@@ -469,6 +483,7 @@ impl Mm {
     /// madvise(MADV_DONTNEED) on private anonymous memory: fresh zero pages.
     pub fn discard(&self, addr: u64, end: u64) -> KResult<()> {
         let mut m = self.lock();
+        self.patch_invalidate(&mut m, addr, end, false);
         if !m.vmas.covers(addr, end) {
             return error!(ENOMEM);
         }
@@ -771,7 +786,14 @@ fn sys_mmap(
     if page_up(len).is_none_or(|l| l > task_size()) {
         return error!(ENOMEM);
     }
-    let prot = crate::task::persona::implied_prot(ctx.task, prot);
+    // A file of a noexec mount: READ_IMPLIES_EXEC does not apply, and the
+    // mapping may never become executable (Linux's VM_MAYEXEC clear).
+    let noexec = f.as_ref().is_some_and(|f| f.path.mnt.noexec());
+    let prot = if noexec {
+        prot
+    } else {
+        crate::task::persona::implied_prot(ctx.task, prot)
+    };
     // A shared mapping of a memfd sealed against writes may never write
     // (mprotect's EACCES), as Linux clears its VM_MAYWRITE.
     let mut no_may_write = false;
@@ -784,6 +806,9 @@ fn sys_mmap(
                     != 0;
             if !f.can_read() {
                 return error!(EACCES);
+            }
+            if noexec && prot & PROT_EXEC != 0 {
+                return error!(EPERM);
             }
             if f.is_dev_zero() {
                 // /dev/zero maps as anonymous memory (shared or private).
@@ -807,10 +832,14 @@ fn sys_mmap(
         }
     };
     let at = ctx.mm().mmap(addr, len, prot, flags, file)?;
-    if no_may_write {
+    let set = if no_may_write {
+        vm_flags::NO_MAY_WRITE
+    } else {
+        0
+    } | if noexec { vm_flags::NO_MAY_EXEC } else { 0 };
+    if set != 0 {
         let end = at + page_up(len).unwrap_or(len);
-        ctx.mm()
-            .advise_flags(at, end, vm_flags::NO_MAY_WRITE, 0, |_| true)?;
+        ctx.mm().advise_flags(at, end, set, 0, |_| true)?;
     }
     Ok(at)
 }

@@ -20,6 +20,8 @@ pub struct UserFrames {
     phys: Arc<PhysMem>,
     /// (frame, offset in the frame, bytes), in buffer order.
     pieces: Vec<(Pfn, usize, usize)>,
+    /// The offset in the buffer where each piece starts.
+    starts: Vec<usize>,
     len: usize,
 }
 
@@ -28,6 +30,7 @@ impl UserFrames {
         UserFrames {
             phys,
             pieces: Vec::new(),
+            starts: Vec::new(),
             len: 0,
         }
     }
@@ -35,6 +38,7 @@ impl UserFrames {
     /// Adds a piece (its frame's reference is already taken).
     pub(super) fn push(&mut self, pfn: Pfn, off: usize, n: usize) {
         self.pieces.push((pfn, off, n));
+        self.starts.push(self.len);
         self.len += n;
     }
 
@@ -51,8 +55,10 @@ impl UserFrames {
     /// piece of `[at, at + n)` of the buffer.
     fn each(&self, at: usize, n: usize, mut f: impl FnMut(Pfn, usize, usize, usize)) {
         let end = (at + n).min(self.len);
-        let mut pos = 0usize;
-        for &(pfn, off, len) in &self.pieces {
+        // The first piece that ends past `at` (pieces are in buffer order).
+        let first = self.starts.partition_point(|&s| s <= at).saturating_sub(1);
+        for (i, &(pfn, off, len)) in self.pieces.iter().enumerate().skip(first) {
+            let pos = self.starts[i];
             if pos >= end {
                 break;
             }
@@ -60,42 +66,72 @@ impl UserFrames {
             if lo < hi {
                 f(pfn, off + (lo - pos), lo, hi - lo);
             }
-            pos += len;
         }
     }
 
-    /// Copies `n` bytes from frame `src` at `src_off` into the buffer at
-    /// `at` (a read(2) into the guest).
-    pub fn copy_from_frame(&self, at: usize, src: Pfn, src_off: usize, n: usize) {
-        debug_assert!(src_off + n <= PAGE as usize);
+    /// Calls `f(byte offset in physmem, offset in buffer, n)` for each
+    /// run of `[at, at + n)` of the buffer that is contiguous in physmem
+    /// (the pieces of a buffer whose frames follow one another merge).
+    fn each_run(&self, at: usize, n: usize, mut f: impl FnMut(u64, usize, usize)) {
+        let mut run: Option<(u64, usize, usize)> = None;
         self.each(at, n, |pfn, off, pos, k| {
-            let from = src_off + (pos - at);
-            // SAFETY: both ranges lie inside physmem frames (offsets and
-            // lengths within a page, checked by construction); copy is a
-            // memmove, so the same frame on both sides is fine.
+            let phys = pfn * PAGE + off as u64;
+            match &mut run {
+                Some((p, _, len)) if *p + *len as u64 == phys => *len += k,
+                _ => {
+                    if let Some((p, b, len)) = run.take() {
+                        f(p, b, len);
+                    }
+                    run = Some((phys, pos, k));
+                }
+            }
+        });
+        if let Some((p, b, len)) = run {
+            f(p, b, len);
+        }
+    }
+
+    /// Copies the `n` bytes of physmem at byte `src` (a run of frames that
+    /// follow one another) into the buffer at `at` (a read(2) into the
+    /// guest): one copy per run of the buffer contiguous in physmem.
+    pub fn copy_from_phys(&self, at: usize, src: u64, n: usize) {
+        let total = self.phys.total_pages() * PAGE;
+        if src.checked_add(n as u64).is_none_or(|e| e > total) {
+            return;
+        }
+        let base = self.phys.page_ptr(0);
+        self.each_run(at, n, |dst, pos, k| {
+            // SAFETY: both ranges lie inside the physmem mapping (the
+            // source checked above, the buffer's pieces by construction);
+            // copy is a memmove, so overlap (a buffer that is a mapping of
+            // the file itself) is fine.
             unsafe {
                 std::ptr::copy(
-                    self.phys.page_ptr(src).add(from),
-                    self.phys.page_ptr(pfn).add(off),
+                    base.add((src + (pos - at) as u64) as usize),
+                    base.add(dst as usize),
                     k,
-                );
+                )
             }
         });
     }
 
-    /// Copies `n` bytes of the buffer at `at` into frame `dst` at
-    /// `dst_off` (a write(2) from the guest).
-    pub fn copy_to_frame(&self, at: usize, dst: Pfn, dst_off: usize, n: usize) {
-        debug_assert!(dst_off + n <= PAGE as usize);
-        self.each(at, n, |pfn, off, pos, k| {
-            let to = dst_off + (pos - at);
-            // SAFETY: as in copy_from_frame.
+    /// Copies `n` bytes of the buffer at `at` into physmem at byte `dst`
+    /// (a run of frames that follow one another; a write(2) from the
+    /// guest): one copy per run of the buffer contiguous in physmem.
+    pub fn copy_to_phys(&self, at: usize, dst: u64, n: usize) {
+        let total = self.phys.total_pages() * PAGE;
+        if dst.checked_add(n as u64).is_none_or(|e| e > total) {
+            return;
+        }
+        let base = self.phys.page_ptr(0);
+        self.each_run(at, n, |src, pos, k| {
+            // SAFETY: as in copy_from_phys.
             unsafe {
                 std::ptr::copy(
-                    self.phys.page_ptr(pfn).add(off),
-                    self.phys.page_ptr(dst).add(to),
+                    base.add(src as usize),
+                    base.add((dst + (pos - at) as u64) as usize),
                     k,
-                );
+                )
             }
         });
     }
@@ -104,9 +140,10 @@ impl UserFrames {
     /// physmem mapping, for one host preadv/pwritev over them.
     pub fn iov(&self, at: usize, n: usize) -> Vec<(*mut u8, usize)> {
         let mut v = Vec::with_capacity(n / PAGE as usize + 2);
-        // SAFETY (of the add): the offset lies inside the piece's frame.
-        self.each(at, n, |pfn, off, _, k| {
-            v.push((unsafe { self.phys.page_ptr(pfn).add(off) }, k))
+        let base = self.phys.page_ptr(0);
+        // SAFETY (of the add): the run lies inside physmem.
+        self.each_run(at, n, |p, _, k| {
+            v.push((unsafe { base.add(p as usize) }, k))
         });
         v
     }

@@ -77,6 +77,10 @@ pub mod vm_flags {
     /// VM_MAYWRITE clear): made of a memfd sealed against writes
     /// (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE); mprotect(PROT_WRITE) is EACCES.
     pub const NO_MAY_WRITE: u32 = 64;
+    /// A file mapping that may never become executable (Linux's
+    /// VM_MAYEXEC clear): the file lies on a noexec mount;
+    /// mprotect(PROT_EXEC) is EACCES.
+    pub const NO_MAY_EXEC: u32 = 128;
 }
 
 impl Vma {
@@ -162,6 +166,15 @@ impl VmaMap {
             return Some(v);
         }
         self.map.range(addr..).next().map(|(_, v)| v)
+    }
+
+    /// The last VMA that ends at or below `addr`.
+    pub fn prev_before(&self, addr: u64) -> Option<&Vma> {
+        self.map
+            .range(..addr)
+            .rev()
+            .map(|(_, v)| v)
+            .find(|v| v.end <= addr)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Vma> {

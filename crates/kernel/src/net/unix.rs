@@ -56,9 +56,12 @@ enum Addr {
 }
 
 impl Addr {
-    fn key(&self) -> AddrKey {
+    /// The registry key of this name for a socket of network namespace
+    /// `net`: abstract names are per namespace, filesystem names are not
+    /// (an inode is reachable from any namespace that sees the file).
+    fn key(&self, net: u64) -> AddrKey {
         match self {
-            Addr::Abstract(n) => AddrKey::Abstract(n.clone()),
+            Addr::Abstract(n) => AddrKey::Abstract(net, n.clone()),
             Addr::Path(_, k) => AddrKey::Inode(*k),
         }
     }
@@ -83,7 +86,7 @@ impl Addr {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum AddrKey {
-    Abstract(Vec<u8>),
+    Abstract(u64, Vec<u8>),
     Inode((u64, u64)),
 }
 
@@ -182,8 +185,10 @@ impl Drop for UnixSocket {
         };
         if let Some(a) = bound {
             let mut n = names().lock().unwrap_or_else(|p| p.into_inner());
-            if n.get(&a.key()).is_some_and(|w| w.strong_count() == 0) {
-                n.remove(&a.key());
+            if n.get(&a.key(self.net))
+                .is_some_and(|w| w.strong_count() == 0)
+            {
+                n.remove(&a.key(self.net));
             }
         }
         if let Some(p) = peer.and_then(|w| w.upgrade()) {
@@ -666,10 +671,12 @@ pub(super) fn sys_bind(
         Addr::Path(name, key)
     };
     let mut n = names().lock().unwrap_or_else(|p| p.into_inner());
-    if n.get(&a.key()).is_some_and(|w| w.strong_count() > 0) {
+    if n.get(&a.key(sock.net))
+        .is_some_and(|w| w.strong_count() > 0)
+    {
         return error!(EADDRINUSE);
     }
-    n.insert(a.key(), Arc::downgrade(&sock));
+    n.insert(a.key(sock.net), Arc::downgrade(&sock));
     sock.lock().bound = Some(a);
     Ok(0)
 }
@@ -703,8 +710,10 @@ fn autobind(sock: &Arc<UnixSocket>) {
     loop {
         let name = format!("{i:05x}").into_bytes();
         let a = Addr::Abstract(name);
-        if n.get(&a.key()).is_none_or(|w| w.strong_count() == 0) {
-            n.insert(a.key(), Arc::downgrade(sock));
+        if n.get(&a.key(sock.net))
+            .is_none_or(|w| w.strong_count() == 0)
+        {
+            n.insert(a.key(sock.net), Arc::downgrade(sock));
             sock.lock().bound = Some(a);
             return;
         }
@@ -712,10 +721,18 @@ fn autobind(sock: &Arc<UnixSocket>) {
     }
 }
 
-fn lookup(ctx: &SyscallContext<'_>, addr: UserAddr, len: u32) -> KResult<(Arc<UnixSocket>, Addr)> {
+/// The socket bound to the name at `addr`, as seen from a socket of
+/// network namespace `net` (Linux looks abstract names up in the
+/// connecting socket's namespace, not the caller's current one).
+fn lookup(
+    ctx: &SyscallContext<'_>,
+    net: u64,
+    addr: UserAddr,
+    len: u32,
+) -> KResult<(Arc<UnixSocket>, Addr)> {
     let (abs, name) = read_addr(ctx, addr, len)?;
     let key = if abs {
-        AddrKey::Abstract(name.clone())
+        AddrKey::Abstract(net, name.clone())
     } else {
         AddrKey::Inode(path_key(ctx, &name)?)
     };
@@ -739,7 +756,7 @@ pub(super) fn sys_connect(
     len: u32,
 ) -> KResult<u64> {
     let (f, sock) = socket_of(ctx, fd)?;
-    let (target, taddr) = lookup(ctx, addr, len)?;
+    let (target, taddr) = lookup(ctx, sock.net, addr, len)?;
     if target.typ != sock.typ {
         return error!(EPROTOTYPE);
     }
@@ -898,7 +915,7 @@ pub(super) fn sys_sendto(
         }
         None
     } else {
-        Some(lookup(ctx, addr, alen)?.0)
+        Some(lookup(ctx, sock.net, addr, alen)?.0)
     };
     let fl = flags | if f.nonblocking() { MSG_DONTWAIT } else { 0 };
     send(&sock, Some(ctx.task), &data, Vec::new(), to, fl).map(|n| n as u64)
@@ -980,7 +997,7 @@ pub(super) fn sys_sendmsg(
         }
     }
     let to = if h.name != 0 && sock.typ == SOCK_DGRAM {
-        Some(lookup(ctx, UserAddr(h.name), h.namelen)?.0)
+        Some(lookup(ctx, sock.net, UserAddr(h.name), h.namelen)?.0)
     } else {
         None
     };

@@ -580,14 +580,20 @@ pub fn apply_host_ops(mm: &Mm, ctx: &mut Context) -> Result<(), HostError> {
     }
     let r = ctx.flush();
     mm.phys().put_many(&frees);
+    mm.note_flushed();
     r
 }
 
 /// Faults at one address that the kernel found nothing to change for,
-/// in a row, before the guest gets SIGSEGV: each such fault waits for
-/// another thread's host change still being applied, which on a loaded
-/// machine can take several retries (four were not enough).
-const UNCHANGED_FAULTS: u32 = 64;
+/// in a row, before the guest gets SIGSEGV. The first retries at once
+/// (the change it needed may have reached the host between the fault and
+/// its handling); each later one first waits for the next flush of the
+/// address space, up to [`UNCHANGED_FAULT_WAIT`]: the bound is on changes
+/// seen, not on how often the host scheduler ran the other thread.
+const UNCHANGED_FAULTS: u32 = 16;
+
+/// How long one unchanged fault waits for another thread's flush.
+const UNCHANGED_FAULT_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The task loop: runs the task until it exits. A kernel bug (panic) while
 /// serving it kills this task's process only.
@@ -667,6 +673,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
             }
         };
         r.in_syscall = false;
+        let trap = crate::mm::patch::fixup_trap(&r.task, &mut r.regs, trap);
         match trap {
             Trap::Syscall => {
                 last_fault = (0, 0);
@@ -678,6 +685,7 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                 let entry = if traced {
                     ptrace::syscall_enter(&mut r)
                 } else {
+                    crate::mm::patch::after_trap(&task, &r.regs);
                     ptrace::Entry::Run
                 };
                 if entry == ptrace::Entry::Run {
@@ -766,15 +774,16 @@ fn run_task(task: Arc<Task>, regs: Registers, fpu: Option<ruml_host::FpuState>, 
                             addr: info.addr,
                         })
                     } else {
+                        let seen = mm.flush_count();
                         mm.handle_fault(info.addr, info.code).map(|changed| {
                             if changed {
                                 last_fault.1 = 0;
-                            } else {
+                            } else if last_fault.1 > 1 {
                                 // Another thread's change to the host
                                 // mapping is on its way (a fork's
                                 // write-protection, a copy-on-write copy):
-                                // let it finish before the retry.
-                                std::thread::yield_now();
+                                // wait for it to land before the retry.
+                                mm.wait_host_change(seen, UNCHANGED_FAULT_WAIT);
                             }
                         })
                     };

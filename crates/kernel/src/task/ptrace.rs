@@ -1588,6 +1588,8 @@ fn traceme(ctx: &mut SyscallContext<'_>) -> KResult<u64> {
             ..Default::default()
         };
     }
+    // A traced address space runs its original code (mm::patch).
+    task.mm().patch_disable();
     task.ptrace.killed.store(false, Ordering::Release);
     task.ptrace.traced.store(true, Ordering::Release);
     tracees().push(task.clone());
@@ -1629,6 +1631,8 @@ fn attach(
             ..Default::default()
         };
     }
+    // A traced address space runs its original code (mm::patch).
+    t.mm().patch_disable();
     t.ptrace.killed.store(false, Ordering::Release);
     t.ptrace.traced.store(true, Ordering::Release);
     tracees().push(t.clone());
@@ -1684,6 +1688,7 @@ fn process_vm(
         return error!(EPERM);
     }
     let rmm = t.mm();
+    rmm.patch_disable();
     let mut done: u64 = 0;
     let (mut li, mut loff) = (0usize, 0u64);
     let mut buf = vec![0u8; 4096];

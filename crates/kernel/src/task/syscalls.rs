@@ -1085,6 +1085,11 @@ fn sys_arch_prctl(ctx: &mut SyscallContext<'_>, code: i32, addr: u64) -> KResult
             if code == ARCH_SET_FS {
                 ctx.regs.fs_base = addr;
             } else {
+                // Patched sites reach the kernel through the GS base
+                // (mm::patch): a guest with its own runs its own code.
+                if addr != 0 {
+                    ctx.mm().patch_disable();
+                }
                 ctx.regs.gs_base = addr;
             }
             Ok(0)

@@ -337,10 +337,12 @@ fn sys_sysinfo(ctx: &mut SyscallContext<'_>, info: UserAddr) -> KResult<u64> {
         .values()
         .filter(|n| n.zombie.is_none())
         .count();
+    // Shifted by the caller's time namespace's BOOTTIME offset.
+    let boot_ns = uptime().as_nanos() as i64 + ctx.task.nsproxy().time.offsets.boottime();
     let si = SysInfo {
-        // Shifted by the caller's time namespace's BOOTTIME offset.
-        uptime: (uptime().as_nanos() as i64 + ctx.task.nsproxy().time.offsets.boottime())
-            .div_euclid(1_000_000_000),
+        // A started second counts whole (Linux rounds up).
+        uptime: boot_ns.div_euclid(1_000_000_000)
+            + i64::from(boot_ns.rem_euclid(1_000_000_000) != 0),
         // Load averages need run-queue accounting (the process-model issue).
         loads: [0; 3],
         totalram: k.phys.total_pages() * 4096,

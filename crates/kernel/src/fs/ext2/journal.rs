@@ -426,13 +426,17 @@ impl Ext2Fs {
 
     /// Checkpoints the log: every committed block home, then the log
     /// marked empty (unmount, halt, remount read-only).
-    pub(super) fn journal_checkpoint(&self, st: &mut State) -> KResult<()> {
+    ///
+    /// Returns whether the log held anything (then the journal
+    /// superblock was rewritten, not yet flushed).
+    pub(super) fn journal_checkpoint(&self, st: &mut State) -> KResult<bool> {
         let Some(mut j) = st.journal.take() else {
-            return Ok(());
+            return Ok(false);
         };
+        let held = j.head != j.first;
         let r = self.checkpoint(st, &mut j);
         st.journal = Some(j);
-        r
+        r.map(|()| held)
     }
 
     /// Blocks the log may hold before a checkpoint: at most half the log

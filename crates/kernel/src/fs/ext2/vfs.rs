@@ -658,6 +658,46 @@ impl FileOps for Ext2File {
         self.next.store(off + n as u64, Relaxed);
         Ok(n)
     }
+    /// read(2) and pread(2) copy from the data cache straight into the
+    /// guest's frames (no kernel buffer); writes go through
+    /// [`FileOps::write`].
+    fn direct_io(&self) -> bool {
+        true
+    }
+    fn read_frames(
+        &self,
+        _f: &OpenFile,
+        off: u64,
+        dst: &crate::mm::userframes::UserFrames,
+    ) -> KResult<usize> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ahead = if off == 0 || off == self.next.load(Relaxed) {
+            super::datacache::READ_AHEAD
+        } else {
+            0
+        };
+        let mut st = self.fs.lock();
+        let i = self.fs.read_inode(&mut st, self.ino)?;
+        let n = self.fs.read_file_into(
+            &mut st,
+            &i,
+            off,
+            &mut super::datacache::Sink::Frames(dst),
+            ahead,
+        )?;
+        self.next.store(off + n as u64, Relaxed);
+        Ok(n)
+    }
+    fn write_frames(
+        &self,
+        f: &OpenFile,
+        off: u64,
+        src: &crate::mm::userframes::UserFrames,
+    ) -> KResult<usize> {
+        let mut buf = vec![0u8; src.len()];
+        src.copy_out(&mut buf);
+        self.write(f, off, &buf)
+    }
     fn write(&self, _f: &OpenFile, off: u64, buf: &[u8]) -> KResult<usize> {
         self.fs.writable()?;
         let mut st = self.fs.lock();

@@ -1,0 +1,111 @@
+//! Patched system-call sites (`patch=on`, seccomp backend;
+//! `crates/kernel/src/mm/patch.rs`, docs/architecture.md "Patched
+//! system-call sites"). `tests/guest/patch_sites.c` is a differential
+//! program: many getppid/write/clock_getres/getuid calls from four threads
+//! at once, fork after patching, code of its own that is patched and then
+//! rewritten, moved, unmapped, discarded and mapped over (the low area
+//! included), and a ptrace tracer that attaches to a child whose sites
+//! are patched, reads its code three ways and counts its system calls.
+//! Every run must print what the program prints natively; on the seccomp
+//! backend with `patch=on`, the program also checks (argument
+//! `patched`) that its own site was rewritten.
+
+mod common;
+
+use common::{assert_same, build_guest, run_native, run_ruml_raw, test_env, Flavour};
+
+/// Whether this run's ruml has the seccomp backend (patching's home).
+fn seccomp_run() -> bool {
+    common::test_mode().as_deref() != Some("ptrace")
+}
+
+fn same_as_native(flavour: Flavour, part: &str, params: &[&str], require: bool) {
+    let guest = build_guest("patch_sites", flavour);
+    let env = test_env();
+    let native = run_native(&guest.path, &[part], &env);
+    assert_eq!(native.code(), 0, "native run: {}", native.stderr);
+    let path = guest.path.display().to_string();
+    let mut args = vec!["quiet"];
+    args.extend(params);
+    args.extend(["--", path.as_str(), part]);
+    if require && seccomp_run() {
+        args.push("patched");
+    }
+    let ruml = run_ruml_raw(&args, &env);
+    assert_same(&native, &ruml);
+}
+
+#[test]
+fn threads_calling_patched_sites() {
+    same_as_native(Flavour::Static, "calls", &["patch=on"], false);
+    same_as_native(Flavour::Dynamic, "calls", &["patch=on"], false);
+}
+
+#[test]
+fn fork_after_patching() {
+    same_as_native(Flavour::Static, "fork", &["patch=on"], false);
+    same_as_native(Flavour::Dynamic, "fork", &["patch=on"], false);
+}
+
+#[test]
+fn code_rewritten_moved_and_mapped_over() {
+    same_as_native(Flavour::Static, "code", &["patch=on"], true);
+    same_as_native(Flavour::Dynamic, "code", &["patch=on"], true);
+}
+
+#[test]
+fn tracer_sees_original_code_and_every_call() {
+    same_as_native(Flavour::Static, "trace", &["patch=on"], false);
+    same_as_native(Flavour::Dynamic, "trace", &["patch=on"], false);
+}
+
+#[test]
+fn restart_through_a_patched_site() {
+    same_as_native(Flavour::Static, "restart", &["patch=on"], true);
+}
+
+#[test]
+fn own_gs_base_after_patching() {
+    same_as_native(Flavour::Static, "gs", &["patch=on"], false);
+    same_as_native(Flavour::Static, "wrgs", &["patch=on"], false);
+}
+
+/// `patch=off` rewrites nothing: the program finds its code as written
+/// ("patched" then fails with 3), and everything else as natively.
+#[test]
+fn patch_off_rewrites_nothing() {
+    same_as_native(Flavour::Static, "all", &["patch=off"], false);
+    let guest = build_guest("patch_sites", Flavour::Static);
+    let env = test_env();
+    let path = guest.path.display().to_string();
+    let ruml = run_ruml_raw(
+        &["quiet", "patch=off", "--", path.as_str(), "code", "patched"],
+        &env,
+    );
+    assert_eq!(ruml.code(), 3, "{}\n{}", ruml.stdout, ruml.stderr);
+}
+
+/// strace from the start (PTRACE_TRACEME by its child, then attaching
+/// to the threads): a traced program is never patched and strace counts
+/// the same system calls as natively.
+#[test]
+fn strace_counts_every_call() {
+    if !std::path::Path::new("/usr/bin/strace").exists() {
+        eprintln!("no strace on this host (Debian's strace package): skipped");
+        return;
+    }
+    let guest = build_guest("patch_sites", Flavour::Static);
+    let env = test_env();
+    let path = guest.path.display().to_string();
+    let script = format!(
+        "f=$(mktemp) && /usr/bin/strace -f -qq -e trace=getppid,getuid -e signal=none \
+         -c -U name,calls,errors -S name -o $f {path} calls && cat $f && rm -f $f"
+    );
+    let cmd = ["/bin/sh", "-c", script.as_str()];
+    let native = run_native(cmd[0], &cmd[1..], &env);
+    assert_eq!(native.code(), 0, "native strace: {}", native.stderr);
+    let mut args = vec!["quiet", "patch=on", "--"];
+    args.extend(cmd);
+    let ruml = run_ruml_raw(&args, &env);
+    assert_same(&native, &ruml);
+}
