@@ -14,6 +14,10 @@ use crate::syscalls::{Fd, SyscallContext, UserAddr};
 const CHUNK: usize = 64 * 1024;
 /// Linux's MAX_RW_COUNT.
 const MAX_RW: usize = 0x7fff_f000;
+/// splice(2)'s flags: MOVE, NONBLOCK, MORE, GIFT; any other bit is EINVAL
+/// for splice, tee and vmsplice.
+const SPLICE_F_NONBLOCK: u32 = 2;
+const SPLICE_F_ALL: u32 = 0xf;
 
 syscall_table! { pub fn copy_table;
     SENDFILE => sys_sendfile(out_fd: Fd, in_fd: Fd, offset: UserAddr, count: usize),
@@ -30,8 +34,7 @@ fn sys_tee(
     len: usize,
     flags: u32,
 ) -> KResult<u64> {
-    const SPLICE_F_NONBLOCK: u32 = 2;
-    if flags & !0xf != 0 {
+    if flags & !SPLICE_F_ALL != 0 {
         return error!(EINVAL);
     }
     let inf = ctx.files().get(fd_in.0)?;
@@ -209,7 +212,7 @@ fn sys_splice(
     len: usize,
     flags: u32,
 ) -> KResult<u64> {
-    if flags & !0xf != 0 {
+    if flags & !SPLICE_F_ALL != 0 {
         return error!(EINVAL);
     }
     let inf = ctx.files().get(fd_in.0)?;
@@ -267,8 +270,7 @@ fn sys_vmsplice(
     nr_segs: u64,
     flags: u32,
 ) -> KResult<u64> {
-    const SPLICE_F_NONBLOCK: u32 = 2;
-    if flags & !0xf != 0 {
+    if flags & !SPLICE_F_ALL != 0 {
         return error!(EINVAL);
     }
     let f = ctx.files().get(fd.0)?;
@@ -310,7 +312,6 @@ pub fn splice_files(
     len: usize,
     flags: u32,
 ) -> KResult<(u64, Option<u64>, Option<u64>)> {
-    const SPLICE_F_NONBLOCK: u32 = 2;
     if flags & SPLICE_F_NONBLOCK != 0
         && is_pipe(inf)
         && inf
