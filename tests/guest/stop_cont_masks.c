@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t got_usr1;
+static char c_sink;
 
 static void on_usr1(int sig) {
     (void)sig;
@@ -32,7 +33,7 @@ static const char *names[] = {"sigsuspend", "ppoll", "pselect6", "epoll_pwait"};
 /* The child: blocks SIGUSR1 and SIGUSR2, then waits with a mask that lets
  * SIGUSR1 in; reports through the pipe what the wait returned and which
  * mask it found afterwards. */
-static void child(enum how how, int report) {
+static void child(enum how how, int report, int go) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1;
@@ -85,21 +86,28 @@ static void child(enum how how, int report) {
                      sigismember(&after, SIGUSR2) ? "blocked" : "open");
     if (write(report, buf, n) != n)
         _exit(92);
+    /* Stay until the parent has seen the continue (a zombie would be
+     * reported first): epoll_pwait returns at SIGCONT already. */
+    close(report);
+    while (read(go, &c_sink, 1) > 0)
+        ;
     _exit(0);
 }
 
 static void run(enum how how) {
-    int rp[2];
-    if (pipe(rp) != 0) {
+    int rp[2], gp[2];
+    if (pipe(rp) != 0 || pipe(gp) != 0) {
         perror("pipe");
         exit(1);
     }
     pid_t pid = fork();
     if (pid == 0) {
         close(rp[0]);
-        child(how, rp[1]);
+        close(gp[1]);
+        child(how, rp[1], gp[0]);
     }
     close(rp[1]);
+    close(gp[0]);
     char c;
     if (read(rp[0], &c, 1) != 1) {
         printf("%s: child did not start\n", names[how]);
@@ -127,6 +135,7 @@ static void run(enum how how) {
         have += n;
     buf[have] = 0;
     fputs(buf, stdout);
+    close(gp[1]);
     w = waitpid(pid, &st, 0);
     printf("%s: exit %d\n", names[how], w == pid && WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     close(rp[0]);

@@ -248,7 +248,10 @@ fn cpu_time_static() {
             .unwrap_or_else(|| panic!("no cpu/wall line:\n{out}"))
     };
     let mut seen = Vec::new();
-    for _ in 0..6 {
+    // A round that passes ends the test. Six rounds all failed once with
+    // two full suites and two release builds sharing two cores; twelve
+    // give such a host more chances (a quiet one passes the first).
+    for _ in 0..12 {
         let native = common::run_native(&guest.path, none, &env);
         assert_eq!(native.code(), 0, "{native}");
         let ruml = common::run_ruml(&guest.path, none, &env);
