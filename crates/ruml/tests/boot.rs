@@ -785,5 +785,9 @@ fn debian_sysvinit_boots_to_login_and_shuts_down() {
     tm.keys(&["shutdown -h now", "Enter"]);
     let p = tm.wait("ruml to exit", 300, |p| p.contains("ruml exited"));
     assert!(p.contains("ruml exited 0"), "{p}\n{}", log());
-    assert!(p.contains("Will now halt"), "the rc 0 scripts ran:\n{p}");
+    assert!(
+        p.contains("Will now halt"),
+        "the rc 0 scripts ran:\n{p}\n{}",
+        log()
+    );
 }
