@@ -19,6 +19,7 @@ pub mod pagemap;
 pub mod patch;
 pub mod remove;
 pub mod rmap;
+pub mod shmem;
 pub mod syscalls;
 pub mod userframes;
 pub mod vma;
