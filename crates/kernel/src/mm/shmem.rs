@@ -10,6 +10,8 @@
 //! punches a hole in it; a page dropped by MADV_DONTNEED comes back with
 //! its data; an area grown by mremap past the file's end gives SIGBUS
 //! there; /proc/PID/maps names it "/dev/zero (deleted)" with its offset.
+//! Its areas are filled as anonymous ones are (mapped ahead up to 16 MiB,
+//! fault windows of 64 KiB to 2 MiB beyond), each page the object's own.
 //!
 //! Lifetime: the open file is held by the areas that map it (their
 //! `Backing::File`); when the last goes, the file and its pages go.
@@ -53,4 +55,11 @@ pub fn new_object(len: u64) -> KResult<FileRef> {
         dentry: Dentry::child(&mnt.root, NAME, inode),
     };
     Ok(OpenFile::new(path, Some(ops), O_RDWR))
+}
+
+/// Whether `file` is a shared anonymous object made by [`new_object`]:
+/// its areas are mapped ahead and filled around faults as anonymous
+/// memory is (mm's `fault_window`), not a file chunk at a time.
+pub fn is_object(file: &FileRef) -> bool {
+    Arc::ptr_eq(&file.path.mnt, &shmem_fs().0)
 }
