@@ -26,6 +26,12 @@ fn pagemap(flavour: Flavour) {
     assert!(
         native
             .stdout
+            .contains("shared anon untouched        present=0"),
+        "{native}"
+    );
+    assert!(
+        native
+            .stdout
             .contains("child as nobody: parent's pagemap EACCES"),
         "{native}"
     );
