@@ -187,8 +187,11 @@ static void dev_zero(void) {
     munmap(p, PG);
 }
 
-/* Grown by mremap past the object's end: SIGBUS there. */
+/* Grown by mremap past the object's end: SIGBUS there. A shared
+ * anonymous area cannot grow down. */
 static void grown(void) {
+    void *down = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+    printf("MAP_GROWSDOWN shared anon: %s\n", down == MAP_FAILED ? strerrorname_np(errno) : "ok");
     char *m = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     fill(m, 2);
     m[PG] = 11;

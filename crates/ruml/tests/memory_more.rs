@@ -90,6 +90,7 @@ fn remap_shmem(flavour: Flavour) {
         "remap across two objects: EINVAL",
         "dev/zero page 0                              30",
         "grown: page 3                                signal BUS",
+        "MAP_GROWSDOWN shared anon: EINVAL",
     ] {
         assert!(native.stdout.contains(line), "{line:?} in {native}");
     }

@@ -118,8 +118,10 @@ impl Mm {
     ) -> KResult<u64> {
         let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;
         let shared = flags & MAP_TYPE != MAP_PRIVATE;
-        // Shared anonymous memory is a file of its own (mm::shmem).
+        // Shared anonymous memory is a file of its own (mm::shmem), which
+        // cannot grow down (Linux's do_mmap).
         let file = match file {
+            None if shared && flags & MAP_GROWSDOWN != 0 => return error!(EINVAL),
             None if shared => Some((super::shmem::new_object(len)?, 0)),
             f => f,
         };
