@@ -57,10 +57,12 @@ int main(void) {
     show("anon untouched", pm, a + 2 * PG);
     show("unmapped", pm, a + 3 * PG);
 
-    /* A shared anonymous page written: a shmem page (file bit). */
-    char *s = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    /* A shared anonymous page written: a shmem page (file bit); one
+     * never touched is not present. */
+    char *s = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     s[0] = 1;
     show("shared anon written", pm, s);
+    show("shared anon untouched", pm, s + PG);
 
     /* A memfd's pages: shared and private mappings. */
     int mfd = memfd_create("pm", 0);

@@ -1,7 +1,9 @@
 //! Memory calls and files beyond the basics, each natively and under ruml
 //! with the outputs compared: /proc/PID/pagemap (tests/guest/pagemap.c);
 //! shared mappings of a tmpfs file truncated or punched by another process,
-//! MADV_REMOVE and remap_file_pages (tests/guest/shmem_unmap.c); the
+//! MADV_REMOVE and remap_file_pages (tests/guest/shmem_unmap.c);
+//! remap_file_pages in shared anonymous memory, its shmem object seen in
+//! fork children and /proc/self/maps (tests/guest/remap_shmem.c); the
 //! errors of mmap, mprotect, msync and munmap and their order, with memfd
 //! seals (tests/guest/mmap_errors.c).
 
@@ -19,6 +21,12 @@ fn pagemap(flavour: Flavour) {
         native
             .stdout
             .contains("anon written                 present=1 swap=0 file=0 excl=1"),
+        "{native}"
+    );
+    assert!(
+        native
+            .stdout
+            .contains("shared anon untouched        present=0"),
         "{native}"
     );
     assert!(
@@ -64,6 +72,38 @@ fn shmem_unmap_static() {
 #[test]
 fn shmem_unmap_dynamic() {
     shmem_unmap(Flavour::Dynamic);
+}
+
+fn remap_shmem(flavour: Flavour) {
+    let (native, _ruml) = differential("remap_shmem", flavour, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    for line in [
+        "   1- 2 rw-s off=5 ino>0=1 /dev/zero (deleted)",
+        "early child: page 5 (written via parent p1)  55",
+        "parent: page 1 byte 1 (written by child p5)  66",
+        "parent: page 0 byte 2 (child wrote p6)       77",
+        "page 1 back at its own page                  10",
+        "page 5 after DONTNEED                        55",
+        "page 6 (object page 0) after REMOVE          0",
+        "page 3 after remap past the end              signal BUS",
+        "remap with prot: EINVAL",
+        "remap across two objects: EINVAL",
+        "dev/zero page 0                              30",
+        "grown: page 3                                signal BUS",
+        "MAP_GROWSDOWN shared anon: EINVAL",
+    ] {
+        assert!(native.stdout.contains(line), "{line:?} in {native}");
+    }
+}
+
+#[test]
+fn remap_shmem_static() {
+    remap_shmem(Flavour::Static);
+}
+
+#[test]
+fn remap_shmem_dynamic() {
+    remap_shmem(Flavour::Dynamic);
 }
 
 fn mmap_errors(flavour: Flavour) {

@@ -19,6 +19,7 @@ pub mod pagemap;
 pub mod patch;
 pub mod remove;
 pub mod rmap;
+pub mod shmem;
 pub mod syscalls;
 pub mod userframes;
 pub mod vma;
@@ -568,7 +569,9 @@ impl Mm {
         let ahead = match vma.backing {
             Backing::Anon => prot != 0 && (locked || end - start <= MAP_AHEAD_MAX),
             Backing::Special { .. } => true,
-            Backing::File { .. } => prot != 0 && locked,
+            Backing::File { ref file, .. } => {
+                prot != 0 && (locked || (shmem::is_object(file) && end - start <= MAP_AHEAD_MAX))
+            }
         };
         m.vmas.insert(vma);
         if ahead {
@@ -1023,16 +1026,9 @@ impl Mm {
     /// whose pages must be read in, fill [`FAULT_CHUNK_PAGES`]. Always
     /// within the VMA.
     fn fault_window(&self, m: &MmInner, vma: &Vma, addr: u64) -> (u64, u64) {
-        let pages = match vma.backing {
-            Backing::Anon => {
-                let page = page_down(addr);
-                let (plo, phi) = m.anon_window;
-                if phi > plo && (page == phi || page + PAGE == plo) {
-                    ANON_FAULT_PAGES
-                } else {
-                    ANON_FAULT_FIRST_PAGES
-                }
-            }
+        let pages = match &vma.backing {
+            Backing::Anon => self.anon_window_pages(m, addr),
+            Backing::File { file, .. } if shmem::is_object(file) => self.anon_window_pages(m, addr),
             _ => FAULT_CHUNK_PAGES,
         };
         let chunk = pages * PAGE;
@@ -1041,13 +1037,30 @@ impl Mm {
         (lo, hi)
     }
 
+    /// The fault window's size in pages for anonymous memory (and shared
+    /// anonymous objects, mm::shmem): see [`Mm::fault_window`].
+    fn anon_window_pages(&self, m: &MmInner, addr: u64) -> u64 {
+        let page = page_down(addr);
+        let (plo, phi) = m.anon_window;
+        if phi > plo && (page == phi || page + PAGE == plo) {
+            ANON_FAULT_PAGES
+        } else {
+            ANON_FAULT_FIRST_PAGES
+        }
+    }
+
     /// Fills the window around a fault at `addr` in `vma` (see
     /// [`Mm::fault_window`]). Guest memory nearly used up fails the
     /// window, not the fault: then only the faulting page is filled.
     fn fill_around(&self, m: &mut MmInner, vma: &Vma, addr: u64) -> KResult<()> {
         let (lo, hi) = self.fault_window(m, vma, addr);
         let r = self.populate(m, lo, hi);
-        if matches!(vma.backing, Backing::Anon) {
+        let anon = match &vma.backing {
+            Backing::Anon => true,
+            Backing::File { file, .. } => shmem::is_object(file),
+            Backing::Special { .. } => false,
+        };
+        if anon {
             m.anon_window = (lo, hi);
             if r.is_err() {
                 if m.ptes.contains_key(&(addr / PAGE)) {

@@ -71,7 +71,14 @@ impl Mm {
             if show_pfn {
                 e |= pte.pfn & PM_PFRAME_MASK;
             }
-            if matches!(v.backing, Backing::Anon) {
+            // Memory mapped ahead (anonymous, and shared anonymous
+            // objects: mm::shmem) is present once touched.
+            let ahead = match &v.backing {
+                Backing::Anon => true,
+                Backing::File { file, .. } => super::shmem::is_object(file),
+                Backing::Special { .. } => false,
+            };
+            if ahead {
                 anon.push((out.len(), pte.pfn));
             }
             out.push(e);

@@ -9,11 +9,14 @@
 //!   through the file's fallocate, which unmaps the hole from every
 //!   mapping of the file (mm::rmap), so the next access sees zeros. Only
 //!   memory-backed files (tmpfs, memfd, the overlay's upper) can be
-//!   punched: others EOPNOTSUPP. Shared anonymous memory (a shmem file on
-//!   Linux, shared frames here) has its pages zeroed in place.
+//!   punched: others EOPNOTSUPP. Shared anonymous memory is a file of
+//!   the internal shmem tmpfs (mm::shmem), punched as any; an anonymous
+//!   shared area without one (none is made so) would have its pages
+//!   zeroed in place.
 //! - remap_file_pages is emulated as Linux has done since 4.0: the range
 //!   becomes a new shared mapping of the same file at `pgoff`, with the
 //!   area's protection, populated (MAP_SHARED|MAP_FIXED|MAP_POPULATE).
+//!   Shared anonymous areas remap their shmem object the same way.
 
 use crate::errno::{Errno, KResult};
 use crate::error;

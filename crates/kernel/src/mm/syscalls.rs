@@ -118,6 +118,13 @@ impl Mm {
     ) -> KResult<u64> {
         let len = page_up(len).ok_or(crate::errno!(ENOMEM))?;
         let shared = flags & MAP_TYPE != MAP_PRIVATE;
+        // Shared anonymous memory is a file of its own (mm::shmem), which
+        // cannot grow down (Linux's do_mmap).
+        let file = match file {
+            None if shared && flags & MAP_GROWSDOWN != 0 => return error!(EINVAL),
+            None if shared => Some((super::shmem::new_object(len)?, 0)),
+            f => f,
+        };
         let backing = match file {
             None => Backing::Anon,
             Some((f, off)) => {
@@ -811,7 +818,8 @@ fn sys_mmap(
                 return error!(EPERM);
             }
             if f.is_dev_zero() {
-                // /dev/zero maps as anonymous memory (shared or private).
+                // /dev/zero maps as anonymous memory: private, or shared as
+                // its own shmem object (mm::shmem), as Linux.
                 return ctx.mm().mmap(addr, len, prot, flags | MAP_ANONYMOUS, None);
             }
             if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.can_write() {
