@@ -26,6 +26,7 @@
 //! key's `Drop` takes [`QUOTAS`]).
 
 pub mod syscalls;
+pub mod upcall;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -70,6 +71,10 @@ pub enum KeyType {
     User,
     Logon,
     Keyring,
+    /// ".request_key_auth": a construction's authorisation, given to the
+    /// request-key helper (see [`upcall`]); its payload is the callout
+    /// information. No guest can name the type (leading dot: EPERM).
+    RequestKeyAuth,
 }
 
 impl KeyType {
@@ -78,6 +83,7 @@ impl KeyType {
             KeyType::User => "user",
             KeyType::Logon => "logon",
             KeyType::Keyring => "keyring",
+            KeyType::RequestKeyAuth => ".request_key_auth",
         }
     }
 
@@ -114,6 +120,15 @@ struct KeyState {
     /// Who is charged for it, and how many bytes.
     quota_uid: u32,
     quota_bytes: usize,
+    /// Counted in its owner's quota (authorisation keys are not).
+    in_quota: bool,
+    /// Under construction by request_key's helper (uninstantiated):
+    /// searches find it, uses other than PARTIAL lookups wait on
+    /// [`upcall::CONSTRUCTION`] until it is instantiated or negated.
+    constructing: bool,
+    /// An authorisation key's construction context; let go when the key
+    /// is revoked (which every construction's end does).
+    auth: Option<Box<upcall::AuthInfo>>,
 }
 
 /// One key. `serial`, `ktype` and `desc` never change; the rest is under
@@ -128,6 +143,9 @@ pub struct Key {
 impl Drop for Key {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !st.in_quota {
+            return;
+        }
         let mut q = quotas();
         if let Some(u) = q.get_mut(&st.quota_uid) {
             u.keys = u.keys.saturating_sub(1);
@@ -211,18 +229,24 @@ impl Key {
         live
     }
 
-    /// Marks the key revoked (KEYCTL_REVOKE); a keyring's links go.
+    /// Marks the key revoked (KEYCTL_REVOKE); a keyring's links go, and
+    /// an authorisation key's context.
     pub fn revoke(&self) {
-        let old = {
+        let (old, _auth) = {
             let mut st = self.lock();
             st.revoked = true;
             // Linux sets the death time to now: /proc/keys says "expd".
             let now = Instant::now();
             st.revoked_at.get_or_insert(now);
             st.expiry = Some(st.expiry.map_or(now, |e| e.min(now)));
-            std::mem::take(&mut st.links)
+            (std::mem::take(&mut st.links), st.auth.take())
         };
         drop(old);
+    }
+
+    /// Whether request_key's helper is still constructing it.
+    pub fn is_constructing(&self) -> bool {
+        self.lock().constructing
     }
 
     /// As [`Key::validate`], a negative key counting as usable.
@@ -477,6 +501,22 @@ pub fn create(
 ) -> KResult<Arc<Key>> {
     let bytes = desc.len() + 1 + payload.len();
     charge(uid, bytes)?;
+    Ok(insert(ktype, desc, uid, gid, perm, payload, Some(bytes), None))
+}
+
+/// Registers a new key; `charged` is the quota already charged to `uid`
+/// (None: not in quota).
+#[allow(clippy::too_many_arguments)]
+fn insert(
+    ktype: KeyType,
+    desc: &[u8],
+    uid: u32,
+    gid: u32,
+    perm: u32,
+    payload: Vec<u8>,
+    charged: Option<usize>,
+    auth: Option<Box<upcall::AuthInfo>>,
+) -> Arc<Key> {
     let mut reg = registry();
     let serial = new_serial(&reg);
     let key = Arc::new(Key {
@@ -496,7 +536,10 @@ pub fn create(
             invalidated: false,
             restricted: false,
             quota_uid: uid,
-            quota_bytes: bytes,
+            quota_bytes: charged.unwrap_or(0),
+            in_quota: charged.is_some(),
+            constructing: false,
+            auth,
         }),
     });
     reg.inserts += 1;
@@ -504,7 +547,7 @@ pub fn create(
         reg.serials.retain(|_, w| w.strong_count() > 0);
     }
     reg.serials.insert(serial, Arc::downgrade(&key));
-    Ok(key)
+    key
 }
 
 /// A keyring owned by `uid`/`gid`.
@@ -538,7 +581,7 @@ pub fn user_keyrings(who: &Asker) -> KResult<(Arc<Key>, Arc<Key>)> {
 }
 
 /// How long a negative key lasts (Linux's key_negative_timeout).
-const NEGATIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const NEGATIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A negatively instantiated key of `ktype`/`desc` for `who` (a
 /// construction that failed: request_key with no helper to construct
@@ -588,6 +631,10 @@ pub fn persistent_keyring(uid: u32) -> KResult<Arc<Key>> {
 pub struct CredKeys {
     pub session: Option<Arc<Key>>,
     pub reqkey_default: i32,
+    /// The authorisation KEYCTL_ASSUME_AUTHORITY assumed (Linux's
+    /// cred->request_key_auth): kept across fork and exec, so the
+    /// handler request-key runs inherits it.
+    pub request_key_auth: Option<Arc<Key>>,
 }
 
 impl std::fmt::Debug for CredKeys {
@@ -595,6 +642,10 @@ impl std::fmt::Debug for CredKeys {
         f.debug_struct("CredKeys")
             .field("session", &self.session.as_ref().map(|k| k.serial))
             .field("reqkey_default", &self.reqkey_default)
+            .field(
+                "request_key_auth",
+                &self.request_key_auth.as_ref().map(|k| k.serial),
+            )
             .finish()
     }
 }
@@ -895,6 +946,26 @@ pub fn search_process(task: &Task, who: &Asker, ktype: KeyType, desc: &[u8]) -> 
             Found::None => {}
         }
     }
+    // A helper holding an authorisation also searches its requester's
+    // keyrings, as the requester (never for authorisation keys).
+    if ktype != KeyType::RequestKeyAuth {
+        if let Some((tops, asker)) = upcall::requester_of(who) {
+            for ring in tops {
+                if !permitted(&ring, true, &asker, SEARCH) || ring.validate().is_err() {
+                    continue;
+                }
+                match search_ring(&ring, true, &asker, ktype, desc) {
+                    Found::Key(k) => return Ok(k),
+                    Found::Err(e) => {
+                        if err.is_none_or(|old| old == Errno::EACCES) {
+                            err = Some(e);
+                        }
+                    }
+                    Found::None => {}
+                }
+            }
+        }
+    }
     Err(err.unwrap_or(Errno::ENOKEY))
 }
 
@@ -905,8 +976,18 @@ pub fn possessed(task: &Task, who: &Asker, key: &Arc<Key>) -> bool {
         return false;
     };
     let mut seen = Vec::new();
-    tops.iter()
+    if tops
+        .iter()
         .any(|t| reaches(t, key, who, 0, &mut seen, true))
+    {
+        return true;
+    }
+    // With an assumed authorisation, what the requester possesses.
+    upcall::requester_of(who).is_some_and(|(tops, asker)| {
+        let mut seen = Vec::new();
+        tops.iter()
+            .any(|t| reaches(t, key, &asker, 0, &mut seen, true))
+    })
 }
 
 fn reaches(
@@ -1086,8 +1167,11 @@ pub fn proc_keys_text(task: &Task) -> String {
         // Instantiated, Revoked, Dead (type gone), in Quota, Under
         // construction, Negative, invalidated.
         let flags = format!(
-            "I{}-Q-{}{}",
+            "{}{}-{}{}{}{}",
+            if st.constructing { '-' } else { 'I' },
             if st.revoked { 'R' } else { '-' },
+            if st.in_quota { 'Q' } else { '-' },
+            if st.constructing { 'U' } else { '-' },
             if st.negative.is_some() { 'N' } else { '-' },
             if st.invalidated { 'i' } else { '-' }
         );
@@ -1099,7 +1183,7 @@ pub fn proc_keys_text(task: &Task) -> String {
                     format!(": {}", st.links.len())
                 }
             }
-            _ if st.negative.is_some() => String::new(),
+            _ if st.negative.is_some() || st.constructing => String::new(),
             // A revoked payload is freed (user_revoke reserves 0 bytes).
             _ if st.revoked => ": 0".to_string(),
             _ => format!(": {}", st.payload.len()),
