@@ -501,7 +501,16 @@ pub fn create(
 ) -> KResult<Arc<Key>> {
     let bytes = desc.len() + 1 + payload.len();
     charge(uid, bytes)?;
-    Ok(insert(ktype, desc, uid, gid, perm, payload, Some(bytes), None))
+    Ok(insert(
+        ktype,
+        desc,
+        uid,
+        gid,
+        perm,
+        payload,
+        Some(bytes),
+        None,
+    ))
 }
 
 /// Registers a new key; `charged` is the quota already charged to `uid`
@@ -582,25 +591,6 @@ pub fn user_keyrings(who: &Asker) -> KResult<(Arc<Key>, Arc<Key>)> {
 
 /// How long a negative key lasts (Linux's key_negative_timeout).
 pub(crate) const NEGATIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A negatively instantiated key of `ktype`/`desc` for `who` (a
-/// construction that failed: request_key with no helper to construct
-/// it), linked into `dest`; later requests give ENOKEY until it expires.
-pub fn create_negative(
-    who: &Asker,
-    ktype: KeyType,
-    desc: &[u8],
-    perm: u32,
-    dest: &Arc<Key>,
-) -> KResult<()> {
-    let k = create(ktype, desc, who.fsuid, who.fsgid, perm, Vec::new())?;
-    {
-        let mut st = k.lock();
-        st.negative = Some(crate::errno!(ENOKEY));
-        st.expiry = Some(Instant::now() + NEGATIVE_TIMEOUT);
-    }
-    link(dest, &k)
-}
 
 /// The persistent keyring of kernel uid `uid` (KEYCTL_GET_PERSISTENT),
 /// made on first use; its expiry is renewed on every request.
@@ -903,29 +893,39 @@ fn consider(k: &Arc<Key>, possessed: bool, who: &Asker, result: &mut Found) -> b
     true
 }
 
-/// Whether the caller's keyrings hold a usable negative key of
-/// `ktype`/`desc` (searched as [`search_process`] does).
-pub fn negative_found(task: &Task, who: &Asker, ktype: KeyType, desc: &[u8]) -> KResult<bool> {
-    fn walk(ring: &Arc<Key>, ktype: KeyType, desc: &[u8], depth: usize) -> bool {
+/// The error of a negative key of `ktype`/`desc` (negated or rejected,
+/// not expired) in the caller's keyrings (searched as [`search_process`]
+/// does), if there is one: request_key gives it without constructing.
+pub fn negative_error(
+    task: &Task,
+    who: &Asker,
+    ktype: KeyType,
+    desc: &[u8],
+) -> KResult<Option<Errno>> {
+    fn walk(ring: &Arc<Key>, ktype: KeyType, desc: &[u8], depth: usize) -> Option<Errno> {
         let links = ring.links();
-        if links.iter().any(|k| {
-            k.ktype == ktype
-                && k.desc == desc
-                && k.is_negative()
-                && k.validate() == Err(Errno::ENOKEY)
+        if let Some(e) = links.iter().find_map(|k| {
+            if k.ktype != ktype || k.desc != desc {
+                return None;
+            }
+            let st = k.lock();
+            st.negative.filter(|_| live_error(&st).is_none())
         }) {
-            return true;
+            return Some(e);
         }
-        depth + 1 < MAX_DEPTH
-            && links.iter().any(|k| {
-                k.ktype == KeyType::Keyring
-                    && k.validate().is_ok()
-                    && walk(k, ktype, desc, depth + 1)
-            })
+        if depth + 1 >= MAX_DEPTH {
+            return None;
+        }
+        links.iter().find_map(|k| {
+            (k.ktype == KeyType::Keyring && k.validate().is_ok())
+                .then(|| walk(k, ktype, desc, depth + 1))
+                .flatten()
+        })
     }
     Ok(top_keyrings(task, who)?
         .iter()
-        .any(|r| r.validate().is_ok() && walk(r, ktype, desc, 0)))
+        .filter(|r| r.validate().is_ok())
+        .find_map(|r| walk(r, ktype, desc, 0)))
 }
 
 /// Searches the caller's keyrings (search_process_keyrings): a found key

@@ -340,9 +340,15 @@ fn sys_request_key(
         None
     };
     let t = KeyType::by_name(&tname).ok_or(crate::errno!(ENOKEY))?;
-    // request_key skips expired keys (KEYRING_SEARCH_SKIP_EXPIRED).
+    // A negative key found gives its error (a rejection's may be
+    // EKEYEXPIRED); expired keys are skipped (KEYRING_SEARCH_SKIP_EXPIRED).
     let found = match search_process(ctx.task, &who, t, &desc) {
-        Err(Errno::EKEYEXPIRED) => Err(Errno::ENOKEY),
+        Err(Errno::EKEYEXPIRED | Errno::ENOKEY) => {
+            match super::negative_error(ctx.task, &who, t, &desc)? {
+                Some(e) => Err(e),
+                None => Err(Errno::ENOKEY),
+            }
+        }
         r => r,
     };
     match found {
@@ -365,10 +371,6 @@ fn sys_request_key(
             };
             if t == KeyType::Keyring {
                 return error!(EPERM);
-            }
-            // A negative key from an earlier failed construction.
-            if super::negative_found(ctx.task, &who, t, &desc)? {
-                return error!(ENOKEY);
             }
             // Construction (Linux's construct_key_and_link): the key is
             // made and linked into the destination, /sbin/request-key run
@@ -558,13 +560,14 @@ fn sys_keyctl(
             copy_out_if_fits(ctx, UserAddr(a3), a4 as usize, &data)
         }
         INSTANTIATE => {
-            let plen = a4 as usize;
+            // No payload pointer: an empty payload, whatever the length.
+            let plen = if a3 == 0 { 0 } else { a4 as usize };
             if plen > ADD_MAX_PAYLOAD {
                 return error!(EINVAL);
             }
             let who = Asker::of(ctx.task);
             super::upcall::authorised_target(&who, id)?;
-            let payload = if a3 == 0 {
+            let payload = if plen == 0 {
                 Vec::new()
             } else {
                 read_payload(ctx, UserAddr(a3), plen)?

@@ -26,8 +26,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use super::{
-    create, insert, link, new_keyring, pos, search_process, top_keyrings, usr, Asker, Key,
-    KeyType, ALL, LINK, READ, SEARCH, VIEW,
+    create, insert, link, new_keyring, pos, search_process, top_keyrings, usr, Asker, Key, KeyType,
+    ALL, LINK, READ, SEARCH, VIEW,
 };
 use crate::errno::{Errno, KResult};
 use crate::error;
@@ -121,7 +121,11 @@ pub fn construct(
         Ok(()) => None,
     };
     if err.is_some() {
-        let _ = reject(&key, super::NEGATIVE_TIMEOUT.as_secs() as u32, Errno::ENOKEY);
+        let _ = reject(
+            &key,
+            super::NEGATIVE_TIMEOUT.as_secs() as u32,
+            Errno::ENOKEY,
+        );
     }
     CONSTRUCTION.wake_all();
     if let Some(e) = err {

@@ -1,0 +1,104 @@
+//! request_key's upcall (crates/kernel/src/keys/upcall.rs): the kernel
+//! runs the guest's /sbin/request-key (Debian's keyutils, whose
+//! /etc/request-key.conf has rules for "debug:*" descriptions) to
+//! construct keys; natively the host kernel runs the host's.
+//! tests/guest/keys_upcall.c: constructed, negated and rejected keys, a
+//! description no rule matches, concurrent requesters, and the authority
+//! calls without an authorisation. Native runs need root (the host
+//! kernel's helper instantiates keys only a root requester's session
+//! keyring lets it link) and a host whose init namespace has keyutils.
+
+mod common;
+
+use common::{build_guest, host_is_root, run_native, run_ruml, test_env, Flavour};
+
+const WANT: &str = "\
+join: ok
+constructed: ok
+payload: Debug callout-data
+describe: ok user;0;0;3
+found again: same
+again with callout: same
+loop: ok, payload: through cat
+negate: ENOKEY, again ENOKEY, without callout ENOKEY
+rejected: EKEYREJECTED, again EKEYREJECTED, without callout EKEYREJECTED
+expired: EKEYEXPIRED, again EKEYEXPIRED, without callout EKEYEXPIRED
+revoked: EKEYREVOKED, again EKEYREVOKED, without callout EKEYREVOKED
+neg: ENOKEY, again ENOKEY, without callout ENOKEY
+no rule: ENOKEY, again ENOKEY
+concurrent: 4 of 4 requesters got the one key
+instantiate: EPERM
+instantiate_iov: EPERM
+instantiate too big: EINVAL
+instantiate null, too big: EPERM
+negate: EPERM
+reject: EPERM
+reject bad error: EINVAL
+assume -1: EINVAL
+assume 0: 0
+assume key: ENOKEY
+read auth key: ENOKEY
+requestor keyring: ENOKEY
+";
+
+fn have_keyutils() -> bool {
+    std::path::Path::new("/sbin/request-key").exists()
+        && std::path::Path::new("/usr/share/keyutils/request-key-debug.sh").exists()
+}
+
+#[test]
+fn request_key_upcall() {
+    if !have_keyutils() {
+        eprintln!("request_key_upcall: no /sbin/request-key (Debian's keyutils); skipped");
+        return;
+    }
+    let guest = build_guest("keys_upcall", Flavour::Dynamic);
+    let env = test_env();
+    let ruml = run_ruml(&guest.path, &[] as &[&str], &env);
+    assert_eq!(ruml.code(), 0, "{ruml}");
+    assert_eq!(
+        ruml.stdout,
+        WANT,
+        "{}",
+        common::line_diff(WANT, &ruml.stdout)
+    );
+    if !host_is_root() {
+        eprintln!("request_key_upcall: native run needs root; compared with the expected output");
+        return;
+    }
+    let native = run_native(&guest.path, &[] as &[&str], &env);
+    if native.stdout.starts_with("join: ok\nconstructed: ENOENT") {
+        // The host kernel's helper lives in its init namespace (a
+        // container's host may have no keyutils).
+        eprintln!("request_key_upcall: the host kernel finds no request-key; native not compared");
+        return;
+    }
+    common::assert_same(&native, &ruml);
+}
+
+/// Debian's `keyctl request2` through the helper, natively and under
+/// ruml: the key request-key-debug.sh made, printed.
+#[test]
+fn keyctl_request2_through_the_helper() {
+    if !have_keyutils() || !std::path::Path::new("/usr/bin/keyctl").exists() {
+        eprintln!("keyctl_request2_through_the_helper: no keyutils; skipped");
+        return;
+    }
+    let script = common::workspace_root().join("tests/scripts/keys_upcall.sh");
+    let env = test_env();
+    let ruml = run_ruml("/bin/sh", &[script.as_os_str()], &env);
+    assert_eq!(ruml.code(), 0, "{ruml}");
+    assert!(
+        ruml.stdout.contains("\nDebug callout\nprint: 0\n"),
+        "{ruml}"
+    );
+    if !host_is_root() {
+        return;
+    }
+    let native = run_native("/bin/sh", &[script.as_os_str()], &env);
+    if !native.stdout.contains("\nDebug callout\n") {
+        eprintln!("keyctl_request2_through_the_helper: the host kernel's helper did not construct; native not compared:\n{native}");
+        return;
+    }
+    common::assert_same(&native, &ruml);
+}
