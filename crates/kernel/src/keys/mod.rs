@@ -5,11 +5,12 @@
 //! per-user quotas (/proc/sys/kernel/keys/*), /proc/keys and
 //! /proc/key-users. The system calls are in [`syscalls`].
 //!
-//! There is no upcall: request_key finds keys already present, and one it
-//! would have to construct fails as Linux's does when /sbin/request-key is
-//! missing (ENOENT with callout information, ENOKEY without). No
-//! instantiation authority ever exists, so KEYCTL_INSTANTIATE, NEGATE and
-//! REJECT are EPERM as for any caller without one.
+//! request_key constructs a missing key through the guest's
+//! /sbin/request-key, which the kernel starts with an authorisation key
+//! ([`upcall`]: KEYCTL_ASSUME_AUTHORITY, INSTANTIATE(_IOV), NEGATE and
+//! REJECT; keys under construction, which other requesters wait for).
+//! Without /sbin/request-key the construction fails with ENOENT and the
+//! key is negated, as Linux's.
 //!
 //! Lifetime: a key lives while something holds an `Arc<Key>`: a keyring
 //! linking it, a credential naming it as session keyring, a task or
@@ -19,7 +20,8 @@
 //! it is dropped. Links form a DAG (LINK refuses cycles: EDEADLK), so the
 //! `Arc`s never leak in a cycle.
 //!
-//! Locking: [`REGISTRY`] (serials, user keyrings), then one key's `state`;
+//! Locking: [`upcall`]'s construction lock, then [`REGISTRY`] (serials,
+//! user keyrings), then one key's `state`;
 //! [`QUOTAS`] is a leaf lock. No code holds two keys' `state` locks at
 //! once: traversals clone a keyring's links and drop its lock before
 //! descending, and nothing drops an `Arc<Key>` while holding a lock (a
