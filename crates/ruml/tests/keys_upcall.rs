@@ -102,3 +102,99 @@ fn keyctl_request2_through_the_helper() {
     }
     common::assert_same(&native, &ruml);
 }
+
+/// The helper's authority, ruml only (tests/guest/keys_upcall_auth.c
+/// installs itself as the handler in /etc/request-key.d, which ruml's
+/// private overlay root allows and a test may not do to the host): what
+/// needs an assumed authorisation (EPERM, ENOKEY without), reading the
+/// callout through KEY_SPEC_REQKEY_AUTH_KEY, KEY_SPEC_REQUESTOR_KEYRING,
+/// INSTANTIATE, INSTANTIATE_IOV, REJECT, a helper that constructs
+/// nothing (ENOKEY), the authorisation used up (ENOKEY after). The
+/// expected text is the output of a root run on a Linux 6 host.
+#[test]
+fn helper_authority() {
+    if !have_keyutils() {
+        eprintln!("helper_authority: no /sbin/request-key (Debian's keyutils); skipped");
+        return;
+    }
+    let guest = build_guest("keys_upcall_auth", Flavour::Static);
+    let ruml = run_ruml(&guest.path, &[] as &[&str], &test_env());
+    assert_eq!(ruml.code(), 0, "{ruml}");
+    let want = AUTH_WANT;
+    assert_eq!(
+        ruml.stdout,
+        want,
+        "{}",
+        common::line_diff(want, &ruml.stdout)
+    );
+}
+
+const AUTH_WANT: &str = "\
+join: ok
+request inst: ok, payload: made by the helper
+request iov: ok, payload: two pieces
+request reject: EKEYREJECTED
+request nothing: ENOKEY
+helper for inst
+ drop authority: 0
+ instantiate without: EPERM
+ read auth key without: ENOKEY
+ requestor keyring without: ENOKEY
+ assume other key: ENOKEY
+ assume: ok, the auth key: yes
+ auth describe: .request_key_auth, names the key: yes
+ callout: inst
+ requestor keyring is the session: yes
+ instantiate another key: EPERM
+ instantiate into the auth key: EINVAL
+ empty payload: EINVAL
+ construct: ok
+ again: EPERM
+ assume after: ENOKEY
+helper for iov
+ drop authority: 0
+ instantiate without: EPERM
+ read auth key without: ENOKEY
+ requestor keyring without: ENOKEY
+ assume other key: ENOKEY
+ assume: ok, the auth key: yes
+ auth describe: .request_key_auth, names the key: yes
+ callout: iov
+ requestor keyring is the session: yes
+ instantiate another key: EPERM
+ instantiate into the auth key: EINVAL
+ empty payload: EINVAL
+ construct: ok
+ again: EPERM
+ assume after: ENOKEY
+helper for reject
+ drop authority: 0
+ instantiate without: EPERM
+ read auth key without: ENOKEY
+ requestor keyring without: ENOKEY
+ assume other key: ENOKEY
+ assume: ok, the auth key: yes
+ auth describe: .request_key_auth, names the key: yes
+ callout: reject
+ requestor keyring is the session: yes
+ instantiate another key: EPERM
+ instantiate into the auth key: EINVAL
+ empty payload: EINVAL
+ construct: ok
+ again: EPERM
+ assume after: ENOKEY
+helper for nothing
+ drop authority: 0
+ instantiate without: EPERM
+ read auth key without: ENOKEY
+ requestor keyring without: ENOKEY
+ assume other key: ENOKEY
+ assume: ok, the auth key: yes
+ auth describe: .request_key_auth, names the key: yes
+ callout: nothing
+ requestor keyring is the session: yes
+ instantiate another key: EPERM
+ instantiate into the auth key: EINVAL
+ empty payload: EINVAL
+ left alone
+";

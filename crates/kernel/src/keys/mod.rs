@@ -246,6 +246,18 @@ impl Key {
         drop(old);
     }
 
+    /// Marks the key invalidated (KEYCTL_INVALIDATE, and an
+    /// authorisation once used); an authorisation's context goes. The
+    /// caller unlinks it from the keyrings.
+    pub fn invalidate(&self) {
+        let auth = {
+            let mut st = self.lock();
+            st.invalidated = true;
+            st.auth.take()
+        };
+        drop(auth);
+    }
+
     /// Whether request_key's helper is still constructing it.
     pub fn is_constructing(&self) -> bool {
         self.lock().constructing

@@ -624,7 +624,7 @@ fn sys_keyctl(
         INVALIDATE => {
             let who = Asker::of(ctx.task);
             let r = lookup(ctx, &who, id, 0, SEARCH)?;
-            r.key.lock().invalidated = true;
+            r.key.invalidate();
             invalidate_links(&r.key);
             Ok(0)
         }
@@ -737,7 +737,9 @@ fn instantiate(
     if let Some(d) = dest {
         link(&d, &target)?;
     }
-    auth.revoke();
+    // The authorisation is used up (Linux invalidates it: ENOKEY after).
+    auth.invalidate();
+    invalidate_links(&auth);
     set_auth(ctx, None);
     Ok(0)
 }
@@ -756,7 +758,9 @@ fn reject(ctx: &SyscallContext<'_>, id: i32, timeout: u32, err: i64, ring: i32) 
     if let Some(d) = dest {
         link(&d, &target)?;
     }
-    auth.revoke();
+    // The authorisation is used up (Linux invalidates it: ENOKEY after).
+    auth.invalidate();
+    invalidate_links(&auth);
     set_auth(ctx, None);
     Ok(0)
 }

@@ -14,8 +14,9 @@
 //!
 //! The requester waits for the helper to exit (uninterruptibly, as
 //! Linux's UMH_WAIT_PROC); a key still uninstantiated then is negated
-//! (ENOKEY). The authorisation is revoked when the construction ends,
-//! whichever way. Other requesters finding the key under construction
+//! (ENOKEY). The INSTANTIATE or REJECT that constructs the key
+//! invalidates the authorisation (ASSUME_AUTHORITY then gives ENOKEY,
+//! as on Linux); it is revoked in any case when the helper has exited. Other requesters finding the key under construction
 //! wait for it on [`CONSTRUCTION`] (interruptibly: ERESTARTSYS).
 //!
 //! Locking: [`CONSTRUCT`] serialises the search-then-create of a key to
