@@ -54,6 +54,20 @@ static const char *payload(long id)
     return buf;
 }
 
+/* The serial of the key described `d` linked in keyring `ring`. */
+static long serial_of(long ring, const char *d)
+{
+    int ids[256];
+    long n = keyctl(KEYCTL_READ, ring, (long)ids, sizeof ids, 0);
+    for (long i = 0; i < n / 4 && i < 256; i++) {
+        char buf[512];
+        long m = keyctl(KEYCTL_DESCRIBE, ids[i], (long)buf, sizeof buf, 0);
+        char *last = m > 0 ? strrchr(buf, ';') : NULL;
+        if (last && strcmp(last + 1, d) == 0) return ids[i];
+    }
+    return -1;
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
@@ -88,11 +102,14 @@ int main(void)
         printf(", without callout %s\n", en(r));
     }
 
-    /* No rule for it: request-key fails, the kernel negates the key. */
+    /* No rule for it: request-key fails, the kernel negates the key;
+     * asking again finds the negative key (no second construction). */
     long r = request_key("user", name("upcall-nomatch:"), "x", 0);
     printf("no rule: %s", en(r));
+    long first = serial_of(ses, desc);
     r = request_key("user", desc, "x", 0);
-    printf(", again %s\n", en(r));
+    printf(", again %s, the same negative key: %s\n", en(r),
+           first > 0 && serial_of(ses, desc) == first ? "yes" : "no");
 
     /* Concurrent requesters: all wait for the one construction. */
     name("debug:conc");

@@ -7,7 +7,8 @@
  * names the requestor keyring, and constructs the key as the callout
  * says ("inst", "iov", "reject", "nothing"); after the authorisation is
  * used (Linux invalidates it) ASSUME_AUTHORITY gives ENOKEY. The handler's findings go to
- * a file the requester prints. */
+ * a file the requester prints. With argv[1] "nohelper" it removes
+ * /sbin/request-key first: ENOENT, then the negative key's ENOKEY. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -102,6 +103,15 @@ int main(int argc, char **argv)
     if (argc == 5 && strcmp(argv[1], "helper") == 0)
         return helper(atol(argv[2]), argv[3], atol(argv[4]));
     setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc == 2 && strcmp(argv[1], "nohelper") == 0) {
+        /* No /sbin/request-key: ENOENT, and a negative key after. */
+        printf("unlink helper: %s\n", en(unlink("/sbin/request-key")));
+        printf("join: %s\n", en(keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0)));
+        printf("request: %s\n", en(request_key("user", "nohelper:x", "info", 0)));
+        printf("again: %s\n", en(request_key("user", "nohelper:x", "info", 0)));
+        printf("without callout: %s\n", en(request_key("user", "nohelper:x", NULL, 0)));
+        return 0;
+    }
     char self[512];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return 1;

@@ -25,7 +25,7 @@ rejected: EKEYREJECTED, again EKEYREJECTED, without callout EKEYREJECTED
 expired: EKEYEXPIRED, again EKEYEXPIRED, without callout EKEYEXPIRED
 revoked: EKEYREVOKED, again EKEYREVOKED, without callout EKEYREVOKED
 neg: ENOKEY, again ENOKEY, without callout ENOKEY
-no rule: ENOKEY, again ENOKEY
+no rule: ENOKEY, again ENOKEY, the same negative key: yes
 concurrent: 4 of 4 requesters got the one key
 instantiate: EPERM
 instantiate_iov: EPERM
@@ -121,6 +121,32 @@ fn helper_authority() {
     let ruml = run_ruml(&guest.path, &[] as &[&str], &test_env());
     assert_eq!(ruml.code(), 0, "{ruml}");
     let want = AUTH_WANT;
+    assert_eq!(
+        ruml.stdout,
+        want,
+        "{}",
+        common::line_diff(want, &ruml.stdout)
+    );
+}
+
+/// No /sbin/request-key (removed in ruml's private overlay root): the
+/// construction fails with ENOENT and leaves a negative key (ENOKEY).
+#[test]
+fn no_helper_enoent_then_negative() {
+    if !have_keyutils() {
+        eprintln!("no_helper_enoent_then_negative: no /sbin/request-key to remove; skipped");
+        return;
+    }
+    let guest = build_guest("keys_upcall_auth", Flavour::Static);
+    let ruml = run_ruml(&guest.path, &["nohelper"], &test_env());
+    assert_eq!(ruml.code(), 0, "{ruml}");
+    let want = "\
+unlink helper: ok
+join: ok
+request: ENOENT
+again: ENOKEY
+without callout: ENOKEY
+";
     assert_eq!(
         ruml.stdout,
         want,

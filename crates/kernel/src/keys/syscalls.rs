@@ -344,10 +344,10 @@ fn sys_request_key(
     // EKEYEXPIRED); expired keys are skipped (KEYRING_SEARCH_SKIP_EXPIRED).
     let found = match search_process(ctx.task, &who, t, &desc) {
         Err(Errno::EKEYEXPIRED | Errno::ENOKEY) => {
-            match super::negative_error(ctx.task, &who, t, &desc)? {
-                Some(e) => Err(e),
-                None => Err(Errno::ENOKEY),
+            if let Some(e) = super::negative_error(ctx.task, &who, t, &desc)? {
+                return Err(e);
             }
+            Err(Errno::ENOKEY)
         }
         r => r,
     };
