@@ -288,8 +288,30 @@ fn run_helper(argv: Vec<Vec<u8>>, session: Arc<Key>) -> KResult<()> {
         return error!(EAGAIN);
     }
     drop(task);
-    crate::container::wait_exit(pid);
+    reap(pid);
     Ok(())
+}
+
+/// Waits until the helper (no parent inside: ppid 0) is a zombie and
+/// reaps it. Its exit notifies no one, so this checks every 20 ms while
+/// it runs (a kernel wait, uninterruptible as Linux's UMH_WAIT_PROC).
+fn reap(pid: i32) {
+    loop {
+        {
+            let mut tree = crate::kernel().tasks.lock();
+            match tree.get(&pid) {
+                Some(n) if n.ppid == 0 && n.zombie.is_none() => {}
+                Some(n) if n.ppid == 0 => {
+                    tree.remove(&pid);
+                    drop(tree);
+                    crate::task::ns::release_pid(pid);
+                    return;
+                }
+                _ => return,
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Negates or rejects `key` (under construction) with `err` for
