@@ -85,6 +85,19 @@ pub fn set_preserved_fds(fds: Vec<std::os::fd::OwnedFd>) {
 /// init's pid once [`apply`] ran (0 before).
 static INIT_PID: AtomicI32 = AtomicI32::new(0);
 
+/// init's first thread, once boot set init up (the context request_key's
+/// helper starts in, as Linux's usermode helpers start in init's).
+pub fn init_task() -> Option<Arc<Task>> {
+    let pid = INIT_PID.load(Ordering::SeqCst);
+    if pid == 0 || !crate::kernel_booted() {
+        return None;
+    }
+    crate::kernel()
+        .tasks
+        .group(pid)
+        .and_then(|g| g.threads().first().cloned())
+}
+
 /// Records the setup the next boot applies to init.
 pub fn set(setup: ContainerSetup) {
     *SETUP.lock().unwrap_or_else(|p| p.into_inner()) = Some(setup);

@@ -5,11 +5,12 @@
 //! per-user quotas (/proc/sys/kernel/keys/*), /proc/keys and
 //! /proc/key-users. The system calls are in [`syscalls`].
 //!
-//! There is no upcall: request_key finds keys already present, and one it
-//! would have to construct fails as Linux's does when /sbin/request-key is
-//! missing (ENOENT with callout information, ENOKEY without). No
-//! instantiation authority ever exists, so KEYCTL_INSTANTIATE, NEGATE and
-//! REJECT are EPERM as for any caller without one.
+//! request_key constructs a missing key through the guest's
+//! /sbin/request-key, which the kernel starts with an authorisation key
+//! ([`upcall`]: KEYCTL_ASSUME_AUTHORITY, INSTANTIATE(_IOV), NEGATE and
+//! REJECT; keys under construction, which other requesters wait for).
+//! Without /sbin/request-key the construction fails with ENOENT and the
+//! key is negated, as Linux's.
 //!
 //! Lifetime: a key lives while something holds an `Arc<Key>`: a keyring
 //! linking it, a credential naming it as session keyring, a task or
@@ -19,13 +20,15 @@
 //! it is dropped. Links form a DAG (LINK refuses cycles: EDEADLK), so the
 //! `Arc`s never leak in a cycle.
 //!
-//! Locking: [`REGISTRY`] (serials, user keyrings), then one key's `state`;
+//! Locking: [`upcall`]'s construction lock, then [`REGISTRY`] (serials,
+//! user keyrings), then one key's `state`;
 //! [`QUOTAS`] is a leaf lock. No code holds two keys' `state` locks at
 //! once: traversals clone a keyring's links and drop its lock before
 //! descending, and nothing drops an `Arc<Key>` while holding a lock (a
 //! key's `Drop` takes [`QUOTAS`]).
 
 pub mod syscalls;
+pub mod upcall;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -70,6 +73,10 @@ pub enum KeyType {
     User,
     Logon,
     Keyring,
+    /// ".request_key_auth": a construction's authorisation, given to the
+    /// request-key helper (see [`upcall`]); its payload is the callout
+    /// information. No guest can name the type (leading dot: EPERM).
+    RequestKeyAuth,
 }
 
 impl KeyType {
@@ -78,6 +85,7 @@ impl KeyType {
             KeyType::User => "user",
             KeyType::Logon => "logon",
             KeyType::Keyring => "keyring",
+            KeyType::RequestKeyAuth => ".request_key_auth",
         }
     }
 
@@ -114,6 +122,15 @@ struct KeyState {
     /// Who is charged for it, and how many bytes.
     quota_uid: u32,
     quota_bytes: usize,
+    /// Counted in its owner's quota (authorisation keys are not).
+    in_quota: bool,
+    /// Under construction by request_key's helper (uninstantiated):
+    /// searches find it, uses other than PARTIAL lookups wait on
+    /// [`upcall::CONSTRUCTION`] until it is instantiated or negated.
+    constructing: bool,
+    /// An authorisation key's construction context; let go when the key
+    /// is revoked (which every construction's end does).
+    auth: Option<Box<upcall::AuthInfo>>,
 }
 
 /// One key. `serial`, `ktype` and `desc` never change; the rest is under
@@ -128,6 +145,9 @@ pub struct Key {
 impl Drop for Key {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !st.in_quota {
+            return;
+        }
         let mut q = quotas();
         if let Some(u) = q.get_mut(&st.quota_uid) {
             u.keys = u.keys.saturating_sub(1);
@@ -211,18 +231,36 @@ impl Key {
         live
     }
 
-    /// Marks the key revoked (KEYCTL_REVOKE); a keyring's links go.
+    /// Marks the key revoked (KEYCTL_REVOKE); a keyring's links go, and
+    /// an authorisation key's context.
     pub fn revoke(&self) {
-        let old = {
+        let (old, _auth) = {
             let mut st = self.lock();
             st.revoked = true;
             // Linux sets the death time to now: /proc/keys says "expd".
             let now = Instant::now();
             st.revoked_at.get_or_insert(now);
             st.expiry = Some(st.expiry.map_or(now, |e| e.min(now)));
-            std::mem::take(&mut st.links)
+            (std::mem::take(&mut st.links), st.auth.take())
         };
         drop(old);
+    }
+
+    /// Marks the key invalidated (KEYCTL_INVALIDATE, and an
+    /// authorisation once used); an authorisation's context goes. The
+    /// caller unlinks it from the keyrings.
+    pub fn invalidate(&self) {
+        let auth = {
+            let mut st = self.lock();
+            st.invalidated = true;
+            st.auth.take()
+        };
+        drop(auth);
+    }
+
+    /// Whether request_key's helper is still constructing it.
+    pub fn is_constructing(&self) -> bool {
+        self.lock().constructing
     }
 
     /// As [`Key::validate`], a negative key counting as usable.
@@ -477,6 +515,31 @@ pub fn create(
 ) -> KResult<Arc<Key>> {
     let bytes = desc.len() + 1 + payload.len();
     charge(uid, bytes)?;
+    Ok(insert(
+        ktype,
+        desc,
+        uid,
+        gid,
+        perm,
+        payload,
+        Some(bytes),
+        None,
+    ))
+}
+
+/// Registers a new key; `charged` is the quota already charged to `uid`
+/// (None: not in quota).
+#[allow(clippy::too_many_arguments)]
+fn insert(
+    ktype: KeyType,
+    desc: &[u8],
+    uid: u32,
+    gid: u32,
+    perm: u32,
+    payload: Vec<u8>,
+    charged: Option<usize>,
+    auth: Option<Box<upcall::AuthInfo>>,
+) -> Arc<Key> {
     let mut reg = registry();
     let serial = new_serial(&reg);
     let key = Arc::new(Key {
@@ -496,7 +559,10 @@ pub fn create(
             invalidated: false,
             restricted: false,
             quota_uid: uid,
-            quota_bytes: bytes,
+            quota_bytes: charged.unwrap_or(0),
+            in_quota: charged.is_some(),
+            constructing: false,
+            auth,
         }),
     });
     reg.inserts += 1;
@@ -504,7 +570,7 @@ pub fn create(
         reg.serials.retain(|_, w| w.strong_count() > 0);
     }
     reg.serials.insert(serial, Arc::downgrade(&key));
-    Ok(key)
+    key
 }
 
 /// A keyring owned by `uid`/`gid`.
@@ -538,26 +604,7 @@ pub fn user_keyrings(who: &Asker) -> KResult<(Arc<Key>, Arc<Key>)> {
 }
 
 /// How long a negative key lasts (Linux's key_negative_timeout).
-const NEGATIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A negatively instantiated key of `ktype`/`desc` for `who` (a
-/// construction that failed: request_key with no helper to construct
-/// it), linked into `dest`; later requests give ENOKEY until it expires.
-pub fn create_negative(
-    who: &Asker,
-    ktype: KeyType,
-    desc: &[u8],
-    perm: u32,
-    dest: &Arc<Key>,
-) -> KResult<()> {
-    let k = create(ktype, desc, who.fsuid, who.fsgid, perm, Vec::new())?;
-    {
-        let mut st = k.lock();
-        st.negative = Some(crate::errno!(ENOKEY));
-        st.expiry = Some(Instant::now() + NEGATIVE_TIMEOUT);
-    }
-    link(dest, &k)
-}
+pub(crate) const NEGATIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The persistent keyring of kernel uid `uid` (KEYCTL_GET_PERSISTENT),
 /// made on first use; its expiry is renewed on every request.
@@ -588,6 +635,10 @@ pub fn persistent_keyring(uid: u32) -> KResult<Arc<Key>> {
 pub struct CredKeys {
     pub session: Option<Arc<Key>>,
     pub reqkey_default: i32,
+    /// The authorisation KEYCTL_ASSUME_AUTHORITY assumed (Linux's
+    /// cred->request_key_auth): kept across fork and exec, so the
+    /// handler request-key runs inherits it.
+    pub request_key_auth: Option<Arc<Key>>,
 }
 
 impl std::fmt::Debug for CredKeys {
@@ -595,6 +646,10 @@ impl std::fmt::Debug for CredKeys {
         f.debug_struct("CredKeys")
             .field("session", &self.session.as_ref().map(|k| k.serial))
             .field("reqkey_default", &self.reqkey_default)
+            .field(
+                "request_key_auth",
+                &self.request_key_auth.as_ref().map(|k| k.serial),
+            )
             .finish()
     }
 }
@@ -852,29 +907,39 @@ fn consider(k: &Arc<Key>, possessed: bool, who: &Asker, result: &mut Found) -> b
     true
 }
 
-/// Whether the caller's keyrings hold a usable negative key of
-/// `ktype`/`desc` (searched as [`search_process`] does).
-pub fn negative_found(task: &Task, who: &Asker, ktype: KeyType, desc: &[u8]) -> KResult<bool> {
-    fn walk(ring: &Arc<Key>, ktype: KeyType, desc: &[u8], depth: usize) -> bool {
+/// The error of a negative key of `ktype`/`desc` (negated or rejected,
+/// not expired) in the caller's keyrings (searched as [`search_process`]
+/// does), if there is one: request_key gives it without constructing.
+pub fn negative_error(
+    task: &Task,
+    who: &Asker,
+    ktype: KeyType,
+    desc: &[u8],
+) -> KResult<Option<Errno>> {
+    fn walk(ring: &Arc<Key>, ktype: KeyType, desc: &[u8], depth: usize) -> Option<Errno> {
         let links = ring.links();
-        if links.iter().any(|k| {
-            k.ktype == ktype
-                && k.desc == desc
-                && k.is_negative()
-                && k.validate() == Err(Errno::ENOKEY)
+        if let Some(e) = links.iter().find_map(|k| {
+            if k.ktype != ktype || k.desc != desc {
+                return None;
+            }
+            let st = k.lock();
+            st.negative.filter(|_| live_error(&st).is_none())
         }) {
-            return true;
+            return Some(e);
         }
-        depth + 1 < MAX_DEPTH
-            && links.iter().any(|k| {
-                k.ktype == KeyType::Keyring
-                    && k.validate().is_ok()
-                    && walk(k, ktype, desc, depth + 1)
-            })
+        if depth + 1 >= MAX_DEPTH {
+            return None;
+        }
+        links.iter().find_map(|k| {
+            (k.ktype == KeyType::Keyring && k.validate().is_ok())
+                .then(|| walk(k, ktype, desc, depth + 1))
+                .flatten()
+        })
     }
     Ok(top_keyrings(task, who)?
         .iter()
-        .any(|r| r.validate().is_ok() && walk(r, ktype, desc, 0)))
+        .filter(|r| r.validate().is_ok())
+        .find_map(|r| walk(r, ktype, desc, 0)))
 }
 
 /// Searches the caller's keyrings (search_process_keyrings): a found key
@@ -895,6 +960,26 @@ pub fn search_process(task: &Task, who: &Asker, ktype: KeyType, desc: &[u8]) -> 
             Found::None => {}
         }
     }
+    // A helper holding an authorisation also searches its requester's
+    // keyrings, as the requester (never for authorisation keys).
+    if ktype != KeyType::RequestKeyAuth {
+        if let Some((tops, asker)) = upcall::requester_of(who) {
+            for ring in tops {
+                if !permitted(&ring, true, &asker, SEARCH) || ring.validate().is_err() {
+                    continue;
+                }
+                match search_ring(&ring, true, &asker, ktype, desc) {
+                    Found::Key(k) => return Ok(k),
+                    Found::Err(e) => {
+                        if err.is_none_or(|old| old == Errno::EACCES) {
+                            err = Some(e);
+                        }
+                    }
+                    Found::None => {}
+                }
+            }
+        }
+    }
     Err(err.unwrap_or(Errno::ENOKEY))
 }
 
@@ -905,8 +990,18 @@ pub fn possessed(task: &Task, who: &Asker, key: &Arc<Key>) -> bool {
         return false;
     };
     let mut seen = Vec::new();
-    tops.iter()
+    if tops
+        .iter()
         .any(|t| reaches(t, key, who, 0, &mut seen, true))
+    {
+        return true;
+    }
+    // With an assumed authorisation, what the requester possesses.
+    upcall::requester_of(who).is_some_and(|(tops, asker)| {
+        let mut seen = Vec::new();
+        tops.iter()
+            .any(|t| reaches(t, key, &asker, 0, &mut seen, true))
+    })
 }
 
 fn reaches(
@@ -1086,8 +1181,11 @@ pub fn proc_keys_text(task: &Task) -> String {
         // Instantiated, Revoked, Dead (type gone), in Quota, Under
         // construction, Negative, invalidated.
         let flags = format!(
-            "I{}-Q-{}{}",
+            "{}{}-{}{}{}{}",
+            if st.constructing { '-' } else { 'I' },
             if st.revoked { 'R' } else { '-' },
+            if st.in_quota { 'Q' } else { '-' },
+            if st.constructing { 'U' } else { '-' },
             if st.negative.is_some() { 'N' } else { '-' },
             if st.invalidated { 'i' } else { '-' }
         );
@@ -1099,7 +1197,7 @@ pub fn proc_keys_text(task: &Task) -> String {
                     format!(": {}", st.links.len())
                 }
             }
-            _ if st.negative.is_some() => String::new(),
+            _ if st.negative.is_some() || st.constructing => String::new(),
             // A revoked payload is freed (user_revoke reserves 0 bytes).
             _ if st.revoked => ": 0".to_string(),
             _ => format!(": {}", st.payload.len()),

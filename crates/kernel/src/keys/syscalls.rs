@@ -152,11 +152,34 @@ fn lookup(
         KEY_SPEC_USER_KEYRING => super::user_keyrings(who)?.0,
         KEY_SPEC_USER_SESSION_KEYRING => super::user_keyrings(who)?.1,
         KEY_SPEC_GROUP_KEYRING => return error!(EINVAL),
-        // No request_key authorisation ever exists (no upcall).
-        KEY_SPEC_REQKEY_AUTH_KEY | KEY_SPEC_REQUESTOR_KEYRING => return error!(ENOKEY),
+        // The authorisation KEYCTL_ASSUME_AUTHORITY assumed, and the
+        // destination keyring it records.
+        KEY_SPEC_REQKEY_AUTH_KEY => who
+            .creds
+            .keys
+            .request_key_auth
+            .clone()
+            .ok_or(crate::errno!(ENOKEY))?,
+        KEY_SPEC_REQUESTOR_KEYRING => {
+            let auth = who
+                .creds
+                .keys
+                .request_key_auth
+                .clone()
+                .ok_or(crate::errno!(ENOKEY))?;
+            match super::upcall::requestor_keyring(&auth) {
+                Some(k) => k,
+                None => return error!(EKEYREVOKED),
+            }
+        }
         id if id < 1 => return error!(EINVAL),
         id => {
             let k = super::by_serial(id).ok_or(crate::errno!(ENOKEY))?;
+            // A key under construction: uses other than PARTIAL ones wait
+            // for it (wait_for_key_construction).
+            if flags & PARTIAL == 0 {
+                super::upcall::wait_constructed(task, &k)?;
+            }
             let poss = super::possessed(task, who, &k);
             return finish(
                 who,
@@ -305,11 +328,10 @@ fn sys_request_key(
 ) -> KResult<u64> {
     let tname = read_type(ctx, ktype)?;
     let desc = read_str(ctx, desc, super::MAX_DESC)?;
-    let has_callout = if callout.is_null() {
-        false
+    let callout = if callout.is_null() {
+        None
     } else {
-        read_str(ctx, callout, PAGE)?;
-        true
+        Some(read_str(ctx, callout, PAGE)?)
     };
     let who = Asker::of(ctx.task);
     let dest = if dest != 0 {
@@ -318,9 +340,15 @@ fn sys_request_key(
         None
     };
     let t = KeyType::by_name(&tname).ok_or(crate::errno!(ENOKEY))?;
-    // request_key skips expired keys (KEYRING_SEARCH_SKIP_EXPIRED).
+    // A negative key found gives its error (a rejection's may be
+    // EKEYEXPIRED); expired keys are skipped (KEYRING_SEARCH_SKIP_EXPIRED).
     let found = match search_process(ctx.task, &who, t, &desc) {
-        Err(Errno::EKEYEXPIRED) => Err(Errno::ENOKEY),
+        Err(Errno::EKEYEXPIRED | Errno::ENOKEY) => {
+            if let Some(e) = super::negative_error(ctx.task, &who, t, &desc)? {
+                return Err(e);
+            }
+            Err(Errno::ENOKEY)
+        }
         r => r,
     };
     match found {
@@ -331,36 +359,29 @@ fn sys_request_key(
                 }
                 link(&d.key, &k)?;
             }
+            // Under construction by another request: wait, then its
+            // outcome (a negated or rejected key's error).
+            super::upcall::wait_constructed(ctx.task, &k)?;
+            k.validate()?;
             Ok(k.serial as u64)
         }
         Err(Errno::ENOKEY) => {
-            if !has_callout {
+            let Some(callout) = callout else {
                 return error!(ENOKEY);
-            }
+            };
             if t == KeyType::Keyring {
                 return error!(EPERM);
             }
-            // A negative key from an earlier failed construction.
-            if super::negative_found(ctx.task, &who, t, &desc)? {
-                return error!(ENOKEY);
-            }
-            // Construction: the key is made, the helper asked to
-            // instantiate it; ruml runs no helper, so construction fails
-            // and the key is negated and linked into the destination
-            // (Linux's construct_key_and_link). Linux's request_key gives
-            // ENOENT when /sbin/request-key is missing, ENOKEY when it ran
-            // and instantiated nothing.
+            // Construction (Linux's construct_key_and_link): the key is
+            // made and linked into the destination, /sbin/request-key run
+            // to instantiate it (keys/upcall.rs).
             let ring = match dest {
                 Some(d) => d.key,
                 None => default_dest(ctx, &who)?,
             };
-            super::create_negative(&who, t, &desc, default_perm(t), &ring)?;
-            let helper = crate::fs::open_exec(ctx.task, b"/sbin/request-key").is_ok();
-            if helper {
-                error!(ENOKEY)
-            } else {
-                error!(ENOENT)
-            }
+            let k =
+                super::upcall::construct(ctx.task, &who, t, &desc, callout, ring, default_perm(t))?;
+            Ok(k.serial as u64)
         }
         Err(e) => Err(e),
     }
@@ -442,7 +463,7 @@ fn sys_keyctl(
             let payload = read_payload(ctx, UserAddr(a3), plen)?;
             let who = Asker::of(ctx.task);
             let r = lookup(ctx, &who, id, 0, WRITE)?;
-            if r.key.ktype == KeyType::Keyring {
+            if matches!(r.key.ktype, KeyType::Keyring | KeyType::RequestKeyAuth) {
                 return error!(EOPNOTSUPP);
             }
             update_payload(&r.key, payload)?;
@@ -474,7 +495,14 @@ fn sys_keyctl(
         }
         DESCRIBE => {
             let who = Asker::of(ctx.task);
-            let r = lookup(ctx, &who, id, PARTIAL, VIEW)?;
+            let r = match lookup(ctx, &who, id, PARTIAL, VIEW) {
+                // Viewing a key under construction with its authorisation
+                // at hand (KEY_AUTHTOKEN_OVERRIDE).
+                Err(Errno::EACCES) if super::upcall::auth_key_for(ctx.task, &who, id).is_ok() => {
+                    lookup(ctx, &who, id, PARTIAL, 0)?
+                }
+                r => r?,
+            };
             let mut s = r.key.describe(&who.creds).into_bytes();
             s.push(0);
             copy_out_if_fits(ctx, UserAddr(a3), a4 as usize, &s)
@@ -520,7 +548,7 @@ fn sys_keyctl(
                 KeyType::Logon => return error!(EOPNOTSUPP),
                 // A negative key gives its error (key_read_state).
                 KeyType::User if r.key.is_negative() => return error!(ENOKEY),
-                KeyType::User => r.key.lock().payload.clone(),
+                KeyType::User | KeyType::RequestKeyAuth => r.key.lock().payload.clone(),
                 KeyType::Keyring => r
                     .key
                     .links()
@@ -532,20 +560,31 @@ fn sys_keyctl(
             copy_out_if_fits(ctx, UserAddr(a3), a4 as usize, &data)
         }
         INSTANTIATE => {
-            if a4 as usize > ADD_MAX_PAYLOAD {
+            // No payload pointer: an empty payload, whatever the length.
+            let plen = if a3 == 0 { 0 } else { a4 as usize };
+            if plen > ADD_MAX_PAYLOAD {
                 return error!(EINVAL);
             }
-            // Only a request_key upcall's helper holds an authorisation.
-            error!(EPERM)
+            let who = Asker::of(ctx.task);
+            super::upcall::authorised_target(&who, id)?;
+            let payload = if plen == 0 {
+                Vec::new()
+            } else {
+                read_payload(ctx, UserAddr(a3), plen)?
+            };
+            instantiate(ctx, &who, id, payload, a5 as i32)
         }
-        INSTANTIATE_IOV | NEGATE => error!(EPERM),
-        REJECT => {
-            let e = a4 as i64;
-            if e <= 0 || e >= 4096 || (512..=530).contains(&e) {
+        INSTANTIATE_IOV => {
+            let payload = read_iov(ctx, UserAddr(a3), a4)?;
+            if payload.len() > ADD_MAX_PAYLOAD {
                 return error!(EINVAL);
             }
-            error!(EPERM)
+            let who = Asker::of(ctx.task);
+            super::upcall::authorised_target(&who, id)?;
+            instantiate(ctx, &who, id, payload, a5 as i32)
         }
+        NEGATE => reject(ctx, id, a3 as u32, Errno::ENOKEY as i64, a4 as i32),
+        REJECT => reject(ctx, id, a3 as u32, a4 as i64, a5 as i32),
         SET_REQKEY_KEYRING => reqkey_keyring(ctx, id),
         SET_TIMEOUT => {
             let who = Asker::of(ctx.task);
@@ -560,8 +599,17 @@ fn sys_keyctl(
         }
         ASSUME_AUTHORITY => match id {
             i32::MIN..=-1 => error!(EINVAL),
-            0 => Ok(0),
-            _ => error!(ENOKEY),
+            0 => {
+                set_auth(ctx, None);
+                Ok(0)
+            }
+            _ => {
+                let who = Asker::of(ctx.task);
+                let auth = super::upcall::auth_key_for(ctx.task, &who, id)?;
+                let serial = auth.serial;
+                set_auth(ctx, Some(auth));
+                Ok(serial as u64)
+            }
         },
         GET_SECURITY => {
             let who = Asker::of(ctx.task);
@@ -576,7 +624,7 @@ fn sys_keyctl(
         INVALIDATE => {
             let who = Asker::of(ctx.task);
             let r = lookup(ctx, &who, id, 0, SEARCH)?;
-            r.key.lock().invalidated = true;
+            r.key.invalidate();
             invalidate_links(&r.key);
             Ok(0)
         }
@@ -598,6 +646,123 @@ fn sys_keyctl(
         // not configured: Linux's answer for an unsupported operation.
         _ => error!(EOPNOTSUPP),
     }
+}
+
+fn set_auth(ctx: &SyscallContext<'_>, k: Option<Arc<Key>>) {
+    let old = {
+        let mut c = ctx
+            .task
+            .group
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut c.keys.request_key_auth, k)
+    };
+    drop(old);
+}
+
+/// An iovec array's bytes for KEYCTL_INSTANTIATE_IOV (import_iovec:
+/// at most UIO_MAXIOV entries, EINVAL; EFAULT; a total past the largest
+/// payload is EINVAL before anything is read).
+fn read_iov(ctx: &SyscallContext<'_>, iov: UserAddr, count: u64) -> KResult<Vec<u8>> {
+    if iov.is_null() || count == 0 {
+        return Ok(Vec::new());
+    }
+    if count > 1024 {
+        return error!(EINVAL);
+    }
+    let mut raw = vec![0u8; count as usize * 16];
+    ctx.mm().read_bytes(iov.0, &mut raw)?;
+    let segs: Vec<(u64, u64)> = raw
+        .chunks_exact(16)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            let mut l = [0u8; 8];
+            a.copy_from_slice(&c[..8]);
+            l.copy_from_slice(&c[8..]);
+            (u64::from_ne_bytes(a), u64::from_ne_bytes(l))
+        })
+        .collect();
+    let mut total: u64 = 0;
+    for &(_, l) in &segs {
+        if l > isize::MAX as u64 {
+            return error!(EINVAL);
+        }
+        total = total.saturating_add(l);
+    }
+    if total > ADD_MAX_PAYLOAD as u64 {
+        return error!(EINVAL);
+    }
+    let mut out = Vec::with_capacity(total as usize);
+    for (a, l) in segs {
+        let start = out.len();
+        out.resize(start + l as usize, 0);
+        if l > 0 {
+            ctx.mm().read_bytes(a, &mut out[start..])?;
+        }
+    }
+    Ok(out)
+}
+
+/// Linux's get_instantiation_keyring: 0 none, a serial (looked up for
+/// write, created if special), KEY_SPEC_REQKEY_AUTH_KEY EINVAL, another
+/// special id the requester's destination.
+fn instantiation_keyring(
+    ctx: &SyscallContext<'_>,
+    who: &Asker,
+    auth: &Arc<Key>,
+    ring: i32,
+) -> KResult<Option<Arc<Key>>> {
+    match ring {
+        0 => Ok(None),
+        r if r > 0 => Ok(Some(lookup(ctx, who, r, CREATE, WRITE)?.key)),
+        KEY_SPEC_REQKEY_AUTH_KEY => error!(EINVAL),
+        r if r >= KEY_SPEC_REQUESTOR_KEYRING => Ok(super::upcall::requestor_keyring(auth)),
+        _ => error!(ENOKEY),
+    }
+}
+
+/// KEYCTL_INSTANTIATE(_IOV) after the payload is read: the key is
+/// instantiated, linked, the authorisation revoked and let go.
+fn instantiate(
+    ctx: &SyscallContext<'_>,
+    who: &Asker,
+    id: i32,
+    payload: Vec<u8>,
+    ring: i32,
+) -> KResult<u64> {
+    let (auth, target) = super::upcall::authorised_target(who, id)?;
+    let dest = instantiation_keyring(ctx, who, &auth, ring)?;
+    super::upcall::instantiate(&target, payload)?;
+    if let Some(d) = dest {
+        link(&d, &target)?;
+    }
+    // The authorisation is used up (Linux invalidates it: ENOKEY after).
+    auth.invalidate();
+    invalidate_links(&auth);
+    set_auth(ctx, None);
+    Ok(0)
+}
+
+/// KEYCTL_NEGATE and KEYCTL_REJECT.
+fn reject(ctx: &SyscallContext<'_>, id: i32, timeout: u32, err: i64, ring: i32) -> KResult<u64> {
+    if err <= 0 || err >= 4096 || (512..=530).contains(&err) {
+        return error!(EINVAL);
+    }
+    let who = Asker::of(ctx.task);
+    let (auth, target) = super::upcall::authorised_target(&who, id)?;
+    // Errors ruml has no name for cannot be kept in a key.
+    let e = Errno::from_i32(err as i32).ok_or(crate::errno!(EINVAL))?;
+    let dest = instantiation_keyring(ctx, &who, &auth, ring)?;
+    super::upcall::reject(&target, timeout, e)?;
+    if let Some(d) = dest {
+        link(&d, &target)?;
+    }
+    // The authorisation is used up (Linux invalidates it: ENOKEY after).
+    auth.invalidate();
+    invalidate_links(&auth);
+    set_auth(ctx, None);
+    Ok(0)
 }
 
 /// Writes `data` to `buf` if it fits in `len` (nothing otherwise); the
