@@ -366,6 +366,21 @@ pub fn run_command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // Every signal at its default, as a fresh ruml's first process has
+    // them: a suite started in the background by a shell without job
+    // control inherits SIGINT and SIGQUIT ignored, and the native side
+    // of a differential test would show it.
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in 1..32 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"));
