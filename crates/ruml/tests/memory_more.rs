@@ -130,3 +130,40 @@ fn mmap_errors_static() {
 fn mmap_errors_dynamic() {
     mmap_errors(Flavour::Dynamic);
 }
+
+fn madvise_more(flavour: Flavour) {
+    // MADV_HWPOISON is compared only where the host kernel has no
+    // memory-failure handling (as ruml): with it, the native run as root
+    // would poison a host page.
+    let no_memory_failure = !std::path::Path::new("/proc/sys/vm/memory_failure_early_kill").exists();
+    let args: &[&str] = if no_memory_failure { &["hwpoison"] } else { &[] };
+    let (native, _ruml) = differential("madvise_more", flavour, args);
+    assert_eq!(native.code(), 0, "{native}");
+    for line in [
+        "shared anon after DONTNEED              1100",
+        "shared file after DONTNEED              0100",
+        "FREE  written after FREE  z",
+        "FREE  shared anon   EINVAL   data bb",
+        "FREE  private file  EINVAL   data cc",
+        "COLD  shared file   ok       data dd",
+        "PAGEOUT private anon  locked   EINVAL data a",
+        "WILLN shared file   locked   ok data d",
+        "FREE  unaligned EINVAL, hole ENOMEM, unmapped ENOMEM, len 0 ok, wrap EINVAL",
+        "bad   unaligned EINVAL, hole EINVAL, unmapped EINVAL, len 0 EINVAL, wrap EINVAL",
+    ] {
+        assert!(native.stdout.contains(line), "{line:?} in {native}");
+    }
+    if no_memory_failure {
+        assert!(native.stdout.contains("child: HWPOISON EINVAL"), "{native}");
+    }
+}
+
+#[test]
+fn madvise_more_static() {
+    madvise_more(Flavour::Static);
+}
+
+#[test]
+fn madvise_more_dynamic() {
+    madvise_more(Flavour::Dynamic);
+}

@@ -589,6 +589,48 @@ impl Mm {
         for (&(vpn, _), t) in mapped.iter().zip(touched) {
             v[(vpn - addr / PAGE) as usize] = t as u8;
         }
+        // Pages of file areas (shared anonymous memory's shmem object too)
+        // that this address space does not map count when the file holds
+        // them, as Linux's mincore asks the page cache: a page dropped by
+        // MADV_DONTNEED stays in the file.
+        let mut held: Vec<(u64, Pfn)> = Vec::new();
+        for vma in m.vmas.iter().filter(|v| v.start < end && v.end > addr) {
+            let Backing::File {
+                file, pgoff, key, ..
+            } = &vma.backing
+            else {
+                continue;
+            };
+            let ops = file.ops().ok().cloned();
+            let memory_backed = ops
+                .as_ref()
+                .is_some_and(|o| crate::fs::vfs::memory_backed(o.as_ref()));
+            let cache = &crate::kernel().page_cache;
+            for vpn in vma.start.max(addr) / PAGE..vma.end.min(end) / PAGE {
+                if m.ptes.contains_key(&vpn) {
+                    continue;
+                }
+                let index = pgoff + (vpn - vma.start / PAGE);
+                let pfn = if memory_backed {
+                    ops.as_ref()
+                        .and_then(|o| o.page_frame(index, false))
+                        .and_then(|r| r.ok())
+                } else {
+                    cache.lookup(*key, index)
+                };
+                if let Some(pfn) = pfn {
+                    held.push((vpn, pfn));
+                }
+            }
+        }
+        // A frame the object allocated ahead but nobody wrote is not
+        // resident, as for anonymous memory above.
+        let pfns: Vec<Pfn> = held.iter().map(|&(_, pfn)| pfn).collect();
+        let touched = self.phys().resident(&pfns);
+        for (&(vpn, _), t) in held.iter().zip(touched) {
+            v[(vpn - addr / PAGE) as usize] = t as u8;
+        }
+        self.phys().put_many(&pfns);
         Ok(v)
     }
 
@@ -882,6 +924,8 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     const MADV_DODUMP: i32 = 17;
     const MADV_WIPEONFORK: i32 = 18;
     const MADV_KEEPONFORK: i32 = 19;
+    const MADV_COLD: i32 = 20;
+    const MADV_PAGEOUT: i32 = 21;
     const MADV_DONTNEED_LOCKED: i32 = 24;
     if !addr.is_multiple_of(PAGE) {
         return error!(EINVAL);
@@ -904,7 +948,22 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     let any = |_: &Vma| true;
     let flags = |set, clear| mm.advise_flags(addr, end, set, clear, any).map(|_| 0);
     match advice {
-        MADV_DONTNEED | MADV_FREE | MADV_DONTNEED_LOCKED => mm.discard(addr, end).map(|_| 0),
+        // MADV_FREE: private anonymous memory only, never locked (Linux's
+        // madvise_free_single_vma); the pages go at once here, which
+        // Linux may do lazily.
+        MADV_FREE => {
+            mm.advise_flags(addr, end, 0, 0, |v| {
+                !v.shared && matches!(v.backing, Backing::Anon) && v.flags & vm_flags::LOCKED == 0
+            })?;
+            mm.discard(addr, end).map(|_| 0)
+        }
+        MADV_DONTNEED | MADV_DONTNEED_LOCKED => mm.discard(addr, end).map(|_| 0),
+        // Deactivating or paging out: nothing of it is observable here
+        // (ruml keeps no LRU, memory is never swapped), but locked areas
+        // refuse it as Linux's can_madv_lru_vma.
+        MADV_COLD | MADV_PAGEOUT => mm
+            .advise_flags(addr, end, 0, 0, |v| v.flags & vm_flags::LOCKED == 0)
+            .map(|_| 0),
         MADV_REMOVE => mm.remove_range(addr, end).map(|_| 0),
         MADV_DONTFORK => flags(vm_flags::DONTFORK, 0),
         MADV_DOFORK => flags(0, vm_flags::DONTFORK),
@@ -917,9 +976,12 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
             })
             .map(|_| 0),
         MADV_KEEPONFORK => flags(0, vm_flags::WIPEONFORK),
-        // Hints about access patterns, hugepages, merging, paging out:
+        // Hints about access patterns, hugepages, merging, collapsing:
         // accepted; they change no result a program can observe here.
-        0..=3 | 12..=15 | 20..=23 | 25 | 100..=101 => {
+        // MADV_HWPOISON and MADV_SOFT_OFFLINE (100, 101) are EINVAL, as
+        // on a kernel without CONFIG_MEMORY_FAILURE: ruml has no memory
+        // failure handling.
+        0..=3 | 12..=15 | 22..=23 | 25 => {
             if !mm.is_mapped(addr, end) && len != 0 {
                 return error!(ENOMEM);
             }
