@@ -5,7 +5,9 @@
 //! remap_file_pages in shared anonymous memory, its shmem object seen in
 //! fork children and /proc/self/maps (tests/guest/remap_shmem.c); the
 //! errors of mmap, mprotect, msync and munmap and their order, with memfd
-//! seals (tests/guest/mmap_errors.c).
+//! seals (tests/guest/mmap_errors.c); madvise's FREE, COLD, PAGEOUT,
+//! WILLNEED and HWPOISON with their errors, and mincore of file and shared
+//! anonymous pages after MADV_DONTNEED (tests/guest/madvise_more.c).
 
 mod common;
 
@@ -135,8 +137,13 @@ fn madvise_more(flavour: Flavour) {
     // MADV_HWPOISON is compared only where the host kernel has no
     // memory-failure handling (as ruml): with it, the native run as root
     // would poison a host page.
-    let no_memory_failure = !std::path::Path::new("/proc/sys/vm/memory_failure_early_kill").exists();
-    let args: &[&str] = if no_memory_failure { &["hwpoison"] } else { &[] };
+    let no_memory_failure =
+        !std::path::Path::new("/proc/sys/vm/memory_failure_early_kill").exists();
+    let args: &[&str] = if no_memory_failure {
+        &["hwpoison"]
+    } else {
+        &[]
+    };
     let (native, _ruml) = differential("madvise_more", flavour, args);
     assert_eq!(native.code(), 0, "{native}");
     for line in [
