@@ -83,7 +83,9 @@ static void hints(int advice, const char *an) {
         else
             printf("%-5s %-13s %-8s data %c%c\n", an, names[k], err(r), p[0], p[3 * PG]);
         snprintf(line, sizeof line, "%s %s after", an, names[k]);
-        if (advice != MADV_FREE || k != 0)
+        /* PAGEOUT may swap pages out where the host has swap: their
+         * residency is then not fixed. */
+        if (!lazy && advice != MADV_PAGEOUT)
             vec(line, p, 4);
         if (advice == MADV_FREE && k == 0) {
             /* Written after FREE: the new data stays. */
