@@ -92,3 +92,21 @@ fn epoll_et_quiet_static() {
     let (native, _) = differential("epoll_et_quiet", Flavour::Static, &[]);
     assert!(native.stdout.contains("ET wait 2: 0\n"), "{native}");
 }
+
+/// RLIMIT_FSIZE and SIGXFSZ: write, pwrite, writev, O_APPEND,
+/// copy_file_range, sendfile and splice cut at the limit, then EFBIG with
+/// SIGXFSZ (SI_USER); truncate/fallocate past it; ignored SIGXFSZ; a
+/// limit of 0; pipes and /dev/null unlimited; the default action kills
+/// (`tests/guest/fsize.c`).
+#[test]
+fn fsize_static() {
+    let (native, _) = differential("fsize", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(
+        native
+            .stdout
+            .contains("write again                  -1 EFBIG sig 1 SI_USER"),
+        "{native}"
+    );
+    assert!(native.stdout.contains("child: signal 25"), "{native}");
+}

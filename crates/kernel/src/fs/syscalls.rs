@@ -431,6 +431,10 @@ pub(crate) fn do_write(
         }
         total = total.min(ok);
     }
+    if f.file_type() == FileType::Regular {
+        let at = crate::fs::fsize::write_pos(f, off);
+        total = crate::fs::fsize::clamp_write(ctx.task, f, at, total)?;
+    }
     // tmpfs copies straight from the guest's frames.
     let direct = f.ops()?.direct_io();
     let mut done = 0usize;
@@ -1273,6 +1277,7 @@ fn sys_ftruncate(ctx: &mut SyscallContext<'_>, fd: Fd, len: i64) -> KResult<u64>
         return error!(EINVAL);
     }
     crate::fs::memfd::check_resize(&f, len as u64)?;
+    crate::fs::fsize::check_grow(ctx.task, len as u64, f.size()?)?;
     crate::fs::perm::remove_privs(ctx.task, f.path.inode());
     f.ops()?.truncate(len as u64)?;
     crate::kernel()
@@ -1291,6 +1296,7 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
         FileType::Regular => {}
         _ => return error!(EINVAL),
     }
+    crate::fs::fsize::check_grow(ctx.task, len as u64, p.inode().stat()?.size)?;
     crate::fs::lease::break_on_truncate(&p)?;
     let r = attr_change(
         &p,
@@ -1902,6 +1908,9 @@ fn sys_fallocate(
     }
     if off.checked_add(len).is_none() {
         return error!(EFBIG);
+    }
+    if mode & FALLOC_FL_KEEP_SIZE == 0 {
+        crate::fs::fsize::check_grow(ctx.task, (off + len) as u64, f.size()?)?;
     }
     f.ops()?.fallocate(mode, off as u64, len as u64)?;
     Ok(0)
