@@ -19,7 +19,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("fspick", "FSCONFIG_CMD_RECONFIGURE changes ro/rw only (other options EOPNOTSUPP), and makes every mount of the filesystem in the caller's namespace read-only or writable (ruml keeps read-only per mount)"),
     ("fsconfig", "FSCONFIG_SET_FLAG/SET_STRING, CMD_CREATE and (fspick contexts) CMD_RECONFIGURE of ro/rw; binary, path and fd values give EINVAL"),
     ("mount_setattr", "MOUNT_ATTR_RDONLY, NOSUID, NODEV, NOEXEC and propagation take effect (noexec: execve EACCES, mmap PROT_EXEC EPERM, mprotect +PROT_EXEC EACCES; nodev: device nodes open with EACCES; nosuid is recorded and shown); the atime attributes and NOSYMFOLLOW are accepted and not enforced; idmapped mounts give EINVAL"),
-    ("prlimit64", "NOFILE, STACK and AS are enforced; the others are recorded (NPROC is not enforced for root, as on Linux)"),
+    ("prlimit64", "NOFILE, STACK, AS and FSIZE (EFBIG with SIGXFSZ) are enforced; the others are recorded (NPROC is not enforced for root, as on Linux)"),
     ("prctl", "NAME, DUMPABLE, PDEATHSIG, CHILD_SUBREAPER, NO_NEW_PRIVS (per process), KEEPCAPS, SECUREBITS, CAPBSET_READ/DROP, CAP_AMBIENT, GET/SET_SECCOMP (docs/security.md); others EINVAL"),
     ("arch_prctl", "ARCH_SET/GET_FS, ARCH_SET/GET_GS, ARCH_GET_CPUID"),
     ("madvise", "DONTNEED/FREE discard pages; DONTFORK/DOFORK, WIPEONFORK/KEEPONFORK, DONTDUMP/DODUMP as Linux; REMOVE punches a hole in the file behind MAP_SHARED mappings of memory-backed files (tmpfs, memfd, the shmem object of shared anonymous memory; others EOPNOTSUPP); HWPOISON and the access-pattern hints are accepted without effect"),
