@@ -110,3 +110,20 @@ fn fsize_static() {
     );
     assert!(native.stdout.contains("child: signal 25"), "{native}");
 }
+
+/// inotify masks as Linux: IN_OPEN/ACCESS/MODIFY, IN_CLOSE_WRITE vs
+/// IN_CLOSE_NOWRITE, IN_ATTRIB for chmod, utimes and link count changes,
+/// IN_MODIFY for truncate, mask replace and IN_MASK_ADD, IN_ONESHOT's
+/// IN_IGNORED, rm_watch, IN_ONLYDIR/IN_MASK_CREATE errors, IN_MOVE_SELF,
+/// IN_DELETE_SELF, IN_EXCL_UNLINK (`tests/guest/inotify_masks.c`).
+#[test]
+fn inotify_masks_static() {
+    let (native, _) = differential("inotify_masks", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(
+        native
+            .stdout
+            .contains("two writes oneshot: [wd 1 mask 0x2] [wd 1 mask 0x8000]"),
+        "{native}"
+    );
+}

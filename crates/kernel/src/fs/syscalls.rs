@@ -1283,6 +1283,9 @@ fn sys_ftruncate(ctx: &mut SyscallContext<'_>, fd: Fd, len: i64) -> KResult<u64>
     crate::kernel()
         .page_cache
         .truncate(f.path.inode().key(), len as u64);
+    if !f.path.mnt.internal && !no_notify(&f) {
+        crate::fs::inotify::notify(&f.path, crate::fs::inotify::IN_MODIFY);
+    }
     Ok(0)
 }
 
@@ -1442,6 +1445,12 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
         }
         dir.inode().unlink(&name)?;
         crate::fs::namei::dcache::changed();
+        // The link count changed (IN_ATTRIB), then the name went.
+        crate::fs::inotify::notify_inode(
+            victim.inode().key(),
+            crate::fs::inotify::IN_ATTRIB,
+            false,
+        );
         crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_DELETE, &name, false, 0);
         if victim
             .inode()
@@ -1547,14 +1556,16 @@ fn do_rename(
         .rename(&oname, nd.inode().as_ref(), &nname, flags)?;
     crate::fs::namei::dcache::changed();
     let cookie = crate::fs::inotify::next_cookie();
+    let is_dir = src.inode().file_type() == FileType::Directory;
     crate::fs::inotify::notify_dir(
         &od,
         crate::fs::inotify::IN_MOVED_FROM,
         &oname,
-        false,
+        is_dir,
         cookie,
     );
-    crate::fs::inotify::notify_dir(&nd, crate::fs::inotify::IN_MOVED_TO, &nname, false, cookie);
+    crate::fs::inotify::notify_dir(&nd, crate::fs::inotify::IN_MOVED_TO, &nname, is_dir, cookie);
+    crate::fs::inotify::notify_inode(src.inode().key(), crate::fs::inotify::IN_MOVE_SELF, is_dir);
     Ok(0)
 }
 
@@ -1613,6 +1624,9 @@ fn do_link(
     }
     dir.inode().link(&name, src.inode().as_ref())?;
     crate::fs::namei::dcache::changed();
+    // The link count changed (IN_ATTRIB), then the name appeared.
+    crate::fs::inotify::notify_inode(src.inode().key(), crate::fs::inotify::IN_ATTRIB, false);
+    crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, false, 0);
     Ok(0)
 }
 
@@ -1638,7 +1652,13 @@ fn attr_change(p: &Path, attr: &SetAttr) -> KResult<u64> {
         return error!(EROFS);
     }
     p.inode().setattr(attr)?;
-    crate::fs::inotify::notify(p, crate::fs::inotify::IN_ATTRIB);
+    // A size change is IN_MODIFY, as Linux's fsnotify_change.
+    let ev = if attr.size.is_some() {
+        crate::fs::inotify::IN_MODIFY
+    } else {
+        crate::fs::inotify::IN_ATTRIB
+    };
+    crate::fs::inotify::notify(p, ev);
     Ok(0)
 }
 
