@@ -92,3 +92,38 @@ fn epoll_et_quiet_static() {
     let (native, _) = differential("epoll_et_quiet", Flavour::Static, &[]);
     assert!(native.stdout.contains("ET wait 2: 0\n"), "{native}");
 }
+
+/// RLIMIT_FSIZE and SIGXFSZ: write, pwrite, writev, O_APPEND,
+/// copy_file_range, sendfile and splice cut at the limit, then EFBIG with
+/// SIGXFSZ (SI_USER); truncate/fallocate past it; ignored SIGXFSZ; a
+/// limit of 0; pipes and /dev/null unlimited; the default action kills
+/// (`tests/guest/fsize.c`).
+#[test]
+fn fsize_static() {
+    let (native, _) = differential("fsize", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(
+        native
+            .stdout
+            .contains("write again                  -1 EFBIG sig 1 SI_USER"),
+        "{native}"
+    );
+    assert!(native.stdout.contains("child: signal 25"), "{native}");
+}
+
+/// inotify masks as Linux: IN_OPEN/ACCESS/MODIFY, IN_CLOSE_WRITE vs
+/// IN_CLOSE_NOWRITE, IN_ATTRIB for chmod, utimes and link count changes,
+/// IN_MODIFY for truncate, mask replace and IN_MASK_ADD, IN_ONESHOT's
+/// IN_IGNORED, rm_watch, IN_ONLYDIR/IN_MASK_CREATE errors, IN_MOVE_SELF,
+/// IN_DELETE_SELF, IN_EXCL_UNLINK (`tests/guest/inotify_masks.c`).
+#[test]
+fn inotify_masks_static() {
+    let (native, _) = differential("inotify_masks", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    assert!(
+        native
+            .stdout
+            .contains("two writes oneshot: [wd 1 mask 0x2] [wd 1 mask 0x8000]"),
+        "{native}"
+    );
+}

@@ -74,7 +74,21 @@ fn pump(
     let mut done = 0usize;
     let mut buf = vec![0u8; CHUNK.min(len.max(1))];
     while done < len {
-        let want = (len - done).min(buf.len());
+        let mut want = (len - done).min(buf.len());
+        // RLIMIT_FSIZE: cut at the limit before reading (what a pipe
+        // holds past it stays there). Reaching it raises SIGXFSZ even
+        // after some bytes moved, as Linux's sendfile and splice loops
+        // (copy_file_range cut its length at the limit beforehand).
+        let at = crate::fs::fsize::write_pos(outf, outp);
+        match crate::fs::fsize::room(ctx.task, outf, at) {
+            Some(0) if done == 0 => return crate::fs::fsize::efbig(ctx.task),
+            Some(0) => {
+                let _ = crate::fs::fsize::efbig::<()>(ctx.task);
+                break;
+            }
+            Some(r) => want = want.min(r.min(usize::MAX as u64) as usize),
+            None => {}
+        }
         let r = match inp {
             Some(o) => inf.read_at(o, &mut buf[..want]),
             None => inf.read_as(&mut buf[..want], Some(ctx.task)),
@@ -187,7 +201,11 @@ fn sys_copy_file_range(
     }
     let inp = Some(pin.unwrap_or(inf.pos()));
     let outp = Some(pout.unwrap_or(outf.pos()));
-    let (n, ni, no) = pump(ctx, &inf, inp, &outf, outp, len.min(MAX_RW), true)?;
+    let len = match outp {
+        Some(o) => crate::fs::fsize::clamp_write(ctx.task, &outf, o, len.min(MAX_RW))?,
+        None => len.min(MAX_RW),
+    };
+    let (n, ni, no) = pump(ctx, &inf, inp, &outf, outp, len, true)?;
     match pin {
         Some(_) => ctx.mm().write_val(off_in.0, &(ni.unwrap_or(0) as i64))?,
         None => {

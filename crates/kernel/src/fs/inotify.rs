@@ -101,11 +101,20 @@ impl Inotify {
 /// Reports `mask` on the inode `key` (its own watches) with `name` empty,
 /// or on directory `key` for its child `name`.
 fn emit(key: InodeKey, mask: u32, cookie: u32, name: &[u8]) {
+    emit_to(key, mask, cookie, name, false)
+}
+
+/// [`emit`]; `unlinked_child`: the event is on a child with no name left,
+/// which watches with IN_EXCL_UNLINK do not hear.
+fn emit_to(key: InodeKey, mask: u32, cookie: u32, name: &[u8], unlinked_child: bool) {
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
     let Some(ws) = reg.get_mut(&key) else { return };
     let mut fired_oneshot = Vec::new();
     for w in ws.iter() {
         if w.mask & mask & ALL_EVENTS == 0 && mask & (IN_IGNORED | IN_DELETE_SELF) == 0 {
+            continue;
+        }
+        if unlinked_child && w.mask & IN_EXCL_UNLINK != 0 {
             continue;
         }
         if let Some(i) = w.inst.upgrade() {
@@ -115,7 +124,14 @@ fn emit(key: InodeKey, mask: u32, cookie: u32, name: &[u8]) {
                 cookie,
                 name: name.to_vec(),
             });
-            if w.mask & IN_ONESHOT != 0 {
+            if w.mask & IN_ONESHOT != 0 && mask & IN_IGNORED == 0 {
+                // A one-shot watch goes after its event: IN_IGNORED.
+                i.push(Event {
+                    wd: w.wd,
+                    mask: IN_IGNORED,
+                    cookie: 0,
+                    name: Vec::new(),
+                });
                 fired_oneshot.push(w.wd);
             }
         }
@@ -140,7 +156,14 @@ pub fn notify(path: &Path, mask: u32) {
     };
     emit(path.inode().key(), mask | dir_bit, 0, b"");
     if let Some(parent) = &path.dentry.parent {
-        emit(parent.inode.key(), mask | dir_bit, 0, &path.dentry.name);
+        let unlinked = path.inode().stat().is_ok_and(|st| st.nlink == 0);
+        emit_to(
+            parent.inode.key(),
+            mask | dir_bit,
+            0,
+            &path.dentry.name,
+            unlinked,
+        );
     }
 }
 
@@ -156,6 +179,16 @@ pub fn notify_dir(dir: &Path, mask: u32, name: &[u8], is_dir: bool, cookie: u32)
         cookie,
         name,
     );
+}
+
+/// Reports `mask` to the watches of inode `key` alone, not its parent's
+/// (Linux's fsnotify_inode: IN_ATTRIB for a link count change,
+/// IN_MOVE_SELF).
+pub fn notify_inode(key: InodeKey, mask: u32, is_dir: bool) {
+    if !ANY.load(Ordering::Relaxed) {
+        return;
+    }
+    emit(key, mask | if is_dir { IN_ISDIR } else { 0 }, 0, b"");
 }
 
 /// The object `key` was deleted: IN_DELETE_SELF, then its watches go.

@@ -27,6 +27,7 @@ pub mod fasync;
 pub mod fdtable;
 pub mod fhandle;
 pub mod file;
+pub mod fsize;
 pub mod hostfd;
 pub mod hostfs;
 pub mod inotify;

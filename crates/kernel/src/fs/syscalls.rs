@@ -431,6 +431,10 @@ pub(crate) fn do_write(
         }
         total = total.min(ok);
     }
+    if f.file_type() == FileType::Regular {
+        let at = crate::fs::fsize::write_pos(f, off);
+        total = crate::fs::fsize::clamp_write(ctx.task, f, at, total)?;
+    }
     // tmpfs copies straight from the guest's frames.
     let direct = f.ops()?.direct_io();
     let mut done = 0usize;
@@ -1273,11 +1277,15 @@ fn sys_ftruncate(ctx: &mut SyscallContext<'_>, fd: Fd, len: i64) -> KResult<u64>
         return error!(EINVAL);
     }
     crate::fs::memfd::check_resize(&f, len as u64)?;
+    crate::fs::fsize::check_grow(ctx.task, len as u64, f.size()?)?;
     crate::fs::perm::remove_privs(ctx.task, f.path.inode());
     f.ops()?.truncate(len as u64)?;
     crate::kernel()
         .page_cache
         .truncate(f.path.inode().key(), len as u64);
+    if !f.path.mnt.internal && !no_notify(&f) {
+        crate::fs::inotify::notify(&f.path, crate::fs::inotify::IN_MODIFY);
+    }
     Ok(0)
 }
 
@@ -1291,6 +1299,7 @@ fn sys_truncate(ctx: &mut SyscallContext<'_>, path: UserAddr, len: i64) -> KResu
         FileType::Regular => {}
         _ => return error!(EINVAL),
     }
+    crate::fs::fsize::check_grow(ctx.task, len as u64, p.inode().stat()?.size)?;
     crate::fs::lease::break_on_truncate(&p)?;
     let r = attr_change(
         &p,
@@ -1436,6 +1445,12 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
         }
         dir.inode().unlink(&name)?;
         crate::fs::namei::dcache::changed();
+        // The link count changed (IN_ATTRIB), then the name went.
+        crate::fs::inotify::notify_inode(
+            victim.inode().key(),
+            crate::fs::inotify::IN_ATTRIB,
+            false,
+        );
         crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_DELETE, &name, false, 0);
         if victim
             .inode()
@@ -1541,14 +1556,16 @@ fn do_rename(
         .rename(&oname, nd.inode().as_ref(), &nname, flags)?;
     crate::fs::namei::dcache::changed();
     let cookie = crate::fs::inotify::next_cookie();
+    let is_dir = src.inode().file_type() == FileType::Directory;
     crate::fs::inotify::notify_dir(
         &od,
         crate::fs::inotify::IN_MOVED_FROM,
         &oname,
-        false,
+        is_dir,
         cookie,
     );
-    crate::fs::inotify::notify_dir(&nd, crate::fs::inotify::IN_MOVED_TO, &nname, false, cookie);
+    crate::fs::inotify::notify_dir(&nd, crate::fs::inotify::IN_MOVED_TO, &nname, is_dir, cookie);
+    crate::fs::inotify::notify_inode(src.inode().key(), crate::fs::inotify::IN_MOVE_SELF, is_dir);
     Ok(0)
 }
 
@@ -1607,6 +1624,9 @@ fn do_link(
     }
     dir.inode().link(&name, src.inode().as_ref())?;
     crate::fs::namei::dcache::changed();
+    // The link count changed (IN_ATTRIB), then the name appeared.
+    crate::fs::inotify::notify_inode(src.inode().key(), crate::fs::inotify::IN_ATTRIB, false);
+    crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_CREATE, &name, false, 0);
     Ok(0)
 }
 
@@ -1632,7 +1652,13 @@ fn attr_change(p: &Path, attr: &SetAttr) -> KResult<u64> {
         return error!(EROFS);
     }
     p.inode().setattr(attr)?;
-    crate::fs::inotify::notify(p, crate::fs::inotify::IN_ATTRIB);
+    // A size change is IN_MODIFY, as Linux's fsnotify_change.
+    let ev = if attr.size.is_some() {
+        crate::fs::inotify::IN_MODIFY
+    } else {
+        crate::fs::inotify::IN_ATTRIB
+    };
+    crate::fs::inotify::notify(p, ev);
     Ok(0)
 }
 
@@ -1902,6 +1928,9 @@ fn sys_fallocate(
     }
     if off.checked_add(len).is_none() {
         return error!(EFBIG);
+    }
+    if mode & FALLOC_FL_KEEP_SIZE == 0 {
+        crate::fs::fsize::check_grow(ctx.task, (off + len) as u64, f.size()?)?;
     }
     f.ops()?.fallocate(mode, off as u64, len as u64)?;
     Ok(0)
