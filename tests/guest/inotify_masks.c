@@ -121,6 +121,14 @@ int main(void) {
     unlink(h);
     drain("unlink last name");
 
+    /* A watch that did not ask for IN_DELETE_SELF hears only IN_IGNORED. */
+    fd = open(h, O_CREAT | O_WRONLY, 0600);
+    close(fd);
+    drain("create again");
+    r("watch modify only", inotify_add_watch(ifd, h, IN_MODIFY));
+    unlink(h);
+    drain("unlink, modify-only watch");
+
     /* IN_EXCL_UNLINK: events on an unlinked file's open fd */
     fd = open(f, O_CREAT | O_RDWR, 0600);
     int w1 = inotify_add_watch(ifd, dir, IN_MODIFY | IN_EXCL_UNLINK);

@@ -111,7 +111,9 @@ fn emit_to(key: InodeKey, mask: u32, cookie: u32, name: &[u8], unlinked_child: b
     let Some(ws) = reg.get_mut(&key) else { return };
     let mut fired_oneshot = Vec::new();
     for w in ws.iter() {
-        if w.mask & mask & ALL_EVENTS == 0 && mask & (IN_IGNORED | IN_DELETE_SELF) == 0 {
+        // IN_IGNORED reaches every watch; IN_DELETE_SELF only those that
+        // asked for it, as Linux.
+        if w.mask & mask & ALL_EVENTS == 0 && mask & IN_IGNORED == 0 {
             continue;
         }
         if unlinked_child && w.mask & IN_EXCL_UNLINK != 0 {
