@@ -99,3 +99,15 @@ fn memfd_seals_python() {
     let ruml = common::run_ruml("/usr/bin/python3", &[script.as_os_str()], &env);
     common::assert_same(&native, &ruml);
 }
+
+/// pidfd_send_signal and waitid(P_PIDFD) on pidfds from pidfd_open (blocking
+/// and PIDFD_NONBLOCK), clone(CLONE_PIDFD) and clone3(CLONE_PIDFD).
+#[test]
+fn pidfd_kinds_static() {
+    let (native, _ruml) = differential("pidfd_kinds", Flavour::Static, &[]);
+    assert!(native.stdout.contains("sig 0 reaped: -1 ESRCH"), "{native}");
+    assert!(
+        native.stdout.contains("waitid NONBLOCK running: -1 EAGAIN"),
+        "{native}"
+    );
+}

@@ -790,6 +790,16 @@ impl FileOps for PidFd {
     }
 }
 
+/// The process (global pid) a pidfd refers to, for waitid(P_PIDFD): EBADF
+/// when `f` is not a pidfd.
+pub fn pidfd_pid(f: &FileRef) -> KResult<i32> {
+    let ops = f.ops().map_err(|_| crate::errno!(EBADF))?.clone();
+    match ops.as_any_ops().downcast_ref::<PidFd>() {
+        Some(p) => Ok(p.pid),
+        None => error!(EBADF),
+    }
+}
+
 /// Woken whenever any process exits (pidfds become readable).
 pub fn pidfd_waiters() -> &'static Waiters {
     static W: OnceLock<Waiters> = OnceLock::new();
@@ -842,12 +852,13 @@ fn sys_pidfd_send_signal(
     let Some(p) = ops.as_any_ops().downcast_ref::<PidFd>() else {
         return error!(EBADF);
     };
-    let g = p
-        .group
-        .upgrade()
-        .filter(|g| !g.threads().is_empty())
-        .ok_or(crate::errno!(ESRCH))?;
-    let _ = p.pid;
+    if !crate::kernel().tasks.unreaped(p.pid, &p.group) {
+        return error!(ESRCH);
+    }
+    // A zombie not yet reaped: Linux accepts the signal and discards it.
+    let Some(g) = p.group.upgrade().filter(|g| !g.threads().is_empty()) else {
+        return Ok(0);
+    };
     if !crate::task::caps::may_signal(ctx.task, &g, sig) {
         return error!(EPERM);
     }

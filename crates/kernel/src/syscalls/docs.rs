@@ -9,6 +9,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("ptrace", "implemented on ruml's own task state (docs/debugging.md); PTRACE_OLDSETOPTIONS (21) is taken as PTRACE_SETOPTIONS, as on x86 Linux; PTRACE_ARCH_PRCTL sets/gets the tracee's fs/gs base; a tracer is a process (any of its threads may make requests; Linux allows only the tracing thread); writes to segment selectors are ignored (64-bit code only); no hardware breakpoints or watchpoints (debug registers read as 0, nonzero writes give EIO); PTRACE_O_TRACESECCOMP stops come with guest seccomp filters; Yama's ptrace_scope is not modelled (same ids or root may attach)"),
     ("personality", "any 32-bit value is kept and reported; ADDR_NO_RANDOMIZE (exec), READ_IMPLIES_EXEC (mmap, mprotect) and UNAME26 (uname) take effect; the other flags and the execution domain have none (x86_64 only)"),
     ("clone", "CLONE_NEW* as unshare (docs/namespaces.md)"),
+    ("pidfd_open", "PIDFD_THREAD (thread pidfds) gives EINVAL"),
     ("vmsplice", "the bytes are copied (SPLICE_F_GIFT ignored, as Linux may); SPLICE_F_NONBLOCK applies to reading an empty pipe, writing follows the descriptor's O_NONBLOCK"),
     ("kcmp", "signal handlers and the System V undo list compare per process (ruml shares handlers only between threads, has no CLONE_SYSVSEM), each task has its own I/O context (no CLONE_IO); KCMP_EPOLL_TFD counts a descriptor's watches in the order they were added"),
     ("clone3", "set_tid gives EINVAL; namespaces as unshare (docs/namespaces.md)"),

@@ -290,6 +290,17 @@ impl TaskTable {
             .and_then(|n| n.group.clone())
     }
 
+    /// Whether process `pid` (whose group is `g`, perhaps already dropped)
+    /// is still in the tree: alive, or a zombie not yet reaped. `g` keeps its
+    /// allocation, so a reused pid's new group never compares equal.
+    pub fn unreaped(&self, pid: i32, g: &std::sync::Weak<ThreadGroup>) -> bool {
+        self.lock().get(&pid).is_some_and(|n| {
+            n.group
+                .as_ref()
+                .is_none_or(|x| std::sync::Weak::ptr_eq(&Arc::downgrade(x), g))
+        })
+    }
+
     /// Some live thread of process `pid` (for /proc and kill checks).
     pub fn get(&self, pid: i32) -> Option<Arc<Task>> {
         self.group(pid).and_then(|g| g.threads().into_iter().next())

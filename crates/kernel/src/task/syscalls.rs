@@ -761,14 +761,27 @@ fn sys_waitid(
     {
         return error!(EINVAL);
     }
+    let mut nonblock = false;
     let which = match idtype {
         0 => WaitFor::Any,
         1 if id > 0 => WaitFor::Pid(pid_arg(ctx, id)),
         2 if id >= 0 => WaitFor::Group(pid_arg(ctx, id)),
+        // P_PIDFD: the process a pidfd refers to; a PIDFD_NONBLOCK pidfd
+        // waits as with WNOHANG and says EAGAIN when nothing is ready.
+        3 if id >= 0 => {
+            let f = ctx.files().get(id)?;
+            nonblock = f.nonblocking();
+            WaitFor::Pid(crate::fs::anon::pidfd_pid(&f)?)
+        }
         _ => return error!(EINVAL),
     };
+    let eagain = nonblock && options & WNOHANG == 0;
+    let options = if nonblock { options | WNOHANG } else { options };
     let mut usage = Default::default();
     let got = wait_child(ctx, which, options, options & WEXITED != 0, &mut usage)?;
+    if eagain && got.is_none() {
+        return error!(EAGAIN);
+    }
     if !info.is_null() {
         let mut si = [0u8; 128];
         if let Some((pid, found)) = got {
