@@ -112,11 +112,12 @@ fn attack_run(params: &[&str]) {
     let watchdog = std::thread::spawn(move || {
         let deadline = Duration::from_secs(400);
         if done_rx.recv_timeout(deadline).is_err() {
+            let report = common::hang_report(pid as i32);
             // SAFETY: killing the process group we started.
             unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            return true;
+            return Some(report);
         }
-        false
+        None
     });
     let start = Instant::now();
     let mut lines = Vec::new();
@@ -136,14 +137,18 @@ fn attack_run(params: &[&str]) {
     drop(stdin);
     let status = child.wait().expect("wait for ruml");
     let _ = done_tx.send(());
-    let timed_out = watchdog.join().unwrap_or(true);
+    let hang = watchdog
+        .join()
+        .unwrap_or_else(|_| Some("(the watchdog panicked)".into()));
     let stderr = err_thread.join().unwrap_or_default();
     let out = lines.join("\n");
     let ctx = format!(
         "after {:?}, status {status:?}\n--- stdout:\n{out}\n--- stderr:\n{stderr}",
         start.elapsed()
     );
-    assert!(!timed_out, "the attack run timed out; {ctx}");
+    if let Some(report) = &hang {
+        panic!("the attack run timed out; {ctx}\n{report}");
+    }
     assert!(
         !out.contains("SECRET FOUND"),
         "the attacker read the victim's memory; {ctx}"

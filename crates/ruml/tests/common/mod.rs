@@ -606,6 +606,51 @@ pub fn descendants(root: i32) -> Vec<ProcStat> {
     out
 }
 
+/// What a hung ruml (host pid `pid`) is doing, for a test's failure
+/// message before it kills the run: each of its host threads and of its
+/// descendants (stubs) with state, wait channel and current system call,
+/// and the threads' backtraces from the host's gdb (bounded to a minute).
+pub fn hang_report(pid: i32) -> String {
+    let read = |p: String| std::fs::read_to_string(p).unwrap_or_default();
+    let mut out =
+        String::from("--- host threads of ruml and its stubs (tid comm state wchan syscall):\n");
+    let mut procs = vec![pid];
+    procs.extend(descendants(pid).iter().map(|s| s.pid));
+    for p in procs {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.filter_map(|e| e.ok()) {
+            let tid = t.file_name().to_string_lossy().into_owned();
+            let base = format!("/proc/{p}/task/{tid}");
+            let stat = read(format!("{base}/stat"));
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_string))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{p}/{tid} {} {state} {} {}\n",
+                read(format!("{base}/comm")).trim(),
+                read(format!("{base}/wchan")).trim(),
+                read(format!("{base}/syscall")).trim()
+            ));
+        }
+    }
+    let gdb = Command::new("timeout")
+        .args(["60", "gdb", "-p", &pid.to_string(), "-batch", "-nx"])
+        .args(["-ex", "set pagination off", "-ex", "thread apply all bt 25"])
+        .stdin(Stdio::null())
+        .output();
+    match gdb {
+        Ok(o) => {
+            out.push_str("--- gdb: thread apply all bt\n");
+            out.push_str(&String::from_utf8_lossy(&o.stdout));
+        }
+        Err(e) => out.push_str(&format!("--- gdb did not run: {e}\n")),
+    }
+    out
+}
+
 /// Host children of `parent`.
 pub fn children(parent: i32) -> Vec<ProcStat> {
     all_pids()
