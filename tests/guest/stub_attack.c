@@ -56,8 +56,10 @@ static int victim(void) {
         }
         close(fd);
     }
-    printf("victim-ready\n");
-    fflush(stdout);
+    /* One write(2) per line: printf("...\n") becomes puts, which writes
+     * the text and the newline separately, and the attacker's "base?"
+     * may land between them. */
+    if (write(1, "victim-ready\n", 13) != 13) return 1;
     sleep(120);
     return 0;
 }
@@ -118,7 +120,7 @@ static int read_line(char *b, int n) {
 static uintptr_t query_base(void) {
     char line[64];
     uintptr_t found = 0;
-    printf("base?\n");
+    if (write(1, "base?\n", 6) != 6) return 0;
     while (read_line(line, sizeof line) >= 0 && strcmp(line, "end")) {
         uintptr_t a = strtoull(line, NULL, 0);
         if (!found && a && readable((unsigned char *)a)) found = a;

@@ -27,6 +27,13 @@ fn pty_line_discipline_dynamic() {
     differential("pty_ldisc", Flavour::Dynamic, &[]);
 }
 
+/// Three processes' large writes to one pty slave come out whole, one
+/// after another (Linux's tty write lock), not interleaved.
+#[test]
+fn pty_writes_do_not_interleave() {
+    differential("pty_atomic_write", Flavour::Static, &[]);
+}
+
 #[test]
 fn poll_select_pipes_static() {
     differential("poll_pipes", Flavour::Static, &[]);

@@ -260,6 +260,28 @@ struct State {
     locked: bool,
     /// The console's host descriptor for echo.
     echo_fd: i32,
+    /// A write(2) is in progress: it owns the output until it returns,
+    /// as Linux's tty atomic_write_lock, so that the bytes of two
+    /// callers' writes never interleave (a write that waits for room
+    /// part-way keeps the output).
+    writing: bool,
+    /// Writers waiting for `writing` to clear (woken when it does).
+    writers_waiting: usize,
+}
+
+/// The output of a terminal owned by one write(2) until dropped.
+struct OutputOwner<'a>(&'a Tty);
+
+impl Drop for OutputOwner<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.writing = false;
+        let wake = st.writers_waiting > 0;
+        drop(st);
+        if wake {
+            self.0.waiters.wake_all();
+        }
+    }
 }
 
 /// A terminal; see the module doc.
@@ -355,6 +377,8 @@ impl Tty {
                 other_closed: false,
                 locked: matches!(kind, Kind::PtySlave(_)),
                 echo_fd,
+                writing: false,
+                writers_waiting: 0,
             }),
             waiters: Waiters::new(),
             master_waiters: Waiters::new(),
@@ -887,6 +911,7 @@ impl Tty {
                 self.job_check(t, SIGTTOU)?;
             }
         }
+        let _output = self.own_output(nonblock, task)?;
         let mut done = 0usize;
         while done < data.len() {
             {
@@ -916,6 +941,34 @@ impl Tty {
             }
         }
         Ok(done)
+    }
+
+    /// Takes the output for one write(2) (see `State::writing`): waits
+    /// for another writer to finish (interruptible; EAGAIN without
+    /// waiting for a non-blocking writer, as Linux's tty_write_lock).
+    fn own_output(&self, nonblock: bool, task: Option<&Arc<Task>>) -> KResult<OutputOwner<'_>> {
+        {
+            let mut st = self.lock();
+            if !st.writing {
+                st.writing = true;
+                return Ok(OutputOwner(self));
+            }
+            if nonblock {
+                return error!(EAGAIN);
+            }
+            st.writers_waiting += 1;
+        }
+        let r = self.waiters.wait(task, None, || !self.lock().writing);
+        let mut st = self.lock();
+        st.writers_waiting -= 1;
+        r?;
+        // Another waiter may have taken it between the wake and now.
+        if st.writing {
+            drop(st);
+            return self.own_output(nonblock, task);
+        }
+        st.writing = true;
+        Ok(OutputOwner(self))
     }
 
     /// Waits (bounded by `patience` without progress) for a channel
