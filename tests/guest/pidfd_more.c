@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -473,6 +474,70 @@ static void setns_pidfd(void) {
     printf("setns reaped t: %s\n", err(setns(tfd, CLONE_NEWUTS)));
 }
 
+/* ---- 5. PIDFD_GET_*_NAMESPACE ioctls ---- */
+#define PIDFS_IOCTL_MAGIC 0xFF
+static void ns_ioctls(void) {
+    int gate[2], ready[2];
+    pipe(gate);
+    pipe(ready);
+    pid_t c = fork();
+    if (c == 0) {
+        unshare(CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWTIME);
+        write(ready[1], "r", 1);
+        char x;
+        read(gate[0], &x, 1);
+        _exit(0);
+    }
+    char x;
+    read(ready[0], &x, 1);
+    int pfd = p_open(c, 0);
+    static const char *names[] = {"", "cgroup", "ipc", "mnt", "net", "pid", "pid_for_children",
+                                  "time", "time_for_children", "user", "uts"};
+    for (int i = 1; i <= 10; i++) {
+        int fd = ioctl(pfd, _IO(PIDFS_IOCTL_MAGIC, i), 0);
+        int e = errno;
+        char path[64];
+        struct stat a, b;
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", c, names[i]);
+        if (fd < 0) { errno = e; printf("%s: %s\n", names[i], err(-1)); continue; }
+        int same = fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+        struct stat mine;
+        snprintf(path, sizeof path, "/proc/self/ns/%s", names[i]);
+        stat(path, &mine);
+        printf("%s: same as target %d as ours %d cloexec %d\n", names[i], same, a.st_ino == mine.st_ino,
+               fcntl(fd, F_GETFD));
+        close(fd);
+    }
+    long r = ioctl(pfd, _IO(PIDFS_IOCTL_MAGIC, 10), 1);
+    printf("arg 1: %s\n", err(r));
+    r = ioctl(pfd, _IO(PIDFS_IOCTL_MAGIC, 12), 0);
+    printf("nr 12: %s\n", err(r));
+    r = ioctl(pfd, _IO(PIDFS_IOCTL_MAGIC, 0), 0);
+    printf("nr 0: %s\n", err(r));
+    r = ioctl(pfd, _IOR(PIDFS_IOCTL_MAGIC, 10, int), 0);
+    printf("_IOR nr 10: %s\n", err(r));
+    int tfd = p_open(gettid_(), PIDFD_THREAD);
+    int ufd = ioctl(tfd, _IO(PIDFS_IOCTL_MAGIC, 10), 0);
+    printf("thread pidfd uts: %d\n", ufd >= 0);
+    pid_t u = fork();
+    if (u == 0) {
+        setgroups(0, NULL);
+        if (setresgid(1000, 1000, 1000) || setresuid(1000, 1000, 1000)) _exit(1);
+        printf("unprivileged: %s\n", err(ioctl(pfd, _IO(PIDFS_IOCTL_MAGIC, 10), 0)));
+        int me = p_open(getpid(), 0);
+        int fd = ioctl(me, _IO(PIDFS_IOCTL_MAGIC, 10), 0);
+        printf("unprivileged own: %d\n", fd >= 0);
+        _exit(0);
+    }
+    waitpid(u, NULL, 0);
+    write(gate[1], "x", 1);
+    poll1(pfd, 30000);
+    printf("zombie: %s\n", err(ioctl(pfd, _IO(PIDFS_IOCTL_MAGIC, 10), 0)));
+    waitpid(c, NULL, 0);
+    printf("reaped: %s\n", err(ioctl(pfd, _IO(PIDFS_IOCTL_MAGIC, 10), 0)));
+    printf("reaped arg 1: %s\n", err(ioctl(pfd, _IO(PIDFS_IOCTL_MAGIC, 10), 1)));
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     if (getuid() != 0) { printf("SKIP: needs root\n"); return 0; }
@@ -482,6 +547,7 @@ int main(void) {
     section("PIDFD_SIGNAL_PROCESS_GROUP", pgrp_signal);
     section("pidfd_getfd", getfd);
     section("setns(pidfd)", setns_pidfd);
+    section("PIDFD_GET_*_NAMESPACE", ns_ioctls);
     printf("result: OK\n");
     return 0;
 }

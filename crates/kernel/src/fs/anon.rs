@@ -849,6 +849,42 @@ impl FileOps for PidFd {
     fn as_any_ops(&self) -> &dyn std::any::Any {
         self
     }
+    /// The PIDFD_GET_*_NAMESPACE ioctls (Linux 6.11): a descriptor
+    /// (close-on-exec) for a namespace of the thread the pidfd names.
+    fn ioctl(&self, _f: &OpenFile, cmd: u32, arg: u64, ctx: &SyscallContext<'_>) -> KResult<u64> {
+        use crate::task::ns::NsKind;
+        // _IO(PIDFS_IOCTL_MAGIC, 1..=10), in Linux's numbering.
+        const PIDFS_IOCTL_MAGIC: u32 = 0xff;
+        if cmd >> 8 != PIDFS_IOCTL_MAGIC {
+            return error!(ENOTTY);
+        }
+        let kind = match cmd & 0xff {
+            1 => NsKind::Cgroup,
+            2 => NsKind::Ipc,
+            3 => NsKind::Mnt,
+            4 => NsKind::Net,
+            5 => NsKind::Pid,
+            6 => NsKind::PidForChildren,
+            7 => NsKind::Time,
+            8 => NsKind::TimeForChildren,
+            9 => NsKind::User,
+            10 => NsKind::Uts,
+            // PIDFD_GET_INFO (11, Linux 6.13) is not supported: ENOTTY,
+            // as a kernel before it says.
+            _ => return error!(ENOTTY),
+        };
+        let task = self.task().ok_or(crate::errno!(ESRCH))?;
+        if arg != 0 {
+            return error!(EINVAL);
+        }
+        if !crate::task::ptrace::may_access(ctx.task, &task, true) {
+            return error!(EACCES);
+        }
+        let ns = crate::task::ns::task_ns(&task, kind);
+        let k = ns.kind();
+        let file = crate::task::ns::open_ns_file(ns, k)?;
+        install(ctx, file, true)
+    }
 }
 
 /// The operations of `f`, to look at as a pidfd with [`pidfd_of`].
