@@ -202,6 +202,21 @@ static void thread_pidfds(void) {
     si.si_code = SI_QUEUE;
     printf("SI_QUEUE via worker thread pidfd: %s\n", err(p_send(tfd, 0, &si, 0)));
 
+    /* PIDFD_SELF_THREAD and PIDFD_SELF_THREAD_GROUP (Linux 6.15), from
+     * the main thread with SIGUSR1 unblocked. */
+    handled_tid = 0;
+    printf("PIDFD_SELF_THREAD: %s", err(p_send(-10000, SIGUSR1, NULL, 0)));
+    printf(" in main %d code %d\n", handled_tid == gettid_(), handled_code);
+    handled_tid = 0;
+    long sr = p_send(-10001, SIGUSR1, NULL, 0);
+    while (sr == 0 && !handled_tid) sched_yield();
+    printf("PIDFD_SELF_THREAD_GROUP: %s code %d\n", err(sr), handled_code);
+    printf("PIDFD_SELF_THREAD_GROUP, SIGNAL_THREAD sig 0: %s\n", err(p_send(-10001, 0, NULL, PIDFD_SIGNAL_THREAD)));
+    printf("PIDFD_SELF_THREAD, SIGNAL_PROCESS_GROUP: %s\n", err(p_send(-10000, 0, NULL, PIDFD_SIGNAL_PROCESS_GROUP)));
+    printf("fd -10002: %s\n", err(p_send(-10002, 0, NULL, 0)));
+    printf("pidfd_getfd(PIDFD_SELF_THREAD): %s\n", err(p_getfd(-10000, 1, 0)));
+    printf("setns(PIDFD_SELF_THREAD): %s\n", err(setns(-10000, CLONE_NEWUTS)));
+
     /* waitid on thread pidfds. */
     memset(&si, 0, sizeof si);
     printf("waitid worker thread pidfd: %s\n", err(syscall(SYS_waitid, P_PIDFD, tfd, &si, WEXITED | WNOHANG, NULL)));

@@ -764,6 +764,9 @@ const PIDFD_THREAD: u32 = O_EXCL;
 const PIDFD_SIGNAL_THREAD: u32 = 1;
 const PIDFD_SIGNAL_THREAD_GROUP: u32 = 2;
 const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 4;
+/// pidfd_send_signal's stand-ins for the caller's own thread and process.
+const PIDFD_SELF_THREAD: i32 = -10000;
+const PIDFD_SELF_THREAD_GROUP: i32 = -10001;
 
 /// A pidfd: a stable handle on a process (or, with PIDFD_THREAD, on one
 /// thread). Immutable once made; what it names is looked up on each use,
@@ -1012,9 +1015,29 @@ fn sys_pidfd_send_signal(
     if flags & !scope_flags != 0 || flags.count_ones() > 1 {
         return error!(EINVAL);
     }
-    let f = ctx.files().get(fd.0)?;
-    let ops = as_pidfd(&f)?;
-    let p = pidfd_of(&ops)?;
+    // PIDFD_SELF_THREAD and PIDFD_SELF_THREAD_GROUP (Linux 6.15): the
+    // caller's own thread or process, without a descriptor.
+    let own;
+    let ops;
+    let p: &PidFd = match fd.0 {
+        PIDFD_SELF_THREAD | PIDFD_SELF_THREAD_GROUP => {
+            let t = ctx.task;
+            let thread = fd.0 == PIDFD_SELF_THREAD;
+            own = PidFd {
+                pid: if thread { t.tid() } else { t.tgid() },
+                group: Arc::downgrade(&t.group),
+                tgid: t.tgid(),
+                thread: thread.then(|| Arc::downgrade(t)),
+                ns: t.pid_ns(),
+            };
+            &own
+        }
+        _ => {
+            let f = ctx.files().get(fd.0)?;
+            ops = as_pidfd(&f)?;
+            pidfd_of(&ops)?
+        }
+    };
     // The target must live in the caller's PID namespace or below it.
     if !ctx.task.pid_ns().is_ancestor_of(&p.ns) {
         return error!(EINVAL);
