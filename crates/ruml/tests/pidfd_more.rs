@@ -52,7 +52,10 @@ fn pidfd_more(flavour: Flavour) {
         "join UTS|IPC|NS|CGROUP: 0",
         "child in joined namespace: pid 2 ppid 0",
     ] {
-        assert!(native.stdout.contains(want), "native lacks {want:?}:\n{native}");
+        assert!(
+            native.stdout.contains(want),
+            "native lacks {want:?}:\n{native}"
+        );
     }
     let ruml = run_ruml(&guest.path, &[] as &[&str], &env);
     assert_same(&native, &ruml);
@@ -66,4 +69,15 @@ fn pidfd_more_static() {
 #[test]
 fn pidfd_more_dynamic() {
     pidfd_more(Flavour::Dynamic);
+}
+
+/// Random arguments to every pidfd call (tests/guest/pidfd_fuzz.c): each
+/// gets a result or an errno; the kernel neither panics nor hangs.
+#[test]
+fn pidfd_fuzz() {
+    let guest = build_guest("pidfd_fuzz", Flavour::Static);
+    let env = test_env();
+    let ruml = run_ruml(&guest.path, &[] as &[&str], &env);
+    assert_eq!(ruml.code(), 0, "{ruml}");
+    assert!(ruml.stdout.starts_with("fuzz done: 20000 calls"), "{ruml}");
 }

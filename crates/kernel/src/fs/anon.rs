@@ -995,11 +995,7 @@ fn sys_pidfd_open(ctx: &mut SyscallContext<'_>, pid: i32, flags: u32) -> KResult
             }
         }
     };
-    let f = anon_file(
-        "pidfd",
-        Arc::new(fd),
-        O_RDWR | (flags & O_NONBLOCK),
-    );
+    let f = anon_file("pidfd", Arc::new(fd), O_RDWR | (flags & O_NONBLOCK));
     f.keep_flags(flags & PIDFD_THREAD);
     install(ctx, f, true)
 }
