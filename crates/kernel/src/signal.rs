@@ -54,7 +54,7 @@ const SA_RESETHAND: u64 = 0x8000_0000;
 pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
 const SI_QUEUE: i32 = -1;
-const SI_TKILL: i32 = -6;
+pub const SI_TKILL: i32 = -6;
 const CLD_STOPPED: i32 = 5;
 const CLD_CONTINUED: i32 = 6;
 const SS_ONSTACK: i32 = 1;
@@ -278,7 +278,7 @@ pub fn sigpending_full(target: &ThreadGroup, signo: i32, code: i32) -> bool {
 /// fail, but queues no information; the signal merges into a pending
 /// instance of itself, or is delivered once as from nobody (si_pid and
 /// si_uid 0).
-fn send_kill(g: &Arc<ThreadGroup>, mut q: Queued) {
+pub(crate) fn send_kill(g: &Arc<ThreadGroup>, mut q: Queued) {
     if q.signo >= SIGRTMIN && over_sigpending_limit(g) {
         let pending = g.sig().shared.iter().any(|p| p.signo == q.signo)
             || g.threads()
@@ -1182,7 +1182,7 @@ fn sys_rt_sigtimedwait(
     Ok(q.signo as u64)
 }
 
-fn user_signal(ctx: &SyscallContext<'_>, sig: i32, code: i32) -> Queued {
+pub(crate) fn user_signal(ctx: &SyscallContext<'_>, sig: i32, code: i32) -> Queued {
     let uid = ctx
         .task
         .group

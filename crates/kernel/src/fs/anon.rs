@@ -172,6 +172,7 @@ syscall_table! { pub fn anon_table;
     SIGNALFD4 => sys_signalfd4(fd: Fd, mask: UserAddr, size: usize, flags: u32),
     PIDFD_OPEN => sys_pidfd_open(pid: i32, flags: u32),
     PIDFD_SEND_SIGNAL => sys_pidfd_send_signal(fd: Fd, sig: i32, info: UserAddr, flags: u32),
+    PIDFD_GETFD => sys_pidfd_getfd(pidfd: i32, fd: i32, flags: u32),
 }
 
 // --- eventfd ----------------------------------------------------------------
@@ -757,23 +758,86 @@ fn sys_signalfd4(
 // --- pidfd ------------------------------------------------------------------
 
 const PIDFD_NONBLOCK: u32 = O_NONBLOCK;
+/// pidfd_open's PIDFD_THREAD (Linux 6.9): a pidfd for one thread. It is
+/// O_EXCL, and shows in F_GETFL as such.
+const PIDFD_THREAD: u32 = O_EXCL;
+const PIDFD_SIGNAL_THREAD: u32 = 1;
+const PIDFD_SIGNAL_THREAD_GROUP: u32 = 2;
+const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 4;
+/// pidfd_send_signal's stand-ins for the caller's own thread and process.
+const PIDFD_SELF_THREAD: i32 = -10000;
+const PIDFD_SELF_THREAD_GROUP: i32 = -10001;
 
-/// A pidfd: a stable handle on a process. Readable once it has exited.
+/// A pidfd: a stable handle on a process (or, with PIDFD_THREAD, on one
+/// thread). Immutable once made; what it names is looked up on each use,
+/// so a reused pid never matches (`group` and `thread` keep their
+/// allocations' identity).
 pub struct PidFd {
+    /// The global pid it names: the process's, or the thread's tid.
     pid: i32,
+    /// The process (a dangling Weak when opened on a zombie).
     group: Weak<ThreadGroup>,
+    /// The process's pid (equal to `pid` for a process pidfd).
+    tgid: i32,
+    /// PIDFD_THREAD: the thread (None for a process pidfd).
+    thread: Option<Weak<Task>>,
+    /// The innermost PID namespace of the target: pidfd_send_signal needs
+    /// it at or below the caller's (Linux's access_pidfd_pidns).
+    ns: Arc<crate::task::ns::PidNs>,
+}
+
+impl PidFd {
+    /// A thread pidfd of a thread that is not its process's leader: its
+    /// life is the thread's own (Linux releases such a thread at exit).
+    fn names_non_leader(&self) -> bool {
+        self.thread.is_some() && self.pid != self.tgid
+    }
+
+    /// The live thread Linux's pid_task(pid, PIDTYPE_PID) gives: the named
+    /// thread, or for a process pidfd its leader thread (None once the
+    /// leader has exited, even if other threads live on).
+    pub(crate) fn task(&self) -> Option<Arc<Task>> {
+        crate::kernel()
+            .tasks
+            .thread(self.pid)
+            .filter(|t| match &self.thread {
+                Some(w) => std::ptr::eq(w.as_ptr(), Arc::as_ptr(t)),
+                None => std::ptr::eq(self.group.as_ptr(), Arc::as_ptr(&t.group)),
+            })
+    }
+
+    /// The process, while it has live threads.
+    fn live_group(&self) -> Option<Arc<ThreadGroup>> {
+        self.group.upgrade().filter(|g| !g.threads().is_empty())
+    }
+
+    /// Whether the process is still in the tree (alive or a zombie).
+    fn unreaped(&self) -> bool {
+        crate::kernel().tasks.unreaped(self.tgid, &self.group)
+    }
 }
 
 impl FileOps for PidFd {
     fn read(&self, _f: &OpenFile, _off: u64, _buf: &mut [u8]) -> KResult<usize> {
         error!(EINVAL)
     }
+    /// Linux's pidfd_poll: POLLIN|POLLHUP once the task is gone (a reaped
+    /// process, an exited non-leader thread); POLLIN for a zombie whose
+    /// threads have all exited; nothing while any thread of a process
+    /// lives, even when its leader has exited (for a process pidfd and a
+    /// thread pidfd of the leader alike).
     fn poll(&self, _f: &OpenFile) -> PollEvents {
-        let alive = self
-            .group
-            .upgrade()
-            .is_some_and(|g| !g.threads().is_empty());
-        if alive {
+        use crate::fs::poll::POLLHUP;
+        if self.names_non_leader() {
+            return if self.task().is_some() {
+                0
+            } else {
+                POLLIN | POLLHUP
+            };
+        }
+        if !self.unreaped() {
+            POLLIN | POLLHUP
+        } else if self.live_group().is_some() {
             0
         } else {
             POLLIN
@@ -788,19 +852,79 @@ impl FileOps for PidFd {
     fn as_any_ops(&self) -> &dyn std::any::Any {
         self
     }
-}
-
-/// The process (global pid) a pidfd refers to, for waitid(P_PIDFD): EBADF
-/// when `f` is not a pidfd.
-pub fn pidfd_pid(f: &FileRef) -> KResult<i32> {
-    let ops = f.ops().map_err(|_| crate::errno!(EBADF))?.clone();
-    match ops.as_any_ops().downcast_ref::<PidFd>() {
-        Some(p) => Ok(p.pid),
-        None => error!(EBADF),
+    /// The PIDFD_GET_*_NAMESPACE ioctls (Linux 6.11): a descriptor
+    /// (close-on-exec) for a namespace of the thread the pidfd names.
+    fn ioctl(&self, _f: &OpenFile, cmd: u32, arg: u64, ctx: &SyscallContext<'_>) -> KResult<u64> {
+        use crate::task::ns::NsKind;
+        // _IO(PIDFS_IOCTL_MAGIC, 1..=10), in Linux's numbering.
+        const PIDFS_IOCTL_MAGIC: u32 = 0xff;
+        if cmd >> 8 != PIDFS_IOCTL_MAGIC {
+            return error!(ENOTTY);
+        }
+        let kind = match cmd & 0xff {
+            1 => NsKind::Cgroup,
+            2 => NsKind::Ipc,
+            3 => NsKind::Mnt,
+            4 => NsKind::Net,
+            5 => NsKind::Pid,
+            6 => NsKind::PidForChildren,
+            7 => NsKind::Time,
+            8 => NsKind::TimeForChildren,
+            9 => NsKind::User,
+            10 => NsKind::Uts,
+            // PIDFD_GET_INFO (11, Linux 6.13) is not supported: ENOTTY,
+            // as a kernel before it says.
+            _ => return error!(ENOTTY),
+        };
+        let task = self.task().ok_or(crate::errno!(ESRCH))?;
+        if arg != 0 {
+            return error!(EINVAL);
+        }
+        if !crate::task::ptrace::may_access(ctx.task, &task, true) {
+            return error!(EACCES);
+        }
+        let ns = crate::task::ns::task_ns(&task, kind);
+        let k = ns.kind();
+        let file = crate::task::ns::open_ns_file(ns, k)?;
+        install(ctx, file, true)
     }
 }
 
-/// Woken whenever any process exits (pidfds become readable).
+/// The operations of `f`, to look at as a pidfd with [`pidfd_of`].
+fn as_pidfd(f: &FileRef) -> KResult<Arc<dyn FileOps>> {
+    Ok(f.ops().map_err(|_| crate::errno!(EBADF))?.clone())
+}
+
+/// The pidfd behind `ops`: EBADF when it is not one.
+fn pidfd_of(ops: &Arc<dyn FileOps>) -> KResult<&PidFd> {
+    ops.as_any_ops()
+        .downcast_ref::<PidFd>()
+        .ok_or(crate::errno!(EBADF))
+}
+
+/// Whether `f` is a pidfd.
+pub fn is_pidfd(f: &FileRef) -> bool {
+    as_pidfd(f).is_ok_and(|o| pidfd_of(&o).is_ok())
+}
+
+/// The process (global pid) a pidfd refers to, for waitid(P_PIDFD): EBADF
+/// when `f` is not a pidfd. A thread pidfd gives its thread's id (which is
+/// no child of anyone unless it is a leader: waitid then says ECHILD, as
+/// Linux's PIDTYPE_PID wait).
+pub fn pidfd_pid(f: &FileRef) -> KResult<i32> {
+    let ops = as_pidfd(f)?;
+    Ok(pidfd_of(&ops)?.pid)
+}
+
+/// The live thread a pidfd names (Linux's pid_task(pid, PIDTYPE_PID): for a
+/// process pidfd, its leader thread), for setns(pidfd): EBADF when `f` is
+/// not a pidfd, ESRCH when that thread is gone.
+pub fn pidfd_task(f: &FileRef) -> KResult<Arc<Task>> {
+    let ops = as_pidfd(f)?;
+    pidfd_of(&ops)?.task().ok_or(crate::errno!(ESRCH))
+}
+
+/// Woken whenever any process or thread exits (pidfds become readable).
 pub fn pidfd_waiters() -> &'static Waiters {
     static W: OnceLock<Waiters> = OnceLock::new();
     W.get_or_init(Waiters::new)
@@ -813,27 +937,66 @@ pub fn new_pidfd(group: &Arc<ThreadGroup>) -> FileRef {
         Arc::new(PidFd {
             pid: group.tgid(),
             group: Arc::downgrade(group),
+            tgid: group.tgid(),
+            thread: None,
+            ns: group.pid_ns(),
         }),
         O_RDWR,
     )
 }
 
+/// pidfd_open: `pid` as the caller's PID namespace names it. A process
+/// (alive or a zombie not yet reaped) or, with PIDFD_THREAD, any live
+/// thread; a non-leader thread without PIDFD_THREAD is ENOENT (Linux 6.15).
 fn sys_pidfd_open(ctx: &mut SyscallContext<'_>, pid: i32, flags: u32) -> KResult<u64> {
-    if flags & !PIDFD_NONBLOCK != 0 || pid <= 0 {
+    if flags & !(PIDFD_NONBLOCK | PIDFD_THREAD) != 0 || pid <= 0 {
         return error!(EINVAL);
     }
-    let g = crate::kernel()
-        .tasks
-        .group(pid)
-        .ok_or(crate::errno!(ESRCH))?;
-    let f = anon_file(
-        "pidfd",
-        Arc::new(PidFd {
-            pid,
-            group: Arc::downgrade(&g),
-        }),
-        O_RDWR | (flags & O_NONBLOCK),
-    );
+    let thread = flags & PIDFD_THREAD != 0;
+    let global = ctx.task.pid_lookup(pid).ok_or(crate::errno!(ESRCH))?;
+    let k = crate::kernel();
+    let process = k.tasks.lock().get(&global).map(|n| n.group.clone());
+    let fd = match process {
+        // A process: its group, or none for a zombie.
+        Some(group) => {
+            let ns = group
+                .as_ref()
+                .map(|g| g.pid_ns())
+                .unwrap_or_else(|| ctx.task.pid_ns());
+            let leader = if thread {
+                Some(
+                    k.tasks
+                        .thread(global)
+                        .map(|t| Arc::downgrade(&t))
+                        .unwrap_or_default(),
+                )
+            } else {
+                None
+            };
+            PidFd {
+                pid: global,
+                group: group.as_ref().map(Arc::downgrade).unwrap_or_default(),
+                tgid: global,
+                thread: leader,
+                ns,
+            }
+        }
+        None => {
+            let t = k.tasks.thread(global).ok_or(crate::errno!(ESRCH))?;
+            if !thread {
+                return error!(ENOENT);
+            }
+            PidFd {
+                pid: global,
+                group: Arc::downgrade(&t.group),
+                tgid: t.tgid(),
+                thread: Some(Arc::downgrade(&t)),
+                ns: t.group.pid_ns(),
+            }
+        }
+    };
+    let f = anon_file("pidfd", Arc::new(fd), O_RDWR | (flags & O_NONBLOCK));
+    f.keep_flags(flags & PIDFD_THREAD);
     install(ctx, f, true)
 }
 
@@ -844,48 +1007,167 @@ fn sys_pidfd_send_signal(
     info: UserAddr,
     flags: u32,
 ) -> KResult<u64> {
-    if flags != 0 || !(0..=crate::signal::NSIG).contains(&sig) {
+    let scope_flags = PIDFD_SIGNAL_THREAD | PIDFD_SIGNAL_THREAD_GROUP | PIDFD_SIGNAL_PROCESS_GROUP;
+    if flags & !scope_flags != 0 || flags.count_ones() > 1 {
         return error!(EINVAL);
     }
-    let f = ctx.files().get(fd.0)?;
-    let ops = f.ops().map_err(|_| crate::errno!(EBADF))?.clone();
-    let Some(p) = ops.as_any_ops().downcast_ref::<PidFd>() else {
-        return error!(EBADF);
+    // PIDFD_SELF_THREAD and PIDFD_SELF_THREAD_GROUP (Linux 6.15): the
+    // caller's own thread or process, without a descriptor.
+    let own;
+    let ops;
+    let p: &PidFd = match fd.0 {
+        PIDFD_SELF_THREAD | PIDFD_SELF_THREAD_GROUP => {
+            let t = ctx.task;
+            let thread = fd.0 == PIDFD_SELF_THREAD;
+            own = PidFd {
+                pid: if thread { t.tid() } else { t.tgid() },
+                group: Arc::downgrade(&t.group),
+                tgid: t.tgid(),
+                thread: thread.then(|| Arc::downgrade(t)),
+                ns: t.pid_ns(),
+            };
+            &own
+        }
+        _ => {
+            let f = ctx.files().get(fd.0)?;
+            ops = as_pidfd(&f)?;
+            pidfd_of(&ops)?
+        }
     };
-    if !crate::kernel().tasks.unreaped(p.pid, &p.group) {
-        return error!(ESRCH);
+    // The target must live in the caller's PID namespace or below it.
+    if !ctx.task.pid_ns().is_ancestor_of(&p.ns) {
+        return error!(EINVAL);
     }
-    // A zombie not yet reaped: Linux accepts the signal and discards it.
-    let Some(g) = p.group.upgrade().filter(|g| !g.threads().is_empty()) else {
-        return Ok(0);
+    #[derive(PartialEq)]
+    enum Scope {
+        Thread,
+        Process,
+        Pgrp,
+    }
+    let scope = match flags {
+        PIDFD_SIGNAL_THREAD => Scope::Thread,
+        PIDFD_SIGNAL_THREAD_GROUP => Scope::Process,
+        PIDFD_SIGNAL_PROCESS_GROUP => Scope::Pgrp,
+        _ if p.thread.is_some() => Scope::Thread,
+        _ => Scope::Process,
     };
-    if !crate::task::caps::may_signal(ctx.task, &g, sig) {
-        return error!(EPERM);
-    }
-    if sig == 0 {
-        return Ok(0);
-    }
-    let mut q = crate::signal::Queued {
-        signo: sig,
-        code: crate::signal::SI_USER,
-        a: ctx.task.tgid() as u32 as u64,
-        b: 0,
-        forced: false,
+    let code = if scope == Scope::Thread {
+        crate::signal::SI_TKILL
+    } else {
+        crate::signal::SI_USER
     };
+    let mut q = crate::signal::user_signal(ctx, sig, code);
     if !info.is_null() {
         let head: crate::signal::SigInfoHead = ctx.mm().read_val(info.0)?;
         if head.signo != sig {
             return error!(EINVAL);
         }
-        if (head.code >= 0 || head.code == -6) && g.tgid() != ctx.task.tgid() {
+        // Only to oneself (the calling thread's own pid) may a sender
+        // forge an si_code of the kernel's or tkill's.
+        if (p.pid != ctx.task.tid() || scope == Scope::Pgrp)
+            && (head.code >= 0 || head.code == crate::signal::SI_TKILL)
+        {
             return error!(EPERM);
         }
         q.code = head.code;
         q.a = head.a;
         q.b = head.b;
     }
-    crate::signal::send_group(&g, q);
+    if scope == Scope::Pgrp {
+        return send_pgrp(ctx, p.pid, sig, q);
+    }
+    let Some(task) = p.task() else {
+        // Linux keeps a zombie leader's task: a signal to a process not
+        // yet reaped (or whose leader thread alone has exited) is
+        // accepted and discarded. A non-leader thread is gone at exit.
+        if p.names_non_leader() || !p.unreaped() {
+            return error!(ESRCH);
+        }
+        if !(0..=crate::signal::NSIG).contains(&sig) {
+            return error!(EINVAL);
+        }
+        if scope == Scope::Process && sig != 0 {
+            if let Some(g) = p.live_group() {
+                if !crate::task::caps::may_signal(ctx.task, &g, sig) {
+                    return error!(EPERM);
+                }
+                crate::signal::send_kill(&g, q);
+            }
+        }
+        return Ok(0);
+    };
+    if !(0..=crate::signal::NSIG).contains(&sig) {
+        return error!(EINVAL);
+    }
+    if !crate::task::caps::may_signal(ctx.task, &task.group, sig) {
+        return error!(EPERM);
+    }
+    if sig == 0 {
+        return Ok(0);
+    }
+    if scope == Scope::Thread {
+        if crate::signal::sigpending_full(&task.group, sig, q.code) {
+            return error!(EAGAIN);
+        }
+        crate::signal::send_thread(&task, q);
+    } else {
+        if crate::signal::sigpending_full(&task.group, sig, q.code) {
+            return error!(EAGAIN);
+        }
+        crate::signal::send_kill(&task.group, q);
+    }
     Ok(0)
+}
+
+/// PIDFD_SIGNAL_PROCESS_GROUP: the process group whose id is the pidfd's
+/// pid (Linux's kill_pgrp_info on the pidfd's struct pid: ESRCH unless
+/// the process leads a group). Success if any member may be signalled.
+fn send_pgrp(
+    ctx: &SyscallContext<'_>,
+    pgid: i32,
+    sig: i32,
+    q: crate::signal::Queued,
+) -> KResult<u64> {
+    let members: Vec<Arc<ThreadGroup>> = crate::kernel()
+        .tasks
+        .lock()
+        .values()
+        .filter(|n| n.pgid == pgid && n.zombie.is_none())
+        .filter_map(|n| n.group.clone())
+        .collect();
+    if members.is_empty() {
+        return error!(ESRCH);
+    }
+    if !(0..=crate::signal::NSIG).contains(&sig) {
+        return error!(EINVAL);
+    }
+    let mut result = error!(EPERM);
+    for g in members {
+        if crate::task::caps::may_signal(ctx.task, &g, sig) {
+            if sig != 0 {
+                crate::signal::send_kill(&g, q);
+            }
+            result = Ok(0);
+        }
+    }
+    result
+}
+
+/// pidfd_getfd: a duplicate (close-on-exec) of descriptor `fd` of the
+/// thread a pidfd names (a process pidfd: its leader thread), for a
+/// caller allowed to ptrace it (PTRACE_MODE_ATTACH_REALCREDS).
+fn sys_pidfd_getfd(ctx: &mut SyscallContext<'_>, pidfd: i32, fd: i32, flags: u32) -> KResult<u64> {
+    if flags != 0 {
+        return error!(EINVAL);
+    }
+    let f = ctx.files().get(pidfd)?;
+    let ops = as_pidfd(&f)?;
+    let task = pidfd_of(&ops)?.task().ok_or(crate::errno!(ESRCH))?;
+    if !crate::task::ptrace::may_access(ctx.task, &task, false) {
+        return error!(EPERM);
+    }
+    let file = task.files().get(fd)?;
+    install(ctx, file, true)
 }
 
 #[allow(dead_code)]

@@ -50,6 +50,12 @@ impl OpenFile {
         self.flags.load(Ordering::Relaxed)
     }
 
+    /// Keeps status bits `new` would drop as open-only (a thread pidfd's
+    /// O_EXCL, which F_GETFL shows as Linux does).
+    pub fn keep_flags(&self, bits: u32) {
+        self.flags.fetch_or(bits, Ordering::Relaxed);
+    }
+
     /// F_SETFL: changes only the flags Linux lets it change.
     pub fn set_status_flags(&self, new: u32) {
         let _ = self

@@ -109,6 +109,20 @@ struct NsLink {
     kind: NsKind,
 }
 
+impl NsLink {
+    /// The namespace it names. pid_for_children is ENOENT until that PID
+    /// namespace has its init (Linux's pidns_for_children_get).
+    fn target(&self) -> KResult<ns::NsRef> {
+        let r = ns::task_ns(&self.task, self.kind);
+        if let (NsKind::PidForChildren, ns::NsRef::Pid(p)) = (self.kind, &r) {
+            if p.init().is_none() {
+                return crate::error!(ENOENT);
+            }
+        }
+        Ok(r)
+    }
+}
+
 impl Inode for NsLink {
     fn file_type(&self) -> FileType {
         FileType::Symlink
@@ -124,15 +138,10 @@ impl Inode for NsLink {
         Ok(self.meta.statfs())
     }
     fn readlink(&self, _caller: &Caller<'_>) -> KResult<Vec<u8>> {
-        Ok(ns::task_ns(&self.task, self.kind)
-            .link_text(self.kind)
-            .into_bytes())
+        Ok(self.target()?.link_text(self.kind).into_bytes())
     }
     fn get_link(&self, _caller: &Caller<'_>) -> KResult<Link> {
-        Ok(Link::Jump(ns::ns_path(
-            ns::task_ns(&self.task, self.kind),
-            self.kind,
-        )))
+        Ok(Link::Jump(ns::ns_path(self.target()?, self.kind)))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self

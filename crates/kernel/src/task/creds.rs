@@ -110,12 +110,21 @@ impl super::Task {
     /// made/joined `ns`: `ns_caps`), or it is in an ancestor of `ns` and
     /// privileged there, or the owner of the namespace below it.
     pub fn privileged_in(&self, ns: &std::sync::Arc<super::ns::UserNs>, cap: Cap) -> bool {
-        let c = self
-            .group
+        self.group
             .creds
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .clone()
+            .privileged_in(ns, cap)
+    }
+}
+
+impl Creds {
+    /// As [`super::Task::privileged_in`], for credentials not (yet) the
+    /// task's own (setns(pidfd) checks later namespaces with the
+    /// credentials of the user namespace it is joining).
+    pub fn privileged_in(&self, ns: &std::sync::Arc<super::ns::UserNs>, cap: Cap) -> bool {
+        let c = self;
         let mine = c.user_ns.0.clone();
         let mut cur = ns.clone();
         loop {

@@ -93,6 +93,8 @@ pub fn exit_thread(task: &Arc<Task>) {
     crate::kernel().tasks.unregister_thread(task.tid());
     if task.tid() != task.tgid() {
         super::ns::release_pid(task.tid());
+        // Its thread pidfds (PIDFD_THREAD) are readable now.
+        crate::fs::anon::pidfd_waiters().wake_all();
     }
     let ctid = std::mem::take(
         &mut *task

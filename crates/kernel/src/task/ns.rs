@@ -1241,83 +1241,177 @@ fn sys_unshare(ctx: &mut SyscallContext<'_>, flags: u64) -> KResult<u64> {
 
 fn sys_setns(ctx: &mut SyscallContext<'_>, fd: i32, nstype: i32) -> KResult<u64> {
     let f = crate::fs::fd_get(ctx.task, fd)?;
-    let Some(nsf) = f.ops()?.as_any_ops().downcast_ref::<NsFile>() else {
-        // A pidfd (setns by process) is not supported: EINVAL as for any
-        // other file that is not a namespace.
-        return error!(EINVAL);
-    };
-    let target = nsf.ns.clone();
-    let kind = target.kind();
-    if nstype != 0 && nstype as u32 as u64 != kind.clone_flag() {
+    let task = ctx.task;
+    let ops = f.ops()?.clone();
+    if let Some(nsf) = ops.as_any_ops().downcast_ref::<NsFile>() {
+        let target = nsf.ns.clone();
+        if nstype != 0 && nstype as u32 as u64 != target.kind().clone_flag() {
+            return error!(EINVAL);
+        }
+        let mut set = NsSet::new(task);
+        set.stage(task, target)?;
+        set.commit(task);
+        return Ok(0);
+    }
+    if crate::fs::anon::is_pidfd(&f) {
+        return setns_pidfd(task, &f, nstype as u32 as u64);
+    }
+    // Neither a namespace file nor a pidfd.
+    error!(EINVAL)
+}
+
+/// setns(pidfd, flags) (Linux 5.8): enters the namespaces of the thread a
+/// pidfd names, those of `flags`, all or none.
+fn setns_pidfd(task: &super::Task, f: &crate::fs::FileRef, flags: u64) -> KResult<u64> {
+    let all = CLONE_NEWNS
+        | CLONE_NEWUTS
+        | CLONE_NEWIPC
+        | CLONE_NEWNET
+        | CLONE_NEWTIME
+        | CLONE_NEWUSER
+        | CLONE_NEWPID
+        | CLONE_NEWCGROUP;
+    if flags == 0 || flags & !all != 0 {
         return error!(EINVAL);
     }
-    let task = ctx.task;
-    let owner = target.owner();
-    // CAP_SYS_ADMIN over the namespace's owner (and, for a user
-    // namespace, the target itself) as Linux's install hooks require.
-    let admin = match &target {
-        NsRef::User(u) => task.privileged_in(u, crate::task::caps::Cap::SysAdmin),
-        _ => owner
-            .as_ref()
-            .is_some_and(|o| task.privileged_in(o, crate::task::caps::Cap::SysAdmin)),
-    };
-    if !admin {
+    let target = crate::fs::anon::pidfd_task(f)?;
+    if !super::ptrace::may_access(task, &target, false) {
         return error!(EPERM);
     }
-    match target {
-        NsRef::User(u) => {
-            if Arc::ptr_eq(&u, &task.user_ns()) {
-                return error!(EINVAL);
+    // Linux's order (validate_nsset): the user namespace first, so that
+    // the others are checked with the credentials it gives.
+    let order = [
+        (CLONE_NEWUSER, NsKind::User),
+        (CLONE_NEWNS, NsKind::Mnt),
+        (CLONE_NEWUTS, NsKind::Uts),
+        (CLONE_NEWIPC, NsKind::Ipc),
+        (CLONE_NEWPID, NsKind::Pid),
+        (CLONE_NEWCGROUP, NsKind::Cgroup),
+        (CLONE_NEWNET, NsKind::Net),
+        (CLONE_NEWTIME, NsKind::Time),
+    ];
+    let targets: Vec<NsRef> = order
+        .iter()
+        .filter(|(flag, _)| flags & flag != 0)
+        .map(|(_, kind)| task_ns(&target, *kind))
+        .collect();
+    let mut set = NsSet::new(task);
+    for ns in targets {
+        set.stage(task, ns)?;
+    }
+    set.commit(task);
+    Ok(0)
+}
+
+/// What a setns is about to install (Linux's nsset): namespaces are
+/// checked and staged one by one, then committed together, so that
+/// setns(pidfd) with several changes all or nothing. Lives on the
+/// caller's stack for one call.
+struct NsSet {
+    /// The credentials after joining a user namespace.
+    creds: Option<super::creds::Creds>,
+    proxy: NsProxy,
+    /// The fs context after joining a mount namespace.
+    fs: Option<Arc<crate::fs::FsContext>>,
+    /// A time namespace joined (its clocks take effect on commit).
+    time: Option<Arc<PlainNs>>,
+}
+
+impl NsSet {
+    fn new(task: &super::Task) -> NsSet {
+        NsSet {
+            creds: None,
+            proxy: (*task.nsproxy()).clone(),
+            fs: None,
+            time: None,
+        }
+    }
+
+    /// CAP_SYS_ADMIN in `ns`, with the staged credentials if any.
+    fn admin_in(&self, task: &super::Task, ns: &Arc<UserNs>) -> bool {
+        match &self.creds {
+            Some(c) => c.privileged_in(ns, crate::task::caps::Cap::SysAdmin),
+            None => task.privileged_in(ns, crate::task::caps::Cap::SysAdmin),
+        }
+    }
+
+    /// Checks that `task` may enter `target` and stages it.
+    fn stage(&mut self, task: &super::Task, target: NsRef) -> KResult<()> {
+        // CAP_SYS_ADMIN over the namespace's owner (and, for a user
+        // namespace, the target itself) as Linux's install hooks require.
+        let admin = match &target {
+            NsRef::User(u) => self.admin_in(task, u),
+            _ => target
+                .owner()
+                .as_ref()
+                .is_some_and(|o| self.admin_in(task, o)),
+        };
+        if !admin {
+            return error!(EPERM);
+        }
+        match target {
+            NsRef::User(u) => {
+                if Arc::ptr_eq(&u, &task.user_ns()) {
+                    return error!(EINVAL);
+                }
+                if task.group.threads().len() > 1 {
+                    return error!(EINVAL);
+                }
+                let mut c = task
+                    .group
+                    .creds
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                c.user_ns = u.into();
+                c.ns_caps = true;
+                c.caps = super::caps::CapSets::root();
+                self.creds = Some(c);
             }
-            if task.group.threads().len() > 1 {
-                return error!(EINVAL);
+            NsRef::Pid(p) => {
+                // Only into our own PID namespace or one below it.
+                if !task.pid_ns().is_ancestor_of(&p) {
+                    return error!(EINVAL);
+                }
+                self.proxy.pid_for_children = p;
             }
-            let mut c = task.group.creds.lock().unwrap_or_else(|p| p.into_inner());
-            c.user_ns = u.into();
-            c.ns_caps = true;
-            c.caps = super::caps::CapSets::root();
-        }
-        NsRef::Pid(p) => {
-            // Only into our own PID namespace or one below it.
-            if !task.pid_ns().is_ancestor_of(&p) {
-                return error!(EINVAL);
+            NsRef::Uts(u) => self.proxy.uts = u,
+            NsRef::Mnt(m) => {
+                let fs = self.fs.clone().unwrap_or_else(|| task.fs());
+                self.fs = Some(crate::fs::mntns::fs_at_root(&fs, m));
             }
-            let mut np = (*task.nsproxy()).clone();
-            np.pid_for_children = p;
-            task.set_nsproxy(Arc::new(np));
-        }
-        NsRef::Uts(u) => {
-            let mut np = (*task.nsproxy()).clone();
-            np.uts = u;
-            task.set_nsproxy(Arc::new(np));
-        }
-        NsRef::Mnt(m) => {
-            let fs = task.fs();
-            task.set_fs(crate::fs::mntns::fs_at_root(&fs, m));
-        }
-        NsRef::Plain(k, n) => {
-            let mut np = (*task.nsproxy()).clone();
-            match k {
-                NsKind::Ipc => np.ipc = n,
-                NsKind::Cgroup => np.cgroup = n,
-                NsKind::Net => np.net = n,
+            NsRef::Plain(k, n) => match k {
+                NsKind::Ipc => self.proxy.ipc = n,
+                NsKind::Cgroup => self.proxy.cgroup = n,
+                NsKind::Net => self.proxy.net = n,
                 NsKind::Time | NsKind::TimeForChildren => {
                     // Linux's timens_install: a single-threaded caller.
                     if task.group.threads().len() > 1 {
                         return error!(EUSERS);
                     }
-                    np.time = n.clone();
-                    np.time_for_children = n.clone();
-                    task.set_nsproxy(Arc::new(np));
-                    crate::time::ns::entered(task, &n);
-                    return Ok(0);
+                    self.proxy.time = n.clone();
+                    self.proxy.time_for_children = n.clone();
+                    self.time = Some(n);
                 }
                 _ => return error!(EINVAL),
-            }
-            task.set_nsproxy(Arc::new(np));
+            },
+        }
+        Ok(())
+    }
+
+    /// Installs everything staged.
+    fn commit(self, task: &super::Task) {
+        if let Some(c) = self.creds {
+            *task.group.creds.lock().unwrap_or_else(|p| p.into_inner()) = c;
+        }
+        task.set_nsproxy(Arc::new(self.proxy));
+        if let Some(fs) = self.fs {
+            task.set_fs(fs);
+        }
+        if let Some(n) = self.time {
+            crate::time::ns::entered(task, &n);
         }
     }
-    Ok(0)
 }
 
 // ---------------------------------------------------------------------
