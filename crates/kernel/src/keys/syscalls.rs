@@ -583,8 +583,8 @@ fn sys_keyctl(
             super::upcall::authorised_target(&who, id)?;
             instantiate(ctx, &who, id, payload, a5 as i32)
         }
-        NEGATE => reject(ctx, id, a3 as u32, Errno::ENOKEY as i64, a4 as i32),
-        REJECT => reject(ctx, id, a3 as u32, a4 as i64, a5 as i32),
+        NEGATE => reject(ctx, id, a3 as u32, Errno::ENOKEY.as_i32() as u32, a4 as i32),
+        REJECT => reject(ctx, id, a3 as u32, a4 as u32, a5 as i32),
         SET_REQKEY_KEYRING => reqkey_keyring(ctx, id),
         SET_TIMEOUT => {
             let who = Asker::of(ctx.task);
@@ -744,15 +744,28 @@ fn instantiate(
     Ok(0)
 }
 
-/// KEYCTL_NEGATE and KEYCTL_REJECT.
-fn reject(ctx: &SyscallContext<'_>, id: i32, timeout: u32, err: i64, ring: i32) -> KResult<u64> {
-    if err <= 0 || err >= 4096 || (512..=530).contains(&err) {
-        return error!(EINVAL);
-    }
+/// KEYCTL_NEGATE and KEYCTL_REJECT. `err` is an unsigned int, as
+/// Linux's: any error number below MAX_ERRNO but the restart codes
+/// (keyctl_reject_key refuses ERESTARTSYS, ERESTARTNOINTR,
+/// ERESTARTNOHAND and ERESTART_RESTARTBLOCK), named or not; the key keeps
+/// it and request_key gives it back as it was.
+fn reject(ctx: &SyscallContext<'_>, id: i32, timeout: u32, err: u32, ring: i32) -> KResult<u64> {
+    let e = i32::try_from(err)
+        .ok()
+        .filter(|&n| n < Errno::MAX)
+        .and_then(Errno::from_raw)
+        .filter(|e| {
+            !matches!(
+                *e,
+                Errno::ERESTARTSYS
+                    | Errno::ERESTARTNOINTR
+                    | Errno::ERESTARTNOHAND
+                    | Errno::ERESTART_RESTARTBLOCK
+            )
+        })
+        .ok_or(crate::errno!(EINVAL))?;
     let who = Asker::of(ctx.task);
     let (auth, target) = super::upcall::authorised_target(&who, id)?;
-    // Errors ruml has no name for cannot be kept in a key.
-    let e = Errno::from_i32(err as i32).ok_or(crate::errno!(EINVAL))?;
     let dest = instantiation_keyring(ctx, &who, &auth, ring)?;
     super::upcall::reject(&target, timeout, e)?;
     if let Some(d) = dest {
