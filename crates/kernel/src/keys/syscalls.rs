@@ -435,9 +435,13 @@ const REJECT: i32 = 19;
 const INSTANTIATE_IOV: i32 = 20;
 const INVALIDATE: i32 = 21;
 const GET_PERSISTENT: i32 = 22;
+const DH_COMPUTE: i32 = 23;
+const PKEY_QUERY: i32 = 24;
+const PKEY_VERIFY: i32 = 28;
 const RESTRICT_KEYRING: i32 = 29;
 const MOVE: i32 = 30;
 const CAPABILITIES: i32 = 31;
+const WATCH_KEY: i32 = 32;
 
 fn sys_keyctl(
     ctx: &mut SyscallContext<'_>,
@@ -635,15 +639,35 @@ fn sys_keyctl(
             // CAPABILITIES, PERSISTENT_KEYRINGS, INVALIDATE,
             // RESTRICT_KEYRING, MOVE; no Diffie-Hellman, public keys,
             // big keys, namespaced names or notifications.
+            // (Linux 5.3 and later always set the two namespace bits of
+            // the second byte; ruml's JOIN_SESSION_KEYRING does not look
+            // names up per user namespace, so it leaves them clear.)
             let caps = [0x01u8 | 0x02 | 0x20 | 0x40 | 0x80, 0];
             let n = (a3 as usize).min(caps.len());
-            if a2 != 0 && n > 0 {
+            if n > 0 {
                 ctx.mm().write_bytes(a2, &caps[..n])?;
+                // The rest of the buffer is cleared (clear_user), a page
+                // at a time until it ends or faults.
+                let zero = [0u8; PAGE];
+                let mut at = a2.wrapping_add(n as u64);
+                let mut left = a3.saturating_sub(n as u64);
+                while left > 0 {
+                    let k = left.min(PAGE as u64) as usize;
+                    ctx.mm().write_bytes(at, &zero[..k])?;
+                    at = at.wrapping_add(k as u64);
+                    left -= k as u64;
+                }
             }
             Ok(caps.len() as u64)
         }
-        // Diffie-Hellman, public-key operations and key notifications are
-        // not configured: Linux's answer for an unsupported operation.
+        // A kernel without CONFIG_ASYMMETRIC_KEY_TYPE: PKEY_QUERY checks
+        // its reserved argument, then it and the other public-key
+        // operations are EOPNOTSUPP, as Linux's stubs say.
+        PKEY_QUERY if a3 != 0 => error!(EINVAL),
+        // Without CONFIG_KEY_DH_OPERATIONS, CONFIG_ASYMMETRIC_KEY_TYPE and
+        // CONFIG_KEY_NOTIFICATIONS (/proc/config.gz says so), and for an
+        // unknown operation: Linux's EOPNOTSUPP.
+        DH_COMPUTE | PKEY_QUERY..=PKEY_VERIFY | WATCH_KEY => error!(EOPNOTSUPP),
         _ => error!(EOPNOTSUPP),
     }
 }
@@ -882,6 +906,10 @@ fn chown(ctx: &SyscallContext<'_>, id: i32, uid: u32, gid: u32) -> KResult<u64> 
                 .ok_or(crate::errno!(EINVAL))?,
         )
     };
+    // Nothing to change: done, before the key is looked up.
+    if kuid.is_none() && kgid.is_none() {
+        return Ok(0);
+    }
     let r = lookup(ctx, &who, id, CREATE | PARTIAL, SETATTR)?;
     let admin = ctx.task.privileged(Cap::SysAdmin);
     let mut st = r.key.lock();
