@@ -1,6 +1,8 @@
 /* RLIMIT_FSIZE and SIGXFSZ: writes of every kind (write, pwrite, writev,
  * O_APPEND, copy_file_range, sendfile, splice) are cut at the soft limit,
  * and one starting at the limit fails with EFBIG and raises SIGXFSZ
+ * (sendfile and splice crossing it raise it too when their source had
+ * more to give past the limit)
  * (counted by a handler, its si_code printed); growing by ftruncate,
  * truncate or fallocate past the limit does the same; shrinking, empty
  * writes and pipes are not limited. SIGXFSZ ignored: just EFBIG; at its
@@ -148,6 +150,68 @@ static void run(const char *dir) {
     close(pp[1]);
     close(fd);
 
+    /* Across the limit: the copy stops there with the count; SIGXFSZ
+     * only when the source had more to give (Linux's splice loops try
+     * one more write then), EFBIG once at the limit. */
+    fd = fresh(dir, "x", p, 0);
+    if (pipe(pp) < 0)
+        perror("pipe"), exit(1);
+    show("pipe write 500", write(pp[1], buf, 500));
+    lseek(fd, LIM - 500, SEEK_SET);
+    show("splice 5000, pipe empties", splice(pp[0], NULL, fd, NULL, 5000, 0));
+    show("pipe write 1000", write(pp[1], buf, 1000));
+    lseek(fd, LIM - 500, SEEK_SET);
+    show("splice 500 of 1000", splice(pp[0], NULL, fd, NULL, 500, 0));
+    lseek(fd, LIM - 500, SEEK_SET);
+    show("splice 1000 of 500 left", splice(pp[0], NULL, fd, NULL, 1000, 0));
+    show("pipe write 1000", write(pp[1], buf, 1000));
+    lseek(fd, LIM - 500, SEEK_SET);
+    show("splice 1000 of 1000", splice(pp[0], NULL, fd, NULL, 1000, 0));
+    show("splice 0 at limit", splice(pp[0], NULL, fd, NULL, 0, 0));
+    show("splice 10 at limit", splice(pp[0], NULL, fd, NULL, 10, 0));
+    loff_t o2 = LIM - 10;
+    show("splice at offset 9990", splice(pp[0], NULL, fd, &o2, 1000, 0));
+    show("offset", (long)o2);
+    show("left in pipe", read(pp[0], buf, sizeof buf));
+    close(pp[1]);
+    show("splice, no writer, empty", splice(pp[0], NULL, fd, &o2, 1000, 0));
+    close(pp[0]);
+    long srcsize = size_of(q);
+    show("source size", srcsize);
+    off = srcsize - 500;
+    lseek(fd, LIM - 500, SEEK_SET);
+    show("sendfile to the source's end", sendfile(fd, src, &off, 5000));
+    off = 0;
+    lseek(fd, LIM - 500, SEEK_SET);
+    show("sendfile 500 to the limit", sendfile(fd, src, &off, 500));
+    off = 0;
+    lseek(fd, LIM - 500, SEEK_SET);
+    show("sendfile 501", sendfile(fd, src, &off, 501));
+    show("sendfile offset", off);
+    show("sendfile 0 at limit", sendfile(fd, src, &off, 0));
+    lseek(src, srcsize - 300, SEEK_SET);
+    lseek(fd, LIM - 500, SEEK_SET);
+    show("sendfile, no offset, 300 left", sendfile(fd, src, NULL, 5000));
+    lseek(src, 0, SEEK_SET);
+    lseek(fd, LIM - 500, SEEK_SET);
+    show("sendfile, no offset, 5000", sendfile(fd, src, NULL, 5000));
+    show("source position", (long)lseek(src, 0, SEEK_CUR));
+    in = 0;
+    loff_t o3 = LIM - 500;
+    show("copy_file_range 5000", copy_file_range(src, &in, fd, &o3, 5000, 0));
+    show("offsets", (long)(in * 100000 + o3));
+    show("copy_file_range at limit", copy_file_range(src, &in, fd, &o3, 5000, 0));
+    show("copy_file_range 0 at limit", copy_file_range(src, &in, fd, &o3, 0, 0));
+    in = srcsize - 200;
+    o3 = LIM - 500;
+    show("copy_file_range to the end", copy_file_range(src, &in, fd, &o3, 5000, 0));
+    in = srcsize;
+    show("copy_file_range at the end", copy_file_range(src, &in, fd, &o3, 5000, 0));
+    o3 = LIM;
+    show("copy_file_range, end, limit", copy_file_range(src, &in, fd, &o3, 5000, 0));
+    show("size", size_of(p));
+    close(fd);
+
     /* SIGXFSZ ignored: EFBIG alone. */
     signal(SIGXFSZ, SIG_IGN);
     fd = fresh(dir, "ign", p, 0);
@@ -192,7 +256,7 @@ static void run(const char *dir) {
 
     set_limit(RLIM_INFINITY);
     close(src);
-    const char *names[] = {"src", "w", "v", "exact", "a", "t", "f", "c", "s", "sp", "ign", "zero"};
+    const char *names[] = {"src", "w", "v", "exact", "a", "t", "f", "c", "s", "sp", "x", "ign", "zero"};
     for (unsigned i = 0; i < sizeof names / sizeof *names; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, names[i]);
         unlink(p);

@@ -11,6 +11,7 @@
  * /sbin/request-key first: ENOENT, then the negative key's ENOKEY. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,9 @@
 #define KEY_SPEC_REQUESTOR_KEYRING -8
 #define KEYCTL_GET_KEYRING_ID 0
 #define KEYCTL_JOIN_SESSION_KEYRING 1
+#define KEYCTL_UPDATE 2
 #define KEYCTL_DESCRIBE 6
+#define KEYCTL_SEARCH 10
 #define KEYCTL_READ 11
 #define KEYCTL_INSTANTIATE 12
 #define KEYCTL_ASSUME_AUTHORITY 16
@@ -38,6 +41,75 @@ static long request_key(const char *t, const char *d, const char *c, long r)
 static const char *en(long r) { return r < 0 ? strerrorname_np(errno) : "ok"; }
 
 static const char *report = "/tmp/ruml-keys-upcall-auth.txt";
+static const char *pidfile = "/tmp/ruml-keys-upcall-auth.pid";
+
+/* An error's name, or its number when it has none (KEYCTL_REJECT keeps
+ * any error number Linux does not refuse). */
+static const char *ename(int e)
+{
+    static char b[32];
+    const char *n = strerrorname_np(e);
+    if (n) return n;
+    snprintf(b, sizeof b, "errno %d", e);
+    return b;
+}
+static const char *er(long r) { return r < 0 ? ename(errno) : "ok"; }
+
+/* The /proc/keys line of key `id`, without its usage count (the kernel's
+ * reference count): flags, timeout (a negative key's 30 s as "30s"
+ * whatever second it is read in), permissions, ids, type and the type's
+ * description, with the serials of `target` (in hex) and the requester's
+ * pid (from pidfile) named. */
+static void proc_key_line(FILE *o, const char *label, long id, long target)
+{
+    FILE *f = fopen("/proc/keys", "r");
+    char line[512], hex[32], tgt[32];
+    int found = 0;
+    snprintf(hex, sizeof hex, "%08lx", id);
+    snprintf(tgt, sizeof tgt, "key:%lx ", target);
+    long rpid = 0;
+    FILE *pf = fopen(pidfile, "r");
+    if (pf) {
+        if (fscanf(pf, "%ld", &rpid) != 1) rpid = 0;
+        fclose(pf);
+    }
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, hex, 8) != 0) continue;
+        found = 1;
+        line[strcspn(line, "\n")] = 0;
+        char flags[16], timeout[16], perm[16], type[16];
+        int usage, uid, gid, off = 0;
+        if (sscanf(line + 9, "%15s %d %15s %15s %d %d %n", flags, &usage, timeout, perm, &uid, &gid, &off) < 6) {
+            fprintf(o, " %s: unparsed: %s\n", label, line);
+            break;
+        }
+        /* The type is 9 columns wide (cut), then a space. */
+        const char *rest = line + 9 + off;
+        snprintf(type, sizeof type, "%.9s", rest);
+        const char *desc = strlen(rest) > 10 ? rest + 10 : "";
+        if (strcmp(timeout, "29s") == 0) strcpy(timeout, "30s");
+        char d[256];
+        if (strncmp(desc, tgt, strlen(tgt)) == 0) {
+            long pid = -1, ci = -1;
+            sscanf(desc + strlen(tgt), "pid:%ld ci:%ld", &pid, &ci);
+            snprintf(d, sizeof d, "key:TARGET pid:%s ci:%ld", pid == rpid ? "REQUESTER" : "other", ci);
+        } else {
+            snprintf(d, sizeof d, "%s", desc);
+        }
+        fprintf(o, " %s: %s %s %s %d %d [%s] [%s]\n", label, flags, timeout, perm, uid, gid, type, d);
+    }
+    if (!found) fprintf(o, " %s: not in /proc/keys\n", label);
+    if (f) fclose(f);
+}
+
+/* KEYCTL_REJECT with the numbers Linux refuses (EINVAL; the key stays
+ * under construction). */
+static void bad_rejects(FILE *o, long key)
+{
+    const long bad[] = {0, 512, 513, 514, 516, 4095, 4096, 0xffffffffL, -1L};
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++)
+        fprintf(o, " reject %ld: %s\n", bad[i], er(keyctl(KEYCTL_REJECT, key, 30, bad[i], 0)));
+}
 
 static int helper(long key, const char *callout, long session)
 {
@@ -72,7 +144,22 @@ static int helper(long key, const char *callout, long session)
     fprintf(o, " empty payload: %s\n", en(keyctl(KEYCTL_INSTANTIATE, key, (long)"x", 0, 0)));
     long r = 0;
     if (strcmp(callout, "inst") == 0) {
+        proc_key_line(o, "auth key", auth, key);
+        proc_key_line(o, "target", key, key);
         r = keyctl(KEYCTL_INSTANTIATE, key, (long)"made by the helper", 18, KEY_SPEC_REQUESTOR_KEYRING);
+        fprintf(o, " construct: %s\n", en(r));
+        proc_key_line(o, "target after", key, key);
+        fprintf(o, " again: %s\n", en(keyctl(KEYCTL_INSTANTIATE, key, (long)"x", 1, 0)));
+        fprintf(o, " assume after: %s\n", en(keyctl(KEYCTL_ASSUME_AUTHORITY, key, 0, 0, 0)));
+        fclose(o);
+        return 0;
+    } else if (strcmp(callout, "rawerr") == 0) {
+        bad_rejects(o, key);
+        /* ENOIOCTLCMD, kernel-internal and unnamed: kept. */
+        r = keyctl(KEYCTL_REJECT, key, 30, 515, 0);
+    } else if (strcmp(callout, "higherr") == 0) {
+        /* The error is an unsigned int: the high bits go. */
+        r = keyctl(KEYCTL_REJECT, key, 30, (1L << 32) | 4094, 0);
     } else if (strcmp(callout, "iov") == 0) {
         struct iovec iov[3] = {{(void *)"two ", 4}, {NULL, 0}, {(void *)"pieces", 6}};
         r = keyctl(KEYCTL_INSTANTIATE_IOV, key, (long)iov, 3, 0);
@@ -126,15 +213,39 @@ int main(int argc, char **argv)
     unlink(report);
     long ses = keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0, 0, 0, 0);
     printf("join: %s\n", en(ses));
-    const char *callouts[] = {"inst", "iov", "reject", "nothing"};
-    for (int i = 0; i < 4; i++) {
+    FILE *pf = fopen(pidfile, "w");
+    if (pf) {
+        fprintf(pf, "%d\n", getpid());
+        fclose(pf);
+    }
+    const char *callouts[] = {"inst", "iov", "reject", "nothing", "rawerr", "higherr"};
+    for (int i = 0; i < 6; i++) {
         char desc[64];
         snprintf(desc, sizeof desc, "authtest:%s", callouts[i]);
         long k = request_key("user", desc, callouts[i], KEY_SPEC_SESSION_KEYRING);
-        printf("request %s: %s", callouts[i], en(k));
+        printf("request %s: %s", callouts[i], er(k));
         if (k >= 0) printf(", payload: %s", payload(k));
         printf("\n");
+        if (i < 4) continue;
+        /* The rejected key keeps the error for every use. */
+        printf(" again: %s\n", er(request_key("user", desc, callouts[i], KEY_SPEC_SESSION_KEYRING)));
+        printf(" without callout: %s\n", er(request_key("user", desc, NULL, 0)));
+        printf(" search: %s\n", er(keyctl(KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING, (long)"user", (long)desc, 0)));
+        /* The negative key, found by its description in the session
+         * keyring's list. */
+        long ids[64];
+        long n = keyctl(KEYCTL_READ, KEY_SPEC_SESSION_KEYRING, (long)ids, sizeof ids, 0);
+        int32_t *ser = (int32_t *)ids;
+        for (long j = 0; n > 0 && j < n / 4 && j < 128; j++) {
+            char dd[256];
+            if (keyctl(KEYCTL_DESCRIBE, ser[j], (long)dd, sizeof dd, 0) > 0 && strstr(dd, desc)) {
+                printf(" read: %s\n", er(keyctl(KEYCTL_READ, ser[j], (long)dd, sizeof dd, 0)));
+                printf(" update: %s\n", er(keyctl(KEYCTL_UPDATE, ser[j], (long)"x", 1, 0)));
+                proc_key_line(stdout, "negative key", ser[j], ser[j]);
+            }
+        }
     }
+    unlink(pidfile);
     FILE *r = fopen(report, "r");
     char line[256];
     while (r && fgets(line, sizeof line, r)) fputs(line, stdout);

@@ -1,288 +1,295 @@
 //! Linux's error numbers (x86_64), every one of them.
 //!
-//! Generated once from asm-generic/errno*.h; aliases (EWOULDBLOCK = EAGAIN,
-//! EDEADLOCK = EDEADLK) are constants, not variants.
+//! Generated once from asm-generic/errno*.h as associated constants of
+//! [`Errno`]; aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK) too.
 
 use std::fmt;
 
-/// A Linux error number. System-call handlers return `Result<T, Errno>`;
-/// the dispatcher turns `Err(e)` into `-e` in rax.
+/// A Linux error number, 1 ..= 4095 (Linux's MAX_ERRNO). System-call
+/// handlers return `Result<T, Errno>`; the dispatcher turns `Err(e)` into
+/// `-e` in rax. The named numbers are associated constants
+/// (`Errno::EINVAL`), usable in patterns. [`Errno::from_raw`] also makes
+/// the numbers with no name here (Linux's kernel-internal ones such as
+/// ENOIOCTLCMD, and unassigned ones), which Linux lets a guest choose
+/// where it stores an error for later (KEYCTL_REJECT) and gives back as
+/// it was.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(i32)]
-#[allow(clippy::upper_case_acronyms, non_camel_case_types)]
-pub enum Errno {
+pub struct Errno(u16);
+
+#[allow(clippy::upper_case_acronyms)]
+impl Errno {
     /// Operation not permitted
-    EPERM = 1,
+    pub const EPERM: Errno = Errno(1);
     /// No such file or directory
-    ENOENT = 2,
+    pub const ENOENT: Errno = Errno(2);
     /// No such process
-    ESRCH = 3,
+    pub const ESRCH: Errno = Errno(3);
     /// Interrupted system call
-    EINTR = 4,
+    pub const EINTR: Errno = Errno(4);
     /// I/O error
-    EIO = 5,
+    pub const EIO: Errno = Errno(5);
     /// No such device or address
-    ENXIO = 6,
+    pub const ENXIO: Errno = Errno(6);
     /// Argument list too long
-    E2BIG = 7,
+    pub const E2BIG: Errno = Errno(7);
     /// Exec format error
-    ENOEXEC = 8,
+    pub const ENOEXEC: Errno = Errno(8);
     /// Bad file number
-    EBADF = 9,
+    pub const EBADF: Errno = Errno(9);
     /// No child processes
-    ECHILD = 10,
+    pub const ECHILD: Errno = Errno(10);
     /// Try again
-    EAGAIN = 11,
+    pub const EAGAIN: Errno = Errno(11);
     /// Out of memory
-    ENOMEM = 12,
+    pub const ENOMEM: Errno = Errno(12);
     /// Permission denied
-    EACCES = 13,
+    pub const EACCES: Errno = Errno(13);
     /// Bad address
-    EFAULT = 14,
+    pub const EFAULT: Errno = Errno(14);
     /// Block device required
-    ENOTBLK = 15,
+    pub const ENOTBLK: Errno = Errno(15);
     /// Device or resource busy
-    EBUSY = 16,
+    pub const EBUSY: Errno = Errno(16);
     /// File exists
-    EEXIST = 17,
+    pub const EEXIST: Errno = Errno(17);
     /// Cross-device link
-    EXDEV = 18,
+    pub const EXDEV: Errno = Errno(18);
     /// No such device
-    ENODEV = 19,
+    pub const ENODEV: Errno = Errno(19);
     /// Not a directory
-    ENOTDIR = 20,
+    pub const ENOTDIR: Errno = Errno(20);
     /// Is a directory
-    EISDIR = 21,
+    pub const EISDIR: Errno = Errno(21);
     /// Invalid argument
-    EINVAL = 22,
+    pub const EINVAL: Errno = Errno(22);
     /// File table overflow
-    ENFILE = 23,
+    pub const ENFILE: Errno = Errno(23);
     /// Too many open files
-    EMFILE = 24,
+    pub const EMFILE: Errno = Errno(24);
     /// Not a typewriter
-    ENOTTY = 25,
+    pub const ENOTTY: Errno = Errno(25);
     /// Text file busy
-    ETXTBSY = 26,
+    pub const ETXTBSY: Errno = Errno(26);
     /// File too large
-    EFBIG = 27,
+    pub const EFBIG: Errno = Errno(27);
     /// No space left on device
-    ENOSPC = 28,
+    pub const ENOSPC: Errno = Errno(28);
     /// Illegal seek
-    ESPIPE = 29,
+    pub const ESPIPE: Errno = Errno(29);
     /// Read-only file system
-    EROFS = 30,
+    pub const EROFS: Errno = Errno(30);
     /// Too many links
-    EMLINK = 31,
+    pub const EMLINK: Errno = Errno(31);
     /// Broken pipe
-    EPIPE = 32,
+    pub const EPIPE: Errno = Errno(32);
     /// Math argument out of domain of func
-    EDOM = 33,
+    pub const EDOM: Errno = Errno(33);
     /// Math result not representable
-    ERANGE = 34,
+    pub const ERANGE: Errno = Errno(34);
     /// Resource deadlock would occur
-    EDEADLK = 35,
+    pub const EDEADLK: Errno = Errno(35);
     /// File name too long
-    ENAMETOOLONG = 36,
+    pub const ENAMETOOLONG: Errno = Errno(36);
     /// No record locks available
-    ENOLCK = 37,
+    pub const ENOLCK: Errno = Errno(37);
     /// Invalid system call number
-    ENOSYS = 38,
+    pub const ENOSYS: Errno = Errno(38);
     /// Directory not empty
-    ENOTEMPTY = 39,
+    pub const ENOTEMPTY: Errno = Errno(39);
     /// Too many symbolic links encountered
-    ELOOP = 40,
+    pub const ELOOP: Errno = Errno(40);
     /// No message of desired type
-    ENOMSG = 42,
+    pub const ENOMSG: Errno = Errno(42);
     /// Identifier removed
-    EIDRM = 43,
+    pub const EIDRM: Errno = Errno(43);
     /// Channel number out of range
-    ECHRNG = 44,
+    pub const ECHRNG: Errno = Errno(44);
     /// Level 2 not synchronized
-    EL2NSYNC = 45,
+    pub const EL2NSYNC: Errno = Errno(45);
     /// Level 3 halted
-    EL3HLT = 46,
+    pub const EL3HLT: Errno = Errno(46);
     /// Level 3 reset
-    EL3RST = 47,
+    pub const EL3RST: Errno = Errno(47);
     /// Link number out of range
-    ELNRNG = 48,
+    pub const ELNRNG: Errno = Errno(48);
     /// Protocol driver not attached
-    EUNATCH = 49,
+    pub const EUNATCH: Errno = Errno(49);
     /// No CSI structure available
-    ENOCSI = 50,
+    pub const ENOCSI: Errno = Errno(50);
     /// Level 2 halted
-    EL2HLT = 51,
+    pub const EL2HLT: Errno = Errno(51);
     /// Invalid exchange
-    EBADE = 52,
+    pub const EBADE: Errno = Errno(52);
     /// Invalid request descriptor
-    EBADR = 53,
+    pub const EBADR: Errno = Errno(53);
     /// Exchange full
-    EXFULL = 54,
+    pub const EXFULL: Errno = Errno(54);
     /// No anode
-    ENOANO = 55,
+    pub const ENOANO: Errno = Errno(55);
     /// Invalid request code
-    EBADRQC = 56,
+    pub const EBADRQC: Errno = Errno(56);
     /// Invalid slot
-    EBADSLT = 57,
+    pub const EBADSLT: Errno = Errno(57);
     /// Bad font file format
-    EBFONT = 59,
+    pub const EBFONT: Errno = Errno(59);
     /// Device not a stream
-    ENOSTR = 60,
+    pub const ENOSTR: Errno = Errno(60);
     /// No data available
-    ENODATA = 61,
+    pub const ENODATA: Errno = Errno(61);
     /// Timer expired
-    ETIME = 62,
+    pub const ETIME: Errno = Errno(62);
     /// Out of streams resources
-    ENOSR = 63,
+    pub const ENOSR: Errno = Errno(63);
     /// Machine is not on the network
-    ENONET = 64,
+    pub const ENONET: Errno = Errno(64);
     /// Package not installed
-    ENOPKG = 65,
+    pub const ENOPKG: Errno = Errno(65);
     /// Object is remote
-    EREMOTE = 66,
+    pub const EREMOTE: Errno = Errno(66);
     /// Link has been severed
-    ENOLINK = 67,
+    pub const ENOLINK: Errno = Errno(67);
     /// Advertise error
-    EADV = 68,
+    pub const EADV: Errno = Errno(68);
     /// Srmount error
-    ESRMNT = 69,
+    pub const ESRMNT: Errno = Errno(69);
     /// Communication error on send
-    ECOMM = 70,
+    pub const ECOMM: Errno = Errno(70);
     /// Protocol error
-    EPROTO = 71,
+    pub const EPROTO: Errno = Errno(71);
     /// Multihop attempted
-    EMULTIHOP = 72,
+    pub const EMULTIHOP: Errno = Errno(72);
     /// RFS specific error
-    EDOTDOT = 73,
+    pub const EDOTDOT: Errno = Errno(73);
     /// Not a data message
-    EBADMSG = 74,
+    pub const EBADMSG: Errno = Errno(74);
     /// Value too large for defined data type
-    EOVERFLOW = 75,
+    pub const EOVERFLOW: Errno = Errno(75);
     /// Name not unique on network
-    ENOTUNIQ = 76,
+    pub const ENOTUNIQ: Errno = Errno(76);
     /// File descriptor in bad state
-    EBADFD = 77,
+    pub const EBADFD: Errno = Errno(77);
     /// Remote address changed
-    EREMCHG = 78,
+    pub const EREMCHG: Errno = Errno(78);
     /// Can not access a needed shared library
-    ELIBACC = 79,
+    pub const ELIBACC: Errno = Errno(79);
     /// Accessing a corrupted shared library
-    ELIBBAD = 80,
+    pub const ELIBBAD: Errno = Errno(80);
     /// .lib section in a.out corrupted
-    ELIBSCN = 81,
+    pub const ELIBSCN: Errno = Errno(81);
     /// Attempting to link in too many shared libraries
-    ELIBMAX = 82,
+    pub const ELIBMAX: Errno = Errno(82);
     /// Cannot exec a shared library directly
-    ELIBEXEC = 83,
+    pub const ELIBEXEC: Errno = Errno(83);
     /// Illegal byte sequence
-    EILSEQ = 84,
+    pub const EILSEQ: Errno = Errno(84);
     /// Interrupted system call should be restarted
-    ERESTART = 85,
+    pub const ERESTART: Errno = Errno(85);
     /// Streams pipe error
-    ESTRPIPE = 86,
+    pub const ESTRPIPE: Errno = Errno(86);
     /// Too many users
-    EUSERS = 87,
+    pub const EUSERS: Errno = Errno(87);
     /// Socket operation on non-socket
-    ENOTSOCK = 88,
+    pub const ENOTSOCK: Errno = Errno(88);
     /// Destination address required
-    EDESTADDRREQ = 89,
+    pub const EDESTADDRREQ: Errno = Errno(89);
     /// Message too long
-    EMSGSIZE = 90,
+    pub const EMSGSIZE: Errno = Errno(90);
     /// Protocol wrong type for socket
-    EPROTOTYPE = 91,
+    pub const EPROTOTYPE: Errno = Errno(91);
     /// Protocol not available
-    ENOPROTOOPT = 92,
+    pub const ENOPROTOOPT: Errno = Errno(92);
     /// Protocol not supported
-    EPROTONOSUPPORT = 93,
+    pub const EPROTONOSUPPORT: Errno = Errno(93);
     /// Socket type not supported
-    ESOCKTNOSUPPORT = 94,
+    pub const ESOCKTNOSUPPORT: Errno = Errno(94);
     /// Operation not supported on transport endpoint
-    EOPNOTSUPP = 95,
+    pub const EOPNOTSUPP: Errno = Errno(95);
     /// Protocol family not supported
-    EPFNOSUPPORT = 96,
+    pub const EPFNOSUPPORT: Errno = Errno(96);
     /// Address family not supported by protocol
-    EAFNOSUPPORT = 97,
+    pub const EAFNOSUPPORT: Errno = Errno(97);
     /// Address already in use
-    EADDRINUSE = 98,
+    pub const EADDRINUSE: Errno = Errno(98);
     /// Cannot assign requested address
-    EADDRNOTAVAIL = 99,
+    pub const EADDRNOTAVAIL: Errno = Errno(99);
     /// Network is down
-    ENETDOWN = 100,
+    pub const ENETDOWN: Errno = Errno(100);
     /// Network is unreachable
-    ENETUNREACH = 101,
+    pub const ENETUNREACH: Errno = Errno(101);
     /// Network dropped connection because of reset
-    ENETRESET = 102,
+    pub const ENETRESET: Errno = Errno(102);
     /// Software caused connection abort
-    ECONNABORTED = 103,
+    pub const ECONNABORTED: Errno = Errno(103);
     /// Connection reset by peer
-    ECONNRESET = 104,
+    pub const ECONNRESET: Errno = Errno(104);
     /// No buffer space available
-    ENOBUFS = 105,
+    pub const ENOBUFS: Errno = Errno(105);
     /// Transport endpoint is already connected
-    EISCONN = 106,
+    pub const EISCONN: Errno = Errno(106);
     /// Transport endpoint is not connected
-    ENOTCONN = 107,
+    pub const ENOTCONN: Errno = Errno(107);
     /// Cannot send after transport endpoint shutdown
-    ESHUTDOWN = 108,
+    pub const ESHUTDOWN: Errno = Errno(108);
     /// Too many references: cannot splice
-    ETOOMANYREFS = 109,
+    pub const ETOOMANYREFS: Errno = Errno(109);
     /// Connection timed out
-    ETIMEDOUT = 110,
+    pub const ETIMEDOUT: Errno = Errno(110);
     /// Connection refused
-    ECONNREFUSED = 111,
+    pub const ECONNREFUSED: Errno = Errno(111);
     /// Host is down
-    EHOSTDOWN = 112,
+    pub const EHOSTDOWN: Errno = Errno(112);
     /// No route to host
-    EHOSTUNREACH = 113,
+    pub const EHOSTUNREACH: Errno = Errno(113);
     /// Operation already in progress
-    EALREADY = 114,
+    pub const EALREADY: Errno = Errno(114);
     /// Operation now in progress
-    EINPROGRESS = 115,
+    pub const EINPROGRESS: Errno = Errno(115);
     /// Stale file handle
-    ESTALE = 116,
+    pub const ESTALE: Errno = Errno(116);
     /// Structure needs cleaning
-    EUCLEAN = 117,
+    pub const EUCLEAN: Errno = Errno(117);
     /// Not a XENIX named type file
-    ENOTNAM = 118,
+    pub const ENOTNAM: Errno = Errno(118);
     /// No XENIX semaphores available
-    ENAVAIL = 119,
+    pub const ENAVAIL: Errno = Errno(119);
     /// Is a named type file
-    EISNAM = 120,
+    pub const EISNAM: Errno = Errno(120);
     /// Remote I/O error
-    EREMOTEIO = 121,
+    pub const EREMOTEIO: Errno = Errno(121);
     /// Quota exceeded
-    EDQUOT = 122,
+    pub const EDQUOT: Errno = Errno(122);
     /// No medium found
-    ENOMEDIUM = 123,
+    pub const ENOMEDIUM: Errno = Errno(123);
     /// Wrong medium type
-    EMEDIUMTYPE = 124,
+    pub const EMEDIUMTYPE: Errno = Errno(124);
     /// Operation Canceled
-    ECANCELED = 125,
+    pub const ECANCELED: Errno = Errno(125);
     /// Required key not available
-    ENOKEY = 126,
+    pub const ENOKEY: Errno = Errno(126);
     /// Key has expired
-    EKEYEXPIRED = 127,
+    pub const EKEYEXPIRED: Errno = Errno(127);
     /// Key has been revoked
-    EKEYREVOKED = 128,
+    pub const EKEYREVOKED: Errno = Errno(128);
     /// Key was rejected by service
-    EKEYREJECTED = 129,
+    pub const EKEYREJECTED: Errno = Errno(129);
     /// Owner died
-    EOWNERDEAD = 130,
+    pub const EOWNERDEAD: Errno = Errno(130);
     /// State not recoverable
-    ENOTRECOVERABLE = 131,
+    pub const ENOTRECOVERABLE: Errno = Errno(131);
     /// Operation not possible due to RF-kill
-    ERFKILL = 132,
+    pub const ERFKILL: Errno = Errno(132);
     /// Memory page has hardware error
-    EHWPOISON = 133,
+    pub const EHWPOISON: Errno = Errno(133);
     /// Kernel-internal (never seen by a guest): a blocking call was
     /// interrupted by a signal; restart it if the handler has SA_RESTART
     /// (or there is no handler), else EINTR.
-    ERESTARTSYS = 512,
+    pub const ERESTARTSYS: Errno = Errno(512);
     /// Kernel-internal: restart the call whatever the handler says.
-    ERESTARTNOINTR = 513,
+    pub const ERESTARTNOINTR: Errno = Errno(513);
     /// Kernel-internal: restart only if no handler runs, else EINTR.
-    ERESTARTNOHAND = 514,
+    pub const ERESTARTNOHAND: Errno = Errno(514);
     /// Kernel-internal: restart through restart_syscall (nanosleep).
-    ERESTART_RESTARTBLOCK = 516,
+    pub const ERESTART_RESTARTBLOCK: Errno = Errno(516);
 }
 
 impl Errno {
@@ -290,14 +297,22 @@ impl Errno {
     pub const EDEADLOCK: Errno = Errno::EDEADLK;
     pub const ENOTSUP: Errno = Errno::EOPNOTSUPP;
 
+    /// Linux's MAX_ERRNO: the largest error number.
+    pub const MAX: i32 = 4095;
+
     /// The positive error number.
-    pub fn as_i32(self) -> i32 {
-        self as i32
+    pub const fn as_i32(self) -> i32 {
+        self.0 as i32
     }
 
     /// The value a system call returns for this error: `-errno`.
     pub fn as_return(self) -> u64 {
-        (-(self as i64)) as u64
+        (-(self.0 as i64)) as u64
+    }
+
+    /// Any error number, named here or not (1 ..= [`Errno::MAX`]).
+    pub fn from_raw(n: i32) -> Option<Errno> {
+        (1..=Errno::MAX).contains(&n).then_some(Errno(n as u16))
     }
 
     /// Its symbolic name, as strace prints it.
@@ -438,6 +453,7 @@ impl Errno {
             Errno::ERESTARTNOINTR => "ERESTARTNOINTR",
             Errno::ERESTARTNOHAND => "ERESTARTNOHAND",
             Errno::ERESTART_RESTARTBLOCK => "ERESTART_RESTARTBLOCK",
+            _ => "E?",
         }
     }
 
@@ -592,13 +608,16 @@ impl Errno {
 
 impl fmt::Debug for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match Errno::from_i32(self.as_i32()) {
+            Some(_) => f.write_str(self.name()),
+            None => write!(f, "errno {}", self.0),
+        }
     }
 }
 
 impl fmt::Display for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        fmt::Debug::fmt(self, f)
     }
 }
 

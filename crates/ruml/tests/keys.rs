@@ -5,7 +5,8 @@
 //! ruml's output is held against the host run recorded in
 //! tests/guest/keys.expected. Quotas and their sysctls
 //! (tests/guest/keys_quota.c) run in ruml only: they change the instance's
-//! limits, which a test may not do to the host.
+//! limits, which a test may not do to the host. keyctl on keys in every
+//! state and the configuration-dependent operations: tests/guest/keys_sweep.c.
 
 mod common;
 
@@ -70,4 +71,31 @@ child status 0
         "{}",
         common::line_diff(want, &ruml.stdout)
     );
+}
+
+/// keyctl on keys in every state (live, revoked, expired, negative) and
+/// the operations a kernel's configuration decides (persistent keyrings,
+/// Diffie-Hellman, public keys, notifications: EOPNOTSUPP exactly when
+/// KEYCTL_CAPABILITIES says so; the capability buffer cleared past its
+/// two bytes), tests/guest/keys_sweep.c natively and under ruml. The
+/// negative key comes from /sbin/request-key; where the host refuses
+/// keyrings or its helper, only ruml's run is checked.
+#[test]
+fn keyctl_states_and_configuration() {
+    let guest = build_guest("keys_sweep", Flavour::Static);
+    let env = test_env();
+    let ruml = run_ruml(&guest.path, &[] as &[&str], &env);
+    assert_eq!(ruml.code(), 0, "ruml run failed:\n{ruml}");
+    assert!(
+        ruml.stdout
+            .contains("\nnegative:\n describe ok\n read ENOKEY\n")
+            && ruml.stdout.contains("\n dh_compute: as the bit says\n"),
+        "{ruml}"
+    );
+    let native = run_native(&guest.path, &[] as &[&str], &env);
+    if native.code() != 0 || !native.stdout.contains("\nnegative:\n") {
+        eprintln!("the host refuses keyrings or has no request-key helper here; native not compared:\n{native}");
+        return;
+    }
+    common::assert_same(&native, &ruml);
 }

@@ -109,8 +109,16 @@ fn keyctl_request2_through_the_helper() {
 /// needs an assumed authorisation (EPERM, ENOKEY without), reading the
 /// callout through KEY_SPEC_REQKEY_AUTH_KEY, KEY_SPEC_REQUESTOR_KEYRING,
 /// INSTANTIATE, INSTANTIATE_IOV, REJECT, a helper that constructs
-/// nothing (ENOKEY), the authorisation used up (ENOKEY after). The
-/// expected text is the output of a root run on a Linux 6 host.
+/// nothing (ENOKEY), the authorisation used up (ENOKEY after); REJECT
+/// with the numbers Linux refuses (EINVAL) and with ones it keeps though
+/// they have no name (515, ENOIOCTLCMD; 4094 given with high bits set),
+/// which request_key, KEYCTL_SEARCH, READ and UPDATE then give back; the
+/// /proc/keys lines of the authorisation key ("key:<target> pid:<requester>
+/// ci:<callout length>"), of a key under construction, constructed and
+/// negative. The expected text is the output of a root run on a Linux
+/// 6.18 host, but for "assume after", where Linux says ENOKEY or
+/// EKEYREVOKED depending on whether its garbage collector has unlinked
+/// the used authorisation yet (ruml unlinks it at once: ENOKEY).
 #[test]
 fn helper_authority() {
     if !have_keyutils() {
@@ -161,6 +169,20 @@ request inst: ok, payload: made by the helper
 request iov: ok, payload: two pieces
 request reject: EKEYREJECTED
 request nothing: ENOKEY
+request rawerr: errno 515
+ again: errno 515
+ without callout: errno 515
+ search: errno 515
+ read: errno 515
+ update: errno 515
+ negative key: I--Q-N- 30s 3f010000 0 0 [user     ] [authtest:rawerr]
+request higherr: errno 4094
+ again: errno 4094
+ without callout: errno 4094
+ search: errno 4094
+ read: errno 4094
+ update: errno 4094
+ negative key: I--Q-N- 30s 3f010000 0 0 [user     ] [authtest:higherr]
 helper for inst
  drop authority: 0
  instantiate without: EPERM
@@ -174,7 +196,10 @@ helper for inst
  instantiate another key: EPERM
  instantiate into the auth key: EINVAL
  empty payload: EINVAL
+ auth key: I------ perm 1b010000 0 0 [.request_] [key:TARGET pid:REQUESTER ci:4]
+ target: ---QU-- perm 3f010000 0 0 [user     ] [authtest:inst]
  construct: ok
+ target after: I--Q--- perm 3f010000 0 0 [user     ] [authtest:inst: 18]
  again: EPERM
  assume after: ENOKEY
 helper for iov
@@ -223,4 +248,45 @@ helper for nothing
  instantiate into the auth key: EINVAL
  empty payload: EINVAL
  left alone
+helper for rawerr
+ drop authority: 0
+ instantiate without: EPERM
+ read auth key without: ENOKEY
+ requestor keyring without: ENOKEY
+ assume other key: ENOKEY
+ assume: ok, the auth key: yes
+ auth describe: .request_key_auth, names the key: yes
+ callout: rawerr
+ requestor keyring is the session: yes
+ instantiate another key: EPERM
+ instantiate into the auth key: EINVAL
+ empty payload: EINVAL
+ reject 0: EINVAL
+ reject 512: EINVAL
+ reject 513: EINVAL
+ reject 514: EINVAL
+ reject 516: EINVAL
+ reject 4095: EINVAL
+ reject 4096: EINVAL
+ reject 4294967295: EINVAL
+ reject -1: EINVAL
+ construct: ok
+ again: EPERM
+ assume after: ENOKEY
+helper for higherr
+ drop authority: 0
+ instantiate without: EPERM
+ read auth key without: ENOKEY
+ requestor keyring without: ENOKEY
+ assume other key: ENOKEY
+ assume: ok, the auth key: yes
+ auth describe: .request_key_auth, names the key: yes
+ callout: higherr
+ requestor keyring is the session: yes
+ instantiate another key: EPERM
+ instantiate into the auth key: EINVAL
+ empty payload: EINVAL
+ construct: ok
+ again: EPERM
+ assume after: ENOKEY
 ";

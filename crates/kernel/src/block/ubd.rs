@@ -202,7 +202,7 @@ pub fn open(spec: &UbdSpec) -> Result<Arc<dyn BlockDevice>, String> {
 }
 
 fn strerror(e: i32) -> String {
-    if e == crate::errno::Errno::EAGAIN as i32 {
+    if e == crate::errno::Errno::EAGAIN.as_i32() {
         // The host lock (see HostFile::open_disk).
         return "locked: another instance (UML or ruml) uses it".to_string();
     }

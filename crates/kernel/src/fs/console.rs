@@ -281,7 +281,7 @@ impl Pump {
 }
 
 fn libc_eio() -> i32 {
-    crate::errno::Errno::EIO as i32
+    crate::errno::Errno::EIO.as_i32()
 }
 
 /// An open console in pass-through mode.

@@ -76,14 +76,31 @@ fn pump(
     while done < len {
         let mut want = (len - done).min(buf.len());
         // RLIMIT_FSIZE: cut at the limit before reading (what a pipe
-        // holds past it stays there). Reaching it raises SIGXFSZ even
-        // after some bytes moved, as Linux's sendfile and splice loops
-        // (copy_file_range cut its length at the limit beforehand).
+        // holds past it stays there). At the limit with some bytes moved,
+        // Linux's sendfile and splice loops try one more write only if
+        // the source has more to give, and that write's EFBIG raises
+        // SIGXFSZ; the count is returned (copy_file_range cut its length
+        // at the limit beforehand).
         let at = crate::fs::fsize::write_pos(outf, outp);
         match crate::fs::fsize::room(ctx.task, outf, at) {
-            Some(0) if done == 0 => return crate::fs::fsize::efbig(ctx.task),
+            // Linux reads before the write that fails: a source with
+            // nothing more to give ends the copy with 0 and no signal (a
+            // pipe is waited for as a read would).
+            Some(0) if done == 0 => {
+                let more = if is_pipe(inf) {
+                    crate::fs::pipe::wait_readable(inf, inf.nonblocking(), Some(ctx.task))?
+                } else {
+                    has_more(inf, inp)
+                };
+                if !more {
+                    return Ok((0, inp, outp));
+                }
+                return crate::fs::fsize::efbig(ctx.task);
+            }
             Some(0) => {
-                let _ = crate::fs::fsize::efbig::<()>(ctx.task);
+                if has_more(inf, inp) {
+                    let _ = crate::fs::fsize::efbig::<()>(ctx.task);
+                }
                 break;
             }
             Some(r) => want = want.min(r.min(usize::MAX as u64) as usize),
@@ -124,6 +141,21 @@ fn pump(
         }
     }
     Ok((done, inp, outp))
+}
+
+/// Whether `inf` has more to give at `inp` (None: its position): a
+/// regular file short of its end, a pipe (or another object that says
+/// how much it holds) not empty; any other source is assumed to have
+/// more, as a read of it would be tried.
+fn has_more(inf: &FileRef, inp: Option<u64>) -> bool {
+    if inf.file_type() == FileType::Regular {
+        let at = inp.unwrap_or_else(|| inf.pos());
+        return inf.size().is_ok_and(|s| s > at);
+    }
+    inf.ops()
+        .ok()
+        .and_then(|o| o.bytes_available())
+        .is_none_or(|r| r.is_ok_and(|n| n > 0))
 }
 
 fn read_off(ctx: &SyscallContext<'_>, p: UserAddr) -> KResult<Option<u64>> {
@@ -201,9 +233,15 @@ fn sys_copy_file_range(
     }
     let inp = Some(pin.unwrap_or(inf.pos()));
     let outp = Some(pout.unwrap_or(outf.pos()));
-    let len = match outp {
-        Some(o) => crate::fs::fsize::clamp_write(ctx.task, &outf, o, len.min(MAX_RW))?,
-        None => len.min(MAX_RW),
+    // generic_copy_file_checks: cut at the limit, EFBIG (and SIGXFSZ)
+    // from the limit on whatever the length, even 0.
+    let len = match (
+        outp,
+        outp.and_then(|o| crate::fs::fsize::room(ctx.task, &outf, o)),
+    ) {
+        (_, Some(0)) => return crate::fs::fsize::efbig(ctx.task),
+        (Some(o), _) => crate::fs::fsize::clamp_write(ctx.task, &outf, o, len.min(MAX_RW))?,
+        (None, _) => len.min(MAX_RW),
     };
     let (n, ni, no) = pump(ctx, &inf, inp, &outf, outp, len, true)?;
     match pin {

@@ -69,7 +69,7 @@ impl Pump {
                 .is_err()
             {
                 st.started = false;
-                st.err = Some(Errno::EIO as i32);
+                st.err = Some(Errno::EIO.as_i32());
             }
         }
         self.cv.notify_all();

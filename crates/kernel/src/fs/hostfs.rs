@@ -115,7 +115,7 @@ impl HostFs {
         // Only answers about the object itself: not, say, EMFILE.
         let cacheable = match r {
             Ok(_) => true,
-            Err(e) => e == Errno::ENOENT as i32 || e == Errno::ENOTDIR as i32,
+            Err(e) => e == Errno::ENOENT.as_i32() || e == Errno::ENOTDIR.as_i32(),
         };
         if cacheable {
             let mut m = cache.map.lock().unwrap_or_else(|p| p.into_inner());

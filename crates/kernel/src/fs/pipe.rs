@@ -450,6 +450,25 @@ fn pipe_of(f: &OpenFile) -> Option<Arc<Pipe>> {
     ops.as_any_ops().downcast_ref::<Arc<Pipe>>().cloned()
 }
 
+/// Waits, as a read of pipe `f` would but consuming nothing, until it
+/// holds data (true) or has no writer left (false); EAGAIN if it would
+/// wait and `nonblock`, ERESTARTSYS on a signal. EBADF if no pipe.
+pub fn wait_readable(f: &OpenFile, nonblock: bool, task: Option<&Arc<Task>>) -> KResult<bool> {
+    let p = pipe_of(f).ok_or(crate::errno!(EBADF))?;
+    let ready = || {
+        let st = p.lock();
+        !st.buf.is_empty() || st.writers == 0
+    };
+    if !ready() {
+        if nonblock {
+            return error!(EAGAIN);
+        }
+        p.waiters.wait(task, None, ready)?;
+    }
+    let has = !p.lock().buf.is_empty();
+    Ok(has)
+}
+
 /// F_GETPIPE_SZ.
 pub fn get_size(f: &OpenFile) -> KResult<usize> {
     let p = pipe_of(f).ok_or(crate::errno!(EBADF))?;

@@ -59,6 +59,8 @@ const ALWAYS: &[&str] = &[
     "CONFIG_USER_NS",
     "CONFIG_NET_NS",
     "CONFIG_TIME_NS",
+    // keyctl's KEYCTL_GET_PERSISTENT (keys/).
+    "CONFIG_PERSISTENT_KEYRINGS",
 ];
 
 /// Options stand for a family of system calls: `=y` when the first call
@@ -100,7 +102,17 @@ const BY_SYSCALL: &[(&str, &str)] = &[
 ];
 
 /// Options ruml does not have, always `is not set`.
-const NEVER: &[&str] = &["CONFIG_MODULES", "CONFIG_KVM", "CONFIG_HUGETLBFS"];
+const NEVER: &[&str] = &[
+    "CONFIG_MODULES",
+    "CONFIG_KVM",
+    "CONFIG_HUGETLBFS",
+    // Key types and keyctl operations ruml lacks (KEYCTL_CAPABILITIES
+    // says the same).
+    "CONFIG_KEY_DH_OPERATIONS",
+    "CONFIG_ASYMMETRIC_KEY_TYPE",
+    "CONFIG_BIG_KEYS",
+    "CONFIG_KEY_NOTIFICATIONS",
+];
 
 fn syscall_present(name: &str) -> bool {
     crate::syscalls::names::SYSCALL_NAMES
@@ -193,5 +205,9 @@ mod tests {
         let t = super::config_text();
         assert!(t.contains("CONFIG_SYSVIPC=y\n"));
         assert!(t.contains("# CONFIG_MODULES is not set\n"));
+        assert!(t.contains("CONFIG_PERSISTENT_KEYRINGS=y\n"));
+        assert!(t.contains("# CONFIG_KEY_DH_OPERATIONS is not set\n"));
+        assert!(t.contains("# CONFIG_ASYMMETRIC_KEY_TYPE is not set\n"));
+        assert!(t.contains("# CONFIG_KEY_NOTIFICATIONS is not set\n"));
     }
 }

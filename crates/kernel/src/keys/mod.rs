@@ -1189,21 +1189,28 @@ pub fn proc_keys_text(task: &Task) -> String {
             if st.negative.is_some() { 'N' } else { '-' },
             if st.invalidated { 'i' } else { '-' }
         );
-        let tail = match k.ktype {
-            KeyType::Keyring => {
-                if st.links.is_empty() {
-                    ": empty".to_string()
-                } else {
-                    format!(": {}", st.links.len())
-                }
-            }
-            _ if st.negative.is_some() || st.constructing => String::new(),
+        // The type's describe: the description, then what the payload
+        // holds once the key is positive (instantiated, not negative).
+        let desc = String::from_utf8_lossy(&k.desc);
+        let positive = !st.constructing && st.negative.is_none();
+        let shown = match k.ktype {
+            KeyType::Keyring if !positive => desc.into_owned(),
+            KeyType::Keyring if st.links.is_empty() => format!("{desc}: empty"),
+            KeyType::Keyring => format!("{desc}: {}", st.links.len()),
+            // request_key_auth_describe: nothing once revoked (the
+            // context is gone); else the target's serial in hex, the
+            // requester's pid and the callout's length.
+            KeyType::RequestKeyAuth => match &st.auth {
+                Some(a) => format!("key:{desc} pid:{} ci:{}", a.pid, st.payload.len()),
+                None => String::new(),
+            },
+            _ if !positive => desc.into_owned(),
             // A revoked payload is freed (user_revoke reserves 0 bytes).
-            _ if st.revoked => ": 0".to_string(),
-            _ => format!(": {}", st.payload.len()),
+            _ if st.revoked => format!("{desc}: 0"),
+            _ => format!("{desc}: {}", st.payload.len()),
         };
         s += &format!(
-            "{:08x} {} {:5} {:>4} {:08x} {:5} {:5} {:<9.9} {}{}\n",
+            "{:08x} {} {:5} {:>4} {:08x} {:5} {:5} {:<9.9} {}\n",
             k.serial,
             flags,
             usage,
@@ -1212,8 +1219,7 @@ pub fn proc_keys_text(task: &Task) -> String {
             show_uid(&who.creds, st.uid),
             show_gid(&who.creds, st.gid),
             k.ktype.name(),
-            String::from_utf8_lossy(&k.desc),
-            tail
+            shown
         );
     }
     s

@@ -435,9 +435,13 @@ const REJECT: i32 = 19;
 const INSTANTIATE_IOV: i32 = 20;
 const INVALIDATE: i32 = 21;
 const GET_PERSISTENT: i32 = 22;
+const DH_COMPUTE: i32 = 23;
+const PKEY_QUERY: i32 = 24;
+const PKEY_VERIFY: i32 = 28;
 const RESTRICT_KEYRING: i32 = 29;
 const MOVE: i32 = 30;
 const CAPABILITIES: i32 = 31;
+const WATCH_KEY: i32 = 32;
 
 fn sys_keyctl(
     ctx: &mut SyscallContext<'_>,
@@ -583,8 +587,8 @@ fn sys_keyctl(
             super::upcall::authorised_target(&who, id)?;
             instantiate(ctx, &who, id, payload, a5 as i32)
         }
-        NEGATE => reject(ctx, id, a3 as u32, Errno::ENOKEY as i64, a4 as i32),
-        REJECT => reject(ctx, id, a3 as u32, a4 as i64, a5 as i32),
+        NEGATE => reject(ctx, id, a3 as u32, Errno::ENOKEY.as_i32() as u32, a4 as i32),
+        REJECT => reject(ctx, id, a3 as u32, a4 as u32, a5 as i32),
         SET_REQKEY_KEYRING => reqkey_keyring(ctx, id),
         SET_TIMEOUT => {
             let who = Asker::of(ctx.task);
@@ -635,15 +639,35 @@ fn sys_keyctl(
             // CAPABILITIES, PERSISTENT_KEYRINGS, INVALIDATE,
             // RESTRICT_KEYRING, MOVE; no Diffie-Hellman, public keys,
             // big keys, namespaced names or notifications.
+            // (Linux 5.3 and later always set the two namespace bits of
+            // the second byte; ruml's JOIN_SESSION_KEYRING does not look
+            // names up per user namespace, so it leaves them clear.)
             let caps = [0x01u8 | 0x02 | 0x20 | 0x40 | 0x80, 0];
             let n = (a3 as usize).min(caps.len());
-            if a2 != 0 && n > 0 {
+            if n > 0 {
                 ctx.mm().write_bytes(a2, &caps[..n])?;
+                // The rest of the buffer is cleared (clear_user), a page
+                // at a time until it ends or faults.
+                let zero = [0u8; PAGE];
+                let mut at = a2.wrapping_add(n as u64);
+                let mut left = a3.saturating_sub(n as u64);
+                while left > 0 {
+                    let k = left.min(PAGE as u64) as usize;
+                    ctx.mm().write_bytes(at, &zero[..k])?;
+                    at = at.wrapping_add(k as u64);
+                    left -= k as u64;
+                }
             }
             Ok(caps.len() as u64)
         }
-        // Diffie-Hellman, public-key operations and key notifications are
-        // not configured: Linux's answer for an unsupported operation.
+        // A kernel without CONFIG_ASYMMETRIC_KEY_TYPE: PKEY_QUERY checks
+        // its reserved argument, then it and the other public-key
+        // operations are EOPNOTSUPP, as Linux's stubs say.
+        PKEY_QUERY if a3 != 0 => error!(EINVAL),
+        // Without CONFIG_KEY_DH_OPERATIONS, CONFIG_ASYMMETRIC_KEY_TYPE and
+        // CONFIG_KEY_NOTIFICATIONS (/proc/config.gz says so), and for an
+        // unknown operation: Linux's EOPNOTSUPP.
+        DH_COMPUTE | PKEY_QUERY..=PKEY_VERIFY | WATCH_KEY => error!(EOPNOTSUPP),
         _ => error!(EOPNOTSUPP),
     }
 }
@@ -744,15 +768,28 @@ fn instantiate(
     Ok(0)
 }
 
-/// KEYCTL_NEGATE and KEYCTL_REJECT.
-fn reject(ctx: &SyscallContext<'_>, id: i32, timeout: u32, err: i64, ring: i32) -> KResult<u64> {
-    if err <= 0 || err >= 4096 || (512..=530).contains(&err) {
-        return error!(EINVAL);
-    }
+/// KEYCTL_NEGATE and KEYCTL_REJECT. `err` is an unsigned int, as
+/// Linux's: any error number below MAX_ERRNO but the restart codes
+/// (keyctl_reject_key refuses ERESTARTSYS, ERESTARTNOINTR,
+/// ERESTARTNOHAND and ERESTART_RESTARTBLOCK), named or not; the key keeps
+/// it and request_key gives it back as it was.
+fn reject(ctx: &SyscallContext<'_>, id: i32, timeout: u32, err: u32, ring: i32) -> KResult<u64> {
+    let e = i32::try_from(err)
+        .ok()
+        .filter(|&n| n < Errno::MAX)
+        .and_then(Errno::from_raw)
+        .filter(|e| {
+            !matches!(
+                *e,
+                Errno::ERESTARTSYS
+                    | Errno::ERESTARTNOINTR
+                    | Errno::ERESTARTNOHAND
+                    | Errno::ERESTART_RESTARTBLOCK
+            )
+        })
+        .ok_or(crate::errno!(EINVAL))?;
     let who = Asker::of(ctx.task);
     let (auth, target) = super::upcall::authorised_target(&who, id)?;
-    // Errors ruml has no name for cannot be kept in a key.
-    let e = Errno::from_i32(err as i32).ok_or(crate::errno!(EINVAL))?;
     let dest = instantiation_keyring(ctx, &who, &auth, ring)?;
     super::upcall::reject(&target, timeout, e)?;
     if let Some(d) = dest {
@@ -869,6 +906,10 @@ fn chown(ctx: &SyscallContext<'_>, id: i32, uid: u32, gid: u32) -> KResult<u64> 
                 .ok_or(crate::errno!(EINVAL))?,
         )
     };
+    // Nothing to change: done, before the key is looked up.
+    if kuid.is_none() && kgid.is_none() {
+        return Ok(0);
+    }
     let r = lookup(ctx, &who, id, CREATE | PARTIAL, SETATTR)?;
     let admin = ctx.task.privileged(Cap::SysAdmin);
     let mut st = r.key.lock();

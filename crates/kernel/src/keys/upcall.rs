@@ -13,7 +13,7 @@
 //! authority it possesses what the requester possesses.
 //!
 //! The requester waits for the helper to exit (uninterruptibly, as
-//! Linux's UMH_WAIT_PROC); a key still uninstantiated then is negated
+//! Linux's UMH_WAIT_PROC, woken by the exit itself: no polling); a key still uninstantiated then is negated
 //! (ENOKEY). The INSTANTIATE or REJECT that constructs the key
 //! invalidates the authorisation (ASSUME_AUTHORITY then gives ENOKEY,
 //! as on Linux); it is revoked in any case when the helper has exited. Other requesters finding the key under construction
@@ -54,6 +54,9 @@ pub struct AuthInfo {
     /// the helper possesses and searches what these reach.
     pub requester: Creds,
     pub tops: Vec<Arc<Key>>,
+    /// The requesting thread's id (the first requester's when a helper
+    /// asks on its behalf), as /proc/keys shows it.
+    pub pid: i32,
 }
 
 /// With an assumed, unrevoked authorisation: the requester's keyrings
@@ -154,11 +157,19 @@ fn run_construction(
             (c, top_keyrings(task, who)?)
         }
     };
+    let pid = who
+        .creds
+        .keys
+        .request_key_auth
+        .as_ref()
+        .and_then(|a| a.lock().auth.as_ref().map(|i| i.pid))
+        .unwrap_or_else(|| task.tid());
     let info = AuthInfo {
         target: key.clone(),
         dest: dest.clone(),
         requester,
         tops,
+        pid,
     };
     let auth = insert(
         KeyType::RequestKeyAuth,
@@ -293,9 +304,17 @@ fn run_helper(argv: Vec<Vec<u8>>, session: Arc<Key>) -> KResult<()> {
 }
 
 /// Waits until the helper (no parent inside: ppid 0) is a zombie and
-/// reaps it. Its exit notifies no one, so this checks every 20 ms while
-/// it runs (a kernel wait, uninterruptible as Linux's UMH_WAIT_PROC).
+/// reaps it, uninterruptibly as Linux's UMH_WAIT_PROC. Every process's
+/// exit wakes the exit notification (the wait queue of pidfds, woken by
+/// task/exit.rs once the zombie is recorded); this kernel wait sleeps on
+/// its own waker registered there, holding no lock while it sleeps, and
+/// rechecks the helper at each wake.
 fn reap(pid: i32) {
+    use crate::task::wait::Waker;
+    let exits = crate::fs::anon::pidfd_waiters();
+    let waker = Arc::new(Waker::default());
+    // Registered before the first check: an exit in between pokes it.
+    exits.add_waker(&waker);
     loop {
         {
             let mut tree = crate::kernel().tasks.lock();
@@ -305,13 +324,14 @@ fn reap(pid: i32) {
                     tree.remove(&pid);
                     drop(tree);
                     crate::task::ns::release_pid(pid);
-                    return;
+                    break;
                 }
-                _ => return,
+                _ => break,
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        waker.sleep(None);
     }
+    exits.remove_waker(&waker);
 }
 
 /// Negates or rejects `key` (under construction) with `err` for
