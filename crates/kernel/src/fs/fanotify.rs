@@ -286,7 +286,8 @@ impl FileOps for GroupFile {
             g.init_flags,
             g.event_flags | O_LARGEFILE
         ));
-        let mine: Vec<(Target, u64, Option<Arc<dyn Inode>>)> = marks()
+        type Shown = (Target, u64, Option<Arc<dyn Inode>>);
+        let mine: Vec<Shown> = marks()
             .iter()
             .filter(|m| std::ptr::eq(m.group.as_ptr(), Arc::as_ptr(g)))
             .map(|m| (m.target, m.mask, m.inode.clone()))
