@@ -66,7 +66,7 @@ static void check_fhandle(const char *rest, const char *path) {
     } fh;
     fh.h.handle_bytes = 128;
     int mnt;
-    if (name_to_handle_at(AT_FDCWD, path, &fh.h, &mnt, AT_HANDLE_FID) < 0) {
+    if (name_to_handle_at(AT_FDCWD, path, &fh.h, &mnt, AT_HANDLE_FID | AT_SYMLINK_FOLLOW) < 0) {
         printf(" [fhandle present, name_to_handle_at %s]", strerrorname_np(errno));
         return;
     }
@@ -259,6 +259,17 @@ int main(int argc, char **argv) {
     show2("inotify, file then directory (directory first)", ifd, a, dir);
     inotify_rm_watch(ifd, w2);
     show("inotify, directory removed", ifd, a);
+    close(ifd);
+    /* Watches on other filesystems: the root, /dev/null, /proc/self (a
+     * filesystem without handles of its own: FILEID_INO64_GEN). */
+    ifd = inotify_init1(0);
+    inotify_add_watch(ifd, "/", IN_OPEN);
+    inotify_add_watch(ifd, "/dev/null", IN_CLOSE);
+    inotify_add_watch(ifd, "/proc/self", IN_ACCESS);
+    {
+        const char *paths[] = {"/", "/dev/null", "/proc/self", NULL};
+        show_in("inotify on /, /dev/null, /proc/self", ifd, paths);
+    }
     close(ifd);
 
     /* fanotify (natively it needs CAP_SYS_ADMIN). */

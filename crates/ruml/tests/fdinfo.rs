@@ -29,9 +29,13 @@ fn fdinfo(flavour: Flavour) {
         "scm_fds: 4\n",
         "write via unlinked name, excl:\nwrite via unlinked name, plain: [wd 1 mask 0x2 a]\n",
         "task fdinfo same\n",
+        // /proc has no handles of its own: FILEID_INO64_GEN.
+        "inotify wd:3 ino = path 2 sdev = mask:1 ignored_mask:0 fhandle = name_to_handle_at\n",
     ] {
         assert!(out.contains(want), "missing {want:?} in\n{native}");
     }
+    // Every value checked against the program's own findings matched.
+    assert!(!out.contains("!="), "{native}");
     if common::host_is_root() {
         assert!(
             out.contains("fanotify flags:13 event-flags:48000\n"),

@@ -472,11 +472,11 @@ pub(crate) fn ino_sdev(inode: &dyn Inode) -> (u64, u32) {
     }
 }
 
-/// `fhandle-bytes:%x fhandle-type:%x f_handle:HEX` for an inode whose
-/// filesystem encodes handles (the handle name_to_handle_at gives), else
-/// nothing, as Linux's show_mark_fhandle.
+/// `fhandle-bytes:%x fhandle-type:%x f_handle:HEX`: the handle
+/// name_to_handle_at gives with AT_HANDLE_FID, nothing if there is none,
+/// as Linux's show_mark_fhandle.
 pub(crate) fn fhandle_text(inode: &dyn Inode) -> String {
-    match inode.encode_fh() {
+    match crate::fs::fhandle::encode_fid(inode) {
         Ok((ty, fh)) if fh.len() <= crate::fs::fhandle::MAX_HANDLE_SZ && ty >= 0 => {
             let hex: String = fh.iter().map(|b| format!("{b:02x}")).collect();
             format!(
