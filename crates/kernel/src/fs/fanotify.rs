@@ -168,9 +168,11 @@ pub fn event(path: &Path, in_mask: u32) {
     let parent = path.dentry.parent.as_ref().map(|p| p.inode.key());
     let task = crate::fs::anon::current_task();
     let mut hits: Vec<(Arc<Group>, u64)> = Vec::new();
+    // Declared before the lock, so dropped (releasing inodes) after it.
+    let mut stale: Vec<Mark> = Vec::new();
     {
         let mut ms = marks();
-        ms.retain(|m| m.group.strong_count() > 0);
+        stale.extend(ms.extract_if(.., |m| m.group.strong_count() == 0));
         for m in ms.iter() {
             let on = match m.target {
                 Target::Inode(k) if k == key => true,
@@ -323,7 +325,13 @@ impl Drop for GroupFile {
     /// The group's marks go with its file (releasing their inodes).
     fn drop(&mut self) {
         let me = Arc::as_ptr(&self.0);
-        marks().retain(|m| !std::ptr::eq(m.group.as_ptr(), me) && m.group.strong_count() > 0);
+        // Collected under the lock, dropped (releasing inodes) after it.
+        let gone: Vec<Mark> = marks()
+            .extract_if(.., |m| {
+                std::ptr::eq(m.group.as_ptr(), me) || m.group.strong_count() == 0
+            })
+            .collect();
+        drop(gone);
     }
 }
 
@@ -421,15 +429,18 @@ fn sys_fanotify_mark(
     if action == FAN_MARK_FLUSH {
         let kind_mount = flags & FAN_MARK_MOUNT != 0;
         let kind_fs = flags & FAN_MARK_FILESYSTEM != 0;
-        marks().retain(|m| {
-            let mine = std::ptr::eq(m.group.as_ptr(), Arc::as_ptr(&g));
-            let kind = match m.target {
-                Target::Mount(_) => kind_mount,
-                Target::Fs(_) => kind_fs,
-                Target::Inode(_) => !kind_mount && !kind_fs,
-            };
-            !(mine && kind)
-        });
+        let gone: Vec<Mark> = marks()
+            .extract_if(.., |m| {
+                let mine = std::ptr::eq(m.group.as_ptr(), Arc::as_ptr(&g));
+                let kind = match m.target {
+                    Target::Mount(_) => kind_mount,
+                    Target::Fs(_) => kind_fs,
+                    Target::Inode(_) => !kind_mount && !kind_fs,
+                };
+                mine && kind
+            })
+            .collect();
+        drop(gone);
         return Ok(0);
     }
     let p = if path.is_null() {
@@ -451,8 +462,10 @@ fn sys_fanotify_mark(
     } else {
         Target::Inode(p.inode().key())
     };
+    // Declared before the lock, so dropped (releasing inodes) after it.
+    let mut stale: Vec<Mark> = Vec::new();
     let mut ms = marks();
-    ms.retain(|m| m.group.strong_count() > 0);
+    stale.extend(ms.extract_if(.., |m| m.group.strong_count() == 0));
     let pos = ms
         .iter()
         .position(|m| m.target == target && std::ptr::eq(m.group.as_ptr(), Arc::as_ptr(&g)));
@@ -483,7 +496,7 @@ fn sys_fanotify_mark(
         let i = pos.ok_or(crate::errno!(ENOENT))?;
         ms[i].mask &= !mask;
         if ms[i].mask & EVENTS == 0 {
-            ms.remove(i);
+            stale.push(ms.remove(i));
         }
     }
     Ok(0)

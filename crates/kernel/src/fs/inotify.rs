@@ -144,7 +144,14 @@ fn emit_to(key: InodeKey, mask: u32, cookie: u32, name: &[u8], unlinked: bool) {
             }
         }
     }
-    ws.retain(|w| w.inst.strong_count() > 0 && !fired_oneshot.contains(&w.wd));
+    let gone: Vec<Watch> = ws
+        .extract_if(.., |w| {
+            w.inst.strong_count() == 0 || fired_oneshot.contains(&w.wd)
+        })
+        .collect();
+    // Inodes are released with the registry unlocked.
+    drop(reg);
+    drop(gone);
 }
 
 /// Something happened to the object at `path` through an open file or a
@@ -450,11 +457,17 @@ impl Drop for InotifyFile {
     /// The instance's watches go with its file (releasing their inodes).
     fn drop(&mut self) {
         let me = Arc::as_ptr(&self.0);
+        let mut gone: Vec<Watch> = Vec::new();
         let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-        reg.retain(|_, ws| {
-            ws.retain(|w| !std::ptr::eq(w.inst.as_ptr(), me) && w.inst.strong_count() > 0);
-            !ws.is_empty()
-        });
+        for ws in reg.values_mut() {
+            gone.extend(ws.extract_if(.., |w| {
+                std::ptr::eq(w.inst.as_ptr(), me) || w.inst.strong_count() == 0
+            }));
+        }
+        reg.retain(|_, ws| !ws.is_empty());
+        // Inodes are released with the registry unlocked.
+        drop(reg);
+        drop(gone);
     }
 }
 
@@ -514,9 +527,11 @@ fn sys_inotify_add_watch(
     let key = p.inode().key();
     let keep = mask & (ALL_EVENTS | IN_ONESHOT | IN_EXCL_UNLINK);
     ANY.store(true, Ordering::Relaxed);
+    // Declared before the lock, so dropped (releasing inodes) after it.
+    let mut stale: Vec<Watch> = Vec::new();
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
     let ws = reg.entry(key).or_default();
-    ws.retain(|w| w.inst.strong_count() > 0);
+    stale.extend(ws.extract_if(.., |w| w.inst.strong_count() == 0));
     if let Some(w) = ws
         .iter_mut()
         .find(|w| w.inst.upgrade().is_some_and(|i| Arc::ptr_eq(&i, &inst)))
@@ -543,14 +558,16 @@ fn sys_inotify_add_watch(
 
 fn sys_inotify_rm_watch(ctx: &mut SyscallContext<'_>, fd: Fd, wd: i32) -> KResult<u64> {
     let inst = instance(ctx, fd)?;
+    let mut gone: Vec<Watch> = Vec::new();
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    let mut found = false;
     for ws in reg.values_mut() {
-        let before = ws.len();
-        ws.retain(|w| !(w.wd == wd && w.inst.upgrade().is_some_and(|i| Arc::ptr_eq(&i, &inst))));
-        found |= ws.len() != before;
+        gone.extend(ws.extract_if(.., |w| {
+            w.wd == wd && std::ptr::eq(w.inst.as_ptr(), Arc::as_ptr(&inst))
+        }));
     }
     drop(reg);
+    let found = !gone.is_empty();
+    drop(gone);
     if !found {
         return error!(EINVAL);
     }
