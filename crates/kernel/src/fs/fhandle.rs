@@ -103,7 +103,7 @@ const FILEID_INO64_GEN: i32 = 0x81;
 /// filesystem's own, else FILEID_INO64_GEN of its inode number.
 pub fn encode_fid(inode: &dyn crate::fs::vfs::Inode) -> KResult<(i32, Vec<u8>)> {
     match inode.encode_fh() {
-        Err(e) if e == crate::errno::Errno::EOPNOTSUPP => {
+        Err(crate::errno::Errno::EOPNOTSUPP) => {
             let ino = inode.stat().map(|st| st.ino).unwrap_or(inode.key().1);
             let mut fh = ino.to_le_bytes().to_vec();
             fh.extend_from_slice(&0u32.to_le_bytes());
