@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -163,14 +164,25 @@ static void show_in(const char *what, int fd, const char *const *paths) {
                 printf("it_value: (0, 0)\n");
             else
                 printf("it_value: %s\n", ll >= 900 && ll <= 1000 ? "about 1000 s" : "other");
-        } else if (sscanf(line, "Pid:\t%d", &i) == 1 || sscanf(line, "NSpid:\t%d", &i) == 1) {
-            const char *k = line[0] == 'P' ? "Pid" : "NSpid";
-            if (i == getpid())
-                printf("%s: self\n", k);
-            else if (i == child_pid)
-                printf("%s: child\n", k);
-            else
-                printf("%s: %d\n", k, i);
+        } else if (strncmp(line, "Pid:\t", 5) == 0 || strncmp(line, "NSpid:\t", 7) == 0) {
+            /* The pid in this namespace by name; NSpid's further ones
+             * (in the namespaces below) as they are. */
+            char *v = strchr(line, '\t');
+            *v++ = 0;
+            printf("%s", line);
+            int first = 1;
+            for (char *t = strtok(v, "\t"); t; t = strtok(NULL, "\t"), first = 0) {
+                i = atoi(t);
+                if (!first)
+                    printf(" %d", i);
+                else if (i == getpid())
+                    printf(" self");
+                else if (i == child_pid)
+                    printf(" child");
+                else
+                    printf(" %d", i);
+            }
+            printf("\n");
         } else {
             printf("%s\n", line);
         }
@@ -227,7 +239,8 @@ static void drain(int ifd, const char *what) {
 }
 
 int main(int argc, char **argv) {
-    /* "nofan": skip fanotify (natively it needs CAP_SYS_ADMIN). */
+    /* "nofan": skip fanotify and the PID namespace (natively they need
+     * CAP_SYS_ADMIN). */
     int nofan = argc > 1 && strcmp(argv[1], "nofan") == 0;
     setvbuf(stdout, NULL, _IONBF, 0);
     char dir[] = "/tmp/ruml-fdinfo.XXXXXX";
@@ -399,6 +412,42 @@ int main(int argc, char **argv) {
     waitpid(child_pid, NULL, 0);
     show("pidfd reaped", pfdc, NULL);
     close(pfdc);
+
+    /* A process in a child PID namespace (natively it needs
+     * CAP_SYS_ADMIN): NSpid shows its pid there too. */
+    if (!nofan) {
+        int up[2], down[2];
+        pipe(up);
+        pipe(down);
+        pid_t mid = fork();
+        if (mid == 0) {
+            if (unshare(CLONE_NEWPID) < 0)
+                _exit(1);
+            pid_t inner = fork();
+            if (inner == 0) {
+                char ch;
+                read(down[0], &ch, 1);
+                _exit(0);
+            }
+            write(up[1], &inner, sizeof inner);
+            waitpid(inner, NULL, 0);
+            _exit(0);
+        }
+        pid_t inner = 0;
+        read(up[0], &inner, sizeof inner);
+        child_pid = inner;
+        int pin = syscall(SYS_pidfd_open, inner, 0);
+        show("pidfd of pid 1 of a child PID namespace", pin, NULL);
+        close(pin);
+        write(down[1], "x", 1);
+        int st = 0;
+        waitpid(mid, &st, 0);
+        printf("middle process: %d\n", st);
+        close(up[0]);
+        close(up[1]);
+        close(down[0]);
+        close(down[1]);
+    }
 
     /* The same file through /proc/self/task/TID/fdinfo. */
     {

@@ -9,7 +9,7 @@ mod common;
 use common::{differential, Flavour};
 
 fn fdinfo(flavour: Flavour) {
-    // fanotify_init needs CAP_SYS_ADMIN natively.
+    // fanotify_init and unshare(CLONE_NEWPID) need CAP_SYS_ADMIN natively.
     let args: &[&str] = if common::host_is_root() {
         &[]
     } else {
@@ -26,6 +26,7 @@ fn fdinfo(flavour: Flavour) {
         "sigmask:\t8000000800000202\n",
         "tfd:        4 events: 40000000 data:                1  pos:0 ino = sdev =\n",
         "Pid: -1\nNSpid: -1\n",
+        "Pid: child\nNSpid: child\n",
         "scm_fds: 4\n",
         "write via unlinked name, excl:\nwrite via unlinked name, plain: [wd 1 mask 0x2 a]\n",
         "task fdinfo same\n",
@@ -41,6 +42,7 @@ fn fdinfo(flavour: Flavour) {
             out.contains("fanotify flags:13 event-flags:48000\n"),
             "{native}"
         );
+        assert!(out.contains("Pid: child\nNSpid: child 1\n"), "{native}");
     }
 }
 
