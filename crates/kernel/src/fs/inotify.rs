@@ -432,7 +432,7 @@ impl FileOps for InotifyFile {
     /// One line per watch, the newest first (Linux lists a group's marks
     /// so): wd, the inode's number and kernel-internal device, the mask
     /// with IN_EXCL_UNLINK and IN_ONESHOT, and the inode's file handle
-    /// where its filesystem has them.
+    /// (as name_to_handle_at with AT_HANDLE_FID gives it).
     fn show_fdinfo(&self, _f: &OpenFile, _ns: &Arc<crate::task::ns::PidNs>, out: &mut String) {
         let mut mine: Vec<(i32, u32, Arc<dyn Inode>)> = {
             let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
