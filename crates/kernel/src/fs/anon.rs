@@ -15,6 +15,7 @@ use crate::fs::types::{encode_dev, oflags::*, FileType, Stat, StatFs, S_IFDIR};
 use crate::fs::vfs::{anon_dev, Dentry, FileOps, Inode, InodeKey, Mount, Path};
 use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
+use crate::task::ns::PidNs;
 use crate::task::{Task, ThreadGroup};
 use crate::time::timers::{schedule, Expiry};
 
@@ -126,7 +127,7 @@ pub fn socket_file(ino: u64, ops: Arc<dyn FileOps>, flags: u32) -> FileRef {
         mnt: mnt.clone(),
         dentry: Dentry::child(&mnt.root, &name, inode),
     };
-    OpenFile::new(path, Some(ops), flags)
+    OpenFile::new_pseudo(path, Some(ops), flags)
 }
 
 pub fn anon_file(kind: &str, ops: Arc<dyn FileOps>, flags: u32) -> FileRef {
@@ -136,7 +137,7 @@ pub fn anon_file(kind: &str, ops: Arc<dyn FileOps>, flags: u32) -> FileRef {
         mnt: mnt.clone(),
         dentry: Dentry::child(&mnt.root, &name, inode.clone()),
     };
-    OpenFile::new(path, Some(ops), flags)
+    OpenFile::new_pseudo(path, Some(ops), flags)
 }
 
 /// The anon-inode mount and its one shared inode.
@@ -183,6 +184,37 @@ struct EventFd {
     count: Mutex<u64>,
     semaphore: bool,
     waiters: Waiters,
+    /// Its number in /proc/PID/fdinfo (`eventfd-id:`): the smallest free
+    /// one, as Linux's ida, given back when the eventfd goes.
+    id: u32,
+}
+
+/// The eventfd ids in use (at most one per open eventfd, so bounded by
+/// the descriptor limits).
+fn eventfd_ids() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<u32>> {
+    static IDS: OnceLock<Mutex<std::collections::BTreeSet<u32>>> = OnceLock::new();
+    IDS.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+fn eventfd_id() -> u32 {
+    let mut ids = eventfd_ids();
+    let mut id = 0;
+    for &used in ids.iter() {
+        if used != id {
+            break;
+        }
+        id += 1;
+    }
+    ids.insert(id);
+    id
+}
+
+impl Drop for EventFd {
+    fn drop(&mut self) {
+        eventfd_ids().remove(&self.id);
+    }
 }
 
 impl FileOps for EventFd {
@@ -291,6 +323,14 @@ impl FileOps for EventFd {
     fn seekable(&self) -> bool {
         false
     }
+    fn show_fdinfo(&self, _f: &OpenFile, _ns: &Arc<PidNs>, out: &mut String) {
+        let c = *self.count.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str(&format!(
+            "eventfd-count: {c:16x}\neventfd-id: {}\neventfd-semaphore: {}\n",
+            self.id,
+            u8::from(self.semaphore)
+        ));
+    }
 }
 
 fn sys_eventfd(ctx: &mut SyscallContext<'_>, initval: u32) -> KResult<u64> {
@@ -305,6 +345,7 @@ fn sys_eventfd2(ctx: &mut SyscallContext<'_>, initval: u32, flags: u32) -> KResu
         count: Mutex::new(initval as u64),
         semaphore: flags & EFD_SEMAPHORE != 0,
         waiters: Waiters::new(),
+        id: eventfd_id(),
     });
     let f = anon_file("eventfd", ops, O_RDWR | (flags & O_NONBLOCK));
     install(ctx, f, flags & O_CLOEXEC != 0)
@@ -321,10 +362,14 @@ struct TimerFdState {
     interval: Duration,
     expirations: u64,
     generation: u64,
+    /// TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET of the last settime.
+    settime_flags: u32,
 }
 
 struct TimerFd {
     clock: i32,
+    /// The clock as timerfd_create named it (fdinfo's `clockid:`).
+    clockid: i32,
     state: Mutex<TimerFdState>,
     waiters: Waiters,
 }
@@ -455,6 +500,7 @@ fn sys_timerfd_create(ctx: &mut SyscallContext<'_>, clock: i32, flags: u32) -> K
             9 => 7,
             c => c,
         },
+        clockid: clock,
         state: Mutex::new(TimerFdState::default()),
         waiters: Waiters::new(),
     });
@@ -493,6 +539,25 @@ impl FileOps for TimerFdOps {
     }
     fn as_any_ops(&self) -> &dyn std::any::Any {
         &self.0
+    }
+    fn show_fdinfo(&self, _f: &OpenFile, _ns: &Arc<PidNs>, out: &mut String) {
+        let mut s = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        s.catch_up(now);
+        let left = s
+            .deadline
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "clockid: {}\nticks: {}\nsettime flags: 0{:o}\nit_value: ({}, {})\nit_interval: ({}, {})\n",
+            self.0.clockid,
+            s.expirations,
+            s.settime_flags,
+            left.as_secs(),
+            left.subsec_nanos(),
+            s.interval.as_secs(),
+            s.interval.subsec_nanos()
+        ));
     }
 }
 
@@ -538,6 +603,7 @@ fn sys_timerfd_settime(
         s.deadline = at;
         s.interval = interval;
         s.expirations = 0;
+        s.settime_flags = flags;
         (prev.0, prev.1, s.generation)
     };
     if let Some(at) = at {
@@ -695,6 +761,10 @@ impl FileOps for SignalFd {
     }
     fn as_any_ops(&self) -> &dyn std::any::Any {
         self
+    }
+    fn show_fdinfo(&self, _f: &OpenFile, _ns: &Arc<PidNs>, out: &mut String) {
+        let m = *self.mask.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str(&format!("sigmask:\t{m:016x}\n"));
     }
 }
 
@@ -887,6 +957,36 @@ impl FileOps for PidFd {
         let k = ns.kind();
         let file = crate::task::ns::open_ns_file(ns, k)?;
         install(ctx, file, true)
+    }
+    /// `Pid:` the process's pid in `ns` (0 if it is not visible there, -1
+    /// once reaped); `NSpid:` that and its pids in the namespaces below.
+    fn show_fdinfo(&self, _f: &OpenFile, ns: &Arc<PidNs>, out: &mut String) {
+        // As Linux's pid_has_task(pid, PIDTYPE_PID): a non-leader thread
+        // is gone at its exit, a process (or its leader) once reaped.
+        let alive = if self.names_non_leader() {
+            self.task().is_some()
+        } else {
+            self.unreaped()
+        };
+        let nr = if alive {
+            ns.local(self.pid)
+        } else {
+            -1
+        };
+        let mut nspid = nr.to_string();
+        if nr > 0 {
+            if let Some(g) = self.group.upgrade() {
+                for p in g
+                    .pid_ns()
+                    .chain_of(self.pid)
+                    .iter()
+                    .skip(ns.level as usize + 1)
+                {
+                    nspid.push_str(&format!("\t{p}"));
+                }
+            }
+        }
+        out.push_str(&format!("Pid:\t{nr}\nNSpid:\t{nspid}\n"));
     }
 }
 

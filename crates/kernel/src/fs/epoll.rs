@@ -213,6 +213,32 @@ impl crate::fs::vfs::FileOps for Epoll {
     fn as_any_ops(&self) -> &dyn std::any::Any {
         self
     }
+    /// One line per watch, as Linux's ep_show_fdinfo: the events as
+    /// epoll_ctl stored them (EPOLLERR and EPOLLHUP added; a fired
+    /// EPOLLONESHOT entry keeps only its private bits), the target's
+    /// position, inode number and kernel-internal device.
+    fn show_fdinfo(&self, _f: &OpenFile, _ns: &Arc<crate::task::ns::PidNs>, out: &mut String) {
+        const PRIVATE: u32 = EPOLLWAKEUP | EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE;
+        let items: Vec<(i32, u32, u64, FileRef)> = self
+            .lock()
+            .iter()
+            .filter_map(|i| {
+                let ev = if i.disabled {
+                    i.events & PRIVATE
+                } else {
+                    i.events | POLLERR | POLLHUP
+                };
+                i.file.upgrade().map(|f| (i.fd, ev, i.data, f))
+            })
+            .collect();
+        for (fd, ev, data, f) in items {
+            let (ino, sdev) = crate::fs::inotify::ino_sdev(f.path.inode().as_ref());
+            out.push_str(&format!(
+                "tfd: {fd:8} events: {ev:8x} data: {data:16x}  pos:{} ino:{ino:x} sdev:{sdev:x}\n",
+                f.pos() as i64
+            ));
+        }
+    }
 }
 
 syscall_table! { pub fn epoll_table;

@@ -24,9 +24,9 @@ use crate::fs::anon::anon_file;
 use crate::fs::file::OpenFile;
 use crate::fs::inotify::{IN_ACCESS, IN_CLOSE_NOWRITE, IN_CLOSE_WRITE, IN_MODIFY, IN_OPEN};
 use crate::fs::poll::{PollEvents, Waiters};
-use crate::fs::types::oflags::{O_CLOEXEC, O_NONBLOCK, O_RDONLY};
+use crate::fs::types::oflags::{O_CLOEXEC, O_LARGEFILE, O_NONBLOCK, O_RDWR};
 use crate::fs::types::FileType;
-use crate::fs::vfs::{FileOps, InodeKey, Path};
+use crate::fs::vfs::{FileOps, Inode, InodeKey, Path};
 use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 use crate::task::Task;
@@ -71,10 +71,14 @@ enum Target {
     Fs(u64),
 }
 
+/// A mark; an inode mark holds its inode (pinned while the mark lives,
+/// as Linux's) for /proc/PID/fdinfo. Marks go with FAN_MARK_REMOVE or
+/// FLUSH, or with their group's file ([`GroupFile`]'s drop).
 struct Mark {
     group: Weak<Group>,
     target: Target,
     mask: u64,
+    inode: Option<Arc<dyn Inode>>,
 }
 
 struct Event {
@@ -91,6 +95,8 @@ pub struct Group {
     event_flags: u32,
     report_tid: bool,
     limited: bool,
+    /// fanotify_init's flags, as fdinfo shows them.
+    init_flags: u32,
 }
 
 static ANY: AtomicBool = AtomicBool::new(false);
@@ -162,9 +168,11 @@ pub fn event(path: &Path, in_mask: u32) {
     let parent = path.dentry.parent.as_ref().map(|p| p.inode.key());
     let task = crate::fs::anon::current_task();
     let mut hits: Vec<(Arc<Group>, u64)> = Vec::new();
+    // Declared before the lock, so dropped (releasing inodes) after it.
+    let mut stale: Vec<Mark> = Vec::new();
     {
         let mut ms = marks();
-        ms.retain(|m| m.group.strong_count() > 0);
+        stale.extend(ms.extract_if(.., |m| m.group.strong_count() == 0));
         for m in ms.iter() {
             let on = match m.target {
                 Target::Inode(k) if k == key => true,
@@ -270,6 +278,61 @@ impl FileOps for GroupFile {
     fn as_any_ops(&self) -> &dyn std::any::Any {
         self
     }
+    /// The group's flags and event flags, then one line per mark, the
+    /// newest first, as Linux's fanotify_show_fdinfo (no mark flags or
+    /// ignore masks here: ruml has neither).
+    fn show_fdinfo(&self, _f: &OpenFile, _ns: &Arc<crate::task::ns::PidNs>, out: &mut String) {
+        let g = &self.0;
+        out.push_str(&format!(
+            "fanotify flags:{:x} event-flags:{:x}\n",
+            g.init_flags,
+            g.event_flags | O_LARGEFILE
+        ));
+        type Shown = (Target, u64, Option<Arc<dyn Inode>>);
+        let mine: Vec<Shown> = marks()
+            .iter()
+            .filter(|m| std::ptr::eq(m.group.as_ptr(), Arc::as_ptr(g)))
+            .map(|m| (m.target, m.mask, m.inode.clone()))
+            .collect();
+        for (target, mask, inode) in mine.into_iter().rev() {
+            let mask = mask as u32;
+            match (target, inode) {
+                (Target::Inode(_), Some(inode)) => {
+                    let (ino, sdev) = crate::fs::inotify::ino_sdev(&*inode);
+                    out.push_str(&format!(
+                        "fanotify ino:{ino:x} sdev:{sdev:x} mflags:0 mask:{mask:x} ignored_mask:0 {}\n",
+                        crate::fs::inotify::fhandle_text(&*inode)
+                    ));
+                }
+                (Target::Inode(_), None) => {}
+                (Target::Mount(id), _) => out.push_str(&format!(
+                    "fanotify mnt_id:{id:x} mflags:0 mask:{mask:x} ignored_mask:0\n"
+                )),
+                (Target::Fs(dev), _) => {
+                    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+                    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+                    let sdev = (major << 20) | (minor & 0xfffff);
+                    out.push_str(&format!(
+                        "fanotify sdev:{sdev:x} mflags:0 mask:{mask:x} ignored_mask:0\n"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for GroupFile {
+    /// The group's marks go with its file (releasing their inodes).
+    fn drop(&mut self) {
+        let me = Arc::as_ptr(&self.0);
+        // Collected under the lock, dropped (releasing inodes) after it.
+        let gone: Vec<Mark> = marks()
+            .extract_if(.., |m| {
+                std::ptr::eq(m.group.as_ptr(), me) || m.group.strong_count() == 0
+            })
+            .collect();
+        drop(gone);
+    }
 }
 
 /// Opens the event's object for the reader: a descriptor that makes no
@@ -308,11 +371,12 @@ fn sys_fanotify_init(ctx: &mut SyscallContext<'_>, flags: u32, event_f_flags: u3
         event_flags: event_f_flags,
         report_tid: flags & FAN_REPORT_TID != 0,
         limited: flags & FAN_UNLIMITED_QUEUE == 0,
+        init_flags: flags,
     });
     let f = anon_file(
         "[fanotify]",
         Arc::new(GroupFile(g)),
-        O_RDONLY
+        O_RDWR
             | if flags & FAN_NONBLOCK != 0 {
                 O_NONBLOCK
             } else {
@@ -365,15 +429,18 @@ fn sys_fanotify_mark(
     if action == FAN_MARK_FLUSH {
         let kind_mount = flags & FAN_MARK_MOUNT != 0;
         let kind_fs = flags & FAN_MARK_FILESYSTEM != 0;
-        marks().retain(|m| {
-            let mine = std::ptr::eq(m.group.as_ptr(), Arc::as_ptr(&g));
-            let kind = match m.target {
-                Target::Mount(_) => kind_mount,
-                Target::Fs(_) => kind_fs,
-                Target::Inode(_) => !kind_mount && !kind_fs,
-            };
-            !(mine && kind)
-        });
+        let gone: Vec<Mark> = marks()
+            .extract_if(.., |m| {
+                let mine = std::ptr::eq(m.group.as_ptr(), Arc::as_ptr(&g));
+                let kind = match m.target {
+                    Target::Mount(_) => kind_mount,
+                    Target::Fs(_) => kind_fs,
+                    Target::Inode(_) => !kind_mount && !kind_fs,
+                };
+                mine && kind
+            })
+            .collect();
+        drop(gone);
         return Ok(0);
     }
     let p = if path.is_null() {
@@ -395,8 +462,10 @@ fn sys_fanotify_mark(
     } else {
         Target::Inode(p.inode().key())
     };
+    // Declared before the lock, so dropped (releasing inodes) after it.
+    let mut stale: Vec<Mark> = Vec::new();
     let mut ms = marks();
-    ms.retain(|m| m.group.strong_count() > 0);
+    stale.extend(ms.extract_if(.., |m| m.group.strong_count() == 0));
     let pos = ms
         .iter()
         .position(|m| m.target == target && std::ptr::eq(m.group.as_ptr(), Arc::as_ptr(&g)));
@@ -415,6 +484,10 @@ fn sys_fanotify_mark(
                     group: Arc::downgrade(&g),
                     target,
                     mask,
+                    inode: match target {
+                        Target::Inode(_) => Some(p.inode().clone()),
+                        _ => None,
+                    },
                 });
                 ANY.store(true, Ordering::Release);
             }
@@ -423,7 +496,7 @@ fn sys_fanotify_mark(
         let i = pos.ok_or(crate::errno!(ENOENT))?;
         ms[i].mask &= !mask;
         if ms[i].mask & EVENTS == 0 {
-            ms.remove(i);
+            stale.push(ms.remove(i));
         }
     }
     Ok(0)

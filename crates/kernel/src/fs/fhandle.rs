@@ -19,7 +19,11 @@
 //! open_by_handle_at needs CAP_DAC_READ_SEARCH (EPERM) and opens the
 //! object with open(2)'s checks; the file it gives has no name of its own
 //! (/proc/self/fd shows "/" for it).
-//! AT_HANDLE_FID and AT_HANDLE_MNT_ID_UNIQUE are accepted as Linux 6.12.
+//! AT_HANDLE_FID and AT_HANDLE_MNT_ID_UNIQUE are accepted as Linux 6.12;
+//! with AT_HANDLE_FID a filesystem without handles of its own gives
+//! Linux's generic FILEID_INO64_GEN (0x81: 64-bit inode number and a
+//! 32-bit generation, 0 here), a handle that identifies but cannot be
+//! opened ([`encode_fid`]; inotify and fanotify fdinfo show the same).
 
 use std::sync::Arc;
 
@@ -65,7 +69,11 @@ fn sys_name_to_handle_at(
         flags & AT_SYMLINK_FOLLOW != 0,
         flags & AT_EMPTY_PATH != 0,
     )?;
-    let (ty, fh) = p.inode().encode_fh()?;
+    let (ty, fh) = if flags & AT_HANDLE_FID != 0 {
+        encode_fid(p.inode().as_ref())?
+    } else {
+        p.inode().encode_fh()?
+    };
     let mm = ctx.mm();
     let want: u32 = mm.read_val(handle.0)?;
     if want as usize > MAX_HANDLE_SZ {
@@ -86,6 +94,23 @@ fn sys_name_to_handle_at(
     }
     mm.write_bytes(handle.0 + 8, &fh)?;
     Ok(0)
+}
+
+/// Linux's FILEID_INO64_GEN.
+const FILEID_INO64_GEN: i32 = 0x81;
+
+/// A handle that identifies `inode` (Linux's exportfs_encode_fid): the
+/// filesystem's own, else FILEID_INO64_GEN of its inode number.
+pub fn encode_fid(inode: &dyn crate::fs::vfs::Inode) -> KResult<(i32, Vec<u8>)> {
+    match inode.encode_fh() {
+        Err(crate::errno::Errno::EOPNOTSUPP) => {
+            let ino = inode.stat().map(|st| st.ino).unwrap_or(inode.key().1);
+            let mut fh = ino.to_le_bytes().to_vec();
+            fh.extend_from_slice(&0u32.to_le_bytes());
+            Ok((FILEID_INO64_GEN, fh))
+        }
+        r => r,
+    }
 }
 
 fn sys_open_by_handle_at(

@@ -45,6 +45,15 @@ impl OpenFile {
         })
     }
 
+    /// [`OpenFile::new`] for a file Linux makes without open(2) (pipes,
+    /// sockets, anonymous-inode files): no O_LARGEFILE in its flags, as
+    /// F_GETFL and /proc/PID/fdinfo show them there.
+    pub fn new_pseudo(path: Path, ops: Option<Arc<dyn FileOps>>, flags: u32) -> FileRef {
+        let f = OpenFile::new(path, ops, flags & !O_LARGEFILE);
+        f.flags.fetch_and(!O_LARGEFILE, Ordering::Relaxed);
+        f
+    }
+
     /// Status flags and access mode, as F_GETFL reports them.
     pub fn flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)

@@ -16,7 +16,7 @@ use crate::fs::file::OpenFile;
 use crate::fs::poll::{PollEvents, Waiters, READABLE};
 use crate::fs::types::oflags::{O_CLOEXEC, O_NONBLOCK, O_RDONLY};
 use crate::fs::types::FileType;
-use crate::fs::vfs::{FileOps, InodeKey, Path};
+use crate::fs::vfs::{Caller, FileOps, Inode, InodeKey, Path};
 use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 use crate::task::Task;
@@ -60,10 +60,15 @@ pub struct Inotify {
     next_wd: AtomicU32,
 }
 
+/// A watch: on the inode it holds (pinned while the watch lives, as
+/// Linux's mark pins its inode), for /proc/PID/fdinfo. Watches go with
+/// rm_watch, IN_ONESHOT, the inode's deletion, or the instance's file
+/// ([`InotifyFile`]'s drop).
 struct Watch {
     inst: Weak<Inotify>,
     wd: i32,
     mask: u32,
+    inode: Arc<dyn Inode>,
 }
 
 static ANY: AtomicBool = AtomicBool::new(false);
@@ -104,9 +109,10 @@ fn emit(key: InodeKey, mask: u32, cookie: u32, name: &[u8]) {
     emit_to(key, mask, cookie, name, false)
 }
 
-/// [`emit`]; `unlinked_child`: the event is on a child with no name left,
-/// which watches with IN_EXCL_UNLINK do not hear.
-fn emit_to(key: InodeKey, mask: u32, cookie: u32, name: &[u8], unlinked_child: bool) {
+/// [`emit`]; `unlinked`: the event is on an open file whose name was
+/// removed from its directory, which watches with IN_EXCL_UNLINK (on the
+/// directory or the file itself) do not hear.
+fn emit_to(key: InodeKey, mask: u32, cookie: u32, name: &[u8], unlinked: bool) {
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
     let Some(ws) = reg.get_mut(&key) else { return };
     let mut fired_oneshot = Vec::new();
@@ -116,7 +122,7 @@ fn emit_to(key: InodeKey, mask: u32, cookie: u32, name: &[u8], unlinked_child: b
         if w.mask & mask & ALL_EVENTS == 0 && mask & IN_IGNORED == 0 {
             continue;
         }
-        if unlinked_child && w.mask & IN_EXCL_UNLINK != 0 {
+        if unlinked && w.mask & IN_EXCL_UNLINK != 0 {
             continue;
         }
         if let Some(i) = w.inst.upgrade() {
@@ -138,12 +144,53 @@ fn emit_to(key: InodeKey, mask: u32, cookie: u32, name: &[u8], unlinked_child: b
             }
         }
     }
-    ws.retain(|w| w.inst.strong_count() > 0 && !fired_oneshot.contains(&w.wd));
+    let gone: Vec<Watch> = ws
+        .extract_if(.., |w| {
+            w.inst.strong_count() == 0 || fired_oneshot.contains(&w.wd)
+        })
+        .collect();
+    // Inodes are released with the registry unlocked.
+    drop(reg);
+    drop(gone);
 }
 
-/// Something happened to the object at `path` (`name` is its name in its
-/// parent directory): its own watchers and its parent's hear of it.
+/// Something happened to the object at `path` through an open file or a
+/// path (open, access, modify, close: Linux's path events): its own
+/// watchers and its parent's hear of it, except watches with
+/// IN_EXCL_UNLINK once the name `path` was reached by is gone from its
+/// directory.
 pub fn notify(path: &Path, mask: u32) {
+    notify_event(path, mask, true)
+}
+
+/// [`notify`] for a change of attributes or size (chmod, utimes,
+/// truncate: Linux's dentry events, which IN_EXCL_UNLINK does not stop).
+pub fn notify_attr(path: &Path, mask: u32) {
+    notify_event(path, mask, false)
+}
+
+/// Whether a watch on `own` or `parent` asks for IN_EXCL_UNLINK.
+fn excl_unlink_watched(own: InodeKey, parent: Option<InodeKey>) -> bool {
+    let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+    [Some(own), parent].into_iter().flatten().any(|k| {
+        reg.get(&k)
+            .is_some_and(|ws| ws.iter().any(|w| w.mask & IN_EXCL_UNLINK != 0))
+    })
+}
+
+/// Whether the name `path` was reached by no longer names its object in
+/// its directory (Linux's d_unlinked: unlinked, or replaced since).
+fn name_gone(path: &Path) -> bool {
+    let Some(parent) = &path.dentry.parent else {
+        return false;
+    };
+    match parent.inode.lookup(&path.dentry.name, &Caller::kernel()) {
+        Ok(i) => i.key() != path.inode().key(),
+        Err(_) => true,
+    }
+}
+
+fn notify_event(path: &Path, mask: u32, path_event: bool) {
     crate::fs::fanotify::event(path, mask);
     if let Some(parent) = &path.dentry.parent {
         crate::fs::dnotify::child_event(parent.inode.key(), mask);
@@ -156,9 +203,13 @@ pub fn notify(path: &Path, mask: u32) {
     } else {
         0
     };
-    emit(path.inode().key(), mask | dir_bit, 0, b"");
+    let own = path.inode().key();
+    let parent_key = path.dentry.parent.as_ref().map(|p| p.inode.key());
+    // The lookup only when some watch here cares.
+    let unlinked = path_event && excl_unlink_watched(own, parent_key) && name_gone(path);
+    // The parent's watches first, as Linux's fsnotify_handle_event (it
+    // matters when one instance watches both).
     if let Some(parent) = &path.dentry.parent {
-        let unlinked = path.inode().stat().is_ok_and(|st| st.nlink == 0);
         emit_to(
             parent.inode.key(),
             mask | dir_bit,
@@ -167,6 +218,7 @@ pub fn notify(path: &Path, mask: u32) {
             unlinked,
         );
     }
+    emit_to(own, mask | dir_bit, 0, b"", unlinked);
 }
 
 /// A directory gained or lost the entry `name` (create, delete, moves).
@@ -377,6 +429,76 @@ impl FileOps for InotifyFile {
     fn as_any_ops(&self) -> &dyn std::any::Any {
         &self.0
     }
+    /// One line per watch, the newest first (Linux lists a group's marks
+    /// so): wd, the inode's number and kernel-internal device, the mask
+    /// with IN_EXCL_UNLINK and IN_ONESHOT, and the inode's file handle
+    /// (as name_to_handle_at with AT_HANDLE_FID gives it).
+    fn show_fdinfo(&self, _f: &OpenFile, _ns: &Arc<crate::task::ns::PidNs>, out: &mut String) {
+        let mut mine: Vec<(i32, u32, Arc<dyn Inode>)> = {
+            let reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+            reg.values()
+                .flatten()
+                .filter(|w| std::ptr::eq(w.inst.as_ptr(), Arc::as_ptr(&self.0)))
+                .map(|w| (w.wd, w.mask, w.inode.clone()))
+                .collect()
+        };
+        mine.sort_by_key(|w| std::cmp::Reverse(w.0));
+        for (wd, mask, inode) in mine {
+            let (ino, sdev) = ino_sdev(&*inode);
+            out.push_str(&format!(
+                "inotify wd:{wd:x} ino:{ino:x} sdev:{sdev:x} mask:{mask:x} ignored_mask:0 {}\n",
+                fhandle_text(&*inode)
+            ));
+        }
+    }
+}
+
+impl Drop for InotifyFile {
+    /// The instance's watches go with its file (releasing their inodes).
+    fn drop(&mut self) {
+        let me = Arc::as_ptr(&self.0);
+        let mut gone: Vec<Watch> = Vec::new();
+        let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
+        for ws in reg.values_mut() {
+            gone.extend(ws.extract_if(.., |w| {
+                std::ptr::eq(w.inst.as_ptr(), me) || w.inst.strong_count() == 0
+            }));
+        }
+        reg.retain(|_, ws| !ws.is_empty());
+        // Inodes are released with the registry unlocked.
+        drop(reg);
+        drop(gone);
+    }
+}
+
+/// An inode's number and its filesystem's device as Linux's kernel-internal
+/// dev_t (major << 20 | minor), as fdinfo lines print `ino:` and `sdev:`.
+pub(crate) fn ino_sdev(inode: &dyn Inode) -> (u64, u32) {
+    match inode.stat() {
+        Ok(st) => (st.ino, (st.dev.0 << 20) | (st.dev.1 & 0xfffff)),
+        Err(_) => {
+            let (dev, ino) = inode.key();
+            let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+            let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+            (ino, ((major as u32) << 20) | (minor as u32 & 0xfffff))
+        }
+    }
+}
+
+/// `fhandle-bytes:%x fhandle-type:%x f_handle:HEX`: the handle
+/// name_to_handle_at gives with AT_HANDLE_FID, nothing if there is none,
+/// as Linux's show_mark_fhandle.
+pub(crate) fn fhandle_text(inode: &dyn Inode) -> String {
+    match crate::fs::fhandle::encode_fid(inode) {
+        Ok((ty, fh)) if fh.len() <= crate::fs::fhandle::MAX_HANDLE_SZ && ty >= 0 => {
+            let hex: String = fh.iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "fhandle-bytes:{:x} fhandle-type:{ty:x} f_handle:{hex}",
+                fh.len()
+            )
+        }
+        _ => String::new(),
+    }
 }
 
 fn instance(ctx: &SyscallContext<'_>, fd: Fd) -> KResult<Arc<Inotify>> {
@@ -405,9 +527,11 @@ fn sys_inotify_add_watch(
     let key = p.inode().key();
     let keep = mask & (ALL_EVENTS | IN_ONESHOT | IN_EXCL_UNLINK);
     ANY.store(true, Ordering::Relaxed);
+    // Declared before the lock, so dropped (releasing inodes) after it.
+    let mut stale: Vec<Watch> = Vec::new();
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
     let ws = reg.entry(key).or_default();
-    ws.retain(|w| w.inst.strong_count() > 0);
+    stale.extend(ws.extract_if(.., |w| w.inst.strong_count() == 0));
     if let Some(w) = ws
         .iter_mut()
         .find(|w| w.inst.upgrade().is_some_and(|i| Arc::ptr_eq(&i, &inst)))
@@ -427,20 +551,23 @@ fn sys_inotify_add_watch(
         inst: Arc::downgrade(&inst),
         wd,
         mask: keep,
+        inode: p.inode().clone(),
     });
     Ok(wd as u64)
 }
 
 fn sys_inotify_rm_watch(ctx: &mut SyscallContext<'_>, fd: Fd, wd: i32) -> KResult<u64> {
     let inst = instance(ctx, fd)?;
+    let mut gone: Vec<Watch> = Vec::new();
     let mut reg = registry().lock().unwrap_or_else(|p| p.into_inner());
-    let mut found = false;
     for ws in reg.values_mut() {
-        let before = ws.len();
-        ws.retain(|w| !(w.wd == wd && w.inst.upgrade().is_some_and(|i| Arc::ptr_eq(&i, &inst))));
-        found |= ws.len() != before;
+        gone.extend(ws.extract_if(.., |w| {
+            w.wd == wd && std::ptr::eq(w.inst.as_ptr(), Arc::as_ptr(&inst))
+        }));
     }
     drop(reg);
+    let found = !gone.is_empty();
+    drop(gone);
     if !found {
         return error!(EINVAL);
     }

@@ -365,12 +365,12 @@ pub fn new_pipe(flags: u32) -> (FileRef, FileRef) {
         dentry: Dentry::child(&mnt.root, &name, inode),
     };
     let status = flags & O_NONBLOCK;
-    let r = OpenFile::new(
+    let r = OpenFile::new_pseudo(
         path.clone(),
         Some(PipeEnd::new(&pipe, true, false)),
         O_RDONLY | status,
     );
-    let w = OpenFile::new(
+    let w = OpenFile::new_pseudo(
         path,
         Some(PipeEnd::new(&pipe, false, true)),
         O_WRONLY | status,

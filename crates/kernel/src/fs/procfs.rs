@@ -1304,8 +1304,14 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
         Gen::Mounts(pid) => mount_lines(&*task_of(pid)?, false),
         Gen::MountInfo(pid) => mount_lines(&*task_of(pid)?, true),
         Gen::FdInfo(pid, fd) => {
-            let f = task_of(pid)?.files().get(fd).map_err(|_| crate::errno!(ENOENT))?;
-            format!("pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{}\nino:\t{}\n", f.pos(), f.flags(), f.path.mnt.id, f.path.inode().key().1)
+            let files = task_of(pid)?.files();
+            let f = files.get(fd).map_err(|_| crate::errno!(ENOENT))?;
+            let cloexec = if files.get_cloexec(fd).unwrap_or(false) { crate::fs::types::oflags::O_CLOEXEC } else { 0 };
+            let mut s = format!("pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{}\nino:\t{}\n", f.pos(), f.flags() | cloexec, f.path.mnt.id, f.path.inode().key().1);
+            if let Ok(ops) = f.ops() {
+                ops.show_fdinfo(&f, ns, &mut s);
+            }
+            s
         }
         Gen::Cgroup => "0::/\n".to_string(),
         Gen::OomScoreAdj(pid) => {

@@ -1284,7 +1284,7 @@ fn sys_ftruncate(ctx: &mut SyscallContext<'_>, fd: Fd, len: i64) -> KResult<u64>
         .page_cache
         .truncate(f.path.inode().key(), len as u64);
     if !f.path.mnt.internal && !no_notify(&f) {
-        crate::fs::inotify::notify(&f.path, crate::fs::inotify::IN_MODIFY);
+        crate::fs::inotify::notify_attr(&f.path, crate::fs::inotify::IN_MODIFY);
     }
     Ok(0)
 }

@@ -286,6 +286,12 @@ pub trait FileOps: Send + Sync + 'static {
     fn as_any_ops(&self) -> &dyn std::any::Any {
         &()
     }
+    /// Linux's show_fdinfo: the lines /proc/PID/fdinfo/N shows after the
+    /// common ones (pos, flags, mnt_id, ino), appended to `out` in the
+    /// object's own format. `ns` is the PID namespace of the /proc
+    /// instance read (pidfds print pids in it). The default, as most
+    /// Linux files: nothing.
+    fn show_fdinfo(&self, _f: &OpenFile, _ns: &Arc<crate::task::ns::PidNs>, _out: &mut String) {}
     /// Readiness for poll/select (`POLL*` bits). The default is a file
     /// that never blocks.
     fn poll(&self, _f: &OpenFile) -> crate::fs::poll::PollEvents {

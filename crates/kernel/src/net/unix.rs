@@ -283,6 +283,23 @@ impl FileOps for SocketFile {
     fn as_any_ops(&self) -> &dyn std::any::Any {
         &self.0
     }
+    /// `scm_fds:` descriptors in flight to this socket (datagram or
+    /// connected; for a listener, to the connections it has yet to
+    /// accept), as Linux's unix_show_fdinfo.
+    fn show_fdinfo(&self, _f: &OpenFile, _ns: &Arc<crate::task::ns::PidNs>, out: &mut String) {
+        let queued = |s: &State| s.recv.iter().map(|m| m.fds.len()).sum::<usize>();
+        let s = self.0.lock();
+        let n = if let Some((_, pending)) = &s.listening {
+            let pending: Vec<Arc<UnixSocket>> = pending.iter().cloned().collect();
+            drop(s);
+            pending.iter().map(|p| queued(&p.lock())).sum()
+        } else if self.0.typ == SOCK_DGRAM || s.connected {
+            queued(&s)
+        } else {
+            0
+        };
+        out.push_str(&format!("scm_fds: {n}\n"));
+    }
     fn ioctl(
         &self,
         _f: &OpenFile,

@@ -93,7 +93,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("removexattr", "as setxattr"),
     ("lremovexattr", "as setxattr"),
     ("fremovexattr", "as setxattr"),
-    ("name_to_handle_at", "tmpfs, ext2/3/4 and the overlay root; other filesystems EOPNOTSUPP; overlay handles go stale on rename (docs/filesystems.md)"),
+    ("name_to_handle_at", "tmpfs, ext2/3/4 and the overlay root; other filesystems EOPNOTSUPP, but with AT_HANDLE_FID the generic FILEID_INO64_GEN (generation 0) as Linux; overlay handles go stale on rename (docs/filesystems.md)"),
     ("open_by_handle_at", "as name_to_handle_at; the file has no path of its own (/proc/self/fd shows /)"),
     ("msgsnd", "all queues' texts together are bounded by a quarter of mem= (ENOMEM beyond)"),
     ("msgrcv", "woken receivers compete for a message (no hand-off to the first matching sleeper as Linux's pipelined send)"),
