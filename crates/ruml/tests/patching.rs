@@ -56,6 +56,7 @@ fn syscall_site_shapes_are_counted() {
             "site_mov_nr",
             "site_mov_nr64",
             "site_syscall_fn",
+            "site_mov_edi",
             "site_other",
         ];
         let total: u64 = sites.iter().map(|c| counter(&s, c)).sum();
