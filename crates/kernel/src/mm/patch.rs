@@ -221,10 +221,28 @@ fn carry_block_bytes(blk: u64, ret: u64, carry: [u8; CARRY]) -> [u8; 64] {
     b[0..8].copy_from_slice(&(blk + 8).to_le_bytes());
     b[8..13].copy_from_slice(&carry);
     let code: [u8; 22] = [
-        0x65, 0x48, 0x8b, 0x0c, 0x25, 0x58, 0x00, 0x00, 0x00, // mov %gs:88,%rcx
-        0x48, 0x8d, 0x49, back.wrapping_neg(), // lea -back(%rcx),%rcx
-        0x4c, 0x8d, 0x1d, 0xef, 0xff, 0xff, 0xff, // lea -17(%rip),%r11 (= block + 16)
-        0xff, 0xe1, // jmp *%rcx
+        0x65,
+        0x48,
+        0x8b,
+        0x0c,
+        0x25,
+        0x58,
+        0x00,
+        0x00,
+        0x00, // mov %gs:88,%rcx
+        0x48,
+        0x8d,
+        0x49,
+        back.wrapping_neg(), // lea -back(%rcx),%rcx
+        0x4c,
+        0x8d,
+        0x1d,
+        0xef,
+        0xff,
+        0xff,
+        0xff, // lea -17(%rip),%r11 (= block + 16)
+        0xff,
+        0xe1, // jmp *%rcx
     ];
     b[13..CARRY_END as usize].copy_from_slice(&code);
     b[48..56].copy_from_slice(&ret.to_le_bytes());
@@ -567,8 +585,7 @@ impl Mm {
             return None;
         }
         // Never over another patched site (overlapping instructions).
-        if m
-            .patch
+        if m.patch
             .sites
             .range(site.saturating_sub(SITE_MAX as u64 - 1)..site + len)
             .any(|(&a, s)| a + u64::from(s.len) > site)
