@@ -35,6 +35,11 @@
 //!   reported at the site (rip = the site, nothing done yet), as it
 //!   would be natively, and re-running the site re-runs the block.
 //!
+//! Bytes read backwards can be the tail of a longer instruction, so the
+//! byte before a site must be no prefix and the trap that finds it must
+//! show the displaced instruction's effect ([`Mm::patchable`]). A site
+//! across a page boundary is never rewritten (one page is swapped).
+//!
 //! Every other shape stays trapping: an instruction before the
 //! `syscall` that is shorter than the 5 bytes the jump needs (`xor
 //! %eax,%eax`, `mov %esi,%eax`) would take a branch or a rip-relative
@@ -259,6 +264,15 @@ fn site_bytes(blk: u64, len: u8) -> ([u8; SITE_MAX], usize) {
     (b, len as usize)
 }
 
+/// Whether `b` is an instruction prefix (legacy or REX): a site after
+/// one is not what its bytes alone say.
+fn is_prefix(b: u8) -> bool {
+    matches!(
+        b,
+        0x26 | 0x2e | 0x36 | 0x3e | 0x40..=0x4f | 0x64..=0x67 | 0xf0 | 0xf2 | 0xf3
+    )
+}
+
 /// Recognises a rewritable site from the bytes that end at a trap's
 /// address `rip`: `b` holds the 9 bytes before it, of which the first
 /// `9 - have` could not be read (another page).
@@ -354,7 +368,7 @@ pub fn after_trap(task: &crate::task::Task, regs: &ruml_host::Registers) {
         if regs.gs_base != 0 {
             task.mm().patch_disable();
         } else {
-            task.mm().patch_site(regs.rip);
+            task.mm().patch_site(regs);
         }
     }
 }
@@ -489,7 +503,8 @@ impl Mm {
     /// debugger traces: rewrites the site if it has one of the shapes
     /// (module documentation) in a private, executable, non-writable
     /// mapping.
-    pub fn patch_site(&self, rip: u64) {
+    pub fn patch_site(&self, regs: &ruml_host::Registers) {
+        let rip = regs.rip;
         let mut m = self.lock();
         let p = &m.patch;
         if p.off || p.rejected.contains(&rip) || Self::site_ending_at(&m, rip).is_some() {
@@ -501,6 +516,10 @@ impl Mm {
             }
             return;
         };
+        // Not from this trap (the next one through the site will do).
+        if !self.shows_effect(&m, &shape, regs) {
+            return;
+        }
         let (site, len) = (shape.site, shape.len);
         let index = m.patch.blocks.len();
         if index >= BLOCKS as usize {
@@ -561,7 +580,48 @@ impl Mm {
         })
     }
 
+    /// The guest's byte at `addr`, if its page is there.
+    fn byte_at(&self, m: &MmInner, addr: u64) -> Option<u8> {
+        let pte = m.ptes.get(&(addr / PAGE))?;
+        let mut b = [0u8; 1];
+        self.phys.read(pte.pfn, (addr % PAGE) as usize, &mut b);
+        Some(b[0])
+    }
+
+    /// The guest's 8 bytes at `addr` (within one page), if there.
+    fn u64_at(&self, m: &MmInner, addr: u64) -> Option<u64> {
+        if addr % PAGE > PAGE - 8 {
+            return None;
+        }
+        let pte = m.ptes.get(&(addr / PAGE))?;
+        let mut b = [0u8; 8];
+        self.phys.read(pte.pfn, (addr % PAGE) as usize, &mut b);
+        Some(u64::from_le_bytes(b))
+    }
+
+    /// Whether the trap's registers show the effect of the displaced
+    /// instruction of `shape`: rax is the site's number, edi the `mov`'s
+    /// immediate, r9 the stack word at rsp + 8. (Not so when the thread
+    /// branched onto the `syscall`, or when the bytes were the tail of
+    /// another instruction: see [`Mm::patchable`].)
+    fn shows_effect(&self, m: &MmInner, shape: &Shape, regs: &ruml_host::Registers) -> bool {
+        let c = shape.carry;
+        match shape.nr {
+            Some(nr) => regs.orig_rax == u64::from(nr),
+            None if c[0] == 0xbf => {
+                regs.rdi == u64::from(u32::from_le_bytes([c[1], c[2], c[3], c[4]]))
+            }
+            None => self.u64_at(m, regs.rsp.wrapping_add(8)) == Some(regs.r9),
+        }
+    }
+
     /// The site whose `syscall` ends at `rip`, if it may be patched.
+    /// Bytes read backwards from a `syscall` can be the tail of a longer
+    /// instruction (`41 b8 imm32` is `mov $imm32,%r8d`, `8b b8 disp32` a
+    /// load into edi), so besides the shape the byte before the site
+    /// must not be a prefix (legacy or REX), and the site is rewritten
+    /// only from a trap whose registers show the displaced instruction's
+    /// effect ([`Mm::shows_effect`]).
     fn patchable(&self, m: &MmInner, rip: u64) -> Option<Shape> {
         if rip > super::task_size() || rip < SITE_MAX as u64 {
             return None;
@@ -581,6 +641,10 @@ impl Mm {
         );
         let shape = shape_of(rip, &b, have)?;
         let (site, len) = (shape.site, u64::from(shape.len));
+        if is_prefix(self.byte_at(m, site.checked_sub(1)?)?) {
+            return None;
+        }
+
         if site < AREA + AREA_LEN && site + len > AREA {
             return None;
         }
@@ -694,6 +758,16 @@ mod tests {
         // Only 7 bytes on the page: no 9-byte shape.
         let b = [0x48, 0xc7, 0xc0, 0x27, 0, 0, 0, 0x0f, 0x05];
         assert_eq!(shape_of(0x401009, &b, 7), None);
+    }
+
+    #[test]
+    fn prefixes() {
+        for b in [0x41, 0x48, 0x4c, 0x65, 0x66, 0xf3, 0x2e] {
+            assert!(is_prefix(b), "{b:#x}");
+        }
+        for b in [0x90, 0xc3, 0x89, 0xfe, 0x00, 0xff] {
+            assert!(!is_prefix(b), "{b:#x}");
+        }
     }
 
     #[test]
