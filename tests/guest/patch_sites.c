@@ -18,13 +18,25 @@
  *              ptrace, reads the child's code (PEEKTEXT, process_vm_readv,
  *              /proc/PID/mem: the original bytes) and counts the child's
  *              system calls from then on
- * With "patched" as a last argument, `code` also checks that ruml did
- * rewrite its site (exit 3 if not): only for runs with patch=on. */
+ *   shapes   - the other shapes, as exact bytes of our own: `mov $nr,%rax;
+ *              syscall`, glibc's syscall(3) (`mov 0x8(%rsp),%r9; syscall`,
+ *              its 7th argument really loaded: mmap's offset) and `mov
+ *              $imm,%edi; syscall`; four threads racing through them while
+ *              they are patched, branches onto each `syscall` with the
+ *              number in rax, and a fault of the displaced load (reported
+ *              at the site, as natively)
+ *   shapes-restart - a blocking read through each of those shapes,
+ *              interrupted by a signal with and without SA_RESTART
+ * With "patched" as a last argument, `code`, `restart`, `shapes` and
+ * `shapes-restart` also check that ruml did rewrite their sites (exit 3 if
+ * not): only for runs with patch=on. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,6 +371,274 @@ static void restart(void)
     check(rd(rfd[0], &c, 1) == 1 && c == 'r', "byte there after");
 }
 
+/* ---- shapes ---------------------------------------------------------- */
+
+/* Functions of exact bytes, each ending in a site of one shape. */
+struct shapes {
+    long (*rax)(void);                 /* mov $SYS_getppid,%rax; syscall */
+    long (*rax_read)(long, void *, long); /* mov $SYS_read,%rax; syscall */
+    long (*rax_branch)(long nr);       /* mov %rdi,%rax; jmp to rax's syscall */
+    long (*sc)(long nr, long, long, long, long, long, long); /* glibc's syscall(3) */
+    long (*sc_branch)(long nr);
+    long (*edi1)(long nr, const void *, long);   /* mov $1,%edi */
+    long (*edifd)(long nr, const char *, long);  /* mov $AT_FDCWD,%edi */
+    long (*edi_branch)(long nr);
+    void (*fault)(void *rsp);          /* rsp = arg; jmp to sc's site */
+    const uint8_t *site_rax, *site_sc, *site_edi1, *site_edifd;
+};
+
+static uint8_t *put(uint8_t *p, const uint8_t *b, size_t n)
+{
+    memcpy(p, b, n);
+    return p + n;
+}
+
+static uint8_t *put_jmp(uint8_t *p, const uint8_t *to)
+{
+    int32_t rel = (int32_t)(to - (p + 5));
+    *p++ = 0xe9;
+    memcpy(p, &rel, 4);
+    return p + 4;
+}
+
+static const uint8_t MOV_RDI_RAX[] = {0x48, 0x89, 0xf8};
+
+/* Lays the functions out in the 1024 bytes at c (same page). */
+static void emit_shapes(uint8_t *c, struct shapes *s)
+{
+    uint8_t *p;
+    /* mov $SYS_getppid,%rax; syscall; ret */
+    p = c;
+    const uint8_t rax[] = {0x48, 0xc7, 0xc0, SYS_getppid, 0, 0, 0, 0x0f, 0x05, 0xc3};
+    put(p, rax, sizeof rax);
+    s->rax = (long (*)(void))p;
+    s->site_rax = p;
+    p = c + 64;
+    s->rax_branch = (long (*)(long))p;
+    p = put(p, MOV_RDI_RAX, 3);
+    put_jmp(p, c + 7);
+    p = c + 128;
+    const uint8_t rax_read[] = {0x48, 0xc7, 0xc0, SYS_read, 0, 0, 0, 0x0f, 0x05, 0xc3};
+    put(p, rax_read, sizeof rax_read);
+    s->rax_read = (long (*)(long, void *, long))p;
+    /* glibc's syscall(3), without its errno handling */
+    p = c + 192;
+    const uint8_t sc[] = {
+        0x48, 0x89, 0xf8, 0x48, 0x89, 0xf7, 0x48, 0x89, 0xd6, 0x48, 0x89, 0xca, 0x4d, 0x89,
+        0xc2, 0x4d, 0x89, 0xc8, 0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05, 0xc3,
+    };
+    put(p, sc, sizeof sc);
+    s->sc = (long (*)(long, long, long, long, long, long, long))p;
+    s->site_sc = p + 18;
+    p = c + 256;
+    s->sc_branch = (long (*)(long))p;
+    p = put(p, MOV_RDI_RAX, 3);
+    put_jmp(p, s->site_sc + 5);
+    /* mov %rdi,%rax; mov $1,%edi; syscall; ret */
+    p = c + 320;
+    const uint8_t edi1[] = {0x48, 0x89, 0xf8, 0xbf, 1, 0, 0, 0, 0x0f, 0x05, 0xc3};
+    put(p, edi1, sizeof edi1);
+    s->edi1 = (long (*)(long, const void *, long))p;
+    s->site_edi1 = p + 3;
+    p = c + 384;
+    const uint8_t edifd[] = {0x48, 0x89, 0xf8, 0xbf, 0x9c, 0xff, 0xff, 0xff, 0x0f, 0x05, 0xc3};
+    put(p, edifd, sizeof edifd);
+    s->edifd = (long (*)(long, const char *, long))p;
+    s->site_edifd = p + 3;
+    p = c + 448;
+    s->edi_branch = (long (*)(long))p;
+    p = put(p, MOV_RDI_RAX, 3);
+    put_jmp(p, s->site_edi1 + 5);
+    /* mov %rdi,%rsp; jmp to sc's site */
+    p = c + 512;
+    s->fault = (void (*)(void *))p;
+    const uint8_t rsp[] = {0x48, 0x89, 0xfc};
+    p = put(p, rsp, 3);
+    put_jmp(p, s->site_sc);
+}
+
+static uint8_t *new_shapes(struct shapes *s)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    uint8_t *p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(p != MAP_FAILED, "mmap shapes");
+    memset(p, 0xcc, pg);
+    emit_shapes(p, s);
+    check(mprotect(p, pg, PROT_READ | PROT_EXEC) == 0, "mprotect shapes");
+    return p;
+}
+
+static void require_shape_patched(const uint8_t *site, const char *what)
+{
+    require_patched((void *)site, what);
+}
+
+static struct shapes race;
+static int mapfd;
+
+static void *shape_worker(void *arg)
+{
+    long bad = 0, pg = sysconf(_SC_PAGESIZE);
+    (void)arg;
+    pthread_barrier_wait(&bar);
+    for (int i = 0; i < ROUNDS; i++) {
+        bad += race.rax() != parent_pid;
+        bad += race.sc(SYS_getppid, 0, 0, 0, 0, 0, 0) != parent_pid;
+        bad += race.sc(SYS_write, -1, 0, 0, 0, 0, 0) != -EBADF;
+        bad += race.edi1(SYS_write, "", 0) != 0;
+        long fd = race.edifd(SYS_openat, "/dev/null", O_RDONLY);
+        bad += fd < 0;
+        if (fd >= 0)
+            close(fd);
+        bad += race.rax_branch(SYS_getpid) != getpid();
+        bad += race.sc_branch(SYS_getppid) != parent_pid;
+        bad += race.edi_branch(SYS_getpid) != getpid();
+        if (i % 64 == 0) {
+            /* The 7th argument (mmap's offset, in r9) is the second page. */
+            long a = race.sc(SYS_mmap, 0, pg, PROT_READ, MAP_PRIVATE, mapfd, pg);
+            bad += a < 0 || ((volatile uint8_t *)a)[0] != 2;
+            if (a >= 0)
+                munmap((void *)a, pg);
+        }
+    }
+    return (void *)bad;
+}
+
+static sigjmp_buf fault_jb;
+static volatile uintptr_t fault_rip, fault_addr;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    fault_rip = ((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+    fault_addr = (uintptr_t)si->si_addr;
+    siglongjmp(fault_jb, 1);
+}
+
+static void shapes(void)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    parent_pid = getppid();
+    /* A file of two pages, 1s then 2s, for mmap's offset. */
+    char path[] = "/tmp/patch_shapes_XXXXXX";
+    mapfd = mkstemp(path);
+    check(mapfd >= 0, "mkstemp");
+    uint8_t buf[8192];
+    memset(buf, 1, 4096);
+    memset(buf + 4096, 2, 4096);
+    check(write(mapfd, buf, sizeof buf) == (ssize_t)sizeof buf, "write map file");
+    unlink(path);
+
+    /* Four threads reach the fresh sites together: they are patched
+     * while the others run through them. */
+    new_shapes(&race);
+    pthread_t t[THREADS];
+    pthread_barrier_init(&bar, NULL, THREADS);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, shape_worker, NULL);
+    long bad = 0;
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        bad += (long)r;
+    }
+    check(bad == 0, "threads through mov-rax, syscall(3), mov-edi sites and branches onto them");
+    require_shape_patched(race.site_rax, "mov $nr,%rax site");
+    require_shape_patched(race.site_sc, "syscall(3) site");
+    require_shape_patched(race.site_edi1, "mov $1,%edi site");
+    require_shape_patched(race.site_edifd, "mov $AT_FDCWD,%edi site");
+    /* The mov-edi site writes to fd 1: its own line. */
+    check(race.edi1(SYS_write, "written by a mov-edi site\n", 26) == 26, "write through it");
+
+    /* The displaced load faults: SIGSEGV at the site, as natively. */
+    uint8_t *stk = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(stk != MAP_FAILED && munmap(stk + pg, pg) == 0, "stack with a hole above");
+    static uint8_t alt[65536];
+    stack_t ss = {.ss_sp = alt, .ss_size = sizeof alt};
+    check(sigaltstack(&ss, NULL) == 0, "sigaltstack");
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigaction(SIGSEGV, &sa, NULL);
+    for (int k = 0; k < 3; k++) {
+        fault_rip = 0;
+        if (sigsetjmp(fault_jb, 1) == 0)
+            race.fault(stk + pg - 8);
+        check(fault_rip == (uintptr_t)race.site_sc && fault_addr == (uintptr_t)(stk + pg),
+              "fault of the displaced load at the site");
+    }
+    signal(SIGSEGV, SIG_DFL);
+    check(race.sc(SYS_getppid, 0, 0, 0, 0, 0, 0) == parent_pid, "site works after the fault");
+    munmap(stk, pg);
+    close(mapfd);
+}
+
+/* A blocking read through each shape, restarted (SA_RESTART: the restart
+ * returns to the `syscall`'s address, a `ud2` once patched) or not. */
+static void shapes_restart(void)
+{
+    struct shapes s;
+    long pg = sysconf(_SC_PAGESIZE);
+    check(pipe(rfd) == 0, "pipe");
+    uint8_t *page = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(page != MAP_FAILED, "mmap");
+    memset(page, 0xcc, pg);
+    emit_shapes(page, &s);
+    /* mov %rdi,%rax; mov $rfd[0],%edi; syscall; ret */
+    uint8_t *er = page + 768;
+    const uint8_t edi_read[] = {0x48, 0x89, 0xf8, 0xbf, (uint8_t)rfd[0], 0, 0, 0, 0x0f, 0x05, 0xc3};
+    put(er, edi_read, sizeof edi_read);
+    check(mprotect(page, pg, PROT_READ | PROT_EXEC) == 0, "mprotect");
+    long (*edi_read_fn)(long, void *, long) = (long (*)(long, void *, long))er;
+    for (int k = 0; k < 3; k++) {
+        const char *name = k == 0 ? "mov-rax" : k == 1 ? "syscall(3)" : "mov-edi";
+        char c, line[128];
+        long bad = 0;
+        for (int i = 0; i < 200; i++) {
+            long r;
+            bad += write(rfd[1], "a", 1) != 1;
+            c = 0;
+            if (k == 0)
+                r = s.rax_read(rfd[0], &c, 1);
+            else if (k == 1)
+                r = s.sc(SYS_read, rfd[0], (long)&c, 1, 0, 0, 0);
+            else
+                r = edi_read_fn(SYS_read, &c, 1);
+            bad += r != 1 || c != 'a';
+        }
+        snprintf(line, sizeof line, "%s: reads through the site", name);
+        check(bad == 0, line);
+        require_shape_patched(k == 0 ? (const uint8_t *)s.rax_read : k == 1 ? s.site_sc : er + 3, name);
+        for (int restart = 1; restart >= 0; restart--) {
+            struct sigaction sa = {0};
+            sa.sa_handler = on_alarm;
+            sa.sa_flags = restart ? SA_RESTART : 0;
+            sigaction(SIGALRM, &sa, NULL);
+            int before = alarms;
+            struct itimerval it = {{0, 0}, {0, 20000}};
+            setitimer(ITIMER_REAL, &it, NULL);
+            long r;
+            c = 0;
+            if (k == 0)
+                r = s.rax_read(rfd[0], &c, 1);
+            else if (k == 1)
+                r = s.sc(SYS_read, rfd[0], (long)&c, 1, 0, 0, 0);
+            else
+                r = edi_read_fn(SYS_read, &c, 1);
+            if (restart) {
+                snprintf(line, sizeof line, "%s: read restarted after the handler", name);
+                check(r == 1 && c == 'r' && alarms == before + 1, line);
+            } else {
+                snprintf(line, sizeof line, "%s: read interrupted (EINTR)", name);
+                check(r == -EINTR && alarms == before + 1, line);
+                check(read(rfd[0], &c, 1) == 1 && c == 'r', "byte there after");
+            }
+        }
+    }
+    close(rfd[0]);
+    close(rfd[1]);
+}
+
 /* ---- trace ----------------------------------------------------------- */
 
 static void trace(void)
@@ -368,12 +648,18 @@ static void trace(void)
     long pg = sysconf(_SC_PAGESIZE);
     uint8_t *p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     emit(p + 16, SYS_getppid);
+    struct shapes sh;
+    emit_shapes(p + 1024, &sh);
     mprotect(p, pg, PROT_READ | PROT_EXEC);
     pid_t c = fork();
     if (c == 0) {
         long (*fn)(void) = (long (*)(void))(p + 16);
-        for (int i = 0; i < 500; i++)
+        for (int i = 0; i < 500; i++) {
             fn();
+            sh.rax();
+            sh.sc(SYS_getppid, 0, 0, 0, 0, 0, 0);
+            sh.edi1(SYS_write, "", 0);
+        }
         char b = 1;
         if (write(ready[1], &b, 1) != 1)
             _exit(5);
@@ -406,6 +692,14 @@ static void trace(void)
               got[6] == 0x05,
           "/proc/PID/mem sees the original site");
     close(mfd);
+    /* The other shapes' sites too. */
+    for (int k = 0; k < 3; k++) {
+        const uint8_t *site = k == 0 ? sh.site_rax : k == 1 ? sh.site_sc : sh.site_edi1;
+        uint8_t want = k == 0 ? 0x48 : k == 1 ? 0x4c : 0xbf;
+        errno = 0;
+        word = ptrace(PTRACE_PEEKTEXT, c, site, 0);
+        check(errno == 0 && (word & 0xff) == want, "PEEKTEXT sees another shape's original site");
+    }
     /* Every system call from here on stops: count the child's getppids
      * (its own site and libc's). */
     check(write(go[1], "g", 1) == 1, "go");
@@ -455,5 +749,9 @@ int main(int argc, char **argv)
         gs();
     if (all || !strcmp(what, "wrgs"))
         wrgs();
+    if (all || !strcmp(what, "shapes"))
+        shapes();
+    if (all || !strcmp(what, "shapes-restart"))
+        shapes_restart();
     return 0;
 }

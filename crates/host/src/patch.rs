@@ -41,8 +41,19 @@
 //! - glibc's `syscall(3)` function: `mov 0x8(%rsp),%r9; syscall`
 //!   (`4c 8b 4c 24 08 0f 05`, 7 bytes; the number comes in a register,
 //!   so a rewrite must carry the displaced load along);
+//! - `mov $imm32,%edi; syscall` (`bf imm32 0f 05`, 7 bytes; the number
+//!   was set further up): glibc's `open64_nocancel` (`openat(AT_FDCWD,
+//!   ...)`), which is most of the rest in python and shell workloads;
 //! - anything else (inline system calls whose number was set further
 //!   up, or sites whose bytes could not be read).
+//!
+//! The entry has a second door for sites whose number is in rax when
+//! they reach it ([`crate::sstub::Sites::patch_entry_rax`], `%gs:
+//! CTL_ENTRY` minus a few bytes): the site block's number is then
+//! [`crate::sstub::BLK_NR_IN_RAX`], rax holds the number, the flags are
+//! the guest's and rcx is free; that door saves the number in the
+//! control page ([`crate::sstub::CTL_PX_NR`]) and the flags as the entry
+//! wants them, and falls into it.
 //!
 //! The census is a heuristic, as gVisor's test for its one shape is: a
 //! `b8` seven bytes before the end can be the tail of a longer
@@ -82,6 +93,8 @@ pub enum Shape {
     MovNr64,
     /// glibc's `syscall(3)`: `mov 0x8(%rsp),%r9; syscall`.
     SyscallFn,
+    /// `mov $imm32,%edi; syscall` (number set further up).
+    MovEdi,
     Other,
 }
 
@@ -102,6 +115,9 @@ pub fn classify(b: &[u8; LOOKBEHIND]) -> Shape {
     }
     if b[2..7] == [0x4c, 0x8b, 0x4c, 0x24, 0x08] {
         return Shape::SyscallFn;
+    }
+    if b[2] == 0xbf {
+        return Shape::MovEdi;
     }
     Shape::Other
 }
@@ -138,6 +154,7 @@ pub(crate) fn census(pid: libc::pid_t, rip: u64) {
         Shape::MovNr => Counter::SiteMovNr,
         Shape::MovNr64 => Counter::SiteMovNr64,
         Shape::SyscallFn => Counter::SiteSyscallFn,
+        Shape::MovEdi => Counter::SiteMovEdi,
         Shape::Other => Counter::SiteOther,
     });
 }
@@ -156,6 +173,9 @@ mod tests {
         // glibc's syscall(3)
         let b = [0x89, 0xca, 0x4c, 0x8b, 0x4c, 0x24, 0x08, 0x0f, 0x05];
         assert_eq!(classify(&b), Shape::SyscallFn);
+        // glibc's open64_nocancel: mov $AT_FDCWD,%edi; syscall
+        let b = [0x48, 0x89, 0xbf, 0x9c, 0xff, 0xff, 0xff, 0x0f, 0x05];
+        assert_eq!(classify(&b), Shape::MovEdi);
         // mov %rdi,%rax; syscall (number from a register)
         let b = [0x90, 0x90, 0x90, 0x90, 0x48, 0x89, 0xf8, 0x0f, 0x05];
         assert_eq!(classify(&b), Shape::Other);

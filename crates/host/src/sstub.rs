@@ -84,6 +84,9 @@ pub const CTL_PX_R10: usize = 120;
 pub const CTL_PX_RBX: usize = 128;
 pub const CTL_PX_FLAGS: usize = 136;
 pub const CTL_PX_BLOCK: usize = 144;
+/// The number a site block with [`BLK_NR_IN_RAX`] passes to the entry
+/// (written by [`Sites::patch_entry_rax`]).
+pub const CTL_PX_NR: usize = 152;
 
 /// The patch entry's parameters, at the end of the (read-only) filters
 /// page: where in a thread region its frame and XSAVE area go, the XSAVE
@@ -101,6 +104,10 @@ pub const P_XFEAT: usize = 24;
 /// address after the site (where the guest resumes) and the number.
 pub const BLK_RET: usize = 32;
 pub const BLK_NR: usize = 40;
+/// A site block's number that means "the number the code entered with in
+/// rax" (the entry at [`Sites::patch_entry_rax`] saved it): sites whose
+/// number is not a constant of the site (glibc's `syscall(3)`).
+pub const BLK_NR_IN_RAX: u32 = u32::MAX;
 
 /// Offsets in a ucontext (x86_64) that the patch entry fills.
 const UC_GREGS: usize = 40;
@@ -138,7 +145,7 @@ std::arch::global_asm!(
     "    cmp edi, {kick}",
     "    jne 30f",
     "    mov rax, [rdx + {uc_gregs} + 16*8]",
-    "    lea rcx, [rip + ruml_sstub_patch_entry]",
+    "    lea rcx, [rip + ruml_sstub_patch_entry_rax]",
     "    cmp rax, rcx",
     "    jb 30f",
     "    lea rcx, [rip + ruml_sstub_site_block]",
@@ -241,6 +248,19 @@ std::arch::global_asm!(
     // signal stack the frame the host would have built for the site's
     // SIGSYS (registers, XSAVE area, siginfo), and joins the handler,
     // whose rt_sigreturn restores it all at once.
+    // The entry for sites whose number is in rax (crate::patch): reached
+    // with rax = the number, the guest's flags untouched, r11 = the
+    // site's block (whose number is BLK_NR_IN_RAX), rcx free, every
+    // other register the guest's. It saves the number in the control
+    // page (the GS base, as the entry below takes it), saves the flags as
+    // the entry expects them, and falls into it. Its length is what a
+    // block subtracts from `%gs:CTL_ENTRY` to reach it.
+    ".globl ruml_sstub_patch_entry_rax",
+    "ruml_sstub_patch_entry_rax:",
+    "    rdgsbase rcx",
+    "    mov [rcx + {px_nr}], rax",
+    "    lahf",
+    "    seto al",
     ".globl ruml_sstub_patch_entry",
     "ruml_sstub_patch_entry:",
     "    mov [rcx + {px_rdi}], rdi",
@@ -281,6 +301,10 @@ std::arch::global_asm!(
     "    mov [rdi + {uc_gregs} + 12*8], rax",
     "    mov r11, [rbx + {px_block}]",
     "    mov eax, [r11 + {blk_nr}]",
+    "    cmp eax, {nr_in_rax}",
+    "    jne 36f",
+    "    mov rax, [rbx + {px_nr}]",
+    "36:",
     "    mov [rdi + {uc_gregs} + 13*8], rax",
     "    mov rax, [r11 + {blk_ret}]",
     "    mov [rdi + {uc_gregs} + 14*8], rax",
@@ -492,6 +516,8 @@ std::arch::global_asm!(
     px_rbx = const CTL_PX_RBX,
     px_flags = const CTL_PX_FLAGS,
     px_block = const CTL_PX_BLOCK,
+    px_nr = const CTL_PX_NR,
+    nr_in_rax = const BLK_NR_IN_RAX as i32,
     blk_ret = const BLK_RET,
     blk_nr = const BLK_NR,
 );
@@ -504,6 +530,7 @@ extern "C" {
     static ruml_sstub_site_sigreturn: u8;
     static ruml_sstub_site_exit: u8;
     static ruml_sstub_site_first: u8;
+    static ruml_sstub_patch_entry_rax: u8;
     static ruml_sstub_patch_entry: u8;
     static ruml_sstub_site_block: u8;
     static ruml_sstub_helper: u8;
@@ -528,6 +555,9 @@ pub struct Sites {
     /// The signal-less entry of patched sites, and the instruction after
     /// its rt_sigprocmask (which blocks every signal).
     pub patch_entry: u64,
+    /// The entry for sites whose number is in rax, just before
+    /// `patch_entry` (which it falls into).
+    pub patch_entry_rax: u64,
     pub block: u64,
     pub code_len: u64,
 }
@@ -542,6 +572,7 @@ pub fn sites() -> Sites {
         exit: off(&raw const ruml_sstub_site_exit),
         first: off(&raw const ruml_sstub_site_first),
         patch_entry: off(&raw const ruml_sstub_patch_entry),
+        patch_entry_rax: off(&raw const ruml_sstub_patch_entry_rax),
         block: off(&raw const ruml_sstub_site_block),
         code_len: off(&raw const ruml_sstub_end),
     }
@@ -843,7 +874,11 @@ mod tests {
         let s = sites();
         assert!(s.code_len < 4096);
         assert!(s.handler < s.wake && s.wake < s.wait && s.wait < s.sigreturn);
-        assert!(s.sigreturn < s.exit && s.exit < s.patch_entry && s.patch_entry < s.block);
+        assert!(s.sigreturn < s.exit && s.exit < s.patch_entry_rax);
+        assert!(s.patch_entry_rax < s.patch_entry && s.patch_entry < s.block);
+        // A block reaches the rax entry as `%gs:CTL_ENTRY` minus this,
+        // with an 8-bit displacement.
+        assert!(s.patch_entry - s.patch_entry_rax < 128);
         assert!(s.block < s.helper && s.helper < s.first);
         // Each site follows a `syscall` instruction.
         let c = code();

@@ -51,6 +51,7 @@ pub enum Counter {
     SiteMovNr,
     SiteMovNr64,
     SiteSyscallFn,
+    SiteMovEdi,
     SiteOther,
 }
 
@@ -77,10 +78,11 @@ const ALL: [(Counter, &str); N] = [
     (Counter::SiteMovNr, "site_mov_nr"),
     (Counter::SiteMovNr64, "site_mov_nr64"),
     (Counter::SiteSyscallFn, "site_syscall_fn"),
+    (Counter::SiteMovEdi, "site_mov_edi"),
     (Counter::SiteOther, "site_other"),
 ];
 
-const N: usize = 23;
+const N: usize = 24;
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 static ON: AtomicBool = AtomicBool::new(false);
 

@@ -4,8 +4,12 @@
 //! program: many getppid/write/clock_getres/getuid calls from four threads
 //! at once, fork after patching, code of its own that is patched and then
 //! rewritten, moved, unmapped, discarded and mapped over (the low area
-//! included), and a ptrace tracer that attaches to a child whose sites
-//! are patched, reads its code three ways and counts its system calls.
+//! included), a ptrace tracer that attaches to a child whose sites
+//! are patched, reads its code three ways and counts its system calls,
+//! and the other shapes (`mov $nr,%rax`, glibc's `syscall(3)`, `mov
+//! $imm,%edi`, as exact bytes): threads racing through them while they
+//! are patched, branches onto their `syscall`, a fault of the displaced
+//! load, restarts through each.
 //! Every run must print what the program prints natively; on the seccomp
 //! backend with `patch=on`, the program also checks (argument
 //! `patched`) that its own site was rewritten.
@@ -64,6 +68,24 @@ fn restart_through_a_patched_site() {
     same_as_native(Flavour::Static, "restart", &["patch=on"], true);
 }
 
+/// `mov $nr,%rax`, glibc's `syscall(3)` (its 7th argument, loaded by
+/// the displaced instruction, is mmap's offset) and `mov $imm,%edi`
+/// sites, reached by four threads at once while they are rewritten, by
+/// branches onto their `syscall` with the number in rax, and a fault of
+/// the displaced load reported at the site.
+#[test]
+fn other_shapes_threads_branches_and_faults() {
+    same_as_native(Flavour::Static, "shapes", &["patch=on"], true);
+    same_as_native(Flavour::Dynamic, "shapes", &["patch=on"], true);
+}
+
+/// A blocking read through each of the other shapes, interrupted by a
+/// signal: restarted (to the `ud2` where the `syscall` was) or EINTR.
+#[test]
+fn restart_through_other_shapes() {
+    same_as_native(Flavour::Static, "shapes-restart", &["patch=on"], true);
+}
+
 #[test]
 fn own_gs_base_after_patching() {
     same_as_native(Flavour::Static, "gs", &["patch=on"], false);
@@ -78,11 +100,13 @@ fn patch_off_rewrites_nothing() {
     let guest = build_guest("patch_sites", Flavour::Static);
     let env = test_env();
     let path = guest.path.display().to_string();
-    let ruml = run_ruml_raw(
-        &["quiet", "patch=off", "--", path.as_str(), "code", "patched"],
-        &env,
-    );
-    assert_eq!(ruml.code(), 3, "{}\n{}", ruml.stdout, ruml.stderr);
+    for part in ["code", "shapes"] {
+        let ruml = run_ruml_raw(
+            &["quiet", "patch=off", "--", path.as_str(), part, "patched"],
+            &env,
+        );
+        assert_eq!(ruml.code(), 3, "{part}: {}\n{}", ruml.stdout, ruml.stderr);
+    }
 }
 
 /// strace from the start (PTRACE_TRACEME by its child, then attaching
