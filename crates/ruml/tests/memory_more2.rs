@@ -1,7 +1,11 @@
 //! More of the memory manager against Linux, each natively and under ruml
 //! with the outputs compared: mremap with an old size of 0 (a second
 //! mapping of shared pages) and /dev/zero's names in /proc/self/maps
-//! (tests/guest/mremap_dup.c).
+//! (tests/guest/mremap_dup.c); madvise's discarding advice over ranges
+//! with holes and locked areas, MADV_DONTNEED_LOCKED
+//! (tests/guest/madvise_walk.c); RssAnon/RssFile/RssShmem, statm and
+//! smaps's Rss/Pss/Shared/Private rows as pages are touched
+//! (tests/guest/rss_shmem.c).
 
 mod common;
 
@@ -40,4 +44,51 @@ fn mremap_dup_static() {
 #[test]
 fn mremap_dup_dynamic() {
     mremap_dup(Flavour::Dynamic);
+}
+
+fn madvise_walk(flavour: Flavour) {
+    let (native, _ruml) = differential("madvise_walk", flavour, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    for line in [
+        "private, hole, DONTNEED              ENOMEM ..-..",
+        "private, hole, DONTNEED_LOCKED       ENOMEM ..-..",
+        "shared, hole, DONTNEED               ENOMEM aa-aa",
+        "shared, hole, REMOVE                 ENOMEM ..-..",
+        "unlocked+locked, DONTNEED            EINVAL ..aa",
+        "locked, FREE                         EINVAL bbbb",
+        "unlocked+locked, DONTNEED_LOCKED     ok     ....",
+        "VmLck after DONTNEED_LOCKED          8 kB",
+        "locked+unlocked, DONTNEED            EINVAL aaaa",
+        "mlockall, DONTNEED                   EINVAL a",
+    ] {
+        assert!(native.stdout.contains(line), "{line:?} in {native}");
+    }
+}
+
+#[test]
+fn madvise_walk_static() {
+    madvise_walk(Flavour::Static);
+}
+
+#[test]
+fn madvise_walk_dynamic() {
+    madvise_walk(Flavour::Dynamic);
+}
+
+fn rss_shmem(flavour: Flavour) {
+    let (native, _ruml) = differential("rss_shmem", flavour, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    // Every fact printed holds natively: each line says yes.
+    assert!(!native.stdout.contains(": no"), "{native}");
+    assert!(native.stdout.lines().count() >= 16, "{native}");
+}
+
+#[test]
+fn rss_shmem_static() {
+    rss_shmem(Flavour::Static);
+}
+
+#[test]
+fn rss_shmem_dynamic() {
+    rss_shmem(Flavour::Dynamic);
 }
