@@ -795,7 +795,9 @@ fn sys_mmap(
                 // /dev/zero maps as anonymous memory: private, or shared as
                 // its own shmem object (mm::shmem), as Linux. A private
                 // area keeps the file for /proc/PID/maps (Linux's vm_file).
-                let at = ctx.mm().mmap(addr, len, prot, flags | MAP_ANONYMOUS, None)?;
+                let at = ctx
+                    .mm()
+                    .mmap(addr, len, prot, flags | MAP_ANONYMOUS, None)?;
                 if typ == MAP_PRIVATE {
                     let st = f.path.inode().stat()?;
                     let key = (crate::fs::types::encode_dev(st.dev.0, st.dev.1), st.ino);
