@@ -5,7 +5,8 @@
 //! with holes and locked areas, MADV_DONTNEED_LOCKED
 //! (tests/guest/madvise_walk.c); RssAnon/RssFile/RssShmem, statm and
 //! smaps's Rss/Pss/Shared/Private rows as pages are touched
-//! (tests/guest/rss_shmem.c).
+//! (tests/guest/rss_shmem.c); process_madvise on its own and other
+//! processes, with its errors and permissions (tests/guest/pmadvise.c).
 
 mod common;
 
@@ -91,4 +92,36 @@ fn rss_shmem_static() {
 #[test]
 fn rss_shmem_dynamic() {
     rss_shmem(Flavour::Dynamic);
+}
+
+fn pmadvise(flavour: Flavour) {
+    let (native, _ruml) = differential("pmadvise", flavour, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    for line in [
+        "self DONTNEED two ranges                 8292    .a..aa",
+        "self, second range unaligned             4096    .bbbbb",
+        "self, hole in the first range            ENOMEM  ...-..",
+        "self, locked, DONTNEED_LOCKED            8192    ..g",
+        "DONTFORK page in child                   SEGV",
+        "vec unreadable                           EFAULT",
+        "not a pidfd                              EBADF",
+        "child COLD                               8192",
+        "child WILLNEED over a hole               ENOMEM",
+        "child DONTNEED                           EINVAL",
+        "nobody: nobody's COLD                    EPERM",
+        "nobody: root's COLD                      EACCES",
+        "zombie child COLD                        ESRCH",
+    ] {
+        assert!(native.stdout.contains(line), "{line:?} in {native}");
+    }
+}
+
+#[test]
+fn pmadvise_static() {
+    pmadvise(Flavour::Static);
+}
+
+#[test]
+fn pmadvise_dynamic() {
+    pmadvise(Flavour::Dynamic);
 }

@@ -18,6 +18,7 @@ mod fork;
 pub mod pagecache;
 pub mod pagemap;
 pub mod patch;
+pub mod pmadvise;
 pub mod remove;
 pub mod rmap;
 pub mod rss;

@@ -857,6 +857,12 @@ fn sys_mremap(
 }
 
 fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -> KResult<u64> {
+    advise(&ctx.mm(), addr, len, advice)
+}
+
+/// madvise(2) of `[addr, addr+len)` in `mm` with `advice` (also
+/// process_madvise's, once per iovec).
+pub(super) fn advise(mm: &Mm, addr: u64, len: u64, advice: i32) -> KResult<u64> {
     const MADV_DONTNEED: i32 = 4;
     const MADV_FREE: i32 = 8;
     const MADV_REMOVE: i32 = 9;
@@ -874,7 +880,6 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     }
     let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
     let end = addr.checked_add(len).ok_or(crate::errno!(EINVAL))?;
-    let mm = ctx.mm();
     if matches!(
         advice,
         MADV_DONTNEED
