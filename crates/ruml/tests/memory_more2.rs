@@ -6,7 +6,8 @@
 //! (tests/guest/madvise_walk.c); RssAnon/RssFile/RssShmem, statm and
 //! smaps's Rss/Pss/Shared/Private rows as pages are touched
 //! (tests/guest/rss_shmem.c); process_madvise on its own and other
-//! processes, with its errors and permissions (tests/guest/pmadvise.c).
+//! processes, with its errors and permissions (tests/guest/pmadvise.c);
+//! cachestat of a memfd and its errors (tests/guest/cachestat.c).
 
 mod common;
 
@@ -124,4 +125,31 @@ fn pmadvise_static() {
 #[test]
 fn pmadvise_dynamic() {
     pmadvise(Flavour::Dynamic);
+}
+
+fn cachestat(flavour: Flavour) {
+    let (native, _ruml) = differential("cachestat", flavour, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    for line in [
+        "pages 0, 2, 3 written              cache 3 dirty 0",
+        "range pages 1-2                    cache 1 dirty 0",
+        "page 7 written through a mapping   cache 4 dirty 0",
+        "page 2 punched                     cache 3 dirty 0",
+        "truncated to one page              cache 1 dirty 0",
+        "bad range and flags 1              EFAULT",
+        "nobody, /etc/passwd read-only      EPERM",
+        "nobody, own memfd read-only        ok",
+    ] {
+        assert!(native.stdout.contains(line), "{line:?} in {native}");
+    }
+}
+
+#[test]
+fn cachestat_static() {
+    cachestat(Flavour::Static);
+}
+
+#[test]
+fn cachestat_dynamic() {
+    cachestat(Flavour::Dynamic);
 }

@@ -13,6 +13,7 @@
 //! Locking: one mutex per Mm over VMAs, page table and queue. The kernel
 //! never holds it while blocking.
 
+pub mod cachestat;
 pub mod discard;
 mod fork;
 pub mod pagecache;
