@@ -568,6 +568,7 @@ fn build_stack(
         backing: Backing::Anon,
         name: Some("[stack]"),
         flags: 0,
+        anon_file: None,
     })?;
     let mut sp = top - 8;
     let push_str = |sp: &mut u64, s: &[u8]| -> KResult<u64> {

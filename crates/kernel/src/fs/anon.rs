@@ -1024,6 +1024,24 @@ pub fn pidfd_task(f: &FileRef) -> KResult<Arc<Task>> {
     pidfd_of(&ops)?.task().ok_or(crate::errno!(ESRCH))
 }
 
+/// A live thread of the process a pidfd refers to (Linux's
+/// `pidfd_get_task` then `get_task_mm`): EBADF when `f` is not a pidfd,
+/// ESRCH once the process was reaped or has exited (a zombie has no
+/// address space).
+pub fn pidfd_process_task(f: &FileRef) -> KResult<Arc<crate::task::Task>> {
+    let ops = f.ops().map_err(|_| crate::errno!(EBADF))?.clone();
+    let Some(p) = ops.as_any_ops().downcast_ref::<PidFd>() else {
+        return error!(EBADF);
+    };
+    if !crate::kernel().tasks.unreaped(p.tgid, &p.group) {
+        return error!(ESRCH);
+    }
+    p.group
+        .upgrade()
+        .and_then(|g| g.threads().into_iter().next())
+        .ok_or(crate::errno!(ESRCH))
+}
+
 /// Woken whenever any process or thread exits (pidfds become readable).
 pub fn pidfd_waiters() -> &'static Waiters {
     static W: OnceLock<Waiters> = OnceLock::new();

@@ -46,6 +46,7 @@ pub mod poll;
 pub mod procconfig;
 pub mod procfs;
 pub mod procns;
+pub mod procsmaps;
 pub mod procsys;
 pub mod proczombie;
 pub mod pty;

@@ -1154,7 +1154,7 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
                 "{} ({}) {} {} {} {} 0 -1 4194304 0 0 0 0 {} {} {} {} {} {} {} 0 {} {} {} 18446744073709551615 {} {} {} 0 0 {} {} {} {} 0 0 0 17 0 0 0 0 0 0 {} {} {} {} {} {} {} 0\n",
                 tid, comm, c, ids.ppid, ids.pgid, ids.sid,
                 ticks(me.user), ticks(me.sys), ticks(ch.user), ticks(ch.sys), 20 + nice, nice, nthreads, start,
-                st.vsize, st.rss_pages, st.code.0, st.code.1, st.stack.1, pend, blocked, ign, cat,
+                st.vsize, t.mm().rss().total(), st.code.0, st.code.1, st.stack.1, pend, blocked, ign, cat,
                 0, 0, st.brk_start, st.arg.0, st.arg.1, st.env.0, st.env.1
             )
         }
@@ -1173,6 +1173,7 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
             let (pid, tid) = (ns.local(pid), ns.local(tid));
             let comm = String::from_utf8_lossy(&t.comm.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
             let st = t.mm().stats();
+            let rss = t.mm().rss();
             let (_, state) = state_char(&g);
             let (blocked, pend) = {
                 let s = t.signals.lock();
@@ -1200,7 +1201,7 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
                 "Name:\t{comm}\nUmask:\t{umask:04o}\nState:\t{state}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{}\nTracerPid:\t{}\n\
                  {ids_line}FDSize:\t{}\nGroups:\t{groups}\nNStgid:\t{nstgid}\nNSpid:\t{nspid}\nNSpgid:\t{}\nNSsid:\t{}\n\
                  VmPeak:\t{:8} kB\nVmSize:\t{:8} kB\nVmLck:\t{:8} kB\nVmPin:\t       0 kB\nVmHWM:\t{:8} kB\nVmRSS:\t{:8} kB\n\
-                 RssAnon:\t{:8} kB\nRssFile:\t       0 kB\nRssShmem:\t       0 kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
+                 RssAnon:\t{:8} kB\nRssFile:\t{:8} kB\nRssShmem:\t{:8} kB\nVmData:\t{:8} kB\nVmStk:\t{:8} kB\nVmExe:\t{:8} kB\n\
                  VmLib:\t       0 kB\nVmPTE:\t       0 kB\nVmSwap:\t       0 kB\nThreads:\t{}\nSigQ:\t0/63432\nSigPnd:\t{pend:016x}\n\
                  ShdPnd:\t{shd:016x}\nSigBlk:\t{blocked:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cat:016x}\n{caps}\
                  NoNewPrivs:\t{}\n{seccomp}Speculation_Store_Bypass:\tthread vulnerable\n\
@@ -1213,9 +1214,11 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
                 kb(st.vsize),
                 kb(st.vsize),
                 kb(t.mm().locked_bytes()),
-                kb(st.rss_pages * 4096),
-                kb(st.rss_pages * 4096),
-                kb(st.rss_pages * 4096),
+                kb(rss.total() * 4096),
+                kb(rss.total() * 4096),
+                kb(rss.anon * 4096),
+                kb(rss.file * 4096),
+                kb(rss.shmem * 4096),
                 kb(st.brk.saturating_sub(st.brk_start)),
                 kb(st.stack.1 - st.stack.0),
                 kb(st.code.1 - st.code.0),
@@ -1226,8 +1229,9 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
             )
         }
         Gen::Statm(pid) => {
-            let st = task_of(pid)?.mm().stats();
-            format!("{} {} 0 {} 0 {} 0\n", st.vsize / 4096, st.rss_pages, (st.code.1 - st.code.0) / 4096, st.brk.saturating_sub(st.brk_start) / 4096)
+            let mm = task_of(pid)?.mm();
+            let (st, rss) = (mm.stats(), mm.rss());
+            format!("{} {} {} {} 0 {} 0\n", st.vsize / 4096, rss.total(), rss.file + rss.shmem, (st.code.1 - st.code.0) / 4096, st.brk.saturating_sub(st.brk_start) / 4096)
         }
         Gen::Cmdline(pid) => {
             let t = task_of(pid)?;
@@ -1253,24 +1257,7 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
             if matches!(gen, Gen::Maps(_)) {
                 maps
             } else {
-                let mut s = String::new();
-                for line in maps.lines() {
-                    let size = line
-                        .split_whitespace()
-                        .next()
-                        .and_then(|r| r.split_once('-'))
-                        .and_then(|(a, b)| Some(u64::from_str_radix(b, 16).ok()? - u64::from_str_radix(a, 16).ok()?))
-                        .unwrap_or(0);
-                    s.push_str(line);
-                    s.push('\n');
-                    s.push_str(&format!(
-                        "Size:           {:8} kB\nKernelPageSize:        4 kB\nMMUPageSize:           4 kB\nRss:            {:8} kB\nPss:            {:8} kB\n",
-                        size / 1024,
-                        size / 1024,
-                        size / 1024
-                    ));
-                }
-                s
+                crate::fs::procsmaps::smaps_text(&maps, &mm.area_usage())
             }
         }
         Gen::Limits(pid) => {
@@ -1326,7 +1313,7 @@ fn render(gen: Gen, caller: &Caller<'_>, ns: &Arc<crate::task::ns::PidNs>) -> KR
             let adj = i64::from(g.sig().oom_score_adj);
             let t = task_of(pid)?;
             let total = k().phys.total_pages().max(1) as i64;
-            let rss = t.mm().stats().rss_pages as i64;
+            let rss = t.mm().rss().total() as i64;
             let score = if adj == -1000 { 0 } else { (rss * 1000 / total + adj).clamp(0, 2000) };
             format!("{score}\n")
         }

@@ -1595,6 +1595,13 @@ impl FileOps for TmpFile {
     fn page_frame(&self, index: u64, create: bool) -> Option<KResult<Pfn>> {
         Some(self.inode.page_frame(index, create))
     }
+    fn frames_in(&self, first: u64, last: u64) -> Option<Vec<Pfn>> {
+        let mut st = self.inode.lock();
+        Some(match st.file() {
+            Ok(f) => f.pages.range(first..=last).map(|(_, &p)| p).collect(),
+            Err(_) => Vec::new(),
+        })
+    }
 }
 
 /// An open tmpfs directory: positions are entry cookies (0 ".", 1 "..").

@@ -371,6 +371,12 @@ pub trait FileOps: Send + Sync + 'static {
     fn page_frame(&self, _index: u64, _create: bool) -> Option<KResult<ruml_host::Pfn>> {
         None
     }
+    /// For memory-backed files: the frames of the pages of `[first, last]`
+    /// (page indices, inclusive) the file holds, no reference taken
+    /// (cachestat counts them). `None` for others.
+    fn frames_in(&self, _first: u64, _last: u64) -> Option<Vec<ruml_host::Pfn>> {
+        None
+    }
     /// Whether [`FileOps::read_frames`] and [`FileOps::write_frames`]
     /// work: files whose data lives in physmem (tmpfs) copy straight
     /// between their frames and the guest's.

@@ -13,12 +13,16 @@
 //! Locking: one mutex per Mm over VMAs, page table and queue. The kernel
 //! never holds it while blocking.
 
+pub mod cachestat;
+pub mod discard;
 mod fork;
 pub mod pagecache;
 pub mod pagemap;
 pub mod patch;
+pub mod pmadvise;
 pub mod remove;
 pub mod rmap;
+pub mod rss;
 pub mod shmem;
 pub mod syscalls;
 pub mod userframes;
@@ -1463,9 +1467,34 @@ impl Mm {
             .iter()
             .filter_map(|v| match &v.backing {
                 Backing::File { file, .. } => Some((v.start, file.clone())),
-                Backing::Anon | Backing::Special { .. } => None,
+                Backing::Anon | Backing::Special { .. } => {
+                    v.anon_file.as_ref().map(|a| (v.start, a.file.clone()))
+                }
             })
             .collect()
+    }
+
+    /// Gives the anonymous areas of `[start, end)` the file they were made
+    /// from (a private mapping of /dev/zero at page `pgoff`), which
+    /// /proc/PID/maps names.
+    pub fn set_anon_file(
+        &self,
+        start: u64,
+        end: u64,
+        file: crate::fs::FileRef,
+        pgoff: u64,
+        key: (u64, u64),
+    ) {
+        let mut m = self.lock();
+        m.vmas.update_range(start, end, |v| {
+            if matches!(v.backing, Backing::Anon) {
+                v.anon_file = Some(vma::AnonFile {
+                    file: file.clone(),
+                    pgoff: pgoff + (v.start - start) / PAGE,
+                    key,
+                });
+            }
+        });
     }
 
     /// Each file-backed area as (start, end, page offset, file): shmdt
@@ -1492,9 +1521,10 @@ impl Mm {
         let mut s = String::new();
         for v in m.vmas.iter() {
             let p = |bit, c| if v.prot & bit != 0 { c } else { '-' };
-            let (off, dev, ino) = match &v.backing {
-                Backing::File { pgoff, key, .. } => (pgoff * PAGE, key.0, key.1),
-                Backing::Anon | Backing::Special { .. } => (0, 0, 0),
+            let (off, dev, ino) = match (&v.backing, &v.anon_file) {
+                (Backing::File { pgoff, key, .. }, _) => (pgoff * PAGE, key.0, key.1),
+                (Backing::Anon, Some(a)) => (a.pgoff * PAGE, a.key.0, a.key.1),
+                (Backing::Anon | Backing::Special { .. }, _) => (0, 0, 0),
             };
             let mut line = format!(
                 "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {} ",
@@ -1509,12 +1539,11 @@ impl Mm {
                 (dev & 0xff) | ((dev >> 12) & 0xfff00),
                 ino
             );
-            let label = match (&v.backing, v.name) {
-                (Backing::File { .. }, _) => {
-                    name(v.start).map(|n| String::from_utf8_lossy(&n).into_owned())
-                }
-                (_, Some(n)) => Some(n.to_string()),
-                _ => None,
+            let has_file = matches!(v.backing, Backing::File { .. }) || v.anon_file.is_some();
+            let label = if has_file {
+                name(v.start).map(|n| String::from_utf8_lossy(&n).into_owned())
+            } else {
+                v.name.map(str::to_string)
             };
             if let Some(n) = label {
                 // As Linux's seq_pad: the name starts at column 73.

@@ -109,6 +109,19 @@ impl PageCache {
         Some(pfn)
     }
 
+    /// How many pages of `[first, last]` (inclusive) of the file are
+    /// cached (cachestat).
+    pub fn count(&self, key: (u64, u64), first: u64, last: u64) -> u64 {
+        if !self.has_file(key) {
+            return 0;
+        }
+        let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        pages
+            .keys()
+            .filter(|(k, i)| *k == key && (first..=last).contains(i))
+            .count() as u64
+    }
+
     /// Whether any page of the file is cached.
     pub fn has_file(&self, key: (u64, u64)) -> bool {
         self.files

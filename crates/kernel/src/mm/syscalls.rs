@@ -8,6 +8,7 @@ use crate::error;
 use crate::syscall_table;
 use crate::syscalls::{Fd, SyscallContext, UserAddr};
 
+use super::discard::Discard;
 use super::vma::{vm_flags, Backing, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
 use super::{page_down, page_up, task_size, Mm, MmInner, MMAP_MIN, PAGE};
 
@@ -76,6 +77,7 @@ impl Mm {
                 backing: Backing::Anon,
                 name: Some("[heap]"),
                 flags: 0,
+                anon_file: None,
             };
             if self.map_area_locked(&mut m, vma).is_err() {
                 self.unmap_locked(&mut m, old_top, new_top);
@@ -174,6 +176,7 @@ impl Mm {
             backing,
             name: None,
             flags: 0,
+            anon_file: None,
         };
         if let Err(e) = self.map_area_locked(&mut m, vma) {
             self.unmap_locked(&mut m, start, start + len);
@@ -375,7 +378,9 @@ impl Mm {
         }
         let old_len = page_up(old_len).ok_or(crate::errno!(EINVAL))?;
         let new_len = page_up(new_len).ok_or(crate::errno!(EINVAL))?;
-        if new_len == 0 || old_len == 0 {
+        // An old length of 0 asks for a second mapping of the same pages
+        // (shared areas only, below); a new length of 0 is nonsense.
+        if new_len == 0 {
             return error!(EINVAL);
         }
         let mut m = self.lock();
@@ -387,6 +392,11 @@ impl Mm {
         let Some(vma) = m.vmas.find(old).cloned() else {
             return error!(EFAULT);
         };
+        // Duplicating a private area would make an unrelated one: Linux
+        // refuses it (vma_to_resize).
+        if old_len == 0 && !vma.shared {
+            return error!(EINVAL);
+        }
         if old + old_len > vma.end {
             return error!(EFAULT);
         }
@@ -418,9 +428,7 @@ impl Mm {
                 let mut ext = vma.clone();
                 ext.start = old + old_len;
                 ext.end = grow_end;
-                if let Backing::File { pgoff, .. } = &mut ext.backing {
-                    *pgoff += (ext.start - vma.start) / PAGE;
-                }
+                ext.shift_pgoff((ext.start - vma.start) / PAGE);
                 ext.name = vma.name;
                 self.map_area_locked(&mut m, ext)?;
                 return Ok(old);
@@ -446,6 +454,11 @@ impl Mm {
                 return error!(EPERM);
             }
             self.unmap_locked(&mut m, new_addr, new_addr + new_len);
+            // As Linux, which unmaps the destination before it looks the
+            // source up: a duplicate of a page just unmapped is EFAULT.
+            if old_len == 0 && m.vmas.find(old).is_none() {
+                return error!(EFAULT);
+            }
             new_addr
         } else {
             Self::choose_addr(&m, 0, new_len)?
@@ -453,9 +466,7 @@ impl Mm {
         let mut nv = vma.clone();
         nv.start = dest;
         nv.end = dest + new_len;
-        if let Backing::File { pgoff, .. } | Backing::Special { pgoff, .. } = &mut nv.backing {
-            *pgoff += (old - vma.start) / PAGE;
-        }
+        nv.shift_pgoff((old - vma.start) / PAGE);
         let keep = old_len.min(new_len);
         let moved: Vec<(u64, super::Pte)> = m
             .ptes
@@ -477,7 +488,9 @@ impl Mm {
                 pfn: p.pfn,
             });
         }
-        self.unmap_locked(&mut m, old, old + old_len);
+        if old_len != 0 {
+            self.unmap_locked(&mut m, old, old + old_len);
+        }
         if matches!(nv.backing, Backing::Anon)
             && new_len > keep
             && new_len - keep <= super::MAP_AHEAD_MAX
@@ -485,87 +498,6 @@ impl Mm {
             self.populate(&mut m, dest + keep, dest + new_len)?;
         }
         Ok(dest)
-    }
-
-    /// madvise(MADV_DONTNEED) on private anonymous memory: fresh zero pages.
-    pub fn discard(&self, addr: u64, end: u64) -> KResult<()> {
-        let mut m = self.lock();
-        self.patch_invalidate(&mut m, addr, end, false);
-        if !m.vmas.covers(addr, end) {
-            return error!(ENOMEM);
-        }
-        let ptes: Vec<(u64, super::Pte)> = m
-            .ptes
-            .range(addr / PAGE..end / PAGE)
-            .map(|(&k, p)| (k, *p))
-            .collect();
-        let mut frames = Vec::new();
-        let mut zero = Vec::new();
-        let mut at = addr;
-        while at < end {
-            let Some(v) = m.vmas.find(at).cloned() else {
-                break;
-            };
-            let e = v.end.min(end);
-            if v.shared && matches!(v.backing, Backing::Anon) {
-                at = e;
-                continue;
-            }
-            let here = ptes
-                .iter()
-                .filter(|(vpn, _)| *vpn >= at / PAGE && *vpn < e / PAGE);
-            if matches!(v.backing, Backing::Anon) {
-                // Private anonymous memory: a frame this address space
-                // holds alone stays, mapped as it is, and is zeroed (a
-                // thread's exit discards most of its 8 MiB stack: no
-                // page-table churn, no host unmap and map). Shared
-                // (copy-on-write) frames go, as below, page by page.
-                let mut gone: Option<(u64, u64)> = None;
-                for &(vpn, p) in here {
-                    if !p.cow && self.phys().refcount(p.pfn) == 1 {
-                        zero.push(p.pfn);
-                        continue;
-                    }
-                    m.ptes.remove(&vpn);
-                    frames.push(p.pfn);
-                    gone = match gone {
-                        Some((s, n)) if s + n == vpn => Some((s, n + 1)),
-                        g => {
-                            if let Some((s, n)) = g {
-                                m.ops.push(super::HostOp::Unmap {
-                                    addr: s * PAGE,
-                                    len: n * PAGE,
-                                });
-                            }
-                            Some((vpn, 1))
-                        }
-                    };
-                }
-                if let Some((s, n)) = gone {
-                    m.ops.push(super::HostOp::Unmap {
-                        addr: s * PAGE,
-                        len: n * PAGE,
-                    });
-                }
-            } else {
-                for &(vpn, p) in here {
-                    m.ptes.remove(&vpn);
-                    frames.push(p.pfn);
-                }
-                m.ops.push(super::HostOp::Unmap {
-                    addr: at,
-                    len: e - at,
-                });
-            }
-            if matches!(v.backing, Backing::Anon) && v.prot != 0 && e - at <= super::MAP_AHEAD_MAX {
-                self.populate(&mut m, at, e)?;
-            }
-            at = e;
-        }
-        zero.sort_unstable();
-        self.phys().zero_frames(&zero);
-        m.frees.extend(frames);
-        Ok(())
     }
 
     /// Whether each page of `[addr, addr+len)` is resident, for mincore.
@@ -861,8 +793,18 @@ fn sys_mmap(
             }
             if f.is_dev_zero() {
                 // /dev/zero maps as anonymous memory: private, or shared as
-                // its own shmem object (mm::shmem), as Linux.
-                return ctx.mm().mmap(addr, len, prot, flags | MAP_ANONYMOUS, None);
+                // its own shmem object (mm::shmem), as Linux. A private
+                // area keeps the file for /proc/PID/maps (Linux's vm_file).
+                let at = ctx
+                    .mm()
+                    .mmap(addr, len, prot, flags | MAP_ANONYMOUS, None)?;
+                if typ == MAP_PRIVATE {
+                    let st = f.path.inode().stat()?;
+                    let key = (crate::fs::types::encode_dev(st.dev.0, st.dev.1), st.ino);
+                    let end = at + page_up(len).unwrap_or(len);
+                    ctx.mm().set_anon_file(at, end, f, off / PAGE, key);
+                }
+                return Ok(at);
             }
             if typ != MAP_PRIVATE && prot & PROT_WRITE != 0 && !f.can_write() {
                 return error!(EACCES);
@@ -915,6 +857,12 @@ fn sys_mremap(
 }
 
 fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -> KResult<u64> {
+    advise(&ctx.mm(), addr, len, advice)
+}
+
+/// madvise(2) of `[addr, addr+len)` in `mm` with `advice` (also
+/// process_madvise's, once per iovec).
+pub(super) fn advise(mm: &Mm, addr: u64, len: u64, advice: i32) -> KResult<u64> {
     const MADV_DONTNEED: i32 = 4;
     const MADV_FREE: i32 = 8;
     const MADV_REMOVE: i32 = 9;
@@ -932,7 +880,6 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     }
     let len = page_up(len).ok_or(crate::errno!(EINVAL))?;
     let end = addr.checked_add(len).ok_or(crate::errno!(EINVAL))?;
-    let mm = ctx.mm();
     if matches!(
         advice,
         MADV_DONTNEED
@@ -948,16 +895,10 @@ fn sys_madvise(ctx: &mut SyscallContext<'_>, addr: u64, len: u64, advice: i32) -
     let any = |_: &Vma| true;
     let flags = |set, clear| mm.advise_flags(addr, end, set, clear, any).map(|_| 0);
     match advice {
-        // MADV_FREE: private anonymous memory only, never locked (Linux's
-        // madvise_free_single_vma); the pages go at once here, which
-        // Linux may do lazily.
-        MADV_FREE => {
-            mm.advise_flags(addr, end, 0, 0, |v| {
-                !v.shared && matches!(v.backing, Backing::Anon) && v.flags & vm_flags::LOCKED == 0
-            })?;
-            mm.discard(addr, end).map(|_| 0)
-        }
-        MADV_DONTNEED | MADV_DONTNEED_LOCKED => mm.discard(addr, end).map(|_| 0),
+        // Discarding advice, walked area by area (mm::discard).
+        MADV_FREE => mm.discard(addr, end, Discard::Free).map(|_| 0),
+        MADV_DONTNEED => mm.discard(addr, end, Discard::DontNeed).map(|_| 0),
+        MADV_DONTNEED_LOCKED => mm.discard(addr, end, Discard::DontNeedLocked).map(|_| 0),
         // Deactivating or paging out: nothing of it is observable here
         // (ruml keeps no LRU, memory is never swapped), but locked areas
         // refuse it as Linux's can_madv_lru_vma.

@@ -39,6 +39,20 @@ pub enum Backing {
     },
 }
 
+/// The file an anonymous area was made from: a private mapping of
+/// /dev/zero, whose memory is anonymous but which Linux still names by
+/// its file (`vm_file`) in /proc/PID/maps, with that file's device and
+/// inode and the offset given to mmap. It holds the open file for the
+/// area's lifetime, as Linux's `vm_file` does.
+#[derive(Clone)]
+pub struct AnonFile {
+    pub file: FileRef,
+    /// Page offset of the area's start.
+    pub pgoff: u64,
+    /// The file's (encoded device, inode).
+    pub key: (u64, u64),
+}
+
 /// One area: `[start, end)`, page aligned.
 #[derive(Clone)]
 pub struct Vma {
@@ -55,6 +69,9 @@ pub struct Vma {
     pub name: Option<&'static str>,
     /// [`vm_flags`]: mlock and madvise state.
     pub flags: u32,
+    /// For anonymous memory made from a file (private /dev/zero): that
+    /// file, for /proc/PID/maps.
+    pub anon_file: Option<AnonFile>,
 }
 
 /// Per-area flags set by mlock(2) and madvise(2).
@@ -96,10 +113,19 @@ impl Vma {
     fn tail_from(&self, at: u64) -> Vma {
         let mut t = self.clone();
         t.start = at;
-        if let Backing::File { pgoff, .. } | Backing::Special { pgoff, .. } = &mut t.backing {
-            *pgoff += (at - self.start) / 4096;
-        }
+        t.shift_pgoff((at - self.start) / 4096);
         t
+    }
+
+    /// Moves the file offsets of this area `pages` pages on: the area now
+    /// starts that far into what it mapped.
+    pub fn shift_pgoff(&mut self, pages: u64) {
+        if let Backing::File { pgoff, .. } | Backing::Special { pgoff, .. } = &mut self.backing {
+            *pgoff += pages;
+        }
+        if let Some(a) = &mut self.anon_file {
+            a.pgoff += pages;
+        }
     }
 
     /// Whether `next`, starting at our end, could be one area with us.
@@ -112,6 +138,11 @@ impl Vma {
             || self.flags != next.flags
         {
             return false;
+        }
+        match (&self.anon_file, &next.anon_file) {
+            (None, None) => {}
+            (Some(a), Some(b)) if a.key == b.key && a.pgoff + self.len() / 4096 == b.pgoff => {}
+            _ => return false,
         }
         match (&self.backing, &next.backing) {
             (Backing::Anon, Backing::Anon) => true,

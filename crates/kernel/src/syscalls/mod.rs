@@ -140,6 +140,8 @@ type Table = fn(u64) -> Option<(RawHandler, &'static str)>;
 const TABLES: &[Table] = &[
     crate::task::syscalls::task_table,
     crate::mm::syscalls::mm_table,
+    crate::mm::pmadvise::pmadvise_table,
+    crate::mm::cachestat::cachestat_table,
     crate::fs::syscalls::fs_table,
     crate::fs::xattr::xattr_table,
     crate::fs::fhandle::fhandle_table,

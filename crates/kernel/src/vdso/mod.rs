@@ -380,6 +380,7 @@ impl Vdso {
             },
             name: Some("[vvar]"),
             flags: 0,
+            anon_file: None,
         })?;
         let image_at = at + vvar_len;
         mm.map_area(Vma {
@@ -394,6 +395,7 @@ impl Vdso {
             },
             name: Some("[vdso]"),
             flags: 0,
+            anon_file: None,
         })?;
         Ok(image_at)
     }
@@ -431,6 +433,7 @@ impl Vdso {
             },
             name: Some("[vvar]"),
             flags: 0,
+            anon_file: None,
         });
     }
 
