@@ -52,6 +52,12 @@ pub enum Counter {
     SiteMovNr64,
     SiteSyscallFn,
     SiteOther,
+    /// Host file I/O (disk images, hostfs files): pread/preadv,
+    /// pwrite/pwritev, fsync and fdatasync calls.
+    FileRead,
+    FileWrite,
+    FileFsync,
+    FileFdatasync,
 }
 
 const ALL: [(Counter, &str); N] = [
@@ -78,9 +84,13 @@ const ALL: [(Counter, &str); N] = [
     (Counter::SiteMovNr64, "site_mov_nr64"),
     (Counter::SiteSyscallFn, "site_syscall_fn"),
     (Counter::SiteOther, "site_other"),
+    (Counter::FileRead, "file_read"),
+    (Counter::FileWrite, "file_write"),
+    (Counter::FileFsync, "file_fsync"),
+    (Counter::FileFdatasync, "file_fdatasync"),
 ];
 
-const N: usize = 23;
+const N: usize = 27;
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 static ON: AtomicBool = AtomicBool::new(false);
 
