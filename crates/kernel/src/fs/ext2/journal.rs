@@ -12,9 +12,22 @@
 //! written home). A commit — on fsync, sync, the 5-second timer, unmount,
 //! or when the transaction grows — writes the blocks into the log after
 //! the transactions already there (a descriptor, the copies, revoke
-//! blocks), flushes (which also makes the file data written before it
-//! durable), writes the commit block and flushes: two host flushes per
-//! commit. The checkpoint is lazy: committed blocks stay pinned in the
+//! blocks) and a commit block carrying a crc32 of the descriptors and
+//! copies (jbd2's v1 checksum). If blocks were allocated since the last
+//! flush (file data in new blocks must be durable before the commit
+//! that points at them: ordered mode), the log is flushed with the data
+//! before the commit block is written, then flushed again: two flushes.
+//! Otherwise the commit block goes with the log under one flush
+//! (jbd2's async_commit): a crash that tears them leaves a commit block
+//! whose checksum does not match, and the replay — ours, Linux's,
+//! e2fsck's — drops that transaction and ends the log there. The
+//! journal superblock says so (COMPAT_CHECKSUM, INCOMPAT_ASYNC_COMMIT)
+//! only while the log holds transactions: an image with an empty log
+//! has the features it had. An fsync's last flush runs after the
+//! filesystem's lock is released (block/flushgate.rs shares it among
+//! concurrent fsyncs: group commit), except when the transaction freed
+//! blocks (they could be reused before it is durable). The checkpoint
+//! is lazy: committed blocks stay pinned in the
 //! cache, their home copies stale, until the log is half full (or the
 //! pinned blocks a quarter of the cache), the next transaction does not
 //! fit, or the filesystem is unmounted; then they are all written home,

@@ -963,7 +963,14 @@ impl Ext2Fs {
         let mut st = self.raw_lock();
         if !self.ro() {
             self.commit(&mut st)?;
-            self.journal_commit_unflushed(&mut st)?;
+            // Blocks this commit frees may be reused (and written) as
+            // soon as the lock is released: it must be durable first,
+            // or a crash could leave the old metadata pointing at new
+            // data.
+            let freed = !st.txn_freed.is_empty();
+            if self.journal_commit_unflushed(&mut st)? && freed {
+                self.dev().flush()?;
+            }
         }
         drop(st);
         // One flush for the file data and the commit, after the lock is
