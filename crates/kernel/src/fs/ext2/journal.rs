@@ -331,8 +331,8 @@ impl Ext2Fs {
                     if csum1 {
                         // The logged blocks as written (escaped).
                         let mut data = vec![0u8; bs];
-                        for k in first_tag..cur.len() {
-                            self.jread(&j, cur[k].0, &mut data)?;
+                        for tag in &cur[first_tag..] {
+                            self.jread(&j, tag.0, &mut data)?;
                             crc = crc32_be(crc, &data);
                         }
                     }
