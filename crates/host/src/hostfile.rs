@@ -832,6 +832,7 @@ pub struct HostFile {
 impl HostFile {
     /// pread(2).
     pub fn pread(&self, off: u64, buf: &mut [u8]) -> Result<usize, i32> {
+        crate::stats::bump(crate::stats::Counter::FileRead);
         if off > i64::MAX as u64 {
             return Err(libc::EINVAL);
         }
@@ -879,6 +880,7 @@ impl HostFile {
         phys: &crate::PhysMem,
         pieces: &[(crate::Pfn, usize, usize)],
     ) -> Result<usize, i32> {
+        crate::stats::bump(crate::stats::Counter::FileRead);
         if off > i64::MAX as u64 || pieces.len() > 1024 {
             return Err(libc::EINVAL);
         }
@@ -909,6 +911,7 @@ impl HostFile {
         phys: &crate::PhysMem,
         pieces: &[(crate::Pfn, usize, usize)],
     ) -> Result<usize, i32> {
+        crate::stats::bump(crate::stats::Counter::FileWrite);
         if off > i64::MAX as u64 || pieces.len() > 1024 {
             return Err(libc::EINVAL);
         }
@@ -933,6 +936,7 @@ impl HostFile {
 
     /// pwrite(2).
     pub fn pwrite(&self, off: u64, buf: &[u8]) -> Result<usize, i32> {
+        crate::stats::bump(crate::stats::Counter::FileWrite);
         if off > i64::MAX as u64 {
             return Err(libc::EINVAL);
         }
@@ -972,6 +976,11 @@ impl HostFile {
 
     /// fsync(2) (or fdatasync with `data_only`).
     pub fn sync(&self, data_only: bool) -> Result<(), i32> {
+        crate::stats::bump(if data_only {
+            crate::stats::Counter::FileFdatasync
+        } else {
+            crate::stats::Counter::FileFsync
+        });
         // SAFETY: plain call on our descriptor.
         let r = unsafe {
             if data_only {

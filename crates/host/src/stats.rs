@@ -53,6 +53,12 @@ pub enum Counter {
     SiteSyscallFn,
     SiteMovEdi,
     SiteOther,
+    /// Host file I/O (disk images, hostfs files): pread/preadv,
+    /// pwrite/pwritev, fsync and fdatasync calls.
+    FileRead,
+    FileWrite,
+    FileFsync,
+    FileFdatasync,
 }
 
 const ALL: [(Counter, &str); N] = [
@@ -80,9 +86,13 @@ const ALL: [(Counter, &str); N] = [
     (Counter::SiteSyscallFn, "site_syscall_fn"),
     (Counter::SiteMovEdi, "site_mov_edi"),
     (Counter::SiteOther, "site_other"),
+    (Counter::FileRead, "file_read"),
+    (Counter::FileWrite, "file_write"),
+    (Counter::FileFsync, "file_fsync"),
+    (Counter::FileFdatasync, "file_fdatasync"),
 ];
 
-const N: usize = 24;
+const N: usize = 28;
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 static ON: AtomicBool = AtomicBool::new(false);
 

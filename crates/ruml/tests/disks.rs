@@ -595,12 +595,10 @@ done\n",
         let want = 2 + (seed >> 16) % 25;
         let out_path = d.join("out");
         let mut child = Command::new(common::ruml_bin())
-            .args([
-                "quiet",
-                &format!("ubd0={}", path_str(&img)),
-                "--",
-                "/bin/sh",
-            ])
+            .arg("quiet")
+            // RUML_TEST_MODE's backend, as the harness's runs get it.
+            .args(common::test_mode().map(|m| format!("mode={m}")))
+            .args([&format!("ubd0={}", path_str(&img)), "--", "/bin/sh"])
             .arg(&script)
             .env_clear()
             .envs(test_env())

@@ -14,6 +14,7 @@
 //! counts open device files and mounts (a loop device with
 //! LO_FLAGS_AUTOCLEAR detaches when it drops to zero).
 
+pub mod flushgate;
 pub mod loopdev;
 pub mod part;
 pub mod ubd;

@@ -195,6 +195,7 @@ pub fn open(spec: &UbdSpec) -> Result<Arc<dyn BlockDevice>, String> {
         .disk_size()
         .map_err(|e| format!("{what}: {}: {}", spec.file.display(), strerror(e)))?;
     Ok(Arc::new(Raw {
+        gate: Default::default(),
         file,
         size: size / SECTOR * SECTOR,
         read_only: spec.read_only,
@@ -212,6 +213,8 @@ fn strerror(e: i32) -> String {
 /// A host file as a disk.
 pub struct Raw {
     file: HostFile,
+    /// Skips flushes with nothing written since the last one.
+    gate: block::flushgate::FlushGate,
     size: u64,
     read_only: bool,
 }
@@ -254,10 +257,14 @@ impl BlockDevice for Raw {
         if self.read_only {
             return error!(EROFS);
         }
-        pwrite_full(&self.file, sector * SECTOR, buf)
+        let r = pwrite_full(&self.file, sector * SECTOR, buf);
+        self.gate.wrote();
+        r
     }
     fn flush(&self) -> KResult<()> {
-        self.file.sync(false).map_err(host_io)
+        // fdatasync: the image's size and block map (what reading it
+        // back needs) are flushed with the data; its times are not.
+        self.gate.flush(|| self.file.sync(true).map_err(host_io))
     }
     fn as_any(&self) -> &dyn std::any::Any {
         self
@@ -372,6 +379,8 @@ pub struct Cow {
     bitmap_off: u64,
     data_off: u64,
     bitmap: Mutex<Vec<u8>>,
+    /// Skips flushes with nothing written since the last one.
+    gate: block::flushgate::FlushGate,
 }
 
 fn host_mtime_size(f: &HostFile) -> Result<(u32, u64), i32> {
@@ -475,6 +484,7 @@ impl Cow {
             bitmap_off,
             data_off,
             bitmap: Mutex::new(bitmap),
+            gate: Default::default(),
         })
     }
 
@@ -524,6 +534,23 @@ impl BlockDevice for Cow {
         if self.read_only {
             return error!(EROFS);
         }
+        let r = self.write_cow(sector, buf);
+        self.gate.wrote();
+        r
+    }
+    fn flush(&self) -> KResult<()> {
+        // fdatasync: the COW file's size (it grows) and block map are
+        // flushed with the data.
+        self.gate.flush(|| self.cow.sync(true).map_err(host_io))
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl Cow {
+    /// The sectors into the COW file's data area, then their bitmap bits.
+    fn write_cow(&self, sector: u64, buf: &[u8]) -> KResult<()> {
         let n = buf.len() as u64 / SECTOR;
         let mut map = self.lock();
         pwrite_full(&self.cow, self.data_off + sector * SECTOR, buf)?;
@@ -540,12 +567,6 @@ impl BlockDevice for Cow {
             pwrite_full(&self.cow, self.bitmap_off + first, bytes)?;
         }
         Ok(())
-    }
-    fn flush(&self) -> KResult<()> {
-        self.cow.sync(false).map_err(host_io)
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

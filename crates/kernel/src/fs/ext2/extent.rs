@@ -277,6 +277,9 @@ impl Ext2Fs {
         }
         if uninit_hit {
             // Written into an unwritten extent: split it around the block.
+            // The block's data must be durable before a commit that
+            // marks it written, as for a new block (ordered mode).
+            st.alloc_since_flush = true;
             let (mut all, blocks) = self.ext_collect(st, i)?;
             let k = all
                 .iter()

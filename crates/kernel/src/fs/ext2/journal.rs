@@ -12,9 +12,22 @@
 //! written home). A commit — on fsync, sync, the 5-second timer, unmount,
 //! or when the transaction grows — writes the blocks into the log after
 //! the transactions already there (a descriptor, the copies, revoke
-//! blocks), flushes (which also makes the file data written before it
-//! durable), writes the commit block and flushes: two host flushes per
-//! commit. The checkpoint is lazy: committed blocks stay pinned in the
+//! blocks) and a commit block carrying a crc32 of the descriptors and
+//! copies (jbd2's v1 checksum). If blocks were allocated since the last
+//! flush (file data in new blocks must be durable before the commit
+//! that points at them: ordered mode), the log is flushed with the data
+//! before the commit block is written, then flushed again: two flushes.
+//! Otherwise the commit block goes with the log under one flush
+//! (jbd2's async_commit): a crash that tears them leaves a commit block
+//! whose checksum does not match, and the replay — ours, Linux's,
+//! e2fsck's — drops that transaction and ends the log there. The
+//! journal superblock says so (COMPAT_CHECKSUM, INCOMPAT_ASYNC_COMMIT)
+//! only while the log holds transactions: an image with an empty log
+//! has the features it had. An fsync's last flush runs after the
+//! filesystem's lock is released (block/flushgate.rs shares it among
+//! concurrent fsyncs: group commit), except when the transaction freed
+//! blocks (they could be reused before it is durable). The checkpoint
+//! is lazy: committed blocks stay pinned in the
 //! cache, their home copies stale, until the log is half full (or the
 //! pinned blocks a quarter of the cache), the next transaction does not
 //! fit, or the filesystem is unmounted; then they are all written home,
@@ -45,6 +58,11 @@ const INC_ASYNC_COMMIT: u32 = 0x4;
 const INC_CSUM_V2: u32 = 0x8;
 const INC_CSUM_V3: u32 = 0x10;
 const INC_KNOWN: u32 = INC_REVOKE | INC_64BIT | INC_ASYNC_COMMIT | INC_CSUM_V2 | INC_CSUM_V3;
+/// jbd2's v1 checksums: the commit block holds a crc32 (big-endian, as
+/// Linux's crc32_be) of the transaction's descriptor and logged blocks.
+const COMPAT_CHECKSUM: u32 = 0x1;
+const CRC32_CHKSUM: u8 = 1;
+const CRC32_CHKSUM_SIZE: u8 = 4;
 
 const TAG_ESCAPE: u32 = 1;
 const TAG_SAME_UUID: u32 = 2;
@@ -94,6 +112,44 @@ fn jblock_csum(seed: u32, blk: &[u8], at: usize) -> u32 {
     let c = csum::crc32c(seed, &blk[..at]);
     let c = csum::crc32c(c, &[0; 4]);
     csum::crc32c(c, &blk[at + 4..])
+}
+
+/// Linux's `crc32_be`: CRC-32 (polynomial 0x04C11DB7), most significant
+/// bit first, no inversion (the caller starts from !0, as jbd2 does).
+pub(super) fn crc32_be(mut crc: u32, data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = (i as u32) << 24;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 0x8000_0000 != 0 {
+                    (c << 1) ^ 0x04C1_1DB7
+                } else {
+                    c << 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    for &b in data {
+        crc = (crc << 8) ^ TABLE[((crc >> 24) as u8 ^ b) as usize];
+    }
+    crc
+}
+
+/// Sets or clears the features of a log written by [`Ext2Fs::commit_txn`]:
+/// v1 checksums (compatible) and async_commit (incompatible, known to
+/// every jbd2 since Linux 2.6.26 and to e2fsck).
+fn set_async(j: &mut Journal, on: bool) {
+    let c = be32(&j.jsb, 0x24) & !COMPAT_CHECKSUM;
+    let i = be32(&j.jsb, 0x28) & !INC_ASYNC_COMMIT;
+    pbe32(&mut j.jsb, 0x24, c | if on { COMPAT_CHECKSUM } else { 0 });
+    pbe32(&mut j.jsb, 0x28, i | if on { INC_ASYNC_COMMIT } else { 0 });
 }
 
 fn jerr(what: &str) -> crate::errno::Errno {
@@ -201,6 +257,10 @@ impl Ext2Fs {
             8 + if csum2 { 2 } else { 0 } + if is64 { 4 } else { 0 }
         };
         let tail = if csum2 || csum3 { 4 } else { 0 };
+        // v1 checksums (a crc32 of each transaction in its commit block;
+        // what async_commit relies on): never together with v2/v3.
+        let csum1 = v2 && be32(&j.jsb, 0x24) & COMPAT_CHECKSUM != 0 && tail == 0;
+        let mut crc = !0u32;
         let bs = self.geo.bs as usize;
         // The checksums' seed: the journal's UUID.
         let seed = csum::crc32c(!0, &j.jsb[0x30..0x40]);
@@ -235,6 +295,10 @@ impl Ext2Fs {
                             "JBD2: Invalid checksum recovering block {pos} in log"
                         )));
                     }
+                    if csum1 {
+                        crc = crc32_be(crc, &blk);
+                    }
+                    let first_tag = cur.len();
                     let mut off = 12;
                     let mut p = pos;
                     let mut last = false;
@@ -264,6 +328,14 @@ impl Ext2Fs {
                         }
                         cur.push((p, home, flags & TAG_ESCAPE != 0, tsum));
                     }
+                    if csum1 {
+                        // The logged blocks as written (escaped).
+                        let mut data = vec![0u8; bs];
+                        for tag in &cur[first_tag..] {
+                            self.jread(&j, tag.0, &mut data)?;
+                            crc = crc32_be(crc, &data);
+                        }
+                    }
                     pos = next(p);
                 }
                 BT_COMMIT => {
@@ -274,6 +346,22 @@ impl Ext2Fs {
                             "JBD2: Invalid checksum recovering commit block {pos} (transaction {seq}); the log ends there"
                         ));
                         break;
+                    }
+                    if csum1 {
+                        let (ty, size, found) = (blk[12], blk[13], be32(&blk, 16));
+                        let ok = (ty == CRC32_CHKSUM && size == CRC32_CHKSUM_SIZE && found == crc)
+                            || (ty == 0 && size == 0 && found == 0);
+                        if !ok {
+                            // A transaction written with its commit block
+                            // in one flush (async_commit) that did not all
+                            // reach the disk: it and the log end here, as
+                            // in Linux's and e2fsck's recovery.
+                            crate::log::warn(&format!(
+                                "JBD2: commit checksum mismatch in transaction {seq} (block {pos}); the log ends there"
+                            ));
+                            break;
+                        }
+                        crc = !0;
                     }
                     for b in cur_revokes.drain(..) {
                         let e = revoked.entry(b).or_insert(seq);
@@ -405,14 +493,26 @@ impl Ext2Fs {
             .is_some_and(|j| self.log_blocks(st.txn.len()) * 4 > j.map.len() - j.first as usize)
     }
 
-    /// Commits the running transaction (see the module doc). With no
-    /// journal, does nothing.
+    /// Commits the running transaction (see the module doc), its last
+    /// flush included. With no journal or an empty transaction, does
+    /// nothing.
     pub(super) fn journal_commit(&self, st: &mut State) -> KResult<()> {
+        if self.journal_commit_unflushed(st)? {
+            self.dev().flush()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the running transaction but for its last flush, which
+    /// the caller owes (an `fsync` does it after releasing the lock, so
+    /// that other threads' `fsync`s share it: see block/flushgate.rs).
+    /// Returns whether it wrote a commit.
+    pub(super) fn journal_commit_unflushed(&self, st: &mut State) -> KResult<bool> {
         if st.txn.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let Some(mut j) = st.journal.take() else {
-            return Ok(());
+            return Ok(false);
         };
         let r = self.commit_txn(st, &mut j);
         st.journal = Some(j);
@@ -421,7 +521,7 @@ impl Ext2Fs {
         r?;
         st.txn.clear();
         st.txn_freed.clear();
-        Ok(())
+        Ok(true)
     }
 
     /// Checkpoints the log: every committed block home, then the log
@@ -456,6 +556,10 @@ impl Ext2Fs {
         if j.head == j.first {
             return Ok(());
         }
+        // The log's last commit may have been written without its flush
+        // yet (a commit's final flush can run after the lock is
+        // released): it must be durable before any block goes home.
+        self.dev().flush()?;
         let bs = self.geo.bs as usize;
         let mut from_log: HashMap<u64, Vec<u8>> = HashMap::new();
         for (&home, &(pos, escaped)) in &j.logged {
@@ -479,6 +583,8 @@ impl Ext2Fs {
         // superblock says so before that commit's flush).
         pbe32(&mut j.jsb, 24, j.seq);
         pbe32(&mut j.jsb, 28, 0);
+        // An empty log carries no feature beyond what start_journal set.
+        set_async(j, false);
         self.write_jsb(j)?;
         j.logged.clear();
         j.head = j.first;
@@ -573,6 +679,9 @@ impl Ext2Fs {
                 }
                 log[desc_at].1 = desc;
             }
+            // The v1 checksum of the transaction (descriptors and copies
+            // in log order, as written), for its commit block.
+            let crc = log.iter().fold(!0u32, |c, (_, v)| crc32_be(c, v));
             for chunk in revokes.chunks(per_revoke) {
                 let mut r = vec![0u8; bs];
                 pbe32(&mut r, 0, JBD2_MAGIC);
@@ -592,27 +701,47 @@ impl Ext2Fs {
                 log.push((j.map[pos as usize], r));
                 pos += 1;
             }
+            let mut commit = vec![0u8; bs];
+            pbe32(&mut commit, 0, JBD2_MAGIC);
+            pbe32(&mut commit, 4, BT_COMMIT);
+            pbe32(&mut commit, 8, seq);
+            commit[12] = CRC32_CHKSUM;
+            commit[13] = CRC32_CHKSUM_SIZE;
+            pbe32(&mut commit, 16, crc);
+            let t = now();
+            commit[0x30..0x38].copy_from_slice(&(t.0 as u64).to_be_bytes());
+            pbe32(&mut commit, 0x38, t.1);
+            // File data written into blocks allocated since the last
+            // flush must be durable before a commit that points at them
+            // can be (ordered mode): then the log and data are flushed
+            // before the commit block is written. Otherwise the commit
+            // block goes with the log, under one flush (the caller's):
+            // a crash that tears them is caught at replay by the commit
+            // block's checksum (async_commit).
+            let ordered = st.alloc_since_flush;
+            if !ordered {
+                log.push((j.map[pos as usize], commit));
+                commit = Vec::new();
+            }
             // The log's blocks in log order are not always consecutive on
             // the device: sorted by device block for write_runs.
             log.sort_by_key(|(b, _)| *b);
             self.write_runs(log.iter().map(|(b, v)| (*b, v.as_slice())))?;
             if j.head == j.first {
                 // The first transaction in an empty log: the superblock
-                // points at it (durable with the log, by the flush).
+                // points at it (durable with the log, by the flush), and
+                // says its commits carry checksums and may be written
+                // with their log (cleared again when the log is empty).
                 pbe32(&mut j.jsb, 24, seq);
                 pbe32(&mut j.jsb, 28, j.first);
+                set_async(j, true);
                 self.write_jsb(j)?;
             }
-            dev.flush()?;
-            let mut commit = vec![0u8; bs];
-            pbe32(&mut commit, 0, JBD2_MAGIC);
-            pbe32(&mut commit, 4, BT_COMMIT);
-            pbe32(&mut commit, 8, seq);
-            let t = now();
-            commit[0x30..0x38].copy_from_slice(&(t.0 as u64).to_be_bytes());
-            pbe32(&mut commit, 0x38, t.1);
-            self.jwrite(j, pos, &commit)?;
-            dev.flush()?;
+            if ordered {
+                dev.flush()?;
+                st.alloc_since_flush = false;
+                self.jwrite(j, pos, &commit)?;
+            }
             j.seq = seq.wrapping_add(1);
             j.head = pos as u32 + 1;
             for (b, p, esc) in copies {

@@ -276,6 +276,10 @@ pub(crate) struct State {
     /// commits. Per group, a bitmap in the block bitmap's layout, so that
     /// an allocation skips them a byte at a time.
     txn_freed: HashMap<u32, Vec<u8>>,
+    /// Blocks were allocated since the journal last flushed before a
+    /// commit block: the next commit writes its commit block only after
+    /// the log and the file data are flushed (ordered mode).
+    alloc_since_flush: bool,
     /// Regular files' data blocks (see datacache.rs).
     data: datacache::DataCache,
 }
@@ -296,6 +300,7 @@ impl State {
             journal: None,
             txn: Default::default(),
             txn_freed: HashMap::new(),
+            alloc_since_flush: true,
             data: Default::default(),
         }
     }
@@ -956,18 +961,23 @@ impl Ext2Fs {
     /// (fsync, sync, the timer).
     pub(crate) fn sync_fs(&self) -> KResult<()> {
         let mut st = self.raw_lock();
-        let mut flushed = false;
         if !self.ro() {
             self.commit(&mut st)?;
-            // A journal commit ends with a flush (after its checkpoint),
-            // which covers every write before it: no second one.
-            flushed = st.journal.is_some() && !st.txn.is_empty();
-            self.journal_commit(&mut st)?;
+            // Blocks this commit frees may be reused (and written) as
+            // soon as the lock is released: it must be durable first,
+            // or a crash could leave the old metadata pointing at new
+            // data.
+            let freed = !st.txn_freed.is_empty();
+            if self.journal_commit_unflushed(&mut st)? && freed {
+                self.dev().flush()?;
+            }
         }
         drop(st);
-        if flushed {
-            return Ok(());
-        }
+        // One flush for the file data and the commit, after the lock is
+        // released: the device skips it when a completed flush already
+        // covers every write (an fsync with nothing new), and an fsync
+        // of another thread that arrives meanwhile waits for this one
+        // and shares it (group commit; block/flushgate.rs).
         self.dev().flush()
     }
 
@@ -1329,6 +1339,7 @@ impl Ext2Fs {
             self.write_group(st, g)?;
             self.free_counts(st, -(k as i64), 0);
             self.write_super(st)?;
+            st.alloc_since_flush = true;
             return Ok((b, k));
         }
         error!(ENOSPC)
@@ -3157,5 +3168,6 @@ mod tests {
         assert!(mounted > 300, "only {mounted} of 1000 images mounted");
     }
     mod htree_csum;
+    mod journal_commit;
     mod readdir;
 }
