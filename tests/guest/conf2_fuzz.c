@@ -297,7 +297,22 @@ static long one_call(void) {
             third = 4;
         if (nr == SYS_mseal && below(16))
             a = (uint64_t)(uintptr_t)hole; /* seal rarely: sealed pools stay */
-        return syscall(nr, a, mmlen(a), third, num(), flags());
+        uint64_t l = mmlen(a);
+        /* Calls that change memory act on every mapped part of a range
+           even when it has holes (Linux's madvise and mprotect walk the
+           areas and say ENOMEM at the end), so their ranges stay inside
+           the pool, or one page outside it; lengths that overflow (an
+           error before anything is done) are kept. */
+        if ((nr == SYS_madvise || nr == SYS_mprotect || nr == SYS_mseal ||
+             nr == SYS_remap_file_pages) && l < (1ULL << 62)) {
+            uint64_t lo = (uint64_t)(uintptr_t)mempool, end = lo + MEMPOOL_PAGES * 4096;
+            if (a >= lo && a < end) {
+                if (l > end - a) l = end - a;
+            } else if (l > 4096) {
+                l = 4096;
+            }
+        }
+        return syscall(nr, a, l, third, num(), flags());
     }
     case 1: {
         /* mlockall and munlockall; MCL_FUTURE is undone at once so the
