@@ -7,6 +7,7 @@
  * Prints facts only: what MADV_FREE may drop lazily is not printed. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,9 +184,36 @@ static void locked(void) {
     }
 }
 
+/* A zero length inside an area does nothing and succeeds, for every
+ * discarding advice, on anonymous and on file memory (ruml once sent the
+ * host an unmap of zero bytes for the file area and killed the caller). */
+static void zero_length(void) {
+    static const int advs[] = {MADV_DONTNEED, MADV_FREE, MADV_REMOVE, 24 /* DONTNEED_LOCKED */};
+    char *anon = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int fd = open("/proc/self/exe", O_RDONLY);
+    char *file = fd >= 0 ? mmap(NULL, 4 * 4096, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+    if (anon == MAP_FAILED || file == MAP_FAILED) {
+        printf("zero length: setup failed\n");
+        return;
+    }
+    anon[4096] = 7;
+    volatile char c = file[4096];
+    (void)c;
+    for (unsigned i = 0; i < sizeof advs / sizeof advs[0]; i++) {
+        int a = madvise(anon + 4096, 0, advs[i]);
+        int f = madvise(file + 4096, 0, advs[i]);
+        printf("zero length, advice %d: anon %d, file %d\n", advs[i], a, f);
+    }
+    printf("zero length: anon page kept %d\n", anon[4096]);
+    munmap(anon, 4 * 4096);
+    munmap(file, 4 * 4096);
+    close(fd);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     holes();
     locked();
+    zero_length();
     return 0;
 }

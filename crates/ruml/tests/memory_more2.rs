@@ -62,6 +62,8 @@ fn madvise_walk(flavour: Flavour) {
         "VmLck after DONTNEED_LOCKED          8 kB",
         "locked+unlocked, DONTNEED            EINVAL aaaa",
         "mlockall, DONTNEED                   EINVAL a",
+        "zero length, advice 4: anon 0, file 0",
+        "zero length: anon page kept 7",
     ] {
         assert!(native.stdout.contains(line), "{line:?} in {native}");
     }

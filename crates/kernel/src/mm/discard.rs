@@ -42,6 +42,11 @@ impl Mm {
     /// memory gets fresh zero pages; file areas (shared anonymous memory's
     /// shmem object too) drop their pages, which come back from the file.
     pub fn discard(&self, addr: u64, end: u64, how: Discard) -> KResult<()> {
+        // An empty range does nothing (Linux's madvise returns 0 for a
+        // zero length before looking at the areas).
+        if end <= addr {
+            return Ok(());
+        }
         let mut m = self.lock();
         self.patch_invalidate(&mut m, addr, end, false);
         let ptes: Vec<(u64, Pte)> = m
@@ -141,10 +146,12 @@ impl Mm {
                 m.ptes.remove(&vpn);
                 frames.push(p.pfn);
             }
-            m.ops.push(super::HostOp::Unmap {
-                addr: at,
-                len: e - at,
-            });
+            if e > at {
+                m.ops.push(super::HostOp::Unmap {
+                    addr: at,
+                    len: e - at,
+                });
+            }
         }
         if matches!(v.backing, Backing::Anon) && v.prot != 0 && e - at <= super::MAP_AHEAD_MAX {
             self.populate(m, at, e)?;
