@@ -968,11 +968,7 @@ impl FileOps for PidFd {
         } else {
             self.unreaped()
         };
-        let nr = if alive {
-            ns.local(self.pid)
-        } else {
-            -1
-        };
+        let nr = if alive { ns.local(self.pid) } else { -1 };
         let mut nspid = nr.to_string();
         if nr > 0 {
             if let Some(g) = self.group.upgrade() {
