@@ -3,11 +3,12 @@
  * makes the process non-dumpable, so PR_GET_DUMPABLE says 0, its
  * /proc/self files belong to root and a same-uid tracer gets EPERM;
  * PR_SET_DUMPABLE 1 restores it; dropping capabilities or setgroups
- * does not; exec with the effective gid unlike the real one leaves the
+ * does not, nor does making a user namespace; exec with the effective gid unlike the real one leaves the
  * new image non-dumpable. Runs as root. Prints facts. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/capability.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,26 @@ int main(int argc, char **argv) {
     show("after capset dropping CAP_NET_RAW");
 
     ptrace_check();
+
+    /* A new user namespace owned by the caller: its full set there is
+     * within what the caller has, dumpable stays (root and a user). */
+    for (int user = 0; user < 2; user++) {
+        pid_t u = fork();
+        must(u >= 0, "fork");
+        if (u == 0) {
+            if (user && (setresgid(1000, 1000, 1000) != 0 || setresuid(1000, 1000, 1000) != 0 ||
+                         prctl(PR_SET_DUMPABLE, 1) != 0))
+                _exit(1);
+            if (unshare(CLONE_NEWUSER) != 0) {
+                printf("unshare(CLONE_NEWUSER) as %s: %s\n", user ? "user" : "root", strerror(errno));
+                _exit(0);
+            }
+            printf("after unshare(CLONE_NEWUSER) as %s: dumpable %d\n", user ? "user" : "root",
+                   prctl(PR_GET_DUMPABLE));
+            _exit(0);
+        }
+        must(waitpid(u, NULL, 0) == u, "waitpid");
+    }
 
     pid_t e = fork();
     must(e >= 0, "fork");

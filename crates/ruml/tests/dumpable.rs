@@ -8,7 +8,7 @@ use common::{differential, Flavour};
 
 /// PR_GET_DUMPABLE after set*id, setfsuid, setgroups and capset, the owner
 /// of /proc/self/status, same-uid PTRACE_ATTACH before and after
-/// PR_SET_DUMPABLE 1, and exec with the effective gid unlike the real one.
+/// PR_SET_DUMPABLE 1, unshare(CLONE_NEWUSER), and exec with the effective gid unlike the real one.
 #[test]
 fn credential_changes_clear_dumpable() {
     // SAFETY: geteuid has no arguments and cannot fail.
@@ -34,6 +34,8 @@ fn credential_changes_clear_dumpable() {
         "after capset dropping CAP_NET_RAW: dumpable 1,",
         "target after setresuid(1000): dumpable 0\nsame-uid attach to it: EPERM\n",
         "target after PR_SET_DUMPABLE 1: dumpable 1\nsame-uid attach to it: attached\n",
+        "after unshare(CLONE_NEWUSER) as root: dumpable 1\n",
+        "after unshare(CLONE_NEWUSER) as user: dumpable 1\n",
         "exec with egid 1000, rgid 0: dumpable 0,",
         "exec child: exit 0\n",
     ] {

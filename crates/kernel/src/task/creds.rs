@@ -503,3 +503,53 @@ fn sys_setgroups(ctx: &mut SyscallContext<'_>, size: usize, list: UserAddr) -> K
     c.groups = g;
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(uid: u32) -> Creds {
+        let mut c = Creds {
+            ruid: uid,
+            euid: uid,
+            suid: uid,
+            fsuid: uid,
+            ..Default::default()
+        };
+        c.caps.permitted = 0;
+        c.caps.effective = 0;
+        c
+    }
+
+    /// Linux's commit_creds cases: ids, permitted growth, and the full
+    /// set of a new user namespace (owned by the old euid: a subset; a
+    /// sibling's: not).
+    #[test]
+    fn dumpability_changes() {
+        let old = user(1000);
+        let mut new = old.clone();
+        assert!(cap_issubset(&old, &new));
+        new.fsgid = 5;
+        let changed = |o: &Creds, n: &Creds| {
+            let g = crate::task::ThreadGroup::new(1, Default::default(), [[0; 2]; 16]);
+            commit_dumpable(&g, o, n);
+            !g.dumpable()
+        };
+        assert!(changed(&old, &new));
+        let mut new = old.clone();
+        new.caps.permitted = Cap::NetRaw.bit();
+        assert!(changed(&old, &new));
+        assert!(!changed(&new, &old));
+        let own = super::super::ns::new_user(&old.user_ns, 1000, 0).unwrap();
+        let mut new = old.clone();
+        new.user_ns = own.clone().into();
+        new.caps = super::super::caps::CapSets::root();
+        assert!(!changed(&old, &new));
+        let other = super::super::ns::new_user(&old.user_ns, 2000, 0).unwrap();
+        new.user_ns = other.into();
+        assert!(changed(&old, &new));
+        let nested = super::super::ns::new_user(&own, 1000, 0).unwrap();
+        new.user_ns = nested.into();
+        assert!(!changed(&old, &new));
+    }
+}

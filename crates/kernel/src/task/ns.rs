@@ -444,7 +444,11 @@ pub fn root_user() -> Arc<UserNs> {
 }
 
 /// A new user namespace below `parent`, owned by the given kernel ids.
-fn new_user(parent: &Arc<UserNs>, owner_uid: u32, owner_gid: u32) -> KResult<Arc<UserNs>> {
+pub(crate) fn new_user(
+    parent: &Arc<UserNs>,
+    owner_uid: u32,
+    owner_gid: u32,
+) -> KResult<Arc<UserNs>> {
     if parent.level + 1 > MAX_LEVEL {
         return error!(EUSERS);
     }
