@@ -241,17 +241,18 @@ pub fn exec_file(
         .copied()
         .collect();
     *task.comm.lock().unwrap_or_else(|p| p.into_inner()) = comm;
-    task.group.set_dumpable(true);
-    // A user namespace's creator keeps its capabilities there only until
-    // exec; after it, being uid 0 in the namespace is what counts.
-    task.group
-        .creds
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .ns_caps = false;
-    crate::task::caps::exec_transform(
-        &mut task.group.creds.lock().unwrap_or_else(|p| p.into_inner()),
-    );
+    {
+        // begin_new_exec: dumpable again unless the real and effective ids
+        // differ; then the new credentials commit (task/creds.rs), which
+        // drops it if they change ids or grow the permitted set.
+        let mut c = crate::task::creds::change(&task.group);
+        task.group
+            .set_dumpable(c.euid == c.ruid && c.egid == c.rgid);
+        // A user namespace's creator keeps its capabilities there only
+        // until exec; after it, being uid 0 in the namespace is what counts.
+        c.ns_caps = false;
+        crate::task::caps::exec_transform(&mut c);
+    }
     *task.exe.lock().unwrap_or_else(|p| p.into_inner()) = Some(file.path.clone());
     if let Some(tx) = task
         .vfork_done

@@ -21,7 +21,7 @@ pub const PARTIAL: &[(&str, &str)] = &[
     ("fsconfig", "FSCONFIG_SET_FLAG/SET_STRING, CMD_CREATE and (fspick contexts) CMD_RECONFIGURE of ro/rw; binary, path and fd values give EINVAL"),
     ("mount_setattr", "MOUNT_ATTR_RDONLY, NOSUID, NODEV, NOEXEC and propagation take effect (noexec: execve EACCES, mmap PROT_EXEC EPERM, mprotect +PROT_EXEC EACCES; nodev: device nodes open with EACCES; nosuid is recorded and shown); the atime attributes and NOSYMFOLLOW are accepted and not enforced; idmapped mounts give EINVAL"),
     ("prlimit64", "NOFILE, STACK, AS and FSIZE (EFBIG with SIGXFSZ) are enforced; the others are recorded (NPROC is not enforced for root, as on Linux)"),
-    ("prctl", "NAME, DUMPABLE, PDEATHSIG, CHILD_SUBREAPER, NO_NEW_PRIVS (per process), KEEPCAPS, SECUREBITS, CAPBSET_READ/DROP, CAP_AMBIENT, GET/SET_SECCOMP (docs/security.md); others EINVAL"),
+    ("prctl", "NAME, DUMPABLE (cleared by credential changes as Linux with fs.suid_dumpable 0, which ruml does not make settable; docs/security.md), PDEATHSIG, CHILD_SUBREAPER, NO_NEW_PRIVS (per process), KEEPCAPS, SECUREBITS, CAPBSET_READ/DROP, CAP_AMBIENT, GET/SET_SECCOMP (docs/security.md); others EINVAL"),
     ("arch_prctl", "ARCH_SET/GET_FS, ARCH_SET/GET_GS, ARCH_GET_CPUID"),
     ("mremap", "an old size of 0 maps the same pages again for shared mappings (MREMAP_MAYMOVE needed; EINVAL on private ones), as Linux; MREMAP_DONTUNMAP gives EINVAL"),
     ("process_madvise", "as Linux's checks and results; the advice another process may take (COLD, PAGEOUT, WILLNEED, COLLAPSE) has no effect in ruml beyond its errors (no LRU, swap or huge pages), as madvise's"),

@@ -393,12 +393,7 @@ fn sys_capset(ctx: &mut SyscallContext<'_>, hdr: UserAddr, data: UserAddr) -> KR
         inh |= word(i * 12 + 8) << (32 * i);
     }
     let (eff, prm, inh) = (eff & CAP_FULL, prm & CAP_FULL, inh & CAP_FULL);
-    let mut c = ctx
-        .task
-        .group
-        .creds
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut c = super::creds::change(&ctx.task.group);
     let old = c.caps;
     // cap_capset's rules.
     if !c.capable(Cap::Setpcap) && inh & !(old.inheritable | old.permitted) != 0 {

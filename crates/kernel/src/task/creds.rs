@@ -142,6 +142,78 @@ impl Creds {
     }
 }
 
+/// fs.suid_dumpable: what a credential change leaves of dumpability.
+/// ruml has no such sysctl and behaves as Linux's default, 0 ("not
+/// dumpable").
+const SUID_DUMPABLE: bool = false;
+
+/// Linux's commit_creds rule: a process whose effective or filesystem
+/// ids change, or whose permitted capabilities grow (are not a subset of
+/// the old ones, across user namespaces as cred_cap_issubset), stops
+/// being dumpable (fs.suid_dumpable 0): PR_GET_DUMPABLE says 0, its /proc
+/// entries belong to root, same-uid ptrace is refused, no core is
+/// written, until PR_SET_DUMPABLE 1 or the next exec.
+pub fn commit_dumpable(group: &super::ThreadGroup, old: &Creds, new: &Creds) {
+    let ids_changed =
+        (old.euid, old.egid, old.fsuid, old.fsgid) != (new.euid, new.egid, new.fsuid, new.fsgid);
+    if ids_changed || !cap_issubset(old, new) {
+        group.set_dumpable(SUID_DUMPABLE);
+    }
+}
+
+/// cred_cap_issubset: whether `new`'s permitted set is within `old`'s.
+/// In another user namespace it is only when `old` owns (its effective
+/// uid made) that namespace or one of its ancestors below `old`'s.
+fn cap_issubset(old: &Creds, new: &Creds) -> bool {
+    if std::sync::Arc::ptr_eq(&old.user_ns, &new.user_ns) {
+        return new.caps.permitted & !old.caps.permitted == 0;
+    }
+    let mut ns = new.user_ns.0.clone();
+    while let Some(parent) = ns.parent.clone() {
+        if std::sync::Arc::ptr_eq(&parent, &old.user_ns) && ns.owner_uid == old.euid {
+            return true;
+        }
+        ns = parent;
+    }
+    false
+}
+
+/// A process's credentials locked for a change, the one way set*id,
+/// capset, unshare/setns and exec change them: when dropped, the change
+/// is committed as Linux's commit_creds does (see [`commit_dumpable`]).
+/// Holds the credentials mutex for its life.
+pub struct CredsChange<'a> {
+    creds: std::sync::MutexGuard<'a, Creds>,
+    old: Creds,
+    group: &'a super::ThreadGroup,
+}
+
+/// Locks `group`'s credentials for a change.
+pub fn change(group: &super::ThreadGroup) -> CredsChange<'_> {
+    let creds = group.creds.lock().unwrap_or_else(|p| p.into_inner());
+    let old = creds.clone();
+    CredsChange { creds, old, group }
+}
+
+impl std::ops::Deref for CredsChange<'_> {
+    type Target = Creds;
+    fn deref(&self) -> &Creds {
+        &self.creds
+    }
+}
+
+impl std::ops::DerefMut for CredsChange<'_> {
+    fn deref_mut(&mut self) -> &mut Creds {
+        &mut self.creds
+    }
+}
+
+impl Drop for CredsChange<'_> {
+    fn drop(&mut self) {
+        commit_dumpable(self.group, &self.old, &self.creds);
+    }
+}
+
 const NGROUPS_MAX: usize = 65536;
 const KEEP: u32 = u32::MAX;
 
@@ -240,7 +312,7 @@ fn allowed(c: &Creds, cap: Cap, cur: [u32; 3], new: [u32; 3]) -> bool {
 }
 
 fn sys_setresuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
-    let mut c = creds(ctx);
+    let mut c = change(&ctx.task.group);
     let old = c.clone();
     let r = c.kid(Uid, r)?;
     let e = c.kid(Uid, e)?;
@@ -263,7 +335,7 @@ fn sys_setresuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResul
 }
 
 fn sys_setresgid(ctx: &mut SyscallContext<'_>, r: u32, e: u32, s: u32) -> KResult<u64> {
-    let mut c = creds(ctx);
+    let mut c = change(&ctx.task.group);
     let r = c.kid(Gid, r)?;
     let e = c.kid(Gid, e)?;
     let s = c.kid(Gid, s)?;
@@ -287,7 +359,7 @@ fn sys_setuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
     if uid == KEEP {
         return error!(EINVAL);
     }
-    let mut c = creds(ctx);
+    let mut c = change(&ctx.task.group);
     let old = c.clone();
     let uid = c.kid(Uid, uid)?;
     if c.capable(Cap::Setuid) {
@@ -305,7 +377,7 @@ fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
     if gid == KEEP {
         return error!(EINVAL);
     }
-    let mut c = creds(ctx);
+    let mut c = change(&ctx.task.group);
     let gid = c.kid(Gid, gid)?;
     if c.capable(Cap::Setgid) {
         (c.rgid, c.egid, c.sgid, c.fsgid) = (gid, gid, gid, gid);
@@ -318,7 +390,7 @@ fn sys_setgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
 }
 
 fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
-    let mut c = creds(ctx);
+    let mut c = change(&ctx.task.group);
     let old = c.clone();
     let r = c.kid(Uid, r)?;
     let e = c.kid(Uid, e)?;
@@ -346,7 +418,7 @@ fn sys_setreuid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
 }
 
 fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
-    let mut c = creds(ctx);
+    let mut c = change(&ctx.task.group);
     let r = c.kid(Gid, r)?;
     let e = c.kid(Gid, e)?;
     let ok = c.capable(Cap::Setgid)
@@ -370,7 +442,7 @@ fn sys_setregid(ctx: &mut SyscallContext<'_>, r: u32, e: u32) -> KResult<u64> {
 }
 
 fn sys_setfsuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
-    let mut c = creds(ctx);
+    let mut c = change(&ctx.task.group);
     let uid = c.kid(Uid, uid).unwrap_or(KEEP);
     let old_k = c.fsuid;
     let old = c.show(Uid, old_k);
@@ -382,7 +454,7 @@ fn sys_setfsuid(ctx: &mut SyscallContext<'_>, uid: u32) -> KResult<u64> {
 }
 
 fn sys_setfsgid(ctx: &mut SyscallContext<'_>, gid: u32) -> KResult<u64> {
-    let mut c = creds(ctx);
+    let mut c = change(&ctx.task.group);
     let gid = c.kid(Gid, gid).unwrap_or(KEEP);
     let old = c.show(Gid, c.fsgid);
     if gid != KEEP && (c.capable(Cap::Setgid) || [c.rgid, c.egid, c.sgid, c.fsgid].contains(&gid)) {
@@ -416,7 +488,7 @@ fn sys_setgroups(ctx: &mut SyscallContext<'_>, size: usize, list: UserAddr) -> K
     }
     let mut b = vec![0u8; size * 4];
     ctx.mm().read_bytes(list.0, &mut b)?;
-    let mut c = creds(ctx);
+    let mut c = change(&ctx.task.group);
     // In a user namespace: only once its gid map is written and unless
     // /proc/PID/setgroups says "deny".
     if !c.capable(Cap::Setgid) || !c.user_ns.may_setgroups() {
@@ -430,4 +502,54 @@ fn sys_setgroups(ctx: &mut SyscallContext<'_>, size: usize, list: UserAddr) -> K
     g.sort_unstable();
     c.groups = g;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(uid: u32) -> Creds {
+        let mut c = Creds {
+            ruid: uid,
+            euid: uid,
+            suid: uid,
+            fsuid: uid,
+            ..Default::default()
+        };
+        c.caps.permitted = 0;
+        c.caps.effective = 0;
+        c
+    }
+
+    /// Linux's commit_creds cases: ids, permitted growth, and the full
+    /// set of a new user namespace (owned by the old euid: a subset; a
+    /// sibling's: not).
+    #[test]
+    fn dumpability_changes() {
+        let old = user(1000);
+        let mut new = old.clone();
+        assert!(cap_issubset(&old, &new));
+        new.fsgid = 5;
+        let changed = |o: &Creds, n: &Creds| {
+            let g = crate::task::ThreadGroup::new(1, Default::default(), [[0; 2]; 16]);
+            commit_dumpable(&g, o, n);
+            !g.dumpable()
+        };
+        assert!(changed(&old, &new));
+        let mut new = old.clone();
+        new.caps.permitted = Cap::NetRaw.bit();
+        assert!(changed(&old, &new));
+        assert!(!changed(&new, &old));
+        let own = super::super::ns::new_user(&old.user_ns, 1000, 0).unwrap();
+        let mut new = old.clone();
+        new.user_ns = own.clone().into();
+        new.caps = super::super::caps::CapSets::root();
+        assert!(!changed(&old, &new));
+        let other = super::super::ns::new_user(&old.user_ns, 2000, 0).unwrap();
+        new.user_ns = other.into();
+        assert!(changed(&old, &new));
+        let nested = super::super::ns::new_user(&own, 1000, 0).unwrap();
+        new.user_ns = nested.into();
+        assert!(!changed(&old, &new));
+    }
 }

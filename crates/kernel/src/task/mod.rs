@@ -76,7 +76,8 @@ pub struct ThreadGroup {
     /// User and group ids.
     pub creds: Mutex<creds::Creds>,
     /// PR_SET_DUMPABLE: whether a fatal signal may write a core file (and
-    /// who may ptrace the process). Set again by every exec.
+    /// who may ptrace the process, who owns its /proc files). Cleared by
+    /// credential changes (creds::commit_dumpable); set again by exec.
     dumpable: std::sync::atomic::AtomicBool,
     /// The PID namespace its pid was allocated in (ns.rs): set once by
     /// clone before the process runs, fixed for its life.

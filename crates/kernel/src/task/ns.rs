@@ -444,7 +444,11 @@ pub fn root_user() -> Arc<UserNs> {
 }
 
 /// A new user namespace below `parent`, owned by the given kernel ids.
-fn new_user(parent: &Arc<UserNs>, owner_uid: u32, owner_gid: u32) -> KResult<Arc<UserNs>> {
+pub(crate) fn new_user(
+    parent: &Arc<UserNs>,
+    owner_uid: u32,
+    owner_gid: u32,
+) -> KResult<Arc<UserNs>> {
     if parent.level + 1 > MAX_LEVEL {
         return error!(EUSERS);
     }
@@ -1220,7 +1224,7 @@ fn sys_unshare(ctx: &mut SyscallContext<'_>, flags: u64) -> KResult<u64> {
     // The new credentials first: the other namespaces belong to the new
     // user namespace.
     let owner = if flags & CLONE_NEWUSER != 0 {
-        let mut c = task.group.creds.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = super::creds::change(&task.group);
         let mut n = c.clone();
         enter_new_user(&mut n)?;
         *c = n;
@@ -1402,7 +1406,7 @@ impl NsSet {
     /// Installs everything staged.
     fn commit(self, task: &super::Task) {
         if let Some(c) = self.creds {
-            *task.group.creds.lock().unwrap_or_else(|p| p.into_inner()) = c;
+            *super::creds::change(&task.group) = c;
         }
         task.set_nsproxy(Arc::new(self.proxy));
         if let Some(fs) = self.fs {
