@@ -419,47 +419,15 @@ pub fn spawn(s: Spawn) -> Result<i32, String> {
         }
         group.sig().no_new_privs = s.no_new_privs;
         let t = Task::new(pid, group.clone(), mm, files, fs, Default::default());
-        tree.insert(
-            pid,
-            crate::task::ProcNode {
-                ppid: 0,
-                pgid: pid,
-                sid: pid,
-                children: Vec::new(),
-                zombie: None,
-                group: Some(group),
-                stop_report: None,
-                cont_report: false,
-                subreaper: false,
-                usage: Default::default(),
-            },
-        );
+        tree.insert(pid, crate::task::ProcNode::new(0, pid, pid, group));
         t
     };
-    let pid = task.tgid();
-    let forget = |task: &Arc<Task>| {
-        k.tasks.lock().remove(&pid);
-        k.tasks.unregister_thread(task.tid());
-    };
-    let regs = match crate::exec::exec(&task, &s.path, s.argv, s.envp) {
-        Ok(r) => r,
-        Err(e) => {
-            forget(&task);
-            return Err(format!(
-                "cannot execute {}: {e}",
-                String::from_utf8_lossy(&s.path)
-            ));
+    crate::task::start_parentless(task, &s.path, s.argv, s.envp, "exec").map_err(|e| match e {
+        crate::task::StartError::Exec(e) => {
+            format!("cannot execute {}: {e}", String::from_utf8_lossy(&s.path))
         }
-    };
-    let t = task.clone();
-    if let Err(e) = std::thread::Builder::new()
-        .name("exec".into())
-        .spawn(move || crate::task::run(t, regs, None, crate::task::Start::NewProcess))
-    {
-        forget(&task);
-        return Err(format!("cannot start the process's thread: {e}"));
-    }
-    Ok(pid)
+        crate::task::StartError::Thread(e) => format!("cannot start the process's thread: {e}"),
+    })
 }
 
 /// Waits until process `pid` started by [`spawn`] has exited, reaps it

@@ -193,18 +193,29 @@ fn write_result(ctx: &SyscallContext<'_>, r: KResult<usize>) -> KResult<u64> {
 /// Guest segments of a read or write.
 type Segs = Vec<(u64, usize)>;
 
+/// The `n` entries (base, length) of a guest `struct iovec` array at
+/// `iov`, as they are (EFAULT if the array is not readable); callers
+/// check the count and the lengths as their call does.
+pub(crate) fn iovec_entries(mm: &crate::mm::Mm, iov: u64, n: usize) -> KResult<Vec<(u64, u64)>> {
+    let mut raw = vec![0u8; n * 16];
+    mm.read_bytes(iov, &mut raw)?;
+    Ok(raw
+        .chunks_exact(16)
+        .map(|c| {
+            let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or_default());
+            (word(&c[0..8]), word(&c[8..16]))
+        })
+        .collect())
+}
+
 pub(crate) fn read_iovecs(ctx: &SyscallContext<'_>, iov: UserAddr, iovcnt: i32) -> KResult<Segs> {
     if !(0..=IOV_MAX).contains(&iovcnt) {
         return error!(EINVAL);
     }
-    let mm = ctx.mm();
-    let mut raw = vec![0u8; iovcnt as usize * 16];
-    mm.read_bytes(iov.0, &mut raw)?;
-    let mut segs = Vec::with_capacity(iovcnt as usize);
+    let entries = iovec_entries(&ctx.mm(), iov.0, iovcnt as usize)?;
+    let mut segs = Vec::with_capacity(entries.len());
     let mut total: u64 = 0;
-    for c in raw.chunks_exact(16) {
-        let base = u64::from_ne_bytes(c[0..8].try_into().unwrap_or_default());
-        let len = u64::from_ne_bytes(c[8..16].try_into().unwrap_or_default());
+    for (base, len) in entries {
         if len > isize::MAX as u64 {
             return error!(EINVAL);
         }

@@ -89,7 +89,13 @@ fn read_payload(ctx: &SyscallContext<'_>, at: UserAddr, len: usize) -> KResult<V
     Ok(b)
 }
 
-fn set_session(ctx: &SyscallContext<'_>, k: Option<Arc<Key>>) {
+/// Puts `k` in the keys slot `pick` chooses of the caller's credentials;
+/// the key it replaces is dropped after the credentials' lock.
+fn replace_key(
+    ctx: &SyscallContext<'_>,
+    pick: impl FnOnce(&mut crate::task::creds::Creds) -> &mut Option<Arc<Key>>,
+    k: Option<Arc<Key>>,
+) {
     let old = {
         let mut c = ctx
             .task
@@ -97,9 +103,13 @@ fn set_session(ctx: &SyscallContext<'_>, k: Option<Arc<Key>>) {
             .creds
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut c.keys.session, k)
+        std::mem::replace(pick(&mut c), k)
     };
     drop(old);
+}
+
+fn set_session(ctx: &SyscallContext<'_>, k: Option<Arc<Key>>) {
+    replace_key(ctx, |c| &mut c.keys.session, k);
 }
 
 /// Linux's lookup_user_key: a special id or a serial, then (unless
@@ -673,16 +683,7 @@ fn sys_keyctl(
 }
 
 fn set_auth(ctx: &SyscallContext<'_>, k: Option<Arc<Key>>) {
-    let old = {
-        let mut c = ctx
-            .task
-            .group
-            .creds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut c.keys.request_key_auth, k)
-    };
-    drop(old);
+    replace_key(ctx, |c| &mut c.keys.request_key_auth, k);
 }
 
 /// An iovec array's bytes for KEYCTL_INSTANTIATE_IOV (import_iovec:
@@ -695,18 +696,7 @@ fn read_iov(ctx: &SyscallContext<'_>, iov: UserAddr, count: u64) -> KResult<Vec<
     if count > 1024 {
         return error!(EINVAL);
     }
-    let mut raw = vec![0u8; count as usize * 16];
-    ctx.mm().read_bytes(iov.0, &mut raw)?;
-    let segs: Vec<(u64, u64)> = raw
-        .chunks_exact(16)
-        .map(|c| {
-            let mut a = [0u8; 8];
-            let mut l = [0u8; 8];
-            a.copy_from_slice(&c[..8]);
-            l.copy_from_slice(&c[8..]);
-            (u64::from_ne_bytes(a), u64::from_ne_bytes(l))
-        })
-        .collect();
+    let segs = crate::fs::syscalls::iovec_entries(&ctx.mm(), iov.0, count as usize)?;
     let mut total: u64 = 0;
     for &(_, l) in &segs {
         if l > isize::MAX as u64 {

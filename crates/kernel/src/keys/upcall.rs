@@ -252,27 +252,8 @@ fn run_helper(argv: Vec<Vec<u8>>, session: Arc<Key>) -> KResult<()> {
             .keys
             .session = Some(session);
         let t = Task::new(pid, group.clone(), mm, files, fs, Default::default());
-        tree.insert(
-            pid,
-            crate::task::ProcNode {
-                ppid: 0,
-                pgid: pid,
-                sid: pid,
-                children: Vec::new(),
-                zombie: None,
-                group: Some(group),
-                stop_report: None,
-                cont_report: false,
-                subreaper: false,
-                usage: Default::default(),
-            },
-        );
+        tree.insert(pid, crate::task::ProcNode::new(0, pid, pid, group));
         t
-    };
-    let pid = task.tgid();
-    let forget = |task: &Arc<Task>| {
-        k.tasks.lock().remove(&pid);
-        k.tasks.unregister_thread(task.tid());
     };
     let envp: Vec<Vec<u8>> = [
         &b"HOME=/"[..],
@@ -282,23 +263,12 @@ fn run_helper(argv: Vec<Vec<u8>>, session: Arc<Key>) -> KResult<()> {
     .iter()
     .map(|s| s.to_vec())
     .collect();
-    let regs = match crate::exec::exec(&task, HELPER, argv, envp) {
-        Ok(r) => r,
-        Err(e) => {
-            forget(&task);
-            return Err(e);
-        }
-    };
-    let t = task.clone();
-    if std::thread::Builder::new()
-        .name("request-key".into())
-        .spawn(move || crate::task::run(t, regs, None, crate::task::Start::NewProcess))
-        .is_err()
-    {
-        forget(&task);
-        return error!(EAGAIN);
-    }
-    drop(task);
+    let pid = crate::task::start_parentless(task, HELPER, argv, envp, "request-key").map_err(
+        |e| match e {
+            crate::task::StartError::Exec(e) => e,
+            crate::task::StartError::Thread(_) => crate::errno!(EAGAIN),
+        },
+    )?;
     reap(pid);
     Ok(())
 }

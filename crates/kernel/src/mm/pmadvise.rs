@@ -46,16 +46,10 @@ fn sys_process_madvise(
     // The iovec as import_iovec takes it: every entry kept (an empty
     // one still has its address checked), lengths past SSIZE_MAX EINVAL,
     // the total cut at MAX_RW_COUNT.
-    let mut raw = vec![0u8; vlen as usize * 16];
-    ctx.mm().read_bytes(vec.0, &mut raw)?;
-    let mut ranges = Vec::with_capacity(vlen as usize);
+    let entries = crate::fs::syscalls::iovec_entries(&ctx.mm(), vec.0, vlen as usize)?;
+    let mut ranges = Vec::with_capacity(entries.len());
     let mut total: u64 = 0;
-    for c in raw.chunks_exact(16) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&c[0..8]);
-        let base = u64::from_ne_bytes(word);
-        word.copy_from_slice(&c[8..16]);
-        let len = u64::from_ne_bytes(word);
+    for (base, len) in entries {
         if len > isize::MAX as u64 {
             return error!(EINVAL);
         }

@@ -175,6 +175,24 @@ pub struct ProcNode {
     pub usage: usage::Times,
 }
 
+impl ProcNode {
+    /// A live process's node, with no children and nothing to report yet.
+    pub fn new(ppid: i32, pgid: i32, sid: i32, group: Arc<ThreadGroup>) -> ProcNode {
+        ProcNode {
+            ppid,
+            pgid,
+            sid,
+            children: Vec::new(),
+            zombie: None,
+            group: Some(group),
+            stop_report: None,
+            cont_report: false,
+            subreaper: false,
+            usage: Default::default(),
+        }
+    }
+}
+
 /// A process's ids, for the terminal layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcIds {
@@ -513,6 +531,49 @@ pub enum After {
     },
     /// rt_sigreturn restored registers (and maybe FPU state).
     Sigreturn { fpu: Option<ruml_host::FpuState> },
+}
+
+/// Why [`start_parentless`] could not start its process.
+pub enum StartError {
+    /// The program could not be executed.
+    Exec(crate::errno::Errno),
+    /// The host refused a thread for the task.
+    Thread(std::io::Error),
+}
+
+/// Starts `task`, a new process the kernel made itself (in the process
+/// tree already, with no parent: a container's process, the request-key
+/// helper), running `path` in a host thread named `thread`. On failure
+/// the process is taken out of the tables again. Returns its pid.
+pub fn start_parentless(
+    task: Arc<Task>,
+    path: &[u8],
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    thread: &str,
+) -> Result<i32, StartError> {
+    let k = crate::kernel();
+    let pid = task.tgid();
+    let forget = |task: &Arc<Task>| {
+        k.tasks.lock().remove(&pid);
+        k.tasks.unregister_thread(task.tid());
+    };
+    let regs = match crate::exec::exec(&task, path, argv, envp) {
+        Ok(r) => r,
+        Err(e) => {
+            forget(&task);
+            return Err(StartError::Exec(e));
+        }
+    };
+    let t = task.clone();
+    if let Err(e) = std::thread::Builder::new()
+        .name(thread.into())
+        .spawn(move || run(t, regs, None, Start::NewProcess))
+    {
+        forget(&task);
+        return Err(StartError::Thread(e));
+    }
+    Ok(pid)
 }
 
 /// How a new task's host context comes to be.

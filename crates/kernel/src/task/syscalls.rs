@@ -343,21 +343,7 @@ fn do_clone_full(
                 ),
                 None => (me, me, me),
             };
-            tree.insert(
-                pid,
-                ProcNode {
-                    ppid,
-                    pgid,
-                    sid,
-                    children: Vec::new(),
-                    zombie: None,
-                    group: Some(g.clone()),
-                    stop_report: None,
-                    cont_report: false,
-                    subreaper: false,
-                    usage: Default::default(),
-                },
-            );
+            tree.insert(pid, ProcNode::new(ppid, pgid, sid, g.clone()));
             if let Some(p) = tree.get_mut(&ppid) {
                 p.children.push(pid);
             }
@@ -1229,21 +1215,7 @@ fn sys_getrandom(
 pub fn register_init(task: &Arc<Task>) {
     let mut tree = crate::kernel().tasks.lock();
     let pid = task.tgid();
-    tree.insert(
-        pid,
-        ProcNode {
-            ppid: 0,
-            pgid: pid,
-            sid: pid,
-            children: Vec::new(),
-            zombie: None,
-            group: Some(task.group.clone()),
-            stop_report: None,
-            cont_report: false,
-            subreaper: false,
-            usage: Default::default(),
-        },
-    );
+    tree.insert(pid, ProcNode::new(0, pid, pid, task.group.clone()));
 }
 
 fn target_thread(ctx: &SyscallContext<'_>, pid: i32) -> KResult<Arc<Task>> {
