@@ -10,28 +10,10 @@
 
 mod common;
 
-use common::{assert_same_with, build_guest, run_native, run_ruml, test_env, Flavour, Output};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Whether the native side can run these at all.
-fn host_allows_namespaces() -> bool {
-    if !is_root() {
-        eprintln!("skipped: the native side must run as root");
-        return false;
-    }
-    let ok = std::process::Command::new("unshare")
-        .args(["-Urmpf", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: the host refuses namespaces (unshare -Urmpf true failed)");
-    }
-    ok
-}
+use common::{
+    assert_same_with, build_guest, host_allows_namespaces, run_native, run_ruml, test_env, Flavour,
+    Output,
+};
 
 fn differential_ns(flavour: Flavour) {
     if !host_allows_namespaces() {

@@ -12,24 +12,8 @@ mod common;
 
 use common::{assert_same, build_guest, run_native, run_ruml, test_env, Flavour};
 
-fn native_can_run() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the native side must run as root");
-        return false;
-    }
-    let ok = std::process::Command::new("unshare")
-        .args(["-Urmpf", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipped: the host refuses namespaces");
-    }
-    ok
-}
-
 fn pidfd_more(flavour: Flavour) {
-    if !native_can_run() {
+    if !common::host_allows_namespaces() {
         return;
     }
     let guest = build_guest("pidfd_more", flavour);

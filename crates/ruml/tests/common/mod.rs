@@ -651,6 +651,24 @@ pub fn hang_report(pid: i32) -> String {
     out
 }
 
+/// Whether the native side of a namespace test can run: as root, on a
+/// host that lets `unshare -Urmpf` make namespaces (says why not).
+pub fn host_allows_namespaces() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the native side must run as root");
+        return false;
+    }
+    let ok = Command::new("unshare")
+        .args(["-Urmpf", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipped: the host refuses namespaces (unshare -Urmpf true failed)");
+    }
+    ok
+}
+
 /// Host children of `parent`.
 pub fn children(parent: i32) -> Vec<ProcStat> {
     all_pids()
