@@ -154,3 +154,26 @@ fn bwrap_userns_and_all() {
          ip -4 -brief addr'; echo rc=$?",
     );
 }
+
+/// ptrace's access rule in user namespaces (tests/guest/ptrace_userns.c):
+/// CAP_SYS_PTRACE counts in the target's namespace for other ids and in
+/// its address space's namespace for a non-dumpable target.
+#[test]
+fn ptrace_access_follows_user_namespaces() {
+    if !host_allows_namespaces() {
+        return;
+    }
+    let guest = build_guest("ptrace_userns", Flavour::Static);
+    let env = test_env();
+    let native = run_native(&guest.path, &[] as &[&str], &env);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
+    assert!(native.stdout.ends_with("result: OK\n"), "{native}");
+    assert!(
+        native
+            .stdout
+            .contains("another uid there\n  target dumpable 1\n  attach: attached\n"),
+        "{native}"
+    );
+    let ruml = run_ruml(&guest.path, &[] as &[&str], &env);
+    assert_same_with(&native, &ruml, |s| s.to_string());
+}

@@ -252,6 +252,8 @@ pub fn exec_file(
         // until exec; after it, being uid 0 in the namespace is what counts.
         c.ns_caps = false;
         crate::task::caps::exec_transform(&mut c);
+        // The new address space belongs to the namespace exec runs in.
+        task.group.set_mm_user_ns(c.user_ns.0.clone());
     }
     *task.exe.lock().unwrap_or_else(|p| p.into_inner()) = Some(file.path.clone());
     if let Some(tx) = task

@@ -82,6 +82,11 @@ pub struct ThreadGroup {
     /// The PID namespace its pid was allocated in (ns.rs): set once by
     /// clone before the process runs, fixed for its life.
     pid_ns: Mutex<Arc<ns::PidNs>>,
+    /// The user namespace of the address space (Linux's mm->user_ns): the
+    /// credentials' namespace at the last exec, inherited by fork (even a
+    /// fork into a new user namespace). ptrace's dumpability rule asks for
+    /// CAP_SYS_PTRACE there.
+    mm_user_ns: Mutex<Arc<ns::UserNs>>,
 }
 
 impl ThreadGroup {
@@ -97,6 +102,7 @@ impl ThreadGroup {
             creds: Mutex::new(Default::default()),
             dumpable: std::sync::atomic::AtomicBool::new(true),
             pid_ns: Mutex::new(ns::root_pid()),
+            mm_user_ns: Mutex::new(ns::root_user()),
         })
     }
 
@@ -106,6 +112,19 @@ impl ThreadGroup {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The address space's user namespace (see the field).
+    pub fn mm_user_ns(&self) -> Arc<ns::UserNs> {
+        self.mm_user_ns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// exec (the credentials' namespace) and fork (the parent's).
+    pub fn set_mm_user_ns(&self, ns: Arc<ns::UserNs>) {
+        *self.mm_user_ns.lock().unwrap_or_else(|p| p.into_inner()) = ns;
     }
 
     /// clone: the new process's PID namespace (before it runs).

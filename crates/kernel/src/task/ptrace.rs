@@ -1070,15 +1070,15 @@ pub fn traced_by(pid: i32, me: i32) -> bool {
         .any(|t| t.tgid() == pid && t.ptrace.lock().tracer == me)
 }
 
-/// __ptrace_may_access: same process, or the caller's ids match the
+/// __ptrace_may_access: same process; or the caller's ids match the
 /// target's (real, effective and saved; `fs` uses the caller's filesystem
-/// ids, as /proc does) and the target is dumpable, or the caller is
-/// privileged (CAP_SYS_PTRACE).
+/// ids, as /proc does) or it holds CAP_SYS_PTRACE in the target's user
+/// namespace; and then the target is dumpable or the caller holds
+/// CAP_SYS_PTRACE in the namespace of the target's address space (which
+/// stays the one of its last exec when it makes a user namespace).
 pub fn may_access(caller: &Task, target: &Task, fs: bool) -> bool {
+    use crate::task::caps::Cap;
     if Arc::ptr_eq(&caller.group, &target.group) {
-        return true;
-    }
-    if caller.privileged(crate::task::caps::Cap::SysPtrace) {
         return true;
     }
     let c = caller
@@ -1098,13 +1098,16 @@ pub fn may_access(caller: &Task, target: &Task, fs: bool) -> bool {
     } else {
         (c.ruid, c.rgid)
     };
-    uid == t.euid
+    let ids_match = uid == t.euid
         && uid == t.suid
         && uid == t.ruid
         && gid == t.egid
         && gid == t.sgid
-        && gid == t.rgid
-        && target.group.dumpable()
+        && gid == t.rgid;
+    if !ids_match && !c.privileged_in(&t.user_ns.0, Cap::SysPtrace) {
+        return false;
+    }
+    target.group.dumpable() || c.privileged_in(&target.group.mm_user_ns(), Cap::SysPtrace)
 }
 
 syscall_table! { pub fn ptrace_table;

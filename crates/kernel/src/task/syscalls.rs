@@ -314,6 +314,7 @@ fn do_clone_full(
                 .unwrap_or_else(|p| p.into_inner());
             let g = ThreadGroup::new(pid, sig, limits);
             g.set_pid_ns(nsc.pid_ns.clone());
+            g.set_mm_user_ns(parent.group.mm_user_ns());
             {
                 let mut c = parent
                     .group
