@@ -90,6 +90,7 @@ mod uc {
 }
 
 const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+const FP_XSTATE_MAGIC2: u32 = 0x4650_5845;
 const SYS_SECCOMP: i32 = 1;
 const SA_RESTORER: i32 = 0x0400_0000;
 
@@ -207,6 +208,35 @@ struct Slots {
     regions: Vec<Vec<Pfn>>,
     free: Vec<usize>,
     spare: Option<usize>,
+    /// The last guest thread, kept in its handler when its context
+    /// ended, for recycling (see [`Stub::recycle`]).
+    parked: Option<Parked>,
+    /// A recycled thread could not be reset (its frame was not where a
+    /// frame may be): the stub is not recycled again.
+    broken: bool,
+}
+
+/// A stub thread left in its handler by the last context of its stub.
+#[derive(Clone, Copy)]
+struct Parked {
+    slot: usize,
+    tid: libc::pid_t,
+}
+
+impl Slots {
+    /// Slots whose thread lives or is about to (neither free nor the
+    /// spare).
+    fn in_use(&self) -> usize {
+        self.regions.len() - self.free.len() - usize::from(self.spare.is_some())
+    }
+}
+
+/// What the host wrote for a stub's first thread at its first trap: its
+/// signal frame (ucontext and siginfo) and XSAVE area, as they are before
+/// any guest code ran. A recycled thread is reset to these.
+struct Pristine {
+    frame: Box<[u8; uc::FRAME]>,
+    xsave: Vec<u8>,
 }
 
 /// One stub process of the seccomp backend, shared (Arc) by its
@@ -232,10 +262,20 @@ struct Stub {
     comp: Pfn,
     helper: Mutex<Helper>,
     slots: Mutex<Slots>,
+    pristine: Mutex<Option<Arc<Pristine>>>,
+    /// Moved into a new [`Stub`] by [`Stub::recycle`]: nothing to kill
+    /// or free here.
+    moved: bool,
 }
 
 impl Drop for Stub {
     fn drop(&mut self) {
+        if self.moved {
+            return;
+        }
+        if self.recycle() {
+            return;
+        }
         // The process must be gone before its frames can be reused.
         let pidfd = self.boot.pidfd();
         // SAFETY: signalling and polling our own child's pidfd.
@@ -254,6 +294,7 @@ impl Drop for Stub {
             };
             while libc::poll(&mut p, 1, -1) < 0 && crate::sys::errno() == libc::EINTR {}
         }
+        crate::cputime::forget(self.boot.host_pid());
         let mut frames = vec![self.code, self.req, self.filter, self.doorbell, self.comp];
         let slots = self.slots.get_mut().unwrap_or_else(|p| p.into_inner());
         for r in &slots.regions {
@@ -264,6 +305,136 @@ impl Drop for Stub {
 }
 
 impl Stub {
+    /// The last reference to a stub whose last guest thread was parked
+    /// (all other threads confirmed gone): instead of killing the
+    /// process, ends its spare thread, checks that the host counts no
+    /// thread but the helper and the parked one, clears the other thread
+    /// regions, removes every guest mapping in one helper batch and gives
+    /// the stub, with the parked thread as its first, to the pool of
+    /// clean stubs. The parked thread's registers, FPU state and signal
+    /// stack are reset when it is adopted ([`Context::adopt`]). False if
+    /// the stub cannot be recycled (then it is killed as before).
+    fn recycle(&mut self) -> bool {
+        let slots = self.slots.get_mut().unwrap_or_else(|p| p.into_inner());
+        let Some(parked) = slots.parked.take() else {
+            return false;
+        };
+        let ctl = slots.regions[parked.slot][0];
+        let spare_slot = slots.spare;
+        let spare = spare_slot.map(|i| slots.regions[i][0]);
+        if slots.in_use() != 1
+            || slots.free.contains(&parked.slot)
+            || !recycling()
+            || !crate::stubpool::has_room(&self.phys)
+            || !self.alive()
+        {
+            return false;
+        }
+        let st = self.word32(ctl, sstub::CTL_STATE).load(Ordering::Acquire);
+        if st != sstub::ST_TRAPPED && st != sstub::ST_SWAIT {
+            return false;
+        }
+        // The spare goes (a guest may have woken it into code of its own:
+        // then it does not, and the stub is not recycled). Then the host
+        // must count exactly the helper and the parked thread: no thread
+        // the kernel does not serve is left to run in the next process.
+        if let Some(f) = spare {
+            let w = self.word32(f, sstub::CTL_STATE);
+            if w.swap(sstub::ST_EXIT, Ordering::SeqCst) == sstub::ST_SWAIT {
+                futex_wake(w.as_ptr());
+            }
+        }
+        if !self.threads_are(2) {
+            return false;
+        }
+        if let Some(i) = spare_slot {
+            let s = self.slots.get_mut().unwrap_or_else(|p| p.into_inner());
+            s.spare = None;
+            s.free.push(i);
+        }
+        // Regions of the old process's other threads held their frames.
+        let s = self.slots.get_mut().unwrap_or_else(|p| p.into_inner());
+        for &i in &s.free {
+            for &f in &s.regions[i] {
+                self.phys.zero(f, 0, PAGE_SIZE as usize);
+            }
+        }
+        // Everything below the stub's pages: all guest mappings (and the
+        // patch area). Queued changes of the old address space go too.
+        let seq = self.helper.get_mut().unwrap_or_else(|p| p.into_inner()).seq;
+        let mut helper = Helper {
+            ops: Vec::new(),
+            seq,
+        };
+        let reqs = [(libc::SYS_munmap as u64, [0, self.base, 0, 0, 0, 0])];
+        if self.run_batches(&mut helper, &reqs).is_err() {
+            return false;
+        }
+        crate::cputime::rebase(self.boot.host_pid(), parked.tid);
+        stats::bump(Counter::StubsRecycled);
+        let slots = std::mem::replace(
+            self.slots.get_mut().unwrap_or_else(|p| p.into_inner()),
+            Slots {
+                regions: Vec::new(),
+                free: Vec::new(),
+                spare: None,
+                parked: None,
+                broken: false,
+            },
+        );
+        let pristine = self
+            .pristine
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.moved = true;
+        let stub = Arc::new(Stub {
+            boot: self.boot.clone(),
+            phys: self.phys.clone(),
+            base: self.base,
+            layout: self.layout,
+            code: self.code,
+            req: self.req,
+            filter: self.filter,
+            doorbell: self.doorbell,
+            comp: self.comp,
+            helper: Mutex::new(helper),
+            slots: Mutex::new(slots),
+            pristine: Mutex::new(pristine),
+            moved: false,
+        });
+        crate::stubpool::give(
+            AddressSpace { proc: stub },
+            NewThread {
+                slot: parked.slot,
+                recycled: Some(parked.tid),
+            },
+        );
+        true
+    }
+
+    /// Whether the stub process has exactly `n` threads, as the host
+    /// counts them; waits up to 20 ms for ending threads to go.
+    fn threads_are(&self, n: u32) -> bool {
+        let path = format!("/proc/{}/status", self.boot.host_pid());
+        for _ in 0..40 {
+            let Ok(s) = std::fs::read_to_string(&path) else {
+                return false;
+            };
+            let got = s
+                .lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            match got {
+                Some(t) if t == n => return true,
+                Some(t) if t > n => {}
+                _ => return false,
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        false
+    }
+
     fn word32(&self, pfn: Pfn, off: usize) -> &AtomicU32 {
         // SAFETY: an aligned word inside a physmem frame this stub owns,
         // which lives as long as `self`.
@@ -365,9 +536,20 @@ fn spare_threads() -> bool {
     *ON.get_or_init(|| std::env::var("RUML_SPARE_THREAD").map_or(true, |v| v != "off"))
 }
 
-/// A guest thread made by the helper, parked in its first trap.
+/// A guest thread made by the helper, parked in its first trap; or
+/// (`recycled`: its host tid) the last thread of a recycled stub, parked
+/// in its last trap.
 pub struct NewThread {
     slot: usize,
+    recycled: Option<libc::pid_t>,
+}
+
+/// `RUML_STUB_RECYCLE=off` in ruml's environment: stubs of ended
+/// processes are killed, never recycled (see [`Stub::recycle`]), for
+/// measurements.
+fn recycling() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("RUML_STUB_RECYCLE").map_or(true, |v| v != "off"))
 }
 
 /// One guest thread, served by the calling host thread. It exists only
@@ -477,7 +659,11 @@ impl AddressSpace {
                 regions: Vec::new(),
                 free: Vec::new(),
                 spare: None,
+                parked: None,
+                broken: false,
             }),
+            pristine: Mutex::new(None),
+            moved: false,
         });
         let sites = sstub::sites();
         phys.write(stub.code, 0, sstub::code());
@@ -645,7 +831,10 @@ impl AddressSpace {
             let mut s = self.proc.slots.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(slot) = s.spare.take() {
                 stats::bump(Counter::SpareThreadHits);
-                return Ok(NewThread { slot });
+                return Ok(NewThread {
+                    slot,
+                    recycled: None,
+                });
             }
         }
         let (slot, ctl) = self.prepare_slot(&mut h)?;
@@ -670,7 +859,10 @@ impl AddressSpace {
             let mut s = self.proc.slots.lock().unwrap_or_else(|e| e.into_inner());
             s.spare = Some(e);
         }
-        Ok(NewThread { slot })
+        Ok(NewThread {
+            slot,
+            recycled: None,
+        })
     }
 
     /// Takes a thread region (a free one, or a new one whose mappings are
@@ -763,6 +955,14 @@ impl Context {
             _not_send: std::marker::PhantomData,
         };
         ctx.wait_trap(Duration::ZERO)?;
+        if let Some(tid) = t.recycled {
+            ctx.tid = tid;
+            if let Err(e) = ctx.reset_recycled() {
+                p.slots.lock().unwrap_or_else(|e| e.into_inner()).broken = true;
+                return Err(e);
+            }
+            return Ok(ctx);
+        }
         ctx.tid = p
             .word32(ctx.pfns[0], sstub::CTL_TID)
             .load(Ordering::Acquire) as i32;
@@ -779,7 +979,69 @@ impl Context {
             ));
         }
         ctx.set_patch_params();
+        let mut pr = p.pristine.lock().unwrap_or_else(|e| e.into_inner());
+        if pr.is_none() {
+            if let Ok(xsave) = ctx.fpu_area() {
+                *pr = Some(Arc::new(Pristine {
+                    frame: ctx.frame.clone(),
+                    xsave,
+                }));
+            }
+        }
+        drop(pr);
         Ok(ctx)
+    }
+
+    /// Readies the parked last thread of a recycled stub for a new
+    /// process: its frame (where it is now, checked as any trap's) and
+    /// XSAVE area become the pristine ones of the stub's first trap (so
+    /// no register, FPU state, segment or flag of the old process is
+    /// left), and the rest of its signal stack and control page, which
+    /// held the old process's registers, is cleared.
+    fn reset_recycled(&mut self) -> Result<(), HostError> {
+        let p = self.aspace.proc.clone();
+        let pristine = p
+            .pristine
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| HostError::new("a recycled stub without its first frame", 0))?;
+        let mut regs = Registers::default();
+        self.load_frame(&mut regs)?;
+        if self.fp_addr == 0
+            || self
+                .fp_addr
+                .checked_add(pristine.xsave.len() as u64 + 4)
+                .is_none_or(|e| e > self.stack_range().1)
+        {
+            return Err(HostError::new("a recycled stub thread's frame moved", 0));
+        }
+        for &f in &self.pfns[1..] {
+            p.phys.zero(f, 0, PAGE_SIZE as usize);
+        }
+        p.phys.zero(
+            self.pfns[0],
+            sstub::CTL_LEN,
+            PAGE_SIZE as usize - sstub::CTL_LEN,
+        );
+        let (lo, hi) = self.stack_range();
+        let mut c = [0u8; 32];
+        wr64(&mut c, 0, lo);
+        wr64(&mut c, 16, hi - lo);
+        self.region_write(self.ctl + sstub::CTL_SIGSTACK as u64, &c[..24]);
+        self.region_write(
+            self.ctl + sstub::CTL_ENTRY as u64,
+            &(p.base + sstub::sites().patch_entry).to_le_bytes(),
+        );
+        *self.frame = *pristine.frame;
+        self.region_write(self.uc_addr, &self.frame[..]);
+        self.region_write(self.fp_addr, &pristine.xsave);
+        // The end marker the host puts after an XSAVE area.
+        self.region_write(
+            self.fp_addr + pristine.xsave.len() as u64,
+            &FP_XSTATE_MAGIC2.to_le_bytes(),
+        );
+        Ok(())
     }
 
     /// Writes the patch entry's parameters into the stub's filters page
@@ -1032,7 +1294,6 @@ impl Context {
             // The host rolled rax back to the system call number.
             regs.orig_rax = regs.rax;
             regs.rax = (-(libc::ENOSYS as i64)) as u64;
-            crate::patch::census(self.aspace.host_pid(), regs.rip);
             return Ok(Trap::Syscall);
         }
         if code > 0
@@ -1157,6 +1418,9 @@ impl Context {
         self.running.store(false, Ordering::SeqCst);
         waited?;
         let trap = self.load_frame(regs)?;
+        if trap == Trap::Syscall {
+            crate::patch::census(self.aspace.host_pid(), regs.rip);
+        }
         stats::bump(match trap {
             Trap::Syscall => Counter::TrapSyscall,
             Trap::Signal(_) => Counter::TrapSignal,
@@ -1250,6 +1514,26 @@ impl Context {
 impl Drop for Context {
     fn drop(&mut self) {
         let st = self.state();
+        // The last thread of a stub that may be recycled stays in its
+        // handler (see [`Stub::recycle`]); the stub's last reference
+        // decides.
+        if recycling() && self.tid > 0 {
+            let cur = st.load(Ordering::Acquire);
+            let mut s = self
+                .aspace
+                .proc
+                .slots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !s.broken && s.in_use() == 1 && (cur == sstub::ST_TRAPPED || cur == sstub::ST_SWAIT)
+            {
+                s.parked = Some(Parked {
+                    slot: self.slot,
+                    tid: self.tid,
+                });
+                return;
+            }
+        }
         if st.swap(sstub::ST_EXIT, Ordering::SeqCst) == sstub::ST_SWAIT {
             futex_wake(st.as_ptr());
         }

@@ -27,6 +27,8 @@ pub enum Counter {
     StubsBuilt,
     /// Address spaces served from the pool of ready stubs.
     PoolHits,
+    /// Stubs of ended processes cleared and kept for reuse.
+    StubsRecycled,
     /// Stub threads made for new guest threads.
     ThreadsMade,
     /// New guest threads served by the spare stub thread of their
@@ -71,6 +73,7 @@ const ALL: [(Counter, &str); N] = [
     (Counter::StubOther, "stub_other"),
     (Counter::StubsBuilt, "stubs_built"),
     (Counter::PoolHits, "pool_hits"),
+    (Counter::StubsRecycled, "stubs_recycled"),
     (Counter::ThreadsMade, "stub_threads"),
     (Counter::SpareThreadHits, "spare_thread_hits"),
     (Counter::TrapSyscall, "trap_syscall"),
@@ -92,7 +95,7 @@ const ALL: [(Counter, &str); N] = [
     (Counter::FileFdatasync, "file_fdatasync"),
 ];
 
-const N: usize = 28;
+const N: usize = 29;
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 static ON: AtomicBool = AtomicBool::new(false);
 

@@ -11,8 +11,17 @@
 //! to make one stops the filler for good: the callers then make their
 //! own, as without a pool.
 //!
-//! `RUML_STUB_POOL=off` (environment of ruml) disables it, for
-//! measurements.
+//! Stubs of ended processes come back here too, *recycled*: a process
+//! whose last thread ends with every other stub thread gone (its spare
+//! told to exit, and the host counting exactly the helper and that
+//! thread) leaves its stub with every guest mapping removed and its
+//! thread parked (see `seccomp::Stub::recycle`);
+//! up to [`RECYCLED_MAX`] stubs wait here in all. A fork or exec then
+//! costs no new host process, no ptrace bootstrap, no filter compilation
+//! and no teardown.
+//!
+//! `RUML_STUB_POOL=off` (environment of ruml) disables it, recycling
+//! included, for measurements.
 //!
 //! The stubs are forked by the spawner thread like any other, so they
 //! die with ruml (PR_SET_PDEATHSIG); their frames belong to the physmem
@@ -23,8 +32,11 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use crate::physmem::PhysMem;
 use crate::seccomp::{AddressSpace, NewThread};
 
-/// Most stubs kept ready.
+/// Most stubs kept ready by the filler.
 pub const POOL_MAX: usize = 2;
+
+/// Most stubs kept ready, recycled ones included.
+pub const RECYCLED_MAX: usize = 4;
 
 struct Pool {
     /// The physmem to make stubs in (set by the first caller).
@@ -79,6 +91,29 @@ pub(crate) fn take(phys: &Arc<PhysMem>) -> Option<(AddressSpace, NewThread)> {
         cv.notify_one();
     }
     got
+}
+
+/// Whether a recycled stub for `phys` would be kept.
+pub(crate) fn has_room(phys: &Arc<PhysMem>) -> bool {
+    if disabled() {
+        return false;
+    }
+    let (m, _) = pool();
+    let p = m.lock().unwrap_or_else(|e| e.into_inner());
+    p.phys.as_ref().is_some_and(|q| Arc::ptr_eq(q, phys)) && p.ready.len() < RECYCLED_MAX
+}
+
+/// Keeps a recycled stub (clean: no guest mapping, its thread parked)
+/// for the next caller; one that does not fit is dropped (killed).
+pub(crate) fn give(a: AddressSpace, nt: NewThread) {
+    let (m, _) = pool();
+    let mut p = m.lock().unwrap_or_else(|e| e.into_inner());
+    if p.phys.as_ref().is_some_and(|q| a.uses(q)) && p.ready.len() < RECYCLED_MAX {
+        p.ready.push((a, nt));
+        return;
+    }
+    drop(p);
+    drop((a, nt));
 }
 
 /// `RUML_STUB_POOL=off` in ruml's environment: no pool (to measure).

@@ -26,6 +26,16 @@ fn threads_from_spare_stub_threads_start_as_linux() {
     differential("thread_spare", Flavour::Dynamic, &["30"]);
 }
 
+/// In seccomp mode an ended process's stub is cleared and reused by a
+/// later fork or exec (recycled), also after the process had a thread or
+/// a vfork child: a fresh image must still start with Linux's registers
+/// and FPU modes, see no page of an ended process, and count only its
+/// own CPU time.
+#[test]
+fn processes_on_recycled_stubs_inherit_nothing_as_linux() {
+    differential("stub_recycle", Flavour::Static, &["3"]);
+}
+
 /// Whether `/proc/PID/exe` is ruml's binary (a child before its exec
 /// shares ruml's memory: that is ruml itself, not a stub yet).
 fn exe_is(pid: i32, names: &[String]) -> Option<bool> {
