@@ -66,10 +66,12 @@ static void install_info(int sig) {
     sigaction(sig, &sa, NULL);
 }
 
-/* Waits until *counter (bumped by a handler) reaches want, or ~3 s pass,
- * so that a lost signal fails the test instead of hanging it. */
+/* Waits until *counter (bumped by a handler) reaches want, or 20 s pass,
+ * so that a lost signal fails the test instead of hanging it (the budget
+ * survives a loaded host; the bounds below are generous for the same
+ * reason). */
 static void wait_count(volatile int *counter, int want) {
-    double end = now(CLOCK_MONOTONIC) + 3;
+    double end = now(CLOCK_MONOTONIC) + 20;
     while (*counter < want && now(CLOCK_MONOTONIC) < end) {
         struct timespec ts = {0, 2 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -102,7 +104,7 @@ int main(void) {
     alarm(1);
     wait_count(&alrm_count, 1);
     double dt = now(CLOCK_MONOTONIC) - t0;
-    CHECK(alrm_count == 1 && dt >= 0.95 && dt < 2.5, "alarm(1) fired once after ~1 s");
+    CHECK(alrm_count == 1 && dt >= 0.95 && dt < 15, "alarm(1) fired once after ~1 s");
 
     /* 2. setitimer with an interval: three ticks, then disarm. */
     alrm_count = 0;
@@ -136,19 +138,19 @@ int main(void) {
     sev.sigev_value.sival_int = 42;
     timer_t tm;
     CHECK(timer_create(CLOCK_MONOTONIC, &sev, &tm) == 0, "timer_create SIGEV_SIGNAL");
-    struct itimerspec its = {{0, 0}, {0, 100 * 1000 * 1000}}, cur;
+    struct itimerspec its = {{0, 0}, {1, 0}}, cur;
     t0 = now(CLOCK_MONOTONIC);
     timer_settime(tm, 0, &its, NULL);
     timer_gettime(tm, &cur);
-    CHECK(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 &&
-              cur.it_value.tv_nsec <= 100 * 1000 * 1000,
-          "timer_gettime while armed: 0 < value <= 100 ms");
+    CHECK((cur.it_value.tv_sec > 0 || cur.it_value.tv_nsec > 0) &&
+              (cur.it_value.tv_sec == 0 || (cur.it_value.tv_sec == 1 && cur.it_value.tv_nsec == 0)),
+          "timer_gettime while armed: 0 < value <= 1 s");
     wait_count(&rt_count, 1);
     dt = now(CLOCK_MONOTONIC) - t0;
     printf("SIGEV_SIGNAL: count=%d code=%s value=%d\n", rt_count,
            rt_code == SI_TIMER ? "SI_TIMER" : "other", rt_value);
-    CHECK(rt_count == 1 && rt_code == SI_TIMER && rt_value == 42 && dt >= 0.095,
-          "relative timer fired after 100 ms");
+    CHECK(rt_count == 1 && rt_code == SI_TIMER && rt_value == 42 && dt >= 0.995,
+          "relative timer fired after 1 s");
     timer_gettime(tm, &cur);
     CHECK(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec == 0, "one-shot disarmed");
 
@@ -240,15 +242,15 @@ int main(void) {
     alrm_count = 0;
     struct itimerval once = {{0, 0}, {0, 100 * 1000}};
     setitimer(ITIMER_REAL, &once, NULL);
-    struct timespec req = {2, 0}, rem = {0, 0};
+    struct timespec req = {10, 0}, rem = {0, 0};
     errno = 0;
     int r = nanosleep(&req, &rem);
     int e = errno;
     printf("nanosleep interrupted: %s, rem>0: %s, rem<req: %s\n",
            r == -1 && e == EINTR ? "EINTR" : "no",
            rem.tv_sec > 0 || rem.tv_nsec > 0 ? "yes" : "no",
-           rem.tv_sec < 2 ? "yes" : "no");
-    CHECK(r == -1 && e == EINTR && rem.tv_sec >= 1 && rem.tv_sec < 2,
+           rem.tv_sec < 10 ? "yes" : "no");
+    CHECK(r == -1 && e == EINTR && rem.tv_sec >= 1 && rem.tv_sec < 10,
           "nanosleep EINTR with the remaining time");
 
     /* 8. ... but not by an ignored signal. */

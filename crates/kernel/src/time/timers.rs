@@ -272,8 +272,14 @@ fn fire(t: &Arc<Timer>, generation: u64) {
     }
     let send = {
         let mut s = t.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.generation != generation || s.deadline.is_none() {
+        if s.generation != generation {
             return;
+        }
+        // Not due: an entry whose deadline a dequeue moved on (see
+        // on_dequeue), or a second entry for the same one.
+        match s.deadline {
+            Some(d) if d <= Instant::now() => {}
+            _ => return,
         }
         if s.interval.is_zero() {
             s.deadline = None;
@@ -479,6 +485,28 @@ pub fn on_dequeue(group: &ThreadGroup, mut q: Queued) -> Queued {
             if used >= d && !s.interval.is_zero() {
                 s.overrun = s.overrun.saturating_add(1);
                 advance_cpu_deadline(&mut s, d, used);
+            }
+        }
+        // A periodic clock timer is forwarded past now, as Linux's
+        // hrtimer_forward at dequeue: the periods the timer thread has not
+        // got to yet (a loaded host runs it late) count as overruns now,
+        // not after the signal was taken.
+        let now = Instant::now();
+        if let (Some(d), false) = (s.deadline, s.interval.is_zero()) {
+            if d <= now {
+                let iv = s.interval.as_nanos().max(1);
+                let missed = (now - d).as_nanos() / iv + 1;
+                let next = u32::try_from(missed)
+                    .ok()
+                    .and_then(|m| s.interval.checked_mul(m))
+                    .and_then(|step| d.checked_add(step));
+                if let Some(next) = next {
+                    s.deadline = Some(next);
+                    s.overrun = s
+                        .overrun
+                        .saturating_add(missed.min(i32::MAX as u128) as i32);
+                    schedule(&t, next, s.generation);
+                }
             }
         }
         let o = s.overrun;
