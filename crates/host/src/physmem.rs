@@ -9,13 +9,29 @@
 //! A frame whose count drops to zero has its backing punched out of the
 //! memfd: the host gets the memory back and the next owner reads zeros.
 //!
-//! Locking: the free-run map is behind one mutex taken only to allocate or
-//! free; reference counts are atomics.
+//! The punch is left to a background thread, the *reclaimer* (as gVisor's
+//! memory file decommits freed memory): a freed run goes into a queue and
+//! reaches the free map only once punched, so no frame is handed out
+//! before it reads as zeros and shows as not resident. An allocation that
+//! finds no run large enough punches the queue itself; the queue is
+//! bounded ([`MAX_UNPUNCHED`]), beyond which the freeing thread punches.
+//! The same thread *backs ahead* runs the kernel is about to see touched
+//! one after another (a sequential first touch of anonymous memory):
+//! `fallocate` gives each frame its host page in one call, so the guest's
+//! first write finds it and the host's fault only maps it. A frame backed
+//! ahead but not yet touched is not up to date in the host's page cache:
+//! it reads as zeros and the host's mincore calls it not resident, so
+//! [`PhysMem::resident`] (mincore, pagemap, VmRSS in the guest) still
+//! counts only frames written or read.
+//!
+//! Locking: the free-run map, the reclaim queue and the back-ahead queue
+//! are behind one mutex taken only to allocate, free or take work;
+//! reference counts are atomics.
 
 use std::collections::BTreeMap;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::sys::check;
 use crate::HostError;
@@ -31,8 +47,165 @@ pub struct PhysMem {
     base: *mut u8,
     pages: u64,
     refs: Box<[AtomicU32]>,
-    /// Free runs: start pfn → length in pages.
-    free: Mutex<BTreeMap<Pfn, u64>>,
+    /// The allocator's state, shared with the reclaimer thread.
+    shared: Arc<Shared>,
+}
+
+/// Most freed pages waiting for the reclaimer to punch them; past it the
+/// freeing thread punches its own (so freed guest memory goes back to the
+/// host promptly however fast a guest frees).
+const MAX_UNPUNCHED: u64 = 64 << 8; // 64 MiB
+/// Most runs queued to be backed ahead; older requests are dropped.
+const MAX_BACK_AHEAD: usize = 8;
+
+/// What the allocator and the reclaimer share.
+struct Shared {
+    /// Our own descriptor of the memfd (a dup), closed when the last of
+    /// PhysMem and the reclaimer lets go: the reclaimer never calls the
+    /// host on a descriptor number that may have been reused.
+    fd: RawFd,
+    state: Mutex<FreeState>,
+    /// Wakes the reclaimer: work queued, or shutdown.
+    work: Condvar,
+    /// Wakes allocators waiting for the reclaimer's runs.
+    punched: Condvar,
+}
+
+#[derive(Default)]
+struct FreeState {
+    /// Free runs, punched: start pfn → length in pages.
+    runs: BTreeMap<Pfn, u64>,
+    /// Runs freed but not punched yet, for the reclaimer.
+    reclaim: Vec<(Pfn, u64)>,
+    /// Pages in `reclaim` plus those the reclaimer is punching now.
+    unpunched: u64,
+    /// Runs to back ahead, oldest first.
+    back_ahead: Vec<(Pfn, u64)>,
+    /// Whether the reclaimer thread runs (started at first use).
+    started: bool,
+    /// PhysMem is gone: the reclaimer ends.
+    shutdown: bool,
+    /// The reclaimer sleeps on `work` (so queuing work must wake it; while
+    /// it runs it finds the work itself, and a wake would be a wasted
+    /// host call).
+    sleeping: bool,
+    /// Allocators waiting on `punched`.
+    waiting: u32,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: our own dup of the memfd.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, FreeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Punches runs out of the memfd (or zeroes them by hand where the
+    /// host cannot punch); see [`PhysMem::clear_run`].
+    fn punch(&self, start: Pfn, len: u64) -> bool {
+        // SAFETY: punching a range of our own memfd.
+        let r = unsafe {
+            libc::fallocate(
+                self.fd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                (start * PAGE_SIZE) as i64,
+                (len * PAGE_SIZE) as i64,
+            )
+        };
+        r == 0
+    }
+
+    /// Returns punched runs to the free map, merging neighbours.
+    fn insert_free(st: &mut FreeState, runs: &[(Pfn, u64)]) {
+        for &(start, len) in runs {
+            let (mut s, mut l) = (start, len);
+            if let Some((&ps, &pl)) = st.runs.range(..s).next_back() {
+                if ps + pl == s {
+                    st.runs.remove(&ps);
+                    s = ps;
+                    l += pl;
+                }
+            }
+            if let Some(&nl) = st.runs.get(&(s + l)) {
+                st.runs.remove(&(s + l));
+                l += nl;
+            }
+            st.runs.insert(s, l);
+        }
+    }
+
+    /// The reclaimer: punches freed runs and backs runs ahead until
+    /// PhysMem is dropped. Sleeps (no CPU) while there is nothing to do.
+    fn reclaimer(self: Arc<Self>) {
+        let mut st = self.lock();
+        loop {
+            if st.shutdown {
+                return;
+            }
+            if let Some((start, len)) = st.back_ahead.pop() {
+                drop(st);
+                // SAFETY: allocating backing for a range of our own memfd;
+                // existing pages keep their data (mode 0 never zeroes).
+                // Failure (host memory short) only leaves the frames to be
+                // backed at their first touch, as without this.
+                unsafe {
+                    libc::fallocate(
+                        self.fd,
+                        0,
+                        (start * PAGE_SIZE) as i64,
+                        (len * PAGE_SIZE) as i64,
+                    )
+                };
+                st = self.lock();
+                continue;
+            }
+            if !st.reclaim.is_empty() {
+                let runs = std::mem::take(&mut st.reclaim);
+                drop(st);
+                for &(start, len) in &runs {
+                    // Only made when punching works (not nested).
+                    self.punch(start, len);
+                }
+                st = self.lock();
+                st.unpunched -= runs.iter().map(|r| r.1).sum::<u64>();
+                Shared::insert_free(&mut st, &runs);
+                if st.waiting > 0 {
+                    self.punched.notify_all();
+                }
+                continue;
+            }
+            st.sleeping = true;
+            st = self.work.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.sleeping = false;
+        }
+    }
+
+    /// Wakes the reclaimer for work just queued (the caller holds the
+    /// lock, which it drops after).
+    fn wake(&self, st: &mut FreeState) {
+        if st.sleeping {
+            st.sleeping = false;
+            self.work.notify_one();
+        }
+    }
+
+    /// Starts the reclaimer if it does not run yet (the caller holds the
+    /// lock); false if no thread could be started.
+    fn ensure_started(self: &Arc<Self>, st: &mut FreeState) -> bool {
+        if !st.started {
+            let me = self.clone();
+            st.started = std::thread::Builder::new()
+                .name("physmem-reclaim".into())
+                .spawn(move || me.reclaimer())
+                .is_ok();
+        }
+        st.started
+    }
 }
 
 // SAFETY: `base` points at a MAP_SHARED mapping that lives as long as the
@@ -73,14 +246,27 @@ impl PhysMem {
             return Err(HostError::last("mapping physmem into ruml"));
         }
         let refs = (0..pages).map(|_| AtomicU32::new(0)).collect();
-        let mut free = BTreeMap::new();
-        free.insert(0, pages);
+        // SAFETY: duplicating our own descriptor.
+        let fd2 = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if fd2 < 0 {
+            return Err(HostError::last("duplicating physmem's descriptor"));
+        }
+        let mut st = FreeState::default();
+        // Frame 0 is never handed out: pagemap shows a PFN of 0 as "no
+        // frame" (a privileged guest sees frame numbers), as Linux never
+        // gives user memory page 0.
+        st.runs.insert(1, pages - 1);
         Ok(PhysMem {
             fd,
             base: base.cast(),
             pages,
             refs,
-            free: Mutex::new(free),
+            shared: Arc::new(Shared {
+                fd: fd2,
+                state: Mutex::new(st),
+                work: Condvar::new(),
+                punched: Condvar::new(),
+            }),
         })
     }
 
@@ -93,33 +279,61 @@ impl PhysMem {
         self.pages
     }
 
-    /// Pages not allocated to anyone.
+    /// Pages not allocated to anyone (those the reclaimer has yet to
+    /// punch included).
     pub fn free_pages(&self) -> u64 {
-        self.lock_free().values().sum()
-    }
-
-    fn lock_free(&self) -> std::sync::MutexGuard<'_, BTreeMap<Pfn, u64>> {
-        self.free.lock().unwrap_or_else(|p| p.into_inner())
+        let st = self.shared.lock();
+        st.runs.values().sum::<u64>() + st.unpunched
     }
 
     /// Allocates a run of between 1 and `want` zeroed frames, each with a
     /// reference count of 1: the first free run that holds all of `want`,
-    /// else the largest there is. None when physmem is full.
+    /// else the largest there is. None when physmem is full. Freed runs
+    /// still waiting for the reclaimer count: with no run large enough,
+    /// the caller punches the queue itself, or waits for the runs the
+    /// reclaimer is punching.
     pub fn alloc_run(&self, want: u64) -> Option<(Pfn, u64)> {
         let want = want.max(1);
-        let mut free = self.lock_free();
-        let pick = free
+        let mut st = self.shared.lock();
+        loop {
+            if st.runs.values().any(|&len| len >= want) || st.unpunched == 0 {
+                break;
+            }
+            if !st.reclaim.is_empty() {
+                let runs = std::mem::take(&mut st.reclaim);
+                drop(st);
+                for &(start, len) in &runs {
+                    self.shared.punch(start, len);
+                }
+                st = self.shared.lock();
+                st.unpunched -= runs.iter().map(|r| r.1).sum::<u64>();
+                Shared::insert_free(&mut st, &runs);
+                if st.waiting > 0 {
+                    self.shared.punched.notify_all();
+                }
+            } else {
+                st.waiting += 1;
+                st = self
+                    .shared
+                    .punched
+                    .wait(st)
+                    .unwrap_or_else(|p| p.into_inner());
+                st.waiting -= 1;
+            }
+        }
+        let pick = st
+            .runs
             .iter()
             .find(|(_, &len)| len >= want)
-            .or_else(|| free.iter().max_by_key(|(_, &len)| len))
+            .or_else(|| st.runs.iter().max_by_key(|(_, &len)| len))
             .map(|(&s, &l)| (s, l))?;
         let (start, len) = pick;
-        free.remove(&start);
+        st.runs.remove(&start);
         let got = len.min(want);
         if len > got {
-            free.insert(start + got, len - got);
+            st.runs.insert(start + got, len - got);
         }
-        drop(free);
+        drop(st);
         for pfn in start..start + got {
             self.refs[pfn as usize].store(1, Ordering::Relaxed);
         }
@@ -173,6 +387,17 @@ impl PhysMem {
             }
         }
         let poison = check_freed();
+        if !poison && crate::stub::nesting_level() == 0 && !reclaim_off() {
+            // Leave the punch to the reclaimer, within its bound.
+            let n: u64 = runs.iter().map(|r| r.1).sum();
+            let mut st = self.shared.lock();
+            if st.unpunched + n <= MAX_UNPUNCHED && self.shared.ensure_started(&mut st) {
+                st.unpunched += n;
+                st.reclaim.extend_from_slice(&runs);
+                self.shared.wake(&mut st);
+                return;
+            }
+        }
         for &(start, len) in &runs {
             if poison {
                 // SAFETY: the run lies inside physmem and nobody holds it.
@@ -183,22 +408,33 @@ impl PhysMem {
                 self.clear_run(start, len);
             }
         }
-        let mut free = self.lock_free();
-        for (start, len) in runs {
-            let (mut s, mut l) = (start, len);
-            if let Some((&ps, &pl)) = free.range(..s).next_back() {
-                if ps + pl == s {
-                    free.remove(&ps);
-                    s = ps;
-                    l += pl;
-                }
-            }
-            if let Some(&nl) = free.get(&(s + l)) {
-                free.remove(&(s + l));
-                l += nl;
-            }
-            free.insert(s, l);
+        let mut st = self.shared.lock();
+        Shared::insert_free(&mut st, &runs);
+    }
+
+    /// Asks the reclaimer to give the frames of `runs` (allocated, about
+    /// to be touched one after another by a guest) their host pages now,
+    /// so the guest's first touch of each only maps it. Nothing the guest
+    /// or the kernel can observe changes: a frame backed ahead reads as
+    /// zeros and counts as not resident until touched (see the module
+    /// documentation). Not nested (the outer ruml's memfd), and not with
+    /// `RUML_BACK_AHEAD=off`.
+    pub fn back_ahead(&self, runs: &[(Pfn, u64)]) {
+        if runs.is_empty() || crate::stub::nesting_level() > 0 || back_ahead_off() {
+            return;
         }
+        let mut st = self.shared.lock();
+        if !self.shared.ensure_started(&mut st) {
+            return;
+        }
+        // Newest last: the reclaimer takes from the end. Old requests the
+        // guest has long passed are worth the least.
+        st.back_ahead.extend_from_slice(runs);
+        let n = st.back_ahead.len();
+        if n > MAX_BACK_AHEAD {
+            st.back_ahead.drain(..n - MAX_BACK_AHEAD);
+        }
+        self.shared.wake(&mut st);
     }
 
     /// The debugging check of `RUML_PHYSMEM_CHECK=1`: frames freed were
@@ -409,18 +645,7 @@ impl PhysMem {
     /// host that cannot punch, the run is zeroed by hand instead
     /// (docs/debugging.md, Nesting).
     fn clear_run(&self, start: Pfn, len: u64) {
-        let punched = crate::stub::nesting_level() == 0 && {
-            // SAFETY: punching a range of our own memfd.
-            let r = unsafe {
-                libc::fallocate(
-                    self.fd,
-                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                    (start * PAGE_SIZE) as i64,
-                    (len * PAGE_SIZE) as i64,
-                )
-            };
-            r == 0
-        };
+        let punched = crate::stub::nesting_level() == 0 && self.shared.punch(start, len);
         if !punched {
             // SAFETY: the run lies inside physmem (callers check) and
             // nobody else holds it.
@@ -436,6 +661,20 @@ impl PhysMem {
     }
 }
 
+/// `RUML_PHYSMEM_RECLAIM=off` (environment of ruml): freed frames are
+/// punched by the thread that frees them, as before (to measure).
+fn reclaim_off() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os("RUML_PHYSMEM_RECLAIM").is_some_and(|v| v == "off"))
+}
+
+/// `RUML_BACK_AHEAD=off` (environment of ruml): no frames backed ahead
+/// (to measure).
+fn back_ahead_off() -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os("RUML_BACK_AHEAD").is_some_and(|v| v == "off"))
+}
+
 /// What `RUML_PHYSMEM_CHECK=1` fills freed frames with.
 const POISON: u8 = 0x6b;
 
@@ -448,6 +687,8 @@ fn check_freed() -> bool {
 
 impl Drop for PhysMem {
     fn drop(&mut self) {
+        self.shared.lock().shutdown = true;
+        self.shared.work.notify_all();
         // SAFETY: unmapping and closing what new() made.
         unsafe {
             libc::munmap(self.base.cast(), (self.pages * PAGE_SIZE) as usize);
@@ -471,9 +712,9 @@ mod tests {
         assert_eq!(pm.refcount(a), 1);
         let all: Vec<Pfn> = (a..a + 8).collect();
         pm.put_many(&all);
-        assert_eq!(pm.free_pages(), 64);
-        let (b, n) = pm.alloc_run(64).unwrap();
-        assert_eq!((b, n), (0, 64));
+        assert_eq!(pm.free_pages(), 63);
+        let (b, n) = pm.alloc_run(63).unwrap();
+        assert_eq!((b, n), (1, 63));
         let mut buf = [1u8; 5];
         pm.read(a, 0, &mut buf);
         assert_eq!(buf, [0; 5], "a freed frame comes back zeroed");

@@ -161,8 +161,8 @@ pub struct Mm {
     /// How many batches of queued changes have reached the host, and the
     /// condition a fault waits on for the next one (see
     /// [`Mm::wait_host_change`]). Bumped after each flush, under no other
-    /// lock.
-    flushes: (Mutex<u64>, std::sync::Condvar),
+    /// lock. The pair is (flushes so far, faults waiting for the next).
+    flushes: (Mutex<(u64, u32)>, std::sync::Condvar),
     /// RLIMIT_AS and RLIMIT_STACK (soft) in bytes.
     limits: Mutex<(u64, u64)>,
     /// This space itself, for the reverse map of file mappings
@@ -231,7 +231,7 @@ impl Mm {
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
-            flushes: (Mutex::new(0), std::sync::Condvar::new()),
+            flushes: (Mutex::new((0, 0)), std::sync::Condvar::new()),
             limits: Mutex::new((u64::MAX, STACK_LIMIT)),
         })
     }
@@ -271,15 +271,25 @@ impl Mm {
     /// before handling a fault, it tells [`Mm::wait_host_change`] which
     /// flushes the fault may not have seen.
     pub fn flush_count(&self) -> u64 {
-        *self.flushes.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.flushes.0.lock().unwrap_or_else(|p| p.into_inner()).0
     }
 
     /// Records that a batch of changes reached the host (called after each
     /// flush, by whichever thread did it) and wakes the faults waiting
     /// for one.
     pub fn note_flushed(&self) {
-        *self.flushes.0.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.flushes.1.notify_all();
+        let waiting = {
+            let mut g = self.flushes.0.lock().unwrap_or_else(|p| p.into_inner());
+            g.0 += 1;
+            g.1
+        };
+        // std's notify_all is a host futex call even with nobody waiting,
+        // and this runs before every resume of every thread: wake only
+        // when a fault waits (counted under the same lock, so none is
+        // missed).
+        if waiting > 0 {
+            self.flushes.1.notify_all();
+        }
     }
 
     /// For a fault the kernel found nothing to change for (another
@@ -289,12 +299,17 @@ impl Mm {
     /// change itself, not on the host scheduler giving the other thread a
     /// turn first.
     pub fn wait_host_change(&self, seen: u64, patience: std::time::Duration) {
-        let g = self.flushes.0.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = self
+        let mut g = self.flushes.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.1 += 1;
+        let mut g = match self
             .flushes
             .1
-            .wait_timeout_while(g, patience, |n| *n == seen)
-            .map_err(|p| p.into_inner());
+            .wait_timeout_while(g, patience, |n| n.0 == seen)
+        {
+            Ok((g, _)) => g,
+            Err(p) => p.into_inner().0,
+        };
+        g.1 -= 1;
     }
 
     /// Takes the queued host changes, to apply to the stub before running,
@@ -423,7 +438,7 @@ impl Mm {
             }),
             host: Mutex::new(None),
             flush_lock: Mutex::new(()),
-            flushes: (Mutex::new(0), std::sync::Condvar::new()),
+            flushes: (Mutex::new((0, 0)), std::sync::Condvar::new()),
             limits: Mutex::new(*self.limits.lock().unwrap_or_else(|p| p.into_inner())),
         });
         // The child maps the parent's files too (rmap): listed before the
@@ -1058,7 +1073,28 @@ impl Mm {
     /// window, not the fault: then only the faulting page is filled.
     fn fill_around(&self, m: &mut MmInner, vma: &Vma, addr: u64) -> KResult<()> {
         let (lo, hi) = self.fault_window(m, vma, addr);
+        // A fault that continues the previous window: the guest is
+        // touching this memory in order, so the host pages of the new
+        // window are worth making now, off the guest's path (see
+        // `PhysMem::back_ahead`). Private anonymous memory only: its
+        // frames are fresh and this space's own.
+        let sequential = matches!(vma.backing, Backing::Anon)
+            && self.anon_window_pages(m, addr) == ANON_FAULT_PAGES;
+        let queued = m.ops.len();
         let r = self.populate(m, lo, hi);
+        if sequential && r.is_ok() {
+            // Only the frames this fill allocated (fresh from the free
+            // list, so never backed before): the host clears a frame it
+            // is asked to back a second time and then counts it resident.
+            let runs: Vec<(Pfn, u64)> = m.ops[queued..]
+                .iter()
+                .filter_map(|op| match *op {
+                    HostOp::Map { pfn, len, .. } => Some((pfn, len / PAGE)),
+                    _ => None,
+                })
+                .collect();
+            self.phys.back_ahead(&runs);
+        }
         let anon = match &vma.backing {
             Backing::Anon => true,
             Backing::File { file, .. } => shmem::is_object(file),

@@ -454,14 +454,7 @@ impl Task {
             restart_deadline: Mutex::new(None),
             host_ids: Mutex::new(None),
             pdeathsig: AtomicI32::new(0),
-            affinity: Mutex::new(
-                u64::MAX
-                    >> (64
-                        - std::thread::available_parallelism()
-                            .map(|n| n.get())
-                            .unwrap_or(1)
-                            .clamp(1, 64)),
-            ),
+            affinity: Mutex::new(u64::MAX >> (64 - host_cpus().clamp(1, 64))),
             sched: Mutex::new(Default::default()),
             seccomp: Default::default(),
             ptrace: Default::default(),
@@ -614,6 +607,19 @@ pub struct TaskRunner {
     pub fpu: Option<ruml_host::FpuState>,
     /// The last trap was a system call whose result may ask for a restart.
     pub in_syscall: bool,
+}
+
+/// The host CPUs ruml may use (at least 1), asked once: std's
+/// `available_parallelism` reads the cgroup's quota files and the
+/// affinity mask each time (some 17 host calls), which made every fork
+/// and thread creation pay for it (Task::new).
+pub fn host_cpus() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 impl TaskRunner {

@@ -1233,10 +1233,7 @@ fn target_thread(ctx: &SyscallContext<'_>, pid: i32) -> KResult<Arc<Task>> {
 }
 
 fn host_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(1024)
+    super::host_cpus().min(1024)
 }
 
 fn sys_sched_getaffinity(

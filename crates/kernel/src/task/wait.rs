@@ -2,8 +2,9 @@
 //! waits for (a futex wake, a signal, a child's exit) pokes that waker.
 //! No polling, so an instance whose guests all sleep uses no CPU.
 
-use std::sync::{Condvar, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Condvar, LockResult, Mutex, MutexGuard, PoisonError, WaitTimeoutResult};
+use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, KResult};
 
@@ -11,14 +12,58 @@ use crate::errno::{Errno, KResult};
 #[derive(Default)]
 pub struct Waker {
     poked: Mutex<bool>,
+    cv: SleepCv,
+}
+
+/// A condition variable that counts its sleepers (under the waker's
+/// mutex), so that a poke of a task that is not asleep — most pokes: a
+/// futex wake of a running thread, a signal, a child's exit while the
+/// parent runs — costs no host call (std's notify is a futex call even
+/// with nobody waiting).
+#[derive(Default)]
+struct SleepCv {
     cv: Condvar,
+    sleepers: AtomicU32,
+}
+
+type PokeGuard<'a> = MutexGuard<'a, bool>;
+
+impl SleepCv {
+    fn wait<'a>(&self, g: PokeGuard<'a>) -> LockResult<PokeGuard<'a>> {
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        let r = self.cv.wait(g);
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        r
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn wait_timeout<'a>(
+        &self,
+        g: PokeGuard<'a>,
+        d: Duration,
+    ) -> Result<(PokeGuard<'a>, WaitTimeoutResult), PoisonError<(PokeGuard<'a>, WaitTimeoutResult)>>
+    {
+        self.sleepers.fetch_add(1, Ordering::Relaxed);
+        let r = self.cv.wait_timeout(g, d);
+        self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        r
+    }
 }
 
 impl Waker {
     /// Wakes the task if it sleeps, or makes its next sleep return at once.
     pub fn poke(&self) {
-        *self.poked.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        self.cv.notify_all();
+        let sleepers = {
+            let mut p = self.poked.lock().unwrap_or_else(|p| p.into_inner());
+            *p = true;
+            // Read under the mutex: a sleeper counts itself under it
+            // before it waits, and one that takes it after us sees the
+            // flag and does not wait.
+            self.cv.sleepers.load(Ordering::Relaxed)
+        };
+        if sleepers > 0 {
+            self.cv.cv.notify_all();
+        }
     }
 
     /// For a kernel worker that owns this waker (no task): sleeps until
