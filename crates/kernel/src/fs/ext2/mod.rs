@@ -120,9 +120,23 @@ const LINK_MAX: u16 = 32000;
 /// whole bytes of set bits are skipped at once.
 fn first_free(bm: &[u8], also: Option<&[u8]>, from: u64, to: u64) -> Option<u64> {
     let busy = |i: usize| bm[i] | also.map_or(0, |a| a[i]);
+    // Eight bytes at a time where all 64 bits are in use (a group's used
+    // run before the goal's free space was scanned a byte at a time:
+    // some 10,000 instructions per allocation in a filled group).
+    let word = |b: &[u8], i: usize| {
+        b.get(i..i + 8)
+            .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+    };
     let mut bit = from;
     while bit < to {
         let i = (bit / 8) as usize;
+        if bit.is_multiple_of(8)
+            && bit + 64 <= to
+            && (word(bm, i) | also.map_or(0, |a| word(a, i))) == u64::MAX
+        {
+            bit += 64;
+            continue;
+        }
         let byte = busy(i);
         if byte == 0xFF {
             bit = (bit / 8 + 1) * 8;
@@ -3208,6 +3222,41 @@ mod tests {
         // Most images still mount: the walk ran on corrupt filesystems.
         assert!(mounted > 300, "only {mounted} of 1000 images mounted");
     }
+    /// The word-at-a-time skip finds what a bit-by-bit scan finds.
+    #[test]
+    fn first_free_matches_a_bit_scan() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..400 {
+            let len = 64 + (next() % 200) as usize;
+            // Mostly full bitmaps, with a few clear bits.
+            let mut bm = vec![0xFFu8; len];
+            let mut also = vec![0u8; len];
+            for _ in 0..(round % 6) {
+                let b = (next() % (len as u64 * 8)) as usize;
+                bm[b / 8] &= !(1 << (b % 8));
+            }
+            for _ in 0..(round % 3) {
+                let b = (next() % (len as u64 * 8)) as usize;
+                also[b / 8] |= 1 << (b % 8);
+            }
+            let from = next() % (len as u64 * 8);
+            let to = from + next() % (len as u64 * 8 - from + 1);
+            for a in [None, Some(also.as_slice())] {
+                let want = (from..to).find(|&b| {
+                    let (i, m) = ((b / 8) as usize, 1u8 << (b % 8));
+                    (bm[i] | a.map_or(0, |a| a[i])) & m == 0
+                });
+                assert_eq!(first_free(&bm, a, from, to), want, "{from}..{to}");
+            }
+        }
+    }
+
     mod htree_csum;
     mod journal_commit;
     mod profile;
