@@ -95,7 +95,7 @@ impl std::hash::Hasher for BlockHasher {
     }
 }
 
-type BlockMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<BlockHasher>>;
+pub(super) type BlockMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<BlockHasher>>;
 
 #[derive(Default)]
 pub(crate) struct DataCache {
@@ -442,16 +442,19 @@ impl Ext2Fs {
             }
             self.check_block(b + n - 1)?;
             let nb = (n * bs) as usize;
+            // The scratch buffer keeps its length between misses: not
+            // cleared first (the device read fills what is used).
             let mut tmp = std::mem::take(&mut st.data.scratch);
-            tmp.clear();
-            tmp.resize(nb, 0);
-            let r = self.dev().read_sectors(b * bs / 512, &mut tmp);
+            if tmp.len() < nb {
+                tmp.resize(nb, 0);
+            }
+            let r = self.dev().read_sectors(b * bs / 512, &mut tmp[..nb]);
             if let Err(e) = r {
                 st.data.scratch = tmp;
                 return Err(e);
             }
-            self.newer_meta(st, b, n, &mut tmp);
-            st.data.insert(b, &tmp, bs as usize);
+            self.newer_meta(st, b, n, &mut tmp[..nb]);
+            st.data.insert(b, &tmp[..nb], bs as usize);
             let c = (nb - in_blk).min(len - done);
             out.put(done, &tmp[in_blk..in_blk + c]);
             done += c;

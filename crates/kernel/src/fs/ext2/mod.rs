@@ -120,9 +120,23 @@ const LINK_MAX: u16 = 32000;
 /// whole bytes of set bits are skipped at once.
 fn first_free(bm: &[u8], also: Option<&[u8]>, from: u64, to: u64) -> Option<u64> {
     let busy = |i: usize| bm[i] | also.map_or(0, |a| a[i]);
+    // Eight bytes at a time where all 64 bits are in use (a group's used
+    // run before the goal's free space was scanned a byte at a time:
+    // some 10,000 instructions per allocation in a filled group).
+    let word = |b: &[u8], i: usize| {
+        b.get(i..i + 8)
+            .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])))
+    };
     let mut bit = from;
     while bit < to {
         let i = (bit / 8) as usize;
+        if bit.is_multiple_of(8)
+            && bit + 64 <= to
+            && (word(bm, i) | also.map_or(0, |a| word(a, i))) == u64::MAX
+        {
+            bit += 64;
+            continue;
+        }
         let byte = busy(i);
         if byte == 0xFF {
             bit = (bit / 8 + 1) * 8;
@@ -252,7 +266,9 @@ pub(crate) struct State {
     sb: Vec<u8>,
     gdt: Vec<u8>,
     groups: Vec<Group>,
-    cache: HashMap<u64, Vec<u8>>,
+    /// Metadata blocks by number (hashed with one multiplication, as
+    /// the data cache: SipHash showed in every operation's profile).
+    cache: datacache::BlockMap<Vec<u8>>,
     /// Open files per inode (an unlinked inode is freed at last close).
     open: HashMap<u32, usize>,
     /// Inodes with no links left that are still open.
@@ -290,7 +306,7 @@ impl State {
             sb,
             gdt,
             groups,
-            cache: HashMap::new(),
+            cache: Default::default(),
             open: HashMap::new(),
             orphans: HashSet::new(),
             mapped: HashSet::new(),
@@ -1099,9 +1115,37 @@ impl Ext2Fs {
             return error!(EROFS);
         }
         self.check_block(b)?;
-        st.cache.insert(b, data.to_vec());
+        // The cached copy's memory is reused (no allocation and free
+        // per metadata write).
+        match st.cache.get_mut(&b) {
+            Some(v) if v.len() == data.len() => v.copy_from_slice(data),
+            _ => {
+                st.cache.insert(b, data.to_vec());
+            }
+        }
         st.dirty.insert(b);
         Ok(())
+    }
+
+    /// Metadata block `b` to change in place in the cache (read first if
+    /// it is not cached), marked dirty as [`Self::write_block`] does: the
+    /// read-modify-write of an inode or a group descriptor without a copy
+    /// of the block.
+    fn meta_mut<'s>(&self, st: &'s mut State, b: u64) -> KResult<&'s mut [u8]> {
+        if self.ro() {
+            return error!(EROFS);
+        }
+        self.check_block(b)?;
+        if !st.cache.contains_key(&b) {
+            let mut v = vec![0u8; self.geo.bs as usize];
+            self.dev().read_sectors(b * self.geo.bs / 512, &mut v)?;
+            self.cache_insert(st, b, &v);
+        }
+        st.dirty.insert(b);
+        match st.cache.get_mut(&b) {
+            Some(v) => Ok(v),
+            None => error!(EIO),
+        }
     }
 
     /// A file data block: to the device at once (a cached copy follows).
@@ -1177,10 +1221,17 @@ impl Ext2Fs {
         }
         let byte = self.geo.gdt_block * self.geo.bs + off as u64;
         let blk = byte / self.geo.bs;
-        let mut b = self.read_meta(st, blk)?;
         let in_blk = (byte % self.geo.bs) as usize;
-        b[in_blk..in_blk + ds].copy_from_slice(&st.gdt[off..off + ds]);
-        self.write_block(st, blk, &b)
+        // In place in the cached descriptor block (no copy of it).
+        self.meta_mut(st, blk)?;
+        let State { cache, gdt, .. } = st;
+        match cache.get_mut(&blk) {
+            Some(v) => {
+                v[in_blk..in_blk + ds].copy_from_slice(&gdt[off..off + ds]);
+                Ok(())
+            }
+            None => error!(EIO),
+        }
     }
 
     fn free_counts(&self, st: &mut State, dblocks: i64, dinodes: i64) {
@@ -1527,17 +1578,21 @@ impl Ext2Fs {
 
     fn write_inode(&self, st: &mut State, ino: u32, i: &DInode) -> KResult<()> {
         let (blk, off) = self.inode_loc(st, ino)?;
-        let mut b = self.read_meta(st, blk)?;
-        b[off..off + self.geo.inode_size].copy_from_slice(&i.raw);
+        let isz = self.geo.inode_size;
+        if i.raw.len() != isz {
+            return Err(corrupt(&format!("inode {ino}: bad in-memory size")));
+        }
+        // In place in the cached inode table block (no copy of it).
+        let raw = &mut self.meta_mut(st, blk)?[off..off + isz];
+        raw.copy_from_slice(&i.raw);
         if self.geo.csum {
-            let raw = &mut b[off..off + self.geo.inode_size];
             let (c, full) = self.inode_csum(ino, raw);
             put16(raw, 0x7C, c as u16);
             if full {
                 put16(raw, 0x82, (c >> 16) as u16);
             }
         }
-        self.write_block(st, blk, &b)
+        Ok(())
     }
 
     /// A live inode (links > 0 or open), ENOENT if it was deleted.
@@ -3167,7 +3222,43 @@ mod tests {
         // Most images still mount: the walk ran on corrupt filesystems.
         assert!(mounted > 300, "only {mounted} of 1000 images mounted");
     }
+    /// The word-at-a-time skip finds what a bit-by-bit scan finds.
+    #[test]
+    fn first_free_matches_a_bit_scan() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..400 {
+            let len = 64 + (next() % 200) as usize;
+            // Mostly full bitmaps, with a few clear bits.
+            let mut bm = vec![0xFFu8; len];
+            let mut also = vec![0u8; len];
+            for _ in 0..(round % 6) {
+                let b = (next() % (len as u64 * 8)) as usize;
+                bm[b / 8] &= !(1 << (b % 8));
+            }
+            for _ in 0..(round % 3) {
+                let b = (next() % (len as u64 * 8)) as usize;
+                also[b / 8] |= 1 << (b % 8);
+            }
+            let from = next() % (len as u64 * 8);
+            let to = from + next() % (len as u64 * 8 - from + 1);
+            for a in [None, Some(also.as_slice())] {
+                let want = (from..to).find(|&b| {
+                    let (i, m) = ((b / 8) as usize, 1u8 << (b % 8));
+                    (bm[i] | a.map_or(0, |a| a[i])) & m == 0
+                });
+                assert_eq!(first_free(&bm, a, from, to), want, "{from}..{to}");
+            }
+        }
+    }
+
     mod htree_csum;
     mod journal_commit;
+    mod profile;
     mod readdir;
 }
