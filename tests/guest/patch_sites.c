@@ -32,7 +32,8 @@
  *              split: five threads racing through each while it is
  *              patched, then the second page made writable (the original
  *              bytes on both pages) and discarded (the first page's
- *              bytes original)
+ *              bytes original); last, a site restored (process_vm_readv
+ *              of our own code) while four threads run through it
  * With "patched" as a last argument, `code`, `restart`, `shapes`,
  * `shapes-restart` and `cross` also check that ruml did rewrite their
  * sites (exit 3 if not; `cross`: exactly the sites whose displaced
@@ -735,7 +736,7 @@ static void trace(void)
 
 static pthread_barrier_t xbar;
 static uint8_t *xfn;
-static long xwant, xarg;
+static long xwant, xarg, xcalls = 300;
 
 static void *cross_worker(void *arg)
 {
@@ -743,20 +744,32 @@ static void *cross_worker(void *arg)
     long (*f)(long) = (long (*)(long))xfn;
     long bad = 0;
     pthread_barrier_wait(&xbar);
-    for (int i = 0; i < 300; i++)
+    for (long i = 0; i < xcalls; i++)
         bad += f(xarg) != xwant;
     return (void *)bad;
 }
 
-/* Five threads (this one and four) reach the fresh site together. */
-static void cross_race(const char *what)
+/* Five threads (this one and four) reach the fresh site together; with
+ * `look`, this one instead reads its own code with process_vm_readv
+ * while the four run through it (ruml restores every site then, one page
+ * after the other for a site across two). */
+static void cross_threads(const char *what, int look)
 {
     pthread_t t[4];
     long bad = 0;
     pthread_barrier_init(&xbar, NULL, 5);
     for (int i = 0; i < 4; i++)
         pthread_create(&t[i], NULL, cross_worker, NULL);
-    bad += (long)cross_worker(NULL);
+    if (look) {
+        uint8_t got[16];
+        struct iovec l = {got, sizeof got}, r = {xfn, sizeof got};
+        pthread_barrier_wait(&xbar);
+        usleep(2000);
+        check(process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)sizeof got,
+              "process_vm_readv of our own code");
+    } else {
+        bad += (long)cross_worker(NULL);
+    }
     for (int i = 0; i < 4; i++) {
         void *r;
         pthread_join(t[i], &r);
@@ -764,6 +777,11 @@ static void cross_race(const char *what)
     }
     pthread_barrier_destroy(&xbar);
     check(bad == 0, what);
+}
+
+static void cross_race(const char *what)
+{
+    cross_threads(what, 0);
 }
 
 static void cross(void)
@@ -819,6 +837,20 @@ static void cross(void)
             check(memcmp(site - sh[s].before, sh[s].code, k + sh[s].before) == 0, line);
         }
     }
+    /* Last (it turns patching off for good): a site across two pages,
+     * patched, then restored while four threads run through it. */
+    uint8_t *site = p + pg - 6;
+    check(mprotect(p, 3 * pg, PROT_READ | PROT_WRITE) == 0, "mprotect cross rw-");
+    memset(p, 0xcc, 3 * pg);
+    memcpy(site - 5, edi, sizeof edi);
+    check(mprotect(p, 3 * pg, PROT_READ | PROT_EXEC) == 0, "mprotect cross r-x");
+    xfn = site - 5;
+    xwant = pgid;
+    cross_race("site across two pages: calls before the restore");
+    require_patched(site, "site across two pages, before the restore");
+    xcalls = 3000;
+    cross_threads("site across two pages: calls while it is restored", 1);
+    check(memcmp(site - 5, edi, sizeof edi) == 0, "site across two pages: original bytes after the restore");
     munmap(p, 3 * pg);
 }
 
