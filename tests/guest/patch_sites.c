@@ -27,9 +27,17 @@
  *              at the site, as natively)
  *   shapes-restart - a blocking read through each of those shapes,
  *              interrupted by a signal with and without SA_RESTART
- * With "patched" as a last argument, `code`, `restart`, `shapes` and
- * `shapes-restart` also check that ruml did rewrite their sites (exit 3 if
- * not): only for runs with patch=on. */
+ *   cross    - sites across a page boundary (`mov $nr,%eax`, `mov
+ *              $nr,%rax`, `mov $imm,%edi` before the `syscall`), at every
+ *              split: five threads racing through each while it is
+ *              patched, then the second page made writable (the original
+ *              bytes on both pages) and discarded (the first page's
+ *              bytes original); last, a site restored (process_vm_readv
+ *              of our own code) while four threads run through it
+ * With "patched" as a last argument, `code`, `restart`, `shapes`,
+ * `shapes-restart` and `cross` also check that ruml did rewrite their
+ * sites (exit 3 if not; `cross`: exactly the sites whose displaced
+ * instruction lies on the first page): only for runs with patch=on. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -724,6 +732,128 @@ static void trace(void)
     check(stops > 0, "syscall stops");
 }
 
+/* ---- cross ------------------------------------------------------------ */
+
+static pthread_barrier_t xbar;
+static uint8_t *xfn;
+static long xwant, xarg, xcalls = 300;
+
+static void *cross_worker(void *arg)
+{
+    (void)arg;
+    long (*f)(long) = (long (*)(long))xfn;
+    long bad = 0;
+    pthread_barrier_wait(&xbar);
+    for (long i = 0; i < xcalls; i++)
+        bad += f(xarg) != xwant;
+    return (void *)bad;
+}
+
+/* Five threads (this one and four) reach the fresh site together; with
+ * `look`, this one instead reads its own code with process_vm_readv
+ * while the four run through it (ruml restores every site then, one page
+ * after the other for a site across two). */
+static void cross_threads(const char *what, int look)
+{
+    pthread_t t[4];
+    long bad = 0;
+    pthread_barrier_init(&xbar, NULL, 5);
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, cross_worker, NULL);
+    if (look) {
+        uint8_t got[16];
+        struct iovec l = {got, sizeof got}, r = {xfn, sizeof got};
+        pthread_barrier_wait(&xbar);
+        usleep(2000);
+        check(process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)sizeof got,
+              "process_vm_readv of our own code");
+    } else {
+        bad += (long)cross_worker(NULL);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        bad += (long)r;
+    }
+    pthread_barrier_destroy(&xbar);
+    check(bad == 0, what);
+}
+
+static void cross_race(const char *what)
+{
+    cross_threads(what, 0);
+}
+
+static void cross(void)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    long ppid = getppid(), pgid = getpgid(0);
+    /* getppid by `mov $110,%eax`, by `mov $110,%rax`, and getpgid(0) by
+     * `mov $121,%eax` before a `mov $0,%edi; syscall` site (the caller's
+     * edi, a pid that is not there, would give -ESRCH). */
+    static const uint8_t nr32[] = {0xb8, 0x6e, 0, 0, 0, 0x0f, 0x05, 0xc3};
+    static const uint8_t nr64[] = {0x48, 0xc7, 0xc0, 0x6e, 0, 0, 0, 0x0f, 0x05, 0xc3};
+    static const uint8_t edi[] = {0xb8, 0x79, 0, 0, 0, 0xbf, 0, 0, 0, 0, 0x0f, 0x05, 0xc3};
+    struct {
+        const char *name;
+        const uint8_t *code;
+        int n, before, len;
+        long want;
+    } sh[] = {
+        {"mov $nr,%eax", nr32, sizeof nr32, 0, 7, ppid},
+        {"mov $nr,%rax", nr64, sizeof nr64, 0, 9, ppid},
+        {"mov $imm,%edi", edi, sizeof edi, 5, 7, pgid},
+    };
+    uint8_t *p = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(p != MAP_FAILED, "mmap cross");
+    xarg = 0x7ffffff0;
+    for (int s = 0; s < 3; s++) {
+        for (int k = 1; k < sh[s].len; k++) {
+            char line[160];
+            uint8_t *site = p + pg - k;
+            check(mprotect(p, 3 * pg, PROT_READ | PROT_WRITE) == 0, "mprotect cross rw-");
+            memset(p, 0xcc, 3 * pg);
+            memcpy(site - sh[s].before, sh[s].code, sh[s].n);
+            check(mprotect(p, 3 * pg, PROT_READ | PROT_EXEC) == 0, "mprotect cross r-x");
+            xfn = site - sh[s].before;
+            xwant = sh[s].want;
+            snprintf(line, sizeof line, "%s site, %d bytes on the first page: calls", sh[s].name, k);
+            cross_race(line);
+            if (expect_patched && (site[0] == 0xff) != (k >= sh[s].len - 2)) {
+                printf("%s site, %d bytes on the first page: %s\n", sh[s].name, k,
+                       site[0] == 0xff ? "patched" : "not patched");
+                exit(3);
+            }
+            /* The second page made writable: both pages' bytes original. */
+            check(mprotect(p + pg, pg, PROT_READ | PROT_WRITE) == 0, "mprotect second page rw-");
+            snprintf(line, sizeof line, "%s site, %d bytes on the first page: original bytes", sh[s].name, k);
+            check(memcmp(site - sh[s].before, sh[s].code, sh[s].n) == 0, line);
+            check(mprotect(p + pg, pg, PROT_READ | PROT_EXEC) == 0, "mprotect second page r-x");
+            snprintf(line, sizeof line, "%s site, %d bytes on the first page: calls again", sh[s].name, k);
+            cross_race(line);
+            /* The second page discarded: the first page's bytes original. */
+            check(madvise(p + pg, pg, MADV_DONTNEED) == 0, "madvise second page");
+            snprintf(line, sizeof line, "%s site, %d bytes on the first page: first page after discard", sh[s].name, k);
+            check(memcmp(site - sh[s].before, sh[s].code, k + sh[s].before) == 0, line);
+        }
+    }
+    /* Last (it turns patching off for good): a site across two pages,
+     * patched, then restored while four threads run through it. */
+    uint8_t *site = p + pg - 6;
+    check(mprotect(p, 3 * pg, PROT_READ | PROT_WRITE) == 0, "mprotect cross rw-");
+    memset(p, 0xcc, 3 * pg);
+    memcpy(site - 5, edi, sizeof edi);
+    check(mprotect(p, 3 * pg, PROT_READ | PROT_EXEC) == 0, "mprotect cross r-x");
+    xfn = site - 5;
+    xwant = pgid;
+    cross_race("site across two pages: calls before the restore");
+    require_patched(site, "site across two pages, before the restore");
+    xcalls = 3000;
+    cross_threads("site across two pages: calls while it is restored", 1);
+    check(memcmp(site - 5, edi, sizeof edi) == 0, "site across two pages: original bytes after the restore");
+    munmap(p, 3 * pg);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -753,5 +883,7 @@ int main(int argc, char **argv)
         shapes();
     if (all || !strcmp(what, "shapes-restart"))
         shapes_restart();
+    if (all || !strcmp(what, "cross"))
+        cross();
     return 0;
 }

@@ -47,6 +47,10 @@
 //! - anything else (inline system calls whose number was set further
 //!   up, or sites whose bytes could not be read).
 //!
+//! Calls that come through the entry from a rewritten site are a class
+//! of their own, `site_patched` (the entry's frame says so with
+//! [`ENTRY_ERRNO`]); the shapes count what still traps.
+//!
 //! The entry has a second door for sites whose number is in rax when
 //! they reach it ([`crate::sstub::Sites::patch_entry_rax`], `%gs:
 //! CTL_ENTRY` minus a few bytes): the site block's number is then
@@ -69,20 +73,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::stats::{self, Counter};
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
+static ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Turns the seccomp stub's signal-less entry and site patching on
-/// (`patch=on`) or off (`patch=off`, the default) for stubs made from now
+/// (`patch=on`, the default) or off (`patch=off`) for stubs made from now
 /// on.
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
-/// Whether patching is on (`patch=on`; only the seccomp backend has
-/// it).
+/// Whether patching is on (`patch=on`, the default; only the seccomp
+/// backend has it).
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
+
+/// The `si_errno` of the SIGSYS frame the signal-less entry builds (the
+/// host's own SIGSYS from the filter's `SECCOMP_RET_TRAP` has 0): tells
+/// the census a patched site's call from a trap. Only counting reads it.
+pub const ENTRY_ERRNO: u32 = 0x7074_6368;
 
 /// The shape of the instructions that end with a site's `syscall`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -84,6 +84,7 @@ mod uc {
     pub const SIGMASK: usize = 296;
     pub const LEN: usize = 304;
     pub const SI_SIGNO: usize = 304;
+    pub const SI_ERRNO: usize = 308;
     pub const SI_CODE: usize = 312;
     pub const SI_ADDR: usize = 320;
     pub const FRAME: usize = 304 + 128;
@@ -1419,7 +1420,12 @@ impl Context {
         waited?;
         let trap = self.load_frame(regs)?;
         if trap == Trap::Syscall {
-            crate::patch::census(self.aspace.host_pid(), regs.rip);
+            if rd32(&self.frame[..], uc::SI_ERRNO) == crate::patch::ENTRY_ERRNO {
+                // Through the signal-less entry: a patched site's call.
+                stats::bump(Counter::SitePatched);
+            } else {
+                crate::patch::census(self.aspace.host_pid(), regs.rip);
+            }
         }
         stats::bump(match trap {
             Trap::Syscall => Counter::TrapSyscall,

@@ -338,8 +338,10 @@ std::arch::global_asm!(
     "    mov [rdi + {uc_sigmask}], rax",
     "    movabs rax, 0x002b000000000033",
     "    mov [rdi + {uc_csgsfs}], rax",
-    // siginfo: SIGSYS, errno 0, SYS_SECCOMP.
+    // siginfo: SIGSYS, SYS_SECCOMP, and an errno the host's never has
+    // (crate::patch::ENTRY_ERRNO: counted apart by RUML_HOST_STATS).
     "    mov qword ptr [rdi + {uc_si}], 31",
+    "    mov dword ptr [rdi + {uc_si} + 4], {entry_errno}",
     "    mov dword ptr [rdi + {uc_si} + 8], 1",
     // The XSAVE area, as the host writes it for a signal frame: header
     // cleared, XSAVE64 of the host's user features, software bytes.
@@ -503,6 +505,7 @@ std::arch::global_asm!(
     uc_fpstate = const UC_FPSTATE,
     uc_sigmask = const UC_SIGMASK,
     uc_si = const UC_SI,
+    entry_errno = const crate::patch::ENTRY_ERRNO as i32,
     flt_patch = const FLT_PATCH,
     p_uc = const P_UC,
     p_fp = const P_FP,

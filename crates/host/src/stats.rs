@@ -55,6 +55,10 @@ pub enum Counter {
     SiteSyscallFn,
     SiteMovEdi,
     SiteOther,
+    /// Calls that came through the seccomp stub's signal-less entry from
+    /// a rewritten site (no host signal, no census: the bytes before the
+    /// return address are the rewrite's).
+    SitePatched,
     /// Host file I/O (disk images, hostfs files): pread/preadv,
     /// pwrite/pwritev, fsync and fdatasync calls.
     FileRead,
@@ -89,13 +93,14 @@ const ALL: [(Counter, &str); N] = [
     (Counter::SiteSyscallFn, "site_syscall_fn"),
     (Counter::SiteMovEdi, "site_mov_edi"),
     (Counter::SiteOther, "site_other"),
+    (Counter::SitePatched, "site_patched"),
     (Counter::FileRead, "file_read"),
     (Counter::FileWrite, "file_write"),
     (Counter::FileFsync, "file_fsync"),
     (Counter::FileFdatasync, "file_fdatasync"),
 ];
 
-const N: usize = 29;
+const N: usize = 30;
 static COUNTS: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 static ON: AtomicBool = AtomicBool::new(false);
 

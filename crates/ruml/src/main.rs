@@ -48,7 +48,7 @@ PARAMS (UML-style kernel parameters):
                       supports it, else ptrace)
   patch=on|off        (seccomp) rewrite guest `mov $nr,%eax; syscall` sites
                       to enter the kernel through the stub's signal-less
-                      entry instead of a host signal (default: off)
+                      entry instead of a host signal (default: on)
   eth0=user|none      user (default): eth0 10.0.2.15/24 whose outbound TCP
                       and UDP go through host sockets made by ruml
                       (10.0.2.2 is the host's loopback); none: only lo

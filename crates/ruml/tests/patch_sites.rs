@@ -9,7 +9,7 @@
 //! and the other shapes (`mov $nr,%rax`, glibc's `syscall(3)`, `mov
 //! $imm,%edi`, as exact bytes): threads racing through them while they
 //! are patched, branches onto their `syscall`, a fault of the displaced
-//! load, restarts through each.
+//! load, restarts through each; sites across a page boundary.
 //! Every run must print what the program prints natively; on the seccomp
 //! backend with `patch=on`, the program also checks (argument
 //! `patched`) that its own site was rewritten.
@@ -92,6 +92,17 @@ fn own_gs_base_after_patching() {
     same_as_native(Flavour::Static, "wrgs", &["patch=on"], false);
 }
 
+/// Sites across a page boundary (glibc 2.36's `open64_nocancel` in
+/// Debian's libc.so.6 is one): rewritten, by the default `patch=on`,
+/// exactly when the displaced instruction lies wholly on the first page,
+/// with five threads racing through each while it is; restored on both
+/// pages when either changes.
+#[test]
+fn sites_across_two_pages() {
+    same_as_native(Flavour::Static, "cross", &[], true);
+    same_as_native(Flavour::Dynamic, "cross", &[], true);
+}
+
 /// `patch=off` rewrites nothing: the program finds its code as written
 /// ("patched" then fails with 3), and everything else as natively.
 #[test]
@@ -100,7 +111,7 @@ fn patch_off_rewrites_nothing() {
     let guest = build_guest("patch_sites", Flavour::Static);
     let env = test_env();
     let path = guest.path.display().to_string();
-    for part in ["code", "shapes"] {
+    for part in ["code", "shapes", "cross"] {
         let ruml = run_ruml_raw(
             &["quiet", "patch=off", "--", path.as_str(), part, "patched"],
             &env,

@@ -3,7 +3,8 @@
 //! syscall-site patching rewrites on the seccomp backend; the rewriting
 //! itself is tested in `patch_sites.rs`. This checks that each shape is
 //! recognised at its real sites and that the calls behave as natively,
-//! trapping and (`patch=on`) rewritten.
+//! trapping (`patch=off`) and rewritten (the default on seccomp), and
+//! that calls through rewritten sites are counted as `site_patched`.
 
 mod common;
 
@@ -68,12 +69,36 @@ fn syscall_site_shapes_are_counted() {
             "{}:\n{s}",
             flavour.name()
         );
-        // The same calls through rewritten sites (seccomp; elsewhere
-        // patch=on changes nothing): results and registers as natively.
-        let mut args: Vec<String> = vec!["quiet".into(), "patch=on".into(), "--".into()];
+        // patch=off: every call trapped, none came through a rewrite.
+        assert_eq!(counter(&s, "site_patched"), 0, "{}:\n{s}", flavour.name());
+        // The same calls through rewritten sites (seccomp, the default;
+        // elsewhere patching changes nothing): results and registers as
+        // natively, and counted as patched calls, not as their shapes.
+        let _ = std::fs::remove_file(&stats);
+        let mut args: Vec<String> = vec!["quiet".into(), "--".into()];
         args.push(guest.path.to_string_lossy().into_owned());
         args.push(n.clone());
-        let ruml = run_ruml_raw(&args, &test_env());
+        let ruml = run_ruml_raw(&args, &env);
         assert_same(&native, &ruml);
+        let s = std::fs::read_to_string(&stats).expect("RUML_HOST_STATS file");
+        let patched = counter(&s, "site_patched");
+        if seccomp_run() {
+            // Each of the four sites traps once, is rewritten, and makes
+            // its other N - 1 calls through the entry.
+            assert!(patched >= 4 * (N - 1), "{}:\n{s}", flavour.name());
+            assert!(counter(&s, "site_mov_nr64") < N, "{}:\n{s}", flavour.name());
+            assert!(
+                counter(&s, "site_syscall_fn") < N,
+                "{}:\n{s}",
+                flavour.name()
+            );
+        } else {
+            assert_eq!(patched, 0, "{}:\n{s}", flavour.name());
+        }
     }
+}
+
+/// Whether this run's ruml has the seccomp backend (patching's home).
+fn seccomp_run() -> bool {
+    common::test_mode().as_deref() != Some("ptrace")
 }

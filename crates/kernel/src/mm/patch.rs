@@ -1,4 +1,5 @@
-//! Patched system-call sites (seccomp backend, `patch=on`; issue #9).
+//! Patched system-call sites (seccomp backend, `patch=on`, the default;
+//! issue #9).
 //!
 //! A guest system call on the seccomp backend is a host SIGSYS plus a
 //! handoff. For the common site shape `mov $nr,%eax; syscall` (`b8 imm32
@@ -38,7 +39,8 @@
 //! Bytes read backwards can be the tail of a longer instruction, so the
 //! byte before a site must be no prefix and the trap that finds it must
 //! show the displaced instruction's effect ([`Mm::patchable`]). A site
-//! across a page boundary is never rewritten (one page is swapped).
+//! across a page boundary is rewritten only as below ("Sites across two
+//! pages").
 //!
 //! Every other shape stays trapping: an instruction before the
 //! `syscall` that is shorter than the 5 bytes the jump needs (`xor
@@ -77,6 +79,21 @@
 //! lost by the copy. Other address spaces that shared the frame (fork,
 //! the page cache) keep the original. Undoing a patch (below) is the same
 //! page swap with the original bytes.
+//!
+//! **Sites across two pages** ([`Mm::swap_site`]; the argument in full is
+//! in docs/architecture.md, "Patched system-call sites"). Two page swaps,
+//! two host mmaps one after the other, each complete before the next:
+//! threads see the original pair of pages, the rewritten pair, or one
+//! page changed. The rewritten first page with the original second would
+//! be a `jmp *abs32` reading the `syscall`'s `0f 05` as its address, so:
+//! the displaced instruction must lie wholly on the first page (the
+//! second holds only `syscall` bytes, which become `ud2`'s); patching
+//! swaps the second page first, restoring the first page first; the only
+//! pair in between is the displaced instruction then `ud2`, which
+//! [`Mm::patch_trap`] takes as the call (also once the site has left the
+//! table: a `ud2` that is `0f 05` again, at the end of a block's site);
+//! the two swaps never merge into one host mmap; a change that removes
+//! either page restores the other.
 //!
 //! **Blocks.** Each patched site has its own 64-byte block, never reused
 //! in this address space (a thread may still be inside an old block):
@@ -264,6 +281,18 @@ fn site_bytes(blk: u64, len: u8) -> ([u8; SITE_MAX], usize) {
     (b, len as usize)
 }
 
+/// Whether a site of `len` bytes at `site` lies across two pages.
+fn crosses(site: u64, len: u8) -> bool {
+    site / PAGE != (site + u64::from(len) - 1) / PAGE
+}
+
+/// Whether a site of `len` bytes at `site` may be rewritten as far as
+/// pages go: on one page, or across two with its displaced instruction
+/// (all but the last 2 bytes, the `syscall`) wholly on the first.
+fn split_ok(site: u64, len: u8) -> bool {
+    !crosses(site, len) || PAGE - site % PAGE >= u64::from(len) - 2
+}
+
 /// Whether `b` is an instruction prefix (legacy or REX): a site after
 /// one is not what its bytes alone say.
 fn is_prefix(b: u8) -> bool {
@@ -411,18 +440,15 @@ impl Patch {
 }
 
 impl Mm {
-    /// Maps the fresh frame of a page with `bytes` written at `addr`,
-    /// over the page's current frame (the page swap). False if the page
-    /// is not there.
-    fn swap_write(&self, m: &mut MmInner, addr: u64, bytes: &[u8]) -> bool {
+    /// Maps the frame `new` over the page of `addr`, with the page's
+    /// bytes copied into it and `bytes` written at `addr` (the page
+    /// swap). False, with `new` released, if the page is not there.
+    fn swap_into(&self, m: &mut MmInner, addr: u64, bytes: &[u8], new: Pfn) -> bool {
         let vpn = addr / PAGE;
-        let Some(prot) = m.vmas.find(addr).map(|v| v.prot) else {
-            return false;
-        };
-        let Some(pte) = m.ptes.get(&vpn).copied() else {
-            return false;
-        };
-        let Some(new) = self.phys.alloc() else {
+        let prot = m.vmas.find(addr).map(|v| v.prot);
+        let pte = m.ptes.get(&vpn).copied();
+        let (Some(prot), Some(pte)) = (prot, pte) else {
+            self.phys.put(new);
             return false;
         };
         self.phys.copy_page(pte.pfn, new);
@@ -442,6 +468,59 @@ impl Mm {
             pfn: new,
         });
         true
+    }
+
+    /// Writes a site's bytes at `addr` (on one page or across two) by
+    /// page swaps, one host mmap per page. Patching (`patching`), both
+    /// pages must be there and the second page is swapped first;
+    /// restoring, the first is, and a page no longer there is skipped
+    /// (module documentation, "Sites across two pages"). False if
+    /// nothing was written (patching: a page missing, or no frames).
+    fn swap_site(&self, m: &mut MmInner, addr: u64, bytes: &[u8], patching: bool) -> bool {
+        let split = (addr / PAGE + 1) * PAGE;
+        let k = (split - addr).min(bytes.len() as u64) as usize;
+        let mut parts = vec![(addr, &bytes[..k])];
+        if k < bytes.len() {
+            parts.push((split, &bytes[k..]));
+        }
+        if patching
+            && parts
+                .iter()
+                .any(|&(a, _)| !m.ptes.contains_key(&(a / PAGE)) || m.vmas.find(a).is_none())
+        {
+            return false;
+        }
+        let mut frames: Vec<Pfn> = Vec::with_capacity(2);
+        for _ in &parts {
+            match self.phys.alloc() {
+                Some(f) => frames.push(f),
+                None => {
+                    self.phys.put_many(&frames);
+                    return false;
+                }
+            }
+        }
+        let mut plan: Vec<(u64, &[u8], Pfn)> = parts
+            .iter()
+            .zip(&frames)
+            .map(|(&(a, b), &f)| (a, b, f))
+            .collect();
+        if patching {
+            plan.reverse();
+        } else if plan.len() == 2 && plan[1].2 == plan[0].2 + 1 {
+            // Restoring goes up through neighbouring pages: with
+            // neighbouring frames the host would merge the two swaps into
+            // one mmap (crates/host/src/ops.rs), and one mmap of two pages
+            // promises no order. Frames out of order keep them apart.
+            let (x, y) = (plan[0].2, plan[1].2);
+            plan[0].2 = y;
+            plan[1].2 = x;
+        }
+        let mut any = false;
+        for (a, b, f) in plan {
+            any |= self.swap_into(m, a, b, f);
+        }
+        any
     }
 
     /// Restores the original bytes of the patched sites that overlap
@@ -475,8 +554,11 @@ impl Mm {
             .collect();
         for (addr, site) in hit {
             m.patch.sites.remove(&addr);
-            if restore {
-                self.swap_write(m, addr, &site.orig[..site.len as usize]);
+            // A site across two pages is restored even when the range's
+            // pages go: the page the change spares must not keep its
+            // half of the rewrite.
+            if restore || crosses(addr, site.len) {
+                self.swap_site(m, addr, &site.orig[..site.len as usize], false);
             }
         }
     }
@@ -484,7 +566,7 @@ impl Mm {
     fn patch_restore_all(&self, m: &mut MmInner) {
         let all = std::mem::take(&mut m.patch.sites);
         for (addr, site) in all {
-            self.swap_write(m, addr, &site.orig[..site.len as usize]);
+            self.swap_site(m, addr, &site.orig[..site.len as usize], false);
         }
     }
 
@@ -548,11 +630,9 @@ impl Mm {
             }
         };
         let mut orig = [0u8; SITE_MAX];
-        let Some(pte) = m.ptes.get(&(site / PAGE)).copied() else {
+        if !self.read_at(&m, site, &mut orig[..len as usize]) {
             return;
-        };
-        self.phys
-            .read(pte.pfn, (site % PAGE) as usize, &mut orig[..len as usize]);
+        }
         let ret = site + u64::from(len);
         let code = match shape.nr {
             Some(nr) => block_bytes(blk, ret, nr),
@@ -560,7 +640,7 @@ impl Mm {
         };
         self.phys.write(pfn, (blk % PAGE) as usize, &code);
         let (new, n) = site_bytes(blk, len);
-        if !self.swap_write(&mut m, site, &new[..n]) {
+        if !self.swap_site(&mut m, site, &new[..n], true) {
             return;
         }
         m.patch.blocks.push(Block {
@@ -586,6 +666,22 @@ impl Mm {
         let mut b = [0u8; 1];
         self.phys.read(pte.pfn, (addr % PAGE) as usize, &mut b);
         Some(b[0])
+    }
+
+    /// The guest's bytes at `addr` (across pages), if its pages are there.
+    fn read_at(&self, m: &MmInner, addr: u64, buf: &mut [u8]) -> bool {
+        let mut done = 0;
+        while done < buf.len() {
+            let a = addr + done as u64;
+            let Some(pte) = m.ptes.get(&(a / PAGE)) else {
+                return false;
+            };
+            let off = (a % PAGE) as usize;
+            let n = (PAGE as usize - off).min(buf.len() - done);
+            self.phys.read(pte.pfn, off, &mut buf[done..done + n]);
+            done += n;
+        }
+        true
     }
 
     /// The guest's 8 bytes at `addr` (within one page), if there.
@@ -626,22 +722,28 @@ impl Mm {
         if rip > super::task_size() || rip < SITE_MAX as u64 {
             return None;
         }
-        // The bytes before rip on its page (at most 9).
-        let last = rip - 1;
-        let have = (last % PAGE + 1).min(SITE_MAX as u64) as usize;
+        // The 9 bytes before rip (fewer if the page before rip's is
+        // not there).
+        let mut b = [0u8; SITE_MAX];
+        let mut have = 0;
+        while have < SITE_MAX {
+            let Some(x) = self.byte_at(m, rip - 1 - have as u64) else {
+                break;
+            };
+            b[SITE_MAX - 1 - have] = x;
+            have += 1;
+        }
         if have < 7 {
             return None;
         }
-        let pte = m.ptes.get(&(last / PAGE))?;
-        let mut b = [0u8; SITE_MAX];
-        self.phys.read(
-            pte.pfn,
-            (rip - have as u64) as usize % PAGE as usize,
-            &mut b[SITE_MAX - have..],
-        );
         let shape = shape_of(rip, &b, have)?;
         let (site, len) = (shape.site, u64::from(shape.len));
         if is_prefix(self.byte_at(m, site.checked_sub(1)?)?) {
+            return None;
+        }
+        // Across two pages, only with the displaced instruction wholly on
+        // the first (module documentation, "Sites across two pages").
+        if !split_ok(site, shape.len) {
             return None;
         }
 
@@ -656,13 +758,15 @@ impl Mm {
         {
             return None;
         }
-        let v = m.vmas.find(site)?;
-        if v.shared
-            || v.prot & PROT_EXEC == 0
-            || v.prot & PROT_WRITE != 0
-            || matches!(v.backing, Backing::Special { .. })
-        {
-            return None;
+        for at in [site, site + len - 1] {
+            let v = m.vmas.find(at)?;
+            if v.shared
+                || v.prot & PROT_EXEC == 0
+                || v.prot & PROT_WRITE != 0
+                || matches!(v.backing, Backing::Special { .. })
+            {
+                return None;
+            }
         }
         Some(shape)
     }
@@ -686,6 +790,24 @@ impl Mm {
                 return Some(PatchFix::Call {
                     nr: rax,
                     ret: site + u64::from(s.len),
+                });
+            }
+            // A `ud2` that was a site's and is its `syscall` again (the
+            // site restored after the thread met it: a site across two
+            // pages is restored one page at a time, the other between
+            // its two instructions when it was patched): the `syscall`
+            // it is now.
+            let mut cur = [0u8; 2];
+            if self.read_at(&m, rip, &mut cur)
+                && cur == [0x0f, 0x05]
+                && m.patch
+                    .blocks
+                    .iter()
+                    .any(|b| b.site + u64::from(b.len) == rip + 2)
+            {
+                return Some(PatchFix::Call {
+                    nr: rax,
+                    ret: rip + 2,
                 });
             }
         }
@@ -758,6 +880,25 @@ mod tests {
         // Only 7 bytes on the page: no 9-byte shape.
         let b = [0x48, 0xc7, 0xc0, 0x27, 0, 0, 0, 0x0f, 0x05];
         assert_eq!(shape_of(0x401009, &b, 7), None);
+    }
+
+    #[test]
+    fn splits() {
+        // glibc 2.36's open64_nocancel in Debian's libc.so.6: `bf imm32`
+        // at 0xfcffa, `syscall` at 0xfcfff-0xfd001.
+        assert!(crosses(0xfcffa, 7) && split_ok(0xfcffa, 7));
+        // The boundary between the displaced instruction and the syscall.
+        assert!(crosses(0xfcffb, 7) && split_ok(0xfcffb, 7));
+        // Inside the displaced instruction: never.
+        for k in 1..5 {
+            assert!(!split_ok(0x1000 - k, 7), "{k}");
+        }
+        for k in 1..7 {
+            assert!(!split_ok(0x1000 - k, 9), "{k}");
+        }
+        assert!(split_ok(0x1000 - 7, 9) && split_ok(0x1000 - 8, 9));
+        assert!(!crosses(0x1000 - 7, 7) && split_ok(0x1000 - 7, 7));
+        assert!(!crosses(0x1000, 9));
     }
 
     #[test]
