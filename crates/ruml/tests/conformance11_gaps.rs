@@ -1,6 +1,8 @@
 //! Linux conformance II, the gaps the audit of issue #11 found
-//! (docs/conformance.md), each differential: mremap(MREMAP_DONTUNMAP)
-//! (tests/guest/mremap_dontunmap.c).
+//! (docs/conformance.md), differential: mremap(MREMAP_DONTUNMAP)
+//! (tests/guest/mremap_dontunmap.c); inotify's close and deletion events
+//! (tests/guest/inotify_gone.c); fs.suid_dumpable (tests/guest/
+//! suid_dumpable.c, ruml only).
 
 mod common;
 
@@ -48,4 +50,41 @@ fn inotify_delete_self_when_gone() {
     ] {
         assert!(native.stdout.contains(line), "{line:?} in {native}");
     }
+}
+
+/// fs.suid_dumpable 0, 1 and 2 with the core dump code
+/// (tests/guest/suid_dumpable.c). Ruml only: natively it would change
+/// the host's global sysctl. The expected lines are Linux's rules
+/// (commit_creds, do_coredump): 1 keeps a process whose credentials
+/// changed dumpable as itself; 2 makes PR_GET_DUMPABLE 2, /proc/self
+/// root's, and writes its core as root only to an absolute core_pattern,
+/// never over an existing file; fork copies dumpability.
+#[test]
+fn suid_dumpable_modes() {
+    let guest = common::build_guest("suid_dumpable", Flavour::Static);
+    let out = common::run_ruml(&guest.path, &["/tmp"], &common::test_env());
+    assert_eq!(out.code(), 0, "{out}");
+    let want = "\
+/proc/sys/fs/suid_dumpable: 0
+write 3: EINVAL
+write -1: EINVAL
+write x: EINVAL
+PR_SET_DUMPABLE 2: EINVAL
+mode 0: dumpable 0, fork child 0, /proc/self/status owner 0
+mode 0: signal 11, core dumped 0, file 0
+write 1: ok
+/proc/sys/fs/suid_dumpable: 1
+mode 1: dumpable 1, fork child 1, /proc/self/status owner 1000
+mode 1: signal 11, core dumped 1, file 1, owner 1000, mode 600
+write 2: ok
+mode 2, relative pattern: dumpable 2, fork child 2, /proc/self/status owner 0
+mode 2, relative pattern: signal 11, core dumped 0, file 0
+/proc/sys/kernel/core_pattern: /tmp/abs-core
+mode 2, absolute pattern: dumpable 2, fork child 2, /proc/self/status owner 0
+mode 2, absolute pattern: signal 11, core dumped 1, file 1, owner 0, mode 600
+mode 2, existing file: core dumped 0, size 0
+mode 2, unchanged credentials: dumpable 1
+write 0: ok
+";
+    assert_eq!(out.stdout, want, "{out}");
 }
