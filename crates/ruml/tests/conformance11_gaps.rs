@@ -88,3 +88,20 @@ write 0: ok
 ";
     assert_eq!(out.stdout, want, "{out}");
 }
+
+/// times(2) and getrusage(RUSAGE_CHILDREN) count children when a wait
+/// reaps them (with what they reaped), not zombies nor children reaped
+/// automatically (tests/guest/rusage_children.c).
+#[test]
+fn rusage_of_reaped_children() {
+    let (native, _ruml) = differential("rusage_children", Flavour::Static, &[]);
+    assert_eq!(native.code(), 0, "{native}");
+    for line in [
+        "zombie, not reaped: rusage zero\n",
+        "reaped: rusage >= 0.15 s yes, times >= 0.15 s yes\n",
+        "added >= 0.15 s yes\n",
+        "SIGCHLD ignored: waitpid ECHILD, added nothing\n",
+    ] {
+        assert!(native.stdout.contains(line), "{line:?} in {native}");
+    }
+}
