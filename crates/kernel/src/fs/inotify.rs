@@ -242,8 +242,12 @@ struct Lives {
     /// Unlinked while open.
     doomed: std::collections::HashSet<InodeKey>,
     /// (inode, old directory, old name) -> (its directory now, its name).
-    moved: HashMap<(InodeKey, InodeKey, Vec<u8>), (Arc<dyn Inode>, Vec<u8>)>,
+    moved: HashMap<MovedFrom, (Arc<dyn Inode>, Vec<u8>)>,
 }
+
+/// A name an open file was reached by: (its inode, the directory, the
+/// name).
+type MovedFrom = (InodeKey, InodeKey, Vec<u8>);
 
 /// At most this many remembered renames (kernel memory a guest renaming
 /// open files in a loop controls); past it, events of files renamed
