@@ -247,7 +247,11 @@ pub fn exec_file(
         // drops it if they change ids or grow the permitted set.
         let mut c = crate::task::creds::change(&task.group);
         task.group
-            .set_dumpable(c.euid == c.ruid && c.egid == c.rgid);
+            .set_dumpable_mode(if c.euid == c.ruid && c.egid == c.rgid {
+                1
+            } else {
+                crate::task::creds::suid_dumpable()
+            });
         // A user namespace's creator keeps its capabilities there only
         // until exec; after it, being uid 0 in the namespace is what counts.
         c.ns_caps = false;

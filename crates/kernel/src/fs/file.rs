@@ -32,11 +32,35 @@ pub type FileRef = Arc<OpenFile>;
 /// The largest count one read or write transfers (Linux's MAX_RW_COUNT).
 pub const MAX_RW_COUNT: usize = 0x7fff_f000;
 
+impl Drop for OpenFile {
+    /// The last reference (descriptor, dup, fork's copy, mapping) is
+    /// gone, Linux's __fput: IN_CLOSE_WRITE or IN_CLOSE_NOWRITE (not for
+    /// descriptors fanotify opened for its reader), then IN_DELETE_SELF
+    /// if the file has no link left.
+    fn drop(&mut self) {
+        if self.path.mnt.internal {
+            return;
+        }
+        if self.flags() & crate::fs::fanotify::FMODE_NONOTIFY == 0 {
+            let ev = if self.can_write() {
+                crate::fs::inotify::IN_CLOSE_WRITE
+            } else {
+                crate::fs::inotify::IN_CLOSE_NOWRITE
+            };
+            crate::fs::inotify::notify(&self.path, ev);
+        }
+        crate::fs::inotify::file_released(self.path.inode().key());
+    }
+}
+
 impl OpenFile {
     /// A file opened with `flags` (open(2) flags; open-only ones dropped).
     /// `ops` is None for O_PATH descriptors.
     pub fn new(path: Path, ops: Option<Arc<dyn FileOps>>, flags: u32) -> FileRef {
         let kept = (flags & !OPEN_ONLY) | O_LARGEFILE;
+        if !path.mnt.internal {
+            crate::fs::inotify::file_opened(path.inode().key());
+        }
         Arc::new(OpenFile {
             path,
             ops,

@@ -4,6 +4,9 @@
 //!
 //! One registry of watches (inode → watchers) behind one mutex; an
 //! atomic says whether any watch exists, so unwatched files pay nothing.
+//! A second table ([`Lives`]) counts the open files of each inode (every
+//! open and last release pays one lock of it): closes are reported at the
+//! last release, deletion once the last link and last open file are gone.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -204,21 +207,156 @@ fn notify_event(path: &Path, mask: u32, path_event: bool) {
         0
     };
     let own = path.inode().key();
-    let parent_key = path.dentry.parent.as_ref().map(|p| p.inode.key());
-    // The lookup only when some watch here cares.
-    let unlinked = path_event && excl_unlink_watched(own, parent_key) && name_gone(path);
+    let mut parent_key = path.dentry.parent.as_ref().map(|p| p.inode.key());
+    let mut name = path.dentry.name.clone();
+    // A name renamed while the file was open: Linux's dentry moved with
+    // it, so the events go to where it is now, by its new name, and it
+    // is not unlinked (IN_EXCL_UNLINK does not stop them).
+    // It keeps its last name when unlinked since.
+    let moved = parent_key.and_then(|pk| moved_to(own, pk, &name));
+    let unlinked = match moved {
+        Some((dir, new_name, linked)) => {
+            parent_key = Some(dir);
+            name = new_name;
+            path_event && !linked && excl_unlink_watched(own, parent_key)
+        }
+        // The lookup only when some watch here cares.
+        None => path_event && excl_unlink_watched(own, parent_key) && name_gone(path),
+    };
     // The parent's watches first, as Linux's fsnotify_handle_event (it
     // matters when one instance watches both).
-    if let Some(parent) = &path.dentry.parent {
-        emit_to(
-            parent.inode.key(),
-            mask | dir_bit,
-            0,
-            &path.dentry.name,
-            unlinked,
-        );
+    if let Some(pk) = parent_key {
+        emit_to(pk, mask | dir_bit, 0, &name, unlinked);
     }
     emit_to(own, mask | dir_bit, 0, b"", unlinked);
+}
+
+/// What the kernel knows of regular files' and directories' lives beyond
+/// their names: how many open files (descriptors, mappings, anything
+/// holding an [`OpenFile`]) each inode has, which inodes lost their last
+/// link while open (IN_DELETE_SELF waits for the last release, as Linux
+/// sends it when the last dentry reference goes), and where names of open
+/// files went by rename.
+struct Lives {
+    open: HashMap<InodeKey, usize>,
+    /// Unlinked while open.
+    doomed: std::collections::HashSet<InodeKey>,
+    /// (inode, old directory, old name) -> (its directory now, its name).
+    moved: HashMap<MovedFrom, (Arc<dyn Inode>, Vec<u8>)>,
+}
+
+/// A name an open file was reached by: (its inode, the directory, the
+/// name).
+type MovedFrom = (InodeKey, InodeKey, Vec<u8>);
+
+/// At most this many remembered renames (kernel memory a guest renaming
+/// open files in a loop controls); past it, events of files renamed
+/// while open keep their old names.
+const MAX_MOVED: usize = 4096;
+
+fn lives() -> std::sync::MutexGuard<'static, Lives> {
+    static L: OnceLock<Mutex<Lives>> = OnceLock::new();
+    L.get_or_init(|| {
+        Mutex::new(Lives {
+            open: HashMap::new(),
+            doomed: std::collections::HashSet::new(),
+            moved: HashMap::new(),
+        })
+    })
+    .lock()
+    .unwrap_or_else(|p| p.into_inner())
+}
+
+/// An open file of inode `key` was made ([`OpenFile::new`]).
+pub fn file_opened(key: InodeKey) {
+    *lives().open.entry(key).or_insert(0) += 1;
+}
+
+/// An open file of inode `key` is gone (its last reference dropped): the
+/// last one of an inode without links sends IN_DELETE_SELF.
+pub fn file_released(key: InodeKey) {
+    let doomed = {
+        let mut l = lives();
+        let Some(n) = l.open.get_mut(&key) else {
+            return;
+        };
+        *n -= 1;
+        if *n > 0 {
+            return;
+        }
+        l.open.remove(&key);
+        let moved: Vec<_> = l.moved.extract_if(|k, _| k.0 == key).collect();
+        let doomed = l.doomed.remove(&key);
+        // Inodes are released with the table unlocked.
+        drop(l);
+        drop(moved);
+        doomed
+    };
+    if doomed {
+        notify_deleted(key);
+    }
+}
+
+/// The inode `key` lost its last link (unlink, rmdir, a rename over
+/// it): IN_DELETE_SELF and IN_IGNORED now, or when its last open file
+/// goes.
+pub fn unlinked(key: InodeKey) {
+    {
+        let mut l = lives();
+        if l.open.contains_key(&key) {
+            l.doomed.insert(key);
+            return;
+        }
+    }
+    notify_deleted(key);
+}
+
+/// The entry `old_name` of `old_dir` naming inode `key` is now `new_name`
+/// in `new_dir`: remembered while the inode is open, for the events of
+/// files opened by the old name.
+pub fn renamed(
+    key: InodeKey,
+    old_dir: InodeKey,
+    old_name: &[u8],
+    new_dir: &Arc<dyn Inode>,
+    new_name: &[u8],
+) {
+    let mut l = lives();
+    if !l.open.contains_key(&key) {
+        return;
+    }
+    let to = (new_dir.clone(), new_name.to_vec());
+    // Names that led to the old one lead to the new one.
+    for (k, v) in l.moved.iter_mut() {
+        if k.0 == key && v.1 == old_name && v.0.key() == old_dir {
+            *v = to.clone();
+        }
+    }
+    let k = (key, old_dir, old_name.to_vec());
+    let gone = if l.moved.contains_key(&k) || l.moved.len() < MAX_MOVED {
+        l.moved.insert(k, to)
+    } else {
+        None
+    };
+    // Inodes are released with the table unlocked.
+    drop(l);
+    drop(gone);
+}
+
+/// Where the name `name` of directory `dir`, naming inode `key` when it
+/// was opened, went by rename, if it did: the directory, the name, and
+/// whether that name still names the inode.
+fn moved_to(key: InodeKey, dir: InodeKey, name: &[u8]) -> Option<(InodeKey, Vec<u8>, bool)> {
+    let (to_dir, to_name) = {
+        let l = lives();
+        if l.moved.is_empty() {
+            return None;
+        }
+        let (d, n) = l.moved.get(&(key, dir, name.to_vec()))?;
+        (d.clone(), n.clone())
+    };
+    let linked = matches!(to_dir.lookup(&to_name, &Caller::kernel()), Ok(i) if i.key() == key);
+    Some((to_dir.key(), to_name, linked))
 }
 
 /// A directory gained or lost the entry `name` (create, delete, moves).
@@ -245,8 +383,10 @@ pub fn notify_inode(key: InodeKey, mask: u32, is_dir: bool) {
     emit(key, mask | if is_dir { IN_ISDIR } else { 0 }, 0, b"");
 }
 
-/// The object `key` was deleted: IN_DELETE_SELF, then its watches go.
-pub fn notify_deleted(key: InodeKey) {
+/// The object `key` is gone: IN_DELETE_SELF (without IN_ISDIR, for a
+/// directory too, as Linux reports it), then its watches go with
+/// IN_IGNORED.
+fn notify_deleted(key: InodeKey) {
     if !ANY.load(Ordering::Relaxed) {
         return;
     }

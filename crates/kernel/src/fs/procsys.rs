@@ -253,6 +253,14 @@ static ENTRIES: &[Entry] = &[
             Some(crate::fs::lease::set_break_time),
         ),
     },
+    // Who may dump core after a credential change (task/creds.rs).
+    rw(
+        Dir::Fs,
+        "suid_dumpable",
+        433,
+        crate::task::creds::suid_dumpable_text,
+        crate::task::creds::set_suid_dumpable,
+    ),
     // Pipe buffers are not accounted per user: 0 is "no limit".
     ro(Dir::Fs, "pipe-user-pages-hard", 423, || "0\n".into()),
     ro(Dir::Fs, "pipe-user-pages-soft", 424, || "0\n".into()),

@@ -693,14 +693,7 @@ fn sys_close(ctx: &mut SyscallContext<'_>, fd: Fd) -> KResult<u64> {
     crate::fs::locks::on_close(ctx.task.tgid(), &f);
     // A message queue's notification goes with its process's close (ipc/).
     crate::ipc::mqueue::on_close(ctx.task.tgid(), &f);
-    if !f.path.mnt.internal && !no_notify(&f) {
-        let ev = if f.can_write() {
-            crate::fs::inotify::IN_CLOSE_WRITE
-        } else {
-            crate::fs::inotify::IN_CLOSE_NOWRITE
-        };
-        crate::fs::inotify::notify(&f.path, ev);
-    }
+    // IN_CLOSE_* come when the last reference goes (OpenFile's drop).
     Ok(0)
 }
 
@@ -1446,7 +1439,7 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
         dir.inode().rmdir(&name)?;
         crate::fs::namei::dcache::changed();
         crate::fs::inotify::notify_dir(&dir, crate::fs::inotify::IN_DELETE, &name, true, 0);
-        crate::fs::inotify::notify_deleted(victim.inode().key());
+        crate::fs::inotify::unlinked(victim.inode().key());
     } else {
         if t == FileType::Directory {
             return error!(EISDIR);
@@ -1469,7 +1462,7 @@ fn do_remove(ctx: &SyscallContext<'_>, dirfd: Fd, path: UserAddr, rmdir: bool) -
             .map(|st| st.nlink == 0)
             .unwrap_or(true)
         {
-            crate::fs::inotify::notify_deleted(victim.inode().key());
+            crate::fs::inotify::unlinked(victim.inode().key());
         }
     }
     Ok(0)
@@ -1576,7 +1569,32 @@ fn do_rename(
         cookie,
     );
     crate::fs::inotify::notify_dir(&nd, crate::fs::inotify::IN_MOVED_TO, &nname, is_dir, cookie);
+    // A replaced target lost a link (IN_ATTRIB, as fsnotify_move), and
+    // with its last one it goes once released (after IN_MOVE_SELF).
+    let replaced = dst
+        .as_ref()
+        .filter(|d| flags & RENAME_EXCHANGE == 0 && d.inode().key() != src.inode().key());
+    if let Some(d) = replaced {
+        let d_dir = d.inode().file_type() == FileType::Directory;
+        crate::fs::inotify::notify_inode(d.inode().key(), crate::fs::inotify::IN_ATTRIB, d_dir);
+    }
     crate::fs::inotify::notify_inode(src.inode().key(), crate::fs::inotify::IN_MOVE_SELF, is_dir);
+    if let Some(d) = replaced {
+        // A replaced directory was empty: gone whatever its count says.
+        let d_dir = d.inode().file_type() == FileType::Directory;
+        if d_dir || d.inode().stat().map(|st| st.nlink == 0).unwrap_or(true) {
+            crate::fs::inotify::unlinked(d.inode().key());
+        }
+    }
+    if flags & RENAME_EXCHANGE == 0 {
+        crate::fs::inotify::renamed(
+            src.inode().key(),
+            od.inode().key(),
+            &oname,
+            nd.inode(),
+            &nname,
+        );
+    }
     Ok(0)
 }
 

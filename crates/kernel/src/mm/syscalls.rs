@@ -373,7 +373,10 @@ impl Mm {
         if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
             return error!(EINVAL);
         }
-        if flags & MREMAP_DONTUNMAP != 0 {
+        // MREMAP_DONTUNMAP is always a move, never a resize (compared
+        // before the lengths are rounded, as Linux).
+        let dontunmap = flags & MREMAP_DONTUNMAP != 0;
+        if dontunmap && (flags & MREMAP_MAYMOVE == 0 || old_len != new_len) {
             return error!(EINVAL);
         }
         let old_len = page_up(old_len).ok_or(crate::errno!(EINVAL))?;
@@ -381,6 +384,18 @@ impl Mm {
         // An old length of 0 asks for a second mapping of the same pages
         // (shared areas only, below); a new length of 0 is nonsense.
         if new_len == 0 {
+            return error!(EINVAL);
+        }
+        // Linux's mremap_to, for MREMAP_DONTUNMAP's new address (a hint
+        // unless MREMAP_FIXED): aligned, inside the address space, not
+        // overlapping the old range, checked before the old area is.
+        if dontunmap
+            && (!new_addr.is_multiple_of(PAGE)
+                || new_len > task_size()
+                || new_addr > task_size() - new_len
+                || (old.saturating_add(old_len) > new_addr
+                    && new_addr.saturating_add(new_len) > old))
+        {
             return error!(EINVAL);
         }
         let mut m = self.lock();
@@ -395,6 +410,11 @@ impl Mm {
         // Duplicating a private area would make an unrelated one: Linux
         // refuses it (vma_to_resize).
         if old_len == 0 && !vma.shared {
+            return error!(EINVAL);
+        }
+        // Special mappings (vDSO, vvar) are VM_DONTEXPAND on Linux: they
+        // cannot leave an empty copy behind.
+        if dontunmap && matches!(vma.backing, Backing::Special { .. }) {
             return error!(EINVAL);
         }
         if old + old_len > vma.end {
@@ -414,7 +434,7 @@ impl Mm {
                 return error!(EINVAL);
             }
         }
-        if flags & MREMAP_FIXED == 0 {
+        if flags & MREMAP_FIXED == 0 && !dontunmap {
             if new_len <= old_len {
                 self.unmap_locked(&mut m, old + new_len, old + old_len);
                 return Ok(old);
@@ -461,7 +481,9 @@ impl Mm {
             }
             new_addr
         } else {
-            Self::choose_addr(&m, 0, new_len)?
+            // MREMAP_DONTUNMAP's new address is a hint, as mmap's.
+            let hint = if dontunmap { new_addr } else { 0 };
+            Self::choose_addr(&m, hint, new_len)?
         };
         let mut nv = vma.clone();
         nv.start = dest;
@@ -488,7 +510,27 @@ impl Mm {
                 pfn: p.pfn,
             });
         }
-        if old_len != 0 {
+        if dontunmap {
+            // The old range stays mapped, emptied: its pages went with
+            // the move (private anonymous memory faults in zeros, file
+            // and shared areas their object's pages again). Its area is
+            // no longer locked, as Linux clears VM_LOCKED on the old
+            // area whole (the new one keeps the lock).
+            let mut frames = Vec::new();
+            for (vpn, _) in &moved {
+                if let Some(p) = m.ptes.remove(vpn) {
+                    frames.push(p.pfn);
+                }
+            }
+            m.ops.push(super::HostOp::Unmap {
+                addr: old,
+                len: old_len,
+            });
+            m.frees.extend(frames);
+            let unlock = !(vm_flags::LOCKED | vm_flags::LOCKONFAULT);
+            m.vmas
+                .update_range(vma.start, vma.end, |v| v.flags &= unlock);
+        } else if old_len != 0 {
             self.unmap_locked(&mut m, old, old + old_len);
         }
         if matches!(nv.backing, Backing::Anon)

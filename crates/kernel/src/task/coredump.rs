@@ -2,7 +2,9 @@
 //! process, an ELF core file the host's gdb reads (`gdb prog core`).
 //!
 //! Written as Linux writes it, with Linux's defaults: only if RLIMIT_CORE
-//! allows and the process is dumpable; to `core_pattern` ("core", in the
+//! allows and the process is dumpable (with fs.suid_dumpable 2, a process
+//! whose credentials changed dumps as root, to an absolute pattern only,
+//! never over an existing file); to `core_pattern` ("core", in the
 //! process's working directory; a pattern starting with `|` pipes to a
 //! program on Linux, which ruml does not do: no dump then), created with
 //! mode 0600 as the process's own credentials, never following a symlink
@@ -69,7 +71,8 @@ pub fn is_core_signal(sig: i32) -> bool {
 pub fn dump(r: &TaskRunner, q: &Queued) -> bool {
     let task = &r.task;
     let limit = task.group.limit(RLIMIT_CORE)[0];
-    if limit == 0 || !task.group.dumpable() {
+    let mode = task.group.dumpable_mode();
+    if limit == 0 || mode == 0 {
         return false;
     }
     let pattern = core_pattern();
@@ -77,9 +80,21 @@ pub fn dump(r: &TaskRunner, q: &Queued) -> bool {
         return false;
     }
     let name = expand(&pattern, task, q.signo);
+    // fs.suid_dumpable 2 (SUID_DUMP_ROOT): the core of a process whose
+    // credentials changed goes only to a fully qualified path, as root
+    // (Linux: "can only dump core to fully qualified path").
+    let as_root = mode == 2;
+    if as_root && name.first() != Some(&b'/') {
+        crate::log::kprint(&format!(
+            "Pid {}({}) can only dump core to fully qualified path!",
+            task.group.tgid(),
+            String::from_utf8_lossy(&comm(task))
+        ));
+        return false;
+    }
     let image = build(r, q);
     let len = (image.len() as u64).min(limit) as usize;
-    match write_file(task, &name, &image[..len]) {
+    match write_file(task, &name, &image[..len], as_root) {
         Ok(()) => true,
         Err(e) => {
             crate::log::kprint(&format!(
@@ -144,7 +159,28 @@ fn comm(task: &Task) -> Vec<u8> {
 
 /// Creates the core file as the process itself would: O_NOFOLLOW, 0600,
 /// and not over a file that has other links or belongs to someone else.
-fn write_file(task: &Arc<Task>, name: &[u8], data: &[u8]) -> KResult<()> {
+/// `as_root` (fs.suid_dumpable 2): created with filesystem uid 0, never
+/// over an existing file (O_EXCL, as Linux, which does not unlink another
+/// user's core then).
+fn write_file(task: &Arc<Task>, name: &[u8], data: &[u8], as_root: bool) -> KResult<()> {
+    // The dying process's own credentials, its filesystem uid root for
+    // the write (Linux's override_creds); put back after.
+    let saved_fsuid = as_root.then(|| {
+        let mut c = task.group.creds.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut c.fsuid, 0)
+    });
+    let r = create_and_write(task, name, data, as_root);
+    if let Some(fsuid) = saved_fsuid {
+        task.group
+            .creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .fsuid = fsuid;
+    }
+    r
+}
+
+fn create_and_write(task: &Arc<Task>, name: &[u8], data: &[u8], as_root: bool) -> KResult<()> {
     let fs = task.fs();
     let w = crate::fs::walker_for(&fs, task);
     let start = if name.first() == Some(&b'/') {
@@ -152,7 +188,8 @@ fn write_file(task: &Arc<Task>, name: &[u8], data: &[u8]) -> KResult<()> {
     } else {
         fs.cwd()
     };
-    let flags = O_CREAT | O_WRONLY | O_TRUNC | O_NOFOLLOW | O_LARGEFILE;
+    let excl = if as_root { O_EXCL } else { O_TRUNC };
+    let flags = O_CREAT | O_WRONLY | excl | O_NOFOLLOW | O_LARGEFILE;
     let file = crate::fs::open_at(&w, &fs, &start, name, flags, 0o600)?;
     let st = file.path.inode().stat()?;
     if st.nlink > 1 || st.uid != creds_of(task).fsuid || st.mode & 0o170000 != 0o100000 {

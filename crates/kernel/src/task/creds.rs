@@ -142,22 +142,51 @@ impl Creds {
     }
 }
 
-/// fs.suid_dumpable: what a credential change leaves of dumpability.
-/// ruml has no such sysctl and behaves as Linux's default, 0 ("not
-/// dumpable").
-const SUID_DUMPABLE: bool = false;
+/// fs.suid_dumpable: what a credential change (and exec of a set-id
+/// program) leaves of dumpability: 0 (Linux's default, not dumpable),
+/// 1 (dumpable) or 2 (dumps as root, to an absolute core_pattern only).
+static SUID_DUMPABLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// fs.suid_dumpable now.
+pub fn suid_dumpable() -> u8 {
+    SUID_DUMPABLE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// /proc/sys/fs/suid_dumpable's text.
+pub fn suid_dumpable_text() -> String {
+    format!("{}\n", suid_dumpable())
+}
+
+/// Writes /proc/sys/fs/suid_dumpable (proc_dointvec_minmax: 0 to 2,
+/// else EINVAL).
+pub fn set_suid_dumpable(_admin: bool, buf: &[u8]) -> crate::errno::KResult<()> {
+    let text = std::str::from_utf8(buf).map_err(|_| crate::errno!(EINVAL))?;
+    let v: i64 = text
+        .split_whitespace()
+        .next()
+        .ok_or(crate::errno!(EINVAL))?
+        .parse()
+        .map_err(|_| crate::errno!(EINVAL))?;
+    if !(0..=2).contains(&v) {
+        return crate::error!(EINVAL);
+    }
+    SUID_DUMPABLE.store(v as u8, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
 
 /// Linux's commit_creds rule: a process whose effective or filesystem
 /// ids change, or whose permitted capabilities grow (are not a subset of
 /// the old ones, across user namespaces as cred_cap_issubset), stops
-/// being dumpable (fs.suid_dumpable 0): PR_GET_DUMPABLE says 0, its /proc
-/// entries belong to root, same-uid ptrace is refused, no core is
-/// written, until PR_SET_DUMPABLE 1 or the next exec.
+/// being dumpable as its owner: it becomes fs.suid_dumpable (0:
+/// PR_GET_DUMPABLE says 0, its /proc entries belong to root, same-uid
+/// ptrace is refused, no core is written; 2: the same, but cores are
+/// written as root; 1: nothing changes), until PR_SET_DUMPABLE or the
+/// next exec.
 pub fn commit_dumpable(group: &super::ThreadGroup, old: &Creds, new: &Creds) {
     let ids_changed =
         (old.euid, old.egid, old.fsuid, old.fsgid) != (new.euid, new.egid, new.fsuid, new.fsgid);
     if ids_changed || !cap_issubset(old, new) {
-        group.set_dumpable(SUID_DUMPABLE);
+        group.set_dumpable_mode(suid_dumpable());
     }
 }
 

@@ -135,7 +135,7 @@ pub fn exit_thread(task: &Arc<Task>) {
         crate::ipc::mm_released(&task.mm(), task.group.tgid());
         let status = task.group.sig().exit.unwrap_or(ExitStatus::Exited(0));
         // Read while the stub still exists (this thread's context holds it).
-        let usage = super::usage::final_times(&task.group);
+        let usage = super::usage::final_times(task);
         // What /proc/PID shows of the zombie (fs/proczombie.rs).
         crate::fs::proczombie::note_exit(task);
         exit_process(&task.group, status, usage);
@@ -203,10 +203,8 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
             if let Some(pn) = tree.get_mut(&ppid) {
                 pn.children.retain(|c| *c != pid);
             }
-            if let Some(pg) = &parent {
-                let mut u = pg.usage.lock().unwrap_or_else(|p| p.into_inner());
-                u.children = u.children + usage;
-            }
+            // Not counted in the parent's children's usage: Linux adds
+            // it only when a wait reaps the child.
         }
         (parent, autoreap, was_leader, deathsig, held)
     };
@@ -272,15 +270,12 @@ pub(crate) fn release_traced_zombie(pid: i32) {
         let parent = tree.get(&ppid).and_then(|n| n.group.clone());
         let autoreap = parent.as_ref().is_some_and(|p| signal::ignores_children(p));
         if autoreap {
-            let usage = node.usage;
             tree.remove(&pid);
             if let Some(pn) = tree.get_mut(&ppid) {
                 pn.children.retain(|c| *c != pid);
             }
-            if let Some(pg) = &parent {
-                let mut u = pg.usage.lock().unwrap_or_else(|p| p.into_inner());
-                u.children = u.children + usage;
-            }
+            // Not counted in the parent's children's usage: Linux adds
+            // it only when a wait reaps the child.
         }
         (parent, status, autoreap)
     };

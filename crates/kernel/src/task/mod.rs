@@ -76,9 +76,12 @@ pub struct ThreadGroup {
     /// User and group ids.
     pub creds: Mutex<creds::Creds>,
     /// PR_SET_DUMPABLE: whether a fatal signal may write a core file (and
-    /// who may ptrace the process, who owns its /proc files). Cleared by
-    /// credential changes (creds::commit_dumpable); set again by exec.
-    dumpable: std::sync::atomic::AtomicBool,
+    /// who may ptrace the process, who owns its /proc files): 0, 1
+    /// (SUID_DUMP_USER) or 2 (SUID_DUMP_ROOT: cores as root, to an
+    /// absolute core_pattern only). Credential changes set it to
+    /// fs.suid_dumpable (creds::commit_dumpable); exec to 1 again (or
+    /// fs.suid_dumpable for set-id programs); fork copies it.
+    dumpable: std::sync::atomic::AtomicU8,
     /// The PID namespace its pid was allocated in (ns.rs): set once by
     /// clone before the process runs, fixed for its life.
     pid_ns: Mutex<Arc<ns::PidNs>>,
@@ -100,7 +103,7 @@ impl ThreadGroup {
             timers: Mutex::new(Default::default()),
             started: crate::log::since_boot(),
             creds: Mutex::new(Default::default()),
-            dumpable: std::sync::atomic::AtomicBool::new(true),
+            dumpable: std::sync::atomic::AtomicU8::new(1),
             pid_ns: Mutex::new(ns::root_pid()),
             mm_user_ns: Mutex::new(ns::root_user()),
         })
@@ -132,13 +135,25 @@ impl ThreadGroup {
         *self.pid_ns.lock().unwrap_or_else(|p| p.into_inner()) = ns;
     }
 
+    /// Dumpable as the owner (SUID_DUMP_USER): what same-uid ptrace and
+    /// the owner of /proc/PID files ask (2 counts as not dumpable there,
+    /// as Linux).
     pub fn dumpable(&self) -> bool {
+        self.dumpable_mode() == 1
+    }
+
+    /// 0, 1 or 2, as PR_GET_DUMPABLE says.
+    pub fn dumpable_mode(&self) -> u8 {
         self.dumpable.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn set_dumpable(&self, on: bool) {
+        self.set_dumpable_mode(on as u8);
+    }
+
+    pub fn set_dumpable_mode(&self, mode: u8) {
         self.dumpable
-            .store(on, std::sync::atomic::Ordering::Relaxed);
+            .store(mode.min(2), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A resource limit: [soft, hard].

@@ -314,6 +314,9 @@ fn do_clone_full(
                 .unwrap_or_else(|p| p.into_inner());
             let g = ThreadGroup::new(pid, sig, limits);
             g.set_pid_ns(nsc.pid_ns.clone());
+            // Dumpability and the user namespace are the address
+            // space's, which fork copies.
+            g.set_dumpable_mode(parent.group.dumpable_mode());
             g.set_mm_user_ns(parent.group.mm_user_ns());
             {
                 let mut c = parent
@@ -1139,7 +1142,7 @@ fn sys_prctl(
             ctx.mm().write_bytes(a2, &b)?;
             Ok(0)
         }
-        PR_GET_DUMPABLE => Ok(ctx.task.group.dumpable() as u64),
+        PR_GET_DUMPABLE => Ok(ctx.task.group.dumpable_mode() as u64),
         PR_SET_DUMPABLE if a2 <= 1 => {
             ctx.task.group.set_dumpable(a2 == 1);
             Ok(0)

@@ -87,13 +87,18 @@ pub fn retire_stub(group: &ThreadGroup, pid: i32) {
 }
 
 /// The total a zombie reports to its parent: itself and its children.
-pub fn final_times(group: &ThreadGroup) -> Times {
-    let children = group
-        .usage
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .children;
-    group_times(group) + children
+/// `task` is the process's last thread, already gone from its thread
+/// list: its stub is the one to read.
+pub fn final_times(task: &Task) -> Times {
+    let group = &task.group;
+    let u = *group.usage.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = stub_pid(group).or_else(|| {
+        task.host_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|(p, _)| p)
+    });
+    u.gone + stub_times(pid) + u.children
 }
 
 syscall_table! { pub fn usage_table;
