@@ -262,11 +262,19 @@ fn exit_process(group: &Arc<ThreadGroup>, status: ExitStatus, usage: super::usag
 /// if the parent ignores SIGCHLD).
 pub(crate) fn release_traced_zombie(pid: i32) {
     let k = crate::kernel();
-    let (parent, status, reaped) = {
+    let parent = {
         let mut tree = k.tasks.lock();
-        let Some(node) = tree.get(&pid) else { return };
-        let Some(status) = node.zombie else { return };
-        let ppid = node.ppid;
+        // Under the tree's lock, as Linux under tasklist_lock: the parent
+        // finds SIGCHLD queued by the time it can reap the zombie, so its
+        // wait returns the child and the signal follows, never the reverse
+        // nor a reap without the signal (ptrace::end_release).
+        let found = tree
+            .get(&pid)
+            .and_then(|node| node.zombie.map(|z| (z, node.ppid)));
+        let Some((status, ppid)) = found else {
+            super::ptrace::end_release(pid);
+            return;
+        };
         let parent = tree.get(&ppid).and_then(|n| n.group.clone());
         let autoreap = parent.as_ref().is_some_and(|p| signal::ignores_children(p));
         if autoreap {
@@ -276,26 +284,29 @@ pub(crate) fn release_traced_zombie(pid: i32) {
             }
             // Not counted in the parent's children's usage: Linux adds
             // it only when a wait reaps the child.
+        } else if let Some(p) = &parent {
+            let (code, val) = match status {
+                ExitStatus::Exited(c) => (CLD_EXITED, c),
+                ExitStatus::Killed { signo, core: true } => (CLD_DUMPED, signo),
+                ExitStatus::Killed { signo, .. } => (CLD_KILLED, signo),
+            };
+            // Lock order: the tree before group signals (send_group takes
+            // no tree lock for SIGCHLD).
+            signal::send_group(
+                p,
+                Queued {
+                    signo: SIGCHLD,
+                    code,
+                    a: pid as u64,
+                    b: val as u64,
+                    forced: false,
+                },
+            );
         }
-        (parent, status, autoreap)
+        super::ptrace::end_release(pid);
+        parent
     };
-    let Some(p) = parent else { return };
-    if !reaped {
-        let (code, val) = match status {
-            ExitStatus::Exited(c) => (CLD_EXITED, c),
-            ExitStatus::Killed { signo, core: true } => (CLD_DUMPED, signo),
-            ExitStatus::Killed { signo, .. } => (CLD_KILLED, signo),
-        };
-        signal::send_group(
-            &p,
-            Queued {
-                signo: SIGCHLD,
-                code,
-                a: pid as u64,
-                b: val as u64,
-                forced: false,
-            },
-        );
+    if let Some(p) = parent {
+        p.kick_all();
     }
-    p.kick_all();
 }

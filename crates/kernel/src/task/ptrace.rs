@@ -926,12 +926,33 @@ pub fn on_process_exit(pid: i32, status: ExitStatus) {
 /// Whether the zombie `pid` waits for its tracer's wait before its real
 /// parent `ppid` may see it. Called with the task tree locked.
 pub fn holds_zombie(pid: i32, ppid: i32) -> bool {
+    if releasing().contains(&pid) {
+        return true;
+    }
     tracees().iter().any(|t| {
         t.tgid() == pid && t.tid() == pid && {
             let ps = t.ptrace.lock();
             ps.exited.is_some() && ps.tracer != 0 && ps.tracer != ppid
         }
     })
+}
+
+/// Traced processes whose exit their tracer has just taken, until
+/// [`end_release`]: their real parent may not reap them before it has been
+/// sent SIGCHLD (Linux does both under tasklist_lock; here the tracer's
+/// wait marks the zombie under the task tree's lock and
+/// `exit::release_traced_zombie` tells the parent after it). A leaf lock.
+static RELEASING: Mutex<std::collections::BTreeSet<i32>> =
+    Mutex::new(std::collections::BTreeSet::new());
+
+fn releasing() -> MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    RELEASING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `pid`'s real parent has been told of its end (or it is gone): it may
+/// be reaped.
+pub fn end_release(pid: i32) {
+    releasing().remove(&pid);
 }
 
 /// The real parent reaped `pid`: drop what ptrace kept of it.
@@ -1048,6 +1069,9 @@ pub fn wait_scan(
                 t.ptrace.traced.store(false, Ordering::Release);
                 tracees().retain(|x| !Arc::ptr_eq(x, &t));
                 let release = (!thread).then_some(tgid);
+                if let Some(pid) = release {
+                    releasing().insert(pid);
+                }
                 return (true, Some((tid, WaitReport::Exited(st))), release);
             }
             return (true, Some((tid, WaitReport::Exited(st))), None);
