@@ -27,7 +27,7 @@ fn same_as_native(flavour: Flavour, part: &str, params: &[&str], require: bool) 
     let guest = build_guest("patch_sites", flavour);
     let env = test_env();
     let native = run_native(&guest.path, &[part], &env);
-    assert_eq!(native.code(), 0, "native run: {}", native.stderr);
+    assert_eq!(native.code(), 0, "native run failed:\n{native}");
     let path = guest.path.display().to_string();
     let mut args = vec!["quiet"];
     args.extend(params);

@@ -279,6 +279,7 @@ pub(crate) fn release_traced_zombie(pid: i32) {
         let autoreap = parent.as_ref().is_some_and(|p| signal::ignores_children(p));
         if autoreap {
             tree.remove(&pid);
+            super::ns::release_pid(pid);
             if let Some(pn) = tree.get_mut(&ppid) {
                 pn.children.retain(|c| *c != pid);
             }
